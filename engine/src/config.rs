@@ -1,0 +1,287 @@
+//! The one place configuration is read: compiled-in defaults (`config.default.toml`) → an
+//! optional TOML file → `TANDEM_…` environment variables (`__` separates sections). Everything
+//! is validated into typed values at start-up; a bad value stops the process with a message
+//! naming the key.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize, Serializer};
+
+/// The compiled-in defaults, with a comment on every key.
+pub const DEFAULTS_TOML: &str = include_str!("../../config.default.toml");
+
+/// File read when no `--config` is given, if it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "tandem.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    #[error("invalid configuration: `{key}` {problem}")]
+    Key { key: &'static str, problem: String },
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+}
+
+/// A secret that never shows in `Debug` output, logs or `tandem config`.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Redacted<T>(T);
+
+impl<T> Redacted<T> {
+    pub fn new(value: T) -> Self {
+        Self(value)
+    }
+
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Redacted<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl<T> Serialize for Redacted<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("[redacted]")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub telemetry: TelemetrySettings,
+    pub workers: WorkerSettings,
+    pub security: SecuritySettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    pub host: IpAddr,
+    pub port: u16,
+    pub body_limit_bytes: usize,
+    pub public_url: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: Redacted<String>,
+    pub max_connections: u32,
+    pub busy_timeout_ms: u64,
+    pub migrate_on_start: bool,
+}
+
+impl DatabaseSettings {
+    pub fn kind(&self) -> DatabaseKind {
+        if self.url.expose().starts_with("sqlite:") {
+            DatabaseKind::Sqlite
+        } else {
+            DatabaseKind::Postgres
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Auto,
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    pub filter: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSettings {
+    pub enabled: bool,
+    pub poll_interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecuritySettings {
+    pub admin_token: Redacted<String>,
+}
+
+impl Settings {
+    /// Loads the settings: defaults, then `file` (which must exist) or `tandem.toml` if
+    /// present, then the `TANDEM_…` environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULTS_TOML));
+        figment = match file {
+            Some(path) if !path.exists() => return Err(ConfigError::MissingFile(path.to_owned())),
+            Some(path) => figment.merge(Toml::file(path)),
+            None => figment.merge(Toml::file(DEFAULT_CONFIG_FILE)),
+        };
+        let figment = figment.merge(Env::prefixed("TANDEM_").split("__"));
+        let settings: Settings = figment.extract().map_err(|e| ConfigError::Invalid(one_line(&e)))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let url = self.database.url.expose();
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ConfigError::Key {
+                key: "database.url",
+                problem: "must start with sqlite: or postgres://".into(),
+            });
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError::Key { key: "database.max_connections", problem: "must be at least 1".into() });
+        }
+        if self.http.body_limit_bytes < 1024 {
+            return Err(ConfigError::Key { key: "http.body_limit_bytes", problem: "must be at least 1024".into() });
+        }
+        if self.workers.poll_interval_secs == 0 {
+            return Err(ConfigError::Key { key: "workers.poll_interval_secs", problem: "must be at least 1".into() });
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.telemetry.filter) {
+            return Err(ConfigError::Key { key: "telemetry.filter", problem: format!("is not a valid filter: {e}") });
+        }
+        if !self.http.public_url.is_empty() && !self.http.public_url.starts_with("http") {
+            return Err(ConfigError::Key { key: "http.public_url", problem: "must be an http(s) URL or empty".into() });
+        }
+        Ok(())
+    }
+
+    /// The settings as TOML, secrets replaced by `[redacted]`.
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))
+    }
+
+    /// The base URL other systems use to reach this tandem.
+    pub fn public_url(&self, bound_port: u16) -> String {
+        if self.http.public_url.is_empty() {
+            format!("http://{}:{bound_port}", self.http.host)
+        } else {
+            self.http.public_url.trim_end_matches('/').to_owned()
+        }
+    }
+}
+
+/// Figment's errors can span several lines and name the key as `default.http.port`; keep one
+/// line per error and the plain key.
+fn one_line(error: &figment::Error) -> String {
+    error
+        .clone()
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let source = e.metadata.as_ref().map(|m| m.name.to_string()).unwrap_or_default();
+            let mut line = if key.is_empty() { e.kind.to_string() } else { format!("`{key}`: {}", e.kind) };
+            if !source.is_empty() {
+                line.push_str(&format!(" (from {source})"));
+            }
+            line
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_compiled_in_defaults_load_and_validate() {
+        figment::Jail::expect_with(|_jail| {
+            let settings = Settings::load(None).expect("defaults are valid");
+            assert_eq!(settings.http.port, 8080);
+            assert_eq!(settings.database.kind(), DatabaseKind::Sqlite);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_file_overrides_defaults_and_the_environment_overrides_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("tandem.toml", "[http]\nport = 9000\nhost = \"0.0.0.0\"\n")?;
+            jail.set_env("TANDEM_HTTP__PORT", "9100");
+            let settings = Settings::load(None).expect("valid");
+            assert_eq!(settings.http.port, 9100, "env beats file");
+            assert_eq!(settings.http.host.to_string(), "0.0.0.0", "file beats defaults");
+            assert_eq!(settings.database.busy_timeout_ms, 5000, "defaults fill the rest");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_non_numeric_port_is_refused_with_a_message_naming_the_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TANDEM_HTTP__PORT", "abc");
+            let error = Settings::load(None).expect_err("abc is no port").to_string();
+            assert!(error.contains("http.port"), "{error}");
+            assert!(!error.contains('\n'), "one line: {error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("tandem.toml", "[http]\nprot = 1\n")?;
+            let error = Settings::load(None).expect_err("typo").to_string();
+            assert!(error.contains("prot"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_database_url_of_an_unsupported_kind_is_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TANDEM_DATABASE__URL", "mysql://x");
+            let error = Settings::load(None).expect_err("mysql").to_string();
+            assert!(error.contains("database.url"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_explicit_config_file_that_is_missing_is_an_error() {
+        let error = Settings::load(Some(Path::new("/nonexistent/tandem.toml"))).expect_err("missing");
+        assert!(matches!(error, ConfigError::MissingFile(_)));
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_and_in_the_printed_config() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TANDEM_SECURITY__ADMIN_TOKEN", "s3cret-admin");
+            jail.set_env("TANDEM_DATABASE__URL", "postgres://u:pw@localhost/db");
+            let settings = Settings::load(None).expect("valid");
+            assert_eq!(settings.security.admin_token.expose(), "s3cret-admin");
+            let printed = settings.to_redacted_toml();
+            let debugged = format!("{settings:?}");
+            for text in [printed, debugged] {
+                assert!(!text.contains("s3cret-admin"), "{text}");
+                assert!(!text.contains(":pw@"), "{text}");
+                assert!(text.contains("[redacted]"));
+            }
+            Ok(())
+        });
+    }
+}

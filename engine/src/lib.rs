@@ -1,0 +1,4 @@
+//! tandem's engine: configuration, telemetry, storage, the durable queue, CRM adapters, the
+//! sync use-cases and the HTTP surface. `main.rs` only parses the command line and calls in here.
+
+pub mod config;

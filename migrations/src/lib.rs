@@ -1,0 +1,18 @@
+//! tandem's schema, as append-only sea-orm migrations. A migration that has landed is never
+//! edited: fix it with a new one. Every constraint and index is named, so errors can be mapped
+//! by constraint name in one place (`tandem_engine::store::error`).
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_create_core_tables;
+
+/// The ordered list of tandem's migrations.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_create_core_tables::Migration)]
+    }
+}
