@@ -7,7 +7,6 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize, Serializer};
@@ -128,6 +127,14 @@ pub struct SecuritySettings {
 }
 
 impl Settings {
+    /// The compiled-in defaults alone, without reading any file or environment.
+    pub fn defaults() -> Self {
+        #[allow(clippy::expect_used)]
+        Figment::from(Toml::string(DEFAULTS_TOML))
+            .extract()
+            .expect("config.default.toml is valid (checked by a unit test)")
+    }
+
     /// Loads the settings: defaults, then `file` (which must exist) or `tandem.toml` if
     /// present, then the `TANDEM_…` environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
@@ -138,33 +145,53 @@ impl Settings {
             None => figment.merge(Toml::file(DEFAULT_CONFIG_FILE)),
         };
         let figment = figment.merge(Env::prefixed("TANDEM_").split("__"));
-        let settings: Settings = figment.extract().map_err(|e| ConfigError::Invalid(one_line(&e)))?;
+        let settings: Settings = figment
+            .extract()
+            .map_err(|e| ConfigError::Invalid(one_line(&e)))?;
         settings.validate()?;
         Ok(settings)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
         let url = self.database.url.expose();
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
             return Err(ConfigError::Key {
                 key: "database.url",
                 problem: "must start with sqlite: or postgres://".into(),
             });
         }
         if self.database.max_connections == 0 {
-            return Err(ConfigError::Key { key: "database.max_connections", problem: "must be at least 1".into() });
+            return Err(ConfigError::Key {
+                key: "database.max_connections",
+                problem: "must be at least 1".into(),
+            });
         }
         if self.http.body_limit_bytes < 1024 {
-            return Err(ConfigError::Key { key: "http.body_limit_bytes", problem: "must be at least 1024".into() });
+            return Err(ConfigError::Key {
+                key: "http.body_limit_bytes",
+                problem: "must be at least 1024".into(),
+            });
         }
         if self.workers.poll_interval_secs == 0 {
-            return Err(ConfigError::Key { key: "workers.poll_interval_secs", problem: "must be at least 1".into() });
+            return Err(ConfigError::Key {
+                key: "workers.poll_interval_secs",
+                problem: "must be at least 1".into(),
+            });
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.telemetry.filter) {
-            return Err(ConfigError::Key { key: "telemetry.filter", problem: format!("is not a valid filter: {e}") });
+            return Err(ConfigError::Key {
+                key: "telemetry.filter",
+                problem: format!("is not a valid filter: {e}"),
+            });
         }
         if !self.http.public_url.is_empty() && !self.http.public_url.starts_with("http") {
-            return Err(ConfigError::Key { key: "http.public_url", problem: "must be an http(s) URL or empty".into() });
+            return Err(ConfigError::Key {
+                key: "http.public_url",
+                problem: "must be an http(s) URL or empty".into(),
+            });
         }
         Ok(())
     }
@@ -192,8 +219,16 @@ fn one_line(error: &figment::Error) -> String {
         .into_iter()
         .map(|e| {
             let key = e.path.join(".");
-            let source = e.metadata.as_ref().map(|m| m.name.to_string()).unwrap_or_default();
-            let mut line = if key.is_empty() { e.kind.to_string() } else { format!("`{key}`: {}", e.kind) };
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| m.name.to_string())
+                .unwrap_or_default();
+            let mut line = if key.is_empty() {
+                e.kind.to_string()
+            } else {
+                format!("`{key}`: {}", e.kind)
+            };
             if !source.is_empty() {
                 line.push_str(&format!(" (from {source})"));
             }
@@ -204,6 +239,7 @@ fn one_line(error: &figment::Error) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
 mod tests {
     use super::*;
 
@@ -224,8 +260,15 @@ mod tests {
             jail.set_env("TANDEM_HTTP__PORT", "9100");
             let settings = Settings::load(None).expect("valid");
             assert_eq!(settings.http.port, 9100, "env beats file");
-            assert_eq!(settings.http.host.to_string(), "0.0.0.0", "file beats defaults");
-            assert_eq!(settings.database.busy_timeout_ms, 5000, "defaults fill the rest");
+            assert_eq!(
+                settings.http.host.to_string(),
+                "0.0.0.0",
+                "file beats defaults"
+            );
+            assert_eq!(
+                settings.database.busy_timeout_ms, 5000,
+                "defaults fill the rest"
+            );
             Ok(())
         });
     }
@@ -234,7 +277,9 @@ mod tests {
     fn a_non_numeric_port_is_refused_with_a_message_naming_the_key() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("TANDEM_HTTP__PORT", "abc");
-            let error = Settings::load(None).expect_err("abc is no port").to_string();
+            let error = Settings::load(None)
+                .expect_err("abc is no port")
+                .to_string();
             assert!(error.contains("http.port"), "{error}");
             assert!(!error.contains('\n'), "one line: {error}");
             Ok(())
@@ -263,7 +308,8 @@ mod tests {
 
     #[test]
     fn an_explicit_config_file_that_is_missing_is_an_error() {
-        let error = Settings::load(Some(Path::new("/nonexistent/tandem.toml"))).expect_err("missing");
+        let error =
+            Settings::load(Some(Path::new("/nonexistent/tandem.toml"))).expect_err("missing");
         assert!(matches!(error, ConfigError::MissingFile(_)));
     }
 

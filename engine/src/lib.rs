@@ -1,4 +1,9 @@
 //! tandem's engine: configuration, telemetry, storage, the durable queue, CRM adapters, the
 //! sync use-cases and the HTTP surface. `main.rs` only parses the command line and calls in here.
 
+pub mod app;
+pub mod cli;
 pub mod config;
+pub mod http;
+pub mod store;
+pub mod telemetry;

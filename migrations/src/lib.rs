@@ -2,6 +2,9 @@
 //! edited: fix it with a new one. Every constraint and index is named, so errors can be mapped
 //! by constraint name in one place (`tandem_engine::store::error`).
 
+// `async_trait` cannot take the explicit `SchemaManager<'_>` the lint asks for.
+#![allow(elided_lifetimes_in_paths)]
+
 pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_create_core_tables;

@@ -12,15 +12,25 @@ fn id(name: &'static str) -> Alias {
 }
 
 fn uuid_pk(name: &'static str) -> ColumnDef {
-    ColumnDef::new(id(name)).uuid().not_null().primary_key().to_owned()
+    ColumnDef::new(id(name))
+        .uuid()
+        .not_null()
+        .primary_key()
+        .to_owned()
 }
 
 fn ts(name: &'static str) -> ColumnDef {
-    ColumnDef::new(id(name)).timestamp_with_time_zone().not_null().to_owned()
+    ColumnDef::new(id(name))
+        .timestamp_with_time_zone()
+        .not_null()
+        .to_owned()
 }
 
 fn ts_null(name: &'static str) -> ColumnDef {
-    ColumnDef::new(id(name)).timestamp_with_time_zone().null().to_owned()
+    ColumnDef::new(id(name))
+        .timestamp_with_time_zone()
+        .null()
+        .to_owned()
 }
 
 fn text(name: &'static str) -> ColumnDef {
@@ -48,18 +58,30 @@ fn big_null(name: &'static str) -> ColumnDef {
 }
 
 fn int(name: &'static str, default: i32) -> ColumnDef {
-    ColumnDef::new(id(name)).integer().not_null().default(default).to_owned()
+    ColumnDef::new(id(name))
+        .integer()
+        .not_null()
+        .default(default)
+        .to_owned()
 }
 
 fn boolean(name: &'static str, default: bool) -> ColumnDef {
-    ColumnDef::new(id(name)).boolean().not_null().default(default).to_owned()
+    ColumnDef::new(id(name))
+        .boolean()
+        .not_null()
+        .default(default)
+        .to_owned()
 }
 
 fn blob_null(name: &'static str) -> ColumnDef {
     ColumnDef::new(id(name)).binary().null().to_owned()
 }
 
-fn fk(name: &'static str, from: (&'static str, &'static str), to: (&'static str, &'static str)) -> ForeignKeyCreateStatement {
+fn fk(
+    name: &'static str,
+    from: (&'static str, &'static str),
+    to: (&'static str, &'static str),
+) -> ForeignKeyCreateStatement {
     ForeignKey::create()
         .name(name)
         .from(id(from.0), id(from.1))
@@ -107,7 +129,7 @@ const TABLES: &[&str] = &[
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let tables: Vec<TableCreateStatement> = vec![
             Table::create()
                 .table(id("connection"))
@@ -375,8 +397,16 @@ impl MigrationTrait for Migration {
                 "inbox_event",
                 &["source", "delivery_id"],
             ),
-            index("inbox_event_state_received_idx", "inbox_event", &["state", "received_at"]),
-            index("outbox_job_state_run_at_idx", "outbox_job", &["state", "run_at"]),
+            index(
+                "inbox_event_state_received_idx",
+                "inbox_event",
+                &["state", "received_at"],
+            ),
+            index(
+                "outbox_job_state_run_at_idx",
+                "outbox_job",
+                &["state", "run_at"],
+            ),
             index(
                 "outbox_job_ordering_key_idx",
                 "outbox_job",
@@ -413,7 +443,7 @@ impl MigrationTrait for Migration {
         Ok(())
     }
 
-    async fn down(&self, manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for table in TABLES.iter().rev() {
             manager
                 .drop_table(Table::drop().table(id(table)).if_exists().to_owned())

@@ -1,1 +1,8 @@
-//! The integration test binary.
+//! The integration test binary: every module drives a real tandem on 127.0.0.1 against a fresh
+//! database (SQLite, or Postgres when `TANDEM_TEST_DATABASE_URL` is set).
+
+// Test helpers outside #[test] functions may unwrap too: a failure is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod health;
+mod migrations;

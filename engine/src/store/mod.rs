@@ -1,0 +1,141 @@
+//! Storage: the only module that talks to sea-orm. SQLite (the embedded default, WAL, one
+//! writer connection) or Postgres (the scale-out store), chosen by the URL.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, SqlxSqliteConnector,
+};
+use tandem_migrations::{Migrator, MigratorTrait};
+
+use crate::config::{DatabaseKind, DatabaseSettings};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the database: {0}")]
+    Connect(String),
+    #[error("database error: {0}")]
+    Db(#[from] DbErr),
+}
+
+/// A handle on the database, cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: DatabaseConnection,
+    kind: DatabaseKind,
+}
+
+impl Store {
+    /// Opens (and for SQLite, creates) the database. Does not migrate.
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Self, StoreError> {
+        let url = settings.url.expose();
+        let kind = settings.kind();
+        let db = match kind {
+            DatabaseKind::Sqlite => {
+                let options = SqliteConnectOptions::from_str(url)
+                    .map_err(|e| StoreError::Connect(e.to_string()))?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_millis(settings.busy_timeout_ms))
+                    .foreign_keys(true);
+                // One connection: SQLite has one writer; a single connection serialises writers in
+                // tandem instead of failing with "database is locked" under bursts.
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(options)
+                    .await
+                    .map_err(|e| StoreError::Connect(e.to_string()))?;
+                SqlxSqliteConnector::from_sqlx_sqlite_pool(pool)
+            }
+            DatabaseKind::Postgres => {
+                let mut options = ConnectOptions::new(url.clone());
+                options
+                    .max_connections(settings.max_connections)
+                    .min_connections(1)
+                    .connect_timeout(Duration::from_secs(10))
+                    .acquire_timeout(Duration::from_secs(30))
+                    .sqlx_logging(false);
+                Database::connect(options)
+                    .await
+                    .map_err(|e| StoreError::Connect(e.to_string()))?
+            }
+        };
+        Ok(Self { db, kind })
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub fn kind(&self) -> DatabaseKind {
+        self.kind
+    }
+
+    pub async fn migrate_up(&self) -> Result<(), StoreError> {
+        Migrator::up(&self.db, None).await?;
+        Ok(())
+    }
+
+    /// Rolls back `steps` migrations, or all of them.
+    pub async fn migrate_down(&self, steps: Option<u32>) -> Result<(), StoreError> {
+        Migrator::down(&self.db, steps).await?;
+        Ok(())
+    }
+
+    /// Names of the applied and the pending migrations.
+    pub async fn migration_status(&self) -> Result<MigrationStatus, StoreError> {
+        let applied = Migrator::get_applied_migrations(&self.db)
+            .await?
+            .iter()
+            .map(|m| m.name().to_owned())
+            .collect();
+        let pending = Migrator::get_pending_migrations(&self.db)
+            .await?
+            .iter()
+            .map(|m| m.name().to_owned())
+            .collect();
+        Ok(MigrationStatus { applied, pending })
+    }
+
+    /// Ready = the database answers and every migration is applied.
+    pub async fn readiness(&self) -> Result<(), Unready> {
+        self.db
+            .execute_unprepared("SELECT 1")
+            .await
+            .map_err(|_| Unready::DatabaseUnreachable)?;
+        let pending = Migrator::get_pending_migrations(&self.db)
+            .await
+            .map_err(|_| Unready::DatabaseUnreachable)?;
+        if pending.is_empty() {
+            Ok(())
+        } else {
+            Err(Unready::MigrationsPending(pending.len()))
+        }
+    }
+
+    pub async fn close(self) -> Result<(), StoreError> {
+        self.db.close().await?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationStatus {
+    pub applied: Vec<String>,
+    pub pending: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unready {
+    #[error("the database does not answer")]
+    DatabaseUnreachable,
+    #[error("{0} migration(s) pending")]
+    MigrationsPending(usize),
+}

@@ -1,0 +1,158 @@
+//! The one place that turns errors into HTTP responses, for every router tandem serves.
+//! Bodies are `{"code": "snake_case_id", "detail": "human text"}` with a closed set of codes;
+//! 5xx bodies are opaque (the cause goes to the log, never to the client).
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+
+/// Stable error codes. Adding one is fine; renaming one breaks clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    MalformedJson,
+    UnknownObject,
+    UnknownField,
+    ValidationFailed,
+    Unauthorized,
+    InvalidSignature,
+    TimestampOutOfTolerance,
+    Forbidden,
+    CsrfFailed,
+    NotFound,
+    Conflict,
+    IdempotencyKeyReused,
+    IdempotencyKeyRequired,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    NoPipedrivePerson,
+    ConnectionUnavailable,
+    CompanyChanged,
+    OauthStateInvalid,
+    NotReady,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::BadRequest
+            | Self::MalformedJson
+            | Self::UnknownObject
+            | Self::OauthStateInvalid => StatusCode::BAD_REQUEST,
+            Self::UnknownField | Self::ValidationFailed | Self::NoPipedrivePerson => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Self::Unauthorized | Self::InvalidSignature | Self::TimestampOutOfTolerance => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::Forbidden | Self::CsrfFailed => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict | Self::IdempotencyKeyReused | Self::CompanyChanged => {
+                StatusCode::CONFLICT
+            }
+            Self::IdempotencyKeyRequired => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::ConnectionUnavailable | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// A field-level validation message, for 422 bodies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+/// An error as an HTTP client sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub detail: String,
+    pub fields: Vec<FieldError>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self {
+            code,
+            detail: detail.into(),
+            fields: Vec::new(),
+        }
+    }
+
+    pub fn with_fields(mut self, fields: Vec<FieldError>) -> Self {
+        self.fields = fields;
+        self
+    }
+
+    /// A 500 whose cause is logged here and never shown to the client.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "Request failed with an internal error.");
+        Self::new(ErrorCode::Internal, "internal error")
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {}",
+            serde_json::to_value(self.code).unwrap_or_default(),
+            self.detail
+        )
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    code: ErrorCode,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
+    fields: &'a [FieldError],
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.code.status();
+        if status.is_server_error() && self.code == ErrorCode::Internal {
+            return (status, Json(serde_json::json!({}))).into_response();
+        }
+        (
+            status,
+            Json(Body {
+                code: self.code,
+                detail: &self.detail,
+                fields: &self.fields,
+            }),
+        )
+            .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_serialises_as_snake_case() {
+        let code = serde_json::to_value(ErrorCode::TimestampOutOfTolerance).unwrap();
+        assert_eq!(code, "timestamp_out_of_tolerance");
+    }
+
+    #[test]
+    fn client_errors_keep_their_detail_and_server_errors_are_opaque() {
+        let bad =
+            ApiError::new(ErrorCode::MalformedJson, "expected value at line 1").into_response();
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+        let internal = ApiError::internal(&"disk on fire").into_response();
+        assert_eq!(internal.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}
