@@ -1,0 +1,841 @@
+//! The in-memory store: companies with their persons, deals, activities, fields, pipelines
+//! and webhooks; OAuth grants; counters; rate-limit windows; the delivery log.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use rand::Rng;
+use serde_json::{json, Map, Value};
+
+use crate::config::RateLimits;
+use crate::faults::FaultSpec;
+use crate::model::{
+    apply_activity_body, apply_deal_body, apply_person_body, previous_values, v2_time, Activity,
+    Channel, Deal, FieldDef, Invalid, Person,
+};
+use crate::ops::Op;
+use crate::seed;
+
+/// A change to report through webhooks.
+#[derive(Clone, Debug)]
+pub(crate) struct Event {
+    pub(crate) company_id: i64,
+    pub(crate) entity: &'static str,
+    pub(crate) action: &'static str,
+    pub(crate) entity_id: i64,
+    pub(crate) data: Option<Value>,
+    pub(crate) previous: Option<Value>,
+    pub(crate) change_source: &'static str,
+    pub(crate) user_id: i64,
+    pub(crate) extra_meta: Vec<(&'static str, Value)>,
+}
+
+/// A user of a company.
+#[derive(Clone, Debug)]
+pub(crate) struct User {
+    pub(crate) id: i64,
+    pub(crate) name: String,
+    pub(crate) email: String,
+    pub(crate) is_admin: bool,
+}
+
+/// A webhook subscription and its delivery state.
+#[derive(Clone, Debug)]
+pub(crate) struct Webhook {
+    pub(crate) id: i64,
+    pub(crate) company_id: i64,
+    pub(crate) owner_id: i64,
+    pub(crate) user_id: i64,
+    pub(crate) event_action: String,
+    pub(crate) event_object: String,
+    pub(crate) subscription_url: String,
+    pub(crate) version: String,
+    pub(crate) add_time: i64,
+    pub(crate) kind: &'static str,
+    pub(crate) http_auth_user: Option<String>,
+    pub(crate) http_auth_password: Option<String>,
+    pub(crate) name: String,
+    pub(crate) ban_counter: u32,
+    pub(crate) banned_until: Option<Instant>,
+    pub(crate) last_delivery_time: Option<i64>,
+    pub(crate) last_http_status: Option<u16>,
+}
+
+impl Webhook {
+    pub(crate) fn v1_json(&self, now: Instant) -> Value {
+        let iso = |t: i64| {
+            chrono::DateTime::<chrono::Utc>::from_timestamp(t, 0)
+                .unwrap_or_default()
+                .format("%Y-%m-%dT%H:%M:%S.000Z")
+                .to_string()
+        };
+        json!({
+            "id": self.id,
+            "company_id": self.company_id,
+            "owner_id": self.owner_id,
+            "user_id": self.user_id,
+            "event_action": self.event_action,
+            "event_object": self.event_object,
+            "subscription_url": self.subscription_url,
+            "version": self.version,
+            "is_active": if self.banned_until.is_some_and(|b| b > now) { 0 } else { 1 },
+            "add_time": iso(self.add_time),
+            "remove_time": null,
+            "type": self.kind,
+            "http_auth_user": self.http_auth_user,
+            "http_auth_password": self.http_auth_password,
+            "remove_reason": null,
+            "last_delivery_time": self.last_delivery_time.map(iso),
+            "last_http_status": self.last_http_status,
+            "admin_id": self.owner_id,
+            "name": self.name,
+        })
+    }
+
+    pub(crate) fn matches(&self, entity: &str, action: &str) -> bool {
+        (self.event_object == "*" || self.event_object == entity)
+            && (self.event_action == "*" || self.event_action == action)
+    }
+}
+
+/// A pipeline stage.
+#[derive(Clone, Debug)]
+pub(crate) struct Stage {
+    pub(crate) id: i64,
+    pub(crate) pipeline_id: i64,
+    pub(crate) name: String,
+    pub(crate) order_nr: i64,
+    pub(crate) probability: i64,
+}
+
+/// One company's data.
+#[derive(Debug)]
+pub(crate) struct Company {
+    pub(crate) id: i64,
+    pub(crate) name: String,
+    pub(crate) users: Vec<User>,
+    pub(crate) persons: BTreeMap<i64, Arc<Person>>,
+    pub(crate) email_index: HashMap<String, BTreeSet<i64>>,
+    pub(crate) next_person_id: i64,
+    pub(crate) deals: BTreeMap<i64, Deal>,
+    pub(crate) next_deal_id: i64,
+    pub(crate) activities: BTreeMap<i64, Activity>,
+    pub(crate) next_activity_id: i64,
+    pub(crate) person_fields: Vec<FieldDef>,
+    pub(crate) person_field_keys: Arc<Vec<String>>,
+    pub(crate) next_field_id: i64,
+    pub(crate) next_option_id: i64,
+    pub(crate) pipelines: Vec<(i64, String)>,
+    pub(crate) stages: Vec<Stage>,
+    pub(crate) webhooks: BTreeMap<i64, Webhook>,
+    pub(crate) created: i64,
+    pub(crate) daily_day: i64,
+    pub(crate) daily_spent: u64,
+    pub(crate) daily_writes: u64,
+}
+
+fn index_emails(index: &mut HashMap<String, BTreeSet<i64>>, p: &Person, add: bool) {
+    for e in &p.emails {
+        let key = e.value.trim().to_lowercase();
+        if add {
+            index.entry(key).or_default().insert(p.id);
+        } else if let Some(set) = index.get_mut(&key) {
+            set.remove(&p.id);
+            if set.is_empty() {
+                index.remove(&key);
+            }
+        }
+    }
+}
+
+impl Company {
+    pub(crate) fn new(id: i64, name: &str, users: Vec<User>, now: i64, rng: &mut impl Rng) -> Self {
+        let mut c = Company {
+            id,
+            name: name.to_owned(),
+            users,
+            persons: BTreeMap::new(),
+            email_index: HashMap::new(),
+            next_person_id: 1,
+            deals: BTreeMap::new(),
+            next_deal_id: 1,
+            activities: BTreeMap::new(),
+            next_activity_id: 1,
+            person_fields: Vec::new(),
+            person_field_keys: Arc::new(Vec::new()),
+            next_field_id: 9000,
+            next_option_id: 1,
+            pipelines: vec![(1, "Sales pipeline".to_owned())],
+            stages: [
+                "Qualified",
+                "Contact Made",
+                "Demo Scheduled",
+                "Proposal Made",
+                "Negotiations Started",
+            ]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Stage {
+                id: i as i64 + 1,
+                pipeline_id: 1,
+                name: (*n).to_owned(),
+                order_nr: i as i64,
+                probability: 100,
+            })
+            .collect(),
+            webhooks: BTreeMap::new(),
+            created: now - 365 * 86_400,
+            daily_day: now.div_euclid(86_400),
+            daily_spent: 0,
+            daily_writes: 0,
+        };
+        // "Some custom fields" every seeded company has.
+        let _ = c.add_person_field(
+            "Lead source",
+            "enum",
+            &["Website", "Referral", "Event", "Cold call"],
+            now,
+            rng,
+        );
+        let _ = c.add_person_field("Customer tier", "varchar", &[], now, rng);
+        let _ = c.add_person_field("Lifetime value", "monetary", &[], now, rng);
+        c
+    }
+
+    pub(crate) fn user_ids(&self) -> Vec<i64> {
+        self.users.iter().map(|u| u.id).collect()
+    }
+
+    pub(crate) fn user_name(&self, id: i64) -> String {
+        self.users
+            .iter()
+            .find(|u| u.id == id)
+            .map(|u| u.name.clone())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn add_person_field(
+        &mut self,
+        name: &str,
+        field_type: &str,
+        options: &[&str],
+        now: i64,
+        rng: &mut impl Rng,
+    ) -> Result<FieldDef, Invalid> {
+        const TYPES: &[&str] = &[
+            "varchar",
+            "text",
+            "double",
+            "phone",
+            "date",
+            "daterange",
+            "time",
+            "timerange",
+            "set",
+            "enum",
+            "varchar_auto",
+            "address",
+            "monetary",
+            "org",
+            "people",
+            "user",
+        ];
+        if name.trim().is_empty() {
+            return Err("Validation failed: field_name: must not be empty".into());
+        }
+        if !TYPES.contains(&field_type) {
+            return Err(format!(
+                "Validation failed: field_type: {field_type:?} is not allowed"
+            ));
+        }
+        if matches!(field_type, "enum" | "set") && options.is_empty() {
+            return Err("Validation failed: options: required for enum and set fields".into());
+        }
+        let opts = options
+            .iter()
+            .map(|l| {
+                let id = self.next_option_id;
+                self.next_option_id += 1;
+                (id, (*l).to_owned())
+            })
+            .collect();
+        let f = FieldDef {
+            id: self.next_field_id,
+            key: seed::field_key(rng),
+            name: name.trim().to_owned(),
+            field_type: field_type.to_owned(),
+            options: opts,
+            custom: true,
+            add_time: now,
+        };
+        self.next_field_id += 1;
+        self.person_fields.push(f.clone());
+        self.person_field_keys =
+            Arc::new(self.person_fields.iter().map(|f| f.key.clone()).collect());
+        Ok(f)
+    }
+
+    pub(crate) fn live_person(&self, id: i64) -> Option<&Arc<Person>> {
+        self.persons.get(&id).filter(|p| !p.is_deleted)
+    }
+
+    pub(crate) fn person_json(&self, p: &Person) -> Value {
+        p.v2_json(&self.person_field_keys, None)
+    }
+
+    fn event(
+        &self,
+        entity: &'static str,
+        action: &'static str,
+        id: i64,
+        source: &'static str,
+        user: i64,
+    ) -> Event {
+        Event {
+            company_id: self.id,
+            entity,
+            action,
+            entity_id: id,
+            data: None,
+            previous: None,
+            change_source: source,
+            user_id: user,
+            extra_meta: Vec::new(),
+        }
+    }
+
+    pub(crate) fn create_person(
+        &mut self,
+        body: &Map<String, Value>,
+        user: i64,
+        source: &'static str,
+        now: i64,
+    ) -> Result<(Value, Event), Invalid> {
+        let mut p = Person::new(self.next_person_id, user, now);
+        apply_person_body(&mut p, body, &self.person_fields, &self.user_ids(), true)?;
+        self.next_person_id += 1;
+        index_emails(&mut self.email_index, &p, true);
+        let json = self.person_json(&p);
+        self.persons.insert(p.id, Arc::new(p.clone()));
+        let mut ev = self.event("person", "create", p.id, source, user);
+        ev.data = Some(json.clone());
+        Ok((json, ev))
+    }
+
+    /// `Ok(None)`: not found.
+    pub(crate) fn update_person(
+        &mut self,
+        id: i64,
+        body: &Map<String, Value>,
+        user: i64,
+        source: &'static str,
+        now: i64,
+    ) -> Result<Option<(Value, Option<Event>)>, Invalid> {
+        let Some(old) = self.live_person(id).cloned() else {
+            return Ok(None);
+        };
+        let mut p = (*old).clone();
+        apply_person_body(&mut p, body, &self.person_fields, &self.user_ids(), false)?;
+        let old_json = self.person_json(&old);
+        let mut new_json = self.person_json(&p);
+        let prev = previous_values(&old_json, &new_json);
+        if prev.is_empty() {
+            return Ok(Some((old_json, None)));
+        }
+        p.update_time = now.max(old.update_time);
+        new_json["update_time"] = json!(v2_time(p.update_time));
+        index_emails(&mut self.email_index, &old, false);
+        index_emails(&mut self.email_index, &p, true);
+        self.persons.insert(id, Arc::new(p));
+        let mut ev = self.event("person", "change", id, source, user);
+        ev.data = Some(new_json.clone());
+        ev.previous = Some(Value::Object(prev));
+        Ok(Some((new_json, Some(ev))))
+    }
+
+    pub(crate) fn delete_person(
+        &mut self,
+        id: i64,
+        user: i64,
+        source: &'static str,
+        now: i64,
+    ) -> Option<Event> {
+        let old = self.live_person(id).cloned()?;
+        let prev_json = self.person_json(&old);
+        index_emails(&mut self.email_index, &old, false);
+        let mut p = (*old).clone();
+        p.is_deleted = true;
+        p.update_time = now.max(old.update_time);
+        self.persons.insert(id, Arc::new(p));
+        let mut ev = self.event("person", "delete", id, source, user);
+        ev.previous = Some(prev_json);
+        Some(ev)
+    }
+
+    /// Merges `id` into `merge_with_id` (which survives and wins conflicts).
+    pub(crate) fn merge_persons(
+        &mut self,
+        id: i64,
+        merge_with_id: i64,
+        user: i64,
+        source: &'static str,
+        now: i64,
+    ) -> Result<(Person, Vec<Event>), Invalid> {
+        if id == merge_with_id {
+            return Err("Cannot merge a person with itself".into());
+        }
+        let gone = self.live_person(id).cloned().ok_or("Person not found")?;
+        let keep = self
+            .live_person(merge_with_id)
+            .cloned()
+            .ok_or("Person to merge with not found")?;
+        let mut merged = (*keep).clone();
+        let add_channels = |into: &mut Vec<Channel>, from: &[Channel]| {
+            for c in from {
+                if !into.iter().any(|x| x.value.eq_ignore_ascii_case(&c.value)) {
+                    into.push(Channel {
+                        primary: false,
+                        ..c.clone()
+                    });
+                }
+            }
+        };
+        add_channels(&mut merged.emails, &gone.emails);
+        add_channels(&mut merged.phones, &gone.phones);
+        add_channels(&mut merged.im, &gone.im);
+        for (k, v) in &gone.custom_fields {
+            merged
+                .custom_fields
+                .entry(k.clone())
+                .or_insert_with(|| v.clone());
+        }
+        merged.org_id = merged.org_id.or(gone.org_id);
+        merged.notes = merged.notes.or(gone.notes.clone());
+        merged.job_title = merged.job_title.or(gone.job_title.clone());
+        merged.update_time = now.max(keep.update_time);
+        let keep_json = self.person_json(&keep);
+        let merged_json = self.person_json(&merged);
+        let mut events = Vec::new();
+        let mut del = self
+            .delete_person(id, user, source, now)
+            .ok_or("Person not found")?;
+        del.extra_meta
+            .push(("merged_to_id", json!(merge_with_id.to_string())));
+        events.push(del);
+        index_emails(&mut self.email_index, &keep, false);
+        index_emails(&mut self.email_index, &merged, true);
+        self.persons.insert(merge_with_id, Arc::new(merged.clone()));
+        for d in self.deals.values_mut().filter(|d| d.person_id == Some(id)) {
+            d.person_id = Some(merge_with_id);
+            d.update_time = now;
+        }
+        for a in self.activities.values_mut() {
+            if a.person_id == Some(id) {
+                a.person_id = Some(merge_with_id);
+            }
+            for p in a.participants.iter_mut().filter(|p| p.0 == id) {
+                p.0 = merge_with_id;
+            }
+        }
+        let mut ch = self.event("person", "change", merge_with_id, source, user);
+        ch.previous = Some(Value::Object(previous_values(&keep_json, &merged_json)));
+        ch.data = Some(merged_json);
+        ch.extra_meta
+            .push(("merged_from_id", json!(id.to_string())));
+        events.push(ch);
+        Ok((merged, events))
+    }
+
+    pub(crate) fn create_deal(
+        &mut self,
+        body: &Map<String, Value>,
+        user: i64,
+        source: &'static str,
+        now: i64,
+    ) -> Result<(Value, Event), Invalid> {
+        let mut d = Deal {
+            id: self.next_deal_id,
+            title: String::new(),
+            creator_user_id: user,
+            owner_id: user,
+            value: 0.0,
+            currency: "EUR".into(),
+            person_id: None,
+            org_id: None,
+            pipeline_id: 1,
+            stage_id: 1,
+            add_time: now,
+            update_time: now,
+            stage_change_time: None,
+            is_deleted: false,
+            is_archived: false,
+            status: "open".into(),
+            probability: None,
+            lost_reason: None,
+            visible_to: 3,
+            close_time: None,
+            won_time: None,
+            lost_time: None,
+            expected_close_date: None,
+            label_ids: Vec::new(),
+            custom_fields: Map::new(),
+        };
+        let users = self.user_ids();
+        {
+            let stages = &self.stages;
+            let persons = &self.persons;
+            let sp = |s: i64| stages.iter().find(|x| x.id == s).map(|x| x.pipeline_id);
+            let pe = |id: i64| persons.get(&id).is_some_and(|p| !p.is_deleted);
+            apply_deal_body(&mut d, body, &users, &sp, &pe, now, true)?;
+        }
+        self.next_deal_id += 1;
+        let json = d.v2_json();
+        self.deals.insert(d.id, d.clone());
+        let mut ev = self.event("deal", "create", d.id, source, user);
+        ev.data = Some(json.clone());
+        Ok((json, ev))
+    }
+
+    pub(crate) fn update_deal(
+        &mut self,
+        id: i64,
+        body: &Map<String, Value>,
+        user: i64,
+        source: &'static str,
+        now: i64,
+    ) -> Result<Option<(Value, Option<Event>)>, Invalid> {
+        let Some(old) = self.deals.get(&id).filter(|d| !d.is_deleted).cloned() else {
+            return Ok(None);
+        };
+        let mut d = old.clone();
+        let users = self.user_ids();
+        {
+            let stages = &self.stages;
+            let persons = &self.persons;
+            let sp = |s: i64| stages.iter().find(|x| x.id == s).map(|x| x.pipeline_id);
+            let pe = |id: i64| persons.get(&id).is_some_and(|p| !p.is_deleted);
+            apply_deal_body(&mut d, body, &users, &sp, &pe, now, false)?;
+        }
+        let old_json = old.v2_json();
+        let prev = previous_values(&old_json, &d.v2_json());
+        if prev.is_empty() {
+            return Ok(Some((old_json, None)));
+        }
+        d.update_time = now.max(old.update_time);
+        let json = d.v2_json();
+        self.deals.insert(id, d);
+        let mut ev = self.event("deal", "change", id, source, user);
+        ev.data = Some(json.clone());
+        ev.previous = Some(Value::Object(prev));
+        Ok(Some((json, Some(ev))))
+    }
+
+    pub(crate) fn delete_deal(
+        &mut self,
+        id: i64,
+        user: i64,
+        source: &'static str,
+        now: i64,
+    ) -> Option<Event> {
+        let d = self.deals.get_mut(&id).filter(|d| !d.is_deleted)?;
+        let prev = d.v2_json();
+        d.is_deleted = true;
+        d.update_time = now.max(d.update_time);
+        let mut ev = self.event("deal", "delete", id, source, user);
+        ev.previous = Some(prev);
+        Some(ev)
+    }
+
+    pub(crate) fn create_activity(
+        &mut self,
+        body: &Map<String, Value>,
+        user: i64,
+        source: &'static str,
+        now: i64,
+    ) -> Result<(Value, Event), Invalid> {
+        let mut a = Activity {
+            id: self.next_activity_id,
+            subject: String::new(),
+            kind: "task".into(),
+            owner_id: user,
+            creator_user_id: user,
+            is_deleted: false,
+            add_time: now,
+            update_time: now,
+            deal_id: None,
+            lead_id: None,
+            person_id: None,
+            org_id: None,
+            project_id: None,
+            due_date: None,
+            due_time: None,
+            duration: None,
+            busy: false,
+            done: false,
+            marked_as_done_time: None,
+            location: None,
+            participants: Vec::new(),
+            attendees: Vec::new(),
+            public_description: None,
+            priority: None,
+            note: None,
+        };
+        apply_activity_body(&mut a, body, &self.user_ids(), now)?;
+        if a.subject.is_empty() {
+            a.subject = "Task".into();
+        }
+        self.next_activity_id += 1;
+        let json = a.v2_json();
+        self.activities.insert(a.id, a.clone());
+        let mut ev = self.event("activity", "create", a.id, source, user);
+        ev.data = Some(json.clone());
+        Ok((json, ev))
+    }
+
+    pub(crate) fn update_activity(
+        &mut self,
+        id: i64,
+        body: &Map<String, Value>,
+        user: i64,
+        source: &'static str,
+        now: i64,
+    ) -> Result<Option<(Value, Option<Event>)>, Invalid> {
+        let Some(old) = self.activities.get(&id).filter(|a| !a.is_deleted).cloned() else {
+            return Ok(None);
+        };
+        let mut a = old.clone();
+        apply_activity_body(&mut a, body, &self.user_ids(), now)?;
+        let old_json = old.v2_json();
+        let prev = previous_values(&old_json, &a.v2_json());
+        if prev.is_empty() {
+            return Ok(Some((old_json, None)));
+        }
+        a.update_time = now.max(old.update_time);
+        let json = a.v2_json();
+        self.activities.insert(id, a);
+        let mut ev = self.event("activity", "change", id, source, user);
+        ev.data = Some(json.clone());
+        ev.previous = Some(Value::Object(prev));
+        Ok(Some((json, Some(ev))))
+    }
+
+    pub(crate) fn delete_activity(
+        &mut self,
+        id: i64,
+        user: i64,
+        source: &'static str,
+        now: i64,
+    ) -> Option<Event> {
+        let a = self.activities.get_mut(&id).filter(|a| !a.is_deleted)?;
+        let prev = a.v2_json();
+        a.is_deleted = true;
+        a.update_time = now.max(a.update_time);
+        let mut ev = self.event("activity", "delete", id, source, user);
+        ev.previous = Some(prev);
+        Some(ev)
+    }
+
+    /// Seeds `n` realistic persons (no webhooks are sent for seeded data).
+    pub(crate) fn seed_persons(&mut self, n: usize, now: i64, rng: &mut impl Rng) -> Vec<i64> {
+        let source_field = self
+            .person_fields
+            .iter()
+            .find(|f| f.name == "Lead source")
+            .cloned();
+        let tier_key = self
+            .person_fields
+            .iter()
+            .find(|f| f.name == "Customer tier")
+            .map(|f| f.key.clone());
+        let value_key = self
+            .person_fields
+            .iter()
+            .find(|f| f.name == "Lifetime value")
+            .map(|f| f.key.clone());
+        let owners = self.user_ids();
+        let mut recent: Vec<String> = Vec::new();
+        let mut ids = Vec::with_capacity(n);
+        for _ in 0..n {
+            let id = self.next_person_id;
+            self.next_person_id += 1;
+            let s = seed::person(rng, id as u64, &recent);
+            let add = now - s.age_secs;
+            let mut p = Person::new(id, owners[rng.gen_range(0..owners.len())], add);
+            p.update_time = now - s.touched_secs;
+            p.first_name = Some(s.first.clone());
+            p.last_name = Some(s.last.clone());
+            p.name = format!("{} {}", s.first, s.last);
+            p.emails.push(Channel {
+                value: s.email.clone(),
+                primary: true,
+                label: "work".into(),
+            });
+            if let Some(e) = s.second_email {
+                p.emails.push(Channel {
+                    value: e,
+                    primary: false,
+                    label: "home".into(),
+                });
+            }
+            if let Some(ph) = s.phone {
+                p.phones.push(Channel {
+                    value: ph,
+                    primary: true,
+                    label: "mobile".into(),
+                });
+            }
+            if let (Some(f), Some(i)) = (&source_field, s.source_option) {
+                if let Some((opt, _)) = f.options.get(i) {
+                    p.custom_fields.insert(f.key.clone(), json!(opt));
+                }
+            }
+            if let (Some(k), Some(t)) = (&tier_key, s.tier) {
+                p.custom_fields.insert(k.clone(), json!(t));
+            }
+            if let (Some(k), Some(v)) = (&value_key, s.value) {
+                p.custom_fields.insert(k.clone(), v);
+            }
+            if recent.len() < 1000 {
+                recent.push(s.email);
+            } else {
+                let i = rng.gen_range(0..recent.len());
+                recent[i] = s.email;
+            }
+            index_emails(&mut self.email_index, &p, true);
+            self.persons.insert(id, Arc::new(p));
+            ids.push(id);
+        }
+        ids
+    }
+}
+
+/// An OAuth access token.
+#[derive(Clone, Debug)]
+pub(crate) struct AccessToken {
+    pub(crate) company_id: i64,
+    pub(crate) user_id: i64,
+    pub(crate) expires_at: i64,
+    pub(crate) refresh_token: String,
+}
+
+/// An OAuth refresh token.
+#[derive(Clone, Debug)]
+pub(crate) struct RefreshToken {
+    pub(crate) company_id: i64,
+    pub(crate) user_id: i64,
+    pub(crate) expires_at: i64,
+}
+
+/// An authorization code.
+#[derive(Clone, Debug)]
+pub(crate) struct AuthCode {
+    pub(crate) company_id: i64,
+    pub(crate) user_id: i64,
+    pub(crate) redirect_uri: String,
+    pub(crate) expires_at: i64,
+}
+
+/// A burst window.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Window {
+    pub(crate) start: Instant,
+    pub(crate) count: u32,
+}
+
+/// One recorded webhook delivery attempt (or a delivery that was never attempted).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Delivery {
+    /// The subscription.
+    pub webhook_id: i64,
+    /// `meta.id` of the event.
+    pub event_id: String,
+    /// `meta.entity`.
+    pub entity: String,
+    /// `meta.action`.
+    pub action: String,
+    /// `meta.entity_id`.
+    pub entity_id: i64,
+    /// 1..=4; 0 when the delivery was never attempted.
+    pub attempt: u32,
+    /// The receiver's status, if it answered.
+    pub status: Option<u16>,
+    /// Transport error or reason (`timeout`, `dropped by fault injection`, `webhook banned`).
+    pub error: Option<String>,
+    /// Whether this attempt succeeded (2xx).
+    pub delivered: bool,
+    /// The payload that was (or would have been) sent.
+    pub body: Value,
+}
+
+/// Counters for inspection.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) by_op: HashMap<Op, u64>,
+    pub(crate) by_token: HashMap<String, u64>,
+    pub(crate) by_token_op: HashMap<(String, Op), u64>,
+    pub(crate) spent_by_token: HashMap<String, u64>,
+    pub(crate) spent_total: u64,
+    pub(crate) rate_limited: u64,
+}
+
+/// The whole simulator state, behind one mutex.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) companies: HashMap<i64, Company>,
+    pub(crate) current_company: i64,
+    pub(crate) api_domain: String,
+    pub(crate) faults: Arc<FaultSpec>,
+    pub(crate) limits: RateLimits,
+    pub(crate) access_tokens: HashMap<String, AccessToken>,
+    pub(crate) refresh_tokens: HashMap<String, RefreshToken>,
+    pub(crate) codes: HashMap<String, AuthCode>,
+    pub(crate) exchanged_api_tokens: BTreeSet<String>,
+    pub(crate) consent: bool,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) token_ttl_secs: i64,
+    pub(crate) counters: Counters,
+    pub(crate) windows: HashMap<String, Window>,
+    pub(crate) deliveries: Vec<Delivery>,
+    pub(crate) next_webhook_id: i64,
+}
+
+impl State {
+    pub(crate) fn current(&self) -> &Company {
+        // The current company always exists: `switch_company` creates it.
+        &self.companies[&self.current_company]
+    }
+
+    pub(crate) fn current_mut(&mut self) -> &mut Company {
+        let id = self.current_company;
+        self.companies
+            .entry(id)
+            .or_insert_with(|| unreachable_company(id))
+    }
+}
+
+fn unreachable_company(id: i64) -> Company {
+    Company {
+        id,
+        name: format!("Company {id}"),
+        users: Vec::new(),
+        persons: BTreeMap::new(),
+        email_index: HashMap::new(),
+        next_person_id: 1,
+        deals: BTreeMap::new(),
+        next_deal_id: 1,
+        activities: BTreeMap::new(),
+        next_activity_id: 1,
+        person_fields: Vec::new(),
+        person_field_keys: Arc::new(Vec::new()),
+        next_field_id: 9000,
+        next_option_id: 1,
+        pipelines: Vec::new(),
+        stages: Vec::new(),
+        webhooks: BTreeMap::new(),
+        created: 0,
+        daily_day: 0,
+        daily_spent: 0,
+        daily_writes: 0,
+    }
+}
