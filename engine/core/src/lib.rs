@@ -1,3 +1,46 @@
 //! tandem's pure core: domain types, the field-level three-way merge, identity resolution,
 //! echo suppression and retry maths. No async runtime, no I/O, no clock, no RNG: time and
 //! randomness are passed in by the caller.
+//!
+//! - [`ids`], [`email`], [`value`]: types that parse, not validate (C3).
+//! - [`merge`](mod@merge): the merge of a link's base with both sides, and event ordering.
+//! - [`echo`]: recognising tandem's own writes when they come back.
+//! - [`identity`]: which contact an inbound person is, and how to create outbound persons.
+//! - [`scope`]: which contacts reach Pipedrive, and what deletes do.
+//! - [`retry`], [`error`]: retry schedule, `Retry-After`, and CRM error classification (C8, C4).
+
+pub mod echo;
+pub mod email;
+pub mod error;
+pub mod identity;
+pub mod ids;
+pub mod merge;
+pub mod retry;
+pub mod scope;
+pub mod value;
+
+#[cfg(test)]
+mod properties;
+
+pub use echo::{is_echo, strip_echo, strip_echo_snapshot};
+pub use email::{EmailAddress, Phone};
+pub use error::{CrmError, CrmErrorKind, ParseError};
+pub use identity::{
+    decide_outbound_create, duplicate_groups, plan_outbound_create, resolve_inbound, resolve_local,
+    DuplicateGroup, FoundPerson, IdentityCandidates, InboundIdentity, InboundPerson,
+    LocalCandidate, LocalIdentity, MatchedBy, OutboundCreate, OutboundCreateDecision,
+    OutboundCreatePlan, OutboundSearchResults,
+};
+pub use ids::{ApId, ConnectionId, ContactId, PersonId, Timestamp};
+pub use merge::{
+    freshness, is_stale, last_writer, merge, Conflict, ConflictReason, ConflictRule, Direction,
+    FieldRule, Freshness, LinkVersions, MergeOutcome, MergePolicy, Side,
+};
+pub use retry::{classify, ErrorClass, RetryDecision, RetryPolicy};
+pub use scope::{
+    on_contact_deleted_locally, on_person_deleted, reaches_pipedrive, ContactScope, DeleteDecision,
+    JourneyAction, LocalDeleteDecision,
+};
+pub use value::{
+    keys, CalendarDate, FieldKey, FieldValue, LabeledValue, NumberValue, OptionIds, Snapshot,
+};
