@@ -90,6 +90,53 @@ impl Op {
         matches!(self, Op::OauthAuthorize | Op::OauthToken | Op::OauthRevoke)
     }
 
+    /// Where the operation is described: `(document, path, method)`, e.g.
+    /// `("v2.yaml", "/persons/{id}", "patch")`. `None` for `oauth.revoke`, which only the
+    /// developer docs describe.
+    pub fn spec(self) -> Option<(&'static str, &'static str, &'static str)> {
+        Some(match self {
+            Op::GetPersons => ("v2.yaml", "/persons", "get"),
+            Op::AddPerson => ("v2.yaml", "/persons", "post"),
+            Op::GetPerson => ("v2.yaml", "/persons/{id}", "get"),
+            Op::UpdatePerson => ("v2.yaml", "/persons/{id}", "patch"),
+            Op::DeletePerson => ("v2.yaml", "/persons/{id}", "delete"),
+            Op::SearchPersons => ("v2.yaml", "/persons/search", "get"),
+            Op::GetDeals => ("v2.yaml", "/deals", "get"),
+            Op::AddDeal => ("v2.yaml", "/deals", "post"),
+            Op::GetDeal => ("v2.yaml", "/deals/{id}", "get"),
+            Op::UpdateDeal => ("v2.yaml", "/deals/{id}", "patch"),
+            Op::DeleteDeal => ("v2.yaml", "/deals/{id}", "delete"),
+            Op::GetActivities => ("v2.yaml", "/activities", "get"),
+            Op::AddActivity => ("v2.yaml", "/activities", "post"),
+            Op::GetActivity => ("v2.yaml", "/activities/{id}", "get"),
+            Op::UpdateActivity => ("v2.yaml", "/activities/{id}", "patch"),
+            Op::DeleteActivity => ("v2.yaml", "/activities/{id}", "delete"),
+            Op::GetPersonFields => ("v2.yaml", "/personFields", "get"),
+            Op::AddPersonField => ("v2.yaml", "/personFields", "post"),
+            Op::GetPersonField => ("v2.yaml", "/personFields/{field_code}", "get"),
+            Op::GetStages => ("v2.yaml", "/stages", "get"),
+            Op::GetStage => ("v2.yaml", "/stages/{id}", "get"),
+            Op::GetPipelines => ("v2.yaml", "/pipelines", "get"),
+            Op::GetPipeline => ("v2.yaml", "/pipelines/{id}", "get"),
+            Op::GetCurrentUser => ("v1.yaml", "/users/me", "get"),
+            Op::GetUsers => ("v1.yaml", "/users", "get"),
+            Op::GetWebhooks => ("v1.yaml", "/webhooks", "get"),
+            Op::AddWebhook => ("v1.yaml", "/webhooks", "post"),
+            Op::DeleteWebhook => ("v1.yaml", "/webhooks/{id}", "delete"),
+            Op::GetRecents => ("v1.yaml", "/recents", "get"),
+            Op::GetPersonFieldsV1 => ("v1.yaml", "/personFields", "get"),
+            Op::AddPersonFieldV1 => ("v1.yaml", "/personFields", "post"),
+            Op::GetDealFieldsV1 => ("v1.yaml", "/dealFields", "get"),
+            Op::GetOrganizationFieldsV1 => ("v1.yaml", "/organizationFields", "get"),
+            Op::GetActivityFieldsV1 => ("v1.yaml", "/activityFields", "get"),
+            Op::GetProductFieldsV1 => ("v1.yaml", "/productFields", "get"),
+            Op::MergePersons => ("v1.yaml", "/persons/{id}/merge", "put"),
+            Op::OauthAuthorize => ("v1.yaml", "/oauth/authorize", "get"),
+            Op::OauthToken => ("v1.yaml", "/oauth/token", "post"),
+            Op::OauthRevoke => return None,
+        })
+    }
+
     /// Looks an operation up by its name.
     pub fn from_name(name: &str) -> Option<Op> {
         Op::ALL.iter().copied().find(|op| op.name() == name)

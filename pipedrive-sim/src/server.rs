@@ -61,7 +61,7 @@ impl Shared {
     pub(crate) async fn wait_shutdown(&self) {
         let mut rx = self.shutdown.clone();
         // An error means the sender is gone, which is a shutdown too.
-        let _ = rx.wait_for(|stop| *stop).await;
+        rx.wait_for(|stop| *stop).await.ok();
     }
 }
 
@@ -97,14 +97,14 @@ impl Simulator {
     pub async fn shutdown(mut self) {
         self.stop.send_replace(true);
         if let Some(server) = self.server.take() {
-            let _ = server.await;
+            server.await.ok();
         }
     }
 
     /// Waits until the server stops (i.e. forever unless the runtime ends).
     pub async fn wait(mut self) {
         if let Some(server) = self.server.take() {
-            let _ = server.await;
+            server.await.ok();
         }
     }
 }
@@ -220,7 +220,7 @@ async fn accept_loop(listener: TcpListener, app: Router, shared: Arc<Shared>) {
 }
 
 async fn serve_connection(stream: TcpStream, app: Router, shared: Arc<Shared>) {
-    let _ = stream.set_nodelay(true);
+    stream.set_nodelay(true).ok();
     // Keep a duplicate of the socket so that a `reset` fault can set SO_LINGER to 0.
     let Ok(std_stream) = stream.into_std() else {
         return;
@@ -243,11 +243,11 @@ async fn serve_connection(stream: TcpStream, app: Router, shared: Arc<Shared>) {
     tokio::select! {
         _ = conn.as_mut() => {}
         _ = ctl.notified() => {
-            let _ = socket2::SockRef::from(&dup).set_linger(Some(Duration::ZERO));
+            socket2::SockRef::from(&dup).set_linger(Some(Duration::ZERO)).ok();
         }
         _ = shared.wait_shutdown() => {
             conn.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(Duration::from_secs(1), conn.as_mut()).await;
+            tokio::time::timeout(Duration::from_secs(1), conn.as_mut()).await.ok();
         }
     }
 }

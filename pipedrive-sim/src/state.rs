@@ -191,15 +191,18 @@ impl Company {
             daily_writes: 0,
         };
         // "Some custom fields" every seeded company has.
-        let _ = c.add_person_field(
+        c.add_person_field(
             "Lead source",
             "enum",
             &["Website", "Referral", "Event", "Cold call"],
             now,
             rng,
-        );
-        let _ = c.add_person_field("Customer tier", "varchar", &[], now, rng);
-        let _ = c.add_person_field("Lifetime value", "monetary", &[], now, rng);
+        )
+        .ok();
+        c.add_person_field("Customer tier", "varchar", &[], now, rng)
+            .ok();
+        c.add_person_field("Lifetime value", "monetary", &[], now, rng)
+            .ok();
         c
     }
 

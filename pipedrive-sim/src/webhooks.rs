@@ -126,7 +126,7 @@ pub(crate) fn emit(shared: &Shared, events: Vec<Event>) {
     }
     for job in jobs {
         // The dispatcher lives as long as the simulator; a send error means it stopped.
-        let _ = shared.deliveries_tx.send(job);
+        shared.deliveries_tx.send(job).ok();
     }
 }
 
@@ -206,7 +206,7 @@ async fn deliver(shared: Arc<Shared>, job: Job) {
                 let resp = req.send().await?;
                 let status = resp.status().as_u16();
                 // Drain the body so the connection can be reused.
-                let _ = resp.bytes().await;
+                resp.bytes().await.ok();
                 Ok::<u16, reqwest::Error>(status)
             } => r,
             _ = shared.wait_shutdown() => return,
