@@ -33,8 +33,8 @@ pub use identity::{
 };
 pub use ids::{ApId, ConnectionId, ContactId, PersonId, Timestamp};
 pub use merge::{
-    freshness, is_stale, last_writer, merge, Conflict, ConflictReason, ConflictRule, Direction,
-    FieldRule, Freshness, LinkVersions, MergeOutcome, MergePolicy, Side,
+    freshness, is_stale, last_writer, merge, merge_delta, Conflict, ConflictReason, ConflictRule,
+    Direction, FieldRule, Freshness, LinkVersions, MergeDelta, MergeOutcome, MergePolicy, Side,
 };
 pub use retry::{classify, ErrorClass, RetryDecision, RetryPolicy};
 pub use scope::{

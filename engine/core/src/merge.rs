@@ -173,37 +173,95 @@ impl MergeOutcome {
 
 /// Merges one link field by field: `base` is what both sides last agreed on, `local` and
 /// `remote` are the sides' current values (absent fields are unchanged). Pure and deterministic.
+///
+/// Builds the whole new base (a clone of `base` plus the changes); [`merge_delta`] returns only
+/// the changed base fields and is cheaper when the caller stores the base per field.
 pub fn merge(
     base: &Snapshot,
     local: &Snapshot,
     remote: &Snapshot,
     policy: &MergePolicy,
 ) -> MergeOutcome {
-    let mut out = MergeOutcome {
+    let delta = merge_delta(base, local, remote, policy);
+    let mut new_base = Snapshot {
+        fields: base.fields.clone(),
+        version: delta.base_version,
+    };
+    for (key, value) in delta.base_changes {
+        new_base.fields.insert(key, value);
+    }
+    MergeOutcome {
+        to_local: delta.to_local,
+        to_remote: delta.to_remote,
+        new_base,
+        conflicts: delta.conflicts,
+        held_back: delta.held_back,
+    }
+}
+
+/// What a merge decided, with the base as a set of changes rather than a whole snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeDelta {
+    /// Values to write to the local contact.
+    pub to_local: BTreeMap<FieldKey, FieldValue>,
+    /// Values to write to the Pipedrive person.
+    pub to_remote: BTreeMap<FieldKey, FieldValue>,
+    /// Base fields that take a new value (all others keep theirs).
+    pub base_changes: BTreeMap<FieldKey, FieldValue>,
+    /// The new base's version: the newest of the three inputs' versions.
+    pub base_version: Timestamp,
+    /// Every conflict, with the winner and the reason, in field order.
+    pub conflicts: Vec<Conflict>,
+    /// Fields changed on a side that a one-way mapping does not let flow out (not written).
+    pub held_back: Vec<(FieldKey, Side)>,
+}
+
+impl MergeDelta {
+    /// Whether nothing needs writing to either side.
+    pub fn is_noop(&self) -> bool {
+        self.to_local.is_empty() && self.to_remote.is_empty()
+    }
+}
+
+/// [`merge`] without building the whole new base: the same decisions, with the base returned as
+/// [`MergeDelta::base_changes`].
+pub fn merge_delta(
+    base: &Snapshot,
+    local: &Snapshot,
+    remote: &Snapshot,
+    policy: &MergePolicy,
+) -> MergeDelta {
+    let mut out = MergeDelta {
         to_local: BTreeMap::new(),
         to_remote: BTreeMap::new(),
-        new_base: Snapshot {
-            fields: base.fields.clone(),
-            version: base.version.max(local.version).max(remote.version),
-        },
+        base_changes: BTreeMap::new(),
+        base_version: base.version.max(local.version).max(remote.version),
         conflicts: Vec::new(),
         held_back: Vec::new(),
     };
     let mut bs = base.fields.iter().peekable();
     let mut ls = local.fields.iter().peekable();
     let mut rs = remote.fields.iter().peekable();
-    loop {
-        // The smallest key still pending in any of the three sorted maps.
-        let mut key: Option<&FieldKey> = None;
-        for next in [bs.peek(), ls.peek(), rs.peek()].into_iter().flatten() {
-            if key.is_none_or(|k| next.0.cmp(k) == Ordering::Less) {
-                key = Some(next.0);
-            }
-        }
-        let Some(key) = key else { break };
-        let b = bs.next_if(|(k, _)| *k == key).map(|(_, v)| v);
-        let l = ls.next_if(|(k, _)| *k == key).map(|(_, v)| v);
-        let r = rs.next_if(|(k, _)| *k == key).map(|(_, v)| v);
+    while let Some((key, in_base, in_local, in_remote)) = next_key(
+        bs.peek().map(|e| e.0),
+        ls.peek().map(|e| e.0),
+        rs.peek().map(|e| e.0),
+    ) {
+        let b = if in_base {
+            bs.next().map(|e| e.1)
+        } else {
+            None
+        };
+        let l = if in_local {
+            ls.next().map(|e| e.1)
+        } else {
+            None
+        };
+        let r = if in_remote {
+            rs.next().map(|e| e.1)
+        } else {
+            None
+        };
         merge_field(
             &mut out,
             key,
@@ -218,9 +276,33 @@ pub fn merge(
     out
 }
 
+/// The smallest of the three maps' next keys, and which maps have it next (two comparisons per
+/// key in the common case where all three hold it).
+fn next_key<'a>(
+    base: Option<&'a FieldKey>,
+    local: Option<&'a FieldKey>,
+    remote: Option<&'a FieldKey>,
+) -> Option<(&'a FieldKey, bool, bool, bool)> {
+    let (min, in_base, in_local) = match (base, local) {
+        (Some(b), Some(l)) => match l.cmp(b) {
+            Ordering::Less => (l, false, true),
+            Ordering::Equal => (b, true, true),
+            Ordering::Greater => (b, true, false),
+        },
+        (Some(b), None) => (b, true, false),
+        (None, Some(l)) => (l, false, true),
+        (None, None) => return remote.map(|r| (r, false, false, true)),
+    };
+    Some(match remote.map(|r| (r, r.cmp(min))) {
+        Some((r, Ordering::Less)) => (r, false, false, true),
+        Some((_, Ordering::Equal)) => (min, in_base, in_local, true),
+        Some((_, Ordering::Greater)) | None => (min, in_base, in_local, false),
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 fn merge_field(
-    out: &mut MergeOutcome,
+    out: &mut MergeDelta,
     key: &FieldKey,
     base: Option<&FieldValue>,
     local: Option<&FieldValue>,
@@ -231,13 +313,16 @@ fn merge_field(
 ) {
     let local_change = local.filter(|v| Some(*v) != base);
     let remote_change = remote.filter(|v| Some(*v) != base);
+    if local_change.is_none() && remote_change.is_none() {
+        return;
+    }
     let rule = policy.rule_for(key);
     match (local_change, remote_change) {
         (None, None) => {}
         (Some(value), None) => propagate(out, key, value, Side::Local, rule.direction),
         (None, Some(value)) => propagate(out, key, value, Side::Remote, rule.direction),
         (Some(l), Some(r)) if l == r => {
-            out.new_base.fields.insert(key.clone(), l.clone());
+            out.base_changes.insert(key.clone(), l.clone());
         }
         (Some(l), Some(r)) => {
             let (winner, reason) = match (rule.direction, rule.owner, policy.default) {
@@ -269,7 +354,7 @@ fn merge_field(
                 Side::Local => l,
                 Side::Remote => r,
             };
-            out.new_base.fields.insert(key.clone(), kept.clone());
+            out.base_changes.insert(key.clone(), kept.clone());
             let writes = match winner {
                 Side::Local => &mut out.to_remote,
                 Side::Remote => &mut out.to_local,
@@ -287,7 +372,7 @@ fn merge_field(
 }
 
 fn propagate(
-    out: &mut MergeOutcome,
+    out: &mut MergeDelta,
     key: &FieldKey,
     value: &FieldValue,
     from: Side,
@@ -297,7 +382,7 @@ fn propagate(
         out.held_back.push((key.clone(), from));
         return;
     }
-    out.new_base.fields.insert(key.clone(), value.clone());
+    out.base_changes.insert(key.clone(), value.clone());
     let writes = match from {
         Side::Local => &mut out.to_remote,
         Side::Remote => &mut out.to_local,

@@ -7,7 +7,9 @@ use proptest::prelude::*;
 
 use crate::echo::{strip_echo, strip_echo_snapshot};
 use crate::ids::Timestamp;
-use crate::merge::{merge, ConflictRule, Direction, FieldRule, LinkVersions, MergePolicy, Side};
+use crate::merge::{
+    merge, merge_delta, ConflictRule, Direction, FieldRule, LinkVersions, MergePolicy, Side,
+};
 use crate::value::{FieldKey, FieldValue, Snapshot};
 
 const KEYS: &[&str] = &[
@@ -183,6 +185,23 @@ proptest! {
         prop_assert!(second.is_noop(), "{:?}", second);
         prop_assert!(second.conflicts.is_empty());
         prop_assert_eq!(&second.new_base.fields, &first.new_base.fields);
+    }
+
+    #[test]
+    fn merge_delta_makes_the_same_decisions_as_merge(
+        base in snapshot(), local in snapshot(), remote in snapshot(), policy in policy(),
+    ) {
+        let full = merge(&base, &local, &remote, &policy);
+        let delta = merge_delta(&base, &local, &remote, &policy);
+        let mut rebuilt = base.clone();
+        rebuilt.apply(&delta.base_changes);
+        rebuilt.version = delta.base_version;
+        prop_assert_eq!(&rebuilt, &full.new_base);
+        prop_assert_eq!(&delta.to_local, &full.to_local);
+        prop_assert_eq!(&delta.to_remote, &full.to_remote);
+        prop_assert_eq!(&delta.conflicts, &full.conflicts);
+        prop_assert_eq!(&delta.held_back, &full.held_back);
+        prop_assert_eq!(delta.is_noop(), full.is_noop());
     }
 
     #[test]
