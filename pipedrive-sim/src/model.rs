@@ -85,16 +85,17 @@ impl FieldDef {
     }
 
     pub(crate) fn v1_json(&self, order_nr: usize) -> Value {
-        json!({
+        let mut v = json!({
             "id": self.id,
             "key": self.key,
             "name": self.name,
             "order_nr": order_nr,
             "field_type": self.field_type,
-            "add_time": v1_time(self.add_time),
-            "update_time": v1_time(self.add_time),
-            "last_updated_by_user_id": null,
-            "created_by_user_id": null,
+            // The v1 fields schema says `format: date-time`.
+            "add_time": v2_time(self.add_time),
+            "update_time": v2_time(self.add_time),
+            "last_updated_by_user_id": 1,
+            "created_by_user_id": 1,
             "active_flag": true,
             "edit_flag": self.custom,
             "index_visible_flag": true,
@@ -106,10 +107,16 @@ impl FieldDef {
             "filtering_allowed": true,
             "sortable_flag": true,
             "mandatory_flag": false,
-            "options": if matches!(self.field_type.as_str(), "enum" | "set") {
-                Value::Array(self.options.iter().map(|(id, label)| json!({"id": id, "label": label})).collect())
-            } else { Value::Null },
-        })
+        });
+        if matches!(self.field_type.as_str(), "enum" | "set") {
+            v["options"] = Value::Array(
+                self.options
+                    .iter()
+                    .map(|(id, label)| json!({"id": id, "label": label}))
+                    .collect(),
+            );
+        }
+        v
     }
 }
 
