@@ -12,7 +12,7 @@ use base64::Engine;
 use serde_json::{json, Map, Value};
 
 use crate::faults::RequestAction;
-use crate::model::{builtin_fields, parse_time, v1_time, v2_time, FieldDef, Person};
+use crate::model::{builtin_fields, parse_time, v1_time, v2_time, FieldDef, Person, PersonV2};
 use crate::ops::{route, Api, Op, Route};
 use crate::server::{ConnCtl, Shared};
 use crate::state::{AccessToken, AuthCode, Company, Event, RefreshToken, State as SimState};
@@ -32,6 +32,22 @@ pub(crate) enum ApiErr {
 }
 
 type HResult = Result<(StatusCode, Value, Vec<Event>), ApiErr>;
+
+/// A handler's answer body: a `Value`, or bytes serialized straight from the store.
+pub(crate) enum Out {
+    Json(Value),
+    Bytes(Vec<u8>),
+}
+
+fn bytes_response(status: StatusCode, bytes: Vec<u8>) -> Response {
+    let mut r = Response::new(Body::from(bytes));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    r
+}
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
@@ -404,13 +420,20 @@ pub(crate) async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) ->
         now,
         api: api.unwrap_or(Api::V2),
     };
-    let result = handle(&ctx, op, &parts.method);
+    let result = match op {
+        Op::GetPersons => list_persons(&ctx).map(|b| (StatusCode::OK, Out::Bytes(b), Vec::new())),
+        Op::GetPerson => get_person(&ctx).map(|b| (StatusCode::OK, Out::Bytes(b), Vec::new())),
+        _ => handle(&ctx, op, &parts.method).map(|(s, v, e)| (s, Out::Json(v), e)),
+    };
     let mut resp = match result {
-        Ok((status, value, events)) => {
+        Ok((status, out, events)) => {
             if !events.is_empty() {
                 webhooks::emit(&shared, events);
             }
-            json_response(status, &value)
+            match out {
+                Out::Json(value) => json_response(status, &value),
+                Out::Bytes(bytes) => bytes_response(status, bytes),
+            }
         }
         Err(e) => e.into_response(),
     };
@@ -542,21 +565,6 @@ fn handle(ctx: &Ctx<'_>, op: Op, _method: &Method) -> HResult {
     let user = ctx.caller.user_id;
     let now = ctx.now;
     match op {
-        Op::GetPersons => list_persons(ctx),
-        Op::GetPerson => {
-            let id = ctx.path_id("person")?;
-            let only = custom_field_filter(ctx)?;
-            with_company(ctx, |c, _| {
-                let p = c
-                    .live_person(id)
-                    .ok_or_else(|| ApiErr::NotFound("Person not found".into()))?;
-                Ok((
-                    StatusCode::OK,
-                    ok_data(p.v2_json(&c.person_field_keys, only.as_deref())),
-                    vec![],
-                ))
-            })
-        }
         Op::AddPerson => {
             let body = ctx.json_body()?;
             with_company(ctx, |c, _| {
@@ -947,6 +955,7 @@ fn handle(ctx: &Ctx<'_>, op: Op, _method: &Method) -> HResult {
                 ))
             })
         }
+        Op::GetPersons | Op::GetPerson => Err(ApiErr::BadRequest("served by the fast path".into())),
         Op::OauthAuthorize | Op::OauthToken | Op::OauthRevoke => Err(ApiErr::BadRequest(
             "OAuth endpoints are served under /oauth".into(),
         )),
@@ -1197,7 +1206,7 @@ fn ids_filter(ctx: &Ctx<'_>) -> Result<Option<Vec<i64>>, ApiErr> {
     }
 }
 
-fn list_persons(ctx: &Ctx<'_>) -> HResult {
+fn list_persons(ctx: &Ctx<'_>) -> Result<Vec<u8>, ApiErr> {
     let p = paging(
         ctx,
         &[SortField::Id, SortField::UpdateTime, SortField::AddTime],
@@ -1260,15 +1269,61 @@ fn list_persons(ctx: &Ctx<'_>) -> HResult {
         }
         (out, c.person_field_keys.clone(), next)
     });
-    let data: Vec<Value> = people
+    let data: Vec<PersonV2<'_>> = people
         .iter()
-        .map(|x| x.v2_json(&keys, only.as_deref()))
+        .map(|p| PersonV2 {
+            p,
+            keys: &keys,
+            only: only.as_deref(),
+        })
         .collect();
-    Ok((
-        StatusCode::OK,
-        json!({"success": true, "data": data, "additional_data": {"next_cursor": next}}),
-        vec![],
-    ))
+    let body = json_bytes(&ListBody {
+        success: true,
+        data,
+        additional_data: NextCursor { next_cursor: next },
+    });
+    Ok(body)
+}
+
+#[derive(serde::Serialize)]
+struct ListBody<T> {
+    success: bool,
+    data: T,
+    additional_data: NextCursor,
+}
+
+#[derive(serde::Serialize)]
+struct NextCursor {
+    next_cursor: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+struct DataBody<T> {
+    success: bool,
+    data: T,
+}
+
+fn json_bytes(v: &impl serde::Serialize) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+fn get_person(ctx: &Ctx<'_>) -> Result<Vec<u8>, ApiErr> {
+    let id = ctx.path_id("person")?;
+    let only = custom_field_filter(ctx)?;
+    let (p, keys) = with_company(ctx, |c, _| {
+        c.live_person(id)
+            .cloned()
+            .map(|p| (p, c.person_field_keys.clone()))
+            .ok_or_else(|| ApiErr::NotFound("Person not found".into()))
+    })?;
+    Ok(json_bytes(&DataBody {
+        success: true,
+        data: PersonV2 {
+            p: &p,
+            keys: &keys,
+            only: only.as_deref(),
+        },
+    }))
 }
 
 fn list_deals(ctx: &Ctx<'_>) -> HResult {

@@ -8,18 +8,32 @@ use serde_json::{json, Map, Value};
 
 /// Whole-second RFC 3339 (`2026-01-02T03:04:05Z`), as API v2 writes times.
 pub(crate) fn v2_time(ts: i64) -> String {
-    DateTime::<Utc>::from_timestamp(ts, 0)
-        .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    use chrono::{Datelike, Timelike};
+    let t = DateTime::<Utc>::from_timestamp(ts, 0).unwrap_or_default();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 /// `YYYY-MM-DD HH:MM:SS`, as API v1 writes times.
 pub(crate) fn v1_time(ts: i64) -> String {
-    DateTime::<Utc>::from_timestamp(ts, 0)
-        .unwrap_or_default()
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string()
+    use chrono::{Datelike, Timelike};
+    let t = DateTime::<Utc>::from_timestamp(ts, 0).unwrap_or_default();
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 /// Parses RFC 3339 (v2) or `YYYY-MM-DD HH:MM:SS` (v1) into unix seconds.
@@ -33,7 +47,7 @@ pub(crate) fn parse_time(s: &str) -> Option<i64> {
 }
 
 /// An e-mail, phone or IM entry.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub(crate) struct Channel {
     pub(crate) value: String,
     pub(crate) primary: bool,
@@ -234,65 +248,12 @@ impl Person {
     /// The v2 object. `keys` are the company's custom field keys (all rendered, `null` when
     /// unset); `only` restricts them (the `custom_fields` query parameter).
     pub(crate) fn v2_json(&self, keys: &[String], only: Option<&[String]>) -> Value {
-        let mut m = Map::with_capacity(20);
-        m.insert("id".into(), json!(self.id));
-        m.insert("name".into(), json!(self.name));
-        if let Some(f) = &self.first_name {
-            m.insert("first_name".into(), json!(f));
-        }
-        if let Some(l) = &self.last_name {
-            m.insert("last_name".into(), json!(l));
-        }
-        m.insert("owner_id".into(), json!(self.owner_id));
-        if let Some(o) = self.org_id {
-            m.insert("org_id".into(), json!(o));
-        }
-        m.insert("add_time".into(), json!(v2_time(self.add_time)));
-        m.insert("update_time".into(), json!(v2_time(self.update_time)));
-        m.insert(
-            "emails".into(),
-            Value::Array(self.emails.iter().map(Channel::to_json).collect()),
-        );
-        m.insert(
-            "phones".into(),
-            Value::Array(self.phones.iter().map(Channel::to_json).collect()),
-        );
-        m.insert("is_deleted".into(), json!(self.is_deleted));
-        m.insert("visible_to".into(), json!(self.visible_to));
-        m.insert("label_ids".into(), json!(self.label_ids));
-        if let Some(p) = self.picture_id {
-            m.insert("picture_id".into(), json!(p));
-        }
-        if !self.im.is_empty() {
-            m.insert(
-                "im".into(),
-                Value::Array(self.im.iter().map(Channel::to_json).collect()),
-            );
-        }
-        if let Some(a) = &self.postal_address {
-            m.insert("postal_address".into(), a.clone());
-        }
-        if let Some(n) = &self.notes {
-            m.insert("notes".into(), json!(n));
-        }
-        if let Some(b) = &self.birthday {
-            m.insert("birthday".into(), json!(b));
-        }
-        if let Some(j) = &self.job_title {
-            m.insert("job_title".into(), json!(j));
-        }
-        let mut cf = Map::new();
-        for k in keys {
-            if only.is_some_and(|o| !o.contains(k)) {
-                continue;
-            }
-            cf.insert(
-                k.clone(),
-                self.custom_fields.get(k).cloned().unwrap_or(Value::Null),
-            );
-        }
-        m.insert("custom_fields".into(), Value::Object(cf));
-        Value::Object(m)
+        serde_json::to_value(PersonV2 {
+            p: self,
+            keys,
+            only,
+        })
+        .unwrap_or(Value::Null)
     }
 
     /// The v1 object (legacy shape: singular `email`/`phone`, custom fields at top level).
@@ -371,6 +332,77 @@ impl Person {
             }
         }
         v
+    }
+}
+
+/// A person rendered as API v2 does, serialized without building a `Value` first.
+pub(crate) struct PersonV2<'a> {
+    pub(crate) p: &'a Person,
+    pub(crate) keys: &'a [String],
+    pub(crate) only: Option<&'a [String]>,
+}
+
+struct CustomFields<'a>(&'a PersonV2<'a>);
+
+impl serde::Serialize for CustomFields<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let v = self.0;
+        let mut m = s.serialize_map(None)?;
+        for k in v.keys {
+            if v.only.is_some_and(|o| !o.contains(k)) {
+                continue;
+            }
+            m.serialize_entry(k, v.p.custom_fields.get(k).unwrap_or(&Value::Null))?;
+        }
+        m.end()
+    }
+}
+
+impl serde::Serialize for PersonV2<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let p = self.p;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("id", &p.id)?;
+        m.serialize_entry("name", &p.name)?;
+        if let Some(f) = &p.first_name {
+            m.serialize_entry("first_name", f)?;
+        }
+        if let Some(l) = &p.last_name {
+            m.serialize_entry("last_name", l)?;
+        }
+        m.serialize_entry("owner_id", &p.owner_id)?;
+        if let Some(o) = p.org_id {
+            m.serialize_entry("org_id", &o)?;
+        }
+        m.serialize_entry("add_time", &v2_time(p.add_time))?;
+        m.serialize_entry("update_time", &v2_time(p.update_time))?;
+        m.serialize_entry("emails", &p.emails)?;
+        m.serialize_entry("phones", &p.phones)?;
+        m.serialize_entry("is_deleted", &p.is_deleted)?;
+        m.serialize_entry("visible_to", &p.visible_to)?;
+        m.serialize_entry("label_ids", &p.label_ids)?;
+        if let Some(x) = p.picture_id {
+            m.serialize_entry("picture_id", &x)?;
+        }
+        if !p.im.is_empty() {
+            m.serialize_entry("im", &p.im)?;
+        }
+        if let Some(a) = &p.postal_address {
+            m.serialize_entry("postal_address", a)?;
+        }
+        if let Some(n) = &p.notes {
+            m.serialize_entry("notes", n)?;
+        }
+        if let Some(b) = &p.birthday {
+            m.serialize_entry("birthday", b)?;
+        }
+        if let Some(j) = &p.job_title {
+            m.serialize_entry("job_title", j)?;
+        }
+        m.serialize_entry("custom_fields", &CustomFields(self))?;
+        m.end()
     }
 }
 
