@@ -1,7 +1,8 @@
-//! The composition root: builds the store, the HTTP server and the workers from `Settings`,
-//! and runs them until the shutdown token is cancelled.
+//! The composition root: builds the store, the engine, the HTTP server and the workers from
+//! `Settings`, and runs them until the shutdown token is cancelled.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -9,13 +10,50 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
+use crate::crypto::Vault;
 use crate::http::{self, AppState};
 use crate::store::Store;
+use crate::sync::Engine;
 
 pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
     state: AppState,
+}
+
+/// The encryption keys from the settings, or from (a newly generated) key file.
+pub fn load_vault(settings: &Settings) -> anyhow::Result<Vault> {
+    let configured: Vec<String> = settings
+        .security
+        .encryption_keys
+        .iter()
+        .map(|k| k.expose().clone())
+        .collect();
+    if !configured.is_empty() {
+        return Ok(Vault::from_base64_keys(&configured)?);
+    }
+    let path = Path::new(&settings.security.key_file);
+    let key = if path.exists() {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+    } else {
+        let key = Vault::generate_key();
+        write_private(path, &key).with_context(|| format!("writing {}", path.display()))?;
+        tracing::warn!(path = %path.display(), "No encryption key configured; generated one. Back it up: without it, stored tokens cannot be read.");
+        key
+    };
+    Ok(Vault::from_base64_keys(&[key.trim().to_owned()])?)
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(contents.as_bytes())
 }
 
 impl Application {
@@ -28,13 +66,18 @@ impl Application {
         if settings.database.migrate_on_start {
             store.migrate_up().await.context("running migrations")?;
         }
+        let vault = Arc::new(load_vault(&settings)?);
         let listener = TcpListener::bind((settings.http.host, settings.http.port))
             .await
             .with_context(|| format!("binding {}:{}", settings.http.host, settings.http.port))?;
         let addr = listener.local_addr()?;
+        let public_url = settings.public_url(addr.port());
+        let settings = Arc::new(settings);
+        let engine = Engine::new(store.clone(), vault, Arc::clone(&settings), public_url);
         let state = AppState {
             store,
-            settings: Arc::new(settings),
+            settings,
+            engine,
         };
         Ok(Self {
             listener,
@@ -55,14 +98,28 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` is cancelled, then drains in-flight requests.
+    pub fn engine(&self) -> &Engine {
+        &self.state.engine
+    }
+
+    /// Serves (and runs the workers, if enabled) until `shutdown` is cancelled, then drains
+    /// in-flight requests.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(addr = %self.addr, "tandem is listening.");
+        let workers = if self.state.settings.workers.enabled {
+            crate::sync::worker::spawn_workers(self.state.engine.clone(), shutdown.clone())
+        } else {
+            Vec::new()
+        };
         let router = http::router(self.state.clone());
         axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await
             .context("serving HTTP")?;
+        shutdown.cancel();
+        for worker in workers {
+            drop(worker.await);
+        }
         tracing::info!("tandem stopped.");
         Ok(())
     }

@@ -62,6 +62,7 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     pub workers: WorkerSettings,
     pub security: SecuritySettings,
+    pub pipedrive: PipedriveSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -118,12 +119,33 @@ pub struct TelemetrySettings {
 pub struct WorkerSettings {
     pub enabled: bool,
     pub poll_interval_secs: u64,
+    pub concurrency: u32,
+    pub idle_poll_ms: u64,
+    pub retry_initial_ms: u64,
+    pub retry_cap_ms: u64,
+    pub max_attempts: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecuritySettings {
     pub admin_token: Redacted<String>,
+    pub encryption_keys: Vec<Redacted<String>>,
+    pub key_file: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipedriveSettings {
+    pub request_timeout_secs: u64,
+    pub plan: String,
+    pub oauth_base_url: String,
+    pub client_id: String,
+    pub client_secret: Redacted<String>,
+    pub archive_on_person_delete: bool,
+    pub poll_overlap_secs: u64,
+    pub reconcile_interval_secs: u64,
+    pub register_webhooks: bool,
 }
 
 impl Settings {
@@ -173,6 +195,26 @@ impl Settings {
             return Err(ConfigError::Key {
                 key: "http.body_limit_bytes",
                 problem: "must be at least 1024".into(),
+            });
+        }
+        if self.pipedrive.request_timeout_secs == 0 {
+            return Err(ConfigError::Key {
+                key: "pipedrive.request_timeout_secs",
+                problem: "must be at least 1".into(),
+            });
+        }
+        if !self.pipedrive.oauth_base_url.starts_with("http") {
+            return Err(ConfigError::Key {
+                key: "pipedrive.oauth_base_url",
+                problem: "must be an http(s) URL".into(),
+            });
+        }
+        if let Some(i) = self.security.encryption_keys.iter().position(|k| {
+            crate::crypto::Vault::from_base64_keys(std::slice::from_ref(k.expose())).is_err()
+        }) {
+            return Err(ConfigError::Key {
+                key: "security.encryption_keys",
+                problem: format!("entry {i} is not 32 bytes of base64"),
             });
         }
         if self.workers.poll_interval_secs == 0 {

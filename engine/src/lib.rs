@@ -4,6 +4,10 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod crm;
+pub mod crypto;
 pub mod http;
+pub mod queue;
 pub mod store;
+pub mod sync;
 pub mod telemetry;

@@ -6,3 +6,4 @@
 
 mod health;
 mod migrations;
+mod writeback;

@@ -2,13 +2,20 @@
 //! Postgres database when `TANDEM_TEST_DATABASE_URL` names a server), and `spawn_app()` which
 //! starts tandem on `127.0.0.1:0`.
 
+// Helpers may unwrap: a failure is a failed test.
+#![allow(clippy::unwrap_used)]
+
+pub mod fields;
+
 use std::net::SocketAddr;
 
 use anyhow::Context;
+use pipedrive_sim::{SimConfig, Simulator};
 use sea_orm::{ConnectionTrait, Database, Statement};
 use tandem_engine::app::Application;
 use tandem_engine::config::{Redacted, Settings};
 use tandem_engine::store::Store;
+use tandem_engine::sync::{connections, worker, Engine};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -71,14 +78,20 @@ impl TestDatabase {
     }
 }
 
-/// Settings for a test: defaults, a fresh database, port 0, workers off (tests drive them).
+/// Settings for a test: defaults, a fresh database, port 0, workers off (tests drive them),
+/// fast retries, a fresh encryption key.
 pub fn test_settings(database: &TestDatabase) -> Settings {
     let mut settings = figment_free_defaults();
     settings.http.port = 0;
     settings.database.url = Redacted::new(database.url.clone());
     settings.database.max_connections = 5;
     settings.workers.enabled = false;
+    settings.workers.retry_initial_ms = 2;
+    settings.workers.retry_cap_ms = 40;
+    settings.workers.max_attempts = 40;
     settings.security.admin_token = Redacted::new("test-admin-token".to_owned());
+    settings.security.encryption_keys =
+        vec![Redacted::new(tandem_engine::crypto::Vault::generate_key())];
     settings
 }
 
@@ -87,13 +100,15 @@ fn figment_free_defaults() -> Settings {
     Settings::defaults()
 }
 
-/// A running tandem for one test.
+/// A running tandem for one test, with its own Pipedrive simulator.
 pub struct TestApp {
     pub addr: SocketAddr,
     pub base_url: String,
     pub store: Store,
+    pub engine: Engine,
     pub database: TestDatabase,
     pub http: reqwest::Client,
+    pub sim: Simulator,
     shutdown: CancellationToken,
 }
 
@@ -113,12 +128,33 @@ impl Drop for TestApp {
     }
 }
 
-/// Starts tandem on `127.0.0.1:0` with a fresh, migrated database.
+/// Starts tandem on `127.0.0.1:0` with a fresh, migrated database, and a simulator with
+/// fast webhook retries.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(
+        SimConfig {
+            time_scale: 0.001,
+            ..SimConfig::default()
+        },
+        |_| {},
+    )
+    .await
+}
+
+/// As [`spawn_app`], with a simulator configuration and a settings tweak.
+pub async fn spawn_app_with(sim_config: SimConfig, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     tandem_engine::telemetry::init_for_tests(test_log_enabled());
+    let sim = pipedrive_sim::start(sim_config)
+        .await
+        .expect("simulator starts");
     let database = TestDatabase::create().await.expect("test database");
-    let settings = test_settings(&database);
+    let mut settings = test_settings(&database);
+    settings.pipedrive.oauth_base_url = sim.base_url().to_owned();
+    settings.pipedrive.client_id = "sim-client".to_owned();
+    settings.pipedrive.client_secret = Redacted::new("sim-secret".to_owned());
+    tweak(&mut settings);
     let app = Application::build(settings).await.expect("tandem builds");
+    let engine = app.engine().clone();
     let addr = app.addr();
     let store = app.state().store.clone();
     let shutdown = CancellationToken::new();
@@ -127,8 +163,69 @@ pub async fn spawn_app() -> TestApp {
         addr,
         base_url: format!("http://{addr}"),
         store,
+        engine,
         database,
         http: reqwest::Client::builder().build().expect("http client"),
+        sim,
         shutdown,
+    }
+}
+
+impl TestApp {
+    /// Connects the simulator's company with its API token (as `tandem connections add`).
+    pub async fn connect_pipedrive(&self) -> Uuid {
+        let connected = connections::connect(
+            &self.engine,
+            connections::NewConnection {
+                api_domain: self.sim.base_url().to_owned(),
+                auth_kind: "api_token",
+                access_token: self.sim.handle().config().api_token.clone(),
+                refresh_token: None,
+                token_expires_at: None,
+            },
+        )
+        .await
+        .expect("connects to the simulator");
+        connected.id
+    }
+
+    /// Connects and runs the initial sync to the end.
+    pub async fn connect_and_sync(&self) -> Uuid {
+        let id = self.connect_pipedrive().await;
+        tandem_engine::sync::poller::initial_sync(&self.engine, id, |_| {})
+            .await
+            .expect("initial sync");
+        id
+    }
+
+    /// Runs tandem's workers until nothing is pending.
+    pub async fn drive(&self) {
+        worker::drive_until_idle(&self.engine)
+            .await
+            .expect("workers run");
+    }
+
+    /// Waits (bounded) until the simulator has delivered at least `count` person webhooks
+    /// to tandem, then drives the workers.
+    pub async fn await_person_webhooks(&self, count: usize) {
+        self.sim
+            .handle()
+            .wait_for_deliveries(std::time::Duration::from_secs(20), |deliveries| {
+                deliveries
+                    .iter()
+                    .filter(|d| d.delivered && d.entity == "person")
+                    .count()
+                    >= count
+            })
+            .await;
+        self.drive().await;
+    }
+
+    /// A local contact's fields.
+    pub async fn contact(&self, id: Uuid) -> tandem_engine::sync::contacts::LocalContact {
+        tandem_engine::sync::contacts::load(self.store.db(), id)
+            .await
+            .expect("db")
+            .expect("contact exists")
     }
 }

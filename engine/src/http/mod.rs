@@ -13,22 +13,27 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
 use crate::store::Store;
+use crate::sync::inbox::StoreInbox;
+use crate::sync::Engine;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
     pub settings: Arc<Settings>,
+    pub engine: Engine,
 }
 
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.http.body_limit_bytes;
+    let inbox = Arc::new(StoreInbox::new(state.engine.clone()));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .with_state(state)
+        .merge(tandem_webhooks::pipedrive::router(inbox))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
 }
 
 async fn healthz() -> impl IntoResponse {

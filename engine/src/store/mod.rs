@@ -14,6 +14,8 @@ use tandem_migrations::{Migrator, MigratorTrait};
 
 use crate::config::{DatabaseKind, DatabaseSettings};
 
+pub(crate) mod entities;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open the database: {0}")]

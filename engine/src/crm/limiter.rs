@@ -1,0 +1,155 @@
+//! Outbound rate limiting, one set of limiters per connection (conventions C9).
+//!
+//! Pipedrive counts requests per token in a rolling 2-second window, and tokens per company per
+//! day. A token bucket of capacity `b` and rate `r` lets through at most `b + 2r` requests in any
+//! 2-second window; with `b = 1` and `r = (limit - 1) / 2 s` that is exactly `limit`, so steady
+//! writeback never trips the window and still uses `(limit - 1) / limit` of it. Search has its own
+//! tighter window. The limits are seeded from the plan and replaced as soon as a response's
+//! `x-ratelimit-limit` says otherwise; the daily budget is tracked from the token costs spent and
+//! the `x-daily-ratelimit-token-remaining` header.
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use governor::clock::DefaultClock;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+use uuid::Uuid;
+
+type Direct = RateLimiter<NotKeyed, InMemoryState, DefaultClock>;
+
+/// Documented burst limits per 2 s (api_notes 5.4).
+pub fn documented_burst(plan: &str, oauth: bool) -> u32 {
+    let (token, app) = match plan.to_ascii_lowercase().as_str() {
+        "lite" | "essential" => (20, 80),
+        "growth" | "advanced" => (40, 160),
+        "premium" | "professional" => (100, 400),
+        "ultimate" | "power" | "enterprise" => (120, 480),
+        _ => (20, 80),
+    };
+    if oauth {
+        app
+    } else {
+        token
+    }
+}
+
+/// Search: 10 requests per 2 s on every plan.
+pub const SEARCH_BURST: u32 = 10;
+
+fn paced(limit: u32) -> Direct {
+    let per_window = limit.max(2) - 1;
+    let period = Duration::from_millis(2000) / per_window;
+    let quota = Quota::with_period(period)
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+        .allow_burst(NonZeroU32::MIN);
+    RateLimiter::direct(quota)
+}
+
+/// The limiters and counters of one connection.
+pub struct ConnectionBudget {
+    general: RwLock<Arc<Direct>>,
+    search: Direct,
+    limit: AtomicU32,
+    /// Tokens spent since start (by our own accounting of `x-token-cost`).
+    pub tokens_spent: AtomicU64,
+    pub requests: AtomicU64,
+    pub rate_limited: AtomicU64,
+    /// Daily tokens left as Pipedrive last reported them (-1 = unknown).
+    daily_left: AtomicI64,
+    daily_total: AtomicI64,
+}
+
+impl ConnectionBudget {
+    fn new(limit: u32) -> Self {
+        Self {
+            general: RwLock::new(Arc::new(paced(limit))),
+            search: paced(SEARCH_BURST),
+            limit: AtomicU32::new(limit),
+            tokens_spent: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            rate_limited: AtomicU64::new(0),
+            daily_left: AtomicI64::new(-1),
+            daily_total: AtomicI64::new(-1),
+        }
+    }
+
+    /// Waits for a slot in the burst window (and the search window for searches).
+    pub async fn acquire(&self, search: bool) {
+        if search {
+            self.search.until_ready().await;
+        }
+        let general = self
+            .general
+            .read()
+            .map(|g| Arc::clone(&g))
+            .unwrap_or_else(|p| Arc::clone(&p.into_inner()));
+        general.until_ready().await;
+    }
+
+    /// Adapts to what Pipedrive reported.
+    pub fn observe(
+        &self,
+        burst_limit: Option<u32>,
+        daily_left: Option<i64>,
+        daily_total: Option<i64>,
+    ) {
+        if let Some(limit) = burst_limit.filter(|l| *l >= 2) {
+            if self.limit.swap(limit, Ordering::Relaxed) != limit {
+                tracing::info!(
+                    limit,
+                    "Pipedrive reported a different burst limit; adapting."
+                );
+                match self.general.write() {
+                    Ok(mut general) => *general = Arc::new(paced(limit)),
+                    Err(poisoned) => *poisoned.into_inner() = Arc::new(paced(limit)),
+                }
+            }
+        }
+        if let Some(left) = daily_left {
+            self.daily_left.store(left, Ordering::Relaxed);
+        }
+        if let Some(total) = daily_total {
+            self.daily_total.store(total, Ordering::Relaxed);
+        }
+    }
+
+    pub fn burst_limit(&self) -> u32 {
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    /// True when less than 10 % of the daily budget is left: background work waits.
+    pub fn daily_budget_low(&self) -> bool {
+        let (left, total) = (
+            self.daily_left.load(Ordering::Relaxed),
+            self.daily_total.load(Ordering::Relaxed),
+        );
+        left >= 0 && total > 0 && left * 10 < total
+    }
+
+    pub fn daily_left(&self) -> Option<i64> {
+        Some(self.daily_left.load(Ordering::Relaxed)).filter(|v| *v >= 0)
+    }
+}
+
+/// Every connection's budget, created on first use.
+#[derive(Default, Clone)]
+pub struct Limiters {
+    budgets: Arc<DashMap<Uuid, Arc<ConnectionBudget>>>,
+}
+
+impl Limiters {
+    pub fn budget(&self, connection: Uuid, seed_limit: u32) -> Arc<ConnectionBudget> {
+        self.budgets
+            .entry(connection)
+            .or_insert_with(|| Arc::new(ConnectionBudget::new(seed_limit)))
+            .clone()
+    }
+
+    pub fn forget(&self, connection: Uuid) {
+        self.budgets.remove(&connection);
+    }
+}

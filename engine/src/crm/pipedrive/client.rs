@@ -1,0 +1,450 @@
+//! Pipedrive over HTTP. Every call waits for the connection's limiter, counts the operation's
+//! documented token cost, adapts the limiter from the response headers and returns either the
+//! decoded data or a classified `CrmError`.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tandem_core::CrmError;
+use uuid::Uuid;
+
+use super::errors::{error_text, PipedriveError};
+use super::wire::{
+    Activity, Deal, Envelope, Person, PersonField, PersonWrite, SearchData, Stage, TokenResponse,
+    User, Webhook, WebhookCreate,
+};
+use crate::config::Redacted;
+use crate::crm::limiter::{ConnectionBudget, Limiters};
+
+/// How a connection authenticates.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    ApiToken(Redacted<String>),
+    Bearer(Redacted<String>),
+}
+
+/// Everything needed to call Pipedrive for one connection.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub connection_id: Uuid,
+    /// e.g. `https://company.pipedrive.com`; `/api/v2` and `/api/v1` are appended.
+    pub api_domain: String,
+    pub auth: Auth,
+    /// The burst limit to start from, before Pipedrive reports its own.
+    pub seed_burst: u32,
+}
+
+/// An operation and its documented `x-token-cost`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    ListPersons,
+    GetPerson,
+    CreatePerson,
+    PatchPerson,
+    SearchPersons,
+    UsersMe,
+    ListWebhooks,
+    CreateWebhook,
+    DeleteWebhook,
+    ListPersonFields,
+    CreatePersonField,
+    CreateDeal,
+    PatchDeal,
+    ListDeals,
+    CreateActivity,
+    ListStages,
+}
+
+impl Op {
+    pub fn token_cost(self) -> u64 {
+        match self {
+            Self::ListPersons
+            | Self::ListWebhooks
+            | Self::ListPersonFields
+            | Self::ListDeals
+            | Self::CreateWebhook => 10,
+            Self::GetPerson => 1,
+            Self::CreatePerson
+            | Self::PatchPerson
+            | Self::CreatePersonField
+            | Self::CreateDeal
+            | Self::PatchDeal
+            | Self::CreateActivity
+            | Self::ListStages => 5,
+            Self::SearchPersons => 20,
+            Self::UsersMe => 2,
+            Self::DeleteWebhook => 6,
+        }
+    }
+}
+
+/// One page of a cursor-paginated list.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// Query for `GET /api/v2/persons`.
+#[derive(Debug, Clone, Default)]
+pub struct PersonQuery {
+    pub cursor: Option<String>,
+    pub limit: u32,
+    pub updated_since: Option<String>,
+    pub sort_by_update_time: bool,
+}
+
+#[derive(Clone)]
+pub struct PipedriveClient {
+    http: reqwest::Client,
+    limiters: Limiters,
+}
+
+impl PipedriveClient {
+    pub fn new(timeout: Duration, limiters: Limiters) -> Self {
+        Self {
+            http: crate::crm::http::client(timeout),
+            limiters,
+        }
+    }
+
+    pub fn limiters(&self) -> &Limiters {
+        &self.limiters
+    }
+
+    pub fn budget(&self, session: &Session) -> Arc<ConnectionBudget> {
+        self.limiters
+            .budget(session.connection_id, session.seed_burst)
+    }
+
+    fn request(&self, session: &Session, method: Method, path: &str) -> RequestBuilder {
+        let url = format!("{}{path}", session.api_domain.trim_end_matches('/'));
+        let builder = self.http.request(method, url);
+        match &session.auth {
+            Auth::ApiToken(token) => builder.header("x-api-token", token.expose()),
+            Auth::Bearer(token) => builder.bearer_auth(token.expose()),
+        }
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        session: &Session,
+        op: Op,
+        request: RequestBuilder,
+    ) -> Result<(T, Option<String>), CrmError> {
+        let budget = self.budget(session);
+        budget.acquire(op == Op::SearchPersons).await;
+        budget.requests.fetch_add(1, Ordering::Relaxed);
+        budget
+            .tokens_spent
+            .fetch_add(op.token_cost(), Ordering::Relaxed);
+        let response = request.send().await.map_err(PipedriveError::from)?;
+        observe(&budget, &response);
+        let status = response.status();
+        if status.is_success() {
+            let envelope: Envelope<T> = response.json().await.map_err(PipedriveError::from)?;
+            let cursor = envelope.additional_data.and_then(|a| a.next_cursor);
+            return Ok((envelope.data, cursor));
+        }
+        if status.as_u16() == 429 {
+            budget.rate_limited.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(status_error(response).await.into())
+    }
+
+    pub async fn users_me(&self, s: &Session) -> Result<User, CrmError> {
+        Ok(self
+            .send(
+                s,
+                Op::UsersMe,
+                self.request(s, Method::GET, "/api/v1/users/me"),
+            )
+            .await?
+            .0)
+    }
+
+    pub async fn get_person(&self, s: &Session, id: i64) -> Result<Person, CrmError> {
+        Ok(self
+            .send(
+                s,
+                Op::GetPerson,
+                self.request(s, Method::GET, &format!("/api/v2/persons/{id}")),
+            )
+            .await?
+            .0)
+    }
+
+    pub async fn create_person(&self, s: &Session, body: &PersonWrite) -> Result<Person, CrmError> {
+        Ok(self
+            .send(
+                s,
+                Op::CreatePerson,
+                self.request(s, Method::POST, "/api/v2/persons").json(body),
+            )
+            .await?
+            .0)
+    }
+
+    pub async fn patch_person(
+        &self,
+        s: &Session,
+        id: i64,
+        body: &PersonWrite,
+    ) -> Result<Person, CrmError> {
+        let request = self
+            .request(s, Method::PATCH, &format!("/api/v2/persons/{id}"))
+            .json(body);
+        Ok(self.send(s, Op::PatchPerson, request).await?.0)
+    }
+
+    pub async fn list_persons(
+        &self,
+        s: &Session,
+        query: &PersonQuery,
+    ) -> Result<Page<Person>, CrmError> {
+        let mut params: Vec<(&str, String)> =
+            vec![("limit", query.limit.clamp(1, 500).to_string())];
+        if let Some(cursor) = &query.cursor {
+            params.push(("cursor", cursor.clone()));
+        }
+        if let Some(since) = &query.updated_since {
+            params.push(("updated_since", since.clone()));
+        }
+        if query.sort_by_update_time {
+            params.push(("sort_by", "update_time".into()));
+            params.push(("sort_direction", "asc".into()));
+        }
+        let request = self
+            .request(s, Method::GET, "/api/v2/persons")
+            .query(&params);
+        let (items, next_cursor) = self.send(s, Op::ListPersons, request).await?;
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Exact search on one field (`email`, or `custom_fields` for the apId); returns person ids.
+    pub async fn search_persons(
+        &self,
+        s: &Session,
+        term: &str,
+        field: &str,
+    ) -> Result<Vec<i64>, CrmError> {
+        let request = self
+            .request(s, Method::GET, "/api/v2/persons/search")
+            .query(&[("term", term), ("fields", field), ("exact_match", "true")]);
+        let (data, _) = self
+            .send::<SearchData>(s, Op::SearchPersons, request)
+            .await?;
+        Ok(data.items.into_iter().map(|i| i.item.id).collect())
+    }
+
+    pub async fn list_person_fields(&self, s: &Session) -> Result<Vec<PersonField>, CrmError> {
+        let mut fields = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut request = self
+                .request(s, Method::GET, "/api/v2/personFields")
+                .query(&[("limit", "500")]);
+            if let Some(c) = &cursor {
+                request = request.query(&[("cursor", c)]);
+            }
+            let (page, next): (Vec<PersonField>, _) =
+                self.send(s, Op::ListPersonFields, request).await?;
+            fields.extend(page);
+            match next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(fields),
+            }
+        }
+    }
+
+    pub async fn create_person_field(
+        &self,
+        s: &Session,
+        name: &str,
+        field_type: &str,
+    ) -> Result<PersonField, CrmError> {
+        let body = serde_json::json!({ "field_name": name, "field_type": field_type });
+        let request = self
+            .request(s, Method::POST, "/api/v2/personFields")
+            .json(&body);
+        Ok(self.send(s, Op::CreatePersonField, request).await?.0)
+    }
+
+    pub async fn list_webhooks(&self, s: &Session) -> Result<Vec<Webhook>, CrmError> {
+        Ok(self
+            .send(
+                s,
+                Op::ListWebhooks,
+                self.request(s, Method::GET, "/api/v1/webhooks"),
+            )
+            .await?
+            .0)
+    }
+
+    pub async fn create_webhook(
+        &self,
+        s: &Session,
+        body: &WebhookCreate<'_>,
+    ) -> Result<Webhook, CrmError> {
+        let request = self.request(s, Method::POST, "/api/v1/webhooks").json(body);
+        Ok(self.send(s, Op::CreateWebhook, request).await?.0)
+    }
+
+    pub async fn delete_webhook(&self, s: &Session, id: i64) -> Result<(), CrmError> {
+        let request = self.request(s, Method::DELETE, &format!("/api/v1/webhooks/{id}"));
+        self.send::<serde_json::Value>(s, Op::DeleteWebhook, request)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn create_deal<B: Serialize + ?Sized>(
+        &self,
+        s: &Session,
+        body: &B,
+    ) -> Result<Deal, CrmError> {
+        Ok(self
+            .send(
+                s,
+                Op::CreateDeal,
+                self.request(s, Method::POST, "/api/v2/deals").json(body),
+            )
+            .await?
+            .0)
+    }
+
+    pub async fn patch_deal<B: Serialize + ?Sized>(
+        &self,
+        s: &Session,
+        id: i64,
+        body: &B,
+    ) -> Result<Deal, CrmError> {
+        let request = self
+            .request(s, Method::PATCH, &format!("/api/v2/deals/{id}"))
+            .json(body);
+        Ok(self.send(s, Op::PatchDeal, request).await?.0)
+    }
+
+    pub async fn list_person_deals(
+        &self,
+        s: &Session,
+        person_id: i64,
+    ) -> Result<Vec<Deal>, CrmError> {
+        let request = self.request(s, Method::GET, "/api/v2/deals").query(&[
+            ("person_id", person_id.to_string()),
+            ("limit", "500".into()),
+        ]);
+        Ok(self.send(s, Op::ListDeals, request).await?.0)
+    }
+
+    pub async fn create_activity<B: Serialize + ?Sized>(
+        &self,
+        s: &Session,
+        body: &B,
+    ) -> Result<Activity, CrmError> {
+        Ok(self
+            .send(
+                s,
+                Op::CreateActivity,
+                self.request(s, Method::POST, "/api/v2/activities")
+                    .json(body),
+            )
+            .await?
+            .0)
+    }
+
+    pub async fn list_stages(&self, s: &Session) -> Result<Vec<Stage>, CrmError> {
+        let request = self
+            .request(s, Method::GET, "/api/v2/stages")
+            .query(&[("limit", "500")]);
+        Ok(self.send(s, Op::ListStages, request).await?.0)
+    }
+
+    /// `POST {oauth_base}/oauth/token` (authorization_code or refresh_token grant), Basic client auth.
+    pub async fn oauth_token(
+        &self,
+        oauth_base: &str,
+        client_id: &str,
+        client_secret: &str,
+        form: &[(&str, &str)],
+    ) -> Result<TokenResponse, CrmError> {
+        let url = format!("{}/oauth/token", oauth_base.trim_end_matches('/'));
+        let response = self
+            .http
+            .post(url)
+            .basic_auth(client_id, Some(client_secret))
+            .form(form)
+            .send()
+            .await
+            .map_err(PipedriveError::from)?;
+        if response.status().is_success() {
+            return Ok(response.json().await.map_err(PipedriveError::from)?);
+        }
+        Err(status_error(response).await.into())
+    }
+
+    /// `POST {oauth_base}/oauth/revoke`; Pipedrive answers 200 even for an unknown token.
+    pub async fn oauth_revoke(
+        &self,
+        oauth_base: &str,
+        client_id: &str,
+        client_secret: &str,
+        token: &str,
+        hint: &str,
+    ) -> Result<(), CrmError> {
+        let url = format!("{}/oauth/revoke", oauth_base.trim_end_matches('/'));
+        let response = self
+            .http
+            .post(url)
+            .basic_auth(client_id, Some(client_secret))
+            .form(&[("token", token), ("token_type_hint", hint)])
+            .send()
+            .await
+            .map_err(PipedriveError::from)?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(status_error(response).await.into())
+        }
+    }
+}
+
+fn header_i64(response: &Response, name: &str) -> Option<i64> {
+    response
+        .headers()
+        .get(name)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn observe(budget: &ConnectionBudget, response: &Response) {
+    let limit = header_i64(response, "x-ratelimit-limit").and_then(|v| u32::try_from(v).ok());
+    budget.observe(
+        limit,
+        header_i64(response, "x-daily-ratelimit-token-remaining"),
+        header_i64(response, "x-daily-ratelimit-token-limit"),
+    );
+}
+
+async fn status_error(response: Response) -> PipedriveError {
+    let status = response.status().as_u16();
+    let retry_after = header_i64(&response, "retry-after")
+        .or_else(|| header_i64(&response, "x-ratelimit-reset"))
+        .and_then(|s| u64::try_from(s).ok())
+        .map(Duration::from_secs);
+    let raw = response.text().await.unwrap_or_default();
+    let body: serde_json::Value = serde_json::from_str(&raw).unwrap_or(serde_json::Value::Null);
+    let (code, message) = error_text(&body, &raw);
+    PipedriveError::Status {
+        status,
+        code,
+        message,
+        retry_after,
+    }
+}

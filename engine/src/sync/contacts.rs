@@ -1,0 +1,228 @@
+//! The local contact store: contacts, their field values, list membership.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use tandem_core::{keys, FieldKey, FieldValue, Timestamp};
+use uuid::Uuid;
+
+use super::SyncError;
+use crate::crm::pipedrive::mapping::email_of;
+use crate::store::entities::{contact, contact_field, contact_list_member};
+
+/// The built-in list whose members are pushed to Pipedrive.
+pub const PIPEDRIVE_LIST: &str = "pipedrive_contacts";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalContact {
+    pub id: Uuid,
+    pub email: Option<String>,
+    /// The time of the last change made on the app side (milliseconds).
+    pub version: Timestamp,
+    pub fields: BTreeMap<FieldKey, FieldValue>,
+    pub archived: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn parse_key(key: &str) -> Result<FieldKey, SyncError> {
+    FieldKey::new(key).map_err(|e| SyncError::Corrupt(format!("field key {key:?}: {e}")))
+}
+
+pub async fn load<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Option<LocalContact>, SyncError> {
+    let Some(row) = contact::Entity::find_by_id(id).one(db).await? else {
+        return Ok(None);
+    };
+    let mut fields = BTreeMap::new();
+    for field in contact_field::Entity::find()
+        .filter(contact_field::Column::ContactId.eq(id))
+        .all(db)
+        .await?
+    {
+        let value: FieldValue = serde_json::from_value(field.value).map_err(|e| {
+            SyncError::Corrupt(format!("contact {id} field {}: {e}", field.field_key))
+        })?;
+        fields.insert(parse_key(&field.field_key)?, value);
+    }
+    Ok(Some(LocalContact {
+        id,
+        email: row.email,
+        version: Timestamp(row.version),
+        fields,
+        archived: row.archived_at.is_some(),
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    }))
+}
+
+/// Who made a change to a contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The app (API, app webhook): moves the contact's own version.
+    Local,
+    /// Pipedrive, through a merge: does not move the contact's version.
+    Remote,
+}
+
+/// Creates a contact with its fields.
+pub async fn create<C: ConnectionTrait>(
+    txn: &C,
+    fields: &BTreeMap<FieldKey, FieldValue>,
+    origin: Origin,
+    now: DateTime<Utc>,
+) -> Result<Uuid, SyncError> {
+    let id = Uuid::now_v7();
+    let email = email_of(fields.get(keys::EMAIL)).map(|e| e.as_str().to_owned());
+    contact::Entity::insert(contact::ActiveModel {
+        id: Set(id),
+        email: Set(email),
+        version: Set(match origin {
+            Origin::Local => now.timestamp_millis(),
+            Origin::Remote => 0,
+        }),
+        archived_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .exec_without_returning(txn)
+    .await?;
+    write_fields(txn, id, fields, now).await?;
+    Ok(id)
+}
+
+async fn write_fields<C: ConnectionTrait>(
+    txn: &C,
+    id: Uuid,
+    fields: &BTreeMap<FieldKey, FieldValue>,
+    now: DateTime<Utc>,
+) -> Result<(), SyncError> {
+    if fields.is_empty() {
+        return Ok(());
+    }
+    let rows = fields
+        .iter()
+        .map(|(key, value)| contact_field::ActiveModel {
+            contact_id: Set(id),
+            field_key: Set(key.as_str().to_owned()),
+            value: Set(serde_json::to_value(value).unwrap_or(serde_json::Value::Null)),
+            updated_at: Set(now),
+        });
+    contact_field::Entity::insert_many(rows)
+        .on_conflict(
+            OnConflict::columns([
+                contact_field::Column::ContactId,
+                contact_field::Column::FieldKey,
+            ])
+            .update_columns([
+                contact_field::Column::Value,
+                contact_field::Column::UpdatedAt,
+            ])
+            .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
+    Ok(())
+}
+
+/// Writes field changes to an existing contact.
+pub async fn update<C: ConnectionTrait>(
+    txn: &C,
+    id: Uuid,
+    changes: &BTreeMap<FieldKey, FieldValue>,
+    origin: Origin,
+    now: DateTime<Utc>,
+) -> Result<(), SyncError> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    write_fields(txn, id, changes, now).await?;
+    let mut update = contact::Entity::update_many()
+        .col_expr(contact::Column::UpdatedAt, Expr::value(now))
+        .filter(contact::Column::Id.eq(id));
+    if let Some(email) = changes.get(keys::EMAIL) {
+        update = update.col_expr(
+            contact::Column::Email,
+            Expr::value(email_of(Some(email)).map(|e| e.as_str().to_owned())),
+        );
+    }
+    if origin == Origin::Local {
+        update = update.col_expr(
+            contact::Column::Version,
+            Expr::value(now.timestamp_millis()),
+        );
+    }
+    update.exec(txn).await?;
+    Ok(())
+}
+
+pub async fn set_archived<C: ConnectionTrait>(
+    txn: &C,
+    id: Uuid,
+    archived: bool,
+    now: DateTime<Utc>,
+) -> Result<(), SyncError> {
+    contact::Entity::update_many()
+        .col_expr(
+            contact::Column::ArchivedAt,
+            Expr::value(archived.then_some(now)),
+        )
+        .col_expr(contact::Column::UpdatedAt, Expr::value(now))
+        .filter(contact::Column::Id.eq(id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Contacts (not archived) whose normalised e-mail is `email`.
+pub async fn ids_by_email<C: ConnectionTrait>(db: &C, email: &str) -> Result<Vec<Uuid>, SyncError> {
+    Ok(contact::Entity::find()
+        .filter(contact::Column::Email.eq(email))
+        .filter(contact::Column::ArchivedAt.is_null())
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|c| c.id)
+        .collect())
+}
+
+pub async fn in_list<C: ConnectionTrait>(db: &C, id: Uuid, list: &str) -> Result<bool, SyncError> {
+    Ok(
+        contact_list_member::Entity::find_by_id((list.to_owned(), id))
+            .one(db)
+            .await?
+            .is_some(),
+    )
+}
+
+/// Adds a contact to a list; adding twice is a no-op. Returns whether it was added now.
+pub async fn add_to_list<C: ConnectionTrait>(
+    txn: &C,
+    id: Uuid,
+    list: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, SyncError> {
+    if in_list(txn, id, list).await? {
+        return Ok(false);
+    }
+    contact_list_member::Entity::insert(contact_list_member::ActiveModel {
+        list_key: Set(list.to_owned()),
+        contact_id: Set(id),
+        added_at: Set(now),
+    })
+    .exec_without_returning(txn)
+    .await?;
+    Ok(true)
+}
+
+pub async fn remove_from_list<C: ConnectionTrait>(
+    txn: &C,
+    id: Uuid,
+    list: &str,
+) -> Result<bool, SyncError> {
+    let result = contact_list_member::Entity::delete_by_id((list.to_owned(), id))
+        .exec(txn)
+        .await?;
+    Ok(result.rows_affected > 0)
+}

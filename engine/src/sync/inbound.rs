@@ -1,0 +1,346 @@
+//! Pipedrive → app: a person as Pipedrive reports it (webhook, poller, initial sync,
+//! reconciliation) is merged into the local contact store in one transaction. Stale and
+//! duplicate events change nothing; tandem's own echoes produce no write.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, TransactionTrait};
+use tandem_core::{
+    merge, resolve_inbound, strip_echo, FieldKey, FieldValue, IdentityCandidates, InboundIdentity,
+    InboundPerson, LocalCandidate, PersonId, Side, Snapshot,
+};
+use uuid::Uuid;
+
+use super::connections::ConnectionCtx;
+use super::contacts::{self, Origin};
+use super::links::{self, Link};
+use super::synclog::{self, Direction, Entry, Level};
+use super::{Engine, SyncError};
+use crate::crm::pipedrive::mapping::{self, person_snapshot};
+use crate::crm::pipedrive::wire::Person;
+use crate::queue::{self, JobPayload, Priority};
+
+/// What applying one person did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// Older than (or the same as) what was merged already.
+    Stale,
+    /// Merged into an existing link; `changed` local fields; `pushed` = a write back was queued.
+    Merged {
+        contact_id: Uuid,
+        changed: usize,
+        pushed: bool,
+        conflicts: usize,
+    },
+    /// Linked to an existing contact (by apId or e-mail).
+    Linked { contact_id: Uuid },
+    /// A new local contact.
+    Created {
+        contact_id: Uuid,
+        same_email_persons: usize,
+    },
+    /// The person is deleted in Pipedrive: the contact was unlinked.
+    Unlinked { contact_id: Uuid },
+    /// Deleted, and no contact was linked to it.
+    Ignored,
+}
+
+impl Applied {
+    /// The local contact whose values changed, for outbound app webhooks.
+    pub fn changed_contact(&self) -> Option<Uuid> {
+        match self {
+            Self::Merged {
+                contact_id,
+                changed,
+                ..
+            } if *changed > 0 => Some(*contact_id),
+            Self::Linked { contact_id }
+            | Self::Created { contact_id, .. }
+            | Self::Unlinked { contact_id } => Some(*contact_id),
+            _ => None,
+        }
+    }
+}
+
+/// Applies a person in its own transaction.
+pub async fn apply_person(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    person: &Person,
+) -> Result<Applied, SyncError> {
+    let now = engine.now();
+    let txn = engine.store.db().begin().await?;
+    let applied = apply_person_in(&txn, engine, conn, person, now).await?;
+    txn.commit().await?;
+    Ok(applied)
+}
+
+/// Applies a person inside the caller's transaction.
+pub async fn apply_person_in<C: ConnectionTrait>(
+    txn: &C,
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    person: &Person,
+    now: DateTime<Utc>,
+) -> Result<Applied, SyncError> {
+    if person.is_deleted {
+        return person_deleted(txn, engine, conn, person.id, None, now).await;
+    }
+    let remote = person_snapshot(person, &conn.map);
+    match links::by_person(txn, conn.id, person.id).await? {
+        Some(link) => merge_into_link(txn, conn, link, remote, now).await,
+        None => link_new_person(txn, conn, person, remote, now).await,
+    }
+}
+
+async fn merge_into_link<C: ConnectionTrait>(
+    txn: &C,
+    conn: &ConnectionCtx,
+    mut link: Link,
+    remote: Snapshot,
+    now: DateTime<Utc>,
+) -> Result<Applied, SyncError> {
+    // Older than what was merged: ignore. The same version again is merged anyway: Pipedrive's
+    // times have whole seconds, so two real edits can share one, and a true duplicate merges to
+    // nothing (the merge is idempotent).
+    if link.versions.check(Side::Remote, remote.version) == tandem_core::Freshness::Older {
+        return Ok(Applied::Stale);
+    }
+    let contact = contacts::load(txn, link.contact_id)
+        .await?
+        .ok_or(SyncError::ContactNotFound(link.contact_id))?;
+    let local = Snapshot {
+        fields: conn.map.restrict(&contact.fields),
+        version: contact.version,
+    };
+    // Fields equal to what tandem itself last wrote are our echo, not a change.
+    let mut remote_changes = remote.clone();
+    remote_changes.fields = strip_echo(&remote.fields, &link.last_written);
+    let outcome = merge(&link.base, &local, &remote_changes, &conn.map.policy());
+
+    contacts::update(txn, contact.id, &outcome.to_local, Origin::Remote, now).await?;
+    // The base moves only where both sides now agree; fields still to be written to Pipedrive
+    // keep their old base so the push sees them as changed.
+    let mut final_local = local.fields.clone();
+    final_local.extend(outcome.to_local.clone());
+    for (key, value) in &remote.fields {
+        if final_local.get(key) == Some(value) {
+            link.base.fields.insert(key.clone(), value.clone());
+        }
+    }
+    link.base.version = link.base.version.max(remote.version);
+    link.versions.record(Side::Remote, remote.version);
+    // What Pipedrive now holds supersedes what we last wrote.
+    link.last_written
+        .retain(|k, v| remote.fields.get(k).is_none_or(|r| r == v));
+    links::save(txn, &link, now).await?;
+
+    for conflict in &outcome.conflicts {
+        synclog::record(
+            txn,
+            Entry::new(
+                Level::Info,
+                Direction::Inbound,
+                "conflict_resolved",
+                format!(
+                    "Field `{}` changed on both sides; {:?} won.",
+                    conflict.field, conflict.winner
+                ),
+            )
+            .connection(conn.id)
+            .contact(contact.id)
+            .person(link.person_id)
+            .detail(serde_json::to_value(conflict).unwrap_or_default()),
+            now,
+        )
+        .await?;
+    }
+    let pushed = !outcome.to_remote.is_empty();
+    if pushed {
+        let payload = JobPayload::PushContact {
+            contact_id: contact.id,
+        };
+        queue::enqueue(
+            txn,
+            conn.id,
+            &contact.id.to_string(),
+            Priority::Edit,
+            &payload,
+            now,
+        )
+        .await?;
+    }
+    Ok(Applied::Merged {
+        contact_id: contact.id,
+        changed: outcome.to_local.len(),
+        pushed,
+        conflicts: outcome.conflicts.len(),
+    })
+}
+
+async fn link_new_person<C: ConnectionTrait>(
+    txn: &C,
+    conn: &ConnectionCtx,
+    person: &Person,
+    remote: Snapshot,
+    now: DateTime<Utc>,
+) -> Result<Applied, SyncError> {
+    let person_id = PersonId::new(person.id).map_err(|e| SyncError::Invalid(e.to_string()))?;
+    let ap_id = mapping::ap_id(person, &conn.map);
+    let email = mapping::primary_email(person);
+    let mut candidates = IdentityCandidates::default();
+    if let Some(contact) = ap_id.as_ref().and_then(tandem_core::ApId::contact_id) {
+        let id = *contact.as_uuid();
+        if contacts::load(txn, id).await?.is_some_and(|c| !c.archived) {
+            let linked = links::by_contact(txn, conn.id, id)
+                .await?
+                .map(|l| l.person_id);
+            candidates.ap_id_contact = Some(LocalCandidate {
+                contact,
+                linked_person: linked.and_then(|p| PersonId::new(p).ok()),
+            });
+        }
+    }
+    if let Some(email) = &email {
+        for id in contacts::ids_by_email(txn, email.as_str()).await? {
+            let linked = links::by_contact(txn, conn.id, id)
+                .await?
+                .map(|l| l.person_id);
+            candidates.email_contacts.push(LocalCandidate {
+                contact: tandem_core::ContactId::new(id),
+                linked_person: linked.and_then(|p| PersonId::new(p).ok()),
+            });
+        }
+    }
+    let decision = resolve_inbound(
+        &InboundPerson {
+            person_id,
+            ap_id,
+            email,
+        },
+        &candidates,
+    );
+    match decision {
+        InboundIdentity::Linked { contact }
+        | InboundIdentity::LinkByApId { contact }
+        | InboundIdentity::LinkByEmail { contact } => {
+            let contact_id = *contact.as_uuid();
+            let existing = contacts::load(txn, contact_id)
+                .await?
+                .ok_or(SyncError::ContactNotFound(contact_id))?;
+            let mut link = links::new_link(conn.id, contact_id, person.id);
+            // First meeting: merge against an empty base; the newer side wins differing fields,
+            // and fields only one side has are copied to the other.
+            let local = Snapshot {
+                fields: conn.map.restrict(&existing.fields),
+                version: existing.version,
+            };
+            let outcome = merge(&Snapshot::default(), &local, &remote, &conn.map.policy());
+            contacts::update(txn, contact_id, &outcome.to_local, Origin::Remote, now).await?;
+            let mut final_local = local.fields.clone();
+            final_local.extend(outcome.to_local.clone());
+            link.base.fields = remote
+                .fields
+                .iter()
+                .filter(|(k, v)| final_local.get(*k) == Some(*v))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            link.base.version = remote.version;
+            link.versions.record(Side::Remote, remote.version);
+            links::insert(txn, &link, now).await?;
+            if !outcome.to_remote.is_empty() {
+                let payload = JobPayload::PushContact { contact_id };
+                queue::enqueue(
+                    txn,
+                    conn.id,
+                    &contact_id.to_string(),
+                    Priority::Edit,
+                    &payload,
+                    now,
+                )
+                .await?;
+            }
+            Ok(Applied::Linked { contact_id })
+        }
+        InboundIdentity::CreateContact { same_email_persons } => {
+            let fields: BTreeMap<FieldKey, FieldValue> = remote.fields.clone();
+            let contact_id = contacts::create(txn, &fields, Origin::Remote, now).await?;
+            let mut link = links::new_link(conn.id, contact_id, person.id);
+            link.base = remote.clone();
+            link.versions.record(Side::Remote, remote.version);
+            links::insert(txn, &link, now).await?;
+            // Every Pipedrive person is in the "Pipedrive contacts" list.
+            contacts::add_to_list(txn, contact_id, contacts::PIPEDRIVE_LIST, now).await?;
+            Ok(Applied::Created {
+                contact_id,
+                same_email_persons: same_email_persons.len(),
+            })
+        }
+    }
+}
+
+/// A person deleted in Pipedrive (or merged away into `merged_into`): the contact is unlinked
+/// and, by setting, archived; on a merge the link moves to the survivor instead.
+pub async fn person_deleted<C: ConnectionTrait>(
+    txn: &C,
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    person_id: i64,
+    merged_into: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<Applied, SyncError> {
+    let Some(mut link) = links::by_person(txn, conn.id, person_id).await? else {
+        return Ok(Applied::Ignored);
+    };
+    if let Some(survivor) = merged_into {
+        if links::by_person(txn, conn.id, survivor).await?.is_none() {
+            link.person_id = survivor;
+            link.versions.remote = tandem_core::Timestamp::default();
+            links::save(txn, &link, now).await?;
+            synclog::record(
+                txn,
+                Entry::new(
+                    Level::Info,
+                    Direction::Inbound,
+                    "person_merged",
+                    "The person was merged in Pipedrive; the link follows the surviving person.",
+                )
+                .connection(conn.id)
+                .contact(link.contact_id)
+                .person(survivor)
+                .detail(serde_json::json!({ "merged_from": person_id, "merged_into": survivor })),
+                now,
+            )
+            .await?;
+            return Ok(Applied::Merged {
+                contact_id: link.contact_id,
+                changed: 0,
+                pushed: false,
+                conflicts: 0,
+            });
+        }
+    }
+    links::delete(txn, link.id).await?;
+    contacts::remove_from_list(txn, link.contact_id, contacts::PIPEDRIVE_LIST).await?;
+    if engine.settings.pipedrive.archive_on_person_delete {
+        contacts::set_archived(txn, link.contact_id, true, now).await?;
+    }
+    synclog::record(
+        txn,
+        Entry::new(
+            Level::Info,
+            Direction::Inbound,
+            "person_deleted",
+            "The person was deleted in Pipedrive; the contact was unlinked.",
+        )
+        .connection(conn.id)
+        .contact(link.contact_id)
+        .person(person_id),
+        now,
+    )
+    .await?;
+    Ok(Applied::Unlinked {
+        contact_id: link.contact_id,
+    })
+}

@@ -1,0 +1,153 @@
+//! The engine's side of the webhook receivers: connection credentials, and durable storage of
+//! deliveries in `inbox_event` (deduplicated by the `inbox_event_source_delivery_key` constraint).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use chrono::Utc;
+use dashmap::DashMap;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{EntityTrait, Set};
+use tandem_webhooks::pipedrive::{
+    Accepted, BasicCredentials, InboundDelivery, Inbox, InboxError, RejectedDelivery,
+};
+use uuid::Uuid;
+
+use super::synclog::{self, Direction, Entry, Level};
+use super::worker::inbox_state;
+use super::{connections, Engine};
+use crate::store::entities::inbox_event;
+
+/// After this many consecutive authentication failures for a connection, the sync log says so.
+const AUTH_FAILURES_LOGGED_AFTER: u32 = 5;
+
+#[derive(Clone)]
+pub struct StoreInbox {
+    engine: Engine,
+    credentials: Arc<DashMap<Uuid, BasicCredentials>>,
+    auth_failures: Arc<DashMap<Uuid, AtomicU32>>,
+}
+
+impl StoreInbox {
+    pub fn new(engine: Engine) -> Self {
+        Self {
+            engine,
+            credentials: Arc::default(),
+            auth_failures: Arc::default(),
+        }
+    }
+
+    /// Forgets cached credentials (after a reconnect changed them).
+    pub fn invalidate(&self, connection: Uuid) {
+        self.credentials.remove(&connection);
+    }
+}
+
+fn storage(error: impl std::fmt::Display) -> InboxError {
+    InboxError(error.to_string())
+}
+
+impl Inbox for StoreInbox {
+    async fn credentials(&self, connection: Uuid) -> Result<Option<BasicCredentials>, InboxError> {
+        if let Some(found) = self.credentials.get(&connection) {
+            return Ok(Some(found.clone()));
+        }
+        let found =
+            connections::webhook_credentials(&self.engine, self.engine.store.db(), connection)
+                .await
+                .map_err(storage)?
+                .map(|(user, password)| BasicCredentials { user, password });
+        if let Some(found) = &found {
+            self.credentials.insert(connection, found.clone());
+        }
+        Ok(found)
+    }
+
+    async fn accept(&self, delivery: InboundDelivery) -> Result<Accepted, InboxError> {
+        self.auth_failures.remove(&delivery.connection_id);
+        let result = inbox_event::Entity::insert(inbox_event::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            connection_id: Set(Some(delivery.connection_id)),
+            source: Set(delivery.source.to_owned()),
+            delivery_id: Set(delivery.delivery_id),
+            object: Set(delivery.object),
+            action: Set(delivery.action),
+            object_id: Set(delivery.object_id),
+            payload: Set(delivery.payload),
+            state: Set(inbox_state::PENDING.to_owned()),
+            attempts: Set(0),
+            last_error: Set(None),
+            received_at: Set(Utc::now()),
+            processed_at: Set(None),
+        })
+        .on_conflict(
+            OnConflict::columns([inbox_event::Column::Source, inbox_event::Column::DeliveryId])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(self.engine.store.db())
+        .await
+        .map_err(storage)?;
+        Ok(if result == 0 {
+            Accepted::Duplicate
+        } else {
+            Accepted::New
+        })
+    }
+
+    async fn reject(&self, rejected: RejectedDelivery) -> Result<(), InboxError> {
+        let now = Utc::now();
+        let db = self.engine.store.db();
+        inbox_event::Entity::insert(inbox_event::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            connection_id: Set(Some(rejected.connection_id)),
+            source: Set(rejected.source.to_owned()),
+            delivery_id: Set(format!("rejected:{}", Uuid::now_v7())),
+            object: Set(String::new()),
+            action: Set(String::new()),
+            object_id: Set(None),
+            payload: Set(rejected.payload),
+            state: Set(inbox_state::REJECTED.to_owned()),
+            attempts: Set(0),
+            last_error: Set(Some(rejected.reason.clone())),
+            received_at: Set(now),
+            processed_at: Set(Some(now)),
+        })
+        .exec_without_returning(db)
+        .await
+        .map_err(storage)?;
+        synclog::record(
+            db,
+            Entry::new(
+                Level::Warn,
+                Direction::Inbound,
+                "webhook_rejected",
+                "A webhook delivery was rejected and kept for inspection.",
+            )
+            .connection(rejected.connection_id)
+            .status(Some(400))
+            .remote_error(rejected.reason),
+            now,
+        )
+        .await
+        .map_err(storage)
+    }
+
+    async fn auth_failed(&self, connection: Uuid) {
+        let failures = self
+            .auth_failures
+            .entry(connection)
+            .or_default()
+            .fetch_add(1, Ordering::Relaxed)
+            + 1;
+        if failures == AUTH_FAILURES_LOGGED_AFTER {
+            let entry = Entry::new(Level::Warn, Direction::Inbound, "webhook_auth_failed", format!("{failures} webhook deliveries in a row had wrong or missing credentials."))
+                .connection(connection)
+                .status(Some(401))
+                .hint("If Pipedrive's webhooks were recreated by someone else, use Resync now to re-register tandem's.");
+            if let Err(error) = synclog::record(self.engine.store.db(), entry, Utc::now()).await {
+                tracing::warn!(error = %error, "Could not record repeated webhook authentication failures.");
+            }
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Links between a local contact and a Pipedrive person, with the merge base (what both sides
+//! last agreed on), the newest version merged from each side, and what tandem last wrote to
+//! Pipedrive (for echo suppression).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use tandem_core::{FieldKey, FieldValue, LinkVersions, Snapshot, Timestamp};
+use uuid::Uuid;
+
+use super::SyncError;
+use crate::store::entities::person_link;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Link {
+    pub id: Uuid,
+    pub connection_id: Uuid,
+    pub contact_id: Uuid,
+    pub person_id: i64,
+    pub base: Snapshot,
+    pub versions: LinkVersions,
+    pub last_written: BTreeMap<FieldKey, FieldValue>,
+}
+
+fn from_row(row: person_link::Model) -> Result<Link, SyncError> {
+    let base: Snapshot = serde_json::from_value(row.base)
+        .map_err(|e| SyncError::Corrupt(format!("link {} base: {e}", row.id)))?;
+    let last_written = serde_json::from_value(row.last_written)
+        .map_err(|e| SyncError::Corrupt(format!("link {} last_written: {e}", row.id)))?;
+    Ok(Link {
+        id: row.id,
+        connection_id: row.connection_id,
+        contact_id: row.contact_id,
+        person_id: row.person_id,
+        base,
+        versions: LinkVersions {
+            local: Timestamp(row.local_version),
+            remote: Timestamp(row.remote_version),
+        },
+        last_written,
+    })
+}
+
+pub async fn by_person<C: ConnectionTrait>(
+    db: &C,
+    connection: Uuid,
+    person: i64,
+) -> Result<Option<Link>, SyncError> {
+    person_link::Entity::find()
+        .filter(person_link::Column::ConnectionId.eq(connection))
+        .filter(person_link::Column::PersonId.eq(person))
+        .one(db)
+        .await?
+        .map(from_row)
+        .transpose()
+}
+
+pub async fn by_contact<C: ConnectionTrait>(
+    db: &C,
+    connection: Uuid,
+    contact: Uuid,
+) -> Result<Option<Link>, SyncError> {
+    person_link::Entity::find()
+        .filter(person_link::Column::ConnectionId.eq(connection))
+        .filter(person_link::Column::ContactId.eq(contact))
+        .one(db)
+        .await?
+        .map(from_row)
+        .transpose()
+}
+
+/// Any link of a contact, whatever the connection.
+pub async fn any_for_contact<C: ConnectionTrait>(
+    db: &C,
+    contact: Uuid,
+) -> Result<Option<Link>, SyncError> {
+    person_link::Entity::find()
+        .filter(person_link::Column::ContactId.eq(contact))
+        .one(db)
+        .await?
+        .map(from_row)
+        .transpose()
+}
+
+pub async fn insert<C: ConnectionTrait>(
+    txn: &C,
+    link: &Link,
+    now: DateTime<Utc>,
+) -> Result<(), SyncError> {
+    person_link::Entity::insert(person_link::ActiveModel {
+        id: Set(link.id),
+        connection_id: Set(link.connection_id),
+        contact_id: Set(link.contact_id),
+        person_id: Set(link.person_id),
+        base: Set(serde_json::to_value(&link.base).unwrap_or_default()),
+        last_written: Set(serde_json::to_value(&link.last_written).unwrap_or_default()),
+        remote_version: Set(link.versions.remote.0),
+        local_version: Set(link.versions.local.0),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
+}
+
+pub async fn save<C: ConnectionTrait>(
+    txn: &C,
+    link: &Link,
+    now: DateTime<Utc>,
+) -> Result<(), SyncError> {
+    person_link::Entity::update(person_link::ActiveModel {
+        id: Set(link.id),
+        person_id: Set(link.person_id),
+        base: Set(serde_json::to_value(&link.base).unwrap_or_default()),
+        last_written: Set(serde_json::to_value(&link.last_written).unwrap_or_default()),
+        remote_version: Set(link.versions.remote.0),
+        local_version: Set(link.versions.local.0),
+        updated_at: Set(now),
+        ..Default::default()
+    })
+    .exec(txn)
+    .await?;
+    Ok(())
+}
+
+pub async fn delete<C: ConnectionTrait>(txn: &C, id: Uuid) -> Result<(), SyncError> {
+    person_link::Entity::delete_by_id(id).exec(txn).await?;
+    Ok(())
+}
+
+pub fn new_link(connection_id: Uuid, contact_id: Uuid, person_id: i64) -> Link {
+    Link {
+        id: Uuid::now_v7(),
+        connection_id,
+        contact_id,
+        person_id,
+        base: Snapshot::default(),
+        versions: LinkVersions::default(),
+        last_written: BTreeMap::new(),
+    }
+}

@@ -1,0 +1,136 @@
+//! App-side use-cases: a contact created or changed by the app (REST API, app webhook) is
+//! written and, when it reaches Pipedrive (linked, in the "Pipedrive contacts" list, or touched
+//! by a creating action), a push is queued in the same transaction.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, TransactionTrait};
+use tandem_core::{
+    keys, reaches_pipedrive, resolve_local, ContactId, ContactScope, FieldKey, FieldValue,
+    LocalIdentity,
+};
+use uuid::Uuid;
+
+use super::contacts::{self, Origin};
+use super::{connections, links, Engine, SyncError};
+use crate::crm::pipedrive::mapping::email_of;
+use crate::queue::{self, JobPayload, Priority};
+
+/// The result of creating a contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Upserted {
+    pub contact_id: Uuid,
+    /// `false` when an existing contact with the same e-mail absorbed the new one.
+    pub created: bool,
+}
+
+/// Creates a contact, or merges into the existing one with the same e-mail (the app side
+/// deduplicates by e-mail).
+pub async fn create_contact(
+    engine: &Engine,
+    fields: BTreeMap<FieldKey, FieldValue>,
+    add_to_list: bool,
+) -> Result<Upserted, SyncError> {
+    let now = engine.now();
+    let txn = engine.store.db().begin().await?;
+    let existing = match email_of(fields.get(keys::EMAIL)) {
+        Some(email) => contacts::ids_by_email(&txn, email.as_str()).await?,
+        None => Vec::new(),
+    };
+    let existing: Vec<ContactId> = existing.into_iter().map(ContactId::new).collect();
+    let upserted = match resolve_local(&existing) {
+        LocalIdentity::Existing { contact } => {
+            let id = *contact.as_uuid();
+            let current = contacts::load(&txn, id)
+                .await?
+                .ok_or(SyncError::ContactNotFound(id))?;
+            let changes: BTreeMap<_, _> = fields
+                .into_iter()
+                .filter(|(k, v)| current.fields.get(k) != Some(v))
+                .collect();
+            contacts::update(&txn, id, &changes, Origin::Local, now).await?;
+            Upserted {
+                contact_id: id,
+                created: false,
+            }
+        }
+        LocalIdentity::New => Upserted {
+            contact_id: contacts::create(&txn, &fields, Origin::Local, now).await?,
+            created: true,
+        },
+    };
+    if add_to_list {
+        contacts::add_to_list(&txn, upserted.contact_id, contacts::PIPEDRIVE_LIST, now).await?;
+    }
+    queue_push_if_in_scope(&txn, upserted.contact_id, false, now).await?;
+    txn.commit().await?;
+    Ok(upserted)
+}
+
+/// Changes a contact's fields.
+pub async fn update_contact(
+    engine: &Engine,
+    id: Uuid,
+    changes: BTreeMap<FieldKey, FieldValue>,
+) -> Result<(), SyncError> {
+    let now = engine.now();
+    let txn = engine.store.db().begin().await?;
+    let current = contacts::load(&txn, id)
+        .await?
+        .ok_or(SyncError::ContactNotFound(id))?;
+    let changes: BTreeMap<_, _> = changes
+        .into_iter()
+        .filter(|(k, v)| current.fields.get(k) != Some(v))
+        .collect();
+    if changes.is_empty() {
+        return Ok(());
+    }
+    contacts::update(&txn, id, &changes, Origin::Local, now).await?;
+    queue_push_if_in_scope(&txn, id, false, now).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Adds a contact to the "Pipedrive contacts" list (which pushes it).
+pub async fn add_to_pipedrive_list(engine: &Engine, id: Uuid) -> Result<bool, SyncError> {
+    let now = engine.now();
+    let txn = engine.store.db().begin().await?;
+    contacts::load(&txn, id)
+        .await?
+        .ok_or(SyncError::ContactNotFound(id))?;
+    let added = contacts::add_to_list(&txn, id, contacts::PIPEDRIVE_LIST, now).await?;
+    queue_push_if_in_scope(&txn, id, false, now).await?;
+    txn.commit().await?;
+    Ok(added)
+}
+
+/// Queues a push for the contact if it reaches Pipedrive and a connection is active.
+pub async fn queue_push_if_in_scope<C: ConnectionTrait>(
+    txn: &C,
+    id: Uuid,
+    touched_by_creating_action: bool,
+    now: DateTime<Utc>,
+) -> Result<bool, SyncError> {
+    let Some(connection_id) = connections::active_id(txn).await? else {
+        return Ok(false);
+    };
+    let scope = ContactScope {
+        linked: links::by_contact(txn, connection_id, id).await?.is_some(),
+        in_pipedrive_list: contacts::in_list(txn, id, contacts::PIPEDRIVE_LIST).await?,
+        touched_by_creating_action,
+    };
+    if !reaches_pipedrive(&scope) {
+        return Ok(false);
+    }
+    queue::enqueue(
+        txn,
+        connection_id,
+        &id.to_string(),
+        Priority::Edit,
+        &JobPayload::PushContact { contact_id: id },
+        now,
+    )
+    .await?;
+    Ok(true)
+}

@@ -1,0 +1,89 @@
+//! The sync use-cases: what happens when either side changes. Everything here goes through the
+//! store in transactions and through the Pipedrive adapter for calls; the decisions are the
+//! core's (merge, identity, echo, retry).
+
+pub mod actions;
+pub mod app;
+pub mod connections;
+pub mod contacts;
+pub mod inbound;
+pub mod inbox;
+pub mod links;
+pub mod local;
+pub mod outbound;
+pub mod poller;
+pub mod synclog;
+pub mod tokens;
+pub mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tandem_core::Timestamp;
+
+use crate::config::Settings;
+use crate::crm::limiter::Limiters;
+use crate::crm::pipedrive::client::PipedriveClient;
+use crate::crypto::{CryptoError, Vault};
+use crate::store::Store;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("database error: {0}")]
+    Db(#[from] sea_orm::DbErr),
+    #[error(transparent)]
+    Queue(#[from] crate::queue::QueueError),
+    #[error("secret error: {0}")]
+    Crypto(#[from] CryptoError),
+    #[error("Pipedrive: {0}")]
+    Crm(#[from] tandem_core::CrmError),
+    #[error("connection {0} not found")]
+    ConnectionNotFound(uuid::Uuid),
+    #[error("contact {0} not found")]
+    ContactNotFound(uuid::Uuid),
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Everything the use-cases need, cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    pub store: Store,
+    pub client: PipedriveClient,
+    pub vault: Arc<Vault>,
+    pub settings: Arc<Settings>,
+    /// This tandem's public base URL (webhook and OAuth callback URLs).
+    pub public_url: String,
+}
+
+impl Engine {
+    pub fn new(
+        store: Store,
+        vault: Arc<Vault>,
+        settings: Arc<Settings>,
+        public_url: String,
+    ) -> Self {
+        let client = PipedriveClient::new(
+            Duration::from_secs(settings.pipedrive.request_timeout_secs),
+            Limiters::default(),
+        );
+        Self {
+            store,
+            client,
+            vault,
+            settings,
+            public_url,
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+pub fn to_timestamp(time: DateTime<Utc>) -> Timestamp {
+    Timestamp(time.timestamp_millis())
+}

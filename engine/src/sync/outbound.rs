@@ -1,0 +1,356 @@
+//! App → Pipedrive: executing outbox jobs. A push sends exactly the mapped fields whose local
+//! value differs from the link's base (so several queued edits collapse into one PATCH with the
+//! latest values); a contact without a person is created once (searching first when tandem's
+//! own knowledge may be stale or after an uncertain failure).
+
+use std::collections::BTreeMap;
+
+use sea_orm::TransactionTrait;
+use tandem_core::{
+    decide_outbound_create, plan_outbound_create, reaches_pipedrive, ApId, ContactId, ContactScope,
+    CrmError, CrmErrorKind, FieldKey, FieldValue, FoundPerson, OutboundCreate,
+    OutboundCreateDecision, OutboundCreatePlan, OutboundSearchResults, PersonId, Side,
+};
+use uuid::Uuid;
+
+use super::connections::{self, ConnectionCtx};
+use super::contacts::{self, LocalContact};
+use super::links::{self, Link};
+use super::synclog::{self, Direction, Entry, Level};
+use super::{inbound, Engine, SyncError};
+use crate::crm::pipedrive::mapping::{self, email_of, person_snapshot, person_write, with_ap_id};
+use crate::crm::pipedrive::wire::Person;
+use crate::queue::Job;
+
+/// Marker cursor: set once the initial sync has pulled every person (tandem then knows every
+/// person's e-mail and apId and can create without searching first).
+pub const INITIAL_SYNC_DONE: &str = "initial_sync_done";
+
+/// What a push did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pushed {
+    /// Nothing differed (the job was coalesced into an earlier one, or the contact is out of scope).
+    Nothing,
+    Patched {
+        person_id: i64,
+        fields: usize,
+    },
+    Created {
+        person_id: i64,
+    },
+    LinkedExisting {
+        person_id: i64,
+    },
+    /// The person was gone in Pipedrive; the contact was unlinked.
+    PersonGone,
+}
+
+/// The fields of `contact` that must be written to the linked person.
+pub fn pending_writes(
+    conn: &ConnectionCtx,
+    contact: &LocalContact,
+    link: &Link,
+) -> BTreeMap<FieldKey, FieldValue> {
+    let policy = conn.map.policy();
+    conn.map
+        .restrict(&contact.fields)
+        .into_iter()
+        .filter(|(key, value)| {
+            policy.rule_for(key).direction.flows_from(Side::Local)
+                && link.base.get(key) != Some(value)
+        })
+        .collect()
+}
+
+pub async fn push_contact(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    job: &Job,
+    contact_id: Uuid,
+) -> Result<Pushed, CrmFailure> {
+    let db = engine.store.db();
+    let Some(contact) = contacts::load(db, contact_id).await? else {
+        return Ok(Pushed::Nothing);
+    };
+    if contact.archived {
+        return Ok(Pushed::Nothing);
+    }
+    match links::by_contact(db, conn.id, contact_id).await? {
+        Some(link) => patch(engine, conn, &contact, link).await,
+        None => create(engine, conn, job, &contact).await,
+    }
+}
+
+async fn patch(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    contact: &LocalContact,
+    mut link: Link,
+) -> Result<Pushed, CrmFailure> {
+    let writes = pending_writes(conn, contact, &link);
+    if writes.is_empty() {
+        return Ok(Pushed::Nothing);
+    }
+    let body = person_write(&writes, &conn.map);
+    let person = match engine
+        .client
+        .patch_person(&conn.session, link.person_id, &body)
+        .await
+    {
+        Ok(person) => person,
+        Err(error) if error.kind == CrmErrorKind::NotFound => {
+            let now = engine.now();
+            let txn = engine.store.db().begin().await?;
+            inbound::person_deleted(&txn, engine, conn, link.person_id, None, now).await?;
+            txn.commit().await?;
+            return Ok(Pushed::PersonGone);
+        }
+        Err(error) => return Err(CrmFailure::Crm(error, Some(link.person_id))),
+    };
+    let now = engine.now();
+    let remote = person_snapshot(&person, &conn.map);
+    for (key, sent) in &writes {
+        let agreed = remote.get(key).cloned().unwrap_or_else(|| sent.clone());
+        link.base.fields.insert(key.clone(), agreed.clone());
+        link.last_written.insert(key.clone(), agreed);
+    }
+    link.versions.record(Side::Remote, remote.version);
+    link.versions.record(Side::Local, contact.version);
+    let txn = engine.store.db().begin().await?;
+    links::save(&txn, &link, now).await?;
+    connections::mark_success(&txn, conn.id, now).await?;
+    txn.commit().await?;
+    Ok(Pushed::Patched {
+        person_id: person.id,
+        fields: writes.len(),
+    })
+}
+
+async fn create(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    job: &Job,
+    contact: &LocalContact,
+) -> Result<Pushed, CrmFailure> {
+    let db = engine.store.db();
+    let scope = ContactScope {
+        linked: false,
+        in_pipedrive_list: contacts::in_list(db, contact.id, contacts::PIPEDRIVE_LIST).await?,
+        touched_by_creating_action: job_is_creating_action(job),
+    };
+    if !reaches_pipedrive(&scope) {
+        return Ok(Pushed::Nothing);
+    }
+    let ap_id = ApId::for_contact(ContactId::new(contact.id));
+    let email = email_of(contact.fields.get(tandem_core::keys::EMAIL));
+    let knowledge_is_fresh = connections::cursor(db, conn.id, INITIAL_SYNC_DONE)
+        .await?
+        .is_some();
+    let plan = plan_outbound_create(&OutboundCreate {
+        ap_id: ap_id.clone(),
+        email: email.clone(),
+        knowledge_is_fresh,
+        // At-least-once: a retried create may have reached Pipedrive before it failed.
+        after_uncertain_failure: job.attempts > 0,
+    });
+    if let OutboundCreatePlan::SearchFirst { ap_id, email } = plan {
+        let mut results = OutboundSearchResults::default();
+        if conn.map.apid_key.is_some() {
+            let found = engine
+                .client
+                .search_persons(&conn.session, ap_id.as_str(), "custom_fields")
+                .await
+                .map_err(|e| CrmFailure::Crm(e, None))?;
+            results.by_ap_id = found
+                .into_iter()
+                .filter_map(|id| PersonId::new(id).ok())
+                .collect();
+        }
+        if results.by_ap_id.is_empty() {
+            if let Some(email) = &email {
+                let found = engine
+                    .client
+                    .search_persons(&conn.session, email.as_str(), "email")
+                    .await
+                    .map_err(|e| CrmFailure::Crm(e, None))?;
+                for id in found {
+                    let linked_elsewhere = links::by_person(db, conn.id, id).await?.is_some();
+                    if let Ok(person) = PersonId::new(id) {
+                        results.by_email.push(FoundPerson {
+                            person,
+                            linked_elsewhere,
+                        });
+                    }
+                }
+            }
+        }
+        if let OutboundCreateDecision::LinkExisting { person, .. } =
+            decide_outbound_create(&results)
+        {
+            let person = engine
+                .client
+                .get_person(&conn.session, person.get())
+                .await
+                .map_err(|e| CrmFailure::Crm(e, None))?;
+            let now = engine.now();
+            let txn = db.begin().await?;
+            link_found_person(&txn, engine, conn, contact, &person, now).await?;
+            txn.commit().await?;
+            return Ok(Pushed::LinkedExisting {
+                person_id: person.id,
+            });
+        }
+    }
+
+    let fields: BTreeMap<FieldKey, FieldValue> = conn
+        .map
+        .restrict(&contact.fields)
+        .into_iter()
+        .filter(|(key, value)| {
+            conn.map
+                .policy()
+                .rule_for(key)
+                .direction
+                .flows_from(Side::Local)
+                && !value.is_cleared()
+        })
+        .collect();
+    let mut body = with_ap_id(person_write(&fields, &conn.map), &conn.map, &ap_id);
+    if body.name.as_deref().is_none_or(str::is_empty) {
+        // Pipedrive requires a name: fall back to the e-mail, as its own UI does.
+        body.name = Some(
+            email
+                .as_ref()
+                .map_or_else(|| "(no name)".to_owned(), |e| e.as_str().to_owned()),
+        );
+    }
+    if body.owner_id.is_none() {
+        body.owner_id = conn.default_owner;
+    }
+    let person = engine
+        .client
+        .create_person(&conn.session, &body)
+        .await
+        .map_err(|e| CrmFailure::Crm(e, None))?;
+    let now = engine.now();
+    let remote = person_snapshot(&person, &conn.map);
+    let mut link = links::new_link(conn.id, contact.id, person.id);
+    for (key, sent) in &fields {
+        let agreed = remote.get(key).cloned().unwrap_or_else(|| sent.clone());
+        link.base.fields.insert(key.clone(), agreed.clone());
+        link.last_written.insert(key.clone(), agreed);
+    }
+    link.base.version = remote.version;
+    link.versions.record(Side::Remote, remote.version);
+    link.versions.record(Side::Local, contact.version);
+    let txn = db.begin().await?;
+    links::insert(&txn, &link, now).await?;
+    contacts::add_to_list(&txn, contact.id, contacts::PIPEDRIVE_LIST, now).await?;
+    connections::mark_success(&txn, conn.id, now).await?;
+    synclog::record(
+        &txn,
+        Entry::new(
+            Level::Info,
+            Direction::Outbound,
+            "person_created",
+            "The contact was created in Pipedrive.",
+        )
+        .connection(conn.id)
+        .contact(contact.id)
+        .person(person.id),
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(Pushed::Created {
+        person_id: person.id,
+    })
+}
+
+async fn link_found_person<C: sea_orm::ConnectionTrait>(
+    txn: &C,
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    contact: &LocalContact,
+    person: &Person,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), SyncError> {
+    // The person exists (found by apId or e-mail): link it exactly as an inbound person would be,
+    // with this contact as the only candidate.
+    let mut link = links::new_link(conn.id, contact.id, person.id);
+    let remote = person_snapshot(person, &conn.map);
+    let local = tandem_core::Snapshot {
+        fields: conn.map.restrict(&contact.fields),
+        version: contact.version,
+    };
+    let outcome = tandem_core::merge(
+        &tandem_core::Snapshot::default(),
+        &local,
+        &remote,
+        &conn.map.policy(),
+    );
+    contacts::update(
+        txn,
+        contact.id,
+        &outcome.to_local,
+        contacts::Origin::Remote,
+        now,
+    )
+    .await?;
+    let mut final_local = local.fields.clone();
+    final_local.extend(outcome.to_local.clone());
+    link.base.fields = remote
+        .fields
+        .iter()
+        .filter(|(k, v)| final_local.get(*k) == Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    link.base.version = remote.version;
+    link.versions.record(Side::Remote, remote.version);
+    links::insert(txn, &link, now).await?;
+    contacts::add_to_list(txn, contact.id, contacts::PIPEDRIVE_LIST, now).await?;
+    if !outcome.to_remote.is_empty() {
+        let payload = crate::queue::JobPayload::PushContact {
+            contact_id: contact.id,
+        };
+        crate::queue::enqueue(
+            txn,
+            conn.id,
+            &contact.id.to_string(),
+            crate::queue::Priority::Edit,
+            &payload,
+            now,
+        )
+        .await?;
+    }
+    let _ = engine;
+    Ok(())
+}
+
+fn job_is_creating_action(job: &Job) -> bool {
+    matches!(job.payload, crate::queue::JobPayload::Action { .. })
+}
+
+/// A failed job: a CRM error (classified) or tandem's own failure.
+#[derive(Debug, thiserror::Error)]
+pub enum CrmFailure {
+    #[error("{0}")]
+    Crm(CrmError, Option<i64>),
+    #[error(transparent)]
+    Internal(#[from] SyncError),
+}
+
+impl From<sea_orm::DbErr> for CrmFailure {
+    fn from(error: sea_orm::DbErr) -> Self {
+        Self::Internal(SyncError::Db(error))
+    }
+}
+
+impl From<crate::queue::QueueError> for CrmFailure {
+    fn from(error: crate::queue::QueueError) -> Self {
+        Self::Internal(SyncError::Queue(error))
+    }
+}
+
+#[allow(dead_code)]
+fn _uses(_: &mapping::FieldMap) {}

@@ -1,0 +1,243 @@
+//! Change capture without webhooks: the poller asks Pipedrive for persons updated since its
+//! cursor (minus an overlap window), and the initial sync pages through every person. Both apply
+//! persons through the same merge as webhooks (so they are idempotent with them), a page per
+//! transaction, and store their cursor in that same transaction: a crash resumes at the last
+//! applied page.
+
+use chrono::{DateTime, Utc};
+use sea_orm::TransactionTrait;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::connections::{self, state, ConnectionCtx};
+use super::inbound::{self, Applied};
+use super::outbound::INITIAL_SYNC_DONE;
+use super::synclog::{self, Direction, Entry, Level};
+use super::{Engine, SyncError};
+use crate::crm::pipedrive::client::PersonQuery;
+use crate::crm::pipedrive::mapping::parse_time;
+
+const POLL_CURSOR: &str = "poll_updated_since";
+const INITIAL_PAGE: &str = "initial_sync_page";
+const INITIAL_STARTED: &str = "initial_sync_started";
+const INITIAL_COUNT: &str = "initial_sync_count";
+
+/// Polls every active connection whose initial sync is done.
+pub async fn poll_all(engine: &Engine) -> Result<usize, SyncError> {
+    let mut applied = 0;
+    if let Some(id) = connections::active_id(engine.store.db()).await? {
+        let conn = connections::load(engine, id).await?;
+        if conn.state == state::CONNECTED && !conn.paused {
+            applied += poll_once(engine, &conn).await?;
+        }
+    }
+    Ok(applied)
+}
+
+/// One poll: every person updated since the cursor minus the overlap; returns how many changed
+/// something locally.
+pub async fn poll_once(engine: &Engine, conn: &ConnectionCtx) -> Result<usize, SyncError> {
+    let db = engine.store.db();
+    if connections::cursor(db, conn.id, INITIAL_SYNC_DONE)
+        .await?
+        .is_none()
+    {
+        return Ok(0);
+    }
+    let since = connections::cursor(db, conn.id, POLL_CURSOR).await?;
+    let overlap = chrono::Duration::seconds(
+        i64::try_from(engine.settings.pipedrive.poll_overlap_secs).unwrap_or(60),
+    );
+    let since_time = since
+        .as_deref()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map_or_else(|| Utc::now() - overlap, |t| t.with_timezone(&Utc) - overlap);
+    let mut query = PersonQuery {
+        cursor: None,
+        limit: 500,
+        updated_since: Some(since_time.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+        sort_by_update_time: true,
+    };
+    let mut newest = since.clone();
+    let mut changed = 0;
+    loop {
+        let page = engine.client.list_persons(&conn.session, &query).await?;
+        let now = engine.now();
+        let txn = db.begin().await?;
+        for person in &page.items {
+            let applied = inbound::apply_person_in(&txn, engine, conn, person, now).await?;
+            if let Some(contact_id) = applied.changed_contact() {
+                changed += 1;
+                super::app::contact_changed(&txn, engine, contact_id, now).await?;
+            }
+            if let Some(time) = person.update_time.as_deref() {
+                if newest.as_deref().is_none_or(|n| later(time, n)) {
+                    newest = Some(time.to_owned());
+                }
+            }
+        }
+        if let Some(newest) = &newest {
+            connections::set_cursor(&txn, conn.id, POLL_CURSOR, newest, now).await?;
+        }
+        connections::mark_success(&txn, conn.id, now).await?;
+        txn.commit().await?;
+        match page.next_cursor {
+            Some(next) => query.cursor = Some(next),
+            None => return Ok(changed),
+        }
+    }
+}
+
+fn later(a: &str, b: &str) -> bool {
+    match (parse_time(a), parse_time(b)) {
+        (Some(a), Some(b)) => a > b,
+        _ => false,
+    }
+}
+
+/// Progress of an initial sync.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Progress {
+    pub done: u64,
+    pub created: u64,
+    pub linked: u64,
+    pub pages: u64,
+    pub finished: bool,
+    pub persons_per_sec: f64,
+}
+
+/// Runs (or resumes) the initial sync to the end. `on_page` sees the progress after each page.
+pub async fn initial_sync(
+    engine: &Engine,
+    connection_id: Uuid,
+    mut on_page: impl FnMut(&Progress),
+) -> Result<Progress, SyncError> {
+    let db = engine.store.db();
+    let conn = connections::load(engine, connection_id).await?;
+    let started_at = Utc::now();
+    let started = match connections::cursor(db, conn.id, INITIAL_STARTED).await? {
+        Some(started) => started,
+        None => {
+            let now = Utc::now().to_rfc3339();
+            connections::set_cursor(db, conn.id, INITIAL_STARTED, &now, Utc::now()).await?;
+            synclog::record(
+                db,
+                Entry::new(
+                    Level::Info,
+                    Direction::Inbound,
+                    "initial_sync_started",
+                    "Initial sync started.",
+                )
+                .connection(conn.id),
+                Utc::now(),
+            )
+            .await?;
+            now
+        }
+    };
+    connections::set_state(db, conn.id, state::SYNCING, None, Utc::now()).await?;
+    let mut progress = Progress {
+        done: connections::cursor(db, conn.id, INITIAL_COUNT)
+            .await?
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0),
+        created: 0,
+        linked: 0,
+        pages: 0,
+        finished: false,
+        persons_per_sec: 0.0,
+    };
+    let resumed_from = progress.done;
+    let mut query = PersonQuery {
+        cursor: connections::cursor(db, conn.id, INITIAL_PAGE).await?,
+        limit: 500,
+        updated_since: None,
+        sort_by_update_time: false,
+    };
+    loop {
+        let page = match engine.client.list_persons(&conn.session, &query).await {
+            Ok(page) => page,
+            Err(error) => {
+                connections::set_state(
+                    db,
+                    conn.id,
+                    state::CONNECTED,
+                    Some(&error.message),
+                    Utc::now(),
+                )
+                .await?;
+                return Err(error.into());
+            }
+        };
+        let now = engine.now();
+        let txn = db.begin().await?;
+        for person in &page.items {
+            match inbound::apply_person_in(&txn, engine, &conn, person, now).await? {
+                Applied::Created { .. } => progress.created += 1,
+                Applied::Linked { .. } => progress.linked += 1,
+                _ => {}
+            }
+        }
+        progress.done += page.items.len() as u64;
+        progress.pages += 1;
+        connections::set_cursor(
+            &txn,
+            conn.id,
+            INITIAL_COUNT,
+            &progress.done.to_string(),
+            now,
+        )
+        .await?;
+        match &page.next_cursor {
+            Some(next) => connections::set_cursor(&txn, conn.id, INITIAL_PAGE, next, now).await?,
+            None => {
+                connections::clear_cursor(&txn, conn.id, INITIAL_PAGE).await?;
+                connections::clear_cursor(&txn, conn.id, INITIAL_STARTED).await?;
+                connections::clear_cursor(&txn, conn.id, INITIAL_COUNT).await?;
+                connections::set_cursor(&txn, conn.id, INITIAL_SYNC_DONE, &now.to_rfc3339(), now)
+                    .await?;
+                // Changes made while the initial sync ran are caught by the first poll.
+                connections::set_cursor(&txn, conn.id, POLL_CURSOR, &started, now).await?;
+                connections::set_state(&txn, conn.id, state::CONNECTED, None, now).await?;
+                connections::mark_success(&txn, conn.id, now).await?;
+                progress.finished = true;
+            }
+        }
+        txn.commit().await?;
+        let elapsed = (Utc::now() - started_at).num_milliseconds().max(1) as f64 / 1000.0;
+        progress.persons_per_sec = (progress.done - resumed_from) as f64 / elapsed;
+        on_page(&progress);
+        match page.next_cursor {
+            Some(next) => query.cursor = Some(next),
+            None => break,
+        }
+    }
+    synclog::record(
+        db,
+        Entry::new(
+            Level::Info,
+            Direction::Inbound,
+            "initial_sync_finished",
+            format!("Initial sync finished: {} persons.", progress.done),
+        )
+        .connection(conn.id)
+        .detail(serde_json::to_value(&progress).unwrap_or_default()),
+        Utc::now(),
+    )
+    .await?;
+    Ok(progress)
+}
+
+/// Forgets that the initial sync ran, so "Resync now" pulls every person again.
+pub async fn reset_initial_sync(engine: &Engine, connection_id: Uuid) -> Result<(), SyncError> {
+    let db = engine.store.db();
+    for name in [
+        INITIAL_SYNC_DONE,
+        INITIAL_PAGE,
+        INITIAL_STARTED,
+        INITIAL_COUNT,
+    ] {
+        connections::clear_cursor(db, connection_id, name).await?;
+    }
+    Ok(())
+}

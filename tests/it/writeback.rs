@@ -1,0 +1,195 @@
+use pipedrive_sim::FaultSpec;
+use tandem_engine::sync::local;
+use tandem_tests::fields::{email, fields, name};
+use tandem_tests::{spawn_app, spawn_app_with};
+
+fn person_name(person: &serde_json::Value) -> &str {
+    person["name"].as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_contact_added_to_the_pipedrive_list_is_created_in_pipedrive_with_its_ap_id_and_default_owner(
+) {
+    let app = spawn_app().await;
+    let connection = app.connect_and_sync().await;
+    let created = local::create_contact(
+        &app.engine,
+        fields([name("Grace Hopper"), email("grace@example.com")]),
+        true,
+    )
+    .await
+    .unwrap();
+    app.drive().await;
+
+    let sim = app.sim.handle();
+    let persons = sim.persons_by_email("grace@example.com");
+    assert_eq!(persons.len(), 1, "exactly one person: {persons:?}");
+    let person = &persons[0];
+    assert_eq!(person_name(person), "Grace Hopper");
+    let apid_key = sim
+        .person_field_key("apId")
+        .expect("the apId field was created on connect");
+    assert_eq!(
+        person["custom_fields"][&apid_key],
+        created.contact_id.to_string()
+    );
+    assert_eq!(
+        person["owner_id"],
+        sim.config().user_id,
+        "the connecting user owns created persons"
+    );
+    let link =
+        tandem_engine::sync::links::by_contact(app.store.db(), connection, created.contact_id)
+            .await
+            .unwrap();
+    assert_eq!(link.map(|l| l.person_id), person["id"].as_i64());
+}
+
+#[tokio::test]
+async fn a_contact_neither_linked_nor_in_the_list_never_reaches_pipedrive() {
+    let app = spawn_app().await;
+    app.connect_and_sync().await;
+    let sim = app.sim.handle();
+    sim.reset_counts();
+    let created = local::create_contact(
+        &app.engine,
+        fields([name("Local Only"), email("local@example.com")]),
+        false,
+    )
+    .await
+    .unwrap();
+    local::update_contact(
+        &app.engine,
+        created.contact_id,
+        fields([name("Still Local")]),
+    )
+    .await
+    .unwrap();
+    app.drive().await;
+    assert!(sim.persons_by_email("local@example.com").is_empty());
+    assert_eq!(
+        sim.calls("v2.addPerson") + sim.calls("v2.updatePerson") + sim.calls("v2.searchPersons"),
+        0
+    );
+}
+
+#[tokio::test]
+async fn an_edit_to_a_linked_contact_is_sent_as_one_patch_of_the_changed_field() {
+    let app = spawn_app().await;
+    app.connect_and_sync().await;
+    let created = local::create_contact(
+        &app.engine,
+        fields([name("Alan Turing"), email("alan@example.com")]),
+        true,
+    )
+    .await
+    .unwrap();
+    app.drive().await;
+    let sim = app.sim.handle();
+    sim.reset_counts();
+
+    local::update_contact(
+        &app.engine,
+        created.contact_id,
+        fields([name("Alan M. Turing")]),
+    )
+    .await
+    .unwrap();
+    app.drive().await;
+
+    assert_eq!(sim.calls("v2.updatePerson"), 1);
+    let person = &sim.persons_by_email("alan@example.com")[0];
+    assert_eq!(person_name(person), "Alan M. Turing");
+}
+
+#[tokio::test]
+async fn fifty_rapid_edits_to_one_person_collapse_into_at_most_two_patches_with_the_latest_value() {
+    let app = spawn_app().await;
+    app.connect_and_sync().await;
+    let created = local::create_contact(
+        &app.engine,
+        fields([name("Edit 0"), email("rapid@example.com")]),
+        true,
+    )
+    .await
+    .unwrap();
+    app.drive().await;
+    let sim = app.sim.handle();
+    sim.reset_counts();
+    for i in 1..=50 {
+        local::update_contact(
+            &app.engine,
+            created.contact_id,
+            fields([name(&format!("Edit {i}"))]),
+        )
+        .await
+        .unwrap();
+    }
+    app.drive().await;
+    assert!(
+        sim.calls("v2.updatePerson") <= 2,
+        "{} PATCHes",
+        sim.calls("v2.updatePerson")
+    );
+    assert_eq!(
+        person_name(&sim.persons_by_email("rapid@example.com")[0]),
+        "Edit 50"
+    );
+}
+
+#[tokio::test]
+async fn a_thousand_edits_to_a_hundred_persons_under_5xx_and_429_faults_converge_without_duplicates(
+) {
+    let app = spawn_app_with(
+        pipedrive_sim::SimConfig {
+            time_scale: 0.001,
+            seed: 7,
+            ..Default::default()
+        },
+        |_| {},
+    )
+    .await;
+    let connection = app.connect_and_sync().await;
+    let mut ids = Vec::new();
+    for i in 0..100 {
+        let created = local::create_contact(
+            &app.engine,
+            fields([
+                name(&format!("Person {i}")),
+                email(&format!("p{i}@example.com")),
+            ]),
+            true,
+        )
+        .await
+        .unwrap();
+        ids.push(created.contact_id);
+    }
+    app.drive().await;
+    let sim = app.sim.handle();
+    sim.set_faults(FaultSpec::parse("persons:5xx=0.2,429=0.1").unwrap());
+    for round in 0..10 {
+        for (i, id) in ids.iter().enumerate() {
+            local::update_contact(
+                &app.engine,
+                *id,
+                fields([name(&format!("Person {i} v{round}"))]),
+            )
+            .await
+            .unwrap();
+        }
+        app.drive().await;
+    }
+    sim.set_faults(FaultSpec::default());
+    app.drive().await;
+    assert_eq!(sim.persons().len(), 100, "no duplicates were created");
+    for (i, _) in ids.iter().enumerate() {
+        let persons = sim.persons_by_email(&format!("p{i}@example.com"));
+        assert_eq!(persons.len(), 1);
+        assert_eq!(person_name(&persons[0]), format!("Person {i} v9"));
+    }
+    let dead = tandem_engine::queue::counts(app.store.db(), connection)
+        .await
+        .unwrap();
+    assert_eq!(dead.dead, 0);
+    assert_eq!(dead.pending, 0);
+}
