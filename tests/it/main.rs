@@ -5,5 +5,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod health;
+mod inbound;
 mod migrations;
 mod writeback;

@@ -109,6 +109,7 @@ pub struct TestApp {
     pub database: TestDatabase,
     pub http: reqwest::Client,
     pub sim: Simulator,
+    pub settings: Settings,
     shutdown: CancellationToken,
 }
 
@@ -153,7 +154,9 @@ pub async fn spawn_app_with(sim_config: SimConfig, tweak: impl FnOnce(&mut Setti
     settings.pipedrive.client_id = "sim-client".to_owned();
     settings.pipedrive.client_secret = Redacted::new("sim-secret".to_owned());
     tweak(&mut settings);
-    let app = Application::build(settings).await.expect("tandem builds");
+    let app = Application::build(settings.clone())
+        .await
+        .expect("tandem builds");
     let engine = app.engine().clone();
     let addr = app.addr();
     let store = app.state().store.clone();
@@ -167,11 +170,47 @@ pub async fn spawn_app_with(sim_config: SimConfig, tweak: impl FnOnce(&mut Setti
         database,
         http: reqwest::Client::builder().build().expect("http client"),
         sim,
+        settings,
         shutdown,
     }
 }
 
 impl TestApp {
+    /// Stops this tandem without draining anything (as a crash would leave it) and starts a
+    /// new one on the same database and simulator.
+    pub async fn restart(&mut self) {
+        self.shutdown.cancel();
+        let app = Application::build(self.settings.clone())
+            .await
+            .expect("tandem restarts");
+        self.addr = app.addr();
+        self.base_url = format!("http://{}", self.addr);
+        self.store = app.state().store.clone();
+        self.engine = app.engine().clone();
+        self.shutdown = CancellationToken::new();
+        tokio::spawn(app.run_until_stopped(self.shutdown.clone()));
+    }
+
+    /// Posts a Pipedrive webhook body to this tandem with the connection's credentials.
+    pub async fn post_pipedrive_webhook(
+        &self,
+        connection: Uuid,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        let (user, password) =
+            connections::webhook_credentials(&self.engine, self.store.db(), connection)
+                .await
+                .unwrap()
+                .expect("the connection has webhook credentials");
+        self.http
+            .post(format!("{}/webhooks/pipedrive/{connection}", self.base_url))
+            .basic_auth(user, Some(password))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Connects the simulator's company with its API token (as `tandem connections add`).
     pub async fn connect_pipedrive(&self) -> Uuid {
         let connected = connections::connect(

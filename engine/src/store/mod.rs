@@ -15,6 +15,7 @@ use tandem_migrations::{Migrator, MigratorTrait};
 use crate::config::{DatabaseKind, DatabaseSettings};
 
 pub(crate) mod entities;
+pub mod stats;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -94,7 +94,7 @@ pub async fn apply_person_in<C: ConnectionTrait>(
     }
 }
 
-async fn merge_into_link<C: ConnectionTrait>(
+pub(crate) async fn merge_into_link<C: ConnectionTrait>(
     txn: &C,
     conn: &ConnectionCtx,
     mut link: Link,

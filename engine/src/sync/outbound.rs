@@ -18,7 +18,7 @@ use super::contacts::{self, LocalContact};
 use super::links::{self, Link};
 use super::synclog::{self, Direction, Entry, Level};
 use super::{inbound, Engine, SyncError};
-use crate::crm::pipedrive::mapping::{self, email_of, person_snapshot, person_write, with_ap_id};
+use crate::crm::pipedrive::mapping::{email_of, person_snapshot, person_write, with_ap_id};
 use crate::crm::pipedrive::wire::Person;
 use crate::queue::Job;
 
@@ -114,10 +114,24 @@ async fn patch(
         link.base.fields.insert(key.clone(), agreed.clone());
         link.last_written.insert(key.clone(), agreed);
     }
-    link.versions.record(Side::Remote, remote.version);
     link.versions.record(Side::Local, contact.version);
+    // Where Pipedrive stored a normalised form of what was sent, that form becomes the value on
+    // both sides (otherwise the contact would differ from the base forever and be re-sent).
+    let normalised: BTreeMap<FieldKey, FieldValue> = writes
+        .iter()
+        .filter_map(|(key, sent)| {
+            link.base
+                .get(key)
+                .filter(|agreed| *agreed != sent)
+                .map(|agreed| (key.clone(), agreed.clone()))
+        })
+        .collect();
     let txn = engine.store.db().begin().await?;
+    contacts::update(&txn, contact.id, &normalised, contacts::Origin::Remote, now).await?;
     links::save(&txn, &link, now).await?;
+    // The response is the person as it is now: merge it like an inbound event, so a change
+    // made in Pipedrive meanwhile (whose webhook is older than this response) is not lost.
+    inbound::merge_into_link(&txn, conn, link, remote, now).await?;
     connections::mark_success(&txn, conn.id, now).await?;
     txn.commit().await?;
     Ok(Pushed::Patched {
@@ -194,7 +208,7 @@ async fn create(
                 .map_err(|e| CrmFailure::Crm(e, None))?;
             let now = engine.now();
             let txn = db.begin().await?;
-            link_found_person(&txn, engine, conn, contact, &person, now).await?;
+            link_found_person(&txn, conn, contact, &person, now).await?;
             txn.commit().await?;
             return Ok(Pushed::LinkedExisting {
                 person_id: person.id,
@@ -243,7 +257,17 @@ async fn create(
     link.base.version = remote.version;
     link.versions.record(Side::Remote, remote.version);
     link.versions.record(Side::Local, contact.version);
+    let normalised: BTreeMap<FieldKey, FieldValue> = fields
+        .iter()
+        .filter_map(|(key, sent)| {
+            link.base
+                .get(key)
+                .filter(|agreed| *agreed != sent)
+                .map(|agreed| (key.clone(), agreed.clone()))
+        })
+        .collect();
     let txn = db.begin().await?;
+    contacts::update(&txn, contact.id, &normalised, contacts::Origin::Remote, now).await?;
     links::insert(&txn, &link, now).await?;
     contacts::add_to_list(&txn, contact.id, contacts::PIPEDRIVE_LIST, now).await?;
     connections::mark_success(&txn, conn.id, now).await?;
@@ -269,7 +293,6 @@ async fn create(
 
 async fn link_found_person<C: sea_orm::ConnectionTrait>(
     txn: &C,
-    engine: &Engine,
     conn: &ConnectionCtx,
     contact: &LocalContact,
     person: &Person,
@@ -323,7 +346,6 @@ async fn link_found_person<C: sea_orm::ConnectionTrait>(
         )
         .await?;
     }
-    let _ = engine;
     Ok(())
 }
 
@@ -351,6 +373,3 @@ impl From<crate::queue::QueueError> for CrmFailure {
         Self::Internal(SyncError::Queue(error))
     }
 }
-
-#[allow(dead_code)]
-fn _uses(_: &mapping::FieldMap) {}

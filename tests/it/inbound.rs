@@ -1,0 +1,295 @@
+use pipedrive_sim::{FaultSpec, SimConfig};
+use serde_json::json;
+use tandem_engine::store::stats;
+use tandem_engine::sync::{contacts, links, local, poller};
+use tandem_tests::fields::{email, fields, name, text_of};
+use tandem_tests::{spawn_app, spawn_app_with};
+
+fn seeded(persons: usize) -> SimConfig {
+    SimConfig {
+        time_scale: 0.001,
+        persons,
+        ..SimConfig::default()
+    }
+}
+
+async fn contact_for(
+    app: &tandem_tests::TestApp,
+    connection: uuid::Uuid,
+    person: i64,
+) -> contacts::LocalContact {
+    let link = links::by_person(app.store.db(), connection, person)
+        .await
+        .unwrap()
+        .expect("the person is linked");
+    app.contact(link.contact_id).await
+}
+
+#[tokio::test]
+async fn an_edit_in_pipedrive_reaches_the_local_contact_through_the_webhook() {
+    let app = spawn_app_with(seeded(5), |_| {}).await;
+    let connection = app.connect_and_sync().await;
+    let person = app.sim.handle().persons()[0]["id"].as_i64().unwrap();
+    app.sim
+        .handle()
+        .update_person_as_user(person, json!({ "name": "Changed In Pipedrive" }))
+        .unwrap();
+    app.await_person_webhooks(1).await;
+    let contact = contact_for(&app, connection, person).await;
+    assert_eq!(
+        text_of(&contact, "name").as_deref(),
+        Some("Changed In Pipedrive")
+    );
+}
+
+#[tokio::test]
+async fn with_webhooks_dropped_an_edit_arrives_through_the_poller() {
+    let app = spawn_app_with(seeded(5), |_| {}).await;
+    let connection = app.connect_and_sync().await;
+    let sim = app.sim.handle();
+    sim.set_faults(FaultSpec::parse("webhooks:drop=1").unwrap());
+    let person = sim.persons()[1]["id"].as_i64().unwrap();
+    sim.update_person_as_user(person, json!({ "name": "Only The Poller Knows" }))
+        .unwrap();
+    app.drive().await;
+    assert_ne!(
+        text_of(&contact_for(&app, connection, person).await, "name").as_deref(),
+        Some("Only The Poller Knows")
+    );
+
+    let conn = tandem_engine::sync::connections::load(&app.engine, connection)
+        .await
+        .unwrap();
+    let changed = poller::poll_once(&app.engine, &conn).await.unwrap();
+    assert!(changed >= 1);
+    assert_eq!(
+        text_of(&contact_for(&app, connection, person).await, "name").as_deref(),
+        Some("Only The Poller Knows")
+    );
+    // Polling again (the overlap window re-reads the same person) changes nothing.
+    assert_eq!(poller::poll_once(&app.engine, &conn).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn the_same_delivery_three_times_and_deliveries_in_reverse_order_end_in_the_newest_state() {
+    let app = spawn_app_with(seeded(3), |_| {}).await;
+    let connection = app.connect_and_sync().await;
+    let sim = app.sim.handle();
+    sim.set_faults(FaultSpec::parse("webhooks:drop=1").unwrap());
+    let person = sim.persons()[0]["id"].as_i64().unwrap();
+    sim.update_person_as_user(person, json!({ "name": "First Edit" }))
+        .unwrap();
+    sim.advance_clock(std::time::Duration::from_secs(5));
+    sim.update_person_as_user(person, json!({ "name": "Second Edit" }))
+        .unwrap();
+    let bodies: Vec<serde_json::Value> = sim
+        .wait_for_deliveries(std::time::Duration::from_secs(10), |d| {
+            d.iter().filter(|d| d.entity_id == person).count() >= 2
+        })
+        .await
+        .into_iter()
+        .filter(|d| d.entity == "person" && d.entity_id == person)
+        .map(|d| d.body)
+        .collect();
+    let (first, second) = (
+        bodies.first().unwrap().clone(),
+        bodies.last().unwrap().clone(),
+    );
+    assert_ne!(first["meta"]["id"], second["meta"]["id"]);
+
+    for body in [&second, &second, &second, &first] {
+        let response = app.post_pipedrive_webhook(connection, body).await;
+        assert_eq!(response.status(), 200);
+    }
+    app.drive().await;
+    assert_eq!(
+        text_of(&contact_for(&app, connection, person).await, "name").as_deref(),
+        Some("Second Edit")
+    );
+
+    // Duplicates were acknowledged but stored once.
+    let stored = stats::count_inbox_events(app.store.db(), None)
+        .await
+        .unwrap();
+    assert_eq!(stored, 2, "two distinct deliveries stored");
+}
+
+#[tokio::test]
+async fn a_crash_between_receiving_and_applying_loses_nothing() {
+    let mut app = spawn_app_with(seeded(2), |_| {}).await;
+    let connection = app.connect_and_sync().await;
+    let sim = app.sim.handle();
+    sim.set_faults(FaultSpec::parse("webhooks:drop=1").unwrap());
+    let person = sim.persons()[0]["id"].as_i64().unwrap();
+    sim.update_person_as_user(person, json!({ "name": "Survives The Crash" }))
+        .unwrap();
+    let body = sim
+        .wait_for_deliveries(std::time::Duration::from_secs(10), |d| {
+            d.iter().any(|d| d.entity_id == person)
+        })
+        .await
+        .into_iter()
+        .rfind(|d| d.entity_id == person)
+        .unwrap()
+        .body;
+    assert_eq!(
+        app.post_pipedrive_webhook(connection, &body).await.status(),
+        200
+    );
+    // Acknowledged, not yet applied: now the process dies and comes back.
+    app.restart().await;
+    app.drive().await;
+    assert_eq!(
+        text_of(&contact_for(&app, connection, person).await, "name").as_deref(),
+        Some("Survives The Crash")
+    );
+}
+
+#[tokio::test]
+async fn a_person_deleted_in_pipedrive_unlinks_and_archives_its_contact() {
+    let app = spawn_app_with(seeded(2), |_| {}).await;
+    let connection = app.connect_and_sync().await;
+    let person = app.sim.handle().persons()[0]["id"].as_i64().unwrap();
+    let contact_id = contact_for(&app, connection, person).await.id;
+    app.sim.handle().delete_person(person).unwrap();
+    app.await_person_webhooks(1).await;
+    assert!(links::by_person(app.store.db(), connection, person)
+        .await
+        .unwrap()
+        .is_none());
+    let contact = app.contact(contact_id).await;
+    assert!(
+        contact.archived,
+        "archived by the default setting, kept with its data"
+    );
+    assert!(text_of(&contact, "name").is_some());
+}
+
+#[tokio::test]
+async fn tandems_own_write_echoed_back_by_a_webhook_produces_no_further_write() {
+    let app = spawn_app().await;
+    app.connect_and_sync().await;
+    let created = local::create_contact(
+        &app.engine,
+        fields([name("Echo Test"), email("echo@example.com")]),
+        true,
+    )
+    .await
+    .unwrap();
+    app.drive().await;
+    let sim = app.sim.handle();
+    local::update_contact(
+        &app.engine,
+        created.contact_id,
+        fields([name("Echo Test 2")]),
+    )
+    .await
+    .unwrap();
+    app.drive().await;
+    // The create and the PATCH each come back as a webhook; neither may cause a write.
+    app.await_person_webhooks(2).await;
+    assert_eq!(sim.calls("v2.updatePerson"), 1, "one PATCH, no ping-pong");
+    assert_eq!(sim.calls("v2.addPerson"), 1);
+    assert_eq!(
+        text_of(&app.contact(created.contact_id).await, "name").as_deref(),
+        Some("Echo Test 2")
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_webhook_is_rejected_with_its_reason_and_kept_for_inspection() {
+    let app = spawn_app().await;
+    let connection = app.connect_pipedrive().await;
+    let response = app
+        .post_pipedrive_webhook(connection, &json!({ "no": "meta" }))
+        .await;
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "bad_request");
+    let wrong = app
+        .http
+        .post(format!("{}/webhooks/pipedrive/{connection}", app.base_url))
+        .basic_auth("tandem", Some("wrong"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let body: serde_json::Value = wrong.json().await.unwrap();
+    assert_eq!(body["code"], "unauthorized");
+}
+
+#[tokio::test]
+async fn initial_sync_of_twenty_thousand_persons_resumes_after_a_kill_and_links_by_email() {
+    let app = spawn_app_with(seeded(20_000), |_| {}).await;
+    let sim = app.sim.handle();
+    // A local contact that already exists with the e-mail of a Pipedrive person is linked, not duplicated.
+    let target = sim
+        .persons()
+        .into_iter()
+        .find(|p| p["emails"][0]["value"].is_string())
+        .unwrap();
+    let target_email = target["emails"][0]["value"].as_str().unwrap().to_owned();
+    let existing = local::create_contact(
+        &app.engine,
+        fields([name("Local First"), email(&target_email)]),
+        false,
+    )
+    .await
+    .unwrap();
+    let connection = app.connect_pipedrive().await;
+
+    // Kill the sync after a few pages: the task is aborted between two page transactions.
+    let (pages_tx, mut pages_rx) = tokio::sync::mpsc::unbounded_channel();
+    let engine = app.engine.clone();
+    let task = tokio::spawn(async move {
+        poller::initial_sync(&engine, connection, move |progress| {
+            drop(pages_tx.send(progress.pages));
+        })
+        .await
+    });
+    while let Some(pages) = pages_rx.recv().await {
+        if pages >= 5 {
+            break;
+        }
+    }
+    task.abort();
+    drop(task.await);
+    let list_calls_before = sim.calls("v2.getPersons");
+
+    let progress = poller::initial_sync(&app.engine, connection, |_| {})
+        .await
+        .unwrap();
+    assert!(progress.finished);
+    assert_eq!(
+        progress.done, 20_000,
+        "every person counted once across the resume"
+    );
+    assert!(
+        sim.calls("v2.getPersons") - list_calls_before <= 36,
+        "resumed near where it stopped"
+    );
+
+    let linked = links::by_contact(app.store.db(), connection, existing.contact_id)
+        .await
+        .unwrap();
+    let same_email: Vec<_> = sim.persons_by_email(&target_email);
+    if same_email.len() == 1 {
+        assert_eq!(
+            linked.map(|l| l.person_id),
+            target["id"].as_i64(),
+            "linked by e-mail"
+        );
+    } else {
+        assert!(linked.is_some(), "linked to one of the same-email persons");
+    }
+    assert_eq!(
+        stats::count_links(app.store.db(), connection)
+            .await
+            .unwrap(),
+        20_000,
+        "every person is linked exactly once"
+    );
+    // Same-email persons stay separate contacts: one contact per person, plus none extra.
+    assert_eq!(stats::count_contacts(app.store.db()).await.unwrap(), 20_000);
+}
