@@ -294,3 +294,55 @@ async fn initial_sync_of_twenty_thousand_persons_resumes_after_a_kill_and_links_
     // Same-email persons stay separate contacts: one contact per person, plus none extra.
     assert_eq!(stats::count_contacts(app.store.db()).await.unwrap(), 20_000);
 }
+
+#[tokio::test]
+async fn reconciliation_unlinks_persons_deleted_unseen_repairs_drift_and_restores_vanished_webhooks(
+) {
+    let app = spawn_app_with(seeded(30), |_| {}).await;
+    let connection = app.connect_and_sync().await;
+    let sim = app.sim.handle();
+    sim.set_faults(FaultSpec::parse("webhooks:drop=1").unwrap());
+    let persons = sim.persons();
+    let (gone, drifted) = (
+        persons[0]["id"].as_i64().unwrap(),
+        persons[1]["id"].as_i64().unwrap(),
+    );
+    let gone_contact = contact_for(&app, connection, gone).await.id;
+    sim.delete_person(gone).unwrap();
+    sim.update_person_as_user(drifted, json!({ "name": "Drifted Away" }))
+        .unwrap();
+    // Pipedrive deletes a webhook after days of failures.
+    let conn = tandem_engine::sync::connections::load(&app.engine, connection)
+        .await
+        .unwrap();
+    let hook = app
+        .engine
+        .client
+        .list_webhooks(&conn.session)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|w| w.event_object.as_deref() == Some("person"))
+        .unwrap();
+    app.engine
+        .client
+        .delete_webhook(&conn.session, hook.id)
+        .await
+        .unwrap();
+
+    let report = poller::reconcile(&app.engine, &conn).await.unwrap();
+    assert_eq!(report.unlinked, 1);
+    assert_eq!(report.repaired, 1);
+    assert_eq!(report.webhooks_repaired, 1);
+    assert!(app.contact(gone_contact).await.archived);
+    assert_eq!(
+        text_of(&contact_for(&app, connection, drifted).await, "name").as_deref(),
+        Some("Drifted Away")
+    );
+    // A second pass finds nothing to do.
+    let again = poller::reconcile(&app.engine, &conn).await.unwrap();
+    assert_eq!(
+        (again.unlinked, again.repaired, again.webhooks_repaired),
+        (0, 0, 0)
+    );
+}

@@ -141,3 +141,18 @@ pub fn new_link(connection_id: Uuid, contact_id: Uuid, person_id: i64) -> Link {
         last_written: BTreeMap::new(),
     }
 }
+
+/// Every linked person id of a connection.
+pub async fn person_ids<C: ConnectionTrait>(
+    db: &C,
+    connection: Uuid,
+) -> Result<Vec<i64>, SyncError> {
+    use sea_orm::QuerySelect;
+    Ok(person_link::Entity::find()
+        .select_only()
+        .column(person_link::Column::PersonId)
+        .filter(person_link::Column::ConnectionId.eq(connection))
+        .into_tuple::<i64>()
+        .all(db)
+        .await?)
+}

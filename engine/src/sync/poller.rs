@@ -29,6 +29,7 @@ pub async fn poll_all(engine: &Engine) -> Result<usize, SyncError> {
         let conn = connections::load(engine, id).await?;
         if conn.state == state::CONNECTED && !conn.paused {
             applied += poll_once(engine, &conn).await?;
+            reconcile_if_due(engine, &conn).await?;
         }
     }
     Ok(applied)
@@ -240,4 +241,132 @@ pub async fn reset_initial_sync(engine: &Engine, connection_id: Uuid) -> Result<
         connections::clear_cursor(db, connection_id, name).await?;
     }
     Ok(())
+}
+
+const RECONCILED_AT: &str = "reconciled_at";
+
+/// What a reconciliation pass found.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Reconciled {
+    pub persons_seen: u64,
+    /// Local contacts changed because Pipedrive's values had drifted.
+    pub repaired: u64,
+    /// Links whose person no longer exists in Pipedrive (deleted while no webhook reached us).
+    pub unlinked: u64,
+    /// Webhooks re-created because Pipedrive had removed them.
+    pub webhooks_repaired: usize,
+}
+
+/// A full pass over every person: repairs fields that drifted, unlinks persons deleted in
+/// Pipedrive, and re-registers vanished webhooks. Low priority: skipped while the daily budget
+/// is low, so edits and journey actions keep the budget.
+pub async fn reconcile(engine: &Engine, conn: &ConnectionCtx) -> Result<Reconciled, SyncError> {
+    let db = engine.store.db();
+    let mut report = Reconciled::default();
+    if engine.client.budget(&conn.session).daily_budget_low() {
+        tracing::info!(connection_id = %conn.id, "Daily API budget is low; reconciliation waits.");
+        return Ok(report);
+    }
+    if let Some((user, password)) = connections::webhook_credentials(engine, db, conn.id).await? {
+        if engine.settings.pipedrive.register_webhooks {
+            report.webhooks_repaired =
+                connections::register_webhooks(engine, &conn.session, &user, &password).await?;
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut query = PersonQuery {
+        cursor: None,
+        limit: 500,
+        updated_since: None,
+        sort_by_update_time: false,
+    };
+    loop {
+        let page = engine.client.list_persons(&conn.session, &query).await?;
+        let now = engine.now();
+        let txn = db.begin().await?;
+        for person in &page.items {
+            seen.insert(person.id);
+            if let Some(contact_id) = inbound::apply_person_in(&txn, engine, conn, person, now)
+                .await?
+                .changed_contact()
+            {
+                report.repaired += 1;
+                super::app::contact_changed(&txn, engine, contact_id, now).await?;
+            }
+        }
+        report.persons_seen += page.items.len() as u64;
+        txn.commit().await?;
+        match page.next_cursor {
+            Some(next) => query.cursor = Some(next),
+            None => break,
+        }
+    }
+    // Links to persons the full list no longer has: confirm one by one before unlinking.
+    for person_id in super::links::person_ids(db, conn.id).await? {
+        if seen.contains(&person_id) {
+            continue;
+        }
+        match engine.client.get_person(&conn.session, person_id).await {
+            Err(error) if error.kind == tandem_core::CrmErrorKind::NotFound => {
+                let now = engine.now();
+                let txn = db.begin().await?;
+                inbound::person_deleted(&txn, engine, conn, person_id, None, now).await?;
+                txn.commit().await?;
+                report.unlinked += 1;
+            }
+            Err(error) => return Err(error.into()),
+            Ok(person) => {
+                inbound::apply_person(engine, conn, &person).await?;
+            }
+        }
+    }
+    let now = engine.now();
+    connections::set_cursor(db, conn.id, RECONCILED_AT, &now.to_rfc3339(), now).await?;
+    synclog::record(
+        db,
+        Entry::new(
+            Level::Info,
+            Direction::Inbound,
+            "reconciled",
+            format!(
+                "Reconciliation: {} persons checked, {} repaired, {} unlinked.",
+                report.persons_seen, report.repaired, report.unlinked
+            ),
+        )
+        .connection(conn.id)
+        .detail(serde_json::to_value(&report).unwrap_or_default()),
+        now,
+    )
+    .await?;
+    Ok(report)
+}
+
+/// Runs reconciliation when the configured interval has passed since the last one.
+pub async fn reconcile_if_due(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+) -> Result<Option<Reconciled>, SyncError> {
+    let db = engine.store.db();
+    if connections::cursor(db, conn.id, INITIAL_SYNC_DONE)
+        .await?
+        .is_none()
+    {
+        return Ok(None);
+    }
+    let interval = chrono::Duration::seconds(
+        i64::try_from(engine.settings.pipedrive.reconcile_interval_secs).unwrap_or(86_400),
+    );
+    let last = connections::cursor(db, conn.id, RECONCILED_AT)
+        .await?
+        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok());
+    if last.is_some_and(|t| Utc::now() - t.with_timezone(&Utc) < interval) {
+        return Ok(None);
+    }
+    if last.is_none() {
+        // The initial sync just compared everything: count the interval from now.
+        let now = Utc::now();
+        connections::set_cursor(db, conn.id, RECONCILED_AT, &now.to_rfc3339(), now).await?;
+        return Ok(None);
+    }
+    reconcile(engine, conn).await.map(Some)
 }

@@ -296,7 +296,7 @@ impl PipedriveClient {
 
     pub async fn delete_webhook(&self, s: &Session, id: i64) -> Result<(), CrmError> {
         let request = self.request(s, Method::DELETE, &format!("/api/v1/webhooks/{id}"));
-        self.send::<serde_json::Value>(s, Op::DeleteWebhook, request)
+        self.send::<Option<serde_json::Value>>(s, Op::DeleteWebhook, request)
             .await
             .map(|_| ())
     }
