@@ -8,6 +8,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_create_core_tables;
+mod m20261123_000002_create_journey_action;
 
 /// The ordered list of tandem's migrations.
 #[derive(Debug)]
@@ -16,6 +17,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261123_000001_create_core_tables::Migration)]
+        vec![
+            Box::new(m20261123_000001_create_core_tables::Migration),
+            Box::new(m20261123_000002_create_journey_action::Migration),
+        ]
     }
 }

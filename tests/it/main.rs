@@ -4,6 +4,7 @@
 // Test helpers outside #[test] functions may unwrap too: a failure is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod actions;
 mod health;
 mod inbound;
 mod migrations;

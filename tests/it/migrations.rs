@@ -19,6 +19,7 @@ const TABLES: &[&str] = &[
     "idempotency_key",
     "sync_cursor",
     "oauth_state",
+    "journey_action",
 ];
 
 async fn existing_tables(store: &Store) -> Vec<&'static str> {

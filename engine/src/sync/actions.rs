@@ -1,27 +1,810 @@
-//! Journey actions (Add Deal, Assign Person Owner, Schedule Activity, Update Pipedrive Field,
-//! Update Deal Stage). Not built yet: no code path enqueues an action job, and one found in the
-//! queue is dead-lettered with a clear message rather than silently dropped.
+//! Journey actions: Add Deal, Assign Person Owner, Schedule Activity, Update Pipedrive Field,
+//! Update Deal Stage. A request is validated (422 with the reason), recorded with its
+//! idempotency key and queued through the outbox with the `Action` priority (ahead of
+//! backfill), in one transaction. Creating actions create the person first when the contact has
+//! none (through the same identity path as pushes: link → apId → e-mail search → create);
+//! the others fail with "no Pipedrive person" and create nothing.
 
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use dashmap::DashMap;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tandem_core::{CrmError, FieldKey, FieldValue, JourneyAction};
 use uuid::Uuid;
 
-use super::connections::ConnectionCtx;
-use super::outbound::CrmFailure;
-use super::Engine;
-use crate::queue::Job;
+use super::connections::{self, ConnectionCtx};
+use super::contacts;
+use super::links;
+use super::outbound::{self, CrmFailure};
+use super::synclog::{self, Direction, Entry, Level};
+use super::{Engine, SyncError};
+use crate::crm::pipedrive::mapping::{custom_value, person_write, RemoteField};
+use crate::crm::pipedrive::wire::Stage;
+use crate::queue::{self, Job, JobPayload, Priority};
+use crate::store::entities::journey_action;
 
+/// Action states.
+pub mod state {
+    pub const QUEUED: &str = "queued";
+    pub const DONE: &str = "done";
+    pub const FAILED: &str = "failed";
+}
+
+/// Why a request was refused before anything was queued.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("unknown action {0:?}: use add_deal, assign_person_owner, schedule_activity, update_person_field or update_deal_stage")]
+    UnknownAction(String),
+    #[error("no such contact")]
+    UnknownContact,
+    #[error("the contact has no Pipedrive person, and {0} never creates one")]
+    NoPipedrivePerson(&'static str),
+    #[error("the idempotency key was already used for a different request")]
+    KeyReused,
+    #[error("no Pipedrive connection is active")]
+    NotConnected,
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+}
+
+impl From<sea_orm::DbErr> for ActionError {
+    fn from(error: sea_orm::DbErr) -> Self {
+        Self::Sync(SyncError::Db(error))
+    }
+}
+
+impl From<CrmError> for ActionError {
+    fn from(error: CrmError) -> Self {
+        Self::Sync(SyncError::Crm(error))
+    }
+}
+
+/// The URL name of an action.
+pub fn parse_action(name: &str) -> Result<JourneyAction, ActionError> {
+    Ok(match name {
+        "add_deal" => JourneyAction::AddDeal,
+        "assign_person_owner" => JourneyAction::AssignPersonOwner,
+        "schedule_activity" => JourneyAction::ScheduleActivity,
+        "update_person_field" => JourneyAction::UpdatePipedriveField,
+        "update_deal_stage" => JourneyAction::UpdateDealStage,
+        other => return Err(ActionError::UnknownAction(other.to_owned())),
+    })
+}
+
+fn action_name(action: JourneyAction) -> &'static str {
+    match action {
+        JourneyAction::AddDeal => "add_deal",
+        JourneyAction::AssignPersonOwner => "assign_person_owner",
+        JourneyAction::ScheduleActivity => "schedule_activity",
+        JourneyAction::UpdatePipedriveField => "update_person_field",
+        JourneyAction::UpdateDealStage => "update_deal_stage",
+    }
+}
+
+/// Which contact an action is for.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum ContactRef {
+    Id { contact_id: Uuid },
+    Email { email: String },
+}
+
+/// Validated parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Params {
+    AddDeal {
+        title: String,
+        value: Option<f64>,
+        currency: Option<String>,
+        pipeline_id: Option<i64>,
+        stage_id: Option<i64>,
+        owner_id: Option<i64>,
+    },
+    AssignPersonOwner {
+        owner_id: i64,
+    },
+    ScheduleActivity {
+        subject: String,
+        r#type: Option<String>,
+        due_date: Option<String>,
+        owner_id: Option<i64>,
+    },
+    UpdatePersonField {
+        field: String,
+        value: Value,
+    },
+    UpdateDealStage {
+        stage_id: i64,
+        deal_id: Option<i64>,
+    },
+}
+
+/// An action as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionRecord {
+    pub id: Uuid,
+    pub action: String,
+    pub contact_id: Uuid,
+    pub state: String,
+    pub params: Value,
+    pub result: Option<Value>,
+    pub error: Option<String>,
+    pub pipedrive_status: Option<i32>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<journey_action::Model> for ActionRecord {
+    fn from(m: journey_action::Model) -> Self {
+        Self {
+            id: m.id,
+            action: m.action,
+            contact_id: m.contact_id,
+            state: m.state,
+            params: m.params,
+            result: m.result,
+            error: m.error,
+            pipedrive_status: m.status,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
+    }
+}
+
+/// A submitted request.
+#[derive(Debug, Clone)]
+pub struct Submit {
+    pub action: JourneyAction,
+    pub contact: ContactRef,
+    pub params: Value,
+    pub idempotency_key: String,
+}
+
+/// What a submission returns: the record, and whether it was created now (false = replay).
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    pub record: ActionRecord,
+    pub replayed: bool,
+}
+
+fn text(params: &Value, key: &str) -> Result<Option<String>, ActionError> {
+    match params.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            Err(ActionError::Invalid(format!("`{key}` must not be empty")))
+        }
+        Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),
+        Some(_) => Err(ActionError::Invalid(format!("`{key}` must be a string"))),
+    }
+}
+
+fn int(params: &Value, key: &str) -> Result<Option<i64>, ActionError> {
+    match params.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_i64()
+            .filter(|n| *n > 0)
+            .map(Some)
+            .ok_or_else(|| ActionError::Invalid(format!("`{key}` must be a positive integer"))),
+    }
+}
+
+fn reject_unknown(params: &Value, allowed: &[&str]) -> Result<(), ActionError> {
+    let Some(object) = params.as_object() else {
+        return Err(ActionError::Invalid(
+            "the parameters must be a JSON object".into(),
+        ));
+    };
+    match object.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(key) => Err(ActionError::Invalid(format!(
+            "unknown parameter `{key}`; allowed: {}",
+            allowed.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+static STAGES: LazyLock<DashMap<Uuid, (Instant, Vec<Stage>)>> = LazyLock::new(DashMap::new);
+
+async fn stages(engine: &Engine, conn: &ConnectionCtx) -> Result<Vec<Stage>, ActionError> {
+    if let Some(cached) = STAGES
+        .get(&conn.id)
+        .filter(|c| c.0.elapsed() < Duration::from_secs(300))
+    {
+        return Ok(cached.1.clone());
+    }
+    let fetched = engine.client.list_stages(&conn.session).await?;
+    STAGES.insert(conn.id, (Instant::now(), fetched.clone()));
+    Ok(fetched)
+}
+
+async fn check_stage(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    stage_id: i64,
+    pipeline_id: Option<i64>,
+) -> Result<(), ActionError> {
+    let stages = stages(engine, conn).await?;
+    match stages.iter().find(|s| s.id == stage_id) {
+        None => Err(ActionError::Invalid(format!("unknown stage {stage_id}"))),
+        Some(stage) if pipeline_id.is_some() && stage.pipeline_id != pipeline_id => {
+            Err(ActionError::Invalid(format!(
+                "stage {stage_id} is not in pipeline {}",
+                pipeline_id.unwrap_or_default()
+            )))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+/// Validates the parameters of an action (422 material).
+pub async fn validate(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    action: JourneyAction,
+    params: &Value,
+) -> Result<Params, ActionError> {
+    Ok(match action {
+        JourneyAction::AddDeal => {
+            reject_unknown(
+                params,
+                &[
+                    "title",
+                    "value",
+                    "currency",
+                    "pipeline_id",
+                    "stage_id",
+                    "owner_id",
+                ],
+            )?;
+            let title = text(params, "title")?
+                .ok_or_else(|| ActionError::Invalid("`title` is required".into()))?;
+            let value = match params.get("value") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(
+                    v.as_f64()
+                        .filter(|n| n.is_finite() && *n >= 0.0)
+                        .ok_or_else(|| {
+                            ActionError::Invalid("`value` must be a non-negative number".into())
+                        })?,
+                ),
+            };
+            let currency = text(params, "currency")?;
+            if let Some(c) = &currency {
+                if c.len() != 3 || !c.chars().all(|ch| ch.is_ascii_uppercase()) {
+                    return Err(ActionError::Invalid(format!(
+                        "`currency` must be a 3-letter ISO code such as EUR, not {c:?}"
+                    )));
+                }
+            }
+            let (pipeline_id, stage_id) = (int(params, "pipeline_id")?, int(params, "stage_id")?);
+            if let Some(stage) = stage_id {
+                check_stage(engine, conn, stage, pipeline_id).await?;
+            }
+            Params::AddDeal {
+                title,
+                value,
+                currency,
+                pipeline_id,
+                stage_id,
+                owner_id: int(params, "owner_id")?,
+            }
+        }
+        JourneyAction::AssignPersonOwner => {
+            reject_unknown(params, &["owner_id"])?;
+            Params::AssignPersonOwner {
+                owner_id: int(params, "owner_id")?
+                    .ok_or_else(|| ActionError::Invalid("`owner_id` is required".into()))?,
+            }
+        }
+        JourneyAction::ScheduleActivity => {
+            reject_unknown(params, &["subject", "type", "due_date", "owner_id"])?;
+            let subject = text(params, "subject")?
+                .ok_or_else(|| ActionError::Invalid("`subject` is required".into()))?;
+            let due_date = text(params, "due_date")?;
+            if let Some(date) = &due_date {
+                tandem_core::CalendarDate::parse(date).map_err(|_| {
+                    ActionError::Invalid(format!(
+                        "`due_date` must be a date YYYY-MM-DD, not {date:?}"
+                    ))
+                })?;
+            }
+            Params::ScheduleActivity {
+                subject,
+                r#type: text(params, "type")?,
+                due_date,
+                owner_id: int(params, "owner_id")?,
+            }
+        }
+        JourneyAction::UpdatePipedriveField => {
+            reject_unknown(params, &["field", "value"])?;
+            let field = text(params, "field")?
+                .ok_or_else(|| ActionError::Invalid("`field` is required".into()))?;
+            let value = params.get("value").cloned().ok_or_else(|| {
+                ActionError::Invalid("`value` is required (null clears the field)".into())
+            })?;
+            let key = FieldKey::new(&field)
+                .map_err(|_| ActionError::Invalid(format!("unknown field {field:?}")))?;
+            let mapped = conn.map.get(&key).ok_or_else(|| {
+                ActionError::Invalid(format!("unknown field {field:?}: map it first"))
+            })?;
+            field_value(&mapped.remote, &value).ok_or_else(|| {
+                ActionError::Invalid(format!("`value` has the wrong type for field {field:?}"))
+            })?;
+            Params::UpdatePersonField { field, value }
+        }
+        JourneyAction::UpdateDealStage => {
+            reject_unknown(params, &["stage_id", "deal_id"])?;
+            let stage_id = int(params, "stage_id")?
+                .ok_or_else(|| ActionError::Invalid("`stage_id` is required".into()))?;
+            check_stage(engine, conn, stage_id, None).await?;
+            Params::UpdateDealStage {
+                stage_id,
+                deal_id: int(params, "deal_id")?,
+            }
+        }
+    })
+}
+
+fn field_value(remote: &RemoteField, value: &Value) -> Option<FieldValue> {
+    match remote {
+        RemoteField::Name => match value {
+            Value::String(s) if !s.trim().is_empty() => Some(FieldValue::text(s.trim())),
+            _ => None,
+        },
+        RemoteField::Emails | RemoteField::Phones => match value {
+            Value::String(s) => {
+                let entry = tandem_core::LabeledValue::new(s.trim(), Some("work"), true);
+                Some(if matches!(remote, RemoteField::Emails) {
+                    FieldValue::Emails(vec![entry])
+                } else {
+                    FieldValue::Phones(vec![entry])
+                })
+            }
+            Value::Null => Some(FieldValue::Cleared),
+            _ => None,
+        },
+        RemoteField::OwnerId => value
+            .as_i64()
+            .and_then(|n| FieldValue::number(n as f64).ok()),
+        RemoteField::Custom { field_type, .. } => custom_value(value, field_type),
+    }
+}
+
+fn request_hash(action: JourneyAction, contact: &ContactRef, params: &Value) -> String {
+    let text =
+        json!({ "action": action_name(action), "contact": contact, "params": params }).to_string();
+    let digest = Sha256::digest(text.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn resolve_contact<C: ConnectionTrait>(
+    db: &C,
+    contact: &ContactRef,
+) -> Result<Uuid, ActionError> {
+    match contact {
+        ContactRef::Id { contact_id } => {
+            let found = contacts::load(db, *contact_id)
+                .await?
+                .filter(|c| !c.archived);
+            found.map(|c| c.id).ok_or(ActionError::UnknownContact)
+        }
+        ContactRef::Email { email } => {
+            let email = tandem_core::EmailAddress::parse(email)
+                .map_err(|e| ActionError::Invalid(format!("`email`: {e}")))?;
+            contacts::ids_by_email(db, email.as_str())
+                .await?
+                .into_iter()
+                .next()
+                .ok_or(ActionError::UnknownContact)
+        }
+    }
+}
+
+/// Validates, records and queues an action; a replayed idempotency key returns the first result.
+pub async fn submit(engine: &Engine, request: Submit) -> Result<Submitted, ActionError> {
+    let db = engine.store.db();
+    let hash = request_hash(request.action, &request.contact, &request.params);
+    if let Some(existing) = journey_action::Entity::find()
+        .filter(journey_action::Column::IdempotencyKey.eq(&request.idempotency_key))
+        .one(db)
+        .await?
+    {
+        if existing.request_hash != hash {
+            return Err(ActionError::KeyReused);
+        }
+        return Ok(Submitted {
+            record: existing.into(),
+            replayed: true,
+        });
+    }
+    let connection_id = connections::active_id(db)
+        .await?
+        .ok_or(ActionError::NotConnected)?;
+    let conn = connections::load(engine, connection_id).await?;
+    let contact_id = resolve_contact(db, &request.contact).await?;
+    let params = validate(engine, &conn, request.action, &request.params).await?;
+    let linked = links::by_contact(db, conn.id, contact_id).await?.is_some();
+    let now = engine.now();
+    if !linked && !request.action.creates_person() {
+        let name = action_name(request.action);
+        record_failed_without_person(engine, &conn, contact_id, &request, &hash, now).await?;
+        return Err(ActionError::NoPipedrivePerson(name));
+    }
+    let id = Uuid::now_v7();
+    let txn = db.begin().await?;
+    let inserted = journey_action::Entity::insert(journey_action::ActiveModel {
+        id: Set(id),
+        connection_id: Set(conn.id),
+        contact_id: Set(contact_id),
+        action: Set(action_name(request.action).to_owned()),
+        params: Set(serde_json::to_value(&params).unwrap_or_default()),
+        idempotency_key: Set(request.idempotency_key.clone()),
+        request_hash: Set(hash.clone()),
+        state: Set(state::QUEUED.to_owned()),
+        result: Set(None),
+        error: Set(None),
+        status: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .exec_without_returning(&txn)
+    .await;
+    if inserted.is_err() {
+        // A concurrent request with the same key won the race: answer with its record.
+        drop(txn);
+        let existing = journey_action::Entity::find()
+            .filter(journey_action::Column::IdempotencyKey.eq(&request.idempotency_key))
+            .one(db)
+            .await?;
+        return match existing {
+            Some(e) if e.request_hash == hash => Ok(Submitted {
+                record: e.into(),
+                replayed: true,
+            }),
+            Some(_) => Err(ActionError::KeyReused),
+            None => Err(ActionError::Sync(SyncError::Invalid(
+                "the action could not be recorded".into(),
+            ))),
+        };
+    }
+    queue::enqueue(
+        &txn,
+        conn.id,
+        &contact_id.to_string(),
+        Priority::Action,
+        &JobPayload::Action {
+            action_id: id,
+            contact_id,
+        },
+        now,
+    )
+    .await
+    .map_err(SyncError::from)?;
+    txn.commit().await?;
+    let record = journey_action::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(ActionError::UnknownContact)?;
+    Ok(Submitted {
+        record: record.into(),
+        replayed: false,
+    })
+}
+
+async fn record_failed_without_person(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    contact_id: Uuid,
+    request: &Submit,
+    hash: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ActionError> {
+    let db = engine.store.db();
+    let message = format!(
+        "{}: the contact has no Pipedrive person and this action never creates one.",
+        action_name(request.action)
+    );
+    journey_action::Entity::insert(journey_action::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        connection_id: Set(conn.id),
+        contact_id: Set(contact_id),
+        action: Set(action_name(request.action).to_owned()),
+        params: Set(request.params.clone()),
+        idempotency_key: Set(request.idempotency_key.clone()),
+        request_hash: Set(hash.to_owned()),
+        state: Set(state::FAILED.to_owned()),
+        result: Set(None),
+        error: Set(Some(message.clone())),
+        status: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .exec_without_returning(db)
+    .await?;
+    synclog::record(
+        db,
+        Entry::new(
+            Level::Warn,
+            Direction::Outbound,
+            "no_pipedrive_person",
+            message,
+        )
+        .connection(conn.id)
+        .contact(contact_id)
+        .hint("Link the contact or add it to the Pipedrive contacts list first."),
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn get(engine: &Engine, id: Uuid) -> Result<Option<ActionRecord>, SyncError> {
+    Ok(journey_action::Entity::find_by_id(id)
+        .one(engine.store.db())
+        .await?
+        .map(Into::into))
+}
+
+/// Runs a queued action (called by the outbox worker).
 pub async fn execute(
-    _engine: &Engine,
-    _conn: &ConnectionCtx,
-    _job: &Job,
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    job: &Job,
     action_id: Uuid,
 ) -> Result<(), CrmFailure> {
-    Err(CrmFailure::Crm(
-        tandem_core::CrmError::from_response(
-            Some(501),
+    let db = engine.store.db();
+    let Some(row) = journey_action::Entity::find_by_id(action_id)
+        .one(db)
+        .await?
+    else {
+        return Ok(());
+    };
+    if row.state != state::QUEUED {
+        return Ok(());
+    }
+    let params: Params = serde_json::from_value(row.params.clone())
+        .map_err(|e| SyncError::Corrupt(format!("action {action_id}: {e}")))?;
+    let person_id = match outbound::ensure_person(engine, conn, job, row.contact_id).await? {
+        Some(person) => person,
+        None => {
+            finish(
+                engine,
+                conn,
+                &row,
+                state::FAILED,
+                None,
+                Some("the contact has no Pipedrive person".into()),
+                None,
+            )
+            .await?;
+            return Ok(());
+        }
+    };
+    let owner = conn.default_owner;
+    let crm = |e: CrmError| CrmFailure::Crm(e, Some(person_id));
+    let result = match &params {
+        Params::AddDeal {
+            title,
+            value,
+            currency,
+            pipeline_id,
+            stage_id,
+            owner_id,
+        } => {
+            // After an attempt whose outcome is unknown, look for the deal before creating again.
+            if job.attempts > 0 {
+                let existing = engine
+                    .client
+                    .list_person_deals(&conn.session, person_id)
+                    .await
+                    .map_err(crm)?;
+                if let Some(deal) = existing
+                    .iter()
+                    .find(|d| d.title.as_deref() == Some(title.as_str()))
+                {
+                    finish(
+                        engine,
+                        conn,
+                        &row,
+                        state::DONE,
+                        Some(json!({ "person_id": person_id, "deal_id": deal.id })),
+                        None,
+                        None,
+                    )
+                    .await?;
+                    return Ok(());
+                }
+            }
+            let mut body =
+                json!({ "title": title, "person_id": person_id, "owner_id": owner_id.or(owner) });
+            if let Some(v) = value {
+                body["value"] = json!(v);
+            }
+            if let Some(c) = currency {
+                body["currency"] = json!(c);
+            }
+            if let Some(p) = pipeline_id {
+                body["pipeline_id"] = json!(p);
+            }
+            if let Some(s) = stage_id {
+                body["stage_id"] = json!(s);
+            }
+            let deal = engine
+                .client
+                .create_deal(&conn.session, &body)
+                .await
+                .map_err(crm)?;
+            json!({ "person_id": person_id, "deal_id": deal.id })
+        }
+        Params::AssignPersonOwner { owner_id } => {
+            let body = crate::crm::pipedrive::wire::PersonWrite {
+                owner_id: Some(*owner_id),
+                ..Default::default()
+            };
+            engine
+                .client
+                .patch_person(&conn.session, person_id, &body)
+                .await
+                .map_err(crm)?;
+            json!({ "person_id": person_id, "owner_id": owner_id })
+        }
+        Params::ScheduleActivity {
+            subject,
+            r#type,
+            due_date,
+            owner_id,
+        } => {
+            let mut body = json!({ "subject": subject, "owner_id": owner_id.or(owner), "participants": [{ "person_id": person_id, "primary": true }] });
+            if let Some(t) = r#type {
+                body["type"] = json!(t);
+            }
+            if let Some(d) = due_date {
+                body["due_date"] = json!(d);
+            }
+            let activity = engine
+                .client
+                .create_activity(&conn.session, &body)
+                .await
+                .map_err(crm)?;
+            json!({ "person_id": person_id, "activity_id": activity.id })
+        }
+        Params::UpdatePersonField { field, value } => {
+            let key = FieldKey::new(field).map_err(|e| SyncError::Invalid(e.to_string()))?;
+            let mapped = conn
+                .map
+                .get(&key)
+                .ok_or_else(|| SyncError::Invalid(format!("field {field} is no longer mapped")))?;
+            let value = field_value(&mapped.remote, value).ok_or_else(|| {
+                SyncError::Invalid(format!("value for {field} has the wrong type"))
+            })?;
+            let writes: BTreeMap<FieldKey, FieldValue> = [(key, value)].into_iter().collect();
+            engine
+                .client
+                .patch_person(&conn.session, person_id, &person_write(&writes, &conn.map))
+                .await
+                .map_err(crm)?;
+            json!({ "person_id": person_id, "field": field })
+        }
+        Params::UpdateDealStage { stage_id, deal_id } => {
+            let deal_id = match deal_id {
+                Some(id) => *id,
+                None => {
+                    let deals = engine
+                        .client
+                        .list_person_deals(&conn.session, person_id)
+                        .await
+                        .map_err(crm)?;
+                    match deals.iter().map(|d| d.id).max() {
+                        Some(id) => id,
+                        None => {
+                            finish(
+                                engine,
+                                conn,
+                                &row,
+                                state::FAILED,
+                                None,
+                                Some("the person has no deal to move".into()),
+                                None,
+                            )
+                            .await?;
+                            return Ok(());
+                        }
+                    }
+                }
+            };
+            engine
+                .client
+                .patch_deal(&conn.session, deal_id, &json!({ "stage_id": stage_id }))
+                .await
+                .map_err(crm)?;
+            json!({ "person_id": person_id, "deal_id": deal_id, "stage_id": stage_id })
+        }
+    };
+    finish(engine, conn, &row, state::DONE, Some(result), None, None).await?;
+    Ok(())
+}
+
+async fn finish(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    row: &journey_action::Model,
+    new_state: &str,
+    result: Option<Value>,
+    error: Option<String>,
+    status: Option<u16>,
+) -> Result<(), SyncError> {
+    let now = engine.now();
+    let db = engine.store.db();
+    journey_action::Entity::update_many()
+        .col_expr(journey_action::Column::State, Expr::value(new_state))
+        .col_expr(journey_action::Column::Result, Expr::value(result.clone()))
+        .col_expr(journey_action::Column::Error, Expr::value(error.clone()))
+        .col_expr(
+            journey_action::Column::Status,
+            Expr::value(status.map(i32::from)),
+        )
+        .col_expr(journey_action::Column::UpdatedAt, Expr::value(now))
+        .filter(journey_action::Column::Id.eq(row.id))
+        .exec(db)
+        .await?;
+    let (level, kind, message) = if new_state == state::DONE {
+        (
+            Level::Info,
+            "action_done",
+            format!("Journey action {} done.", row.action),
+        )
+    } else {
+        (
+            Level::Error,
+            "action_failed",
+            format!("Journey action {} failed.", row.action),
+        )
+    };
+    let mut entry = Entry::new(level, Direction::Outbound, kind, message)
+        .connection(conn.id)
+        .contact(row.contact_id)
+        .status(status);
+    if let Some(error) = error {
+        entry = entry.remote_error(error);
+    }
+    if let Some(result) = result {
+        entry = entry.detail(result);
+    }
+    synclog::record(db, entry, now).await
+}
+
+/// Marks an action failed when its job became a dead letter (Pipedrive's text verbatim).
+pub async fn mark_failed(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    action_id: Uuid,
+    error: &CrmError,
+) -> Result<(), SyncError> {
+    if let Some(row) = journey_action::Entity::find_by_id(action_id)
+        .one(engine.store.db())
+        .await?
+    {
+        finish(
+            engine,
+            conn,
+            &row,
+            state::FAILED,
             None,
-            format!("journey action {action_id}: actions are not supported by this version"),
-            None,
-        ),
-        None,
-    ))
+            Some(error.message.clone()),
+            error.status,
+        )
+        .await?;
+    }
+    Ok(())
 }

@@ -81,6 +81,27 @@ pub async fn push_contact(
     }
 }
 
+/// The person of a contact for a journey action: the linked one, or one found or created now
+/// (a creating action puts the contact in scope). `None` when nothing could be linked.
+pub async fn ensure_person(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    job: &Job,
+    contact_id: Uuid,
+) -> Result<Option<i64>, CrmFailure> {
+    let db = engine.store.db();
+    if let Some(link) = links::by_contact(db, conn.id, contact_id).await? {
+        return Ok(Some(link.person_id));
+    }
+    let Some(contact) = contacts::load(db, contact_id).await? else {
+        return Ok(None);
+    };
+    Ok(match create(engine, conn, job, &contact).await? {
+        Pushed::Created { person_id } | Pushed::LinkedExisting { person_id } => Some(person_id),
+        _ => None,
+    })
+}
+
 async fn patch(
     engine: &Engine,
     conn: &ConnectionCtx,

@@ -142,6 +142,10 @@ async fn execute(engine: &Engine, job: Job) -> Result<(), SyncError> {
                 }
                 RetryDecision::DeadLetter => {
                     queue::bury(db, &job, &code, error.status, now).await?;
+                    if let JobPayload::Action { action_id, .. } = &job.payload {
+                        crate::sync::actions::mark_failed(engine, &conn, *action_id, &error)
+                            .await?;
+                    }
                     tracing::error!(status = ?error.status, error = %error, "Push was rejected; the job is a dead letter.");
                     let hint = if error.retry == ErrorClass::Retry {
                         "Pipedrive kept failing; retry the dead letter once Pipedrive is healthy."
