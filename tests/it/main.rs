@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod actions;
+mod duplicates;
 mod health;
 mod inbound;
 mod migrations;

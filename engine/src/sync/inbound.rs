@@ -294,7 +294,16 @@ pub async fn person_deleted<C: ConnectionTrait>(
         return Ok(Applied::Ignored);
     };
     if let Some(survivor) = merged_into {
-        if links::by_person(txn, conn.id, survivor).await?.is_none() {
+        if let Some(survivor_link) = links::by_person(txn, conn.id, survivor).await? {
+            super::duplicates::absorb(txn, conn, link.clone(), &survivor_link, now).await?;
+            return Ok(Applied::Merged {
+                contact_id: survivor_link.contact_id,
+                changed: 0,
+                pushed: false,
+                conflicts: 0,
+            });
+        }
+        {
             link.person_id = survivor;
             link.versions.remote = tandem_core::Timestamp::default();
             links::save(txn, &link, now).await?;

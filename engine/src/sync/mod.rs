@@ -6,6 +6,7 @@ pub mod actions;
 pub mod app;
 pub mod connections;
 pub mod contacts;
+pub mod duplicates;
 pub mod inbound;
 pub mod inbox;
 pub mod links;

@@ -57,6 +57,8 @@ pub enum Op {
     ListDeals,
     CreateActivity,
     ListStages,
+    MergePersons,
+    ListActivities,
 }
 
 impl Op {
@@ -78,6 +80,8 @@ impl Op {
             Self::SearchPersons => 20,
             Self::UsersMe => 2,
             Self::DeleteWebhook => 6,
+            Self::MergePersons => 40,
+            Self::ListActivities => 10,
         }
     }
 }
@@ -354,6 +358,37 @@ impl PipedriveClient {
             )
             .await?
             .0)
+    }
+
+    /// `PUT /api/v1/persons/{merged}/merge`: `merged` disappears into `survivor`.
+    pub async fn merge_persons(
+        &self,
+        s: &Session,
+        merged: i64,
+        survivor: i64,
+    ) -> Result<(), CrmError> {
+        let request = self
+            .request(s, Method::PUT, &format!("/api/v1/persons/{merged}/merge"))
+            .json(&serde_json::json!({ "merge_with_id": survivor }));
+        self.send::<serde_json::Value>(s, Op::MergePersons, request)
+            .await
+            .map(|_| ())
+    }
+
+    /// How many activities a person has (first page, up to 500).
+    pub async fn count_person_activities(
+        &self,
+        s: &Session,
+        person_id: i64,
+    ) -> Result<usize, CrmError> {
+        let request = self.request(s, Method::GET, "/api/v2/activities").query(&[
+            ("person_id", person_id.to_string()),
+            ("limit", "500".into()),
+        ]);
+        let (items, _) = self
+            .send::<Vec<serde_json::Value>>(s, Op::ListActivities, request)
+            .await?;
+        Ok(items.len())
     }
 
     pub async fn list_stages(&self, s: &Session) -> Result<Vec<Stage>, CrmError> {

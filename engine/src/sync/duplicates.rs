@@ -1,0 +1,383 @@
+//! The duplicate report: groups of records that stand for one human, kept current from the
+//! contact store (computed on every read, so they follow every change), with a remembered state
+//! per group (open / ignored / resolved), and the resolutions: merge two Pipedrive persons
+//! through Pipedrive's merge endpoint, ignore a group, link a contact to a chosen person.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
+};
+use serde::Serialize;
+use tandem_core::{FieldKey, FieldValue, Side};
+use uuid::Uuid;
+
+use super::connections::ConnectionCtx;
+use super::contacts::{self, Origin};
+use super::links::{self, Link};
+use super::synclog::{self, Direction, Entry, Level};
+use super::{inbound, Engine, SyncError};
+use crate::queue::{self, JobPayload, Priority};
+use crate::store::entities::{contact, duplicate_group, outbox_job, person_link};
+
+pub mod kind {
+    /// Several Pipedrive persons share an e-mail (each is its own local contact).
+    pub const SAME_EMAIL_PERSONS: &str = "same_email_persons";
+    /// Local contacts share an e-mail and at least one is not linked: they would collide.
+    pub const LOCAL_COLLISION: &str = "local_collision";
+}
+
+pub mod state {
+    pub const OPEN: &str = "open";
+    pub const IGNORED: &str = "ignored";
+    pub const RESOLVED: &str = "resolved";
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Member {
+    pub contact_id: Uuid,
+    pub person_id: Option<i64>,
+    pub name: Option<String>,
+    pub archived: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Group {
+    pub id: Uuid,
+    pub kind: String,
+    /// The shared, normalised e-mail.
+    pub key: String,
+    pub state: String,
+    pub members: Vec<Member>,
+    /// Fields whose values differ between the members.
+    pub differing_fields: Vec<String>,
+}
+
+fn display(value: Option<&FieldValue>) -> Option<String> {
+    match value? {
+        FieldValue::Text(t) => Some(t.clone()),
+        other => serde_json::to_value(other)
+            .ok()
+            .map(|v| v["value"].to_string()),
+    }
+}
+
+/// Every current group, with its remembered state. `include_closed` also lists ignored and
+/// resolved groups.
+pub async fn list(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    include_closed: bool,
+) -> Result<Vec<Group>, SyncError> {
+    let db = engine.store.db();
+    let live = contact::Entity::find()
+        .filter(contact::Column::ArchivedAt.is_null())
+        .filter(contact::Column::Email.is_not_null())
+        .order_by_asc(contact::Column::Email)
+        .all(db)
+        .await?;
+    let mut by_email: BTreeMap<String, Vec<Uuid>> = BTreeMap::new();
+    for row in live {
+        if let Some(email) = row.email {
+            by_email.entry(email).or_default().push(row.id);
+        }
+    }
+    let now = engine.now();
+    let mut groups = Vec::new();
+    for (email, ids) in by_email.into_iter().filter(|(_, ids)| ids.len() > 1) {
+        let mut members = Vec::new();
+        let mut values: BTreeMap<FieldKey, BTreeSet<String>> = BTreeMap::new();
+        for id in &ids {
+            let Some(c) = contacts::load(db, *id).await? else {
+                continue;
+            };
+            let person_id = links::by_contact(db, conn.id, *id)
+                .await?
+                .map(|l| l.person_id);
+            for (key, value) in &c.fields {
+                values
+                    .entry(key.clone())
+                    .or_default()
+                    .insert(display(Some(value)).unwrap_or_default());
+            }
+            members.push(Member {
+                contact_id: c.id,
+                person_id,
+                name: display(c.fields.get("name")),
+                archived: c.archived,
+                updated_at: c.updated_at,
+            });
+        }
+        let kind = if members.iter().all(|m| m.person_id.is_some()) {
+            kind::SAME_EMAIL_PERSONS
+        } else {
+            kind::LOCAL_COLLISION
+        };
+        let differing_fields = values
+            .into_iter()
+            .filter(|(_, v)| v.len() > 1)
+            .map(|(k, _)| k.to_string())
+            .collect();
+        let row = upsert(db, conn.id, kind, &email, &members, now).await?;
+        if include_closed || row.state == state::OPEN {
+            groups.push(Group {
+                id: row.id,
+                kind: kind.to_owned(),
+                key: email,
+                state: row.state,
+                members,
+                differing_fields,
+            });
+        }
+    }
+    Ok(groups)
+}
+
+async fn upsert<C: ConnectionTrait>(
+    db: &C,
+    connection: Uuid,
+    kind: &str,
+    key: &str,
+    members: &[Member],
+    now: DateTime<Utc>,
+) -> Result<duplicate_group::Model, SyncError> {
+    let members_json = serde_json::to_value(members).unwrap_or_default();
+    duplicate_group::Entity::insert(duplicate_group::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        connection_id: Set(Some(connection)),
+        kind: Set(kind.to_owned()),
+        group_key: Set(key.to_owned()),
+        state: Set(state::OPEN.to_owned()),
+        members: Set(members_json),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::columns([
+            duplicate_group::Column::ConnectionId,
+            duplicate_group::Column::Kind,
+            duplicate_group::Column::GroupKey,
+        ])
+        .update_columns([
+            duplicate_group::Column::Members,
+            duplicate_group::Column::UpdatedAt,
+        ])
+        .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    duplicate_group::Entity::find()
+        .filter(duplicate_group::Column::ConnectionId.eq(connection))
+        .filter(duplicate_group::Column::Kind.eq(kind))
+        .filter(duplicate_group::Column::GroupKey.eq(key))
+        .one(db)
+        .await?
+        .ok_or_else(|| SyncError::Corrupt("duplicate group vanished".into()))
+}
+
+/// Sets a group's state (ignore is remembered: the group stays out of the open list).
+pub async fn set_state(engine: &Engine, group: Uuid, new_state: &str) -> Result<bool, SyncError> {
+    let result = duplicate_group::Entity::update_many()
+        .col_expr(duplicate_group::Column::State, Expr::value(new_state))
+        .col_expr(
+            duplicate_group::Column::UpdatedAt,
+            Expr::value(engine.now()),
+        )
+        .filter(duplicate_group::Column::Id.eq(group))
+        .exec(engine.store.db())
+        .await?;
+    Ok(result.rows_affected > 0)
+}
+
+/// Where a person is used in Pipedrive (asked on demand: it costs API tokens).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Usage {
+    pub person_id: i64,
+    pub deals: usize,
+    pub activities: usize,
+}
+
+pub async fn usage(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    person_id: i64,
+) -> Result<Usage, SyncError> {
+    let deals = engine
+        .client
+        .list_person_deals(&conn.session, person_id)
+        .await?
+        .len();
+    let activities = engine
+        .client
+        .count_person_activities(&conn.session, person_id)
+        .await?;
+    Ok(Usage {
+        person_id,
+        deals,
+        activities,
+    })
+}
+
+/// Merges person `merged` into `survivor` through Pipedrive, then relinks locally.
+pub async fn merge_persons(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    survivor: i64,
+    merged: i64,
+) -> Result<Uuid, SyncError> {
+    if survivor == merged {
+        return Err(SyncError::Invalid(
+            "a person cannot be merged with itself".into(),
+        ));
+    }
+    let db = engine.store.db();
+    let survivor_link = links::by_person(db, conn.id, survivor)
+        .await?
+        .ok_or_else(|| SyncError::Invalid(format!("person {survivor} is not linked")))?;
+    engine
+        .client
+        .merge_persons(&conn.session, merged, survivor)
+        .await?;
+    let person = engine.client.get_person(&conn.session, survivor).await?;
+    let now = engine.now();
+    let txn = db.begin().await?;
+    if let Some(merged_link) = links::by_person(&txn, conn.id, merged).await? {
+        absorb(&txn, conn, merged_link, &survivor_link, now).await?;
+    }
+    inbound::apply_person_in(&txn, engine, conn, &person, now).await?;
+    txn.commit().await?;
+    Ok(survivor_link.contact_id)
+}
+
+/// The link of a person merged away in Pipedrive, when the survivor is linked to another
+/// contact: the merged contact's unsent edits move to the survivor's contact, its pending jobs
+/// are dropped (they would re-create the person), and it is unlinked and archived (kept).
+pub(crate) async fn absorb<C: ConnectionTrait>(
+    txn: &C,
+    conn: &ConnectionCtx,
+    merged: Link,
+    survivor: &Link,
+    now: DateTime<Utc>,
+) -> Result<(), SyncError> {
+    let merged_contact = contacts::load(txn, merged.contact_id)
+        .await?
+        .ok_or(SyncError::ContactNotFound(merged.contact_id))?;
+    let survivor_contact = contacts::load(txn, survivor.contact_id)
+        .await?
+        .ok_or(SyncError::ContactNotFound(survivor.contact_id))?;
+    let policy = conn.map.policy();
+    // Unsent local edits of the merged contact (differing from its base), newer than the
+    // survivor's own local edits, carry over.
+    let carried: BTreeMap<FieldKey, FieldValue> = conn
+        .map
+        .restrict(&merged_contact.fields)
+        .into_iter()
+        .filter(|(k, v)| {
+            merged.base.get(k) != Some(v) && policy.rule_for(k).direction.flows_from(Side::Local)
+        })
+        .filter(|_| merged_contact.version > survivor_contact.version)
+        .collect();
+    if !carried.is_empty() {
+        contacts::update(txn, survivor.contact_id, &carried, Origin::Local, now).await?;
+        queue::enqueue(
+            txn,
+            conn.id,
+            &survivor.contact_id.to_string(),
+            Priority::Edit,
+            &JobPayload::PushContact {
+                contact_id: survivor.contact_id,
+            },
+            now,
+        )
+        .await?;
+    }
+    outbox_job::Entity::delete_many()
+        .filter(outbox_job::Column::ConnectionId.eq(conn.id))
+        .filter(outbox_job::Column::OrderingKey.eq(merged.contact_id.to_string()))
+        .filter(outbox_job::Column::State.ne(queue::state::RUNNING))
+        .exec(txn)
+        .await?;
+    person_link::Entity::delete_by_id(merged.id)
+        .exec(txn)
+        .await?;
+    contacts::remove_from_list(txn, merged.contact_id, contacts::PIPEDRIVE_LIST).await?;
+    contacts::set_archived(txn, merged.contact_id, true, now).await?;
+    duplicate_group::Entity::update_many()
+        .col_expr(duplicate_group::Column::State, Expr::value(state::RESOLVED))
+        .col_expr(duplicate_group::Column::UpdatedAt, Expr::value(now))
+        .filter(duplicate_group::Column::ConnectionId.eq(conn.id))
+        .filter(duplicate_group::Column::GroupKey.is_in(merged_contact.email.clone()))
+        .exec(txn)
+        .await?;
+    synclog::record(
+        txn,
+        Entry::new(Level::Info, Direction::Inbound, "person_merged", "Two Pipedrive persons were merged; the merged contact was archived and its unsent edits moved to the surviving contact.")
+            .connection(conn.id)
+            .contact(survivor.contact_id)
+            .person(survivor.person_id)
+            .detail(serde_json::json!({ "merged_person": merged.person_id, "merged_contact": merged.contact_id, "carried_fields": carried.keys().map(ToString::to_string).collect::<Vec<_>>() })),
+        now,
+    )
+    .await
+}
+
+/// Links a local contact to a chosen person (replacing any link either had).
+pub async fn link_contact(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    contact_id: Uuid,
+    person_id: i64,
+) -> Result<(), SyncError> {
+    let db = engine.store.db();
+    let person = engine.client.get_person(&conn.session, person_id).await?;
+    let now = engine.now();
+    let txn = db.begin().await?;
+    contacts::load(&txn, contact_id)
+        .await?
+        .ok_or(SyncError::ContactNotFound(contact_id))?;
+    if let Some(old) = links::by_person(&txn, conn.id, person_id).await? {
+        links::delete(&txn, old.id).await?;
+    }
+    if let Some(old) = links::by_contact(&txn, conn.id, contact_id).await? {
+        links::delete(&txn, old.id).await?;
+    }
+    links::insert(&txn, &links::new_link(conn.id, contact_id, person_id), now).await?;
+    // Merge as a first meeting: fields only one side has are copied; differing ones by policy.
+    inbound::apply_person_in(&txn, engine, conn, &person, now).await?;
+    contacts::add_to_list(&txn, contact_id, contacts::PIPEDRIVE_LIST, now).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// The report as CSV (one line per member).
+pub fn to_csv(groups: &[Group]) -> String {
+    fn cell(text: &str) -> String {
+        if text.contains([',', '"', '\n']) {
+            format!("\"{}\"", text.replace('"', "\"\""))
+        } else {
+            text.to_owned()
+        }
+    }
+    let mut out =
+        String::from("group_id,kind,email,state,contact_id,person_id,name,differing_fields\n");
+    for group in groups {
+        for member in &group.members {
+            let row = [
+                group.id.to_string(),
+                group.kind.clone(),
+                group.key.clone(),
+                group.state.clone(),
+                member.contact_id.to_string(),
+                member.person_id.map(|p| p.to_string()).unwrap_or_default(),
+                member.name.clone().unwrap_or_default(),
+                group.differing_fields.join(" "),
+            ];
+            out.push_str(&row.iter().map(|c| cell(c)).collect::<Vec<_>>().join(","));
+            out.push('\n');
+        }
+    }
+    out
+}

@@ -1,0 +1,124 @@
+use serde_json::json;
+use tandem_engine::sync::{connections, duplicates, links};
+use tandem_tests::spawn_app;
+
+async fn three_same_email_persons(app: &tandem_tests::TestApp) -> Vec<i64> {
+    let sim = app.sim.handle();
+    (0..3)
+        .map(|i| {
+            sim.insert_person(json!({ "name": format!("Twin {i}"), "emails": [{ "value": "twin@example.com", "primary": true }] }))
+                .unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn three_persons_sharing_an_email_are_one_group_of_three_linked_local_contacts() {
+    let app = spawn_app().await;
+    let persons = three_same_email_persons(&app).await;
+    let connection = app.connect_and_sync().await;
+    let conn = connections::load(&app.engine, connection).await.unwrap();
+    let groups = duplicates::list(&app.engine, &conn, false).await.unwrap();
+    assert_eq!(groups.len(), 1);
+    let group = &groups[0];
+    assert_eq!(group.kind, duplicates::kind::SAME_EMAIL_PERSONS);
+    assert_eq!(group.key, "twin@example.com");
+    let mut linked: Vec<i64> = group.members.iter().map(|m| m.person_id.unwrap()).collect();
+    linked.sort_unstable();
+    assert_eq!(
+        linked, persons,
+        "three separate contacts, each linked to its own person"
+    );
+    assert!(group.differing_fields.contains(&"name".to_owned()));
+    let csv = duplicates::to_csv(&groups);
+    assert_eq!(
+        csv.lines().count(),
+        4,
+        "header + one line per member:\n{csv}"
+    );
+
+    // Ignoring is remembered.
+    duplicates::set_state(&app.engine, group.id, duplicates::state::IGNORED)
+        .await
+        .unwrap();
+    assert!(duplicates::list(&app.engine, &conn, false)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        duplicates::list(&app.engine, &conn, true).await.unwrap()[0].state,
+        "ignored"
+    );
+}
+
+#[tokio::test]
+async fn merging_two_persons_through_tandem_leaves_one_person_one_link_and_an_updated_report() {
+    let app = spawn_app().await;
+    let persons = three_same_email_persons(&app).await;
+    let connection = app.connect_and_sync().await;
+    let conn = connections::load(&app.engine, connection).await.unwrap();
+    let (survivor, merged) = (persons[0], persons[1]);
+    let merged_contact = links::by_person(app.store.db(), connection, merged)
+        .await
+        .unwrap()
+        .unwrap()
+        .contact_id;
+
+    let survivor_contact = duplicates::merge_persons(&app.engine, &conn, survivor, merged)
+        .await
+        .unwrap();
+    app.drive().await;
+
+    let sim = app.sim.handle();
+    assert!(
+        sim.person(merged).is_none_or(|p| p["is_deleted"] == true),
+        "the merged person is gone in Pipedrive"
+    );
+    assert_eq!(sim.persons_by_email("twin@example.com").len(), 2);
+    assert!(links::by_person(app.store.db(), connection, merged)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        links::by_person(app.store.db(), connection, survivor)
+            .await
+            .unwrap()
+            .unwrap()
+            .contact_id,
+        survivor_contact
+    );
+    let archived = app.contact(merged_contact).await;
+    assert!(archived.archived, "the merged contact is kept, archived");
+    let groups = duplicates::list(&app.engine, &conn, false).await.unwrap();
+    assert_eq!(groups[0].members.len(), 2, "the report follows");
+    // The webhooks of the merge come back: nothing is re-created.
+    app.await_person_webhooks(2).await;
+    assert_eq!(sim.calls("v2.addPerson"), 0);
+    assert_eq!(sim.persons_by_email("twin@example.com").len(), 2);
+}
+
+#[tokio::test]
+async fn a_merge_done_in_pipedrive_is_followed_through_its_webhook() {
+    let app = spawn_app().await;
+    let persons = three_same_email_persons(&app).await;
+    let connection = app.connect_and_sync().await;
+    let (survivor, merged) = (persons[2], persons[0]);
+    let merged_contact = links::by_person(app.store.db(), connection, merged)
+        .await
+        .unwrap()
+        .unwrap()
+        .contact_id;
+    let sim = app.sim.handle();
+    sim.merge_persons(merged, survivor).unwrap();
+    app.await_person_webhooks(2).await;
+    assert!(links::by_person(app.store.db(), connection, merged)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(links::by_person(app.store.db(), connection, survivor)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(app.contact(merged_contact).await.archived);
+    assert_eq!(sim.calls("v2.addPerson"), 0, "no duplicate was created");
+}
