@@ -193,3 +193,48 @@ async fn a_thousand_edits_to_a_hundred_persons_under_5xx_and_429_faults_converge
     assert_eq!(dead.dead, 0);
     assert_eq!(dead.pending, 0);
 }
+
+#[tokio::test]
+async fn a_write_pipedrive_rejects_becomes_a_dead_letter_with_pipedrives_error_verbatim_in_the_sync_log(
+) {
+    let app = spawn_app().await;
+    let connection = app.connect_and_sync().await;
+    let created = local::create_contact(
+        &app.engine,
+        fields([name("Soon Nameless"), email("nameless@example.com")]),
+        true,
+    )
+    .await
+    .unwrap();
+    app.drive().await;
+    let cleared = (
+        tandem_core::FieldKey::new("name").unwrap(),
+        tandem_core::FieldValue::Cleared,
+    );
+    local::update_contact(&app.engine, created.contact_id, fields([cleared]))
+        .await
+        .unwrap();
+    app.drive().await;
+
+    let counts = tandem_engine::queue::counts(app.store.db(), connection)
+        .await
+        .unwrap();
+    assert_eq!(counts.dead, 1, "not retried forever");
+    assert_eq!(counts.pending, 0);
+    let filter = tandem_engine::sync::synclog::Filter {
+        contact_id: Some(created.contact_id),
+        kind: Some("dead_letter".into()),
+        ..Default::default()
+    };
+    let entries = tandem_engine::sync::synclog::list(app.store.db(), &filter)
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].status, Some(400));
+    let remote_error = entries[0].remote_error.as_deref().unwrap();
+    assert!(
+        remote_error.contains("Validation failed: name: Parameter 'name' must not be empty"),
+        "{remote_error}"
+    );
+    assert!(entries[0].hint.is_some(), "the admin is told what to do");
+}

@@ -138,3 +138,73 @@ pub async fn record<C: ConnectionTrait>(
     .await?;
     Ok(())
 }
+
+/// A stored entry, as the admin sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stored {
+    pub id: Uuid,
+    pub at: DateTime<Utc>,
+    pub connection_id: Option<Uuid>,
+    pub level: String,
+    pub direction: String,
+    pub kind: String,
+    pub contact_id: Option<Uuid>,
+    pub person_id: Option<i64>,
+    pub status: Option<i32>,
+    pub message: String,
+    pub remote_error: Option<String>,
+    pub hint: Option<String>,
+    pub detail: Option<serde_json::Value>,
+}
+
+/// Filters for [`list`]; every field optional.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub contact_id: Option<Uuid>,
+    pub person_id: Option<i64>,
+    pub kind: Option<String>,
+    pub limit: u64,
+}
+
+/// The newest entries first.
+pub async fn list<C: ConnectionTrait>(db: &C, filter: &Filter) -> Result<Vec<Stored>, SyncError> {
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
+    let mut query = sync_log::Entity::find()
+        .order_by_desc(sync_log::Column::At)
+        .order_by_desc(sync_log::Column::Id);
+    if let Some(contact) = filter.contact_id {
+        query = query.filter(sync_log::Column::ContactId.eq(contact));
+    }
+    if let Some(person) = filter.person_id {
+        query = query.filter(sync_log::Column::PersonId.eq(person));
+    }
+    if let Some(kind) = &filter.kind {
+        query = query.filter(sync_log::Column::Kind.eq(kind.clone()));
+    }
+    let limit = if filter.limit == 0 {
+        100
+    } else {
+        filter.limit.min(1000)
+    };
+    Ok(query
+        .limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|e| Stored {
+            id: e.id,
+            at: e.at,
+            connection_id: e.connection_id,
+            level: e.level,
+            direction: e.direction,
+            kind: e.kind,
+            contact_id: e.contact_id,
+            person_id: e.person_id,
+            status: e.status,
+            message: e.message,
+            remote_error: e.remote_error,
+            hint: e.hint,
+            detail: e.detail,
+        })
+        .collect())
+}
