@@ -166,7 +166,13 @@ impl Settings {
             Some(path) => figment.merge(Toml::file(path)),
             None => figment.merge(Toml::file(DEFAULT_CONFIG_FILE)),
         };
-        let figment = figment.merge(Env::prefixed("TANDEM_").split("__"));
+        // Only `TANDEM_<SECTION>__<KEY>` variables are settings; other `TANDEM_…` variables
+        // (test switches, scripts) are not ours to refuse. A misspelt section still fails.
+        let figment = figment.merge(
+            Env::prefixed("TANDEM_")
+                .filter(|key| key.as_str().contains("__"))
+                .split("__"),
+        );
         let settings: Settings = figment
             .extract()
             .map_err(|e| ConfigError::Invalid(one_line(&e)))?;
@@ -324,6 +330,19 @@ mod tests {
                 .to_string();
             assert!(error.contains("http.port"), "{error}");
             assert!(!error.contains('\n'), "one line: {error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn other_tandem_variables_are_ignored_but_a_misspelt_section_is_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TANDEM_TEST_DATABASE_URL", "postgres://x");
+            jail.set_env("TANDEM_PG_PORT", "54329");
+            Settings::load(None).expect("not settings, not refused");
+            jail.set_env("TANDEM_HTTPP__PORT", "1");
+            let error = Settings::load(None).expect_err("typo").to_string();
+            assert!(error.contains("httpp"), "{error}");
             Ok(())
         });
     }

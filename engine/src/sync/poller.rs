@@ -22,11 +22,22 @@ const INITIAL_PAGE: &str = "initial_sync_page";
 const INITIAL_STARTED: &str = "initial_sync_started";
 const INITIAL_COUNT: &str = "initial_sync_count";
 
-/// Polls every active connection whose initial sync is done.
+/// The change-capture round of the background worker: runs (or resumes) the initial sync of a
+/// connection that has none yet, else polls, and reconciles when due.
 pub async fn poll_all(engine: &Engine) -> Result<usize, SyncError> {
     let mut applied = 0;
     if let Some(id) = connections::active_id(engine.store.db()).await? {
         let conn = connections::load(engine, id).await?;
+        let synced = connections::cursor(engine.store.db(), id, INITIAL_SYNC_DONE)
+            .await?
+            .is_some();
+        if !synced
+            && !conn.paused
+            && [state::CONNECTED, state::SYNCING].contains(&conn.state.as_str())
+        {
+            let progress = initial_sync(engine, id, |p| tracing::info!(connection_id = %id, done = p.done, "Initial sync page applied.")).await?;
+            return Ok(usize::try_from(progress.done).unwrap_or(usize::MAX));
+        }
         if conn.state == state::CONNECTED && !conn.paused {
             applied += poll_once(engine, &conn).await?;
             reconcile_if_due(engine, &conn).await?;
