@@ -40,6 +40,11 @@ pub enum Command {
     },
     /// Print the effective configuration, secrets redacted.
     Config,
+    /// Run sync steps by hand: initial sync (with progress), poll, reconcile, drain.
+    Sync {
+        #[command(subcommand)]
+        action: crate::cli_sync::SyncAction,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,6 +101,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             store.close().await?;
             Ok(())
         }
+        Command::Sync { action } => crate::cli_sync::run(settings, action).await,
         Command::Config => {
             print!("{}", settings.to_redacted_toml());
             Ok(())

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod cli_sync;
 pub mod config;
 pub mod crm;
 pub mod crypto;

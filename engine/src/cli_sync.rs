@@ -1,0 +1,83 @@
+//! `tandem sync …`: run the change-capture steps by hand on a server without a browser —
+//! the initial sync with a progress bar, one poll, one reconciliation pass, or a drain of every
+//! pending event and write.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use crate::app::load_vault;
+use crate::config::Settings;
+use crate::store::Store;
+use crate::sync::{connections, poller, worker, Engine};
+
+#[derive(Debug, Subcommand)]
+pub enum SyncAction {
+    /// Run (or resume) the initial sync, showing progress; `--restart` forgets a finished one.
+    Initial {
+        #[arg(long)]
+        restart: bool,
+    },
+    /// Ask Pipedrive once for persons changed since the poll cursor.
+    Poll,
+    /// Compare every person now: repair drift, unlink deleted persons, repair webhooks.
+    Reconcile,
+    /// Apply every pending event and send every pending write, then exit.
+    Drain,
+}
+
+fn bar(done: u64, rate: f64) -> String {
+    let spinner = ["|", "/", "-", "\\"][usize::try_from(done / 500 % 4).unwrap_or(0)];
+    format!("\r{spinner} initial sync: {done} persons, {rate:.0}/s   ")
+}
+
+pub async fn run(settings: Settings, action: SyncAction) -> anyhow::Result<()> {
+    let store = Store::connect(&settings.database)
+        .await
+        .context("opening the database")?;
+    store.migrate_up().await?;
+    let vault = Arc::new(load_vault(&settings)?);
+    let public_url = settings.public_url(settings.http.port);
+    let engine = Engine::new(store, vault, Arc::new(settings), public_url);
+    let id = connections::active_id(engine.store.db())
+        .await?
+        .context("no Pipedrive connection: add one with `tandem connections add`")?;
+    let conn = connections::load(&engine, id).await?;
+    match action {
+        SyncAction::Initial { restart } => {
+            if restart {
+                poller::reset_initial_sync(&engine, id).await?;
+            }
+            let mut out = std::io::stderr();
+            let progress = poller::initial_sync(&engine, id, |p| {
+                // A progress line is best effort; a closed terminal must not stop the sync.
+                write!(out, "{}", bar(p.done, p.persons_per_sec)).ok();
+                out.flush().ok();
+            })
+            .await?;
+            eprintln!();
+            println!(
+                "initial sync finished: {} persons ({} new contacts, {} linked to existing ones)",
+                progress.done, progress.created, progress.linked
+            );
+        }
+        SyncAction::Poll => {
+            let changed = poller::poll_once(&engine, &conn).await?;
+            println!("poll: {changed} contacts changed");
+        }
+        SyncAction::Reconcile => {
+            let report = poller::reconcile(&engine, &conn).await?;
+            println!(
+                "reconcile: {} persons checked, {} repaired, {} unlinked, {} webhooks repaired",
+                report.persons_seen, report.repaired, report.unlinked, report.webhooks_repaired
+            );
+        }
+        SyncAction::Drain => {
+            worker::drive_until_idle(&engine).await?;
+            println!("drained: nothing pending");
+        }
+    }
+    Ok(())
+}
