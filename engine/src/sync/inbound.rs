@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, TransactionTrait};
 use tandem_core::{
-    merge, resolve_inbound, strip_echo, FieldKey, FieldValue, IdentityCandidates, InboundIdentity,
-    InboundPerson, LocalCandidate, PersonId, Side, Snapshot,
+    merge_delta, resolve_inbound, strip_echo, FieldKey, FieldValue, IdentityCandidates,
+    InboundIdentity, InboundPerson, LocalCandidate, PersonId, Side, Snapshot,
 };
 use uuid::Uuid;
 
@@ -117,7 +117,7 @@ pub(crate) async fn merge_into_link<C: ConnectionTrait>(
     // Fields equal to what tandem itself last wrote are our echo, not a change.
     let mut remote_changes = remote.clone();
     remote_changes.fields = strip_echo(&remote.fields, &link.last_written);
-    let outcome = merge(&link.base, &local, &remote_changes, &conn.map.policy());
+    let outcome = merge_delta(&link.base, &local, &remote_changes, &conn.map.policy());
 
     contacts::update(txn, contact.id, &outcome.to_local, Origin::Remote, now).await?;
     // The base moves only where both sides now agree; fields still to be written to Pipedrive
@@ -236,7 +236,7 @@ async fn link_new_person<C: ConnectionTrait>(
                 fields: conn.map.restrict(&existing.fields),
                 version: existing.version,
             };
-            let outcome = merge(&Snapshot::default(), &local, &remote, &conn.map.policy());
+            let outcome = merge_delta(&Snapshot::default(), &local, &remote, &conn.map.policy());
             contacts::update(txn, contact_id, &outcome.to_local, Origin::Remote, now).await?;
             let mut final_local = local.fields.clone();
             final_local.extend(outcome.to_local.clone());
