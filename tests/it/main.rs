@@ -8,5 +8,6 @@ mod actions;
 mod duplicates;
 mod health;
 mod inbound;
+mod live;
 mod migrations;
 mod writeback;

@@ -1,0 +1,89 @@
+//! tandem as `serve` runs it: workers on, nobody driving them by hand.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tandem_engine::sync::{links, local};
+use tandem_tests::fields::{email, fields, name, text_of};
+use tandem_tests::spawn_app_with;
+
+/// Waits (bounded) for a condition the background workers make true.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn with_workers_running_the_initial_sync_starts_itself_and_edits_flow_both_ways() {
+    let sim_config = pipedrive_sim::SimConfig {
+        time_scale: 0.001,
+        persons: 50,
+        ..Default::default()
+    };
+    let app = spawn_app_with(sim_config, |settings| {
+        settings.workers.enabled = true;
+        settings.workers.poll_interval_secs = 1;
+        settings.workers.idle_poll_ms = 10;
+    })
+    .await;
+    let connection = app.connect_pipedrive().await;
+    let sim = app.sim.handle();
+    let person = sim.persons()[3]["id"].as_i64().unwrap();
+    let db = app.store.db().clone();
+    eventually("the initial sync links every person", || {
+        let db = db.clone();
+        async move {
+            tandem_engine::store::stats::count_links(&db, connection)
+                .await
+                .unwrap()
+                == 50
+        }
+    })
+    .await;
+
+    sim.update_person_as_user(person, json!({ "name": "Edited Live" }))
+        .unwrap();
+    let contact_id = links::by_person(&db, connection, person)
+        .await
+        .unwrap()
+        .unwrap()
+        .contact_id;
+    eventually("the Pipedrive edit reaches the contact", || {
+        let db = db.clone();
+        async move {
+            let contact = tandem_engine::sync::contacts::load(&db, contact_id)
+                .await
+                .unwrap()
+                .unwrap();
+            text_of(&contact, "name").as_deref() == Some("Edited Live")
+        }
+    })
+    .await;
+
+    let created = local::create_contact(
+        &app.engine,
+        fields([name("Born Local"), email("born@example.com")]),
+        true,
+    )
+    .await
+    .unwrap();
+    eventually("the new contact reaches Pipedrive", || {
+        let sim = sim.clone();
+        async move { sim.persons_by_email("born@example.com").len() == 1 }
+    })
+    .await;
+    assert!(links::by_contact(&db, connection, created.contact_id)
+        .await
+        .unwrap()
+        .is_some());
+}
