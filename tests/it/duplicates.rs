@@ -122,3 +122,44 @@ async fn a_merge_done_in_pipedrive_is_followed_through_its_webhook() {
     assert!(app.contact(merged_contact).await.archived);
     assert_eq!(sim.calls("v2.addPerson"), 0, "no duplicate was created");
 }
+
+#[tokio::test]
+async fn a_person_whose_ap_id_points_at_a_contact_linked_elsewhere_is_reported_and_kept_separate() {
+    let app = spawn_app().await;
+    let connection = app.connect_and_sync().await;
+    let created = tandem_engine::sync::local::create_contact(
+        &app.engine,
+        tandem_tests::fields::fields([
+            tandem_tests::fields::name("Original"),
+            tandem_tests::fields::email("orig@example.com"),
+        ]),
+        true,
+    )
+    .await
+    .unwrap();
+    app.drive().await;
+    let sim = app.sim.handle();
+    let apid_key = sim.person_field_key("apId").unwrap();
+    // Someone copies the person in Pipedrive, apId included.
+    let copy = sim
+        .create_person_as_user(json!({ "name": "Copy", "emails": [{ "value": "copy@example.com" }], "custom_fields": { apid_key: created.contact_id.to_string() } }))
+        .unwrap();
+    app.await_person_webhooks(2).await;
+    let copy_id = copy["id"].as_i64().unwrap();
+    let copy_link = links::by_person(app.store.db(), connection, copy_id)
+        .await
+        .unwrap()
+        .expect("the copy is linked to a contact of its own");
+    assert_ne!(copy_link.contact_id, created.contact_id);
+    let conn = connections::load(&app.engine, connection).await.unwrap();
+    let groups = duplicates::list(&app.engine, &conn, false).await.unwrap();
+    let conflict = groups
+        .iter()
+        .find(|g| g.kind == duplicates::kind::APID_CONFLICT)
+        .expect("reported");
+    assert_eq!(conflict.key, created.contact_id.to_string());
+    assert!(conflict
+        .members
+        .iter()
+        .any(|m| m.person_id == Some(copy_id)));
+}

@@ -27,6 +27,8 @@ pub mod kind {
     pub const SAME_EMAIL_PERSONS: &str = "same_email_persons";
     /// Local contacts share an e-mail and at least one is not linked: they would collide.
     pub const LOCAL_COLLISION: &str = "local_collision";
+    /// A person's apId points at a contact already linked to another person.
+    pub const APID_CONFLICT: &str = "apid_conflict";
 }
 
 pub mod state {
@@ -35,7 +37,7 @@ pub mod state {
     pub const RESOLVED: &str = "resolved";
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct Member {
     pub contact_id: Uuid,
     pub person_id: Option<i64>,
@@ -133,7 +135,60 @@ pub async fn list(
             });
         }
     }
+    // apId conflicts are recorded when they are seen (inbound), not computed.
+    let recorded = duplicate_group::Entity::find()
+        .filter(duplicate_group::Column::ConnectionId.eq(conn.id))
+        .filter(duplicate_group::Column::Kind.eq(kind::APID_CONFLICT))
+        .all(db)
+        .await?;
+    for row in recorded
+        .into_iter()
+        .filter(|r| include_closed || r.state == state::OPEN)
+    {
+        let members: Vec<Member> = serde_json::from_value(row.members).unwrap_or_default();
+        groups.push(Group {
+            id: row.id,
+            kind: row.kind,
+            key: row.group_key,
+            state: row.state,
+            members,
+            differing_fields: Vec::new(),
+        });
+    }
     Ok(groups)
+}
+
+/// Records that `persons` both claim `contact` (one by its link, the other by its apId).
+pub(crate) async fn record_apid_conflict<C: ConnectionTrait>(
+    txn: &C,
+    connection: Uuid,
+    contact: Uuid,
+    persons: &[i64],
+    now: DateTime<Utc>,
+) -> Result<(), SyncError> {
+    let updated_at = contacts::load(txn, contact)
+        .await?
+        .map_or(now, |c| c.updated_at);
+    let members: Vec<Member> = persons
+        .iter()
+        .map(|p| Member {
+            contact_id: contact,
+            person_id: Some(*p),
+            name: None,
+            archived: false,
+            updated_at,
+        })
+        .collect();
+    upsert(
+        txn,
+        connection,
+        kind::APID_CONFLICT,
+        &contact.to_string(),
+        &members,
+        now,
+    )
+    .await?;
+    Ok(())
 }
 
 async fn upsert<C: ConnectionTrait>(

@@ -213,6 +213,25 @@ async fn link_new_person<C: ConnectionTrait>(
             });
         }
     }
+    if let Some(candidate) = candidates
+        .ap_id_contact
+        .filter(|c| c.linked_person.is_some_and(|p| p != person_id))
+    {
+        // The person claims (by apId) a contact that is linked to another person: a copy of a
+        // person, or an apId typed by hand. Reported; the person gets its own contact.
+        let others = candidate
+            .linked_person
+            .map(|p| vec![p.get(), person.id])
+            .unwrap_or_default();
+        super::duplicates::record_apid_conflict(
+            txn,
+            conn.id,
+            *candidate.contact.as_uuid(),
+            &others,
+            now,
+        )
+        .await?;
+    }
     let decision = resolve_inbound(
         &InboundPerson {
             person_id,
