@@ -10,4 +10,5 @@ mod health;
 mod inbound;
 mod live;
 mod migrations;
+mod queue;
 mod writeback;

@@ -289,7 +289,13 @@ async fn create(
         .collect();
     let txn = db.begin().await?;
     contacts::update(&txn, contact.id, &normalised, contacts::Origin::Remote, now).await?;
-    links::insert(&txn, &link, now).await?;
+    // The create's own webhook may have been applied first (it links by apId): keep that link.
+    if links::by_contact(&txn, conn.id, contact.id)
+        .await?
+        .is_none()
+    {
+        links::insert(&txn, &link, now).await?;
+    }
     contacts::add_to_list(&txn, contact.id, contacts::PIPEDRIVE_LIST, now).await?;
     connections::mark_success(&txn, conn.id, now).await?;
     synclog::record(
