@@ -82,8 +82,14 @@ async fn with_workers_running_the_initial_sync_starts_itself_and_edits_flow_both
         async move { sim.persons_by_email("born@example.com").len() == 1 }
     })
     .await;
-    assert!(links::by_contact(&db, connection, created.contact_id)
-        .await
-        .unwrap()
-        .is_some());
+    eventually("the contact is linked to it", || {
+        let db = db.clone();
+        async move {
+            links::by_contact(&db, connection, created.contact_id)
+                .await
+                .unwrap()
+                .is_some()
+        }
+    })
+    .await;
 }

@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use dashmap::DashMap;
-use sea_orm::sea_query::OnConflict;
 use sea_orm::{EntityTrait, Set};
 use tandem_webhooks::pipedrive::{
     Accepted, BasicCredentials, InboundDelivery, Inbox, InboxError, RejectedDelivery,
 };
 use uuid::Uuid;
 
+use super::ingest::{IngestWriter, NewEvent};
 use super::synclog::{self, Direction, Entry, Level};
 use super::worker::inbox_state;
 use super::{connections, Engine};
@@ -24,6 +24,7 @@ const AUTH_FAILURES_LOGGED_AFTER: u32 = 5;
 #[derive(Clone)]
 pub struct StoreInbox {
     engine: Engine,
+    writer: IngestWriter,
     credentials: Arc<DashMap<Uuid, BasicCredentials>>,
     auth_failures: Arc<DashMap<Uuid, AtomicU32>>,
 }
@@ -31,6 +32,7 @@ pub struct StoreInbox {
 impl StoreInbox {
     pub fn new(engine: Engine) -> Self {
         Self {
+            writer: IngestWriter::new(engine.store.clone()),
             engine,
             credentials: Arc::default(),
             auth_failures: Arc::default(),
@@ -65,34 +67,17 @@ impl Inbox for StoreInbox {
 
     async fn accept(&self, delivery: InboundDelivery) -> Result<Accepted, InboxError> {
         self.auth_failures.remove(&delivery.connection_id);
-        let result = inbox_event::Entity::insert(inbox_event::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            connection_id: Set(Some(delivery.connection_id)),
-            source: Set(delivery.source.to_owned()),
-            delivery_id: Set(delivery.delivery_id),
-            object: Set(delivery.object),
-            action: Set(delivery.action),
-            object_id: Set(delivery.object_id),
-            payload: Set(delivery.payload),
-            state: Set(inbox_state::PENDING.to_owned()),
-            attempts: Set(0),
-            last_error: Set(None),
-            received_at: Set(Utc::now()),
-            processed_at: Set(None),
-        })
-        .on_conflict(
-            OnConflict::columns([inbox_event::Column::Source, inbox_event::Column::DeliveryId])
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(self.engine.store.db())
-        .await
-        .map_err(storage)?;
-        Ok(if result == 0 {
-            Accepted::Duplicate
-        } else {
-            Accepted::New
-        })
+        self.writer
+            .store(NewEvent {
+                connection_id: Some(delivery.connection_id),
+                source: delivery.source.to_owned(),
+                delivery_id: delivery.delivery_id,
+                object: delivery.object,
+                action: delivery.action,
+                object_id: delivery.object_id,
+                payload: delivery.payload,
+            })
+            .await
     }
 
     async fn reject(&self, rejected: RejectedDelivery) -> Result<(), InboxError> {

@@ -9,6 +9,7 @@ pub mod contacts;
 pub mod duplicates;
 pub mod inbound;
 pub mod inbox;
+pub mod ingest;
 pub mod links;
 pub mod local;
 pub mod outbound;
