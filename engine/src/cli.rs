@@ -45,6 +45,43 @@ pub enum Command {
         #[command(subcommand)]
         action: crate::cli_sync::SyncAction,
     },
+    /// Manage CRM connections without a browser.
+    Connections {
+        #[command(subcommand)]
+        action: ConnectionsAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectionsAction {
+    /// Connect a CRM with an API token (checks it, creates the apId field, registers webhooks).
+    Add {
+        #[command(subcommand)]
+        crm: AddCrm,
+    },
+    /// List connections: id, state, company, last successful sync, pending/failed/dead writes.
+    List,
+    /// Disconnect: remove webhooks, revoke the token, stop syncing; data and links are kept.
+    Remove {
+        /// The connection id (from `tandem connections list`).
+        id: uuid::Uuid,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AddCrm {
+    /// Pipedrive (Settings → Personal preferences → API gives the token).
+    Pipedrive {
+        /// The API token.
+        #[arg(long, env = "TANDEM_PIPEDRIVE_API_TOKEN", hide_env_values = true)]
+        api_token: String,
+        /// The company's API domain.
+        #[arg(long, default_value = "https://api.pipedrive.com")]
+        api_domain: String,
+        /// Replace a connection to a different Pipedrive company (drops its links; contacts stay).
+        #[arg(long)]
+        confirm_reset: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,5 +143,94 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", settings.to_redacted_toml());
             Ok(())
         }
+        Command::Connections { action } => connections_command(settings, action).await,
     }
+}
+
+async fn connections_command(settings: Settings, action: ConnectionsAction) -> anyhow::Result<()> {
+    use crate::sync::{admin, connections, Engine};
+    let store = Store::connect(&settings.database)
+        .await
+        .context("opening the database")?;
+    if settings.database.migrate_on_start {
+        store.migrate_up().await.context("running migrations")?;
+    }
+    let vault = std::sync::Arc::new(crate::app::load_vault(&settings)?);
+    let public_url = settings.public_url(settings.http.port);
+    let engine = Engine::new(
+        store.clone(),
+        vault,
+        std::sync::Arc::new(settings),
+        public_url,
+    );
+    match action {
+        ConnectionsAction::Add {
+            crm:
+                AddCrm::Pipedrive {
+                    api_token,
+                    api_domain,
+                    confirm_reset,
+                },
+        } => {
+            let connected = connections::connect_with(
+                &engine,
+                connections::NewConnection {
+                    api_domain: api_domain.trim_end_matches('/').to_owned(),
+                    auth_kind: "api_token",
+                    access_token: api_token,
+                    refresh_token: None,
+                    token_expires_at: None,
+                },
+                confirm_reset,
+            )
+            .await?;
+            println!(
+                "connected {} (company {}, user {}, {} webhook(s) registered)",
+                connected.id,
+                connected
+                    .company_id
+                    .map(|c| c.to_string())
+                    .unwrap_or_default(),
+                connected.user_id,
+                connected.webhooks_registered
+            );
+        }
+        ConnectionsAction::List => {
+            println!(
+                "{:<36}  {:<14}  {:>10}  {:<24}  {:>7}  {:>6}  {:>4}",
+                "ID", "STATE", "COMPANY", "LAST SYNC", "PENDING", "FAILED", "DEAD"
+            );
+            for c in admin::list_connections(&engine).await? {
+                println!(
+                    "{:<36}  {:<14}  {:>10}  {:<24}  {:>7}  {:>6}  {:>4}",
+                    c.id,
+                    c.label,
+                    c.company_id.map(|v| v.to_string()).unwrap_or_default(),
+                    c.last_success_at
+                        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                        .unwrap_or_else(|| "never".into()),
+                    c.pending,
+                    c.failed,
+                    c.dead
+                );
+            }
+        }
+        ConnectionsAction::Remove { id } => {
+            let done = connections::disconnect(&engine, id).await?;
+            println!(
+                "disconnected {id}: {} webhook(s) removed, token {}",
+                done.webhooks_removed,
+                if done.token_revoked {
+                    "revoked"
+                } else {
+                    "not revoked"
+                }
+            );
+            for warning in done.warnings {
+                println!("warning: {warning}");
+            }
+        }
+    }
+    store.close().await?;
+    Ok(())
 }

@@ -63,6 +63,15 @@ pub struct Settings {
     pub workers: WorkerSettings,
     pub security: SecuritySettings,
     pub pipedrive: PipedriveSettings,
+    pub admin: AdminSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    pub sync_log_retention_days: u32,
+    pub session_ttl_minutes: u32,
+    pub stuck_after_minutes: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -221,6 +230,12 @@ impl Settings {
             return Err(ConfigError::Key {
                 key: "security.encryption_keys",
                 problem: format!("entry {i} is not 32 bytes of base64"),
+            });
+        }
+        if self.admin.session_ttl_minutes == 0 {
+            return Err(ConfigError::Key {
+                key: "admin.session_ttl_minutes",
+                problem: "must be at least 1".into(),
             });
         }
         if self.workers.poll_interval_secs == 0 {

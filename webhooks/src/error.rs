@@ -31,6 +31,11 @@ pub enum ErrorCode {
     ConnectionUnavailable,
     CompanyChanged,
     OauthStateInvalid,
+    OauthDenied,
+    OauthNotConfigured,
+    PipedriveRejected,
+    PipedriveAdminRequired,
+    AdminDisabled,
     NotReady,
     Internal,
 }
@@ -41,7 +46,11 @@ impl ErrorCode {
             Self::BadRequest
             | Self::MalformedJson
             | Self::UnknownObject
-            | Self::OauthStateInvalid => StatusCode::BAD_REQUEST,
+            | Self::OauthStateInvalid
+            | Self::OauthDenied => StatusCode::BAD_REQUEST,
+            Self::PipedriveRejected => StatusCode::BAD_GATEWAY,
+            Self::PipedriveAdminRequired | Self::AdminDisabled => StatusCode::FORBIDDEN,
+            Self::OauthNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
             Self::UnknownField | Self::ValidationFailed | Self::NoPipedrivePerson => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }

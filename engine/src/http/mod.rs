@@ -3,6 +3,9 @@
 
 use std::sync::Arc;
 
+pub mod admin;
+pub mod connect;
+
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -30,7 +33,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(admin::router(state.clone()))
+        .merge(connect::router(state))
         .merge(tandem_webhooks::pipedrive::router(inbox))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TraceLayer::new_for_http())

@@ -47,10 +47,25 @@ pub struct ConnectionCtx {
 /// Loads a connection with its decrypted credentials and field map.
 pub async fn load(engine: &Engine, id: Uuid) -> Result<ConnectionCtx, SyncError> {
     let db = engine.store.db();
-    let row = connection::Entity::find_by_id(id)
+    let mut row = connection::Entity::find_by_id(id)
         .one(db)
         .await?
         .ok_or(SyncError::ConnectionNotFound(id))?;
+    // Refresh before expiry, so calls do not have to fail with a 401 first.
+    if row.auth_kind == "oauth"
+        && row.refresh_token_enc.is_some()
+        && matches!(row.state.as_str(), state::CONNECTED | state::SYNCING)
+        && super::tokens::expiring(row.token_expires_at, engine.now())
+    {
+        if let super::tokens::Refreshed::Yes { .. } =
+            super::tokens::refresh_connection(engine, id, None, None).await?
+        {
+            row = connection::Entity::find_by_id(id)
+                .one(db)
+                .await?
+                .ok_or(SyncError::ConnectionNotFound(id))?;
+        }
+    }
     let token = match &row.access_token_enc {
         Some(sealed) => engine.vault.decrypt_string(sealed)?,
         None => String::new(),
@@ -255,7 +270,19 @@ pub struct Connected {
 
 /// Adds (or re-adds, for the same company) a connection: checks the credentials with
 /// `users/me`, makes sure the `apId` field exists, registers webhooks, and stores it all.
+/// Refuses a different company than the one already connected (see [`connect_with`]).
 pub async fn connect(engine: &Engine, new: NewConnection) -> Result<Connected, SyncError> {
+    connect_with(engine, new, false).await
+}
+
+/// As [`connect`]; with `confirm_reset`, a connection to a *different* Pipedrive company
+/// replaces the old one: the old company's links, queued writes, cursors and mappings are
+/// dropped (local contacts stay), then the new company is connected from scratch.
+pub async fn connect_with(
+    engine: &Engine,
+    new: NewConnection,
+    confirm_reset: bool,
+) -> Result<Connected, SyncError> {
     let now = engine.now();
     let db = engine.store.db();
     let id = Uuid::now_v7();
@@ -271,6 +298,40 @@ pub async fn connect(engine: &Engine, new: NewConnection) -> Result<Connected, S
         seed_burst: documented_burst(&engine.settings.pipedrive.plan, new.auth_kind == "oauth"),
     };
     let me = engine.client.users_me(&session).await?;
+
+    // A different company than the one tandem syncs: refuse unless the admin confirmed a reset.
+    let others: Vec<connection::Model> = connection::Entity::find()
+        .filter(connection::Column::CompanyId.ne(me.company_id))
+        .all(db)
+        .await?;
+    if let Some(other) = others.iter().min_by_key(|c| c.created_at) {
+        if !confirm_reset {
+            synclog::record(
+                db,
+                Entry::new(
+                    Level::Warn,
+                    synclog::Direction::Connection,
+                    "company_changed",
+                    format!(
+                        "Company changed: you signed in to Pipedrive company {}, but tandem is connected to company {}. The connection was refused.",
+                        fmt_company(me.company_id),
+                        fmt_company(other.company_id)
+                    ),
+                )
+                .connection(other.id)
+                .hint("Sign in with the original Pipedrive company, or reconnect confirming a reset (links to the old company's persons are dropped; contacts stay)."),
+                now,
+            )
+            .await?;
+            return Err(SyncError::CompanyChanged {
+                connected: other.company_id,
+                offered: me.company_id,
+            });
+        }
+        for other in &others {
+            reset(engine, other.id, me.company_id).await?;
+        }
+    }
 
     // Reconnecting the same company reuses the old connection (and its links): no duplicates.
     let existing = connection::Entity::find()
@@ -347,6 +408,181 @@ pub async fn connect(engine: &Engine, new: NewConnection) -> Result<Connected, S
         webhooks_registered,
         apid_field_key,
     })
+}
+
+fn fmt_company(id: Option<i64>) -> String {
+    id.map_or_else(|| "(unknown)".to_owned(), |id| id.to_string())
+}
+
+/// Drops a connection to a company tandem no longer syncs: its links, queued writes, cursors
+/// and mappings go with the row (foreign keys cascade); local contacts and the sync log stay.
+async fn reset(engine: &Engine, id: Uuid, new_company: Option<i64>) -> Result<(), SyncError> {
+    use crate::store::entities::duplicate_group;
+    let db = engine.store.db();
+    let now = engine.now();
+    let old = connection::Entity::find_by_id(id).one(db).await?;
+    duplicate_group::Entity::delete_many()
+        .filter(duplicate_group::Column::ConnectionId.eq(id))
+        .exec(db)
+        .await?;
+    connection::Entity::delete_by_id(id).exec(db).await?;
+    synclog::record(
+        db,
+        Entry::new(
+            Level::Warn,
+            synclog::Direction::Connection,
+            "company_reset",
+            format!(
+                "The admin confirmed a reset: the connection to Pipedrive company {} was removed with its links; company {} is connected instead.",
+                fmt_company(old.and_then(|o| o.company_id)),
+                fmt_company(new_company)
+            ),
+        )
+        .connection(id),
+        now,
+    )
+    .await?;
+    tracing::warn!(connection_id = %id, "A connection was reset for a different Pipedrive company.");
+    Ok(())
+}
+
+/// What disconnecting did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Disconnected {
+    pub id: Uuid,
+    pub webhooks_removed: usize,
+    pub token_revoked: bool,
+    /// Problems met on the way (Pipedrive's text); the connection is disconnected regardless.
+    pub warnings: Vec<String>,
+}
+
+/// Disconnects: removes tandem's webhooks at Pipedrive, revokes the OAuth token, forgets the
+/// credentials and stops syncing. Contacts, links, mappings and queued writes stay, so
+/// reconnecting the same company later picks up where it stopped, without duplicates.
+pub async fn disconnect(engine: &Engine, id: Uuid) -> Result<Disconnected, SyncError> {
+    let db = engine.store.db();
+    let row = connection::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(SyncError::ConnectionNotFound(id))?;
+    let mut result = Disconnected {
+        id,
+        webhooks_removed: 0,
+        token_revoked: false,
+        warnings: Vec::new(),
+    };
+    if row.state == state::DISCONNECTED {
+        return Ok(result);
+    }
+    let has_token = row.access_token_enc.is_some();
+    if has_token {
+        let conn = load(engine, id).await?;
+        match remove_webhooks(engine, &conn.session).await {
+            Ok(n) => result.webhooks_removed = n,
+            Err(e) => result
+                .warnings
+                .push(format!("removing webhooks failed: {e}")),
+        }
+    }
+    // Revoke the refresh token (which revokes its access tokens); else the access token.
+    let sealed = if row.auth_kind == "oauth" {
+        row.refresh_token_enc
+            .as_ref()
+            .map(|s| (s, "refresh_token"))
+            .or_else(|| row.access_token_enc.as_ref().map(|s| (s, "access_token")))
+    } else {
+        None
+    };
+    if let Some((sealed, hint)) = sealed {
+        let token = engine.vault.decrypt_string(sealed)?;
+        let p = &engine.settings.pipedrive;
+        match engine
+            .client
+            .oauth_revoke(
+                &p.oauth_base_url,
+                &p.client_id,
+                p.client_secret.expose(),
+                &token,
+                hint,
+            )
+            .await
+        {
+            Ok(()) => result.token_revoked = true,
+            Err(e) => result
+                .warnings
+                .push(format!("revoking the token failed: {e}")),
+        }
+    }
+    let now = engine.now();
+    let mut model: connection::ActiveModel = row.into();
+    model.state = Set(state::DISCONNECTED.into());
+    model.access_token_enc = Set(None);
+    model.refresh_token_enc = Set(None);
+    model.token_expires_at = Set(None);
+    model.last_error = Set(None);
+    model.updated_at = Set(now);
+    model.update(db).await?;
+    let mut entry = Entry::new(
+        Level::Info,
+        synclog::Direction::Connection,
+        "disconnected",
+        format!(
+            "Pipedrive disconnected: {} webhook(s) removed, token {}. Contacts and links are kept.",
+            result.webhooks_removed,
+            if result.token_revoked {
+                "revoked"
+            } else {
+                "not revoked"
+            }
+        ),
+    )
+    .connection(id)
+    .detail(serde_json::json!({ "warnings": result.warnings }));
+    if !result.warnings.is_empty() {
+        entry =
+            entry.hint("Check Pipedrive's Settings → Marketplace apps / Webhooks for leftovers.");
+    }
+    synclog::record(db, entry, now).await?;
+    tracing::info!(connection_id = %id, "Pipedrive connection disconnected.");
+    Ok(result)
+}
+
+/// Pipedrive's uninstall callback: the app was removed for `company_id`; its tokens are dead.
+pub async fn app_removed(engine: &Engine, company_id: i64) -> Result<Option<Uuid>, SyncError> {
+    let db = engine.store.db();
+    let Some(row) = connection::Entity::find()
+        .filter(connection::Column::CompanyId.eq(company_id))
+        .filter(connection::Column::State.ne(state::DISCONNECTED))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let id = row.id;
+    let now = engine.now();
+    let mut model: connection::ActiveModel = row.into();
+    model.state = Set(state::APP_REMOVED.into());
+    model.access_token_enc = Set(None);
+    model.refresh_token_enc = Set(None);
+    model.token_expires_at = Set(None);
+    model.last_error = Set(Some("The app was uninstalled in Pipedrive.".into()));
+    model.updated_at = Set(now);
+    model.update(db).await?;
+    synclog::record(
+        db,
+        Entry::new(
+            Level::Error,
+            synclog::Direction::Connection,
+            "app_removed",
+            "tandem was uninstalled in Pipedrive (Marketplace apps); syncing stopped.",
+        )
+        .connection(id)
+        .hint("Click Reconnect to install the app again; contacts and links are kept."),
+        now,
+    )
+    .await?;
+    tracing::error!(connection_id = %id, "The Pipedrive app was uninstalled; the connection stopped.");
+    Ok(Some(id))
 }
 
 /// Finds the `apId` person field, creating it (varchar) if missing.

@@ -3,10 +3,12 @@
 //! core's (merge, identity, echo, retry).
 
 pub mod actions;
+pub mod admin;
 pub mod app;
 pub mod connections;
 pub mod contacts;
 pub mod duplicates;
+pub mod fields;
 pub mod inbound;
 pub mod inbox;
 pub mod ingest;
@@ -48,6 +50,15 @@ pub enum SyncError {
     Corrupt(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("Company changed: Pipedrive signed you in to company {offered:?}, but tandem is connected to company {connected:?}")]
+    CompanyChanged {
+        connected: Option<i64>,
+        offered: Option<i64>,
+    },
+    #[error("{field}: {message}")]
+    Validation { field: String, message: String },
+    #[error("{0}")]
+    AdminRequired(String),
 }
 
 /// Everything the use-cases need, cheap to clone.

@@ -39,11 +39,52 @@ pub async fn poll_all(engine: &Engine) -> Result<usize, SyncError> {
             return Ok(usize::try_from(progress.done).unwrap_or(usize::MAX));
         }
         if conn.state == state::CONNECTED && !conn.paused {
-            applied += poll_once(engine, &conn).await?;
+            applied += poll_checked(engine, conn.clone()).await?;
             reconcile_if_due(engine, &conn).await?;
         }
     }
     Ok(applied)
+}
+
+/// One poll; a 401 refreshes the token once (then polls again) or moves the connection to
+/// "Token expired", a 403 to "Not authorised", with sync-log entries (`tokens::on_auth_error`).
+pub async fn poll_checked(engine: &Engine, conn: ConnectionCtx) -> Result<usize, SyncError> {
+    match poll_once(engine, &conn).await {
+        Err(SyncError::Crm(error))
+            if matches!(
+                error.kind,
+                tandem_core::CrmErrorKind::Unauthorized | tandem_core::CrmErrorKind::Forbidden
+            ) =>
+        {
+            if super::tokens::on_auth_error(engine, &conn, &error).await? {
+                let conn = connections::load(engine, conn.id).await?;
+                poll_once(engine, &conn).await
+            } else {
+                Err(SyncError::Crm(error))
+            }
+        }
+        other => other,
+    }
+}
+
+/// How many persons the running initial sync has applied, if one is running.
+pub async fn initial_sync_progress(
+    engine: &Engine,
+    connection_id: Uuid,
+) -> Result<Option<u64>, SyncError> {
+    let db = engine.store.db();
+    if connections::cursor(db, connection_id, INITIAL_STARTED)
+        .await?
+        .is_none()
+    {
+        return Ok(None);
+    }
+    Ok(Some(
+        connections::cursor(db, connection_id, INITIAL_COUNT)
+            .await?
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0),
+    ))
 }
 
 /// One poll: every person updated since the cursor minus the overlap; returns how many changed

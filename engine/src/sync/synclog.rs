@@ -139,47 +139,67 @@ pub async fn record<C: ConnectionTrait>(
     Ok(())
 }
 
-/// A stored entry, as the admin sees it.
+/// One stored entry, as the admin console and API show it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stored {
     pub id: Uuid,
-    pub at: DateTime<Utc>,
     pub connection_id: Option<Uuid>,
+    pub at: DateTime<Utc>,
     pub level: String,
     pub direction: String,
     pub kind: String,
     pub contact_id: Option<Uuid>,
     pub person_id: Option<i64>,
+    /// Pipedrive's HTTP status, if the entry is about a response.
     pub status: Option<i32>,
     pub message: String,
+    /// Pipedrive's error text, verbatim.
     pub remote_error: Option<String>,
+    /// What the admin can do.
     pub hint: Option<String>,
     pub detail: Option<serde_json::Value>,
 }
 
-/// Filters for [`list`]; every field optional.
+/// The console's name for [`Stored`].
+pub type LogRow = Stored;
+/// The console's name for [`Filter`].
+pub type LogFilter = Filter;
+
+/// Which entries to list; every filter is optional.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
+    pub connection_id: Option<Uuid>,
     pub contact_id: Option<Uuid>,
     pub person_id: Option<i64>,
+    /// The entry kind (`dead_letter`, `token_expired`, `write_retried`, …).
     pub kind: Option<String>,
+    pub level: Option<String>,
+    pub status: Option<i32>,
+    /// At most this many, newest first (capped at 1000).
     pub limit: u64,
 }
 
-/// The newest entries first.
+/// Entries matching `filter`, newest first.
 pub async fn list<C: ConnectionTrait>(db: &C, filter: &Filter) -> Result<Vec<Stored>, SyncError> {
     use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
-    let mut query = sync_log::Entity::find()
-        .order_by_desc(sync_log::Column::At)
-        .order_by_desc(sync_log::Column::Id);
-    if let Some(contact) = filter.contact_id {
-        query = query.filter(sync_log::Column::ContactId.eq(contact));
+    let mut query = sync_log::Entity::find();
+    if let Some(id) = filter.connection_id {
+        query = query.filter(sync_log::Column::ConnectionId.eq(id));
     }
-    if let Some(person) = filter.person_id {
-        query = query.filter(sync_log::Column::PersonId.eq(person));
+    if let Some(id) = filter.contact_id {
+        query = query.filter(sync_log::Column::ContactId.eq(id));
+    }
+    if let Some(id) = filter.person_id {
+        query = query.filter(sync_log::Column::PersonId.eq(id));
     }
     if let Some(kind) = &filter.kind {
         query = query.filter(sync_log::Column::Kind.eq(kind.clone()));
+    }
+    if let Some(level) = &filter.level {
+        query = query.filter(sync_log::Column::Level.eq(level.clone()));
+    }
+    if let Some(status) = filter.status {
+        query = query.filter(sync_log::Column::Status.eq(status));
     }
     let limit = if filter.limit == 0 {
         100
@@ -187,24 +207,44 @@ pub async fn list<C: ConnectionTrait>(db: &C, filter: &Filter) -> Result<Vec<Sto
         filter.limit.min(1000)
     };
     Ok(query
+        .order_by_desc(sync_log::Column::At)
+        .order_by_desc(sync_log::Column::Id)
         .limit(limit)
         .all(db)
         .await?
         .into_iter()
-        .map(|e| Stored {
-            id: e.id,
-            at: e.at,
-            connection_id: e.connection_id,
-            level: e.level,
-            direction: e.direction,
-            kind: e.kind,
-            contact_id: e.contact_id,
-            person_id: e.person_id,
-            status: e.status,
-            message: e.message,
-            remote_error: e.remote_error,
-            hint: e.hint,
-            detail: e.detail,
+        .map(|r| Stored {
+            id: r.id,
+            connection_id: r.connection_id,
+            at: r.at,
+            level: r.level,
+            direction: r.direction,
+            kind: r.kind,
+            contact_id: r.contact_id,
+            person_id: r.person_id,
+            status: r.status,
+            message: r.message,
+            remote_error: r.remote_error,
+            hint: r.hint,
+            detail: r.detail,
         })
         .collect())
+}
+
+/// Deletes entries older than `retention_days` (0 keeps everything); returns how many.
+pub async fn prune<C: ConnectionTrait>(
+    db: &C,
+    retention_days: u32,
+    now: DateTime<Utc>,
+) -> Result<u64, SyncError> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    if retention_days == 0 {
+        return Ok(0);
+    }
+    let cutoff = now - chrono::Duration::days(i64::from(retention_days));
+    Ok(sync_log::Entity::delete_many()
+        .filter(sync_log::Column::At.lt(cutoff))
+        .exec(db)
+        .await?
+        .rows_affected)
 }

@@ -1,0 +1,473 @@
+//! The JSON admin API (`/admin/api/...`).
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tandem_webhooks::{ApiError, ErrorCode};
+use uuid::Uuid;
+
+use super::api_error;
+use super::session::ApiAdmin;
+use crate::http::AppState;
+use crate::sync::{admin, connections, fields, synclog, Engine};
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin/api/connections", get(list).post(add))
+        .route("/admin/api/connections/{id}", get(show).delete(remove))
+        .route("/admin/api/connections/{id}/pause", post(pause))
+        .route("/admin/api/connections/{id}/resume", post(resume))
+        .route("/admin/api/connections/{id}/resync", post(resync))
+        .route(
+            "/admin/api/connections/{id}/initial-sync",
+            post(initial_sync),
+        )
+        .route("/admin/api/connections/{id}/fields", get(field_lists))
+        .route(
+            "/admin/api/connections/{id}/remote-fields",
+            post(create_field),
+        )
+        .route("/admin/api/connections/{id}/mappings", put(set_mapping))
+        .route(
+            "/admin/api/connections/{id}/mappings/{local_field}",
+            delete(delete_mapping),
+        )
+        .route(
+            "/admin/api/connections/{id}/dead-letters",
+            get(dead_letters),
+        )
+        .route(
+            "/admin/api/connections/{id}/dead-letters/retry",
+            post(retry_all),
+        )
+        .route(
+            "/admin/api/connections/{id}/dead-letters/{job}/retry",
+            post(retry_one),
+        )
+        .route(
+            "/admin/api/connections/{id}/dead-letters/{job}/discard",
+            post(discard),
+        )
+        .route("/admin/api/sync-log", get(sync_log))
+        .route("/admin/api/duplicates", get(duplicates))
+}
+
+fn ok(value: impl serde::Serialize) -> ApiResult {
+    Ok(Json(
+        serde_json::to_value(value).map_err(|e| ApiError::internal(&e))?,
+    ))
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, ApiError> {
+    let body = if body.trim().is_empty() { "{}" } else { body };
+    serde_json::from_str(body).map_err(|e| ApiError::new(ErrorCode::MalformedJson, e.to_string()))
+}
+
+async fn list(_: ApiAdmin, State(state): State<AppState>) -> ApiResult {
+    ok(admin::list_connections(&state.engine)
+        .await
+        .map_err(api_error)?)
+}
+
+async fn show(_: ApiAdmin, State(state): State<AppState>, Path(id): Path<Uuid>) -> ApiResult {
+    ok(admin::connection_status(&state.engine, id)
+        .await
+        .map_err(api_error)?)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddConnection {
+    api_token: String,
+    #[serde(default)]
+    api_domain: Option<String>,
+    #[serde(default)]
+    confirm_reset: bool,
+}
+
+/// Adds an API-token connection (the headless alternative to OAuth).
+pub(crate) async fn add_api_token(
+    engine: &Engine,
+    api_token: &str,
+    api_domain: Option<&str>,
+    confirm_reset: bool,
+) -> Result<connections::Connected, ApiError> {
+    let token = api_token.trim();
+    if token.is_empty() {
+        return Err(
+            ApiError::new(ErrorCode::ValidationFailed, "api_token: is required").with_fields(vec![
+                tandem_webhooks::FieldError {
+                    field: "api_token".into(),
+                    message: "is required".into(),
+                },
+            ]),
+        );
+    }
+    let domain = api_domain
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .unwrap_or("https://api.pipedrive.com");
+    if url::Url::parse(domain).map_or(true, |u| !matches!(u.scheme(), "http" | "https")) {
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            format!("api_domain: `{domain}` is not an http(s) URL such as https://yourcompany.pipedrive.com"),
+        ));
+    }
+    connections::connect_with(
+        engine,
+        connections::NewConnection {
+            api_domain: domain.trim_end_matches('/').to_owned(),
+            auth_kind: "api_token",
+            access_token: token.to_owned(),
+            refresh_token: None,
+            token_expires_at: None,
+        },
+        confirm_reset,
+    )
+    .await
+    .map_err(api_error)
+}
+
+async fn add(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    body: String,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let request: AddConnection = parse_json(&body)?;
+    let connected = add_api_token(
+        &state.engine,
+        &request.api_token,
+        request.api_domain.as_deref(),
+        request.confirm_reset,
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::to_value(connected).map_err(|e| ApiError::internal(&e))?),
+    ))
+}
+
+async fn remove(_: ApiAdmin, State(state): State<AppState>, Path(id): Path<Uuid>) -> ApiResult {
+    ok(connections::disconnect(&state.engine, id)
+        .await
+        .map_err(api_error)?)
+}
+
+async fn pause(_: ApiAdmin, State(state): State<AppState>, Path(id): Path<Uuid>) -> ApiResult {
+    admin::set_paused(&state.engine, id, true)
+        .await
+        .map_err(api_error)?;
+    ok(json!({ "paused": true }))
+}
+
+async fn resume(_: ApiAdmin, State(state): State<AppState>, Path(id): Path<Uuid>) -> ApiResult {
+    admin::set_paused(&state.engine, id, false)
+        .await
+        .map_err(api_error)?;
+    ok(json!({ "paused": false }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResyncRequest {
+    #[serde(default)]
+    contact_id: Option<Uuid>,
+}
+
+async fn resync(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    body: String,
+) -> ApiResult {
+    let request: ResyncRequest = parse_json(&body)?;
+    ok(admin::resync(&state.engine, id, request.contact_id)
+        .await
+        .map_err(api_error)?)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InitialSyncRequest {
+    /// Run to the end before answering (small companies, scripts, tests).
+    #[serde(default)]
+    wait: bool,
+}
+
+/// Starts (from the first page) the initial sync, in the background unless `wait`.
+pub(crate) async fn start_initial_sync(
+    engine: &Engine,
+    id: Uuid,
+    wait: bool,
+) -> Result<Option<crate::sync::poller::Progress>, ApiError> {
+    admin::restart_initial_sync(engine, id)
+        .await
+        .map_err(api_error)?;
+    if wait {
+        return run_initial_sync(engine, id).await.map(Some);
+    }
+    let engine = engine.clone();
+    tokio::spawn(async move {
+        if let Err(error) = run_initial_sync(&engine, id).await {
+            tracing::warn!(connection_id = %id, error = %error, "The initial sync stopped; run it again from the console.");
+        }
+    });
+    Ok(None)
+}
+
+async fn run_initial_sync(
+    engine: &Engine,
+    id: Uuid,
+) -> Result<crate::sync::poller::Progress, ApiError> {
+    match crate::sync::poller::initial_sync(engine, id, |_| {}).await {
+        Ok(progress) => Ok(progress),
+        Err(crate::sync::SyncError::Crm(error)) => {
+            if let Ok(conn) = connections::load(engine, id).await {
+                crate::sync::tokens::on_auth_error(engine, &conn, &error)
+                    .await
+                    .map_err(api_error)?;
+            }
+            Err(api_error(crate::sync::SyncError::Crm(error)))
+        }
+        Err(other) => Err(api_error(other)),
+    }
+}
+
+async fn initial_sync(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    body: String,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let request: InitialSyncRequest = parse_json(&body)?;
+    match start_initial_sync(&state.engine, id, request.wait).await? {
+        Some(progress) => Ok((StatusCode::OK, Json(json!({ "progress": progress })))),
+        None => Ok((StatusCode::ACCEPTED, Json(json!({ "started": true })))),
+    }
+}
+
+async fn field_lists(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> ApiResult {
+    let remote = fields::remote_fields(&state.engine, id)
+        .await
+        .map_err(api_error)?;
+    let local = fields::local_fields(&state.engine)
+        .await
+        .map_err(api_error)?;
+    let mappings = fields::mappings(&state.engine, id)
+        .await
+        .map_err(api_error)?;
+    ok(json!({ "remote": remote, "local": local, "mappings": mappings }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateField {
+    name: String,
+    #[serde(default = "default_type")]
+    field_type: String,
+}
+
+fn default_type() -> String {
+    "varchar".into()
+}
+
+async fn create_field(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    body: String,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let request: CreateField = parse_json(&body)?;
+    let field = fields::create_remote_field(&state.engine, id, &request.name, &request.field_type)
+        .await
+        .map_err(api_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::to_value(field).map_err(|e| ApiError::internal(&e))?),
+    ))
+}
+
+async fn set_mapping(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    body: String,
+) -> ApiResult {
+    let request: fields::MappingRequest = parse_json(&body)?;
+    ok(fields::set_mapping(&state.engine, id, &request)
+        .await
+        .map_err(api_error)?)
+}
+
+async fn delete_mapping(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    Path((id, local_field)): Path<(Uuid, String)>,
+) -> ApiResult {
+    if fields::delete_mapping(&state.engine, id, &local_field)
+        .await
+        .map_err(api_error)?
+    {
+        ok(json!({ "deleted": true }))
+    } else {
+        Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("no mapping for local field `{local_field}`"),
+        ))
+    }
+}
+
+async fn dead_letters(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> ApiResult {
+    admin::connection_status(&state.engine, id)
+        .await
+        .map_err(api_error)?;
+    ok(admin::dead_letters(&state.engine, id)
+        .await
+        .map_err(api_error)?)
+}
+
+async fn retry_all(_: ApiAdmin, State(state): State<AppState>, Path(id): Path<Uuid>) -> ApiResult {
+    let retried = admin::retry_dead_letters(&state.engine, id, None)
+        .await
+        .map_err(api_error)?;
+    ok(json!({ "retried": retried }))
+}
+
+async fn retry_one(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    Path((id, job)): Path<(Uuid, Uuid)>,
+) -> ApiResult {
+    let retried = admin::retry_dead_letters(&state.engine, id, Some(job))
+        .await
+        .map_err(|e| match e {
+            crate::sync::SyncError::Invalid(m) => ApiError::new(ErrorCode::NotFound, m),
+            other => api_error(other),
+        })?;
+    ok(json!({ "retried": retried }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Discard {
+    #[serde(default)]
+    reason: String,
+}
+
+async fn discard(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    Path((id, job)): Path<(Uuid, Uuid)>,
+    body: String,
+) -> ApiResult {
+    let request: Discard = parse_json(&body)?;
+    if request.reason.trim().is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            "reason: is required to discard a dead letter",
+        )
+        .with_fields(vec![tandem_webhooks::FieldError {
+            field: "reason".into(),
+            message: "is required to discard a dead letter".into(),
+        }]));
+    }
+    admin::discard_dead_letter(&state.engine, id, job, &request.reason)
+        .await
+        .map_err(|e| match e {
+            crate::sync::SyncError::Invalid(m) => ApiError::new(ErrorCode::NotFound, m),
+            other => api_error(other),
+        })?;
+    ok(json!({ "discarded": true }))
+}
+
+/// Query of `GET /admin/api/sync-log`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LogQuery {
+    #[serde(default)]
+    pub(crate) connection_id: Option<String>,
+    #[serde(default)]
+    pub(crate) contact_id: Option<String>,
+    #[serde(default)]
+    pub(crate) person_id: Option<String>,
+    #[serde(default)]
+    pub(crate) kind: Option<String>,
+    #[serde(default)]
+    pub(crate) level: Option<String>,
+    #[serde(default)]
+    pub(crate) status: Option<String>,
+    #[serde(default)]
+    pub(crate) limit: Option<u64>,
+}
+
+fn nonempty(value: Option<&String>) -> Option<&str> {
+    value.map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
+impl LogQuery {
+    pub(crate) fn to_filter(&self) -> Result<synclog::LogFilter, ApiError> {
+        fn bad(field: &str, message: String) -> ApiError {
+            ApiError::new(ErrorCode::ValidationFailed, format!("{field}: {message}")).with_fields(
+                vec![tandem_webhooks::FieldError {
+                    field: field.into(),
+                    message,
+                }],
+            )
+        }
+        let uuid = |field: &str, v: Option<&String>| -> Result<Option<Uuid>, ApiError> {
+            nonempty(v)
+                .map(|v| Uuid::parse_str(v).map_err(|_| bad(field, format!("`{v}` is not a UUID"))))
+                .transpose()
+        };
+        Ok(synclog::LogFilter {
+            connection_id: uuid("connection_id", self.connection_id.as_ref())?,
+            contact_id: uuid("contact_id", self.contact_id.as_ref())?,
+            person_id: nonempty(self.person_id.as_ref())
+                .map(|v| {
+                    v.parse()
+                        .map_err(|_| bad("person_id", format!("`{v}` is not a person id")))
+                })
+                .transpose()?,
+            kind: nonempty(self.kind.as_ref()).map(str::to_owned),
+            level: nonempty(self.level.as_ref()).map(str::to_owned),
+            status: nonempty(self.status.as_ref())
+                .map(|v| {
+                    v.parse()
+                        .map_err(|_| bad("status", format!("`{v}` is not an HTTP status")))
+                })
+                .transpose()?,
+            limit: self.limit.unwrap_or(100),
+        })
+    }
+}
+
+async fn sync_log(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    query: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let Query(query) = query.map_err(|e| ApiError::new(ErrorCode::BadRequest, e.body_text()))?;
+    let filter = query.to_filter()?;
+    ok(synclog::list(state.store.db(), &filter)
+        .await
+        .map_err(api_error)?)
+}
+
+async fn duplicates(_: ApiAdmin, State(state): State<AppState>) -> ApiResult {
+    ok(admin::duplicate_groups(&state.engine)
+        .await
+        .map_err(api_error)?)
+}

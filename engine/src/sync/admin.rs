@@ -1,0 +1,450 @@
+//! What the admin console and API (and `tandem connections`) do: connection status with queue
+//! counts, dead letters (list, retry, discard with a reason), resync and pause/resume.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait,
+};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::connections::{self, state};
+use super::synclog::{self, Direction, Entry, Level};
+use super::{Engine, SyncError};
+use crate::queue::{self, JobPayload, Priority};
+use crate::store::entities::{connection, outbox_job, person_link, sync_log};
+
+/// A connection as the connection card shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectionStatus {
+    pub id: Uuid,
+    pub name: String,
+    /// The effective state: the stored one, or `stuck` (connected, writes pending, no
+    /// successful sync for longer than `admin.stuck_after_minutes`).
+    pub state: String,
+    /// The state as a person reads it ("Token expired").
+    pub label: String,
+    pub auth_kind: String,
+    pub api_domain: String,
+    pub company_id: Option<i64>,
+    /// The connecting user, owner of the persons tandem creates.
+    pub user_id: Option<i64>,
+    pub paused: bool,
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub token_expires_at: Option<DateTime<Utc>>,
+    /// Writes waiting (including retries).
+    pub pending: u64,
+    /// Writes that failed at least once and will be retried.
+    pub failed: u64,
+    /// Writes that gave up: dead letters.
+    pub dead: u64,
+    /// Persons applied so far by a running initial sync.
+    pub initial_sync_done: Option<u64>,
+    pub linked_persons: u64,
+    pub created_at: DateTime<Utc>,
+}
+
+pub fn label(state: &str) -> &'static str {
+    match state {
+        state::CONNECTED => "Connected",
+        state::SYNCING => "Syncing",
+        state::TOKEN_EXPIRED => "Token expired",
+        state::NOT_AUTHORISED => "Not authorised",
+        state::APP_REMOVED => "App removed",
+        state::DISCONNECTED => "Disconnected",
+        "stuck" => "Stuck",
+        _ => "Unknown",
+    }
+}
+
+/// Every connection, oldest first, with its status.
+pub async fn list_connections(engine: &Engine) -> Result<Vec<ConnectionStatus>, SyncError> {
+    let rows = connection::Entity::find()
+        .order_by_asc(connection::Column::CreatedAt)
+        .all(engine.store.db())
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        out.push(status_of(engine, row).await?);
+    }
+    Ok(out)
+}
+
+pub async fn connection_status(engine: &Engine, id: Uuid) -> Result<ConnectionStatus, SyncError> {
+    let row = connection::Entity::find_by_id(id)
+        .one(engine.store.db())
+        .await?
+        .ok_or(SyncError::ConnectionNotFound(id))?;
+    status_of(engine, row).await
+}
+
+async fn status_of(engine: &Engine, row: connection::Model) -> Result<ConnectionStatus, SyncError> {
+    let db = engine.store.db();
+    let counts = queue::counts(db, row.id).await?;
+    let failed = outbox_job::Entity::find()
+        .filter(outbox_job::Column::ConnectionId.eq(row.id))
+        .filter(outbox_job::Column::State.is_in([queue::state::PENDING, queue::state::RUNNING]))
+        .filter(outbox_job::Column::Attempts.gt(0))
+        .count(db)
+        .await?;
+    let linked_persons = person_link::Entity::find()
+        .filter(person_link::Column::ConnectionId.eq(row.id))
+        .count(db)
+        .await?;
+    let pending = counts.pending + counts.running;
+    let stuck_after =
+        chrono::Duration::minutes(i64::from(engine.settings.admin.stuck_after_minutes));
+    let stale = row
+        .last_success_at
+        .is_none_or(|at| engine.now() - at > stuck_after);
+    let effective = if row.state == state::CONNECTED && !row.paused && pending > 0 && stale {
+        "stuck".to_owned()
+    } else {
+        row.state.clone()
+    };
+    let initial_sync_done = if row.state == state::SYNCING {
+        super::poller::initial_sync_progress(engine, row.id).await?
+    } else {
+        None
+    };
+    Ok(ConnectionStatus {
+        id: row.id,
+        name: row.name,
+        label: label(&effective).to_owned(),
+        state: effective,
+        auth_kind: row.auth_kind,
+        api_domain: row.api_domain,
+        company_id: row.company_id,
+        user_id: row.user_id,
+        paused: row.paused,
+        last_success_at: row.last_success_at,
+        last_error: row.last_error,
+        token_expires_at: row.token_expires_at,
+        pending,
+        failed,
+        dead: counts.dead,
+        initial_sync_done,
+        linked_persons,
+        created_at: row.created_at,
+    })
+}
+
+/// A write that gave up.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadLetter {
+    pub id: Uuid,
+    pub connection_id: Uuid,
+    pub kind: String,
+    pub contact_id: Option<Uuid>,
+    pub attempts: i32,
+    /// A stable code (`crm_rejected`, …).
+    pub last_error: Option<String>,
+    /// Pipedrive's status.
+    pub last_status: Option<i32>,
+    /// Pipedrive's error text, verbatim (from the sync log).
+    pub remote_error: Option<String>,
+    pub hint: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub died_at: DateTime<Utc>,
+}
+
+fn payload_contact(payload: &serde_json::Value) -> Option<Uuid> {
+    serde_json::from_value::<JobPayload>(payload.clone())
+        .ok()
+        .map(|p| match p {
+            JobPayload::PushContact { contact_id } | JobPayload::Action { contact_id, .. } => {
+                contact_id
+            }
+        })
+}
+
+/// The connection's dead letters, newest first.
+pub async fn dead_letters(
+    engine: &Engine,
+    connection_id: Uuid,
+) -> Result<Vec<DeadLetter>, SyncError> {
+    let db = engine.store.db();
+    let rows = outbox_job::Entity::find()
+        .filter(outbox_job::Column::ConnectionId.eq(connection_id))
+        .filter(outbox_job::Column::State.eq(queue::state::DEAD))
+        .order_by_desc(outbox_job::Column::UpdatedAt)
+        .all(db)
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let contact_id = payload_contact(&row.payload);
+        let entry = match contact_id {
+            Some(contact) => {
+                sync_log::Entity::find()
+                    .filter(sync_log::Column::ConnectionId.eq(connection_id))
+                    .filter(sync_log::Column::ContactId.eq(contact))
+                    .filter(sync_log::Column::Kind.eq("dead_letter"))
+                    .order_by_desc(sync_log::Column::At)
+                    .one(db)
+                    .await?
+            }
+            None => None,
+        };
+        out.push(DeadLetter {
+            id: row.id,
+            connection_id: row.connection_id,
+            kind: row.kind,
+            contact_id,
+            attempts: row.attempts,
+            last_error: row.last_error,
+            last_status: row.last_status,
+            remote_error: entry.as_ref().and_then(|e| e.remote_error.clone()),
+            hint: entry.and_then(|e| e.hint),
+            created_at: row.created_at,
+            died_at: row.updated_at,
+        });
+    }
+    Ok(out)
+}
+
+/// Puts one dead letter (or all of the connection's) back in the queue; returns how many.
+pub async fn retry_dead_letters(
+    engine: &Engine,
+    connection_id: Uuid,
+    job_id: Option<Uuid>,
+) -> Result<u64, SyncError> {
+    let db = engine.store.db();
+    let now = engine.now();
+    let revived = queue::revive(db, connection_id, job_id, now).await?;
+    if job_id.is_some() && revived == 0 {
+        return Err(SyncError::Invalid(format!(
+            "job {} is not a dead letter of this connection",
+            job_id.unwrap_or_default()
+        )));
+    }
+    synclog::record(
+        db,
+        Entry::new(
+            Level::Info,
+            Direction::Outbound,
+            "dead_letter_retried",
+            format!("The admin retried {revived} dead letter(s)."),
+        )
+        .connection(connection_id)
+        .detail(serde_json::json!({ "job_id": job_id })),
+        now,
+    )
+    .await?;
+    Ok(revived)
+}
+
+/// Deletes a dead letter, writing the admin's reason to the sync log.
+pub async fn discard_dead_letter(
+    engine: &Engine,
+    connection_id: Uuid,
+    job_id: Uuid,
+    reason: &str,
+) -> Result<(), SyncError> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(SyncError::Invalid(
+            "a reason is required to discard a dead letter".into(),
+        ));
+    }
+    let now = engine.now();
+    let txn = engine.store.db().begin().await?;
+    let row = outbox_job::Entity::find_by_id(job_id)
+        .filter(outbox_job::Column::ConnectionId.eq(connection_id))
+        .filter(outbox_job::Column::State.eq(queue::state::DEAD))
+        .one(&txn)
+        .await?
+        .ok_or_else(|| {
+            SyncError::Invalid(format!(
+                "job {job_id} is not a dead letter of this connection"
+            ))
+        })?;
+    outbox_job::Entity::delete_by_id(job_id).exec(&txn).await?;
+    let mut entry = Entry::new(
+        Level::Info,
+        Direction::Outbound,
+        "dead_letter_discarded",
+        format!("The admin discarded a dead letter: {reason}"),
+    )
+    .connection(connection_id)
+    .detail(serde_json::json!({
+        "job_id": job_id, "kind": row.kind, "last_error": row.last_error,
+        "last_status": row.last_status, "reason": reason,
+    }));
+    if let Some(contact) = payload_contact(&row.payload) {
+        entry = entry.contact(contact);
+    }
+    synclog::record(&txn, entry, now).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// What "Resync now" did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Resynced {
+    /// Contacts changed by re-reading Pipedrive.
+    pub pulled: usize,
+    /// Pushes queued.
+    pub queued: u64,
+}
+
+/// "Resync now": one contact (re-read its person, merge, queue a push) or all (poll Pipedrive
+/// now and queue a push for every linked contact; pushes that find nothing to write are free).
+pub async fn resync(
+    engine: &Engine,
+    connection_id: Uuid,
+    contact_id: Option<Uuid>,
+) -> Result<Resynced, SyncError> {
+    let conn = connections::load(engine, connection_id).await?;
+    if !matches!(conn.state.as_str(), state::CONNECTED | state::SYNCING) {
+        return Err(SyncError::Invalid(format!(
+            "the connection is {}; reconnect it first",
+            label(&conn.state)
+        )));
+    }
+    let db = engine.store.db();
+    match contact_id {
+        Some(contact) => {
+            super::contacts::load(db, contact)
+                .await?
+                .ok_or(SyncError::ContactNotFound(contact))?;
+            let mut pulled = 0;
+            if let Some(link) = super::links::by_contact(db, connection_id, contact).await? {
+                let person = match engine
+                    .client
+                    .get_person(&conn.session, link.person_id)
+                    .await
+                {
+                    Ok(person) => Some(person),
+                    Err(error) if error.kind == tandem_core::CrmErrorKind::NotFound => None,
+                    Err(error) => {
+                        super::tokens::on_auth_error(engine, &conn, &error).await?;
+                        return Err(error.into());
+                    }
+                };
+                if let Some(person) = person {
+                    let applied = super::inbound::apply_person(engine, &conn, &person).await?;
+                    pulled = usize::from(applied.changed_contact().is_some());
+                }
+            }
+            let now = engine.now();
+            let txn = db.begin().await?;
+            let queued = super::local::queue_push_if_in_scope(&txn, contact, false, now).await?;
+            txn.commit().await?;
+            Ok(Resynced {
+                pulled,
+                queued: u64::from(queued),
+            })
+        }
+        None => {
+            let pulled = super::poller::poll_checked(engine, conn).await?;
+            let now = engine.now();
+            let links = person_link::Entity::find()
+                .filter(person_link::Column::ConnectionId.eq(connection_id))
+                .all(db)
+                .await?;
+            let txn = db.begin().await?;
+            let mut queued = 0;
+            for link in links {
+                if queue::enqueue(
+                    &txn,
+                    connection_id,
+                    &link.contact_id.to_string(),
+                    Priority::Background,
+                    &JobPayload::PushContact {
+                        contact_id: link.contact_id,
+                    },
+                    now,
+                )
+                .await?
+                {
+                    queued += 1;
+                }
+            }
+            synclog::record(
+                &txn,
+                Entry::new(
+                    Level::Info,
+                    Direction::Connection,
+                    "resync",
+                    format!("Resync now: {pulled} contact(s) updated from Pipedrive, {queued} push(es) queued."),
+                )
+                .connection(connection_id),
+                now,
+            )
+            .await?;
+            txn.commit().await?;
+            Ok(Resynced { pulled, queued })
+        }
+    }
+}
+
+/// Pause (writes and polls stop; webhooks are still received and queued) or resume.
+pub async fn set_paused(
+    engine: &Engine,
+    connection_id: Uuid,
+    paused: bool,
+) -> Result<(), SyncError> {
+    let db = engine.store.db();
+    connection::Entity::find_by_id(connection_id)
+        .one(db)
+        .await?
+        .ok_or(SyncError::ConnectionNotFound(connection_id))?;
+    let now = engine.now();
+    connections::set_paused(db, connection_id, paused, now).await?;
+    synclog::record(
+        db,
+        Entry::new(
+            Level::Info,
+            Direction::Connection,
+            if paused { "paused" } else { "resumed" },
+            if paused {
+                "The admin paused syncing."
+            } else {
+                "The admin resumed syncing."
+            },
+        )
+        .connection(connection_id),
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Forgets the initial sync's progress so the next run pulls every person again.
+pub async fn restart_initial_sync(engine: &Engine, connection_id: Uuid) -> Result<(), SyncError> {
+    connections::load(engine, connection_id).await?;
+    super::poller::reset_initial_sync(engine, connection_id).await
+}
+
+/// A duplicate group, as stored by the duplicate report.
+#[derive(Debug, Clone, Serialize)]
+pub struct DuplicateGroup {
+    pub id: Uuid,
+    pub connection_id: Option<Uuid>,
+    pub kind: String,
+    pub group_key: String,
+    pub state: String,
+    pub members: serde_json::Value,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The duplicate report's groups, newest first.
+pub async fn duplicate_groups(engine: &Engine) -> Result<Vec<DuplicateGroup>, SyncError> {
+    use crate::store::entities::duplicate_group;
+    Ok(duplicate_group::Entity::find()
+        .order_by_desc(duplicate_group::Column::UpdatedAt)
+        .all(engine.store.db())
+        .await?
+        .into_iter()
+        .map(|g| DuplicateGroup {
+            id: g.id,
+            connection_id: g.connection_id,
+            kind: g.kind,
+            group_key: g.group_key,
+            state: g.state,
+            members: g.members,
+            updated_at: g.updated_at,
+        })
+        .collect())
+}

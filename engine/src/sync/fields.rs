@@ -1,0 +1,435 @@
+//! The field-mapping editor: Pipedrive's person fields (built-in and custom), the local fields,
+//! the connection's mappings (direction and optional owner) with a type check, and "create the
+//! field in Pipedrive" for a missing custom field.
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use serde::{Deserialize, Serialize};
+use tandem_core::{keys, CrmErrorKind, FieldKey, FieldValue};
+use uuid::Uuid;
+
+use super::connections;
+use super::synclog::{self, Direction, Entry, Level};
+use super::{Engine, SyncError};
+use crate::store::entities::{contact_field, field_mapping};
+
+/// A Pipedrive person field.
+#[derive(Debug, Clone, Serialize)]
+pub struct RemoteFieldInfo {
+    /// `name`, `email`, `phone`, `owner_id`, or a custom field's 40-hex key.
+    pub key: String,
+    pub name: String,
+    pub field_type: String,
+    pub is_custom: bool,
+    /// Whether tandem can map it.
+    pub mappable: bool,
+    pub options: Vec<(i64, String)>,
+}
+
+/// A local contact field.
+#[derive(Debug, Clone, Serialize)]
+pub struct LocalFieldInfo {
+    pub key: String,
+    /// What its values are (`text`, `number`, `date`, `option`, `options`, `emails`,
+    /// `phones`), from a stored value; `None` when no contact has a value yet.
+    pub kind: Option<&'static str>,
+}
+
+/// A stored mapping.
+#[derive(Debug, Clone, Serialize)]
+pub struct Mapping {
+    pub local_field: String,
+    pub remote_field: String,
+    pub remote_type: String,
+    pub direction: String,
+    pub owner: Option<String>,
+}
+
+/// A mapping to add or change.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MappingRequest {
+    pub local_field: String,
+    pub remote_field: String,
+    /// `inbound`, `outbound` or `bidirectional` (default).
+    #[serde(default)]
+    pub direction: Option<String>,
+    /// `local`, `remote`, or none (last writer wins).
+    #[serde(default)]
+    pub owner: Option<String>,
+}
+
+const BUILTIN_MAPPABLE: [&str; 4] = ["name", "email", "phone", "owner_id"];
+
+fn invalid(field: &str, message: impl Into<String>) -> SyncError {
+    SyncError::Validation {
+        field: field.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// Pipedrive's person fields, as the connection sees them.
+pub async fn remote_fields(engine: &Engine, id: Uuid) -> Result<Vec<RemoteFieldInfo>, SyncError> {
+    let conn = connections::load(engine, id).await?;
+    let fields = match engine.client.list_person_fields(&conn.session).await {
+        Ok(fields) => fields,
+        Err(error) => {
+            super::tokens::on_auth_error(engine, &conn, &error).await?;
+            return Err(error.into());
+        }
+    };
+    Ok(fields
+        .into_iter()
+        .map(|f| RemoteFieldInfo {
+            mappable: f.is_custom_field || BUILTIN_MAPPABLE.contains(&f.field_code.as_str()),
+            key: f.field_code,
+            name: f.field_name,
+            field_type: f.field_type,
+            is_custom: f.is_custom_field,
+            options: f
+                .options
+                .unwrap_or_default()
+                .into_iter()
+                .map(|o| (o.id, o.label))
+                .collect(),
+        })
+        .collect())
+}
+
+fn kind_of(value: &FieldValue) -> Option<&'static str> {
+    Some(match value {
+        FieldValue::Cleared => return None,
+        FieldValue::Text(_) => "text",
+        FieldValue::Number(_) => "number",
+        FieldValue::Date(_) => "date",
+        FieldValue::Option(_) => "option",
+        FieldValue::Options(_) => "options",
+        FieldValue::Emails(_) => "emails",
+        FieldValue::Phones(_) => "phones",
+    })
+}
+
+/// The local fields: the built-in ones and every key a contact has a value for.
+pub async fn local_fields(engine: &Engine) -> Result<Vec<LocalFieldInfo>, SyncError> {
+    let db = engine.store.db();
+    let mut keys_in_use: Vec<String> = contact_field::Entity::find()
+        .select_only()
+        .column(contact_field::Column::FieldKey)
+        .distinct()
+        .into_tuple()
+        .all(db)
+        .await?;
+    for builtin in [keys::NAME, keys::EMAIL, keys::PHONE, keys::OWNER_ID] {
+        if !keys_in_use.iter().any(|k| k == builtin) {
+            keys_in_use.push(builtin.to_owned());
+        }
+    }
+    keys_in_use.sort();
+    let mut out = Vec::with_capacity(keys_in_use.len());
+    for key in keys_in_use {
+        out.push(LocalFieldInfo {
+            kind: local_kind(engine, &key).await?,
+            key,
+        });
+    }
+    Ok(out)
+}
+
+async fn local_kind(engine: &Engine, key: &str) -> Result<Option<&'static str>, SyncError> {
+    let builtin = match key {
+        k if k == keys::EMAIL => Some("emails"),
+        k if k == keys::PHONE => Some("phones"),
+        k if k == keys::NAME => Some("text"),
+        k if k == keys::OWNER_ID => Some("number"),
+        _ => None,
+    };
+    if builtin.is_some() {
+        return Ok(builtin);
+    }
+    let rows = contact_field::Entity::find()
+        .filter(contact_field::Column::FieldKey.eq(key))
+        .limit(20)
+        .all(engine.store.db())
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| serde_json::from_value::<FieldValue>(r.value).ok())
+        .find_map(|v| kind_of(&v)))
+}
+
+/// The connection's mappings (the defaults are implicit: name, e-mail and phone both ways, the
+/// owner inbound).
+pub async fn mappings(engine: &Engine, id: Uuid) -> Result<Vec<Mapping>, SyncError> {
+    Ok(field_mapping::Entity::find()
+        .filter(field_mapping::Column::ConnectionId.eq(id))
+        .order_by_asc(field_mapping::Column::LocalField)
+        .all(engine.store.db())
+        .await?
+        .into_iter()
+        .map(|m| Mapping {
+            local_field: m.local_field,
+            remote_field: m.remote_field,
+            remote_type: m.remote_type,
+            direction: m.direction,
+            owner: m.owner,
+        })
+        .collect())
+}
+
+/// Which Pipedrive field types can hold a local kind, and in words.
+fn compatible(local: &str, remote: &RemoteFieldInfo) -> Result<(), String> {
+    let ok: &[&str] = match local {
+        "text" => &[
+            "varchar",
+            "varchar_auto",
+            "text",
+            "phone",
+            "address",
+            "varchar_options",
+        ],
+        "number" => &["double", "monetary", "int", "user"],
+        "date" => &["date"],
+        "option" => &["enum"],
+        "options" => &["set"],
+        "emails" => &["varchar", "text"],
+        "phones" => &["phone", "varchar", "text"],
+        _ => &[],
+    };
+    let emails_builtin = remote.key == "email";
+    let phones_builtin = remote.key == "phone";
+    if (emails_builtin && local != "emails" && local != "text")
+        || (phones_builtin && local != "phones" && local != "text")
+    {
+        return Err(format!(
+            "the local field holds {local} values, but Pipedrive's {} field takes e-mail addresses or phone numbers",
+            remote.name
+        ));
+    }
+    if emails_builtin || phones_builtin || ok.contains(&remote.field_type.as_str()) {
+        return Ok(());
+    }
+    let wanted = ok.join(", ");
+    Err(format!(
+        "the local field holds {local} values, but Pipedrive field \"{}\" ({}) is of type `{}`{}; map it to a Pipedrive field of type {wanted}, or pick another local field",
+        remote.name,
+        remote.key,
+        remote.field_type,
+        match remote.field_type.as_str() {
+            "enum" => " (a single option: it takes option ids)",
+            "set" => " (multiple options: it takes a list of option ids)",
+            "double" | "monetary" => " (a number)",
+            "date" => " (a date, YYYY-MM-DD)",
+            _ => "",
+        }
+    ))
+}
+
+/// Adds or changes a mapping, after checking the fields exist and their types fit.
+pub async fn set_mapping(
+    engine: &Engine,
+    id: Uuid,
+    request: &MappingRequest,
+) -> Result<Mapping, SyncError> {
+    let local = FieldKey::new(request.local_field.trim())
+        .map_err(|e| invalid("local_field", format!("not a valid field name: {e}")))?;
+    let direction = request
+        .direction
+        .as_deref()
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .unwrap_or("bidirectional");
+    if !["inbound", "outbound", "bidirectional"].contains(&direction) {
+        return Err(invalid(
+            "direction",
+            format!("`{direction}` is not a direction: use inbound, outbound or bidirectional"),
+        ));
+    }
+    let owner = request
+        .owner
+        .as_deref()
+        .map(str::trim)
+        .filter(|o| !o.is_empty() && *o != "none");
+    if let Some(owner) = owner {
+        if owner != "local" && owner != "remote" {
+            return Err(invalid(
+                "owner",
+                format!("`{owner}` is not an owner: use local, remote, or leave it empty"),
+            ));
+        }
+    }
+    let remote_key = request.remote_field.trim();
+    let remote_fields = remote_fields(engine, id).await?;
+    let remote = remote_fields
+        .iter()
+        .find(|f| f.key == remote_key)
+        .ok_or_else(|| {
+            invalid(
+                "remote_field",
+                format!("Pipedrive has no person field with key `{remote_key}`; create it first"),
+            )
+        })?;
+    if !remote.mappable {
+        return Err(invalid(
+            "remote_field",
+            format!(
+                "Pipedrive's built-in field \"{}\" cannot be mapped; tandem maps name, email, phone, owner_id and custom fields",
+                remote.name
+            ),
+        ));
+    }
+    if let Some(kind) = local_kind(engine, local.as_ref()).await? {
+        compatible(kind, remote).map_err(|m| invalid("remote_field", m))?;
+    }
+    let db = engine.store.db();
+    let now = Utc::now();
+    let existing = field_mapping::Entity::find()
+        .filter(field_mapping::Column::ConnectionId.eq(id))
+        .filter(field_mapping::Column::LocalField.eq(local.as_ref()))
+        .one(db)
+        .await?;
+    let stored_remote = match remote.key.as_str() {
+        "email" => "emails".to_owned(),
+        "phone" => "phones".to_owned(),
+        other => other.to_owned(),
+    };
+    let model = field_mapping::ActiveModel {
+        id: Set(existing.as_ref().map_or_else(Uuid::now_v7, |e| e.id)),
+        connection_id: Set(id),
+        local_field: Set(local.as_ref().to_owned()),
+        remote_field: Set(stored_remote),
+        remote_type: Set(remote.field_type.clone()),
+        direction: Set(direction.to_owned()),
+        owner: Set(owner.map(str::to_owned)),
+        created_at: Set(existing.as_ref().map_or(now, |e| e.created_at)),
+        updated_at: Set(now),
+    };
+    let saved = if existing.is_some() {
+        model.update(db).await?
+    } else {
+        model.insert(db).await?
+    };
+    synclog::record(
+        db,
+        Entry::new(
+            Level::Info,
+            Direction::Connection,
+            "mapping_changed",
+            format!(
+                "Field mapping saved: {} ↔ \"{}\" ({direction}{}).",
+                saved.local_field,
+                remote.name,
+                owner.map(|o| format!(", {o} wins")).unwrap_or_default()
+            ),
+        )
+        .connection(id),
+        now,
+    )
+    .await?;
+    Ok(Mapping {
+        local_field: saved.local_field,
+        remote_field: saved.remote_field,
+        remote_type: saved.remote_type,
+        direction: saved.direction,
+        owner: saved.owner,
+    })
+}
+
+/// Removes a mapping (the field falls back to its default, or stops syncing).
+pub async fn delete_mapping(
+    engine: &Engine,
+    id: Uuid,
+    local_field: &str,
+) -> Result<bool, SyncError> {
+    let deleted = field_mapping::Entity::delete_many()
+        .filter(field_mapping::Column::ConnectionId.eq(id))
+        .filter(field_mapping::Column::LocalField.eq(local_field))
+        .exec(engine.store.db())
+        .await?
+        .rows_affected;
+    Ok(deleted > 0)
+}
+
+/// Pipedrive field types a custom field can be created with.
+pub const CREATABLE_TYPES: [&str; 7] = [
+    "varchar", "text", "double", "monetary", "date", "phone", "enum",
+];
+
+/// Creates a custom person field in Pipedrive (needs an admin user or the `admin` /
+/// `contact-fields:full` scope).
+pub async fn create_remote_field(
+    engine: &Engine,
+    id: Uuid,
+    name: &str,
+    field_type: &str,
+) -> Result<RemoteFieldInfo, SyncError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(invalid("name", "a field name is required"));
+    }
+    if !CREATABLE_TYPES.contains(&field_type) {
+        return Err(invalid(
+            "field_type",
+            format!(
+                "`{field_type}` cannot be created here; use one of {}",
+                CREATABLE_TYPES.join(", ")
+            ),
+        ));
+    }
+    let conn = connections::load(engine, id).await?;
+    let now = Utc::now();
+    match engine
+        .client
+        .create_person_field(&conn.session, name, field_type)
+        .await
+    {
+        Ok(field) => {
+            synclog::record(
+                engine.store.db(),
+                Entry::new(
+                    Level::Info,
+                    Direction::Connection,
+                    "field_created",
+                    format!("Custom field \"{name}\" ({field_type}) created in Pipedrive."),
+                )
+                .connection(id),
+                now,
+            )
+            .await?;
+            Ok(RemoteFieldInfo {
+                mappable: true,
+                key: field.field_code,
+                name: field.field_name,
+                field_type: field.field_type,
+                is_custom: true,
+                options: Vec::new(),
+            })
+        }
+        Err(error) if error.kind == CrmErrorKind::Forbidden => {
+            synclog::record(
+                engine.store.db(),
+                Entry::new(
+                    Level::Error,
+                    Direction::Connection,
+                    "field_create_refused",
+                    format!("Pipedrive refused to create the custom field \"{name}\": the connecting user is not an admin."),
+                )
+                .connection(id)
+                .status(error.status)
+                .remote_error(error.message.clone())
+                .hint("Reconnect with a Pipedrive admin user, or create the field in Pipedrive (Settings → Data fields → Person) and map it."),
+                now,
+            )
+            .await?;
+            Err(SyncError::AdminRequired(format!(
+                "Pipedrive refused to create the field ({} {}): the connecting user must be a Pipedrive admin (or the app needs the admin / contact-fields:full scope). Reconnect with an admin user, or create the field in Pipedrive under Settings → Data fields → Person and map it here.",
+                error.status.map(|s| s.to_string()).unwrap_or_default(),
+                error.message
+            )))
+        }
+        Err(error) => {
+            super::tokens::on_auth_error(engine, &conn, &error).await?;
+            Err(error.into())
+        }
+    }
+}
