@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod actions;
+mod admin;
+mod connections;
 mod duplicates;
 mod health;
 mod inbound;

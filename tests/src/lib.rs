@@ -268,3 +268,51 @@ impl TestApp {
             .expect("contact exists")
     }
 }
+
+impl TestApp {
+    /// An admin API request with the admin token.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base_url))
+            .bearer_auth("test-admin-token")
+    }
+
+    /// Runs "Connect with Pipedrive" end to end over HTTP (start → the simulator's consent →
+    /// callback) and returns the callback's answer.
+    pub async fn oauth_connect(&self, confirm_reset: bool) -> reqwest::Response {
+        let query = if confirm_reset {
+            "?confirm_reset=true"
+        } else {
+            ""
+        };
+        self.admin(
+            reqwest::Method::GET,
+            &format!("/connections/pipedrive/connect{query}"),
+        )
+        .send()
+        .await
+        .expect("the OAuth dance reaches tandem")
+    }
+
+    /// The only connection's id.
+    pub async fn connection_id(&self) -> Uuid {
+        connections::active_id(self.store.db())
+            .await
+            .unwrap()
+            .expect("a connection exists")
+    }
+
+    /// Sync-log entries of a kind, newest first.
+    pub async fn log_entries(&self, kind: &str) -> Vec<tandem_engine::sync::synclog::LogRow> {
+        tandem_engine::sync::synclog::list(
+            self.store.db(),
+            &tandem_engine::sync::synclog::LogFilter {
+                kind: Some(kind.to_owned()),
+                limit: 500,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+    }
+}

@@ -300,6 +300,7 @@ impl PipedriveClient {
 
     pub async fn delete_webhook(&self, s: &Session, id: i64) -> Result<(), CrmError> {
         let request = self.request(s, Method::DELETE, &format!("/api/v1/webhooks/{id}"));
+        // v1 answers `{"status": "ok", "success": true}` without `data`.
         self.send::<Option<serde_json::Value>>(s, Op::DeleteWebhook, request)
             .await
             .map(|_| ())

@@ -72,7 +72,14 @@ pub(crate) fn error_text(body: &serde_json::Value, raw: &str) -> (Option<String>
                 .filter(|e| e.starts_with("invalid_"))
                 .map(str::to_owned)
         });
-    let message = if let Some(error) = body.get("error").and_then(|e| e.as_str()) {
+    let oauth_message = body
+        .get("message")
+        .and_then(|m| m.as_str())
+        .filter(|_| code.as_deref().is_some_and(|c| c.starts_with("invalid_")));
+    let message = if let Some(message) = oauth_message {
+        // OAuth errors: `error` is the code, `message` the text.
+        message.to_owned()
+    } else if let Some(error) = body.get("error").and_then(|e| e.as_str()) {
         match body.get("error_info").and_then(|e| e.as_str()) {
             Some(info) if !info.is_empty() => format!("{error} ({info})"),
             _ => error.to_owned(),

@@ -3,7 +3,6 @@
 //! redirect back (or an error page carrying the status, the stable code and the text).
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -113,12 +112,11 @@ pub(crate) fn error_page(error: &ApiError) -> Response {
         esc(&detail)
     );
     for field in &error.fields {
-        let _ = write!(
-            body,
+        body.push_str(&format!(
             "<p>Field <code>{}</code>: {}</p>",
             esc(&field.field),
             esc(&field.message)
-        );
+        ));
     }
     if error.code == ErrorCode::CompanyChanged {
         body.push_str("<p>To connect the new company anyway, confirm a reset: links to the old company's persons are dropped, contacts stay.</p>\
@@ -141,10 +139,10 @@ fn back(to: &str, notice: &str) -> Response {
     .into_response()
 }
 
-fn csrf_ok(admin: &Admin, form: &HashMap<String, String>) -> Result<(), Response> {
+fn csrf_ok(admin: &Admin, form: &HashMap<String, String>) -> Result<(), Box<Response>> {
     admin
         .check_csrf(form.get("csrf").map(String::as_str))
-        .map_err(|e| error_page(&e))
+        .map_err(|e| Box::new(error_page(&e)))
 }
 
 fn csrf_input(admin: &Admin) -> String {
@@ -218,7 +216,7 @@ async fn logout(
     Form(form): FormMap,
 ) -> Response {
     if let Err(r) = csrf_ok(&admin, &form) {
-        return r;
+        return *r;
     }
     (
         StatusCode::SEE_OTHER,
@@ -273,17 +271,15 @@ fn card(admin: &Admin, c: &ConnectionStatus) -> String {
         },
     );
     if let Some(done) = c.initial_sync_done {
-        let _ = write!(
-            html,
+        html.push_str(&format!(
             "<tr><th>Initial sync</th><td id=progress>{done} persons so far</td></tr>"
-        );
+        ));
     }
     if let Some(error) = &c.last_error {
-        let _ = write!(
-            html,
+        html.push_str(&format!(
             "<tr><th>Last error (Pipedrive's text)</th><td id=last-error>{}</td></tr>",
             esc(error)
-        );
+        ));
     }
     html.push_str("</table><div class=actions>");
     let needs_reconnect = matches!(
@@ -329,11 +325,8 @@ fn card(admin: &Admin, c: &ConnectionStatus) -> String {
             "Disconnect",
             "",
         ));
-        let _ = write!(
-            html,
-            "<form method=post action=\"{base}/resync\">{}<input name=contact_id placeholder=\"contact id\" size=38> <button>Resync one contact</button></form>",
-            csrf_input(admin)
-        );
+        html.push_str(&format!("<form method=post action=\"{base}/resync\">{}<input name=contact_id placeholder=\"contact id\" size=38> <button>Resync one contact</button></form>",
+            csrf_input(admin)));
     }
     html.push_str("</div></section>");
     html
@@ -346,13 +339,10 @@ fn add_forms(admin: &Admin, oauth_configured: bool) -> String {
     } else {
         html.push_str("<p>OAuth is not configured (pipedrive.client_id / client_secret); use an API token.</p>");
     }
-    let _ = write!(
-        html,
-        "<form method=post action=/admin/connections/add>{}<label>API token <input name=api_token type=password required></label> \
+    html.push_str(&format!("<form method=post action=/admin/connections/add>{}<label>API token <input name=api_token type=password required></label> \
 <label>API domain <input name=api_domain placeholder=\"https://yourcompany.pipedrive.com\"></label> \
 <label><input type=checkbox name=confirm_reset value=true> confirm a reset if the company changed</label> <button>Connect with API token</button></form></section>",
-        csrf_input(admin)
-    );
+        csrf_input(admin)));
     html
 }
 
@@ -404,7 +394,7 @@ async fn add_connection(
     Form(form): FormMap,
 ) -> Response {
     if let Err(r) = csrf_ok(&admin, &form) {
-        return r;
+        return *r;
     }
     match add_api_token(
         &state.engine,
@@ -426,7 +416,7 @@ async fn connection_action(
     Form(form): FormMap,
 ) -> Response {
     if let Err(r) = csrf_ok(&admin, &form) {
-        return r;
+        return *r;
     }
     let engine = &state.engine;
     let result: Result<String, ApiError> = match action.as_str() {
@@ -553,70 +543,58 @@ async fn fields_page(
     let mut body = String::from("<p>Name, e-mail and phone sync both ways and the owner comes from Pipedrive unless mapped otherwise below.</p>\
 <table id=mappings><tr><th>Local field</th><th>Pipedrive field</th><th>Type</th><th>Direction</th><th>Owner on conflict</th><th></th></tr>");
     for m in &mappings {
-        let _ = write!(
-            body,
-            "<tr data-local=\"{lf}\"><td><code>{lf}</code></td><td>{rn} <code>{rk}</code></td><td>{rt}</td><td>{dir}</td><td>{owner}</td><td>{del}</td></tr>",
+        body.push_str(&format!("<tr data-local=\"{lf}\"><td><code>{lf}</code></td><td>{rn} <code>{rk}</code></td><td>{rt}</td><td>{dir}</td><td>{owner}</td><td>{del}</td></tr>",
             lf = esc(&m.local_field),
             rn = esc(&name_of(&m.remote_field)),
             rk = esc(&m.remote_field),
             rt = esc(&m.remote_type),
             dir = esc(&m.direction),
             owner = esc(m.owner.as_deref().unwrap_or("last writer wins")),
-            del = button_form(&admin, &format!("/admin/connections/{id}/mappings/delete"), "Remove", &format!("<input type=hidden name=local_field value=\"{}\">", esc(&m.local_field))),
-        );
+            del = button_form(&admin, &format!("/admin/connections/{id}/mappings/delete"), "Remove", &format!("<input type=hidden name=local_field value=\"{}\">", esc(&m.local_field))),));
     }
     if mappings.is_empty() {
         body.push_str("<tr><td colspan=6>No custom mappings yet.</td></tr>");
     }
     body.push_str("</table>");
-    let _ = write!(
-        body,
-        "<section class=card><h2>Map a field</h2><form method=post action=\"/admin/connections/{id}/mappings\" id=map-form>{}\
+    body.push_str(&format!("<section class=card><h2>Map a field</h2><form method=post action=\"/admin/connections/{id}/mappings\" id=map-form>{}\
 <label>Local field <input name=local_field list=local-fields required></label><datalist id=local-fields>",
-        csrf_input(&admin)
-    );
+        csrf_input(&admin)));
     for f in &local {
-        let _ = write!(
-            body,
+        body.push_str(&format!(
             "<option value=\"{}\">{}</option>",
             esc(&f.key),
             esc(f.kind.unwrap_or("no values yet"))
-        );
+        ));
     }
     body.push_str("</datalist> <label>Pipedrive field <select name=remote_field required>");
     for f in remote.iter().filter(|f| f.mappable) {
-        let _ = write!(
-            body,
+        body.push_str(&format!(
             "<option value=\"{}\">{} ({}{})</option>",
             esc(&f.key),
             esc(&f.name),
             esc(&f.field_type),
             if f.is_custom { ", custom" } else { "" }
-        );
+        ));
     }
     body.push_str("</select></label> <label>Direction <select name=direction><option>bidirectional</option><option>inbound</option><option>outbound</option></select></label> \
 <label>Owner <select name=owner><option value=\"\">last writer wins</option><option value=local>local</option><option value=remote>remote (Pipedrive)</option></select></label> \
 <button class=primary>Save mapping</button></form></section>");
-    let _ = write!(
-        body,
-        "<section class=card><h2>Create a custom field in Pipedrive</h2><p>Needs a Pipedrive admin as the connecting user.</p>\
+    body.push_str(&format!("<section class=card><h2>Create a custom field in Pipedrive</h2><p>Needs a Pipedrive admin as the connecting user.</p>\
 <form method=post action=\"/admin/connections/{id}/remote-fields\">{}<label>Name <input name=name required></label> <label>Type <select name=field_type>",
-        csrf_input(&admin)
-    );
+        csrf_input(&admin)));
     for t in fields::CREATABLE_TYPES {
-        let _ = write!(body, "<option>{t}</option>");
+        body.push_str(&format!("<option>{t}</option>"));
     }
     body.push_str("</select></label> <button>Create field in Pipedrive</button></form></section>");
-    let _ = write!(body, "<section class=card><h2>Pipedrive person fields</h2><table><tr><th>Name</th><th>Key</th><th>Type</th><th>Custom</th></tr>");
+    body.push_str("<section class=card><h2>Pipedrive person fields</h2><table><tr><th>Name</th><th>Key</th><th>Type</th><th>Custom</th></tr>");
     for f in &remote {
-        let _ = write!(
-            body,
+        body.push_str(&format!(
             "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
             esc(&f.name),
             esc(&f.key),
             esc(&f.field_type),
             if f.is_custom { "yes" } else { "" }
-        );
+        ));
     }
     body.push_str("</table></section>");
     layout(
@@ -635,7 +613,7 @@ async fn save_mapping(
     Form(form): FormMap,
 ) -> Response {
     if let Err(r) = csrf_ok(&admin, &form) {
-        return r;
+        return *r;
     }
     let get = |k: &str| form.get(k).cloned().unwrap_or_default();
     let request = fields::MappingRequest {
@@ -660,7 +638,7 @@ async fn remove_mapping(
     Form(form): FormMap,
 ) -> Response {
     if let Err(r) = csrf_ok(&admin, &form) {
-        return r;
+        return *r;
     }
     let local = form.get("local_field").cloned().unwrap_or_default();
     match fields::delete_mapping(&state.engine, id, &local).await {
@@ -679,7 +657,7 @@ async fn create_field(
     Form(form): FormMap,
 ) -> Response {
     if let Err(r) = csrf_ok(&admin, &form) {
-        return r;
+        return *r;
     }
     let name = form.get("name").cloned().unwrap_or_default();
     let field_type = form
@@ -724,20 +702,16 @@ async fn log_page(
     for r in &rows {
         let mut record = String::new();
         if let Some(c) = r.contact_id {
-            let _ = write!(
-                record,
+            record.push_str(&format!(
                 "contact <a href=\"/admin/log?contact_id={c}\"><code>{c}</code></a><br>"
-            );
+            ));
         }
         if let Some(p) = r.person_id {
-            let _ = write!(
-                record,
+            record.push_str(&format!(
                 "person <a href=\"/admin/log?person_id={p}\">{p}</a>"
-            );
+            ));
         }
-        let _ = write!(
-            body,
-            "<tr class=\"entry {level}\" data-kind=\"{kind}\"><td>{at}</td><td>{level}</td><td>{dir}</td><td><code>{kind}</code></td><td>{record}</td><td class=status>{status}</td><td>{msg}</td><td class=remote-error>{remote}</td><td>{hint}</td></tr>",
+        body.push_str(&format!("<tr class=\"entry {level}\" data-kind=\"{kind}\"><td>{at}</td><td>{level}</td><td>{dir}</td><td><code>{kind}</code></td><td>{record}</td><td class=status>{status}</td><td>{msg}</td><td class=remote-error>{remote}</td><td>{hint}</td></tr>",
             at = r.at.format("%Y-%m-%d %H:%M:%S"),
             level = esc(&r.level),
             dir = esc(&r.direction),
@@ -745,8 +719,7 @@ async fn log_page(
             status = r.status.map(|s| s.to_string()).unwrap_or_default(),
             msg = esc(&r.message),
             remote = esc(r.remote_error.as_deref().unwrap_or("")),
-            hint = esc(r.hint.as_deref().unwrap_or("")),
-        );
+            hint = esc(r.hint.as_deref().unwrap_or("")),));
     }
     if rows.is_empty() {
         body.push_str("<tr><td colspan=9>No entries.</td></tr>");
@@ -792,9 +765,7 @@ async fn dead_letters_page(
     body.push_str("<table id=dead-letters><tr><th>Since</th><th>Contact</th><th>Attempts</th><th>Pipedrive status</th><th>Pipedrive's error</th><th>What you can do</th><th></th></tr>");
     for d in &letters {
         let base = format!("/admin/connections/{id}/dead-letters/{}", d.id);
-        let _ = write!(
-            body,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td></tr>",
+        body.push_str(&format!("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td></tr>",
             d.died_at.format("%Y-%m-%d %H:%M:%S"),
             d.contact_id.map(|c| format!("<a href=\"/admin/log?contact_id={c}\"><code>{c}</code></a>")).unwrap_or_default(),
             d.attempts,
@@ -802,8 +773,7 @@ async fn dead_letters_page(
             esc(d.remote_error.as_deref().or(d.last_error.as_deref()).unwrap_or("")),
             esc(d.hint.as_deref().unwrap_or("")),
             button_form(&admin, &format!("{base}/retry"), "Retry", ""),
-            button_form(&admin, &format!("{base}/discard"), "Discard", "<input name=reason placeholder=\"reason (required)\" required> "),
-        );
+            button_form(&admin, &format!("{base}/discard"), "Discard", "<input name=reason placeholder=\"reason (required)\" required> "),));
     }
     if letters.is_empty() {
         body.push_str("<tr><td colspan=7>No dead letters.</td></tr>");
@@ -825,7 +795,7 @@ async fn dead_letter_action(
     Form(form): FormMap,
 ) -> Response {
     if let Err(r) = csrf_ok(&admin, &form) {
-        return r;
+        return *r;
     }
     let result = match action.as_str() {
         "retry" => admin::retry_dead_letters(&state.engine, id, Some(job))
@@ -863,15 +833,14 @@ async fn duplicates_page(PageAdmin(admin): PageAdmin, State(state): State<AppSta
     let mut body = String::from("<p>Pipedrive persons sharing an e-mail stay separate contacts; they are listed here for you to merge in Pipedrive.</p>\
 <table id=duplicates><tr><th>Kind</th><th>Key</th><th>State</th><th>Members</th><th>Updated</th></tr>");
     for g in &groups {
-        let _ = write!(
-            body,
+        body.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
             esc(&g.kind),
             esc(&g.group_key),
             esc(&g.state),
             esc(&g.members.to_string()),
             g.updated_at.format("%Y-%m-%d %H:%M:%S")
-        );
+        ));
     }
     if groups.is_empty() {
         body.push_str("<tr><td colspan=5>No duplicates found.</td></tr>");
