@@ -337,6 +337,18 @@ pub async fn resync(
             })
         }
         None => {
+            // Check the credentials first, so a dead token shows at once (even before the
+            // initial sync, when the poll has nothing to do).
+            let conn = match engine.client.users_me(&conn.session).await {
+                Ok(_) => conn,
+                Err(error) => {
+                    if super::tokens::on_auth_error(engine, &conn, &error).await? {
+                        connections::load(engine, connection_id).await?
+                    } else {
+                        return Err(error.into());
+                    }
+                }
+            };
             let pulled = super::poller::poll_checked(engine, conn).await?;
             let now = engine.now();
             let links = person_link::Entity::find()

@@ -1,0 +1,115 @@
+// The admin console in headless Chromium, against tandem and the Pipedrive simulator started by
+// the `console-fixture` binary (everything on 127.0.0.1):
+// log in → connect through the simulator's OAuth consent → "Connected" → map a field →
+// the simulator revokes the tokens → "Resync now" → "Token expired" with a Reconnect button
+// that works → the sync log shows the 401. Screenshots go to target/artifacts/browser/.
+//
+// Usage: node console.test.mjs PATH/TO/console-fixture
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const artifacts = resolve(here, '../../target/artifacts/browser');
+mkdirSync(artifacts, { recursive: true });
+const fixturePath = process.argv[2];
+if (!fixturePath) throw new Error('usage: node console.test.mjs PATH/TO/console-fixture');
+
+const fixture = spawn(fixturePath, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+const lines = createInterface({ input: fixture.stdout });
+const waiting = [];
+lines.on('line', (line) => { const next = waiting.shift(); if (next) next(line); });
+const nextLine = () => new Promise((resolveLine, reject) => {
+  waiting.push(resolveLine);
+  fixture.once('exit', (code) => reject(new Error(`fixture exited with ${code}`)));
+});
+const command = async (name) => {
+  const answer = nextLine();
+  fixture.stdin.write(`${name}\n`);
+  const line = await answer;
+  if (line !== `ok ${name}`) throw new Error(`fixture answered ${line}`);
+};
+
+const { tandem, admin_token: adminToken } = JSON.parse(await nextLine());
+const profile = mkdtempSync(join(tmpdir(), 'tandem-chromium-'));
+// A fresh --user-data-dir (Playwright passes it from the first argument).
+const browser = await chromium.launchPersistentContext(profile, {
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+let step = 0;
+const page = browser.pages()[0] ?? await browser.newPage();
+const shot = async (name) => {
+  step += 1;
+  await page.screenshot({ path: join(artifacts, `${String(step).padStart(2, '0')}-${name}.png`), fullPage: true });
+};
+const expectText = async (selector, text) => {
+  const locator = page.locator(selector);
+  await locator.filter({ hasText: text }).first().waitFor({ timeout: 10000 });
+};
+
+let failed = false;
+try {
+  // Log in.
+  await page.goto(`${tandem}/admin`);
+  await page.waitForURL(/\/admin\/login$/);
+  await page.fill('input[name=token]', adminToken);
+  await page.click('button:has-text("Log in")');
+  await page.waitForURL(/\/admin$/);
+  await shot('logged-in');
+
+  // Connect through the simulator's OAuth consent.
+  await page.click('#connect');
+  await page.waitForURL(/\/admin$/);
+  await expectText('#state', 'Connected');
+  await shot('connected');
+
+  // Map a field.
+  await page.click('a:has-text("Field mapping")');
+  await page.fill('input[name=local_field]', 'utm_campaign');
+  await page.selectOption('select[name=remote_field]', { label: 'Campaign (varchar, custom)' });
+  await page.selectOption('select[name=direction]', 'outbound');
+  await page.click('button:has-text("Save mapping")');
+  await expectText('.notice', 'Mapping saved');
+  await expectText('#mappings tr[data-local=utm_campaign]', 'Campaign');
+  await shot('field-mapped');
+
+  // Break the token in the simulator; the next call meets a 401 and the refresh fails.
+  await command('revoke');
+  await page.click('a:has-text("Connection")');
+  await page.click('button:has-text("Resync now")');
+  await expectText('#error-detail', '401');
+  await shot('resync-refused');
+  await page.goto(`${tandem}/admin`);
+  await expectText('#state', 'Token expired');
+  await page.locator('#reconnect').waitFor();
+  await shot('token-expired');
+
+  // Reconnect works.
+  await page.click('#reconnect');
+  await page.waitForURL(/\/admin$/);
+  await expectText('#state', 'Connected');
+  await shot('reconnected');
+
+  // The sync log shows the 401.
+  await page.click('a:has-text("Sync log")');
+  await expectText('#log tr[data-kind=token_expired] td.status', '401');
+  await expectText('#log tr[data-kind=token_expired] td.remote-error', 'unauthorized access');
+  await shot('sync-log-401');
+  console.log(`browser test passed; screenshots in ${artifacts}`);
+} catch (error) {
+  failed = true;
+  console.error(`browser test failed: ${error.stack || error}`);
+  await shot('failure').catch(() => {});
+} finally {
+  await browser.close();
+  fixture.stdin.end('quit\n');
+  rmSync(profile, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);

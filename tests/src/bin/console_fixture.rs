@@ -1,0 +1,54 @@
+//! The browser test's fixture: starts a Pipedrive simulator and tandem (fresh database, admin
+//! token `test-admin-token`, OAuth against the simulator) on 127.0.0.1, prints one JSON line
+//! `{"tandem": URL, "sim": URL, "admin_token": ...}`, then obeys commands on stdin, one per
+//! line, answering `ok <command>` when done:
+//! - `revoke`: the simulator forgets every token (as an uninstall does);
+//! - `quit` (or end of input): stop.
+
+use std::io::Write;
+
+use pipedrive_sim::SimConfig;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let app = tandem_tests::spawn_app_with(
+        SimConfig {
+            time_scale: 0.001,
+            ..SimConfig::default()
+        },
+        |_| {},
+    )
+    .await;
+    let sim = app.sim.handle();
+    sim.add_person_field("Campaign", "varchar", &[])
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut out = std::io::stdout();
+    writeln!(
+        out,
+        "{}",
+        serde_json::json!({ "tandem": app.base_url, "sim": app.sim.base_url(), "admin_token": "test-admin-token" })
+    )?;
+    out.flush()?;
+    // The simulator's handle is synchronous: read commands on a blocking thread.
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        for line in std::io::stdin().lines() {
+            let line = line?;
+            match line.trim() {
+                "revoke" => sim.revoke_all_tokens(),
+                "quit" => break,
+                "" => continue,
+                other => {
+                    writeln!(out, "error unknown command {other}")?;
+                    out.flush()?;
+                    continue;
+                }
+            }
+            writeln!(out, "ok {}", line.trim())?;
+            out.flush()?;
+        }
+        Ok(())
+    })
+    .await??;
+    drop(app);
+    Ok(())
+}
