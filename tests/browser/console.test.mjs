@@ -2,7 +2,8 @@
 // the `console-fixture` binary (everything on 127.0.0.1):
 // log in → connect through the simulator's OAuth consent → "Connected" → map a field →
 // the simulator revokes the tokens → "Resync now" → "Token expired" with a Reconnect button
-// that works → the sync log shows the 401. Screenshots go to target/artifacts/browser/.
+// that works → the sync log shows the 401 → the duplicate report shows three same-email persons,
+// a merge is clicked and the report shows the result. Screenshots go to target/artifacts/browser/.
 //
 // Usage: node console.test.mjs PATH/TO/console-fixture
 import { spawn } from 'node:child_process';
@@ -102,6 +103,20 @@ try {
   await expectText('#log tr[data-kind=token_expired] td.status', '401');
   await expectText('#log tr[data-kind=token_expired] td.remote-error', 'unauthorized access');
   await shot('sync-log-401');
+
+  // The duplicate report: three persons share an e-mail; merge two of them through Pipedrive.
+  await command('duplicates');
+  await page.click('a:has-text("Duplicates")');
+  const group = page.locator('#duplicates tr[data-group="twin@example.com"]');
+  await group.waitFor({ timeout: 10000 });
+  if ((await group.locator('li[data-person]').count()) !== 3) throw new Error('expected a group of three');
+  await shot('duplicates');
+  await group.locator('form.merge button').click();
+  await expectText('.notice', 'was merged into');
+  const after = page.locator('#duplicates tr[data-group="twin@example.com"]');
+  await after.waitFor();
+  if ((await after.locator('li[data-person]').count()) !== 2) throw new Error('expected two records after the merge');
+  await shot('duplicates-merged');
   console.log(`browser test passed; screenshots in ${artifacts}`);
 } catch (error) {
   failed = true;

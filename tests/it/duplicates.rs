@@ -163,3 +163,97 @@ async fn a_person_whose_ap_id_points_at_a_contact_linked_elsewhere_is_reported_a
         .iter()
         .any(|m| m.person_id == Some(copy_id)));
 }
+
+#[tokio::test]
+async fn the_admin_api_lists_exports_merges_and_ignores_duplicate_groups() {
+    let app = spawn_app().await;
+    let persons = three_same_email_persons(&app).await;
+    app.connect_and_sync().await;
+    let admin = |req: reqwest::RequestBuilder| req.bearer_auth("test-admin-token");
+    let groups: serde_json::Value = admin(
+        app.http
+            .get(format!("{}/admin/api/duplicates", app.base_url)),
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(groups.as_array().unwrap().len(), 1);
+    assert_eq!(groups[0]["members"].as_array().unwrap().len(), 3);
+
+    let csv = admin(
+        app.http
+            .get(format!("{}/admin/api/duplicates.csv", app.base_url)),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    assert_eq!(
+        csv.text()
+            .await
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("twin@example.com"))
+            .count(),
+        3
+    );
+
+    let unauthenticated = app
+        .http
+        .get(format!("{}/admin/api/duplicates", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+
+    let bad = admin(
+        app.http
+            .post(format!("{}/admin/api/duplicates/merge", app.base_url)),
+    )
+    .json(&json!({ "survivor_person_id": persons[0], "merged_person_id": persons[0] }))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(bad.status(), 422, "a person cannot be merged with itself");
+
+    let merged = admin(
+        app.http
+            .post(format!("{}/admin/api/duplicates/merge", app.base_url)),
+    )
+    .json(&json!({ "survivor_person_id": persons[0], "merged_person_id": persons[1] }))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(merged.status(), 200);
+    assert_eq!(
+        app.sim.handle().persons_by_email("twin@example.com").len(),
+        2
+    );
+
+    let group_id = groups[0]["id"].as_str().unwrap();
+    let ignored = admin(app.http.post(format!(
+        "{}/admin/api/duplicates/{group_id}/ignore",
+        app.base_url
+    )))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(ignored.status(), 200);
+    let open: serde_json::Value = admin(
+        app.http
+            .get(format!("{}/admin/api/duplicates", app.base_url)),
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert!(
+        open.as_array().unwrap().is_empty(),
+        "an ignored group stays out of the open report"
+    );
+}

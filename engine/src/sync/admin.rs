@@ -428,35 +428,3 @@ pub async fn restart_initial_sync(engine: &Engine, connection_id: Uuid) -> Resul
     connections::load(engine, connection_id).await?;
     super::poller::reset_initial_sync(engine, connection_id).await
 }
-
-/// A duplicate group, as stored by the duplicate report.
-#[derive(Debug, Clone, Serialize)]
-pub struct DuplicateGroup {
-    pub id: Uuid,
-    pub connection_id: Option<Uuid>,
-    pub kind: String,
-    pub group_key: String,
-    pub state: String,
-    pub members: serde_json::Value,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// The duplicate report's groups, newest first.
-pub async fn duplicate_groups(engine: &Engine) -> Result<Vec<DuplicateGroup>, SyncError> {
-    use crate::store::entities::duplicate_group;
-    Ok(duplicate_group::Entity::find()
-        .order_by_desc(duplicate_group::Column::UpdatedAt)
-        .all(engine.store.db())
-        .await?
-        .into_iter()
-        .map(|g| DuplicateGroup {
-            id: g.id,
-            connection_id: g.connection_id,
-            kind: g.kind,
-            group_key: g.group_key,
-            state: g.state,
-            members: g.members,
-            updated_at: g.updated_at,
-        })
-        .collect())
-}

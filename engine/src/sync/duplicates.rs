@@ -123,7 +123,12 @@ pub async fn list(
             .filter(|(_, v)| v.len() > 1)
             .map(|(k, _)| k.to_string())
             .collect();
-        let row = upsert(db, conn.id, kind, &email, &members, now).await?;
+        let mut row = upsert(db, conn.id, kind, &email, &members, now).await?;
+        if row.state == state::RESOLVED {
+            // Two records share the e-mail again: the group is back.
+            set_state(engine, row.id, state::OPEN).await?;
+            row.state = state::OPEN.to_owned();
+        }
         if include_closed || row.state == state::OPEN {
             groups.push(Group {
                 id: row.id,
@@ -132,6 +137,41 @@ pub async fn list(
                 state: row.state,
                 members,
                 differing_fields,
+            });
+        }
+    }
+    // Groups that no longer have two records were resolved (merged, deleted, e-mail changed).
+    let current: Vec<String> = groups.iter().map(|g| g.key.clone()).collect();
+    duplicate_group::Entity::update_many()
+        .col_expr(duplicate_group::Column::State, Expr::value(state::RESOLVED))
+        .col_expr(duplicate_group::Column::UpdatedAt, Expr::value(now))
+        .filter(duplicate_group::Column::ConnectionId.eq(conn.id))
+        .filter(
+            duplicate_group::Column::Kind.is_in([kind::SAME_EMAIL_PERSONS, kind::LOCAL_COLLISION]),
+        )
+        .filter(duplicate_group::Column::State.eq(state::OPEN))
+        .filter(duplicate_group::Column::GroupKey.is_not_in(current))
+        .exec(db)
+        .await?;
+    if include_closed {
+        let resolved = duplicate_group::Entity::find()
+            .filter(duplicate_group::Column::ConnectionId.eq(conn.id))
+            .filter(
+                duplicate_group::Column::Kind
+                    .is_in([kind::SAME_EMAIL_PERSONS, kind::LOCAL_COLLISION]),
+            )
+            .filter(duplicate_group::Column::State.eq(state::RESOLVED))
+            .all(db)
+            .await?;
+        for row in resolved {
+            let members: Vec<Member> = serde_json::from_value(row.members).unwrap_or_default();
+            groups.push(Group {
+                id: row.id,
+                kind: row.kind,
+                key: row.group_key,
+                state: row.state,
+                members,
+                differing_fields: Vec::new(),
             });
         }
     }
@@ -360,13 +400,6 @@ pub(crate) async fn absorb<C: ConnectionTrait>(
         .await?;
     contacts::remove_from_list(txn, merged.contact_id, contacts::PIPEDRIVE_LIST).await?;
     contacts::set_archived(txn, merged.contact_id, true, now).await?;
-    duplicate_group::Entity::update_many()
-        .col_expr(duplicate_group::Column::State, Expr::value(state::RESOLVED))
-        .col_expr(duplicate_group::Column::UpdatedAt, Expr::value(now))
-        .filter(duplicate_group::Column::ConnectionId.eq(conn.id))
-        .filter(duplicate_group::Column::GroupKey.is_in(merged_contact.email.clone()))
-        .exec(txn)
-        .await?;
     synclog::record(
         txn,
         Entry::new(Level::Info, Direction::Inbound, "person_merged", "Two Pipedrive persons were merged; the merged contact was archived and its unsent edits moved to the surviving contact.")

@@ -3,6 +3,7 @@
 //! `{"tandem": URL, "sim": URL, "admin_token": ...}`, then obeys commands on stdin, one per
 //! line, answering `ok <command>` when done:
 //! - `revoke`: the simulator forgets every token (as an uninstall does);
+//! - `duplicates`: three persons sharing an e-mail appear in Pipedrive and tandem pulls them;
 //! - `quit` (or end of input): stop.
 
 use std::io::Write;
@@ -29,12 +30,27 @@ async fn main() -> anyhow::Result<()> {
         serde_json::json!({ "tandem": app.base_url, "sim": app.sim.base_url(), "admin_token": "test-admin-token" })
     )?;
     out.flush()?;
+    let engine = app.engine.clone();
+    let runtime = tokio::runtime::Handle::current();
     // The simulator's handle is synchronous: read commands on a blocking thread.
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         for line in std::io::stdin().lines() {
             let line = line?;
             match line.trim() {
                 "revoke" => sim.revoke_all_tokens(),
+                "duplicates" => {
+                    for i in 0..3 {
+                        sim.insert_person(serde_json::json!({ "name": format!("Twin {i}"), "emails": [{ "value": "twin@example.com", "primary": true }] }))
+                            .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    }
+                    runtime.block_on(async {
+                        let db = engine.store.db();
+                        let id = tandem_engine::sync::connections::active_id(db).await?.ok_or_else(|| anyhow::anyhow!("not connected"))?;
+                        tandem_engine::sync::poller::reset_initial_sync(&engine, id).await?;
+                        tandem_engine::sync::poller::initial_sync(&engine, id, |_| {}).await?;
+                        anyhow::Ok(())
+                    })?;
+                }
                 "quit" => break,
                 "" => continue,
                 other => {

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::api_error;
 use super::session::ApiAdmin;
 use crate::http::AppState;
-use crate::sync::{admin, connections, fields, synclog, Engine};
+use crate::sync::{admin, connections, duplicates, fields, synclog, Engine};
 
 type ApiResult = Result<Json<Value>, ApiError>;
 
@@ -55,6 +55,12 @@ pub(super) fn routes() -> Router<AppState> {
         )
         .route("/admin/api/sync-log", get(sync_log))
         .route("/admin/api/duplicates", get(duplicates))
+        .route("/admin/api/duplicates.csv", get(duplicates_csv))
+        .route("/admin/api/duplicates/{id}/ignore", post(ignore_duplicate))
+        .route("/admin/api/duplicates/{id}/reopen", post(reopen_duplicate))
+        .route("/admin/api/duplicates/merge", post(merge_duplicates))
+        .route("/admin/api/duplicates/link", post(link_duplicate))
+        .route("/admin/api/persons/{id}/usage", get(person_usage))
 }
 
 fn ok(value: impl serde::Serialize) -> ApiResult {
@@ -466,8 +472,153 @@ async fn sync_log(
         .map_err(api_error)?)
 }
 
-async fn duplicates(_: ApiAdmin, State(state): State<AppState>) -> ApiResult {
-    ok(admin::duplicate_groups(&state.engine)
+#[derive(Debug, Deserialize)]
+pub(crate) struct DuplicatesQuery {
+    /// Also list ignored and resolved groups.
+    #[serde(default)]
+    include_closed: bool,
+}
+
+/// The active connection, loaded (the duplicate report is per connection).
+pub(crate) async fn active_connection(
+    state: &AppState,
+) -> Result<connections::ConnectionCtx, ApiError> {
+    let id = connections::active_id(state.store.db())
+        .await
+        .map_err(api_error)?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::ConnectionUnavailable,
+                "no Pipedrive connection: connect first",
+            )
+        })?;
+    connections::load(&state.engine, id)
+        .await
+        .map_err(api_error)
+}
+
+async fn duplicates(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    Query(q): Query<DuplicatesQuery>,
+) -> ApiResult {
+    let conn = active_connection(&state).await?;
+    ok(duplicates::list(&state.engine, &conn, q.include_closed)
+        .await
+        .map_err(api_error)?)
+}
+
+async fn duplicates_csv(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    Query(q): Query<DuplicatesQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let conn = active_connection(&state).await?;
+    let groups = duplicates::list(&state.engine, &conn, q.include_closed)
+        .await
+        .map_err(api_error)?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                "attachment; filename=\"duplicates.csv\"",
+            ),
+        ],
+        duplicates::to_csv(&groups),
+    )
+        .into_response())
+}
+
+async fn ignore_duplicate(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> ApiResult {
+    if !duplicates::set_state(&state.engine, id, duplicates::state::IGNORED)
+        .await
+        .map_err(api_error)?
+    {
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("duplicate group {id} does not exist"),
+        ));
+    }
+    ok(json!({ "id": id, "state": "ignored" }))
+}
+
+async fn reopen_duplicate(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> ApiResult {
+    if !duplicates::set_state(&state.engine, id, duplicates::state::OPEN)
+        .await
+        .map_err(api_error)?
+    {
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("duplicate group {id} does not exist"),
+        ));
+    }
+    ok(json!({ "id": id, "state": "open" }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MergeRequest {
+    /// The person that stays.
+    pub(crate) survivor_person_id: i64,
+    /// The person merged into it (it disappears in Pipedrive).
+    pub(crate) merged_person_id: i64,
+}
+
+async fn merge_duplicates(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    body: Result<Json<MergeRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let Json(request) = body.map_err(|e| ApiError::new(ErrorCode::BadRequest, e.body_text()))?;
+    let conn = active_connection(&state).await?;
+    let contact = duplicates::merge_persons(
+        &state.engine,
+        &conn,
+        request.survivor_person_id,
+        request.merged_person_id,
+    )
+    .await
+    .map_err(api_error)?;
+    ok(json!({ "survivor_person_id": request.survivor_person_id, "contact_id": contact }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkRequest {
+    contact_id: Uuid,
+    person_id: i64,
+}
+
+async fn link_duplicate(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    body: Result<Json<LinkRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let Json(request) = body.map_err(|e| ApiError::new(ErrorCode::BadRequest, e.body_text()))?;
+    let conn = active_connection(&state).await?;
+    duplicates::link_contact(&state.engine, &conn, request.contact_id, request.person_id)
+        .await
+        .map_err(api_error)?;
+    ok(json!({ "contact_id": request.contact_id, "person_id": request.person_id }))
+}
+
+async fn person_usage(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult {
+    let conn = active_connection(&state).await?;
+    ok(duplicates::usage(&state.engine, &conn, id)
         .await
         .map_err(api_error)?)
 }

@@ -17,7 +17,7 @@ use super::api_error;
 use super::session::{self, Admin, PageAdmin};
 use crate::http::AppState;
 use crate::sync::admin::{self, ConnectionStatus};
-use crate::sync::{connections, fields, synclog};
+use crate::sync::{connections, duplicates, fields, synclog};
 
 type FormMap = Form<HashMap<String, String>>;
 
@@ -31,6 +31,11 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/admin/log", get(log_page))
         .route("/admin/dead-letters", get(dead_letters_page))
         .route("/admin/duplicates", get(duplicates_page))
+        .route("/admin/duplicates/merge", post(merge_duplicates_form))
+        .route(
+            "/admin/duplicates/{id}/{action}",
+            post(duplicate_state_form),
+        )
         .route("/admin/connections/add", post(add_connection))
         .route("/admin/connections/{id}/mappings", post(save_mapping))
         .route(
@@ -825,26 +830,168 @@ async fn dead_letter_action(
 // ---------------------------------------------------------------------------------------------
 // Duplicates
 
-async fn duplicates_page(PageAdmin(admin): PageAdmin, State(state): State<AppState>) -> Response {
-    let groups = match admin::duplicate_groups(&state.engine).await {
+async fn duplicates_page(
+    PageAdmin(admin): PageAdmin,
+    State(state): State<AppState>,
+    Query(q): Query<Notice>,
+) -> Response {
+    let conn = match super::api::active_connection(&state).await {
+        Ok(conn) => conn,
+        Err(e) => return error_page(&e),
+    };
+    let groups = match duplicates::list(&state.engine, &conn, true).await {
         Ok(g) => g,
         Err(e) => return error_page(&api_error(e)),
     };
-    let mut body = String::from("<p>Pipedrive persons sharing an e-mail stay separate contacts; they are listed here for you to merge in Pipedrive.</p>\
-<table id=duplicates><tr><th>Kind</th><th>Key</th><th>State</th><th>Members</th><th>Updated</th></tr>");
+    let open = groups
+        .iter()
+        .filter(|g| g.state == duplicates::state::OPEN)
+        .count();
+    let mut body = format!(
+        "<p>Pipedrive persons sharing an e-mail stay separate contacts (keyed by Person ID). Merge them here through Pipedrive's own merge, or ignore a group you want to keep. <a class=button href=/admin/api/duplicates.csv?include_closed=true>Export CSV</a></p>\
+<p id=duplicate-count>{open} open group(s), {} in all.</p>\
+<table id=duplicates><tr><th>Kind</th><th>E-mail / key</th><th>State</th><th>Records</th><th>Differing fields</th><th>Resolve</th></tr>",
+        groups.len()
+    );
     for g in &groups {
+        let members: String = g
+            .members
+            .iter()
+            .map(|m| {
+                format!(
+                    "<li data-person={}>{} · contact <code>{}</code>{}</li>",
+                    m.person_id.map_or_else(String::new, |p| p.to_string()),
+                    m.person_id
+                        .map_or_else(|| "not in Pipedrive".to_owned(), |p| format!("person #{p}")),
+                    esc(&m.contact_id.to_string()),
+                    m.name
+                        .as_deref()
+                        .map_or_else(String::new, |n| format!(" · {}", esc(n))),
+                )
+            })
+            .collect();
+        let persons: Vec<i64> = g.members.iter().filter_map(|m| m.person_id).collect();
+        let mut resolve = String::new();
+        if g.state == duplicates::state::OPEN && persons.len() >= 2 {
+            let options = |selected: usize| -> String {
+                persons
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        format!(
+                            "<option value={p}{}>#{p}</option>",
+                            if i == selected { " selected" } else { "" }
+                        )
+                    })
+                    .collect()
+            };
+            resolve.push_str(&format!(
+                "<form method=post action=/admin/duplicates/merge class=merge>{}<label>Keep <select name=survivor_person_id>{}</select></label> \
+<label>merge in <select name=merged_person_id>{}</select></label> <button class=primary>Merge in Pipedrive</button></form>",
+                csrf_input(&admin),
+                options(0),
+                options(1)
+            ));
+        }
+        let toggle = if g.state == duplicates::state::OPEN {
+            "ignore"
+        } else {
+            "reopen"
+        };
+        resolve.push_str(&format!(
+            "<form method=post action=/admin/duplicates/{}/{toggle}>{}<button>{}</button></form>",
+            g.id,
+            csrf_input(&admin),
+            if toggle == "ignore" {
+                "Ignore"
+            } else {
+                "Reopen"
+            }
+        ));
         body.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
-            esc(&g.kind),
-            esc(&g.group_key),
+            "<tr data-group=\"{}\" data-state={}><td>{}</td><td>{}</td><td class=state-cell>{}</td><td><ul>{members}</ul></td><td>{}</td><td>{resolve}</td></tr>",
+            esc(&g.key),
             esc(&g.state),
-            esc(&g.members.to_string()),
-            g.updated_at.format("%Y-%m-%d %H:%M:%S")
+            esc(&g.kind),
+            esc(&g.key),
+            esc(&g.state),
+            esc(&g.differing_fields.join(", ")),
         ));
     }
     if groups.is_empty() {
-        body.push_str("<tr><td colspan=5>No duplicates found.</td></tr>");
+        body.push_str("<tr><td colspan=6>No duplicates found.</td></tr>");
     }
     body.push_str("</table>");
-    layout("Duplicate report", admin.csrf.as_deref(), None, &body).into_response()
+    layout(
+        "Duplicate report",
+        admin.csrf.as_deref(),
+        q.notice.as_deref(),
+        &body,
+    )
+    .into_response()
+}
+
+async fn merge_duplicates_form(
+    PageAdmin(admin): PageAdmin,
+    State(state): State<AppState>,
+    Form(form): FormMap,
+) -> Response {
+    if let Err(r) = csrf_ok(&admin, &form) {
+        return *r;
+    }
+    let person = |key: &str| form.get(key).and_then(|v| v.parse::<i64>().ok());
+    let (Some(survivor), Some(merged)) = (person("survivor_person_id"), person("merged_person_id"))
+    else {
+        return error_page(&ApiError::new(
+            ErrorCode::ValidationFailed,
+            "choose the person to keep and the person to merge in",
+        ));
+    };
+    let conn = match super::api::active_connection(&state).await {
+        Ok(conn) => conn,
+        Err(e) => return error_page(&e),
+    };
+    match duplicates::merge_persons(&state.engine, &conn, survivor, merged).await {
+        Ok(_) => back(
+            "/admin/duplicates",
+            &format!("Person #{merged} was merged into #{survivor}."),
+        ),
+        Err(e) => error_page(&api_error(e)),
+    }
+}
+
+async fn duplicate_state_form(
+    PageAdmin(admin): PageAdmin,
+    State(state): State<AppState>,
+    Path((id, action)): Path<(Uuid, String)>,
+    Form(form): FormMap,
+) -> Response {
+    if let Err(r) = csrf_ok(&admin, &form) {
+        return *r;
+    }
+    let new_state = match action.as_str() {
+        "ignore" => duplicates::state::IGNORED,
+        "reopen" => duplicates::state::OPEN,
+        other => {
+            return error_page(&ApiError::new(
+                ErrorCode::NotFound,
+                format!("no action `{other}`"),
+            ))
+        }
+    };
+    match duplicates::set_state(&state.engine, id, new_state).await {
+        Ok(true) => back(
+            "/admin/duplicates",
+            if new_state == duplicates::state::IGNORED {
+                "Group ignored."
+            } else {
+                "Group reopened."
+            },
+        ),
+        Ok(false) => error_page(&ApiError::new(
+            ErrorCode::NotFound,
+            format!("duplicate group {id} does not exist"),
+        )),
+        Err(e) => error_page(&api_error(e)),
+    }
 }
