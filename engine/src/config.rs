@@ -64,6 +64,7 @@ pub struct Settings {
     pub security: SecuritySettings,
     pub pipedrive: PipedriveSettings,
     pub admin: AdminSettings,
+    pub app_webhooks: AppWebhookSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -141,6 +142,8 @@ pub struct SecuritySettings {
     pub admin_token: Redacted<String>,
     pub encryption_keys: Vec<Redacted<String>>,
     pub key_file: String,
+    /// Keys the app presents as `Authorization: Bearer <key>` on `/api/v1`; several for rotation.
+    pub api_keys: Vec<Redacted<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -155,6 +158,19 @@ pub struct PipedriveSettings {
     pub poll_overlap_secs: u64,
     pub reconcile_interval_secs: u64,
     pub register_webhooks: bool,
+}
+
+/// Webhooks between tandem and the app (Standard Webhooks, both ways).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppWebhookSettings {
+    /// `whsec_<base64>` secrets accepted on `POST /webhooks/app`; several during a rotation.
+    pub inbound_secrets: Vec<Redacted<String>>,
+    pub request_timeout_secs: u64,
+    pub retry_initial_ms: u64,
+    pub retry_cap_ms: u64,
+    pub max_attempts: u32,
+    pub disable_after_failures: u32,
 }
 
 impl Settings {
@@ -236,6 +252,34 @@ impl Settings {
             return Err(ConfigError::Key {
                 key: "admin.session_ttl_minutes",
                 problem: "must be at least 1".into(),
+            });
+        }
+        if let Some(i) = self
+            .app_webhooks
+            .inbound_secrets
+            .iter()
+            .position(|k| tandem_webhooks::standard::Secret::parse(k.expose()).is_err())
+        {
+            return Err(ConfigError::Key {
+                key: "app_webhooks.inbound_secrets",
+                problem: format!("entry {i} is not whsec_<base64> of at least 16 bytes"),
+            });
+        }
+        if self
+            .security
+            .api_keys
+            .iter()
+            .any(|k| k.expose().trim().len() < 16)
+        {
+            return Err(ConfigError::Key {
+                key: "security.api_keys",
+                problem: "every key must have at least 16 characters".into(),
+            });
+        }
+        if self.app_webhooks.request_timeout_secs == 0 || self.app_webhooks.max_attempts == 0 {
+            return Err(ConfigError::Key {
+                key: "app_webhooks",
+                problem: "request_timeout_secs and max_attempts must be at least 1".into(),
             });
         }
         if self.workers.poll_interval_secs == 0 {

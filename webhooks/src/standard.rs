@@ -78,8 +78,8 @@ impl Secret {
 
     fn mac(&self, id: &str, timestamp: i64, body: &[u8]) -> HmacSha256 {
         // HMAC takes keys of any length; `new_from_slice` cannot fail for it.
-        let mut mac = HmacSha256::new_from_slice(&self.0)
-            .unwrap_or_else(|_| unreachable_hmac_key_error());
+        let mut mac =
+            HmacSha256::new_from_slice(&self.0).unwrap_or_else(|_| unreachable_hmac_key_error());
         mac.update(id.as_bytes());
         mac.update(b".");
         mac.update(timestamp.to_string().as_bytes());
@@ -261,7 +261,12 @@ mod tests {
         )
         .is_ok());
         assert_eq!(
-            verify(&[new], headers(ID, &ts, &header), BODY.as_bytes(), TIMESTAMP),
+            verify(
+                &[new],
+                headers(ID, &ts, &header),
+                BODY.as_bytes(),
+                TIMESTAMP
+            ),
             Err(SignatureError::NoMatchingSignature)
         );
     }
@@ -273,7 +278,11 @@ mod tests {
             verify(&[secret], |_| None, b"{}", TIMESTAMP),
             Err(SignatureError::MissingHeader(HEADER_ID))
         );
-        for bad in ["MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_!!!", "whsec_c2hvcnQ="] {
+        for bad in [
+            "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "whsec_!!!",
+            "whsec_c2hvcnQ=",
+        ] {
             assert_eq!(Secret::parse(bad), Err(SignatureError::MalformedSecret));
         }
         assert!(!format!("{:?}", Secret::parse(SECRET).unwrap()).contains("MfKQ"));

@@ -1,34 +1,752 @@
-//! The app side of the sync: contacts changed by Pipedrive are announced to the app (signed
-//! outbound webhooks), and the app's own change events are applied. Outbound deliveries are not
-//! built yet; `contact_changed` is where they are enqueued.
+//! The app side of the sync.
+//!
+//! - **Outbound**: every contact change that came from Pipedrive (and link, unlink, a sync
+//!   failure) is announced to every enabled `webhook_subscription`: [`contact_event`] writes one
+//!   `outbound_delivery` row per subscription in the transaction that made the change, and
+//!   [`run_deliveries_once`] sends due ones, signed with Standard Webhooks, one at a time per
+//!   (subscription, contact) so a contact's events arrive in order, retrying with backoff. A
+//!   subscription whose deliveries keep failing is disabled, with a sync-log entry.
+//! - **Inbound**: [`apply_event`] applies a stored `POST /webhooks/app` event (an app that keeps
+//!   its own contact store tells tandem what changed).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::ConnectionTrait;
+use rand::{Rng, RngCore};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+use serde_json::{json, Value};
+use tandem_core::{keys, FieldValue, LabeledValue, RetryPolicy};
+use tandem_webhooks::standard::{self, Secret};
 use uuid::Uuid;
 
-use super::{Engine, SyncError};
+use super::contact_json::{self, FieldCatalog, Mode};
+use super::synclog::{self, Direction, Entry, Level};
+use super::{contacts, links, local, Engine, SyncError};
+use crate::store::entities::{outbound_delivery, webhook_subscription};
+
+/// What happened to a contact, as the app is told (`type` of the webhook).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContactEvent {
+    /// A new contact, from a Pipedrive person.
+    Created,
+    /// Values changed in Pipedrive were merged into the contact.
+    Updated,
+    /// The contact was linked to a Pipedrive person.
+    Linked,
+    /// The person was deleted (or merged away) in Pipedrive; the contact is unlinked.
+    Unlinked,
+    /// A write of this contact to Pipedrive failed for good (dead letter).
+    SyncFailed,
+}
+
+impl ContactEvent {
+    pub const ALL: [Self; 5] = [
+        Self::Created,
+        Self::Updated,
+        Self::Linked,
+        Self::Unlinked,
+        Self::SyncFailed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "contact.created",
+            Self::Updated => "contact.updated",
+            Self::Linked => "contact.linked",
+            Self::Unlinked => "contact.unlinked",
+            Self::SyncFailed => "contact.sync_failed",
+        }
+    }
+}
+
+/// Delivery states.
+pub mod delivery_state {
+    pub const PENDING: &str = "pending";
+    /// Being sent; `next_attempt_at` is the lease's end.
+    pub const SENDING: &str = "sending";
+    pub const DELIVERED: &str = "delivered";
+    /// Every attempt failed.
+    pub const FAILED: &str = "failed";
+}
 
 /// Called in the transaction that changed a contact from the Pipedrive side.
 pub async fn contact_changed<C: ConnectionTrait>(
-    _txn: &C,
+    txn: &C,
     _engine: &Engine,
-    _contact_id: Uuid,
-    _now: DateTime<Utc>,
+    contact_id: Uuid,
+    now: DateTime<Utc>,
 ) -> Result<(), SyncError> {
+    contact_event(txn, contact_id, ContactEvent::Updated, None, now).await
+}
+
+/// Enqueues `event` for `contact_id` to every enabled subscription, in the caller's transaction.
+/// The payload carries the contact as it is now, so the app sees states in order.
+pub async fn contact_event<C: ConnectionTrait>(
+    txn: &C,
+    contact_id: Uuid,
+    event: ContactEvent,
+    error: Option<Value>,
+    now: DateTime<Utc>,
+) -> Result<(), SyncError> {
+    let subscriptions: Vec<Uuid> = webhook_subscription::Entity::find()
+        .filter(webhook_subscription::Column::Enabled.eq(true))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    if subscriptions.is_empty() {
+        return Ok(());
+    }
+    let Some(contact) = contact_json::view(txn, contact_id).await? else {
+        return Ok(());
+    };
+    let mut data = json!({ "contact": contact });
+    if let Some(error) = error {
+        data["error"] = error;
+    }
+    let payload = json!({
+        "type": event.as_str(),
+        "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "data": data,
+    });
+    let rows = subscriptions
+        .into_iter()
+        .map(|subscription_id| outbound_delivery::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            subscription_id: Set(subscription_id),
+            contact_id: Set(Some(contact_id)),
+            event_type: Set(event.as_str().to_owned()),
+            payload: Set(payload.clone()),
+            state: Set(delivery_state::PENDING.to_owned()),
+            attempts: Set(0),
+            next_attempt_at: Set(now),
+            last_status: Set(None),
+            last_error: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        });
+    outbound_delivery::Entity::insert_many(rows)
+        .exec_without_returning(txn)
+        .await?;
     Ok(())
 }
 
-/// Delivers due outbound webhooks; returns whether any was attempted.
-pub async fn run_deliveries_once(_engine: &Engine) -> Result<bool, SyncError> {
-    Ok(false)
+// ---------------------------------------------------------------------------------------------
+// Subscriptions
+
+/// A subscription as the API shows it (never with its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub id: Uuid,
+    pub url: String,
+    pub enabled: bool,
+    pub consecutive_failures: i32,
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
 }
 
-/// Applies an app change event stored in the inbox.
+impl From<webhook_subscription::Model> for Subscription {
+    fn from(row: webhook_subscription::Model) -> Self {
+        Self {
+            id: row.id,
+            url: row.url,
+            enabled: row.enabled,
+            consecutive_failures: row.consecutive_failures,
+            disabled_at: row.disabled_at,
+            created_at: row.created_at,
+        }
+    }
+}
+
+/// A new `whsec_` secret: 32 random bytes.
+pub fn generate_secret() -> Secret {
+    let mut bytes = vec![0_u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    Secret::from_bytes(bytes)
+}
+
+/// Creates a subscription; the secret is stored encrypted and returned to the caller only here.
+pub async fn create_subscription(
+    engine: &Engine,
+    url: &str,
+    secret: Secret,
+) -> Result<(Subscription, Secret), SyncError> {
+    let now = engine.now();
+    let row = webhook_subscription::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        url: Set(url.to_owned()),
+        secret_enc: Set(Some(engine.vault.encrypt_str(&secret.to_whsec()))),
+        enabled: Set(true),
+        consecutive_failures: Set(0),
+        disabled_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(engine.store.db())
+    .await?;
+    Ok((row.into(), secret))
+}
+
+pub async fn list_subscriptions(engine: &Engine) -> Result<Vec<Subscription>, SyncError> {
+    Ok(webhook_subscription::Entity::find()
+        .order_by_asc(webhook_subscription::Column::CreatedAt)
+        .all(engine.store.db())
+        .await?
+        .into_iter()
+        .map(Subscription::from)
+        .collect())
+}
+
+pub async fn get_subscription(
+    engine: &Engine,
+    id: Uuid,
+) -> Result<Option<Subscription>, SyncError> {
+    Ok(webhook_subscription::Entity::find_by_id(id)
+        .one(engine.store.db())
+        .await?
+        .map(Subscription::from))
+}
+
+/// Deletes a subscription and its delivery log; returns whether it existed.
+pub async fn delete_subscription(engine: &Engine, id: Uuid) -> Result<bool, SyncError> {
+    use sea_orm::TransactionTrait;
+    let txn = engine.store.db().begin().await?;
+    outbound_delivery::Entity::delete_many()
+        .filter(outbound_delivery::Column::SubscriptionId.eq(id))
+        .exec(&txn)
+        .await?;
+    let deleted = webhook_subscription::Entity::delete_by_id(id)
+        .exec(&txn)
+        .await?
+        .rows_affected
+        > 0;
+    txn.commit().await?;
+    Ok(deleted)
+}
+
+/// Re-enables a subscription (after it was disabled for failing); its pending deliveries resume.
+pub async fn enable_subscription(engine: &Engine, id: Uuid) -> Result<bool, SyncError> {
+    let now = engine.now();
+    let result = webhook_subscription::Entity::update_many()
+        .col_expr(webhook_subscription::Column::Enabled, Expr::value(true))
+        .col_expr(
+            webhook_subscription::Column::ConsecutiveFailures,
+            Expr::value(0),
+        )
+        .col_expr(
+            webhook_subscription::Column::DisabledAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(webhook_subscription::Column::UpdatedAt, Expr::value(now))
+        .filter(webhook_subscription::Column::Id.eq(id))
+        .exec(engine.store.db())
+        .await?;
+    Ok(result.rows_affected > 0)
+}
+
+/// One row of a subscription's delivery log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryLogEntry {
+    pub id: Uuid,
+    pub contact_id: Option<Uuid>,
+    pub event_type: String,
+    pub state: String,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_status: Option<i32>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The newest `limit` deliveries of a subscription, newest first.
+pub async fn delivery_log(
+    engine: &Engine,
+    subscription: Uuid,
+    limit: u64,
+) -> Result<Vec<DeliveryLogEntry>, SyncError> {
+    Ok(outbound_delivery::Entity::find()
+        .filter(outbound_delivery::Column::SubscriptionId.eq(subscription))
+        .order_by_desc(outbound_delivery::Column::CreatedAt)
+        .order_by_desc(outbound_delivery::Column::Id)
+        .limit(limit)
+        .all(engine.store.db())
+        .await?
+        .into_iter()
+        .map(|row| DeliveryLogEntry {
+            id: row.id,
+            contact_id: row.contact_id,
+            event_type: row.event_type,
+            state: row.state,
+            attempts: row.attempts,
+            next_attempt_at: row.next_attempt_at,
+            last_status: row.last_status,
+            last_error: row.last_error,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+        .collect())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Delivering
+
+impl Engine {
+    /// The retry schedule of deliveries to the app.
+    pub fn app_retry_policy(&self) -> RetryPolicy {
+        let s = &self.settings.app_webhooks;
+        RetryPolicy::exponential(
+            Duration::from_millis(s.retry_initial_ms),
+            2,
+            Duration::from_millis(s.retry_cap_ms),
+            s.max_attempts,
+        )
+    }
+}
+
+struct Target {
+    url: String,
+    secret: Secret,
+}
+
+/// The enabled subscriptions with their secrets.
+async fn targets(engine: &Engine) -> Result<HashMap<Uuid, Target>, SyncError> {
+    let mut targets = HashMap::new();
+    for row in webhook_subscription::Entity::find()
+        .filter(webhook_subscription::Column::Enabled.eq(true))
+        .all(engine.store.db())
+        .await?
+    {
+        let Some(sealed) = &row.secret_enc else {
+            continue;
+        };
+        let text = engine.vault.decrypt_string(sealed)?;
+        let secret = Secret::parse(&text)
+            .map_err(|e| SyncError::Corrupt(format!("subscription {} secret: {e}", row.id)))?;
+        targets.insert(
+            row.id,
+            Target {
+                url: row.url,
+                secret,
+            },
+        );
+    }
+    Ok(targets)
+}
+
+/// The earliest time a pending delivery (of an enabled subscription) is due, if any.
+pub async fn next_delivery_due(engine: &Engine) -> Result<Option<DateTime<Utc>>, SyncError> {
+    let enabled: Vec<Uuid> = targets(engine).await?.into_keys().collect();
+    if enabled.is_empty() {
+        return Ok(None);
+    }
+    Ok(outbound_delivery::Entity::find()
+        .filter(
+            outbound_delivery::Column::State
+                .is_in([delivery_state::PENDING, delivery_state::SENDING]),
+        )
+        .filter(outbound_delivery::Column::SubscriptionId.is_in(enabled))
+        .order_by_asc(outbound_delivery::Column::NextAttemptAt)
+        .one(engine.store.db())
+        .await?
+        .map(|d| d.next_attempt_at))
+}
+
+/// How a send ended.
+enum Sent {
+    Ok(u16),
+    Failed { status: Option<u16>, code: String },
+}
+
+/// Delivers due outbound webhooks; returns whether any was attempted.
+///
+/// Per (subscription, contact) only the oldest undelivered event may be sent, so a contact's
+/// events arrive in order; different contacts go out concurrently.
+pub async fn run_deliveries_once(engine: &Engine) -> Result<bool, SyncError> {
+    let targets = targets(engine).await?;
+    if targets.is_empty() {
+        return Ok(false);
+    }
+    let db = engine.store.db();
+    let now = Utc::now();
+    let undelivered = outbound_delivery::Entity::find()
+        .filter(
+            outbound_delivery::Column::State
+                .is_in([delivery_state::PENDING, delivery_state::SENDING]),
+        )
+        .filter(outbound_delivery::Column::SubscriptionId.is_in(targets.keys().copied()))
+        .order_by_asc(outbound_delivery::Column::CreatedAt)
+        .order_by_asc(outbound_delivery::Column::Id)
+        .limit(1000)
+        .all(db)
+        .await?;
+    let limit = usize::try_from(engine.settings.workers.concurrency.max(1)).unwrap_or(16);
+    let mut seen = HashSet::new();
+    let mut due = Vec::new();
+    for row in undelivered {
+        let order_key = (row.subscription_id, row.contact_id.unwrap_or(row.id));
+        if !seen.insert(order_key) {
+            continue; // an earlier event of this contact is not delivered yet
+        }
+        if row.next_attempt_at <= now {
+            due.push(row);
+            if due.len() >= limit {
+                break;
+            }
+        }
+    }
+    if due.is_empty() {
+        return Ok(false);
+    }
+    let lease = chrono::Duration::seconds(
+        i64::try_from(engine.settings.app_webhooks.request_timeout_secs * 3).unwrap_or(30),
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    for row in due {
+        // Claim: only one worker (or replica) sends a given attempt.
+        let claimed = outbound_delivery::Entity::update_many()
+            .col_expr(
+                outbound_delivery::Column::State,
+                Expr::value(delivery_state::SENDING),
+            )
+            .col_expr(
+                outbound_delivery::Column::NextAttemptAt,
+                Expr::value(now + lease),
+            )
+            .filter(outbound_delivery::Column::Id.eq(row.id))
+            .filter(outbound_delivery::Column::State.eq(row.state.clone()))
+            .filter(outbound_delivery::Column::Attempts.eq(row.attempts))
+            .exec(db)
+            .await?
+            .rows_affected
+            == 1;
+        let Some(target) = targets.get(&row.subscription_id) else {
+            continue;
+        };
+        if !claimed {
+            continue;
+        }
+        let client = engine.app_http.clone();
+        let url = target.url.clone();
+        let secret = target.secret.clone();
+        tasks.spawn(async move {
+            let sent = send(&client, &url, &secret, &row).await;
+            (row, sent)
+        });
+    }
+    let attempted = !tasks.is_empty();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((row, sent)) => record_outcome(engine, row, sent).await?,
+            Err(error) => {
+                tracing::error!(error = %error, "A delivery task panicked; it is retried after its lease.");
+            }
+        }
+    }
+    Ok(attempted)
+}
+
+#[tracing::instrument(skip_all, fields(delivery_id = %row.id, subscription_id = %row.subscription_id, attempt = row.attempts + 1))]
+async fn send(
+    client: &reqwest::Client,
+    url: &str,
+    secret: &Secret,
+    row: &outbound_delivery::Model,
+) -> Sent {
+    let body = serde_json::to_vec(&row.payload).unwrap_or_default();
+    let message_id = format!("msg_{}", row.id.simple());
+    let timestamp = Utc::now().timestamp();
+    let signed = standard::sign(secret, &message_id, timestamp, &body);
+    let result = client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(standard::HEADER_ID, &signed.id)
+        .header(standard::HEADER_TIMESTAMP, signed.timestamp.to_string())
+        .header(standard::HEADER_SIGNATURE, &signed.signature)
+        .body(body)
+        .send()
+        .await;
+    match result {
+        Ok(response) if response.status().is_success() => Sent::Ok(response.status().as_u16()),
+        Ok(response) => {
+            let status = response.status().as_u16();
+            Sent::Failed {
+                status: Some(status),
+                code: format!("http_{status}"),
+            }
+        }
+        Err(error) => {
+            let code = if error.is_timeout() {
+                "timeout"
+            } else if error.is_connect() {
+                "connect_failed"
+            } else {
+                "request_failed"
+            };
+            Sent::Failed {
+                status: None,
+                code: code.to_owned(),
+            }
+        }
+    }
+}
+
+async fn record_outcome(
+    engine: &Engine,
+    row: outbound_delivery::Model,
+    sent: Sent,
+) -> Result<(), SyncError> {
+    use sea_orm::TransactionTrait;
+    let now = Utc::now();
+    let attempts = row.attempts + 1;
+    let txn = engine.store.db().begin().await?;
+    let subscription_id = row.subscription_id;
+    let mut model: outbound_delivery::ActiveModel = row.clone().into();
+    model.attempts = Set(attempts);
+    model.updated_at = Set(now);
+    match sent {
+        Sent::Ok(status) => {
+            model.state = Set(delivery_state::DELIVERED.to_owned());
+            model.last_status = Set(Some(i32::from(status)));
+            model.last_error = Set(None);
+            model.update(&txn).await?;
+            webhook_subscription::Entity::update_many()
+                .col_expr(
+                    webhook_subscription::Column::ConsecutiveFailures,
+                    Expr::value(0),
+                )
+                .filter(webhook_subscription::Column::Id.eq(subscription_id))
+                .exec(&txn)
+                .await?;
+            tracing::debug!(delivery_id = %row.id, status, "Delivered a webhook to the app.");
+        }
+        Sent::Failed { status, code } => {
+            let jitter: f64 = rand::thread_rng().gen_range(0.0..=1.0);
+            let attempt = u32::try_from(attempts).unwrap_or(u32::MAX);
+            let next = engine.app_retry_policy().next_delay(attempt, jitter);
+            model.last_status = Set(status.map(i32::from));
+            model.last_error = Set(Some(code.clone()));
+            match next {
+                Some(delay) => {
+                    model.state = Set(delivery_state::PENDING.to_owned());
+                    model.next_attempt_at =
+                        Set(now + chrono::Duration::from_std(delay).unwrap_or_default());
+                    tracing::warn!(delivery_id = %row.id, error = %code, "A webhook to the app failed; a retry was scheduled.");
+                }
+                None => {
+                    model.state = Set(delivery_state::FAILED.to_owned());
+                    tracing::error!(delivery_id = %row.id, error = %code, "A webhook to the app failed on every attempt; it was given up.");
+                    let mut entry = Entry::new(
+                        Level::Error,
+                        Direction::App,
+                        "app_delivery_failed",
+                        format!(
+                            "A `{}` webhook to the app failed {attempts} times and was given up.",
+                            row.event_type
+                        ),
+                    )
+                    .status(status)
+                    .remote_error(code.clone())
+                    .detail(json!({ "subscription_id": subscription_id, "delivery_id": row.id }));
+                    if let Some(contact) = row.contact_id {
+                        entry = entry.contact(contact);
+                    }
+                    synclog::record(&txn, entry, now).await?;
+                }
+            }
+            model.update(&txn).await?;
+            webhook_subscription::Entity::update_many()
+                .col_expr(
+                    webhook_subscription::Column::ConsecutiveFailures,
+                    Expr::col(webhook_subscription::Column::ConsecutiveFailures).add(1),
+                )
+                .filter(webhook_subscription::Column::Id.eq(subscription_id))
+                .exec(&txn)
+                .await?;
+            let threshold = i32::try_from(engine.settings.app_webhooks.disable_after_failures)
+                .unwrap_or(i32::MAX);
+            if let Some(subscription) = webhook_subscription::Entity::find_by_id(subscription_id)
+                .one(&txn)
+                .await?
+                .filter(|s| s.enabled && s.consecutive_failures >= threshold)
+            {
+                let failures = subscription.consecutive_failures;
+                let mut disable: webhook_subscription::ActiveModel = subscription.into();
+                disable.enabled = Set(false);
+                disable.disabled_at = Set(Some(now));
+                disable.updated_at = Set(now);
+                disable.update(&txn).await?;
+                tracing::error!(subscription_id = %subscription_id, failures, "A webhook subscription kept failing and was disabled.");
+                synclog::record(
+                    &txn,
+                    Entry::new(
+                        Level::Error,
+                        Direction::App,
+                        "webhook_subscription_disabled",
+                        format!(
+                            "The app's webhook subscription failed {failures} times in a row and was disabled; its pending deliveries are kept."
+                        ),
+                    )
+                    .status(status)
+                    .remote_error(code)
+                    .hint("Fix the receiving endpoint, then re-enable the subscription (POST /api/v1/webhook-subscriptions/{id}/enable).")
+                    .detail(json!({ "subscription_id": subscription_id })),
+                    now,
+                )
+                .await?;
+            }
+        }
+    }
+    txn.commit().await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inbound app events
+
+const DATA_KEYS: &[&str] = &["id", "email", "fields", "in_pipedrive_list"];
+
+/// Applies an app change event stored in the inbox (`POST /webhooks/app`). The error text is
+/// kept on the event and in the sync log. Returns `None`: the app's own change is not announced
+/// back to it.
 pub async fn apply_event<C: ConnectionTrait>(
-    _txn: &C,
+    txn: &C,
     _engine: &Engine,
-    _payload: &str,
-    _now: DateTime<Utc>,
+    payload: &str,
+    now: DateTime<Utc>,
 ) -> Result<Option<Uuid>, String> {
-    Err("app change events are not supported by this version".into())
+    let value: Value = serde_json::from_str(payload).map_err(|e| format!("malformed JSON: {e}"))?;
+    let kind = value
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or("`type` is missing")?;
+    let data = value
+        .get("data")
+        .and_then(Value::as_object)
+        .ok_or("`data` must be an object")?;
+    if let Some(extra) = data.keys().find(|k| !DATA_KEYS.contains(&k.as_str())) {
+        return Err(format!(
+            "unknown key `data.{extra}`; allowed are {}",
+            DATA_KEYS.join(", ")
+        ));
+    }
+    let db_error = |e: SyncError| e.to_string();
+    let id = match data.get("id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(
+            Uuid::parse_str(text)
+                .map_err(|_| format!("`data.id` is not a contact id: {text:?}"))?,
+        ),
+        Some(_) => return Err("`data.id` must be a string".into()),
+    };
+    let email = match data.get("email") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => {
+            Some(tandem_core::EmailAddress::parse(text).map_err(|e| format!("`data.email`: {e}"))?)
+        }
+        Some(_) => return Err("`data.email` must be a string".into()),
+    };
+    let in_list = match data.get("in_pipedrive_list") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => return Err("`data.in_pipedrive_list` must be true or false".into()),
+    };
+    let catalog = FieldCatalog::load(txn).await.map_err(db_error)?;
+    let mode = if kind == "contact.created" {
+        Mode::Create
+    } else {
+        Mode::Change
+    };
+    let mut fields = match data.get("fields") {
+        None => BTreeMap::new(),
+        Some(raw) => {
+            contact_json::parse_fields(&catalog, raw, "data.fields", mode).map_err(|issues| {
+                issues
+                    .iter()
+                    .map(|i| format!("`{}` {}", i.field, i.message))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })?
+        }
+    };
+    if let (Some(email), false) = (&email, fields.contains_key(keys::EMAIL)) {
+        if let Ok(key) = tandem_core::FieldKey::new(keys::EMAIL) {
+            fields.insert(
+                key,
+                FieldValue::Emails(vec![LabeledValue::new(email.original(), None, true)]),
+            );
+        }
+    }
+    // The contact the event is about: by tandem's id, else by e-mail.
+    let existing = match (id, &email) {
+        (Some(id), _) => match contacts::load(txn, id).await.map_err(db_error)? {
+            Some(_) => Some(id),
+            None => return Err(format!("contact {id} does not exist")),
+        },
+        (None, Some(email)) => {
+            let found = contacts::ids_by_email(txn, email.as_str())
+                .await
+                .map_err(db_error)?;
+            if found.len() > 1 {
+                return Err(format!(
+                    "{} contacts share this e-mail; name the contact by `data.id`",
+                    found.len()
+                ));
+            }
+            found.first().copied()
+        }
+        (None, None) if kind == "contact.created" => None,
+        (None, None) => return Err("name the contact by `data.id` or `data.email`".into()),
+    };
+    // Checked before anything is written: a failed event changes nothing.
+    if let (Some(false), Some(id)) = (in_list, existing) {
+        if links::any_for_contact(txn, id)
+            .await
+            .map_err(db_error)?
+            .is_some()
+        {
+            return Err("the contact is linked to a Pipedrive person and stays in the Pipedrive contacts list; delete the person in Pipedrive to remove it".into());
+        }
+    }
+    let contact_id = match (kind, existing) {
+        ("contact.archived", Some(id)) => {
+            local::archive_contact_in(txn, id, now)
+                .await
+                .map_err(db_error)?;
+            return Ok(None);
+        }
+        ("contact.archived", None) => return Err("no such contact to archive".into()),
+        (_, Some(id)) => {
+            local::update_contact_in(txn, id, fields, now)
+                .await
+                .map_err(db_error)?;
+            id
+        }
+        (_, None) => {
+            local::create_contact_in(txn, fields, false, now)
+                .await
+                .map_err(db_error)?
+                .contact_id
+        }
+    };
+    match in_list {
+        Some(true) => {
+            local::add_to_pipedrive_list_in(txn, contact_id, now)
+                .await
+                .map_err(db_error)?;
+        }
+        Some(false) => {
+            contacts::remove_from_list(txn, contact_id, contacts::PIPEDRIVE_LIST)
+                .await
+                .map_err(db_error)?;
+        }
+        None => {}
+    }
+    Ok(None)
 }

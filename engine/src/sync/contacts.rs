@@ -226,3 +226,98 @@ pub async fn remove_from_list<C: ConnectionTrait>(
         .await?;
     Ok(result.rows_affected > 0)
 }
+
+/// A page of contacts in (`updated_at`, `id`) order, for the app's API.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageQuery {
+    /// Normalised e-mail to match.
+    pub email: Option<String>,
+    /// Only contacts changed at or after this time.
+    pub updated_since: Option<DateTime<Utc>>,
+    /// Continue after this (`updated_at`, `id`).
+    pub after: Option<(DateTime<Utc>, Uuid)>,
+    pub include_archived: bool,
+    pub limit: u64,
+}
+
+/// Contact ids of one page, and the position after its last one when more may follow.
+pub async fn page<C: ConnectionTrait>(
+    db: &C,
+    query: &PageQuery,
+) -> Result<(Vec<Uuid>, Option<(DateTime<Utc>, Uuid)>), SyncError> {
+    use sea_orm::sea_query::Condition;
+    use sea_orm::{QueryOrder, QuerySelect};
+    let mut select = contact::Entity::find();
+    if let Some(email) = &query.email {
+        select = select.filter(contact::Column::Email.eq(email.as_str()));
+    }
+    if let Some(since) = query.updated_since {
+        select = select.filter(contact::Column::UpdatedAt.gte(since));
+    }
+    if !query.include_archived {
+        select = select.filter(contact::Column::ArchivedAt.is_null());
+    }
+    if let Some((at, id)) = query.after {
+        select = select.filter(
+            Condition::any().add(contact::Column::UpdatedAt.gt(at)).add(
+                Condition::all()
+                    .add(contact::Column::UpdatedAt.eq(at))
+                    .add(contact::Column::Id.gt(id)),
+            ),
+        );
+    }
+    let rows = select
+        .order_by_asc(contact::Column::UpdatedAt)
+        .order_by_asc(contact::Column::Id)
+        .limit(query.limit + 1)
+        .all(db)
+        .await?;
+    let more = rows.len() as u64 > query.limit;
+    let rows: Vec<_> = rows
+        .into_iter()
+        .take(usize::try_from(query.limit).unwrap_or(usize::MAX))
+        .collect();
+    let next = if more {
+        rows.last().map(|r| (r.updated_at, r.id))
+    } else {
+        None
+    };
+    Ok((rows.into_iter().map(|r| r.id).collect(), next))
+}
+
+/// Members of a list in contact-id order, after `after`; and whether more follow.
+pub async fn list_members<C: ConnectionTrait>(
+    db: &C,
+    list: &str,
+    after: Option<Uuid>,
+    limit: u64,
+) -> Result<(Vec<(Uuid, DateTime<Utc>)>, bool), SyncError> {
+    use sea_orm::{QueryOrder, QuerySelect};
+    let mut select =
+        contact_list_member::Entity::find().filter(contact_list_member::Column::ListKey.eq(list));
+    if let Some(after) = after {
+        select = select.filter(contact_list_member::Column::ContactId.gt(after));
+    }
+    let rows = select
+        .order_by_asc(contact_list_member::Column::ContactId)
+        .limit(limit + 1)
+        .all(db)
+        .await?;
+    let more = rows.len() as u64 > limit;
+    Ok((
+        rows.into_iter()
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .map(|r| (r.contact_id, r.added_at))
+            .collect(),
+        more,
+    ))
+}
+
+/// How many contacts a list has.
+pub async fn list_size<C: ConnectionTrait>(db: &C, list: &str) -> Result<u64, SyncError> {
+    use sea_orm::PaginatorTrait;
+    Ok(contact_list_member::Entity::find()
+        .filter(contact_list_member::Column::ListKey.eq(list))
+        .count(db)
+        .await?)
+}

@@ -61,6 +61,22 @@ impl Applied {
             _ => None,
         }
     }
+
+    /// What the app is told about this, if anything.
+    pub fn app_event(&self) -> Option<(Uuid, crate::sync::app::ContactEvent)> {
+        use crate::sync::app::ContactEvent;
+        match self {
+            Self::Merged {
+                contact_id,
+                changed,
+                ..
+            } if *changed > 0 => Some((*contact_id, ContactEvent::Updated)),
+            Self::Linked { contact_id } => Some((*contact_id, ContactEvent::Linked)),
+            Self::Created { contact_id, .. } => Some((*contact_id, ContactEvent::Created)),
+            Self::Unlinked { contact_id } => Some((*contact_id, ContactEvent::Unlinked)),
+            _ => None,
+        }
+    }
 }
 
 /// Applies a person in its own transaction.

@@ -7,9 +7,11 @@ use std::sync::Arc;
 use chrono::Utc;
 use dashmap::DashMap;
 use sea_orm::{EntityTrait, Set};
+use tandem_webhooks::app::{AppDelivery, AppInbox, RejectedAppDelivery};
 use tandem_webhooks::pipedrive::{
     Accepted, BasicCredentials, InboundDelivery, Inbox, InboxError, RejectedDelivery,
 };
+use tandem_webhooks::standard::Secret;
 use uuid::Uuid;
 
 use super::ingest::{IngestWriter, NewEvent};
@@ -134,5 +136,70 @@ impl Inbox for StoreInbox {
                 tracing::warn!(error = %error, "Could not record repeated webhook authentication failures.");
             }
         }
+    }
+}
+
+/// The app receiver (`POST /webhooks/app`): secrets from `app_webhooks.inbound_secrets`, events
+/// stored in `inbox_event` with source `app`, deduplicated on `webhook-id`.
+impl AppInbox for StoreInbox {
+    fn secrets(&self) -> Vec<Secret> {
+        self.engine
+            .settings
+            .app_webhooks
+            .inbound_secrets
+            .iter()
+            .filter_map(|s| Secret::parse(s.expose()).ok())
+            .collect()
+    }
+
+    async fn accept(&self, delivery: AppDelivery) -> Result<Accepted, InboxError> {
+        self.writer
+            .store(NewEvent {
+                connection_id: None,
+                source: "app".to_owned(),
+                delivery_id: delivery.delivery_id,
+                object: delivery.object,
+                action: delivery.action,
+                object_id: delivery.object_id,
+                payload: delivery.payload,
+            })
+            .await
+    }
+
+    async fn reject(&self, rejected: RejectedAppDelivery) -> Result<(), InboxError> {
+        let now = Utc::now();
+        let db = self.engine.store.db();
+        inbox_event::Entity::insert(inbox_event::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            connection_id: Set(None),
+            source: Set("app".to_owned()),
+            delivery_id: Set(format!("rejected:{}", Uuid::now_v7())),
+            object: Set(String::new()),
+            action: Set(String::new()),
+            object_id: Set(Some(rejected.delivery_id)),
+            payload: Set(rejected.payload),
+            state: Set(inbox_state::REJECTED.to_owned()),
+            attempts: Set(0),
+            last_error: Set(Some(rejected.reason.clone())),
+            received_at: Set(now),
+            processed_at: Set(Some(now)),
+        })
+        .exec_without_returning(db)
+        .await
+        .map_err(storage)?;
+        synclog::record(
+            db,
+            Entry::new(
+                Level::Warn,
+                Direction::App,
+                "app_event_rejected",
+                "An event from the app was rejected and kept for inspection.",
+            )
+            .status(Some(400))
+            .remote_error(rejected.reason),
+            now,
+        )
+        .await
+        .map_err(storage)
     }
 }

@@ -34,37 +34,48 @@ pub async fn create_contact(
 ) -> Result<Upserted, SyncError> {
     let now = engine.now();
     let txn = engine.store.db().begin().await?;
+    let upserted = create_contact_in(&txn, fields, add_to_list, now).await?;
+    txn.commit().await?;
+    Ok(upserted)
+}
+
+/// [`create_contact`] inside the caller's transaction.
+pub async fn create_contact_in<C: ConnectionTrait>(
+    txn: &C,
+    fields: BTreeMap<FieldKey, FieldValue>,
+    add_to_list: bool,
+    now: DateTime<Utc>,
+) -> Result<Upserted, SyncError> {
     let existing = match email_of(fields.get(keys::EMAIL)) {
-        Some(email) => contacts::ids_by_email(&txn, email.as_str()).await?,
+        Some(email) => contacts::ids_by_email(txn, email.as_str()).await?,
         None => Vec::new(),
     };
     let existing: Vec<ContactId> = existing.into_iter().map(ContactId::new).collect();
     let upserted = match resolve_local(&existing) {
         LocalIdentity::Existing { contact } => {
             let id = *contact.as_uuid();
-            let current = contacts::load(&txn, id)
+            let current = contacts::load(txn, id)
                 .await?
                 .ok_or(SyncError::ContactNotFound(id))?;
             let changes: BTreeMap<_, _> = fields
                 .into_iter()
                 .filter(|(k, v)| current.fields.get(k) != Some(v))
                 .collect();
-            contacts::update(&txn, id, &changes, Origin::Local, now).await?;
+            contacts::update(txn, id, &changes, Origin::Local, now).await?;
             Upserted {
                 contact_id: id,
                 created: false,
             }
         }
         LocalIdentity::New => Upserted {
-            contact_id: contacts::create(&txn, &fields, Origin::Local, now).await?,
+            contact_id: contacts::create(txn, &fields, Origin::Local, now).await?,
             created: true,
         },
     };
     if add_to_list {
-        contacts::add_to_list(&txn, upserted.contact_id, contacts::PIPEDRIVE_LIST, now).await?;
+        contacts::add_to_list(txn, upserted.contact_id, contacts::PIPEDRIVE_LIST, now).await?;
     }
-    queue_push_if_in_scope(&txn, upserted.contact_id, false, now).await?;
-    txn.commit().await?;
+    queue_push_if_in_scope(txn, upserted.contact_id, false, now).await?;
     Ok(upserted)
 }
 
@@ -76,7 +87,19 @@ pub async fn update_contact(
 ) -> Result<(), SyncError> {
     let now = engine.now();
     let txn = engine.store.db().begin().await?;
-    let current = contacts::load(&txn, id)
+    update_contact_in(&txn, id, changes, now).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// [`update_contact`] inside the caller's transaction; returns how many fields changed.
+pub async fn update_contact_in<C: ConnectionTrait>(
+    txn: &C,
+    id: Uuid,
+    changes: BTreeMap<FieldKey, FieldValue>,
+    now: DateTime<Utc>,
+) -> Result<usize, SyncError> {
+    let current = contacts::load(txn, id)
         .await?
         .ok_or(SyncError::ContactNotFound(id))?;
     let changes: BTreeMap<_, _> = changes
@@ -84,25 +107,97 @@ pub async fn update_contact(
         .filter(|(k, v)| current.fields.get(k) != Some(v))
         .collect();
     if changes.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
-    contacts::update(&txn, id, &changes, Origin::Local, now).await?;
-    queue_push_if_in_scope(&txn, id, false, now).await?;
-    txn.commit().await?;
-    Ok(())
+    contacts::update(txn, id, &changes, Origin::Local, now).await?;
+    queue_push_if_in_scope(txn, id, false, now).await?;
+    Ok(changes.len())
 }
 
 /// Adds a contact to the "Pipedrive contacts" list (which pushes it).
 pub async fn add_to_pipedrive_list(engine: &Engine, id: Uuid) -> Result<bool, SyncError> {
     let now = engine.now();
     let txn = engine.store.db().begin().await?;
+    let added = add_to_pipedrive_list_in(&txn, id, now).await?;
+    txn.commit().await?;
+    Ok(added)
+}
+
+/// [`add_to_pipedrive_list`] inside the caller's transaction.
+pub async fn add_to_pipedrive_list_in<C: ConnectionTrait>(
+    txn: &C,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, SyncError> {
+    contacts::load(txn, id)
+        .await?
+        .ok_or(SyncError::ContactNotFound(id))?;
+    let added = contacts::add_to_list(txn, id, contacts::PIPEDRIVE_LIST, now).await?;
+    queue_push_if_in_scope(txn, id, false, now).await?;
+    Ok(added)
+}
+
+/// What removing a contact from the "Pipedrive contacts" list did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListRemoval {
+    Removed,
+    NotAMember,
+    /// The contact is linked to a person: the list reflects what is in Pipedrive, so it stays
+    /// (nothing is ever deleted in Pipedrive from the app side; delete the person there).
+    LinkedToPerson {
+        person_id: i64,
+    },
+}
+
+/// Removes a contact from the "Pipedrive contacts" list. Never deletes anything in Pipedrive:
+/// a contact not yet created there simply is not pushed any more (a queued push finds it out
+/// of scope), and a linked contact stays in the list.
+pub async fn remove_from_pipedrive_list(
+    engine: &Engine,
+    id: Uuid,
+) -> Result<ListRemoval, SyncError> {
+    let txn = engine.store.db().begin().await?;
     contacts::load(&txn, id)
         .await?
         .ok_or(SyncError::ContactNotFound(id))?;
-    let added = contacts::add_to_list(&txn, id, contacts::PIPEDRIVE_LIST, now).await?;
-    queue_push_if_in_scope(&txn, id, false, now).await?;
+    if let Some(link) = links::any_for_contact(&txn, id).await? {
+        return Ok(ListRemoval::LinkedToPerson {
+            person_id: link.person_id,
+        });
+    }
+    let removed = contacts::remove_from_list(&txn, id, contacts::PIPEDRIVE_LIST).await?;
     txn.commit().await?;
-    Ok(added)
+    Ok(if removed {
+        ListRemoval::Removed
+    } else {
+        ListRemoval::NotAMember
+    })
+}
+
+/// Archives a contact locally. Nothing is deleted in Pipedrive (no deletes from the app side);
+/// an archived contact is not pushed any more, and changes from Pipedrive still reach it.
+pub async fn archive_contact(engine: &Engine, id: Uuid) -> Result<bool, SyncError> {
+    let now = engine.now();
+    let txn = engine.store.db().begin().await?;
+    let changed = archive_contact_in(&txn, id, now).await?;
+    txn.commit().await?;
+    Ok(changed)
+}
+
+/// [`archive_contact`] inside the caller's transaction; returns whether it was not archived yet.
+pub async fn archive_contact_in<C: ConnectionTrait>(
+    txn: &C,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, SyncError> {
+    let contact = contacts::load(txn, id)
+        .await?
+        .ok_or(SyncError::ContactNotFound(id))?;
+    if contact.archived {
+        return Ok(false);
+    }
+    contacts::set_archived(txn, id, true, now).await?;
+    Ok(true)
 }
 
 /// Queues a push for the contact if it reaches Pipedrive and a connection is active.

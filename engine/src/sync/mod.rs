@@ -6,6 +6,7 @@ pub mod actions;
 pub mod admin;
 pub mod app;
 pub mod connections;
+pub mod contact_json;
 pub mod contacts;
 pub mod duplicates;
 pub mod fields;
@@ -70,6 +71,8 @@ pub struct Engine {
     pub settings: Arc<Settings>,
     /// This tandem's public base URL (webhook and OAuth callback URLs).
     pub public_url: String,
+    /// The HTTP client for webhooks to the app's subscriptions.
+    pub app_http: reqwest::Client,
 }
 
 impl Engine {
@@ -83,12 +86,16 @@ impl Engine {
             Duration::from_secs(settings.pipedrive.request_timeout_secs),
             Limiters::default(),
         );
+        let app_http = crate::crm::http::client(Duration::from_secs(
+            settings.app_webhooks.request_timeout_secs,
+        ));
         Self {
             store,
             client,
             vault,
             settings,
             public_url,
+            app_http,
         }
     }
 

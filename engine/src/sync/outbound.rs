@@ -122,7 +122,11 @@ async fn patch(
         Err(error) if error.kind == CrmErrorKind::NotFound => {
             let now = engine.now();
             let txn = engine.store.db().begin().await?;
-            inbound::person_deleted(&txn, engine, conn, link.person_id, None, now).await?;
+            let applied =
+                inbound::person_deleted(&txn, engine, conn, link.person_id, None, now).await?;
+            if let Some((contact_id, event)) = applied.app_event() {
+                super::app::contact_event(&txn, contact_id, event, None, now).await?;
+            }
             txn.commit().await?;
             return Ok(Pushed::PersonGone);
         }
@@ -312,6 +316,14 @@ async fn create(
         now,
     )
     .await?;
+    super::app::contact_event(
+        &txn,
+        contact.id,
+        super::app::ContactEvent::Linked,
+        None,
+        now,
+    )
+    .await?;
     txn.commit().await?;
     Ok(Pushed::Created {
         person_id: person.id,
@@ -373,6 +385,7 @@ async fn link_found_person<C: sea_orm::ConnectionTrait>(
         )
         .await?;
     }
+    super::app::contact_event(txn, contact.id, super::app::ContactEvent::Linked, None, now).await?;
     Ok(())
 }
 

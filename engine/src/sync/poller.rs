@@ -119,9 +119,9 @@ pub async fn poll_once(engine: &Engine, conn: &ConnectionCtx) -> Result<usize, S
         let txn = db.begin().await?;
         for person in &page.items {
             let applied = inbound::apply_person_in(&txn, engine, conn, person, now).await?;
-            if let Some(contact_id) = applied.changed_contact() {
+            if let Some((contact_id, event)) = applied.app_event() {
                 changed += 1;
-                super::app::contact_changed(&txn, engine, contact_id, now).await?;
+                super::app::contact_event(&txn, contact_id, event, None, now).await?;
             }
             if let Some(time) = person.update_time.as_deref() {
                 if newest.as_deref().is_none_or(|n| later(time, n)) {
@@ -225,10 +225,14 @@ pub async fn initial_sync(
         let now = engine.now();
         let txn = db.begin().await?;
         for person in &page.items {
-            match inbound::apply_person_in(&txn, engine, &conn, person, now).await? {
+            let applied = inbound::apply_person_in(&txn, engine, &conn, person, now).await?;
+            match applied {
                 Applied::Created { .. } => progress.created += 1,
                 Applied::Linked { .. } => progress.linked += 1,
                 _ => {}
+            }
+            if let Some((contact_id, event)) = applied.app_event() {
+                super::app::contact_event(&txn, contact_id, event, None, now).await?;
             }
         }
         progress.done += page.items.len() as u64;

@@ -10,8 +10,9 @@ use tandem_core::{ErrorClass, RetryDecision, RetryPolicy};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::app::ContactEvent;
 use super::connections::{self, state};
-use super::inbound::{self, Applied};
+use super::inbound;
 use super::outbound::{self, CrmFailure};
 use super::synclog::{self, Direction, Entry, Level};
 use super::{Engine, SyncError};
@@ -146,6 +147,18 @@ async fn execute(engine: &Engine, job: Job) -> Result<(), SyncError> {
                         crate::sync::actions::mark_failed(engine, &conn, *action_id, &error)
                             .await?;
                     }
+                    crate::sync::app::contact_event(
+                        db,
+                        contact_id,
+                        ContactEvent::SyncFailed,
+                        Some(serde_json::json!({
+                            "code": code,
+                            "status": error.status,
+                            "message": error.message,
+                        })),
+                        now,
+                    )
+                    .await?;
                     tracing::error!(status = ?error.status, error = %error, "Push was rejected; the job is a dead letter.");
                     let hint = if error.retry == ErrorClass::Retry {
                         "Pipedrive kept failing; retry the dead letter once Pipedrive is healthy."
@@ -242,12 +255,15 @@ async fn apply_event(engine: &Engine, event: inbox_event::Model) -> Result<(), S
         _ => None,
     };
     let txn = engine.store.db().begin().await?;
-    let result: Result<Option<Uuid>, String> = match (event.source.as_str(), conn) {
+    let result: Result<Option<(Uuid, ContactEvent)>, String> = match (event.source.as_str(), conn) {
         ("pipedrive", Some(Ok(conn))) => {
             apply_pipedrive_event(&txn, engine, &conn, &event.payload, now).await
         }
         ("pipedrive", Some(Err(error))) => Err(error),
-        ("app", _) => crate::sync::app::apply_event(&txn, engine, &event.payload, now).await,
+        // The app's own change is not announced back to it.
+        ("app", _) => crate::sync::app::apply_event(&txn, engine, &event.payload, now)
+            .await
+            .map(|_| None),
         _ => Err(format!("unknown event source {}", event.source)),
     };
     let mut model: inbox_event::ActiveModel = event.clone().into();
@@ -275,8 +291,8 @@ async fn apply_event(engine: &Engine, event: inbox_event::Model) -> Result<(), S
         }
         synclog::record(&txn, entry, now).await?;
     }
-    if let Ok(Some(contact_id)) = result {
-        crate::sync::app::contact_changed(&txn, engine, contact_id, now).await?;
+    if let Ok(Some((contact_id, kind))) = result {
+        crate::sync::app::contact_event(&txn, contact_id, kind, None, now).await?;
     }
     txn.commit().await?;
     Ok(())
@@ -288,7 +304,7 @@ async fn apply_pipedrive_event<C: sea_orm::ConnectionTrait>(
     conn: &connections::ConnectionCtx,
     payload: &str,
     now: chrono::DateTime<Utc>,
-) -> Result<Option<Uuid>, String> {
+) -> Result<Option<(Uuid, ContactEvent)>, String> {
     let value: serde_json::Value =
         serde_json::from_str(payload).map_err(|e| format!("malformed JSON: {e}"))?;
     let meta = value.get("meta").ok_or("missing meta")?;
@@ -339,10 +355,7 @@ async fn apply_pipedrive_event<C: sea_orm::ConnectionTrait>(
         }
         other => return Err(format!("unknown action {other}")),
     };
-    Ok(match applied {
-        Applied::Stale | Applied::Ignored => None,
-        other => other.changed_contact(),
-    })
+    Ok(applied.app_event())
 }
 
 /// Runs inbox and outbox until nothing is pending any more (jobs waiting for a backoff are
@@ -367,17 +380,19 @@ pub async fn drive_until_idle(engine: &Engine) -> Result<(), SyncError> {
                 .order_by_asc(outbox_job::Column::RunAt)
                 .one(engine.store.db())
                 .await?;
-            match next {
-                None => return Ok(()),
-                Some(job) => {
-                    let due = job
-                        .locked_until
-                        .filter(|_| job.state == queue::state::RUNNING)
-                        .unwrap_or(job.run_at);
-                    let wait = (due - Utc::now()).to_std().unwrap_or_default();
-                    tokio::time::sleep(wait.min(Duration::from_secs(5))).await;
-                }
-            }
+            let next_job = next.map(|job| {
+                job.locked_until
+                    .filter(|_| job.state == queue::state::RUNNING)
+                    .unwrap_or(job.run_at)
+            });
+            let next_delivery = crate::sync::app::next_delivery_due(engine).await?;
+            let due = match (next_job, next_delivery) {
+                (None, None) => return Ok(()),
+                (Some(a), Some(b)) => a.min(b),
+                (Some(a), None) | (None, Some(a)) => a,
+            };
+            let wait = (due - Utc::now()).to_std().unwrap_or_default();
+            tokio::time::sleep(wait.min(Duration::from_secs(5))).await;
         }
     }
 }

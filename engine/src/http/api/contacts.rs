@@ -1,0 +1,255 @@
+//! `/api/v1/contacts`: create (deduplicated by e-mail), get, list (cursor paging, filters by
+//! e-mail and updated-since), patch, archive. Nothing here deletes anything in Pipedrive, and a
+//! contact reaches Pipedrive only when it is linked or in the "Pipedrive contacts" list.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use tandem_core::{keys, EmailAddress, FieldKey, FieldValue, LabeledValue};
+use tandem_webhooks::{ApiError, ErrorCode};
+use uuid::Uuid;
+
+use super::{field_issues, invalid, json_object, only_keys, page_limit, path_id, sync_error};
+use crate::http::AppState;
+use crate::sync::contact_json::{self, FieldCatalog, Mode};
+use crate::sync::contacts::{self, PageQuery};
+use crate::sync::local;
+
+async fn view(state: &AppState, id: Uuid) -> Result<Value, ApiError> {
+    contact_json::view(state.store.db(), id)
+        .await
+        .map_err(sync_error)?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no contact {id}")))
+}
+
+async fn catalog(state: &AppState) -> Result<FieldCatalog, ApiError> {
+    FieldCatalog::load(state.store.db())
+        .await
+        .map_err(sync_error)
+}
+
+/// `POST /api/v1/contacts` `{email?, fields?, in_pipedrive_list?}`: 201 with the new contact, or
+/// 200 with the existing one that has the same e-mail (the app side deduplicates by e-mail).
+pub(super) async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let object = json_object(&headers, &body)?;
+    only_keys(&object, &["email", "fields", "in_pipedrive_list"], "")?;
+    let catalog = catalog(&state).await?;
+    let mut fields = match object.get("fields") {
+        None | Some(Value::Null) => Default::default(),
+        Some(raw) => contact_json::parse_fields(&catalog, raw, "fields", Mode::Create)
+            .map_err(field_issues)?,
+    };
+    match object.get("email") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(text)) => {
+            let email = EmailAddress::parse(text).map_err(|e| invalid("email", e.to_string()))?;
+            if fields.contains_key(keys::EMAIL) {
+                return Err(invalid(
+                    "email",
+                    "give the address either here or in fields.email, not both",
+                ));
+            }
+            if let Ok(key) = FieldKey::new(keys::EMAIL) {
+                fields.insert(
+                    key,
+                    FieldValue::Emails(vec![LabeledValue::new(email.original(), None, true)]),
+                );
+            }
+        }
+        Some(_) => return Err(invalid("email", "must be a string")),
+    }
+    let add_to_list = match object.get("in_pipedrive_list") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(invalid("in_pipedrive_list", "must be true or false")),
+    };
+    if fields.is_empty() {
+        return Err(invalid(
+            "fields",
+            "a contact needs at least one value (an e-mail or a name)",
+        ));
+    }
+    let upserted = local::create_contact(&state.engine, fields, add_to_list)
+        .await
+        .map_err(sync_error)?;
+    let body = view(&state, upserted.contact_id).await?;
+    let status = if upserted.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        [(
+            header::LOCATION,
+            format!("/api/v1/contacts/{}", upserted.contact_id),
+        )],
+        Json(body),
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/contacts/{id}`.
+pub(super) async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = path_id(&id, "contact")?;
+    Ok(Json(view(&state, id).await?))
+}
+
+/// `PATCH /api/v1/contacts/{id}` `{fields}`: absent fields stay, `null` clears.
+pub(super) async fn patch(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let id = path_id(&id, "contact")?;
+    let object = json_object(&headers, &body)?;
+    only_keys(&object, &["fields"], "")?;
+    let catalog = catalog(&state).await?;
+    let fields = match object.get("fields") {
+        Some(raw) => contact_json::parse_fields(&catalog, raw, "fields", Mode::Change)
+            .map_err(field_issues)?,
+        None => return Err(invalid("fields", "is required")),
+    };
+    let current = contacts::load(state.store.db(), id)
+        .await
+        .map_err(sync_error)?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no contact {id}")))?;
+    if current.archived {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "the contact is archived; archived contacts are read-only",
+        ));
+    }
+    local::update_contact(&state.engine, id, fields)
+        .await
+        .map_err(sync_error)?;
+    Ok(Json(view(&state, id).await?))
+}
+
+/// `POST /api/v1/contacts/{id}/archive`: archives locally; never deletes in Pipedrive.
+pub(super) async fn archive(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = path_id(&id, "contact")?;
+    local::archive_contact(&state.engine, id)
+        .await
+        .map_err(sync_error)?;
+    Ok(Json(view(&state, id).await?))
+}
+
+const LIST_PARAMS: &[&str] = &[
+    "cursor",
+    "limit",
+    "email",
+    "updated_since",
+    "include_archived",
+];
+
+fn encode_cursor(at: DateTime<Utc>, id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(format!(
+        "{}|{id}",
+        at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+    ))
+}
+
+fn decode_cursor(text: &str) -> Option<(DateTime<Utc>, Uuid)> {
+    let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (at, id) = text.split_once('|')?;
+    Some((
+        DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc),
+        Uuid::parse_str(id).ok()?,
+    ))
+}
+
+/// `GET /api/v1/contacts?email=&updated_since=&cursor=&limit=&include_archived=`: contacts in
+/// the order they last changed; `next_cursor` continues the listing (null at the end).
+pub(super) async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(unknown) = query.keys().find(|k| !LIST_PARAMS.contains(&k.as_str())) {
+        return Err(
+            ApiError::new(ErrorCode::UnknownField, "unknown query parameter").with_fields(vec![
+                tandem_webhooks::FieldError {
+                    field: unknown.clone(),
+                    message: format!("unknown parameter; allowed are {}", LIST_PARAMS.join(", ")),
+                },
+            ]),
+        );
+    }
+    let email = query
+        .get("email")
+        .map(|e| EmailAddress::parse(e).map_err(|error| invalid("email", error.to_string())))
+        .transpose()?;
+    let updated_since = query
+        .get("updated_since")
+        .map(|t| {
+            DateTime::parse_from_rfc3339(t)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| invalid("updated_since", "must be an RFC 3339 time"))
+        })
+        .transpose()?;
+    let after = query
+        .get("cursor")
+        .map(|c| decode_cursor(c).ok_or_else(|| invalid("cursor", "is not a cursor this API gave")))
+        .transpose()?;
+    let include_archived = match query.get("include_archived").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(invalid("include_archived", "must be true or false")),
+    };
+    let page_query = PageQuery {
+        email: email.map(|e| e.as_str().to_owned()),
+        updated_since,
+        after,
+        include_archived,
+        limit: page_limit(&query)?,
+    };
+    let (ids, next) = contacts::page(state.store.db(), &page_query)
+        .await
+        .map_err(sync_error)?;
+    let mut data = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(contact) = contact_json::view(state.store.db(), id)
+            .await
+            .map_err(sync_error)?
+        {
+            data.push(contact);
+        }
+    }
+    Ok(Json(json!({
+        "data": data,
+        "next_cursor": next.map(|(at, id)| encode_cursor(at, id)),
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_round_trips_and_garbage_is_no_cursor() {
+        let at = Utc::now();
+        let id = Uuid::now_v7();
+        assert_eq!(decode_cursor(&encode_cursor(at, id)), Some((at, id)));
+        assert_eq!(decode_cursor("not-a-cursor"), None);
+    }
+}

@@ -1,0 +1,155 @@
+//! `Idempotency-Key` on POSTs. The first request with a key is executed and its response (2xx
+//! or 4xx) stored in `idempotency_key`, scoped to the API key that sent it; a retry with the
+//! same key and the same request gets the stored response (`Idempotent-Replayed: true`), one with
+//! a different request gets 409 `idempotency_key_reused`, and one arriving while the first is
+//! still running gets 409 `conflict`. A 5xx is not stored, so the client can retry.
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tandem_webhooks::{ApiError, ErrorCode};
+
+use super::ApiClient;
+use crate::http::AppState;
+use crate::store::entities::idempotency_key;
+
+pub(super) const HEADER: &str = "idempotency-key";
+const IN_PROGRESS: i32 = 0;
+
+pub(super) async fn layer(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if request.method() != Method::POST {
+        return Ok(next.run(request).await);
+    }
+    let Some(key) = request.headers().get(HEADER).cloned() else {
+        return Ok(next.run(request).await);
+    };
+    let key = key
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 255)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::BadRequest,
+                "Idempotency-Key must be 1 to 255 visible characters",
+            )
+        })?
+        .to_owned();
+    let client = request
+        .extensions()
+        .get::<ApiClient>()
+        .map(|c| c.fingerprint.clone())
+        .unwrap_or_default();
+    let (parts, body) = request.into_parts();
+    let limit = state.settings.http.body_limit_bytes;
+    let bytes = to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the body is larger than {limit} bytes"),
+        )
+    })?;
+    let mut hasher = Sha256::new();
+    hasher.update(parts.method.as_str().as_bytes());
+    hasher.update(b" ");
+    hasher.update(parts.uri.path().as_bytes());
+    hasher.update(b"\n");
+    hasher.update(&bytes);
+    let request_hash: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let scope = format!("api:{client}");
+    let db = state.store.db();
+    let now = Utc::now();
+    let claimed = idempotency_key::Entity::insert(idempotency_key::ActiveModel {
+        scope: Set(scope.clone()),
+        key: Set(key.clone()),
+        request_hash: Set(request_hash.clone()),
+        response_status: Set(IN_PROGRESS),
+        response_body: Set(Value::Null),
+        created_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::columns([idempotency_key::Column::Scope, idempotency_key::Column::Key])
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await
+    .map_err(|e| ApiError::internal(&e))?
+        == 1;
+    if !claimed {
+        let stored = idempotency_key::Entity::find_by_id((scope, key))
+            .one(db)
+            .await
+            .map_err(|e| ApiError::internal(&e))?
+            .ok_or_else(|| ApiError::new(ErrorCode::Conflict, "retry the request"))?;
+        if stored.request_hash != request_hash {
+            return Err(ApiError::new(
+                ErrorCode::IdempotencyKeyReused,
+                "this Idempotency-Key was used for a different request",
+            ));
+        }
+        if stored.response_status == IN_PROGRESS {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                "a request with this Idempotency-Key is still being processed",
+            ));
+        }
+        return Ok(replay(stored.response_status, &stored.response_body));
+    }
+
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    let (mut parts, body) = response.into_parts();
+    let bytes = to_bytes(body, usize::MAX)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let row = idempotency_key::ActiveModel {
+        scope: Set(format!("api:{client}")),
+        key: Set(key),
+        ..Default::default()
+    };
+    if parts.status.is_server_error() {
+        idempotency_key::Entity::delete(row)
+            .exec(db)
+            .await
+            .map_err(|e| ApiError::internal(&e))?;
+    } else {
+        let mut row = row;
+        row.response_status = Set(i32::from(parts.status.as_u16()));
+        row.response_body = Set(serde_json::from_slice(&bytes).unwrap_or(Value::Null));
+        row.update(db).await.map_err(|e| ApiError::internal(&e))?;
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Ok(Response::from_parts(parts, Body::from(bytes)))
+}
+
+fn replay(status: i32, body: &Value) -> Response {
+    let status = u16::try_from(status)
+        .ok()
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::OK);
+    let mut response = if body.is_null() {
+        status.into_response()
+    } else {
+        (status, axum::Json(body.clone())).into_response()
+    };
+    response
+        .headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response
+}

@@ -1,0 +1,259 @@
+//! The app's REST API, `/api/v1`: contacts, lists, webhook subscriptions, and the OpenAPI
+//! document describing them (`/api/v1/openapi.json`, the only route without an API key).
+//!
+//! Every route but the document needs `Authorization: Bearer <key>` with a key from
+//! `security.api_keys`. Bodies are JSON objects; unknown keys are refused (422 `unknown_field`),
+//! bad values are 422 `validation_failed` with one message per field. POSTs honour
+//! `Idempotency-Key` ([`idempotency`]).
+
+mod contacts;
+mod idempotency;
+mod lists;
+pub mod openapi;
+mod subscriptions;
+
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap};
+use axum::middleware::{from_fn_with_state, Next};
+use axum::response::Response;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use tandem_webhooks::pipedrive::constant_time_eq;
+use tandem_webhooks::{ApiError, ErrorCode, FieldError};
+
+use super::AppState;
+use crate::sync::contact_json::FieldIssue;
+use crate::sync::SyncError;
+
+/// Every route of the API (method, path), as the OpenAPI document lists them.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/api/v1/openapi.json"),
+    ("get", "/api/v1/contacts"),
+    ("post", "/api/v1/contacts"),
+    ("get", "/api/v1/contacts/{id}"),
+    ("patch", "/api/v1/contacts/{id}"),
+    ("post", "/api/v1/contacts/{id}/archive"),
+    ("get", "/api/v1/lists"),
+    ("get", "/api/v1/lists/{key}/members"),
+    ("post", "/api/v1/lists/{key}/members"),
+    ("delete", "/api/v1/lists/{key}/members/{contact_id}"),
+    ("get", "/api/v1/webhook-subscriptions"),
+    ("post", "/api/v1/webhook-subscriptions"),
+    ("get", "/api/v1/webhook-subscriptions/{id}"),
+    ("delete", "/api/v1/webhook-subscriptions/{id}"),
+    ("post", "/api/v1/webhook-subscriptions/{id}/enable"),
+    ("get", "/api/v1/webhook-subscriptions/{id}/deliveries"),
+];
+
+pub fn router(state: AppState) -> Router {
+    let authenticated = Router::new()
+        .route(
+            "/api/v1/contacts",
+            get(contacts::list).post(contacts::create),
+        )
+        .route(
+            "/api/v1/contacts/{id}",
+            get(contacts::get).patch(contacts::patch),
+        )
+        .route("/api/v1/contacts/{id}/archive", post(contacts::archive))
+        .route("/api/v1/lists", get(lists::list))
+        .route(
+            "/api/v1/lists/{key}/members",
+            get(lists::members).post(lists::add),
+        )
+        .route(
+            "/api/v1/lists/{key}/members/{contact_id}",
+            delete(lists::remove),
+        )
+        .route(
+            "/api/v1/webhook-subscriptions",
+            get(subscriptions::list).post(subscriptions::create),
+        )
+        .route(
+            "/api/v1/webhook-subscriptions/{id}",
+            get(subscriptions::get).delete(subscriptions::delete),
+        )
+        .route(
+            "/api/v1/webhook-subscriptions/{id}/enable",
+            post(subscriptions::enable),
+        )
+        .route(
+            "/api/v1/webhook-subscriptions/{id}/deliveries",
+            get(subscriptions::deliveries),
+        )
+        // Layers run outside-in: the key is checked before the idempotency record is read.
+        .layer(from_fn_with_state(state.clone(), idempotency::layer))
+        .layer(from_fn_with_state(state.clone(), authenticate));
+    Router::new()
+        .route("/api/v1/openapi.json", get(openapi::serve))
+        .merge(authenticated)
+        .with_state(state)
+}
+
+/// Which API key a request presented (a short fingerprint, never the key).
+#[derive(Debug, Clone)]
+pub(crate) struct ApiClient {
+    pub(crate) fingerprint: String,
+}
+
+async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let keys = &state.settings.security.api_keys;
+    if keys.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            "the API is closed: no API key is configured (security.api_keys)",
+        ));
+    }
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Unauthorized,
+                "missing API key: send `Authorization: Bearer <key>`",
+            )
+        })?;
+    // Every configured key is compared (constant time each), so timing says nothing about which.
+    let matched = keys.iter().fold(None, |found, key| {
+        let equal = constant_time_eq(key.expose().trim().as_bytes(), presented.as_bytes());
+        found.or(equal.then(|| key.expose().trim().to_owned()))
+    });
+    let Some(key) = matched else {
+        return Err(ApiError::new(ErrorCode::Unauthorized, "wrong API key"));
+    };
+    let digest = Sha256::digest(key.as_bytes());
+    let fingerprint = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    request.extensions_mut().insert(ApiClient { fingerprint });
+    Ok(next.run(request).await)
+}
+
+/// A `SyncError` as the API reports it.
+pub(crate) fn sync_error(error: SyncError) -> ApiError {
+    match error {
+        SyncError::ContactNotFound(id) => {
+            ApiError::new(ErrorCode::NotFound, format!("no contact {id}"))
+        }
+        SyncError::Invalid(text) => ApiError::new(ErrorCode::ValidationFailed, text),
+        other => ApiError::internal(&other),
+    }
+}
+
+/// The body as a JSON object: 415 for another content type, 400 for broken JSON, 422 when it
+/// is not an object.
+pub(crate) fn json_object(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Map<String, Value>, ApiError> {
+    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
+        let text = content_type.to_str().unwrap_or_default();
+        let json = text
+            .split(';')
+            .next()
+            .map(str::trim)
+            .is_some_and(|t| t == "application/json" || t.ends_with("+json"));
+        if !json {
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                "send the body as `Content-Type: application/json`",
+            ));
+        }
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            ErrorCode::MalformedJson,
+            format!("the body is not valid JSON: {e}"),
+        )
+    })?;
+    match value {
+        Value::Object(object) => Ok(object),
+        _ => Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            "the body must be a JSON object",
+        )),
+    }
+}
+
+/// Refuses keys other than `allowed` (422 `unknown_field`, each one named).
+pub(crate) fn only_keys(
+    object: &Map<String, Value>,
+    allowed: &[&str],
+    path: &str,
+) -> Result<(), ApiError> {
+    let unknown: Vec<FieldError> = object
+        .keys()
+        .filter(|k| !allowed.contains(&k.as_str()))
+        .map(|k| FieldError {
+            field: if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            },
+            message: format!("unknown field; allowed are {}", allowed.join(", ")),
+        })
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(
+            ApiError::new(ErrorCode::UnknownField, "the body has unknown fields")
+                .with_fields(unknown),
+        )
+    }
+}
+
+/// Field issues as a 422.
+pub(crate) fn field_issues(issues: Vec<FieldIssue>) -> ApiError {
+    let code = if issues.iter().any(|i| i.unknown) {
+        ErrorCode::UnknownField
+    } else {
+        ErrorCode::ValidationFailed
+    };
+    ApiError::new(code, "some fields are invalid").with_fields(
+        issues
+            .into_iter()
+            .map(|i| FieldError {
+                field: i.field,
+                message: i.message,
+            })
+            .collect(),
+    )
+}
+
+/// One field-level 422.
+pub(crate) fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::ValidationFailed, "some fields are invalid").with_fields(vec![
+        FieldError {
+            field: field.to_owned(),
+            message: message.into(),
+        },
+    ])
+}
+
+/// A path id as a UUID; anything else names nothing (404).
+pub(crate) fn path_id(text: &str, what: &str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::parse_str(text)
+        .map_err(|_| ApiError::new(ErrorCode::NotFound, format!("no {what} {text:?}")))
+}
+
+/// `limit` from a query: 1 to 200, default 50.
+pub(crate) fn page_limit(
+    query: &std::collections::HashMap<String, String>,
+) -> Result<u64, ApiError> {
+    match query.get("limit") {
+        None => Ok(50),
+        Some(text) => match text.parse::<u64>() {
+            Ok(n) if (1..=200).contains(&n) => Ok(n),
+            _ => Err(invalid("limit", "must be an integer from 1 to 200")),
+        },
+    }
+}

@@ -1,0 +1,148 @@
+//! `/api/v1/webhook-subscriptions`: where tandem sends the app its contact events (Standard
+//! Webhooks). The secret is returned once, at creation, and stored encrypted.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use tandem_webhooks::standard::Secret;
+use tandem_webhooks::{ApiError, ErrorCode};
+
+use super::{invalid, json_object, only_keys, page_limit, path_id, sync_error};
+use crate::http::AppState;
+use crate::sync::app::{self, ContactEvent, Subscription};
+
+fn time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn render(subscription: &Subscription) -> Value {
+    json!({
+        "id": subscription.id,
+        "url": subscription.url,
+        "enabled": subscription.enabled,
+        "consecutive_failures": subscription.consecutive_failures,
+        "disabled_at": subscription.disabled_at.map(time),
+        "created_at": time(subscription.created_at),
+        "event_types": ContactEvent::ALL.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
+    })
+}
+
+/// `POST /api/v1/webhook-subscriptions` `{url, secret?}`: 201 with the secret (shown only now).
+pub(super) async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let object = json_object(&headers, &body)?;
+    only_keys(&object, &["url", "secret"], "")?;
+    let url = match object.get("url") {
+        Some(Value::String(text)) => {
+            let parsed =
+                url::Url::parse(text).map_err(|e| invalid("url", format!("is not a URL: {e}")))?;
+            if !["http", "https"].contains(&parsed.scheme()) || parsed.host().is_none() {
+                return Err(invalid("url", "must be an absolute http(s) URL"));
+            }
+            parsed.to_string()
+        }
+        Some(_) => return Err(invalid("url", "must be a string")),
+        None => return Err(invalid("url", "is required")),
+    };
+    let secret = match object.get("secret") {
+        None | Some(Value::Null) => app::generate_secret(),
+        Some(Value::String(text)) => Secret::parse(text)
+            .map_err(|_| invalid("secret", "must be whsec_<base64> of at least 16 bytes"))?,
+        Some(_) => return Err(invalid("secret", "must be a string")),
+    };
+    let (subscription, secret) = app::create_subscription(&state.engine, &url, secret)
+        .await
+        .map_err(sync_error)?;
+    let mut body = render(&subscription);
+    body["secret"] = Value::String(secret.to_whsec());
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// `GET /api/v1/webhook-subscriptions`.
+pub(super) async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let subscriptions = app::list_subscriptions(&state.engine)
+        .await
+        .map_err(sync_error)?;
+    Ok(Json(
+        json!({ "data": subscriptions.iter().map(render).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn found(state: &AppState, id: &str) -> Result<Subscription, ApiError> {
+    let id = path_id(id, "webhook subscription")?;
+    app::get_subscription(&state.engine, id)
+        .await
+        .map_err(sync_error)?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no webhook subscription {id}")))
+}
+
+/// `GET /api/v1/webhook-subscriptions/{id}`.
+pub(super) async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(render(&found(&state, &id).await?)))
+}
+
+/// `DELETE /api/v1/webhook-subscriptions/{id}`: the subscription and its delivery log.
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let subscription = found(&state, &id).await?;
+    app::delete_subscription(&state.engine, subscription.id)
+        .await
+        .map_err(sync_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/webhook-subscriptions/{id}/enable`: after it was disabled for failing.
+pub(super) async fn enable(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let subscription = found(&state, &id).await?;
+    app::enable_subscription(&state.engine, subscription.id)
+        .await
+        .map_err(sync_error)?;
+    Ok(Json(render(&found(&state, &id).await?)))
+}
+
+/// `GET /api/v1/webhook-subscriptions/{id}/deliveries?limit=`: the delivery log, newest first.
+pub(super) async fn deliveries(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let subscription = found(&state, &id).await?;
+    let log = app::delivery_log(&state.engine, subscription.id, page_limit(&query)?)
+        .await
+        .map_err(sync_error)?;
+    let data: Vec<Value> = log
+        .iter()
+        .map(|d| {
+            json!({
+                "id": d.id,
+                "webhook_id": format!("msg_{}", d.id.simple()),
+                "contact_id": d.contact_id,
+                "event_type": d.event_type,
+                "state": d.state,
+                "attempts": d.attempts,
+                "next_attempt_at": time(d.next_attempt_at),
+                "last_status": d.last_status,
+                "last_error": d.last_error,
+                "created_at": time(d.created_at),
+                "updated_at": time(d.updated_at),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "data": data })))
+}
