@@ -6,6 +6,7 @@
 
 mod actions;
 mod admin;
+mod app_api;
 mod connections;
 mod duplicates;
 mod health;

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod fields;
+pub mod receiver;
 
 use std::net::SocketAddr;
 
@@ -92,8 +93,18 @@ pub fn test_settings(database: &TestDatabase) -> Settings {
     settings.security.admin_token = Redacted::new("test-admin-token".to_owned());
     settings.security.encryption_keys =
         vec![Redacted::new(tandem_engine::crypto::Vault::generate_key())];
+    settings.security.api_keys = vec![Redacted::new(TEST_API_KEY.to_owned())];
+    settings.app_webhooks.inbound_secrets = vec![Redacted::new(TEST_APP_SECRET.to_owned())];
+    settings.app_webhooks.retry_initial_ms = 2;
+    settings.app_webhooks.retry_cap_ms = 40;
     settings
 }
+
+/// The API key tests present on `/api/v1`.
+pub const TEST_API_KEY: &str = "test-api-key-0123456789";
+
+/// The secret tests sign `POST /webhooks/app` events with.
+pub const TEST_APP_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 /// The compiled-in defaults, without reading any file or environment.
 fn figment_free_defaults() -> Settings {
@@ -117,6 +128,37 @@ impl TestApp {
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http
             .get(format!("{}{path}", self.base_url))
+            .send()
+            .await
+            .expect("request reaches tandem")
+    }
+}
+
+impl TestApp {
+    /// A request to the REST API with the test API key.
+    pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base_url))
+            .bearer_auth(TEST_API_KEY)
+    }
+
+    /// `POST /webhooks/app`, signed with `secret` as message `id` at `timestamp`.
+    pub async fn post_app_event(
+        &self,
+        secret: &str,
+        id: &str,
+        timestamp: i64,
+        body: &str,
+    ) -> reqwest::Response {
+        let secret = tandem_webhooks::standard::Secret::parse(secret).unwrap();
+        let signed = tandem_webhooks::standard::sign(&secret, id, timestamp, body.as_bytes());
+        self.http
+            .post(format!("{}/webhooks/app", self.base_url))
+            .header("content-type", "application/json")
+            .header("webhook-id", signed.id)
+            .header("webhook-timestamp", signed.timestamp.to_string())
+            .header("webhook-signature", signed.signature)
+            .body(body.to_owned())
             .send()
             .await
             .expect("request reaches tandem")
