@@ -269,3 +269,137 @@ async fn a_hundred_concurrent_actions_for_ten_contacts_under_injected_429s_creat
         );
     }
 }
+
+#[tokio::test]
+async fn the_actions_endpoint_queues_replays_refuses_and_reports_completion_to_the_app() {
+    use reqwest::{Method, StatusCode};
+    let app = spawn_app().await;
+    app.connect_and_sync().await;
+    let mut receiver = tandem_tests::receiver::TestReceiver::start().await;
+    let subscribed = app
+        .api(Method::POST, "/api/v1/webhook-subscriptions")
+        .json(&json!({ "url": receiver.url }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(subscribed.status(), StatusCode::CREATED);
+    local::create_contact(
+        &app.engine,
+        fields([name("Api Deal"), email("apideal@example.com")]),
+        false,
+    )
+    .await
+    .unwrap();
+
+    let request = json!({ "email": "apideal@example.com", "params": { "title": "From a journey", "value": 99 } });
+    let missing_key = app
+        .api(Method::POST, "/api/v1/actions/add_deal")
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing_key.status(), StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = missing_key.json().await.unwrap();
+    assert_eq!(body["code"], "idempotency_key_required");
+
+    let queued = app
+        .api(Method::POST, "/api/v1/actions/add_deal")
+        .header("Idempotency-Key", "j-7")
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(queued.status(), StatusCode::ACCEPTED);
+    let queued: serde_json::Value = queued.json().await.unwrap();
+    assert_eq!(queued["state"], "queued");
+    let replay = app
+        .api(Method::POST, "/api/v1/actions/add_deal")
+        .header("Idempotency-Key", "j-7")
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert!(replay.status().is_success());
+    let replay: serde_json::Value = replay.json().await.unwrap();
+    assert_eq!(replay["id"], queued["id"]);
+
+    app.drive().await;
+    let id = queued["id"].as_str().unwrap();
+    let done: serde_json::Value = app
+        .api(Method::GET, &format!("/api/v1/actions/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(done["state"], "done");
+    assert_eq!(app.sim.handle().deals().len(), 1);
+    // The app is told: first the contact got linked, then the action finished.
+    let mut types = Vec::new();
+    while !types.contains(&"action.done".to_owned()) {
+        types.push(
+            receiver.next().await.json()["type"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let linked = types
+        .iter()
+        .position(|t| t == "contact.linked")
+        .expect("the app hears the contact was linked");
+    assert!(
+        linked < types.len() - 1,
+        "linked before the action is reported done: {types:?}"
+    );
+
+    let unknown_stage = app
+        .api(Method::POST, "/api/v1/actions/add_deal")
+        .header("Idempotency-Key", "j-8")
+        .json(&json!({ "email": "apideal@example.com", "params": { "title": "x", "stage_id": 424_242 } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown_stage.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: serde_json::Value = unknown_stage.json().await.unwrap();
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("unknown stage 424242"),
+        "{body}"
+    );
+
+    local::create_contact(
+        &app.engine,
+        fields([name("No Person"), email("noperson@example.com")]),
+        false,
+    )
+    .await
+    .unwrap();
+    let no_person = app
+        .api(Method::POST, "/api/v1/actions/update_deal_stage")
+        .header("Idempotency-Key", "j-9")
+        .json(&json!({ "email": "noperson@example.com", "params": { "stage_id": 1 } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_person.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: serde_json::Value = no_person.json().await.unwrap();
+    assert_eq!(body["code"], "no_pipedrive_person");
+    assert!(app
+        .sim
+        .handle()
+        .persons_by_email("noperson@example.com")
+        .is_empty());
+
+    let unknown_action = app
+        .api(Method::POST, "/api/v1/actions/delete_person")
+        .header("Idempotency-Key", "j-10")
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown_action.status(), StatusCode::NOT_FOUND);
+}

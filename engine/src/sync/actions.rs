@@ -746,6 +746,7 @@ async fn finish(
 ) -> Result<(), SyncError> {
     let now = engine.now();
     let db = engine.store.db();
+    let txn = db.begin().await?;
     journey_action::Entity::update_many()
         .col_expr(journey_action::Column::State, Expr::value(new_state))
         .col_expr(journey_action::Column::Result, Expr::value(result.clone()))
@@ -756,8 +757,19 @@ async fn finish(
         )
         .col_expr(journey_action::Column::UpdatedAt, Expr::value(now))
         .filter(journey_action::Column::Id.eq(row.id))
-        .exec(db)
+        .exec(&txn)
         .await?;
+    // The app hears about the outcome (in the same transaction, like every delivery).
+    if let Some(record) = journey_action::Entity::find_by_id(row.id).one(&txn).await? {
+        let event = if new_state == state::DONE {
+            super::app::ContactEvent::ActionDone
+        } else {
+            super::app::ContactEvent::ActionFailed
+        };
+        let record = serde_json::to_value(ActionRecord::from(record)).unwrap_or_default();
+        super::app::contact_event_with(&txn, row.contact_id, event, Some(("action", record)), now)
+            .await?;
+    }
     let (level, kind, message) = if new_state == state::DONE {
         (
             Level::Info,
@@ -781,7 +793,9 @@ async fn finish(
     if let Some(result) = result {
         entry = entry.detail(result);
     }
-    synclog::record(db, entry, now).await
+    synclog::record(&txn, entry, now).await?;
+    txn.commit().await?;
+    Ok(())
 }
 
 /// Marks an action failed when its job became a dead letter (Pipedrive's text verbatim).

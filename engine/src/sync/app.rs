@@ -42,15 +42,21 @@ pub enum ContactEvent {
     Unlinked,
     /// A write of this contact to Pipedrive failed for good (dead letter).
     SyncFailed,
+    /// A journey action for this contact is done (`data.action` has Pipedrive's ids).
+    ActionDone,
+    /// A journey action for this contact failed (`data.action.error` has Pipedrive's text).
+    ActionFailed,
 }
 
 impl ContactEvent {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 7] = [
         Self::Created,
         Self::Updated,
         Self::Linked,
         Self::Unlinked,
         Self::SyncFailed,
+        Self::ActionDone,
+        Self::ActionFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +66,8 @@ impl ContactEvent {
             Self::Linked => "contact.linked",
             Self::Unlinked => "contact.unlinked",
             Self::SyncFailed => "contact.sync_failed",
+            Self::ActionDone => "action.done",
+            Self::ActionFailed => "action.failed",
         }
     }
 }
@@ -93,6 +101,18 @@ pub async fn contact_event<C: ConnectionTrait>(
     error: Option<Value>,
     now: DateTime<Utc>,
 ) -> Result<(), SyncError> {
+    let extra = error.map(|error| ("error", error));
+    contact_event_with(txn, contact_id, event, extra, now).await
+}
+
+/// As [`contact_event`], with one more key in `data` (e.g. `action`).
+pub async fn contact_event_with<C: ConnectionTrait>(
+    txn: &C,
+    contact_id: Uuid,
+    event: ContactEvent,
+    extra: Option<(&str, Value)>,
+    now: DateTime<Utc>,
+) -> Result<(), SyncError> {
     let subscriptions: Vec<Uuid> = webhook_subscription::Entity::find()
         .filter(webhook_subscription::Column::Enabled.eq(true))
         .all(txn)
@@ -107,8 +127,8 @@ pub async fn contact_event<C: ConnectionTrait>(
         return Ok(());
     };
     let mut data = json!({ "contact": contact });
-    if let Some(error) = error {
-        data["error"] = error;
+    if let Some((key, value)) = extra {
+        data[key] = value;
     }
     let payload = json!({
         "type": event.as_str(),

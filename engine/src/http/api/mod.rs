@@ -6,6 +6,7 @@
 //! bad values are 422 `validation_failed` with one message per field. POSTs honour
 //! `Idempotency-Key` ([`idempotency`]).
 
+mod actions;
 mod contacts;
 mod idempotency;
 mod lists;
@@ -46,6 +47,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/v1/webhook-subscriptions/{id}"),
     ("post", "/api/v1/webhook-subscriptions/{id}/enable"),
     ("get", "/api/v1/webhook-subscriptions/{id}/deliveries"),
+    ("post", "/api/v1/actions/{action}"),
+    ("get", "/api/v1/actions/{action}"),
 ];
 
 pub fn router(state: AppState) -> Router {
@@ -83,6 +86,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/webhook-subscriptions/{id}/deliveries",
             get(subscriptions::deliveries),
+        )
+        // One path, two meanings: POST names an action, GET an action's id.
+        .route(
+            "/api/v1/actions/{action}",
+            post(actions::submit).get(actions::get),
         )
         // Layers run outside-in: the key is checked before the idempotency record is read.
         .layer(from_fn_with_state(state.clone(), idempotency::layer))

@@ -54,7 +54,64 @@ fn common_errors(mut responses: Value) -> Value {
 }
 
 /// The document.
-pub static DOCUMENT: LazyLock<Value> = LazyLock::new(build);
+pub static DOCUMENT: LazyLock<Value> = LazyLock::new(|| {
+    let mut document = build();
+    add_actions(&mut document);
+    document
+});
+
+/// Journey actions (`/api/v1/actions/...`).
+fn add_actions(document: &mut Value) {
+    document["paths"]["/api/v1/actions/{action}"] = json!({
+        "post": {
+            "operationId": "submitAction",
+            "summary": "Run a journey action on a contact: add_deal, assign_person_owner, schedule_activity (these create the Pipedrive person first when the contact has none), update_person_field, update_deal_stage (these never create one: 422 no_pipedrive_person). Queued through the outbox; read the result with GET /api/v1/actions/{id}.",
+            "parameters": [path_param("action", "add_deal | assign_person_owner | schedule_activity | update_person_field | update_deal_stage"), {
+                "name": "Idempotency-Key", "in": "header", "required": true,
+                "description": "Required: the same key returns the first action (no second deal); another request with it gets 409 idempotency_key_reused.",
+                "schema": { "type": "string", "maxLength": 255 }
+            }],
+            "requestBody": body("ActionRequest"),
+            "responses": common_errors(json!({
+                "202": ok("Queued.", "Action"),
+                "200": ok("A replay: the first action, as it is now.", "Action"),
+                "400": error("No Idempotency-Key (`idempotency_key_required`)."),
+                "404": error("Unknown action or contact."),
+                "409": error("The key was used for another request."),
+                "422": error("Invalid parameters (unknown stage, unknown field, bad type), or no Pipedrive person for a non-creating action.")
+            }))
+        },
+        "get": {
+            "operationId": "getAction",
+            "summary": "An action's status: queued, done (with Pipedrive's ids) or failed (with Pipedrive's error, verbatim). Here `{action}` is the action's id.",
+            "parameters": [path_param("action", "The action's id (UUID).")],
+            "responses": common_errors(json!({ "200": ok("The action.", "Action"), "404": error("No such action.") }))
+        }
+    });
+    document["components"]["schemas"]["ActionRequest"] = json!({
+        "type": "object", "additionalProperties": false,
+        "properties": {
+            "contact_id": { "type": "string", "format": "uuid" },
+            "email": { "type": "string", "format": "email" },
+            "params": { "type": "object", "description": "add_deal: title (required), value, currency, pipeline_id, stage_id, owner_id; assign_person_owner: owner_id; schedule_activity: subject (required), type, due_date (YYYY-MM-DD), owner_id; update_person_field: field, value; update_deal_stage: stage_id, deal_id (default: the person's newest deal)." }
+        }
+    });
+    document["components"]["schemas"]["Action"] = json!({
+        "type": "object", "required": ["id", "action", "contact_id", "state"],
+        "properties": {
+            "id": { "type": "string", "format": "uuid" },
+            "action": { "type": "string" },
+            "contact_id": { "type": "string", "format": "uuid" },
+            "state": { "type": "string", "enum": ["queued", "done", "failed"] },
+            "params": { "type": "object" },
+            "result": { "type": ["object", "null"], "description": "Pipedrive ids: person_id, deal_id, activity_id, ..." },
+            "error": { "type": ["string", "null"], "description": "Pipedrive's error text, verbatim." },
+            "pipedrive_status": { "type": ["integer", "null"] },
+            "created_at": { "type": "string", "format": "date-time" },
+            "updated_at": { "type": "string", "format": "date-time" }
+        }
+    });
+}
 
 #[allow(clippy::too_many_lines)]
 fn build() -> Value {
