@@ -50,6 +50,11 @@ pub enum Command {
         #[command(subcommand)]
         action: ConnectionsAction,
     },
+    /// Try tandem end to end in under a minute: a simulated Pipedrive, OAuth, initial sync,
+    /// live edits on both sides, a summary. Needs nothing but this binary.
+    Demo(crate::demo::DemoArgs),
+    /// Run the built-in Pipedrive simulator (the same flags as `pipedrive-sim`).
+    Sim(pipedrive_sim::SimArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,6 +105,17 @@ pub enum MigrateAction {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        // Self-contained: they read no configuration file.
+        Command::Demo(args) => {
+            let mut telemetry_settings = Settings::defaults().telemetry;
+            telemetry_settings.filter = "warn".to_owned();
+            telemetry::init(&telemetry_settings);
+            return crate::demo::run(args).await;
+        }
+        Command::Sim(args) => return pipedrive_sim::run_cli(args).await,
+        _ => {}
+    }
     let mut settings = Settings::load(cli.config.as_deref())?;
     telemetry::init(&settings.telemetry);
     match cli.command {
@@ -144,6 +160,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Connections { action } => connections_command(settings, action).await,
+        Command::Demo(_) | Command::Sim(_) => Ok(()),
     }
 }
 

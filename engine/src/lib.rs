@@ -7,6 +7,7 @@ pub mod cli_sync;
 pub mod config;
 pub mod crm;
 pub mod crypto;
+pub mod demo;
 pub mod http;
 pub mod queue;
 pub mod store;

@@ -5,6 +5,8 @@
 // Helpers may unwrap: a failure is a failed test.
 #![allow(clippy::unwrap_used)]
 
+pub mod chaos;
+pub mod child;
 pub mod fields;
 pub mod receiver;
 
@@ -43,8 +45,14 @@ pub struct TestDatabase {
 
 impl TestDatabase {
     pub async fn create() -> anyhow::Result<Self> {
+        Self::create_on(postgres_server_url().as_deref()).await
+    }
+
+    /// A fresh database on the Postgres server `server` (a maintenance-database URL), or a
+    /// SQLite file when `None`.
+    pub async fn create_on(server: Option<&str>) -> anyhow::Result<Self> {
         let name = format!("tandem_test_{}", Uuid::new_v4().simple());
-        match postgres_server_url() {
+        match server.map(str::to_owned) {
             Some(server) => {
                 let admin = Database::connect(&server)
                     .await
@@ -186,11 +194,20 @@ pub async fn spawn_app() -> TestApp {
 
 /// As [`spawn_app`], with a simulator configuration and a settings tweak.
 pub async fn spawn_app_with(sim_config: SimConfig, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let database = TestDatabase::create().await.expect("test database");
+    spawn_app_on(database, sim_config, tweak).await
+}
+
+/// As [`spawn_app_with`], on a given database (benchmarks pick SQLite or Postgres per run).
+pub async fn spawn_app_on(
+    database: TestDatabase,
+    sim_config: SimConfig,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
     tandem_engine::telemetry::init_for_tests(test_log_enabled());
     let sim = pipedrive_sim::start(sim_config)
         .await
         .expect("simulator starts");
-    let database = TestDatabase::create().await.expect("test database");
     let mut settings = test_settings(&database);
     settings.pipedrive.oauth_base_url = sim.base_url().to_owned();
     settings.pipedrive.client_id = "sim-client".to_owned();

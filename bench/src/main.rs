@@ -1,0 +1,807 @@
+//! `bench`: tandem's benchmark programs (conventions C16). Each subcommand runs one benchmark
+//! against the in-process Pipedrive simulator on 127.0.0.1, prints one table, and with
+//! `--write` records it (date, machine) in docs/benchmarks.md. Sizes are flags; `all` runs
+//! every benchmark at moderate sizes.
+
+// A benchmark program: a failure is a failed run.
+#![allow(clippy::unwrap_used)]
+
+mod report;
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use pipedrive_sim::{RateLimits, SimConfig};
+use report::{ms, quantile, verdict, Section};
+use tandem_engine::sync::{connections, contacts, links, local, poller};
+use tandem_tests::chaos::{self, count, ChaosConfig};
+use tandem_tests::child::{vm_hwm_kib, TandemProcess};
+use tandem_tests::fields::{email, fields, name, text_of};
+use tandem_tests::{spawn_app_on, TestApp, TestDatabase};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bench",
+    about = "tandem's benchmarks: each prints a table; --write records it in docs/benchmarks.md."
+)]
+struct Cli {
+    /// Record the table in docs/benchmarks.md (replacing the previous run's).
+    #[arg(long, global = true)]
+    write: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Durable webhook ingest: events/s and ack latency on SQLite (and Postgres with --postgres).
+    Ingest {
+        #[arg(long, default_value_t = 20_000)]
+        events: usize,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// A Postgres maintenance-database URL (e.g. from scripts/postgres.sh).
+        #[arg(long)]
+        postgres: Option<String>,
+    },
+    /// End-to-end latency app→Pipedrive and Pipedrive→app, without and with a burst limit;
+    /// API calls per edit.
+    Latency {
+        #[arg(long, default_value_t = 200)]
+        edits: usize,
+        /// Burst limit (requests per 2 s) of the rate-limited run.
+        #[arg(long, default_value_t = 20)]
+        burst: u32,
+    },
+    /// Initial sync of N persons against the rate-limit bound.
+    InitialSync {
+        #[arg(long, default_value_t = 100_000)]
+        persons: usize,
+        #[arg(long, default_value_t = 20)]
+        burst: u32,
+    },
+    /// Steady-state writeback under a tight burst limit: share of the allowed rate, 429s.
+    Writeback {
+        #[arg(long, default_value_t = 20)]
+        burst: u32,
+        #[arg(long, default_value_t = 200)]
+        contacts: usize,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+    },
+    /// First push of new app contacts into a Pipedrive that already holds many persons.
+    Push {
+        #[arg(long, default_value_t = 100_000)]
+        persons: usize,
+        #[arg(long, default_value_t = 10_000)]
+        contacts: usize,
+        /// Share of the new contacts whose e-mail already exists in Pipedrive.
+        #[arg(long, default_value_t = 0.1)]
+        same_email: f64,
+        #[arg(long, default_value_t = 200)]
+        burst: u32,
+    },
+    /// Peak RSS with N linked contacts (initial sync in this process; then `tandem serve`).
+    Rss {
+        #[arg(long, default_value_t = 1_000_000)]
+        persons: usize,
+    },
+    /// The chaos run: random edits on both sides, faults, SIGKILLs; prints divergent,
+    /// duplicates, lost (all must be 0).
+    Chaos {
+        #[arg(long, default_value_t = 1_000)]
+        contacts: usize,
+        #[arg(long, default_value_t = 10_000)]
+        edits: usize,
+        #[arg(long, default_value_t = 10)]
+        kills: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Every benchmark at moderate sizes.
+    All {
+        #[arg(long)]
+        postgres: Option<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let sections = match cli.command {
+        Command::Ingest {
+            events,
+            concurrency,
+            postgres,
+        } => vec![ingest(events, concurrency, postgres.as_deref()).await?],
+        Command::Latency { edits, burst } => vec![latency(edits, burst).await?],
+        Command::InitialSync { persons, burst } => vec![initial_sync(persons, burst).await?],
+        Command::Writeback {
+            burst,
+            contacts,
+            seconds,
+        } => vec![writeback(burst, contacts, seconds).await?],
+        Command::Push {
+            persons,
+            contacts,
+            same_email,
+            burst,
+        } => vec![push(persons, contacts, same_email, burst).await?],
+        Command::Rss { persons } => vec![rss(persons).await?],
+        Command::Chaos {
+            contacts,
+            edits,
+            kills,
+            seed,
+        } => vec![chaos_run(contacts, edits, kills, seed).await?],
+        Command::All { postgres } => vec![
+            ingest(10_000, 32, postgres.as_deref()).await?,
+            latency(100, 20).await?,
+            initial_sync(20_000, 20).await?,
+            writeback(20, 100, 12).await?,
+            push(20_000, 2_000, 0.1, 200).await?,
+            rss(100_000).await?,
+            chaos_run(200, 2_000, 4, 1).await?,
+        ],
+    };
+    for section in &sections {
+        section.print();
+        if cli.write {
+            let path = report::write(section)?;
+            println!("(written to {})", path.display());
+        }
+    }
+    Ok(())
+}
+
+fn sim_config(burst: Option<u32>) -> SimConfig {
+    let mut limits = RateLimits::generous();
+    if let Some(b) = burst {
+        limits.api_token_burst = b;
+        limits.oauth_burst = b;
+    }
+    SimConfig {
+        time_scale: 0.01,
+        rate_limits: limits,
+        seed: 7,
+        ..SimConfig::default()
+    }
+}
+
+async fn app_on(postgres: Option<&str>, sim: SimConfig, workers: bool) -> anyhow::Result<TestApp> {
+    let database = TestDatabase::create_on(postgres).await?;
+    Ok(spawn_app_on(database, sim, |s| {
+        s.workers.enabled = workers;
+        s.workers.poll_interval_secs = 3600;
+        s.workers.retry_initial_ms = 100;
+        s.workers.retry_cap_ms = 5_000;
+    })
+    .await)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Webhook ingest
+
+async fn ingest(
+    events: usize,
+    concurrency: usize,
+    postgres: Option<&str>,
+) -> anyhow::Result<Section> {
+    let mut rows = Vec::new();
+    let mut sqlite_met = false;
+    let mut dbs: Vec<(&str, Option<&str>)> = vec![("SQLite", None)];
+    if let Some(url) = postgres {
+        dbs.push(("Postgres", Some(url)));
+    }
+    for (label, server) in dbs {
+        let app = app_on(server, sim_config(None), false).await?;
+        let connection = app.connect_pipedrive().await;
+        let (user, password) =
+            connections::webhook_credentials(&app.engine, app.store.db(), connection)
+                .await?
+                .context("webhook credentials")?;
+        let url = format!("{}/webhooks/pipedrive/{connection}", app.base_url);
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(concurrency)
+            .build()?;
+        let per_task = events / concurrency;
+        let started = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for t in 0..concurrency {
+            let (client, url, user, password) =
+                (client.clone(), url.clone(), user.clone(), password.clone());
+            tasks.spawn(async move {
+                let mut latencies = Vec::with_capacity(per_task);
+                for i in 0..per_task {
+                    let body = serde_json::json!({
+                        "meta": {"id": format!("bench-{t}-{i}"), "entity": "person", "action": "change",
+                                 "entity_id": (i % 500 + 1).to_string(), "version": "2.0",
+                                 "timestamp": "2026-11-23T10:00:00Z", "change_source": "app"},
+                        "data": {"id": i % 500 + 1, "name": format!("Person {i}"),
+                                 "emails": [{"value": format!("p{i}@example.com"), "primary": true, "label": "work"}],
+                                 "update_time": "2026-11-23T10:00:00Z"},
+                        "previous": {"name": "Before"}
+                    });
+                    let t0 = Instant::now();
+                    let response = client
+                        .post(&url)
+                        .basic_auth(&user, Some(&password))
+                        .json(&body)
+                        .send()
+                        .await?;
+                    anyhow::ensure!(response.status().is_success(), "ack {}", response.status());
+                    latencies.push(t0.elapsed());
+                }
+                Ok::<_, anyhow::Error>(latencies)
+            });
+        }
+        let mut latencies = Vec::new();
+        while let Some(result) = tasks.join_next().await {
+            latencies.extend(result??);
+        }
+        let elapsed = started.elapsed();
+        latencies.sort();
+        let stored = count(
+            &app.engine,
+            "SELECT count(*) FROM inbox_event WHERE state = 'pending'",
+        )
+        .await?;
+        let rate = latencies.len() as f64 / elapsed.as_secs_f64();
+        let p99 = quantile(&latencies, 0.99);
+        let met = rate >= 20_000.0 && p99 < Duration::from_millis(20);
+        if label == "SQLite" {
+            sqlite_met = met;
+        }
+        rows.push(vec![
+            label.to_owned(),
+            latencies.len().to_string(),
+            stored.to_string(),
+            concurrency.to_string(),
+            format!("{rate:.0}"),
+            ms(quantile(&latencies, 0.5)),
+            ms(p99),
+            if label == "SQLite" {
+                verdict(met)
+            } else {
+                "(no goal)".to_owned()
+            },
+        ]);
+    }
+    Ok(Section {
+        id: "ingest",
+        title: "Webhook ingest (issue 7): durable events/s and ack latency".to_owned(),
+        command: format!("cargo run --release -p tandem-bench -- ingest --events {events} --concurrency {concurrency} [--postgres URL]"),
+        header: vec!["database", "events acked", "stored (pending)", "connections", "events/s", "p50 ack (ms)", "p99 ack (ms)", "goal ≥ 20,000/s, p99 < 20 ms"],
+        rows,
+        notes: vec![
+            "Each event is a Pipedrive v2.0 person `change` webhook (~400 bytes) POSTed with HTTP Basic auth over keep-alive connections; the ack comes after the event is committed to `inbox_event` (deduplicated on `meta.id`). The load generator runs in the same process and shares the 2 cores.".to_owned(),
+            format!("SQLite goal {}.", if sqlite_met { "met" } else { "not met: one writer connection commits every event in its own transaction; see the notes under the table for the cause" }),
+        ],
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// End-to-end latency and API calls per edit
+
+struct LatencyRun {
+    to_remote: Vec<Duration>,
+    to_local: Vec<Duration>,
+    calls_per_local_edit: f64,
+    calls_per_remote_edit: f64,
+    rate_limited: u64,
+}
+
+async fn latency_run(edits: usize, burst: Option<u32>) -> anyhow::Result<LatencyRun> {
+    let app = app_on(None, sim_config(None), true).await?;
+    let connection = app.connect_and_sync().await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let created = local::create_contact(
+            &app.engine,
+            fields([
+                name(&format!("Latency {i}")),
+                email(&format!("lat{i}@example.com")),
+            ]),
+            true,
+        )
+        .await?;
+        ids.push(created.contact_id);
+    }
+    let sim = app.sim.handle();
+    wait(Duration::from_secs(60), || async {
+        count(&app.engine, "SELECT count(*) FROM person_link")
+            .await
+            .unwrap_or(0)
+            >= 20
+    })
+    .await;
+    if let Some(b) = burst {
+        let mut limits = RateLimits::generous();
+        limits.api_token_burst = b;
+        limits.oauth_burst = b;
+        sim.set_rate_limits(limits);
+    }
+    let mut person_of = Vec::new();
+    for id in &ids {
+        let link = links::by_contact(app.store.db(), connection, *id)
+            .await?
+            .context("linked")?;
+        person_of.push(link.person_id);
+    }
+    sim.reset_counts();
+    let mut to_remote = Vec::new();
+    for i in 0..edits {
+        let k = i % ids.len();
+        let value = format!("App edit {i}");
+        let t0 = Instant::now();
+        local::update_contact(&app.engine, ids[k], fields([name(&value)])).await?;
+        let seen = wait(Duration::from_secs(30), || async {
+            sim.person(person_of[k])
+                .is_some_and(|p| p["name"] == value.as_str())
+        })
+        .await;
+        anyhow::ensure!(seen, "edit {i} never reached Pipedrive");
+        to_remote.push(t0.elapsed());
+    }
+    let calls_local = sim.total_calls();
+    sim.reset_counts();
+    let mut to_local = Vec::new();
+    for i in 0..edits {
+        let k = i % ids.len();
+        let value = format!("Pipedrive edit {i}");
+        let t0 = Instant::now();
+        sim.update_person_as_user(person_of[k], serde_json::json!({ "name": value }))?;
+        let seen = wait(Duration::from_secs(30), || async {
+            contacts::load(app.store.db(), ids[k])
+                .await
+                .ok()
+                .flatten()
+                .and_then(|c| text_of(&c, "name"))
+                .as_deref()
+                == Some(value.as_str())
+        })
+        .await;
+        anyhow::ensure!(seen, "edit {i} never reached the app");
+        to_local.push(t0.elapsed());
+    }
+    let calls_remote = sim.total_calls();
+    to_remote.sort();
+    to_local.sort();
+    Ok(LatencyRun {
+        to_remote,
+        to_local,
+        calls_per_local_edit: calls_local as f64 / edits as f64,
+        calls_per_remote_edit: calls_remote as f64 / edits as f64,
+        rate_limited: sim.rate_limited(),
+    })
+}
+
+async fn latency(edits: usize, burst: u32) -> anyhow::Result<Section> {
+    let mut rows = Vec::new();
+    let mut calls = Vec::new();
+    for (label, limit) in [
+        ("no rate limit".to_owned(), None),
+        (format!("burst limit {burst} / 2 s"), Some(burst)),
+    ] {
+        let run = latency_run(edits, limit).await?;
+        for (direction, lat) in [
+            ("app → Pipedrive", &run.to_remote),
+            ("Pipedrive → app", &run.to_local),
+        ] {
+            rows.push(vec![
+                format!("{direction}, {label}"),
+                lat.len().to_string(),
+                ms(quantile(lat, 0.5)),
+                ms(quantile(lat, 0.95)),
+                ms(quantile(lat, 0.99)),
+            ]);
+        }
+        calls.push(format!(
+            "API calls per edit ({label}): app → Pipedrive **{:.2}** (one PATCH of the changed field), Pipedrive → app **{:.2}** (the webhook carries the person; no read-back); 429s: {}.",
+            run.calls_per_local_edit, run.calls_per_remote_edit, run.rate_limited
+        ));
+    }
+    let mut notes = calls;
+    notes.push("Edits are sequential (one at a time, each waited for), to one of 20 linked contacts in turn; latency is from the call that makes the edit until the other side shows the value. `tandem` runs its workers with the default settings (`idle_poll_ms = 100`: an idle worker looks for new work every 100 ms, which dominates both directions).".to_owned());
+    Ok(Section {
+        id: "latency",
+        title: "End-to-end latency and API calls per edit".to_owned(),
+        command: format!(
+            "cargo run --release -p tandem-bench -- latency --edits {edits} --burst {burst}"
+        ),
+        header: vec![
+            "direction, limit",
+            "edits",
+            "p50 (ms)",
+            "p95 (ms)",
+            "p99 (ms)",
+        ],
+        rows,
+        notes,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Initial sync
+
+async fn initial_sync(persons: usize, burst: u32) -> anyhow::Result<Section> {
+    let mut config = sim_config(Some(burst));
+    config.persons = persons;
+    let app = app_on(None, config, false).await?;
+    let connection = app.connect_pipedrive().await;
+    let sim = app.sim.handle();
+    sim.reset_counts();
+    let started = Instant::now();
+    let progress = poller::initial_sync(&app.engine, connection, |_| {}).await?;
+    let elapsed = started.elapsed();
+    let requests = sim.calls("v2.getPersons");
+    let bound = Duration::from_secs_f64(requests as f64 * 2.0 / f64::from(burst));
+    let ratio = elapsed.as_secs_f64() / bound.as_secs_f64();
+    Ok(Section {
+        id: "initial-sync",
+        title: format!("Initial sync of {persons} persons (issue 7)"),
+        command: format!("cargo run --release -p tandem-bench -- initial-sync --persons {persons} --burst {burst}"),
+        header: vec!["persons", "pages (requests)", "burst limit", "rate-limit bound (s)", "measured (s)", "× bound", "persons/s", "429s", "goal ≤ 1.1×"],
+        rows: vec![vec![
+            progress.done.to_string(),
+            requests.to_string(),
+            format!("{burst} / 2 s"),
+            format!("{:.1}", bound.as_secs_f64()),
+            format!("{:.1}", elapsed.as_secs_f64()),
+            format!("{ratio:.2}"),
+            format!("{:.0}", progress.done as f64 / elapsed.as_secs_f64()),
+            sim.rate_limited().to_string(),
+            verdict(ratio <= 1.1),
+        ]],
+        notes: vec![
+            format!("Bound = requests × 2 s / burst limit: the time the {requests} page requests (500 persons each) need at the limit alone. Measured from the first page request to the last page committed (every person matched or created, linked, in the list). SQLite, one process, simulator in-process."),
+        ],
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Steady-state writeback
+
+async fn writeback(burst: u32, contacts_n: usize, seconds: u64) -> anyhow::Result<Section> {
+    let app = app_on(None, sim_config(None), true).await?;
+    app.connect_and_sync().await;
+    let mut ids = Vec::new();
+    for i in 0..contacts_n {
+        let created = local::create_contact(
+            &app.engine,
+            fields([
+                name(&format!("Writeback {i}")),
+                email(&format!("wb{i}@example.com")),
+            ]),
+            true,
+        )
+        .await?;
+        ids.push(created.contact_id);
+    }
+    wait(Duration::from_secs(120), || async {
+        count(&app.engine, "SELECT count(*) FROM person_link")
+            .await
+            .unwrap_or(0)
+            >= contacts_n as i64
+    })
+    .await;
+    let sim = app.sim.handle();
+    let mut limits = RateLimits::generous();
+    limits.api_token_burst = burst;
+    limits.oauth_burst = burst;
+    sim.set_rate_limits(limits);
+    sim.reset_counts();
+    // Keep the queue full: every contact gets a new name over and over.
+    let engine = app.engine.clone();
+    let editor_ids = ids.clone();
+    let stop = tokio_util_free_flag();
+    let editor_stop = stop.clone();
+    let editor = tokio::spawn(async move {
+        let mut round = 0_u64;
+        while !editor_stop.load(std::sync::atomic::Ordering::Relaxed) {
+            for id in &editor_ids {
+                drop(
+                    local::update_contact(&engine, *id, fields([name(&format!("Round {round}"))]))
+                        .await,
+                );
+            }
+            round += 1;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let start = Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (calls_1, limited_1, t1) = (
+        sim.calls("v2.updatePerson"),
+        sim.rate_limited(),
+        start.elapsed(),
+    );
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let (calls_2, limited_2, t2) = (
+        sim.calls("v2.updatePerson"),
+        sim.rate_limited(),
+        start.elapsed(),
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    editor.await?;
+    let rate = (calls_2 - calls_1) as f64 / (t2 - t1).as_secs_f64();
+    let allowed = f64::from(burst) / 2.0;
+    let share = rate / allowed;
+    let after_first = limited_2 - limited_1;
+    Ok(Section {
+        id: "writeback",
+        title: "Steady-state writeback under a tight burst limit (issue 6)".to_owned(),
+        command: format!("cargo run --release -p tandem-bench -- writeback --burst {burst} --contacts {contacts_n} --seconds {seconds}"),
+        header: vec!["burst limit", "measured over (s)", "PATCHes/s", "allowed/s", "share of allowed rate", "429 in first window", "429 after first window", "goal ≥ 95 %, 0 × 429"],
+        rows: vec![vec![
+            format!("{burst} / 2 s"),
+            format!("{:.1}", (t2 - t1).as_secs_f64()),
+            format!("{rate:.2}"),
+            format!("{allowed:.1}"),
+            format!("{:.1} %", share * 100.0),
+            limited_1.to_string(),
+            after_first.to_string(),
+            verdict(share >= 0.95 && after_first == 0),
+        ]],
+        notes: vec![format!("{contacts_n} linked contacts renamed continuously (the queue never empties; pushes coalesce per contact); the rate is counted by the simulator from 2 s after the limit was set.")],
+    })
+}
+
+fn tokio_util_free_flag() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false))
+}
+
+// ---------------------------------------------------------------------------------------------
+// First push of new contacts into a full Pipedrive
+
+async fn push(
+    persons: usize,
+    contacts_n: usize,
+    same_email: f64,
+    burst: u32,
+) -> anyhow::Result<Section> {
+    let mut config = sim_config(None);
+    config.persons = persons;
+    let app = app_on(None, config, true).await?;
+    let connection = app.connect_and_sync().await;
+    let sim = app.sim.handle();
+    let existing: Vec<String> = sim
+        .persons()
+        .iter()
+        .filter_map(|p| p["emails"][0]["value"].as_str().map(str::to_owned))
+        .collect();
+    let mut limits = RateLimits::generous();
+    limits.api_token_burst = burst;
+    limits.oauth_burst = burst;
+    sim.set_rate_limits(limits);
+    connections::set_paused(app.store.db(), connection, true, chrono::Utc::now()).await?;
+    let shared = ((contacts_n as f64) * same_email) as usize;
+    for i in 0..contacts_n {
+        let address = if i < shared {
+            existing[(i * 7919) % existing.len()].clone()
+        } else {
+            format!("new{i}@push.example")
+        };
+        local::create_contact(
+            &app.engine,
+            fields([name(&format!("Pushed {i}")), email(&address)]),
+            true,
+        )
+        .await?;
+    }
+    let jobs = count(&app.engine, "SELECT count(*) FROM outbox_job").await?;
+    sim.reset_counts();
+    let started = Instant::now();
+    connections::set_paused(app.store.db(), connection, false, chrono::Utc::now()).await?;
+    let drained = wait(Duration::from_secs(3600), || async {
+        count(&app.engine, "SELECT count(*) FROM outbox_job")
+            .await
+            .unwrap_or(1)
+            == 0
+    })
+    .await;
+    anyhow::ensure!(drained, "the push did not finish within an hour");
+    let elapsed = started.elapsed();
+    let requests = sim.total_calls();
+    let tokens = sim.tokens_spent();
+    let minimum_requests = jobs as u64;
+    let minimum_tokens = 5 * minimum_requests;
+    let bound = Duration::from_secs_f64(minimum_requests as f64 * 2.0 / f64::from(burst));
+    let time_ratio = elapsed.as_secs_f64() / bound.as_secs_f64();
+    let token_ratio = tokens as f64 / minimum_tokens as f64;
+    Ok(Section {
+        id: "push",
+        title: format!("First push of {contacts_n} new contacts into a Pipedrive holding {persons} persons (issue 6)"),
+        command: format!("cargo run --release -p tandem-bench -- push --persons {persons} --contacts {contacts_n} --same-email {same_email} --burst {burst}"),
+        header: vec!["jobs", "requests", "burst limit", "bound (s)", "measured (s)", "× bound", "tokens", "minimum tokens", "× minimum", "429s", "goals ≤ 1.1× / ≤ 1.1×"],
+        rows: vec![vec![
+            jobs.to_string(),
+            requests.to_string(),
+            format!("{burst} / 2 s"),
+            format!("{:.1}", bound.as_secs_f64()),
+            format!("{:.1}", elapsed.as_secs_f64()),
+            format!("{time_ratio:.2}"),
+            tokens.to_string(),
+            minimum_tokens.to_string(),
+            format!("{token_ratio:.2}"),
+            sim.rate_limited().to_string(),
+            format!("{} / {}", verdict(time_ratio <= 1.1), verdict(token_ratio <= 1.1)),
+        ]],
+        notes: vec![
+            format!("{shared} of the new contacts carry the e-mail of an existing person: the app side merges them into the contact the initial sync created for that person, so they become one PATCH each; the others are one POST each. Minimum = one write (5 tokens) per job; bound = jobs × 2 s / burst limit. The initial sync of the {persons} persons ran first and is not counted."),
+        ],
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Peak RSS
+
+async fn rss(persons: usize) -> anyhow::Result<Section> {
+    // The simulator runs as its own process so that only tandem's memory is measured here.
+    let bin = tandem_tests::child::tandem_binary()?;
+    let port = tandem_tests::child::free_port()?;
+    let mut sim_child = tokio::process::Command::new(&bin)
+        .args([
+            "sim",
+            "--port",
+            &port.to_string(),
+            "--persons",
+            &persons.to_string(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    {
+        use tokio::io::AsyncBufReadExt;
+        let stdout = sim_child.stdout.take().context("sim stdout")?;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let first = lines.next_line().await?.unwrap_or_default();
+        anyhow::ensure!(
+            first.starts_with("listening on"),
+            "simulator said {first:?}"
+        );
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    }
+    let sim_url = format!("http://127.0.0.1:{port}");
+    let dir = std::env::temp_dir().join(format!("tandem-rss-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    let db = format!("sqlite://{}", dir.join("tandem.db").display());
+    let harness = chaos::Harness::new(&dir, &db, &sim_url).await?;
+    let engine = &harness.engine;
+    let before = vm_hwm_kib("/proc/self/status").unwrap_or(0);
+    let connected = connections::connect(
+        engine,
+        connections::NewConnection {
+            api_domain: sim_url.clone(),
+            auth_kind: "api_token",
+            access_token: "sim-api-token".to_owned(),
+            refresh_token: None,
+            token_expires_at: None,
+        },
+    )
+    .await?;
+    let started = Instant::now();
+    let progress = poller::initial_sync(engine, connected.id, |_| {}).await?;
+    let sync_time = started.elapsed();
+    let sync_peak = vm_hwm_kib("/proc/self/status").unwrap_or(0);
+    let linked = count(engine, "SELECT count(*) FROM person_link").await?;
+    // `tandem serve` on that database: workers, poller, a batch of edits.
+    let tandem = TandemProcess::start(&harness.child).await?;
+    let sample: Vec<uuid::Uuid> = {
+        use sea_orm::{ConnectionTrait, Statement};
+        let db = engine.store.db();
+        db.query_all(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT contact_id FROM person_link LIMIT 200".to_owned(),
+        ))
+        .await?
+        .iter()
+        .map(|r| r.try_get::<uuid::Uuid>("", "contact_id"))
+        .collect::<Result<_, _>>()?
+    };
+    for (i, id) in sample.iter().enumerate() {
+        local::update_contact(engine, *id, fields([name(&format!("RSS edit {i}"))])).await?;
+    }
+    wait(Duration::from_secs(120), || async {
+        count(engine, "SELECT count(*) FROM outbox_job")
+            .await
+            .unwrap_or(1)
+            == 0
+    })
+    .await;
+    // Two poll cycles of the (1 s) poller.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let serve_peak = tandem.peak_rss_kib().unwrap_or(0);
+    tandem.kill().await?;
+    drop(sim_child.start_kill());
+    drop(std::fs::remove_dir_all(&dir));
+    let mib = |kib: u64| format!("{:.0}", kib as f64 / 1024.0);
+    Ok(Section {
+        id: "rss",
+        title: format!("Peak RSS at {linked} linked contacts"),
+        command: format!("cargo run --release -p tandem-bench -- rss --persons {persons}"),
+        header: vec!["process", "linked contacts", "peak RSS (MiB, VmHWM)", "notes"],
+        rows: vec![
+            vec![
+                "initial sync (engine in the bench process)".to_owned(),
+                linked.to_string(),
+                mib(sync_peak),
+                format!("{} persons in {:.0} s ({:.0}/s); {} MiB before the sync", progress.done, sync_time.as_secs_f64(), progress.done as f64 / sync_time.as_secs_f64(), mib(before)),
+            ],
+            vec![
+                "`tandem serve` afterwards".to_owned(),
+                linked.to_string(),
+                mib(serve_peak),
+                "workers and 1 s poller running, 200 edits pushed".to_owned(),
+            ],
+        ],
+        notes: vec!["The simulator runs as a separate process (`tandem sim`), so its memory is not counted. SQLite file database.".to_owned()],
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chaos
+
+async fn chaos_run(
+    contacts_n: usize,
+    edits: usize,
+    kills: usize,
+    seed: u64,
+) -> anyhow::Result<Section> {
+    let dir = std::env::temp_dir().join(format!("tandem-chaos-{}", uuid::Uuid::new_v4().simple()));
+    let mut config = ChaosConfig::new(contacts_n, edits, kills, seed, dir.clone());
+    config.drain_timeout = Duration::from_secs(300);
+    let faults = config.faults.clone();
+    let started = Instant::now();
+    let report = chaos::run(config).await?;
+    let total = started.elapsed();
+    if report.clean() {
+        drop(std::fs::remove_dir_all(&dir));
+    } else {
+        println!(
+            "chaos left its files in {} ({:?})",
+            dir.display(),
+            report.examples
+        );
+    }
+    Ok(Section {
+        id: "chaos",
+        title: "Chaos: random edits on both sides, faults, SIGKILLs (issue 12)".to_owned(),
+        command: format!("cargo run --release -p tandem-bench -- chaos --contacts {contacts_n} --edits {edits} --kills {kills} --seed {seed}"),
+        header: vec!["contacts", "edits made (app / Pipedrive)", "SIGKILLs", "divergent records", "duplicates created", "edits lost", "API calls", "webhook attempts failed", "edit phase (s)", "drain (s)", "goal 0 / 0 / 0"],
+        rows: vec![vec![
+            report.contacts.to_string(),
+            format!("{} ({} / {})", report.edits_made, report.app_edits, report.pipedrive_edits),
+            report.kills.to_string(),
+            report.divergent_records.to_string(),
+            report.duplicates_created.to_string(),
+            report.edits_lost.to_string(),
+            report.api_calls.to_string(),
+            report.webhooks_failed.to_string(),
+            format!("{:.1}", report.edit_phase.as_secs_f64()),
+            format!("{:.1}", report.drain.as_secs_f64()),
+            verdict(report.clean()),
+        ]],
+        notes: vec![
+            format!("Faults during the edit phase: `{faults}` (hangs time out after the 2 s request timeout); tandem (`tandem serve`, SQLite file, workers on, 1 s poller) is SIGKILLed at random edits and restarted a random number of edits later, while edits continue. The app edits `name`, Pipedrive users edit `phone`, so every edit has exactly one expected final value. Then faults off, drain, and a field-by-field comparison of every contact with its person. Total {:.0} s.", total.as_secs_f64()),
+            "Token expiry is not injected: the run connects with an API token, which does not expire (OAuth refresh lands with issue 9).".to_owned(),
+        ],
+    })
+}
+
+/// Waits (bounded) until `done` holds, checking every 2 ms.
+async fn wait<F, Fut>(timeout: Duration, mut done: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if done().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    false
+}

@@ -1,0 +1,125 @@
+//! tandem as a real process, killed with SIGKILL: nothing is lost, nothing happens twice.
+
+use std::time::Duration;
+
+use pipedrive_sim::SimConfig;
+use tandem_engine::sync::local;
+use tandem_tests::chaos::{self, connect_and_sync, count, ChaosConfig, Harness};
+use tandem_tests::child::TandemProcess;
+use tandem_tests::fields::{email, fields, name};
+
+fn scratch_dir(label: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("tandem-{label}-{}", uuid::Uuid::new_v4().simple()))
+}
+
+/// Waits (bounded by `timeout`) until `done` holds, checking every 20 ms: the child is another
+/// process, so there is nothing to be notified by.
+async fn eventually<F, Fut>(timeout: Duration, mut done: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if done().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tandem_killed_in_the_middle_of_five_thousand_jobs_completes_every_job_exactly_once_after_a_restart(
+) {
+    const JOBS: i64 = 5_000;
+    let dir = scratch_dir("crash");
+    let sim = pipedrive_sim::start(SimConfig::default()).await.unwrap();
+    let handle = sim.handle();
+    let db = format!("sqlite://{}", dir.join("tandem.db").display());
+    std::fs::create_dir_all(&dir).unwrap();
+    let harness = Harness::new(&dir, &db, sim.base_url()).await.unwrap();
+    let engine = &harness.engine;
+    connect_and_sync(engine, &handle).await.unwrap();
+    for i in 0..JOBS {
+        local::create_contact(
+            engine,
+            fields([
+                name(&format!("Queued {i}")),
+                email(&format!("q{i}@crash.example")),
+            ]),
+            true,
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(
+        count(engine, "SELECT count(*) FROM outbox_job")
+            .await
+            .unwrap(),
+        JOBS
+    );
+
+    let tandem = TandemProcess::start(&harness.child).await.unwrap();
+    let started = eventually(Duration::from_secs(120), || async {
+        handle.calls("v2.addPerson") >= 1_000
+    })
+    .await;
+    assert!(started, "tandem started working through the queue");
+    tandem.kill().await.unwrap();
+    let left = count(engine, "SELECT count(*) FROM outbox_job")
+        .await
+        .unwrap();
+    assert!(
+        left > 0 && left < JOBS,
+        "killed mid-queue: {left} jobs left"
+    );
+
+    let tandem = TandemProcess::start(&harness.child).await.unwrap();
+    let drained = eventually(Duration::from_secs(300), || async {
+        count(engine, "SELECT count(*) FROM outbox_job")
+            .await
+            .unwrap_or(-1)
+            == 0
+    })
+    .await;
+    tandem.kill().await.unwrap();
+    assert!(drained, "the queue drained after the restart");
+
+    let persons = handle.persons();
+    assert_eq!(persons.len() as i64, JOBS, "one person per job, none twice");
+    let mut emails: Vec<String> = persons
+        .iter()
+        .filter_map(|p| p["emails"][0]["value"].as_str().map(str::to_owned))
+        .collect();
+    emails.sort();
+    emails.dedup();
+    assert_eq!(emails.len() as i64, JOBS, "every e-mail exactly once");
+    assert_eq!(
+        count(engine, "SELECT count(*) FROM person_link")
+            .await
+            .unwrap(),
+        JOBS
+    );
+    drop(std::fs::remove_dir_all(&dir));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_random_edits_over_fifty_contacts_with_faults_and_two_kills_converge_with_nothing_lost_or_duplicated(
+) {
+    let dir = scratch_dir("chaos");
+    let mut config = ChaosConfig::new(50, 200, 2, 20_261_123, dir.clone());
+    config.drain_timeout = Duration::from_secs(60);
+    let report = chaos::run(config).await.unwrap();
+    assert_eq!(report.edits_made, 200);
+    assert_eq!(report.kills, 2);
+    assert!(
+        report.clean(),
+        "divergent {}, duplicates {}, lost {}: {:?}",
+        report.divergent_records,
+        report.duplicates_created,
+        report.edits_lost,
+        report.examples
+    );
+    drop(std::fs::remove_dir_all(&dir));
+}

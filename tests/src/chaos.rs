@@ -1,0 +1,444 @@
+//! The chaos harness: N contacts, random edits on both sides at random times, the simulator
+//! injecting faults (5xx, 429, hangs that time out, dropped/duplicated/reordered webhooks), and
+//! tandem — a child `tandem serve` — killed with SIGKILL and restarted at random points. At the
+//! end faults are turned off, tandem drains (workers and poller), and both sides are compared
+//! field by field. Used by the test suite at a small size and by `bench chaos` at a large one.
+//!
+//! App-side edits go through the engine's use-cases on the same database (the REST API is
+//! another process' concern); Pipedrive-side edits are made as a Pipedrive user would. To make
+//! "edits lost" exact, the app side edits `name` and Pipedrive edits `phone`: every single edit
+//! must survive, whatever the interleaving, kills and faults.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use pipedrive_sim::{FaultSpec, SimConfig};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use sea_orm::{ConnectionTrait, Statement};
+use tandem_core::{FieldKey, FieldValue, LabeledValue};
+use tandem_engine::config::{Redacted, Settings};
+use tandem_engine::crypto::Vault;
+use tandem_engine::store::Store;
+use tandem_engine::sync::{connections, contacts, links, local, poller, Engine};
+use uuid::Uuid;
+
+use crate::child::{ChildConfig, TandemProcess};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct ChaosConfig {
+    pub contacts: usize,
+    pub edits: usize,
+    pub kills: usize,
+    pub seed: u64,
+    /// Simulator fault specification during the run.
+    pub faults: String,
+    /// Largest pause between two edits (uniform 0..=max).
+    pub max_gap: Duration,
+    /// Working directory (database, config, logs of the child).
+    pub dir: PathBuf,
+    /// `None`: a SQLite file in `dir`.
+    pub database_url: Option<String>,
+    /// How long the final drain may take before the comparison counts what is left as divergent.
+    pub drain_timeout: Duration,
+}
+
+impl ChaosConfig {
+    pub fn new(contacts: usize, edits: usize, kills: usize, seed: u64, dir: PathBuf) -> Self {
+        Self {
+            contacts,
+            edits,
+            kills,
+            seed,
+            faults:
+                "persons:5xx=0.05,429=0.05,hang=0.005;webhooks:drop=0.1,duplicate=0.1,reorder=0.1"
+                    .to_owned(),
+            max_gap: Duration::from_millis(4),
+            dir,
+            database_url: None,
+            drain_timeout: Duration::from_secs(90),
+        }
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone, Default)]
+pub struct ChaosReport {
+    pub contacts: usize,
+    pub edits_made: usize,
+    pub app_edits: usize,
+    pub pipedrive_edits: usize,
+    pub kills: usize,
+    pub divergent_records: usize,
+    pub duplicates_created: usize,
+    pub edits_lost: usize,
+    pub api_calls: u64,
+    /// Requests the simulator's rate limiter answered 429 (injected 429s not included).
+    pub rate_limited: u64,
+    /// Webhook delivery attempts that did not reach tandem (dropped, or tandem was down).
+    pub webhooks_failed: usize,
+    pub edit_phase: Duration,
+    pub drain: Duration,
+    /// A few examples of what diverged, for the failure message.
+    pub examples: Vec<String>,
+}
+
+impl ChaosReport {
+    pub fn clean(&self) -> bool {
+        self.divergent_records == 0 && self.duplicates_created == 0 && self.edits_lost == 0
+    }
+}
+
+fn key(name: &str) -> FieldKey {
+    FieldKey::new(name).unwrap_or_else(|_| unreachable_key())
+}
+
+#[allow(clippy::panic)]
+fn unreachable_key() -> FieldKey {
+    panic!("literal field names are valid keys")
+}
+
+fn first_value(value: Option<&FieldValue>) -> Option<String> {
+    match value? {
+        FieldValue::Text(t) => Some(t.clone()),
+        FieldValue::Emails(l) | FieldValue::Phones(l) => l.first().map(|v| v.value.clone()),
+        _ => None,
+    }
+}
+
+fn settings_for(url: &str, key: &str, public_url: &str) -> Settings {
+    let mut settings = Settings::defaults();
+    settings.database.url = Redacted::new(url.to_owned());
+    settings.database.max_connections = 3;
+    settings.http.public_url = public_url.to_owned();
+    settings.workers.enabled = false;
+    settings.security.encryption_keys = vec![Redacted::new(key.to_owned())];
+    settings
+}
+
+/// The harness' own engine (app-side edits, inspection) on the database a child tandem uses.
+pub struct Harness {
+    pub engine: Engine,
+    pub store: Store,
+    pub child: ChildConfig,
+}
+
+impl Harness {
+    pub async fn new(
+        dir: &std::path::Path,
+        database_url: &str,
+        _sim_url: &str,
+    ) -> anyhow::Result<Self> {
+        let key = Vault::generate_key();
+        let child = ChildConfig::new(dir, database_url, &key)?;
+        let settings = settings_for(database_url, &key, &child.base_url());
+        let store = Store::connect(&settings.database).await?;
+        store.migrate_up().await?;
+        let engine = Engine::new(
+            store.clone(),
+            Arc::new(Vault::from_base64_keys(&[key])?),
+            Arc::new(settings),
+            child.base_url(),
+        );
+        Ok(Self {
+            engine,
+            store,
+            child,
+        })
+    }
+}
+
+/// Connects the simulator's company with its API token and runs the initial sync.
+pub async fn connect_and_sync(
+    engine: &Engine,
+    handle: &pipedrive_sim::SimHandle,
+) -> anyhow::Result<connections::Connected> {
+    let connected = connections::connect(
+        engine,
+        connections::NewConnection {
+            api_domain: handle.base_url().to_owned(),
+            auth_kind: "api_token",
+            access_token: handle.config().api_token.clone(),
+            refresh_token: None,
+            token_expires_at: None,
+        },
+    )
+    .await?;
+    poller::initial_sync(engine, connected.id, |_| {}).await?;
+    Ok(connected)
+}
+
+/// How many rows a `SELECT count(*) ...` returns.
+pub async fn count(engine: &Engine, sql: &str) -> anyhow::Result<i64> {
+    let db = engine.store.db();
+    let row = db
+        .query_one(Statement::from_string(
+            db.get_database_backend(),
+            sql.to_owned(),
+        ))
+        .await?
+        .context("count returned no row")?;
+    Ok(row.try_get_by_index::<i64>(0)?)
+}
+
+struct Expected {
+    name: Option<String>,
+    phone: Option<String>,
+}
+
+/// Runs the chaos scenario.
+pub async fn run(config: ChaosConfig) -> anyhow::Result<ChaosReport> {
+    let mut rng = StdRng::seed_from_u64(config.seed);
+    std::fs::create_dir_all(&config.dir)?;
+    let database_url = config
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", config.dir.join("chaos.db").display()));
+    let sim = pipedrive_sim::start(SimConfig {
+        time_scale: 0.01,
+        seed: config.seed,
+        webhook_timeout: Duration::from_secs(2),
+        ..SimConfig::default()
+    })
+    .await?;
+    let handle = sim.handle();
+    let Harness {
+        engine,
+        store,
+        child: child_config,
+    } = Harness::new(&config.dir, &database_url, sim.base_url()).await?;
+
+    // Half the contacts start in Pipedrive, half in the app.
+    let remote_half = config.contacts / 2;
+    for i in 0..remote_half {
+        handle.insert_person(serde_json::json!({
+            "name": format!("Remote {i}"),
+            "emails": [{"value": format!("remote{i}@chaos.example"), "primary": true}],
+            "phones": [{"value": format!("+1000{i:07}"), "primary": true}],
+        }))?;
+    }
+    let connected = connect_and_sync(&engine, &handle).await?;
+    for i in remote_half..config.contacts {
+        let fields: BTreeMap<FieldKey, FieldValue> = [
+            (key("name"), FieldValue::text(format!("Local {i}"))),
+            (
+                key("email"),
+                FieldValue::Emails(vec![LabeledValue::new(
+                    format!("local{i}@chaos.example"),
+                    Some("work"),
+                    true,
+                )]),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        local::create_contact(&engine, fields, true).await?;
+    }
+    let contact_ids = all_contact_ids(&engine).await?;
+    anyhow::ensure!(
+        contact_ids.len() == config.contacts,
+        "expected {} contacts before the run, found {}",
+        config.contacts,
+        contact_ids.len()
+    );
+
+    handle.set_faults(FaultSpec::parse(&config.faults)?);
+    let mut tandem = Some(TandemProcess::start(&child_config).await?);
+
+    // Kill points, and how many edits later tandem comes back.
+    let mut kill_at: Vec<usize> = (0..config.kills)
+        .map(|_| rng.gen_range(0..config.edits.max(1)))
+        .collect();
+    kill_at.sort_unstable();
+    let mut restart_at: Option<usize> = None;
+    let mut report = ChaosReport {
+        contacts: config.contacts,
+        ..ChaosReport::default()
+    };
+    let mut expected: HashMap<Uuid, Expected> = contact_ids
+        .iter()
+        .map(|id| {
+            (
+                *id,
+                Expected {
+                    name: None,
+                    phone: None,
+                },
+            )
+        })
+        .collect();
+    let started = Instant::now();
+    for i in 0..config.edits {
+        while kill_at.first() == Some(&i) {
+            kill_at.remove(0);
+            if let Some(process) = tandem.take() {
+                process.kill().await?;
+                report.kills += 1;
+                restart_at = Some(i + rng.gen_range(1..=(config.edits / 20).max(2)));
+            }
+        }
+        if restart_at.is_some_and(|at| at <= i) && tandem.is_none() {
+            tandem = Some(TandemProcess::start(&child_config).await?);
+            restart_at = None;
+        }
+        let contact = contact_ids[rng.gen_range(0..contact_ids.len())];
+        let link = links::by_contact(engine.store.db(), connected.id, contact).await?;
+        let remote_side = rng.gen_bool(0.5) && link.is_some();
+        if let (true, Some(link)) = (remote_side, link) {
+            let phone = format!("+2{i:09}");
+            match handle.update_person_as_user(
+                link.person_id,
+                serde_json::json!({ "phones": [{"value": phone, "primary": true}] }),
+            ) {
+                Ok(_) => {
+                    report.pipedrive_edits += 1;
+                    if let Some(e) = expected.get_mut(&contact) {
+                        e.phone = Some(phone);
+                    }
+                }
+                // The person was merged or deleted meanwhile: not an edit.
+                Err(_) => continue,
+            }
+        } else {
+            let name = format!("App edit {i}");
+            let changes: BTreeMap<FieldKey, FieldValue> =
+                [(key("name"), FieldValue::text(name.clone()))]
+                    .into_iter()
+                    .collect();
+            let mut tries = 0;
+            loop {
+                // SQLite across two processes: a write may meet the other's lock; try again.
+                match local::update_contact(&engine, contact, changes.clone()).await {
+                    Ok(()) => break,
+                    Err(error) if tries < 50 => {
+                        tries += 1;
+                        tracing::debug!(error = %error, "retrying an app edit");
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    Err(error) => return Err(error).context("an app edit kept failing"),
+                }
+            }
+            report.app_edits += 1;
+            if let Some(e) = expected.get_mut(&contact) {
+                e.name = Some(name);
+            }
+        }
+        report.edits_made += 1;
+        let gap = rng.gen_range(0..=config.max_gap.as_micros() as u64);
+        if gap > 0 {
+            tokio::time::sleep(Duration::from_micros(gap)).await;
+        }
+    }
+    report.edit_phase = started.elapsed();
+
+    // Drain: faults off, tandem up, wait until both sides agree (bounded).
+    handle.set_faults(FaultSpec::default());
+    let tandem = match tandem {
+        Some(t) => t,
+        None => TandemProcess::start(&child_config).await?,
+    };
+    let drain_started = Instant::now();
+    loop {
+        compare(&engine, &handle, connected.id, &expected, &mut report).await?;
+        if report.clean() || drain_started.elapsed() > config.drain_timeout {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    report.drain = drain_started.elapsed();
+    report.api_calls = handle.total_calls();
+    report.rate_limited = handle.rate_limited();
+    report.webhooks_failed = handle
+        .delivered_webhooks()
+        .iter()
+        .filter(|d| !d.delivered)
+        .count();
+    tandem.kill().await?;
+    store.close().await?;
+    sim.shutdown().await;
+    Ok(report)
+}
+
+async fn all_contact_ids(engine: &Engine) -> anyhow::Result<Vec<Uuid>> {
+    let db = engine.store.db();
+    let rows = db
+        .query_all(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT id FROM contact ORDER BY created_at, id".to_owned(),
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| Ok(row.try_get::<Uuid>("", "id")?))
+        .collect()
+}
+
+async fn compare(
+    engine: &Engine,
+    handle: &pipedrive_sim::SimHandle,
+    connection: Uuid,
+    expected: &HashMap<Uuid, Expected>,
+    report: &mut ChaosReport,
+) -> anyhow::Result<()> {
+    let mut divergent = 0;
+    let mut lost = 0;
+    let mut examples = Vec::new();
+    let ids = all_contact_ids(engine).await?;
+    let persons = handle.persons();
+    let mut per_email: HashMap<String, usize> = HashMap::new();
+    for person in &persons {
+        if let Some(email) = person["emails"][0]["value"].as_str() {
+            *per_email.entry(email.to_lowercase()).or_default() += 1;
+        }
+    }
+    let duplicate_persons: usize = per_email.values().map(|n| n.saturating_sub(1)).sum();
+    let missing_persons = expected.len().saturating_sub(persons.len());
+    report.duplicates_created = duplicate_persons
+        + persons.len().saturating_sub(expected.len())
+        + ids.len().saturating_sub(expected.len());
+    for (id, want) in expected {
+        let Some(contact) = contacts::load(engine.store.db(), *id).await? else {
+            lost += 1;
+            continue;
+        };
+        let Some(link) = links::by_contact(engine.store.db(), connection, *id).await? else {
+            divergent += 1;
+            if examples.len() < 5 {
+                examples.push(format!("contact {id} is not linked"));
+            }
+            continue;
+        };
+        let Some(person) = handle.person(link.person_id) else {
+            divergent += 1;
+            continue;
+        };
+        let local_name = first_value(contact.fields.get("name"));
+        let local_email = first_value(contact.fields.get("email"));
+        let local_phone = first_value(contact.fields.get("phone"));
+        let remote_name = person["name"].as_str().map(str::to_owned);
+        let remote_email = person["emails"][0]["value"].as_str().map(str::to_owned);
+        let remote_phone = person["phones"][0]["value"].as_str().map(str::to_owned);
+        if local_name != remote_name || local_email != remote_email || local_phone != remote_phone {
+            divergent += 1;
+            if examples.len() < 5 {
+                examples.push(format!(
+                    "contact {id} / person {}: name {local_name:?} vs {remote_name:?}, phone {local_phone:?} vs {remote_phone:?}",
+                    link.person_id
+                ));
+            }
+        }
+        if want.name.is_some() && (want.name != local_name || want.name != remote_name) {
+            lost += 1;
+        }
+        if want.phone.is_some() && (want.phone != local_phone || want.phone != remote_phone) {
+            lost += 1;
+        }
+    }
+    report.divergent_records = divergent + missing_persons;
+    report.edits_lost = lost;
+    report.examples = examples;
+    Ok(())
+}
