@@ -403,7 +403,7 @@ fn demo_settings(dir: &std::path::Path, port: u16, sim_url: &str) -> Settings {
     settings.http.port = port;
     settings.database.url = Redacted::new(format!("sqlite://{}", dir.join("tandem.db").display()));
     settings.workers.enabled = true;
-    settings.workers.poll_interval_secs = 2;
+    settings.workers.poll_interval_secs = 5;
     settings.workers.idle_poll_ms = 10;
     settings.workers.retry_initial_ms = 200;
     settings.workers.retry_cap_ms = 5_000;
