@@ -432,9 +432,21 @@ async fn compare(
         }
         if want.name.is_some() && (want.name != local_name || want.name != remote_name) {
             lost += 1;
+            if examples.len() < 5 {
+                examples.push(format!(
+                    "contact {id} / person {}: last app edit {:?}, app has {local_name:?}, Pipedrive has {remote_name:?}",
+                    link.person_id, want.name
+                ));
+            }
         }
         if want.phone.is_some() && (want.phone != local_phone || want.phone != remote_phone) {
             lost += 1;
+            if examples.len() < 5 {
+                examples.push(format!(
+                    "contact {id} / person {}: last Pipedrive edit {:?}, app has {local_phone:?}, Pipedrive has {remote_phone:?}",
+                    link.person_id, want.phone
+                ));
+            }
         }
     }
     report.divergent_records = divergent + missing_persons;
