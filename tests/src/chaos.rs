@@ -43,6 +43,8 @@ pub struct ChaosConfig {
     pub dir: PathBuf,
     /// `None`: a SQLite file in `dir`.
     pub database_url: Option<String>,
+    /// Multiplies the simulator's webhook retry delays (3 s, 30 s, 150 s): 1.0 is Pipedrive's.
+    pub webhook_time_scale: f64,
     /// How long the final drain may take before the comparison counts what is left as divergent.
     pub drain_timeout: Duration,
 }
@@ -60,6 +62,7 @@ impl ChaosConfig {
             max_gap: Duration::from_millis(4),
             dir,
             database_url: None,
+            webhook_time_scale: 1.0,
             drain_timeout: Duration::from_secs(90),
         }
     }
@@ -199,7 +202,7 @@ pub async fn run(config: ChaosConfig) -> anyhow::Result<ChaosReport> {
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}", config.dir.join("chaos.db").display()));
     let sim = pipedrive_sim::start(SimConfig {
-        time_scale: 0.01,
+        time_scale: config.webhook_time_scale,
         seed: config.seed,
         webhook_timeout: Duration::from_secs(2),
         ..SimConfig::default()
