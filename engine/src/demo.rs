@@ -180,20 +180,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     // 4. Connect with OAuth, as "Connect with Pipedrive" does.
     step("Connecting with OAuth (the simulator's consent screen approves)");
-    let connected = connect_with_oauth(&engine, sim.base_url(), &base).await?;
+    let (connection_id, ctx) = connect_with_oauth(&engine, &base).await?;
     println!(
-        "  connected company {} as user {}; apId field {}; {} webhooks registered",
-        connected.company_id.unwrap_or_default(),
-        connected.user_id,
-        &connected.apid_field_key[..8.min(connected.apid_field_key.len())],
-        connected.webhooks_registered
+        "  GET {base}/connections/pipedrive/connect → consent → callback: connected company {} as user {} with OAuth; apId field {}; {} webhooks registered",
+        ctx.company_id.unwrap_or_default(),
+        ctx.default_owner.unwrap_or_default(),
+        ctx.map.apid_key.as_deref().map_or("?", |k| &k[..8.min(k.len())]),
+        handle.webhooks().len()
     );
 
     // 5. Initial sync with a progress bar.
     step("Initial sync: every Pipedrive person is matched or created");
     let total = handle.persons().len() as u64;
     let sync_started = Instant::now();
-    let progress = poller::initial_sync(&engine, connected.id, |p| {
+    let progress = poller::initial_sync(&engine, connection_id, |p| {
         progress_bar(
             "initial sync",
             p.done,
@@ -224,7 +224,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     loop {
         let mut linked = 0;
         for id in &app_contacts {
-            if links::by_contact(engine.store.db(), connected.id, *id)
+            if links::by_contact(engine.store.db(), connection_id, *id)
                 .await?
                 .is_some()
             {
@@ -249,7 +249,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut latencies = Vec::new();
     for round in 0..args.edits {
         let contact = app_contacts[(round * 13) % app_contacts.len()];
-        let Some(link) = links::by_contact(engine.store.db(), connected.id, contact).await? else {
+        let Some(link) = links::by_contact(engine.store.db(), connection_id, contact).await? else {
             continue;
         };
         let new_name = format!("Renamed in the app #{round}");
@@ -269,7 +269,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         report_edit("app → Pipedrive", &new_name, arrived.then(|| t0.elapsed()));
         latencies.push(t0.elapsed());
 
-        let person = link_person(&handle, &engine, connected.id, round).await?;
+        let person = link_person(&handle, &engine, connection_id, round).await?;
         if let Some((person_id, contact_id)) = person {
             let new_name = format!("Renamed in Pipedrive #{round}");
             let t0 = Instant::now();
@@ -291,9 +291,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     // 8. A conflict: the same field changed on both sides while writes are paused.
     if let Some((person_id, contact_id)) =
-        link_person(&handle, &engine, connected.id, args.edits + 1).await?
+        link_person(&handle, &engine, connection_id, args.edits + 1).await?
     {
-        connections::set_paused(engine.store.db(), connected.id, true, engine.now()).await?;
+        connections::set_paused(engine.store.db(), connection_id, true, engine.now()).await?;
         local::update_contact(
             &engine,
             contact_id,
@@ -310,7 +310,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             conflicts(&engine).await.unwrap_or(0) > conflicts_before
         })
         .await;
-        connections::set_paused(engine.store.db(), connected.id, false, engine.now()).await?;
+        connections::set_paused(engine.store.db(), connection_id, false, engine.now()).await?;
         let mut converged = None;
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
@@ -335,7 +335,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // 9. Summary.
     let db = engine.store.db();
     let synced = person_link::Entity::find()
-        .filter(person_link::Column::ConnectionId.eq(connected.id))
+        .filter(person_link::Column::ConnectionId.eq(connection_id))
         .count(db)
         .await?;
     let mut by_email: HashMap<String, usize> = HashMap::new();
@@ -345,7 +345,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     }
     let duplicate_persons: usize = by_email.values().filter(|n| **n > 1).map(|n| n - 1).sum();
-    let budget = engine.client.limiters().budget(connected.id, 80);
+    let budget = engine.client.limiters().budget(connection_id, 80);
     let rate_limited = handle.rate_limited();
     step("Summary");
     println!("  synced                {BOLD}{synced}{RESET} contacts linked to Pipedrive persons");
@@ -417,65 +417,42 @@ fn demo_settings(dir: &std::path::Path, port: u16, sim_url: &str) -> Settings {
     settings
 }
 
-/// The OAuth authorization-code flow over HTTP: authorize (the simulator consents and redirects
-/// with a code), exchange the code, connect with the tokens.
+/// "Connect with Pipedrive" over HTTP, as the admin console's button does: tandem's connect
+/// endpoint redirects to the simulator's consent screen, which approves and redirects back to
+/// tandem's callback, which exchanges the code and connects.
 async fn connect_with_oauth(
     engine: &Engine,
-    sim_url: &str,
     tandem_url: &str,
-) -> anyhow::Result<connections::Connected> {
-    let redirect = format!("{tandem_url}/connections/pipedrive/callback");
+) -> anyhow::Result<(Uuid, connections::ConnectionCtx)> {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
-    let state = Uuid::new_v4().simple().to_string();
-    let consent = http
-        .get(format!("{sim_url}/oauth/authorize"))
-        .query(&[
-            ("client_id", engine.settings.pipedrive.client_id.as_str()),
-            ("redirect_uri", redirect.as_str()),
-            ("state", state.as_str()),
-        ])
+    let location = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .map(str::to_owned)
+    };
+    let start = http
+        .get(format!("{tandem_url}/connections/pipedrive/connect"))
+        .bearer_auth(engine.settings.security.admin_token.expose())
         .send()
         .await?;
-    let location = consent
-        .headers()
-        .get(reqwest::header::LOCATION)
-        .and_then(|l| l.to_str().ok())
-        .context("the consent screen did not redirect back")?;
-    let location = url::Url::parse(location)?;
-    let pairs: HashMap<_, _> = location.query_pairs().into_owned().collect();
+    let authorize = location(&start).context("tandem did not redirect to Pipedrive")?;
+    let consent = http.get(&authorize).send().await?;
+    let callback = location(&consent).context("the consent screen did not redirect back")?;
+    let done = http.get(&callback).send().await?;
     anyhow::ensure!(
-        pairs.get("state") == Some(&state),
-        "the OAuth state did not round-trip"
+        done.status().is_success(),
+        "the OAuth callback answered {}: {}",
+        done.status(),
+        done.text().await.unwrap_or_default()
     );
-    let code = pairs.get("code").context("no authorization code")?;
-    let tokens = engine
-        .client
-        .oauth_token(
-            &engine.settings.pipedrive.oauth_base_url,
-            &engine.settings.pipedrive.client_id,
-            engine.settings.pipedrive.client_secret.expose(),
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", &redirect),
-            ],
-        )
-        .await?;
-    Ok(connections::connect(
-        engine,
-        connections::NewConnection {
-            api_domain: tokens.api_domain.clone(),
-            auth_kind: "oauth",
-            access_token: tokens.access_token.clone(),
-            refresh_token: tokens.refresh_token.clone(),
-            token_expires_at: tokens
-                .expires_in
-                .map(|s| engine.now() + chrono::Duration::seconds(s)),
-        },
-    )
-    .await?)
+    let id = connections::active_id(engine.store.db())
+        .await?
+        .context("no connection after the OAuth callback")?;
+    Ok((id, connections::load(engine, id).await?))
 }
 
 /// A linked (person, contact) pair, picked by `index` among persons tandem created contacts for.
