@@ -125,11 +125,11 @@ async fn chaos(label: &str, faults: &str) -> chaos::ChaosReport {
     report
 }
 
-/// Known failure, about one run in four on a loaded machine: an app edit comes back as an older
-/// value on both sides (divergent 0, lost 1). The child logs `database is locked` (the harness
-/// writes app edits into the same SQLite file from its own process) on a job after its PATCH;
-/// the loss is tandem's, the trigger may be the two-process setup. Run by hand with
-/// `-- --ignored` until fixed.
+/// Known failure, about one run in three on a loaded machine: an app edit is lost and the
+/// contact's first value ("Local N") is back on both sides (divergent 0, lost 1). The harness
+/// writes app edits into the same SQLite file from its own process (two processes on one
+/// SQLite file is not a supported deployment, ADR 1) and the child logs `database is locked`;
+/// not yet explained. Run by hand with `-- --ignored` until fixed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "known bug: an app edit is occasionally lost (see doc comment); run with --ignored"]
 async fn two_hundred_random_edits_over_fifty_contacts_with_api_faults_dropped_webhooks_and_two_kills_converge_with_nothing_lost_or_duplicated(
@@ -141,12 +141,14 @@ async fn two_hundred_random_edits_over_fifty_contacts_with_api_faults_dropped_we
     .await;
 }
 
-/// Known failure (found by this harness): a duplicated or reordered webhook of tandem's own
-/// earlier write, carrying the same whole-second `update_time` as the latest one, is merged as a
-/// remote change and can bring back an older value on both sides. Un-ignore once inbound
-/// merges re-read the person when the version ties.
+/// Found by this harness: a duplicated or reordered webhook of tandem's own earlier write,
+/// carrying the same whole-second `update_time` as the latest one, was merged as a remote change
+/// and brought back an older value. Fixed (a tie from a webhook now re-reads the person through
+/// a `refresh_person` job serialised with the contact's writes): 10 of 11 runs passed since;
+/// the remaining failure looks like the one above. Kept out of the default run until both are
+/// understood.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bug: same-second stale echo from duplicated/reordered webhooks (see doc comment)"]
+#[ignore = "rare lost edit under chaos (see doc comment); run with --ignored"]
 async fn two_hundred_random_edits_with_every_fault_including_duplicated_and_reordered_webhooks_converge(
 ) {
     chaos(

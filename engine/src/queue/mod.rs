@@ -46,6 +46,9 @@ pub enum JobPayload {
     PushContact { contact_id: Uuid },
     /// A journey action recorded in `payload` (see `sync::actions`).
     Action { action_id: Uuid, contact_id: Uuid },
+    /// Re-read a person from Pipedrive and merge it: a webhook was ambiguous (its
+    /// whole-second `update_time` ties with what was merged, and its values differ).
+    RefreshPerson { contact_id: Uuid, person_id: i64 },
 }
 
 impl JobPayload {
@@ -53,11 +56,21 @@ impl JobPayload {
         match self {
             Self::PushContact { .. } => "push_contact",
             Self::Action { .. } => "action",
+            Self::RefreshPerson { .. } => "refresh_person",
+        }
+    }
+
+    /// The contact the job is about.
+    pub fn contact_id(&self) -> Uuid {
+        match self {
+            Self::PushContact { contact_id }
+            | Self::Action { contact_id, .. }
+            | Self::RefreshPerson { contact_id, .. } => *contact_id,
         }
     }
 
     fn coalesces(&self) -> bool {
-        matches!(self, Self::PushContact { .. })
+        matches!(self, Self::PushContact { .. } | Self::RefreshPerson { .. })
     }
 }
 

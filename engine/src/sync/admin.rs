@@ -152,11 +152,7 @@ pub struct DeadLetter {
 fn payload_contact(payload: &serde_json::Value) -> Option<Uuid> {
     serde_json::from_value::<JobPayload>(payload.clone())
         .ok()
-        .map(|p| match p {
-            JobPayload::PushContact { contact_id } | JobPayload::Action { contact_id, .. } => {
-                contact_id
-            }
-        })
+        .map(|p| p.contact_id())
 }
 
 /// The connection's dead letters, newest first.

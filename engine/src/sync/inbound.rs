@@ -92,7 +92,17 @@ pub async fn apply_person(
     Ok(applied)
 }
 
-/// Applies a person inside the caller's transaction.
+/// Where a person's state comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateSource {
+    /// Read from Pipedrive by tandem (a write's response, a refresh, a list page).
+    Fresh,
+    /// A webhook payload: it may be a late, duplicated or reordered copy of an older state.
+    Snapshot,
+}
+
+/// Applies a person read from Pipedrive (a poll, the initial sync, reconciliation), inside the
+/// caller's transaction.
 pub async fn apply_person_in<C: ConnectionTrait>(
     txn: &C,
     engine: &Engine,
@@ -100,28 +110,87 @@ pub async fn apply_person_in<C: ConnectionTrait>(
     person: &Person,
     now: DateTime<Utc>,
 ) -> Result<Applied, SyncError> {
+    apply_person_from(txn, engine, conn, person, StateSource::Fresh, now).await
+}
+
+/// Applies a person from a webhook payload, inside the caller's transaction.
+pub async fn apply_webhook_person_in<C: ConnectionTrait>(
+    txn: &C,
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    person: &Person,
+    now: DateTime<Utc>,
+) -> Result<Applied, SyncError> {
+    apply_person_from(txn, engine, conn, person, StateSource::Snapshot, now).await
+}
+
+async fn apply_person_from<C: ConnectionTrait>(
+    txn: &C,
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    person: &Person,
+    origin: StateSource,
+    now: DateTime<Utc>,
+) -> Result<Applied, SyncError> {
     if person.is_deleted {
         return person_deleted(txn, engine, conn, person.id, None, now).await;
     }
     let remote = person_snapshot(person, &conn.map);
     match links::by_person(txn, conn.id, person.id).await? {
-        Some(link) => merge_into_link(txn, conn, link, remote, now).await,
+        Some(link) => merge_into_link_from(txn, conn, link, remote, origin, now).await,
         None => link_new_person(txn, conn, person, remote, now).await,
     }
 }
 
+/// Merges a person's fresh state (a write's response) into its link.
 pub(crate) async fn merge_into_link<C: ConnectionTrait>(
+    txn: &C,
+    conn: &ConnectionCtx,
+    link: Link,
+    remote: Snapshot,
+    now: DateTime<Utc>,
+) -> Result<Applied, SyncError> {
+    merge_into_link_from(txn, conn, link, remote, StateSource::Fresh, now).await
+}
+
+async fn merge_into_link_from<C: ConnectionTrait>(
     txn: &C,
     conn: &ConnectionCtx,
     mut link: Link,
     remote: Snapshot,
+    origin: StateSource,
     now: DateTime<Utc>,
 ) -> Result<Applied, SyncError> {
-    // Older than what was merged: ignore. The same version again is merged anyway: Pipedrive's
-    // times have whole seconds, so two real edits can share one, and a true duplicate merges to
-    // nothing (the merge is idempotent).
-    if link.versions.check(Side::Remote, remote.version) == tandem_core::Freshness::Older {
-        return Ok(Applied::Stale);
+    match link.versions.check(Side::Remote, remote.version) {
+        // Older than what was merged: ignore.
+        tandem_core::Freshness::Older => return Ok(Applied::Stale),
+        // The same whole-second version again. From a webhook this is ambiguous: a duplicate
+        // (nothing new), a second edit within the same second, or a late copy of tandem's own
+        // earlier write. Values that add nothing are a duplicate; otherwise the person is
+        // re-read by a job serialised with this contact's writes (one GET, 1 token), and that
+        // state is merged.
+        tandem_core::Freshness::Duplicate if origin == StateSource::Snapshot => {
+            let news = strip_echo(&remote.fields, &link.last_written);
+            if news.iter().all(|(k, v)| link.base.get(k) == Some(v)) {
+                return Ok(Applied::Stale);
+            }
+            let payload = JobPayload::RefreshPerson {
+                contact_id: link.contact_id,
+                person_id: link.person_id,
+            };
+            queue::enqueue(
+                txn,
+                conn.id,
+                &link.contact_id.to_string(),
+                Priority::Edit,
+                &payload,
+                now,
+            )
+            .await?;
+            return Ok(Applied::Stale);
+        }
+        // Fresh state: a tie is merged (a true duplicate merges to nothing).
+        _ => {}
     }
     let contact = contacts::load(txn, link.contact_id)
         .await?

@@ -81,6 +81,34 @@ pub async fn push_contact(
     }
 }
 
+/// Re-reads a person and merges what Pipedrive holds now (see `JobPayload::RefreshPerson`).
+pub async fn refresh_person(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    person_id: i64,
+) -> Result<(), CrmFailure> {
+    match engine.client.get_person(&conn.session, person_id).await {
+        Ok(person) => {
+            let now = engine.now();
+            let txn = engine.store.db().begin().await?;
+            let applied = inbound::apply_person_in(&txn, engine, conn, &person, now).await?;
+            if let Some((contact_id, event)) = applied.app_event() {
+                super::app::contact_event(&txn, contact_id, event, None, now).await?;
+            }
+            txn.commit().await?;
+            Ok(())
+        }
+        Err(error) if error.kind == CrmErrorKind::NotFound => {
+            let now = engine.now();
+            let txn = engine.store.db().begin().await?;
+            inbound::person_deleted(&txn, engine, conn, person_id, None, now).await?;
+            txn.commit().await?;
+            Ok(())
+        }
+        Err(error) => Err(CrmFailure::Crm(error, Some(person_id))),
+    }
+}
+
 /// The person of a contact for a journey action: the linked one, or one found or created now
 /// (a creating action puts the contact in scope). `None` when nothing could be linked.
 pub async fn ensure_person(
@@ -299,6 +327,9 @@ async fn create(
         .is_none()
     {
         links::insert(&txn, &link, now).await?;
+        // Fields Pipedrive filled itself (the owner, ...) reach the contact and the base now,
+        // so the create's own webhook finds nothing new.
+        inbound::merge_into_link(&txn, conn, link, remote.clone(), now).await?;
     }
     contacts::add_to_list(&txn, contact.id, contacts::PIPEDRIVE_LIST, now).await?;
     connections::mark_success(&txn, conn.id, now).await?;

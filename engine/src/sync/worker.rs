@@ -88,6 +88,9 @@ async fn execute(engine: &Engine, job: Job) -> Result<(), SyncError> {
         JobPayload::Action { action_id, .. } => {
             crate::sync::actions::execute(engine, &conn, &job, *action_id).await
         }
+        JobPayload::RefreshPerson { person_id, .. } => {
+            outbound::refresh_person(engine, &conn, *person_id).await
+        }
     };
     let now = Utc::now();
     let db = engine.store.db();
@@ -95,11 +98,7 @@ async fn execute(engine: &Engine, job: Job) -> Result<(), SyncError> {
         Ok(()) => queue::complete(db, job.id).await?,
         Err(CrmFailure::Internal(error)) => return Err(error),
         Err(CrmFailure::Crm(error, person_id)) => {
-            let contact_id = match &job.payload {
-                JobPayload::PushContact { contact_id } | JobPayload::Action { contact_id, .. } => {
-                    *contact_id
-                }
-            };
+            let contact_id = job.payload.contact_id();
             let jitter: f64 = rand::thread_rng().gen_range(0.0..=1.0);
             let decision = engine
                 .retry_policy()
@@ -349,7 +348,7 @@ async fn apply_pipedrive_event<C: sea_orm::ConnectionTrait>(
             let person: Person =
                 serde_json::from_value(value.get("data").cloned().unwrap_or_default())
                     .map_err(|e| format!("person data: {e}"))?;
-            inbound::apply_person_in(txn, engine, conn, &person, now)
+            inbound::apply_webhook_person_in(txn, engine, conn, &person, now)
                 .await
                 .map_err(|e| e.to_string())?
         }
