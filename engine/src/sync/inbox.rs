@@ -93,7 +93,7 @@ impl Inbox for StoreInbox {
             object: Set(String::new()),
             action: Set(String::new()),
             object_id: Set(None),
-            payload: Set(rejected.payload),
+            payload: Set(storable(&rejected.payload)),
             state: Set(inbox_state::REJECTED.to_owned()),
             attempts: Set(0),
             last_error: Set(Some(rejected.reason.clone())),
@@ -177,7 +177,7 @@ impl AppInbox for StoreInbox {
             object: Set(String::new()),
             action: Set(String::new()),
             object_id: Set(Some(rejected.delivery_id)),
-            payload: Set(rejected.payload),
+            payload: Set(storable(&rejected.payload)),
             state: Set(inbox_state::REJECTED.to_owned()),
             attempts: Set(0),
             last_error: Set(Some(rejected.reason.clone())),
@@ -202,4 +202,10 @@ impl AppInbox for StoreInbox {
         .await
         .map_err(storage)
     }
+}
+
+/// A rejected body as text Postgres can store (it refuses NUL characters in `text`); kept
+/// otherwise as received, for inspection.
+fn storable(payload: &str) -> String {
+    payload.replace('\0', "\u{FFFD}")
 }
