@@ -1,9 +1,11 @@
 //! Outbound rate limiting, one set of limiters per connection (conventions C9).
 //!
 //! Pipedrive counts requests per token in a rolling 2-second window, and tokens per company per
-//! day. A token bucket of capacity `b` and rate `r` lets through at most `b + 2r` requests in any
-//! 2-second window; with `b = 1` and `r = (limit - 1) / 2 s` that is exactly `limit`, so steady
-//! writeback never trips the window and still uses `(limit - 1) / limit` of it. Search has its own
+//! day. The limiter is a GCRA bucket of capacity 1: consecutive requests are at least
+//! `T = 2 s / (limit - 0.5)` apart, so any 2-second window holds at most `ceil(2 s / T) = limit`
+//! of them, with `T / 2` (50 ms at a limit of 20) of slack for requests that reach Pipedrive
+//! closer together than they left; steady writeback uses `(limit - 0.5) / limit` of the window
+//! (97.5 % at 20). Search has its own
 //! tighter window. The limits are seeded from the plan and replaced as soon as a response's
 //! `x-ratelimit-limit` says otherwise; the daily budget is tracked from the token costs spent and
 //! the `x-daily-ratelimit-token-remaining` header.
@@ -41,8 +43,8 @@ pub fn documented_burst(plan: &str, oauth: bool) -> u32 {
 pub const SEARCH_BURST: u32 = 10;
 
 fn paced(limit: u32) -> Direct {
-    let per_window = limit.max(2) - 1;
-    let period = Duration::from_millis(2000) / per_window;
+    let per_window = f64::from(limit.max(2)) - 0.5;
+    let period = Duration::from_secs_f64(2.0 / per_window);
     let quota = Quota::with_period(period)
         .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
         .allow_burst(NonZeroU32::MIN);

@@ -80,6 +80,11 @@ impl Inbox for StoreInbox {
                 payload: delivery.payload,
             })
             .await
+            .inspect(|accepted| {
+                if *accepted == Accepted::New {
+                    self.engine.wake.notify_one();
+                }
+            })
     }
 
     async fn reject(&self, rejected: RejectedDelivery) -> Result<(), InboxError> {
@@ -164,6 +169,11 @@ impl AppInbox for StoreInbox {
                 payload: delivery.payload,
             })
             .await
+            .inspect(|accepted| {
+                if *accepted == Accepted::New {
+                    self.engine.wake.notify_one();
+                }
+            })
     }
 
     async fn reject(&self, rejected: RejectedAppDelivery) -> Result<(), InboxError> {

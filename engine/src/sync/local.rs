@@ -36,6 +36,7 @@ pub async fn create_contact(
     let txn = engine.store.db().begin().await?;
     let upserted = create_contact_in(&txn, fields, add_to_list, now).await?;
     txn.commit().await?;
+    engine.wake.notify_one();
     Ok(upserted)
 }
 
@@ -89,6 +90,7 @@ pub async fn update_contact(
     let txn = engine.store.db().begin().await?;
     update_contact_in(&txn, id, changes, now).await?;
     txn.commit().await?;
+    engine.wake.notify_one();
     Ok(())
 }
 
@@ -120,6 +122,7 @@ pub async fn add_to_pipedrive_list(engine: &Engine, id: Uuid) -> Result<bool, Sy
     let txn = engine.store.db().begin().await?;
     let added = add_to_pipedrive_list_in(&txn, id, now).await?;
     txn.commit().await?;
+    engine.wake.notify_one();
     Ok(added)
 }
 
@@ -167,6 +170,7 @@ pub async fn remove_from_pipedrive_list(
     }
     let removed = contacts::remove_from_list(&txn, id, contacts::PIPEDRIVE_LIST).await?;
     txn.commit().await?;
+    engine.wake.notify_one();
     Ok(if removed {
         ListRemoval::Removed
     } else {
@@ -181,6 +185,7 @@ pub async fn archive_contact(engine: &Engine, id: Uuid) -> Result<bool, SyncErro
     let txn = engine.store.db().begin().await?;
     let changed = archive_contact_in(&txn, id, now).await?;
     txn.commit().await?;
+    engine.wake.notify_one();
     Ok(changed)
 }
 

@@ -73,6 +73,9 @@ pub struct Engine {
     pub public_url: String,
     /// The HTTP client for webhooks to the app's subscriptions.
     pub app_http: reqwest::Client,
+    /// Wakes the idle worker loop at once when new work is committed (an accepted webhook, an
+    /// app-side change); without it the loop notices after `workers.idle_poll_ms`.
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 impl Engine {
@@ -90,6 +93,7 @@ impl Engine {
             settings.app_webhooks.request_timeout_secs,
         ));
         Self {
+            wake: Arc::new(tokio::sync::Notify::new()),
             store,
             client,
             vault,

@@ -437,6 +437,7 @@ pub fn spawn_workers(
             };
             tokio::select! {
                 () = s.cancelled() => return,
+                () = e.wake.notified(), if idle => {}
                 () = tokio::time::sleep(pause) => {}
             }
         }
