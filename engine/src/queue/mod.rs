@@ -224,27 +224,16 @@ pub async fn retry<C: ConnectionTrait>(
     status: Option<u16>,
     now: DateTime<Utc>,
 ) -> Result<(), QueueError> {
-    outbox_job::Entity::update_many()
-        .col_expr(outbox_job::Column::State, Expr::value(state::PENDING))
-        .col_expr(
-            outbox_job::Column::Attempts,
-            Expr::value(i32::try_from(job.attempts + 1).unwrap_or(i32::MAX)),
-        )
-        .col_expr(outbox_job::Column::RunAt, Expr::value(run_at))
-        .col_expr(
-            outbox_job::Column::LockedUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(outbox_job::Column::LastError, Expr::value(error_code))
-        .col_expr(
-            outbox_job::Column::LastStatus,
-            Expr::value(status.map(i32::from)),
-        )
-        .col_expr(outbox_job::Column::UpdatedAt, Expr::value(now))
-        .filter(outbox_job::Column::Id.eq(job.id))
-        .exec(db)
-        .await?;
-    Ok(())
+    end_attempt(
+        db,
+        job,
+        state::PENDING,
+        Some(run_at),
+        error_code,
+        status,
+        now,
+    )
+    .await
 }
 
 /// The job cannot succeed: it becomes a dead letter, kept for the admin to retry or discard.
@@ -255,8 +244,21 @@ pub async fn bury<C: ConnectionTrait>(
     status: Option<u16>,
     now: DateTime<Utc>,
 ) -> Result<(), QueueError> {
-    outbox_job::Entity::update_many()
-        .col_expr(outbox_job::Column::State, Expr::value(state::DEAD))
+    end_attempt(db, job, state::DEAD, None, error_code, status, now).await
+}
+
+/// Records a failed attempt: the lease is released, the attempt counted, the error kept.
+async fn end_attempt<C: ConnectionTrait>(
+    db: &C,
+    job: &Job,
+    new_state: &str,
+    run_at: Option<DateTime<Utc>>,
+    error_code: &str,
+    status: Option<u16>,
+    now: DateTime<Utc>,
+) -> Result<(), QueueError> {
+    let mut update = outbox_job::Entity::update_many()
+        .col_expr(outbox_job::Column::State, Expr::value(new_state))
         .col_expr(
             outbox_job::Column::Attempts,
             Expr::value(i32::try_from(job.attempts + 1).unwrap_or(i32::MAX)),
@@ -270,7 +272,11 @@ pub async fn bury<C: ConnectionTrait>(
             outbox_job::Column::LastStatus,
             Expr::value(status.map(i32::from)),
         )
-        .col_expr(outbox_job::Column::UpdatedAt, Expr::value(now))
+        .col_expr(outbox_job::Column::UpdatedAt, Expr::value(now));
+    if let Some(run_at) = run_at {
+        update = update.col_expr(outbox_job::Column::RunAt, Expr::value(run_at));
+    }
+    update
         .filter(outbox_job::Column::Id.eq(job.id))
         .exec(db)
         .await?;

@@ -333,38 +333,7 @@ async fn link_new_person<C: ConnectionTrait>(
             let existing = contacts::load(txn, contact_id)
                 .await?
                 .ok_or(SyncError::ContactNotFound(contact_id))?;
-            let mut link = links::new_link(conn.id, contact_id, person.id);
-            // First meeting: merge against an empty base; the newer side wins differing fields,
-            // and fields only one side has are copied to the other.
-            let local = Snapshot {
-                fields: conn.map.restrict(&existing.fields),
-                version: existing.version,
-            };
-            let outcome = merge_delta(&Snapshot::default(), &local, &remote, &conn.map.policy());
-            contacts::update(txn, contact_id, &outcome.to_local, Origin::Remote, now).await?;
-            let mut final_local = local.fields.clone();
-            final_local.extend(outcome.to_local.clone());
-            link.base.fields = remote
-                .fields
-                .iter()
-                .filter(|(k, v)| final_local.get(*k) == Some(*v))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            link.base.version = remote.version;
-            link.versions.record(Side::Remote, remote.version);
-            links::insert(txn, &link, now).await?;
-            if !outcome.to_remote.is_empty() {
-                let payload = JobPayload::PushContact { contact_id };
-                queue::enqueue(
-                    txn,
-                    conn.id,
-                    &contact_id.to_string(),
-                    Priority::Edit,
-                    &payload,
-                    now,
-                )
-                .await?;
-            }
+            link_first_meeting(txn, conn, &existing, person.id, &remote, now).await?;
             Ok(Applied::Linked { contact_id })
         }
         InboundIdentity::CreateContact { same_email_persons } => {
@@ -382,6 +351,54 @@ async fn link_new_person<C: ConnectionTrait>(
             })
         }
     }
+}
+
+/// Links an existing contact to a person seen for the first time: merged against an empty
+/// base (the newer side wins differing fields; a field only one side has is copied to the
+/// other), the base set to what both now agree on, a push queued for what Pipedrive lacks, and
+/// the contact put in the "Pipedrive contacts" list.
+pub(crate) async fn link_first_meeting<C: ConnectionTrait>(
+    txn: &C,
+    conn: &ConnectionCtx,
+    contact: &contacts::LocalContact,
+    person_id: i64,
+    remote: &Snapshot,
+    now: DateTime<Utc>,
+) -> Result<(), SyncError> {
+    let mut link = links::new_link(conn.id, contact.id, person_id);
+    let local = Snapshot {
+        fields: conn.map.restrict(&contact.fields),
+        version: contact.version,
+    };
+    let outcome = merge_delta(&Snapshot::default(), &local, remote, &conn.map.policy());
+    contacts::update(txn, contact.id, &outcome.to_local, Origin::Remote, now).await?;
+    let mut final_local = local.fields;
+    final_local.extend(outcome.to_local.clone());
+    link.base.fields = remote
+        .fields
+        .iter()
+        .filter(|(k, v)| final_local.get(*k) == Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    link.base.version = remote.version;
+    link.versions.record(Side::Remote, remote.version);
+    links::insert(txn, &link, now).await?;
+    contacts::add_to_list(txn, contact.id, contacts::PIPEDRIVE_LIST, now).await?;
+    if !outcome.to_remote.is_empty() {
+        let payload = JobPayload::PushContact {
+            contact_id: contact.id,
+        };
+        queue::enqueue(
+            txn,
+            conn.id,
+            &contact.id.to_string(),
+            Priority::Edit,
+            &payload,
+            now,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// A person deleted in Pipedrive (or merged away into `merged_into`): the contact is unlinked

@@ -90,24 +90,16 @@ impl Inbox for StoreInbox {
     async fn reject(&self, rejected: RejectedDelivery) -> Result<(), InboxError> {
         let now = Utc::now();
         let db = self.engine.store.db();
-        inbox_event::Entity::insert(inbox_event::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            connection_id: Set(Some(rejected.connection_id)),
-            source: Set(rejected.source.to_owned()),
-            delivery_id: Set(format!("rejected:{}", Uuid::now_v7())),
-            object: Set(String::new()),
-            action: Set(String::new()),
-            object_id: Set(None),
-            payload: Set(storable(&rejected.payload)),
-            state: Set(inbox_state::REJECTED.to_owned()),
-            attempts: Set(0),
-            last_error: Set(Some(rejected.reason.clone())),
-            received_at: Set(now),
-            processed_at: Set(Some(now)),
-        })
-        .exec_without_returning(db)
-        .await
-        .map_err(storage)?;
+        store_rejected(
+            db,
+            Some(rejected.connection_id),
+            rejected.source,
+            None,
+            &rejected.payload,
+            &rejected.reason,
+            now,
+        )
+        .await?;
         synclog::record(
             db,
             Entry::new(
@@ -179,24 +171,16 @@ impl AppInbox for StoreInbox {
     async fn reject(&self, rejected: RejectedAppDelivery) -> Result<(), InboxError> {
         let now = Utc::now();
         let db = self.engine.store.db();
-        inbox_event::Entity::insert(inbox_event::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            connection_id: Set(None),
-            source: Set("app".to_owned()),
-            delivery_id: Set(format!("rejected:{}", Uuid::now_v7())),
-            object: Set(String::new()),
-            action: Set(String::new()),
-            object_id: Set(Some(rejected.delivery_id)),
-            payload: Set(storable(&rejected.payload)),
-            state: Set(inbox_state::REJECTED.to_owned()),
-            attempts: Set(0),
-            last_error: Set(Some(rejected.reason.clone())),
-            received_at: Set(now),
-            processed_at: Set(Some(now)),
-        })
-        .exec_without_returning(db)
-        .await
-        .map_err(storage)?;
+        store_rejected(
+            db,
+            None,
+            "app",
+            Some(rejected.delivery_id),
+            &rejected.payload,
+            &rejected.reason,
+            now,
+        )
+        .await?;
         synclog::record(
             db,
             Entry::new(
@@ -214,8 +198,34 @@ impl AppInbox for StoreInbox {
     }
 }
 
-/// A rejected body as text Postgres can store (it refuses NUL characters in `text`); kept
-/// otherwise as received, for inspection.
-fn storable(payload: &str) -> String {
-    payload.replace('\0', "\u{FFFD}")
+/// Keeps a rejected delivery for inspection (state `rejected`, never applied). The body is
+/// stored as received, but for NUL characters, which Postgres refuses in `text`.
+async fn store_rejected<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    connection_id: Option<Uuid>,
+    source: &str,
+    object_id: Option<String>,
+    payload: &str,
+    reason: &str,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), InboxError> {
+    inbox_event::Entity::insert(inbox_event::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        connection_id: Set(connection_id),
+        source: Set(source.to_owned()),
+        delivery_id: Set(format!("rejected:{}", Uuid::now_v7())),
+        object: Set(String::new()),
+        action: Set(String::new()),
+        object_id: Set(object_id),
+        payload: Set(payload.replace('\0', "\u{FFFD}")),
+        state: Set(inbox_state::REJECTED.to_owned()),
+        attempts: Set(0),
+        last_error: Set(Some(reason.to_owned())),
+        received_at: Set(now),
+        processed_at: Set(Some(now)),
+    })
+    .exec_without_returning(db)
+    .await
+    .map_err(storage)?;
+    Ok(())
 }

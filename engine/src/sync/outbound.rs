@@ -368,56 +368,9 @@ async fn link_found_person<C: sea_orm::ConnectionTrait>(
     person: &Person,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), SyncError> {
-    // The person exists (found by apId or e-mail): link it exactly as an inbound person would be,
-    // with this contact as the only candidate.
-    let mut link = links::new_link(conn.id, contact.id, person.id);
+    // The person exists (found by apId or e-mail): link it as an inbound person would be.
     let remote = person_snapshot(person, &conn.map);
-    let local = tandem_core::Snapshot {
-        fields: conn.map.restrict(&contact.fields),
-        version: contact.version,
-    };
-    let outcome = tandem_core::merge(
-        &tandem_core::Snapshot::default(),
-        &local,
-        &remote,
-        &conn.map.policy(),
-    );
-    contacts::update(
-        txn,
-        contact.id,
-        &outcome.to_local,
-        contacts::Origin::Remote,
-        now,
-    )
-    .await?;
-    let mut final_local = local.fields.clone();
-    final_local.extend(outcome.to_local.clone());
-    link.base.fields = remote
-        .fields
-        .iter()
-        .filter(|(k, v)| final_local.get(*k) == Some(*v))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    link.base.version = remote.version;
-    link.versions.record(Side::Remote, remote.version);
-    links::insert(txn, &link, now).await?;
-    contacts::add_to_list(txn, contact.id, contacts::PIPEDRIVE_LIST, now).await?;
-    if !outcome.to_remote.is_empty() {
-        let payload = crate::queue::JobPayload::PushContact {
-            contact_id: contact.id,
-        };
-        crate::queue::enqueue(
-            txn,
-            conn.id,
-            &contact.id.to_string(),
-            crate::queue::Priority::Edit,
-            &payload,
-            now,
-        )
-        .await?;
-    }
-    super::app::contact_event(txn, contact.id, super::app::ContactEvent::Linked, None, now).await?;
-    Ok(())
+    inbound::link_first_meeting(txn, conn, contact, person.id, &remote, now).await
 }
 
 fn job_is_creating_action(job: &Job) -> bool {
