@@ -262,6 +262,19 @@ async fn a_hundred_concurrent_actions_for_ten_contacts_under_injected_429s_creat
     titles.sort();
     titles.dedup();
     assert_eq!(titles.len(), 34, "no duplicate deals");
+    let mut subjects: Vec<_> = sim
+        .activities()
+        .iter()
+        .map(|a| a["subject"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        subjects.len(),
+        33,
+        "one activity per schedule_activity request"
+    );
+    subjects.sort();
+    subjects.dedup();
+    assert_eq!(subjects.len(), 33, "no duplicate activities");
     for id in ids {
         assert_eq!(
             actions::get(&app.engine, id).await.unwrap().unwrap().state,

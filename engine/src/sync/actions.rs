@@ -665,6 +665,22 @@ pub async fn execute(
             due_date,
             owner_id,
         } => {
+            // After an attempt whose outcome is unknown, look for the activity before creating again.
+            if job.attempts > 0 {
+                let existing = engine
+                    .client
+                    .list_person_activities(&conn.session, person_id)
+                    .await
+                    .map_err(crm)?;
+                if let Some(found) = existing
+                    .iter()
+                    .find(|a| a["subject"].as_str() == Some(subject.as_str()))
+                {
+                    let result = json!({ "person_id": person_id, "activity_id": found["id"] });
+                    finish(engine, conn, &row, state::DONE, Some(result), None, None).await?;
+                    return Ok(());
+                }
+            }
             let mut body = json!({ "subject": subject, "owner_id": owner_id.or(owner), "participants": [{ "person_id": person_id, "primary": true }] });
             if let Some(t) = r#type {
                 body["type"] = json!(t);

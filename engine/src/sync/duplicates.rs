@@ -307,8 +307,9 @@ pub async fn usage(
         .len();
     let activities = engine
         .client
-        .count_person_activities(&conn.session, person_id)
-        .await?;
+        .list_person_activities(&conn.session, person_id)
+        .await?
+        .len();
     Ok(Usage {
         person_id,
         deals,

@@ -376,20 +376,20 @@ impl PipedriveClient {
             .map(|_| ())
     }
 
-    /// How many activities a person has (first page, up to 500).
-    pub async fn count_person_activities(
+    /// A person's activities (first page, up to 500).
+    pub async fn list_person_activities(
         &self,
         s: &Session,
         person_id: i64,
-    ) -> Result<usize, CrmError> {
+    ) -> Result<Vec<serde_json::Value>, CrmError> {
         let request = self.request(s, Method::GET, "/api/v2/activities").query(&[
             ("person_id", person_id.to_string()),
             ("limit", "500".into()),
         ]);
-        let (items, _) = self
+        Ok(self
             .send::<Vec<serde_json::Value>>(s, Op::ListActivities, request)
-            .await?;
-        Ok(items.len())
+            .await?
+            .0)
     }
 
     pub async fn list_stages(&self, s: &Session) -> Result<Vec<Stage>, CrmError> {
