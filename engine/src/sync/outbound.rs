@@ -81,6 +81,27 @@ pub async fn push_contact(
     }
 }
 
+/// After a write: the values Pipedrive answered become the base and what tandem last wrote.
+/// Returns the fields Pipedrive stored in a normalised form (different from what was sent):
+/// that form becomes the contact's value too, or the contact would differ from the base forever
+/// and be sent again.
+fn record_written(
+    link: &mut Link,
+    writes: &BTreeMap<FieldKey, FieldValue>,
+    remote: &tandem_core::Snapshot,
+) -> BTreeMap<FieldKey, FieldValue> {
+    let mut normalised = BTreeMap::new();
+    for (key, sent) in writes {
+        let agreed = remote.get(key).cloned().unwrap_or_else(|| sent.clone());
+        if &agreed != sent {
+            normalised.insert(key.clone(), agreed.clone());
+        }
+        link.base.fields.insert(key.clone(), agreed.clone());
+        link.last_written.insert(key.clone(), agreed);
+    }
+    normalised
+}
+
 /// Re-reads a person and merges what Pipedrive holds now (see `JobPayload::RefreshPerson`).
 pub async fn refresh_person(
     engine: &Engine,
@@ -162,23 +183,8 @@ async fn patch(
     };
     let now = engine.now();
     let remote = person_snapshot(&person, &conn.map);
-    for (key, sent) in &writes {
-        let agreed = remote.get(key).cloned().unwrap_or_else(|| sent.clone());
-        link.base.fields.insert(key.clone(), agreed.clone());
-        link.last_written.insert(key.clone(), agreed);
-    }
+    let normalised = record_written(&mut link, &writes, &remote);
     link.versions.record(Side::Local, contact.version);
-    // Where Pipedrive stored a normalised form of what was sent, that form becomes the value on
-    // both sides (otherwise the contact would differ from the base forever and be re-sent).
-    let normalised: BTreeMap<FieldKey, FieldValue> = writes
-        .iter()
-        .filter_map(|(key, sent)| {
-            link.base
-                .get(key)
-                .filter(|agreed| *agreed != sent)
-                .map(|agreed| (key.clone(), agreed.clone()))
-        })
-        .collect();
     let txn = engine.store.db().begin().await?;
     contacts::update(&txn, contact.id, &normalised, contacts::Origin::Remote, now).await?;
     links::save(&txn, &link, now).await?;
@@ -302,23 +308,10 @@ async fn create(
     let now = engine.now();
     let remote = person_snapshot(&person, &conn.map);
     let mut link = links::new_link(conn.id, contact.id, person.id);
-    for (key, sent) in &fields {
-        let agreed = remote.get(key).cloned().unwrap_or_else(|| sent.clone());
-        link.base.fields.insert(key.clone(), agreed.clone());
-        link.last_written.insert(key.clone(), agreed);
-    }
+    let normalised = record_written(&mut link, &fields, &remote);
     link.base.version = remote.version;
     link.versions.record(Side::Remote, remote.version);
     link.versions.record(Side::Local, contact.version);
-    let normalised: BTreeMap<FieldKey, FieldValue> = fields
-        .iter()
-        .filter_map(|(key, sent)| {
-            link.base
-                .get(key)
-                .filter(|agreed| *agreed != sent)
-                .map(|agreed| (key.clone(), agreed.clone()))
-        })
-        .collect();
     let txn = db.begin().await?;
     contacts::update(&txn, contact.id, &normalised, contacts::Origin::Remote, now).await?;
     // The create's own webhook may have been applied first (it links by apId): keep that link.
