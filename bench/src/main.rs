@@ -16,7 +16,7 @@ use pipedrive_sim::{RateLimits, SimConfig};
 use report::{ms, quantile, verdict, Section};
 use tandem_engine::sync::{connections, contacts, links, local, poller};
 use tandem_tests::chaos::{self, count, ChaosConfig};
-use tandem_tests::child::{vm_hwm_kib, TandemProcess};
+use tandem_tests::child::TandemProcess;
 use tandem_tests::fields::{email, fields, name, text_of};
 use tandem_tests::{spawn_app_on, TestApp, TestDatabase};
 
@@ -98,6 +98,10 @@ enum Command {
         kills: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Run tandem on a fresh database on this Postgres server (a maintenance-database URL)
+        /// instead of a SQLite file.
+        #[arg(long)]
+        postgres: Option<String>,
     },
     /// Every benchmark at moderate sizes.
     All {
@@ -134,7 +138,8 @@ async fn main() -> anyhow::Result<()> {
             edits,
             kills,
             seed,
-        } => vec![chaos_run(contacts, edits, kills, seed).await?],
+            postgres,
+        } => vec![chaos_run(contacts, edits, kills, seed, postgres.as_deref()).await?],
         Command::All { postgres } => vec![
             ingest(10_000, 32, postgres.as_deref()).await?,
             latency(100, 20).await?,
@@ -142,7 +147,7 @@ async fn main() -> anyhow::Result<()> {
             writeback(20, 100, 12).await?,
             push(20_000, 2_000, 0.1, 200).await?,
             rss(100_000).await?,
-            chaos_run(200, 2_000, 4, 1).await?,
+            chaos_run(200, 2_000, 4, 1, None).await?,
         ],
     };
     for section in &sections {
@@ -669,25 +674,19 @@ async fn rss(persons: usize) -> anyhow::Result<Section> {
     let db = format!("sqlite://{}", dir.join("tandem.db").display());
     let harness = chaos::Harness::new(&dir, &db, &sim_url).await?;
     let engine = &harness.engine;
-    let before = vm_hwm_kib("/proc/self/status").unwrap_or(0);
-    let connected = connections::connect(
+    // `tandem serve` does everything: the OAuth connect, the initial sync (its poller starts
+    // it), then a batch of app edits through `/api/v1` pushed by its workers.
+    let started = Instant::now();
+    let tandem = TandemProcess::start(&harness.child).await?;
+    chaos::oauth_connect_and_wait_for_initial_sync(
         engine,
-        connections::NewConnection {
-            api_domain: sim_url.clone(),
-            auth_kind: "api_token",
-            access_token: "sim-api-token".to_owned(),
-            refresh_token: None,
-            token_expires_at: None,
-        },
+        &harness.child.base_url(),
+        Duration::from_secs(3_600),
     )
     .await?;
-    let started = Instant::now();
-    let progress = poller::initial_sync(engine, connected.id, |_| {}).await?;
     let sync_time = started.elapsed();
-    let sync_peak = vm_hwm_kib("/proc/self/status").unwrap_or(0);
+    let sync_peak = tandem.peak_rss_kib().unwrap_or(0);
     let linked = count(engine, "SELECT count(*) FROM person_link").await?;
-    // `tandem serve` on that database: workers, poller, a batch of edits.
-    let tandem = TandemProcess::start(&harness.child).await?;
     let sample: Vec<uuid::Uuid> = {
         use sea_orm::{ConnectionTrait, Statement};
         let db = engine.store.db();
@@ -700,16 +699,9 @@ async fn rss(persons: usize) -> anyhow::Result<Section> {
         .map(|r| r.try_get::<uuid::Uuid>("", "contact_id"))
         .collect::<Result<_, _>>()?
     };
+    let app = chaos::AppClient::new(harness.child.base_url())?;
     for (i, id) in sample.iter().enumerate() {
-        // Two processes on one SQLite file: an edit may meet tandem's write lock; try again.
-        for attempt in 0.. {
-            match local::update_contact(engine, *id, fields([name(&format!("RSS edit {i}"))])).await
-            {
-                Ok(()) => break,
-                Err(_) if attempt < 50 => tokio::time::sleep(Duration::from_millis(20)).await,
-                Err(error) => return Err(error.into()),
-            }
-        }
+        app.rename(*id, &format!("RSS edit {i}")).await?;
     }
     wait(Duration::from_secs(120), || async {
         count(engine, "SELECT count(*) FROM outbox_job")
@@ -732,16 +724,16 @@ async fn rss(persons: usize) -> anyhow::Result<Section> {
         header: vec!["process", "linked contacts", "peak RSS (MiB, VmHWM)", "notes"],
         rows: vec![
             vec![
-                "initial sync (engine in the bench process)".to_owned(),
+                "`tandem serve`, up to the end of the initial sync".to_owned(),
                 linked.to_string(),
                 mib(sync_peak),
-                format!("{} persons in {:.0} s ({:.0}/s); {} MiB before the sync", progress.done, sync_time.as_secs_f64(), progress.done as f64 / sync_time.as_secs_f64(), mib(before)),
+                format!("OAuth connect and initial sync of {persons} persons in {:.0} s ({:.0}/s)", sync_time.as_secs_f64(), persons as f64 / sync_time.as_secs_f64()),
             ],
             vec![
-                "`tandem serve` afterwards".to_owned(),
+                "`tandem serve`, after 200 app edits pushed".to_owned(),
                 linked.to_string(),
                 mib(serve_peak),
-                "workers and 1 s poller running, 200 edits pushed".to_owned(),
+                "workers and 1 s poller running; edits sent through `/api/v1`".to_owned(),
             ],
         ],
         notes: vec!["The simulator runs as a separate process (`tandem sim`), so its memory is not counted. SQLite file database.".to_owned()],
@@ -756,9 +748,18 @@ async fn chaos_run(
     edits: usize,
     kills: usize,
     seed: u64,
+    postgres: Option<&str>,
 ) -> anyhow::Result<Section> {
     let dir = std::env::temp_dir().join(format!("tandem-chaos-{}", uuid::Uuid::new_v4().simple()));
     let mut config = ChaosConfig::new(contacts_n, edits, kills, seed, dir.clone());
+    if postgres.is_some() {
+        config.database_url = Some(TestDatabase::create_on(postgres).await?.url);
+    }
+    let store_name = if postgres.is_some() {
+        "Postgres"
+    } else {
+        "SQLite"
+    };
     config.drain_timeout = Duration::from_secs(300);
     let faults = config.faults.clone();
     let started = Instant::now();
@@ -774,14 +775,18 @@ async fn chaos_run(
         );
     }
     Ok(Section {
-        id: "chaos",
-        title: "Chaos: random edits on both sides, faults, SIGKILLs (issue 12)".to_owned(),
-        command: format!("cargo run --release -p tandem-bench -- chaos --contacts {contacts_n} --edits {edits} --kills {kills} --seed {seed}"),
-        header: vec!["contacts", "edits made (app / Pipedrive)", "SIGKILLs", "divergent records", "duplicates created", "edits lost", "API calls", "webhook attempts failed", "edit phase (s)", "drain (s)", "goal 0 / 0 / 0"],
+        id: if postgres.is_some() { "chaos-postgres" } else { "chaos" },
+        title: format!("Chaos on {store_name}: random edits on both sides, faults, SIGKILLs (issue 12)"),
+        command: format!(
+            "cargo run --release -p tandem-bench -- chaos --contacts {contacts_n} --edits {edits} --kills {kills} --seed {seed}{}",
+            if postgres.is_some() { " --postgres $PG_URL" } else { "" }
+        ),
+        header: vec!["contacts", "edits made (app / Pipedrive)", "SIGKILLs", "token expiries", "divergent records", "duplicates created", "edits lost", "API calls", "webhook attempts failed", "edit phase (s)", "drain (s)", "goal 0 / 0 / 0"],
         rows: vec![vec![
             report.contacts.to_string(),
             format!("{} ({} / {})", report.edits_made, report.app_edits, report.pipedrive_edits),
             report.kills.to_string(),
+            report.token_expiries.to_string(),
             report.divergent_records.to_string(),
             report.duplicates_created.to_string(),
             report.edits_lost.to_string(),
@@ -792,8 +797,7 @@ async fn chaos_run(
             verdict(report.clean()),
         ]],
         notes: vec![
-            format!("Faults during the edit phase: `{faults}` (hangs time out after the 2 s request timeout); tandem (`tandem serve`, SQLite file, workers on, 1 s poller) is SIGKILLed at random edits and restarted a random number of edits later, while edits continue. The app edits `name`, Pipedrive users edit `phone`, so every edit has exactly one expected final value. Then faults off, drain, and a field-by-field comparison of every contact with its person. Total {:.0} s.", total.as_secs_f64()),
-            "Token expiry is not injected: the run connects with an API token, which does not expire (switching the chaos run to OAuth with `expire_access_tokens` is left to do).".to_owned(),
+            format!("Faults during the edit phase: `{faults}` (hangs time out after the 2 s request timeout); Pipedrive is connected through OAuth and the simulator expires every access token at random edits (tandem refreshes on the 401). tandem (`tandem serve` on {store_name}, workers on, 1 s poller) is SIGKILLed at random edits and restarted a random number of edits later (a kill point that falls while it is down is skipped), while Pipedrive edits continue; the app sends its edits through `/api/v1` (those made while tandem is down are sent in order once it is back). The app edits `name`, Pipedrive users edit `phone`, so every edit has exactly one expected final value. Then faults off, drain, and a field-by-field comparison of every contact with its person. Total {:.0} s.", total.as_secs_f64()),
         ],
     })
 }

@@ -4,12 +4,13 @@
 //! end faults are turned off, tandem drains (workers and poller), and both sides are compared
 //! field by field. Used by the test suite at a small size and by `bench chaos` at a large one.
 //!
-//! App-side edits go through the engine's use-cases on the same database (the REST API is
-//! another process' concern); Pipedrive-side edits are made as a Pipedrive user would. To make
+//! The app talks to tandem as a real app does, through `/api/v1` (tandem alone writes its
+//! database); Pipedrive is connected through OAuth, and the simulator expires the access tokens
+//! at random points; Pipedrive-side edits are made as a Pipedrive user would. To make
 //! "edits lost" exact, the app side edits `name` and Pipedrive edits `phone`: every single edit
 //! must survive, whatever the interleaving, kills and faults.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,14 +20,14 @@ use pipedrive_sim::{FaultSpec, SimConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sea_orm::{ConnectionTrait, Statement};
-use tandem_core::{FieldKey, FieldValue, LabeledValue};
+use tandem_core::FieldValue;
 use tandem_engine::config::{Redacted, Settings};
 use tandem_engine::crypto::Vault;
 use tandem_engine::store::Store;
-use tandem_engine::sync::{connections, contacts, links, local, poller, Engine};
+use tandem_engine::sync::{connections, contacts, links, poller, Engine};
 use uuid::Uuid;
 
-use crate::child::{ChildConfig, TandemProcess};
+use crate::child::{ChildConfig, OAuthClient, TandemProcess};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -34,6 +35,8 @@ pub struct ChaosConfig {
     pub contacts: usize,
     pub edits: usize,
     pub kills: usize,
+    /// How many times Pipedrive expires the access tokens during the run.
+    pub token_expiries: usize,
     pub seed: u64,
     /// Simulator fault specification during the run.
     pub faults: String,
@@ -55,6 +58,7 @@ impl ChaosConfig {
             contacts,
             edits,
             kills,
+            token_expiries: kills.max(1),
             seed,
             faults:
                 "persons:5xx=0.05,429=0.05,hang=0.005;webhooks:drop=0.1,duplicate=0.1,reorder=0.1"
@@ -76,6 +80,7 @@ pub struct ChaosReport {
     pub app_edits: usize,
     pub pipedrive_edits: usize,
     pub kills: usize,
+    pub token_expiries: usize,
     pub divergent_records: usize,
     pub duplicates_created: usize,
     pub edits_lost: usize,
@@ -94,15 +99,6 @@ impl ChaosReport {
     pub fn clean(&self) -> bool {
         self.divergent_records == 0 && self.duplicates_created == 0 && self.edits_lost == 0
     }
-}
-
-fn key(name: &str) -> FieldKey {
-    FieldKey::new(name).unwrap_or_else(|_| unreachable_key())
-}
-
-#[allow(clippy::panic)]
-fn unreachable_key() -> FieldKey {
-    panic!("literal field names are valid keys")
 }
 
 fn first_value(value: Option<&FieldValue>) -> Option<String> {
@@ -134,10 +130,18 @@ impl Harness {
     pub async fn new(
         dir: &std::path::Path,
         database_url: &str,
-        _sim_url: &str,
+        sim_url: &str,
     ) -> anyhow::Result<Self> {
         let key = Vault::generate_key();
-        let child = ChildConfig::new(dir, database_url, &key)?;
+        let mut child = ChildConfig::new(dir, database_url, &key)?;
+        child.api_key = Some(CHAOS_API_KEY.to_owned());
+        child.admin_token = Some(CHAOS_ADMIN_TOKEN.to_owned());
+        let sim_defaults = SimConfig::default();
+        child.oauth = Some(OAuthClient {
+            base_url: sim_url.to_owned(),
+            client_id: sim_defaults.client_id,
+            client_secret: sim_defaults.client_secret,
+        });
         let settings = settings_for(database_url, &key, &child.base_url());
         let store = Store::connect(&settings.database).await?;
         store.migrate_up().await?;
@@ -193,7 +197,143 @@ struct Expected {
     phone: Option<String>,
 }
 
-/// Runs the chaos scenario.
+/// The app's key for tandem's `/api/v1` in chaos runs.
+pub const CHAOS_API_KEY: &str = "chaos-api-key-0123456789";
+/// The admin token of chaos runs (connecting Pipedrive through OAuth).
+pub const CHAOS_ADMIN_TOKEN: &str = "chaos-admin-token-0123456789";
+
+/// The app, as tandem sees it: a client of `/api/v1`.
+pub struct AppClient {
+    http: reqwest::Client,
+    base_url: String,
+}
+
+impl AppClient {
+    pub fn new(base_url: String) -> anyhow::Result<Self> {
+        Ok(Self {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()?,
+            base_url,
+        })
+    }
+
+    /// Sends a request until tandem answers 2xx (an app retries what tandem did not take);
+    /// a 4xx is a harness bug and stops the run.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        let mut tries = 0;
+        loop {
+            let response = self
+                .http
+                .request(method.clone(), format!("{}{path}", self.base_url))
+                .bearer_auth(CHAOS_API_KEY)
+                .json(&body)
+                .send()
+                .await;
+            match response {
+                Ok(r) if r.status().is_success() => return Ok(r.json().await?),
+                Ok(r) if r.status().is_client_error() => {
+                    let status = r.status();
+                    let text = r.text().await.unwrap_or_default();
+                    anyhow::bail!("{method} {path} answered {status}: {text}");
+                }
+                other if tries < 50 => {
+                    tries += 1;
+                    tracing::debug!(?other, "retrying an app request");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Ok(r) => anyhow::bail!("{method} {path} kept answering {}", r.status()),
+                Err(error) => return Err(error).context("an app request kept failing"),
+            }
+        }
+    }
+
+    pub async fn create_contact(&self, name: &str, email: &str) -> anyhow::Result<()> {
+        let created = self
+            .send(
+                reqwest::Method::POST,
+                "/api/v1/contacts",
+                serde_json::json!({ "fields": {
+                    "name": name,
+                    "email": [{ "value": email, "label": "work", "primary": true }],
+                } }),
+            )
+            .await?;
+        let id = created["id"]
+            .as_str()
+            .context("a created contact has an id")?;
+        self.send(
+            reqwest::Method::POST,
+            "/api/v1/lists/pipedrive_contacts/members",
+            serde_json::json!({ "contact_id": id }),
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn rename(&self, contact: Uuid, name: &str) -> anyhow::Result<()> {
+        self.send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/contacts/{contact}"),
+            serde_json::json!({ "fields": { "name": name } }),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// Connects Pipedrive as an admin would ("Connect with Pipedrive": tandem → the simulator's
+/// consent → tandem's callback, over HTTP) and waits (bounded) until the child's poller has
+/// finished the initial sync.
+pub async fn oauth_connect_and_wait_for_initial_sync(
+    engine: &Engine,
+    base_url: &str,
+    timeout: Duration,
+) -> anyhow::Result<Uuid> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let response = http
+        .get(format!("{base_url}/connections/pipedrive/connect"))
+        .bearer_auth(CHAOS_ADMIN_TOKEN)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status().is_success() || response.status().is_redirection(),
+        "the OAuth connect answered {}",
+        response.status()
+    );
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(id) = connections::active_id(engine.store.db()).await? {
+            let done = connections::cursor(
+                engine.store.db(),
+                id,
+                tandem_engine::sync::outbound::INITIAL_SYNC_DONE,
+            )
+            .await?;
+            if done.is_some() {
+                return Ok(id);
+            }
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the initial sync did not finish in time"
+        );
+        // Another process does the work: nothing to be notified by.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Runs the chaos scenario. tandem runs as a child process (`tandem serve`) that alone writes
+/// the database; the app talks to it through `/api/v1` (app edits made while it is down are
+/// sent, in order, once it is back, as an app retrying would), Pipedrive is connected through
+/// OAuth and its access tokens are expired at random points.
 pub async fn run(config: ChaosConfig) -> anyhow::Result<ChaosReport> {
     let mut rng = StdRng::seed_from_u64(config.seed);
     std::fs::create_dir_all(&config.dir)?;
@@ -214,6 +354,7 @@ pub async fn run(config: ChaosConfig) -> anyhow::Result<ChaosReport> {
         store,
         child: child_config,
     } = Harness::new(&config.dir, &database_url, sim.base_url()).await?;
+    let app = AppClient::new(child_config.base_url())?;
 
     // Half the contacts start in Pipedrive, half in the app.
     let remote_half = config.contacts / 2;
@@ -224,22 +365,16 @@ pub async fn run(config: ChaosConfig) -> anyhow::Result<ChaosReport> {
             "phones": [{"value": format!("+1000{i:07}"), "primary": true}],
         }))?;
     }
-    let connected = connect_and_sync(&engine, &handle).await?;
+    let mut tandem = Some(TandemProcess::start(&child_config).await?);
+    let connection = oauth_connect_and_wait_for_initial_sync(
+        &engine,
+        &child_config.base_url(),
+        Duration::from_secs(120),
+    )
+    .await?;
     for i in remote_half..config.contacts {
-        let fields: BTreeMap<FieldKey, FieldValue> = [
-            (key("name"), FieldValue::text(format!("Local {i}"))),
-            (
-                key("email"),
-                FieldValue::Emails(vec![LabeledValue::new(
-                    format!("local{i}@chaos.example"),
-                    Some("work"),
-                    true,
-                )]),
-            ),
-        ]
-        .into_iter()
-        .collect();
-        local::create_contact(&engine, fields, true).await?;
+        app.create_contact(&format!("Local {i}"), &format!("local{i}@chaos.example"))
+            .await?;
     }
     let contact_ids = all_contact_ids(&engine).await?;
     anyhow::ensure!(
@@ -250,14 +385,20 @@ pub async fn run(config: ChaosConfig) -> anyhow::Result<ChaosReport> {
     );
 
     handle.set_faults(FaultSpec::parse(&config.faults)?);
-    let mut tandem = Some(TandemProcess::start(&child_config).await?);
 
-    // Kill points, and how many edits later tandem comes back.
-    let mut kill_at: Vec<usize> = (0..config.kills)
-        .map(|_| rng.gen_range(0..config.edits.max(1)))
-        .collect();
-    kill_at.sort_unstable();
+    // Kill points (and how many edits later tandem comes back), token expiry points.
+    let points = |n: usize, rng: &mut StdRng| {
+        let mut at: Vec<usize> = (0..n)
+            .map(|_| rng.gen_range(0..config.edits.max(1)))
+            .collect();
+        at.sort_unstable();
+        at
+    };
+    let mut kill_at = points(config.kills, &mut rng);
+    let mut expire_at = points(config.token_expiries, &mut rng);
     let mut restart_at: Option<usize> = None;
+    // App edits made while tandem is down: delivered in order when it is back.
+    let mut unsent: Vec<(Uuid, String)> = Vec::new();
     let mut report = ChaosReport {
         contacts: config.contacts,
         ..ChaosReport::default()
@@ -284,12 +425,20 @@ pub async fn run(config: ChaosConfig) -> anyhow::Result<ChaosReport> {
                 restart_at = Some(i + rng.gen_range(1..=(config.edits / 20).max(2)));
             }
         }
+        while expire_at.first() == Some(&i) {
+            expire_at.remove(0);
+            handle.expire_access_tokens();
+            report.token_expiries += 1;
+        }
         if restart_at.is_some_and(|at| at <= i) && tandem.is_none() {
             tandem = Some(TandemProcess::start(&child_config).await?);
             restart_at = None;
+            for (contact, name) in unsent.drain(..) {
+                app.rename(contact, &name).await?;
+            }
         }
         let contact = contact_ids[rng.gen_range(0..contact_ids.len())];
-        let link = links::by_contact(engine.store.db(), connected.id, contact).await?;
+        let link = links::by_contact(engine.store.db(), connection, contact).await?;
         let remote_side = rng.gen_bool(0.5) && link.is_some();
         if let (true, Some(link)) = (remote_side, link) {
             let phone = format!("+2{i:09}");
@@ -308,22 +457,10 @@ pub async fn run(config: ChaosConfig) -> anyhow::Result<ChaosReport> {
             }
         } else {
             let name = format!("App edit {i}");
-            let changes: BTreeMap<FieldKey, FieldValue> =
-                [(key("name"), FieldValue::text(name.clone()))]
-                    .into_iter()
-                    .collect();
-            let mut tries = 0;
-            loop {
-                // SQLite across two processes: a write may meet the other's lock; try again.
-                match local::update_contact(&engine, contact, changes.clone()).await {
-                    Ok(()) => break,
-                    Err(error) if tries < 50 => {
-                        tries += 1;
-                        tracing::debug!(error = %error, "retrying an app edit");
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                    Err(error) => return Err(error).context("an app edit kept failing"),
-                }
+            if tandem.is_some() {
+                app.rename(contact, &name).await?;
+            } else {
+                unsent.push((contact, name.clone()));
             }
             report.app_edits += 1;
             if let Some(e) = expected.get_mut(&contact) {
@@ -344,15 +481,24 @@ pub async fn run(config: ChaosConfig) -> anyhow::Result<ChaosReport> {
         Some(t) => t,
         None => TandemProcess::start(&child_config).await?,
     };
+    for (contact, name) in unsent.drain(..) {
+        app.rename(contact, &name).await?;
+    }
     let drain_started = Instant::now();
     loop {
-        compare(&engine, &handle, connected.id, &expected, &mut report).await?;
+        compare(&engine, &handle, connection, &expected, &mut report).await?;
         if report.clean() || drain_started.elapsed() > config.drain_timeout {
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     report.drain = drain_started.elapsed();
+    let state = connections::load(&engine, connection).await?.state;
+    if state != connections::state::CONNECTED {
+        report
+            .examples
+            .push(format!("the connection ended in state {state}"));
+    }
     report.api_calls = handle.total_calls();
     report.rate_limited = handle.rate_limited();
     report.webhooks_failed = handle

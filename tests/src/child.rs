@@ -74,6 +74,20 @@ pub struct ChildConfig {
     pub retry_cap_ms: u64,
     pub max_attempts: u32,
     pub log_filter: String,
+    /// `security.api_keys`: the app's key for `/api/v1` (none: the API is closed).
+    pub api_key: Option<String>,
+    /// `security.admin_token` (none: the admin surface is closed).
+    pub admin_token: Option<String>,
+    /// Pipedrive's OAuth server (the simulator) and its client credentials, for OAuth connects.
+    pub oauth: Option<OAuthClient>,
+}
+
+/// The OAuth client tandem is registered as (the simulator's defaults in tests).
+#[derive(Debug, Clone)]
+pub struct OAuthClient {
+    pub base_url: String,
+    pub client_id: String,
+    pub client_secret: String,
 }
 
 impl ChildConfig {
@@ -89,6 +103,9 @@ impl ChildConfig {
             retry_cap_ms: 2_000,
             max_attempts: 60,
             log_filter: "warn".to_owned(),
+            api_key: None,
+            admin_token: None,
+            oauth: None,
         })
     }
 
@@ -97,6 +114,17 @@ impl ChildConfig {
     }
 
     fn toml(&self) -> String {
+        let quoted = |v: &Option<String>| v.as_deref().map(|v| format!("\"{v}\""));
+        let oauth = self
+            .oauth
+            .as_ref()
+            .map(|o| {
+                format!(
+                    "oauth_base_url = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\n",
+                    o.base_url, o.client_id, o.client_secret
+                )
+            })
+            .unwrap_or_default();
         format!(
             r#"[http]
 port = {port}
@@ -115,9 +143,11 @@ retry_cap_ms = {rc}
 max_attempts = {ma}
 [security]
 encryption_keys = ["{key}"]
+api_keys = [{api_keys}]
+admin_token = {admin}
 [pipedrive]
 request_timeout_secs = {timeout}
-"#,
+{oauth}"#,
             port = self.port,
             db = self.database_url,
             filter = self.log_filter,
@@ -127,6 +157,8 @@ request_timeout_secs = {timeout}
             ma = self.max_attempts,
             key = self.encryption_key,
             timeout = self.request_timeout_secs,
+            api_keys = quoted(&self.api_key).unwrap_or_default(),
+            admin = quoted(&self.admin_token).unwrap_or_else(|| "\"\"".to_owned()),
         )
     }
 }
