@@ -238,3 +238,113 @@ async fn a_write_pipedrive_rejects_becomes_a_dead_letter_with_pipedrives_error_v
     );
     assert!(entries[0].hint.is_some(), "the admin is told what to do");
 }
+
+/// A create that reached Pipedrive but whose answer was lost (tandem killed), while the app
+/// edited the contact; Pipedrive's whole-second clock stamps the person later than that edit.
+/// Linking it by apId must keep the edit (and push it), not bring the created value back.
+#[tokio::test]
+async fn a_person_created_by_tandem_and_found_later_by_its_ap_id_does_not_undo_an_edit_made_meanwhile(
+) {
+    let app = spawn_app().await;
+    let connection = app.connect_and_sync().await;
+    let created = local::create_contact(
+        &app.engine,
+        fields([name("As Sent"), email("race@example.com")]),
+        true,
+    )
+    .await
+    .unwrap();
+    local::update_contact(
+        &app.engine,
+        created.contact_id,
+        fields([name("Edited Meanwhile")]),
+    )
+    .await
+    .unwrap();
+    let sim = app.sim.handle();
+    sim.advance_clock(std::time::Duration::from_secs(5));
+    let apid_key = sim.person_field_key("apId").unwrap();
+    let person = sim
+        .create_person_as_user(serde_json::json!({
+            "name": "As Sent",
+            "emails": [{ "value": "race@example.com", "primary": true }],
+            "custom_fields": { apid_key: created.contact_id.to_string() },
+        }))
+        .unwrap();
+    let person_id = person["id"].as_i64().unwrap();
+
+    // The poller meets the person first and links it by apId.
+    let conn = tandem_engine::sync::connections::load(&app.engine, connection)
+        .await
+        .unwrap();
+    tandem_engine::sync::poller::poll_once(&app.engine, &conn)
+        .await
+        .unwrap();
+    let link =
+        tandem_engine::sync::links::by_contact(app.store.db(), connection, created.contact_id)
+            .await
+            .unwrap()
+            .expect("linked by apId");
+    assert_eq!(link.person_id, person_id);
+    assert_eq!(
+        tandem_tests::fields::text_of(&app.contact(created.contact_id).await, "name").as_deref(),
+        Some("Edited Meanwhile"),
+        "the later edit is kept"
+    );
+    app.drive().await;
+
+    let persons = sim.persons_by_email("race@example.com");
+    assert_eq!(persons.len(), 1, "no second person: {persons:?}");
+    assert_eq!(person_name(&persons[0]), "Edited Meanwhile");
+    assert_eq!(
+        tandem_tests::fields::text_of(&app.contact(created.contact_id).await, "name").as_deref(),
+        Some("Edited Meanwhile")
+    );
+}
+
+/// The exception above is narrow: a person edited in Pipedrive since its creation is merged by
+/// time as any first meeting is (the newer side wins).
+#[tokio::test]
+async fn a_person_found_by_its_ap_id_and_edited_in_pipedrive_since_its_creation_is_merged_by_time()
+{
+    let app = spawn_app().await;
+    let connection = app.connect_and_sync().await;
+    let created = local::create_contact(
+        &app.engine,
+        fields([name("As Sent"), email("edited@example.com")]),
+        true,
+    )
+    .await
+    .unwrap();
+    let sim = app.sim.handle();
+    sim.advance_clock(std::time::Duration::from_secs(5));
+    let apid_key = sim.person_field_key("apId").unwrap();
+    let person = sim
+        .create_person_as_user(serde_json::json!({
+            "name": "As Sent",
+            "emails": [{ "value": "edited@example.com", "primary": true }],
+            "custom_fields": { apid_key: created.contact_id.to_string() },
+        }))
+        .unwrap();
+    sim.advance_clock(std::time::Duration::from_secs(5));
+    sim.update_person_as_user(
+        person["id"].as_i64().unwrap(),
+        serde_json::json!({ "name": "Renamed In Pipedrive" }),
+    )
+    .unwrap();
+
+    let conn = tandem_engine::sync::connections::load(&app.engine, connection)
+        .await
+        .unwrap();
+    tandem_engine::sync::poller::poll_once(&app.engine, &conn)
+        .await
+        .unwrap();
+    app.drive().await;
+    assert_eq!(
+        tandem_tests::fields::text_of(&app.contact(created.contact_id).await, "name").as_deref(),
+        Some("Renamed In Pipedrive")
+    );
+    let persons = sim.persons_by_email("edited@example.com");
+    assert_eq!(persons.len(), 1);
+    assert_eq!(person_name(&persons[0]), "Renamed In Pipedrive");
+}

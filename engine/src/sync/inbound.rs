@@ -333,7 +333,7 @@ async fn link_new_person<C: ConnectionTrait>(
             let existing = contacts::load(txn, contact_id)
                 .await?
                 .ok_or(SyncError::ContactNotFound(contact_id))?;
-            link_first_meeting(txn, conn, &existing, person.id, &remote, now).await?;
+            link_first_meeting(txn, conn, &existing, person, &remote, now).await?;
             Ok(Applied::Linked { contact_id })
         }
         InboundIdentity::CreateContact { same_email_persons } => {
@@ -357,29 +357,53 @@ async fn link_new_person<C: ConnectionTrait>(
 /// base (the newer side wins differing fields; a field only one side has is copied to the
 /// other), the base set to what both now agree on, a push queued for what Pipedrive lacks, and
 /// the contact put in the "Pipedrive contacts" list.
+///
+/// One exception: a person tandem itself created for this contact (its apId names the
+/// contact) that nobody has edited since (`update_time` = `add_time`) holds exactly what
+/// tandem sent, so that is the base: where the contact differs, it changed after the create
+/// read it, and it is pushed. Merging by time instead would let Pipedrive's whole-second clock
+/// stamp the create later than such an edit (a create whose answer was lost to a crash, or
+/// whose own webhook is applied before the answer) and bring the old value back on both
+/// sides. (A Pipedrive edit within the same second as the create is indistinguishable from
+/// the create here; it is then treated as unedited.)
 pub(crate) async fn link_first_meeting<C: ConnectionTrait>(
     txn: &C,
     conn: &ConnectionCtx,
     contact: &contacts::LocalContact,
-    person_id: i64,
+    person: &Person,
     remote: &Snapshot,
     now: DateTime<Utc>,
 ) -> Result<(), SyncError> {
-    let mut link = links::new_link(conn.id, contact.id, person_id);
+    let mut link = links::new_link(conn.id, contact.id, person.id);
     let local = Snapshot {
         fields: conn.map.restrict(&contact.fields),
         version: contact.version,
     };
-    let outcome = merge_delta(&Snapshot::default(), &local, remote, &conn.map.policy());
+    let created_by_us_untouched = mapping::ap_id(person, &conn.map)
+        .and_then(|ap_id| ap_id.contact_id())
+        .is_some_and(|id| *id.as_uuid() == contact.id)
+        && person.add_time.is_some()
+        && person.add_time == person.update_time;
+    // What both sides are known to have agreed on: nothing, or what tandem sent.
+    let base = if created_by_us_untouched {
+        remote.clone()
+    } else {
+        Snapshot::default()
+    };
+    let outcome = merge_delta(&base, &local, remote, &conn.map.policy());
     contacts::update(txn, contact.id, &outcome.to_local, Origin::Remote, now).await?;
     let mut final_local = local.fields;
     final_local.extend(outcome.to_local.clone());
-    link.base.fields = remote
-        .fields
-        .iter()
-        .filter(|(k, v)| final_local.get(*k) == Some(*v))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    link.base.fields = if created_by_us_untouched {
+        base.fields
+    } else {
+        remote
+            .fields
+            .iter()
+            .filter(|(k, v)| final_local.get(*k) == Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
     link.base.version = remote.version;
     link.versions.record(Side::Remote, remote.version);
     links::insert(txn, &link, now).await?;

@@ -363,7 +363,7 @@ async fn link_found_person<C: sea_orm::ConnectionTrait>(
 ) -> Result<(), SyncError> {
     // The person exists (found by apId or e-mail): link it as an inbound person would be.
     let remote = person_snapshot(person, &conn.map);
-    inbound::link_first_meeting(txn, conn, contact, person.id, &remote, now).await
+    inbound::link_first_meeting(txn, conn, contact, person, &remote, now).await
 }
 
 fn job_is_creating_action(job: &Job) -> bool {
