@@ -71,6 +71,7 @@ pub struct Settings {
 #[serde(deny_unknown_fields)]
 pub struct AdminSettings {
     pub sync_log_retention_days: u32,
+    pub idempotency_key_ttl_hours: u32,
     pub session_ttl_minutes: u32,
     pub stuck_after_minutes: u32,
 }

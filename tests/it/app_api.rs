@@ -716,3 +716,75 @@ async fn the_openapi_document_is_served_and_every_route_it_lists_exists() {
         );
     }
 }
+
+#[tokio::test]
+async fn idempotency_keys_webhook_events_and_sync_log_entries_are_pruned_after_their_retention_and_pending_work_never(
+) {
+    use tandem_engine::sync::housekeeping;
+    let app = spawn_app().await;
+    app.connect_and_sync().await;
+    let created = app
+        .api(Method::POST, "/api/v1/contacts")
+        .header("Idempotency-Key", "key-1")
+        .json(&json!({ "email": "kept@example.com" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    app.sim
+        .handle()
+        .create_person_as_user(json!({ "name": "From Pipedrive" }))
+        .unwrap();
+    app.await_person_webhooks(1).await;
+    // One more event, received but not applied yet (the workers are not driven).
+    app.sim
+        .handle()
+        .create_person_as_user(json!({ "name": "Still Pending" }))
+        .unwrap();
+    app.sim
+        .handle()
+        .wait_for_deliveries(std::time::Duration::from_secs(20), |d| {
+            d.iter().filter(|d| d.delivered).count() >= 2
+        })
+        .await;
+    let app = &app;
+    let count = |sql: &'static str| async move { rows(app, sql).await.len() };
+    assert_eq!(count("SELECT scope FROM idempotency_key").await, 1);
+    assert_eq!(count("SELECT id FROM inbox_event").await, 2);
+
+    let settings = &app.settings.admin;
+    let now = chrono::Utc::now();
+    let within = housekeeping::prune(app.store.db(), settings, now + chrono::Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        within,
+        housekeeping::Pruned::default(),
+        "nothing is old yet"
+    );
+
+    let next_day = housekeeping::prune(app.store.db(), settings, now + chrono::Duration::hours(25))
+        .await
+        .unwrap();
+    assert_eq!(next_day.idempotency_keys, 1);
+    assert_eq!(next_day.inbox_events, 0);
+    assert_eq!(count("SELECT scope FROM idempotency_key").await, 0);
+
+    let later = housekeeping::prune(app.store.db(), settings, now + chrono::Duration::days(31))
+        .await
+        .unwrap();
+    assert_eq!(later.inbox_events, 1, "the applied event");
+    assert!(later.sync_log > 0);
+    assert_eq!(
+        count("SELECT id FROM inbox_event WHERE state = 'pending'").await,
+        1,
+        "the pending event is kept"
+    );
+    // The kept event is still applied afterwards.
+    app.drive().await;
+    assert_eq!(
+        count("SELECT id FROM contact").await,
+        3,
+        "the app's contact and both Pipedrive persons"
+    );
+}

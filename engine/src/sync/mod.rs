@@ -10,6 +10,7 @@ pub mod contact_json;
 pub mod contacts;
 pub mod duplicates;
 pub mod fields;
+pub mod housekeeping;
 pub mod inbound;
 pub mod inbox;
 pub mod ingest;

@@ -449,9 +449,10 @@ pub fn spawn_workers(
             if let Err(error) = super::poller::poll_all(&e).await {
                 tracing::warn!(error = %error, "The change-capture poll failed; it will run again.");
             }
-            let retention = e.settings.admin.sync_log_retention_days;
-            if let Err(error) = synclog::prune(e.store.db(), retention, Utc::now()).await {
-                tracing::warn!(error = %error, "Pruning the sync log failed; it will run again.");
+            if let Err(error) =
+                super::housekeeping::prune(e.store.db(), &e.settings.admin, Utc::now()).await
+            {
+                tracing::warn!(error = %error, "Pruning old records failed; it will run again.");
             }
             tokio::select! {
                 () = shutdown.cancelled() => return,
