@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_create_core_tables;
 mod m20261123_000002_create_journey_action;
+mod m20261123_000003_create_revoked_session;
 
 /// The ordered list of tandem's migrations.
 #[derive(Debug)]
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_create_core_tables::Migration),
             Box::new(m20261123_000002_create_journey_action::Migration),
+            Box::new(m20261123_000003_create_revoked_session::Migration),
         ]
     }
 }

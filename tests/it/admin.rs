@@ -134,6 +134,71 @@ async fn a_console_login_sets_a_strict_http_only_cookie_and_a_form_without_its_c
 }
 
 #[tokio::test]
+async fn after_logging_out_a_replayed_session_cookie_is_refused() {
+    let app = spawn_app().await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = client
+        .post(format!("{}/admin/login", app.base_url))
+        .form(&[("token", "test-admin-token")])
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let home = |session: String| {
+        let client = client.clone();
+        let url = format!("{}/admin", app.base_url);
+        async move {
+            client
+                .get(url)
+                .header("cookie", session)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let page = home(session.clone()).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let csrf = page
+        .text()
+        .await
+        .unwrap()
+        .split("name=csrf value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_owned();
+
+    let logout = client
+        .post(format!("{}/admin/logout", app.base_url))
+        .header("cookie", &session)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::SEE_OTHER);
+    assert!(logout.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+
+    // The browser dropped the cookie; a copy of it is refused too.
+    let replayed = home(session.clone()).await;
+    assert_eq!(replayed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(replayed.headers()["location"], "/admin/login");
+    let api = client
+        .get(format!("{}/admin/api/connections", app.base_url))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
 async fn a_mapping_to_a_field_of_an_incompatible_type_is_refused_and_a_compatible_one_is_used() {
     let app = spawn_app().await;
     let sim = app.sim.handle();

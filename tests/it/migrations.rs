@@ -20,6 +20,7 @@ const TABLES: &[&str] = &[
     "sync_cursor",
     "oauth_state",
     "journey_action",
+    "revoked_session",
 ];
 
 async fn existing_tables(store: &Store) -> Vec<&'static str> {

@@ -9,7 +9,9 @@ use super::app::delivery_state;
 use super::worker::inbox_state;
 use super::SyncError;
 use crate::config::AdminSettings;
-use crate::store::entities::{idempotency_key, inbox_event, oauth_state, outbound_delivery};
+use crate::store::entities::{
+    idempotency_key, inbox_event, oauth_state, outbound_delivery, revoked_session,
+};
 
 /// OAuth `state` nonces are good for ten minutes; their rows are kept a day for inspection.
 const OAUTH_STATE_KEEP_HOURS: i64 = 24;
@@ -22,12 +24,13 @@ pub struct Pruned {
     pub inbox_events: u64,
     pub deliveries: u64,
     pub oauth_states: u64,
+    pub revoked_sessions: u64,
 }
 
 /// Deletes what is past its retention at `now`: sync-log entries, applied or rejected webhook
 /// events and delivered or failed app deliveries older than `sync_log_retention_days` (0 keeps
 /// them forever), idempotency keys older than `idempotency_key_ttl_hours`, used or expired
-/// OAuth states older than a day.
+/// OAuth states older than a day, revoked console sessions whose cookie has expired anyway.
 pub async fn prune<C: ConnectionTrait>(
     db: &C,
     settings: &AdminSettings,
@@ -65,6 +68,11 @@ pub async fn prune<C: ConnectionTrait>(
         .rows_affected;
     pruned.oauth_states = oauth_state::Entity::delete_many()
         .filter(oauth_state::Column::CreatedAt.lt(now - Duration::hours(OAUTH_STATE_KEEP_HOURS)))
+        .exec(db)
+        .await?
+        .rows_affected;
+    pruned.revoked_sessions = revoked_session::Entity::delete_many()
+        .filter(revoked_session::Column::ExpiresAt.lt(now))
         .exec(db)
         .await?
         .rows_affected;

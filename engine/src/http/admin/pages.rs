@@ -223,6 +223,11 @@ async fn logout(
     if let Err(r) = csrf_ok(&admin, &form) {
         return *r;
     }
+    if let Some(session) = &admin.session {
+        if let Err(error) = session::revoke(&state, session).await {
+            return error_page(&error);
+        }
+    }
     (
         StatusCode::SEE_OTHER,
         [

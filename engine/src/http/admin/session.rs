@@ -1,7 +1,8 @@
-//! Admin authentication: the Bearer token for API clients, and for the console a stateless
-//! session cookie `{expiry}.{nonce}.{hmac}` signed with a key derived from the admin token
-//! (changing the token logs every session out). The CSRF token is an HMAC of the session nonce,
-//! so it is bound to the session and needs no storage.
+//! Admin authentication: the Bearer token for API clients, and for the console a session
+//! cookie `{expiry}.{nonce}.{hmac}` signed with a key derived from the admin token (changing the
+//! token logs every session out). "Log out" records the nonce in `revoked_session` until the
+//! cookie would have expired, so a copied cookie does not outlive the logout. The CSRF token is
+//! an HMAC of the session nonce, so it is bound to the session and needs no storage.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -14,6 +15,7 @@ use tandem_webhooks::{ApiError, ErrorCode};
 
 use crate::config::Settings;
 use crate::http::AppState;
+use crate::store::entities::revoked_session;
 
 pub(crate) const COOKIE: &str = "tandem_admin";
 type HmacSha256 = Hmac<Sha256>;
@@ -92,8 +94,17 @@ pub(crate) fn set_cookie(settings: &Settings, public_url: &str, value: &str) -> 
     format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
 }
 
-/// The session nonce, if the cookie is valid and not expired.
-fn session_nonce(settings: &Settings, cookie: &str, now: i64) -> Option<String> {
+/// A console session, from a valid cookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Session {
+    pub(crate) nonce: String,
+    /// Unix seconds.
+    pub(crate) expires: i64,
+}
+
+/// The session, if the cookie is validly signed and not expired (revocation is checked by the
+/// caller, against the store).
+fn session_of(settings: &Settings, cookie: &str, now: i64) -> Option<Session> {
     let mut parts = cookie.splitn(3, '.');
     let (expires, nonce, signature) = (parts.next()?, parts.next()?, parts.next()?);
     if !verify(
@@ -104,7 +115,42 @@ fn session_nonce(settings: &Settings, cookie: &str, now: i64) -> Option<String> 
     ) {
         return None;
     }
-    (expires.parse::<i64>().ok()? > now).then(|| nonce.to_owned())
+    let expires = expires.parse::<i64>().ok()?;
+    (expires > now).then(|| Session {
+        nonce: nonce.to_owned(),
+        expires,
+    })
+}
+
+async fn is_revoked(state: &AppState, nonce: &str) -> Result<bool, ApiError> {
+    use sea_orm::EntityTrait;
+    Ok(revoked_session::Entity::find_by_id(nonce.to_owned())
+        .one(state.store.db())
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+        .is_some())
+}
+
+/// Ends a session for good ("Log out"): its cookie is refused from now on, even if replayed.
+pub(crate) async fn revoke(state: &AppState, session: &Session) -> Result<(), ApiError> {
+    use sea_orm::sea_query::OnConflict;
+    use sea_orm::{EntityTrait, Set};
+    let expires_at =
+        chrono::DateTime::from_timestamp(session.expires, 0).unwrap_or_else(chrono::Utc::now);
+    revoked_session::Entity::insert(revoked_session::ActiveModel {
+        nonce: Set(session.nonce.clone()),
+        expires_at: Set(expires_at),
+    })
+    .on_conflict(
+        OnConflict::column(revoked_session::Column::Nonce)
+            .do_nothing()
+            .to_owned(),
+    )
+    .do_nothing()
+    .exec(state.store.db())
+    .await
+    .map_err(|e| ApiError::internal(&e))?;
+    Ok(())
 }
 
 fn cookie_value(headers: &HeaderMap) -> Option<String> {
@@ -137,6 +183,8 @@ pub(crate) fn verify_state(settings: &Settings, payload: &str, signature: &str) 
 pub(crate) struct Admin {
     /// The session's CSRF token; `None` for Bearer (no ambient credential, no CSRF risk).
     pub(crate) csrf: Option<String>,
+    /// The console session; `None` for Bearer.
+    pub(crate) session: Option<Session>,
 }
 
 impl Admin {
@@ -153,7 +201,7 @@ impl Admin {
     }
 }
 
-fn authenticate(parts: &Parts, state: &AppState) -> Result<Admin, ApiError> {
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Admin, ApiError> {
     let settings = &state.settings;
     if !admin_enabled(settings) {
         return Err(ApiError::new(
@@ -171,7 +219,10 @@ fn authenticate(parts: &Parts, state: &AppState) -> Result<Admin, ApiError> {
             .or_else(|| value.strip_prefix("bearer "))
             .unwrap_or("");
         return if token_matches(settings, token) {
-            Ok(Admin { csrf: None })
+            Ok(Admin {
+                csrf: None,
+                session: None,
+            })
         } else {
             Err(ApiError::new(
                 ErrorCode::Unauthorized,
@@ -180,11 +231,13 @@ fn authenticate(parts: &Parts, state: &AppState) -> Result<Admin, ApiError> {
         };
     }
     let now = chrono::Utc::now().timestamp();
-    match cookie_value(&parts.headers).and_then(|c| session_nonce(settings, &c, now)) {
-        Some(nonce) => Ok(Admin {
-            csrf: Some(csrf_for(settings, &nonce)),
+    let session = cookie_value(&parts.headers).and_then(|c| session_of(settings, &c, now));
+    match session {
+        Some(session) if !is_revoked(state, &session.nonce).await? => Ok(Admin {
+            csrf: Some(csrf_for(settings, &session.nonce)),
+            session: Some(session),
         }),
-        None => Err(ApiError::new(
+        _ => Err(ApiError::new(
             ErrorCode::Unauthorized,
             "admin authentication required: send Authorization: Bearer <admin token>, or log in to the console",
         )),
@@ -199,7 +252,7 @@ impl FromRequestParts<AppState> for ApiAdmin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let admin = authenticate(parts, state)?;
+        let admin = authenticate(parts, state).await?;
         // Cookie-authenticated writes must carry the CSRF token in a header.
         if !parts.method.is_safe() {
             let submitted = parts
@@ -228,7 +281,7 @@ impl FromRequestParts<AppState> for PageAdmin {
     type Rejection = ToLogin;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ToLogin> {
-        match authenticate(parts, state) {
+        match authenticate(parts, state).await {
             Ok(admin) => Ok(Self(admin)),
             Err(error) if error.code == ErrorCode::AdminDisabled => {
                 Err(ToLogin(super::pages::error_page(&error)))
@@ -252,10 +305,10 @@ mod tests {
     fn a_session_cookie_verifies_until_it_expires_and_not_after_tampering() {
         let s = settings();
         let cookie = new_session(&s, 1_000);
-        assert!(session_nonce(&s, &cookie, 1_001).is_some());
-        assert!(session_nonce(&s, &cookie, 1_000 + 720 * 60 + 1).is_none());
+        assert!(session_of(&s, &cookie, 1_001).is_some());
+        assert!(session_of(&s, &cookie, 1_000 + 720 * 60 + 1).is_none());
         let tampered = cookie.replacen('1', "2", 1);
-        assert!(session_nonce(&s, &tampered, 1_001).is_none());
+        assert!(session_of(&s, &tampered, 1_001).is_none());
     }
 
     #[test]
@@ -264,6 +317,6 @@ mod tests {
         let cookie = new_session(&s, 1_000);
         let mut other = settings();
         other.security.admin_token = crate::config::Redacted::new("other".into());
-        assert!(session_nonce(&other, &cookie, 1_001).is_none());
+        assert!(session_of(&other, &cookie, 1_001).is_none());
     }
 }

@@ -17,6 +17,7 @@ pub(crate) mod oauth_state;
 pub(crate) mod outbound_delivery;
 pub(crate) mod outbox_job;
 pub(crate) mod person_link;
+pub(crate) mod revoked_session;
 pub(crate) mod sync_cursor;
 pub(crate) mod sync_log;
 pub(crate) mod webhook_subscription;
