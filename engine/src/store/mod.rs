@@ -76,6 +76,10 @@ impl Store {
                 let pool = SqlitePoolOptions::new()
                     .max_connections(1)
                     .min_connections(1)
+                    // The connection is a file handle in this process: pinging it before every
+                    // use (sqlx's default, meant for network databases) costs a round trip to
+                    // its worker thread and finds nothing.
+                    .test_before_acquire(false)
                     .acquire_timeout(Duration::from_secs(30))
                     .connect_with(options)
                     .await
