@@ -97,9 +97,17 @@ async fn the_same_delivery_three_times_and_deliveries_in_reverse_order_end_in_th
     );
     assert_ne!(first["meta"]["id"], second["meta"]["id"]);
 
-    for body in [&second, &second, &second, &first] {
+    for (body, status) in [
+        (&second, "accepted"),
+        (&second, "duplicate"),
+        (&second, "duplicate"),
+        (&first, "accepted"),
+    ] {
         let response = app.post_pipedrive_webhook(connection, body).await;
         assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "application/json");
+        let answer: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(answer, json!({ "status": status }));
     }
     app.drive().await;
     assert_eq!(
