@@ -97,9 +97,17 @@ async fn the_same_delivery_three_times_and_deliveries_in_reverse_order_end_in_th
     );
     assert_ne!(first["meta"]["id"], second["meta"]["id"]);
 
-    for body in [&second, &second, &second, &first] {
+    for (body, status) in [
+        (&second, "accepted"),
+        (&second, "duplicate"),
+        (&second, "duplicate"),
+        (&first, "accepted"),
+    ] {
         let response = app.post_pipedrive_webhook(connection, body).await;
         assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "application/json");
+        let answer: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(answer, json!({ "status": status }));
     }
     app.drive().await;
     assert_eq!(
@@ -345,4 +353,268 @@ async fn reconciliation_unlinks_persons_deleted_unseen_repairs_drift_and_restore
         (again.unlinked, again.repaired, again.webhooks_repaired),
         (0, 0, 0)
     );
+}
+
+/// What applying a page left in the store, as comparable text: contacts the page created get
+/// random ids, so every id that was not in `before` is replaced by its person's id.
+async fn page_outcome<C: sea_orm::ConnectionTrait>(
+    txn: &C,
+    connection: uuid::Uuid,
+    before: &std::collections::HashSet<uuid::Uuid>,
+) -> String {
+    use sea_orm::{FromQueryResult, Statement};
+    let mut labels = Vec::new();
+    let mut state = serde_json::Map::new();
+    let mut persons = links::person_ids(txn, connection).await.unwrap();
+    persons.sort_unstable();
+    let mut link_rows = Vec::new();
+    for person in persons {
+        let link = links::by_person(txn, connection, person)
+            .await
+            .unwrap()
+            .unwrap();
+        if !before.contains(&link.contact_id) {
+            labels.push((link.contact_id, format!("<contact of person {person}>")));
+        }
+        link_rows.push(json!({
+            "person": person, "contact": link.contact_id, "base": link.base,
+            "remote_version": link.versions.remote.0, "local_version": link.versions.local.0,
+            "last_written": link.last_written,
+        }));
+    }
+    state.insert("links".into(), link_rows.into());
+    let (ids, _) = contacts::page(
+        txn,
+        &contacts::PageQuery {
+            include_archived: true,
+            limit: 10_000,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut contact_rows = Vec::new();
+    for id in ids {
+        let c = contacts::load(txn, id).await.unwrap().unwrap();
+        contact_rows.push(json!({
+            "id": c.id, "email": c.email, "version": c.version.0, "archived": c.archived,
+            "created_at": c.created_at, "updated_at": c.updated_at, "fields": c.fields,
+        }));
+    }
+    state.insert("contacts".into(), contact_rows.into());
+    let (members, _) = contacts::list_members(txn, contacts::PIPEDRIVE_LIST, None, 10_000)
+        .await
+        .unwrap();
+    state.insert("list".into(), json!(members));
+    for (table, columns) in [
+        ("outbound_delivery", "event_type, payload, state, attempts"),
+        ("outbox_job", "kind, ordering_key, priority, payload, state"),
+        ("duplicate_group", "kind, group_key, state, members"),
+        (
+            "sync_log",
+            "level, direction, kind, person_id, message, detail",
+        ),
+    ] {
+        let rows = serde_json::Value::find_by_statement(Statement::from_string(
+            txn.get_database_backend(),
+            format!("SELECT {columns} FROM {table}"),
+        ))
+        .all(txn)
+        .await
+        .unwrap();
+        state.insert(table.into(), rows.into());
+    }
+    let mut text = serde_json::to_string(&state).unwrap();
+    for (id, label) in labels {
+        text = text.replace(&id.to_string(), &label);
+    }
+    // Rows whose order the store does not define are compared as sorted lines.
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut lines: Vec<String> = value
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(table, rows)| {
+            rows.as_array()
+                .unwrap()
+                .iter()
+                .map(move |row| format!("{table}: {row}"))
+        })
+        .collect();
+    lines.sort();
+    lines.join("\n")
+}
+
+#[tokio::test]
+async fn a_mixed_page_applied_in_batches_leaves_the_same_rows_as_applying_its_persons_one_by_one() {
+    use sea_orm::TransactionTrait;
+    use tandem_engine::sync::{app as app_side, connections, inbound};
+    let app = spawn_app().await;
+    let sim = app.sim.handle();
+    let person = |name: &str, address: Option<&str>| {
+        let mut body = json!({ "name": name });
+        if let Some(address) = address {
+            body["emails"] = json!([{ "value": address, "primary": true }]);
+        }
+        sim.insert_person(body).unwrap()
+    };
+    // Linked by a first sync: one is then renamed in Pipedrive, one is named by a copy's apId.
+    let old_a = person("Old A", Some("old-a@example.com"));
+    let old_b = person("Old B", Some("old-b@example.com"));
+    let connection = app.connect_and_sync().await;
+    let db = app.store.db();
+    let old_a_contact = links::by_person(db, connection, old_a)
+        .await
+        .unwrap()
+        .unwrap()
+        .contact_id;
+    sim.update_person_as_user(old_b, json!({ "name": "Old B Renamed" }))
+        .unwrap();
+    // The app is told about every contact change.
+    app_side::create_subscription(
+        &app.engine,
+        "http://127.0.0.1:9/hook",
+        app_side::generate_secret(),
+    )
+    .await
+    .unwrap();
+    // Local contacts, not linked: matched by e-mail, by apId, ambiguous, archived.
+    let now = app.engine.now();
+    let local = |label: &str, address: &str| {
+        let fields = fields([name(label), email(address)]);
+        async move {
+            contacts::create(db, &fields, contacts::Origin::Local, now)
+                .await
+                .unwrap()
+        }
+    };
+    local("Local By Email", "local@example.com").await;
+    local("Local Shared", "shared@example.com").await;
+    local("Local Two A", "two@example.com").await;
+    local("Local Two B", "two@example.com").await;
+    let by_apid = local("Local By ApId", "apid-local@example.com").await;
+    let archived = local("Local Archived", "archived@example.com").await;
+    contacts::set_archived(db, archived, true, now)
+        .await
+        .unwrap();
+    let apid_key = sim.person_field_key("apId").unwrap();
+    for i in 0..3 {
+        person(&format!("New {i}"), Some(&format!("new{i}@example.com")));
+    }
+    person("Twin 1", Some("twin@example.com"));
+    person("Twin 2", Some("twin@example.com"));
+    let by_email = person("By Email", Some("local@example.com"));
+    let shared_1 = person("Shared 1", Some("shared@example.com"));
+    let shared_2 = person("Shared 2", Some("shared@example.com"));
+    person("Two", Some("two@example.com"));
+    person("Archived Match", Some("archived@example.com"));
+    person("Old A Twin", Some("old-a@example.com"));
+    person("No Email", None);
+    let apid_person = sim
+        .insert_person(json!({ "name": "ApId Person", "emails": [{ "value": "apid-person@example.com" }], "custom_fields": { &apid_key: by_apid.to_string() } }))
+        .unwrap();
+    let conflict = sim
+        .insert_person(json!({ "name": "Copy Of Old A", "emails": [{ "value": "copy@example.com" }], "custom_fields": { &apid_key: old_a_contact.to_string() } }))
+        .unwrap();
+
+    let conn = connections::load(&app.engine, connection).await.unwrap();
+    let page = app
+        .engine
+        .client
+        .list_persons(
+            &conn.session,
+            &tandem_engine::crm::pipedrive::client::PersonQuery {
+                limit: 500,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(page.next_cursor.is_none(), "one page");
+    let (before, _) = contacts::page(
+        db,
+        &contacts::PageQuery {
+            include_archived: true,
+            limit: 10_000,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let before = before.into_iter().collect();
+    let now = app.engine.now();
+
+    let txn = db.begin().await.unwrap();
+    let applied = inbound::apply_page_in(&txn, &app.engine, &conn, &page.items, now)
+        .await
+        .unwrap();
+    let batched = page_outcome(&txn, connection, &before).await;
+    txn.rollback().await.unwrap();
+
+    let txn = db.begin().await.unwrap();
+    for person in &page.items {
+        let outcome = inbound::apply_person_in(&txn, &app.engine, &conn, person, now)
+            .await
+            .unwrap();
+        if let Some((contact_id, event)) = outcome.app_event() {
+            app_side::contact_event(&txn, contact_id, event, None, now)
+                .await
+                .unwrap();
+        }
+    }
+    let one_by_one = page_outcome(&txn, connection, &before).await;
+    txn.commit().await.unwrap();
+
+    assert_eq!(batched, one_by_one);
+    // The page took every path.
+    let outcome_of = |id: i64| {
+        let at = page.items.iter().position(|p| p.id == id).unwrap();
+        applied[at].clone()
+    };
+    assert!(matches!(
+        outcome_of(old_b),
+        inbound::Applied::Merged { changed: 1, .. }
+    ));
+    assert!(matches!(
+        outcome_of(old_a),
+        inbound::Applied::Merged { changed: 0, .. }
+    ));
+    assert!(matches!(
+        outcome_of(by_email),
+        inbound::Applied::Linked { .. }
+    ));
+    assert!(matches!(
+        outcome_of(shared_1),
+        inbound::Applied::Linked { .. }
+    ));
+    assert!(matches!(
+        outcome_of(shared_2),
+        inbound::Applied::Created {
+            same_email_persons: 1,
+            ..
+        }
+    ));
+    assert_eq!(
+        outcome_of(apid_person),
+        inbound::Applied::Linked {
+            contact_id: by_apid
+        }
+    );
+    assert!(matches!(
+        outcome_of(conflict),
+        inbound::Applied::Created { .. }
+    ));
+    let created = applied
+        .iter()
+        .filter(|a| matches!(a, inbound::Applied::Created { .. }))
+        .count();
+    assert_eq!(created, 3 + 2 + 1 + 1 + 1 + 1 + 1 + 1, "{applied:?}");
+    assert!(batched.contains("apid_conflict"), "the copy is reported");
+    let told = batched
+        .lines()
+        .filter(|l| {
+            l.starts_with("outbound_delivery") && l.contains(r#""event_type":"contact.created""#)
+        })
+        .count();
+    assert_eq!(told, created, "the app is told about each new contact");
 }

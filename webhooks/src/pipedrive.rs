@@ -11,10 +11,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::Router;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ErrorCode};
@@ -123,8 +122,8 @@ impl WebhookRequest<Unverified> {
                     "missing or malformed HTTP Basic credentials",
                 )
             })?;
-        let wanted = format!("{}:{}", expected.user, expected.password);
-        if !constant_time_eq(&presented, wanted.as_bytes()) {
+        let wanted = [expected.user.as_bytes(), b":", expected.password.as_bytes()];
+        if !constant_time_eq_parts(&presented, &wanted) {
             return Err(ApiError::new(
                 ErrorCode::Unauthorized,
                 "wrong HTTP Basic credentials",
@@ -154,27 +153,23 @@ impl WebhookRequest<Verified> {
                 },
             ))
         };
-        let value: Value = serde_json::from_slice(&self.body).map_err(|e| {
+        // Only `meta` is read; the rest of the body is checked to be JSON and skipped, without
+        // building a tree of it.
+        let envelope: Envelope = serde_json::from_slice(&self.body).map_err(|e| {
             reject(
                 ErrorCode::MalformedJson,
                 format!("the body is not valid JSON: {e}"),
                 &self.body,
             )
         })?;
-        let Some(meta) = value.get("meta").filter(|m| m.is_object()) else {
+        let Some(mut meta) = envelope.meta else {
             return Err(reject(
                 ErrorCode::BadRequest,
                 "not a Pipedrive v2.0 webhook: `meta` is missing".into(),
                 &self.body,
             ));
         };
-        let text = |key: &str| {
-            meta.get(key).and_then(|v| {
-                v.as_str()
-                    .map(str::to_owned)
-                    .or_else(|| v.as_i64().map(|n| n.to_string()))
-            })
-        };
+        let mut text = |key: &str| meta.remove(key);
         let object = text("entity").unwrap_or_default();
         if !["person", "deal", "activity"].contains(&object.as_str()) {
             return Err(reject(
@@ -219,12 +214,173 @@ impl WebhookRequest<Verified> {
     }
 }
 
+/// The parts of a webhook body the receiver reads: the scalars of `meta` (strings, or integers
+/// as their decimal text), when the body is an object whose `meta` is an object. Everything else
+/// is only checked to be JSON.
+#[derive(Debug, Default)]
+struct Envelope {
+    meta: Option<std::collections::HashMap<String, String>>,
+}
+
+impl<'de> serde::Deserialize<'de> for Envelope {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(EnvelopeVisitor)
+    }
+}
+
+/// A JSON value skipped entirely; `Some` of an object's scalars when it is an object.
+#[derive(Default)]
+struct MaybeObject(Option<std::collections::HashMap<String, String>>);
+
+impl<'de> serde::Deserialize<'de> for MaybeObject {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(MetaVisitor)
+    }
+}
+
+/// A JSON value: `Some` text of a string or an integer that fits `i64`, `None` otherwise.
+struct Scalar(Option<String>);
+
+impl<'de> serde::Deserialize<'de> for Scalar {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ScalarVisitor)
+    }
+}
+
+/// The `visit_*` methods of a visitor that takes any JSON value and keeps nothing (the default)
+/// unless it is an object.
+macro_rules! skip_other_values {
+    ($ty:ty) => {
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<$ty, E> {
+            Ok(Default::default())
+        }
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<$ty, E> {
+            Ok(Default::default())
+        }
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<$ty, E> {
+            Ok(Default::default())
+        }
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<$ty, E> {
+            Ok(Default::default())
+        }
+        fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<$ty, E> {
+            Ok(Default::default())
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<$ty, E> {
+            Ok(Default::default())
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<$ty, A::Error> {
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Ok(Default::default())
+        }
+    };
+}
+
+struct EnvelopeVisitor;
+
+impl<'de> serde::de::Visitor<'de> for EnvelopeVisitor {
+    type Value = Envelope;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    skip_other_values!(Envelope);
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Envelope, A::Error> {
+        let mut envelope = Envelope::default();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == "meta" {
+                // As in a JSON object read whole, a repeated key keeps its last value.
+                envelope.meta = map.next_value::<MaybeObject>()?.0;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(envelope)
+    }
+}
+
+struct MetaVisitor;
+
+impl<'de> serde::de::Visitor<'de> for MetaVisitor {
+    type Value = MaybeObject;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    skip_other_values!(MaybeObject);
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<MaybeObject, A::Error> {
+        let mut scalars = std::collections::HashMap::new();
+        while let Some(key) = map.next_key::<String>()? {
+            match map.next_value::<Scalar>()?.0 {
+                Some(text) => scalars.insert(key, text),
+                None => scalars.remove(&key),
+            };
+        }
+        Ok(MaybeObject(Some(scalars)))
+    }
+}
+
+struct ScalarVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ScalarVisitor {
+    type Value = Scalar;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Scalar, E> {
+        Ok(Scalar(None))
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Scalar, E> {
+        Ok(Scalar(Some(v.to_string())))
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Scalar, E> {
+        Ok(Scalar(i64::try_from(v).ok().map(|v| v.to_string())))
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Scalar, E> {
+        Ok(Scalar(None))
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Scalar, E> {
+        Ok(Scalar(Some(v.to_owned())))
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Scalar, E> {
+        Ok(Scalar(Some(v)))
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Scalar, E> {
+        Ok(Scalar(None))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Scalar(None))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(Scalar(None))
+    }
+}
+
 /// Length check, then an xor-fold over every byte: no early exit on the first difference.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
+    constant_time_eq_parts(a, &[b])
+}
+
+/// [`constant_time_eq`] of `a` and the concatenation of `parts`, without building it.
+pub fn constant_time_eq_parts(a: &[u8], parts: &[&[u8]]) -> bool {
+    if a.len() != parts.iter().map(|p| p.len()).sum::<usize>() {
         return false;
     }
-    a.iter().zip(b).fold(0_u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.iter()
+        .zip(parts.iter().flat_map(|p| p.iter()))
+        .fold(0_u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 /// The Pipedrive receiver routes.
@@ -260,13 +416,15 @@ async fn receive<I: Inbox>(
                 .accept(delivery)
                 .await
                 .map_err(|e| ApiError::internal(&e))?;
-            let status = match accepted {
-                Accepted::New => "accepted",
-                Accepted::Duplicate => "duplicate",
+            // `{"status": ...}`, written out: the ack is on every delivery's path.
+            let body = match accepted {
+                Accepted::New => r#"{"status":"accepted"}"#,
+                Accepted::Duplicate => r#"{"status":"duplicate"}"#,
             };
             Ok((
                 StatusCode::OK,
-                Json(serde_json::json!({ "status": status })),
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                body,
             ))
         }
         Err(rejection) => {
@@ -349,9 +507,48 @@ mod tests {
     }
 
     #[test]
+    fn meta_is_read_as_a_whole_json_object_would_be_and_the_rest_is_only_checked_to_be_json() {
+        let delivery = |body: &str| {
+            request(Some("u:p"), body)
+                .verify(&creds())
+                .unwrap()
+                .into_delivery()
+        };
+        // Numbers become their text, escapes are decoded, other keys and nesting are skipped,
+        // and a repeated key keeps its last value.
+        let body = r#"{"data":{"a":[1,{"b":null}],"meta":{"id":"nested"}},"meta":{"id":7,"entity":"per\u0073on","action":"create","entity_id":42,"x":[{"y":1}]},"meta":{"id":"ev-\"2\"","entity":"person","action":"change","entity_id":42,"timestamp":1.5}}"#;
+        let d = delivery(body).unwrap();
+        assert_eq!(d.delivery_id, r#"ev-"2""#);
+        assert_eq!((d.object.as_str(), d.action.as_str()), ("person", "change"));
+        assert_eq!(d.object_id.as_deref(), Some("42"));
+        assert_eq!(d.payload, body);
+        // Without an id, the key is built from the rest; a float or a huge integer is no text.
+        let d = delivery(r#"{"meta":{"entity":"deal","action":"delete","entity_id":18446744073709551615,"timestamp":"t"}}"#).unwrap();
+        assert_eq!(d.object_id, None);
+        assert_eq!(d.delivery_id, "deal::delete:t");
+        for not_meta in [
+            r#"[{"meta":{}}]"#,
+            r#"{"meta":"x"}"#,
+            r#"{"meta":[1]}"#,
+            "7",
+            r#"{"meta":{"id":"1"},"meta":null}"#,
+        ] {
+            let (error, _) = *delivery(not_meta).unwrap_err();
+            assert_eq!(error.code, ErrorCode::BadRequest, "{not_meta}");
+        }
+        for malformed in [r#"{"meta":{}"#, r#"{"meta":{}} x"#, r#"{"data":[1,]}"#, ""] {
+            let (error, _) = *delivery(malformed).unwrap_err();
+            assert_eq!(error.code, ErrorCode::MalformedJson, "{malformed}");
+        }
+    }
+
+    #[test]
     fn constant_time_comparison_matches_plain_equality() {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(constant_time_eq_parts(b"u:p", &[b"u", b":", b"p"]));
+        assert!(!constant_time_eq_parts(b"u:p", &[b"u", b":", b"q"]));
+        assert!(!constant_time_eq_parts(b"u:p", &[b"u:", b"p", b"x"]));
     }
 }

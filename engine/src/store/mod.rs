@@ -17,6 +17,31 @@ use crate::config::{DatabaseKind, DatabaseSettings};
 pub(crate) mod entities;
 pub mod stats;
 
+/// Most bind parameters one statement carries. SQLite's own limit is 32,766 (999 before 3.32)
+/// and Postgres' 65,535; multi-row statements stay far below both, and the prepared statement
+/// of a full chunk is reused from the statement cache.
+pub const MAX_BIND_PARAMS: usize = 900;
+
+/// Inserts `rows` (each with `columns` bound values) in multi-row statements of at most
+/// [`MAX_BIND_PARAMS`] parameters each.
+pub(crate) async fn insert_chunked<A, C>(db: &C, rows: Vec<A>, columns: usize) -> Result<(), DbErr>
+where
+    A: sea_orm::ActiveModelTrait,
+    <A::Entity as sea_orm::EntityTrait>::Model: sea_orm::IntoActiveModel<A>,
+    C: ConnectionTrait,
+{
+    use sea_orm::EntityTrait;
+    let per_statement = (MAX_BIND_PARAMS / columns.max(1)).max(1);
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<A> = rows.by_ref().take(per_statement).collect();
+        A::Entity::insert_many(chunk)
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open the database: {0}")]
@@ -51,6 +76,10 @@ impl Store {
                 let pool = SqlitePoolOptions::new()
                     .max_connections(1)
                     .min_connections(1)
+                    // The connection is a file handle in this process: pinging it before every
+                    // use (sqlx's default, meant for network databases) costs a round trip to
+                    // its worker thread and finds nothing.
+                    .test_before_acquire(false)
                     .acquire_timeout(Duration::from_secs(30))
                     .connect_with(options)
                     .await

@@ -105,6 +105,17 @@ pub async fn contact_event<C: ConnectionTrait>(
     contact_event_with(txn, contact_id, event, extra, now).await
 }
 
+/// Whether any enabled subscription would be told about a contact event ([`contact_event`]
+/// writes nothing otherwise).
+pub async fn has_subscribers<C: ConnectionTrait>(txn: &C) -> Result<bool, SyncError> {
+    use sea_orm::PaginatorTrait;
+    Ok(webhook_subscription::Entity::find()
+        .filter(webhook_subscription::Column::Enabled.eq(true))
+        .count(txn)
+        .await?
+        > 0)
+}
+
 /// As [`contact_event`], with one more key in `data` (e.g. `action`).
 pub async fn contact_event_with<C: ConnectionTrait>(
     txn: &C,

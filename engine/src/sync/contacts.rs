@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::SyncError;
 use crate::crm::pipedrive::mapping::email_of;
 use crate::store::entities::{contact, contact_field, contact_list_member};
+use crate::store::{insert_chunked, MAX_BIND_PARAMS};
 
 /// The built-in list whose members are pushed to Pipedrive.
 pub const PIPEDRIVE_LIST: &str = "pipedrive_contacts";
@@ -73,7 +74,7 @@ pub async fn create<C: ConnectionTrait>(
     origin: Origin,
     now: DateTime<Utc>,
 ) -> Result<Uuid, SyncError> {
-    let id = Uuid::now_v7();
+    let id = new_id();
     let email = email_of(fields.get(keys::EMAIL)).map(|e| e.as_str().to_owned());
     contact::Entity::insert(contact::ActiveModel {
         id: Set(id),
@@ -185,6 +186,127 @@ pub async fn ids_by_email<C: ConnectionTrait>(db: &C, email: &str) -> Result<Vec
         .into_iter()
         .map(|c| c.id)
         .collect())
+}
+
+/// What identity resolution needs to know of a contact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactHead {
+    pub id: Uuid,
+    /// The normalised primary e-mail.
+    pub email: Option<String>,
+    pub archived: bool,
+}
+
+impl From<contact::Model> for ContactHead {
+    fn from(row: contact::Model) -> Self {
+        Self {
+            id: row.id,
+            email: row.email,
+            archived: row.archived_at.is_some(),
+        }
+    }
+}
+
+/// The contacts with these ids (those that exist), archived or not.
+pub async fn heads<C: ConnectionTrait>(
+    db: &C,
+    ids: &[Uuid],
+) -> Result<Vec<ContactHead>, SyncError> {
+    let mut found = Vec::new();
+    for chunk in ids.chunks(MAX_BIND_PARAMS) {
+        found.extend(
+            contact::Entity::find()
+                .filter(contact::Column::Id.is_in(chunk.iter().copied()))
+                .all(db)
+                .await?
+                .into_iter()
+                .map(ContactHead::from),
+        );
+    }
+    Ok(found)
+}
+
+/// Contacts (not archived) whose normalised e-mail is one of `emails`: [`ids_by_email`] for
+/// many addresses at once.
+pub async fn heads_by_emails<C: ConnectionTrait>(
+    db: &C,
+    emails: &[&str],
+) -> Result<Vec<ContactHead>, SyncError> {
+    let mut found = Vec::new();
+    for chunk in emails.chunks(MAX_BIND_PARAMS) {
+        found.extend(
+            contact::Entity::find()
+                .filter(contact::Column::Email.is_in(chunk.iter().copied()))
+                .filter(contact::Column::ArchivedAt.is_null())
+                .all(db)
+                .await?
+                .into_iter()
+                .map(ContactHead::from),
+        );
+    }
+    Ok(found)
+}
+
+/// A contact to create with [`create_many`]; its id is chosen by the caller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewContact {
+    pub id: Uuid,
+    pub fields: BTreeMap<FieldKey, FieldValue>,
+}
+
+/// New contact ids, as [`create`] makes them.
+pub fn new_id() -> Uuid {
+    Uuid::now_v7()
+}
+
+/// Creates many contacts from Pipedrive (`Origin::Remote`) with their fields, each also put in
+/// `list`: the rows [`create`] and [`add_to_list`] write for each one, in a few multi-row
+/// statements. The contacts must be new.
+pub async fn create_many<C: ConnectionTrait>(
+    txn: &C,
+    new: &[NewContact],
+    list: &str,
+    now: DateTime<Utc>,
+) -> Result<(), SyncError> {
+    if new.is_empty() {
+        return Ok(());
+    }
+    let rows = new
+        .iter()
+        .map(|c| contact::ActiveModel {
+            id: Set(c.id),
+            email: Set(email_of(c.fields.get(keys::EMAIL)).map(|e| e.as_str().to_owned())),
+            version: Set(0),
+            archived_at: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .collect();
+    insert_chunked(txn, rows, 6).await?;
+    let fields = new
+        .iter()
+        .flat_map(|c| {
+            c.fields
+                .iter()
+                .map(|(key, value)| contact_field::ActiveModel {
+                    contact_id: Set(c.id),
+                    field_key: Set(key.as_str().to_owned()),
+                    value: Set(serde_json::to_value(value).unwrap_or(serde_json::Value::Null)),
+                    updated_at: Set(now),
+                })
+        })
+        .collect();
+    insert_chunked(txn, fields, 4).await?;
+    let members = new
+        .iter()
+        .map(|c| contact_list_member::ActiveModel {
+            list_key: Set(list.to_owned()),
+            contact_id: Set(c.id),
+            added_at: Set(now),
+        })
+        .collect();
+    insert_chunked(txn, members, 3).await?;
+    Ok(())
 }
 
 pub async fn in_list<C: ConnectionTrait>(db: &C, id: Uuid, list: &str) -> Result<bool, SyncError> {

@@ -2,7 +2,7 @@
 //! reconciliation) is merged into the local contact store in one transaction. Stale and
 //! duplicate events change nothing; tandem's own echoes produce no write.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, TransactionTrait};
@@ -139,6 +139,276 @@ async fn apply_person_from<C: ConnectionTrait>(
     match links::by_person(txn, conn.id, person.id).await? {
         Some(link) => merge_into_link_from(txn, conn, link, remote, origin, now).await,
         None => link_new_person(txn, conn, person, remote, now).await,
+    }
+}
+
+/// Applies a page of persons read from Pipedrive (the initial sync) inside the caller's
+/// transaction, and tells the app about each one (as [`Applied::app_event`] says): the same
+/// rows, person by person and in page order, as [`apply_person_in`] followed by
+/// [`super::app::contact_event`], in far fewer statements.
+///
+/// The page's links, the contacts its apIds name, the contacts with its e-mails and their links
+/// are read in a few `IN (...)` queries. A person never seen whose identity resolves
+/// ([`resolve_inbound`], over those candidates and the contacts created earlier in the page) to
+/// a new contact is created in multi-row inserts at the end, or before the next person that
+/// needs the one-by-one path (already linked, deleted, a candidate to link, an apId conflict):
+/// those go through [`apply_person_in`] on the rows written so far, and what they changed is
+/// read back into the page's view.
+pub async fn apply_page_in<C: ConnectionTrait>(
+    txn: &C,
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    persons: &[Person],
+    now: DateTime<Utc>,
+) -> Result<Vec<Applied>, SyncError> {
+    let mut view = PageView::load(txn, conn, persons).await?;
+    let mut created = PendingCreates {
+        notify: super::app::has_subscribers(txn).await?,
+        ..PendingCreates::default()
+    };
+    let mut applied = Vec::with_capacity(persons.len());
+    for person in persons {
+        if let Some(outcome) = created.plan(conn, person, &mut view) {
+            applied.push(outcome);
+            continue;
+        }
+        created.flush(txn, now).await?;
+        let outcome = apply_person_in(txn, engine, conn, person, now).await?;
+        if let Some((contact_id, event)) = outcome.app_event() {
+            super::app::contact_event(txn, contact_id, event, None, now).await?;
+        }
+        view.followed(txn, conn, person.id, &outcome).await?;
+        applied.push(outcome);
+    }
+    created.flush(txn, now).await?;
+    Ok(applied)
+}
+
+/// What [`apply_page_in`] knows of the store for identity resolution: the rows it read, plus
+/// what the page has done since.
+#[derive(Debug, Default)]
+struct PageView {
+    /// Persons of the page that are linked.
+    linked: HashSet<i64>,
+    /// Contacts named by apIds or found by e-mail (and any the page created or changed).
+    heads: HashMap<Uuid, contacts::ContactHead>,
+    /// Not archived contacts by e-mail.
+    by_email: HashMap<String, Vec<Uuid>>,
+    /// The person each contact in `heads` is linked to.
+    person_of: HashMap<Uuid, i64>,
+}
+
+impl PageView {
+    async fn load<C: ConnectionTrait>(
+        txn: &C,
+        conn: &ConnectionCtx,
+        persons: &[Person],
+    ) -> Result<Self, SyncError> {
+        let ids: Vec<i64> = persons.iter().map(|p| p.id).collect();
+        let linked = links::linked_persons(txn, conn.id, &ids).await?;
+        let fresh = || {
+            persons
+                .iter()
+                .filter(|p| !p.is_deleted && !linked.contains(&p.id))
+        };
+        let named: Vec<Uuid> = fresh()
+            .filter_map(|p| mapping::ap_id(p, &conn.map))
+            .filter_map(|a| a.contact_id())
+            .map(|c| *c.as_uuid())
+            .collect();
+        let emails: Vec<tandem_core::EmailAddress> =
+            fresh().filter_map(mapping::primary_email).collect();
+        let emails: Vec<&str> = emails
+            .iter()
+            .map(tandem_core::EmailAddress::as_str)
+            .collect();
+        let mut view = Self {
+            linked,
+            ..Self::default()
+        };
+        let mut heads = contacts::heads(txn, &named).await?;
+        heads.extend(contacts::heads_by_emails(txn, &emails).await?);
+        for head in heads {
+            view.index(head);
+        }
+        let known: Vec<Uuid> = view.heads.keys().copied().collect();
+        view.person_of = links::persons_of_contacts(txn, conn.id, &known).await?;
+        Ok(view)
+    }
+
+    fn index(&mut self, head: contacts::ContactHead) {
+        if let Some(old) = self.heads.remove(&head.id) {
+            if let Some(ids) = old.email.and_then(|e| self.by_email.get_mut(&e)) {
+                ids.retain(|id| *id != head.id);
+            }
+        }
+        if let (false, Some(email)) = (head.archived, &head.email) {
+            self.by_email
+                .entry(email.clone())
+                .or_default()
+                .push(head.id);
+        }
+        self.heads.insert(head.id, head);
+    }
+
+    fn candidate(&self, contact: Uuid) -> LocalCandidate {
+        LocalCandidate {
+            contact: tandem_core::ContactId::new(contact),
+            linked_person: self
+                .person_of
+                .get(&contact)
+                .and_then(|p| PersonId::new(*p).ok()),
+        }
+    }
+
+    /// Reads back what the one-by-one path did to `person` and its contact.
+    async fn followed<C: ConnectionTrait>(
+        &mut self,
+        txn: &C,
+        conn: &ConnectionCtx,
+        person: i64,
+        outcome: &Applied,
+    ) -> Result<(), SyncError> {
+        let contact_id = match outcome {
+            Applied::Stale | Applied::Ignored => return Ok(()),
+            Applied::Merged {
+                contact_id,
+                changed,
+                ..
+            } => {
+                if *changed == 0 {
+                    return Ok(());
+                }
+                *contact_id
+            }
+            Applied::Linked { contact_id } | Applied::Created { contact_id, .. } => {
+                self.linked.insert(person);
+                *contact_id
+            }
+            Applied::Unlinked { contact_id } => {
+                self.linked.remove(&person);
+                *contact_id
+            }
+        };
+        for head in contacts::heads(txn, &[contact_id]).await? {
+            self.index(head);
+        }
+        match links::persons_of_contacts(txn, conn.id, &[contact_id])
+            .await?
+            .remove(&contact_id)
+        {
+            Some(linked) => self.person_of.insert(contact_id, linked),
+            None => self.person_of.remove(&contact_id),
+        };
+        Ok(())
+    }
+}
+
+/// New contacts (with their links and list membership) planned by [`apply_page_in`], not yet
+/// written.
+#[derive(Debug, Default)]
+struct PendingCreates {
+    contacts: Vec<contacts::NewContact>,
+    links: Vec<Link>,
+    /// Whether the app has subscribers to tell about each new contact.
+    notify: bool,
+}
+
+impl PendingCreates {
+    /// When `person` resolves to a new contact without side effects (the common case of an
+    /// initial sync), plans it and returns its outcome; otherwise `None`: the person takes the
+    /// one-by-one path.
+    fn plan(
+        &mut self,
+        conn: &ConnectionCtx,
+        person: &Person,
+        view: &mut PageView,
+    ) -> Option<Applied> {
+        if person.is_deleted || view.linked.contains(&person.id) {
+            return None;
+        }
+        let person_id = PersonId::new(person.id).ok()?;
+        let ap_id = mapping::ap_id(person, &conn.map);
+        let email = mapping::primary_email(person);
+        let mut candidates = IdentityCandidates::default();
+        if let Some(contact) = ap_id.as_ref().and_then(tandem_core::ApId::contact_id) {
+            let id = *contact.as_uuid();
+            if view.heads.get(&id).is_some_and(|c| !c.archived) {
+                let candidate = view.candidate(id);
+                if candidate.linked_person.is_some_and(|p| p != person_id) {
+                    // An apId conflict is recorded by the one-by-one path.
+                    return None;
+                }
+                candidates.ap_id_contact = Some(candidate);
+            }
+        }
+        if let Some(email) = &email {
+            if let Some(ids) = view.by_email.get(email.as_str()) {
+                candidates.email_contacts = ids.iter().map(|id| view.candidate(*id)).collect();
+            }
+        }
+        let InboundIdentity::CreateContact { same_email_persons } = resolve_inbound(
+            &InboundPerson {
+                person_id,
+                ap_id,
+                email,
+            },
+            &candidates,
+        ) else {
+            return None;
+        };
+        let remote = person_snapshot(person, &conn.map);
+        let contact_id = contacts::new_id();
+        let mut link = links::new_link(conn.id, contact_id, person.id);
+        link.versions.record(Side::Remote, remote.version);
+        let new = contacts::NewContact {
+            id: contact_id,
+            fields: remote.fields.clone(),
+        };
+        link.base = remote;
+        view.linked.insert(person.id);
+        view.person_of.insert(contact_id, person.id);
+        view.index(contacts::ContactHead {
+            id: contact_id,
+            email: mapping::email_of(new.fields.get(tandem_core::keys::EMAIL))
+                .map(|e| e.as_str().to_owned()),
+            archived: false,
+        });
+        self.contacts.push(new);
+        self.links.push(link);
+        Some(Applied::Created {
+            contact_id,
+            same_email_persons: same_email_persons.len(),
+        })
+    }
+
+    /// Writes the planned contacts, links and list rows, and their app events, in order.
+    async fn flush<C: ConnectionTrait>(
+        &mut self,
+        txn: &C,
+        now: DateTime<Utc>,
+    ) -> Result<(), SyncError> {
+        if self.contacts.is_empty() {
+            return Ok(());
+        }
+        // Every Pipedrive person is in the "Pipedrive contacts" list.
+        contacts::create_many(txn, &self.contacts, contacts::PIPEDRIVE_LIST, now).await?;
+        links::insert_many(txn, &self.links, now).await?;
+        if self.notify {
+            for contact in &self.contacts {
+                super::app::contact_event(
+                    txn,
+                    contact.id,
+                    super::app::ContactEvent::Created,
+                    None,
+                    now,
+                )
+                .await?;
+            }
+        }
+        self.contacts.clear();
+        self.links.clear();
+        Ok(())
     }
 }
 

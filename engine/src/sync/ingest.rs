@@ -80,12 +80,11 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<(NewEvent, Reply)>) {
                 Err(_) => break,
             }
         }
-        let events: Vec<&NewEvent> = batch.iter().map(|(e, _)| e).collect();
-        match insert(&store, &events).await {
+        match insert(&store, &mut batch).await {
             Ok(inserted) => {
                 let mut answered = HashSet::new();
                 for (event, reply) in batch.drain(..) {
-                    let key = (event.source.clone(), event.delivery_id.clone());
+                    let key = (event.source, event.delivery_id);
                     // Only the first of several identical deliveries in one batch is new.
                     let new = inserted.contains(&key) && answered.insert(key);
                     reply
@@ -107,7 +106,12 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<(NewEvent, Reply)>) {
     }
 }
 
-async fn insert(store: &Store, events: &[&NewEvent]) -> Result<HashSet<(String, String)>, DbErr> {
+/// Stores the batch's events; the rows' values are moved out of them, but for `source` and
+/// `delivery_id`, which identify the new ones among the returned keys.
+async fn insert(
+    store: &Store,
+    batch: &mut [(NewEvent, Reply)],
+) -> Result<HashSet<(String, String)>, DbErr> {
     use inbox_event::Column as C;
     let now = Utc::now();
     let mut query = Query::insert();
@@ -124,16 +128,16 @@ async fn insert(store: &Store, events: &[&NewEvent]) -> Result<HashSet<(String, 
         C::Attempts,
         C::ReceivedAt,
     ]);
-    for event in events {
+    for (event, _) in batch.iter_mut() {
         query.values_panic([
             Expr::value(Uuid::now_v7()),
             Expr::value(event.connection_id),
             Expr::value(event.source.clone()),
             Expr::value(event.delivery_id.clone()),
-            Expr::value(event.object.clone()),
-            Expr::value(event.action.clone()),
-            Expr::value(event.object_id.clone()),
-            Expr::value(event.payload.clone()),
+            Expr::value(std::mem::take(&mut event.object)),
+            Expr::value(std::mem::take(&mut event.action)),
+            Expr::value(event.object_id.take()),
+            Expr::value(std::mem::take(&mut event.payload)),
             Expr::value(inbox_state::PENDING),
             Expr::value(0),
             Expr::value(now),

@@ -2,7 +2,7 @@
 //! last agreed on), the newest version merged from each side, and what tandem last wrote to
 //! Pipedrive (for echo suppression).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::SyncError;
 use crate::store::entities::person_link;
+use crate::store::{insert_chunked, MAX_BIND_PARAMS};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Link {
@@ -103,6 +104,78 @@ pub async fn insert<C: ConnectionTrait>(
     .exec_without_returning(txn)
     .await?;
     Ok(())
+}
+
+/// Inserts many new links in a few multi-row statements (the rows [`insert`] writes).
+pub async fn insert_many<C: ConnectionTrait>(
+    txn: &C,
+    links: &[Link],
+    now: DateTime<Utc>,
+) -> Result<(), SyncError> {
+    let rows = links
+        .iter()
+        .map(|link| person_link::ActiveModel {
+            id: Set(link.id),
+            connection_id: Set(link.connection_id),
+            contact_id: Set(link.contact_id),
+            person_id: Set(link.person_id),
+            base: Set(serde_json::to_value(&link.base).unwrap_or_default()),
+            last_written: Set(serde_json::to_value(&link.last_written).unwrap_or_default()),
+            remote_version: Set(link.versions.remote.0),
+            local_version: Set(link.versions.local.0),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .collect();
+    insert_chunked(txn, rows, 10).await?;
+    Ok(())
+}
+
+/// Which of `persons` are linked (in this connection).
+pub async fn linked_persons<C: ConnectionTrait>(
+    db: &C,
+    connection: Uuid,
+    persons: &[i64],
+) -> Result<HashSet<i64>, SyncError> {
+    use sea_orm::QuerySelect;
+    let mut linked = HashSet::new();
+    for chunk in persons.chunks(MAX_BIND_PARAMS - 1) {
+        linked.extend(
+            person_link::Entity::find()
+                .select_only()
+                .column(person_link::Column::PersonId)
+                .filter(person_link::Column::ConnectionId.eq(connection))
+                .filter(person_link::Column::PersonId.is_in(chunk.iter().copied()))
+                .into_tuple::<i64>()
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(linked)
+}
+
+/// The person each of `contacts` is linked to (in this connection), for those that are linked.
+pub async fn persons_of_contacts<C: ConnectionTrait>(
+    db: &C,
+    connection: Uuid,
+    contacts: &[Uuid],
+) -> Result<HashMap<Uuid, i64>, SyncError> {
+    use sea_orm::QuerySelect;
+    let mut linked = HashMap::new();
+    for chunk in contacts.chunks(MAX_BIND_PARAMS - 1) {
+        linked.extend(
+            person_link::Entity::find()
+                .select_only()
+                .column(person_link::Column::ContactId)
+                .column(person_link::Column::PersonId)
+                .filter(person_link::Column::ConnectionId.eq(connection))
+                .filter(person_link::Column::ContactId.is_in(chunk.iter().copied()))
+                .into_tuple::<(Uuid, i64)>()
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(linked)
 }
 
 pub async fn save<C: ConnectionTrait>(

@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::TransactionTrait;
 use serde::Serialize;
+use tandem_core::CrmError;
 use uuid::Uuid;
 
 use super::connections::{self, state, ConnectionCtx};
@@ -14,8 +15,9 @@ use super::inbound::{self, Applied};
 use super::outbound::INITIAL_SYNC_DONE;
 use super::synclog::{self, Direction, Entry, Level};
 use super::{Engine, SyncError};
-use crate::crm::pipedrive::client::PersonQuery;
+use crate::crm::pipedrive::client::{Page, PersonQuery};
 use crate::crm::pipedrive::mapping::parse_time;
+use crate::crm::pipedrive::wire::Person;
 
 const POLL_CURSOR: &str = "poll_updated_since";
 const INITIAL_PAGE: &str = "initial_sync_page";
@@ -201,14 +203,13 @@ pub async fn initial_sync(
         persons_per_sec: 0.0,
     };
     let resumed_from = progress.done;
-    let mut query = PersonQuery {
-        cursor: connections::cursor(db, conn.id, INITIAL_PAGE).await?,
-        limit: 500,
-        updated_since: None,
-        sort_by_update_time: false,
-    };
+    let mut fetching = PageFetch::start(
+        engine,
+        &conn,
+        connections::cursor(db, conn.id, INITIAL_PAGE).await?,
+    );
     loop {
-        let page = match engine.client.list_persons(&conn.session, &query).await {
+        let page = match fetching.finish().await? {
             Ok(page) => page,
             Err(error) => {
                 connections::set_state(
@@ -222,17 +223,19 @@ pub async fn initial_sync(
                 return Err(error.into());
             }
         };
+        // The next page is fetched (at the rate limit's pace) while this one is applied; its
+        // cursor is stored only with this page's rows, so a crash resumes right after them.
+        let next = page
+            .next_cursor
+            .clone()
+            .map(|cursor| PageFetch::start(engine, &conn, Some(cursor)));
         let now = engine.now();
         let txn = db.begin().await?;
-        for person in &page.items {
-            let applied = inbound::apply_person_in(&txn, engine, &conn, person, now).await?;
+        for applied in inbound::apply_page_in(&txn, engine, &conn, &page.items, now).await? {
             match applied {
                 Applied::Created { .. } => progress.created += 1,
                 Applied::Linked { .. } => progress.linked += 1,
                 _ => {}
-            }
-            if let Some((contact_id, event)) = applied.app_event() {
-                super::app::contact_event(&txn, contact_id, event, None, now).await?;
             }
         }
         progress.done += page.items.len() as u64;
@@ -264,8 +267,8 @@ pub async fn initial_sync(
         let elapsed = (Utc::now() - started_at).num_milliseconds().max(1) as f64 / 1000.0;
         progress.persons_per_sec = (progress.done - resumed_from) as f64 / elapsed;
         on_page(&progress);
-        match page.next_cursor {
-            Some(next) => query.cursor = Some(next),
+        match next {
+            Some(next) => fetching = next,
             None => break,
         }
     }
@@ -283,6 +286,44 @@ pub async fn initial_sync(
     )
     .await?;
     Ok(progress)
+}
+
+/// A page of the initial sync being fetched by its own task, so that the request (and its
+/// wait for the rate limit) overlaps the previous page's transaction. Dropping it (an error, an
+/// aborted sync) cancels the request.
+struct PageFetch(tokio::task::JoinHandle<Result<Page<Person>, CrmError>>);
+
+impl PageFetch {
+    fn start(engine: &Engine, conn: &ConnectionCtx, cursor: Option<String>) -> Self {
+        let client = engine.client.clone();
+        let session = conn.session.clone();
+        let query = PersonQuery {
+            cursor,
+            limit: 500,
+            updated_since: None,
+            sort_by_update_time: false,
+        };
+        Self(tokio::spawn(async move {
+            client.list_persons(&session, &query).await
+        }))
+    }
+
+    /// The page, or the request's error (the outer error: the task itself failed).
+    async fn finish(&mut self) -> Result<Result<Page<Person>, CrmError>, SyncError> {
+        match (&mut self.0).await {
+            Ok(result) => Ok(result),
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(error) => Err(SyncError::Invalid(format!(
+                "the page request was cancelled: {error}"
+            ))),
+        }
+    }
+}
+
+impl Drop for PageFetch {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Forgets that the initial sync ran, so "Resync now" pulls every person again.
