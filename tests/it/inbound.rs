@@ -618,3 +618,56 @@ async fn a_mixed_page_applied_in_batches_leaves_the_same_rows_as_applying_its_pe
         .count();
     assert_eq!(told, created, "the app is told about each new contact");
 }
+
+#[tokio::test]
+async fn the_same_delivery_sent_many_times_at_once_is_accepted_once_and_stored_once() {
+    let app = spawn_app().await;
+    let connection = app.connect_pipedrive().await;
+    let body = |id: &str| {
+        json!({
+            "meta": { "id": id, "entity": "person", "action": "change", "entity_id": "1" },
+            "data": { "id": 1, "name": "Once" }
+        })
+    };
+    // Concurrent posts share group commits: some copies land in the same batch as the first.
+    let mut posts = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let (http, url, (user, password)) = (
+            app.http.clone(),
+            format!("{}/webhooks/pipedrive/{connection}", app.base_url),
+            tandem_engine::sync::connections::webhook_credentials(
+                &app.engine,
+                app.store.db(),
+                connection,
+            )
+            .await
+            .unwrap()
+            .unwrap(),
+        );
+        let body = body(if i % 2 == 0 { "same-a" } else { "same-b" });
+        posts.spawn(async move {
+            let response = http
+                .post(url)
+                .basic_auth(user, Some(password))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<serde_json::Value>().await.unwrap()["status"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        });
+    }
+    let mut answers = Vec::new();
+    while let Some(answer) = posts.join_next().await {
+        answers.push(answer.unwrap());
+    }
+    assert_eq!(answers.iter().filter(|a| *a == "accepted").count(), 2);
+    assert_eq!(answers.iter().filter(|a| *a == "duplicate").count(), 38);
+    let stored = stats::count_inbox_events(app.store.db(), None)
+        .await
+        .unwrap();
+    assert_eq!(stored, 2, "each delivery stored once");
+}

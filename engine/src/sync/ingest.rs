@@ -1,7 +1,8 @@
 //! Durable ingest of received deliveries with group commit: every receiver hands its event to
 //! one writer task, which stores whatever has queued up meanwhile in one multi-row
-//! `INSERT … ON CONFLICT DO NOTHING RETURNING delivery_id`, then answers each request
-//! (new or duplicate). A delivery is acknowledged only after its row is committed.
+//! `INSERT … ON CONFLICT DO NOTHING` (when fewer rows than events went in, the ids of those that
+//! did are read back), then answers each request (new or duplicate). A delivery is
+//! acknowledged only after its row is committed.
 
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
@@ -82,11 +83,7 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<(NewEvent, Reply)>) {
         }
         match insert(&store, &mut batch).await {
             Ok(inserted) => {
-                let mut answered = HashSet::new();
-                for (event, reply) in batch.drain(..) {
-                    let key = (event.source, event.delivery_id);
-                    // Only the first of several identical deliveries in one batch is new.
-                    let new = inserted.contains(&key) && answered.insert(key);
+                for ((_, reply), new) in batch.drain(..).zip(inserted) {
                     reply
                         .send(Ok(if new {
                             Accepted::New
@@ -106,12 +103,11 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<(NewEvent, Reply)>) {
     }
 }
 
-/// Stores the batch's events; the rows' values are moved out of them, but for `source` and
-/// `delivery_id`, which identify the new ones among the returned keys.
-async fn insert(
-    store: &Store,
-    batch: &mut [(NewEvent, Reply)],
-) -> Result<HashSet<(String, String)>, DbErr> {
+/// Stores the batch's events (their values are moved into the statement) and says, for each,
+/// whether its row was inserted: `false` for a delivery already stored, or repeated earlier in
+/// the batch (`ON CONFLICT DO NOTHING` on the source and delivery id). Each row gets its id
+/// here; when fewer rows than events were inserted, the ids that made it are read back.
+async fn insert(store: &Store, batch: &mut [(NewEvent, Reply)]) -> Result<Vec<bool>, DbErr> {
     use inbox_event::Column as C;
     let now = Utc::now();
     let mut query = Query::insert();
@@ -128,12 +124,15 @@ async fn insert(
         C::Attempts,
         C::ReceivedAt,
     ]);
+    let mut ids = Vec::with_capacity(batch.len());
     for (event, _) in batch.iter_mut() {
+        let id = Uuid::now_v7();
+        ids.push(id);
         query.values_panic([
-            Expr::value(Uuid::now_v7()),
+            Expr::value(id),
             Expr::value(event.connection_id),
-            Expr::value(event.source.clone()),
-            Expr::value(event.delivery_id.clone()),
+            Expr::value(std::mem::take(&mut event.source)),
+            Expr::value(std::mem::take(&mut event.delivery_id)),
             Expr::value(std::mem::take(&mut event.object)),
             Expr::value(std::mem::take(&mut event.action)),
             Expr::value(event.object_id.take()),
@@ -148,22 +147,38 @@ async fn insert(
             .do_nothing()
             .to_owned(),
     );
-    query.returning(Query::returning().columns([C::Source, C::DeliveryId]));
     let db = store.db();
     let backend = db.get_database_backend();
-    let (sql, values) = match backend {
+    let (sql, values) = build(backend, &query);
+    let inserted = db
+        .execute(Statement::from_sql_and_values(backend, sql, values))
+        .await?
+        .rows_affected();
+    if usize::try_from(inserted).is_ok_and(|n| n == ids.len()) {
+        return Ok(vec![true; ids.len()]);
+    }
+    let (sql, values) = build(
+        backend,
+        Query::select()
+            .column(C::Id)
+            .from(inbox_event::Entity)
+            .and_where(Expr::col(C::Id).is_in(ids.iter().copied())),
+    );
+    let stored: HashSet<Uuid> = db
+        .query_all(Statement::from_sql_and_values(backend, sql, values))
+        .await?
+        .into_iter()
+        .map(|row| row.try_get::<Uuid>("", "id"))
+        .collect::<Result<_, _>>()?;
+    Ok(ids.iter().map(|id| stored.contains(id)).collect())
+}
+
+fn build<Q: sea_orm::sea_query::QueryStatementWriter>(
+    backend: sea_orm::DatabaseBackend,
+    query: &Q,
+) -> (String, sea_orm::sea_query::Values) {
+    match backend {
         sea_orm::DatabaseBackend::Postgres => query.build(sea_orm::sea_query::PostgresQueryBuilder),
         _ => query.build(sea_orm::sea_query::SqliteQueryBuilder),
-    };
-    let rows = db
-        .query_all(Statement::from_sql_and_values(backend, sql, values))
-        .await?;
-    rows.into_iter()
-        .map(|row| {
-            Ok((
-                row.try_get::<String>("", "source")?,
-                row.try_get::<String>("", "delivery_id")?,
-            ))
-        })
-        .collect()
+    }
 }
