@@ -323,7 +323,7 @@ async fn ingest(
         rows,
         notes: vec![
             format!("Each event is a Pipedrive v2.0 person `change` webhook (~400 bytes) POSTed with HTTP Basic auth over {concurrency} keep-alive connections, each waiting for its ack before the next; the ack comes after the event is committed to `inbox_event` (deduplicated on `meta.id`), and every acknowledged event is checked to be stored. The load generator runs in the same process and shares the 2 cores: {}.", if with_reqwest { "reqwest, a full HTTP client" } else { "a minimal HTTP/1.1 client (`bench/src/http1.rs`), so that most of the CPU goes to the server; `--reqwest` measures with reqwest instead" }),
-            format!("SQLite goal {}.", if sqlite_met { "met" } else { "not met on this machine: the run is CPU-bound (load generator, axum and SQLite share 2 cores)" }),
+            format!("SQLite goal {}.", if sqlite_met { "met" } else { "not met in this run: the rate varies with what else runs on the shared 2 cores (see the spread over runs in the goals table). It is not CPU alone: with 32 connections each group commit holds ~16 events and takes ~0.8 ms on this machine (one SQLite writer, one commit at a time), which caps the rate near 20,000/s even when a core is idle" }),
         ],
     })
 }
