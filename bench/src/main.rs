@@ -642,12 +642,16 @@ async fn push(
     sim.reset_counts();
     let started = Instant::now();
     connections::set_paused(app.store.db(), connection, false, chrono::Utc::now()).await?;
-    let drained = wait(Duration::from_secs(3600), || async {
-        count(&app.engine, "SELECT count(*) FROM outbox_job")
-            .await
-            .unwrap_or(1)
-            == 0
-    })
+    let drained = wait_every(
+        Duration::from_millis(50),
+        Duration::from_secs(3600),
+        || async {
+            count(&app.engine, "SELECT count(*) FROM outbox_job")
+                .await
+                .unwrap_or(1)
+                == 0
+        },
+    )
     .await;
     anyhow::ensure!(drained, "the push did not finish within an hour");
     let elapsed = started.elapsed();
@@ -845,8 +849,19 @@ async fn chaos_run(
     })
 }
 
-/// Waits (bounded) until `done` holds, checking every 2 ms.
-async fn wait<F, Fut>(timeout: Duration, mut done: F) -> bool
+/// Waits (bounded) until `done` holds, checking every 2 ms (for latencies).
+async fn wait<F, Fut>(timeout: Duration, done: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    wait_every(Duration::from_millis(2), timeout, done).await
+}
+
+/// Waits (bounded) until `done` holds, checking every `every`. A check that queries tandem's
+/// database shares its (on SQLite, single) connection with the engine under test, so long runs
+/// check rarely: 50 ms on a run of minutes is well under 0.1 % of error.
+async fn wait_every<F, Fut>(every: Duration, timeout: Duration, mut done: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -856,7 +871,7 @@ where
         if done().await {
             return true;
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        tokio::time::sleep(every).await;
     }
     false
 }

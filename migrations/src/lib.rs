@@ -10,6 +10,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_create_core_tables;
 mod m20261123_000002_create_journey_action;
 mod m20261123_000003_create_revoked_session;
+mod m20261123_000004_outbox_claim_index;
 
 /// The ordered list of tandem's migrations.
 #[derive(Debug)]
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_create_core_tables::Migration),
             Box::new(m20261123_000002_create_journey_action::Migration),
             Box::new(m20261123_000003_create_revoked_session::Migration),
+            Box::new(m20261123_000004_outbox_claim_index::Migration),
         ]
     }
 }

@@ -163,15 +163,17 @@ pub async fn claim<C: ConnectionTrait>(
     limit: u32,
 ) -> Result<Vec<Job>, QueueError> {
     let backend = db.get_database_backend();
-    let lock_clause = match backend {
-        DatabaseBackend::Postgres => "FOR UPDATE SKIP LOCKED",
-        // SQLite has one writer (ADR 1): the statement is atomic without a lock clause.
-        DatabaseBackend::Sqlite | DatabaseBackend::MySql => "",
+    let (lock_clause, index_hint) = match backend {
+        DatabaseBackend::Postgres => ("FOR UPDATE SKIP LOCKED", ""),
+        // SQLite has one writer (ADR 1): the statement is atomic without a lock clause. Its
+        // planner would collect every pending job through the OR and sort them; walking the
+        // claim-order index stops after `limit` claimable jobs (migration 4).
+        DatabaseBackend::Sqlite | DatabaseBackend::MySql => ("", "INDEXED BY outbox_job_claim_idx"),
     };
     let sql = format!(
         "UPDATE outbox_job SET state = 'running', locked_until = $1, updated_at = $2 \
          WHERE id IN ( \
-           SELECT j.id FROM outbox_job j \
+           SELECT j.id FROM outbox_job j {index_hint} \
            WHERE ((j.state = 'pending' AND j.run_at <= $2) OR (j.state = 'running' AND j.locked_until < $2)) \
              AND j.connection_id IN (SELECT c.id FROM connection c WHERE c.paused = $4 AND c.state IN ('connected', 'syncing')) \
              AND NOT EXISTS ( \

@@ -46,22 +46,26 @@ pub async fn run_outbox_once(engine: &Engine) -> Result<ExecutionOutcome, SyncEr
     let lease = chrono::Duration::seconds(
         i64::try_from(engine.settings.pipedrive.request_timeout_secs * 6).unwrap_or(60),
     );
-    let jobs = queue::claim(
-        engine.store.db(),
-        Utc::now(),
-        lease,
-        engine.settings.workers.concurrency,
-    )
-    .await?;
+    let slots = engine.settings.workers.concurrency;
+    let claim = |limit: u32| queue::claim(engine.store.db(), Utc::now(), lease, limit);
+    let jobs = claim(slots).await?;
     if jobs.is_empty() {
         return Ok(ExecutionOutcome::QueueEmpty);
     }
-    let count = jobs.len();
+    // A round keeps its slots busy: a finished job's slot takes the next claimable job, for
+    // up to OUTBOX_ROUND; then the round drains and returns, so inbox events (applied
+    // between rounds, never while a push of the same contact is in flight) wait at most that.
+    let round_ends = tokio::time::Instant::now() + OUTBOX_ROUND;
+    let mut count = 0;
     let mut tasks = tokio::task::JoinSet::new();
-    for job in jobs {
-        let engine = engine.clone();
-        tasks.spawn(async move { execute(&engine, job).await });
-    }
+    let mut spawn = |tasks: &mut tokio::task::JoinSet<_>, jobs: Vec<Job>| {
+        for job in jobs {
+            count += 1;
+            let engine = engine.clone();
+            tasks.spawn(async move { execute(&engine, job).await });
+        }
+    };
+    spawn(&mut tasks, jobs);
     while let Some(result) = tasks.join_next().await {
         match result {
             Ok(Err(error)) => {
@@ -72,9 +76,16 @@ pub async fn run_outbox_once(engine: &Engine) -> Result<ExecutionOutcome, SyncEr
             }
             Ok(Ok(())) => {}
         }
+        if tokio::time::Instant::now() < round_ends {
+            let free = slots.saturating_sub(u32::try_from(tasks.len()).unwrap_or(u32::MAX));
+            spawn(&mut tasks, claim(free).await?);
+        }
     }
     Ok(ExecutionOutcome::Done(count))
 }
+
+/// How long one outbox round keeps refilling its slots before it drains.
+const OUTBOX_ROUND: Duration = Duration::from_millis(250);
 
 #[tracing::instrument(skip_all, fields(connection_id = %job.connection_id, job_id = %job.id, attempt = job.attempts))]
 async fn execute(engine: &Engine, job: Job) -> Result<(), SyncError> {
