@@ -1,7 +1,7 @@
 use pipedrive_sim::FaultSpec;
 use tandem_engine::sync::local;
 use tandem_tests::fields::{email, fields, name};
-use tandem_tests::{spawn_app, spawn_app_with};
+use tandem_tests::{spawn_app, spawn_app_with, TestApp};
 
 fn person_name(person: &serde_json::Value) -> &str {
     person["name"].as_str().unwrap_or_default()
@@ -239,6 +239,40 @@ async fn a_write_pipedrive_rejects_becomes_a_dead_letter_with_pipedrives_error_v
     assert!(entries[0].hint.is_some(), "the admin is told what to do");
 }
 
+/// A contact "As Sent" queued for creation, and the person tandem's create left in Pipedrive
+/// (its apId names the contact) stamped 5 s later by Pipedrive's clock, before tandem recorded
+/// it. Returns the contact and the person's id.
+async fn contact_and_its_unrecorded_person(app: &TestApp, address: &str) -> (uuid::Uuid, i64) {
+    let created =
+        local::create_contact(&app.engine, fields([name("As Sent"), email(address)]), true)
+            .await
+            .unwrap();
+    let sim = app.sim.handle();
+    sim.advance_clock(std::time::Duration::from_secs(5));
+    let apid_key = sim.person_field_key("apId").unwrap();
+    let person = sim
+        .create_person_as_user(serde_json::json!({
+            "name": "As Sent",
+            "emails": [{ "value": address, "primary": true }],
+            "custom_fields": { apid_key: created.contact_id.to_string() },
+        }))
+        .unwrap();
+    (created.contact_id, person["id"].as_i64().unwrap())
+}
+
+async fn poll(app: &TestApp, connection: uuid::Uuid) {
+    let conn = tandem_engine::sync::connections::load(&app.engine, connection)
+        .await
+        .unwrap();
+    tandem_engine::sync::poller::poll_once(&app.engine, &conn)
+        .await
+        .unwrap();
+}
+
+async fn contact_name(app: &TestApp, contact: uuid::Uuid) -> Option<String> {
+    tandem_tests::fields::text_of(&app.contact(contact).await, "name")
+}
+
 /// A create that reached Pipedrive but whose answer was lost (tandem killed), while the app
 /// edited the contact; Pipedrive's whole-second clock stamps the person later than that edit.
 /// Linking it by apId must keep the edit (and push it), not bring the created value back.
@@ -247,57 +281,31 @@ async fn a_person_created_by_tandem_and_found_later_by_its_ap_id_does_not_undo_a
 ) {
     let app = spawn_app().await;
     let connection = app.connect_and_sync().await;
-    let created = local::create_contact(
-        &app.engine,
-        fields([name("As Sent"), email("race@example.com")]),
-        true,
-    )
-    .await
-    .unwrap();
-    local::update_contact(
-        &app.engine,
-        created.contact_id,
-        fields([name("Edited Meanwhile")]),
-    )
-    .await
-    .unwrap();
-    let sim = app.sim.handle();
-    sim.advance_clock(std::time::Duration::from_secs(5));
-    let apid_key = sim.person_field_key("apId").unwrap();
-    let person = sim
-        .create_person_as_user(serde_json::json!({
-            "name": "As Sent",
-            "emails": [{ "value": "race@example.com", "primary": true }],
-            "custom_fields": { apid_key: created.contact_id.to_string() },
-        }))
+    let (contact, person_id) = contact_and_its_unrecorded_person(&app, "race@example.com").await;
+    // The app's edit happened before Pipedrive's (later) stamp on the create.
+    local::update_contact(&app.engine, contact, fields([name("Edited Meanwhile")]))
+        .await
         .unwrap();
-    let person_id = person["id"].as_i64().unwrap();
 
     // The poller meets the person first and links it by apId.
-    let conn = tandem_engine::sync::connections::load(&app.engine, connection)
+    poll(&app, connection).await;
+    let link = tandem_engine::sync::links::by_contact(app.store.db(), connection, contact)
         .await
-        .unwrap();
-    tandem_engine::sync::poller::poll_once(&app.engine, &conn)
-        .await
-        .unwrap();
-    let link =
-        tandem_engine::sync::links::by_contact(app.store.db(), connection, created.contact_id)
-            .await
-            .unwrap()
-            .expect("linked by apId");
+        .unwrap()
+        .expect("linked by apId");
     assert_eq!(link.person_id, person_id);
     assert_eq!(
-        tandem_tests::fields::text_of(&app.contact(created.contact_id).await, "name").as_deref(),
+        contact_name(&app, contact).await.as_deref(),
         Some("Edited Meanwhile"),
         "the later edit is kept"
     );
     app.drive().await;
 
-    let persons = sim.persons_by_email("race@example.com");
+    let persons = app.sim.handle().persons_by_email("race@example.com");
     assert_eq!(persons.len(), 1, "no second person: {persons:?}");
     assert_eq!(person_name(&persons[0]), "Edited Meanwhile");
     assert_eq!(
-        tandem_tests::fields::text_of(&app.contact(created.contact_id).await, "name").as_deref(),
+        contact_name(&app, contact).await.as_deref(),
         Some("Edited Meanwhile")
     );
 }
@@ -309,39 +317,19 @@ async fn a_person_found_by_its_ap_id_and_edited_in_pipedrive_since_its_creation_
 {
     let app = spawn_app().await;
     let connection = app.connect_and_sync().await;
-    let created = local::create_contact(
-        &app.engine,
-        fields([name("As Sent"), email("edited@example.com")]),
-        true,
-    )
-    .await
-    .unwrap();
+    let (contact, person_id) = contact_and_its_unrecorded_person(&app, "edited@example.com").await;
     let sim = app.sim.handle();
     sim.advance_clock(std::time::Duration::from_secs(5));
-    let apid_key = sim.person_field_key("apId").unwrap();
-    let person = sim
-        .create_person_as_user(serde_json::json!({
-            "name": "As Sent",
-            "emails": [{ "value": "edited@example.com", "primary": true }],
-            "custom_fields": { apid_key: created.contact_id.to_string() },
-        }))
-        .unwrap();
-    sim.advance_clock(std::time::Duration::from_secs(5));
     sim.update_person_as_user(
-        person["id"].as_i64().unwrap(),
+        person_id,
         serde_json::json!({ "name": "Renamed In Pipedrive" }),
     )
     .unwrap();
 
-    let conn = tandem_engine::sync::connections::load(&app.engine, connection)
-        .await
-        .unwrap();
-    tandem_engine::sync::poller::poll_once(&app.engine, &conn)
-        .await
-        .unwrap();
+    poll(&app, connection).await;
     app.drive().await;
     assert_eq!(
-        tandem_tests::fields::text_of(&app.contact(created.contact_id).await, "name").as_deref(),
+        contact_name(&app, contact).await.as_deref(),
         Some("Renamed In Pipedrive")
     );
     let persons = sim.persons_by_email("edited@example.com");

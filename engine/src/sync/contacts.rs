@@ -75,10 +75,23 @@ pub async fn create<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> Result<Uuid, SyncError> {
     let id = new_id();
-    let email = email_of(fields.get(keys::EMAIL)).map(|e| e.as_str().to_owned());
-    contact::Entity::insert(contact::ActiveModel {
+    contact::Entity::insert(contact_row(id, fields, origin, now))
+        .exec_without_returning(txn)
+        .await?;
+    write_fields(txn, id, fields, now).await?;
+    Ok(id)
+}
+
+/// The row of a contact created at `now`.
+fn contact_row(
+    id: Uuid,
+    fields: &BTreeMap<FieldKey, FieldValue>,
+    origin: Origin,
+    now: DateTime<Utc>,
+) -> contact::ActiveModel {
+    contact::ActiveModel {
         id: Set(id),
-        email: Set(email),
+        email: Set(email_of(fields.get(keys::EMAIL)).map(|e| e.as_str().to_owned())),
         version: Set(match origin {
             Origin::Local => now.timestamp_millis(),
             Origin::Remote => 0,
@@ -86,11 +99,23 @@ pub async fn create<C: ConnectionTrait>(
         archived_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
-    })
-    .exec_without_returning(txn)
-    .await?;
-    write_fields(txn, id, fields, now).await?;
-    Ok(id)
+    }
+}
+
+/// The rows of a contact's fields, written at `now`.
+fn field_rows(
+    id: Uuid,
+    fields: &BTreeMap<FieldKey, FieldValue>,
+    now: DateTime<Utc>,
+) -> impl Iterator<Item = contact_field::ActiveModel> + '_ {
+    fields
+        .iter()
+        .map(move |(key, value)| contact_field::ActiveModel {
+            contact_id: Set(id),
+            field_key: Set(key.as_str().to_owned()),
+            value: Set(serde_json::to_value(value).unwrap_or(serde_json::Value::Null)),
+            updated_at: Set(now),
+        })
 }
 
 async fn write_fields<C: ConnectionTrait>(
@@ -102,15 +127,7 @@ async fn write_fields<C: ConnectionTrait>(
     if fields.is_empty() {
         return Ok(());
     }
-    let rows = fields
-        .iter()
-        .map(|(key, value)| contact_field::ActiveModel {
-            contact_id: Set(id),
-            field_key: Set(key.as_str().to_owned()),
-            value: Set(serde_json::to_value(value).unwrap_or(serde_json::Value::Null)),
-            updated_at: Set(now),
-        });
-    contact_field::Entity::insert_many(rows)
+    contact_field::Entity::insert_many(field_rows(id, fields, now))
         .on_conflict(
             OnConflict::columns([
                 contact_field::Column::ContactId,
@@ -273,28 +290,12 @@ pub async fn create_many<C: ConnectionTrait>(
     }
     let rows = new
         .iter()
-        .map(|c| contact::ActiveModel {
-            id: Set(c.id),
-            email: Set(email_of(c.fields.get(keys::EMAIL)).map(|e| e.as_str().to_owned())),
-            version: Set(0),
-            archived_at: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-        })
+        .map(|c| contact_row(c.id, &c.fields, Origin::Remote, now))
         .collect();
     insert_chunked(txn, rows, 6).await?;
     let fields = new
         .iter()
-        .flat_map(|c| {
-            c.fields
-                .iter()
-                .map(|(key, value)| contact_field::ActiveModel {
-                    contact_id: Set(c.id),
-                    field_key: Set(key.as_str().to_owned()),
-                    value: Set(serde_json::to_value(value).unwrap_or(serde_json::Value::Null)),
-                    updated_at: Set(now),
-                })
-        })
+        .flat_map(|c| field_rows(c.id, &c.fields, now))
         .collect();
     insert_chunked(txn, fields, 4).await?;
     let members = new

@@ -89,7 +89,26 @@ pub async fn insert<C: ConnectionTrait>(
     link: &Link,
     now: DateTime<Utc>,
 ) -> Result<(), SyncError> {
-    person_link::Entity::insert(person_link::ActiveModel {
+    person_link::Entity::insert(new_row(link, now))
+        .exec_without_returning(txn)
+        .await?;
+    Ok(())
+}
+
+/// Inserts many new links in a few multi-row statements (the rows [`insert`] writes).
+pub async fn insert_many<C: ConnectionTrait>(
+    txn: &C,
+    links: &[Link],
+    now: DateTime<Utc>,
+) -> Result<(), SyncError> {
+    let rows = links.iter().map(|link| new_row(link, now)).collect();
+    insert_chunked(txn, rows, 10).await?;
+    Ok(())
+}
+
+/// The row of a link inserted at `now`.
+fn new_row(link: &Link, now: DateTime<Utc>) -> person_link::ActiveModel {
+    person_link::ActiveModel {
         id: Set(link.id),
         connection_id: Set(link.connection_id),
         contact_id: Set(link.contact_id),
@@ -100,35 +119,7 @@ pub async fn insert<C: ConnectionTrait>(
         local_version: Set(link.versions.local.0),
         created_at: Set(now),
         updated_at: Set(now),
-    })
-    .exec_without_returning(txn)
-    .await?;
-    Ok(())
-}
-
-/// Inserts many new links in a few multi-row statements (the rows [`insert`] writes).
-pub async fn insert_many<C: ConnectionTrait>(
-    txn: &C,
-    links: &[Link],
-    now: DateTime<Utc>,
-) -> Result<(), SyncError> {
-    let rows = links
-        .iter()
-        .map(|link| person_link::ActiveModel {
-            id: Set(link.id),
-            connection_id: Set(link.connection_id),
-            contact_id: Set(link.contact_id),
-            person_id: Set(link.person_id),
-            base: Set(serde_json::to_value(&link.base).unwrap_or_default()),
-            last_written: Set(serde_json::to_value(&link.last_written).unwrap_or_default()),
-            remote_version: Set(link.versions.remote.0),
-            local_version: Set(link.versions.local.0),
-            created_at: Set(now),
-            updated_at: Set(now),
-        })
-        .collect();
-    insert_chunked(txn, rows, 10).await?;
-    Ok(())
+    }
 }
 
 /// Which of `persons` are linked (in this connection).

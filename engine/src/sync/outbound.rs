@@ -155,7 +155,7 @@ async fn patch(
     engine: &Engine,
     conn: &ConnectionCtx,
     contact: &LocalContact,
-    mut link: Link,
+    link: Link,
 ) -> Result<Pushed, CrmFailure> {
     let writes = pending_writes(conn, contact, &link);
     if writes.is_empty() {
@@ -183,9 +183,17 @@ async fn patch(
     };
     let now = engine.now();
     let remote = person_snapshot(&person, &conn.map);
+    let txn = engine.store.db().begin().await?;
+    // The link as it is now, not the copy read before the call: the poller may have merged a
+    // state of this person while the write was in flight, and saving the old copy would undo
+    // that (losing what it recorded as written or agreed).
+    let Some(mut link) = links::by_person(&txn, conn.id, link.person_id).await? else {
+        // Unlinked meanwhile (deleted or merged away in Pipedrive): nothing to record.
+        txn.commit().await?;
+        return Ok(Pushed::PersonGone);
+    };
     let normalised = record_written(&mut link, &writes, &remote);
     link.versions.record(Side::Local, contact.version);
-    let txn = engine.store.db().begin().await?;
     contacts::update(&txn, contact.id, &normalised, contacts::Origin::Remote, now).await?;
     links::save(&txn, &link, now).await?;
     // The response is the person as it is now: merge it like an inbound event, so a change
