@@ -336,3 +336,65 @@ async fn a_person_found_by_its_ap_id_and_edited_in_pipedrive_since_its_creation_
     assert_eq!(persons.len(), 1);
     assert_eq!(person_name(&persons[0]), "Renamed In Pipedrive");
 }
+
+/// A PATCH whose outcome tandem could not know (here a 5xx; a timeout is the same) may have
+/// landed. When Pipedrive shows its value — here set as the write would have — and later a
+/// Pipedrive user edits another field, the value is tandem's own echo, not a newer Pipedrive
+/// value that takes over the edit the app made since.
+#[tokio::test]
+async fn a_write_with_an_unknown_outcome_that_landed_is_recognised_as_an_echo_and_does_not_undo_a_later_app_edit(
+) {
+    let app = spawn_app_with(
+        pipedrive_sim::SimConfig {
+            persons: 1,
+            time_scale: 0.001,
+            ..pipedrive_sim::SimConfig::default()
+        },
+        |_| {},
+    )
+    .await;
+    let connection = app.connect_and_sync().await;
+    let sim = app.sim.handle();
+    let person_id = sim.persons()[0]["id"].as_i64().unwrap();
+    let contact = tandem_engine::sync::links::by_person(app.store.db(), connection, person_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .contact_id;
+
+    sim.set_faults(FaultSpec::parse("v2.updatePerson:5xx=1").unwrap());
+    local::update_contact(&app.engine, contact, fields([name("Sent Once")]))
+        .await
+        .unwrap();
+    tandem_engine::sync::worker::run_outbox_once(&app.engine)
+        .await
+        .unwrap();
+    sim.set_faults(FaultSpec::default());
+    // What Pipedrive would hold had the write landed.
+    sim.update_person_as_user(person_id, serde_json::json!({ "name": "Sent Once" }))
+        .unwrap();
+
+    // The app edits again; then a Pipedrive user edits the phone, later by Pipedrive's clock.
+    local::update_contact(&app.engine, contact, fields([name("Edited After")]))
+        .await
+        .unwrap();
+    sim.advance_clock(std::time::Duration::from_secs(5));
+    sim.update_person_as_user(
+        person_id,
+        serde_json::json!({ "phones": [{ "value": "+15550001", "primary": true }] }),
+    )
+    .unwrap();
+    app.await_person_webhooks(2).await;
+    app.drive().await;
+
+    assert_eq!(
+        contact_name(&app, contact).await.as_deref(),
+        Some("Edited After")
+    );
+    assert_eq!(person_name(&sim.person(person_id).unwrap()), "Edited After");
+    let phone = app.contact(contact).await.fields.get("phone").cloned();
+    assert!(
+        format!("{phone:?}").contains("+15550001"),
+        "the Pipedrive edit arrived: {phone:?}"
+    );
+}

@@ -88,6 +88,15 @@ pub enum CrmErrorKind {
 }
 
 impl CrmErrorKind {
+    /// Whether a write that failed this way may still have been applied: no answer, a
+    /// timeout, a server failure. (A 4xx or a 429 says it was not.)
+    pub const fn outcome_unknown(self) -> bool {
+        matches!(
+            self,
+            Self::Transport | Self::Timeout | Self::Server | Self::Other
+        )
+    }
+
     /// The kind for an HTTP status, or `Transport` when there was no response.
     pub fn from_status(status: Option<u16>) -> Self {
         match status {

@@ -136,7 +136,7 @@ async fn apply_person_from<C: ConnectionTrait>(
         return person_deleted(txn, engine, conn, person.id, None, now).await;
     }
     let remote = person_snapshot(person, &conn.map);
-    match links::by_person(txn, conn.id, person.id).await? {
+    match links::by_person_for_update(txn, conn.id, person.id).await? {
         Some(link) => merge_into_link_from(txn, conn, link, remote, origin, now).await,
         None => link_new_person(txn, conn, person, remote, now).await,
     }
@@ -705,7 +705,7 @@ pub async fn person_deleted<C: ConnectionTrait>(
     merged_into: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<Applied, SyncError> {
-    let Some(mut link) = links::by_person(txn, conn.id, person_id).await? else {
+    let Some(mut link) = links::by_person_for_update(txn, conn.id, person_id).await? else {
         return Ok(Applied::Ignored);
     };
     if let Some(survivor) = merged_into {

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set};
 use tandem_core::{FieldKey, FieldValue, LinkVersions, Snapshot, Timestamp};
 use uuid::Uuid;
 
@@ -52,6 +52,25 @@ pub async fn by_person<C: ConnectionTrait>(
         .filter(person_link::Column::ConnectionId.eq(connection))
         .filter(person_link::Column::PersonId.eq(person))
         .one(db)
+        .await?
+        .map(from_row)
+        .transpose()
+}
+
+/// As [`by_person`], locking the row until the caller's transaction ends (`FOR UPDATE` on
+/// Postgres; SQLite has one writer, ADR 1). For a read-modify-write of the link: two
+/// transactions merging into the same link (the poller and a push, two workers) then take
+/// turns instead of one overwriting the other's result.
+pub async fn by_person_for_update<C: ConnectionTrait>(
+    txn: &C,
+    connection: Uuid,
+    person: i64,
+) -> Result<Option<Link>, SyncError> {
+    person_link::Entity::find()
+        .filter(person_link::Column::ConnectionId.eq(connection))
+        .filter(person_link::Column::PersonId.eq(person))
+        .lock_exclusive()
+        .one(txn)
         .await?
         .map(from_row)
         .transpose()

@@ -179,7 +179,12 @@ async fn patch(
             txn.commit().await?;
             return Ok(Pushed::PersonGone);
         }
-        Err(error) => return Err(CrmFailure::Crm(error, Some(link.person_id))),
+        Err(error) => {
+            if error.kind.outcome_unknown() {
+                remember_uncertain_write(engine, conn, link.person_id, &writes).await?;
+            }
+            return Err(CrmFailure::Crm(error, Some(link.person_id)));
+        }
     };
     let now = engine.now();
     let remote = person_snapshot(&person, &conn.map);
@@ -187,7 +192,7 @@ async fn patch(
     // The link as it is now, not the copy read before the call: the poller may have merged a
     // state of this person while the write was in flight, and saving the old copy would undo
     // that (losing what it recorded as written or agreed).
-    let Some(mut link) = links::by_person(&txn, conn.id, link.person_id).await? else {
+    let Some(mut link) = links::by_person_for_update(&txn, conn.id, link.person_id).await? else {
         // Unlinked meanwhile (deleted or merged away in Pipedrive): nothing to record.
         txn.commit().await?;
         return Ok(Pushed::PersonGone);
@@ -205,6 +210,26 @@ async fn patch(
         person_id: person.id,
         fields: writes.len(),
     })
+}
+
+/// A write whose outcome is unknown (a timeout, no answer, a 5xx) may have reached Pipedrive:
+/// its values are remembered as tandem's own, so when a webhook or a poll shows them they are
+/// recognised as an echo, not taken for a Pipedrive user's newer edit that would override what
+/// the contact changed since. The base is untouched, so the retry still writes them.
+async fn remember_uncertain_write(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    person_id: i64,
+    writes: &BTreeMap<FieldKey, FieldValue>,
+) -> Result<(), SyncError> {
+    let txn = engine.store.db().begin().await?;
+    if let Some(mut link) = links::by_person_for_update(&txn, conn.id, person_id).await? {
+        link.last_written
+            .extend(writes.iter().map(|(k, v)| (k.clone(), v.clone())));
+        links::save(&txn, &link, engine.now()).await?;
+    }
+    txn.commit().await?;
+    Ok(())
 }
 
 async fn create(
