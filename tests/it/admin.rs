@@ -50,21 +50,40 @@ async fn the_admin_api_refuses_requests_without_the_admin_token_with_a_precise_e
     );
 }
 
+/// A client that shows redirects instead of following them (the console answers 303s).
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Logs in to the console with the admin token.
+async fn log_in(app: &TestApp, client: &reqwest::Client) -> reqwest::Response {
+    client
+        .post(format!("{}/admin/login", app.base_url))
+        .form(&[("token", "test-admin-token")])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The CSRF token a console page's forms carry.
+fn csrf_in(html: &str) -> String {
+    html.split("name=csrf value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_owned()
+}
+
 #[tokio::test]
 async fn a_console_login_sets_a_strict_http_only_cookie_and_a_form_without_its_csrf_token_is_refused(
 ) {
     let app = spawn_app().await;
     let id = app.connect_pipedrive().await;
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let login = client
-        .post(format!("{}/admin/login", app.base_url))
-        .form(&[("token", "test-admin-token")])
-        .send()
-        .await
-        .unwrap();
+    let client = no_redirects();
+    let login = log_in(&app, &client).await;
     assert_eq!(login.status(), StatusCode::SEE_OTHER);
     let cookie = login.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(
@@ -86,12 +105,7 @@ async fn a_console_login_sets_a_strict_http_only_cookie_and_a_form_without_its_c
         home.contains("data-state=\"connected\">Connected<"),
         "{home}"
     );
-    let csrf = home
-        .split("name=csrf value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap()
-        .to_owned();
+    let csrf = csrf_in(&home);
 
     let forged = client
         .post(format!("{}/admin/connections/{id}/pause", app.base_url))
@@ -136,16 +150,8 @@ async fn a_console_login_sets_a_strict_http_only_cookie_and_a_form_without_its_c
 #[tokio::test]
 async fn after_logging_out_a_replayed_session_cookie_is_refused() {
     let app = spawn_app().await;
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let login = client
-        .post(format!("{}/admin/login", app.base_url))
-        .form(&[("token", "test-admin-token")])
-        .send()
-        .await
-        .unwrap();
+    let client = no_redirects();
+    let login = log_in(&app, &client).await;
     let cookie = login.headers()["set-cookie"].to_str().unwrap();
     let session = cookie.split(';').next().unwrap().to_owned();
     let home = |session: String| {
@@ -162,15 +168,7 @@ async fn after_logging_out_a_replayed_session_cookie_is_refused() {
     };
     let page = home(session.clone()).await;
     assert_eq!(page.status(), StatusCode::OK);
-    let csrf = page
-        .text()
-        .await
-        .unwrap()
-        .split("name=csrf value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap()
-        .to_owned();
+    let csrf = csrf_in(&page.text().await.unwrap());
 
     let logout = client
         .post(format!("{}/admin/logout", app.base_url))

@@ -355,6 +355,16 @@ async fn reconciliation_unlinks_persons_deleted_unseen_repairs_drift_and_restore
     );
 }
 
+/// Every contact's id, archived ones included.
+async fn all_contact_ids<C: sea_orm::ConnectionTrait>(db: &C) -> Vec<uuid::Uuid> {
+    let query = contacts::PageQuery {
+        include_archived: true,
+        limit: 10_000,
+        ..Default::default()
+    };
+    contacts::page(db, &query).await.unwrap().0
+}
+
 /// What applying a page left in the store, as comparable text: contacts the page created get
 /// random ids, so every id that was not in `before` is replaced by its person's id.
 async fn page_outcome<C: sea_orm::ConnectionTrait>(
@@ -383,16 +393,7 @@ async fn page_outcome<C: sea_orm::ConnectionTrait>(
         }));
     }
     state.insert("links".into(), link_rows.into());
-    let (ids, _) = contacts::page(
-        txn,
-        &contacts::PageQuery {
-            include_archived: true,
-            limit: 10_000,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let ids = all_contact_ids(txn).await;
     let mut contact_rows = Vec::new();
     for id in ids {
         let c = contacts::load(txn, id).await.unwrap().unwrap();
@@ -531,17 +532,7 @@ async fn a_mixed_page_applied_in_batches_leaves_the_same_rows_as_applying_its_pe
         .await
         .unwrap();
     assert!(page.next_cursor.is_none(), "one page");
-    let (before, _) = contacts::page(
-        db,
-        &contacts::PageQuery {
-            include_archived: true,
-            limit: 10_000,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    let before = before.into_iter().collect();
+    let before = all_contact_ids(db).await.into_iter().collect();
     let now = app.engine.now();
 
     let txn = db.begin().await.unwrap();

@@ -48,9 +48,7 @@ pub async fn by_person<C: ConnectionTrait>(
     connection: Uuid,
     person: i64,
 ) -> Result<Option<Link>, SyncError> {
-    person_link::Entity::find()
-        .filter(person_link::Column::ConnectionId.eq(connection))
-        .filter(person_link::Column::PersonId.eq(person))
+    of_person(connection, person)
         .one(db)
         .await?
         .map(from_row)
@@ -66,14 +64,18 @@ pub async fn by_person_for_update<C: ConnectionTrait>(
     connection: Uuid,
     person: i64,
 ) -> Result<Option<Link>, SyncError> {
-    person_link::Entity::find()
-        .filter(person_link::Column::ConnectionId.eq(connection))
-        .filter(person_link::Column::PersonId.eq(person))
+    of_person(connection, person)
         .lock_exclusive()
         .one(txn)
         .await?
         .map(from_row)
         .transpose()
+}
+
+fn of_person(connection: Uuid, person: i64) -> sea_orm::Select<person_link::Entity> {
+    person_link::Entity::find()
+        .filter(person_link::Column::ConnectionId.eq(connection))
+        .filter(person_link::Column::PersonId.eq(person))
 }
 
 pub async fn by_contact<C: ConnectionTrait>(
