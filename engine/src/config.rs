@@ -135,6 +135,7 @@ pub struct WorkerSettings {
     pub retry_initial_ms: u64,
     pub retry_cap_ms: u64,
     pub max_attempts: u32,
+    pub min_write_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

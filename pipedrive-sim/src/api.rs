@@ -269,6 +269,17 @@ fn charge(
 
 /// The single entry point: every request comes through here.
 pub(crate) async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let mut lose_answer = false;
+    let response = serve(&shared, req, &mut lose_answer).await;
+    if lose_answer {
+        // The request was carried out; its answer never comes (the client times out).
+        shared.wait_shutdown().await;
+        return injected_status(503);
+    }
+    response
+}
+
+async fn serve(shared: &Arc<Shared>, req: Request, lose_answer: &mut bool) -> Response {
     let (parts, body) = req.into_parts();
     let (api, route) = route(&parts.method, parts.uri.path());
     let (op, path_id) = match route {
@@ -323,6 +334,7 @@ pub(crate) async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) ->
                 shared.wait_shutdown().await;
                 return injected_status(503);
             }
+            Some(RequestAction::LoseAnswer) => *lose_answer = true,
             Some(RequestAction::Reset) => {
                 if let Some(ctl) = parts.extensions.get::<ConnCtl>() {
                     ctl.0.notify_one();
@@ -346,7 +358,7 @@ pub(crate) async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) ->
     };
 
     if op.is_oauth() {
-        return oauth(&shared, op, &parts.headers, &query, &body);
+        return oauth(shared, op, &parts.headers, &query, &body);
     }
 
     // Authenticate.
@@ -412,7 +424,7 @@ pub(crate) async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) ->
     }
 
     let ctx = Ctx {
-        shared: &shared,
+        shared,
         caller,
         query,
         body,
@@ -428,7 +440,7 @@ pub(crate) async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) ->
     let mut resp = match result {
         Ok((status, out, events)) => {
             if !events.is_empty() {
-                webhooks::emit(&shared, events);
+                webhooks::emit(shared, events);
             }
             match out {
                 Out::Json(value) => json_response(status, &value),

@@ -13,6 +13,7 @@
 //!           | STATUS "=" P                     answer with that status: 5xx (=500), 500, 502,
 //!                                              503, 504, 429
 //!           | "hang=" P                        never answer (the client times out)
+//!           | "lost_answer=" P                 carry the request out, then never answer
 //!           | "reset=" P                       close the connection without an answer
 //!           | "drop=" P                        webhook deliveries: never sent
 //!           | "duplicate=" P                   webhook deliveries: sent twice
@@ -101,6 +102,8 @@ pub enum Fault {
     },
     /// Never answer.
     Hang(f64),
+    /// Carry the request out, then never answer.
+    LoseAnswer(f64),
     /// Close the connection without answering.
     Reset(f64),
     /// Do not send a webhook delivery.
@@ -120,6 +123,7 @@ impl fmt::Display for Fault {
             Fault::Latency { min_ms, max_ms } => write!(f, "latency_ms={min_ms}-{max_ms}"),
             Fault::Status { status, p } => write!(f, "{status}={p}"),
             Fault::Hang(p) => write!(f, "hang={p}"),
+            Fault::LoseAnswer(p) => write!(f, "lost_answer={p}"),
             Fault::Reset(p) => write!(f, "reset={p}"),
             Fault::Drop(p) => write!(f, "drop={p}"),
             Fault::Duplicate(p) => write!(f, "duplicate={p}"),
@@ -149,6 +153,7 @@ pub struct FaultSpec {
 pub(crate) enum RequestAction {
     Status(u16),
     Hang,
+    LoseAnswer,
     Reset,
 }
 
@@ -207,6 +212,11 @@ impl FaultSpec {
                     Fault::Reset(p) => {
                         if action.is_none() && rng.gen_bool(p) {
                             action = Some(RequestAction::Reset);
+                        }
+                    }
+                    Fault::LoseAnswer(p) => {
+                        if action.is_none() && rng.gen_bool(p) {
+                            action = Some(RequestAction::LoseAnswer);
                         }
                     }
                     Fault::Drop(_) | Fault::Duplicate(_) | Fault::Reorder(_) => {}
@@ -306,6 +316,7 @@ fn parse_fault(s: &str) -> Result<Fault, SimError> {
             p: probability(key, value)?,
         },
         "hang" | "timeout" => Fault::Hang(probability(key, value)?),
+        "lost_answer" => Fault::LoseAnswer(probability(key, value)?),
         "reset" => Fault::Reset(probability(key, value)?),
         "drop" => Fault::Drop(probability(key, value)?),
         "duplicate" => Fault::Duplicate(probability(key, value)?),

@@ -387,9 +387,7 @@ async fn page_outcome<C: sea_orm::ConnectionTrait>(
             labels.push((link.contact_id, format!("<contact of person {person}>")));
         }
         link_rows.push(json!({
-            "person": person, "contact": link.contact_id, "base": link.base,
-            "remote_version": link.versions.remote.0, "local_version": link.versions.local.0,
-            "last_written": link.last_written,
+            "person": person, "contact": link.contact_id, "state": link.state,
         }));
     }
     state.insert("links".into(), link_rows.into());

@@ -4,6 +4,8 @@
 //!
 //! - [`ids`], [`email`], [`value`]: types that parse, not validate (C3).
 //! - [`merge`](mod@merge): the merge of a link's base with both sides, and event ordering.
+//! - [`link`]: a link's state (base, versions, tandem's own and unknown-outcome writes, refused
+//!   values) and its pure transitions.
 //! - [`echo`]: recognising tandem's own writes when they come back.
 //! - [`identity`]: which contact an inbound person is, and how to create outbound persons.
 //! - [`scope`]: which contacts reach Pipedrive, and what deletes do.
@@ -14,6 +16,7 @@ pub mod email;
 pub mod error;
 pub mod identity;
 pub mod ids;
+pub mod link;
 pub mod merge;
 pub mod retry;
 pub mod scope;
@@ -32,6 +35,7 @@ pub use identity::{
     OutboundCreatePlan, OutboundSearchResults,
 };
 pub use ids::{ApId, ConnectionId, ContactId, PersonId, Timestamp};
+pub use link::{whole_seconds, LinkState, RemoteCheck, RemoteMerge, RemoteSource};
 pub use merge::{
     freshness, is_stale, last_writer, merge, merge_delta, Conflict, ConflictReason, ConflictRule,
     Direction, FieldRule, Freshness, LinkVersions, MergeDelta, MergeOutcome, MergePolicy, Side,

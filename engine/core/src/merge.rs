@@ -390,10 +390,12 @@ fn propagate(
     writes.insert(key.clone(), value.clone());
 }
 
-/// The winner under last-writer-wins: the newer version; Pipedrive on a tie (its timestamps
-/// have whole-second resolution, and it is the system of record for persons).
+/// The winner under last-writer-wins: the newer version; the CRM on a tie. Versions are
+/// compared at the resolution both sides have: whole seconds (the CRM's `update_time` has no
+/// more), so an app edit at 12:00:00.471 and a CRM edit at 12:00:00.900 are a tie, which the
+/// CRM (the system of record for persons) wins.
 pub fn last_writer(local_version: Timestamp, remote_version: Timestamp) -> Side {
-    if local_version > remote_version {
+    if crate::link::whole_seconds(local_version) > crate::link::whole_seconds(remote_version) {
         Side::Local
     } else {
         Side::Remote
@@ -591,8 +593,8 @@ mod tests {
     #[test]
     fn a_conflict_goes_to_the_newer_local_side_under_last_writer_wins() {
         let base = snap(1, &[("name", t("Ada"))]);
-        let local = snap(5, &[("name", t("Local"))]);
-        let remote = snap(4, &[("name", t("Remote"))]);
+        let local = snap(5_000, &[("name", t("Local"))]);
+        let remote = snap(4_000, &[("name", t("Remote"))]);
         let out = merge(&base, &local, &remote, &MergePolicy::default());
         assert_eq!(out.to_remote, writes(&[("name", t("Local"))]));
         assert!(out.to_local.is_empty());
@@ -604,8 +606,8 @@ mod tests {
                 remote: t("Remote"),
                 winner: Side::Local,
                 reason: ConflictReason::LastWriterWins {
-                    local_version: Timestamp(5),
-                    remote_version: Timestamp(4),
+                    local_version: Timestamp(5_000),
+                    remote_version: Timestamp(4_000),
                 },
             }]
         );
@@ -630,6 +632,22 @@ mod tests {
         let out = merge(&base, &local, &remote, &MergePolicy::default());
         assert_eq!(out.conflicts[0].winner, Side::Remote);
         assert_eq!(out.to_local, writes(&[("name", t("Remote"))]));
+    }
+
+    #[test]
+    fn an_app_edit_and_a_later_crm_edit_within_the_same_second_are_a_tie_the_crm_wins() {
+        // The app edit at 12:00:00.471, the Pipedrive edit at 12:00:00.900, which Pipedrive
+        // stamps 12:00:00: compared in whole seconds, a tie.
+        let base = snap(1, &[("name", t("Ada"))]);
+        let local = snap(43_200_471, &[("name", t("Local"))]);
+        let remote = snap(43_200_000, &[("name", t("Remote"))]);
+        let out = merge(&base, &local, &remote, &MergePolicy::default());
+        assert_eq!(out.conflicts[0].winner, Side::Remote);
+        assert_eq!(out.to_local, writes(&[("name", t("Remote"))]));
+        // One second later, the app edit is newer.
+        let local = snap(43_201_002, &[("name", t("Local"))]);
+        let out = merge(&base, &local, &remote, &MergePolicy::default());
+        assert_eq!(out.conflicts[0].winner, Side::Local);
     }
 
     #[test]

@@ -82,6 +82,8 @@ pub struct Job {
     pub ordering_key: String,
     pub attempts: u32,
     pub payload: JobPayload,
+    /// When the job was enqueued (the change that caused it happened no later).
+    pub created_at: DateTime<Utc>,
 }
 
 #[derive(Debug, FromQueryResult)]
@@ -91,6 +93,7 @@ struct ClaimedRow {
     ordering_key: String,
     attempts: i32,
     payload: serde_json::Value,
+    created_at: DateTime<Utc>,
 }
 
 /// Enqueues a job inside the caller's transaction. A push for a contact that already has a
@@ -112,17 +115,20 @@ pub async fn enqueue<C: ConnectionTrait>(
             .one(txn)
             .await?;
         if let Some(existing) = pending {
-            // Keep the earliest due time and the highest priority.
-            if existing.priority < priority as i32 || existing.run_at > now {
+            // Keep the earliest due time and the highest priority; a paced job keeps its time
+            // (it waits on purpose, collecting edits).
+            let run_at = if existing.last_error.as_deref() == Some(PACED) {
+                existing.run_at
+            } else {
+                existing.run_at.min(now)
+            };
+            if existing.priority < priority as i32 || existing.run_at != run_at {
                 outbox_job::Entity::update_many()
                     .col_expr(
                         outbox_job::Column::Priority,
                         Expr::value(existing.priority.max(priority as i32)),
                     )
-                    .col_expr(
-                        outbox_job::Column::RunAt,
-                        Expr::value(existing.run_at.min(now)),
-                    )
+                    .col_expr(outbox_job::Column::RunAt, Expr::value(run_at))
                     .filter(outbox_job::Column::Id.eq(existing.id))
                     .exec(txn)
                     .await?;
@@ -183,7 +189,7 @@ pub async fn claim<C: ConnectionTrait>(
                    OR (o.state IN ('pending', 'running') AND (o.created_at < j.created_at OR (o.created_at = j.created_at AND o.id < j.id))))) \
            ORDER BY j.priority DESC, j.run_at ASC \
            LIMIT $3 {lock_clause}) \
-         RETURNING id, connection_id, ordering_key, attempts, payload"
+         RETURNING id, connection_id, ordering_key, attempts, payload, created_at"
     );
     let statement = Statement::from_sql_and_values(
         backend,
@@ -206,6 +212,7 @@ pub async fn claim<C: ConnectionTrait>(
                 ordering_key: row.ordering_key,
                 attempts: u32::try_from(row.attempts).unwrap_or(0),
                 payload,
+                created_at: row.created_at,
             })
         })
         .collect()
@@ -236,6 +243,32 @@ pub async fn retry<C: ConnectionTrait>(
         now,
     )
     .await
+}
+
+/// Why a job waits that did not fail: its contact's person was written moments ago.
+pub const PACED: &str = "paced";
+
+/// The job did not run yet on purpose (pacing): it waits until `run_at` without counting an
+/// attempt; pushes enqueued meanwhile coalesce into it and do not move it earlier.
+pub async fn defer<C: ConnectionTrait>(
+    db: &C,
+    job: &Job,
+    run_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), QueueError> {
+    outbox_job::Entity::update_many()
+        .col_expr(outbox_job::Column::State, Expr::value(state::PENDING))
+        .col_expr(
+            outbox_job::Column::LockedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(outbox_job::Column::RunAt, Expr::value(run_at))
+        .col_expr(outbox_job::Column::LastError, Expr::value(PACED))
+        .col_expr(outbox_job::Column::UpdatedAt, Expr::value(now))
+        .filter(outbox_job::Column::Id.eq(job.id))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// The job cannot succeed: it becomes a dead letter, kept for the admin to retry or discard.
@@ -303,6 +336,19 @@ pub async fn revive<C: ConnectionTrait>(
         update = update.filter(outbox_job::Column::Id.eq(id));
     }
     Ok(update.exec(db).await?.rows_affected)
+}
+
+/// The contact a job is about, if the job exists.
+pub async fn contact_of<C: ConnectionTrait>(
+    db: &C,
+    job_id: Uuid,
+) -> Result<Option<Uuid>, QueueError> {
+    let Some(row) = outbox_job::Entity::find_by_id(job_id).one(db).await? else {
+        return Ok(None);
+    };
+    let payload: JobPayload =
+        serde_json::from_value(row.payload).map_err(|e| QueueError::Payload(row.id, e))?;
+    Ok(Some(payload.contact_id()))
 }
 
 /// Counts of jobs by state for a connection.

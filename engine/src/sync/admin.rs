@@ -9,6 +9,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::connections::{self, state};
+use super::links;
 use super::synclog::{self, Direction, Entry, Level};
 use super::{Engine, SyncError};
 use crate::queue::{self, JobPayload, Priority};
@@ -207,6 +208,12 @@ pub async fn retry_dead_letters(
 ) -> Result<u64, SyncError> {
     let db = engine.store.db();
     let now = engine.now();
+    // What the CRM refused is sent again: of the dead letter's contact, or of every contact.
+    let contact = match job_id {
+        Some(id) => queue::contact_of(db, id).await?,
+        None => None,
+    };
+    links::forget_refused(db, connection_id, contact).await?;
     let revived = queue::revive(db, connection_id, job_id, now).await?;
     if job_id.is_some() && revived == 0 {
         return Err(SyncError::Invalid(format!(

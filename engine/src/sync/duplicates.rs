@@ -11,7 +11,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
 };
 use serde::Serialize;
-use tandem_core::{FieldKey, FieldValue, Side};
+use tandem_core::{FieldKey, FieldValue};
 use uuid::Uuid;
 
 use super::connections::ConnectionCtx;
@@ -367,15 +367,14 @@ pub(crate) async fn absorb<C: ConnectionTrait>(
     let policy = conn.map.policy();
     // Unsent local edits of the merged contact (differing from its base), newer than the
     // survivor's own local edits, carry over.
-    let carried: BTreeMap<FieldKey, FieldValue> = conn
-        .map
-        .restrict(&merged_contact.fields)
-        .into_iter()
-        .filter(|(k, v)| {
-            merged.base.get(k) != Some(v) && policy.rule_for(k).direction.flows_from(Side::Local)
-        })
-        .filter(|_| merged_contact.version > survivor_contact.version)
-        .collect();
+    let carried: BTreeMap<FieldKey, FieldValue> =
+        if merged_contact.version > survivor_contact.version {
+            merged
+                .state
+                .pending_writes(&conn.map.restrict(&merged_contact.fields), &policy)
+        } else {
+            BTreeMap::new()
+        };
     if !carried.is_empty() {
         contacts::update(txn, survivor.contact_id, &carried, Origin::Local, now).await?;
         queue::enqueue(

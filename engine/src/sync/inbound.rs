@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, TransactionTrait};
 use tandem_core::{
-    merge_delta, resolve_inbound, strip_echo, FieldKey, FieldValue, IdentityCandidates,
-    InboundIdentity, InboundPerson, LocalCandidate, PersonId, Side, Snapshot,
+    resolve_inbound, FieldKey, FieldValue, IdentityCandidates, InboundIdentity, InboundPerson,
+    LinkState, LocalCandidate, PersonId, RemoteCheck, RemoteSource, Side, Snapshot,
 };
 use uuid::Uuid;
 
@@ -360,12 +360,12 @@ impl PendingCreates {
         let remote = person_snapshot(person, &conn.map);
         let contact_id = contacts::new_id();
         let mut link = links::new_link(conn.id, contact_id, person.id);
-        link.versions.record(Side::Remote, remote.version);
+        link.state.versions.record(Side::Remote, remote.version);
         let new = contacts::NewContact {
             id: contact_id,
             fields: remote.fields.clone(),
         };
-        link.base = remote;
+        link.state.base = remote;
         view.linked.insert(person.id);
         view.person_of.insert(contact_id, person.id);
         view.index(contacts::ContactHead {
@@ -431,19 +431,15 @@ async fn merge_into_link_from<C: ConnectionTrait>(
     origin: StateSource,
     now: DateTime<Utc>,
 ) -> Result<Applied, SyncError> {
-    match link.versions.check(Side::Remote, remote.version) {
-        // Older than what was merged: ignore.
-        tandem_core::Freshness::Older => return Ok(Applied::Stale),
-        // The same whole-second version again. From a webhook this is ambiguous: a duplicate
-        // (nothing new), a second edit within the same second, or a late copy of tandem's own
-        // earlier write. Values that add nothing are a duplicate; otherwise the person is
-        // re-read by a job serialised with this contact's writes (one GET, 1 token), and that
-        // state is merged.
-        tandem_core::Freshness::Duplicate if origin == StateSource::Snapshot => {
-            let news = strip_echo(&remote.fields, &link.last_written);
-            if news.iter().all(|(k, v)| link.base.get(k) == Some(v)) {
-                return Ok(Applied::Stale);
-            }
+    let source = match origin {
+        StateSource::Fresh => RemoteSource::Fresh,
+        StateSource::Snapshot => RemoteSource::Notification,
+    };
+    match link.state.check_remote(&remote, source) {
+        RemoteCheck::Stale => return Ok(Applied::Stale),
+        // The same whole-second version with values that add something: re-read the person
+        // by a job serialised with this contact's writes (one GET), and merge that state.
+        RemoteCheck::Reread => {
             let payload = JobPayload::RefreshPerson {
                 contact_id: link.contact_id,
                 person_id: link.person_id,
@@ -459,8 +455,7 @@ async fn merge_into_link_from<C: ConnectionTrait>(
             .await?;
             return Ok(Applied::Stale);
         }
-        // Fresh state: a tie is merged (a true duplicate merges to nothing).
-        _ => {}
+        RemoteCheck::Merge => {}
     }
     let contact = contacts::load(txn, link.contact_id)
         .await?
@@ -469,26 +464,8 @@ async fn merge_into_link_from<C: ConnectionTrait>(
         fields: conn.map.restrict(&contact.fields),
         version: contact.version,
     };
-    // Fields equal to what tandem itself last wrote are our echo, not a change.
-    let mut remote_changes = remote.clone();
-    remote_changes.fields = strip_echo(&remote.fields, &link.last_written);
-    let outcome = merge_delta(&link.base, &local, &remote_changes, &conn.map.policy());
-
+    let outcome = link.state.merge_remote(&local, &remote, &conn.map.policy());
     contacts::update(txn, contact.id, &outcome.to_local, Origin::Remote, now).await?;
-    // The base moves only where both sides now agree; fields still to be written to Pipedrive
-    // keep their old base so the push sees them as changed.
-    let mut final_local = local.fields.clone();
-    final_local.extend(outcome.to_local.clone());
-    for (key, value) in &remote.fields {
-        if final_local.get(key) == Some(value) {
-            link.base.fields.insert(key.clone(), value.clone());
-        }
-    }
-    link.base.version = link.base.version.max(remote.version);
-    link.versions.record(Side::Remote, remote.version);
-    // What Pipedrive now holds supersedes what we last wrote.
-    link.last_written
-        .retain(|k, v| remote.fields.get(k).is_none_or(|r| r == v));
     links::save(txn, &link, now).await?;
 
     for conflict in &outcome.conflicts {
@@ -511,7 +488,7 @@ async fn merge_into_link_from<C: ConnectionTrait>(
         )
         .await?;
     }
-    let pushed = !outcome.to_remote.is_empty();
+    let pushed = outcome.push;
     if pushed {
         let payload = JobPayload::PushContact {
             contact_id: contact.id,
@@ -610,8 +587,8 @@ async fn link_new_person<C: ConnectionTrait>(
             let fields: BTreeMap<FieldKey, FieldValue> = remote.fields.clone();
             let contact_id = contacts::create(txn, &fields, Origin::Remote, now).await?;
             let mut link = links::new_link(conn.id, contact_id, person.id);
-            link.base = remote.clone();
-            link.versions.record(Side::Remote, remote.version);
+            link.state.base = remote.clone();
+            link.state.versions.record(Side::Remote, remote.version);
             links::insert(txn, &link, now).await?;
             // Every Pipedrive person is in the "Pipedrive contacts" list.
             contacts::add_to_list(txn, contact_id, contacts::PIPEDRIVE_LIST, now).await?;
@@ -654,31 +631,13 @@ pub(crate) async fn link_first_meeting<C: ConnectionTrait>(
         .is_some_and(|id| *id.as_uuid() == contact.id)
         && person.add_time.is_some()
         && person.add_time == person.update_time;
-    // What both sides are known to have agreed on: nothing, or what tandem sent.
-    let base = if created_by_us_untouched {
-        remote.clone()
-    } else {
-        Snapshot::default()
-    };
-    let outcome = merge_delta(&base, &local, remote, &conn.map.policy());
+    let (state, outcome) =
+        LinkState::first_meeting(&local, remote, created_by_us_untouched, &conn.map.policy());
+    link.state = state;
     contacts::update(txn, contact.id, &outcome.to_local, Origin::Remote, now).await?;
-    let mut final_local = local.fields;
-    final_local.extend(outcome.to_local.clone());
-    link.base.fields = if created_by_us_untouched {
-        base.fields
-    } else {
-        remote
-            .fields
-            .iter()
-            .filter(|(k, v)| final_local.get(*k) == Some(*v))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    };
-    link.base.version = remote.version;
-    link.versions.record(Side::Remote, remote.version);
     links::insert(txn, &link, now).await?;
     contacts::add_to_list(txn, contact.id, contacts::PIPEDRIVE_LIST, now).await?;
-    if !outcome.to_remote.is_empty() {
+    if outcome.push {
         let payload = JobPayload::PushContact {
             contact_id: contact.id,
         };
@@ -720,7 +679,7 @@ pub async fn person_deleted<C: ConnectionTrait>(
         }
         {
             link.person_id = survivor;
-            link.versions.remote = tandem_core::Timestamp::default();
+            link.state.versions.remote = tandem_core::Timestamp::default();
             links::save(txn, &link, now).await?;
             synclog::record(
                 txn,

@@ -2,11 +2,11 @@
 //! last agreed on), the newest version merged from each side, and what tandem last wrote to
 //! Pipedrive (for echo suppression).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set};
-use tandem_core::{FieldKey, FieldValue, LinkVersions, Snapshot, Timestamp};
+use tandem_core::{LinkState, LinkVersions, Snapshot, Timestamp};
 use uuid::Uuid;
 
 use super::SyncError;
@@ -19,27 +19,42 @@ pub struct Link {
     pub connection_id: Uuid,
     pub contact_id: Uuid,
     pub person_id: i64,
-    pub base: Snapshot,
-    pub versions: LinkVersions,
-    pub last_written: BTreeMap<FieldKey, FieldValue>,
+    /// The merge state: base, versions, tandem's own and unknown-outcome writes, refused values.
+    pub state: LinkState,
+    /// When tandem last wrote the person (writes of one contact are paced).
+    pub last_write_at: Option<DateTime<Utc>>,
+}
+
+fn json_or_default<T: serde::de::DeserializeOwned + Default>(
+    value: Option<serde_json::Value>,
+    what: &str,
+    id: Uuid,
+) -> Result<T, SyncError> {
+    match value {
+        None | Some(serde_json::Value::Null) => Ok(T::default()),
+        Some(value) => serde_json::from_value(value)
+            .map_err(|e| SyncError::Corrupt(format!("link {id} {what}: {e}"))),
+    }
 }
 
 fn from_row(row: person_link::Model) -> Result<Link, SyncError> {
-    let base: Snapshot = serde_json::from_value(row.base)
-        .map_err(|e| SyncError::Corrupt(format!("link {} base: {e}", row.id)))?;
-    let last_written = serde_json::from_value(row.last_written)
-        .map_err(|e| SyncError::Corrupt(format!("link {} last_written: {e}", row.id)))?;
+    let base: Snapshot = json_or_default(Some(row.base), "base", row.id)?;
     Ok(Link {
         id: row.id,
         connection_id: row.connection_id,
         contact_id: row.contact_id,
         person_id: row.person_id,
-        base,
-        versions: LinkVersions {
-            local: Timestamp(row.local_version),
-            remote: Timestamp(row.remote_version),
+        state: LinkState {
+            base,
+            versions: LinkVersions {
+                local: Timestamp(row.local_version),
+                remote: Timestamp(row.remote_version),
+            },
+            last_written: json_or_default(Some(row.last_written), "last_written", row.id)?,
+            uncertain: json_or_default(row.uncertain, "uncertain", row.id)?,
+            refused: json_or_default(row.refused, "refused", row.id)?,
         },
-        last_written,
+        last_write_at: row.last_write_at,
     })
 }
 
@@ -129,17 +144,37 @@ pub async fn insert_many<C: ConnectionTrait>(
 
 /// The row of a link inserted at `now`.
 fn new_row(link: &Link, now: DateTime<Utc>) -> person_link::ActiveModel {
+    let mut row = state_columns(link, now);
+    row.connection_id = Set(link.connection_id);
+    row.contact_id = Set(link.contact_id);
+    row.created_at = Set(now);
+    row
+}
+
+/// The columns a save writes: the person and the whole merge state.
+fn state_columns(link: &Link, now: DateTime<Utc>) -> person_link::ActiveModel {
+    let state = &link.state;
+    let json = |value: serde_json::Result<serde_json::Value>| value.unwrap_or_default();
+    let optional =
+        |empty: bool, value: serde_json::Result<serde_json::Value>| (!empty).then(|| json(value));
     person_link::ActiveModel {
         id: Set(link.id),
-        connection_id: Set(link.connection_id),
-        contact_id: Set(link.contact_id),
         person_id: Set(link.person_id),
-        base: Set(serde_json::to_value(&link.base).unwrap_or_default()),
-        last_written: Set(serde_json::to_value(&link.last_written).unwrap_or_default()),
-        remote_version: Set(link.versions.remote.0),
-        local_version: Set(link.versions.local.0),
-        created_at: Set(now),
+        base: Set(json(serde_json::to_value(&state.base))),
+        last_written: Set(json(serde_json::to_value(&state.last_written))),
+        uncertain: Set(optional(
+            state.uncertain.is_empty(),
+            serde_json::to_value(&state.uncertain),
+        )),
+        refused: Set(optional(
+            state.refused.is_empty(),
+            serde_json::to_value(&state.refused),
+        )),
+        last_write_at: Set(link.last_write_at),
+        remote_version: Set(state.versions.remote.0),
+        local_version: Set(state.versions.local.0),
         updated_at: Set(now),
+        ..Default::default()
     }
 }
 
@@ -195,18 +230,30 @@ pub async fn save<C: ConnectionTrait>(
     link: &Link,
     now: DateTime<Utc>,
 ) -> Result<(), SyncError> {
-    person_link::Entity::update(person_link::ActiveModel {
-        id: Set(link.id),
-        person_id: Set(link.person_id),
-        base: Set(serde_json::to_value(&link.base).unwrap_or_default()),
-        last_written: Set(serde_json::to_value(&link.last_written).unwrap_or_default()),
-        remote_version: Set(link.versions.remote.0),
-        local_version: Set(link.versions.local.0),
-        updated_at: Set(now),
-        ..Default::default()
-    })
-    .exec(txn)
-    .await?;
+    person_link::Entity::update(state_columns(link, now))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Forgets the values the CRM refused (an admin retried the dead letters, or the mapping
+/// changed): of one contact's link, or of every link of the connection.
+pub async fn forget_refused<C: ConnectionTrait>(
+    db: &C,
+    connection: Uuid,
+    contact: Option<Uuid>,
+) -> Result<(), SyncError> {
+    let mut update = person_link::Entity::update_many()
+        .col_expr(
+            person_link::Column::Refused,
+            sea_orm::sea_query::Expr::value(Option::<serde_json::Value>::None),
+        )
+        .filter(person_link::Column::ConnectionId.eq(connection))
+        .filter(person_link::Column::Refused.is_not_null());
+    if let Some(contact) = contact {
+        update = update.filter(person_link::Column::ContactId.eq(contact));
+    }
+    update.exec(db).await?;
     Ok(())
 }
 
@@ -221,9 +268,8 @@ pub fn new_link(connection_id: Uuid, contact_id: Uuid, person_id: i64) -> Link {
         connection_id,
         contact_id,
         person_id,
-        base: Snapshot::default(),
-        versions: LinkVersions::default(),
-        last_written: BTreeMap::new(),
+        state: LinkState::default(),
+        last_write_at: None,
     }
 }
 

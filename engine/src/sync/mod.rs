@@ -63,6 +63,9 @@ pub enum SyncError {
     AdminRequired(String),
 }
 
+/// When a connection's last catch-up before creates started; locked while one runs.
+pub type CatchUpSlot = Arc<tokio::sync::Mutex<Option<DateTime<Utc>>>>;
+
 /// Everything the use-cases need, cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
@@ -77,6 +80,9 @@ pub struct Engine {
     /// Wakes the idle worker loop at once when new work is committed (an accepted webhook, an
     /// app-side change); without it the loop notices after `workers.idle_poll_ms`.
     pub wake: Arc<tokio::sync::Notify>,
+    /// Per connection, when the last catch-up before creates started (see
+    /// `outbound::catch_up`); the lock makes concurrent creates share one.
+    pub catch_ups: Arc<dashmap::DashMap<uuid::Uuid, CatchUpSlot>>,
 }
 
 impl Engine {
@@ -95,6 +101,7 @@ impl Engine {
         ));
         Self {
             wake: Arc::new(tokio::sync::Notify::new()),
+            catch_ups: Arc::default(),
             store,
             client,
             vault,

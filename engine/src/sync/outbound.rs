@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use sea_orm::TransactionTrait;
 use tandem_core::{
     decide_outbound_create, plan_outbound_create, reaches_pipedrive, ApId, ContactId, ContactScope,
-    CrmError, CrmErrorKind, FieldKey, FieldValue, FoundPerson, OutboundCreate,
+    CrmError, CrmErrorKind, FieldKey, FieldValue, FoundPerson, LinkState, OutboundCreate,
     OutboundCreateDecision, OutboundCreatePlan, OutboundSearchResults, PersonId, Side,
 };
 use uuid::Uuid;
@@ -43,6 +43,10 @@ pub enum Pushed {
     },
     /// The person was gone in Pipedrive; the contact was unlinked.
     PersonGone,
+    /// Written too recently: the job waits until then, collecting later edits.
+    Deferred {
+        until: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 /// The fields of `contact` that must be written to the linked person.
@@ -51,15 +55,8 @@ pub fn pending_writes(
     contact: &LocalContact,
     link: &Link,
 ) -> BTreeMap<FieldKey, FieldValue> {
-    let policy = conn.map.policy();
-    conn.map
-        .restrict(&contact.fields)
-        .into_iter()
-        .filter(|(key, value)| {
-            policy.rule_for(key).direction.flows_from(Side::Local)
-                && link.base.get(key) != Some(value)
-        })
-        .collect()
+    link.state
+        .pending_writes(&conn.map.restrict(&contact.fields), &conn.map.policy())
 }
 
 pub async fn push_contact(
@@ -79,27 +76,6 @@ pub async fn push_contact(
         Some(link) => patch(engine, conn, &contact, link).await,
         None => create(engine, conn, job, &contact).await,
     }
-}
-
-/// After a write: the values Pipedrive answered become the base and what tandem last wrote.
-/// Returns the fields Pipedrive stored in a normalised form (different from what was sent):
-/// that form becomes the contact's value too, or the contact would differ from the base forever
-/// and be sent again.
-fn record_written(
-    link: &mut Link,
-    writes: &BTreeMap<FieldKey, FieldValue>,
-    remote: &tandem_core::Snapshot,
-) -> BTreeMap<FieldKey, FieldValue> {
-    let mut normalised = BTreeMap::new();
-    for (key, sent) in writes {
-        let agreed = remote.get(key).cloned().unwrap_or_else(|| sent.clone());
-        if &agreed != sent {
-            normalised.insert(key.clone(), agreed.clone());
-        }
-        link.base.fields.insert(key.clone(), agreed.clone());
-        link.last_written.insert(key.clone(), agreed);
-    }
-    normalised
 }
 
 /// Re-reads a person and merges what Pipedrive holds now (see `JobPayload::RefreshPerson`).
@@ -161,18 +137,28 @@ async fn patch(
     if writes.is_empty() {
         return Ok(Pushed::Nothing);
     }
+    let now = engine.now();
+    if let Some(until) = paced_until(engine, &link).filter(|until| *until > now) {
+        return Ok(Pushed::Deferred { until });
+    }
+    // Write-ahead: the values are tandem's own from before the request leaves, so a write that
+    // lands while tandem loses the answer or is killed is still recognised as its echo.
+    let person_id = link.person_id;
+    update_link(engine, conn, person_id, |link| {
+        link.state.begin_write(&writes)
+    })
+    .await?;
     let body = person_write(&writes, &conn.map);
     let person = match engine
         .client
-        .patch_person(&conn.session, link.person_id, &body)
+        .patch_person(&conn.session, person_id, &body)
         .await
     {
         Ok(person) => person,
         Err(error) if error.kind == CrmErrorKind::NotFound => {
             let now = engine.now();
             let txn = engine.store.db().begin().await?;
-            let applied =
-                inbound::person_deleted(&txn, engine, conn, link.person_id, None, now).await?;
+            let applied = inbound::person_deleted(&txn, engine, conn, person_id, None, now).await?;
             if let Some((contact_id, event)) = applied.app_event() {
                 super::app::contact_event(&txn, contact_id, event, None, now).await?;
             }
@@ -180,10 +166,14 @@ async fn patch(
             return Ok(Pushed::PersonGone);
         }
         Err(error) => {
-            if error.kind.outcome_unknown() {
-                remember_uncertain_write(engine, conn, link.person_id, &writes).await?;
+            if error.kind == CrmErrorKind::Rejected {
+                // Refused as sent: not sent again until the values change or an admin retries.
+                update_link(engine, conn, person_id, |link| {
+                    link.state.write_refused(&writes);
+                })
+                .await?;
             }
-            return Err(CrmFailure::Crm(error, Some(link.person_id)));
+            return Err(CrmFailure::Crm(error, Some(person_id)));
         }
     };
     let now = engine.now();
@@ -192,13 +182,14 @@ async fn patch(
     // The link as it is now, not the copy read before the call: the poller may have merged a
     // state of this person while the write was in flight, and saving the old copy would undo
     // that (losing what it recorded as written or agreed).
-    let Some(mut link) = links::by_person_for_update(&txn, conn.id, link.person_id).await? else {
+    let Some(mut link) = links::by_person_for_update(&txn, conn.id, person_id).await? else {
         // Unlinked meanwhile (deleted or merged away in Pipedrive): nothing to record.
         txn.commit().await?;
         return Ok(Pushed::PersonGone);
     };
-    let normalised = record_written(&mut link, &writes, &remote);
-    link.versions.record(Side::Local, contact.version);
+    let normalised = link.state.write_succeeded(&writes, &remote);
+    link.state.versions.record(Side::Local, contact.version);
+    link.last_write_at = Some(now);
     contacts::update(&txn, contact.id, &normalised, contacts::Origin::Remote, now).await?;
     links::save(&txn, &link, now).await?;
     // The response is the person as it is now: merge it like an inbound event, so a change
@@ -212,20 +203,27 @@ async fn patch(
     })
 }
 
-/// A write whose outcome is unknown (a timeout, no answer, a 5xx) may have reached Pipedrive:
-/// its values are remembered as tandem's own, so when a webhook or a poll shows them they are
-/// recognised as an echo, not taken for a Pipedrive user's newer edit that would override what
-/// the contact changed since. The base is untouched, so the retry still writes them.
-async fn remember_uncertain_write(
+/// When the next write to this link's person may leave (`workers.min_write_interval_ms` after
+/// the last one), if there was one.
+fn paced_until(engine: &Engine, link: &Link) -> Option<chrono::DateTime<chrono::Utc>> {
+    let interval = engine.settings.workers.min_write_interval_ms;
+    if interval == 0 {
+        return None;
+    }
+    let interval = chrono::Duration::milliseconds(i64::try_from(interval).unwrap_or(i64::MAX));
+    link.last_write_at.map(|at| at + interval)
+}
+
+/// Changes a person's link in its own transaction, with the row locked.
+async fn update_link(
     engine: &Engine,
     conn: &ConnectionCtx,
     person_id: i64,
-    writes: &BTreeMap<FieldKey, FieldValue>,
+    change: impl FnOnce(&mut Link),
 ) -> Result<(), SyncError> {
     let txn = engine.store.db().begin().await?;
     if let Some(mut link) = links::by_person_for_update(&txn, conn.id, person_id).await? {
-        link.last_written
-            .extend(writes.iter().map(|(k, v)| (k.clone(), v.clone())));
+        change(&mut link);
         links::save(&txn, &link, engine.now()).await?;
     }
     txn.commit().await?;
@@ -252,6 +250,17 @@ async fn create(
     let knowledge_is_fresh = connections::cursor(db, conn.id, INITIAL_SYNC_DONE)
         .await?
         .is_some();
+    if knowledge_is_fresh {
+        // tandem's copy of Pipedrive may lack a person created there moments ago (its webhook
+        // late or lost): catch up first, so an e-mail Pipedrive already has links instead of
+        // making a second person.
+        catch_up(engine, conn, job.created_at).await?;
+        if let Some(link) = links::by_contact(db, conn.id, contact.id).await? {
+            return Ok(Pushed::LinkedExisting {
+                person_id: link.person_id,
+            });
+        }
+    }
     let plan = plan_outbound_create(&OutboundCreate {
         ap_id: ap_id.clone(),
         email: email.clone(),
@@ -341,10 +350,9 @@ async fn create(
     let now = engine.now();
     let remote = person_snapshot(&person, &conn.map);
     let mut link = links::new_link(conn.id, contact.id, person.id);
-    let normalised = record_written(&mut link, &fields, &remote);
-    link.base.version = remote.version;
-    link.versions.record(Side::Remote, remote.version);
-    link.versions.record(Side::Local, contact.version);
+    let (state, normalised) = LinkState::created(&fields, &remote);
+    link.state = state;
+    link.state.versions.record(Side::Local, contact.version);
     let txn = db.begin().await?;
     contacts::update(&txn, contact.id, &normalised, contacts::Origin::Remote, now).await?;
     // The create's own webhook may have been applied first (it links by apId): keep that link.
@@ -385,6 +393,30 @@ async fn create(
     Ok(Pushed::Created {
         person_id: person.id,
     })
+}
+
+/// Brings tandem's copy of the connection's persons up to date with one change-capture poll
+/// (`updated_since`, usually one page), unless one started after `since` (the moment the work
+/// that needs it was enqueued): a round of creates enqueued together shares one catch-up.
+async fn catch_up(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<(), CrmFailure> {
+    let slot = engine.catch_ups.entry(conn.id).or_default().clone();
+    let mut last = slot.lock().await;
+    if last.is_some_and(|started| started >= since) {
+        return Ok(());
+    }
+    let started = engine.now();
+    super::poller::poll_once(engine, conn)
+        .await
+        .map_err(|e| match e {
+            SyncError::Crm(error) => CrmFailure::Crm(error, None),
+            other => CrmFailure::Internal(other),
+        })?;
+    *last = Some(started);
+    Ok(())
 }
 
 async fn link_found_person<C: sea_orm::ConnectionTrait>(

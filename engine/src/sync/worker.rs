@@ -92,9 +92,13 @@ async fn execute(engine: &Engine, job: Job) -> Result<(), SyncError> {
     let conn = connections::load(engine, job.connection_id).await?;
     let result = match &job.payload {
         JobPayload::PushContact { contact_id } => {
-            outbound::push_contact(engine, &conn, &job, *contact_id)
-                .await
-                .map(|_| ())
+            match outbound::push_contact(engine, &conn, &job, *contact_id).await {
+                Ok(outbound::Pushed::Deferred { until }) => {
+                    queue::defer(engine.store.db(), &job, until, Utc::now()).await?;
+                    return Ok(());
+                }
+                other => other.map(|_| ()),
+            }
         }
         JobPayload::Action { action_id, .. } => {
             crate::sync::actions::execute(engine, &conn, &job, *action_id).await

@@ -14,6 +14,11 @@ pub struct Model {
     pub base: Json,
     #[sea_orm(column_type = "JsonBinary")]
     pub last_written: Json,
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub uncertain: Option<Json>,
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub refused: Option<Json>,
+    pub last_write_at: Option<DateTimeUtc>,
     pub remote_version: i64,
     pub local_version: i64,
     pub created_at: DateTimeUtc,

@@ -1,0 +1,310 @@
+//! Interleavings found by the chaos runs and by black-box clients, each replayed
+//! deterministically: the simulator holds answers back or loses them on purpose, the test
+//! aborts a worker where a SIGKILL would stop it, and nothing waits on a clock for its verdict.
+
+use pipedrive_sim::FaultSpec;
+use sea_orm::ConnectionTrait;
+use tandem_engine::sync::{local, poller, worker};
+use tandem_tests::fields::{email, fields, name};
+use tandem_tests::{spawn_app, spawn_app_with};
+
+fn person_name(person: &serde_json::Value) -> &str {
+    person["name"].as_str().unwrap_or_default()
+}
+
+fn text(value: &tandem_core::FieldValue) -> String {
+    match value {
+        tandem_core::FieldValue::Text(text) => text.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The crash test's lost edit on Postgres: tandem's PATCH lands in Pipedrive, tandem is killed
+/// before it records anything, the app edits the contact again, and the landed write's webhook
+/// (stamped later by Pipedrive's clock) is applied before the job's lease runs out. The value
+/// was tandem's own; it must not undo the newer app edit.
+#[tokio::test]
+async fn a_write_that_landed_while_tandem_was_killed_is_its_own_echo_and_never_undoes_a_later_app_edit(
+) {
+    let app = spawn_app().await;
+    app.connect_and_sync().await;
+    let created = local::create_contact(
+        &app.engine,
+        fields([name("App edit 99"), email("killed@example.com")]),
+        true,
+    )
+    .await
+    .unwrap();
+    app.drive().await;
+    app.await_person_webhooks(1).await;
+    let sim = app.sim.handle();
+    sim.clear_deliveries();
+
+    // The next PATCH is carried out by Pipedrive, whose clock runs ahead of the app's, and its
+    // answer never comes.
+    sim.advance_clock(std::time::Duration::from_secs(10));
+    sim.set_faults(FaultSpec::parse("v2.updatePerson:lost_answer=1").unwrap());
+    local::update_contact(
+        &app.engine,
+        created.contact_id,
+        fields([name("App edit 100")]),
+    )
+    .await
+    .unwrap();
+    let engine = app.engine.clone();
+    let push = tokio::spawn(async move { worker::run_outbox_once(&engine).await });
+    // The write landed once Pipedrive announced it to tandem (stored in the inbox, not applied).
+    let deliveries = sim
+        .wait_for_deliveries(std::time::Duration::from_secs(30), |d| {
+            d.iter().any(|d| d.delivered && d.entity == "person")
+        })
+        .await;
+    assert!(
+        deliveries.iter().any(|d| d.delivered),
+        "Pipedrive announced the landed write"
+    );
+    // SIGKILL: nothing after the request runs.
+    push.abort();
+    assert!(
+        push.await.unwrap_err().is_cancelled(),
+        "the worker was stopped mid-request"
+    );
+    sim.set_faults(FaultSpec::default());
+    assert_eq!(
+        person_name(&sim.persons_by_email("killed@example.com")[0]),
+        "App edit 100"
+    );
+
+    // The app edits again; then the landed write's webhook is applied.
+    local::update_contact(
+        &app.engine,
+        created.contact_id,
+        fields([name("App edit 121")]),
+    )
+    .await
+    .unwrap();
+    worker::run_inbox_once(&app.engine).await.unwrap();
+    let contact = app.contact(created.contact_id).await;
+    assert_eq!(
+        text(&contact.fields[&tandem_core::FieldKey::new("name").unwrap()]),
+        "App edit 121",
+        "tandem's own landed write did not undo the later app edit"
+    );
+
+    // The killed job's lease runs out; the job runs again and Pipedrive gets the latest value.
+    app.store
+        .db()
+        .execute_unprepared(
+            "UPDATE outbox_job SET state = 'pending', locked_until = NULL WHERE state = 'running'",
+        )
+        .await
+        .unwrap();
+    app.drive().await;
+    assert_eq!(
+        person_name(&sim.persons_by_email("killed@example.com")[0]),
+        "App edit 121"
+    );
+    let contact = app.contact(created.contact_id).await;
+    assert_eq!(
+        text(&contact.fields[&tandem_core::FieldKey::new("name").unwrap()]),
+        "App edit 121"
+    );
+}
+
+/// A write Pipedrive refuses is one request and one dead letter: the poller re-reading the
+/// person inside its overlap window does not queue the same refused write again.
+#[tokio::test]
+async fn one_refused_edit_is_one_request_and_one_dead_letter_however_often_the_poller_rereads_the_person(
+) {
+    let app = spawn_app().await;
+    let connection = app.connect_and_sync().await;
+    let created = local::create_contact(
+        &app.engine,
+        fields([name("Soon Nameless"), email("storm@example.com")]),
+        true,
+    )
+    .await
+    .unwrap();
+    app.drive().await;
+    let sim = app.sim.handle();
+    sim.reset_counts();
+    let cleared = (
+        tandem_core::FieldKey::new("name").unwrap(),
+        tandem_core::FieldValue::Cleared,
+    );
+    local::update_contact(&app.engine, created.contact_id, fields([cleared]))
+        .await
+        .unwrap();
+    app.drive().await;
+    for _ in 0..8 {
+        poller::poll_all(&app.engine).await.unwrap();
+        app.drive().await;
+    }
+    assert_eq!(
+        sim.calls("v2.updatePerson"),
+        1,
+        "one refused edit, one request"
+    );
+    let counts = tandem_engine::queue::counts(app.store.db(), connection)
+        .await
+        .unwrap();
+    assert_eq!((counts.dead, counts.pending), (1, 0));
+    let filter = tandem_engine::sync::synclog::Filter {
+        contact_id: Some(created.contact_id),
+        kind: Some("dead_letter".into()),
+        ..Default::default()
+    };
+    let entries = tandem_engine::sync::synclog::list(app.store.db(), &filter)
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 1, "one dead letter in the sync log");
+
+    // A new value is sent; the refused one is not sent again.
+    local::update_contact(
+        &app.engine,
+        created.contact_id,
+        fields([name("Named Again")]),
+    )
+    .await
+    .unwrap();
+    app.drive().await;
+    assert_eq!(sim.calls("v2.updatePerson"), 2);
+    assert_eq!(
+        person_name(&sim.persons_by_email("storm@example.com")[0]),
+        "Named Again"
+    );
+}
+
+/// An admin's retry sends a refused value again (Pipedrive may accept it now).
+#[tokio::test]
+async fn an_admin_retry_of_a_dead_letter_sends_the_refused_value_again() {
+    let app = spawn_app().await;
+    let connection = app.connect_and_sync().await;
+    let created = local::create_contact(
+        &app.engine,
+        fields([name("Refused Once"), email("retry@example.com")]),
+        true,
+    )
+    .await
+    .unwrap();
+    app.drive().await;
+    let sim = app.sim.handle();
+    let cleared = (
+        tandem_core::FieldKey::new("name").unwrap(),
+        tandem_core::FieldValue::Cleared,
+    );
+    local::update_contact(&app.engine, created.contact_id, fields([cleared]))
+        .await
+        .unwrap();
+    app.drive().await;
+    sim.reset_counts();
+    tandem_engine::sync::admin::retry_dead_letters(&app.engine, connection, None)
+        .await
+        .unwrap();
+    app.drive().await;
+    assert_eq!(sim.calls("v2.updatePerson"), 1, "the retry was sent");
+}
+
+/// Fifty edits of one contact spread over time, with the worker running between them: the
+/// first is sent at once, the rest wait for the pacing interval and go as one write with the
+/// latest values.
+#[tokio::test]
+async fn fifty_edits_of_one_contact_spread_over_time_make_at_most_three_patches_with_the_latest_value(
+) {
+    let app = spawn_app_with(Default::default(), |settings| {
+        settings.workers.min_write_interval_ms = 5_000;
+    })
+    .await;
+    app.connect_and_sync().await;
+    let created = local::create_contact(
+        &app.engine,
+        fields([name("Edit 0"), email("paced@example.com")]),
+        true,
+    )
+    .await
+    .unwrap();
+    app.drive().await;
+    let sim = app.sim.handle();
+    sim.reset_counts();
+    for i in 1..=50 {
+        local::update_contact(
+            &app.engine,
+            created.contact_id,
+            fields([name(&format!("Edit {i}"))]),
+        )
+        .await
+        .unwrap();
+        worker::run_outbox_once(&app.engine).await.unwrap();
+        if i == 1 {
+            assert_eq!(
+                sim.calls("v2.updatePerson"),
+                1,
+                "the first edit goes at once"
+            );
+        }
+    }
+    app.drive().await;
+    let patches = sim.calls("v2.updatePerson");
+    assert!((2..=3).contains(&patches), "{patches} PATCHes for 50 edits");
+    assert_eq!(
+        person_name(&sim.persons_by_email("paced@example.com")[0]),
+        "Edit 50"
+    );
+}
+
+/// A person created in Pipedrive whose webhook is late or lost, then a contact with the same
+/// e-mail created in the app: tandem catches up before creating, and links the person instead
+/// of making a second one.
+#[tokio::test]
+async fn a_contact_created_in_the_app_right_after_a_pipedrive_person_with_its_email_links_to_that_person(
+) {
+    let app = spawn_app().await;
+    let connection = app.connect_and_sync().await;
+    let sim = app.sim.handle();
+    sim.set_faults(FaultSpec::parse("webhooks:drop=1").unwrap());
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let person = sim
+            .create_person_as_user(serde_json::json!({
+                "name": format!("Made in Pipedrive {i}"),
+                "emails": [{"value": format!("race{i}@example.com"), "primary": true}],
+            }))
+            .unwrap();
+        ids.push(person["id"].as_i64().unwrap());
+    }
+    sim.reset_counts();
+    let mut contacts = Vec::new();
+    for i in 0..5 {
+        let created = local::create_contact(
+            &app.engine,
+            fields([
+                name(&format!("Made in the app {i}")),
+                email(&format!("race{i}@example.com")),
+            ]),
+            true,
+        )
+        .await
+        .unwrap();
+        contacts.push(created.contact_id);
+    }
+    app.drive().await;
+    for (i, (person, contact)) in ids.iter().zip(&contacts).enumerate() {
+        let persons = sim.persons_by_email(&format!("race{i}@example.com"));
+        assert_eq!(
+            persons.len(),
+            1,
+            "no second person for race{i}: {persons:?}"
+        );
+        let link = tandem_engine::sync::links::by_contact(app.store.db(), connection, *contact)
+            .await
+            .unwrap()
+            .expect("the contact is linked");
+        assert_eq!(link.person_id, *person);
+    }
+    assert_eq!(sim.calls("v2.addPerson"), 0);
+    assert_eq!(
+        sim.calls("v2.getPersons"),
+        1,
+        "one catch-up served the five creates enqueued together"
+    );
+}
