@@ -86,6 +86,11 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         burst: u32,
     },
+    /// Bursts of edits of one contact: how many PATCHes reach Pipedrive (pacing and coalescing).
+    Coalesce {
+        #[arg(long, default_value_t = 50)]
+        edits: usize,
+    },
     /// Peak RSS with N linked contacts (initial sync in this process; then `tandem serve`).
     Rss {
         #[arg(long, default_value_t = 1_000_000)]
@@ -138,6 +143,7 @@ async fn main() -> anyhow::Result<()> {
             burst,
         } => vec![push(persons, contacts, same_email, burst).await?],
         Command::Rss { persons } => vec![rss(persons).await?],
+        Command::Coalesce { edits } => vec![coalesce(edits).await?],
         Command::Chaos {
             contacts,
             edits,
@@ -151,6 +157,7 @@ async fn main() -> anyhow::Result<()> {
             initial_sync(20_000, 20).await?,
             writeback(20, 100, 12).await?,
             push(20_000, 2_000, 0.1, 200).await?,
+            coalesce(50).await?,
             rss(100_000).await?,
             chaos_run(200, 2_000, 4, 1, None).await?,
         ],
@@ -339,11 +346,15 @@ struct LatencyRun {
     rate_limited: u64,
 }
 
+/// Contacts the latency run edits in turn: enough that one contact is not edited again within
+/// the pacing interval (`workers.min_write_interval_ms`), which would measure the pacing.
+const LATENCY_CONTACTS: usize = 200;
+
 async fn latency_run(edits: usize, burst: Option<u32>) -> anyhow::Result<LatencyRun> {
     let app = app_on(None, sim_config(None), true).await?;
     let connection = app.connect_and_sync().await;
     let mut ids = Vec::new();
-    for i in 0..20 {
+    for i in 0..LATENCY_CONTACTS {
         let created = local::create_contact(
             &app.engine,
             fields([
@@ -360,7 +371,7 @@ async fn latency_run(edits: usize, burst: Option<u32>) -> anyhow::Result<Latency
         count(&app.engine, "SELECT count(*) FROM person_link")
             .await
             .unwrap_or(0)
-            >= 20
+            >= LATENCY_CONTACTS as i64
     })
     .await;
     if let Some(b) = burst {
@@ -450,7 +461,7 @@ async fn latency(edits: usize, burst: u32) -> anyhow::Result<Section> {
         ));
     }
     let mut notes = calls;
-    notes.push("Edits are sequential (one at a time, each waited for), to one of 20 linked contacts in turn; latency is from the call that makes the edit until the other side shows the value. `tandem` runs its workers with the default settings; they are woken as soon as an accepted webhook or an app change is committed (`idle_poll_ms = 100` is only the fallback). Under the burst limit a write waits for its paced slot.".to_owned());
+    notes.push(format!("Edits are sequential (one at a time, each waited for), to one of {LATENCY_CONTACTS} linked contacts in turn (a contact is not edited again within the 1 s pacing interval; see the coalescing table for bursts on one contact); latency is from the call that makes the edit until the other side shows the value. `tandem` runs its workers with the default settings; they are woken as soon as an accepted webhook or an app change is committed (`idle_poll_ms = 100` is only the fallback). Under the burst limit a write waits for its paced slot."));
     Ok(Section {
         id: "latency",
         title: "End-to-end latency and API calls per edit".to_owned(),
@@ -682,6 +693,89 @@ async fn push(
         ]],
         notes: vec![
             format!("{shared} of the new contacts carry the e-mail of an existing person: the app side merges them into the contact the initial sync created for that person, so they become one PATCH each; the others are one POST each. Minimum = one write (5 tokens) per job; bound = jobs × 2 s / burst limit. The initial sync of the {persons} persons ran first and is not counted."),
+        ],
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pacing and coalescing of one contact's edits
+
+async fn coalesce(edits: usize) -> anyhow::Result<Section> {
+    let app = app_on(None, sim_config(None), true).await?;
+    let connection = app.connect_and_sync().await;
+    let sim = app.sim.handle();
+    let mut rows = Vec::new();
+    for (round, spread) in [0u64, 1_000, 5_000].into_iter().enumerate() {
+        let created = local::create_contact(
+            &app.engine,
+            fields([
+                name("Edit 0"),
+                email(&format!("coalesce{round}@example.com")),
+            ]),
+            true,
+        )
+        .await?;
+        let linked = wait(Duration::from_secs(30), || async {
+            links::by_contact(app.store.db(), connection, created.contact_id)
+                .await
+                .ok()
+                .flatten()
+                .is_some()
+        })
+        .await;
+        anyhow::ensure!(linked, "the contact was never created in Pipedrive");
+        let person = links::by_contact(app.store.db(), connection, created.contact_id)
+            .await?
+            .context("linked")?
+            .person_id;
+        sim.reset_counts();
+        let gap = Duration::from_millis(spread / edits as u64);
+        let started = Instant::now();
+        let mut first_seen = None;
+        for i in 1..=edits {
+            local::update_contact(
+                &app.engine,
+                created.contact_id,
+                fields([name(&format!("Edit {i}"))]),
+            )
+            .await?;
+            if first_seen.is_none() && sim.calls("v2.updatePerson") > 0 {
+                first_seen = Some(started.elapsed());
+            }
+            if !gap.is_zero() {
+                tokio::time::sleep(gap).await;
+            }
+        }
+        let last = format!("Edit {edits}");
+        let seen = wait(Duration::from_secs(30), || async {
+            sim.person(person)
+                .is_some_and(|p| p["name"] == last.as_str())
+        })
+        .await;
+        anyhow::ensure!(seen, "the last edit never reached Pipedrive");
+        let done = started.elapsed();
+        let patches = sim.calls("v2.updatePerson");
+        rows.push(vec![
+            edits.to_string(),
+            if spread == 0 {
+                "at once".to_owned()
+            } else {
+                format!("over {:.0} s", spread as f64 / 1000.0)
+            },
+            patches.to_string(),
+            first_seen.map_or_else(|| "-".to_owned(), ms),
+            ms(done),
+            verdict(spread != 1_000 || patches <= 3),
+        ]);
+    }
+    Ok(Section {
+        id: "coalesce",
+        title: format!("{edits} edits of one contact: PATCHes sent (pacing and coalescing, issue 16)"),
+        command: format!("cargo run --release -p tandem-bench -- coalesce --edits {edits}"),
+        header: vec!["edits", "spread", "PATCHes", "first PATCH seen after (ms)", "last value in Pipedrive after (ms)", "goal ≤ 3 over 1 s"],
+        rows,
+        notes: vec![
+            "One linked contact per row, edited through the engine with the workers running (no rate limit); `workers.min_write_interval_ms = 1000` (the default): the first edit is sent at once, later ones wait in one paced job that sends the latest values. Times are from the first edit.".to_owned(),
         ],
     })
 }
