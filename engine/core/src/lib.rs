@@ -23,6 +23,8 @@ pub mod scope;
 pub mod value;
 
 #[cfg(test)]
+mod link_properties;
+#[cfg(test)]
 mod properties;
 
 pub use echo::{is_echo, strip_echo, strip_echo_snapshot};
