@@ -1155,3 +1155,88 @@ async fn the_binary_prints_its_address_first_and_serves_seeded_persons() {
     assert_eq!(v["data"].as_array().unwrap().len(), 25);
     child.kill().await.unwrap();
 }
+
+#[tokio::test]
+async fn built_in_person_fields_carry_pipedrives_codes_email_and_phone() {
+    let sim = sim().await;
+    let base = sim.base_url().to_owned();
+    let (status, _, list) = get(&format!("{base}/api/v2/personFields?limit=500")).await;
+    assert_eq!(status, StatusCode::OK);
+    let codes: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["is_custom_field"] == false)
+        .map(|f| f["field_code"].as_str().unwrap())
+        .collect();
+    assert!(
+        codes.contains(&"email") && codes.contains(&"phone"),
+        "{codes:?}"
+    );
+    assert!(
+        !codes.contains(&"emails") && !codes.contains(&"phones"),
+        "{codes:?}"
+    );
+    let (status, _, phone) = get(&format!("{base}/api/v2/personFields/phone")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(phone["data"]["field_type"], "phone");
+}
+
+#[tokio::test]
+async fn deleting_a_custom_person_field_removes_it_and_built_in_or_unknown_codes_are_refused() {
+    let sim = sim().await;
+    let base = sim.base_url().to_owned();
+    let (_, f) = send(
+        reqwest::Method::POST,
+        &format!("{base}/api/v2/personFields"),
+        json!({"field_name": "Campaign", "field_type": "varchar"}),
+    )
+    .await;
+    let key = f["data"]["field_code"].as_str().unwrap().to_owned();
+    let (_, p) = send(
+        reqwest::Method::POST,
+        &format!("{base}/api/v2/persons"),
+        json!({"name": "Del Field", "custom_fields": {key.clone(): "spring"}}),
+    )
+    .await;
+    let id = p["data"]["id"].as_i64().unwrap();
+
+    let (status, deleted) = send(
+        reqwest::Method::DELETE,
+        &format!("{base}/api/v2/personFields/{key}"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{deleted}");
+    assert_eq!(deleted["data"]["field_code"], key.as_str());
+
+    let (status, _, _) = get(&format!("{base}/api/v2/personFields/{key}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, _, person) = get(&format!("{base}/api/v2/persons/{id}")).await;
+    assert!(
+        person["data"]["custom_fields"].get(&key).is_none(),
+        "{person}"
+    );
+    let (status, _) = send(
+        reqwest::Method::PATCH,
+        &format!("{base}/api/v2/persons/{id}"),
+        json!({"custom_fields": {key.clone(): "again"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let (status, _) = send(
+        reqwest::Method::DELETE,
+        &format!("{base}/api/v2/personFields/{key}"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = send(
+        reqwest::Method::DELETE,
+        &format!("{base}/api/v2/personFields/email"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
