@@ -10,9 +10,11 @@ mod app_api;
 mod connections;
 mod crash;
 mod duplicates;
+mod fields;
 mod fuzz;
 mod health;
 mod inbound;
+
 mod live;
 mod migrations;
 mod queue;

@@ -108,6 +108,10 @@ pub async fn load(engine: &Engine, id: Uuid) -> Result<ConnectionCtx, SyncError>
             key => RemoteField::Custom {
                 key: key.to_owned(),
                 field_type: mapping.remote_type.clone(),
+                currency: mapping
+                    .currency
+                    .as_deref()
+                    .and_then(|c| tandem_core::CurrencyCode::parse(c).ok()),
             },
         };
         map.fields.retain(|f| f.local != local);
