@@ -14,7 +14,7 @@ mod fields;
 mod fuzz;
 mod health;
 mod inbound;
-
+mod lists;
 mod live;
 mod migrations;
 mod queue;
