@@ -445,3 +445,34 @@ async fn every_api_v2_custom_field_type_round_trips_between_the_app_and_pipedriv
         0
     );
 }
+
+#[tokio::test]
+async fn a_contact_created_without_a_name_is_created_in_pipedrive_under_its_email() {
+    let app = spawn_app().await;
+    let id = app.connect_and_sync().await;
+    let created = app
+        .api(Method::POST, "/api/v1/contacts")
+        .json(&json!({ "email": "noname@example.com", "fields": { "name": "  " } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let contact: Value = created.json().await.unwrap();
+    app.api(Method::POST, "/api/v1/lists/pipedrive_contacts/members")
+        .json(&json!({ "contact_id": contact["id"] }))
+        .send()
+        .await
+        .unwrap();
+    app.drive().await;
+
+    let persons = app.sim.handle().persons_by_email("noname@example.com");
+    assert_eq!(persons.len(), 1);
+    assert_eq!(persons[0]["name"], "noname@example.com");
+    assert_eq!(
+        admin::connection_status(&app.engine, id)
+            .await
+            .unwrap()
+            .dead,
+        0
+    );
+}
