@@ -797,4 +797,79 @@ mod tests {
         )
         .is_err());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn zone() -> impl Strategy<Value = TimeZone> {
+            (
+                proptest::option::of(1i64..500),
+                proptest::option::of("[A-Z][a-z]{2,8}/[A-Z][a-z]{2,8}"),
+            )
+                .prop_map(|(id, name)| TimeZone { id, name })
+        }
+
+        fn time() -> impl Strategy<Value = TimeOfDay> {
+            (0u32..24, 0u32..60, 0u32..60)
+                .prop_map(|(h, m, s)| TimeOfDay::parse(&format!("{h:02}:{m:02}:{s:02}")).unwrap())
+        }
+
+        fn date() -> impl Strategy<Value = CalendarDate> {
+            (1u32..=9999, 1u32..=12, 1u32..=28).prop_map(|(y, m, d)| {
+                CalendarDate::parse(&format!("{y:04}-{m:02}-{d:02}")).unwrap()
+            })
+        }
+
+        fn structured() -> impl Strategy<Value = FieldValue> {
+            prop_oneof![
+                // Amounts in cents: serde_json without `float_roundtrip` may move the last
+                // digit of an arbitrary f64.
+                (-100_000_000_000i64..100_000_000_000, "[A-Za-z]{3}").prop_map(|(cents, code)| {
+                    FieldValue::Money(Money {
+                        amount: NumberValue::new(cents as f64 / 100.0).unwrap(),
+                        currency: CurrencyCode::parse(&code).unwrap(),
+                    })
+                }),
+                (date(), date()).prop_map(|(a, b)| {
+                    let (start, until) = if a <= b { (a, b) } else { (b, a) };
+                    FieldValue::DateRange(DateRange::new(start, until).unwrap())
+                }),
+                (time(), zone())
+                    .prop_map(|(time, zone)| FieldValue::Time(ZonedTime { time, zone })),
+                (time(), time(), zone()).prop_map(|(start, until, zone)| {
+                    FieldValue::TimeRange(TimeRange { start, until, zone })
+                }),
+                (
+                    "[a-z0-9 ]{0,12}",
+                    proptest::collection::btree_map(
+                        proptest::sample::select(ADDRESS_PARTS.to_vec()).prop_map(str::to_owned),
+                        "[a-z]{1,6}",
+                        0..3
+                    )
+                )
+                    .prop_map(|(value, parts)| FieldValue::Address(Address { value, parts })),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn a_structured_value_round_trips_through_json_and_its_canonical_form_is_the_same_value(
+                value in structured()
+            ) {
+                let json = serde_json::to_string(&value).unwrap();
+                let back: FieldValue = serde_json::from_str(&json).unwrap();
+                prop_assert_eq!(&back, &value);
+                let canonical = value.clone().canonical();
+                prop_assert_eq!(&canonical, &value);
+                prop_assert_eq!(canonical.clone().canonical(), canonical.clone());
+                prop_assert_eq!(value.is_cleared(), matches!(canonical, FieldValue::Cleared));
+            }
+
+            #[test]
+            fn a_time_of_day_parses_what_it_prints(t in time()) {
+                prop_assert_eq!(TimeOfDay::parse(t.as_str()).unwrap(), t);
+            }
+        }
+    }
 }
