@@ -11,7 +11,8 @@ mod m20261123_000001_create_core_tables;
 mod m20261123_000002_create_journey_action;
 mod m20261123_000003_create_revoked_session;
 mod m20261123_000004_outbox_claim_index;
-mod m20261203_000005_link_write_state;
+mod m20261203_000001_field_mapping_currency;
+mod m20261203_000002_link_write_state;
 
 /// The ordered list of tandem's migrations.
 #[derive(Debug)]
@@ -25,7 +26,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_create_journey_action::Migration),
             Box::new(m20261123_000003_create_revoked_session::Migration),
             Box::new(m20261123_000004_outbox_claim_index::Migration),
-            Box::new(m20261203_000005_link_write_state::Migration),
+            Box::new(m20261203_000001_field_mapping_currency::Migration),
+            Box::new(m20261203_000002_link_write_state::Migration),
         ]
     }
 }

@@ -214,6 +214,7 @@ fn charge(
             | Op::AddWebhook
             | Op::AddPersonField
             | Op::AddPersonFieldV1
+            | Op::DeletePersonField
             | Op::MergePersons
     );
     let day = now.div_euclid(86_400);
@@ -743,6 +744,21 @@ fn handle(ctx: &Ctx<'_>, op: Op, _method: &Method) -> HResult {
                 Ok((StatusCode::OK, ok_data(f.v2_json()), vec![]))
             })
         }
+        Op::DeletePersonField => {
+            let code = ctx.id.clone().unwrap_or_default();
+            with_company(ctx, |c, _| {
+                let f = c.delete_person_field(&code).map_err(|builtin| {
+                    if builtin {
+                        ApiErr::BadRequest(format!(
+                            "Validation failed: field_code: {code:?} is a built-in field and cannot be deleted"
+                        ))
+                    } else {
+                        ApiErr::NotFound("Field not found".into())
+                    }
+                })?;
+                Ok((StatusCode::OK, ok_data(f.v2_json()), vec![]))
+            })
+        }
         Op::AddPersonField | Op::AddPersonFieldV1 => {
             let body = if op == Op::AddPersonField {
                 ctx.json_body()?
@@ -990,19 +1006,11 @@ fn builtins(entity: &str, created: i64) -> Vec<FieldDef> {
         .collect()
 }
 
+/// Every person field, built-in ones first. The built-in codes are Pipedrive's (`email`,
+/// `phone`, as the `personFields` example of the v2 document shows), not the v2 object's
+/// property names (`emails`, `phones`).
 fn person_fields_all(c: &Company) -> Vec<FieldDef> {
-    let mut all: Vec<FieldDef> = builtins("person", c.created)
-        .into_iter()
-        .map(|mut f| {
-            // v2 field codes follow the v2 object's property names.
-            f.key = match f.key.as_str() {
-                "email" => "emails".into(),
-                "phone" => "phones".into(),
-                other => other.into(),
-            };
-            f
-        })
-        .collect();
+    let mut all: Vec<FieldDef> = builtins("person", c.created);
     all.extend(c.person_fields.iter().cloned());
     all
 }

@@ -488,7 +488,54 @@ fn channels(k: &str, v: &Value) -> Result<Vec<Channel>, Invalid> {
     Ok(out)
 }
 
-/// Validates one custom field value against its definition.
+/// The subfields an `address` value may carry besides `value` (v2 `personFields` example).
+const ADDRESS_SUBFIELDS: &[&str] = &[
+    "street_number",
+    "route",
+    "subpremise",
+    "sublocality",
+    "locality",
+    "admin_area_level_1",
+    "admin_area_level_2",
+    "country",
+    "postal_code",
+    "formatted_address",
+];
+
+fn is_date(v: &Value) -> bool {
+    v.as_str()
+        .is_some_and(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok())
+}
+
+fn is_time(v: &Value) -> bool {
+    v.as_str().is_some_and(|s| {
+        chrono::NaiveTime::parse_from_str(s, "%H:%M:%S").is_ok()
+            || chrono::NaiveTime::parse_from_str(s, "%H:%M").is_ok()
+    })
+}
+
+/// `{value, ...}` with exactly the allowed keys, `value` (and `until`, when listed first in
+/// `required`) present.
+fn object_with(v: &Value, required: &[&str], optional: &[&str]) -> Option<Map<String, Value>> {
+    let o = v.as_object()?;
+    let known = |k: &String| required.contains(&k.as_str()) || optional.contains(&k.as_str());
+    (required.iter().all(|k| o.contains_key(*k)) && o.keys().all(known)).then(|| o.clone())
+}
+
+fn zone_ok(o: &Map<String, Value>) -> bool {
+    o.get("timezone_id")
+        .is_none_or(|z| z.is_null() || z.is_i64())
+        && o.get("timezone_name")
+            .is_none_or(|z| z.is_null() || z.is_string())
+}
+
+/// Validates one custom field value against its definition, with the API v2 shapes of the
+/// migration guide's custom-field table: text types take a string; `double` a number;
+/// `monetary` `{value, currency}`; `date` `YYYY-MM-DD`; `daterange` `{value, until}`; `time`
+/// `{value, timezone_id?, timezone_name?}`; `timerange` `{value, until, timezone_id?,
+/// timezone_name?}`; `enum` an option id; `set` a non-empty list of option ids (`[]` is a
+/// validation error, clear with `null`); `address` `{value, route?, locality?, ...}`; `user`,
+/// `org`, `people` an integer id.
 pub(crate) fn check_custom_value(f: &FieldDef, v: &Value) -> Result<(), Invalid> {
     if v.is_null() {
         return Ok(());
@@ -506,17 +553,30 @@ pub(crate) fn check_custom_value(f: &FieldDef, v: &Value) -> Result<(), Invalid>
     let ok = match f.field_type.as_str() {
         "varchar" | "varchar_auto" | "text" | "phone" => v.is_string(),
         "double" => v.is_number(),
-        "user" | "org" | "people" => v.is_i64(),
-        "date" => v
-            .as_str()
-            .is_some_and(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()),
+        "user" | "org" | "people" => v.as_i64().is_some_and(|id| id > 0),
+        "date" => is_date(v),
+        "daterange" => object_with(v, &["value", "until"], &[]).is_some_and(|o| {
+            is_date(&o["value"])
+                && is_date(&o["until"])
+                && o["value"].as_str() <= o["until"].as_str()
+        }),
+        "time" => object_with(v, &["value"], &["timezone_id", "timezone_name"])
+            .is_some_and(|o| is_time(&o["value"]) && zone_ok(&o)),
+        "timerange" => object_with(v, &["value", "until"], &["timezone_id", "timezone_name"])
+            .is_some_and(|o| is_time(&o["value"]) && is_time(&o["until"]) && zone_ok(&o)),
         "enum" => option(v),
         "set" => v
             .as_array()
             .is_some_and(|a| !a.is_empty() && a.iter().all(option)),
-        "monetary" => v.as_object().is_some_and(|o| {
-            o.get("value").is_some_and(Value::is_number)
-                && o.get("currency").is_none_or(Value::is_string)
+        "monetary" => object_with(v, &["value"], &["currency"]).is_some_and(|o| {
+            o["value"].is_number()
+                && o.get("currency").is_none_or(|c| {
+                    c.as_str()
+                        .is_some_and(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()))
+                })
+        }),
+        "address" => object_with(v, &["value"], ADDRESS_SUBFIELDS).is_some_and(|o| {
+            o.values().all(|part| part.is_string() || part.is_null()) && o["value"].is_string()
         }),
         _ => v.is_object() || v.is_string(),
     };

@@ -57,6 +57,7 @@ ops! {
     GetPersonFields => "v2.getPersonFields", "personFields", 10, ["contacts:read", "contacts:full", "admin", "contact-fields:full"];
     AddPersonField => "v2.addPersonField", "personFields", 5, ["admin", "contact-fields:full"];
     GetPersonField => "v2.getPersonField", "personFields", 1, ["contacts:read", "contacts:full", "admin", "contact-fields:full"];
+    DeletePersonField => "v2.deletePersonField", "personFields", 3, ["admin", "contact-fields:full"];
     GetStages => "v2.getStages", "stages", 5, ["deals:read", "deals:full", "admin"];
     GetStage => "v2.getStage", "stages", 1, ["deals:read", "deals:full", "admin"];
     GetPipelines => "v2.getPipelines", "pipelines", 5, ["deals:read", "deals:full", "admin"];
@@ -114,6 +115,7 @@ impl Op {
             Op::GetPersonFields => ("v2.yaml", "/personFields", "get"),
             Op::AddPersonField => ("v2.yaml", "/personFields", "post"),
             Op::GetPersonField => ("v2.yaml", "/personFields/{field_code}", "get"),
+            Op::DeletePersonField => ("v2.yaml", "/personFields/{field_code}", "delete"),
             Op::GetStages => ("v2.yaml", "/stages", "get"),
             Op::GetStage => ("v2.yaml", "/stages/{id}", "get"),
             Op::GetPipelines => ("v2.yaml", "/pipelines", "get"),
@@ -210,6 +212,7 @@ pub(crate) fn route(method: &Method, path: &str) -> (Option<Api>, Route) {
                 ("GET", ["personFields"]) => one(Op::GetPersonFields),
                 ("POST", ["personFields"]) => one(Op::AddPersonField),
                 ("GET", ["personFields", x]) => id(Op::GetPersonField, x),
+                ("DELETE", ["personFields", x]) => id(Op::DeletePersonField, x),
                 ("GET", ["stages"]) => one(Op::GetStages),
                 ("GET", ["stages", x]) => id(Op::GetStage, x),
                 ("GET", ["pipelines"]) => one(Op::GetPipelines),

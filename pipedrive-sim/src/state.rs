@@ -279,6 +279,22 @@ impl Company {
         Ok(f)
     }
 
+    /// Marks a custom person field as deleted: it leaves the listings and persons' `custom_fields`,
+    /// and writes naming it are refused as for an unknown field. `Err(true)` for a built-in
+    /// field's code, `Err(false)` for an unknown one.
+    pub(crate) fn delete_person_field(&mut self, code: &str) -> Result<FieldDef, bool> {
+        let Some(at) = self.person_fields.iter().position(|f| f.key == code) else {
+            let builtin = crate::model::builtin_fields("person")
+                .iter()
+                .any(|(key, _, _)| *key == code);
+            return Err(builtin);
+        };
+        let f = self.person_fields.remove(at);
+        self.person_field_keys =
+            Arc::new(self.person_fields.iter().map(|f| f.key.clone()).collect());
+        Ok(f)
+    }
+
     pub(crate) fn live_person(&self, id: i64) -> Option<&Arc<Person>> {
         self.persons.get(&id).filter(|p| !p.is_deleted)
     }

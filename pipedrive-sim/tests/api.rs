@@ -1155,3 +1155,218 @@ async fn the_binary_prints_its_address_first_and_serves_seeded_persons() {
     assert_eq!(v["data"].as_array().unwrap().len(), 25);
     child.kill().await.unwrap();
 }
+
+#[tokio::test]
+async fn built_in_person_fields_carry_pipedrives_codes_email_and_phone() {
+    let sim = sim().await;
+    let base = sim.base_url().to_owned();
+    let (status, _, list) = get(&format!("{base}/api/v2/personFields?limit=500")).await;
+    assert_eq!(status, StatusCode::OK);
+    let codes: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["is_custom_field"] == false)
+        .map(|f| f["field_code"].as_str().unwrap())
+        .collect();
+    assert!(
+        codes.contains(&"email") && codes.contains(&"phone"),
+        "{codes:?}"
+    );
+    assert!(
+        !codes.contains(&"emails") && !codes.contains(&"phones"),
+        "{codes:?}"
+    );
+    let (status, _, phone) = get(&format!("{base}/api/v2/personFields/phone")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(phone["data"]["field_type"], "phone");
+}
+
+#[tokio::test]
+async fn deleting_a_custom_person_field_removes_it_and_built_in_or_unknown_codes_are_refused() {
+    let sim = sim().await;
+    let base = sim.base_url().to_owned();
+    let (_, f) = send(
+        reqwest::Method::POST,
+        &format!("{base}/api/v2/personFields"),
+        json!({"field_name": "Campaign", "field_type": "varchar"}),
+    )
+    .await;
+    let key = f["data"]["field_code"].as_str().unwrap().to_owned();
+    let (_, p) = send(
+        reqwest::Method::POST,
+        &format!("{base}/api/v2/persons"),
+        json!({"name": "Del Field", "custom_fields": {key.clone(): "spring"}}),
+    )
+    .await;
+    let id = p["data"]["id"].as_i64().unwrap();
+
+    let (status, deleted) = send(
+        reqwest::Method::DELETE,
+        &format!("{base}/api/v2/personFields/{key}"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{deleted}");
+    assert_eq!(deleted["data"]["field_code"], key.as_str());
+
+    let (status, _, _) = get(&format!("{base}/api/v2/personFields/{key}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, _, person) = get(&format!("{base}/api/v2/persons/{id}")).await;
+    assert!(
+        person["data"]["custom_fields"].get(&key).is_none(),
+        "{person}"
+    );
+    let (status, _) = send(
+        reqwest::Method::PATCH,
+        &format!("{base}/api/v2/persons/{id}"),
+        json!({"custom_fields": {key.clone(): "again"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let (status, _) = send(
+        reqwest::Method::DELETE,
+        &format!("{base}/api/v2/personFields/{key}"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = send(
+        reqwest::Method::DELETE,
+        &format!("{base}/api/v2/personFields/email"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn each_custom_field_type_takes_its_documented_api_v2_shape_and_refuses_others() {
+    let sim = sim().await;
+    let base = sim.base_url().to_owned();
+    let h = sim.handle();
+    let opts = ["A", "B"];
+    // (type, accepted values, refused values)
+    let cases: Vec<(&str, Vec<Value>, Vec<Value>)> = vec![
+        (
+            "varchar",
+            vec![json!("x")],
+            vec![json!(1), json!({"value": "x"})],
+        ),
+        ("varchar_auto", vec![json!("x")], vec![json!(true)]),
+        ("text", vec![json!("long\ntext")], vec![json!(["x"])]),
+        ("phone", vec![json!("+1 555 0100")], vec![json!(5550100)]),
+        ("double", vec![json!(1.5), json!(-3)], vec![json!("1.5")]),
+        (
+            "monetary",
+            vec![
+                json!({"value": 1234.5, "currency": "EUR"}),
+                json!({"value": 3}),
+            ],
+            vec![
+                json!(1234.5),
+                json!({"value": "1", "currency": "EUR"}),
+                json!({"value": 1, "currency": "euro"}),
+                json!({"value": 1, "cur": "EUR"}),
+            ],
+        ),
+        (
+            "date",
+            vec![json!("2024-02-29")],
+            vec![json!("2023-02-29"), json!("01/02/2024")],
+        ),
+        (
+            "daterange",
+            vec![json!({"value": "2024-01-01", "until": "2024-01-31"})],
+            vec![
+                json!("2024-01-01"),
+                json!({"value": "2024-01-01"}),
+                json!({"value": "2024-02-01", "until": "2024-01-01"}),
+            ],
+        ),
+        (
+            "time",
+            vec![
+                json!({"value": "09:30:00", "timezone_id": 318, "timezone_name": "Europe/London"}),
+                json!({"value": "09:30"}),
+            ],
+            vec![
+                json!("09:30:00"),
+                json!({"value": "25:00:00"}),
+                json!({"value": "09:30", "timezone_id": "318"}),
+            ],
+        ),
+        (
+            "timerange",
+            vec![json!({"value": "09:00:00", "until": "17:00:00", "timezone_id": 318})],
+            vec![json!({"value": "09:00:00"}), json!("09:00-17:00")],
+        ),
+        ("enum", vec![], vec![json!("A"), json!(999_999)]),
+        ("set", vec![], vec![json!([]), json!(["A"])]),
+        (
+            "address",
+            vec![
+                json!({"value": "1 Main St"}),
+                json!({"value": "1 Main St, London", "route": "Main St", "country": "UK"}),
+            ],
+            vec![
+                json!("1 Main St"),
+                json!({"route": "Main St"}),
+                json!({"value": "x", "planet": "Mars"}),
+            ],
+        ),
+        ("user", vec![json!(1)], vec![json!("1"), json!(1.5)]),
+        ("org", vec![json!(7)], vec![json!({"value": 7})]),
+        ("people", vec![json!(14)], vec![json!([14])]),
+    ];
+    for (field_type, accepted, refused) in cases {
+        let options: &[&str] = if matches!(field_type, "enum" | "set") {
+            &opts
+        } else {
+            &[]
+        };
+        let key = h.add_person_field(field_type, field_type, options).unwrap();
+        let mut accepted = accepted;
+        if matches!(field_type, "enum" | "set") {
+            let field = h
+                .person_fields()
+                .into_iter()
+                .find(|f| f["field_code"] == key.as_str())
+                .unwrap();
+            let id = field["options"][0]["id"].clone();
+            accepted.push(if field_type == "enum" {
+                id
+            } else {
+                json!([id])
+            });
+        }
+        for value in accepted {
+            let (status, body) = send(
+                reqwest::Method::POST,
+                &format!("{base}/api/v2/persons"),
+                json!({"name": "Typed", "custom_fields": {key.clone(): value.clone()}}),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{field_type} takes {value}: {body}");
+            assert_eq!(
+                body["data"]["custom_fields"][&key], value,
+                "{field_type} reads back"
+            );
+        }
+        for value in refused {
+            let (status, body) = send(
+                reqwest::Method::POST,
+                &format!("{base}/api/v2/persons"),
+                json!({"name": "Typed", "custom_fields": {key.clone(): value.clone()}}),
+            )
+            .await;
+            assert_eq!(
+                status,
+                StatusCode::BAD_REQUEST,
+                "{field_type} refuses {value}"
+            );
+            assert!(body["error"].as_str().unwrap().contains(&key), "{body}");
+        }
+    }
+}

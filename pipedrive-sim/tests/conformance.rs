@@ -498,6 +498,23 @@ async fn every_served_operation_answers_as_the_documents_describe() {
         )
         .await;
     ck.check(Op::GetPersonField, s, &v);
+    let (s, v) = c
+        .call(
+            Method::POST,
+            "/api/v2/personFields",
+            Some(json!({"field_name": "Short-lived", "field_type": "varchar"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let doomed = v["data"]["field_code"].as_str().unwrap().to_owned();
+    let (s, v) = c
+        .call(
+            Method::DELETE,
+            &format!("/api/v2/personFields/{doomed}"),
+            None,
+        )
+        .await;
+    ck.check(Op::DeletePersonField, s, &v);
     for (op, path) in [
         (Op::GetPersonFieldsV1, "/v1/personFields"),
         (Op::GetDealFieldsV1, "/api/v1/dealFields"),

@@ -590,3 +590,67 @@ async fn run_initial_sync_pulls_persons_created_before_the_connection() {
         5
     );
 }
+
+#[tokio::test]
+async fn the_console_offers_pipedrives_email_and_phone_fields_for_mapping_and_maps_them() {
+    let app = spawn_app().await;
+    let id = app.connect_pipedrive().await;
+    let lists: Value = app
+        .admin(Method::GET, &format!("/admin/api/connections/{id}/fields"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for code in ["email", "phone"] {
+        let field = lists["remote"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["key"] == code)
+            .unwrap_or_else(|| panic!("Pipedrive lists `{code}`: {lists}"));
+        assert_eq!(field["mappable"], true, "{field}");
+    }
+
+    let client = no_redirects();
+    let login = log_in(&app, &client).await;
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let page = client
+        .get(format!("{}/admin/fields?connection={id}", app.base_url))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let select = page
+        .split("<select name=remote_field")
+        .nth(1)
+        .and_then(|s| s.split("</select>").next())
+        .unwrap();
+    assert!(select.contains("<option value=\"email\">"), "{select}");
+    assert!(select.contains("<option value=\"phone\">"), "{select}");
+
+    for (local, remote) in [("email", "email"), ("phone", "phone")] {
+        let saved = put_mapping(
+            &app,
+            id,
+            json!({ "local_field": local, "remote_field": remote, "direction": "outbound" }),
+        )
+        .await;
+        assert_eq!(saved.status(), StatusCode::OK, "{local} → {remote}");
+    }
+    let conn = connections::load(&app.engine, id).await.unwrap();
+    let email = conn
+        .map
+        .get(&tandem_core::FieldKey::new("email").unwrap())
+        .unwrap();
+    assert_eq!(
+        email.remote,
+        tandem_engine::crm::pipedrive::mapping::RemoteField::Emails
+    );
+    assert_eq!(email.rule.direction, tandem_core::Direction::Outbound);
+}

@@ -60,6 +60,15 @@ pub enum ParseError {
     /// A number is NaN or infinite.
     #[error("a number must be finite")]
     NonFiniteNumber,
+    /// A currency is not a three-letter ISO 4217 code.
+    #[error("{0:?} is not a three-letter currency code (ISO 4217, e.g. EUR)")]
+    InvalidCurrency(String),
+    /// A time of day is not `HH:MM` or `HH:MM:SS` (24 h).
+    #[error("{0:?} is not a time of day HH:MM:SS")]
+    InvalidTime(String),
+    /// A range ends before it starts.
+    #[error("the range ends before it starts: {0}")]
+    InvalidRange(String),
 }
 
 /// What went wrong talking to a CRM, as the adapter saw it (the adapter maps its own transport

@@ -48,5 +48,7 @@ pub use scope::{
     JourneyAction, LocalDeleteDecision,
 };
 pub use value::{
-    keys, CalendarDate, FieldKey, FieldValue, LabeledValue, NumberValue, OptionIds, Snapshot,
+    keys, Address, CalendarDate, CurrencyCode, DateRange, FieldKey, FieldValue, LabeledValue,
+    Money, NumberValue, OptionIds, Snapshot, TimeOfDay, TimeRange, TimeZone, ZonedTime,
+    ADDRESS_PARTS,
 };

@@ -272,6 +272,167 @@ impl From<OptionIds> for Vec<i64> {
     }
 }
 
+/// An ISO 4217 currency code (`EUR`, `USD`): three ASCII letters, kept upper-case.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CurrencyCode(String);
+
+impl CurrencyCode {
+    /// Accepts three ASCII letters (any case; stored upper-case).
+    pub fn parse(input: &str) -> Result<Self, ParseError> {
+        let code = input.trim();
+        if code.len() == 3 && code.bytes().all(|b| b.is_ascii_alphabetic()) {
+            Ok(Self(code.to_ascii_uppercase()))
+        } else {
+            Err(ParseError::InvalidCurrency(input.to_owned()))
+        }
+    }
+
+    /// The code.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for CurrencyCode {
+    type Error = ParseError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<CurrencyCode> for String {
+    fn from(code: CurrencyCode) -> Self {
+        code.0
+    }
+}
+
+/// An amount in a currency (Pipedrive's `monetary` fields).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Money {
+    pub amount: NumberValue,
+    pub currency: CurrencyCode,
+}
+
+/// A range of calendar days, `start` to `until` inclusive (Pipedrive's `daterange` fields).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DateRange {
+    pub start: CalendarDate,
+    pub until: CalendarDate,
+}
+
+impl DateRange {
+    /// A range; `until` must not be before `start`.
+    pub fn new(start: CalendarDate, until: CalendarDate) -> Result<Self, ParseError> {
+        if until < start {
+            return Err(ParseError::InvalidRange(format!(
+                "{} is before {}",
+                until.as_str(),
+                start.as_str()
+            )));
+        }
+        Ok(Self { start, until })
+    }
+}
+
+/// A time of day, `HH:MM:SS` (24 h). `HH:MM` is accepted and completed with `:00`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TimeOfDay(String);
+
+impl TimeOfDay {
+    /// Parses `HH:MM` or `HH:MM:SS`.
+    pub fn parse(input: &str) -> Result<Self, ParseError> {
+        let err = || ParseError::InvalidTime(input.to_owned());
+        let parts: Vec<&str> = input.trim().split(':').collect();
+        if !(2..=3).contains(&parts.len())
+            || parts
+                .iter()
+                .any(|p| p.len() != 2 || !p.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(err());
+        }
+        let num = |i: usize| {
+            parts
+                .get(i)
+                .and_then(|p| p.parse::<u32>().ok())
+                .unwrap_or(0)
+        };
+        if num(0) > 23 || num(1) > 59 || num(2) > 59 {
+            return Err(err());
+        }
+        Ok(Self(format!("{:02}:{:02}:{:02}", num(0), num(1), num(2))))
+    }
+
+    /// The `HH:MM:SS` text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for TimeOfDay {
+    type Error = ParseError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<TimeOfDay> for String {
+    fn from(time: TimeOfDay) -> Self {
+        time.0
+    }
+}
+
+/// The time zone Pipedrive keeps with a `time` or `timerange` value, as far as it is known.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeZone {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// A time of day with its zone (Pipedrive's `time` fields).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZonedTime {
+    pub time: TimeOfDay,
+    #[serde(default)]
+    pub zone: TimeZone,
+}
+
+/// A range of times of day with its zone (Pipedrive's `timerange` fields).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeRange {
+    pub start: TimeOfDay,
+    pub until: TimeOfDay,
+    #[serde(default)]
+    pub zone: TimeZone,
+}
+
+/// The parts of an address Pipedrive keeps besides its text (`route`, `locality`, ...).
+pub const ADDRESS_PARTS: &[&str] = &[
+    "street_number",
+    "route",
+    "subpremise",
+    "sublocality",
+    "locality",
+    "admin_area_level_1",
+    "admin_area_level_2",
+    "country",
+    "postal_code",
+    "formatted_address",
+];
+
+/// An address (Pipedrive's `address` fields): its text and the parts Pipedrive knows. An
+/// address without parts is the same value as its text ([`FieldValue::canonical`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Address {
+    pub value: String,
+    /// Keys from [`ADDRESS_PARTS`]; empty parts are left out.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parts: BTreeMap<String, String>,
+}
+
 /// One entry of an e-mail or phone list, as Pipedrive models them (`{value, label, primary}`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct LabeledValue {
@@ -321,6 +482,16 @@ pub enum FieldValue {
     Emails(Vec<LabeledValue>),
     /// Phone numbers.
     Phones(Vec<LabeledValue>),
+    /// An amount with its currency (`monetary`).
+    Money(Money),
+    /// A range of days (`daterange`).
+    DateRange(DateRange),
+    /// A time of day with its zone (`time`).
+    Time(ZonedTime),
+    /// A range of times with its zone (`timerange`).
+    TimeRange(TimeRange),
+    /// An address with its parts (`address`); without parts it equals its text.
+    Address(Address),
     /// Explicitly empty.
     Cleared,
 }
@@ -353,16 +524,26 @@ impl FieldValue {
             Self::Text(text) => text.is_empty(),
             Self::Options(ids) => ids.is_empty(),
             Self::Emails(list) | Self::Phones(list) => list.is_empty(),
-            Self::Number(_) | Self::Date(_) | Self::Option(_) => false,
+            Self::Address(address) => address.value.is_empty() && address.parts.is_empty(),
+            Self::Number(_)
+            | Self::Date(_)
+            | Self::Option(_)
+            | Self::Money(_)
+            | Self::DateRange(_)
+            | Self::Time(_)
+            | Self::TimeRange(_) => false,
         }
     }
 
-    /// The canonical form: every empty value becomes `Cleared`.
+    /// The canonical form: every empty value becomes `Cleared`, an address without parts
+    /// becomes its text.
     pub fn canonical(self) -> Self {
         if self.is_cleared() {
-            Self::Cleared
-        } else {
-            self
+            return Self::Cleared;
+        }
+        match self {
+            Self::Address(address) if address.parts.is_empty() => Self::Text(address.value),
+            other => other,
         }
     }
 }
@@ -376,12 +557,30 @@ impl PartialEq for FieldValue {
             (Self::Option(a), Self::Option(b)) => a == b,
             (Self::Options(a), Self::Options(b)) => a == b,
             (Self::Emails(a), Self::Emails(b)) | (Self::Phones(a), Self::Phones(b)) => a == b,
+            (Self::Money(a), Self::Money(b)) => a == b,
+            (Self::DateRange(a), Self::DateRange(b)) => a == b,
+            (Self::Time(a), Self::Time(b)) => a == b,
+            (Self::TimeRange(a), Self::TimeRange(b)) => a == b,
+            (Self::Address(a), Self::Address(b)) => {
+                (a == b) || (a.is_cleared_like() && b.is_cleared_like())
+            }
+            (Self::Address(a), Self::Text(t)) | (Self::Text(t), Self::Address(a))
+                if a.parts.is_empty() =>
+            {
+                &a.value == t
+            }
             _ => self.is_cleared() && other.is_cleared(),
         }
     }
 }
 
 impl Eq for FieldValue {}
+
+impl Address {
+    fn is_cleared_like(&self) -> bool {
+        self.value.is_empty() && self.parts.is_empty()
+    }
+}
 
 /// The values of a contact's fields on one side (or the agreed base), with that side's version.
 ///
@@ -544,5 +743,133 @@ mod tests {
             r#"{"fields":{"name":{"type":"text","value":"Ada"}},"version":5}"#
         );
         assert_eq!(serde_json::from_str::<Snapshot>(&json).unwrap(), snap);
+    }
+
+    #[test]
+    fn every_pipedrive_value_shape_round_trips_through_json_and_compares_by_meaning() {
+        let money = FieldValue::Money(Money {
+            amount: NumberValue::new(1234.5).unwrap(),
+            currency: CurrencyCode::parse("eur").unwrap(),
+        });
+        let range = FieldValue::DateRange(
+            DateRange::new(
+                CalendarDate::parse("2024-01-01").unwrap(),
+                CalendarDate::parse("2024-01-31").unwrap(),
+            )
+            .unwrap(),
+        );
+        let time = FieldValue::Time(ZonedTime {
+            time: TimeOfDay::parse("09:30").unwrap(),
+            zone: TimeZone {
+                id: Some(318),
+                name: Some("Europe/London".into()),
+            },
+        });
+        let times = FieldValue::TimeRange(TimeRange {
+            start: TimeOfDay::parse("09:00:00").unwrap(),
+            until: TimeOfDay::parse("17:00:00").unwrap(),
+            zone: TimeZone::default(),
+        });
+        let address = FieldValue::Address(Address {
+            value: "1 Main St, London".into(),
+            parts: [("country".to_owned(), "UK".to_owned())]
+                .into_iter()
+                .collect(),
+        });
+        for value in [money, range, time, times, address] {
+            let json = serde_json::to_string(&value).unwrap();
+            let back: FieldValue = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, value, "{json}");
+            assert!(!value.is_cleared());
+        }
+        let bare = FieldValue::Address(Address {
+            value: "1 Main St".into(),
+            parts: BTreeMap::new(),
+        });
+        assert_eq!(bare, FieldValue::text("1 Main St"));
+        assert_eq!(bare.canonical(), FieldValue::text("1 Main St"));
+        assert_eq!(TimeOfDay::parse("9:30").ok(), None);
+        assert!(TimeOfDay::parse("24:00").is_err());
+        assert!(CurrencyCode::parse("EURO").is_err());
+        assert!(DateRange::new(
+            CalendarDate::parse("2024-02-01").unwrap(),
+            CalendarDate::parse("2024-01-01").unwrap()
+        )
+        .is_err());
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn zone() -> impl Strategy<Value = TimeZone> {
+            (
+                proptest::option::of(1i64..500),
+                proptest::option::of("[A-Z][a-z]{2,8}/[A-Z][a-z]{2,8}"),
+            )
+                .prop_map(|(id, name)| TimeZone { id, name })
+        }
+
+        fn time() -> impl Strategy<Value = TimeOfDay> {
+            (0u32..24, 0u32..60, 0u32..60)
+                .prop_map(|(h, m, s)| TimeOfDay::parse(&format!("{h:02}:{m:02}:{s:02}")).unwrap())
+        }
+
+        fn date() -> impl Strategy<Value = CalendarDate> {
+            (1u32..=9999, 1u32..=12, 1u32..=28).prop_map(|(y, m, d)| {
+                CalendarDate::parse(&format!("{y:04}-{m:02}-{d:02}")).unwrap()
+            })
+        }
+
+        fn structured() -> impl Strategy<Value = FieldValue> {
+            prop_oneof![
+                // Amounts in cents: serde_json without `float_roundtrip` may move the last
+                // digit of an arbitrary f64.
+                (-100_000_000_000i64..100_000_000_000, "[A-Za-z]{3}").prop_map(|(cents, code)| {
+                    FieldValue::Money(Money {
+                        amount: NumberValue::new(cents as f64 / 100.0).unwrap(),
+                        currency: CurrencyCode::parse(&code).unwrap(),
+                    })
+                }),
+                (date(), date()).prop_map(|(a, b)| {
+                    let (start, until) = if a <= b { (a, b) } else { (b, a) };
+                    FieldValue::DateRange(DateRange::new(start, until).unwrap())
+                }),
+                (time(), zone())
+                    .prop_map(|(time, zone)| FieldValue::Time(ZonedTime { time, zone })),
+                (time(), time(), zone()).prop_map(|(start, until, zone)| {
+                    FieldValue::TimeRange(TimeRange { start, until, zone })
+                }),
+                (
+                    "[a-z0-9 ]{0,12}",
+                    proptest::collection::btree_map(
+                        proptest::sample::select(ADDRESS_PARTS.to_vec()).prop_map(str::to_owned),
+                        "[a-z]{1,6}",
+                        0..3
+                    )
+                )
+                    .prop_map(|(value, parts)| FieldValue::Address(Address { value, parts })),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn a_structured_value_round_trips_through_json_and_its_canonical_form_is_the_same_value(
+                value in structured()
+            ) {
+                let json = serde_json::to_string(&value).unwrap();
+                let back: FieldValue = serde_json::from_str(&json).unwrap();
+                prop_assert_eq!(&back, &value);
+                let canonical = value.clone().canonical();
+                prop_assert_eq!(&canonical, &value);
+                prop_assert_eq!(canonical.clone().canonical(), canonical.clone());
+                prop_assert_eq!(value.is_cleared(), matches!(canonical, FieldValue::Cleared));
+            }
+
+            #[test]
+            fn a_time_of_day_parses_what_it_prints(t in time()) {
+                prop_assert_eq!(TimeOfDay::parse(t.as_str()).unwrap(), t);
+            }
+        }
     }
 }

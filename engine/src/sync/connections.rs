@@ -108,6 +108,10 @@ pub async fn load(engine: &Engine, id: Uuid) -> Result<ConnectionCtx, SyncError>
             key => RemoteField::Custom {
                 key: key.to_owned(),
                 field_type: mapping.remote_type.clone(),
+                currency: mapping
+                    .currency
+                    .as_deref()
+                    .and_then(|c| tandem_core::CurrencyCode::parse(c).ok()),
             },
         };
         map.fields.retain(|f| f.local != local);
@@ -186,7 +190,82 @@ pub async fn set_paused<C: ConnectionTrait>(
         .filter(connection::Column::Id.eq(id))
         .exec(db)
         .await?;
+    if !paused {
+        queue_unlinked_list_members(db, id, now).await?;
+    }
     Ok(())
+}
+
+/// Queues a push (a create, deduplicated by apId and e-mail as every create is) for each
+/// member of the "Pipedrive contacts" list that has no person in this connection, no push
+/// queued and no dead letter: contacts added to the list before the connection existed, while
+/// it was disconnected, or before a company reset. Called on connect and on resume; returns
+/// how many were queued.
+pub async fn queue_unlinked_list_members<C: ConnectionTrait>(
+    db: &C,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<usize, SyncError> {
+    use super::{contacts, links};
+    use crate::queue::{self, JobPayload, Priority};
+    use crate::store::entities::outbox_job;
+    use sea_orm::QuerySelect;
+    use std::collections::HashSet;
+
+    const PAGE: u64 = 500;
+    let mut queued = 0;
+    let mut after = None;
+    loop {
+        let (members, more) =
+            contacts::list_members(db, contacts::PIPEDRIVE_LIST, after, PAGE).await?;
+        let ids: Vec<Uuid> = members.iter().map(|(contact, _)| *contact).collect();
+        after = ids.last().copied();
+        let linked = links::persons_of_contacts(db, id, &ids).await?;
+        let live: HashSet<Uuid> = contacts::heads(db, &ids)
+            .await?
+            .into_iter()
+            .filter(|c| !c.archived)
+            .map(|c| c.id)
+            .collect();
+        let keys: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        let mut has_job: HashSet<String> = HashSet::new();
+        for chunk in keys.chunks(crate::store::MAX_BIND_PARAMS - 1) {
+            has_job.extend(
+                outbox_job::Entity::find()
+                    .select_only()
+                    .column(outbox_job::Column::OrderingKey)
+                    .filter(outbox_job::Column::ConnectionId.eq(id))
+                    .filter(outbox_job::Column::OrderingKey.is_in(chunk.iter().cloned()))
+                    .into_tuple::<String>()
+                    .all(db)
+                    .await?,
+            );
+        }
+        for (contact, key) in ids.iter().zip(&keys) {
+            if linked.contains_key(contact) || !live.contains(contact) || has_job.contains(key) {
+                continue;
+            }
+            queue::enqueue(
+                db,
+                id,
+                key,
+                Priority::Edit,
+                &JobPayload::PushContact {
+                    contact_id: *contact,
+                },
+                now,
+            )
+            .await?;
+            queued += 1;
+        }
+        if !more || ids.is_empty() {
+            break;
+        }
+    }
+    if queued > 0 {
+        tracing::info!(connection_id = %id, queued, "Queued the list members not yet in Pipedrive.");
+    }
+    Ok(queued)
 }
 
 pub async fn mark_success<C: ConnectionTrait>(
@@ -386,6 +465,8 @@ pub async fn connect_with(
     } else {
         model.insert(db).await?;
     }
+    // Contacts put in the list while there was no (working) connection reach Pipedrive now.
+    let list_members_queued = queue_unlinked_list_members(db, id, now).await?;
 
     let webhooks_registered = if engine.settings.pipedrive.register_webhooks {
         register_webhooks(engine, &session, &webhook_user, &webhook_password).await?
@@ -396,7 +477,7 @@ pub async fn connect_with(
         db,
         Entry::new(Level::Info, synclog::Direction::Connection, "connected", "Pipedrive connected.")
             .connection(id)
-            .detail(serde_json::json!({ "company_id": me.company_id, "user_id": me.id, "webhooks": webhooks_registered })),
+            .detail(serde_json::json!({ "company_id": me.company_id, "user_id": me.id, "webhooks": webhooks_registered, "list_members_queued": list_members_queued })),
         now,
     )
     .await?;

@@ -13,12 +13,14 @@
 //! absent is left alone, `null` (or `""`, `[]`) clears it, and a name that is neither a
 //! canonical field nor mapped on the connection is refused.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde_json::{json, Map, Value};
 use tandem_core::{
-    keys, EmailAddress, FieldKey, FieldValue, LabeledValue, NumberValue, OptionIds, Phone,
+    keys, Address, CalendarDate, CurrencyCode, DateRange, EmailAddress, FieldKey, FieldValue,
+    LabeledValue, Money, NumberValue, OptionIds, Phone, TimeOfDay, TimeRange, TimeZone, ZonedTime,
+    ADDRESS_PARTS,
 };
 use uuid::Uuid;
 
@@ -38,6 +40,18 @@ pub enum FieldKind {
     Option,
     /// A multi-option field: option ids.
     Options,
+    /// A Pipedrive id (`user`, `org`, `people` fields): an integer.
+    Id,
+    /// An amount with its currency (`monetary`): `{"value": 1234.5, "currency": "EUR"}`.
+    Money,
+    /// A range of dates (`daterange`): `{"value": "2024-01-01", "until": "2024-01-31"}`.
+    DateRange,
+    /// A time of day (`time`): `"09:30:00"` or `{"value", "timezone_id"?, "timezone_name"?}`.
+    Time,
+    /// A range of times (`timerange`): `{"value", "until", "timezone_id"?, "timezone_name"?}`.
+    TimeRange,
+    /// An address (`address`): its text, or `{"value", "route"?, "locality"?, ...}`.
+    Address,
     /// Shown, but set by Pipedrive only.
     ReadOnly,
 }
@@ -52,15 +66,33 @@ impl FieldKind {
             Self::Date => "a date YYYY-MM-DD",
             Self::Option => "an option id (integer)",
             Self::Options => "a list of option ids (integers)",
+            Self::Id => "a Pipedrive id (integer)",
+            Self::Money => "an amount with its currency {\"value\": 1234.5, \"currency\": \"EUR\"}",
+            Self::DateRange => {
+                "a date range {\"value\": \"YYYY-MM-DD\", \"until\": \"YYYY-MM-DD\"}"
+            }
+            Self::Time => {
+                "a time of day \"HH:MM:SS\" (or {\"value\", \"timezone_id\", \"timezone_name\"})"
+            }
+            Self::TimeRange => "a time range {\"value\": \"HH:MM:SS\", \"until\": \"HH:MM:SS\"}",
+            Self::Address => "an address (a string, or {\"value\", \"route\", \"locality\", ...})",
             Self::ReadOnly => "read-only",
         }
     }
 
-    /// The kind of a Pipedrive custom field type.
-    pub fn of_remote_type(field_type: &str) -> Self {
+    /// The kind of a Pipedrive custom field type. A `monetary` field mapped with a currency
+    /// takes bare numbers (in that currency).
+    pub fn of_remote_type(field_type: &str, has_currency: bool) -> Self {
         match field_type {
-            "double" | "monetary" | "user" | "org" | "people" => Self::Number,
+            "double" => Self::Number,
+            "monetary" if has_currency => Self::Number,
+            "monetary" => Self::Money,
+            "user" | "org" | "people" => Self::Id,
             "date" => Self::Date,
+            "daterange" => Self::DateRange,
+            "time" => Self::Time,
+            "timerange" => Self::TimeRange,
+            "address" => Self::Address,
             "enum" => Self::Option,
             "set" => Self::Options,
             _ => Self::Text,
@@ -72,6 +104,8 @@ impl FieldKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldCatalog {
     fields: BTreeMap<String, FieldKind>,
+    /// Fields Pipedrive refuses to clear (a person's name must not be empty).
+    required: BTreeSet<String>,
 }
 
 impl Default for FieldCatalog {
@@ -89,7 +123,10 @@ impl Default for FieldCatalog {
         fields.insert(keys::PHONE.to_owned(), FieldKind::Phones);
         fields.insert(keys::OWNER_ID.to_owned(), FieldKind::ReadOnly);
         fields.insert(keys::LABEL.to_owned(), FieldKind::Options);
-        Self { fields }
+        Self {
+            fields,
+            required: [keys::NAME.to_owned()].into_iter().collect(),
+        }
     }
 }
 
@@ -102,6 +139,11 @@ impl FieldCatalog {
 
     pub fn kind(&self, key: &str) -> Option<FieldKind> {
         self.fields.get(key).copied()
+    }
+
+    /// Whether Pipedrive refuses an empty value for this field.
+    pub fn is_required(&self, key: &str) -> bool {
+        self.required.contains(key)
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
@@ -119,10 +161,14 @@ impl FieldCatalog {
             .all(db)
             .await?
         {
+            if mapping.local_field == keys::NAME && mapping.remote_field != keys::NAME {
+                // The name is written somewhere else than Pipedrive's (required) name.
+                catalog.required.remove(keys::NAME);
+            }
             if catalog.kind(&mapping.local_field).is_none() {
                 catalog = catalog.with(
                     &mapping.local_field,
-                    FieldKind::of_remote_type(&mapping.remote_type),
+                    FieldKind::of_remote_type(&mapping.remote_type, mapping.currency.is_some()),
                 );
             }
         }
@@ -194,6 +240,14 @@ pub fn parse_fields(
         match parse_value(kind, raw, &at) {
             Ok(value) => {
                 if mode == Mode::Create && value.is_cleared() {
+                    // A new contact without a name is created in Pipedrive under its e-mail.
+                    continue;
+                }
+                if value.is_cleared() && catalog.is_required(name) {
+                    issues.push(FieldIssue::new(
+                        at,
+                        "must not be empty: Pipedrive requires a person's name; give a name or leave the field out",
+                    ));
                     continue;
                 }
                 fields.insert(key, value);
@@ -240,8 +294,122 @@ fn parse_value(kind: FieldKind, raw: &Value, at: &str) -> Result<FieldValue, Vec
             let ids: Option<Vec<i64>> = ids.iter().map(Value::as_i64).collect();
             FieldValue::Options(OptionIds::new(ids.ok_or_else(wrong)?))
         }
+        (FieldKind::Id, Value::Number(n)) => n
+            .as_i64()
+            .and_then(|id| FieldValue::number(id as f64).ok())
+            .ok_or_else(wrong)?,
         (FieldKind::Emails | FieldKind::Phones, _) => parse_list(kind, raw, at)?,
+        (FieldKind::Address, Value::String(s)) => FieldValue::text(s.trim()),
+        (
+            FieldKind::Money
+            | FieldKind::DateRange
+            | FieldKind::Time
+            | FieldKind::TimeRange
+            | FieldKind::Address,
+            _,
+        ) => parse_structured(kind, raw, at)?,
         _ => return Err(wrong()),
+    })
+}
+
+/// A `{value, ...}` value (money, ranges, times, addresses), with every key checked.
+fn parse_structured(kind: FieldKind, raw: &Value, at: &str) -> Result<FieldValue, Vec<FieldIssue>> {
+    let wrong = || vec![FieldIssue::new(at, format!("must be {}", kind.describe()))];
+    let issue = |key: &str, message: String| vec![FieldIssue::new(format!("{at}.{key}"), message)];
+    if kind == FieldKind::Time {
+        if let Value::String(s) = raw {
+            let time = TimeOfDay::parse(s).map_err(|e| issue("value", e.to_string()))?;
+            return Ok(FieldValue::Time(ZonedTime {
+                time,
+                zone: TimeZone::default(),
+            }));
+        }
+    }
+    let Some(object) = raw.as_object() else {
+        return Err(wrong());
+    };
+    let allowed: Vec<&str> = match kind {
+        FieldKind::Money => vec!["value", "currency"],
+        FieldKind::DateRange => vec!["value", "until"],
+        FieldKind::Time => vec!["value", "timezone_id", "timezone_name"],
+        FieldKind::TimeRange => vec!["value", "until", "timezone_id", "timezone_name"],
+        _ => std::iter::once("value")
+            .chain(ADDRESS_PARTS.iter().copied())
+            .collect(),
+    };
+    if let Some(extra) = object.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(vec![FieldIssue::unknown(
+            format!("{at}.{extra}"),
+            format!("unknown key; allowed are {}", allowed.join(", ")),
+        )]);
+    }
+    let text = |key: &str| -> Result<&str, Vec<FieldIssue>> {
+        object
+            .get(key)
+            .and_then(Value::as_str)
+            .ok_or_else(|| issue(key, "must be a string".into()))
+    };
+    let zone = || -> Result<TimeZone, Vec<FieldIssue>> {
+        Ok(TimeZone {
+            id: match object.get("timezone_id") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(
+                    v.as_i64()
+                        .ok_or_else(|| issue("timezone_id", "must be an integer".into()))?,
+                ),
+            },
+            name: match object.get("timezone_name") {
+                None | Some(Value::Null) => None,
+                Some(_) => Some(text("timezone_name")?.to_owned()),
+            },
+        })
+    };
+    let date =
+        |key: &str| CalendarDate::parse(text(key)?.trim()).map_err(|e| issue(key, e.to_string()));
+    let time = |key: &str| TimeOfDay::parse(text(key)?).map_err(|e| issue(key, e.to_string()));
+    Ok(match kind {
+        FieldKind::Money => {
+            let amount = object
+                .get("value")
+                .and_then(Value::as_f64)
+                .and_then(|f| NumberValue::new(f).ok())
+                .ok_or_else(|| issue("value", "must be a number".into()))?;
+            let currency = CurrencyCode::parse(text("currency")?)
+                .map_err(|e| issue("currency", e.to_string()))?;
+            FieldValue::Money(Money { amount, currency })
+        }
+        FieldKind::DateRange => FieldValue::DateRange(
+            DateRange::new(date("value")?, date("until")?)
+                .map_err(|e| issue("until", e.to_string()))?,
+        ),
+        FieldKind::Time => FieldValue::Time(ZonedTime {
+            time: time("value")?,
+            zone: zone()?,
+        }),
+        FieldKind::TimeRange => FieldValue::TimeRange(TimeRange {
+            start: time("value")?,
+            until: time("until")?,
+            zone: zone()?,
+        }),
+        _ => {
+            let mut parts = BTreeMap::new();
+            for key in ADDRESS_PARTS {
+                match object.get(*key) {
+                    None | Some(Value::Null) => {}
+                    Some(_) => {
+                        let part = text(key)?.trim();
+                        if !part.is_empty() {
+                            parts.insert((*key).to_owned(), part.to_owned());
+                        }
+                    }
+                }
+            }
+            FieldValue::Address(Address {
+                value: text("value")?.trim().to_owned(),
+                parts,
+            })
+            .canonical()
+        }
     })
 }
 
@@ -350,6 +518,12 @@ pub fn render_value(value: &FieldValue) -> Option<Value> {
                 .map(|l| json!({ "value": l.value, "label": l.label, "primary": l.primary }))
                 .collect(),
         ),
+        // The structured values look as Pipedrive's API v2 writes them.
+        FieldValue::Money(_)
+        | FieldValue::DateRange(_)
+        | FieldValue::Time(_)
+        | FieldValue::TimeRange(_)
+        | FieldValue::Address(_) => crate::crm::pipedrive::mapping::custom_json(value, "", None),
         FieldValue::Cleared => Value::Null,
     })
 }
@@ -443,11 +617,85 @@ mod tests {
 
     #[test]
     fn null_clears_on_a_change_and_is_dropped_on_a_create() {
-        let input = json!({ "name": null, "phone": [] });
+        let input = json!({ "org_name": null, "phone": [] });
         let change = parse_fields(&catalog(), &input, "fields", Mode::Change).unwrap();
-        assert_eq!(change.get("name"), Some(&FieldValue::Cleared));
+        assert_eq!(change.get("org_name"), Some(&FieldValue::Cleared));
         assert_eq!(change.len(), 2);
         let create = parse_fields(&catalog(), &input, "fields", Mode::Create).unwrap();
         assert!(create.is_empty());
+    }
+
+    #[test]
+    fn a_name_pipedrive_would_refuse_is_a_field_issue_on_a_change() {
+        for empty in [json!(""), json!(null), json!("   ")] {
+            let input = json!({ "name": empty });
+            let issues = parse_fields(&catalog(), &input, "fields", Mode::Change).unwrap_err();
+            assert_eq!(issues.len(), 1);
+            assert_eq!(issues[0].field, "fields.name");
+            assert!(
+                issues[0].message.contains("must not be empty"),
+                "{issues:?}"
+            );
+            // A new contact without a name is created under its e-mail instead.
+            let create = parse_fields(&catalog(), &input, "fields", Mode::Create).unwrap();
+            assert!(create.is_empty());
+        }
+    }
+
+    #[test]
+    fn values_of_every_mapped_pipedrive_type_are_checked_against_their_shape() {
+        let catalog = FieldCatalog::default()
+            .with("deal_value", FieldKind::of_remote_type("monetary", false))
+            .with("budget", FieldKind::of_remote_type("monetary", true))
+            .with("account_manager", FieldKind::of_remote_type("user", false))
+            .with("contract", FieldKind::of_remote_type("daterange", false))
+            .with("call_time", FieldKind::of_remote_type("time", false))
+            .with(
+                "office_hours",
+                FieldKind::of_remote_type("timerange", false),
+            )
+            .with("home", FieldKind::of_remote_type("address", false));
+        let good = json!({
+            "deal_value": {"value": 1234.5, "currency": "eur"},
+            "budget": 99,
+            "account_manager": 2,
+            "contract": {"value": "2024-01-01", "until": "2024-12-31"},
+            "call_time": "09:30",
+            "office_hours": {"value": "09:00", "until": "17:00", "timezone_name": "Europe/Berlin"},
+            "home": {"value": "1 Main St", "country": "UK"},
+        });
+        let fields = parse_fields(&catalog, &good, "fields", Mode::Change).unwrap();
+        assert_eq!(fields.len(), 7);
+        assert_eq!(
+            render_value(&fields["deal_value"]).unwrap(),
+            json!({"value": 1234.5, "currency": "EUR"})
+        );
+        assert_eq!(
+            render_value(&fields["call_time"]).unwrap(),
+            json!({"value": "09:30:00"})
+        );
+        let bad = json!({
+            "deal_value": 1234.5,
+            "budget": {"value": 1},
+            "account_manager": 2.5,
+            "contract": {"value": "2024-12-31", "until": "2024-01-01"},
+            "call_time": "9.30",
+            "office_hours": {"value": "09:00"},
+            "home": {"value": "1 Main St", "planet": "Earth"},
+        });
+        let issues = parse_fields(&catalog, &bad, "fields", Mode::Change).unwrap_err();
+        let named: Vec<&str> = issues.iter().map(|i| i.field.as_str()).collect();
+        assert_eq!(
+            named,
+            [
+                "fields.account_manager",
+                "fields.budget",
+                "fields.call_time.value",
+                "fields.contract.until",
+                "fields.deal_value",
+                "fields.home.planet",
+                "fields.office_hours.until",
+            ]
+        );
     }
 }

@@ -7,12 +7,13 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
-use tandem_core::{keys, CrmErrorKind, FieldKey, FieldValue};
+use tandem_core::{keys, CrmErrorKind, CurrencyCode, FieldKey, FieldValue};
 use uuid::Uuid;
 
 use super::connections;
 use super::synclog::{self, Direction, Entry, Level};
 use super::{Engine, SyncError};
+use crate::crm::pipedrive::mapping::CUSTOM_FIELD_TYPES;
 use crate::store::entities::{contact_field, field_mapping};
 
 /// A Pipedrive person field.
@@ -45,6 +46,8 @@ pub struct Mapping {
     pub remote_type: String,
     pub direction: String,
     pub owner: Option<String>,
+    /// For a local number field on a `monetary` field: the numbers' currency.
+    pub currency: Option<String>,
 }
 
 /// A mapping to add or change.
@@ -58,6 +61,11 @@ pub struct MappingRequest {
     /// `local`, `remote`, or none (last writer wins).
     #[serde(default)]
     pub owner: Option<String>,
+    /// For a `monetary` field: the currency (ISO 4217) of a local field's bare numbers.
+    /// Required when the local field holds numbers; without it the local field holds
+    /// `{value, currency}` amounts.
+    #[serde(default)]
+    pub currency: Option<String>,
 }
 
 const BUILTIN_MAPPABLE: [&str; 4] = ["name", "email", "phone", "owner_id"];
@@ -82,7 +90,11 @@ pub async fn remote_fields(engine: &Engine, id: Uuid) -> Result<Vec<RemoteFieldI
     Ok(fields
         .into_iter()
         .map(|f| RemoteFieldInfo {
-            mappable: f.is_custom_field || BUILTIN_MAPPABLE.contains(&f.field_code.as_str()),
+            mappable: if f.is_custom_field {
+                convertible(&f.field_type)
+            } else {
+                BUILTIN_MAPPABLE.contains(&f.field_code.as_str())
+            },
             key: f.field_code,
             name: f.field_name,
             field_type: f.field_type,
@@ -107,6 +119,11 @@ fn kind_of(value: &FieldValue) -> Option<&'static str> {
         FieldValue::Options(_) => "options",
         FieldValue::Emails(_) => "emails",
         FieldValue::Phones(_) => "phones",
+        FieldValue::Money(_) => "money",
+        FieldValue::DateRange(_) => "daterange",
+        FieldValue::Time(_) => "time",
+        FieldValue::TimeRange(_) => "timerange",
+        FieldValue::Address(_) => "address",
     })
 }
 
@@ -173,6 +190,7 @@ pub async fn mappings(engine: &Engine, id: Uuid) -> Result<Vec<Mapping>, SyncErr
             remote_type: m.remote_type,
             direction: m.direction,
             owner: m.owner,
+            currency: m.currency,
         })
         .collect())
 }
@@ -188,8 +206,13 @@ fn compatible(local: &str, remote: &RemoteFieldInfo) -> Result<(), String> {
             "address",
             "varchar_options",
         ],
-        "number" => &["double", "monetary", "int", "user"],
+        "number" => &["double", "monetary", "int", "user", "org", "people"],
+        "money" => &["monetary"],
         "date" => &["date"],
+        "daterange" => &["daterange"],
+        "time" => &["time"],
+        "timerange" => &["timerange"],
+        "address" => &["address"],
         "option" => &["enum"],
         "options" => &["set"],
         "emails" => &["varchar", "text"],
@@ -218,8 +241,14 @@ fn compatible(local: &str, remote: &RemoteFieldInfo) -> Result<(), String> {
         match remote.field_type.as_str() {
             "enum" => " (a single option: it takes option ids)",
             "set" => " (multiple options: it takes a list of option ids)",
-            "double" | "monetary" => " (a number)",
+            "double" => " (a number)",
+            "monetary" => " (an amount with a currency)",
+            "user" | "org" | "people" => " (a Pipedrive id)",
             "date" => " (a date, YYYY-MM-DD)",
+            "daterange" => " (a range of dates)",
+            "time" => " (a time of day)",
+            "timerange" => " (a range of times)",
+            "address" => " (an address)",
             _ => "",
         }
     ))
@@ -269,6 +298,17 @@ pub async fn set_mapping(
                 format!("Pipedrive has no person field with key `{remote_key}`; create it first"),
             )
         })?;
+    if remote.is_custom && !convertible(&remote.field_type) {
+        return Err(invalid(
+            "remote_field",
+            format!(
+                "Pipedrive field \"{}\" is of type `{}`, which tandem cannot convert; it maps custom fields of type {}",
+                remote.name,
+                remote.field_type,
+                CUSTOM_FIELD_TYPES.join(", ")
+            ),
+        ));
+    }
     if !remote.mappable {
         return Err(invalid(
             "remote_field",
@@ -278,8 +318,33 @@ pub async fn set_mapping(
             ),
         ));
     }
-    if let Some(kind) = local_kind(engine, local.as_ref()).await? {
+    let local_kind = local_kind(engine, local.as_ref()).await?;
+    if let Some(kind) = local_kind {
         compatible(kind, remote).map_err(|m| invalid("remote_field", m))?;
+    }
+    let currency = match request.currency.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(code) => {
+            Some(CurrencyCode::parse(code).map_err(|e| invalid("currency", e.to_string()))?)
+        }
+    };
+    if currency.is_some() && remote.field_type != "monetary" {
+        return Err(invalid(
+            "currency",
+            format!(
+                "only a monetary field takes a currency; \"{}\" is of type `{}`",
+                remote.name, remote.field_type
+            ),
+        ));
+    }
+    if remote.field_type == "monetary" && local_kind == Some("number") && currency.is_none() {
+        return Err(invalid(
+            "currency",
+            format!(
+                "the local field holds numbers, but Pipedrive's monetary field \"{}\" takes an amount with a currency: give the currency the numbers are in (ISO 4217, e.g. EUR)",
+                remote.name
+            ),
+        ));
     }
     let db = engine.store.db();
     let now = Utc::now();
@@ -301,6 +366,7 @@ pub async fn set_mapping(
         remote_type: Set(remote.field_type.clone()),
         direction: Set(direction.to_owned()),
         owner: Set(owner.map(str::to_owned)),
+        currency: Set(currency.as_ref().map(|c| c.as_str().to_owned())),
         created_at: Set(existing.as_ref().map_or(now, |e| e.created_at)),
         updated_at: Set(now),
     };
@@ -309,6 +375,8 @@ pub async fn set_mapping(
     } else {
         model.insert(db).await?
     };
+    // A changed mapping may make values Pipedrive refused acceptable: send them again.
+    super::links::forget_refused(db, id, None).await?;
     synclog::record(
         db,
         Entry::new(
@@ -332,7 +400,12 @@ pub async fn set_mapping(
         remote_type: saved.remote_type,
         direction: saved.direction,
         owner: saved.owner,
+        currency: saved.currency,
     })
+}
+
+fn convertible(field_type: &str) -> bool {
+    CUSTOM_FIELD_TYPES.contains(&field_type)
 }
 
 /// Removes a mapping (the field falls back to its default, or stops syncing).
@@ -347,6 +420,7 @@ pub async fn delete_mapping(
         .exec(engine.store.db())
         .await?
         .rows_affected;
+    super::links::forget_refused(engine.store.db(), id, None).await?;
     Ok(deleted > 0)
 }
 

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 use tandem_core::{
-    keys, ApId, EmailAddress, FieldKey, FieldRule, FieldValue, LabeledValue, MergePolicy, Snapshot,
-    Timestamp,
+    keys, Address, ApId, CalendarDate, CurrencyCode, DateRange, EmailAddress, FieldKey, FieldRule,
+    FieldValue, LabeledValue, MergePolicy, Money, NumberValue, Snapshot, TimeOfDay, TimeRange,
+    TimeZone, Timestamp, ZonedTime, ADDRESS_PARTS,
 };
 
 use super::wire::{self, Person, PersonWrite};
@@ -22,6 +23,10 @@ pub enum RemoteField {
     Custom {
         key: String,
         field_type: String,
+        /// For a `monetary` field mapped to a local *number* field: the currency the local
+        /// numbers are in (written as `{value, currency}`; read back as the bare amount).
+        /// `None`: the local field holds amounts with their currency.
+        currency: Option<CurrencyCode>,
     },
 }
 
@@ -127,43 +132,221 @@ fn list_value(values: Vec<LabeledValue>, emails: bool) -> FieldValue {
     }
 }
 
-/// A custom field's JSON value as a core value, by field type.
+/// The Pipedrive custom-field types tandem converts, both ways (API v2 shapes, see
+/// `fixtures/custom_fields_*.json`).
+pub const CUSTOM_FIELD_TYPES: [&str; 16] = [
+    "varchar",
+    "varchar_auto",
+    "text",
+    "phone",
+    "double",
+    "monetary",
+    "date",
+    "daterange",
+    "time",
+    "timerange",
+    "enum",
+    "set",
+    "address",
+    "user",
+    "org",
+    "people",
+];
+
+fn zone_of(object: &serde_json::Map<String, Value>) -> TimeZone {
+    TimeZone {
+        id: object.get("timezone_id").and_then(Value::as_i64),
+        name: object
+            .get("timezone_name")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    }
+}
+
+fn option_id(value: &Value) -> Option<i64> {
+    // `include_option_labels=true` renders options as `{id, label}`.
+    value
+        .as_i64()
+        .or_else(|| value.get("id").and_then(Value::as_i64))
+}
+
+/// A custom field's JSON value (API v2) as a core value, by field type. `None` when the value
+/// does not have the type's shape.
 pub fn custom_value(value: &Value, field_type: &str) -> Option<FieldValue> {
-    let value = match value {
-        Value::Object(o) if o.contains_key("value") => o.get("value").unwrap_or(&Value::Null),
-        other => other,
+    if value.is_null() {
+        return Some(FieldValue::Cleared);
+    }
+    let object = value.as_object();
+    let inner = match object {
+        Some(o) if o.contains_key("value") => o.get("value").unwrap_or(&Value::Null),
+        _ => value,
     };
-    Some(match (field_type, value) {
-        (_, Value::Null) => FieldValue::Cleared,
-        ("double" | "monetary" | "user" | "org" | "people", Value::Number(n)) => {
+    if inner.is_null() {
+        return Some(FieldValue::Cleared);
+    }
+    let text = |s: &str| {
+        if s.is_empty() {
+            FieldValue::Cleared
+        } else {
+            FieldValue::text(s)
+        }
+    };
+    Some(match (field_type, inner) {
+        ("monetary", Value::Number(n)) => {
+            let amount = NumberValue::new(n.as_f64()?).ok()?;
+            match object
+                .and_then(|o| o.get("currency"))
+                .and_then(Value::as_str)
+            {
+                Some(code) => FieldValue::Money(Money {
+                    amount,
+                    currency: CurrencyCode::parse(code).ok()?,
+                }),
+                None => FieldValue::Number(amount),
+            }
+        }
+        ("double" | "user" | "org" | "people", Value::Number(n)) => {
             FieldValue::number(n.as_f64()?).ok()?
         }
-        ("enum", Value::Number(n)) => FieldValue::Option(n.as_i64()?),
-        ("set", Value::Array(ids)) => FieldValue::options(ids.iter().filter_map(Value::as_i64)),
+        ("enum", v) => FieldValue::Option(option_id(v)?),
+        ("set", Value::Array(ids)) => {
+            let ids: Option<Vec<i64>> = ids.iter().map(option_id).collect();
+            FieldValue::options(ids?)
+        }
         ("date", Value::String(s)) => FieldValue::date(s).ok()?,
-        (_, Value::String(s)) if s.is_empty() => FieldValue::Cleared,
-        (_, Value::String(s)) => FieldValue::text(s.clone()),
-        (_, Value::Number(n)) => FieldValue::number(n.as_f64()?).ok()?,
+        ("daterange", Value::String(start)) => {
+            let until = object?.get("until")?.as_str()?;
+            FieldValue::DateRange(
+                DateRange::new(
+                    CalendarDate::parse(start).ok()?,
+                    CalendarDate::parse(until).ok()?,
+                )
+                .ok()?,
+            )
+        }
+        ("time", Value::String(s)) => FieldValue::Time(ZonedTime {
+            time: TimeOfDay::parse(s).ok()?,
+            zone: object.map(zone_of).unwrap_or_default(),
+        }),
+        ("timerange", Value::String(start)) => {
+            let o = object?;
+            FieldValue::TimeRange(TimeRange {
+                start: TimeOfDay::parse(start).ok()?,
+                until: TimeOfDay::parse(o.get("until")?.as_str()?).ok()?,
+                zone: zone_of(o),
+            })
+        }
+        ("address", Value::String(s)) => {
+            let parts = object
+                .map(|o| {
+                    ADDRESS_PARTS
+                        .iter()
+                        .filter_map(|k| {
+                            let part = o.get(*k)?.as_str()?.trim();
+                            (!part.is_empty()).then(|| ((*k).to_owned(), part.to_owned()))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            FieldValue::Address(Address {
+                value: s.clone(),
+                parts,
+            })
+            .canonical()
+        }
+        ("varchar" | "varchar_auto" | "text" | "phone", Value::String(s)) => text(s),
+        // Types tandem does not model: kept as text or a number when they look like one.
+        (other, Value::String(s)) if !CUSTOM_FIELD_TYPES.contains(&other) => text(s),
+        (other, Value::Number(n)) if !CUSTOM_FIELD_TYPES.contains(&other) => {
+            FieldValue::number(n.as_f64()?).ok()?
+        }
         _ => return None,
     })
 }
 
-fn custom_json(value: &FieldValue) -> Value {
-    match value {
-        FieldValue::Cleared => Value::Null,
-        FieldValue::Text(s) => Value::String(s.clone()),
-        FieldValue::Number(n) => serde_json::to_value(n).unwrap_or(Value::Null),
-        FieldValue::Date(d) => Value::String(d.as_str().to_owned()),
-        FieldValue::Option(id) => Value::from(*id),
-        FieldValue::Options(ids) if ids.is_empty() => Value::Null,
-        FieldValue::Options(ids) => Value::from(ids.as_slice().to_vec()),
-        FieldValue::Emails(v) | FieldValue::Phones(v) => Value::String(
+fn number_json(n: NumberValue) -> Value {
+    let f = n.get();
+    if f.fract() == 0.0 && f.abs() < 9.0e15 {
+        Value::from(f as i64)
+    } else {
+        serde_json::to_value(n).unwrap_or(Value::Null)
+    }
+}
+
+fn zone_json(object: &mut serde_json::Map<String, Value>, zone: &TimeZone) {
+    if let Some(id) = zone.id {
+        object.insert("timezone_id".into(), Value::from(id));
+    }
+    if let Some(name) = &zone.name {
+        object.insert("timezone_name".into(), Value::String(name.clone()));
+    }
+}
+
+/// A core value as the API v2 JSON of a custom field of `field_type`. `currency` is the
+/// mapping's (a local number written to a `monetary` field).
+pub fn custom_json(value: &FieldValue, field_type: &str, currency: Option<&CurrencyCode>) -> Value {
+    use serde_json::json;
+    match (field_type, value) {
+        (_, v) if v.is_cleared() => Value::Null,
+        ("monetary", FieldValue::Number(n)) => match currency {
+            Some(code) => json!({ "value": number_json(*n), "currency": code.as_str() }),
+            None => json!({ "value": number_json(*n) }),
+        },
+        (_, FieldValue::Money(m)) => {
+            json!({ "value": number_json(m.amount), "currency": m.currency.as_str() })
+        }
+        ("address", FieldValue::Text(s)) => json!({ "value": s }),
+        (_, FieldValue::Address(a)) => {
+            let mut object = serde_json::Map::new();
+            object.insert("value".into(), Value::String(a.value.clone()));
+            for (k, v) in &a.parts {
+                object.insert(k.clone(), Value::String(v.clone()));
+            }
+            Value::Object(object)
+        }
+        (_, FieldValue::Text(s)) => Value::String(s.clone()),
+        (_, FieldValue::Number(n)) => number_json(*n),
+        (_, FieldValue::Date(d)) => Value::String(d.as_str().to_owned()),
+        (_, FieldValue::DateRange(r)) => {
+            json!({ "value": r.start.as_str(), "until": r.until.as_str() })
+        }
+        (_, FieldValue::Time(t)) => {
+            let mut object = serde_json::Map::new();
+            object.insert("value".into(), Value::String(t.time.as_str().to_owned()));
+            zone_json(&mut object, &t.zone);
+            Value::Object(object)
+        }
+        (_, FieldValue::TimeRange(t)) => {
+            let mut object = serde_json::Map::new();
+            object.insert("value".into(), Value::String(t.start.as_str().to_owned()));
+            object.insert("until".into(), Value::String(t.until.as_str().to_owned()));
+            zone_json(&mut object, &t.zone);
+            Value::Object(object)
+        }
+        (_, FieldValue::Option(id)) => Value::from(*id),
+        (_, FieldValue::Options(ids)) => Value::from(ids.as_slice().to_vec()),
+        (_, FieldValue::Emails(v) | FieldValue::Phones(v)) => Value::String(
             v.iter()
                 .map(|l| l.value.as_str())
                 .collect::<Vec<_>>()
                 .join(", "),
         ),
+        (_, FieldValue::Cleared) => Value::Null,
     }
+}
+
+/// A custom field's value as the local field holds it: with a mapping currency the local
+/// field holds bare amounts.
+fn local_custom_value(
+    value: &Value,
+    field_type: &str,
+    currency: Option<&CurrencyCode>,
+) -> Option<FieldValue> {
+    let value = custom_value(value, field_type)?;
+    Some(match (value, currency) {
+        (FieldValue::Money(m), Some(_)) => FieldValue::Number(m.amount),
+        (other, _) => other,
+    })
 }
 
 /// The person's mapped fields as a remote snapshot at its `update_time`.
@@ -186,8 +369,12 @@ pub fn person_snapshot(person: &Person, map: &FieldMap) -> Snapshot {
                 Some(id) => FieldValue::number(id as f64).unwrap_or(FieldValue::Cleared),
                 None => FieldValue::Cleared,
             }),
-            RemoteField::Custom { key, field_type } => match person.custom_fields.get(key) {
-                Some(value) => custom_value(value, field_type),
+            RemoteField::Custom {
+                key,
+                field_type,
+                currency,
+            } => match person.custom_fields.get(key) {
+                Some(value) => local_custom_value(value, field_type, currency.as_ref()),
                 // A key absent from the payload is unknown, not cleared.
                 None => None,
             },
@@ -220,8 +407,15 @@ pub fn person_write(writes: &BTreeMap<FieldKey, FieldValue>, map: &FieldMap) -> 
                     body.owner_id = Some(n.get() as i64);
                 }
             }
-            RemoteField::Custom { key, .. } => {
-                body.custom_fields.insert(key.clone(), custom_json(value));
+            RemoteField::Custom {
+                key,
+                field_type,
+                currency,
+            } => {
+                body.custom_fields.insert(
+                    key.clone(),
+                    custom_json(value, field_type, currency.as_ref()),
+                );
             }
         }
     }
@@ -287,4 +481,215 @@ pub fn with_ap_id(mut body: PersonWrite, map: &FieldMap, ap_id: &ApId) -> Person
             .insert(key.clone(), Value::String(ap_id.as_str().to_owned()));
     }
     body
+}
+
+#[cfg(test)]
+mod tests {
+    //! Recorded API v2 JSON in (`fixtures/`), core values out, and the write body back.
+
+    use super::*;
+    use serde_json::json;
+    use tandem_core::{Direction, TimeZone};
+
+    const FIELDS: &str = include_str!("fixtures/person_fields.json");
+    const PERSON: &str = include_str!("fixtures/person_every_custom_field_type.json");
+
+    fn key(k: &str) -> FieldKey {
+        FieldKey::new(k).unwrap()
+    }
+
+    /// Every custom field of the fixture mapped both ways to a local field named after it.
+    fn fixture_map(currency: Option<&str>) -> (FieldMap, BTreeMap<String, String>) {
+        let fields: wire::Envelope<Vec<wire::PersonField>> = serde_json::from_str(FIELDS).unwrap();
+        let mut map = FieldMap::defaults(None);
+        let mut local_of = BTreeMap::new();
+        for f in fields.data.into_iter().filter(|f| f.is_custom_field) {
+            let local = f.field_name.to_lowercase().replace(' ', "_");
+            local_of.insert(f.field_code.clone(), local.clone());
+            map.fields.push(MappedField {
+                local: key(&local),
+                remote: RemoteField::Custom {
+                    key: f.field_code,
+                    currency: (f.field_type == "monetary")
+                        .then(|| currency.map(|c| CurrencyCode::parse(c).unwrap()))
+                        .flatten(),
+                    field_type: f.field_type,
+                },
+                rule: FieldRule {
+                    direction: Direction::Bidirectional,
+                    owner: None,
+                },
+            });
+        }
+        (map, local_of)
+    }
+
+    fn person() -> (Person, Value) {
+        let raw: Value = serde_json::from_str(PERSON).unwrap();
+        let person: wire::Envelope<Person> = serde_json::from_str(PERSON).unwrap();
+        (person.data, raw["data"]["custom_fields"].clone())
+    }
+
+    fn date(d: &str) -> CalendarDate {
+        CalendarDate::parse(d).unwrap()
+    }
+
+    fn time(t: &str) -> TimeOfDay {
+        TimeOfDay::parse(t).unwrap()
+    }
+
+    #[test]
+    fn every_api_v2_custom_field_type_reads_into_its_core_value() {
+        let (map, _) = fixture_map(None);
+        let (person, _) = person();
+        let snapshot = person_snapshot(&person, &map);
+        let london = TimeZone {
+            id: Some(318),
+            name: Some("Europe/London".into()),
+        };
+        let expected: Vec<(&str, FieldValue)> = vec![
+            ("nickname", FieldValue::text("Ada")),
+            (
+                "bio",
+                FieldValue::text("Wrote the first program.\nLoved numbers."),
+            ),
+            ("referrer", FieldValue::text("Babbage")),
+            ("office_phone", FieldValue::text("+44 20 7946 0000")),
+            ("score", FieldValue::number(42.5).unwrap()),
+            (
+                "lifetime_value",
+                FieldValue::Money(Money {
+                    amount: NumberValue::new(2300.0).unwrap(),
+                    currency: CurrencyCode::parse("EUR").unwrap(),
+                }),
+            ),
+            ("birthday", FieldValue::date("1815-12-10").unwrap()),
+            (
+                "contract",
+                FieldValue::DateRange(
+                    DateRange::new(date("2024-01-01"), date("2024-12-31")).unwrap(),
+                ),
+            ),
+            (
+                "call_time",
+                FieldValue::Time(ZonedTime {
+                    time: time("09:30:00"),
+                    zone: london.clone(),
+                }),
+            ),
+            (
+                "office_hours",
+                FieldValue::TimeRange(TimeRange {
+                    start: time("09:00:00"),
+                    until: time("17:00:00"),
+                    zone: london,
+                }),
+            ),
+            ("tier", FieldValue::Option(28)),
+            ("interests", FieldValue::options([33, 31])),
+            ("account_manager", FieldValue::number(2.0).unwrap()),
+            ("employer", FieldValue::number(7.0).unwrap()),
+            ("assistant", FieldValue::number(14.0).unwrap()),
+        ];
+        for (local, value) in expected {
+            assert_eq!(snapshot.get(&key(local)), Some(&value), "{local}");
+        }
+        let Some(FieldValue::Address(home)) = snapshot.get(&key("home")) else {
+            panic!("home is an address: {:?}", snapshot.get(&key("home")));
+        };
+        assert_eq!(home.value, "12 St James's Square, London");
+        assert_eq!(home.parts["postal_code"], "SW1Y 4JH");
+        assert_eq!(home.parts.len(), 6);
+    }
+
+    #[test]
+    fn every_core_value_writes_back_as_the_recorded_api_v2_shape() {
+        let (map, local_of) = fixture_map(None);
+        let (person, recorded) = person();
+        let snapshot = person_snapshot(&person, &map);
+        let writes: BTreeMap<FieldKey, FieldValue> = snapshot
+            .fields
+            .into_iter()
+            .filter(|(k, _)| local_of.values().any(|l| l == k.as_str()))
+            .collect();
+        assert_eq!(writes.len(), 16);
+        let body = person_write(&writes, &map);
+        for (code, local) in &local_of {
+            assert_eq!(
+                body.custom_fields.get(code),
+                recorded.get(code),
+                "{local} ({code}) writes back what was read"
+            );
+        }
+    }
+
+    #[test]
+    fn a_local_number_on_a_monetary_field_is_written_with_the_mappings_currency_and_read_back_as_a_number(
+    ) {
+        let (map, local_of) = fixture_map(Some("EUR"));
+        let code = local_of
+            .iter()
+            .find(|(_, l)| l.as_str() == "lifetime_value")
+            .map(|(c, _)| c.clone())
+            .unwrap();
+        let writes: BTreeMap<FieldKey, FieldValue> =
+            [(key("lifetime_value"), FieldValue::number(1234.5).unwrap())]
+                .into_iter()
+                .collect();
+        let body = person_write(&writes, &map);
+        assert_eq!(
+            body.custom_fields[&code],
+            json!({"value": 1234.5, "currency": "EUR"})
+        );
+        let (person, _) = person();
+        assert_eq!(
+            person_snapshot(&person, &map).get(&key("lifetime_value")),
+            Some(&FieldValue::number(2300.0).unwrap())
+        );
+    }
+
+    #[test]
+    fn ids_are_written_as_integers_and_empty_values_as_null() {
+        let (map, local_of) = fixture_map(None);
+        let code_of = |local: &str| {
+            local_of
+                .iter()
+                .find(|(_, l)| l.as_str() == local)
+                .map(|(c, _)| c.clone())
+                .unwrap()
+        };
+        let writes: BTreeMap<FieldKey, FieldValue> = [
+            (key("account_manager"), FieldValue::number(3.0).unwrap()),
+            (key("interests"), FieldValue::options([])),
+            (key("home"), FieldValue::text("1 Main St")),
+            (key("nickname"), FieldValue::Cleared),
+        ]
+        .into_iter()
+        .collect();
+        let body = person_write(&writes, &map);
+        assert_eq!(
+            serde_json::to_string(&body.custom_fields[&code_of("account_manager")]).unwrap(),
+            "3"
+        );
+        // A `set` is cleared with null: `[]` is a validation error in API v2.
+        assert_eq!(body.custom_fields[&code_of("interests")], Value::Null);
+        assert_eq!(
+            body.custom_fields[&code_of("home")],
+            json!({"value": "1 Main St"})
+        );
+        assert_eq!(body.custom_fields[&code_of("nickname")], Value::Null);
+    }
+
+    #[test]
+    fn options_rendered_with_their_labels_read_as_option_ids() {
+        assert_eq!(
+            custom_value(&json!({"id": 28, "label": "Pro"}), "enum"),
+            Some(FieldValue::Option(28))
+        );
+        assert_eq!(
+            custom_value(&json!([{"id": 33, "label": "Engines"}, {"id": 31}]), "set"),
+            Some(FieldValue::options([31, 33]))
+        );
+        assert_eq!(custom_value(&json!("Pro"), "enum"), None);
+    }
 }

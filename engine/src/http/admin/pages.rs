@@ -588,6 +588,7 @@ async fn fields_page(
     }
     body.push_str("</select></label> <label>Direction <select name=direction><option>bidirectional</option><option>inbound</option><option>outbound</option></select></label> \
 <label>Owner <select name=owner><option value=\"\">last writer wins</option><option value=local>local</option><option value=remote>remote (Pipedrive)</option></select></label> \
+<label>Currency (monetary fields, for local numbers) <input name=currency size=3 maxlength=3 placeholder=EUR></label> \
 <button class=primary>Save mapping</button></form></section>");
     body.push_str(&format!("<section class=card><h2>Create a custom field in Pipedrive</h2><p>Needs a Pipedrive admin as the connecting user.</p>\
 <form method=post action=\"/admin/connections/{id}/remote-fields\">{}<label>Name <input name=name required></label> <label>Type <select name=field_type>",
@@ -631,6 +632,7 @@ async fn save_mapping(
         remote_field: get("remote_field"),
         direction: Some(get("direction")),
         owner: Some(get("owner")),
+        currency: form.get("currency").cloned(),
     };
     match fields::set_mapping(&state.engine, id, &request).await {
         Ok(m) => back(

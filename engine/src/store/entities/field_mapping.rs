@@ -13,6 +13,8 @@ pub struct Model {
     pub remote_type: String,
     pub direction: String,
     pub owner: Option<String>,
+    /// For a local number field mapped to a `monetary` field: the numbers' currency.
+    pub currency: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }
