@@ -324,6 +324,18 @@ fn merge_field(
         (Some(l), Some(r)) if l == r => {
             out.base_changes.insert(key.clone(), l.clone());
         }
+        // A field the base never held (newly mapped, or a first meeting) that one side has
+        // empty: nothing to choose, the value is copied over.
+        (Some(value), Some(empty))
+            if base.is_none() && empty.is_cleared() && rule.direction.flows_from(Side::Local) =>
+        {
+            propagate(out, key, value, Side::Local, rule.direction);
+        }
+        (Some(empty), Some(value))
+            if base.is_none() && empty.is_cleared() && rule.direction.flows_from(Side::Remote) =>
+        {
+            propagate(out, key, value, Side::Remote, rule.direction);
+        }
         (Some(l), Some(r)) => {
             let (winner, reason) = match (rule.direction, rule.owner, policy.default) {
                 (Direction::Inbound, ..) => (
@@ -648,6 +660,19 @@ mod tests {
         let local = snap(43_201_002, &[("name", t("Local"))]);
         let out = merge(&base, &local, &remote, &MergePolicy::default());
         assert_eq!(out.conflicts[0].winner, Side::Local);
+    }
+
+    #[test]
+    fn a_newly_mapped_field_empty_on_one_side_takes_the_other_sides_value_whatever_the_versions() {
+        // The base never held the field; Pipedrive's is empty and stamped in the same second.
+        let base = snap(1, &[]);
+        let local = snap(43_200_471, &[("deal_size", t("1234.5"))]);
+        let remote = snap(43_200_000, &[("deal_size", FieldValue::Cleared)]);
+        let out = merge(&base, &local, &remote, &MergePolicy::default());
+        assert_eq!(out.to_remote, writes(&[("deal_size", t("1234.5"))]));
+        assert!(out.conflicts.is_empty());
+        let out = merge(&base, &remote, &local, &MergePolicy::default());
+        assert_eq!(out.to_local, writes(&[("deal_size", t("1234.5"))]));
     }
 
     #[test]
