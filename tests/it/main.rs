@@ -16,4 +16,5 @@ mod inbound;
 mod live;
 mod migrations;
 mod queue;
+mod security;
 mod writeback;

@@ -25,6 +25,8 @@ pub enum ErrorCode {
     Conflict,
     IdempotencyKeyReused,
     IdempotencyKeyRequired,
+    SecretNotReplayed,
+    TooManyAttempts,
     PayloadTooLarge,
     UnsupportedMediaType,
     NoPipedrivePerson,
@@ -59,11 +61,13 @@ impl ErrorCode {
             }
             Self::Forbidden | Self::CsrfFailed => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::Conflict | Self::IdempotencyKeyReused | Self::CompanyChanged => {
-                StatusCode::CONFLICT
-            }
+            Self::Conflict
+            | Self::IdempotencyKeyReused
+            | Self::CompanyChanged
+            | Self::SecretNotReplayed => StatusCode::CONFLICT,
             Self::IdempotencyKeyRequired => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::ConnectionUnavailable | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,

@@ -77,6 +77,8 @@ pub struct Engine {
     /// Wakes the idle worker loop at once when new work is committed (an accepted webhook, an
     /// app-side change); without it the loop notices after `workers.idle_poll_ms`.
     pub wake: Arc<tokio::sync::Notify>,
+    /// The webhook receiver's credential cache; use-cases that change credentials forget entries.
+    pub webhook_auth: connections::WebhookAuthCache,
 }
 
 impl Engine {
@@ -95,6 +97,7 @@ impl Engine {
         ));
         Self {
             wake: Arc::new(tokio::sync::Notify::new()),
+            webhook_auth: connections::WebhookAuthCache::default(),
             store,
             client,
             vault,

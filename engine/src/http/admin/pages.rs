@@ -66,7 +66,8 @@ pub(crate) fn esc(text: &str) -> String {
     out
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#1d2330;background:#f5f6f8}\
+/// The console's one stylesheet, inline; the Content-Security-Policy allows exactly it (by hash).
+pub(crate) const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#1d2330;background:#f5f6f8}\
 header{background:#1d2330;color:#fff;padding:.6rem 1.2rem;display:flex;gap:1.2rem;align-items:center}\
 header a{color:#fff;text-decoration:none}header form{margin-left:auto}main{padding:1.2rem;max-width:72rem}\
 .card{background:#fff;border:1px solid #d9dce3;border-radius:6px;padding:1rem;margin-bottom:1rem}\

@@ -101,6 +101,15 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Marks a response that carries a secret shown once (a webhook subscription's `whsec_…`): the
+/// idempotency layer never stores its body in clear and refuses to replay it
+/// ([`idempotency`]); the security headers layer marks it `Cache-Control: no-store`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CarriesSecret {
+    /// The top-level keys of the JSON body that hold secrets.
+    pub(crate) keys: &'static [&'static str],
+}
+
 /// Which API key a request presented (a short fingerprint, never the key).
 #[derive(Debug, Clone)]
 pub(crate) struct ApiClient {

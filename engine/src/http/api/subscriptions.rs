@@ -63,7 +63,11 @@ pub(super) async fn create(
         .map_err(sync_error)?;
     let mut body = render(&subscription);
     body["secret"] = Value::String(secret.to_whsec());
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    response
+        .extensions_mut()
+        .insert(super::CarriesSecret { keys: &["secret"] });
+    Ok(response)
 }
 
 /// `GET /api/v1/webhook-subscriptions`.

@@ -1,0 +1,298 @@
+//! Security hardening (issue 17, and the webhook-credential half of issue 16): each test names
+//! the defence it checks; `docs/security.md` lists them line by line.
+
+use pipedrive_sim::{FaultSpec, SimConfig};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tandem_engine::sync::{connections, links};
+use tandem_tests::fields::text_of;
+use tandem_tests::{spawn_app, spawn_app_with, TestApp};
+use uuid::Uuid;
+
+fn seeded(persons: usize) -> SimConfig {
+    SimConfig {
+        time_scale: 0.001,
+        persons,
+        ..SimConfig::default()
+    }
+}
+
+async fn post_webhook_as(
+    app: &TestApp,
+    connection: &str,
+    user: &str,
+    password: &str,
+    body: &Value,
+) -> reqwest::Response {
+    app.http
+        .post(format!("{}/webhooks/pipedrive/{connection}", app.base_url))
+        .basic_auth(user, Some(password))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn person_change(id: &str) -> Value {
+    json!({ "meta": { "id": id, "entity": "person", "action": "change", "entity_id": "1" }, "data": { "id": 1 } })
+}
+
+async fn inbox_rows(app: &TestApp) -> i64 {
+    tandem_engine::store::stats::count_inbox_events(app.store.db(), None)
+        .await
+        .unwrap() as i64
+}
+
+#[tokio::test]
+async fn the_pipedrive_receiver_answers_the_same_401_for_unknown_connections_and_wrong_credentials()
+{
+    let app = spawn_app().await;
+    let connection = app.connect_pipedrive().await;
+    let (user, _) = connections::webhook_credentials(&app.engine, app.store.db(), connection)
+        .await
+        .unwrap()
+        .unwrap();
+    let body = person_change("ev-1");
+    let wrong_password =
+        post_webhook_as(&app, &connection.to_string(), &user, "wrong", &body).await;
+    let unknown_id = post_webhook_as(&app, &Uuid::new_v4().to_string(), &user, "x", &body).await;
+    let not_an_id = post_webhook_as(&app, "not-a-uuid", &user, "x", &body).await;
+    let mut answers = Vec::new();
+    for response in [wrong_password, unknown_id, not_an_id] {
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        answers.push(response.text().await.unwrap());
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "unknown ids look like wrong credentials"
+    );
+    assert_eq!(answers[0], answers[2]);
+    assert_eq!(inbox_rows(&app).await, 0);
+}
+
+#[tokio::test]
+async fn deliveries_for_a_disconnected_connection_are_refused_and_not_stored() {
+    let app = spawn_app().await;
+    let connection = app.connect_pipedrive().await;
+    let (user, password) =
+        connections::webhook_credentials(&app.engine, app.store.db(), connection)
+            .await
+            .unwrap()
+            .unwrap();
+    // Accepted while connected (the credentials are now in the receiver's cache).
+    let before = post_webhook_as(
+        &app,
+        &connection.to_string(),
+        &user,
+        &password,
+        &person_change("ev-before"),
+    )
+    .await;
+    assert_eq!(before.status(), StatusCode::OK);
+    let stored = inbox_rows(&app).await;
+
+    connections::disconnect(&app.engine, connection)
+        .await
+        .unwrap();
+    let after = post_webhook_as(
+        &app,
+        &connection.to_string(),
+        &user,
+        &password,
+        &person_change("ev-after"),
+    )
+    .await;
+    assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        inbox_rows(&app).await,
+        stored,
+        "nothing stored after the disconnect"
+    );
+}
+
+#[tokio::test]
+async fn after_a_reconnect_and_a_restart_pipedrive_webhooks_still_carry_the_credentials_tandem_accepts(
+) {
+    let mut app = spawn_app_with(seeded(2), |_| {}).await;
+    let connection = app.connect_and_sync().await;
+    let sim = app.sim.handle();
+    // Connect the same company again, as the admin API does.
+    let reconnected = app
+        .admin(Method::POST, "/admin/api/connections")
+        .json(&json!({ "api_token": sim.config().api_token, "api_domain": sim.base_url() }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reconnected.status(), StatusCode::CREATED);
+    app.restart().await;
+
+    // Pipedrive's webhook for persons, with the credentials Pipedrive holds for it.
+    let hook = sim
+        .webhooks()
+        .into_iter()
+        .find(|w| {
+            w["event_object"] == "person"
+                && w["subscription_url"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with(&format!("/webhooks/pipedrive/{connection}"))
+        })
+        .expect("tandem's person webhook is registered");
+    let (user, password) = (
+        hook["http_auth_user"].as_str().unwrap().to_owned(),
+        hook["http_auth_password"].as_str().unwrap().to_owned(),
+    );
+
+    // A real delivery body (the simulator's own, not delivered: the old process is gone).
+    sim.set_faults(FaultSpec::parse("webhooks:drop=1").unwrap());
+    let person = sim.persons()[0]["id"].as_i64().unwrap();
+    sim.update_person_as_user(person, json!({ "name": "After Reconnect" }))
+        .unwrap();
+    let body = sim
+        .wait_for_deliveries(std::time::Duration::from_secs(10), |d| {
+            d.iter().any(|d| d.entity_id == person)
+        })
+        .await
+        .into_iter()
+        .rfind(|d| d.entity_id == person)
+        .unwrap()
+        .body;
+    let response = post_webhook_as(&app, &connection.to_string(), &user, &password, &body).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    app.drive().await;
+    let link = links::by_person(app.store.db(), connection, person)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        text_of(&app.contact(link.contact_id).await, "name").as_deref(),
+        Some("After Reconnect")
+    );
+}
+
+#[tokio::test]
+async fn reconciliation_re_registers_a_webhook_whose_credentials_no_longer_match() {
+    let app = spawn_app().await;
+    let connection = app.connect_pipedrive().await;
+    let sim = app.sim.handle();
+    let token = sim.config().api_token.clone();
+    // Someone replaces tandem's person webhook with one carrying another password.
+    let hook = sim
+        .webhooks()
+        .into_iter()
+        .find(|w| w["event_object"] == "person")
+        .unwrap();
+    let v1 = format!("{}/v1/webhooks", sim.base_url());
+    let deleted = app
+        .http
+        .delete(format!("{v1}/{}", hook["id"]))
+        .header("x-api-token", &token)
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success());
+    let created = app
+        .http
+        .post(&v1)
+        .header("x-api-token", &token)
+        .json(&json!({
+            "subscription_url": hook["subscription_url"], "event_action": "*",
+            "event_object": "person", "http_auth_user": hook["http_auth_user"],
+            "http_auth_password": "stale-password", "version": "2.0", "name": "someone else",
+        }))
+        .send()
+        .await
+        .unwrap();
+    let status = created.status();
+    assert!(
+        status.is_success(),
+        "{status}: {}",
+        created.text().await.unwrap()
+    );
+
+    let conn = connections::load(&app.engine, connection).await.unwrap();
+    let report = tandem_engine::sync::poller::reconcile(&app.engine, &conn)
+        .await
+        .unwrap();
+    assert_eq!(report.webhooks_repaired, 1);
+    let (_, password) = connections::webhook_credentials(&app.engine, app.store.db(), connection)
+        .await
+        .unwrap()
+        .unwrap();
+    let persons: Vec<Value> = sim
+        .webhooks()
+        .into_iter()
+        .filter(|w| w["event_object"] == "person")
+        .collect();
+    assert_eq!(persons.len(), 1, "the stale webhook is gone: {persons:?}");
+    assert_eq!(persons[0]["http_auth_password"], password.as_str());
+}
+
+#[tokio::test]
+async fn a_webhook_subscription_secret_is_neither_stored_in_clear_nor_replayed() {
+    let app = spawn_app().await;
+    let create = || {
+        app.api(Method::POST, "/api/v1/webhook-subscriptions")
+            .header("idempotency-key", "sub-1")
+            .json(&json!({ "url": "http://127.0.0.1:9/hooks" }))
+    };
+    let first = create().send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    assert_eq!(first.headers()["cache-control"], "no-store");
+    let first: Value = first.json().await.unwrap();
+    let secret = first["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+
+    // Nowhere in the idempotency table, in any form.
+    let db = app.store.db();
+    use sea_orm::{ConnectionTrait, Statement};
+    let rows = db
+        .query_all(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT response_body FROM idempotency_key".to_owned(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    for row in rows {
+        let body: Value = row.try_get_by_index(0).unwrap();
+        let text = body.to_string();
+        let key = secret.trim_start_matches("whsec_");
+        assert!(!text.contains(key), "{text}");
+    }
+
+    // A replay does not show it again: a clear refusal naming what was created.
+    let replay = create().send().await.unwrap();
+    assert_eq!(replay.status(), StatusCode::CONFLICT);
+    let replay: Value = replay.json().await.unwrap();
+    assert_eq!(replay["code"], "secret_not_replayed");
+    assert!(!replay.to_string().contains(&secret));
+    assert!(replay["detail"]
+        .as_str()
+        .unwrap()
+        .contains(first["id"].as_str().unwrap()));
+}
+
+#[tokio::test]
+async fn every_response_has_security_headers_and_the_console_a_strict_content_security_policy() {
+    let app = spawn_app().await;
+    for path in ["/admin/login", "/api/v1/contacts", "/healthz", "/nowhere"] {
+        let response = app.get(path).await;
+        let headers = response.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(headers["cache-control"], "no-store", "{path}");
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(csp.contains("default-src 'none'"), "{path}: {csp}");
+    }
+    // Personal data: a contact read through the API is never cached.
+    let contacts = app
+        .api(Method::GET, "/api/v1/contacts")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(contacts.status(), StatusCode::OK);
+    assert_eq!(contacts.headers()["cache-control"], "no-store");
+}
