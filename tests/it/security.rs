@@ -330,3 +330,135 @@ async fn a_person_named_like_a_formula_is_exported_as_text_in_the_duplicates_csv
         "{csv}"
     );
 }
+
+async fn json_error(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{status}: {content_type}"
+    );
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_413_and_framework_rejections_have_the_json_error_body_everywhere() {
+    let app = spawn_app_with(seeded(0), |s| s.http.body_limit_bytes = 4096).await;
+    let big = json!({ "survivor_person_id": 1, "merged_person_id": 2, "pad": "x".repeat(10_000) });
+    for path in ["/admin/api/duplicates/merge", "/admin/api/duplicates/link"] {
+        let response = app
+            .admin(Method::POST, path)
+            .json(&big)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = json_error(response).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+        assert_eq!(body["code"], "payload_too_large", "{path}");
+    }
+    let contact = app
+        .api(Method::POST, "/api/v1/contacts")
+        .json(&json!({ "email": "big@example.com", "fields": { "name": "x".repeat(10_000) } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_error(contact).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+
+    let connection = Uuid::new_v4();
+    let not_utf8 = app
+        .admin(
+            Method::PUT,
+            &format!("/admin/api/connections/{connection}/mappings"),
+        )
+        .header("content-type", "application/json")
+        .body(vec![b'{', 0xff, 0xfe, b'}'])
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_error(not_utf8).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["code"], "bad_request");
+    let bad_id = app
+        .admin(Method::GET, "/admin/api/connections/not-a-uuid")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_error(bad_id).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["detail"].as_str().unwrap().contains("not-a-uuid"),
+        "{body}"
+    );
+    let no_route = app.get("/api/v1/nothing-here").await;
+    assert_eq!(json_error(no_route).await.1["code"], "not_found");
+    let wrong_method = app
+        .admin(Method::DELETE, "/admin/api/duplicates")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        json_error(wrong_method).await.1["code"],
+        "method_not_allowed"
+    );
+}
+
+/// Everything logged in this test process, at every level.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn request_logs_hold_the_path_but_never_the_query_with_oauth_codes_or_email_addresses() {
+    let captured = Captured::default();
+    // tandem's own filter, opened to every level.
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tandem_engine::telemetry::env_filter("trace"))
+        .with_ansi(false)
+        .with_writer(captured.clone())
+        .finish();
+    // nextest runs every test in its own process, so this test owns the global subscriber.
+    tracing::subscriber::set_global_default(subscriber).expect("no subscriber installed yet");
+    let app = spawn_app().await;
+    let listed = app
+        .api(
+            Method::GET,
+            "/api/v1/contacts?email=private.person@example.com",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), StatusCode::OK);
+    let callback = app
+        .get("/connections/pipedrive/callback?code=SECRETCODE123&state=SECRETSTATE456")
+        .await;
+    assert!(callback.status().is_client_error());
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("/api/v1/contacts"),
+        "requests are logged: {logs}"
+    );
+    assert!(logs.contains("/connections/pipedrive/callback"));
+    for secret in ["private.person", "SECRETCODE123", "SECRETSTATE456"] {
+        let line = logs.lines().find(|l| l.contains(secret));
+        assert!(line.is_none(), "{secret} in the logs: {line:?}");
+    }
+}

@@ -22,6 +22,7 @@ pub enum ErrorCode {
     Forbidden,
     CsrfFailed,
     NotFound,
+    MethodNotAllowed,
     Conflict,
     IdempotencyKeyReused,
     IdempotencyKeyRequired,
@@ -61,6 +62,7 @@ impl ErrorCode {
             }
             Self::Forbidden | Self::CsrfFailed => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict
             | Self::IdempotencyKeyReused
             | Self::CompanyChanged
@@ -130,6 +132,27 @@ struct Body<'a> {
     detail: &'a str,
     #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
     fields: &'a [FieldError],
+}
+
+impl ApiError {
+    /// The error that stands for a bare `status` (a framework rejection, a missing route), so
+    /// that every 4xx tandem answers has the same JSON shape.
+    pub fn for_status(status: StatusCode, detail: impl Into<String>) -> Option<Self> {
+        let code = match status {
+            StatusCode::BAD_REQUEST => ErrorCode::BadRequest,
+            StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
+            StatusCode::FORBIDDEN => ErrorCode::Forbidden,
+            StatusCode::NOT_FOUND => ErrorCode::NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+            StatusCode::CONFLICT => ErrorCode::Conflict,
+            StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+            StatusCode::UNPROCESSABLE_ENTITY => ErrorCode::ValidationFailed,
+            StatusCode::TOO_MANY_REQUESTS => ErrorCode::TooManyAttempts,
+            _ => return None,
+        };
+        Some(Self::new(code, detail))
+    }
 }
 
 impl IntoResponse for ApiError {

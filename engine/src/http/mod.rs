@@ -14,6 +14,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use tandem_webhooks::{ApiError, ErrorCode};
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
@@ -42,8 +43,11 @@ pub fn router(state: AppState) -> Router {
         .merge(api::router(state))
         .merge(tandem_webhooks::pipedrive::router(Arc::clone(&inbox)))
         .merge(tandem_webhooks::app::router(inbox))
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::map_response(json_payload_too_large));
+        // One body limit for every route: tower-http refuses a declared length above it at once
+        // and cuts off a streamed body there; axum's own default limit is switched off.
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(axum::middleware::map_response(json_errors));
     with_security_headers(router).layer(TraceLayer::new_for_http().make_span_with(request_span))
 }
 
@@ -106,18 +110,49 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>
     }
 }
 
-/// axum's body-limit rejection is plain text; every client of tandem gets the JSON error body.
-async fn json_payload_too_large(response: axum::response::Response) -> axum::response::Response {
-    let is_json = response
+/// One error shape everywhere: framework rejections (a body over the limit, a path id that does
+/// not parse, a body that is not UTF-8, an unknown route or method) are plain text or empty;
+/// they are answered with the JSON error body like every other client error. The console's
+/// HTML error pages and JSON bodies pass unchanged.
+async fn json_errors(response: axum::response::Response) -> axum::response::Response {
+    let status = response.status();
+    let content_type = response
         .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json {
-        return ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            "the request body is larger than this tandem accepts (http.body_limit_bytes)",
-        )
-        .into_response();
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.as_bytes().to_vec())
+        .unwrap_or_default();
+    let keep = !status.is_client_error()
+        || content_type.starts_with(b"application/json")
+        || content_type.starts_with(b"text/html");
+    if keep {
+        return response;
     }
-    response
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let detail = match (status, text.is_empty()) {
+        (StatusCode::PAYLOAD_TOO_LARGE, _) => {
+            "the request body is larger than this tandem accepts (http.body_limit_bytes)".to_owned()
+        }
+        (_, true) => status
+            .canonical_reason()
+            .unwrap_or("client error")
+            .to_lowercase(),
+        (_, false) => text,
+    };
+    match ApiError::for_status(status, detail) {
+        Some(error) => {
+            let mut response = error.into_response();
+            // Keep what the rejection said besides its body (`Allow` on a 405, `Retry-After`).
+            for (name, value) in &parts.headers {
+                if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                    response.headers_mut().insert(name.clone(), value.clone());
+                }
+            }
+            response
+        }
+        None => axum::response::Response::from_parts(parts, axum::body::Body::empty()),
+    }
 }
