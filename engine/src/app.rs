@@ -112,10 +112,14 @@ impl Application {
             Vec::new()
         };
         let router = http::router(self.state.clone());
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await
-            .context("serving HTTP")?;
+        // The peer address feeds the failed-authentication throttle.
+        axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await
+        .context("serving HTTP")?;
         shutdown.cancel();
         for worker in workers {
             drop(worker.await);

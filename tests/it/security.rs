@@ -462,3 +462,122 @@ async fn request_logs_hold_the_path_but_never_the_query_with_oauth_codes_or_emai
         assert!(line.is_none(), "{secret} in the logs: {line:?}");
     }
 }
+
+/// A client whose requests come from `address` (any 127.x address reaches the loopback).
+fn client_from(address: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(address))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn login(app: &TestApp, client: &reqwest::Client, token: &str) -> StatusCode {
+    client
+        .post(format!("{}/admin/login", app.base_url))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn forty_wrong_logins_lock_that_address_out_even_with_the_right_token_but_not_the_real_admin()
+{
+    let app = spawn_app().await;
+    let admin = client_from([127, 0, 0, 2]);
+    let attacker = client_from([127, 0, 0, 3]);
+    // The real admin signed in before (from their usual address).
+    assert_eq!(
+        login(&app, &admin, "test-admin-token").await,
+        StatusCode::SEE_OTHER
+    );
+    let mut statuses = Vec::new();
+    for i in 0..40 {
+        statuses.push(login(&app, &attacker, &format!("guess-{i:02}-guess-guess")).await);
+    }
+    assert!(
+        statuses[..5].iter().all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[5..].contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    let locked = attacker
+        .post(format!("{}/admin/login", app.base_url))
+        .form(&[("token", "test-admin-token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        locked.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the right token does not get through"
+    );
+    assert!(locked.headers().contains_key("retry-after"));
+    // The same lock on the admin Bearer, and the sync log says so.
+    let bearer = attacker
+        .get(format!("{}/admin/api/connections", app.base_url))
+        .bearer_auth("test-admin-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bearer.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(!app.log_entries("auth_throttled").await.is_empty());
+    // The real admin is not locked out.
+    assert_eq!(
+        login(&app, &admin, "test-admin-token").await,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn wrong_api_keys_and_wrong_webhook_credentials_are_throttled_per_address() {
+    let app = spawn_app().await;
+    let connection = app.connect_pipedrive().await;
+    let attacker = client_from([127, 0, 0, 4]);
+    let mut last = StatusCode::OK;
+    for _ in 0..10 {
+        last = attacker
+            .get(format!("{}/api/v1/contacts", app.base_url))
+            .bearer_auth("wrong-key-wrong-key-wrong")
+            .send()
+            .await
+            .unwrap()
+            .status();
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+    for _ in 0..10 {
+        last = attacker
+            .post(format!("{}/webhooks/pipedrive/{connection}", app.base_url))
+            .basic_auth("tandem", Some("wrong"))
+            .json(&person_change("x"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+    // The app itself, from its own address, with its key (in any case of "Bearer").
+    let ok = app
+        .http
+        .get(format!("{}/api/v1/contacts", app.base_url))
+        .header(
+            "authorization",
+            format!("bEaReR {}", tandem_tests::TEST_API_KEY),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let admin = app
+        .http
+        .get(format!("{}/admin/api/connections", app.base_url))
+        .header("authorization", "BEARER test-admin-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin.status(), StatusCode::OK);
+}

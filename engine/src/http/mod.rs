@@ -6,6 +6,7 @@ use std::sync::Arc;
 pub mod admin;
 pub mod api;
 pub mod connect;
+pub(crate) mod throttle;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
@@ -22,6 +23,7 @@ use crate::config::Settings;
 use crate::store::Store;
 use crate::sync::inbox::StoreInbox;
 use crate::sync::Engine;
+use throttle::{AuthProbe, AuthThrottle, Policy};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -34,6 +36,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.http.body_limit_bytes;
     let inbox = Arc::new(StoreInbox::new(state.engine.clone()));
+    let state_for_throttle = state.clone();
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -47,8 +50,109 @@ pub fn router(state: AppState) -> Router {
         // and cuts off a streamed body there; axum's own default limit is switched off.
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            (
+                state_for_throttle,
+                Arc::new(AuthThrottle::new(Policy::default())),
+            ),
+            throttle_failed_auth,
+        ))
         .layer(axum::middleware::map_response(json_errors));
     with_security_headers(router).layer(TraceLayer::new_for_http().make_span_with(request_span))
+}
+
+/// Failed-authentication throttling ([`throttle`]): a locked client gets 429
+/// `too_many_attempts` (with `Retry-After`) before any credential is looked at; each new lock
+/// is written to the sync log (`auth_throttled`).
+async fn throttle_failed_auth(
+    State((state, throttle)): State<(AppState, Arc<AuthThrottle>)>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let Some(surface) = throttle::surface_of(request.method(), request.uri().path()) else {
+        return next.run(request).await;
+    };
+    let client = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    let now = std::time::Instant::now();
+    if let Err(wait) = throttle.check(surface, client, now) {
+        // Attempts against a lock count too: hammering only makes it longer.
+        let locks = throttle.failed(surface, client, now);
+        audit_locks(&state, surface, client, &locks).await;
+        let seconds = wait.as_secs().max(1);
+        let mut response = ApiError::new(
+            ErrorCode::TooManyAttempts,
+            format!("too many failed authentication attempts; try again in {seconds} s"),
+        )
+        .into_response();
+        if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return response;
+    }
+    let probe = AuthProbe::default();
+    request.extensions_mut().insert(probe.clone());
+    let response = next.run(request).await;
+    match throttle::outcome(surface, &probe, response.status()) {
+        Some(true) => throttle.succeeded(surface, client, now),
+        Some(false) => {
+            let locks = throttle.failed(surface, client, now);
+            audit_locks(&state, surface, client, &locks).await;
+            if throttle.tracked() > 10_000 {
+                throttle.retain_recent(now);
+            }
+        }
+        None => {}
+    }
+    response
+}
+
+/// One sync-log entry (and one log line, without the address) per lock that started.
+async fn audit_locks(
+    state: &AppState,
+    surface: throttle::Surface,
+    client: std::net::IpAddr,
+    locks: &[throttle::NewLock],
+) {
+    use crate::sync::synclog::{self, Direction, Entry, Level};
+    for lock in locks {
+        let seconds = lock.duration.as_secs().max(1);
+        let text = if lock.target {
+            format!("{} failed {} authentications in a row from several addresses; new addresses are refused for {seconds} s (addresses that signed in before are not).", surface.as_str(), lock.failures)
+        } else {
+            format!("{} failed {} authentications in a row from {client}; it is refused for {seconds} s.", surface.as_str(), lock.failures)
+        };
+        tracing::warn!(
+            surface = surface.as_str(),
+            failures = lock.failures,
+            locked_for_secs = seconds,
+            target = lock.target,
+            "Repeated authentication failures; attempts are refused for a while."
+        );
+        let entry = Entry::new(Level::Warn, Direction::Connection, "auth_throttled", text)
+            .status(Some(429))
+            .detail(serde_json::json!({
+                "surface": surface.as_str(),
+                "client": (!lock.target).then(|| client.to_string()),
+                "failures": lock.failures,
+                "locked_for_secs": seconds,
+            }))
+            .hint("Someone is guessing credentials. If it is you, wait; otherwise check who can reach tandem.");
+        if let Err(error) = synclog::record(state.store.db(), entry, chrono::Utc::now()).await {
+            tracing::warn!(error = %error, "Could not record an authentication lock in the sync log.");
+        }
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`, the scheme in any case (RFC 9110).
+pub(crate) fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 /// The span of one request: method and path only. The query is never recorded, at any level:

@@ -193,9 +193,17 @@ async fn login_form(State(state): State<AppState>) -> Response {
     .into_response()
 }
 
-async fn login(State(state): State<AppState>, Form(form): FormMap) -> Response {
+async fn login(
+    State(state): State<AppState>,
+    probe: Option<axum::Extension<crate::http::throttle::AuthProbe>>,
+    Form(form): FormMap,
+) -> Response {
     let token = form.get("token").map(String::as_str).unwrap_or("");
-    if !session::token_matches(&state.settings, token) {
+    let matched = session::token_matches(&state.settings, token);
+    if let Some(axum::Extension(probe)) = probe {
+        probe.set(matched);
+    }
+    if !matched {
         tracing::warn!("An admin console login was refused.");
         return error_page(&ApiError::new(
             ErrorCode::Unauthorized,
