@@ -581,3 +581,62 @@ async fn wrong_api_keys_and_wrong_webhook_credentials_are_throttled_per_address(
         .unwrap();
     assert_eq!(admin.status(), StatusCode::OK);
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_sqlite_database_and_the_generated_key_file_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("tandem-perm-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let database = tandem_tests::TestDatabase {
+        url: format!("sqlite://{}", dir.join("tandem.db").display()),
+        name: "perm".to_owned(),
+    };
+    let mut settings = tandem_tests::test_settings(&database);
+    settings.security.encryption_keys = Vec::new();
+    settings.security.key_file = dir.join("tandem.key").display().to_string();
+    let app = tandem_engine::app::Application::build(settings)
+        .await
+        .unwrap();
+    for file in ["tandem.db", "tandem.db-wal", "tandem.key"] {
+        let path = dir.join(file);
+        if file.ends_with("-wal") && !path.exists() {
+            continue;
+        }
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{file}: {mode:o}");
+    }
+    drop(app);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn tandem_refuses_to_start_when_stored_secrets_exist_but_no_configured_key_opens_them() {
+    let app = spawn_app().await;
+    app.connect_pipedrive().await;
+    // Another key than the one that encrypted the tokens.
+    let mut other_key = app.settings.clone();
+    other_key.security.encryption_keys = vec![tandem_engine::config::Redacted::new(
+        tandem_engine::crypto::Vault::generate_key(),
+    )];
+    let error = tandem_engine::app::Application::build(other_key)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(error.contains("cannot be opened"), "{error}");
+    assert!(error.contains("To recover"), "{error}");
+    assert!(error.contains("security.encryption_keys"), "{error}");
+    // No key configured and the key file gone: no new key is generated silently.
+    let key_file = std::env::temp_dir().join(format!("tandem-{}.key", Uuid::new_v4().simple()));
+    let mut no_key = app.settings.clone();
+    no_key.security.encryption_keys = Vec::new();
+    no_key.security.key_file = key_file.display().to_string();
+    let error = tandem_engine::app::Application::build(no_key)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(error.contains("refusing to generate a new key"), "{error}");
+    assert!(!key_file.exists());
+}
