@@ -148,6 +148,9 @@ pub struct SecuritySettings {
     pub key_file: String,
     /// Keys the app presents as `Authorization: Bearer <key>` on `/api/v1`; several for rotation.
     pub api_keys: Vec<Redacted<String>>,
+    /// Hosts (or `host:port`) the app's webhook subscriptions may reach although not https or
+    /// not public ([`crate::egress`]).
+    pub egress_allowed_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -156,6 +159,8 @@ pub struct PipedriveSettings {
     pub request_timeout_secs: u64,
     pub plan: String,
     pub oauth_base_url: String,
+    /// Hosts (`*.pipedrive.com`) an `api_domain` may have ([`crate::egress::check_crm_url`]).
+    pub allowed_api_domains: Vec<String>,
     pub client_id: String,
     pub client_secret: Redacted<String>,
     pub archive_on_person_delete: bool,

@@ -640,3 +640,122 @@ async fn tandem_refuses_to_start_when_stored_secrets_exist_but_no_configured_key
     assert!(error.contains("refusing to generate a new key"), "{error}");
     assert!(!key_file.exists());
 }
+
+#[tokio::test]
+async fn webhook_subscriptions_to_internal_addresses_are_refused_unless_the_admin_allows_the_host()
+{
+    // Production settings: no host allowed.
+    let app = spawn_app_with(seeded(0), |s| s.security.egress_allowed_hosts = Vec::new()).await;
+    for url in [
+        "http://127.0.0.1:5432/",
+        "https://127.0.0.1:5432/",
+        "https://[::1]:5432/",
+        "https://10.0.0.7/hooks",
+        "https://169.254.169.254/latest/meta-data",
+        "https://localhost/hooks",
+        "https://localhost.:8080/hooks",
+        "http://app.example.com/hooks",
+    ] {
+        let response = app
+            .api(Method::POST, "/api/v1/webhook-subscriptions")
+            .json(&json!({ "url": url }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{url}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["fields"][0]["field"], "url", "{url}");
+    }
+    // Allowed explicitly (as the tests' and the demo's settings do): accepted.
+    let allowed = spawn_app().await;
+    let response = allowed
+        .api(Method::POST, "/api/v1/webhook-subscriptions")
+        .json(&json!({ "url": "http://127.0.0.1:9/hooks" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn a_failed_delivery_shows_the_api_only_that_it_failed() {
+    let app = spawn_app().await;
+    let created: Value = app
+        .api(Method::POST, "/api/v1/webhook-subscriptions")
+        .json(&json!({ "url": "http://127.0.0.1:9/closed-port" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let contact: Value = app
+        .api(Method::POST, "/api/v1/contacts")
+        .json(&json!({ "email": "probe@example.com", "fields": { "name": "Probe" } }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let contact = Uuid::parse_str(contact["id"].as_str().unwrap()).unwrap();
+    tandem_engine::sync::app::contact_event(
+        app.store.db(),
+        contact,
+        tandem_engine::sync::app::ContactEvent::Updated,
+        None,
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    tandem_engine::sync::app::run_deliveries_once(&app.engine)
+        .await
+        .unwrap();
+    let log: Value = app
+        .api(
+            Method::GET,
+            &format!(
+                "/api/v1/webhook-subscriptions/{}/deliveries",
+                created["id"].as_str().unwrap()
+            ),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let first = &log["data"][0];
+    assert_eq!(first["last_error"], "delivery_failed", "{log}");
+    assert!(first.get("last_status").is_none(), "{log}");
+    assert!(!log.to_string().contains("connect_failed"));
+}
+
+#[tokio::test]
+async fn an_api_domain_outside_pipedrive_is_refused_so_no_token_is_sent_there() {
+    let app = spawn_app().await;
+    for domain in [
+        "https://169.254.169.254",
+        "http://attacker.example",
+        "https://pipedrive.com.attacker.example",
+    ] {
+        let response = app
+            .admin(Method::POST, "/admin/api/connections")
+            .json(&json!({ "api_token": "t", "api_domain": domain }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{domain}"
+        );
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["fields"][0]["field"], "api_domain", "{domain}");
+    }
+    assert_eq!(
+        app.sim.handle().total_calls(),
+        0,
+        "nothing was sent anywhere"
+    );
+}

@@ -285,6 +285,13 @@ pub async fn connect_with(
 ) -> Result<Connected, SyncError> {
     let now = engine.now();
     let db = engine.store.db();
+    // Credentials are only ever sent to an allowed Pipedrive host (egress policy).
+    crate::egress::check_crm_url(&engine.settings, &new.api_domain).map_err(|e| {
+        SyncError::Validation {
+            field: "api_domain".to_owned(),
+            message: e.to_string(),
+        }
+    })?;
     let id = Uuid::now_v7();
     let auth = if new.auth_kind == "oauth" {
         Auth::Bearer(Redacted::new(new.access_token.clone()))

@@ -92,9 +92,12 @@ impl Engine {
             Duration::from_secs(settings.pipedrive.request_timeout_secs),
             Limiters::default(),
         );
-        let app_http = crate::crm::http::client(Duration::from_secs(
-            settings.app_webhooks.request_timeout_secs,
-        ));
+        // Subscription URLs are chosen by API-key holders: names resolve to public addresses
+        // only, unless allowed (egress policy).
+        let app_http = crate::crm::http::client_with_resolver(
+            Duration::from_secs(settings.app_webhooks.request_timeout_secs),
+            crate::egress::EgressPolicy::from_settings(&settings).resolver(),
+        );
         Self {
             wake: Arc::new(tokio::sync::Notify::new()),
             webhook_auth: connections::WebhookAuthCache::default(),

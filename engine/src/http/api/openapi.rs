@@ -398,8 +398,7 @@ fn build() -> Value {
                         "state": { "type": "string", "enum": ["pending", "sending", "delivered", "failed"] },
                         "attempts": { "type": "integer" },
                         "next_attempt_at": { "type": "string", "format": "date-time" },
-                        "last_status": { "type": ["integer", "null"] },
-                        "last_error": { "type": ["string", "null"], "description": "http_<status>, timeout, connect_failed or request_failed." },
+                        "last_error": { "type": ["string", "null"], "description": "`delivery_failed` after a failed attempt, whatever the cause (the details are in the admin's sync log: the receiver's status or a connection error would let the API probe hosts and ports)." },
                         "created_at": { "type": "string", "format": "date-time" },
                         "updated_at": { "type": "string", "format": "date-time" }
                     }
