@@ -8,7 +8,8 @@
 //!   address literals before each delivery.
 //! - **CRM hosts** (`api_domain`, from the admin or from Pipedrive's token endpoint) must be
 //!   `https` and match `pipedrive.allowed_api_domains` (`*.pipedrive.com`), or be the origin of
-//!   the configured `pipedrive.oauth_base_url` (the simulator in tests and the demo).
+//!   the configured `pipedrive.oauth_base_url` (the simulator in tests and the demo); the CRM
+//!   client's resolver drops non-public addresses as well, except for those configured hosts.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -82,6 +83,28 @@ impl EgressPolicy {
                     .egress_allowed_hosts
                     .iter()
                     .map(|h| h.trim().trim_matches(['[', ']']).to_ascii_lowercase())
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The policy of the CRM client: names resolve to public addresses only, except the hosts
+    /// the admin configured explicitly (`pipedrive.oauth_base_url`, origins listed in
+    /// `pipedrive.allowed_api_domains`: the simulator in tests and the demo).
+    pub fn for_crm(settings: &Settings) -> Self {
+        let configured = std::iter::once(settings.pipedrive.oauth_base_url.as_str()).chain(
+            settings
+                .pipedrive
+                .allowed_api_domains
+                .iter()
+                .map(String::as_str)
+                .filter(|p| p.contains("://")),
+        );
+        Self {
+            allowed_hosts: Arc::new(
+                configured
+                    .filter_map(|u| url::Url::parse(u).ok()?.host_str().map(str::to_owned))
+                    .map(|h| h.trim_matches(['[', ']']).to_ascii_lowercase())
                     .collect(),
             ),
         }
@@ -220,6 +243,8 @@ pub fn check_crm_url(settings: &Settings, text: &str) -> Result<(), EgressError>
 
 #[cfg(test)]
 mod tests {
+    use std::str::FromStr;
+
     use super::*;
 
     fn url(text: &str) -> url::Url {
@@ -280,6 +305,24 @@ mod tests {
             policy.check_url(&url("http://hooks.lan:8444/h")),
             Err(EgressError::NotHttps)
         );
+    }
+
+    #[tokio::test]
+    async fn names_resolving_to_internal_addresses_are_dropped_unless_the_host_is_allowed() {
+        use reqwest::dns::Resolve;
+        let name = |n: &str| reqwest::dns::Name::from_str(n).unwrap();
+        let refused = EgressPolicy::default()
+            .resolver()
+            .resolve(name("localhost"))
+            .await;
+        assert!(refused.is_err(), "localhost resolves to the loopback only");
+        let mut settings = Settings::defaults();
+        settings.pipedrive.oauth_base_url = "http://localhost:4000".into();
+        let allowed = EgressPolicy::for_crm(&settings)
+            .resolver()
+            .resolve(name("localhost"))
+            .await;
+        assert!(allowed.is_ok_and(|mut a| a.next().is_some()));
     }
 
     #[test]

@@ -88,8 +88,13 @@ impl Engine {
         settings: Arc<Settings>,
         public_url: String,
     ) -> Self {
-        let client = PipedriveClient::new(
-            Duration::from_secs(settings.pipedrive.request_timeout_secs),
+        // CRM hosts are checked by name (`crate::egress::check_crm_url`) and again after DNS
+        // resolution: a Pipedrive name never leads to an internal address.
+        let client = PipedriveClient::with_http(
+            crate::crm::http::client_with_resolver(
+                Duration::from_secs(settings.pipedrive.request_timeout_secs),
+                crate::egress::EgressPolicy::for_crm(&settings).resolver(),
+            ),
             Limiters::default(),
         );
         // Subscription URLs are chosen by API-key holders: names resolve to public addresses
