@@ -21,6 +21,43 @@ pub struct Application {
     state: AppState,
 }
 
+/// The encryption keys from the settings, or from the key file; a new key file is generated only
+/// when the database holds no secret yet, and start-up stops when a stored secret cannot be
+/// opened by any configured key (with the steps to recover), instead of failing later.
+pub async fn open_vault(settings: &Settings, store: &Store) -> anyhow::Result<Vault> {
+    let sealed = store
+        .sealed_secrets()
+        .await
+        .context("reading stored secrets")?;
+    let configured = !settings.security.encryption_keys.is_empty();
+    let key_file = Path::new(&settings.security.key_file);
+    if !configured && !key_file.exists() && !sealed.is_empty() {
+        anyhow::bail!(
+            "{} stored secret(s) exist but the key file {} is missing and security.encryption_keys is empty; refusing to generate a new key that could not open them. {}",
+            sealed.len(),
+            key_file.display(),
+            RECOVERY
+        );
+    }
+    let vault = load_vault(settings)?;
+    let unreadable: Vec<&str> = sealed
+        .iter()
+        .filter(|(_, s)| vault.decrypt(s).is_err())
+        .map(|(what, _)| *what)
+        .collect();
+    if let Some(first) = unreadable.first() {
+        anyhow::bail!(
+            "{} of {} stored secret(s) (e.g. {first}) cannot be opened with the configured encryption key(s); refusing to start. {}",
+            unreadable.len(),
+            sealed.len(),
+            RECOVERY
+        );
+    }
+    Ok(vault)
+}
+
+const RECOVERY: &str = "To recover: put the key that encrypted them back, either in security.encryption_keys (TANDEM_SECURITY__ENCRYPTION_KEYS='[\"<key>\"]'; after a rotation list the new key first and the old one after it) or in the key file (security.key_file), then start again. If that key is lost for good, the stored Pipedrive tokens and webhook secrets cannot be read by anyone: with tandem stopped, clear them (UPDATE connection SET access_token_enc = NULL, refresh_token_enc = NULL, webhook_password_enc = NULL, state = 'disconnected'; UPDATE webhook_subscription SET secret_enc = NULL, enabled = false;), start tandem, reconnect Pipedrive (contacts and links are kept) and create the app's webhook subscriptions again.";
+
 /// The encryption keys from the settings, or from (a newly generated) key file.
 pub fn load_vault(settings: &Settings) -> anyhow::Result<Vault> {
     let configured: Vec<String> = settings
@@ -66,7 +103,7 @@ impl Application {
         if settings.database.migrate_on_start {
             store.migrate_up().await.context("running migrations")?;
         }
-        let vault = Arc::new(load_vault(&settings)?);
+        let vault = Arc::new(open_vault(&settings, &store).await?);
         let listener = TcpListener::bind((settings.http.host, settings.http.port))
             .await
             .with_context(|| format!("binding {}:{}", settings.http.host, settings.http.port))?;
@@ -112,10 +149,14 @@ impl Application {
             Vec::new()
         };
         let router = http::router(self.state.clone());
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await
-            .context("serving HTTP")?;
+        // The peer address feeds the failed-authentication throttle.
+        axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await
+        .context("serving HTTP")?;
         shutdown.cancel();
         for worker in workers {
             drop(worker.await);

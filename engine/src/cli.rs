@@ -172,7 +172,7 @@ async fn connections_command(settings: Settings, action: ConnectionsAction) -> a
     if settings.database.migrate_on_start {
         store.migrate_up().await.context("running migrations")?;
     }
-    let vault = std::sync::Arc::new(crate::app::load_vault(&settings)?);
+    let vault = std::sync::Arc::new(crate::app::open_vault(&settings, &store).await?);
     let public_url = settings.public_url(settings.http.port);
     let engine = Engine::new(
         store.clone(),

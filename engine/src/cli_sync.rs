@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Subcommand;
 
-use crate::app::load_vault;
+use crate::app::open_vault;
 use crate::config::Settings;
 use crate::store::Store;
 use crate::sync::{connections, poller, worker, Engine};
@@ -38,7 +38,7 @@ pub async fn run(settings: Settings, action: SyncAction) -> anyhow::Result<()> {
         .await
         .context("opening the database")?;
     store.migrate_up().await?;
-    let vault = Arc::new(load_vault(&settings)?);
+    let vault = Arc::new(open_vault(&settings, &store).await?);
     let public_url = settings.public_url(settings.http.port);
     let engine = Engine::new(store, vault, Arc::new(settings), public_url);
     let id = connections::active_id(engine.store.db())

@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize, Serializer};
 /// The compiled-in defaults, with a comment on every key.
 pub const DEFAULTS_TOML: &str = include_str!("../../config.default.toml");
 
+/// The shortest admin token or API key tandem accepts.
+pub const MIN_SECRET_LEN: usize = 16;
+
 /// File read when no `--config` is given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "tandem.toml";
 
@@ -146,6 +149,9 @@ pub struct SecuritySettings {
     pub key_file: String,
     /// Keys the app presents as `Authorization: Bearer <key>` on `/api/v1`; several for rotation.
     pub api_keys: Vec<Redacted<String>>,
+    /// Hosts (or `host:port`) the app's webhook subscriptions may reach although not https or
+    /// not public ([`crate::egress`]).
+    pub egress_allowed_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -154,6 +160,8 @@ pub struct PipedriveSettings {
     pub request_timeout_secs: u64,
     pub plan: String,
     pub oauth_base_url: String,
+    /// Hosts (`*.pipedrive.com`) an `api_domain` may have ([`crate::egress::check_crm_url`]).
+    pub allowed_api_domains: Vec<String>,
     pub client_id: String,
     pub client_secret: Redacted<String>,
     pub archive_on_person_delete: bool,
@@ -267,11 +275,18 @@ impl Settings {
                 problem: format!("entry {i} is not whsec_<base64> of at least 16 bytes"),
             });
         }
+        let admin_token = self.security.admin_token.expose().trim();
+        if !admin_token.is_empty() && admin_token.len() < MIN_SECRET_LEN {
+            return Err(ConfigError::Key {
+                key: "security.admin_token",
+                problem: format!("is shorter than {MIN_SECRET_LEN} characters, the minimum for API keys: it opens the console and every connection's data, and a short token can be guessed. Generate one, e.g. `openssl rand -base64 24`, or leave it empty to close the admin surface"),
+            });
+        }
         if self
             .security
             .api_keys
             .iter()
-            .any(|k| k.expose().trim().len() < 16)
+            .any(|k| k.expose().trim().len() < MIN_SECRET_LEN)
         {
             return Err(ConfigError::Key {
                 key: "security.api_keys",
@@ -320,8 +335,57 @@ impl Settings {
     }
 }
 
+/// Keys that hold secrets, with the shape they expect. An error about one of them names the key
+/// and the shape, never the value (which may be the secret itself, or a part of it).
+const SECRET_KEYS: &[(&str, &str)] = &[
+    (
+        "security.admin_token",
+        "a string of at least 16 characters",
+    ),
+    (
+        "security.api_keys",
+        "a list of strings of at least 16 characters, e.g. TANDEM_SECURITY__API_KEYS='[\"key-1\", \"key-2\"]'",
+    ),
+    (
+        "security.encryption_keys",
+        "a list of base64 strings of 32 bytes, e.g. TANDEM_SECURITY__ENCRYPTION_KEYS='[\"<openssl rand -base64 32>\"]'",
+    ),
+    (
+        "app_webhooks.inbound_secrets",
+        "a list of whsec_<base64> strings, e.g. TANDEM_APP_WEBHOOKS__INBOUND_SECRETS='[\"whsec_...\"]'",
+    ),
+    ("pipedrive.client_secret", "a string"),
+    (
+        "database.url",
+        "a string such as sqlite://tandem.db or postgres://user:password@host/db",
+    ),
+];
+
+/// The expected shape when `key` is (inside) a secret key.
+fn secret_shape(key: &str) -> Option<&'static str> {
+    SECRET_KEYS.iter().find_map(|(secret, shape)| {
+        (key == *secret || key.starts_with(&format!("{secret}."))).then_some(*shape)
+    })
+}
+
+/// A parser's message without the quoted source lines (`3 | api_keys = MYSECRET`) that TOML
+/// errors carry: the line may hold a secret.
+fn without_source_lines(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|line| {
+            let rest = line
+                .trim_start_matches(|c: char| c.is_ascii_digit())
+                .trim_start();
+            !line.is_empty() && !rest.starts_with('|')
+        })
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
 /// Figment's errors can span several lines and name the key as `default.http.port`; keep one
-/// line per error and the plain key.
+/// line per error and the plain key. Values of secret keys are never shown.
 fn one_line(error: &figment::Error) -> String {
     error
         .clone()
@@ -333,10 +397,12 @@ fn one_line(error: &figment::Error) -> String {
                 .as_ref()
                 .map(|m| m.name.to_string())
                 .unwrap_or_default();
-            let mut line = if key.is_empty() {
-                e.kind.to_string()
+            let mut line = if let Some(shape) = secret_shape(&key) {
+                format!("`{key}` has the wrong shape: expected {shape} (the value is a secret and is not shown)")
+            } else if key.is_empty() {
+                without_source_lines(&e.kind.to_string())
             } else {
-                format!("`{key}`: {}", e.kind)
+                format!("`{key}`: {}", without_source_lines(&e.kind.to_string()))
             };
             if !source.is_empty() {
                 line.push_str(&format!(" (from {source})"));
@@ -438,10 +504,13 @@ mod tests {
     #[test]
     fn secrets_are_redacted_in_debug_and_in_the_printed_config() {
         figment::Jail::expect_with(|jail| {
-            jail.set_env("TANDEM_SECURITY__ADMIN_TOKEN", "s3cret-admin");
+            jail.set_env("TANDEM_SECURITY__ADMIN_TOKEN", "s3cret-admin-token-0");
             jail.set_env("TANDEM_DATABASE__URL", "postgres://u:pw@localhost/db");
             let settings = Settings::load(None).expect("valid");
-            assert_eq!(settings.security.admin_token.expose(), "s3cret-admin");
+            assert_eq!(
+                settings.security.admin_token.expose(),
+                "s3cret-admin-token-0"
+            );
             let printed = settings.to_redacted_toml();
             let debugged = format!("{settings:?}");
             for text in [printed, debugged] {
@@ -449,6 +518,64 @@ mod tests {
                 assert!(!text.contains(":pw@"), "{text}");
                 assert!(text.contains("[redacted]"));
             }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn errors_about_secret_keys_name_the_key_and_the_shape_but_never_the_value() {
+        let secret = "MYSECRETAPIKEY0123456789";
+        for (variable, key) in [
+            ("TANDEM_SECURITY__API_KEYS", "security.api_keys"),
+            (
+                "TANDEM_SECURITY__ENCRYPTION_KEYS",
+                "security.encryption_keys",
+            ),
+            (
+                "TANDEM_APP_WEBHOOKS__INBOUND_SECRETS",
+                "app_webhooks.inbound_secrets",
+            ),
+        ] {
+            figment::Jail::expect_with(|jail| {
+                jail.set_env(variable, secret);
+                let error = Settings::load(None)
+                    .expect_err("a string, not a list")
+                    .to_string();
+                assert!(!error.contains("MYSECRET"), "{error}");
+                assert!(error.contains(key), "{error}");
+                assert!(error.contains("expected a list"), "{error}");
+                Ok(())
+            });
+        }
+        // The same in the TOML file, and for a file that does not even parse.
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "tandem.toml",
+                &format!("[security]\napi_keys = \"{secret}\"\n"),
+            )?;
+            let error = Settings::load(None).expect_err("a string").to_string();
+            assert!(!error.contains("MYSECRET"), "{error}");
+            assert!(error.contains("security.api_keys"), "{error}");
+            jail.create_file(
+                "tandem.toml",
+                &format!("[security]\napi_keys = [{secret}]\n"),
+            )?;
+            let error = Settings::load(None).expect_err("not TOML").to_string();
+            assert!(!error.contains("MYSECRET"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_admin_token_shorter_than_sixteen_characters_is_refused_with_the_reason() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TANDEM_SECURITY__ADMIN_TOKEN", "x");
+            let error = Settings::load(None).expect_err("too short").to_string();
+            assert!(error.contains("security.admin_token"), "{error}");
+            assert!(error.contains("16"), "{error}");
+            assert!(error.contains("guessed"), "{error}");
+            jail.set_env("TANDEM_SECURITY__ADMIN_TOKEN", "0123456789abcdef");
+            Settings::load(None).expect("16 characters are enough");
             Ok(())
         });
     }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod crm;
 pub mod crypto;
 pub mod demo;
+pub mod egress;
 pub mod http;
 pub mod queue;
 pub mod store;

@@ -7,10 +7,26 @@ use tracing_subscriber::{fmt, EnvFilter};
 
 use crate::config::{LogFormat, TelemetrySettings};
 
+/// Directives added to every filter, whatever the configuration or `RUST_LOG` say: sea-orm's
+/// statement spans carry bound values (e-mail addresses, names, tokens), so they never reach
+/// the log. tandem logs ids, never personal data, at every level.
+pub const PII_SAFE_DIRECTIVES: &[&str] = &["sea_orm=warn"];
+
+/// `configured` (or `RUST_LOG`, which overrides it) with [`PII_SAFE_DIRECTIVES`] on top.
+pub fn env_filter(configured: &str) -> EnvFilter {
+    let mut filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(configured));
+    for directive in PII_SAFE_DIRECTIVES {
+        if let Ok(directive) = directive.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
+    filter
+}
+
 /// Installs the global subscriber. Calling it twice is harmless (the second call is ignored).
 pub fn init(settings: &TelemetrySettings) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.filter));
+    let filter = env_filter(&settings.filter);
     let json = match settings.format {
         LogFormat::Json => true,
         LogFormat::Pretty => false,
@@ -31,7 +47,7 @@ pub fn init_for_tests(enabled: bool) {
     if enabled {
         drop(
             fmt()
-                .with_env_filter(EnvFilter::new("debug,sqlx=warn,hyper=info"))
+                .with_env_filter(env_filter("debug,sqlx=warn,hyper=info"))
                 .with_test_writer()
                 .try_init(),
         );

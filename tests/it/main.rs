@@ -19,4 +19,5 @@ mod live;
 mod migrations;
 mod queue;
 mod races;
+mod security;
 mod writeback;

@@ -142,7 +142,8 @@ impl Harness {
             client_id: sim_defaults.client_id,
             client_secret: sim_defaults.client_secret,
         });
-        let settings = settings_for(database_url, &key, &child.base_url());
+        let mut settings = settings_for(database_url, &key, &child.base_url());
+        settings.pipedrive.oauth_base_url = sim_url.to_owned();
         let store = Store::connect(&settings.database).await?;
         store.migrate_up().await?;
         let engine = Engine::new(

@@ -144,6 +144,7 @@ max_attempts = {ma}
 [security]
 encryption_keys = ["{key}"]
 api_keys = [{api_keys}]
+egress_allowed_hosts = ["127.0.0.1"]
 admin_token = {admin}
 [pipedrive]
 request_timeout_secs = {timeout}

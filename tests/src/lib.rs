@@ -105,6 +105,8 @@ pub fn test_settings(database: &TestDatabase) -> Settings {
     settings.app_webhooks.inbound_secrets = vec![Redacted::new(TEST_APP_SECRET.to_owned())];
     settings.app_webhooks.retry_initial_ms = 2;
     settings.app_webhooks.retry_cap_ms = 40;
+    // The tests' receivers listen on the loopback (production allows no such host).
+    settings.security.egress_allowed_hosts = vec!["127.0.0.1".to_owned()];
     settings
 }
 
@@ -210,6 +212,11 @@ pub async fn spawn_app_on(
         .expect("simulator starts");
     let mut settings = test_settings(&database);
     settings.pipedrive.oauth_base_url = sim.base_url().to_owned();
+    // The simulator under its other name too (tests move the api_domain there).
+    settings
+        .pipedrive
+        .allowed_api_domains
+        .push(sim.base_url().replace("127.0.0.1", "localhost"));
     settings.pipedrive.client_id = "sim-client".to_owned();
     settings.pipedrive.client_secret = Redacted::new("sim-secret".to_owned());
     tweak(&mut settings);

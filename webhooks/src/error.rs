@@ -22,9 +22,12 @@ pub enum ErrorCode {
     Forbidden,
     CsrfFailed,
     NotFound,
+    MethodNotAllowed,
     Conflict,
     IdempotencyKeyReused,
     IdempotencyKeyRequired,
+    SecretNotReplayed,
+    TooManyAttempts,
     PayloadTooLarge,
     UnsupportedMediaType,
     NoPipedrivePerson,
@@ -59,11 +62,14 @@ impl ErrorCode {
             }
             Self::Forbidden | Self::CsrfFailed => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::Conflict | Self::IdempotencyKeyReused | Self::CompanyChanged => {
-                StatusCode::CONFLICT
-            }
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict
+            | Self::IdempotencyKeyReused
+            | Self::CompanyChanged
+            | Self::SecretNotReplayed => StatusCode::CONFLICT,
             Self::IdempotencyKeyRequired => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::ConnectionUnavailable | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -126,6 +132,27 @@ struct Body<'a> {
     detail: &'a str,
     #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
     fields: &'a [FieldError],
+}
+
+impl ApiError {
+    /// The error that stands for a bare `status` (a framework rejection, a missing route), so
+    /// that every 4xx tandem answers has the same JSON shape.
+    pub fn for_status(status: StatusCode, detail: impl Into<String>) -> Option<Self> {
+        let code = match status {
+            StatusCode::BAD_REQUEST => ErrorCode::BadRequest,
+            StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
+            StatusCode::FORBIDDEN => ErrorCode::Forbidden,
+            StatusCode::NOT_FOUND => ErrorCode::NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+            StatusCode::CONFLICT => ErrorCode::Conflict,
+            StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+            StatusCode::UNPROCESSABLE_ENTITY => ErrorCode::ValidationFailed,
+            StatusCode::TOO_MANY_REQUESTS => ErrorCode::TooManyAttempts,
+            _ => return None,
+        };
+        Some(Self::new(code, detail))
+    }
 }
 
 impl IntoResponse for ApiError {

@@ -66,10 +66,13 @@ pub struct InboxError(pub String);
 
 /// The engine's side of the receiver: credentials lookup and durable storage.
 pub trait Inbox: Send + Sync + 'static {
-    /// The credentials for a connection, or `None` when the connection is unknown.
+    /// The credentials for a connection, or `None` when the connection is unknown or does not
+    /// take deliveries (disconnected). With `fresh`, read past any cache: the receiver asks
+    /// again so when the cached credentials did not match.
     fn credentials(
         &self,
         connection: Uuid,
+        fresh: bool,
     ) -> impl Future<Output = Result<Option<BasicCredentials>, InboxError>> + Send;
     fn accept(
         &self,
@@ -108,26 +111,40 @@ impl WebhookRequest<Unverified> {
         }
     }
 
-    /// Checks HTTP Basic credentials in constant time.
-    pub fn verify(self, expected: &BasicCredentials) -> Result<WebhookRequest<Verified>, ApiError> {
-        let presented = self
+    fn presented(&self) -> Option<Vec<u8>> {
+        let value = self
             .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|h| h.to_str().ok())
-            .and_then(|h| h.strip_prefix("Basic "))
-            .and_then(|b64| STANDARD.decode(b64.trim()).ok())
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::Unauthorized,
-                    "missing or malformed HTTP Basic credentials",
-                )
-            })?;
+            .get(axum::http::header::AUTHORIZATION)?
+            .to_str()
+            .ok()?;
+        let (scheme, b64) = value.split_once(' ')?;
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return None;
+        }
+        STANDARD.decode(b64.trim()).ok()
+    }
+
+    /// Whether the request carries `expected` (constant time).
+    pub fn carries(&self, expected: &BasicCredentials) -> bool {
         let wanted = [expected.user.as_bytes(), b":", expected.password.as_bytes()];
-        if !constant_time_eq_parts(&presented, &wanted) {
-            return Err(ApiError::new(
-                ErrorCode::Unauthorized,
-                "wrong HTTP Basic credentials",
-            ));
+        self.presented()
+            .is_some_and(|presented| constant_time_eq_parts(&presented, &wanted))
+    }
+
+    /// Checks HTTP Basic credentials in constant time. `None` (an unknown or disconnected
+    /// connection) fails exactly as wrong credentials do, so answers reveal no connection ids.
+    pub fn verify(
+        self,
+        expected: Option<&BasicCredentials>,
+    ) -> Result<WebhookRequest<Verified>, ApiError> {
+        // Compare against something even when nothing is expected: the same work either way.
+        let decoy = BasicCredentials {
+            user: String::new(),
+            password: "\0no connection".to_owned(),
+        };
+        let matched = self.carries(expected.unwrap_or(&decoy));
+        if !(matched && expected.is_some()) {
+            return Err(unauthorized());
         }
         Ok(WebhookRequest {
             connection_id: self.connection_id,
@@ -367,6 +384,15 @@ impl<'de> serde::de::Visitor<'de> for ScalarVisitor {
     }
 }
 
+/// The one answer to every delivery that is not let in: unknown connection, disconnected
+/// connection, missing or wrong credentials.
+fn unauthorized() -> ApiError {
+    ApiError::new(
+        ErrorCode::Unauthorized,
+        "missing or wrong HTTP Basic credentials",
+    )
+}
+
 /// Length check, then an xor-fold over every byte: no early exit on the first difference.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     constant_time_eq_parts(a, &[b])
@@ -396,17 +422,27 @@ async fn receive<I: Inbox>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let connection_id = Uuid::parse_str(&connection)
-        .map_err(|_| ApiError::new(ErrorCode::NotFound, "unknown connection"))?;
-    let credentials = inbox
-        .credentials(connection_id)
+    let Ok(connection_id) = Uuid::parse_str(&connection) else {
+        return Err(unauthorized());
+    };
+    let request = WebhookRequest::new(connection_id, headers, body);
+    let mut credentials = inbox
+        .credentials(connection_id, false)
         .await
-        .map_err(|e| ApiError::internal(&e))?
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "unknown connection"))?;
-    let verified = match WebhookRequest::new(connection_id, headers, body).verify(&credentials) {
+        .map_err(|e| ApiError::internal(&e))?;
+    if !credentials.as_ref().is_some_and(|c| request.carries(c)) {
+        // The cache may be behind the store (a reconnect by another process): ask once more.
+        credentials = inbox
+            .credentials(connection_id, true)
+            .await
+            .map_err(|e| ApiError::internal(&e))?;
+    }
+    let verified = match request.verify(credentials.as_ref()) {
         Ok(verified) => verified,
         Err(error) => {
-            inbox.auth_failed(connection_id).await;
+            if credentials.is_some() {
+                inbox.auth_failed(connection_id).await;
+            }
             return Err(error);
         }
     };
@@ -462,16 +498,16 @@ mod tests {
 
     #[test]
     fn right_credentials_verify_and_wrong_or_missing_ones_are_unauthorized() {
-        assert!(request(Some("u:p"), "{}").verify(&creds()).is_ok());
+        assert!(request(Some("u:p"), "{}").verify(Some(&creds())).is_ok());
         assert_eq!(
             request(Some("u:x"), "{}")
-                .verify(&creds())
+                .verify(Some(&creds()))
                 .unwrap_err()
                 .code,
             ErrorCode::Unauthorized
         );
         assert_eq!(
-            request(None, "{}").verify(&creds()).unwrap_err().code,
+            request(None, "{}").verify(Some(&creds())).unwrap_err().code,
             ErrorCode::Unauthorized
         );
     }
@@ -480,7 +516,7 @@ mod tests {
     fn a_person_change_becomes_a_delivery_keyed_on_meta_id() {
         let body = r#"{"meta":{"id":"ev-1","entity":"person","action":"change","entity_id":"42"},"data":{"id":42}}"#;
         let delivery = request(Some("u:p"), body)
-            .verify(&creds())
+            .verify(Some(&creds()))
             .unwrap()
             .into_delivery()
             .unwrap();
@@ -491,7 +527,7 @@ mod tests {
     #[test]
     fn malformed_json_and_unknown_objects_are_rejected_with_their_reason() {
         let (error, rejected) = *request(Some("u:p"), "{not json")
-            .verify(&creds())
+            .verify(Some(&creds()))
             .unwrap()
             .into_delivery()
             .unwrap_err();
@@ -499,7 +535,7 @@ mod tests {
         assert_eq!(rejected.payload, "{not json");
         let body = r#"{"meta":{"id":"e","entity":"product","action":"change"}}"#;
         let (error, _) = *request(Some("u:p"), body)
-            .verify(&creds())
+            .verify(Some(&creds()))
             .unwrap()
             .into_delivery()
             .unwrap_err();
@@ -510,7 +546,7 @@ mod tests {
     fn meta_is_read_as_a_whole_json_object_would_be_and_the_rest_is_only_checked_to_be_json() {
         let delivery = |body: &str| {
             request(Some("u:p"), body)
-                .verify(&creds())
+                .verify(Some(&creds()))
                 .unwrap()
                 .into_delivery()
         };

@@ -6,19 +6,24 @@ use std::sync::Arc;
 pub mod admin;
 pub mod api;
 pub mod connect;
+pub(crate) mod throttle;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
+use axum::http::{header, HeaderValue};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use tandem_webhooks::{ApiError, ErrorCode};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
 use crate::store::Store;
 use crate::sync::inbox::StoreInbox;
 use crate::sync::Engine;
+use throttle::{AuthProbe, AuthThrottle, Policy};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -31,7 +36,8 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.http.body_limit_bytes;
     let inbox = Arc::new(StoreInbox::new(state.engine.clone()));
-    Router::new()
+    let state_for_throttle = state.clone();
+    let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state.clone())
@@ -40,9 +46,161 @@ pub fn router(state: AppState) -> Router {
         .merge(api::router(state))
         .merge(tandem_webhooks::pipedrive::router(Arc::clone(&inbox)))
         .merge(tandem_webhooks::app::router(inbox))
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::map_response(json_payload_too_large))
-        .layer(TraceLayer::new_for_http())
+        // One body limit for every route: tower-http refuses a declared length above it at once
+        // and cuts off a streamed body there; axum's own default limit is switched off.
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            (
+                state_for_throttle,
+                Arc::new(AuthThrottle::new(Policy::default())),
+            ),
+            throttle_failed_auth,
+        ))
+        .layer(axum::middleware::map_response(json_errors));
+    with_security_headers(router).layer(TraceLayer::new_for_http().make_span_with(request_span))
+}
+
+/// Failed-authentication throttling ([`throttle`]): a locked client gets 429
+/// `too_many_attempts` (with `Retry-After`) before any credential is looked at; each new lock
+/// is written to the sync log (`auth_throttled`).
+async fn throttle_failed_auth(
+    State((state, throttle)): State<(AppState, Arc<AuthThrottle>)>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let Some(surface) = throttle::surface_of(request.method(), request.uri().path()) else {
+        return next.run(request).await;
+    };
+    let client = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    let now = std::time::Instant::now();
+    if let Err(wait) = throttle.check(surface, client, now) {
+        // Attempts against a lock count too: hammering only makes it longer.
+        let locks = throttle.failed(surface, client, now);
+        audit_locks(&state, surface, client, &locks).await;
+        let seconds = wait.as_secs().max(1);
+        let mut response = ApiError::new(
+            ErrorCode::TooManyAttempts,
+            format!("too many failed authentication attempts; try again in {seconds} s"),
+        )
+        .into_response();
+        if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return response;
+    }
+    let probe = AuthProbe::default();
+    request.extensions_mut().insert(probe.clone());
+    let response = next.run(request).await;
+    match throttle::outcome(surface, &probe, response.status()) {
+        Some(true) => throttle.succeeded(surface, client, now),
+        Some(false) => {
+            let locks = throttle.failed(surface, client, now);
+            audit_locks(&state, surface, client, &locks).await;
+            if throttle.tracked() > 10_000 {
+                throttle.retain_recent(now);
+            }
+        }
+        None => {}
+    }
+    response
+}
+
+/// One sync-log entry (and one log line, without the address) per lock that started.
+async fn audit_locks(
+    state: &AppState,
+    surface: throttle::Surface,
+    client: std::net::IpAddr,
+    locks: &[throttle::NewLock],
+) {
+    use crate::sync::synclog::{self, Direction, Entry, Level};
+    for lock in locks {
+        let seconds = lock.duration.as_secs().max(1);
+        let text = if lock.target {
+            format!("{} failed {} authentications in a row from several addresses; new addresses are refused for {seconds} s (addresses that signed in before are not).", surface.as_str(), lock.failures)
+        } else {
+            format!("{} failed {} authentications in a row from {client}; it is refused for {seconds} s.", surface.as_str(), lock.failures)
+        };
+        tracing::warn!(
+            surface = surface.as_str(),
+            failures = lock.failures,
+            locked_for_secs = seconds,
+            target = lock.target,
+            "Repeated authentication failures; attempts are refused for a while."
+        );
+        let entry = Entry::new(Level::Warn, Direction::Connection, "auth_throttled", text)
+            .status(Some(429))
+            .detail(serde_json::json!({
+                "surface": surface.as_str(),
+                "client": (!lock.target).then(|| client.to_string()),
+                "failures": lock.failures,
+                "locked_for_secs": seconds,
+            }))
+            .hint("Someone is guessing credentials. If it is you, wait; otherwise check who can reach tandem.");
+        if let Err(error) = synclog::record(state.store.db(), entry, chrono::Utc::now()).await {
+            tracing::warn!(error = %error, "Could not record an authentication lock in the sync log.");
+        }
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`, the scheme in any case (RFC 9110).
+pub(crate) fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+/// The span of one request: method and path only. The query is never recorded, at any level:
+/// it can hold an OAuth `code` and `state` or an e-mail address (`?email=`).
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::debug_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+    )
+}
+
+/// Headers on every response: no MIME sniffing, no framing, no referrer, a strict
+/// Content-Security-Policy (the console has no script; its one inline stylesheet is allowed
+/// by hash), and `Cache-Control: no-store` unless a handler chose otherwise: answers carry
+/// contacts' personal data, secrets shown once, or the console's pages.
+fn with_security_headers(router: Router) -> Router {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let style = base64::engine::general_purpose::STANDARD
+        .encode(sha2::Sha256::digest(admin::STYLE.as_bytes()));
+    let csp = format!(
+        "default-src 'none'; style-src 'sha256-{style}'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    );
+    let csp = HeaderValue::from_str(&csp).unwrap_or(HeaderValue::from_static(
+        "default-src 'none'; frame-ancestors 'none'",
+    ));
+    router
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            csp,
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -56,18 +214,49 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>
     }
 }
 
-/// axum's body-limit rejection is plain text; every client of tandem gets the JSON error body.
-async fn json_payload_too_large(response: axum::response::Response) -> axum::response::Response {
-    let is_json = response
+/// One error shape everywhere: framework rejections (a body over the limit, a path id that does
+/// not parse, a body that is not UTF-8, an unknown route or method) are plain text or empty;
+/// they are answered with the JSON error body like every other client error. The console's
+/// HTML error pages and JSON bodies pass unchanged.
+async fn json_errors(response: axum::response::Response) -> axum::response::Response {
+    let status = response.status();
+    let content_type = response
         .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json {
-        return ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            "the request body is larger than this tandem accepts (http.body_limit_bytes)",
-        )
-        .into_response();
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.as_bytes().to_vec())
+        .unwrap_or_default();
+    let keep = !status.is_client_error()
+        || content_type.starts_with(b"application/json")
+        || content_type.starts_with(b"text/html");
+    if keep {
+        return response;
     }
-    response
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let detail = match (status, text.is_empty()) {
+        (StatusCode::PAYLOAD_TOO_LARGE, _) => {
+            "the request body is larger than this tandem accepts (http.body_limit_bytes)".to_owned()
+        }
+        (_, true) => status
+            .canonical_reason()
+            .unwrap_or("client error")
+            .to_lowercase(),
+        (_, false) => text,
+    };
+    match ApiError::for_status(status, detail) {
+        Some(error) => {
+            let mut response = error.into_response();
+            // Keep what the rejection said besides its body (`Allow` on a 405, `Retry-After`).
+            for (name, value) in &parts.headers {
+                if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                    response.headers_mut().insert(name.clone(), value.clone());
+                }
+            }
+            response
+        }
+        None => axum::response::Response::from_parts(parts, axum::body::Body::empty()),
+    }
 }

@@ -64,6 +64,7 @@ impl Store {
         let kind = settings.kind();
         let db = match kind {
             DatabaseKind::Sqlite => {
+                create_private_sqlite_file(url)?;
                 let options = SqliteConnectOptions::from_str(url)
                     .map_err(|e| StoreError::Connect(e.to_string()))?
                     .create_if_missing(true)
@@ -100,6 +101,30 @@ impl Store {
             }
         };
         Ok(Self { db, kind })
+    }
+
+    /// Every secret stored encrypted, as `(what, ciphertext)`: connections' tokens and webhook
+    /// passwords, webhook subscriptions' secrets. Start-up checks that the keys open them.
+    pub async fn sealed_secrets(&self) -> Result<Vec<(&'static str, Vec<u8>)>, StoreError> {
+        use sea_orm::EntityTrait;
+        let mut sealed = Vec::new();
+        for row in entities::connection::Entity::find().all(&self.db).await? {
+            let named = [
+                ("a Pipedrive access token", row.access_token_enc),
+                ("a Pipedrive refresh token", row.refresh_token_enc),
+                ("a Pipedrive webhook password", row.webhook_password_enc),
+            ];
+            sealed.extend(named.into_iter().filter_map(|(what, s)| Some((what, s?))));
+        }
+        for row in entities::webhook_subscription::Entity::find()
+            .all(&self.db)
+            .await?
+        {
+            if let Some(secret) = row.secret_enc {
+                sealed.push(("a webhook subscription secret", secret));
+            }
+        }
+        Ok(sealed)
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -155,6 +180,32 @@ impl Store {
     pub async fn close(self) -> Result<(), StoreError> {
         self.db.close().await?;
         Ok(())
+    }
+}
+
+/// Creates a new SQLite database file readable by its owner only (0600) before SQLite opens it;
+/// SQLite gives its `-wal` and `-shm` files the same mode. An existing file is left as it is.
+fn create_private_sqlite_file(url: &str) -> Result<(), StoreError> {
+    let path = url
+        .trim_start_matches("sqlite:")
+        .trim_start_matches("//")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    if path.is_empty() || path == ":memory:" || std::path::Path::new(path).exists() {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Connect(format!("cannot create {path}: {e}"))),
     }
 }
 

@@ -466,8 +466,20 @@ pub async fn run_deliveries_once(engine: &Engine) -> Result<bool, SyncError> {
         let client = engine.app_http.clone();
         let url = target.url.clone();
         let secret = target.secret.clone();
+        let policy = crate::egress::EgressPolicy::from_settings(&engine.settings);
         tasks.spawn(async move {
-            let sent = send(&client, &url, &secret, &row).await;
+            // Address literals and schemes are checked here (names, by the client's resolver).
+            let allowed = url::Url::parse(&url)
+                .ok()
+                .is_some_and(|u| policy.check_url(&u).is_ok());
+            let sent = if allowed {
+                send(&client, &url, &secret, &row).await
+            } else {
+                Sent::Failed {
+                    status: None,
+                    code: "egress_refused".to_owned(),
+                }
+            };
             (row, sent)
         });
     }

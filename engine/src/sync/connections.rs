@@ -364,6 +364,13 @@ pub async fn connect_with(
 ) -> Result<Connected, SyncError> {
     let now = engine.now();
     let db = engine.store.db();
+    // Credentials are only ever sent to an allowed Pipedrive host (egress policy).
+    crate::egress::check_crm_url(&engine.settings, &new.api_domain).map_err(|e| {
+        SyncError::Validation {
+            field: "api_domain".to_owned(),
+            message: e.to_string(),
+        }
+    })?;
     let id = Uuid::now_v7();
     let auth = if new.auth_kind == "oauth" {
         Auth::Bearer(Redacted::new(new.access_token.clone()))
@@ -426,8 +433,22 @@ pub async fn connect_with(
     };
 
     let apid_field_key = ensure_apid_field(engine, &session).await?;
-    let webhook_password = Alphanumeric.sample_string(&mut rand::thread_rng(), 32);
-    let webhook_user = format!("tandem-{}", &id.simple().to_string()[..12]);
+    // A reconnect keeps the webhook credentials Pipedrive already has (its webhooks stay valid
+    // across restarts); a first connect, or a stored password that no key opens, gets new ones.
+    let kept = existing.as_ref().and_then(|c| {
+        let user = c.webhook_user.clone()?;
+        let password = engine
+            .vault
+            .decrypt_string(c.webhook_password_enc.as_deref()?)
+            .ok()?;
+        Some((user, password))
+    });
+    let (webhook_user, webhook_password) = kept.unwrap_or_else(|| {
+        (
+            format!("tandem-{}", &id.simple().to_string()[..12]),
+            Alphanumeric.sample_string(&mut rand::thread_rng(), 32),
+        )
+    });
 
     let sealed = engine.vault.encrypt_str(&new.access_token);
     let sealed_refresh = new
@@ -467,6 +488,7 @@ pub async fn connect_with(
     }
     // Contacts put in the list while there was no (working) connection reach Pipedrive now.
     let list_members_queued = queue_unlinked_list_members(db, id, now).await?;
+    engine.webhook_auth.forget(id);
 
     let webhooks_registered = if engine.settings.pipedrive.register_webhooks {
         register_webhooks(engine, &session, &webhook_user, &webhook_password).await?
@@ -603,6 +625,7 @@ pub async fn disconnect(engine: &Engine, id: Uuid) -> Result<Disconnected, SyncE
     model.last_error = Set(None);
     model.updated_at = Set(now);
     model.update(db).await?;
+    engine.webhook_auth.forget(id);
     let mut entry = Entry::new(
         Level::Info,
         synclog::Direction::Connection,
@@ -649,6 +672,7 @@ pub async fn app_removed(engine: &Engine, company_id: i64) -> Result<Option<Uuid
     model.last_error = Set(Some("The app was uninstalled in Pipedrive.".into()));
     model.updated_at = Set(now);
     model.update(db).await?;
+    engine.webhook_auth.forget(id);
     synclog::record(
         db,
         Entry::new(
@@ -684,6 +708,8 @@ fn webhook_url(engine: &Engine, connection: Uuid) -> String {
 }
 
 /// Registers (or repairs) tandem's person/deal/activity webhooks; returns how many were created.
+/// A webhook of tandem's whose Basic credentials differ from the stored ones (left over from an
+/// earlier connect) is deleted and created again, so Pipedrive and tandem always agree.
 pub async fn register_webhooks(
     engine: &Engine,
     session: &Session,
@@ -694,9 +720,20 @@ pub async fn register_webhooks(
     let existing = engine.client.list_webhooks(session).await?;
     let mut created = 0;
     for object in ["person", "deal", "activity"] {
-        let present = existing
+        let ours: Vec<_> = existing
             .iter()
-            .any(|w| w.subscription_url == url && w.event_object.as_deref() == Some(object));
+            .filter(|w| w.subscription_url == url && w.event_object.as_deref() == Some(object))
+            .collect();
+        let mut present = false;
+        for hook in ours {
+            let agree = credentials_agree(hook, user, password);
+            if agree && !present {
+                present = true;
+            } else if !agree {
+                engine.client.delete_webhook(session, hook.id).await?;
+                tracing::warn!(connection_id = %session.connection_id, webhook_id = hook.id, "A webhook carried outdated credentials; it is registered again.");
+            }
+        }
         if present {
             continue;
         }
@@ -713,6 +750,25 @@ pub async fn register_webhooks(
         created += 1;
     }
     Ok(created)
+}
+
+/// Whether a registered webhook sends the stored credentials. A listing that does not show the
+/// password (`null`) cannot be checked and counts as agreeing.
+fn credentials_agree(
+    hook: &crate::crm::pipedrive::wire::Webhook,
+    user: &str,
+    password: &str,
+) -> bool {
+    match hook.http_auth_password.expose() {
+        None => true,
+        Some(listed) => {
+            hook.http_auth_user.as_deref() == Some(user)
+                && tandem_webhooks::pipedrive::constant_time_eq(
+                    listed.as_bytes(),
+                    password.as_bytes(),
+                )
+        }
+    }
 }
 
 /// Removes tandem's webhooks at Pipedrive.
@@ -740,5 +796,71 @@ pub async fn webhook_credentials<C: ConnectionTrait>(
     match (row.webhook_user, row.webhook_password_enc) {
         (Some(user), Some(sealed)) => Ok(Some((user, engine.vault.decrypt_string(&sealed)?))),
         _ => Ok(None),
+    }
+}
+
+/// The credentials the webhook receiver accepts for a connection: none for an unknown or a
+/// disconnected (or uninstalled) connection, whose deliveries are refused and never stored.
+pub async fn accepted_webhook_credentials<C: ConnectionTrait>(
+    engine: &Engine,
+    db: &C,
+    id: Uuid,
+) -> Result<Option<(String, String)>, SyncError> {
+    let Some(row) = connection::Entity::find_by_id(id).one(db).await? else {
+        return Ok(None);
+    };
+    if matches!(row.state.as_str(), state::DISCONNECTED | state::APP_REMOVED) {
+        return Ok(None);
+    }
+    match (row.webhook_user, row.webhook_password_enc) {
+        (Some(user), Some(sealed)) => Ok(Some((user, engine.vault.decrypt_string(&sealed)?))),
+        _ => Ok(None),
+    }
+}
+
+/// The receiver's view of [`accepted_webhook_credentials`], cached per process. Every change
+/// made here (connect, reconnect, disconnect, uninstall) forgets the entry; an entry is also
+/// re-read after [`WEBHOOK_AUTH_TTL`] and whenever presented credentials do not match it, so a
+/// change made by another tandem process on the same database is followed too.
+#[derive(Clone, Default)]
+pub struct WebhookAuthCache {
+    entries: std::sync::Arc<dashmap::DashMap<Uuid, CachedCredentials>>,
+}
+
+type CachedCredentials = (Option<(String, String)>, std::time::Instant);
+
+/// How long a cached entry is trusted before the store is read again.
+pub const WEBHOOK_AUTH_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl WebhookAuthCache {
+    /// Drops what is cached for `id` (its credentials or its state changed).
+    pub fn forget(&self, id: Uuid) {
+        self.entries.remove(&id);
+    }
+
+    /// The accepted credentials of `id`: cached unless `fresh`, else read from the store.
+    pub async fn get(
+        &self,
+        engine: &Engine,
+        id: Uuid,
+        fresh: bool,
+    ) -> Result<Option<(String, String)>, SyncError> {
+        if !fresh {
+            if let Some(entry) = self.entries.get(&id) {
+                if entry.1.elapsed() < WEBHOOK_AUTH_TTL {
+                    return Ok(entry.0.clone());
+                }
+            }
+        }
+        let found = accepted_webhook_credentials(engine, engine.store.db(), id).await?;
+        // Only real credentials are kept: unknown ids (anyone can invent them) fill no memory.
+        match &found {
+            Some(credentials) => {
+                self.entries
+                    .insert(id, (Some(credentials.clone()), std::time::Instant::now()));
+            }
+            None => self.forget(id),
+        }
+        Ok(found)
     }
 }

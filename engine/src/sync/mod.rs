@@ -83,6 +83,8 @@ pub struct Engine {
     /// Per connection, when the last catch-up before creates started (see
     /// `outbound::catch_up`); the lock makes concurrent creates share one.
     pub catch_ups: Arc<dashmap::DashMap<uuid::Uuid, CatchUpSlot>>,
+    /// The webhook receiver's credential cache; use-cases that change credentials forget entries.
+    pub webhook_auth: connections::WebhookAuthCache,
 }
 
 impl Engine {
@@ -92,16 +94,25 @@ impl Engine {
         settings: Arc<Settings>,
         public_url: String,
     ) -> Self {
-        let client = PipedriveClient::new(
-            Duration::from_secs(settings.pipedrive.request_timeout_secs),
+        // CRM hosts are checked by name (`crate::egress::check_crm_url`) and again after DNS
+        // resolution: a Pipedrive name never leads to an internal address.
+        let client = PipedriveClient::with_http(
+            crate::crm::http::client_with_resolver(
+                Duration::from_secs(settings.pipedrive.request_timeout_secs),
+                crate::egress::EgressPolicy::for_crm(&settings).resolver(),
+            ),
             Limiters::default(),
         );
-        let app_http = crate::crm::http::client(Duration::from_secs(
-            settings.app_webhooks.request_timeout_secs,
-        ));
+        // Subscription URLs are chosen by API-key holders: names resolve to public addresses
+        // only, unless allowed (egress policy).
+        let app_http = crate::crm::http::client_with_resolver(
+            Duration::from_secs(settings.app_webhooks.request_timeout_secs),
+            crate::egress::EgressPolicy::from_settings(&settings).resolver(),
+        );
         Self {
             wake: Arc::new(tokio::sync::Notify::new()),
             catch_ups: Arc::default(),
+            webhook_auth: connections::WebhookAuthCache::default(),
             store,
             client,
             vault,

@@ -139,7 +139,12 @@ pub async fn refresh_connection(
     };
     let old_domain = row.api_domain.clone();
     let new_domain = tokens.api_domain.trim_end_matches('/').to_owned();
-    let moved = !new_domain.is_empty() && new_domain != old_domain.trim_end_matches('/');
+    let changed = !new_domain.is_empty() && new_domain != old_domain.trim_end_matches('/');
+    // The token endpoint's answer is followed only to an allowed Pipedrive host: a token is
+    // never sent elsewhere (egress policy).
+    let refused_domain =
+        changed && crate::egress::check_crm_url(&engine.settings, &new_domain).is_err();
+    let moved = changed && !refused_domain;
     let mut model: connection::ActiveModel = row.into();
     model.access_token_enc = Set(Some(engine.vault.encrypt_str(&tokens.access_token)));
     if let Some(refresh) = &tokens.refresh_token {
@@ -153,6 +158,22 @@ pub async fn refresh_connection(
     }
     model.updated_at = Set(now);
     model.update(db).await?;
+    if refused_domain {
+        tracing::error!(connection_id = %id, "Pipedrive's token endpoint named an api_domain outside the allowed domains; it is not followed.");
+        synclog::record(
+            db,
+            Entry::new(
+                Level::Error,
+                Direction::Connection,
+                "api_domain_refused",
+                format!("The token endpoint answered with api_domain {new_domain}, which is not an allowed Pipedrive domain (pipedrive.allowed_api_domains); tandem keeps using {old_domain}."),
+            )
+            .connection(id)
+            .hint("If Pipedrive really moved the company, add the domain to pipedrive.allowed_api_domains and reconnect."),
+            now,
+        )
+        .await?;
+    }
     if moved {
         let sent_to = used_domain.unwrap_or(&old_domain);
         tracing::warn!(connection_id = %id, "Pipedrive answered with a new api_domain; the connection now uses it.");

@@ -110,10 +110,12 @@ pub struct PipedriveClient {
 
 impl PipedriveClient {
     pub fn new(timeout: Duration, limiters: Limiters) -> Self {
-        Self {
-            http: crate::crm::http::client(timeout),
-            limiters,
-        }
+        Self::with_http(crate::crm::http::client(timeout), limiters)
+    }
+
+    /// With a client built elsewhere (the engine's, whose resolver follows the egress policy).
+    pub fn with_http(http: reqwest::Client, limiters: Limiters) -> Self {
+        Self { http, limiters }
     }
 
     pub fn limiters(&self) -> &Limiters {

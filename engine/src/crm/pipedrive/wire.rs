@@ -126,6 +126,11 @@ pub struct Webhook {
     pub event_action: Option<String>,
     #[serde(default)]
     pub event_object: Option<String>,
+    /// The Basic credentials Pipedrive sends with each delivery (`null` when none).
+    #[serde(default)]
+    pub http_auth_user: Option<String>,
+    #[serde(default)]
+    pub http_auth_password: crate::config::Redacted<Option<String>>,
 }
 
 #[derive(Debug, Clone, Serialize)]

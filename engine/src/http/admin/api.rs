@@ -69,6 +69,12 @@ fn ok(value: impl serde::Serialize) -> ApiResult {
     ))
 }
 
+/// A JSON body the extractor refused, with its own status (413 over the limit, 415, 400/422).
+fn json_rejection(rejection: axum::extract::rejection::JsonRejection) -> ApiError {
+    ApiError::for_status(rejection.status(), rejection.body_text())
+        .unwrap_or_else(|| ApiError::new(ErrorCode::BadRequest, rejection.body_text()))
+}
+
 fn parse_json<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, ApiError> {
     let body = if body.trim().is_empty() { "{}" } else { body };
     serde_json::from_str(body).map_err(|e| ApiError::new(ErrorCode::MalformedJson, e.to_string()))
@@ -579,7 +585,7 @@ async fn merge_duplicates(
     State(state): State<AppState>,
     body: Result<Json<MergeRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
-    let Json(request) = body.map_err(|e| ApiError::new(ErrorCode::BadRequest, e.body_text()))?;
+    let Json(request) = body.map_err(json_rejection)?;
     let conn = active_connection(&state).await?;
     let contact = duplicates::merge_persons(
         &state.engine,
@@ -604,7 +610,7 @@ async fn link_duplicate(
     State(state): State<AppState>,
     body: Result<Json<LinkRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
-    let Json(request) = body.map_err(|e| ApiError::new(ErrorCode::BadRequest, e.body_text()))?;
+    let Json(request) = body.map_err(json_rejection)?;
     let conn = active_connection(&state).await?;
     duplicates::link_contact(&state.engine, &conn, request.contact_id, request.person_id)
         .await

@@ -10,7 +10,7 @@ pub(crate) mod session;
 use axum::Router;
 use tandem_webhooks::{ApiError, ErrorCode, FieldError};
 
-pub(crate) use pages::error_page;
+pub(crate) use pages::{error_page, STYLE};
 
 use super::AppState;
 use crate::sync::SyncError;

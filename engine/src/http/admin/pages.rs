@@ -66,7 +66,8 @@ pub(crate) fn esc(text: &str) -> String {
     out
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#1d2330;background:#f5f6f8}\
+/// The console's one stylesheet, inline; the Content-Security-Policy allows exactly it (by hash).
+pub(crate) const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#1d2330;background:#f5f6f8}\
 header{background:#1d2330;color:#fff;padding:.6rem 1.2rem;display:flex;gap:1.2rem;align-items:center}\
 header a{color:#fff;text-decoration:none}header form{margin-left:auto}main{padding:1.2rem;max-width:72rem}\
 .card{background:#fff;border:1px solid #d9dce3;border-radius:6px;padding:1rem;margin-bottom:1rem}\
@@ -192,9 +193,17 @@ async fn login_form(State(state): State<AppState>) -> Response {
     .into_response()
 }
 
-async fn login(State(state): State<AppState>, Form(form): FormMap) -> Response {
+async fn login(
+    State(state): State<AppState>,
+    probe: Option<axum::Extension<crate::http::throttle::AuthProbe>>,
+    Form(form): FormMap,
+) -> Response {
     let token = form.get("token").map(String::as_str).unwrap_or("");
-    if !session::token_matches(&state.settings, token) {
+    let matched = session::token_matches(&state.settings, token);
+    if let Some(axum::Extension(probe)) = probe {
+        probe.set(matched);
+    }
+    if !matched {
         tracing::warn!("An admin console login was refused.");
         return error_page(&ApiError::new(
             ErrorCode::Unauthorized,

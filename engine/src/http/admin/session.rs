@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use tandem_webhooks::{ApiError, ErrorCode};
 
 use crate::config::Settings;
+use crate::http::throttle::AuthProbe;
 use crate::http::AppState;
 use crate::store::entities::revoked_session;
 
@@ -209,16 +210,11 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Admin, ApiError
             "the admin console and API are disabled: set security.admin_token (TANDEM_SECURITY__ADMIN_TOKEN)",
         ));
     }
-    if let Some(value) = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .unwrap_or("");
-        return if token_matches(settings, token) {
+    if parts.headers.contains_key(header::AUTHORIZATION) {
+        let token = crate::http::bearer_token(&parts.headers).unwrap_or("");
+        let matched = token_matches(settings, token);
+        AuthProbe::record(&parts.extensions, matched);
+        return if matched {
             Ok(Admin {
                 csrf: None,
                 session: None,
@@ -233,10 +229,15 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Admin, ApiError
     let now = chrono::Utc::now().timestamp();
     let session = cookie_value(&parts.headers).and_then(|c| session_of(settings, &c, now));
     match session {
-        Some(session) if !is_revoked(state, &session.nonce).await? => Ok(Admin {
-            csrf: Some(csrf_for(settings, &session.nonce)),
-            session: Some(session),
-        }),
+        Some(session) if !is_revoked(state, &session.nonce).await? => {
+            // A valid session counts as a success (its address is trusted); a bad cookie is
+            // not a guess at the token (cookies are signed) and is not counted.
+            AuthProbe::record(&parts.extensions, true);
+            Ok(Admin {
+                csrf: Some(csrf_for(settings, &session.nonce)),
+                session: Some(session),
+            })
+        }
         _ => Err(ApiError::new(
             ErrorCode::Unauthorized,
             "admin authentication required: send Authorization: Bearer <admin token>, or log in to the console",

@@ -3,6 +3,10 @@
 //! same key and the same request gets the stored response (`Idempotent-Replayed: true`), one with
 //! a different request gets 409 `idempotency_key_reused`, and one arriving while the first is
 //! still running gets 409 `conflict`. A 5xx is not stored, so the client can retry.
+//!
+//! A response that carries a secret shown once ([`CarriesSecret`]) is stored without it (under
+//! [`WITHHELD`]), and its replay is refused with 409 `secret_not_replayed`, naming what was
+//! created: the secret never rests in the database in clear and is never shown twice.
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
@@ -16,11 +20,13 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tandem_webhooks::{ApiError, ErrorCode};
 
-use super::ApiClient;
+use super::{ApiClient, CarriesSecret};
 use crate::http::AppState;
 use crate::store::entities::idempotency_key;
 
 pub(super) const HEADER: &str = "idempotency-key";
+/// Key of a stored body whose secrets were withheld (no API body has keys starting with `$`).
+const WITHHELD: &str = "$secret_withheld";
 const IN_PROGRESS: i32 = 0;
 
 pub(super) async fn layer(
@@ -130,15 +136,44 @@ pub(super) async fn layer(
             .map_err(|e| ApiError::internal(&e))?;
     } else {
         let mut row = row;
+        let mut stored: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if let Some(secret) = parts.extensions.get::<CarriesSecret>() {
+            stored = withhold(stored, secret.keys);
+        }
         row.response_status = Set(i32::from(parts.status.as_u16()));
-        row.response_body = Set(serde_json::from_slice(&bytes).unwrap_or(Value::Null));
+        row.response_body = Set(stored);
         row.update(db).await.map_err(|e| ApiError::internal(&e))?;
     }
     parts.headers.remove(header::CONTENT_LENGTH);
     Ok(Response::from_parts(parts, Body::from(bytes)))
 }
 
+/// The body without its secret keys, marked so that a replay is refused.
+fn withhold(body: Value, keys: &[&str]) -> Value {
+    match body {
+        Value::Object(mut object) => {
+            for key in keys {
+                object.remove(*key);
+            }
+            object.insert(WITHHELD.to_owned(), Value::Bool(true));
+            Value::Object(object)
+        }
+        _ => serde_json::json!({ WITHHELD: true }),
+    }
+}
+
 fn replay(status: i32, body: &Value) -> Response {
+    if body.get(WITHHELD).is_some() {
+        let id = body
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or("(unknown)");
+        return ApiError::new(
+            ErrorCode::SecretNotReplayed,
+            format!("the first request with this Idempotency-Key created {id}, whose secret is shown only once and is not kept; if it was lost, delete {id} and create it again"),
+        )
+        .into_response();
+    }
     let status = u16::try_from(status)
         .ok()
         .and_then(|s| StatusCode::from_u16(s).ok())

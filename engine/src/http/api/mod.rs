@@ -16,6 +16,7 @@ mod subscriptions;
 use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap};
+
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
@@ -25,6 +26,7 @@ use sha2::{Digest, Sha256};
 use tandem_webhooks::pipedrive::constant_time_eq;
 use tandem_webhooks::{ApiError, ErrorCode, FieldError};
 
+use super::throttle::AuthProbe;
 use super::AppState;
 use crate::sync::contact_json::FieldIssue;
 use crate::sync::SyncError;
@@ -101,6 +103,15 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Marks a response that carries a secret shown once (a webhook subscription's `whsec_…`): the
+/// idempotency layer never stores its body in clear and refuses to replay it
+/// ([`idempotency`]); the security headers layer marks it `Cache-Control: no-store`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CarriesSecret {
+    /// The top-level keys of the JSON body that hold secrets.
+    pub(crate) keys: &'static [&'static str],
+}
+
 /// Which API key a request presented (a short fingerprint, never the key).
 #[derive(Debug, Clone)]
 pub(crate) struct ApiClient {
@@ -119,23 +130,19 @@ async fn authenticate(
             "the API is closed: no API key is configured (security.api_keys)",
         ));
     }
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::Unauthorized,
-                "missing API key: send `Authorization: Bearer <key>`",
-            )
-        })?;
+    let Some(presented) = crate::http::bearer_token(request.headers()) else {
+        AuthProbe::record(request.extensions(), false);
+        return Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            "missing API key: send `Authorization: Bearer <key>`",
+        ));
+    };
     // Every configured key is compared (constant time each), so timing says nothing about which.
     let matched = keys.iter().fold(None, |found, key| {
         let equal = constant_time_eq(key.expose().trim().as_bytes(), presented.as_bytes());
         found.or(equal.then(|| key.expose().trim().to_owned()))
     });
+    AuthProbe::record(request.extensions(), matched.is_some());
     let Some(key) = matched else {
         return Err(ApiError::new(ErrorCode::Unauthorized, "wrong API key"));
     };

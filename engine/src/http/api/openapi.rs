@@ -246,7 +246,7 @@ fn build() -> Value {
                     "summary": "Subscribe a URL to contact events. The `whsec_` secret is returned only in this response.",
                     "parameters": [idempotency_param()],
                     "requestBody": body("SubscriptionCreate"),
-                    "responses": common_errors(json!({ "201": ok("Created, with its secret.", "SubscriptionCreated"), "422": error("A bad URL or secret.") }))
+                    "responses": common_errors(json!({ "201": ok("Created, with its secret (shown only in this answer; `Cache-Control: no-store`).", "SubscriptionCreated"), "409": error("A replay of an Idempotency-Key whose first answer carried the secret (`secret_not_replayed`): secrets are never stored in clear nor shown twice."), "422": error("A bad URL (not https, or not public: see `security.egress_allowed_hosts`) or secret.") }))
                 }
             },
             "/api/v1/webhook-subscriptions/{id}": {
@@ -398,8 +398,7 @@ fn build() -> Value {
                         "state": { "type": "string", "enum": ["pending", "sending", "delivered", "failed"] },
                         "attempts": { "type": "integer" },
                         "next_attempt_at": { "type": "string", "format": "date-time" },
-                        "last_status": { "type": ["integer", "null"] },
-                        "last_error": { "type": ["string", "null"], "description": "http_<status>, timeout, connect_failed or request_failed." },
+                        "last_error": { "type": ["string", "null"], "description": "`delivery_failed` after a failed attempt, whatever the cause (the details are in the admin's sync log: the receiver's status or a connection error would let the API probe hosts and ports)." },
                         "created_at": { "type": "string", "format": "date-time" },
                         "updated_at": { "type": "string", "format": "date-time" }
                     }

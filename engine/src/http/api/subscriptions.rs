@@ -47,6 +47,10 @@ pub(super) async fn create(
             if !["http", "https"].contains(&parsed.scheme()) || parsed.host().is_none() {
                 return Err(invalid("url", "must be an absolute http(s) URL"));
             }
+            crate::egress::EgressPolicy::from_settings(&state.settings)
+                .check_resolved(&parsed)
+                .await
+                .map_err(|e| invalid("url", e.to_string()))?;
             parsed.to_string()
         }
         Some(_) => return Err(invalid("url", "must be a string")),
@@ -63,7 +67,11 @@ pub(super) async fn create(
         .map_err(sync_error)?;
     let mut body = render(&subscription);
     body["secret"] = Value::String(secret.to_whsec());
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    response
+        .extensions_mut()
+        .insert(super::CarriesSecret { keys: &["secret"] });
+    Ok(response)
 }
 
 /// `GET /api/v1/webhook-subscriptions`.
@@ -137,8 +145,10 @@ pub(super) async fn deliveries(
                 "state": d.state,
                 "attempts": d.attempts,
                 "next_attempt_at": time(d.next_attempt_at),
-                "last_status": d.last_status,
-                "last_error": d.last_error,
+                // Only "it failed": the receiver's status or a connection error would let an
+                // API-key holder probe hosts and ports through tandem. The admin's sync log
+                // has the details.
+                "last_error": d.last_error.as_ref().map(|_| "delivery_failed"),
                 "created_at": time(d.created_at),
                 "updated_at": time(d.updated_at),
             })
