@@ -1,17 +1,24 @@
-//! The durable outbox: rows in `outbox_job`, enqueued in the same transaction as the change that
-//! caused them, claimed by workers with a lease (ADR 3), strictly ordered per `ordering_key`
-//! (one person / contact) and concurrent across keys.
+//! The work queue: every piece of deferred work is a row in the database, enqueued in the same
+//! transaction as the change that caused it, claimed by workers with a lease, completed,
+//! retried with backoff or dead-lettered (ADR 3). Three kinds share it:
+//!
+//! - [`outbox`] (`outbox_job`): writes to the CRM, per person in order; re-exported at the top
+//!   (`queue::enqueue`, `queue::claim`, …) because it is the queue most callers mean;
+//! - [`inbox`] (`inbox_event`): received events to merge, per object in received order;
+//! - [`delivery`] (`outbound_delivery`): webhooks to the app, per (subscription, contact) in order.
+//!
+//! All three are claimed by one statement ([`claim`]), which differs between Postgres
+//! (`FOR UPDATE SKIP LOCKED`) and SQLite in one place. A claimed row is `running` until its
+//! lease ends; a worker that dies leaves it to be claimed again then.
 
-use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, FromQueryResult,
-    QueryFilter, Set, Statement,
-};
-use serde::{Deserialize, Serialize};
+mod claim;
+pub mod delivery;
+pub mod inbox;
+mod outbox;
+
+pub use outbox::*;
+
 use uuid::Uuid;
-
-use crate::store::entities::outbox_job;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -21,358 +28,36 @@ pub enum QueueError {
     Payload(Uuid, serde_json::Error),
 }
 
-/// Job states stored in `outbox_job.state`.
-pub mod state {
-    pub const PENDING: &str = "pending";
-    pub const RUNNING: &str = "running";
-    pub const DEAD: &str = "dead";
+/// Why handling a claimed row failed, as the queue needs to know it: retry later, or never.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// It may succeed later (the database was busy, the CRM or the network failed): retried
+    /// with backoff, then dead-lettered when the attempts run out.
+    Transient(String),
+    /// It can never succeed (a malformed payload, an unknown object): dead-lettered now.
+    Permanent(String),
 }
 
-/// Higher runs first when the budget is short: user-visible edits and journey actions before
-/// backfill and reconciliation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Priority {
-    Background = 0,
-    Edit = 10,
-    Action = 20,
-}
-
-/// What a job does; the payload carries its parameters.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum JobPayload {
-    /// Bring the linked (or to-be-created) person of a contact up to date with the contact.
-    /// Coalescing: one pending push per contact at most; it sends the latest values at run time.
-    PushContact { contact_id: Uuid },
-    /// A journey action recorded in `payload` (see `sync::actions`).
-    Action { action_id: Uuid, contact_id: Uuid },
-    /// Re-read a person from Pipedrive and merge it: a webhook was ambiguous (its
-    /// whole-second `update_time` ties with what was merged, and its values differ).
-    RefreshPerson { contact_id: Uuid, person_id: i64 },
-}
-
-impl JobPayload {
-    pub fn kind(&self) -> &'static str {
+impl Failure {
+    pub fn message(&self) -> &str {
         match self {
-            Self::PushContact { .. } => "push_contact",
-            Self::Action { .. } => "action",
-            Self::RefreshPerson { .. } => "refresh_person",
+            Self::Transient(message) | Self::Permanent(message) => message,
         }
     }
 
-    /// The contact the job is about.
-    pub fn contact_id(&self) -> Uuid {
-        match self {
-            Self::PushContact { contact_id }
-            | Self::Action { contact_id, .. }
-            | Self::RefreshPerson { contact_id, .. } => *contact_id,
-        }
-    }
-
-    fn coalesces(&self) -> bool {
-        matches!(self, Self::PushContact { .. } | Self::RefreshPerson { .. })
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Transient(_))
     }
 }
 
-/// A job as the worker sees it.
-#[derive(Debug, Clone)]
-pub struct Job {
-    pub id: Uuid,
-    pub connection_id: Uuid,
-    pub ordering_key: String,
-    pub attempts: u32,
-    pub payload: JobPayload,
-    /// When the job was enqueued (the change that caused it happened no later).
-    pub created_at: DateTime<Utc>,
-}
-
-#[derive(Debug, FromQueryResult)]
-struct ClaimedRow {
-    id: Uuid,
-    connection_id: Uuid,
-    ordering_key: String,
-    attempts: i32,
-    payload: serde_json::Value,
-    created_at: DateTime<Utc>,
-}
-
-/// Enqueues a job inside the caller's transaction. A push for a contact that already has a
-/// pending (not yet running) push is coalesced into it. Returns whether a row was inserted.
-pub async fn enqueue<C: ConnectionTrait>(
-    txn: &C,
-    connection_id: Uuid,
-    ordering_key: &str,
-    priority: Priority,
-    payload: &JobPayload,
-    now: DateTime<Utc>,
-) -> Result<bool, QueueError> {
-    if payload.coalesces() {
-        let pending = outbox_job::Entity::find()
-            .filter(outbox_job::Column::ConnectionId.eq(connection_id))
-            .filter(outbox_job::Column::OrderingKey.eq(ordering_key))
-            .filter(outbox_job::Column::Kind.eq(payload.kind()))
-            .filter(outbox_job::Column::State.eq(state::PENDING))
-            .one(txn)
-            .await?;
-        if let Some(existing) = pending {
-            // Keep the earliest due time and the highest priority; a paced job keeps its time
-            // (it waits on purpose, collecting edits).
-            let run_at = if existing.last_error.as_deref() == Some(PACED) {
-                existing.run_at
-            } else {
-                existing.run_at.min(now)
-            };
-            if existing.priority < priority as i32 || existing.run_at != run_at {
-                outbox_job::Entity::update_many()
-                    .col_expr(
-                        outbox_job::Column::Priority,
-                        Expr::value(existing.priority.max(priority as i32)),
-                    )
-                    .col_expr(outbox_job::Column::RunAt, Expr::value(run_at))
-                    .filter(outbox_job::Column::Id.eq(existing.id))
-                    .exec(txn)
-                    .await?;
-            }
-            return Ok(false);
-        }
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Self::Permanent(message)
     }
-    let payload_json =
-        serde_json::to_value(payload).map_err(|e| QueueError::Payload(Uuid::nil(), e))?;
-    outbox_job::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        connection_id: Set(connection_id),
-        kind: Set(payload.kind().to_owned()),
-        ordering_key: Set(ordering_key.to_owned()),
-        priority: Set(priority as i32),
-        payload: Set(payload_json),
-        state: Set(state::PENDING.to_owned()),
-        attempts: Set(0),
-        run_at: Set(now),
-        locked_until: Set(None),
-        last_error: Set(None),
-        last_status: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
+}
+
+impl From<&str> for Failure {
+    fn from(message: &str) -> Self {
+        Self::Permanent(message.to_owned())
     }
-    .insert(txn)
-    .await?;
-    Ok(true)
-}
-
-/// Claims up to `limit` due jobs: the oldest unfinished job of each ordering key, only when no
-/// other job of that key holds a live lease, only for connections that are active. A job whose
-/// lease expired (its worker died) is claimable again.
-pub async fn claim<C: ConnectionTrait>(
-    db: &C,
-    now: DateTime<Utc>,
-    lease: chrono::Duration,
-    limit: u32,
-) -> Result<Vec<Job>, QueueError> {
-    let backend = db.get_database_backend();
-    let (lock_clause, index_hint) = match backend {
-        DatabaseBackend::Postgres => ("FOR UPDATE SKIP LOCKED", ""),
-        // SQLite has one writer (ADR 1): the statement is atomic without a lock clause. Its
-        // planner would collect every pending job through the OR and sort them; walking the
-        // claim-order index stops after `limit` claimable jobs (migration 4).
-        DatabaseBackend::Sqlite | DatabaseBackend::MySql => ("", "INDEXED BY outbox_job_claim_idx"),
-    };
-    let sql = format!(
-        "UPDATE outbox_job SET state = 'running', locked_until = $1, updated_at = $2 \
-         WHERE id IN ( \
-           SELECT j.id FROM outbox_job j {index_hint} \
-           WHERE ((j.state = 'pending' AND j.run_at <= $2) OR (j.state = 'running' AND j.locked_until < $2)) \
-             AND j.connection_id IN (SELECT c.id FROM connection c WHERE c.paused = $4 AND c.state IN ('connected', 'syncing')) \
-             AND NOT EXISTS ( \
-               SELECT 1 FROM outbox_job o \
-               WHERE o.connection_id = j.connection_id AND o.ordering_key = j.ordering_key AND o.id <> j.id \
-                 AND ((o.state = 'running' AND o.locked_until >= $2) \
-                   OR (o.state IN ('pending', 'running') AND (o.created_at < j.created_at OR (o.created_at = j.created_at AND o.id < j.id))))) \
-           ORDER BY j.priority DESC, j.run_at ASC \
-           LIMIT $3 {lock_clause}) \
-         RETURNING id, connection_id, ordering_key, attempts, payload, created_at"
-    );
-    let statement = Statement::from_sql_and_values(
-        backend,
-        sql,
-        [
-            (now + lease).into(),
-            now.into(),
-            i64::from(limit).into(),
-            false.into(),
-        ],
-    );
-    let rows = ClaimedRow::find_by_statement(statement).all(db).await?;
-    rows.into_iter()
-        .map(|row| {
-            let payload =
-                serde_json::from_value(row.payload).map_err(|e| QueueError::Payload(row.id, e))?;
-            Ok(Job {
-                id: row.id,
-                connection_id: row.connection_id,
-                ordering_key: row.ordering_key,
-                attempts: u32::try_from(row.attempts).unwrap_or(0),
-                payload,
-                created_at: row.created_at,
-            })
-        })
-        .collect()
-}
-
-/// The job succeeded: it is removed.
-pub async fn complete<C: ConnectionTrait>(db: &C, job_id: Uuid) -> Result<(), QueueError> {
-    outbox_job::Entity::delete_by_id(job_id).exec(db).await?;
-    Ok(())
-}
-
-/// The job failed and will run again at `run_at` (or after reconnect, for a paused connection).
-pub async fn retry<C: ConnectionTrait>(
-    db: &C,
-    job: &Job,
-    run_at: DateTime<Utc>,
-    error_code: &str,
-    status: Option<u16>,
-    now: DateTime<Utc>,
-) -> Result<(), QueueError> {
-    end_attempt(
-        db,
-        job,
-        state::PENDING,
-        Some(run_at),
-        error_code,
-        status,
-        now,
-    )
-    .await
-}
-
-/// Why a job waits that did not fail: its contact's person was written moments ago.
-pub const PACED: &str = "paced";
-
-/// The job did not run yet on purpose (pacing): it waits until `run_at` without counting an
-/// attempt; pushes enqueued meanwhile coalesce into it and do not move it earlier.
-pub async fn defer<C: ConnectionTrait>(
-    db: &C,
-    job: &Job,
-    run_at: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Result<(), QueueError> {
-    outbox_job::Entity::update_many()
-        .col_expr(outbox_job::Column::State, Expr::value(state::PENDING))
-        .col_expr(
-            outbox_job::Column::LockedUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(outbox_job::Column::RunAt, Expr::value(run_at))
-        .col_expr(outbox_job::Column::LastError, Expr::value(PACED))
-        .col_expr(outbox_job::Column::UpdatedAt, Expr::value(now))
-        .filter(outbox_job::Column::Id.eq(job.id))
-        .exec(db)
-        .await?;
-    Ok(())
-}
-
-/// The job cannot succeed: it becomes a dead letter, kept for the admin to retry or discard.
-pub async fn bury<C: ConnectionTrait>(
-    db: &C,
-    job: &Job,
-    error_code: &str,
-    status: Option<u16>,
-    now: DateTime<Utc>,
-) -> Result<(), QueueError> {
-    end_attempt(db, job, state::DEAD, None, error_code, status, now).await
-}
-
-/// Records a failed attempt: the lease is released, the attempt counted, the error kept.
-async fn end_attempt<C: ConnectionTrait>(
-    db: &C,
-    job: &Job,
-    new_state: &str,
-    run_at: Option<DateTime<Utc>>,
-    error_code: &str,
-    status: Option<u16>,
-    now: DateTime<Utc>,
-) -> Result<(), QueueError> {
-    let mut update = outbox_job::Entity::update_many()
-        .col_expr(outbox_job::Column::State, Expr::value(new_state))
-        .col_expr(
-            outbox_job::Column::Attempts,
-            Expr::value(i32::try_from(job.attempts + 1).unwrap_or(i32::MAX)),
-        )
-        .col_expr(
-            outbox_job::Column::LockedUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(outbox_job::Column::LastError, Expr::value(error_code))
-        .col_expr(
-            outbox_job::Column::LastStatus,
-            Expr::value(status.map(i32::from)),
-        )
-        .col_expr(outbox_job::Column::UpdatedAt, Expr::value(now));
-    if let Some(run_at) = run_at {
-        update = update.col_expr(outbox_job::Column::RunAt, Expr::value(run_at));
-    }
-    update
-        .filter(outbox_job::Column::Id.eq(job.id))
-        .exec(db)
-        .await?;
-    Ok(())
-}
-
-/// Dead letters back to pending (one, or all of a connection).
-pub async fn revive<C: ConnectionTrait>(
-    db: &C,
-    connection_id: Uuid,
-    job_id: Option<Uuid>,
-    now: DateTime<Utc>,
-) -> Result<u64, QueueError> {
-    let mut update = outbox_job::Entity::update_many()
-        .col_expr(outbox_job::Column::State, Expr::value(state::PENDING))
-        .col_expr(outbox_job::Column::Attempts, Expr::value(0))
-        .col_expr(outbox_job::Column::RunAt, Expr::value(now))
-        .col_expr(outbox_job::Column::UpdatedAt, Expr::value(now))
-        .filter(outbox_job::Column::ConnectionId.eq(connection_id))
-        .filter(outbox_job::Column::State.eq(state::DEAD));
-    if let Some(id) = job_id {
-        update = update.filter(outbox_job::Column::Id.eq(id));
-    }
-    Ok(update.exec(db).await?.rows_affected)
-}
-
-/// The contact a job is about, if the job exists.
-pub async fn contact_of<C: ConnectionTrait>(
-    db: &C,
-    job_id: Uuid,
-) -> Result<Option<Uuid>, QueueError> {
-    let Some(row) = outbox_job::Entity::find_by_id(job_id).one(db).await? else {
-        return Ok(None);
-    };
-    let payload: JobPayload =
-        serde_json::from_value(row.payload).map_err(|e| QueueError::Payload(row.id, e))?;
-    Ok(Some(payload.contact_id()))
-}
-
-/// Counts of jobs by state for a connection.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct QueueCounts {
-    pub pending: u64,
-    pub running: u64,
-    pub dead: u64,
-}
-
-pub async fn counts<C: ConnectionTrait>(
-    db: &C,
-    connection_id: Uuid,
-) -> Result<QueueCounts, QueueError> {
-    use sea_orm::PaginatorTrait;
-    let count = |s: &'static str| {
-        outbox_job::Entity::find()
-            .filter(outbox_job::Column::ConnectionId.eq(connection_id))
-            .filter(outbox_job::Column::State.eq(s))
-            .count(db)
-    };
-    Ok(QueueCounts {
-        pending: count(state::PENDING).await?,
-        running: count(state::RUNNING).await?,
-        dead: count(state::DEAD).await?,
-    })
 }

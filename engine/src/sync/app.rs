@@ -9,7 +9,7 @@
 //! - **Inbound**: [`apply_event`] applies a stored `POST /webhooks/app` event (an app that keeps
 //!   its own contact store tells tandem what changed).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -72,15 +72,8 @@ impl ContactEvent {
     }
 }
 
-/// Delivery states.
-pub mod delivery_state {
-    pub const PENDING: &str = "pending";
-    /// Being sent; `next_attempt_at` is the lease's end.
-    pub const SENDING: &str = "sending";
-    pub const DELIVERED: &str = "delivered";
-    /// Every attempt failed.
-    pub const FAILED: &str = "failed";
-}
+/// Delivery states (the work queue owns them).
+pub use crate::queue::delivery::state as delivery_state;
 
 /// Called in the transaction that changed a contact from the Pipedrive side.
 pub async fn contact_changed<C: ConnectionTrait>(
@@ -404,65 +397,19 @@ pub async fn run_deliveries_once(engine: &Engine) -> Result<bool, SyncError> {
     if targets.is_empty() {
         return Ok(false);
     }
-    let db = engine.store.db();
-    let now = Utc::now();
-    let undelivered = outbound_delivery::Entity::find()
-        .filter(
-            outbound_delivery::Column::State
-                .is_in([delivery_state::PENDING, delivery_state::SENDING]),
-        )
-        .filter(outbound_delivery::Column::SubscriptionId.is_in(targets.keys().copied()))
-        .order_by_asc(outbound_delivery::Column::CreatedAt)
-        .order_by_asc(outbound_delivery::Column::Id)
-        .limit(1000)
-        .all(db)
-        .await?;
-    let limit = usize::try_from(engine.settings.workers.concurrency.max(1)).unwrap_or(16);
-    let mut seen = HashSet::new();
-    let mut due = Vec::new();
-    for row in undelivered {
-        let order_key = (row.subscription_id, row.contact_id.unwrap_or(row.id));
-        if !seen.insert(order_key) {
-            continue; // an earlier event of this contact is not delivered yet
-        }
-        if row.next_attempt_at <= now {
-            due.push(row);
-            if due.len() >= limit {
-                break;
-            }
-        }
-    }
-    if due.is_empty() {
-        return Ok(false);
-    }
     let lease = chrono::Duration::seconds(
         i64::try_from(engine.settings.app_webhooks.request_timeout_secs * 3).unwrap_or(30),
     );
+    let limit = engine.settings.workers.concurrency.max(1);
+    // The claim takes only the oldest undelivered event of each (subscription, contact), for
+    // enabled subscriptions; only this worker (or replica) sends a claimed attempt.
+    let due = crate::queue::delivery::claim(engine.store.db(), Utc::now(), lease, limit).await?;
     let mut tasks = tokio::task::JoinSet::new();
     for row in due {
-        // Claim: only one worker (or replica) sends a given attempt.
-        let claimed = outbound_delivery::Entity::update_many()
-            .col_expr(
-                outbound_delivery::Column::State,
-                Expr::value(delivery_state::SENDING),
-            )
-            .col_expr(
-                outbound_delivery::Column::NextAttemptAt,
-                Expr::value(now + lease),
-            )
-            .filter(outbound_delivery::Column::Id.eq(row.id))
-            .filter(outbound_delivery::Column::State.eq(row.state.clone()))
-            .filter(outbound_delivery::Column::Attempts.eq(row.attempts))
-            .exec(db)
-            .await?
-            .rows_affected
-            == 1;
         let Some(target) = targets.get(&row.subscription_id) else {
+            // Disabled since the targets were read: its lease runs out, then it waits.
             continue;
         };
-        if !claimed {
-            continue;
-        }
         let client = engine.app_http.clone();
         let url = target.url.clone();
         let secret = target.secret.clone();
@@ -545,20 +492,17 @@ async fn record_outcome(
     row: outbound_delivery::Model,
     sent: Sent,
 ) -> Result<(), SyncError> {
+    use crate::queue::delivery::{self, Outcome};
     use sea_orm::TransactionTrait;
     let now = Utc::now();
     let attempts = row.attempts + 1;
     let txn = engine.store.db().begin().await?;
     let subscription_id = row.subscription_id;
-    let mut model: outbound_delivery::ActiveModel = row.clone().into();
-    model.attempts = Set(attempts);
-    model.updated_at = Set(now);
     match sent {
         Sent::Ok(status) => {
-            model.state = Set(delivery_state::DELIVERED.to_owned());
-            model.last_status = Set(Some(i32::from(status)));
-            model.last_error = Set(None);
-            model.update(&txn).await?;
+            if !delivery::end(&txn, &row, Outcome::Delivered { status }, now).await? {
+                return lease_lost(txn, &row).await;
+            }
             webhook_subscription::Entity::update_many()
                 .col_expr(
                     webhook_subscription::Column::ConsecutiveFailures,
@@ -573,37 +517,41 @@ async fn record_outcome(
             let jitter: f64 = rand::thread_rng().gen_range(0.0..=1.0);
             let attempt = u32::try_from(attempts).unwrap_or(u32::MAX);
             let next = engine.app_retry_policy().next_delay(attempt, jitter);
-            model.last_status = Set(status.map(i32::from));
-            model.last_error = Set(Some(code.clone()));
-            match next {
-                Some(delay) => {
-                    model.state = Set(delivery_state::PENDING.to_owned());
-                    model.next_attempt_at =
-                        Set(now + chrono::Duration::from_std(delay).unwrap_or_default());
-                    tracing::warn!(delivery_id = %row.id, error = %code, "A webhook to the app failed; a retry was scheduled.");
-                }
-                None => {
-                    model.state = Set(delivery_state::FAILED.to_owned());
-                    tracing::error!(delivery_id = %row.id, error = %code, "A webhook to the app failed on every attempt; it was given up.");
-                    let mut entry = Entry::new(
-                        Level::Error,
-                        Direction::App,
-                        "app_delivery_failed",
-                        format!(
-                            "A `{}` webhook to the app failed {attempts} times and was given up.",
-                            row.event_type
-                        ),
-                    )
-                    .status(status)
-                    .remote_error(code.clone())
-                    .detail(json!({ "subscription_id": subscription_id, "delivery_id": row.id }));
-                    if let Some(contact) = row.contact_id {
-                        entry = entry.contact(contact);
-                    }
-                    synclog::record(&txn, entry, now).await?;
-                }
+            let outcome = match next {
+                Some(delay) => Outcome::Retry {
+                    run_at: now + chrono::Duration::from_std(delay).unwrap_or_default(),
+                    status,
+                    code: &code,
+                },
+                None => Outcome::Dead {
+                    status,
+                    code: &code,
+                },
+            };
+            if !delivery::end(&txn, &row, outcome, now).await? {
+                return lease_lost(txn, &row).await;
             }
-            model.update(&txn).await?;
+            if next.is_some() {
+                tracing::warn!(delivery_id = %row.id, error = %code, "A webhook to the app failed; a retry was scheduled.");
+            } else {
+                tracing::error!(delivery_id = %row.id, error = %code, "A webhook to the app failed on every attempt; it was given up.");
+                let mut entry = Entry::new(
+                    Level::Error,
+                    Direction::App,
+                    "app_delivery_failed",
+                    format!(
+                        "A `{}` webhook to the app failed {attempts} times and was given up.",
+                        row.event_type
+                    ),
+                )
+                .status(status)
+                .remote_error(code.clone())
+                .detail(json!({ "subscription_id": subscription_id, "delivery_id": row.id }));
+                if let Some(contact) = row.contact_id {
+                    entry = entry.contact(contact);
+                }
+                synclog::record(&txn, entry, now).await?;
+            }
             webhook_subscription::Entity::update_many()
                 .col_expr(
                     webhook_subscription::Column::ConsecutiveFailures,
@@ -650,6 +598,17 @@ async fn record_outcome(
     Ok(())
 }
 
+/// This worker's claim of a delivery ran out and another worker took it over: nothing is
+/// recorded here (the other attempt's outcome counts).
+async fn lease_lost(
+    txn: sea_orm::DatabaseTransaction,
+    row: &outbound_delivery::Model,
+) -> Result<(), SyncError> {
+    txn.rollback().await?;
+    tracing::warn!(delivery_id = %row.id, subscription_id = %row.subscription_id, "A delivery's lease ran out before its outcome was recorded; the newer claim decides.");
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Inbound app events
 
@@ -663,7 +622,7 @@ pub async fn apply_event<C: ConnectionTrait>(
     _engine: &Engine,
     payload: &str,
     now: DateTime<Utc>,
-) -> Result<Option<Uuid>, String> {
+) -> Result<Option<Uuid>, crate::queue::Failure> {
     let value: Value = serde_json::from_str(payload).map_err(|e| format!("malformed JSON: {e}"))?;
     let kind = value
         .get("type")
@@ -677,9 +636,10 @@ pub async fn apply_event<C: ConnectionTrait>(
         return Err(format!(
             "unknown key `data.{extra}`; allowed are {}",
             DATA_KEYS.join(", ")
-        ));
+        )
+        .into());
     }
-    let db_error = |e: SyncError| e.to_string();
+    let db_error = |e: SyncError| e.into_failure();
     let id = match data.get("id") {
         None | Some(Value::Null) => None,
         Some(Value::String(text)) => Some(
@@ -730,7 +690,7 @@ pub async fn apply_event<C: ConnectionTrait>(
     let existing = match (id, &email) {
         (Some(id), _) => match contacts::load(txn, id).await.map_err(db_error)? {
             Some(_) => Some(id),
-            None => return Err(format!("contact {id} does not exist")),
+            None => return Err(format!("contact {id} does not exist").into()),
         },
         (None, Some(email)) => {
             let found = contacts::ids_by_email(txn, email.as_str())
@@ -740,7 +700,8 @@ pub async fn apply_event<C: ConnectionTrait>(
                 return Err(format!(
                     "{} contacts share this e-mail; name the contact by `data.id`",
                     found.len()
-                ));
+                )
+                .into());
             }
             found.first().copied()
         }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use rand::Rng;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
 use tandem_core::{ErrorClass, RetryDecision, RetryPolicy};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -17,8 +17,9 @@ use super::outbound::{self, CrmFailure};
 use super::synclog::{self, Direction, Entry, Level};
 use super::{Engine, SyncError};
 use crate::crm::pipedrive::wire::Person;
-use crate::queue::{self, Job, JobPayload};
-use crate::store::entities::{inbox_event, outbox_job};
+use crate::queue::inbox::Event as InboxEvent;
+use crate::queue::{self, Failure, Job, JobPayload};
+use crate::store::entities::outbox_job;
 
 /// What one round of a worker did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,9 +44,7 @@ impl Engine {
 
 /// Claims and executes due outbox jobs, concurrently across persons.
 pub async fn run_outbox_once(engine: &Engine) -> Result<ExecutionOutcome, SyncError> {
-    let lease = chrono::Duration::seconds(
-        i64::try_from(engine.settings.pipedrive.request_timeout_secs * 6).unwrap_or(60),
-    );
+    let lease = lease(engine);
     let slots = engine.settings.workers.concurrency;
     let claim = |limit: u32| queue::claim(engine.store.db(), Utc::now(), lease, limit);
     let jobs = claim(slots).await?;
@@ -227,85 +226,162 @@ async fn execute(engine: &Engine, job: Job) -> Result<(), SyncError> {
     Ok(())
 }
 
-/// Inbox event states.
-pub mod inbox_state {
-    pub const PENDING: &str = "pending";
-    pub const APPLIED: &str = "applied";
-    pub const FAILED: &str = "failed";
-    pub const REJECTED: &str = "rejected";
+/// Inbox event states (the work queue owns them).
+pub use crate::queue::inbox::state as inbox_state;
+
+/// Most inbox events one round applies.
+const INBOX_ROUND: usize = 200;
+
+/// How long a claim holds a job or an event before another worker may take it over.
+fn lease(engine: &Engine) -> chrono::Duration {
+    chrono::Duration::seconds(
+        i64::try_from(engine.settings.pipedrive.request_timeout_secs * 6).unwrap_or(60),
+    )
 }
 
-/// Applies pending inbox events, oldest first.
+impl SyncError {
+    /// How the queue treats this error when it stopped a claimed row: the database or the CRM
+    /// failing may pass, anything else will not.
+    pub fn into_failure(self) -> Failure {
+        let transient = match &self {
+            Self::Db(_) | Self::Queue(queue::QueueError::Db(_)) => true,
+            Self::Crm(error) => error.retry == ErrorClass::Retry,
+            _ => false,
+        };
+        let message = self.to_string();
+        if transient {
+            Failure::Transient(message)
+        } else {
+            Failure::Permanent(message)
+        }
+    }
+}
+
+impl From<SyncError> for Failure {
+    fn from(error: SyncError) -> Self {
+        error.into_failure()
+    }
+}
+
+impl From<sea_orm::DbErr> for Failure {
+    fn from(error: sea_orm::DbErr) -> Self {
+        SyncError::Db(error).into_failure()
+    }
+}
+
+/// Claims and applies due inbox events: per object in received order, never one event by two
+/// workers (ADR 3). Stops after `INBOX_ROUND` events.
 pub async fn run_inbox_once(engine: &Engine) -> Result<ExecutionOutcome, SyncError> {
     let db = engine.store.db();
-    let events = inbox_event::Entity::find()
-        .filter(inbox_event::Column::State.eq(inbox_state::PENDING))
-        .order_by_asc(inbox_event::Column::ReceivedAt)
-        .order_by_asc(inbox_event::Column::Id)
-        .limit(200)
-        .all(db)
-        .await?;
-    if events.is_empty() {
-        return Ok(ExecutionOutcome::QueueEmpty);
+    let lease = lease(engine);
+    let mut count = 0;
+    while count < INBOX_ROUND {
+        // One event per object per claim: an object's next event is claimable once the
+        // previous one is done.
+        let limit = u32::try_from(INBOX_ROUND - count).unwrap_or(1);
+        let events = queue::inbox::claim(db, Utc::now(), lease, limit).await?;
+        if events.is_empty() {
+            break;
+        }
+        for event in events {
+            count += 1;
+            apply_event(engine, event).await?;
+        }
     }
-    let count = events.len();
-    for event in events {
-        apply_event(engine, event).await?;
-    }
-    Ok(ExecutionOutcome::Done(count))
+    Ok(if count == 0 {
+        ExecutionOutcome::QueueEmpty
+    } else {
+        ExecutionOutcome::Done(count)
+    })
 }
 
-async fn apply_event(engine: &Engine, event: inbox_event::Model) -> Result<(), SyncError> {
-    use sea_orm::{ActiveModelTrait, Set};
+/// Applies one claimed event; a transient failure is retried with backoff, a permanent one
+/// (or the last retry's) leaves the event `failed` with a sync-log entry.
+#[tracing::instrument(skip_all, fields(event_id = %event.id, attempt = event.attempts + 1))]
+async fn apply_event(engine: &Engine, event: InboxEvent) -> Result<(), SyncError> {
     let now = Utc::now();
+    let failure = match apply_and_complete(engine, &event, now).await {
+        Ok(()) => return Ok(()),
+        Err(failure) => failure,
+    };
+    let db = engine.store.db();
+    if failure.is_transient() {
+        let jitter: f64 = rand::thread_rng().gen_range(0.0..=1.0);
+        let attempt = u32::try_from(event.attempts + 1).unwrap_or(u32::MAX);
+        if let Some(delay) = engine.retry_policy().next_delay(attempt, jitter) {
+            let run_at = now + chrono::Duration::from_std(delay).unwrap_or_default();
+            queue::inbox::retry(db, &event, run_at, failure.message()).await?;
+            tracing::warn!(error = %failure.message(), retry_in_ms = delay.as_millis(), "A received event could not be applied yet; a retry was scheduled.");
+            return Ok(());
+        }
+    }
+    let txn = db.begin().await?;
+    if !queue::inbox::bury(&txn, &event, failure.message(), now).await? {
+        txn.rollback().await?;
+        return Ok(());
+    }
+    tracing::error!(error = %failure.message(), transient = failure.is_transient(), "A received event could not be applied; it is kept as failed.");
+    let mut entry = Entry::new(
+        Level::Error,
+        Direction::Inbound,
+        "event_failed",
+        "A received event could not be applied.",
+    )
+    .remote_error(failure.message().to_owned())
+    .hint("Inspect the stored event in the inbox; fix the mapping and resync the person.");
+    if let Some(c) = event.connection_id {
+        entry = entry.connection(c);
+    }
+    synclog::record(&txn, entry, now).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Applies the event and marks it applied in one transaction; on any failure nothing of it is
+/// kept.
+async fn apply_and_complete(
+    engine: &Engine,
+    event: &InboxEvent,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), Failure> {
     // Load before the transaction: on SQLite (one connection) a second acquire inside it would
     // wait for itself.
     let conn = match (event.source.as_str(), event.connection_id) {
-        ("pipedrive", Some(connection_id)) => Some(
-            connections::load(engine, connection_id)
-                .await
-                .map_err(|e| e.to_string()),
-        ),
+        ("pipedrive", Some(connection_id)) => Some(connections::load(engine, connection_id).await?),
         _ => None,
     };
     let txn = engine.store.db().begin().await?;
-    let result: Result<Option<(Uuid, ContactEvent)>, String> = match (event.source.as_str(), conn) {
-        ("pipedrive", Some(Ok(conn))) => {
+    let applied = match (event.source.as_str(), conn) {
+        ("pipedrive", Some(conn)) => {
             apply_pipedrive_event(&txn, engine, &conn, &event.payload, now).await
         }
-        ("pipedrive", Some(Err(error))) => Err(error),
         // The app's own change is not announced back to it.
         ("app", _) => crate::sync::app::apply_event(&txn, engine, &event.payload, now)
             .await
             .map(|_| None),
-        _ => Err(format!("unknown event source {}", event.source)),
+        _ => Err(Failure::Permanent(format!(
+            "unknown event source {}",
+            event.source
+        ))),
     };
-    let mut model: inbox_event::ActiveModel = event.clone().into();
-    model.attempts = Set(event.attempts + 1);
-    model.processed_at = Set(Some(now));
-    match &result {
-        Ok(_) => model.state = Set(inbox_state::APPLIED.into()),
-        Err(error) => {
-            model.state = Set(inbox_state::FAILED.into());
-            model.last_error = Set(Some(error.clone()));
+    let applied = match applied {
+        Ok(applied) => applied,
+        Err(failure) => {
+            txn.rollback().await?;
+            return Err(failure);
         }
+    };
+    if !queue::inbox::complete(&txn, event, now)
+        .await
+        .map_err(SyncError::from)?
+    {
+        txn.rollback().await?;
+        tracing::warn!(
+            "An event's lease ran out while it was applied; the newer claim applies it."
+        );
+        return Ok(());
     }
-    model.update(&txn).await?;
-    if let Err(error) = &result {
-        let mut entry = Entry::new(
-            Level::Error,
-            Direction::Inbound,
-            "event_failed",
-            "A received event could not be applied.",
-        )
-        .remote_error(error.clone())
-        .hint("Inspect the stored event in the inbox; fix the mapping and resync the person.");
-        if let Some(c) = event.connection_id {
-            entry = entry.connection(c);
-        }
-        synclog::record(&txn, entry, now).await?;
-    }
-    if let Ok(Some((contact_id, kind))) = result {
+    if let Some((contact_id, kind)) = applied {
         crate::sync::app::contact_event(&txn, contact_id, kind, None, now).await?;
     }
     txn.commit().await?;
@@ -318,7 +394,7 @@ async fn apply_pipedrive_event<C: sea_orm::ConnectionTrait>(
     conn: &connections::ConnectionCtx,
     payload: &str,
     now: chrono::DateTime<Utc>,
-) -> Result<Option<(Uuid, ContactEvent)>, String> {
+) -> Result<Option<(Uuid, ContactEvent)>, Failure> {
     let value: serde_json::Value =
         serde_json::from_str(payload).map_err(|e| format!("malformed JSON: {e}"))?;
     let meta = value.get("meta").ok_or("missing meta")?;
@@ -355,19 +431,15 @@ async fn apply_pipedrive_event<C: sea_orm::ConnectionTrait>(
                     .and_then(|s| s.parse().ok())
                     .or_else(|| v.as_i64())
             });
-            inbound::person_deleted(txn, engine, conn, id, merged_into, now)
-                .await
-                .map_err(|e| e.to_string())?
+            inbound::person_deleted(txn, engine, conn, id, merged_into, now).await?
         }
         "create" | "change" => {
             let person: Person =
                 serde_json::from_value(value.get("data").cloned().unwrap_or_default())
                     .map_err(|e| format!("person data: {e}"))?;
-            inbound::apply_webhook_person_in(txn, engine, conn, &person, now)
-                .await
-                .map_err(|e| e.to_string())?
+            inbound::apply_webhook_person_in(txn, engine, conn, &person, now).await?
         }
-        other => return Err(format!("unknown action {other}")),
+        other => return Err(format!("unknown action {other}").into()),
     };
     Ok(applied.app_event())
 }
@@ -400,10 +472,13 @@ pub async fn drive_until_idle(engine: &Engine) -> Result<(), SyncError> {
                     .unwrap_or(job.run_at)
             });
             let next_delivery = crate::sync::app::next_delivery_due(engine).await?;
-            let due = match (next_job, next_delivery) {
-                (None, None) => return Ok(()),
-                (Some(a), Some(b)) => a.min(b),
-                (Some(a), None) | (None, Some(a)) => a,
+            let next_event = queue::inbox::next_due(engine.store.db()).await?;
+            let Some(due) = [next_job, next_delivery, next_event]
+                .into_iter()
+                .flatten()
+                .min()
+            else {
+                return Ok(());
             };
             let wait = (due - Utc::now()).to_std().unwrap_or_default();
             tokio::time::sleep(wait.min(Duration::from_secs(5))).await;
@@ -423,6 +498,89 @@ async fn active_connection_ids(engine: &Engine) -> Result<Vec<Uuid>, SyncError> 
         .collect())
 }
 
+/// What a background round found, for [`LoopBackoff`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Round {
+    /// Something was done: go on at once.
+    Busy,
+    /// Nothing was due.
+    Idle,
+    /// A queue's round failed (the database is down, say).
+    Failed,
+}
+
+/// The pause of a worker loop after a round: none after work, the idle poll after none, and
+/// after failing rounds a delay that doubles from `initial` up to `cap` (reset by a round that
+/// did not fail), so a loop that keeps hitting an error neither spins nor floods the log.
+#[derive(Debug)]
+struct LoopBackoff {
+    initial: Duration,
+    cap: Duration,
+    idle: Duration,
+    failures: u32,
+}
+
+impl LoopBackoff {
+    const INITIAL: Duration = Duration::from_millis(100);
+    const CAP: Duration = Duration::from_secs(30);
+
+    fn new(idle: Duration) -> Self {
+        Self {
+            initial: Self::INITIAL,
+            cap: Self::CAP,
+            idle,
+            failures: 0,
+        }
+    }
+
+    fn pause(&mut self, round: Round) -> Duration {
+        match round {
+            Round::Busy => {
+                self.failures = 0;
+                Duration::ZERO
+            }
+            Round::Idle => {
+                self.failures = 0;
+                self.idle
+            }
+            Round::Failed => {
+                let doubling = 2_u32.saturating_pow(self.failures.min(31));
+                self.failures = self.failures.saturating_add(1);
+                self.initial.saturating_mul(doubling).min(self.cap)
+            }
+        }
+    }
+}
+
+/// One round of the queue loop: inbox, outbox, deliveries; errors are logged, not dropped.
+async fn queue_round(engine: &Engine, failures: u32) -> Round {
+    let inbox = run_inbox_once(engine).await;
+    let outbox = run_outbox_once(engine).await;
+    let deliveries = crate::sync::app::run_deliveries_once(engine).await;
+    let mut failed = false;
+    let mut busy = false;
+    for (queue, result) in [
+        ("inbox", inbox.map(|o| o != ExecutionOutcome::QueueEmpty)),
+        ("outbox", outbox.map(|o| o != ExecutionOutcome::QueueEmpty)),
+        ("deliveries", deliveries),
+    ] {
+        match result {
+            Ok(did) => busy |= did,
+            Err(error) => {
+                failed = true;
+                tracing::warn!(queue, error = %error, failures = failures + 1, "A worker round failed; the loop backs off and tries again.");
+            }
+        }
+    }
+    if failed {
+        Round::Failed
+    } else if busy {
+        Round::Busy
+    } else {
+        Round::Idle
+    }
+}
+
 /// The background loops of `tandem serve`: outbox, inbox, deliveries, poller.
 pub fn spawn_workers(
     engine: Engine,
@@ -432,24 +590,11 @@ pub fn spawn_workers(
     let e = engine.clone();
     let s = shutdown.clone();
     handles.push(tokio::spawn(async move {
+        let mut backoff = LoopBackoff::new(Duration::from_millis(e.settings.workers.idle_poll_ms));
         loop {
-            let idle = matches!(
-                (
-                    run_inbox_once(&e).await,
-                    run_outbox_once(&e).await,
-                    crate::sync::app::run_deliveries_once(&e).await
-                ),
-                (
-                    Ok(ExecutionOutcome::QueueEmpty),
-                    Ok(ExecutionOutcome::QueueEmpty),
-                    Ok(false)
-                )
-            );
-            let pause = if idle {
-                Duration::from_millis(e.settings.workers.idle_poll_ms)
-            } else {
-                Duration::ZERO
-            };
+            let round = queue_round(&e, backoff.failures).await;
+            let pause = backoff.pause(round);
+            let idle = round == Round::Idle;
             tokio::select! {
                 () = s.cancelled() => return,
                 () = e.wake.notified(), if idle => {}
@@ -476,4 +621,37 @@ pub fn spawn_workers(
         }
     }));
     handles
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_loop_backs_off_doubling_up_to_the_cap_and_recovers_at_once() {
+        let idle = Duration::from_millis(500);
+        let mut backoff = LoopBackoff::new(idle);
+        let pauses: Vec<_> = (0..12).map(|_| backoff.pause(Round::Failed)).collect();
+        assert_eq!(pauses[0], Duration::from_millis(100));
+        assert_eq!(pauses[1], Duration::from_millis(200));
+        assert_eq!(pauses[2], Duration::from_millis(400));
+        assert!(pauses.windows(2).all(|w| w[0] <= w[1]), "{pauses:?}");
+        assert_eq!(pauses[11], LoopBackoff::CAP, "capped");
+        assert_eq!(backoff.pause(Round::Failed), LoopBackoff::CAP);
+        // A round that works resets it; a busy round never pauses, an idle one polls.
+        assert_eq!(backoff.pause(Round::Busy), Duration::ZERO);
+        assert_eq!(backoff.pause(Round::Failed), Duration::from_millis(100));
+        assert_eq!(backoff.pause(Round::Idle), idle);
+        assert_eq!(backoff.pause(Round::Failed), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn database_and_retryable_crm_errors_are_transient_and_bad_data_is_not() {
+        let db = SyncError::Db(sea_orm::DbErr::Custom("database is locked".into()));
+        assert!(db.into_failure().is_transient());
+        let corrupt = SyncError::Corrupt("bad".into());
+        assert!(!corrupt.into_failure().is_transient());
+        let gone = SyncError::ConnectionNotFound(Uuid::nil());
+        assert!(!gone.into_failure().is_transient());
+    }
 }

@@ -1,4 +1,6 @@
-//! The `inbox_event` table.
+//! The `inbox_event` table. Its claim columns (`run_at`, `locked_until`) are read and written
+//! only by the work queue (`queue::inbox`), in SQL; they are not fields here, so the receivers
+//! store rows without naming them.
 
 use sea_orm::entity::prelude::*;
 

@@ -1,0 +1,160 @@
+//! The one claim statement of every queue (ADR 3), for both databases.
+//!
+//! Each queue (outbox jobs, inbox events, app deliveries) is a table described by a [`Lane`]:
+//! which column says when a row is due, which holds its lease, what makes two rows "of the same
+//! key" (one person, one contact) and which of them came first. The statement claims up to `n`
+//! rows that are due (pending and `run_at` passed) or abandoned (running, lease passed), only
+//! the **oldest unfinished row of each key** and only when no row of that key holds a live
+//! lease, and marks them running until `now + lease`:
+//!
+//! - **Postgres**: `UPDATE … WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED) RETURNING …`:
+//!   replicas never block on, or double-claim, each other's rows. Because only the oldest row of
+//!   a key is a candidate, a row skipped because another transaction is claiming it never lets
+//!   a later row of the same key through.
+//! - **SQLite**: the same statement without the lock clause; SQLite's single writer (ADR 1)
+//!   makes it atomic.
+//!
+//! Parameters: `$1` the lease's end, `$2` now, `$3` the limit, `$4` the boolean `false` (for
+//! eligibility clauses on boolean columns).
+
+use chrono::{DateTime, Utc};
+use sea_orm::{DatabaseBackend, Statement};
+
+/// How one queue table is claimed. Every SQL fragment names the candidate row `j` and the
+/// other row of the same key `o`.
+#[derive(Debug)]
+pub(super) struct Lane {
+    pub(super) table: &'static str,
+    /// The state of a row waiting to run, and of a claimed one.
+    pub(super) pending: &'static str,
+    pub(super) running: &'static str,
+    /// The column with the time a pending row is due (`NULL` counts as due when `due_nullable`).
+    pub(super) run_at: &'static str,
+    pub(super) due_nullable: bool,
+    /// The column with a running row's lease end (may be `run_at` itself).
+    pub(super) locked_until: &'static str,
+    /// `o` and `j` belong to the same key.
+    pub(super) same_key: &'static str,
+    /// `o` was enqueued before `j`.
+    pub(super) earlier: &'static str,
+    /// Extra condition on `j` (active connection, enabled subscription), or `""`.
+    pub(super) eligible: &'static str,
+    pub(super) order_by: &'static str,
+    /// SQLite only: the index to walk in claim order, if the planner needs telling.
+    pub(super) sqlite_index: &'static str,
+    /// Extra `SET` assignments, each starting with a comma.
+    pub(super) also_set: &'static str,
+    pub(super) returning: &'static str,
+}
+
+/// The claim statement of `lane` on `backend`.
+pub(super) fn statement(
+    lane: &Lane,
+    backend: DatabaseBackend,
+    now: DateTime<Utc>,
+    lease_end: DateTime<Utc>,
+    limit: u32,
+) -> Statement {
+    let (lock_clause, index_hint) = match backend {
+        DatabaseBackend::Postgres => ("FOR UPDATE SKIP LOCKED", String::new()),
+        DatabaseBackend::Sqlite | DatabaseBackend::MySql if !lane.sqlite_index.is_empty() => {
+            ("", format!("INDEXED BY {}", lane.sqlite_index))
+        }
+        DatabaseBackend::Sqlite | DatabaseBackend::MySql => ("", String::new()),
+    };
+    let Lane {
+        table,
+        pending,
+        running,
+        run_at,
+        locked_until,
+        same_key,
+        earlier,
+        order_by,
+        also_set,
+        returning,
+        ..
+    } = lane;
+    let due = if lane.due_nullable {
+        format!("(j.{run_at} IS NULL OR j.{run_at} <= $2)")
+    } else {
+        format!("j.{run_at} <= $2")
+    };
+    let eligible = if lane.eligible.is_empty() {
+        String::new()
+    } else {
+        format!("AND {} ", lane.eligible)
+    };
+    let sql = format!(
+        "UPDATE {table} SET state = '{running}', {locked_until} = $1{also_set} \
+         WHERE id IN ( \
+           SELECT j.id FROM {table} j {index_hint} \
+           WHERE ((j.state = '{pending}' AND {due}) OR (j.state = '{running}' AND j.{locked_until} < $2)) \
+             {eligible}\
+             AND NOT EXISTS ( \
+               SELECT 1 FROM {table} o \
+               WHERE {same_key} AND o.id <> j.id \
+                 AND ((o.state = '{running}' AND o.{locked_until} >= $2) \
+                   OR (o.state IN ('{pending}', '{running}') AND ({earlier})))) \
+           ORDER BY {order_by} \
+           LIMIT $3 {lock_clause}) \
+         RETURNING {returning}"
+    );
+    let mut values: Vec<sea_orm::Value> =
+        vec![lease_end.into(), now.into(), i64::from(limit).into()];
+    if lane.eligible.contains("$4") {
+        values.push(false.into());
+    }
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// A lease's end, to whole milliseconds: completing a row compares it with the stored value,
+/// which both databases keep at least to the millisecond.
+pub(super) fn lease_end(now: DateTime<Utc>, lease: chrono::Duration) -> DateTime<Utc> {
+    use chrono::DurationRound;
+    let end = now + lease;
+    end.duration_trunc(chrono::Duration::milliseconds(1))
+        .unwrap_or(end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LANE: Lane = Lane {
+        table: "t",
+        pending: "pending",
+        running: "running",
+        run_at: "run_at",
+        due_nullable: true,
+        locked_until: "locked_until",
+        same_key: "o.k = j.k",
+        earlier: "o.id < j.id",
+        eligible: "",
+        order_by: "j.id",
+        sqlite_index: "t_idx",
+        also_set: "",
+        returning: "id",
+    };
+
+    #[test]
+    fn postgres_skips_locked_rows_and_sqlite_walks_its_index() {
+        let now = Utc::now();
+        let pg = statement(&LANE, DatabaseBackend::Postgres, now, now, 3).to_string();
+        assert!(pg.contains("FOR UPDATE SKIP LOCKED"), "{pg}");
+        assert!(!pg.contains("INDEXED BY"), "{pg}");
+        let lite = statement(&LANE, DatabaseBackend::Sqlite, now, now, 3).to_string();
+        assert!(!lite.contains("SKIP LOCKED"), "{lite}");
+        assert!(lite.contains("INDEXED BY t_idx"), "{lite}");
+        assert!(lite.contains("run_at IS NULL OR"), "{lite}");
+    }
+
+    #[test]
+    fn a_lease_end_has_whole_milliseconds() {
+        let now = DateTime::parse_from_rfc3339("2026-12-03T10:00:00.123456789Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let end = lease_end(now, chrono::Duration::seconds(5));
+        assert_eq!(end.to_rfc3339(), "2026-12-03T10:00:05.123+00:00");
+    }
+}
