@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 use crate::faults::RequestAction;
 use crate::model::{builtin_fields, parse_time, v1_time, v2_time, FieldDef, Person, PersonV2};
 use crate::ops::{route, Api, Op, Route};
-use crate::server::{ConnCtl, Shared};
+use crate::shared::{ConnCtl, Shared};
 use crate::state::{AccessToken, AuthCode, Company, Event, RefreshToken, State as SimState};
 use crate::{seed, webhooks};
 
