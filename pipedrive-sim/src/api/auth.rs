@@ -18,6 +18,7 @@ pub(super) struct Caller {
     pub(super) token: String,
 }
 
+/// The credential a request carries.
 pub(super) enum Credential {
     Bearer(String),
     ApiToken(String),
@@ -25,6 +26,7 @@ pub(super) enum Credential {
     Missing,
 }
 
+/// Reads the credential: `Authorization` first, then `x-api-token`, then `?api_token=`.
 pub(super) fn credential(headers: &HeaderMap, query: &[(String, String)]) -> Credential {
     if let Some(a) = headers.get(header::AUTHORIZATION) {
         let a = a.to_str().unwrap_or("");

@@ -7,6 +7,7 @@ use super::paging::{page_rows, paging, SortField};
 use super::request::{ids_filter, with_company, Ctx};
 use super::response::{ok_data, ApiErr, HResult};
 
+/// `v2.getDeals`.
 pub(super) fn list(ctx: &Ctx<'_>) -> HResult {
     let p = paging(
         ctx,

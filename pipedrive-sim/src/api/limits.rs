@@ -11,6 +11,7 @@ use super::auth::Caller;
 use crate::ops::Op;
 use crate::state::State as SimState;
 
+/// The rate-limit headers of one answer.
 pub(super) struct RateHeaders(Vec<(&'static str, String)>);
 
 impl RateHeaders {

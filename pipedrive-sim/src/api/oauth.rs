@@ -48,6 +48,7 @@ fn client_credentials(headers: &HeaderMap, form: &[(String, String)]) -> Option<
     Some((get("client_id")?, get("client_secret")?))
 }
 
+/// Answers an OAuth operation.
 pub(super) fn handle(
     shared: &Shared,
     op: Op,

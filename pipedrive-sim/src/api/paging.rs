@@ -9,6 +9,7 @@ use super::request::Ctx;
 use super::response::ApiErr;
 use crate::model::{parse_time, v2_time};
 
+/// Cursors are URL-safe base64 without padding.
 pub(super) const B64: base64::engine::GeneralPurpose =
     base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -31,6 +32,7 @@ impl SortField {
     }
 }
 
+/// A list request's sorting and page.
 pub(super) struct Paging {
     pub(super) field: SortField,
     pub(super) desc: bool,
@@ -39,6 +41,7 @@ pub(super) struct Paging {
     pub(super) from: Option<(i64, i64)>,
 }
 
+/// Reads `sort_by` (one of `allowed`), `sort_direction`, `limit` and `cursor`.
 pub(super) fn paging(ctx: &Ctx<'_>, allowed: &[SortField]) -> Result<Paging, ApiErr> {
     let field = match ctx.q("sort_by").unwrap_or("id") {
         "id" => SortField::Id,
@@ -106,6 +109,7 @@ fn decode_cursor(c: &str, field: SortField, desc: bool) -> Option<(i64, i64)> {
     Some((fv, id))
 }
 
+/// The cursor of the page that starts at `(key, id)`.
 pub(super) fn encode_cursor(field: SortField, desc: bool, key: i64, id: i64) -> String {
     let fv = match field {
         SortField::Id => json!(key),
@@ -120,10 +124,12 @@ pub(super) fn encode_cursor(field: SortField, desc: bool, key: i64, id: i64) -> 
     B64.encode(v.to_string())
 }
 
+/// An offset cursor (search, field lists).
 pub(super) fn encode_offset_cursor(offset: usize) -> String {
     B64.encode(json!({"offset": offset}).to_string())
 }
 
+/// Reads an offset cursor (none: 0).
 pub(super) fn decode_offset_cursor(c: Option<&str>) -> Result<usize, ApiErr> {
     match c {
         None | Some("") => Ok(0),

@@ -11,6 +11,7 @@ use super::request::{ids_filter, with_company, Ctx};
 use super::response::{ok_data, ApiErr, HResult};
 use crate::model::{Person, PersonV2};
 
+/// `v2.getPersons`, serialized straight from the store (the hot path).
 pub(super) fn list(ctx: &Ctx<'_>) -> Result<Vec<u8>, ApiErr> {
     let p = paging(
         ctx,
@@ -112,6 +113,7 @@ fn json_bytes(v: &impl serde::Serialize) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
 }
 
+/// `v2.getPerson` (a deleted person is a 404).
 pub(super) fn get(ctx: &Ctx<'_>) -> Result<Vec<u8>, ApiErr> {
     let id = ctx.path_id("person")?;
     let only = custom_field_filter(ctx)?;

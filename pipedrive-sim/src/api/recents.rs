@@ -8,6 +8,7 @@ use super::request::{with_company, Ctx};
 use super::response::{ApiErr, HResult};
 use crate::model::{parse_time, v1_time};
 
+/// `v1.getRecents`.
 pub(super) fn list(ctx: &Ctx<'_>) -> HResult {
     let since_raw = ctx
         .q("since_timestamp")

@@ -12,6 +12,7 @@ use crate::ops::Api;
 use crate::shared::Shared;
 use crate::state::{Company, State as SimState};
 
+/// The query string's pairs, in order.
 pub(super) fn parse_query(q: Option<&str>) -> Vec<(String, String)> {
     q.map(|q| {
         url::form_urlencoded::parse(q.as_bytes())
@@ -21,6 +22,7 @@ pub(super) fn parse_query(q: Option<&str>) -> Vec<(String, String)> {
     .unwrap_or_default()
 }
 
+/// A request as a handler sees it, once authenticated and charged.
 pub(super) struct Ctx<'a> {
     pub(super) shared: &'a Shared,
     pub(super) caller: Caller,
@@ -140,6 +142,7 @@ pub(super) fn with_company<T>(
     out
 }
 
+/// The `ids` filter: at most 100 comma-separated ids.
 pub(super) fn ids_filter(ctx: &Ctx<'_>) -> Result<Option<Vec<i64>>, ApiErr> {
     match ctx.q("ids") {
         None | Some("") => Ok(None),

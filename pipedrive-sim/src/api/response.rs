@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use crate::state::Event;
 
+/// `error_info` of most envelopes.
 pub(super) const ERROR_INFO: &str = "Please check developers.pipedrive.com";
 
 /// An API error, rendered as Pipedrive's envelope for its status.
@@ -21,6 +22,7 @@ pub(super) enum ApiErr {
     Raw(StatusCode, Value),
 }
 
+/// A JSON handler's answer: status, body, and the changes to send as webhooks.
 pub(super) type HResult = Result<(StatusCode, Value, Vec<Event>), ApiErr>;
 
 /// A handler's answer body: a `Value`, or bytes serialized straight from the store.
@@ -29,6 +31,7 @@ pub(super) enum Out {
     Bytes(Vec<u8>),
 }
 
+/// A JSON answer already serialized.
 pub(super) fn bytes_response(status: StatusCode, bytes: Vec<u8>) -> Response {
     let mut r = Response::new(Body::from(bytes));
     *r.status_mut() = status;
@@ -39,6 +42,7 @@ pub(super) fn bytes_response(status: StatusCode, bytes: Vec<u8>) -> Response {
     r
 }
 
+/// A JSON answer.
 pub(super) fn json_response(status: StatusCode, body: &Value) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut r = Response::new(Body::from(bytes));
@@ -50,6 +54,7 @@ pub(super) fn json_response(status: StatusCode, body: &Value) -> Response {
     r
 }
 
+/// Pipedrive's error envelope.
 pub(super) fn envelope(status: StatusCode, error: &str, info: &str) -> Response {
     json_response(
         status,
@@ -57,6 +62,7 @@ pub(super) fn envelope(status: StatusCode, error: &str, info: &str) -> Response 
     )
 }
 
+/// 401, for a missing, unknown, expired or revoked token.
 pub(super) fn unauthorized() -> Response {
     json_response(
         StatusCode::UNAUTHORIZED,
@@ -64,6 +70,7 @@ pub(super) fn unauthorized() -> Response {
     )
 }
 
+/// 429, for an exhausted burst window or daily budget.
 pub(super) fn too_many() -> Response {
     json_response(
         StatusCode::TOO_MANY_REQUESTS,
@@ -71,6 +78,7 @@ pub(super) fn too_many() -> Response {
     )
 }
 
+/// The answer of an injected status fault (429 with its rate-limit headers).
 pub(super) fn injected_status(status: u16) -> Response {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if code == StatusCode::TOO_MANY_REQUESTS {
@@ -100,6 +108,7 @@ impl ApiErr {
     }
 }
 
+/// `{"success": true, "data": data}`.
 pub(super) fn ok_data(data: Value) -> Value {
     json!({"success": true, "data": data})
 }

@@ -13,6 +13,7 @@ fn digits(s: &str) -> String {
     s.chars().filter(char::is_ascii_digit).collect()
 }
 
+/// `v2.searchPersons`.
 pub(super) fn persons(ctx: &Ctx<'_>) -> HResult {
     let term = ctx.q("term").unwrap_or("").trim().to_owned();
     let exact = ctx.q_bool("exact_match")?.unwrap_or(false);

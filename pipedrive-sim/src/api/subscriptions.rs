@@ -36,6 +36,7 @@ fn webhook_error(field: &str, msg: &str) -> ApiErr {
     )
 }
 
+/// `v1.addWebhook` (at most 40 per user).
 pub(super) fn add(ctx: &Ctx<'_>) -> HResult {
     let body = ctx.json_or_form_body()?;
     let s = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
