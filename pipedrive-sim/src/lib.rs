@@ -22,6 +22,7 @@ mod model;
 mod ops;
 mod seed;
 mod server;
+mod shared;
 mod state;
 mod webhooks;
 

@@ -21,49 +21,9 @@ use crate::config::{RateLimits, SimConfig};
 use crate::error::SimError;
 use crate::faults::FaultSpec;
 use crate::ops::Op;
+use crate::shared::{ConnCtl, Shared};
 use crate::state::{Company, Counters, Delivery, State, User};
-use crate::webhooks::{self, Job};
-
-/// Lets a handler close its connection without answering (fault `reset`).
-#[derive(Clone, Debug)]
-pub(crate) struct ConnCtl(pub(crate) Arc<Notify>);
-
-/// Everything the handlers share.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) state: Mutex<State>,
-    pub(crate) rng: Mutex<StdRng>,
-    pub(crate) config: SimConfig,
-    pub(crate) base_url: String,
-    pub(crate) clock_offset: AtomicI64,
-    pub(crate) deliveries_tx: mpsc::UnboundedSender<Job>,
-    pub(crate) delivery_notify: Notify,
-    pub(crate) http: reqwest::Client,
-    pub(crate) shutdown: watch::Receiver<bool>,
-}
-
-impl Shared {
-    /// The simulator's clock, in unix seconds (wall clock plus `advance_clock` offsets).
-    pub(crate) fn now(&self) -> i64 {
-        chrono::Utc::now().timestamp() + self.clock_offset.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn now_iso_millis(&self) -> String {
-        let t = chrono::Utc::now()
-            + chrono::Duration::seconds(self.clock_offset.load(Ordering::Relaxed));
-        t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-    }
-
-    pub(crate) fn scaled(&self, d: Duration) -> Duration {
-        d.mul_f64(self.config.time_scale.max(0.0))
-    }
-
-    pub(crate) async fn wait_shutdown(&self) {
-        let mut rx = self.shutdown.clone();
-        // An error means the sender is gone, which is a shutdown too.
-        rx.wait_for(|stop| *stop).await.ok();
-    }
-}
+use crate::webhooks;
 
 /// A running simulator. Dropping it stops the server (as `shutdown` does, without waiting).
 #[derive(Debug)]

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::server::Shared;
+use crate::shared::{Job, Shared};
 use crate::state::{Delivery, Event};
 
 /// Retry delays after a failed attempt (api-notes §4.2).
@@ -19,16 +19,6 @@ const BAN_THRESHOLD: u32 = 10;
 const BAN_SECS: u64 = 30 * 60;
 /// The longest a reordered delivery waits for the next one.
 const REORDER_HOLD: Duration = Duration::from_millis(200);
-
-/// One delivery to make (all its attempts).
-#[derive(Clone, Debug)]
-pub(crate) struct Job {
-    pub(crate) webhook_id: i64,
-    pub(crate) company_id: i64,
-    pub(crate) url: String,
-    pub(crate) auth: Option<(String, String)>,
-    pub(crate) body: Value,
-}
 
 fn record(
     job: &Job,

@@ -1,0 +1,173 @@
+//! Field catalogs: v2 person fields (`v2.getPersonFields`, `v2.getPersonField`,
+//! `v2.addPersonField`, `v2.deletePersonField`), `v1.addPersonField`, and the v1 field lists
+//! of persons, deals, organizations, activities and products. Built-in fields come first,
+//! with Pipedrive's codes.
+
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+
+use super::paging::{decode_offset_cursor, encode_offset_cursor};
+use super::request::{with_company, Ctx};
+use super::response::{ok_data, ApiErr, HResult};
+use crate::model::{builtin_fields, FieldDef};
+use crate::ops::Op;
+use crate::state::Company;
+
+/// `v2.getPersonFields`.
+pub(super) fn list(ctx: &Ctx<'_>) -> HResult {
+    let limit = ctx.limit()?;
+    let offset = decode_offset_cursor(ctx.q("cursor"))?;
+    with_company(ctx, |c, _| {
+        let all: Vec<Value> = person_fields_all(c).iter().map(FieldDef::v2_json).collect();
+        let page: Vec<Value> = all.iter().skip(offset).take(limit).cloned().collect();
+        let next = (offset + limit < all.len()).then(|| encode_offset_cursor(offset + limit));
+        Ok((
+            StatusCode::OK,
+            json!({"success": true, "data": page, "additional_data": {"next_cursor": next}}),
+            vec![],
+        ))
+    })
+}
+
+/// `v2.getPersonField`.
+pub(super) fn get(ctx: &Ctx<'_>) -> HResult {
+    let code = ctx.id.clone().unwrap_or_default();
+    with_company(ctx, |c, _| {
+        let f = person_fields_all(c)
+            .into_iter()
+            .find(|f| f.key == code)
+            .ok_or_else(|| ApiErr::NotFound("Field not found".into()))?;
+        Ok((StatusCode::OK, ok_data(f.v2_json()), vec![]))
+    })
+}
+
+/// `v2.deletePersonField` (a built-in field is a 400).
+pub(super) fn delete(ctx: &Ctx<'_>) -> HResult {
+    let code = ctx.id.clone().unwrap_or_default();
+    with_company(ctx, |c, _| {
+        let f = c.delete_person_field(&code).map_err(|builtin| {
+            if builtin {
+                ApiErr::BadRequest(format!(
+                    "Validation failed: field_code: {code:?} is a built-in field and cannot be deleted"
+                ))
+            } else {
+                ApiErr::NotFound("Field not found".into())
+            }
+        })?;
+        Ok((StatusCode::OK, ok_data(f.v2_json()), vec![]))
+    })
+}
+
+/// `v2.addPersonField` and `v1.addPersonField`.
+pub(super) fn add(ctx: &Ctx<'_>, op: Op) -> HResult {
+    let now = ctx.now;
+    let body = if op == Op::AddPersonField {
+        ctx.json_body()?
+    } else {
+        ctx.json_or_form_body()?
+    };
+    let name_key = if op == Op::AddPersonField {
+        "field_name"
+    } else {
+        "name"
+    };
+    let name = body
+        .get(name_key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiErr::BadRequest(format!("Validation failed: {name_key}: is required")))?;
+    let ftype = body
+        .get("field_type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiErr::BadRequest("Validation failed: field_type: is required".into()))?;
+    let options: Vec<String> = match body.get("options") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|o| o.get("label").and_then(Value::as_str).map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                ApiErr::BadRequest("Validation failed: options: each option needs a label".into())
+            })?,
+        Some(_) => {
+            return Err(ApiErr::BadRequest(
+                "Validation failed: options: must be an array".into(),
+            ))
+        }
+    };
+    let opts: Vec<&str> = options.iter().map(String::as_str).collect();
+    with_company(ctx, |c, _| {
+        let mut rng = ctx.shared.rng.lock();
+        let f = c
+            .add_person_field(name, ftype, &opts, now, &mut *rng)
+            .map_err(ApiErr::BadRequest)?;
+        let data = if op == Op::AddPersonField {
+            f.v2_json()
+        } else {
+            f.v1_json(c.person_fields.len() + 20)
+        };
+        Ok((StatusCode::OK, ok_data(data), vec![]))
+    })
+}
+
+/// The v1 field lists: `v1.getPersonFields`, `v1.getDealFields`, `v1.getOrganizationFields`,
+/// `v1.getActivityFields`, `v1.getProductFields`.
+pub(super) fn list_v1(ctx: &Ctx<'_>, op: Op) -> HResult {
+    let start = ctx.q_int("start")?.unwrap_or(0).max(0) as usize;
+    let limit = ctx.limit()?;
+    let entity = match op {
+        Op::GetPersonFieldsV1 => "person",
+        Op::GetDealFieldsV1 => "deal",
+        Op::GetOrganizationFieldsV1 => "organization",
+        Op::GetActivityFieldsV1 => "activity",
+        _ => "product",
+    };
+    with_company(ctx, |c, _| {
+        let mut all: Vec<FieldDef> = builtins(entity, c.created);
+        if entity == "person" {
+            all.extend(c.person_fields.iter().cloned());
+        }
+        let data: Vec<Value> = all
+            .iter()
+            .enumerate()
+            .skip(start)
+            .take(limit)
+            .map(|(i, f)| f.v1_json(i + 1))
+            .collect();
+        let more = start + limit < all.len();
+        let mut pagination =
+            json!({"start": start, "limit": limit, "more_items_in_collection": more});
+        if more {
+            pagination["next_start"] = json!(start + limit);
+        }
+        Ok((
+            StatusCode::OK,
+            json!({"success": true, "data": data, "additional_data": {"start": start, "limit": limit, "more_items_in_collection": more, "pagination": pagination}}),
+            vec![],
+        ))
+    })
+}
+
+fn builtins(entity: &str, created: i64) -> Vec<FieldDef> {
+    builtin_fields(entity)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (key, name, t))| FieldDef {
+            id: i as i64 + 1,
+            key: key.to_owned(),
+            name: name.to_owned(),
+            field_type: t.to_owned(),
+            options: Vec::new(),
+            custom: false,
+            add_time: created,
+        })
+        .collect()
+}
+
+/// Every person field, built-in ones first. The built-in codes are Pipedrive's (`email`,
+/// `phone`, as the `personFields` example of the v2 document shows), not the v2 object's
+/// property names (`emails`, `phones`).
+fn person_fields_all(c: &Company) -> Vec<FieldDef> {
+    let mut all: Vec<FieldDef> = builtins("person", c.created);
+    all.extend(c.person_fields.iter().cloned());
+    all
+}

@@ -1,0 +1,32 @@
+//! The HTTP API: one module per resource, each owning its operations' handlers, behind one
+//! dispatch.
+//!
+//! - `dispatch`: the entry point; routing, call counting, fault injection, authentication,
+//!   rate limits and token costs, scopes; then the resource's handler.
+//! - `auth` (credentials, the caller), `limits` (burst windows, the daily budget, rate-limit
+//!   headers), `request` (the handler's view of a request: query, body, company),
+//!   `response` (errors and envelopes), `paging` (cursors and sorting).
+//! - Resources: `persons`, `search`, `fields`, `deals`, `activities`, `pipelines` (and
+//!   stages), `users`, `subscriptions` (webhook registration), `recents`, `oauth`.
+//!
+//! Imports point down only: `dispatch` → resources → `request`/`paging`/`response`; no
+//! resource imports another, and nothing here imports `crate::server`.
+
+mod activities;
+mod auth;
+mod deals;
+mod dispatch;
+mod fields;
+mod limits;
+mod oauth;
+mod paging;
+mod persons;
+mod pipelines;
+mod recents;
+mod request;
+mod response;
+mod search;
+mod subscriptions;
+mod users;
+
+pub(crate) use dispatch::dispatch;
