@@ -759,3 +759,122 @@ async fn an_api_domain_outside_pipedrive_is_refused_so_no_token_is_sent_there() 
         "nothing was sent anywhere"
     );
 }
+
+/// A page's text with the HTML character references askama writes (`&#60;`, `&amp;`, …) decoded.
+fn html_text(page: &str) -> String {
+    let mut out = String::with_capacity(page.len());
+    let mut rest = page;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let end = rest.find(';').unwrap_or(0);
+        let decoded = match &rest[..=end] {
+            "&amp;" => Some('&'),
+            "&lt;" => Some('<'),
+            "&gt;" => Some('>'),
+            "&quot;" => Some('"'),
+            reference => reference
+                .strip_prefix("&#")
+                .and_then(|n| n.strip_suffix(';'))
+                .and_then(|n| n.parse::<u32>().ok())
+                .and_then(char::from_u32),
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[tokio::test]
+async fn markup_in_names_fields_and_pipedrive_errors_is_shown_escaped_in_the_console() {
+    use tandem_engine::sync::synclog::{self, Direction, Entry, Level};
+    const MARKUP: &str = r#"<script>alert("x")</script><img src=x onerror='y'>"#;
+    let app = spawn_app().await;
+    let sim = app.sim.handle();
+    for i in 0..2 {
+        sim.insert_person(json!({
+            "name": format!("Twin {i} {MARKUP}"),
+            "emails": [{ "value": "twin@example.com", "primary": true }],
+        }))
+        .unwrap();
+    }
+    let field = sim
+        .add_person_field(&format!("Campaign {MARKUP}"), "varchar", &[])
+        .unwrap();
+    let id = app.connect_and_sync().await;
+    let mapped = app
+        .admin(
+            Method::PUT,
+            &format!("/admin/api/connections/{id}/mappings"),
+        )
+        .json(&json!({ "local_field": "utm_campaign", "remote_field": field }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mapped.status(), StatusCode::OK);
+    synclog::record(
+        app.store.db(),
+        Entry::new(
+            Level::Error,
+            Direction::Outbound,
+            "dead_letter",
+            format!("Pipedrive refused {MARKUP}"),
+        )
+        .connection(id)
+        .status(Some(400))
+        .remote_error(format!("Bad value {MARKUP}")),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = client
+        .post(format!("{}/admin/login", app.base_url))
+        .form(&[("token", "test-admin-token")])
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    let session = cookie.split(';').next().unwrap().to_owned();
+    for (path, shown) in [
+        (
+            "/admin/log".to_owned(),
+            vec!["Pipedrive refused ", "Bad value "],
+        ),
+        ("/admin/duplicates".to_owned(), vec!["Twin 0 ", "Twin 1 "]),
+        (format!("/admin/fields?connection={id}"), vec!["Campaign "]),
+    ] {
+        let page = client
+            .get(format!("{}{path}", app.base_url))
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for forbidden in ["<script", "<img", "\"x\"", "'y'"] {
+            assert!(!page.contains(forbidden), "{path} has {forbidden}:\n{page}");
+        }
+        let text = html_text(&page);
+        for prefix in shown {
+            assert!(
+                text.contains(&format!("{prefix}{MARKUP}")),
+                "{path} shows {prefix}… escaped:\n{page}"
+            );
+        }
+    }
+}
