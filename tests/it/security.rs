@@ -287,6 +287,27 @@ async fn every_response_has_security_headers_and_the_console_a_strict_content_se
         assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
         assert!(csp.contains("default-src 'none'"), "{path}: {csp}");
     }
+    // The console's stylesheet is exactly the one the policy allows by hash.
+    let login = app.get("/admin/login").await;
+    let csp = login.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let page = login.text().await.unwrap();
+    let style = page
+        .split("<style>")
+        .nth(1)
+        .and_then(|s| s.split("</style>").next())
+        .unwrap();
+    let hash = {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(style.as_bytes()))
+    };
+    assert!(
+        csp.contains(&format!("style-src 'sha256-{hash}'")),
+        "{csp} does not allow the page's stylesheet (sha256-{hash})"
+    );
     // Personal data: a contact read through the API is never cached.
     let contacts = app
         .api(Method::GET, "/api/v1/contacts")
