@@ -287,6 +287,27 @@ async fn every_response_has_security_headers_and_the_console_a_strict_content_se
         assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
         assert!(csp.contains("default-src 'none'"), "{path}: {csp}");
     }
+    // The console's stylesheet is exactly the one the policy allows by hash.
+    let login = app.get("/admin/login").await;
+    let csp = login.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let page = login.text().await.unwrap();
+    let style = page
+        .split("<style>")
+        .nth(1)
+        .and_then(|s| s.split("</style>").next())
+        .unwrap();
+    let hash = {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(style.as_bytes()))
+    };
+    assert!(
+        csp.contains(&format!("style-src 'sha256-{hash}'")),
+        "{csp} does not allow the page's stylesheet (sha256-{hash})"
+    );
     // Personal data: a contact read through the API is never cached.
     let contacts = app
         .api(Method::GET, "/api/v1/contacts")
@@ -758,4 +779,123 @@ async fn an_api_domain_outside_pipedrive_is_refused_so_no_token_is_sent_there() 
         0,
         "nothing was sent anywhere"
     );
+}
+
+/// A page's text with the HTML character references askama writes (`&#60;`, `&amp;`, …) decoded.
+fn html_text(page: &str) -> String {
+    let mut out = String::with_capacity(page.len());
+    let mut rest = page;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let end = rest.find(';').unwrap_or(0);
+        let decoded = match &rest[..=end] {
+            "&amp;" => Some('&'),
+            "&lt;" => Some('<'),
+            "&gt;" => Some('>'),
+            "&quot;" => Some('"'),
+            reference => reference
+                .strip_prefix("&#")
+                .and_then(|n| n.strip_suffix(';'))
+                .and_then(|n| n.parse::<u32>().ok())
+                .and_then(char::from_u32),
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[tokio::test]
+async fn markup_in_names_fields_and_pipedrive_errors_is_shown_escaped_in_the_console() {
+    use tandem_engine::sync::synclog::{self, Direction, Entry, Level};
+    const MARKUP: &str = r#"<script>alert("x")</script><img src=x onerror='y'>"#;
+    let app = spawn_app().await;
+    let sim = app.sim.handle();
+    for i in 0..2 {
+        sim.insert_person(json!({
+            "name": format!("Twin {i} {MARKUP}"),
+            "emails": [{ "value": "twin@example.com", "primary": true }],
+        }))
+        .unwrap();
+    }
+    let field = sim
+        .add_person_field(&format!("Campaign {MARKUP}"), "varchar", &[])
+        .unwrap();
+    let id = app.connect_and_sync().await;
+    let mapped = app
+        .admin(
+            Method::PUT,
+            &format!("/admin/api/connections/{id}/mappings"),
+        )
+        .json(&json!({ "local_field": "utm_campaign", "remote_field": field }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mapped.status(), StatusCode::OK);
+    synclog::record(
+        app.store.db(),
+        Entry::new(
+            Level::Error,
+            Direction::Outbound,
+            "dead_letter",
+            format!("Pipedrive refused {MARKUP}"),
+        )
+        .connection(id)
+        .status(Some(400))
+        .remote_error(format!("Bad value {MARKUP}")),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = client
+        .post(format!("{}/admin/login", app.base_url))
+        .form(&[("token", "test-admin-token")])
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    let session = cookie.split(';').next().unwrap().to_owned();
+    for (path, shown) in [
+        (
+            "/admin/log".to_owned(),
+            vec!["Pipedrive refused ", "Bad value "],
+        ),
+        ("/admin/duplicates".to_owned(), vec!["Twin 0 ", "Twin 1 "]),
+        (format!("/admin/fields?connection={id}"), vec!["Campaign "]),
+    ] {
+        let page = client
+            .get(format!("{}{path}", app.base_url))
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for forbidden in ["<script", "<img", "\"x\"", "'y'"] {
+            assert!(!page.contains(forbidden), "{path} has {forbidden}:\n{page}");
+        }
+        let text = html_text(&page);
+        for prefix in shown {
+            assert!(
+                text.contains(&format!("{prefix}{MARKUP}")),
+                "{path} shows {prefix}… escaped:\n{page}"
+            );
+        }
+    }
 }

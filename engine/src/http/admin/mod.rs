@@ -4,13 +4,14 @@
 //! HMAC-signed session cookie; every form carries a CSRF token bound to the session).
 
 mod api;
+mod layout;
 mod pages;
 pub(crate) mod session;
 
 use axum::Router;
 use tandem_webhooks::{ApiError, ErrorCode, FieldError};
 
-pub(crate) use pages::{error_page, STYLE};
+pub(crate) use layout::{error_page, STYLE};
 
 use super::AppState;
 use crate::sync::SyncError;

@@ -285,7 +285,7 @@ impl FromRequestParts<AppState> for PageAdmin {
         match authenticate(parts, state).await {
             Ok(admin) => Ok(Self(admin)),
             Err(error) if error.code == ErrorCode::AdminDisabled => {
-                Err(ToLogin(super::pages::error_page(&error)))
+                Err(ToLogin(super::layout::error_page(&error)))
             }
             Err(_) => Err(ToLogin(Redirect::to("/admin/login").into_response())),
         }

@@ -1,0 +1,185 @@
+//! The connection page: one card per connection (state, counters, last error, the actions),
+//! and the forms that connect Pipedrive while no connection is active.
+
+use axum::extract::{Form, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use tandem_webhooks::{ApiError, ErrorCode};
+use uuid::Uuid;
+
+use super::{back, csrf_ok, FormMap, Notice};
+use crate::http::admin::api::{add_api_token, start_initial_sync};
+use crate::http::admin::api_error;
+use crate::http::admin::layout::{error_page, render, Chrome};
+use crate::http::admin::session::PageAdmin;
+use crate::http::AppState;
+use crate::sync::admin::{self, ConnectionStatus};
+use crate::sync::connections;
+
+#[derive(askama::Template)]
+#[template(path = "admin/connections.html")]
+struct ConnectionsPage<'a> {
+    chrome: Chrome<'a>,
+    cards: Vec<Card<'a>>,
+    /// No connection is active: offer to connect one.
+    show_add_forms: bool,
+    /// "Connect with Pipedrive" (OAuth) next to the API-token form.
+    oauth_configured: bool,
+}
+
+/// A connection's card.
+struct Card<'a> {
+    status: &'a ConnectionStatus,
+    last_sync: String,
+    /// The state calls for a new consent: a Reconnect button.
+    needs_reconnect: bool,
+    /// Not disconnected: the sync actions are offered.
+    active: bool,
+    /// Where the card's actions post (`/admin/connections/{id}`, then `/pause`, …).
+    base: String,
+}
+
+impl<'a> Card<'a> {
+    fn new(status: &'a ConnectionStatus) -> Self {
+        Self {
+            status,
+            last_sync: status.last_success_at.map_or_else(
+                || "never".to_owned(),
+                |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            ),
+            needs_reconnect: matches!(
+                status.state.as_str(),
+                connections::state::TOKEN_EXPIRED
+                    | connections::state::NOT_AUTHORISED
+                    | connections::state::APP_REMOVED
+                    | connections::state::DISCONNECTED
+            ),
+            active: status.state != connections::state::DISCONNECTED,
+            base: format!("/admin/connections/{}", status.id),
+        }
+    }
+}
+
+pub(super) async fn home(
+    PageAdmin(admin): PageAdmin,
+    State(state): State<AppState>,
+    Query(q): Query<Notice>,
+) -> Response {
+    let list = match admin::list_connections(&state.engine).await {
+        Ok(list) => list,
+        Err(e) => return error_page(&api_error(e)),
+    };
+    let cards: Vec<Card<'_>> = list.iter().map(Card::new).collect();
+    render(
+        StatusCode::OK,
+        &ConnectionsPage {
+            chrome: Chrome::new(
+                "Pipedrive connection",
+                admin.csrf.as_deref(),
+                q.notice.as_deref(),
+            ),
+            show_add_forms: !cards.iter().any(|c| c.active),
+            cards,
+            oauth_configured: !state.settings.pipedrive.client_id.is_empty(),
+        },
+    )
+}
+
+pub(super) async fn add(
+    PageAdmin(admin): PageAdmin,
+    State(state): State<AppState>,
+    Form(form): FormMap,
+) -> Response {
+    if let Err(r) = csrf_ok(&admin, &form) {
+        return *r;
+    }
+    match add_api_token(
+        &state.engine,
+        form.get("api_token").map(String::as_str).unwrap_or(""),
+        form.get("api_domain").map(String::as_str),
+        form.get("confirm_reset").is_some_and(|v| v == "true"),
+    )
+    .await
+    {
+        Ok(_) => back("/admin", "Pipedrive connected."),
+        Err(e) => error_page(&e),
+    }
+}
+
+pub(super) async fn action(
+    PageAdmin(admin): PageAdmin,
+    State(state): State<AppState>,
+    Path((id, action)): Path<(Uuid, String)>,
+    Form(form): FormMap,
+) -> Response {
+    if let Err(r) = csrf_ok(&admin, &form) {
+        return *r;
+    }
+    let engine = &state.engine;
+    let result: Result<String, ApiError> = match action.as_str() {
+        "resync" => {
+            let contact = match form
+                .get("contact_id")
+                .map(|s| s.trim())
+                .filter(|s| !s.is_empty())
+            {
+                Some(text) => match Uuid::parse_str(text) {
+                    Ok(id) => Some(id),
+                    Err(_) => {
+                        return error_page(&ApiError::new(
+                            ErrorCode::ValidationFailed,
+                            format!("contact_id: `{text}` is not a contact id (a UUID)"),
+                        ))
+                    }
+                },
+                None => None,
+            };
+            admin::resync(engine, id, contact)
+                .await
+                .map(|r| {
+                    format!(
+                        "Resync: {} contact(s) updated from Pipedrive, {} push(es) queued.",
+                        r.pulled, r.queued
+                    )
+                })
+                .map_err(api_error)
+        }
+        "initial-sync" => start_initial_sync(engine, id, false)
+            .await
+            .map(|_| "Initial sync started.".to_owned()),
+        "retry-dead" => admin::retry_dead_letters(engine, id, None)
+            .await
+            .map(|n| format!("{n} dead letter(s) queued again."))
+            .map_err(api_error),
+        "pause" => admin::set_paused(engine, id, true)
+            .await
+            .map(|()| "Syncing paused.".to_owned())
+            .map_err(api_error),
+        "resume" => admin::set_paused(engine, id, false)
+            .await
+            .map(|()| "Syncing resumed.".to_owned())
+            .map_err(api_error),
+        "disconnect" => connections::disconnect(engine, id)
+            .await
+            .map(|d| {
+                format!(
+                    "Disconnected: {} webhook(s) removed, token {}; contacts and links are kept.",
+                    d.webhooks_removed,
+                    if d.token_revoked {
+                        "revoked"
+                    } else {
+                        "not revoked"
+                    }
+                )
+            })
+            .map_err(api_error),
+        other => Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("no action `{other}`"),
+        )),
+    };
+    match result {
+        Ok(notice) => back("/admin", &notice),
+        Err(e) => error_page(&e),
+    }
+}
