@@ -37,6 +37,8 @@ pub enum ErrorCode {
     OauthDenied,
     OauthNotConfigured,
     PipedriveRejected,
+    PipedriveUnavailable,
+    PipedriveRateLimited,
     PipedriveAdminRequired,
     AdminDisabled,
     NotReady,
@@ -71,7 +73,10 @@ impl ErrorCode {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::ConnectionUnavailable | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ConnectionUnavailable
+            | Self::NotReady
+            | Self::PipedriveUnavailable
+            | Self::PipedriveRateLimited => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

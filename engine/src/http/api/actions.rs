@@ -10,35 +10,9 @@ use serde_json::Value;
 use tandem_webhooks::{ApiError, ErrorCode, FieldError};
 use uuid::Uuid;
 
-use super::{json_object, only_keys, sync_error};
+use super::{api_error, json_object, only_keys};
 use crate::http::AppState;
-use crate::sync::actions::{self, ActionError, ContactRef, Submit};
-
-fn action_error(error: ActionError) -> ApiError {
-    match error {
-        ActionError::Invalid(text) => ApiError::new(ErrorCode::ValidationFailed, text.clone())
-            .with_fields(vec![FieldError {
-                field: "params".into(),
-                message: text,
-            }]),
-        error @ ActionError::UnknownAction(_) => {
-            ApiError::new(ErrorCode::NotFound, error.to_string())
-        }
-        error @ ActionError::UnknownContact => {
-            ApiError::new(ErrorCode::NotFound, error.to_string())
-        }
-        error @ ActionError::NoPipedrivePerson(_) => {
-            ApiError::new(ErrorCode::NoPipedrivePerson, error.to_string())
-        }
-        error @ ActionError::KeyReused => {
-            ApiError::new(ErrorCode::IdempotencyKeyReused, error.to_string())
-        }
-        error @ ActionError::NotConnected => {
-            ApiError::new(ErrorCode::ConnectionUnavailable, error.to_string())
-        }
-        ActionError::Sync(error) => sync_error(error),
-    }
-}
+use crate::sync::actions::{self, ContactRef, Submit};
 
 pub(super) async fn submit(
     State(state): State<AppState>,
@@ -46,7 +20,7 @@ pub(super) async fn submit(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let action = actions::parse_action(&action).map_err(action_error)?;
+    let action = actions::parse_action(&action).map_err(api_error)?;
     let key = headers
         .get(super::idempotency::HEADER)
         .and_then(|k| k.to_str().ok())
@@ -100,7 +74,7 @@ pub(super) async fn submit(
         },
     )
     .await
-    .map_err(action_error)?;
+    .map_err(api_error)?;
     let status = if submitted.replayed {
         StatusCode::OK
     } else {
@@ -113,7 +87,7 @@ pub(super) async fn get(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<impl IntoResponse, ApiError> {
-    match actions::get(&state.engine, id).await.map_err(sync_error)? {
+    match actions::get(&state.engine, id).await.map_err(api_error)? {
         Some(record) => Ok(Json(record)),
         None => Err(ApiError::new(
             ErrorCode::NotFound,

@@ -17,7 +17,7 @@ use tandem_core::{keys, EmailAddress, FieldKey, FieldValue, LabeledValue};
 use tandem_webhooks::{ApiError, ErrorCode};
 use uuid::Uuid;
 
-use super::{field_issues, invalid, json_object, only_keys, page_limit, path_id, sync_error};
+use super::{api_error, field_issues, invalid, json_object, only_keys, page_limit, path_id};
 use crate::http::AppState;
 use crate::sync::contact_json::{self, FieldCatalog, Mode};
 use crate::sync::contacts::{self, PageQuery};
@@ -26,14 +26,14 @@ use crate::sync::local;
 async fn view(state: &AppState, id: Uuid) -> Result<Value, ApiError> {
     contact_json::view(state.store.db(), id)
         .await
-        .map_err(sync_error)?
+        .map_err(api_error)?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no contact {id}")))
 }
 
 async fn catalog(state: &AppState) -> Result<FieldCatalog, ApiError> {
     FieldCatalog::load(state.store.db())
         .await
-        .map_err(sync_error)
+        .map_err(api_error)
 }
 
 /// `POST /api/v1/contacts` `{email?, fields?, in_pipedrive_list?}`: 201 with the new contact, or
@@ -83,7 +83,7 @@ pub(super) async fn create(
     }
     let upserted = local::create_contact(&state.engine, fields, add_to_list)
         .await
-        .map_err(sync_error)?;
+        .map_err(api_error)?;
     let body = view(&state, upserted.contact_id).await?;
     let status = if upserted.created {
         StatusCode::CREATED
@@ -126,19 +126,9 @@ pub(super) async fn patch(
             .map_err(field_issues)?,
         None => return Err(invalid("fields", "is required")),
     };
-    let current = contacts::load(state.store.db(), id)
-        .await
-        .map_err(sync_error)?
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no contact {id}")))?;
-    if current.archived {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            "the contact is archived; archived contacts are read-only",
-        ));
-    }
     local::update_contact(&state.engine, id, fields)
         .await
-        .map_err(sync_error)?;
+        .map_err(api_error)?;
     Ok(Json(view(&state, id).await?))
 }
 
@@ -150,7 +140,7 @@ pub(super) async fn archive(
     let id = path_id(&id, "contact")?;
     local::archive_contact(&state.engine, id)
         .await
-        .map_err(sync_error)?;
+        .map_err(api_error)?;
     Ok(Json(view(&state, id).await?))
 }
 
@@ -225,12 +215,12 @@ pub(super) async fn list(
     };
     let (ids, next) = contacts::page(state.store.db(), &page_query)
         .await
-        .map_err(sync_error)?;
+        .map_err(api_error)?;
     let mut data = Vec::with_capacity(ids.len());
     for id in ids {
         if let Some(contact) = contact_json::view(state.store.db(), id)
             .await
-            .map_err(sync_error)?
+            .map_err(api_error)?
         {
             data.push(contact);
         }

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tandem_webhooks::{ApiError, ErrorCode};
 use uuid::Uuid;
 
-use super::{invalid, json_object, only_keys, page_limit, path_id, sync_error};
+use super::{api_error, invalid, json_object, only_keys, page_limit, path_id};
 use crate::http::AppState;
 use crate::sync::contacts::{self, PIPEDRIVE_LIST};
 use crate::sync::local::{self, ListRemoval};
@@ -40,7 +40,7 @@ pub(super) async fn list(State(state): State<AppState>) -> Result<Json<Value>, A
     for (key, name, description) in LISTS {
         let size = contacts::list_size(state.store.db(), key)
             .await
-            .map_err(sync_error)?;
+            .map_err(api_error)?;
         data.push(json!({
             "key": key,
             "name": name,
@@ -64,7 +64,7 @@ pub(super) async fn members(
         .transpose()?;
     let (rows, more) = contacts::list_members(state.store.db(), key, after, page_limit(&query)?)
         .await
-        .map_err(sync_error)?;
+        .map_err(api_error)?;
     let next = if more {
         rows.last().map(|(id, _)| *id)
     } else {
@@ -100,23 +100,17 @@ pub(super) async fn add(
         None => return Err(invalid("contact_id", "is required")),
     };
     debug_assert_eq!(key, PIPEDRIVE_LIST);
-    let contact = contacts::load(state.store.db(), id)
+    contacts::load(state.store.db(), id)
         .await
-        .map_err(sync_error)?
+        .map_err(api_error)?
         .ok_or_else(|| invalid("contact_id", format!("no contact {id}")))?;
-    if contact.archived {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            "the contact is archived; archived contacts are not pushed to Pipedrive",
-        ));
-    }
     let added = local::add_to_pipedrive_list(&state.engine, id)
         .await
-        .map_err(sync_error)?;
+        .map_err(api_error)?;
     let view = contact_json::view(state.store.db(), id)
         .await
-        .map_err(sync_error)?
-        .ok_or_else(|| ApiError::internal(&SyncError::ContactNotFound(id)))?;
+        .map_err(api_error)?
+        .ok_or_else(|| api_error(SyncError::ContactNotFound(id)))?;
     let status = if added {
         StatusCode::CREATED
     } else {
@@ -134,7 +128,7 @@ pub(super) async fn remove(
     let id = path_id(&contact_id, "contact")?;
     match local::remove_from_pipedrive_list(&state.engine, id)
         .await
-        .map_err(sync_error)?
+        .map_err(api_error)?
     {
         ListRemoval::Removed => Ok(StatusCode::NO_CONTENT),
         ListRemoval::NotAMember => Err(ApiError::new(

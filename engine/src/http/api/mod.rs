@@ -28,8 +28,8 @@ use tandem_webhooks::{ApiError, ErrorCode, FieldError};
 
 use super::throttle::AuthProbe;
 use super::AppState;
+pub(crate) use crate::http::error::api_error;
 use crate::sync::contact_json::FieldIssue;
-use crate::sync::SyncError;
 
 /// Every route of the API (method, path), as the OpenAPI document lists them.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -150,17 +150,6 @@ async fn authenticate(
     let fingerprint = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
     request.extensions_mut().insert(ApiClient { fingerprint });
     Ok(next.run(request).await)
-}
-
-/// A `SyncError` as the API reports it.
-pub(crate) fn sync_error(error: SyncError) -> ApiError {
-    match error {
-        SyncError::ContactNotFound(id) => {
-            ApiError::new(ErrorCode::NotFound, format!("no contact {id}"))
-        }
-        SyncError::Invalid(text) => ApiError::new(ErrorCode::ValidationFailed, text),
-        other => ApiError::internal(&other),
-    }
 }
 
 /// The body as a JSON object: 415 for another content type, 400 for broken JSON, 422 when it

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tandem_webhooks::standard::Secret;
 use tandem_webhooks::{ApiError, ErrorCode};
 
-use super::{invalid, json_object, only_keys, page_limit, path_id, sync_error};
+use super::{api_error, invalid, json_object, only_keys, page_limit, path_id};
 use crate::http::AppState;
 use crate::sync::app::{self, ContactEvent, Subscription};
 
@@ -64,7 +64,7 @@ pub(super) async fn create(
     };
     let (subscription, secret) = app::create_subscription(&state.engine, &url, secret)
         .await
-        .map_err(sync_error)?;
+        .map_err(api_error)?;
     let mut body = render(&subscription);
     body["secret"] = Value::String(secret.to_whsec());
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
@@ -78,7 +78,7 @@ pub(super) async fn create(
 pub(super) async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let subscriptions = app::list_subscriptions(&state.engine)
         .await
-        .map_err(sync_error)?;
+        .map_err(api_error)?;
     Ok(Json(
         json!({ "data": subscriptions.iter().map(render).collect::<Vec<_>>() }),
     ))
@@ -88,7 +88,7 @@ async fn found(state: &AppState, id: &str) -> Result<Subscription, ApiError> {
     let id = path_id(id, "webhook subscription")?;
     app::get_subscription(&state.engine, id)
         .await
-        .map_err(sync_error)?
+        .map_err(api_error)?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no webhook subscription {id}")))
 }
 
@@ -108,7 +108,7 @@ pub(super) async fn delete(
     let subscription = found(&state, &id).await?;
     app::delete_subscription(&state.engine, subscription.id)
         .await
-        .map_err(sync_error)?;
+        .map_err(api_error)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -120,7 +120,7 @@ pub(super) async fn enable(
     let subscription = found(&state, &id).await?;
     app::enable_subscription(&state.engine, subscription.id)
         .await
-        .map_err(sync_error)?;
+        .map_err(api_error)?;
     Ok(Json(render(&found(&state, &id).await?)))
 }
 
@@ -133,7 +133,7 @@ pub(super) async fn deliveries(
     let subscription = found(&state, &id).await?;
     let log = app::delivery_log(&state.engine, subscription.id, page_limit(&query)?)
         .await
-        .map_err(sync_error)?;
+        .map_err(api_error)?;
     let data: Vec<Value> = log
         .iter()
         .map(|d| {
