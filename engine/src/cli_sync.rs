@@ -2,11 +2,11 @@
 //! the initial sync with a progress bar, one poll, one reconciliation pass, or a drain of every
 //! pending event and write.
 
-use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::app::open_vault;
 use crate::config::Settings;
@@ -28,9 +28,15 @@ pub enum SyncAction {
     Drain,
 }
 
-fn bar(done: u64, rate: f64) -> String {
-    let spinner = ["|", "/", "-", "\\"][usize::try_from(done / 500 % 4).unwrap_or(0)];
-    format!("\r{spinner} initial sync: {done} persons, {rate:.0}/s   ")
+/// The initial sync's progress on stderr (indicatif draws nothing when it is not a terminal):
+/// the total is unknown until the last page, so a spinner with the count and the rate.
+fn spinner() -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} initial sync: {pos} persons, {msg}/s")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar
 }
 
 pub async fn run(settings: Settings, action: SyncAction) -> anyhow::Result<()> {
@@ -50,14 +56,13 @@ pub async fn run(settings: Settings, action: SyncAction) -> anyhow::Result<()> {
             if restart {
                 poller::reset_initial_sync(&engine, id).await?;
             }
-            let mut out = std::io::stderr();
+            let bar = spinner();
             let progress = poller::initial_sync(&engine, id, |p| {
-                // A progress line is best effort; a closed terminal must not stop the sync.
-                write!(out, "{}", bar(p.done, p.persons_per_sec)).ok();
-                out.flush().ok();
+                bar.set_position(p.done);
+                bar.set_message(format!("{:.0}", p.persons_per_sec));
             })
             .await?;
-            eprintln!();
+            bar.finish_and_clear();
             println!(
                 "initial sync finished: {} persons ({} new contacts, {} linked to existing ones)",
                 progress.done, progress.created, progress.linked

@@ -3,10 +3,11 @@
 //! `anyhow` and prints to the terminal).
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pipedrive_sim::{Plan, RateLimits, SimConfig, SimHandle};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use tandem_core::{FieldKey, FieldValue, LabeledValue};
@@ -40,9 +41,7 @@ pub struct DemoArgs {
 }
 
 const BOLD: &str = "\x1b[1m";
-const DIM: &str = "\x1b[2m";
 const GREEN: &str = "\x1b[32m";
-const CYAN: &str = "\x1b[36m";
 const YELLOW: &str = "\x1b[33m";
 const RESET: &str = "\x1b[0m";
 
@@ -76,21 +75,57 @@ fn text_of(fields: &BTreeMap<FieldKey, FieldValue>, name: &str) -> Option<String
     }
 }
 
-/// A one-line progress bar redrawn in place.
-pub fn progress_bar(label: &str, done: u64, total: u64, extra: &str) {
-    let width = 30_u64;
-    let filled = (done.min(total) * width)
-        .checked_div(total)
-        .unwrap_or(width);
-    let bar: String = (0..width)
-        .map(|i| if i < filled { '█' } else { '░' })
-        .collect();
-    let mut out = std::io::stdout().lock();
-    drop(write!(
-        out,
-        "\r  {label:<14} {CYAN}{bar}{RESET} {done:>6}/{total:<6} {DIM}{extra}{RESET}\x1b[K"
-    ));
-    drop(out.flush());
+/// A progress bar (indicatif) on a terminal. Elsewhere (CI logs, a pipe) a bar redrawn in place
+/// would be noise: one plain line is printed at each quarter instead, and at the end.
+pub struct Progress {
+    bar: ProgressBar,
+    label: &'static str,
+    total: u64,
+    /// On a terminal: `None`. Otherwise the last quarter printed.
+    plain: Option<u64>,
+}
+
+impl Progress {
+    pub fn new(label: &'static str, total: u64) -> Self {
+        let terminal = std::io::stdout().is_terminal();
+        let bar = if terminal {
+            ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stdout())
+        } else {
+            ProgressBar::hidden()
+        };
+        let style = ProgressStyle::with_template(
+            "  {prefix:<14} {bar:30.cyan} {pos:>6}/{len:<6} {wide_msg:.dim}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("█░");
+        bar.set_style(style);
+        bar.set_prefix(label);
+        Self {
+            bar,
+            label,
+            total,
+            plain: (!terminal).then_some(0),
+        }
+    }
+
+    pub fn update(&mut self, done: u64, extra: &str) {
+        self.bar.set_position(done);
+        self.bar.set_message(extra.to_owned());
+        if let Some(printed) = self.plain {
+            let quarter = (done.min(self.total) * 4)
+                .checked_div(self.total)
+                .unwrap_or(4);
+            if quarter > printed {
+                println!("  {:<14} {done:>6}/{:<6} {extra}", self.label, self.total);
+                self.plain = Some(quarter);
+            }
+        }
+    }
+
+    /// Leaves the bar as it is on screen.
+    pub fn finish(self) {
+        self.bar.abandon();
+    }
 }
 
 fn step(text: &str) {
@@ -193,11 +228,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     step("Initial sync: every Pipedrive person is matched or created");
     let total = handle.persons().len() as u64;
     let sync_started = Instant::now();
+    let mut bar = Progress::new("initial sync", total);
     let progress = poller::initial_sync(&engine, connection_id, |p| {
-        progress_bar(
-            "initial sync",
+        bar.update(
             p.done,
-            total,
             &format!(
                 "{} created, {} matched by e-mail, {:.0} persons/s",
                 p.created, p.linked, p.persons_per_sec
@@ -205,8 +239,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         );
     })
     .await?;
+    bar.finish();
     println!(
-        "\n  {} persons in {:.1} s: {} new contacts, {} matched to existing app contacts",
+        "  {} persons in {:.1} s: {} new contacts, {} matched to existing app contacts",
         progress.done,
         sync_started.elapsed().as_secs_f64(),
         progress.created,
@@ -221,6 +256,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let push_total = app_contacts.len() as u64;
     let push_started = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut bar = Progress::new("writeback", push_total);
     loop {
         let mut linked = 0;
         for id in &app_contacts {
@@ -231,10 +267,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 linked += 1;
             }
         }
-        progress_bar(
-            "writeback",
+        bar.update(
             linked,
-            push_total,
             &format!("{:.1} s", push_started.elapsed().as_secs_f64()),
         );
         if linked >= push_total || Instant::now() > deadline {
@@ -242,7 +276,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    println!();
+    bar.finish();
 
     // 7. Live edits on both sides, each with its propagation latency.
     step("Live edits (each line: where the edit was made, and when the other side had it)");

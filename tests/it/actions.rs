@@ -416,3 +416,42 @@ async fn the_actions_endpoint_queues_replays_refuses_and_reports_completion_to_t
         .unwrap();
     assert_eq!(unknown_action.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_pipedrive_failure_during_an_action_is_a_precise_upstream_error_with_pipedrives_text_not_a_500(
+) {
+    use reqwest::{Method, StatusCode};
+    let app = spawn_app().await;
+    app.connect_and_sync().await;
+    local::create_contact(
+        &app.engine,
+        fields([name("Upstream"), email("upstream@example.com")]),
+        false,
+    )
+    .await
+    .unwrap();
+    // Checking the stage reads Pipedrive's stages, which fail.
+    app.sim
+        .handle()
+        .set_faults(FaultSpec::parse("stages:500=1").unwrap());
+    let response = app
+        .api(Method::POST, "/api/v1/actions/add_deal")
+        .header("Idempotency-Key", "upstream-1")
+        .json(
+            &json!({ "email": "upstream@example.com", "params": { "title": "x", "stage_id": 1 } }),
+        )
+        .send()
+        .await
+        .unwrap();
+    app.sim.handle().set_faults(FaultSpec::default());
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "pipedrive_rejected", "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Pipedrive answered 500"),
+        "{body}"
+    );
+}

@@ -690,12 +690,41 @@ async fn the_openapi_document_is_served_and_every_route_it_lists_exists() {
         .await
         .unwrap();
     assert_eq!(document["openapi"], "3.1.0");
+    // The router and the document are built from one route list; the served document is the
+    // one derived, and each operation it lists is routed, and no other method on its paths.
+    let operations = tandem_engine::http::api::openapi::operations();
+    assert!(operations.len() >= 18, "{operations:?}");
     let paths = document["paths"].as_object().unwrap();
-    for (method, path) in tandem_engine::http::api::ROUTES {
-        assert!(
-            paths.get(*path).and_then(|p| p.get(*method)).is_some(),
-            "{method} {path}"
-        );
+    let served: Vec<(String, String)> = paths
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |method| (method.clone(), path.clone()))
+        })
+        .collect();
+    assert_eq!(served.len(), operations.len(), "{served:?}");
+    for (method, path) in &operations {
+        let concrete = path
+            .replace("{id}", &uuid::Uuid::nil().to_string())
+            .replace("{contact_id}", &uuid::Uuid::nil().to_string())
+            .replace("{key}", "pipedrive_contacts");
+        for other in ["get", "post", "patch", "put", "delete"] {
+            if operations.contains(&(other.to_owned(), path.clone())) {
+                continue;
+            }
+            let response = app
+                .api(other.to_uppercase().parse().unwrap(), &concrete)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{other} {path} is routed but not documented"
+            );
+        }
         let concrete = path
             .replace("{id}", &uuid::Uuid::nil().to_string())
             .replace("{contact_id}", &uuid::Uuid::nil().to_string())
@@ -786,5 +815,84 @@ async fn idempotency_keys_webhook_events_and_sync_log_entries_are_pruned_after_t
         count("SELECT id FROM contact").await,
         3,
         "the app's contact and both Pipedrive persons"
+    );
+}
+
+#[tokio::test]
+async fn an_archived_contact_is_read_only_through_the_api_and_through_app_events_for_the_same_reason(
+) {
+    let app = spawn_app().await;
+    let contact = create_contact(
+        &app,
+        json!({ "email": "archived@example.com", "fields": { "name": "Before" } }),
+    )
+    .await;
+    let id = contact["id"].as_str().unwrap().to_owned();
+    let archived = app
+        .api(Method::POST, &format!("/api/v1/contacts/{id}/archive"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(archived.status(), StatusCode::OK);
+
+    let patched = app
+        .api(Method::PATCH, &format!("/api/v1/contacts/{id}"))
+        .json(&json!({ "fields": { "name": "Through the API" } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), StatusCode::CONFLICT);
+    let body: Value = patched.json().await.unwrap();
+    assert_eq!(body["code"], "conflict");
+    let reason = body["detail"].as_str().unwrap().to_owned();
+    assert!(
+        reason.contains("archived contacts are read-only"),
+        "{reason}"
+    );
+    let listed = add_to_list(&app, &id).await;
+    assert_eq!(listed.status(), StatusCode::CONFLICT);
+    assert_eq!(listed.json::<Value>().await.unwrap()["detail"], reason);
+
+    let event = json!({ "type": "contact.updated", "data": { "id": id, "fields": { "name": "Through an event" } } });
+    let accepted = app
+        .post_app_event(
+            TEST_APP_SECRET,
+            "msg_archived",
+            unix_now(),
+            &event.to_string(),
+        )
+        .await;
+    assert_eq!(accepted.status(), StatusCode::OK);
+    app.drive().await;
+
+    let current: Value = app
+        .api(Method::GET, &format!("/api/v1/contacts/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        current["fields"]["name"], "Before",
+        "the event changed nothing"
+    );
+    let failed = rows(
+        &app,
+        "SELECT state, last_error FROM inbox_event WHERE delivery_id = 'msg_archived'",
+    )
+    .await;
+    assert_eq!(failed[0].try_get::<String>("", "state").unwrap(), "failed");
+    assert_eq!(
+        failed[0].try_get::<String>("", "last_error").unwrap(),
+        reason,
+        "the same reason as the API's"
+    );
+    let logged = app.log_entries("event_failed").await;
+    assert!(
+        logged
+            .iter()
+            .any(|e| e.remote_error.as_deref() == Some(reason.as_str())),
+        "{logged:?}"
     );
 }

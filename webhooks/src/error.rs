@@ -8,7 +8,7 @@ use axum::Json;
 use serde::Serialize;
 
 /// Stable error codes. Adding one is fine; renaming one breaks clients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     BadRequest,
@@ -37,6 +37,8 @@ pub enum ErrorCode {
     OauthDenied,
     OauthNotConfigured,
     PipedriveRejected,
+    PipedriveUnavailable,
+    PipedriveRateLimited,
     PipedriveAdminRequired,
     AdminDisabled,
     NotReady,
@@ -71,14 +73,17 @@ impl ErrorCode {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::ConnectionUnavailable | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ConnectionUnavailable
+            | Self::NotReady
+            | Self::PipedriveUnavailable
+            | Self::PipedriveRateLimited => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
 
 /// A field-level validation message, for 422 bodies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -126,12 +131,19 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
-#[derive(Serialize)]
-struct Body<'a> {
-    code: ErrorCode,
-    detail: &'a str,
+/// The body of every error response but an opaque 5xx (which is `{}`); its schema is the
+/// OpenAPI document's `Error`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody<'a> {
+    /// The stable code: what went wrong, for programs.
+    pub code: ErrorCode,
+    /// What went wrong, for people.
+    pub detail: &'a str,
+    /// One message per field, for 422s (absent otherwise).
     #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
-    fields: &'a [FieldError],
+    #[schema(required = false)]
+    pub fields: &'a [FieldError],
 }
 
 impl ApiError {
@@ -163,7 +175,7 @@ impl IntoResponse for ApiError {
         }
         (
             status,
-            Json(Body {
+            Json(ErrorBody {
                 code: self.code,
                 detail: &self.detail,
                 fields: &self.fields,

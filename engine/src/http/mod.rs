@@ -6,6 +6,7 @@ use std::sync::Arc;
 pub mod admin;
 pub mod api;
 pub mod connect;
+pub(crate) mod error;
 pub(crate) mod throttle;
 
 use axum::extract::{DefaultBodyLimit, State};

@@ -26,7 +26,7 @@ pub struct Upserted {
 }
 
 /// Creates a contact, or merges into the existing one with the same e-mail (the app side
-/// deduplicates by e-mail).
+/// deduplicates by e-mail); merging into an archived contact is refused as any edit of it is.
 pub async fn create_contact(
     engine: &Engine,
     fields: BTreeMap<FieldKey, FieldValue>,
@@ -55,9 +55,7 @@ pub async fn create_contact_in<C: ConnectionTrait>(
     let upserted = match resolve_local(&existing) {
         LocalIdentity::Existing { contact } => {
             let id = *contact.as_uuid();
-            let current = contacts::load(txn, id)
-                .await?
-                .ok_or(SyncError::ContactNotFound(id))?;
+            let current = editable(txn, id).await?;
             let changes: BTreeMap<_, _> = fields
                 .into_iter()
                 .filter(|(k, v)| current.fields.get(k) != Some(v))
@@ -80,6 +78,22 @@ pub async fn create_contact_in<C: ConnectionTrait>(
     Ok(upserted)
 }
 
+/// The contact the app side wants to change, if it may: the one validation that the REST API
+/// and app events (`POST /webhooks/app`) share. Archived contacts are read-only from the app
+/// side (changes from Pipedrive still reach them).
+async fn editable<C: ConnectionTrait>(
+    txn: &C,
+    id: Uuid,
+) -> Result<contacts::LocalContact, SyncError> {
+    let contact = contacts::load(txn, id)
+        .await?
+        .ok_or(SyncError::ContactNotFound(id))?;
+    if contact.archived {
+        return Err(SyncError::Archived(id));
+    }
+    Ok(contact)
+}
+
 /// Changes a contact's fields.
 pub async fn update_contact(
     engine: &Engine,
@@ -95,15 +109,15 @@ pub async fn update_contact(
 }
 
 /// [`update_contact`] inside the caller's transaction; returns how many fields changed.
+/// The one way the app side (REST API and app events alike) changes a contact: an archived
+/// contact is refused ([`SyncError::Archived`]), even when nothing would change.
 pub async fn update_contact_in<C: ConnectionTrait>(
     txn: &C,
     id: Uuid,
     changes: BTreeMap<FieldKey, FieldValue>,
     now: DateTime<Utc>,
 ) -> Result<usize, SyncError> {
-    let current = contacts::load(txn, id)
-        .await?
-        .ok_or(SyncError::ContactNotFound(id))?;
+    let current = editable(txn, id).await?;
     let changes: BTreeMap<_, _> = changes
         .into_iter()
         .filter(|(k, v)| current.fields.get(k) != Some(v))
@@ -116,7 +130,8 @@ pub async fn update_contact_in<C: ConnectionTrait>(
     Ok(changes.len())
 }
 
-/// Adds a contact to the "Pipedrive contacts" list (which pushes it).
+/// Adds a contact to the "Pipedrive contacts" list (which pushes it); refused for an archived
+/// contact.
 pub async fn add_to_pipedrive_list(engine: &Engine, id: Uuid) -> Result<bool, SyncError> {
     let now = engine.now();
     let txn = engine.store.db().begin().await?;
@@ -132,9 +147,7 @@ pub async fn add_to_pipedrive_list_in<C: ConnectionTrait>(
     id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<bool, SyncError> {
-    contacts::load(txn, id)
-        .await?
-        .ok_or(SyncError::ContactNotFound(id))?;
+    editable(txn, id).await?;
     let added = contacts::add_to_list(txn, id, contacts::PIPEDRIVE_LIST, now).await?;
     queue_push_if_in_scope(txn, id, false, now).await?;
     Ok(added)

@@ -48,6 +48,9 @@ pub enum SyncError {
     ConnectionNotFound(uuid::Uuid),
     #[error("contact {0} not found")]
     ContactNotFound(uuid::Uuid),
+    /// An app-side change (REST API or app event) of an archived contact.
+    #[error("contact {0} is archived; archived contacts are read-only")]
+    Archived(uuid::Uuid),
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
     #[error("{0}")]

@@ -10,43 +10,26 @@ use serde_json::Value;
 use tandem_webhooks::{ApiError, ErrorCode, FieldError};
 use uuid::Uuid;
 
-use super::{json_object, only_keys, sync_error};
+use super::{api_error, json_object, only_keys};
 use crate::http::AppState;
-use crate::sync::actions::{self, ActionError, ContactRef, Submit};
+use crate::sync::actions::{self, ContactRef, Submit};
 
-fn action_error(error: ActionError) -> ApiError {
-    match error {
-        ActionError::Invalid(text) => ApiError::new(ErrorCode::ValidationFailed, text.clone())
-            .with_fields(vec![FieldError {
-                field: "params".into(),
-                message: text,
-            }]),
-        error @ ActionError::UnknownAction(_) => {
-            ApiError::new(ErrorCode::NotFound, error.to_string())
-        }
-        error @ ActionError::UnknownContact => {
-            ApiError::new(ErrorCode::NotFound, error.to_string())
-        }
-        error @ ActionError::NoPipedrivePerson(_) => {
-            ApiError::new(ErrorCode::NoPipedrivePerson, error.to_string())
-        }
-        error @ ActionError::KeyReused => {
-            ApiError::new(ErrorCode::IdempotencyKeyReused, error.to_string())
-        }
-        error @ ActionError::NotConnected => {
-            ApiError::new(ErrorCode::ConnectionUnavailable, error.to_string())
-        }
-        ActionError::Sync(error) => sync_error(error),
-    }
-}
-
+#[utoipa::path(
+    post,
+    path = "/api/v1/actions/{action}",
+    operation_id = "submitAction",
+    summary = "Run a journey action on a contact: add_deal, assign_person_owner, schedule_activity (these create the Pipedrive person first when the contact has none), update_person_field, update_deal_stage (these never create one: 422 no_pipedrive_person). Queued through the outbox; read the result with GET /api/v1/actions/{id}.",
+    params(("action" = String, Path, description = "add_deal | assign_person_owner | schedule_activity | update_person_field | update_deal_stage"), ("Idempotency-Key" = String, Header, description = "Required: the same key returns the first action (no second deal); another request with it gets 409 idempotency_key_reused.")),
+    request_body = crate::http::api::openapi::ActionRequest,
+    responses((status = 202, description = "Queued.", body = crate::http::api::openapi::Action), (status = 200, description = "A replay: the first action, as it is now.", body = crate::http::api::openapi::Action), (status = 400, description = "No Idempotency-Key (`idempotency_key_required`).", body = tandem_webhooks::error::ErrorBody<'static>), (status = 404, description = "Unknown action or contact.", body = tandem_webhooks::error::ErrorBody<'static>), (status = 409, description = "The key was used for another request.", body = tandem_webhooks::error::ErrorBody<'static>), (status = 422, description = "Invalid parameters (unknown stage, unknown field, bad type), or no Pipedrive person for a non-creating action.", body = tandem_webhooks::error::ErrorBody<'static>), (status = 502, description = "Pipedrive failed or refused a request the action needed (`pipedrive_rejected`), with its text.", body = tandem_webhooks::error::ErrorBody<'static>), (status = 503, description = "Pipedrive is unreachable or rate-limited (`pipedrive_unavailable`, `pipedrive_rate_limited`), or no connection is active (`connection_unavailable`).", body = tandem_webhooks::error::ErrorBody<'static>))
+)]
 pub(super) async fn submit(
     State(state): State<AppState>,
     Path(action): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let action = actions::parse_action(&action).map_err(action_error)?;
+    let action = actions::parse_action(&action).map_err(api_error)?;
     let key = headers
         .get(super::idempotency::HEADER)
         .and_then(|k| k.to_str().ok())
@@ -100,7 +83,7 @@ pub(super) async fn submit(
         },
     )
     .await
-    .map_err(action_error)?;
+    .map_err(api_error)?;
     let status = if submitted.replayed {
         StatusCode::OK
     } else {
@@ -109,11 +92,19 @@ pub(super) async fn submit(
     Ok((status, Json(submitted.record)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/actions/{action}",
+    operation_id = "getAction",
+    summary = "An action's status: queued, done (with Pipedrive's ids) or failed (with Pipedrive's error, verbatim). Here `{action}` is the action's id.",
+    params(("action" = Uuid, Path, description = "The action's id (UUID).")),
+    responses((status = 200, description = "The action.", body = crate::http::api::openapi::Action), (status = 404, description = "No such action.", body = tandem_webhooks::error::ErrorBody<'static>))
+)]
 pub(super) async fn get(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<impl IntoResponse, ApiError> {
-    match actions::get(&state.engine, id).await.map_err(sync_error)? {
+    match actions::get(&state.engine, id).await.map_err(api_error)? {
         Some(record) => Ok(Json(record)),
         None => Err(ApiError::new(
             ErrorCode::NotFound,

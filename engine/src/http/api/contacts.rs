@@ -17,7 +17,7 @@ use tandem_core::{keys, EmailAddress, FieldKey, FieldValue, LabeledValue};
 use tandem_webhooks::{ApiError, ErrorCode};
 use uuid::Uuid;
 
-use super::{field_issues, invalid, json_object, only_keys, page_limit, path_id, sync_error};
+use super::{api_error, field_issues, invalid, json_object, only_keys, page_limit, path_id};
 use crate::http::AppState;
 use crate::sync::contact_json::{self, FieldCatalog, Mode};
 use crate::sync::contacts::{self, PageQuery};
@@ -26,18 +26,27 @@ use crate::sync::local;
 async fn view(state: &AppState, id: Uuid) -> Result<Value, ApiError> {
     contact_json::view(state.store.db(), id)
         .await
-        .map_err(sync_error)?
+        .map_err(api_error)?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no contact {id}")))
 }
 
 async fn catalog(state: &AppState) -> Result<FieldCatalog, ApiError> {
     FieldCatalog::load(state.store.db())
         .await
-        .map_err(sync_error)
+        .map_err(api_error)
 }
 
 /// `POST /api/v1/contacts` `{email?, fields?, in_pipedrive_list?}`: 201 with the new contact, or
 /// 200 with the existing one that has the same e-mail (the app side deduplicates by e-mail).
+#[utoipa::path(
+    post,
+    path = "/api/v1/contacts",
+    operation_id = "createContact",
+    summary = "Create a contact; an existing contact with the same e-mail absorbs it instead.",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Repeat a POST safely: the same key with the same body returns the first response; with another body, 409 idempotency_key_reused.")),
+    request_body = crate::http::api::openapi::ContactCreate,
+    responses((status = 201, description = "Created.", body = crate::http::api::openapi::Contact), (status = 200, description = "A contact with this e-mail existed; the values were merged into it.", body = crate::http::api::openapi::Contact), (status = 400, description = "Malformed JSON (`malformed_json`).", body = tandem_webhooks::error::ErrorBody<'static>), (status = 409, description = "Idempotency-Key reused with another body (`idempotency_key_reused`), or the contact with this e-mail is archived (`conflict`).", body = tandem_webhooks::error::ErrorBody<'static>), (status = 415, description = "Not JSON (`unsupported_media_type`).", body = tandem_webhooks::error::ErrorBody<'static>), (status = 422, description = "Field-level validation errors (`validation_failed`, `unknown_field`).", body = tandem_webhooks::error::ErrorBody<'static>))
+)]
 pub(super) async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -83,7 +92,7 @@ pub(super) async fn create(
     }
     let upserted = local::create_contact(&state.engine, fields, add_to_list)
         .await
-        .map_err(sync_error)?;
+        .map_err(api_error)?;
     let body = view(&state, upserted.contact_id).await?;
     let status = if upserted.created {
         StatusCode::CREATED
@@ -102,6 +111,14 @@ pub(super) async fn create(
 }
 
 /// `GET /api/v1/contacts/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/contacts/{id}",
+    operation_id = "getContact",
+    summary = "One contact.",
+    params(("id" = Uuid, Path, description = "The contact's id (UUID).")),
+    responses((status = 200, description = "The contact.", body = crate::http::api::openapi::Contact), (status = 404, description = "No such contact.", body = tandem_webhooks::error::ErrorBody<'static>))
+)]
 pub(super) async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -111,6 +128,15 @@ pub(super) async fn get(
 }
 
 /// `PATCH /api/v1/contacts/{id}` `{fields}`: absent fields stay, `null` clears.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/contacts/{id}",
+    operation_id = "updateContact",
+    summary = "Change fields: absent fields stay, null clears. A linked contact's changes are written to Pipedrive as one PATCH.",
+    params(("id" = Uuid, Path, description = "The contact's id (UUID).")),
+    request_body = crate::http::api::openapi::ContactPatch,
+    responses((status = 200, description = "The changed contact.", body = crate::http::api::openapi::Contact), (status = 404, description = "No such contact.", body = tandem_webhooks::error::ErrorBody<'static>), (status = 409, description = "The contact is archived (`conflict`); archived contacts are read-only.", body = tandem_webhooks::error::ErrorBody<'static>), (status = 422, description = "Field-level validation errors.", body = tandem_webhooks::error::ErrorBody<'static>))
+)]
 pub(super) async fn patch(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -126,23 +152,21 @@ pub(super) async fn patch(
             .map_err(field_issues)?,
         None => return Err(invalid("fields", "is required")),
     };
-    let current = contacts::load(state.store.db(), id)
-        .await
-        .map_err(sync_error)?
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no contact {id}")))?;
-    if current.archived {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            "the contact is archived; archived contacts are read-only",
-        ));
-    }
     local::update_contact(&state.engine, id, fields)
         .await
-        .map_err(sync_error)?;
+        .map_err(api_error)?;
     Ok(Json(view(&state, id).await?))
 }
 
 /// `POST /api/v1/contacts/{id}/archive`: archives locally; never deletes in Pipedrive.
+#[utoipa::path(
+    post,
+    path = "/api/v1/contacts/{id}/archive",
+    operation_id = "archiveContact",
+    summary = "Archive locally. Never deletes in Pipedrive (delete the person there).",
+    params(("id" = Uuid, Path, description = "The contact's id (UUID)."), ("Idempotency-Key" = Option<String>, Header, description = "Repeat a POST safely: the same key with the same body returns the first response; with another body, 409 idempotency_key_reused.")),
+    responses((status = 200, description = "The archived contact.", body = crate::http::api::openapi::Contact), (status = 404, description = "No such contact.", body = tandem_webhooks::error::ErrorBody<'static>))
+)]
 pub(super) async fn archive(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -150,7 +174,7 @@ pub(super) async fn archive(
     let id = path_id(&id, "contact")?;
     local::archive_contact(&state.engine, id)
         .await
-        .map_err(sync_error)?;
+        .map_err(api_error)?;
     Ok(Json(view(&state, id).await?))
 }
 
@@ -181,6 +205,14 @@ fn decode_cursor(text: &str) -> Option<(DateTime<Utc>, Uuid)> {
 
 /// `GET /api/v1/contacts?email=&updated_since=&cursor=&limit=&include_archived=`: contacts in
 /// the order they last changed; `next_cursor` continues the listing (null at the end).
+#[utoipa::path(
+    get,
+    path = "/api/v1/contacts",
+    operation_id = "listContacts",
+    summary = "Contacts in the order they last changed, with cursor paging.",
+    params(("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."), ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, 1 to 200 (default 50)."), ("email" = Option<String>, Query, format = Email, description = "Only the contact(s) with this e-mail (case-insensitive)."), ("updated_since" = Option<DateTime<Utc>>, Query, description = "Only contacts changed at or after this RFC 3339 time."), ("include_archived" = Option<bool>, Query, description = "Include archived contacts (default false).")),
+    responses((status = 200, description = "A page of contacts.", body = crate::http::api::openapi::ContactPage), (status = 422, description = "A bad filter (`validation_failed`) or an unknown parameter (`unknown_field`).", body = tandem_webhooks::error::ErrorBody<'static>))
+)]
 pub(super) async fn list(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
@@ -225,12 +257,12 @@ pub(super) async fn list(
     };
     let (ids, next) = contacts::page(state.store.db(), &page_query)
         .await
-        .map_err(sync_error)?;
+        .map_err(api_error)?;
     let mut data = Vec::with_capacity(ids.len());
     for id in ids {
         if let Some(contact) = contact_json::view(state.store.db(), id)
             .await
-            .map_err(sync_error)?
+            .map_err(api_error)?
         {
             data.push(contact);
         }

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tandem_webhooks::{ApiError, ErrorCode};
 use uuid::Uuid;
 
-use super::{invalid, json_object, only_keys, page_limit, path_id, sync_error};
+use super::{api_error, invalid, json_object, only_keys, page_limit, path_id};
 use crate::http::AppState;
 use crate::sync::contacts::{self, PIPEDRIVE_LIST};
 use crate::sync::local::{self, ListRemoval};
@@ -35,12 +35,19 @@ fn known_list(key: &str) -> Result<&'static str, ApiError> {
 }
 
 /// `GET /api/v1/lists`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/lists",
+    operation_id = "listLists",
+    summary = "The lists (the built-in `pipedrive_contacts`).",
+    responses((status = 200, description = "The lists.", body = crate::http::api::openapi::ListPage))
+)]
 pub(super) async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let mut data = Vec::new();
     for (key, name, description) in LISTS {
         let size = contacts::list_size(state.store.db(), key)
             .await
-            .map_err(sync_error)?;
+            .map_err(api_error)?;
         data.push(json!({
             "key": key,
             "name": name,
@@ -52,6 +59,14 @@ pub(super) async fn list(State(state): State<AppState>) -> Result<Json<Value>, A
 }
 
 /// `GET /api/v1/lists/{key}/members?cursor=&limit=`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/lists/{key}/members",
+    operation_id = "listMembers",
+    summary = "Members, by contact id.",
+    params(("key" = String, Path, description = "The list's key; `pipedrive_contacts` is built in."), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."), ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, 1 to 200 (default 50).")),
+    responses((status = 200, description = "A page of members.", body = crate::http::api::openapi::MemberPage), (status = 404, description = "No such list.", body = tandem_webhooks::error::ErrorBody<'static>))
+)]
 pub(super) async fn members(
     State(state): State<AppState>,
     Path(key): Path<String>,
@@ -64,7 +79,7 @@ pub(super) async fn members(
         .transpose()?;
     let (rows, more) = contacts::list_members(state.store.db(), key, after, page_limit(&query)?)
         .await
-        .map_err(sync_error)?;
+        .map_err(api_error)?;
     let next = if more {
         rows.last().map(|(id, _)| *id)
     } else {
@@ -84,6 +99,15 @@ pub(super) async fn members(
 
 /// `POST /api/v1/lists/{key}/members` `{contact_id}`: 201 when added, 200 when it already was a
 /// member; the body is the contact.
+#[utoipa::path(
+    post,
+    path = "/api/v1/lists/{key}/members",
+    operation_id = "addMember",
+    summary = "Add a contact. Adding to `pipedrive_contacts` creates (or links) its Pipedrive person, with the apId field set.",
+    params(("key" = String, Path, description = "The list's key; `pipedrive_contacts` is built in."), ("Idempotency-Key" = Option<String>, Header, description = "Repeat a POST safely: the same key with the same body returns the first response; with another body, 409 idempotency_key_reused.")),
+    request_body = crate::http::api::openapi::MemberAdd,
+    responses((status = 201, description = "Added.", body = crate::http::api::openapi::Contact), (status = 200, description = "It already was a member.", body = crate::http::api::openapi::Contact), (status = 404, description = "No such list.", body = tandem_webhooks::error::ErrorBody<'static>), (status = 409, description = "The contact is archived (`conflict`).", body = tandem_webhooks::error::ErrorBody<'static>), (status = 422, description = "No such contact, or a bad body.", body = tandem_webhooks::error::ErrorBody<'static>))
+)]
 pub(super) async fn add(
     State(state): State<AppState>,
     Path(key): Path<String>,
@@ -100,23 +124,17 @@ pub(super) async fn add(
         None => return Err(invalid("contact_id", "is required")),
     };
     debug_assert_eq!(key, PIPEDRIVE_LIST);
-    let contact = contacts::load(state.store.db(), id)
+    contacts::load(state.store.db(), id)
         .await
-        .map_err(sync_error)?
+        .map_err(api_error)?
         .ok_or_else(|| invalid("contact_id", format!("no contact {id}")))?;
-    if contact.archived {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            "the contact is archived; archived contacts are not pushed to Pipedrive",
-        ));
-    }
     let added = local::add_to_pipedrive_list(&state.engine, id)
         .await
-        .map_err(sync_error)?;
+        .map_err(api_error)?;
     let view = contact_json::view(state.store.db(), id)
         .await
-        .map_err(sync_error)?
-        .ok_or_else(|| ApiError::internal(&SyncError::ContactNotFound(id)))?;
+        .map_err(api_error)?
+        .ok_or_else(|| api_error(SyncError::ContactNotFound(id)))?;
     let status = if added {
         StatusCode::CREATED
     } else {
@@ -126,6 +144,14 @@ pub(super) async fn add(
 }
 
 /// `DELETE /api/v1/lists/{key}/members/{contact_id}`: 204; 409 for a contact linked to a person.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/lists/{key}/members/{contact_id}",
+    operation_id = "removeMember",
+    summary = "Remove a contact that is not in Pipedrive yet (it will not be pushed). Never deletes in Pipedrive.",
+    params(("key" = String, Path, description = "The list's key; `pipedrive_contacts` is built in."), ("contact_id" = Uuid, Path, description = "The contact's id.")),
+    responses((status = 204, description = "Removed."), (status = 404, description = "Not a member, or no such list.", body = tandem_webhooks::error::ErrorBody<'static>), (status = 409, description = "The contact is linked to a Pipedrive person: delete the person in Pipedrive instead.", body = tandem_webhooks::error::ErrorBody<'static>))
+)]
 pub(super) async fn remove(
     State(state): State<AppState>,
     Path((key, contact_id)): Path<(String, String)>,
@@ -134,7 +160,7 @@ pub(super) async fn remove(
     let id = path_id(&contact_id, "contact")?;
     match local::remove_from_pipedrive_list(&state.engine, id)
         .await
-        .map_err(sync_error)?
+        .map_err(api_error)?
     {
         ListRemoval::Removed => Ok(StatusCode::NO_CONTENT),
         ListRemoval::NotAMember => Err(ApiError::new(

@@ -19,88 +19,62 @@ use axum::http::{header, HeaderMap};
 
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::Response;
-use axum::routing::{delete, get, post};
 use axum::Router;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use tandem_webhooks::pipedrive::constant_time_eq;
 use tandem_webhooks::{ApiError, ErrorCode, FieldError};
+use utoipa_axum::router::OpenApiRouter;
 
 use super::throttle::AuthProbe;
 use super::AppState;
+pub(crate) use crate::http::error::api_error;
 use crate::sync::contact_json::FieldIssue;
-use crate::sync::SyncError;
 
-/// Every route of the API (method, path), as the OpenAPI document lists them.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("get", "/api/v1/openapi.json"),
-    ("get", "/api/v1/contacts"),
-    ("post", "/api/v1/contacts"),
-    ("get", "/api/v1/contacts/{id}"),
-    ("patch", "/api/v1/contacts/{id}"),
-    ("post", "/api/v1/contacts/{id}/archive"),
-    ("get", "/api/v1/lists"),
-    ("get", "/api/v1/lists/{key}/members"),
-    ("post", "/api/v1/lists/{key}/members"),
-    ("delete", "/api/v1/lists/{key}/members/{contact_id}"),
-    ("get", "/api/v1/webhook-subscriptions"),
-    ("post", "/api/v1/webhook-subscriptions"),
-    ("get", "/api/v1/webhook-subscriptions/{id}"),
-    ("delete", "/api/v1/webhook-subscriptions/{id}"),
-    ("post", "/api/v1/webhook-subscriptions/{id}/enable"),
-    ("get", "/api/v1/webhook-subscriptions/{id}/deliveries"),
-    ("post", "/api/v1/actions/{action}"),
-    ("get", "/api/v1/actions/{action}"),
-];
+/// The routes of `/api/v1`, written once: the public one (the document) and those behind the
+/// API key. The router ([`router`]) and the OpenAPI document ([`document`]) are both built
+/// from these lists, each handler bringing its own `#[utoipa::path]`.
+fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
+    let public = OpenApiRouter::new().routes(utoipa_axum::routes!(openapi::serve));
+    let authenticated = OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(contacts::list, contacts::create))
+        .routes(utoipa_axum::routes!(contacts::get, contacts::patch))
+        .routes(utoipa_axum::routes!(contacts::archive))
+        .routes(utoipa_axum::routes!(lists::list))
+        .routes(utoipa_axum::routes!(lists::members, lists::add))
+        .routes(utoipa_axum::routes!(lists::remove))
+        .routes(utoipa_axum::routes!(
+            subscriptions::list,
+            subscriptions::create
+        ))
+        .routes(utoipa_axum::routes!(
+            subscriptions::get,
+            subscriptions::delete
+        ))
+        .routes(utoipa_axum::routes!(subscriptions::enable))
+        .routes(utoipa_axum::routes!(subscriptions::deliveries))
+        // One path, two meanings: POST names an action, GET an action's id.
+        .routes(utoipa_axum::routes!(actions::submit, actions::get));
+    (public, authenticated)
+}
+
+/// The OpenAPI document's derived part: every route with its operation and schemas.
+fn document() -> utoipa::openapi::OpenApi {
+    let (public, authenticated) = routes();
+    OpenApiRouter::with_openapi(openapi::frame())
+        .merge(public)
+        .merge(authenticated)
+        .into_openapi()
+}
 
 pub fn router(state: AppState) -> Router {
-    let authenticated = Router::new()
-        .route(
-            "/api/v1/contacts",
-            get(contacts::list).post(contacts::create),
-        )
-        .route(
-            "/api/v1/contacts/{id}",
-            get(contacts::get).patch(contacts::patch),
-        )
-        .route("/api/v1/contacts/{id}/archive", post(contacts::archive))
-        .route("/api/v1/lists", get(lists::list))
-        .route(
-            "/api/v1/lists/{key}/members",
-            get(lists::members).post(lists::add),
-        )
-        .route(
-            "/api/v1/lists/{key}/members/{contact_id}",
-            delete(lists::remove),
-        )
-        .route(
-            "/api/v1/webhook-subscriptions",
-            get(subscriptions::list).post(subscriptions::create),
-        )
-        .route(
-            "/api/v1/webhook-subscriptions/{id}",
-            get(subscriptions::get).delete(subscriptions::delete),
-        )
-        .route(
-            "/api/v1/webhook-subscriptions/{id}/enable",
-            post(subscriptions::enable),
-        )
-        .route(
-            "/api/v1/webhook-subscriptions/{id}/deliveries",
-            get(subscriptions::deliveries),
-        )
-        // One path, two meanings: POST names an action, GET an action's id.
-        .route(
-            "/api/v1/actions/{action}",
-            post(actions::submit).get(actions::get),
-        )
-        // Layers run outside-in: the key is checked before the idempotency record is read.
+    let (public, authenticated) = routes();
+    // Layers run outside-in: the key is checked before the idempotency record is read.
+    let authenticated = authenticated
         .layer(from_fn_with_state(state.clone(), idempotency::layer))
         .layer(from_fn_with_state(state.clone(), authenticate));
-    Router::new()
-        .route("/api/v1/openapi.json", get(openapi::serve))
-        .merge(authenticated)
-        .with_state(state)
+    let (router, _) = public.merge(authenticated).split_for_parts();
+    router.with_state(state)
 }
 
 /// Marks a response that carries a secret shown once (a webhook subscription's `whsec_…`): the
@@ -150,17 +124,6 @@ async fn authenticate(
     let fingerprint = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
     request.extensions_mut().insert(ApiClient { fingerprint });
     Ok(next.run(request).await)
-}
-
-/// A `SyncError` as the API reports it.
-pub(crate) fn sync_error(error: SyncError) -> ApiError {
-    match error {
-        SyncError::ContactNotFound(id) => {
-            ApiError::new(ErrorCode::NotFound, format!("no contact {id}"))
-        }
-        SyncError::Invalid(text) => ApiError::new(ErrorCode::ValidationFailed, text),
-        other => ApiError::internal(&other),
-    }
 }
 
 /// The body as a JSON object: 415 for another content type, 400 for broken JSON, 422 when it

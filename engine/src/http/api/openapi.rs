@@ -1,426 +1,414 @@
-//! The OpenAPI 3.1 document of `/api/v1`, written by hand and served at
-//! `/api/v1/openapi.json`. A test checks that it lists every route in [`super::ROUTES`].
+//! The OpenAPI 3.1 document of `/api/v1`, served at `/api/v1/openapi.json`, derived with
+//! utoipa (ADR 10): every handler carries its own `#[utoipa::path]` (method, path, parameters,
+//! bodies, responses), and the router is built from the same `routes!` lists
+//! ([`super::routes`]), so a route cannot exist without its document entry. The bodies'
+//! schemas are the types below and the error table of `tandem_webhooks::error`.
 
 use std::sync::LazyLock;
 
 use axum::Json;
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
+use tandem_webhooks::error::ErrorBody;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use uuid::Uuid;
 
+/// The document's frame; the paths come from the handlers (see [`super::routes`]).
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "tandem API",
+        version = "1.0.0",
+        description = "Read and change contacts synced with Pipedrive, manage the \"Pipedrive contacts\" list, and subscribe to contact events (Standard Webhooks). A local contact reaches Pipedrive only when it is linked to a person, added to the \"Pipedrive contacts\" list, or touched by a creating journey action; nothing is ever deleted in Pipedrive from here."
+    ),
+    servers((url = "/")),
+    security(("apiKey" = [])),
+    components(schemas(ErrorBody<'static>, ContactEvent)),
+    modifiers(&ApiKey)
+)]
+struct ApiDoc;
+
+struct ApiKey;
+
+impl Modify for ApiKey {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "apiKey",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A key from `security.api_keys`."))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The frame the routes are added to.
+pub(super) fn frame() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The document, as served.
+pub static DOCUMENT: LazyLock<Value> = LazyLock::new(|| {
+    let mut document = serde_json::to_value(super::document()).unwrap_or_default();
+    finish(&mut document);
+    document
+});
+
+/// What the derivation does not say by itself: every authenticated operation can answer 401
+/// and any other error with the one error body; the document itself needs no key; the
+/// webhooks tandem sends to subscribers.
+fn finish(document: &mut Value) {
+    let error = |description: &str| {
+        json!({
+            "description": description,
+            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
+        })
+    };
+    if let Some(paths) = document["paths"].as_object_mut() {
+        for (path, item) in paths.iter_mut() {
+            let Some(item) = item.as_object_mut() else {
+                continue;
+            };
+            for (_, operation) in item.iter_mut() {
+                if path == OPENAPI_PATH {
+                    operation["security"] = json!([]);
+                    continue;
+                }
+                let responses = &mut operation["responses"];
+                if responses.get("401").is_none() {
+                    responses["401"] = error("Missing or wrong API key (`unauthorized`).");
+                }
+                responses["default"] = error("Any other error: `{code, detail, fields?}`.");
+            }
+        }
+    }
+    document["openapi"] = json!("3.1.0");
+    // Request bodies refuse unknown keys (422 `unknown_field`); contact fields are open to the
+    // fields mapped on the connection.
+    let schemas = &mut document["components"]["schemas"];
+    for closed in [
+        "ContactCreate",
+        "ContactPatch",
+        "MemberAdd",
+        "SubscriptionCreate",
+        "ActionRequest",
+        "LabeledValue",
+    ] {
+        schemas[closed]["additionalProperties"] = json!(false);
+    }
+    schemas["Fields"]["additionalProperties"] = json!(true);
+    schemas["SubscriptionCreate"]["properties"]["url"]["format"] = json!("uri");
+    document["webhooks"] = json!({
+        "contactEvent": {
+            "post": {
+                "summary": "A contact changed in Pipedrive (contact.created, contact.updated), was linked or unlinked (contact.linked, contact.unlinked), or could not be written to Pipedrive (contact.sync_failed); a journey action finished (action.done, action.failed). Signed with Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature: v1,<base64 HMAC-SHA256 of id.timestamp.body>); a contact's events arrive in order; retried with backoff until a 2xx.",
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ContactEvent" } } } },
+                "responses": { "200": { "description": "Any 2xx acknowledges the event." } }
+            }
+        }
+    });
+}
+
+const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+
+/// Every operation of the document, as (method, path) in lower case: the routes of the
+/// `/api/v1` router, since both come from [`super::routes`].
+pub fn operations() -> Vec<(String, String)> {
+    let mut operations = Vec::new();
+    if let Some(paths) = DOCUMENT["paths"].as_object() {
+        for (path, item) in paths {
+            for method in [
+                "get", "put", "post", "delete", "options", "head", "patch", "trace",
+            ] {
+                if item.get(method).is_some() {
+                    operations.push((method.to_owned(), path.clone()));
+                }
+            }
+        }
+    }
+    operations
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    operation_id = "getOpenApi",
+    tag = "meta",
+    responses((status = 200, description = "The OpenAPI document.", content_type = "application/json"))
+)]
 pub(super) async fn serve() -> Json<Value> {
     Json(DOCUMENT.clone())
 }
 
-fn error(description: &str) -> Value {
-    json!({
-        "description": description,
-        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
-    })
+// ---------------------------------------------------------------------------------------------
+// Body schemas. The handlers read bodies field by field (to name every bad field in a 422), so
+// these types describe them; the tests below and in `tests/it/app_api.rs` check the examples.
+
+/// An e-mail address or phone number with its label.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct LabeledValue {
+    value: String,
+    label: Option<String>,
+    primary: Option<bool>,
 }
 
-fn ok(description: &str, schema: &str) -> Value {
-    json!({
-        "description": description,
-        "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } }
-    })
+/// E-mail addresses or phone numbers: a list, or one value as a string.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) enum Multi {
+    List(Vec<LabeledValue>),
+    One(String),
 }
 
-fn body(schema: &str) -> Value {
-    json!({
-        "required": true,
-        "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } }
-    })
+/// Field values by name: the canonical fields below, plus any field mapped on the Pipedrive
+/// connection (typed by its Pipedrive type). Empty fields are not shown. Unknown names are
+/// refused.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct Fields {
+    name: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    org_name: Option<String>,
+    email: Option<Multi>,
+    phone: Option<Multi>,
+    /// Pipedrive's owner user id (set in Pipedrive).
+    #[schema(read_only)]
+    owner_id: Option<f64>,
+    label: Option<Vec<i64>>,
 }
 
-fn path_param(name: &str, description: &str) -> Value {
-    json!({ "name": name, "in": "path", "required": true, "description": description, "schema": { "type": "string" } })
+/// A contact.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct Contact {
+    id: Uuid,
+    /// The primary e-mail, normalised (lower case).
+    email: Option<String>,
+    fields: Fields,
+    in_pipedrive_list: bool,
+    pipedrive_person_id: Option<i64>,
+    archived: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
 }
 
-fn query_param(name: &str, description: &str, schema: Value) -> Value {
-    json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema })
+/// `POST /api/v1/contacts`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ContactCreate {
+    /// Shorthand for fields.email with one primary address.
+    email: Option<String>,
+    fields: Option<Fields>,
+    /// Also add it to the Pipedrive contacts list (which pushes it).
+    in_pipedrive_list: Option<bool>,
 }
 
-fn idempotency_param() -> Value {
-    json!({
-        "name": "Idempotency-Key", "in": "header", "required": false,
-        "description": "Repeat a POST safely: the same key with the same body returns the first response; with another body, 409 idempotency_key_reused.",
-        "schema": { "type": "string", "maxLength": 255 }
-    })
+/// `PATCH /api/v1/contacts/{id}`: absent fields stay, `null` clears.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ContactPatch {
+    fields: Fields,
 }
 
-fn common_errors(mut responses: Value) -> Value {
-    responses["401"] = error("Missing or wrong API key (`unauthorized`).");
-    responses["default"] = error("Any other error: `{code, detail, fields?}`.");
-    responses
+/// A page of contacts.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ContactPage {
+    data: Vec<Contact>,
+    /// Pass as `cursor` for the next page; null at the end.
+    next_cursor: Option<String>,
 }
 
-/// The document.
-pub static DOCUMENT: LazyLock<Value> = LazyLock::new(|| {
-    let mut document = build();
-    add_actions(&mut document);
-    document
-});
-
-/// Journey actions (`/api/v1/actions/...`).
-fn add_actions(document: &mut Value) {
-    document["paths"]["/api/v1/actions/{action}"] = json!({
-        "post": {
-            "operationId": "submitAction",
-            "summary": "Run a journey action on a contact: add_deal, assign_person_owner, schedule_activity (these create the Pipedrive person first when the contact has none), update_person_field, update_deal_stage (these never create one: 422 no_pipedrive_person). Queued through the outbox; read the result with GET /api/v1/actions/{id}.",
-            "parameters": [path_param("action", "add_deal | assign_person_owner | schedule_activity | update_person_field | update_deal_stage"), {
-                "name": "Idempotency-Key", "in": "header", "required": true,
-                "description": "Required: the same key returns the first action (no second deal); another request with it gets 409 idempotency_key_reused.",
-                "schema": { "type": "string", "maxLength": 255 }
-            }],
-            "requestBody": body("ActionRequest"),
-            "responses": common_errors(json!({
-                "202": ok("Queued.", "Action"),
-                "200": ok("A replay: the first action, as it is now.", "Action"),
-                "400": error("No Idempotency-Key (`idempotency_key_required`)."),
-                "404": error("Unknown action or contact."),
-                "409": error("The key was used for another request."),
-                "422": error("Invalid parameters (unknown stage, unknown field, bad type), or no Pipedrive person for a non-creating action.")
-            }))
-        },
-        "get": {
-            "operationId": "getAction",
-            "summary": "An action's status: queued, done (with Pipedrive's ids) or failed (with Pipedrive's error, verbatim). Here `{action}` is the action's id.",
-            "parameters": [path_param("action", "The action's id (UUID).")],
-            "responses": common_errors(json!({ "200": ok("The action.", "Action"), "404": error("No such action.") }))
-        }
-    });
-    document["components"]["schemas"]["ActionRequest"] = json!({
-        "type": "object", "additionalProperties": false,
-        "properties": {
-            "contact_id": { "type": "string", "format": "uuid" },
-            "email": { "type": "string", "format": "email" },
-            "params": { "type": "object", "description": "add_deal: title (required), value, currency, pipeline_id, stage_id, owner_id; assign_person_owner: owner_id; schedule_activity: subject (required), type, due_date (YYYY-MM-DD), owner_id; update_person_field: field, value; update_deal_stage: stage_id, deal_id (default: the person's newest deal)." }
-        }
-    });
-    document["components"]["schemas"]["Action"] = json!({
-        "type": "object", "required": ["id", "action", "contact_id", "state"],
-        "properties": {
-            "id": { "type": "string", "format": "uuid" },
-            "action": { "type": "string" },
-            "contact_id": { "type": "string", "format": "uuid" },
-            "state": { "type": "string", "enum": ["queued", "done", "failed"] },
-            "params": { "type": "object" },
-            "result": { "type": ["object", "null"], "description": "Pipedrive ids: person_id, deal_id, activity_id, ..." },
-            "error": { "type": ["string", "null"], "description": "Pipedrive's error text, verbatim." },
-            "pipedrive_status": { "type": ["integer", "null"] },
-            "created_at": { "type": "string", "format": "date-time" },
-            "updated_at": { "type": "string", "format": "date-time" }
-        }
-    });
+/// A list of contacts.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct List {
+    key: String,
+    name: String,
+    description: String,
+    member_count: u64,
 }
 
-#[allow(clippy::too_many_lines)]
-fn build() -> Value {
-    let id = path_param("id", "The contact's id (UUID).");
-    let sub_id = path_param("id", "The subscription's id (UUID).");
-    let list_key = path_param("key", "The list's key; `pipedrive_contacts` is built in.");
-    let limit = query_param(
-        "limit",
-        "Page size, 1 to 200 (default 50).",
-        json!({ "type": "integer", "minimum": 1, "maximum": 200 }),
-    );
-    let cursor = query_param(
-        "cursor",
-        "`next_cursor` of the previous page.",
-        json!({ "type": "string" }),
-    );
-    json!({
-        "openapi": "3.1.0",
-        "info": {
-            "title": "tandem API",
-            "version": "1.0.0",
-            "description": "Read and change contacts synced with Pipedrive, manage the \"Pipedrive contacts\" list, and subscribe to contact events (Standard Webhooks). A local contact reaches Pipedrive only when it is linked to a person, added to the \"Pipedrive contacts\" list, or touched by a creating journey action; nothing is ever deleted in Pipedrive from here."
-        },
-        "servers": [{ "url": "/" }],
-        "security": [{ "apiKey": [] }],
-        "paths": {
-            "/api/v1/openapi.json": {
-                "get": {
-                    "operationId": "getOpenApi", "summary": "This document.", "security": [],
-                    "responses": { "200": { "description": "The OpenAPI document." } }
-                }
-            },
-            "/api/v1/contacts": {
-                "get": {
-                    "operationId": "listContacts",
-                    "summary": "Contacts in the order they last changed, with cursor paging.",
-                    "parameters": [
-                        cursor.clone(), limit.clone(),
-                        query_param("email", "Only the contact(s) with this e-mail (case-insensitive).", json!({ "type": "string", "format": "email" })),
-                        query_param("updated_since", "Only contacts changed at or after this RFC 3339 time.", json!({ "type": "string", "format": "date-time" })),
-                        query_param("include_archived", "Include archived contacts (default false).", json!({ "type": "boolean" }))
-                    ],
-                    "responses": common_errors(json!({ "200": ok("A page of contacts.", "ContactPage"), "422": error("A bad filter (`validation_failed`) or an unknown parameter (`unknown_field`).") }))
-                },
-                "post": {
-                    "operationId": "createContact",
-                    "summary": "Create a contact; an existing contact with the same e-mail absorbs it instead.",
-                    "parameters": [idempotency_param()],
-                    "requestBody": body("ContactCreate"),
-                    "responses": common_errors(json!({
-                        "201": ok("Created.", "Contact"),
-                        "200": ok("A contact with this e-mail existed; the values were merged into it.", "Contact"),
-                        "400": error("Malformed JSON (`malformed_json`)."),
-                        "409": error("Idempotency-Key reused with another body (`idempotency_key_reused`)."),
-                        "422": error("Field-level validation errors (`validation_failed`, `unknown_field`).")
-                    }))
-                }
-            },
-            "/api/v1/contacts/{id}": {
-                "parameters": [id.clone()],
-                "get": {
-                    "operationId": "getContact", "summary": "One contact.",
-                    "responses": common_errors(json!({ "200": ok("The contact.", "Contact"), "404": error("No such contact.") }))
-                },
-                "patch": {
-                    "operationId": "updateContact",
-                    "summary": "Change fields: absent fields stay, null clears. A linked contact's changes are written to Pipedrive as one PATCH.",
-                    "requestBody": body("ContactPatch"),
-                    "responses": common_errors(json!({
-                        "200": ok("The changed contact.", "Contact"),
-                        "404": error("No such contact."),
-                        "409": error("The contact is archived."),
-                        "422": error("Field-level validation errors.")
-                    }))
-                }
-            },
-            "/api/v1/contacts/{id}/archive": {
-                "parameters": [id.clone()],
-                "post": {
-                    "operationId": "archiveContact",
-                    "summary": "Archive locally. Never deletes in Pipedrive (delete the person there).",
-                    "parameters": [idempotency_param()],
-                    "responses": common_errors(json!({ "200": ok("The archived contact.", "Contact"), "404": error("No such contact.") }))
-                }
-            },
-            "/api/v1/lists": {
-                "get": {
-                    "operationId": "listLists", "summary": "The lists (the built-in `pipedrive_contacts`).",
-                    "responses": common_errors(json!({ "200": ok("The lists.", "ListPage") }))
-                }
-            },
-            "/api/v1/lists/{key}/members": {
-                "parameters": [list_key.clone()],
-                "get": {
-                    "operationId": "listMembers", "summary": "Members, by contact id.",
-                    "parameters": [cursor, limit.clone()],
-                    "responses": common_errors(json!({ "200": ok("A page of members.", "MemberPage"), "404": error("No such list.") }))
-                },
-                "post": {
-                    "operationId": "addMember",
-                    "summary": "Add a contact. Adding to `pipedrive_contacts` creates (or links) its Pipedrive person, with the apId field set.",
-                    "parameters": [idempotency_param()],
-                    "requestBody": body("MemberAdd"),
-                    "responses": common_errors(json!({
-                        "201": ok("Added.", "Contact"),
-                        "200": ok("It already was a member.", "Contact"),
-                        "404": error("No such list."),
-                        "409": error("The contact is archived."),
-                        "422": error("No such contact, or a bad body.")
-                    }))
-                }
-            },
-            "/api/v1/lists/{key}/members/{contact_id}": {
-                "parameters": [list_key, path_param("contact_id", "The contact's id.")],
-                "delete": {
-                    "operationId": "removeMember",
-                    "summary": "Remove a contact that is not in Pipedrive yet (it will not be pushed). Never deletes in Pipedrive.",
-                    "responses": common_errors(json!({
-                        "204": { "description": "Removed." },
-                        "404": error("Not a member, or no such list."),
-                        "409": error("The contact is linked to a Pipedrive person: delete the person in Pipedrive instead.")
-                    }))
-                }
-            },
-            "/api/v1/webhook-subscriptions": {
-                "get": {
-                    "operationId": "listWebhookSubscriptions", "summary": "Subscriptions (without secrets).",
-                    "responses": common_errors(json!({ "200": ok("The subscriptions.", "SubscriptionPage") }))
-                },
-                "post": {
-                    "operationId": "createWebhookSubscription",
-                    "summary": "Subscribe a URL to contact events. The `whsec_` secret is returned only in this response.",
-                    "parameters": [idempotency_param()],
-                    "requestBody": body("SubscriptionCreate"),
-                    "responses": common_errors(json!({ "201": ok("Created, with its secret (shown only in this answer; `Cache-Control: no-store`).", "SubscriptionCreated"), "409": error("A replay of an Idempotency-Key whose first answer carried the secret (`secret_not_replayed`): secrets are never stored in clear nor shown twice."), "422": error("A bad URL (not https, or not public: see `security.egress_allowed_hosts`) or secret.") }))
-                }
-            },
-            "/api/v1/webhook-subscriptions/{id}": {
-                "parameters": [sub_id.clone()],
-                "get": {
-                    "operationId": "getWebhookSubscription", "summary": "One subscription.",
-                    "responses": common_errors(json!({ "200": ok("The subscription.", "Subscription"), "404": error("No such subscription.") }))
-                },
-                "delete": {
-                    "operationId": "deleteWebhookSubscription", "summary": "Delete it and its delivery log.",
-                    "responses": common_errors(json!({ "204": { "description": "Deleted." }, "404": error("No such subscription.") }))
-                }
-            },
-            "/api/v1/webhook-subscriptions/{id}/enable": {
-                "parameters": [sub_id.clone()],
-                "post": {
-                    "operationId": "enableWebhookSubscription",
-                    "summary": "Re-enable a subscription that was disabled after persistent failures; its pending deliveries resume.",
-                    "parameters": [idempotency_param()],
-                    "responses": common_errors(json!({ "200": ok("The subscription.", "Subscription"), "404": error("No such subscription.") }))
-                }
-            },
-            "/api/v1/webhook-subscriptions/{id}/deliveries": {
-                "parameters": [sub_id],
-                "get": {
-                    "operationId": "listDeliveries", "summary": "The delivery log, newest first.",
-                    "parameters": [limit],
-                    "responses": common_errors(json!({ "200": ok("Deliveries.", "DeliveryPage"), "404": error("No such subscription.") }))
-                }
-            }
-        },
-        "webhooks": {
-            "contactEvent": {
-                "post": {
-                    "summary": "A contact changed in Pipedrive (contact.created, contact.updated), was linked or unlinked (contact.linked, contact.unlinked), or could not be written to Pipedrive (contact.sync_failed). Signed with Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature: v1,<base64 HMAC-SHA256 of id.timestamp.body>); a contact's events arrive in order; retried with backoff until a 2xx.",
-                    "requestBody": body("ContactEvent"),
-                    "responses": { "200": { "description": "Any 2xx acknowledges the event." } }
-                }
-            }
-        },
-        "components": {
-            "securitySchemes": {
-                "apiKey": { "type": "http", "scheme": "bearer", "description": "A key from `security.api_keys`." }
-            },
-            "schemas": {
-                "Error": {
-                    "type": "object", "required": ["code", "detail"],
-                    "properties": {
-                        "code": { "type": "string", "description": "Stable snake_case id: unauthorized, malformed_json, validation_failed, unknown_field, not_found, conflict, idempotency_key_reused, payload_too_large, …" },
-                        "detail": { "type": "string" },
-                        "fields": { "type": "array", "items": { "type": "object", "required": ["field", "message"], "properties": { "field": { "type": "string", "examples": ["fields.email[0].value"] }, "message": { "type": "string" } } } }
-                    }
-                },
-                "LabeledValue": {
-                    "type": "object", "required": ["value"], "additionalProperties": false,
-                    "properties": { "value": { "type": "string" }, "label": { "type": ["string", "null"] }, "primary": { "type": "boolean" } }
-                },
-                "Fields": {
-                    "type": "object",
-                    "description": "Field values by name: the canonical fields below, plus any field mapped on the Pipedrive connection (typed by its Pipedrive type). Empty fields are not shown. Unknown names are refused.",
-                    "properties": {
-                        "name": { "type": ["string", "null"] },
-                        "first_name": { "type": ["string", "null"] },
-                        "last_name": { "type": ["string", "null"] },
-                        "org_name": { "type": ["string", "null"] },
-                        "email": { "oneOf": [{ "type": "array", "items": { "$ref": "#/components/schemas/LabeledValue" } }, { "type": "string" }, { "type": "null" }] },
-                        "phone": { "oneOf": [{ "type": "array", "items": { "$ref": "#/components/schemas/LabeledValue" } }, { "type": "string" }, { "type": "null" }] },
-                        "owner_id": { "type": "number", "readOnly": true, "description": "Pipedrive's owner user id (set in Pipedrive)." },
-                        "label": { "type": ["array", "null"], "items": { "type": "integer" } }
-                    },
-                    "additionalProperties": true
-                },
-                "Contact": {
-                    "type": "object",
-                    "required": ["id", "fields", "in_pipedrive_list", "archived", "created_at", "updated_at"],
-                    "properties": {
-                        "id": { "type": "string", "format": "uuid" },
-                        "email": { "type": ["string", "null"], "description": "The primary e-mail, normalised (lower case)." },
-                        "fields": { "$ref": "#/components/schemas/Fields" },
-                        "in_pipedrive_list": { "type": "boolean" },
-                        "pipedrive_person_id": { "type": ["integer", "null"] },
-                        "archived": { "type": "boolean" },
-                        "created_at": { "type": "string", "format": "date-time" },
-                        "updated_at": { "type": "string", "format": "date-time" }
-                    }
-                },
-                "ContactCreate": {
-                    "type": "object", "additionalProperties": false,
-                    "properties": {
-                        "email": { "type": "string", "description": "Shorthand for fields.email with one primary address." },
-                        "fields": { "$ref": "#/components/schemas/Fields" },
-                        "in_pipedrive_list": { "type": "boolean", "description": "Also add it to the Pipedrive contacts list (which pushes it)." }
-                    }
-                },
-                "ContactPatch": {
-                    "type": "object", "additionalProperties": false, "required": ["fields"],
-                    "properties": { "fields": { "$ref": "#/components/schemas/Fields" } }
-                },
-                "ContactPage": {
-                    "type": "object", "required": ["data", "next_cursor"],
-                    "properties": { "data": { "type": "array", "items": { "$ref": "#/components/schemas/Contact" } }, "next_cursor": { "type": ["string", "null"] } }
-                },
-                "List": {
-                    "type": "object",
-                    "properties": { "key": { "type": "string" }, "name": { "type": "string" }, "description": { "type": "string" }, "member_count": { "type": "integer" } }
-                },
-                "ListPage": { "type": "object", "properties": { "data": { "type": "array", "items": { "$ref": "#/components/schemas/List" } } } },
-                "MemberAdd": {
-                    "type": "object", "additionalProperties": false, "required": ["contact_id"],
-                    "properties": { "contact_id": { "type": "string", "format": "uuid" } }
-                },
-                "MemberPage": {
-                    "type": "object",
-                    "properties": {
-                        "data": { "type": "array", "items": { "type": "object", "properties": { "contact_id": { "type": "string", "format": "uuid" }, "added_at": { "type": "string", "format": "date-time" } } } },
-                        "next_cursor": { "type": ["string", "null"] }
-                    }
-                },
-                "SubscriptionCreate": {
-                    "type": "object", "additionalProperties": false, "required": ["url"],
-                    "properties": {
-                        "url": { "type": "string", "format": "uri" },
-                        "secret": { "type": "string", "description": "Your own whsec_<base64> secret; generated when absent." }
-                    }
-                },
-                "Subscription": {
-                    "type": "object",
-                    "properties": {
-                        "id": { "type": "string", "format": "uuid" },
-                        "url": { "type": "string" },
-                        "enabled": { "type": "boolean" },
-                        "consecutive_failures": { "type": "integer" },
-                        "disabled_at": { "type": ["string", "null"], "format": "date-time" },
-                        "created_at": { "type": "string", "format": "date-time" },
-                        "event_types": { "type": "array", "items": { "type": "string" } }
-                    }
-                },
-                "SubscriptionCreated": {
-                    "allOf": [{ "$ref": "#/components/schemas/Subscription" }, { "type": "object", "required": ["secret"], "properties": { "secret": { "type": "string", "description": "whsec_<base64>; shown only once." } } }]
-                },
-                "SubscriptionPage": { "type": "object", "properties": { "data": { "type": "array", "items": { "$ref": "#/components/schemas/Subscription" } } } },
-                "Delivery": {
-                    "type": "object",
-                    "properties": {
-                        "id": { "type": "string", "format": "uuid" },
-                        "webhook_id": { "type": "string", "description": "The webhook-id header sent (the same on every retry)." },
-                        "contact_id": { "type": ["string", "null"] },
-                        "event_type": { "type": "string" },
-                        "state": { "type": "string", "enum": ["pending", "sending", "delivered", "failed"] },
-                        "attempts": { "type": "integer" },
-                        "next_attempt_at": { "type": "string", "format": "date-time" },
-                        "last_error": { "type": ["string", "null"], "description": "`delivery_failed` after a failed attempt, whatever the cause (the details are in the admin's sync log: the receiver's status or a connection error would let the API probe hosts and ports)." },
-                        "created_at": { "type": "string", "format": "date-time" },
-                        "updated_at": { "type": "string", "format": "date-time" }
-                    }
-                },
-                "DeliveryPage": { "type": "object", "properties": { "data": { "type": "array", "items": { "$ref": "#/components/schemas/Delivery" } } } },
-                "ContactEvent": {
-                    "type": "object", "required": ["type", "timestamp", "data"],
-                    "properties": {
-                        "type": { "type": "string", "enum": ["contact.created", "contact.updated", "contact.linked", "contact.unlinked", "contact.sync_failed"] },
-                        "timestamp": { "type": "string", "format": "date-time" },
-                        "data": {
-                            "type": "object",
-                            "properties": {
-                                "contact": { "$ref": "#/components/schemas/Contact" },
-                                "error": { "type": "object", "description": "For contact.sync_failed: code, status and Pipedrive's message." }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    })
+/// The lists.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ListPage {
+    data: Vec<List>,
+}
+
+/// `POST /api/v1/lists/{key}/members`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct MemberAdd {
+    contact_id: Uuid,
+}
+
+/// A list member.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct Member {
+    contact_id: Uuid,
+    added_at: DateTime<Utc>,
+}
+
+/// A page of members.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct MemberPage {
+    data: Vec<Member>,
+    next_cursor: Option<String>,
+}
+
+/// `POST /api/v1/webhook-subscriptions`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct SubscriptionCreate {
+    url: String,
+    /// Your own whsec_<base64> secret; generated when absent.
+    secret: Option<String>,
+}
+
+/// A webhook subscription (without its secret).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct Subscription {
+    id: Uuid,
+    url: String,
+    enabled: bool,
+    consecutive_failures: i64,
+    disabled_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    event_types: Vec<String>,
+}
+
+/// A new subscription, with its secret (shown only once).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct SubscriptionCreated {
+    #[serde(flatten)]
+    subscription: Subscription,
+    /// whsec_<base64>; shown only once.
+    secret: String,
+}
+
+/// The subscriptions.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct SubscriptionPage {
+    data: Vec<Subscription>,
+}
+
+/// One delivery of an event to a subscription.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct Delivery {
+    id: Uuid,
+    /// The webhook-id header sent (the same on every retry).
+    webhook_id: String,
+    contact_id: Option<String>,
+    event_type: String,
+    state: DeliveryState,
+    attempts: i64,
+    next_attempt_at: DateTime<Utc>,
+    /// `delivery_failed` after a failed attempt, whatever the cause (the details are in the
+    /// admin's sync log: the receiver's status or a connection error would let the API probe
+    /// hosts and ports).
+    last_error: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// The delivery log, newest first.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct DeliveryPage {
+    data: Vec<Delivery>,
+}
+
+/// `POST /api/v1/actions/{action}`: exactly one of `contact_id` or `email`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ActionRequest {
+    contact_id: Option<Uuid>,
+    #[schema(format = Email)]
+    email: Option<String>,
+    /// add_deal: title (required), value, currency, pipeline_id, stage_id, owner_id;
+    /// assign_person_owner: owner_id; schedule_activity: subject (required), type, due_date
+    /// (YYYY-MM-DD), owner_id; update_person_field: field, value; update_deal_stage: stage_id,
+    /// deal_id (default: the person's newest deal).
+    #[schema(value_type = Option<Object>)]
+    params: Option<Value>,
+}
+
+/// Where a delivery is.
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub(crate) enum DeliveryState {
+    Pending,
+    Sending,
+    Delivered,
+    Failed,
+}
+
+/// Where a journey action is.
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub(crate) enum ActionState {
+    Queued,
+    Done,
+    Failed,
+}
+
+/// A journey action and its outcome.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct Action {
+    id: Uuid,
+    action: String,
+    contact_id: Uuid,
+    state: ActionState,
+    #[schema(value_type = Option<Object>)]
+    params: Option<Value>,
+    /// Pipedrive ids: person_id, deal_id, activity_id, ...
+    #[schema(value_type = Option<Object>)]
+    result: Option<Value>,
+    /// Pipedrive's error text, verbatim.
+    error: Option<String>,
+    pipedrive_status: Option<i64>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// What a contact event carries.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ContactEventData {
+    contact: Contact,
+    /// For contact.sync_failed: code, status and Pipedrive's message.
+    #[schema(value_type = Option<Object>)]
+    error: Option<Value>,
+    /// For action.done and action.failed.
+    action: Option<Action>,
+}
+
+/// A webhook tandem sends to subscribers.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ContactEvent {
+    /// contact.created, contact.updated, contact.linked, contact.unlinked, contact.sync_failed,
+    /// action.done or action.failed.
+    r#type: String,
+    timestamp: DateTime<Utc>,
+    data: ContactEventData,
 }
 
 #[cfg(test)]
@@ -428,22 +416,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_document_lists_every_route_and_nothing_else() {
-        let paths = DOCUMENT["paths"].as_object().unwrap();
-        let mut documented = Vec::new();
-        for (path, item) in paths {
-            for method in ["get", "post", "patch", "put", "delete"] {
-                if item.get(method).is_some() {
-                    documented.push((method.to_owned(), path.clone()));
-                }
+    fn the_document_is_openapi_3_1_with_the_api_key_scheme_and_the_error_schema() {
+        assert_eq!(DOCUMENT["openapi"], "3.1.0");
+        assert_eq!(
+            DOCUMENT["components"]["securitySchemes"]["apiKey"]["scheme"],
+            "bearer"
+        );
+        let codes = &DOCUMENT["components"]["schemas"]["ErrorCode"]["enum"];
+        assert!(
+            codes
+                .as_array()
+                .is_some_and(|c| c.contains(&json!("company_changed"))),
+            "{codes}"
+        );
+        for schema in [
+            "Contact",
+            "ContactCreate",
+            "ActionRequest",
+            "Error",
+            "ContactEvent",
+        ] {
+            assert!(
+                DOCUMENT["components"]["schemas"].get(schema).is_some(),
+                "{schema}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_operation_has_an_id_a_summary_and_an_error_response() {
+        for (method, path) in operations() {
+            let operation = &DOCUMENT["paths"][&path][&method];
+            assert!(operation["operationId"].is_string(), "{method} {path}");
+            if path != OPENAPI_PATH {
+                assert!(
+                    operation["responses"]["default"].is_object(),
+                    "{method} {path}"
+                );
             }
         }
-        let mut routes: Vec<(String, String)> = super::super::ROUTES
-            .iter()
-            .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
-            .collect();
-        documented.sort();
-        routes.sort();
-        assert_eq!(documented, routes);
+        assert!(operations().len() >= 18, "{:?}", operations());
     }
 }

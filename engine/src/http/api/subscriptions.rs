@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tandem_webhooks::standard::Secret;
 use tandem_webhooks::{ApiError, ErrorCode};
 
-use super::{invalid, json_object, only_keys, page_limit, path_id, sync_error};
+use super::{api_error, invalid, json_object, only_keys, page_limit, path_id};
 use crate::http::AppState;
 use crate::sync::app::{self, ContactEvent, Subscription};
 
@@ -33,6 +33,15 @@ fn render(subscription: &Subscription) -> Value {
 }
 
 /// `POST /api/v1/webhook-subscriptions` `{url, secret?}`: 201 with the secret (shown only now).
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhook-subscriptions",
+    operation_id = "createWebhookSubscription",
+    summary = "Subscribe a URL to contact events. The `whsec_` secret is returned only in this response.",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Repeat a POST safely: the same key with the same body returns the first response; with another body, 409 idempotency_key_reused.")),
+    request_body = crate::http::api::openapi::SubscriptionCreate,
+    responses((status = 201, description = "Created, with its secret (shown only in this answer; `Cache-Control: no-store`).", body = crate::http::api::openapi::SubscriptionCreated), (status = 409, description = "A replay of an Idempotency-Key whose first answer carried the secret (`secret_not_replayed`): secrets are never stored in clear nor shown twice.", body = tandem_webhooks::error::ErrorBody<'static>), (status = 422, description = "A bad URL (not https, or not public: see `security.egress_allowed_hosts`) or secret.", body = tandem_webhooks::error::ErrorBody<'static>))
+)]
 pub(super) async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -64,7 +73,7 @@ pub(super) async fn create(
     };
     let (subscription, secret) = app::create_subscription(&state.engine, &url, secret)
         .await
-        .map_err(sync_error)?;
+        .map_err(api_error)?;
     let mut body = render(&subscription);
     body["secret"] = Value::String(secret.to_whsec());
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
@@ -75,10 +84,17 @@ pub(super) async fn create(
 }
 
 /// `GET /api/v1/webhook-subscriptions`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhook-subscriptions",
+    operation_id = "listWebhookSubscriptions",
+    summary = "Subscriptions (without secrets).",
+    responses((status = 200, description = "The subscriptions.", body = crate::http::api::openapi::SubscriptionPage))
+)]
 pub(super) async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let subscriptions = app::list_subscriptions(&state.engine)
         .await
-        .map_err(sync_error)?;
+        .map_err(api_error)?;
     Ok(Json(
         json!({ "data": subscriptions.iter().map(render).collect::<Vec<_>>() }),
     ))
@@ -88,11 +104,19 @@ async fn found(state: &AppState, id: &str) -> Result<Subscription, ApiError> {
     let id = path_id(id, "webhook subscription")?;
     app::get_subscription(&state.engine, id)
         .await
-        .map_err(sync_error)?
+        .map_err(api_error)?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no webhook subscription {id}")))
 }
 
 /// `GET /api/v1/webhook-subscriptions/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhook-subscriptions/{id}",
+    operation_id = "getWebhookSubscription",
+    summary = "One subscription.",
+    params(("id" = Uuid, Path, description = "The subscription's id (UUID).")),
+    responses((status = 200, description = "The subscription.", body = crate::http::api::openapi::Subscription), (status = 404, description = "No such subscription.", body = tandem_webhooks::error::ErrorBody<'static>))
+)]
 pub(super) async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -101,6 +125,14 @@ pub(super) async fn get(
 }
 
 /// `DELETE /api/v1/webhook-subscriptions/{id}`: the subscription and its delivery log.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/webhook-subscriptions/{id}",
+    operation_id = "deleteWebhookSubscription",
+    summary = "Delete it and its delivery log.",
+    params(("id" = Uuid, Path, description = "The subscription's id (UUID).")),
+    responses((status = 204, description = "Deleted."), (status = 404, description = "No such subscription.", body = tandem_webhooks::error::ErrorBody<'static>))
+)]
 pub(super) async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -108,11 +140,19 @@ pub(super) async fn delete(
     let subscription = found(&state, &id).await?;
     app::delete_subscription(&state.engine, subscription.id)
         .await
-        .map_err(sync_error)?;
+        .map_err(api_error)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /api/v1/webhook-subscriptions/{id}/enable`: after it was disabled for failing.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhook-subscriptions/{id}/enable",
+    operation_id = "enableWebhookSubscription",
+    summary = "Re-enable a subscription that was disabled after persistent failures; its pending deliveries resume.",
+    params(("id" = Uuid, Path, description = "The subscription's id (UUID)."), ("Idempotency-Key" = Option<String>, Header, description = "Repeat a POST safely: the same key with the same body returns the first response; with another body, 409 idempotency_key_reused.")),
+    responses((status = 200, description = "The subscription.", body = crate::http::api::openapi::Subscription), (status = 404, description = "No such subscription.", body = tandem_webhooks::error::ErrorBody<'static>))
+)]
 pub(super) async fn enable(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -120,11 +160,19 @@ pub(super) async fn enable(
     let subscription = found(&state, &id).await?;
     app::enable_subscription(&state.engine, subscription.id)
         .await
-        .map_err(sync_error)?;
+        .map_err(api_error)?;
     Ok(Json(render(&found(&state, &id).await?)))
 }
 
 /// `GET /api/v1/webhook-subscriptions/{id}/deliveries?limit=`: the delivery log, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhook-subscriptions/{id}/deliveries",
+    operation_id = "listDeliveries",
+    summary = "The delivery log, newest first.",
+    params(("id" = Uuid, Path, description = "The subscription's id (UUID)."), ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, 1 to 200 (default 50).")),
+    responses((status = 200, description = "Deliveries.", body = crate::http::api::openapi::DeliveryPage), (status = 404, description = "No such subscription.", body = tandem_webhooks::error::ErrorBody<'static>))
+)]
 pub(super) async fn deliveries(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -133,7 +181,7 @@ pub(super) async fn deliveries(
     let subscription = found(&state, &id).await?;
     let log = app::delivery_log(&state.engine, subscription.id, page_limit(&query)?)
         .await
-        .map_err(sync_error)?;
+        .map_err(api_error)?;
     let data: Vec<Value> = log
         .iter()
         .map(|d| {
