@@ -149,6 +149,7 @@ pub async fn start(config: SimConfig) -> Result<Simulator, SimError> {
         config,
         base_url: base_url.clone(),
         clock_offset: AtomicI64::new(0),
+        frozen_at: AtomicI64::new(0),
         deliveries_tx: tx,
         delivery_notify: Notify::new(),
         http,
@@ -640,6 +641,13 @@ impl SimHandle {
         self.shared
             .clock_offset
             .fetch_add(by.as_secs() as i64, Ordering::Relaxed);
+    }
+
+    /// Stops the simulator's clock at the current second (`true`), so that several changes
+    /// share one whole-second `update_time` however long they take, or lets it run again.
+    pub fn freeze_clock(&self, frozen: bool) {
+        let at = if frozen { self.shared.now() } else { 0 };
+        self.shared.frozen_at.store(at, Ordering::Relaxed);
     }
 
     /// The simulator's clock as unix seconds.

@@ -30,6 +30,8 @@ pub(crate) struct Shared {
     pub(crate) config: SimConfig,
     pub(crate) base_url: String,
     pub(crate) clock_offset: AtomicI64,
+    /// While non-zero, the clock stands still at this unix second (see `SimHandle::freeze_clock`).
+    pub(crate) frozen_at: AtomicI64,
     pub(crate) deliveries_tx: mpsc::UnboundedSender<Job>,
     pub(crate) delivery_notify: Notify,
     pub(crate) http: reqwest::Client,
@@ -39,7 +41,10 @@ pub(crate) struct Shared {
 impl Shared {
     /// The simulator's clock, in unix seconds (wall clock plus `advance_clock` offsets).
     pub(crate) fn now(&self) -> i64 {
-        chrono::Utc::now().timestamp() + self.clock_offset.load(Ordering::Relaxed)
+        match self.frozen_at.load(Ordering::Relaxed) {
+            0 => chrono::Utc::now().timestamp() + self.clock_offset.load(Ordering::Relaxed),
+            frozen => frozen,
+        }
     }
 
     pub(crate) fn now_iso_millis(&self) -> String {

@@ -308,3 +308,67 @@ async fn a_contact_created_in_the_app_right_after_a_pipedrive_person_with_its_em
         "one catch-up served the five creates enqueued together"
     );
 }
+
+/// The crash test's lost edit on a loaded machine: a poll read a page holding the person,
+/// tandem pushed an app edit (Pipedrive stamps it in the same whole second), and only then
+/// the poll applied its page. The page has the version already merged but predates tandem's
+/// write: it must not bring the old value back.
+#[tokio::test]
+async fn a_poll_page_read_before_a_push_and_applied_after_it_in_the_same_second_does_not_undo_the_push(
+) {
+    let app = spawn_app().await;
+    let connection = app.connect_and_sync().await;
+    let created = local::create_contact(
+        &app.engine,
+        fields([name("App edit 100"), email("listed@example.com")]),
+        true,
+    )
+    .await
+    .unwrap();
+    app.drive().await;
+    app.await_person_webhooks(1).await;
+    let sim = app.sim.handle();
+    let person_id = sim.persons_by_email("listed@example.com")[0]["id"]
+        .as_i64()
+        .unwrap();
+    sim.freeze_clock(true);
+    let conn = tandem_engine::sync::connections::load(&app.engine, connection)
+        .await
+        .unwrap();
+    // The poll reads its page ...
+    let page = app
+        .engine
+        .client
+        .get_person(&conn.session, person_id)
+        .await
+        .unwrap();
+    // ... the app edits, and tandem pushes within the same Pipedrive second ...
+    local::update_contact(
+        &app.engine,
+        created.contact_id,
+        fields([name("App edit 121")]),
+    )
+    .await
+    .unwrap();
+    worker::run_outbox_once(&app.engine).await.unwrap();
+    assert_eq!(
+        person_name(&sim.persons_by_email("listed@example.com")[0]),
+        "App edit 121"
+    );
+    // ... and the poll applies the page it read before.
+    tandem_engine::sync::inbound::apply_person(&app.engine, &conn, &page)
+        .await
+        .unwrap();
+    let contact = app.contact(created.contact_id).await;
+    assert_eq!(
+        text(&contact.fields[&tandem_core::FieldKey::new("name").unwrap()]),
+        "App edit 121",
+        "the stale page did not undo the push"
+    );
+    app.drive().await;
+    sim.freeze_clock(false);
+    assert_eq!(
+        person_name(&sim.persons_by_email("listed@example.com")[0]),
+        "App edit 121"
+    );
+}

@@ -32,8 +32,13 @@ pub const MAX_UNCERTAIN_PER_FIELD: usize = 8;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RemoteSource {
-    /// Read from the CRM by tandem just now (a write's answer, a read, a list page, a poll).
+    /// Read from the CRM after every write of this link was recorded: a write's answer, or a
+    /// re-read serialised with the contact's writes. It is the person as it is now.
     Fresh,
+    /// Read by a poll, the initial sync or reconciliation: when, relative to tandem's own
+    /// writes of this person, is not known (a page read before a write may be applied after
+    /// it, with the same whole-second version).
+    Listed,
     /// A pushed notification (webhook): possibly a late, duplicated or reordered copy.
     Notification,
 }
@@ -104,6 +109,9 @@ impl LinkState {
             std::cmp::Ordering::Greater => RemoteCheck::Merge,
             // A fresh read is the truth now: a tie is merged (a true copy merges to nothing).
             std::cmp::Ordering::Equal if source == RemoteSource::Fresh => RemoteCheck::Merge,
+            // A listed page or a notification with the version already merged may predate a
+            // write tandem recorded within the same second: only what adds something is
+            // re-read.
             std::cmp::Ordering::Equal => {
                 let news = self.strip_echo(&remote.fields);
                 if news.iter().all(|(k, v)| self.base.get(k) == Some(v)) {

@@ -43,8 +43,12 @@ enum Op {
     },
     /// A notification is lost.
     Drop(usize),
-    /// tandem reads the person (a poll or a re-read).
+    /// tandem reads the person (a re-read serialised with the contact's writes).
     Poll,
+    /// A poll reads a page holding the person ...
+    PollRead,
+    /// ... and applies it later (writes may have been recorded meanwhile).
+    PollApply(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -60,6 +64,8 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0usize..8, any::<bool>()).prop_map(|(index, keep)| Op::Deliver { index, keep }),
         1 => (0usize..8).prop_map(Op::Drop),
         1 => Just(Op::Poll),
+        2 => Just(Op::PollRead),
+        2 => (0usize..4).prop_map(Op::PollApply),
     ]
 }
 
@@ -79,6 +85,8 @@ struct World {
     link: LinkState,
     in_flight: Option<InFlight>,
     notifications: Vec<Snapshot>,
+    /// Pages read by a poll, not applied yet.
+    listed: Vec<Snapshot>,
     policy: MergePolicy,
     last_app_name: FieldValue,
     last_crm_phone: FieldValue,
@@ -114,6 +122,7 @@ impl World {
             link,
             in_flight: None,
             notifications: Vec::new(),
+            listed: Vec::new(),
             policy: MergePolicy::default(),
             last_app_name: FieldValue::text("App 0"),
             last_crm_phone: FieldValue::text("CRM 0"),
@@ -236,6 +245,14 @@ impl World {
             Op::Poll => {
                 let fresh = self.remote.clone();
                 self.merge(&fresh, RemoteSource::Fresh);
+            }
+            Op::PollRead => self.listed.push(self.remote.clone()),
+            Op::PollApply(index) => {
+                if !self.listed.is_empty() {
+                    let at = index % self.listed.len();
+                    let page = self.listed.remove(at);
+                    self.merge(&page, RemoteSource::Listed);
+                }
             }
         }
     }

@@ -95,8 +95,12 @@ pub async fn apply_person(
 /// Where a person's state comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StateSource {
-    /// Read from Pipedrive by tandem (a write's response, a refresh, a list page).
+    /// Read from Pipedrive after every write of the link was recorded: a write's response, or
+    /// a re-read serialised with the contact's writes.
     Fresh,
+    /// A poll, the initial sync, reconciliation or an admin's read: a page read before one of
+    /// tandem's writes may be applied after it, with the same whole-second version.
+    Listed,
     /// A webhook payload: it may be a late, duplicated or reordered copy of an older state.
     Snapshot,
 }
@@ -104,6 +108,18 @@ pub enum StateSource {
 /// Applies a person read from Pipedrive (a poll, the initial sync, reconciliation), inside the
 /// caller's transaction.
 pub async fn apply_person_in<C: ConnectionTrait>(
+    txn: &C,
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    person: &Person,
+    now: DateTime<Utc>,
+) -> Result<Applied, SyncError> {
+    apply_person_from(txn, engine, conn, person, StateSource::Listed, now).await
+}
+
+/// Applies a person re-read by a job of its contact (after the contact's writes were
+/// recorded), inside the caller's transaction.
+pub async fn apply_fresh_person_in<C: ConnectionTrait>(
     txn: &C,
     engine: &Engine,
     conn: &ConnectionCtx,
@@ -433,6 +449,7 @@ async fn merge_into_link_from<C: ConnectionTrait>(
 ) -> Result<Applied, SyncError> {
     let source = match origin {
         StateSource::Fresh => RemoteSource::Fresh,
+        StateSource::Listed => RemoteSource::Listed,
         StateSource::Snapshot => RemoteSource::Notification,
     };
     match link.state.check_remote(&remote, source) {

@@ -88,7 +88,7 @@ pub async fn refresh_person(
         Ok(person) => {
             let now = engine.now();
             let txn = engine.store.db().begin().await?;
-            let applied = inbound::apply_person_in(&txn, engine, conn, &person, now).await?;
+            let applied = inbound::apply_fresh_person_in(&txn, engine, conn, &person, now).await?;
             if let Some((contact_id, event)) = applied.app_event() {
                 super::app::contact_event(&txn, contact_id, event, None, now).await?;
             }
