@@ -10,4 +10,4 @@ pub mod pipedrive;
 
 pub use connector::Crm;
 pub use person::{CrmPerson, CrmTime, PersonPage};
-pub use pipedrive::mapping::{FieldMap, ToCrmPerson};
+pub use pipedrive::mapping::{email_of, FieldMap, ToCrmPerson};

@@ -1,6 +1,7 @@
 //! Pure conversions between Pipedrive persons and the core's snapshots, through the
 //! connection's field map. Tested against recorded JSON in `fixtures/`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
@@ -532,18 +533,18 @@ pub fn create_body(
 
 /// Persons a use-case can take: already neutral, or a Pipedrive wire person (converted here).
 pub trait ToCrmPerson {
-    fn to_crm_person(&self, map: &FieldMap) -> CrmPerson;
+    fn to_crm_person(&self, map: &FieldMap) -> Cow<'_, CrmPerson>;
 }
 
 impl ToCrmPerson for CrmPerson {
-    fn to_crm_person(&self, _map: &FieldMap) -> CrmPerson {
-        self.clone()
+    fn to_crm_person(&self, _map: &FieldMap) -> Cow<'_, CrmPerson> {
+        Cow::Borrowed(self)
     }
 }
 
 impl ToCrmPerson for Person {
-    fn to_crm_person(&self, map: &FieldMap) -> CrmPerson {
-        crm_person(self, map)
+    fn to_crm_person(&self, map: &FieldMap) -> Cow<'_, CrmPerson> {
+        Cow::Owned(crm_person(self, map))
     }
 }
 
