@@ -17,8 +17,7 @@ use super::contacts::{self, Origin};
 use super::links::{self, Link};
 use super::synclog::{self, Direction, Entry, Level};
 use super::{Engine, SyncError};
-use crate::crm::pipedrive::mapping::{self, person_snapshot};
-use crate::crm::pipedrive::wire::Person;
+use crate::crm::{CrmPerson, ToCrmPerson};
 use crate::queue::{self, JobPayload, Priority};
 
 /// What applying one person did.
@@ -83,7 +82,7 @@ impl Applied {
 pub async fn apply_person(
     engine: &Engine,
     conn: &ConnectionCtx,
-    person: &Person,
+    person: &impl ToCrmPerson,
 ) -> Result<Applied, SyncError> {
     let now = engine.now();
     let txn = engine.store.db().begin().await?;
@@ -111,10 +110,11 @@ pub async fn apply_person_in<C: ConnectionTrait>(
     txn: &C,
     engine: &Engine,
     conn: &ConnectionCtx,
-    person: &Person,
+    person: &impl ToCrmPerson,
     now: DateTime<Utc>,
 ) -> Result<Applied, SyncError> {
-    apply_person_from(txn, engine, conn, person, StateSource::Listed, now).await
+    let person = person.to_crm_person(&conn.map);
+    apply_person_from(txn, engine, conn, &person, StateSource::Listed, now).await
 }
 
 /// Applies a person re-read by a job of its contact (after the contact's writes were
@@ -123,10 +123,11 @@ pub async fn apply_fresh_person_in<C: ConnectionTrait>(
     txn: &C,
     engine: &Engine,
     conn: &ConnectionCtx,
-    person: &Person,
+    person: &impl ToCrmPerson,
     now: DateTime<Utc>,
 ) -> Result<Applied, SyncError> {
-    apply_person_from(txn, engine, conn, person, StateSource::Fresh, now).await
+    let person = person.to_crm_person(&conn.map);
+    apply_person_from(txn, engine, conn, &person, StateSource::Fresh, now).await
 }
 
 /// Applies a person from a webhook payload, inside the caller's transaction.
@@ -134,24 +135,25 @@ pub async fn apply_webhook_person_in<C: ConnectionTrait>(
     txn: &C,
     engine: &Engine,
     conn: &ConnectionCtx,
-    person: &Person,
+    person: &impl ToCrmPerson,
     now: DateTime<Utc>,
 ) -> Result<Applied, SyncError> {
-    apply_person_from(txn, engine, conn, person, StateSource::Snapshot, now).await
+    let person = person.to_crm_person(&conn.map);
+    apply_person_from(txn, engine, conn, &person, StateSource::Snapshot, now).await
 }
 
 async fn apply_person_from<C: ConnectionTrait>(
     txn: &C,
     engine: &Engine,
     conn: &ConnectionCtx,
-    person: &Person,
+    person: &CrmPerson,
     origin: StateSource,
     now: DateTime<Utc>,
 ) -> Result<Applied, SyncError> {
-    if person.is_deleted {
+    if person.deleted {
         return person_deleted(txn, engine, conn, person.id, None, now).await;
     }
-    let remote = person_snapshot(person, &conn.map);
+    let remote = person.snapshot.clone();
     match links::by_person_for_update(txn, conn.id, person.id).await? {
         Some(link) => merge_into_link_from(txn, conn, link, remote, origin, now).await,
         None => link_new_person(txn, conn, person, remote, now).await,
@@ -174,16 +176,18 @@ pub async fn apply_page_in<C: ConnectionTrait>(
     txn: &C,
     engine: &Engine,
     conn: &ConnectionCtx,
-    persons: &[Person],
+    persons: &[impl ToCrmPerson],
     now: DateTime<Utc>,
 ) -> Result<Vec<Applied>, SyncError> {
-    let mut view = PageView::load(txn, conn, persons).await?;
+    let persons: Vec<_> = persons.iter().map(|p| p.to_crm_person(&conn.map)).collect();
+    let persons: Vec<&CrmPerson> = persons.iter().map(AsRef::as_ref).collect();
+    let mut view = PageView::load(txn, conn, &persons).await?;
     let mut created = PendingCreates {
         notify: super::app::has_subscribers(txn).await?,
         ..PendingCreates::default()
     };
     let mut applied = Vec::with_capacity(persons.len());
-    for person in persons {
+    for person in persons.iter().copied() {
         if let Some(outcome) = created.plan(conn, person, &mut view) {
             applied.push(outcome);
             continue;
@@ -218,22 +222,22 @@ impl PageView {
     async fn load<C: ConnectionTrait>(
         txn: &C,
         conn: &ConnectionCtx,
-        persons: &[Person],
+        persons: &[&CrmPerson],
     ) -> Result<Self, SyncError> {
         let ids: Vec<i64> = persons.iter().map(|p| p.id).collect();
         let linked = links::linked_persons(txn, conn.id, &ids).await?;
         let fresh = || {
             persons
                 .iter()
-                .filter(|p| !p.is_deleted && !linked.contains(&p.id))
+                .filter(|p| !p.deleted && !linked.contains(&p.id))
         };
         let named: Vec<Uuid> = fresh()
-            .filter_map(|p| mapping::ap_id(p, &conn.map))
+            .filter_map(|p| p.ap_id.clone())
             .filter_map(|a| a.contact_id())
             .map(|c| *c.as_uuid())
             .collect();
         let emails: Vec<tandem_core::EmailAddress> =
-            fresh().filter_map(mapping::primary_email).collect();
+            fresh().filter_map(|p| p.email.clone()).collect();
         let emails: Vec<&str> = emails
             .iter()
             .map(tandem_core::EmailAddress::as_str)
@@ -337,15 +341,15 @@ impl PendingCreates {
     fn plan(
         &mut self,
         conn: &ConnectionCtx,
-        person: &Person,
+        person: &CrmPerson,
         view: &mut PageView,
     ) -> Option<Applied> {
-        if person.is_deleted || view.linked.contains(&person.id) {
+        if person.deleted || view.linked.contains(&person.id) {
             return None;
         }
         let person_id = PersonId::new(person.id).ok()?;
-        let ap_id = mapping::ap_id(person, &conn.map);
-        let email = mapping::primary_email(person);
+        let ap_id = person.ap_id.clone();
+        let email = person.email.clone();
         let mut candidates = IdentityCandidates::default();
         if let Some(contact) = ap_id.as_ref().and_then(tandem_core::ApId::contact_id) {
             let id = *contact.as_uuid();
@@ -373,7 +377,7 @@ impl PendingCreates {
         ) else {
             return None;
         };
-        let remote = person_snapshot(person, &conn.map);
+        let remote = person.snapshot.clone();
         let contact_id = contacts::new_id();
         let mut link = links::new_link(conn.id, contact_id, person.id);
         link.state.versions.record(Side::Remote, remote.version);
@@ -386,7 +390,7 @@ impl PendingCreates {
         view.person_of.insert(contact_id, person.id);
         view.index(contacts::ContactHead {
             id: contact_id,
-            email: mapping::email_of(new.fields.get(tandem_core::keys::EMAIL))
+            email: crate::crm::email_of(new.fields.get(tandem_core::keys::EMAIL))
                 .map(|e| e.as_str().to_owned()),
             archived: false,
         });
@@ -531,13 +535,13 @@ async fn merge_into_link_from<C: ConnectionTrait>(
 async fn link_new_person<C: ConnectionTrait>(
     txn: &C,
     conn: &ConnectionCtx,
-    person: &Person,
+    person: &CrmPerson,
     remote: Snapshot,
     now: DateTime<Utc>,
 ) -> Result<Applied, SyncError> {
     let person_id = PersonId::new(person.id).map_err(|e| SyncError::Invalid(e.to_string()))?;
-    let ap_id = mapping::ap_id(person, &conn.map);
-    let email = mapping::primary_email(person);
+    let ap_id = person.ap_id.clone();
+    let email = person.email.clone();
     let mut candidates = IdentityCandidates::default();
     if let Some(contact) = ap_id.as_ref().and_then(tandem_core::ApId::contact_id) {
         let id = *contact.as_uuid();
@@ -634,7 +638,7 @@ pub(crate) async fn link_first_meeting<C: ConnectionTrait>(
     txn: &C,
     conn: &ConnectionCtx,
     contact: &contacts::LocalContact,
-    person: &Person,
+    person: &CrmPerson,
     remote: &Snapshot,
     now: DateTime<Utc>,
 ) -> Result<(), SyncError> {
@@ -643,11 +647,13 @@ pub(crate) async fn link_first_meeting<C: ConnectionTrait>(
         fields: conn.map.restrict(&contact.fields),
         version: contact.version,
     };
-    let created_by_us_untouched = mapping::ap_id(person, &conn.map)
+    let created_by_us_untouched = person
+        .ap_id
+        .clone()
         .and_then(|ap_id| ap_id.contact_id())
         .is_some_and(|id| *id.as_uuid() == contact.id)
-        && person.add_time.is_some()
-        && person.add_time == person.update_time;
+        && person.added.is_some()
+        && person.added == person.updated;
     let (state, outcome) =
         LinkState::first_meeting(&local, remote, created_by_us_untouched, &conn.map.policy());
     link.state = state;

@@ -1,5 +1,5 @@
 //! The sync use-cases: what happens when either side changes. Everything here goes through the
-//! store in transactions and through the Pipedrive adapter for calls; the decisions are the
+//! store in transactions and through the CRM boundary (`crate::crm::Crm`) for calls; the decisions are the
 //! core's (merge, identity, echo, retry).
 
 pub mod actions;
@@ -31,6 +31,7 @@ use tandem_core::Timestamp;
 use crate::config::Settings;
 use crate::crm::limiter::Limiters;
 use crate::crm::pipedrive::client::PipedriveClient;
+use crate::crm::Crm;
 use crate::crypto::{CryptoError, Vault};
 use crate::store::Store;
 
@@ -73,6 +74,10 @@ pub type CatchUpSlot = Arc<tokio::sync::Mutex<Option<DateTime<Utc>>>>;
 #[derive(Clone)]
 pub struct Engine {
     pub store: Store,
+    /// The CRM: the one boundary use-cases call (ADR 0011).
+    pub crm: Crm,
+    /// Pipedrive's raw client, the same one `crm` wraps (shared pool and limiters). Kept for
+    /// the integration tests, which call it directly; use-cases must go through `crm`.
     pub client: PipedriveClient,
     pub vault: Arc<Vault>,
     pub settings: Arc<Settings>,
@@ -117,6 +122,7 @@ impl Engine {
             catch_ups: Arc::default(),
             webhook_auth: connections::WebhookAuthCache::default(),
             store,
+            crm: Crm::Pipedrive(client.clone()),
             client,
             vault,
             settings,

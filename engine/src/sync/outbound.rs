@@ -18,8 +18,7 @@ use super::contacts::{self, LocalContact};
 use super::links::{self, Link};
 use super::synclog::{self, Direction, Entry, Level};
 use super::{inbound, Engine, SyncError};
-use crate::crm::pipedrive::mapping::{email_of, person_snapshot, person_write, with_ap_id};
-use crate::crm::pipedrive::wire::Person;
+use crate::crm::{email_of, CrmPerson};
 use crate::queue::Job;
 
 /// Marker cursor: set once the initial sync has pulled every person (tandem then knows every
@@ -84,7 +83,11 @@ pub async fn refresh_person(
     conn: &ConnectionCtx,
     person_id: i64,
 ) -> Result<(), CrmFailure> {
-    match engine.client.get_person(&conn.session, person_id).await {
+    match engine
+        .crm
+        .get_person(&conn.session, &conn.map, person_id)
+        .await
+    {
         Ok(person) => {
             let now = engine.now();
             let txn = engine.store.db().begin().await?;
@@ -148,10 +151,9 @@ async fn patch(
         link.state.begin_write(&writes)
     })
     .await?;
-    let body = person_write(&writes, &conn.map);
     let person = match engine
-        .client
-        .patch_person(&conn.session, person_id, &body)
+        .crm
+        .update_person(&conn.session, &conn.map, person_id, &writes)
         .await
     {
         Ok(person) => person,
@@ -177,7 +179,7 @@ async fn patch(
         }
     };
     let now = engine.now();
-    let remote = person_snapshot(&person, &conn.map);
+    let remote = person.snapshot.clone();
     let txn = engine.store.db().begin().await?;
     // The link as it is now, not the copy read before the call: the poller may have merged a
     // state of this person while the write was in flight, and saving the old copy would undo
@@ -272,8 +274,8 @@ async fn create(
         let mut results = OutboundSearchResults::default();
         if conn.map.apid_key.is_some() {
             let found = engine
-                .client
-                .search_persons(&conn.session, ap_id.as_str(), "custom_fields")
+                .crm
+                .search_by_external_id(&conn.session, &ap_id)
                 .await
                 .map_err(|e| CrmFailure::Crm(e, None))?;
             results.by_ap_id = found
@@ -284,8 +286,8 @@ async fn create(
         if results.by_ap_id.is_empty() {
             if let Some(email) = &email {
                 let found = engine
-                    .client
-                    .search_persons(&conn.session, email.as_str(), "email")
+                    .crm
+                    .search_by_email(&conn.session, email)
                     .await
                     .map_err(|e| CrmFailure::Crm(e, None))?;
                 for id in found {
@@ -303,8 +305,8 @@ async fn create(
             decide_outbound_create(&results)
         {
             let person = engine
-                .client
-                .get_person(&conn.session, person.get())
+                .crm
+                .get_person(&conn.session, &conn.map, person.get())
                 .await
                 .map_err(|e| CrmFailure::Crm(e, None))?;
             let now = engine.now();
@@ -330,25 +332,20 @@ async fn create(
                 && !value.is_cleared()
         })
         .collect();
-    let mut body = with_ap_id(person_write(&fields, &conn.map), &conn.map, &ap_id);
-    if body.name.as_deref().is_none_or(str::is_empty) {
-        // Pipedrive requires a name: fall back to the e-mail, as its own UI does.
-        body.name = Some(
-            email
-                .as_ref()
-                .map_or_else(|| "(no name)".to_owned(), |e| e.as_str().to_owned()),
-        );
-    }
-    if body.owner_id.is_none() {
-        body.owner_id = conn.default_owner;
-    }
     let person = engine
-        .client
-        .create_person(&conn.session, &body)
+        .crm
+        .create_person(
+            &conn.session,
+            &conn.map,
+            &fields,
+            &ap_id,
+            email.as_ref(),
+            conn.default_owner,
+        )
         .await
         .map_err(|e| CrmFailure::Crm(e, None))?;
     let now = engine.now();
-    let remote = person_snapshot(&person, &conn.map);
+    let remote = person.snapshot.clone();
     let mut link = links::new_link(conn.id, contact.id, person.id);
     let (state, normalised) = LinkState::created(&fields, &remote);
     link.state = state;
@@ -423,11 +420,11 @@ async fn link_found_person<C: sea_orm::ConnectionTrait>(
     txn: &C,
     conn: &ConnectionCtx,
     contact: &LocalContact,
-    person: &Person,
+    person: &CrmPerson,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), SyncError> {
     // The person exists (found by apId or e-mail): link it as an inbound person would be.
-    let remote = person_snapshot(person, &conn.map);
+    let remote = person.snapshot.clone();
     inbound::link_first_meeting(txn, conn, contact, person, &remote, now).await
 }
 

@@ -15,9 +15,7 @@ use super::inbound::{self, Applied};
 use super::outbound::INITIAL_SYNC_DONE;
 use super::synclog::{self, Direction, Entry, Level};
 use super::{Engine, SyncError};
-use crate::crm::pipedrive::client::{Page, PersonQuery};
-use crate::crm::pipedrive::mapping::parse_time;
-use crate::crm::pipedrive::wire::Person;
+use crate::crm::PersonPage;
 
 const POLL_CURSOR: &str = "poll_updated_since";
 const INITIAL_PAGE: &str = "initial_sync_page";
@@ -107,16 +105,14 @@ pub async fn poll_once(engine: &Engine, conn: &ConnectionCtx) -> Result<usize, S
         .as_deref()
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
         .map_or_else(|| Utc::now() - overlap, |t| t.with_timezone(&Utc) - overlap);
-    let mut query = PersonQuery {
-        cursor: None,
-        limit: 500,
-        updated_since: Some(since_time.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
-        sort_by_update_time: true,
-    };
+    let mut page_cursor = None;
     let mut newest = since.clone();
     let mut changed = 0;
     loop {
-        let page = engine.client.list_persons(&conn.session, &query).await?;
+        let page = engine
+            .crm
+            .changes_since(&conn.session, &conn.map, since_time, page_cursor.take())
+            .await?;
         let now = engine.now();
         let txn = db.begin().await?;
         for person in &page.items {
@@ -125,9 +121,9 @@ pub async fn poll_once(engine: &Engine, conn: &ConnectionCtx) -> Result<usize, S
                 changed += 1;
                 super::app::contact_event(&txn, contact_id, event, None, now).await?;
             }
-            if let Some(time) = person.update_time.as_deref() {
-                if newest.as_deref().is_none_or(|n| later(time, n)) {
-                    newest = Some(time.to_owned());
+            if let Some(time) = &person.updated {
+                if newest.as_deref().is_none_or(|n| later(engine, time, n)) {
+                    newest = Some(time.as_str().to_owned());
                 }
             }
         }
@@ -137,14 +133,14 @@ pub async fn poll_once(engine: &Engine, conn: &ConnectionCtx) -> Result<usize, S
         connections::mark_success(&txn, conn.id, now).await?;
         txn.commit().await?;
         match page.next_cursor {
-            Some(next) => query.cursor = Some(next),
+            Some(next) => page_cursor = Some(next),
             None => return Ok(changed),
         }
     }
 }
 
-fn later(a: &str, b: &str) -> bool {
-    match (parse_time(a), parse_time(b)) {
+fn later(engine: &Engine, a: &crate::crm::CrmTime, b: &str) -> bool {
+    match (a.at(), engine.crm.parse_time(b)) {
         (Some(a), Some(b)) => a > b,
         _ => false,
     }
@@ -291,25 +287,20 @@ pub async fn initial_sync(
 /// A page of the initial sync being fetched by its own task, so that the request (and its
 /// wait for the rate limit) overlaps the previous page's transaction. Dropping it (an error, an
 /// aborted sync) cancels the request.
-struct PageFetch(tokio::task::JoinHandle<Result<Page<Person>, CrmError>>);
+struct PageFetch(tokio::task::JoinHandle<Result<PersonPage, CrmError>>);
 
 impl PageFetch {
     fn start(engine: &Engine, conn: &ConnectionCtx, cursor: Option<String>) -> Self {
-        let client = engine.client.clone();
+        let crm = engine.crm.clone();
         let session = conn.session.clone();
-        let query = PersonQuery {
-            cursor,
-            limit: 500,
-            updated_since: None,
-            sort_by_update_time: false,
-        };
+        let map = conn.map.clone();
         Self(tokio::spawn(async move {
-            client.list_persons(&session, &query).await
+            crm.list_people(&session, &map, cursor).await
         }))
     }
 
     /// The page, or the request's error (the outer error: the task itself failed).
-    async fn finish(&mut self) -> Result<Result<Page<Person>, CrmError>, SyncError> {
+    async fn finish(&mut self) -> Result<Result<PersonPage, CrmError>, SyncError> {
         match (&mut self.0).await {
             Ok(result) => Ok(result),
             Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
@@ -360,7 +351,7 @@ pub struct Reconciled {
 pub async fn reconcile(engine: &Engine, conn: &ConnectionCtx) -> Result<Reconciled, SyncError> {
     let db = engine.store.db();
     let mut report = Reconciled::default();
-    if engine.client.budget(&conn.session).daily_budget_low() {
+    if engine.crm.budget(&conn.session).daily_budget_low() {
         tracing::info!(connection_id = %conn.id, "Daily API budget is low; reconciliation waits.");
         return Ok(report);
     }
@@ -371,14 +362,12 @@ pub async fn reconcile(engine: &Engine, conn: &ConnectionCtx) -> Result<Reconcil
         }
     }
     let mut seen = std::collections::HashSet::new();
-    let mut query = PersonQuery {
-        cursor: None,
-        limit: 500,
-        updated_since: None,
-        sort_by_update_time: false,
-    };
+    let mut page_cursor = None;
     loop {
-        let page = engine.client.list_persons(&conn.session, &query).await?;
+        let page = engine
+            .crm
+            .list_people(&conn.session, &conn.map, page_cursor.take())
+            .await?;
         let now = engine.now();
         let txn = db.begin().await?;
         for person in &page.items {
@@ -394,7 +383,7 @@ pub async fn reconcile(engine: &Engine, conn: &ConnectionCtx) -> Result<Reconcil
         report.persons_seen += page.items.len() as u64;
         txn.commit().await?;
         match page.next_cursor {
-            Some(next) => query.cursor = Some(next),
+            Some(next) => page_cursor = Some(next),
             None => break,
         }
     }
@@ -403,7 +392,11 @@ pub async fn reconcile(engine: &Engine, conn: &ConnectionCtx) -> Result<Reconcil
         if seen.contains(&person_id) {
             continue;
         }
-        match engine.client.get_person(&conn.session, person_id).await {
+        match engine
+            .crm
+            .get_person(&conn.session, &conn.map, person_id)
+            .await
+        {
             Err(error) if error.kind == tandem_core::CrmErrorKind::NotFound => {
                 let now = engine.now();
                 let txn = db.begin().await?;

@@ -1,6 +1,7 @@
 //! Pure conversions between Pipedrive persons and the core's snapshots, through the
 //! connection's field map. Tested against recorded JSON in `fixtures/`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
@@ -10,7 +11,9 @@ use tandem_core::{
     TimeZone, Timestamp, ZonedTime, ADDRESS_PARTS,
 };
 
+use super::client::Page;
 use super::wire::{self, Person, PersonWrite};
+use crate::crm::person::{CrmPerson, CrmTime, PersonPage};
 
 /// Where a local field lives on a Pipedrive person.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -481,6 +484,68 @@ pub fn with_ap_id(mut body: PersonWrite, map: &FieldMap, ap_id: &ApId) -> Person
             .insert(key.clone(), Value::String(ap_id.as_str().to_owned()));
     }
     body
+}
+
+/// The CRM-neutral person of a Pipedrive person: what use-cases see.
+pub fn crm_person(person: &Person, map: &FieldMap) -> CrmPerson {
+    let time = |text: &Option<String>| {
+        text.as_ref()
+            .map(|text| CrmTime::new(text.clone(), parse_time(text)))
+    };
+    CrmPerson {
+        id: person.id,
+        snapshot: person_snapshot(person, map),
+        ap_id: ap_id(person, map),
+        email: primary_email(person),
+        added: time(&person.add_time),
+        updated: time(&person.update_time),
+        deleted: person.is_deleted,
+        merged_into: None,
+    }
+}
+
+/// A page of Pipedrive persons as CRM-neutral persons.
+pub fn person_page(page: Page<Person>, map: &FieldMap) -> PersonPage {
+    PersonPage {
+        items: page.items.iter().map(|p| crm_person(p, map)).collect(),
+        next_cursor: page.next_cursor,
+    }
+}
+
+/// The body of a create: the fields, the apId, a name (Pipedrive requires one: the e-mail, as
+/// its own UI does, else a placeholder) and the default owner unless a field sets one.
+pub fn create_body(
+    fields: &BTreeMap<FieldKey, FieldValue>,
+    map: &FieldMap,
+    ap_id: &ApId,
+    email: Option<&EmailAddress>,
+    default_owner: Option<i64>,
+) -> PersonWrite {
+    let mut body = with_ap_id(person_write(fields, map), map, ap_id);
+    if body.name.as_deref().is_none_or(str::is_empty) {
+        body.name = Some(email.map_or_else(|| "(no name)".to_owned(), |e| e.as_str().to_owned()));
+    }
+    if body.owner_id.is_none() {
+        body.owner_id = default_owner;
+    }
+    body
+}
+
+/// Persons a use-case can take: already neutral, or a Pipedrive wire person (converted here).
+pub trait ToCrmPerson {
+    fn to_crm_person(&self, map: &FieldMap) -> Cow<'_, CrmPerson>;
+}
+
+impl ToCrmPerson for CrmPerson {
+    fn to_crm_person(&self, _map: &FieldMap) -> Cow<'_, CrmPerson> {
+        Cow::Borrowed(self)
+    }
+}
+
+impl ToCrmPerson for Person {
+    fn to_crm_person(&self, map: &FieldMap) -> Cow<'_, CrmPerson> {
+        Cow::Owned(crm_person(self, map))
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,49 @@
+//! What a use-case knows of a CRM person, whichever CRM holds it. Each connector builds it from
+//! its own wire type (Pipedrive: `pipedrive::mapping::crm_person`); use-cases never see the wire.
+
+use tandem_core::{ApId, EmailAddress, Snapshot, Timestamp};
+
+/// A time as the CRM wrote it. The text is kept exactly: it is stored as the poll cursor and
+/// compared as written ("created by us, untouched" is `added == updated`); `at` is its instant,
+/// when the text parses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrmTime {
+    text: String,
+    at: Option<Timestamp>,
+}
+
+impl CrmTime {
+    pub fn new(text: String, at: Option<Timestamp>) -> Self {
+        Self { text, at }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    pub fn at(&self) -> Option<Timestamp> {
+        self.at
+    }
+}
+
+/// A CRM person, CRM-neutral: its id, the mapped fields as a remote snapshot (versioned at its
+/// update time), the external id tandem wrote (apId), its primary e-mail, when it was added and
+/// last updated, whether it is deleted and, when the CRM says so, the person it was merged into.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrmPerson {
+    pub id: i64,
+    pub snapshot: Snapshot,
+    pub ap_id: Option<ApId>,
+    pub email: Option<EmailAddress>,
+    pub added: Option<CrmTime>,
+    pub updated: Option<CrmTime>,
+    pub deleted: bool,
+    pub merged_into: Option<i64>,
+}
+
+/// One page of a cursor-paginated list of persons.
+#[derive(Debug, Clone)]
+pub struct PersonPage {
+    pub items: Vec<CrmPerson>,
+    pub next_cursor: Option<String>,
+}
