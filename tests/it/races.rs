@@ -5,18 +5,32 @@
 use pipedrive_sim::FaultSpec;
 use sea_orm::ConnectionTrait;
 use tandem_engine::sync::{local, poller, worker};
-use tandem_tests::fields::{email, fields, name};
+use tandem_tests::fields::{email, fields, name, text_of};
 use tandem_tests::{spawn_app, spawn_app_with};
 
 fn person_name(person: &serde_json::Value) -> &str {
     person["name"].as_str().unwrap_or_default()
 }
 
-fn text(value: &tandem_core::FieldValue) -> String {
-    match value {
-        tandem_core::FieldValue::Text(text) => text.clone(),
-        other => format!("{other:?}"),
-    }
+/// A linked contact whose next push Pipedrive refuses (its name cleared): the dead letter is
+/// made before this returns.
+async fn contact_with_a_refused_edit(
+    app: &tandem_tests::TestApp,
+    label: &str,
+    address: &str,
+) -> uuid::Uuid {
+    let created = local::create_contact(&app.engine, fields([name(label), email(address)]), true)
+        .await
+        .unwrap();
+    app.drive().await;
+    let cleared = (
+        tandem_core::FieldKey::new("name").unwrap(),
+        tandem_core::FieldValue::Cleared,
+    );
+    local::update_contact(&app.engine, created.contact_id, fields([cleared]))
+        .await
+        .unwrap();
+    created.contact_id
 }
 
 /// The crash test's lost edit on Postgres: tandem's PATCH lands in Pipedrive, tandem is killed
@@ -86,7 +100,7 @@ async fn a_write_that_landed_while_tandem_was_killed_is_its_own_echo_and_never_u
     worker::run_inbox_once(&app.engine).await.unwrap();
     let contact = app.contact(created.contact_id).await;
     assert_eq!(
-        text(&contact.fields[&tandem_core::FieldKey::new("name").unwrap()]),
+        text_of(&contact, "name").unwrap(),
         "App edit 121",
         "tandem's own landed write did not undo the later app edit"
     );
@@ -105,10 +119,7 @@ async fn a_write_that_landed_while_tandem_was_killed_is_its_own_echo_and_never_u
         "App edit 121"
     );
     let contact = app.contact(created.contact_id).await;
-    assert_eq!(
-        text(&contact.fields[&tandem_core::FieldKey::new("name").unwrap()]),
-        "App edit 121"
-    );
+    assert_eq!(text_of(&contact, "name").unwrap(), "App edit 121");
 }
 
 /// A write Pipedrive refuses is one request and one dead letter: the poller re-reading the
@@ -118,23 +129,9 @@ async fn one_refused_edit_is_one_request_and_one_dead_letter_however_often_the_p
 ) {
     let app = spawn_app().await;
     let connection = app.connect_and_sync().await;
-    let created = local::create_contact(
-        &app.engine,
-        fields([name("Soon Nameless"), email("storm@example.com")]),
-        true,
-    )
-    .await
-    .unwrap();
-    app.drive().await;
     let sim = app.sim.handle();
+    let contact_id = contact_with_a_refused_edit(&app, "Soon Nameless", "storm@example.com").await;
     sim.reset_counts();
-    let cleared = (
-        tandem_core::FieldKey::new("name").unwrap(),
-        tandem_core::FieldValue::Cleared,
-    );
-    local::update_contact(&app.engine, created.contact_id, fields([cleared]))
-        .await
-        .unwrap();
     app.drive().await;
     for _ in 0..8 {
         poller::poll_all(&app.engine).await.unwrap();
@@ -150,7 +147,7 @@ async fn one_refused_edit_is_one_request_and_one_dead_letter_however_often_the_p
         .unwrap();
     assert_eq!((counts.dead, counts.pending), (1, 0));
     let filter = tandem_engine::sync::synclog::Filter {
-        contact_id: Some(created.contact_id),
+        contact_id: Some(contact_id),
         kind: Some("dead_letter".into()),
         ..Default::default()
     };
@@ -160,13 +157,9 @@ async fn one_refused_edit_is_one_request_and_one_dead_letter_however_often_the_p
     assert_eq!(entries.len(), 1, "one dead letter in the sync log");
 
     // A new value is sent; the refused one is not sent again.
-    local::update_contact(
-        &app.engine,
-        created.contact_id,
-        fields([name("Named Again")]),
-    )
-    .await
-    .unwrap();
+    local::update_contact(&app.engine, contact_id, fields([name("Named Again")]))
+        .await
+        .unwrap();
     app.drive().await;
     assert_eq!(sim.calls("v2.updatePerson"), 2);
     assert_eq!(
@@ -180,22 +173,8 @@ async fn one_refused_edit_is_one_request_and_one_dead_letter_however_often_the_p
 async fn an_admin_retry_of_a_dead_letter_sends_the_refused_value_again() {
     let app = spawn_app().await;
     let connection = app.connect_and_sync().await;
-    let created = local::create_contact(
-        &app.engine,
-        fields([name("Refused Once"), email("retry@example.com")]),
-        true,
-    )
-    .await
-    .unwrap();
-    app.drive().await;
     let sim = app.sim.handle();
-    let cleared = (
-        tandem_core::FieldKey::new("name").unwrap(),
-        tandem_core::FieldValue::Cleared,
-    );
-    local::update_contact(&app.engine, created.contact_id, fields([cleared]))
-        .await
-        .unwrap();
+    contact_with_a_refused_edit(&app, "Refused Once", "retry@example.com").await;
     app.drive().await;
     sim.reset_counts();
     tandem_engine::sync::admin::retry_dead_letters(&app.engine, connection, None)
@@ -361,7 +340,7 @@ async fn a_poll_page_read_before_a_push_and_applied_after_it_in_the_same_second_
         .unwrap();
     let contact = app.contact(created.contact_id).await;
     assert_eq!(
-        text(&contact.fields[&tandem_core::FieldKey::new("name").unwrap()]),
+        text_of(&contact, "name").unwrap(),
         "App edit 121",
         "the stale page did not undo the push"
     );
