@@ -357,3 +357,66 @@ pub(crate) fn parse_notification(
         other => Err(format!("unknown action {other}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Recorded API v2 webhook deliveries in (`fixtures/webhook_*.json`), neutral notifications out.
+
+    use super::*;
+    use crate::crm::records::Notification;
+    use crate::crm::FieldMap;
+    use tandem_core::{keys, FieldKey, FieldValue, Timestamp};
+
+    #[test]
+    fn a_person_change_delivery_becomes_the_person_after_the_change() {
+        let payload = include_str!("fixtures/webhook_person_change.json");
+        let Ok(Notification::PersonChanged(person)) =
+            parse_notification(payload, &FieldMap::defaults(None))
+        else {
+            panic!("a person change")
+        };
+        assert_eq!(person.id, 42);
+        let name = FieldKey::new(keys::NAME).unwrap();
+        assert_eq!(
+            person.snapshot.fields.get(&name),
+            Some(&FieldValue::text("Ada Lovelace"))
+        );
+        assert_eq!(
+            person.snapshot.version,
+            Timestamp::from_unix_seconds(1_796_292_901)
+        );
+        assert_eq!(person.email.unwrap().as_str(), "ada@example.com");
+    }
+
+    #[test]
+    fn a_merged_person_delete_names_the_survivor() {
+        let payload = include_str!("fixtures/webhook_person_merged_delete.json");
+        let notification = parse_notification(payload, &FieldMap::defaults(None)).unwrap();
+        assert!(matches!(
+            notification,
+            Notification::PersonDeleted {
+                id: 42,
+                merged_into: Some(17)
+            }
+        ));
+    }
+
+    #[test]
+    fn deliveries_of_other_objects_carry_nothing_to_merge_and_garbage_is_refused() {
+        let deal = include_str!("fixtures/webhook_person_change.json")
+            .replace("\"entity\": \"person\"", "\"entity\": \"deal\"");
+        assert!(matches!(
+            parse_notification(&deal, &FieldMap::defaults(None)),
+            Ok(Notification::Other)
+        ));
+        let unknown = include_str!("fixtures/webhook_person_change.json")
+            .replace("\"action\": \"change\"", "\"action\": \"merged\"");
+        assert_eq!(
+            parse_notification(&unknown, &FieldMap::defaults(None)).unwrap_err(),
+            "unknown action merged"
+        );
+        assert!(parse_notification("{", &FieldMap::defaults(None))
+            .unwrap_err()
+            .starts_with("malformed JSON"));
+    }
+}
