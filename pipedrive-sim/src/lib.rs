@@ -24,6 +24,7 @@ mod seed;
 mod server;
 mod shared;
 mod state;
+mod table;
 mod webhooks;
 
 pub use cli::{run_cli, SimArgs};

@@ -1164,3 +1164,33 @@ pub(crate) fn previous_values(old: &Value, new: &Value) -> Map<String, Value> {
     }
     prev
 }
+
+impl crate::table::Record for Person {
+    fn id(&self) -> i64 {
+        self.id
+    }
+
+    fn update_time(&self) -> i64 {
+        self.update_time
+    }
+}
+
+impl crate::table::Record for Deal {
+    fn id(&self) -> i64 {
+        self.id
+    }
+
+    fn update_time(&self) -> i64 {
+        self.update_time
+    }
+}
+
+impl crate::table::Record for Activity {
+    fn id(&self) -> i64 {
+        self.id
+    }
+
+    fn update_time(&self) -> i64 {
+        self.update_time
+    }
+}

@@ -16,6 +16,7 @@ use crate::model::{
 };
 use crate::ops::Op;
 use crate::seed;
+use crate::table::Table;
 
 /// A change to report through webhooks.
 #[derive(Clone, Debug)]
@@ -115,12 +116,12 @@ pub(crate) struct Company {
     pub(crate) id: i64,
     pub(crate) name: String,
     pub(crate) users: Vec<User>,
-    pub(crate) persons: BTreeMap<i64, Arc<Person>>,
+    pub(crate) persons: Table<Arc<Person>>,
     pub(crate) email_index: HashMap<String, BTreeSet<i64>>,
     pub(crate) next_person_id: i64,
-    pub(crate) deals: BTreeMap<i64, Deal>,
+    pub(crate) deals: Table<Deal>,
     pub(crate) next_deal_id: i64,
-    pub(crate) activities: BTreeMap<i64, Activity>,
+    pub(crate) activities: Table<Activity>,
     pub(crate) next_activity_id: i64,
     pub(crate) person_fields: Vec<FieldDef>,
     pub(crate) person_field_keys: Arc<Vec<String>>,
@@ -155,12 +156,12 @@ impl Company {
             id,
             name: name.to_owned(),
             users,
-            persons: BTreeMap::new(),
+            persons: Table::default(),
             email_index: HashMap::new(),
             next_person_id: 1,
-            deals: BTreeMap::new(),
+            deals: Table::default(),
             next_deal_id: 1,
-            activities: BTreeMap::new(),
+            activities: Table::default(),
             next_activity_id: 1,
             person_fields: Vec::new(),
             person_field_keys: Arc::new(Vec::new()),
@@ -445,17 +446,33 @@ impl Company {
         index_emails(&mut self.email_index, &keep, false);
         index_emails(&mut self.email_index, &merged, true);
         self.persons.insert(merge_with_id, Arc::new(merged.clone()));
-        for d in self.deals.values_mut().filter(|d| d.person_id == Some(id)) {
-            d.person_id = Some(merge_with_id);
-            d.update_time = now;
+        let deal_ids: Vec<i64> = self
+            .deals
+            .values()
+            .filter(|d| d.person_id == Some(id))
+            .map(|d| d.id)
+            .collect();
+        for did in deal_ids {
+            self.deals.modify(did, |d| {
+                d.person_id = Some(merge_with_id);
+                d.update_time = now;
+            });
         }
-        for a in self.activities.values_mut() {
-            if a.person_id == Some(id) {
-                a.person_id = Some(merge_with_id);
-            }
-            for p in a.participants.iter_mut().filter(|p| p.0 == id) {
-                p.0 = merge_with_id;
-            }
+        let activity_ids: Vec<i64> = self
+            .activities
+            .values()
+            .filter(|a| a.person_id == Some(id) || a.participants.iter().any(|p| p.0 == id))
+            .map(|a| a.id)
+            .collect();
+        for aid in activity_ids {
+            self.activities.modify(aid, |a| {
+                if a.person_id == Some(id) {
+                    a.person_id = Some(merge_with_id);
+                }
+                for p in a.participants.iter_mut().filter(|p| p.0 == id) {
+                    p.0 = merge_with_id;
+                }
+            });
         }
         let mut ch = self.event("person", "change", merge_with_id, source, user);
         ch.previous = Some(Value::Object(previous_values(&keep_json, &merged_json)));
@@ -557,10 +574,11 @@ impl Company {
         source: &'static str,
         now: i64,
     ) -> Option<Event> {
-        let d = self.deals.get_mut(&id).filter(|d| !d.is_deleted)?;
-        let prev = d.v2_json();
-        d.is_deleted = true;
-        d.update_time = now.max(d.update_time);
+        let prev = self.deals.get(&id).filter(|d| !d.is_deleted)?.v2_json();
+        self.deals.modify(id, |d| {
+            d.is_deleted = true;
+            d.update_time = now.max(d.update_time);
+        });
         let mut ev = self.event("deal", "delete", id, source, user);
         ev.previous = Some(prev);
         Some(ev)
@@ -646,10 +664,15 @@ impl Company {
         source: &'static str,
         now: i64,
     ) -> Option<Event> {
-        let a = self.activities.get_mut(&id).filter(|a| !a.is_deleted)?;
-        let prev = a.v2_json();
-        a.is_deleted = true;
-        a.update_time = now.max(a.update_time);
+        let prev = self
+            .activities
+            .get(&id)
+            .filter(|a| !a.is_deleted)?
+            .v2_json();
+        self.activities.modify(id, |a| {
+            a.is_deleted = true;
+            a.update_time = now.max(a.update_time);
+        });
         let mut ev = self.event("activity", "delete", id, source, user);
         ev.previous = Some(prev);
         Some(ev)
@@ -838,12 +861,12 @@ fn unreachable_company(id: i64) -> Company {
         id,
         name: format!("Company {id}"),
         users: Vec::new(),
-        persons: BTreeMap::new(),
+        persons: Table::default(),
         email_index: HashMap::new(),
         next_person_id: 1,
-        deals: BTreeMap::new(),
+        deals: Table::default(),
         next_deal_id: 1,
-        activities: BTreeMap::new(),
+        activities: Table::default(),
         next_activity_id: 1,
         person_fields: Vec::new(),
         person_field_keys: Arc::new(Vec::new()),
