@@ -20,6 +20,7 @@ mod error;
 mod faults;
 mod model;
 mod ops;
+mod records;
 mod seed;
 mod server;
 mod shared;

@@ -183,3 +183,25 @@ pub(crate) fn token(rng: &mut impl Rng, len: usize) -> String {
         .map(|_| char::from(CHARS[rng.gen_range(0..CHARS.len())]))
         .collect()
 }
+
+/// Custom fields of every type the API lets users create: `(name, field_type, options)`.
+pub(crate) const EVERY_TYPE: &[(&str, &str, &[&str])] = &[
+    ("Region", "varchar", &[]),
+    ("Background", "text", &[]),
+    ("Score", "double", &[]),
+    ("Budget", "monetary", &[]),
+    ("Renewal date", "date", &[]),
+    ("Contract period", "daterange", &[]),
+    ("Preferred call time", "time", &[]),
+    ("Segment", "enum", &["SMB", "Mid-market", "Enterprise"]),
+    (
+        "Interests",
+        "set",
+        &["Analytics", "Automation", "Integrations", "Support"],
+    ),
+    ("Hotline", "phone", &[]),
+    ("Billing address", "address", &[]),
+    ("Account manager", "user", &[]),
+    ("Partner organization", "org", &[]),
+    ("Champion", "people", &[]),
+];

@@ -5,15 +5,17 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
-use rand::Rng;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde_json::{json, Map, Value};
 
 use crate::config::RateLimits;
 use crate::faults::FaultSpec;
 use crate::model::{
-    apply_activity_body, apply_deal_body, apply_person_body, previous_values, v2_time, Activity,
-    Channel, Deal, FieldDef, Invalid, Person,
+    apply_activity_body, apply_deal_body, apply_person_body, check_custom_value, previous_values,
+    v2_time, Activity, Channel, Deal, FieldDef, Invalid, Person,
 };
+use crate::records::{FileMeta, Lead, Note, Organization, Product};
 use crate::ops::Op;
 use crate::seed;
 use crate::table::Table;
@@ -24,7 +26,7 @@ pub(crate) struct Event {
     pub(crate) company_id: i64,
     pub(crate) entity: &'static str,
     pub(crate) action: &'static str,
-    pub(crate) entity_id: i64,
+    pub(crate) entity_id: String,
     pub(crate) data: Option<Value>,
     pub(crate) previous: Option<Value>,
     pub(crate) change_source: &'static str,
@@ -125,6 +127,25 @@ pub(crate) struct Company {
     pub(crate) next_activity_id: i64,
     pub(crate) person_fields: Vec<FieldDef>,
     pub(crate) person_field_keys: Arc<Vec<String>>,
+    pub(crate) deal_fields: Vec<FieldDef>,
+    pub(crate) org_fields: Vec<FieldDef>,
+    pub(crate) org_field_keys: Arc<Vec<String>>,
+    pub(crate) product_fields: Vec<FieldDef>,
+    pub(crate) product_field_keys: Arc<Vec<String>>,
+    pub(crate) organizations: Table<Organization>,
+    pub(crate) next_org_id: i64,
+    pub(crate) products: Table<Product>,
+    pub(crate) next_product_id: i64,
+    /// Leads by creation number; `lead_index` maps their UUIDs to it.
+    pub(crate) leads: Table<Lead>,
+    pub(crate) lead_index: HashMap<String, i64>,
+    pub(crate) next_lead_seq: i64,
+    /// `(uuid, name, color)`.
+    pub(crate) lead_labels: Vec<(String, String, String)>,
+    pub(crate) notes: Table<Note>,
+    pub(crate) next_note_id: i64,
+    pub(crate) files: Table<FileMeta>,
+    pub(crate) next_file_id: i64,
     pub(crate) next_field_id: i64,
     pub(crate) next_option_id: i64,
     pub(crate) pipelines: Vec<(i64, String)>,
@@ -151,8 +172,9 @@ fn index_emails(index: &mut HashMap<String, BTreeSet<i64>>, p: &Person, add: boo
 }
 
 impl Company {
-    pub(crate) fn new(id: i64, name: &str, users: Vec<User>, now: i64, rng: &mut impl Rng) -> Self {
-        let mut c = Company {
+    /// A company with one pipeline of five stages, three lead labels and no fields.
+    pub(crate) fn empty(id: i64, name: &str, users: Vec<User>, now: i64) -> Self {
+        Company {
             id,
             name: name.to_owned(),
             users,
@@ -165,6 +187,30 @@ impl Company {
             next_activity_id: 1,
             person_fields: Vec::new(),
             person_field_keys: Arc::new(Vec::new()),
+            deal_fields: Vec::new(),
+            org_fields: Vec::new(),
+            org_field_keys: Arc::new(Vec::new()),
+            product_fields: Vec::new(),
+            product_field_keys: Arc::new(Vec::new()),
+            organizations: Table::default(),
+            next_org_id: 1,
+            products: Table::default(),
+            next_product_id: 1,
+            leads: Table::default(),
+            lead_index: HashMap::new(),
+            next_lead_seq: 1,
+            lead_labels: [
+                ("f08b42a0-4e75-11ea-9643-03698ef1cfd6", "Hot", "red"),
+                ("f08b42a1-4e75-11ea-9643-03698ef1cfd6", "Warm", "yellow"),
+                ("f08b42a2-4e75-11ea-9643-03698ef1cfd6", "Cold", "blue"),
+            ]
+            .iter()
+            .map(|(u, n, c)| ((*u).to_owned(), (*n).to_owned(), (*c).to_owned()))
+            .collect(),
+            notes: Table::default(),
+            next_note_id: 1,
+            files: Table::default(),
+            next_file_id: 1,
             next_field_id: 9000,
             next_option_id: 1,
             pipelines: vec![(1, "Sales pipeline".to_owned())],
@@ -190,7 +236,11 @@ impl Company {
             daily_day: now.div_euclid(86_400),
             daily_spent: 0,
             daily_writes: 0,
-        };
+        }
+    }
+
+    pub(crate) fn new(id: i64, name: &str, users: Vec<User>, now: i64, rng: &mut impl Rng) -> Self {
+        let mut c = Company::empty(id, name, users, now);
         // "Some custom fields" every seeded company has.
         c.add_person_field(
             "Lead source",
@@ -204,7 +254,26 @@ impl Company {
             .ok();
         c.add_person_field("Lifetime value", "monetary", &[], now, rng)
             .ok();
+        // Custom fields of every type on deals and organizations, with keys drawn from their
+        // own RNG so that the persons a seed generates stay the same as before they existed.
+        let mut own = StdRng::seed_from_u64(0x5eed_f1e1d ^ id as u64);
+        for entity in ["deal", "organization"] {
+            for (name, t, options) in seed::EVERY_TYPE {
+                c.add_field(entity, name, t, options, now, &mut own).ok();
+            }
+        }
         c
+    }
+
+    /// Adds the custom person fields of every type that the person fields do not have yet
+    /// (the full seed does this; a plain `--persons` seed keeps the three classic fields).
+    pub(crate) fn add_every_person_field_type(&mut self, now: i64) {
+        let mut own = StdRng::seed_from_u64(0x9e75_0e5 ^ self.id as u64);
+        for (name, t, options) in seed::EVERY_TYPE {
+            if !self.person_fields.iter().any(|f| f.name == *name) {
+                self.add_field("person", name, t, options, now, &mut own).ok();
+            }
+        }
     }
 
     pub(crate) fn user_ids(&self) -> Vec<i64> {
@@ -221,6 +290,19 @@ impl Company {
 
     pub(crate) fn add_person_field(
         &mut self,
+        name: &str,
+        field_type: &str,
+        options: &[&str],
+        now: i64,
+        rng: &mut impl Rng,
+    ) -> Result<FieldDef, Invalid> {
+        self.add_field("person", name, field_type, options, now, rng)
+    }
+
+    /// Adds a custom field to `person`, `deal`, `organization` or `product`.
+    pub(crate) fn add_field(
+        &mut self,
+        entity: &str,
         name: &str,
         field_type: &str,
         options: &[&str],
@@ -274,9 +356,23 @@ impl Company {
             add_time: now,
         };
         self.next_field_id += 1;
-        self.person_fields.push(f.clone());
-        self.person_field_keys =
-            Arc::new(self.person_fields.iter().map(|f| f.key.clone()).collect());
+        let keys = |fs: &[FieldDef]| Arc::new(fs.iter().map(|f| f.key.clone()).collect());
+        match entity {
+            "person" => {
+                self.person_fields.push(f.clone());
+                self.person_field_keys = keys(&self.person_fields);
+            }
+            "deal" => self.deal_fields.push(f.clone()),
+            "organization" => {
+                self.org_fields.push(f.clone());
+                self.org_field_keys = keys(&self.org_fields);
+            }
+            "product" => {
+                self.product_fields.push(f.clone());
+                self.product_field_keys = keys(&self.product_fields);
+            }
+            other => return Err(format!("Validation failed: no fields for {other}")),
+        }
         Ok(f)
     }
 
@@ -304,11 +400,11 @@ impl Company {
         p.v2_json(&self.person_field_keys, None)
     }
 
-    fn event(
+    pub(crate) fn event(
         &self,
         entity: &'static str,
         action: &'static str,
-        id: i64,
+        id: impl std::fmt::Display,
         source: &'static str,
         user: i64,
     ) -> Event {
@@ -316,7 +412,7 @@ impl Company {
             company_id: self.id,
             entity,
             action,
-            entity_id: id,
+            entity_id: id.to_string(),
             data: None,
             previous: None,
             change_source: source,
@@ -483,6 +579,19 @@ impl Company {
         Ok((merged, events))
     }
 
+    /// Values of the company's deal fields are checked against their type (keys of no
+    /// defined field are stored as given, as before deal fields were simulated).
+    fn check_deal_custom_values(&self, body: &Map<String, Value>) -> Result<(), Invalid> {
+        if let Some(Value::Object(cf)) = body.get("custom_fields") {
+            for (k, v) in cf {
+                if let Some(f) = self.deal_fields.iter().find(|f| &f.key == k) {
+                    check_custom_value(f, v)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn create_deal(
         &mut self,
         body: &Map<String, Value>,
@@ -517,6 +626,7 @@ impl Company {
             label_ids: Vec::new(),
             custom_fields: Map::new(),
         };
+        self.check_deal_custom_values(body)?;
         let users = self.user_ids();
         {
             let stages = &self.stages;
@@ -545,6 +655,7 @@ impl Company {
             return Ok(None);
         };
         let mut d = old.clone();
+        self.check_deal_custom_values(body)?;
         let users = self.user_ids();
         {
             let stages = &self.stages;
@@ -857,27 +968,5 @@ impl State {
 }
 
 fn unreachable_company(id: i64) -> Company {
-    Company {
-        id,
-        name: format!("Company {id}"),
-        users: Vec::new(),
-        persons: Table::default(),
-        email_index: HashMap::new(),
-        next_person_id: 1,
-        deals: Table::default(),
-        next_deal_id: 1,
-        activities: Table::default(),
-        next_activity_id: 1,
-        person_fields: Vec::new(),
-        person_field_keys: Arc::new(Vec::new()),
-        next_field_id: 9000,
-        next_option_id: 1,
-        pipelines: Vec::new(),
-        stages: Vec::new(),
-        webhooks: BTreeMap::new(),
-        created: 0,
-        daily_day: 0,
-        daily_spent: 0,
-        daily_writes: 0,
-    }
+    Company::empty(id, &format!("Company {id}"), Vec::new(), 0)
 }
