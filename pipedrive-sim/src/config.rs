@@ -184,6 +184,8 @@ pub fn default_scopes() -> Vec<String> {
         "contacts:full",
         "deals:full",
         "activities:full",
+        "products:full",
+        "leads:full",
         "contact-fields:full",
         "search:read",
         "users:read",

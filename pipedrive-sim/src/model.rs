@@ -180,6 +180,15 @@ pub(crate) fn builtin_fields(entity: &str) -> Vec<(&'static str, &'static str, &
             ("note", "Note", "text"),
             ("done", "Done", "enum"),
         ],
+        "note" => vec![
+            ("content", "Content", "text"),
+            ("deal_id", "Deal", "deal"),
+            ("person_id", "Person", "people"),
+            ("org_id", "Organization", "org"),
+            ("lead_id", "Lead", "lead"),
+            ("user_id", "User", "user"),
+            ("add_time", "Add time", "date"),
+        ],
         "product" => vec![
             ("name", "Name", "varchar"),
             ("code", "Product code", "varchar"),

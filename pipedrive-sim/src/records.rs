@@ -89,7 +89,10 @@ impl Organization {
         m.insert("industry".into(), json!(self.industry));
         m.insert("annual_revenue".into(), json!(self.annual_revenue));
         m.insert("employee_count".into(), json!(self.employee_count));
-        m.insert("custom_fields".into(), custom_json(&self.custom_fields, keys));
+        m.insert(
+            "custom_fields".into(),
+            custom_json(&self.custom_fields, keys),
+        );
         Value::Object(m)
     }
 }
@@ -183,7 +186,12 @@ pub(crate) fn apply_org_body(
                             })
                     })
                     .ok_or("Validation failed: address: must be an object with a string 'value'")?;
-                o.address = Some(a.iter().filter(|(_, x)| x.is_string()).map(|(k, x)| (k.clone(), x.clone())).collect());
+                o.address = Some(
+                    a.iter()
+                        .filter(|(_, x)| x.is_string())
+                        .map(|(k, x)| (k.clone(), x.clone()))
+                        .collect(),
+                );
             }
             "website" => o.website = want_opt_str(k, v)?,
             "linkedin" => o.linkedin = want_opt_str(k, v)?,
@@ -277,7 +285,10 @@ impl Product {
         m.insert("add_time".into(), json!(v2_time(self.add_time)));
         m.insert("update_time".into(), json!(v2_time(self.update_time)));
         m.insert("category".into(), json!(self.category));
-        m.insert("custom_fields".into(), custom_json(&self.custom_fields, keys));
+        m.insert(
+            "custom_fields".into(),
+            custom_json(&self.custom_fields, keys),
+        );
         m.insert("billing_frequency".into(), json!(self.billing_frequency));
         m.insert(
             "billing_frequency_cycles".into(),
@@ -466,7 +477,9 @@ pub(crate) fn apply_lead_body(
                         x.as_str()
                             .filter(|s| labels.iter().any(|l| l == s))
                             .map(str::to_owned)
-                            .ok_or_else(|| format!("Validation failed: label_ids: unknown label {x}"))
+                            .ok_or_else(|| {
+                                format!("Validation failed: label_ids: unknown label {x}")
+                            })
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 l.label_ids = ids;
@@ -484,8 +497,9 @@ pub(crate) fn apply_lead_body(
                         match (amount, currency) {
                             (Some(a), Some(c)) if o.len() == 2 => Some((a, c.to_owned())),
                             _ => {
-                                return Err("Validation failed: value: must be {amount, currency}"
-                                    .into())
+                                return Err(
+                                    "Validation failed: value: must be {amount, currency}".into()
+                                )
                             }
                         }
                     }
@@ -599,7 +613,9 @@ pub(crate) fn apply_note_body(
             "user_id" => {
                 if let Some(u) = v1_int(k, v)? {
                     if !users.contains(&u) {
-                        return Err(format!("Validation failed: user_id: user {u} does not exist"));
+                        return Err(format!(
+                            "Validation failed: user_id: user {u} does not exist"
+                        ));
                     }
                     n.user_id = u;
                 }
@@ -627,8 +643,7 @@ pub(crate) fn apply_note_body(
     if create && n.content.is_empty() {
         return Err("Validation failed: content: is required".into());
     }
-    if n.deal_id.is_none() && n.person_id.is_none() && n.org_id.is_none() && n.lead_id.is_none()
-    {
+    if n.deal_id.is_none() && n.person_id.is_none() && n.org_id.is_none() && n.lead_id.is_none() {
         return Err(
             "Validation failed: a note must be attached to a deal, person, organization or lead"
                 .into(),
@@ -723,7 +738,12 @@ impl Company {
         source: &'static str,
         now: i64,
     ) -> Result<Option<(Value, Option<Event>)>, Invalid> {
-        let Some(old) = self.organizations.get(&id).filter(|o| !o.is_deleted).cloned() else {
+        let Some(old) = self
+            .organizations
+            .get(&id)
+            .filter(|o| !o.is_deleted)
+            .cloned()
+        else {
             return Ok(None);
         };
         let mut o = old.clone();
@@ -872,7 +892,13 @@ impl Company {
             return Ok(None);
         };
         let mut l = old.clone();
-        apply_lead_body(&mut l, body, &self.user_ids(), &self.lead_label_ids(), false)?;
+        apply_lead_body(
+            &mut l,
+            body,
+            &self.user_ids(),
+            &self.lead_label_ids(),
+            false,
+        )?;
         self.check_links(l.person_id, l.organization_id, None)?;
         l.update_time = now.max(old.update_time);
         let (old_json, new_json) = (old.v1_json(self.id), l.v1_json(self.id));
@@ -884,7 +910,12 @@ impl Company {
     }
 
     /// Leads are deleted for good (the v1 lead has no deleted flag).
-    pub(crate) fn delete_lead(&mut self, id: &str, user: i64, source: &'static str) -> Option<Event> {
+    pub(crate) fn delete_lead(
+        &mut self,
+        id: &str,
+        user: i64,
+        source: &'static str,
+    ) -> Option<Event> {
         let seq = self.lead_index.remove(id)?;
         let old = self.leads.remove(seq)?;
         let mut ev = self.event("lead", "delete", id, source, user);
@@ -900,16 +931,19 @@ impl Company {
         deal: Option<i64>,
     ) -> Result<(), Invalid> {
         if let Some(p) = person.filter(|p| self.live_person(*p).is_none()) {
-            return Err(format!("Validation failed: person_id: person {p} does not exist"));
+            return Err(format!(
+                "Validation failed: person_id: person {p} does not exist"
+            ));
         }
-        if let Some(o) = org.filter(|o| !self.organizations.get(o).is_some_and(|o| !o.is_deleted))
-        {
+        if let Some(o) = org.filter(|o| !self.organizations.get(o).is_some_and(|o| !o.is_deleted)) {
             return Err(format!(
                 "Validation failed: org_id: organization {o} does not exist"
             ));
         }
         if let Some(d) = deal.filter(|d| !self.deals.get(d).is_some_and(|d| !d.is_deleted)) {
-            return Err(format!("Validation failed: deal_id: deal {d} does not exist"));
+            return Err(format!(
+                "Validation failed: deal_id: deal {d} does not exist"
+            ));
         }
         Ok(())
     }
@@ -925,7 +959,8 @@ impl Company {
             "pinned_to_project_flag": false, "pinned_to_task_flag": false,
         });
         if let Some(u) = self.users.iter().find(|u| u.id == n.user_id) {
-            v["user"] = json!({"email": u.email, "icon_url": "", "is_you": u.id == caller, "name": u.name});
+            v["user"] =
+                json!({"email": u.email, "icon_url": "", "is_you": u.id == caller, "name": u.name});
         }
         if let Some(d) = n.deal_id {
             v["deal_id"] = json!(d);
@@ -984,8 +1019,14 @@ impl Company {
 
     fn check_note_links(&self, n: &Note) -> Result<(), Invalid> {
         self.check_links(n.person_id, n.org_id, n.deal_id)?;
-        if let Some(l) = n.lead_id.as_deref().filter(|l| self.lead_by_uuid(l).is_none()) {
-            return Err(format!("Validation failed: lead_id: lead {l} does not exist"));
+        if let Some(l) = n
+            .lead_id
+            .as_deref()
+            .filter(|l| self.lead_by_uuid(l).is_none())
+        {
+            return Err(format!(
+                "Validation failed: lead_id: lead {l} does not exist"
+            ));
         }
         Ok(())
     }

@@ -15,8 +15,8 @@ use crate::model::{
     apply_activity_body, apply_deal_body, apply_person_body, check_custom_value, previous_values,
     v2_time, Activity, Channel, Deal, FieldDef, Invalid, Person,
 };
-use crate::records::{FileMeta, Lead, Note, Organization, Product};
 use crate::ops::Op;
+use crate::records::{FileMeta, Lead, Note, Organization, Product};
 use crate::seed;
 use crate::table::Table;
 
@@ -271,7 +271,8 @@ impl Company {
         let mut own = StdRng::seed_from_u64(0x9e75_0e5 ^ self.id as u64);
         for (name, t, options) in seed::EVERY_TYPE {
             if !self.person_fields.iter().any(|f| f.name == *name) {
-                self.add_field("person", name, t, options, now, &mut own).ok();
+                self.add_field("person", name, t, options, now, &mut own)
+                    .ok();
             }
         }
     }
