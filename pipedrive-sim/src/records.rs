@@ -13,6 +13,7 @@ use crate::model::{
 };
 use crate::state::{Company, Event};
 use crate::table::Record;
+use rand::Rng;
 
 macro_rules! record {
     ($t:ty, $id:ident) => {
@@ -1120,5 +1121,383 @@ impl Company {
             f.update_time = now.max(f.update_time);
         });
         true
+    }
+}
+
+impl Company {
+    /// Seeds linked objects after the persons (no webhooks). With anything to seed, persons
+    /// also get custom fields of every type, and a share of them values and an organization.
+    pub(crate) fn seed_objects(
+        &mut self,
+        counts: &crate::config::SeedCounts,
+        now: i64,
+        rng: &mut impl rand::Rng,
+    ) {
+        use crate::seed;
+        if !counts.any() {
+            return;
+        }
+        let users = self.user_ids();
+        let owner = |rng: &mut dyn rand::RngCore| users[rng.next_u32() as usize % users.len()];
+        let times = |rng: &mut dyn rand::RngCore| {
+            let age = 86_400 + i64::from(rng.next_u32() % (365 * 86_400));
+            let add = now - age;
+            (add, add + i64::from(rng.next_u32()) % age)
+        };
+        self.add_every_person_field_type(now);
+        let max_person = self.next_person_id - 1;
+        let max_org = self.next_org_id - 1 + counts.organizations as i64;
+        let values = |mut rng: &mut dyn rand::RngCore,
+                      fields: &[FieldDef],
+                      into: &mut dyn FnMut(String, Value)| {
+            for f in fields {
+                if rng.gen_ratio(7, 10) {
+                    if let Some(v) = seed::custom_value(
+                        &mut rng,
+                        &f.field_type,
+                        &f.options,
+                        now,
+                        (&users, max_org, max_person),
+                    ) {
+                        into(f.key.clone(), v);
+                    }
+                }
+            }
+        };
+
+        // Organizations.
+        let org_fields = self.org_fields.clone();
+        let first_org = self.next_org_id;
+        for _ in 0..counts.organizations {
+            let id = self.next_org_id;
+            self.next_org_id += 1;
+            let (add, upd) = times(rng);
+            let mut o = Organization::new(id, owner(rng), add);
+            o.update_time = upd;
+            o.name = seed::org_name(rng, id);
+            if rng.gen_ratio(4, 5) {
+                o.address = Some(seed::address(rng));
+            }
+            if rng.gen_ratio(1, 2) {
+                o.website = Some(format!("https://{}.example.com", id));
+                o.employee_count = Some(rng.gen_range(1..5_000));
+            }
+            values(rng, &org_fields, &mut |k, v| {
+                o.custom_fields.insert(k, v);
+            });
+            self.organizations.insert(id, o);
+        }
+        let orgs: Vec<i64> = (first_org..self.next_org_id).collect();
+
+        // Persons: the new fields' values, and an organization for four in five.
+        let person_fields: Vec<FieldDef> = self
+            .person_fields
+            .iter()
+            .filter(|f| seed::EVERY_TYPE.iter().any(|(n, _, _)| *n == f.name))
+            .cloned()
+            .collect();
+        let ids: Vec<i64> = self.persons.keys().copied().collect();
+        for pid in ids {
+            let Some(p) = self.persons.get(&pid) else {
+                continue;
+            };
+            if p.is_deleted {
+                continue;
+            }
+            let mut p = (**p).clone();
+            if !orgs.is_empty() && p.org_id.is_none() && rng.gen_ratio(4, 5) {
+                p.org_id = Some(orgs[rng.gen_range(0..orgs.len())]);
+            }
+            if rng.gen_ratio(1, 2) {
+                values(rng, &person_fields, &mut |k, v| {
+                    p.custom_fields.insert(k, v);
+                });
+            }
+            self.persons.insert(pid, std::sync::Arc::new(p));
+        }
+        let persons: Vec<(i64, Option<i64>)> = self
+            .persons
+            .values()
+            .filter(|p| !p.is_deleted)
+            .map(|p| (p.id, p.org_id))
+            .collect();
+        let random_person = |rng: &mut dyn rand::RngCore| {
+            (!persons.is_empty()).then(|| persons[rng.next_u32() as usize % persons.len()])
+        };
+
+        // Products.
+        for _ in 0..counts.products {
+            let id = self.next_product_id;
+            self.next_product_id += 1;
+            let (add, upd) = times(rng);
+            let mut p = Product::new(id, owner(rng), add);
+            p.update_time = upd;
+            let (name, unit) = seed::product(rng);
+            p.name = format!("{name} {id}");
+            p.code = Some(format!("SKU-{id:05}"));
+            p.unit = Some(unit.to_owned());
+            p.tax = 20.0;
+            p.prices = vec![Price {
+                price: f64::from(rng.gen_range(10..2_000)),
+                currency: "EUR".into(),
+                cost: 0.0,
+                direct_cost: None,
+                notes: String::new(),
+            }];
+            self.products.insert(id, p);
+        }
+
+        // Deals.
+        let deal_fields = self.deal_fields.clone();
+        let stages: Vec<(i64, i64)> = self.stages.iter().map(|s| (s.id, s.pipeline_id)).collect();
+        let first_deal = self.next_deal_id;
+        for _ in 0..counts.deals {
+            let id = self.next_deal_id;
+            self.next_deal_id += 1;
+            let (add, upd) = times(rng);
+            let link = if rng.gen_ratio(9, 10) {
+                random_person(rng)
+            } else {
+                None
+            };
+            let org_id = link.and_then(|l| l.1).or_else(|| {
+                (!orgs.is_empty() && rng.gen_ratio(1, 2))
+                    .then(|| orgs[rng.gen_range(0..orgs.len())])
+            });
+            let org_name = org_id
+                .and_then(|o| self.organizations.get(&o))
+                .map(|o| o.name.clone());
+            let (stage_id, pipeline_id) = stages
+                .get(rng.gen_range(0..stages.len().max(1)))
+                .copied()
+                .unwrap_or((1, 1));
+            let status = *["open", "open", "open", "won", "lost"]
+                .get(rng.gen_range(0..5))
+                .unwrap_or(&"open");
+            let u = owner(rng);
+            let mut custom = Map::new();
+            values(rng, &deal_fields, &mut |k, v| {
+                custom.insert(k, v);
+            });
+            let d = crate::model::Deal {
+                id,
+                title: seed::deal_title(rng, org_name.as_deref()),
+                creator_user_id: u,
+                owner_id: u,
+                value: f64::from(rng.gen_range(500..100_000)),
+                currency: "EUR".into(),
+                person_id: link.map(|l| l.0),
+                org_id,
+                pipeline_id,
+                stage_id,
+                add_time: add,
+                update_time: upd,
+                stage_change_time: Some(upd),
+                is_deleted: false,
+                is_archived: false,
+                status: status.into(),
+                probability: None,
+                lost_reason: (status == "lost").then(|| "Price".to_owned()),
+                visible_to: 3,
+                close_time: (status != "open").then_some(upd),
+                won_time: (status == "won").then_some(upd),
+                lost_time: (status == "lost").then_some(upd),
+                expected_close_date: Some(seed::near_date(rng, now, 90)),
+                label_ids: Vec::new(),
+                custom_fields: custom,
+            };
+            self.deals.insert(id, d);
+        }
+        let deals: Vec<i64> = (first_deal..self.next_deal_id).collect();
+
+        // Leads.
+        let labels = self.lead_label_ids();
+        let mut lead_ids: Vec<String> = Vec::with_capacity(counts.leads);
+        for _ in 0..counts.leads {
+            let seq = self.next_lead_seq;
+            self.next_lead_seq += 1;
+            let (add, upd) = times(rng);
+            let link = random_person(rng);
+            let organization_id = link
+                .and_then(|l| l.1)
+                .or_else(|| (!orgs.is_empty()).then(|| orgs[rng.gen_range(0..orgs.len())]));
+            let person_id = link.map(|l| l.0).filter(|_| rng.gen_ratio(4, 5));
+            if person_id.is_none() && organization_id.is_none() {
+                continue;
+            }
+            let u = owner(rng);
+            let uuid = uuid::Builder::from_random_bytes(rng.gen())
+                .into_uuid()
+                .to_string();
+            let l = Lead {
+                seq,
+                id: uuid.clone(),
+                title: format!("Lead {seq}"),
+                owner_id: u,
+                creator_id: u,
+                label_ids: labels
+                    .get(rng.gen_range(0..labels.len().max(1)))
+                    .cloned()
+                    .into_iter()
+                    .collect(),
+                person_id,
+                organization_id,
+                is_archived: rng.gen_ratio(1, 20),
+                was_seen: rng.gen_ratio(1, 2),
+                value: rng
+                    .gen_ratio(1, 2)
+                    .then(|| (f64::from(rng.gen_range(100..20_000)), "EUR".to_owned())),
+                expected_close_date: None,
+                visible_to: "3".into(),
+                origin_id: None,
+                channel: None,
+                channel_id: None,
+                add_time: add,
+                update_time: upd,
+            };
+            self.lead_index.insert(uuid.clone(), seq);
+            self.leads.insert(seq, l);
+            lead_ids.push(uuid);
+        }
+
+        // Activities: three in five on a deal (with its person and organization).
+        for _ in 0..counts.activities {
+            let id = self.next_activity_id;
+            self.next_activity_id += 1;
+            let (add, upd) = times(rng);
+            let (kind, subject) = seed::activity_subject(rng);
+            let deal = (!deals.is_empty() && rng.gen_ratio(3, 5))
+                .then(|| deals[rng.gen_range(0..deals.len())]);
+            let (person_id, org_id) = match deal.and_then(|d| self.deals.get(&d)) {
+                Some(d) => (d.person_id, d.org_id),
+                None => random_person(rng).map_or((None, None), |p| (Some(p.0), p.1)),
+            };
+            let done = rng.gen_ratio(1, 2);
+            let u = owner(rng);
+            let a = crate::model::Activity {
+                id,
+                subject: subject.to_owned(),
+                kind: kind.to_owned(),
+                owner_id: u,
+                creator_user_id: u,
+                is_deleted: false,
+                add_time: add,
+                update_time: upd,
+                deal_id: deal,
+                lead_id: None,
+                person_id,
+                org_id,
+                project_id: None,
+                due_date: Some(seed::near_date(rng, now, 60)),
+                due_time: Some(format!("{:02}:00", rng.gen_range(8..18))),
+                duration: Some("00:30".into()),
+                busy: false,
+                done,
+                marked_as_done_time: done.then_some(upd),
+                location: None,
+                participants: person_id.map(|p| vec![(p, true)]).unwrap_or_default(),
+                attendees: Vec::new(),
+                public_description: None,
+                priority: None,
+                note: None,
+            };
+            self.activities.insert(id, a);
+        }
+
+        // Notes, and a file for one in five.
+        for i in 0..counts.notes {
+            let id = self.next_note_id;
+            self.next_note_id += 1;
+            let (add, upd) = times(rng);
+            let u = owner(rng);
+            let mut n = Note {
+                id,
+                content: seed::note_text(rng).to_owned(),
+                user_id: u,
+                last_update_user_id: u,
+                deal_id: None,
+                person_id: None,
+                org_id: None,
+                lead_id: None,
+                add_time: add,
+                update_time: upd,
+                active: true,
+                pinned: [false; 4],
+            };
+            match rng.gen_range(0..4) {
+                0 if !deals.is_empty() => {
+                    let d = deals[rng.gen_range(0..deals.len())];
+                    n.deal_id = Some(d);
+                    if let Some(deal) = self.deals.get(&d) {
+                        n.person_id = deal.person_id;
+                        n.org_id = deal.org_id;
+                    }
+                }
+                1 if !orgs.is_empty() => n.org_id = Some(orgs[rng.gen_range(0..orgs.len())]),
+                2 if !lead_ids.is_empty() => {
+                    n.lead_id = Some(lead_ids[rng.gen_range(0..lead_ids.len())].clone())
+                }
+                _ => match random_person(rng) {
+                    Some((p, o)) => {
+                        n.person_id = Some(p);
+                        n.org_id = o;
+                    }
+                    None => continue,
+                },
+            }
+            if i % 5 == 0 {
+                let fid = self.next_file_id;
+                self.next_file_id += 1;
+                let f = FileMeta {
+                    id: fid,
+                    user_id: u,
+                    deal_id: n.deal_id,
+                    person_id: n.person_id,
+                    org_id: n.org_id,
+                    activity_id: None,
+                    lead_id: n.lead_id.clone(),
+                    file_name: format!("proposal-{fid}.pdf"),
+                    file_size: rng.gen_range(10_000..5_000_000),
+                    description: String::new(),
+                    add_time: add,
+                    update_time: upd,
+                    active: true,
+                };
+                self.files.insert(fid, f);
+            }
+            self.notes.insert(id, n);
+        }
+    }
+
+    /// Adds a file's metadata (as an upload through the UI would); returns its id.
+    pub(crate) fn add_file(
+        &mut self,
+        file_name: &str,
+        links: (Option<i64>, Option<i64>, Option<i64>),
+        user: i64,
+        now: i64,
+    ) -> i64 {
+        let id = self.next_file_id;
+        self.next_file_id += 1;
+        let (deal_id, person_id, org_id) = links;
+        self.files.insert(
+            id,
+            FileMeta {
+                id,
+                user_id: user,
+                deal_id,
+                person_id,
+                org_id,
+                activity_id: None,
+                lead_id: None,
+                file_name: file_name.to_owned(),
+                file_size: 1024,
+                description: String::new(),
+                add_time: now,
+                update_time: now,
+                active: true,
+            },
+        );
+        id
     }
 }
