@@ -182,10 +182,8 @@ pub(crate) fn builtin_fields(entity: &str) -> Vec<(&'static str, &'static str, &
         ],
         "note" => vec![
             ("content", "Content", "text"),
-            ("deal_id", "Deal", "deal"),
             ("person_id", "Person", "people"),
             ("org_id", "Organization", "org"),
-            ("lead_id", "Lead", "lead"),
             ("user_id", "User", "user"),
             ("add_time", "Add time", "date"),
         ],

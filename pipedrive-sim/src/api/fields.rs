@@ -37,7 +37,7 @@ pub(super) fn list(ctx: &Ctx<'_>, op: Op) -> HResult {
     with_company(ctx, |c, _| {
         let all: Vec<Value> = fields_all(c, entity)
             .iter()
-            .map(FieldDef::v2_json)
+            .map(|f| v2_field(f, entity))
             .collect();
         let page: Vec<Value> = all.iter().skip(offset).take(limit).cloned().collect();
         let next = (offset + limit < all.len()).then(|| encode_offset_cursor(offset + limit));
@@ -58,8 +58,20 @@ pub(super) fn get(ctx: &Ctx<'_>, op: Op) -> HResult {
             .into_iter()
             .find(|f| f.key == code)
             .ok_or_else(|| ApiErr::NotFound("Field not found".into()))?;
-        Ok((StatusCode::OK, ok_data(f.v2_json()), vec![]))
+        Ok((StatusCode::OK, ok_data(v2_field(&f, entity)), vec![]))
     })
+}
+
+/// A v2 field item. Only the person fields' schema lets `description` be `null`; the
+/// others leave it out when there is none.
+fn v2_field(f: &FieldDef, entity: &str) -> Value {
+    let mut v = f.v2_json();
+    if entity != "person" {
+        if let Value::Object(m) = &mut v {
+            m.remove("description");
+        }
+    }
+    v
 }
 
 /// `v2.deletePersonField` (a built-in field is a 400).

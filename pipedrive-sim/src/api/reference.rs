@@ -98,7 +98,7 @@ pub(super) fn filters(ctx: &Ctx<'_>) -> HResult {
                 json!({"id": i + 1, "name": name, "filter_code": null, "is_editable": true,
                        "active_flag": true, "type": t, "temporary_flag": null, "user_id": user,
                        "add_time": v1_time(c.created), "update_time": v1_time(c.created),
-                       "visible_to": 7, "last_used_time": null, "custom_view_id": null})
+                       "visible_to": "7", "last_used_time": null, "custom_view_id": null})
             })
             .collect();
         Ok((StatusCode::OK, ok_data(Value::Array(data)), vec![]))
