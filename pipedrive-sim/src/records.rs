@@ -936,12 +936,12 @@ impl Company {
                 "Validation failed: person_id: person {p} does not exist"
             ));
         }
-        if let Some(o) = org.filter(|o| !self.organizations.get(o).is_some_and(|o| !o.is_deleted)) {
+        if let Some(o) = org.filter(|o| self.organizations.get(o).is_none_or(|o| o.is_deleted)) {
             return Err(format!(
                 "Validation failed: org_id: organization {o} does not exist"
             ));
         }
-        if let Some(d) = deal.filter(|d| !self.deals.get(d).is_some_and(|d| !d.is_deleted)) {
+        if let Some(d) = deal.filter(|d| self.deals.get(d).is_none_or(|d| d.is_deleted)) {
             return Err(format!(
                 "Validation failed: deal_id: deal {d} does not exist"
             ));
@@ -1179,7 +1179,7 @@ impl Company {
                 o.address = Some(seed::address(rng));
             }
             if rng.gen_ratio(1, 2) {
-                o.website = Some(format!("https://{}.example.com", id));
+                o.website = Some(format!("https://{id}.example.com"));
                 o.employee_count = Some(rng.gen_range(1..5_000));
             }
             values(rng, &org_fields, &mut |k, v| {

@@ -327,7 +327,7 @@ pub(crate) fn product(rng: &mut impl Rng) -> (&'static str, &'static str) {
 }
 
 pub(crate) fn note_text(rng: &mut impl Rng) -> &'static str {
-    *pick(rng, NOTE_TEXTS)
+    NOTE_TEXTS[rng.gen_range(0..NOTE_TEXTS.len())]
 }
 
 pub(crate) fn activity_subject(rng: &mut impl Rng) -> (&'static str, &'static str) {

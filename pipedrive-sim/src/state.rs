@@ -268,7 +268,7 @@ impl Company {
     /// Adds the custom person fields of every type that the person fields do not have yet
     /// (the full seed does this; a plain `--persons` seed keeps the three classic fields).
     pub(crate) fn add_every_person_field_type(&mut self, now: i64) {
-        let mut own = StdRng::seed_from_u64(0x9e75_0e5 ^ self.id as u64);
+        let mut own = StdRng::seed_from_u64(0x09e7_50e5 ^ self.id as u64);
         for (name, t, options) in seed::EVERY_TYPE {
             if !self.person_fields.iter().any(|f| f.name == *name) {
                 self.add_field("person", name, t, options, now, &mut own)

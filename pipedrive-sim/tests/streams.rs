@@ -263,7 +263,7 @@ async fn list_filters_select_by_owner_links_and_status() {
     let (act_org, deal_id) = (with_deal["org_id"].clone(), with_deal["deal_id"].clone());
     for (path, check) in [
         (
-            format!("deals?owner_id=2&limit=500"),
+            "deals?owner_id=2&limit=500".to_owned(),
             ("owner_id", json!(2)),
         ),
         (
@@ -271,11 +271,11 @@ async fn list_filters_select_by_owner_links_and_status() {
             ("org_id", json!(org)),
         ),
         (
-            format!("deals?status=won&limit=500"),
+            "deals?status=won&limit=500".to_owned(),
             ("status", json!("won")),
         ),
         (
-            format!("deals?stage_id=3&limit=500"),
+            "deals?stage_id=3&limit=500".to_owned(),
             ("stage_id", json!(3)),
         ),
         (
@@ -287,11 +287,11 @@ async fn list_filters_select_by_owner_links_and_status() {
             ("deal_id", json!(deal_id)),
         ),
         (
-            format!("organizations?owner_id=1&limit=500"),
+            "organizations?owner_id=1&limit=500".to_owned(),
             ("owner_id", json!(1)),
         ),
         (
-            format!("products?owner_id=2&limit=500"),
+            "products?owner_id=2&limit=500".to_owned(),
             ("owner_id", json!(2)),
         ),
     ] {
