@@ -374,7 +374,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     }
     let duplicate_persons: usize = by_email.values().filter(|n| **n > 1).map(|n| n - 1).sum();
-    let budget = engine.client.limiters().budget(connection_id, 80);
+    let budget = engine.crm.limiters().budget(connection_id, 80);
     let rate_limited = handle.rate_limited();
     step("Summary");
     println!("  synced                {BOLD}{synced}{RESET} contacts linked to Pipedrive persons");

@@ -15,3 +15,4 @@ pub mod queue;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
+pub mod value_json;

@@ -105,7 +105,7 @@ async fn update_deal_stage_on_an_unlinked_contact_fails_without_creating_anythin
     let conn = tandem_engine::sync::connections::load(&app.engine, conn_id)
         .await
         .unwrap();
-    let stage = app.engine.client.list_stages(&conn.session).await.unwrap()[0].id;
+    let stage = app.engine.crm.stages(&conn.session).await.unwrap()[0].id;
     let contact = local::create_contact(
         &app.engine,
         fields([name("Nobody"), email("nobody@example.com")]),

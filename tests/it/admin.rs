@@ -648,9 +648,6 @@ async fn the_console_offers_pipedrives_email_and_phone_fields_for_mapping_and_ma
         .map
         .get(&tandem_core::FieldKey::new("email").unwrap())
         .unwrap();
-    assert_eq!(
-        email.remote,
-        tandem_engine::crm::pipedrive::mapping::RemoteField::Emails
-    );
+    assert_eq!(email.remote, tandem_engine::crm::RemoteField::Emails);
     assert_eq!(email.rule.direction, tandem_core::Direction::Outbound);
 }

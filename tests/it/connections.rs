@@ -12,8 +12,8 @@ async fn stored_tokens(app: &TestApp) -> (String, Option<String>) {
     let id = app.connection_id().await;
     let conn = connections::load(&app.engine, id).await.unwrap();
     let access = match &conn.session.auth {
-        tandem_engine::crm::pipedrive::client::Auth::Bearer(t) => t.expose().clone(),
-        tandem_engine::crm::pipedrive::client::Auth::ApiToken(t) => t.expose().clone(),
+        tandem_engine::crm::Auth::Bearer(t) => t.expose().clone(),
+        tandem_engine::crm::Auth::ApiToken(t) => t.expose().clone(),
     };
     let refresh = refresh_token(app).await;
     (access, refresh)
@@ -135,7 +135,7 @@ async fn a_token_about_to_expire_is_refreshed_before_it_is_used() {
         .unwrap();
 
     assert_eq!(app.sim.handle().calls("oauth.token"), refreshes + 1);
-    let tandem_engine::crm::pipedrive::client::Auth::Bearer(token) = &conn.session.auth else {
+    let tandem_engine::crm::Auth::Bearer(token) = &conn.session.auth else {
         panic!("an OAuth connection uses a Bearer token");
     };
     assert_ne!(token.expose(), &before);
@@ -268,7 +268,8 @@ async fn disconnecting_revokes_the_token_removes_webhooks_and_a_reconnect_makes_
     let p = &app.engine.settings.pipedrive;
     let reuse = app
         .engine
-        .client
+        .crm
+        .pipedrive()
         .oauth_token(
             &p.oauth_base_url,
             &p.client_id,

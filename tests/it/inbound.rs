@@ -325,7 +325,8 @@ async fn reconciliation_unlinks_persons_deleted_unseen_repairs_drift_and_restore
         .unwrap();
     let hook = app
         .engine
-        .client
+        .crm
+        .pipedrive()
         .list_webhooks(&conn.session)
         .await
         .unwrap()
@@ -333,7 +334,8 @@ async fn reconciliation_unlinks_persons_deleted_unseen_repairs_drift_and_restore
         .find(|w| w.event_object.as_deref() == Some("person"))
         .unwrap();
     app.engine
-        .client
+        .crm
+        .pipedrive()
         .delete_webhook(&conn.session, hook.id)
         .await
         .unwrap();
@@ -521,14 +523,8 @@ async fn a_mixed_page_applied_in_batches_leaves_the_same_rows_as_applying_its_pe
     let conn = connections::load(&app.engine, connection).await.unwrap();
     let page = app
         .engine
-        .client
-        .list_persons(
-            &conn.session,
-            &tandem_engine::crm::pipedrive::client::PersonQuery {
-                limit: 500,
-                ..Default::default()
-            },
-        )
+        .crm
+        .list_people(&conn.session, &conn.map, None)
         .await
         .unwrap();
     assert!(page.next_cursor.is_none(), "one page");

@@ -317,8 +317,8 @@ async fn a_poll_page_read_before_a_push_and_applied_after_it_in_the_same_second_
     // The poll reads its page ...
     let page = app
         .engine
-        .client
-        .get_person(&conn.session, person_id)
+        .crm
+        .get_person(&conn.session, &conn.map, person_id)
         .await
         .unwrap();
     // ... the app edits, and tandem pushes within the same Pipedrive second ...

@@ -2,7 +2,40 @@
 
 use std::time::Duration;
 
-use crate::retry::ErrorClass;
+use serde::{Deserialize, Serialize};
+
+/// What the worker should do about a failed CRM call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// Transient: retry with backoff (429, 408, 5xx, transport errors).
+    Retry,
+    /// The request cannot succeed as sent: dead-letter it with the CRM's text (400, 404, 410,
+    /// 422, other 4xx).
+    DontRetry,
+    /// The token is invalid: refresh it once, then mark the connection "Token expired" (401).
+    Reauthenticate,
+    /// The connection lacks rights (missing admin rights or scopes, account not open): pause
+    /// its writes, do not drop them, until an operator reconnects (402, 403).
+    PauseConnection,
+}
+
+/// Classifies a CRM failure from its HTTP status (`None` = no response: a transport error or a
+/// client timeout) and Pipedrive's error code, if any.
+///
+/// A 403 whose code starts with `feature_capping` is an account limit on one kind of object
+/// (e.g. open deals), not missing rights, so only that request fails.
+pub fn classify(status: Option<u16>, code: Option<&str>) -> ErrorClass {
+    match status {
+        None | Some(408 | 429 | 500..=599) => ErrorClass::Retry,
+        Some(401) => ErrorClass::Reauthenticate,
+        Some(403) if code.is_some_and(|c| c.starts_with("feature_capping")) => {
+            ErrorClass::DontRetry
+        }
+        Some(402 | 403) => ErrorClass::PauseConnection,
+        Some(_) => ErrorClass::DontRetry,
+    }
+}
 
 /// Why a raw value could not be turned into a domain type.
 ///
@@ -152,7 +185,7 @@ impl CrmError {
     ) -> Self {
         Self {
             kind: CrmErrorKind::from_status(status),
-            retry: crate::retry::classify(status, code),
+            retry: classify(status, code),
             status,
             retry_after: if status == Some(429) {
                 retry_after

@@ -29,7 +29,7 @@ mod properties;
 
 pub use echo::{is_echo, strip_echo, strip_echo_snapshot};
 pub use email::{EmailAddress, Phone};
-pub use error::{CrmError, CrmErrorKind, ParseError};
+pub use error::{classify, CrmError, CrmErrorKind, ErrorClass, ParseError};
 pub use identity::{
     decide_outbound_create, duplicate_groups, plan_outbound_create, resolve_inbound, resolve_local,
     DuplicateGroup, FoundPerson, IdentityCandidates, InboundIdentity, InboundPerson,
@@ -37,12 +37,13 @@ pub use identity::{
     OutboundCreatePlan, OutboundSearchResults,
 };
 pub use ids::{ApId, ConnectionId, ContactId, PersonId, Timestamp};
-pub use link::{whole_seconds, LinkState, RemoteCheck, RemoteMerge, RemoteSource};
+pub use link::{LinkState, RemoteCheck, RemoteMerge, RemoteSource};
 pub use merge::{
-    freshness, is_stale, last_writer, merge, merge_delta, Conflict, ConflictReason, ConflictRule,
-    Direction, FieldRule, Freshness, LinkVersions, MergeDelta, MergeOutcome, MergePolicy, Side,
+    freshness, is_stale, last_writer, merge, merge_delta, whole_seconds, Conflict, ConflictReason,
+    ConflictRule, Direction, FieldRule, Freshness, LinkVersions, MergeDelta, MergeOutcome,
+    MergePolicy, Side,
 };
-pub use retry::{classify, ErrorClass, RetryDecision, RetryPolicy};
+pub use retry::{RetryDecision, RetryPolicy};
 pub use scope::{
     on_contact_deleted_locally, on_person_deleted, reaches_pipedrive, ContactScope, DeleteDecision,
     JourneyAction, LocalDeleteDecision,

@@ -21,7 +21,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::Timestamp;
 use crate::merge::{merge_delta, Conflict, LinkVersions, MergePolicy, Side};
 use crate::value::{FieldKey, FieldValue, Snapshot};
 
@@ -313,9 +312,4 @@ impl LinkState {
             }
         }
     }
-}
-
-/// Whole seconds: the resolution both sides' versions share (the CRM keeps whole seconds).
-pub const fn whole_seconds(version: Timestamp) -> i64 {
-    version.0.div_euclid(1000)
 }

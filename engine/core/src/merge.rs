@@ -407,7 +407,7 @@ fn propagate(
 /// more), so an app edit at 12:00:00.471 and a CRM edit at 12:00:00.900 are a tie, which the
 /// CRM (the system of record for persons) wins.
 pub fn last_writer(local_version: Timestamp, remote_version: Timestamp) -> Side {
-    if crate::link::whole_seconds(local_version) > crate::link::whole_seconds(remote_version) {
+    if whole_seconds(local_version) > whole_seconds(remote_version) {
         Side::Local
     } else {
         Side::Remote
@@ -484,6 +484,11 @@ impl LinkVersions {
         };
         *slot = (*slot).max(version);
     }
+}
+
+/// Whole seconds: the resolution both sides' versions share (the CRM keeps whole seconds).
+pub const fn whole_seconds(version: Timestamp) -> i64 {
+    version.0.div_euclid(1000)
 }
 
 #[cfg(test)]

@@ -5,43 +5,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::CrmError;
+use crate::error::{CrmError, ErrorClass};
 
 /// How much of a step jitter may take off: a factor of 1 shortens the step by 25 %.
 pub const JITTER_SPREAD: f64 = 0.25;
-
-/// What the worker should do about a failed CRM call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorClass {
-    /// Transient: retry with backoff (429, 408, 5xx, transport errors).
-    Retry,
-    /// The request cannot succeed as sent: dead-letter it with the CRM's text (400, 404, 410,
-    /// 422, other 4xx).
-    DontRetry,
-    /// The token is invalid: refresh it once, then mark the connection "Token expired" (401).
-    Reauthenticate,
-    /// The connection lacks rights (missing admin rights or scopes, account not open): pause
-    /// its writes, do not drop them, until an operator reconnects (402, 403).
-    PauseConnection,
-}
-
-/// Classifies a CRM failure from its HTTP status (`None` = no response: a transport error or a
-/// client timeout) and Pipedrive's error code, if any.
-///
-/// A 403 whose code starts with `feature_capping` is an account limit on one kind of object
-/// (e.g. open deals), not missing rights, so only that request fails.
-pub fn classify(status: Option<u16>, code: Option<&str>) -> ErrorClass {
-    match status {
-        None | Some(408 | 429 | 500..=599) => ErrorClass::Retry,
-        Some(401) => ErrorClass::Reauthenticate,
-        Some(403) if code.is_some_and(|c| c.starts_with("feature_capping")) => {
-            ErrorClass::DontRetry
-        }
-        Some(402 | 403) => ErrorClass::PauseConnection,
-        Some(_) => ErrorClass::DontRetry,
-    }
-}
 
 /// A retry schedule: the delay before each retry, and the total number of attempts allowed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,6 +130,7 @@ impl Default for RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::classify;
     use proptest::prelude::*;
 
     fn secs(n: u64) -> Duration {

@@ -8,14 +8,22 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tandem_core::{ApId, CrmError, EmailAddress, FieldKey, FieldValue, Timestamp};
 
+use super::fields::{FieldMap, RemoteField};
 use super::limiter::{ConnectionBudget, Limiters};
 use super::person::{CrmPerson, PersonPage};
-use super::pipedrive::client::{PersonQuery, PipedriveClient, Session};
-use super::pipedrive::mapping::{self, FieldMap};
+use super::pipedrive::client::{PersonQuery, PipedriveClient};
+use super::pipedrive::{mapping, ops, OAuthApp};
+use super::records::{
+    CatalogField, CrmActivity, CrmDeal, CrmStage, CrmUser, NewActivity, NewDeal, Notification,
+    NotificationTarget, TokenGrant, TokenKind,
+};
+use super::session::Session;
+use crate::config::Settings;
 
 /// Persons per page when listing.
 const PAGE_SIZE: u32 = 500;
@@ -24,28 +32,43 @@ const PAGE_SIZE: u32 = 500;
 /// and per-connection limiters).
 #[derive(Clone)]
 pub enum Crm {
-    Pipedrive(PipedriveClient),
+    /// Pipedrive: its HTTP client, and the OAuth app tandem is registered as.
+    Pipedrive(PipedriveClient, OAuthApp),
 }
 
 impl Crm {
+    /// The CRM the settings configure. CRM hosts are checked by name
+    /// (`crate::egress::check_crm_url`) and again after DNS resolution: a CRM's name never
+    /// leads to an internal address.
+    pub fn from_settings(settings: &Settings) -> Self {
+        let client = PipedriveClient::with_http(
+            super::http::client_with_resolver(
+                Duration::from_secs(settings.pipedrive.request_timeout_secs),
+                crate::egress::EgressPolicy::for_crm(settings).resolver(),
+            ),
+            Limiters::default(),
+        );
+        Self::Pipedrive(client, OAuthApp::from_settings(&settings.pipedrive))
+    }
+
     /// The connector's rate limiters, per connection.
     pub fn limiters(&self) -> &Limiters {
         match self {
-            Self::Pipedrive(client) => client.limiters(),
+            Self::Pipedrive(client, _) => client.limiters(),
         }
     }
 
     /// The connection's budget (rate limit, daily tokens): the connector's limits.
     pub fn budget(&self, session: &Session) -> Arc<ConnectionBudget> {
         match self {
-            Self::Pipedrive(client) => client.budget(session),
+            Self::Pipedrive(client, _) => client.budget(session),
         }
     }
 
     /// The instant of a time written by this CRM (a stored poll cursor), if it parses.
     pub fn parse_time(&self, text: &str) -> Option<Timestamp> {
         match self {
-            Self::Pipedrive(_) => mapping::parse_time(text),
+            Self::Pipedrive(..) => mapping::parse_time(text),
         }
     }
 
@@ -57,7 +80,7 @@ impl Crm {
         cursor: Option<String>,
     ) -> Result<PersonPage, CrmError> {
         match self {
-            Self::Pipedrive(client) => {
+            Self::Pipedrive(client, _) => {
                 let query = PersonQuery {
                     cursor,
                     limit: PAGE_SIZE,
@@ -79,7 +102,7 @@ impl Crm {
         cursor: Option<String>,
     ) -> Result<PersonPage, CrmError> {
         match self {
-            Self::Pipedrive(client) => {
+            Self::Pipedrive(client, _) => {
                 let query = PersonQuery {
                     cursor,
                     limit: PAGE_SIZE,
@@ -100,7 +123,7 @@ impl Crm {
         id: i64,
     ) -> Result<CrmPerson, CrmError> {
         match self {
-            Self::Pipedrive(client) => Ok(mapping::crm_person(
+            Self::Pipedrive(client, _) => Ok(mapping::crm_person(
                 &client.get_person(session, id).await?,
                 map,
             )),
@@ -116,7 +139,7 @@ impl Crm {
         writes: &BTreeMap<FieldKey, FieldValue>,
     ) -> Result<CrmPerson, CrmError> {
         match self {
-            Self::Pipedrive(client) => {
+            Self::Pipedrive(client, _) => {
                 let body = mapping::person_write(writes, map);
                 Ok(mapping::crm_person(
                     &client.patch_person(session, id, &body).await?,
@@ -138,7 +161,7 @@ impl Crm {
         default_owner: Option<i64>,
     ) -> Result<CrmPerson, CrmError> {
         match self {
-            Self::Pipedrive(client) => {
+            Self::Pipedrive(client, _) => {
                 let body = mapping::create_body(fields, map, ap_id, email, default_owner);
                 Ok(mapping::crm_person(
                     &client.create_person(session, &body).await?,
@@ -155,7 +178,7 @@ impl Crm {
         email: &EmailAddress,
     ) -> Result<Vec<i64>, CrmError> {
         match self {
-            Self::Pipedrive(client) => {
+            Self::Pipedrive(client, _) => {
                 client
                     .search_persons(session, email.as_str(), "email")
                     .await
@@ -170,7 +193,7 @@ impl Crm {
         ap_id: &ApId,
     ) -> Result<Vec<i64>, CrmError> {
         match self {
-            Self::Pipedrive(client) => {
+            Self::Pipedrive(client, _) => {
                 client
                     .search_persons(session, ap_id.as_str(), "custom_fields")
                     .await
@@ -186,15 +209,210 @@ impl Crm {
         survivor: i64,
     ) -> Result<(), CrmError> {
         match self {
-            Self::Pipedrive(client) => client.merge_persons(session, merged, survivor).await,
+            Self::Pipedrive(client, _) => client.merge_persons(session, merged, survivor).await,
         }
     }
 
-    /// The connector's own client, for the connector-specific calls not yet behind the
-    /// boundary (issue 18, item 1: field catalog, notifications, actions, OAuth).
+    /// The user the session signs in as.
+    pub async fn whoami(&self, session: &Session) -> Result<CrmUser, CrmError> {
+        match self {
+            Self::Pipedrive(client, _) => ops::whoami(client, session).await,
+        }
+    }
+
+    /// Every field of the CRM's person (built-in and custom).
+    pub async fn field_catalog(&self, session: &Session) -> Result<Vec<CatalogField>, CrmError> {
+        match self {
+            Self::Pipedrive(client, _) => ops::field_catalog(client, session).await,
+        }
+    }
+
+    /// Creates a custom field of the CRM's person.
+    pub async fn create_field(
+        &self,
+        session: &Session,
+        name: &str,
+        field_type: &str,
+    ) -> Result<CatalogField, CrmError> {
+        match self {
+            Self::Pipedrive(client, _) => {
+                ops::create_field(client, session, name, field_type).await
+            }
+        }
+    }
+
+    /// The custom-field types this connector converts both ways.
+    pub fn custom_field_types(&self) -> &'static [&'static str] {
+        match self {
+            Self::Pipedrive(..) => &mapping::CUSTOM_FIELD_TYPES,
+        }
+    }
+
+    /// A value for a mapped field, as an app's request writes it in JSON (a journey action's
+    /// "update field"); `None` when it has the wrong type for the field.
+    pub fn value_from_json(
+        &self,
+        remote: &RemoteField,
+        value: &serde_json::Value,
+    ) -> Option<FieldValue> {
+        match self {
+            Self::Pipedrive(..) => mapping::action_value(remote, value),
+        }
+    }
+
+    /// Registers (or repairs) change notifications to `target`; returns how many were created.
+    pub async fn register_notifications(
+        &self,
+        session: &Session,
+        target: NotificationTarget<'_>,
+    ) -> Result<usize, CrmError> {
+        match self {
+            Self::Pipedrive(client, _) => ops::register_webhooks(client, session, target).await,
+        }
+    }
+
+    /// Removes every change notification delivering to `url`; returns how many.
+    pub async fn remove_notifications(
+        &self,
+        session: &Session,
+        url: &str,
+    ) -> Result<usize, CrmError> {
+        match self {
+            Self::Pipedrive(client, _) => ops::remove_webhooks(client, session, url).await,
+        }
+    }
+
+    /// Decodes one change notification the CRM delivered.
+    pub fn parse_notification(
+        &self,
+        payload: &str,
+        map: &FieldMap,
+    ) -> Result<Notification, String> {
+        match self {
+            Self::Pipedrive(..) => ops::parse_notification(payload, map),
+        }
+    }
+
+    /// The pipelines' stages.
+    pub async fn stages(&self, session: &Session) -> Result<Vec<CrmStage>, CrmError> {
+        match self {
+            Self::Pipedrive(client, _) => ops::stages(client, session).await,
+        }
+    }
+
+    /// The deals of a person.
+    pub async fn person_deals(
+        &self,
+        session: &Session,
+        person_id: i64,
+    ) -> Result<Vec<CrmDeal>, CrmError> {
+        match self {
+            Self::Pipedrive(client, _) => ops::person_deals(client, session, person_id).await,
+        }
+    }
+
+    /// The activities of a person.
+    pub async fn person_activities(
+        &self,
+        session: &Session,
+        person_id: i64,
+    ) -> Result<Vec<CrmActivity>, CrmError> {
+        match self {
+            Self::Pipedrive(client, _) => ops::person_activities(client, session, person_id).await,
+        }
+    }
+
+    /// Creates a deal; returns its id.
+    pub async fn create_deal(
+        &self,
+        session: &Session,
+        deal: &NewDeal<'_>,
+    ) -> Result<i64, CrmError> {
+        match self {
+            Self::Pipedrive(client, _) => ops::create_deal(client, session, deal).await,
+        }
+    }
+
+    /// Moves a deal to a stage.
+    pub async fn move_deal(
+        &self,
+        session: &Session,
+        deal_id: i64,
+        stage_id: i64,
+    ) -> Result<(), CrmError> {
+        match self {
+            Self::Pipedrive(client, _) => ops::move_deal(client, session, deal_id, stage_id).await,
+        }
+    }
+
+    /// Schedules an activity; returns its id.
+    pub async fn create_activity(
+        &self,
+        session: &Session,
+        activity: &NewActivity<'_>,
+    ) -> Result<i64, CrmError> {
+        match self {
+            Self::Pipedrive(client, _) => ops::create_activity(client, session, activity).await,
+        }
+    }
+
+    /// Gives a person to another owner.
+    pub async fn set_person_owner(
+        &self,
+        session: &Session,
+        person_id: i64,
+        owner_id: i64,
+    ) -> Result<(), CrmError> {
+        match self {
+            Self::Pipedrive(client, _) => {
+                ops::set_person_owner(client, session, person_id, owner_id).await
+            }
+        }
+    }
+
+    /// Exchanges an OAuth authorisation code for tokens.
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        redirect_uri: &str,
+    ) -> Result<TokenGrant, CrmError> {
+        match self {
+            Self::Pipedrive(client, app) => {
+                let form = [
+                    ("grant_type", "authorization_code"),
+                    ("code", code),
+                    ("redirect_uri", redirect_uri),
+                ];
+                ops::oauth_grant(client, app, &form).await
+            }
+        }
+    }
+
+    /// Trades a refresh token for new tokens.
+    pub async fn refresh_token(&self, refresh_token: &str) -> Result<TokenGrant, CrmError> {
+        match self {
+            Self::Pipedrive(client, app) => {
+                let form = [
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh_token),
+                ];
+                ops::oauth_grant(client, app, &form).await
+            }
+        }
+    }
+
+    /// Revokes a token at the CRM's OAuth server.
+    pub async fn revoke_token(&self, token: &str, kind: TokenKind) -> Result<(), CrmError> {
+        match self {
+            Self::Pipedrive(client, app) => ops::revoke(client, app, token, kind).await,
+        }
+    }
+
+    /// Pipedrive's raw client, for the integration tests and benchmarks that call Pipedrive
+    /// directly. Use-cases never call it (`scripts/check-structure`).
     pub fn pipedrive(&self) -> &PipedriveClient {
         match self {
-            Self::Pipedrive(client) => client,
+            Self::Pipedrive(client, _) => client,
         }
     }
 }

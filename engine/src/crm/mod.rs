@@ -3,11 +3,19 @@
 //! boundary (ADR 0011), and see persons as [`CrmPerson`].
 
 pub mod connector;
+pub mod fields;
 pub mod http;
 pub mod limiter;
 pub mod person;
 pub mod pipedrive;
+pub mod records;
+pub mod session;
 
 pub use connector::Crm;
+pub use fields::{email_of, FieldMap, MappedField, RemoteField};
 pub use person::{CrmPerson, CrmTime, PersonPage};
-pub use pipedrive::mapping::{email_of, FieldMap, ToCrmPerson};
+pub use records::{
+    CatalogField, CrmActivity, CrmDeal, CrmStage, CrmUser, NewActivity, NewDeal, Notification,
+    NotificationTarget, TokenGrant, TokenKind,
+};
+pub use session::{Auth, Session};

@@ -168,20 +168,10 @@ async fn handle_callback(app: &AppState, q: CallbackQuery) -> Result<Option<i64>
             "the callback has neither `code` nor `error`",
         )
     })?;
-    let p = &app.settings.pipedrive;
     let redirect = redirect_uri(app);
     let tokens = engine
-        .client
-        .oauth_token(
-            &p.oauth_base_url,
-            &p.client_id,
-            p.client_secret.expose(),
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", &redirect),
-            ],
-        )
+        .crm
+        .exchange_code(&code, &redirect)
         .await
         .map_err(|e| {
             ApiError::new(
@@ -194,10 +184,10 @@ async fn handle_callback(app: &AppState, q: CallbackQuery) -> Result<Option<i64>
             )
         })?;
     let new = connections::NewConnection {
-        api_domain: tokens.api_domain.trim_end_matches('/').to_owned(),
+        api_domain: tokens.api_domain.clone(),
         auth_kind: "oauth",
-        access_token: tokens.access_token.clone(),
-        refresh_token: tokens.refresh_token.clone(),
+        access_token: tokens.access_token.expose().clone(),
+        refresh_token: tokens.refresh_token.as_ref().map(|t| t.expose().clone()),
         token_expires_at: tokens
             .expires_in
             .map(|s| engine.now() + chrono::Duration::seconds(s)),
@@ -208,14 +198,8 @@ async fn handle_callback(app: &AppState, q: CallbackQuery) -> Result<Option<i64>
             // Tokens we will not use are given back.
             if let Some(refresh) = &tokens.refresh_token {
                 if let Err(e) = engine
-                    .client
-                    .oauth_revoke(
-                        &p.oauth_base_url,
-                        &p.client_id,
-                        p.client_secret.expose(),
-                        refresh,
-                        "refresh_token",
-                    )
+                    .crm
+                    .revoke_token(refresh.expose(), crate::crm::TokenKind::Refresh)
                     .await
                 {
                     tracing::warn!(error = %e, "Revoking unused OAuth tokens failed.");

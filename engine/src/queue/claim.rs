@@ -33,7 +33,10 @@ pub(super) struct Lane {
     pub(super) due_nullable: bool,
     /// The column with a running row's lease end (may be `run_at` itself).
     pub(super) locked_until: &'static str,
-    /// `o` and `j` belong to the same key.
+    /// `o` and `j` belong to the same key. `<=>` is null-safe equality, written in each
+    /// database's indexable form (SQLite `IS`, Postgres `IS NOT DISTINCT FROM`): an `OR` of
+    /// "equal or both null" keeps SQLite from searching the key's index, and the claim then
+    /// reads every row of the table once per candidate.
     pub(super) same_key: &'static str,
     /// `o` was enqueued before `j`.
     pub(super) earlier: &'static str,
@@ -55,12 +58,16 @@ pub(super) fn statement(
     lease_end: DateTime<Utc>,
     limit: u32,
 ) -> Statement {
-    let (lock_clause, index_hint) = match backend {
-        DatabaseBackend::Postgres => ("FOR UPDATE SKIP LOCKED", String::new()),
+    let (lock_clause, index_hint, null_safe_eq) = match backend {
+        DatabaseBackend::Postgres => (
+            "FOR UPDATE SKIP LOCKED",
+            String::new(),
+            "IS NOT DISTINCT FROM",
+        ),
         DatabaseBackend::Sqlite | DatabaseBackend::MySql if !lane.sqlite_index.is_empty() => {
-            ("", format!("INDEXED BY {}", lane.sqlite_index))
+            ("", format!("INDEXED BY {}", lane.sqlite_index), "IS")
         }
-        DatabaseBackend::Sqlite | DatabaseBackend::MySql => ("", String::new()),
+        DatabaseBackend::Sqlite | DatabaseBackend::MySql => ("", String::new(), "IS"),
     };
     let Lane {
         table,
@@ -75,6 +82,7 @@ pub(super) fn statement(
         returning,
         ..
     } = lane;
+    let same_key = same_key.replace("<=>", null_safe_eq);
     let due = if lane.due_nullable {
         format!("(j.{run_at} IS NULL OR j.{run_at} <= $2)")
     } else {
@@ -128,7 +136,7 @@ mod tests {
         run_at: "run_at",
         due_nullable: true,
         locked_until: "locked_until",
-        same_key: "o.k = j.k",
+        same_key: "o.k = j.k AND o.n <=> j.n",
         earlier: "o.id < j.id",
         eligible: "",
         order_by: "j.id",
@@ -147,6 +155,8 @@ mod tests {
         assert!(!lite.contains("SKIP LOCKED"), "{lite}");
         assert!(lite.contains("INDEXED BY t_idx"), "{lite}");
         assert!(lite.contains("run_at IS NULL OR"), "{lite}");
+        assert!(lite.contains("o.n IS j.n"), "{lite}");
+        assert!(pg.contains("o.n IS NOT DISTINCT FROM j.n"), "{pg}");
     }
 
     #[test]

@@ -50,8 +50,7 @@ const LANE: Lane = Lane {
     due_nullable: true,
     locked_until: "locked_until",
     same_key: "o.source = j.source AND o.object = j.object \
-        AND (o.object_id = j.object_id OR (o.object_id IS NULL AND j.object_id IS NULL)) \
-        AND (o.connection_id = j.connection_id OR (o.connection_id IS NULL AND j.connection_id IS NULL))",
+        AND o.object_id <=> j.object_id AND o.connection_id <=> j.connection_id",
     earlier: "o.received_at < j.received_at OR (o.received_at = j.received_at AND o.id < j.id)",
     eligible: "",
     order_by: "j.received_at ASC, j.id ASC",

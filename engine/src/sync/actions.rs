@@ -25,8 +25,7 @@ use super::links;
 use super::outbound::{self, CrmFailure};
 use super::synclog::{self, Direction, Entry, Level};
 use super::{Engine, SyncError};
-use crate::crm::pipedrive::mapping::{custom_value, person_write, RemoteField};
-use crate::crm::pipedrive::wire::Stage;
+use crate::crm::{CrmStage, NewActivity, NewDeal};
 use crate::queue::{self, Job, JobPayload, Priority};
 use crate::store::entities::journey_action;
 
@@ -226,16 +225,16 @@ fn reject_unknown(params: &Value, allowed: &[&str]) -> Result<(), ActionError> {
     }
 }
 
-static STAGES: LazyLock<DashMap<Uuid, (Instant, Vec<Stage>)>> = LazyLock::new(DashMap::new);
+static STAGES: LazyLock<DashMap<Uuid, (Instant, Vec<CrmStage>)>> = LazyLock::new(DashMap::new);
 
-async fn stages(engine: &Engine, conn: &ConnectionCtx) -> Result<Vec<Stage>, ActionError> {
+async fn stages(engine: &Engine, conn: &ConnectionCtx) -> Result<Vec<CrmStage>, ActionError> {
     if let Some(cached) = STAGES
         .get(&conn.id)
         .filter(|c| c.0.elapsed() < Duration::from_secs(300))
     {
         return Ok(cached.1.clone());
     }
-    let fetched = engine.client.list_stages(&conn.session).await?;
+    let fetched = engine.crm.stages(&conn.session).await?;
     STAGES.insert(conn.id, (Instant::now(), fetched.clone()));
     Ok(fetched)
 }
@@ -350,9 +349,12 @@ pub async fn validate(
             let mapped = conn.map.get(&key).ok_or_else(|| {
                 ActionError::Invalid(format!("unknown field {field:?}: map it first"))
             })?;
-            field_value(&mapped.remote, &value).ok_or_else(|| {
-                ActionError::Invalid(format!("`value` has the wrong type for field {field:?}"))
-            })?;
+            engine
+                .crm
+                .value_from_json(&mapped.remote, &value)
+                .ok_or_else(|| {
+                    ActionError::Invalid(format!("`value` has the wrong type for field {field:?}"))
+                })?;
             Params::UpdatePersonField { field, value }
         }
         JourneyAction::UpdateDealStage => {
@@ -366,31 +368,6 @@ pub async fn validate(
             }
         }
     })
-}
-
-fn field_value(remote: &RemoteField, value: &Value) -> Option<FieldValue> {
-    match remote {
-        RemoteField::Name => match value {
-            Value::String(s) if !s.trim().is_empty() => Some(FieldValue::text(s.trim())),
-            _ => None,
-        },
-        RemoteField::Emails | RemoteField::Phones => match value {
-            Value::String(s) => {
-                let entry = tandem_core::LabeledValue::new(s.trim(), Some("work"), true);
-                Some(if matches!(remote, RemoteField::Emails) {
-                    FieldValue::Emails(vec![entry])
-                } else {
-                    FieldValue::Phones(vec![entry])
-                })
-            }
-            Value::Null => Some(FieldValue::Cleared),
-            _ => None,
-        },
-        RemoteField::OwnerId => value
-            .as_i64()
-            .and_then(|n| FieldValue::number(n as f64).ok()),
-        RemoteField::Custom { field_type, .. } => custom_value(value, field_type),
-    }
 }
 
 fn request_hash(action: JourneyAction, contact: &ContactRef, params: &Value) -> String {
@@ -617,8 +594,8 @@ pub async fn execute(
             // After an attempt whose outcome is unknown, look for the deal before creating again.
             if job.attempts > 0 {
                 let existing = engine
-                    .client
-                    .list_person_deals(&conn.session, person_id)
+                    .crm
+                    .person_deals(&conn.session, person_id)
                     .await
                     .map_err(crm)?;
                 if let Some(deal) = existing
@@ -638,35 +615,26 @@ pub async fn execute(
                     return Ok(());
                 }
             }
-            let mut body =
-                json!({ "title": title, "person_id": person_id, "owner_id": owner_id.or(owner) });
-            if let Some(v) = value {
-                body["value"] = json!(v);
-            }
-            if let Some(c) = currency {
-                body["currency"] = json!(c);
-            }
-            if let Some(p) = pipeline_id {
-                body["pipeline_id"] = json!(p);
-            }
-            if let Some(s) = stage_id {
-                body["stage_id"] = json!(s);
-            }
-            let deal = engine
-                .client
-                .create_deal(&conn.session, &body)
+            let deal = NewDeal {
+                person_id,
+                title,
+                value: *value,
+                currency: currency.as_deref(),
+                pipeline_id: *pipeline_id,
+                stage_id: *stage_id,
+                owner_id: owner_id.or(owner),
+            };
+            let deal_id = engine
+                .crm
+                .create_deal(&conn.session, &deal)
                 .await
                 .map_err(crm)?;
-            json!({ "person_id": person_id, "deal_id": deal.id })
+            json!({ "person_id": person_id, "deal_id": deal_id })
         }
         Params::AssignPersonOwner { owner_id } => {
-            let body = crate::crm::pipedrive::wire::PersonWrite {
-                owner_id: Some(*owner_id),
-                ..Default::default()
-            };
             engine
-                .client
-                .patch_person(&conn.session, person_id, &body)
+                .crm
+                .set_person_owner(&conn.session, person_id, *owner_id)
                 .await
                 .map_err(crm)?;
             json!({ "person_id": person_id, "owner_id": owner_id })
@@ -680,32 +648,32 @@ pub async fn execute(
             // After an attempt whose outcome is unknown, look for the activity before creating again.
             if job.attempts > 0 {
                 let existing = engine
-                    .client
-                    .list_person_activities(&conn.session, person_id)
+                    .crm
+                    .person_activities(&conn.session, person_id)
                     .await
                     .map_err(crm)?;
                 if let Some(found) = existing
                     .iter()
-                    .find(|a| a["subject"].as_str() == Some(subject.as_str()))
+                    .find(|a| a.subject.as_deref() == Some(subject.as_str()))
                 {
-                    let result = json!({ "person_id": person_id, "activity_id": found["id"] });
+                    let result = json!({ "person_id": person_id, "activity_id": found.id });
                     finish(engine, conn, &row, state::DONE, Some(result), None, None).await?;
                     return Ok(());
                 }
             }
-            let mut body = json!({ "subject": subject, "owner_id": owner_id.or(owner), "participants": [{ "person_id": person_id, "primary": true }] });
-            if let Some(t) = r#type {
-                body["type"] = json!(t);
-            }
-            if let Some(d) = due_date {
-                body["due_date"] = json!(d);
-            }
-            let activity = engine
-                .client
-                .create_activity(&conn.session, &body)
+            let activity = NewActivity {
+                person_id,
+                subject,
+                kind: r#type.as_deref(),
+                due_date: due_date.as_deref(),
+                owner_id: owner_id.or(owner),
+            };
+            let activity_id = engine
+                .crm
+                .create_activity(&conn.session, &activity)
                 .await
                 .map_err(crm)?;
-            json!({ "person_id": person_id, "activity_id": activity.id })
+            json!({ "person_id": person_id, "activity_id": activity_id })
         }
         Params::UpdatePersonField { field, value } => {
             let key = FieldKey::new(field).map_err(|e| SyncError::Invalid(e.to_string()))?;
@@ -713,13 +681,16 @@ pub async fn execute(
                 .map
                 .get(&key)
                 .ok_or_else(|| SyncError::Invalid(format!("field {field} is no longer mapped")))?;
-            let value = field_value(&mapped.remote, value).ok_or_else(|| {
-                SyncError::Invalid(format!("value for {field} has the wrong type"))
-            })?;
+            let value = engine
+                .crm
+                .value_from_json(&mapped.remote, value)
+                .ok_or_else(|| {
+                    SyncError::Invalid(format!("value for {field} has the wrong type"))
+                })?;
             let writes: BTreeMap<FieldKey, FieldValue> = [(key, value)].into_iter().collect();
             engine
-                .client
-                .patch_person(&conn.session, person_id, &person_write(&writes, &conn.map))
+                .crm
+                .update_person(&conn.session, &conn.map, person_id, &writes)
                 .await
                 .map_err(crm)?;
             json!({ "person_id": person_id, "field": field })
@@ -729,8 +700,8 @@ pub async fn execute(
                 Some(id) => *id,
                 None => {
                     let deals = engine
-                        .client
-                        .list_person_deals(&conn.session, person_id)
+                        .crm
+                        .person_deals(&conn.session, person_id)
                         .await
                         .map_err(crm)?;
                     match deals.iter().map(|d| d.id).max() {
@@ -752,8 +723,8 @@ pub async fn execute(
                 }
             };
             engine
-                .client
-                .patch_deal(&conn.session, deal_id, &json!({ "stage_id": stage_id }))
+                .crm
+                .move_deal(&conn.session, deal_id, *stage_id)
                 .await
                 .map_err(crm)?;
             json!({ "person_id": person_id, "deal_id": deal_id, "stage_id": stage_id })

@@ -287,8 +287,8 @@ pub async fn resync(
             let mut pulled = 0;
             if let Some(link) = super::links::by_contact(db, connection_id, contact).await? {
                 let person = match engine
-                    .client
-                    .get_person(&conn.session, link.person_id)
+                    .crm
+                    .get_person(&conn.session, &conn.map, link.person_id)
                     .await
                 {
                     Ok(person) => Some(person),
@@ -315,7 +315,7 @@ pub async fn resync(
         None => {
             // Check the credentials first, so a dead token shows at once (even before the
             // initial sync, when the poll has nothing to do).
-            let conn = match engine.client.users_me(&conn.session).await {
+            let conn = match engine.crm.whoami(&conn.session).await {
                 Ok(_) => conn,
                 Err(error) => {
                     if super::tokens::on_auth_error(engine, &conn, &error).await? {

@@ -13,9 +13,9 @@ use super::synclog::{self, Entry, Level};
 use super::{Engine, SyncError};
 use crate::config::Redacted;
 use crate::crm::limiter::documented_burst;
-use crate::crm::pipedrive::client::{Auth, Session};
-use crate::crm::pipedrive::mapping::{FieldMap, MappedField, RemoteField};
-use crate::crm::pipedrive::wire::WebhookCreate;
+use crate::crm::{
+    Auth, FieldMap, MappedField, NotificationTarget, RemoteField, Session, TokenKind,
+};
 use crate::store::entities::{connection, field_mapping, sync_cursor};
 
 /// Connection states as the admin sees them.
@@ -383,7 +383,7 @@ pub async fn connect_with(
         auth,
         seed_burst: documented_burst(&engine.settings.pipedrive.plan, new.auth_kind == "oauth"),
     };
-    let me = engine.client.users_me(&session).await?;
+    let me = engine.crm.whoami(&session).await?;
 
     // A different company than the one tandem syncs: refuse unless the admin confirmed a reset.
     let others: Vec<connection::Model> = connection::Entity::find()
@@ -591,25 +591,18 @@ pub async fn disconnect(engine: &Engine, id: Uuid) -> Result<Disconnected, SyncE
     let sealed = if row.auth_kind == "oauth" {
         row.refresh_token_enc
             .as_ref()
-            .map(|s| (s, "refresh_token"))
-            .or_else(|| row.access_token_enc.as_ref().map(|s| (s, "access_token")))
+            .map(|s| (s, TokenKind::Refresh))
+            .or_else(|| {
+                row.access_token_enc
+                    .as_ref()
+                    .map(|s| (s, TokenKind::Access))
+            })
     } else {
         None
     };
     if let Some((sealed, hint)) = sealed {
         let token = engine.vault.decrypt_string(sealed)?;
-        let p = &engine.settings.pipedrive;
-        match engine
-            .client
-            .oauth_revoke(
-                &p.oauth_base_url,
-                &p.client_id,
-                p.client_secret.expose(),
-                &token,
-                hint,
-            )
-            .await
-        {
+        match engine.crm.revoke_token(&token, hint).await {
             Ok(()) => result.token_revoked = true,
             Err(e) => result
                 .warnings
@@ -692,24 +685,24 @@ pub async fn app_removed(engine: &Engine, company_id: i64) -> Result<Option<Uuid
 
 /// Finds the `apId` person field, creating it (varchar) if missing.
 pub async fn ensure_apid_field(engine: &Engine, session: &Session) -> Result<String, SyncError> {
-    let fields = engine.client.list_person_fields(session).await?;
-    if let Some(field) = fields.iter().find(|f| f.field_name == APID_FIELD_NAME) {
-        return Ok(field.field_code.clone());
+    let fields = engine.crm.field_catalog(session).await?;
+    if let Some(field) = fields.iter().find(|f| f.name == APID_FIELD_NAME) {
+        return Ok(field.key.clone());
     }
     Ok(engine
-        .client
-        .create_person_field(session, APID_FIELD_NAME, "varchar")
+        .crm
+        .create_field(session, APID_FIELD_NAME, "varchar")
         .await?
-        .field_code)
+        .key)
 }
 
 fn webhook_url(engine: &Engine, connection: Uuid) -> String {
     format!("{}/webhooks/pipedrive/{connection}", engine.public_url)
 }
 
-/// Registers (or repairs) tandem's person/deal/activity webhooks; returns how many were created.
-/// A webhook of tandem's whose Basic credentials differ from the stored ones (left over from an
-/// earlier connect) is deleted and created again, so Pipedrive and tandem always agree.
+/// Registers (or repairs) tandem's change notifications (Pipedrive: person, deal and activity
+/// webhooks); returns how many were created. One whose credentials differ from the stored ones
+/// (left over from an earlier connect) is replaced, so the CRM and tandem always agree.
 pub async fn register_webhooks(
     engine: &Engine,
     session: &Session,
@@ -717,71 +710,18 @@ pub async fn register_webhooks(
     password: &str,
 ) -> Result<usize, SyncError> {
     let url = webhook_url(engine, session.connection_id);
-    let existing = engine.client.list_webhooks(session).await?;
-    let mut created = 0;
-    for object in ["person", "deal", "activity"] {
-        let ours: Vec<_> = existing
-            .iter()
-            .filter(|w| w.subscription_url == url && w.event_object.as_deref() == Some(object))
-            .collect();
-        let mut present = false;
-        for hook in ours {
-            let agree = credentials_agree(hook, user, password);
-            if agree && !present {
-                present = true;
-            } else if !agree {
-                engine.client.delete_webhook(session, hook.id).await?;
-                tracing::warn!(connection_id = %session.connection_id, webhook_id = hook.id, "A webhook carried outdated credentials; it is registered again.");
-            }
-        }
-        if present {
-            continue;
-        }
-        let body = WebhookCreate {
-            subscription_url: &url,
-            event_action: "*",
-            event_object: object,
-            name: "tandem sync",
-            http_auth_user: user,
-            http_auth_password: password,
-            version: "2.0",
-        };
-        engine.client.create_webhook(session, &body).await?;
-        created += 1;
-    }
-    Ok(created)
+    let target = NotificationTarget {
+        url: &url,
+        user,
+        password,
+    };
+    Ok(engine.crm.register_notifications(session, target).await?)
 }
 
-/// Whether a registered webhook sends the stored credentials. A listing that does not show the
-/// password (`null`) cannot be checked and counts as agreeing.
-fn credentials_agree(
-    hook: &crate::crm::pipedrive::wire::Webhook,
-    user: &str,
-    password: &str,
-) -> bool {
-    match hook.http_auth_password.expose() {
-        None => true,
-        Some(listed) => {
-            hook.http_auth_user.as_deref() == Some(user)
-                && tandem_webhooks::pipedrive::constant_time_eq(
-                    listed.as_bytes(),
-                    password.as_bytes(),
-                )
-        }
-    }
-}
-
-/// Removes tandem's webhooks at Pipedrive.
+/// Removes tandem's change notifications at the CRM.
 pub async fn remove_webhooks(engine: &Engine, session: &Session) -> Result<usize, SyncError> {
     let url = webhook_url(engine, session.connection_id);
-    let mut removed = 0;
-    for hook in engine.client.list_webhooks(session).await? {
-        if hook.subscription_url == url {
-            engine.client.delete_webhook(session, hook.id).await?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
+    Ok(engine.crm.remove_notifications(session, &url).await?)
 }
 
 /// The Basic credentials Pipedrive must send to this connection's webhook endpoint.

@@ -523,7 +523,7 @@ pub fn render_value(value: &FieldValue) -> Option<Value> {
         | FieldValue::DateRange(_)
         | FieldValue::Time(_)
         | FieldValue::TimeRange(_)
-        | FieldValue::Address(_) => crate::crm::pipedrive::mapping::custom_json(value, "", None),
+        | FieldValue::Address(_) => crate::value_json::structured_json(value),
         FieldValue::Cleared => Value::Null,
     })
 }

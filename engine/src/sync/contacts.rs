@@ -9,7 +9,7 @@ use tandem_core::{keys, FieldKey, FieldValue, Timestamp};
 use uuid::Uuid;
 
 use super::SyncError;
-use crate::crm::pipedrive::mapping::email_of;
+use crate::crm::email_of;
 use crate::store::entities::{contact, contact_field, contact_list_member};
 use crate::store::{insert_chunked, MAX_BIND_PARAMS};
 

@@ -233,13 +233,13 @@ pub async fn usage(
     person_id: i64,
 ) -> Result<Usage, SyncError> {
     let deals = engine
-        .client
-        .list_person_deals(&conn.session, person_id)
+        .crm
+        .person_deals(&conn.session, person_id)
         .await?
         .len();
     let activities = engine
-        .client
-        .list_person_activities(&conn.session, person_id)
+        .crm
+        .person_activities(&conn.session, person_id)
         .await?
         .len();
     Ok(Usage {
@@ -266,10 +266,13 @@ pub async fn merge_persons(
         .await?
         .ok_or_else(|| SyncError::Invalid(format!("person {survivor} is not linked")))?;
     engine
-        .client
-        .merge_persons(&conn.session, merged, survivor)
+        .crm
+        .merge_people(&conn.session, merged, survivor)
         .await?;
-    let person = engine.client.get_person(&conn.session, survivor).await?;
+    let person = engine
+        .crm
+        .get_person(&conn.session, &conn.map, survivor)
+        .await?;
     let now = engine.now();
     let txn = engine.store.begin().await?;
     if let Some(merged_link) = links::by_person(&txn, conn.id, merged).await? {
@@ -353,7 +356,10 @@ pub async fn link_contact(
     contact_id: Uuid,
     person_id: i64,
 ) -> Result<(), SyncError> {
-    let person = engine.client.get_person(&conn.session, person_id).await?;
+    let person = engine
+        .crm
+        .get_person(&conn.session, &conn.map, person_id)
+        .await?;
     let now = engine.now();
     let txn = engine.store.begin().await?;
     contacts::load(&txn, contact_id)

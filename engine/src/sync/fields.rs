@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::connections;
 use super::synclog::{self, Direction, Entry, Level};
 use super::{Engine, SyncError};
-use crate::crm::pipedrive::mapping::CUSTOM_FIELD_TYPES;
+use crate::crm::CatalogField;
 use crate::store::entities::{contact_field, field_mapping};
 
 /// A Pipedrive person field.
@@ -80,33 +80,29 @@ fn invalid(field: &str, message: impl Into<String>) -> SyncError {
 /// Pipedrive's person fields, as the connection sees them.
 pub async fn remote_fields(engine: &Engine, id: Uuid) -> Result<Vec<RemoteFieldInfo>, SyncError> {
     let conn = connections::load(engine, id).await?;
-    let fields = match engine.client.list_person_fields(&conn.session).await {
+    let fields = match engine.crm.field_catalog(&conn.session).await {
         Ok(fields) => fields,
         Err(error) => {
             super::tokens::on_auth_error(engine, &conn, &error).await?;
             return Err(error.into());
         }
     };
-    Ok(fields
-        .into_iter()
-        .map(|f| RemoteFieldInfo {
-            mappable: if f.is_custom_field {
-                convertible(&f.field_type)
-            } else {
-                BUILTIN_MAPPABLE.contains(&f.field_code.as_str())
-            },
-            key: f.field_code,
-            name: f.field_name,
-            field_type: f.field_type,
-            is_custom: f.is_custom_field,
-            options: f
-                .options
-                .unwrap_or_default()
-                .into_iter()
-                .map(|o| (o.id, o.label))
-                .collect(),
-        })
-        .collect())
+    Ok(fields.into_iter().map(|f| field_info(engine, f)).collect())
+}
+
+fn field_info(engine: &Engine, f: CatalogField) -> RemoteFieldInfo {
+    RemoteFieldInfo {
+        mappable: if f.is_custom {
+            convertible(engine, &f.field_type)
+        } else {
+            BUILTIN_MAPPABLE.contains(&f.key.as_str())
+        },
+        key: f.key,
+        name: f.name,
+        field_type: f.field_type,
+        is_custom: f.is_custom,
+        options: f.options,
+    }
 }
 
 fn kind_of(value: &FieldValue) -> Option<&'static str> {
@@ -298,14 +294,14 @@ pub async fn set_mapping(
                 format!("Pipedrive has no person field with key `{remote_key}`; create it first"),
             )
         })?;
-    if remote.is_custom && !convertible(&remote.field_type) {
+    if remote.is_custom && !convertible(engine, &remote.field_type) {
         return Err(invalid(
             "remote_field",
             format!(
                 "Pipedrive field \"{}\" is of type `{}`, which tandem cannot convert; it maps custom fields of type {}",
                 remote.name,
                 remote.field_type,
-                CUSTOM_FIELD_TYPES.join(", ")
+                engine.crm.custom_field_types().join(", ")
             ),
         ));
     }
@@ -404,8 +400,8 @@ pub async fn set_mapping(
     })
 }
 
-fn convertible(field_type: &str) -> bool {
-    CUSTOM_FIELD_TYPES.contains(&field_type)
+fn convertible(engine: &Engine, field_type: &str) -> bool {
+    engine.crm.custom_field_types().contains(&field_type)
 }
 
 /// Removes a mapping (the field falls back to its default, or stops syncing).
@@ -453,8 +449,8 @@ pub async fn create_remote_field(
     let conn = connections::load(engine, id).await?;
     let now = Utc::now();
     match engine
-        .client
-        .create_person_field(&conn.session, name, field_type)
+        .crm
+        .create_field(&conn.session, name, field_type)
         .await
     {
         Ok(field) => {
@@ -472,8 +468,8 @@ pub async fn create_remote_field(
             .await?;
             Ok(RemoteFieldInfo {
                 mappable: true,
-                key: field.field_code,
-                name: field.field_name,
+                key: field.key,
+                name: field.name,
                 field_type: field.field_type,
                 is_custom: true,
                 options: Vec::new(),

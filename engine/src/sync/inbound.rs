@@ -16,7 +16,7 @@ use super::contacts::{self, Origin};
 use super::links::{self, Link};
 use super::synclog::{self, Direction, Entry, Level};
 use super::{Engine, SyncError};
-use crate::crm::{CrmPerson, ToCrmPerson};
+use crate::crm::CrmPerson;
 use crate::queue::{self, JobPayload, Priority};
 use crate::store::Conn;
 
@@ -82,7 +82,7 @@ impl Applied {
 pub async fn apply_person(
     engine: &Engine,
     conn: &ConnectionCtx,
-    person: &impl ToCrmPerson,
+    person: &CrmPerson,
 ) -> Result<Applied, SyncError> {
     let now = engine.now();
     let txn = engine.store.begin().await?;
@@ -110,12 +110,11 @@ pub async fn apply_person_in<C: Conn>(
     txn: &C,
     engine: &Engine,
     conn: &ConnectionCtx,
-    person: &impl ToCrmPerson,
+    person: &CrmPerson,
     now: DateTime<Utc>,
 ) -> Result<Applied, SyncError> {
     let txn = txn.raw();
-    let person = person.to_crm_person(&conn.map);
-    apply_person_from(txn, engine, conn, &person, StateSource::Listed, now).await
+    apply_person_from(txn, engine, conn, person, StateSource::Listed, now).await
 }
 
 /// Applies a person re-read by a job of its contact (after the contact's writes were
@@ -124,12 +123,11 @@ pub async fn apply_fresh_person_in<C: Conn>(
     txn: &C,
     engine: &Engine,
     conn: &ConnectionCtx,
-    person: &impl ToCrmPerson,
+    person: &CrmPerson,
     now: DateTime<Utc>,
 ) -> Result<Applied, SyncError> {
     let txn = txn.raw();
-    let person = person.to_crm_person(&conn.map);
-    apply_person_from(txn, engine, conn, &person, StateSource::Fresh, now).await
+    apply_person_from(txn, engine, conn, person, StateSource::Fresh, now).await
 }
 
 /// Applies a person from a webhook payload, inside the caller's transaction.
@@ -137,12 +135,11 @@ pub async fn apply_webhook_person_in<C: Conn>(
     txn: &C,
     engine: &Engine,
     conn: &ConnectionCtx,
-    person: &impl ToCrmPerson,
+    person: &CrmPerson,
     now: DateTime<Utc>,
 ) -> Result<Applied, SyncError> {
     let txn = txn.raw();
-    let person = person.to_crm_person(&conn.map);
-    apply_person_from(txn, engine, conn, &person, StateSource::Snapshot, now).await
+    apply_person_from(txn, engine, conn, person, StateSource::Snapshot, now).await
 }
 
 async fn apply_person_from<C: Conn>(
@@ -180,12 +177,11 @@ pub async fn apply_page_in<C: Conn>(
     txn: &C,
     engine: &Engine,
     conn: &ConnectionCtx,
-    persons: &[impl ToCrmPerson],
+    persons: &[CrmPerson],
     now: DateTime<Utc>,
 ) -> Result<Vec<Applied>, SyncError> {
     let txn = txn.raw();
-    let persons: Vec<_> = persons.iter().map(|p| p.to_crm_person(&conn.map)).collect();
-    let persons: Vec<&CrmPerson> = persons.iter().map(AsRef::as_ref).collect();
+    let persons: Vec<&CrmPerson> = persons.iter().collect();
     let mut view = PageView::load(txn, conn, &persons).await?;
     let mut created = PendingCreates {
         notify: super::app::has_subscribers(txn).await?,

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::contacts::{self, Origin};
 use super::{connections, links, Engine, SyncError};
-use crate::crm::pipedrive::mapping::email_of;
+use crate::crm::email_of;
 use crate::queue::{self, JobPayload, Priority};
 
 /// The result of creating a contact.

@@ -30,8 +30,6 @@ use tandem_core::Timestamp;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
-use crate::crm::limiter::Limiters;
-use crate::crm::pipedrive::client::PipedriveClient;
 use crate::crm::Crm;
 use crate::crypto::{CryptoError, Vault};
 use crate::store::Store;
@@ -89,9 +87,6 @@ pub struct Engine {
     pub store: Store,
     /// The CRM: the one boundary use-cases call (ADR 0011).
     pub crm: Crm,
-    /// Pipedrive's raw client, the same one `crm` wraps (shared pool and limiters). Kept for
-    /// the integration tests, which call it directly; use-cases must go through `crm`.
-    pub client: PipedriveClient,
     pub vault: Arc<Vault>,
     pub settings: Arc<Settings>,
     /// This tandem's public base URL (webhook and OAuth callback URLs).
@@ -117,15 +112,6 @@ impl Engine {
         settings: Arc<Settings>,
         public_url: String,
     ) -> Self {
-        // CRM hosts are checked by name (`crate::egress::check_crm_url`) and again after DNS
-        // resolution: a Pipedrive name never leads to an internal address.
-        let client = PipedriveClient::with_http(
-            crate::crm::http::client_with_resolver(
-                Duration::from_secs(settings.pipedrive.request_timeout_secs),
-                crate::egress::EgressPolicy::for_crm(&settings).resolver(),
-            ),
-            Limiters::default(),
-        );
         // Subscription URLs are chosen by API-key holders: names resolve to public addresses
         // only, unless allowed (egress policy).
         let app_http = crate::crm::http::client_with_resolver(
@@ -138,8 +124,7 @@ impl Engine {
             webhook_auth: connections::WebhookAuthCache::default(),
             clock: Arc::new(SystemClock),
             store,
-            crm: Crm::Pipedrive(client.clone()),
-            client,
+            crm: Crm::from_settings(&settings),
             vault,
             settings,
             public_url,

@@ -44,8 +44,8 @@ pub enum Refreshed {
 /// one. A failure is recorded in the sync log; the caller moves the connection's state.
 pub async fn refresh(engine: &Engine, conn: &ConnectionCtx) -> bool {
     let used = match &conn.session.auth {
-        crate::crm::pipedrive::client::Auth::Bearer(t) => Some(t.expose().clone()),
-        crate::crm::pipedrive::client::Auth::ApiToken(_) => None,
+        crate::crm::Auth::Bearer(t) => Some(t.expose().clone()),
+        crate::crm::Auth::ApiToken(_) => None,
     };
     match refresh_connection(
         engine,
@@ -98,19 +98,7 @@ pub async fn refresh_connection(
         }
     }
     let refresh_token = engine.vault.decrypt_string(sealed_refresh)?;
-    let pipedrive = &engine.settings.pipedrive;
-    let answer = engine
-        .client
-        .oauth_token(
-            &pipedrive.oauth_base_url,
-            &pipedrive.client_id,
-            pipedrive.client_secret.expose(),
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", &refresh_token),
-            ],
-        )
-        .await;
+    let answer = engine.crm.refresh_token(&refresh_token).await;
     let now = engine.now();
     let tokens = match answer {
         Ok(tokens) => tokens,
@@ -138,7 +126,7 @@ pub async fn refresh_connection(
         }
     };
     let old_domain = row.api_domain.clone();
-    let new_domain = tokens.api_domain.trim_end_matches('/').to_owned();
+    let new_domain = tokens.api_domain.clone();
     let changed = !new_domain.is_empty() && new_domain != old_domain.trim_end_matches('/');
     // The token endpoint's answer is followed only to an allowed Pipedrive host: a token is
     // never sent elsewhere (egress policy).
@@ -146,9 +134,9 @@ pub async fn refresh_connection(
         changed && crate::egress::check_crm_url(&engine.settings, &new_domain).is_err();
     let moved = changed && !refused_domain;
     let mut model: connection::ActiveModel = row.into();
-    model.access_token_enc = Set(Some(engine.vault.encrypt_str(&tokens.access_token)));
+    model.access_token_enc = Set(Some(engine.vault.encrypt_str(tokens.access_token.expose())));
     if let Some(refresh) = &tokens.refresh_token {
-        model.refresh_token_enc = Set(Some(engine.vault.encrypt_str(refresh)));
+        model.refresh_token_enc = Set(Some(engine.vault.encrypt_str(refresh.expose())));
     }
     model.token_expires_at = Set(tokens
         .expires_in

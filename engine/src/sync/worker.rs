@@ -16,7 +16,7 @@ use super::inbound;
 use super::outbound::{self, CrmFailure};
 use super::synclog::{self, Direction, Entry, Level};
 use super::{Engine, SyncError};
-use crate::crm::pipedrive::wire::Person;
+use crate::crm::Notification;
 use crate::queue::inbox::Event as InboxEvent;
 use crate::queue::{self, Failure, Job, JobPayload};
 use crate::store::entities::outbox_job;
@@ -353,7 +353,7 @@ async fn apply_and_complete(
     let txn = engine.store.db().begin().await?;
     let applied = match (event.source.as_str(), conn) {
         ("pipedrive", Some(conn)) => {
-            apply_pipedrive_event(&txn, engine, &conn, &event.payload, now).await
+            apply_crm_event(&txn, engine, &conn, &event.payload, now).await
         }
         // The app's own change is not announced back to it.
         ("app", _) => crate::sync::app::apply_event(&txn, engine, &event.payload, now)
@@ -388,58 +388,22 @@ async fn apply_and_complete(
     Ok(())
 }
 
-async fn apply_pipedrive_event<C: sea_orm::ConnectionTrait>(
+async fn apply_crm_event<C: sea_orm::ConnectionTrait>(
     txn: &C,
     engine: &Engine,
     conn: &connections::ConnectionCtx,
     payload: &str,
     now: chrono::DateTime<Utc>,
 ) -> Result<Option<(Uuid, ContactEvent)>, Failure> {
-    let value: serde_json::Value =
-        serde_json::from_str(payload).map_err(|e| format!("malformed JSON: {e}"))?;
-    let meta = value.get("meta").ok_or("missing meta")?;
-    let entity = meta
-        .get("entity")
-        .and_then(|e| e.as_str())
-        .unwrap_or_default();
-    let action = meta
-        .get("action")
-        .and_then(|e| e.as_str())
-        .unwrap_or_default();
-    if entity != "person" {
+    let applied = match engine.crm.parse_notification(payload, &conn.map)? {
         // Deals and activities are tracked for journey actions; nothing to merge.
-        return Ok(None);
-    }
-    let applied = match action {
-        "delete" => {
-            let id = meta
-                .get("entity_id")
-                .and_then(|v| {
-                    v.as_str()
-                        .and_then(|s| s.parse().ok())
-                        .or_else(|| v.as_i64())
-                })
-                .or_else(|| {
-                    value
-                        .get("previous")
-                        .and_then(|p| p.get("id"))
-                        .and_then(serde_json::Value::as_i64)
-                })
-                .ok_or("delete without entity_id")?;
-            let merged_into = meta.get("merged_to_id").and_then(|v| {
-                v.as_str()
-                    .and_then(|s| s.parse().ok())
-                    .or_else(|| v.as_i64())
-            });
+        Notification::Other => return Ok(None),
+        Notification::PersonDeleted { id, merged_into } => {
             inbound::person_deleted(txn, engine, conn, id, merged_into, now).await?
         }
-        "create" | "change" => {
-            let person: Person =
-                serde_json::from_value(value.get("data").cloned().unwrap_or_default())
-                    .map_err(|e| format!("person data: {e}"))?;
+        Notification::PersonChanged(person) => {
             inbound::apply_webhook_person_in(txn, engine, conn, &person, now).await?
         }
-        other => return Err(format!("unknown action {other}").into()),
     };
     Ok(applied.app_event())
 }

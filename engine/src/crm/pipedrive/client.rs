@@ -10,33 +10,14 @@ use reqwest::{Method, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tandem_core::CrmError;
-use uuid::Uuid;
 
 use super::errors::{error_text, PipedriveError};
 use super::wire::{
     Activity, Deal, Envelope, Person, PersonField, PersonWrite, SearchData, Stage, TokenResponse,
     User, Webhook, WebhookCreate,
 };
-use crate::config::Redacted;
 use crate::crm::limiter::{ConnectionBudget, Limiters};
-
-/// How a connection authenticates.
-#[derive(Debug, Clone)]
-pub enum Auth {
-    ApiToken(Redacted<String>),
-    Bearer(Redacted<String>),
-}
-
-/// Everything needed to call Pipedrive for one connection.
-#[derive(Debug, Clone)]
-pub struct Session {
-    pub connection_id: Uuid,
-    /// e.g. `https://company.pipedrive.com`; `/api/v2` and `/api/v1` are appended.
-    pub api_domain: String,
-    pub auth: Auth,
-    /// The burst limit to start from, before Pipedrive reports its own.
-    pub seed_burst: u32,
-}
+use crate::crm::session::{Auth, Session};
 
 /// An operation and its documented `x-token-cost`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,109 +1,20 @@
 //! Pure conversions between Pipedrive persons and the core's snapshots, through the
 //! connection's field map. Tested against recorded JSON in `fixtures/`.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 use tandem_core::{
-    keys, Address, ApId, CalendarDate, CurrencyCode, DateRange, EmailAddress, FieldKey, FieldRule,
-    FieldValue, LabeledValue, MergePolicy, Money, NumberValue, Snapshot, TimeOfDay, TimeRange,
-    TimeZone, Timestamp, ZonedTime, ADDRESS_PARTS,
+    Address, ApId, CalendarDate, CurrencyCode, DateRange, EmailAddress, FieldKey, FieldValue,
+    LabeledValue, Money, NumberValue, Snapshot, TimeOfDay, TimeRange, TimeZone, Timestamp,
+    ZonedTime, ADDRESS_PARTS,
 };
 
 use super::client::Page;
 use super::wire::{self, Person, PersonWrite};
+use crate::crm::fields::{FieldMap, RemoteField};
 use crate::crm::person::{CrmPerson, CrmTime, PersonPage};
-
-/// Where a local field lives on a Pipedrive person.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RemoteField {
-    Name,
-    Emails,
-    Phones,
-    OwnerId,
-    /// A custom field: its 40-hex key and Pipedrive field type (`varchar`, `double`, `enum`, …).
-    Custom {
-        key: String,
-        field_type: String,
-        /// For a `monetary` field mapped to a local *number* field: the currency the local
-        /// numbers are in (written as `{value, currency}`; read back as the bare amount).
-        /// `None`: the local field holds amounts with their currency.
-        currency: Option<CurrencyCode>,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MappedField {
-    pub local: FieldKey,
-    pub remote: RemoteField,
-    pub rule: FieldRule,
-}
-
-/// The fields a connection syncs, and how.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldMap {
-    pub fields: Vec<MappedField>,
-    /// The `apId` custom field's key, once created.
-    pub apid_key: Option<String>,
-}
-
-fn builtin(local: &str, remote: RemoteField) -> MappedField {
-    MappedField {
-        local: FieldKey::new(local).unwrap_or_else(|_| unreachable_key()),
-        remote,
-        rule: FieldRule::default(),
-    }
-}
-
-#[allow(clippy::panic)]
-fn unreachable_key() -> FieldKey {
-    panic!("built-in field names are valid keys")
-}
-
-impl FieldMap {
-    /// Name, e-mails and phones both ways; the owner from Pipedrive only.
-    pub fn defaults(apid_key: Option<String>) -> Self {
-        let mut owner = builtin(keys::OWNER_ID, RemoteField::OwnerId);
-        owner.rule.direction = tandem_core::Direction::Inbound;
-        Self {
-            fields: vec![
-                builtin(keys::NAME, RemoteField::Name),
-                builtin(keys::EMAIL, RemoteField::Emails),
-                builtin(keys::PHONE, RemoteField::Phones),
-                owner,
-            ],
-            apid_key,
-        }
-    }
-
-    pub fn policy(&self) -> MergePolicy {
-        MergePolicy {
-            default: tandem_core::ConflictRule::LastWriterWins,
-            fields: self
-                .fields
-                .iter()
-                .map(|f| (f.local.clone(), f.rule))
-                .collect(),
-        }
-    }
-
-    pub fn get(&self, local: &FieldKey) -> Option<&MappedField> {
-        self.fields.iter().find(|f| &f.local == local)
-    }
-
-    /// Keeps only the mapped fields of a local snapshot.
-    pub fn restrict(
-        &self,
-        fields: &BTreeMap<FieldKey, FieldValue>,
-    ) -> BTreeMap<FieldKey, FieldValue> {
-        fields
-            .iter()
-            .filter(|(k, _)| self.get(k).is_some())
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    }
-}
+use crate::value_json::{number_json, structured_json};
 
 /// Pipedrive's RFC 3339 time as milliseconds.
 pub fn parse_time(text: &str) -> Option<Timestamp> {
@@ -267,24 +178,6 @@ pub fn custom_value(value: &Value, field_type: &str) -> Option<FieldValue> {
     })
 }
 
-fn number_json(n: NumberValue) -> Value {
-    let f = n.get();
-    if f.fract() == 0.0 && f.abs() < 9.0e15 {
-        Value::from(f as i64)
-    } else {
-        serde_json::to_value(n).unwrap_or(Value::Null)
-    }
-}
-
-fn zone_json(object: &mut serde_json::Map<String, Value>, zone: &TimeZone) {
-    if let Some(id) = zone.id {
-        object.insert("timezone_id".into(), Value::from(id));
-    }
-    if let Some(name) = &zone.name {
-        object.insert("timezone_name".into(), Value::String(name.clone()));
-    }
-}
-
 /// A core value as the API v2 JSON of a custom field of `field_type`. `currency` is the
 /// mapping's (a local number written to a `monetary` field).
 pub fn custom_json(value: &FieldValue, field_type: &str, currency: Option<&CurrencyCode>) -> Value {
@@ -295,37 +188,10 @@ pub fn custom_json(value: &FieldValue, field_type: &str, currency: Option<&Curre
             Some(code) => json!({ "value": number_json(*n), "currency": code.as_str() }),
             None => json!({ "value": number_json(*n) }),
         },
-        (_, FieldValue::Money(m)) => {
-            json!({ "value": number_json(m.amount), "currency": m.currency.as_str() })
-        }
         ("address", FieldValue::Text(s)) => json!({ "value": s }),
-        (_, FieldValue::Address(a)) => {
-            let mut object = serde_json::Map::new();
-            object.insert("value".into(), Value::String(a.value.clone()));
-            for (k, v) in &a.parts {
-                object.insert(k.clone(), Value::String(v.clone()));
-            }
-            Value::Object(object)
-        }
         (_, FieldValue::Text(s)) => Value::String(s.clone()),
         (_, FieldValue::Number(n)) => number_json(*n),
         (_, FieldValue::Date(d)) => Value::String(d.as_str().to_owned()),
-        (_, FieldValue::DateRange(r)) => {
-            json!({ "value": r.start.as_str(), "until": r.until.as_str() })
-        }
-        (_, FieldValue::Time(t)) => {
-            let mut object = serde_json::Map::new();
-            object.insert("value".into(), Value::String(t.time.as_str().to_owned()));
-            zone_json(&mut object, &t.zone);
-            Value::Object(object)
-        }
-        (_, FieldValue::TimeRange(t)) => {
-            let mut object = serde_json::Map::new();
-            object.insert("value".into(), Value::String(t.start.as_str().to_owned()));
-            object.insert("until".into(), Value::String(t.until.as_str().to_owned()));
-            zone_json(&mut object, &t.zone);
-            Value::Object(object)
-        }
         (_, FieldValue::Option(id)) => Value::from(*id),
         (_, FieldValue::Options(ids)) => Value::from(ids.as_slice().to_vec()),
         (_, FieldValue::Emails(v) | FieldValue::Phones(v)) => Value::String(
@@ -334,7 +200,15 @@ pub fn custom_json(value: &FieldValue, field_type: &str, currency: Option<&Curre
                 .collect::<Vec<_>>()
                 .join(", "),
         ),
-        (_, FieldValue::Cleared) => Value::Null,
+        (
+            _,
+            FieldValue::Money(_)
+            | FieldValue::Address(_)
+            | FieldValue::DateRange(_)
+            | FieldValue::Time(_)
+            | FieldValue::TimeRange(_)
+            | FieldValue::Cleared,
+        ) => structured_json(value),
     }
 }
 
@@ -465,18 +339,6 @@ pub fn primary_email(person: &Person) -> Option<EmailAddress> {
     EmailAddress::parse(&chosen.value).ok()
 }
 
-/// The primary e-mail of a local e-mail field value.
-pub fn email_of(value: Option<&FieldValue>) -> Option<EmailAddress> {
-    match value? {
-        FieldValue::Emails(list) => {
-            let chosen = list.iter().find(|e| e.primary).or_else(|| list.first())?;
-            EmailAddress::parse(&chosen.value).ok()
-        }
-        FieldValue::Text(s) => EmailAddress::parse(s).ok(),
-        _ => None,
-    }
-}
-
 /// A custom-field map with the apId set, for creates.
 pub fn with_ap_id(mut body: PersonWrite, map: &FieldMap, ap_id: &ApId) -> PersonWrite {
     if let Some(key) = &map.apid_key {
@@ -531,20 +393,30 @@ pub fn create_body(
     body
 }
 
-/// Persons a use-case can take: already neutral, or a Pipedrive wire person (converted here).
-pub trait ToCrmPerson {
-    fn to_crm_person(&self, map: &FieldMap) -> Cow<'_, CrmPerson>;
-}
-
-impl ToCrmPerson for CrmPerson {
-    fn to_crm_person(&self, _map: &FieldMap) -> Cow<'_, CrmPerson> {
-        Cow::Borrowed(self)
-    }
-}
-
-impl ToCrmPerson for Person {
-    fn to_crm_person(&self, map: &FieldMap) -> Cow<'_, CrmPerson> {
-        Cow::Owned(crm_person(self, map))
+/// A value for a mapped field as an app's request writes it in JSON (a journey action's
+/// "update field"); `None` when it has the wrong type for the field.
+pub fn action_value(remote: &RemoteField, value: &Value) -> Option<FieldValue> {
+    match remote {
+        RemoteField::Name => match value {
+            Value::String(s) if !s.trim().is_empty() => Some(FieldValue::text(s.trim())),
+            _ => None,
+        },
+        RemoteField::Emails | RemoteField::Phones => match value {
+            Value::String(s) => {
+                let entry = LabeledValue::new(s.trim(), Some("work"), true);
+                Some(if matches!(remote, RemoteField::Emails) {
+                    FieldValue::Emails(vec![entry])
+                } else {
+                    FieldValue::Phones(vec![entry])
+                })
+            }
+            Value::Null => Some(FieldValue::Cleared),
+            _ => None,
+        },
+        RemoteField::OwnerId => value
+            .as_i64()
+            .and_then(|n| FieldValue::number(n as f64).ok()),
+        RemoteField::Custom { field_type, .. } => custom_value(value, field_type),
     }
 }
 
@@ -553,7 +425,9 @@ mod tests {
     //! Recorded API v2 JSON in (`fixtures/`), core values out, and the write body back.
 
     use super::*;
+    use crate::crm::MappedField;
     use serde_json::json;
+    use tandem_core::FieldRule;
     use tandem_core::{Direction, TimeZone};
 
     const FIELDS: &str = include_str!("fixtures/person_fields.json");

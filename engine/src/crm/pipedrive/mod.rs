@@ -6,7 +6,10 @@
 pub mod client;
 pub(crate) mod errors;
 pub mod mapping;
+pub(crate) mod ops;
 pub mod wire;
+
+pub use ops::OAuthApp;
 
 #[cfg(test)]
 mod tests;

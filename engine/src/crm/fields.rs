@@ -1,0 +1,109 @@
+//! The connection's field map: which local field lives where on the CRM's person, and how it
+//! syncs. CRM-neutral: a custom field is named by the CRM's own key and type.
+
+use std::collections::BTreeMap;
+
+use tandem_core::{keys, CurrencyCode, EmailAddress, FieldKey, FieldRule, FieldValue, MergePolicy};
+
+/// Where a local field lives on the CRM's person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteField {
+    Name,
+    Emails,
+    Phones,
+    OwnerId,
+    /// A custom field: the CRM's key (Pipedrive's 40-hex key) and field type (`varchar`,
+    /// `double`, `enum`, …).
+    Custom {
+        key: String,
+        field_type: String,
+        /// For a `monetary` field mapped to a local *number* field: the currency the local
+        /// numbers are in (written as `{value, currency}`; read back as the bare amount).
+        /// `None`: the local field holds amounts with their currency.
+        currency: Option<CurrencyCode>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappedField {
+    pub local: FieldKey,
+    pub remote: RemoteField,
+    pub rule: FieldRule,
+}
+
+/// The fields a connection syncs, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldMap {
+    pub fields: Vec<MappedField>,
+    /// The `apId` custom field's key, once created.
+    pub apid_key: Option<String>,
+}
+
+fn builtin(local: &str, remote: RemoteField) -> MappedField {
+    MappedField {
+        local: FieldKey::new(local).unwrap_or_else(|_| unreachable_key()),
+        remote,
+        rule: FieldRule::default(),
+    }
+}
+
+#[allow(clippy::panic)]
+fn unreachable_key() -> FieldKey {
+    panic!("built-in field names are valid keys")
+}
+
+impl FieldMap {
+    /// Name, e-mails and phones both ways; the owner from the CRM only.
+    pub fn defaults(apid_key: Option<String>) -> Self {
+        let mut owner = builtin(keys::OWNER_ID, RemoteField::OwnerId);
+        owner.rule.direction = tandem_core::Direction::Inbound;
+        Self {
+            fields: vec![
+                builtin(keys::NAME, RemoteField::Name),
+                builtin(keys::EMAIL, RemoteField::Emails),
+                builtin(keys::PHONE, RemoteField::Phones),
+                owner,
+            ],
+            apid_key,
+        }
+    }
+
+    pub fn policy(&self) -> MergePolicy {
+        MergePolicy {
+            default: tandem_core::ConflictRule::LastWriterWins,
+            fields: self
+                .fields
+                .iter()
+                .map(|f| (f.local.clone(), f.rule))
+                .collect(),
+        }
+    }
+
+    pub fn get(&self, local: &FieldKey) -> Option<&MappedField> {
+        self.fields.iter().find(|f| &f.local == local)
+    }
+
+    /// Keeps only the mapped fields of a local snapshot.
+    pub fn restrict(
+        &self,
+        fields: &BTreeMap<FieldKey, FieldValue>,
+    ) -> BTreeMap<FieldKey, FieldValue> {
+        fields
+            .iter()
+            .filter(|(k, _)| self.get(k).is_some())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+/// The primary e-mail of a local e-mail field value.
+pub fn email_of(value: Option<&FieldValue>) -> Option<EmailAddress> {
+    match value? {
+        FieldValue::Emails(list) => {
+            let chosen = list.iter().find(|e| e.primary).or_else(|| list.first())?;
+            EmailAddress::parse(&chosen.value).ok()
+        }
+        FieldValue::Text(s) => EmailAddress::parse(s).ok(),
+        _ => None,
+    }
+}

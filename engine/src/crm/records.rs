@@ -1,0 +1,107 @@
+//! CRM-neutral records the use-cases exchange with [`super::Crm`] besides persons: the
+//! connecting user, the field catalog, deals, activities, stages, OAuth grants and change
+//! notifications. Each connector converts its wire types to and from these.
+
+use crate::config::Redacted;
+
+/// The user a connection signs in as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrmUser {
+    pub id: i64,
+    pub name: Option<String>,
+    /// The company (Pipedrive) or org the user belongs to.
+    pub company_id: Option<i64>,
+}
+
+/// One field of the CRM's person, as its catalog describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogField {
+    /// The CRM's key (Pipedrive's `field_code`, a 40-hex key for custom fields).
+    pub key: String,
+    pub name: String,
+    /// The CRM's field type (`varchar`, `double`, `enum`, …).
+    pub field_type: String,
+    pub is_custom: bool,
+    /// Option ids and labels of choice fields.
+    pub options: Vec<(i64, String)>,
+}
+
+/// A pipeline stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrmStage {
+    pub id: i64,
+    pub pipeline_id: Option<i64>,
+}
+
+/// A deal as the journey actions see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrmDeal {
+    pub id: i64,
+    pub title: Option<String>,
+}
+
+/// An activity as the journey actions see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrmActivity {
+    pub id: i64,
+    pub subject: Option<String>,
+}
+
+/// A deal to create for a person.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDeal<'a> {
+    pub person_id: i64,
+    pub title: &'a str,
+    pub value: Option<f64>,
+    pub currency: Option<&'a str>,
+    pub pipeline_id: Option<i64>,
+    pub stage_id: Option<i64>,
+    pub owner_id: Option<i64>,
+}
+
+/// An activity to schedule with a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewActivity<'a> {
+    pub person_id: i64,
+    pub subject: &'a str,
+    pub kind: Option<&'a str>,
+    pub due_date: Option<&'a str>,
+    pub owner_id: Option<i64>,
+}
+
+/// Tokens the CRM's OAuth server granted.
+#[derive(Debug, Clone)]
+pub struct TokenGrant {
+    pub access_token: Redacted<String>,
+    pub refresh_token: Option<Redacted<String>>,
+    /// Seconds the access token lives.
+    pub expires_in: Option<i64>,
+    /// Where this connection's API lives from now on (Pipedrive's `api_domain`).
+    pub api_domain: String,
+}
+
+/// Which kind of token is revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Access,
+    Refresh,
+}
+
+/// Where the CRM delivers change notifications, and the Basic credentials it must send.
+#[derive(Debug, Clone, Copy)]
+pub struct NotificationTarget<'a> {
+    pub url: &'a str,
+    pub user: &'a str,
+    pub password: &'a str,
+}
+
+/// A change notification (a webhook delivery), decoded.
+#[derive(Debug, Clone)]
+pub enum Notification {
+    /// A person was created or changed; this is the person after the change.
+    PersonChanged(Box<super::CrmPerson>),
+    /// A person was deleted; `merged_into` when it disappeared into another by a merge.
+    PersonDeleted { id: i64, merged_into: Option<i64> },
+    /// A change of another object (a deal, an activity): nothing to merge.
+    Other,
+}
