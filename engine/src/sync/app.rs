@@ -447,7 +447,7 @@ async fn send(
     client: &reqwest::Client,
     url: &str,
     secret: &Secret,
-    row: &outbound_delivery::Model,
+    row: &crate::queue::delivery::Delivery,
 ) -> Sent {
     let body = serde_json::to_vec(&row.payload).unwrap_or_default();
     let message_id = format!("msg_{}", row.id.simple());
@@ -489,7 +489,7 @@ async fn send(
 
 async fn record_outcome(
     engine: &Engine,
-    row: outbound_delivery::Model,
+    row: crate::queue::delivery::Delivery,
     sent: Sent,
 ) -> Result<(), SyncError> {
     use crate::queue::delivery::{self, Outcome};
@@ -602,7 +602,7 @@ async fn record_outcome(
 /// recorded here (the other attempt's outcome counts).
 async fn lease_lost(
     txn: sea_orm::DatabaseTransaction,
-    row: &outbound_delivery::Model,
+    row: &crate::queue::delivery::Delivery,
 ) -> Result<(), SyncError> {
     txn.rollback().await?;
     tracing::warn!(delivery_id = %row.id, subscription_id = %row.subscription_id, "A delivery's lease ran out before its outcome was recorded; the newer claim decides.");

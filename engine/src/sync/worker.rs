@@ -244,7 +244,7 @@ impl SyncError {
     /// failing may pass, anything else will not.
     pub fn into_failure(self) -> Failure {
         let transient = match &self {
-            Self::Db(_) | Self::Store(_) | Self::Queue(queue::QueueError::Db(_)) => true,
+            Self::Db(_) | Self::Store(_) | Self::Queue(queue::QueueError::Store(_)) => true,
             Self::Crm(error) => error.retry == ErrorClass::Retry,
             _ => false,
         };
