@@ -2,7 +2,8 @@
 //! (encrypted) and its state.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{EntityTrait, QueryOrder};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
 use super::entities::connection;
@@ -77,4 +78,25 @@ pub async fn get(db: &impl Conn, id: Uuid) -> Result<Option<ConnectionRow>, Stor
         .one(db.raw())
         .await?
         .map(ConnectionRow::from))
+}
+
+/// Moves a connection to `new_state` with the error the admin sees (or none).
+pub async fn set_state(
+    db: &impl Conn,
+    id: Uuid,
+    new_state: &str,
+    error: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    connection::Entity::update_many()
+        .col_expr(connection::Column::State, Expr::value(new_state))
+        .col_expr(
+            connection::Column::LastError,
+            Expr::value(error.map(str::to_owned)),
+        )
+        .col_expr(connection::Column::UpdatedAt, Expr::value(now))
+        .filter(connection::Column::Id.eq(id))
+        .exec(db.raw())
+        .await?;
+    Ok(())
 }

@@ -25,8 +25,8 @@ use tandem_core::{
 use uuid::Uuid;
 
 use super::contacts::{self, LocalContact};
-use super::{connections, links, SyncError};
 use crate::store::entities::field_mapping;
+use crate::sync::{connections, links, SyncError};
 
 /// The JSON type a field takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

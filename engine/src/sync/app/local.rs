@@ -13,9 +13,9 @@ use tandem_core::{
 use uuid::Uuid;
 
 use super::contacts::{self, Origin};
-use super::{connections, links, Engine, SyncError};
 use crate::crm::email_of;
 use crate::queue::{self, JobPayload, Priority};
+use crate::sync::{connections, links, Engine, SyncError};
 
 /// The result of creating a contact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,10 +8,10 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use tandem_core::{keys, FieldKey, FieldValue, Timestamp};
 use uuid::Uuid;
 
-use super::SyncError;
 use crate::crm::email_of;
 use crate::store::entities::{contact, contact_field, contact_list_member};
 use crate::store::{insert_chunked, MAX_BIND_PARAMS};
+use crate::sync::SyncError;
 
 /// The built-in list whose members are pushed to Pipedrive.
 pub const PIPEDRIVE_LIST: &str = "pipedrive_contacts";

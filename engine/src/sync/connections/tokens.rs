@@ -12,10 +12,11 @@ use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use tandem_core::{CrmError, CrmErrorKind};
 use uuid::Uuid;
 
-use super::connections::{self, state, ConnectionCtx};
-use super::synclog::{self, Direction, Entry, Level};
-use super::{Engine, SyncError};
+use super::context::{state, ConnectionCtx};
+use crate::store;
 use crate::store::entities::connection;
+use crate::sync::synclog::{self, Direction, Entry, Level};
+use crate::sync::{Engine, SyncError};
 
 /// Refresh this long before the access token expires.
 pub const REFRESH_MARGIN_SECS: i64 = 300;
@@ -204,8 +205,14 @@ pub async fn on_auth_error(
                 return Ok(true);
             }
             let now = engine.now();
-            connections::set_state(db, conn.id, state::TOKEN_EXPIRED, Some(&error.message), now)
-                .await?;
+            store::connections::set_state(
+                db,
+                conn.id,
+                state::TOKEN_EXPIRED,
+                Some(&error.message),
+                now,
+            )
+            .await?;
             tracing::error!(connection_id = %conn.id, error = %error, "Pipedrive refused the token; the connection is paused until it is reconnected.");
             synclog::record(
                 db,
@@ -226,7 +233,7 @@ pub async fn on_auth_error(
         }
         CrmErrorKind::Forbidden => {
             let now = engine.now();
-            connections::set_state(
+            store::connections::set_state(
                 db,
                 conn.id,
                 state::NOT_AUTHORISED,

@@ -9,6 +9,10 @@
 //! - **Inbound**: [`apply_event`] applies a stored `POST /webhooks/app` event (an app that keeps
 //!   its own contact store tells tandem what changed).
 
+pub mod contact_json;
+pub mod contacts;
+pub mod local;
+
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
@@ -24,10 +28,10 @@ use tandem_core::{keys, FieldValue, LabeledValue, RetryPolicy};
 use tandem_webhooks::standard::{self, Secret};
 use uuid::Uuid;
 
-use super::contact_json::{self, FieldCatalog, Mode};
-use super::synclog::{self, Direction, Entry, Level};
-use super::{contacts, links, local, Engine, SyncError};
 use crate::store::entities::{outbound_delivery, webhook_subscription};
+use crate::sync::synclog::{self, Direction, Entry, Level};
+use crate::sync::{links, Engine, SyncError};
+use contact_json::{FieldCatalog, Mode};
 
 /// What happened to a contact, as the app is told (`type` of the webhook).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
