@@ -100,3 +100,54 @@ pub async fn set_state(
         .await?;
     Ok(())
 }
+
+/// Tokens a refresh brought, sealed, for [`store_tokens`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefreshedTokens {
+    pub access_token_enc: Vec<u8>,
+    /// Kept as it is when `None` (the CRM did not rotate it).
+    pub refresh_token_enc: Option<Vec<u8>>,
+    pub token_expires_at: Option<DateTime<Utc>>,
+    /// Kept as it is when `None`.
+    pub api_domain: Option<String>,
+}
+
+/// Stores the tokens of a refresh on the connection `id`.
+pub async fn store_tokens(
+    db: &impl Conn,
+    id: Uuid,
+    tokens: RefreshedTokens,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    use sea_orm::{ActiveModelTrait, ActiveValue};
+    let mut model = connection::ActiveModel {
+        id: ActiveValue::Unchanged(id),
+        access_token_enc: ActiveValue::Set(Some(tokens.access_token_enc)),
+        token_expires_at: ActiveValue::Set(tokens.token_expires_at),
+        updated_at: ActiveValue::Set(now),
+        ..Default::default()
+    };
+    if let Some(refresh) = tokens.refresh_token_enc {
+        model.refresh_token_enc = ActiveValue::Set(Some(refresh));
+    }
+    if let Some(domain) = tokens.api_domain {
+        model.api_domain = ActiveValue::Set(domain);
+    }
+    model.update(db.raw()).await?;
+    Ok(())
+}
+
+/// The oldest connection not in `excluded_state`, if any.
+pub async fn oldest_not_in(
+    db: &impl Conn,
+    excluded_state: &str,
+) -> Result<Option<Uuid>, StoreError> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    Ok(connection::Entity::find()
+        .filter(connection::Column::State.ne(excluded_state))
+        .all(db.raw())
+        .await?
+        .into_iter()
+        .min_by_key(|c| c.created_at)
+        .map(|c| c.id))
+}

@@ -692,14 +692,17 @@ pub async fn apply_event<C: ConnectionTrait>(
     }
     // The contact the event is about: by tandem's id, else by e-mail.
     let existing = match (id, &email) {
-        (Some(id), _) => match contacts::load(txn, id).await.map_err(db_error)? {
+        (Some(id), _) => match contacts::load(txn, id)
+            .await
+            .map_err(|e| db_error(e.into()))?
+        {
             Some(_) => Some(id),
             None => return Err(format!("contact {id} does not exist").into()),
         },
         (None, Some(email)) => {
             let found = contacts::ids_by_email(txn, email.as_str())
                 .await
-                .map_err(db_error)?;
+                .map_err(|e| db_error(e.into()))?;
             if found.len() > 1 {
                 return Err(format!(
                     "{} contacts share this e-mail; name the contact by `data.id`",
@@ -752,7 +755,7 @@ pub async fn apply_event<C: ConnectionTrait>(
         Some(false) => {
             contacts::remove_from_list(txn, contact_id, contacts::PIPEDRIVE_LIST)
                 .await
-                .map_err(db_error)?;
+                .map_err(|e| db_error(e.into()))?;
         }
         None => {}
     }

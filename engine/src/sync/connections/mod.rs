@@ -132,14 +132,8 @@ impl ApidKey for connection::Model {
 }
 
 /// The one active Pipedrive connection, if any (tandem syncs one Pipedrive company).
-pub async fn active_id<C: ConnectionTrait>(db: &C) -> Result<Option<Uuid>, SyncError> {
-    Ok(connection::Entity::find()
-        .filter(connection::Column::State.ne(state::DISCONNECTED))
-        .all(db)
-        .await?
-        .into_iter()
-        .min_by_key(|c| c.created_at)
-        .map(|c| c.id))
+pub async fn active_id(db: &impl crate::store::Conn) -> Result<Option<Uuid>, SyncError> {
+    Ok(crate::store::connections::oldest_not_in(db, state::DISCONNECTED).await?)
 }
 
 pub async fn set_state<C: ConnectionTrait>(

@@ -8,13 +8,11 @@
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use tandem_core::{CrmError, CrmErrorKind};
 use uuid::Uuid;
 
 use super::context::{state, ConnectionCtx};
 use crate::store;
-use crate::store::entities::connection;
 use crate::sync::synclog::{self, Direction, Entry, Level};
 use crate::sync::{Engine, SyncError};
 
@@ -82,9 +80,8 @@ pub async fn refresh_connection(
     used_domain: Option<&str>,
 ) -> Result<Refreshed, SyncError> {
     let _guard = REFRESH_LOCK.lock().await;
-    let db = engine.store.db();
-    let row = connection::Entity::find_by_id(id)
-        .one(db)
+    let db = &engine.store;
+    let row = store::connections::get(db, id)
         .await?
         .ok_or(SyncError::ConnectionNotFound(id))?;
     if row.auth_kind != "oauth" {
@@ -134,19 +131,18 @@ pub async fn refresh_connection(
     let refused_domain =
         changed && crate::egress::check_crm_url(&engine.settings, &new_domain).is_err();
     let moved = changed && !refused_domain;
-    let mut model: connection::ActiveModel = row.into();
-    model.access_token_enc = Set(Some(engine.vault.encrypt_str(tokens.access_token.expose())));
-    if let Some(refresh) = &tokens.refresh_token {
-        model.refresh_token_enc = Set(Some(engine.vault.encrypt_str(refresh.expose())));
-    }
-    model.token_expires_at = Set(tokens
-        .expires_in
-        .map(|secs| now + chrono::Duration::seconds(secs)));
-    if moved {
-        model.api_domain = Set(new_domain.clone());
-    }
-    model.updated_at = Set(now);
-    model.update(db).await?;
+    let sealed = store::connections::RefreshedTokens {
+        access_token_enc: engine.vault.encrypt_str(tokens.access_token.expose()),
+        refresh_token_enc: tokens
+            .refresh_token
+            .as_ref()
+            .map(|refresh| engine.vault.encrypt_str(refresh.expose())),
+        token_expires_at: tokens
+            .expires_in
+            .map(|secs| now + chrono::Duration::seconds(secs)),
+        api_domain: moved.then(|| new_domain.clone()),
+    };
+    store::connections::store_tokens(db, id, sealed, now).await?;
     if refused_domain {
         tracing::error!(connection_id = %id, "Pipedrive's token endpoint named an api_domain outside the allowed domains; it is not followed.");
         synclog::record(
@@ -198,7 +194,7 @@ pub async fn on_auth_error(
     conn: &ConnectionCtx,
     error: &CrmError,
 ) -> Result<bool, SyncError> {
-    let db = engine.store.db();
+    let db = &engine.store;
     match error.kind {
         CrmErrorKind::Unauthorized => {
             if refresh(engine, conn).await {

@@ -1,0 +1,453 @@
+//! The local contact store: contacts, their field values, list membership.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
+use tandem_core::{keys, FieldKey, FieldValue, Timestamp};
+use uuid::Uuid;
+
+use super::entities::{contact, contact_field, contact_list_member};
+use super::{insert_chunked, Conn, StoreError, MAX_BIND_PARAMS};
+use crate::crm::email_of;
+
+/// The built-in list whose members are pushed to Pipedrive.
+pub const PIPEDRIVE_LIST: &str = "pipedrive_contacts";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalContact {
+    pub id: Uuid,
+    pub email: Option<String>,
+    /// The time of the last change made on the app side (milliseconds).
+    pub version: Timestamp,
+    pub fields: BTreeMap<FieldKey, FieldValue>,
+    pub archived: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn parse_key(key: &str) -> Result<FieldKey, StoreError> {
+    FieldKey::new(key).map_err(|e| StoreError::Corrupt(format!("field key {key:?}: {e}")))
+}
+
+pub async fn load(db: &impl Conn, id: Uuid) -> Result<Option<LocalContact>, StoreError> {
+    let db = db.raw();
+    let Some(row) = contact::Entity::find_by_id(id).one(db).await? else {
+        return Ok(None);
+    };
+    let mut fields = BTreeMap::new();
+    for field in contact_field::Entity::find()
+        .filter(contact_field::Column::ContactId.eq(id))
+        .all(db)
+        .await?
+    {
+        let value: FieldValue = serde_json::from_value(field.value).map_err(|e| {
+            StoreError::Corrupt(format!("contact {id} field {}: {e}", field.field_key))
+        })?;
+        fields.insert(parse_key(&field.field_key)?, value);
+    }
+    Ok(Some(LocalContact {
+        id,
+        email: row.email,
+        version: Timestamp(row.version),
+        fields,
+        archived: row.archived_at.is_some(),
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    }))
+}
+
+/// Who made a change to a contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The app (API, app webhook): moves the contact's own version.
+    Local,
+    /// Pipedrive, through a merge: does not move the contact's version.
+    Remote,
+}
+
+/// Creates a contact with its fields.
+pub async fn create(
+    txn: &impl Conn,
+    fields: &BTreeMap<FieldKey, FieldValue>,
+    origin: Origin,
+    now: DateTime<Utc>,
+) -> Result<Uuid, StoreError> {
+    let txn = txn.raw();
+    let id = new_id();
+    contact::Entity::insert(contact_row(id, fields, origin, now))
+        .exec_without_returning(txn)
+        .await?;
+    write_fields(txn, id, fields, now).await?;
+    Ok(id)
+}
+
+/// The row of a contact created at `now`.
+fn contact_row(
+    id: Uuid,
+    fields: &BTreeMap<FieldKey, FieldValue>,
+    origin: Origin,
+    now: DateTime<Utc>,
+) -> contact::ActiveModel {
+    contact::ActiveModel {
+        id: Set(id),
+        email: Set(email_of(fields.get(keys::EMAIL)).map(|e| e.as_str().to_owned())),
+        version: Set(match origin {
+            Origin::Local => now.timestamp_millis(),
+            Origin::Remote => 0,
+        }),
+        archived_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+}
+
+/// The rows of a contact's fields, written at `now`.
+fn field_rows(
+    id: Uuid,
+    fields: &BTreeMap<FieldKey, FieldValue>,
+    now: DateTime<Utc>,
+) -> impl Iterator<Item = contact_field::ActiveModel> + '_ {
+    fields
+        .iter()
+        .map(move |(key, value)| contact_field::ActiveModel {
+            contact_id: Set(id),
+            field_key: Set(key.as_str().to_owned()),
+            value: Set(serde_json::to_value(value).unwrap_or(serde_json::Value::Null)),
+            updated_at: Set(now),
+        })
+}
+
+async fn write_fields(
+    txn: &impl Conn,
+    id: Uuid,
+    fields: &BTreeMap<FieldKey, FieldValue>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let txn = txn.raw();
+    if fields.is_empty() {
+        return Ok(());
+    }
+    contact_field::Entity::insert_many(field_rows(id, fields, now))
+        .on_conflict(
+            OnConflict::columns([
+                contact_field::Column::ContactId,
+                contact_field::Column::FieldKey,
+            ])
+            .update_columns([
+                contact_field::Column::Value,
+                contact_field::Column::UpdatedAt,
+            ])
+            .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
+    Ok(())
+}
+
+/// Writes field changes to an existing contact.
+pub async fn update(
+    txn: &impl Conn,
+    id: Uuid,
+    changes: &BTreeMap<FieldKey, FieldValue>,
+    origin: Origin,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let txn = txn.raw();
+    if changes.is_empty() {
+        return Ok(());
+    }
+    write_fields(txn, id, changes, now).await?;
+    let mut update = contact::Entity::update_many()
+        .col_expr(contact::Column::UpdatedAt, Expr::value(now))
+        .filter(contact::Column::Id.eq(id));
+    if let Some(email) = changes.get(keys::EMAIL) {
+        update = update.col_expr(
+            contact::Column::Email,
+            Expr::value(email_of(Some(email)).map(|e| e.as_str().to_owned())),
+        );
+    }
+    if origin == Origin::Local {
+        update = update.col_expr(
+            contact::Column::Version,
+            Expr::value(now.timestamp_millis()),
+        );
+    }
+    update.exec(txn).await?;
+    Ok(())
+}
+
+pub async fn set_archived(
+    txn: &impl Conn,
+    id: Uuid,
+    archived: bool,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let txn = txn.raw();
+    contact::Entity::update_many()
+        .col_expr(
+            contact::Column::ArchivedAt,
+            Expr::value(archived.then_some(now)),
+        )
+        .col_expr(contact::Column::UpdatedAt, Expr::value(now))
+        .filter(contact::Column::Id.eq(id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Contacts (not archived) whose normalised e-mail is `email`.
+pub async fn ids_by_email(db: &impl Conn, email: &str) -> Result<Vec<Uuid>, StoreError> {
+    let db = db.raw();
+    Ok(contact::Entity::find()
+        .filter(contact::Column::Email.eq(email))
+        .filter(contact::Column::ArchivedAt.is_null())
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|c| c.id)
+        .collect())
+}
+
+/// What identity resolution needs to know of a contact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactHead {
+    pub id: Uuid,
+    /// The normalised primary e-mail.
+    pub email: Option<String>,
+    pub archived: bool,
+}
+
+impl From<contact::Model> for ContactHead {
+    fn from(row: contact::Model) -> Self {
+        Self {
+            id: row.id,
+            email: row.email,
+            archived: row.archived_at.is_some(),
+        }
+    }
+}
+
+/// The contacts with these ids (those that exist), archived or not.
+pub async fn heads(db: &impl Conn, ids: &[Uuid]) -> Result<Vec<ContactHead>, StoreError> {
+    let db = db.raw();
+    let mut found = Vec::new();
+    for chunk in ids.chunks(MAX_BIND_PARAMS) {
+        found.extend(
+            contact::Entity::find()
+                .filter(contact::Column::Id.is_in(chunk.iter().copied()))
+                .all(db)
+                .await?
+                .into_iter()
+                .map(ContactHead::from),
+        );
+    }
+    Ok(found)
+}
+
+/// Contacts (not archived) whose normalised e-mail is one of `emails`: [`ids_by_email`] for
+/// many addresses at once.
+pub async fn heads_by_emails(
+    db: &impl Conn,
+    emails: &[&str],
+) -> Result<Vec<ContactHead>, StoreError> {
+    let db = db.raw();
+    let mut found = Vec::new();
+    for chunk in emails.chunks(MAX_BIND_PARAMS) {
+        found.extend(
+            contact::Entity::find()
+                .filter(contact::Column::Email.is_in(chunk.iter().copied()))
+                .filter(contact::Column::ArchivedAt.is_null())
+                .all(db)
+                .await?
+                .into_iter()
+                .map(ContactHead::from),
+        );
+    }
+    Ok(found)
+}
+
+/// A contact to create with [`create_many`]; its id is chosen by the caller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewContact {
+    pub id: Uuid,
+    pub fields: BTreeMap<FieldKey, FieldValue>,
+}
+
+/// New contact ids, as [`create`] makes them.
+pub fn new_id() -> Uuid {
+    Uuid::now_v7()
+}
+
+/// Creates many contacts from Pipedrive (`Origin::Remote`) with their fields, each also put in
+/// `list`: the rows [`create`] and [`add_to_list`] write for each one, in a few multi-row
+/// statements. The contacts must be new.
+pub async fn create_many(
+    txn: &impl Conn,
+    new: &[NewContact],
+    list: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let txn = txn.raw();
+    if new.is_empty() {
+        return Ok(());
+    }
+    let rows = new
+        .iter()
+        .map(|c| contact_row(c.id, &c.fields, Origin::Remote, now))
+        .collect();
+    insert_chunked(txn, rows, 6).await?;
+    let fields = new
+        .iter()
+        .flat_map(|c| field_rows(c.id, &c.fields, now))
+        .collect();
+    insert_chunked(txn, fields, 4).await?;
+    let members = new
+        .iter()
+        .map(|c| contact_list_member::ActiveModel {
+            list_key: Set(list.to_owned()),
+            contact_id: Set(c.id),
+            added_at: Set(now),
+        })
+        .collect();
+    insert_chunked(txn, members, 3).await?;
+    Ok(())
+}
+
+pub async fn in_list(db: &impl Conn, id: Uuid, list: &str) -> Result<bool, StoreError> {
+    let db = db.raw();
+    Ok(
+        contact_list_member::Entity::find_by_id((list.to_owned(), id))
+            .one(db)
+            .await?
+            .is_some(),
+    )
+}
+
+/// Adds a contact to a list; adding twice is a no-op. Returns whether it was added now.
+pub async fn add_to_list(
+    txn: &impl Conn,
+    id: Uuid,
+    list: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let txn = txn.raw();
+    if in_list(txn, id, list).await? {
+        return Ok(false);
+    }
+    contact_list_member::Entity::insert(contact_list_member::ActiveModel {
+        list_key: Set(list.to_owned()),
+        contact_id: Set(id),
+        added_at: Set(now),
+    })
+    .exec_without_returning(txn)
+    .await?;
+    Ok(true)
+}
+
+pub async fn remove_from_list(txn: &impl Conn, id: Uuid, list: &str) -> Result<bool, StoreError> {
+    let txn = txn.raw();
+    let result = contact_list_member::Entity::delete_by_id((list.to_owned(), id))
+        .exec(txn)
+        .await?;
+    Ok(result.rows_affected > 0)
+}
+
+/// A page of contacts in (`updated_at`, `id`) order, for the app's API.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageQuery {
+    /// Normalised e-mail to match.
+    pub email: Option<String>,
+    /// Only contacts changed at or after this time.
+    pub updated_since: Option<DateTime<Utc>>,
+    /// Continue after this (`updated_at`, `id`).
+    pub after: Option<(DateTime<Utc>, Uuid)>,
+    pub include_archived: bool,
+    pub limit: u64,
+}
+
+/// Contact ids of one page, and the position after its last one when more may follow.
+pub async fn page(
+    db: &impl Conn,
+    query: &PageQuery,
+) -> Result<(Vec<Uuid>, Option<(DateTime<Utc>, Uuid)>), StoreError> {
+    let db = db.raw();
+    use sea_orm::sea_query::Condition;
+    use sea_orm::{QueryOrder, QuerySelect};
+    let mut select = contact::Entity::find();
+    if let Some(email) = &query.email {
+        select = select.filter(contact::Column::Email.eq(email.as_str()));
+    }
+    if let Some(since) = query.updated_since {
+        select = select.filter(contact::Column::UpdatedAt.gte(since));
+    }
+    if !query.include_archived {
+        select = select.filter(contact::Column::ArchivedAt.is_null());
+    }
+    if let Some((at, id)) = query.after {
+        select = select.filter(
+            Condition::any().add(contact::Column::UpdatedAt.gt(at)).add(
+                Condition::all()
+                    .add(contact::Column::UpdatedAt.eq(at))
+                    .add(contact::Column::Id.gt(id)),
+            ),
+        );
+    }
+    let rows = select
+        .order_by_asc(contact::Column::UpdatedAt)
+        .order_by_asc(contact::Column::Id)
+        .limit(query.limit + 1)
+        .all(db)
+        .await?;
+    let more = rows.len() as u64 > query.limit;
+    let rows: Vec<_> = rows
+        .into_iter()
+        .take(usize::try_from(query.limit).unwrap_or(usize::MAX))
+        .collect();
+    let next = if more {
+        rows.last().map(|r| (r.updated_at, r.id))
+    } else {
+        None
+    };
+    Ok((rows.into_iter().map(|r| r.id).collect(), next))
+}
+
+/// Members of a list in contact-id order, after `after`; and whether more follow.
+pub async fn list_members(
+    db: &impl Conn,
+    list: &str,
+    after: Option<Uuid>,
+    limit: u64,
+) -> Result<(Vec<(Uuid, DateTime<Utc>)>, bool), StoreError> {
+    let db = db.raw();
+    use sea_orm::{QueryOrder, QuerySelect};
+    let mut select =
+        contact_list_member::Entity::find().filter(contact_list_member::Column::ListKey.eq(list));
+    if let Some(after) = after {
+        select = select.filter(contact_list_member::Column::ContactId.gt(after));
+    }
+    let rows = select
+        .order_by_asc(contact_list_member::Column::ContactId)
+        .limit(limit + 1)
+        .all(db)
+        .await?;
+    let more = rows.len() as u64 > limit;
+    Ok((
+        rows.into_iter()
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .map(|r| (r.contact_id, r.added_at))
+            .collect(),
+        more,
+    ))
+}
+
+/// How many contacts a list has.
+pub async fn list_size(db: &impl Conn, list: &str) -> Result<u64, StoreError> {
+    let db = db.raw();
+    use sea_orm::PaginatorTrait;
+    Ok(contact_list_member::Entity::find()
+        .filter(contact_list_member::Column::ListKey.eq(list))
+        .count(db)
+        .await?)
+}
