@@ -195,7 +195,13 @@ pub(crate) fn error_text(body: &Value, raw: &str) -> (Option<String>, String, Ve
         let message = text(body, "error_description").unwrap_or_else(|| error.clone());
         return (Some(error), message, Vec::new());
     }
-    (None, raw.chars().take(500).collect(), Vec::new())
+    // The identity endpoints answer a bare code as text (`Bad_OAuth_Token`).
+    let bare = raw.trim();
+    let code = (!bare.is_empty()
+        && bare.len() <= 64
+        && bare.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+    .then(|| bare.to_owned());
+    (code, raw.chars().take(500).collect(), Vec::new())
 }
 
 /// One per-record error of an sObject Collections answer as a classified error. The record was

@@ -835,7 +835,11 @@ pub(crate) async fn create_activity(
     body.insert("WhoId".into(), Value::from(who));
     body.insert("Status".into(), Value::from("Not Started"));
     if let Some(kind) = activity.kind {
-        body.insert("Type".into(), Value::from(kind));
+        // `Type` is an optional picklist; an org without it gets the Task without a type.
+        let task = client.describe(s, "Task").await?;
+        if task.fields.iter().any(|f| f.name == "Type") {
+            body.insert("Type".into(), Value::from(kind));
+        }
     }
     if let Some(due) = activity.due_date {
         body.insert("ActivityDate".into(), Value::from(due));

