@@ -6,9 +6,9 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
 use super::app::delivery_state;
-use super::worker::inbox_state;
 use super::SyncError;
 use crate::config::AdminSettings;
+use crate::queue::inbox::state as inbox_state;
 use crate::store::entities::{
     idempotency_key, inbox_event, oauth_state, outbound_delivery, revoked_session,
 };

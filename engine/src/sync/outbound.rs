@@ -16,14 +16,11 @@ use uuid::Uuid;
 use super::connections::{self, ConnectionCtx};
 use super::contacts::{self, LocalContact};
 use super::links::{self, Link};
+use super::poller::INITIAL_SYNC_DONE;
 use super::synclog::{self, Direction, Entry, Level};
 use super::{inbound, Engine, SyncError};
 use crate::crm::{email_of, CrmPerson};
 use crate::queue::Job;
-
-/// Marker cursor: set once the initial sync has pulled every person (tandem then knows every
-/// person's e-mail and apId and can create without searching first).
-pub const INITIAL_SYNC_DONE: &str = "initial_sync_done";
 
 /// What a push did.
 #[derive(Debug, Clone, PartialEq, Eq)]

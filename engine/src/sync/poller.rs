@@ -12,11 +12,13 @@ use uuid::Uuid;
 
 use super::connections::{self, state, ConnectionCtx};
 use super::inbound::{self, Applied};
-use super::outbound::INITIAL_SYNC_DONE;
 use super::synclog::{self, Direction, Entry, Level};
 use super::{Engine, SyncError};
 use crate::crm::PersonPage;
 
+/// Marker cursor: set once the initial sync has pulled every person (tandem then knows every
+/// person's e-mail and apId and can create without searching first).
+pub const INITIAL_SYNC_DONE: &str = "initial_sync_done";
 const POLL_CURSOR: &str = "poll_updated_since";
 const INITIAL_PAGE: &str = "initial_sync_page";
 const INITIAL_STARTED: &str = "initial_sync_started";
