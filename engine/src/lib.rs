@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod cli_extract;
 pub mod cli_sync;
 pub mod config;
 pub mod crm;
@@ -10,6 +11,7 @@ pub mod crypto;
 pub mod demo;
 pub mod egress;
 pub mod http;
+pub mod mirror;
 pub mod queue;
 pub mod store;
 pub mod sync;

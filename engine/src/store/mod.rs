@@ -15,6 +15,7 @@ use tandem_migrations::{Migrator, MigratorTrait};
 use crate::config::{DatabaseKind, DatabaseSettings};
 
 pub(crate) mod entities;
+pub mod mirror;
 pub mod stats;
 
 /// Most bind parameters one statement carries. SQLite's own limit is 32,766 (999 before 3.32)
