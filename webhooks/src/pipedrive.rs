@@ -546,7 +546,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(error.code, ErrorCode::MalformedJson);
         assert_eq!(rejected.payload, "{not json");
-        let body = r#"{"meta":{"id":"e","entity":"product","action":"change"}}"#;
+        let body = r#"{"meta":{"id":"e","entity":"project","action":"change"}}"#;
         let (error, _) = *request(Some("u:p"), body)
             .verify(Some(&creds()))
             .unwrap()
