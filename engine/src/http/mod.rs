@@ -22,7 +22,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
 use crate::store::Store;
-use crate::sync::inbox::StoreInbox;
+use crate::sync::inbound::inbox::StoreInbox;
 use crate::sync::Engine;
 use throttle::{AuthProbe, AuthThrottle, Policy};
 

@@ -14,9 +14,11 @@ use crate::config::{DatabaseKind, DatabaseSettings};
 
 mod conn;
 pub mod connections;
+pub mod contacts;
 pub mod duplicates;
 pub(crate) mod entities;
 mod error;
+pub mod field_mappings;
 pub mod idempotency;
 pub mod links;
 pub mod mirror;

@@ -46,8 +46,8 @@ async fn main() -> anyhow::Result<()> {
                     runtime.block_on(async {
                         let db = engine.store.db();
                         let id = tandem_engine::sync::connections::active_id(db).await?.ok_or_else(|| anyhow::anyhow!("not connected"))?;
-                        tandem_engine::sync::poller::reset_initial_sync(&engine, id).await?;
-                        tandem_engine::sync::poller::initial_sync(&engine, id, |_| {}).await?;
+                        tandem_engine::sync::inbound::poller::reset_initial_sync(&engine, id).await?;
+                        tandem_engine::sync::inbound::poller::initial_sync(&engine, id, |_| {}).await?;
                         anyhow::Ok(())
                     })?;
                 }
