@@ -17,6 +17,7 @@ mod inbound;
 mod lists;
 mod live;
 mod migrations;
+mod mirror;
 mod queue;
 mod races;
 mod security;

@@ -21,6 +21,7 @@ mod error;
 pub mod field_mappings;
 pub mod idempotency;
 pub mod links;
+pub mod mirror;
 pub mod oauth_states;
 pub mod queue;
 pub mod sessions;
