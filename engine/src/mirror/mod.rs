@@ -61,6 +61,7 @@ impl Source {
                 session,
                 priority,
             }),
+            Crm::Salesforce(..) => Err(MirrorError::NotPipedrive),
         }
     }
 }
