@@ -61,6 +61,7 @@ impl Source {
                 session,
                 priority,
             }),
+            // The mirror is Pipedrive's (issue 20); other CRMs have none yet.
             Crm::Salesforce(..) => Err(MirrorError::NotPipedrive),
         }
     }
