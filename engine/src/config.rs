@@ -68,6 +68,19 @@ pub struct Settings {
     pub pipedrive: PipedriveSettings,
     pub admin: AdminSettings,
     pub app_webhooks: AppWebhookSettings,
+    pub metrics: MetricsSettings,
+}
+
+/// `GET /metrics` and the console's minute series ([`crate::meter`]).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Bearer token for `/metrics`; set, it serves `/metrics` on the main port.
+    pub token: Redacted<String>,
+    /// `host:port` of a listener of its own for `/metrics`; empty for none.
+    pub addr: String,
+    /// Days the console's minute series are kept; 0 keeps them forever.
+    pub retention_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -299,6 +312,21 @@ impl Settings {
                 problem: "request_timeout_secs and max_attempts must be at least 1".into(),
             });
         }
+        let metrics_token = self.metrics.token.expose().trim();
+        if !metrics_token.is_empty() && metrics_token.len() < MIN_SECRET_LEN {
+            return Err(ConfigError::Key {
+                key: "metrics.token",
+                problem: format!("is shorter than {MIN_SECRET_LEN} characters; generate one, e.g. `openssl rand -base64 24`, or leave it empty"),
+            });
+        }
+        if !self.metrics.addr.is_empty()
+            && self.metrics.addr.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(ConfigError::Key {
+                key: "metrics.addr",
+                problem: "must be an address and port such as 127.0.0.1:9090, or empty".into(),
+            });
+        }
         if self.workers.poll_interval_secs == 0 {
             return Err(ConfigError::Key {
                 key: "workers.poll_interval_secs",
@@ -355,6 +383,7 @@ const SECRET_KEYS: &[(&str, &str)] = &[
         "a list of whsec_<base64> strings, e.g. TANDEM_APP_WEBHOOKS__INBOUND_SECRETS='[\"whsec_...\"]'",
     ),
     ("pipedrive.client_secret", "a string"),
+    ("metrics.token", "a string of at least 16 characters"),
     (
         "database.url",
         "a string such as sqlite://tandem.db or postgres://user:password@host/db",

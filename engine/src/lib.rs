@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod demo;
 pub mod egress;
 pub mod http;
+pub mod meter;
 pub mod queue;
 pub mod store;
 pub mod sync;

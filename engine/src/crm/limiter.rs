@@ -135,6 +135,11 @@ impl ConnectionBudget {
     pub fn daily_left(&self) -> Option<i64> {
         Some(self.daily_left.load(Ordering::Relaxed)).filter(|v| *v >= 0)
     }
+
+    /// The daily budget as the CRM last reported it.
+    pub fn daily_total(&self) -> Option<i64> {
+        Some(self.daily_total.load(Ordering::Relaxed)).filter(|v| *v > 0)
+    }
 }
 
 /// Every connection's budget, created on first use.
@@ -149,6 +154,11 @@ impl Limiters {
             .entry(connection)
             .or_insert_with(|| Arc::new(ConnectionBudget::new(seed_limit)))
             .clone()
+    }
+
+    /// The connection's budget if a call created it (metrics read it without creating one).
+    pub fn get(&self, connection: Uuid) -> Option<Arc<ConnectionBudget>> {
+        self.budgets.get(&connection).map(|b| Arc::clone(&b))
     }
 
     pub fn forget(&self, connection: Uuid) {

@@ -44,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state.clone())
         .merge(admin::router(state.clone()))
         .merge(connect::router(state.clone()))
+        .merge(crate::meter::exposition::router(state.clone()))
         .merge(api::router(state))
         .merge(tandem_webhooks::pipedrive::router(Arc::clone(&inbox)))
         .merge(tandem_webhooks::app::router(inbox))

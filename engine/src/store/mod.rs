@@ -14,7 +14,9 @@ use tandem_migrations::{Migrator, MigratorTrait};
 
 use crate::config::{DatabaseKind, DatabaseSettings};
 
+pub mod contact_search;
 pub(crate) mod entities;
+pub mod metrics;
 pub mod stats;
 
 /// Most bind parameters one statement carries. SQLite's own limit is 32,766 (999 before 3.32)

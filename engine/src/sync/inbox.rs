@@ -18,6 +18,7 @@ use super::ingest::{IngestWriter, NewEvent};
 use super::synclog::{self, Direction, Entry, Level};
 use super::worker::inbox_state;
 use super::Engine;
+use crate::meter::WebhookOutcome;
 use crate::store::entities::inbox_event;
 
 /// After this many consecutive authentication failures for a connection, the sync log says so.
@@ -37,6 +38,13 @@ impl StoreInbox {
             engine,
             auth_failures: Arc::default(),
         }
+    }
+}
+
+fn outcome_of(accepted: Accepted) -> WebhookOutcome {
+    match accepted {
+        Accepted::New => WebhookOutcome::Accepted,
+        Accepted::Duplicate => WebhookOutcome::Duplicate,
     }
 }
 
@@ -61,6 +69,7 @@ impl Inbox for StoreInbox {
 
     async fn accept(&self, delivery: InboundDelivery) -> Result<Accepted, InboxError> {
         self.auth_failures.remove(&delivery.connection_id);
+        let (source, connection) = (delivery.source, delivery.connection_id);
         self.writer
             .store(NewEvent {
                 connection_id: Some(delivery.connection_id),
@@ -73,6 +82,7 @@ impl Inbox for StoreInbox {
             })
             .await
             .inspect(|accepted| {
+                crate::meter::webhook_event(source, Some(connection), outcome_of(*accepted));
                 if *accepted == Accepted::New {
                     self.engine.wake.notify_one();
                 }
@@ -80,6 +90,11 @@ impl Inbox for StoreInbox {
     }
 
     async fn reject(&self, rejected: RejectedDelivery) -> Result<(), InboxError> {
+        crate::meter::webhook_event(
+            rejected.source,
+            Some(rejected.connection_id),
+            WebhookOutcome::Rejected,
+        );
         let now = Utc::now();
         let db = self.engine.store.db();
         store_rejected(
@@ -110,6 +125,7 @@ impl Inbox for StoreInbox {
     }
 
     async fn auth_failed(&self, connection: Uuid) {
+        crate::meter::webhook_event("pipedrive", Some(connection), WebhookOutcome::Unauthorized);
         let failures = self
             .auth_failures
             .entry(connection)
@@ -154,6 +170,7 @@ impl AppInbox for StoreInbox {
             })
             .await
             .inspect(|accepted| {
+                crate::meter::webhook_event("app", None, outcome_of(*accepted));
                 if *accepted == Accepted::New {
                     self.engine.wake.notify_one();
                 }
@@ -161,6 +178,7 @@ impl AppInbox for StoreInbox {
     }
 
     async fn reject(&self, rejected: RejectedAppDelivery) -> Result<(), InboxError> {
+        crate::meter::webhook_event("app", None, WebhookOutcome::Rejected);
         let now = Utc::now();
         let db = self.engine.store.db();
         store_rejected(
