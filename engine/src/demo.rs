@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pipedrive_sim::{Plan, RateLimits, SimConfig, SimHandle};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use tandem_core::{FieldKey, FieldValue, LabeledValue};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -17,7 +16,7 @@ use uuid::Uuid;
 use crate::app::{cancel_on_signal, Application};
 use crate::config::{Redacted, Settings};
 use crate::crypto::Vault;
-use crate::store::entities::{person_link, sync_log};
+use crate::store::stats;
 use crate::sync::{connections, contacts, links, local, poller, Engine};
 
 /// Options of `tandem demo`.
@@ -367,11 +366,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
 
     // 9. Summary.
-    let db = engine.store.db();
-    let synced = person_link::Entity::find()
-        .filter(person_link::Column::ConnectionId.eq(connection_id))
-        .count(db)
-        .await?;
+    let synced = stats::count_links(&engine.store, connection_id).await?;
     let mut by_email: HashMap<String, usize> = HashMap::new();
     for person in handle.persons() {
         if let Some(email) = person["emails"][0]["value"].as_str() {
@@ -513,10 +508,7 @@ async fn link_person(
 }
 
 async fn conflicts(engine: &Engine) -> anyhow::Result<u64> {
-    Ok(sync_log::Entity::find()
-        .filter(sync_log::Column::Kind.eq("conflict_resolved"))
-        .count(engine.store.db())
-        .await?)
+    Ok(stats::count_sync_log_kind(&engine.store, "conflict_resolved").await?)
 }
 
 fn report_edit(direction: &str, value: &str, latency: Option<Duration>) {

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod cli;
 pub mod cli_sync;
+pub mod clock;
 pub mod config;
 pub mod crm;
 pub mod crypto;

@@ -10,7 +10,7 @@ use crate::config::{LogFormat, TelemetrySettings};
 /// Directives added to every filter, whatever the configuration or `RUST_LOG` say: sea-orm's
 /// statement spans carry bound values (e-mail addresses, names, tokens), so they never reach
 /// the log. tandem logs ids, never personal data, at every level.
-pub const PII_SAFE_DIRECTIVES: &[&str] = &["sea_orm=warn"];
+pub const PII_SAFE_DIRECTIVES: &[&str] = crate::store::PII_SAFE_LOG_DIRECTIVES;
 
 /// `configured` (or `RUST_LOG`, which overrides it) with [`PII_SAFE_DIRECTIVES`] on top.
 pub fn env_filter(configured: &str) -> EnvFilter {

@@ -15,6 +15,24 @@ pub struct SimArgs {
     /// Persons to seed (realistic names, e-mails, phones, custom fields, a few duplicates).
     #[arg(long, default_value_t = 0)]
     pub persons: usize,
+    /// Organizations to seed (persons get one of them; custom fields of every type).
+    #[arg(long, default_value_t = 0)]
+    pub organizations: usize,
+    /// Deals to seed (linked to persons and organizations; custom fields of every type).
+    #[arg(long, default_value_t = 0)]
+    pub deals: usize,
+    /// Activities to seed (on deals, or persons).
+    #[arg(long, default_value_t = 0)]
+    pub activities: usize,
+    /// Notes to seed (on deals, persons, organizations, leads; one file per five notes).
+    #[arg(long, default_value_t = 0)]
+    pub notes: usize,
+    /// Leads to seed (linked to persons and organizations).
+    #[arg(long, default_value_t = 0)]
+    pub leads: usize,
+    /// Products to seed.
+    #[arg(long, default_value_t = 0)]
+    pub products: usize,
     /// The accepted API token (`x-api-token` header or `api_token` query).
     #[arg(long, default_value = "sim-api-token")]
     pub api_token: String,
@@ -74,6 +92,14 @@ impl SimArgs {
         Ok(SimConfig {
             port: self.port,
             persons: self.persons,
+            objects: crate::config::SeedCounts {
+                organizations: self.organizations,
+                deals: self.deals,
+                activities: self.activities,
+                notes: self.notes,
+                leads: self.leads,
+                products: self.products,
+            },
             api_token: self.api_token.clone(),
             client_id: self.client_id.clone(),
             client_secret: self.client_secret.clone(),

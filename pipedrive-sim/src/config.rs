@@ -150,6 +150,8 @@ pub struct SimConfig {
     pub faults: FaultSpec,
     /// Persons to seed at start.
     pub persons: usize,
+    /// The other objects to seed at start (after the persons).
+    pub objects: SeedCounts,
 }
 
 impl Default for SimConfig {
@@ -173,6 +175,7 @@ impl Default for SimConfig {
             seed: 0,
             faults: FaultSpec::default(),
             persons: 0,
+            objects: SeedCounts::default(),
         }
     }
 }
@@ -184,6 +187,8 @@ pub fn default_scopes() -> Vec<String> {
         "contacts:full",
         "deals:full",
         "activities:full",
+        "products:full",
+        "leads:full",
         "contact-fields:full",
         "search:read",
         "users:read",
@@ -193,4 +198,31 @@ pub fn default_scopes() -> Vec<String> {
     .iter()
     .map(|s| (*s).to_owned())
     .collect()
+}
+
+/// How many of each object to seed besides persons (`--deals`, `--organizations`, ...).
+/// Seeded objects are linked: persons to organizations, deals to persons and organizations,
+/// activities to deals (or persons), notes to deals, persons, organizations and leads, leads
+/// to persons and organizations; files (one per five notes) to deals and persons.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SeedCounts {
+    /// Organizations.
+    pub organizations: usize,
+    /// Deals.
+    pub deals: usize,
+    /// Activities.
+    pub activities: usize,
+    /// Notes (and a fifth as many files).
+    pub notes: usize,
+    /// Leads.
+    pub leads: usize,
+    /// Products.
+    pub products: usize,
+}
+
+impl SeedCounts {
+    /// Whether anything is to be seeded.
+    pub fn any(&self) -> bool {
+        *self != SeedCounts::default()
+    }
 }

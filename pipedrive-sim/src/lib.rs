@@ -20,14 +20,16 @@ mod error;
 mod faults;
 mod model;
 mod ops;
+mod records;
 mod seed;
 mod server;
 mod shared;
 mod state;
+mod table;
 mod webhooks;
 
 pub use cli::{run_cli, SimArgs};
-pub use config::{default_scopes, Plan, RateLimits, SimConfig};
+pub use config::{default_scopes, Plan, RateLimits, SeedCounts, SimConfig};
 pub use error::SimError;
 pub use faults::{Fault, FaultRule, FaultSpec, Selector};
 pub use ops::Op;

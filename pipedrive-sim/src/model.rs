@@ -180,6 +180,13 @@ pub(crate) fn builtin_fields(entity: &str) -> Vec<(&'static str, &'static str, &
             ("note", "Note", "text"),
             ("done", "Done", "enum"),
         ],
+        "note" => vec![
+            ("content", "Content", "text"),
+            ("person_id", "Person", "people"),
+            ("org_id", "Organization", "org"),
+            ("user_id", "User", "user"),
+            ("add_time", "Add time", "date"),
+        ],
         "product" => vec![
             ("name", "Name", "varchar"),
             ("code", "Product code", "varchar"),
@@ -409,36 +416,36 @@ impl serde::Serialize for PersonV2<'_> {
 /// Why a write body was rejected (the API's `error` text).
 pub(crate) type Invalid = String;
 
-fn want_str<'a>(k: &str, v: &'a Value) -> Result<&'a str, Invalid> {
+pub(crate) fn want_str<'a>(k: &str, v: &'a Value) -> Result<&'a str, Invalid> {
     v.as_str()
         .ok_or_else(|| format!("Validation failed: {k}: Parameter '{k}' must be a string"))
 }
 
-fn want_opt_str(k: &str, v: &Value) -> Result<Option<String>, Invalid> {
+pub(crate) fn want_opt_str(k: &str, v: &Value) -> Result<Option<String>, Invalid> {
     if v.is_null() {
         return Ok(None);
     }
     want_str(k, v).map(|s| Some(s.to_owned()))
 }
 
-fn want_int(k: &str, v: &Value) -> Result<i64, Invalid> {
+pub(crate) fn want_int(k: &str, v: &Value) -> Result<i64, Invalid> {
     v.as_i64()
         .ok_or_else(|| format!("Validation failed: {k}: Parameter '{k}' must be an integer"))
 }
 
-fn want_opt_int(k: &str, v: &Value) -> Result<Option<i64>, Invalid> {
+pub(crate) fn want_opt_int(k: &str, v: &Value) -> Result<Option<i64>, Invalid> {
     if v.is_null() {
         return Ok(None);
     }
     want_int(k, v).map(Some)
 }
 
-fn want_bool(k: &str, v: &Value) -> Result<bool, Invalid> {
+pub(crate) fn want_bool(k: &str, v: &Value) -> Result<bool, Invalid> {
     v.as_bool()
         .ok_or_else(|| format!("Validation failed: {k}: Parameter '{k}' must be a boolean"))
 }
 
-fn want_int_array(k: &str, v: &Value) -> Result<Vec<i64>, Invalid> {
+pub(crate) fn want_int_array(k: &str, v: &Value) -> Result<Vec<i64>, Invalid> {
     let a = v
         .as_array()
         .ok_or_else(|| format!("Validation failed: {k}: Parameter '{k}' must be an array"))?;
@@ -489,7 +496,7 @@ fn channels(k: &str, v: &Value) -> Result<Vec<Channel>, Invalid> {
 }
 
 /// The subfields an `address` value may carry besides `value` (v2 `personFields` example).
-const ADDRESS_SUBFIELDS: &[&str] = &[
+pub(crate) const ADDRESS_SUBFIELDS: &[&str] = &[
     "street_number",
     "route",
     "subpremise",
@@ -1163,4 +1170,34 @@ pub(crate) fn previous_values(old: &Value, new: &Value) -> Map<String, Value> {
         }
     }
     prev
+}
+
+impl crate::table::Record for Person {
+    fn id(&self) -> i64 {
+        self.id
+    }
+
+    fn update_time(&self) -> i64 {
+        self.update_time
+    }
+}
+
+impl crate::table::Record for Deal {
+    fn id(&self) -> i64 {
+        self.id
+    }
+
+    fn update_time(&self) -> i64 {
+        self.update_time
+    }
+}
+
+impl crate::table::Record for Activity {
+    fn id(&self) -> i64 {
+        self.id
+    }
+
+    fn update_time(&self) -> i64 {
+        self.update_time
+    }
 }

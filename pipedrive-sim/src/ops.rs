@@ -75,6 +75,42 @@ ops! {
     GetActivityFieldsV1 => "v1.getActivityFields", "activityFields", 20, ["activities:read", "activities:full"];
     GetProductFieldsV1 => "v1.getProductFields", "productFields", 20, ["products:read", "product-fields:full", "products:full"];
     MergePersons => "v1.mergePersons", "persons", 40, ["contacts:full"];
+    GetOrganizations => "v2.getOrganizations", "organizations", 10, ["contacts:read", "contacts:full"];
+    AddOrganization => "v2.addOrganization", "organizations", 5, ["contacts:full"];
+    GetOrganization => "v2.getOrganization", "organizations", 1, ["contacts:read", "contacts:full"];
+    UpdateOrganization => "v2.updateOrganization", "organizations", 5, ["contacts:full"];
+    DeleteOrganization => "v2.deleteOrganization", "organizations", 3, ["contacts:full"];
+    SearchOrganization => "v2.searchOrganization", "organizations", 20, ["contacts:read", "contacts:full", "search:read"];
+    GetProducts => "v2.getProducts", "products", 10, ["products:read", "products:full"];
+    AddProduct => "v2.addProduct", "products", 5, ["products:full"];
+    GetProduct => "v2.getProduct", "products", 1, ["products:read", "products:full"];
+    UpdateProduct => "v2.updateProduct", "products", 5, ["products:full"];
+    DeleteProduct => "v2.deleteProduct", "products", 3, ["products:full"];
+    GetDealFields => "v2.getDealFields", "dealFields", 10, ["deals:read", "deals:full", "admin", "deal-fields:full"];
+    GetDealField => "v2.getDealField", "dealFields", 1, ["deals:read", "deals:full", "admin", "deal-fields:full"];
+    GetOrganizationFields => "v2.getOrganizationFields", "organizationFields", 10, ["contacts:read", "contacts:full", "admin", "contact-fields:full"];
+    GetOrganizationField => "v2.getOrganizationField", "organizationFields", 1, ["contacts:read", "contacts:full", "admin", "contact-fields:full"];
+    GetProductFields => "v2.getProductFields", "productFields", 10, ["products:read", "products:full", "product-fields:full"];
+    GetProductField => "v2.getProductField", "productFields", 1, ["products:read", "products:full", "product-fields:full"];
+    GetActivityFields => "v2.getActivityFields", "activityFields", 10, ["admin"];
+    GetLeads => "v1.getLeads", "leads", 20, ["leads:read", "leads:full"];
+    AddLead => "v1.addLead", "leads", 10, ["leads:full"];
+    GetLead => "v1.getLead", "leads", 2, ["leads:read", "leads:full"];
+    UpdateLead => "v1.updateLead", "leads", 10, ["leads:full"];
+    DeleteLead => "v1.deleteLead", "leads", 6, ["leads:full"];
+    GetLeadLabels => "v1.getLeadLabels", "leadLabels", 10, ["leads:read", "leads:full"];
+    GetNotes => "v1.getNotes", "notes", 20, ["deals:read", "deals:full", "contacts:read", "contacts:full"];
+    AddNote => "v1.addNote", "notes", 10, ["deals:full", "contacts:full"];
+    GetNote => "v1.getNote", "notes", 2, ["deals:read", "deals:full", "contacts:read", "contacts:full"];
+    UpdateNote => "v1.updateNote", "notes", 10, ["deals:full", "contacts:full"];
+    DeleteNote => "v1.deleteNote", "notes", 6, ["deals:full", "contacts:full"];
+    GetNoteFieldsV1 => "v1.getNoteFields", "noteFields", 20, ["deals:read", "deals:full", "contacts:read", "contacts:full"];
+    GetFiles => "v1.getFiles", "files", 20, ["deals:read", "deals:full", "activities:read", "activities:full", "contacts:read", "contacts:full"];
+    GetFile => "v1.getFile", "files", 2, ["deals:read", "deals:full", "activities:read", "activities:full", "contacts:read", "contacts:full"];
+    DeleteFile => "v1.deleteFile", "files", 6, ["deals:full", "activities:full", "contacts:full"];
+    GetActivityTypes => "v1.getActivityTypes", "activityTypes", 20, ["activities:read", "activities:full", "admin"];
+    GetCurrencies => "v1.getCurrencies", "currencies", 20, ["base"];
+    GetFilters => "v1.getFilters", "filters", 20, ["deals:read", "deals:full", "activities:read", "activities:full", "contacts:read", "contacts:full"];
     OauthAuthorize => "oauth.authorize", "oauth", 0, [];
     OauthToken => "oauth.token", "oauth", 0, [];
     OauthRevoke => "oauth.revoke", "oauth", 0, [];
@@ -83,7 +119,7 @@ ops! {
 impl Op {
     /// Whether the operation is a search (it has its own, lower burst limit).
     pub fn is_search(self) -> bool {
-        matches!(self, Op::SearchPersons)
+        matches!(self, Op::SearchPersons | Op::SearchOrganization)
     }
 
     /// Whether the operation is an OAuth endpoint (no API auth, no rate limit).
@@ -133,6 +169,42 @@ impl Op {
             Op::GetActivityFieldsV1 => ("v1.yaml", "/activityFields", "get"),
             Op::GetProductFieldsV1 => ("v1.yaml", "/productFields", "get"),
             Op::MergePersons => ("v1.yaml", "/persons/{id}/merge", "put"),
+            Op::GetOrganizations => ("v2.yaml", "/organizations", "get"),
+            Op::AddOrganization => ("v2.yaml", "/organizations", "post"),
+            Op::GetOrganization => ("v2.yaml", "/organizations/{id}", "get"),
+            Op::UpdateOrganization => ("v2.yaml", "/organizations/{id}", "patch"),
+            Op::DeleteOrganization => ("v2.yaml", "/organizations/{id}", "delete"),
+            Op::SearchOrganization => ("v2.yaml", "/organizations/search", "get"),
+            Op::GetProducts => ("v2.yaml", "/products", "get"),
+            Op::AddProduct => ("v2.yaml", "/products", "post"),
+            Op::GetProduct => ("v2.yaml", "/products/{id}", "get"),
+            Op::UpdateProduct => ("v2.yaml", "/products/{id}", "patch"),
+            Op::DeleteProduct => ("v2.yaml", "/products/{id}", "delete"),
+            Op::GetDealFields => ("v2.yaml", "/dealFields", "get"),
+            Op::GetDealField => ("v2.yaml", "/dealFields/{field_code}", "get"),
+            Op::GetOrganizationFields => ("v2.yaml", "/organizationFields", "get"),
+            Op::GetOrganizationField => ("v2.yaml", "/organizationFields/{field_code}", "get"),
+            Op::GetProductFields => ("v2.yaml", "/productFields", "get"),
+            Op::GetProductField => ("v2.yaml", "/productFields/{field_code}", "get"),
+            Op::GetActivityFields => ("v2.yaml", "/activityFields", "get"),
+            Op::GetLeads => ("v1.yaml", "/leads", "get"),
+            Op::AddLead => ("v1.yaml", "/leads", "post"),
+            Op::GetLead => ("v1.yaml", "/leads/{id}", "get"),
+            Op::UpdateLead => ("v1.yaml", "/leads/{id}", "patch"),
+            Op::DeleteLead => ("v1.yaml", "/leads/{id}", "delete"),
+            Op::GetLeadLabels => ("v1.yaml", "/leadLabels", "get"),
+            Op::GetNotes => ("v1.yaml", "/notes", "get"),
+            Op::AddNote => ("v1.yaml", "/notes", "post"),
+            Op::GetNote => ("v1.yaml", "/notes/{id}", "get"),
+            Op::UpdateNote => ("v1.yaml", "/notes/{id}", "put"),
+            Op::DeleteNote => ("v1.yaml", "/notes/{id}", "delete"),
+            Op::GetNoteFieldsV1 => ("v1.yaml", "/noteFields", "get"),
+            Op::GetFiles => ("v1.yaml", "/files", "get"),
+            Op::GetFile => ("v1.yaml", "/files/{id}", "get"),
+            Op::DeleteFile => ("v1.yaml", "/files/{id}", "delete"),
+            Op::GetActivityTypes => ("v1.yaml", "/activityTypes", "get"),
+            Op::GetCurrencies => ("v1.yaml", "/currencies", "get"),
+            Op::GetFilters => ("v1.yaml", "/filters", "get"),
             Op::OauthAuthorize => ("v1.yaml", "/oauth/authorize", "get"),
             Op::OauthToken => ("v1.yaml", "/oauth/token", "post"),
             Op::OauthRevoke => return None,
@@ -217,10 +289,32 @@ pub(crate) fn route(method: &Method, path: &str) -> (Option<Api>, Route) {
                 ("GET", ["stages", x]) => id(Op::GetStage, x),
                 ("GET", ["pipelines"]) => one(Op::GetPipelines),
                 ("GET", ["pipelines", x]) => id(Op::GetPipeline, x),
+                ("GET", ["organizations"]) => one(Op::GetOrganizations),
+                ("POST", ["organizations"]) => one(Op::AddOrganization),
+                ("GET", ["organizations", "search"]) => one(Op::SearchOrganization),
+                ("GET", ["organizations", x]) => id(Op::GetOrganization, x),
+                ("PATCH", ["organizations", x]) => id(Op::UpdateOrganization, x),
+                ("DELETE", ["organizations", x]) => id(Op::DeleteOrganization, x),
+                ("GET", ["products"]) => one(Op::GetProducts),
+                ("POST", ["products"]) => one(Op::AddProduct),
+                ("GET", ["products", x]) => id(Op::GetProduct, x),
+                ("PATCH", ["products", x]) => id(Op::UpdateProduct, x),
+                ("DELETE", ["products", x]) => id(Op::DeleteProduct, x),
+                ("GET", ["dealFields"]) => one(Op::GetDealFields),
+                ("GET", ["dealFields", x]) => id(Op::GetDealField, x),
+                ("GET", ["organizationFields"]) => one(Op::GetOrganizationFields),
+                ("GET", ["organizationFields", x]) => id(Op::GetOrganizationField, x),
+                ("GET", ["productFields"]) => one(Op::GetProductFields),
+                ("GET", ["productFields", x]) => id(Op::GetProductField, x),
+                ("GET", ["activityFields"]) => one(Op::GetActivityFields),
                 (
                     _,
-                    ["persons" | "deals" | "activities" | "personFields" | "stages" | "pipelines"]
-                    | ["persons" | "deals" | "activities" | "personFields" | "stages" | "pipelines", _],
+                    ["persons" | "deals" | "activities" | "personFields" | "stages" | "pipelines"
+                    | "organizations" | "products" | "dealFields" | "organizationFields"
+                    | "productFields" | "activityFields"]
+                    | ["persons" | "deals" | "activities" | "personFields" | "stages" | "pipelines"
+                    | "organizations" | "products" | "dealFields" | "organizationFields"
+                    | "productFields", _],
                 ) => Route::MethodNotAllowed,
                 _ => Route::NotFound,
             }
@@ -239,6 +333,27 @@ pub(crate) fn route(method: &Method, path: &str) -> (Option<Api>, Route) {
             ("GET", ["activityFields"]) => Route::Op(Op::GetActivityFieldsV1, None),
             ("GET", ["productFields"]) => Route::Op(Op::GetProductFieldsV1, None),
             ("PUT", ["persons", x, "merge"]) => Route::Op(Op::MergePersons, Some((*x).to_owned())),
+            ("GET", ["leads"]) => Route::Op(Op::GetLeads, None),
+            ("POST", ["leads"]) => Route::Op(Op::AddLead, None),
+            ("GET", ["leads", x]) => Route::Op(Op::GetLead, Some((*x).to_owned())),
+            ("PATCH", ["leads", x]) => Route::Op(Op::UpdateLead, Some((*x).to_owned())),
+            ("DELETE", ["leads", x]) => Route::Op(Op::DeleteLead, Some((*x).to_owned())),
+            ("GET", ["leadLabels"]) => Route::Op(Op::GetLeadLabels, None),
+            ("GET", ["notes"]) => Route::Op(Op::GetNotes, None),
+            ("POST", ["notes"]) => Route::Op(Op::AddNote, None),
+            ("GET", ["notes", x]) => Route::Op(Op::GetNote, Some((*x).to_owned())),
+            ("PUT", ["notes", x]) => Route::Op(Op::UpdateNote, Some((*x).to_owned())),
+            ("DELETE", ["notes", x]) => Route::Op(Op::DeleteNote, Some((*x).to_owned())),
+            ("GET", ["noteFields"]) => Route::Op(Op::GetNoteFieldsV1, None),
+            ("GET", ["files"]) => Route::Op(Op::GetFiles, None),
+            ("GET", ["files", x]) => Route::Op(Op::GetFile, Some((*x).to_owned())),
+            ("DELETE", ["files", x]) => Route::Op(Op::DeleteFile, Some((*x).to_owned())),
+            ("GET", ["activityTypes"]) => Route::Op(Op::GetActivityTypes, None),
+            ("GET", ["currencies"]) => Route::Op(Op::GetCurrencies, None),
+            ("GET", ["filters"]) => Route::Op(Op::GetFilters, None),
+            (_, ["organizations" | "products"] | ["organizations" | "products", _]) => {
+                Route::Gone("This endpoint is no longer available in API v1. Use API v2.")
+            }
             (_, ["persons" | "deals" | "activities" | "itemSearch", ..]) => {
                 Route::Gone("This endpoint is no longer available in API v1. Use API v2.")
             }
@@ -253,7 +368,10 @@ pub(crate) fn route(method: &Method, path: &str) -> (Option<Api>, Route) {
                 | ["dealFields"]
                 | ["organizationFields"]
                 | ["activityFields"]
-                | ["productFields"],
+                | ["productFields"]
+                | ["leads" | "notes" | "files"]
+                | ["leads" | "notes" | "files", _]
+                | ["leadLabels" | "noteFields" | "activityTypes" | "currencies" | "filters"],
             ) => Route::MethodNotAllowed,
             _ => Route::NotFound,
         },

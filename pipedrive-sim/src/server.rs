@@ -113,6 +113,7 @@ pub async fn start(config: SimConfig) -> Result<Simulator, SimError> {
         &mut rng,
     );
     company.seed_persons(config.persons, now, &mut rng);
+    company.seed_objects(&config.objects, now, &mut rng);
     let mut companies = std::collections::HashMap::new();
     companies.insert(config.company_id, company);
     let state = State {
@@ -254,6 +255,68 @@ impl SimHandle {
     /// Seeds `n` realistic persons in the current company (no webhooks); returns their ids.
     pub fn seed_persons(&self, n: usize) -> Vec<i64> {
         self.with_current(|c, now, rng| c.seed_persons(n, now, rng))
+    }
+
+    /// Seeds linked organizations, deals, activities, notes (and files), leads and products in
+    /// the current company (no webhooks); see [`SeedCounts`](crate::SeedCounts).
+    pub fn seed_objects(&self, counts: crate::config::SeedCounts) {
+        self.with_current(|c, now, rng| c.seed_objects(&counts, now, rng));
+    }
+
+    /// Every live organization (v2 JSON).
+    pub fn organizations(&self) -> Vec<Value> {
+        let st = self.shared.state.lock();
+        let c = st.current();
+        c.organizations
+            .values()
+            .filter(|o| !o.is_deleted)
+            .map(|o| c.org_json(o))
+            .collect()
+    }
+
+    /// Counts of live records per stream: `persons`, `deals`, `organizations`, `activities`,
+    /// `notes`, `leads`, `products`, `files`.
+    pub fn counts(&self) -> std::collections::BTreeMap<&'static str, usize> {
+        let st = self.shared.state.lock();
+        let c = st.current();
+        [
+            (
+                "persons",
+                c.persons.values().filter(|x| !x.is_deleted).count(),
+            ),
+            ("deals", c.deals.values().filter(|x| !x.is_deleted).count()),
+            (
+                "organizations",
+                c.organizations.values().filter(|x| !x.is_deleted).count(),
+            ),
+            (
+                "activities",
+                c.activities.values().filter(|x| !x.is_deleted).count(),
+            ),
+            ("notes", c.notes.values().filter(|x| x.active).count()),
+            ("leads", c.leads.len()),
+            (
+                "products",
+                c.products.values().filter(|x| !x.is_deleted).count(),
+            ),
+            ("files", c.files.values().filter(|x| x.active).count()),
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    /// Adds a file's metadata linked to a deal, person and/or organization; returns its id.
+    pub fn add_file(
+        &self,
+        file_name: &str,
+        deal_id: Option<i64>,
+        person_id: Option<i64>,
+        org_id: Option<i64>,
+    ) -> i64 {
+        let user = self.shared.config.user_id;
+        self.with_current(|c, now, _| {
+            c.add_file(file_name, (deal_id, person_id, org_id), user, now)
+        })
     }
 
     /// Inserts a person from a v2 POST body (no webhooks, as if it had always been there).

@@ -5,17 +5,20 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
-use rand::Rng;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde_json::{json, Map, Value};
 
 use crate::config::RateLimits;
 use crate::faults::FaultSpec;
 use crate::model::{
-    apply_activity_body, apply_deal_body, apply_person_body, previous_values, v2_time, Activity,
-    Channel, Deal, FieldDef, Invalid, Person,
+    apply_activity_body, apply_deal_body, apply_person_body, check_custom_value, previous_values,
+    v2_time, Activity, Channel, Deal, FieldDef, Invalid, Person,
 };
 use crate::ops::Op;
+use crate::records::{FileMeta, Lead, Note, Organization, Product};
 use crate::seed;
+use crate::table::Table;
 
 /// A change to report through webhooks.
 #[derive(Clone, Debug)]
@@ -23,7 +26,7 @@ pub(crate) struct Event {
     pub(crate) company_id: i64,
     pub(crate) entity: &'static str,
     pub(crate) action: &'static str,
-    pub(crate) entity_id: i64,
+    pub(crate) entity_id: String,
     pub(crate) data: Option<Value>,
     pub(crate) previous: Option<Value>,
     pub(crate) change_source: &'static str,
@@ -115,15 +118,34 @@ pub(crate) struct Company {
     pub(crate) id: i64,
     pub(crate) name: String,
     pub(crate) users: Vec<User>,
-    pub(crate) persons: BTreeMap<i64, Arc<Person>>,
+    pub(crate) persons: Table<Arc<Person>>,
     pub(crate) email_index: HashMap<String, BTreeSet<i64>>,
     pub(crate) next_person_id: i64,
-    pub(crate) deals: BTreeMap<i64, Deal>,
+    pub(crate) deals: Table<Deal>,
     pub(crate) next_deal_id: i64,
-    pub(crate) activities: BTreeMap<i64, Activity>,
+    pub(crate) activities: Table<Activity>,
     pub(crate) next_activity_id: i64,
     pub(crate) person_fields: Vec<FieldDef>,
     pub(crate) person_field_keys: Arc<Vec<String>>,
+    pub(crate) deal_fields: Vec<FieldDef>,
+    pub(crate) org_fields: Vec<FieldDef>,
+    pub(crate) org_field_keys: Arc<Vec<String>>,
+    pub(crate) product_fields: Vec<FieldDef>,
+    pub(crate) product_field_keys: Arc<Vec<String>>,
+    pub(crate) organizations: Table<Organization>,
+    pub(crate) next_org_id: i64,
+    pub(crate) products: Table<Product>,
+    pub(crate) next_product_id: i64,
+    /// Leads by creation number; `lead_index` maps their UUIDs to it.
+    pub(crate) leads: Table<Lead>,
+    pub(crate) lead_index: HashMap<String, i64>,
+    pub(crate) next_lead_seq: i64,
+    /// `(uuid, name, color)`.
+    pub(crate) lead_labels: Vec<(String, String, String)>,
+    pub(crate) notes: Table<Note>,
+    pub(crate) next_note_id: i64,
+    pub(crate) files: Table<FileMeta>,
+    pub(crate) next_file_id: i64,
     pub(crate) next_field_id: i64,
     pub(crate) next_option_id: i64,
     pub(crate) pipelines: Vec<(i64, String)>,
@@ -150,20 +172,45 @@ fn index_emails(index: &mut HashMap<String, BTreeSet<i64>>, p: &Person, add: boo
 }
 
 impl Company {
-    pub(crate) fn new(id: i64, name: &str, users: Vec<User>, now: i64, rng: &mut impl Rng) -> Self {
-        let mut c = Company {
+    /// A company with one pipeline of five stages, three lead labels and no fields.
+    pub(crate) fn empty(id: i64, name: &str, users: Vec<User>, now: i64) -> Self {
+        Company {
             id,
             name: name.to_owned(),
             users,
-            persons: BTreeMap::new(),
+            persons: Table::default(),
             email_index: HashMap::new(),
             next_person_id: 1,
-            deals: BTreeMap::new(),
+            deals: Table::default(),
             next_deal_id: 1,
-            activities: BTreeMap::new(),
+            activities: Table::default(),
             next_activity_id: 1,
             person_fields: Vec::new(),
             person_field_keys: Arc::new(Vec::new()),
+            deal_fields: Vec::new(),
+            org_fields: Vec::new(),
+            org_field_keys: Arc::new(Vec::new()),
+            product_fields: Vec::new(),
+            product_field_keys: Arc::new(Vec::new()),
+            organizations: Table::default(),
+            next_org_id: 1,
+            products: Table::default(),
+            next_product_id: 1,
+            leads: Table::default(),
+            lead_index: HashMap::new(),
+            next_lead_seq: 1,
+            lead_labels: [
+                ("f08b42a0-4e75-11ea-9643-03698ef1cfd6", "Hot", "red"),
+                ("f08b42a1-4e75-11ea-9643-03698ef1cfd6", "Warm", "yellow"),
+                ("f08b42a2-4e75-11ea-9643-03698ef1cfd6", "Cold", "blue"),
+            ]
+            .iter()
+            .map(|(u, n, c)| ((*u).to_owned(), (*n).to_owned(), (*c).to_owned()))
+            .collect(),
+            notes: Table::default(),
+            next_note_id: 1,
+            files: Table::default(),
+            next_file_id: 1,
             next_field_id: 9000,
             next_option_id: 1,
             pipelines: vec![(1, "Sales pipeline".to_owned())],
@@ -189,7 +236,11 @@ impl Company {
             daily_day: now.div_euclid(86_400),
             daily_spent: 0,
             daily_writes: 0,
-        };
+        }
+    }
+
+    pub(crate) fn new(id: i64, name: &str, users: Vec<User>, now: i64, rng: &mut impl Rng) -> Self {
+        let mut c = Company::empty(id, name, users, now);
         // "Some custom fields" every seeded company has.
         c.add_person_field(
             "Lead source",
@@ -203,7 +254,27 @@ impl Company {
             .ok();
         c.add_person_field("Lifetime value", "monetary", &[], now, rng)
             .ok();
+        // Custom fields of every type on deals and organizations, with keys drawn from their
+        // own RNG so that the persons a seed generates stay the same as before they existed.
+        let mut own = StdRng::seed_from_u64(0x5eed_f1e1d ^ id as u64);
+        for entity in ["deal", "organization"] {
+            for (name, t, options) in seed::EVERY_TYPE {
+                c.add_field(entity, name, t, options, now, &mut own).ok();
+            }
+        }
         c
+    }
+
+    /// Adds the custom person fields of every type that the person fields do not have yet
+    /// (the full seed does this; a plain `--persons` seed keeps the three classic fields).
+    pub(crate) fn add_every_person_field_type(&mut self, now: i64) {
+        let mut own = StdRng::seed_from_u64(0x09e7_50e5 ^ self.id as u64);
+        for (name, t, options) in seed::EVERY_TYPE {
+            if !self.person_fields.iter().any(|f| f.name == *name) {
+                self.add_field("person", name, t, options, now, &mut own)
+                    .ok();
+            }
+        }
     }
 
     pub(crate) fn user_ids(&self) -> Vec<i64> {
@@ -220,6 +291,19 @@ impl Company {
 
     pub(crate) fn add_person_field(
         &mut self,
+        name: &str,
+        field_type: &str,
+        options: &[&str],
+        now: i64,
+        rng: &mut impl Rng,
+    ) -> Result<FieldDef, Invalid> {
+        self.add_field("person", name, field_type, options, now, rng)
+    }
+
+    /// Adds a custom field to `person`, `deal`, `organization` or `product`.
+    pub(crate) fn add_field(
+        &mut self,
+        entity: &str,
         name: &str,
         field_type: &str,
         options: &[&str],
@@ -273,9 +357,23 @@ impl Company {
             add_time: now,
         };
         self.next_field_id += 1;
-        self.person_fields.push(f.clone());
-        self.person_field_keys =
-            Arc::new(self.person_fields.iter().map(|f| f.key.clone()).collect());
+        let keys = |fs: &[FieldDef]| Arc::new(fs.iter().map(|f| f.key.clone()).collect());
+        match entity {
+            "person" => {
+                self.person_fields.push(f.clone());
+                self.person_field_keys = keys(&self.person_fields);
+            }
+            "deal" => self.deal_fields.push(f.clone()),
+            "organization" => {
+                self.org_fields.push(f.clone());
+                self.org_field_keys = keys(&self.org_fields);
+            }
+            "product" => {
+                self.product_fields.push(f.clone());
+                self.product_field_keys = keys(&self.product_fields);
+            }
+            other => return Err(format!("Validation failed: no fields for {other}")),
+        }
         Ok(f)
     }
 
@@ -303,11 +401,11 @@ impl Company {
         p.v2_json(&self.person_field_keys, None)
     }
 
-    fn event(
+    pub(crate) fn event(
         &self,
         entity: &'static str,
         action: &'static str,
-        id: i64,
+        id: impl std::fmt::Display,
         source: &'static str,
         user: i64,
     ) -> Event {
@@ -315,7 +413,7 @@ impl Company {
             company_id: self.id,
             entity,
             action,
-            entity_id: id,
+            entity_id: id.to_string(),
             data: None,
             previous: None,
             change_source: source,
@@ -445,17 +543,33 @@ impl Company {
         index_emails(&mut self.email_index, &keep, false);
         index_emails(&mut self.email_index, &merged, true);
         self.persons.insert(merge_with_id, Arc::new(merged.clone()));
-        for d in self.deals.values_mut().filter(|d| d.person_id == Some(id)) {
-            d.person_id = Some(merge_with_id);
-            d.update_time = now;
+        let deal_ids: Vec<i64> = self
+            .deals
+            .values()
+            .filter(|d| d.person_id == Some(id))
+            .map(|d| d.id)
+            .collect();
+        for did in deal_ids {
+            self.deals.modify(did, |d| {
+                d.person_id = Some(merge_with_id);
+                d.update_time = now;
+            });
         }
-        for a in self.activities.values_mut() {
-            if a.person_id == Some(id) {
-                a.person_id = Some(merge_with_id);
-            }
-            for p in a.participants.iter_mut().filter(|p| p.0 == id) {
-                p.0 = merge_with_id;
-            }
+        let activity_ids: Vec<i64> = self
+            .activities
+            .values()
+            .filter(|a| a.person_id == Some(id) || a.participants.iter().any(|p| p.0 == id))
+            .map(|a| a.id)
+            .collect();
+        for aid in activity_ids {
+            self.activities.modify(aid, |a| {
+                if a.person_id == Some(id) {
+                    a.person_id = Some(merge_with_id);
+                }
+                for p in a.participants.iter_mut().filter(|p| p.0 == id) {
+                    p.0 = merge_with_id;
+                }
+            });
         }
         let mut ch = self.event("person", "change", merge_with_id, source, user);
         ch.previous = Some(Value::Object(previous_values(&keep_json, &merged_json)));
@@ -464,6 +578,19 @@ impl Company {
             .push(("merged_from_id", json!(id.to_string())));
         events.push(ch);
         Ok((merged, events))
+    }
+
+    /// Values of the company's deal fields are checked against their type (keys of no
+    /// defined field are stored as given, as before deal fields were simulated).
+    fn check_deal_custom_values(&self, body: &Map<String, Value>) -> Result<(), Invalid> {
+        if let Some(Value::Object(cf)) = body.get("custom_fields") {
+            for (k, v) in cf {
+                if let Some(f) = self.deal_fields.iter().find(|f| &f.key == k) {
+                    check_custom_value(f, v)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn create_deal(
@@ -500,6 +627,7 @@ impl Company {
             label_ids: Vec::new(),
             custom_fields: Map::new(),
         };
+        self.check_deal_custom_values(body)?;
         let users = self.user_ids();
         {
             let stages = &self.stages;
@@ -528,6 +656,7 @@ impl Company {
             return Ok(None);
         };
         let mut d = old.clone();
+        self.check_deal_custom_values(body)?;
         let users = self.user_ids();
         {
             let stages = &self.stages;
@@ -557,10 +686,11 @@ impl Company {
         source: &'static str,
         now: i64,
     ) -> Option<Event> {
-        let d = self.deals.get_mut(&id).filter(|d| !d.is_deleted)?;
-        let prev = d.v2_json();
-        d.is_deleted = true;
-        d.update_time = now.max(d.update_time);
+        let prev = self.deals.get(&id).filter(|d| !d.is_deleted)?.v2_json();
+        self.deals.modify(id, |d| {
+            d.is_deleted = true;
+            d.update_time = now.max(d.update_time);
+        });
         let mut ev = self.event("deal", "delete", id, source, user);
         ev.previous = Some(prev);
         Some(ev)
@@ -646,10 +776,15 @@ impl Company {
         source: &'static str,
         now: i64,
     ) -> Option<Event> {
-        let a = self.activities.get_mut(&id).filter(|a| !a.is_deleted)?;
-        let prev = a.v2_json();
-        a.is_deleted = true;
-        a.update_time = now.max(a.update_time);
+        let prev = self
+            .activities
+            .get(&id)
+            .filter(|a| !a.is_deleted)?
+            .v2_json();
+        self.activities.modify(id, |a| {
+            a.is_deleted = true;
+            a.update_time = now.max(a.update_time);
+        });
         let mut ev = self.event("activity", "delete", id, source, user);
         ev.previous = Some(prev);
         Some(ev)
@@ -834,27 +969,5 @@ impl State {
 }
 
 fn unreachable_company(id: i64) -> Company {
-    Company {
-        id,
-        name: format!("Company {id}"),
-        users: Vec::new(),
-        persons: BTreeMap::new(),
-        email_index: HashMap::new(),
-        next_person_id: 1,
-        deals: BTreeMap::new(),
-        next_deal_id: 1,
-        activities: BTreeMap::new(),
-        next_activity_id: 1,
-        person_fields: Vec::new(),
-        person_field_keys: Arc::new(Vec::new()),
-        next_field_id: 9000,
-        next_option_id: 1,
-        pipelines: Vec::new(),
-        stages: Vec::new(),
-        webhooks: BTreeMap::new(),
-        created: 0,
-        daily_day: 0,
-        daily_spent: 0,
-        daily_writes: 0,
-    }
+    Company::empty(id, &format!("Company {id}"), Vec::new(), 0)
 }

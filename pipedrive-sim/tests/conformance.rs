@@ -373,6 +373,14 @@ async fn every_served_operation_answers_as_the_documents_describe() {
     };
     let sim = pipedrive_sim::start(SimConfig {
         persons: 30,
+        objects: pipedrive_sim::SeedCounts {
+            organizations: 10,
+            deals: 20,
+            activities: 20,
+            notes: 20,
+            leads: 5,
+            products: 3,
+        },
         ..SimConfig::default()
     })
     .await
@@ -675,6 +683,212 @@ async fn every_served_operation_answers_as_the_documents_describe() {
         )
         .await;
     ck.check(Op::DeleteActivity, s, &v);
+
+    // Organizations, products, leads, notes, files and reference data.
+    let (s, o) = c.call(Method::POST, "/api/v2/organizations", Some(json!({
+        "name": "Conformance Org", "owner_id": 2, "visible_to": 3, "label_ids": [1],
+        "address": {"value": "1 Main St, Tallinn", "locality": "Tallinn", "country": "Estonia"},
+        "website": "https://example.com", "employee_count": 10,
+    }))).await;
+    ck.check(Op::AddOrganization, s, &o);
+    let oid = o["data"]["id"].as_i64().unwrap();
+    let (s, v) = c
+        .call(
+            Method::PATCH,
+            &format!("/api/v2/organizations/{oid}"),
+            Some(json!({"name": "Renamed Org"})),
+        )
+        .await;
+    ck.check(Op::UpdateOrganization, s, &v);
+    let (s, v) = c
+        .call(Method::GET, &format!("/api/v2/organizations/{oid}"), None)
+        .await;
+    ck.check(Op::GetOrganization, s, &v);
+    for q in [
+        "",
+        "?limit=1",
+        "?sort_by=update_time&updated_since=2000-01-01T00:00:00Z",
+        "?owner_id=2&ids=1,2",
+    ] {
+        let (s, v) = c
+            .call(Method::GET, &format!("/api/v2/organizations{q}"), None)
+            .await;
+        ck.check(Op::GetOrganizations, s, &v);
+    }
+    let (s, v) = c
+        .call(
+            Method::GET,
+            "/api/v2/organizations/search?term=renamed%20org&exact_match=true&fields=name",
+            None,
+        )
+        .await;
+    ck.check(Op::SearchOrganization, s, &v);
+    assert_eq!(v["data"]["items"][0]["item"]["id"], oid, "{v}");
+    let (s, v) = c
+        .call(
+            Method::GET,
+            "/api/v2/organizations/search?term=Tallinn",
+            None,
+        )
+        .await;
+    ck.check(Op::SearchOrganization, s, &v);
+    let (s, pr) = c.call(Method::POST, "/api/v2/products", Some(json!({
+        "name": "Widget", "code": "W-1", "unit": "piece", "tax": 20, "prices": [{"price": 10, "currency": "EUR", "cost": 2, "notes": "list"}],
+    }))).await;
+    ck.check(Op::AddProduct, s, &pr);
+    let prid = pr["data"]["id"].as_i64().unwrap();
+    let (s, v) = c
+        .call(
+            Method::PATCH,
+            &format!("/api/v2/products/{prid}"),
+            Some(json!({"billing_frequency": "monthly", "billing_frequency_cycles": 12})),
+        )
+        .await;
+    ck.check(Op::UpdateProduct, s, &v);
+    let (s, v) = c
+        .call(Method::GET, &format!("/api/v2/products/{prid}"), None)
+        .await;
+    ck.check(Op::GetProduct, s, &v);
+    let (s, v) = c
+        .call(Method::GET, "/api/v2/products?sort_by=update_time", None)
+        .await;
+    ck.check(Op::GetProducts, s, &v);
+    let (s, v) = c.call(Method::GET, "/v1/leadLabels", None).await;
+    ck.check(Op::GetLeadLabels, s, &v);
+    let label = v["data"][0]["id"].as_str().unwrap().to_owned();
+    let (s, l) = c
+        .call(
+            Method::POST,
+            "/v1/leads",
+            Some(json!({
+                "title": "Lead", "person_id": 1, "organization_id": oid, "label_ids": [label],
+                "value": {"amount": 100, "currency": "EUR"}, "expected_close_date": "2027-01-01",
+            })),
+        )
+        .await;
+    ck.check(Op::AddLead, s, &l);
+    let lid = l["data"]["id"].as_str().unwrap().to_owned();
+    let (s, v) = c
+        .call(
+            Method::PATCH,
+            &format!("/v1/leads/{lid}"),
+            Some(json!({"title": "Lead 2", "was_seen": true})),
+        )
+        .await;
+    ck.check(Op::UpdateLead, s, &v);
+    let (s, v) = c.call(Method::GET, &format!("/v1/leads/{lid}"), None).await;
+    ck.check(Op::GetLead, s, &v);
+    for q in [
+        "",
+        "?limit=1&start=0",
+        "?sort=update_time%20DESC&person_id=1",
+    ] {
+        let (s, v) = c.call(Method::GET, &format!("/v1/leads{q}"), None).await;
+        ck.check(Op::GetLeads, s, &v);
+    }
+    let (s, n) = c.call(Method::POST, "/v1/notes", Some(json!({"content": "Hello", "deal_id": did, "person_id": 1, "org_id": oid, "lead_id": lid, "pinned_to_deal_flag": 1}))).await;
+    ck.check(Op::AddNote, s, &n);
+    let nid = n["data"]["id"].as_i64().unwrap();
+    let (s, v) = c
+        .call(
+            Method::PUT,
+            &format!("/v1/notes/{nid}"),
+            Some(json!({"content": "Hello again"})),
+        )
+        .await;
+    ck.check(Op::UpdateNote, s, &v);
+    let (s, v) = c.call(Method::GET, &format!("/v1/notes/{nid}"), None).await;
+    ck.check(Op::GetNote, s, &v);
+    for q in [
+        "",
+        "?limit=1",
+        "?sort=update_time%20DESC&updated_since=2000-01-01T00:00:00Z&deal_id=1",
+    ] {
+        let (s, v) = c.call(Method::GET, &format!("/v1/notes{q}"), None).await;
+        ck.check(Op::GetNotes, s, &v);
+    }
+    let fid = h.add_file("proposal.pdf", Some(did), Some(1), Some(oid));
+    h.add_file("other.pdf", None, Some(1), None);
+    for q in ["", "?limit=1", "?sort=update_time%20DESC"] {
+        let (s, v) = c.call(Method::GET, &format!("/v1/files{q}"), None).await;
+        ck.check(Op::GetFiles, s, &v);
+    }
+    let (s, v) = c.call(Method::GET, &format!("/v1/files/{fid}"), None).await;
+    ck.check(Op::GetFile, s, &v);
+    let (s, v) = c
+        .call(Method::DELETE, &format!("/v1/files/{fid}"), None)
+        .await;
+    ck.check(Op::DeleteFile, s, &v);
+    for (op, path) in [
+        (Op::GetActivityTypes, "/v1/activityTypes"),
+        (Op::GetCurrencies, "/v1/currencies"),
+        (Op::GetCurrencies, "/v1/currencies?term=eu"),
+        (Op::GetFilters, "/v1/filters"),
+        (Op::GetFilters, "/v1/filters?type=deals"),
+        (Op::GetNoteFieldsV1, "/v1/noteFields"),
+        (Op::GetDealFields, "/api/v2/dealFields"),
+        (
+            Op::GetOrganizationFields,
+            "/api/v2/organizationFields?limit=3",
+        ),
+        (Op::GetProductFields, "/api/v2/productFields"),
+        (Op::GetActivityFields, "/api/v2/activityFields"),
+    ] {
+        let (s, v) = c.call(Method::GET, path, None).await;
+        ck.check(op, s, &v);
+    }
+    let (_, v) = c
+        .call(Method::GET, "/api/v2/dealFields?limit=500", None)
+        .await;
+    let code = v["data"].as_array().unwrap().last().unwrap()["field_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, v) = c
+        .call(Method::GET, &format!("/api/v2/dealFields/{code}"), None)
+        .await;
+    ck.check(Op::GetDealField, s, &v);
+    let (_, v) = c
+        .call(Method::GET, "/api/v2/organizationFields?limit=500", None)
+        .await;
+    let code = v["data"].as_array().unwrap().last().unwrap()["field_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, v) = c
+        .call(
+            Method::GET,
+            &format!("/api/v2/organizationFields/{code}"),
+            None,
+        )
+        .await;
+    ck.check(Op::GetOrganizationField, s, &v);
+    let (s, v) = c
+        .call(Method::GET, "/api/v2/productFields/name", None)
+        .await;
+    ck.check(Op::GetProductField, s, &v);
+    let (s, v) = c
+        .call(Method::DELETE, &format!("/v1/notes/{nid}"), None)
+        .await;
+    ck.check(Op::DeleteNote, s, &v);
+    let (s, v) = c
+        .call(Method::DELETE, &format!("/v1/leads/{lid}"), None)
+        .await;
+    ck.check(Op::DeleteLead, s, &v);
+    let (s, v) = c.call(Method::GET, &format!("/v1/leads/{lid}"), None).await;
+    ck.check(Op::GetLead, s, &v);
+    let (s, v) = c
+        .call(Method::DELETE, &format!("/api/v2/products/{prid}"), None)
+        .await;
+    ck.check(Op::DeleteProduct, s, &v);
+    let (s, v) = c
+        .call(
+            Method::DELETE,
+            &format!("/api/v2/organizations/{oid}"),
+            None,
+        )
+        .await;
+    ck.check(Op::DeleteOrganization, s, &v);
 
     // Recents, after all of the above.
     let (s, v) = c.call(Method::GET, "/v1/recents?since_timestamp=2000-01-01%2000:00:00&items=person,deal,activity&limit=500", None).await;

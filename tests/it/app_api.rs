@@ -896,3 +896,34 @@ async fn an_archived_contact_is_read_only_through_the_api_and_through_app_events
         "{logged:?}"
     );
 }
+
+#[tokio::test]
+async fn retention_follows_the_engine_clock_so_a_test_can_move_time() {
+    use std::sync::Arc;
+    use tandem_engine::clock::TestClock;
+    use tandem_engine::sync::housekeeping;
+    let app = spawn_app().await;
+    let created = app
+        .api(Method::POST, "/api/v1/contacts")
+        .header("Idempotency-Key", "key-clock")
+        .json(&json!({ "email": "clock@example.com" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let clock = TestClock::new();
+    let engine = app.engine.clone().with_clock(Arc::new(clock.clone()));
+
+    let now = housekeeping::prune_due(&engine).await.unwrap();
+    assert_eq!(
+        now.idempotency_keys, 0,
+        "the key is fresh by the engine's clock"
+    );
+
+    clock.advance(chrono::Duration::hours(25));
+    let next_day = housekeeping::prune_due(&engine).await.unwrap();
+    assert_eq!(
+        next_day.idempotency_keys, 1,
+        "a day later by the engine's clock"
+    );
+}

@@ -315,7 +315,7 @@ pub async fn oauth_connect_and_wait_for_initial_sync(
             let done = connections::cursor(
                 engine.store.db(),
                 id,
-                tandem_engine::sync::outbound::INITIAL_SYNC_DONE,
+                tandem_engine::sync::poller::INITIAL_SYNC_DONE,
             )
             .await?;
             if done.is_some() {

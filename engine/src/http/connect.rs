@@ -9,17 +9,14 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 use base64::Engine as _;
-use chrono::Utc;
 use rand::distributions::{Alphanumeric, DistString};
-use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde::Deserialize;
 use tandem_webhooks::{ApiError, ErrorCode};
 
 use super::admin::error_page;
 use super::admin::session::{self, PageAdmin};
 use super::AppState;
-use crate::store::entities::oauth_state;
+use crate::store::oauth_states;
 use crate::sync::{connections, synclog};
 
 /// How long a `state` stays valid, in seconds.
@@ -68,15 +65,7 @@ async fn start(
         "{payload}.{}",
         session::sign_state(&state.settings, &payload)
     );
-    let now = Utc::now();
-    let insert = oauth_state::Entity::insert(oauth_state::ActiveModel {
-        nonce: Set(nonce),
-        connection_id: Set(None),
-        created_at: Set(now),
-        used_at: Set(None),
-    })
-    .exec_without_returning(state.store.db())
-    .await;
+    let insert = oauth_states::insert(&state.store, &nonce, state.engine.now()).await;
     if let Err(e) = insert {
         return error_page(&ApiError::internal(&e));
     }
@@ -126,16 +115,15 @@ async fn consume_state(app: &AppState, signed: Option<&str>) -> Result<bool, Api
             "the `state` signature does not match; start again from the console",
         ));
     }
-    let now = Utc::now();
-    let used = oauth_state::Entity::update_many()
-        .col_expr(oauth_state::Column::UsedAt, Expr::value(now))
-        .filter(oauth_state::Column::Nonce.eq(nonce))
-        .filter(oauth_state::Column::UsedAt.is_null())
-        .filter(oauth_state::Column::CreatedAt.gt(now - chrono::Duration::seconds(STATE_TTL_SECS)))
-        .exec(app.store.db())
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
-    if used.rows_affected != 1 {
+    let used = oauth_states::consume(
+        &app.store,
+        nonce,
+        app.engine.now(),
+        chrono::Duration::seconds(STATE_TTL_SECS),
+    )
+    .await
+    .map_err(|e| ApiError::internal(&e))?;
+    if !used {
         return Err(state_invalid(
             "this `state` was already used or has expired (10 minutes); start again from the console",
         ));
@@ -229,7 +217,7 @@ async fn record(app: &AppState, kind: &'static str, message: String) {
         kind,
         message,
     );
-    if let Err(e) = synclog::record(app.store.db(), entry, Utc::now()).await {
+    if let Err(e) = synclog::record(app.store.db(), entry, app.engine.now()).await {
         tracing::error!(error = %e, "Writing the sync log failed.");
     }
 }

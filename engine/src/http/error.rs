@@ -12,6 +12,7 @@
 use tandem_core::{CrmError, CrmErrorKind};
 pub(crate) use tandem_webhooks::{ApiError, ErrorCode, FieldError};
 
+use crate::store::StoreError;
 use crate::sync::actions::ActionError;
 use crate::sync::SyncError;
 
@@ -39,10 +40,18 @@ impl From<SyncError> for ApiError {
             }
             SyncError::Crm(error) => crm_error(&error),
             error @ (SyncError::Db(_)
+            | SyncError::Store(_)
             | SyncError::Queue(_)
             | SyncError::Crypto(_)
             | SyncError::Corrupt(_)) => Self::internal(&error),
         }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    /// The database is nothing the client can act on: an opaque 500, its cause logged.
+    fn from(error: StoreError) -> Self {
+        Self::internal(&error)
     }
 }
 

@@ -142,7 +142,7 @@ async fn audit_locks(
                 "locked_for_secs": seconds,
             }))
             .hint("Someone is guessing credentials. If it is you, wait; otherwise check who can reach tandem.");
-        if let Err(error) = synclog::record(state.store.db(), entry, chrono::Utc::now()).await {
+        if let Err(error) = synclog::record(state.store.db(), entry, state.engine.now()).await {
             tracing::warn!(error = %error, "Could not record an authentication lock in the sync log.");
         }
     }

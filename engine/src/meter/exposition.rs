@@ -213,7 +213,7 @@ fn token_matches(offered: Option<&str>, expected: &str) -> bool {
 /// does not keep its last value).
 pub async fn sample_gauges(engine: &Engine) -> Result<(), crate::store::StoreError> {
     let now = Utc::now();
-    let db = engine.store.db();
+    let db = &engine.store;
     let connections = crate::store::metrics::connections(db).await?;
     let gauges = crate::store::metrics::queue_gauges(db).await?;
     let crm = super::crm_label(engine);

@@ -27,7 +27,7 @@ pub async fn flush(
     now: DateTime<Utc>,
     everything: bool,
 ) -> Result<Flushed, StoreError> {
-    let db = engine.store.db();
+    let db = &engine.store;
     let mut points = series::drain(now, everything);
     points.extend(sample(engine, now).await?);
     repo::write_minutes(db, &points).await?;
@@ -45,7 +45,7 @@ pub async fn flush(
 
 /// One point per gauge and connection, in the minute of `now`.
 async fn sample(engine: &Engine, now: DateTime<Utc>) -> Result<Vec<MinutePoint>, StoreError> {
-    let db = engine.store.db();
+    let db = &engine.store;
     let connections = repo::connections(db).await?;
     let gauges = repo::queue_gauges(db).await?;
     let minute = Utc

@@ -2,12 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Expr, Func, LikeExpr};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use super::entities::{contact, contact_field, outbox_job, person_link};
+use super::{Conn, StoreError};
 
 /// A contact found by the search.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,11 +34,11 @@ fn contains(text: &str) -> LikeExpr {
 /// Contacts matching `query`: a contact id (a UUID), a CRM person id (digits), or else a part
 /// of the e-mail address or of a name field (case-insensitive). At most `limit`, most
 /// recently changed first.
-pub async fn search_contacts<C: ConnectionTrait>(
-    db: &C,
+pub async fn search_contacts(
+    db: &impl Conn,
     query: &str,
     limit: u64,
-) -> Result<Vec<ContactHit>, DbErr> {
+) -> Result<Vec<ContactHit>, StoreError> {
     let query = query.trim();
     if query.is_empty() {
         return Ok(Vec::new());
@@ -52,7 +51,7 @@ pub async fn search_contacts<C: ConnectionTrait>(
             .column(person_link::Column::ContactId)
             .filter(person_link::Column::PersonId.eq(person))
             .into_tuple()
-            .all(db)
+            .all(db.raw())
             .await?
     } else {
         let mut ids: Vec<Uuid> = contact::Entity::find()
@@ -63,7 +62,7 @@ pub async fn search_contacts<C: ConnectionTrait>(
             )
             .limit(limit)
             .into_tuple()
-            .all(db)
+            .all(db.raw())
             .await?;
         let by_name: Vec<Uuid> = contact_field::Entity::find()
             .select_only()
@@ -78,7 +77,7 @@ pub async fn search_contacts<C: ConnectionTrait>(
             )
             .limit(limit)
             .into_tuple()
-            .all(db)
+            .all(db.raw())
             .await?;
         ids.extend(by_name);
         ids.sort();
@@ -92,17 +91,17 @@ pub async fn search_contacts<C: ConnectionTrait>(
         .filter(contact::Column::Id.is_in(ids.clone()))
         .order_by_desc(contact::Column::UpdatedAt)
         .limit(limit)
-        .all(db)
+        .all(db.raw())
         .await?;
     let names = contact_field::Entity::find()
         .filter(contact_field::Column::ContactId.is_in(ids.clone()))
         .filter(contact_field::Column::FieldKey.like("%name%"))
         .order_by_asc(contact_field::Column::FieldKey)
-        .all(db)
+        .all(db.raw())
         .await?;
     let links = person_link::Entity::find()
         .filter(person_link::Column::ContactId.is_in(ids))
-        .all(db)
+        .all(db.raw())
         .await?;
     Ok(rows
         .into_iter()
@@ -144,15 +143,15 @@ pub struct PendingWrite {
 }
 
 /// The contact's jobs in the outbox (its ordering key is its id), oldest first.
-pub async fn pending_writes<C: ConnectionTrait>(
-    db: &C,
+pub async fn pending_writes(
+    db: &impl Conn,
     contact: Uuid,
-) -> Result<Vec<PendingWrite>, DbErr> {
+) -> Result<Vec<PendingWrite>, StoreError> {
     Ok(outbox_job::Entity::find()
         .filter(outbox_job::Column::OrderingKey.eq(contact.to_string()))
         .order_by_asc(outbox_job::Column::CreatedAt)
         .limit(100)
-        .all(db)
+        .all(db.raw())
         .await?
         .into_iter()
         .map(|j| PendingWrite {

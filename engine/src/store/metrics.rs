@@ -4,13 +4,11 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Expr, OnConflict};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use uuid::Uuid;
 
 use super::entities::{inbox_event, metric_minute, outbox_job};
-use super::MAX_BIND_PARAMS;
+use super::{Conn, StoreError, MAX_BIND_PARAMS};
 
 /// One minute of one series.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,10 +39,7 @@ impl From<metric_minute::Model> for MinutePoint {
 
 /// Adds `points` to the table. A minute already written (a second flush within the minute, a
 /// replica) adds its count and sum; its quantiles are replaced by the newer ones.
-pub async fn write_minutes<C: ConnectionTrait>(
-    db: &C,
-    points: &[MinutePoint],
-) -> Result<(), DbErr> {
+pub async fn write_minutes(db: &impl Conn, points: &[MinutePoint]) -> Result<(), StoreError> {
     use metric_minute::Column;
     let excluded = |column: Column| Expr::col((Alias::new("excluded"), column));
     let current = |column: Column| Expr::col((metric_minute::Entity, column));
@@ -69,23 +64,23 @@ pub async fn write_minutes<C: ConnectionTrait>(
                     .update_columns([Column::P50, Column::P95])
                     .to_owned(),
             )
-            .exec_without_returning(db)
+            .exec_without_returning(db.raw())
             .await?;
     }
     Ok(())
 }
 
 /// The connection's points since `since`, oldest first.
-pub async fn read_series<C: ConnectionTrait>(
-    db: &C,
+pub async fn read_series(
+    db: &impl Conn,
     connection: Uuid,
     since: DateTime<Utc>,
-) -> Result<Vec<MinutePoint>, DbErr> {
+) -> Result<Vec<MinutePoint>, StoreError> {
     Ok(metric_minute::Entity::find()
         .filter(metric_minute::Column::ConnectionId.eq(connection))
         .filter(metric_minute::Column::Minute.gte(since))
         .order_by_asc(metric_minute::Column::Minute)
-        .all(db)
+        .all(db.raw())
         .await?
         .into_iter()
         .map(MinutePoint::from)
@@ -93,13 +88,10 @@ pub async fn read_series<C: ConnectionTrait>(
 }
 
 /// Deletes the minutes before `before`; returns how many rows went.
-pub async fn prune_minutes<C: ConnectionTrait>(
-    db: &C,
-    before: DateTime<Utc>,
-) -> Result<u64, DbErr> {
+pub async fn prune_minutes(db: &impl Conn, before: DateTime<Utc>) -> Result<u64, StoreError> {
     Ok(metric_minute::Entity::delete_many()
         .filter(metric_minute::Column::Minute.lt(before))
-        .exec(db)
+        .exec(db.raw())
         .await?
         .rows_affected)
 }
@@ -119,7 +111,7 @@ pub struct QueueGauges {
 }
 
 /// The queues of every connection that has something queued (three grouped queries).
-pub async fn queue_gauges<C: ConnectionTrait>(db: &C) -> Result<Vec<QueueGauges>, DbErr> {
+pub async fn queue_gauges(db: &impl Conn) -> Result<Vec<QueueGauges>, StoreError> {
     use crate::queue::{inbox::state as inbox_state, state as job_state};
     let mut out: std::collections::BTreeMap<Uuid, QueueGauges> = Default::default();
     fn entry(
@@ -139,7 +131,7 @@ pub async fn queue_gauges<C: ConnectionTrait>(db: &C) -> Result<Vec<QueueGauges>
         .filter(inbox_event::Column::State.is_in([inbox_state::PENDING, inbox_state::RUNNING]))
         .group_by(inbox_event::Column::ConnectionId)
         .into_tuple()
-        .all(db)
+        .all(db.raw())
         .await?;
     for (id, n, oldest) in inbox {
         let gauges = entry(&mut out, id.unwrap_or(Uuid::nil()));
@@ -155,7 +147,7 @@ pub async fn queue_gauges<C: ConnectionTrait>(db: &C) -> Result<Vec<QueueGauges>
         .group_by(outbox_job::Column::ConnectionId)
         .group_by(outbox_job::Column::State)
         .into_tuple()
-        .all(db)
+        .all(db.raw())
         .await?;
     for (id, state, n, oldest) in outbox {
         let gauges = entry(&mut out, id);
@@ -174,14 +166,14 @@ pub async fn queue_gauges<C: ConnectionTrait>(db: &C) -> Result<Vec<QueueGauges>
 }
 
 /// Every connection's id and stored state, oldest first.
-pub async fn connections<C: ConnectionTrait>(db: &C) -> Result<Vec<(Uuid, String)>, DbErr> {
+pub async fn connections(db: &impl Conn) -> Result<Vec<(Uuid, String)>, StoreError> {
     use super::entities::connection;
-    connection::Entity::find()
+    Ok(connection::Entity::find()
         .select_only()
         .column(connection::Column::Id)
         .column(connection::Column::State)
         .order_by_asc(connection::Column::CreatedAt)
         .into_tuple()
-        .all(db)
-        .await
+        .all(db.raw())
+        .await?)
 }

@@ -7,17 +7,32 @@ use std::time::Duration;
 use sea_orm::sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
-use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, SqlxSqliteConnector,
-};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, SqlxSqliteConnector};
 use tandem_migrations::{Migrator, MigratorTrait};
 
 use crate::config::{DatabaseKind, DatabaseSettings};
 
+mod conn;
+pub mod connections;
 pub mod contact_search;
+pub mod duplicates;
 pub(crate) mod entities;
+mod error;
+pub mod idempotency;
+pub mod links;
 pub mod metrics;
+pub mod oauth_states;
+pub mod queue;
+pub mod sessions;
 pub mod stats;
+pub mod synclog;
+
+pub use conn::{Conn, Tx};
+pub use error::{Constraint, StoreError};
+
+/// Log directives that keep sea-orm's statement spans (which carry bound values: e-mail
+/// addresses, names, tokens) out of the log, whatever the configuration says.
+pub const PII_SAFE_LOG_DIRECTIVES: &[&str] = &["sea_orm=warn"];
 
 /// Most bind parameters one statement carries. SQLite's own limit is 32,766 (999 before 3.32)
 /// and Postgres' 65,535; multi-row statements stay far below both, and the prepared statement
@@ -26,7 +41,11 @@ pub const MAX_BIND_PARAMS: usize = 900;
 
 /// Inserts `rows` (each with `columns` bound values) in multi-row statements of at most
 /// [`MAX_BIND_PARAMS`] parameters each.
-pub(crate) async fn insert_chunked<A, C>(db: &C, rows: Vec<A>, columns: usize) -> Result<(), DbErr>
+pub(crate) async fn insert_chunked<A, C>(
+    db: &C,
+    rows: Vec<A>,
+    columns: usize,
+) -> Result<(), StoreError>
 where
     A: sea_orm::ActiveModelTrait,
     <A::Entity as sea_orm::EntityTrait>::Model: sea_orm::IntoActiveModel<A>,
@@ -42,14 +61,6 @@ where
             .await?;
     }
     Ok(())
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("cannot open the database: {0}")]
-    Connect(String),
-    #[error("database error: {0}")]
-    Db(#[from] DbErr),
 }
 
 /// A handle on the database, cheap to clone.
@@ -129,6 +140,9 @@ impl Store {
         Ok(sealed)
     }
 
+    /// The raw connection, for the integration tests' own SQL; engine code goes through the
+    /// repositories.
+    #[doc(hidden)]
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
     }

@@ -1,29 +1,35 @@
 //! Counts for the admin console, the demo, benchmarks and tests.
 
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use uuid::Uuid;
 
-use super::entities::{contact, inbox_event, person_link};
+use super::entities::{contact, inbox_event, person_link, sync_log};
+use super::{Conn, StoreError};
 
-pub async fn count_contacts<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
-    contact::Entity::find().count(db).await
+pub async fn count_contacts(db: &impl Conn) -> Result<u64, StoreError> {
+    Ok(contact::Entity::find().count(db.raw()).await?)
 }
 
-pub async fn count_links<C: ConnectionTrait>(db: &C, connection: Uuid) -> Result<u64, DbErr> {
-    person_link::Entity::find()
+pub async fn count_links(db: &impl Conn, connection: Uuid) -> Result<u64, StoreError> {
+    Ok(person_link::Entity::find()
         .filter(person_link::Column::ConnectionId.eq(connection))
-        .count(db)
-        .await
+        .count(db.raw())
+        .await?)
 }
 
 /// Inbox events by state (`pending`, `applied`, `failed`, `rejected`); `None` counts all.
-pub async fn count_inbox_events<C: ConnectionTrait>(
-    db: &C,
-    state: Option<&str>,
-) -> Result<u64, DbErr> {
+pub async fn count_inbox_events(db: &impl Conn, state: Option<&str>) -> Result<u64, StoreError> {
     let mut query = inbox_event::Entity::find();
     if let Some(state) = state {
         query = query.filter(inbox_event::Column::State.eq(state));
     }
-    query.count(db).await
+    Ok(query.count(db.raw()).await?)
+}
+
+/// Sync-log entries of one kind (`conflict_resolved`, ...).
+pub async fn count_sync_log_kind(db: &impl Conn, kind: &str) -> Result<u64, StoreError> {
+    Ok(sync_log::Entity::find()
+        .filter(sync_log::Column::Kind.eq(kind))
+        .count(db.raw())
+        .await?)
 }

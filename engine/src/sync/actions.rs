@@ -61,6 +61,18 @@ impl From<sea_orm::DbErr> for ActionError {
     }
 }
 
+impl From<crate::store::StoreError> for ActionError {
+    fn from(error: crate::store::StoreError) -> Self {
+        Self::Sync(error.into())
+    }
+}
+
+impl From<sea_orm::DbErr> for super::outbound::CrmFailure {
+    fn from(error: sea_orm::DbErr) -> Self {
+        Self::Internal(SyncError::Db(error))
+    }
+}
+
 impl From<CrmError> for ActionError {
     fn from(error: CrmError) -> Self {
         Self::Sync(SyncError::Crm(error))

@@ -2,9 +2,6 @@
 //! counts, dead letters (list, retry, discard with a reason), resync and pause/resume.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait,
-};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -13,7 +10,8 @@ use super::links;
 use super::synclog::{self, Direction, Entry, Level};
 use super::{Engine, SyncError};
 use crate::queue::{self, JobPayload, Priority};
-use crate::store::entities::{connection, outbox_job, person_link, sync_log};
+use crate::store::connections::{self as stored_connections, ConnectionRow};
+use crate::store::{queue as jobs, stats};
 
 /// A connection as the connection card shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -61,10 +59,7 @@ pub fn label(state: &str) -> &'static str {
 
 /// Every connection, oldest first, with its status.
 pub async fn list_connections(engine: &Engine) -> Result<Vec<ConnectionStatus>, SyncError> {
-    let rows = connection::Entity::find()
-        .order_by_asc(connection::Column::CreatedAt)
-        .all(engine.store.db())
-        .await?;
+    let rows = stored_connections::list(&engine.store).await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         out.push(status_of(engine, row).await?);
@@ -73,26 +68,18 @@ pub async fn list_connections(engine: &Engine) -> Result<Vec<ConnectionStatus>, 
 }
 
 pub async fn connection_status(engine: &Engine, id: Uuid) -> Result<ConnectionStatus, SyncError> {
-    let row = connection::Entity::find_by_id(id)
-        .one(engine.store.db())
+    let row = stored_connections::get(&engine.store, id)
         .await?
         .ok_or(SyncError::ConnectionNotFound(id))?;
     status_of(engine, row).await
 }
 
-async fn status_of(engine: &Engine, row: connection::Model) -> Result<ConnectionStatus, SyncError> {
+async fn status_of(engine: &Engine, row: ConnectionRow) -> Result<ConnectionStatus, SyncError> {
     let db = engine.store.db();
     let counts = queue::counts(db, row.id).await?;
-    let failed = outbox_job::Entity::find()
-        .filter(outbox_job::Column::ConnectionId.eq(row.id))
-        .filter(outbox_job::Column::State.is_in([queue::state::PENDING, queue::state::RUNNING]))
-        .filter(outbox_job::Column::Attempts.gt(0))
-        .count(db)
-        .await?;
-    let linked_persons = person_link::Entity::find()
-        .filter(person_link::Column::ConnectionId.eq(row.id))
-        .count(db)
-        .await?;
+    let failed =
+        jobs::count_tried_jobs(db, row.id, &[queue::state::PENDING, queue::state::RUNNING]).await?;
+    let linked_persons = stats::count_links(db, row.id).await?;
     let pending = counts.pending + counts.running;
     let stuck_after =
         chrono::Duration::minutes(i64::from(engine.settings.admin.stuck_after_minutes));
@@ -162,24 +149,13 @@ pub async fn dead_letters(
     connection_id: Uuid,
 ) -> Result<Vec<DeadLetter>, SyncError> {
     let db = engine.store.db();
-    let rows = outbox_job::Entity::find()
-        .filter(outbox_job::Column::ConnectionId.eq(connection_id))
-        .filter(outbox_job::Column::State.eq(queue::state::DEAD))
-        .order_by_desc(outbox_job::Column::UpdatedAt)
-        .all(db)
-        .await?;
+    let rows = jobs::jobs_in_state(db, connection_id, queue::state::DEAD).await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let contact_id = payload_contact(&row.payload);
         let entry = match contact_id {
             Some(contact) => {
-                sync_log::Entity::find()
-                    .filter(sync_log::Column::ConnectionId.eq(connection_id))
-                    .filter(sync_log::Column::ContactId.eq(contact))
-                    .filter(sync_log::Column::Kind.eq("dead_letter"))
-                    .order_by_desc(sync_log::Column::At)
-                    .one(db)
-                    .await?
+                synclog::latest_for_contact(db, connection_id, contact, "dead_letter").await?
             }
             None => None,
         };
@@ -251,18 +227,15 @@ pub async fn discard_dead_letter(
         ));
     }
     let now = engine.now();
-    let txn = engine.store.db().begin().await?;
-    let row = outbox_job::Entity::find_by_id(job_id)
-        .filter(outbox_job::Column::ConnectionId.eq(connection_id))
-        .filter(outbox_job::Column::State.eq(queue::state::DEAD))
-        .one(&txn)
+    let txn = engine.store.begin().await?;
+    let row = jobs::job_in_state(&txn, job_id, connection_id, queue::state::DEAD)
         .await?
         .ok_or_else(|| {
             SyncError::Invalid(format!(
                 "job {job_id} is not a dead letter of this connection"
             ))
         })?;
-    outbox_job::Entity::delete_by_id(job_id).exec(&txn).await?;
+    jobs::delete_job(&txn, job_id).await?;
     let mut entry = Entry::new(
         Level::Info,
         Direction::Outbound,
@@ -331,7 +304,7 @@ pub async fn resync(
                 }
             }
             let now = engine.now();
-            let txn = db.begin().await?;
+            let txn = engine.store.begin().await?;
             let queued = super::local::queue_push_if_in_scope(&txn, contact, false, now).await?;
             txn.commit().await?;
             Ok(Resynced {
@@ -354,21 +327,16 @@ pub async fn resync(
             };
             let pulled = super::poller::poll_checked(engine, conn).await?;
             let now = engine.now();
-            let links = person_link::Entity::find()
-                .filter(person_link::Column::ConnectionId.eq(connection_id))
-                .all(db)
-                .await?;
-            let txn = db.begin().await?;
+            let contacts = links::contact_ids(db, connection_id).await?;
+            let txn = engine.store.begin().await?;
             let mut queued = 0;
-            for link in links {
+            for contact_id in contacts {
                 if queue::enqueue(
                     &txn,
                     connection_id,
-                    &link.contact_id.to_string(),
+                    &contact_id.to_string(),
                     Priority::Background,
-                    &JobPayload::PushContact {
-                        contact_id: link.contact_id,
-                    },
+                    &JobPayload::PushContact { contact_id },
                     now,
                 )
                 .await?
@@ -401,8 +369,7 @@ pub async fn set_paused(
     paused: bool,
 ) -> Result<(), SyncError> {
     let db = engine.store.db();
-    connection::Entity::find_by_id(connection_id)
-        .one(db)
+    stored_connections::get(db, connection_id)
         .await?
         .ok_or(SyncError::ConnectionNotFound(connection_id))?;
     let now = engine.now();

@@ -714,7 +714,7 @@ pub async fn apply_event<C: ConnectionTrait>(
     if let (Some(false), Some(id)) = (in_list, existing) {
         if links::any_for_contact(txn, id)
             .await
-            .map_err(db_error)?
+            .map_err(|e| db_error(e.into()))?
             .is_some()
         {
             return Err("the contact is linked to a Pipedrive person and stays in the Pipedrive contacts list; delete the person in Pipedrive to remove it".into());

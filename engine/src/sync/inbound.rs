@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, TransactionTrait};
 use tandem_core::{
     resolve_inbound, FieldKey, FieldValue, IdentityCandidates, InboundIdentity, InboundPerson,
     LinkState, LocalCandidate, PersonId, RemoteCheck, RemoteSource, Side, Snapshot,
@@ -19,6 +18,7 @@ use super::synclog::{self, Direction, Entry, Level};
 use super::{Engine, SyncError};
 use crate::crm::CrmPerson;
 use crate::queue::{self, JobPayload, Priority};
+use crate::store::Conn;
 
 /// What applying one person did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +85,7 @@ pub async fn apply_person(
     person: &CrmPerson,
 ) -> Result<Applied, SyncError> {
     let now = engine.now();
-    let txn = engine.store.db().begin().await?;
+    let txn = engine.store.begin().await?;
     let applied = apply_person_in(&txn, engine, conn, person, now).await?;
     txn.commit().await?;
     Ok(applied)
@@ -106,40 +106,43 @@ pub enum StateSource {
 
 /// Applies a person read from Pipedrive (a poll, the initial sync, reconciliation), inside the
 /// caller's transaction.
-pub async fn apply_person_in<C: ConnectionTrait>(
+pub async fn apply_person_in<C: Conn>(
     txn: &C,
     engine: &Engine,
     conn: &ConnectionCtx,
     person: &CrmPerson,
     now: DateTime<Utc>,
 ) -> Result<Applied, SyncError> {
+    let txn = txn.raw();
     apply_person_from(txn, engine, conn, person, StateSource::Listed, now).await
 }
 
 /// Applies a person re-read by a job of its contact (after the contact's writes were
 /// recorded), inside the caller's transaction.
-pub async fn apply_fresh_person_in<C: ConnectionTrait>(
+pub async fn apply_fresh_person_in<C: Conn>(
     txn: &C,
     engine: &Engine,
     conn: &ConnectionCtx,
     person: &CrmPerson,
     now: DateTime<Utc>,
 ) -> Result<Applied, SyncError> {
+    let txn = txn.raw();
     apply_person_from(txn, engine, conn, person, StateSource::Fresh, now).await
 }
 
 /// Applies a person from a webhook payload, inside the caller's transaction.
-pub async fn apply_webhook_person_in<C: ConnectionTrait>(
+pub async fn apply_webhook_person_in<C: Conn>(
     txn: &C,
     engine: &Engine,
     conn: &ConnectionCtx,
     person: &CrmPerson,
     now: DateTime<Utc>,
 ) -> Result<Applied, SyncError> {
+    let txn = txn.raw();
     apply_person_from(txn, engine, conn, person, StateSource::Snapshot, now).await
 }
 
-async fn apply_person_from<C: ConnectionTrait>(
+async fn apply_person_from<C: Conn>(
     txn: &C,
     engine: &Engine,
     conn: &ConnectionCtx,
@@ -147,6 +150,7 @@ async fn apply_person_from<C: ConnectionTrait>(
     origin: StateSource,
     now: DateTime<Utc>,
 ) -> Result<Applied, SyncError> {
+    let txn = txn.raw();
     if person.deleted {
         return person_deleted(txn, engine, conn, person.id, None, now).await;
     }
@@ -173,13 +177,14 @@ async fn apply_person_from<C: ConnectionTrait>(
 /// needs the one-by-one path (already linked, deleted, a candidate to link, an apId conflict):
 /// those go through [`apply_person_in`] on the rows written so far, and what they changed is
 /// read back into the page's view.
-pub async fn apply_page_in<C: ConnectionTrait>(
+pub async fn apply_page_in<C: Conn>(
     txn: &C,
     engine: &Engine,
     conn: &ConnectionCtx,
     persons: &[CrmPerson],
     now: DateTime<Utc>,
 ) -> Result<Vec<Applied>, SyncError> {
+    let txn = txn.raw();
     let persons: Vec<&CrmPerson> = persons.iter().collect();
     let mut view = PageView::load(txn, conn, &persons).await?;
     let mut created = PendingCreates {
@@ -219,11 +224,12 @@ struct PageView {
 }
 
 impl PageView {
-    async fn load<C: ConnectionTrait>(
+    async fn load<C: Conn>(
         txn: &C,
         conn: &ConnectionCtx,
         persons: &[&CrmPerson],
     ) -> Result<Self, SyncError> {
+        let txn = txn.raw();
         let ids: Vec<i64> = persons.iter().map(|p| p.id).collect();
         let linked = links::linked_persons(txn, conn.id, &ids).await?;
         let fresh = || {
@@ -282,13 +288,14 @@ impl PageView {
     }
 
     /// Reads back what the one-by-one path did to `person` and its contact.
-    async fn followed<C: ConnectionTrait>(
+    async fn followed<C: Conn>(
         &mut self,
         txn: &C,
         conn: &ConnectionCtx,
         person: i64,
         outcome: &Applied,
     ) -> Result<(), SyncError> {
+        let txn = txn.raw();
         let contact_id = match outcome {
             Applied::Stale | Applied::Ignored => return Ok(()),
             Applied::Merged {
@@ -403,11 +410,8 @@ impl PendingCreates {
     }
 
     /// Writes the planned contacts, links and list rows, and their app events, in order.
-    async fn flush<C: ConnectionTrait>(
-        &mut self,
-        txn: &C,
-        now: DateTime<Utc>,
-    ) -> Result<(), SyncError> {
+    async fn flush<C: Conn>(&mut self, txn: &C, now: DateTime<Utc>) -> Result<(), SyncError> {
+        let txn = txn.raw();
         if self.contacts.is_empty() {
             return Ok(());
         }
@@ -433,17 +437,18 @@ impl PendingCreates {
 }
 
 /// Merges a person's fresh state (a write's response) into its link.
-pub(crate) async fn merge_into_link<C: ConnectionTrait>(
+pub(crate) async fn merge_into_link<C: Conn>(
     txn: &C,
     conn: &ConnectionCtx,
     link: Link,
     remote: Snapshot,
     now: DateTime<Utc>,
 ) -> Result<Applied, SyncError> {
+    let txn = txn.raw();
     merge_into_link_from(txn, conn, link, remote, StateSource::Fresh, now).await
 }
 
-async fn merge_into_link_from<C: ConnectionTrait>(
+async fn merge_into_link_from<C: Conn>(
     txn: &C,
     conn: &ConnectionCtx,
     mut link: Link,
@@ -451,6 +456,7 @@ async fn merge_into_link_from<C: ConnectionTrait>(
     origin: StateSource,
     now: DateTime<Utc>,
 ) -> Result<Applied, SyncError> {
+    let txn = txn.raw();
     let source = match origin {
         StateSource::Fresh => RemoteSource::Fresh,
         StateSource::Listed => RemoteSource::Listed,
@@ -532,13 +538,14 @@ async fn merge_into_link_from<C: ConnectionTrait>(
     })
 }
 
-async fn link_new_person<C: ConnectionTrait>(
+async fn link_new_person<C: Conn>(
     txn: &C,
     conn: &ConnectionCtx,
     person: &CrmPerson,
     remote: Snapshot,
     now: DateTime<Utc>,
 ) -> Result<Applied, SyncError> {
+    let txn = txn.raw();
     let person_id = PersonId::new(person.id).map_err(|e| SyncError::Invalid(e.to_string()))?;
     let ap_id = person.ap_id.clone();
     let email = person.email.clone();
@@ -634,7 +641,7 @@ async fn link_new_person<C: ConnectionTrait>(
 /// whose own webhook is applied before the answer) and bring the old value back on both
 /// sides. (A Pipedrive edit within the same second as the create is indistinguishable from
 /// the create here; it is then treated as unedited.)
-pub(crate) async fn link_first_meeting<C: ConnectionTrait>(
+pub(crate) async fn link_first_meeting<C: Conn>(
     txn: &C,
     conn: &ConnectionCtx,
     contact: &contacts::LocalContact,
@@ -642,6 +649,7 @@ pub(crate) async fn link_first_meeting<C: ConnectionTrait>(
     remote: &Snapshot,
     now: DateTime<Utc>,
 ) -> Result<(), SyncError> {
+    let txn = txn.raw();
     let mut link = links::new_link(conn.id, contact.id, person.id);
     let local = Snapshot {
         fields: conn.map.restrict(&contact.fields),
@@ -679,7 +687,7 @@ pub(crate) async fn link_first_meeting<C: ConnectionTrait>(
 
 /// A person deleted in Pipedrive (or merged away into `merged_into`): the contact is unlinked
 /// and, by setting, archived; on a merge the link moves to the survivor instead.
-pub async fn person_deleted<C: ConnectionTrait>(
+pub async fn person_deleted<C: Conn>(
     txn: &C,
     engine: &Engine,
     conn: &ConnectionCtx,
@@ -687,6 +695,7 @@ pub async fn person_deleted<C: ConnectionTrait>(
     merged_into: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<Applied, SyncError> {
+    let txn = txn.raw();
     let Some(mut link) = links::by_person_for_update(txn, conn.id, person_id).await? else {
         return Ok(Applied::Ignored);
     };

@@ -4,9 +4,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use chrono::Utc;
 use dashmap::DashMap;
-use sea_orm::{EntityTrait, Set};
 use tandem_webhooks::app::{AppDelivery, AppInbox, RejectedAppDelivery};
 use tandem_webhooks::pipedrive::{
     Accepted, BasicCredentials, InboundDelivery, Inbox, InboxError, RejectedDelivery,
@@ -19,7 +17,7 @@ use super::synclog::{self, Direction, Entry, Level};
 use super::worker::inbox_state;
 use super::Engine;
 use crate::meter::WebhookOutcome;
-use crate::store::entities::inbox_event;
+use crate::store::{queue, Conn};
 
 /// After this many consecutive authentication failures for a connection, the sync log says so.
 const AUTH_FAILURES_LOGGED_AFTER: u32 = 5;
@@ -34,7 +32,7 @@ pub struct StoreInbox {
 impl StoreInbox {
     pub fn new(engine: Engine) -> Self {
         Self {
-            writer: IngestWriter::new(engine.store.clone()),
+            writer: IngestWriter::new(engine.store.clone(), Arc::clone(&engine.clock)),
             engine,
             auth_failures: Arc::default(),
         }
@@ -95,8 +93,8 @@ impl Inbox for StoreInbox {
             Some(rejected.connection_id),
             WebhookOutcome::Rejected,
         );
-        let now = Utc::now();
-        let db = self.engine.store.db();
+        let now = self.engine.now();
+        let db = &self.engine.store;
         store_rejected(
             db,
             Some(rejected.connection_id),
@@ -137,7 +135,8 @@ impl Inbox for StoreInbox {
                 .connection(connection)
                 .status(Some(401))
                 .hint("If Pipedrive's webhooks were recreated by someone else, use Resync now to re-register tandem's.");
-            if let Err(error) = synclog::record(self.engine.store.db(), entry, Utc::now()).await {
+            if let Err(error) = synclog::record(&self.engine.store, entry, self.engine.now()).await
+            {
                 tracing::warn!(error = %error, "Could not record repeated webhook authentication failures.");
             }
         }
@@ -179,8 +178,8 @@ impl AppInbox for StoreInbox {
 
     async fn reject(&self, rejected: RejectedAppDelivery) -> Result<(), InboxError> {
         crate::meter::webhook_event("app", None, WebhookOutcome::Rejected);
-        let now = Utc::now();
-        let db = self.engine.store.db();
+        let now = self.engine.now();
+        let db = &self.engine.store;
         store_rejected(
             db,
             None,
@@ -208,34 +207,26 @@ impl AppInbox for StoreInbox {
     }
 }
 
-/// Keeps a rejected delivery for inspection (state `rejected`, never applied). The body is
-/// stored as received, but for NUL characters, which Postgres refuses in `text`.
-async fn store_rejected<C: sea_orm::ConnectionTrait>(
-    db: &C,
+/// Keeps a rejected delivery for inspection (state `rejected`, never applied).
+async fn store_rejected(
+    db: &impl Conn,
     connection_id: Option<Uuid>,
     source: &str,
     object_id: Option<String>,
     payload: &str,
     reason: &str,
-    now: chrono::DateTime<Utc>,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), InboxError> {
-    inbox_event::Entity::insert(inbox_event::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        connection_id: Set(connection_id),
-        source: Set(source.to_owned()),
-        delivery_id: Set(format!("rejected:{}", Uuid::now_v7())),
-        object: Set(String::new()),
-        action: Set(String::new()),
-        object_id: Set(object_id),
-        payload: Set(payload.replace('\0', "\u{FFFD}")),
-        state: Set(inbox_state::REJECTED.to_owned()),
-        attempts: Set(0),
-        last_error: Set(Some(reason.to_owned())),
-        received_at: Set(now),
-        processed_at: Set(Some(now)),
-    })
-    .exec_without_returning(db)
+    queue::insert_rejected_inbox_event(
+        db,
+        connection_id,
+        source,
+        object_id,
+        payload,
+        reason,
+        inbox_state::REJECTED,
+        now,
+    )
     .await
-    .map_err(storage)?;
-    Ok(())
+    .map_err(storage)
 }

@@ -28,6 +28,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tandem_core::Timestamp;
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::crm::Crm;
 use crate::crypto::{CryptoError, Vault};
@@ -37,6 +38,8 @@ use crate::store::Store;
 pub enum SyncError {
     #[error("database error: {0}")]
     Db(#[from] sea_orm::DbErr),
+    #[error(transparent)]
+    Store(crate::store::StoreError),
     #[error(transparent)]
     Queue(#[from] crate::queue::QueueError),
     #[error("secret error: {0}")]
@@ -65,6 +68,16 @@ pub enum SyncError {
     AdminRequired(String),
 }
 
+impl From<crate::store::StoreError> for SyncError {
+    /// Unreadable stored data is [`SyncError::Corrupt`] (never retried); the rest is the store's.
+    fn from(error: crate::store::StoreError) -> Self {
+        match error {
+            crate::store::StoreError::Corrupt(message) => Self::Corrupt(message),
+            error => Self::Store(error),
+        }
+    }
+}
+
 /// When a connection's last catch-up before creates started; locked while one runs.
 pub type CatchUpSlot = Arc<tokio::sync::Mutex<Option<DateTime<Utc>>>>;
 
@@ -88,6 +101,8 @@ pub struct Engine {
     pub catch_ups: Arc<dashmap::DashMap<uuid::Uuid, CatchUpSlot>>,
     /// The webhook receiver's credential cache; use-cases that change credentials forget entries.
     pub webhook_auth: connections::WebhookAuthCache,
+    /// The one clock use-cases read ([`Engine::now`]); tests move a `TestClock`.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Engine {
@@ -107,6 +122,7 @@ impl Engine {
             wake: Arc::new(tokio::sync::Notify::new()),
             catch_ups: Arc::default(),
             webhook_auth: connections::WebhookAuthCache::default(),
+            clock: Arc::new(SystemClock),
             store,
             crm: Crm::from_settings(&settings),
             vault,
@@ -116,8 +132,15 @@ impl Engine {
         }
     }
 
+    /// This engine with `clock` as its clock (tests pass a `TestClock`).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// What time it is, by the engine's clock.
     pub fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        self.clock.now()
     }
 }
 

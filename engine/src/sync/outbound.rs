@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use sea_orm::TransactionTrait;
 use tandem_core::{
     decide_outbound_create, plan_outbound_create, reaches_pipedrive, ApId, ContactId, ContactScope,
     CrmError, CrmErrorKind, FieldKey, FieldValue, FoundPerson, LinkState, OutboundCreate,
@@ -16,14 +15,12 @@ use uuid::Uuid;
 use super::connections::{self, ConnectionCtx};
 use super::contacts::{self, LocalContact};
 use super::links::{self, Link};
+use super::poller::INITIAL_SYNC_DONE;
 use super::synclog::{self, Direction, Entry, Level};
 use super::{inbound, Engine, SyncError};
 use crate::crm::{email_of, CrmPerson};
 use crate::queue::Job;
-
-/// Marker cursor: set once the initial sync has pulled every person (tandem then knows every
-/// person's e-mail and apId and can create without searching first).
-pub const INITIAL_SYNC_DONE: &str = "initial_sync_done";
+use crate::store::Conn;
 
 /// What a push did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +87,7 @@ pub async fn refresh_person(
     {
         Ok(person) => {
             let now = engine.now();
-            let txn = engine.store.db().begin().await?;
+            let txn = engine.store.begin().await?;
             let applied = inbound::apply_fresh_person_in(&txn, engine, conn, &person, now).await?;
             if let Some((contact_id, event)) = applied.app_event() {
                 super::app::contact_event(&txn, contact_id, event, None, now).await?;
@@ -100,7 +97,7 @@ pub async fn refresh_person(
         }
         Err(error) if error.kind == CrmErrorKind::NotFound => {
             let now = engine.now();
-            let txn = engine.store.db().begin().await?;
+            let txn = engine.store.begin().await?;
             inbound::person_deleted(&txn, engine, conn, person_id, None, now).await?;
             txn.commit().await?;
             Ok(())
@@ -159,7 +156,7 @@ async fn patch(
         Ok(person) => person,
         Err(error) if error.kind == CrmErrorKind::NotFound => {
             let now = engine.now();
-            let txn = engine.store.db().begin().await?;
+            let txn = engine.store.begin().await?;
             let applied = inbound::person_deleted(&txn, engine, conn, person_id, None, now).await?;
             if let Some((contact_id, event)) = applied.app_event() {
                 super::app::contact_event(&txn, contact_id, event, None, now).await?;
@@ -180,7 +177,7 @@ async fn patch(
     };
     let now = engine.now();
     let remote = person.snapshot.clone();
-    let txn = engine.store.db().begin().await?;
+    let txn = engine.store.begin().await?;
     // The link as it is now, not the copy read before the call: the poller may have merged a
     // state of this person while the write was in flight, and saving the old copy would undo
     // that (losing what it recorded as written or agreed).
@@ -223,7 +220,7 @@ async fn update_link(
     person_id: i64,
     change: impl FnOnce(&mut Link),
 ) -> Result<(), SyncError> {
-    let txn = engine.store.db().begin().await?;
+    let txn = engine.store.begin().await?;
     if let Some(mut link) = links::by_person_for_update(&txn, conn.id, person_id).await? {
         change(&mut link);
         links::save(&txn, &link, engine.now()).await?;
@@ -310,7 +307,7 @@ async fn create(
                 .await
                 .map_err(|e| CrmFailure::Crm(e, None))?;
             let now = engine.now();
-            let txn = db.begin().await?;
+            let txn = engine.store.begin().await?;
             link_found_person(&txn, conn, contact, &person, now).await?;
             txn.commit().await?;
             return Ok(Pushed::LinkedExisting {
@@ -350,7 +347,7 @@ async fn create(
     let (state, normalised) = LinkState::created(&fields, &remote);
     link.state = state;
     link.state.versions.record(Side::Local, contact.version);
-    let txn = db.begin().await?;
+    let txn = engine.store.begin().await?;
     contacts::update(&txn, contact.id, &normalised, contacts::Origin::Remote, now).await?;
     // The create's own webhook may have been applied first (it links by apId): keep that link.
     if links::by_contact(&txn, conn.id, contact.id)
@@ -416,13 +413,14 @@ async fn catch_up(
     Ok(())
 }
 
-async fn link_found_person<C: sea_orm::ConnectionTrait>(
+async fn link_found_person<C: Conn>(
     txn: &C,
     conn: &ConnectionCtx,
     contact: &LocalContact,
     person: &CrmPerson,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), SyncError> {
+    let txn = txn.raw();
     // The person exists (found by apId or e-mail): link it as an inbound person would be.
     let remote = person.snapshot.clone();
     inbound::link_first_meeting(txn, conn, contact, person, &remote, now).await
@@ -441,9 +439,9 @@ pub enum CrmFailure {
     Internal(#[from] SyncError),
 }
 
-impl From<sea_orm::DbErr> for CrmFailure {
-    fn from(error: sea_orm::DbErr) -> Self {
-        Self::Internal(SyncError::Db(error))
+impl From<crate::store::StoreError> for CrmFailure {
+    fn from(error: crate::store::StoreError) -> Self {
+        Self::Internal(error.into())
     }
 }
 

@@ -5,18 +5,20 @@
 //! applied page.
 
 use chrono::{DateTime, Utc};
-use sea_orm::TransactionTrait;
+
 use serde::Serialize;
 use tandem_core::CrmError;
 use uuid::Uuid;
 
 use super::connections::{self, state, ConnectionCtx};
 use super::inbound::{self, Applied};
-use super::outbound::INITIAL_SYNC_DONE;
 use super::synclog::{self, Direction, Entry, Level};
 use super::{Engine, SyncError};
 use crate::crm::PersonPage;
 
+/// Marker cursor: set once the initial sync has pulled every person (tandem then knows every
+/// person's e-mail and apId and can create without searching first).
+pub const INITIAL_SYNC_DONE: &str = "initial_sync_done";
 const POLL_CURSOR: &str = "poll_updated_since";
 const INITIAL_PAGE: &str = "initial_sync_page";
 const INITIAL_STARTED: &str = "initial_sync_started";
@@ -104,7 +106,10 @@ pub async fn poll_once(engine: &Engine, conn: &ConnectionCtx) -> Result<usize, S
     let since_time = since
         .as_deref()
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map_or_else(|| Utc::now() - overlap, |t| t.with_timezone(&Utc) - overlap);
+        .map_or_else(
+            || engine.now() - overlap,
+            |t| t.with_timezone(&Utc) - overlap,
+        );
     let mut page_cursor = None;
     let mut newest = since.clone();
     let mut changed = 0;
@@ -114,7 +119,7 @@ pub async fn poll_once(engine: &Engine, conn: &ConnectionCtx) -> Result<usize, S
             .changes_since(&conn.session, &conn.map, since_time, page_cursor.take())
             .await?;
         let now = engine.now();
-        let txn = db.begin().await?;
+        let txn = engine.store.begin().await?;
         for person in &page.items {
             let applied = inbound::apply_person_in(&txn, engine, conn, person, now).await?;
             if let Some((contact_id, event)) = applied.app_event() {
@@ -165,12 +170,12 @@ pub async fn initial_sync(
 ) -> Result<Progress, SyncError> {
     let db = engine.store.db();
     let conn = connections::load(engine, connection_id).await?;
-    let started_at = Utc::now();
+    let started_at = engine.now();
     let started = match connections::cursor(db, conn.id, INITIAL_STARTED).await? {
         Some(started) => started,
         None => {
-            let now = Utc::now().to_rfc3339();
-            connections::set_cursor(db, conn.id, INITIAL_STARTED, &now, Utc::now()).await?;
+            let now = engine.now().to_rfc3339();
+            connections::set_cursor(db, conn.id, INITIAL_STARTED, &now, engine.now()).await?;
             synclog::record(
                 db,
                 Entry::new(
@@ -180,13 +185,13 @@ pub async fn initial_sync(
                     "Initial sync started.",
                 )
                 .connection(conn.id),
-                Utc::now(),
+                engine.now(),
             )
             .await?;
             now
         }
     };
-    connections::set_state(db, conn.id, state::SYNCING, None, Utc::now()).await?;
+    connections::set_state(db, conn.id, state::SYNCING, None, engine.now()).await?;
     let mut progress = Progress {
         done: connections::cursor(db, conn.id, INITIAL_COUNT)
             .await?
@@ -213,7 +218,7 @@ pub async fn initial_sync(
                     conn.id,
                     state::CONNECTED,
                     Some(&error.message),
-                    Utc::now(),
+                    engine.now(),
                 )
                 .await?;
                 return Err(error.into());
@@ -226,7 +231,7 @@ pub async fn initial_sync(
             .clone()
             .map(|cursor| PageFetch::start(engine, &conn, Some(cursor)));
         let now = engine.now();
-        let txn = db.begin().await?;
+        let txn = engine.store.begin().await?;
         for applied in inbound::apply_page_in(&txn, engine, &conn, &page.items, now).await? {
             match applied {
                 Applied::Created { .. } => progress.created += 1,
@@ -260,7 +265,7 @@ pub async fn initial_sync(
             }
         }
         txn.commit().await?;
-        let elapsed = (Utc::now() - started_at).num_milliseconds().max(1) as f64 / 1000.0;
+        let elapsed = (engine.now() - started_at).num_milliseconds().max(1) as f64 / 1000.0;
         progress.persons_per_sec = (progress.done - resumed_from) as f64 / elapsed;
         on_page(&progress);
         match next {
@@ -278,7 +283,7 @@ pub async fn initial_sync(
         )
         .connection(conn.id)
         .detail(serde_json::to_value(&progress).unwrap_or_default()),
-        Utc::now(),
+        engine.now(),
     )
     .await?;
     Ok(progress)
@@ -369,7 +374,7 @@ pub async fn reconcile(engine: &Engine, conn: &ConnectionCtx) -> Result<Reconcil
             .list_people(&conn.session, &conn.map, page_cursor.take())
             .await?;
         let now = engine.now();
-        let txn = db.begin().await?;
+        let txn = engine.store.begin().await?;
         for person in &page.items {
             seen.insert(person.id);
             if let Some(contact_id) = inbound::apply_person_in(&txn, engine, conn, person, now)
@@ -399,7 +404,7 @@ pub async fn reconcile(engine: &Engine, conn: &ConnectionCtx) -> Result<Reconcil
         {
             Err(error) if error.kind == tandem_core::CrmErrorKind::NotFound => {
                 let now = engine.now();
-                let txn = db.begin().await?;
+                let txn = engine.store.begin().await?;
                 inbound::person_deleted(&txn, engine, conn, person_id, None, now).await?;
                 txn.commit().await?;
                 report.unlinked += 1;
@@ -449,12 +454,12 @@ pub async fn reconcile_if_due(
     let last = connections::cursor(db, conn.id, RECONCILED_AT)
         .await?
         .and_then(|t| DateTime::parse_from_rfc3339(&t).ok());
-    if last.is_some_and(|t| Utc::now() - t.with_timezone(&Utc) < interval) {
+    if last.is_some_and(|t| engine.now() - t.with_timezone(&Utc) < interval) {
         return Ok(None);
     }
     if last.is_none() {
         // The initial sync just compared everything: count the interval from now.
-        let now = Utc::now();
+        let now = engine.now();
         connections::set_cursor(db, conn.id, RECONCILED_AT, &now.to_rfc3339(), now).await?;
         return Ok(None);
     }

@@ -259,7 +259,7 @@ impl SyncError {
     /// failing may pass, anything else will not.
     pub fn into_failure(self) -> Failure {
         let transient = match &self {
-            Self::Db(_) | Self::Queue(queue::QueueError::Db(_)) => true,
+            Self::Db(_) | Self::Store(_) | Self::Queue(queue::QueueError::Db(_)) => true,
             Self::Crm(error) => error.retry == ErrorClass::Retry,
             _ => false,
         };
@@ -588,9 +588,7 @@ pub fn spawn_workers(
             if let Err(error) = super::poller::poll_all(&e).await {
                 tracing::warn!(error = %error, "The change-capture poll failed; it will run again.");
             }
-            if let Err(error) =
-                super::housekeeping::prune(e.store.db(), &e.settings.admin, Utc::now()).await
-            {
+            if let Err(error) = super::housekeeping::prune_due(&e).await {
                 tracing::warn!(error = %error, "Pruning old records failed; it will run again.");
             }
             tokio::select! {

@@ -4,9 +4,10 @@
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
-use super::paging::{page_rows, paging, SortField};
+use super::paging::{page_table, paging, SortField};
 use super::request::{ids_filter, with_company, Ctx};
 use super::response::{ok_data, ApiErr, HResult};
+use crate::model::Activity;
 
 /// `v2.getActivities`.
 pub(super) fn list(ctx: &Ctx<'_>) -> HResult {
@@ -36,41 +37,26 @@ pub(super) fn list(ctx: &Ctx<'_>) -> HResult {
                 .map(|d| d.and_utc().timestamp())
                 .unwrap_or(i64::MIN)
         };
-        let rows: Vec<(i64, i64)> = c
-            .activities
-            .values()
-            .filter(|a| {
-                !a.is_deleted
-                    && ids.as_ref().is_none_or(|ids| ids.contains(&a.id))
-                    && owner.is_none_or(|o| a.owner_id == o)
-                    && deal.is_none_or(|x| a.deal_id == Some(x))
-                    && person.is_none_or(|x| {
-                        a.person_id == Some(x) || a.participants.iter().any(|p| p.0 == x)
-                    })
-                    && org.is_none_or(|x| a.org_id == Some(x))
-                    && lead.as_ref().is_none_or(|x| a.lead_id.as_ref() == Some(x))
-                    && done.is_none_or(|x| a.done == x)
-                    && since.is_none_or(|s| a.update_time >= s)
-                    && until.is_none_or(|u| a.update_time < u)
-            })
-            .map(|a| {
-                (
-                    match p.field {
-                        SortField::UpdateTime => a.update_time,
-                        SortField::AddTime => a.add_time,
-                        SortField::DueDate => due(&a.due_date),
-                        SortField::Id => a.id,
-                    },
-                    a.id,
-                )
-            })
-            .collect();
-        let (ids, next) = page_rows(rows, &p);
-        let data: Vec<Value> = ids
-            .iter()
-            .filter_map(|id| c.activities.get(id))
-            .map(|a| a.v2_json())
-            .collect();
+        let keep = |a: &Activity| {
+            !a.is_deleted
+                && ids.as_ref().is_none_or(|ids| ids.contains(&a.id))
+                && owner.is_none_or(|o| a.owner_id == o)
+                && deal.is_none_or(|x| a.deal_id == Some(x))
+                && person.is_none_or(|x| {
+                    a.person_id == Some(x) || a.participants.iter().any(|p| p.0 == x)
+                })
+                && org.is_none_or(|x| a.org_id == Some(x))
+                && lead.as_ref().is_none_or(|x| a.lead_id.as_ref() == Some(x))
+                && done.is_none_or(|x| a.done == x)
+                && since.is_none_or(|s| a.update_time >= s)
+                && until.is_none_or(|u| a.update_time < u)
+        };
+        let key = |a: &Activity| match p.field {
+            SortField::DueDate => due(&a.due_date),
+            _ => a.add_time,
+        };
+        let (page, next) = page_table(&c.activities, &p, keep, key);
+        let data: Vec<Value> = page.into_iter().map(Activity::v2_json).collect();
         Ok((
             StatusCode::OK,
             json!({"success": true, "data": data, "additional_data": {"next_cursor": next}}),

@@ -3,9 +3,10 @@
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
-use super::paging::{page_rows, paging, SortField};
+use super::paging::{page_table, paging, SortField};
 use super::request::{ids_filter, with_company, Ctx};
 use super::response::{ok_data, ApiErr, HResult};
+use crate::model::Deal;
 
 /// `v2.getDeals`.
 pub(super) fn list(ctx: &Ctx<'_>) -> HResult {
@@ -23,43 +24,25 @@ pub(super) fn list(ctx: &Ctx<'_>) -> HResult {
     let since = ctx.q_time("updated_since")?;
     let until = ctx.q_time("updated_until")?;
     with_company(ctx, |c, _| {
-        let rows: Vec<(i64, i64)> = c
-            .deals
-            .values()
-            .filter(|d| {
-                let st_ok = match status.as_deref() {
-                    Some("deleted") => d.is_deleted,
-                    Some(s) => !d.is_deleted && d.status == s,
-                    None => !d.is_deleted,
-                };
-                st_ok
-                    && !d.is_archived
-                    && ids.as_ref().is_none_or(|ids| ids.contains(&d.id))
-                    && owner.is_none_or(|o| d.owner_id == o)
-                    && person.is_none_or(|x| d.person_id == Some(x))
-                    && org.is_none_or(|x| d.org_id == Some(x))
-                    && pipeline.is_none_or(|x| d.pipeline_id == x)
-                    && stage.is_none_or(|x| d.stage_id == x)
-                    && since.is_none_or(|s| d.update_time >= s)
-                    && until.is_none_or(|u| d.update_time < u)
-            })
-            .map(|d| {
-                (
-                    match p.field {
-                        SortField::UpdateTime => d.update_time,
-                        SortField::AddTime => d.add_time,
-                        _ => d.id,
-                    },
-                    d.id,
-                )
-            })
-            .collect();
-        let (ids, next) = page_rows(rows, &p);
-        let data: Vec<Value> = ids
-            .iter()
-            .filter_map(|id| c.deals.get(id))
-            .map(|d| d.v2_json())
-            .collect();
+        let keep = |d: &Deal| {
+            let st_ok = match status.as_deref() {
+                Some("deleted") => d.is_deleted,
+                Some(s) => !d.is_deleted && d.status == s,
+                None => !d.is_deleted,
+            };
+            st_ok
+                && !d.is_archived
+                && ids.as_ref().is_none_or(|ids| ids.contains(&d.id))
+                && owner.is_none_or(|o| d.owner_id == o)
+                && person.is_none_or(|x| d.person_id == Some(x))
+                && org.is_none_or(|x| d.org_id == Some(x))
+                && pipeline.is_none_or(|x| d.pipeline_id == x)
+                && stage.is_none_or(|x| d.stage_id == x)
+                && since.is_none_or(|s| d.update_time >= s)
+                && until.is_none_or(|u| d.update_time < u)
+        };
+        let (page, next) = page_table(&c.deals, &p, keep, |d| d.add_time);
+        let data: Vec<Value> = page.into_iter().map(Deal::v2_json).collect();
         Ok((
             StatusCode::OK,
             json!({"success": true, "data": data, "additional_data": {"next_cursor": next}}),

@@ -20,7 +20,8 @@ use super::response::{
     ERROR_INFO,
 };
 use super::{
-    activities, deals, fields, oauth, persons, pipelines, recents, search, subscriptions, users,
+    activities, deals, fields, files, leads, notes, oauth, organizations, persons, pipelines,
+    products, recents, reference, search, subscriptions, users,
 };
 use crate::faults::RequestAction;
 use crate::ops::{route, Api, Op, Route};
@@ -202,8 +203,14 @@ fn handle(ctx: &Ctx<'_>, op: Op) -> HResult {
         Op::AddActivity => activities::add(ctx),
         Op::UpdateActivity => activities::update(ctx),
         Op::DeleteActivity => activities::delete(ctx),
-        Op::GetPersonFields => fields::list(ctx),
-        Op::GetPersonField => fields::get(ctx),
+        Op::GetPersonFields
+        | Op::GetDealFields
+        | Op::GetOrganizationFields
+        | Op::GetProductFields
+        | Op::GetActivityFields => fields::list(ctx, op),
+        Op::GetPersonField | Op::GetDealField | Op::GetOrganizationField | Op::GetProductField => {
+            fields::get(ctx, op)
+        }
         Op::DeletePersonField => fields::delete(ctx),
         Op::AddPersonField | Op::AddPersonFieldV1 => fields::add(ctx, op),
         Op::GetStages => pipelines::stages(ctx),
@@ -220,7 +227,36 @@ fn handle(ctx: &Ctx<'_>, op: Op) -> HResult {
         | Op::GetDealFieldsV1
         | Op::GetOrganizationFieldsV1
         | Op::GetActivityFieldsV1
-        | Op::GetProductFieldsV1 => fields::list_v1(ctx, op),
+        | Op::GetProductFieldsV1
+        | Op::GetNoteFieldsV1 => fields::list_v1(ctx, op),
+        Op::GetOrganizations => organizations::list(ctx),
+        Op::GetOrganization => organizations::get(ctx),
+        Op::AddOrganization => organizations::add(ctx),
+        Op::UpdateOrganization => organizations::update(ctx),
+        Op::DeleteOrganization => organizations::delete(ctx),
+        Op::SearchOrganization => organizations::search(ctx),
+        Op::GetProducts => products::list(ctx),
+        Op::GetProduct => products::get(ctx),
+        Op::AddProduct => products::add(ctx),
+        Op::UpdateProduct => products::update(ctx),
+        Op::DeleteProduct => products::delete(ctx),
+        Op::GetLeads => leads::list(ctx),
+        Op::GetLead => leads::get(ctx),
+        Op::AddLead => leads::add(ctx),
+        Op::UpdateLead => leads::update(ctx),
+        Op::DeleteLead => leads::delete(ctx),
+        Op::GetLeadLabels => leads::labels(ctx),
+        Op::GetNotes => notes::list(ctx),
+        Op::GetNote => notes::get(ctx),
+        Op::AddNote => notes::add(ctx),
+        Op::UpdateNote => notes::update(ctx),
+        Op::DeleteNote => notes::delete(ctx),
+        Op::GetFiles => files::list(ctx),
+        Op::GetFile => files::get(ctx),
+        Op::DeleteFile => files::delete(ctx),
+        Op::GetActivityTypes => reference::activity_types(ctx),
+        Op::GetCurrencies => reference::currencies(ctx),
+        Op::GetFilters => reference::filters(ctx),
         Op::GetPersons | Op::GetPerson => Err(ApiErr::BadRequest("served by the fast path".into())),
         Op::OauthAuthorize | Op::OauthToken | Op::OauthRevoke => Err(ApiErr::BadRequest(
             "OAuth endpoints are served under /oauth".into(),

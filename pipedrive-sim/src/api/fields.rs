@@ -1,6 +1,7 @@
 //! Field catalogs: v2 person fields (`v2.getPersonFields`, `v2.getPersonField`,
-//! `v2.addPersonField`, `v2.deletePersonField`), `v1.addPersonField`, and the v1 field lists
-//! of persons, deals, organizations, activities and products. Built-in fields come first,
+//! `v2.addPersonField`, `v2.deletePersonField`), the v2 field lists of deals, organizations,
+//! products and activities (and one deal, organization or product field), `v1.addPersonField`,
+//! and the v1 field lists of persons, deals, organizations, activities, products and notes. Built-in fields come first,
 //! with Pipedrive's codes.
 
 use axum::http::StatusCode;
@@ -13,12 +14,31 @@ use crate::model::{builtin_fields, FieldDef};
 use crate::ops::Op;
 use crate::state::Company;
 
-/// `v2.getPersonFields`.
-pub(super) fn list(ctx: &Ctx<'_>) -> HResult {
+/// The entity whose fields a v2 or v1 field operation reads.
+fn entity_of(op: Op) -> &'static str {
+    match op {
+        Op::GetDealFields | Op::GetDealField | Op::GetDealFieldsV1 => "deal",
+        Op::GetOrganizationFields | Op::GetOrganizationField | Op::GetOrganizationFieldsV1 => {
+            "organization"
+        }
+        Op::GetProductFields | Op::GetProductField | Op::GetProductFieldsV1 => "product",
+        Op::GetActivityFields | Op::GetActivityFieldsV1 => "activity",
+        Op::GetNoteFieldsV1 => "note",
+        _ => "person",
+    }
+}
+
+/// `v2.getPersonFields`, `v2.getDealFields`, `v2.getOrganizationFields`,
+/// `v2.getProductFields`, `v2.getActivityFields`.
+pub(super) fn list(ctx: &Ctx<'_>, op: Op) -> HResult {
     let limit = ctx.limit()?;
     let offset = decode_offset_cursor(ctx.q("cursor"))?;
+    let entity = entity_of(op);
     with_company(ctx, |c, _| {
-        let all: Vec<Value> = person_fields_all(c).iter().map(FieldDef::v2_json).collect();
+        let all: Vec<Value> = fields_all(c, entity)
+            .iter()
+            .map(|f| v2_field(f, entity))
+            .collect();
         let page: Vec<Value> = all.iter().skip(offset).take(limit).cloned().collect();
         let next = (offset + limit < all.len()).then(|| encode_offset_cursor(offset + limit));
         Ok((
@@ -29,16 +49,29 @@ pub(super) fn list(ctx: &Ctx<'_>) -> HResult {
     })
 }
 
-/// `v2.getPersonField`.
-pub(super) fn get(ctx: &Ctx<'_>) -> HResult {
+/// `v2.getPersonField`, `v2.getDealField`, `v2.getOrganizationField`, `v2.getProductField`.
+pub(super) fn get(ctx: &Ctx<'_>, op: Op) -> HResult {
     let code = ctx.id.clone().unwrap_or_default();
+    let entity = entity_of(op);
     with_company(ctx, |c, _| {
-        let f = person_fields_all(c)
+        let f = fields_all(c, entity)
             .into_iter()
             .find(|f| f.key == code)
             .ok_or_else(|| ApiErr::NotFound("Field not found".into()))?;
-        Ok((StatusCode::OK, ok_data(f.v2_json()), vec![]))
+        Ok((StatusCode::OK, ok_data(v2_field(&f, entity)), vec![]))
     })
+}
+
+/// A v2 field item. Only the person fields' schema lets `description` be `null`; the
+/// others leave it out when there is none.
+fn v2_field(f: &FieldDef, entity: &str) -> Value {
+    let mut v = f.v2_json();
+    if entity != "person" {
+        if let Value::Object(m) = &mut v {
+            m.remove("description");
+        }
+    }
+    v
 }
 
 /// `v2.deletePersonField` (a built-in field is a 400).
@@ -114,18 +147,9 @@ pub(super) fn add(ctx: &Ctx<'_>, op: Op) -> HResult {
 pub(super) fn list_v1(ctx: &Ctx<'_>, op: Op) -> HResult {
     let start = ctx.q_int("start")?.unwrap_or(0).max(0) as usize;
     let limit = ctx.limit()?;
-    let entity = match op {
-        Op::GetPersonFieldsV1 => "person",
-        Op::GetDealFieldsV1 => "deal",
-        Op::GetOrganizationFieldsV1 => "organization",
-        Op::GetActivityFieldsV1 => "activity",
-        _ => "product",
-    };
+    let entity = entity_of(op);
     with_company(ctx, |c, _| {
-        let mut all: Vec<FieldDef> = builtins(entity, c.created);
-        if entity == "person" {
-            all.extend(c.person_fields.iter().cloned());
-        }
+        let all = fields_all(c, entity);
         let data: Vec<Value> = all
             .iter()
             .enumerate()
@@ -163,11 +187,11 @@ fn builtins(entity: &str, created: i64) -> Vec<FieldDef> {
         .collect()
 }
 
-/// Every person field, built-in ones first. The built-in codes are Pipedrive's (`email`,
-/// `phone`, as the `personFields` example of the v2 document shows), not the v2 object's
-/// property names (`emails`, `phones`).
-fn person_fields_all(c: &Company) -> Vec<FieldDef> {
-    let mut all: Vec<FieldDef> = builtins("person", c.created);
-    all.extend(c.person_fields.iter().cloned());
+/// Every field of an entity, built-in ones first. The built-in person codes are Pipedrive's
+/// (`email`, `phone`, as the `personFields` example of the v2 document shows), not the v2
+/// object's property names (`emails`, `phones`).
+fn fields_all(c: &Company, entity: &str) -> Vec<FieldDef> {
+    let mut all: Vec<FieldDef> = builtins(entity, c.created);
+    all.extend(c.fields_of(entity).iter().cloned());
     all
 }

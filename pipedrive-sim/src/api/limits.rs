@@ -73,6 +73,14 @@ pub(super) fn charge(
             | Op::AddPersonFieldV1
             | Op::DeletePersonField
             | Op::MergePersons
+            | Op::AddOrganization
+            | Op::UpdateOrganization
+            | Op::AddProduct
+            | Op::UpdateProduct
+            | Op::AddLead
+            | Op::UpdateLead
+            | Op::AddNote
+            | Op::UpdateNote
     );
     let day = now.div_euclid(86_400);
     let Some(c) = st.companies.get_mut(&caller.company_id) else {

@@ -7,7 +7,9 @@
 //!   headers), `request` (the handler's view of a request: query, body, company),
 //!   `response` (errors and envelopes), `paging` (cursors and sorting).
 //! - Resources: `persons`, `search`, `fields`, `deals`, `activities`, `pipelines` (and
-//!   stages), `users`, `subscriptions` (webhook registration), `recents`, `oauth`.
+//!   stages), `organizations` (and their search), `products`, `leads` (and lead labels),
+//!   `notes`, `files`, `reference` (activity types, currencies, filters), `users`,
+//!   `subscriptions` (webhook registration), `recents`, `oauth`.
 //!
 //! Imports point down only: `dispatch` → resources → `request`/`paging`/`response`; no
 //! resource imports another, and nothing here imports `crate::server`.
@@ -17,12 +19,18 @@ mod auth;
 mod deals;
 mod dispatch;
 mod fields;
+mod files;
+mod leads;
 mod limits;
+mod notes;
 mod oauth;
+mod organizations;
 mod paging;
 mod persons;
 mod pipelines;
+mod products;
 mod recents;
+mod reference;
 mod request;
 mod response;
 mod search;

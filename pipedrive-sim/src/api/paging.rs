@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use super::request::Ctx;
 use super::response::ApiErr;
 use crate::model::{parse_time, v2_time};
+use crate::table::{Record, Table};
 
 /// Cursors are URL-safe base64 without padding.
 pub(super) const B64: base64::engine::GeneralPurpose =
@@ -159,4 +160,109 @@ pub(super) fn page_rows(mut rows: Vec<(i64, i64)>, p: &Paging) -> (Vec<i64>, Opt
         .get(p.limit)
         .map(|(k, id)| encode_cursor(p.field, p.desc, *k, *id));
     (page.iter().take(p.limit).map(|r| r.1).collect(), next)
+}
+
+/// Pages a [`Table`]: walks the id order or the `(update_time, id)` index from the cursor
+/// (O(log n + page) when most records pass `keep`), or sorts `(key, id)` rows for any other
+/// sort field. Returns the page and the next cursor.
+pub(super) fn page_table<'a, T: Record>(
+    t: &'a Table<T>,
+    p: &Paging,
+    keep: impl Fn(&T) -> bool,
+    key: impl Fn(&T) -> i64,
+) -> (Vec<&'a T>, Option<String>) {
+    let mut out: Vec<&T> = Vec::with_capacity(p.limit.min(t.len()));
+    let mut next = None;
+    match p.field {
+        SortField::Id => {
+            let start = p.from.map(|f| f.1);
+            let iter: Box<dyn Iterator<Item = &T>> = match (p.desc, start) {
+                (false, Some(s)) => Box::new(t.range(s..).map(|x| x.1)),
+                (false, None) => Box::new(t.values()),
+                (true, Some(s)) => Box::new(t.range(..=s).rev().map(|x| x.1)),
+                (true, None) => Box::new(t.values().rev()),
+            };
+            for r in iter.filter(|r| keep(r)) {
+                if out.len() == p.limit {
+                    next = Some(encode_cursor(p.field, p.desc, r.id(), r.id()));
+                    break;
+                }
+                out.push(r);
+            }
+        }
+        SortField::UpdateTime => {
+            let idx = t.by_update();
+            let iter: Box<dyn Iterator<Item = &(i64, i64)>> = match (p.desc, p.from) {
+                (false, Some(f)) => Box::new(idx.range(f..)),
+                (false, None) => Box::new(idx.iter()),
+                (true, Some(f)) => Box::new(idx.range(..=f).rev()),
+                (true, None) => Box::new(idx.iter().rev()),
+            };
+            for (ut, id) in iter {
+                let Some(r) = t.get(id).filter(|r| keep(r)) else {
+                    continue;
+                };
+                if out.len() == p.limit {
+                    next = Some(encode_cursor(p.field, p.desc, *ut, *id));
+                    break;
+                }
+                out.push(r);
+            }
+        }
+        _ => {
+            let rows: Vec<(i64, i64)> = t
+                .values()
+                .filter(|r| keep(r))
+                .map(|r| (key(r), r.id()))
+                .collect();
+            let (ids, n) = page_rows(rows, p);
+            next = n;
+            out.extend(ids.iter().filter_map(|id| t.get(id)));
+        }
+    }
+    (out, next)
+}
+
+/// Reads a v1 `sort` parameter (`field ASC, field2 DESC`; only the first key counts) into a
+/// sort field among `allowed` and a direction; `default` when absent.
+pub(super) fn v1_sort(
+    ctx: &Ctx<'_>,
+    allowed: &[SortField],
+    default: (SortField, bool),
+) -> Result<(SortField, bool), ApiErr> {
+    let Some(raw) = ctx.q("sort").filter(|s| !s.trim().is_empty()) else {
+        return Ok(default);
+    };
+    let first = raw.split(',').next().unwrap_or("").trim();
+    let mut parts = first.split_whitespace();
+    let name = parts.next().unwrap_or("");
+    let desc = match parts.next().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(other) => {
+            return Err(ApiErr::BadRequest(format!(
+                "Validation failed: sort: {other:?} is not a sort direction"
+            )))
+        }
+    };
+    let field = allowed
+        .iter()
+        .copied()
+        .find(|f| f.name() == name)
+        .ok_or_else(|| {
+            ApiErr::BadRequest(format!("Validation failed: sort: {name:?} is not allowed"))
+        })?;
+    Ok((field, desc))
+}
+
+/// A v1 page: `start`/`limit` over already sorted items, with the
+/// `additional_data.pagination` object (`next_start` only while more remain).
+pub(super) fn v1_page<T>(items: Vec<T>, start: usize, limit: usize) -> (Vec<T>, Value) {
+    let more = start + limit < items.len();
+    let page: Vec<T> = items.into_iter().skip(start).take(limit).collect();
+    let mut pagination = json!({"start": start, "limit": limit, "more_items_in_collection": more});
+    if more {
+        pagination["next_start"] = json!(start + limit);
+    }
+    (page, pagination)
 }

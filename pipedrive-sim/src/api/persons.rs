@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use serde_json::json;
 
-use super::paging::{encode_cursor, page_rows, paging, SortField};
+use super::paging::{page_table, paging, SortField};
 use super::request::{ids_filter, with_company, Ctx};
 use super::response::{ok_data, ApiErr, HResult};
 use crate::model::{Person, PersonV2};
@@ -35,44 +35,15 @@ pub(super) fn list(ctx: &Ctx<'_>) -> Result<Vec<u8>, ApiErr> {
                 && since.is_none_or(|s| x.update_time >= s)
                 && until.is_none_or(|u| x.update_time < u)
         };
-        let mut out: Vec<Arc<Person>> = Vec::with_capacity(p.limit.min(c.persons.len()));
-        let mut next = None;
-        if p.field == SortField::Id {
-            // Fast path: walk the id-ordered map.
-            let start = p.from.map(|f| f.1);
-            let iter: Box<dyn Iterator<Item = (&i64, &Arc<Person>)>> = match (p.desc, start) {
-                (false, Some(s)) => Box::new(c.persons.range(s..)),
-                (false, None) => Box::new(c.persons.iter()),
-                (true, Some(s)) => Box::new(c.persons.range(..=s).rev()),
-                (true, None) => Box::new(c.persons.iter().rev()),
-            };
-            for (_, person) in iter.filter(|(_, x)| keep(x)) {
-                if out.len() == p.limit {
-                    next = Some(encode_cursor(p.field, p.desc, person.id, person.id));
-                    break;
-                }
-                out.push(person.clone());
+        let key = |x: &Arc<Person>| {
+            if p.field == SortField::AddTime {
+                x.add_time
+            } else {
+                x.update_time
             }
-        } else {
-            let rows: Vec<(i64, i64)> = c
-                .persons
-                .values()
-                .filter(|x| keep(x))
-                .map(|x| {
-                    (
-                        if p.field == SortField::UpdateTime {
-                            x.update_time
-                        } else {
-                            x.add_time
-                        },
-                        x.id,
-                    )
-                })
-                .collect();
-            let (ids, n) = page_rows(rows, &p);
-            next = n;
-            out.extend(ids.iter().filter_map(|id| c.persons.get(id).cloned()));
-        }
+        };
+        let (page, next) = page_table(&c.persons, &p, |x: &Arc<Person>| keep(x), key);
+        let out: Vec<Arc<Person>> = page.into_iter().cloned().collect();
         (out, c.person_field_keys.clone(), next)
     });
     let data: Vec<PersonV2<'_>> = people

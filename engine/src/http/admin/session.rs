@@ -16,7 +16,7 @@ use tandem_webhooks::{ApiError, ErrorCode};
 use crate::config::Settings;
 use crate::http::throttle::AuthProbe;
 use crate::http::AppState;
-use crate::store::entities::revoked_session;
+use crate::store::sessions;
 
 pub(crate) const COOKIE: &str = "tandem_admin";
 type HmacSha256 = Hmac<Sha256>;
@@ -124,34 +124,18 @@ fn session_of(settings: &Settings, cookie: &str, now: i64) -> Option<Session> {
 }
 
 async fn is_revoked(state: &AppState, nonce: &str) -> Result<bool, ApiError> {
-    use sea_orm::EntityTrait;
-    Ok(revoked_session::Entity::find_by_id(nonce.to_owned())
-        .one(state.store.db())
+    sessions::is_revoked(&state.store, nonce)
         .await
-        .map_err(|e| ApiError::internal(&e))?
-        .is_some())
+        .map_err(|e| ApiError::internal(&e))
 }
 
 /// Ends a session for good ("Log out"): its cookie is refused from now on, even if replayed.
 pub(crate) async fn revoke(state: &AppState, session: &Session) -> Result<(), ApiError> {
-    use sea_orm::sea_query::OnConflict;
-    use sea_orm::{EntityTrait, Set};
     let expires_at =
-        chrono::DateTime::from_timestamp(session.expires, 0).unwrap_or_else(chrono::Utc::now);
-    revoked_session::Entity::insert(revoked_session::ActiveModel {
-        nonce: Set(session.nonce.clone()),
-        expires_at: Set(expires_at),
-    })
-    .on_conflict(
-        OnConflict::column(revoked_session::Column::Nonce)
-            .do_nothing()
-            .to_owned(),
-    )
-    .do_nothing()
-    .exec(state.store.db())
-    .await
-    .map_err(|e| ApiError::internal(&e))?;
-    Ok(())
+        chrono::DateTime::from_timestamp(session.expires, 0).unwrap_or_else(|| state.engine.now());
+    sessions::revoke(&state.store, &session.nonce, expires_at)
+        .await
+        .map_err(|e| ApiError::internal(&e))
 }
 
 fn cookie_value(headers: &HeaderMap) -> Option<String> {
@@ -226,7 +210,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Admin, ApiError
             ))
         };
     }
-    let now = chrono::Utc::now().timestamp();
+    let now = state.engine.now().timestamp();
     let session = cookie_value(&parts.headers).and_then(|c| session_of(settings, &c, now));
     match session {
         Some(session) if !is_revoked(state, &session.nonce).await? => {

@@ -13,21 +13,17 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tandem_webhooks::{ApiError, ErrorCode};
 
 use super::{ApiClient, CarriesSecret};
 use crate::http::AppState;
-use crate::store::entities::idempotency_key;
+use crate::store::idempotency::{self, IN_PROGRESS};
 
 pub(super) const HEADER: &str = "idempotency-key";
 /// Key of a stored body whose secrets were withheld (no API body has keys starting with `$`).
 const WITHHELD: &str = "$secret_withheld";
-const IN_PROGRESS: i32 = 0;
 
 pub(super) async fn layer(
     State(state): State<AppState>,
@@ -77,28 +73,12 @@ pub(super) async fn layer(
         .map(|b| format!("{b:02x}"))
         .collect();
     let scope = format!("api:{client}");
-    let db = state.store.db();
-    let now = Utc::now();
-    let claimed = idempotency_key::Entity::insert(idempotency_key::ActiveModel {
-        scope: Set(scope.clone()),
-        key: Set(key.clone()),
-        request_hash: Set(request_hash.clone()),
-        response_status: Set(IN_PROGRESS),
-        response_body: Set(Value::Null),
-        created_at: Set(now),
-    })
-    .on_conflict(
-        OnConflict::columns([idempotency_key::Column::Scope, idempotency_key::Column::Key])
-            .do_nothing()
-            .to_owned(),
-    )
-    .exec_without_returning(db)
-    .await
-    .map_err(|e| ApiError::internal(&e))?
-        == 1;
+    let db = &state.store;
+    let claimed = idempotency::claim(db, &scope, &key, &request_hash, state.engine.now())
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
     if !claimed {
-        let stored = idempotency_key::Entity::find_by_id((scope, key))
-            .one(db)
+        let stored = idempotency::get(db, &scope, &key)
             .await
             .map_err(|e| ApiError::internal(&e))?
             .ok_or_else(|| ApiError::new(ErrorCode::Conflict, "retry the request"))?;
@@ -124,25 +104,19 @@ pub(super) async fn layer(
     let bytes = to_bytes(body, usize::MAX)
         .await
         .map_err(|e| ApiError::internal(&e))?;
-    let row = idempotency_key::ActiveModel {
-        scope: Set(format!("api:{client}")),
-        key: Set(key),
-        ..Default::default()
-    };
     if parts.status.is_server_error() {
-        idempotency_key::Entity::delete(row)
-            .exec(db)
+        idempotency::release(db, &scope, &key)
             .await
             .map_err(|e| ApiError::internal(&e))?;
     } else {
-        let mut row = row;
         let mut stored: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if let Some(secret) = parts.extensions.get::<CarriesSecret>() {
             stored = withhold(stored, secret.keys);
         }
-        row.response_status = Set(i32::from(parts.status.as_u16()));
-        row.response_body = Set(stored);
-        row.update(db).await.map_err(|e| ApiError::internal(&e))?;
+        let status = i32::from(parts.status.as_u16());
+        idempotency::complete(db, &scope, &key, status, stored)
+            .await
+            .map_err(|e| ApiError::internal(&e))?;
     }
     parts.headers.remove(header::CONTENT_LENGTH);
     Ok(Response::from_parts(parts, Body::from(bytes)))

@@ -303,7 +303,7 @@ pub(super) async fn page(
     let from = to - span;
     let from = from - Duration::seconds(i64::from(from.timestamp().rem_euclid(60) as i32));
     let slots = usize::try_from(span.num_minutes() / step).unwrap_or(60);
-    let points = match read_series(state.store.db(), id, from).await {
+    let points = match read_series(&state.store, id, from).await {
         Ok(points) => points,
         Err(e) => return error_page(&api_error(crate::sync::SyncError::from(e))),
     };

@@ -42,7 +42,7 @@ pub(super) async fn search(
     Query(query): Query<SearchQuery>,
 ) -> Response {
     let q = query.q.as_deref().unwrap_or("").trim();
-    let hits = match contact_search::search_contacts(state.store.db(), q, 50).await {
+    let hits = match contact_search::search_contacts(&state.store, q, 50).await {
         Ok(hits) => hits,
         Err(e) => return error_page(&api_error(SyncError::from(e))),
     };
@@ -119,7 +119,7 @@ pub(super) async fn page(
             Err(error) => (None, Some(error)),
         },
     };
-    let writes = match contact_search::pending_writes(db, id).await {
+    let writes = match contact_search::pending_writes(&state.store, id).await {
         Ok(w) => w,
         Err(e) => return error_page(&api_error(SyncError::from(e))),
     };

@@ -48,7 +48,7 @@ pub(super) async fn login(
             "that is not the admin token (security.admin_token)",
         ));
     }
-    let value = session::new_session(&state.settings, chrono::Utc::now().timestamp());
+    let value = session::new_session(&state.settings, state.engine.now().timestamp());
     (
         StatusCode::SEE_OTHER,
         [

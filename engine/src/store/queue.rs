@@ -1,0 +1,274 @@
+//! The work queue's rows: `outbox_job`, `inbox_event`, `outbound_delivery` (ADR 3). The
+//! queue's semantics (claims, leases, retries) are `crate::queue`'s; this is their SQL.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+    Statement,
+};
+use uuid::Uuid;
+
+use super::entities::{inbox_event, outbound_delivery, outbox_job};
+use super::{Conn, StoreError};
+
+/// Deletes inbox events in one of `states` received before `cutoff`; returns how many.
+pub async fn prune_inbox_events(
+    db: &impl Conn,
+    states: &[&str],
+    cutoff: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    Ok(inbox_event::Entity::delete_many()
+        .filter(inbox_event::Column::State.is_in(states.iter().copied()))
+        .filter(inbox_event::Column::ReceivedAt.lt(cutoff))
+        .exec(db.raw())
+        .await?
+        .rows_affected)
+}
+
+/// Deletes app deliveries in one of `states` last updated before `cutoff`; returns how many.
+pub async fn prune_deliveries(
+    db: &impl Conn,
+    states: &[&str],
+    cutoff: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    Ok(outbound_delivery::Entity::delete_many()
+        .filter(outbound_delivery::Column::State.is_in(states.iter().copied()))
+        .filter(outbound_delivery::Column::UpdatedAt.lt(cutoff))
+        .exec(db.raw())
+        .await?
+        .rows_affected)
+}
+
+/// An event to store in `inbox_event`.
+#[derive(Debug, Clone)]
+pub struct NewInboxEvent {
+    pub connection_id: Option<Uuid>,
+    pub source: String,
+    pub delivery_id: String,
+    pub object: String,
+    pub action: String,
+    pub object_id: Option<String>,
+    pub payload: String,
+}
+
+/// Stores `events` in state `state` (their values are moved into the statement) in one
+/// multi-row `INSERT … ON CONFLICT DO NOTHING`, and says, for each, whether its row was
+/// inserted: `false` for a delivery already stored, or repeated earlier in the batch (the
+/// `inbox_event_source_delivery_key` constraint). Each row gets its id here; when fewer rows
+/// than events were inserted, the ids that made it are read back.
+pub async fn insert_inbox_events<'a>(
+    db: &impl Conn,
+    events: impl Iterator<Item = &'a mut NewInboxEvent>,
+    state: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<bool>, StoreError> {
+    use inbox_event::Column as C;
+    let mut query = Query::insert();
+    query.into_table(inbox_event::Entity).columns([
+        C::Id,
+        C::ConnectionId,
+        C::Source,
+        C::DeliveryId,
+        C::Object,
+        C::Action,
+        C::ObjectId,
+        C::Payload,
+        C::State,
+        C::Attempts,
+        C::ReceivedAt,
+    ]);
+    let mut ids = Vec::new();
+    for event in events {
+        let id = Uuid::now_v7();
+        ids.push(id);
+        query.values_panic([
+            Expr::value(id),
+            Expr::value(event.connection_id),
+            Expr::value(std::mem::take(&mut event.source)),
+            Expr::value(std::mem::take(&mut event.delivery_id)),
+            Expr::value(std::mem::take(&mut event.object)),
+            Expr::value(std::mem::take(&mut event.action)),
+            Expr::value(event.object_id.take()),
+            Expr::value(std::mem::take(&mut event.payload)),
+            Expr::value(state),
+            Expr::value(0),
+            Expr::value(now),
+        ]);
+    }
+    query.on_conflict(
+        OnConflict::columns([C::Source, C::DeliveryId])
+            .do_nothing()
+            .to_owned(),
+    );
+    let db = db.raw();
+    let backend = db.get_database_backend();
+    let (sql, values) = build(backend, &query);
+    let inserted = db
+        .execute(Statement::from_sql_and_values(backend, sql, values))
+        .await?
+        .rows_affected();
+    if usize::try_from(inserted).is_ok_and(|n| n == ids.len()) {
+        return Ok(vec![true; ids.len()]);
+    }
+    let (sql, values) = build(
+        backend,
+        Query::select()
+            .column(C::Id)
+            .from(inbox_event::Entity)
+            .and_where(Expr::col(C::Id).is_in(ids.iter().copied())),
+    );
+    let stored: HashSet<Uuid> = db
+        .query_all(Statement::from_sql_and_values(backend, sql, values))
+        .await?
+        .into_iter()
+        .map(|row| row.try_get::<Uuid>("", "id"))
+        .collect::<Result<_, _>>()?;
+    Ok(ids.iter().map(|id| stored.contains(id)).collect())
+}
+
+/// Keeps a rejected delivery for inspection (in state `state`, never applied). The body is
+/// stored as received, but for NUL characters, which Postgres refuses in `text`.
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_rejected_inbox_event(
+    db: &impl Conn,
+    connection_id: Option<Uuid>,
+    source: &str,
+    object_id: Option<String>,
+    payload: &str,
+    reason: &str,
+    state: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    inbox_event::Entity::insert(inbox_event::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        connection_id: Set(connection_id),
+        source: Set(source.to_owned()),
+        delivery_id: Set(format!("rejected:{}", Uuid::now_v7())),
+        object: Set(String::new()),
+        action: Set(String::new()),
+        object_id: Set(object_id),
+        payload: Set(payload.replace('\0', "\u{FFFD}")),
+        state: Set(state.to_owned()),
+        attempts: Set(0),
+        last_error: Set(Some(reason.to_owned())),
+        received_at: Set(now),
+        processed_at: Set(Some(now)),
+    })
+    .exec_without_returning(db.raw())
+    .await?;
+    Ok(())
+}
+
+fn build<Q: sea_orm::sea_query::QueryStatementWriter>(
+    backend: sea_orm::DatabaseBackend,
+    query: &Q,
+) -> (String, sea_orm::sea_query::Values) {
+    match backend {
+        sea_orm::DatabaseBackend::Postgres => query.build(sea_orm::sea_query::PostgresQueryBuilder),
+        _ => query.build(sea_orm::sea_query::SqliteQueryBuilder),
+    }
+}
+
+/// Deletes the connection's jobs with `ordering_key` that are not in state `spare_state`
+/// (running jobs are left to finish).
+pub async fn delete_jobs_of_key(
+    db: &impl Conn,
+    connection: Uuid,
+    ordering_key: &str,
+    spare_state: &str,
+) -> Result<u64, StoreError> {
+    Ok(outbox_job::Entity::delete_many()
+        .filter(outbox_job::Column::ConnectionId.eq(connection))
+        .filter(outbox_job::Column::OrderingKey.eq(ordering_key))
+        .filter(outbox_job::Column::State.ne(spare_state))
+        .exec(db.raw())
+        .await?
+        .rows_affected)
+}
+
+/// An outbox job's row, as the admin sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRow {
+    pub id: Uuid,
+    pub connection_id: Uuid,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub state: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub last_status: Option<i32>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<outbox_job::Model> for JobRow {
+    fn from(row: outbox_job::Model) -> Self {
+        Self {
+            id: row.id,
+            connection_id: row.connection_id,
+            kind: row.kind,
+            payload: row.payload,
+            state: row.state,
+            attempts: row.attempts,
+            last_error: row.last_error,
+            last_status: row.last_status,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// The connection's jobs in one of `states` that have been tried at least once.
+pub async fn count_tried_jobs(
+    db: &impl Conn,
+    connection: Uuid,
+    states: &[&str],
+) -> Result<u64, StoreError> {
+    Ok(outbox_job::Entity::find()
+        .filter(outbox_job::Column::ConnectionId.eq(connection))
+        .filter(outbox_job::Column::State.is_in(states.iter().copied()))
+        .filter(outbox_job::Column::Attempts.gt(0))
+        .count(db.raw())
+        .await?)
+}
+
+/// The connection's jobs in `state`, last updated first.
+pub async fn jobs_in_state(
+    db: &impl Conn,
+    connection: Uuid,
+    state: &str,
+) -> Result<Vec<JobRow>, StoreError> {
+    Ok(outbox_job::Entity::find()
+        .filter(outbox_job::Column::ConnectionId.eq(connection))
+        .filter(outbox_job::Column::State.eq(state))
+        .order_by_desc(outbox_job::Column::UpdatedAt)
+        .all(db.raw())
+        .await?
+        .into_iter()
+        .map(JobRow::from)
+        .collect())
+}
+
+/// One job of the connection, if it is in `state`.
+pub async fn job_in_state(
+    db: &impl Conn,
+    id: Uuid,
+    connection: Uuid,
+    state: &str,
+) -> Result<Option<JobRow>, StoreError> {
+    Ok(outbox_job::Entity::find_by_id(id)
+        .filter(outbox_job::Column::ConnectionId.eq(connection))
+        .filter(outbox_job::Column::State.eq(state))
+        .one(db.raw())
+        .await?
+        .map(JobRow::from))
+}
+
+/// Deletes one job.
+pub async fn delete_job(db: &impl Conn, id: Uuid) -> Result<(), StoreError> {
+    outbox_job::Entity::delete_by_id(id).exec(db.raw()).await?;
+    Ok(())
+}
