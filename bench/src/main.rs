@@ -157,7 +157,7 @@ async fn main() -> anyhow::Result<()> {
             postgres,
         } => vec![chaos_run(contacts, edits, kills, seed, postgres.as_deref()).await?],
         Command::All { postgres } => vec![
-            ingest(10_000, 32, postgres.as_deref(), false).await?,
+            ingest(10_000, 32, postgres.as_deref(), false, false).await?,
             latency(100, 20).await?,
             initial_sync(20_000, 20).await?,
             writeback(20, 100, 12).await?,
