@@ -15,7 +15,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use pipedrive_sim::{RateLimits, SimConfig};
 use report::{ms, quantile, verdict, Section};
-use tandem_engine::sync::{connections, contacts, links, local, poller};
+use tandem_engine::sync::{app::contacts, app::local, connections, inbound::poller, links};
 use tandem_tests::chaos::{self, count, ChaosConfig};
 use tandem_tests::child::TandemProcess;
 use tandem_tests::fields::{email, fields, name, text_of};

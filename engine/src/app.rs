@@ -175,7 +175,7 @@ impl Application {
             Vec::new()
         };
         if let Some(listener) = self.metrics_listener {
-            let router = crate::meter::exposition::separate_router(self.state.clone());
+            let router = crate::http::metrics::separate_router(self.state.clone());
             let stop = shutdown.clone();
             workers.push(tokio::spawn(async move {
                 let served = axum::serve(listener, router)

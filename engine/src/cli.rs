@@ -165,7 +165,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn connections_command(settings: Settings, action: ConnectionsAction) -> anyhow::Result<()> {
-    use crate::sync::{admin, connections, Engine};
+    use crate::sync::{connections, connections::admin, Engine};
     let store = Store::connect(&settings.database)
         .await
         .context("opening the database")?;

@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::app::open_vault;
 use crate::config::Settings;
 use crate::store::Store;
-use crate::sync::{connections, poller, worker, Engine};
+use crate::sync::{connections, inbound::poller, worker, Engine};
 
 #[derive(Debug, Subcommand)]
 pub enum SyncAction {

@@ -66,6 +66,7 @@ pub struct Settings {
     pub workers: WorkerSettings,
     pub security: SecuritySettings,
     pub pipedrive: PipedriveSettings,
+    pub salesforce: SalesforceSettings,
     pub admin: AdminSettings,
     pub app_webhooks: AppWebhookSettings,
     pub metrics: MetricsSettings,
@@ -183,6 +184,34 @@ pub struct PipedriveSettings {
     pub register_webhooks: bool,
 }
 
+/// The Salesforce connector (issue 19, ADR 0013). Not wired to connections yet: the
+/// connector is built from it with `Crm::salesforce`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SalesforceSettings {
+    pub request_timeout_secs: u64,
+    /// Production login host (`https://login.salesforce.com`, or a My Domain host).
+    pub login_url: String,
+    /// Sandbox login host (`https://test.salesforce.com`, or a sandbox My Domain host).
+    pub sandbox_login_url: String,
+    pub client_id: String,
+    pub client_secret: Redacted<String>,
+    /// REST API version, `vNN.0`.
+    pub api_version: String,
+    /// The external-id custom field (on Lead and Contact) that carries the apId.
+    pub external_id_field: String,
+    /// `LastName` written on a Lead (or Contact) when the app has no last name.
+    pub lead_last_name_placeholder: String,
+    /// `Company` written on a Lead when the app has none.
+    pub lead_company_placeholder: String,
+    /// Daily API calls left for other tools: tandem stops calling below this.
+    pub api_reserve: u64,
+    /// Seconds between change-capture polls (SOQL on `SystemModstamp`).
+    pub poll_interval_secs: u64,
+    /// The client id sent in `Sforce-Call-Options: client=…` on every write.
+    pub call_options_client: String,
+}
+
 /// Webhooks between tandem and the app (Standard Webhooks, both ways).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -194,6 +223,48 @@ pub struct AppWebhookSettings {
     pub retry_cap_ms: u64,
     pub max_attempts: u32,
     pub disable_after_failures: u32,
+}
+
+impl SalesforceSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let key = |key: &'static str, problem: &str| {
+            Err(ConfigError::Key {
+                key,
+                problem: problem.to_owned(),
+            })
+        };
+        if self.request_timeout_secs == 0 {
+            return key("salesforce.request_timeout_secs", "must be at least 1");
+        }
+        if !self.login_url.starts_with("http") {
+            return key("salesforce.login_url", "must be an http(s) URL");
+        }
+        if !self.sandbox_login_url.starts_with("http") {
+            return key("salesforce.sandbox_login_url", "must be an http(s) URL");
+        }
+        let version = self.api_version.strip_prefix('v').unwrap_or("");
+        if version.parse::<f32>().is_err() || !version.contains('.') {
+            return key("salesforce.api_version", "must look like v62.0");
+        }
+        if !self.external_id_field.ends_with("__c") {
+            return key(
+                "salesforce.external_id_field",
+                "must be a custom field's API name (ending in __c)",
+            );
+        }
+        if self.lead_last_name_placeholder.trim().is_empty()
+            || self.lead_company_placeholder.trim().is_empty()
+        {
+            return key(
+                "salesforce.lead_company_placeholder",
+                "the lead placeholders must not be empty",
+            );
+        }
+        if self.poll_interval_secs == 0 {
+            return key("salesforce.poll_interval_secs", "must be at least 1");
+        }
+        Ok(())
+    }
 }
 
 impl Settings {
@@ -263,6 +334,7 @@ impl Settings {
                 problem: "must be an http(s) URL".into(),
             });
         }
+        self.salesforce.validate()?;
         if let Some(i) = self.security.encryption_keys.iter().position(|k| {
             crate::crypto::Vault::from_base64_keys(std::slice::from_ref(k.expose())).is_err()
         }) {
@@ -383,6 +455,7 @@ const SECRET_KEYS: &[(&str, &str)] = &[
         "a list of whsec_<base64> strings, e.g. TANDEM_APP_WEBHOOKS__INBOUND_SECRETS='[\"whsec_...\"]'",
     ),
     ("pipedrive.client_secret", "a string"),
+    ("salesforce.client_secret", "a string"),
     ("metrics.token", "a string of at least 16 characters"),
     (
         "database.url",

@@ -17,7 +17,7 @@ use crate::app::{cancel_on_signal, Application};
 use crate::config::{Redacted, Settings};
 use crate::crypto::Vault;
 use crate::store::stats;
-use crate::sync::{connections, contacts, links, local, poller, Engine};
+use crate::sync::{app::contacts, app::local, connections, inbound::poller, links, Engine};
 
 /// Options of `tandem demo`.
 #[derive(Debug, Clone, clap::Args)]

@@ -1,7 +1,7 @@
 use pipedrive_sim::FaultSpec;
 use serde_json::json;
-use tandem_engine::sync::actions::{self, ActionError, ContactRef, Submit};
-use tandem_engine::sync::{links, local};
+use tandem_engine::sync::outbound::actions::{self, ActionError, ContactRef, Submit};
+use tandem_engine::sync::{app::local, links};
 use tandem_tests::fields::{email, fields, name};
 use tandem_tests::spawn_app;
 

@@ -3,7 +3,7 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tandem_engine::sync::{admin, connections, local, synclog};
+use tandem_engine::sync::{app::local, connections, connections::admin, synclog};
 use tandem_tests::fields::{email, fields, name};
 use tandem_tests::{spawn_app, TestApp};
 
@@ -270,9 +270,10 @@ async fn a_mapping_to_a_field_of_an_incompatible_type_is_refused_and_a_compatibl
         .any(|f| f["key"] == "utm_source" && f["kind"] == "text"));
 
     // The mapping is used: a resync of the contact writes the field.
-    let contact = tandem_engine::sync::contacts::ids_by_email(app.store.db(), "ada@example.com")
-        .await
-        .unwrap()[0];
+    let contact =
+        tandem_engine::sync::app::contacts::ids_by_email(app.store.db(), "ada@example.com")
+            .await
+            .unwrap()[0];
     let resync = app
         .admin(Method::POST, &format!("/admin/api/connections/{id}/resync"))
         .json(&json!({ "contact_id": contact }))

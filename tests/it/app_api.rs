@@ -3,8 +3,8 @@
 use reqwest::{Method, StatusCode};
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{json, Value};
+use tandem_engine::sync::app::local;
 use tandem_engine::sync::app::{self, ContactEvent};
-use tandem_engine::sync::local;
 use tandem_tests::fields::{email, fields, name};
 use tandem_tests::receiver::TestReceiver;
 use tandem_tests::{spawn_app, spawn_app_with, TestApp, TEST_APP_SECRET};

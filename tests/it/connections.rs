@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tandem_engine::sync::connections::{self, state};
-use tandem_engine::sync::{admin, local, tokens};
+use tandem_engine::sync::{app::local, connections::admin, connections::tokens};
 use tandem_tests::fields::{email, fields, name};
 use tandem_tests::{spawn_app, spawn_app_with, TestApp};
 
@@ -216,7 +216,7 @@ async fn reconnecting_to_a_different_company_is_refused_unless_the_admin_confirm
     app.sim.handle().seed_persons(3);
     app.oauth_connect(false).await;
     let first = app.connection_id().await;
-    tandem_engine::sync::poller::initial_sync(&app.engine, first, |_| {})
+    tandem_engine::sync::inbound::poller::initial_sync(&app.engine, first, |_| {})
         .await
         .unwrap();
     let old_company = app.sim.handle().company_id();
@@ -247,7 +247,7 @@ async fn disconnecting_revokes_the_token_removes_webhooks_and_a_reconnect_makes_
     app.sim.handle().seed_persons(4);
     app.oauth_connect(false).await;
     let id = app.connection_id().await;
-    tandem_engine::sync::poller::initial_sync(&app.engine, id, |_| {})
+    tandem_engine::sync::inbound::poller::initial_sync(&app.engine, id, |_| {})
         .await
         .unwrap();
     let (_, refresh) = stored_tokens(&app).await;
@@ -297,7 +297,7 @@ async fn disconnecting_revokes_the_token_removes_webhooks_and_a_reconnect_makes_
         id,
         "the same connection comes back"
     );
-    tandem_engine::sync::poller::initial_sync(&app.engine, id, |_| {})
+    tandem_engine::sync::inbound::poller::initial_sync(&app.engine, id, |_| {})
         .await
         .unwrap();
     assert_eq!(contact_count(&app).await, contacts_before, "no duplicates");

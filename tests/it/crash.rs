@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use pipedrive_sim::SimConfig;
-use tandem_engine::sync::local;
+use tandem_engine::sync::app::local;
 use tandem_tests::chaos::{self, connect_and_sync, count, ChaosConfig, Harness};
 use tandem_tests::child::TandemProcess;
 use tandem_tests::fields::{email, fields, name};

@@ -1,5 +1,5 @@
 use serde_json::json;
-use tandem_engine::sync::{connections, duplicates, links};
+use tandem_engine::sync::{connections, inbound::duplicates, links};
 use tandem_tests::spawn_app;
 
 async fn three_same_email_persons(app: &tandem_tests::TestApp) -> Vec<i64> {
@@ -127,7 +127,7 @@ async fn a_merge_done_in_pipedrive_is_followed_through_its_webhook() {
 async fn a_person_whose_ap_id_points_at_a_contact_linked_elsewhere_is_reported_and_kept_separate() {
     let app = spawn_app().await;
     let connection = app.connect_and_sync().await;
-    let created = tandem_engine::sync::local::create_contact(
+    let created = tandem_engine::sync::app::local::create_contact(
         &app.engine,
         tandem_tests::fields::fields([
             tandem_tests::fields::name("Original"),

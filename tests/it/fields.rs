@@ -3,7 +3,7 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tandem_engine::sync::{admin, local};
+use tandem_engine::sync::{app::local, connections::admin};
 use tandem_tests::fields::{email, fields, name};
 use tandem_tests::{spawn_app, spawn_app_with, TestApp, TEST_APP_SECRET};
 
@@ -425,7 +425,7 @@ async fn every_api_v2_custom_field_type_round_trips_between_the_app_and_pipedriv
     let conn = tandem_engine::sync::connections::load(&app.engine, id)
         .await
         .unwrap();
-    tandem_engine::sync::poller::poll_once(&app.engine, &conn)
+    tandem_engine::sync::inbound::poller::poll_once(&app.engine, &conn)
         .await
         .unwrap();
     app.drive().await;

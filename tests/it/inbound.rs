@@ -1,7 +1,7 @@
 use pipedrive_sim::{FaultSpec, SimConfig};
 use serde_json::json;
 use tandem_engine::store::stats;
-use tandem_engine::sync::{contacts, links, local, poller};
+use tandem_engine::sync::{app::contacts, app::local, inbound::poller, links};
 use tandem_tests::fields::{email, fields, name, text_of};
 use tandem_tests::{spawn_app, spawn_app_with};
 

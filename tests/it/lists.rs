@@ -2,7 +2,7 @@
 //! connection, while paused, while disconnected, before a company reset.
 
 use serde_json::json;
-use tandem_engine::sync::{admin, connections, contacts, local};
+use tandem_engine::sync::{app::contacts, app::local, connections, connections::admin};
 use tandem_tests::fields::{email, fields, name};
 use tandem_tests::{spawn_app, TestApp};
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use tandem_engine::sync::{links, local};
+use tandem_engine::sync::{app::local, links};
 use tandem_tests::fields::{email, fields, name, text_of};
 use tandem_tests::spawn_app_with;
 
@@ -61,7 +61,7 @@ async fn with_workers_running_the_initial_sync_starts_itself_and_edits_flow_both
     eventually("the Pipedrive edit reaches the contact", || {
         let db = db.clone();
         async move {
-            let contact = tandem_engine::sync::contacts::load(&db, contact_id)
+            let contact = tandem_engine::sync::app::contacts::load(&db, contact_id)
                 .await
                 .unwrap()
                 .unwrap();

@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use tandem_engine::meter::writer;
 use tandem_engine::store::metrics::read_series;
-use tandem_engine::sync::local;
+use tandem_engine::sync::app::local;
 use tandem_tests::fields::{email, fields, name};
 use tandem_tests::{spawn_app_with, test_settings, TestApp, TestDatabase};
 
@@ -89,7 +89,7 @@ async fn a_separate_listener_serves_metrics_and_the_main_port_does_not() {
     let shutdown = tokio_util::sync::CancellationToken::new();
     let _stop = shutdown.clone().drop_guard();
     tokio::spawn(app.run_until_stopped(shutdown));
-    let http = reqwest::Client::new();
+    let http = tandem_engine::crm::http::client(std::time::Duration::from_secs(10));
     let own = http
         .get(format!("http://127.0.0.1:{metrics}/metrics"))
         .send()

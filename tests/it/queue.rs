@@ -5,7 +5,7 @@ use pipedrive_sim::SimConfig;
 use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
 use serde_json::json;
 use tandem_engine::queue::{self, JobPayload, Priority};
-use tandem_engine::sync::{app, links, local, worker, Engine};
+use tandem_engine::sync::{app, app::local, links, worker, Engine};
 use tandem_tests::fields::{fields, name, text_of};
 use tandem_tests::receiver::TestReceiver;
 use tandem_tests::{spawn_app, spawn_app_on, spawn_app_with, TestApp};

@@ -4,7 +4,7 @@
 
 use pipedrive_sim::FaultSpec;
 use sea_orm::ConnectionTrait;
-use tandem_engine::sync::{local, poller, worker};
+use tandem_engine::sync::{app::local, inbound::poller, worker};
 use tandem_tests::fields::{email, fields, name, text_of};
 use tandem_tests::{spawn_app, spawn_app_with};
 
@@ -177,7 +177,7 @@ async fn an_admin_retry_of_a_dead_letter_sends_the_refused_value_again() {
     contact_with_a_refused_edit(&app, "Refused Once", "retry@example.com").await;
     app.drive().await;
     sim.reset_counts();
-    tandem_engine::sync::admin::retry_dead_letters(&app.engine, connection, None)
+    tandem_engine::sync::connections::admin::retry_dead_letters(&app.engine, connection, None)
         .await
         .unwrap();
     app.drive().await;

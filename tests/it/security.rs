@@ -211,7 +211,7 @@ async fn reconciliation_re_registers_a_webhook_whose_credentials_no_longer_match
     );
 
     let conn = connections::load(&app.engine, connection).await.unwrap();
-    let report = tandem_engine::sync::poller::reconcile(&app.engine, &conn)
+    let report = tandem_engine::sync::inbound::poller::reconcile(&app.engine, &conn)
         .await
         .unwrap();
     assert_eq!(report.webhooks_repaired, 1);

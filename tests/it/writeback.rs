@@ -1,5 +1,5 @@
 use pipedrive_sim::FaultSpec;
-use tandem_engine::sync::local;
+use tandem_engine::sync::app::local;
 use tandem_tests::fields::{email, fields, name};
 use tandem_tests::{spawn_app, spawn_app_with, TestApp};
 
@@ -264,7 +264,7 @@ async fn poll(app: &TestApp, connection: uuid::Uuid) {
     let conn = tandem_engine::sync::connections::load(&app.engine, connection)
         .await
         .unwrap();
-    tandem_engine::sync::poller::poll_once(&app.engine, &conn)
+    tandem_engine::sync::inbound::poller::poll_once(&app.engine, &conn)
         .await
         .unwrap();
 }

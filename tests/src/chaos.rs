@@ -24,7 +24,7 @@ use tandem_core::FieldValue;
 use tandem_engine::config::{Redacted, Settings};
 use tandem_engine::crypto::Vault;
 use tandem_engine::store::Store;
-use tandem_engine::sync::{connections, contacts, links, poller, Engine};
+use tandem_engine::sync::{app::contacts, connections, inbound::poller, links, Engine};
 use uuid::Uuid;
 
 use crate::child::{ChildConfig, OAuthClient, TandemProcess};
@@ -315,7 +315,7 @@ pub async fn oauth_connect_and_wait_for_initial_sync(
             let done = connections::cursor(
                 engine.store.db(),
                 id,
-                tandem_engine::sync::poller::INITIAL_SYNC_DONE,
+                tandem_engine::sync::inbound::poller::INITIAL_SYNC_DONE,
             )
             .await?;
             if done.is_some() {

@@ -28,7 +28,10 @@ pub fn fields(
     entries.into_iter().collect()
 }
 
-pub fn text_of(contact: &tandem_engine::sync::contacts::LocalContact, key: &str) -> Option<String> {
+pub fn text_of(
+    contact: &tandem_engine::sync::app::contacts::LocalContact,
+    key: &str,
+) -> Option<String> {
     match contact.fields.get(key)? {
         FieldValue::Text(t) => Some(t.clone()),
         FieldValue::Emails(list) | FieldValue::Phones(list) => {

@@ -297,7 +297,7 @@ impl TestApp {
     /// Connects and runs the initial sync to the end.
     pub async fn connect_and_sync(&self) -> Uuid {
         let id = self.connect_pipedrive().await;
-        tandem_engine::sync::poller::initial_sync(&self.engine, id, |_| {})
+        tandem_engine::sync::inbound::poller::initial_sync(&self.engine, id, |_| {})
             .await
             .expect("initial sync");
         id
@@ -327,8 +327,8 @@ impl TestApp {
     }
 
     /// A local contact's fields.
-    pub async fn contact(&self, id: Uuid) -> tandem_engine::sync::contacts::LocalContact {
-        tandem_engine::sync::contacts::load(self.store.db(), id)
+    pub async fn contact(&self, id: Uuid) -> tandem_engine::sync::app::contacts::LocalContact {
+        tandem_engine::sync::app::contacts::load(self.store.db(), id)
             .await
             .expect("db")
             .expect("contact exists")

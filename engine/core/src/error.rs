@@ -171,6 +171,11 @@ pub struct CrmError {
     pub retry_after: Option<Duration>,
     /// The CRM's error text, verbatim.
     pub message: String,
+    /// The CRM's own error code when it names one (Salesforce's `errorCode`, e.g.
+    /// `INVALID_SESSION_ID`), verbatim.
+    pub code: Option<String>,
+    /// What the user can do about it (the CRM guide's fix), for the sync log.
+    pub hint: Option<String>,
 }
 
 impl CrmError {
@@ -193,6 +198,8 @@ impl CrmError {
                 None
             },
             message: message.into(),
+            code: None,
+            hint: None,
         }
     }
 }

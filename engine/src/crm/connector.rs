@@ -19,9 +19,10 @@ use super::person::{CrmPerson, PersonPage};
 use super::pipedrive::client::{PersonQuery, PipedriveClient};
 use super::pipedrive::{mapping, ops, OAuthApp};
 use super::records::{
-    CatalogField, CrmActivity, CrmDeal, CrmStage, CrmUser, NewActivity, NewDeal, Notification,
-    NotificationTarget, TokenGrant, TokenKind,
+    CatalogField, CreatedPerson, CrmActivity, CrmDeal, CrmStage, CrmUser, NewActivity, NewDeal,
+    Notification, NotificationTarget, TokenGrant, TokenKind,
 };
+use super::salesforce::{self, SalesforceClient, SfConfig, SfOAuthApp};
 use super::session::Session;
 use crate::config::Settings;
 
@@ -34,6 +35,9 @@ const PAGE_SIZE: u32 = 500;
 pub enum Crm {
     /// Pipedrive: its HTTP client, and the OAuth app tandem is registered as.
     Pipedrive(PipedriveClient, OAuthApp),
+    /// Salesforce (ADR 0013): its HTTP client (with the connector's settings and the id
+    /// surrogates), and the connected app at one login host (production or sandbox).
+    Salesforce(SalesforceClient, SfOAuthApp),
 }
 
 impl Crm {
@@ -51,10 +55,28 @@ impl Crm {
         Self::Pipedrive(client, OAuthApp::from_settings(&settings.pipedrive))
     }
 
+    /// The Salesforce connector for production (`sandbox = false`) or the sandbox login host.
+    /// Not wired to connections yet (ADR 0013).
+    pub fn salesforce(settings: &Settings, sandbox: bool) -> Self {
+        let client = SalesforceClient::with_http(
+            super::http::client_with_resolver(
+                Duration::from_secs(settings.salesforce.request_timeout_secs),
+                crate::egress::EgressPolicy::for_crm(settings).resolver(),
+            ),
+            Limiters::default(),
+            SfConfig::from_settings(&settings.salesforce),
+        );
+        Self::Salesforce(
+            client,
+            SfOAuthApp::from_settings(&settings.salesforce, sandbox),
+        )
+    }
+
     /// The connector's rate limiters, per connection.
     pub fn limiters(&self) -> &Limiters {
         match self {
             Self::Pipedrive(client, _) => client.limiters(),
+            Self::Salesforce(client, _) => client.limiters(),
         }
     }
 
@@ -62,6 +84,7 @@ impl Crm {
     pub fn budget(&self, session: &Session) -> Arc<ConnectionBudget> {
         match self {
             Self::Pipedrive(client, _) => client.budget(session),
+            Self::Salesforce(client, _) => client.budget(session),
         }
     }
 
@@ -69,6 +92,7 @@ impl Crm {
     pub fn parse_time(&self, text: &str) -> Option<Timestamp> {
         match self {
             Self::Pipedrive(..) => mapping::parse_time(text),
+            Self::Salesforce(..) => salesforce::mapping::parse_time(text),
         }
     }
 
@@ -89,6 +113,9 @@ impl Crm {
                 };
                 let page = client.list_persons(session, &query).await?;
                 Ok(mapping::person_page(page, map))
+            }
+            Self::Salesforce(client, _) => {
+                salesforce::ops::list_people(client, session, map, cursor, None).await
             }
         }
     }
@@ -112,6 +139,9 @@ impl Crm {
                 let page = client.list_persons(session, &query).await?;
                 Ok(mapping::person_page(page, map))
             }
+            Self::Salesforce(client, _) => {
+                salesforce::ops::list_people(client, session, map, cursor, Some(since)).await
+            }
         }
     }
 
@@ -127,6 +157,9 @@ impl Crm {
                 &client.get_person(session, id).await?,
                 map,
             )),
+            Self::Salesforce(client, _) => {
+                salesforce::ops::get_person(client, session, map, id).await
+            }
         }
     }
 
@@ -146,6 +179,9 @@ impl Crm {
                     map,
                 ))
             }
+            Self::Salesforce(client, _) => {
+                salesforce::ops::update_person(client, session, map, id, writes).await
+            }
         }
     }
 
@@ -160,13 +196,57 @@ impl Crm {
         email: Option<&EmailAddress>,
         default_owner: Option<i64>,
     ) -> Result<CrmPerson, CrmError> {
+        self.create_person_detailed(session, map, fields, ap_id, email, default_owner)
+            .await
+            .map(|created| created.person)
+    }
+
+    /// As [`Crm::create_person`], with the placeholders the connector filled in for fields the
+    /// CRM requires (Salesforce: a Lead's `LastName` and `Company`), for the sync log.
+    pub async fn create_person_detailed(
+        &self,
+        session: &Session,
+        map: &FieldMap,
+        fields: &BTreeMap<FieldKey, FieldValue>,
+        ap_id: &ApId,
+        email: Option<&EmailAddress>,
+        default_owner: Option<i64>,
+    ) -> Result<CreatedPerson, CrmError> {
         match self {
             Self::Pipedrive(client, _) => {
                 let body = mapping::create_body(fields, map, ap_id, email, default_owner);
-                Ok(mapping::crm_person(
-                    &client.create_person(session, &body).await?,
-                    map,
-                ))
+                Ok(CreatedPerson {
+                    person: mapping::crm_person(&client.create_person(session, &body).await?, map),
+                    placeholders: Vec::new(),
+                })
+            }
+            Self::Salesforce(client, _) => {
+                salesforce::ops::create_person(client, session, map, fields, ap_id, default_owner)
+                    .await
+            }
+        }
+    }
+
+    /// Writes to many persons; one result per input, in order (a record the CRM refused
+    /// carries its own classified error). The outer error is a failure of the whole call
+    /// (session, limits, transport). Salesforce batches with sObject Collections (200 per
+    /// call, `allOrNone=false`); Pipedrive writes one by one.
+    pub async fn update_people_batch(
+        &self,
+        session: &Session,
+        map: &FieldMap,
+        updates: &[(i64, BTreeMap<FieldKey, FieldValue>)],
+    ) -> Result<Vec<Result<CrmPerson, CrmError>>, CrmError> {
+        match self {
+            Self::Pipedrive(..) => {
+                let mut results = Vec::with_capacity(updates.len());
+                for (id, writes) in updates {
+                    results.push(self.update_person(session, map, *id, writes).await);
+                }
+                Ok(results)
+            }
+            Self::Salesforce(client, _) => {
+                salesforce::ops::update_people_batch(client, session, map, updates).await
             }
         }
     }
@@ -183,6 +263,9 @@ impl Crm {
                     .search_persons(session, email.as_str(), "email")
                     .await
             }
+            Self::Salesforce(client, _) => {
+                salesforce::ops::search_by_email(client, session, email).await
+            }
         }
     }
 
@@ -198,6 +281,9 @@ impl Crm {
                     .search_persons(session, ap_id.as_str(), "custom_fields")
                     .await
             }
+            Self::Salesforce(client, _) => {
+                salesforce::ops::search_by_external_id(client, session, ap_id).await
+            }
         }
     }
 
@@ -210,6 +296,7 @@ impl Crm {
     ) -> Result<(), CrmError> {
         match self {
             Self::Pipedrive(client, _) => client.merge_persons(session, merged, survivor).await,
+            Self::Salesforce(..) => salesforce::ops::merge_people(),
         }
     }
 
@@ -217,6 +304,7 @@ impl Crm {
     pub async fn whoami(&self, session: &Session) -> Result<CrmUser, CrmError> {
         match self {
             Self::Pipedrive(client, _) => ops::whoami(client, session).await,
+            Self::Salesforce(client, _) => salesforce::ops::whoami(client, session).await,
         }
     }
 
@@ -224,6 +312,7 @@ impl Crm {
     pub async fn field_catalog(&self, session: &Session) -> Result<Vec<CatalogField>, CrmError> {
         match self {
             Self::Pipedrive(client, _) => ops::field_catalog(client, session).await,
+            Self::Salesforce(client, _) => salesforce::ops::field_catalog(client, session).await,
         }
     }
 
@@ -238,6 +327,9 @@ impl Crm {
             Self::Pipedrive(client, _) => {
                 ops::create_field(client, session, name, field_type).await
             }
+            Self::Salesforce(client, _) => {
+                salesforce::ops::create_field(client, session, name, field_type).await
+            }
         }
     }
 
@@ -245,6 +337,7 @@ impl Crm {
     pub fn custom_field_types(&self) -> &'static [&'static str] {
         match self {
             Self::Pipedrive(..) => &mapping::CUSTOM_FIELD_TYPES,
+            Self::Salesforce(..) => &salesforce::mapping::CUSTOM_FIELD_TYPES,
         }
     }
 
@@ -257,6 +350,7 @@ impl Crm {
     ) -> Option<FieldValue> {
         match self {
             Self::Pipedrive(..) => mapping::action_value(remote, value),
+            Self::Salesforce(..) => salesforce::mapping::action_value(remote, value),
         }
     }
 
@@ -268,6 +362,9 @@ impl Crm {
     ) -> Result<usize, CrmError> {
         match self {
             Self::Pipedrive(client, _) => ops::register_webhooks(client, session, target).await,
+            // Salesforce has no outbound webhooks to tandem here: change capture is polling
+            // (SOQL on SystemModstamp), so there is nothing to register (ADR 0013).
+            Self::Salesforce(..) => Ok(0),
         }
     }
 
@@ -279,6 +376,7 @@ impl Crm {
     ) -> Result<usize, CrmError> {
         match self {
             Self::Pipedrive(client, _) => ops::remove_webhooks(client, session, url).await,
+            Self::Salesforce(..) => Ok(0),
         }
     }
 
@@ -290,6 +388,9 @@ impl Crm {
     ) -> Result<Notification, String> {
         match self {
             Self::Pipedrive(..) => ops::parse_notification(payload, map),
+            Self::Salesforce(..) => {
+                Err("Salesforce delivers no notifications to tandem; its changes are polled".into())
+            }
         }
     }
 
@@ -297,6 +398,7 @@ impl Crm {
     pub async fn stages(&self, session: &Session) -> Result<Vec<CrmStage>, CrmError> {
         match self {
             Self::Pipedrive(client, _) => ops::stages(client, session).await,
+            Self::Salesforce(client, _) => salesforce::ops::stages(client, session).await,
         }
     }
 
@@ -308,6 +410,9 @@ impl Crm {
     ) -> Result<Vec<CrmDeal>, CrmError> {
         match self {
             Self::Pipedrive(client, _) => ops::person_deals(client, session, person_id).await,
+            Self::Salesforce(client, _) => {
+                salesforce::ops::person_deals(client, session, person_id).await
+            }
         }
     }
 
@@ -319,6 +424,9 @@ impl Crm {
     ) -> Result<Vec<CrmActivity>, CrmError> {
         match self {
             Self::Pipedrive(client, _) => ops::person_activities(client, session, person_id).await,
+            Self::Salesforce(client, _) => {
+                salesforce::ops::person_activities(client, session, person_id).await
+            }
         }
     }
 
@@ -330,6 +438,9 @@ impl Crm {
     ) -> Result<i64, CrmError> {
         match self {
             Self::Pipedrive(client, _) => ops::create_deal(client, session, deal).await,
+            Self::Salesforce(client, _) => {
+                salesforce::ops::create_deal(client, session, deal).await
+            }
         }
     }
 
@@ -342,6 +453,9 @@ impl Crm {
     ) -> Result<(), CrmError> {
         match self {
             Self::Pipedrive(client, _) => ops::move_deal(client, session, deal_id, stage_id).await,
+            Self::Salesforce(client, _) => {
+                salesforce::ops::move_deal(client, session, deal_id, stage_id).await
+            }
         }
     }
 
@@ -353,6 +467,9 @@ impl Crm {
     ) -> Result<i64, CrmError> {
         match self {
             Self::Pipedrive(client, _) => ops::create_activity(client, session, activity).await,
+            Self::Salesforce(client, _) => {
+                salesforce::ops::create_activity(client, session, activity).await
+            }
         }
     }
 
@@ -367,6 +484,9 @@ impl Crm {
             Self::Pipedrive(client, _) => {
                 ops::set_person_owner(client, session, person_id, owner_id).await
             }
+            Self::Salesforce(client, _) => {
+                salesforce::ops::set_person_owner(client, session, person_id, owner_id).await
+            }
         }
     }
 
@@ -376,6 +496,19 @@ impl Crm {
         code: &str,
         redirect_uri: &str,
     ) -> Result<TokenGrant, CrmError> {
+        self.exchange_code_with_verifier(code, redirect_uri, None)
+            .await
+    }
+
+    /// Exchanges an OAuth authorisation code for tokens, with the PKCE code verifier when the
+    /// authorize request carried a challenge (Salesforce's web-server flow). Pipedrive's flow
+    /// has no PKCE: the verifier is ignored there.
+    pub async fn exchange_code_with_verifier(
+        &self,
+        code: &str,
+        redirect_uri: &str,
+        code_verifier: Option<&str>,
+    ) -> Result<TokenGrant, CrmError> {
         match self {
             Self::Pipedrive(client, app) => {
                 let form = [
@@ -384,6 +517,9 @@ impl Crm {
                     ("redirect_uri", redirect_uri),
                 ];
                 ops::oauth_grant(client, app, &form).await
+            }
+            Self::Salesforce(client, app) => {
+                salesforce::ops::exchange_code(client, app, code, redirect_uri, code_verifier).await
             }
         }
     }
@@ -398,6 +534,9 @@ impl Crm {
                 ];
                 ops::oauth_grant(client, app, &form).await
             }
+            Self::Salesforce(client, app) => {
+                salesforce::ops::refresh(client, app, refresh_token).await
+            }
         }
     }
 
@@ -405,14 +544,32 @@ impl Crm {
     pub async fn revoke_token(&self, token: &str, kind: TokenKind) -> Result<(), CrmError> {
         match self {
             Self::Pipedrive(client, app) => ops::revoke(client, app, token, kind).await,
+            // Salesforce's revoke takes either token (a refresh token ends its sessions too).
+            Self::Salesforce(client, app) => {
+                let _ = kind;
+                salesforce::ops::revoke(client, app, token).await
+            }
         }
     }
 
     /// Pipedrive's raw client, for the integration tests and benchmarks that call Pipedrive
     /// directly. Use-cases never call it (`scripts/check-structure`).
+    ///
+    /// # Panics
+    /// On a Salesforce connector: only Pipedrive's own tests and benchmarks call it.
+    #[allow(clippy::panic)]
     pub fn pipedrive(&self) -> &PipedriveClient {
         match self {
             Self::Pipedrive(client, _) => client,
+            Self::Salesforce(..) => panic!("Crm::pipedrive() called on a Salesforce connector"),
+        }
+    }
+
+    /// Salesforce's raw client, if this is the Salesforce connector (tests, benchmarks).
+    pub fn salesforce_client(&self) -> Option<&SalesforceClient> {
+        match self {
+            Self::Salesforce(client, _) => Some(client),
+            Self::Pipedrive(..) => None,
         }
     }
 }

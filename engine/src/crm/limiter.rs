@@ -63,6 +63,9 @@ pub struct ConnectionBudget {
     /// Daily tokens left as Pipedrive last reported them (-1 = unknown).
     daily_left: AtomicI64,
     daily_total: AtomicI64,
+    /// Daily calls kept for other tools (-1 = none: the 10 % rule alone). Salesforce sets it
+    /// from `salesforce.api_reserve`.
+    reserve: AtomicI64,
 }
 
 impl ConnectionBudget {
@@ -76,6 +79,7 @@ impl ConnectionBudget {
             rate_limited: AtomicU64::new(0),
             daily_left: AtomicI64::new(-1),
             daily_total: AtomicI64::new(-1),
+            reserve: AtomicI64::new(-1),
         }
     }
 
@@ -129,16 +133,31 @@ impl ConnectionBudget {
             self.daily_left.load(Ordering::Relaxed),
             self.daily_total.load(Ordering::Relaxed),
         );
-        left >= 0 && total > 0 && left * 10 < total
+        (left >= 0 && total > 0 && left * 10 < total) || self.in_reserve()
+    }
+
+    /// Keeps `calls` of the daily budget for other tools (Salesforce's shared org allocation).
+    pub fn set_reserve(&self, calls: u64) {
+        self.reserve
+            .store(i64::try_from(calls).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+
+    /// True when the daily budget left is known and no more than the reserve: no calls now.
+    pub fn in_reserve(&self) -> bool {
+        let (left, reserve) = (
+            self.daily_left.load(Ordering::Relaxed),
+            self.reserve.load(Ordering::Relaxed),
+        );
+        left >= 0 && reserve >= 0 && left <= reserve
+    }
+
+    /// The daily budget as the CRM last reported it: (left, total).
+    pub fn daily_total(&self) -> Option<i64> {
+        Some(self.daily_total.load(Ordering::Relaxed)).filter(|v| *v >= 0)
     }
 
     pub fn daily_left(&self) -> Option<i64> {
         Some(self.daily_left.load(Ordering::Relaxed)).filter(|v| *v >= 0)
-    }
-
-    /// The daily budget as the CRM last reported it.
-    pub fn daily_total(&self) -> Option<i64> {
-        Some(self.daily_total.load(Ordering::Relaxed)).filter(|v| *v > 0)
     }
 }
 

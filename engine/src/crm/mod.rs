@@ -9,13 +9,14 @@ pub mod limiter;
 pub mod person;
 pub mod pipedrive;
 pub mod records;
+pub mod salesforce;
 pub mod session;
 
 pub use connector::Crm;
 pub use fields::{email_of, FieldMap, MappedField, RemoteField};
 pub use person::{CrmPerson, CrmTime, PersonPage};
 pub use records::{
-    CatalogField, CrmActivity, CrmDeal, CrmStage, CrmUser, NewActivity, NewDeal, Notification,
-    NotificationTarget, TokenGrant, TokenKind,
+    CatalogField, CreatedPerson, CrmActivity, CrmDeal, CrmStage, CrmUser, FilledPlaceholder,
+    NewActivity, NewDeal, Notification, NotificationTarget, TokenGrant, TokenKind,
 };
 pub use session::{Auth, Session};

@@ -31,7 +31,12 @@ impl CrmTime {
 /// last updated, whether it is deleted and, when the CRM says so, the person it was merged into.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CrmPerson {
+    /// The id the boundary speaks: Pipedrive's own id; for Salesforce a stable surrogate of
+    /// the 18-character id (ADR 0013).
     pub id: i64,
+    /// The CRM's own id as text (Pipedrive: the decimal id; Salesforce: the 18-character
+    /// id), for storage that keeps the CRM's key (ADR 0013).
+    pub key: String,
     pub snapshot: Snapshot,
     pub ap_id: Option<ApId>,
     pub email: Option<EmailAddress>,

@@ -24,6 +24,9 @@ pub struct CatalogField {
     pub is_custom: bool,
     /// Option ids and labels of choice fields.
     pub options: Vec<(i64, String)>,
+    /// Whether the connecting user may write it (Salesforce: `updateable` after field-level
+    /// security). A mapping to a field that is not writable is refused (ADR 0013).
+    pub writable: bool,
 }
 
 /// A pipeline stage.
@@ -104,4 +107,21 @@ pub enum Notification {
     PersonDeleted { id: i64, merged_into: Option<i64> },
     /// A change of another object (a deal, an activity): nothing to merge.
     Other,
+}
+
+/// A value the connector wrote because the CRM requires the field and the app had none
+/// (Salesforce: a Lead's `LastName` and `Company`); the use-case says so in the sync log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilledPlaceholder {
+    /// The CRM's field (`Company`).
+    pub field: String,
+    /// The placeholder written.
+    pub value: String,
+}
+
+/// A created person and the placeholders the connector filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreatedPerson {
+    pub person: super::CrmPerson,
+    pub placeholders: Vec<FilledPlaceholder>,
 }

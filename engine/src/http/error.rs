@@ -13,7 +13,7 @@ use tandem_core::{CrmError, CrmErrorKind};
 pub(crate) use tandem_webhooks::{ApiError, ErrorCode, FieldError};
 
 use crate::store::StoreError;
-use crate::sync::actions::ActionError;
+use crate::sync::outbound::actions::ActionError;
 use crate::sync::SyncError;
 
 impl From<SyncError> for ApiError {

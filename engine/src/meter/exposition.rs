@@ -13,11 +13,6 @@
 
 use std::sync::OnceLock;
 
-use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use chrono::Utc;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sha2::{Digest, Sha256};
@@ -25,7 +20,6 @@ use uuid::Uuid;
 
 use super::name;
 use crate::config::MetricsSettings;
-use crate::http::AppState;
 use crate::sync::Engine;
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -142,60 +136,19 @@ fn describe() {
     describe_gauge!(name::UP, "1 while tandem runs.");
 }
 
-/// The `/metrics` route for the main router (it answers 404 unless `metrics.token` is set).
-pub(crate) fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/metrics", get(main_port))
-        .with_state(state)
-}
-
-/// The router of the separate listener (`metrics.addr`).
-pub fn separate_router(state: AppState) -> Router {
-    Router::new()
-        .route("/metrics", get(separate_port))
-        .with_state(state)
-}
-
-async fn main_port(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if state.settings.metrics.token.expose().is_empty() {
-        return (StatusCode::NOT_FOUND, "").into_response();
-    }
-    scrape(&state, &headers).await
-}
-
-async fn separate_port(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    scrape(&state, &headers).await
-}
-
-async fn scrape(state: &AppState, headers: &HeaderMap) -> Response {
-    let token = state.settings.metrics.token.expose();
-    if !token.is_empty() && !token_matches(crate::http::bearer_token(headers), token) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            "",
-        )
-            .into_response();
-    }
-    let Some(handle) = install() else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "").into_response();
-    };
-    if let Err(error) = sample_gauges(&state.engine).await {
+/// The page: gauges sampled now, then everything recorded, in the text format. `None` when
+/// no recorder could be installed.
+pub async fn render(engine: &Engine) -> Option<String> {
+    let handle = install()?;
+    if let Err(error) = sample_gauges(engine).await {
         tracing::warn!(error = %error, "Could not sample the queue gauges for /metrics.");
     }
     handle.run_upkeep();
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        handle.render(),
-    )
-        .into_response()
+    Some(handle.render())
 }
 
 /// Constant-time comparison (of the digests, so the lengths leak nothing either).
-fn token_matches(offered: Option<&str>, expected: &str) -> bool {
+pub fn token_matches(offered: Option<&str>, expected: &str) -> bool {
     let Some(offered) = offered else {
         return false;
     };
@@ -216,7 +169,7 @@ pub async fn sample_gauges(engine: &Engine) -> Result<(), crate::store::StoreErr
     let db = &engine.store;
     let connections = crate::store::metrics::connections(db).await?;
     let gauges = crate::store::metrics::queue_gauges(db).await?;
-    let crm = super::crm_label(engine);
+    let crm = super::crm_label(&engine.crm);
     metrics::gauge!(name::UP).set(1.0);
     let age = |t: Option<chrono::DateTime<Utc>>| {
         t.map_or(0.0, |t| {
@@ -258,7 +211,9 @@ pub async fn sample_gauges(engine: &Engine) -> Result<(), crate::store::StoreErr
     }
     for (id, state) in &connections {
         if state == crate::sync::connections::state::SYNCING {
-            if let Ok(Some(done)) = crate::sync::poller::initial_sync_progress(engine, *id).await {
+            if let Ok(Some(done)) =
+                crate::sync::inbound::poller::initial_sync_progress(engine, *id).await
+            {
                 metrics::gauge!(name::INITIAL_SYNC_PERSONS, "connection_id" => id.to_string(), "crm" => crm).set(done as f64);
             }
         }

@@ -228,7 +228,7 @@ pub fn propagated(
 /// A change from the CRM reached the app (a webhook, a poll, a re-read): latency from the
 /// CRM's update time, when it has one.
 pub fn crm_change_applied(
-    engine: &crate::sync::Engine,
+    crm: &crate::crm::Crm,
     connection: Uuid,
     updated: Option<&crate::crm::CrmTime>,
 ) {
@@ -236,12 +236,7 @@ pub fn crm_change_applied(
         .and_then(crate::crm::CrmTime::at)
         .and_then(|at| DateTime::from_timestamp_millis(at.0));
     if let Some(changed_at) = changed_at {
-        propagated(
-            connection,
-            crm_label(engine),
-            Direction::CrmToApp,
-            changed_at,
-        );
+        propagated(connection, crm_label(crm), Direction::CrmToApp, changed_at);
     }
 }
 
@@ -252,11 +247,9 @@ pub fn app_delivery(delivered: bool) {
 }
 
 /// The `crm` label of the engine's connector.
-pub fn crm_label(engine: &crate::sync::Engine) -> &'static str {
-    // A connector added later gets its own arm; until then it is labelled `other`.
-    #[allow(unreachable_patterns)]
-    match engine.crm {
+pub fn crm_label(crm: &crate::crm::Crm) -> &'static str {
+    match crm {
         crate::crm::Crm::Pipedrive(..) => "pipedrive",
-        _ => "other",
+        crate::crm::Crm::Salesforce(..) => "salesforce",
     }
 }

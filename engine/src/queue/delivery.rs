@@ -4,11 +4,11 @@
 //! order, only for enabled subscriptions that have a secret.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, FromQueryResult, Statement};
 
-use super::claim::{self, Lane};
+use super::claim::lease_end;
 use super::QueueError;
-use crate::store::entities::outbound_delivery;
+use crate::store::queue::{self as rows, DeliveryEnd, Lane};
+use crate::store::Conn;
 
 /// States of `outbound_delivery.state`.
 pub mod state {
@@ -21,7 +21,7 @@ pub mod state {
 }
 
 /// A claimed delivery.
-pub type Delivery = outbound_delivery::Model;
+pub type Delivery = rows::Delivery;
 
 const LANE: Lane = Lane {
     table: "outbound_delivery",
@@ -43,22 +43,15 @@ const LANE: Lane = Lane {
 };
 
 /// Claims up to `limit` due deliveries, oldest first.
-pub async fn claim<C: ConnectionTrait>(
-    db: &C,
+pub async fn claim(
+    db: &impl Conn,
     now: DateTime<Utc>,
     lease: chrono::Duration,
     limit: u32,
 ) -> Result<Vec<Delivery>, QueueError> {
-    let statement = claim::statement(
-        &LANE,
-        db.get_database_backend(),
-        now,
-        claim::lease_end(now, lease),
-        limit,
-    );
-    let mut rows = Delivery::find_by_statement(statement).all(db).await?;
-    rows.sort_by_key(|a| (a.created_at, a.id));
-    Ok(rows)
+    let mut due = rows::claim_deliveries(db, &LANE, now, lease_end(now, lease), limit).await?;
+    due.sort_by_key(|a| (a.created_at, a.id));
+    Ok(due)
 }
 
 /// How an attempt ended, for [`end`].
@@ -82,37 +75,35 @@ pub enum Outcome<'a> {
 
 /// Ends this claim of `delivery` (in the caller's transaction) if the claim still holds it;
 /// returns whether it did.
-pub async fn end<C: ConnectionTrait>(
-    txn: &C,
+pub async fn end(
+    txn: &impl Conn,
     delivery: &Delivery,
     outcome: Outcome<'_>,
     now: DateTime<Utc>,
 ) -> Result<bool, QueueError> {
-    let (state, run_at, status, error) = match outcome {
-        Outcome::Delivered { status } => (state::DELIVERED, None, Some(status), None),
+    let end = match outcome {
+        Outcome::Delivered { status } => DeliveryEnd {
+            state: state::DELIVERED,
+            run_at: None,
+            status: Some(status),
+            error: None,
+        },
         Outcome::Retry {
             run_at,
             status,
             code,
-        } => (state::PENDING, Some(run_at), status, Some(code)),
-        Outcome::Dead { status, code } => (state::FAILED, None, status, Some(code)),
+        } => DeliveryEnd {
+            state: state::PENDING,
+            run_at: Some(run_at),
+            status,
+            error: Some(code),
+        },
+        Outcome::Dead { status, code } => DeliveryEnd {
+            state: state::FAILED,
+            run_at: None,
+            status,
+            error: Some(code),
+        },
     };
-    let sql = "UPDATE outbound_delivery SET state = $1, next_attempt_at = $2, last_status = $3, \
-               last_error = $4, attempts = attempts + 1, updated_at = $5 \
-               WHERE id = $6 AND state = $7 AND next_attempt_at = $8";
-    let statement = Statement::from_sql_and_values(
-        txn.get_database_backend(),
-        sql,
-        [
-            state.into(),
-            run_at.unwrap_or(delivery.next_attempt_at).into(),
-            status.map(i32::from).into(),
-            error.map(str::to_owned).into(),
-            now.into(),
-            delivery.id.into(),
-            state::SENDING.into(),
-            delivery.next_attempt_at.into(),
-        ],
-    );
-    Ok(txn.execute(statement).await?.rows_affected() == 1)
+    Ok(rows::end_delivery_claim(txn, delivery, state::SENDING, end, now).await?)
 }

@@ -7,7 +7,7 @@
 //! - [`inbox`] (`inbox_event`): received events to merge, per object in received order;
 //! - [`delivery`] (`outbound_delivery`): webhooks to the app, per (subscription, contact) in order.
 //!
-//! All three are claimed by one statement ([`claim`]), which differs between Postgres
+//! All three are claimed by one statement (`store::queue::claim`), which differs between Postgres
 //! (`FOR UPDATE SKIP LOCKED`) and SQLite in one place. A claimed row is `running` until its
 //! lease ends; a worker that dies leaves it to be claimed again then.
 
@@ -23,7 +23,7 @@ use uuid::Uuid;
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     #[error("queue storage error: {0}")]
-    Db(#[from] sea_orm::DbErr),
+    Store(#[from] crate::store::StoreError),
     #[error("job {0} has an unreadable payload: {1}")]
     Payload(Uuid, serde_json::Error),
 }

@@ -4,16 +4,13 @@
 //! purpose ([`defer`], [`PACED`]).
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, Set,
-};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::claim::{self, Lane};
+use super::claim::lease_end;
 use super::QueueError;
-use crate::store::entities::outbox_job;
+use crate::store::queue::{self as rows, AttemptEnd, Lane, NewJob};
+use crate::store::Conn;
 
 /// Job states stored in `outbox_job.state`.
 pub mod state {
@@ -80,20 +77,10 @@ pub struct Job {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, FromQueryResult)]
-struct ClaimedRow {
-    id: Uuid,
-    connection_id: Uuid,
-    ordering_key: String,
-    attempts: i32,
-    payload: serde_json::Value,
-    created_at: DateTime<Utc>,
-}
-
 /// Enqueues a job inside the caller's transaction. A push for a contact that already has a
 /// pending (not yet running) push is coalesced into it. Returns whether a row was inserted.
-pub async fn enqueue<C: ConnectionTrait>(
-    txn: &C,
+pub async fn enqueue(
+    txn: &impl Conn,
     connection_id: Uuid,
     ordering_key: &str,
     priority: Priority,
@@ -101,13 +88,14 @@ pub async fn enqueue<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> Result<bool, QueueError> {
     if payload.coalesces() {
-        let pending = outbox_job::Entity::find()
-            .filter(outbox_job::Column::ConnectionId.eq(connection_id))
-            .filter(outbox_job::Column::OrderingKey.eq(ordering_key))
-            .filter(outbox_job::Column::Kind.eq(payload.kind()))
-            .filter(outbox_job::Column::State.eq(state::PENDING))
-            .one(txn)
-            .await?;
+        let pending = rows::job_of_key(
+            txn,
+            connection_id,
+            ordering_key,
+            payload.kind(),
+            state::PENDING,
+        )
+        .await?;
         if let Some(existing) = pending {
             // Keep the earliest due time and the highest priority; a paced job keeps its time
             // (it waits on purpose, collecting edits).
@@ -117,39 +105,28 @@ pub async fn enqueue<C: ConnectionTrait>(
                 existing.run_at.min(now)
             };
             if existing.priority < priority as i32 || existing.run_at != run_at {
-                outbox_job::Entity::update_many()
-                    .col_expr(
-                        outbox_job::Column::Priority,
-                        Expr::value(existing.priority.max(priority as i32)),
-                    )
-                    .col_expr(outbox_job::Column::RunAt, Expr::value(run_at))
-                    .filter(outbox_job::Column::Id.eq(existing.id))
-                    .exec(txn)
-                    .await?;
+                rows::reschedule_job(
+                    txn,
+                    existing.id,
+                    existing.priority.max(priority as i32),
+                    run_at,
+                )
+                .await?;
             }
             return Ok(false);
         }
     }
     let payload_json =
         serde_json::to_value(payload).map_err(|e| QueueError::Payload(Uuid::nil(), e))?;
-    outbox_job::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        connection_id: Set(connection_id),
-        kind: Set(payload.kind().to_owned()),
-        ordering_key: Set(ordering_key.to_owned()),
-        priority: Set(priority as i32),
-        payload: Set(payload_json),
-        state: Set(state::PENDING.to_owned()),
-        attempts: Set(0),
-        run_at: Set(now),
-        locked_until: Set(None),
-        last_error: Set(None),
-        last_status: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(txn)
-    .await?;
+    let job = NewJob {
+        connection_id,
+        kind: payload.kind(),
+        ordering_key,
+        priority: priority as i32,
+        payload: payload_json,
+        state: state::PENDING,
+    };
+    rows::insert_job(txn, job, now).await?;
     Ok(true)
 }
 
@@ -177,21 +154,15 @@ const LANE: Lane = Lane {
 /// Claims up to `limit` due jobs: the oldest unfinished job of each ordering key, only when no
 /// other job of that key holds a live lease, only for connections that are active. A job whose
 /// lease expired (its worker died) is claimable again.
-pub async fn claim<C: ConnectionTrait>(
-    db: &C,
+pub async fn claim(
+    db: &impl Conn,
     now: DateTime<Utc>,
     lease: chrono::Duration,
     limit: u32,
 ) -> Result<Vec<Job>, QueueError> {
-    let statement = claim::statement(
-        &LANE,
-        db.get_database_backend(),
-        now,
-        claim::lease_end(now, lease),
-        limit,
-    );
-    let rows = ClaimedRow::find_by_statement(statement).all(db).await?;
-    rows.into_iter()
+    let claimed = rows::claim_jobs(db, &LANE, now, lease_end(now, lease), limit).await?;
+    claimed
+        .into_iter()
         .map(|row| {
             let payload =
                 serde_json::from_value(row.payload).map_err(|e| QueueError::Payload(row.id, e))?;
@@ -208,14 +179,14 @@ pub async fn claim<C: ConnectionTrait>(
 }
 
 /// The job succeeded: it is removed.
-pub async fn complete<C: ConnectionTrait>(db: &C, job_id: Uuid) -> Result<(), QueueError> {
-    outbox_job::Entity::delete_by_id(job_id).exec(db).await?;
+pub async fn complete(db: &impl Conn, job_id: Uuid) -> Result<(), QueueError> {
+    rows::delete_job(db, job_id).await?;
     Ok(())
 }
 
 /// The job failed and will run again at `run_at` (or after reconnect, for a paused connection).
-pub async fn retry<C: ConnectionTrait>(
-    db: &C,
+pub async fn retry(
+    db: &impl Conn,
     job: &Job,
     run_at: DateTime<Utc>,
     error_code: &str,
@@ -239,30 +210,19 @@ pub const PACED: &str = "paced";
 
 /// The job did not run yet on purpose (pacing): it waits until `run_at` without counting an
 /// attempt; pushes enqueued meanwhile coalesce into it and do not move it earlier.
-pub async fn defer<C: ConnectionTrait>(
-    db: &C,
+pub async fn defer(
+    db: &impl Conn,
     job: &Job,
     run_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<(), QueueError> {
-    outbox_job::Entity::update_many()
-        .col_expr(outbox_job::Column::State, Expr::value(state::PENDING))
-        .col_expr(
-            outbox_job::Column::LockedUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(outbox_job::Column::RunAt, Expr::value(run_at))
-        .col_expr(outbox_job::Column::LastError, Expr::value(PACED))
-        .col_expr(outbox_job::Column::UpdatedAt, Expr::value(now))
-        .filter(outbox_job::Column::Id.eq(job.id))
-        .exec(db)
-        .await?;
+    rows::defer_job(db, job.id, state::PENDING, run_at, PACED, now).await?;
     Ok(())
 }
 
 /// The job cannot succeed: it becomes a dead letter, kept for the admin to retry or discard.
-pub async fn bury<C: ConnectionTrait>(
-    db: &C,
+pub async fn bury(
+    db: &impl Conn,
     job: &Job,
     error_code: &str,
     status: Option<u16>,
@@ -272,8 +232,8 @@ pub async fn bury<C: ConnectionTrait>(
 }
 
 /// Records a failed attempt: the lease is released, the attempt counted, the error kept.
-async fn end_attempt<C: ConnectionTrait>(
-    db: &C,
+async fn end_attempt(
+    db: &impl Conn,
     job: &Job,
     new_state: &str,
     run_at: Option<DateTime<Utc>>,
@@ -281,62 +241,34 @@ async fn end_attempt<C: ConnectionTrait>(
     status: Option<u16>,
     now: DateTime<Utc>,
 ) -> Result<(), QueueError> {
-    let mut update = outbox_job::Entity::update_many()
-        .col_expr(outbox_job::Column::State, Expr::value(new_state))
-        .col_expr(
-            outbox_job::Column::Attempts,
-            Expr::value(i32::try_from(job.attempts + 1).unwrap_or(i32::MAX)),
-        )
-        .col_expr(
-            outbox_job::Column::LockedUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(outbox_job::Column::LastError, Expr::value(error_code))
-        .col_expr(
-            outbox_job::Column::LastStatus,
-            Expr::value(status.map(i32::from)),
-        )
-        .col_expr(outbox_job::Column::UpdatedAt, Expr::value(now));
-    if let Some(run_at) = run_at {
-        update = update.col_expr(outbox_job::Column::RunAt, Expr::value(run_at));
-    }
-    update
-        .filter(outbox_job::Column::Id.eq(job.id))
-        .exec(db)
-        .await?;
+    let end = AttemptEnd {
+        state: new_state,
+        attempts: i32::try_from(job.attempts + 1).unwrap_or(i32::MAX),
+        run_at,
+        error_code,
+        status,
+    };
+    rows::end_job_attempt(db, job.id, end, now).await?;
     Ok(())
 }
 
 /// Dead letters back to pending (one, or all of a connection).
-pub async fn revive<C: ConnectionTrait>(
-    db: &C,
+pub async fn revive(
+    db: &impl Conn,
     connection_id: Uuid,
     job_id: Option<Uuid>,
     now: DateTime<Utc>,
 ) -> Result<u64, QueueError> {
-    let mut update = outbox_job::Entity::update_many()
-        .col_expr(outbox_job::Column::State, Expr::value(state::PENDING))
-        .col_expr(outbox_job::Column::Attempts, Expr::value(0))
-        .col_expr(outbox_job::Column::RunAt, Expr::value(now))
-        .col_expr(outbox_job::Column::UpdatedAt, Expr::value(now))
-        .filter(outbox_job::Column::ConnectionId.eq(connection_id))
-        .filter(outbox_job::Column::State.eq(state::DEAD));
-    if let Some(id) = job_id {
-        update = update.filter(outbox_job::Column::Id.eq(id));
-    }
-    Ok(update.exec(db).await?.rows_affected)
+    Ok(rows::revive_jobs(db, connection_id, job_id, state::DEAD, state::PENDING, now).await?)
 }
 
 /// The contact a job is about, if the job exists.
-pub async fn contact_of<C: ConnectionTrait>(
-    db: &C,
-    job_id: Uuid,
-) -> Result<Option<Uuid>, QueueError> {
-    let Some(row) = outbox_job::Entity::find_by_id(job_id).one(db).await? else {
+pub async fn contact_of(db: &impl Conn, job_id: Uuid) -> Result<Option<Uuid>, QueueError> {
+    let Some(payload) = rows::job_payload(db, job_id).await? else {
         return Ok(None);
     };
     let payload: JobPayload =
-        serde_json::from_value(row.payload).map_err(|e| QueueError::Payload(row.id, e))?;
+        serde_json::from_value(payload).map_err(|e| QueueError::Payload(job_id, e))?;
     Ok(Some(payload.contact_id()))
 }
 
@@ -348,20 +280,10 @@ pub struct QueueCounts {
     pub dead: u64,
 }
 
-pub async fn counts<C: ConnectionTrait>(
-    db: &C,
-    connection_id: Uuid,
-) -> Result<QueueCounts, QueueError> {
-    use sea_orm::PaginatorTrait;
-    let count = |s: &'static str| {
-        outbox_job::Entity::find()
-            .filter(outbox_job::Column::ConnectionId.eq(connection_id))
-            .filter(outbox_job::Column::State.eq(s))
-            .count(db)
-    };
+pub async fn counts(db: &impl Conn, connection_id: Uuid) -> Result<QueueCounts, QueueError> {
     Ok(QueueCounts {
-        pending: count(state::PENDING).await?,
-        running: count(state::RUNNING).await?,
-        dead: count(state::DEAD).await?,
+        pending: rows::count_jobs(db, connection_id, state::PENDING).await?,
+        running: rows::count_jobs(db, connection_id, state::RUNNING).await?,
+        dead: rows::count_jobs(db, connection_id, state::DEAD).await?,
     })
 }

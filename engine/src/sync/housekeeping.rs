@@ -4,11 +4,11 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::app::delivery_state;
-use super::{Engine, SyncError};
 use crate::config::AdminSettings;
 use crate::queue::inbox::state as inbox_state;
 use crate::store::{idempotency, oauth_states, queue, sessions, synclog, Conn};
+use crate::sync::app::delivery_state;
+use crate::sync::{Engine, SyncError};
 
 /// OAuth `state` nonces are good for ten minutes; their rows are kept a day for inspection.
 const OAUTH_STATE_KEEP_HOURS: i64 = 24;

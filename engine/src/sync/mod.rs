@@ -2,24 +2,13 @@
 //! store in transactions and through the CRM boundary (`crate::crm::Crm`) for calls; the decisions are the
 //! core's (merge, identity, echo, retry).
 
-pub mod actions;
-pub mod admin;
 pub mod app;
 pub mod connections;
-pub mod contact_json;
-pub mod contacts;
-pub mod duplicates;
-pub mod fields;
 pub mod housekeeping;
 pub mod inbound;
-pub mod inbox;
-pub mod ingest;
 pub mod links;
-pub mod local;
 pub mod outbound;
-pub mod poller;
 pub mod synclog;
-pub mod tokens;
 pub mod worker;
 
 use std::sync::Arc;

@@ -10,16 +10,16 @@ use tandem_core::{ErrorClass, RetryDecision, RetryPolicy};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::app::ContactEvent;
-use super::connections::{self, state};
-use super::inbound;
-use super::outbound::{self, CrmFailure};
-use super::synclog::{self, Direction, Entry, Level};
-use super::{Engine, SyncError};
 use crate::crm::Notification;
 use crate::queue::inbox::Event as InboxEvent;
 use crate::queue::{self, Failure, Job, JobPayload};
 use crate::store::entities::outbox_job;
+use crate::sync::app::ContactEvent;
+use crate::sync::connections::{self, state};
+use crate::sync::inbound;
+use crate::sync::outbound::{self, CrmFailure};
+use crate::sync::synclog::{self, Direction, Entry, Level};
+use crate::sync::{Engine, SyncError};
 
 /// What one round of a worker did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +101,7 @@ async fn execute(engine: &Engine, job: Job) -> Result<(), SyncError> {
                         pushed,
                         outbound::Pushed::Patched { .. } | outbound::Pushed::Created { .. }
                     ) {
-                        let crm = crate::meter::crm_label(engine);
+                        let crm = crate::meter::crm_label(&engine.crm);
                         crate::meter::propagated(
                             conn.id,
                             crm,
@@ -113,7 +113,7 @@ async fn execute(engine: &Engine, job: Job) -> Result<(), SyncError> {
             }
         }
         JobPayload::Action { action_id, .. } => {
-            crate::sync::actions::execute(engine, &conn, &job, *action_id).await
+            crate::sync::outbound::actions::execute(engine, &conn, &job, *action_id).await
         }
         JobPayload::RefreshPerson { person_id, .. } => {
             outbound::refresh_person(engine, &conn, *person_id).await
@@ -172,8 +172,10 @@ async fn execute(engine: &Engine, job: Job) -> Result<(), SyncError> {
                     queue::bury(db, &job, &code, error.status, now).await?;
                     crate::meter::dead_lettered(conn.id, job.payload.kind());
                     if let JobPayload::Action { action_id, .. } = &job.payload {
-                        crate::sync::actions::mark_failed(engine, &conn, *action_id, &error)
-                            .await?;
+                        crate::sync::outbound::actions::mark_failed(
+                            engine, &conn, *action_id, &error,
+                        )
+                        .await?;
                     }
                     crate::sync::app::contact_event(
                         db,
@@ -206,7 +208,7 @@ async fn execute(engine: &Engine, job: Job) -> Result<(), SyncError> {
                     .await?;
                 }
                 RetryDecision::Reauthenticate => {
-                    let refreshed = crate::sync::tokens::refresh(engine, &conn).await;
+                    let refreshed = crate::sync::connections::tokens::refresh(engine, &conn).await;
                     let run_at = now;
                     queue::retry(db, &job, run_at, &code, error.status, now).await?;
                     if !refreshed {
@@ -259,7 +261,7 @@ impl SyncError {
     /// failing may pass, anything else will not.
     pub fn into_failure(self) -> Failure {
         let transient = match &self {
-            Self::Db(_) | Self::Store(_) | Self::Queue(queue::QueueError::Db(_)) => true,
+            Self::Db(_) | Self::Store(_) | Self::Queue(queue::QueueError::Store(_)) => true,
             Self::Crm(error) => error.retry == ErrorClass::Retry,
             _ => false,
         };
@@ -585,10 +587,10 @@ pub fn spawn_workers(
     handles.push(tokio::spawn(async move {
         let interval = Duration::from_secs(e.settings.workers.poll_interval_secs);
         loop {
-            if let Err(error) = super::poller::poll_all(&e).await {
+            if let Err(error) = crate::sync::inbound::poller::poll_all(&e).await {
                 tracing::warn!(error = %error, "The change-capture poll failed; it will run again.");
             }
-            if let Err(error) = super::housekeeping::prune_due(&e).await {
+            if let Err(error) = crate::sync::housekeeping::prune_due(&e).await {
                 tracing::warn!(error = %error, "Pruning old records failed; it will run again.");
             }
             tokio::select! {

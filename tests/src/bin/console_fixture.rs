@@ -48,14 +48,14 @@ async fn main() -> anyhow::Result<()> {
                     runtime.block_on(async {
                         let db = engine.store.db();
                         let id = tandem_engine::sync::connections::active_id(db).await?.ok_or_else(|| anyhow::anyhow!("not connected"))?;
-                        tandem_engine::sync::poller::reset_initial_sync(&engine, id).await?;
-                        tandem_engine::sync::poller::initial_sync(&engine, id, |_| {}).await?;
+                        tandem_engine::sync::inbound::poller::reset_initial_sync(&engine, id).await?;
+                        tandem_engine::sync::inbound::poller::initial_sync(&engine, id, |_| {}).await?;
                         anyhow::Ok(())
                     })?;
                 }
                 "traffic" => runtime.block_on(async {
                     use tandem_tests::fields::{email, fields, name};
-                    tandem_engine::sync::local::create_contact(
+                    tandem_engine::sync::app::local::create_contact(
                         &engine,
                         fields([name("<script>alert(1)</script>"), email("xss@example.com")]),
                         true,

@@ -356,6 +356,7 @@ pub fn crm_person(person: &Person, map: &FieldMap) -> CrmPerson {
     };
     CrmPerson {
         id: person.id,
+        key: person.id.to_string(),
         snapshot: person_snapshot(person, map),
         ap_id: ap_id(person, map),
         email: primary_email(person),

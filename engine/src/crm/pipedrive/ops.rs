@@ -57,6 +57,7 @@ fn catalog_field(f: PersonField) -> CatalogField {
             .into_iter()
             .map(|o| (o.id, o.label))
             .collect(),
+        writable: true,
     }
 }
 

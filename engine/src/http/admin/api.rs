@@ -12,7 +12,9 @@ use uuid::Uuid;
 use super::api_error;
 use super::session::ApiAdmin;
 use crate::http::AppState;
-use crate::sync::{admin, connections, duplicates, fields, synclog, Engine};
+use crate::sync::{
+    connections, connections::admin, connections::fields, inbound::duplicates, synclog, Engine,
+};
 
 type ApiResult = Result<Json<Value>, ApiError>;
 
@@ -216,7 +218,7 @@ pub(crate) async fn start_initial_sync(
     engine: &Engine,
     id: Uuid,
     wait: bool,
-) -> Result<Option<crate::sync::poller::Progress>, ApiError> {
+) -> Result<Option<crate::sync::inbound::poller::Progress>, ApiError> {
     admin::restart_initial_sync(engine, id)
         .await
         .map_err(api_error)?;
@@ -235,12 +237,12 @@ pub(crate) async fn start_initial_sync(
 async fn run_initial_sync(
     engine: &Engine,
     id: Uuid,
-) -> Result<crate::sync::poller::Progress, ApiError> {
-    match crate::sync::poller::initial_sync(engine, id, |_| {}).await {
+) -> Result<crate::sync::inbound::poller::Progress, ApiError> {
+    match crate::sync::inbound::poller::initial_sync(engine, id, |_| {}).await {
         Ok(progress) => Ok(progress),
         Err(crate::sync::SyncError::Crm(error)) => {
             if let Ok(conn) = connections::load(engine, id).await {
-                crate::sync::tokens::on_auth_error(engine, &conn, &error)
+                crate::sync::connections::tokens::on_auth_error(engine, &conn, &error)
                     .await
                     .map_err(api_error)?;
             }

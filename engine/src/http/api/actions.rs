@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{api_error, json_object, only_keys};
 use crate::http::AppState;
-use crate::sync::actions::{self, ContactRef, Submit};
+use crate::sync::outbound::actions::{self, ContactRef, Submit};
 
 #[utoipa::path(
     post,

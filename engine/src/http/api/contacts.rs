@@ -19,9 +19,9 @@ use uuid::Uuid;
 
 use super::{api_error, field_issues, invalid, json_object, only_keys, page_limit, path_id};
 use crate::http::AppState;
-use crate::sync::contact_json::{self, FieldCatalog, Mode};
-use crate::sync::contacts::{self, PageQuery};
-use crate::sync::local;
+use crate::sync::app::contact_json::{self, FieldCatalog, Mode};
+use crate::sync::app::contacts::{self, PageQuery};
+use crate::sync::app::local;
 
 async fn view(state: &AppState, id: Uuid) -> Result<Value, ApiError> {
     contact_json::view(state.store.db(), id)

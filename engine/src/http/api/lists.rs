@@ -16,9 +16,9 @@ use uuid::Uuid;
 
 use super::{api_error, invalid, json_object, only_keys, page_limit, path_id};
 use crate::http::AppState;
-use crate::sync::contacts::{self, PIPEDRIVE_LIST};
-use crate::sync::local::{self, ListRemoval};
-use crate::sync::{contact_json, SyncError};
+use crate::sync::app::contacts::{self, PIPEDRIVE_LIST};
+use crate::sync::app::local::{self, ListRemoval};
+use crate::sync::{app::contact_json, SyncError};
 
 const LISTS: &[(&str, &str, &str)] = &[(
     PIPEDRIVE_LIST,

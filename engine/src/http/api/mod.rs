@@ -29,7 +29,7 @@ use utoipa_axum::router::OpenApiRouter;
 use super::throttle::AuthProbe;
 use super::AppState;
 pub(crate) use crate::http::error::api_error;
-use crate::sync::contact_json::FieldIssue;
+use crate::sync::app::contact_json::FieldIssue;
 
 /// The routes of `/api/v1`, written once: the public one (the document) and those behind the
 /// API key. The router ([`router`]) and the OpenAPI document ([`document`]) are both built

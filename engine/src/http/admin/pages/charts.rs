@@ -18,7 +18,7 @@ use crate::http::admin::session::PageAdmin;
 use crate::http::AppState;
 use crate::meter::series_name as s;
 use crate::store::metrics::{read_series, MinutePoint};
-use crate::sync::admin;
+use crate::sync::connections::admin;
 
 const WIDTH: f64 = 640.0;
 const HEIGHT: f64 = 150.0;

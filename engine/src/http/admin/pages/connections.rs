@@ -13,8 +13,8 @@ use crate::http::admin::api_error;
 use crate::http::admin::layout::{error_page, render, Chrome};
 use crate::http::admin::session::PageAdmin;
 use crate::http::AppState;
-use crate::sync::admin::{self, ConnectionStatus};
 use crate::sync::connections;
+use crate::sync::connections::admin::{self, ConnectionStatus};
 
 #[derive(askama::Template)]
 #[template(path = "admin/connections.html")]

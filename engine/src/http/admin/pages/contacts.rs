@@ -16,7 +16,8 @@ use crate::http::admin::layout::{error_page, render, Chrome};
 use crate::http::admin::session::PageAdmin;
 use crate::http::AppState;
 use crate::store::contact_search::{self, ContactHit, PendingWrite};
-use crate::sync::{connections, contacts, links, synclog, SyncError};
+use crate::store::contacts;
+use crate::sync::{connections, links, synclog, SyncError};
 
 /// How long the contact page waits for the CRM's current values.
 const CRM_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

@@ -12,7 +12,7 @@ use crate::http::admin::api_error;
 use crate::http::admin::layout::{error_page, render, Chrome};
 use crate::http::admin::session::PageAdmin;
 use crate::http::AppState;
-use crate::sync::admin::{self, DeadLetter};
+use crate::sync::connections::admin::{self, DeadLetter};
 
 #[derive(askama::Template)]
 #[template(path = "admin/dead_letters.html")]

@@ -13,7 +13,7 @@ use crate::http::admin::api_error;
 use crate::http::admin::layout::{error_page, render, Chrome};
 use crate::http::admin::session::PageAdmin;
 use crate::http::AppState;
-use crate::sync::duplicates::{self, Group};
+use crate::sync::inbound::duplicates::{self, Group};
 
 #[derive(askama::Template)]
 #[template(path = "admin/duplicates.html")]

@@ -11,7 +11,7 @@ use crate::http::admin::api_error;
 use crate::http::admin::layout::{error_page, render, Chrome};
 use crate::http::admin::session::PageAdmin;
 use crate::http::AppState;
-use crate::sync::fields::{self, LocalFieldInfo, Mapping, RemoteFieldInfo};
+use crate::sync::connections::fields::{self, LocalFieldInfo, Mapping, RemoteFieldInfo};
 
 #[derive(askama::Template)]
 #[template(path = "admin/fields.html")]

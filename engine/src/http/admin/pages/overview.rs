@@ -10,7 +10,7 @@ use crate::http::admin::api_error;
 use crate::http::admin::layout::{error_page, render, Chrome};
 use crate::http::admin::session::PageAdmin;
 use crate::http::AppState;
-use crate::sync::admin::{self, ConnectionStatus};
+use crate::sync::connections::admin::{self, ConnectionStatus};
 
 /// Rows per page.
 const PAGE_SIZE: usize = 25;

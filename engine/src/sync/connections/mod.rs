@@ -1,6 +1,11 @@
 //! Pipedrive connections: adding one (API token now; OAuth in `http::connect`), loading it as a
 //! ready-to-call session with its field map, and moving it between states.
 
+pub mod admin;
+pub mod context;
+pub mod fields;
+pub mod tokens;
+
 use chrono::{DateTime, Utc};
 use rand::distributions::{Alphanumeric, DistString};
 use sea_orm::sea_query::Expr;
@@ -9,40 +14,19 @@ use serde::Serialize;
 use tandem_core::{Direction, FieldKey, FieldRule, Side};
 use uuid::Uuid;
 
-use super::synclog::{self, Entry, Level};
-use super::{Engine, SyncError};
 use crate::config::Redacted;
 use crate::crm::limiter::documented_burst;
 use crate::crm::{
     Auth, FieldMap, MappedField, NotificationTarget, RemoteField, Session, TokenKind,
 };
 use crate::store::entities::{connection, field_mapping, sync_cursor};
+use crate::sync::synclog::{self, Entry, Level};
+use crate::sync::{Engine, SyncError};
 
-/// Connection states as the admin sees them.
-pub mod state {
-    pub const CONNECTED: &str = "connected";
-    pub const SYNCING: &str = "syncing";
-    pub const TOKEN_EXPIRED: &str = "token_expired";
-    pub const NOT_AUTHORISED: &str = "not_authorised";
-    pub const APP_REMOVED: &str = "app_removed";
-    pub const DISCONNECTED: &str = "disconnected";
-}
+pub use context::{state, ConnectionCtx};
 
 /// Name of the custom field that carries the local contact id.
 pub const APID_FIELD_NAME: &str = "apId";
-
-/// A connection ready to call Pipedrive.
-#[derive(Debug, Clone)]
-pub struct ConnectionCtx {
-    pub id: Uuid,
-    pub state: String,
-    pub paused: bool,
-    pub session: Session,
-    pub map: FieldMap,
-    /// The connecting user: owner of persons tandem creates.
-    pub default_owner: Option<i64>,
-    pub company_id: Option<i64>,
-}
 
 /// Loads a connection with its decrypted credentials and field map.
 pub async fn load(engine: &Engine, id: Uuid) -> Result<ConnectionCtx, SyncError> {
@@ -55,10 +39,10 @@ pub async fn load(engine: &Engine, id: Uuid) -> Result<ConnectionCtx, SyncError>
     if row.auth_kind == "oauth"
         && row.refresh_token_enc.is_some()
         && matches!(row.state.as_str(), state::CONNECTED | state::SYNCING)
-        && super::tokens::expiring(row.token_expires_at, engine.now())
+        && tokens::expiring(row.token_expires_at, engine.now())
     {
-        if let super::tokens::Refreshed::Yes { .. } =
-            super::tokens::refresh_connection(engine, id, None, None).await?
+        if let tokens::Refreshed::Yes { .. } =
+            tokens::refresh_connection(engine, id, None, None).await?
         {
             row = connection::Entity::find_by_id(id)
                 .one(db)
@@ -148,14 +132,8 @@ impl ApidKey for connection::Model {
 }
 
 /// The one active Pipedrive connection, if any (tandem syncs one Pipedrive company).
-pub async fn active_id<C: ConnectionTrait>(db: &C) -> Result<Option<Uuid>, SyncError> {
-    Ok(connection::Entity::find()
-        .filter(connection::Column::State.ne(state::DISCONNECTED))
-        .all(db)
-        .await?
-        .into_iter()
-        .min_by_key(|c| c.created_at)
-        .map(|c| c.id))
+pub async fn active_id(db: &impl crate::store::Conn) -> Result<Option<Uuid>, SyncError> {
+    Ok(crate::store::connections::oldest_not_in(db, state::DISCONNECTED).await?)
 }
 
 pub async fn set_state<C: ConnectionTrait>(
@@ -165,17 +143,7 @@ pub async fn set_state<C: ConnectionTrait>(
     error: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<(), SyncError> {
-    connection::Entity::update_many()
-        .col_expr(connection::Column::State, Expr::value(new_state))
-        .col_expr(
-            connection::Column::LastError,
-            Expr::value(error.map(str::to_owned)),
-        )
-        .col_expr(connection::Column::UpdatedAt, Expr::value(now))
-        .filter(connection::Column::Id.eq(id))
-        .exec(db)
-        .await?;
-    Ok(())
+    Ok(crate::store::connections::set_state(db, id, new_state, error, now).await?)
 }
 
 pub async fn set_paused<C: ConnectionTrait>(
@@ -206,9 +174,9 @@ pub async fn queue_unlinked_list_members<C: ConnectionTrait>(
     id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<usize, SyncError> {
-    use super::{contacts, links};
     use crate::queue::{self, JobPayload, Priority};
     use crate::store::entities::outbox_job;
+    use crate::sync::{app::contacts, links};
     use sea_orm::QuerySelect;
     use std::collections::HashSet;
 

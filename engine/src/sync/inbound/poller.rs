@@ -10,11 +10,11 @@ use serde::Serialize;
 use tandem_core::CrmError;
 use uuid::Uuid;
 
-use super::connections::{self, state, ConnectionCtx};
-use super::inbound::{self, Applied};
-use super::synclog::{self, Direction, Entry, Level};
-use super::{Engine, SyncError};
 use crate::crm::PersonPage;
+use crate::sync::connections::{self, state, ConnectionCtx};
+use crate::sync::inbound::{self, Applied};
+use crate::sync::synclog::{self, Direction, Entry, Level};
+use crate::sync::{Engine, SyncError};
 
 /// Marker cursor: set once the initial sync has pulled every person (tandem then knows every
 /// person's e-mail and apId and can create without searching first).
@@ -58,7 +58,7 @@ pub async fn poll_checked(engine: &Engine, conn: ConnectionCtx) -> Result<usize,
                 tandem_core::CrmErrorKind::Unauthorized | tandem_core::CrmErrorKind::Forbidden
             ) =>
         {
-            if super::tokens::on_auth_error(engine, &conn, &error).await? {
+            if crate::sync::connections::tokens::on_auth_error(engine, &conn, &error).await? {
                 let conn = connections::load(engine, conn.id).await?;
                 poll_once(engine, &conn).await
             } else {
@@ -124,7 +124,7 @@ pub async fn poll_once(engine: &Engine, conn: &ConnectionCtx) -> Result<usize, S
             let applied = inbound::apply_person_in(&txn, engine, conn, person, now).await?;
             if let Some((contact_id, event)) = applied.app_event() {
                 changed += 1;
-                super::app::contact_event(&txn, contact_id, event, None, now).await?;
+                crate::sync::app::contact_event(&txn, contact_id, event, None, now).await?;
             }
             if let Some(time) = &person.updated {
                 if newest.as_deref().is_none_or(|n| later(engine, time, n)) {
@@ -382,7 +382,7 @@ pub async fn reconcile(engine: &Engine, conn: &ConnectionCtx) -> Result<Reconcil
                 .changed_contact()
             {
                 report.repaired += 1;
-                super::app::contact_changed(&txn, engine, contact_id, now).await?;
+                crate::sync::app::contact_changed(&txn, engine, contact_id, now).await?;
             }
         }
         report.persons_seen += page.items.len() as u64;
@@ -393,7 +393,7 @@ pub async fn reconcile(engine: &Engine, conn: &ConnectionCtx) -> Result<Reconcil
         }
     }
     // Links to persons the full list no longer has: confirm one by one before unlinking.
-    for person_id in super::links::person_ids(db, conn.id).await? {
+    for person_id in crate::sync::links::person_ids(db, conn.id).await? {
         if seen.contains(&person_id) {
             continue;
         }

@@ -2,6 +2,11 @@
 //! reconciliation) is merged into the local contact store in one transaction. Stale and
 //! duplicate events change nothing; tandem's own echoes produce no write.
 
+pub mod duplicates;
+pub mod inbox;
+pub mod ingest;
+pub mod poller;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
@@ -11,14 +16,14 @@ use tandem_core::{
 };
 use uuid::Uuid;
 
-use super::connections::ConnectionCtx;
-use super::contacts::{self, Origin};
-use super::links::{self, Link};
-use super::synclog::{self, Direction, Entry, Level};
-use super::{Engine, SyncError};
 use crate::crm::CrmPerson;
 use crate::queue::{self, JobPayload, Priority};
 use crate::store::Conn;
+use crate::sync::app::contacts::{self, Origin};
+use crate::sync::connections::ConnectionCtx;
+use crate::sync::links::{self, Link};
+use crate::sync::synclog::{self, Direction, Entry, Level};
+use crate::sync::{Engine, SyncError};
 
 /// What applying one person did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,7 +165,7 @@ async fn apply_person_from<C: Conn>(
         None => link_new_person(txn, conn, person, remote, now).await,
     }?;
     if applied.app_event().is_some() {
-        crate::meter::crm_change_applied(engine, conn.id, person.updated.as_ref());
+        crate::meter::crm_change_applied(&engine.crm, conn.id, person.updated.as_ref());
     }
     Ok(applied)
 }
@@ -168,7 +173,7 @@ async fn apply_person_from<C: Conn>(
 /// Applies a page of persons read from Pipedrive (the initial sync) inside the caller's
 /// transaction, and tells the app about each one (as [`Applied::app_event`] says): the same
 /// rows, person by person and in page order, as [`apply_person_in`] followed by
-/// [`super::app::contact_event`], in far fewer statements.
+/// [`crate::sync::app::contact_event`], in far fewer statements.
 ///
 /// The page's links, the contacts its apIds name, the contacts with its e-mails and their links
 /// are read in a few `IN (...)` queries. A person never seen whose identity resolves
@@ -188,7 +193,7 @@ pub async fn apply_page_in<C: Conn>(
     let persons: Vec<&CrmPerson> = persons.iter().collect();
     let mut view = PageView::load(txn, conn, &persons).await?;
     let mut created = PendingCreates {
-        notify: super::app::has_subscribers(txn).await?,
+        notify: crate::sync::app::has_subscribers(txn).await?,
         ..PendingCreates::default()
     };
     let mut applied = Vec::with_capacity(persons.len());
@@ -200,7 +205,7 @@ pub async fn apply_page_in<C: Conn>(
         created.flush(txn, now).await?;
         let outcome = apply_person_in(txn, engine, conn, person, now).await?;
         if let Some((contact_id, event)) = outcome.app_event() {
-            super::app::contact_event(txn, contact_id, event, None, now).await?;
+            crate::sync::app::contact_event(txn, contact_id, event, None, now).await?;
         }
         view.followed(txn, conn, person.id, &outcome).await?;
         applied.push(outcome);
@@ -420,10 +425,10 @@ impl PendingCreates {
         links::insert_many(txn, &self.links, now).await?;
         if self.notify {
             for contact in &self.contacts {
-                super::app::contact_event(
+                crate::sync::app::contact_event(
                     txn,
                     contact.id,
-                    super::app::ContactEvent::Created,
+                    crate::sync::app::ContactEvent::Created,
                     None,
                     now,
                 )
@@ -583,14 +588,8 @@ async fn link_new_person<C: Conn>(
             .linked_person
             .map(|p| vec![p.get(), person.id])
             .unwrap_or_default();
-        super::duplicates::record_apid_conflict(
-            txn,
-            conn.id,
-            *candidate.contact.as_uuid(),
-            &others,
-            now,
-        )
-        .await?;
+        duplicates::record_apid_conflict(txn, conn.id, *candidate.contact.as_uuid(), &others, now)
+            .await?;
     }
     let decision = resolve_inbound(
         &InboundPerson {
@@ -701,7 +700,7 @@ pub async fn person_deleted<C: Conn>(
     };
     if let Some(survivor) = merged_into {
         if let Some(survivor_link) = links::by_person(txn, conn.id, survivor).await? {
-            super::duplicates::absorb(txn, conn, link.clone(), &survivor_link, now).await?;
+            duplicates::absorb(txn, conn, link.clone(), &survivor_link, now).await?;
             return Ok(Applied::Merged {
                 contact_id: survivor_link.contact_id,
                 changed: 0,

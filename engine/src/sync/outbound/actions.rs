@@ -19,15 +19,15 @@ use sha2::{Digest, Sha256};
 use tandem_core::{CrmError, FieldKey, FieldValue, JourneyAction};
 use uuid::Uuid;
 
-use super::connections::{self, ConnectionCtx};
-use super::contacts;
-use super::links;
-use super::outbound::{self, CrmFailure};
-use super::synclog::{self, Direction, Entry, Level};
-use super::{Engine, SyncError};
 use crate::crm::{CrmStage, NewActivity, NewDeal};
 use crate::queue::{self, Job, JobPayload, Priority};
 use crate::store::entities::journey_action;
+use crate::sync::app::contacts;
+use crate::sync::connections::{self, ConnectionCtx};
+use crate::sync::links;
+use crate::sync::outbound::{self, CrmFailure};
+use crate::sync::synclog::{self, Direction, Entry, Level};
+use crate::sync::{Engine, SyncError};
 
 /// Action states.
 pub mod state {
@@ -67,7 +67,7 @@ impl From<crate::store::StoreError> for ActionError {
     }
 }
 
-impl From<sea_orm::DbErr> for super::outbound::CrmFailure {
+impl From<sea_orm::DbErr> for super::CrmFailure {
     fn from(error: sea_orm::DbErr) -> Self {
         Self::Internal(SyncError::Db(error))
     }
@@ -761,13 +761,19 @@ async fn finish(
     // The app hears about the outcome (in the same transaction, like every delivery).
     if let Some(record) = journey_action::Entity::find_by_id(row.id).one(&txn).await? {
         let event = if new_state == state::DONE {
-            super::app::ContactEvent::ActionDone
+            crate::sync::app::ContactEvent::ActionDone
         } else {
-            super::app::ContactEvent::ActionFailed
+            crate::sync::app::ContactEvent::ActionFailed
         };
         let record = serde_json::to_value(ActionRecord::from(record)).unwrap_or_default();
-        super::app::contact_event_with(&txn, row.contact_id, event, Some(("action", record)), now)
-            .await?;
+        crate::sync::app::contact_event_with(
+            &txn,
+            row.contact_id,
+            event,
+            Some(("action", record)),
+            now,
+        )
+        .await?;
     }
     let (level, kind, message) = if new_state == state::DONE {
         (

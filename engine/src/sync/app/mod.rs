@@ -9,6 +9,10 @@
 //! - **Inbound**: [`apply_event`] applies a stored `POST /webhooks/app` event (an app that keeps
 //!   its own contact store tells tandem what changed).
 
+pub mod contact_json;
+pub mod contacts;
+pub mod local;
+
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
@@ -24,10 +28,10 @@ use tandem_core::{keys, FieldValue, LabeledValue, RetryPolicy};
 use tandem_webhooks::standard::{self, Secret};
 use uuid::Uuid;
 
-use super::contact_json::{self, FieldCatalog, Mode};
-use super::synclog::{self, Direction, Entry, Level};
-use super::{contacts, links, local, Engine, SyncError};
 use crate::store::entities::{outbound_delivery, webhook_subscription};
+use crate::sync::synclog::{self, Direction, Entry, Level};
+use crate::sync::{links, Engine, SyncError};
+use contact_json::{FieldCatalog, Mode};
 
 /// What happened to a contact, as the app is told (`type` of the webhook).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -447,7 +451,7 @@ async fn send(
     client: &reqwest::Client,
     url: &str,
     secret: &Secret,
-    row: &outbound_delivery::Model,
+    row: &crate::queue::delivery::Delivery,
 ) -> Sent {
     let body = serde_json::to_vec(&row.payload).unwrap_or_default();
     let message_id = format!("msg_{}", row.id.simple());
@@ -489,7 +493,7 @@ async fn send(
 
 async fn record_outcome(
     engine: &Engine,
-    row: outbound_delivery::Model,
+    row: crate::queue::delivery::Delivery,
     sent: Sent,
 ) -> Result<(), SyncError> {
     use crate::queue::delivery::{self, Outcome};
@@ -604,7 +608,7 @@ async fn record_outcome(
 /// recorded here (the other attempt's outcome counts).
 async fn lease_lost(
     txn: sea_orm::DatabaseTransaction,
-    row: &outbound_delivery::Model,
+    row: &crate::queue::delivery::Delivery,
 ) -> Result<(), SyncError> {
     txn.rollback().await?;
     tracing::warn!(delivery_id = %row.id, subscription_id = %row.subscription_id, "A delivery's lease ran out before its outcome was recorded; the newer claim decides.");
@@ -690,14 +694,17 @@ pub async fn apply_event<C: ConnectionTrait>(
     }
     // The contact the event is about: by tandem's id, else by e-mail.
     let existing = match (id, &email) {
-        (Some(id), _) => match contacts::load(txn, id).await.map_err(db_error)? {
+        (Some(id), _) => match contacts::load(txn, id)
+            .await
+            .map_err(|e| db_error(e.into()))?
+        {
             Some(_) => Some(id),
             None => return Err(format!("contact {id} does not exist").into()),
         },
         (None, Some(email)) => {
             let found = contacts::ids_by_email(txn, email.as_str())
                 .await
-                .map_err(db_error)?;
+                .map_err(|e| db_error(e.into()))?;
             if found.len() > 1 {
                 return Err(format!(
                     "{} contacts share this e-mail; name the contact by `data.id`",
@@ -750,7 +757,7 @@ pub async fn apply_event<C: ConnectionTrait>(
         Some(false) => {
             contacts::remove_from_list(txn, contact_id, contacts::PIPEDRIVE_LIST)
                 .await
-                .map_err(db_error)?;
+                .map_err(|e| db_error(e.into()))?;
         }
         None => {}
     }

@@ -3,6 +3,8 @@
 //! latest values); a contact without a person is created once (searching first when tandem's
 //! own knowledge may be stale or after an uncertain failure).
 
+pub mod actions;
+
 use std::collections::BTreeMap;
 
 use tandem_core::{
@@ -12,15 +14,15 @@ use tandem_core::{
 };
 use uuid::Uuid;
 
-use super::connections::{self, ConnectionCtx};
-use super::contacts::{self, LocalContact};
-use super::links::{self, Link};
-use super::poller::INITIAL_SYNC_DONE;
-use super::synclog::{self, Direction, Entry, Level};
-use super::{inbound, Engine, SyncError};
 use crate::crm::{email_of, CrmPerson};
 use crate::queue::Job;
 use crate::store::Conn;
+use crate::sync::app::contacts::{self, LocalContact};
+use crate::sync::connections::{self, ConnectionCtx};
+use crate::sync::inbound::poller::INITIAL_SYNC_DONE;
+use crate::sync::links::{self, Link};
+use crate::sync::synclog::{self, Direction, Entry, Level};
+use crate::sync::{inbound, Engine, SyncError};
 
 /// What a push did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +92,7 @@ pub async fn refresh_person(
             let txn = engine.store.begin().await?;
             let applied = inbound::apply_fresh_person_in(&txn, engine, conn, &person, now).await?;
             if let Some((contact_id, event)) = applied.app_event() {
-                super::app::contact_event(&txn, contact_id, event, None, now).await?;
+                crate::sync::app::contact_event(&txn, contact_id, event, None, now).await?;
             }
             txn.commit().await?;
             Ok(())
@@ -159,7 +161,7 @@ async fn patch(
             let txn = engine.store.begin().await?;
             let applied = inbound::person_deleted(&txn, engine, conn, person_id, None, now).await?;
             if let Some((contact_id, event)) = applied.app_event() {
-                super::app::contact_event(&txn, contact_id, event, None, now).await?;
+                crate::sync::app::contact_event(&txn, contact_id, event, None, now).await?;
             }
             txn.commit().await?;
             return Ok(Pushed::PersonGone);
@@ -375,10 +377,10 @@ async fn create(
         now,
     )
     .await?;
-    super::app::contact_event(
+    crate::sync::app::contact_event(
         &txn,
         contact.id,
-        super::app::ContactEvent::Linked,
+        crate::sync::app::ContactEvent::Linked,
         None,
         now,
     )
@@ -403,7 +405,7 @@ async fn catch_up(
         return Ok(());
     }
     let started = engine.now();
-    super::poller::poll_once(engine, conn)
+    crate::sync::inbound::poller::poll_once(engine, conn)
         .await
         .map_err(|e| match e {
             SyncError::Crm(error) => CrmFailure::Crm(error, None),

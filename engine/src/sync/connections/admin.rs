@@ -5,13 +5,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::connections::{self, state};
-use super::links;
-use super::synclog::{self, Direction, Entry, Level};
-use super::{Engine, SyncError};
 use crate::queue::{self, JobPayload, Priority};
 use crate::store::connections::{self as stored_connections, ConnectionRow};
 use crate::store::{queue as jobs, stats};
+use crate::sync::connections::{self, state};
+use crate::sync::links;
+use crate::sync::synclog::{self, Direction, Entry, Level};
+use crate::sync::{Engine, SyncError};
 
 /// A connection as the connection card shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -92,7 +92,7 @@ async fn status_of(engine: &Engine, row: ConnectionRow) -> Result<ConnectionStat
         row.state.clone()
     };
     let initial_sync_done = if row.state == state::SYNCING {
-        super::poller::initial_sync_progress(engine, row.id).await?
+        crate::sync::inbound::poller::initial_sync_progress(engine, row.id).await?
     } else {
         None
     };
@@ -281,11 +281,11 @@ pub async fn resync(
     let db = engine.store.db();
     match contact_id {
         Some(contact) => {
-            super::contacts::load(db, contact)
+            crate::sync::app::contacts::load(db, contact)
                 .await?
                 .ok_or(SyncError::ContactNotFound(contact))?;
             let mut pulled = 0;
-            if let Some(link) = super::links::by_contact(db, connection_id, contact).await? {
+            if let Some(link) = crate::sync::links::by_contact(db, connection_id, contact).await? {
                 let person = match engine
                     .crm
                     .get_person(&conn.session, &conn.map, link.person_id)
@@ -299,13 +299,15 @@ pub async fn resync(
                     }
                 };
                 if let Some(person) = person {
-                    let applied = super::inbound::apply_person(engine, &conn, &person).await?;
+                    let applied =
+                        crate::sync::inbound::apply_person(engine, &conn, &person).await?;
                     pulled = usize::from(applied.changed_contact().is_some());
                 }
             }
             let now = engine.now();
             let txn = engine.store.begin().await?;
-            let queued = super::local::queue_push_if_in_scope(&txn, contact, false, now).await?;
+            let queued =
+                crate::sync::app::local::queue_push_if_in_scope(&txn, contact, false, now).await?;
             txn.commit().await?;
             Ok(Resynced {
                 pulled,
@@ -325,7 +327,7 @@ pub async fn resync(
                     }
                 }
             };
-            let pulled = super::poller::poll_checked(engine, conn).await?;
+            let pulled = crate::sync::inbound::poller::poll_checked(engine, conn).await?;
             let now = engine.now();
             let contacts = links::contact_ids(db, connection_id).await?;
             let txn = engine.store.begin().await?;
@@ -396,5 +398,5 @@ pub async fn set_paused(
 /// Forgets the initial sync's progress so the next run pulls every person again.
 pub async fn restart_initial_sync(engine: &Engine, connection_id: Uuid) -> Result<(), SyncError> {
     connections::load(engine, connection_id).await?;
-    super::poller::reset_initial_sync(engine, connection_id).await
+    crate::sync::inbound::poller::reset_initial_sync(engine, connection_id).await
 }

@@ -9,9 +9,9 @@ use std::sync::{Arc, OnceLock};
 use tandem_webhooks::pipedrive::{Accepted, InboxError};
 use tokio::sync::{mpsc, oneshot};
 
-use super::worker::inbox_state;
 use crate::clock::Clock;
 use crate::store::{queue, Store, StoreError};
+use crate::sync::worker::inbox_state;
 
 /// Most events stored in one statement.
 const MAX_BATCH: usize = 256;

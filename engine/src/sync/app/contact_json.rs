@@ -15,7 +15,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde_json::{json, Map, Value};
 use tandem_core::{
     keys, Address, CalendarDate, CurrencyCode, DateRange, EmailAddress, FieldKey, FieldValue,
@@ -25,8 +24,8 @@ use tandem_core::{
 use uuid::Uuid;
 
 use super::contacts::{self, LocalContact};
-use super::{connections, links, SyncError};
-use crate::store::entities::field_mapping;
+use crate::store::{self, Conn};
+use crate::sync::{connections, links, SyncError};
 
 /// The JSON type a field takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,16 +150,12 @@ impl FieldCatalog {
     }
 
     /// The canonical fields plus every field mapped on the active connection.
-    pub async fn load<C: ConnectionTrait>(db: &C) -> Result<Self, SyncError> {
+    pub async fn load(db: &impl Conn) -> Result<Self, SyncError> {
         let mut catalog = Self::default();
         let Some(connection) = connections::active_id(db).await? else {
             return Ok(catalog);
         };
-        for mapping in field_mapping::Entity::find()
-            .filter(field_mapping::Column::ConnectionId.eq(connection))
-            .all(db)
-            .await?
-        {
+        for mapping in store::field_mappings::of_connection(db, connection).await? {
             if mapping.local_field == keys::NAME && mapping.remote_field != keys::NAME {
                 // The name is written somewhere else than Pipedrive's (required) name.
                 catalog.required.remove(keys::NAME);
@@ -548,7 +543,7 @@ pub fn render(contact: &LocalContact, in_pipedrive_list: bool, person_id: Option
 }
 
 /// Loads and renders a contact (list membership and Pipedrive person included).
-pub async fn view<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Option<Value>, SyncError> {
+pub async fn view(db: &impl Conn, id: Uuid) -> Result<Option<Value>, SyncError> {
     let Some(contact) = contacts::load(db, id).await? else {
         return Ok(None);
     };

@@ -10,11 +10,10 @@ use serde::{Deserialize, Serialize};
 use tandem_core::{keys, CrmErrorKind, CurrencyCode, FieldKey, FieldValue};
 use uuid::Uuid;
 
-use super::connections;
-use super::synclog::{self, Direction, Entry, Level};
-use super::{Engine, SyncError};
 use crate::crm::CatalogField;
 use crate::store::entities::{contact_field, field_mapping};
+use crate::sync::synclog::{self, Direction, Entry, Level};
+use crate::sync::{Engine, SyncError};
 
 /// A Pipedrive person field.
 #[derive(Debug, Clone, Serialize)]
@@ -79,7 +78,7 @@ fn invalid(field: &str, message: impl Into<String>) -> SyncError {
 
 /// Pipedrive's person fields, as the connection sees them.
 pub async fn remote_fields(engine: &Engine, id: Uuid) -> Result<Vec<RemoteFieldInfo>, SyncError> {
-    let conn = connections::load(engine, id).await?;
+    let conn = super::load(engine, id).await?;
     let fields = match engine.crm.field_catalog(&conn.session).await {
         Ok(fields) => fields,
         Err(error) => {
@@ -372,7 +371,7 @@ pub async fn set_mapping(
         model.insert(db).await?
     };
     // A changed mapping may make values Pipedrive refused acceptable: send them again.
-    super::links::forget_refused(db, id, None).await?;
+    crate::sync::links::forget_refused(db, id, None).await?;
     synclog::record(
         db,
         Entry::new(
@@ -416,7 +415,7 @@ pub async fn delete_mapping(
         .exec(engine.store.db())
         .await?
         .rows_affected;
-    super::links::forget_refused(engine.store.db(), id, None).await?;
+    crate::sync::links::forget_refused(engine.store.db(), id, None).await?;
     Ok(deleted > 0)
 }
 
@@ -446,7 +445,7 @@ pub async fn create_remote_field(
             ),
         ));
     }
-    let conn = connections::load(engine, id).await?;
+    let conn = super::load(engine, id).await?;
     let now = Utc::now();
     match engine
         .crm

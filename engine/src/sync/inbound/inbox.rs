@@ -13,11 +13,11 @@ use tandem_webhooks::standard::Secret;
 use uuid::Uuid;
 
 use super::ingest::{IngestWriter, NewEvent};
-use super::synclog::{self, Direction, Entry, Level};
-use super::worker::inbox_state;
-use super::Engine;
 use crate::meter::WebhookOutcome;
 use crate::store::{queue, Conn};
+use crate::sync::synclog::{self, Direction, Entry, Level};
+use crate::sync::worker::inbox_state;
+use crate::sync::Engine;
 
 /// After this many consecutive authentication failures for a connection, the sync log says so.
 const AUTH_FAILURES_LOGGED_AFTER: u32 = 5;

@@ -14,6 +14,16 @@ use uuid::Uuid;
 use super::entities::{inbox_event, outbound_delivery, outbox_job};
 use super::{Conn, StoreError};
 
+mod claim;
+mod delivery;
+mod inbox;
+mod outbox;
+
+pub use claim::Lane;
+pub use delivery::*;
+pub use inbox::*;
+pub use outbox::*;
+
 /// Deletes inbox events in one of `states` received before `cutoff`; returns how many.
 pub async fn prune_inbox_events(
     db: &impl Conn,

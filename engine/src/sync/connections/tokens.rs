@@ -8,14 +8,13 @@
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use tandem_core::{CrmError, CrmErrorKind};
 use uuid::Uuid;
 
-use super::connections::{self, state, ConnectionCtx};
-use super::synclog::{self, Direction, Entry, Level};
-use super::{Engine, SyncError};
-use crate::store::entities::connection;
+use super::context::{state, ConnectionCtx};
+use crate::store;
+use crate::sync::synclog::{self, Direction, Entry, Level};
+use crate::sync::{Engine, SyncError};
 
 /// Refresh this long before the access token expires.
 pub const REFRESH_MARGIN_SECS: i64 = 300;
@@ -81,9 +80,8 @@ pub async fn refresh_connection(
     used_domain: Option<&str>,
 ) -> Result<Refreshed, SyncError> {
     let _guard = REFRESH_LOCK.lock().await;
-    let db = engine.store.db();
-    let row = connection::Entity::find_by_id(id)
-        .one(db)
+    let db = &engine.store;
+    let row = store::connections::get(db, id)
         .await?
         .ok_or(SyncError::ConnectionNotFound(id))?;
     if row.auth_kind != "oauth" {
@@ -133,19 +131,18 @@ pub async fn refresh_connection(
     let refused_domain =
         changed && crate::egress::check_crm_url(&engine.settings, &new_domain).is_err();
     let moved = changed && !refused_domain;
-    let mut model: connection::ActiveModel = row.into();
-    model.access_token_enc = Set(Some(engine.vault.encrypt_str(tokens.access_token.expose())));
-    if let Some(refresh) = &tokens.refresh_token {
-        model.refresh_token_enc = Set(Some(engine.vault.encrypt_str(refresh.expose())));
-    }
-    model.token_expires_at = Set(tokens
-        .expires_in
-        .map(|secs| now + chrono::Duration::seconds(secs)));
-    if moved {
-        model.api_domain = Set(new_domain.clone());
-    }
-    model.updated_at = Set(now);
-    model.update(db).await?;
+    let sealed = store::connections::RefreshedTokens {
+        access_token_enc: engine.vault.encrypt_str(tokens.access_token.expose()),
+        refresh_token_enc: tokens
+            .refresh_token
+            .as_ref()
+            .map(|refresh| engine.vault.encrypt_str(refresh.expose())),
+        token_expires_at: tokens
+            .expires_in
+            .map(|secs| now + chrono::Duration::seconds(secs)),
+        api_domain: moved.then(|| new_domain.clone()),
+    };
+    store::connections::store_tokens(db, id, sealed, now).await?;
     if refused_domain {
         tracing::error!(connection_id = %id, "Pipedrive's token endpoint named an api_domain outside the allowed domains; it is not followed.");
         synclog::record(
@@ -197,15 +194,21 @@ pub async fn on_auth_error(
     conn: &ConnectionCtx,
     error: &CrmError,
 ) -> Result<bool, SyncError> {
-    let db = engine.store.db();
+    let db = &engine.store;
     match error.kind {
         CrmErrorKind::Unauthorized => {
             if refresh(engine, conn).await {
                 return Ok(true);
             }
             let now = engine.now();
-            connections::set_state(db, conn.id, state::TOKEN_EXPIRED, Some(&error.message), now)
-                .await?;
+            store::connections::set_state(
+                db,
+                conn.id,
+                state::TOKEN_EXPIRED,
+                Some(&error.message),
+                now,
+            )
+            .await?;
             tracing::error!(connection_id = %conn.id, error = %error, "Pipedrive refused the token; the connection is paused until it is reconnected.");
             synclog::record(
                 db,
@@ -226,7 +229,7 @@ pub async fn on_auth_error(
         }
         CrmErrorKind::Forbidden => {
             let now = engine.now();
-            connections::set_state(
+            store::connections::set_state(
                 db,
                 conn.id,
                 state::NOT_AUTHORISED,

@@ -4,14 +4,13 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use tandem_core::{keys, FieldKey, FieldValue, Timestamp};
 use uuid::Uuid;
 
-use super::SyncError;
+use super::entities::{contact, contact_field, contact_list_member};
+use super::{insert_chunked, Conn, StoreError, MAX_BIND_PARAMS};
 use crate::crm::email_of;
-use crate::store::entities::{contact, contact_field, contact_list_member};
-use crate::store::{insert_chunked, MAX_BIND_PARAMS};
 
 /// The built-in list whose members are pushed to Pipedrive.
 pub const PIPEDRIVE_LIST: &str = "pipedrive_contacts";
@@ -28,11 +27,12 @@ pub struct LocalContact {
     pub updated_at: DateTime<Utc>,
 }
 
-fn parse_key(key: &str) -> Result<FieldKey, SyncError> {
-    FieldKey::new(key).map_err(|e| SyncError::Corrupt(format!("field key {key:?}: {e}")))
+fn parse_key(key: &str) -> Result<FieldKey, StoreError> {
+    FieldKey::new(key).map_err(|e| StoreError::Corrupt(format!("field key {key:?}: {e}")))
 }
 
-pub async fn load<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Option<LocalContact>, SyncError> {
+pub async fn load(db: &impl Conn, id: Uuid) -> Result<Option<LocalContact>, StoreError> {
+    let db = db.raw();
     let Some(row) = contact::Entity::find_by_id(id).one(db).await? else {
         return Ok(None);
     };
@@ -43,7 +43,7 @@ pub async fn load<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Option<LocalCo
         .await?
     {
         let value: FieldValue = serde_json::from_value(field.value).map_err(|e| {
-            SyncError::Corrupt(format!("contact {id} field {}: {e}", field.field_key))
+            StoreError::Corrupt(format!("contact {id} field {}: {e}", field.field_key))
         })?;
         fields.insert(parse_key(&field.field_key)?, value);
     }
@@ -68,12 +68,13 @@ pub enum Origin {
 }
 
 /// Creates a contact with its fields.
-pub async fn create<C: ConnectionTrait>(
-    txn: &C,
+pub async fn create(
+    txn: &impl Conn,
     fields: &BTreeMap<FieldKey, FieldValue>,
     origin: Origin,
     now: DateTime<Utc>,
-) -> Result<Uuid, SyncError> {
+) -> Result<Uuid, StoreError> {
+    let txn = txn.raw();
     let id = new_id();
     contact::Entity::insert(contact_row(id, fields, origin, now))
         .exec_without_returning(txn)
@@ -118,12 +119,13 @@ fn field_rows(
         })
 }
 
-async fn write_fields<C: ConnectionTrait>(
-    txn: &C,
+async fn write_fields(
+    txn: &impl Conn,
     id: Uuid,
     fields: &BTreeMap<FieldKey, FieldValue>,
     now: DateTime<Utc>,
-) -> Result<(), SyncError> {
+) -> Result<(), StoreError> {
+    let txn = txn.raw();
     if fields.is_empty() {
         return Ok(());
     }
@@ -145,13 +147,14 @@ async fn write_fields<C: ConnectionTrait>(
 }
 
 /// Writes field changes to an existing contact.
-pub async fn update<C: ConnectionTrait>(
-    txn: &C,
+pub async fn update(
+    txn: &impl Conn,
     id: Uuid,
     changes: &BTreeMap<FieldKey, FieldValue>,
     origin: Origin,
     now: DateTime<Utc>,
-) -> Result<(), SyncError> {
+) -> Result<(), StoreError> {
+    let txn = txn.raw();
     if changes.is_empty() {
         return Ok(());
     }
@@ -175,12 +178,13 @@ pub async fn update<C: ConnectionTrait>(
     Ok(())
 }
 
-pub async fn set_archived<C: ConnectionTrait>(
-    txn: &C,
+pub async fn set_archived(
+    txn: &impl Conn,
     id: Uuid,
     archived: bool,
     now: DateTime<Utc>,
-) -> Result<(), SyncError> {
+) -> Result<(), StoreError> {
+    let txn = txn.raw();
     contact::Entity::update_many()
         .col_expr(
             contact::Column::ArchivedAt,
@@ -194,7 +198,8 @@ pub async fn set_archived<C: ConnectionTrait>(
 }
 
 /// Contacts (not archived) whose normalised e-mail is `email`.
-pub async fn ids_by_email<C: ConnectionTrait>(db: &C, email: &str) -> Result<Vec<Uuid>, SyncError> {
+pub async fn ids_by_email(db: &impl Conn, email: &str) -> Result<Vec<Uuid>, StoreError> {
+    let db = db.raw();
     Ok(contact::Entity::find()
         .filter(contact::Column::Email.eq(email))
         .filter(contact::Column::ArchivedAt.is_null())
@@ -225,10 +230,8 @@ impl From<contact::Model> for ContactHead {
 }
 
 /// The contacts with these ids (those that exist), archived or not.
-pub async fn heads<C: ConnectionTrait>(
-    db: &C,
-    ids: &[Uuid],
-) -> Result<Vec<ContactHead>, SyncError> {
+pub async fn heads(db: &impl Conn, ids: &[Uuid]) -> Result<Vec<ContactHead>, StoreError> {
+    let db = db.raw();
     let mut found = Vec::new();
     for chunk in ids.chunks(MAX_BIND_PARAMS) {
         found.extend(
@@ -245,10 +248,11 @@ pub async fn heads<C: ConnectionTrait>(
 
 /// Contacts (not archived) whose normalised e-mail is one of `emails`: [`ids_by_email`] for
 /// many addresses at once.
-pub async fn heads_by_emails<C: ConnectionTrait>(
-    db: &C,
+pub async fn heads_by_emails(
+    db: &impl Conn,
     emails: &[&str],
-) -> Result<Vec<ContactHead>, SyncError> {
+) -> Result<Vec<ContactHead>, StoreError> {
+    let db = db.raw();
     let mut found = Vec::new();
     for chunk in emails.chunks(MAX_BIND_PARAMS) {
         found.extend(
@@ -279,12 +283,13 @@ pub fn new_id() -> Uuid {
 /// Creates many contacts from Pipedrive (`Origin::Remote`) with their fields, each also put in
 /// `list`: the rows [`create`] and [`add_to_list`] write for each one, in a few multi-row
 /// statements. The contacts must be new.
-pub async fn create_many<C: ConnectionTrait>(
-    txn: &C,
+pub async fn create_many(
+    txn: &impl Conn,
     new: &[NewContact],
     list: &str,
     now: DateTime<Utc>,
-) -> Result<(), SyncError> {
+) -> Result<(), StoreError> {
+    let txn = txn.raw();
     if new.is_empty() {
         return Ok(());
     }
@@ -310,7 +315,8 @@ pub async fn create_many<C: ConnectionTrait>(
     Ok(())
 }
 
-pub async fn in_list<C: ConnectionTrait>(db: &C, id: Uuid, list: &str) -> Result<bool, SyncError> {
+pub async fn in_list(db: &impl Conn, id: Uuid, list: &str) -> Result<bool, StoreError> {
+    let db = db.raw();
     Ok(
         contact_list_member::Entity::find_by_id((list.to_owned(), id))
             .one(db)
@@ -320,12 +326,13 @@ pub async fn in_list<C: ConnectionTrait>(db: &C, id: Uuid, list: &str) -> Result
 }
 
 /// Adds a contact to a list; adding twice is a no-op. Returns whether it was added now.
-pub async fn add_to_list<C: ConnectionTrait>(
-    txn: &C,
+pub async fn add_to_list(
+    txn: &impl Conn,
     id: Uuid,
     list: &str,
     now: DateTime<Utc>,
-) -> Result<bool, SyncError> {
+) -> Result<bool, StoreError> {
+    let txn = txn.raw();
     if in_list(txn, id, list).await? {
         return Ok(false);
     }
@@ -339,11 +346,8 @@ pub async fn add_to_list<C: ConnectionTrait>(
     Ok(true)
 }
 
-pub async fn remove_from_list<C: ConnectionTrait>(
-    txn: &C,
-    id: Uuid,
-    list: &str,
-) -> Result<bool, SyncError> {
+pub async fn remove_from_list(txn: &impl Conn, id: Uuid, list: &str) -> Result<bool, StoreError> {
+    let txn = txn.raw();
     let result = contact_list_member::Entity::delete_by_id((list.to_owned(), id))
         .exec(txn)
         .await?;
@@ -364,10 +368,11 @@ pub struct PageQuery {
 }
 
 /// Contact ids of one page, and the position after its last one when more may follow.
-pub async fn page<C: ConnectionTrait>(
-    db: &C,
+pub async fn page(
+    db: &impl Conn,
     query: &PageQuery,
-) -> Result<(Vec<Uuid>, Option<(DateTime<Utc>, Uuid)>), SyncError> {
+) -> Result<(Vec<Uuid>, Option<(DateTime<Utc>, Uuid)>), StoreError> {
+    let db = db.raw();
     use sea_orm::sea_query::Condition;
     use sea_orm::{QueryOrder, QuerySelect};
     let mut select = contact::Entity::find();
@@ -409,12 +414,13 @@ pub async fn page<C: ConnectionTrait>(
 }
 
 /// Members of a list in contact-id order, after `after`; and whether more follow.
-pub async fn list_members<C: ConnectionTrait>(
-    db: &C,
+pub async fn list_members(
+    db: &impl Conn,
     list: &str,
     after: Option<Uuid>,
     limit: u64,
-) -> Result<(Vec<(Uuid, DateTime<Utc>)>, bool), SyncError> {
+) -> Result<(Vec<(Uuid, DateTime<Utc>)>, bool), StoreError> {
+    let db = db.raw();
     use sea_orm::{QueryOrder, QuerySelect};
     let mut select =
         contact_list_member::Entity::find().filter(contact_list_member::Column::ListKey.eq(list));
@@ -437,7 +443,8 @@ pub async fn list_members<C: ConnectionTrait>(
 }
 
 /// How many contacts a list has.
-pub async fn list_size<C: ConnectionTrait>(db: &C, list: &str) -> Result<u64, SyncError> {
+pub async fn list_size(db: &impl Conn, list: &str) -> Result<u64, StoreError> {
+    let db = db.raw();
     use sea_orm::PaginatorTrait;
     Ok(contact_list_member::Entity::find()
         .filter(contact_list_member::Column::ListKey.eq(list))

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, TransactionTrait};
 use tandem_core::{
     keys, reaches_pipedrive, resolve_local, ContactId, ContactScope, FieldKey, FieldValue,
     LocalIdentity,
@@ -13,9 +12,10 @@ use tandem_core::{
 use uuid::Uuid;
 
 use super::contacts::{self, Origin};
-use super::{connections, links, Engine, SyncError};
 use crate::crm::email_of;
 use crate::queue::{self, JobPayload, Priority};
+use crate::store::Conn;
+use crate::sync::{connections, links, Engine, SyncError};
 
 /// The result of creating a contact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +33,7 @@ pub async fn create_contact(
     add_to_list: bool,
 ) -> Result<Upserted, SyncError> {
     let now = engine.now();
-    let txn = engine.store.db().begin().await?;
+    let txn = engine.store.begin().await?;
     let upserted = create_contact_in(&txn, fields, add_to_list, now).await?;
     txn.commit().await?;
     engine.wake.notify_one();
@@ -41,8 +41,8 @@ pub async fn create_contact(
 }
 
 /// [`create_contact`] inside the caller's transaction.
-pub async fn create_contact_in<C: ConnectionTrait>(
-    txn: &C,
+pub async fn create_contact_in(
+    txn: &impl Conn,
     fields: BTreeMap<FieldKey, FieldValue>,
     add_to_list: bool,
     now: DateTime<Utc>,
@@ -81,10 +81,7 @@ pub async fn create_contact_in<C: ConnectionTrait>(
 /// The contact the app side wants to change, if it may: the one validation that the REST API
 /// and app events (`POST /webhooks/app`) share. Archived contacts are read-only from the app
 /// side (changes from Pipedrive still reach them).
-async fn editable<C: ConnectionTrait>(
-    txn: &C,
-    id: Uuid,
-) -> Result<contacts::LocalContact, SyncError> {
+async fn editable(txn: &impl Conn, id: Uuid) -> Result<contacts::LocalContact, SyncError> {
     let contact = contacts::load(txn, id)
         .await?
         .ok_or(SyncError::ContactNotFound(id))?;
@@ -101,7 +98,7 @@ pub async fn update_contact(
     changes: BTreeMap<FieldKey, FieldValue>,
 ) -> Result<(), SyncError> {
     let now = engine.now();
-    let txn = engine.store.db().begin().await?;
+    let txn = engine.store.begin().await?;
     update_contact_in(&txn, id, changes, now).await?;
     txn.commit().await?;
     engine.wake.notify_one();
@@ -111,8 +108,8 @@ pub async fn update_contact(
 /// [`update_contact`] inside the caller's transaction; returns how many fields changed.
 /// The one way the app side (REST API and app events alike) changes a contact: an archived
 /// contact is refused ([`SyncError::Archived`]), even when nothing would change.
-pub async fn update_contact_in<C: ConnectionTrait>(
-    txn: &C,
+pub async fn update_contact_in(
+    txn: &impl Conn,
     id: Uuid,
     changes: BTreeMap<FieldKey, FieldValue>,
     now: DateTime<Utc>,
@@ -134,7 +131,7 @@ pub async fn update_contact_in<C: ConnectionTrait>(
 /// contact.
 pub async fn add_to_pipedrive_list(engine: &Engine, id: Uuid) -> Result<bool, SyncError> {
     let now = engine.now();
-    let txn = engine.store.db().begin().await?;
+    let txn = engine.store.begin().await?;
     let added = add_to_pipedrive_list_in(&txn, id, now).await?;
     txn.commit().await?;
     engine.wake.notify_one();
@@ -142,8 +139,8 @@ pub async fn add_to_pipedrive_list(engine: &Engine, id: Uuid) -> Result<bool, Sy
 }
 
 /// [`add_to_pipedrive_list`] inside the caller's transaction.
-pub async fn add_to_pipedrive_list_in<C: ConnectionTrait>(
-    txn: &C,
+pub async fn add_to_pipedrive_list_in(
+    txn: &impl Conn,
     id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<bool, SyncError> {
@@ -172,7 +169,7 @@ pub async fn remove_from_pipedrive_list(
     engine: &Engine,
     id: Uuid,
 ) -> Result<ListRemoval, SyncError> {
-    let txn = engine.store.db().begin().await?;
+    let txn = engine.store.begin().await?;
     contacts::load(&txn, id)
         .await?
         .ok_or(SyncError::ContactNotFound(id))?;
@@ -195,7 +192,7 @@ pub async fn remove_from_pipedrive_list(
 /// an archived contact is not pushed any more, and changes from Pipedrive still reach it.
 pub async fn archive_contact(engine: &Engine, id: Uuid) -> Result<bool, SyncError> {
     let now = engine.now();
-    let txn = engine.store.db().begin().await?;
+    let txn = engine.store.begin().await?;
     let changed = archive_contact_in(&txn, id, now).await?;
     txn.commit().await?;
     engine.wake.notify_one();
@@ -203,8 +200,8 @@ pub async fn archive_contact(engine: &Engine, id: Uuid) -> Result<bool, SyncErro
 }
 
 /// [`archive_contact`] inside the caller's transaction; returns whether it was not archived yet.
-pub async fn archive_contact_in<C: ConnectionTrait>(
-    txn: &C,
+pub async fn archive_contact_in(
+    txn: &impl Conn,
     id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<bool, SyncError> {
@@ -219,8 +216,8 @@ pub async fn archive_contact_in<C: ConnectionTrait>(
 }
 
 /// Queues a push for the contact if it reaches Pipedrive and a connection is active.
-pub async fn queue_push_if_in_scope<C: ConnectionTrait>(
-    txn: &C,
+pub async fn queue_push_if_in_scope(
+    txn: &impl Conn,
     id: Uuid,
     touched_by_creating_action: bool,
     now: DateTime<Utc>,

@@ -10,14 +10,14 @@ use serde::Serialize;
 use tandem_core::{FieldKey, FieldValue};
 use uuid::Uuid;
 
-use super::connections::ConnectionCtx;
-use super::contacts::{self, Origin};
-use super::links::{self, Link};
-use super::synclog::{self, Direction, Entry, Level};
-use super::{inbound, Engine, SyncError};
 use crate::queue::{self, JobPayload, Priority};
 use crate::store::duplicates::{self as stored_groups, GroupRow};
 use crate::store::Conn;
+use crate::sync::app::contacts::{self, Origin};
+use crate::sync::connections::ConnectionCtx;
+use crate::sync::links::{self, Link};
+use crate::sync::synclog::{self, Direction, Entry, Level};
+use crate::sync::{inbound, Engine, SyncError};
 
 pub mod kind {
     /// Several Pipedrive persons share an e-mail (each is its own local contact).

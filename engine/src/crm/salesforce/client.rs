@@ -1,0 +1,382 @@
+//! Salesforce over HTTP. Every call checks the connection's daily budget against the reserve
+//! kept for other tools, reads `Sforce-Limit-Info` from every answer into that budget, sends
+//! `Sforce-Call-Options: client=…` on every write, and returns decoded data or a classified
+//! `CrmError`. Salesforce documents no per-second limit, so calls are counted, not paced.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use reqwest::{Method, RequestBuilder, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tandem_core::CrmError;
+use uuid::Uuid;
+
+use super::errors::{error_text, SalesforceError};
+use super::ids::SfKeys;
+use super::wire::{
+    CollectionRequest, DeletedResult, Describe, QueryResult, Record, SaveResult, TokenResponse,
+    UserInfo,
+};
+use super::SfConfig;
+use crate::crm::limiter::{ConnectionBudget, Limiters};
+use crate::crm::session::{Auth, Session};
+
+/// Records per sObject Collections call (Salesforce's maximum).
+pub const COLLECTION_MAX: usize = 200;
+
+#[derive(Clone)]
+pub struct SalesforceClient {
+    http: reqwest::Client,
+    limiters: Limiters,
+    config: Arc<SfConfig>,
+    keys: SfKeys,
+    describes: Arc<DashMap<(Uuid, String), Arc<Describe>>>,
+}
+
+impl SalesforceClient {
+    pub fn new(timeout: Duration, limiters: Limiters, config: SfConfig) -> Self {
+        Self::with_http(crate::crm::http::client(timeout), limiters, config)
+    }
+
+    /// With a client built elsewhere (the engine's, whose resolver follows the egress policy).
+    pub fn with_http(http: reqwest::Client, limiters: Limiters, config: SfConfig) -> Self {
+        Self {
+            http,
+            limiters,
+            config: Arc::new(config),
+            keys: SfKeys::default(),
+            describes: Arc::default(),
+        }
+    }
+
+    pub fn limiters(&self) -> &Limiters {
+        &self.limiters
+    }
+
+    pub fn config(&self) -> &SfConfig {
+        &self.config
+    }
+
+    /// Which Salesforce id each boundary id stands for.
+    pub fn keys(&self) -> &SfKeys {
+        &self.keys
+    }
+
+    pub fn budget(&self, session: &Session) -> Arc<ConnectionBudget> {
+        let budget = self
+            .limiters
+            .budget(session.connection_id, session.seed_burst);
+        budget.set_reserve(self.config.api_reserve);
+        budget
+    }
+
+    fn base(&self, session: &Session) -> String {
+        format!(
+            "{}/services/data/{}",
+            session.api_domain.trim_end_matches('/'),
+            self.config.api_version
+        )
+    }
+
+    fn authorized(&self, session: &Session, builder: RequestBuilder) -> RequestBuilder {
+        match &session.auth {
+            Auth::ApiToken(token) | Auth::Bearer(token) => builder.bearer_auth(token.expose()),
+        }
+    }
+
+    fn request(&self, session: &Session, method: Method, path: &str) -> RequestBuilder {
+        let url = format!("{}{path}", self.base(session));
+        self.authorized(session, self.http.request(method, url))
+    }
+
+    /// Sends a request; a write carries `Sforce-Call-Options`.
+    async fn execute(
+        &self,
+        session: &Session,
+        builder: RequestBuilder,
+        write: bool,
+    ) -> Result<Response, CrmError> {
+        let budget = self.budget(session);
+        if budget.in_reserve() {
+            let left = budget.daily_left().unwrap_or(0);
+            tracing::warn!(connection_id = %session.connection_id, left, "Salesforce's daily API budget is down to the reserve; not calling.");
+            return Err(SalesforceError::Reserve { left }.into());
+        }
+        budget.requests.fetch_add(1, Ordering::Relaxed);
+        let builder = if write {
+            builder.header(
+                "Sforce-Call-Options",
+                format!("client={}", self.config.call_options_client),
+            )
+        } else {
+            builder
+        };
+        let response = builder.send().await.map_err(SalesforceError::from)?;
+        observe(&budget, &response);
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let error: CrmError = status_error(response).await.into();
+        if error.code.as_deref() == Some("REQUEST_LIMIT_EXCEEDED") {
+            budget.rate_limited.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(error)
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        session: &Session,
+        builder: RequestBuilder,
+        write: bool,
+    ) -> Result<T, CrmError> {
+        let response = self.execute(session, builder, write).await?;
+        Ok(response.json().await.map_err(SalesforceError::from)?)
+    }
+
+    /// `GET …/query?q=`: the first batch (up to 2,000 records).
+    pub async fn query(&self, s: &Session, soql: &str) -> Result<QueryResult, CrmError> {
+        let request = self.request(s, Method::GET, "/query").query(&[("q", soql)]);
+        self.json(s, request, false).await
+    }
+
+    /// The next batch, from a `nextRecordsUrl` (a path on the instance).
+    pub async fn query_more(&self, s: &Session, next: &str) -> Result<QueryResult, CrmError> {
+        if !next.starts_with("/services/data/") {
+            return Err(
+                SalesforceError::Decode(format!("unexpected nextRecordsUrl {next:?}")).into(),
+            );
+        }
+        let url = format!("{}{next}", s.api_domain.trim_end_matches('/'));
+        let request = self.authorized(s, self.http.get(url));
+        self.json(s, request, false).await
+    }
+
+    /// Every record a query selects, following `nextRecordsUrl`.
+    pub async fn query_all_pages(&self, s: &Session, soql: &str) -> Result<Vec<Record>, CrmError> {
+        let mut page = self.query(s, soql).await?;
+        let mut records = std::mem::take(&mut page.records);
+        while let (false, Some(next)) = (page.done, page.next_records_url.clone()) {
+            page = self.query_more(s, &next).await?;
+            records.append(&mut page.records);
+        }
+        Ok(records)
+    }
+
+    pub async fn get_record(
+        &self,
+        s: &Session,
+        object: &str,
+        id: &str,
+        fields: &[String],
+    ) -> Result<Record, CrmError> {
+        let mut request = self.request(s, Method::GET, &format!("/sobjects/{object}/{id}"));
+        if !fields.is_empty() {
+            request = request.query(&[("fields", fields.join(","))]);
+        }
+        self.json(s, request, false).await
+    }
+
+    /// `POST …/sobjects/{T}`: 201 `{id, success, errors}`.
+    pub async fn create_record<B: Serialize + ?Sized>(
+        &self,
+        s: &Session,
+        object: &str,
+        body: &B,
+    ) -> Result<SaveResult, CrmError> {
+        let request = self
+            .request(s, Method::POST, &format!("/sobjects/{object}"))
+            .json(body);
+        self.json(s, request, true).await
+    }
+
+    /// `PATCH …/sobjects/{T}/{id}`: 204.
+    pub async fn update_record<B: Serialize + ?Sized>(
+        &self,
+        s: &Session,
+        object: &str,
+        id: &str,
+        body: &B,
+    ) -> Result<(), CrmError> {
+        let request = self
+            .request(s, Method::PATCH, &format!("/sobjects/{object}/{id}"))
+            .json(body);
+        self.execute(s, request, true).await.map(|_| ())
+    }
+
+    /// `PATCH /composite/sobjects` (`allOrNone=false`): per-record results, in order. At most
+    /// [`COLLECTION_MAX`] records.
+    pub async fn collection_update(
+        &self,
+        s: &Session,
+        records: &[Record],
+    ) -> Result<Vec<SaveResult>, CrmError> {
+        let body = CollectionRequest {
+            all_or_none: false,
+            records,
+        };
+        let request = self
+            .request(s, Method::PATCH, "/composite/sobjects")
+            .json(&body);
+        self.json(s, request, true).await
+    }
+
+    /// `POST /composite/sobjects` (`allOrNone=false`).
+    pub async fn collection_create(
+        &self,
+        s: &Session,
+        records: &[Record],
+    ) -> Result<Vec<SaveResult>, CrmError> {
+        let body = CollectionRequest {
+            all_or_none: false,
+            records,
+        };
+        let request = self
+            .request(s, Method::POST, "/composite/sobjects")
+            .json(&body);
+        self.json(s, request, true).await
+    }
+
+    /// `GET /composite/sobjects/{T}?ids&fields`: the records in the order of `ids` (`None`
+    /// for one that is gone).
+    pub async fn retrieve(
+        &self,
+        s: &Session,
+        object: &str,
+        ids: &[String],
+        fields: &[String],
+    ) -> Result<Vec<Option<Record>>, CrmError> {
+        let request = self
+            .request(s, Method::GET, &format!("/composite/sobjects/{object}"))
+            .query(&[("ids", ids.join(",")), ("fields", fields.join(","))]);
+        self.json(s, request, false).await
+    }
+
+    /// `GET …/sobjects/{T}/deleted/?start&end`.
+    pub async fn deleted(
+        &self,
+        s: &Session,
+        object: &str,
+        start: &str,
+        end: &str,
+    ) -> Result<DeletedResult, CrmError> {
+        let request = self
+            .request(s, Method::GET, &format!("/sobjects/{object}/deleted/"))
+            .query(&[("start", start), ("end", end)]);
+        self.json(s, request, false).await
+    }
+
+    /// `GET …/sobjects/{T}/describe`, kept per connection until a field is created.
+    pub async fn describe(&self, s: &Session, object: &str) -> Result<Arc<Describe>, CrmError> {
+        let key = (s.connection_id, object.to_owned());
+        if let Some(cached) = self.describes.get(&key) {
+            return Ok(Arc::clone(&cached));
+        }
+        let request = self.request(s, Method::GET, &format!("/sobjects/{object}/describe"));
+        let describe: Arc<Describe> = Arc::new(self.json(s, request, false).await?);
+        self.describes.insert(key, Arc::clone(&describe));
+        Ok(describe)
+    }
+
+    /// Drops the connection's cached describes (after a field was created).
+    pub fn forget_describes(&self, connection: Uuid) {
+        self.describes.retain(|(c, _), _| *c != connection);
+    }
+
+    /// `POST …/tooling/sobjects/{T}` (CustomField, FieldPermissions, PermissionSet, …).
+    pub async fn tooling_create<B: Serialize + ?Sized>(
+        &self,
+        s: &Session,
+        object: &str,
+        body: &B,
+    ) -> Result<SaveResult, CrmError> {
+        let request = self
+            .request(s, Method::POST, &format!("/tooling/sobjects/{object}"))
+            .json(body);
+        self.json(s, request, true).await
+    }
+
+    /// `GET {instance}/services/oauth2/userinfo`.
+    pub async fn userinfo(&self, s: &Session) -> Result<UserInfo, CrmError> {
+        let url = format!(
+            "{}/services/oauth2/userinfo",
+            s.api_domain.trim_end_matches('/')
+        );
+        let request = self.authorized(s, self.http.get(url));
+        self.json(s, request, false).await
+    }
+
+    /// `POST {login}/services/oauth2/token` (form).
+    pub async fn oauth_token(
+        &self,
+        login_url: &str,
+        form: &[(&str, &str)],
+    ) -> Result<TokenResponse, CrmError> {
+        let url = format!("{}/services/oauth2/token", login_url.trim_end_matches('/'));
+        let response = self
+            .http
+            .post(url)
+            .form(form)
+            .send()
+            .await
+            .map_err(SalesforceError::from)?;
+        if response.status().is_success() {
+            return Ok(response.json().await.map_err(SalesforceError::from)?);
+        }
+        Err(status_error(response).await.into())
+    }
+
+    /// `POST {login}/services/oauth2/revoke` `token=` (a refresh token ends its sessions too).
+    pub async fn oauth_revoke(&self, login_url: &str, token: &str) -> Result<(), CrmError> {
+        let url = format!("{}/services/oauth2/revoke", login_url.trim_end_matches('/'));
+        let response = self
+            .http
+            .post(url)
+            .form(&[("token", token)])
+            .send()
+            .await
+            .map_err(SalesforceError::from)?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(status_error(response).await.into())
+        }
+    }
+}
+
+/// `api-usage=N/M` out of a `Sforce-Limit-Info` value: (used, max).
+pub fn parse_limit_info(value: &str) -> Option<(i64, i64)> {
+    let usage = value
+        .split(',')
+        .map(str::trim)
+        .find_map(|part| part.strip_prefix("api-usage="))?;
+    let (used, max) = usage.split_once('/')?;
+    Some((used.trim().parse().ok()?, max.trim().parse().ok()?))
+}
+
+fn observe(budget: &ConnectionBudget, response: &Response) {
+    let Some((used, max)) = response
+        .headers()
+        .get("sforce-limit-info")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_limit_info)
+    else {
+        return;
+    };
+    budget.observe(None, Some((max - used).max(0)), Some(max));
+}
+
+async fn status_error(response: Response) -> SalesforceError {
+    let status = response.status().as_u16();
+    let raw = response.text().await.unwrap_or_default();
+    let body: serde_json::Value = serde_json::from_str(&raw).unwrap_or(serde_json::Value::Null);
+    let (code, message, fields) = error_text(&body, &raw);
+    SalesforceError::Api {
+        status,
+        code,
+        message,
+        fields,
+    }
+}

@@ -1,0 +1,454 @@
+//! Pure conversions between Salesforce Lead/Contact records and the core's snapshots, through
+//! the connection's field map. Tested against recorded JSON in `fixtures/`.
+//!
+//! - Name ↔ `FirstName` + `LastName` (the last word is the last name); `LastName` is required,
+//!   so a missing one is written as the configured placeholder, which reads back as no name.
+//! - E-mails ↔ `Email`, phones ↔ `Phone` (one value each: the primary).
+//! - Owner ↔ `OwnerId`, as the id's surrogate ([`super::ids::surrogate`]).
+//! - A custom mapping names the field's API name and its describe type.
+//! - A converted Lead reads as deleted, merged into the Contact it became.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+use tandem_core::{ApId, EmailAddress, FieldKey, FieldValue, LabeledValue, Snapshot, Timestamp};
+
+use super::ids::surrogate;
+use super::wire::{Describe, Record};
+use super::{SObject, SfConfig};
+use crate::crm::fields::{FieldMap, RemoteField};
+use crate::crm::person::{CrmPerson, CrmTime};
+use crate::crm::records::{CatalogField, FilledPlaceholder};
+use crate::value_json::{number_json, structured_json};
+
+/// The describe types tandem converts both ways.
+pub const CUSTOM_FIELD_TYPES: [&str; 14] = [
+    "string",
+    "textarea",
+    "email",
+    "phone",
+    "url",
+    "picklist",
+    "multipicklist",
+    "double",
+    "int",
+    "currency",
+    "percent",
+    "date",
+    "datetime",
+    "boolean",
+];
+
+const NUMERIC: [&str; 5] = ["double", "int", "currency", "percent", "long"];
+
+/// Salesforce's record time (`2024-05-01T10:00:00.000+0000`, also RFC 3339) as milliseconds.
+pub fn parse_time(text: &str) -> Option<Timestamp> {
+    chrono::DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z")
+        .ok()
+        .or_else(|| chrono::DateTime::parse_from_rfc3339(text).ok())
+        .map(|t| Timestamp(t.timestamp_millis()))
+}
+
+/// A SOQL date-time literal (unquoted, UTC).
+pub fn soql_time(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// A SOQL string literal, quoted and escaped.
+pub fn soql_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('\'');
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// The field carrying the apId: the field map's when it names a custom field, else the
+/// configured one.
+pub fn ext_field<'a>(map: &'a FieldMap, config: &'a SfConfig) -> &'a str {
+    map.apid_key
+        .as_deref()
+        .filter(|k| k.ends_with("__c"))
+        .unwrap_or(&config.external_id_field)
+}
+
+/// The fields to select for a person of `object`: the standard ones, the apId field and every
+/// mapped custom field the object has (by its describe; all of them without one).
+pub fn select_fields(
+    object: SObject,
+    map: &FieldMap,
+    config: &SfConfig,
+    describe: Option<&Describe>,
+) -> Vec<String> {
+    let mut fields: Vec<String> = [
+        "Id",
+        "FirstName",
+        "LastName",
+        "Email",
+        "Phone",
+        "OwnerId",
+        "CreatedDate",
+        "SystemModstamp",
+    ]
+    .iter()
+    .map(|f| (*f).to_owned())
+    .collect();
+    if object == SObject::Lead {
+        fields.push("IsConverted".into());
+        fields.push("ConvertedContactId".into());
+    }
+    let has = |name: &str| {
+        describe.is_none_or(|d| d.fields.iter().any(|f| f.name.eq_ignore_ascii_case(name)))
+    };
+    let mut extra = vec![ext_field(map, config).to_owned()];
+    extra.extend(map.fields.iter().filter_map(|f| match &f.remote {
+        RemoteField::Custom { key, .. } => Some(key.clone()),
+        _ => None,
+    }));
+    for name in extra {
+        if has(&name) && !fields.iter().any(|f| f.eq_ignore_ascii_case(&name)) {
+            fields.push(name);
+        }
+    }
+    fields
+}
+
+/// A custom field's JSON value as a core value, by describe type. `None` when the value does
+/// not have the type's shape.
+pub fn custom_value(value: &Value, field_type: &str) -> Option<FieldValue> {
+    Some(match value {
+        Value::Null => FieldValue::Cleared,
+        Value::Bool(b) => FieldValue::text(if *b { "true" } else { "false" }),
+        Value::Number(n) => FieldValue::number(n.as_f64()?).ok()?,
+        Value::String(s) if s.is_empty() => FieldValue::Cleared,
+        Value::String(s) if field_type == "date" => FieldValue::date(s).ok()?,
+        Value::String(s) if NUMERIC.contains(&field_type) => {
+            FieldValue::number(s.trim().parse().ok()?).ok()?
+        }
+        Value::String(s) => FieldValue::text(s),
+        Value::Array(_) | Value::Object(_) => return None,
+    })
+}
+
+/// A core value as the JSON of a field of `field_type`.
+pub fn custom_json(value: &FieldValue, field_type: &str) -> Value {
+    match value {
+        v if v.is_cleared() => Value::Null,
+        FieldValue::Text(s) if field_type == "boolean" => Value::Bool(s == "true"),
+        FieldValue::Text(s) if NUMERIC.contains(&field_type) => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(|n| FieldValue::number(n).ok())
+            .map_or(Value::Null, |n| match n {
+                FieldValue::Number(n) => number_json(n),
+                _ => Value::Null,
+            }),
+        FieldValue::Text(s) => Value::String(s.clone()),
+        FieldValue::Number(n) => number_json(*n),
+        FieldValue::Date(d) => Value::String(d.as_str().to_owned()),
+        FieldValue::Emails(v) | FieldValue::Phones(v) => {
+            primary(v).map_or(Value::Null, Value::from)
+        }
+        FieldValue::Option(id) => Value::from(*id),
+        other => structured_json(other),
+    }
+}
+
+fn primary(values: &[LabeledValue]) -> Option<String> {
+    values
+        .iter()
+        .find(|l| l.primary)
+        .or_else(|| values.first())
+        .map(|l| l.value.clone())
+}
+
+fn single(value: Option<&str>, emails: bool) -> FieldValue {
+    match value.map(str::trim) {
+        Some(v) if !v.is_empty() => {
+            let entry = vec![LabeledValue::new(v, None, true)];
+            if emails {
+                FieldValue::Emails(entry)
+            } else {
+                FieldValue::Phones(entry)
+            }
+        }
+        _ => FieldValue::Cleared,
+    }
+}
+
+/// The name a record shows: `FirstName LastName`, without a placeholder last name.
+pub fn full_name(record: &Record, config: &SfConfig) -> Option<String> {
+    let last = record
+        .text("LastName")
+        .filter(|l| *l != config.last_name_placeholder);
+    let parts: Vec<&str> = [record.text("FirstName"), last]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+/// The record's mapped fields as a remote snapshot at its `SystemModstamp`.
+pub fn person_snapshot(record: &Record, map: &FieldMap, config: &SfConfig) -> Snapshot {
+    let version = record
+        .text("SystemModstamp")
+        .and_then(parse_time)
+        .unwrap_or_default();
+    let mut snapshot = Snapshot::new(version);
+    for field in &map.fields {
+        let value = match &field.remote {
+            RemoteField::Name => {
+                Some(full_name(record, config).map_or(FieldValue::Cleared, FieldValue::text))
+            }
+            RemoteField::Emails => Some(single(record.text("Email"), true)),
+            RemoteField::Phones => Some(single(record.text("Phone"), false)),
+            RemoteField::OwnerId => Some(
+                record
+                    .text("OwnerId")
+                    .and_then(|o| FieldValue::number(surrogate(o) as f64).ok())
+                    .unwrap_or(FieldValue::Cleared),
+            ),
+            RemoteField::Custom {
+                key, field_type, ..
+            } => match record.fields.get(key) {
+                // A placeholder company reads as none.
+                Some(Value::String(s)) if key == "Company" && *s == config.company_placeholder => {
+                    Some(FieldValue::Cleared)
+                }
+                Some(value) => custom_value(value, field_type),
+                // A field absent from the record (not on this object) is unknown, not cleared.
+                None => None,
+            },
+        };
+        if let Some(value) = value {
+            snapshot
+                .fields
+                .insert(field.local.clone(), value.canonical());
+        }
+    }
+    snapshot
+}
+
+/// The CRM-neutral person of a Lead or Contact record. A converted Lead is deleted, merged
+/// into its Contact.
+pub fn crm_person(record: &Record, map: &FieldMap, config: &SfConfig) -> CrmPerson {
+    let id = record.text("Id").unwrap_or_default().to_owned();
+    let time = |field: &str| {
+        record
+            .text(field)
+            .map(|text| CrmTime::new(text.to_owned(), parse_time(text)))
+    };
+    let converted = record.flag("IsConverted");
+    CrmPerson {
+        id: surrogate(&id),
+        key: id,
+        snapshot: person_snapshot(record, map, config),
+        ap_id: record
+            .text(ext_field(map, config))
+            .and_then(|a| ApId::parse(a).ok()),
+        email: record
+            .text("Email")
+            .and_then(|e| EmailAddress::parse(e).ok()),
+        added: time("CreatedDate"),
+        updated: time("SystemModstamp"),
+        deleted: converted || record.flag("IsDeleted"),
+        merged_into: if converted {
+            record.text("ConvertedContactId").map(surrogate)
+        } else {
+            record.text("MasterRecordId").map(surrogate)
+        },
+    }
+}
+
+/// The ids a record names (its own, its owner, its Contact after conversion): what the
+/// connector remembers for the way back from surrogates.
+pub fn named_ids(record: &Record) -> impl Iterator<Item = &str> {
+    ["Id", "OwnerId", "ConvertedContactId", "MasterRecordId"]
+        .into_iter()
+        .filter_map(|f| record.text(f))
+}
+
+/// A deleted record (from the `deleted` resource) as a deleted person.
+pub fn deleted_person(id: &str, deleted_date: Option<&str>) -> CrmPerson {
+    let time = deleted_date.map(|d| CrmTime::new(d.to_owned(), parse_time(d)));
+    CrmPerson {
+        id: surrogate(id),
+        key: id.to_owned(),
+        snapshot: Snapshot::new(deleted_date.and_then(parse_time).unwrap_or_default()),
+        ap_id: None,
+        email: None,
+        added: None,
+        updated: time,
+        deleted: true,
+        merged_into: None,
+    }
+}
+
+/// `FirstName`/`LastName` of a name; an empty name leaves the last name to the placeholder.
+fn split_name(name: &str) -> (Option<String>, Option<String>) {
+    let name = name.trim();
+    match name.rsplit_once(char::is_whitespace) {
+        Some((first, last)) => (Some(first.trim().to_owned()), Some(last.to_owned())),
+        None if name.is_empty() => (None, None),
+        None => (None, Some(name.to_owned())),
+    }
+}
+
+/// A record body carrying exactly `writes`, plus the placeholders it had to fill. `owner` turns
+/// an owner surrogate back into a user id (`None`: unknown, not written).
+pub fn person_write(
+    writes: &BTreeMap<FieldKey, FieldValue>,
+    map: &FieldMap,
+    config: &SfConfig,
+    owner: &dyn Fn(i64) -> Option<String>,
+) -> (Map<String, Value>, Vec<FilledPlaceholder>) {
+    let mut body = Map::new();
+    let mut filled = Vec::new();
+    for (key, value) in writes {
+        let Some(field) = map.get(key) else { continue };
+        match &field.remote {
+            RemoteField::Name => {
+                let (first, last) = match value {
+                    FieldValue::Text(s) => split_name(s),
+                    _ => (None, None),
+                };
+                body.insert("FirstName".into(), first.map_or(Value::Null, Value::from));
+                let last = last.unwrap_or_else(|| {
+                    filled.push(FilledPlaceholder {
+                        field: "LastName".into(),
+                        value: config.last_name_placeholder.clone(),
+                    });
+                    config.last_name_placeholder.clone()
+                });
+                body.insert("LastName".into(), Value::from(last));
+            }
+            RemoteField::Emails => {
+                body.insert("Email".into(), custom_json(value, "email"));
+            }
+            RemoteField::Phones => {
+                body.insert("Phone".into(), custom_json(value, "phone"));
+            }
+            RemoteField::OwnerId => {
+                if let Some(user) = match value {
+                    FieldValue::Number(n) => owner(n.get() as i64),
+                    FieldValue::Text(s) if s.len() >= 15 => Some(s.clone()),
+                    _ => None,
+                } {
+                    body.insert("OwnerId".into(), Value::from(user));
+                }
+            }
+            RemoteField::Custom {
+                key, field_type, ..
+            } => {
+                body.insert(key.clone(), custom_json(value, field_type));
+            }
+        }
+    }
+    (body, filled)
+}
+
+/// The body of a create: the fields, the apId, the required `LastName` (and a Lead's
+/// `Company`) with placeholders where the app has none, and the default owner unless a field
+/// sets one. Returns the placeholders filled.
+pub fn create_body(
+    object: SObject,
+    fields: &BTreeMap<FieldKey, FieldValue>,
+    map: &FieldMap,
+    config: &SfConfig,
+    ap_id: &ApId,
+    default_owner: Option<String>,
+    owner: &dyn Fn(i64) -> Option<String>,
+) -> (Map<String, Value>, Vec<FilledPlaceholder>) {
+    let (mut body, mut filled) = person_write(fields, map, config, owner);
+    body.insert(
+        ext_field(map, config).to_owned(),
+        Value::from(ap_id.as_str()),
+    );
+    let mut require = |field: &str, placeholder: &str| {
+        if body
+            .get(field)
+            .is_none_or(|v| v.as_str().is_none_or(|s| s.trim().is_empty()))
+        {
+            body.insert(field.to_owned(), Value::from(placeholder));
+            if !filled.iter().any(|f| f.field == field) {
+                filled.push(FilledPlaceholder {
+                    field: field.to_owned(),
+                    value: placeholder.to_owned(),
+                });
+            }
+        }
+    };
+    require("LastName", &config.last_name_placeholder);
+    if object == SObject::Lead {
+        require("Company", &config.company_placeholder);
+    }
+    if !body.contains_key("OwnerId") {
+        if let Some(user) = default_owner {
+            body.insert("OwnerId".into(), Value::from(user));
+        }
+    }
+    (body, filled)
+}
+
+/// A value for a mapped field as an app's request writes it in JSON (a journey action's
+/// "update field"); `None` when it has the wrong type for the field.
+pub fn action_value(remote: &RemoteField, value: &Value) -> Option<FieldValue> {
+    match remote {
+        RemoteField::Name => match value {
+            Value::String(s) if !s.trim().is_empty() => Some(FieldValue::text(s.trim())),
+            _ => None,
+        },
+        RemoteField::Emails | RemoteField::Phones => match value {
+            Value::String(s) => Some(single(Some(s), matches!(remote, RemoteField::Emails))),
+            Value::Null => Some(FieldValue::Cleared),
+            _ => None,
+        },
+        RemoteField::OwnerId => match value {
+            Value::Number(n) => n.as_i64().and_then(|n| FieldValue::number(n as f64).ok()),
+            Value::String(s) => Some(FieldValue::number(surrogate(s) as f64).ok()?),
+            _ => None,
+        },
+        RemoteField::Custom { field_type, .. } => custom_value(value, field_type),
+    }
+}
+
+/// The field catalog of Lead and Contact: every field once, by API name, with its describe
+/// type; writable only when every object that has it lets the user update it.
+pub fn catalog(describes: &[&Describe]) -> Vec<CatalogField> {
+    let mut out: Vec<CatalogField> = Vec::new();
+    for describe in describes {
+        for f in &describe.fields {
+            if let Some(known) = out.iter_mut().find(|c| c.key == f.name) {
+                known.writable &= f.updateable;
+                continue;
+            }
+            out.push(CatalogField {
+                key: f.name.clone(),
+                name: f.label.clone(),
+                field_type: f.field_type.clone(),
+                is_custom: f.custom,
+                options: f
+                    .picklist_values
+                    .iter()
+                    .filter(|p| p.active != Some(false))
+                    .enumerate()
+                    .map(|(i, p)| (i as i64, p.label.clone().unwrap_or_else(|| p.value.clone())))
+                    .collect(),
+                writable: f.updateable,
+            });
+        }
+    }
+    out
+}

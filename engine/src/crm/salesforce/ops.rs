@@ -1,0 +1,982 @@
+//! Salesforce's side of the CRM boundary: persons (Lead and Contact) paged by SOQL on
+//! `SystemModstamp`, deletes from the `deleted` resource, single and batched writes, searches,
+//! the connecting user, describe and Tooling fields, journey-action objects (Task, Opportunity
+//! with OpportunityContactRole, `StageName`, `OwnerId`) and OAuth (web-server flow with PKCE,
+//! refresh, revoke). Wire types go in and out here and never further than [`crate::crm::Crm`].
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use tandem_core::{ApId, CrmError, EmailAddress, FieldKey, FieldValue};
+
+use super::client::{SalesforceClient, COLLECTION_MAX};
+use super::errors::{record_error, SalesforceError};
+use super::mapping::{self, soql_string, soql_time};
+use super::wire::{Attributes, Record, SaveResult, TokenResponse};
+use super::SObject;
+use crate::config::{Redacted, SalesforceSettings};
+use crate::crm::fields::FieldMap;
+use crate::crm::person::{CrmPerson, PersonPage};
+use crate::crm::records::{
+    CatalogField, CreatedPerson, CrmActivity, CrmDeal, CrmStage, CrmUser, NewActivity, NewDeal,
+    TokenGrant,
+};
+use crate::crm::session::Session;
+
+/// How far back the `deleted` resource reaches (15 days), less a margin.
+const DELETED_WINDOW: ChronoDuration = ChronoDuration::minutes(15 * 24 * 60 - 5);
+
+const MERGE_HINT: &str = "Salesforce's REST API offers no merge of Leads or Contacts (only the SOAP merge() call and the UI do): merge the records in Salesforce; tandem follows the merge on its next poll (the merged record is deleted and its contact moves to the survivor).";
+const LEAD_DEAL_HINT: &str = "Convert the Lead in Salesforce (it becomes a Contact, which tandem follows), then run the action again.";
+
+// ---------------------------------------------------------------- ids
+
+fn remember(client: &SalesforceClient, s: &Session, key: &str) -> Result<i64, CrmError> {
+    client.keys().remember(s.connection_id, key).map_err(|c| {
+        tracing::error!(connection_id = %s.connection_id, surrogate = c.0, "Two Salesforce ids share a surrogate; refusing to confuse them.");
+        CrmError::from(SalesforceError::UnknownId(c.to_string()))
+    })
+}
+
+fn remember_record(
+    client: &SalesforceClient,
+    s: &Session,
+    record: &Record,
+) -> Result<(), CrmError> {
+    for id in mapping::named_ids(record) {
+        remember(client, s, id)?;
+    }
+    Ok(())
+}
+
+/// The Salesforce key a boundary id stands for.
+fn resolve(client: &SalesforceClient, s: &Session, id: i64) -> Result<String, CrmError> {
+    client.keys().resolve(s.connection_id, id).ok_or_else(|| {
+        SalesforceError::UnknownId(format!(
+            "Salesforce record {id} is not known to this process yet (tandem maps Salesforce ids to numbers as it reads them)"
+        ))
+        .into()
+    })
+}
+
+/// The Lead or Contact a boundary person id stands for.
+fn resolve_person(
+    client: &SalesforceClient,
+    s: &Session,
+    id: i64,
+) -> Result<(SObject, String), CrmError> {
+    let key = resolve(client, s, id)?;
+    let object = SObject::of_id(&key).ok_or_else(|| {
+        CrmError::from(SalesforceError::UnknownId(format!(
+            "Salesforce record {id} is neither a Lead nor a Contact"
+        )))
+    })?;
+    Ok((object, key))
+}
+
+fn owner_resolver<'a>(
+    client: &'a SalesforceClient,
+    s: &'a Session,
+) -> impl Fn(i64) -> Option<String> + 'a {
+    move |id| client.keys().resolve(s.connection_id, id)
+}
+
+fn person_of(
+    client: &SalesforceClient,
+    s: &Session,
+    map: &FieldMap,
+    record: &Record,
+) -> Result<CrmPerson, CrmError> {
+    remember_record(client, s, record)?;
+    Ok(mapping::crm_person(record, map, client.config()))
+}
+
+// ---------------------------------------------------------------- reading persons
+
+/// Where a listing stands: inside one object's query (with its `nextRecordsUrl`), or at the
+/// deletes (changes only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Phase {
+    Query(SObject, Option<String>),
+    Deleted,
+}
+
+impl Phase {
+    fn parse(cursor: Option<&str>) -> Result<Self, CrmError> {
+        let Some(cursor) = cursor else {
+            return Ok(Self::Query(SObject::Lead, None));
+        };
+        let next = |rest: &str| (!rest.is_empty()).then(|| rest.to_owned());
+        if let Some(rest) = cursor.strip_prefix("Lead|") {
+            Ok(Self::Query(SObject::Lead, next(rest)))
+        } else if let Some(rest) = cursor.strip_prefix("Contact|") {
+            Ok(Self::Query(SObject::Contact, next(rest)))
+        } else if cursor == "Deleted" {
+            Ok(Self::Deleted)
+        } else {
+            Err(SalesforceError::Decode(format!("not a Salesforce cursor: {cursor:?}")).into())
+        }
+    }
+
+    fn render(&self) -> String {
+        match self {
+            Self::Query(object, next) => {
+                format!("{}|{}", object.name(), next.as_deref().unwrap_or(""))
+            }
+            Self::Deleted => "Deleted".into(),
+        }
+    }
+}
+
+/// The SOQL of a listing: every unconverted Lead and every Contact; for changes, every record
+/// whose `SystemModstamp` is at or after `since` (converted Leads included: they read as merged
+/// into their Contact).
+pub(crate) fn person_soql(
+    object: SObject,
+    fields: &[String],
+    since: Option<DateTime<Utc>>,
+) -> String {
+    let filter = match (object, since) {
+        (_, Some(since)) => format!(" WHERE SystemModstamp >= {}", soql_time(since)),
+        (SObject::Lead, None) => " WHERE IsConverted = false".to_owned(),
+        (SObject::Contact, None) => String::new(),
+    };
+    format!(
+        "SELECT {} FROM {}{filter} ORDER BY SystemModstamp, Id",
+        fields.join(", "),
+        object.name()
+    )
+}
+
+async fn fields_for(
+    client: &SalesforceClient,
+    s: &Session,
+    object: SObject,
+    map: &FieldMap,
+) -> Result<Vec<String>, CrmError> {
+    let describe = client.describe(s, object.name()).await?;
+    Ok(mapping::select_fields(
+        object,
+        map,
+        client.config(),
+        Some(&describe),
+    ))
+}
+
+/// One page (a query batch of up to 2,000) of every person, or of the changes since `since`.
+pub(crate) async fn list_people(
+    client: &SalesforceClient,
+    s: &Session,
+    map: &FieldMap,
+    cursor: Option<String>,
+    since: Option<DateTime<Utc>>,
+) -> Result<PersonPage, CrmError> {
+    match Phase::parse(cursor.as_deref())? {
+        Phase::Query(object, next) => {
+            let page = match &next {
+                Some(url) => client.query_more(s, url).await?,
+                None => {
+                    let fields = fields_for(client, s, object, map).await?;
+                    client
+                        .query(s, &person_soql(object, &fields, since))
+                        .await?
+                }
+            };
+            let items = page
+                .records
+                .iter()
+                .map(|r| person_of(client, s, map, r))
+                .collect::<Result<Vec<_>, _>>()?;
+            let next = match (page.done, page.next_records_url, object) {
+                (false, Some(url), _) => Some(Phase::Query(object, Some(url))),
+                (_, _, SObject::Lead) => Some(Phase::Query(SObject::Contact, None)),
+                (_, _, SObject::Contact) => since.map(|_| Phase::Deleted),
+            };
+            Ok(PersonPage {
+                items,
+                next_cursor: next.map(|p| p.render()),
+            })
+        }
+        Phase::Deleted => {
+            let since = since.unwrap_or_else(Utc::now);
+            let items = deleted_since(client, s, since).await?;
+            Ok(PersonPage {
+                items,
+                next_cursor: None,
+            })
+        }
+    }
+}
+
+/// Leads and Contacts deleted since `since` (at most 15 days back, Salesforce's window).
+async fn deleted_since(
+    client: &SalesforceClient,
+    s: &Session,
+    since: DateTime<Utc>,
+) -> Result<Vec<CrmPerson>, CrmError> {
+    let end = Utc::now();
+    let start = since
+        .max(end - DELETED_WINDOW)
+        .min(end - ChronoDuration::minutes(1));
+    let fmt = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%S+00:00").to_string();
+    let mut items = Vec::new();
+    for object in [SObject::Lead, SObject::Contact] {
+        let deleted = client
+            .deleted(s, object.name(), &fmt(start), &fmt(end))
+            .await?;
+        for record in deleted.deleted_records {
+            remember(client, s, &record.id)?;
+            items.push(mapping::deleted_person(
+                &record.id,
+                record.deleted_date.as_deref(),
+            ));
+        }
+    }
+    Ok(items)
+}
+
+pub(crate) async fn get_person(
+    client: &SalesforceClient,
+    s: &Session,
+    map: &FieldMap,
+    id: i64,
+) -> Result<CrmPerson, CrmError> {
+    let (object, key) = resolve_person(client, s, id)?;
+    read_person(client, s, map, object, &key).await
+}
+
+async fn read_person(
+    client: &SalesforceClient,
+    s: &Session,
+    map: &FieldMap,
+    object: SObject,
+    key: &str,
+) -> Result<CrmPerson, CrmError> {
+    let fields = fields_for(client, s, object, map).await?;
+    let record = client.get_record(s, object.name(), key, &fields).await?;
+    person_of(client, s, map, &record)
+}
+
+// ---------------------------------------------------------------- writing persons
+
+pub(crate) async fn update_person(
+    client: &SalesforceClient,
+    s: &Session,
+    map: &FieldMap,
+    id: i64,
+    writes: &BTreeMap<FieldKey, FieldValue>,
+) -> Result<CrmPerson, CrmError> {
+    let (object, key) = resolve_person(client, s, id)?;
+    let (body, filled) =
+        mapping::person_write(writes, map, client.config(), &owner_resolver(client, s));
+    log_placeholders(s, &key, &filled);
+    if !body.is_empty() {
+        client.update_record(s, object.name(), &key, &body).await?;
+    }
+    read_person(client, s, map, object, &key).await
+}
+
+fn log_placeholders(s: &Session, key: &str, filled: &[crate::crm::records::FilledPlaceholder]) {
+    for f in filled {
+        tracing::info!(connection_id = %s.connection_id, record_id = key, field = %f.field, "Salesforce requires the field and the app has no value; a placeholder was written.");
+    }
+}
+
+/// Creates a person as the configured object (a Lead by default) with the apId in the
+/// external-id field; `LastName` (and a Lead's `Company`) get placeholders when the app has
+/// none, and the answer says which.
+pub(crate) async fn create_person(
+    client: &SalesforceClient,
+    s: &Session,
+    map: &FieldMap,
+    fields: &BTreeMap<FieldKey, FieldValue>,
+    ap_id: &ApId,
+    default_owner: Option<i64>,
+) -> Result<CreatedPerson, CrmError> {
+    let object = client.config().create_as;
+    let default_owner = default_owner.and_then(|o| client.keys().resolve(s.connection_id, o));
+    let (body, placeholders) = mapping::create_body(
+        object,
+        fields,
+        map,
+        client.config(),
+        ap_id,
+        default_owner,
+        &owner_resolver(client, s),
+    );
+    let saved = client.create_record(s, object.name(), &body).await?;
+    let key = saved.id.ok_or_else(|| {
+        CrmError::from(SalesforceError::Decode("a create answer without id".into()))
+    })?;
+    log_placeholders(s, &key, &placeholders);
+    let person = read_person(client, s, map, object, &key).await?;
+    Ok(CreatedPerson {
+        person,
+        placeholders,
+    })
+}
+
+fn save_outcome(result: &SaveResult) -> Result<(), CrmError> {
+    if result.success {
+        return Ok(());
+    }
+    let first = result.errors.first();
+    Err(record_error(
+        first.and_then(|e| e.status_code.as_deref()),
+        first.map_or("the record was not saved", |e| e.message.as_str()),
+    ))
+}
+
+/// Writes to many persons with sObject Collections (200 per call, `allOrNone=false`), then
+/// reads the written ones back (one `composite/sobjects` retrieve per object and 200). Returns
+/// one result per input, in order: a record Salesforce refused carries its own error.
+pub(crate) async fn update_people_batch(
+    client: &SalesforceClient,
+    s: &Session,
+    map: &FieldMap,
+    updates: &[(i64, BTreeMap<FieldKey, FieldValue>)],
+) -> Result<Vec<Result<CrmPerson, CrmError>>, CrmError> {
+    let mut results: Vec<Option<Result<CrmPerson, CrmError>>> = vec![None; updates.len()];
+    // (input index, object, id, record)
+    let mut pending: Vec<(usize, SObject, String, Record)> = Vec::new();
+    for (i, (id, writes)) in updates.iter().enumerate() {
+        match resolve_person(client, s, *id) {
+            Err(e) => results[i] = Some(Err(e)),
+            Ok((object, key)) => {
+                let (mut body, filled) =
+                    mapping::person_write(writes, map, client.config(), &owner_resolver(client, s));
+                log_placeholders(s, &key, &filled);
+                body.insert("id".into(), Value::from(key.clone()));
+                let record = Record {
+                    attributes: Some(Attributes {
+                        object: object.name().into(),
+                        url: None,
+                    }),
+                    fields: body,
+                };
+                pending.push((i, object, key, record));
+            }
+        }
+    }
+    let mut written: Vec<(usize, SObject, String)> = Vec::new();
+    for chunk in pending.chunks(COLLECTION_MAX) {
+        let records: Vec<Record> = chunk.iter().map(|(.., r)| r.clone()).collect();
+        let saved = client.collection_update(s, &records).await?;
+        for (k, (i, object, key, _)) in chunk.iter().enumerate() {
+            match saved.get(k).map(save_outcome) {
+                Some(Ok(())) => written.push((*i, *object, key.clone())),
+                Some(Err(e)) => results[*i] = Some(Err(e)),
+                None => {
+                    results[*i] = Some(Err(SalesforceError::Decode(
+                        "sObject Collections answered fewer results than records".into(),
+                    )
+                    .into()))
+                }
+            }
+        }
+    }
+    for object in [SObject::Lead, SObject::Contact] {
+        let of_object: Vec<&(usize, SObject, String)> =
+            written.iter().filter(|(_, o, _)| *o == object).collect();
+        if of_object.is_empty() {
+            continue;
+        }
+        let fields = fields_for(client, s, object, map).await?;
+        for chunk in of_object.chunks(COLLECTION_MAX) {
+            let ids: Vec<String> = chunk.iter().map(|(_, _, k)| k.clone()).collect();
+            let records = client.retrieve(s, object.name(), &ids, &fields).await?;
+            for (k, (i, _, key)) in chunk.iter().enumerate() {
+                results[*i] = Some(match records.get(k).cloned().flatten() {
+                    Some(record) => person_of(client, s, map, &record),
+                    None => Err(record_error(
+                        Some("NOT_FOUND"),
+                        &format!("{} {key} is gone after the update", object.name()),
+                    )),
+                });
+            }
+        }
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(
+                || Err(SalesforceError::Decode("no result for a record".into()).into()),
+            )
+        })
+        .collect())
+}
+
+// ---------------------------------------------------------------- searches
+
+async fn ids_where(
+    client: &SalesforceClient,
+    s: &Session,
+    object: SObject,
+    condition: &str,
+) -> Result<Vec<i64>, CrmError> {
+    let lead_filter = if object == SObject::Lead {
+        " AND IsConverted = false"
+    } else {
+        ""
+    };
+    let soql = format!(
+        "SELECT Id FROM {} WHERE {condition}{lead_filter} ORDER BY CreatedDate, Id",
+        object.name()
+    );
+    client
+        .query_all_pages(s, &soql)
+        .await?
+        .iter()
+        .filter_map(|r| r.text("Id"))
+        .map(|id| remember(client, s, id))
+        .collect()
+}
+
+/// Contacts with the e-mail (Salesforce compares text case-insensitively); when there are
+/// none, unconverted Leads with it.
+pub(crate) async fn search_by_email(
+    client: &SalesforceClient,
+    s: &Session,
+    email: &EmailAddress,
+) -> Result<Vec<i64>, CrmError> {
+    let condition = format!("Email = {}", soql_string(email.as_str()));
+    let contacts = ids_where(client, s, SObject::Contact, &condition).await?;
+    if !contacts.is_empty() {
+        return Ok(contacts);
+    }
+    ids_where(client, s, SObject::Lead, &condition).await
+}
+
+/// Contacts, then unconverted Leads, carrying the apId in the external-id field.
+pub(crate) async fn search_by_external_id(
+    client: &SalesforceClient,
+    s: &Session,
+    ap_id: &ApId,
+) -> Result<Vec<i64>, CrmError> {
+    let condition = format!(
+        "{} = {}",
+        client.config().external_id_field,
+        soql_string(ap_id.as_str())
+    );
+    let mut ids = ids_where(client, s, SObject::Contact, &condition).await?;
+    ids.extend(ids_where(client, s, SObject::Lead, &condition).await?);
+    Ok(ids)
+}
+
+/// Salesforce's REST API cannot merge Leads or Contacts: a clear, non-retryable error.
+pub(crate) fn merge_people() -> Result<(), CrmError> {
+    Err(SalesforceError::Unsupported {
+        message: "Salesforce's REST API cannot merge Leads or Contacts".into(),
+        hint: MERGE_HINT,
+    }
+    .into())
+}
+
+// ---------------------------------------------------------------- user and fields
+
+pub(crate) async fn whoami(client: &SalesforceClient, s: &Session) -> Result<CrmUser, CrmError> {
+    let me = client.userinfo(s).await?;
+    Ok(CrmUser {
+        id: remember(client, s, &me.user_id)?,
+        name: me.name,
+        company_id: me
+            .organization_id
+            .as_deref()
+            .map(|o| remember(client, s, o))
+            .transpose()?,
+    })
+}
+
+pub(crate) async fn field_catalog(
+    client: &SalesforceClient,
+    s: &Session,
+) -> Result<Vec<CatalogField>, CrmError> {
+    let lead = client.describe(s, "Lead").await?;
+    let contact = client.describe(s, "Contact").await?;
+    Ok(mapping::catalog(&[&lead, &contact]))
+}
+
+/// A custom field's API name from a name (`lifetime value` → `lifetime_value__c`).
+pub(crate) fn api_name(name: &str) -> String {
+    if name.ends_with("__c") {
+        return name.to_owned();
+    }
+    let mut out: String = name
+        .trim()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    while out.contains("__") {
+        out = out.replace("__", "_");
+    }
+    let mut out = out.trim_matches('_').to_owned();
+    if !out.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        out.insert_str(0, "f_");
+    }
+    out.truncate(40);
+    format!("{}__c", out.trim_end_matches('_'))
+}
+
+/// Tooling `CustomField` metadata for a describe type (or a Tooling type name).
+fn field_metadata(label: &str, field_type: &str, external_id: bool) -> Result<Value, CrmError> {
+    let mut m = match field_type.to_ascii_lowercase().as_str() {
+        "string" | "text" | "varchar" => json!({"type": "Text", "length": 255}),
+        "textarea" => json!({"type": "TextArea"}),
+        "longtextarea" => json!({"type": "LongTextArea", "length": 32768, "visibleLines": 3}),
+        "email" => json!({"type": "Email"}),
+        "phone" => json!({"type": "Phone"}),
+        "url" => json!({"type": "Url"}),
+        "boolean" | "checkbox" => json!({"type": "Checkbox", "defaultValue": false}),
+        "double" | "number" | "int" => json!({"type": "Number", "precision": 18, "scale": 2}),
+        "currency" => json!({"type": "Currency", "precision": 18, "scale": 2}),
+        "percent" => json!({"type": "Percent", "precision": 5, "scale": 2}),
+        "date" => json!({"type": "Date"}),
+        "datetime" => json!({"type": "DateTime"}),
+        other => {
+            return Err(SalesforceError::Unsupported {
+                message: format!("tandem cannot create a Salesforce field of type {other:?}"),
+                hint: "Create the field in Salesforce (Setup -> Object Manager -> Lead / Contact -> Fields & Relationships -> New) with the API name the Field Mapping tab lists, then map it.",
+            }
+            .into())
+        }
+    };
+    m["label"] = Value::from(label);
+    if external_id {
+        m["externalId"] = Value::Bool(true);
+        m["unique"] = Value::Bool(true);
+    }
+    Ok(m)
+}
+
+/// The permission set owned by the connecting user's profile (where field-level security of
+/// the profile lives).
+async fn profile_permission_set(
+    client: &SalesforceClient,
+    s: &Session,
+) -> Result<String, CrmError> {
+    let me = client.userinfo(s).await?;
+    let users = client
+        .query(
+            s,
+            &format!(
+                "SELECT ProfileId FROM User WHERE Id = {}",
+                soql_string(&me.user_id)
+            ),
+        )
+        .await?;
+    let profile = users
+        .records
+        .first()
+        .and_then(|u| u.text("ProfileId"))
+        .ok_or_else(|| {
+            CrmError::from(SalesforceError::Decode(
+                "the connecting user has no profile".into(),
+            ))
+        })?
+        .to_owned();
+    let sets = client
+        .query(
+            s,
+            &format!(
+                "SELECT Id FROM PermissionSet WHERE ProfileId = {} AND IsOwnedByProfile = true",
+                soql_string(&profile)
+            ),
+        )
+        .await?;
+    sets.records
+        .first()
+        .and_then(|p| p.text("Id"))
+        .map(str::to_owned)
+        .ok_or_else(|| SalesforceError::Decode("the profile has no permission set".into()).into())
+}
+
+/// Creates a custom field on Lead and Contact through the Tooling API (needs Customize
+/// Application), then grants the connecting user's profile Read and Edit on both (a field
+/// created through the API is invisible to every profile until then). The external-id field is
+/// created External ID and Unique.
+pub(crate) async fn create_field(
+    client: &SalesforceClient,
+    s: &Session,
+    name: &str,
+    field_type: &str,
+) -> Result<CatalogField, CrmError> {
+    let api = api_name(name);
+    let external = api.eq_ignore_ascii_case(&client.config().external_id_field);
+    let label = name.trim_end_matches("__c").replace('_', " ");
+    let metadata = field_metadata(&label, field_type, external)?;
+    for object in [SObject::Lead, SObject::Contact] {
+        let full = format!("{}.{api}", object.name());
+        let exists = client
+            .describe(s, object.name())
+            .await?
+            .fields
+            .iter()
+            .any(|f| f.name.eq_ignore_ascii_case(&api));
+        if !exists {
+            let saved = client
+                .tooling_create(
+                    s,
+                    "CustomField",
+                    &json!({"FullName": full, "Metadata": metadata}),
+                )
+                .await?;
+            save_outcome(&saved)?;
+        }
+    }
+    let permission_set = profile_permission_set(client, s).await?;
+    for object in [SObject::Lead, SObject::Contact] {
+        let grant = json!({
+            "ParentId": permission_set,
+            "SobjectType": object.name(),
+            "Field": format!("{}.{api}", object.name()),
+            "PermissionsRead": true,
+            "PermissionsEdit": true,
+        });
+        save_outcome(&client.tooling_create(s, "FieldPermissions", &grant).await?)?;
+    }
+    client.forget_describes(s.connection_id);
+    tracing::info!(connection_id = %s.connection_id, field = %api, "Created a Salesforce custom field on Lead and Contact and granted the profile Edit on it.");
+    field_catalog(client, s)
+        .await?
+        .into_iter()
+        .find(|f| f.key.eq_ignore_ascii_case(&api))
+        .ok_or_else(|| {
+            SalesforceError::Decode(format!("{api} is missing from describe after its creation"))
+                .into()
+        })
+}
+
+// ---------------------------------------------------------------- journey objects
+
+/// The Opportunity stages (`StageName` picklist values); a stage's id is its value's surrogate.
+pub(crate) async fn stages(
+    client: &SalesforceClient,
+    s: &Session,
+) -> Result<Vec<CrmStage>, CrmError> {
+    let describe = client.describe(s, "Opportunity").await?;
+    let Some(field) = describe.fields.iter().find(|f| f.name == "StageName") else {
+        return Ok(Vec::new());
+    };
+    field
+        .picklist_values
+        .iter()
+        .filter(|p| p.active != Some(false))
+        .map(|p| {
+            Ok(CrmStage {
+                id: remember(client, s, &p.value)?,
+                pipeline_id: None,
+            })
+        })
+        .collect()
+}
+
+/// A Contact's Opportunities (through its contact roles); a Lead has none.
+pub(crate) async fn person_deals(
+    client: &SalesforceClient,
+    s: &Session,
+    person_id: i64,
+) -> Result<Vec<CrmDeal>, CrmError> {
+    let (object, key) = resolve_person(client, s, person_id)?;
+    if object == SObject::Lead {
+        return Ok(Vec::new());
+    }
+    let roles = client
+        .query_all_pages(
+            s,
+            &format!(
+                "SELECT OpportunityId FROM OpportunityContactRole WHERE ContactId = {}",
+                soql_string(&key)
+            ),
+        )
+        .await?;
+    let ids: Vec<String> = roles
+        .iter()
+        .filter_map(|r| r.text("OpportunityId"))
+        .map(soql_string)
+        .collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let deals = client
+        .query_all_pages(
+            s,
+            &format!(
+                "SELECT Id, Name FROM Opportunity WHERE Id IN ({}) ORDER BY CreatedDate, Id",
+                ids.join(", ")
+            ),
+        )
+        .await?;
+    deals
+        .iter()
+        .filter_map(|d| Some((d.text("Id")?, d.text("Name"))))
+        .map(|(id, name)| {
+            Ok(CrmDeal {
+                id: remember(client, s, id)?,
+                title: name.map(str::to_owned),
+            })
+        })
+        .collect()
+}
+
+/// The Tasks of a Lead or Contact (`WhoId`).
+pub(crate) async fn person_activities(
+    client: &SalesforceClient,
+    s: &Session,
+    person_id: i64,
+) -> Result<Vec<CrmActivity>, CrmError> {
+    let (_, key) = resolve_person(client, s, person_id)?;
+    let tasks = client
+        .query_all_pages(
+            s,
+            &format!(
+                "SELECT Id, Subject FROM Task WHERE WhoId = {} ORDER BY CreatedDate, Id",
+                soql_string(&key)
+            ),
+        )
+        .await?;
+    tasks
+        .iter()
+        .filter_map(|t| Some((t.text("Id")?, t.text("Subject"))))
+        .map(|(id, subject)| {
+            Ok(CrmActivity {
+                id: remember(client, s, id)?,
+                subject: subject.map(str::to_owned),
+            })
+        })
+        .collect()
+}
+
+/// An Opportunity for a Contact, with the Contact as its primary contact role. A Lead cannot
+/// have one: a clear, non-retryable error says it must be converted.
+pub(crate) async fn create_deal(
+    client: &SalesforceClient,
+    s: &Session,
+    deal: &NewDeal<'_>,
+) -> Result<i64, CrmError> {
+    let (object, contact) = resolve_person(client, s, deal.person_id)?;
+    if object == SObject::Lead {
+        return Err(SalesforceError::Unsupported {
+            message: "a deal (Opportunity) cannot be added to a Salesforce Lead: the Lead must be converted to a Contact first".into(),
+            hint: LEAD_DEAL_HINT,
+        }
+        .into());
+    }
+    let stage = match deal.stage_id {
+        Some(stage) => resolve(client, s, stage)?,
+        None => stages(client, s)
+            .await?
+            .first()
+            .and_then(|st| client.keys().resolve(s.connection_id, st.id))
+            .unwrap_or_else(|| "Prospecting".into()),
+    };
+    let record = client
+        .get_record(s, "Contact", &contact, &["AccountId".to_owned()])
+        .await?;
+    let mut body = Map::new();
+    body.insert("Name".into(), Value::from(deal.title));
+    body.insert("StageName".into(), Value::from(stage));
+    body.insert(
+        "CloseDate".into(),
+        Value::from(
+            (Utc::now() + ChronoDuration::days(30))
+                .format("%Y-%m-%d")
+                .to_string(),
+        ),
+    );
+    if let Some(amount) = deal.value {
+        body.insert("Amount".into(), json!(amount));
+    }
+    if let Some(account) = record.text("AccountId") {
+        body.insert("AccountId".into(), Value::from(account));
+    }
+    if let Some(owner) = deal.owner_id {
+        body.insert("OwnerId".into(), Value::from(resolve(client, s, owner)?));
+    }
+    let saved = client.create_record(s, "Opportunity", &body).await?;
+    save_outcome(&saved)?;
+    let id = saved.id.ok_or_else(|| {
+        CrmError::from(SalesforceError::Decode("a create answer without id".into()))
+    })?;
+    let role = json!({"OpportunityId": id, "ContactId": contact, "IsPrimary": true});
+    save_outcome(
+        &client
+            .create_record(s, "OpportunityContactRole", &role)
+            .await?,
+    )?;
+    remember(client, s, &id)
+}
+
+/// Moves an Opportunity to a stage (`StageName`).
+pub(crate) async fn move_deal(
+    client: &SalesforceClient,
+    s: &Session,
+    deal_id: i64,
+    stage_id: i64,
+) -> Result<(), CrmError> {
+    let deal = resolve(client, s, deal_id)?;
+    let stage = resolve(client, s, stage_id)?;
+    client
+        .update_record(s, "Opportunity", &deal, &json!({"StageName": stage}))
+        .await
+}
+
+/// A Task on the Lead or Contact (`WhoId`).
+pub(crate) async fn create_activity(
+    client: &SalesforceClient,
+    s: &Session,
+    activity: &NewActivity<'_>,
+) -> Result<i64, CrmError> {
+    let (_, who) = resolve_person(client, s, activity.person_id)?;
+    let mut body = Map::new();
+    body.insert("Subject".into(), Value::from(activity.subject));
+    body.insert("WhoId".into(), Value::from(who));
+    body.insert("Status".into(), Value::from("Not Started"));
+    if let Some(kind) = activity.kind {
+        // `Type` is an optional picklist; an org without it gets the Task without a type.
+        let task = client.describe(s, "Task").await?;
+        if task.fields.iter().any(|f| f.name == "Type") {
+            body.insert("Type".into(), Value::from(kind));
+        }
+    }
+    if let Some(due) = activity.due_date {
+        body.insert("ActivityDate".into(), Value::from(due));
+    }
+    if let Some(owner) = activity.owner_id {
+        body.insert("OwnerId".into(), Value::from(resolve(client, s, owner)?));
+    }
+    let saved = client.create_record(s, "Task", &body).await?;
+    save_outcome(&saved)?;
+    let id = saved.id.ok_or_else(|| {
+        CrmError::from(SalesforceError::Decode("a create answer without id".into()))
+    })?;
+    remember(client, s, &id)
+}
+
+/// Gives a Lead or Contact to another user (`OwnerId`).
+pub(crate) async fn set_person_owner(
+    client: &SalesforceClient,
+    s: &Session,
+    person_id: i64,
+    owner_id: i64,
+) -> Result<(), CrmError> {
+    let (object, key) = resolve_person(client, s, person_id)?;
+    let owner = resolve(client, s, owner_id)?;
+    client
+        .update_record(s, object.name(), &key, &json!({"OwnerId": owner}))
+        .await
+}
+
+// ---------------------------------------------------------------- OAuth
+
+/// The connected app tandem is registered as, and the login host of one environment
+/// (production or sandbox; a My Domain host works too).
+#[derive(Debug, Clone)]
+pub struct SfOAuthApp {
+    login_url: String,
+    client_id: String,
+    client_secret: Redacted<String>,
+}
+
+impl SfOAuthApp {
+    pub fn new(login_url: &str, client_id: &str, client_secret: Redacted<String>) -> Self {
+        Self {
+            login_url: login_url.trim_end_matches('/').to_owned(),
+            client_id: client_id.to_owned(),
+            client_secret,
+        }
+    }
+
+    /// The app for production (`sandbox = false`) or the sandbox login host.
+    pub fn from_settings(settings: &SalesforceSettings, sandbox: bool) -> Self {
+        let host = if sandbox {
+            &settings.sandbox_login_url
+        } else {
+            &settings.login_url
+        };
+        Self::new(host, &settings.client_id, settings.client_secret.clone())
+    }
+
+    pub fn login_url(&self) -> &str {
+        &self.login_url
+    }
+
+    /// Where to send the browser: the web-server flow with a PKCE S256 challenge.
+    pub fn authorize_url(&self, redirect_uri: &str, state: &str, code_challenge: &str) -> String {
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &self.client_id)
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("state", state)
+            .append_pair("scope", "api refresh_token")
+            .append_pair("code_challenge", code_challenge)
+            .append_pair("code_challenge_method", "S256")
+            .finish();
+        format!("{}/services/oauth2/authorize?{query}", self.login_url)
+    }
+}
+
+/// The S256 challenge of a PKCE code verifier: base64url(SHA-256(verifier)), unpadded.
+pub fn pkce_challenge(verifier: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+fn grant(tokens: TokenResponse) -> TokenGrant {
+    TokenGrant {
+        access_token: Redacted::new(tokens.access_token),
+        refresh_token: tokens.refresh_token.map(Redacted::new),
+        // Salesforce sends no lifetime; sessions follow the org's timeout (refresh on 401).
+        expires_in: tokens.expires_in,
+        api_domain: tokens.instance_url.trim_end_matches('/').to_owned(),
+    }
+}
+
+/// `authorization_code` grant, with the PKCE verifier when the authorize carried a challenge.
+pub(crate) async fn exchange_code(
+    client: &SalesforceClient,
+    app: &SfOAuthApp,
+    code: &str,
+    redirect_uri: &str,
+    code_verifier: Option<&str>,
+) -> Result<TokenGrant, CrmError> {
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", redirect_uri),
+        ("client_id", app.client_id.as_str()),
+        ("client_secret", app.client_secret.expose().as_str()),
+    ];
+    if let Some(verifier) = code_verifier {
+        form.push(("code_verifier", verifier));
+    }
+    client.oauth_token(&app.login_url, &form).await.map(grant)
+}
+
+/// `refresh_token` grant. Salesforce answers without a new refresh token: keep the old one.
+pub(crate) async fn refresh(
+    client: &SalesforceClient,
+    app: &SfOAuthApp,
+    refresh_token: &str,
+) -> Result<TokenGrant, CrmError> {
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
+        ("client_id", app.client_id.as_str()),
+        ("client_secret", app.client_secret.expose().as_str()),
+    ];
+    let mut granted = client.oauth_token(&app.login_url, &form).await.map(grant)?;
+    if granted.refresh_token.is_none() {
+        granted.refresh_token = Some(Redacted::new(refresh_token.to_owned()));
+    }
+    Ok(granted)
+}
+
+pub(crate) async fn revoke(
+    client: &SalesforceClient,
+    app: &SfOAuthApp,
+    token: &str,
+) -> Result<(), CrmError> {
+    client.oauth_revoke(&app.login_url, token).await
+}

@@ -1,0 +1,30 @@
+//! What a use-case holds of a connection: its state names and the loaded context (credentials,
+//! field map, owner). Plain data, so the token lifecycle (`tokens`) and the loader (`super`)
+//! both use it without depending on each other.
+
+use uuid::Uuid;
+
+use crate::crm::{FieldMap, Session};
+
+/// Connection states as the admin sees them.
+pub mod state {
+    pub const CONNECTED: &str = "connected";
+    pub const SYNCING: &str = "syncing";
+    pub const TOKEN_EXPIRED: &str = "token_expired";
+    pub const NOT_AUTHORISED: &str = "not_authorised";
+    pub const APP_REMOVED: &str = "app_removed";
+    pub const DISCONNECTED: &str = "disconnected";
+}
+
+/// A connection ready to call the CRM.
+#[derive(Debug, Clone)]
+pub struct ConnectionCtx {
+    pub id: Uuid,
+    pub state: String,
+    pub paused: bool,
+    pub session: Session,
+    pub map: FieldMap,
+    /// The connecting user: owner of persons tandem creates.
+    pub default_owner: Option<i64>,
+    pub company_id: Option<i64>,
+}
