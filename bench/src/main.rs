@@ -48,6 +48,10 @@ enum Command {
         /// Send with reqwest (a full client, as before) instead of the minimal HTTP/1.1 one.
         #[arg(long)]
         reqwest: bool,
+        /// Serve Prometheus metrics (`metrics.token` set: the recorder is installed), to
+        /// measure their overhead against a run without.
+        #[arg(long)]
+        metrics: bool,
     },
     /// End-to-end latency app→Pipedrive and Pipedrive→app, without and with a burst limit;
     /// API calls per edit.
@@ -128,7 +132,8 @@ async fn main() -> anyhow::Result<()> {
             concurrency,
             postgres,
             reqwest,
-        } => vec![ingest(events, concurrency, postgres.as_deref(), reqwest).await?],
+            metrics,
+        } => vec![ingest(events, concurrency, postgres.as_deref(), reqwest, metrics).await?],
         Command::Latency { edits, burst } => vec![latency(edits, burst).await?],
         Command::InitialSync { persons, burst } => vec![initial_sync(persons, burst).await?],
         Command::Writeback {
@@ -152,7 +157,7 @@ async fn main() -> anyhow::Result<()> {
             postgres,
         } => vec![chaos_run(contacts, edits, kills, seed, postgres.as_deref()).await?],
         Command::All { postgres } => vec![
-            ingest(10_000, 32, postgres.as_deref(), false).await?,
+            ingest(10_000, 32, postgres.as_deref(), false, false).await?,
             latency(100, 20).await?,
             initial_sync(20_000, 20).await?,
             writeback(20, 100, 12).await?,
@@ -205,6 +210,7 @@ async fn ingest(
     concurrency: usize,
     postgres: Option<&str>,
     with_reqwest: bool,
+    metrics: bool,
 ) -> anyhow::Result<Section> {
     let mut rows = Vec::new();
     let mut sqlite_met = false;
@@ -213,7 +219,16 @@ async fn ingest(
         dbs.push(("Postgres", Some(url)));
     }
     for (label, server) in dbs {
-        let app = app_on(server, sim_config(None), false).await?;
+        let database = TestDatabase::create_on(server).await?;
+        let app = spawn_app_on(database, sim_config(None), |s| {
+            s.workers.enabled = false;
+            s.workers.poll_interval_secs = 3600;
+            if metrics {
+                s.metrics.token =
+                    tandem_engine::config::Redacted::new("bench-metrics-token-0123".to_owned());
+            }
+        })
+        .await;
         let connection = app.connect_pipedrive().await;
         let (user, password) =
             connections::webhook_credentials(&app.engine, app.store.db(), connection)

@@ -19,6 +19,8 @@ pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
     state: AppState,
+    /// `/metrics` on a listener of its own (`metrics.addr`).
+    metrics_listener: Option<TcpListener>,
 }
 
 /// The encryption keys from the settings, or from the key file; a new key file is generated only
@@ -108,6 +110,15 @@ impl Application {
             .await
             .with_context(|| format!("binding {}:{}", settings.http.host, settings.http.port))?;
         let addr = listener.local_addr()?;
+        crate::meter::exposition::init(&settings.metrics);
+        let metrics_listener = match settings.metrics.addr.as_str() {
+            "" => None,
+            metrics_addr => Some(
+                TcpListener::bind(metrics_addr)
+                    .await
+                    .with_context(|| format!("binding metrics.addr {metrics_addr}"))?,
+            ),
+        };
         let public_url = settings.public_url(addr.port());
         let settings = Arc::new(settings);
         let engine = Engine::new(store.clone(), vault, Arc::clone(&settings), public_url);
@@ -120,6 +131,7 @@ impl Application {
             listener,
             addr,
             state,
+            metrics_listener,
         })
     }
 
@@ -129,6 +141,14 @@ impl Application {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The port of the separate `/metrics` listener, when `metrics.addr` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| a.port())
     }
 
     pub fn state(&self) -> &AppState {
@@ -143,11 +163,29 @@ impl Application {
     /// in-flight requests.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(addr = %self.addr, "tandem is listening.");
-        let workers = if self.state.settings.workers.enabled {
-            crate::sync::worker::spawn_workers(self.state.engine.clone(), shutdown.clone())
+        let mut workers = if self.state.settings.workers.enabled {
+            let mut handles =
+                crate::sync::worker::spawn_workers(self.state.engine.clone(), shutdown.clone());
+            handles.push(crate::meter::writer::spawn(
+                self.state.engine.clone(),
+                shutdown.clone(),
+            ));
+            handles
         } else {
             Vec::new()
         };
+        if let Some(listener) = self.metrics_listener {
+            let router = crate::http::metrics::separate_router(self.state.clone());
+            let stop = shutdown.clone();
+            workers.push(tokio::spawn(async move {
+                let served = axum::serve(listener, router)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await;
+                if let Err(error) = served {
+                    tracing::error!(error = %error, "The /metrics listener stopped.");
+                }
+            }));
+        }
         let router = http::router(self.state.clone());
         // The peer address feeds the failed-authentication throttle.
         axum::serve(

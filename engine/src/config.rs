@@ -70,6 +70,7 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub app_webhooks: AppWebhookSettings,
     pub mirror: MirrorSettings,
+    pub metrics: MetricsSettings,
 }
 
 /// The Pipedrive mirror (`tandem extract` and the live mirror of connections that switch it on).
@@ -82,6 +83,18 @@ pub struct MirrorSettings {
     pub delete_pass_interval_secs: u64,
     /// Days a row marked deleted is kept; 0 keeps it for ever.
     pub purge_deleted_after_days: u64,
+}
+
+/// `GET /metrics` and the console's minute series ([`crate::meter`]).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Bearer token for `/metrics`; set, it serves `/metrics` on the main port.
+    pub token: Redacted<String>,
+    /// `host:port` of a listener of its own for `/metrics`; empty for none.
+    pub addr: String,
+    /// Days the console's minute series are kept; 0 keeps them forever.
+    pub retention_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -384,6 +397,21 @@ impl Settings {
                 problem: "request_timeout_secs and max_attempts must be at least 1".into(),
             });
         }
+        let metrics_token = self.metrics.token.expose().trim();
+        if !metrics_token.is_empty() && metrics_token.len() < MIN_SECRET_LEN {
+            return Err(ConfigError::Key {
+                key: "metrics.token",
+                problem: format!("is shorter than {MIN_SECRET_LEN} characters; generate one, e.g. `openssl rand -base64 24`, or leave it empty"),
+            });
+        }
+        if !self.metrics.addr.is_empty()
+            && self.metrics.addr.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(ConfigError::Key {
+                key: "metrics.addr",
+                problem: "must be an address and port such as 127.0.0.1:9090, or empty".into(),
+            });
+        }
         if self.workers.poll_interval_secs == 0 {
             return Err(ConfigError::Key {
                 key: "workers.poll_interval_secs",
@@ -441,6 +469,7 @@ const SECRET_KEYS: &[(&str, &str)] = &[
     ),
     ("pipedrive.client_secret", "a string"),
     ("salesforce.client_secret", "a string"),
+    ("metrics.token", "a string of at least 16 characters"),
     (
         "database.url",
         "a string such as sqlite://tandem.db or postgres://user:password@host/db",

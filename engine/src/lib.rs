@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod demo;
 pub mod egress;
 pub mod http;
+pub mod meter;
 pub mod mirror;
 pub mod queue;
 pub mod store;

@@ -3,7 +3,9 @@
 // log in → connect through the simulator's OAuth consent → "Connected" → map a field →
 // the simulator revokes the tokens → "Resync now" → "Token expired" with a Reconnect button
 // that works → the sync log shows the 401 → the duplicate report shows three same-email persons,
-// a merge is clicked and the report shows the result. Screenshots go to target/artifacts/browser/.
+// a merge is clicked and the report shows the result → a contact is pushed → the overview, the
+// connection's charts and "Find a contact" (its `<script>` name shown as text) render.
+// Screenshots go to target/artifacts/browser/.
 //
 // Usage: node console.test.mjs PATH/TO/console-fixture
 import { spawn } from 'node:child_process';
@@ -117,6 +119,24 @@ try {
   await after.waitFor();
   if ((await after.locator('li[data-person]').count()) !== 2) throw new Error('expected two records after the merge');
   await shot('duplicates-merged');
+
+  // The overview, the connection's charts and the contact search, after some traffic.
+  await command('traffic');
+  await page.click('header a:has-text("Overview")');
+  await expectText('#overview', 'Connected');
+  await shot('overview');
+  await page.click('#overview a:has-text("hour")');
+  await page.locator('#chart-writes polyline').first().waitFor({ timeout: 10000 });
+  await shot('charts');
+  await page.click('header a:has-text("Find a contact")');
+  await page.fill('input[name=q]', 'xss@example.com');
+  await page.click('button:has-text("Find")');
+  await expectText('#contacts td.name', '<script>alert(1)</script>');
+  await shot('contact-search');
+  await page.click('#contacts a');
+  await expectText('#fields', '<script>alert(1)</script>');
+  await page.locator('button:has-text("Resync this contact")').waitFor();
+  await shot('contact');
   console.log(`browser test passed; screenshots in ${artifacts}`);
 } catch (error) {
   failed = true;

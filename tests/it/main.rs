@@ -16,6 +16,7 @@ mod health;
 mod inbound;
 mod lists;
 mod live;
+mod metrics;
 mod migrations;
 mod mirror;
 mod queue;

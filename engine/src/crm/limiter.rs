@@ -201,6 +201,11 @@ impl Limiters {
             .clone()
     }
 
+    /// The connection's budget if a call created it (metrics read it without creating one).
+    pub fn get(&self, connection: Uuid) -> Option<Arc<ConnectionBudget>> {
+        self.budgets.get(&connection).map(|b| Arc::clone(&b))
+    }
+
     pub fn forget(&self, connection: Uuid) {
         self.budgets.remove(&connection);
     }

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod api;
 pub mod connect;
 pub(crate) mod error;
+pub mod metrics;
 pub(crate) mod throttle;
 
 use axum::extract::{DefaultBodyLimit, State};
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state.clone())
         .merge(admin::router(state.clone()))
         .merge(connect::router(state.clone()))
+        .merge(metrics::router(state.clone()))
         .merge(api::router(state))
         .merge(tandem_webhooks::pipedrive::router(Arc::clone(&inbox)))
         .merge(tandem_webhooks::app::router(inbox))

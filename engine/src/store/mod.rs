@@ -14,6 +14,7 @@ use crate::config::{DatabaseKind, DatabaseSettings};
 
 mod conn;
 pub mod connections;
+pub mod contact_search;
 pub mod contacts;
 pub mod duplicates;
 pub(crate) mod entities;
@@ -21,6 +22,7 @@ mod error;
 pub mod field_mappings;
 pub mod idempotency;
 pub mod links;
+pub mod metrics;
 pub mod mirror;
 pub mod oauth_states;
 pub mod queue;

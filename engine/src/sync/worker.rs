@@ -96,7 +96,20 @@ async fn execute(engine: &Engine, job: Job) -> Result<(), SyncError> {
                     queue::defer(engine.store.db(), &job, until, Utc::now()).await?;
                     return Ok(());
                 }
-                other => other.map(|_| ()),
+                other => other.map(|pushed| {
+                    if matches!(
+                        pushed,
+                        outbound::Pushed::Patched { .. } | outbound::Pushed::Created { .. }
+                    ) {
+                        let crm = crate::meter::crm_label(&engine.crm);
+                        crate::meter::propagated(
+                            conn.id,
+                            crm,
+                            crate::meter::Direction::AppToCrm,
+                            job.created_at,
+                        );
+                    }
+                }),
             }
         }
         JobPayload::Action { action_id, .. } => {
@@ -139,6 +152,7 @@ async fn execute(engine: &Engine, job: Job) -> Result<(), SyncError> {
                 RetryDecision::RetryAfter { after } => {
                     let run_at = now + chrono::Duration::from_std(after).unwrap_or_default();
                     queue::retry(db, &job, run_at, &code, error.status, now).await?;
+                    crate::meter::job_retried(conn.id, job.payload.kind());
                     tracing::warn!(status = ?error.status, error = %error, "Push failed; a retry was scheduled.");
                     synclog::record(
                         db,
@@ -156,6 +170,7 @@ async fn execute(engine: &Engine, job: Job) -> Result<(), SyncError> {
                 }
                 RetryDecision::DeadLetter => {
                     queue::bury(db, &job, &code, error.status, now).await?;
+                    crate::meter::dead_lettered(conn.id, job.payload.kind());
                     if let JobPayload::Action { action_id, .. } = &job.payload {
                         crate::sync::outbound::actions::mark_failed(
                             engine, &conn, *action_id, &error,

@@ -4,6 +4,8 @@
 //! line, answering `ok <command>` when done:
 //! - `revoke`: the simulator forgets every token (as an uninstall does);
 //! - `duplicates`: three persons sharing an e-mail appear in Pipedrive and tandem pulls them;
+//! - `traffic`: a contact named `<script>alert(1)</script>` (e-mail `xss@example.com`) is
+//!   pushed to Pipedrive and the minute series are written, so the charts have something to draw;
 //! - `quit` (or end of input): stop.
 
 use std::io::Write;
@@ -51,6 +53,19 @@ async fn main() -> anyhow::Result<()> {
                         anyhow::Ok(())
                     })?;
                 }
+                "traffic" => runtime.block_on(async {
+                    use tandem_tests::fields::{email, fields, name};
+                    tandem_engine::sync::app::local::create_contact(
+                        &engine,
+                        fields([name("<script>alert(1)</script>"), email("xss@example.com")]),
+                        true,
+                    )
+                    .await?;
+                    tandem_engine::sync::worker::drive_until_idle(&engine).await?;
+                    let next_minute = chrono::Utc::now() + chrono::Duration::minutes(1);
+                    tandem_engine::meter::writer::flush(&engine, next_minute, false).await?;
+                    anyhow::Ok(())
+                })?,
                 "quit" => break,
                 "" => continue,
                 other => {

@@ -18,6 +18,7 @@ use super::wire::{
 };
 use crate::crm::limiter::{ConnectionBudget, Limiters};
 use crate::crm::session::{Auth, Session};
+use crate::meter::{self, CrmOutcome};
 
 /// An operation and its documented `x-token-cost`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +45,26 @@ pub enum Op {
     MirrorList(u8),
 }
 
+/// The `crm` label of metrics.
+const CRM: &str = "pipedrive";
+
 impl Op {
+    /// Whether the operation changes data in Pipedrive (the console charts writes).
+    pub fn is_write(self) -> bool {
+        matches!(
+            self,
+            Self::CreatePerson
+                | Self::PatchPerson
+                | Self::CreatePersonField
+                | Self::CreateDeal
+                | Self::PatchDeal
+                | Self::CreateActivity
+                | Self::MergePersons
+                | Self::CreateWebhook
+                | Self::DeleteWebhook
+        )
+    }
+
     pub fn token_cost(self) -> u64 {
         match self {
             Self::ListPersons
@@ -144,14 +164,38 @@ impl PipedriveClient {
         request: RequestBuilder,
     ) -> Result<(T, Option<String>), CrmError> {
         let budget = self.budget(session);
+        let waiting = std::time::Instant::now();
         budget.acquire(op == Op::SearchPersons).await;
+        meter::rate_limit_wait(session.connection_id, CRM, waiting.elapsed());
         budget.requests.fetch_add(1, Ordering::Relaxed);
         budget
             .tokens_spent
             .fetch_add(op.token_cost(), Ordering::Relaxed);
-        let response = request.send().await.map_err(PipedriveError::from)?;
+        let started = std::time::Instant::now();
+        let metered = |outcome| {
+            let name = format!("{op:?}");
+            let (cost, elapsed) = (op.token_cost(), started.elapsed());
+            meter::crm_request(
+                session.connection_id,
+                CRM,
+                &name,
+                op.is_write(),
+                outcome,
+                cost,
+                elapsed,
+            );
+        };
+        let response = request.send().await.map_err(|error| {
+            metered(if error.is_timeout() {
+                CrmOutcome::Timeout
+            } else {
+                CrmOutcome::Transport
+            });
+            PipedriveError::from(error)
+        })?;
         observe(&budget, &response);
         let status = response.status();
+        metered(CrmOutcome::from_status(status.as_u16()));
         if status.is_success() {
             let envelope: Envelope<T> = response.json().await.map_err(PipedriveError::from)?;
             let cursor = envelope.additional_data.and_then(|a| a.next_cursor);

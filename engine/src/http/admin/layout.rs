@@ -21,7 +21,8 @@ table{border-collapse:collapse;width:100%;background:#fff}td,th{border:1px solid
 .actions{display:flex;flex-wrap:wrap;gap:.5rem;margin-top:.8rem}.actions form{display:inline}\
 .notice{background:#d5f2dc;padding:.5rem 1rem;border-radius:4px}.error{background:#fddede;padding:.5rem 1rem;border-radius:4px}\
 a.button,button{padding:.35rem .8rem;border:1px solid #8a93a6;border-radius:4px;background:#fff;cursor:pointer;color:#1d2330;text-decoration:none;font-size:.9rem}\
-a.primary,button.primary{background:#2456d3;color:#fff;border-color:#2456d3}code{font-size:.85rem}";
+a.primary,button.primary{background:#2456d3;color:#fff;border-color:#2456d3}code{font-size:.85rem}\
+figure{margin:0 0 1rem}svg{max-width:100%;height:auto}.legend{font-size:.85rem;margin:.3rem 0 0}tr.differs td{background:#fff6dc}";
 
 /// What the layout shows around a page: its title, the session's CSRF token (carried by the
 /// logout form and by every form of the page; `None` on pages shown without a session, which

@@ -13,6 +13,7 @@ pub(crate) mod field_mapping;
 pub(crate) mod idempotency_key;
 pub(crate) mod inbox_event;
 pub(crate) mod journey_action;
+pub(crate) mod metric_minute;
 pub(crate) mod oauth_state;
 pub(crate) mod outbound_delivery;
 pub(crate) mod outbox_job;

@@ -504,6 +504,7 @@ async fn record_outcome(
     let subscription_id = row.subscription_id;
     match sent {
         Sent::Ok(status) => {
+            crate::meter::app_delivery(true);
             if !delivery::end(&txn, &row, Outcome::Delivered { status }, now).await? {
                 return lease_lost(txn, &row).await;
             }
@@ -518,6 +519,7 @@ async fn record_outcome(
             tracing::debug!(delivery_id = %row.id, status, "Delivered a webhook to the app.");
         }
         Sent::Failed { status, code } => {
+            crate::meter::app_delivery(false);
             let jitter: f64 = rand::thread_rng().gen_range(0.0..=1.0);
             let attempt = u32::try_from(attempts).unwrap_or(u32::MAX);
             let next = engine.app_retry_policy().next_delay(attempt, jitter);

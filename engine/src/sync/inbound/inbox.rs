@@ -13,6 +13,7 @@ use tandem_webhooks::standard::Secret;
 use uuid::Uuid;
 
 use super::ingest::{IngestWriter, NewEvent};
+use crate::meter::WebhookOutcome;
 use crate::store::{queue, Conn};
 use crate::sync::synclog::{self, Direction, Entry, Level};
 use crate::sync::worker::inbox_state;
@@ -38,6 +39,13 @@ impl StoreInbox {
     }
 }
 
+fn outcome_of(accepted: Accepted) -> WebhookOutcome {
+    match accepted {
+        Accepted::New => WebhookOutcome::Accepted,
+        Accepted::Duplicate => WebhookOutcome::Duplicate,
+    }
+}
+
 fn storage(error: impl std::fmt::Display) -> InboxError {
     InboxError(error.to_string())
 }
@@ -59,6 +67,7 @@ impl Inbox for StoreInbox {
 
     async fn accept(&self, delivery: InboundDelivery) -> Result<Accepted, InboxError> {
         self.auth_failures.remove(&delivery.connection_id);
+        let (source, connection) = (delivery.source, delivery.connection_id);
         self.writer
             .store(NewEvent {
                 connection_id: Some(delivery.connection_id),
@@ -71,6 +80,7 @@ impl Inbox for StoreInbox {
             })
             .await
             .inspect(|accepted| {
+                crate::meter::webhook_event(source, Some(connection), outcome_of(*accepted));
                 if *accepted == Accepted::New {
                     self.engine.wake.notify_one();
                 }
@@ -78,6 +88,11 @@ impl Inbox for StoreInbox {
     }
 
     async fn reject(&self, rejected: RejectedDelivery) -> Result<(), InboxError> {
+        crate::meter::webhook_event(
+            rejected.source,
+            Some(rejected.connection_id),
+            WebhookOutcome::Rejected,
+        );
         let now = self.engine.now();
         let db = &self.engine.store;
         store_rejected(
@@ -108,6 +123,7 @@ impl Inbox for StoreInbox {
     }
 
     async fn auth_failed(&self, connection: Uuid) {
+        crate::meter::webhook_event("pipedrive", Some(connection), WebhookOutcome::Unauthorized);
         let failures = self
             .auth_failures
             .entry(connection)
@@ -153,6 +169,7 @@ impl AppInbox for StoreInbox {
             })
             .await
             .inspect(|accepted| {
+                crate::meter::webhook_event("app", None, outcome_of(*accepted));
                 if *accepted == Accepted::New {
                     self.engine.wake.notify_one();
                 }
@@ -160,6 +177,7 @@ impl AppInbox for StoreInbox {
     }
 
     async fn reject(&self, rejected: RejectedAppDelivery) -> Result<(), InboxError> {
+        crate::meter::webhook_event("app", None, WebhookOutcome::Rejected);
         let now = self.engine.now();
         let db = &self.engine.store;
         store_rejected(

@@ -160,10 +160,14 @@ async fn apply_person_from<C: Conn>(
         return person_deleted(txn, engine, conn, person.id, None, now).await;
     }
     let remote = person.snapshot.clone();
-    match links::by_person_for_update(txn, conn.id, person.id).await? {
+    let applied = match links::by_person_for_update(txn, conn.id, person.id).await? {
         Some(link) => merge_into_link_from(txn, conn, link, remote, origin, now).await,
         None => link_new_person(txn, conn, person, remote, now).await,
+    }?;
+    if applied.app_event().is_some() {
+        crate::meter::crm_change_applied(&engine.crm, conn.id, person.updated.as_ref());
     }
+    Ok(applied)
 }
 
 /// Applies a page of persons read from Pipedrive (the initial sync) inside the caller's

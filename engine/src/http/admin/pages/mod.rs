@@ -4,12 +4,15 @@
 //! with a redirect back (or an error page carrying the status, the stable code and the text).
 //! One file per page group; the handlers only gather data and pick the template.
 
+mod charts;
 mod connections;
+mod contacts;
 mod dead_letters;
 mod duplicates;
 mod fields;
 mod log;
 mod login;
+mod overview;
 
 use std::collections::HashMap;
 
@@ -35,6 +38,10 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/admin/", get(connections::home))
         .route("/admin/login", get(login::form).post(login::login))
         .route("/admin/logout", post(login::logout))
+        .route("/admin/overview", get(overview::page))
+        .route("/admin/contacts", get(contacts::search))
+        .route("/admin/contacts/{id}", get(contacts::page))
+        .route("/admin/connections/{id}/charts", get(charts::page))
         .route("/admin/fields", get(fields::page))
         .route("/admin/log", get(log::page))
         .route("/admin/dead-letters", get(dead_letters::page))
