@@ -45,6 +45,9 @@ pub enum Command {
         #[command(subcommand)]
         action: crate::cli_sync::SyncAction,
     },
+    /// Extract every Pipedrive object into tables (tandem's database or a Postgres target);
+    /// `--verify` compares them with Pipedrive.
+    Extract(crate::cli_extract::ExtractArgs),
     /// Manage CRM connections without a browser.
     Connections {
         #[command(subcommand)]
@@ -155,6 +158,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Sync { action } => crate::cli_sync::run(settings, action).await,
+        Command::Extract(args) => crate::cli_extract::run(settings, args).await,
         Command::Config => {
             print!("{}", settings.to_redacted_toml());
             Ok(())

@@ -70,6 +70,7 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub app_webhooks: AppWebhookSettings,
     pub metrics: MetricsSettings,
+    pub mirror: MirrorSettings,
 }
 
 /// `GET /metrics` and the console's minute series ([`crate::meter`]).
@@ -82,6 +83,18 @@ pub struct MetricsSettings {
     pub addr: String,
     /// Days the console's minute series are kept; 0 keeps them forever.
     pub retention_days: u32,
+}
+
+/// The Pipedrive mirror (`tandem extract` and the live mirror of connections that switch it on).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorSettings {
+    /// Seconds between two incremental passes of every stream (the webhooks' backstop).
+    pub poll_interval_secs: u64,
+    /// Seconds between two full passes that mark rows Pipedrive no longer lists as deleted.
+    pub delete_pass_interval_secs: u64,
+    /// Days a row marked deleted is kept; 0 keeps it for ever.
+    pub purge_deleted_after_days: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod cli_extract;
 pub mod cli_sync;
 pub mod clock;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod demo;
 pub mod egress;
 pub mod http;
 pub mod meter;
+pub mod mirror;
 pub mod queue;
 pub mod store;
 pub mod sync;

@@ -15,6 +15,7 @@ mod m20261203_000001_field_mapping_currency;
 mod m20261203_000002_link_write_state;
 mod m20261203_000010_queue_claims;
 mod m20261204_000001_create_metric_minute;
+mod m20261215_000001_mirror_cursor;
 
 /// The ordered list of tandem's migrations.
 #[derive(Debug)]
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000002_link_write_state::Migration),
             Box::new(m20261203_000010_queue_claims::Migration),
             Box::new(m20261204_000001_create_metric_minute::Migration),
+            Box::new(m20261215_000001_mirror_cursor::Migration),
         ]
     }
 }

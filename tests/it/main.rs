@@ -18,6 +18,7 @@ mod lists;
 mod live;
 mod metrics;
 mod migrations;
+mod mirror;
 mod queue;
 mod races;
 mod security;

@@ -8,6 +8,7 @@
 pub mod chaos;
 pub mod child;
 pub mod fields;
+pub mod mirror;
 pub mod receiver;
 
 use std::net::SocketAddr;

@@ -188,10 +188,23 @@ impl WebhookRequest<Verified> {
         };
         let mut text = |key: &str| meta.remove(key);
         let object = text("entity").unwrap_or_default();
-        if !["person", "deal", "activity"].contains(&object.as_str()) {
+        // Persons, deals and activities for the sync; the others for the mirror (issue 20).
+        const OBJECTS: [&str; 7] = [
+            "person",
+            "deal",
+            "activity",
+            "organization",
+            "product",
+            "lead",
+            "note",
+        ];
+        if !OBJECTS.contains(&object.as_str()) {
             return Err(reject(
                 ErrorCode::UnknownObject,
-                format!("unsupported object {object:?}: tandem takes person, deal and activity"),
+                format!(
+                    "unsupported object {object:?}: tandem takes {}",
+                    OBJECTS.join(", ")
+                ),
                 &self.body,
             ));
         }
@@ -533,7 +546,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(error.code, ErrorCode::MalformedJson);
         assert_eq!(rejected.payload, "{not json");
-        let body = r#"{"meta":{"id":"e","entity":"product","action":"change"}}"#;
+        let body = r#"{"meta":{"id":"e","entity":"project","action":"change"}}"#;
         let (error, _) = *request(Some("u:p"), body)
             .verify(Some(&creds()))
             .unwrap()

@@ -56,6 +56,8 @@ pub struct ConnectionBudget {
     general: RwLock<Arc<Direct>>,
     search: Direct,
     limit: AtomicU32,
+    /// Sync requests waiting for a slot: background reads wait while any does.
+    sync_waiting: AtomicU32,
     /// Tokens spent since start (by our own accounting of `x-token-cost`).
     pub tokens_spent: AtomicU64,
     pub requests: AtomicU64,
@@ -74,6 +76,7 @@ impl ConnectionBudget {
             general: RwLock::new(Arc::new(paced(limit))),
             search: paced(SEARCH_BURST),
             limit: AtomicU32::new(limit),
+            sync_waiting: AtomicU32::new(0),
             tokens_spent: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
@@ -88,12 +91,35 @@ impl ConnectionBudget {
         if search {
             self.search.until_ready().await;
         }
-        let general = self
-            .general
+        self.sync_waiting.fetch_add(1, Ordering::SeqCst);
+        self.general().until_ready().await;
+        self.sync_waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn general(&self) -> Arc<Direct> {
+        self.general
             .read()
             .map(|g| Arc::clone(&g))
-            .unwrap_or_else(|p| Arc::clone(&p.into_inner()));
-        general.until_ready().await;
+            .unwrap_or_else(|p| Arc::clone(&p.into_inner()))
+    }
+
+    /// Waits for a slot that no sync request is waiting for (the mirror's reads): it takes a
+    /// free slot only, so the sync is never starved, whatever the volume of background work.
+    pub async fn acquire_background(&self) {
+        loop {
+            if self.sync_waiting.load(Ordering::SeqCst) == 0 {
+                match self.general().check() {
+                    Ok(()) => return,
+                    Err(not_until) => {
+                        let wait = not_until
+                            .wait_time_from(governor::clock::Clock::now(&DefaultClock::default()));
+                        tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
+                    }
+                }
+            } else {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
     }
 
     /// Adapts to what Pipedrive reported.

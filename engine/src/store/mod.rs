@@ -23,6 +23,7 @@ pub mod field_mappings;
 pub mod idempotency;
 pub mod links;
 pub mod metrics;
+pub mod mirror;
 pub mod oauth_states;
 pub mod queue;
 pub mod sessions;

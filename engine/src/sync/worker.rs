@@ -367,6 +367,13 @@ async fn apply_and_complete(
         ("pipedrive", Some(connection_id)) => Some(connections::load(engine, connection_id).await?),
         _ => None,
     };
+    if let (Some(_), Some(connection_id)) = (&conn, event.connection_id) {
+        // The mirror's tables (when the connection keeps one): idempotent and version-guarded,
+        // so applying it again on a retry is harmless.
+        crate::mirror::live::apply_for_connection(&engine.store, connection_id, &event.payload)
+            .await
+            .map_err(|e| Failure::Transient(e.to_string()))?;
+    }
     let txn = engine.store.db().begin().await?;
     let applied = match (event.source.as_str(), conn) {
         ("pipedrive", Some(conn)) => {

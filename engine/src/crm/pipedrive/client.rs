@@ -41,6 +41,8 @@ pub enum Op {
     ListStages,
     MergePersons,
     ListActivities,
+    /// A list read by the mirror (`list_page`), with the endpoint's documented cost.
+    MirrorList(u8),
 }
 
 /// The `crm` label of metrics.
@@ -83,6 +85,7 @@ impl Op {
             Self::DeleteWebhook => 6,
             Self::MergePersons => 40,
             Self::ListActivities => 10,
+            Self::MirrorList(cost) => u64::from(cost),
         }
     }
 }
@@ -92,6 +95,23 @@ impl Op {
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
+}
+
+/// One page of any list, as JSON: the items, and where the next page starts (v2's
+/// `next_cursor`, or v1's `start` offset).
+#[derive(Debug, Clone, Default)]
+pub struct RawPage {
+    pub items: Vec<serde_json::Value>,
+    pub next_cursor: Option<String>,
+    pub next_start: Option<u64>,
+}
+
+/// Who waits for the limiter: the sync (first) or background reads such as the mirror (only
+/// when no sync request is waiting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    Sync,
+    Background,
 }
 
 /// Query for `GET /api/v2/persons`.
@@ -185,6 +205,66 @@ impl PipedriveClient {
             budget.rate_limited.fetch_add(1, Ordering::Relaxed);
         }
         Err(status_error(response).await.into())
+    }
+
+    /// One page of any list endpoint (`path` like `/api/v2/deals` or `/api/v1/notes`), as JSON.
+    /// `op` carries the endpoint's token cost; `priority` decides who goes first at the limiter.
+    pub async fn list_page(
+        &self,
+        s: &Session,
+        op: Op,
+        path: &str,
+        query: &[(String, String)],
+        priority: Priority,
+    ) -> Result<RawPage, CrmError> {
+        let budget = self.budget(s);
+        match priority {
+            Priority::Sync => budget.acquire(false).await,
+            Priority::Background => budget.acquire_background().await,
+        }
+        budget.requests.fetch_add(1, Ordering::Relaxed);
+        budget
+            .tokens_spent
+            .fetch_add(op.token_cost(), Ordering::Relaxed);
+        let request = self.request(s, Method::GET, path).query(query);
+        let response = request.send().await.map_err(PipedriveError::from)?;
+        observe(&budget, &response);
+        let status = response.status();
+        if !status.is_success() {
+            if status.as_u16() == 429 {
+                budget.rate_limited.fetch_add(1, Ordering::Relaxed);
+            }
+            return Err(status_error(response).await.into());
+        }
+        let mut body: serde_json::Value = response.json().await.map_err(PipedriveError::from)?;
+        let items = match body.get_mut("data").map(serde_json::Value::take) {
+            Some(serde_json::Value::Array(items)) => items,
+            Some(serde_json::Value::Null) | None => Vec::new(),
+            Some(other) => vec![other],
+        };
+        let extra = body.get("additional_data");
+        let text = |v: Option<&serde_json::Value>| v.and_then(|c| c.as_str()).map(str::to_owned);
+        let next_cursor = text(extra.and_then(|a| a.get("next_cursor")));
+        let pagination = extra.and_then(|a| a.get("pagination")).or(extra);
+        let more = pagination
+            .and_then(|p| p.get("more_items_in_collection"))
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        let next_start = pagination
+            .and_then(|p| p.get("next_start"))
+            .and_then(serde_json::Value::as_u64)
+            .or_else(|| {
+                let p = pagination?;
+                let start = p.get("start")?.as_u64()?;
+                let limit = p.get("limit")?.as_u64()?;
+                Some(start + limit)
+            })
+            .filter(|_| more);
+        Ok(RawPage {
+            items,
+            next_cursor,
+            next_start,
+        })
     }
 
     pub async fn users_me(&self, s: &Session) -> Result<User, CrmError> {

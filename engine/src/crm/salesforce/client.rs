@@ -3,6 +3,7 @@
 //! `Sforce-Call-Options: client=…` on every write, and returns decoded data or a classified
 //! `CrmError`. Salesforce documents no per-second limit, so calls are counted, not paced.
 
+use crate::clock::{Clock, SystemClock};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +35,7 @@ pub struct SalesforceClient {
     config: Arc<SfConfig>,
     keys: SfKeys,
     describes: Arc<DashMap<(Uuid, String), Arc<Describe>>>,
+    clock: Arc<dyn Clock>,
 }
 
 impl SalesforceClient {
@@ -49,7 +51,19 @@ impl SalesforceClient {
             config: Arc::new(config),
             keys: SfKeys::default(),
             describes: Arc::default(),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same client reading the time from `clock` (the engine's, or a test's).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// What time it is for this connector (the end of a `deleted` window, a close date).
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
     }
 
     pub fn limiters(&self) -> &Limiters {

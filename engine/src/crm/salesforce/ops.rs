@@ -217,7 +217,7 @@ async fn deleted_since(
     s: &Session,
     since: DateTime<Utc>,
 ) -> Result<Vec<CrmPerson>, CrmError> {
-    let end = Utc::now();
+    let end = client.now();
     let start = since
         .max(end - DELETED_WINDOW)
         .min(end - ChronoDuration::minutes(1));
@@ -781,7 +781,7 @@ pub(crate) async fn create_deal(
     body.insert(
         "CloseDate".into(),
         Value::from(
-            (Utc::now() + ChronoDuration::days(30))
+            (client.now() + ChronoDuration::days(30))
                 .format("%Y-%m-%d")
                 .to_string(),
         ),

@@ -4,6 +4,7 @@
 //! permission, journey objects, and OAuth (PKCE exchange, refresh, revoke) on both login hosts.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use salesforce_sim::{FaultSpec, OrgKind, Permissions, SfSim, SfSimConfig};
@@ -14,6 +15,7 @@ use tandem_core::{
 use uuid::Uuid;
 
 use super::{SalesforceClient, SfConfig, SfOAuthApp};
+use crate::clock::TestClock;
 use crate::config::Redacted;
 use crate::crm::fields::{FieldMap, MappedField, RemoteField};
 use crate::crm::limiter::Limiters;
@@ -25,15 +27,18 @@ struct Env {
     sim: SfSim,
     crm: Crm,
     session: Session,
+    /// The connector's clock, moved together with the simulator's.
+    clock: TestClock,
 }
 
 async fn start(config: SfSimConfig) -> SfSim {
     salesforce_sim::start(config).await.unwrap()
 }
 
-fn crm_for(sim: &SfSim, sandbox: bool, sf: SfConfig) -> Crm {
+fn crm_for(sim: &SfSim, sandbox: bool, sf: SfConfig, clock: &TestClock) -> Crm {
     let h = sim.handle();
-    let client = SalesforceClient::new(Duration::from_secs(10), Limiters::default(), sf);
+    let client = SalesforceClient::new(Duration::from_secs(10), Limiters::default(), sf)
+        .with_clock(Arc::new(clock.clone()));
     let app = SfOAuthApp::new(
         sim.login_url(sandbox),
         &h.config().client_id,
@@ -54,9 +59,15 @@ fn session_for(sim: &SfSim, org: OrgKind, user: Option<&str>) -> Session {
 
 async fn env_with(config: SfSimConfig, sf: SfConfig) -> Env {
     let sim = start(config).await;
-    let crm = crm_for(&sim, false, sf);
+    let clock = TestClock::new();
+    let crm = crm_for(&sim, false, sf, &clock);
     let session = session_for(&sim, OrgKind::Production, None);
-    Env { sim, crm, session }
+    Env {
+        sim,
+        crm,
+        session,
+        clock,
+    }
 }
 
 async fn env(config: SfSimConfig) -> Env {
@@ -203,9 +214,11 @@ async fn changes_since_follow_edits_conversions_and_deletes() {
         .unwrap();
     h.delete_record(OrgKind::Production, "Contact", &gone.key)
         .unwrap();
-    // The deleted resource covers whole minutes: wait for this one to end.
-    let now = chrono::Utc::now().timestamp();
-    tokio::time::sleep(Duration::from_secs(u64::try_from(61 - now % 60).unwrap())).await;
+    // The deleted resource covers whole minutes: move both clocks past this one.
+    let past_the_minute = Duration::from_secs(61);
+    h.advance_clock(past_the_minute);
+    e.clock
+        .advance(chrono::Duration::from_std(past_the_minute).unwrap());
     let (changes, _) = everything(&e, &map, Some(since)).await;
     let changed = changes.iter().find(|p| p.key == lead.key).unwrap();
     assert_eq!(
@@ -778,7 +791,7 @@ async fn oauth_with_pkce_exchange_refresh_and_revoke_on_both_login_hosts() {
     .await;
     let verifier = "a-verifier-of-at-least-forty-three-characters-0123456789";
     for sandbox in [false, true] {
-        let crm = crm_for(&sim, sandbox, SfConfig::default());
+        let crm = crm_for(&sim, sandbox, SfConfig::default(), &TestClock::new());
         // A wrong verifier is refused.
         let code = authorize(&sim, sandbox, &super::pkce_challenge(verifier)).await;
         let wrong = crm
