@@ -674,6 +674,20 @@ impl MirrorDb {
                 .or_else(|_| {
                     row.try_get_by_index::<Option<bool>>(0)
                         .map(|v| v.map(|v| v.to_string()))
+                })
+                // Postgres keeps JSON columns as `jsonb`; SQLite as text.
+                .or_else(|_| {
+                    row.try_get_by_index::<Option<serde_json::Value>>(0)
+                        .map(|v| {
+                            v.map(|v| match v {
+                                serde_json::Value::String(text) => text,
+                                other => other.to_string(),
+                            })
+                        })
+                })
+                .or_else(|_| {
+                    row.try_get_by_index::<Option<chrono::DateTime<chrono::Utc>>>(0)
+                        .map(|v| v.map(|v| v.to_rfc3339()))
                 })?;
             out.push(text);
         }
