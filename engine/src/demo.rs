@@ -259,7 +259,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     loop {
         let mut linked = 0;
         for id in &app_contacts {
-            if links::by_contact(engine.store.db(), connection_id, *id)
+            if links::by_contact(&engine.store, connection_id, *id)
                 .await?
                 .is_some()
             {
@@ -282,7 +282,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut latencies = Vec::new();
     for round in 0..args.edits {
         let contact = app_contacts[(round * 13) % app_contacts.len()];
-        let Some(link) = links::by_contact(engine.store.db(), connection_id, contact).await? else {
+        let Some(link) = links::by_contact(&engine.store, connection_id, contact).await? else {
             continue;
         };
         let new_name = format!("Renamed in the app #{round}");
@@ -308,7 +308,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             let t0 = Instant::now();
             handle.update_person_as_user(person_id, serde_json::json!({ "name": new_name }))?;
             let arrived = wait_until_async(Duration::from_secs(10), || async {
-                contacts::load(engine.store.db(), contact_id)
+                contacts::load(&engine.store, contact_id)
                     .await
                     .ok()
                     .flatten()
@@ -326,7 +326,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if let Some((person_id, contact_id)) =
         link_person(&handle, &engine, connection_id, args.edits + 1).await?
     {
-        connections::set_paused(engine.store.db(), connection_id, true, engine.now()).await?;
+        connections::set_paused(&engine.store, connection_id, true, engine.now()).await?;
         local::update_contact(
             &engine,
             contact_id,
@@ -343,11 +343,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             conflicts(&engine).await.unwrap_or(0) > conflicts_before
         })
         .await;
-        connections::set_paused(engine.store.db(), connection_id, false, engine.now()).await?;
+        connections::set_paused(&engine.store, connection_id, false, engine.now()).await?;
         let mut converged = None;
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            let local = contacts::load(engine.store.db(), contact_id)
+            let local = contacts::load(&engine.store, contact_id)
                 .await?
                 .and_then(|c| text_of(&c.fields, "name"));
             let remote = handle
@@ -478,7 +478,7 @@ async fn connect_with_oauth(
         done.status(),
         done.text().await.unwrap_or_default()
     );
-    let id = connections::active_id(engine.store.db())
+    let id = connections::active_id(&engine.store)
         .await?
         .context("no connection after the OAuth callback")?;
     Ok((id, connections::load(engine, id).await?))
@@ -500,7 +500,7 @@ async fn link_person(
         let Some(id) = person["id"].as_i64() else {
             continue;
         };
-        if let Some(link) = links::by_person(engine.store.db(), connection, id).await? {
+        if let Some(link) = links::by_person(&engine.store, connection, id).await? {
             return Ok(Some((id, link.contact_id)));
         }
     }

@@ -23,7 +23,7 @@ use sea_orm::{ConnectionTrait, Statement};
 use tandem_core::FieldValue;
 use tandem_engine::config::{Redacted, Settings};
 use tandem_engine::crypto::Vault;
-use tandem_engine::store::Store;
+use tandem_engine::store::{cursors, Store};
 use tandem_engine::sync::{app::contacts, connections, inbound::poller, links, Engine};
 use uuid::Uuid;
 
@@ -312,8 +312,8 @@ pub async fn oauth_connect_and_wait_for_initial_sync(
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(id) = connections::active_id(engine.store.db()).await? {
-            let done = connections::cursor(
-                engine.store.db(),
+            let done = cursors::get(
+                &engine.store,
                 id,
                 tandem_engine::sync::inbound::poller::INITIAL_SYNC_DONE,
             )

@@ -217,7 +217,7 @@ async fn record(app: &AppState, kind: &'static str, message: String) {
         kind,
         message,
     );
-    if let Err(e) = synclog::record(app.store.db(), entry, app.engine.now()).await {
+    if let Err(e) = synclog::record(&app.store, entry, app.engine.now()).await {
         tracing::error!(error = %e, "Writing the sync log failed.");
     }
 }

@@ -39,8 +39,7 @@ impl From<SyncError> for ApiError {
                 Self::new(ErrorCode::PipedriveAdminRequired, message)
             }
             SyncError::Crm(error) => crm_error(&error),
-            error @ (SyncError::Db(_)
-            | SyncError::Store(_)
+            error @ (SyncError::Store(_)
             | SyncError::Queue(_)
             | SyncError::Crypto(_)
             | SyncError::Corrupt(_)) => Self::internal(&error),

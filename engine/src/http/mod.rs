@@ -143,7 +143,7 @@ async fn audit_locks(
                 "locked_for_secs": seconds,
             }))
             .hint("Someone is guessing credentials. If it is you, wait; otherwise check who can reach tandem.");
-        if let Err(error) = synclog::record(state.store.db(), entry, state.engine.now()).await {
+        if let Err(error) = synclog::record(&state.store, entry, state.engine.now()).await {
             tracing::warn!(error = %error, "Could not record an authentication lock in the sync log.");
         }
     }

@@ -142,7 +142,6 @@ pub async fn oldest_not_in(
     db: &impl Conn,
     excluded_state: &str,
 ) -> Result<Option<Uuid>, StoreError> {
-    use sea_orm::{ColumnTrait, QueryFilter};
     Ok(connection::Entity::find()
         .filter(connection::Column::State.ne(excluded_state))
         .all(db.raw())
@@ -150,4 +149,157 @@ pub async fn oldest_not_in(
         .into_iter()
         .min_by_key(|c| c.created_at)
         .map(|c| c.id))
+}
+
+/// The connections to the CRM company `company` (none for an unknown company), oldest first.
+pub async fn of_company(
+    db: &impl Conn,
+    company: Option<i64>,
+) -> Result<Vec<ConnectionRow>, StoreError> {
+    Ok(connection::Entity::find()
+        .filter(connection::Column::CompanyId.eq(company))
+        .order_by_asc(connection::Column::CreatedAt)
+        .all(db.raw())
+        .await?
+        .into_iter()
+        .map(ConnectionRow::from)
+        .collect())
+}
+
+/// The connections to another CRM company than `company`, oldest first.
+pub async fn of_other_companies(
+    db: &impl Conn,
+    company: Option<i64>,
+) -> Result<Vec<ConnectionRow>, StoreError> {
+    Ok(connection::Entity::find()
+        .filter(connection::Column::CompanyId.ne(company))
+        .order_by_asc(connection::Column::CreatedAt)
+        .all(db.raw())
+        .await?
+        .into_iter()
+        .map(ConnectionRow::from)
+        .collect())
+}
+
+/// The connection to `company` that is not in `excluded_state`, if any.
+pub async fn of_company_not_in(
+    db: &impl Conn,
+    company: i64,
+    excluded_state: &str,
+) -> Result<Option<ConnectionRow>, StoreError> {
+    Ok(connection::Entity::find()
+        .filter(connection::Column::CompanyId.eq(company))
+        .filter(connection::Column::State.ne(excluded_state))
+        .one(db.raw())
+        .await?
+        .map(ConnectionRow::from))
+}
+
+/// The ids of the connections that are not paused and in one of `states`.
+pub async fn running_ids(db: &impl Conn, states: &[&str]) -> Result<Vec<Uuid>, StoreError> {
+    use sea_orm::QuerySelect;
+    Ok(connection::Entity::find()
+        .select_only()
+        .column(connection::Column::Id)
+        .filter(connection::Column::Paused.eq(false))
+        .filter(connection::Column::State.is_in(states.iter().copied()))
+        .into_tuple()
+        .all(db.raw())
+        .await?)
+}
+
+/// Stores `row`: a new connection, or (with `exists`) every column of the connection `row.id`.
+pub async fn save(db: &impl Conn, row: ConnectionRow, exists: bool) -> Result<(), StoreError> {
+    use sea_orm::{ActiveModelTrait, Set};
+    let model = connection::ActiveModel {
+        id: Set(row.id),
+        crm: Set(row.crm),
+        name: Set(row.name),
+        state: Set(row.state),
+        auth_kind: Set(row.auth_kind),
+        api_domain: Set(row.api_domain),
+        company_id: Set(row.company_id),
+        user_id: Set(row.user_id),
+        plan: Set(row.plan),
+        access_token_enc: Set(row.access_token_enc),
+        refresh_token_enc: Set(row.refresh_token_enc),
+        token_expires_at: Set(row.token_expires_at),
+        webhook_user: Set(row.webhook_user),
+        webhook_password_enc: Set(row.webhook_password_enc),
+        apid_field_key: Set(row.apid_field_key),
+        paused: Set(row.paused),
+        last_success_at: Set(row.last_success_at),
+        last_error: Set(row.last_error),
+        created_at: Set(row.created_at),
+        updated_at: Set(row.updated_at),
+    };
+    if exists {
+        model.update(db.raw()).await?;
+    } else {
+        model.insert(db.raw()).await?;
+    }
+    Ok(())
+}
+
+/// Moves a connection to `new_state` and forgets its tokens (a disconnect, an uninstall); its
+/// webhook credentials, links and mappings stay.
+pub async fn drop_tokens(
+    db: &impl Conn,
+    id: Uuid,
+    new_state: &str,
+    error: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    use sea_orm::{ActiveModelTrait, ActiveValue};
+    connection::ActiveModel {
+        id: ActiveValue::Unchanged(id),
+        state: ActiveValue::Set(new_state.to_owned()),
+        access_token_enc: ActiveValue::Set(None),
+        refresh_token_enc: ActiveValue::Set(None),
+        token_expires_at: ActiveValue::Set(None),
+        last_error: ActiveValue::Set(error.map(str::to_owned)),
+        updated_at: ActiveValue::Set(now),
+        ..Default::default()
+    }
+    .update(db.raw())
+    .await?;
+    Ok(())
+}
+
+/// Pauses or resumes a connection.
+pub async fn set_paused(
+    db: &impl Conn,
+    id: Uuid,
+    paused: bool,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    connection::Entity::update_many()
+        .col_expr(connection::Column::Paused, Expr::value(paused))
+        .col_expr(connection::Column::UpdatedAt, Expr::value(now))
+        .filter(connection::Column::Id.eq(id))
+        .exec(db.raw())
+        .await?;
+    Ok(())
+}
+
+/// Records that a call to the CRM succeeded at `now`.
+pub async fn mark_success(db: &impl Conn, id: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
+    connection::Entity::update_many()
+        .col_expr(connection::Column::LastSuccessAt, Expr::value(now))
+        .filter(connection::Column::Id.eq(id))
+        .exec(db.raw())
+        .await?;
+    Ok(())
+}
+
+/// Deletes a connection; its links, queued writes, cursors and mappings go with it (foreign
+/// keys cascade), and so do its duplicate groups.
+pub async fn delete(db: &impl Conn, id: Uuid) -> Result<(), StoreError> {
+    use super::entities::duplicate_group;
+    duplicate_group::Entity::delete_many()
+        .filter(duplicate_group::Column::ConnectionId.eq(id))
+        .exec(db.raw())
+        .await?;
+    connection::Entity::delete_by_id(id).exec(db.raw()).await?;
+    Ok(())
 }

@@ -451,3 +451,33 @@ pub async fn list_size(db: &impl Conn, list: &str) -> Result<u64, StoreError> {
         .count(db)
         .await?)
 }
+
+/// Every field key some contact has a value for, in no particular order.
+pub async fn field_keys_in_use(db: &impl Conn) -> Result<Vec<String>, StoreError> {
+    use sea_orm::QuerySelect;
+    Ok(contact_field::Entity::find()
+        .select_only()
+        .column(contact_field::Column::FieldKey)
+        .distinct()
+        .into_tuple()
+        .all(db.raw())
+        .await?)
+}
+
+/// Up to `limit` stored values of the field `key` (to tell what kind of values it holds); a
+/// value that does not decode is left out.
+pub async fn sample_values(
+    db: &impl Conn,
+    key: &str,
+    limit: u64,
+) -> Result<Vec<FieldValue>, StoreError> {
+    use sea_orm::QuerySelect;
+    Ok(contact_field::Entity::find()
+        .filter(contact_field::Column::FieldKey.eq(key))
+        .limit(limit)
+        .all(db.raw())
+        .await?
+        .into_iter()
+        .filter_map(|r| serde_json::from_value::<FieldValue>(r.value).ok())
+        .collect())
+}

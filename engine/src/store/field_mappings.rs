@@ -1,7 +1,7 @@
 //! Field mappings (`field_mapping`): which local field is written to which CRM field.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use uuid::Uuid;
 
 use super::entities::field_mapping;
@@ -40,16 +40,72 @@ impl From<field_mapping::Model> for FieldMappingRow {
     }
 }
 
-/// The connection's mappings.
+/// The connection's mappings, by local field.
 pub async fn of_connection(
     db: &impl Conn,
     connection: Uuid,
 ) -> Result<Vec<FieldMappingRow>, StoreError> {
     Ok(field_mapping::Entity::find()
         .filter(field_mapping::Column::ConnectionId.eq(connection))
+        .order_by_asc(field_mapping::Column::LocalField)
         .all(db.raw())
         .await?
         .into_iter()
         .map(FieldMappingRow::from)
         .collect())
+}
+
+/// The connection's mapping of `local_field`, if any.
+pub async fn of_local_field(
+    db: &impl Conn,
+    connection: Uuid,
+    local_field: &str,
+) -> Result<Option<FieldMappingRow>, StoreError> {
+    Ok(field_mapping::Entity::find()
+        .filter(field_mapping::Column::ConnectionId.eq(connection))
+        .filter(field_mapping::Column::LocalField.eq(local_field))
+        .one(db.raw())
+        .await?
+        .map(FieldMappingRow::from))
+}
+
+/// Stores `row`: a new mapping, or (with `exists`) the new values of the mapping `row.id`.
+pub async fn save(
+    db: &impl Conn,
+    row: FieldMappingRow,
+    exists: bool,
+) -> Result<FieldMappingRow, StoreError> {
+    let model = field_mapping::ActiveModel {
+        id: Set(row.id),
+        connection_id: Set(row.connection_id),
+        local_field: Set(row.local_field),
+        remote_field: Set(row.remote_field),
+        remote_type: Set(row.remote_type),
+        direction: Set(row.direction),
+        owner: Set(row.owner),
+        currency: Set(row.currency),
+        created_at: Set(row.created_at),
+        updated_at: Set(row.updated_at),
+    };
+    let saved = if exists {
+        model.update(db.raw()).await?
+    } else {
+        model.insert(db.raw()).await?
+    };
+    Ok(saved.into())
+}
+
+/// Deletes the connection's mapping of `local_field`; returns whether there was one.
+pub async fn delete(
+    db: &impl Conn,
+    connection: Uuid,
+    local_field: &str,
+) -> Result<bool, StoreError> {
+    Ok(field_mapping::Entity::delete_many()
+        .filter(field_mapping::Column::ConnectionId.eq(connection))
+        .filter(field_mapping::Column::LocalField.eq(local_field))
+        .exec(db.raw())
+        .await?
+        .rows_affected
+        > 0)
 }

@@ -25,8 +25,6 @@ use crate::store::Store;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    #[error("database error: {0}")]
-    Db(#[from] sea_orm::DbErr),
     #[error(transparent)]
     Store(crate::store::StoreError),
     #[error(transparent)]

@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use rand::Rng;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
 use tandem_core::{ErrorClass, RetryDecision, RetryPolicy};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -13,7 +11,7 @@ use uuid::Uuid;
 use crate::crm::Notification;
 use crate::queue::inbox::Event as InboxEvent;
 use crate::queue::{self, Failure, Job, JobPayload};
-use crate::store::entities::outbox_job;
+use crate::store::Conn;
 use crate::sync::app::ContactEvent;
 use crate::sync::connections::{self, state};
 use crate::sync::inbound;
@@ -46,7 +44,7 @@ impl Engine {
 pub async fn run_outbox_once(engine: &Engine) -> Result<ExecutionOutcome, SyncError> {
     let lease = lease(engine);
     let slots = engine.settings.workers.concurrency;
-    let claim = |limit: u32| queue::claim(engine.store.db(), Utc::now(), lease, limit);
+    let claim = |limit: u32| queue::claim(&engine.store, engine.now(), lease, limit);
     let jobs = claim(slots).await?;
     if jobs.is_empty() {
         return Ok(ExecutionOutcome::QueueEmpty);
@@ -93,7 +91,7 @@ async fn execute(engine: &Engine, job: Job) -> Result<(), SyncError> {
         JobPayload::PushContact { contact_id } => {
             match outbound::push_contact(engine, &conn, &job, *contact_id).await {
                 Ok(outbound::Pushed::Deferred { until }) => {
-                    queue::defer(engine.store.db(), &job, until, Utc::now()).await?;
+                    queue::defer(&engine.store, &job, until, engine.now()).await?;
                     return Ok(());
                 }
                 other => other.map(|pushed| {
@@ -119,8 +117,8 @@ async fn execute(engine: &Engine, job: Job) -> Result<(), SyncError> {
             outbound::refresh_person(engine, &conn, *person_id).await
         }
     };
-    let now = Utc::now();
-    let db = engine.store.db();
+    let now = engine.now();
+    let db = &engine.store;
     match result {
         Ok(()) => queue::complete(db, job.id).await?,
         Err(CrmFailure::Internal(error)) => return Err(error),
@@ -212,7 +210,7 @@ async fn execute(engine: &Engine, job: Job) -> Result<(), SyncError> {
                     let run_at = now;
                     queue::retry(db, &job, run_at, &code, error.status, now).await?;
                     if !refreshed {
-                        connections::set_state(
+                        crate::store::connections::set_state(
                             db,
                             conn.id,
                             state::TOKEN_EXPIRED,
@@ -226,7 +224,7 @@ async fn execute(engine: &Engine, job: Job) -> Result<(), SyncError> {
                 }
                 RetryDecision::PauseConnection => {
                     queue::retry(db, &job, now, &code, error.status, now).await?;
-                    connections::set_state(
+                    crate::store::connections::set_state(
                         db,
                         conn.id,
                         state::NOT_AUTHORISED,
@@ -261,7 +259,7 @@ impl SyncError {
     /// failing may pass, anything else will not.
     pub fn into_failure(self) -> Failure {
         let transient = match &self {
-            Self::Db(_) | Self::Store(_) | Self::Queue(queue::QueueError::Store(_)) => true,
+            Self::Store(_) | Self::Queue(queue::QueueError::Store(_)) => true,
             Self::Crm(error) => error.retry == ErrorClass::Retry,
             _ => false,
         };
@@ -280,23 +278,23 @@ impl From<SyncError> for Failure {
     }
 }
 
-impl From<sea_orm::DbErr> for Failure {
-    fn from(error: sea_orm::DbErr) -> Self {
-        SyncError::Db(error).into_failure()
+impl From<crate::store::StoreError> for Failure {
+    fn from(error: crate::store::StoreError) -> Self {
+        SyncError::from(error).into_failure()
     }
 }
 
 /// Claims and applies due inbox events: per object in received order, never one event by two
 /// workers (ADR 3). Stops after `INBOX_ROUND` events.
 pub async fn run_inbox_once(engine: &Engine) -> Result<ExecutionOutcome, SyncError> {
-    let db = engine.store.db();
+    let db = &engine.store;
     let lease = lease(engine);
     let mut count = 0;
     while count < INBOX_ROUND {
         // One event per object per claim: an object's next event is claimable once the
         // previous one is done.
         let limit = u32::try_from(INBOX_ROUND - count).unwrap_or(1);
-        let events = queue::inbox::claim(db, Utc::now(), lease, limit).await?;
+        let events = queue::inbox::claim(db, engine.now(), lease, limit).await?;
         if events.is_empty() {
             break;
         }
@@ -316,12 +314,12 @@ pub async fn run_inbox_once(engine: &Engine) -> Result<ExecutionOutcome, SyncErr
 /// (or the last retry's) leaves the event `failed` with a sync-log entry.
 #[tracing::instrument(skip_all, fields(event_id = %event.id, attempt = event.attempts + 1))]
 async fn apply_event(engine: &Engine, event: InboxEvent) -> Result<(), SyncError> {
-    let now = Utc::now();
+    let now = engine.now();
     let failure = match apply_and_complete(engine, &event, now).await {
         Ok(()) => return Ok(()),
         Err(failure) => failure,
     };
-    let db = engine.store.db();
+    let db = &engine.store;
     if failure.is_transient() {
         let jitter: f64 = rand::thread_rng().gen_range(0.0..=1.0);
         let attempt = u32::try_from(event.attempts + 1).unwrap_or(u32::MAX);
@@ -332,7 +330,7 @@ async fn apply_event(engine: &Engine, event: InboxEvent) -> Result<(), SyncError
             return Ok(());
         }
     }
-    let txn = db.begin().await?;
+    let txn = engine.store.begin().await?;
     if !queue::inbox::bury(&txn, &event, failure.message(), now).await? {
         txn.rollback().await?;
         return Ok(());
@@ -359,7 +357,7 @@ async fn apply_event(engine: &Engine, event: InboxEvent) -> Result<(), SyncError
 async fn apply_and_complete(
     engine: &Engine,
     event: &InboxEvent,
-    now: chrono::DateTime<Utc>,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), Failure> {
     // Load before the transaction: on SQLite (one connection) a second acquire inside it would
     // wait for itself.
@@ -374,7 +372,7 @@ async fn apply_and_complete(
             .await
             .map_err(|e| Failure::Transient(e.to_string()))?;
     }
-    let txn = engine.store.db().begin().await?;
+    let txn = engine.store.begin().await?;
     let applied = match (event.source.as_str(), conn) {
         ("pipedrive", Some(conn)) => {
             apply_crm_event(&txn, engine, &conn, &event.payload, now).await
@@ -412,12 +410,12 @@ async fn apply_and_complete(
     Ok(())
 }
 
-async fn apply_crm_event<C: sea_orm::ConnectionTrait>(
-    txn: &C,
+async fn apply_crm_event(
+    txn: &impl Conn,
     engine: &Engine,
     conn: &connections::ConnectionCtx,
     payload: &str,
-    now: chrono::DateTime<Utc>,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Option<(Uuid, ContactEvent)>, Failure> {
     let applied = match engine.crm.parse_notification(payload, &conn.map)? {
         // Deals and activities are tracked for journey actions; nothing to merge.
@@ -444,23 +442,15 @@ pub async fn drive_until_idle(engine: &Engine) -> Result<(), SyncError> {
             && !deliveries
         {
             // Jobs scheduled for later (backoff)? Wait for the earliest; else we are idle.
-            let next = outbox_job::Entity::find()
-                .filter(
-                    outbox_job::Column::State.is_in([queue::state::PENDING, queue::state::RUNNING]),
-                )
-                .filter(
-                    outbox_job::Column::ConnectionId.is_in(active_connection_ids(engine).await?),
-                )
-                .order_by_asc(outbox_job::Column::RunAt)
-                .one(engine.store.db())
-                .await?;
-            let next_job = next.map(|job| {
-                job.locked_until
-                    .filter(|_| job.state == queue::state::RUNNING)
-                    .unwrap_or(job.run_at)
-            });
+            let next_job = crate::store::queue::next_job_due(
+                &engine.store,
+                &active_connection_ids(engine).await?,
+                queue::state::PENDING,
+                queue::state::RUNNING,
+            )
+            .await?;
             let next_delivery = crate::sync::app::next_delivery_due(engine).await?;
-            let next_event = queue::inbox::next_due(engine.store.db()).await?;
+            let next_event = queue::inbox::next_due(&engine.store).await?;
             let Some(due) = [next_job, next_delivery, next_event]
                 .into_iter()
                 .flatten()
@@ -468,22 +458,17 @@ pub async fn drive_until_idle(engine: &Engine) -> Result<(), SyncError> {
             else {
                 return Ok(());
             };
-            let wait = (due - Utc::now()).to_std().unwrap_or_default();
+            let wait = (due - engine.now()).to_std().unwrap_or_default();
             tokio::time::sleep(wait.min(Duration::from_secs(5))).await;
         }
     }
 }
 
 async fn active_connection_ids(engine: &Engine) -> Result<Vec<Uuid>, SyncError> {
-    use crate::store::entities::connection;
-    Ok(connection::Entity::find()
-        .filter(connection::Column::Paused.eq(false))
-        .filter(connection::Column::State.is_in([state::CONNECTED, state::SYNCING]))
-        .all(engine.store.db())
-        .await?
-        .into_iter()
-        .map(|c| c.id)
-        .collect())
+    Ok(
+        crate::store::connections::running_ids(&engine.store, &[state::CONNECTED, state::SYNCING])
+            .await?,
+    )
 }
 
 /// What a background round found, for [`LoopBackoff`].
@@ -633,7 +618,7 @@ mod tests {
 
     #[test]
     fn database_and_retryable_crm_errors_are_transient_and_bad_data_is_not() {
-        let db = SyncError::Db(sea_orm::DbErr::Custom("database is locked".into()));
+        let db = SyncError::Store(crate::store::StoreError::Db("database is locked".into()));
         assert!(db.into_failure().is_transient());
         let corrupt = SyncError::Corrupt("bad".into());
         assert!(!corrupt.into_failure().is_transient());

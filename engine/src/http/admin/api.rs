@@ -475,7 +475,7 @@ async fn sync_log(
 ) -> ApiResult {
     let Query(query) = query.map_err(|e| ApiError::new(ErrorCode::BadRequest, e.body_text()))?;
     let filter = query.to_filter()?;
-    ok(synclog::list(state.store.db(), &filter)
+    ok(synclog::list(&state.store, &filter)
         .await
         .map_err(api_error)?)
 }
@@ -491,7 +491,7 @@ pub(crate) struct DuplicatesQuery {
 pub(crate) async fn active_connection(
     state: &AppState,
 ) -> Result<connections::ConnectionCtx, ApiError> {
-    let id = connections::active_id(state.store.db())
+    let id = connections::active_id(&state.store)
         .await
         .map_err(api_error)?
         .ok_or_else(|| {

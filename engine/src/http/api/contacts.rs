@@ -24,16 +24,14 @@ use crate::sync::app::contacts::{self, PageQuery};
 use crate::sync::app::local;
 
 async fn view(state: &AppState, id: Uuid) -> Result<Value, ApiError> {
-    contact_json::view(state.store.db(), id)
+    contact_json::view(&state.store, id)
         .await
         .map_err(api_error)?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no contact {id}")))
 }
 
 async fn catalog(state: &AppState) -> Result<FieldCatalog, ApiError> {
-    FieldCatalog::load(state.store.db())
-        .await
-        .map_err(api_error)
+    FieldCatalog::load(&state.store).await.map_err(api_error)
 }
 
 /// `POST /api/v1/contacts` `{email?, fields?, in_pipedrive_list?}`: 201 with the new contact, or
@@ -255,12 +253,12 @@ pub(super) async fn list(
         include_archived,
         limit: page_limit(&query)?,
     };
-    let (ids, next) = contacts::page(state.store.db(), &page_query)
+    let (ids, next) = contacts::page(&state.store, &page_query)
         .await
         .map_err(api_error)?;
     let mut data = Vec::with_capacity(ids.len());
     for id in ids {
-        if let Some(contact) = contact_json::view(state.store.db(), id)
+        if let Some(contact) = contact_json::view(&state.store, id)
             .await
             .map_err(api_error)?
         {

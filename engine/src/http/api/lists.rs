@@ -45,7 +45,7 @@ fn known_list(key: &str) -> Result<&'static str, ApiError> {
 pub(super) async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let mut data = Vec::new();
     for (key, name, description) in LISTS {
-        let size = contacts::list_size(state.store.db(), key)
+        let size = contacts::list_size(&state.store, key)
             .await
             .map_err(api_error)?;
         data.push(json!({
@@ -77,7 +77,7 @@ pub(super) async fn members(
         .get("cursor")
         .map(|c| Uuid::parse_str(c).map_err(|_| invalid("cursor", "is not a cursor this API gave")))
         .transpose()?;
-    let (rows, more) = contacts::list_members(state.store.db(), key, after, page_limit(&query)?)
+    let (rows, more) = contacts::list_members(&state.store, key, after, page_limit(&query)?)
         .await
         .map_err(api_error)?;
     let next = if more {
@@ -124,14 +124,14 @@ pub(super) async fn add(
         None => return Err(invalid("contact_id", "is required")),
     };
     debug_assert_eq!(key, PIPEDRIVE_LIST);
-    contacts::load(state.store.db(), id)
+    contacts::load(&state.store, id)
         .await
         .map_err(api_error)?
         .ok_or_else(|| invalid("contact_id", format!("no contact {id}")))?;
     let added = local::add_to_pipedrive_list(&state.engine, id)
         .await
         .map_err(api_error)?;
-    let view = contact_json::view(state.store.db(), id)
+    let view = contact_json::view(&state.store, id)
         .await
         .map_err(api_error)?
         .ok_or_else(|| api_error(SyncError::ContactNotFound(id)))?;

@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
-    Statement,
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, Statement,
 };
 use uuid::Uuid;
 
@@ -281,4 +281,47 @@ pub async fn job_in_state(
 pub async fn delete_job(db: &impl Conn, id: Uuid) -> Result<(), StoreError> {
     outbox_job::Entity::delete_by_id(id).exec(db.raw()).await?;
     Ok(())
+}
+
+/// Which of `ordering_keys` have a job of the connection (in any state).
+pub async fn keys_with_jobs(
+    db: &impl Conn,
+    connection: Uuid,
+    ordering_keys: &[String],
+) -> Result<HashSet<String>, StoreError> {
+    let mut found = HashSet::new();
+    for chunk in ordering_keys.chunks(super::MAX_BIND_PARAMS - 1) {
+        found.extend(
+            outbox_job::Entity::find()
+                .select_only()
+                .column(outbox_job::Column::OrderingKey)
+                .filter(outbox_job::Column::ConnectionId.eq(connection))
+                .filter(outbox_job::Column::OrderingKey.is_in(chunk.iter().cloned()))
+                .into_tuple::<String>()
+                .all(db.raw())
+                .await?,
+        );
+    }
+    Ok(found)
+}
+
+/// When the earliest pending or running job of one of `connections` is due: a pending job's
+/// `run_at`, a running job's lease end.
+pub async fn next_job_due(
+    db: &impl Conn,
+    connections: &[Uuid],
+    pending: &str,
+    running: &str,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    Ok(outbox_job::Entity::find()
+        .filter(outbox_job::Column::State.is_in([pending, running]))
+        .filter(outbox_job::Column::ConnectionId.is_in(connections.iter().copied()))
+        .order_by_asc(outbox_job::Column::RunAt)
+        .one(db.raw())
+        .await?
+        .map(|job| {
+            job.locked_until
+                .filter(|_| job.state == running)
+                .unwrap_or(job.run_at)
+        }))
 }

@@ -18,17 +18,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rand::{Rng, RngCore};
-use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
-};
 use serde_json::{json, Value};
 use tandem_core::{keys, FieldValue, LabeledValue, RetryPolicy};
 use tandem_webhooks::standard::{self, Secret};
 use uuid::Uuid;
 
-use crate::store::entities::{outbound_delivery, webhook_subscription};
+use crate::store::subscriptions::{self as stored, NewDelivery, SubscriptionRow};
+use crate::store::Conn;
 use crate::sync::synclog::{self, Direction, Entry, Level};
 use crate::sync::{links, Engine, SyncError};
 use contact_json::{FieldCatalog, Mode};
@@ -80,8 +76,8 @@ impl ContactEvent {
 pub use crate::queue::delivery::state as delivery_state;
 
 /// Called in the transaction that changed a contact from the Pipedrive side.
-pub async fn contact_changed<C: ConnectionTrait>(
-    txn: &C,
+pub async fn contact_changed(
+    txn: &impl Conn,
     _engine: &Engine,
     contact_id: Uuid,
     now: DateTime<Utc>,
@@ -91,8 +87,8 @@ pub async fn contact_changed<C: ConnectionTrait>(
 
 /// Enqueues `event` for `contact_id` to every enabled subscription, in the caller's transaction.
 /// The payload carries the contact as it is now, so the app sees states in order.
-pub async fn contact_event<C: ConnectionTrait>(
-    txn: &C,
+pub async fn contact_event(
+    txn: &impl Conn,
     contact_id: Uuid,
     event: ContactEvent,
     error: Option<Value>,
@@ -104,26 +100,19 @@ pub async fn contact_event<C: ConnectionTrait>(
 
 /// Whether any enabled subscription would be told about a contact event ([`contact_event`]
 /// writes nothing otherwise).
-pub async fn has_subscribers<C: ConnectionTrait>(txn: &C) -> Result<bool, SyncError> {
-    use sea_orm::PaginatorTrait;
-    Ok(webhook_subscription::Entity::find()
-        .filter(webhook_subscription::Column::Enabled.eq(true))
-        .count(txn)
-        .await?
-        > 0)
+pub async fn has_subscribers(txn: &impl Conn) -> Result<bool, SyncError> {
+    Ok(stored::any_enabled(txn).await?)
 }
 
 /// As [`contact_event`], with one more key in `data` (e.g. `action`).
-pub async fn contact_event_with<C: ConnectionTrait>(
-    txn: &C,
+pub async fn contact_event_with(
+    txn: &impl Conn,
     contact_id: Uuid,
     event: ContactEvent,
     extra: Option<(&str, Value)>,
     now: DateTime<Utc>,
 ) -> Result<(), SyncError> {
-    let subscriptions: Vec<Uuid> = webhook_subscription::Entity::find()
-        .filter(webhook_subscription::Column::Enabled.eq(true))
-        .all(txn)
+    let subscriptions: Vec<Uuid> = stored::enabled(txn)
         .await?
         .into_iter()
         .map(|s| s.id)
@@ -143,25 +132,12 @@ pub async fn contact_event_with<C: ConnectionTrait>(
         "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "data": data,
     });
-    let rows = subscriptions
-        .into_iter()
-        .map(|subscription_id| outbound_delivery::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            subscription_id: Set(subscription_id),
-            contact_id: Set(Some(contact_id)),
-            event_type: Set(event.as_str().to_owned()),
-            payload: Set(payload.clone()),
-            state: Set(delivery_state::PENDING.to_owned()),
-            attempts: Set(0),
-            next_attempt_at: Set(now),
-            last_status: Set(None),
-            last_error: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-        });
-    outbound_delivery::Entity::insert_many(rows)
-        .exec_without_returning(txn)
-        .await?;
+    let delivery = NewDelivery {
+        contact_id: Some(contact_id),
+        event_type: event.as_str(),
+        payload: &payload,
+    };
+    stored::enqueue_deliveries(txn, &subscriptions, delivery, delivery_state::PENDING, now).await?;
     Ok(())
 }
 
@@ -179,8 +155,8 @@ pub struct Subscription {
     pub created_at: DateTime<Utc>,
 }
 
-impl From<webhook_subscription::Model> for Subscription {
-    fn from(row: webhook_subscription::Model) -> Self {
+impl From<SubscriptionRow> for Subscription {
+    fn from(row: SubscriptionRow) -> Self {
         Self {
             id: row.id,
             url: row.url,
@@ -206,25 +182,22 @@ pub async fn create_subscription(
     secret: Secret,
 ) -> Result<(Subscription, Secret), SyncError> {
     let now = engine.now();
-    let row = webhook_subscription::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        url: Set(url.to_owned()),
-        secret_enc: Set(Some(engine.vault.encrypt_str(&secret.to_whsec()))),
-        enabled: Set(true),
-        consecutive_failures: Set(0),
-        disabled_at: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(engine.store.db())
-    .await?;
+    let row = SubscriptionRow {
+        id: Uuid::now_v7(),
+        url: url.to_owned(),
+        secret_enc: Some(engine.vault.encrypt_str(&secret.to_whsec())),
+        enabled: true,
+        consecutive_failures: 0,
+        disabled_at: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let row = stored::insert(&engine.store, row).await?;
     Ok((row.into(), secret))
 }
 
 pub async fn list_subscriptions(engine: &Engine) -> Result<Vec<Subscription>, SyncError> {
-    Ok(webhook_subscription::Entity::find()
-        .order_by_asc(webhook_subscription::Column::CreatedAt)
-        .all(engine.store.db())
+    Ok(stored::list(&engine.store)
         .await?
         .into_iter()
         .map(Subscription::from)
@@ -235,25 +208,15 @@ pub async fn get_subscription(
     engine: &Engine,
     id: Uuid,
 ) -> Result<Option<Subscription>, SyncError> {
-    Ok(webhook_subscription::Entity::find_by_id(id)
-        .one(engine.store.db())
+    Ok(stored::get(&engine.store, id)
         .await?
         .map(Subscription::from))
 }
 
 /// Deletes a subscription and its delivery log; returns whether it existed.
 pub async fn delete_subscription(engine: &Engine, id: Uuid) -> Result<bool, SyncError> {
-    use sea_orm::TransactionTrait;
-    let txn = engine.store.db().begin().await?;
-    outbound_delivery::Entity::delete_many()
-        .filter(outbound_delivery::Column::SubscriptionId.eq(id))
-        .exec(&txn)
-        .await?;
-    let deleted = webhook_subscription::Entity::delete_by_id(id)
-        .exec(&txn)
-        .await?
-        .rows_affected
-        > 0;
+    let txn = engine.store.begin().await?;
+    let deleted = stored::delete(&txn, id).await?;
     txn.commit().await?;
     Ok(deleted)
 }
@@ -261,37 +224,11 @@ pub async fn delete_subscription(engine: &Engine, id: Uuid) -> Result<bool, Sync
 /// Re-enables a subscription (after it was disabled for failing); its pending deliveries resume.
 pub async fn enable_subscription(engine: &Engine, id: Uuid) -> Result<bool, SyncError> {
     let now = engine.now();
-    let result = webhook_subscription::Entity::update_many()
-        .col_expr(webhook_subscription::Column::Enabled, Expr::value(true))
-        .col_expr(
-            webhook_subscription::Column::ConsecutiveFailures,
-            Expr::value(0),
-        )
-        .col_expr(
-            webhook_subscription::Column::DisabledAt,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(webhook_subscription::Column::UpdatedAt, Expr::value(now))
-        .filter(webhook_subscription::Column::Id.eq(id))
-        .exec(engine.store.db())
-        .await?;
-    Ok(result.rows_affected > 0)
+    Ok(stored::enable(&engine.store, id, now).await?)
 }
 
 /// One row of a subscription's delivery log.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeliveryLogEntry {
-    pub id: Uuid,
-    pub contact_id: Option<Uuid>,
-    pub event_type: String,
-    pub state: String,
-    pub attempts: i32,
-    pub next_attempt_at: DateTime<Utc>,
-    pub last_status: Option<i32>,
-    pub last_error: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
+pub use crate::store::subscriptions::DeliveryRow as DeliveryLogEntry;
 
 /// The newest `limit` deliveries of a subscription, newest first.
 pub async fn delivery_log(
@@ -299,27 +236,7 @@ pub async fn delivery_log(
     subscription: Uuid,
     limit: u64,
 ) -> Result<Vec<DeliveryLogEntry>, SyncError> {
-    Ok(outbound_delivery::Entity::find()
-        .filter(outbound_delivery::Column::SubscriptionId.eq(subscription))
-        .order_by_desc(outbound_delivery::Column::CreatedAt)
-        .order_by_desc(outbound_delivery::Column::Id)
-        .limit(limit)
-        .all(engine.store.db())
-        .await?
-        .into_iter()
-        .map(|row| DeliveryLogEntry {
-            id: row.id,
-            contact_id: row.contact_id,
-            event_type: row.event_type,
-            state: row.state,
-            attempts: row.attempts,
-            next_attempt_at: row.next_attempt_at,
-            last_status: row.last_status,
-            last_error: row.last_error,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-        })
-        .collect())
+    Ok(stored::deliveries(&engine.store, subscription, limit).await?)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -346,11 +263,7 @@ struct Target {
 /// The enabled subscriptions with their secrets.
 async fn targets(engine: &Engine) -> Result<HashMap<Uuid, Target>, SyncError> {
     let mut targets = HashMap::new();
-    for row in webhook_subscription::Entity::find()
-        .filter(webhook_subscription::Column::Enabled.eq(true))
-        .all(engine.store.db())
-        .await?
-    {
+    for row in stored::enabled(&engine.store).await? {
         let Some(sealed) = &row.secret_enc else {
             continue;
         };
@@ -374,16 +287,12 @@ pub async fn next_delivery_due(engine: &Engine) -> Result<Option<DateTime<Utc>>,
     if enabled.is_empty() {
         return Ok(None);
     }
-    Ok(outbound_delivery::Entity::find()
-        .filter(
-            outbound_delivery::Column::State
-                .is_in([delivery_state::PENDING, delivery_state::SENDING]),
-        )
-        .filter(outbound_delivery::Column::SubscriptionId.is_in(enabled))
-        .order_by_asc(outbound_delivery::Column::NextAttemptAt)
-        .one(engine.store.db())
-        .await?
-        .map(|d| d.next_attempt_at))
+    Ok(stored::next_delivery_due(
+        &engine.store,
+        &enabled,
+        &[delivery_state::PENDING, delivery_state::SENDING],
+    )
+    .await?)
 }
 
 /// How a send ended.
@@ -407,7 +316,7 @@ pub async fn run_deliveries_once(engine: &Engine) -> Result<bool, SyncError> {
     let limit = engine.settings.workers.concurrency.max(1);
     // The claim takes only the oldest undelivered event of each (subscription, contact), for
     // enabled subscriptions; only this worker (or replica) sends a claimed attempt.
-    let due = crate::queue::delivery::claim(engine.store.db(), Utc::now(), lease, limit).await?;
+    let due = crate::queue::delivery::claim(&engine.store, engine.now(), lease, limit).await?;
     let mut tasks = tokio::task::JoinSet::new();
     for row in due {
         let Some(target) = targets.get(&row.subscription_id) else {
@@ -497,10 +406,9 @@ async fn record_outcome(
     sent: Sent,
 ) -> Result<(), SyncError> {
     use crate::queue::delivery::{self, Outcome};
-    use sea_orm::TransactionTrait;
-    let now = Utc::now();
+    let now = engine.now();
     let attempts = row.attempts + 1;
-    let txn = engine.store.db().begin().await?;
+    let txn = engine.store.begin().await?;
     let subscription_id = row.subscription_id;
     match sent {
         Sent::Ok(status) => {
@@ -508,14 +416,7 @@ async fn record_outcome(
             if !delivery::end(&txn, &row, Outcome::Delivered { status }, now).await? {
                 return lease_lost(txn, &row).await;
             }
-            webhook_subscription::Entity::update_many()
-                .col_expr(
-                    webhook_subscription::Column::ConsecutiveFailures,
-                    Expr::value(0),
-                )
-                .filter(webhook_subscription::Column::Id.eq(subscription_id))
-                .exec(&txn)
-                .await?;
+            stored::reset_failures(&txn, subscription_id).await?;
             tracing::debug!(delivery_id = %row.id, status, "Delivered a webhook to the app.");
         }
         Sent::Failed { status, code } => {
@@ -558,27 +459,11 @@ async fn record_outcome(
                 }
                 synclog::record(&txn, entry, now).await?;
             }
-            webhook_subscription::Entity::update_many()
-                .col_expr(
-                    webhook_subscription::Column::ConsecutiveFailures,
-                    Expr::col(webhook_subscription::Column::ConsecutiveFailures).add(1),
-                )
-                .filter(webhook_subscription::Column::Id.eq(subscription_id))
-                .exec(&txn)
-                .await?;
             let threshold = i32::try_from(engine.settings.app_webhooks.disable_after_failures)
                 .unwrap_or(i32::MAX);
-            if let Some(subscription) = webhook_subscription::Entity::find_by_id(subscription_id)
-                .one(&txn)
-                .await?
-                .filter(|s| s.enabled && s.consecutive_failures >= threshold)
+            if let Some(failures) =
+                stored::count_failure(&txn, subscription_id, threshold, now).await?
             {
-                let failures = subscription.consecutive_failures;
-                let mut disable: webhook_subscription::ActiveModel = subscription.into();
-                disable.enabled = Set(false);
-                disable.disabled_at = Set(Some(now));
-                disable.updated_at = Set(now);
-                disable.update(&txn).await?;
                 tracing::error!(subscription_id = %subscription_id, failures, "A webhook subscription kept failing and was disabled.");
                 synclog::record(
                     &txn,
@@ -607,7 +492,7 @@ async fn record_outcome(
 /// This worker's claim of a delivery ran out and another worker took it over: nothing is
 /// recorded here (the other attempt's outcome counts).
 async fn lease_lost(
-    txn: sea_orm::DatabaseTransaction,
+    txn: crate::store::Tx,
     row: &crate::queue::delivery::Delivery,
 ) -> Result<(), SyncError> {
     txn.rollback().await?;
@@ -623,8 +508,8 @@ const DATA_KEYS: &[&str] = &["id", "email", "fields", "in_pipedrive_list"];
 /// Applies an app change event stored in the inbox (`POST /webhooks/app`). The error text is
 /// kept on the event and in the sync log. Returns `None`: the app's own change is not announced
 /// back to it.
-pub async fn apply_event<C: ConnectionTrait>(
-    txn: &C,
+pub async fn apply_event(
+    txn: &impl Conn,
     _engine: &Engine,
     payload: &str,
     now: DateTime<Utc>,

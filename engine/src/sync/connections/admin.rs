@@ -75,7 +75,7 @@ pub async fn connection_status(engine: &Engine, id: Uuid) -> Result<ConnectionSt
 }
 
 async fn status_of(engine: &Engine, row: ConnectionRow) -> Result<ConnectionStatus, SyncError> {
-    let db = engine.store.db();
+    let db = &engine.store;
     let counts = queue::counts(db, row.id).await?;
     let failed =
         jobs::count_tried_jobs(db, row.id, &[queue::state::PENDING, queue::state::RUNNING]).await?;
@@ -148,7 +148,7 @@ pub async fn dead_letters(
     engine: &Engine,
     connection_id: Uuid,
 ) -> Result<Vec<DeadLetter>, SyncError> {
-    let db = engine.store.db();
+    let db = &engine.store;
     let rows = jobs::jobs_in_state(db, connection_id, queue::state::DEAD).await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
@@ -182,7 +182,7 @@ pub async fn retry_dead_letters(
     connection_id: Uuid,
     job_id: Option<Uuid>,
 ) -> Result<u64, SyncError> {
-    let db = engine.store.db();
+    let db = &engine.store;
     let now = engine.now();
     // What the CRM refused is sent again: of the dead letter's contact, or of every contact.
     let contact = match job_id {
@@ -278,7 +278,7 @@ pub async fn resync(
             label(&conn.state)
         )));
     }
-    let db = engine.store.db();
+    let db = &engine.store;
     match contact_id {
         Some(contact) => {
             crate::sync::app::contacts::load(db, contact)
@@ -370,7 +370,7 @@ pub async fn set_paused(
     connection_id: Uuid,
     paused: bool,
 ) -> Result<(), SyncError> {
-    let db = engine.store.db();
+    let db = &engine.store;
     stored_connections::get(db, connection_id)
         .await?
         .ok_or(SyncError::ConnectionNotFound(connection_id))?;

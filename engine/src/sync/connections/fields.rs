@@ -2,16 +2,13 @@
 //! the connection's mappings (direction and optional owner) with a type check, and "create the
 //! field in Pipedrive" for a missing custom field.
 
-use chrono::Utc;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-};
 use serde::{Deserialize, Serialize};
 use tandem_core::{keys, CrmErrorKind, CurrencyCode, FieldKey, FieldValue};
 use uuid::Uuid;
 
 use crate::crm::CatalogField;
-use crate::store::entities::{contact_field, field_mapping};
+use crate::store::contacts as stored_contacts;
+use crate::store::field_mappings::{self, FieldMappingRow};
 use crate::sync::synclog::{self, Direction, Entry, Level};
 use crate::sync::{Engine, SyncError};
 
@@ -47,6 +44,19 @@ pub struct Mapping {
     pub owner: Option<String>,
     /// For a local number field on a `monetary` field: the numbers' currency.
     pub currency: Option<String>,
+}
+
+impl From<FieldMappingRow> for Mapping {
+    fn from(m: FieldMappingRow) -> Self {
+        Self {
+            local_field: m.local_field,
+            remote_field: m.remote_field,
+            remote_type: m.remote_type,
+            direction: m.direction,
+            owner: m.owner,
+            currency: m.currency,
+        }
+    }
 }
 
 /// A mapping to add or change.
@@ -124,14 +134,7 @@ fn kind_of(value: &FieldValue) -> Option<&'static str> {
 
 /// The local fields: the built-in ones and every key a contact has a value for.
 pub async fn local_fields(engine: &Engine) -> Result<Vec<LocalFieldInfo>, SyncError> {
-    let db = engine.store.db();
-    let mut keys_in_use: Vec<String> = contact_field::Entity::find()
-        .select_only()
-        .column(contact_field::Column::FieldKey)
-        .distinct()
-        .into_tuple()
-        .all(db)
-        .await?;
+    let mut keys_in_use = stored_contacts::field_keys_in_use(&engine.store).await?;
     for builtin in [keys::NAME, keys::EMAIL, keys::PHONE, keys::OWNER_ID] {
         if !keys_in_use.iter().any(|k| k == builtin) {
             keys_in_use.push(builtin.to_owned());
@@ -159,34 +162,19 @@ async fn local_kind(engine: &Engine, key: &str) -> Result<Option<&'static str>, 
     if builtin.is_some() {
         return Ok(builtin);
     }
-    let rows = contact_field::Entity::find()
-        .filter(contact_field::Column::FieldKey.eq(key))
-        .limit(20)
-        .all(engine.store.db())
-        .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|r| serde_json::from_value::<FieldValue>(r.value).ok())
-        .find_map(|v| kind_of(&v)))
+    Ok(stored_contacts::sample_values(&engine.store, key, 20)
+        .await?
+        .iter()
+        .find_map(kind_of))
 }
 
 /// The connection's mappings (the defaults are implicit: name, e-mail and phone both ways, the
 /// owner inbound).
 pub async fn mappings(engine: &Engine, id: Uuid) -> Result<Vec<Mapping>, SyncError> {
-    Ok(field_mapping::Entity::find()
-        .filter(field_mapping::Column::ConnectionId.eq(id))
-        .order_by_asc(field_mapping::Column::LocalField)
-        .all(engine.store.db())
+    Ok(field_mappings::of_connection(&engine.store, id)
         .await?
         .into_iter()
-        .map(|m| Mapping {
-            local_field: m.local_field,
-            remote_field: m.remote_field,
-            remote_type: m.remote_type,
-            direction: m.direction,
-            owner: m.owner,
-            currency: m.currency,
-        })
+        .map(Mapping::from)
         .collect())
 }
 
@@ -341,35 +329,27 @@ pub async fn set_mapping(
             ),
         ));
     }
-    let db = engine.store.db();
-    let now = Utc::now();
-    let existing = field_mapping::Entity::find()
-        .filter(field_mapping::Column::ConnectionId.eq(id))
-        .filter(field_mapping::Column::LocalField.eq(local.as_ref()))
-        .one(db)
-        .await?;
+    let db = &engine.store;
+    let now = engine.now();
+    let existing = field_mappings::of_local_field(db, id, local.as_ref()).await?;
     let stored_remote = match remote.key.as_str() {
         "email" => "emails".to_owned(),
         "phone" => "phones".to_owned(),
         other => other.to_owned(),
     };
-    let model = field_mapping::ActiveModel {
-        id: Set(existing.as_ref().map_or_else(Uuid::now_v7, |e| e.id)),
-        connection_id: Set(id),
-        local_field: Set(local.as_ref().to_owned()),
-        remote_field: Set(stored_remote),
-        remote_type: Set(remote.field_type.clone()),
-        direction: Set(direction.to_owned()),
-        owner: Set(owner.map(str::to_owned)),
-        currency: Set(currency.as_ref().map(|c| c.as_str().to_owned())),
-        created_at: Set(existing.as_ref().map_or(now, |e| e.created_at)),
-        updated_at: Set(now),
+    let row = FieldMappingRow {
+        id: existing.as_ref().map_or_else(Uuid::now_v7, |e| e.id),
+        connection_id: id,
+        local_field: local.as_ref().to_owned(),
+        remote_field: stored_remote,
+        remote_type: remote.field_type.clone(),
+        direction: direction.to_owned(),
+        owner: owner.map(str::to_owned),
+        currency: currency.as_ref().map(|c| c.as_str().to_owned()),
+        created_at: existing.as_ref().map_or(now, |e| e.created_at),
+        updated_at: now,
     };
-    let saved = if existing.is_some() {
-        model.update(db).await?
-    } else {
-        model.insert(db).await?
-    };
+    let saved = field_mappings::save(db, row, existing.is_some()).await?;
     // A changed mapping may make values Pipedrive refused acceptable: send them again.
     crate::sync::links::forget_refused(db, id, None).await?;
     synclog::record(
@@ -389,14 +369,7 @@ pub async fn set_mapping(
         now,
     )
     .await?;
-    Ok(Mapping {
-        local_field: saved.local_field,
-        remote_field: saved.remote_field,
-        remote_type: saved.remote_type,
-        direction: saved.direction,
-        owner: saved.owner,
-        currency: saved.currency,
-    })
+    Ok(saved.into())
 }
 
 fn convertible(engine: &Engine, field_type: &str) -> bool {
@@ -409,14 +382,9 @@ pub async fn delete_mapping(
     id: Uuid,
     local_field: &str,
 ) -> Result<bool, SyncError> {
-    let deleted = field_mapping::Entity::delete_many()
-        .filter(field_mapping::Column::ConnectionId.eq(id))
-        .filter(field_mapping::Column::LocalField.eq(local_field))
-        .exec(engine.store.db())
-        .await?
-        .rows_affected;
-    crate::sync::links::forget_refused(engine.store.db(), id, None).await?;
-    Ok(deleted > 0)
+    let deleted = field_mappings::delete(&engine.store, id, local_field).await?;
+    crate::sync::links::forget_refused(&engine.store, id, None).await?;
+    Ok(deleted)
 }
 
 /// Pipedrive field types a custom field can be created with.
@@ -446,7 +414,7 @@ pub async fn create_remote_field(
         ));
     }
     let conn = super::load(engine, id).await?;
-    let now = Utc::now();
+    let now = engine.now();
     match engine
         .crm
         .create_field(&conn.session, name, field_type)
@@ -454,7 +422,7 @@ pub async fn create_remote_field(
     {
         Ok(field) => {
             synclog::record(
-                engine.store.db(),
+                &engine.store,
                 Entry::new(
                     Level::Info,
                     Direction::Connection,
@@ -476,7 +444,7 @@ pub async fn create_remote_field(
         }
         Err(error) if error.kind == CrmErrorKind::Forbidden => {
             synclog::record(
-                engine.store.db(),
+                &engine.store,
                 Entry::new(
                     Level::Error,
                     Direction::Connection,

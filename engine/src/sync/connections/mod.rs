@@ -8,8 +8,6 @@ pub mod tokens;
 
 use chrono::{DateTime, Utc};
 use rand::distributions::{Alphanumeric, DistString};
-use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use serde::Serialize;
 use tandem_core::{Direction, FieldKey, FieldRule, Side};
 use uuid::Uuid;
@@ -19,7 +17,8 @@ use crate::crm::limiter::documented_burst;
 use crate::crm::{
     Auth, FieldMap, MappedField, NotificationTarget, RemoteField, Session, TokenKind,
 };
-use crate::store::entities::{connection, field_mapping, sync_cursor};
+use crate::store::connections::{self as stored, ConnectionRow};
+use crate::store::{field_mappings, Conn};
 use crate::sync::synclog::{self, Entry, Level};
 use crate::sync::{Engine, SyncError};
 
@@ -30,9 +29,8 @@ pub const APID_FIELD_NAME: &str = "apId";
 
 /// Loads a connection with its decrypted credentials and field map.
 pub async fn load(engine: &Engine, id: Uuid) -> Result<ConnectionCtx, SyncError> {
-    let db = engine.store.db();
-    let mut row = connection::Entity::find_by_id(id)
-        .one(db)
+    let db = &engine.store;
+    let mut row = stored::get(db, id)
         .await?
         .ok_or(SyncError::ConnectionNotFound(id))?;
     // Refresh before expiry, so calls do not have to fail with a 401 first.
@@ -44,8 +42,7 @@ pub async fn load(engine: &Engine, id: Uuid) -> Result<ConnectionCtx, SyncError>
         if let tokens::Refreshed::Yes { .. } =
             tokens::refresh_connection(engine, id, None, None).await?
         {
-            row = connection::Entity::find_by_id(id)
-                .one(db)
+            row = stored::get(db, id)
                 .await?
                 .ok_or(SyncError::ConnectionNotFound(id))?;
         }
@@ -66,11 +63,7 @@ pub async fn load(engine: &Engine, id: Uuid) -> Result<ConnectionCtx, SyncError>
         row.auth_kind == "oauth",
     );
     let mut map = FieldMap::defaults(row.apid_key_or_none());
-    for mapping in field_mapping::Entity::find()
-        .filter(field_mapping::Column::ConnectionId.eq(id))
-        .all(db)
-        .await?
-    {
+    for mapping in field_mappings::of_connection(db, id).await? {
         let Ok(local) = FieldKey::new(&mapping.local_field) else {
             continue;
         };
@@ -125,7 +118,7 @@ trait ApidKey {
     fn apid_key_or_none(&self) -> Option<String>;
 }
 
-impl ApidKey for connection::Model {
+impl ApidKey for ConnectionRow {
     fn apid_key_or_none(&self) -> Option<String> {
         self.apid_field_key.clone().filter(|k| !k.is_empty())
     }
@@ -136,28 +129,13 @@ pub async fn active_id(db: &impl crate::store::Conn) -> Result<Option<Uuid>, Syn
     Ok(crate::store::connections::oldest_not_in(db, state::DISCONNECTED).await?)
 }
 
-pub async fn set_state<C: ConnectionTrait>(
-    db: &C,
-    id: Uuid,
-    new_state: &str,
-    error: Option<&str>,
-    now: DateTime<Utc>,
-) -> Result<(), SyncError> {
-    Ok(crate::store::connections::set_state(db, id, new_state, error, now).await?)
-}
-
-pub async fn set_paused<C: ConnectionTrait>(
-    db: &C,
+pub async fn set_paused(
+    db: &impl Conn,
     id: Uuid,
     paused: bool,
     now: DateTime<Utc>,
 ) -> Result<(), SyncError> {
-    connection::Entity::update_many()
-        .col_expr(connection::Column::Paused, Expr::value(paused))
-        .col_expr(connection::Column::UpdatedAt, Expr::value(now))
-        .filter(connection::Column::Id.eq(id))
-        .exec(db)
-        .await?;
+    stored::set_paused(db, id, paused, now).await?;
     if !paused {
         queue_unlinked_list_members(db, id, now).await?;
     }
@@ -169,15 +147,13 @@ pub async fn set_paused<C: ConnectionTrait>(
 /// queued and no dead letter: contacts added to the list before the connection existed, while
 /// it was disconnected, or before a company reset. Called on connect and on resume; returns
 /// how many were queued.
-pub async fn queue_unlinked_list_members<C: ConnectionTrait>(
-    db: &C,
+pub async fn queue_unlinked_list_members(
+    db: &impl Conn,
     id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<usize, SyncError> {
     use crate::queue::{self, JobPayload, Priority};
-    use crate::store::entities::outbox_job;
     use crate::sync::{app::contacts, links};
-    use sea_orm::QuerySelect;
     use std::collections::HashSet;
 
     const PAGE: u64 = 500;
@@ -196,19 +172,7 @@ pub async fn queue_unlinked_list_members<C: ConnectionTrait>(
             .map(|c| c.id)
             .collect();
         let keys: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-        let mut has_job: HashSet<String> = HashSet::new();
-        for chunk in keys.chunks(crate::store::MAX_BIND_PARAMS - 1) {
-            has_job.extend(
-                outbox_job::Entity::find()
-                    .select_only()
-                    .column(outbox_job::Column::OrderingKey)
-                    .filter(outbox_job::Column::ConnectionId.eq(id))
-                    .filter(outbox_job::Column::OrderingKey.is_in(chunk.iter().cloned()))
-                    .into_tuple::<String>()
-                    .all(db)
-                    .await?,
-            );
-        }
+        let has_job = crate::store::queue::keys_with_jobs(db, id, &keys).await?;
         for (contact, key) in ids.iter().zip(&keys) {
             if linked.contains_key(contact) || !live.contains(contact) || has_job.contains(key) {
                 continue;
@@ -234,66 +198,6 @@ pub async fn queue_unlinked_list_members<C: ConnectionTrait>(
         tracing::info!(connection_id = %id, queued, "Queued the list members not yet in Pipedrive.");
     }
     Ok(queued)
-}
-
-pub async fn mark_success<C: ConnectionTrait>(
-    db: &C,
-    id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<(), SyncError> {
-    connection::Entity::update_many()
-        .col_expr(connection::Column::LastSuccessAt, Expr::value(now))
-        .filter(connection::Column::Id.eq(id))
-        .exec(db)
-        .await?;
-    Ok(())
-}
-
-/// A cursor or marker stored per connection (`poll`, `initial_sync`, …).
-pub async fn cursor<C: ConnectionTrait>(
-    db: &C,
-    id: Uuid,
-    name: &str,
-) -> Result<Option<String>, SyncError> {
-    Ok(sync_cursor::Entity::find_by_id((id, name.to_owned()))
-        .one(db)
-        .await?
-        .map(|c| c.value))
-}
-
-pub async fn set_cursor<C: ConnectionTrait>(
-    db: &C,
-    id: Uuid,
-    name: &str,
-    value: &str,
-    now: DateTime<Utc>,
-) -> Result<(), SyncError> {
-    use sea_orm::sea_query::OnConflict;
-    sync_cursor::Entity::insert(sync_cursor::ActiveModel {
-        connection_id: Set(id),
-        name: Set(name.to_owned()),
-        value: Set(value.to_owned()),
-        updated_at: Set(now),
-    })
-    .on_conflict(
-        OnConflict::columns([sync_cursor::Column::ConnectionId, sync_cursor::Column::Name])
-            .update_columns([sync_cursor::Column::Value, sync_cursor::Column::UpdatedAt])
-            .to_owned(),
-    )
-    .exec_without_returning(db)
-    .await?;
-    Ok(())
-}
-
-pub async fn clear_cursor<C: ConnectionTrait>(
-    db: &C,
-    id: Uuid,
-    name: &str,
-) -> Result<(), SyncError> {
-    sync_cursor::Entity::delete_by_id((id, name.to_owned()))
-        .exec(db)
-        .await?;
-    Ok(())
 }
 
 /// What a new connection needs besides its credentials.
@@ -331,7 +235,7 @@ pub async fn connect_with(
     confirm_reset: bool,
 ) -> Result<Connected, SyncError> {
     let now = engine.now();
-    let db = engine.store.db();
+    let db = &engine.store;
     // Credentials are only ever sent to an allowed Pipedrive host (egress policy).
     crate::egress::check_crm_url(&engine.settings, &new.api_domain).map_err(|e| {
         SyncError::Validation {
@@ -354,11 +258,8 @@ pub async fn connect_with(
     let me = engine.crm.whoami(&session).await?;
 
     // A different company than the one tandem syncs: refuse unless the admin confirmed a reset.
-    let others: Vec<connection::Model> = connection::Entity::find()
-        .filter(connection::Column::CompanyId.ne(me.company_id))
-        .all(db)
-        .await?;
-    if let Some(other) = others.iter().min_by_key(|c| c.created_at) {
+    let others = stored::of_other_companies(db, me.company_id).await?;
+    if let Some(other) = others.first() {
         if !confirm_reset {
             synclog::record(
                 db,
@@ -388,12 +289,10 @@ pub async fn connect_with(
     }
 
     // Reconnecting the same company reuses the old connection (and its links): no duplicates.
-    let existing = connection::Entity::find()
-        .filter(connection::Column::CompanyId.eq(me.company_id))
-        .all(db)
+    let existing = stored::of_company(db, me.company_id)
         .await?
         .into_iter()
-        .min_by_key(|c| c.created_at);
+        .next();
     let id = existing.as_ref().map_or(id, |c| c.id);
     let session = Session {
         connection_id: id,
@@ -424,36 +323,32 @@ pub async fn connect_with(
         .as_deref()
         .map(|t| engine.vault.encrypt_str(t));
     let sealed_password = engine.vault.encrypt_str(&webhook_password);
-    let model = connection::ActiveModel {
-        id: Set(id),
-        crm: Set("pipedrive".into()),
-        name: Set(me
+    let row = ConnectionRow {
+        id,
+        crm: "pipedrive".into(),
+        name: me
             .name
             .clone()
-            .map_or_else(|| "Pipedrive".to_owned(), |n| format!("Pipedrive ({n})"))),
-        state: Set(state::CONNECTED.into()),
-        auth_kind: Set(new.auth_kind.into()),
-        api_domain: Set(new.api_domain.clone()),
-        company_id: Set(me.company_id),
-        user_id: Set(Some(me.id)),
-        plan: Set(Some(engine.settings.pipedrive.plan.clone())),
-        access_token_enc: Set(Some(sealed)),
-        refresh_token_enc: Set(sealed_refresh),
-        token_expires_at: Set(new.token_expires_at),
-        webhook_user: Set(Some(webhook_user.clone())),
-        webhook_password_enc: Set(Some(sealed_password)),
-        apid_field_key: Set(Some(apid_field_key.clone())),
-        paused: Set(false),
-        last_success_at: Set(Some(now)),
-        last_error: Set(None),
-        created_at: Set(existing.as_ref().map_or(now, |c| c.created_at)),
-        updated_at: Set(now),
+            .map_or_else(|| "Pipedrive".to_owned(), |n| format!("Pipedrive ({n})")),
+        state: state::CONNECTED.into(),
+        auth_kind: new.auth_kind.into(),
+        api_domain: new.api_domain.clone(),
+        company_id: me.company_id,
+        user_id: Some(me.id),
+        plan: Some(engine.settings.pipedrive.plan.clone()),
+        access_token_enc: Some(sealed),
+        refresh_token_enc: sealed_refresh,
+        token_expires_at: new.token_expires_at,
+        webhook_user: Some(webhook_user.clone()),
+        webhook_password_enc: Some(sealed_password),
+        apid_field_key: Some(apid_field_key.clone()),
+        paused: false,
+        last_success_at: Some(now),
+        last_error: None,
+        created_at: existing.as_ref().map_or(now, |c| c.created_at),
+        updated_at: now,
     };
-    if existing.is_some() {
-        model.update(db).await?;
-    } else {
-        model.insert(db).await?;
-    }
+    stored::save(db, row, existing.is_some()).await?;
     // Contacts put in the list while there was no (working) connection reach Pipedrive now.
     let list_members_queued = queue_unlinked_list_members(db, id, now).await?;
     engine.webhook_auth.forget(id);
@@ -488,15 +383,10 @@ fn fmt_company(id: Option<i64>) -> String {
 /// Drops a connection to a company tandem no longer syncs: its links, queued writes, cursors
 /// and mappings go with the row (foreign keys cascade); local contacts and the sync log stay.
 async fn reset(engine: &Engine, id: Uuid, new_company: Option<i64>) -> Result<(), SyncError> {
-    use crate::store::entities::duplicate_group;
-    let db = engine.store.db();
+    let db = &engine.store;
     let now = engine.now();
-    let old = connection::Entity::find_by_id(id).one(db).await?;
-    duplicate_group::Entity::delete_many()
-        .filter(duplicate_group::Column::ConnectionId.eq(id))
-        .exec(db)
-        .await?;
-    connection::Entity::delete_by_id(id).exec(db).await?;
+    let old = stored::get(db, id).await?;
+    stored::delete(db, id).await?;
     synclog::record(
         db,
         Entry::new(
@@ -531,9 +421,8 @@ pub struct Disconnected {
 /// credentials and stops syncing. Contacts, links, mappings and queued writes stay, so
 /// reconnecting the same company later picks up where it stopped, without duplicates.
 pub async fn disconnect(engine: &Engine, id: Uuid) -> Result<Disconnected, SyncError> {
-    let db = engine.store.db();
-    let row = connection::Entity::find_by_id(id)
-        .one(db)
+    let db = &engine.store;
+    let row = stored::get(db, id)
         .await?
         .ok_or(SyncError::ConnectionNotFound(id))?;
     let mut result = Disconnected {
@@ -578,14 +467,7 @@ pub async fn disconnect(engine: &Engine, id: Uuid) -> Result<Disconnected, SyncE
         }
     }
     let now = engine.now();
-    let mut model: connection::ActiveModel = row.into();
-    model.state = Set(state::DISCONNECTED.into());
-    model.access_token_enc = Set(None);
-    model.refresh_token_enc = Set(None);
-    model.token_expires_at = Set(None);
-    model.last_error = Set(None);
-    model.updated_at = Set(now);
-    model.update(db).await?;
+    stored::drop_tokens(db, id, state::DISCONNECTED, None, now).await?;
     engine.webhook_auth.forget(id);
     let mut entry = Entry::new(
         Level::Info,
@@ -614,25 +496,20 @@ pub async fn disconnect(engine: &Engine, id: Uuid) -> Result<Disconnected, SyncE
 
 /// Pipedrive's uninstall callback: the app was removed for `company_id`; its tokens are dead.
 pub async fn app_removed(engine: &Engine, company_id: i64) -> Result<Option<Uuid>, SyncError> {
-    let db = engine.store.db();
-    let Some(row) = connection::Entity::find()
-        .filter(connection::Column::CompanyId.eq(company_id))
-        .filter(connection::Column::State.ne(state::DISCONNECTED))
-        .one(db)
-        .await?
-    else {
+    let db = &engine.store;
+    let Some(row) = stored::of_company_not_in(db, company_id, state::DISCONNECTED).await? else {
         return Ok(None);
     };
     let id = row.id;
     let now = engine.now();
-    let mut model: connection::ActiveModel = row.into();
-    model.state = Set(state::APP_REMOVED.into());
-    model.access_token_enc = Set(None);
-    model.refresh_token_enc = Set(None);
-    model.token_expires_at = Set(None);
-    model.last_error = Set(Some("The app was uninstalled in Pipedrive.".into()));
-    model.updated_at = Set(now);
-    model.update(db).await?;
+    stored::drop_tokens(
+        db,
+        id,
+        state::APP_REMOVED,
+        Some("The app was uninstalled in Pipedrive."),
+        now,
+    )
+    .await?;
     engine.webhook_auth.forget(id);
     synclog::record(
         db,
@@ -693,12 +570,12 @@ pub async fn remove_webhooks(engine: &Engine, session: &Session) -> Result<usize
 }
 
 /// The Basic credentials Pipedrive must send to this connection's webhook endpoint.
-pub async fn webhook_credentials<C: ConnectionTrait>(
+pub async fn webhook_credentials(
     engine: &Engine,
-    db: &C,
+    db: &impl Conn,
     id: Uuid,
 ) -> Result<Option<(String, String)>, SyncError> {
-    let Some(row) = connection::Entity::find_by_id(id).one(db).await? else {
+    let Some(row) = stored::get(db, id).await? else {
         return Ok(None);
     };
     match (row.webhook_user, row.webhook_password_enc) {
@@ -709,12 +586,12 @@ pub async fn webhook_credentials<C: ConnectionTrait>(
 
 /// The credentials the webhook receiver accepts for a connection: none for an unknown or a
 /// disconnected (or uninstalled) connection, whose deliveries are refused and never stored.
-pub async fn accepted_webhook_credentials<C: ConnectionTrait>(
+pub async fn accepted_webhook_credentials(
     engine: &Engine,
-    db: &C,
+    db: &impl Conn,
     id: Uuid,
 ) -> Result<Option<(String, String)>, SyncError> {
-    let Some(row) = connection::Entity::find_by_id(id).one(db).await? else {
+    let Some(row) = stored::get(db, id).await? else {
         return Ok(None);
     };
     if matches!(row.state.as_str(), state::DISCONNECTED | state::APP_REMOVED) {
@@ -760,7 +637,7 @@ impl WebhookAuthCache {
                 }
             }
         }
-        let found = accepted_webhook_credentials(engine, engine.store.db(), id).await?;
+        let found = accepted_webhook_credentials(engine, &engine.store, id).await?;
         // Only real credentials are kept: unknown ids (anyone can invent them) fill no memory.
         match &found {
             Some(credentials) => {

@@ -71,7 +71,7 @@ pub async fn list(
     conn: &ConnectionCtx,
     include_closed: bool,
 ) -> Result<Vec<Group>, SyncError> {
-    let db = engine.store.db();
+    let db = &engine.store;
     let mut by_email: BTreeMap<String, Vec<Uuid>> = BTreeMap::new();
     for (email, id) in stored_groups::live_contact_emails(&engine.store).await? {
         by_email.entry(email).or_default().push(id);
@@ -261,7 +261,7 @@ pub async fn merge_persons(
             "a person cannot be merged with itself".into(),
         ));
     }
-    let db = engine.store.db();
+    let db = &engine.store;
     let survivor_link = links::by_person(db, conn.id, survivor)
         .await?
         .ok_or_else(|| SyncError::Invalid(format!("person {survivor} is not linked")))?;

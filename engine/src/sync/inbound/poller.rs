@@ -11,6 +11,7 @@ use tandem_core::CrmError;
 use uuid::Uuid;
 
 use crate::crm::PersonPage;
+use crate::store::{connections as stored_connections, cursors};
 use crate::sync::connections::{self, state, ConnectionCtx};
 use crate::sync::inbound::{self, Applied};
 use crate::sync::synclog::{self, Direction, Entry, Level};
@@ -28,9 +29,9 @@ const INITIAL_COUNT: &str = "initial_sync_count";
 /// connection that has none yet, else polls, and reconciles when due.
 pub async fn poll_all(engine: &Engine) -> Result<usize, SyncError> {
     let mut applied = 0;
-    if let Some(id) = connections::active_id(engine.store.db()).await? {
+    if let Some(id) = connections::active_id(&engine.store).await? {
         let conn = connections::load(engine, id).await?;
-        let synced = connections::cursor(engine.store.db(), id, INITIAL_SYNC_DONE)
+        let synced = cursors::get(&engine.store, id, INITIAL_SYNC_DONE)
             .await?
             .is_some();
         if !synced
@@ -74,15 +75,15 @@ pub async fn initial_sync_progress(
     engine: &Engine,
     connection_id: Uuid,
 ) -> Result<Option<u64>, SyncError> {
-    let db = engine.store.db();
-    if connections::cursor(db, connection_id, INITIAL_STARTED)
+    let db = &engine.store;
+    if cursors::get(db, connection_id, INITIAL_STARTED)
         .await?
         .is_none()
     {
         return Ok(None);
     }
     Ok(Some(
-        connections::cursor(db, connection_id, INITIAL_COUNT)
+        cursors::get(db, connection_id, INITIAL_COUNT)
             .await?
             .and_then(|c| c.parse().ok())
             .unwrap_or(0),
@@ -92,14 +93,14 @@ pub async fn initial_sync_progress(
 /// One poll: every person updated since the cursor minus the overlap; returns how many changed
 /// something locally.
 pub async fn poll_once(engine: &Engine, conn: &ConnectionCtx) -> Result<usize, SyncError> {
-    let db = engine.store.db();
-    if connections::cursor(db, conn.id, INITIAL_SYNC_DONE)
+    let db = &engine.store;
+    if cursors::get(db, conn.id, INITIAL_SYNC_DONE)
         .await?
         .is_none()
     {
         return Ok(0);
     }
-    let since = connections::cursor(db, conn.id, POLL_CURSOR).await?;
+    let since = cursors::get(db, conn.id, POLL_CURSOR).await?;
     let overlap = chrono::Duration::seconds(
         i64::try_from(engine.settings.pipedrive.poll_overlap_secs).unwrap_or(60),
     );
@@ -133,9 +134,9 @@ pub async fn poll_once(engine: &Engine, conn: &ConnectionCtx) -> Result<usize, S
             }
         }
         if let Some(newest) = &newest {
-            connections::set_cursor(&txn, conn.id, POLL_CURSOR, newest, now).await?;
+            cursors::set(&txn, conn.id, POLL_CURSOR, newest, now).await?;
         }
-        connections::mark_success(&txn, conn.id, now).await?;
+        stored_connections::mark_success(&txn, conn.id, now).await?;
         txn.commit().await?;
         match page.next_cursor {
             Some(next) => page_cursor = Some(next),
@@ -168,14 +169,14 @@ pub async fn initial_sync(
     connection_id: Uuid,
     mut on_page: impl FnMut(&Progress),
 ) -> Result<Progress, SyncError> {
-    let db = engine.store.db();
+    let db = &engine.store;
     let conn = connections::load(engine, connection_id).await?;
     let started_at = engine.now();
-    let started = match connections::cursor(db, conn.id, INITIAL_STARTED).await? {
+    let started = match cursors::get(db, conn.id, INITIAL_STARTED).await? {
         Some(started) => started,
         None => {
             let now = engine.now().to_rfc3339();
-            connections::set_cursor(db, conn.id, INITIAL_STARTED, &now, engine.now()).await?;
+            cursors::set(db, conn.id, INITIAL_STARTED, &now, engine.now()).await?;
             synclog::record(
                 db,
                 Entry::new(
@@ -191,9 +192,9 @@ pub async fn initial_sync(
             now
         }
     };
-    connections::set_state(db, conn.id, state::SYNCING, None, engine.now()).await?;
+    stored_connections::set_state(db, conn.id, state::SYNCING, None, engine.now()).await?;
     let mut progress = Progress {
-        done: connections::cursor(db, conn.id, INITIAL_COUNT)
+        done: cursors::get(db, conn.id, INITIAL_COUNT)
             .await?
             .and_then(|c| c.parse().ok())
             .unwrap_or(0),
@@ -207,13 +208,13 @@ pub async fn initial_sync(
     let mut fetching = PageFetch::start(
         engine,
         &conn,
-        connections::cursor(db, conn.id, INITIAL_PAGE).await?,
+        cursors::get(db, conn.id, INITIAL_PAGE).await?,
     );
     loop {
         let page = match fetching.finish().await? {
             Ok(page) => page,
             Err(error) => {
-                connections::set_state(
+                stored_connections::set_state(
                     db,
                     conn.id,
                     state::CONNECTED,
@@ -241,7 +242,7 @@ pub async fn initial_sync(
         }
         progress.done += page.items.len() as u64;
         progress.pages += 1;
-        connections::set_cursor(
+        cursors::set(
             &txn,
             conn.id,
             INITIAL_COUNT,
@@ -250,17 +251,16 @@ pub async fn initial_sync(
         )
         .await?;
         match &page.next_cursor {
-            Some(next) => connections::set_cursor(&txn, conn.id, INITIAL_PAGE, next, now).await?,
+            Some(next) => cursors::set(&txn, conn.id, INITIAL_PAGE, next, now).await?,
             None => {
-                connections::clear_cursor(&txn, conn.id, INITIAL_PAGE).await?;
-                connections::clear_cursor(&txn, conn.id, INITIAL_STARTED).await?;
-                connections::clear_cursor(&txn, conn.id, INITIAL_COUNT).await?;
-                connections::set_cursor(&txn, conn.id, INITIAL_SYNC_DONE, &now.to_rfc3339(), now)
-                    .await?;
+                cursors::clear(&txn, conn.id, INITIAL_PAGE).await?;
+                cursors::clear(&txn, conn.id, INITIAL_STARTED).await?;
+                cursors::clear(&txn, conn.id, INITIAL_COUNT).await?;
+                cursors::set(&txn, conn.id, INITIAL_SYNC_DONE, &now.to_rfc3339(), now).await?;
                 // Changes made while the initial sync ran are caught by the first poll.
-                connections::set_cursor(&txn, conn.id, POLL_CURSOR, &started, now).await?;
-                connections::set_state(&txn, conn.id, state::CONNECTED, None, now).await?;
-                connections::mark_success(&txn, conn.id, now).await?;
+                cursors::set(&txn, conn.id, POLL_CURSOR, &started, now).await?;
+                stored_connections::set_state(&txn, conn.id, state::CONNECTED, None, now).await?;
+                stored_connections::mark_success(&txn, conn.id, now).await?;
                 progress.finished = true;
             }
         }
@@ -324,14 +324,14 @@ impl Drop for PageFetch {
 
 /// Forgets that the initial sync ran, so "Resync now" pulls every person again.
 pub async fn reset_initial_sync(engine: &Engine, connection_id: Uuid) -> Result<(), SyncError> {
-    let db = engine.store.db();
+    let db = &engine.store;
     for name in [
         INITIAL_SYNC_DONE,
         INITIAL_PAGE,
         INITIAL_STARTED,
         INITIAL_COUNT,
     ] {
-        connections::clear_cursor(db, connection_id, name).await?;
+        cursors::clear(db, connection_id, name).await?;
     }
     Ok(())
 }
@@ -354,7 +354,7 @@ pub struct Reconciled {
 /// Pipedrive, and re-registers vanished webhooks. Low priority: skipped while the daily budget
 /// is low, so edits and journey actions keep the budget.
 pub async fn reconcile(engine: &Engine, conn: &ConnectionCtx) -> Result<Reconciled, SyncError> {
-    let db = engine.store.db();
+    let db = &engine.store;
     let mut report = Reconciled::default();
     if engine.crm.budget(&conn.session).daily_budget_low() {
         tracing::info!(connection_id = %conn.id, "Daily API budget is low; reconciliation waits.");
@@ -416,7 +416,7 @@ pub async fn reconcile(engine: &Engine, conn: &ConnectionCtx) -> Result<Reconcil
         }
     }
     let now = engine.now();
-    connections::set_cursor(db, conn.id, RECONCILED_AT, &now.to_rfc3339(), now).await?;
+    cursors::set(db, conn.id, RECONCILED_AT, &now.to_rfc3339(), now).await?;
     synclog::record(
         db,
         Entry::new(
@@ -441,8 +441,8 @@ pub async fn reconcile_if_due(
     engine: &Engine,
     conn: &ConnectionCtx,
 ) -> Result<Option<Reconciled>, SyncError> {
-    let db = engine.store.db();
-    if connections::cursor(db, conn.id, INITIAL_SYNC_DONE)
+    let db = &engine.store;
+    if cursors::get(db, conn.id, INITIAL_SYNC_DONE)
         .await?
         .is_none()
     {
@@ -451,7 +451,7 @@ pub async fn reconcile_if_due(
     let interval = chrono::Duration::seconds(
         i64::try_from(engine.settings.pipedrive.reconcile_interval_secs).unwrap_or(86_400),
     );
-    let last = connections::cursor(db, conn.id, RECONCILED_AT)
+    let last = cursors::get(db, conn.id, RECONCILED_AT)
         .await?
         .and_then(|t| DateTime::parse_from_rfc3339(&t).ok());
     if last.is_some_and(|t| engine.now() - t.with_timezone(&Utc) < interval) {
@@ -460,7 +460,7 @@ pub async fn reconcile_if_due(
     if last.is_none() {
         // The initial sync just compared everything: count the interval from now.
         let now = engine.now();
-        connections::set_cursor(db, conn.id, RECONCILED_AT, &now.to_rfc3339(), now).await?;
+        cursors::set(db, conn.id, RECONCILED_AT, &now.to_rfc3339(), now).await?;
         return Ok(None);
     }
     reconcile(engine, conn).await.map(Some)

@@ -11,8 +11,6 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
-use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -21,7 +19,8 @@ use uuid::Uuid;
 
 use crate::crm::{CrmStage, NewActivity, NewDeal};
 use crate::queue::{self, Job, JobPayload, Priority};
-use crate::store::entities::journey_action;
+use crate::store::journey_actions::{self, ActionRow};
+use crate::store::{Conn, Constraint};
 use crate::sync::app::contacts;
 use crate::sync::connections::{self, ConnectionCtx};
 use crate::sync::links;
@@ -55,21 +54,9 @@ pub enum ActionError {
     Sync(#[from] SyncError),
 }
 
-impl From<sea_orm::DbErr> for ActionError {
-    fn from(error: sea_orm::DbErr) -> Self {
-        Self::Sync(SyncError::Db(error))
-    }
-}
-
 impl From<crate::store::StoreError> for ActionError {
     fn from(error: crate::store::StoreError) -> Self {
         Self::Sync(error.into())
-    }
-}
-
-impl From<sea_orm::DbErr> for super::CrmFailure {
-    fn from(error: sea_orm::DbErr) -> Self {
-        Self::Internal(SyncError::Db(error))
     }
 }
 
@@ -155,8 +142,8 @@ pub struct ActionRecord {
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<journey_action::Model> for ActionRecord {
-    fn from(m: journey_action::Model) -> Self {
+impl From<ActionRow> for ActionRecord {
+    fn from(m: ActionRow) -> Self {
         Self {
             id: m.id,
             action: m.action,
@@ -377,10 +364,7 @@ fn request_hash(action: JourneyAction, contact: &ContactRef, params: &Value) -> 
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-async fn resolve_contact<C: ConnectionTrait>(
-    db: &C,
-    contact: &ContactRef,
-) -> Result<Uuid, ActionError> {
+async fn resolve_contact(db: &impl Conn, contact: &ContactRef) -> Result<Uuid, ActionError> {
     match contact {
         ContactRef::Id { contact_id } => {
             let found = contacts::load(db, *contact_id)
@@ -402,20 +386,12 @@ async fn resolve_contact<C: ConnectionTrait>(
 
 /// Validates, records and queues an action; a replayed idempotency key returns the first result.
 pub async fn submit(engine: &Engine, request: Submit) -> Result<Submitted, ActionError> {
-    let db = engine.store.db();
+    let db = &engine.store;
     let hash = request_hash(request.action, &request.contact, &request.params);
-    if let Some(existing) = journey_action::Entity::find()
-        .filter(journey_action::Column::IdempotencyKey.eq(&request.idempotency_key))
-        .one(db)
-        .await?
+    if let Some(existing) =
+        journey_actions::by_idempotency_key(db, &request.idempotency_key).await?
     {
-        if existing.request_hash != hash {
-            return Err(ActionError::KeyReused);
-        }
-        return Ok(Submitted {
-            record: existing.into(),
-            replayed: true,
-        });
+        return replay(existing, &hash);
     }
     let connection_id = connections::active_id(db)
         .await?
@@ -430,42 +406,36 @@ pub async fn submit(engine: &Engine, request: Submit) -> Result<Submitted, Actio
         record_failed_without_person(engine, &conn, contact_id, &request, &hash, now).await?;
         return Err(ActionError::NoPipedrivePerson(name));
     }
-    let id = Uuid::now_v7();
+    let row = ActionRow {
+        id: Uuid::now_v7(),
+        connection_id: conn.id,
+        contact_id,
+        action: action_name(request.action).to_owned(),
+        params: serde_json::to_value(&params).unwrap_or_default(),
+        idempotency_key: request.idempotency_key.clone(),
+        request_hash: hash.clone(),
+        state: state::QUEUED.to_owned(),
+        result: None,
+        error: None,
+        status: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let id = row.id;
     let txn = db.begin().await?;
-    let inserted = journey_action::Entity::insert(journey_action::ActiveModel {
-        id: Set(id),
-        connection_id: Set(conn.id),
-        contact_id: Set(contact_id),
-        action: Set(action_name(request.action).to_owned()),
-        params: Set(serde_json::to_value(&params).unwrap_or_default()),
-        idempotency_key: Set(request.idempotency_key.clone()),
-        request_hash: Set(hash.clone()),
-        state: Set(state::QUEUED.to_owned()),
-        result: Set(None),
-        error: Set(None),
-        status: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    })
-    .exec_without_returning(&txn)
-    .await;
-    if inserted.is_err() {
-        // A concurrent request with the same key won the race: answer with its record.
-        drop(txn);
-        let existing = journey_action::Entity::find()
-            .filter(journey_action::Column::IdempotencyKey.eq(&request.idempotency_key))
-            .one(db)
-            .await?;
-        return match existing {
-            Some(e) if e.request_hash == hash => Ok(Submitted {
-                record: e.into(),
-                replayed: true,
-            }),
-            Some(_) => Err(ActionError::KeyReused),
-            None => Err(ActionError::Sync(SyncError::Invalid(
-                "the action could not be recorded".into(),
-            ))),
-        };
+    match journey_actions::insert(&txn, row).await {
+        Ok(()) => {}
+        Err(error) if error.is_conflict_on(Constraint::JourneyActionIdempotencyKey) => {
+            // A concurrent request with the same key won the race: answer with its record.
+            txn.rollback().await?;
+            return match journey_actions::by_idempotency_key(db, &request.idempotency_key).await? {
+                Some(existing) => replay(existing, &hash),
+                None => Err(ActionError::Sync(SyncError::Invalid(
+                    "the action could not be recorded".into(),
+                ))),
+            };
+        }
+        Err(error) => return Err(error.into()),
     }
     queue::enqueue(
         &txn,
@@ -481,13 +451,24 @@ pub async fn submit(engine: &Engine, request: Submit) -> Result<Submitted, Actio
     .await
     .map_err(SyncError::from)?;
     txn.commit().await?;
-    let record = journey_action::Entity::find_by_id(id)
-        .one(db)
+    // Read back, so the first answer and a replay show the same stored values.
+    let record = journey_actions::get(db, id)
         .await?
         .ok_or(ActionError::UnknownContact)?;
     Ok(Submitted {
         record: record.into(),
         replayed: false,
+    })
+}
+
+/// The answer to a request whose idempotency key is already recorded.
+fn replay(existing: ActionRow, hash: &str) -> Result<Submitted, ActionError> {
+    if existing.request_hash != hash {
+        return Err(ActionError::KeyReused);
+    }
+    Ok(Submitted {
+        record: existing.into(),
+        replayed: true,
     })
 }
 
@@ -499,27 +480,29 @@ async fn record_failed_without_person(
     hash: &str,
     now: DateTime<Utc>,
 ) -> Result<(), ActionError> {
-    let db = engine.store.db();
+    let db = &engine.store;
     let message = format!(
         "{}: the contact has no Pipedrive person and this action never creates one.",
         action_name(request.action)
     );
-    journey_action::Entity::insert(journey_action::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        connection_id: Set(conn.id),
-        contact_id: Set(contact_id),
-        action: Set(action_name(request.action).to_owned()),
-        params: Set(request.params.clone()),
-        idempotency_key: Set(request.idempotency_key.clone()),
-        request_hash: Set(hash.to_owned()),
-        state: Set(state::FAILED.to_owned()),
-        result: Set(None),
-        error: Set(Some(message.clone())),
-        status: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    })
-    .exec_without_returning(db)
+    journey_actions::insert(
+        db,
+        ActionRow {
+            id: Uuid::now_v7(),
+            connection_id: conn.id,
+            contact_id,
+            action: action_name(request.action).to_owned(),
+            params: request.params.clone(),
+            idempotency_key: request.idempotency_key.clone(),
+            request_hash: hash.to_owned(),
+            state: state::FAILED.to_owned(),
+            result: None,
+            error: Some(message.clone()),
+            status: None,
+            created_at: now,
+            updated_at: now,
+        },
+    )
     .await?;
     synclog::record(
         db,
@@ -539,8 +522,7 @@ async fn record_failed_without_person(
 }
 
 pub async fn get(engine: &Engine, id: Uuid) -> Result<Option<ActionRecord>, SyncError> {
-    Ok(journey_action::Entity::find_by_id(id)
-        .one(engine.store.db())
+    Ok(journey_actions::get(&engine.store, id)
         .await?
         .map(Into::into))
 }
@@ -552,10 +534,9 @@ pub async fn execute(
     job: &Job,
     action_id: Uuid,
 ) -> Result<(), CrmFailure> {
-    let db = engine.store.db();
-    let Some(row) = journey_action::Entity::find_by_id(action_id)
-        .one(db)
-        .await?
+    let Some(row) = journey_actions::get(&engine.store, action_id)
+        .await
+        .map_err(SyncError::from)?
     else {
         return Ok(());
     };
@@ -737,29 +718,22 @@ pub async fn execute(
 async fn finish(
     engine: &Engine,
     conn: &ConnectionCtx,
-    row: &journey_action::Model,
+    row: &ActionRow,
     new_state: &str,
     result: Option<Value>,
     error: Option<String>,
     status: Option<u16>,
 ) -> Result<(), SyncError> {
     let now = engine.now();
-    let db = engine.store.db();
-    let txn = db.begin().await?;
-    journey_action::Entity::update_many()
-        .col_expr(journey_action::Column::State, Expr::value(new_state))
-        .col_expr(journey_action::Column::Result, Expr::value(result.clone()))
-        .col_expr(journey_action::Column::Error, Expr::value(error.clone()))
-        .col_expr(
-            journey_action::Column::Status,
-            Expr::value(status.map(i32::from)),
-        )
-        .col_expr(journey_action::Column::UpdatedAt, Expr::value(now))
-        .filter(journey_action::Column::Id.eq(row.id))
-        .exec(&txn)
-        .await?;
+    let txn = engine.store.begin().await?;
+    let outcome = journey_actions::Outcome {
+        state: new_state,
+        result: result.clone(),
+        error: error.clone(),
+        status: status.map(i32::from),
+    };
     // The app hears about the outcome (in the same transaction, like every delivery).
-    if let Some(record) = journey_action::Entity::find_by_id(row.id).one(&txn).await? {
+    if let Some(record) = journey_actions::finish(&txn, row.id, outcome, now).await? {
         let event = if new_state == state::DONE {
             crate::sync::app::ContactEvent::ActionDone
         } else {
@@ -810,10 +784,7 @@ pub async fn mark_failed(
     action_id: Uuid,
     error: &CrmError,
 ) -> Result<(), SyncError> {
-    if let Some(row) = journey_action::Entity::find_by_id(action_id)
-        .one(engine.store.db())
-        .await?
-    {
+    if let Some(row) = journey_actions::get(&engine.store, action_id).await? {
         finish(
             engine,
             conn,

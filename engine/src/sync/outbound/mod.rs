@@ -16,9 +16,9 @@ use uuid::Uuid;
 
 use crate::crm::{email_of, CrmPerson};
 use crate::queue::Job;
-use crate::store::Conn;
+use crate::store::{connections as stored_connections, cursors, Conn};
 use crate::sync::app::contacts::{self, LocalContact};
-use crate::sync::connections::{self, ConnectionCtx};
+use crate::sync::connections::ConnectionCtx;
 use crate::sync::inbound::poller::INITIAL_SYNC_DONE;
 use crate::sync::links::{self, Link};
 use crate::sync::synclog::{self, Direction, Entry, Level};
@@ -63,7 +63,7 @@ pub async fn push_contact(
     job: &Job,
     contact_id: Uuid,
 ) -> Result<Pushed, CrmFailure> {
-    let db = engine.store.db();
+    let db = &engine.store;
     let Some(contact) = contacts::load(db, contact_id).await? else {
         return Ok(Pushed::Nothing);
     };
@@ -116,7 +116,7 @@ pub async fn ensure_person(
     job: &Job,
     contact_id: Uuid,
 ) -> Result<Option<i64>, CrmFailure> {
-    let db = engine.store.db();
+    let db = &engine.store;
     if let Some(link) = links::by_contact(db, conn.id, contact_id).await? {
         return Ok(Some(link.person_id));
     }
@@ -196,7 +196,7 @@ async fn patch(
     // The response is the person as it is now: merge it like an inbound event, so a change
     // made in Pipedrive meanwhile (whose webhook is older than this response) is not lost.
     inbound::merge_into_link(&txn, conn, link, remote, now).await?;
-    connections::mark_success(&txn, conn.id, now).await?;
+    stored_connections::mark_success(&txn, conn.id, now).await?;
     txn.commit().await?;
     Ok(Pushed::Patched {
         person_id: person.id,
@@ -237,7 +237,7 @@ async fn create(
     job: &Job,
     contact: &LocalContact,
 ) -> Result<Pushed, CrmFailure> {
-    let db = engine.store.db();
+    let db = &engine.store;
     let scope = ContactScope {
         linked: false,
         in_pipedrive_list: contacts::in_list(db, contact.id, contacts::PIPEDRIVE_LIST).await?,
@@ -248,7 +248,7 @@ async fn create(
     }
     let ap_id = ApId::for_contact(ContactId::new(contact.id));
     let email = email_of(contact.fields.get(tandem_core::keys::EMAIL));
-    let knowledge_is_fresh = connections::cursor(db, conn.id, INITIAL_SYNC_DONE)
+    let knowledge_is_fresh = cursors::get(db, conn.id, INITIAL_SYNC_DONE)
         .await?
         .is_some();
     if knowledge_is_fresh {
@@ -362,7 +362,7 @@ async fn create(
         inbound::merge_into_link(&txn, conn, link, remote.clone(), now).await?;
     }
     contacts::add_to_list(&txn, contact.id, contacts::PIPEDRIVE_LIST, now).await?;
-    connections::mark_success(&txn, conn.id, now).await?;
+    stored_connections::mark_success(&txn, conn.id, now).await?;
     synclog::record(
         &txn,
         Entry::new(

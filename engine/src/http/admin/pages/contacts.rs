@@ -98,7 +98,7 @@ pub(super) async fn page(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Response {
-    let db = state.store.db();
+    let db = &state.store;
     let contact = match contacts::load(db, id).await {
         Ok(Some(contact)) => contact,
         Ok(None) => {

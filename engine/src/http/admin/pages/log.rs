@@ -30,7 +30,7 @@ pub(super) async fn page(
         Ok(f) => f,
         Err(e) => return error_page(&e),
     };
-    let rows = match synclog::list(state.store.db(), &filter).await {
+    let rows = match synclog::list(&state.store, &filter).await {
         Ok(rows) => rows,
         Err(e) => return error_page(&api_error(e)),
     };

@@ -119,7 +119,7 @@ async fn chosen_connection(
     if wanted.is_some() {
         return Ok(wanted);
     }
-    connection_store::active_id(state.store.db())
+    connection_store::active_id(&state.store)
         .await
         .map_err(api_error)
 }
