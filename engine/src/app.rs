@@ -199,6 +199,12 @@ impl Application {
         for worker in workers {
             drop(worker.await);
         }
+        if self.state.settings.workers.enabled {
+            // A clean stop hands this replica's connections over at once (ADR 0014).
+            if let Err(error) = crate::sync::ownership::stop(&self.state.engine).await {
+                tracing::warn!(error = %error, "Could not give up this replica's connections; they are taken over when their leases run out.");
+            }
+        }
         tracing::info!("tandem stopped.");
         Ok(())
     }

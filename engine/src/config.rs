@@ -166,6 +166,10 @@ pub struct WorkerSettings {
     pub retry_cap_ms: u64,
     pub max_attempts: u32,
     pub min_write_interval_ms: u64,
+    /// Seconds a connection lease lasts without renewal (`sync::ownership`).
+    pub lease_secs: u64,
+    /// This replica's name; empty: generated.
+    pub replica_id: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

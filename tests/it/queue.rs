@@ -5,7 +5,7 @@ use pipedrive_sim::SimConfig;
 use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
 use serde_json::json;
 use tandem_engine::queue::{self, JobPayload, Priority};
-use tandem_engine::sync::{app, app::local, links, worker, Engine};
+use tandem_engine::sync::{app, app::local, links, ownership, worker, Engine};
 use tandem_tests::fields::{fields, name, text_of};
 use tandem_tests::receiver::TestReceiver;
 use tandem_tests::{spawn_app, spawn_app_on, spawn_app_with, TestApp};
@@ -38,14 +38,16 @@ async fn concurrent_claims_never_share_a_job_and_never_run_two_jobs_of_one_conta
         }
     }
     txn.commit().await.unwrap();
+    ownership::round(&app.engine).await.unwrap();
+    let replica = app.engine.replica.id.as_str();
 
     let mut seen = HashSet::new();
     for _round in 0..5 {
         let lease = chrono::Duration::seconds(60);
         let (a, b, c) = tokio::join!(
-            queue::claim(db, Utc::now(), lease, 8),
-            queue::claim(db, Utc::now(), lease, 8),
-            queue::claim(db, Utc::now(), lease, 8)
+            queue::claim(db, replica, Utc::now(), lease, 8),
+            queue::claim(db, replica, Utc::now(), lease, 8),
+            queue::claim(db, replica, Utc::now(), lease, 8)
         );
         let claimed: Vec<_> = [a.unwrap(), b.unwrap(), c.unwrap()]
             .into_iter()
@@ -62,7 +64,7 @@ async fn concurrent_claims_never_share_a_job_and_never_run_two_jobs_of_one_conta
             assert!(seen.insert(job.id), "job {} claimed twice", job.id);
         }
         assert!(
-            queue::claim(db, Utc::now(), lease, 8)
+            queue::claim(db, replica, Utc::now(), lease, 8)
                 .await
                 .unwrap()
                 .is_empty(),
@@ -95,29 +97,33 @@ async fn a_job_whose_worker_died_is_claimed_again_after_its_lease() {
     .await
     .unwrap();
     txn.commit().await.unwrap();
-    let first = queue::claim(db, Utc::now(), chrono::Duration::seconds(30), 5)
+    // The same replica, by a clock that moves: its connection lease is renewed at each time.
+    let clock = tandem_engine::clock::TestClock::new();
+    let engine = app
+        .engine
+        .clone()
+        .with_clock(std::sync::Arc::new(clock.clone()));
+    let replica = engine.replica.id.clone();
+    ownership::round(&engine).await.unwrap();
+    let first = queue::claim(db, &replica, engine.now(), chrono::Duration::seconds(30), 5)
         .await
         .unwrap();
     assert_eq!(first.len(), 1);
     // The worker dies; before the lease ends nobody else takes the job...
-    assert!(queue::claim(
-        db,
-        Utc::now() + chrono::Duration::seconds(29),
-        chrono::Duration::seconds(30),
-        5
-    )
-    .await
-    .unwrap()
-    .is_empty());
+    clock.advance(chrono::Duration::seconds(29));
+    ownership::round(&engine).await.unwrap();
+    assert!(
+        queue::claim(db, &replica, engine.now(), chrono::Duration::seconds(30), 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // ...after it, the job comes back.
-    let again = queue::claim(
-        db,
-        Utc::now() + chrono::Duration::seconds(31),
-        chrono::Duration::seconds(30),
-        5,
-    )
-    .await
-    .unwrap();
+    clock.advance(chrono::Duration::seconds(2));
+    ownership::round(&engine).await.unwrap();
+    let again = queue::claim(db, &replica, engine.now(), chrono::Duration::seconds(30), 5)
+        .await
+        .unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].id, first[0].id);
 }

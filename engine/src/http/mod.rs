@@ -38,7 +38,10 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.http.body_limit_bytes;
     let inbox = Arc::new(StoreInbox::new(state.engine.clone()));
-    let state_for_throttle = state.clone();
+    let throttle_state = Arc::new(ThrottleState {
+        app: state.clone(),
+        throttle: AuthThrottle::new(Policy::default()),
+    });
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -54,24 +57,31 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(axum::middleware::from_fn_with_state(
-            (
-                state_for_throttle,
-                Arc::new(AuthThrottle::new(Policy::default())),
-            ),
+            throttle_state,
             throttle_failed_auth,
         ))
         .layer(axum::middleware::map_response(json_errors));
     with_security_headers(router).layer(TraceLayer::new_for_http().make_span_with(request_span))
 }
 
+/// The throttle layer's state, shared (the layer's state is cloned for every request).
+struct ThrottleState {
+    app: AppState,
+    throttle: AuthThrottle,
+}
+
 /// Failed-authentication throttling ([`throttle`]): a locked client gets 429
 /// `too_many_attempts` (with `Retry-After`) before any credential is looked at; each new lock
 /// is written to the sync log (`auth_throttled`).
 async fn throttle_failed_auth(
-    State((state, throttle)): State<(AppState, Arc<AuthThrottle>)>,
+    State(throttle_state): State<Arc<ThrottleState>>,
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    let ThrottleState {
+        app: state,
+        throttle,
+    } = throttle_state.as_ref();
     let Some(surface) = throttle::surface_of(request.method(), request.uri().path()) else {
         return next.run(request).await;
     };
@@ -83,7 +93,7 @@ async fn throttle_failed_auth(
     if let Err(wait) = throttle.check(surface, client, now) {
         // Attempts against a lock count too: hammering only makes it longer.
         let locks = throttle.failed(surface, client, now);
-        audit_locks(&state, surface, client, &locks).await;
+        audit_locks(state, surface, client, &locks).await;
         let seconds = wait.as_secs().max(1);
         let mut response = ApiError::new(
             ErrorCode::TooManyAttempts,
@@ -102,7 +112,7 @@ async fn throttle_failed_auth(
         Some(true) => throttle.succeeded(surface, client, now),
         Some(false) => {
             let locks = throttle.failed(surface, client, now);
-            audit_locks(&state, surface, client, &locks).await;
+            audit_locks(state, surface, client, &locks).await;
             if throttle.tracked() > 10_000 {
                 throttle.retain_recent(now);
             }
@@ -212,7 +222,11 @@ async fn healthz() -> impl IntoResponse {
 
 async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     match state.store.readiness().await {
-        Ok(()) => Ok(Json(serde_json::json!({ "status": "ready" }))),
+        Ok(()) => Ok(Json(serde_json::json!({
+            "status": "ready",
+            // Which replica answered (behind a load balancer, each one is asked on its own).
+            "replica": state.engine.replica.id,
+        }))),
         Err(unready) => Err(ApiError::new(ErrorCode::NotReady, unready.to_string())),
     }
 }

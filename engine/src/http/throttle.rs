@@ -96,6 +96,9 @@ pub(crate) struct NewLock {
     pub(crate) duration: Duration,
 }
 
+/// How stale a trust may get before a success renews it (far below [`Policy::trust_for`]).
+const TRUST_RENEWAL: Duration = Duration::from_secs(60);
+
 #[derive(Debug, Default)]
 pub(crate) struct AuthThrottle {
     policy: Policy,
@@ -192,9 +195,22 @@ impl AuthThrottle {
     }
 
     /// A successful authentication: the address starts again from zero and is trusted.
+    ///
+    /// Every accepted request passes here (a webhook delivery, an API call), so the maps are
+    /// only written when something changes: a counter to drop, a trust older than a minute
+    /// to renew. Reads share a shard; writes would serialise every request from one address.
     pub(crate) fn succeeded(&self, surface: Surface, client: IpAddr, now: Instant) {
-        self.clients.remove(&(surface, client));
-        self.trusted.insert((surface, client), now);
+        let key = (surface, client);
+        if self.clients.contains_key(&key) {
+            self.clients.remove(&key);
+        }
+        let fresh = self
+            .trusted
+            .get(&key)
+            .is_some_and(|since| now.saturating_duration_since(*since) < TRUST_RENEWAL);
+        if !fresh {
+            self.trusted.insert(key, now);
+        }
     }
 
     /// Drops counters nobody needs any more (called now and then, so memory stays bounded).

@@ -141,8 +141,11 @@ const LANE: Lane = Lane {
     locked_until: "locked_until",
     same_key: "o.connection_id = j.connection_id AND o.ordering_key = j.ordering_key",
     earlier: "o.created_at < j.created_at OR (o.created_at = j.created_at AND o.id < j.id)",
+    // Active connections whose lease this replica holds (ADR 0014).
     eligible: "j.connection_id IN (SELECT c.id FROM connection c \
-               WHERE c.paused = $4 AND c.state IN ('connected', 'syncing'))",
+               JOIN connection_lease l ON l.connection_id = c.id \
+               WHERE c.paused = $4 AND c.state IN ('connected', 'syncing') \
+                 AND l.owner = $5 AND l.expires_at > $2)",
     order_by: "j.priority DESC, j.run_at ASC",
     // SQLite's planner would collect every pending job through the OR and sort them; walking
     // the claim-order index stops after `limit` claimable jobs (migration 4).
@@ -151,16 +154,18 @@ const LANE: Lane = Lane {
     returning: "id, connection_id, ordering_key, attempts, payload, created_at",
 };
 
-/// Claims up to `limit` due jobs: the oldest unfinished job of each ordering key, only when no
-/// other job of that key holds a live lease, only for connections that are active. A job whose
-/// lease expired (its worker died) is claimable again.
+/// Claims up to `limit` due jobs for `replica`: the oldest unfinished job of each ordering
+/// key, only when no other job of that key holds a live lease, only for connections that are
+/// active and whose lease `replica` holds. A job whose lease expired (its worker died) is
+/// claimable again.
 pub async fn claim(
     db: &impl Conn,
+    replica: &str,
     now: DateTime<Utc>,
     lease: chrono::Duration,
     limit: u32,
 ) -> Result<Vec<Job>, QueueError> {
-    let claimed = rows::claim_jobs(db, &LANE, now, lease_end(now, lease), limit).await?;
+    let claimed = rows::claim_jobs(db, &LANE, now, lease_end(now, lease), limit, replica).await?;
     claimed
         .into_iter()
         .map(|row| {

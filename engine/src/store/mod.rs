@@ -23,6 +23,7 @@ mod error;
 pub mod field_mappings;
 pub mod idempotency;
 pub mod journey_actions;
+pub mod leases;
 pub mod links;
 pub mod metrics;
 pub mod mirror;

@@ -8,6 +8,7 @@ pub mod housekeeping;
 pub mod inbound;
 pub mod links;
 pub mod outbound;
+pub mod ownership;
 pub mod synclog;
 pub mod worker;
 
@@ -90,6 +91,8 @@ pub struct Engine {
     pub webhook_auth: connections::WebhookAuthCache,
     /// The one clock use-cases read ([`Engine::now`]); tests move a `TestClock`.
     pub clock: Arc<dyn Clock>,
+    /// This process among the replicas sharing the database ([`ownership`]).
+    pub replica: Arc<ownership::Replica>,
 }
 
 impl Engine {
@@ -110,6 +113,9 @@ impl Engine {
             catch_ups: Arc::default(),
             webhook_auth: connections::WebhookAuthCache::default(),
             clock: Arc::new(SystemClock),
+            replica: Arc::new(ownership::Replica::new(Some(
+                settings.workers.replica_id.clone(),
+            ))),
             store,
             crm: Crm::from_settings(&settings),
             vault,
@@ -122,6 +128,12 @@ impl Engine {
     /// This engine with `clock` as its clock (tests pass a `TestClock`).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// This engine as another replica (tests run two replicas on one database).
+    pub fn with_replica(mut self, replica: Arc<ownership::Replica>) -> Self {
+        self.replica = replica;
         self
     }
 

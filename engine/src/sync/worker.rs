@@ -42,9 +42,14 @@ impl Engine {
 
 /// Claims and executes due outbox jobs, concurrently across persons.
 pub async fn run_outbox_once(engine: &Engine) -> Result<ExecutionOutcome, SyncError> {
+    // Only the connections this replica owns (ADR 0014); the claim checks the lease again.
+    if crate::sync::ownership::owned(engine).await?.is_empty() {
+        return Ok(ExecutionOutcome::QueueEmpty);
+    }
     let lease = lease(engine);
     let slots = engine.settings.workers.concurrency;
-    let claim = |limit: u32| queue::claim(&engine.store, engine.now(), lease, limit);
+    let replica = engine.replica.id.as_str();
+    let claim = |limit: u32| queue::claim(&engine.store, replica, engine.now(), lease, limit);
     let jobs = claim(slots).await?;
     if jobs.is_empty() {
         return Ok(ExecutionOutcome::QueueEmpty);
@@ -464,10 +469,15 @@ pub async fn drive_until_idle(engine: &Engine) -> Result<(), SyncError> {
     }
 }
 
+/// The active connections whose outbound work this replica runs.
 async fn active_connection_ids(engine: &Engine) -> Result<Vec<Uuid>, SyncError> {
+    let owned = crate::sync::ownership::owned(engine).await?;
     Ok(
         crate::store::connections::running_ids(&engine.store, &[state::CONNECTED, state::SYNCING])
-            .await?,
+            .await?
+            .into_iter()
+            .filter(|id| owned.contains(id))
+            .collect(),
     )
 }
 

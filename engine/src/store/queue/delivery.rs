@@ -33,7 +33,7 @@ pub async fn claim_deliveries(
     lease_end: DateTime<Utc>,
     limit: u32,
 ) -> Result<Vec<Delivery>, StoreError> {
-    claim::claim(db, lane, now, lease_end, limit).await
+    claim::claim(db, lane, now, lease_end, limit, None).await
 }
 
 /// What ending a delivery's claim writes, for [`end_delivery_claim`].

@@ -30,7 +30,7 @@ pub async fn claim_events(
     lease_end: DateTime<Utc>,
     limit: u32,
 ) -> Result<Vec<ClaimedEvent>, StoreError> {
-    claim::claim(db, lane, now, lease_end, limit).await
+    claim::claim(db, lane, now, lease_end, limit, None).await
 }
 
 /// What ending a claim writes, for [`end_event_claim`].

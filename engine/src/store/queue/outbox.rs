@@ -23,15 +23,16 @@ pub struct ClaimedJob {
     pub created_at: DateTime<Utc>,
 }
 
-/// Claims up to `limit` jobs of `lane` until `lease_end` (`store::queue::claim`).
+/// Claims up to `limit` jobs of `lane` until `lease_end` for `replica` (`store::queue::claim`).
 pub async fn claim_jobs(
     db: &impl Conn,
     lane: &Lane,
     now: DateTime<Utc>,
     lease_end: DateTime<Utc>,
     limit: u32,
+    replica: &str,
 ) -> Result<Vec<ClaimedJob>, StoreError> {
-    claim::claim(db, lane, now, lease_end, limit).await
+    claim::claim(db, lane, now, lease_end, limit, Some(replica)).await
 }
 
 /// A job waiting to run, as coalescing needs it.

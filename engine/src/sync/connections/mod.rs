@@ -352,6 +352,7 @@ pub async fn connect_with(
     // Contacts put in the list while there was no (working) connection reach Pipedrive now.
     let list_members_queued = queue_unlinked_list_members(db, id, now).await?;
     engine.webhook_auth.forget(id);
+    engine.replica.forget();
 
     let webhooks_registered = if engine.settings.pipedrive.register_webhooks {
         register_webhooks(engine, &session, &webhook_user, &webhook_password).await?
@@ -469,6 +470,7 @@ pub async fn disconnect(engine: &Engine, id: Uuid) -> Result<Disconnected, SyncE
     let now = engine.now();
     stored::drop_tokens(db, id, state::DISCONNECTED, None, now).await?;
     engine.webhook_auth.forget(id);
+    engine.replica.forget();
     let mut entry = Entry::new(
         Level::Info,
         synclog::Direction::Connection,
@@ -511,6 +513,7 @@ pub async fn app_removed(engine: &Engine, company_id: i64) -> Result<Option<Uuid
     )
     .await?;
     engine.webhook_auth.forget(id);
+    engine.replica.forget();
     synclog::record(
         db,
         Entry::new(

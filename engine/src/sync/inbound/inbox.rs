@@ -66,7 +66,10 @@ impl Inbox for StoreInbox {
     }
 
     async fn accept(&self, delivery: InboundDelivery) -> Result<Accepted, InboxError> {
-        self.auth_failures.remove(&delivery.connection_id);
+        // Read first: every delivery passes here, and a removal write-locks the shard.
+        if self.auth_failures.contains_key(&delivery.connection_id) {
+            self.auth_failures.remove(&delivery.connection_id);
+        }
         let (source, connection) = (delivery.source, delivery.connection_id);
         self.writer
             .store(NewEvent {

@@ -29,7 +29,13 @@ const INITIAL_COUNT: &str = "initial_sync_count";
 /// connection that has none yet, else polls, and reconciles when due.
 pub async fn poll_all(engine: &Engine) -> Result<usize, SyncError> {
     let mut applied = 0;
-    if let Some(id) = connections::active_id(&engine.store).await? {
+    let active = connections::active_id(&engine.store).await?;
+    // Only the replica that owns the connection polls it (ADR 0014).
+    let owned = match active {
+        Some(id) => crate::sync::ownership::owns(engine, id).await?,
+        None => false,
+    };
+    if let (Some(id), true) = (active, owned) {
         let conn = connections::load(engine, id).await?;
         let synced = cursors::get(&engine.store, id, INITIAL_SYNC_DONE)
             .await?
