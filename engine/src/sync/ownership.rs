@@ -38,8 +38,10 @@ impl Replica {
     /// A replica named `id`, or (none given) after the host, the process and a random tail,
     /// so two processes on one host never share an id.
     pub fn new(id: Option<String>) -> Self {
-        let host = std::env::var("HOSTNAME")
+        // The kernel's host name (a container's name under Docker and Kubernetes).
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .ok()
+            .map(|h| h.trim().to_owned())
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "localhost".to_owned());
         let id = id.filter(|i| !i.trim().is_empty()).unwrap_or_else(|| {
