@@ -176,3 +176,43 @@ async fn connections_spread_evenly_over_replicas_and_a_new_replica_gets_its_shar
         "the console tells which connections the answering replica owns"
     );
 }
+
+#[tokio::test]
+async fn the_console_and_the_admin_api_show_which_replica_runs_each_connection() {
+    let app = spawn_app().await;
+    let connection = app.connect_pipedrive().await;
+    ownership::round(&app.engine).await.unwrap();
+    let replica = app.engine.replica.id.clone();
+
+    let listed: serde_json::Value = app
+        .admin(reqwest::Method::GET, "/admin/api/connections")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let card = listed
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["id"] == connection.to_string()))
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(card["owner"]["replica"], replica.as_str());
+    assert_eq!(card["owner"]["this_replica"], true);
+    assert_eq!(card["owner"]["expired"], false);
+
+    let ready: serde_json::Value = app.get("/readyz").await.json().await.unwrap();
+    assert_eq!(ready["replica"], replica.as_str());
+
+    let page = app
+        .admin(reqwest::Method::GET, "/admin")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!("{replica} (this replica), lease valid for")),
+        "{page}"
+    );
+}

@@ -163,8 +163,8 @@ pub async fn stop(engine: &Engine) -> Result<(), SyncError> {
     Ok(())
 }
 
-/// A connection's owner as the console shows it.
-#[derive(Debug, Clone, PartialEq)]
+/// A connection's owner as the console and the admin API show it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct OwnerView {
     pub replica: String,
     /// Whether it is the replica answering.

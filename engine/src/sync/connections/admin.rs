@@ -41,6 +41,9 @@ pub struct ConnectionStatus {
     /// Persons applied so far by a running initial sync.
     pub initial_sync_done: Option<u64>,
     pub linked_persons: u64,
+    /// The replica that runs the connection's writes and polls, with its lease (none: no
+    /// replica has taken it yet, or it is disconnected).
+    pub owner: Option<crate::sync::ownership::OwnerView>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -114,6 +117,9 @@ async fn status_of(engine: &Engine, row: ConnectionRow) -> Result<ConnectionStat
         dead: counts.dead,
         initial_sync_done,
         linked_persons,
+        owner: crate::sync::ownership::owners(engine)
+            .await?
+            .remove(&row.id),
         created_at: row.created_at,
     })
 }

@@ -37,10 +37,12 @@ struct Card<'a> {
     active: bool,
     /// Where the card's actions post (`/admin/connections/{id}`, then `/pause`, …).
     base: String,
+    /// Which replica runs the connection, and its lease, in words.
+    owner: String,
 }
 
 impl<'a> Card<'a> {
-    fn new(status: &'a ConnectionStatus) -> Self {
+    fn new(status: &'a ConnectionStatus, now: chrono::DateTime<chrono::Utc>) -> Self {
         Self {
             status,
             last_sync: status.last_success_at.map_or_else(
@@ -56,7 +58,34 @@ impl<'a> Card<'a> {
             ),
             active: status.state != connections::state::DISCONNECTED,
             base: format!("/admin/connections/{}", status.id),
+            owner: owner_text(status.owner.as_ref(), now),
         }
+    }
+}
+
+/// "replica-a (this replica), lease renewed 4 s ago": which replica holds the connection and
+/// how fresh its lease is.
+fn owner_text(
+    owner: Option<&crate::sync::ownership::OwnerView>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> String {
+    let Some(owner) = owner else {
+        return "no replica yet".to_owned();
+    };
+    let this = if owner.this_replica {
+        " (this replica)"
+    } else {
+        ""
+    };
+    if owner.expired {
+        let ago = (now - owner.expires_at).num_seconds().max(0);
+        format!(
+            "{}{this}, lease ran out {ago} s ago: another replica takes it over",
+            owner.replica
+        )
+    } else {
+        let left = (owner.expires_at - now).num_seconds().max(0);
+        format!("{}{this}, lease valid for {left} s more", owner.replica)
     }
 }
 
@@ -69,7 +98,8 @@ pub(super) async fn home(
         Ok(list) => list,
         Err(e) => return error_page(&api_error(e)),
     };
-    let cards: Vec<Card<'_>> = list.iter().map(Card::new).collect();
+    let now = state.engine.now();
+    let cards: Vec<Card<'_>> = list.iter().map(|s| Card::new(s, now)).collect();
     render(
         StatusCode::OK,
         &ConnectionsPage {
