@@ -243,6 +243,7 @@ mod tests {
                 dead: 0,
                 initial_sync_done: None,
                 linked_persons: 0,
+                owner: None,
                 created_at: chrono::Utc::now(),
             },
             last_sync: String::new(),
