@@ -17,6 +17,7 @@ mod m20261203_000010_queue_claims;
 mod m20261204_000001_create_metric_minute;
 mod m20261215_000001_mirror_cursor;
 mod m20261220_000001_replica_leases;
+mod m20261220_000002_crm_triggers;
 
 /// The ordered list of tandem's migrations.
 #[derive(Debug)]
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000001_create_metric_minute::Migration),
             Box::new(m20261215_000001_mirror_cursor::Migration),
             Box::new(m20261220_000001_replica_leases::Migration),
+            Box::new(m20261220_000002_crm_triggers::Migration),
         ]
     }
 }

@@ -353,6 +353,64 @@ impl SimHandle {
         Ok(json)
     }
 
+    /// Creates a deal as a user of the Pipedrive UI would (`create` webhooks with
+    /// `change_source: "app"`); returns its v2 JSON.
+    pub fn create_deal_as_user(&self, body: Value) -> Result<Value, SimError> {
+        let body = to_map(body)?;
+        let user = self.shared.config.user_id;
+        let (json, ev) = self
+            .with_current(|c, now, _| c.create_deal(&body, user, "app", now))
+            .map_err(SimError::Invalid)?;
+        self.emit(vec![ev]);
+        Ok(json)
+    }
+
+    /// Edits a deal as a UI user would (a stage move, won / lost, a new owner): `change`
+    /// webhooks with the previous values of the changed fields. Returns the new v2 JSON.
+    pub fn update_deal_as_user(&self, id: i64, patch: Value) -> Result<Value, SimError> {
+        let body = to_map(patch)?;
+        let user = self.shared.config.user_id;
+        let (json, ev) = self
+            .with_current(|c, now, _| c.update_deal(id, &body, user, "app", now))
+            .map_err(SimError::Invalid)?
+            .ok_or_else(|| SimError::NotFound(format!("deal {id}")))?;
+        self.emit(ev.into_iter().collect());
+        Ok(json)
+    }
+
+    /// Deletes a deal as a UI user would (fires `delete` webhooks).
+    pub fn delete_deal_as_user(&self, id: i64) -> Result<(), SimError> {
+        let user = self.shared.config.user_id;
+        let ev = self
+            .with_current(|c, now, _| c.delete_deal(id, user, "app", now))
+            .ok_or_else(|| SimError::NotFound(format!("deal {id}")))?;
+        self.emit(vec![ev]);
+        Ok(())
+    }
+
+    /// Creates an activity as a UI user would; returns its v2 JSON.
+    pub fn create_activity_as_user(&self, body: Value) -> Result<Value, SimError> {
+        let body = to_map(body)?;
+        let user = self.shared.config.user_id;
+        let (json, ev) = self
+            .with_current(|c, now, _| c.create_activity(&body, user, "app", now))
+            .map_err(SimError::Invalid)?;
+        self.emit(vec![ev]);
+        Ok(json)
+    }
+
+    /// Edits an activity as a UI user would (e.g. marks it done); returns the new v2 JSON.
+    pub fn update_activity_as_user(&self, id: i64, patch: Value) -> Result<Value, SimError> {
+        let body = to_map(patch)?;
+        let user = self.shared.config.user_id;
+        let (json, ev) = self
+            .with_current(|c, now, _| c.update_activity(id, &body, user, "app", now))
+            .map_err(SimError::Invalid)?
+            .ok_or_else(|| SimError::NotFound(format!("activity {id}")))?;
+        self.emit(ev.into_iter().collect());
+        Ok(json)
+    }
+
     /// Deletes a person as a UI user would (fires `delete` webhooks).
     pub fn delete_person(&self, id: i64) -> Result<(), SimError> {
         let user = self.shared.config.user_id;

@@ -23,4 +23,5 @@ mod queue;
 mod races;
 mod replicas;
 mod security;
+mod triggers;
 mod writeback;

@@ -20,6 +20,7 @@ pub mod link;
 pub mod merge;
 pub mod retry;
 pub mod scope;
+pub mod triggers;
 pub mod value;
 
 #[cfg(test)]

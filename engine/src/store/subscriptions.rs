@@ -23,6 +23,9 @@ pub struct SubscriptionRow {
     pub enabled: bool,
     pub consecutive_failures: i32,
     pub disabled_at: Option<DateTime<Utc>>,
+    /// What it wants to hear, as JSON (`sync::app::EventFilter`); `None`: contact and action
+    /// events.
+    pub filter: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -36,6 +39,7 @@ impl From<webhook_subscription::Model> for SubscriptionRow {
             enabled: row.enabled,
             consecutive_failures: row.consecutive_failures,
             disabled_at: row.disabled_at,
+            filter: row.filter,
             created_at: row.created_at,
             updated_at: row.updated_at,
         }
@@ -90,6 +94,7 @@ pub async fn insert(db: &impl Conn, row: SubscriptionRow) -> Result<Subscription
         enabled: Set(row.enabled),
         consecutive_failures: Set(row.consecutive_failures),
         disabled_at: Set(row.disabled_at),
+        filter: Set(row.filter),
         created_at: Set(row.created_at),
         updated_at: Set(row.updated_at),
     }
@@ -192,29 +197,19 @@ pub async fn enqueue_deliveries(
     state: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    if subscriptions.is_empty() {
-        return Ok(());
-    }
-    let rows = subscriptions
+    let targets: Vec<(Uuid, Option<Uuid>)> = subscriptions
         .iter()
-        .map(|subscription_id| outbound_delivery::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            subscription_id: Set(*subscription_id),
-            contact_id: Set(delivery.contact_id),
-            event_type: Set(delivery.event_type.to_owned()),
-            payload: Set(delivery.payload.clone()),
-            state: Set(state.to_owned()),
-            attempts: Set(0),
-            next_attempt_at: Set(now),
-            last_status: Set(None),
-            last_error: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-        });
-    outbound_delivery::Entity::insert_many(rows)
-        .exec_without_returning(db.raw())
-        .await?;
-    Ok(())
+        .map(|s| (*s, delivery.contact_id))
+        .collect();
+    enqueue_each(
+        db,
+        &targets,
+        delivery.event_type,
+        delivery.payload,
+        state,
+        now,
+    )
+    .await
 }
 
 /// A delivery's row, as the subscription's log shows it.
@@ -274,4 +269,38 @@ pub async fn next_delivery_due(
         .one(db.raw())
         .await?
         .map(|d| d.next_attempt_at))
+}
+
+/// Enqueues one delivery per (subscription, contact) pair given, due at `now`.
+pub async fn enqueue_each(
+    db: &impl Conn,
+    targets: &[(Uuid, Option<Uuid>)],
+    event_type: &str,
+    payload: &Value,
+    state: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if targets.is_empty() {
+        return Ok(());
+    }
+    let rows = targets.iter().map(
+        |(subscription_id, contact_id)| outbound_delivery::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            subscription_id: Set(*subscription_id),
+            contact_id: Set(*contact_id),
+            event_type: Set(event_type.to_owned()),
+            payload: Set(payload.clone()),
+            state: Set(state.to_owned()),
+            attempts: Set(0),
+            next_attempt_at: Set(now),
+            last_status: Set(None),
+            last_error: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        },
+    );
+    outbound_delivery::Entity::insert_many(rows)
+        .exec_without_returning(db.raw())
+        .await?;
+    Ok(())
 }

@@ -10,6 +10,7 @@ pub mod links;
 pub mod outbound;
 pub mod ownership;
 pub mod synclog;
+pub mod triggers;
 pub mod worker;
 
 use std::sync::Arc;

@@ -380,6 +380,8 @@ async fn apply_and_complete(
     let txn = engine.store.begin().await?;
     let applied = match (event.source.as_str(), conn) {
         ("pipedrive", Some(conn)) => {
+            // Journey triggers first: a person's delete unlinks its contact.
+            crate::sync::triggers::observe(&txn, engine, &conn, &event.payload, now).await?;
             apply_crm_event(&txn, engine, &conn, &event.payload, now).await
         }
         // The app's own change is not announced back to it.

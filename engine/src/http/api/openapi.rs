@@ -273,6 +273,17 @@ pub(crate) struct SubscriptionCreate {
     url: String,
     /// Your own whsec_<base64> secret; generated when absent.
     secret: Option<String>,
+    /// The events to receive: contact events (contact.created, contact.updated, contact.linked,
+    /// contact.unlinked, contact.sync_failed), action events (action.done, action.failed) and
+    /// CRM journey triggers (deal.created, deal.stage_changed, deal.won, deal.lost,
+    /// deal.reopened, deal.owner_changed, deal.deleted, activity.created, activity.completed,
+    /// person.owner_changed, person.deleted, person.merged), or `*` for all. Absent: the contact
+    /// and action events.
+    event_types: Option<Vec<String>>,
+    /// Deal events only for deals in (or moving from or to) these pipelines.
+    pipeline_ids: Option<Vec<i64>>,
+    /// Deal events only for deals in (or moving from or to) these stages.
+    stage_ids: Option<Vec<i64>>,
 }
 
 /// A webhook subscription (without its secret).
@@ -286,6 +297,8 @@ pub(crate) struct Subscription {
     disabled_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     event_types: Vec<String>,
+    pipeline_ids: Vec<i64>,
+    stage_ids: Vec<i64>,
 }
 
 /// A new subscription, with its secret (shown only once).

@@ -14,7 +14,7 @@ use tandem_webhooks::{ApiError, ErrorCode};
 
 use super::{api_error, invalid, json_object, only_keys, page_limit, path_id};
 use crate::http::AppState;
-use crate::sync::app::{self, ContactEvent, Subscription};
+use crate::sync::app::{self, Subscription};
 
 fn time(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -28,7 +28,9 @@ fn render(subscription: &Subscription) -> Value {
         "consecutive_failures": subscription.consecutive_failures,
         "disabled_at": subscription.disabled_at.map(time),
         "created_at": time(subscription.created_at),
-        "event_types": ContactEvent::ALL.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
+        "event_types": subscription.filter.types(),
+        "pipeline_ids": subscription.filter.pipeline_ids,
+        "stage_ids": subscription.filter.stage_ids,
     })
 }
 
@@ -48,7 +50,12 @@ pub(super) async fn create(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let object = json_object(&headers, &body)?;
-    only_keys(&object, &["url", "secret"], "")?;
+    only_keys(
+        &object,
+        &["url", "secret", "event_types", "pipeline_ids", "stage_ids"],
+        "",
+    )?;
+    let filter = event_filter(&object)?;
     let url = match object.get("url") {
         Some(Value::String(text)) => {
             let parsed =
@@ -71,7 +78,7 @@ pub(super) async fn create(
             .map_err(|_| invalid("secret", "must be whsec_<base64> of at least 16 bytes"))?,
         Some(_) => return Err(invalid("secret", "must be a string")),
     };
-    let (subscription, secret) = app::create_subscription(&state.engine, &url, secret)
+    let (subscription, secret) = app::create_subscription_with(&state.engine, &url, secret, filter)
         .await
         .map_err(api_error)?;
     let mut body = render(&subscription);
@@ -81,6 +88,58 @@ pub(super) async fn create(
         .extensions_mut()
         .insert(super::CarriesSecret { keys: &["secret"] });
     Ok(response)
+}
+
+/// The subscription's filter from the request: `event_types` (known types or `*`),
+/// `pipeline_ids` and `stage_ids` (integers, for deal events).
+fn event_filter(object: &serde_json::Map<String, Value>) -> Result<app::EventFilter, ApiError> {
+    let known = app::known_event_types();
+    let event_types = match object.get("event_types") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(items)) if !items.is_empty() => {
+            let mut types = Vec::with_capacity(items.len());
+            for item in items {
+                match item.as_str() {
+                    Some(t) if t == "*" || known.contains(&t) => types.push(t.to_owned()),
+                    _ => {
+                        return Err(invalid(
+                            "event_types",
+                            format!(
+                                "{item} is not an event type; use \"*\" or some of {}",
+                                known.join(", ")
+                            ),
+                        ))
+                    }
+                }
+            }
+            Some(types)
+        }
+        Some(_) => {
+            return Err(invalid(
+                "event_types",
+                "must be a non-empty array of event types",
+            ))
+        }
+    };
+    let ids = |key: &str| -> Result<Vec<i64>, ApiError> {
+        match object.get(key) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|i| {
+                    i.as_i64()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| invalid(key, "must be an array of positive integer ids"))
+                })
+                .collect(),
+            Some(_) => Err(invalid(key, "must be an array of positive integer ids")),
+        }
+    };
+    Ok(app::EventFilter {
+        event_types,
+        pipeline_ids: ids("pipeline_ids")?,
+        stage_ids: ids("stage_ids")?,
+    })
 }
 
 /// `GET /api/v1/webhook-subscriptions`.

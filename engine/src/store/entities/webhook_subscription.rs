@@ -13,6 +13,8 @@ pub struct Model {
     pub enabled: bool,
     pub consecutive_failures: i32,
     pub disabled_at: Option<DateTimeUtc>,
+    /// What the subscription wants to hear (JSON), `None`: contact and action events.
+    pub filter: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -115,6 +115,7 @@ pub async fn contact_event_with(
     let subscriptions: Vec<Uuid> = stored::enabled(txn)
         .await?
         .into_iter()
+        .filter(|s| EventFilter::from_stored(s.filter.as_deref()).wants(event.as_str(), &[]))
         .map(|s| s.id)
         .collect();
     if subscriptions.is_empty() {
@@ -142,6 +143,102 @@ pub async fn contact_event_with(
 }
 
 // ---------------------------------------------------------------------------------------------
+// What a subscription wants to hear
+
+/// A subscription's filter: event types (none: the contact and action events, which every
+/// subscription had before CRM triggers existed; `*`: everything), and for deal events the
+/// pipelines and stages they must touch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EventFilter {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_types: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pipeline_ids: Vec<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stage_ids: Vec<i64>,
+}
+
+/// Every event type a subscription can name.
+pub fn known_event_types() -> Vec<&'static str> {
+    ContactEvent::ALL
+        .iter()
+        .map(|e| e.as_str())
+        .chain(tandem_core::triggers::Trigger::KINDS)
+        .collect()
+}
+
+impl EventFilter {
+    fn from_stored(text: Option<&str>) -> Self {
+        text.and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or_default()
+    }
+
+    fn to_stored(&self) -> Option<String> {
+        (*self != Self::default()).then(|| serde_json::to_string(self).unwrap_or_default())
+    }
+
+    /// The event types it receives.
+    pub fn types(&self) -> Vec<String> {
+        match &self.event_types {
+            Some(types) if types.iter().any(|t| t == "*") => {
+                known_event_types().into_iter().map(str::to_owned).collect()
+            }
+            Some(types) => types.clone(),
+            None => ContactEvent::ALL
+                .iter()
+                .map(|e| e.as_str().to_owned())
+                .collect(),
+        }
+    }
+
+    /// Whether an event of `kind` that touches the deal places `places` (pipeline, stage)
+    /// passes; events of other objects pass the pipeline and stage filters.
+    pub fn wants(&self, kind: &str, places: &[(Option<i64>, Option<i64>)]) -> bool {
+        if !self.types().iter().any(|t| t == kind) {
+            return false;
+        }
+        if !kind.starts_with("deal.") || places.is_empty() {
+            return true;
+        }
+        let pipeline_ok = self.pipeline_ids.is_empty()
+            || places
+                .iter()
+                .any(|(p, _)| p.is_some_and(|p| self.pipeline_ids.contains(&p)));
+        let stage_ok = self.stage_ids.is_empty()
+            || places
+                .iter()
+                .any(|(_, s)| s.is_some_and(|s| self.stage_ids.contains(&s)));
+        pipeline_ok && stage_ok
+    }
+}
+
+/// Enqueues a CRM trigger event for every enabled subscription that wants it: one delivery
+/// per concerned contact (ordered per contact like every event), or one without a contact
+/// when no linked contact is concerned. `places` are the deal's (pipeline, stage) the event
+/// touches, for the subscriptions' filters.
+pub async fn crm_event(
+    txn: &impl Conn,
+    kind: &str,
+    contacts: &[Uuid],
+    places: &[(Option<i64>, Option<i64>)],
+    payload: &Value,
+    now: DateTime<Utc>,
+) -> Result<usize, SyncError> {
+    let mut targets = Vec::new();
+    for subscription in stored::enabled(txn).await? {
+        if !EventFilter::from_stored(subscription.filter.as_deref()).wants(kind, places) {
+            continue;
+        }
+        if contacts.is_empty() {
+            targets.push((subscription.id, None));
+        }
+        targets.extend(contacts.iter().map(|c| (subscription.id, Some(*c))));
+    }
+    stored::enqueue_each(txn, &targets, kind, payload, delivery_state::PENDING, now).await?;
+    Ok(targets.len())
+}
+
+// ---------------------------------------------------------------------------------------------
 // Subscriptions
 
 /// A subscription as the API shows it (never with its secret).
@@ -152,12 +249,15 @@ pub struct Subscription {
     pub enabled: bool,
     pub consecutive_failures: i32,
     pub disabled_at: Option<DateTime<Utc>>,
+    /// What it wants to hear.
+    pub filter: EventFilter,
     pub created_at: DateTime<Utc>,
 }
 
 impl From<SubscriptionRow> for Subscription {
     fn from(row: SubscriptionRow) -> Self {
         Self {
+            filter: EventFilter::from_stored(row.filter.as_deref()),
             id: row.id,
             url: row.url,
             enabled: row.enabled,
@@ -175,11 +275,22 @@ pub fn generate_secret() -> Secret {
     Secret::from_bytes(bytes)
 }
 
-/// Creates a subscription; the secret is stored encrypted and returned to the caller only here.
+/// Creates a subscription to the contact and action events; the secret is stored encrypted
+/// and returned to the caller only here.
 pub async fn create_subscription(
     engine: &Engine,
     url: &str,
     secret: Secret,
+) -> Result<(Subscription, Secret), SyncError> {
+    create_subscription_with(engine, url, secret, EventFilter::default()).await
+}
+
+/// As [`create_subscription`], with what the subscription wants to hear.
+pub async fn create_subscription_with(
+    engine: &Engine,
+    url: &str,
+    secret: Secret,
+    filter: EventFilter,
 ) -> Result<(Subscription, Secret), SyncError> {
     let now = engine.now();
     let row = SubscriptionRow {
@@ -189,6 +300,7 @@ pub async fn create_subscription(
         enabled: true,
         consecutive_failures: 0,
         disabled_at: None,
+        filter: filter.to_stored(),
         created_at: now,
         updated_at: now,
     };

@@ -1,0 +1,263 @@
+//! Journey triggers (issue 22): what happens to deals, activities and persons in Pipedrive
+//! reaches the app's subscriptions that ask for it, once per real change, with the contacts
+//! it concerns.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tandem_engine::sync::app::{self, EventFilter};
+use tandem_engine::sync::links;
+use tandem_tests::receiver::TestReceiver;
+use tandem_tests::TestApp;
+use uuid::Uuid;
+
+/// A synced app with one linked person; returns it, the connection, the person and its contact.
+async fn app_with_person() -> (TestApp, Uuid, i64, Uuid) {
+    let app = tandem_tests::spawn_app_with(
+        pipedrive_sim::SimConfig {
+            persons: 1,
+            ..pipedrive_sim::SimConfig::default()
+        },
+        |_| {},
+    )
+    .await;
+    let connection = app.connect_and_sync().await;
+    app.drive().await;
+    let person = app.sim.handle().persons()[0]["id"].as_i64().unwrap();
+    let contact = links::by_person(&app.store, connection, person)
+        .await
+        .unwrap()
+        .expect("linked")
+        .contact_id;
+    (app, connection, person, contact)
+}
+
+async fn subscribe(app: &TestApp, types: &[&str], stage_ids: Vec<i64>) -> TestReceiver {
+    let receiver = TestReceiver::start().await;
+    app::create_subscription_with(
+        &app.engine,
+        &receiver.url,
+        app::generate_secret(),
+        EventFilter {
+            event_types: Some(types.iter().map(|t| (*t).to_owned()).collect()),
+            pipeline_ids: Vec::new(),
+            stage_ids,
+        },
+    )
+    .await
+    .unwrap();
+    receiver
+}
+
+/// Waits until Pipedrive delivered `count` webhooks of `entity`, then drives the workers.
+async fn delivered(app: &TestApp, entity: &str, count: usize) {
+    app.sim
+        .handle()
+        .wait_for_deliveries(std::time::Duration::from_secs(20), |d| {
+            d.iter()
+                .filter(|d| d.delivered && d.entity == entity)
+                .count()
+                >= count
+        })
+        .await;
+    app.drive().await;
+}
+
+fn types(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["type"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_deal_created_moved_won_and_handed_over_in_pipedrive_reaches_the_app_once_per_change() {
+    let (app, _connection, person, contact) = app_with_person().await;
+    let mut receiver = subscribe(&app, &["*"], Vec::new()).await;
+    let sim = app.sim.handle();
+
+    let deal = sim
+        .create_deal_as_user(json!({ "title": "Big one", "person_id": person, "stage_id": 1 }))
+        .unwrap();
+    let deal_id = deal["id"].as_i64().unwrap();
+    delivered(&app, "deal", 1).await;
+    sim.advance_clock(std::time::Duration::from_secs(2));
+    sim.update_deal_as_user(deal_id, json!({ "stage_id": 3 }))
+        .unwrap();
+    delivered(&app, "deal", 2).await;
+    sim.advance_clock(std::time::Duration::from_secs(2));
+    sim.update_deal_as_user(deal_id, json!({ "status": "won" }))
+        .unwrap();
+    delivered(&app, "deal", 3).await;
+
+    let mut events = Vec::new();
+    for _ in 0..3 {
+        events.push(receiver.next().await.json());
+    }
+    assert_eq!(
+        types(&events),
+        ["deal.created", "deal.stage_changed", "deal.won"]
+    );
+    for event in &events {
+        assert_eq!(event["data"]["contact_ids"], json!([contact]), "{event}");
+        assert_eq!(event["data"]["deal"]["id"], deal_id);
+        assert_eq!(event["data"]["late"], false);
+    }
+    assert_eq!(
+        events[1]["data"]["change"]["stage_id"],
+        json!({ "from": 1, "to": 3 })
+    );
+
+    // The same webhooks delivered again, and a poll: nothing more.
+    let bodies: Vec<Value> = sim
+        .delivered_webhooks()
+        .iter()
+        .filter(|d| d.entity == "deal")
+        .map(|d| d.body.clone())
+        .collect();
+    for body in &bodies {
+        let answer = app.post_pipedrive_webhook(_connection, body).await;
+        assert_eq!(answer.status(), StatusCode::OK);
+    }
+    app.drive().await;
+    tandem_engine::sync::inbound::poller::poll_all(&app.engine)
+        .await
+        .unwrap();
+    app.drive().await;
+    assert!(
+        receiver.drain().is_empty(),
+        "a duplicate delivery fires nothing"
+    );
+}
+
+#[tokio::test]
+async fn subscriptions_hear_only_the_event_types_and_stages_they_ask_for() {
+    let (app, _connection, person, _contact) = app_with_person().await;
+    let mut contacts_only = subscribe(&app, &["contact.updated"], Vec::new()).await;
+    let mut stage_four = subscribe(&app, &["deal.stage_changed"], vec![4]).await;
+    let sim = app.sim.handle();
+    let deal = sim
+        .create_deal_as_user(json!({ "title": "Filtered", "person_id": person, "stage_id": 1 }))
+        .unwrap();
+    let deal_id = deal["id"].as_i64().unwrap();
+    delivered(&app, "deal", 1).await;
+    sim.advance_clock(std::time::Duration::from_secs(2));
+    sim.update_deal_as_user(deal_id, json!({ "stage_id": 2 }))
+        .unwrap();
+    delivered(&app, "deal", 2).await;
+    sim.advance_clock(std::time::Duration::from_secs(2));
+    sim.update_deal_as_user(deal_id, json!({ "stage_id": 4 }))
+        .unwrap();
+    delivered(&app, "deal", 3).await;
+
+    let moved = stage_four.next().await.json();
+    assert_eq!(moved["type"], "deal.stage_changed");
+    assert_eq!(
+        moved["data"]["change"]["stage_id"],
+        json!({ "from": 2, "to": 4 })
+    );
+    assert!(stage_four.drain().is_empty(), "1 → 2 touches no stage 4");
+    assert!(contacts_only.drain().is_empty());
+}
+
+fn deal_change(id: i64, person: i64, stage: i64, from: i64, at: &str, event: &str) -> Value {
+    json!({
+        "meta": {
+            "action": "change", "entity": "deal", "entity_id": id.to_string(),
+            "id": event, "timestamp": at, "version": "2.0", "change_source": "app",
+            "user_id": "1"
+        },
+        "data": { "id": id, "person_id": person, "stage_id": stage, "pipeline_id": 1, "status": "open" },
+        "previous": { "stage_id": from }
+    })
+}
+
+#[tokio::test]
+async fn a_stage_move_that_arrives_after_a_newer_one_is_announced_marked_late_with_its_time() {
+    let (app, connection, person, _contact) = app_with_person().await;
+    let mut receiver = subscribe(&app, &["deal.stage_changed"], Vec::new()).await;
+    // Pipedrive moved the deal 1 → 2 at :01 and 2 → 1 at :02; the second arrives first.
+    let newer = deal_change(
+        77,
+        person,
+        1,
+        2,
+        "2026-12-04T10:00:02.000Z",
+        &Uuid::new_v4().to_string(),
+    );
+    let older = deal_change(
+        77,
+        person,
+        2,
+        1,
+        "2026-12-04T10:00:01.000Z",
+        &Uuid::new_v4().to_string(),
+    );
+    for body in [&newer, &older] {
+        assert_eq!(
+            app.post_pipedrive_webhook(connection, body).await.status(),
+            StatusCode::OK
+        );
+    }
+    app.drive().await;
+    let first = receiver.next().await.json();
+    let second = receiver.next().await.json();
+    assert_eq!(first["data"]["late"], false);
+    assert_eq!(first["data"]["occurred_at"], "2026-12-04T10:00:02.000Z");
+    assert_eq!(second["data"]["late"], true, "{second}");
+    assert_eq!(second["data"]["occurred_at"], "2026-12-04T10:00:01.000Z");
+    assert_eq!(
+        second["data"]["change"]["stage_id"],
+        json!({ "from": 1, "to": 2 })
+    );
+}
+
+#[tokio::test]
+async fn tandems_own_deal_move_coming_back_is_not_announced_again() {
+    let (app, connection, person, _contact) = app_with_person().await;
+    let mut receiver = subscribe(&app, &["deal.stage_changed"], Vec::new()).await;
+    let owner = app.sim.handle().config().user_id;
+    let mut body = deal_change(
+        78,
+        person,
+        3,
+        1,
+        "2026-12-04T10:00:02.000Z",
+        &Uuid::new_v4().to_string(),
+    );
+    body["meta"]["change_source"] = json!("api");
+    body["meta"]["user_id"] = json!(owner.to_string());
+    app.post_pipedrive_webhook(connection, &body).await;
+    // The same move by someone in Pipedrive's UI is announced.
+    let mut by_user = deal_change(
+        79,
+        person,
+        3,
+        1,
+        "2026-12-04T10:00:03.000Z",
+        &Uuid::new_v4().to_string(),
+    );
+    by_user["meta"]["change_source"] = json!("app");
+    app.post_pipedrive_webhook(connection, &by_user).await;
+    app.drive().await;
+    let only = receiver.next().await.json();
+    assert_eq!(only["data"]["id"], "79");
+    assert!(receiver.drain().is_empty());
+}
+
+#[tokio::test]
+async fn a_subscription_naming_an_unknown_event_type_is_refused_with_the_known_ones() {
+    let (app, _connection, _person, _contact) = app_with_person().await;
+    let refused = app
+        .api(Method::POST, "/api/v1/webhook-subscriptions")
+        .json(&json!({ "url": "https://hooks.example.com/x", "event_types": ["deal.teleported"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = refused.json().await.unwrap();
+    let text = body.to_string();
+    assert!(
+        text.contains("event_types") && text.contains("deal.stage_changed"),
+        "{text}"
+    );
+}
