@@ -261,3 +261,62 @@ async fn a_subscription_naming_an_unknown_event_type_is_refused_with_the_known_o
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn the_app_asks_about_a_contacts_deals_and_activities_and_the_mirror_answers_without_pipedrive(
+) {
+    let (app, connection, person, contact) = app_with_person().await;
+    let path = format!("/api/v1/contacts/{contact}/crm");
+    let off = app.api(Method::GET, &path).send().await.unwrap();
+    assert_eq!(off.status(), StatusCode::CONFLICT, "the mirror is off");
+
+    tandem_engine::store::mirror::set_mirror_enabled(&app.store, connection, true)
+        .await
+        .unwrap();
+    let sim = app.sim.handle();
+    sim.update_person_as_user(person, json!({ "name": "Mirrored Person" }))
+        .unwrap();
+    let deal = sim
+        .create_deal_as_user(json!({ "title": "Asked about", "person_id": person, "stage_id": 2 }))
+        .unwrap();
+    let activity = sim
+        .create_activity_as_user(
+            json!({ "subject": "Call back", "type": "call", "person_id": person }),
+        )
+        .unwrap();
+    delivered(&app, "activity", 1).await;
+    delivered(&app, "deal", 1).await;
+
+    let calls_before = sim.total_calls();
+    let answer: Value = app
+        .api(Method::GET, &path)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sim.total_calls(), calls_before, "no Pipedrive call");
+    assert_eq!(answer["linked_person_id"], person);
+    assert_eq!(answer["person"]["name"], "Mirrored Person", "{answer}");
+    assert_eq!(answer["deals"][0]["id"], deal["id"]);
+    assert_eq!(answer["deals"][0]["stage_id"], 2);
+    assert_eq!(answer["open_activities"][0]["id"], activity["id"]);
+    assert_eq!(answer["done_activities"], json!([]));
+    assert!(answer["freshest_at"].is_string(), "{answer}");
+
+    sim.advance_clock(std::time::Duration::from_secs(2));
+    sim.update_activity_as_user(activity["id"].as_i64().unwrap(), json!({ "done": true }))
+        .unwrap();
+    delivered(&app, "activity", 2).await;
+    let after: Value = app
+        .api(Method::GET, &path)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(after["open_activities"], json!([]));
+    assert_eq!(after["done_activities"][0]["id"], activity["id"]);
+}

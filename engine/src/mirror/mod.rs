@@ -13,6 +13,7 @@
 
 pub mod catalog;
 pub mod columns;
+pub mod conditions;
 pub mod extract;
 pub mod live;
 pub mod replication;

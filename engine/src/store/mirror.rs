@@ -652,6 +652,66 @@ impl MirrorDb {
         Ok(rows)
     }
 
+    /// The raw JSON of the live (not deleted) rows of `table` whose integer column `column` is
+    /// `value`, with each row's `_synced_at`; none when the table or the column does not exist
+    /// yet (the stream was never extracted).
+    pub async fn live_rows_where(
+        &self,
+        table: &TableRef,
+        column: &str,
+        value: i64,
+    ) -> Result<Vec<(serde_json::Value, Option<String>)>, StoreError> {
+        let columns = self.columns(table).await?;
+        if !columns.contains_key(column) || !columns.contains_key("_raw") {
+            return Ok(Vec::new());
+        }
+        let backend = self.backend();
+        let sql = format!(
+            "SELECT {raw}, {synced} FROM {table} WHERE {column} = $1 AND {deleted} IS NULL",
+            raw = quote("_raw"),
+            synced = quote("_synced_at"),
+            table = table.sql(),
+            column = quote(column),
+            deleted = quote("deleted_at"),
+        );
+        let rows = self
+            .db
+            .query_all(Statement::from_sql_and_values(backend, sql, [value.into()]))
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let raw = row
+                .try_get_by_index::<Option<serde_json::Value>>(0)
+                .ok()
+                .flatten()
+                .map(|v| match v {
+                    serde_json::Value::String(text) => {
+                        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+                    }
+                    other => other,
+                })
+                .or_else(|| {
+                    row.try_get_by_index::<Option<String>>(0)
+                        .ok()
+                        .flatten()
+                        .and_then(|t| serde_json::from_str(&t).ok())
+                })
+                .unwrap_or(serde_json::Value::Null);
+            let synced = row
+                .try_get_by_index::<Option<String>>(1)
+                .ok()
+                .flatten()
+                .or_else(|| {
+                    row.try_get_by_index::<Option<chrono::DateTime<chrono::Utc>>>(1)
+                        .ok()
+                        .flatten()
+                        .map(|t| t.to_rfc3339())
+                });
+            out.push((raw, synced));
+        }
+        Ok(out)
+    }
+
     /// Runs a read-only query and returns the first column of every row as text (tests,
     /// reports).
     pub async fn query_texts(&self, sql: &str) -> Result<Vec<Option<String>>, StoreError> {

@@ -125,6 +125,51 @@ pub(super) async fn get(
     Ok(Json(view(&state, id).await?))
 }
 
+/// `GET /api/v1/contacts/{id}/crm`: the contact's Pipedrive person, deals, leads and
+/// activities, answered from the mirror (no Pipedrive call), with the mirror's freshness.
+#[utoipa::path(
+    get,
+    path = "/api/v1/contacts/{id}/crm",
+    operation_id = "getContactCrm",
+    summary = "Journey conditions: the contact's Pipedrive person (owner, organization, labels), its deals (title, value, currency, pipeline, stage, status, owner, dates), leads, and open and done activities, from the live mirror without a Pipedrive call. `freshest_at` is when the newest of these rows was written.",
+    params(("id" = Uuid, Path, description = "The contact's id (UUID).")),
+    responses((status = 200, description = "The contact's CRM records (`linked_person_id` null and empty lists for a contact not in Pipedrive).", body = Object), (status = 404, description = "No such contact.", body = tandem_webhooks::error::ErrorBody<'static>), (status = 409, description = "No active connection, or its mirror is off (`conflict`): switch the mirror on for the connection.", body = tandem_webhooks::error::ErrorBody<'static>))
+)]
+pub(super) async fn crm(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = path_id(&id, "contact")?;
+    if contacts::load(&state.store, id).await?.is_none() {
+        return Err(ApiError::new(ErrorCode::NotFound, "no such contact"));
+    }
+    let connection = crate::sync::connections::active_id(&state.store)
+        .await
+        .map_err(api_error)?
+        .ok_or_else(|| ApiError::new(ErrorCode::Conflict, "no CRM connection is active"))?;
+    if !crate::store::mirror::mirror_enabled(&state.store, connection).await? {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "the connection's mirror is off: switch it on (connection card, or mirror_connection.enabled) so journeys can ask about deals and activities without calling Pipedrive",
+        ));
+    }
+    let person = crate::sync::links::by_contact(&state.store, connection, id)
+        .await?
+        .map(|link| link.person_id);
+    let records = match person {
+        Some(person) => {
+            let db = crate::store::mirror::MirrorDb::in_store(&state.store);
+            crate::mirror::conditions::of_person(&db, person).await?
+        }
+        None => crate::mirror::conditions::CrmRecords::default(),
+    };
+    let mut body = serde_json::to_value(&records).unwrap_or_default();
+    body["contact_id"] = json!(id);
+    body["connection_id"] = json!(connection);
+    body["linked_person_id"] = json!(person);
+    Ok(Json(body))
+}
+
 /// `PATCH /api/v1/contacts/{id}` `{fields}`: absent fields stay, `null` clears.
 #[utoipa::path(
     patch,

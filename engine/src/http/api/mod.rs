@@ -40,6 +40,7 @@ fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(utoipa_axum::routes!(contacts::list, contacts::create))
         .routes(utoipa_axum::routes!(contacts::get, contacts::patch))
         .routes(utoipa_axum::routes!(contacts::archive))
+        .routes(utoipa_axum::routes!(contacts::crm))
         .routes(utoipa_axum::routes!(lists::list))
         .routes(utoipa_axum::routes!(lists::members, lists::add))
         .routes(utoipa_axum::routes!(lists::remove))
