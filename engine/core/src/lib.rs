@@ -13,6 +13,7 @@
 
 pub mod echo;
 pub mod email;
+pub mod email_links;
 pub mod error;
 pub mod identity;
 pub mod ids;
