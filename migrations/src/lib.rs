@@ -18,6 +18,7 @@ mod m20261204_000001_create_metric_minute;
 mod m20261215_000001_mirror_cursor;
 mod m20261220_000001_replica_leases;
 mod m20261220_000002_crm_triggers;
+mod m20261220_000003_email_log;
 
 /// The ordered list of tandem's migrations.
 #[derive(Debug)]
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261215_000001_mirror_cursor::Migration),
             Box::new(m20261220_000001_replica_leases::Migration),
             Box::new(m20261220_000002_crm_triggers::Migration),
+            Box::new(m20261220_000003_email_log::Migration),
         ]
     }
 }

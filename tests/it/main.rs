@@ -10,6 +10,7 @@ mod app_api;
 mod connections;
 mod crash;
 mod duplicates;
+mod emails;
 mod fields;
 mod fuzz;
 mod health;

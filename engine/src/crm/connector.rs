@@ -19,8 +19,8 @@ use super::person::{CrmPerson, PersonPage};
 use super::pipedrive::client::{PersonQuery, PipedriveClient};
 use super::pipedrive::{mapping, ops, OAuthApp};
 use super::records::{
-    CatalogField, CreatedPerson, CrmActivity, CrmDeal, CrmStage, CrmUser, NewActivity, NewDeal,
-    Notification, NotificationTarget, TokenGrant, TokenKind,
+    CatalogField, CreatedPerson, CrmActivity, CrmDeal, CrmStage, CrmUser, LoggedEmail, NewActivity,
+    NewDeal, Notification, NotificationTarget, TokenGrant, TokenKind,
 };
 use super::salesforce::{self, SalesforceClient, SfConfig, SfOAuthApp};
 use super::session::Session;
@@ -470,6 +470,24 @@ impl Crm {
             Self::Salesforce(client, _) => {
                 salesforce::ops::create_activity(client, session, activity).await
             }
+        }
+    }
+
+    /// Logs an e-mail on the timeline (Pipedrive: a done activity of type `email` with the
+    /// persons as participants and the deal or lead); returns its id.
+    pub async fn log_email(
+        &self,
+        session: &Session,
+        email: &LoggedEmail<'_>,
+    ) -> Result<i64, CrmError> {
+        match self {
+            Self::Pipedrive(client, _) => ops::log_email(client, session, email).await,
+            Self::Salesforce(..) => Err(CrmError::from_response(
+                Some(501),
+                None,
+                "logging e-mails on a Salesforce connection (a completed Task) is not built yet",
+                None,
+            )),
         }
     }
 

@@ -17,6 +17,6 @@ pub use fields::{email_of, FieldMap, MappedField, RemoteField};
 pub use person::{CrmPerson, CrmTime, PersonPage};
 pub use records::{
     CatalogField, CreatedPerson, CrmActivity, CrmDeal, CrmStage, CrmUser, FilledPlaceholder,
-    NewActivity, NewDeal, Notification, NotificationTarget, TokenGrant, TokenKind,
+    LoggedEmail, NewActivity, NewDeal, Notification, NotificationTarget, TokenGrant, TokenKind,
 };
 pub use session::{Auth, Session};

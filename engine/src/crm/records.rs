@@ -72,6 +72,21 @@ pub struct NewActivity<'a> {
     pub owner_id: Option<i64>,
 }
 
+/// An e-mail to log on the CRM's timeline (issue 23), done, with its links.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedEmail<'a> {
+    pub subject: &'a str,
+    /// The text the timeline shows (snippet, participants, campaign).
+    pub note: &'a str,
+    /// When it was sent or received (`YYYY-MM-DD`, `HH:MM` UTC).
+    pub date: &'a str,
+    pub time: &'a str,
+    /// The persons it is linked to; the first is the primary participant.
+    pub persons: &'a [i64],
+    pub deal_id: Option<i64>,
+    pub lead_id: Option<&'a str>,
+}
+
 /// Tokens the CRM's OAuth server granted.
 #[derive(Debug, Clone)]
 pub struct TokenGrant {

@@ -40,6 +40,9 @@ pub enum JobPayload {
     /// Re-read a person from Pipedrive and merge it: a webhook was ambiguous (its
     /// whole-second `update_time` ties with what was merged, and its values differ).
     RefreshPerson { contact_id: Uuid, person_id: i64 },
+    /// Log an e-mail on the CRM's timeline (`sync::emails`); `contact_id` is its first linked
+    /// participant.
+    LogEmail { email_id: Uuid, contact_id: Uuid },
 }
 
 impl JobPayload {
@@ -48,6 +51,7 @@ impl JobPayload {
             Self::PushContact { .. } => "push_contact",
             Self::Action { .. } => "action",
             Self::RefreshPerson { .. } => "refresh_person",
+            Self::LogEmail { .. } => "log_email",
         }
     }
 
@@ -56,7 +60,8 @@ impl JobPayload {
         match self {
             Self::PushContact { contact_id }
             | Self::Action { contact_id, .. }
-            | Self::RefreshPerson { contact_id, .. } => *contact_id,
+            | Self::RefreshPerson { contact_id, .. }
+            | Self::LogEmail { contact_id, .. } => *contact_id,
         }
     }
 

@@ -23,6 +23,8 @@ pub enum Constraint {
     JourneyActionIdempotencyKey,
     /// `idempotency_key (scope, key)`, the primary key.
     IdempotencyKeyPkey,
+    /// `email_log (message_id)`: an e-mail is logged once.
+    EmailLogMessageId,
     /// A unique constraint not in this table (a primary key, a constraint added later).
     Other,
 }
@@ -30,7 +32,7 @@ pub enum Constraint {
 impl Constraint {
     /// Every named constraint, with its name and (for SQLite, which reports no names) the
     /// `table.column, table.column` list SQLite's message carries.
-    const TABLE: [(Self, &'static str, &'static str); 8] = [
+    const TABLE: [(Self, &'static str, &'static str); 9] = [
         (
             Self::PersonLinkConnectionPerson,
             "person_link_connection_person_key",
@@ -70,6 +72,11 @@ impl Constraint {
             Self::IdempotencyKeyPkey,
             "idempotency_key_pkey",
             "idempotency_key.scope, idempotency_key.key",
+        ),
+        (
+            Self::EmailLogMessageId,
+            "email_log_message_id_key",
+            "email_log.message_id",
         ),
     ];
 

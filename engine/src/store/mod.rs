@@ -19,6 +19,7 @@ pub mod contacts;
 pub mod crm_events;
 pub mod cursors;
 pub mod duplicates;
+pub mod emails;
 mod entities;
 mod error;
 pub mod field_mappings;

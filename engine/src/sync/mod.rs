@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod connections;
+pub mod emails;
 pub mod housekeeping;
 pub mod inbound;
 pub mod links;

@@ -118,6 +118,9 @@ async fn execute(engine: &Engine, job: Job) -> Result<(), SyncError> {
         JobPayload::Action { action_id, .. } => {
             crate::sync::outbound::actions::execute(engine, &conn, &job, *action_id).await
         }
+        JobPayload::LogEmail { email_id, .. } => {
+            crate::sync::emails::execute(engine, &conn, &job, *email_id).await
+        }
         JobPayload::RefreshPerson { person_id, .. } => {
             outbound::refresh_person(engine, &conn, *person_id).await
         }
@@ -179,6 +182,9 @@ async fn execute(engine: &Engine, job: Job) -> Result<(), SyncError> {
                             engine, &conn, *action_id, &error,
                         )
                         .await?;
+                    }
+                    if let JobPayload::LogEmail { email_id, .. } = &job.payload {
+                        crate::sync::emails::mark_failed(engine, *email_id, &error).await?;
                     }
                     crate::sync::app::contact_event(
                         db,

@@ -9,7 +9,7 @@ use super::client::PipedriveClient;
 use super::wire::{PersonField, PersonWrite, TokenResponse, Webhook, WebhookCreate};
 use crate::config::{PipedriveSettings, Redacted};
 use crate::crm::records::{
-    CatalogField, CrmActivity, CrmDeal, CrmStage, CrmUser, NewActivity, NewDeal,
+    CatalogField, CrmActivity, CrmDeal, CrmStage, CrmUser, LoggedEmail, NewActivity, NewDeal,
     NotificationTarget, TokenGrant, TokenKind,
 };
 use crate::crm::session::Session;
@@ -182,6 +182,35 @@ pub(crate) async fn create_activity(
     }
     if let Some(d) = activity.due_date {
         body["due_date"] = json!(d);
+    }
+    Ok(client.create_activity(s, &body).await?.id)
+}
+
+pub(crate) async fn log_email(
+    client: &PipedriveClient,
+    s: &Session,
+    email: &LoggedEmail<'_>,
+) -> Result<i64, CrmError> {
+    let participants: Vec<_> = email
+        .persons
+        .iter()
+        .enumerate()
+        .map(|(i, p)| json!({ "person_id": p, "primary": i == 0 }))
+        .collect();
+    let mut body = json!({
+        "subject": email.subject,
+        "type": "email",
+        "done": true,
+        "due_date": email.date,
+        "due_time": email.time,
+        "note": email.note,
+        "participants": participants,
+    });
+    if let Some(deal) = email.deal_id {
+        body["deal_id"] = json!(deal);
+    }
+    if let Some(lead) = email.lead_id {
+        body["lead_id"] = json!(lead);
     }
     Ok(client.create_activity(s, &body).await?.id)
 }

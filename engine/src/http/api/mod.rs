@@ -8,6 +8,7 @@
 
 mod actions;
 mod contacts;
+mod emails;
 mod idempotency;
 mod lists;
 pub mod openapi;
@@ -41,6 +42,8 @@ fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(utoipa_axum::routes!(contacts::get, contacts::patch))
         .routes(utoipa_axum::routes!(contacts::archive))
         .routes(utoipa_axum::routes!(contacts::crm))
+        .routes(utoipa_axum::routes!(emails::create))
+        .routes(utoipa_axum::routes!(emails::get))
         .routes(utoipa_axum::routes!(lists::list))
         .routes(utoipa_axum::routes!(lists::members, lists::add))
         .routes(utoipa_axum::routes!(lists::remove))

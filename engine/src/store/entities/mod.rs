@@ -9,6 +9,7 @@ pub(crate) mod contact;
 pub(crate) mod contact_field;
 pub(crate) mod contact_list_member;
 pub(crate) mod duplicate_group;
+pub(crate) mod email_log;
 pub(crate) mod field_mapping;
 pub(crate) mod idempotency_key;
 pub(crate) mod inbox_event;
