@@ -18,7 +18,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use tandem_webhooks::{ApiError, ErrorCode};
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
@@ -193,27 +192,29 @@ fn with_security_headers(router: Router) -> Router {
     let csp = HeaderValue::from_str(&csp).unwrap_or(HeaderValue::from_static(
         "default-src 'none'; frame-ancestors 'none'",
     ));
-    router
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CONTENT_SECURITY_POLICY,
-            csp,
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ))
+    // One layer for all of them (each layer is a service every response passes through).
+    router.layer(axum::middleware::map_response(
+        move |mut response: axum::response::Response| {
+            let csp = csp.clone();
+            async move {
+                let headers = response.headers_mut();
+                headers.insert(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                );
+                headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+                headers.insert(
+                    header::REFERRER_POLICY,
+                    HeaderValue::from_static("no-referrer"),
+                );
+                headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+                if !headers.contains_key(header::CACHE_CONTROL) {
+                    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                }
+                response
+            }
+        },
+    ))
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -237,15 +238,15 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>
 /// HTML error pages and JSON bodies pass unchanged.
 async fn json_errors(response: axum::response::Response) -> axum::response::Response {
     let status = response.status();
+    // Every response passes here: a success leaves at once, without reading its headers.
+    if !status.is_client_error() {
+        return response;
+    }
     let content_type = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .map(|v| v.as_bytes().to_vec())
-        .unwrap_or_default();
-    let keep = !status.is_client_error()
-        || content_type.starts_with(b"application/json")
-        || content_type.starts_with(b"text/html");
-    if keep {
+        .map_or(&b""[..], |v| v.as_bytes());
+    if content_type.starts_with(b"application/json") || content_type.starts_with(b"text/html") {
         return response;
     }
     let (parts, body) = response.into_parts();
