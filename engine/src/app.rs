@@ -206,6 +206,7 @@ impl Application {
             }
         }
         tracing::info!("tandem stopped.");
+        crate::telemetry::shutdown();
         Ok(())
     }
 }

@@ -153,6 +153,9 @@ pub enum LogFormat {
 pub struct TelemetrySettings {
     pub filter: String,
     pub format: LogFormat,
+    /// OTLP/HTTP collector base URL for traces; empty: off.
+    pub otlp_endpoint: String,
+    pub service_name: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -300,3 +300,72 @@ async fn the_overview_charts_and_contact_pages_render_and_escape_what_came_from_
     let by_person = page(format!("/admin/contacts?q={person}")).await;
     assert!(by_person.contains(&created.contact_id.to_string()));
 }
+
+/// A stand-in OpenTelemetry collector: keeps the bodies POSTed to `/v1/traces`.
+async fn collector() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::routing::post;
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = std::sync::Arc::clone(&bodies);
+    let router = axum::Router::new().route(
+        "/v1/traces",
+        post(move |body: String| {
+            let kept = std::sync::Arc::clone(&kept);
+            async move {
+                kept.lock().unwrap().push(body);
+                "{}"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (url, bodies)
+}
+
+#[tokio::test]
+async fn traces_reach_an_otlp_collector_with_a_span_per_applied_event_and_no_personal_data() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::Layer;
+    let (url, bodies) = collector().await;
+    let provider = tandem_engine::telemetry::otlp_provider(&url, "tandem-test").unwrap();
+    // The same filter as `tandem serve` (sea-orm's statement spans, which hold values, off).
+    let subscriber = tracing_subscriber::registry().with(
+        tandem_engine::telemetry::otlp_layer(&provider)
+            .with_filter(tandem_engine::telemetry::env_filter("debug")),
+    );
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let app = spawn_app_with(
+        pipedrive_sim::SimConfig {
+            persons: 1,
+            ..pipedrive_sim::SimConfig::default()
+        },
+        |_| {},
+    )
+    .await;
+    app.connect_and_sync().await;
+    app.drive().await;
+    let sim = app.sim.handle();
+    let person = sim.persons()[0].clone();
+    sim.update_person_as_user(
+        person["id"].as_i64().unwrap(),
+        json!({ "name": "Traced Person" }),
+    )
+    .unwrap();
+    app.await_person_webhooks(1).await;
+
+    let flushed = tokio::task::spawn_blocking(move || provider.force_flush())
+        .await
+        .unwrap();
+    assert!(flushed.is_ok(), "{flushed:?}");
+    let all = bodies.lock().unwrap().join("\n");
+    assert!(
+        all.contains("\"tandem-test\""),
+        "the service name: {all:.300}"
+    );
+    assert!(all.contains("apply_event"), "one span per applied event");
+    assert!(all.contains("event_id"), "spans carry ids");
+    let address = person["emails"][0]["value"].as_str().unwrap();
+    assert!(!all.contains(address), "no e-mail address in any span");
+    assert!(!all.contains("Traced Person"), "no name in any span");
+}
