@@ -39,6 +39,8 @@ struct Card<'a> {
     base: String,
     /// Which replica runs the connection, and its lease, in words.
     owner: String,
+    /// The live mirror is switched on: the toggle offers to switch it off.
+    mirror_on: bool,
 }
 
 impl<'a> Card<'a> {
@@ -59,6 +61,7 @@ impl<'a> Card<'a> {
             active: status.state != connections::state::DISCONNECTED,
             base: format!("/admin/connections/{}", status.id),
             owner: owner_text(status.owner.as_ref(), now),
+            mirror_on: status.mirror.as_ref().is_some_and(|m| m.enabled),
         }
     }
 }
@@ -181,6 +184,24 @@ pub(super) async fn action(
             .await
             .map(|n| format!("{n} dead letter(s) queued again."))
             .map_err(api_error),
+        "mirror-on" | "mirror-off" => {
+            crate::sync::mirror::set_enabled(engine, id, action == "mirror-on")
+                .await
+                .map(|s| {
+                    if s.enabled {
+                        format!(
+                            "Mirror switched on: {} webhook(s) registered; the extraction runs in the background.",
+                            s.webhooks_created
+                        )
+                    } else {
+                        format!(
+                            "Mirror switched off: {} webhook(s) removed; the tables are kept.",
+                            s.webhooks_removed
+                        )
+                    }
+                })
+                .map_err(api_error)
+        }
         "pause" => admin::set_paused(engine, id, true)
             .await
             .map(|()| "Syncing paused.".to_owned())
