@@ -720,6 +720,29 @@ async fn a_change_whose_webhook_was_dropped_is_caught_by_the_backstop_pass() {
     );
     live_mirror::drive_mirror_until_idle(&engine).await.unwrap();
     assert_eq!(texts(&db, &title).await, before, "no pass is due yet");
+    // The console's (and the API's) verification sees the difference.
+    let verify = || async {
+        let response = app
+            .admin(
+                reqwest::Method::POST,
+                &format!("/admin/api/connections/{connection}/mirror/verify"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        response.json::<serde_json::Value>().await.unwrap()
+    };
+    let checked = verify().await;
+    assert_eq!(checked["matches"], false);
+    let deals = checked["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["stream"] == "deals")
+        .unwrap()
+        .clone();
+    assert_eq!(deals["stale"], json!([deal.to_string()]));
 
     clock.advance(chrono::Duration::seconds(
         i64::try_from(app.settings.mirror.poll_interval_secs).unwrap() + 1,
@@ -739,6 +762,8 @@ async fn a_change_whose_webhook_was_dropped_is_caught_by_the_backstop_pass() {
     let status = mirror_status(&engine, connection).await;
     assert_eq!(status.pass, None);
     assert!(status.last_poll_at.unwrap() > status.initial_done_at.unwrap());
+    assert_eq!(verify().await["matches"], true);
+    assert_eq!(app.log_entries("mirror_verified").await.len(), 2);
 }
 
 #[tokio::test]

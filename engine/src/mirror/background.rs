@@ -299,6 +299,17 @@ pub async fn purge(db: &MirrorDb, before: &str) -> Result<u64, MirrorError> {
     Ok(purged)
 }
 
+/// `--verify` for a connection's live mirror: every stream's count and checksum in Pipedrive
+/// and in tandem's tables, and the keys that differ (reads at background priority).
+pub async fn verify(
+    crm: &Crm,
+    store: &Store,
+    session: Session,
+) -> Result<Vec<super::StreamCheck>, MirrorError> {
+    let source = Source::new(crm, session, Priority::Background)?;
+    super::verify(&source, &MirrorDb::in_store(store), &plan()).await
+}
+
 /// One stream's progress, for the connection card and the admin API.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct StreamProgress {

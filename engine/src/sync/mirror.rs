@@ -194,3 +194,61 @@ pub async fn repair_notifications(
         .register_mirror_notifications(session, target)
         .await?)
 }
+
+/// Verifies connection `id`'s mirror against Pipedrive (as `tandem extract --verify`) and records
+/// the outcome in the sync log: per stream, counts, checksums and the keys that differ.
+#[tracing::instrument(skip_all, fields(connection_id = %id))]
+pub async fn verify(
+    engine: &Engine,
+    id: Uuid,
+) -> Result<Vec<crate::mirror::StreamCheck>, SyncError> {
+    let conn = connections::load(engine, id).await?;
+    if crate::store::mirror::mirror_connection(&engine.store, id)
+        .await?
+        .is_none()
+    {
+        return Err(SyncError::Invalid(
+            "the connection's mirror was never switched on: nothing to verify".into(),
+        ));
+    }
+    let checks = background::verify(&engine.crm, &engine.store, conn.session).await?;
+    let differing: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.matches())
+        .map(|c| {
+            format!(
+                "{}: {} missing, {} extra, {} changed",
+                c.stream,
+                c.missing.len(),
+                c.extra.len(),
+                c.stale.len()
+            )
+        })
+        .collect();
+    let entry = if differing.is_empty() {
+        Entry::new(
+            Level::Info,
+            Direction::Connection,
+            "mirror_verified",
+            format!(
+                "Mirror verified: all {} streams match Pipedrive (counts and checksums).",
+                checks.len()
+            ),
+        )
+    } else {
+        Entry::new(
+            Level::Warn,
+            Direction::Connection,
+            "mirror_verified",
+            format!(
+                "Mirror verified: {} of {} streams differ from Pipedrive ({}).",
+                differing.len(),
+                checks.len(),
+                differing.join("; ")
+            ),
+        )
+        .hint("The next backstop pass takes changes, the next delete pass deletes; or run `tandem extract --connection <id> --delete-pass`.")
+    };
+    synclog::record(&engine.store, entry.connection(id), engine.now()).await?;
+    Ok(checks)
+}

@@ -33,6 +33,10 @@ pub(super) fn routes() -> Router<AppState> {
             "/admin/api/connections/{id}/mirror",
             get(mirror_status).post(set_mirror),
         )
+        .route(
+            "/admin/api/connections/{id}/mirror/verify",
+            post(verify_mirror),
+        )
         .route("/admin/api/connections/{id}/fields", get(field_lists))
         .route(
             "/admin/api/connections/{id}/remote-fields",
@@ -209,6 +213,22 @@ async fn set_mirror(
             .await
             .map_err(api_error)?,
     )
+}
+
+/// Compares the connection's mirror with Pipedrive (counts, checksums, differing keys per
+/// stream); answers when done, and records the outcome in the sync log.
+async fn verify_mirror(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> ApiResult {
+    let checks = crate::sync::mirror::verify(&state.engine, id)
+        .await
+        .map_err(api_error)?;
+    ok(json!({
+        "matches": checks.iter().all(crate::mirror::StreamCheck::matches),
+        "streams": checks,
+    }))
 }
 
 /// The connection's live mirror: its passes and each stream's progress.

@@ -202,6 +202,16 @@ pub(super) async fn action(
                 })
                 .map_err(api_error)
         }
+        // Reads every stream of Pipedrive: in the background, the outcome in the sync log.
+        "mirror-verify" => {
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                if let Err(error) = crate::sync::mirror::verify(&engine, id).await {
+                    tracing::warn!(connection_id = %id, error = %error, "The mirror's verification stopped; run it again from the console.");
+                }
+            });
+            Ok("Mirror verification started; its outcome goes to the sync log.".to_owned())
+        }
         "pause" => admin::set_paused(engine, id, true)
             .await
             .map(|()| "Syncing paused.".to_owned())
