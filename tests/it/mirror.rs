@@ -610,6 +610,22 @@ async fn the_console_toggle_registers_webhooks_for_every_mirrored_object_and_off
         .await
         .unwrap();
     assert_eq!(anonymous.status(), reqwest::StatusCode::UNAUTHORIZED);
+
+    // The tables hold one company: while another connection keeps the mirror, it is refused.
+    set_mirror_enabled(&app.store, Uuid::new_v4(), true)
+        .await
+        .unwrap();
+    let refused = app
+        .admin(
+            reqwest::Method::POST,
+            &format!("/admin/api/connections/{connection}/mirror"),
+        )
+        .json(&json!({"enabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(webhook_objects(&app, connection), sync_hooks);
 }
 
 #[tokio::test]

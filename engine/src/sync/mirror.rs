@@ -48,6 +48,21 @@ pub async fn set_enabled(engine: &Engine, id: Uuid, enabled: bool) -> Result<Swi
     if !engine.crm.has_mirror() {
         return Err(MirrorError::NotPipedrive.into());
     }
+    // The mirror's tables in tandem's database (`pipedrive_{stream}`) hold one company: a
+    // second connection's full passes would mark the first one's rows deleted.
+    if enabled {
+        let others: Vec<Uuid> = crate::store::mirror::enabled_mirrors(&engine.store)
+            .await?
+            .into_iter()
+            .map(|m| m.connection_id)
+            .filter(|other| *other != id)
+            .collect();
+        if let Some(other) = others.first() {
+            return Err(SyncError::Invalid(format!(
+                "connection {other} already keeps the mirror (its tables hold one Pipedrive company); switch it off there first"
+            )));
+        }
+    }
     let mut switched = Switched {
         enabled,
         webhooks_created: 0,
@@ -138,7 +153,11 @@ pub async fn run_mirror_once(engine: &Engine) -> Result<usize, SyncError> {
         if !owned.contains(&mirror.connection_id) {
             continue;
         }
-        let conn = connections::load(engine, mirror.connection_id).await?;
+        let conn = match connections::load(engine, mirror.connection_id).await {
+            Ok(conn) => conn,
+            Err(SyncError::ConnectionNotFound(_)) => continue,
+            Err(error) => return Err(error),
+        };
         if conn.paused || !matches!(conn.state.as_str(), state::CONNECTED | state::SYNCING) {
             continue;
         }
