@@ -83,6 +83,9 @@ pub struct MirrorSettings {
     pub delete_pass_interval_secs: u64,
     /// Days a row marked deleted is kept; 0 keeps it for ever.
     pub purge_deleted_after_days: u64,
+    /// Most pages (of up to 500 records) one round of a connection's live mirror reads before
+    /// the worker comes back to it; at least 1.
+    pub pages_per_round: u64,
 }
 
 /// `GET /metrics` and the console's minute series ([`crate::meter`]).

@@ -9,7 +9,7 @@ use tandem_engine::store::mirror::{set_mirror_enabled, MirrorDb};
 use tandem_tests::mirror::{
     extract_all, live_rows, number, report, small_company, source, table, texts,
 };
-use tandem_tests::{spawn_app, TestApp};
+use tandem_tests::{spawn_app, spawn_app_with, TestApp};
 use uuid::Uuid;
 
 async fn seeded() -> (TestApp, Uuid) {
@@ -408,4 +408,431 @@ async fn a_postgres_target_gets_the_tables_in_the_pipedrive_schema() {
         .unwrap()
         .iter()
         .all(|c| c.matches()));
+}
+
+// The live mirror in the background (switch, worker passes, progress).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use tandem_engine::clock::TestClock;
+use tandem_engine::mirror::background::MirrorStatus;
+use tandem_engine::sync::mirror as live_mirror;
+use tandem_engine::sync::Engine;
+
+/// The objects of the simulator's webhooks that deliver to `connection`.
+fn webhook_objects(app: &TestApp, connection: Uuid) -> BTreeSet<String> {
+    app.sim
+        .handle()
+        .webhooks()
+        .iter()
+        .filter(|w| {
+            w["subscription_url"]
+                .as_str()
+                .is_some_and(|u| u.ends_with(&connection.to_string()))
+        })
+        .map(|w| w["event_object"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// The app's engine on a clock the test moves.
+fn clocked(app: &TestApp) -> (Engine, TestClock) {
+    let clock = TestClock::new();
+    let engine = app.engine.clone().with_clock(Arc::new(clock.clone()));
+    (engine, clock)
+}
+
+async fn mirror_status(engine: &Engine, connection: Uuid) -> MirrorStatus {
+    live_mirror::status(engine, connection)
+        .await
+        .unwrap()
+        .expect("the mirror was switched on")
+}
+
+/// Every stream's table holds the simulator's records.
+async fn assert_mirrored(app: &TestApp, db: &MirrorDb) {
+    for (stream, count) in app.sim.handle().counts() {
+        let rows = live_rows(db, stream).await;
+        if stream == "leads" {
+            assert!(rows > 0 && rows <= count as i64, "rows of leads: {rows}");
+        } else {
+            assert_eq!(rows, count as i64, "rows of {stream}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_console_toggle_registers_webhooks_for_every_mirrored_object_and_off_removes_the_extra_ones(
+) {
+    let (app, connection) = seeded().await;
+    let sync_hooks = set(&["activity", "deal", "person"]);
+    assert_eq!(webhook_objects(&app, connection), sync_hooks);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = client
+        .post(format!("{}/admin/login", app.base_url))
+        .form(&[("token", "test-admin-token")])
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let home = |client: reqwest::Client, session: String| {
+        let url = format!("{}/admin", app.base_url);
+        async move {
+            client
+                .get(url)
+                .header("cookie", session)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let page = home(client.clone(), session.clone()).await;
+    assert!(page.contains("/mirror-on"), "the card offers the mirror");
+    let csrf = page
+        .split("name=csrf value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_owned();
+    let on = format!("{}/admin/connections/{connection}/mirror-on", app.base_url);
+
+    // Without the session's CSRF token nothing happens.
+    let forged = client
+        .post(&on)
+        .header("cookie", &session)
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), reqwest::StatusCode::FORBIDDEN);
+    assert!(
+        !tandem_engine::store::mirror::mirror_enabled(&app.store, connection)
+            .await
+            .unwrap()
+    );
+
+    let switched = client
+        .post(&on)
+        .header("cookie", &session)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(switched.status(), reqwest::StatusCode::SEE_OTHER);
+    assert!(
+        tandem_engine::store::mirror::mirror_enabled(&app.store, connection)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        webhook_objects(&app, connection),
+        set(&[
+            "activity",
+            "deal",
+            "lead",
+            "note",
+            "organization",
+            "person",
+            "product"
+        ])
+    );
+    let page = home(client.clone(), session.clone()).await;
+    assert!(
+        page.contains("/mirror-off"),
+        "the toggle now switches it off"
+    );
+    assert!(
+        page.contains("id=mirror-pass data-pass=\"initial\"")
+            || page.contains("id=mirror data-enabled=true")
+    );
+
+    // Switching on again registers nothing twice.
+    let again = app
+        .admin(
+            reqwest::Method::POST,
+            &format!("/admin/api/connections/{connection}/mirror"),
+        )
+        .json(&json!({"enabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), reqwest::StatusCode::OK);
+    let again: serde_json::Value = again.json().await.unwrap();
+    assert_eq!(again["webhooks_created"], 0);
+    assert_eq!(webhook_objects(&app, connection).len(), 7);
+
+    // Off through the admin API: the sync's webhooks stay, the mirror's go.
+    let off = app
+        .admin(
+            reqwest::Method::POST,
+            &format!("/admin/api/connections/{connection}/mirror"),
+        )
+        .json(&json!({"enabled": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(off.status(), reqwest::StatusCode::OK);
+    let off: serde_json::Value = off.json().await.unwrap();
+    assert_eq!(off["webhooks_removed"], 4);
+    assert_eq!(webhook_objects(&app, connection), sync_hooks);
+    let status: serde_json::Value = app
+        .admin(
+            reqwest::Method::GET,
+            &format!("/admin/api/connections/{connection}/mirror"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["enabled"], false);
+    // Without the admin's token the API refuses.
+    let anonymous = app
+        .http
+        .post(format!(
+            "{}/admin/api/connections/{connection}/mirror",
+            app.base_url
+        ))
+        .json(&json!({"enabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), reqwest::StatusCode::UNAUTHORIZED);
+
+    // The tables hold one company: while another connection keeps the mirror, it is refused.
+    set_mirror_enabled(&app.store, Uuid::new_v4(), true)
+        .await
+        .unwrap();
+    let refused = app
+        .admin(
+            reqwest::Method::POST,
+            &format!("/admin/api/connections/{connection}/mirror"),
+        )
+        .json(&json!({"enabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(webhook_objects(&app, connection), sync_hooks);
+}
+
+#[tokio::test]
+async fn the_worker_extracts_every_stream_once_the_mirror_is_on_and_resumes_after_a_restart() {
+    let sim = pipedrive_sim::SimConfig {
+        time_scale: 0.001,
+        ..pipedrive_sim::SimConfig::default()
+    };
+    let mut app = spawn_app_with(sim, |s| s.mirror.pages_per_round = 1).await;
+    app.sim.handle().seed_persons(700);
+    app.sim.handle().seed_objects(small_company());
+    let connection = app.connect_pipedrive().await;
+    live_mirror::set_enabled(&app.engine, connection, true)
+        .await
+        .unwrap();
+    let status = mirror_status(&app.engine, connection).await;
+    assert_eq!(status.streams_done, 0);
+
+    // One page per round: run until the deals (3 pages) are half read.
+    let mut rounds = 0;
+    loop {
+        live_mirror::run_mirror_once(&app.engine).await.unwrap();
+        rounds += 1;
+        assert!(rounds < 200, "the deals never started");
+        let status = mirror_status(&app.engine, connection).await;
+        let deals = status.streams.iter().find(|s| s.stream == "deals").unwrap();
+        if deals.state == "running" {
+            assert_eq!(deals.pages, 1);
+            assert_eq!(deals.rows, 500);
+            assert!(status.streams_done > 0 && status.streams_done < status.streams_total);
+            break;
+        }
+    }
+    let deal_pages_before = app.sim.handle().calls("v2.getDeals");
+
+    // A crash: a new tandem on the same database goes on where the last one stopped (once the
+    // dead replica's lease on the connection has run out).
+    app.restart().await;
+    let (engine, clock) = clocked(&app);
+    assert_eq!(live_mirror::run_mirror_once(&engine).await.unwrap(), 0);
+    clock.advance(engine.lease_period() + chrono::Duration::seconds(1));
+    live_mirror::drive_mirror_until_idle(&engine).await.unwrap();
+
+    let db = MirrorDb::in_store(&app.store);
+    assert_mirrored(&app, &db).await;
+    assert_eq!(
+        app.sim.handle().calls("v2.getDeals") - deal_pages_before,
+        2,
+        "the two pages left, none read again"
+    );
+    let status = mirror_status(&engine, connection).await;
+    assert!(status.initial_done_at.is_some());
+    assert_eq!(status.pass, None);
+    assert_eq!(status.streams_done, status.streams_total);
+    assert!(status.streams.iter().all(|s| s.last_error.is_none()));
+    let deals = status.streams.iter().find(|s| s.stream == "deals").unwrap();
+    assert_eq!((deals.rows, deals.pages), (1_200, 3));
+    // The admin API and the card show it.
+    let api: serde_json::Value = app
+        .admin(
+            reqwest::Method::GET,
+            &format!("/admin/api/connections/{connection}"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(api["mirror"]["enabled"], true);
+    assert_eq!(
+        api["mirror"]["streams_done"],
+        api["mirror"]["streams_total"]
+    );
+    // Nothing more is due until the backstop's interval has passed.
+    assert_eq!(live_mirror::run_mirror_once(&engine).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_change_whose_webhook_was_dropped_is_caught_by_the_backstop_pass() {
+    let (app, connection) = seeded().await;
+    let (engine, clock) = clocked(&app);
+    live_mirror::set_enabled(&engine, connection, true)
+        .await
+        .unwrap();
+    live_mirror::drive_mirror_until_idle(&engine).await.unwrap();
+    let db = MirrorDb::in_store(&app.store);
+    let deal = app.sim.handle().deals()[5]["id"].as_i64().unwrap();
+    app.sim
+        .handle()
+        .set_faults(pipedrive_sim::FaultSpec::parse("webhooks:drop=1").unwrap());
+    app.sim.handle().advance_clock(Duration::from_secs(120));
+    patch(
+        &app,
+        &format!("/api/v2/deals/{deal}"),
+        json!({"title": "Changed while the webhook was lost"}),
+    )
+    .await;
+    app.drive().await;
+    let title = format!(
+        "SELECT title FROM {} WHERE id = {deal}",
+        table(&db, "deals")
+    );
+    let before = texts(&db, &title).await;
+    assert_ne!(
+        before,
+        vec![Some("Changed while the webhook was lost".to_owned())]
+    );
+    live_mirror::drive_mirror_until_idle(&engine).await.unwrap();
+    assert_eq!(texts(&db, &title).await, before, "no pass is due yet");
+    // The console's (and the API's) verification sees the difference.
+    let verify = || async {
+        let response = app
+            .admin(
+                reqwest::Method::POST,
+                &format!("/admin/api/connections/{connection}/mirror/verify"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        response.json::<serde_json::Value>().await.unwrap()
+    };
+    let checked = verify().await;
+    assert_eq!(checked["matches"], false);
+    let deals = checked["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["stream"] == "deals")
+        .unwrap()
+        .clone();
+    assert_eq!(deals["stale"], json!([deal.to_string()]));
+
+    clock.advance(chrono::Duration::seconds(
+        i64::try_from(app.settings.mirror.poll_interval_secs).unwrap() + 1,
+    ));
+    let calls = app.sim.handle().calls("v2.getPersons");
+    live_mirror::drive_mirror_until_idle(&engine).await.unwrap();
+
+    assert_eq!(
+        texts(&db, &title).await,
+        vec![Some("Changed while the webhook was lost".to_owned())]
+    );
+    assert_eq!(
+        app.sim.handle().calls("v2.getPersons") - calls,
+        1,
+        "the backstop reads from the last update_time: one page of persons"
+    );
+    let status = mirror_status(&engine, connection).await;
+    assert_eq!(status.pass, None);
+    assert!(status.last_poll_at.unwrap() > status.initial_done_at.unwrap());
+    assert_eq!(verify().await["matches"], true);
+    assert_eq!(app.log_entries("mirror_verified").await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_record_deleted_in_pipedrive_is_marked_by_the_delete_pass_and_purged_days_later() {
+    let sim = pipedrive_sim::SimConfig {
+        time_scale: 0.001,
+        ..pipedrive_sim::SimConfig::default()
+    };
+    let app = spawn_app_with(sim, |s| s.mirror.purge_deleted_after_days = 1).await;
+    app.sim.handle().seed_persons(700);
+    app.sim.handle().seed_objects(small_company());
+    let connection = app.connect_pipedrive().await;
+    let (engine, clock) = clocked(&app);
+    live_mirror::set_enabled(&engine, connection, true)
+        .await
+        .unwrap();
+    live_mirror::drive_mirror_until_idle(&engine).await.unwrap();
+    let db = MirrorDb::in_store(&app.store);
+    let persons = table(&db, "persons");
+    let person = app.sim.handle().persons()[3]["id"].as_i64().unwrap();
+    app.sim
+        .handle()
+        .set_faults(pipedrive_sim::FaultSpec::parse("webhooks:drop=1").unwrap());
+    app.sim.handle().delete_person(person).unwrap();
+    app.drive().await;
+    let deleted_at = format!("SELECT deleted_at FROM {persons} WHERE id = {person}");
+    assert_eq!(
+        texts(&db, &deleted_at).await,
+        vec![None],
+        "the webhook was lost"
+    );
+
+    // The next delete pass (a day later by default) finds it gone.
+    clock.advance(chrono::Duration::seconds(
+        i64::try_from(app.settings.mirror.delete_pass_interval_secs).unwrap() + 1,
+    ));
+    live_mirror::drive_mirror_until_idle(&engine).await.unwrap();
+
+    let marked = texts(&db, &deleted_at).await;
+    assert!(marked[0].is_some(), "kept, marked deleted: {marked:?}");
+    assert_eq!(
+        live_rows(&db, "persons").await,
+        app.sim.handle().counts()["persons"] as i64
+    );
+    let status = mirror_status(&engine, connection).await;
+    assert!(status.last_delete_pass_at.unwrap() > status.initial_done_at.unwrap());
+
+    // A day after it was marked, the purge takes it out.
+    clock.advance(chrono::Duration::days(2));
+    live_mirror::drive_mirror_until_idle(&engine).await.unwrap();
+    assert!(texts(&db, &deleted_at).await.is_empty(), "purged");
+    assert!(mirror_status(&engine, connection)
+        .await
+        .last_purge_at
+        .is_some());
 }

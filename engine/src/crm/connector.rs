@@ -80,6 +80,11 @@ impl Crm {
         }
     }
 
+    /// Whether this CRM has a mirror of every object (issue 20: Pipedrive's).
+    pub fn has_mirror(&self) -> bool {
+        matches!(self, Self::Pipedrive(..))
+    }
+
     /// The connection's budget (rate limit, daily tokens): the connector's limits.
     pub fn budget(&self, session: &Session) -> Arc<ConnectionBudget> {
         match self {
@@ -364,6 +369,39 @@ impl Crm {
             Self::Pipedrive(client, _) => ops::register_webhooks(client, session, target).await,
             // Salesforce has no outbound webhooks to tandem here: change capture is polling
             // (SOQL on SystemModstamp), so there is nothing to register (ADR 0013).
+            Self::Salesforce(..) => Ok(0),
+        }
+    }
+
+    /// Registers (or repairs) the extra change notifications the live mirror of every CRM
+    /// object needs (Pipedrive: organization, product, lead and note webhooks); returns how
+    /// many were created.
+    pub async fn register_mirror_notifications(
+        &self,
+        session: &Session,
+        target: NotificationTarget<'_>,
+    ) -> Result<usize, CrmError> {
+        match self {
+            Self::Pipedrive(client, _) => {
+                ops::register_webhooks_for(client, session, target, &ops::MIRROR_WEBHOOK_OBJECTS)
+                    .await
+            }
+            Self::Salesforce(..) => Ok(0),
+        }
+    }
+
+    /// Removes the mirror's extra change notifications delivering to `url` (the sync's own
+    /// stay); returns how many.
+    pub async fn remove_mirror_notifications(
+        &self,
+        session: &Session,
+        url: &str,
+    ) -> Result<usize, CrmError> {
+        match self {
+            Self::Pipedrive(client, _) => {
+                ops::remove_webhooks_for(client, session, url, Some(&ops::MIRROR_WEBHOOK_OBJECTS))
+                    .await
+            }
             Self::Salesforce(..) => Ok(0),
         }
     }

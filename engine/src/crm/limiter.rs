@@ -210,3 +210,32 @@ impl Limiters {
         self.budgets.remove(&connection);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_sync_request_takes_the_next_slot_before_a_background_read_that_waited_longer() {
+        // 40 / 2 s: a slot every ~51 ms.
+        let budget = Arc::new(ConnectionBudget::new(40));
+        while budget.general().check().is_ok() {}
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let (b, o) = (Arc::clone(&budget), Arc::clone(&order));
+        let background = tokio::spawn(async move {
+            b.acquire_background().await;
+            o.lock().unwrap().push("background");
+        });
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let (b, o) = (Arc::clone(&budget), Arc::clone(&order));
+        let sync = tokio::spawn(async move {
+            b.acquire(false).await;
+            o.lock().unwrap().push("sync");
+        });
+        sync.await.unwrap();
+        background.await.unwrap();
+        assert_eq!(*order.lock().unwrap(), vec!["sync", "background"]);
+    }
+}

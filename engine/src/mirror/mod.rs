@@ -6,11 +6,14 @@
 //! - [`replication`]: the replication file (streams, modes, `anchor_date`, `object`).
 //! - [`columns`]: a stream's table layout and the conversion of records into rows.
 //! - [`extract`]: one stream's run, page by page, resumable; [`verify`] compares with Pipedrive.
-//! - [`live`]: webhooks applied to the tables, and the connection's background mirror.
+//! - [`live`]: webhooks applied to the tables.
+//! - [`background`]: the connection's passes (initial extraction, backstop, delete pass,
+//!   purge), run by the worker, and their progress.
 //!
 //! The mirror is Pipedrive-specific: it reads through the Pipedrive client's transport and the
 //! connection's limiter (at background priority), and writes through `store::mirror`.
 
+pub mod background;
 pub mod catalog;
 pub mod columns;
 pub mod conditions;

@@ -12,7 +12,7 @@ use crate::store::mirror::MirrorDb;
 /// How many differing keys a check lists (the counts are always complete).
 const LISTED: usize = 20;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct StreamCheck {
     pub stream: String,
     pub remote_rows: usize,

@@ -798,3 +798,162 @@ pub async fn set_mirror_enabled(
     .await?;
     Ok(())
 }
+
+/// A connection's live mirror: the switch and its background passes (times are RFC 3339 text,
+/// as the mirror writes them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, FromQueryResult, serde::Serialize)]
+pub struct MirrorConnectionRow {
+    pub connection_id: uuid::Uuid,
+    pub enabled: bool,
+    /// When the initial extraction completed (none: it has not yet).
+    pub initial_done_at: Option<String>,
+    /// When the last backstop incremental pass completed.
+    pub last_poll_at: Option<String>,
+    /// When the last delete pass completed.
+    pub last_delete_pass_at: Option<String>,
+    /// The pass in progress (`initial`, `incremental`, `delete`), resumed stream by stream.
+    pub pass_kind: Option<String>,
+    pub pass_started_at: Option<String>,
+    pub last_purge_at: Option<String>,
+    pub last_error: Option<String>,
+}
+
+const MIRROR_CONNECTION_COLUMNS: &str = "connection_id, enabled, initial_done_at, last_poll_at, \
+     last_delete_pass_at, pass_kind, pass_started_at, last_purge_at, last_error";
+
+/// Connection `id`'s live mirror, if it was ever switched.
+pub async fn mirror_connection(
+    store: &Store,
+    id: uuid::Uuid,
+) -> Result<Option<MirrorConnectionRow>, StoreError> {
+    let db = store.db();
+    Ok(
+        MirrorConnectionRow::find_by_statement(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            format!(
+                "SELECT {MIRROR_CONNECTION_COLUMNS} FROM mirror_connection WHERE connection_id = $1"
+            ),
+            [id.into()],
+        ))
+        .one(db)
+        .await?,
+    )
+}
+
+/// Every connection whose live mirror is switched on.
+pub async fn enabled_mirrors(store: &Store) -> Result<Vec<MirrorConnectionRow>, StoreError> {
+    let db = store.db();
+    Ok(
+        MirrorConnectionRow::find_by_statement(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            format!(
+                "SELECT {MIRROR_CONNECTION_COLUMNS} FROM mirror_connection WHERE enabled = $1 \
+                 ORDER BY connection_id"
+            ),
+            [true.into()],
+        ))
+        .all(db)
+        .await?,
+    )
+}
+
+/// Stores a connection's background state (everything but the switch).
+pub async fn save_mirror_connection(
+    store: &Store,
+    row: &MirrorConnectionRow,
+) -> Result<(), StoreError> {
+    let db = store.db();
+    let text = |v: &Option<String>| -> Value { v.clone().into() };
+    db.execute(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        "UPDATE mirror_connection SET initial_done_at = $2, last_poll_at = $3, \
+         last_delete_pass_at = $4, pass_kind = $5, pass_started_at = $6, last_purge_at = $7, \
+         last_error = $8 WHERE connection_id = $1",
+        [
+            row.connection_id.into(),
+            text(&row.initial_done_at),
+            text(&row.last_poll_at),
+            text(&row.last_delete_pass_at),
+            text(&row.pass_kind),
+            text(&row.pass_started_at),
+            text(&row.last_purge_at),
+            text(&row.last_error),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+impl MirrorDb {
+    /// Records (or clears) the last error of a stream's runs.
+    pub async fn set_stream_error(
+        &self,
+        scope: &str,
+        stream: &str,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let sql = format!(
+            "INSERT INTO {} (scope, stream, last_error) VALUES ($1, $2, $3) \
+             ON CONFLICT (scope, stream) DO UPDATE SET last_error = excluded.last_error",
+            self.cursor_table.sql()
+        );
+        self.db
+            .execute(Statement::from_sql_and_values(
+                self.backend(),
+                sql,
+                [scope.into(), stream.into(), error.map(str::to_owned).into()],
+            ))
+            .await?;
+        Ok(())
+    }
+
+    /// The last error of every stream of `scope` that has one (tandem's own database only).
+    pub async fn stream_errors(&self, scope: &str) -> Result<BTreeMap<String, String>, StoreError> {
+        #[derive(FromQueryResult)]
+        struct Row {
+            stream: String,
+            last_error: Option<String>,
+        }
+        let sql = format!(
+            "SELECT stream, last_error FROM {} WHERE scope = $1 AND last_error IS NOT NULL",
+            self.cursor_table.sql()
+        );
+        Ok(Row::find_by_statement(Statement::from_sql_and_values(
+            self.backend(),
+            sql,
+            [scope.into()],
+        ))
+        .all(&self.db)
+        .await?
+        .into_iter()
+        .filter_map(|r| Some((r.stream, r.last_error?)))
+        .collect())
+    }
+
+    /// The rows of `table` not marked deleted (0 when the table does not exist yet).
+    pub async fn count_live(&self, table: &TableRef) -> Result<u64, StoreError> {
+        if self.columns(table).await?.is_empty() {
+            return Ok(0);
+        }
+        #[derive(FromQueryResult)]
+        struct Row {
+            n: i64,
+        }
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM {} WHERE {} IS NULL",
+            table.sql(),
+            quote("deleted_at")
+        );
+        Ok(
+            Row::find_by_statement(Statement::from_string(self.backend(), sql))
+                .one(&self.db)
+                .await?
+                .map_or(0, |r| u64::try_from(r.n).unwrap_or(0)),
+        )
+    }
+
+    /// Whether `table` exists.
+    pub async fn has_table(&self, table: &TableRef) -> Result<bool, StoreError> {
+        Ok(!self.columns(table).await?.is_empty())
+    }
+}

@@ -8,6 +8,7 @@ pub mod emails;
 pub mod housekeeping;
 pub mod inbound;
 pub mod links;
+pub mod mirror;
 pub mod outbound;
 pub mod ownership;
 pub mod synclog;

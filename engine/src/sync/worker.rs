@@ -572,7 +572,10 @@ async fn queue_round(engine: &Engine, failures: u32) -> Round {
     }
 }
 
-/// The background loops of `tandem serve`: outbox, inbox, deliveries, poller.
+/// How often the mirror loop looks for a pass that came due.
+const MIRROR_IDLE: Duration = Duration::from_secs(5);
+
+/// The background loops of `tandem serve`: outbox, inbox, deliveries, the live mirrors, poller.
 pub fn spawn_workers(
     engine: Engine,
     shutdown: CancellationToken,
@@ -584,6 +587,30 @@ pub fn spawn_workers(
         let mut backoff = LoopBackoff::new(Duration::from_millis(e.settings.workers.idle_poll_ms));
         loop {
             let round = queue_round(&e, backoff.failures).await;
+            let pause = backoff.pause(round);
+            let idle = round == Round::Idle;
+            tokio::select! {
+                () = s.cancelled() => return,
+                () = e.wake.notified(), if idle => {}
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }));
+    // The live mirrors (issue 20): their passes in rounds of a few pages, at background
+    // priority at the limiter, so contact sync and journey actions go first.
+    let e = engine.clone();
+    let s = shutdown.clone();
+    handles.push(tokio::spawn(async move {
+        let mut backoff = LoopBackoff::new(MIRROR_IDLE);
+        loop {
+            let round = match crate::sync::mirror::run_mirror_once(&e).await {
+                Ok(0) => Round::Idle,
+                Ok(_) => Round::Busy,
+                Err(error) => {
+                    tracing::warn!(error = %error, failures = backoff.failures + 1, "A mirror round failed; the loop backs off and tries again.");
+                    Round::Failed
+                }
+            };
             let pause = backoff.pause(round);
             let idle = round == Round::Idle;
             tokio::select! {

@@ -18,6 +18,13 @@ use crate::crm::session::Session;
 /// journey triggers.
 const WEBHOOK_OBJECTS: [&str; 3] = ["person", "deal", "activity"];
 
+/// The objects the live mirror (issue 20) needs on top of the sync's: one webhook each. A
+/// wildcard (`*.*`) would be one webhook instead of seven, but it also delivers objects tandem
+/// does not mirror (pipelines, stages, users, and the v2-only deal products, projects, tasks …),
+/// which the receiver refuses; Pipedrive bans a webhook that keeps failing, and with it the
+/// sync's persons. Seven webhooks of the 40 a user may have.
+pub(crate) const MIRROR_WEBHOOK_OBJECTS: [&str; 4] = ["organization", "product", "lead", "note"];
+
 /// The OAuth app tandem is registered as at Pipedrive.
 #[derive(Debug, Clone)]
 pub struct OAuthApp {
@@ -297,9 +304,19 @@ pub(crate) async fn register_webhooks(
     s: &Session,
     target: NotificationTarget<'_>,
 ) -> Result<usize, CrmError> {
+    register_webhooks_for(client, s, target, &WEBHOOK_OBJECTS).await
+}
+
+/// As [`register_webhooks`], for `objects`.
+pub(crate) async fn register_webhooks_for(
+    client: &PipedriveClient,
+    s: &Session,
+    target: NotificationTarget<'_>,
+    objects: &[&str],
+) -> Result<usize, CrmError> {
     let existing = client.list_webhooks(s).await?;
     let mut created = 0;
-    for object in WEBHOOK_OBJECTS {
+    for &object in objects {
         let ours = existing.iter().filter(|w| {
             w.subscription_url == target.url && w.event_object.as_deref() == Some(object)
         });
@@ -337,9 +354,25 @@ pub(crate) async fn remove_webhooks(
     s: &Session,
     url: &str,
 ) -> Result<usize, CrmError> {
+    remove_webhooks_for(client, s, url, None).await
+}
+
+/// Removes the webhooks delivering to `url` for `objects` (all of them: `None`); returns how
+/// many.
+pub(crate) async fn remove_webhooks_for(
+    client: &PipedriveClient,
+    s: &Session,
+    url: &str,
+    objects: Option<&[&str]>,
+) -> Result<usize, CrmError> {
     let mut removed = 0;
     for hook in client.list_webhooks(s).await? {
-        if hook.subscription_url == url {
+        let object_matches = objects.is_none_or(|objects| {
+            hook.event_object
+                .as_deref()
+                .is_some_and(|o| objects.contains(&o))
+        });
+        if hook.subscription_url == url && object_matches {
             client.delete_webhook(s, hook.id).await?;
             removed += 1;
         }

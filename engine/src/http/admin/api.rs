@@ -29,6 +29,14 @@ pub(super) fn routes() -> Router<AppState> {
             "/admin/api/connections/{id}/initial-sync",
             post(initial_sync),
         )
+        .route(
+            "/admin/api/connections/{id}/mirror",
+            get(mirror_status).post(set_mirror),
+        )
+        .route(
+            "/admin/api/connections/{id}/mirror/verify",
+            post(verify_mirror),
+        )
         .route("/admin/api/connections/{id}/fields", get(field_lists))
         .route(
             "/admin/api/connections/{id}/remote-fields",
@@ -184,6 +192,64 @@ async fn resume(_: ApiAdmin, State(state): State<AppState>, Path(id): Path<Uuid>
         .await
         .map_err(api_error)?;
     ok(json!({ "paused": false }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MirrorSwitch {
+    enabled: bool,
+}
+
+/// Switches the connection's live mirror on or off (`{"enabled": true}`).
+async fn set_mirror(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    body: String,
+) -> ApiResult {
+    let request: MirrorSwitch = parse_json(&body)?;
+    ok(
+        crate::sync::mirror::set_enabled(&state.engine, id, request.enabled)
+            .await
+            .map_err(api_error)?,
+    )
+}
+
+/// Compares the connection's mirror with Pipedrive (counts, checksums, differing keys per
+/// stream); answers when done, and records the outcome in the sync log.
+async fn verify_mirror(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> ApiResult {
+    let checks = crate::sync::mirror::verify(&state.engine, id)
+        .await
+        .map_err(api_error)?;
+    ok(json!({
+        "matches": checks.iter().all(crate::mirror::StreamCheck::matches),
+        "streams": checks,
+    }))
+}
+
+/// The connection's live mirror: its passes and each stream's progress.
+async fn mirror_status(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> ApiResult {
+    match crate::sync::mirror::status(&state.engine, id)
+        .await
+        .map_err(api_error)?
+    {
+        Some(status) => ok(status),
+        None => {
+            // Never switched on (or no such connection: 404).
+            admin::connection_status(&state.engine, id)
+                .await
+                .map_err(api_error)?;
+            ok(json!({ "enabled": false }))
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

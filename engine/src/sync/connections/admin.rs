@@ -44,6 +44,8 @@ pub struct ConnectionStatus {
     /// The replica that runs the connection's writes and polls, with its lease (none: no
     /// replica has taken it yet, or it is disconnected).
     pub owner: Option<crate::sync::ownership::OwnerView>,
+    /// The live mirror of every Pipedrive object (issue 20): none until it is first switched on.
+    pub mirror: Option<crate::mirror::background::MirrorStatus>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -120,6 +122,7 @@ async fn status_of(engine: &Engine, row: ConnectionRow) -> Result<ConnectionStat
         owner: crate::sync::ownership::owners(engine)
             .await?
             .remove(&row.id),
+        mirror: crate::sync::mirror::status(engine, row.id).await?,
         created_at: row.created_at,
     })
 }

@@ -544,7 +544,7 @@ pub async fn ensure_apid_field(engine: &Engine, session: &Session) -> Result<Str
         .key)
 }
 
-fn webhook_url(engine: &Engine, connection: Uuid) -> String {
+pub(crate) fn webhook_url(engine: &Engine, connection: Uuid) -> String {
     format!("{}/webhooks/pipedrive/{connection}", engine.public_url)
 }
 

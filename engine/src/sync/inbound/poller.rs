@@ -370,6 +370,9 @@ pub async fn reconcile(engine: &Engine, conn: &ConnectionCtx) -> Result<Reconcil
         if engine.settings.pipedrive.register_webhooks {
             report.webhooks_repaired =
                 connections::register_webhooks(engine, &conn.session, &user, &password).await?;
+            report.webhooks_repaired +=
+                crate::sync::mirror::repair_notifications(engine, &conn.session, &user, &password)
+                    .await?;
         }
     }
     let mut seen = std::collections::HashSet::new();

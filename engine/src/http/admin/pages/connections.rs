@@ -39,6 +39,8 @@ struct Card<'a> {
     base: String,
     /// Which replica runs the connection, and its lease, in words.
     owner: String,
+    /// The live mirror is switched on: the toggle offers to switch it off.
+    mirror_on: bool,
 }
 
 impl<'a> Card<'a> {
@@ -59,6 +61,7 @@ impl<'a> Card<'a> {
             active: status.state != connections::state::DISCONNECTED,
             base: format!("/admin/connections/{}", status.id),
             owner: owner_text(status.owner.as_ref(), now),
+            mirror_on: status.mirror.as_ref().is_some_and(|m| m.enabled),
         }
     }
 }
@@ -181,6 +184,34 @@ pub(super) async fn action(
             .await
             .map(|n| format!("{n} dead letter(s) queued again."))
             .map_err(api_error),
+        "mirror-on" | "mirror-off" => {
+            crate::sync::mirror::set_enabled(engine, id, action == "mirror-on")
+                .await
+                .map(|s| {
+                    if s.enabled {
+                        format!(
+                            "Mirror switched on: {} webhook(s) registered; the extraction runs in the background.",
+                            s.webhooks_created
+                        )
+                    } else {
+                        format!(
+                            "Mirror switched off: {} webhook(s) removed; the tables are kept.",
+                            s.webhooks_removed
+                        )
+                    }
+                })
+                .map_err(api_error)
+        }
+        // Reads every stream of Pipedrive: in the background, the outcome in the sync log.
+        "mirror-verify" => {
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                if let Err(error) = crate::sync::mirror::verify(&engine, id).await {
+                    tracing::warn!(connection_id = %id, error = %error, "The mirror's verification stopped; run it again from the console.");
+                }
+            });
+            Ok("Mirror verification started; its outcome goes to the sync log.".to_owned())
+        }
         "pause" => admin::set_paused(engine, id, true)
             .await
             .map(|()| "Syncing paused.".to_owned())

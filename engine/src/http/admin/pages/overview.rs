@@ -244,6 +244,7 @@ mod tests {
                 initial_sync_done: None,
                 linked_persons: 0,
                 owner: None,
+                mirror: None,
                 created_at: chrono::Utc::now(),
             },
             last_sync: String::new(),
