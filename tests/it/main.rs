@@ -21,5 +21,6 @@ mod migrations;
 mod mirror;
 mod queue;
 mod races;
+mod salesforce;
 mod security;
 mod writeback;

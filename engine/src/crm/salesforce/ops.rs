@@ -903,6 +903,11 @@ impl SfOAuthApp {
         &self.login_url
     }
 
+    /// Whether the connected app's consumer key and secret are set.
+    pub fn is_configured(&self) -> bool {
+        !self.client_id.is_empty() && !self.client_secret.expose().is_empty()
+    }
+
     /// Where to send the browser: the web-server flow with a PKCE S256 challenge.
     pub fn authorize_url(&self, redirect_uri: &str, state: &str, code_challenge: &str) -> String {
         let query: String = url::form_urlencoded::Serializer::new(String::new())

@@ -155,6 +155,8 @@ async fn apply_person_from<C: Conn>(
     origin: StateSource,
     now: DateTime<Utc>,
 ) -> Result<Applied, SyncError> {
+    // The record keys read with this person go in the transaction that links it.
+    crate::sync::connections::save_record_keys(engine, txn, conn).await?;
     let txn = txn.raw();
     if person.deleted {
         return person_deleted(txn, engine, conn, person.id, None, now).await;
@@ -165,7 +167,7 @@ async fn apply_person_from<C: Conn>(
         None => link_new_person(txn, conn, person, remote, now).await,
     }?;
     if applied.app_event().is_some() {
-        crate::meter::crm_change_applied(&engine.crm, conn.id, person.updated.as_ref());
+        crate::meter::crm_change_applied(&conn.crm, conn.id, person.updated.as_ref());
     }
     Ok(applied)
 }
@@ -189,6 +191,8 @@ pub async fn apply_page_in<C: Conn>(
     persons: &[CrmPerson],
     now: DateTime<Utc>,
 ) -> Result<Vec<Applied>, SyncError> {
+    // The record keys read with the page go in the transaction that links its persons.
+    crate::sync::connections::save_record_keys(engine, txn, conn).await?;
     let txn = txn.raw();
     let persons: Vec<&CrmPerson> = persons.iter().collect();
     let mut view = PageView::load(txn, conn, &persons).await?;

@@ -25,6 +25,9 @@ struct ConnectionsPage<'a> {
     show_add_forms: bool,
     /// "Connect with Pipedrive" (OAuth) next to the API-token form.
     oauth_configured: bool,
+    /// The Salesforce card's Connect (with its Sandbox toggle) is offered: the connected app
+    /// is configured.
+    salesforce_configured: bool,
 }
 
 /// A connection's card.
@@ -37,6 +40,10 @@ struct Card<'a> {
     active: bool,
     /// Where the card's actions post (`/admin/connections/{id}`, then `/pause`, …).
     base: String,
+    /// Where Reconnect starts the CRM's consent.
+    reconnect_href: &'static str,
+    /// The CRM's name on the card.
+    crm_name: &'static str,
 }
 
 impl<'a> Card<'a> {
@@ -56,6 +63,18 @@ impl<'a> Card<'a> {
             ),
             active: status.state != connections::state::DISCONNECTED,
             base: format!("/admin/connections/{}", status.id),
+            reconnect_href: match status.crm.as_str() {
+                connections::kind::SALESFORCE => "/connections/salesforce/connect",
+                connections::kind::SALESFORCE_SANDBOX => {
+                    "/connections/salesforce/connect?sandbox=1"
+                }
+                _ => "/connections/pipedrive/connect",
+            },
+            crm_name: match status.crm.as_str() {
+                connections::kind::SALESFORCE => "Salesforce",
+                connections::kind::SALESFORCE_SANDBOX => "Salesforce sandbox",
+                _ => "Pipedrive",
+            },
         }
     }
 }
@@ -78,9 +97,12 @@ pub(super) async fn home(
                 admin.csrf.as_deref(),
                 q.notice.as_deref(),
             ),
-            show_add_forms: !cards.iter().any(|c| c.active),
+            show_add_forms: !cards
+                .iter()
+                .any(|c| c.active && c.status.crm == connections::kind::PIPEDRIVE),
             cards,
             oauth_configured: !state.settings.pipedrive.client_id.is_empty(),
+            salesforce_configured: !state.settings.salesforce.client_id.is_empty(),
         },
     )
 }

@@ -1,0 +1,302 @@
+//! Salesforce end to end (issue 19) against the Salesforce simulator on 127.0.0.1: connect over
+//! OAuth with PKCE (production and sandbox), the initial sync, edits both ways, reconnects,
+//! token expiry and restarts.
+
+use salesforce_sim::{OrgKind, Permissions, SfSimConfig};
+use serde_json::json;
+use tandem_engine::crm::salesforce::ids::surrogate;
+use tandem_engine::store::{connections as stored, record_keys};
+use tandem_engine::sync::app::local;
+use tandem_engine::sync::connections::{self, state};
+use tandem_engine::sync::inbound::poller;
+use tandem_engine::sync::links;
+use tandem_tests::fields::{email, fields, name, text_of};
+use tandem_tests::salesforce::{spawn_sf_app, SfApp};
+
+fn sim() -> SfSimConfig {
+    SfSimConfig::default()
+}
+
+/// The simulator's records of an object as (id, e-mail), production org.
+fn records(sf: &SfApp, object: &str, emails: &[&str]) -> Vec<String> {
+    emails
+        .iter()
+        .flat_map(|e| sf.sf.handle().ids_by_email(OrgKind::Production, object, e))
+        .collect()
+}
+
+/// Inserts Leads and Contacts as a Salesforce user would (production org); returns their ids.
+fn insert(sf: &SfApp, leads: usize, contacts: usize) -> (Vec<String>, Vec<String>) {
+    let h = sf.sf.handle();
+    let leads = (0..leads)
+        .map(|i| {
+            h.insert_record(
+                OrgKind::Production,
+                "Lead",
+                json!({ "FirstName": "Lea", "LastName": format!("Lead{i}"), "Company": "Acme", "Email": format!("lead{i}@example.com") }),
+            )
+            .unwrap()
+        })
+        .collect();
+    let contacts = (0..contacts)
+        .map(|i| {
+            h.insert_record(
+                OrgKind::Production,
+                "Contact",
+                json!({ "FirstName": "Con", "LastName": format!("Contact{i}"), "Email": format!("contact{i}@example.com") }),
+            )
+            .unwrap()
+        })
+        .collect();
+    (leads, contacts)
+}
+
+async fn link_count(sf: &SfApp, connection: uuid::Uuid) -> usize {
+    links::person_ids(sf.app.store.db(), connection)
+        .await
+        .unwrap()
+        .len()
+}
+
+#[tokio::test]
+async fn connecting_production_and_sandbox_makes_two_connections_each_calling_its_own_instance_url()
+{
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let production = sf.connect(false).await;
+    let sandbox = sf.connect(true).await;
+    assert_ne!(production, sandbox);
+    let rows = stored::list(sf.app.store.db()).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        assert_eq!(row.state, state::CONNECTED);
+        assert_eq!(row.auth_kind, "oauth");
+        assert_eq!(row.api_domain, sf.sf.instance_url());
+        // Tokens are sealed at rest, and the refresh is due before the session's two hours.
+        let sealed = row.access_token_enc.as_ref().expect("a sealed token");
+        assert!(!String::from_utf8_lossy(sealed).contains("00D"));
+        assert!(row.refresh_token_enc.is_some());
+        assert!(row.token_expires_at.is_some());
+        assert_eq!(row.apid_field_key.as_deref(), Some("tandem_id__c"));
+    }
+    // The org ids differ: production and sandbox are separate orgs.
+    assert_ne!(rows[0].company_id, rows[1].company_id);
+    let log = sf.app.log_entries("connected").await;
+    assert_eq!(log.len(), 2);
+}
+
+#[tokio::test]
+async fn the_initial_sync_links_every_lead_and_contact_and_a_salesforce_edit_reaches_the_app_through_the_poll(
+) {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let (leads, _) = insert(&sf, 3, 2);
+    let connection = sf.connect_and_sync(false).await;
+    assert_eq!(link_count(&sf, connection).await, 5);
+
+    let lead = leads[0].clone();
+    sf.sf
+        .handle()
+        .update_record_as_user(
+            OrgKind::Production,
+            "Lead",
+            &lead,
+            json!({ "FirstName": "Grace", "LastName": "Hopper" }),
+        )
+        .unwrap();
+    let conn = connections::load(&sf.app.engine, connection).await.unwrap();
+    let changed = poller::poll_once(&sf.app.engine, &conn).await.unwrap();
+    assert_eq!(changed, 1);
+    let link = links::by_person(sf.app.store.db(), connection, surrogate(&lead))
+        .await
+        .unwrap()
+        .expect("the lead is linked");
+    let contact = sf.app.contact(link.contact_id).await;
+    assert_eq!(text_of(&contact, "name").as_deref(), Some("Grace Hopper"));
+}
+
+#[tokio::test]
+async fn an_app_edit_of_a_linked_contact_reaches_its_salesforce_record() {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let (_, contacts) = insert(&sf, 0, 2);
+    let connection = sf.connect_and_sync(false).await;
+    let record = contacts[0].clone();
+    let link = links::by_person(sf.app.store.db(), connection, surrogate(&record))
+        .await
+        .unwrap()
+        .expect("the contact is linked");
+    local::update_contact(
+        &sf.app.engine,
+        link.contact_id,
+        fields([name("Ada Lovelace")]),
+    )
+    .await
+    .unwrap();
+    sf.app.drive().await;
+    let stored = sf
+        .sf
+        .handle()
+        .record(OrgKind::Production, "Contact", &record)
+        .unwrap();
+    assert_eq!(stored["FirstName"], "Ada");
+    assert_eq!(stored["LastName"], "Lovelace");
+}
+
+#[tokio::test]
+async fn a_new_app_contact_becomes_a_lead_with_the_external_id_and_logged_placeholders() {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    sf.connect_and_sync(false).await;
+    let contact = local::create_contact(
+        &sf.app.engine,
+        fields([name("Plato"), email("plato@example.com")]),
+        true,
+    )
+    .await
+    .unwrap()
+    .contact_id;
+    sf.app.drive().await;
+    let leads = records(&sf, "Lead", &["plato@example.com"]);
+    assert_eq!(leads.len(), 1, "one Lead, no Contact");
+    assert!(records(&sf, "Contact", &["plato@example.com"]).is_empty());
+    let lead = sf
+        .sf
+        .handle()
+        .record(OrgKind::Production, "Lead", &leads[0])
+        .unwrap();
+    assert_eq!(lead["tandem_id__c"], contact.to_string());
+    assert_eq!(lead["LastName"], "Plato");
+    assert_eq!(lead["Company"], "[not provided]");
+    let placeholders = sf.app.log_entries("placeholder_filled").await;
+    assert_eq!(placeholders.len(), 1);
+    assert!(placeholders[0].message.contains("Company"));
+}
+
+#[tokio::test]
+async fn reconnecting_the_same_org_reuses_the_connection_and_duplicates_nothing() {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    insert(&sf, 2, 2);
+    let first = sf.connect_and_sync(false).await;
+    let second = sf.connect(false).await;
+    assert_eq!(first, second);
+    assert_eq!(stored::list(sf.app.store.db()).await.unwrap().len(), 1);
+    poller::reset_initial_sync(&sf.app.engine, first)
+        .await
+        .unwrap();
+    poller::initial_sync(&sf.app.engine, first, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(link_count(&sf, first).await, 4);
+    assert_eq!(sf.sf.handle().count(OrgKind::Production, "Lead"), 2);
+    assert_eq!(sf.sf.handle().count(OrgKind::Production, "Contact"), 2);
+}
+
+#[tokio::test]
+async fn a_revoked_refresh_token_turns_the_card_to_token_expired() {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    insert(&sf, 1, 0);
+    let connection = sf.connect_and_sync(false).await;
+    sf.sf.handle().revoke_tokens(OrgKind::Production, None);
+    let conn = connections::load(&sf.app.engine, connection).await.unwrap();
+    assert!(poller::poll_checked(&sf.app.engine, conn).await.is_err());
+    let row = stored::get(sf.app.store.db(), connection)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.state, state::TOKEN_EXPIRED);
+    let page = sf
+        .app
+        .admin(reqwest::Method::GET, "/admin")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Token expired"), "{page}");
+    assert!(page.contains("/connections/salesforce/connect"));
+    assert!(!sf.app.log_entries("token_refresh_failed").await.is_empty());
+    // Reconnecting by the same user resumes the same connection.
+    assert_eq!(sf.connect(false).await, connection);
+    let row = stored::get(sf.app.store.db(), connection)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.state, state::CONNECTED);
+}
+
+#[tokio::test]
+async fn a_user_without_api_access_is_told_user_not_authorised() {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let admin = sf.sf.handle().admin_user(OrgKind::Production);
+    sf.sf
+        .handle()
+        .set_user_permissions(
+            OrgKind::Production,
+            &admin,
+            Permissions {
+                api_enabled: false,
+                modify_all_data: true,
+                view_all_data: true,
+                customize_application: true,
+            },
+        )
+        .unwrap();
+    let answer = sf.oauth_connect(false).await;
+    assert!(!answer.status().is_success());
+    let body = answer.text().await.unwrap();
+    assert!(body.contains("User not authorised"), "{body}");
+    assert!(body.contains("API Enabled"), "{body}");
+    assert!(stored::list(sf.app.store.db()).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn disconnecting_revokes_the_token_at_salesforce_and_stops_syncing() {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    insert(&sf, 1, 0);
+    let connection = sf.connect_and_sync(false).await;
+    let before = sf.sf.handle().calls("oauth.revoke");
+    let done = connections::disconnect(&sf.app.engine, connection)
+        .await
+        .unwrap();
+    assert!(done.token_revoked, "{:?}", done.warnings);
+    assert_eq!(sf.sf.handle().calls("oauth.revoke"), before + 1);
+    let row = stored::get(sf.app.store.db(), connection)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.state, state::DISCONNECTED);
+    assert!(row.access_token_enc.is_none());
+    assert_eq!(poller::poll_all(&sf.app.engine).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn after_a_restart_a_linked_record_is_still_reached_by_its_id() {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let (_, contacts) = insert(&sf, 0, 1);
+    let connection = sf.connect_and_sync(false).await;
+    let record = contacts[0].clone();
+    let keys = record_keys::of_connection(sf.app.store.db(), connection)
+        .await
+        .unwrap();
+    assert!(keys.contains(&(surrogate(&record), record.clone())));
+    let SfApp { mut app, sf: sim } = sf;
+    app.restart().await;
+    let sf = SfApp { app, sf: sim };
+    let link = links::by_person(sf.app.store.db(), connection, surrogate(&record))
+        .await
+        .unwrap()
+        .expect("the contact is linked");
+    local::update_contact(
+        &sf.app.engine,
+        link.contact_id,
+        fields([name("After Restart")]),
+    )
+    .await
+    .unwrap();
+    sf.app.drive().await;
+    let stored = sf
+        .sf
+        .handle()
+        .record(OrgKind::Production, "Contact", &record)
+        .unwrap();
+    assert_eq!(stored["LastName"], "Restart");
+    assert!(sf.app.log_entries("dead_letter").await.is_empty());
+}
