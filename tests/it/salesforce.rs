@@ -300,3 +300,161 @@ async fn after_a_restart_a_linked_record_is_still_reached_by_its_id() {
     assert_eq!(stored["LastName"], "Restart");
     assert!(sf.app.log_entries("dead_letter").await.is_empty());
 }
+
+#[tokio::test]
+async fn a_validation_rule_refusal_is_in_the_sync_log_verbatim_with_the_guides_fix() {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    sf.connect_and_sync(false).await;
+    sf.sf
+        .handle()
+        .set_validation_rule(
+            OrgKind::Production,
+            "Lead",
+            "needs_source",
+            "LeadSource = null",
+            "Lead Source is required for every new lead.",
+            Some("LeadSource"),
+        )
+        .unwrap();
+    local::create_contact(
+        &sf.app.engine,
+        fields([name("Val Idation"), email("val@example.com")]),
+        true,
+    )
+    .await
+    .unwrap();
+    sf.app.drive().await;
+    let dead = sf.app.log_entries("dead_letter").await;
+    assert_eq!(dead.len(), 1);
+    let remote = dead[0].remote_error.clone().unwrap_or_default();
+    assert!(
+        remote.contains("FIELD_CUSTOM_VALIDATION_EXCEPTION")
+            && remote.contains("Lead Source is required for every new lead."),
+        "{remote}"
+    );
+    assert!(dead[0]
+        .hint
+        .as_deref()
+        .is_some_and(|h| h.contains("validation rule")));
+    assert!(records(&sf, "Lead", &["val@example.com"]).is_empty());
+}
+
+#[tokio::test]
+async fn a_new_app_contact_matching_a_salesforce_contact_by_email_links_to_it_instead_of_creating_a_lead(
+) {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let connection = sf.connect_and_sync(false).await;
+    // Created in Salesforce after the initial sync, with the e-mail in another case.
+    let existing = sf
+        .sf
+        .handle()
+        .insert_record(
+            OrgKind::Production,
+            "Contact",
+            json!({ "LastName": "Known", "Email": "Known.Person@Example.com" }),
+        )
+        .unwrap();
+    let contact = local::create_contact(
+        &sf.app.engine,
+        fields([name("Known Person"), email("known.person@example.com")]),
+        true,
+    )
+    .await
+    .unwrap()
+    .contact_id;
+    sf.app.drive().await;
+    let link = links::by_contact(sf.app.store.db(), connection, contact)
+        .await
+        .unwrap()
+        .expect("the contact is linked");
+    assert_eq!(link.person_id, surrogate(&existing));
+    assert!(records(&sf, "Lead", &["known.person@example.com"]).is_empty());
+    assert_eq!(
+        records(&sf, "Contact", &["known.person@example.com"]).len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn with_create_as_contact_a_new_app_contact_becomes_a_salesforce_contact() {
+    let sf = spawn_sf_app(sim(), |s| s.salesforce.create_as = "Contact".to_owned()).await;
+    sf.connect_and_sync(false).await;
+    local::create_contact(
+        &sf.app.engine,
+        fields([name("Conny Tact"), email("conny@example.com")]),
+        true,
+    )
+    .await
+    .unwrap();
+    sf.app.drive().await;
+    assert_eq!(records(&sf, "Contact", &["conny@example.com"]).len(), 1);
+    assert!(records(&sf, "Lead", &["conny@example.com"]).is_empty());
+}
+
+#[tokio::test]
+async fn a_token_close_to_expiry_is_refreshed_before_the_next_call() {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let connection = sf.connect_and_sync(false).await;
+    let before = stored::get(sf.app.store.db(), connection)
+        .await
+        .unwrap()
+        .unwrap();
+    // The session is a minute from its (assumed two-hour) end.
+    let refreshes = sf.sf.handle().calls("oauth.token");
+    tandem_engine::store::connections::store_tokens(
+        sf.app.store.db(),
+        connection,
+        tandem_engine::store::connections::RefreshedTokens {
+            access_token_enc: before.access_token_enc.clone().unwrap(),
+            refresh_token_enc: None,
+            token_expires_at: Some(sf.app.engine.now() + chrono::Duration::seconds(60)),
+            api_domain: None,
+        },
+        sf.app.engine.now(),
+    )
+    .await
+    .unwrap();
+    let conn = connections::load(&sf.app.engine, connection).await.unwrap();
+    assert_eq!(sf.sf.handle().calls("oauth.token"), refreshes + 1);
+    let after = stored::get(sf.app.store.db(), connection)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(after.access_token_enc, before.access_token_enc);
+    assert!(after.token_expires_at.unwrap() > sf.app.engine.now() + chrono::Duration::hours(1));
+    assert_eq!(after.api_domain, sf.sf.instance_url());
+    poller::poll_once(&sf.app.engine, &conn).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_lead_converted_in_salesforce_moves_its_link_to_the_contact_without_a_duplicate() {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let (leads, _) = insert(&sf, 1, 0);
+    let connection = sf.connect_and_sync(false).await;
+    let lead_link = links::by_person(sf.app.store.db(), connection, surrogate(&leads[0]))
+        .await
+        .unwrap()
+        .expect("the lead is linked");
+    let (_, contact) = sf
+        .sf
+        .handle()
+        .convert_lead(OrgKind::Production, &leads[0], None, None)
+        .unwrap();
+    let conn = connections::load(&sf.app.engine, connection).await.unwrap();
+    poller::poll_once(&sf.app.engine, &conn).await.unwrap();
+    sf.app.drive().await;
+    let moved = links::by_person(sf.app.store.db(), connection, surrogate(&contact))
+        .await
+        .unwrap()
+        .expect("the converted contact is linked");
+    assert_eq!(moved.contact_id, lead_link.contact_id);
+    assert!(
+        links::by_person(sf.app.store.db(), connection, surrogate(&leads[0]))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(link_count(&sf, connection).await, 1);
+    let local = sf.app.contact(lead_link.contact_id).await;
+    assert!(!local.archived);
+}

@@ -159,7 +159,9 @@ async fn apply_person_from<C: Conn>(
     crate::sync::connections::save_record_keys(engine, txn, conn).await?;
     let txn = txn.raw();
     if person.deleted {
-        return person_deleted(txn, engine, conn, person.id, None, now).await;
+        // A person merged away (Salesforce: a converted Lead, into its Contact) is followed
+        // to the survivor.
+        return person_deleted(txn, engine, conn, person.id, person.merged_into, now).await;
     }
     let remote = person.snapshot.clone();
     let applied = match links::by_person_for_update(txn, conn.id, person.id).await? {
@@ -722,7 +724,10 @@ pub async fn person_deleted<C: Conn>(
                     Level::Info,
                     Direction::Inbound,
                     "person_merged",
-                    "The person was merged in Pipedrive; the link follows the surviving person.",
+                    format!(
+                        "The person was merged into another in {}; the link follows the surviving person.",
+                        conn.crm.display_name()
+                    ),
                 )
                 .connection(conn.id)
                 .contact(link.contact_id)
@@ -750,7 +755,10 @@ pub async fn person_deleted<C: Conn>(
             Level::Info,
             Direction::Inbound,
             "person_deleted",
-            "The person was deleted in Pipedrive; the contact was unlinked.",
+            format!(
+                "The person was deleted in {}; the contact was unlinked.",
+                conn.crm.display_name()
+            ),
         )
         .connection(conn.id)
         .contact(link.contact_id)
