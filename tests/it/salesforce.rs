@@ -458,3 +458,30 @@ async fn a_lead_converted_in_salesforce_moves_its_link_to_the_contact_without_a_
     let local = sf.app.contact(lead_link.contact_id).await;
     assert!(!local.archived);
 }
+
+#[tokio::test]
+async fn a_poll_refused_for_the_daily_limit_is_in_the_sync_log_once_with_the_guides_fix() {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let connection = sf.connect_and_sync(false).await;
+    sf.sf
+        .handle()
+        .set_faults(salesforce_sim::FaultSpec::parse("query:limit=1").unwrap());
+    assert!(poller::poll_all(&sf.app.engine).await.is_err());
+    assert!(poller::poll_all(&sf.app.engine).await.is_err());
+    let entries = sf.app.log_entries("poll_failed").await;
+    assert_eq!(entries.len(), 1, "one entry for a repeated error");
+    let remote = entries[0].remote_error.clone().unwrap_or_default();
+    assert!(remote.contains("REQUEST_LIMIT_EXCEEDED"), "{remote}");
+    assert!(entries[0]
+        .hint
+        .as_deref()
+        .is_some_and(|h| h.contains("System Overview")));
+    let row = stored::get(sf.app.store.db(), connection)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.state, state::CONNECTED);
+    assert!(row
+        .last_error
+        .is_some_and(|e| e.contains("REQUEST_LIMIT_EXCEEDED")));
+}

@@ -39,6 +39,9 @@ pub async fn poll_all(engine: &Engine) -> Result<usize, SyncError> {
             Ok(n) => applied += n,
             Err(error) => {
                 tracing::warn!(connection_id = %id, error = %error, "Polling a connection failed; it will run again.");
+                if let SyncError::Crm(crm_error) = &error {
+                    record_poll_error(engine, id, crm_error).await?;
+                }
                 first_error.get_or_insert(error);
             }
         }
@@ -47,6 +50,36 @@ pub async fn poll_all(engine: &Engine) -> Result<usize, SyncError> {
         Some(error) => Err(error),
         None => Ok(applied),
     }
+}
+
+/// Writes a failed poll to the sync log, the CRM's words verbatim with the fix as the hint,
+/// and onto the card; the same error again (every poll interval) is not repeated.
+async fn record_poll_error(engine: &Engine, id: Uuid, error: &CrmError) -> Result<(), SyncError> {
+    let db = &engine.store;
+    let text = connections::verbatim(error);
+    let Some(row) = stored_connections::get(db, id).await? else {
+        return Ok(());
+    };
+    if row.last_error.as_deref() == Some(text.as_str()) {
+        return Ok(());
+    }
+    let now = engine.now();
+    stored_connections::set_last_error(db, id, Some(&text), now).await?;
+    let crm_name = engine.crm_of(&row.crm).display_name();
+    let mut entry = Entry::new(
+        Level::Warn,
+        Direction::Inbound,
+        "poll_failed",
+        format!("Reading changes from {crm_name} failed; the poll runs again."),
+    )
+    .connection(id)
+    .status(error.status)
+    .remote_error(text);
+    if let Some(hint) = &error.hint {
+        entry = entry.hint(hint.clone());
+    }
+    synclog::record(db, entry, now).await?;
+    Ok(())
 }
 
 /// The change-capture round of one connection: runs (or resumes) its initial sync when it has
