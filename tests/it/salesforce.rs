@@ -164,6 +164,10 @@ async fn a_new_app_contact_becomes_a_lead_with_the_external_id_and_logged_placeh
     assert_eq!(lead["tandem_id__c"], contact.to_string());
     assert_eq!(lead["LastName"], "Plato");
     assert_eq!(lead["Company"], "[not provided]");
+    // Owned by the connecting user.
+    let admin = sf.sf.handle().admin_user(OrgKind::Production);
+    let admin_id = sf.sf.handle().user_id(OrgKind::Production, &admin).unwrap();
+    assert_eq!(lead["OwnerId"], admin_id);
     let placeholders = sf.app.log_entries("placeholder_filled").await;
     assert_eq!(placeholders.len(), 1);
     assert!(placeholders[0].message.contains("Company"));
@@ -484,4 +488,60 @@ async fn a_poll_refused_for_the_daily_limit_is_in_the_sync_log_once_with_the_gui
     assert!(row
         .last_error
         .is_some_and(|e| e.contains("REQUEST_LIMIT_EXCEEDED")));
+}
+
+#[tokio::test]
+async fn pipedrive_and_salesforce_connections_sync_side_by_side() {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    insert(&sf, 1, 1);
+    for i in 0..3 {
+        sf.app
+            .sim
+            .handle()
+            .insert_person(json!({ "name": format!("Pipe Person{i}"), "emails": [{ "value": format!("pipe{i}@example.com"), "primary": true }] }))
+            .unwrap();
+    }
+    let pipedrive = sf.app.connect_pipedrive().await;
+    let salesforce = sf.connect(false).await;
+    // One round of the poll loop runs both initial syncs.
+    poller::poll_all(&sf.app.engine).await.unwrap();
+    poller::poll_all(&sf.app.engine).await.unwrap();
+    assert_eq!(link_count(&sf, salesforce).await, 2);
+    assert_eq!(link_count(&sf, pipedrive).await, 3);
+    let rows = stored::list(sf.app.store.db()).await.unwrap();
+    assert!(rows.iter().all(|r| r.state == state::CONNECTED));
+}
+
+#[tokio::test]
+async fn sandbox_and_production_data_never_cross() {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    insert(&sf, 2, 0);
+    sf.sf
+        .handle()
+        .insert_record(
+            OrgKind::Sandbox,
+            "Contact",
+            json!({ "LastName": "Sandy", "Email": "sandy@example.com" }),
+        )
+        .unwrap();
+    let production = sf.connect_and_sync(false).await;
+    let sandbox = sf.connect_and_sync(true).await;
+    assert_eq!(link_count(&sf, production).await, 2);
+    assert_eq!(link_count(&sf, sandbox).await, 1);
+    // An app edit of the sandbox's contact goes to the sandbox org only.
+    let record = sf
+        .sf
+        .handle()
+        .ids_by_email(OrgKind::Sandbox, "Contact", "sandy@example.com")
+        .remove(0);
+    let link = links::by_person(sf.app.store.db(), sandbox, surrogate(&record))
+        .await
+        .unwrap()
+        .expect("linked in the sandbox connection");
+    assert!(
+        links::by_contact(sf.app.store.db(), production, link.contact_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
