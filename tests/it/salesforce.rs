@@ -545,3 +545,55 @@ async fn sandbox_and_production_data_never_cross() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn journey_actions_schedule_a_task_and_update_a_field_on_the_salesforce_record() {
+    use tandem_engine::sync::outbound::actions::{self, ContactRef, Submit};
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let (_, contacts) = insert(&sf, 0, 1);
+    let connection = sf.connect_and_sync(false).await;
+    let link = links::by_person(sf.app.store.db(), connection, surrogate(&contacts[0]))
+        .await
+        .unwrap()
+        .expect("linked");
+    let submit = |action: &str, params: serde_json::Value, key: &str| Submit {
+        action: actions::parse_action(action).unwrap(),
+        contact: ContactRef::Id {
+            contact_id: link.contact_id,
+        },
+        params,
+        idempotency_key: key.to_owned(),
+    };
+    let task = actions::submit(
+        &sf.app.engine,
+        submit(
+            "schedule_activity",
+            json!({ "subject": "Call back", "due_date": "2026-12-24" }),
+            "journey-sf-1",
+        ),
+    )
+    .await
+    .unwrap();
+    let field = actions::submit(
+        &sf.app.engine,
+        submit(
+            "update_person_field",
+            json!({ "field": "phone", "value": "+1 555 0100" }),
+            "journey-sf-2",
+        ),
+    )
+    .await
+    .unwrap();
+    sf.app.drive().await;
+    for id in [task.record.id, field.record.id] {
+        let record = actions::get(&sf.app.engine, id).await.unwrap().unwrap();
+        assert_eq!(record.state, "done", "{:?}", record.result);
+    }
+    assert_eq!(sf.sf.handle().count(OrgKind::Production, "Task"), 1);
+    let stored = sf
+        .sf
+        .handle()
+        .record(OrgKind::Production, "Contact", &contacts[0])
+        .unwrap();
+    assert_eq!(stored["Phone"], "+1 555 0100");
+}
