@@ -597,3 +597,52 @@ async fn journey_actions_schedule_a_task_and_update_a_field_on_the_salesforce_re
         .unwrap();
     assert_eq!(stored["Phone"], "+1 555 0100");
 }
+
+#[tokio::test]
+async fn a_refused_authorisation_code_says_session_expired_or_invalid_and_a_replayed_state_is_refused(
+) {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let start = no_redirects
+        .get(format!(
+            "{}/connections/salesforce/connect?sandbox=1",
+            sf.app.base_url
+        ))
+        .bearer_auth("test-admin-token")
+        .send()
+        .await
+        .unwrap();
+    let location = start.headers()["location"].to_str().unwrap().to_owned();
+    // The sandbox login host, with a PKCE challenge.
+    assert!(location.starts_with(sf.sf.login_url(true)), "{location}");
+    assert!(location.contains("code_challenge_method=S256"));
+    let url = reqwest::Url::parse(&location).unwrap();
+    let state = url
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let callback = |state: String| {
+        let http = no_redirects.clone();
+        let base = sf.app.base_url.clone();
+        async move {
+            http.get(format!("{base}/connections/salesforce/callback"))
+                .query(&[("code", "not-a-code"), ("state", state.as_str())])
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let body = callback(state.clone()).await;
+    assert!(body.contains("Session expired or invalid"), "{body}");
+    let replay = callback(state).await;
+    assert!(replay.contains("already used"), "{replay}");
+    assert!(stored::list(sf.app.store.db()).await.unwrap().is_empty());
+}
