@@ -215,6 +215,9 @@ async fn a_revoked_refresh_token_turns_the_card_to_token_expired() {
         .await
         .unwrap();
     assert!(page.contains("Token expired"), "{page}");
+    // The quota Salesforce reported (Sforce-Limit-Info) is on the card.
+    assert!(page.contains("Daily API quota"), "{page}");
+    assert!(page.contains("of 100000 calls left"), "{page}");
     assert!(page.contains("/connections/salesforce/connect"));
     assert!(!sf.app.log_entries("token_refresh_failed").await.is_empty());
     // Reconnecting by the same user resumes the same connection.

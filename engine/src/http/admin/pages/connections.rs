@@ -44,11 +44,17 @@ struct Card<'a> {
     reconnect_href: &'static str,
     /// The CRM's name on the card.
     crm_name: &'static str,
+    /// The daily API quota as the CRM last reported it ("93,210 of 100,000 left"), if known.
+    quota: Option<String>,
 }
 
 impl<'a> Card<'a> {
-    fn new(status: &'a ConnectionStatus) -> Self {
+    fn new(status: &'a ConnectionStatus, limiters: &crate::crm::limiter::Limiters) -> Self {
+        let budget = limiters.get(status.id);
+        let quota = budget.and_then(|b| Some((b.daily_left()?, b.daily_total()?)));
         Self {
+            quota: quota
+                .map(|(left, total)| format!("{left} of {total} calls left (rolling 24 hours)")),
             status,
             last_sync: status.last_success_at.map_or_else(
                 || "never".to_owned(),
@@ -88,7 +94,8 @@ pub(super) async fn home(
         Ok(list) => list,
         Err(e) => return error_page(&api_error(e)),
     };
-    let cards: Vec<Card<'_>> = list.iter().map(Card::new).collect();
+    let limiters = state.engine.crm.limiters();
+    let cards: Vec<Card<'_>> = list.iter().map(|s| Card::new(s, limiters)).collect();
     render(
         StatusCode::OK,
         &ConnectionsPage {
