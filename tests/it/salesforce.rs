@@ -649,3 +649,28 @@ async fn a_refused_authorisation_code_says_session_expired_or_invalid_and_a_repl
     assert!(replay.contains("already used"), "{replay}");
     assert!(stored::list(sf.app.store.db()).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_user_without_modify_all_data_is_told_insufficient_access_or_readonly() {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let admin = sf.sf.handle().admin_user(OrgKind::Production);
+    sf.sf
+        .handle()
+        .set_user_permissions(
+            OrgKind::Production,
+            &admin,
+            Permissions {
+                api_enabled: true,
+                modify_all_data: false,
+                view_all_data: true,
+                customize_application: true,
+            },
+        )
+        .unwrap();
+    let answer = sf.oauth_connect(false).await;
+    assert!(!answer.status().is_success());
+    let body = answer.text().await.unwrap();
+    assert!(body.contains("insufficient_access_or_readonly"), "{body}");
+    assert!(body.contains("Modify All Data"), "{body}");
+    assert!(stored::list(sf.app.store.db()).await.unwrap().is_empty());
+}

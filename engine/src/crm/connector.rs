@@ -392,6 +392,17 @@ impl Crm {
         }
     }
 
+    /// Checks that the connecting user may read and write every person tandem syncs
+    /// (Salesforce: Modify All Data); Pipedrive's rights are checked by its calls themselves.
+    pub async fn check_write_access(&self, session: &Session) -> Result<(), CrmError> {
+        match self {
+            Self::Pipedrive(..) => Ok(()),
+            Self::Salesforce(client, _) => {
+                salesforce::ops::check_write_access(client, session).await
+            }
+        }
+    }
+
     /// Every field of the CRM's person (built-in and custom).
     pub async fn field_catalog(&self, session: &Session) -> Result<Vec<CatalogField>, CrmError> {
         match self {

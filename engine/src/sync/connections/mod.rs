@@ -475,6 +475,9 @@ pub async fn connect_salesforce(
     let session = session_for(id);
     // Again under the connection's own id, so its registry knows the user (the default owner).
     let me = crm.whoami(&session).await.map_err(connect_refused)?;
+    crm.check_write_access(&session)
+        .await
+        .map_err(connect_refused)?;
     let apid_field_key = match ensure_apid_field(&crm, &session).await {
         Ok(key) => Some(key),
         Err(SyncError::Crm(error))
