@@ -16,7 +16,7 @@ mod m20261203_000002_link_write_state;
 mod m20261203_000010_queue_claims;
 mod m20261204_000001_create_metric_minute;
 mod m20261215_000001_mirror_cursor;
-mod m20261216_000001_crm_record_key;
+mod m20261221_000001_crm_record_key;
 
 /// The ordered list of tandem's migrations.
 #[derive(Debug)]
@@ -35,7 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000010_queue_claims::Migration),
             Box::new(m20261204_000001_create_metric_minute::Migration),
             Box::new(m20261215_000001_mirror_cursor::Migration),
-            Box::new(m20261216_000001_crm_record_key::Migration),
+            Box::new(m20261221_000001_crm_record_key::Migration),
         ]
     }
 }
