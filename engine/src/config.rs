@@ -207,8 +207,8 @@ pub struct PipedriveSettings {
     pub register_webhooks: bool,
 }
 
-/// The Salesforce connector (issue 19, ADR 0013). Not wired to connections yet: the
-/// connector is built from it with `Crm::salesforce`.
+/// The Salesforce connector (issue 19, ADR 0013): `Crm::salesforce` builds it for production
+/// and for the sandbox login host.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SalesforceSettings {
@@ -233,6 +233,14 @@ pub struct SalesforceSettings {
     pub poll_interval_secs: u64,
     /// The client id sent in `Sforce-Call-Options: client=…` on every write.
     pub call_options_client: String,
+    /// What a new app contact becomes in Salesforce: `Lead` or `Contact`.
+    pub create_as: String,
+    /// Hosts an `instance_url` may name (`*.my.salesforce.com`), or origins
+    /// (`http://127.0.0.1:4000`): tokens are only ever sent there.
+    pub allowed_instance_domains: Vec<String>,
+    /// Seconds each poll reaches back before its cursor (`SystemModstamp` is written at commit
+    /// and the `deleted` resource covers whole minutes).
+    pub poll_overlap_secs: u64,
 }
 
 /// Webhooks between tandem and the app (Standard Webhooks, both ways).
@@ -285,6 +293,9 @@ impl SalesforceSettings {
         }
         if self.poll_interval_secs == 0 {
             return key("salesforce.poll_interval_secs", "must be at least 1");
+        }
+        if !matches!(self.create_as.as_str(), "Lead" | "Contact") {
+            return key("salesforce.create_as", "must be Lead or Contact");
         }
         Ok(())
     }

@@ -204,15 +204,33 @@ impl reqwest::dns::Resolve for PublicOnlyResolver {
 /// Checks a CRM base URL (`api_domain`): https on an allowed domain, or the configured OAuth
 /// base URL's origin.
 pub fn check_crm_url(settings: &Settings, text: &str) -> Result<(), EgressError> {
-    let patterns = settings.pipedrive.allowed_api_domains.join(", ");
+    check_url_against(
+        &settings.pipedrive.allowed_api_domains,
+        &[settings.pipedrive.oauth_base_url.as_str()],
+        text,
+    )
+}
+
+/// Checks a Salesforce `instance_url`: https on an allowed instance domain
+/// (`salesforce.allowed_instance_domains`), or one of the login hosts' origins (a My Domain
+/// host serves both).
+pub fn check_salesforce_url(settings: &Settings, text: &str) -> Result<(), EgressError> {
+    let sf = &settings.salesforce;
+    check_url_against(
+        &sf.allowed_instance_domains,
+        &[sf.login_url.as_str(), sf.sandbox_login_url.as_str()],
+        text,
+    )
+}
+
+fn check_url_against(allowed: &[String], origins: &[&str], text: &str) -> Result<(), EgressError> {
+    let patterns = allowed.join(", ");
     let refused = || EgressError::CrmHostNotAllowed(patterns.clone());
     let url = url::Url::parse(text.trim()).map_err(|_| refused())?;
     // The configured OAuth server's origin, and patterns written as origins
     // (`http://localhost:4000`), match scheme, host and port exactly.
-    let origins = std::iter::once(settings.pipedrive.oauth_base_url.as_str()).chain(
-        settings
-            .pipedrive
-            .allowed_api_domains
+    let origins = origins.iter().copied().chain(
+        allowed
             .iter()
             .map(String::as_str)
             .filter(|p| p.contains("://")),
@@ -226,9 +244,7 @@ pub fn check_crm_url(settings: &Settings, text: &str) -> Result<(), EgressError>
         return Err(refused());
     }
     let host = url.host_str().ok_or_else(refused)?.to_ascii_lowercase();
-    let matches = settings
-        .pipedrive
-        .allowed_api_domains
+    let matches = allowed
         .iter()
         .any(|pattern| match pattern.strip_prefix("*.") {
             Some(domain) => host.ends_with(&format!(".{domain}")),

@@ -19,6 +19,7 @@ mod m20261215_000001_mirror_cursor;
 mod m20261220_000001_replica_leases;
 mod m20261220_000002_crm_triggers;
 mod m20261220_000003_email_log;
+mod m20261221_000001_crm_record_key;
 mod m20261222_000001_mirror_schedule;
 
 /// The ordered list of tandem's migrations.
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261220_000001_replica_leases::Migration),
             Box::new(m20261220_000002_crm_triggers::Migration),
             Box::new(m20261220_000003_email_log::Migration),
+            Box::new(m20261221_000001_crm_record_key::Migration),
             Box::new(m20261222_000001_mirror_schedule::Migration),
         ]
     }

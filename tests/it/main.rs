@@ -23,6 +23,7 @@ mod mirror;
 mod queue;
 mod races;
 mod replicas;
+mod salesforce;
 mod security;
 mod triggers;
 mod writeback;

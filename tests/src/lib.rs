@@ -10,6 +10,7 @@ pub mod child;
 pub mod fields;
 pub mod mirror;
 pub mod receiver;
+pub mod salesforce;
 
 use std::net::SocketAddr;
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tandem_core::{ApId, CrmError, EmailAddress, FieldKey, FieldValue, Timestamp};
+use uuid::Uuid;
 
 use super::fields::{FieldMap, RemoteField};
 use super::limiter::{ConnectionBudget, Limiters};
@@ -40,6 +41,12 @@ pub enum Crm {
     Salesforce(SalesforceClient, SfOAuthApp),
 }
 
+impl std::fmt::Debug for Crm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.display_name())
+    }
+}
+
 impl Crm {
     /// The CRM the settings configure. CRM hosts are checked by name
     /// (`crate::egress::check_crm_url`) and again after DNS resolution: a CRM's name never
@@ -56,20 +63,97 @@ impl Crm {
     }
 
     /// The Salesforce connector for production (`sandbox = false`) or the sandbox login host.
-    /// Not wired to connections yet (ADR 0013).
     pub fn salesforce(settings: &Settings, sandbox: bool) -> Self {
+        Self::salesforce_with(settings, sandbox, Limiters::default())
+    }
+
+    /// As [`Crm::salesforce`], sharing `limiters` with the engine's other connectors (budgets
+    /// are per connection, so one registry serves every CRM).
+    pub fn salesforce_with(settings: &Settings, sandbox: bool, limiters: Limiters) -> Self {
         let client = SalesforceClient::with_http(
             super::http::client_with_resolver(
                 Duration::from_secs(settings.salesforce.request_timeout_secs),
                 crate::egress::EgressPolicy::for_crm(settings).resolver(),
             ),
-            Limiters::default(),
+            limiters,
             SfConfig::from_settings(&settings.salesforce),
         );
         Self::Salesforce(
             client,
             SfOAuthApp::from_settings(&settings.salesforce, sandbox),
         )
+    }
+
+    /// The CRM's name as the sync log and the console write it.
+    pub fn display_name(&self) -> &'static str {
+        match self {
+            Self::Pipedrive(..) => "Pipedrive",
+            Self::Salesforce(..) => "Salesforce",
+        }
+    }
+
+    /// How long an access token lives when the token answer does not say (Salesforce sends
+    /// no `expires_in`; its sessions last about two hours), so it is refreshed before expiry.
+    pub fn assumed_token_lifetime_secs(&self) -> Option<i64> {
+        match self {
+            Self::Pipedrive(..) => None,
+            Self::Salesforce(..) => Some(7200),
+        }
+    }
+
+    /// The custom field carrying the apId (the contact's id in the app) and its type, as
+    /// [`Crm::create_field`] takes them: Pipedrive's `apId` text field, Salesforce's external-id
+    /// field (`salesforce.external_id_field`, `tandem_id__c`).
+    pub fn external_id_field(&self) -> (&str, &'static str) {
+        match self {
+            Self::Pipedrive(..) => ("apId", "varchar"),
+            Self::Salesforce(client, _) => (client.config().external_id_field.as_str(), "string"),
+        }
+    }
+
+    /// Seconds between change-capture polls, and how far each poll reaches back before its
+    /// cursor, from this CRM's settings.
+    pub fn poll_interval_and_overlap(&self, settings: &Settings) -> (u64, u64) {
+        match self {
+            Self::Pipedrive(..) => (
+                settings.workers.poll_interval_secs,
+                settings.pipedrive.poll_overlap_secs,
+            ),
+            Self::Salesforce(..) => (
+                settings.salesforce.poll_interval_secs,
+                settings.salesforce.poll_overlap_secs,
+            ),
+        }
+    }
+
+    /// Whether the CRM sends tandem change notifications (webhooks); without them, polling is
+    /// the change capture.
+    pub fn pushes_changes(&self) -> bool {
+        matches!(self, Self::Pipedrive(..))
+    }
+
+    /// Whether this process still has to load the connection's stored record keys (the CRM's
+    /// own ids behind the boundary's `i64`s; Salesforce only, ADR 0013).
+    pub fn record_keys_unseeded(&self, connection: Uuid) -> bool {
+        match self {
+            Self::Pipedrive(..) => false,
+            Self::Salesforce(client, _) => !client.keys().is_seeded(connection),
+        }
+    }
+
+    /// Loads stored record keys (surrogate, the CRM's key) of a connection.
+    pub fn seed_record_keys(&self, connection: Uuid, keys: Vec<(i64, String)>) {
+        if let Self::Salesforce(client, _) = self {
+            client.keys().seed(connection, keys);
+        }
+    }
+
+    /// The record keys learned since the last call, to be stored.
+    pub fn take_new_record_keys(&self, connection: Uuid) -> Vec<(i64, String)> {
+        match self {
+            Self::Pipedrive(..) => Vec::new(),
+            Self::Salesforce(client, _) => client.keys().take_new(connection),
+        }
     }
 
     /// The connector's rate limiters, per connection.
@@ -313,6 +397,17 @@ impl Crm {
         }
     }
 
+    /// Checks that the connecting user may read and write every person tandem syncs
+    /// (Salesforce: Modify All Data); Pipedrive's rights are checked by its calls themselves.
+    pub async fn check_write_access(&self, session: &Session) -> Result<(), CrmError> {
+        match self {
+            Self::Pipedrive(..) => Ok(()),
+            Self::Salesforce(client, _) => {
+                salesforce::ops::check_write_access(client, session).await
+            }
+        }
+    }
+
     /// Every field of the CRM's person (built-in and custom).
     pub async fn field_catalog(&self, session: &Session) -> Result<Vec<CatalogField>, CrmError> {
         match self {
@@ -543,6 +638,33 @@ impl Crm {
             Self::Salesforce(client, _) => {
                 salesforce::ops::set_person_owner(client, session, person_id, owner_id).await
             }
+        }
+    }
+
+    /// Where to send the admin's browser to authorise tandem, with a PKCE S256 challenge of
+    /// `code_verifier`; `None` for a CRM whose flow is built elsewhere (Pipedrive's, in
+    /// `http::connect`).
+    pub fn authorize_url(
+        &self,
+        redirect_uri: &str,
+        state: &str,
+        code_verifier: &str,
+    ) -> Option<String> {
+        match self {
+            Self::Pipedrive(..) => None,
+            Self::Salesforce(_, app) => Some(app.authorize_url(
+                redirect_uri,
+                state,
+                &salesforce::pkce_challenge(code_verifier),
+            )),
+        }
+    }
+
+    /// Whether the connector's OAuth app has its client credentials.
+    pub fn oauth_configured(&self) -> bool {
+        match self {
+            Self::Pipedrive(_, app) => app.is_configured(),
+            Self::Salesforce(_, app) => app.is_configured(),
         }
     }
 

@@ -29,7 +29,161 @@ pub fn router(state: AppState) -> Router {
             "/connections/pipedrive/callback",
             get(callback).delete(uninstalled),
         )
+        .route("/connections/salesforce/connect", get(salesforce_start))
+        .route("/connections/salesforce/callback", get(salesforce_callback))
         .with_state(state)
+}
+
+pub(crate) fn salesforce_redirect_uri(state: &AppState) -> String {
+    format!(
+        "{}/connections/salesforce/callback",
+        state.engine.public_url
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct SalesforceStartQuery {
+    /// The card's Sandbox toggle: sign in through the sandbox login host.
+    #[serde(default)]
+    sandbox: Option<String>,
+}
+
+/// "Connect" / "Reconnect" on the Salesforce card: the web-server flow with PKCE, through the
+/// production or the sandbox login host. The `state` is signed and single-use and carries the
+/// toggle; the code verifier is derived from the state's nonce with the server's key, so it is
+/// never stored.
+async fn salesforce_start(
+    _: PageAdmin,
+    State(state): State<AppState>,
+    Query(q): Query<SalesforceStartQuery>,
+) -> Response {
+    let sandbox = q
+        .sandbox
+        .as_deref()
+        .is_some_and(|v| v == "true" || v == "1" || v == "on");
+    let crm = state.engine.crm_of(if sandbox {
+        connections::kind::SALESFORCE_SANDBOX
+    } else {
+        connections::kind::SALESFORCE
+    });
+    if !crm.oauth_configured() {
+        return error_page(&ApiError::new(
+            ErrorCode::OauthNotConfigured,
+            "OAuth is not configured: set salesforce.client_id and salesforce.client_secret from the connected app (Setup -> App Manager)",
+        ));
+    }
+    let nonce = Alphanumeric.sample_string(&mut rand::thread_rng(), 32);
+    let payload = format!("{nonce}.{}", if sandbox { "sandbox" } else { "production" });
+    let signed = format!(
+        "{payload}.{}",
+        session::sign_state(&state.settings, &payload)
+    );
+    if let Err(e) = oauth_states::insert(&state.store, &nonce, state.engine.now()).await {
+        return error_page(&ApiError::internal(&e));
+    }
+    let verifier = session::pkce_verifier(&state.settings, &nonce);
+    match crm.authorize_url(&salesforce_redirect_uri(&state), &signed, &verifier) {
+        Some(url) => Redirect::to(&url).into_response(),
+        None => error_page(&ApiError::new(
+            ErrorCode::OauthNotConfigured,
+            "this CRM has no authorize URL",
+        )),
+    }
+}
+
+async fn salesforce_callback(
+    State(app): State<AppState>,
+    Query(q): Query<CallbackQuery>,
+) -> Response {
+    match handle_salesforce_callback(&app, q).await {
+        Ok(sandbox) => Html(format!(
+            "<!doctype html><html lang=en><head><meta charset=utf-8><meta http-equiv=refresh content=\"0;url=/admin\"><title>Connected · tandem</title></head>\
+<body><p>Salesforce {} connected. <a href=/admin>Continue to the console</a>.</p></body></html>",
+            if sandbox { "sandbox" } else { "production" }
+        ))
+        .into_response(),
+        Err(error) => error_page(&error),
+    }
+}
+
+async fn handle_salesforce_callback(app: &AppState, q: CallbackQuery) -> Result<bool, ApiError> {
+    let (nonce, env) = consume_signed_state(app, q.state.as_deref()).await?;
+    let sandbox = match env.as_str() {
+        "sandbox" => true,
+        "production" => false,
+        _ => {
+            return Err(state_invalid(
+                "the `state` was not issued for Salesforce; start again from the console",
+            ))
+        }
+    };
+    let engine = &app.engine;
+    let crm = engine.crm_of(if sandbox {
+        connections::kind::SALESFORCE_SANDBOX
+    } else {
+        connections::kind::SALESFORCE
+    });
+    if let Some(error) = q.error {
+        record(
+            app,
+            "oauth_denied",
+            format!("Salesforce authorisation was not given ({error})."),
+        )
+        .await;
+        return Err(ApiError::new(
+            ErrorCode::OauthDenied,
+            format!("Salesforce did not authorise tandem ({error}); nothing changed. Try again and click Allow"),
+        ));
+    }
+    let code = q.code.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::BadRequest,
+            "the callback has neither `code` nor `error`",
+        )
+    })?;
+    let verifier = session::pkce_verifier(&app.settings, &nonce);
+    let tokens = crm
+        .exchange_code_with_verifier(&code, &salesforce_redirect_uri(app), Some(&verifier))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                ErrorCode::PipedriveRejected,
+                format!(
+                    "Session expired or invalid: Salesforce refused to exchange the authorisation code ({}); sign in fresh and retry from the console",
+                    crate::sync::connections::verbatim(&e)
+                ),
+            )
+        })?;
+    let new = connections::NewConnection {
+        api_domain: tokens.api_domain.clone(),
+        auth_kind: "oauth",
+        access_token: tokens.access_token.expose().clone(),
+        refresh_token: tokens.refresh_token.as_ref().map(|t| t.expose().clone()),
+        token_expires_at: tokens
+            .expires_in
+            .map(|s| engine.now() + chrono::Duration::seconds(s)),
+    };
+    match connections::connect_salesforce(engine, new, sandbox).await {
+        Ok(_) => Ok(sandbox),
+        Err(error) => {
+            record(
+                app,
+                "connect_refused",
+                format!("Connecting Salesforce failed: {error}"),
+            )
+            .await;
+            // Tokens we will not use are given back.
+            if let Some(refresh) = &tokens.refresh_token {
+                if let Err(e) = crm
+                    .revoke_token(refresh.expose(), crate::crm::TokenKind::Refresh)
+                    .await
+                {
+                    tracing::warn!(error = %e, "Revoking unused OAuth tokens failed.");
+                }
+            }
+            Err(super::admin::api_error(error))
+        }
+    }
 }
 
 pub(crate) fn redirect_uri(state: &AppState) -> String {
@@ -100,6 +254,16 @@ fn state_invalid(detail: &str) -> ApiError {
 /// Checks the state's signature and consumes it (single use, 10 minutes); returns whether
 /// the admin confirmed a company reset.
 async fn consume_state(app: &AppState, signed: Option<&str>) -> Result<bool, ApiError> {
+    let (_, flag) = consume_signed_state(app, signed).await?;
+    Ok(flag == "1")
+}
+
+/// Checks a `nonce.flag.signature` state and consumes it (single use, 10 minutes); returns
+/// the nonce and the flag.
+async fn consume_signed_state(
+    app: &AppState,
+    signed: Option<&str>,
+) -> Result<(String, String), ApiError> {
     let signed = signed.ok_or_else(|| {
         state_invalid("the callback has no `state`; start again from the console")
     })?;
@@ -128,7 +292,7 @@ async fn consume_state(app: &AppState, signed: Option<&str>) -> Result<bool, Api
             "this `state` was already used or has expired (10 minutes); start again from the console",
         ));
     }
-    Ok(reset == "1")
+    Ok((nonce.to_owned(), reset.to_owned()))
 }
 
 async fn callback(State(app): State<AppState>, Query(q): Query<CallbackQuery>) -> Response {

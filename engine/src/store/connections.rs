@@ -292,6 +292,25 @@ pub async fn mark_success(db: &impl Conn, id: Uuid, now: DateTime<Utc>) -> Resul
     Ok(())
 }
 
+/// Sets the error the admin sees on the card, keeping the state.
+pub async fn set_last_error(
+    db: &impl Conn,
+    id: Uuid,
+    error: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    connection::Entity::update_many()
+        .col_expr(
+            connection::Column::LastError,
+            Expr::value(error.map(str::to_owned)),
+        )
+        .col_expr(connection::Column::UpdatedAt, Expr::value(now))
+        .filter(connection::Column::Id.eq(id))
+        .exec(db.raw())
+        .await?;
+    Ok(())
+}
+
 /// Deletes a connection; its links, queued writes, cursors and mappings go with it (foreign
 /// keys cascade), and so do its duplicate groups.
 pub async fn delete(db: &impl Conn, id: Uuid) -> Result<(), StoreError> {

@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod mirror;
 pub mod oauth_states;
 pub mod queue;
+pub mod record_keys;
 pub mod sessions;
 pub mod stats;
 pub mod subscriptions;

@@ -43,7 +43,7 @@ pub struct Entry {
     pub status: Option<u16>,
     pub message: String,
     pub remote_error: Option<String>,
-    pub hint: Option<&'static str>,
+    pub hint: Option<std::borrow::Cow<'static, str>>,
     pub detail: Option<serde_json::Value>,
 }
 
@@ -94,8 +94,8 @@ impl Entry {
         self
     }
 
-    pub fn hint(mut self, hint: &'static str) -> Self {
-        self.hint = Some(hint);
+    pub fn hint(mut self, hint: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+        self.hint = Some(hint.into());
         self
     }
 
@@ -127,7 +127,7 @@ pub async fn record(db: &impl Conn, entry: Entry, now: DateTime<Utc>) -> Result<
         status: Set(entry.status.map(i32::from)),
         message: Set(entry.message),
         remote_error: Set(entry.remote_error),
-        hint: Set(entry.hint.map(str::to_owned)),
+        hint: Set(entry.hint.map(std::borrow::Cow::into_owned)),
         detail: Set(entry.detail),
     })
     .exec_without_returning(db.raw())

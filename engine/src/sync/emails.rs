@@ -354,7 +354,7 @@ pub async fn execute(
             _ => None,
         },
     };
-    let activity = engine
+    let activity = conn
         .crm
         .log_email(&conn.session, &logged)
         .await

@@ -76,8 +76,13 @@ pub type CatchUpSlot = Arc<tokio::sync::Mutex<Option<DateTime<Utc>>>>;
 #[derive(Clone)]
 pub struct Engine {
     pub store: Store,
-    /// The CRM: the one boundary use-cases call (ADR 0011).
+    /// Pipedrive's connector (ADR 0011); a connection's own connector is `ConnectionCtx.crm`
+    /// (see [`Engine::crm_of`]).
     pub crm: Crm,
+    /// Salesforce's connector through the production login host (ADR 0013).
+    pub salesforce: Crm,
+    /// Salesforce's connector through the sandbox login host.
+    pub salesforce_sandbox: Crm,
     pub vault: Arc<Vault>,
     pub settings: Arc<Settings>,
     /// This tandem's public base URL (webhook and OAuth callback URLs).
@@ -111,7 +116,12 @@ impl Engine {
             Duration::from_secs(settings.app_webhooks.request_timeout_secs),
             crate::egress::EgressPolicy::from_settings(&settings).resolver(),
         );
+        let crm = Crm::from_settings(&settings);
+        // One registry of per-connection budgets for every connector.
+        let limiters = crm.limiters().clone();
         Self {
+            salesforce: Crm::salesforce_with(&settings, false, limiters.clone()),
+            salesforce_sandbox: Crm::salesforce_with(&settings, true, limiters),
             wake: Arc::new(tokio::sync::Notify::new()),
             catch_ups: Arc::default(),
             webhook_auth: connections::WebhookAuthCache::default(),
@@ -120,7 +130,7 @@ impl Engine {
                 settings.workers.replica_id.clone(),
             ))),
             store,
-            crm: Crm::from_settings(&settings),
+            crm,
             vault,
             settings,
             public_url,
@@ -138,6 +148,16 @@ impl Engine {
     pub fn with_replica(mut self, replica: Arc<ownership::Replica>) -> Self {
         self.replica = replica;
         self
+    }
+
+    /// The connector of a connection's CRM (`connection.crm`: `pipedrive`, `salesforce`,
+    /// `salesforce_sandbox`).
+    pub fn crm_of(&self, kind: &str) -> &Crm {
+        match kind {
+            connections::kind::SALESFORCE => &self.salesforce,
+            connections::kind::SALESFORCE_SANDBOX => &self.salesforce_sandbox,
+            _ => &self.crm,
+        }
     }
 
     /// What time it is, by the engine's clock.

@@ -104,7 +104,7 @@ async fn execute(engine: &Engine, job: Job) -> Result<(), SyncError> {
                         pushed,
                         outbound::Pushed::Patched { .. } | outbound::Pushed::Created { .. }
                     ) {
-                        let crm = crate::meter::crm_label(&engine.crm);
+                        let crm = crate::meter::crm_label(&conn.crm);
                         crate::meter::propagated(
                             conn.id,
                             crm,
@@ -148,12 +148,22 @@ async fn execute(engine: &Engine, job: Job) -> Result<(), SyncError> {
                     .connection(conn.id)
                     .contact(contact_id)
                     .status(error.status)
-                    .remote_error(error.message.clone());
+                    .remote_error(match &error.code {
+                        // The CRM's own words, verbatim, with its error code.
+                        Some(code) if !error.message.contains(code.as_str()) => {
+                            format!("{code}: {}", error.message)
+                        }
+                        _ => error.message.clone(),
+                    });
                 if let Some(person) = person_id {
                     entry = entry.person(person);
                 }
+                if let Some(hint) = &error.hint {
+                    entry = entry.hint(hint.clone());
+                }
                 entry
             };
+            let crm_name = conn.crm.display_name();
             match decision {
                 RetryDecision::RetryAfter { after } => {
                     let run_at = now + chrono::Duration::from_std(after).unwrap_or_default();
@@ -166,7 +176,7 @@ async fn execute(engine: &Engine, job: Job) -> Result<(), SyncError> {
                             Level::Warn,
                             "write_retried",
                             format!(
-                                "Write to Pipedrive failed; retrying in {} ms.",
+                                "Write to {crm_name} failed; retrying in {} ms.",
                                 after.as_millis()
                             ),
                         ),
@@ -199,17 +209,23 @@ async fn execute(engine: &Engine, job: Job) -> Result<(), SyncError> {
                     )
                     .await?;
                     tracing::error!(status = ?error.status, error = %error, "Push was rejected; the job is a dead letter.");
-                    let hint = if error.retry == ErrorClass::Retry {
-                        "Pipedrive kept failing; retry the dead letter once Pipedrive is healthy."
-                    } else {
-                        "Fix the value or the field mapping named in Pipedrive's error, then retry the dead letter."
+                    let hint: std::borrow::Cow<'static, str> = match &error.hint {
+                        Some(hint) => hint.clone().into(),
+                        None if error.retry == ErrorClass::Retry => format!(
+                            "{crm_name} kept failing; retry the dead letter once {crm_name} is healthy."
+                        )
+                        .into(),
+                        None => format!(
+                            "Fix the value or the field mapping named in {crm_name}'s error, then retry the dead letter."
+                        )
+                        .into(),
                     };
                     synclog::record(
                         db,
                         base_entry(
                             Level::Error,
                             "dead_letter",
-                            "Pipedrive rejected the write; it was moved to dead letters.".into(),
+                            format!("{crm_name} rejected the write; it was moved to dead letters."),
                         )
                         .hint(hint),
                         now,
@@ -230,7 +246,7 @@ async fn execute(engine: &Engine, job: Job) -> Result<(), SyncError> {
                         )
                         .await?;
                         tracing::error!(error = %error, "Pipedrive refused the token; the connection is paused until it is reconnected.");
-                        synclog::record(db, base_entry(Level::Error, "token_expired", "Pipedrive refused the access token (401); writes are paused until you reconnect.".into()).hint("Reconnect Pipedrive from the connection card."), now).await?;
+                        synclog::record(db, base_entry(Level::Error, "token_expired", format!("{crm_name} refused the access token (401); writes are paused until you reconnect.")).hint(format!("Reconnect {crm_name} from the connection card.")), now).await?;
                     }
                 }
                 RetryDecision::PauseConnection => {
@@ -244,7 +260,7 @@ async fn execute(engine: &Engine, job: Job) -> Result<(), SyncError> {
                     )
                     .await?;
                     tracing::error!(error = %error, "Pipedrive refused the request for missing rights; the connection is paused.");
-                    synclog::record(db, base_entry(Level::Error, "not_authorised", "Pipedrive refused the request (403): the connecting user lacks rights or scopes; writes are paused.".into()).hint("Reconnect with a Pipedrive admin user, or grant the missing scopes."), now).await?;
+                    synclog::record(db, base_entry(Level::Error, "not_authorised", format!("{crm_name} refused the request (403): the connecting user lacks rights or scopes; writes are paused.")).hint(format!("Reconnect with a {crm_name} admin user, or grant the missing scopes.")), now).await?;
                 }
             }
         }
@@ -430,7 +446,7 @@ async fn apply_crm_event(
     payload: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Option<(Uuid, ContactEvent)>, Failure> {
-    let applied = match engine.crm.parse_notification(payload, &conn.map)? {
+    let applied = match conn.crm.parse_notification(payload, &conn.map)? {
         // Deals and activities are tracked for journey actions; nothing to merge.
         Notification::Other => return Ok(None),
         Notification::PersonDeleted { id, merged_into } => {
@@ -622,8 +638,9 @@ pub fn spawn_workers(
     }));
     let e = engine;
     handles.push(tokio::spawn(async move {
-        let interval = Duration::from_secs(e.settings.workers.poll_interval_secs);
         loop {
+            let interval =
+                Duration::from_secs(crate::sync::inbound::poller::poll_interval_secs(&e).await);
             if let Err(error) = crate::sync::inbound::poller::poll_all(&e).await {
                 tracing::warn!(error = %error, "The change-capture poll failed; it will run again.");
             }

@@ -34,6 +34,11 @@ pub struct OAuthApp {
 }
 
 impl OAuthApp {
+    /// Whether the client credentials are set.
+    pub fn is_configured(&self) -> bool {
+        !self.client_id.is_empty() && !self.client_secret.expose().is_empty()
+    }
+
     pub fn from_settings(settings: &PipedriveSettings) -> Self {
         Self {
             base_url: settings.oauth_base_url.trim_end_matches('/').to_owned(),

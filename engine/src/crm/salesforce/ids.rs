@@ -5,9 +5,9 @@
 //! across processes and restarts (a stored link keeps meaning the same record), equal for the
 //! 15- and 18-character forms, positive, and exact as an `f64` and a JavaScript number (owner
 //! ids travel as numbers in field values and JSON). The way back is a per-connection registry filled
-//! by every record the connector reads or writes; a surrogate it has not seen (after a restart,
-//! before the next poll) is a classified "not found" until storage keeps `CrmPerson.key`
-//! (planned with the storage refactor). Two ids of one connection with the same surrogate are
+//! by every record the connector reads or writes, and persisted by the use-cases
+//! (`store::record_keys`): seeded from storage when a connection is loaded, journaled as it
+//! learns. A surrogate it has never seen is a classified "not found". Two ids of one connection with the same surrogate are
 //! refused loudly rather than confused (probability about n²/2⁵⁴: 6·10⁻⁵ for a million
 //! records of one connection).
 
@@ -36,21 +36,34 @@ pub fn surrogate(key: &str) -> i64 {
 #[error("two Salesforce ids share the surrogate {0}")]
 pub struct Collision(pub i64);
 
-/// Which Salesforce key each surrogate stands for, per connection.
+/// Which Salesforce key each surrogate stands for, per connection. Seeded from storage when a
+/// connection is first loaded in a process ([`SfKeys::seed`]); every key learned afterwards is
+/// also journaled until the use-cases take it ([`SfKeys::take_new`]) and store it, so the way
+/// back survives restarts.
 #[derive(Debug, Clone, Default)]
 pub struct SfKeys {
     keys: Arc<DashMap<(Uuid, i64), String>>,
+    learned: Arc<DashMap<Uuid, Vec<(i64, String)>>>,
+    seeded: Arc<DashMap<Uuid, ()>>,
 }
 
 impl SfKeys {
     /// The surrogate of `key`, remembered for the way back.
     pub fn remember(&self, connection: Uuid, key: &str) -> Result<i64, Collision> {
         let id = surrogate(key);
-        let entry = self
-            .keys
-            .entry((connection, id))
-            .or_insert_with(|| key.to_owned());
+        let mut fresh = false;
+        let entry = self.keys.entry((connection, id)).or_insert_with(|| {
+            fresh = true;
+            key.to_owned()
+        });
         if entry.get(..15) == key.get(..15) || *entry == key {
+            drop(entry);
+            if fresh {
+                self.learned
+                    .entry(connection)
+                    .or_default()
+                    .push((id, key.to_owned()));
+            }
             Ok(id)
         } else {
             Err(Collision(id))
@@ -62,9 +75,32 @@ impl SfKeys {
         self.keys.get(&(connection, id)).map(|k| k.clone())
     }
 
+    /// Whether the connection's stored keys were loaded into this registry.
+    pub fn is_seeded(&self, connection: Uuid) -> bool {
+        self.seeded.contains_key(&connection)
+    }
+
+    /// Loads keys kept in storage (not journaled again).
+    pub fn seed(&self, connection: Uuid, keys: Vec<(i64, String)>) {
+        for (id, key) in keys {
+            self.keys.entry((connection, id)).or_insert(key);
+        }
+        self.seeded.insert(connection, ());
+    }
+
+    /// The keys learned since the last call, for storage.
+    pub fn take_new(&self, connection: Uuid) -> Vec<(i64, String)> {
+        self.learned
+            .remove(&connection)
+            .map(|(_, keys)| keys)
+            .unwrap_or_default()
+    }
+
     /// Forgets a connection's keys (disconnect).
     pub fn forget(&self, connection: Uuid) {
         self.keys.retain(|(c, _), _| *c != connection);
+        self.learned.remove(&connection);
+        self.seeded.remove(&connection);
     }
 }
 
@@ -90,5 +126,25 @@ mod tests {
         assert_eq!(keys.resolve(b, id), None);
         keys.forget(a);
         assert_eq!(keys.resolve(a, id), None);
+    }
+
+    #[test]
+    fn learned_keys_are_journaled_once_and_seeded_keys_not_at_all() {
+        let keys = SfKeys::default();
+        let a = Uuid::new_v4();
+        assert!(!keys.is_seeded(a));
+        keys.seed(
+            a,
+            vec![(surrogate("00Q000000000001AAA"), "00Q000000000001AAA".into())],
+        );
+        assert!(keys.is_seeded(a));
+        keys.remember(a, "00Q000000000001AAA").unwrap();
+        let id = keys.remember(a, "0035g00000XyZabAAA").unwrap();
+        keys.remember(a, "0035g00000XyZabAAA").unwrap();
+        assert_eq!(
+            keys.take_new(a),
+            vec![(id, "0035g00000XyZabAAA".to_owned())]
+        );
+        assert!(keys.take_new(a).is_empty());
     }
 }

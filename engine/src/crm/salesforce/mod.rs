@@ -64,7 +64,11 @@ impl SfConfig {
             company_placeholder: settings.lead_company_placeholder.clone(),
             api_reserve: settings.api_reserve,
             call_options_client: settings.call_options_client.clone(),
-            create_as: SObject::Lead,
+            create_as: if settings.create_as == "Contact" {
+                SObject::Contact
+            } else {
+                SObject::Lead
+            },
         }
     }
 }

@@ -551,6 +551,61 @@ fn field_metadata(label: &str, field_type: &str, external_id: bool) -> Result<Va
     Ok(m)
 }
 
+/// Checks that the connecting user holds Modify All Data (its profile's or an assigned
+/// permission set's), which tandem needs to read and write every Lead and Contact whoever owns
+/// it; without it, a classified `INSUFFICIENT_ACCESS_OR_READONLY` (the troubleshooting guide's
+/// reconnect error).
+pub(crate) async fn check_write_access(
+    client: &SalesforceClient,
+    s: &Session,
+) -> Result<(), CrmError> {
+    let me = client.userinfo(s).await?;
+    let mut sets = vec![profile_permission_set(client, s).await?];
+    let assigned = client
+        .query(
+            s,
+            &format!(
+                "SELECT PermissionSetId FROM PermissionSetAssignment WHERE AssigneeId = {}",
+                soql_string(&me.user_id)
+            ),
+        )
+        .await?;
+    sets.extend(
+        assigned
+            .records
+            .iter()
+            .filter_map(|r| r.text("PermissionSetId"))
+            .map(str::to_owned),
+    );
+    let ids: Vec<String> = sets.iter().map(|id| soql_string(id)).collect();
+    let held = client
+        .query(
+            s,
+            &format!(
+                "SELECT PermissionsModifyAllData FROM PermissionSet WHERE Id IN ({})",
+                ids.join(", ")
+            ),
+        )
+        .await?;
+    if held
+        .records
+        .iter()
+        .any(|r| r.flag("PermissionsModifyAllData"))
+    {
+        Ok(())
+    } else {
+        Err(SalesforceError::Api {
+            status: 400,
+            code: Some("INSUFFICIENT_ACCESS_OR_READONLY".into()),
+            message:
+                "The connecting user's profile and permission sets do not grant Modify All Data."
+                    .into(),
+            fields: Vec::new(),
+        }
+        .into())
+    }
+}
+
 /// The permission set owned by the connecting user's profile (where field-level security of
 /// the profile lives).
 async fn profile_permission_set(
@@ -901,6 +956,11 @@ impl SfOAuthApp {
 
     pub fn login_url(&self) -> &str {
         &self.login_url
+    }
+
+    /// Whether the connected app's consumer key and secret are set.
+    pub fn is_configured(&self) -> bool {
+        !self.client_id.is_empty() && !self.client_secret.expose().is_empty()
     }
 
     /// Where to send the browser: the web-server flow with a PKCE S256 challenge.

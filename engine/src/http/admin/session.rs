@@ -159,6 +159,12 @@ pub(crate) fn sign_state(settings: &Settings, payload: &str) -> String {
     sign(settings, "oauth-state", payload)
 }
 
+/// The PKCE code verifier of an authorization started with `nonce`: derived from the server's
+/// key, so it is never stored and never leaves tandem but in the token request.
+pub(crate) fn pkce_verifier(settings: &Settings, nonce: &str) -> String {
+    sign(settings, "oauth-pkce", nonce)
+}
+
 pub(crate) fn verify_state(settings: &Settings, payload: &str, signature: &str) -> bool {
     verify(settings, "oauth-state", payload, signature)
 }

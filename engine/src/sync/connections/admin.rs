@@ -17,6 +17,8 @@ use crate::sync::{Engine, SyncError};
 #[derive(Debug, Clone, Serialize)]
 pub struct ConnectionStatus {
     pub id: Uuid,
+    /// The CRM (`pipedrive`, `salesforce`, `salesforce_sandbox`).
+    pub crm: String,
     pub name: String,
     /// The effective state: the stored one, or `stuck` (connected, writes pending, no
     /// successful sync for longer than `admin.stuck_after_minutes`).
@@ -103,6 +105,7 @@ async fn status_of(engine: &Engine, row: ConnectionRow) -> Result<ConnectionStat
     };
     Ok(ConnectionStatus {
         id: row.id,
+        crm: row.crm,
         name: row.name,
         label: label(&effective).to_owned(),
         state: effective,
@@ -295,7 +298,7 @@ pub async fn resync(
                 .ok_or(SyncError::ContactNotFound(contact))?;
             let mut pulled = 0;
             if let Some(link) = crate::sync::links::by_contact(db, connection_id, contact).await? {
-                let person = match engine
+                let person = match conn
                     .crm
                     .get_person(&conn.session, &conn.map, link.person_id)
                     .await
@@ -326,7 +329,7 @@ pub async fn resync(
         None => {
             // Check the credentials first, so a dead token shows at once (even before the
             // initial sync, when the poll has nothing to do).
-            let conn = match engine.crm.whoami(&conn.session).await {
+            let conn = match conn.crm.whoami(&conn.session).await {
                 Ok(_) => conn,
                 Err(error) => {
                     if super::tokens::on_auth_error(engine, &conn, &error).await? {

@@ -4,7 +4,7 @@
 
 use uuid::Uuid;
 
-use crate::crm::{FieldMap, Session};
+use crate::crm::{Crm, FieldMap, Session};
 
 /// Connection states as the admin sees them.
 pub mod state {
@@ -16,10 +16,20 @@ pub mod state {
     pub const DISCONNECTED: &str = "disconnected";
 }
 
+/// The CRM a connection's row names (`connection.crm`).
+pub mod kind {
+    pub const PIPEDRIVE: &str = "pipedrive";
+    pub const SALESFORCE: &str = "salesforce";
+    /// Salesforce through the sandbox login host: a separate connection from production.
+    pub const SALESFORCE_SANDBOX: &str = "salesforce_sandbox";
+}
+
 /// A connection ready to call the CRM.
 #[derive(Debug, Clone)]
 pub struct ConnectionCtx {
     pub id: Uuid,
+    /// The CRM this connection is to (its connector): every call of a use-case goes here.
+    pub crm: Crm,
     pub state: String,
     pub paused: bool,
     pub session: Session,

@@ -89,20 +89,23 @@ fn invalid(field: &str, message: impl Into<String>) -> SyncError {
 /// Pipedrive's person fields, as the connection sees them.
 pub async fn remote_fields(engine: &Engine, id: Uuid) -> Result<Vec<RemoteFieldInfo>, SyncError> {
     let conn = super::load(engine, id).await?;
-    let fields = match engine.crm.field_catalog(&conn.session).await {
+    let fields = match conn.crm.field_catalog(&conn.session).await {
         Ok(fields) => fields,
         Err(error) => {
             super::tokens::on_auth_error(engine, &conn, &error).await?;
             return Err(error.into());
         }
     };
-    Ok(fields.into_iter().map(|f| field_info(engine, f)).collect())
+    Ok(fields
+        .into_iter()
+        .map(|f| field_info(&conn.crm, f))
+        .collect())
 }
 
-fn field_info(engine: &Engine, f: CatalogField) -> RemoteFieldInfo {
+fn field_info(crm: &crate::crm::Crm, f: CatalogField) -> RemoteFieldInfo {
     RemoteFieldInfo {
         mappable: if f.is_custom {
-            convertible(engine, &f.field_type)
+            convertible(crm, &f.field_type)
         } else {
             BUILTIN_MAPPABLE.contains(&f.key.as_str())
         },
@@ -271,6 +274,7 @@ pub async fn set_mapping(
         }
     }
     let remote_key = request.remote_field.trim();
+    let crm = super::load(engine, id).await?.crm;
     let remote_fields = remote_fields(engine, id).await?;
     let remote = remote_fields
         .iter()
@@ -281,14 +285,14 @@ pub async fn set_mapping(
                 format!("Pipedrive has no person field with key `{remote_key}`; create it first"),
             )
         })?;
-    if remote.is_custom && !convertible(engine, &remote.field_type) {
+    if remote.is_custom && !convertible(&crm, &remote.field_type) {
         return Err(invalid(
             "remote_field",
             format!(
                 "Pipedrive field \"{}\" is of type `{}`, which tandem cannot convert; it maps custom fields of type {}",
                 remote.name,
                 remote.field_type,
-                engine.crm.custom_field_types().join(", ")
+                crm.custom_field_types().join(", ")
             ),
         ));
     }
@@ -372,8 +376,8 @@ pub async fn set_mapping(
     Ok(saved.into())
 }
 
-fn convertible(engine: &Engine, field_type: &str) -> bool {
-    engine.crm.custom_field_types().contains(&field_type)
+fn convertible(crm: &crate::crm::Crm, field_type: &str) -> bool {
+    crm.custom_field_types().contains(&field_type)
 }
 
 /// Removes a mapping (the field falls back to its default, or stops syncing).
@@ -415,11 +419,7 @@ pub async fn create_remote_field(
     }
     let conn = super::load(engine, id).await?;
     let now = engine.now();
-    match engine
-        .crm
-        .create_field(&conn.session, name, field_type)
-        .await
-    {
+    match conn.crm.create_field(&conn.session, name, field_type).await {
         Ok(field) => {
             synclog::record(
                 &engine.store,

@@ -22,7 +22,7 @@ use crate::store::{field_mappings, Conn};
 use crate::sync::synclog::{self, Entry, Level};
 use crate::sync::{Engine, SyncError};
 
-pub use context::{state, ConnectionCtx};
+pub use context::{kind, state, ConnectionCtx};
 
 /// Name of the custom field that carries the local contact id.
 pub const APID_FIELD_NAME: &str = "apId";
@@ -98,8 +98,13 @@ pub async fn load(engine: &Engine, id: Uuid) -> Result<ConnectionCtx, SyncError>
             rule: FieldRule { direction, owner },
         });
     }
-    Ok(ConnectionCtx {
+    let crm = engine.crm_of(&row.crm).clone();
+    if crm.record_keys_unseeded(id) {
+        crm.seed_record_keys(id, crate::store::record_keys::of_connection(db, id).await?);
+    }
+    let conn = ConnectionCtx {
         id,
+        crm,
         state: row.state.clone(),
         paused: row.paused,
         session: Session {
@@ -111,7 +116,49 @@ pub async fn load(engine: &Engine, id: Uuid) -> Result<ConnectionCtx, SyncError>
         map,
         default_owner: row.user_id,
         company_id: row.company_id,
-    })
+    };
+    save_record_keys(engine, &engine.store, &conn).await?;
+    Ok(conn)
+}
+
+/// Checks a connection's API base (Pipedrive's `api_domain`, Salesforce's `instance_url`)
+/// against the egress policy of its CRM: credentials are only ever sent to an allowed host.
+pub fn check_api_domain(
+    engine: &Engine,
+    crm_kind: &str,
+    url: &str,
+) -> Result<(), crate::egress::EgressError> {
+    match crm_kind {
+        kind::SALESFORCE | kind::SALESFORCE_SANDBOX => {
+            crate::egress::check_salesforce_url(&engine.settings, url)
+        }
+        _ => crate::egress::check_crm_url(&engine.settings, url),
+    }
+}
+
+/// A CRM error as the sync log shows it: the CRM's message verbatim, with its error code.
+pub fn verbatim(error: &tandem_core::CrmError) -> String {
+    match &error.code {
+        Some(code) if !error.message.contains(code.as_str()) => {
+            format!("{code}: {}", error.message)
+        }
+        _ => error.message.clone(),
+    }
+}
+
+/// Stores the record keys the connection's connector learned since the last call (the CRM's
+/// own ids behind the boundary's `i64`s, ADR 0013), so that links keep reaching their records
+/// after a restart. Called in the transactions that store links, and after each job.
+pub async fn save_record_keys(
+    engine: &Engine,
+    db: &impl Conn,
+    conn: &ConnectionCtx,
+) -> Result<(), SyncError> {
+    let keys = conn.crm.take_new_record_keys(conn.id);
+    if !keys.is_empty() {
+        crate::store::record_keys::remember(db, conn.id, &keys, engine.now()).await?;
+    }
+    Ok(())
 }
 
 trait ApidKey {
@@ -258,7 +305,9 @@ pub async fn connect_with(
     let me = engine.crm.whoami(&session).await?;
 
     // A different company than the one tandem syncs: refuse unless the admin confirmed a reset.
-    let others = stored::of_other_companies(db, me.company_id).await?;
+    let mut others = stored::of_other_companies(db, me.company_id).await?;
+    // Other CRMs' connections (Salesforce) are not "another company".
+    others.retain(|c| c.crm == kind::PIPEDRIVE);
     if let Some(other) = others.first() {
         if !confirm_reset {
             synclog::record(
@@ -292,14 +341,14 @@ pub async fn connect_with(
     let existing = stored::of_company(db, me.company_id)
         .await?
         .into_iter()
-        .next();
+        .find(|c| c.crm == kind::PIPEDRIVE);
     let id = existing.as_ref().map_or(id, |c| c.id);
     let session = Session {
         connection_id: id,
         ..session
     };
 
-    let apid_field_key = ensure_apid_field(engine, &session).await?;
+    let apid_field_key = ensure_apid_field(&engine.crm, &session).await?;
     // A reconnect keeps the webhook credentials Pipedrive already has (its webhooks stay valid
     // across restarts); a first connect, or a stored password that no key opens, gets new ones.
     let kept = existing.as_ref().and_then(|c| {
@@ -355,7 +404,14 @@ pub async fn connect_with(
     engine.replica.forget();
 
     let webhooks_registered = if engine.settings.pipedrive.register_webhooks {
-        register_webhooks(engine, &session, &webhook_user, &webhook_password).await?
+        register_webhooks(
+            engine,
+            &engine.crm,
+            &session,
+            &webhook_user,
+            &webhook_password,
+        )
+        .await?
     } else {
         0
     };
@@ -375,6 +431,175 @@ pub async fn connect_with(
         webhooks_registered,
         apid_field_key,
     })
+}
+
+/// Connects (or reconnects) a Salesforce org with the tokens of the OAuth web-server flow:
+/// production or, with `sandbox`, the sandbox login host, each a connection of its own. Checks
+/// the user and its API access (`userinfo`, `describe`), makes sure the external-id field
+/// exists (creating it through the Tooling API when the user may), and stores the tokens
+/// encrypted with the token answer's `instance_url`. Reconnecting the same org reuses its
+/// connection, links and cursors: nothing is duplicated. Failures are worded as Salesforce's
+/// troubleshooting guide words them.
+pub async fn connect_salesforce(
+    engine: &Engine,
+    new: NewConnection,
+    sandbox: bool,
+) -> Result<Connected, SyncError> {
+    let now = engine.now();
+    let db = &engine.store;
+    let crm_kind = if sandbox {
+        kind::SALESFORCE_SANDBOX
+    } else {
+        kind::SALESFORCE
+    };
+    let crm = engine.crm_of(crm_kind).clone();
+    check_api_domain(engine, crm_kind, &new.api_domain).map_err(|e| SyncError::Validation {
+        field: "instance_url".to_owned(),
+        message: e.to_string(),
+    })?;
+    let session_for = |id| Session {
+        connection_id: id,
+        api_domain: new.api_domain.clone(),
+        auth: Auth::Bearer(Redacted::new(new.access_token.clone())),
+        seed_burst: 100,
+    };
+    // Who signed in, in which org: the org picks the connection (a reconnect reuses it).
+    let me = crm
+        .whoami(&session_for(Uuid::now_v7()))
+        .await
+        .map_err(connect_refused)?;
+    let existing = stored::of_company(db, me.company_id)
+        .await?
+        .into_iter()
+        .find(|c| c.crm == crm_kind);
+    let id = existing.as_ref().map_or_else(Uuid::now_v7, |c| c.id);
+    let session = session_for(id);
+    // Again under the connection's own id, so its registry knows the user (the default owner).
+    let me = crm.whoami(&session).await.map_err(connect_refused)?;
+    crm.check_write_access(&session)
+        .await
+        .map_err(connect_refused)?;
+    let apid_field_key = match ensure_apid_field(&crm, &session).await {
+        Ok(key) => Some(key),
+        Err(SyncError::Crm(error))
+            if error.retry == tandem_core::ErrorClass::PauseConnection
+                || error.kind == tandem_core::CrmErrorKind::Forbidden =>
+        {
+            if error.code.as_deref() == Some("API_DISABLED_FOR_ORG") {
+                return Err(connect_refused(error));
+            }
+            let (name, _) = crm.external_id_field();
+            synclog::record(
+                db,
+                Entry::new(
+                    Level::Warn,
+                    synclog::Direction::Connection,
+                    "external_id_field_missing",
+                    format!("tandem could not create its external-id field {name} on Lead and Contact."),
+                )
+                .connection(id)
+                .status(error.status)
+                .remote_error(verbatim(&error))
+                .hint(format!("The connecting user needs Customize Application to create custom fields. Grant it and reconnect, or create {name} by hand on Lead and Contact (Setup -> Object Manager -> Fields & Relationships -> New: Text(255), External ID, Unique) and give the connecting user's profile Edit access to it.")),
+                now,
+            )
+            .await?;
+            None
+        }
+        Err(error) => return Err(error),
+    };
+    let display = if sandbox {
+        "Salesforce sandbox"
+    } else {
+        "Salesforce"
+    };
+    let row = ConnectionRow {
+        id,
+        crm: crm_kind.into(),
+        name: me
+            .name
+            .clone()
+            .map_or_else(|| display.to_owned(), |n| format!("{display} ({n})")),
+        state: state::CONNECTED.into(),
+        auth_kind: "oauth".into(),
+        api_domain: new.api_domain.clone(),
+        company_id: me.company_id,
+        user_id: Some(me.id),
+        plan: None,
+        access_token_enc: Some(engine.vault.encrypt_str(&new.access_token)),
+        refresh_token_enc: new
+            .refresh_token
+            .as_deref()
+            .map(|t| engine.vault.encrypt_str(t)),
+        token_expires_at: new.token_expires_at.or_else(|| {
+            crm.assumed_token_lifetime_secs()
+                .map(|secs| now + chrono::Duration::seconds(secs))
+        }),
+        webhook_user: None,
+        webhook_password_enc: None,
+        apid_field_key: apid_field_key.clone(),
+        paused: false,
+        last_success_at: Some(now),
+        last_error: None,
+        created_at: existing.as_ref().map_or(now, |c| c.created_at),
+        updated_at: now,
+    };
+    stored::save(db, row, existing.is_some()).await?;
+    let conn = load(engine, id).await?;
+    save_record_keys(engine, db, &conn).await?;
+    let list_members_queued = queue_unlinked_list_members(db, id, now).await?;
+    synclog::record(
+        db,
+        Entry::new(
+            Level::Info,
+            synclog::Direction::Connection,
+            "connected",
+            format!(
+                "{display} {}.",
+                if existing.is_some() {
+                    "reconnected"
+                } else {
+                    "connected"
+                }
+            ),
+        )
+        .connection(id)
+        .detail(serde_json::json!({
+            "instance_url": new.api_domain,
+            "sandbox": sandbox,
+            "list_members_queued": list_members_queued,
+        })),
+        now,
+    )
+    .await?;
+    tracing::info!(connection_id = %id, sandbox, "Salesforce connection added.");
+    Ok(Connected {
+        id,
+        company_id: me.company_id,
+        user_id: me.id,
+        webhooks_registered: 0,
+        apid_field_key: apid_field_key.unwrap_or_default(),
+    })
+}
+
+/// A refused Salesforce connect, in the troubleshooting guide's words.
+fn connect_refused(error: tandem_core::CrmError) -> SyncError {
+    let code = error.code.clone().unwrap_or_default();
+    let text = verbatim(&error);
+    match code.as_str() {
+        "API_DISABLED_FOR_ORG" => SyncError::AdminRequired(format!(
+            "User not authorised: the Salesforce user has no API access ({text}). Grant API Enabled (Profile -> Administrative Permissions -> API Enabled) and reconnect."
+        )),
+        "INSUFFICIENT_ACCESS_OR_READONLY" => SyncError::AdminRequired(format!(
+            "insufficient_access_or_readonly: the user's profile lacks Modify All Data ({text}). Grant it, or reconnect with a System Administrator."
+        )),
+        "INVALID_SESSION_ID" | "invalid_grant" | "Bad_OAuth_Token" => {
+            SyncError::AdminRequired(format!(
+                "Session expired or invalid ({text}). Sign in to Salesforce fresh and retry."
+            ))
+        }
+        _ => SyncError::Crm(error),
+    }
 }
 
 fn fmt_company(id: Option<i64>) -> String {
@@ -438,7 +663,7 @@ pub async fn disconnect(engine: &Engine, id: Uuid) -> Result<Disconnected, SyncE
     let has_token = row.access_token_enc.is_some();
     if has_token {
         let conn = load(engine, id).await?;
-        match remove_webhooks(engine, &conn.session).await {
+        match remove_webhooks(engine, &conn.crm, &conn.session).await {
             Ok(n) => result.webhooks_removed = n,
             Err(e) => result
                 .warnings
@@ -460,7 +685,7 @@ pub async fn disconnect(engine: &Engine, id: Uuid) -> Result<Disconnected, SyncE
     };
     if let Some((sealed, hint)) = sealed {
         let token = engine.vault.decrypt_string(sealed)?;
-        match engine.crm.revoke_token(&token, hint).await {
+        match engine.crm_of(&row.crm).revoke_token(&token, hint).await {
             Ok(()) => result.token_revoked = true,
             Err(e) => result
                 .warnings
@@ -471,12 +696,14 @@ pub async fn disconnect(engine: &Engine, id: Uuid) -> Result<Disconnected, SyncE
     stored::drop_tokens(db, id, state::DISCONNECTED, None, now).await?;
     engine.webhook_auth.forget(id);
     engine.replica.forget();
+    let crm = engine.crm_of(&row.crm);
     let mut entry = Entry::new(
         Level::Info,
         synclog::Direction::Connection,
         "disconnected",
         format!(
-            "Pipedrive disconnected: {} webhook(s) removed, token {}. Contacts and links are kept.",
+            "{} disconnected: {} webhook(s) removed, token {}. Contacts and links are kept.",
+            crm.display_name(),
             result.webhooks_removed,
             if result.token_revoked {
                 "revoked"
@@ -488,8 +715,11 @@ pub async fn disconnect(engine: &Engine, id: Uuid) -> Result<Disconnected, SyncE
     .connection(id)
     .detail(serde_json::json!({ "warnings": result.warnings }));
     if !result.warnings.is_empty() {
-        entry =
-            entry.hint("Check Pipedrive's Settings → Marketplace apps / Webhooks for leftovers.");
+        entry = entry.hint(if crm.pushes_changes() {
+            "Check Pipedrive's Settings → Marketplace apps / Webhooks for leftovers."
+        } else {
+            "To remove tandem on Salesforce's side too: Setup -> Connected Apps OAuth Usage -> tandem -> Revoke."
+        });
     }
     synclog::record(db, entry, now).await?;
     tracing::info!(connection_id = %id, "Pipedrive connection disconnected.");
@@ -531,17 +761,21 @@ pub async fn app_removed(engine: &Engine, company_id: i64) -> Result<Option<Uuid
     Ok(Some(id))
 }
 
-/// Finds the `apId` person field, creating it (varchar) if missing.
-pub async fn ensure_apid_field(engine: &Engine, session: &Session) -> Result<String, SyncError> {
-    let fields = engine.crm.field_catalog(session).await?;
-    if let Some(field) = fields.iter().find(|f| f.name == APID_FIELD_NAME) {
+/// Finds the CRM's apId field (Pipedrive's `apId`, Salesforce's external-id field), creating
+/// it if missing.
+pub async fn ensure_apid_field(
+    crm: &crate::crm::Crm,
+    session: &Session,
+) -> Result<String, SyncError> {
+    let (name, field_type) = crm.external_id_field();
+    let fields = crm.field_catalog(session).await?;
+    if let Some(field) = fields
+        .iter()
+        .find(|f| f.name == name || f.key.eq_ignore_ascii_case(name))
+    {
         return Ok(field.key.clone());
     }
-    Ok(engine
-        .crm
-        .create_field(session, APID_FIELD_NAME, "varchar")
-        .await?
-        .key)
+    Ok(crm.create_field(session, name, field_type).await?.key)
 }
 
 pub(crate) fn webhook_url(engine: &Engine, connection: Uuid) -> String {
@@ -553,6 +787,7 @@ pub(crate) fn webhook_url(engine: &Engine, connection: Uuid) -> String {
 /// (left over from an earlier connect) is replaced, so the CRM and tandem always agree.
 pub async fn register_webhooks(
     engine: &Engine,
+    crm: &crate::crm::Crm,
     session: &Session,
     user: &str,
     password: &str,
@@ -563,13 +798,17 @@ pub async fn register_webhooks(
         user,
         password,
     };
-    Ok(engine.crm.register_notifications(session, target).await?)
+    Ok(crm.register_notifications(session, target).await?)
 }
 
 /// Removes tandem's change notifications at the CRM.
-pub async fn remove_webhooks(engine: &Engine, session: &Session) -> Result<usize, SyncError> {
+pub async fn remove_webhooks(
+    engine: &Engine,
+    crm: &crate::crm::Crm,
+    session: &Session,
+) -> Result<usize, SyncError> {
     let url = webhook_url(engine, session.connection_id);
-    Ok(engine.crm.remove_notifications(session, &url).await?)
+    Ok(crm.remove_notifications(session, &url).await?)
 }
 
 /// The Basic credentials Pipedrive must send to this connection's webhook endpoint.

@@ -96,24 +96,31 @@ pub async fn refresh_connection(
         }
     }
     let refresh_token = engine.vault.decrypt_string(sealed_refresh)?;
-    let answer = engine.crm.refresh_token(&refresh_token).await;
+    let crm = engine.crm_of(&row.crm);
+    let crm_name = crm.display_name();
+    let answer = crm.refresh_token(&refresh_token).await;
     let now = engine.now();
     let tokens = match answer {
         Ok(tokens) => tokens,
         Err(error) => {
-            tracing::error!(connection_id = %id, status = ?error.status, error = %error, "Pipedrive refused to refresh the token.");
+            tracing::error!(connection_id = %id, crm = crm_name, status = ?error.status, error = %error, "The CRM refused to refresh the token.");
+            let hint = if crm.pushes_changes() {
+                "Reconnect Pipedrive from the connection card (the app may have been removed, or the refresh token expired after 60 days unused)."
+            } else {
+                "Click Reconnect on the Salesforce card: the refresh token was revoked (tandem was removed from Connected Apps OAuth Usage, or a session policy rotated tokens). Reconnecting as the same Salesforce user resumes without duplicates."
+            };
             synclog::record(
                 db,
                 Entry::new(
                     Level::Error,
                     Direction::Connection,
                     "token_refresh_failed",
-                    "Pipedrive refused to refresh the access token.",
+                    format!("{crm_name} refused to refresh the access token."),
                 )
                 .connection(id)
                 .status(error.status)
                 .remote_error(error.message.clone())
-                .hint("Reconnect Pipedrive from the connection card (the app may have been removed, or the refresh token expired after 60 days unused)."),
+                .hint(hint),
                 now,
             )
             .await?;
@@ -128,8 +135,7 @@ pub async fn refresh_connection(
     let changed = !new_domain.is_empty() && new_domain != old_domain.trim_end_matches('/');
     // The token endpoint's answer is followed only to an allowed Pipedrive host: a token is
     // never sent elsewhere (egress policy).
-    let refused_domain =
-        changed && crate::egress::check_crm_url(&engine.settings, &new_domain).is_err();
+    let refused_domain = changed && super::check_api_domain(engine, &row.crm, &new_domain).is_err();
     let moved = changed && !refused_domain;
     let sealed = store::connections::RefreshedTokens {
         access_token_enc: engine.vault.encrypt_str(tokens.access_token.expose()),
@@ -139,6 +145,7 @@ pub async fn refresh_connection(
             .map(|refresh| engine.vault.encrypt_str(refresh.expose())),
         token_expires_at: tokens
             .expires_in
+            .or(crm.assumed_token_lifetime_secs())
             .map(|secs| now + chrono::Duration::seconds(secs)),
         api_domain: moved.then(|| new_domain.clone()),
     };
@@ -179,7 +186,7 @@ pub async fn refresh_connection(
         )
         .await?;
     }
-    tracing::info!(connection_id = %id, "Pipedrive access token refreshed.");
+    tracing::info!(connection_id = %id, crm = crm_name, "Access token refreshed.");
     Ok(Refreshed::Yes {
         api_domain_moved: moved,
     })
@@ -209,19 +216,20 @@ pub async fn on_auth_error(
                 now,
             )
             .await?;
-            tracing::error!(connection_id = %conn.id, error = %error, "Pipedrive refused the token; the connection is paused until it is reconnected.");
+            let crm_name = conn.crm.display_name();
+            tracing::error!(connection_id = %conn.id, crm = crm_name, error = %error, "The CRM refused the token; the connection is paused until it is reconnected.");
             synclog::record(
                 db,
                 Entry::new(
                     Level::Error,
                     Direction::Connection,
                     "token_expired",
-                    "Pipedrive refused the access token (401); syncing is paused until you reconnect.",
+                    format!("{crm_name} refused the access token (401); syncing is paused until you reconnect."),
                 )
                 .connection(conn.id)
                 .status(error.status)
-                .remote_error(error.message.clone())
-                .hint("Reconnect Pipedrive from the connection card."),
+                .remote_error(super::verbatim(error))
+                .hint(error.hint.clone().unwrap_or_else(|| format!("Reconnect {crm_name} from the connection card."))),
                 now,
             )
             .await?;
@@ -243,12 +251,12 @@ pub async fn on_auth_error(
                     Level::Error,
                     Direction::Connection,
                     "not_authorised",
-                    "Pipedrive refused the request (403): the connecting user lacks rights or scopes; syncing is paused.",
+                    format!("{} refused the request (403): the connecting user lacks rights or scopes; syncing is paused.", conn.crm.display_name()),
                 )
                 .connection(conn.id)
                 .status(error.status)
-                .remote_error(error.message.clone())
-                .hint("Reconnect with a Pipedrive admin user, or grant the missing scopes."),
+                .remote_error(super::verbatim(error))
+                .hint(error.hint.clone().unwrap_or_else(|| format!("Reconnect with a {} admin user, or grant the missing scopes.", conn.crm.display_name()))),
                 now,
             )
             .await?;

@@ -228,16 +228,12 @@ pub struct Usage {
 }
 
 pub async fn usage(
-    engine: &Engine,
+    _engine: &Engine,
     conn: &ConnectionCtx,
     person_id: i64,
 ) -> Result<Usage, SyncError> {
-    let deals = engine
-        .crm
-        .person_deals(&conn.session, person_id)
-        .await?
-        .len();
-    let activities = engine
+    let deals = conn.crm.person_deals(&conn.session, person_id).await?.len();
+    let activities = conn
         .crm
         .person_activities(&conn.session, person_id)
         .await?
@@ -265,11 +261,10 @@ pub async fn merge_persons(
     let survivor_link = links::by_person(db, conn.id, survivor)
         .await?
         .ok_or_else(|| SyncError::Invalid(format!("person {survivor} is not linked")))?;
-    engine
-        .crm
+    conn.crm
         .merge_people(&conn.session, merged, survivor)
         .await?;
-    let person = engine
+    let person = conn
         .crm
         .get_person(&conn.session, &conn.map, survivor)
         .await?;
@@ -356,7 +351,7 @@ pub async fn link_contact(
     contact_id: Uuid,
     person_id: i64,
 ) -> Result<(), SyncError> {
-    let person = engine
+    let person = conn
         .crm
         .get_person(&conn.session, &conn.map, person_id)
         .await?;

@@ -155,9 +155,13 @@ async fn apply_person_from<C: Conn>(
     origin: StateSource,
     now: DateTime<Utc>,
 ) -> Result<Applied, SyncError> {
+    // The record keys read with this person go in the transaction that links it.
+    crate::sync::connections::save_record_keys(engine, txn, conn).await?;
     let txn = txn.raw();
     if person.deleted {
-        return person_deleted(txn, engine, conn, person.id, None, now).await;
+        // A person merged away (Salesforce: a converted Lead, into its Contact) is followed
+        // to the survivor.
+        return person_deleted(txn, engine, conn, person.id, person.merged_into, now).await;
     }
     let remote = person.snapshot.clone();
     let applied = match links::by_person_for_update(txn, conn.id, person.id).await? {
@@ -165,7 +169,7 @@ async fn apply_person_from<C: Conn>(
         None => link_new_person(txn, conn, person, remote, now).await,
     }?;
     if applied.app_event().is_some() {
-        crate::meter::crm_change_applied(&engine.crm, conn.id, person.updated.as_ref());
+        crate::meter::crm_change_applied(&conn.crm, conn.id, person.updated.as_ref());
     }
     Ok(applied)
 }
@@ -189,6 +193,8 @@ pub async fn apply_page_in<C: Conn>(
     persons: &[CrmPerson],
     now: DateTime<Utc>,
 ) -> Result<Vec<Applied>, SyncError> {
+    // The record keys read with the page go in the transaction that links its persons.
+    crate::sync::connections::save_record_keys(engine, txn, conn).await?;
     let txn = txn.raw();
     let persons: Vec<&CrmPerson> = persons.iter().collect();
     let mut view = PageView::load(txn, conn, &persons).await?;
@@ -718,7 +724,10 @@ pub async fn person_deleted<C: Conn>(
                     Level::Info,
                     Direction::Inbound,
                     "person_merged",
-                    "The person was merged in Pipedrive; the link follows the surviving person.",
+                    format!(
+                        "The person was merged into another in {}; the link follows the surviving person.",
+                        conn.crm.display_name()
+                    ),
                 )
                 .connection(conn.id)
                 .contact(link.contact_id)
@@ -746,7 +755,10 @@ pub async fn person_deleted<C: Conn>(
             Level::Info,
             Direction::Inbound,
             "person_deleted",
-            "The person was deleted in Pipedrive; the contact was unlinked.",
+            format!(
+                "The person was deleted in {}; the contact was unlinked.",
+                conn.crm.display_name()
+            ),
         )
         .connection(conn.id)
         .contact(link.contact_id)

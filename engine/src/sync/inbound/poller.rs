@@ -29,30 +29,104 @@ const INITIAL_COUNT: &str = "initial_sync_count";
 /// connection that has none yet, else polls, and reconciles when due.
 pub async fn poll_all(engine: &Engine) -> Result<usize, SyncError> {
     let mut applied = 0;
-    let active = connections::active_id(&engine.store).await?;
-    // Only the replica that owns the connection polls it (ADR 0014).
-    let owned = match active {
-        Some(id) => crate::sync::ownership::owns(engine, id).await?,
-        None => false,
-    };
-    if let (Some(id), true) = (active, owned) {
-        let conn = connections::load(engine, id).await?;
-        let synced = cursors::get(&engine.store, id, INITIAL_SYNC_DONE)
-            .await?
-            .is_some();
-        if !synced
-            && !conn.paused
-            && [state::CONNECTED, state::SYNCING].contains(&conn.state.as_str())
-        {
-            let progress = initial_sync(engine, id, |p| tracing::info!(connection_id = %id, done = p.done, "Initial sync page applied.")).await?;
-            return Ok(usize::try_from(progress.done).unwrap_or(usize::MAX));
+    let mut first_error = None;
+    // Every running connection (a company can have Pipedrive and Salesforce, production and
+    // sandbox): one failing does not hold the others back.
+    let ids =
+        stored_connections::running_ids(&engine.store, &[state::CONNECTED, state::SYNCING]).await?;
+    for id in ids {
+        // Only the replica that owns the connection polls it (ADR 0014).
+        if !crate::sync::ownership::owns(engine, id).await? {
+            continue;
         }
-        if conn.state == state::CONNECTED && !conn.paused {
-            applied += poll_checked(engine, conn.clone()).await?;
-            reconcile_if_due(engine, &conn).await?;
+        match poll_connection(engine, id).await {
+            Ok(n) => applied += n,
+            Err(error) => {
+                tracing::warn!(connection_id = %id, error = %error, "Polling a connection failed; it will run again.");
+                if let SyncError::Crm(crm_error) = &error {
+                    record_poll_error(engine, id, crm_error).await?;
+                }
+                first_error.get_or_insert(error);
+            }
         }
     }
+    match first_error {
+        Some(error) => Err(error),
+        None => Ok(applied),
+    }
+}
+
+/// Writes a failed poll to the sync log, the CRM's words verbatim with the fix as the hint,
+/// and onto the card; the same error again (every poll interval) is not repeated.
+async fn record_poll_error(engine: &Engine, id: Uuid, error: &CrmError) -> Result<(), SyncError> {
+    let db = &engine.store;
+    let text = connections::verbatim(error);
+    let Some(row) = stored_connections::get(db, id).await? else {
+        return Ok(());
+    };
+    if row.last_error.as_deref() == Some(text.as_str()) {
+        return Ok(());
+    }
+    let now = engine.now();
+    stored_connections::set_last_error(db, id, Some(&text), now).await?;
+    let crm_name = engine.crm_of(&row.crm).display_name();
+    let mut entry = Entry::new(
+        Level::Warn,
+        Direction::Inbound,
+        "poll_failed",
+        format!("Reading changes from {crm_name} failed; the poll runs again."),
+    )
+    .connection(id)
+    .status(error.status)
+    .remote_error(text);
+    if let Some(hint) = &error.hint {
+        entry = entry.hint(hint.clone());
+    }
+    synclog::record(db, entry, now).await?;
+    Ok(())
+}
+
+/// The change-capture round of one connection: runs (or resumes) its initial sync when it has
+/// none yet, else polls, and reconciles when due.
+pub async fn poll_connection(engine: &Engine, id: Uuid) -> Result<usize, SyncError> {
+    let mut applied = 0;
+    let conn = connections::load(engine, id).await?;
+    let synced = cursors::get(&engine.store, id, INITIAL_SYNC_DONE)
+        .await?
+        .is_some();
+    if !synced && !conn.paused && [state::CONNECTED, state::SYNCING].contains(&conn.state.as_str())
+    {
+        let progress = initial_sync(
+            engine,
+            id,
+            |p| tracing::info!(connection_id = %id, done = p.done, "Initial sync page applied."),
+        )
+        .await?;
+        return Ok(usize::try_from(progress.done).unwrap_or(usize::MAX));
+    }
+    if conn.state == state::CONNECTED && !conn.paused {
+        applied += poll_checked(engine, conn.clone()).await?;
+        reconcile_if_due(engine, &conn).await?;
+    }
     Ok(applied)
+}
+
+/// Seconds between two rounds of the poll loop: the shortest poll interval of the CRMs that
+/// have running connections (Pipedrive's `workers.poll_interval_secs`, Salesforce's
+/// `salesforce.poll_interval_secs`).
+pub async fn poll_interval_secs(engine: &Engine) -> u64 {
+    let mut secs = engine.settings.workers.poll_interval_secs;
+    if let Ok(rows) = stored_connections::list(&engine.store).await {
+        for row in rows {
+            if row.state == state::CONNECTED && !row.paused {
+                let (interval, _) = engine
+                    .crm_of(&row.crm)
+                    .poll_interval_and_overlap(&engine.settings);
+                secs = secs.min(interval);
+            }
+        }
+    }
+    secs.max(1)
 }
 
 /// One poll; a 401 refreshes the token once (then polls again) or moves the connection to
@@ -107,21 +181,26 @@ pub async fn poll_once(engine: &Engine, conn: &ConnectionCtx) -> Result<usize, S
         return Ok(0);
     }
     let since = cursors::get(db, conn.id, POLL_CURSOR).await?;
-    let overlap = chrono::Duration::seconds(
-        i64::try_from(engine.settings.pipedrive.poll_overlap_secs).unwrap_or(60),
-    );
+    let (_, overlap_secs) = conn.crm.poll_interval_and_overlap(&engine.settings);
+    let overlap = chrono::Duration::seconds(i64::try_from(overlap_secs).unwrap_or(60));
     let since_time = since
         .as_deref()
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map_or_else(
-            || engine.now() - overlap,
-            |t| t.with_timezone(&Utc) - overlap,
-        );
+        .and_then(|s| {
+            DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
+                .or_else(|| {
+                    conn.crm
+                        .parse_time(s)
+                        .and_then(|t| DateTime::from_timestamp_millis(t.0))
+                })
+        })
+        .map_or_else(|| engine.now() - overlap, |t| t - overlap);
     let mut page_cursor = None;
     let mut newest = since.clone();
     let mut changed = 0;
     loop {
-        let page = engine
+        let page = conn
             .crm
             .changes_since(&conn.session, &conn.map, since_time, page_cursor.take())
             .await?;
@@ -134,7 +213,7 @@ pub async fn poll_once(engine: &Engine, conn: &ConnectionCtx) -> Result<usize, S
                 crate::sync::app::contact_event(&txn, contact_id, event, None, now).await?;
             }
             if let Some(time) = &person.updated {
-                if newest.as_deref().is_none_or(|n| later(engine, time, n)) {
+                if newest.as_deref().is_none_or(|n| later(&conn.crm, time, n)) {
                     newest = Some(time.as_str().to_owned());
                 }
             }
@@ -151,8 +230,8 @@ pub async fn poll_once(engine: &Engine, conn: &ConnectionCtx) -> Result<usize, S
     }
 }
 
-fn later(engine: &Engine, a: &crate::crm::CrmTime, b: &str) -> bool {
-    match (a.at(), engine.crm.parse_time(b)) {
+fn later(crm: &crate::crm::Crm, a: &crate::crm::CrmTime, b: &str) -> bool {
+    match (a.at(), crm.parse_time(b)) {
         (Some(a), Some(b)) => a > b,
         _ => false,
     }
@@ -211,11 +290,7 @@ pub async fn initial_sync(
         persons_per_sec: 0.0,
     };
     let resumed_from = progress.done;
-    let mut fetching = PageFetch::start(
-        engine,
-        &conn,
-        cursors::get(db, conn.id, INITIAL_PAGE).await?,
-    );
+    let mut fetching = PageFetch::start(&conn, cursors::get(db, conn.id, INITIAL_PAGE).await?);
     loop {
         let page = match fetching.finish().await? {
             Ok(page) => page,
@@ -236,7 +311,7 @@ pub async fn initial_sync(
         let next = page
             .next_cursor
             .clone()
-            .map(|cursor| PageFetch::start(engine, &conn, Some(cursor)));
+            .map(|cursor| PageFetch::start(&conn, Some(cursor)));
         let now = engine.now();
         let txn = engine.store.begin().await?;
         for applied in inbound::apply_page_in(&txn, engine, &conn, &page.items, now).await? {
@@ -301,8 +376,8 @@ pub async fn initial_sync(
 struct PageFetch(tokio::task::JoinHandle<Result<PersonPage, CrmError>>);
 
 impl PageFetch {
-    fn start(engine: &Engine, conn: &ConnectionCtx, cursor: Option<String>) -> Self {
-        let crm = engine.crm.clone();
+    fn start(conn: &ConnectionCtx, cursor: Option<String>) -> Self {
+        let crm = conn.crm.clone();
         let session = conn.session.clone();
         let map = conn.map.clone();
         Self(tokio::spawn(async move {
@@ -362,14 +437,15 @@ pub struct Reconciled {
 pub async fn reconcile(engine: &Engine, conn: &ConnectionCtx) -> Result<Reconciled, SyncError> {
     let db = &engine.store;
     let mut report = Reconciled::default();
-    if engine.crm.budget(&conn.session).daily_budget_low() {
+    if conn.crm.budget(&conn.session).daily_budget_low() {
         tracing::info!(connection_id = %conn.id, "Daily API budget is low; reconciliation waits.");
         return Ok(report);
     }
     if let Some((user, password)) = connections::webhook_credentials(engine, db, conn.id).await? {
         if engine.settings.pipedrive.register_webhooks {
             report.webhooks_repaired =
-                connections::register_webhooks(engine, &conn.session, &user, &password).await?;
+                connections::register_webhooks(engine, &conn.crm, &conn.session, &user, &password)
+                    .await?;
             report.webhooks_repaired +=
                 crate::sync::mirror::repair_notifications(engine, &conn.session, &user, &password)
                     .await?;
@@ -378,7 +454,7 @@ pub async fn reconcile(engine: &Engine, conn: &ConnectionCtx) -> Result<Reconcil
     let mut seen = std::collections::HashSet::new();
     let mut page_cursor = None;
     loop {
-        let page = engine
+        let page = conn
             .crm
             .list_people(&conn.session, &conn.map, page_cursor.take())
             .await?;
@@ -406,7 +482,7 @@ pub async fn reconcile(engine: &Engine, conn: &ConnectionCtx) -> Result<Reconcil
         if seen.contains(&person_id) {
             continue;
         }
-        match engine
+        match conn
             .crm
             .get_person(&conn.session, &conn.map, person_id)
             .await

@@ -214,25 +214,24 @@ fn reject_unknown(params: &Value, allowed: &[&str]) -> Result<(), ActionError> {
 
 static STAGES: LazyLock<DashMap<Uuid, (Instant, Vec<CrmStage>)>> = LazyLock::new(DashMap::new);
 
-async fn stages(engine: &Engine, conn: &ConnectionCtx) -> Result<Vec<CrmStage>, ActionError> {
+async fn stages(conn: &ConnectionCtx) -> Result<Vec<CrmStage>, ActionError> {
     if let Some(cached) = STAGES
         .get(&conn.id)
         .filter(|c| c.0.elapsed() < Duration::from_secs(300))
     {
         return Ok(cached.1.clone());
     }
-    let fetched = engine.crm.stages(&conn.session).await?;
+    let fetched = conn.crm.stages(&conn.session).await?;
     STAGES.insert(conn.id, (Instant::now(), fetched.clone()));
     Ok(fetched)
 }
 
 async fn check_stage(
-    engine: &Engine,
     conn: &ConnectionCtx,
     stage_id: i64,
     pipeline_id: Option<i64>,
 ) -> Result<(), ActionError> {
-    let stages = stages(engine, conn).await?;
+    let stages = stages(conn).await?;
     match stages.iter().find(|s| s.id == stage_id) {
         None => Err(ActionError::Invalid(format!("unknown stage {stage_id}"))),
         Some(stage) if pipeline_id.is_some() && stage.pipeline_id != pipeline_id => {
@@ -247,7 +246,7 @@ async fn check_stage(
 
 /// Validates the parameters of an action (422 material).
 pub async fn validate(
-    engine: &Engine,
+    _engine: &Engine,
     conn: &ConnectionCtx,
     action: JourneyAction,
     params: &Value,
@@ -287,7 +286,7 @@ pub async fn validate(
             }
             let (pipeline_id, stage_id) = (int(params, "pipeline_id")?, int(params, "stage_id")?);
             if let Some(stage) = stage_id {
-                check_stage(engine, conn, stage, pipeline_id).await?;
+                check_stage(conn, stage, pipeline_id).await?;
             }
             Params::AddDeal {
                 title,
@@ -336,8 +335,7 @@ pub async fn validate(
             let mapped = conn.map.get(&key).ok_or_else(|| {
                 ActionError::Invalid(format!("unknown field {field:?}: map it first"))
             })?;
-            engine
-                .crm
+            conn.crm
                 .value_from_json(&mapped.remote, &value)
                 .ok_or_else(|| {
                     ActionError::Invalid(format!("`value` has the wrong type for field {field:?}"))
@@ -348,7 +346,7 @@ pub async fn validate(
             reject_unknown(params, &["stage_id", "deal_id"])?;
             let stage_id = int(params, "stage_id")?
                 .ok_or_else(|| ActionError::Invalid("`stage_id` is required".into()))?;
-            check_stage(engine, conn, stage_id, None).await?;
+            check_stage(conn, stage_id, None).await?;
             Params::UpdateDealStage {
                 stage_id,
                 deal_id: int(params, "deal_id")?,
@@ -574,7 +572,7 @@ pub async fn execute(
         } => {
             // After an attempt whose outcome is unknown, look for the deal before creating again.
             if job.attempts > 0 {
-                let existing = engine
+                let existing = conn
                     .crm
                     .person_deals(&conn.session, person_id)
                     .await
@@ -605,7 +603,7 @@ pub async fn execute(
                 stage_id: *stage_id,
                 owner_id: owner_id.or(owner),
             };
-            let deal_id = engine
+            let deal_id = conn
                 .crm
                 .create_deal(&conn.session, &deal)
                 .await
@@ -613,8 +611,7 @@ pub async fn execute(
             json!({ "person_id": person_id, "deal_id": deal_id })
         }
         Params::AssignPersonOwner { owner_id } => {
-            engine
-                .crm
+            conn.crm
                 .set_person_owner(&conn.session, person_id, *owner_id)
                 .await
                 .map_err(crm)?;
@@ -628,7 +625,7 @@ pub async fn execute(
         } => {
             // After an attempt whose outcome is unknown, look for the activity before creating again.
             if job.attempts > 0 {
-                let existing = engine
+                let existing = conn
                     .crm
                     .person_activities(&conn.session, person_id)
                     .await
@@ -649,7 +646,7 @@ pub async fn execute(
                 due_date: due_date.as_deref(),
                 owner_id: owner_id.or(owner),
             };
-            let activity_id = engine
+            let activity_id = conn
                 .crm
                 .create_activity(&conn.session, &activity)
                 .await
@@ -662,15 +659,14 @@ pub async fn execute(
                 .map
                 .get(&key)
                 .ok_or_else(|| SyncError::Invalid(format!("field {field} is no longer mapped")))?;
-            let value = engine
+            let value = conn
                 .crm
                 .value_from_json(&mapped.remote, value)
                 .ok_or_else(|| {
                     SyncError::Invalid(format!("value for {field} has the wrong type"))
                 })?;
             let writes: BTreeMap<FieldKey, FieldValue> = [(key, value)].into_iter().collect();
-            engine
-                .crm
+            conn.crm
                 .update_person(&conn.session, &conn.map, person_id, &writes)
                 .await
                 .map_err(crm)?;
@@ -680,7 +676,7 @@ pub async fn execute(
             let deal_id = match deal_id {
                 Some(id) => *id,
                 None => {
-                    let deals = engine
+                    let deals = conn
                         .crm
                         .person_deals(&conn.session, person_id)
                         .await
@@ -703,8 +699,7 @@ pub async fn execute(
                     }
                 }
             };
-            engine
-                .crm
+            conn.crm
                 .move_deal(&conn.session, deal_id, *stage_id)
                 .await
                 .map_err(crm)?;

@@ -82,7 +82,7 @@ pub async fn refresh_person(
     conn: &ConnectionCtx,
     person_id: i64,
 ) -> Result<(), CrmFailure> {
-    match engine
+    match conn
         .crm
         .get_person(&conn.session, &conn.map, person_id)
         .await
@@ -150,7 +150,7 @@ async fn patch(
         link.state.begin_write(&writes)
     })
     .await?;
-    let person = match engine
+    let person = match conn
         .crm
         .update_person(&conn.session, &conn.map, person_id, &writes)
         .await
@@ -272,7 +272,7 @@ async fn create(
     if let OutboundCreatePlan::SearchFirst { ap_id, email } = plan {
         let mut results = OutboundSearchResults::default();
         if conn.map.apid_key.is_some() {
-            let found = engine
+            let found = conn
                 .crm
                 .search_by_external_id(&conn.session, &ap_id)
                 .await
@@ -284,7 +284,7 @@ async fn create(
         }
         if results.by_ap_id.is_empty() {
             if let Some(email) = &email {
-                let found = engine
+                let found = conn
                     .crm
                     .search_by_email(&conn.session, email)
                     .await
@@ -303,7 +303,7 @@ async fn create(
         if let OutboundCreateDecision::LinkExisting { person, .. } =
             decide_outbound_create(&results)
         {
-            let person = engine
+            let person = conn
                 .crm
                 .get_person(&conn.session, &conn.map, person.get())
                 .await
@@ -331,9 +331,9 @@ async fn create(
                 && !value.is_cleared()
         })
         .collect();
-    let person = engine
+    let created = conn
         .crm
-        .create_person(
+        .create_person_detailed(
             &conn.session,
             &conn.map,
             &fields,
@@ -343,6 +343,7 @@ async fn create(
         )
         .await
         .map_err(|e| CrmFailure::Crm(e, None))?;
+    let person = created.person;
     let now = engine.now();
     let remote = person.snapshot.clone();
     let mut link = links::new_link(conn.id, contact.id, person.id);
@@ -350,6 +351,8 @@ async fn create(
     link.state = state;
     link.state.versions.record(Side::Local, contact.version);
     let txn = engine.store.begin().await?;
+    // The new record's key goes in the transaction that links it.
+    crate::sync::connections::save_record_keys(engine, &txn, conn).await?;
     contacts::update(&txn, contact.id, &normalised, contacts::Origin::Remote, now).await?;
     // The create's own webhook may have been applied first (it links by apId): keep that link.
     if links::by_contact(&txn, conn.id, contact.id)
@@ -369,7 +372,7 @@ async fn create(
             Level::Info,
             Direction::Outbound,
             "person_created",
-            "The contact was created in Pipedrive.",
+            format!("The contact was created in {}.", conn.crm.display_name()),
         )
         .connection(conn.id)
         .contact(contact.id)
@@ -377,6 +380,29 @@ async fn create(
         now,
     )
     .await?;
+    for filled in &created.placeholders {
+        synclog::record(
+            &txn,
+            Entry::new(
+                Level::Info,
+                Direction::Outbound,
+                "placeholder_filled",
+                format!(
+                    "{} requires {}; the app has none, so tandem wrote the placeholder \"{}\".",
+                    conn.crm.display_name(),
+                    filled.field,
+                    filled.value
+                ),
+            )
+            .connection(conn.id)
+            .contact(contact.id)
+            .person(person.id)
+            .hint("Fill the field in the app (or in the CRM); tandem reads the placeholder back as no value.")
+            .detail(serde_json::json!({ "field": filled.field })),
+            now,
+        )
+        .await?;
+    }
     crate::sync::app::contact_event(
         &txn,
         contact.id,

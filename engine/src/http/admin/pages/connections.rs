@@ -25,6 +25,9 @@ struct ConnectionsPage<'a> {
     show_add_forms: bool,
     /// "Connect with Pipedrive" (OAuth) next to the API-token form.
     oauth_configured: bool,
+    /// The Salesforce card's Connect (with its Sandbox toggle) is offered: the connected app
+    /// is configured.
+    salesforce_configured: bool,
 }
 
 /// A connection's card.
@@ -41,11 +44,25 @@ struct Card<'a> {
     owner: String,
     /// The live mirror is switched on: the toggle offers to switch it off.
     mirror_on: bool,
+    /// Where Reconnect starts the CRM's consent.
+    reconnect_href: &'static str,
+    /// The CRM's name on the card.
+    crm_name: &'static str,
+    /// The daily API quota as the CRM last reported it ("93,210 of 100,000 left"), if known.
+    quota: Option<String>,
 }
 
 impl<'a> Card<'a> {
-    fn new(status: &'a ConnectionStatus, now: chrono::DateTime<chrono::Utc>) -> Self {
+    fn new(
+        status: &'a ConnectionStatus,
+        limiters: &crate::crm::limiter::Limiters,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
+        let budget = limiters.get(status.id);
+        let quota = budget.and_then(|b| Some((b.daily_left()?, b.daily_total()?)));
         Self {
+            quota: quota
+                .map(|(left, total)| format!("{left} of {total} calls left (rolling 24 hours)")),
             status,
             last_sync: status.last_success_at.map_or_else(
                 || "never".to_owned(),
@@ -62,6 +79,18 @@ impl<'a> Card<'a> {
             base: format!("/admin/connections/{}", status.id),
             owner: owner_text(status.owner.as_ref(), now),
             mirror_on: status.mirror.as_ref().is_some_and(|m| m.enabled),
+            reconnect_href: match status.crm.as_str() {
+                connections::kind::SALESFORCE => "/connections/salesforce/connect",
+                connections::kind::SALESFORCE_SANDBOX => {
+                    "/connections/salesforce/connect?sandbox=1"
+                }
+                _ => "/connections/pipedrive/connect",
+            },
+            crm_name: match status.crm.as_str() {
+                connections::kind::SALESFORCE => "Salesforce",
+                connections::kind::SALESFORCE_SANDBOX => "Salesforce sandbox",
+                _ => "Pipedrive",
+            },
         }
     }
 }
@@ -102,7 +131,8 @@ pub(super) async fn home(
         Err(e) => return error_page(&api_error(e)),
     };
     let now = state.engine.now();
-    let cards: Vec<Card<'_>> = list.iter().map(|s| Card::new(s, now)).collect();
+    let limiters = state.engine.crm.limiters();
+    let cards: Vec<Card<'_>> = list.iter().map(|s| Card::new(s, limiters, now)).collect();
     render(
         StatusCode::OK,
         &ConnectionsPage {
@@ -111,9 +141,12 @@ pub(super) async fn home(
                 admin.csrf.as_deref(),
                 q.notice.as_deref(),
             ),
-            show_add_forms: !cards.iter().any(|c| c.active),
+            show_add_forms: !cards
+                .iter()
+                .any(|c| c.active && c.status.crm == connections::kind::PIPEDRIVE),
             cards,
             oauth_configured: !state.settings.pipedrive.client_id.is_empty(),
+            salesforce_configured: !state.settings.salesforce.client_id.is_empty(),
         },
     )
 }

@@ -227,6 +227,7 @@ mod tests {
         Row {
             status: ConnectionStatus {
                 id: uuid::Uuid::new_v4(),
+                crm: "pipedrive".to_owned(),
                 name: name.to_owned(),
                 state: state.to_owned(),
                 label: String::new(),

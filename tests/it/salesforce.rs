@@ -1,0 +1,676 @@
+//! Salesforce end to end (issue 19) against the Salesforce simulator on 127.0.0.1: connect over
+//! OAuth with PKCE (production and sandbox), the initial sync, edits both ways, reconnects,
+//! token expiry and restarts.
+
+use salesforce_sim::{OrgKind, Permissions, SfSimConfig};
+use serde_json::json;
+use tandem_engine::crm::salesforce::ids::surrogate;
+use tandem_engine::store::{connections as stored, record_keys};
+use tandem_engine::sync::app::local;
+use tandem_engine::sync::connections::{self, state};
+use tandem_engine::sync::inbound::poller;
+use tandem_engine::sync::links;
+use tandem_tests::fields::{email, fields, name, text_of};
+use tandem_tests::salesforce::{spawn_sf_app, SfApp};
+
+fn sim() -> SfSimConfig {
+    SfSimConfig::default()
+}
+
+/// The simulator's records of an object as (id, e-mail), production org.
+fn records(sf: &SfApp, object: &str, emails: &[&str]) -> Vec<String> {
+    emails
+        .iter()
+        .flat_map(|e| sf.sf.handle().ids_by_email(OrgKind::Production, object, e))
+        .collect()
+}
+
+/// Inserts Leads and Contacts as a Salesforce user would (production org); returns their ids.
+fn insert(sf: &SfApp, leads: usize, contacts: usize) -> (Vec<String>, Vec<String>) {
+    let h = sf.sf.handle();
+    let leads = (0..leads)
+        .map(|i| {
+            h.insert_record(
+                OrgKind::Production,
+                "Lead",
+                json!({ "FirstName": "Lea", "LastName": format!("Lead{i}"), "Company": "Acme", "Email": format!("lead{i}@example.com") }),
+            )
+            .unwrap()
+        })
+        .collect();
+    let contacts = (0..contacts)
+        .map(|i| {
+            h.insert_record(
+                OrgKind::Production,
+                "Contact",
+                json!({ "FirstName": "Con", "LastName": format!("Contact{i}"), "Email": format!("contact{i}@example.com") }),
+            )
+            .unwrap()
+        })
+        .collect();
+    (leads, contacts)
+}
+
+async fn link_count(sf: &SfApp, connection: uuid::Uuid) -> usize {
+    links::person_ids(sf.app.store.db(), connection)
+        .await
+        .unwrap()
+        .len()
+}
+
+#[tokio::test]
+async fn connecting_production_and_sandbox_makes_two_connections_each_calling_its_own_instance_url()
+{
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let production = sf.connect(false).await;
+    let sandbox = sf.connect(true).await;
+    assert_ne!(production, sandbox);
+    let rows = stored::list(sf.app.store.db()).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        assert_eq!(row.state, state::CONNECTED);
+        assert_eq!(row.auth_kind, "oauth");
+        assert_eq!(row.api_domain, sf.sf.instance_url());
+        // Tokens are sealed at rest, and the refresh is due before the session's two hours.
+        let sealed = row.access_token_enc.as_ref().expect("a sealed token");
+        assert!(!String::from_utf8_lossy(sealed).contains("00D"));
+        assert!(row.refresh_token_enc.is_some());
+        assert!(row.token_expires_at.is_some());
+        assert_eq!(row.apid_field_key.as_deref(), Some("tandem_id__c"));
+    }
+    // The org ids differ: production and sandbox are separate orgs.
+    assert_ne!(rows[0].company_id, rows[1].company_id);
+    let log = sf.app.log_entries("connected").await;
+    assert_eq!(log.len(), 2);
+}
+
+#[tokio::test]
+async fn the_initial_sync_links_every_lead_and_contact_and_a_salesforce_edit_reaches_the_app_through_the_poll(
+) {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let (leads, _) = insert(&sf, 3, 2);
+    let connection = sf.connect_and_sync(false).await;
+    assert_eq!(link_count(&sf, connection).await, 5);
+
+    let lead = leads[0].clone();
+    sf.sf
+        .handle()
+        .update_record_as_user(
+            OrgKind::Production,
+            "Lead",
+            &lead,
+            json!({ "FirstName": "Grace", "LastName": "Hopper" }),
+        )
+        .unwrap();
+    let conn = connections::load(&sf.app.engine, connection).await.unwrap();
+    let changed = poller::poll_once(&sf.app.engine, &conn).await.unwrap();
+    assert_eq!(changed, 1);
+    let link = links::by_person(sf.app.store.db(), connection, surrogate(&lead))
+        .await
+        .unwrap()
+        .expect("the lead is linked");
+    let contact = sf.app.contact(link.contact_id).await;
+    assert_eq!(text_of(&contact, "name").as_deref(), Some("Grace Hopper"));
+}
+
+#[tokio::test]
+async fn an_app_edit_of_a_linked_contact_reaches_its_salesforce_record() {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let (_, contacts) = insert(&sf, 0, 2);
+    let connection = sf.connect_and_sync(false).await;
+    let record = contacts[0].clone();
+    let link = links::by_person(sf.app.store.db(), connection, surrogate(&record))
+        .await
+        .unwrap()
+        .expect("the contact is linked");
+    local::update_contact(
+        &sf.app.engine,
+        link.contact_id,
+        fields([name("Ada Lovelace")]),
+    )
+    .await
+    .unwrap();
+    sf.app.drive().await;
+    let stored = sf
+        .sf
+        .handle()
+        .record(OrgKind::Production, "Contact", &record)
+        .unwrap();
+    assert_eq!(stored["FirstName"], "Ada");
+    assert_eq!(stored["LastName"], "Lovelace");
+}
+
+#[tokio::test]
+async fn a_new_app_contact_becomes_a_lead_with_the_external_id_and_logged_placeholders() {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    sf.connect_and_sync(false).await;
+    let contact = local::create_contact(
+        &sf.app.engine,
+        fields([name("Plato"), email("plato@example.com")]),
+        true,
+    )
+    .await
+    .unwrap()
+    .contact_id;
+    sf.app.drive().await;
+    let leads = records(&sf, "Lead", &["plato@example.com"]);
+    assert_eq!(leads.len(), 1, "one Lead, no Contact");
+    assert!(records(&sf, "Contact", &["plato@example.com"]).is_empty());
+    let lead = sf
+        .sf
+        .handle()
+        .record(OrgKind::Production, "Lead", &leads[0])
+        .unwrap();
+    assert_eq!(lead["tandem_id__c"], contact.to_string());
+    assert_eq!(lead["LastName"], "Plato");
+    assert_eq!(lead["Company"], "[not provided]");
+    // Owned by the connecting user.
+    let admin = sf.sf.handle().admin_user(OrgKind::Production);
+    let admin_id = sf.sf.handle().user_id(OrgKind::Production, &admin).unwrap();
+    assert_eq!(lead["OwnerId"], admin_id);
+    let placeholders = sf.app.log_entries("placeholder_filled").await;
+    assert_eq!(placeholders.len(), 1);
+    assert!(placeholders[0].message.contains("Company"));
+}
+
+#[tokio::test]
+async fn reconnecting_the_same_org_reuses_the_connection_and_duplicates_nothing() {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    insert(&sf, 2, 2);
+    let first = sf.connect_and_sync(false).await;
+    let second = sf.connect(false).await;
+    assert_eq!(first, second);
+    assert_eq!(stored::list(sf.app.store.db()).await.unwrap().len(), 1);
+    poller::reset_initial_sync(&sf.app.engine, first)
+        .await
+        .unwrap();
+    poller::initial_sync(&sf.app.engine, first, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(link_count(&sf, first).await, 4);
+    assert_eq!(sf.sf.handle().count(OrgKind::Production, "Lead"), 2);
+    assert_eq!(sf.sf.handle().count(OrgKind::Production, "Contact"), 2);
+}
+
+#[tokio::test]
+async fn a_revoked_refresh_token_turns_the_card_to_token_expired() {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    insert(&sf, 1, 0);
+    let connection = sf.connect_and_sync(false).await;
+    sf.sf.handle().revoke_tokens(OrgKind::Production, None);
+    let conn = connections::load(&sf.app.engine, connection).await.unwrap();
+    assert!(poller::poll_checked(&sf.app.engine, conn).await.is_err());
+    let row = stored::get(sf.app.store.db(), connection)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.state, state::TOKEN_EXPIRED);
+    let page = sf
+        .app
+        .admin(reqwest::Method::GET, "/admin")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Token expired"), "{page}");
+    // The quota Salesforce reported (Sforce-Limit-Info) is on the card.
+    assert!(page.contains("Daily API quota"), "{page}");
+    assert!(page.contains("of 100000 calls left"), "{page}");
+    assert!(page.contains("/connections/salesforce/connect"));
+    assert!(!sf.app.log_entries("token_refresh_failed").await.is_empty());
+    // Reconnecting by the same user resumes the same connection.
+    assert_eq!(sf.connect(false).await, connection);
+    let row = stored::get(sf.app.store.db(), connection)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.state, state::CONNECTED);
+}
+
+#[tokio::test]
+async fn a_user_without_api_access_is_told_user_not_authorised() {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let admin = sf.sf.handle().admin_user(OrgKind::Production);
+    sf.sf
+        .handle()
+        .set_user_permissions(
+            OrgKind::Production,
+            &admin,
+            Permissions {
+                api_enabled: false,
+                modify_all_data: true,
+                view_all_data: true,
+                customize_application: true,
+            },
+        )
+        .unwrap();
+    let answer = sf.oauth_connect(false).await;
+    assert!(!answer.status().is_success());
+    let body = answer.text().await.unwrap();
+    assert!(body.contains("User not authorised"), "{body}");
+    assert!(body.contains("API Enabled"), "{body}");
+    assert!(stored::list(sf.app.store.db()).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn disconnecting_revokes_the_token_at_salesforce_and_stops_syncing() {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    insert(&sf, 1, 0);
+    let connection = sf.connect_and_sync(false).await;
+    let before = sf.sf.handle().calls("oauth.revoke");
+    let done = connections::disconnect(&sf.app.engine, connection)
+        .await
+        .unwrap();
+    assert!(done.token_revoked, "{:?}", done.warnings);
+    assert_eq!(sf.sf.handle().calls("oauth.revoke"), before + 1);
+    let row = stored::get(sf.app.store.db(), connection)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.state, state::DISCONNECTED);
+    assert!(row.access_token_enc.is_none());
+    assert_eq!(poller::poll_all(&sf.app.engine).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn after_a_restart_a_linked_record_is_still_reached_by_its_id() {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let (_, contacts) = insert(&sf, 0, 1);
+    let connection = sf.connect_and_sync(false).await;
+    let record = contacts[0].clone();
+    let keys = record_keys::of_connection(sf.app.store.db(), connection)
+        .await
+        .unwrap();
+    assert!(keys.contains(&(surrogate(&record), record.clone())));
+    let SfApp { mut app, sf: sim } = sf;
+    app.restart().await;
+    let sf = SfApp { app, sf: sim };
+    let link = links::by_person(sf.app.store.db(), connection, surrogate(&record))
+        .await
+        .unwrap()
+        .expect("the contact is linked");
+    local::update_contact(
+        &sf.app.engine,
+        link.contact_id,
+        fields([name("After Restart")]),
+    )
+    .await
+    .unwrap();
+    sf.app.drive().await;
+    let stored = sf
+        .sf
+        .handle()
+        .record(OrgKind::Production, "Contact", &record)
+        .unwrap();
+    assert_eq!(stored["LastName"], "Restart");
+    assert!(sf.app.log_entries("dead_letter").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_validation_rule_refusal_is_in_the_sync_log_verbatim_with_the_guides_fix() {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    sf.connect_and_sync(false).await;
+    sf.sf
+        .handle()
+        .set_validation_rule(
+            OrgKind::Production,
+            "Lead",
+            "needs_source",
+            "LeadSource = null",
+            "Lead Source is required for every new lead.",
+            Some("LeadSource"),
+        )
+        .unwrap();
+    local::create_contact(
+        &sf.app.engine,
+        fields([name("Val Idation"), email("val@example.com")]),
+        true,
+    )
+    .await
+    .unwrap();
+    sf.app.drive().await;
+    let dead = sf.app.log_entries("dead_letter").await;
+    assert_eq!(dead.len(), 1);
+    let remote = dead[0].remote_error.clone().unwrap_or_default();
+    assert!(
+        remote.contains("FIELD_CUSTOM_VALIDATION_EXCEPTION")
+            && remote.contains("Lead Source is required for every new lead."),
+        "{remote}"
+    );
+    assert!(dead[0]
+        .hint
+        .as_deref()
+        .is_some_and(|h| h.contains("validation rule")));
+    assert!(records(&sf, "Lead", &["val@example.com"]).is_empty());
+}
+
+#[tokio::test]
+async fn a_new_app_contact_matching_a_salesforce_contact_by_email_links_to_it_instead_of_creating_a_lead(
+) {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let connection = sf.connect_and_sync(false).await;
+    // Created in Salesforce after the initial sync, with the e-mail in another case.
+    let existing = sf
+        .sf
+        .handle()
+        .insert_record(
+            OrgKind::Production,
+            "Contact",
+            json!({ "LastName": "Known", "Email": "Known.Person@Example.com" }),
+        )
+        .unwrap();
+    let contact = local::create_contact(
+        &sf.app.engine,
+        fields([name("Known Person"), email("known.person@example.com")]),
+        true,
+    )
+    .await
+    .unwrap()
+    .contact_id;
+    sf.app.drive().await;
+    let link = links::by_contact(sf.app.store.db(), connection, contact)
+        .await
+        .unwrap()
+        .expect("the contact is linked");
+    assert_eq!(link.person_id, surrogate(&existing));
+    assert!(records(&sf, "Lead", &["known.person@example.com"]).is_empty());
+    assert_eq!(
+        records(&sf, "Contact", &["known.person@example.com"]).len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn with_create_as_contact_a_new_app_contact_becomes_a_salesforce_contact() {
+    let sf = spawn_sf_app(sim(), |s| s.salesforce.create_as = "Contact".to_owned()).await;
+    sf.connect_and_sync(false).await;
+    local::create_contact(
+        &sf.app.engine,
+        fields([name("Conny Tact"), email("conny@example.com")]),
+        true,
+    )
+    .await
+    .unwrap();
+    sf.app.drive().await;
+    assert_eq!(records(&sf, "Contact", &["conny@example.com"]).len(), 1);
+    assert!(records(&sf, "Lead", &["conny@example.com"]).is_empty());
+}
+
+#[tokio::test]
+async fn a_token_close_to_expiry_is_refreshed_before_the_next_call() {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let connection = sf.connect_and_sync(false).await;
+    let before = stored::get(sf.app.store.db(), connection)
+        .await
+        .unwrap()
+        .unwrap();
+    // The session is a minute from its (assumed two-hour) end.
+    let refreshes = sf.sf.handle().calls("oauth.token");
+    tandem_engine::store::connections::store_tokens(
+        sf.app.store.db(),
+        connection,
+        tandem_engine::store::connections::RefreshedTokens {
+            access_token_enc: before.access_token_enc.clone().unwrap(),
+            refresh_token_enc: None,
+            token_expires_at: Some(sf.app.engine.now() + chrono::Duration::seconds(60)),
+            api_domain: None,
+        },
+        sf.app.engine.now(),
+    )
+    .await
+    .unwrap();
+    let conn = connections::load(&sf.app.engine, connection).await.unwrap();
+    assert_eq!(sf.sf.handle().calls("oauth.token"), refreshes + 1);
+    let after = stored::get(sf.app.store.db(), connection)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(after.access_token_enc, before.access_token_enc);
+    assert!(after.token_expires_at.unwrap() > sf.app.engine.now() + chrono::Duration::hours(1));
+    assert_eq!(after.api_domain, sf.sf.instance_url());
+    poller::poll_once(&sf.app.engine, &conn).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_lead_converted_in_salesforce_moves_its_link_to_the_contact_without_a_duplicate() {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let (leads, _) = insert(&sf, 1, 0);
+    let connection = sf.connect_and_sync(false).await;
+    let lead_link = links::by_person(sf.app.store.db(), connection, surrogate(&leads[0]))
+        .await
+        .unwrap()
+        .expect("the lead is linked");
+    let (_, contact) = sf
+        .sf
+        .handle()
+        .convert_lead(OrgKind::Production, &leads[0], None, None)
+        .unwrap();
+    let conn = connections::load(&sf.app.engine, connection).await.unwrap();
+    poller::poll_once(&sf.app.engine, &conn).await.unwrap();
+    sf.app.drive().await;
+    let moved = links::by_person(sf.app.store.db(), connection, surrogate(&contact))
+        .await
+        .unwrap()
+        .expect("the converted contact is linked");
+    assert_eq!(moved.contact_id, lead_link.contact_id);
+    assert!(
+        links::by_person(sf.app.store.db(), connection, surrogate(&leads[0]))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(link_count(&sf, connection).await, 1);
+    let local = sf.app.contact(lead_link.contact_id).await;
+    assert!(!local.archived);
+}
+
+#[tokio::test]
+async fn a_poll_refused_for_the_daily_limit_is_in_the_sync_log_once_with_the_guides_fix() {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let connection = sf.connect_and_sync(false).await;
+    sf.sf
+        .handle()
+        .set_faults(salesforce_sim::FaultSpec::parse("query:limit=1").unwrap());
+    assert!(poller::poll_all(&sf.app.engine).await.is_err());
+    assert!(poller::poll_all(&sf.app.engine).await.is_err());
+    let entries = sf.app.log_entries("poll_failed").await;
+    assert_eq!(entries.len(), 1, "one entry for a repeated error");
+    let remote = entries[0].remote_error.clone().unwrap_or_default();
+    assert!(remote.contains("REQUEST_LIMIT_EXCEEDED"), "{remote}");
+    assert!(entries[0]
+        .hint
+        .as_deref()
+        .is_some_and(|h| h.contains("System Overview")));
+    let row = stored::get(sf.app.store.db(), connection)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.state, state::CONNECTED);
+    assert!(row
+        .last_error
+        .is_some_and(|e| e.contains("REQUEST_LIMIT_EXCEEDED")));
+}
+
+#[tokio::test]
+async fn pipedrive_and_salesforce_connections_sync_side_by_side() {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    insert(&sf, 1, 1);
+    for i in 0..3 {
+        sf.app
+            .sim
+            .handle()
+            .insert_person(json!({ "name": format!("Pipe Person{i}"), "emails": [{ "value": format!("pipe{i}@example.com"), "primary": true }] }))
+            .unwrap();
+    }
+    let pipedrive = sf.app.connect_pipedrive().await;
+    let salesforce = sf.connect(false).await;
+    // One round of the poll loop runs both initial syncs.
+    poller::poll_all(&sf.app.engine).await.unwrap();
+    poller::poll_all(&sf.app.engine).await.unwrap();
+    assert_eq!(link_count(&sf, salesforce).await, 2);
+    assert_eq!(link_count(&sf, pipedrive).await, 3);
+    let rows = stored::list(sf.app.store.db()).await.unwrap();
+    assert!(rows.iter().all(|r| r.state == state::CONNECTED));
+}
+
+#[tokio::test]
+async fn sandbox_and_production_data_never_cross() {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    insert(&sf, 2, 0);
+    sf.sf
+        .handle()
+        .insert_record(
+            OrgKind::Sandbox,
+            "Contact",
+            json!({ "LastName": "Sandy", "Email": "sandy@example.com" }),
+        )
+        .unwrap();
+    let production = sf.connect_and_sync(false).await;
+    let sandbox = sf.connect_and_sync(true).await;
+    assert_eq!(link_count(&sf, production).await, 2);
+    assert_eq!(link_count(&sf, sandbox).await, 1);
+    // An app edit of the sandbox's contact goes to the sandbox org only.
+    let record = sf
+        .sf
+        .handle()
+        .ids_by_email(OrgKind::Sandbox, "Contact", "sandy@example.com")
+        .remove(0);
+    let link = links::by_person(sf.app.store.db(), sandbox, surrogate(&record))
+        .await
+        .unwrap()
+        .expect("linked in the sandbox connection");
+    assert!(
+        links::by_contact(sf.app.store.db(), production, link.contact_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn journey_actions_schedule_a_task_and_update_a_field_on_the_salesforce_record() {
+    use tandem_engine::sync::outbound::actions::{self, ContactRef, Submit};
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let (_, contacts) = insert(&sf, 0, 1);
+    let connection = sf.connect_and_sync(false).await;
+    let link = links::by_person(sf.app.store.db(), connection, surrogate(&contacts[0]))
+        .await
+        .unwrap()
+        .expect("linked");
+    let submit = |action: &str, params: serde_json::Value, key: &str| Submit {
+        action: actions::parse_action(action).unwrap(),
+        contact: ContactRef::Id {
+            contact_id: link.contact_id,
+        },
+        params,
+        idempotency_key: key.to_owned(),
+    };
+    let task = actions::submit(
+        &sf.app.engine,
+        submit(
+            "schedule_activity",
+            json!({ "subject": "Call back", "due_date": "2026-12-24" }),
+            "journey-sf-1",
+        ),
+    )
+    .await
+    .unwrap();
+    let field = actions::submit(
+        &sf.app.engine,
+        submit(
+            "update_person_field",
+            json!({ "field": "phone", "value": "+1 555 0100" }),
+            "journey-sf-2",
+        ),
+    )
+    .await
+    .unwrap();
+    sf.app.drive().await;
+    for id in [task.record.id, field.record.id] {
+        let record = actions::get(&sf.app.engine, id).await.unwrap().unwrap();
+        assert_eq!(record.state, "done", "{:?}", record.result);
+    }
+    assert_eq!(sf.sf.handle().count(OrgKind::Production, "Task"), 1);
+    let stored = sf
+        .sf
+        .handle()
+        .record(OrgKind::Production, "Contact", &contacts[0])
+        .unwrap();
+    assert_eq!(stored["Phone"], "+1 555 0100");
+}
+
+#[tokio::test]
+async fn a_refused_authorisation_code_says_session_expired_or_invalid_and_a_replayed_state_is_refused(
+) {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let start = no_redirects
+        .get(format!(
+            "{}/connections/salesforce/connect?sandbox=1",
+            sf.app.base_url
+        ))
+        .bearer_auth("test-admin-token")
+        .send()
+        .await
+        .unwrap();
+    let location = start.headers()["location"].to_str().unwrap().to_owned();
+    // The sandbox login host, with a PKCE challenge.
+    assert!(location.starts_with(sf.sf.login_url(true)), "{location}");
+    assert!(location.contains("code_challenge_method=S256"));
+    let url = reqwest::Url::parse(&location).unwrap();
+    let state = url
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let callback = |state: String| {
+        let http = no_redirects.clone();
+        let base = sf.app.base_url.clone();
+        async move {
+            http.get(format!("{base}/connections/salesforce/callback"))
+                .query(&[("code", "not-a-code"), ("state", state.as_str())])
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let body = callback(state.clone()).await;
+    assert!(body.contains("Session expired or invalid"), "{body}");
+    let replay = callback(state).await;
+    assert!(replay.contains("already used"), "{replay}");
+    assert!(stored::list(sf.app.store.db()).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_user_without_modify_all_data_is_told_insufficient_access_or_readonly() {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let admin = sf.sf.handle().admin_user(OrgKind::Production);
+    sf.sf
+        .handle()
+        .set_user_permissions(
+            OrgKind::Production,
+            &admin,
+            Permissions {
+                api_enabled: true,
+                modify_all_data: false,
+                view_all_data: true,
+                customize_application: true,
+            },
+        )
+        .unwrap();
+    let answer = sf.oauth_connect(false).await;
+    assert!(!answer.status().is_success());
+    let body = answer.text().await.unwrap();
+    assert!(body.contains("insufficient_access_or_readonly"), "{body}");
+    assert!(body.contains("Modify All Data"), "{body}");
+    assert!(stored::list(sf.app.store.db()).await.unwrap().is_empty());
+}
