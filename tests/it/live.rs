@@ -93,3 +93,48 @@ async fn with_workers_running_the_initial_sync_starts_itself_and_edits_flow_both
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_accepted_webhook_wakes_the_queue_loop_at_once_even_with_the_mirror_loop_running() {
+    // The idle poll is longer than the wait below: only the wake can make the edit arrive.
+    let app = spawn_app_with(
+        pipedrive_sim::SimConfig {
+            time_scale: 0.001,
+            persons: 1,
+            ..Default::default()
+        },
+        |settings| {
+            settings.workers.enabled = true;
+            settings.workers.poll_interval_secs = 3600;
+            settings.workers.idle_poll_ms = 600_000;
+        },
+    )
+    .await;
+    let connection = app.connect_and_sync().await;
+    app.drive().await;
+    let sim = app.sim.handle();
+    let person = sim.persons()[0]["id"].as_i64().unwrap();
+    let db = app.store.db().clone();
+    let contact_id = links::by_person(&db, connection, person)
+        .await
+        .unwrap()
+        .unwrap()
+        .contact_id;
+    // The loops found nothing to do after the sync and wait; a webhook is accepted.
+    sim.update_person_as_user(person, json!({ "name": "Woken" }))
+        .unwrap();
+    eventually(
+        "the Pipedrive edit reaches the contact without the idle poll",
+        || {
+            let db = db.clone();
+            async move {
+                let contact = tandem_engine::sync::app::contacts::load(&db, contact_id)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                text_of(&contact, "name").as_deref() == Some("Woken")
+            }
+        },
+    )
+    .await;
+}

@@ -114,7 +114,7 @@ pub async fn set_enabled(engine: &Engine, id: Uuid, enabled: bool) -> Result<Swi
         webhooks_removed = switched.webhooks_removed,
         "The mirror was switched."
     );
-    engine.wake.notify_waiters();
+    engine.mirror_wake.notify_one();
     Ok(switched)
 }
 

@@ -92,6 +92,9 @@ pub struct Engine {
     /// Wakes the idle worker loop at once when new work is committed (an accepted webhook, an
     /// app-side change); without it the loop notices after `workers.idle_poll_ms`.
     pub wake: Arc<tokio::sync::Notify>,
+    /// Wakes the live mirror's loop (a mirror switched on). Its own: a `Notify` wakes one
+    /// waiter, and the queue loop must never miss the wake of an accepted webhook.
+    pub mirror_wake: Arc<tokio::sync::Notify>,
     /// Per connection, when the last catch-up before creates started (see
     /// `outbound::catch_up`); the lock makes concurrent creates share one.
     pub catch_ups: Arc<dashmap::DashMap<uuid::Uuid, CatchUpSlot>>,
@@ -123,6 +126,7 @@ impl Engine {
             salesforce: Crm::salesforce_with(&settings, false, limiters.clone()),
             salesforce_sandbox: Crm::salesforce_with(&settings, true, limiters),
             wake: Arc::new(tokio::sync::Notify::new()),
+            mirror_wake: Arc::new(tokio::sync::Notify::new()),
             catch_ups: Arc::default(),
             webhook_auth: connections::WebhookAuthCache::default(),
             clock: Arc::new(SystemClock),

@@ -631,7 +631,7 @@ pub fn spawn_workers(
             let idle = round == Round::Idle;
             tokio::select! {
                 () = s.cancelled() => return,
-                () = e.wake.notified(), if idle => {}
+                () = e.mirror_wake.notified(), if idle => {}
                 () = tokio::time::sleep(pause) => {}
             }
         }
