@@ -674,3 +674,45 @@ async fn a_user_without_modify_all_data_is_told_insufficient_access_or_readonly(
     assert!(body.contains("Modify All Data"), "{body}");
     assert!(stored::list(sf.app.store.db()).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn salesforce_calls_are_counted_in_the_metrics_by_operation_without_record_ids() {
+    const TOKEN: &str = "metrics-token-0123456789";
+    let sf = spawn_sf_app(sim(), |s| {
+        s.metrics.token = tandem_engine::config::Redacted::new(TOKEN.to_owned());
+    })
+    .await;
+    insert(&sf, 2, 1);
+    let connection = sf.connect_and_sync(false).await;
+    let text = sf
+        .app
+        .http
+        .get(format!("{}/metrics", sf.app.base_url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("tandem_crm_requests_total{")
+                && l.contains("crm=\"salesforce\"")
+                && l.contains(&connection.to_string())
+        })
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("operation=\"GET query\"") && l.contains("outcome=\"2xx\"")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| !l.contains("/00Q") && !l.contains("/003")),
+        "no record id in a label: {lines:?}"
+    );
+}

@@ -128,7 +128,32 @@ impl SalesforceClient {
         } else {
             builder
         };
-        let response = builder.send().await.map_err(SalesforceError::from)?;
+        let (http, request) = builder.build_split();
+        let request = request.map_err(SalesforceError::from)?;
+        let operation = operation_of(request.method(), request.url().path());
+        let started = std::time::Instant::now();
+        let metered = |outcome| {
+            crate::meter::crm_request(
+                session.connection_id,
+                "salesforce",
+                &operation,
+                write,
+                outcome,
+                1,
+                started.elapsed(),
+            );
+        };
+        let response = http.execute(request).await.map_err(|error| {
+            metered(if error.is_timeout() {
+                crate::meter::CrmOutcome::Timeout
+            } else {
+                crate::meter::CrmOutcome::Transport
+            });
+            SalesforceError::from(error)
+        })?;
+        metered(crate::meter::CrmOutcome::from_status(
+            response.status().as_u16(),
+        ));
         observe(&budget, &response);
         if response.status().is_success() {
             return Ok(response);
@@ -392,5 +417,49 @@ async fn status_error(response: Response) -> SalesforceError {
         code,
         message,
         fields,
+    }
+}
+
+/// A bounded operation label for the metrics: the method and the REST path after the API
+/// version, up to the object type (`GET query`, `PATCH sobjects/Lead`, `POST composite/sobjects`),
+/// never a record id.
+fn operation_of(method: &Method, path: &str) -> String {
+    let rest = path
+        .split_once("/services/data/")
+        .map_or(path, |(_, after)| {
+            after.split_once('/').map_or("", |(_, r)| r)
+        });
+    let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).take(2).collect();
+    let label = match parts.as_slice() {
+        ["sobjects", object] | ["composite", object] | ["tooling", object] => {
+            format!("{}/{object}", parts[0])
+        }
+        [first, ..] => (*first).to_owned(),
+        [] => "other".to_owned(),
+    };
+    format!("{method} {label}")
+}
+
+#[cfg(test)]
+mod operation_tests {
+    use super::*;
+
+    #[test]
+    fn operation_labels_stop_at_the_object_type_and_never_carry_a_record_id() {
+        assert_eq!(
+            operation_of(
+                &Method::PATCH,
+                "/services/data/v62.0/sobjects/Lead/00Q5g00000AbCdEEAZ"
+            ),
+            "PATCH sobjects/Lead"
+        );
+        assert_eq!(
+            operation_of(&Method::GET, "/services/data/v62.0/query"),
+            "GET query"
+        );
+        assert_eq!(
+            operation_of(&Method::POST, "/services/data/v62.0/composite/sobjects"),
+            "POST composite/sobjects"
+        );
     }
 }
