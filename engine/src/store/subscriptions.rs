@@ -181,37 +181,6 @@ pub async fn count_failure(
     Ok(get(db, id).await?.map(|s| s.consecutive_failures))
 }
 
-/// A delivery to enqueue.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewDelivery<'a> {
-    pub contact_id: Option<Uuid>,
-    pub event_type: &'a str,
-    pub payload: &'a Value,
-}
-
-/// Enqueues `delivery` for each of `subscriptions`, due at `now`, in state `state`.
-pub async fn enqueue_deliveries(
-    db: &impl Conn,
-    subscriptions: &[Uuid],
-    delivery: NewDelivery<'_>,
-    state: &str,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let targets: Vec<(Uuid, Option<Uuid>)> = subscriptions
-        .iter()
-        .map(|s| (*s, delivery.contact_id))
-        .collect();
-    enqueue_each(
-        db,
-        &targets,
-        delivery.event_type,
-        delivery.payload,
-        state,
-        now,
-    )
-    .await
-}
-
 /// A delivery's row, as the subscription's log shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryRow {

@@ -252,14 +252,7 @@ impl SalesforceClient {
         s: &Session,
         records: &[Record],
     ) -> Result<Vec<SaveResult>, CrmError> {
-        let body = CollectionRequest {
-            all_or_none: false,
-            records,
-        };
-        let request = self
-            .request(s, Method::PATCH, "/composite/sobjects")
-            .json(&body);
-        self.json(s, request, true).await
+        self.collection(s, Method::PATCH, records).await
     }
 
     /// `POST /composite/sobjects` (`allOrNone=false`).
@@ -268,13 +261,20 @@ impl SalesforceClient {
         s: &Session,
         records: &[Record],
     ) -> Result<Vec<SaveResult>, CrmError> {
+        self.collection(s, Method::POST, records).await
+    }
+
+    async fn collection(
+        &self,
+        s: &Session,
+        method: Method,
+        records: &[Record],
+    ) -> Result<Vec<SaveResult>, CrmError> {
         let body = CollectionRequest {
             all_or_none: false,
             records,
         };
-        let request = self
-            .request(s, Method::POST, "/composite/sobjects")
-            .json(&body);
+        let request = self.request(s, method, "/composite/sobjects").json(&body);
         self.json(s, request, true).await
     }
 

@@ -23,7 +23,7 @@ use tandem_core::{keys, FieldValue, LabeledValue, RetryPolicy};
 use tandem_webhooks::standard::{self, Secret};
 use uuid::Uuid;
 
-use crate::store::subscriptions::{self as stored, NewDelivery, SubscriptionRow};
+use crate::store::subscriptions::{self as stored, SubscriptionRow};
 use crate::store::Conn;
 use crate::sync::synclog::{self, Direction, Entry, Level};
 use crate::sync::{links, Engine, SyncError};
@@ -112,13 +112,13 @@ pub async fn contact_event_with(
     extra: Option<(&str, Value)>,
     now: DateTime<Utc>,
 ) -> Result<(), SyncError> {
-    let subscriptions: Vec<Uuid> = stored::enabled(txn)
+    let targets: Vec<(Uuid, Option<Uuid>)> = stored::enabled(txn)
         .await?
         .into_iter()
         .filter(|s| EventFilter::from_stored(s.filter.as_deref()).wants(event.as_str(), &[]))
-        .map(|s| s.id)
+        .map(|s| (s.id, Some(contact_id)))
         .collect();
-    if subscriptions.is_empty() {
+    if targets.is_empty() {
         return Ok(());
     }
     let Some(contact) = contact_json::view(txn, contact_id).await? else {
@@ -133,12 +133,15 @@ pub async fn contact_event_with(
         "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "data": data,
     });
-    let delivery = NewDelivery {
-        contact_id: Some(contact_id),
-        event_type: event.as_str(),
-        payload: &payload,
-    };
-    stored::enqueue_deliveries(txn, &subscriptions, delivery, delivery_state::PENDING, now).await?;
+    stored::enqueue_each(
+        txn,
+        &targets,
+        event.as_str(),
+        &payload,
+        delivery_state::PENDING,
+        now,
+    )
+    .await?;
     Ok(())
 }
 
