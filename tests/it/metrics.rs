@@ -369,3 +369,46 @@ async fn traces_reach_an_otlp_collector_with_a_span_per_applied_event_and_no_per
     assert!(!all.contains(address), "no e-mail address in any span");
     assert!(!all.contains("Traced Person"), "no name in any span");
 }
+
+#[tokio::test]
+async fn the_mirror_progress_is_a_gauge_per_stream_that_reaches_every_row() {
+    use tandem_engine::sync::mirror as live_mirror;
+    let app = app_with_metrics().await;
+    app.sim
+        .handle()
+        .seed_objects(tandem_tests::mirror::small_company());
+    let connection = app.connect_pipedrive().await;
+    let conn = format!("connection_id=\"{connection}\"");
+    let off = scrape(&app).await;
+    assert!(
+        !off.contains("tandem_mirror_rows{"),
+        "no mirror, no gauge:\n{off}"
+    );
+
+    live_mirror::set_enabled(&app.engine, connection, true)
+        .await
+        .unwrap();
+    let started = scrape(&app).await;
+    assert_eq!(
+        sample(&started, "tandem_mirror_enabled", &[conn.as_str()]),
+        1.0
+    );
+    assert_eq!(
+        sample(&started, "tandem_mirror_streams_done", &[conn.as_str()]),
+        0.0
+    );
+    live_mirror::drive_mirror_until_idle(&app.engine)
+        .await
+        .unwrap();
+    let done = scrape(&app).await;
+
+    assert!(done.contains("# TYPE tandem_mirror_rows gauge"), "{done}");
+    let total = sample(&done, "tandem_mirror_streams", &[conn.as_str()]);
+    assert!(total > 10.0, "{done}");
+    assert_eq!(
+        sample(&done, "tandem_mirror_streams_done", &[conn.as_str()]),
+        total
+    );
+    let deals = [conn.as_str(), "crm=\"pipedrive\"", "stream=\"deals\""];
+    assert_eq!(sample(&done, "tandem_mirror_rows", &deals), 1_200.0);
+}

@@ -715,4 +715,14 @@ async fn salesforce_calls_are_counted_in_the_metrics_by_operation_without_record
             .all(|l| !l.contains("/00Q") && !l.contains("/003")),
         "no record id in a label: {lines:?}"
     );
+    // The connection's queue gauges carry its own CRM, not the engine's default one.
+    let conn = format!("connection_id=\"{connection}\"");
+    for gauge in ["tandem_outbox_jobs{", "tandem_dead_letters{"] {
+        let labels: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with(gauge) && l.contains(&conn))
+            .collect();
+        assert_eq!(labels.len(), 1, "{gauge}: {text}");
+        assert!(labels[0].contains("crm=\"salesforce\""), "{labels:?}");
+    }
 }

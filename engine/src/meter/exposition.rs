@@ -8,7 +8,7 @@
 //!   monitoring network reaches), without a token unless one is set;
 //! - neither: no endpoint, no recorder, and one log line at start-up saying how to enable it.
 //!
-//! Queue depths, dead letters, budgets and initial-sync progress are gauges sampled when the
+//! Queue depths, dead letters, budgets, initial-sync and mirror progress are gauges sampled when the
 //! page is scraped (a few grouped `COUNT` queries).
 
 use std::sync::OnceLock;
@@ -133,6 +133,19 @@ fn describe() {
         name::INITIAL_SYNC_PERSONS,
         "Persons applied so far by a running initial sync."
     );
+    describe_gauge!(
+        name::MIRROR_ENABLED,
+        "1 while the connection's live mirror is switched on."
+    );
+    describe_gauge!(
+        name::MIRROR_STREAMS_DONE,
+        "Mirror streams done in the pass in progress (all of them between passes)."
+    );
+    describe_gauge!(name::MIRROR_STREAMS_TOTAL, "Mirror streams in a pass.");
+    describe_gauge!(
+        name::MIRROR_ROWS,
+        "Rows in a mirror table, not marked deleted."
+    );
     describe_gauge!(name::UP, "1 while tandem runs.");
 }
 
@@ -163,44 +176,47 @@ pub fn token_matches(offered: Option<&str>, expected: &str) -> bool {
 }
 
 /// Sets the gauges of every connection (zero where nothing is queued, so a drained queue
-/// does not keep its last value).
+/// does not keep its last value), each labelled with its own CRM.
 pub async fn sample_gauges(engine: &Engine) -> Result<(), crate::store::StoreError> {
     let now = Utc::now();
     let db = &engine.store;
     let connections = crate::store::metrics::connections(db).await?;
     let gauges = crate::store::metrics::queue_gauges(db).await?;
-    let crm = super::crm_label(&engine.crm);
     metrics::gauge!(name::UP).set(1.0);
     let age = |t: Option<chrono::DateTime<Utc>>| {
         t.map_or(0.0, |t| {
             ((now - t).num_milliseconds().max(0) as f64) / 1000.0
         })
     };
-    let ids = connections
-        .iter()
-        .map(|(id, _)| *id)
-        .chain(std::iter::once(Uuid::nil()));
-    for id in ids {
-        let g = gauges
+    let gauge_of = |id: Uuid| {
+        gauges
             .iter()
             .find(|g| g.connection_id == id)
             .cloned()
-            .unwrap_or_default();
+            .unwrap_or_default()
+    };
+    // Events received before any connection existed (or for none) sit under the nil id.
+    let unowned = gauge_of(Uuid::nil());
+    let nil = Uuid::nil().to_string();
+    metrics::gauge!(name::INBOX_DEPTH, "connection_id" => nil.clone())
+        .set(unowned.inbox_pending as f64);
+    metrics::gauge!(name::INBOX_OLDEST, "connection_id" => nil).set(age(unowned.inbox_oldest));
+    for (id, state, kind) in &connections {
+        let g = gauge_of(*id);
+        let crm_of = engine.crm_of(kind);
+        let crm = super::crm_label(crm_of);
         let label = id.to_string();
         metrics::gauge!(name::INBOX_DEPTH, "connection_id" => label.clone())
             .set(g.inbox_pending as f64);
         metrics::gauge!(name::INBOX_OLDEST, "connection_id" => label.clone())
             .set(age(g.inbox_oldest));
-        if id.is_nil() {
-            continue;
-        }
         metrics::gauge!(name::OUTBOX_DEPTH, "connection_id" => label.clone(), "crm" => crm)
             .set(g.outbox_pending as f64);
         metrics::gauge!(name::OUTBOX_OLDEST, "connection_id" => label.clone(), "crm" => crm)
             .set(age(g.outbox_oldest));
         metrics::gauge!(name::DEAD_LETTERS, "connection_id" => label.clone(), "crm" => crm)
             .set(g.dead_letters as f64);
-        if let Some(budget) = engine.crm.limiters().get(id) {
+        if let Some(budget) = crm_of.limiters().get(*id) {
             if let Some(left) = budget.daily_left() {
                 metrics::gauge!(name::DAILY_BUDGET_LEFT, "connection_id" => label.clone(), "crm" => crm).set(left as f64);
             }
@@ -208,17 +224,42 @@ pub async fn sample_gauges(engine: &Engine) -> Result<(), crate::store::StoreErr
                 metrics::gauge!(name::DAILY_BUDGET_TOTAL, "connection_id" => label.clone(), "crm" => crm).set(total as f64);
             }
         }
-    }
-    for (id, state) in &connections {
         if state == crate::sync::connections::state::SYNCING {
             if let Ok(Some(done)) =
                 crate::sync::inbound::poller::initial_sync_progress(engine, *id).await
             {
-                metrics::gauge!(name::INITIAL_SYNC_PERSONS, "connection_id" => id.to_string(), "crm" => crm).set(done as f64);
+                metrics::gauge!(name::INITIAL_SYNC_PERSONS, "connection_id" => label.clone(), "crm" => crm).set(done as f64);
             }
+        }
+        if crm_of.has_mirror() {
+            sample_mirror(engine, *id, &label, crm).await;
         }
     }
     Ok(())
+}
+
+/// The mirror's progress (streams done of all in the pass, live rows per stream), when the
+/// connection's mirror was ever switched on. Stream names come from the catalog: bounded.
+async fn sample_mirror(engine: &Engine, id: Uuid, label: &str, crm: &'static str) {
+    let status = match crate::mirror::background::status(&engine.store, id).await {
+        Ok(Some(status)) => status,
+        Ok(None) => return,
+        Err(error) => {
+            tracing::warn!(connection_id = %id, error = %error, "Could not read the mirror's progress for /metrics.");
+            return;
+        }
+    };
+    let enabled = if status.enabled { 1.0 } else { 0.0 };
+    metrics::gauge!(name::MIRROR_ENABLED, "connection_id" => label.to_owned(), "crm" => crm)
+        .set(enabled);
+    metrics::gauge!(name::MIRROR_STREAMS_DONE, "connection_id" => label.to_owned(), "crm" => crm)
+        .set(status.streams_done as f64);
+    metrics::gauge!(name::MIRROR_STREAMS_TOTAL, "connection_id" => label.to_owned(), "crm" => crm)
+        .set(status.streams_total as f64);
+    for stream in &status.streams {
+        metrics::gauge!(name::MIRROR_ROWS, "connection_id" => label.to_owned(), "crm" => crm, "stream" => stream.stream)
+            .set(stream.rows as f64);
+    }
 }
 
 #[cfg(test)]

@@ -38,6 +38,10 @@ pub mod name {
     pub const DAILY_BUDGET_LEFT: &str = "tandem_crm_daily_budget_remaining_tokens";
     pub const DAILY_BUDGET_TOTAL: &str = "tandem_crm_daily_budget_tokens";
     pub const INITIAL_SYNC_PERSONS: &str = "tandem_initial_sync_persons";
+    pub const MIRROR_ENABLED: &str = "tandem_mirror_enabled";
+    pub const MIRROR_STREAMS_DONE: &str = "tandem_mirror_streams_done";
+    pub const MIRROR_STREAMS_TOTAL: &str = "tandem_mirror_streams";
+    pub const MIRROR_ROWS: &str = "tandem_mirror_rows";
     pub const UP: &str = "tandem_up";
 }
 

@@ -62,7 +62,7 @@ async fn sample(engine: &Engine, now: DateTime<Utc>) -> Result<Vec<MinutePoint>,
         p95: None,
     };
     let mut points = Vec::new();
-    for (id, _) in connections {
+    for (id, _, _) in connections {
         let g = gauges
             .iter()
             .find(|g| g.connection_id == id)

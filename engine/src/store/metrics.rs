@@ -165,13 +165,14 @@ pub async fn queue_gauges(db: &impl Conn) -> Result<Vec<QueueGauges>, StoreError
     Ok(out.into_values().collect())
 }
 
-/// Every connection's id and stored state, oldest first.
-pub async fn connections(db: &impl Conn) -> Result<Vec<(Uuid, String)>, StoreError> {
+/// Every connection's id, stored state and CRM kind, oldest first.
+pub async fn connections(db: &impl Conn) -> Result<Vec<(Uuid, String, String)>, StoreError> {
     use super::entities::connection;
     Ok(connection::Entity::find()
         .select_only()
         .column(connection::Column::Id)
         .column(connection::Column::State)
+        .column(connection::Column::Crm)
         .order_by_asc(connection::Column::CreatedAt)
         .into_tuple()
         .all(db.raw())
