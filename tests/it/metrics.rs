@@ -78,6 +78,38 @@ async fn the_metrics_endpoint_on_the_main_port_wants_the_bearer_token() {
 }
 
 #[tokio::test]
+async fn wrong_metrics_tokens_lock_that_address_out_but_not_the_real_scraper() {
+    let app = app_with_metrics().await;
+    let url = format!("{}/metrics", app.base_url);
+    let guesser = super::security::client_from([127, 0, 0, 5]);
+    let scraper = super::security::client_from([127, 0, 0, 6]);
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        let status = guesser
+            .get(&url)
+            .bearer_auth(format!("metrics-guess-{i:02}-0000000"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        statuses.push(status);
+    }
+    assert!(
+        statuses[..5].iter().all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[5..].contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    let locked = guesser.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(locked.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(!app.log_entries("auth_throttled").await.is_empty());
+    let own = scraper.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(own.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn a_separate_listener_serves_metrics_and_the_main_port_does_not() {
     let database = TestDatabase::create().await.unwrap();
     let mut settings = test_settings(&database);

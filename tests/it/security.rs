@@ -485,7 +485,7 @@ async fn request_logs_hold_the_path_but_never_the_query_with_oauth_codes_or_emai
 }
 
 /// A client whose requests come from `address` (any 127.x address reaches the loopback).
-fn client_from(address: [u8; 4]) -> reqwest::Client {
+pub(crate) fn client_from(address: [u8; 4]) -> reqwest::Client {
     reqwest::Client::builder()
         .local_address(std::net::IpAddr::from(address))
         .redirect(reqwest::redirect::Policy::none())

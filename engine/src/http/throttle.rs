@@ -31,6 +31,8 @@ pub(crate) enum Surface {
     PipedriveWebhook,
     /// Signed deliveries on `/webhooks/app`.
     AppWebhook,
+    /// The Bearer token on `/metrics` (the main port or its own listener).
+    Metrics,
 }
 
 impl Surface {
@@ -40,6 +42,7 @@ impl Surface {
             Self::Api => "api",
             Self::PipedriveWebhook => "pipedrive_webhook",
             Self::AppWebhook => "app_webhook",
+            Self::Metrics => "metrics",
         }
     }
 
@@ -345,7 +348,11 @@ impl AuthProbe {
 
 /// The surface a request authenticates against, by route.
 pub(crate) fn surface_of(method: &axum::http::Method, path: &str) -> Option<Surface> {
-    if path == "/admin" || path.starts_with("/admin/") || path == "/connections/pipedrive/connect" {
+    if path == "/admin"
+        || path.starts_with("/admin/")
+        || path == "/connections/pipedrive/connect"
+        || path == "/connections/salesforce/connect"
+    {
         Some(Surface::Admin)
     } else if path.starts_with("/api/v1/") {
         Some(Surface::Api)
@@ -355,6 +362,8 @@ pub(crate) fn surface_of(method: &axum::http::Method, path: &str) -> Option<Surf
         Some(Surface::PipedriveWebhook)
     } else if path == "/webhooks/app" {
         Some(Surface::AppWebhook)
+    } else if path == "/metrics" {
+        Some(Surface::Metrics)
     } else {
         None
     }
@@ -368,7 +377,7 @@ pub(crate) fn outcome(
     status: axum::http::StatusCode,
 ) -> Option<bool> {
     probe.outcome().or(match surface {
-        Surface::PipedriveWebhook | Surface::AppWebhook => {
+        Surface::PipedriveWebhook | Surface::AppWebhook | Surface::Metrics => {
             if status == axum::http::StatusCode::UNAUTHORIZED {
                 Some(false)
             } else if status.is_success() {
