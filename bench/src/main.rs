@@ -305,7 +305,7 @@ async fn ingest(
         .await;
         let connection = app.connect_pipedrive().await;
         let (user, password) =
-            connections::webhook_credentials(&app.engine, app.store.db(), connection)
+            connections::webhook_credentials(&app.engine, app.store.db(), connection.into())
                 .await?
                 .context("webhook credentials")?;
         let path = format!("/webhooks/pipedrive/{connection}");
@@ -471,7 +471,7 @@ async fn latency_run(edits: usize, burst: Option<u32>) -> anyhow::Result<Latency
     }
     let mut person_of = Vec::new();
     for id in &ids {
-        let link = links::by_contact(app.store.db(), connection, *id)
+        let link = links::by_contact(app.store.db(), connection.into(), *id)
             .await?
             .context("linked")?;
         person_of.push(link.person_id);
@@ -675,7 +675,7 @@ async fn initial_sync(persons: usize, burst: u32) -> anyhow::Result<Section> {
     let sim = app.sim.handle();
     sim.reset_counts();
     let started = Instant::now();
-    let progress = poller::initial_sync(&app.engine, connection, |_| {}).await?;
+    let progress = poller::initial_sync(&app.engine, connection.into(), |_| {}).await?;
     let elapsed = started.elapsed();
     let requests = sim.calls("v2.getPersons");
     let bound = Duration::from_secs_f64(requests as f64 * 2.0 / f64::from(burst));
@@ -818,7 +818,7 @@ async fn push(
     limits.api_token_burst = burst;
     limits.oauth_burst = burst;
     sim.set_rate_limits(limits);
-    connections::set_paused(app.store.db(), connection, true, chrono::Utc::now()).await?;
+    connections::set_paused(app.store.db(), connection.into(), true, chrono::Utc::now()).await?;
     let shared = ((contacts_n as f64) * same_email) as usize;
     for i in 0..contacts_n {
         let address = if i < shared {
@@ -836,7 +836,7 @@ async fn push(
     let jobs = count(&app.engine, "SELECT count(*) FROM outbox_job").await?;
     sim.reset_counts();
     let started = Instant::now();
-    connections::set_paused(app.store.db(), connection, false, chrono::Utc::now()).await?;
+    connections::set_paused(app.store.db(), connection.into(), false, chrono::Utc::now()).await?;
     let drained = wait_every(
         Duration::from_millis(50),
         Duration::from_secs(3600),
@@ -900,7 +900,7 @@ async fn coalesce(edits: usize) -> anyhow::Result<Section> {
         )
         .await?;
         let linked = wait(Duration::from_secs(30), || async {
-            links::by_contact(app.store.db(), connection, created.contact_id)
+            links::by_contact(app.store.db(), connection.into(), created.contact_id)
                 .await
                 .ok()
                 .flatten()
@@ -908,7 +908,7 @@ async fn coalesce(edits: usize) -> anyhow::Result<Section> {
         })
         .await;
         anyhow::ensure!(linked, "the contact was never created in Pipedrive");
-        let person = links::by_contact(app.store.db(), connection, created.contact_id)
+        let person = links::by_contact(app.store.db(), connection.into(), created.contact_id)
             .await?
             .context("linked")?
             .person_id;
@@ -1178,7 +1178,7 @@ async fn extraction_run(size: &MirrorSize, burst: Option<u32>) -> anyhow::Result
     config.objects = size.objects;
     let app = app_on(None, config, false).await?;
     let connection = app.connect_pipedrive().await;
-    let conn = connections::load(&app.engine, connection).await?;
+    let conn = connections::load(&app.engine, connection.into()).await?;
     let source = Source::new(&app.engine.crm, conn.session, Priority::Sync)?;
     let db = MirrorDb::in_store(&app.store);
     let plan = Replication::all(None).streams;
@@ -1223,12 +1223,12 @@ async fn mirror_latency(edits: usize) -> anyhow::Result<Vec<Duration>> {
     config.objects = tandem_tests::mirror::small_company();
     let app = app_on(None, config, true).await?;
     let connection = app.connect_pipedrive().await;
-    tandem_engine::sync::mirror::set_enabled(&app.engine, connection, true).await?;
+    tandem_engine::sync::mirror::set_enabled(&app.engine, connection.into(), true).await?;
     let done = wait_every(
         Duration::from_millis(50),
         Duration::from_secs(120),
         || async {
-            tandem_engine::sync::mirror::status(&app.engine, connection)
+            tandem_engine::sync::mirror::status(&app.engine, connection.into())
                 .await
                 .ok()
                 .flatten()

@@ -72,7 +72,7 @@ pub enum ConnectionsAction {
     /// Disconnect: remove webhooks, revoke the token, stop syncing; data and links are kept.
     Remove {
         /// The connection id (from `tandem connections list`).
-        id: uuid::Uuid,
+        id: tandem_core::ConnectionId,
     },
 }
 

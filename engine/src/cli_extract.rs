@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use tandem_core::ConnectionId;
 
 use anyhow::Context;
 use clap::Args;
@@ -22,7 +23,7 @@ use crate::store::Store;
 pub struct ExtractArgs {
     /// Extract for this connection (from `tandem connections list`).
     #[arg(long, conflicts_with_all = ["api_token", "domain"])]
-    pub connection: Option<uuid::Uuid>,
+    pub connection: Option<ConnectionId>,
     /// A Pipedrive API token (instead of a connection).
     #[arg(
         long,
@@ -83,7 +84,7 @@ pub async fn run(settings: Settings, args: ExtractArgs) -> anyhow::Result<()> {
             crate::egress::check_crm_url(&settings, &api_domain)
                 .map_err(|e| anyhow::anyhow!("--domain {api_domain} {e}"))?;
             Session {
-                connection_id: uuid::Uuid::nil(),
+                connection_id: ConnectionId::nil(),
                 api_domain,
                 auth: Auth::ApiToken(Redacted::new(token.clone())),
                 seed_burst: documented_burst(&settings.pipedrive.plan, false),

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
+use tandem_core::ConnectionId;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -452,7 +453,7 @@ fn demo_settings(dir: &std::path::Path, port: u16, sim_url: &str) -> Settings {
 async fn connect_with_oauth(
     engine: &Engine,
     tandem_url: &str,
-) -> anyhow::Result<(Uuid, connections::ConnectionCtx)> {
+) -> anyhow::Result<(ConnectionId, connections::ConnectionCtx)> {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
@@ -488,7 +489,7 @@ async fn connect_with_oauth(
 async fn link_person(
     handle: &SimHandle,
     engine: &Engine,
-    connection: Uuid,
+    connection: ConnectionId,
     index: usize,
 ) -> anyhow::Result<Option<(i64, Uuid)>> {
     let persons = handle.persons();

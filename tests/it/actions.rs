@@ -56,7 +56,7 @@ async fn add_deal_on_a_contact_without_a_person_creates_one_person_owned_by_the_
     assert_eq!(record.state, "done");
     assert_eq!(record.result.unwrap()["deal_id"], deals[0]["id"]);
     assert!(
-        links::by_contact(app.store.db(), connection, contact)
+        links::by_contact(app.store.db(), connection.into(), contact)
             .await
             .unwrap()
             .is_some(),

@@ -117,7 +117,7 @@ async fn a_console_login_sets_a_strict_http_only_cookie_and_a_form_without_its_c
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
     assert!(forged.text().await.unwrap().contains("csrf_failed"));
     assert!(
-        !admin::connection_status(&app.engine, id)
+        !admin::connection_status(&app.engine, id.into())
             .await
             .unwrap()
             .paused
@@ -132,7 +132,7 @@ async fn a_console_login_sets_a_strict_http_only_cookie_and_a_form_without_its_c
         .unwrap();
     assert_eq!(paused.status(), StatusCode::SEE_OTHER);
     assert!(
-        admin::connection_status(&app.engine, id)
+        admin::connection_status(&app.engine, id.into())
             .await
             .unwrap()
             .paused
@@ -380,7 +380,7 @@ async fn dead_letters_are_listed_retried_and_discarded_with_a_reason_in_the_sync
         .contains("Validation failed"));
     let job = letters[0]["id"].as_str().unwrap().to_owned();
     assert_eq!(
-        admin::connection_status(&app.engine, id)
+        admin::connection_status(&app.engine, id.into())
             .await
             .unwrap()
             .dead,
@@ -398,7 +398,7 @@ async fn dead_letters_are_listed_retried_and_discarded_with_a_reason_in_the_sync
     assert_eq!(retried.json::<Value>().await.unwrap()["retried"], 1);
     app.drive().await;
     assert_eq!(
-        admin::connection_status(&app.engine, id)
+        admin::connection_status(&app.engine, id.into())
             .await
             .unwrap()
             .dead,
@@ -427,7 +427,7 @@ async fn dead_letters_are_listed_retried_and_discarded_with_a_reason_in_the_sync
         .unwrap();
     assert_eq!(discarded.status(), StatusCode::OK);
     assert_eq!(
-        admin::connection_status(&app.engine, id)
+        admin::connection_status(&app.engine, id.into())
             .await
             .unwrap()
             .dead,
@@ -463,7 +463,7 @@ async fn the_sync_log_filters_by_contact_person_and_kind_and_refuses_a_bad_filte
                 kind,
                 "x",
             )
-            .connection(id)
+            .connection(id.into())
             .contact(contact)
             .person(person)
             .status(Some(400)),
@@ -547,7 +547,7 @@ async fn pause_stops_writes_and_resume_sends_them() {
         .persons_by_email("p@example.com")
         .is_empty());
     assert_eq!(
-        admin::connection_status(&app.engine, id)
+        admin::connection_status(&app.engine, id.into())
             .await
             .unwrap()
             .pending,
@@ -580,11 +580,14 @@ async fn run_initial_sync_pulls_persons_created_before_the_connection() {
     let body: Value = answer.json().await.unwrap();
     assert_eq!(body["progress"]["done"], 5);
     assert_eq!(
-        connections::load(&app.engine, id).await.unwrap().state,
+        connections::load(&app.engine, id.into())
+            .await
+            .unwrap()
+            .state,
         connections::state::CONNECTED
     );
     assert_eq!(
-        admin::connection_status(&app.engine, id)
+        admin::connection_status(&app.engine, id.into())
             .await
             .unwrap()
             .linked_persons,
@@ -644,7 +647,7 @@ async fn the_console_offers_pipedrives_email_and_phone_fields_for_mapping_and_ma
         .await;
         assert_eq!(saved.status(), StatusCode::OK, "{local} → {remote}");
     }
-    let conn = connections::load(&app.engine, id).await.unwrap();
+    let conn = connections::load(&app.engine, id.into()).await.unwrap();
     let email = conn
         .map
         .get(&tandem_core::FieldKey::new("email").unwrap())

@@ -10,7 +10,7 @@ use tandem_tests::{spawn_app, spawn_app_with, TestApp};
 
 async fn stored_tokens(app: &TestApp) -> (String, Option<String>) {
     let id = app.connection_id().await;
-    let conn = connections::load(&app.engine, id).await.unwrap();
+    let conn = connections::load(&app.engine, id.into()).await.unwrap();
     let access = match &conn.session.auth {
         tandem_engine::crm::Auth::Bearer(t) => t.expose().clone(),
         tandem_engine::crm::Auth::ApiToken(t) => t.expose().clone(),
@@ -34,7 +34,7 @@ async fn refresh_token(app: &TestApp) -> Option<String> {
 }
 
 async fn state_of(app: &TestApp) -> String {
-    admin::connection_status(&app.engine, app.connection_id().await)
+    admin::connection_status(&app.engine, app.connection_id().await.into())
         .await
         .unwrap()
         .state
@@ -60,7 +60,7 @@ async fn connecting_with_oauth_stores_the_tokens_encrypted_and_the_database_does
     assert_eq!(answer.status(), StatusCode::OK);
     assert!(answer.text().await.unwrap().contains("connected"));
 
-    let status = admin::connection_status(&app.engine, app.connection_id().await)
+    let status = admin::connection_status(&app.engine, app.connection_id().await.into())
         .await
         .unwrap();
     assert_eq!(status.state, state::CONNECTED);
@@ -130,7 +130,7 @@ async fn a_token_about_to_expire_is_refreshed_before_it_is_used() {
     let (before, _) = stored_tokens(&app).await;
     let refreshes = app.sim.handle().calls("oauth.token");
 
-    let conn = connections::load(&app.engine, app.connection_id().await)
+    let conn = connections::load(&app.engine, app.connection_id().await.into())
         .await
         .unwrap();
 
@@ -196,7 +196,7 @@ async fn an_api_domain_move_is_followed_on_refresh_and_logged_as_a_mismatch() {
 
     push_new_contact(&app, "moved@example.com").await;
 
-    let status = admin::connection_status(&app.engine, app.connection_id().await)
+    let status = admin::connection_status(&app.engine, app.connection_id().await.into())
         .await
         .unwrap();
     assert_eq!(status.api_domain, moved);
@@ -216,7 +216,7 @@ async fn reconnecting_to_a_different_company_is_refused_unless_the_admin_confirm
     app.sim.handle().seed_persons(3);
     app.oauth_connect(false).await;
     let first = app.connection_id().await;
-    tandem_engine::sync::inbound::poller::initial_sync(&app.engine, first, |_| {})
+    tandem_engine::sync::inbound::poller::initial_sync(&app.engine, first.into(), |_| {})
         .await
         .unwrap();
     let old_company = app.sim.handle().company_id();
@@ -227,7 +227,9 @@ async fn reconnecting_to_a_different_company_is_refused_unless_the_admin_confirm
     let page = refused.text().await.unwrap();
     assert!(page.contains("Company changed"), "{page}");
     assert!(page.contains("company_changed"));
-    let status = admin::connection_status(&app.engine, first).await.unwrap();
+    let status = admin::connection_status(&app.engine, first.into())
+        .await
+        .unwrap();
     assert_eq!(status.company_id, Some(old_company));
     assert_eq!(status.linked_persons, 3, "nothing was dropped");
     assert_eq!(app.log_entries("company_changed").await.len(), 1);
@@ -247,7 +249,7 @@ async fn disconnecting_revokes_the_token_removes_webhooks_and_a_reconnect_makes_
     app.sim.handle().seed_persons(4);
     app.oauth_connect(false).await;
     let id = app.connection_id().await;
-    tandem_engine::sync::inbound::poller::initial_sync(&app.engine, id, |_| {})
+    tandem_engine::sync::inbound::poller::initial_sync(&app.engine, id.into(), |_| {})
         .await
         .unwrap();
     let (_, refresh) = stored_tokens(&app).await;
@@ -282,7 +284,9 @@ async fn disconnecting_revokes_the_token_removes_webhooks_and_a_reconnect_makes_
         Some(400),
         "the refresh token is revoked"
     );
-    let status = admin::connection_status(&app.engine, id).await.unwrap();
+    let status = admin::connection_status(&app.engine, id.into())
+        .await
+        .unwrap();
     assert_eq!(status.state, state::DISCONNECTED);
     assert_eq!(status.linked_persons, 4, "links are kept");
     assert_eq!(
@@ -297,7 +301,7 @@ async fn disconnecting_revokes_the_token_removes_webhooks_and_a_reconnect_makes_
         id,
         "the same connection comes back"
     );
-    tandem_engine::sync::inbound::poller::initial_sync(&app.engine, id, |_| {})
+    tandem_engine::sync::inbound::poller::initial_sync(&app.engine, id.into(), |_| {})
         .await
         .unwrap();
     assert_eq!(contact_count(&app).await, contacts_before, "no duplicates");
@@ -467,7 +471,7 @@ async fn pipedrives_uninstall_notice_marks_the_connection_app_removed() {
 async fn an_api_token_connection_is_not_refreshable() {
     let app = spawn_app_with(Default::default(), |_| {}).await;
     let id = app.connect_pipedrive().await;
-    let refreshed = tokens::refresh_connection(&app.engine, id, None, None)
+    let refreshed = tokens::refresh_connection(&app.engine, id.into(), None, None)
         .await
         .unwrap();
     assert_eq!(refreshed, tokens::Refreshed::NotRefreshable);

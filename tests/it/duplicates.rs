@@ -17,7 +17,9 @@ async fn three_persons_sharing_an_email_are_one_group_of_three_linked_local_cont
     let app = spawn_app().await;
     let persons = three_same_email_persons(&app).await;
     let connection = app.connect_and_sync().await;
-    let conn = connections::load(&app.engine, connection).await.unwrap();
+    let conn = connections::load(&app.engine, connection.into())
+        .await
+        .unwrap();
     let groups = duplicates::list(&app.engine, &conn, false).await.unwrap();
     assert_eq!(groups.len(), 1);
     let group = &groups[0];
@@ -56,9 +58,11 @@ async fn merging_two_persons_through_tandem_leaves_one_person_one_link_and_an_up
     let app = spawn_app().await;
     let persons = three_same_email_persons(&app).await;
     let connection = app.connect_and_sync().await;
-    let conn = connections::load(&app.engine, connection).await.unwrap();
+    let conn = connections::load(&app.engine, connection.into())
+        .await
+        .unwrap();
     let (survivor, merged) = (persons[0], persons[1]);
-    let merged_contact = links::by_person(app.store.db(), connection, merged)
+    let merged_contact = links::by_person(app.store.db(), connection.into(), merged)
         .await
         .unwrap()
         .unwrap()
@@ -75,12 +79,12 @@ async fn merging_two_persons_through_tandem_leaves_one_person_one_link_and_an_up
         "the merged person is gone in Pipedrive"
     );
     assert_eq!(sim.persons_by_email("twin@example.com").len(), 2);
-    assert!(links::by_person(app.store.db(), connection, merged)
+    assert!(links::by_person(app.store.db(), connection.into(), merged)
         .await
         .unwrap()
         .is_none());
     assert_eq!(
-        links::by_person(app.store.db(), connection, survivor)
+        links::by_person(app.store.db(), connection.into(), survivor)
             .await
             .unwrap()
             .unwrap()
@@ -103,7 +107,7 @@ async fn a_merge_done_in_pipedrive_is_followed_through_its_webhook() {
     let persons = three_same_email_persons(&app).await;
     let connection = app.connect_and_sync().await;
     let (survivor, merged) = (persons[2], persons[0]);
-    let merged_contact = links::by_person(app.store.db(), connection, merged)
+    let merged_contact = links::by_person(app.store.db(), connection.into(), merged)
         .await
         .unwrap()
         .unwrap()
@@ -111,14 +115,16 @@ async fn a_merge_done_in_pipedrive_is_followed_through_its_webhook() {
     let sim = app.sim.handle();
     sim.merge_persons(merged, survivor).unwrap();
     app.await_person_webhooks(2).await;
-    assert!(links::by_person(app.store.db(), connection, merged)
+    assert!(links::by_person(app.store.db(), connection.into(), merged)
         .await
         .unwrap()
         .is_none());
-    assert!(links::by_person(app.store.db(), connection, survivor)
-        .await
-        .unwrap()
-        .is_some());
+    assert!(
+        links::by_person(app.store.db(), connection.into(), survivor)
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert!(app.contact(merged_contact).await.archived);
     assert_eq!(sim.calls("v2.addPerson"), 0, "no duplicate was created");
 }
@@ -146,12 +152,14 @@ async fn a_person_whose_ap_id_points_at_a_contact_linked_elsewhere_is_reported_a
         .unwrap();
     app.await_person_webhooks(2).await;
     let copy_id = copy["id"].as_i64().unwrap();
-    let copy_link = links::by_person(app.store.db(), connection, copy_id)
+    let copy_link = links::by_person(app.store.db(), connection.into(), copy_id)
         .await
         .unwrap()
         .expect("the copy is linked to a contact of its own");
     assert_ne!(copy_link.contact_id, created.contact_id);
-    let conn = connections::load(&app.engine, connection).await.unwrap();
+    let conn = connections::load(&app.engine, connection.into())
+        .await
+        .unwrap();
     let groups = duplicates::list(&app.engine, &conn, false).await.unwrap();
     let conflict = groups
         .iter()

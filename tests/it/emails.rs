@@ -20,7 +20,7 @@ async fn app_with_person() -> (TestApp, i64, String) {
     .await;
     let connection = app.connect_and_sync().await;
     app.drive().await;
-    set_mirror_enabled(&app.store, connection, true)
+    set_mirror_enabled(&app.store, connection.into(), true)
         .await
         .unwrap();
     let person = app.sim.handle().persons()[0].clone();

@@ -92,7 +92,7 @@ async fn a_patch_that_would_leave_the_person_without_a_name_is_a_422_naming_the_
         app.sim.handle().person(person).unwrap()["name"],
         "Ada Lovelace"
     );
-    let status = admin::connection_status(&app.engine, connection)
+    let status = admin::connection_status(&app.engine, connection.into())
         .await
         .unwrap();
     assert_eq!(status.dead, 0, "nothing was refused by Pipedrive");
@@ -191,7 +191,9 @@ async fn a_local_number_field_on_a_monetary_field_needs_a_currency_and_is_then_w
         person["custom_fields"][&budget],
         json!({"value": 1234.5, "currency": "EUR"})
     );
-    let status = admin::connection_status(&app.engine, id).await.unwrap();
+    let status = admin::connection_status(&app.engine, id.into())
+        .await
+        .unwrap();
     assert_eq!(status.dead, 0);
 
     // The app writes bare numbers to it; a bare amount read back is the same number.
@@ -402,7 +404,9 @@ async fn every_api_v2_custom_field_type_round_trips_between_the_app_and_pipedriv
         .map(|(t, app_in, _, _, _)| (format!("cf_{t}"), app_in.clone()))
         .collect();
     let (contact, person) = pushed_contact(&app, "types@example.com", Value::Object(written)).await;
-    let status = admin::connection_status(&app.engine, id).await.unwrap();
+    let status = admin::connection_status(&app.engine, id.into())
+        .await
+        .unwrap();
     assert_eq!(status.dead, 0, "Pipedrive accepted every value");
     let held = sim.person(person).unwrap();
     for ((t, _, in_pipedrive, _, _), key) in cases.iter().zip(&keys) {
@@ -422,7 +426,7 @@ async fn every_api_v2_custom_field_type_round_trips_between_the_app_and_pipedriv
         .collect();
     sim.update_person_as_user(person, json!({ "custom_fields": edit }))
         .unwrap();
-    let conn = tandem_engine::sync::connections::load(&app.engine, id)
+    let conn = tandem_engine::sync::connections::load(&app.engine, id.into())
         .await
         .unwrap();
     tandem_engine::sync::inbound::poller::poll_once(&app.engine, &conn)
@@ -438,7 +442,7 @@ async fn every_api_v2_custom_field_type_round_trips_between_the_app_and_pipedriv
         );
     }
     assert_eq!(
-        admin::connection_status(&app.engine, id)
+        admin::connection_status(&app.engine, id.into())
             .await
             .unwrap()
             .dead,
@@ -469,7 +473,7 @@ async fn a_contact_created_without_a_name_is_created_in_pipedrive_under_its_emai
     assert_eq!(persons.len(), 1);
     assert_eq!(persons[0]["name"], "noname@example.com");
     assert_eq!(
-        admin::connection_status(&app.engine, id)
+        admin::connection_status(&app.engine, id.into())
             .await
             .unwrap()
             .dead,

@@ -57,7 +57,7 @@ fn arbitrary_bytes_with_valid_credentials_always_get_a_4xx_and_never_a_5xx() {
         .block_on(connections::webhook_credentials(
             &app.engine,
             app.store.db(),
-            connection,
+            connection.into(),
         ))
         .unwrap()
         .unwrap();
@@ -109,7 +109,7 @@ fn well_formed_envelopes_around_arbitrary_person_data_are_stored_and_never_break
         .block_on(connections::webhook_credentials(
             &app.engine,
             app.store.db(),
-            connection,
+            connection.into(),
         ))
         .unwrap()
         .unwrap();

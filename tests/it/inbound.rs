@@ -18,7 +18,7 @@ async fn contact_for(
     connection: uuid::Uuid,
     person: i64,
 ) -> contacts::LocalContact {
-    let link = links::by_person(app.store.db(), connection, person)
+    let link = links::by_person(app.store.db(), connection.into(), person)
         .await
         .unwrap()
         .expect("the person is linked");
@@ -57,7 +57,7 @@ async fn with_webhooks_dropped_an_edit_arrives_through_the_poller() {
         Some("Only The Poller Knows")
     );
 
-    let conn = tandem_engine::sync::connections::load(&app.engine, connection)
+    let conn = tandem_engine::sync::connections::load(&app.engine, connection.into())
         .await
         .unwrap();
     let changed = poller::poll_once(&app.engine, &conn).await.unwrap();
@@ -161,7 +161,7 @@ async fn a_person_deleted_in_pipedrive_unlinks_and_archives_its_contact() {
     let contact_id = contact_for(&app, connection, person).await.id;
     app.sim.handle().delete_person(person).unwrap();
     app.await_person_webhooks(1).await;
-    assert!(links::by_person(app.store.db(), connection, person)
+    assert!(links::by_person(app.store.db(), connection.into(), person)
         .await
         .unwrap()
         .is_none());
@@ -251,7 +251,7 @@ async fn initial_sync_of_twenty_thousand_persons_resumes_after_a_kill_and_links_
     let (pages_tx, mut pages_rx) = tokio::sync::mpsc::unbounded_channel();
     let engine = app.engine.clone();
     let task = tokio::spawn(async move {
-        poller::initial_sync(&engine, connection, move |progress| {
+        poller::initial_sync(&engine, connection.into(), move |progress| {
             // The receiver stops listening once it has seen enough pages.
             pages_tx.send(progress.pages).ok();
         })
@@ -266,7 +266,7 @@ async fn initial_sync_of_twenty_thousand_persons_resumes_after_a_kill_and_links_
     drop(task.await);
     let list_calls_before = sim.calls("v2.getPersons");
 
-    let progress = poller::initial_sync(&app.engine, connection, |_| {})
+    let progress = poller::initial_sync(&app.engine, connection.into(), |_| {})
         .await
         .unwrap();
     assert!(progress.finished);
@@ -279,7 +279,7 @@ async fn initial_sync_of_twenty_thousand_persons_resumes_after_a_kill_and_links_
         "resumed near where it stopped"
     );
 
-    let linked = links::by_contact(app.store.db(), connection, existing.contact_id)
+    let linked = links::by_contact(app.store.db(), connection.into(), existing.contact_id)
         .await
         .unwrap();
     let same_email: Vec<_> = sim.persons_by_email(&target_email);
@@ -293,7 +293,7 @@ async fn initial_sync_of_twenty_thousand_persons_resumes_after_a_kill_and_links_
         assert!(linked.is_some(), "linked to one of the same-email persons");
     }
     assert_eq!(
-        stats::count_links(app.store.db(), connection)
+        stats::count_links(app.store.db(), connection.into())
             .await
             .unwrap(),
         20_000,
@@ -320,7 +320,7 @@ async fn reconciliation_unlinks_persons_deleted_unseen_repairs_drift_and_restore
     sim.update_person_as_user(drifted, json!({ "name": "Drifted Away" }))
         .unwrap();
     // Pipedrive deletes a webhook after days of failures.
-    let conn = tandem_engine::sync::connections::load(&app.engine, connection)
+    let conn = tandem_engine::sync::connections::load(&app.engine, connection.into())
         .await
         .unwrap();
     let hook = app
@@ -377,11 +377,11 @@ async fn page_outcome<C: sea_orm::ConnectionTrait>(
     use sea_orm::{FromQueryResult, Statement};
     let mut labels = Vec::new();
     let mut state = serde_json::Map::new();
-    let mut persons = links::person_ids(txn, connection).await.unwrap();
+    let mut persons = links::person_ids(txn, connection.into()).await.unwrap();
     persons.sort_unstable();
     let mut link_rows = Vec::new();
     for person in persons {
-        let link = links::by_person(txn, connection, person)
+        let link = links::by_person(txn, connection.into(), person)
             .await
             .unwrap()
             .unwrap();
@@ -464,7 +464,7 @@ async fn a_mixed_page_applied_in_batches_leaves_the_same_rows_as_applying_its_pe
     let old_b = person("Old B", Some("old-b@example.com"));
     let connection = app.connect_and_sync().await;
     let db = app.store.db();
-    let old_a_contact = links::by_person(db, connection, old_a)
+    let old_a_contact = links::by_person(db, connection.into(), old_a)
         .await
         .unwrap()
         .unwrap()
@@ -520,7 +520,9 @@ async fn a_mixed_page_applied_in_batches_leaves_the_same_rows_as_applying_its_pe
         .insert_person(json!({ "name": "Copy Of Old A", "emails": [{ "value": "copy@example.com" }], "custom_fields": { &apid_key: old_a_contact.to_string() } }))
         .unwrap();
 
-    let conn = connections::load(&app.engine, connection).await.unwrap();
+    let conn = connections::load(&app.engine, connection.into())
+        .await
+        .unwrap();
     let page = app
         .engine
         .crm
@@ -623,7 +625,7 @@ async fn the_same_delivery_sent_many_times_at_once_is_accepted_once_and_stored_o
             tandem_engine::sync::connections::webhook_credentials(
                 &app.engine,
                 app.store.db(),
-                connection,
+                connection.into(),
             )
             .await
             .unwrap()

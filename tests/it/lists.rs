@@ -69,7 +69,7 @@ async fn a_list_member_whose_email_pipedrive_already_has_is_linked_to_that_perso
     let persons = app.sim.handle().persons_by_email("known@example.com");
     assert_eq!(persons.len(), 1, "{persons:?}");
     assert_eq!(persons[0]["id"], existing);
-    let link = tandem_engine::sync::links::by_contact(app.store.db(), id, contact)
+    let link = tandem_engine::sync::links::by_contact(app.store.db(), id.into(), contact)
         .await
         .unwrap();
     assert!(link.is_some());
@@ -87,7 +87,9 @@ async fn contacts_put_in_the_list_while_paused_are_pushed_on_resume() {
     .await
     .unwrap()
     .contact_id;
-    admin::set_paused(&app.engine, id, true).await.unwrap();
+    admin::set_paused(&app.engine, id.into(), true)
+        .await
+        .unwrap();
     local::add_to_pipedrive_list(&app.engine, contact)
         .await
         .unwrap();
@@ -98,7 +100,9 @@ async fn contacts_put_in_the_list_while_paused_are_pushed_on_resume() {
         .persons_by_email("paused@example.com")
         .is_empty());
 
-    admin::set_paused(&app.engine, id, false).await.unwrap();
+    admin::set_paused(&app.engine, id.into(), false)
+        .await
+        .unwrap();
     app.drive().await;
     assert_eq!(
         app.sim
@@ -113,7 +117,9 @@ async fn contacts_put_in_the_list_while_paused_are_pushed_on_resume() {
 async fn contacts_put_in_the_list_while_disconnected_are_pushed_on_reconnect() {
     let app = spawn_app().await;
     let id = app.connect_and_sync().await;
-    connections::disconnect(&app.engine, id).await.unwrap();
+    connections::disconnect(&app.engine, id.into())
+        .await
+        .unwrap();
     list_member(&app, "Offline Add", "offline@example.com").await;
     app.drive().await;
     assert!(app

@@ -43,7 +43,7 @@ async fn with_workers_running_the_initial_sync_starts_itself_and_edits_flow_both
     eventually("the initial sync links every person", || {
         let db = db.clone();
         async move {
-            tandem_engine::store::stats::count_links(&db, connection)
+            tandem_engine::store::stats::count_links(&db, connection.into())
                 .await
                 .unwrap()
                 == 50
@@ -53,7 +53,7 @@ async fn with_workers_running_the_initial_sync_starts_itself_and_edits_flow_both
 
     sim.update_person_as_user(person, json!({ "name": "Edited Live" }))
         .unwrap();
-    let contact_id = links::by_person(&db, connection, person)
+    let contact_id = links::by_person(&db, connection.into(), person)
         .await
         .unwrap()
         .unwrap()
@@ -85,7 +85,7 @@ async fn with_workers_running_the_initial_sync_starts_itself_and_edits_flow_both
     eventually("the contact is linked to it", || {
         let db = db.clone();
         async move {
-            links::by_contact(&db, connection, created.contact_id)
+            links::by_contact(&db, connection.into(), created.contact_id)
                 .await
                 .unwrap()
                 .is_some()
@@ -115,7 +115,7 @@ async fn an_accepted_webhook_wakes_the_queue_loop_at_once_even_with_the_mirror_l
     let sim = app.sim.handle();
     let person = sim.persons()[0]["id"].as_i64().unwrap();
     let db = app.store.db().clone();
-    let contact_id = links::by_person(&db, connection, person)
+    let contact_id = links::by_person(&db, connection.into(), person)
         .await
         .unwrap()
         .unwrap()

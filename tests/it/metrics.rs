@@ -230,7 +230,7 @@ async fn the_minute_series_are_written_from_memory_and_pruned_after_the_retentio
         .unwrap();
     assert!(flushed.written > 0);
     let db = app.store.db();
-    let points = read_series(db, connection, now - Duration::hours(1))
+    let points = read_series(db, connection.into(), now - Duration::hours(1))
         .await
         .unwrap();
     let of = |series: &str| {
@@ -252,7 +252,7 @@ async fn the_minute_series_are_written_from_memory_and_pruned_after_the_retentio
     writer::flush(&app.engine, now + Duration::minutes(1), false)
         .await
         .unwrap();
-    let again = read_series(db, connection, now - Duration::hours(1))
+    let again = read_series(db, connection.into(), now - Duration::hours(1))
         .await
         .unwrap();
     let depth = again.iter().find(|p| p.series == "outbox_depth").unwrap();
@@ -262,7 +262,7 @@ async fn the_minute_series_are_written_from_memory_and_pruned_after_the_retentio
     let later = now + Duration::days(retention) + Duration::hours(1);
     let flushed = writer::flush(&app.engine, later, false).await.unwrap();
     assert!(flushed.pruned >= points.len() as u64, "{flushed:?}");
-    assert!(read_series(db, connection, now - Duration::hours(1))
+    assert!(read_series(db, connection.into(), now - Duration::hours(1))
         .await
         .unwrap()
         .iter()
@@ -417,7 +417,7 @@ async fn the_mirror_progress_is_a_gauge_per_stream_that_reaches_every_row() {
         "no mirror, no gauge:\n{off}"
     );
 
-    live_mirror::set_enabled(&app.engine, connection, true)
+    live_mirror::set_enabled(&app.engine, connection.into(), true)
         .await
         .unwrap();
     let started = scrape(&app).await;

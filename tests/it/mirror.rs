@@ -230,7 +230,7 @@ async fn a_webhook_change_is_applied_an_older_version_ignored_and_a_delete_marks
     let source = source(&app, connection).await;
     let db = MirrorDb::in_store(&app.store);
     extract_all(&source, &db, ExtractOptions::default()).await;
-    set_mirror_enabled(&app.store, connection, true)
+    set_mirror_enabled(&app.store, connection.into(), true)
         .await
         .unwrap();
     let deals = table(&db, "deals");
@@ -320,7 +320,7 @@ async fn webhooks_leave_the_tables_alone_when_the_connection_keeps_no_mirror() {
     app.post_pipedrive_webhook(connection, &body).await;
     app.drive().await;
 
-    let applied = live::apply_for_connection(&app.store, connection, &body.to_string())
+    let applied = live::apply_for_connection(&app.store, connection.into(), &body.to_string())
         .await
         .unwrap();
     assert_eq!(applied, None);
@@ -447,7 +447,7 @@ fn clocked(app: &TestApp) -> (Engine, TestClock) {
 }
 
 async fn mirror_status(engine: &Engine, connection: Uuid) -> MirrorStatus {
-    live_mirror::status(engine, connection)
+    live_mirror::status(engine, connection.into())
         .await
         .unwrap()
         .expect("the mirror was switched on")
@@ -517,7 +517,7 @@ async fn the_console_toggle_registers_webhooks_for_every_mirrored_object_and_off
         .unwrap();
     assert_eq!(forged.status(), reqwest::StatusCode::FORBIDDEN);
     assert!(
-        !tandem_engine::store::mirror::mirror_enabled(&app.store, connection)
+        !tandem_engine::store::mirror::mirror_enabled(&app.store, connection.into())
             .await
             .unwrap()
     );
@@ -531,7 +531,7 @@ async fn the_console_toggle_registers_webhooks_for_every_mirrored_object_and_off
         .unwrap();
     assert_eq!(switched.status(), reqwest::StatusCode::SEE_OTHER);
     assert!(
-        tandem_engine::store::mirror::mirror_enabled(&app.store, connection)
+        tandem_engine::store::mirror::mirror_enabled(&app.store, connection.into())
             .await
             .unwrap()
     );
@@ -612,7 +612,7 @@ async fn the_console_toggle_registers_webhooks_for_every_mirrored_object_and_off
     assert_eq!(anonymous.status(), reqwest::StatusCode::UNAUTHORIZED);
 
     // The tables hold one company: while another connection keeps the mirror, it is refused.
-    set_mirror_enabled(&app.store, Uuid::new_v4(), true)
+    set_mirror_enabled(&app.store, Uuid::new_v4().into(), true)
         .await
         .unwrap();
     let refused = app
@@ -638,7 +638,7 @@ async fn the_worker_extracts_every_stream_once_the_mirror_is_on_and_resumes_afte
     app.sim.handle().seed_persons(700);
     app.sim.handle().seed_objects(small_company());
     let connection = app.connect_pipedrive().await;
-    live_mirror::set_enabled(&app.engine, connection, true)
+    live_mirror::set_enabled(&app.engine, connection.into(), true)
         .await
         .unwrap();
     let status = mirror_status(&app.engine, connection).await;
@@ -708,7 +708,7 @@ async fn the_worker_extracts_every_stream_once_the_mirror_is_on_and_resumes_afte
 async fn a_change_whose_webhook_was_dropped_is_caught_by_the_backstop_pass() {
     let (app, connection) = seeded().await;
     let (engine, clock) = clocked(&app);
-    live_mirror::set_enabled(&engine, connection, true)
+    live_mirror::set_enabled(&engine, connection.into(), true)
         .await
         .unwrap();
     live_mirror::drive_mirror_until_idle(&engine).await.unwrap();
@@ -793,7 +793,7 @@ async fn a_record_deleted_in_pipedrive_is_marked_by_the_delete_pass_and_purged_d
     app.sim.handle().seed_objects(small_company());
     let connection = app.connect_pipedrive().await;
     let (engine, clock) = clocked(&app);
-    live_mirror::set_enabled(&engine, connection, true)
+    live_mirror::set_enabled(&engine, connection.into(), true)
         .await
         .unwrap();
     live_mirror::drive_mirror_until_idle(&engine).await.unwrap();

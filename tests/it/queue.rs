@@ -27,7 +27,7 @@ async fn concurrent_claims_never_share_a_job_and_never_run_two_jobs_of_one_conta
             };
             assert!(queue::enqueue(
                 &txn,
-                connection,
+                connection.into(),
                 &key.to_string(),
                 Priority::Action,
                 &payload,
@@ -86,7 +86,7 @@ async fn a_job_whose_worker_died_is_claimed_again_after_its_lease() {
     let txn = db.begin().await.unwrap();
     queue::enqueue(
         &txn,
-        connection,
+        connection.into(),
         &contact.to_string(),
         Priority::Edit,
         &JobPayload::PushContact {
@@ -197,7 +197,7 @@ async fn two_engines_on_one_database_apply_each_event_once_and_run_each_job_once
     assert_eq!(persons.len(), PERSONS);
     let mut contacts = Vec::new();
     for person in &persons {
-        let link = links::by_person(a.store.db(), connection, *person)
+        let link = links::by_person(a.store.db(), connection.into(), *person)
             .await
             .unwrap()
             .expect("the person is linked");

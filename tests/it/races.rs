@@ -142,7 +142,7 @@ async fn one_refused_edit_is_one_request_and_one_dead_letter_however_often_the_p
         1,
         "one refused edit, one request"
     );
-    let counts = tandem_engine::queue::counts(app.store.db(), connection)
+    let counts = tandem_engine::queue::counts(app.store.db(), connection.into())
         .await
         .unwrap();
     assert_eq!((counts.dead, counts.pending), (1, 0));
@@ -177,9 +177,13 @@ async fn an_admin_retry_of_a_dead_letter_sends_the_refused_value_again() {
     contact_with_a_refused_edit(&app, "Refused Once", "retry@example.com").await;
     app.drive().await;
     sim.reset_counts();
-    tandem_engine::sync::connections::admin::retry_dead_letters(&app.engine, connection, None)
-        .await
-        .unwrap();
+    tandem_engine::sync::connections::admin::retry_dead_letters(
+        &app.engine,
+        connection.into(),
+        None,
+    )
+    .await
+    .unwrap();
     app.drive().await;
     assert_eq!(sim.calls("v2.updatePerson"), 1, "the retry was sent");
 }
@@ -274,10 +278,11 @@ async fn a_contact_created_in_the_app_right_after_a_pipedrive_person_with_its_em
             1,
             "no second person for race{i}: {persons:?}"
         );
-        let link = tandem_engine::sync::links::by_contact(app.store.db(), connection, *contact)
-            .await
-            .unwrap()
-            .expect("the contact is linked");
+        let link =
+            tandem_engine::sync::links::by_contact(app.store.db(), connection.into(), *contact)
+                .await
+                .unwrap()
+                .expect("the contact is linked");
         assert_eq!(link.person_id, *person);
     }
     assert_eq!(sim.calls("v2.addPerson"), 0);
@@ -311,7 +316,7 @@ async fn a_poll_page_read_before_a_push_and_applied_after_it_in_the_same_second_
         .as_i64()
         .unwrap();
     sim.freeze_clock(true);
-    let conn = tandem_engine::sync::connections::load(&app.engine, connection)
+    let conn = tandem_engine::sync::connections::load(&app.engine, connection.into())
         .await
         .unwrap();
     // The poll reads its page ...

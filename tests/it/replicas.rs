@@ -37,7 +37,7 @@ async fn linked_app() -> (TestApp, Uuid, Uuid) {
     // The test's own engine owned the connection to sync it; the replicas below start afresh.
     ownership::stop(&app.engine).await.unwrap();
     let person = app.sim.handle().persons()[0]["id"].as_i64().unwrap();
-    let contact = links::by_person(&app.store, connection, person)
+    let contact = links::by_person(&app.store, connection.into(), person)
         .await
         .unwrap()
         .expect("the person is linked")
@@ -56,7 +56,10 @@ async fn a_connections_writes_run_only_in_the_replica_that_holds_its_lease() {
     let (app, connection, contact) = linked_app().await;
     let a = replica(&app.engine, "replica-a");
     let b = replica(&app.engine, "replica-b");
-    assert!(ownership::round(&a).await.unwrap().contains(&connection));
+    assert!(ownership::round(&a)
+        .await
+        .unwrap()
+        .contains(&connection.into()));
     assert!(
         ownership::round(&b).await.unwrap().is_empty(),
         "the lease is held"
@@ -87,7 +90,10 @@ async fn a_replica_that_stops_cleanly_hands_its_connections_over_at_once() {
     edit(&app, contact, "After the handover").await;
     ownership::stop(&a).await.unwrap();
     assert!(
-        ownership::round(&b).await.unwrap().contains(&connection),
+        ownership::round(&b)
+            .await
+            .unwrap()
+            .contains(&connection.into()),
         "taken over on the next round, without waiting for the lease"
     );
     let sim = app.sim.handle();
@@ -119,7 +125,10 @@ async fn a_dead_replicas_connection_is_taken_over_once_its_lease_runs_out_and_it
         "not before the lease runs out"
     );
     clock.advance(chrono::Duration::seconds(2));
-    assert!(ownership::round(&b).await.unwrap().contains(&connection));
+    assert!(ownership::round(&b)
+        .await
+        .unwrap()
+        .contains(&connection.into()));
 
     let sim = app.sim.handle();
     let before = sim.calls("v2.updatePerson");
@@ -130,7 +139,7 @@ async fn a_dead_replicas_connection_is_taken_over_once_its_lease_runs_out_and_it
 
 fn extra_connection(template: &ConnectionRow, company: i64) -> ConnectionRow {
     ConnectionRow {
-        id: Uuid::now_v7(),
+        id: Uuid::now_v7().into(),
         company_id: Some(company),
         name: format!("Company {company}"),
         ..template.clone()
@@ -141,7 +150,10 @@ fn extra_connection(template: &ConnectionRow, company: i64) -> ConnectionRow {
 async fn connections_spread_evenly_over_replicas_and_a_new_replica_gets_its_share() {
     let app = spawn_app().await;
     let first = app.connect_pipedrive().await;
-    let template = stored::get(&app.store, first).await.unwrap().unwrap();
+    let template = stored::get(&app.store, first.into())
+        .await
+        .unwrap()
+        .unwrap();
     for company in 1..4 {
         stored::save(&app.store, extra_connection(&template, company), false)
             .await
@@ -161,7 +173,7 @@ async fn connections_spread_evenly_over_replicas_and_a_new_replica_gets_its_shar
     let taken = ownership::round(&b).await.unwrap();
     assert_eq!(taken.len(), 2);
     assert!(kept.is_disjoint(&taken), "{kept:?} {taken:?}");
-    let all: HashSet<Uuid> = kept.union(&taken).copied().collect();
+    let all: HashSet<_> = kept.union(&taken).copied().collect();
     assert_eq!(all.len(), 4);
 
     // Stable: further rounds change nothing.

@@ -52,7 +52,7 @@ fn insert(sf: &SfApp, leads: usize, contacts: usize) -> (Vec<String>, Vec<String
 }
 
 async fn link_count(sf: &SfApp, connection: uuid::Uuid) -> usize {
-    links::person_ids(sf.app.store.db(), connection)
+    links::person_ids(sf.app.store.db(), connection.into())
         .await
         .unwrap()
         .len()
@@ -102,10 +102,12 @@ async fn the_initial_sync_links_every_lead_and_contact_and_a_salesforce_edit_rea
             json!({ "FirstName": "Grace", "LastName": "Hopper" }),
         )
         .unwrap();
-    let conn = connections::load(&sf.app.engine, connection).await.unwrap();
+    let conn = connections::load(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
     let changed = poller::poll_once(&sf.app.engine, &conn).await.unwrap();
     assert_eq!(changed, 1);
-    let link = links::by_person(sf.app.store.db(), connection, surrogate(&lead))
+    let link = links::by_person(sf.app.store.db(), connection.into(), surrogate(&lead))
         .await
         .unwrap()
         .expect("the lead is linked");
@@ -119,7 +121,7 @@ async fn an_app_edit_of_a_linked_contact_reaches_its_salesforce_record() {
     let (_, contacts) = insert(&sf, 0, 2);
     let connection = sf.connect_and_sync(false).await;
     let record = contacts[0].clone();
-    let link = links::by_person(sf.app.store.db(), connection, surrogate(&record))
+    let link = links::by_person(sf.app.store.db(), connection.into(), surrogate(&record))
         .await
         .unwrap()
         .expect("the contact is linked");
@@ -181,10 +183,10 @@ async fn reconnecting_the_same_org_reuses_the_connection_and_duplicates_nothing(
     let second = sf.connect(false).await;
     assert_eq!(first, second);
     assert_eq!(stored::list(sf.app.store.db()).await.unwrap().len(), 1);
-    poller::reset_initial_sync(&sf.app.engine, first)
+    poller::reset_initial_sync(&sf.app.engine, first.into())
         .await
         .unwrap();
-    poller::initial_sync(&sf.app.engine, first, |_| {})
+    poller::initial_sync(&sf.app.engine, first.into(), |_| {})
         .await
         .unwrap();
     assert_eq!(link_count(&sf, first).await, 4);
@@ -198,9 +200,11 @@ async fn a_revoked_refresh_token_turns_the_card_to_token_expired() {
     insert(&sf, 1, 0);
     let connection = sf.connect_and_sync(false).await;
     sf.sf.handle().revoke_tokens(OrgKind::Production, None);
-    let conn = connections::load(&sf.app.engine, connection).await.unwrap();
+    let conn = connections::load(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
     assert!(poller::poll_checked(&sf.app.engine, conn).await.is_err());
-    let row = stored::get(sf.app.store.db(), connection)
+    let row = stored::get(sf.app.store.db(), connection.into())
         .await
         .unwrap()
         .unwrap();
@@ -222,7 +226,7 @@ async fn a_revoked_refresh_token_turns_the_card_to_token_expired() {
     assert!(!sf.app.log_entries("token_refresh_failed").await.is_empty());
     // Reconnecting by the same user resumes the same connection.
     assert_eq!(sf.connect(false).await, connection);
-    let row = stored::get(sf.app.store.db(), connection)
+    let row = stored::get(sf.app.store.db(), connection.into())
         .await
         .unwrap()
         .unwrap();
@@ -260,12 +264,12 @@ async fn disconnecting_revokes_the_token_at_salesforce_and_stops_syncing() {
     insert(&sf, 1, 0);
     let connection = sf.connect_and_sync(false).await;
     let before = sf.sf.handle().calls("oauth.revoke");
-    let done = connections::disconnect(&sf.app.engine, connection)
+    let done = connections::disconnect(&sf.app.engine, connection.into())
         .await
         .unwrap();
     assert!(done.token_revoked, "{:?}", done.warnings);
     assert_eq!(sf.sf.handle().calls("oauth.revoke"), before + 1);
-    let row = stored::get(sf.app.store.db(), connection)
+    let row = stored::get(sf.app.store.db(), connection.into())
         .await
         .unwrap()
         .unwrap();
@@ -280,14 +284,14 @@ async fn after_a_restart_a_linked_record_is_still_reached_by_its_id() {
     let (_, contacts) = insert(&sf, 0, 1);
     let connection = sf.connect_and_sync(false).await;
     let record = contacts[0].clone();
-    let keys = record_keys::of_connection(sf.app.store.db(), connection)
+    let keys = record_keys::of_connection(sf.app.store.db(), connection.into())
         .await
         .unwrap();
     assert!(keys.contains(&(surrogate(&record), record.clone())));
     let SfApp { mut app, sf: sim } = sf;
     app.restart().await;
     let sf = SfApp { app, sf: sim };
-    let link = links::by_person(sf.app.store.db(), connection, surrogate(&record))
+    let link = links::by_person(sf.app.store.db(), connection.into(), surrogate(&record))
         .await
         .unwrap()
         .expect("the contact is linked");
@@ -370,7 +374,7 @@ async fn a_new_app_contact_matching_a_salesforce_contact_by_email_links_to_it_in
     .unwrap()
     .contact_id;
     sf.app.drive().await;
-    let link = links::by_contact(sf.app.store.db(), connection, contact)
+    let link = links::by_contact(sf.app.store.db(), connection.into(), contact)
         .await
         .unwrap()
         .expect("the contact is linked");
@@ -402,7 +406,7 @@ async fn with_create_as_contact_a_new_app_contact_becomes_a_salesforce_contact()
 async fn a_token_close_to_expiry_is_refreshed_before_the_next_call() {
     let sf = spawn_sf_app(sim(), |_| {}).await;
     let connection = sf.connect_and_sync(false).await;
-    let before = stored::get(sf.app.store.db(), connection)
+    let before = stored::get(sf.app.store.db(), connection.into())
         .await
         .unwrap()
         .unwrap();
@@ -410,7 +414,7 @@ async fn a_token_close_to_expiry_is_refreshed_before_the_next_call() {
     let refreshes = sf.sf.handle().calls("oauth.token");
     tandem_engine::store::connections::store_tokens(
         sf.app.store.db(),
-        connection,
+        connection.into(),
         tandem_engine::store::connections::RefreshedTokens {
             access_token_enc: before.access_token_enc.clone().unwrap(),
             refresh_token_enc: None,
@@ -421,9 +425,11 @@ async fn a_token_close_to_expiry_is_refreshed_before_the_next_call() {
     )
     .await
     .unwrap();
-    let conn = connections::load(&sf.app.engine, connection).await.unwrap();
+    let conn = connections::load(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
     assert_eq!(sf.sf.handle().calls("oauth.token"), refreshes + 1);
-    let after = stored::get(sf.app.store.db(), connection)
+    let after = stored::get(sf.app.store.db(), connection.into())
         .await
         .unwrap()
         .unwrap();
@@ -438,7 +444,7 @@ async fn a_lead_converted_in_salesforce_moves_its_link_to_the_contact_without_a_
     let sf = spawn_sf_app(sim(), |_| {}).await;
     let (leads, _) = insert(&sf, 1, 0);
     let connection = sf.connect_and_sync(false).await;
-    let lead_link = links::by_person(sf.app.store.db(), connection, surrogate(&leads[0]))
+    let lead_link = links::by_person(sf.app.store.db(), connection.into(), surrogate(&leads[0]))
         .await
         .unwrap()
         .expect("the lead is linked");
@@ -447,16 +453,18 @@ async fn a_lead_converted_in_salesforce_moves_its_link_to_the_contact_without_a_
         .handle()
         .convert_lead(OrgKind::Production, &leads[0], None, None)
         .unwrap();
-    let conn = connections::load(&sf.app.engine, connection).await.unwrap();
+    let conn = connections::load(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
     poller::poll_once(&sf.app.engine, &conn).await.unwrap();
     sf.app.drive().await;
-    let moved = links::by_person(sf.app.store.db(), connection, surrogate(&contact))
+    let moved = links::by_person(sf.app.store.db(), connection.into(), surrogate(&contact))
         .await
         .unwrap()
         .expect("the converted contact is linked");
     assert_eq!(moved.contact_id, lead_link.contact_id);
     assert!(
-        links::by_person(sf.app.store.db(), connection, surrogate(&leads[0]))
+        links::by_person(sf.app.store.db(), connection.into(), surrogate(&leads[0]))
             .await
             .unwrap()
             .is_none()
@@ -483,7 +491,7 @@ async fn a_poll_refused_for_the_daily_limit_is_in_the_sync_log_once_with_the_gui
         .hint
         .as_deref()
         .is_some_and(|h| h.contains("System Overview")));
-    let row = stored::get(sf.app.store.db(), connection)
+    let row = stored::get(sf.app.store.db(), connection.into())
         .await
         .unwrap()
         .unwrap();
@@ -537,12 +545,12 @@ async fn sandbox_and_production_data_never_cross() {
         .handle()
         .ids_by_email(OrgKind::Sandbox, "Contact", "sandy@example.com")
         .remove(0);
-    let link = links::by_person(sf.app.store.db(), sandbox, surrogate(&record))
+    let link = links::by_person(sf.app.store.db(), sandbox.into(), surrogate(&record))
         .await
         .unwrap()
         .expect("linked in the sandbox connection");
     assert!(
-        links::by_contact(sf.app.store.db(), production, link.contact_id)
+        links::by_contact(sf.app.store.db(), production.into(), link.contact_id)
             .await
             .unwrap()
             .is_none()
@@ -555,10 +563,14 @@ async fn journey_actions_schedule_a_task_and_update_a_field_on_the_salesforce_re
     let sf = spawn_sf_app(sim(), |_| {}).await;
     let (_, contacts) = insert(&sf, 0, 1);
     let connection = sf.connect_and_sync(false).await;
-    let link = links::by_person(sf.app.store.db(), connection, surrogate(&contacts[0]))
-        .await
-        .unwrap()
-        .expect("linked");
+    let link = links::by_person(
+        sf.app.store.db(),
+        connection.into(),
+        surrogate(&contacts[0]),
+    )
+    .await
+    .unwrap()
+    .expect("linked");
     let submit = |action: &str, params: serde_json::Value, key: &str| Submit {
         action: actions::parse_action(action).unwrap(),
         contact: ContactRef::Id {

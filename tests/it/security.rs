@@ -48,10 +48,11 @@ async fn the_pipedrive_receiver_answers_the_same_401_for_unknown_connections_and
 {
     let app = spawn_app().await;
     let connection = app.connect_pipedrive().await;
-    let (user, _) = connections::webhook_credentials(&app.engine, app.store.db(), connection)
-        .await
-        .unwrap()
-        .unwrap();
+    let (user, _) =
+        connections::webhook_credentials(&app.engine, app.store.db(), connection.into())
+            .await
+            .unwrap()
+            .unwrap();
     let body = person_change("ev-1");
     let wrong_password =
         post_webhook_as(&app, &connection.to_string(), &user, "wrong", &body).await;
@@ -75,7 +76,7 @@ async fn deliveries_for_a_disconnected_connection_are_refused_and_not_stored() {
     let app = spawn_app().await;
     let connection = app.connect_pipedrive().await;
     let (user, password) =
-        connections::webhook_credentials(&app.engine, app.store.db(), connection)
+        connections::webhook_credentials(&app.engine, app.store.db(), connection.into())
             .await
             .unwrap()
             .unwrap();
@@ -91,7 +92,7 @@ async fn deliveries_for_a_disconnected_connection_are_refused_and_not_stored() {
     assert_eq!(before.status(), StatusCode::OK);
     let stored = inbox_rows(&app).await;
 
-    connections::disconnect(&app.engine, connection)
+    connections::disconnect(&app.engine, connection.into())
         .await
         .unwrap();
     let after = post_webhook_as(
@@ -160,7 +161,7 @@ async fn after_a_reconnect_and_a_restart_pipedrive_webhooks_still_carry_the_cred
     let response = post_webhook_as(&app, &connection.to_string(), &user, &password, &body).await;
     assert_eq!(response.status(), StatusCode::OK);
     app.drive().await;
-    let link = links::by_person(app.store.db(), connection, person)
+    let link = links::by_person(app.store.db(), connection.into(), person)
         .await
         .unwrap()
         .unwrap();
@@ -210,15 +211,18 @@ async fn reconciliation_re_registers_a_webhook_whose_credentials_no_longer_match
         created.text().await.unwrap()
     );
 
-    let conn = connections::load(&app.engine, connection).await.unwrap();
+    let conn = connections::load(&app.engine, connection.into())
+        .await
+        .unwrap();
     let report = tandem_engine::sync::inbound::poller::reconcile(&app.engine, &conn)
         .await
         .unwrap();
     assert_eq!(report.webhooks_repaired, 1);
-    let (_, password) = connections::webhook_credentials(&app.engine, app.store.db(), connection)
-        .await
-        .unwrap()
-        .unwrap();
+    let (_, password) =
+        connections::webhook_credentials(&app.engine, app.store.db(), connection.into())
+            .await
+            .unwrap()
+            .unwrap();
     let persons: Vec<Value> = sim
         .webhooks()
         .into_iter()
@@ -850,7 +854,7 @@ async fn markup_in_names_fields_and_pipedrive_errors_is_shown_escaped_in_the_con
             "dead_letter",
             format!("Pipedrive refused {MARKUP}"),
         )
-        .connection(id)
+        .connection(id.into())
         .status(Some(400))
         .remote_error(format!("Bad value {MARKUP}")),
         chrono::Utc::now(),

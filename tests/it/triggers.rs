@@ -23,7 +23,7 @@ async fn app_with_person() -> (TestApp, Uuid, i64, Uuid) {
     let connection = app.connect_and_sync().await;
     app.drive().await;
     let person = app.sim.handle().persons()[0]["id"].as_i64().unwrap();
-    let contact = links::by_person(&app.store, connection, person)
+    let contact = links::by_person(&app.store, connection.into(), person)
         .await
         .unwrap()
         .expect("linked")
@@ -270,7 +270,7 @@ async fn the_app_asks_about_a_contacts_deals_and_activities_and_the_mirror_answe
     let off = app.api(Method::GET, &path).send().await.unwrap();
     assert_eq!(off.status(), StatusCode::CONFLICT, "the mirror is off");
 
-    tandem_engine::store::mirror::set_mirror_enabled(&app.store, connection, true)
+    tandem_engine::store::mirror::set_mirror_enabled(&app.store, connection.into(), true)
         .await
         .unwrap();
     let sim = app.sim.handle();

@@ -38,10 +38,13 @@ async fn a_contact_added_to_the_pipedrive_list_is_created_in_pipedrive_with_its_
         sim.config().user_id,
         "the connecting user owns created persons"
     );
-    let link =
-        tandem_engine::sync::links::by_contact(app.store.db(), connection, created.contact_id)
-            .await
-            .unwrap();
+    let link = tandem_engine::sync::links::by_contact(
+        app.store.db(),
+        connection.into(),
+        created.contact_id,
+    )
+    .await
+    .unwrap();
     assert_eq!(link.map(|l| l.person_id), person["id"].as_i64());
 }
 
@@ -187,7 +190,7 @@ async fn a_thousand_edits_to_a_hundred_persons_under_5xx_and_429_faults_converge
         assert_eq!(persons.len(), 1);
         assert_eq!(person_name(&persons[0]), format!("Person {i} v9"));
     }
-    let dead = tandem_engine::queue::counts(app.store.db(), connection)
+    let dead = tandem_engine::queue::counts(app.store.db(), connection.into())
         .await
         .unwrap();
     assert_eq!(dead.dead, 0);
@@ -216,7 +219,7 @@ async fn a_write_pipedrive_rejects_becomes_a_dead_letter_with_pipedrives_error_v
         .unwrap();
     app.drive().await;
 
-    let counts = tandem_engine::queue::counts(app.store.db(), connection)
+    let counts = tandem_engine::queue::counts(app.store.db(), connection.into())
         .await
         .unwrap();
     assert_eq!(counts.dead, 1, "not retried forever");
@@ -261,7 +264,7 @@ async fn contact_and_its_unrecorded_person(app: &TestApp, address: &str) -> (uui
 }
 
 async fn poll(app: &TestApp, connection: uuid::Uuid) {
-    let conn = tandem_engine::sync::connections::load(&app.engine, connection)
+    let conn = tandem_engine::sync::connections::load(&app.engine, connection.into())
         .await
         .unwrap();
     tandem_engine::sync::inbound::poller::poll_once(&app.engine, &conn)
@@ -289,7 +292,7 @@ async fn a_person_created_by_tandem_and_found_later_by_its_ap_id_does_not_undo_a
 
     // The poller meets the person first and links it by apId.
     poll(&app, connection).await;
-    let link = tandem_engine::sync::links::by_contact(app.store.db(), connection, contact)
+    let link = tandem_engine::sync::links::by_contact(app.store.db(), connection.into(), contact)
         .await
         .unwrap()
         .expect("linked by apId");
@@ -356,11 +359,12 @@ async fn a_write_with_an_unknown_outcome_that_landed_is_recognised_as_an_echo_an
     let connection = app.connect_and_sync().await;
     let sim = app.sim.handle();
     let person_id = sim.persons()[0]["id"].as_i64().unwrap();
-    let contact = tandem_engine::sync::links::by_person(app.store.db(), connection, person_id)
-        .await
-        .unwrap()
-        .unwrap()
-        .contact_id;
+    let contact =
+        tandem_engine::sync::links::by_person(app.store.db(), connection.into(), person_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .contact_id;
 
     sim.set_faults(FaultSpec::parse("v2.updatePerson:5xx=1").unwrap());
     local::update_contact(&app.engine, contact, fields([name("Sent Once")]))

@@ -319,7 +319,7 @@ pub async fn oauth_connect_and_wait_for_initial_sync(
             )
             .await?;
             if done.is_some() {
-                return Ok(id);
+                return Ok(id.uuid());
             }
         }
         anyhow::ensure!(
@@ -439,7 +439,7 @@ pub async fn run(config: ChaosConfig) -> anyhow::Result<ChaosReport> {
             }
         }
         let contact = contact_ids[rng.gen_range(0..contact_ids.len())];
-        let link = links::by_contact(engine.store.db(), connection, contact).await?;
+        let link = links::by_contact(engine.store.db(), connection.into(), contact).await?;
         let remote_side = rng.gen_bool(0.5) && link.is_some();
         if let (true, Some(link)) = (remote_side, link) {
             let phone = format!("+2{i:09}");
@@ -494,7 +494,7 @@ pub async fn run(config: ChaosConfig) -> anyhow::Result<ChaosReport> {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     report.drain = drain_started.elapsed();
-    let state = connections::load(&engine, connection).await?.state;
+    let state = connections::load(&engine, connection.into()).await?.state;
     if state != connections::state::CONNECTED {
         report
             .examples
@@ -554,7 +554,7 @@ async fn compare(
             lost += 1;
             continue;
         };
-        let Some(link) = links::by_contact(engine.store.db(), connection, *id).await? else {
+        let Some(link) = links::by_contact(engine.store.db(), connection.into(), *id).await? else {
             divergent += 1;
             if examples.len() < 5 {
                 examples.push(format!("contact {id} is not linked"));

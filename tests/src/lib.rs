@@ -266,7 +266,7 @@ impl TestApp {
         body: &serde_json::Value,
     ) -> reqwest::Response {
         let (user, password) =
-            connections::webhook_credentials(&self.engine, self.store.db(), connection)
+            connections::webhook_credentials(&self.engine, self.store.db(), connection.into())
                 .await
                 .unwrap()
                 .expect("the connection has webhook credentials");
@@ -293,13 +293,13 @@ impl TestApp {
         )
         .await
         .expect("connects to the simulator");
-        connected.id
+        connected.id.uuid()
     }
 
     /// Connects and runs the initial sync to the end.
     pub async fn connect_and_sync(&self) -> Uuid {
         let id = self.connect_pipedrive().await;
-        tandem_engine::sync::inbound::poller::initial_sync(&self.engine, id, |_| {})
+        tandem_engine::sync::inbound::poller::initial_sync(&self.engine, id.into(), |_| {})
             .await
             .expect("initial sync");
         id
@@ -368,6 +368,7 @@ impl TestApp {
             .await
             .unwrap()
             .expect("a connection exists")
+            .uuid()
     }
 
     /// Sync-log entries of a kind, newest first.

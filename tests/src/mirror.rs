@@ -23,7 +23,7 @@ pub fn small_company() -> SeedCounts {
 
 /// The mirror's source for a connection of `app` (background priority, as the live mirror).
 pub async fn source(app: &TestApp, connection: Uuid) -> Source {
-    let conn = tandem_engine::sync::connections::load(&app.engine, connection)
+    let conn = tandem_engine::sync::connections::load(&app.engine, connection.into())
         .await
         .unwrap();
     Source::new(&app.engine.crm, conn.session, Priority::Background).unwrap()

@@ -76,12 +76,13 @@ impl SfApp {
             .find(|c| c.crm == kind)
             .expect("the connection is stored")
             .id
+            .uuid()
     }
 
     /// Connects and runs the initial sync to the end.
     pub async fn connect_and_sync(&self, sandbox: bool) -> Uuid {
         let id = self.connect(sandbox).await;
-        tandem_engine::sync::inbound::poller::initial_sync(&self.app.engine, id, |_| {})
+        tandem_engine::sync::inbound::poller::initial_sync(&self.app.engine, id.into(), |_| {})
             .await
             .expect("initial sync");
         id

@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
+use tandem_core::ConnectionId;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -14,7 +15,6 @@ use axum::routing::post;
 use axum::Router;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use uuid::Uuid;
 
 use crate::error::{ApiError, ErrorCode};
 
@@ -34,7 +34,7 @@ impl std::fmt::Debug for BasicCredentials {
 /// A delivery as stored in the inbox.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InboundDelivery {
-    pub connection_id: Uuid,
+    pub connection_id: ConnectionId,
     /// `pipedrive` or `app`.
     pub source: &'static str,
     /// The delivery's identity for deduplication (`meta.id`).
@@ -48,7 +48,7 @@ pub struct InboundDelivery {
 /// A delivery that could not be accepted, kept for inspection.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RejectedDelivery {
-    pub connection_id: Uuid,
+    pub connection_id: ConnectionId,
     pub source: &'static str,
     pub reason: String,
     pub payload: String,
@@ -71,7 +71,7 @@ pub trait Inbox: Send + Sync + 'static {
     /// again so when the cached credentials did not match.
     fn credentials(
         &self,
-        connection: Uuid,
+        connection: ConnectionId,
         fresh: bool,
     ) -> impl Future<Output = Result<Option<BasicCredentials>, InboxError>> + Send;
     fn accept(
@@ -83,7 +83,7 @@ pub trait Inbox: Send + Sync + 'static {
         rejected: RejectedDelivery,
     ) -> impl Future<Output = Result<(), InboxError>> + Send;
     /// Called on every authentication failure (the engine logs repeated ones).
-    fn auth_failed(&self, connection: Uuid) -> impl Future<Output = ()> + Send;
+    fn auth_failed(&self, connection: ConnectionId) -> impl Future<Output = ()> + Send;
 }
 
 /// Typestate: a request whose credentials have not been checked yet.
@@ -95,14 +95,14 @@ pub struct Verified;
 
 #[derive(Debug)]
 pub struct WebhookRequest<S> {
-    connection_id: Uuid,
+    connection_id: ConnectionId,
     headers: HeaderMap,
     body: Bytes,
     _state: PhantomData<S>,
 }
 
 impl WebhookRequest<Unverified> {
-    pub fn new(connection_id: Uuid, headers: HeaderMap, body: Bytes) -> Self {
+    pub fn new(connection_id: ConnectionId, headers: HeaderMap, body: Bytes) -> Self {
         Self {
             connection_id,
             headers,
@@ -435,7 +435,7 @@ async fn receive<I: Inbox>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Ok(connection_id) = Uuid::parse_str(&connection) else {
+    let Ok(connection_id) = ConnectionId::parse(&connection) else {
         return Err(unauthorized());
     };
     let request = WebhookRequest::new(connection_id, headers, body);
@@ -490,6 +490,7 @@ async fn receive<I: Inbox>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     fn request(auth: Option<&str>, body: &str) -> WebhookRequest<Unverified> {
         let mut headers = HeaderMap::new();
@@ -499,7 +500,11 @@ mod tests {
                 format!("Basic {}", STANDARD.encode(auth)).parse().unwrap(),
             );
         }
-        WebhookRequest::new(Uuid::nil(), headers, Bytes::from(body.to_owned()))
+        WebhookRequest::new(
+            ConnectionId::new(Uuid::nil()),
+            headers,
+            Bytes::from(body.to_owned()),
+        )
     }
 
     fn creds() -> BasicCredentials {

@@ -55,7 +55,7 @@ macro_rules! uuid_id {
     ($(#[$doc:meta])* $name:ident, $kind:literal) => {
         $(#[$doc])*
         #[derive(
-            Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+            Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
         )]
         #[serde(transparent)]
         pub struct $name(Uuid);
@@ -76,6 +76,28 @@ macro_rules! uuid_id {
             /// The underlying UUID.
             pub const fn as_uuid(&self) -> &Uuid {
                 &self.0
+            }
+
+            /// The all-zero id: "none" where a label or key needs one.
+            pub const fn nil() -> Self {
+                Self(Uuid::nil())
+            }
+
+            /// The underlying UUID, by value (for a storage layer's bind parameters).
+            pub const fn uuid(self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl From<Uuid> for $name {
+            fn from(id: Uuid) -> Self {
+                Self(id)
+            }
+        }
+
+        impl From<$name> for Uuid {
+            fn from(id: $name) -> Self {
+                id.0
             }
         }
 

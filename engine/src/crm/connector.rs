@@ -9,10 +9,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tandem_core::ConnectionId;
 
 use chrono::{DateTime, Utc};
 use tandem_core::{ApId, CrmError, EmailAddress, FieldKey, FieldValue, Timestamp};
-use uuid::Uuid;
 
 use super::fields::{FieldMap, RemoteField};
 use super::limiter::{ConnectionBudget, Limiters};
@@ -134,7 +134,7 @@ impl Crm {
 
     /// Whether this process still has to load the connection's stored record keys (the CRM's
     /// own ids behind the boundary's `i64`s; Salesforce only, ADR 0013).
-    pub fn record_keys_unseeded(&self, connection: Uuid) -> bool {
+    pub fn record_keys_unseeded(&self, connection: ConnectionId) -> bool {
         match self {
             Self::Pipedrive(..) => false,
             Self::Salesforce(client, _) => !client.keys().is_seeded(connection),
@@ -142,14 +142,14 @@ impl Crm {
     }
 
     /// Loads stored record keys (surrogate, the CRM's key) of a connection.
-    pub fn seed_record_keys(&self, connection: Uuid, keys: Vec<(i64, String)>) {
+    pub fn seed_record_keys(&self, connection: ConnectionId, keys: Vec<(i64, String)>) {
         if let Self::Salesforce(client, _) = self {
             client.keys().seed(connection, keys);
         }
     }
 
     /// The record keys learned since the last call, to be stored.
-    pub fn take_new_record_keys(&self, connection: Uuid) -> Vec<(i64, String)> {
+    pub fn take_new_record_keys(&self, connection: ConnectionId) -> Vec<(i64, String)> {
         match self {
             Self::Pipedrive(..) => Vec::new(),
             Self::Salesforce(client, _) => client.keys().take_new(connection),

@@ -14,12 +14,12 @@ use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+use tandem_core::ConnectionId;
 
 use dashmap::DashMap;
 use governor::clock::DefaultClock;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
-use uuid::Uuid;
 
 type Direct = RateLimiter<NotKeyed, InMemoryState, DefaultClock>;
 
@@ -190,11 +190,11 @@ impl ConnectionBudget {
 /// Every connection's budget, created on first use.
 #[derive(Default, Clone)]
 pub struct Limiters {
-    budgets: Arc<DashMap<Uuid, Arc<ConnectionBudget>>>,
+    budgets: Arc<DashMap<ConnectionId, Arc<ConnectionBudget>>>,
 }
 
 impl Limiters {
-    pub fn budget(&self, connection: Uuid, seed_limit: u32) -> Arc<ConnectionBudget> {
+    pub fn budget(&self, connection: ConnectionId, seed_limit: u32) -> Arc<ConnectionBudget> {
         self.budgets
             .entry(connection)
             .or_insert_with(|| Arc::new(ConnectionBudget::new(seed_limit)))
@@ -202,11 +202,11 @@ impl Limiters {
     }
 
     /// The connection's budget if a call created it (metrics read it without creating one).
-    pub fn get(&self, connection: Uuid) -> Option<Arc<ConnectionBudget>> {
+    pub fn get(&self, connection: ConnectionId) -> Option<Arc<ConnectionBudget>> {
         self.budgets.get(&connection).map(|b| Arc::clone(&b))
     }
 
-    pub fn forget(&self, connection: Uuid) {
+    pub fn forget(&self, connection: ConnectionId) {
         self.budgets.remove(&connection);
     }
 }

@@ -1,6 +1,6 @@
 //! A connection's credentials and API base: what every CRM call carries.
 
-use uuid::Uuid;
+use tandem_core::ConnectionId;
 
 use crate::config::Redacted;
 
@@ -14,7 +14,7 @@ pub enum Auth {
 /// Everything needed to call the CRM for one connection.
 #[derive(Debug, Clone)]
 pub struct Session {
-    pub connection_id: Uuid,
+    pub connection_id: ConnectionId,
     /// The connection's API base, from the CRM's own token answer, never a constant:
     /// Pipedrive's `api_domain` (e.g. `https://company.pipedrive.com`), Salesforce's
     /// `instance_url`.

@@ -12,6 +12,7 @@
 //! page is scraped (a few grouped `COUNT` queries).
 
 use std::sync::OnceLock;
+use tandem_core::ConnectionId;
 
 use chrono::Utc;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -188,7 +189,7 @@ pub async fn sample_gauges(engine: &Engine) -> Result<(), crate::store::StoreErr
             ((now - t).num_milliseconds().max(0) as f64) / 1000.0
         })
     };
-    let gauge_of = |id: Uuid| {
+    let gauge_of = |id: ConnectionId| {
         gauges
             .iter()
             .find(|g| g.connection_id == id)
@@ -196,7 +197,7 @@ pub async fn sample_gauges(engine: &Engine) -> Result<(), crate::store::StoreErr
             .unwrap_or_default()
     };
     // Events received before any connection existed (or for none) sit under the nil id.
-    let unowned = gauge_of(Uuid::nil());
+    let unowned = gauge_of(ConnectionId::nil());
     let nil = Uuid::nil().to_string();
     metrics::gauge!(name::INBOX_DEPTH, "connection_id" => nil.clone())
         .set(unowned.inbox_pending as f64);
@@ -240,7 +241,7 @@ pub async fn sample_gauges(engine: &Engine) -> Result<(), crate::store::StoreErr
 
 /// The mirror's progress (streams done of all in the pass, live rows per stream), when the
 /// connection's mirror was ever switched on. Stream names come from the catalog: bounded.
-async fn sample_mirror(engine: &Engine, id: Uuid, label: &str, crm: &'static str) {
+async fn sample_mirror(engine: &Engine, id: ConnectionId, label: &str, crm: &'static str) {
     let status = match crate::mirror::background::status(&engine.store, id).await {
         Ok(Some(status)) => status,
         Ok(None) => return,

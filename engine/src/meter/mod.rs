@@ -15,9 +15,9 @@ pub mod series;
 pub mod writer;
 
 use std::time::Duration;
+use tandem_core::ConnectionId;
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 /// Metric names (`tandem_<name>_<unit>[_total]`, conventions C5).
 pub mod name {
@@ -114,7 +114,7 @@ impl CrmOutcome {
 /// One CRM call. `write` says whether it changes data in the CRM (the console charts writes);
 /// `tokens` is what it cost from the daily budget.
 pub fn crm_request(
-    connection: Uuid,
+    connection: ConnectionId,
     crm: &'static str,
     operation: &str,
     write: bool,
@@ -137,7 +137,7 @@ pub fn crm_request(
 }
 
 /// Time spent waiting for the connection's rate limiter before a call.
-pub fn rate_limit_wait(connection: Uuid, crm: &'static str, waited: Duration) {
+pub fn rate_limit_wait(connection: ConnectionId, crm: &'static str, waited: Duration) {
     metrics::histogram!(name::RATE_LIMIT_WAIT, "connection_id" => connection.to_string(), "crm" => crm)
         .record(waited.as_secs_f64());
 }
@@ -167,8 +167,8 @@ impl WebhookOutcome {
 }
 
 /// One webhook delivery (`source` is `pipedrive` or `app`; the app's have no connection).
-pub fn webhook_event(source: &str, connection: Option<Uuid>, outcome: WebhookOutcome) {
-    let connection = connection.unwrap_or(Uuid::nil());
+pub fn webhook_event(source: &str, connection: Option<ConnectionId>, outcome: WebhookOutcome) {
+    let connection = connection.unwrap_or(ConnectionId::nil());
     metrics::counter!(name::WEBHOOK_EVENTS, "connection_id" => connection.to_string(), "source" => source.to_owned(), "outcome" => outcome.as_str()).increment(1);
     let series = match outcome {
         WebhookOutcome::Accepted | WebhookOutcome::Duplicate => series_name::WEBHOOK_EVENTS,
@@ -178,14 +178,14 @@ pub fn webhook_event(source: &str, connection: Option<Uuid>, outcome: WebhookOut
 }
 
 /// A job failed and was scheduled again.
-pub fn job_retried(connection: Uuid, kind: &'static str) {
+pub fn job_retried(connection: ConnectionId, kind: &'static str) {
     metrics::counter!(name::JOB_RETRIES, "connection_id" => connection.to_string(), "kind" => kind)
         .increment(1);
     series::add(connection, series_name::RETRIES, 1.0, Utc::now());
 }
 
 /// A job gave up: a dead letter.
-pub fn dead_lettered(connection: Uuid, kind: &'static str) {
+pub fn dead_lettered(connection: ConnectionId, kind: &'static str) {
     metrics::counter!(name::DEAD_LETTERED, "connection_id" => connection.to_string(), "kind" => kind)
         .increment(1);
     series::add(connection, series_name::DEAD_LETTERED, 1.0, Utc::now());
@@ -218,7 +218,7 @@ impl Direction {
 /// the CRM's update time), now is when it was written (the PATCH succeeded, the merge was
 /// applied). Clock skew between the CRM and tandem can make it negative; that counts as zero.
 pub fn propagated(
-    connection: Uuid,
+    connection: ConnectionId,
     crm: &'static str,
     direction: Direction,
     changed_at: DateTime<Utc>,
@@ -233,7 +233,7 @@ pub fn propagated(
 /// CRM's update time, when it has one.
 pub fn crm_change_applied(
     crm: &crate::crm::Crm,
-    connection: Uuid,
+    connection: ConnectionId,
     updated: Option<&crate::crm::CrmTime>,
 ) {
     let changed_at = updated

@@ -5,9 +5,9 @@
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
+use tandem_core::ConnectionId;
 
 use chrono::{DateTime, TimeZone, Utc};
-use uuid::Uuid;
 
 pub use crate::store::metrics::MinutePoint;
 
@@ -38,7 +38,7 @@ struct Bucket {
     histogram: Option<[u32; LATENCY_BOUNDS.len()]>,
 }
 
-type Key = (Uuid, &'static str, i64);
+type Key = (ConnectionId, &'static str, i64);
 
 static SERIES: LazyLock<Mutex<HashMap<Key, Bucket>>> = LazyLock::new(Mutex::default);
 
@@ -48,7 +48,7 @@ pub fn minute_of(at: DateTime<Utc>) -> i64 {
 }
 
 fn with_bucket(
-    connection: Uuid,
+    connection: ConnectionId,
     series: &'static str,
     at: DateTime<Utc>,
     f: impl FnOnce(&mut Bucket),
@@ -60,7 +60,7 @@ fn with_bucket(
 }
 
 /// Counts `value` (an event, tokens) in `series` at `at`.
-pub fn add(connection: Uuid, series: &'static str, value: f64, at: DateTime<Utc>) {
+pub fn add(connection: ConnectionId, series: &'static str, value: f64, at: DateTime<Utc>) {
     with_bucket(connection, series, at, |b| {
         b.count += 1;
         b.sum += value;
@@ -68,7 +68,7 @@ pub fn add(connection: Uuid, series: &'static str, value: f64, at: DateTime<Utc>
 }
 
 /// Records a latency of `seconds` in `series` at `at`.
-pub fn observe(connection: Uuid, series: &'static str, seconds: f64, at: DateTime<Utc>) {
+pub fn observe(connection: ConnectionId, series: &'static str, seconds: f64, at: DateTime<Utc>) {
     with_bucket(connection, series, at, |b| {
         b.count += 1;
         b.sum += seconds;
@@ -131,6 +131,7 @@ pub fn drain(now: DateTime<Utc>, everything: bool) -> Vec<MinutePoint> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     #[test]
     fn quantiles_are_the_upper_bound_of_the_bucket_they_fall_in() {
@@ -147,7 +148,7 @@ mod tests {
 
     #[test]
     fn a_drain_takes_finished_minutes_and_leaves_the_current_one() {
-        let connection = Uuid::new_v4();
+        let connection = ConnectionId::new(Uuid::new_v4());
         let now = Utc.timestamp_opt(1_800_000_030, 0).single().expect("valid");
         let earlier = now - chrono::Duration::minutes(2);
         add(connection, "test_series", 3.0, earlier);

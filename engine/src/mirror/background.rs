@@ -11,6 +11,7 @@
 //! sync request (`Priority::Background`).
 
 use chrono::{DateTime, Utc};
+use tandem_core::ConnectionId;
 
 use super::catalog::Changes;
 use super::extract::{extract, table_of, ExtractOptions};
@@ -347,7 +348,7 @@ pub struct MirrorStatus {
 }
 
 /// Connection `id`'s mirror status (none: never switched on).
-pub async fn status(store: &Store, id: uuid::Uuid) -> Result<Option<MirrorStatus>, MirrorError> {
+pub async fn status(store: &Store, id: ConnectionId) -> Result<Option<MirrorStatus>, MirrorError> {
     let Some(row) = mirror_connection(store, id).await? else {
         return Ok(None);
     };

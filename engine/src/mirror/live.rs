@@ -3,6 +3,7 @@
 //! `update_time` changes nothing; a delete marks the row's `deleted_at`.
 
 use serde_json::Value;
+use tandem_core::ConnectionId;
 
 use super::catalog::{self, Stream};
 use super::columns::{cell, Layout};
@@ -74,7 +75,7 @@ pub async fn apply_webhook(db: &MirrorDb, payload: &str) -> Result<Applied, Mirr
 /// Applies a connection's webhook to its mirror if the connection keeps one.
 pub async fn apply_for_connection(
     store: &crate::store::Store,
-    connection: uuid::Uuid,
+    connection: ConnectionId,
     payload: &str,
 ) -> Result<Option<Applied>, MirrorError> {
     if !crate::store::mirror::mirror_enabled(store, connection).await? {

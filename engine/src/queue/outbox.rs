@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use tandem_core::ConnectionId;
 use uuid::Uuid;
 
 use super::claim::lease_end;
@@ -74,7 +75,7 @@ impl JobPayload {
 #[derive(Debug, Clone)]
 pub struct Job {
     pub id: Uuid,
-    pub connection_id: Uuid,
+    pub connection_id: ConnectionId,
     pub ordering_key: String,
     pub attempts: u32,
     pub payload: JobPayload,
@@ -86,7 +87,7 @@ pub struct Job {
 /// pending (not yet running) push is coalesced into it. Returns whether a row was inserted.
 pub async fn enqueue(
     txn: &impl Conn,
-    connection_id: Uuid,
+    connection_id: ConnectionId,
     ordering_key: &str,
     priority: Priority,
     payload: &JobPayload,
@@ -124,7 +125,7 @@ pub async fn enqueue(
     let payload_json =
         serde_json::to_value(payload).map_err(|e| QueueError::Payload(Uuid::nil(), e))?;
     let job = NewJob {
-        connection_id,
+        connection_id: connection_id.uuid(),
         kind: payload.kind(),
         ordering_key,
         priority: priority as i32,
@@ -178,7 +179,7 @@ pub async fn claim(
                 serde_json::from_value(row.payload).map_err(|e| QueueError::Payload(row.id, e))?;
             Ok(Job {
                 id: row.id,
-                connection_id: row.connection_id,
+                connection_id: row.connection_id.into(),
                 ordering_key: row.ordering_key,
                 attempts: u32::try_from(row.attempts).unwrap_or(0),
                 payload,
@@ -265,7 +266,7 @@ async fn end_attempt(
 /// Dead letters back to pending (one, or all of a connection).
 pub async fn revive(
     db: &impl Conn,
-    connection_id: Uuid,
+    connection_id: ConnectionId,
     job_id: Option<Uuid>,
     now: DateTime<Utc>,
 ) -> Result<u64, QueueError> {
@@ -290,7 +291,10 @@ pub struct QueueCounts {
     pub dead: u64,
 }
 
-pub async fn counts(db: &impl Conn, connection_id: Uuid) -> Result<QueueCounts, QueueError> {
+pub async fn counts(
+    db: &impl Conn,
+    connection_id: ConnectionId,
+) -> Result<QueueCounts, QueueError> {
     Ok(QueueCounts {
         pending: rows::count_jobs(db, connection_id, state::PENDING).await?,
         running: rows::count_jobs(db, connection_id, state::RUNNING).await?,

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use tandem_core::ConnectionId;
 use uuid::Uuid;
 
 use super::entities::connection;
@@ -12,7 +13,7 @@ use super::{Conn, StoreError};
 /// A connection's row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnectionRow {
-    pub id: Uuid,
+    pub id: ConnectionId,
     pub crm: String,
     pub name: String,
     pub state: String,
@@ -37,7 +38,7 @@ pub struct ConnectionRow {
 impl From<connection::Model> for ConnectionRow {
     fn from(row: connection::Model) -> Self {
         Self {
-            id: row.id,
+            id: row.id.into(),
             crm: row.crm,
             name: row.name,
             state: row.state,
@@ -73,7 +74,8 @@ pub async fn list(db: &impl Conn) -> Result<Vec<ConnectionRow>, StoreError> {
 }
 
 /// One connection.
-pub async fn get(db: &impl Conn, id: Uuid) -> Result<Option<ConnectionRow>, StoreError> {
+pub async fn get(db: &impl Conn, id: ConnectionId) -> Result<Option<ConnectionRow>, StoreError> {
+    let id = id.uuid();
     Ok(connection::Entity::find_by_id(id)
         .one(db.raw())
         .await?
@@ -83,11 +85,12 @@ pub async fn get(db: &impl Conn, id: Uuid) -> Result<Option<ConnectionRow>, Stor
 /// Moves a connection to `new_state` with the error the admin sees (or none).
 pub async fn set_state(
     db: &impl Conn,
-    id: Uuid,
+    id: ConnectionId,
     new_state: &str,
     error: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    let id = id.uuid();
     connection::Entity::update_many()
         .col_expr(connection::Column::State, Expr::value(new_state))
         .col_expr(
@@ -115,10 +118,11 @@ pub struct RefreshedTokens {
 /// Stores the tokens of a refresh on the connection `id`.
 pub async fn store_tokens(
     db: &impl Conn,
-    id: Uuid,
+    id: ConnectionId,
     tokens: RefreshedTokens,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    let id = id.uuid();
     use sea_orm::{ActiveModelTrait, ActiveValue};
     let mut model = connection::ActiveModel {
         id: ActiveValue::Unchanged(id),
@@ -141,14 +145,14 @@ pub async fn store_tokens(
 pub async fn oldest_not_in(
     db: &impl Conn,
     excluded_state: &str,
-) -> Result<Option<Uuid>, StoreError> {
+) -> Result<Option<ConnectionId>, StoreError> {
     Ok(connection::Entity::find()
         .filter(connection::Column::State.ne(excluded_state))
         .all(db.raw())
         .await?
         .into_iter()
         .min_by_key(|c| c.created_at)
-        .map(|c| c.id))
+        .map(|c| c.id.into()))
 }
 
 /// The connections to the CRM company `company` (none for an unknown company), oldest first.
@@ -196,23 +200,26 @@ pub async fn of_company_not_in(
 }
 
 /// The ids of the connections that are not paused and in one of `states`.
-pub async fn running_ids(db: &impl Conn, states: &[&str]) -> Result<Vec<Uuid>, StoreError> {
+pub async fn running_ids(db: &impl Conn, states: &[&str]) -> Result<Vec<ConnectionId>, StoreError> {
     use sea_orm::QuerySelect;
     Ok(connection::Entity::find()
         .select_only()
         .column(connection::Column::Id)
         .filter(connection::Column::Paused.eq(false))
         .filter(connection::Column::State.is_in(states.iter().copied()))
-        .into_tuple()
+        .into_tuple::<Uuid>()
         .all(db.raw())
-        .await?)
+        .await?
+        .into_iter()
+        .map(ConnectionId::from)
+        .collect())
 }
 
 /// Stores `row`: a new connection, or (with `exists`) every column of the connection `row.id`.
 pub async fn save(db: &impl Conn, row: ConnectionRow, exists: bool) -> Result<(), StoreError> {
     use sea_orm::{ActiveModelTrait, Set};
     let model = connection::ActiveModel {
-        id: Set(row.id),
+        id: Set(row.id.uuid()),
         crm: Set(row.crm),
         name: Set(row.name),
         state: Set(row.state),
@@ -245,11 +252,12 @@ pub async fn save(db: &impl Conn, row: ConnectionRow, exists: bool) -> Result<()
 /// webhook credentials, links and mappings stay.
 pub async fn drop_tokens(
     db: &impl Conn,
-    id: Uuid,
+    id: ConnectionId,
     new_state: &str,
     error: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    let id = id.uuid();
     use sea_orm::{ActiveModelTrait, ActiveValue};
     connection::ActiveModel {
         id: ActiveValue::Unchanged(id),
@@ -269,10 +277,11 @@ pub async fn drop_tokens(
 /// Pauses or resumes a connection.
 pub async fn set_paused(
     db: &impl Conn,
-    id: Uuid,
+    id: ConnectionId,
     paused: bool,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    let id = id.uuid();
     connection::Entity::update_many()
         .col_expr(connection::Column::Paused, Expr::value(paused))
         .col_expr(connection::Column::UpdatedAt, Expr::value(now))
@@ -283,7 +292,12 @@ pub async fn set_paused(
 }
 
 /// Records that a call to the CRM succeeded at `now`.
-pub async fn mark_success(db: &impl Conn, id: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
+pub async fn mark_success(
+    db: &impl Conn,
+    id: ConnectionId,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let id = id.uuid();
     connection::Entity::update_many()
         .col_expr(connection::Column::LastSuccessAt, Expr::value(now))
         .filter(connection::Column::Id.eq(id))
@@ -295,10 +309,11 @@ pub async fn mark_success(db: &impl Conn, id: Uuid, now: DateTime<Utc>) -> Resul
 /// Sets the error the admin sees on the card, keeping the state.
 pub async fn set_last_error(
     db: &impl Conn,
-    id: Uuid,
+    id: ConnectionId,
     error: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    let id = id.uuid();
     connection::Entity::update_many()
         .col_expr(
             connection::Column::LastError,
@@ -313,7 +328,8 @@ pub async fn set_last_error(
 
 /// Deletes a connection; its links, queued writes, cursors and mappings go with it (foreign
 /// keys cascade), and so do its duplicate groups.
-pub async fn delete(db: &impl Conn, id: Uuid) -> Result<(), StoreError> {
+pub async fn delete(db: &impl Conn, id: ConnectionId) -> Result<(), StoreError> {
+    let id = id.uuid();
     use super::entities::duplicate_group;
     duplicate_group::Entity::delete_many()
         .filter(duplicate_group::Column::ConnectionId.eq(id))

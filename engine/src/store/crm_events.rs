@@ -2,7 +2,7 @@
 //! change older than it arrived late (webhooks are not delivered in order).
 
 use sea_orm::{ConnectionTrait, FromQueryResult, Statement};
-use uuid::Uuid;
+use tandem_core::ConnectionId;
 
 use super::{Conn, StoreError};
 
@@ -10,11 +10,12 @@ use super::{Conn, StoreError};
 /// returns whether it was not older (`false`: the change arrived after a newer one).
 pub async fn advance(
     db: &impl Conn,
-    connection: Uuid,
+    connection: ConnectionId,
     object: &str,
     object_id: &str,
     version: &str,
 ) -> Result<bool, StoreError> {
+    let connection = connection.uuid();
     #[derive(FromQueryResult)]
     struct Row {
         version: String,

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{EntityTrait, Set};
-use uuid::Uuid;
+use tandem_core::ConnectionId;
 
 use super::entities::sync_cursor;
 use super::{Conn, StoreError};
@@ -12,9 +12,10 @@ use super::{Conn, StoreError};
 /// The value stored under `name` for the connection, if any.
 pub async fn get(
     db: &impl Conn,
-    connection: Uuid,
+    connection: ConnectionId,
     name: &str,
 ) -> Result<Option<String>, StoreError> {
+    let connection = connection.uuid();
     Ok(
         sync_cursor::Entity::find_by_id((connection, name.to_owned()))
             .one(db.raw())
@@ -26,11 +27,12 @@ pub async fn get(
 /// Stores `value` under `name` for the connection (replacing what was there).
 pub async fn set(
     db: &impl Conn,
-    connection: Uuid,
+    connection: ConnectionId,
     name: &str,
     value: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    let connection = connection.uuid();
     sync_cursor::Entity::insert(sync_cursor::ActiveModel {
         connection_id: Set(connection),
         name: Set(name.to_owned()),
@@ -48,7 +50,8 @@ pub async fn set(
 }
 
 /// Forgets what is stored under `name` for the connection.
-pub async fn clear(db: &impl Conn, connection: Uuid, name: &str) -> Result<(), StoreError> {
+pub async fn clear(db: &impl Conn, connection: ConnectionId, name: &str) -> Result<(), StoreError> {
+    let connection = connection.uuid();
     sync_cursor::Entity::delete_by_id((connection, name.to_owned()))
         .exec(db.raw())
         .await?;

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde_json::Value;
+use tandem_core::ConnectionId;
 use uuid::Uuid;
 
 use super::entities::{contact, duplicate_group};
@@ -49,13 +50,14 @@ pub async fn live_contact_emails(db: &impl Conn) -> Result<Vec<(String, Uuid)>, 
 /// returns the stored group.
 pub async fn upsert(
     db: &impl Conn,
-    connection: Uuid,
+    connection: ConnectionId,
     kind: &str,
     key: &str,
     members: Value,
     open_state: &str,
     now: DateTime<Utc>,
 ) -> Result<GroupRow, StoreError> {
+    let connection = connection.uuid();
     duplicate_group::Entity::insert(duplicate_group::ActiveModel {
         id: Set(Uuid::now_v7()),
         connection_id: Set(Some(connection)),
@@ -94,13 +96,14 @@ pub async fn upsert(
 /// state `to`.
 pub async fn set_state_except(
     db: &impl Conn,
-    connection: Uuid,
+    connection: ConnectionId,
     kinds: &[&str],
     from: &str,
     to: &str,
     keep: Vec<String>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    let connection = connection.uuid();
     duplicate_group::Entity::update_many()
         .col_expr(duplicate_group::Column::State, Expr::value(to))
         .col_expr(duplicate_group::Column::UpdatedAt, Expr::value(now))
@@ -116,10 +119,11 @@ pub async fn set_state_except(
 /// The connection's groups of `kinds`, in `state` if given.
 pub async fn list(
     db: &impl Conn,
-    connection: Uuid,
+    connection: ConnectionId,
     kinds: &[&str],
     state: Option<&str>,
 ) -> Result<Vec<GroupRow>, StoreError> {
+    let connection = connection.uuid();
     let mut query = duplicate_group::Entity::find()
         .filter(duplicate_group::Column::ConnectionId.eq(connection))
         .filter(duplicate_group::Column::Kind.is_in(kinds.iter().copied()));

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use tandem_core::ConnectionId;
 use uuid::Uuid;
 
 use super::entities::field_mapping;
@@ -43,8 +44,9 @@ impl From<field_mapping::Model> for FieldMappingRow {
 /// The connection's mappings, by local field.
 pub async fn of_connection(
     db: &impl Conn,
-    connection: Uuid,
+    connection: ConnectionId,
 ) -> Result<Vec<FieldMappingRow>, StoreError> {
+    let connection = connection.uuid();
     Ok(field_mapping::Entity::find()
         .filter(field_mapping::Column::ConnectionId.eq(connection))
         .order_by_asc(field_mapping::Column::LocalField)
@@ -58,9 +60,10 @@ pub async fn of_connection(
 /// The connection's mapping of `local_field`, if any.
 pub async fn of_local_field(
     db: &impl Conn,
-    connection: Uuid,
+    connection: ConnectionId,
     local_field: &str,
 ) -> Result<Option<FieldMappingRow>, StoreError> {
+    let connection = connection.uuid();
     Ok(field_mapping::Entity::find()
         .filter(field_mapping::Column::ConnectionId.eq(connection))
         .filter(field_mapping::Column::LocalField.eq(local_field))
@@ -98,9 +101,10 @@ pub async fn save(
 /// Deletes the connection's mapping of `local_field`; returns whether there was one.
 pub async fn delete(
     db: &impl Conn,
-    connection: Uuid,
+    connection: ConnectionId,
     local_field: &str,
 ) -> Result<bool, StoreError> {
+    let connection = connection.uuid();
     Ok(field_mapping::Entity::delete_many()
         .filter(field_mapping::Column::ConnectionId.eq(connection))
         .filter(field_mapping::Column::LocalField.eq(local_field))

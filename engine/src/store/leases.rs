@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, FromQueryResult, Statement};
+use tandem_core::ConnectionId;
 use uuid::Uuid;
 
 use super::{Conn, StoreError};
@@ -78,7 +79,7 @@ pub async fn renew(
     owner: &str,
     now: DateTime<Utc>,
     until: DateTime<Utc>,
-) -> Result<Vec<Uuid>, StoreError> {
+) -> Result<Vec<ConnectionId>, StoreError> {
     let sql = "UPDATE connection_lease SET expires_at = $1 WHERE owner = $2 AND expires_at > $3";
     db.raw()
         .execute(statement(
@@ -95,7 +96,7 @@ pub async fn owned(
     db: &impl Conn,
     owner: &str,
     now: DateTime<Utc>,
-) -> Result<Vec<Uuid>, StoreError> {
+) -> Result<Vec<ConnectionId>, StoreError> {
     #[derive(FromQueryResult)]
     struct Row {
         connection_id: Uuid,
@@ -107,7 +108,7 @@ pub async fn owned(
             .all(db.raw())
             .await?
             .into_iter()
-            .map(|r| r.connection_id)
+            .map(|r| ConnectionId::from(r.connection_id))
             .collect(),
     )
 }
@@ -116,11 +117,12 @@ pub async fn owned(
 /// holder's ran out at `now`; returns whether `owner` holds it now.
 pub async fn try_acquire(
     db: &impl Conn,
-    connection: Uuid,
+    connection: ConnectionId,
     owner: &str,
     now: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
+    let connection = connection.uuid();
     let sql = "INSERT INTO connection_lease (connection_id, owner, acquired_at, expires_at) \
                VALUES ($1, $2, $3, $4) \
                ON CONFLICT (connection_id) DO UPDATE \
@@ -147,11 +149,19 @@ pub async fn try_acquire(
 
 /// Gives up `owner`'s leases of `connections` at once (a handover: another replica may take
 /// them on its next round).
-pub async fn release(db: &impl Conn, owner: &str, connections: &[Uuid]) -> Result<(), StoreError> {
+pub async fn release(
+    db: &impl Conn,
+    owner: &str,
+    connections: &[ConnectionId],
+) -> Result<(), StoreError> {
     for connection in connections {
         let sql = "DELETE FROM connection_lease WHERE connection_id = $1 AND owner = $2";
         db.raw()
-            .execute(statement(db, sql, vec![(*connection).into(), owner.into()]))
+            .execute(statement(
+                db,
+                sql,
+                vec![connection.uuid().into(), owner.into()],
+            ))
             .await?;
     }
     Ok(())

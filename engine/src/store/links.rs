@@ -3,6 +3,7 @@
 //! Pipedrive (for echo suppression).
 
 use std::collections::{HashMap, HashSet};
+use tandem_core::ConnectionId;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set};
@@ -15,7 +16,7 @@ use super::{insert_chunked, Conn, StoreError, MAX_BIND_PARAMS};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Link {
     pub id: Uuid,
-    pub connection_id: Uuid,
+    pub connection_id: ConnectionId,
     pub contact_id: Uuid,
     pub person_id: i64,
     /// The merge state: base, versions, tandem's own and unknown-outcome writes, refused values.
@@ -40,7 +41,7 @@ fn from_row(row: person_link::Model) -> Result<Link, StoreError> {
     let base: Snapshot = json_or_default(Some(row.base), "base", row.id)?;
     Ok(Link {
         id: row.id,
-        connection_id: row.connection_id,
+        connection_id: row.connection_id.into(),
         contact_id: row.contact_id,
         person_id: row.person_id,
         state: LinkState {
@@ -59,9 +60,10 @@ fn from_row(row: person_link::Model) -> Result<Link, StoreError> {
 
 pub async fn by_person(
     db: &impl Conn,
-    connection: Uuid,
+    connection: ConnectionId,
     person: i64,
 ) -> Result<Option<Link>, StoreError> {
+    let connection = connection.uuid();
     of_person(connection, person)
         .one(db.raw())
         .await?
@@ -75,9 +77,10 @@ pub async fn by_person(
 /// turns instead of one overwriting the other's result.
 pub async fn by_person_for_update(
     txn: &impl Conn,
-    connection: Uuid,
+    connection: ConnectionId,
     person: i64,
 ) -> Result<Option<Link>, StoreError> {
+    let connection = connection.uuid();
     of_person(connection, person)
         .lock_exclusive()
         .one(txn.raw())
@@ -94,9 +97,10 @@ fn of_person(connection: Uuid, person: i64) -> sea_orm::Select<person_link::Enti
 
 pub async fn by_contact(
     db: &impl Conn,
-    connection: Uuid,
+    connection: ConnectionId,
     contact: Uuid,
 ) -> Result<Option<Link>, StoreError> {
+    let connection = connection.uuid();
     person_link::Entity::find()
         .filter(person_link::Column::ConnectionId.eq(connection))
         .filter(person_link::Column::ContactId.eq(contact))
@@ -137,7 +141,7 @@ pub async fn insert_many(
 /// The row of a link inserted at `now`.
 fn new_row(link: &Link, now: DateTime<Utc>) -> person_link::ActiveModel {
     let mut row = state_columns(link, now);
-    row.connection_id = Set(link.connection_id);
+    row.connection_id = Set(link.connection_id.uuid());
     row.contact_id = Set(link.contact_id);
     row.created_at = Set(now);
     row
@@ -173,9 +177,10 @@ fn state_columns(link: &Link, now: DateTime<Utc>) -> person_link::ActiveModel {
 /// Which of `persons` are linked (in this connection).
 pub async fn linked_persons(
     db: &impl Conn,
-    connection: Uuid,
+    connection: ConnectionId,
     persons: &[i64],
 ) -> Result<HashSet<i64>, StoreError> {
+    let connection = connection.uuid();
     let mut linked = HashSet::new();
     for chunk in persons.chunks(MAX_BIND_PARAMS - 1) {
         linked.extend(
@@ -195,9 +200,10 @@ pub async fn linked_persons(
 /// The person each of `contacts` is linked to (in this connection), for those that are linked.
 pub async fn persons_of_contacts(
     db: &impl Conn,
-    connection: Uuid,
+    connection: ConnectionId,
     contacts: &[Uuid],
 ) -> Result<HashMap<Uuid, i64>, StoreError> {
+    let connection = connection.uuid();
     let mut linked = HashMap::new();
     for chunk in contacts.chunks(MAX_BIND_PARAMS - 1) {
         linked.extend(
@@ -226,9 +232,10 @@ pub async fn save(txn: &impl Conn, link: &Link, now: DateTime<Utc>) -> Result<()
 /// changed): of one contact's link, or of every link of the connection.
 pub async fn forget_refused(
     db: &impl Conn,
-    connection: Uuid,
+    connection: ConnectionId,
     contact: Option<Uuid>,
 ) -> Result<(), StoreError> {
+    let connection = connection.uuid();
     let mut update = person_link::Entity::update_many()
         .col_expr(
             person_link::Column::Refused,
@@ -250,7 +257,7 @@ pub async fn delete(txn: &impl Conn, id: Uuid) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub fn new_link(connection_id: Uuid, contact_id: Uuid, person_id: i64) -> Link {
+pub fn new_link(connection_id: ConnectionId, contact_id: Uuid, person_id: i64) -> Link {
     Link {
         id: Uuid::now_v7(),
         connection_id,
@@ -262,7 +269,8 @@ pub fn new_link(connection_id: Uuid, contact_id: Uuid, person_id: i64) -> Link {
 }
 
 /// Every linked person id of a connection.
-pub async fn person_ids(db: &impl Conn, connection: Uuid) -> Result<Vec<i64>, StoreError> {
+pub async fn person_ids(db: &impl Conn, connection: ConnectionId) -> Result<Vec<i64>, StoreError> {
+    let connection = connection.uuid();
     Ok(person_link::Entity::find()
         .select_only()
         .column(person_link::Column::PersonId)
@@ -273,7 +281,11 @@ pub async fn person_ids(db: &impl Conn, connection: Uuid) -> Result<Vec<i64>, St
 }
 
 /// Every linked contact id of a connection.
-pub async fn contact_ids(db: &impl Conn, connection: Uuid) -> Result<Vec<Uuid>, StoreError> {
+pub async fn contact_ids(
+    db: &impl Conn,
+    connection: ConnectionId,
+) -> Result<Vec<Uuid>, StoreError> {
+    let connection = connection.uuid();
     Ok(person_link::Entity::find()
         .select_only()
         .column(person_link::Column::ContactId)

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Expr, OnConflict};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use tandem_core::ConnectionId;
 use uuid::Uuid;
 
 use super::entities::{inbox_event, metric_minute, outbox_job};
@@ -13,8 +14,8 @@ use super::{Conn, StoreError, MAX_BIND_PARAMS};
 /// One minute of one series.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MinutePoint {
-    /// `Uuid::nil()` for what belongs to no connection (the app's webhooks).
-    pub connection_id: Uuid,
+    /// `ConnectionId::nil()` for what belongs to no connection (the app's webhooks).
+    pub connection_id: ConnectionId,
     pub minute: DateTime<Utc>,
     pub series: String,
     pub count: i64,
@@ -26,7 +27,7 @@ pub struct MinutePoint {
 impl From<metric_minute::Model> for MinutePoint {
     fn from(row: metric_minute::Model) -> Self {
         Self {
-            connection_id: row.connection_id,
+            connection_id: row.connection_id.into(),
             minute: row.minute,
             series: row.series,
             count: row.count,
@@ -45,7 +46,7 @@ pub async fn write_minutes(db: &impl Conn, points: &[MinutePoint]) -> Result<(),
     let current = |column: Column| Expr::col((metric_minute::Entity, column));
     for chunk in points.chunks(MAX_BIND_PARAMS / 7) {
         let rows = chunk.iter().map(|p| metric_minute::ActiveModel {
-            connection_id: Set(p.connection_id),
+            connection_id: Set(p.connection_id.uuid()),
             series: Set(p.series.clone()),
             minute: Set(p.minute),
             count: Set(p.count),
@@ -73,9 +74,10 @@ pub async fn write_minutes(db: &impl Conn, points: &[MinutePoint]) -> Result<(),
 /// The connection's points since `since`, oldest first.
 pub async fn read_series(
     db: &impl Conn,
-    connection: Uuid,
+    connection: ConnectionId,
     since: DateTime<Utc>,
 ) -> Result<Vec<MinutePoint>, StoreError> {
+    let connection = connection.uuid();
     Ok(metric_minute::Entity::find()
         .filter(metric_minute::Column::ConnectionId.eq(connection))
         .filter(metric_minute::Column::Minute.gte(since))
@@ -99,8 +101,8 @@ pub async fn prune_minutes(db: &impl Conn, before: DateTime<Utc>) -> Result<u64,
 /// A connection's queues at one instant.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct QueueGauges {
-    /// `Uuid::nil()` for the app's events (they belong to no connection).
-    pub connection_id: Uuid,
+    /// `ConnectionId::nil()` for the app's events (they belong to no connection).
+    pub connection_id: ConnectionId,
     /// Received events not applied yet.
     pub inbox_pending: u64,
     pub inbox_oldest: Option<DateTime<Utc>>,
@@ -119,7 +121,7 @@ pub async fn queue_gauges(db: &impl Conn) -> Result<Vec<QueueGauges>, StoreError
         id: Uuid,
     ) -> &mut QueueGauges {
         out.entry(id).or_insert_with(|| QueueGauges {
-            connection_id: id,
+            connection_id: id.into(),
             ..QueueGauges::default()
         })
     }
@@ -166,7 +168,9 @@ pub async fn queue_gauges(db: &impl Conn) -> Result<Vec<QueueGauges>, StoreError
 }
 
 /// Every connection's id, stored state and CRM kind, oldest first.
-pub async fn connections(db: &impl Conn) -> Result<Vec<(Uuid, String, String)>, StoreError> {
+pub async fn connections(
+    db: &impl Conn,
+) -> Result<Vec<(ConnectionId, String, String)>, StoreError> {
     use super::entities::connection;
     Ok(connection::Entity::find()
         .select_only()
@@ -174,7 +178,10 @@ pub async fn connections(db: &impl Conn) -> Result<Vec<(Uuid, String, String)>, 
         .column(connection::Column::State)
         .column(connection::Column::Crm)
         .order_by_asc(connection::Column::CreatedAt)
-        .into_tuple()
+        .into_tuple::<(Uuid, String, String)>()
         .all(db.raw())
-        .await?)
+        .await?
+        .into_iter()
+        .map(|(id, state, crm)| (id.into(), state, crm))
+        .collect())
 }

@@ -12,6 +12,7 @@ use sea_orm::{
 };
 
 use super::{Store, StoreError, MAX_BIND_PARAMS};
+use tandem_core::ConnectionId;
 
 /// A column's type, mapped to each database's own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -766,7 +767,8 @@ impl MirrorDb {
 }
 
 /// Whether connection `id` keeps a live mirror (`mirror_connection.enabled`).
-pub async fn mirror_enabled(store: &Store, id: uuid::Uuid) -> Result<bool, StoreError> {
+pub async fn mirror_enabled(store: &Store, id: ConnectionId) -> Result<bool, StoreError> {
+    let id = id.uuid();
     #[derive(FromQueryResult)]
     struct Row {
         enabled: bool,
@@ -785,9 +787,10 @@ pub async fn mirror_enabled(store: &Store, id: uuid::Uuid) -> Result<bool, Store
 /// Switches connection `id`'s live mirror on or off.
 pub async fn set_mirror_enabled(
     store: &Store,
-    id: uuid::Uuid,
+    id: ConnectionId,
     enabled: bool,
 ) -> Result<(), StoreError> {
+    let id = id.uuid();
     let db = store.db();
     db.execute(Statement::from_sql_and_values(
         db.get_database_backend(),
@@ -824,8 +827,9 @@ const MIRROR_CONNECTION_COLUMNS: &str = "connection_id, enabled, initial_done_at
 /// Connection `id`'s live mirror, if it was ever switched.
 pub async fn mirror_connection(
     store: &Store,
-    id: uuid::Uuid,
+    id: ConnectionId,
 ) -> Result<Option<MirrorConnectionRow>, StoreError> {
+    let id = id.uuid();
     let db = store.db();
     Ok(
         MirrorConnectionRow::find_by_statement(Statement::from_sql_and_values(

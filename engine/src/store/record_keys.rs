@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
-use uuid::Uuid;
+use tandem_core::ConnectionId;
 
 use super::entities::crm_record_key;
 use super::{Conn, StoreError};
@@ -18,10 +18,11 @@ const CHUNK: usize = 200;
 /// they are.
 pub async fn remember(
     db: &impl Conn,
-    connection: Uuid,
+    connection: ConnectionId,
     keys: &[(i64, String)],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    let connection = connection.uuid();
     for chunk in keys.chunks(CHUNK) {
         let rows = chunk
             .iter()
@@ -50,8 +51,9 @@ pub async fn remember(
 /// Every key stored for a connection, as (surrogate, key).
 pub async fn of_connection(
     db: &impl Conn,
-    connection: Uuid,
+    connection: ConnectionId,
 ) -> Result<Vec<(i64, String)>, StoreError> {
+    let connection = connection.uuid();
     Ok(crm_record_key::Entity::find()
         .filter(crm_record_key::Column::ConnectionId.eq(connection))
         .all(db.raw())

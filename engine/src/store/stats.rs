@@ -1,7 +1,7 @@
 //! Counts for the admin console, the demo, benchmarks and tests.
 
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
-use uuid::Uuid;
+use tandem_core::ConnectionId;
 
 use super::entities::{contact, inbox_event, person_link, sync_log};
 use super::{Conn, StoreError};
@@ -10,7 +10,8 @@ pub async fn count_contacts(db: &impl Conn) -> Result<u64, StoreError> {
     Ok(contact::Entity::find().count(db.raw()).await?)
 }
 
-pub async fn count_links(db: &impl Conn, connection: Uuid) -> Result<u64, StoreError> {
+pub async fn count_links(db: &impl Conn, connection: ConnectionId) -> Result<u64, StoreError> {
+    let connection = connection.uuid();
     Ok(person_link::Entity::find()
         .filter(person_link::Column::ConnectionId.eq(connection))
         .count(db.raw())

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde::Serialize;
+use tandem_core::ConnectionId;
 use uuid::Uuid;
 
 use super::entities::sync_log;
@@ -33,7 +34,7 @@ pub enum Direction {
 /// One entry; build with [`Entry::new`] and the `with_*` setters.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    pub connection_id: Option<Uuid>,
+    pub connection_id: Option<ConnectionId>,
     pub level: Level,
     pub direction: Direction,
     /// A stable code: `conflict_resolved`, `crm_rejected`, `dead_letter`, `token_expired`, …
@@ -69,7 +70,7 @@ impl Entry {
         }
     }
 
-    pub fn connection(mut self, id: Uuid) -> Self {
+    pub fn connection(mut self, id: ConnectionId) -> Self {
         self.connection_id = Some(id);
         self
     }
@@ -117,7 +118,7 @@ pub async fn record(db: &impl Conn, entry: Entry, now: DateTime<Utc>) -> Result<
         .unwrap_or_default();
     sync_log::Entity::insert(sync_log::ActiveModel {
         id: Set(Uuid::now_v7()),
-        connection_id: Set(entry.connection_id),
+        connection_id: Set(entry.connection_id.map(ConnectionId::uuid)),
         at: Set(now),
         level: Set(level.to_owned()),
         direction: Set(direction),
@@ -139,7 +140,7 @@ pub async fn record(db: &impl Conn, entry: Entry, now: DateTime<Utc>) -> Result<
 #[derive(Debug, Clone, Serialize)]
 pub struct Stored {
     pub id: Uuid,
-    pub connection_id: Option<Uuid>,
+    pub connection_id: Option<ConnectionId>,
     pub at: DateTime<Utc>,
     pub level: String,
     pub direction: String,
@@ -164,7 +165,7 @@ pub type LogFilter = Filter;
 /// Which entries to list; every filter is optional.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
-    pub connection_id: Option<Uuid>,
+    pub connection_id: Option<ConnectionId>,
     pub contact_id: Option<Uuid>,
     pub person_id: Option<i64>,
     /// The entry kind (`dead_letter`, `token_expired`, `write_retried`, …).
@@ -179,7 +180,7 @@ pub struct Filter {
 pub async fn list(db: &impl Conn, filter: &Filter) -> Result<Vec<Stored>, StoreError> {
     let mut query = sync_log::Entity::find();
     if let Some(id) = filter.connection_id {
-        query = query.filter(sync_log::Column::ConnectionId.eq(id));
+        query = query.filter(sync_log::Column::ConnectionId.eq(id.uuid()));
     }
     if let Some(id) = filter.contact_id {
         query = query.filter(sync_log::Column::ContactId.eq(id));
@@ -215,10 +216,11 @@ pub async fn list(db: &impl Conn, filter: &Filter) -> Result<Vec<Stored>, StoreE
 /// The newest entry of `kind` about `contact` in `connection`.
 pub async fn latest_for_contact(
     db: &impl Conn,
-    connection: Uuid,
+    connection: ConnectionId,
     contact: Uuid,
     kind: &str,
 ) -> Result<Option<Stored>, StoreError> {
+    let connection = connection.uuid();
     Ok(sync_log::Entity::find()
         .filter(sync_log::Column::ConnectionId.eq(connection))
         .filter(sync_log::Column::ContactId.eq(contact))
@@ -232,7 +234,7 @@ pub async fn latest_for_contact(
 fn stored(r: sync_log::Model) -> Stored {
     Stored {
         id: r.id,
-        connection_id: r.connection_id,
+        connection_id: r.connection_id.map(ConnectionId::from),
         at: r.at,
         level: r.level,
         direction: r.direction,

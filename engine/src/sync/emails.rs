@@ -240,7 +240,7 @@ pub async fn submit(engine: &Engine, raw: &Value) -> Result<(EmailRow, bool), Em
         id: Uuid::now_v7(),
         message_id: email.message_id.clone(),
         request_hash: hash.clone(),
-        connection_id: Some(conn.id),
+        connection_id: Some(conn.id.uuid()),
         thread_key,
         email: raw.clone(),
         state: if links.persons.is_empty() {

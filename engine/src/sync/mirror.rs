@@ -4,7 +4,7 @@
 //! the connection card and the admin API show.
 
 use serde::Serialize;
-use uuid::Uuid;
+use tandem_core::ConnectionId;
 
 use crate::crm::NotificationTarget;
 use crate::mirror::background::{self, MirrorStatus, Round, Schedule};
@@ -38,7 +38,11 @@ pub struct Switched {
 /// done before, catches up from the cursors). Off: the extra notifications are removed (the
 /// sync's own stay) and the tables are kept as they are.
 #[tracing::instrument(skip_all, fields(connection_id = %id, enabled))]
-pub async fn set_enabled(engine: &Engine, id: Uuid, enabled: bool) -> Result<Switched, SyncError> {
+pub async fn set_enabled(
+    engine: &Engine,
+    id: ConnectionId,
+    enabled: bool,
+) -> Result<Switched, SyncError> {
     let conn = connections::load(engine, id).await?;
     if conn.state == state::DISCONNECTED {
         return Err(SyncError::Invalid(
@@ -51,10 +55,10 @@ pub async fn set_enabled(engine: &Engine, id: Uuid, enabled: bool) -> Result<Swi
     // The mirror's tables in tandem's database (`pipedrive_{stream}`) hold one company: a
     // second connection's full passes would mark the first one's rows deleted.
     if enabled {
-        let others: Vec<Uuid> = crate::store::mirror::enabled_mirrors(&engine.store)
+        let others: Vec<ConnectionId> = crate::store::mirror::enabled_mirrors(&engine.store)
             .await?
             .into_iter()
-            .map(|m| m.connection_id)
+            .map(|m| ConnectionId::from(m.connection_id))
             .filter(|other| *other != id)
             .collect();
         if let Some(other) = others.first() {
@@ -119,7 +123,7 @@ pub async fn set_enabled(engine: &Engine, id: Uuid, enabled: bool) -> Result<Swi
 }
 
 /// Connection `id`'s mirror (none: never switched on).
-pub async fn status(engine: &Engine, id: Uuid) -> Result<Option<MirrorStatus>, SyncError> {
+pub async fn status(engine: &Engine, id: ConnectionId) -> Result<Option<MirrorStatus>, SyncError> {
     Ok(background::status(&engine.store, id).await?)
 }
 
@@ -150,10 +154,11 @@ pub async fn run_mirror_once(engine: &Engine) -> Result<usize, SyncError> {
     let schedule = schedule(engine);
     let mut worked = 0;
     for mirror in mirrors {
-        if !owned.contains(&mirror.connection_id) {
+        let connection = ConnectionId::from(mirror.connection_id);
+        if !owned.contains(&connection) {
             continue;
         }
-        let conn = match connections::load(engine, mirror.connection_id).await {
+        let conn = match connections::load(engine, connection).await {
             Ok(conn) => conn,
             Err(SyncError::ConnectionNotFound(_)) => continue,
             Err(error) => return Err(error),
@@ -219,7 +224,7 @@ pub async fn repair_notifications(
 #[tracing::instrument(skip_all, fields(connection_id = %id))]
 pub async fn verify(
     engine: &Engine,
-    id: Uuid,
+    id: ConnectionId,
 ) -> Result<Vec<crate::mirror::StreamCheck>, SyncError> {
     let conn = connections::load(engine, id).await?;
     if crate::store::mirror::mirror_connection(&engine.store, id)

@@ -38,7 +38,7 @@ pub enum SyncError {
     #[error("Pipedrive: {0}")]
     Crm(#[from] tandem_core::CrmError),
     #[error("connection {0} not found")]
-    ConnectionNotFound(uuid::Uuid),
+    ConnectionNotFound(tandem_core::ConnectionId),
     #[error("contact {0} not found")]
     ContactNotFound(uuid::Uuid),
     /// An app-side change (REST API or app event) of an archived contact.
@@ -97,7 +97,7 @@ pub struct Engine {
     pub mirror_wake: Arc<tokio::sync::Notify>,
     /// Per connection, when the last catch-up before creates started (see
     /// `outbound::catch_up`); the lock makes concurrent creates share one.
-    pub catch_ups: Arc<dashmap::DashMap<uuid::Uuid, CatchUpSlot>>,
+    pub catch_ups: Arc<dashmap::DashMap<tandem_core::ConnectionId, CatchUpSlot>>,
     /// The webhook receiver's credential cache; use-cases that change credentials forget entries.
     pub webhook_auth: connections::WebhookAuthCache,
     /// The one clock use-cases read ([`Engine::now`]); tests move a `TestClock`.

@@ -12,6 +12,7 @@
 
 use std::collections::HashSet;
 use std::sync::Mutex;
+use tandem_core::ConnectionId;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -31,7 +32,7 @@ pub struct Replica {
 #[derive(Debug, Clone)]
 struct Round {
     at: DateTime<Utc>,
-    owned: HashSet<Uuid>,
+    owned: HashSet<ConnectionId>,
 }
 
 impl Replica {
@@ -95,7 +96,7 @@ fn ownable(state_name: &str) -> bool {
 
 /// One ownership round: heartbeat, renew what this replica holds, give up what is beyond its
 /// fair share, take free or run-out leases up to it. Returns the connections it owns.
-pub async fn round(engine: &Engine) -> Result<HashSet<Uuid>, SyncError> {
+pub async fn round(engine: &Engine) -> Result<HashSet<ConnectionId>, SyncError> {
     let now = engine.now();
     let period = engine.lease_period();
     let until = now + period;
@@ -104,7 +105,7 @@ pub async fn round(engine: &Engine) -> Result<HashSet<Uuid>, SyncError> {
     leases::heartbeat(db, &replica.id, &replica.host, now).await?;
     let replicas = leases::live_replicas(db, now - period).await?.len().max(1);
     let mut mine = leases::renew(db, &replica.id, now, until).await?;
-    let connections: Vec<Uuid> = stored_connections::list(db)
+    let connections: Vec<ConnectionId> = stored_connections::list(db)
         .await?
         .into_iter()
         .filter(|c| ownable(&c.state))
@@ -128,7 +129,7 @@ pub async fn round(engine: &Engine) -> Result<HashSet<Uuid>, SyncError> {
             mine.push(*connection);
         }
     }
-    let owned: HashSet<Uuid> = mine.into_iter().collect();
+    let owned: HashSet<ConnectionId> = mine.into_iter().collect();
     replica.remember(Some(Round {
         at: now,
         owned: owned.clone(),
@@ -138,7 +139,7 @@ pub async fn round(engine: &Engine) -> Result<HashSet<Uuid>, SyncError> {
 
 /// The connections this replica owns, after a round if the last one is older than a third of
 /// the lease (so every lease is renewed well before it runs out).
-pub async fn owned(engine: &Engine) -> Result<HashSet<Uuid>, SyncError> {
+pub async fn owned(engine: &Engine) -> Result<HashSet<ConnectionId>, SyncError> {
     let now = engine.now();
     match engine.replica.last() {
         Some(last) if now - last.at < engine.lease_period() / 3 && now >= last.at => Ok(last.owned),
@@ -147,7 +148,7 @@ pub async fn owned(engine: &Engine) -> Result<HashSet<Uuid>, SyncError> {
 }
 
 /// Whether this replica owns `connection` (see [`owned`]).
-pub async fn owns(engine: &Engine, connection: Uuid) -> Result<bool, SyncError> {
+pub async fn owns(engine: &Engine, connection: ConnectionId) -> Result<bool, SyncError> {
     Ok(owned(engine).await?.contains(&connection))
 }
 
@@ -178,14 +179,14 @@ pub struct OwnerView {
 /// Every connection's owner, by connection.
 pub async fn owners(
     engine: &Engine,
-) -> Result<std::collections::HashMap<Uuid, OwnerView>, SyncError> {
+) -> Result<std::collections::HashMap<ConnectionId, OwnerView>, SyncError> {
     let now = engine.now();
     Ok(leases::list(&engine.store)
         .await?
         .into_iter()
         .map(|l| {
             (
-                l.connection_id,
+                ConnectionId::from(l.connection_id),
                 OwnerView {
                     this_replica: l.owner == engine.replica.id,
                     replica: l.owner,

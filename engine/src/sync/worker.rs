@@ -2,6 +2,7 @@
 //! background loops that run both. `run_*_once` are public so tests drive them explicitly.
 
 use std::time::Duration;
+use tandem_core::ConnectionId;
 
 use rand::Rng;
 use tandem_core::{ErrorClass, RetryDecision, RetryPolicy};
@@ -372,7 +373,7 @@ async fn apply_event(engine: &Engine, event: InboxEvent) -> Result<(), SyncError
     .remote_error(failure.message().to_owned())
     .hint("Inspect the stored event in the inbox; fix the mapping and resync the person.");
     if let Some(c) = event.connection_id {
-        entry = entry.connection(c);
+        entry = entry.connection(c.into());
     }
     synclog::record(&txn, entry, now).await?;
     txn.commit().await?;
@@ -388,11 +389,12 @@ async fn apply_and_complete(
 ) -> Result<(), Failure> {
     // Load before the transaction: on SQLite (one connection) a second acquire inside it would
     // wait for itself.
-    let conn = match (event.source.as_str(), event.connection_id) {
+    let connection = event.connection_id.map(ConnectionId::from);
+    let conn = match (event.source.as_str(), connection) {
         ("pipedrive", Some(connection_id)) => Some(connections::load(engine, connection_id).await?),
         _ => None,
     };
-    if let (Some(_), Some(connection_id)) = (&conn, event.connection_id) {
+    if let (Some(_), Some(connection_id)) = (&conn, connection) {
         // The mirror's tables (when the connection keeps one): idempotent and version-guarded,
         // so applying it again on a retry is harmless.
         crate::mirror::live::apply_for_connection(&engine.store, connection_id, &event.payload)
@@ -494,7 +496,7 @@ pub async fn drive_until_idle(engine: &Engine) -> Result<(), SyncError> {
 }
 
 /// The active connections whose outbound work this replica runs.
-async fn active_connection_ids(engine: &Engine) -> Result<Vec<Uuid>, SyncError> {
+async fn active_connection_ids(engine: &Engine) -> Result<Vec<ConnectionId>, SyncError> {
     let owned = crate::sync::ownership::owned(engine).await?;
     Ok(
         crate::store::connections::running_ids(&engine.store, &[state::CONNECTED, state::SYNCING])
@@ -684,7 +686,7 @@ mod tests {
         assert!(db.into_failure().is_transient());
         let corrupt = SyncError::Corrupt("bad".into());
         assert!(!corrupt.into_failure().is_transient());
-        let gone = SyncError::ConnectionNotFound(Uuid::nil());
+        let gone = SyncError::ConnectionNotFound(ConnectionId::nil());
         assert!(!gone.into_failure().is_transient());
     }
 }

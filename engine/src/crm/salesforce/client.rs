@@ -7,13 +7,13 @@ use crate::clock::{Clock, SystemClock};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+use tandem_core::ConnectionId;
 
 use dashmap::DashMap;
 use reqwest::{Method, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tandem_core::CrmError;
-use uuid::Uuid;
 
 use super::errors::{error_text, SalesforceError};
 use super::ids::SfKeys;
@@ -34,7 +34,7 @@ pub struct SalesforceClient {
     limiters: Limiters,
     config: Arc<SfConfig>,
     keys: SfKeys,
-    describes: Arc<DashMap<(Uuid, String), Arc<Describe>>>,
+    describes: Arc<DashMap<(ConnectionId, String), Arc<Describe>>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -320,7 +320,7 @@ impl SalesforceClient {
     }
 
     /// Drops the connection's cached describes (after a field was created).
-    pub fn forget_describes(&self, connection: Uuid) {
+    pub fn forget_describes(&self, connection: ConnectionId) {
         self.describes.retain(|(c, _), _| *c != connection);
     }
 

@@ -12,10 +12,10 @@
 //! records of one connection).
 
 use std::sync::Arc;
+use tandem_core::ConnectionId;
 
 use dashmap::DashMap;
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 
 /// The boundary's `i64` for a Salesforce key (an id, or a text key such as a stage name).
 pub fn surrogate(key: &str) -> i64 {
@@ -42,14 +42,14 @@ pub struct Collision(pub i64);
 /// back survives restarts.
 #[derive(Debug, Clone, Default)]
 pub struct SfKeys {
-    keys: Arc<DashMap<(Uuid, i64), String>>,
-    learned: Arc<DashMap<Uuid, Vec<(i64, String)>>>,
-    seeded: Arc<DashMap<Uuid, ()>>,
+    keys: Arc<DashMap<(ConnectionId, i64), String>>,
+    learned: Arc<DashMap<ConnectionId, Vec<(i64, String)>>>,
+    seeded: Arc<DashMap<ConnectionId, ()>>,
 }
 
 impl SfKeys {
     /// The surrogate of `key`, remembered for the way back.
-    pub fn remember(&self, connection: Uuid, key: &str) -> Result<i64, Collision> {
+    pub fn remember(&self, connection: ConnectionId, key: &str) -> Result<i64, Collision> {
         let id = surrogate(key);
         let mut fresh = false;
         let entry = self.keys.entry((connection, id)).or_insert_with(|| {
@@ -71,17 +71,17 @@ impl SfKeys {
     }
 
     /// The key a surrogate stands for, if this process has seen it.
-    pub fn resolve(&self, connection: Uuid, id: i64) -> Option<String> {
+    pub fn resolve(&self, connection: ConnectionId, id: i64) -> Option<String> {
         self.keys.get(&(connection, id)).map(|k| k.clone())
     }
 
     /// Whether the connection's stored keys were loaded into this registry.
-    pub fn is_seeded(&self, connection: Uuid) -> bool {
+    pub fn is_seeded(&self, connection: ConnectionId) -> bool {
         self.seeded.contains_key(&connection)
     }
 
     /// Loads keys kept in storage (not journaled again).
-    pub fn seed(&self, connection: Uuid, keys: Vec<(i64, String)>) {
+    pub fn seed(&self, connection: ConnectionId, keys: Vec<(i64, String)>) {
         for (id, key) in keys {
             self.keys.entry((connection, id)).or_insert(key);
         }
@@ -89,7 +89,7 @@ impl SfKeys {
     }
 
     /// The keys learned since the last call, for storage.
-    pub fn take_new(&self, connection: Uuid) -> Vec<(i64, String)> {
+    pub fn take_new(&self, connection: ConnectionId) -> Vec<(i64, String)> {
         self.learned
             .remove(&connection)
             .map(|(_, keys)| keys)
@@ -97,7 +97,7 @@ impl SfKeys {
     }
 
     /// Forgets a connection's keys (disconnect).
-    pub fn forget(&self, connection: Uuid) {
+    pub fn forget(&self, connection: ConnectionId) {
         self.keys.retain(|(c, _), _| *c != connection);
         self.learned.remove(&connection);
         self.seeded.remove(&connection);
@@ -107,6 +107,7 @@ impl SfKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     #[test]
     fn surrogates_are_stable_positive_and_agree_for_15_and_18_character_ids() {
@@ -120,7 +121,10 @@ mod tests {
     #[test]
     fn the_registry_maps_back_per_connection() {
         let keys = SfKeys::default();
-        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let (a, b) = (
+            ConnectionId::new(Uuid::new_v4()),
+            ConnectionId::new(Uuid::new_v4()),
+        );
         let id = keys.remember(a, "0035g00000XyZabAAA").unwrap();
         assert_eq!(keys.resolve(a, id).as_deref(), Some("0035g00000XyZabAAA"));
         assert_eq!(keys.resolve(b, id), None);
@@ -131,7 +135,7 @@ mod tests {
     #[test]
     fn learned_keys_are_journaled_once_and_seeded_keys_not_at_all() {
         let keys = SfKeys::default();
-        let a = Uuid::new_v4();
+        let a = ConnectionId::new(Uuid::new_v4());
         assert!(!keys.is_seeded(a));
         keys.seed(
             a,

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tandem_core::ConnectionId;
 
 use salesforce_sim::{FaultSpec, OrgKind, Permissions, SfSim, SfSimConfig};
 use serde_json::{json, Value};
@@ -50,7 +51,7 @@ fn crm_for(sim: &SfSim, sandbox: bool, sf: SfConfig, clock: &TestClock) -> Crm {
 fn session_for(sim: &SfSim, org: OrgKind, user: Option<&str>) -> Session {
     let tokens = sim.handle().issue_tokens(org, user).unwrap();
     Session {
-        connection_id: Uuid::new_v4(),
+        connection_id: ConnectionId::new(Uuid::new_v4()),
         api_domain: tokens.instance_url,
         auth: Auth::Bearer(Redacted::new(tokens.access_token)),
         seed_burst: 20,
@@ -812,7 +813,7 @@ async fn oauth_with_pkce_exchange_refresh_and_revoke_on_both_login_hosts() {
         assert_eq!(grant.expires_in, None);
         let refresh = grant.refresh_token.clone().unwrap();
         let session = Session {
-            connection_id: Uuid::new_v4(),
+            connection_id: ConnectionId::new(Uuid::new_v4()),
             api_domain: grant.api_domain.clone(),
             auth: Auth::Bearer(grant.access_token.clone()),
             seed_burst: 20,

@@ -6,6 +6,7 @@ use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tandem_core::ConnectionId;
 use tandem_webhooks::{ApiError, ErrorCode};
 use uuid::Uuid;
 
@@ -96,7 +97,11 @@ async fn list(_: ApiAdmin, State(state): State<AppState>) -> ApiResult {
         .map_err(api_error)?)
 }
 
-async fn show(_: ApiAdmin, State(state): State<AppState>, Path(id): Path<Uuid>) -> ApiResult {
+async fn show(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    Path(id): Path<ConnectionId>,
+) -> ApiResult {
     ok(admin::connection_status(&state.engine, id)
         .await
         .map_err(api_error)?)
@@ -174,20 +179,32 @@ async fn add(
     ))
 }
 
-async fn remove(_: ApiAdmin, State(state): State<AppState>, Path(id): Path<Uuid>) -> ApiResult {
+async fn remove(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    Path(id): Path<ConnectionId>,
+) -> ApiResult {
     ok(connections::disconnect(&state.engine, id)
         .await
         .map_err(api_error)?)
 }
 
-async fn pause(_: ApiAdmin, State(state): State<AppState>, Path(id): Path<Uuid>) -> ApiResult {
+async fn pause(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    Path(id): Path<ConnectionId>,
+) -> ApiResult {
     admin::set_paused(&state.engine, id, true)
         .await
         .map_err(api_error)?;
     ok(json!({ "paused": true }))
 }
 
-async fn resume(_: ApiAdmin, State(state): State<AppState>, Path(id): Path<Uuid>) -> ApiResult {
+async fn resume(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    Path(id): Path<ConnectionId>,
+) -> ApiResult {
     admin::set_paused(&state.engine, id, false)
         .await
         .map_err(api_error)?;
@@ -204,7 +221,7 @@ struct MirrorSwitch {
 async fn set_mirror(
     _: ApiAdmin,
     State(state): State<AppState>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<ConnectionId>,
     body: String,
 ) -> ApiResult {
     let request: MirrorSwitch = parse_json(&body)?;
@@ -220,7 +237,7 @@ async fn set_mirror(
 async fn verify_mirror(
     _: ApiAdmin,
     State(state): State<AppState>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<ConnectionId>,
 ) -> ApiResult {
     let checks = crate::sync::mirror::verify(&state.engine, id)
         .await
@@ -235,7 +252,7 @@ async fn verify_mirror(
 async fn mirror_status(
     _: ApiAdmin,
     State(state): State<AppState>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<ConnectionId>,
 ) -> ApiResult {
     match crate::sync::mirror::status(&state.engine, id)
         .await
@@ -262,7 +279,7 @@ struct ResyncRequest {
 async fn resync(
     _: ApiAdmin,
     State(state): State<AppState>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<ConnectionId>,
     body: String,
 ) -> ApiResult {
     let request: ResyncRequest = parse_json(&body)?;
@@ -282,7 +299,7 @@ struct InitialSyncRequest {
 /// Starts (from the first page) the initial sync, in the background unless `wait`.
 pub(crate) async fn start_initial_sync(
     engine: &Engine,
-    id: Uuid,
+    id: ConnectionId,
     wait: bool,
 ) -> Result<Option<crate::sync::inbound::poller::Progress>, ApiError> {
     admin::restart_initial_sync(engine, id)
@@ -302,7 +319,7 @@ pub(crate) async fn start_initial_sync(
 
 async fn run_initial_sync(
     engine: &Engine,
-    id: Uuid,
+    id: ConnectionId,
 ) -> Result<crate::sync::inbound::poller::Progress, ApiError> {
     match crate::sync::inbound::poller::initial_sync(engine, id, |_| {}).await {
         Ok(progress) => Ok(progress),
@@ -321,7 +338,7 @@ async fn run_initial_sync(
 async fn initial_sync(
     _: ApiAdmin,
     State(state): State<AppState>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<ConnectionId>,
     body: String,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let request: InitialSyncRequest = parse_json(&body)?;
@@ -334,7 +351,7 @@ async fn initial_sync(
 async fn field_lists(
     _: ApiAdmin,
     State(state): State<AppState>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<ConnectionId>,
 ) -> ApiResult {
     let remote = fields::remote_fields(&state.engine, id)
         .await
@@ -363,7 +380,7 @@ fn default_type() -> String {
 async fn create_field(
     _: ApiAdmin,
     State(state): State<AppState>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<ConnectionId>,
     body: String,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let request: CreateField = parse_json(&body)?;
@@ -379,7 +396,7 @@ async fn create_field(
 async fn set_mapping(
     _: ApiAdmin,
     State(state): State<AppState>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<ConnectionId>,
     body: String,
 ) -> ApiResult {
     let request: fields::MappingRequest = parse_json(&body)?;
@@ -391,7 +408,7 @@ async fn set_mapping(
 async fn delete_mapping(
     _: ApiAdmin,
     State(state): State<AppState>,
-    Path((id, local_field)): Path<(Uuid, String)>,
+    Path((id, local_field)): Path<(ConnectionId, String)>,
 ) -> ApiResult {
     if fields::delete_mapping(&state.engine, id, &local_field)
         .await
@@ -409,7 +426,7 @@ async fn delete_mapping(
 async fn dead_letters(
     _: ApiAdmin,
     State(state): State<AppState>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<ConnectionId>,
 ) -> ApiResult {
     admin::connection_status(&state.engine, id)
         .await
@@ -419,7 +436,11 @@ async fn dead_letters(
         .map_err(api_error)?)
 }
 
-async fn retry_all(_: ApiAdmin, State(state): State<AppState>, Path(id): Path<Uuid>) -> ApiResult {
+async fn retry_all(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    Path(id): Path<ConnectionId>,
+) -> ApiResult {
     let retried = admin::retry_dead_letters(&state.engine, id, None)
         .await
         .map_err(api_error)?;
@@ -429,7 +450,7 @@ async fn retry_all(_: ApiAdmin, State(state): State<AppState>, Path(id): Path<Uu
 async fn retry_one(
     _: ApiAdmin,
     State(state): State<AppState>,
-    Path((id, job)): Path<(Uuid, Uuid)>,
+    Path((id, job)): Path<(ConnectionId, Uuid)>,
 ) -> ApiResult {
     let retried = admin::retry_dead_letters(&state.engine, id, Some(job))
         .await
@@ -450,7 +471,7 @@ struct Discard {
 async fn discard(
     _: ApiAdmin,
     State(state): State<AppState>,
-    Path((id, job)): Path<(Uuid, Uuid)>,
+    Path((id, job)): Path<(ConnectionId, Uuid)>,
     body: String,
 ) -> ApiResult {
     let request: Discard = parse_json(&body)?;
@@ -513,7 +534,8 @@ impl LogQuery {
                 .transpose()
         };
         Ok(synclog::LogFilter {
-            connection_id: uuid("connection_id", self.connection_id.as_ref())?,
+            connection_id: uuid("connection_id", self.connection_id.as_ref())?
+                .map(ConnectionId::from),
             contact_id: uuid("contact_id", self.contact_id.as_ref())?,
             person_id: nonempty(self.person_id.as_ref())
                 .map(|v| {

@@ -2,6 +2,7 @@
 //! queue's semantics (claims, leases, retries) are `crate::queue`'s; this is their SQL.
 
 use std::collections::HashSet;
+use tandem_core::ConnectionId;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict, Query};
@@ -144,7 +145,7 @@ pub async fn insert_inbox_events<'a>(
 #[allow(clippy::too_many_arguments)]
 pub async fn insert_rejected_inbox_event(
     db: &impl Conn,
-    connection_id: Option<Uuid>,
+    connection_id: Option<ConnectionId>,
     source: &str,
     object_id: Option<String>,
     payload: &str,
@@ -152,6 +153,7 @@ pub async fn insert_rejected_inbox_event(
     state: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    let connection_id = connection_id.map(ConnectionId::uuid);
     inbox_event::Entity::insert(inbox_event::ActiveModel {
         id: Set(Uuid::now_v7()),
         connection_id: Set(connection_id),
@@ -186,10 +188,11 @@ fn build<Q: sea_orm::sea_query::QueryStatementWriter>(
 /// (running jobs are left to finish).
 pub async fn delete_jobs_of_key(
     db: &impl Conn,
-    connection: Uuid,
+    connection: ConnectionId,
     ordering_key: &str,
     spare_state: &str,
 ) -> Result<u64, StoreError> {
+    let connection = connection.uuid();
     Ok(outbox_job::Entity::delete_many()
         .filter(outbox_job::Column::ConnectionId.eq(connection))
         .filter(outbox_job::Column::OrderingKey.eq(ordering_key))
@@ -234,9 +237,10 @@ impl From<outbox_job::Model> for JobRow {
 /// The connection's jobs in one of `states` that have been tried at least once.
 pub async fn count_tried_jobs(
     db: &impl Conn,
-    connection: Uuid,
+    connection: ConnectionId,
     states: &[&str],
 ) -> Result<u64, StoreError> {
+    let connection = connection.uuid();
     Ok(outbox_job::Entity::find()
         .filter(outbox_job::Column::ConnectionId.eq(connection))
         .filter(outbox_job::Column::State.is_in(states.iter().copied()))
@@ -248,9 +252,10 @@ pub async fn count_tried_jobs(
 /// The connection's jobs in `state`, last updated first.
 pub async fn jobs_in_state(
     db: &impl Conn,
-    connection: Uuid,
+    connection: ConnectionId,
     state: &str,
 ) -> Result<Vec<JobRow>, StoreError> {
+    let connection = connection.uuid();
     Ok(outbox_job::Entity::find()
         .filter(outbox_job::Column::ConnectionId.eq(connection))
         .filter(outbox_job::Column::State.eq(state))
@@ -266,9 +271,10 @@ pub async fn jobs_in_state(
 pub async fn job_in_state(
     db: &impl Conn,
     id: Uuid,
-    connection: Uuid,
+    connection: ConnectionId,
     state: &str,
 ) -> Result<Option<JobRow>, StoreError> {
+    let connection = connection.uuid();
     Ok(outbox_job::Entity::find_by_id(id)
         .filter(outbox_job::Column::ConnectionId.eq(connection))
         .filter(outbox_job::Column::State.eq(state))
@@ -286,9 +292,10 @@ pub async fn delete_job(db: &impl Conn, id: Uuid) -> Result<(), StoreError> {
 /// Which of `ordering_keys` have a job of the connection (in any state).
 pub async fn keys_with_jobs(
     db: &impl Conn,
-    connection: Uuid,
+    connection: ConnectionId,
     ordering_keys: &[String],
 ) -> Result<HashSet<String>, StoreError> {
+    let connection = connection.uuid();
     let mut found = HashSet::new();
     for chunk in ordering_keys.chunks(super::MAX_BIND_PARAMS - 1) {
         found.extend(
@@ -309,10 +316,11 @@ pub async fn keys_with_jobs(
 /// `run_at`, a running job's lease end.
 pub async fn next_job_due(
     db: &impl Conn,
-    connections: &[Uuid],
+    connections: &[ConnectionId],
     pending: &str,
     running: &str,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let connections: Vec<Uuid> = connections.iter().map(|id| id.uuid()).collect();
     Ok(outbox_job::Entity::find()
         .filter(outbox_job::Column::State.is_in([pending, running]))
         .filter(outbox_job::Column::ConnectionId.is_in(connections.iter().copied()))

@@ -6,6 +6,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, Set,
 };
+use tandem_core::ConnectionId;
 use uuid::Uuid;
 
 use super::claim::{self, Lane};
@@ -47,11 +48,12 @@ pub struct WaitingJob {
 /// The connection's job of `kind` and `ordering_key` in `state`, if any.
 pub async fn job_of_key(
     db: &impl Conn,
-    connection_id: Uuid,
+    connection_id: ConnectionId,
     ordering_key: &str,
     kind: &str,
     state: &str,
 ) -> Result<Option<WaitingJob>, StoreError> {
+    let connection_id = connection_id.uuid();
     Ok(outbox_job::Entity::find()
         .filter(outbox_job::Column::ConnectionId.eq(connection_id))
         .filter(outbox_job::Column::OrderingKey.eq(ordering_key))
@@ -189,12 +191,13 @@ pub async fn end_job_attempt(
 /// The connection's jobs in `from` (one, or all) back to `to`, due now, attempts reset.
 pub async fn revive_jobs(
     db: &impl Conn,
-    connection_id: Uuid,
+    connection_id: ConnectionId,
     job_id: Option<Uuid>,
     from: &str,
     to: &str,
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
+    let connection_id = connection_id.uuid();
     let mut update = outbox_job::Entity::update_many()
         .col_expr(outbox_job::Column::State, Expr::value(to))
         .col_expr(outbox_job::Column::Attempts, Expr::value(0))
@@ -222,9 +225,10 @@ pub async fn job_payload(
 /// How many of the connection's jobs are in `state`.
 pub async fn count_jobs(
     db: &impl Conn,
-    connection_id: Uuid,
+    connection_id: ConnectionId,
     state: &str,
 ) -> Result<u64, StoreError> {
+    let connection_id = connection_id.uuid();
     Ok(outbox_job::Entity::find()
         .filter(outbox_job::Column::ConnectionId.eq(connection_id))
         .filter(outbox_job::Column::State.eq(state))

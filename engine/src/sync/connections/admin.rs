@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use tandem_core::ConnectionId;
 use uuid::Uuid;
 
 use crate::queue::{self, JobPayload, Priority};
@@ -16,7 +17,7 @@ use crate::sync::{Engine, SyncError};
 /// A connection as the connection card shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConnectionStatus {
-    pub id: Uuid,
+    pub id: ConnectionId,
     /// The CRM (`pipedrive`, `salesforce`, `salesforce_sandbox`).
     pub crm: String,
     pub name: String,
@@ -74,7 +75,10 @@ pub async fn list_connections(engine: &Engine) -> Result<Vec<ConnectionStatus>, 
     Ok(out)
 }
 
-pub async fn connection_status(engine: &Engine, id: Uuid) -> Result<ConnectionStatus, SyncError> {
+pub async fn connection_status(
+    engine: &Engine,
+    id: ConnectionId,
+) -> Result<ConnectionStatus, SyncError> {
     let row = stored_connections::get(&engine.store, id)
         .await?
         .ok_or(SyncError::ConnectionNotFound(id))?;
@@ -134,7 +138,7 @@ async fn status_of(engine: &Engine, row: ConnectionRow) -> Result<ConnectionStat
 #[derive(Debug, Clone, Serialize)]
 pub struct DeadLetter {
     pub id: Uuid,
-    pub connection_id: Uuid,
+    pub connection_id: ConnectionId,
     pub kind: String,
     pub contact_id: Option<Uuid>,
     pub attempts: i32,
@@ -158,7 +162,7 @@ fn payload_contact(payload: &serde_json::Value) -> Option<Uuid> {
 /// The connection's dead letters, newest first.
 pub async fn dead_letters(
     engine: &Engine,
-    connection_id: Uuid,
+    connection_id: ConnectionId,
 ) -> Result<Vec<DeadLetter>, SyncError> {
     let db = &engine.store;
     let rows = jobs::jobs_in_state(db, connection_id, queue::state::DEAD).await?;
@@ -173,7 +177,7 @@ pub async fn dead_letters(
         };
         out.push(DeadLetter {
             id: row.id,
-            connection_id: row.connection_id,
+            connection_id: row.connection_id.into(),
             kind: row.kind,
             contact_id,
             attempts: row.attempts,
@@ -191,7 +195,7 @@ pub async fn dead_letters(
 /// Puts one dead letter (or all of the connection's) back in the queue; returns how many.
 pub async fn retry_dead_letters(
     engine: &Engine,
-    connection_id: Uuid,
+    connection_id: ConnectionId,
     job_id: Option<Uuid>,
 ) -> Result<u64, SyncError> {
     let db = &engine.store;
@@ -228,7 +232,7 @@ pub async fn retry_dead_letters(
 /// Deletes a dead letter, writing the admin's reason to the sync log.
 pub async fn discard_dead_letter(
     engine: &Engine,
-    connection_id: Uuid,
+    connection_id: ConnectionId,
     job_id: Uuid,
     reason: &str,
 ) -> Result<(), SyncError> {
@@ -280,7 +284,7 @@ pub struct Resynced {
 /// now and queue a push for every linked contact; pushes that find nothing to write are free).
 pub async fn resync(
     engine: &Engine,
-    connection_id: Uuid,
+    connection_id: ConnectionId,
     contact_id: Option<Uuid>,
 ) -> Result<Resynced, SyncError> {
     let conn = connections::load(engine, connection_id).await?;
@@ -379,7 +383,7 @@ pub async fn resync(
 /// Pause (writes and polls stop; webhooks are still received and queued) or resume.
 pub async fn set_paused(
     engine: &Engine,
-    connection_id: Uuid,
+    connection_id: ConnectionId,
     paused: bool,
 ) -> Result<(), SyncError> {
     let db = &engine.store;
@@ -408,7 +412,10 @@ pub async fn set_paused(
 }
 
 /// Forgets the initial sync's progress so the next run pulls every person again.
-pub async fn restart_initial_sync(engine: &Engine, connection_id: Uuid) -> Result<(), SyncError> {
+pub async fn restart_initial_sync(
+    engine: &Engine,
+    connection_id: ConnectionId,
+) -> Result<(), SyncError> {
     connections::load(engine, connection_id).await?;
     crate::sync::inbound::poller::reset_initial_sync(engine, connection_id).await
 }

@@ -2,7 +2,7 @@
 //! field map, owner). Plain data, so the token lifecycle (`tokens`) and the loader (`super`)
 //! both use it without depending on each other.
 
-use uuid::Uuid;
+use tandem_core::ConnectionId;
 
 use crate::crm::{Crm, FieldMap, Session};
 
@@ -27,7 +27,7 @@ pub mod kind {
 /// A connection ready to call the CRM.
 #[derive(Debug, Clone)]
 pub struct ConnectionCtx {
-    pub id: Uuid,
+    pub id: ConnectionId,
     /// The CRM this connection is to (its connector): every call of a use-case goes here.
     pub crm: Crm,
     pub state: String,

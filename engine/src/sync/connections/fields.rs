@@ -3,6 +3,7 @@
 //! field in Pipedrive" for a missing custom field.
 
 use serde::{Deserialize, Serialize};
+use tandem_core::ConnectionId;
 use tandem_core::{keys, CrmErrorKind, CurrencyCode, FieldKey, FieldValue};
 use uuid::Uuid;
 
@@ -87,7 +88,10 @@ fn invalid(field: &str, message: impl Into<String>) -> SyncError {
 }
 
 /// Pipedrive's person fields, as the connection sees them.
-pub async fn remote_fields(engine: &Engine, id: Uuid) -> Result<Vec<RemoteFieldInfo>, SyncError> {
+pub async fn remote_fields(
+    engine: &Engine,
+    id: ConnectionId,
+) -> Result<Vec<RemoteFieldInfo>, SyncError> {
     let conn = super::load(engine, id).await?;
     let fields = match conn.crm.field_catalog(&conn.session).await {
         Ok(fields) => fields,
@@ -173,7 +177,7 @@ async fn local_kind(engine: &Engine, key: &str) -> Result<Option<&'static str>, 
 
 /// The connection's mappings (the defaults are implicit: name, e-mail and phone both ways, the
 /// owner inbound).
-pub async fn mappings(engine: &Engine, id: Uuid) -> Result<Vec<Mapping>, SyncError> {
+pub async fn mappings(engine: &Engine, id: ConnectionId) -> Result<Vec<Mapping>, SyncError> {
     Ok(field_mappings::of_connection(&engine.store, id)
         .await?
         .into_iter()
@@ -243,7 +247,7 @@ fn compatible(local: &str, remote: &RemoteFieldInfo) -> Result<(), String> {
 /// Adds or changes a mapping, after checking the fields exist and their types fit.
 pub async fn set_mapping(
     engine: &Engine,
-    id: Uuid,
+    id: ConnectionId,
     request: &MappingRequest,
 ) -> Result<Mapping, SyncError> {
     let local = FieldKey::new(request.local_field.trim())
@@ -343,7 +347,7 @@ pub async fn set_mapping(
     };
     let row = FieldMappingRow {
         id: existing.as_ref().map_or_else(Uuid::now_v7, |e| e.id),
-        connection_id: id,
+        connection_id: id.uuid(),
         local_field: local.as_ref().to_owned(),
         remote_field: stored_remote,
         remote_type: remote.field_type.clone(),
@@ -383,7 +387,7 @@ fn convertible(crm: &crate::crm::Crm, field_type: &str) -> bool {
 /// Removes a mapping (the field falls back to its default, or stops syncing).
 pub async fn delete_mapping(
     engine: &Engine,
-    id: Uuid,
+    id: ConnectionId,
     local_field: &str,
 ) -> Result<bool, SyncError> {
     let deleted = field_mappings::delete(&engine.store, id, local_field).await?;
@@ -400,7 +404,7 @@ pub const CREATABLE_TYPES: [&str; 7] = [
 /// `contact-fields:full` scope).
 pub async fn create_remote_field(
     engine: &Engine,
-    id: Uuid,
+    id: ConnectionId,
     name: &str,
     field_type: &str,
 ) -> Result<RemoteFieldInfo, SyncError> {

@@ -9,6 +9,7 @@ pub mod tokens;
 use chrono::{DateTime, Utc};
 use rand::distributions::{Alphanumeric, DistString};
 use serde::Serialize;
+use tandem_core::ConnectionId;
 use tandem_core::{Direction, FieldKey, FieldRule, Side};
 use uuid::Uuid;
 
@@ -28,7 +29,7 @@ pub use context::{kind, state, ConnectionCtx};
 pub const APID_FIELD_NAME: &str = "apId";
 
 /// Loads a connection with its decrypted credentials and field map.
-pub async fn load(engine: &Engine, id: Uuid) -> Result<ConnectionCtx, SyncError> {
+pub async fn load(engine: &Engine, id: ConnectionId) -> Result<ConnectionCtx, SyncError> {
     let db = &engine.store;
     let mut row = stored::get(db, id)
         .await?
@@ -172,13 +173,13 @@ impl ApidKey for ConnectionRow {
 }
 
 /// The one active Pipedrive connection, if any (tandem syncs one Pipedrive company).
-pub async fn active_id(db: &impl crate::store::Conn) -> Result<Option<Uuid>, SyncError> {
+pub async fn active_id(db: &impl crate::store::Conn) -> Result<Option<ConnectionId>, SyncError> {
     Ok(crate::store::connections::oldest_not_in(db, state::DISCONNECTED).await?)
 }
 
 pub async fn set_paused(
     db: &impl Conn,
-    id: Uuid,
+    id: ConnectionId,
     paused: bool,
     now: DateTime<Utc>,
 ) -> Result<(), SyncError> {
@@ -196,7 +197,7 @@ pub async fn set_paused(
 /// how many were queued.
 pub async fn queue_unlinked_list_members(
     db: &impl Conn,
-    id: Uuid,
+    id: ConnectionId,
     now: DateTime<Utc>,
 ) -> Result<usize, SyncError> {
     use crate::queue::{self, JobPayload, Priority};
@@ -259,7 +260,7 @@ pub struct NewConnection {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Connected {
-    pub id: Uuid,
+    pub id: ConnectionId,
     pub company_id: Option<i64>,
     pub user_id: i64,
     pub webhooks_registered: usize,
@@ -290,7 +291,7 @@ pub async fn connect_with(
             message: e.to_string(),
         }
     })?;
-    let id = Uuid::now_v7();
+    let id = ConnectionId::new(Uuid::now_v7());
     let auth = if new.auth_kind == "oauth" {
         Auth::Bearer(Redacted::new(new.access_token.clone()))
     } else {
@@ -361,7 +362,7 @@ pub async fn connect_with(
     });
     let (webhook_user, webhook_password) = kept.unwrap_or_else(|| {
         (
-            format!("tandem-{}", &id.simple().to_string()[..12]),
+            format!("tandem-{}", &id.uuid().simple().to_string()[..12]),
             Alphanumeric.sample_string(&mut rand::thread_rng(), 32),
         )
     });
@@ -465,14 +466,16 @@ pub async fn connect_salesforce(
     };
     // Who signed in, in which org: the org picks the connection (a reconnect reuses it).
     let me = crm
-        .whoami(&session_for(Uuid::now_v7()))
+        .whoami(&session_for(ConnectionId::new(Uuid::now_v7())))
         .await
         .map_err(connect_refused)?;
     let existing = stored::of_company(db, me.company_id)
         .await?
         .into_iter()
         .find(|c| c.crm == crm_kind);
-    let id = existing.as_ref().map_or_else(Uuid::now_v7, |c| c.id);
+    let id = existing
+        .as_ref()
+        .map_or_else(|| ConnectionId::new(Uuid::now_v7()), |c| c.id);
     let session = session_for(id);
     // Again under the connection's own id, so its registry knows the user (the default owner).
     let me = crm.whoami(&session).await.map_err(connect_refused)?;
@@ -608,7 +611,11 @@ fn fmt_company(id: Option<i64>) -> String {
 
 /// Drops a connection to a company tandem no longer syncs: its links, queued writes, cursors
 /// and mappings go with the row (foreign keys cascade); local contacts and the sync log stay.
-async fn reset(engine: &Engine, id: Uuid, new_company: Option<i64>) -> Result<(), SyncError> {
+async fn reset(
+    engine: &Engine,
+    id: ConnectionId,
+    new_company: Option<i64>,
+) -> Result<(), SyncError> {
     let db = &engine.store;
     let now = engine.now();
     let old = stored::get(db, id).await?;
@@ -636,7 +643,7 @@ async fn reset(engine: &Engine, id: Uuid, new_company: Option<i64>) -> Result<()
 /// What disconnecting did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Disconnected {
-    pub id: Uuid,
+    pub id: ConnectionId,
     pub webhooks_removed: usize,
     pub token_revoked: bool,
     /// Problems met on the way (Pipedrive's text); the connection is disconnected regardless.
@@ -646,7 +653,7 @@ pub struct Disconnected {
 /// Disconnects: removes tandem's webhooks at Pipedrive, revokes the OAuth token, forgets the
 /// credentials and stops syncing. Contacts, links, mappings and queued writes stay, so
 /// reconnecting the same company later picks up where it stopped, without duplicates.
-pub async fn disconnect(engine: &Engine, id: Uuid) -> Result<Disconnected, SyncError> {
+pub async fn disconnect(engine: &Engine, id: ConnectionId) -> Result<Disconnected, SyncError> {
     let db = &engine.store;
     let row = stored::get(db, id)
         .await?
@@ -727,7 +734,10 @@ pub async fn disconnect(engine: &Engine, id: Uuid) -> Result<Disconnected, SyncE
 }
 
 /// Pipedrive's uninstall callback: the app was removed for `company_id`; its tokens are dead.
-pub async fn app_removed(engine: &Engine, company_id: i64) -> Result<Option<Uuid>, SyncError> {
+pub async fn app_removed(
+    engine: &Engine,
+    company_id: i64,
+) -> Result<Option<ConnectionId>, SyncError> {
     let db = &engine.store;
     let Some(row) = stored::of_company_not_in(db, company_id, state::DISCONNECTED).await? else {
         return Ok(None);
@@ -778,7 +788,7 @@ pub async fn ensure_apid_field(
     Ok(crm.create_field(session, name, field_type).await?.key)
 }
 
-pub(crate) fn webhook_url(engine: &Engine, connection: Uuid) -> String {
+pub(crate) fn webhook_url(engine: &Engine, connection: ConnectionId) -> String {
     format!("{}/webhooks/pipedrive/{connection}", engine.public_url)
 }
 
@@ -815,7 +825,7 @@ pub async fn remove_webhooks(
 pub async fn webhook_credentials(
     engine: &Engine,
     db: &impl Conn,
-    id: Uuid,
+    id: ConnectionId,
 ) -> Result<Option<(String, String)>, SyncError> {
     let Some(row) = stored::get(db, id).await? else {
         return Ok(None);
@@ -831,7 +841,7 @@ pub async fn webhook_credentials(
 pub async fn accepted_webhook_credentials(
     engine: &Engine,
     db: &impl Conn,
-    id: Uuid,
+    id: ConnectionId,
 ) -> Result<Option<(String, String)>, SyncError> {
     let Some(row) = stored::get(db, id).await? else {
         return Ok(None);
@@ -851,7 +861,7 @@ pub async fn accepted_webhook_credentials(
 /// change made by another tandem process on the same database is followed too.
 #[derive(Clone, Default)]
 pub struct WebhookAuthCache {
-    entries: std::sync::Arc<dashmap::DashMap<Uuid, CachedCredentials>>,
+    entries: std::sync::Arc<dashmap::DashMap<ConnectionId, CachedCredentials>>,
 }
 
 type CachedCredentials = (Option<(String, String)>, std::time::Instant);
@@ -861,7 +871,7 @@ pub const WEBHOOK_AUTH_TTL: std::time::Duration = std::time::Duration::from_secs
 
 impl WebhookAuthCache {
     /// Drops what is cached for `id` (its credentials or its state changed).
-    pub fn forget(&self, id: Uuid) {
+    pub fn forget(&self, id: ConnectionId) {
         self.entries.remove(&id);
     }
 
@@ -869,7 +879,7 @@ impl WebhookAuthCache {
     pub async fn get(
         &self,
         engine: &Engine,
-        id: Uuid,
+        id: ConnectionId,
         fresh: bool,
     ) -> Result<Option<(String, String)>, SyncError> {
         if !fresh {

@@ -6,10 +6,10 @@
 //! connection goes to "Token expired" until it is reconnected.
 
 use std::sync::LazyLock;
+use tandem_core::ConnectionId;
 
 use chrono::{DateTime, Utc};
 use tandem_core::{CrmError, CrmErrorKind};
-use uuid::Uuid;
 
 use super::context::{state, ConnectionCtx};
 use crate::store;
@@ -75,7 +75,7 @@ pub fn expiring(row_expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bo
 /// failed request went to, for the mismatch entry.
 pub async fn refresh_connection(
     engine: &Engine,
-    id: Uuid,
+    id: ConnectionId,
     used_token: Option<&str>,
     used_domain: Option<&str>,
 ) -> Result<Refreshed, SyncError> {

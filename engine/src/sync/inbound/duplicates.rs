@@ -4,6 +4,7 @@
 //! through Pipedrive's merge endpoint, ignore a group, link a contact to a chosen person.
 
 use std::collections::{BTreeMap, BTreeSet};
+use tandem_core::ConnectionId;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -170,7 +171,7 @@ pub async fn list(
 /// Records that `persons` both claim `contact` (one by its link, the other by its apId).
 pub(crate) async fn record_apid_conflict<C: Conn>(
     txn: &C,
-    connection: Uuid,
+    connection: ConnectionId,
     contact: Uuid,
     persons: &[i64],
     now: DateTime<Utc>,
@@ -204,7 +205,7 @@ pub(crate) async fn record_apid_conflict<C: Conn>(
 
 async fn upsert(
     db: &impl Conn,
-    connection: Uuid,
+    connection: ConnectionId,
     kind: &str,
     key: &str,
     members: &[Member],

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use tandem_core::ConnectionId;
 
 use dashmap::DashMap;
 use tandem_webhooks::app::{AppDelivery, AppInbox, RejectedAppDelivery};
@@ -10,7 +11,6 @@ use tandem_webhooks::pipedrive::{
     Accepted, BasicCredentials, InboundDelivery, Inbox, InboxError, RejectedDelivery,
 };
 use tandem_webhooks::standard::Secret;
-use uuid::Uuid;
 
 use super::ingest::{IngestWriter, NewEvent};
 use crate::meter::WebhookOutcome;
@@ -26,7 +26,7 @@ const AUTH_FAILURES_LOGGED_AFTER: u32 = 5;
 pub struct StoreInbox {
     engine: Engine,
     writer: IngestWriter,
-    auth_failures: Arc<DashMap<Uuid, AtomicU32>>,
+    auth_failures: Arc<DashMap<ConnectionId, AtomicU32>>,
 }
 
 impl StoreInbox {
@@ -53,7 +53,7 @@ fn storage(error: impl std::fmt::Display) -> InboxError {
 impl Inbox for StoreInbox {
     async fn credentials(
         &self,
-        connection: Uuid,
+        connection: ConnectionId,
         fresh: bool,
     ) -> Result<Option<BasicCredentials>, InboxError> {
         Ok(self
@@ -73,7 +73,7 @@ impl Inbox for StoreInbox {
         let (source, connection) = (delivery.source, delivery.connection_id);
         self.writer
             .store(NewEvent {
-                connection_id: Some(delivery.connection_id),
+                connection_id: Some(delivery.connection_id.uuid()),
                 source: delivery.source.to_owned(),
                 delivery_id: delivery.delivery_id,
                 object: delivery.object,
@@ -125,7 +125,7 @@ impl Inbox for StoreInbox {
         .map_err(storage)
     }
 
-    async fn auth_failed(&self, connection: Uuid) {
+    async fn auth_failed(&self, connection: ConnectionId) {
         crate::meter::webhook_event("pipedrive", Some(connection), WebhookOutcome::Unauthorized);
         let failures = self
             .auth_failures
@@ -213,7 +213,7 @@ impl AppInbox for StoreInbox {
 /// Keeps a rejected delivery for inspection (state `rejected`, never applied).
 async fn store_rejected(
     db: &impl Conn,
-    connection_id: Option<Uuid>,
+    connection_id: Option<ConnectionId>,
     source: &str,
     object_id: Option<String>,
     payload: &str,

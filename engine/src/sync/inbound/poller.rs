@@ -5,10 +5,10 @@
 //! applied page.
 
 use chrono::{DateTime, Utc};
+use tandem_core::ConnectionId;
 
 use serde::Serialize;
 use tandem_core::CrmError;
-use uuid::Uuid;
 
 use crate::crm::PersonPage;
 use crate::store::{connections as stored_connections, cursors};
@@ -58,7 +58,11 @@ pub async fn poll_all(engine: &Engine) -> Result<usize, SyncError> {
 
 /// Writes a failed poll to the sync log, the CRM's words verbatim with the fix as the hint,
 /// and onto the card; the same error again (every poll interval) is not repeated.
-async fn record_poll_error(engine: &Engine, id: Uuid, error: &CrmError) -> Result<(), SyncError> {
+async fn record_poll_error(
+    engine: &Engine,
+    id: ConnectionId,
+    error: &CrmError,
+) -> Result<(), SyncError> {
     let db = &engine.store;
     let text = connections::verbatim(error);
     let Some(row) = stored_connections::get(db, id).await? else {
@@ -88,7 +92,7 @@ async fn record_poll_error(engine: &Engine, id: Uuid, error: &CrmError) -> Resul
 
 /// The change-capture round of one connection: runs (or resumes) its initial sync when it has
 /// none yet, else polls, and reconciles when due.
-pub async fn poll_connection(engine: &Engine, id: Uuid) -> Result<usize, SyncError> {
+pub async fn poll_connection(engine: &Engine, id: ConnectionId) -> Result<usize, SyncError> {
     let mut applied = 0;
     let conn = connections::load(engine, id).await?;
     let synced = cursors::get(&engine.store, id, INITIAL_SYNC_DONE)
@@ -153,7 +157,7 @@ pub async fn poll_checked(engine: &Engine, conn: ConnectionCtx) -> Result<usize,
 /// How many persons the running initial sync has applied, if one is running.
 pub async fn initial_sync_progress(
     engine: &Engine,
-    connection_id: Uuid,
+    connection_id: ConnectionId,
 ) -> Result<Option<u64>, SyncError> {
     let db = &engine.store;
     if cursors::get(db, connection_id, INITIAL_STARTED)
@@ -251,7 +255,7 @@ pub struct Progress {
 /// Runs (or resumes) the initial sync to the end. `on_page` sees the progress after each page.
 pub async fn initial_sync(
     engine: &Engine,
-    connection_id: Uuid,
+    connection_id: ConnectionId,
     mut on_page: impl FnMut(&Progress),
 ) -> Result<Progress, SyncError> {
     let db = &engine.store;
@@ -404,7 +408,10 @@ impl Drop for PageFetch {
 }
 
 /// Forgets that the initial sync ran, so "Resync now" pulls every person again.
-pub async fn reset_initial_sync(engine: &Engine, connection_id: Uuid) -> Result<(), SyncError> {
+pub async fn reset_initial_sync(
+    engine: &Engine,
+    connection_id: ConnectionId,
+) -> Result<(), SyncError> {
     let db = &engine.store;
     for name in [
         INITIAL_SYNC_DONE,

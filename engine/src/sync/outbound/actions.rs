@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
+use tandem_core::ConnectionId;
 
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
@@ -212,7 +213,8 @@ fn reject_unknown(params: &Value, allowed: &[&str]) -> Result<(), ActionError> {
     }
 }
 
-static STAGES: LazyLock<DashMap<Uuid, (Instant, Vec<CrmStage>)>> = LazyLock::new(DashMap::new);
+static STAGES: LazyLock<DashMap<ConnectionId, (Instant, Vec<CrmStage>)>> =
+    LazyLock::new(DashMap::new);
 
 async fn stages(conn: &ConnectionCtx) -> Result<Vec<CrmStage>, ActionError> {
     if let Some(cached) = STAGES
@@ -406,7 +408,7 @@ pub async fn submit(engine: &Engine, request: Submit) -> Result<Submitted, Actio
     }
     let row = ActionRow {
         id: Uuid::now_v7(),
-        connection_id: conn.id,
+        connection_id: conn.id.uuid(),
         contact_id,
         action: action_name(request.action).to_owned(),
         params: serde_json::to_value(&params).unwrap_or_default(),
@@ -487,7 +489,7 @@ async fn record_failed_without_person(
         db,
         ActionRow {
             id: Uuid::now_v7(),
-            connection_id: conn.id,
+            connection_id: conn.id.uuid(),
             contact_id,
             action: action_name(request.action).to_owned(),
             params: request.params.clone(),

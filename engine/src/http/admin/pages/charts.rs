@@ -5,12 +5,12 @@
 //! series (`metric_minute`), never from the sync log.
 
 use std::collections::BTreeMap;
+use tandem_core::ConnectionId;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Duration, Utc};
-use uuid::Uuid;
 
 use crate::http::admin::api_error;
 use crate::http::admin::layout::{error_page, render, Chrome};
@@ -58,7 +58,7 @@ pub(super) struct Chart {
 #[template(path = "admin/charts.html")]
 struct ChartsPage<'a> {
     chrome: Chrome<'a>,
-    id: Uuid,
+    id: ConnectionId,
     day: bool,
     from: String,
     to: String,
@@ -286,7 +286,7 @@ fn charts(points: &[MinutePoint], from: DateTime<Utc>, slots: usize, step: i64) 
 pub(super) async fn page(
     PageAdmin(admin): PageAdmin,
     State(state): State<AppState>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<ConnectionId>,
     Query(q): Query<RangeQuery>,
 ) -> Response {
     let status = match admin::connection_status(&state.engine, id).await {
@@ -331,7 +331,7 @@ mod tests {
 
     fn point(series: &str, minute: i64, count: i64, sum: f64, p95: Option<f64>) -> MinutePoint {
         MinutePoint {
-            connection_id: Uuid::nil(),
+            connection_id: ConnectionId::nil(),
             minute: DateTime::from_timestamp(minute * 60, 0).expect("valid"),
             series: series.to_owned(),
             count,

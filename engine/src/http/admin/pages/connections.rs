@@ -4,6 +4,7 @@
 use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use tandem_core::ConnectionId;
 use tandem_webhooks::{ApiError, ErrorCode};
 use uuid::Uuid;
 
@@ -175,7 +176,7 @@ pub(super) async fn add(
 pub(super) async fn action(
     PageAdmin(admin): PageAdmin,
     State(state): State<AppState>,
-    Path((id, action)): Path<(Uuid, String)>,
+    Path((id, action)): Path<(ConnectionId, String)>,
     Form(form): FormMap,
 ) -> Response {
     if let Err(r) = csrf_ok(&admin, &form) {

@@ -4,6 +4,7 @@
 use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use tandem_core::ConnectionId;
 use tandem_webhooks::{ApiError, ErrorCode};
 use uuid::Uuid;
 
@@ -51,7 +52,7 @@ pub(super) async fn page(
 pub(super) async fn action(
     PageAdmin(admin): PageAdmin,
     State(state): State<AppState>,
-    Path((id, job, action)): Path<(Uuid, Uuid, String)>,
+    Path((id, job, action)): Path<(ConnectionId, Uuid, String)>,
     Form(form): FormMap,
 ) -> Response {
     if let Err(r) = csrf_ok(&admin, &form) {

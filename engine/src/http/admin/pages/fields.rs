@@ -4,7 +4,7 @@
 use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use uuid::Uuid;
+use tandem_core::ConnectionId;
 
 use super::{back, chosen_connection, csrf_ok, message_page, FormMap, Notice};
 use crate::http::admin::api_error;
@@ -85,7 +85,7 @@ pub(super) async fn page(
 pub(super) async fn save_mapping(
     PageAdmin(admin): PageAdmin,
     State(state): State<AppState>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<ConnectionId>,
     Form(form): FormMap,
 ) -> Response {
     if let Err(r) = csrf_ok(&admin, &form) {
@@ -111,7 +111,7 @@ pub(super) async fn save_mapping(
 pub(super) async fn remove_mapping(
     PageAdmin(admin): PageAdmin,
     State(state): State<AppState>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<ConnectionId>,
     Form(form): FormMap,
 ) -> Response {
     if let Err(r) = csrf_ok(&admin, &form) {
@@ -130,7 +130,7 @@ pub(super) async fn remove_mapping(
 pub(super) async fn create_field(
     PageAdmin(admin): PageAdmin,
     State(state): State<AppState>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<ConnectionId>,
     Form(form): FormMap,
 ) -> Response {
     if let Err(r) = csrf_ok(&admin, &form) {

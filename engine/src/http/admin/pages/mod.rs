@@ -15,6 +15,7 @@ mod login;
 mod overview;
 
 use std::collections::HashMap;
+use tandem_core::ConnectionId;
 
 use axum::extract::Form;
 use axum::http::StatusCode;
@@ -22,7 +23,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use tandem_webhooks::ApiError;
-use uuid::Uuid;
 
 use super::api_error;
 use super::layout::{error_page, render, Chrome};
@@ -80,7 +80,7 @@ struct Notice {
     #[serde(default)]
     notice: Option<String>,
     #[serde(default)]
-    connection: Option<Uuid>,
+    connection: Option<ConnectionId>,
 }
 
 /// A page that only says something (`templates/admin/message.html`).
@@ -114,8 +114,8 @@ fn csrf_ok(admin: &Admin, form: &HashMap<String, String>) -> Result<(), Box<Resp
 /// The connection a page is about: the one asked for, else the active one.
 async fn chosen_connection(
     state: &AppState,
-    wanted: Option<Uuid>,
-) -> Result<Option<Uuid>, ApiError> {
+    wanted: Option<ConnectionId>,
+) -> Result<Option<ConnectionId>, ApiError> {
     if wanted.is_some() {
         return Ok(wanted);
     }

@@ -226,7 +226,7 @@ mod tests {
     fn row(name: &str, state: &str, pending: u64) -> Row {
         Row {
             status: ConnectionStatus {
-                id: uuid::Uuid::new_v4(),
+                id: uuid::Uuid::new_v4().into(),
                 crm: "pipedrive".to_owned(),
                 name: name.to_owned(),
                 state: state.to_owned(),
