@@ -149,6 +149,25 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         edits: usize,
     },
+    /// The mirror chaos run (issue 20): random creates, edits and deletes across every object
+    /// in Pipedrive with dropped, duplicated and reordered webhooks and SIGKILLs of tandem; then
+    /// the mirror catches up and is verified: differences per stream (all must be 0).
+    MirrorChaos {
+        #[arg(long, default_value_t = 2_000)]
+        operations: usize,
+        #[arg(long, default_value_t = 3)]
+        kills: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 300)]
+        persons: usize,
+        #[arg(long, default_value_t = 600)]
+        deals: usize,
+        /// Run tandem on a fresh database on this Postgres server (a maintenance-database URL)
+        /// instead of a SQLite file.
+        #[arg(long)]
+        postgres: Option<String>,
+    },
     /// Every benchmark at moderate sizes.
     All {
         #[arg(long)]
@@ -190,6 +209,16 @@ async fn main() -> anyhow::Result<()> {
             seed,
             postgres,
         } => vec![chaos_run(contacts, edits, kills, seed, postgres.as_deref()).await?],
+        Command::MirrorChaos {
+            operations,
+            kills,
+            seed,
+            persons,
+            deals,
+            postgres,
+        } => {
+            vec![mirror_chaos(operations, kills, seed, persons, deals, postgres.as_deref()).await?]
+        }
         Command::Mirror {
             persons,
             deals,
@@ -1358,6 +1387,123 @@ async fn mirror_bench(size: &MirrorSize, burst: u32, edits: usize) -> anyhow::Re
             "The live run: the connection's mirror switched on (organization, product, lead and note webhooks registered), the initial extraction done by the worker, then deals changed one at a time with a PATCH to the simulator; latency is from the PATCH until the mirror's row shows the new title (the simulator's webhook, the durable inbox, the worker's apply). Workers with the default settings; the simulator at time scale 0.01.".to_owned(),
             "Peak RSS is the benchmark process's (`VmHWM`), the in-process simulator and its seeded records included, so it over-states tandem's own; the extraction itself holds one page at a time.".to_owned(),
             "Not measured here (issue 20 asks for them): the side-by-side run with the Singer tap and the Airbyte source, and the mirror chaos run.".to_owned(),
+        ],
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The mirror chaos run (issue 20)
+
+async fn mirror_chaos(
+    operations: usize,
+    kills: usize,
+    seed: u64,
+    persons: usize,
+    deals: usize,
+    postgres: Option<&str>,
+) -> anyhow::Result<Section> {
+    use tandem_tests::mirror_chaos::{self, MirrorChaosConfig};
+
+    let dir = std::env::temp_dir().join(format!(
+        "tandem-mirror-chaos-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let mut config = MirrorChaosConfig::new(operations, kills, seed, dir.clone());
+    config.persons = persons;
+    config.objects.deals = deals;
+    if postgres.is_some() {
+        config.database_url = Some(TestDatabase::create_on(postgres).await?.url);
+    }
+    let store_name = if postgres.is_some() {
+        "Postgres"
+    } else {
+        "SQLite"
+    };
+    let faults = config.faults.clone();
+    let intervals = config.intervals;
+    let objects = config.objects;
+    let started = Instant::now();
+    let report = mirror_chaos::run(config).await?;
+    let total = started.elapsed();
+    if report.clean() {
+        drop(std::fs::remove_dir_all(&dir));
+    } else {
+        println!("the mirror chaos run left its files in {}", dir.display());
+    }
+    let mut rows: Vec<Vec<String>> = report
+        .checks
+        .iter()
+        .map(|c| {
+            let made = mirror_chaos::OBJECTS
+                .iter()
+                .find(|o| **o == c.stream)
+                .and_then(|o| report.made.get(o))
+                .map_or_else(
+                    || "—".to_owned(),
+                    |m| format!("{} / {} / {}", m.created, m.edited, m.deleted),
+                );
+            vec![
+                c.stream.clone(),
+                made,
+                c.remote_rows.to_string(),
+                c.local_rows.to_string(),
+                c.missing.len().to_string(),
+                c.extra.len().to_string(),
+                c.stale.len().to_string(),
+                c.differences.to_string(),
+            ]
+        })
+        .collect();
+    let made: (usize, usize, usize) = report.made.values().fold((0, 0, 0), |a, m| {
+        (a.0 + m.created, a.1 + m.edited, a.2 + m.deleted)
+    });
+    rows.push(vec![
+        "**all streams**".to_owned(),
+        format!("{} / {} / {}", made.0, made.1, made.2),
+        report
+            .checks
+            .iter()
+            .map(|c| c.remote_rows)
+            .sum::<usize>()
+            .to_string(),
+        report
+            .checks
+            .iter()
+            .map(|c| c.local_rows)
+            .sum::<usize>()
+            .to_string(),
+        report
+            .checks
+            .iter()
+            .map(|c| c.missing.len())
+            .sum::<usize>()
+            .to_string(),
+        report
+            .checks
+            .iter()
+            .map(|c| c.extra.len())
+            .sum::<usize>()
+            .to_string(),
+        report
+            .checks
+            .iter()
+            .map(|c| c.stale.len())
+            .sum::<usize>()
+            .to_string(),
+        format!("{} ({})", report.differences(), verdict(report.clean())),
+    ]);
+    Ok(Section {
+        id: if postgres.is_some() { "mirror-chaos-postgres" } else { "mirror-chaos" },
+        title: format!("Mirror chaos on {store_name}: random creates, edits, deletes of every object, webhook faults, SIGKILLs, then verify (issue 20)"),
+        command: format!(
+            "cargo run --release -p tandem-bench -- mirror-chaos --operations {operations} --kills {kills} --seed {seed} --persons {persons} --deals {deals}{}",
+            if postgres.is_some() { " --postgres $PG_URL" } else { "" }
+        ),
+        header: vec!["stream", "created / edited / deleted", "Pipedrive rows", "mirror rows", "missing", "extra", "changed", "differences (goal 0)"],
+        rows,
+        notes: vec![
+            format!("The simulator seeded with {persons} persons and {objects:?} (plus its reference data and a fifth as many files as notes); a connection by API token with the live mirror switched on; `tandem serve` (workers on, `[mirror] poll_interval_secs = {}`, `delete_pass_interval_secs = {}`, `workers.lease_secs = 3`) does the initial extraction, then {operations} random operations (a tenth deletes, three tenths creates, the rest edits; each on a random object of deals, persons, organizations, activities, notes, leads, products) go to the simulator's REST API as a Pipedrive user's script would, with webhook faults `{faults}` (webhook retries at time scale 0.01). tandem is SIGKILLed {} time(s) at random operations and restarted a random number of operations later (webhooks meanwhile fail and are retried, or not). Then faults off: the mirror catches up by itself (webhooks, its backstop and delete passes); the verify (as `tandem extract --verify`: count and checksum of `(key, update_time)` per stream, and the keys that differ) is repeated until it finds no difference twice with a completed pass in between, or {} s.", intervals.poll_interval_secs, intervals.delete_pass_interval_secs, report.kills, 180),
+            format!("Edit phase {:.1} s, catch-up {:.1} s ({} verifications), total {:.0} s; {} API calls to the simulator (the run's own writes included); webhook deliveries {} delivered, {} failed (dropped or tandem down). Files are listed but not created or deleted by the run (the simulator has no upload).", report.edit_phase.as_secs_f64(), report.drain.as_secs_f64(), report.verifies, total.as_secs_f64(), report.api_calls, report.webhooks_delivered, report.webhooks_failed),
         ],
     })
 }

@@ -80,6 +80,18 @@ pub struct ChildConfig {
     pub admin_token: Option<String>,
     /// Pipedrive's OAuth server (the simulator) and its client credentials, for OAuth connects.
     pub oauth: Option<OAuthClient>,
+    /// The live mirror's pass intervals (none: the defaults).
+    pub mirror: Option<MirrorIntervals>,
+    /// `workers.lease_secs` (none: the default), so a restarted child takes its connections
+    /// back sooner after a SIGKILL.
+    pub lease_secs: Option<u64>,
+}
+
+/// `[mirror]` intervals of a child, short for runs that must see the passes.
+#[derive(Debug, Clone, Copy)]
+pub struct MirrorIntervals {
+    pub poll_interval_secs: u64,
+    pub delete_pass_interval_secs: u64,
 }
 
 /// The OAuth client tandem is registered as (the simulator's defaults in tests).
@@ -106,6 +118,8 @@ impl ChildConfig {
             api_key: None,
             admin_token: None,
             oauth: None,
+            mirror: None,
+            lease_secs: None,
         })
     }
 
@@ -125,6 +139,19 @@ impl ChildConfig {
                 )
             })
             .unwrap_or_default();
+        let lease = self
+            .lease_secs
+            .map(|s| format!("lease_secs = {s}\n"))
+            .unwrap_or_default();
+        let mirror = self
+            .mirror
+            .map(|m| {
+                format!(
+                    "[mirror]\npoll_interval_secs = {}\ndelete_pass_interval_secs = {}\n",
+                    m.poll_interval_secs, m.delete_pass_interval_secs
+                )
+            })
+            .unwrap_or_default();
         format!(
             r#"[http]
 port = {port}
@@ -141,14 +168,14 @@ idle_poll_ms = 5
 retry_initial_ms = {ri}
 retry_cap_ms = {rc}
 max_attempts = {ma}
-[security]
+{lease}[security]
 encryption_keys = ["{key}"]
 api_keys = [{api_keys}]
 egress_allowed_hosts = ["127.0.0.1"]
 admin_token = {admin}
 [pipedrive]
 request_timeout_secs = {timeout}
-{oauth}"#,
+{oauth}{mirror}"#,
             port = self.port,
             db = self.database_url,
             filter = self.log_filter,

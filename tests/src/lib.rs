@@ -9,6 +9,7 @@ pub mod chaos;
 pub mod child;
 pub mod fields;
 pub mod mirror;
+pub mod mirror_chaos;
 pub mod receiver;
 pub mod salesforce;
 

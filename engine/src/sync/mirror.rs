@@ -196,29 +196,6 @@ pub async fn drive_mirror_until_idle(engine: &Engine) -> Result<(), SyncError> {
     Ok(())
 }
 
-/// Registers again the mirror's change notifications of a connection whose mirror is on (the
-/// reconciliation's repair, as for the sync's own); returns how many were created.
-pub async fn repair_notifications(
-    engine: &Engine,
-    session: &crate::crm::Session,
-    user: &str,
-    password: &str,
-) -> Result<usize, SyncError> {
-    if !crate::store::mirror::mirror_enabled(&engine.store, session.connection_id).await? {
-        return Ok(0);
-    }
-    let url = connections::webhook_url(engine, session.connection_id);
-    let target = NotificationTarget {
-        url: &url,
-        user,
-        password,
-    };
-    Ok(engine
-        .crm
-        .register_mirror_notifications(session, target)
-        .await?)
-}
-
 /// Verifies connection `id`'s mirror against Pipedrive (as `tandem extract --verify`) and records
 /// the outcome in the sync log: per stream, counts, checksums and the keys that differ.
 #[tracing::instrument(skip_all, fields(connection_id = %id))]

@@ -793,8 +793,10 @@ pub(crate) fn webhook_url(engine: &Engine, connection: ConnectionId) -> String {
 }
 
 /// Registers (or repairs) tandem's change notifications (Pipedrive: person, deal and activity
-/// webhooks); returns how many were created. One whose credentials differ from the stored ones
-/// (left over from an earlier connect) is replaced, so the CRM and tandem always agree.
+/// webhooks) and, when the connection's live mirror is on, the mirror's (organization,
+/// product, lead, note; ADR 15); returns how many were created. One whose credentials differ
+/// from the stored ones (left over from an earlier connect) is replaced, so the CRM and tandem
+/// always agree. The connect (and so a reconnect) and the reconciliation both come here.
 pub async fn register_webhooks(
     engine: &Engine,
     crm: &crate::crm::Crm,
@@ -808,7 +810,11 @@ pub async fn register_webhooks(
         user,
         password,
     };
-    Ok(crm.register_notifications(session, target).await?)
+    let mut created = crm.register_notifications(session, target).await?;
+    if crate::store::mirror::mirror_enabled(&engine.store, session.connection_id).await? {
+        created += crm.register_mirror_notifications(session, target).await?;
+    }
+    Ok(created)
 }
 
 /// Removes tandem's change notifications at the CRM.

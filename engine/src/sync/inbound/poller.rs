@@ -450,11 +450,9 @@ pub async fn reconcile(engine: &Engine, conn: &ConnectionCtx) -> Result<Reconcil
     }
     if let Some((user, password)) = connections::webhook_credentials(engine, db, conn.id).await? {
         if engine.settings.pipedrive.register_webhooks {
+            // The sync's webhooks and, when the connection keeps the mirror, the mirror's.
             report.webhooks_repaired =
                 connections::register_webhooks(engine, &conn.crm, &conn.session, &user, &password)
-                    .await?;
-            report.webhooks_repaired +=
-                crate::sync::mirror::repair_notifications(engine, &conn.session, &user, &password)
                     .await?;
         }
     }
