@@ -840,7 +840,7 @@ async fn a_record_deleted_in_pipedrive_is_marked_by_the_delete_pass_and_purged_d
 #[tokio::test]
 async fn a_reconnect_registers_the_mirrors_webhooks_again_at_once_and_changes_reach_the_tables() {
     let (app, connection) = seeded().await;
-    live_mirror::set_enabled(&app.engine, connection, true)
+    live_mirror::set_enabled(&app.engine, connection.into(), true)
         .await
         .unwrap();
     live_mirror::drive_mirror_until_idle(&app.engine)
@@ -869,7 +869,7 @@ async fn a_reconnect_registers_the_mirrors_webhooks_again_at_once_and_changes_re
     assert_eq!(answer.status(), reqwest::StatusCode::OK);
     assert!(webhook_objects(&app, connection).is_empty());
     assert!(
-        tandem_engine::store::mirror::mirror_enabled(&app.store, connection)
+        tandem_engine::store::mirror::mirror_enabled(&app.store, connection.into())
             .await
             .unwrap()
     );
@@ -952,7 +952,7 @@ async fn a_tiny_mirror_chaos_run_with_webhook_faults_and_a_crash_ends_with_no_di
         products: 4,
     });
     let connection = app.connect_pipedrive().await;
-    live_mirror::set_enabled(&app.engine, connection, true)
+    live_mirror::set_enabled(&app.engine, connection.into(), true)
         .await
         .unwrap();
     live_mirror::drive_mirror_until_idle(&app.engine)
@@ -1004,7 +1004,9 @@ async fn a_tiny_mirror_chaos_run_with_webhook_faults_and_a_crash_ends_with_no_di
         .unwrap();
     live_mirror::drive_mirror_until_idle(&engine).await.unwrap();
 
-    let checks = live_mirror::verify(&engine, connection).await.unwrap();
+    let checks = live_mirror::verify(&engine, connection.into())
+        .await
+        .unwrap();
     let differing: Vec<_> = checks.iter().filter(|c| !c.matches()).collect();
     assert!(differing.is_empty(), "{differing:#?}");
     let status = mirror_status(&engine, connection).await;

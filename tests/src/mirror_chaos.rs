@@ -303,7 +303,7 @@ enum Op {
 
 /// The mirror's verification, as the console's "Verify mirror" runs it.
 pub async fn verify(engine: &Engine, connection: Uuid) -> anyhow::Result<Vec<StreamCheck>> {
-    let conn = connections::load(engine, connection).await?;
+    let conn = connections::load(engine, connection.into()).await?;
     Ok(tandem_engine::mirror::background::verify(&engine.crm, &engine.store, conn.session).await?)
 }
 
@@ -410,7 +410,7 @@ pub async fn run(config: MirrorChaosConfig) -> anyhow::Result<MirrorChaosReport>
     let drain_started = Instant::now();
     let mut clean_after: Option<String> = None;
     loop {
-        report.checks = verify(&engine, connection).await?;
+        report.checks = verify(&engine, connection.uuid()).await?;
         report.verifies += 1;
         let last_poll = tandem_engine::sync::mirror::status(&engine, connection)
             .await?
