@@ -21,6 +21,7 @@ mod m20261220_000002_crm_triggers;
 mod m20261220_000003_email_log;
 mod m20261221_000001_crm_record_key;
 mod m20261222_000001_mirror_schedule;
+mod m20261223_000001_crm_organization;
 
 /// The ordered list of tandem's migrations.
 #[derive(Debug)]
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261220_000003_email_log::Migration),
             Box::new(m20261221_000001_crm_record_key::Migration),
             Box::new(m20261222_000001_mirror_schedule::Migration),
+            Box::new(m20261223_000001_crm_organization::Migration),
         ]
     }
 }

@@ -353,6 +353,31 @@ impl SimHandle {
         Ok(json)
     }
 
+    /// Creates an organization as a user of the Pipedrive UI would (`create` webhooks with
+    /// `change_source: "app"`); returns its v2 JSON.
+    pub fn create_org_as_user(&self, body: Value) -> Result<Value, SimError> {
+        let body = to_map(body)?;
+        let user = self.shared.config.user_id;
+        let (json, ev) = self
+            .with_current(|c, now, _| c.create_org(&body, user, "app", now))
+            .map_err(SimError::Invalid)?;
+        self.emit(vec![ev]);
+        Ok(json)
+    }
+
+    /// Edits an organization as a user of the Pipedrive UI would (`change` webhooks with
+    /// `change_source: "app"`); returns its new v2 JSON.
+    pub fn update_org_as_user(&self, id: i64, patch: Value) -> Result<Value, SimError> {
+        let body = to_map(patch)?;
+        let user = self.shared.config.user_id;
+        let (json, ev) = self
+            .with_current(|c, now, _| c.update_org(id, &body, user, "app", now))
+            .map_err(SimError::Invalid)?
+            .ok_or_else(|| SimError::NotFound(format!("organization {id}")))?;
+        self.emit(ev.into_iter().collect());
+        Ok(json)
+    }
+
     /// Creates a deal as a user of the Pipedrive UI would (`create` webhooks with
     /// `change_source: "app"`); returns its v2 JSON.
     pub fn create_deal_as_user(&self, body: Value) -> Result<Value, SimError> {

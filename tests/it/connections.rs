@@ -67,7 +67,7 @@ async fn connecting_with_oauth_stores_the_tokens_encrypted_and_the_database_does
     assert_eq!(status.auth_kind, "oauth");
     assert_eq!(status.company_id, Some(app.sim.handle().company_id()));
     assert_eq!(status.user_id, Some(app.sim.handle().config().user_id));
-    assert_eq!(app.sim.handle().webhooks().len(), 3, "webhooks registered");
+    assert_eq!(app.sim.handle().webhooks().len(), 4, "webhooks registered");
     assert!(app.sim.handle().person_field_key("apId").is_some());
 
     let (access, refresh) = stored_tokens(&app).await;
@@ -263,7 +263,7 @@ async fn disconnecting_revokes_the_token_removes_webhooks_and_a_reconnect_makes_
         .unwrap();
     assert_eq!(answer.status(), StatusCode::OK);
     let body: Value = answer.json().await.unwrap();
-    assert_eq!(body["webhooks_removed"], 3);
+    assert_eq!(body["webhooks_removed"], 4);
     assert_eq!(body["token_revoked"], true);
 
     assert!(app.sim.handle().webhooks().is_empty());
@@ -305,7 +305,7 @@ async fn disconnecting_revokes_the_token_removes_webhooks_and_a_reconnect_makes_
         .await
         .unwrap();
     assert_eq!(contact_count(&app).await, contacts_before, "no duplicates");
-    assert_eq!(app.sim.handle().webhooks().len(), 3);
+    assert_eq!(app.sim.handle().webhooks().len(), 4);
 }
 
 async fn contact_count(app: &TestApp) -> i64 {

@@ -20,6 +20,7 @@ mod live;
 mod metrics;
 mod migrations;
 mod mirror;
+mod organizations;
 mod queue;
 mod races;
 mod replicas;

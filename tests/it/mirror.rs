@@ -469,7 +469,7 @@ async fn assert_mirrored(app: &TestApp, db: &MirrorDb) {
 async fn the_console_toggle_registers_webhooks_for_every_mirrored_object_and_off_removes_the_extra_ones(
 ) {
     let (app, connection) = seeded().await;
-    let sync_hooks = set(&["activity", "deal", "person"]);
+    let sync_hooks = set(&["activity", "deal", "organization", "person"]);
     assert_eq!(webhook_objects(&app, connection), sync_hooks);
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -584,7 +584,7 @@ async fn the_console_toggle_registers_webhooks_for_every_mirrored_object_and_off
         .unwrap();
     assert_eq!(off.status(), reqwest::StatusCode::OK);
     let off: serde_json::Value = off.json().await.unwrap();
-    assert_eq!(off["webhooks_removed"], 4);
+    assert_eq!(off["webhooks_removed"], 3);
     assert_eq!(webhook_objects(&app, connection), sync_hooks);
     let status: serde_json::Value = app
         .admin(

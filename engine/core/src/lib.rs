@@ -19,6 +19,7 @@ pub mod identity;
 pub mod ids;
 pub mod link;
 pub mod merge;
+pub mod organization;
 pub mod retry;
 pub mod scope;
 pub mod triggers;
@@ -45,6 +46,7 @@ pub use merge::{
     ConflictRule, Direction, FieldRule, Freshness, LinkVersions, MergeDelta, MergeOutcome,
     MergePolicy, Side,
 };
+pub use organization::{organization_display_name, organization_key};
 pub use retry::{RetryDecision, RetryPolicy};
 pub use scope::{
     on_contact_deleted_locally, on_person_deleted, reaches_pipedrive, ContactScope, DeleteDecision,

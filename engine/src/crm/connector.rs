@@ -20,8 +20,8 @@ use super::person::{CrmPerson, PersonPage};
 use super::pipedrive::client::{PersonQuery, PipedriveClient};
 use super::pipedrive::{mapping, ops, OAuthApp};
 use super::records::{
-    CatalogField, CreatedPerson, CrmActivity, CrmDeal, CrmStage, CrmUser, LoggedEmail, NewActivity,
-    NewDeal, Notification, NotificationTarget, TokenGrant, TokenKind,
+    CatalogField, CreatedPerson, CrmActivity, CrmDeal, CrmOrganization, CrmStage, CrmUser,
+    LoggedEmail, NewActivity, NewDeal, Notification, NotificationTarget, TokenGrant, TokenKind,
 };
 use super::salesforce::{self, SalesforceClient, SfConfig, SfOAuthApp};
 use super::session::Session;
@@ -29,6 +29,15 @@ use crate::config::Settings;
 
 /// Persons per page when listing.
 const PAGE_SIZE: u32 = 500;
+
+fn organizations_unsupported() -> CrmError {
+    CrmError::from_response(
+        Some(501),
+        None,
+        "organizations are not supported on this CRM yet; the company is a plain field",
+        None,
+    )
+}
 
 /// The CRM, whichever connector serves it. Cheap to clone (connectors share their HTTP pool
 /// and per-connection limiters).
@@ -169,6 +178,102 @@ impl Crm {
         matches!(self, Self::Pipedrive(..))
     }
 
+    /// Whether this CRM's persons belong to organizations that tandem syncs as the contact's
+    /// company (Pipedrive). Salesforce: not supported yet, the company is a plain field.
+    pub fn has_organizations(&self) -> bool {
+        matches!(self, Self::Pipedrive(..))
+    }
+
+    /// Organizations whose name is `name` (not case-sensitive, surrounding spaces ignored).
+    pub async fn search_organizations(
+        &self,
+        session: &Session,
+        name: &str,
+    ) -> Result<Vec<CrmOrganization>, CrmError> {
+        match self {
+            Self::Pipedrive(client, _) => Ok(client
+                .search_organizations(session, name)
+                .await?
+                .into_iter()
+                .map(|o| CrmOrganization {
+                    id: o.id,
+                    name: o.name,
+                })
+                .collect()),
+            Self::Salesforce(..) => Err(organizations_unsupported()),
+        }
+    }
+
+    /// Creates an organization named `name`.
+    pub async fn create_organization(
+        &self,
+        session: &Session,
+        name: &str,
+    ) -> Result<CrmOrganization, CrmError> {
+        match self {
+            Self::Pipedrive(client, _) => {
+                let o = client.create_organization(session, name).await?;
+                Ok(CrmOrganization {
+                    id: o.id,
+                    name: o.name,
+                })
+            }
+            Self::Salesforce(..) => Err(organizations_unsupported()),
+        }
+    }
+
+    /// The organizations of these ids that exist (one call per hundred ids).
+    pub async fn organizations(
+        &self,
+        session: &Session,
+        ids: &[i64],
+    ) -> Result<Vec<CrmOrganization>, CrmError> {
+        match self {
+            Self::Pipedrive(client, _) => Ok(client
+                .organizations_by_ids(session, ids)
+                .await?
+                .into_iter()
+                .map(|o| CrmOrganization {
+                    id: o.id,
+                    name: o.name,
+                })
+                .collect()),
+            Self::Salesforce(..) => Err(organizations_unsupported()),
+        }
+    }
+
+    /// Every person of an organization.
+    pub async fn organization_people(
+        &self,
+        session: &Session,
+        map: &FieldMap,
+        org_id: i64,
+    ) -> Result<Vec<CrmPerson>, CrmError> {
+        match self {
+            Self::Pipedrive(client, _) => {
+                let mut people = Vec::new();
+                let mut cursor = None;
+                loop {
+                    let query = PersonQuery {
+                        cursor,
+                        org_id: Some(org_id),
+                        limit: PAGE_SIZE,
+                        updated_since: None,
+                        sort_by_update_time: false,
+                    };
+                    let page =
+                        mapping::person_page(client.list_persons(session, &query).await?, map);
+                    people.extend(page.items);
+                    match page.next_cursor {
+                        Some(next) => cursor = Some(next),
+                        None => return Ok(people),
+                    }
+                }
+            }
+            Self::Salesforce(..) => Err(organizations_unsupported()),
+        }
+    }
+
     /// The connection's budget (rate limit, daily tokens): the connector's limits.
     pub fn budget(&self, session: &Session) -> Arc<ConnectionBudget> {
         match self {
@@ -196,6 +301,7 @@ impl Crm {
             Self::Pipedrive(client, _) => {
                 let query = PersonQuery {
                     cursor,
+                    org_id: None,
                     limit: PAGE_SIZE,
                     updated_since: None,
                     sort_by_update_time: false,
@@ -221,6 +327,7 @@ impl Crm {
             Self::Pipedrive(client, _) => {
                 let query = PersonQuery {
                     cursor,
+                    org_id: None,
                     limit: PAGE_SIZE,
                     updated_since: Some(since.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
                     sort_by_update_time: true,

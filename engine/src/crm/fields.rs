@@ -12,6 +12,9 @@ pub enum RemoteField {
     Emails,
     Phones,
     OwnerId,
+    /// The person's organization, by name (Pipedrive's `org_id`): read as the organization's
+    /// name, written as the id of the organization found or created by that name.
+    Organization,
     /// A custom field: the CRM's key (Pipedrive's 40-hex key) and field type (`varchar`,
     /// `double`, `enum`, …).
     Custom {
@@ -66,6 +69,27 @@ impl FieldMap {
             ],
             apid_key,
         }
+    }
+
+    /// The defaults plus the contact's company as the person's organization (a CRM with
+    /// organizations: Pipedrive), unless the company is mapped otherwise.
+    pub fn with_organization(mut self) -> Self {
+        if self.get_str(keys::ORG_NAME).is_none() {
+            self.fields
+                .push(builtin(keys::ORG_NAME, RemoteField::Organization));
+        }
+        self
+    }
+
+    fn get_str(&self, local: &str) -> Option<&MappedField> {
+        self.fields.iter().find(|f| f.local.as_str() == local)
+    }
+
+    /// The local field mapped to the person's organization, if any.
+    pub fn organization_field(&self) -> Option<&MappedField> {
+        self.fields
+            .iter()
+            .find(|f| f.remote == RemoteField::Organization)
     }
 
     pub fn policy(&self) -> MergePolicy {

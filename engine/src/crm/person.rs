@@ -44,6 +44,9 @@ pub struct CrmPerson {
     pub updated: Option<CrmTime>,
     pub deleted: bool,
     pub merged_into: Option<i64>,
+    /// The person's organization, for a CRM whose persons belong to organizations
+    /// (Pipedrive's `org_id`); `None`: none (or a CRM without organizations).
+    pub org_id: Option<i64>,
 }
 
 /// One page of a cursor-paginated list of persons.

@@ -120,6 +120,8 @@ pub enum Notification {
     PersonChanged(Box<super::CrmPerson>),
     /// A person was deleted; `merged_into` when it disappeared into another by a merge.
     PersonDeleted { id: i64, merged_into: Option<i64> },
+    /// An organization was created or changed; its name after the change.
+    OrganizationChanged { id: i64, name: String },
     /// A change of another object (a deal, an activity): nothing to merge.
     Other,
 }
@@ -139,4 +141,11 @@ pub struct FilledPlaceholder {
 pub struct CreatedPerson {
     pub person: super::CrmPerson,
     pub placeholders: Vec<FilledPlaceholder>,
+}
+
+/// A CRM organization (the company persons belong to), as the use-cases see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrmOrganization {
+    pub id: i64,
+    pub name: String,
 }

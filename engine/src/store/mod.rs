@@ -30,6 +30,7 @@ pub mod links;
 pub mod metrics;
 pub mod mirror;
 pub mod oauth_states;
+pub mod organizations;
 pub mod queue;
 pub mod record_keys;
 pub mod sessions;

@@ -9,6 +9,7 @@ pub mod housekeeping;
 pub mod inbound;
 pub mod links;
 pub mod mirror;
+pub mod organizations;
 pub mod outbound;
 pub mod ownership;
 pub mod synclog;

@@ -401,12 +401,35 @@ async fn apply_and_complete(
             .await
             .map_err(|e| Failure::Transient(e.to_string()))?;
     }
+    // Organizations (CRM calls, so outside the transaction): the name of a changed person's
+    // organization is learned; a renamed organization's persons are re-read.
+    let mut renamed_people = Vec::new();
+    if let Some(conn) = &conn {
+        match conn.crm.parse_notification(&event.payload, &conn.map) {
+            Ok(Notification::PersonChanged(person)) => {
+                crate::sync::organizations::learn_names(
+                    engine,
+                    conn,
+                    std::slice::from_ref(&*person),
+                )
+                .await
+                .map_err(SyncError::from)?;
+            }
+            Ok(Notification::OrganizationChanged { id, name }) => {
+                renamed_people =
+                    crate::sync::organizations::organization_renamed(engine, conn, id, &name)
+                        .await
+                        .map_err(SyncError::from)?;
+            }
+            _ => {}
+        }
+    }
     let txn = engine.store.begin().await?;
     let applied = match (event.source.as_str(), conn) {
         ("pipedrive", Some(conn)) => {
             // Journey triggers first: a person's delete unlinks its contact.
             crate::sync::triggers::observe(&txn, engine, &conn, &event.payload, now).await?;
-            apply_crm_event(&txn, engine, &conn, &event.payload, now).await
+            apply_crm_event(&txn, engine, &conn, &event.payload, &renamed_people, now).await
         }
         // The app's own change is not announced back to it.
         ("app", _) => crate::sync::app::apply_event(&txn, engine, &event.payload, now)
@@ -446,11 +469,24 @@ async fn apply_crm_event(
     engine: &Engine,
     conn: &connections::ConnectionCtx,
     payload: &str,
+    renamed_people: &[crate::crm::CrmPerson],
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Option<(Uuid, ContactEvent)>, Failure> {
     let applied = match conn.crm.parse_notification(payload, &conn.map)? {
         // Deals and activities are tracked for journey actions; nothing to merge.
         Notification::Other => return Ok(None),
+        // A renamed organization: its persons, just re-read, merged as fresh reads (each
+        // linked contact's company follows, and the app hears of it).
+        Notification::OrganizationChanged { .. } => {
+            for person in renamed_people {
+                let applied =
+                    inbound::apply_fresh_person_in(txn, engine, conn, person, now).await?;
+                if let Some((contact_id, event)) = applied.app_event() {
+                    crate::sync::app::contact_event(txn, contact_id, event, None, now).await?;
+                }
+            }
+            return Ok(None);
+        }
         Notification::PersonDeleted { id, merged_into } => {
             inbound::person_deleted(txn, engine, conn, id, merged_into, now).await?
         }

@@ -13,8 +13,8 @@ use tandem_core::CrmError;
 
 use super::errors::{error_text, PipedriveError};
 use super::wire::{
-    Activity, Deal, Envelope, Person, PersonField, PersonWrite, SearchData, Stage, TokenResponse,
-    User, Webhook, WebhookCreate,
+    Activity, Deal, Envelope, Organization, OrganizationHit, OrganizationSearchData, Person,
+    PersonField, PersonWrite, SearchData, Stage, TokenResponse, User, Webhook, WebhookCreate,
 };
 use crate::crm::limiter::{ConnectionBudget, Limiters};
 use crate::crm::session::{Auth, Session};
@@ -41,6 +41,10 @@ pub enum Op {
     ListStages,
     MergePersons,
     ListActivities,
+    ListOrganizations,
+    GetOrganization,
+    CreateOrganization,
+    SearchOrganizations,
     /// A list read by the mirror (`list_page`), with the endpoint's documented cost.
     MirrorList(u8),
 }
@@ -60,6 +64,7 @@ impl Op {
                 | Self::PatchDeal
                 | Self::CreateActivity
                 | Self::MergePersons
+                | Self::CreateOrganization
                 | Self::CreateWebhook
                 | Self::DeleteWebhook
         )
@@ -71,16 +76,18 @@ impl Op {
             | Self::ListWebhooks
             | Self::ListPersonFields
             | Self::ListDeals
+            | Self::ListOrganizations
             | Self::CreateWebhook => 10,
-            Self::GetPerson => 1,
+            Self::GetPerson | Self::GetOrganization => 1,
             Self::CreatePerson
             | Self::PatchPerson
             | Self::CreatePersonField
             | Self::CreateDeal
             | Self::PatchDeal
             | Self::CreateActivity
+            | Self::CreateOrganization
             | Self::ListStages => 5,
-            Self::SearchPersons => 20,
+            Self::SearchPersons | Self::SearchOrganizations => 20,
             Self::UsersMe => 2,
             Self::DeleteWebhook => 6,
             Self::MergePersons => 40,
@@ -118,6 +125,8 @@ pub enum Priority {
 #[derive(Debug, Clone, Default)]
 pub struct PersonQuery {
     pub cursor: Option<String>,
+    /// Only the persons of this organization.
+    pub org_id: Option<i64>,
     pub limit: u32,
     pub updated_since: Option<String>,
     pub sort_by_update_time: bool,
@@ -165,7 +174,9 @@ impl PipedriveClient {
     ) -> Result<(T, Option<String>), CrmError> {
         let budget = self.budget(session);
         let waiting = std::time::Instant::now();
-        budget.acquire(op == Op::SearchPersons).await;
+        budget
+            .acquire(matches!(op, Op::SearchPersons | Op::SearchOrganizations))
+            .await;
         meter::rate_limit_wait(session.connection_id, CRM, waiting.elapsed());
         budget.requests.fetch_add(1, Ordering::Relaxed);
         budget
@@ -325,6 +336,9 @@ impl PipedriveClient {
         if let Some(since) = &query.updated_since {
             params.push(("updated_since", since.clone()));
         }
+        if let Some(org) = query.org_id {
+            params.push(("org_id", org.to_string()));
+        }
         if query.sort_by_update_time {
             params.push(("sort_by", "update_time".into()));
             params.push(("sort_direction", "asc".into()));
@@ -350,6 +364,68 @@ impl PipedriveClient {
             .send::<SearchData>(s, Op::SearchPersons, request)
             .await?;
         Ok(data.items.into_iter().map(|i| i.item.id).collect())
+    }
+
+    /// Organizations whose name is exactly `name` (Pipedrive: not case-sensitive, surrounding
+    /// spaces ignored), `GET /api/v2/organizations/search?fields=name&exact_match=true`.
+    pub async fn search_organizations(
+        &self,
+        s: &Session,
+        name: &str,
+    ) -> Result<Vec<OrganizationHit>, CrmError> {
+        let request = self
+            .request(s, Method::GET, "/api/v2/organizations/search")
+            .query(&[
+                ("term", name),
+                ("fields", "name"),
+                ("exact_match", "true"),
+                ("limit", "100"),
+            ]);
+        let (data, _) = self
+            .send::<OrganizationSearchData>(s, Op::SearchOrganizations, request)
+            .await?;
+        Ok(data.items.into_iter().map(|i| i.item).collect())
+    }
+
+    /// `GET /api/v2/organizations/{id}`.
+    pub async fn get_organization(&self, s: &Session, id: i64) -> Result<Organization, CrmError> {
+        let request = self.request(s, Method::GET, &format!("/api/v2/organizations/{id}"));
+        Ok(self.send(s, Op::GetOrganization, request).await?.0)
+    }
+
+    /// `GET /api/v2/organizations?ids=…` (at most 100 ids per call).
+    pub async fn organizations_by_ids(
+        &self,
+        s: &Session,
+        ids: &[i64],
+    ) -> Result<Vec<Organization>, CrmError> {
+        let mut found = Vec::new();
+        for chunk in ids.chunks(100) {
+            let ids = chunk
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            let request = self
+                .request(s, Method::GET, "/api/v2/organizations")
+                .query(&[("ids", ids.as_str()), ("limit", "100")]);
+            let (page, _): (Vec<Organization>, _) =
+                self.send(s, Op::ListOrganizations, request).await?;
+            found.extend(page);
+        }
+        Ok(found)
+    }
+
+    /// `POST /api/v2/organizations` with a name.
+    pub async fn create_organization(
+        &self,
+        s: &Session,
+        name: &str,
+    ) -> Result<Organization, CrmError> {
+        let request = self
+            .request(s, Method::POST, "/api/v2/organizations")
+            .json(&serde_json::json!({ "name": name }));
+        Ok(self.send(s, Op::CreateOrganization, request).await?.0)
     }
 
     pub async fn list_person_fields(&self, s: &Session) -> Result<Vec<PersonField>, CrmError> {

@@ -246,6 +246,9 @@ pub fn person_snapshot(person: &Person, map: &FieldMap) -> Snapshot {
                 Some(id) => FieldValue::number(id as f64).unwrap_or(FieldValue::Cleared),
                 None => FieldValue::Cleared,
             }),
+            // The organization's name is not in a v2 person: the use-case fills it in from
+            // the person's `org_id` (`CrmPerson::org_id`).
+            RemoteField::Organization => None,
             RemoteField::Custom {
                 key,
                 field_type,
@@ -284,6 +287,14 @@ pub fn person_write(writes: &BTreeMap<FieldKey, FieldValue>, map: &FieldMap) -> 
                     body.owner_id = Some(n.get() as i64);
                 }
             }
+            // The use-case resolved the name to the organization's id (find or create) and
+            // hands the id over as a number; cleared unlinks the person. A name that was not
+            // resolved is not written.
+            RemoteField::Organization => match value {
+                FieldValue::Number(n) => body.org_id = Some(Value::from(n.get() as i64)),
+                v if v.is_cleared() => body.org_id = Some(Value::Null),
+                _ => {}
+            },
             RemoteField::Custom {
                 key,
                 field_type,
@@ -364,6 +375,7 @@ pub fn crm_person(person: &Person, map: &FieldMap) -> CrmPerson {
         updated: time(&person.update_time),
         deleted: person.is_deleted,
         merged_into: None,
+        org_id: person.org_id,
     }
 }
 
@@ -417,6 +429,11 @@ pub fn action_value(remote: &RemoteField, value: &Value) -> Option<FieldValue> {
         RemoteField::OwnerId => value
             .as_i64()
             .and_then(|n| FieldValue::number(n as f64).ok()),
+        RemoteField::Organization => match value {
+            Value::String(s) if !s.trim().is_empty() => Some(FieldValue::text(s.trim())),
+            Value::String(_) | Value::Null => Some(FieldValue::Cleared),
+            _ => None,
+        },
         RemoteField::Custom { field_type, .. } => custom_value(value, field_type),
     }
 }

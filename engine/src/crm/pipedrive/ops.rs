@@ -16,14 +16,16 @@ use crate::crm::session::Session;
 
 /// The objects tandem subscribes to: persons to merge, deals and activities for the app's
 /// journey triggers.
-const WEBHOOK_OBJECTS: [&str; 3] = ["person", "deal", "activity"];
+/// Organizations are the sync's too: a renamed organization changes its persons' company.
+const WEBHOOK_OBJECTS: [&str; 4] = ["person", "organization", "deal", "activity"];
 
 /// The objects the live mirror (issue 20) needs on top of the sync's: one webhook each. A
 /// wildcard (`*.*`) would be one webhook instead of seven, but it also delivers objects tandem
 /// does not mirror (pipelines, stages, users, and the v2-only deal products, projects, tasks …),
 /// which the receiver refuses; Pipedrive bans a webhook that keeps failing, and with it the
 /// sync's persons. Seven webhooks of the 40 a user may have.
-pub(crate) const MIRROR_WEBHOOK_OBJECTS: [&str; 4] = ["organization", "product", "lead", "note"];
+/// (Organizations are among the sync's own since issue 20's organizations: still seven.)
+pub(crate) const MIRROR_WEBHOOK_OBJECTS: [&str; 3] = ["product", "lead", "note"];
 
 /// The OAuth app tandem is registered as at Pipedrive.
 #[derive(Debug, Clone)]
@@ -400,6 +402,18 @@ pub(crate) fn parse_notification(
             .and_then(|s| s.parse().ok())
             .or_else(|| v.as_i64())
     };
+    if text(meta, "entity").as_deref() == Some("organization")
+        && matches!(text(meta, "action").as_deref(), Some("create" | "change"))
+    {
+        let data = value.get("data").ok_or("organization without data")?;
+        let id = data
+            .get("id")
+            .and_then(id_of)
+            .or_else(|| meta.get("entity_id").and_then(id_of))
+            .ok_or("organization without id")?;
+        let name = text(data, "name").unwrap_or_default();
+        return Ok(Notification::OrganizationChanged { id, name });
+    }
     if text(meta, "entity").as_deref() != Some("person") {
         // Deals and activities are tracked for journey actions; nothing to merge.
         return Ok(Notification::Other);

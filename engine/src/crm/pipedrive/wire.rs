@@ -65,8 +65,39 @@ pub struct PersonWrite {
     pub emails: Option<Vec<LabeledValue>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phones: Option<Vec<LabeledValue>>,
+    /// The person's organization: an id, or `null` to unlink it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub org_id: Option<Value>,
     #[serde(skip_serializing_if = "Map::is_empty")]
     pub custom_fields: Map<String, Value>,
+}
+
+/// A v2 organization (the fields tandem reads).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Organization {
+    pub id: i64,
+    #[serde(default)]
+    pub name: String,
+}
+
+/// `GET /api/v2/organizations/search`'s `data`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OrganizationSearchData {
+    #[serde(default)]
+    pub items: Vec<OrganizationSearchItem>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OrganizationSearchItem {
+    pub item: OrganizationHit,
+}
+
+/// An organization found by a search.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OrganizationHit {
+    pub id: i64,
+    #[serde(default)]
+    pub name: String,
 }
 
 impl PersonWrite {

@@ -220,6 +220,8 @@ pub fn person_snapshot(record: &Record, map: &FieldMap, config: &SfConfig) -> Sn
                     .and_then(|o| FieldValue::number(surrogate(o) as f64).ok())
                     .unwrap_or(FieldValue::Cleared),
             ),
+            // Organizations are not supported on Salesforce yet: the company is a plain field.
+            RemoteField::Organization => None,
             RemoteField::Custom {
                 key, field_type, ..
             } => match record.fields.get(key) {
@@ -269,6 +271,7 @@ pub fn crm_person(record: &Record, map: &FieldMap, config: &SfConfig) -> CrmPers
         } else {
             record.text("MasterRecordId").map(surrogate)
         },
+        org_id: None,
     }
 }
 
@@ -293,6 +296,7 @@ pub fn deleted_person(id: &str, deleted_date: Option<&str>) -> CrmPerson {
         updated: time,
         deleted: true,
         merged_into: None,
+        org_id: None,
     }
 }
 
@@ -349,6 +353,8 @@ pub fn person_write(
                     body.insert("OwnerId".into(), Value::from(user));
                 }
             }
+            // Not supported on Salesforce yet (the company is a plain field).
+            RemoteField::Organization => {}
             RemoteField::Custom {
                 key, field_type, ..
             } => {
@@ -420,6 +426,7 @@ pub fn action_value(remote: &RemoteField, value: &Value) -> Option<FieldValue> {
             Value::String(s) => Some(FieldValue::number(surrogate(s) as f64).ok()?),
             _ => None,
         },
+        RemoteField::Organization => None,
         RemoteField::Custom { field_type, .. } => custom_value(value, field_type),
     }
 }

@@ -83,6 +83,7 @@ pub async fn load(engine: &Engine, id: ConnectionId) -> Result<ConnectionCtx, Sy
             "emails" | "email" => RemoteField::Emails,
             "phones" | "phone" => RemoteField::Phones,
             "owner_id" => RemoteField::OwnerId,
+            "org_id" if engine.crm_of(&row.crm).has_organizations() => RemoteField::Organization,
             key => RemoteField::Custom {
                 key: key.to_owned(),
                 field_type: mapping.remote_type.clone(),
@@ -100,6 +101,9 @@ pub async fn load(engine: &Engine, id: ConnectionId) -> Result<ConnectionCtx, Sy
         });
     }
     let crm = engine.crm_of(&row.crm).clone();
+    if crm.has_organizations() {
+        map = map.with_organization();
+    }
     if crm.record_keys_unseeded(id) {
         crm.seed_record_keys(id, crate::store::record_keys::of_connection(db, id).await?);
     }

@@ -163,6 +163,10 @@ async fn apply_person_from<C: Conn>(
         // to the survivor.
         return person_deleted(txn, engine, conn, person.id, person.merged_into, now).await;
     }
+    // The company from the person's organization (its name as tandem knows it).
+    let mut person = person.clone();
+    crate::sync::organizations::complete(txn, conn, &mut person).await?;
+    let person = &person;
     let remote = person.snapshot.clone();
     let applied = match links::by_person_for_update(txn, conn.id, person.id).await? {
         Some(link) => merge_into_link_from(txn, conn, link, remote, origin, now).await,
@@ -196,7 +200,11 @@ pub async fn apply_page_in<C: Conn>(
     // The record keys read with the page go in the transaction that links its persons.
     crate::sync::connections::save_record_keys(engine, txn, conn).await?;
     let txn = txn.raw();
-    let persons: Vec<&CrmPerson> = persons.iter().collect();
+    let mut completed = persons.to_vec();
+    for person in &mut completed {
+        crate::sync::organizations::complete(txn, conn, person).await?;
+    }
+    let persons: Vec<&CrmPerson> = completed.iter().collect();
     let mut view = PageView::load(txn, conn, &persons).await?;
     let mut created = PendingCreates {
         notify: crate::sync::app::has_subscribers(txn).await?,

@@ -208,6 +208,7 @@ pub async fn poll_once(engine: &Engine, conn: &ConnectionCtx) -> Result<usize, S
             .crm
             .changes_since(&conn.session, &conn.map, since_time, page_cursor.take())
             .await?;
+        crate::sync::organizations::learn_names(engine, conn, &page.items).await?;
         let now = engine.now();
         let txn = engine.store.begin().await?;
         for person in &page.items {
@@ -316,6 +317,7 @@ pub async fn initial_sync(
             .next_cursor
             .clone()
             .map(|cursor| PageFetch::start(&conn, Some(cursor)));
+        crate::sync::organizations::learn_names(engine, &conn, &page.items).await?;
         let now = engine.now();
         let txn = engine.store.begin().await?;
         for applied in inbound::apply_page_in(&txn, engine, &conn, &page.items, now).await? {
@@ -463,6 +465,7 @@ pub async fn reconcile(engine: &Engine, conn: &ConnectionCtx) -> Result<Reconcil
             .crm
             .list_people(&conn.session, &conn.map, page_cursor.take())
             .await?;
+        crate::sync::organizations::learn_names(engine, conn, &page.items).await?;
         let now = engine.now();
         let txn = engine.store.begin().await?;
         for person in &page.items {
@@ -501,6 +504,12 @@ pub async fn reconcile(engine: &Engine, conn: &ConnectionCtx) -> Result<Reconcil
             }
             Err(error) => return Err(error.into()),
             Ok(person) => {
+                crate::sync::organizations::learn_names(
+                    engine,
+                    conn,
+                    std::slice::from_ref(&person),
+                )
+                .await?;
                 inbound::apply_person(engine, conn, &person).await?;
             }
         }

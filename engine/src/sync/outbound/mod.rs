@@ -87,7 +87,11 @@ pub async fn refresh_person(
         .get_person(&conn.session, &conn.map, person_id)
         .await
     {
-        Ok(person) => {
+        Ok(mut person) => {
+            crate::sync::organizations::learn_names(engine, conn, std::slice::from_ref(&person))
+                .await
+                .map_err(|e| CrmFailure::from_organization(e, Some(person_id)))?;
+            crate::sync::organizations::complete(&engine.store, conn, &mut person).await?;
             let now = engine.now();
             let txn = engine.store.begin().await?;
             let applied = inbound::apply_fresh_person_in(&txn, engine, conn, &person, now).await?;
@@ -146,16 +150,24 @@ async fn patch(
     // Write-ahead: the values are tandem's own from before the request leaves, so a write that
     // lands while tandem loses the answer or is killed is still recognised as its echo.
     let person_id = link.person_id;
+    // The company becomes the id of its organization (found or created) before anything is
+    // recorded as written.
+    let crm_writes = crate::sync::organizations::crm_writes(engine, conn, &writes)
+        .await
+        .map_err(|e| CrmFailure::from_organization(e, Some(person_id)))?;
     update_link(engine, conn, person_id, |link| {
         link.state.begin_write(&writes)
     })
     .await?;
     let person = match conn
         .crm
-        .update_person(&conn.session, &conn.map, person_id, &writes)
+        .update_person(&conn.session, &conn.map, person_id, &crm_writes)
         .await
     {
-        Ok(person) => person,
+        Ok(mut person) => {
+            crate::sync::organizations::complete(&engine.store, conn, &mut person).await?;
+            person
+        }
         Err(error) if error.kind == CrmErrorKind::NotFound => {
             let now = engine.now();
             let txn = engine.store.begin().await?;
@@ -303,11 +315,15 @@ async fn create(
         if let OutboundCreateDecision::LinkExisting { person, .. } =
             decide_outbound_create(&results)
         {
-            let person = conn
+            let mut person = conn
                 .crm
                 .get_person(&conn.session, &conn.map, person.get())
                 .await
                 .map_err(|e| CrmFailure::Crm(e, None))?;
+            crate::sync::organizations::learn_names(engine, conn, std::slice::from_ref(&person))
+                .await
+                .map_err(|e| CrmFailure::from_organization(e, None))?;
+            crate::sync::organizations::complete(&engine.store, conn, &mut person).await?;
             let now = engine.now();
             let txn = engine.store.begin().await?;
             link_found_person(&txn, conn, contact, &person, now).await?;
@@ -331,19 +347,23 @@ async fn create(
                 && !value.is_cleared()
         })
         .collect();
+    let crm_fields = crate::sync::organizations::crm_writes(engine, conn, &fields)
+        .await
+        .map_err(|e| CrmFailure::from_organization(e, None))?;
     let created = conn
         .crm
         .create_person_detailed(
             &conn.session,
             &conn.map,
-            &fields,
+            &crm_fields,
             &ap_id,
             email.as_ref(),
             conn.default_owner,
         )
         .await
         .map_err(|e| CrmFailure::Crm(e, None))?;
-    let person = created.person;
+    let mut person = created.person;
+    crate::sync::organizations::complete(&engine.store, conn, &mut person).await?;
     let now = engine.now();
     let remote = person.snapshot.clone();
     let mut link = links::new_link(conn.id, contact.id, person.id);
@@ -465,6 +485,18 @@ pub enum CrmFailure {
     Crm(CrmError, Option<i64>),
     #[error(transparent)]
     Internal(#[from] SyncError),
+}
+
+impl CrmFailure {
+    fn from_organization(
+        error: crate::sync::organizations::OrganizationError,
+        person: Option<i64>,
+    ) -> Self {
+        match error {
+            crate::sync::organizations::OrganizationError::Crm(e) => Self::Crm(e, person),
+            crate::sync::organizations::OrganizationError::Internal(e) => Self::Internal(e),
+        }
+    }
 }
 
 impl From<crate::store::StoreError> for CrmFailure {

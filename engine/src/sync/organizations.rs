@@ -1,0 +1,276 @@
+//! The contact's company as the person's organization (issue 20, ADR 0017), for a CRM whose
+//! persons belong to organizations (`Crm::has_organizations`: Pipedrive).
+//!
+//! - App → CRM: before a person is written, the company is resolved to an organization id:
+//!   tandem's own table first, else the CRM's exact name search, else a create. Exactly one
+//!   worker per (connection, name key) searches and creates: it claims the key with a row
+//!   insert (the database's unique key decides), the others wait for the row to carry the id.
+//!   A claim left unresolved (a killed worker, a create whose answer was lost) is taken over
+//!   after a while, and the taker searches before it creates again. An empty company unlinks
+//!   the person from its organization.
+//! - CRM → app: a person's `org_id` is read back as the organization's name (tandem's table,
+//!   else one CRM read, remembered), so the person's organization changing changes the
+//!   contact's company through the ordinary merge; a renamed organization re-reads its
+//!   persons and merges them (`organization_renamed`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tandem_core::{organization_display_name, organization_key, CrmError, FieldKey, FieldValue};
+
+use crate::crm::CrmPerson;
+use crate::store::{organizations as stored, Conn};
+use crate::sync::connections::ConnectionCtx;
+use crate::sync::{Engine, SyncError};
+
+/// How often a waiting worker looks at a claim another worker holds.
+const CLAIM_POLL: Duration = Duration::from_millis(20);
+
+/// Why a company could not be resolved to an organization.
+#[derive(Debug, thiserror::Error)]
+pub enum OrganizationError {
+    #[error("{0}")]
+    Crm(CrmError),
+    #[error(transparent)]
+    Internal(#[from] SyncError),
+}
+
+impl From<OrganizationError> for SyncError {
+    fn from(error: OrganizationError) -> Self {
+        match error {
+            OrganizationError::Crm(e) => Self::Crm(e),
+            OrganizationError::Internal(e) => e,
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for OrganizationError {
+    fn from(error: crate::store::StoreError) -> Self {
+        Self::Internal(error.into())
+    }
+}
+
+/// How long a claim may stay unresolved before another worker takes it over: longer than a
+/// search and a create with their timeouts.
+fn claim_stale_after(engine: &Engine) -> Duration {
+    Duration::from_secs(
+        engine
+            .settings
+            .pipedrive
+            .request_timeout_secs
+            .saturating_mul(2)
+            + 5,
+    )
+}
+
+/// The organization named `company` (matched by [`organization_key`]), found or created;
+/// `None` for an empty company.
+pub async fn find_or_create(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    company: &str,
+) -> Result<Option<i64>, OrganizationError> {
+    let Some(key) = organization_key(company) else {
+        return Ok(None);
+    };
+    let name = organization_display_name(company);
+    let db = &engine.store;
+    let stale = claim_stale_after(engine);
+    let mut watched: Option<(DateTime<Utc>, tokio::time::Instant)> = None;
+    loop {
+        let claimed_at = match stored::by_key(db, conn.id, &key).await? {
+            Some(row) => {
+                if let Some(id) = row.org_id {
+                    return Ok(Some(id));
+                }
+                // Another worker holds the claim: wait for its answer, unless it has been
+                // unresolved for too long (watched on this process's own monotonic clock).
+                let since = match watched {
+                    Some((seen, since)) if seen == row.claimed_at => since,
+                    _ => {
+                        let since = tokio::time::Instant::now();
+                        watched = Some((row.claimed_at, since));
+                        since
+                    }
+                };
+                if since.elapsed() < stale {
+                    tokio::time::sleep(CLAIM_POLL).await;
+                    continue;
+                }
+                let now = engine.now();
+                if !stored::take_over(db, conn.id, &key, row.claimed_at, now).await? {
+                    continue;
+                }
+                tracing::warn!(connection_id = %conn.id, "An unresolved organization claim was taken over; searching before creating.");
+                now
+            }
+            None => {
+                let now = engine.now();
+                if !stored::claim(db, conn.id, &key, &name, now).await? {
+                    continue;
+                }
+                now
+            }
+        };
+        // This worker holds the claim: search first (the organization may exist in the CRM,
+        // or an earlier holder's create may have landed), then create.
+        let found = match search(conn, &key, &name).await {
+            Ok(found) => found,
+            Err(error) => {
+                stored::release(db, conn.id, &key, claimed_at).await?;
+                return Err(OrganizationError::Crm(error));
+            }
+        };
+        let organization = match found {
+            Some(found) => found,
+            None => match conn.crm.create_organization(&conn.session, &name).await {
+                Ok(created) => created,
+                Err(error) => {
+                    // A create that may have landed keeps the claim: whoever takes it over
+                    // searches first, by then the CRM's search index has it.
+                    if !error.kind.outcome_unknown() {
+                        stored::release(db, conn.id, &key, claimed_at).await?;
+                    }
+                    return Err(OrganizationError::Crm(error));
+                }
+            },
+        };
+        stored::resolve(
+            db,
+            conn.id,
+            &key,
+            organization.id,
+            &organization.name,
+            engine.now(),
+        )
+        .await?;
+        return Ok(Some(organization.id));
+    }
+}
+
+/// The oldest organization whose name matches the key, by the CRM's exact search.
+async fn search(
+    conn: &ConnectionCtx,
+    key: &str,
+    name: &str,
+) -> Result<Option<crate::crm::CrmOrganization>, CrmError> {
+    let found = conn.crm.search_organizations(&conn.session, name).await?;
+    Ok(found
+        .into_iter()
+        .filter(|o| organization_key(&o.name).as_deref() == Some(key))
+        .min_by_key(|o| o.id))
+}
+
+/// The writes as the CRM connector takes them: the company (if mapped to the organization)
+/// replaced by the id of the organization found or created by that name.
+pub async fn crm_writes(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    writes: &BTreeMap<FieldKey, FieldValue>,
+) -> Result<BTreeMap<FieldKey, FieldValue>, OrganizationError> {
+    let Some(field) = conn.map.organization_field() else {
+        return Ok(writes.clone());
+    };
+    let mut out = writes.clone();
+    if let Some(value) = writes.get(&field.local) {
+        let org = match value {
+            FieldValue::Text(company) => find_or_create(engine, conn, company).await?,
+            _ => None,
+        };
+        let resolved = match org {
+            Some(id) => FieldValue::number(id as f64).unwrap_or(FieldValue::Cleared),
+            None => FieldValue::Cleared,
+        };
+        out.insert(field.local.clone(), resolved);
+    }
+    Ok(out)
+}
+
+/// Makes sure tandem knows the names of these organizations (one CRM read for those it does
+/// not know). Call it outside a transaction, before the persons are applied.
+pub async fn learn_names(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    persons: &[CrmPerson],
+) -> Result<(), OrganizationError> {
+    if conn.map.organization_field().is_none() {
+        return Ok(());
+    }
+    let db = &engine.store;
+    let mut unknown = Vec::new();
+    for id in persons.iter().filter_map(|p| p.org_id) {
+        if !unknown.contains(&id) && stored::name_of(db, conn.id, id).await?.is_none() {
+            unknown.push(id);
+        }
+    }
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let found = conn
+        .crm
+        .organizations(&conn.session, &unknown)
+        .await
+        .map_err(OrganizationError::Crm)?;
+    for org in found {
+        if let Some(key) = organization_key(&org.name) {
+            stored::remember(db, conn.id, org.id, &key, &org.name, engine.now()).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Fills the person's company (the local field mapped to the organization) in its snapshot:
+/// the organization's name, cleared for none; left out (unknown) when tandem does not know
+/// the organization's name.
+pub async fn complete<C: Conn>(
+    db: &C,
+    conn: &ConnectionCtx,
+    person: &mut CrmPerson,
+) -> Result<(), SyncError> {
+    let Some(field) = conn.map.organization_field() else {
+        return Ok(());
+    };
+    if person.deleted {
+        return Ok(());
+    }
+    let value = match person.org_id {
+        None => Some(FieldValue::Cleared),
+        Some(id) => stored::name_of(db, conn.id, id)
+            .await?
+            .map(|name| FieldValue::text(name.trim())),
+    };
+    if let Some(value) = value {
+        person.snapshot.fields.insert(field.local.clone(), value);
+    }
+    Ok(())
+}
+
+/// An organization's new name (a webhook): remembered, and every person of it re-read and
+/// merged, so each linked contact's company follows.
+pub async fn organization_renamed(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    org_id: i64,
+    name: &str,
+) -> Result<Vec<CrmPerson>, OrganizationError> {
+    if conn.map.organization_field().is_none() {
+        return Ok(Vec::new());
+    }
+    let db = &engine.store;
+    let known = stored::name_of(db, conn.id, org_id).await?;
+    if known.as_deref() == Some(name) {
+        return Ok(Vec::new());
+    }
+    if let Some(key) = organization_key(name) {
+        stored::remember(db, conn.id, org_id, &key, name, engine.now()).await?;
+    }
+    if known.is_none() {
+        // An organization tandem never linked anyone to: no contact to change.
+        return Ok(Vec::new());
+    }
+    conn.crm
+        .organization_people(&conn.session, &conn.map, org_id)
+        .await
+        .map_err(OrganizationError::Crm)
+}

@@ -1,0 +1,297 @@
+//! Organizations in the two-way sync (issue 20): the contact's company (`org_name`) is the
+//! Pipedrive person's organization, found by name (trimmed, case-insensitive) before one is
+//! created, never twice; renames and moves in Pipedrive reach the contacts. Salesforce keeps
+//! the company as a plain field.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tandem_core::{FieldKey, FieldValue};
+use tandem_engine::store::field_mappings::{self, FieldMappingRow};
+use tandem_engine::sync::app::local;
+use tandem_engine::sync::worker;
+use tandem_engine::sync::worker::ExecutionOutcome;
+use tandem_tests::fields::{email, fields, name, text_of};
+use tandem_tests::{spawn_app, TestApp};
+
+fn company(value: &str) -> (FieldKey, FieldValue) {
+    (FieldKey::new("org_name").unwrap(), FieldValue::text(value))
+}
+
+/// The simulator's organizations whose name is `name` once trimmed and lower-cased.
+fn orgs_named(app: &TestApp, name: &str) -> Vec<Value> {
+    let wanted = name.trim().to_lowercase();
+    app.sim
+        .handle()
+        .organizations()
+        .into_iter()
+        .filter(|o| o["name"].as_str().unwrap_or_default().trim().to_lowercase() == wanted)
+        .collect()
+}
+
+fn person_of(app: &TestApp, address: &str) -> Value {
+    let found = app.sim.handle().persons_by_email(address);
+    assert_eq!(found.len(), 1, "one person with {address}");
+    found.into_iter().next().unwrap()
+}
+
+async fn contact_with_company(app: &TestApp, label: &str, address: &str, org: &str) -> uuid::Uuid {
+    local::create_contact(
+        &app.engine,
+        fields([name(label), email(address), company(org)]),
+        true,
+    )
+    .await
+    .unwrap()
+    .contact_id
+}
+
+/// Waits (bounded) until the simulator delivered a webhook of `entity` to tandem, then drives.
+async fn await_webhook(app: &TestApp, entity: &str, action: &str) {
+    app.sim
+        .handle()
+        .wait_for_deliveries(Duration::from_secs(20), |deliveries| {
+            deliveries
+                .iter()
+                .any(|d| d.delivered && d.entity == entity && d.action == action)
+        })
+        .await;
+    app.drive().await;
+}
+
+#[tokio::test]
+async fn a_company_set_in_the_app_creates_an_organization_and_links_the_person_to_it() {
+    let app = spawn_app().await;
+    app.connect_and_sync().await;
+    let contact = contact_with_company(&app, "Ada", "ada@example.com", "Analytical Engines").await;
+    app.drive().await;
+
+    let orgs = orgs_named(&app, "Analytical Engines");
+    assert_eq!(orgs.len(), 1, "one organization created");
+    let person = person_of(&app, "ada@example.com");
+    assert_eq!(person["org_id"], orgs[0]["id"]);
+    assert_eq!(
+        text_of(&app.contact(contact).await, "org_name").as_deref(),
+        Some("Analytical Engines")
+    );
+
+    // A new company moves the person to (a new) organization; clearing it unlinks the person.
+    local::update_contact(&app.engine, contact, fields([company("Difference Ltd")]))
+        .await
+        .unwrap();
+    app.drive().await;
+    let difference = orgs_named(&app, "Difference Ltd");
+    assert_eq!(difference.len(), 1);
+    assert_eq!(
+        person_of(&app, "ada@example.com")["org_id"],
+        difference[0]["id"]
+    );
+    let cleared = (FieldKey::new("org_name").unwrap(), FieldValue::Cleared);
+    local::update_contact(&app.engine, contact, fields([cleared]))
+        .await
+        .unwrap();
+    app.drive().await;
+    assert!(person_of(&app, "ada@example.com")["org_id"].is_null());
+}
+
+#[tokio::test]
+async fn an_existing_organization_with_different_case_and_spaces_is_reused_not_duplicated() {
+    let app = spawn_app().await;
+    app.connect_and_sync().await;
+    let existing = app
+        .sim
+        .handle()
+        .create_org_as_user(json!({ "name": "ACME Corp" }))
+        .unwrap();
+    contact_with_company(&app, "Wile", "wile@example.com", "  acme   corp ").await;
+    app.drive().await;
+
+    assert_eq!(
+        orgs_named(&app, "acme corp").len(),
+        1,
+        "no second organization"
+    );
+    assert_eq!(
+        person_of(&app, "wile@example.com")["org_id"],
+        existing["id"]
+    );
+}
+
+#[tokio::test]
+async fn twenty_contacts_with_the_same_new_company_synced_concurrently_create_exactly_one_organization(
+) {
+    let app = spawn_app().await;
+    app.connect_and_sync().await;
+    let mut addresses = Vec::new();
+    for i in 0..20 {
+        let address = format!("initech{i}@example.com");
+        // The same company, spelled as twenty people would.
+        let spelled = if i % 2 == 0 { "Initech" } else { " INITECH " };
+        contact_with_company(&app, &format!("Peter {i}"), &address, spelled).await;
+        addresses.push(address);
+    }
+    // Five workers at once, each claiming and pushing jobs until none is left.
+    let workers: Vec<_> = (0..5)
+        .map(|_| {
+            let engine = app.engine.clone();
+            tokio::spawn(async move {
+                loop {
+                    match worker::run_outbox_once(&engine).await.unwrap() {
+                        ExecutionOutcome::QueueEmpty => break,
+                        _ => continue,
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.unwrap();
+    }
+    app.drive().await;
+
+    let orgs = orgs_named(&app, "initech");
+    assert_eq!(orgs.len(), 1, "exactly one organization: {orgs:?}");
+    for address in &addresses {
+        assert_eq!(
+            person_of(&app, address)["org_id"],
+            orgs[0]["id"],
+            "{address}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_organization_renamed_in_pipedrive_changes_the_company_of_every_linked_contact() {
+    let app = spawn_app().await;
+    app.connect_and_sync().await;
+    let first = contact_with_company(&app, "Hank", "hank@example.com", "Globex").await;
+    let second = contact_with_company(&app, "Mindy", "mindy@example.com", "globex").await;
+    let other = contact_with_company(&app, "Homer", "homer@example.com", "Springfield Power").await;
+    app.drive().await;
+    let globex = orgs_named(&app, "Globex");
+    assert_eq!(globex.len(), 1);
+    let sim = app.sim.handle();
+    sim.wait_for_deliveries(Duration::from_secs(20), |d| {
+        d.iter()
+            .filter(|d| d.delivered && d.entity == "person")
+            .count()
+            >= 3
+    })
+    .await;
+    app.drive().await;
+    sim.clear_deliveries();
+
+    sim.update_org_as_user(
+        globex[0]["id"].as_i64().unwrap(),
+        json!({ "name": "Globex Corporation" }),
+    )
+    .unwrap();
+    await_webhook(&app, "organization", "change").await;
+
+    for contact in [first, second] {
+        assert_eq!(
+            text_of(&app.contact(contact).await, "org_name").as_deref(),
+            Some("Globex Corporation")
+        );
+    }
+    assert_eq!(
+        text_of(&app.contact(other).await, "org_name").as_deref(),
+        Some("Springfield Power")
+    );
+    // The contacts' new company is Pipedrive's own: nothing is written back.
+    app.drive().await;
+    assert_eq!(orgs_named(&app, "Globex Corporation").len(), 1);
+    assert!(orgs_named(&app, "Globex").is_empty());
+}
+
+#[tokio::test]
+async fn a_person_moved_to_another_organization_in_pipedrive_changes_the_contacts_company() {
+    let app = spawn_app().await;
+    app.connect_and_sync().await;
+    let contact = contact_with_company(&app, "Richard", "richard@example.com", "Hooli").await;
+    app.drive().await;
+    app.await_person_webhooks(1).await;
+    let sim = app.sim.handle();
+    let piper = sim
+        .create_org_as_user(json!({ "name": "Pied Piper" }))
+        .unwrap();
+    sim.clear_deliveries();
+    let person = person_of(&app, "richard@example.com");
+    sim.update_person_as_user(
+        person["id"].as_i64().unwrap(),
+        json!({ "org_id": piper["id"] }),
+    )
+    .unwrap();
+    app.await_person_webhooks(1).await;
+
+    assert_eq!(
+        text_of(&app.contact(contact).await, "org_name").as_deref(),
+        Some("Pied Piper")
+    );
+    // The move is not undone by a write back.
+    app.drive().await;
+    assert_eq!(
+        person_of(&app, "richard@example.com")["org_id"],
+        piper["id"]
+    );
+}
+
+#[tokio::test]
+async fn a_company_mapped_crm_to_app_only_is_not_written_back_to_pipedrive() {
+    let app = spawn_app().await;
+    let connection = app.connect_and_sync().await;
+    let now = app.engine.now();
+    field_mappings::save(
+        app.store.db(),
+        FieldMappingRow {
+            id: uuid::Uuid::new_v4(),
+            connection_id: connection,
+            local_field: "org_name".to_owned(),
+            remote_field: "org_id".to_owned(),
+            remote_type: "org".to_owned(),
+            direction: "inbound".to_owned(),
+            owner: None,
+            currency: None,
+            created_at: now,
+            updated_at: now,
+        },
+        false,
+    )
+    .await
+    .unwrap();
+    contact_with_company(&app, "Ann", "ann@example.com", "Vandelay Industries").await;
+    app.drive().await;
+
+    assert!(orgs_named(&app, "Vandelay Industries").is_empty());
+    assert!(person_of(&app, "ann@example.com")["org_id"].is_null());
+}
+
+#[tokio::test]
+async fn a_salesforce_connection_leaves_the_company_a_plain_field() {
+    use tandem_engine::sync::connections;
+    let sf = tandem_tests::salesforce::spawn_sf_app(salesforce_sim::SfSimConfig::default(), |_| {})
+        .await;
+    let connection = sf.connect_and_sync(false).await;
+    let conn = connections::load(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
+    assert!(conn.map.organization_field().is_none());
+    assert!(!conn.crm.has_organizations());
+    let contact = local::create_contact(
+        &sf.app.engine,
+        fields([
+            name("Sally Force"),
+            email("sally@example.com"),
+            company("Cloud Co"),
+        ]),
+        true,
+    )
+    .await
+    .unwrap()
+    .contact_id;
+    sf.app.drive().await;
+    assert_eq!(
+        text_of(&sf.app.contact(contact).await, "org_name").as_deref(),
+        Some("Cloud Co")
+    );
+}
