@@ -511,7 +511,7 @@ async fn latency_run(edits: usize, burst: Option<u32>) -> anyhow::Result<Latency
         let k = i % ids.len();
         let value = format!("App edit {i}");
         let t0 = Instant::now();
-        local::update_contact(&app.engine, ids[k], fields([name(&value)])).await?;
+        local::update_contact(&app.engine, ids[k].uuid().into(), fields([name(&value)])).await?;
         let seen = wait(Duration::from_secs(30), || async {
             sim.person(person_of[k])
                 .is_some_and(|p| p["name"] == value.as_str())

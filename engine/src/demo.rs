@@ -309,7 +309,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             let t0 = Instant::now();
             handle.update_person_as_user(person_id, serde_json::json!({ "name": new_name }))?;
             let arrived = wait_until_async(Duration::from_secs(10), || async {
-                contacts::load(&engine.store, contact_id)
+                contacts::load(&engine.store, contact_id.into())
                     .await
                     .ok()
                     .flatten()
@@ -330,7 +330,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         connections::set_paused(&engine.store, connection_id, true, engine.now()).await?;
         local::update_contact(
             &engine,
-            contact_id,
+            contact_id.into(),
             [name_field("Conflict: app's name")].into_iter().collect(),
         )
         .await?;
@@ -348,7 +348,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         let mut converged = None;
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            let local = contacts::load(&engine.store, contact_id)
+            let local = contacts::load(&engine.store, contact_id.into())
                 .await?
                 .and_then(|c| text_of(&c.fields, "name"));
             let remote = handle
@@ -502,7 +502,7 @@ async fn link_person(
             continue;
         };
         if let Some(link) = links::by_person(&engine.store, connection, id).await? {
-            return Ok(Some((id, link.contact_id)));
+            return Ok(Some((id, link.contact_id.uuid())));
         }
     }
     Ok(None)

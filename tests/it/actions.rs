@@ -8,7 +8,9 @@ use tandem_tests::spawn_app;
 fn submit(action: &str, contact_id: uuid::Uuid, params: serde_json::Value, key: &str) -> Submit {
     Submit {
         action: actions::parse_action(action).unwrap(),
-        contact: ContactRef::Id { contact_id },
+        contact: ContactRef::Id {
+            contact_id: contact_id.into(),
+        },
         params,
         idempotency_key: key.to_owned(),
     }
@@ -31,7 +33,7 @@ async fn add_deal_on_a_contact_without_a_person_creates_one_person_owned_by_the_
         &app.engine,
         submit(
             "add_deal",
-            contact,
+            contact.uuid(),
             json!({ "title": "Big deal", "value": 1200, "currency": "EUR" }),
             "journey-1-step-3",
         ),
@@ -68,7 +70,7 @@ async fn add_deal_on_a_contact_without_a_person_creates_one_person_owned_by_the_
         &app.engine,
         submit(
             "add_deal",
-            contact,
+            contact.uuid(),
             json!({ "title": "Big deal", "value": 1200, "currency": "EUR" }),
             "journey-1-step-3",
         ),
@@ -85,7 +87,7 @@ async fn add_deal_on_a_contact_without_a_person_creates_one_person_owned_by_the_
         &app.engine,
         submit(
             "add_deal",
-            contact,
+            contact.uuid(),
             json!({ "title": "Other" }),
             "journey-1-step-3",
         ),
@@ -120,7 +122,7 @@ async fn update_deal_stage_on_an_unlinked_contact_fails_without_creating_anythin
         &app.engine,
         submit(
             "update_deal_stage",
-            contact,
+            contact.uuid(),
             json!({ "stage_id": stage }),
             "k-stage",
         ),
@@ -182,7 +184,7 @@ async fn invalid_parameters_are_refused_with_a_precise_reason() {
     for (i, (action, params, expected)) in cases.into_iter().enumerate() {
         let error = actions::submit(
             &app.engine,
-            submit(action, contact, params, &format!("bad-{i}")),
+            submit(action, contact.uuid(), params, &format!("bad-{i}")),
         )
         .await
         .unwrap_err();
@@ -233,7 +235,7 @@ async fn a_hundred_concurrent_actions_for_ten_contacts_under_injected_429s_creat
         tasks.spawn(async move {
             actions::submit(
                 &engine,
-                submit(action, contact, params, &format!("concurrent-{n}")),
+                submit(action, contact.uuid(), params, &format!("concurrent-{n}")),
             )
             .await
             .map(|s| s.record.id)

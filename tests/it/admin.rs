@@ -464,7 +464,7 @@ async fn the_sync_log_filters_by_contact_person_and_kind_and_refuses_a_bad_filte
                 "x",
             )
             .connection(id.into())
-            .contact(contact)
+            .contact(contact.into())
             .person(person)
             .status(Some(400)),
             now,

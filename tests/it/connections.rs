@@ -49,7 +49,7 @@ async fn push_new_contact(app: &TestApp, mail: &str) -> uuid::Uuid {
     .await
     .unwrap();
     app.drive().await;
-    created.contact_id
+    created.contact_id.uuid()
 }
 
 #[tokio::test]
@@ -153,7 +153,7 @@ async fn a_refused_refresh_moves_the_connection_to_token_expired_with_the_401_in
     let expired = app.log_entries("token_expired").await;
     assert_eq!(expired.len(), 1);
     assert_eq!(expired[0].status, Some(401));
-    assert_eq!(expired[0].contact_id, Some(contact));
+    assert_eq!(expired[0].contact_id, Some(contact.into()));
     assert_eq!(
         expired[0].remote_error.as_deref(),
         Some("unauthorized access (Please check developers.pipedrive.com)")

@@ -89,9 +89,9 @@ async fn merging_two_persons_through_tandem_leaves_one_person_one_link_and_an_up
             .unwrap()
             .unwrap()
             .contact_id,
-        survivor_contact
+        survivor_contact.into()
     );
-    let archived = app.contact(merged_contact).await;
+    let archived = app.contact(merged_contact.uuid()).await;
     assert!(archived.archived, "the merged contact is kept, archived");
     let groups = duplicates::list(&app.engine, &conn, false).await.unwrap();
     assert_eq!(groups[0].members.len(), 2, "the report follows");
@@ -125,7 +125,7 @@ async fn a_merge_done_in_pipedrive_is_followed_through_its_webhook() {
             .unwrap()
             .is_some()
     );
-    assert!(app.contact(merged_contact).await.archived);
+    assert!(app.contact(merged_contact.uuid()).await.archived);
     assert_eq!(sim.calls("v2.addPerson"), 0, "no duplicate was created");
 }
 

@@ -22,7 +22,7 @@ async fn contact_for(
         .await
         .unwrap()
         .expect("the person is linked");
-    app.contact(link.contact_id).await
+    app.contact(link.contact_id.uuid()).await
 }
 
 #[tokio::test]
@@ -165,7 +165,7 @@ async fn a_person_deleted_in_pipedrive_unlinks_and_archives_its_contact() {
         .await
         .unwrap()
         .is_none());
-    let contact = app.contact(contact_id).await;
+    let contact = app.contact(contact_id.uuid()).await;
     assert!(
         contact.archived,
         "archived by the default setting, kept with its data"
@@ -199,7 +199,7 @@ async fn tandems_own_write_echoed_back_by_a_webhook_produces_no_further_write() 
     assert_eq!(sim.calls("v2.updatePerson"), 1, "one PATCH, no ping-pong");
     assert_eq!(sim.calls("v2.addPerson"), 1);
     assert_eq!(
-        text_of(&app.contact(created.contact_id).await, "name").as_deref(),
+        text_of(&app.contact(created.contact_id.uuid()).await, "name").as_deref(),
         Some("Echo Test 2")
     );
 }
@@ -344,7 +344,7 @@ async fn reconciliation_unlinks_persons_deleted_unseen_repairs_drift_and_restore
     assert_eq!(report.unlinked, 1);
     assert_eq!(report.repaired, 1);
     assert_eq!(report.webhooks_repaired, 1);
-    assert!(app.contact(gone_contact).await.archived);
+    assert!(app.contact(gone_contact.uuid()).await.archived);
     assert_eq!(
         text_of(&contact_for(&app, connection, drifted).await, "name").as_deref(),
         Some("Drifted Away")
@@ -385,7 +385,7 @@ async fn page_outcome<C: sea_orm::ConnectionTrait>(
             .await
             .unwrap()
             .unwrap();
-        if !before.contains(&link.contact_id) {
+        if !before.contains(&link.contact_id.uuid()) {
             labels.push((link.contact_id, format!("<contact of person {person}>")));
         }
         link_rows.push(json!({
@@ -396,7 +396,7 @@ async fn page_outcome<C: sea_orm::ConnectionTrait>(
     let ids = all_contact_ids(txn).await;
     let mut contact_rows = Vec::new();
     for id in ids {
-        let c = contacts::load(txn, id).await.unwrap().unwrap();
+        let c = contacts::load(txn, id.into()).await.unwrap().unwrap();
         contact_rows.push(json!({
             "id": c.id, "email": c.email, "version": c.version.0, "archived": c.archived,
             "created_at": c.created_at, "updated_at": c.updated_at, "fields": c.fields,

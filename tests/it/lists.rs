@@ -21,6 +21,7 @@ async fn list_member(app: &TestApp, who: &str, mail: &str) -> uuid::Uuid {
         .await
         .unwrap()
         .contact_id
+        .uuid()
 }
 
 #[tokio::test]
@@ -69,7 +70,7 @@ async fn a_list_member_whose_email_pipedrive_already_has_is_linked_to_that_perso
     let persons = app.sim.handle().persons_by_email("known@example.com");
     assert_eq!(persons.len(), 1, "{persons:?}");
     assert_eq!(persons[0]["id"], existing);
-    let link = tandem_engine::sync::links::by_contact(app.store.db(), id.into(), contact)
+    let link = tandem_engine::sync::links::by_contact(app.store.db(), id.into(), contact.into())
         .await
         .unwrap();
     assert!(link.is_some());

@@ -44,6 +44,7 @@ async fn contact_with_company(app: &TestApp, label: &str, address: &str, org: &s
     .await
     .unwrap()
     .contact_id
+    .uuid()
 }
 
 /// Waits (bounded) until the simulator delivered a webhook of `entity` to tandem, then drives.
@@ -76,9 +77,13 @@ async fn a_company_set_in_the_app_creates_an_organization_and_links_the_person_t
     );
 
     // A new company moves the person to (a new) organization; clearing it unlinks the person.
-    local::update_contact(&app.engine, contact, fields([company("Difference Ltd")]))
-        .await
-        .unwrap();
+    local::update_contact(
+        &app.engine,
+        contact.into(),
+        fields([company("Difference Ltd")]),
+    )
+    .await
+    .unwrap();
     app.drive().await;
     let difference = orgs_named(&app, "Difference Ltd");
     assert_eq!(difference.len(), 1);
@@ -87,7 +92,7 @@ async fn a_company_set_in_the_app_creates_an_organization_and_links_the_person_t
         difference[0]["id"]
     );
     let cleared = (FieldKey::new("org_name").unwrap(), FieldValue::Cleared);
-    local::update_contact(&app.engine, contact, fields([cleared]))
+    local::update_contact(&app.engine, contact.into(), fields([cleared]))
         .await
         .unwrap();
     app.drive().await;
@@ -291,7 +296,7 @@ async fn a_salesforce_connection_leaves_the_company_a_plain_field() {
     .contact_id;
     sf.app.drive().await;
     assert_eq!(
-        text_of(&sf.app.contact(contact).await, "org_name").as_deref(),
+        text_of(&sf.app.contact(contact.uuid()).await, "org_name").as_deref(),
         Some("Cloud Co")
     );
 }

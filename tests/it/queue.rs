@@ -23,7 +23,7 @@ async fn concurrent_claims_never_share_a_job_and_never_run_two_jobs_of_one_conta
             // Actions do not coalesce: five jobs per contact stay five jobs, in order.
             let payload = JobPayload::Action {
                 action_id: uuid::Uuid::now_v7(),
-                contact_id: *key,
+                contact_id: (*key).into(),
             };
             assert!(queue::enqueue(
                 &txn,
@@ -90,7 +90,7 @@ async fn a_job_whose_worker_died_is_claimed_again_after_its_lease() {
         &contact.to_string(),
         Priority::Edit,
         &JobPayload::PushContact {
-            contact_id: contact,
+            contact_id: contact.into(),
         },
         Utc::now(),
     )
@@ -276,7 +276,7 @@ async fn two_engines_on_one_database_apply_each_event_once_and_run_each_job_once
     );
     for (i, contact) in contacts.iter().enumerate() {
         assert_eq!(
-            text_of(&a.contact(*contact).await, "name").as_deref(),
+            text_of(&a.contact((*contact).uuid()).await, "name").as_deref(),
             Some(format!("Remote 1 {i}").as_str()),
             "a person's events are applied in order"
         );

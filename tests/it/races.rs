@@ -30,7 +30,7 @@ async fn contact_with_a_refused_edit(
     local::update_contact(&app.engine, created.contact_id, fields([cleared]))
         .await
         .unwrap();
-    created.contact_id
+    created.contact_id.uuid()
 }
 
 /// The crash test's lost edit on Postgres: tandem's PATCH lands in Pipedrive, tandem is killed
@@ -98,7 +98,7 @@ async fn a_write_that_landed_while_tandem_was_killed_is_its_own_echo_and_never_u
     .await
     .unwrap();
     worker::run_inbox_once(&app.engine).await.unwrap();
-    let contact = app.contact(created.contact_id).await;
+    let contact = app.contact(created.contact_id.uuid()).await;
     assert_eq!(
         text_of(&contact, "name").unwrap(),
         "App edit 121",
@@ -118,7 +118,7 @@ async fn a_write_that_landed_while_tandem_was_killed_is_its_own_echo_and_never_u
         person_name(&sim.persons_by_email("killed@example.com")[0]),
         "App edit 121"
     );
-    let contact = app.contact(created.contact_id).await;
+    let contact = app.contact(created.contact_id.uuid()).await;
     assert_eq!(text_of(&contact, "name").unwrap(), "App edit 121");
 }
 
@@ -147,7 +147,7 @@ async fn one_refused_edit_is_one_request_and_one_dead_letter_however_often_the_p
         .unwrap();
     assert_eq!((counts.dead, counts.pending), (1, 0));
     let filter = tandem_engine::sync::synclog::Filter {
-        contact_id: Some(contact_id),
+        contact_id: Some(contact_id.into()),
         kind: Some("dead_letter".into()),
         ..Default::default()
     };
@@ -157,9 +157,13 @@ async fn one_refused_edit_is_one_request_and_one_dead_letter_however_often_the_p
     assert_eq!(entries.len(), 1, "one dead letter in the sync log");
 
     // A new value is sent; the refused one is not sent again.
-    local::update_contact(&app.engine, contact_id, fields([name("Named Again")]))
-        .await
-        .unwrap();
+    local::update_contact(
+        &app.engine,
+        contact_id.into(),
+        fields([name("Named Again")]),
+    )
+    .await
+    .unwrap();
     app.drive().await;
     assert_eq!(sim.calls("v2.updatePerson"), 2);
     assert_eq!(
@@ -343,7 +347,7 @@ async fn a_poll_page_read_before_a_push_and_applied_after_it_in_the_same_second_
     tandem_engine::sync::inbound::apply_person(&app.engine, &conn, &page)
         .await
         .unwrap();
-    let contact = app.contact(created.contact_id).await;
+    let contact = app.contact(created.contact_id.uuid()).await;
     assert_eq!(
         text_of(&contact, "name").unwrap(),
         "App edit 121",

@@ -42,11 +42,11 @@ async fn linked_app() -> (TestApp, Uuid, Uuid) {
         .unwrap()
         .expect("the person is linked")
         .contact_id;
-    (app, connection, contact)
+    (app, connection, contact.uuid())
 }
 
 async fn edit(app: &TestApp, contact: Uuid, new_name: &str) {
-    local::update_contact(&app.engine, contact, fields([name(new_name)]))
+    local::update_contact(&app.engine, contact.into(), fields([name(new_name)]))
         .await
         .unwrap();
 }

@@ -111,7 +111,7 @@ async fn the_initial_sync_links_every_lead_and_contact_and_a_salesforce_edit_rea
         .await
         .unwrap()
         .expect("the lead is linked");
-    let contact = sf.app.contact(link.contact_id).await;
+    let contact = sf.app.contact(link.contact_id.uuid()).await;
     assert_eq!(text_of(&contact, "name").as_deref(), Some("Grace Hopper"));
 }
 
@@ -470,7 +470,7 @@ async fn a_lead_converted_in_salesforce_moves_its_link_to_the_contact_without_a_
             .is_none()
     );
     assert_eq!(link_count(&sf, connection).await, 1);
-    let local = sf.app.contact(lead_link.contact_id).await;
+    let local = sf.app.contact(lead_link.contact_id.uuid()).await;
     assert!(!local.archived);
 }
 

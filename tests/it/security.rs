@@ -166,7 +166,7 @@ async fn after_a_reconnect_and_a_restart_pipedrive_webhooks_still_carry_the_cred
         .unwrap()
         .unwrap();
     assert_eq!(
-        text_of(&app.contact(link.contact_id).await, "name").as_deref(),
+        text_of(&app.contact(link.contact_id.uuid()).await, "name").as_deref(),
         Some("After Reconnect")
     );
 }
@@ -726,7 +726,7 @@ async fn a_failed_delivery_shows_the_api_only_that_it_failed() {
     let contact = Uuid::parse_str(contact["id"].as_str().unwrap()).unwrap();
     tandem_engine::sync::app::contact_event(
         app.store.db(),
-        contact,
+        contact.into(),
         tandem_engine::sync::app::ContactEvent::Updated,
         None,
         chrono::Utc::now(),

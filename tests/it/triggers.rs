@@ -28,7 +28,7 @@ async fn app_with_person() -> (TestApp, Uuid, i64, Uuid) {
         .unwrap()
         .expect("linked")
         .contact_id;
-    (app, connection, person, contact)
+    (app, connection, person, contact.uuid())
 }
 
 async fn subscribe(app: &TestApp, types: &[&str], stage_ids: Vec<i64>) -> TestReceiver {

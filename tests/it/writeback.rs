@@ -260,7 +260,7 @@ async fn contact_and_its_unrecorded_person(app: &TestApp, address: &str) -> (uui
             "custom_fields": { apid_key: created.contact_id.to_string() },
         }))
         .unwrap();
-    (created.contact_id, person["id"].as_i64().unwrap())
+    (created.contact_id.uuid(), person["id"].as_i64().unwrap())
 }
 
 async fn poll(app: &TestApp, connection: uuid::Uuid) {
@@ -286,16 +286,21 @@ async fn a_person_created_by_tandem_and_found_later_by_its_ap_id_does_not_undo_a
     let connection = app.connect_and_sync().await;
     let (contact, person_id) = contact_and_its_unrecorded_person(&app, "race@example.com").await;
     // The app's edit happened before Pipedrive's (later) stamp on the create.
-    local::update_contact(&app.engine, contact, fields([name("Edited Meanwhile")]))
-        .await
-        .unwrap();
+    local::update_contact(
+        &app.engine,
+        contact.into(),
+        fields([name("Edited Meanwhile")]),
+    )
+    .await
+    .unwrap();
 
     // The poller meets the person first and links it by apId.
     poll(&app, connection).await;
-    let link = tandem_engine::sync::links::by_contact(app.store.db(), connection.into(), contact)
-        .await
-        .unwrap()
-        .expect("linked by apId");
+    let link =
+        tandem_engine::sync::links::by_contact(app.store.db(), connection.into(), contact.into())
+            .await
+            .unwrap()
+            .expect("linked by apId");
     assert_eq!(link.person_id, person_id);
     assert_eq!(
         contact_name(&app, contact).await.as_deref(),
@@ -392,11 +397,16 @@ async fn a_write_with_an_unknown_outcome_that_landed_is_recognised_as_an_echo_an
     app.drive().await;
 
     assert_eq!(
-        contact_name(&app, contact).await.as_deref(),
+        contact_name(&app, contact.uuid()).await.as_deref(),
         Some("Edited After")
     );
     assert_eq!(person_name(&sim.person(person_id).unwrap()), "Edited After");
-    let phone = app.contact(contact).await.fields.get("phone").cloned();
+    let phone = app
+        .contact(contact.uuid())
+        .await
+        .fields
+        .get("phone")
+        .cloned();
     assert!(
         format!("{phone:?}").contains("+15550001"),
         "the Pipedrive edit arrived: {phone:?}"

@@ -439,7 +439,7 @@ pub async fn run(config: ChaosConfig) -> anyhow::Result<ChaosReport> {
             }
         }
         let contact = contact_ids[rng.gen_range(0..contact_ids.len())];
-        let link = links::by_contact(engine.store.db(), connection.into(), contact).await?;
+        let link = links::by_contact(engine.store.db(), connection.into(), contact.into()).await?;
         let remote_side = rng.gen_bool(0.5) && link.is_some();
         if let (true, Some(link)) = (remote_side, link) {
             let phone = format!("+2{i:09}");
@@ -550,11 +550,13 @@ async fn compare(
         + persons.len().saturating_sub(expected.len())
         + ids.len().saturating_sub(expected.len());
     for (id, want) in expected {
-        let Some(contact) = contacts::load(engine.store.db(), *id).await? else {
+        let Some(contact) = contacts::load(engine.store.db(), (*id).into()).await? else {
             lost += 1;
             continue;
         };
-        let Some(link) = links::by_contact(engine.store.db(), connection.into(), *id).await? else {
+        let Some(link) =
+            links::by_contact(engine.store.db(), connection.into(), (*id).into()).await?
+        else {
             divergent += 1;
             if examples.len() < 5 {
                 examples.push(format!("contact {id} is not linked"));

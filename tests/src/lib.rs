@@ -331,7 +331,7 @@ impl TestApp {
 
     /// A local contact's fields.
     pub async fn contact(&self, id: Uuid) -> tandem_engine::sync::app::contacts::LocalContact {
-        tandem_engine::sync::app::contacts::load(self.store.db(), id)
+        tandem_engine::sync::app::contacts::load(self.store.db(), id.into())
             .await
             .expect("db")
             .expect("contact exists")

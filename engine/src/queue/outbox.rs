@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tandem_core::ConnectionId;
+use tandem_core::ContactId;
 use uuid::Uuid;
 
 use super::claim::lease_end;
@@ -35,15 +36,24 @@ pub enum Priority {
 pub enum JobPayload {
     /// Bring the linked (or to-be-created) person of a contact up to date with the contact.
     /// Coalescing: one pending push per contact at most; it sends the latest values at run time.
-    PushContact { contact_id: Uuid },
+    PushContact { contact_id: ContactId },
     /// A journey action recorded in `payload` (see `sync::actions`).
-    Action { action_id: Uuid, contact_id: Uuid },
+    Action {
+        action_id: Uuid,
+        contact_id: ContactId,
+    },
     /// Re-read a person from Pipedrive and merge it: a webhook was ambiguous (its
     /// whole-second `update_time` ties with what was merged, and its values differ).
-    RefreshPerson { contact_id: Uuid, person_id: i64 },
+    RefreshPerson {
+        contact_id: ContactId,
+        person_id: i64,
+    },
     /// Log an e-mail on the CRM's timeline (`sync::emails`); `contact_id` is its first linked
     /// participant.
-    LogEmail { email_id: Uuid, contact_id: Uuid },
+    LogEmail {
+        email_id: Uuid,
+        contact_id: ContactId,
+    },
 }
 
 impl JobPayload {
@@ -57,7 +67,7 @@ impl JobPayload {
     }
 
     /// The contact the job is about.
-    pub fn contact_id(&self) -> Uuid {
+    pub fn contact_id(&self) -> ContactId {
         match self {
             Self::PushContact { contact_id }
             | Self::Action { contact_id, .. }
@@ -274,7 +284,7 @@ pub async fn revive(
 }
 
 /// The contact a job is about, if the job exists.
-pub async fn contact_of(db: &impl Conn, job_id: Uuid) -> Result<Option<Uuid>, QueueError> {
+pub async fn contact_of(db: &impl Conn, job_id: Uuid) -> Result<Option<ContactId>, QueueError> {
     let Some(payload) = rows::job_payload(db, job_id).await? else {
         return Ok(None);
     };

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Expr, Func, LikeExpr};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use tandem_core::ContactId;
 use uuid::Uuid;
 
 use super::entities::{contact, contact_field, outbox_job, person_link};
@@ -145,8 +146,9 @@ pub struct PendingWrite {
 /// The contact's jobs in the outbox (its ordering key is its id), oldest first.
 pub async fn pending_writes(
     db: &impl Conn,
-    contact: Uuid,
+    contact: ContactId,
 ) -> Result<Vec<PendingWrite>, StoreError> {
+    let contact = contact.uuid();
     Ok(outbox_job::Entity::find()
         .filter(outbox_job::Column::OrderingKey.eq(contact.to_string()))
         .order_by_asc(outbox_job::Column::CreatedAt)

@@ -1,6 +1,7 @@
 //! The local contact store: contacts, their field values, list membership.
 
 use std::collections::BTreeMap;
+use tandem_core::ContactId;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
@@ -17,7 +18,7 @@ pub const PIPEDRIVE_LIST: &str = "pipedrive_contacts";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LocalContact {
-    pub id: Uuid,
+    pub id: ContactId,
     pub email: Option<String>,
     /// The time of the last change made on the app side (milliseconds).
     pub version: Timestamp,
@@ -31,7 +32,8 @@ fn parse_key(key: &str) -> Result<FieldKey, StoreError> {
     FieldKey::new(key).map_err(|e| StoreError::Corrupt(format!("field key {key:?}: {e}")))
 }
 
-pub async fn load(db: &impl Conn, id: Uuid) -> Result<Option<LocalContact>, StoreError> {
+pub async fn load(db: &impl Conn, id: ContactId) -> Result<Option<LocalContact>, StoreError> {
+    let id = id.uuid();
     let db = db.raw();
     let Some(row) = contact::Entity::find_by_id(id).one(db).await? else {
         return Ok(None);
@@ -48,7 +50,7 @@ pub async fn load(db: &impl Conn, id: Uuid) -> Result<Option<LocalContact>, Stor
         fields.insert(parse_key(&field.field_key)?, value);
     }
     Ok(Some(LocalContact {
-        id,
+        id: id.into(),
         email: row.email,
         version: Timestamp(row.version),
         fields,
@@ -73,14 +75,14 @@ pub async fn create(
     fields: &BTreeMap<FieldKey, FieldValue>,
     origin: Origin,
     now: DateTime<Utc>,
-) -> Result<Uuid, StoreError> {
+) -> Result<ContactId, StoreError> {
     let txn = txn.raw();
     let id = new_id();
     contact::Entity::insert(contact_row(id, fields, origin, now))
         .exec_without_returning(txn)
         .await?;
     write_fields(txn, id, fields, now).await?;
-    Ok(id)
+    Ok(id.into())
 }
 
 /// The row of a contact created at `now`.
@@ -149,11 +151,12 @@ async fn write_fields(
 /// Writes field changes to an existing contact.
 pub async fn update(
     txn: &impl Conn,
-    id: Uuid,
+    id: ContactId,
     changes: &BTreeMap<FieldKey, FieldValue>,
     origin: Origin,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    let id = id.uuid();
     let txn = txn.raw();
     if changes.is_empty() {
         return Ok(());
@@ -180,10 +183,11 @@ pub async fn update(
 
 pub async fn set_archived(
     txn: &impl Conn,
-    id: Uuid,
+    id: ContactId,
     archived: bool,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    let id = id.uuid();
     let txn = txn.raw();
     contact::Entity::update_many()
         .col_expr(
@@ -198,7 +202,7 @@ pub async fn set_archived(
 }
 
 /// Contacts (not archived) whose normalised e-mail is `email`.
-pub async fn ids_by_email(db: &impl Conn, email: &str) -> Result<Vec<Uuid>, StoreError> {
+pub async fn ids_by_email(db: &impl Conn, email: &str) -> Result<Vec<ContactId>, StoreError> {
     let db = db.raw();
     Ok(contact::Entity::find()
         .filter(contact::Column::Email.eq(email))
@@ -206,14 +210,14 @@ pub async fn ids_by_email(db: &impl Conn, email: &str) -> Result<Vec<Uuid>, Stor
         .all(db)
         .await?
         .into_iter()
-        .map(|c| c.id)
+        .map(|c| ContactId::from(c.id))
         .collect())
 }
 
 /// What identity resolution needs to know of a contact.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactHead {
-    pub id: Uuid,
+    pub id: ContactId,
     /// The normalised primary e-mail.
     pub email: Option<String>,
     pub archived: bool,
@@ -222,7 +226,7 @@ pub struct ContactHead {
 impl From<contact::Model> for ContactHead {
     fn from(row: contact::Model) -> Self {
         Self {
-            id: row.id,
+            id: row.id.into(),
             email: row.email,
             archived: row.archived_at.is_some(),
         }
@@ -230,7 +234,8 @@ impl From<contact::Model> for ContactHead {
 }
 
 /// The contacts with these ids (those that exist), archived or not.
-pub async fn heads(db: &impl Conn, ids: &[Uuid]) -> Result<Vec<ContactHead>, StoreError> {
+pub async fn heads(db: &impl Conn, ids: &[ContactId]) -> Result<Vec<ContactHead>, StoreError> {
+    let ids: Vec<Uuid> = ids.iter().map(|id| id.uuid()).collect();
     let db = db.raw();
     let mut found = Vec::new();
     for chunk in ids.chunks(MAX_BIND_PARAMS) {
@@ -315,7 +320,8 @@ pub async fn create_many(
     Ok(())
 }
 
-pub async fn in_list(db: &impl Conn, id: Uuid, list: &str) -> Result<bool, StoreError> {
+pub async fn in_list(db: &impl Conn, id: ContactId, list: &str) -> Result<bool, StoreError> {
+    let id = id.uuid();
     let db = db.raw();
     Ok(
         contact_list_member::Entity::find_by_id((list.to_owned(), id))
@@ -328,12 +334,13 @@ pub async fn in_list(db: &impl Conn, id: Uuid, list: &str) -> Result<bool, Store
 /// Adds a contact to a list; adding twice is a no-op. Returns whether it was added now.
 pub async fn add_to_list(
     txn: &impl Conn,
-    id: Uuid,
+    id: ContactId,
     list: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
+    let id = id.uuid();
     let txn = txn.raw();
-    if in_list(txn, id, list).await? {
+    if in_list(txn, id.into(), list).await? {
         return Ok(false);
     }
     contact_list_member::Entity::insert(contact_list_member::ActiveModel {
@@ -346,7 +353,12 @@ pub async fn add_to_list(
     Ok(true)
 }
 
-pub async fn remove_from_list(txn: &impl Conn, id: Uuid, list: &str) -> Result<bool, StoreError> {
+pub async fn remove_from_list(
+    txn: &impl Conn,
+    id: ContactId,
+    list: &str,
+) -> Result<bool, StoreError> {
+    let id = id.uuid();
     let txn = txn.raw();
     let result = contact_list_member::Entity::delete_by_id((list.to_owned(), id))
         .exec(txn)
@@ -417,15 +429,15 @@ pub async fn page(
 pub async fn list_members(
     db: &impl Conn,
     list: &str,
-    after: Option<Uuid>,
+    after: Option<ContactId>,
     limit: u64,
-) -> Result<(Vec<(Uuid, DateTime<Utc>)>, bool), StoreError> {
+) -> Result<(Vec<(ContactId, DateTime<Utc>)>, bool), StoreError> {
     let db = db.raw();
     use sea_orm::{QueryOrder, QuerySelect};
     let mut select =
         contact_list_member::Entity::find().filter(contact_list_member::Column::ListKey.eq(list));
     if let Some(after) = after {
-        select = select.filter(contact_list_member::Column::ContactId.gt(after));
+        select = select.filter(contact_list_member::Column::ContactId.gt(after.uuid()));
     }
     let rows = select
         .order_by_asc(contact_list_member::Column::ContactId)
@@ -436,7 +448,7 @@ pub async fn list_members(
     Ok((
         rows.into_iter()
             .take(usize::try_from(limit).unwrap_or(usize::MAX))
-            .map(|r| (r.contact_id, r.added_at))
+            .map(|r| (ContactId::from(r.contact_id), r.added_at))
             .collect(),
         more,
     ))

@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use tandem_core::ConnectionId;
+use tandem_core::ContactId;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set};
@@ -17,7 +18,7 @@ use super::{insert_chunked, Conn, StoreError, MAX_BIND_PARAMS};
 pub struct Link {
     pub id: Uuid,
     pub connection_id: ConnectionId,
-    pub contact_id: Uuid,
+    pub contact_id: ContactId,
     pub person_id: i64,
     /// The merge state: base, versions, tandem's own and unknown-outcome writes, refused values.
     pub state: LinkState,
@@ -42,7 +43,7 @@ fn from_row(row: person_link::Model) -> Result<Link, StoreError> {
     Ok(Link {
         id: row.id,
         connection_id: row.connection_id.into(),
-        contact_id: row.contact_id,
+        contact_id: row.contact_id.into(),
         person_id: row.person_id,
         state: LinkState {
             base,
@@ -98,8 +99,9 @@ fn of_person(connection: Uuid, person: i64) -> sea_orm::Select<person_link::Enti
 pub async fn by_contact(
     db: &impl Conn,
     connection: ConnectionId,
-    contact: Uuid,
+    contact: ContactId,
 ) -> Result<Option<Link>, StoreError> {
+    let contact = contact.uuid();
     let connection = connection.uuid();
     person_link::Entity::find()
         .filter(person_link::Column::ConnectionId.eq(connection))
@@ -111,7 +113,11 @@ pub async fn by_contact(
 }
 
 /// Any link of a contact, whatever the connection.
-pub async fn any_for_contact(db: &impl Conn, contact: Uuid) -> Result<Option<Link>, StoreError> {
+pub async fn any_for_contact(
+    db: &impl Conn,
+    contact: ContactId,
+) -> Result<Option<Link>, StoreError> {
+    let contact = contact.uuid();
     person_link::Entity::find()
         .filter(person_link::Column::ContactId.eq(contact))
         .one(db.raw())
@@ -142,7 +148,7 @@ pub async fn insert_many(
 fn new_row(link: &Link, now: DateTime<Utc>) -> person_link::ActiveModel {
     let mut row = state_columns(link, now);
     row.connection_id = Set(link.connection_id.uuid());
-    row.contact_id = Set(link.contact_id);
+    row.contact_id = Set(link.contact_id.uuid());
     row.created_at = Set(now);
     row
 }
@@ -201,8 +207,9 @@ pub async fn linked_persons(
 pub async fn persons_of_contacts(
     db: &impl Conn,
     connection: ConnectionId,
-    contacts: &[Uuid],
-) -> Result<HashMap<Uuid, i64>, StoreError> {
+    contacts: &[ContactId],
+) -> Result<HashMap<ContactId, i64>, StoreError> {
+    let contacts: Vec<Uuid> = contacts.iter().map(|id| id.uuid()).collect();
     let connection = connection.uuid();
     let mut linked = HashMap::new();
     for chunk in contacts.chunks(MAX_BIND_PARAMS - 1) {
@@ -215,7 +222,9 @@ pub async fn persons_of_contacts(
                 .filter(person_link::Column::ContactId.is_in(chunk.iter().copied()))
                 .into_tuple::<(Uuid, i64)>()
                 .all(db.raw())
-                .await?,
+                .await?
+                .into_iter()
+                .map(|(contact, person)| (ContactId::from(contact), person)),
         );
     }
     Ok(linked)
@@ -233,8 +242,9 @@ pub async fn save(txn: &impl Conn, link: &Link, now: DateTime<Utc>) -> Result<()
 pub async fn forget_refused(
     db: &impl Conn,
     connection: ConnectionId,
-    contact: Option<Uuid>,
+    contact: Option<ContactId>,
 ) -> Result<(), StoreError> {
+    let contact = contact.map(ContactId::uuid);
     let connection = connection.uuid();
     let mut update = person_link::Entity::update_many()
         .col_expr(
@@ -257,7 +267,7 @@ pub async fn delete(txn: &impl Conn, id: Uuid) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub fn new_link(connection_id: ConnectionId, contact_id: Uuid, person_id: i64) -> Link {
+pub fn new_link(connection_id: ConnectionId, contact_id: ContactId, person_id: i64) -> Link {
     Link {
         id: Uuid::now_v7(),
         connection_id,

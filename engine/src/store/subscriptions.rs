@@ -8,6 +8,7 @@ use sea_orm::{
     QuerySelect, Set,
 };
 use serde_json::Value;
+use tandem_core::ContactId;
 use uuid::Uuid;
 
 use super::entities::{outbound_delivery, webhook_subscription};
@@ -243,7 +244,7 @@ pub async fn next_delivery_due(
 /// Enqueues one delivery per (subscription, contact) pair given, due at `now`.
 pub async fn enqueue_each(
     db: &impl Conn,
-    targets: &[(Uuid, Option<Uuid>)],
+    targets: &[(Uuid, Option<ContactId>)],
     event_type: &str,
     payload: &Value,
     state: &str,
@@ -256,7 +257,7 @@ pub async fn enqueue_each(
         |(subscription_id, contact_id)| outbound_delivery::ActiveModel {
             id: Set(Uuid::now_v7()),
             subscription_id: Set(*subscription_id),
-            contact_id: Set(*contact_id),
+            contact_id: Set(contact_id.map(ContactId::uuid)),
             event_type: Set(event_type.to_owned()),
             payload: Set(payload.clone()),
             state: Set(state.to_owned()),

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde::Serialize;
 use tandem_core::ConnectionId;
+use tandem_core::ContactId;
 use uuid::Uuid;
 
 use super::entities::sync_log;
@@ -39,7 +40,7 @@ pub struct Entry {
     pub direction: Direction,
     /// A stable code: `conflict_resolved`, `crm_rejected`, `dead_letter`, `token_expired`, …
     pub kind: &'static str,
-    pub contact_id: Option<Uuid>,
+    pub contact_id: Option<ContactId>,
     pub person_id: Option<i64>,
     pub status: Option<u16>,
     pub message: String,
@@ -75,7 +76,7 @@ impl Entry {
         self
     }
 
-    pub fn contact(mut self, id: Uuid) -> Self {
+    pub fn contact(mut self, id: ContactId) -> Self {
         self.contact_id = Some(id);
         self
     }
@@ -123,7 +124,7 @@ pub async fn record(db: &impl Conn, entry: Entry, now: DateTime<Utc>) -> Result<
         level: Set(level.to_owned()),
         direction: Set(direction),
         kind: Set(entry.kind.to_owned()),
-        contact_id: Set(entry.contact_id),
+        contact_id: Set(entry.contact_id.map(ContactId::uuid)),
         person_id: Set(entry.person_id),
         status: Set(entry.status.map(i32::from)),
         message: Set(entry.message),
@@ -145,7 +146,7 @@ pub struct Stored {
     pub level: String,
     pub direction: String,
     pub kind: String,
-    pub contact_id: Option<Uuid>,
+    pub contact_id: Option<ContactId>,
     pub person_id: Option<i64>,
     /// Pipedrive's HTTP status, if the entry is about a response.
     pub status: Option<i32>,
@@ -166,7 +167,7 @@ pub type LogFilter = Filter;
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     pub connection_id: Option<ConnectionId>,
-    pub contact_id: Option<Uuid>,
+    pub contact_id: Option<ContactId>,
     pub person_id: Option<i64>,
     /// The entry kind (`dead_letter`, `token_expired`, `write_retried`, …).
     pub kind: Option<String>,
@@ -183,7 +184,7 @@ pub async fn list(db: &impl Conn, filter: &Filter) -> Result<Vec<Stored>, StoreE
         query = query.filter(sync_log::Column::ConnectionId.eq(id.uuid()));
     }
     if let Some(id) = filter.contact_id {
-        query = query.filter(sync_log::Column::ContactId.eq(id));
+        query = query.filter(sync_log::Column::ContactId.eq(id.uuid()));
     }
     if let Some(id) = filter.person_id {
         query = query.filter(sync_log::Column::PersonId.eq(id));
@@ -217,9 +218,10 @@ pub async fn list(db: &impl Conn, filter: &Filter) -> Result<Vec<Stored>, StoreE
 pub async fn latest_for_contact(
     db: &impl Conn,
     connection: ConnectionId,
-    contact: Uuid,
+    contact: ContactId,
     kind: &str,
 ) -> Result<Option<Stored>, StoreError> {
+    let contact = contact.uuid();
     let connection = connection.uuid();
     Ok(sync_log::Entity::find()
         .filter(sync_log::Column::ConnectionId.eq(connection))
@@ -239,7 +241,7 @@ fn stored(r: sync_log::Model) -> Stored {
         level: r.level,
         direction: r.direction,
         kind: r.kind,
-        contact_id: r.contact_id,
+        contact_id: r.contact_id.map(ContactId::from),
         person_id: r.person_id,
         status: r.status,
         message: r.message,

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tandem_core::email_links::{self, EmailFacts, Item, KnownItem, NoItem, Participant};
+use tandem_core::ContactId;
 use uuid::Uuid;
 
 use crate::crm::LoggedEmail;
@@ -155,7 +156,7 @@ async fn participants(
     engine: &Engine,
     conn: &ConnectionCtx,
     email: &EmailIn,
-) -> Result<(Vec<Participant>, Vec<Uuid>), SyncError> {
+) -> Result<(Vec<Participant>, Vec<ContactId>), SyncError> {
     let addresses: Vec<&String> = if email.direction == "received" {
         std::iter::once(&email.from).collect()
     } else {
@@ -278,7 +279,7 @@ pub async fn submit(engine: &Engine, raw: &Value) -> Result<(EmailRow, bool), Em
             Priority::Background,
             &JobPayload::LogEmail {
                 email_id: row.id,
-                contact_id: *contact,
+                contact_id: (*contact),
             },
             now,
         )

@@ -41,7 +41,7 @@ pub enum SyncError {
     #[error("connection {0} not found")]
     ConnectionNotFound(tandem_core::ConnectionId),
     #[error("contact {0} not found")]
-    ContactNotFound(uuid::Uuid),
+    ContactNotFound(tandem_core::ContactId),
     /// An app-side change (REST API or app event) of an archived contact.
     #[error("contact {0} is archived; archived contacts are read-only")]
     Archived(uuid::Uuid),

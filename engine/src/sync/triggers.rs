@@ -15,7 +15,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 use tandem_core::triggers::{self, ActivityState, Change, DealState, PersonState, Trigger};
-use uuid::Uuid;
+use tandem_core::ContactId;
 
 use crate::store::{crm_events, Conn};
 use crate::sync::connections::ConnectionCtx;
@@ -191,7 +191,7 @@ pub async fn observe(
     } else {
         persons_of(record)
     };
-    let mut contacts: Vec<Uuid> = Vec::new();
+    let mut contacts: Vec<ContactId> = Vec::new();
     for person in persons {
         if let Some(link) = links::by_person(txn, conn.id, person).await? {
             contacts.push(link.contact_id);

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 use tandem_core::ConnectionId;
+use tandem_core::ContactId;
 
 use rand::Rng;
 use tandem_core::{ErrorClass, RetryDecision, RetryPolicy};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use crate::crm::Notification;
 use crate::queue::inbox::Event as InboxEvent;
@@ -471,7 +471,7 @@ async fn apply_crm_event(
     payload: &str,
     renamed_people: &[crate::crm::CrmPerson],
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<Option<(Uuid, ContactEvent)>, Failure> {
+) -> Result<Option<(ContactId, ContactEvent)>, Failure> {
     let applied = match conn.crm.parse_notification(payload, &conn.map)? {
         // Deals and activities are tracked for journey actions; nothing to merge.
         Notification::Other => return Ok(None),

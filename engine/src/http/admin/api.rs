@@ -7,6 +7,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tandem_core::ConnectionId;
+use tandem_core::ContactId;
 use tandem_webhooks::{ApiError, ErrorCode};
 use uuid::Uuid;
 
@@ -273,7 +274,7 @@ async fn mirror_status(
 #[serde(deny_unknown_fields)]
 struct ResyncRequest {
     #[serde(default)]
-    contact_id: Option<Uuid>,
+    contact_id: Option<ContactId>,
 }
 
 async fn resync(
@@ -536,7 +537,7 @@ impl LogQuery {
         Ok(synclog::LogFilter {
             connection_id: uuid("connection_id", self.connection_id.as_ref())?
                 .map(ConnectionId::from),
-            contact_id: uuid("contact_id", self.contact_id.as_ref())?,
+            contact_id: uuid("contact_id", self.contact_id.as_ref())?.map(ContactId::from),
             person_id: nonempty(self.person_id.as_ref())
                 .map(|v| {
                     v.parse()
@@ -691,7 +692,7 @@ async fn merge_duplicates(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LinkRequest {
-    contact_id: Uuid,
+    contact_id: ContactId,
     person_id: i64,
 }
 

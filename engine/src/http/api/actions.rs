@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::Value;
+use tandem_core::ContactId;
 use tandem_webhooks::{ApiError, ErrorCode, FieldError};
 use uuid::Uuid;
 
@@ -46,7 +47,7 @@ pub(super) async fn submit(
     only_keys(&object, &["contact_id", "email", "params"], "")?;
     let contact = match (object.get("contact_id"), object.get("email")) {
         (Some(Value::String(id)), None) => ContactRef::Id {
-            contact_id: Uuid::parse_str(id).map_err(|_| {
+            contact_id: ContactId::parse(id).map_err(|_| {
                 ApiError::new(ErrorCode::ValidationFailed, "contact_id must be a UUID").with_fields(
                     vec![FieldError {
                         field: "contact_id".into(),

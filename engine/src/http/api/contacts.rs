@@ -24,7 +24,7 @@ use crate::sync::app::contacts::{self, PageQuery};
 use crate::sync::app::local;
 
 async fn view(state: &AppState, id: Uuid) -> Result<Value, ApiError> {
-    contact_json::view(&state.store, id)
+    contact_json::view(&state.store, id.into())
         .await
         .map_err(api_error)?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no contact {id}")))
@@ -91,7 +91,7 @@ pub(super) async fn create(
     let upserted = local::create_contact(&state.engine, fields, add_to_list)
         .await
         .map_err(api_error)?;
-    let body = view(&state, upserted.contact_id).await?;
+    let body = view(&state, upserted.contact_id.uuid()).await?;
     let status = if upserted.created {
         StatusCode::CREATED
     } else {
@@ -140,7 +140,7 @@ pub(super) async fn crm(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = path_id(&id, "contact")?;
-    if contacts::load(&state.store, id).await?.is_none() {
+    if contacts::load(&state.store, id.into()).await?.is_none() {
         return Err(ApiError::new(ErrorCode::NotFound, "no such contact"));
     }
     let connection = crate::sync::connections::active_id(&state.store)
@@ -153,7 +153,7 @@ pub(super) async fn crm(
             "the connection's mirror is off: switch it on (connection card, or mirror_connection.enabled) so journeys can ask about deals and activities without calling Pipedrive",
         ));
     }
-    let person = crate::sync::links::by_contact(&state.store, connection, id)
+    let person = crate::sync::links::by_contact(&state.store, connection, id.into())
         .await?
         .map(|link| link.person_id);
     let records = match person {
@@ -195,7 +195,7 @@ pub(super) async fn patch(
             .map_err(field_issues)?,
         None => return Err(invalid("fields", "is required")),
     };
-    local::update_contact(&state.engine, id, fields)
+    local::update_contact(&state.engine, id.into(), fields)
         .await
         .map_err(api_error)?;
     Ok(Json(view(&state, id).await?))
@@ -215,7 +215,7 @@ pub(super) async fn archive(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = path_id(&id, "contact")?;
-    local::archive_contact(&state.engine, id)
+    local::archive_contact(&state.engine, id.into())
         .await
         .map_err(api_error)?;
     Ok(Json(view(&state, id).await?))
@@ -303,7 +303,7 @@ pub(super) async fn list(
         .map_err(api_error)?;
     let mut data = Vec::with_capacity(ids.len());
     for id in ids {
-        if let Some(contact) = contact_json::view(&state.store, id)
+        if let Some(contact) = contact_json::view(&state.store, id.into())
             .await
             .map_err(api_error)?
         {

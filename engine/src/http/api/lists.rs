@@ -4,6 +4,7 @@
 //! the person there). Nothing is ever deleted in Pipedrive from here.
 
 use std::collections::HashMap;
+use tandem_core::ContactId;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -75,7 +76,9 @@ pub(super) async fn members(
     let key = known_list(&key)?;
     let after = query
         .get("cursor")
-        .map(|c| Uuid::parse_str(c).map_err(|_| invalid("cursor", "is not a cursor this API gave")))
+        .map(|c| {
+            ContactId::parse(c).map_err(|_| invalid("cursor", "is not a cursor this API gave"))
+        })
         .transpose()?;
     let (rows, more) = contacts::list_members(&state.store, key, after, page_limit(&query)?)
         .await
@@ -124,17 +127,17 @@ pub(super) async fn add(
         None => return Err(invalid("contact_id", "is required")),
     };
     debug_assert_eq!(key, PIPEDRIVE_LIST);
-    contacts::load(&state.store, id)
+    contacts::load(&state.store, id.into())
         .await
         .map_err(api_error)?
         .ok_or_else(|| invalid("contact_id", format!("no contact {id}")))?;
-    let added = local::add_to_pipedrive_list(&state.engine, id)
+    let added = local::add_to_pipedrive_list(&state.engine, id.into())
         .await
         .map_err(api_error)?;
-    let view = contact_json::view(&state.store, id)
+    let view = contact_json::view(&state.store, id.into())
         .await
         .map_err(api_error)?
-        .ok_or_else(|| api_error(SyncError::ContactNotFound(id)))?;
+        .ok_or_else(|| api_error(SyncError::ContactNotFound(id.into())))?;
     let status = if added {
         StatusCode::CREATED
     } else {
@@ -158,7 +161,7 @@ pub(super) async fn remove(
 ) -> Result<StatusCode, ApiError> {
     known_list(&key)?;
     let id = path_id(&contact_id, "contact")?;
-    match local::remove_from_pipedrive_list(&state.engine, id)
+    match local::remove_from_pipedrive_list(&state.engine, id.into())
         .await
         .map_err(api_error)?
     {

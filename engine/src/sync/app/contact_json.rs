@@ -14,6 +14,7 @@
 //! canonical field nor mapped on the connection is refused.
 
 use std::collections::{BTreeMap, BTreeSet};
+use tandem_core::ContactId;
 
 use serde_json::{json, Map, Value};
 use tandem_core::{
@@ -21,7 +22,6 @@ use tandem_core::{
     LabeledValue, Money, NumberValue, OptionIds, Phone, TimeOfDay, TimeRange, TimeZone, ZonedTime,
     ADDRESS_PARTS,
 };
-use uuid::Uuid;
 
 use super::contacts::{self, LocalContact};
 use crate::store::{self, Conn};
@@ -543,7 +543,7 @@ pub fn render(contact: &LocalContact, in_pipedrive_list: bool, person_id: Option
 }
 
 /// Loads and renders a contact (list membership and Pipedrive person included).
-pub async fn view(db: &impl Conn, id: Uuid) -> Result<Option<Value>, SyncError> {
+pub async fn view(db: &impl Conn, id: ContactId) -> Result<Option<Value>, SyncError> {
     let Some(contact) = contacts::load(db, id).await? else {
         return Ok(None);
     };

@@ -9,7 +9,6 @@ use tandem_core::{
     keys, reaches_pipedrive, resolve_local, ContactId, ContactScope, FieldKey, FieldValue,
     LocalIdentity,
 };
-use uuid::Uuid;
 
 use super::contacts::{self, Origin};
 use crate::crm::email_of;
@@ -20,7 +19,7 @@ use crate::sync::{connections, links, Engine, SyncError};
 /// The result of creating a contact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Upserted {
-    pub contact_id: Uuid,
+    pub contact_id: ContactId,
     /// `false` when an existing contact with the same e-mail absorbed the new one.
     pub created: bool,
 }
@@ -51,18 +50,17 @@ pub async fn create_contact_in(
         Some(email) => contacts::ids_by_email(txn, email.as_str()).await?,
         None => Vec::new(),
     };
-    let existing: Vec<ContactId> = existing.into_iter().map(ContactId::new).collect();
     let upserted = match resolve_local(&existing) {
         LocalIdentity::Existing { contact } => {
             let id = *contact.as_uuid();
-            let current = editable(txn, id).await?;
+            let current = editable(txn, id.into()).await?;
             let changes: BTreeMap<_, _> = fields
                 .into_iter()
                 .filter(|(k, v)| current.fields.get(k) != Some(v))
                 .collect();
-            contacts::update(txn, id, &changes, Origin::Local, now).await?;
+            contacts::update(txn, id.into(), &changes, Origin::Local, now).await?;
             Upserted {
-                contact_id: id,
+                contact_id: id.into(),
                 created: false,
             }
         }
@@ -81,12 +79,12 @@ pub async fn create_contact_in(
 /// The contact the app side wants to change, if it may: the one validation that the REST API
 /// and app events (`POST /webhooks/app`) share. Archived contacts are read-only from the app
 /// side (changes from Pipedrive still reach them).
-async fn editable(txn: &impl Conn, id: Uuid) -> Result<contacts::LocalContact, SyncError> {
+async fn editable(txn: &impl Conn, id: ContactId) -> Result<contacts::LocalContact, SyncError> {
     let contact = contacts::load(txn, id)
         .await?
         .ok_or(SyncError::ContactNotFound(id))?;
     if contact.archived {
-        return Err(SyncError::Archived(id));
+        return Err(SyncError::Archived(id.uuid()));
     }
     Ok(contact)
 }
@@ -94,7 +92,7 @@ async fn editable(txn: &impl Conn, id: Uuid) -> Result<contacts::LocalContact, S
 /// Changes a contact's fields.
 pub async fn update_contact(
     engine: &Engine,
-    id: Uuid,
+    id: ContactId,
     changes: BTreeMap<FieldKey, FieldValue>,
 ) -> Result<(), SyncError> {
     let now = engine.now();
@@ -110,7 +108,7 @@ pub async fn update_contact(
 /// contact is refused ([`SyncError::Archived`]), even when nothing would change.
 pub async fn update_contact_in(
     txn: &impl Conn,
-    id: Uuid,
+    id: ContactId,
     changes: BTreeMap<FieldKey, FieldValue>,
     now: DateTime<Utc>,
 ) -> Result<usize, SyncError> {
@@ -129,7 +127,7 @@ pub async fn update_contact_in(
 
 /// Adds a contact to the "Pipedrive contacts" list (which pushes it); refused for an archived
 /// contact.
-pub async fn add_to_pipedrive_list(engine: &Engine, id: Uuid) -> Result<bool, SyncError> {
+pub async fn add_to_pipedrive_list(engine: &Engine, id: ContactId) -> Result<bool, SyncError> {
     let now = engine.now();
     let txn = engine.store.begin().await?;
     let added = add_to_pipedrive_list_in(&txn, id, now).await?;
@@ -141,7 +139,7 @@ pub async fn add_to_pipedrive_list(engine: &Engine, id: Uuid) -> Result<bool, Sy
 /// [`add_to_pipedrive_list`] inside the caller's transaction.
 pub async fn add_to_pipedrive_list_in(
     txn: &impl Conn,
-    id: Uuid,
+    id: ContactId,
     now: DateTime<Utc>,
 ) -> Result<bool, SyncError> {
     editable(txn, id).await?;
@@ -167,7 +165,7 @@ pub enum ListRemoval {
 /// of scope), and a linked contact stays in the list.
 pub async fn remove_from_pipedrive_list(
     engine: &Engine,
-    id: Uuid,
+    id: ContactId,
 ) -> Result<ListRemoval, SyncError> {
     let txn = engine.store.begin().await?;
     contacts::load(&txn, id)
@@ -190,7 +188,7 @@ pub async fn remove_from_pipedrive_list(
 
 /// Archives a contact locally. Nothing is deleted in Pipedrive (no deletes from the app side);
 /// an archived contact is not pushed any more, and changes from Pipedrive still reach it.
-pub async fn archive_contact(engine: &Engine, id: Uuid) -> Result<bool, SyncError> {
+pub async fn archive_contact(engine: &Engine, id: ContactId) -> Result<bool, SyncError> {
     let now = engine.now();
     let txn = engine.store.begin().await?;
     let changed = archive_contact_in(&txn, id, now).await?;
@@ -202,7 +200,7 @@ pub async fn archive_contact(engine: &Engine, id: Uuid) -> Result<bool, SyncErro
 /// [`archive_contact`] inside the caller's transaction; returns whether it was not archived yet.
 pub async fn archive_contact_in(
     txn: &impl Conn,
-    id: Uuid,
+    id: ContactId,
     now: DateTime<Utc>,
 ) -> Result<bool, SyncError> {
     let contact = contacts::load(txn, id)
@@ -218,7 +216,7 @@ pub async fn archive_contact_in(
 /// Queues a push for the contact if it reaches Pipedrive and a connection is active.
 pub async fn queue_push_if_in_scope(
     txn: &impl Conn,
-    id: Uuid,
+    id: ContactId,
     touched_by_creating_action: bool,
     now: DateTime<Utc>,
 ) -> Result<bool, SyncError> {

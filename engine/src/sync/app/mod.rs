@@ -15,6 +15,7 @@ pub mod local;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
+use tandem_core::ContactId;
 
 use chrono::{DateTime, Utc};
 use rand::{Rng, RngCore};
@@ -79,7 +80,7 @@ pub use crate::queue::delivery::state as delivery_state;
 pub async fn contact_changed(
     txn: &impl Conn,
     _engine: &Engine,
-    contact_id: Uuid,
+    contact_id: ContactId,
     now: DateTime<Utc>,
 ) -> Result<(), SyncError> {
     contact_event(txn, contact_id, ContactEvent::Updated, None, now).await
@@ -89,7 +90,7 @@ pub async fn contact_changed(
 /// The payload carries the contact as it is now, so the app sees states in order.
 pub async fn contact_event(
     txn: &impl Conn,
-    contact_id: Uuid,
+    contact_id: ContactId,
     event: ContactEvent,
     error: Option<Value>,
     now: DateTime<Utc>,
@@ -107,12 +108,12 @@ pub async fn has_subscribers(txn: &impl Conn) -> Result<bool, SyncError> {
 /// As [`contact_event`], with one more key in `data` (e.g. `action`).
 pub async fn contact_event_with(
     txn: &impl Conn,
-    contact_id: Uuid,
+    contact_id: ContactId,
     event: ContactEvent,
     extra: Option<(&str, Value)>,
     now: DateTime<Utc>,
 ) -> Result<(), SyncError> {
-    let targets: Vec<(Uuid, Option<Uuid>)> = stored::enabled(txn)
+    let targets: Vec<(Uuid, Option<ContactId>)> = stored::enabled(txn)
         .await?
         .into_iter()
         .filter(|s| EventFilter::from_stored(s.filter.as_deref()).wants(event.as_str(), &[]))
@@ -222,7 +223,7 @@ impl EventFilter {
 pub async fn crm_event(
     txn: &impl Conn,
     kind: &str,
-    contacts: &[Uuid],
+    contacts: &[ContactId],
     places: &[(Option<i64>, Option<i64>)],
     payload: &Value,
     now: DateTime<Utc>,
@@ -570,7 +571,7 @@ async fn record_outcome(
                 .remote_error(code.clone())
                 .detail(json!({ "subscription_id": subscription_id, "delivery_id": row.id }));
                 if let Some(contact) = row.contact_id {
-                    entry = entry.contact(contact);
+                    entry = entry.contact(contact.into());
                 }
                 synclog::record(&txn, entry, now).await?;
             }
@@ -628,7 +629,7 @@ pub async fn apply_event(
     _engine: &Engine,
     payload: &str,
     now: DateTime<Utc>,
-) -> Result<Option<Uuid>, crate::queue::Failure> {
+) -> Result<Option<ContactId>, crate::queue::Failure> {
     let value: Value = serde_json::from_str(payload).map_err(|e| format!("malformed JSON: {e}"))?;
     let kind = value
         .get("type")
@@ -650,6 +651,7 @@ pub async fn apply_event(
         None | Some(Value::Null) => None,
         Some(Value::String(text)) => Some(
             Uuid::parse_str(text)
+                .map(ContactId::from)
                 .map_err(|_| format!("`data.id` is not a contact id: {text:?}"))?,
         ),
         Some(_) => return Err("`data.id` must be a string".into()),

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tandem_core::ConnectionId;
+use tandem_core::ContactId;
 use uuid::Uuid;
 
 use crate::queue::{self, JobPayload, Priority};
@@ -140,7 +141,7 @@ pub struct DeadLetter {
     pub id: Uuid,
     pub connection_id: ConnectionId,
     pub kind: String,
-    pub contact_id: Option<Uuid>,
+    pub contact_id: Option<ContactId>,
     pub attempts: i32,
     /// A stable code (`crm_rejected`, …).
     pub last_error: Option<String>,
@@ -153,7 +154,7 @@ pub struct DeadLetter {
     pub died_at: DateTime<Utc>,
 }
 
-fn payload_contact(payload: &serde_json::Value) -> Option<Uuid> {
+fn payload_contact(payload: &serde_json::Value) -> Option<ContactId> {
     serde_json::from_value::<JobPayload>(payload.clone())
         .ok()
         .map(|p| p.contact_id())
@@ -285,7 +286,7 @@ pub struct Resynced {
 pub async fn resync(
     engine: &Engine,
     connection_id: ConnectionId,
-    contact_id: Option<Uuid>,
+    contact_id: Option<ContactId>,
 ) -> Result<Resynced, SyncError> {
     let conn = connections::load(engine, connection_id).await?;
     if !matches!(conn.state.as_str(), state::CONNECTED | state::SYNCING) {
@@ -354,7 +355,9 @@ pub async fn resync(
                     connection_id,
                     &contact_id.to_string(),
                     Priority::Background,
-                    &JobPayload::PushContact { contact_id },
+                    &JobPayload::PushContact {
+                        contact_id: contact_id.into(),
+                    },
                     now,
                 )
                 .await?

@@ -9,7 +9,7 @@ pub mod tokens;
 use chrono::{DateTime, Utc};
 use rand::distributions::{Alphanumeric, DistString};
 use serde::Serialize;
-use tandem_core::ConnectionId;
+use tandem_core::{ConnectionId, ContactId};
 use tandem_core::{Direction, FieldKey, FieldRule, Side};
 use uuid::Uuid;
 
@@ -214,16 +214,16 @@ pub async fn queue_unlinked_list_members(
     loop {
         let (members, more) =
             contacts::list_members(db, contacts::PIPEDRIVE_LIST, after, PAGE).await?;
-        let ids: Vec<Uuid> = members.iter().map(|(contact, _)| *contact).collect();
+        let ids: Vec<ContactId> = members.iter().map(|(contact, _)| *contact).collect();
         after = ids.last().copied();
         let linked = links::persons_of_contacts(db, id, &ids).await?;
-        let live: HashSet<Uuid> = contacts::heads(db, &ids)
+        let live: HashSet<ContactId> = contacts::heads(db, &ids)
             .await?
             .into_iter()
             .filter(|c| !c.archived)
             .map(|c| c.id)
             .collect();
-        let keys: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        let keys: Vec<String> = ids.iter().map(ContactId::to_string).collect();
         let has_job = crate::store::queue::keys_with_jobs(db, id, &keys).await?;
         for (contact, key) in ids.iter().zip(&keys) {
             if linked.contains_key(contact) || !live.contains(contact) || has_job.contains(key) {
@@ -235,7 +235,7 @@ pub async fn queue_unlinked_list_members(
                 key,
                 Priority::Edit,
                 &JobPayload::PushContact {
-                    contact_id: *contact,
+                    contact_id: (*contact),
                 },
                 now,
             )

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use tandem_core::ConnectionId;
+use tandem_core::ContactId;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -37,7 +38,7 @@ pub mod state {
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct Member {
-    pub contact_id: Uuid,
+    pub contact_id: ContactId,
     pub person_id: Option<i64>,
     pub name: Option<String>,
     pub archived: bool,
@@ -83,10 +84,10 @@ pub async fn list(
         let mut members = Vec::new();
         let mut values: BTreeMap<FieldKey, BTreeSet<String>> = BTreeMap::new();
         for id in &ids {
-            let Some(c) = contacts::load(db, *id).await? else {
+            let Some(c) = contacts::load(db, (*id).into()).await? else {
                 continue;
             };
-            let person_id = links::by_contact(db, conn.id, *id)
+            let person_id = links::by_contact(db, conn.id, (*id).into())
                 .await?
                 .map(|l| l.person_id);
             for (key, value) in &c.fields {
@@ -172,7 +173,7 @@ pub async fn list(
 pub(crate) async fn record_apid_conflict<C: Conn>(
     txn: &C,
     connection: ConnectionId,
-    contact: Uuid,
+    contact: ContactId,
     persons: &[i64],
     now: DateTime<Utc>,
 ) -> Result<(), SyncError> {
@@ -276,7 +277,7 @@ pub async fn merge_persons(
     }
     inbound::apply_person_in(&txn, engine, conn, &person, now).await?;
     txn.commit().await?;
-    Ok(survivor_link.contact_id)
+    Ok(survivor_link.contact_id.uuid())
 }
 
 /// The link of a person merged away in Pipedrive, when the survivor is linked to another
@@ -349,7 +350,7 @@ pub(crate) async fn absorb<C: Conn>(
 pub async fn link_contact(
     engine: &Engine,
     conn: &ConnectionCtx,
-    contact_id: Uuid,
+    contact_id: ContactId,
     person_id: i64,
 ) -> Result<(), SyncError> {
     let person = conn
@@ -447,7 +448,7 @@ mod tests {
             key: "a@example.com".to_owned(),
             state: state::OPEN.to_owned(),
             members: vec![Member {
-                contact_id: Uuid::nil(),
+                contact_id: ContactId::nil(),
                 person_id: Some(7),
                 name: Some("=HYPERLINK(\"http://x/?\"&A1,\"click\")\r\nnext".to_owned()),
                 archived: false,

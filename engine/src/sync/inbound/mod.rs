@@ -11,10 +11,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use tandem_core::{
-    resolve_inbound, FieldKey, FieldValue, IdentityCandidates, InboundIdentity, InboundPerson,
-    LinkState, LocalCandidate, PersonId, RemoteCheck, RemoteSource, Side, Snapshot,
+    resolve_inbound, ContactId, FieldKey, FieldValue, IdentityCandidates, InboundIdentity,
+    InboundPerson, LinkState, LocalCandidate, PersonId, RemoteCheck, RemoteSource, Side, Snapshot,
 };
-use uuid::Uuid;
 
 use crate::crm::CrmPerson;
 use crate::queue::{self, JobPayload, Priority};
@@ -32,27 +31,27 @@ pub enum Applied {
     Stale,
     /// Merged into an existing link; `changed` local fields; `pushed` = a write back was queued.
     Merged {
-        contact_id: Uuid,
+        contact_id: ContactId,
         changed: usize,
         pushed: bool,
         conflicts: usize,
     },
     /// Linked to an existing contact (by apId or e-mail).
-    Linked { contact_id: Uuid },
+    Linked { contact_id: ContactId },
     /// A new local contact.
     Created {
-        contact_id: Uuid,
+        contact_id: ContactId,
         same_email_persons: usize,
     },
     /// The person is deleted in Pipedrive: the contact was unlinked.
-    Unlinked { contact_id: Uuid },
+    Unlinked { contact_id: ContactId },
     /// Deleted, and no contact was linked to it.
     Ignored,
 }
 
 impl Applied {
     /// The local contact whose values changed, for outbound app webhooks.
-    pub fn changed_contact(&self) -> Option<Uuid> {
+    pub fn changed_contact(&self) -> Option<ContactId> {
         match self {
             Self::Merged {
                 contact_id,
@@ -67,7 +66,7 @@ impl Applied {
     }
 
     /// What the app is told about this, if anything.
-    pub fn app_event(&self) -> Option<(Uuid, crate::sync::app::ContactEvent)> {
+    pub fn app_event(&self) -> Option<(ContactId, crate::sync::app::ContactEvent)> {
         use crate::sync::app::ContactEvent;
         match self {
             Self::Merged {
@@ -235,11 +234,11 @@ struct PageView {
     /// Persons of the page that are linked.
     linked: HashSet<i64>,
     /// Contacts named by apIds or found by e-mail (and any the page created or changed).
-    heads: HashMap<Uuid, contacts::ContactHead>,
+    heads: HashMap<ContactId, contacts::ContactHead>,
     /// Not archived contacts by e-mail.
-    by_email: HashMap<String, Vec<Uuid>>,
+    by_email: HashMap<String, Vec<ContactId>>,
     /// The person each contact in `heads` is linked to.
-    person_of: HashMap<Uuid, i64>,
+    person_of: HashMap<ContactId, i64>,
 }
 
 impl PageView {
@@ -256,10 +255,9 @@ impl PageView {
                 .iter()
                 .filter(|p| !p.deleted && !linked.contains(&p.id))
         };
-        let named: Vec<Uuid> = fresh()
+        let named: Vec<ContactId> = fresh()
             .filter_map(|p| p.ap_id.clone())
             .filter_map(|a| a.contact_id())
-            .map(|c| *c.as_uuid())
             .collect();
         let emails: Vec<tandem_core::EmailAddress> =
             fresh().filter_map(|p| p.email.clone()).collect();
@@ -276,7 +274,7 @@ impl PageView {
         for head in heads {
             view.index(head);
         }
-        let known: Vec<Uuid> = view.heads.keys().copied().collect();
+        let known: Vec<ContactId> = view.heads.keys().copied().collect();
         view.person_of = links::persons_of_contacts(txn, conn.id, &known).await?;
         Ok(view)
     }
@@ -296,9 +294,9 @@ impl PageView {
         self.heads.insert(head.id, head);
     }
 
-    fn candidate(&self, contact: Uuid) -> LocalCandidate {
+    fn candidate(&self, contact: ContactId) -> LocalCandidate {
         LocalCandidate {
-            contact: tandem_core::ContactId::new(contact),
+            contact,
             linked_person: self
                 .person_of
                 .get(&contact)
@@ -378,7 +376,7 @@ impl PendingCreates {
         let email = person.email.clone();
         let mut candidates = IdentityCandidates::default();
         if let Some(contact) = ap_id.as_ref().and_then(tandem_core::ApId::contact_id) {
-            let id = *contact.as_uuid();
+            let id = contact;
             if view.heads.get(&id).is_some_and(|c| !c.archived) {
                 let candidate = view.candidate(id);
                 if candidate.linked_person.is_some_and(|p| p != person_id) {
@@ -405,7 +403,7 @@ impl PendingCreates {
         };
         let remote = person.snapshot.clone();
         let contact_id = contacts::new_id();
-        let mut link = links::new_link(conn.id, contact_id, person.id);
+        let mut link = links::new_link(conn.id, contact_id.into(), person.id);
         link.state.versions.record(Side::Remote, remote.version);
         let new = contacts::NewContact {
             id: contact_id,
@@ -413,9 +411,9 @@ impl PendingCreates {
         };
         link.state.base = remote;
         view.linked.insert(person.id);
-        view.person_of.insert(contact_id, person.id);
+        view.person_of.insert(contact_id.into(), person.id);
         view.index(contacts::ContactHead {
-            id: contact_id,
+            id: contact_id.into(),
             email: crate::crm::email_of(new.fields.get(tandem_core::keys::EMAIL))
                 .map(|e| e.as_str().to_owned()),
             archived: false,
@@ -423,7 +421,7 @@ impl PendingCreates {
         self.contacts.push(new);
         self.links.push(link);
         Some(Applied::Created {
-            contact_id,
+            contact_id: contact_id.into(),
             same_email_persons: same_email_persons.len(),
         })
     }
@@ -441,7 +439,7 @@ impl PendingCreates {
             for contact in &self.contacts {
                 crate::sync::app::contact_event(
                     txn,
-                    contact.id,
+                    contact.id.into(),
                     crate::sync::app::ContactEvent::Created,
                     None,
                     now,
@@ -571,8 +569,11 @@ async fn link_new_person<C: Conn>(
     let mut candidates = IdentityCandidates::default();
     if let Some(contact) = ap_id.as_ref().and_then(tandem_core::ApId::contact_id) {
         let id = *contact.as_uuid();
-        if contacts::load(txn, id).await?.is_some_and(|c| !c.archived) {
-            let linked = links::by_contact(txn, conn.id, id)
+        if contacts::load(txn, id.into())
+            .await?
+            .is_some_and(|c| !c.archived)
+        {
+            let linked = links::by_contact(txn, conn.id, id.into())
                 .await?
                 .map(|l| l.person_id);
             candidates.ap_id_contact = Some(LocalCandidate {
@@ -587,7 +588,7 @@ async fn link_new_person<C: Conn>(
                 .await?
                 .map(|l| l.person_id);
             candidates.email_contacts.push(LocalCandidate {
-                contact: tandem_core::ContactId::new(id),
+                contact: id,
                 linked_person: linked.and_then(|p| PersonId::new(p).ok()),
             });
         }
@@ -602,8 +603,14 @@ async fn link_new_person<C: Conn>(
             .linked_person
             .map(|p| vec![p.get(), person.id])
             .unwrap_or_default();
-        duplicates::record_apid_conflict(txn, conn.id, *candidate.contact.as_uuid(), &others, now)
-            .await?;
+        duplicates::record_apid_conflict(
+            txn,
+            conn.id,
+            (*candidate.contact.as_uuid()).into(),
+            &others,
+            now,
+        )
+        .await?;
     }
     let decision = resolve_inbound(
         &InboundPerson {
@@ -618,11 +625,13 @@ async fn link_new_person<C: Conn>(
         | InboundIdentity::LinkByApId { contact }
         | InboundIdentity::LinkByEmail { contact } => {
             let contact_id = *contact.as_uuid();
-            let existing = contacts::load(txn, contact_id)
+            let existing = contacts::load(txn, contact_id.into())
                 .await?
-                .ok_or(SyncError::ContactNotFound(contact_id))?;
+                .ok_or(SyncError::ContactNotFound(contact_id.into()))?;
             link_first_meeting(txn, conn, &existing, person, &remote, now).await?;
-            Ok(Applied::Linked { contact_id })
+            Ok(Applied::Linked {
+                contact_id: contact_id.into(),
+            })
         }
         InboundIdentity::CreateContact { same_email_persons } => {
             let fields: BTreeMap<FieldKey, FieldValue> = remote.fields.clone();
@@ -672,7 +681,7 @@ pub(crate) async fn link_first_meeting<C: Conn>(
         .ap_id
         .clone()
         .and_then(|ap_id| ap_id.contact_id())
-        .is_some_and(|id| *id.as_uuid() == contact.id)
+        .is_some_and(|id| id == contact.id)
         && person.added.is_some()
         && person.added == person.updated;
     let (state, outcome) =

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 use tandem_core::ConnectionId;
+use tandem_core::ContactId;
 
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
@@ -93,7 +94,7 @@ fn action_name(action: JourneyAction) -> &'static str {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum ContactRef {
-    Id { contact_id: Uuid },
+    Id { contact_id: ContactId },
     Email { email: String },
 }
 
@@ -133,7 +134,7 @@ pub enum Params {
 pub struct ActionRecord {
     pub id: Uuid,
     pub action: String,
-    pub contact_id: Uuid,
+    pub contact_id: ContactId,
     pub state: String,
     pub params: Value,
     pub result: Option<Value>,
@@ -148,7 +149,7 @@ impl From<ActionRow> for ActionRecord {
         Self {
             id: m.id,
             action: m.action,
-            contact_id: m.contact_id,
+            contact_id: m.contact_id.into(),
             state: m.state,
             params: m.params,
             result: m.result,
@@ -364,7 +365,7 @@ fn request_hash(action: JourneyAction, contact: &ContactRef, params: &Value) -> 
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-async fn resolve_contact(db: &impl Conn, contact: &ContactRef) -> Result<Uuid, ActionError> {
+async fn resolve_contact(db: &impl Conn, contact: &ContactRef) -> Result<ContactId, ActionError> {
     match contact {
         ContactRef::Id { contact_id } => {
             let found = contacts::load(db, *contact_id)
@@ -409,7 +410,7 @@ pub async fn submit(engine: &Engine, request: Submit) -> Result<Submitted, Actio
     let row = ActionRow {
         id: Uuid::now_v7(),
         connection_id: conn.id.uuid(),
-        contact_id,
+        contact_id: contact_id.uuid(),
         action: action_name(request.action).to_owned(),
         params: serde_json::to_value(&params).unwrap_or_default(),
         idempotency_key: request.idempotency_key.clone(),
@@ -475,7 +476,7 @@ fn replay(existing: ActionRow, hash: &str) -> Result<Submitted, ActionError> {
 async fn record_failed_without_person(
     engine: &Engine,
     conn: &ConnectionCtx,
-    contact_id: Uuid,
+    contact_id: ContactId,
     request: &Submit,
     hash: &str,
     now: DateTime<Utc>,
@@ -490,7 +491,7 @@ async fn record_failed_without_person(
         ActionRow {
             id: Uuid::now_v7(),
             connection_id: conn.id.uuid(),
-            contact_id,
+            contact_id: contact_id.uuid(),
             action: action_name(request.action).to_owned(),
             params: request.params.clone(),
             idempotency_key: request.idempotency_key.clone(),
@@ -545,7 +546,7 @@ pub async fn execute(
     }
     let params: Params = serde_json::from_value(row.params.clone())
         .map_err(|e| SyncError::Corrupt(format!("action {action_id}: {e}")))?;
-    let person_id = match outbound::ensure_person(engine, conn, job, row.contact_id).await? {
+    let person_id = match outbound::ensure_person(engine, conn, job, row.contact_id.into()).await? {
         Some(person) => person,
         None => {
             finish(
@@ -739,7 +740,7 @@ async fn finish(
         let record = serde_json::to_value(ActionRecord::from(record)).unwrap_or_default();
         crate::sync::app::contact_event_with(
             &txn,
-            row.contact_id,
+            row.contact_id.into(),
             event,
             Some(("action", record)),
             now,
@@ -761,7 +762,7 @@ async fn finish(
     };
     let mut entry = Entry::new(level, Direction::Outbound, kind, message)
         .connection(conn.id)
-        .contact(row.contact_id)
+        .contact(row.contact_id.into())
         .status(status);
     if let Some(error) = error {
         entry = entry.remote_error(error);

@@ -12,7 +12,6 @@ use tandem_core::{
     CrmError, CrmErrorKind, FieldKey, FieldValue, FoundPerson, LinkState, OutboundCreate,
     OutboundCreateDecision, OutboundCreatePlan, OutboundSearchResults, PersonId, Side,
 };
-use uuid::Uuid;
 
 use crate::crm::{email_of, CrmPerson};
 use crate::queue::Job;
@@ -61,7 +60,7 @@ pub async fn push_contact(
     engine: &Engine,
     conn: &ConnectionCtx,
     job: &Job,
-    contact_id: Uuid,
+    contact_id: ContactId,
 ) -> Result<Pushed, CrmFailure> {
     let db = &engine.store;
     let Some(contact) = contacts::load(db, contact_id).await? else {
@@ -118,7 +117,7 @@ pub async fn ensure_person(
     engine: &Engine,
     conn: &ConnectionCtx,
     job: &Job,
-    contact_id: Uuid,
+    contact_id: ContactId,
 ) -> Result<Option<i64>, CrmFailure> {
     let db = &engine.store;
     if let Some(link) = links::by_contact(db, conn.id, contact_id).await? {
@@ -258,7 +257,7 @@ async fn create(
     if !reaches_pipedrive(&scope) {
         return Ok(Pushed::Nothing);
     }
-    let ap_id = ApId::for_contact(ContactId::new(contact.id));
+    let ap_id = ApId::for_contact(contact.id);
     let email = email_of(contact.fields.get(tandem_core::keys::EMAIL));
     let knowledge_is_fresh = cursors::get(db, conn.id, INITIAL_SYNC_DONE)
         .await?

@@ -5,8 +5,8 @@ use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use tandem_core::ConnectionId;
+use tandem_core::ContactId;
 use tandem_webhooks::{ApiError, ErrorCode};
-use uuid::Uuid;
 
 use super::{back, csrf_ok, FormMap, Notice};
 use crate::http::admin::api::{add_api_token, start_initial_sync};
@@ -190,7 +190,7 @@ pub(super) async fn action(
                 .map(|s| s.trim())
                 .filter(|s| !s.is_empty())
             {
-                Some(text) => match Uuid::parse_str(text) {
+                Some(text) => match ContactId::parse(text) {
                     Ok(id) => Some(id),
                     Err(_) => {
                         return error_page(&ApiError::new(

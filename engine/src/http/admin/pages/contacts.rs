@@ -99,7 +99,7 @@ pub(super) async fn page(
     Path(id): Path<Uuid>,
 ) -> Response {
     let db = &state.store;
-    let contact = match contacts::load(db, id).await {
+    let contact = match contacts::load(db, id.into()).await {
         Ok(Some(contact)) => contact,
         Ok(None) => {
             return error_page(&ApiError::new(
@@ -109,7 +109,7 @@ pub(super) async fn page(
         }
         Err(e) => return error_page(&api_error(e)),
     };
-    let link = match links::any_for_contact(db, id).await {
+    let link = match links::any_for_contact(db, id.into()).await {
         Ok(link) => link,
         Err(e) => return error_page(&api_error(e)),
     };
@@ -120,14 +120,14 @@ pub(super) async fn page(
             Err(error) => (None, Some(error)),
         },
     };
-    let writes = match contact_search::pending_writes(&state.store, id).await {
+    let writes = match contact_search::pending_writes(&state.store, id.into()).await {
         Ok(w) => w,
         Err(e) => return error_page(&api_error(SyncError::from(e))),
     };
     let log = match synclog::list(
         db,
         &synclog::Filter {
-            contact_id: Some(id),
+            contact_id: Some(id.into()),
             limit: 50,
             ..synclog::Filter::default()
         },
