@@ -90,6 +90,7 @@ ops! {
     GetDealField => "v2.getDealField", "dealFields", 1, ["deals:read", "deals:full", "admin", "deal-fields:full"];
     GetOrganizationFields => "v2.getOrganizationFields", "organizationFields", 10, ["contacts:read", "contacts:full", "admin", "contact-fields:full"];
     GetOrganizationField => "v2.getOrganizationField", "organizationFields", 1, ["contacts:read", "contacts:full", "admin", "contact-fields:full"];
+    AddOrganizationField => "v2.addOrganizationField", "organizationFields", 5, ["admin", "contact-fields:full"];
     GetProductFields => "v2.getProductFields", "productFields", 10, ["products:read", "products:full", "product-fields:full"];
     GetProductField => "v2.getProductField", "productFields", 1, ["products:read", "products:full", "product-fields:full"];
     GetActivityFields => "v2.getActivityFields", "activityFields", 10, ["admin"];
@@ -184,6 +185,7 @@ impl Op {
             Op::GetDealField => ("v2.yaml", "/dealFields/{field_code}", "get"),
             Op::GetOrganizationFields => ("v2.yaml", "/organizationFields", "get"),
             Op::GetOrganizationField => ("v2.yaml", "/organizationFields/{field_code}", "get"),
+            Op::AddOrganizationField => ("v2.yaml", "/organizationFields", "post"),
             Op::GetProductFields => ("v2.yaml", "/productFields", "get"),
             Op::GetProductField => ("v2.yaml", "/productFields/{field_code}", "get"),
             Op::GetActivityFields => ("v2.yaml", "/activityFields", "get"),
@@ -303,6 +305,7 @@ pub(crate) fn route(method: &Method, path: &str) -> (Option<Api>, Route) {
                 ("GET", ["dealFields"]) => one(Op::GetDealFields),
                 ("GET", ["dealFields", x]) => id(Op::GetDealField, x),
                 ("GET", ["organizationFields"]) => one(Op::GetOrganizationFields),
+                ("POST", ["organizationFields"]) => one(Op::AddOrganizationField),
                 ("GET", ["organizationFields", x]) => id(Op::GetOrganizationField, x),
                 ("GET", ["productFields"]) => one(Op::GetProductFields),
                 ("GET", ["productFields", x]) => id(Op::GetProductField, x),

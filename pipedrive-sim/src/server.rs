@@ -528,6 +528,31 @@ impl SimHandle {
             .map_err(SimError::Invalid)
     }
 
+    /// Adds a custom organization field; returns its 40-hex key.
+    pub fn add_organization_field(
+        &self,
+        name: &str,
+        field_type: &str,
+        options: &[&str],
+    ) -> Result<String, SimError> {
+        self.with_current(|c, now, rng| {
+            c.add_field("organization", name, field_type, options, now, rng)
+        })
+        .map(|f| f.key)
+        .map_err(SimError::Invalid)
+    }
+
+    /// The custom organization fields (v2 JSON: `field_code`, `field_name`, `field_type`,
+    /// `options`).
+    pub fn organization_fields(&self) -> Vec<Value> {
+        let st = self.shared.state.lock();
+        st.current()
+            .org_fields
+            .iter()
+            .map(|f| f.v2_json())
+            .collect()
+    }
+
     /// The custom person fields (v2 JSON: `field_code`, `field_name`, `field_type`, `options`).
     pub fn person_fields(&self) -> Vec<Value> {
         let st = self.shared.state.lock();

@@ -848,6 +848,14 @@ async fn every_served_operation_answers_as_the_documents_describe() {
         .call(Method::GET, &format!("/api/v2/dealFields/{code}"), None)
         .await;
     ck.check(Op::GetDealField, s, &v);
+    let (s, v) = c
+        .call(
+            Method::POST,
+            "/api/v2/organizationFields",
+            Some(json!({"field_name": "Tier", "field_type": "varchar"})),
+        )
+        .await;
+    ck.check(Op::AddOrganizationField, s, &v);
     let (_, v) = c
         .call(Method::GET, "/api/v2/organizationFields?limit=500", None)
         .await;

@@ -257,6 +257,7 @@ async fn a_company_mapped_crm_to_app_only_is_not_written_back_to_pipedrive() {
             direction: "inbound".to_owned(),
             owner: None,
             currency: None,
+            entity: "person".to_owned(),
             created_at: now,
             updated_at: now,
         },
@@ -299,4 +300,277 @@ async fn a_salesforce_connection_leaves_the_company_a_plain_field() {
         text_of(&sf.app.contact(contact.uuid()).await, "org_name").as_deref(),
         Some("Cloud Co")
     );
+}
+
+// Organization fields in the field mapping (entity `organization`).
+
+async fn put_mapping(app: &TestApp, connection: uuid::Uuid, body: Value) -> reqwest::Response {
+    app.admin(
+        reqwest::Method::PUT,
+        &format!("/admin/api/connections/{connection}/mappings"),
+    )
+    .json(&body)
+    .send()
+    .await
+    .unwrap()
+}
+
+/// Maps the local field `local` to the organization field `key` with `direction`.
+async fn map_organization_field(
+    app: &TestApp,
+    connection: uuid::Uuid,
+    local: &str,
+    key: &str,
+    direction: &str,
+) {
+    let saved = put_mapping(
+        app,
+        connection,
+        json!({ "local_field": local, "remote_field": key, "entity": "organization", "direction": direction }),
+    )
+    .await;
+    assert_eq!(saved.status(), reqwest::StatusCode::OK);
+    let saved: Value = saved.json().await.unwrap();
+    assert_eq!(saved["entity"], "organization");
+}
+
+fn org_by_id(app: &TestApp, id: &Value) -> Value {
+    app.sim
+        .handle()
+        .organizations()
+        .into_iter()
+        .find(|o| &o["id"] == id)
+        .unwrap()
+}
+
+fn field(key: &str, value: &str) -> (FieldKey, FieldValue) {
+    (FieldKey::new(key).unwrap(), FieldValue::text(value))
+}
+
+#[tokio::test]
+async fn an_organization_field_mapped_crm_to_app_reaches_the_contact_when_changed_in_pipedrive_and_is_never_written_back(
+) {
+    let app = spawn_app().await;
+    let connection = app.connect_and_sync().await;
+    let sim = app.sim.handle();
+    let segment = sim
+        .add_organization_field("Segment", "varchar", &[])
+        .unwrap();
+    map_organization_field(&app, connection, "segment", &segment, "inbound").await;
+    let contact = contact_with_company(&app, "Hank", "hank@example.com", "Globex").await;
+    app.drive().await;
+    app.await_person_webhooks(1).await;
+    let globex = orgs_named(&app, "Globex");
+    assert_eq!(globex.len(), 1);
+    sim.clear_deliveries();
+
+    sim.update_org_as_user(
+        globex[0]["id"].as_i64().unwrap(),
+        json!({ "custom_fields": { &segment: "Energy" } }),
+    )
+    .unwrap();
+    await_webhook(&app, "organization", "change").await;
+    assert_eq!(
+        text_of(&app.contact(contact).await, "segment").as_deref(),
+        Some("Energy")
+    );
+
+    // Inbound only: the app's own change stays in the app.
+    local::update_contact(&app.engine, contact, fields([field("segment", "Retail")]))
+        .await
+        .unwrap();
+    app.drive().await;
+    let org = org_by_id(&app, &globex[0]["id"]);
+    assert_eq!(org["custom_fields"][&segment], "Energy");
+    assert!(person_of(&app, "hank@example.com")["custom_fields"]
+        .get(&segment)
+        .is_none());
+}
+
+#[tokio::test]
+async fn an_organization_field_mapped_app_to_crm_is_written_to_the_organization_and_not_the_person()
+{
+    let app = spawn_app().await;
+    let connection = app.connect_and_sync().await;
+    let sim = app.sim.handle();
+    let segment = sim
+        .add_organization_field("Segment", "varchar", &[])
+        .unwrap();
+    map_organization_field(&app, connection, "segment", &segment, "outbound").await;
+    let contact = local::create_contact(
+        &app.engine,
+        fields([
+            name("Peter"),
+            email("peter@example.com"),
+            company("Initech"),
+            field("segment", "Enterprise"),
+        ]),
+        true,
+    )
+    .await
+    .unwrap()
+    .contact_id;
+    app.drive().await;
+    let initech = orgs_named(&app, "Initech");
+    assert_eq!(initech.len(), 1);
+    assert_eq!(initech[0]["custom_fields"][&segment], "Enterprise");
+    let person = person_of(&app, "peter@example.com");
+    assert_eq!(person["org_id"], initech[0]["id"]);
+    assert!(person["custom_fields"].get(&segment).is_none());
+
+    // A change in the app reaches the organization; its webhook coming back changes nothing.
+    app.await_person_webhooks(1).await;
+    sim.clear_deliveries();
+    local::update_contact(&app.engine, contact, fields([field("segment", "SMB")]))
+        .await
+        .unwrap();
+    app.drive().await;
+    assert_eq!(
+        org_by_id(&app, &initech[0]["id"])["custom_fields"][&segment],
+        "SMB"
+    );
+    await_webhook(&app, "organization", "change").await;
+    assert_eq!(
+        text_of(&app.contact(contact).await, "segment").as_deref(),
+        Some("SMB")
+    );
+    assert_eq!(orgs_named(&app, "Initech").len(), 1);
+
+    // A person without an organization: nothing to write, and nothing fails.
+    local::create_contact(
+        &app.engine,
+        fields([
+            name("Milton"),
+            email("milton@example.com"),
+            field("segment", "Basement"),
+        ]),
+        true,
+    )
+    .await
+    .unwrap();
+    app.drive().await;
+    assert!(person_of(&app, "milton@example.com")["org_id"].is_null());
+    let status =
+        tandem_engine::sync::connections::admin::connection_status(&app.engine, connection.into())
+            .await
+            .unwrap();
+    assert_eq!(status.dead, 0);
+}
+
+#[tokio::test]
+async fn the_admin_api_refuses_an_unknown_entity_and_an_unknown_organization_field_precisely() {
+    let app = spawn_app().await;
+    let connection = app.connect_and_sync().await;
+    let sim = app.sim.handle();
+    let person_only = sim.add_person_field("Hobby", "varchar", &[]).unwrap();
+
+    let refused = put_mapping(
+        &app,
+        connection,
+        json!({ "local_field": "segment", "remote_field": "address", "entity": "deal" }),
+    )
+    .await;
+    assert_eq!(refused.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], "validation_failed", "{body}");
+    assert_eq!(body["fields"][0]["field"], "entity", "{body}");
+    assert!(body["fields"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("`deal` is not an entity"));
+
+    // A person field's key is not an organization field (and the reverse).
+    for (key, entity) in [
+        (person_only.as_str(), "organization"),
+        ("no_such_field", "organization"),
+        ("address", "person"),
+    ] {
+        let refused = put_mapping(
+            &app,
+            connection,
+            json!({ "local_field": "segment", "remote_field": key, "entity": entity }),
+        )
+        .await;
+        assert_eq!(
+            refused.status(),
+            reqwest::StatusCode::UNPROCESSABLE_ENTITY,
+            "{key}"
+        );
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["code"], "validation_failed", "{body}");
+        assert_eq!(body["fields"][0]["field"], "remote_field", "{body}");
+        let message = body["fields"][0]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("no {entity} field with key `{key}`")),
+            "{message}"
+        );
+    }
+
+    // The organization's address maps; the listing says whose field each is.
+    map_organization_field(
+        &app,
+        connection,
+        "company_address",
+        "address",
+        "bidirectional",
+    )
+    .await;
+    let lists: Value = app
+        .admin(
+            reqwest::Method::GET,
+            &format!("/admin/api/connections/{connection}/fields"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let remote = lists["remote"].as_array().unwrap();
+    assert!(remote
+        .iter()
+        .any(|f| f["entity"] == "organization" && f["key"] == "address" && f["mappable"] == true));
+    assert!(remote
+        .iter()
+        .any(|f| f["entity"] == "person" && f["key"] == person_only.as_str()));
+    assert_eq!(lists["mappings"][0]["entity"], "organization");
+}
+
+#[tokio::test]
+async fn creating_a_field_for_an_organization_mapping_creates_an_organization_field_in_pipedrive() {
+    let app = spawn_app().await;
+    let connection = app.connect_and_sync().await;
+    let created = app
+        .admin(
+            reqwest::Method::POST,
+            &format!("/admin/api/connections/{connection}/remote-fields"),
+        )
+        .json(&json!({ "name": "Tier", "field_type": "varchar", "entity": "organization" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), reqwest::StatusCode::CREATED);
+    let created: Value = created.json().await.unwrap();
+    assert_eq!(created["entity"], "organization");
+    let sim = app.sim.handle();
+    let org_fields = sim.organization_fields();
+    assert!(
+        org_fields
+            .iter()
+            .any(|f| f["field_code"] == created["key"] && f["field_name"] == "Tier"),
+        "{org_fields:?}"
+    );
+    assert!(sim
+        .person_fields()
+        .iter()
+        .all(|f| f["field_name"] != "Tier"));
+    // And it can be mapped at once.
+    map_organization_field(
+        &app,
+        connection,
+        "tier",
+        created["key"].as_str().unwrap(),
+        "bidirectional",
+    )
+    .await;
 }

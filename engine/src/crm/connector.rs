@@ -198,6 +198,7 @@ impl Crm {
                 .map(|o| CrmOrganization {
                     id: o.id,
                     name: o.name,
+                    fields: BTreeMap::new(),
                 })
                 .collect()),
             Self::Salesforce(..) => Err(organizations_unsupported()),
@@ -216,16 +217,19 @@ impl Crm {
                 Ok(CrmOrganization {
                     id: o.id,
                     name: o.name,
+                    fields: BTreeMap::new(),
                 })
             }
             Self::Salesforce(..) => Err(organizations_unsupported()),
         }
     }
 
-    /// The organizations of these ids that exist (one call per hundred ids).
+    /// The organizations of these ids that exist (one call per hundred ids), with the map's
+    /// organization fields.
     pub async fn organizations(
         &self,
         session: &Session,
+        map: &FieldMap,
         ids: &[i64],
     ) -> Result<Vec<CrmOrganization>, CrmError> {
         match self {
@@ -234,10 +238,60 @@ impl Crm {
                 .await?
                 .into_iter()
                 .map(|o| CrmOrganization {
+                    fields: mapping::organization_fields(&o, map),
                     id: o.id,
                     name: o.name,
                 })
                 .collect()),
+            Self::Salesforce(..) => Err(organizations_unsupported()),
+        }
+    }
+
+    /// Writes exactly `writes` (local fields mapped to organization fields) to organization
+    /// `id`; returns the organization as the CRM holds it now.
+    pub async fn update_organization(
+        &self,
+        session: &Session,
+        map: &FieldMap,
+        id: i64,
+        writes: &BTreeMap<FieldKey, FieldValue>,
+    ) -> Result<CrmOrganization, CrmError> {
+        match self {
+            Self::Pipedrive(client, _) => {
+                let body = mapping::organization_write(writes, map);
+                let o = client.patch_organization(session, id, &body).await?;
+                Ok(CrmOrganization {
+                    fields: mapping::organization_fields(&o, map),
+                    id: o.id,
+                    name: o.name,
+                })
+            }
+            Self::Salesforce(..) => Err(organizations_unsupported()),
+        }
+    }
+
+    /// Every field of the CRM's organization object (built-in and custom).
+    pub async fn organization_field_catalog(
+        &self,
+        session: &Session,
+    ) -> Result<Vec<CatalogField>, CrmError> {
+        match self {
+            Self::Pipedrive(client, _) => ops::organization_field_catalog(client, session).await,
+            Self::Salesforce(..) => Err(organizations_unsupported()),
+        }
+    }
+
+    /// Creates a custom field of the CRM's organization object.
+    pub async fn create_organization_field(
+        &self,
+        session: &Session,
+        name: &str,
+        field_type: &str,
+    ) -> Result<CatalogField, CrmError> {
+        match self {
+            Self::Pipedrive(client, _) => {
+                ops::create_organization_field(client, session, name, field_type).await
+            }
             Self::Salesforce(..) => Err(organizations_unsupported()),
         }
     }

@@ -25,6 +25,22 @@ pub enum RemoteField {
         /// `None`: the local field holds amounts with their currency.
         currency: Option<CurrencyCode>,
     },
+    /// A field of the person's organization (a mapping of entity `organization`): the CRM's
+    /// key (Pipedrive's built-in `address`, or a custom field's key) and field type. Read from
+    /// and written to the organization the person belongs to, never to the person.
+    OrganizationField {
+        key: String,
+        field_type: String,
+        /// As for [`RemoteField::Custom`]: a `monetary` field's currency for bare numbers.
+        currency: Option<CurrencyCode>,
+    },
+}
+
+impl RemoteField {
+    /// Whether the field lives on the person's organization rather than the person.
+    pub fn is_organization_field(&self) -> bool {
+        matches!(self, Self::OrganizationField { .. })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +106,13 @@ impl FieldMap {
         self.fields
             .iter()
             .find(|f| f.remote == RemoteField::Organization)
+    }
+
+    /// The local fields mapped to fields of the person's organization.
+    pub fn organization_fields(&self) -> impl Iterator<Item = &MappedField> {
+        self.fields
+            .iter()
+            .filter(|f| f.remote.is_organization_field())
     }
 
     pub fn policy(&self) -> MergePolicy {

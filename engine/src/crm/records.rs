@@ -148,4 +148,7 @@ pub struct CreatedPerson {
 pub struct CrmOrganization {
     pub id: i64,
     pub name: String,
+    /// The organization's mapped fields (the field map's organization fields), by local
+    /// key; empty when none are mapped or the answer does not carry them (a search).
+    pub fields: std::collections::BTreeMap<tandem_core::FieldKey, tandem_core::FieldValue>,
 }

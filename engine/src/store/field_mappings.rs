@@ -8,6 +8,14 @@ use uuid::Uuid;
 use super::entities::field_mapping;
 use super::{Conn, StoreError};
 
+/// The values of `field_mapping.entity`.
+pub mod entity {
+    /// A field of the CRM's person (every mapping before organization fields).
+    pub const PERSON: &str = "person";
+    /// A field of the person's organization.
+    pub const ORGANIZATION: &str = "organization";
+}
+
 /// A mapping's row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FieldMappingRow {
@@ -20,6 +28,9 @@ pub struct FieldMappingRow {
     pub owner: Option<String>,
     /// For a local number field mapped to a `monetary` field: the numbers' currency.
     pub currency: Option<String>,
+    /// Whose field `remote_field` is: [`entity::PERSON`] or [`entity::ORGANIZATION`] (the
+    /// person's organization).
+    pub entity: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -35,6 +46,7 @@ impl From<field_mapping::Model> for FieldMappingRow {
             direction: row.direction,
             owner: row.owner,
             currency: row.currency,
+            entity: row.entity,
             created_at: row.created_at,
             updated_at: row.updated_at,
         }
@@ -87,6 +99,7 @@ pub async fn save(
         direction: Set(row.direction),
         owner: Set(row.owner),
         currency: Set(row.currency),
+        entity: Set(row.entity),
         created_at: Set(row.created_at),
         updated_at: Set(row.updated_at),
     };

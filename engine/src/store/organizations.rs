@@ -4,12 +4,14 @@
 //! it. Rows also remember which name an organization id has, so a person's company is read
 //! without a CRM call.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set, TryInsertResult};
-use tandem_core::ConnectionId;
+use tandem_core::{ConnectionId, FieldKey, FieldValue};
 
-use super::entities::crm_organization;
+use super::entities::{crm_organization, crm_organization_snapshot};
 use super::{Conn, StoreError};
 
 /// A row: the name's key, the organization (once known) and its name as the CRM writes it.
@@ -215,6 +217,58 @@ pub async fn release(
         .filter(crm_organization::Column::NameKey.eq(name_key))
         .filter(crm_organization::Column::OrgId.is_null())
         .filter(crm_organization::Column::ClaimedAt.eq(claimed_at))
+        .exec(db.raw())
+        .await?;
+    Ok(())
+}
+
+/// The organization's mapped fields as tandem last read or wrote them
+/// (`crm_organization_snapshot`), by local key; `None` when tandem has not read them yet.
+pub async fn fields_of(
+    db: &impl Conn,
+    connection: ConnectionId,
+    org_id: i64,
+) -> Result<Option<BTreeMap<FieldKey, FieldValue>>, StoreError> {
+    let Some(row) = crm_organization_snapshot::Entity::find_by_id((connection.uuid(), org_id))
+        .one(db.raw())
+        .await?
+    else {
+        return Ok(None);
+    };
+    serde_json::from_value(row.fields)
+        .map(Some)
+        .map_err(|e| StoreError::Corrupt(format!("organization {org_id} fields: {e}")))
+}
+
+/// Stores the organization's mapped fields (replacing what was stored).
+pub async fn remember_fields(
+    db: &impl Conn,
+    connection: ConnectionId,
+    org_id: i64,
+    fields: &BTreeMap<FieldKey, FieldValue>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let json = serde_json::to_value(fields)
+        .map_err(|e| StoreError::Corrupt(format!("organization {org_id} fields: {e}")))?;
+    let row = crm_organization_snapshot::ActiveModel {
+        connection_id: Set(connection.uuid()),
+        org_id: Set(org_id),
+        fields: Set(json),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    crm_organization_snapshot::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([
+                crm_organization_snapshot::Column::ConnectionId,
+                crm_organization_snapshot::Column::OrgId,
+            ])
+            .update_columns([
+                crm_organization_snapshot::Column::Fields,
+                crm_organization_snapshot::Column::UpdatedAt,
+            ])
+            .to_owned(),
+        )
         .exec(db.raw())
         .await?;
     Ok(())

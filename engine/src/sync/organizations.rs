@@ -12,6 +12,13 @@
 //!   else one CRM read, remembered), so the person's organization changing changes the
 //!   contact's company through the ordinary merge; a renamed organization re-reads its
 //!   persons and merges them (`organization_renamed`).
+//! - Organization fields (mappings of entity `organization`, `RemoteField::OrganizationField`):
+//!   read with the organization's name (one CRM read per page for organizations tandem does
+//!   not know yet), kept in `crm_organization_snapshot`, and put in the person's snapshot, so
+//!   they reach the contact through the ordinary merge; a changed organization (its webhook)
+//!   is re-read and, when its mapped fields or name changed, its persons are merged again. A
+//!   contact's change to such a field is written to the person's organization (`write_fields`),
+//!   never to the person; a person without an organization has nowhere to write it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -162,17 +169,27 @@ async fn search(
         .min_by_key(|o| o.id))
 }
 
-/// The writes as the CRM connector takes them: the company (if mapped to the organization)
-/// replaced by the id of the organization found or created by that name.
+/// The person's writes as the CRM connector takes them: the company (if mapped to the
+/// organization) replaced by the id of the organization found or created by that name;
+/// organization fields left out (see [`write_fields`]).
 pub async fn crm_writes(
     engine: &Engine,
     conn: &ConnectionCtx,
     writes: &BTreeMap<FieldKey, FieldValue>,
 ) -> Result<BTreeMap<FieldKey, FieldValue>, OrganizationError> {
+    let mut out: BTreeMap<FieldKey, FieldValue> = writes
+        .iter()
+        .filter(|(key, _)| {
+            !conn
+                .map
+                .get(key)
+                .is_some_and(|f| f.remote.is_organization_field())
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let Some(field) = conn.map.organization_field() else {
-        return Ok(writes.clone());
+        return Ok(out);
     };
-    let mut out = writes.clone();
     if let Some(value) = writes.get(&field.local) {
         let org = match value {
             FieldValue::Text(company) => find_or_create(engine, conn, company).await?,
@@ -187,20 +204,68 @@ pub async fn crm_writes(
     Ok(out)
 }
 
-/// Makes sure tandem knows the names of these organizations (one CRM read for those it does
-/// not know). Call it outside a transaction, before the persons are applied.
+/// Writes the contact's changes to organization fields (the writes' keys mapped to
+/// [`crate::crm::RemoteField::OrganizationField`]) to the person's organization, and keeps
+/// what the CRM answered as the organization's fields (so the change coming back is known).
+/// A person without an organization: nothing to write.
+pub async fn write_fields(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    person: &CrmPerson,
+    writes: &BTreeMap<FieldKey, FieldValue>,
+) -> Result<(), OrganizationError> {
+    let org_writes: BTreeMap<FieldKey, FieldValue> = writes
+        .iter()
+        .filter(|(key, _)| {
+            conn.map
+                .get(key)
+                .is_some_and(|f| f.remote.is_organization_field())
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if org_writes.is_empty() {
+        return Ok(());
+    }
+    let Some(org_id) = person.org_id else {
+        tracing::debug!(connection_id = %conn.id, person_id = person.id, fields = org_writes.len(), "The person has no organization; its organization fields are not written.");
+        return Ok(());
+    };
+    let org = conn
+        .crm
+        .update_organization(&conn.session, &conn.map, org_id, &org_writes)
+        .await
+        .map_err(OrganizationError::Crm)?;
+    stored::remember_fields(&engine.store, conn.id, org_id, &org.fields, engine.now()).await?;
+    Ok(())
+}
+
+/// Whether any organization field is mapped.
+fn has_fields(conn: &ConnectionCtx) -> bool {
+    conn.map.organization_fields().next().is_some()
+}
+
+/// Makes sure tandem knows the names (and the mapped fields) of these persons' organizations:
+/// one CRM read for those it does not know. Call it outside a transaction, before the persons
+/// are applied.
 pub async fn learn_names(
     engine: &Engine,
     conn: &ConnectionCtx,
     persons: &[CrmPerson],
 ) -> Result<(), OrganizationError> {
-    if conn.map.organization_field().is_none() {
+    let names = conn.map.organization_field().is_some();
+    let fields = has_fields(conn);
+    if !names && !fields {
         return Ok(());
     }
     let db = &engine.store;
     let mut unknown = Vec::new();
     for id in persons.iter().filter_map(|p| p.org_id) {
-        if !unknown.contains(&id) && stored::name_of(db, conn.id, id).await?.is_none() {
+        if unknown.contains(&id) {
+            continue;
+        }
+        if (names && stored::name_of(db, conn.id, id).await?.is_none())
+            || (fields && stored::fields_of(db, conn.id, id).await?.is_none())
+        {
             unknown.push(id);
         }
     }
@@ -209,13 +274,27 @@ pub async fn learn_names(
     }
     let found = conn
         .crm
-        .organizations(&conn.session, &unknown)
+        .organizations(&conn.session, &conn.map, &unknown)
         .await
         .map_err(OrganizationError::Crm)?;
     for org in found {
-        if let Some(key) = organization_key(&org.name) {
-            stored::remember(db, conn.id, org.id, &key, &org.name, engine.now()).await?;
-        }
+        remember(engine, conn, &org).await?;
+    }
+    Ok(())
+}
+
+/// Keeps an organization's name and mapped fields as the CRM holds them.
+async fn remember(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    org: &crate::crm::CrmOrganization,
+) -> Result<(), OrganizationError> {
+    let db = &engine.store;
+    if let Some(key) = organization_key(&org.name) {
+        stored::remember(db, conn.id, org.id, &key, &org.name, engine.now()).await?;
+    }
+    if has_fields(conn) {
+        stored::remember_fields(db, conn.id, org.id, &org.fields, engine.now()).await?;
     }
     Ok(())
 }
@@ -228,12 +307,26 @@ pub async fn complete<C: Conn>(
     conn: &ConnectionCtx,
     person: &mut CrmPerson,
 ) -> Result<(), SyncError> {
-    let Some(field) = conn.map.organization_field() else {
-        return Ok(());
-    };
     if person.deleted {
         return Ok(());
     }
+    // The organization's mapped fields, as tandem last read or wrote them; unknown (left out)
+    // without an organization or before tandem read it.
+    if let Some(org_id) = person.org_id.filter(|_| has_fields(conn)) {
+        if let Some(fields) = stored::fields_of(db, conn.id, org_id).await? {
+            for field in conn.map.organization_fields() {
+                if let Some(value) = fields.get(&field.local) {
+                    person
+                        .snapshot
+                        .fields
+                        .insert(field.local.clone(), value.clone());
+                }
+            }
+        }
+    }
+    let Some(field) = conn.map.organization_field() else {
+        return Ok(());
+    };
     let value = match person.org_id {
         None => Some(FieldValue::Cleared),
         Some(id) => stored::name_of(db, conn.id, id)
@@ -246,27 +339,59 @@ pub async fn complete<C: Conn>(
     Ok(())
 }
 
-/// An organization's new name (a webhook): remembered, and every person of it re-read and
-/// merged, so each linked contact's company follows.
+/// An organization changed (a webhook): its new name remembered, and, when organization
+/// fields are mapped, the organization re-read and its fields kept. When the name or the
+/// mapped fields changed, every person of it is re-read and merged, so each linked contact's
+/// company and organization fields follow. tandem's own write coming back changes nothing.
 pub async fn organization_renamed(
     engine: &Engine,
     conn: &ConnectionCtx,
     org_id: i64,
     name: &str,
 ) -> Result<Vec<CrmPerson>, OrganizationError> {
-    if conn.map.organization_field().is_none() {
+    let names = conn.map.organization_field().is_some();
+    let fields = has_fields(conn);
+    if !names && !fields {
         return Ok(Vec::new());
     }
     let db = &engine.store;
     let known = stored::name_of(db, conn.id, org_id).await?;
-    if known.as_deref() == Some(name) {
+    let known_fields = if fields {
+        stored::fields_of(db, conn.id, org_id).await?
+    } else {
+        None
+    };
+    if known.is_none() && known_fields.is_none() {
+        // An organization tandem never linked anyone to: no contact to change (its name is
+        // kept for a later link).
+        if names {
+            if let Some(key) = organization_key(name) {
+                stored::remember(db, conn.id, org_id, &key, name, engine.now()).await?;
+            }
+        }
         return Ok(Vec::new());
     }
-    if let Some(key) = organization_key(name) {
-        stored::remember(db, conn.id, org_id, &key, name, engine.now()).await?;
+    let renamed = names && known.as_deref() != Some(name);
+    if renamed {
+        if let Some(key) = organization_key(name) {
+            stored::remember(db, conn.id, org_id, &key, name, engine.now()).await?;
+        }
     }
-    if known.is_none() {
-        // An organization tandem never linked anyone to: no contact to change.
+    let mut fields_changed = false;
+    if fields {
+        let read = conn
+            .crm
+            .organizations(&conn.session, &conn.map, &[org_id])
+            .await
+            .map_err(OrganizationError::Crm)?;
+        if let Some(org) = read.into_iter().next() {
+            if known_fields.as_ref() != Some(&org.fields) {
+                stored::remember_fields(db, conn.id, org_id, &org.fields, engine.now()).await?;
+                fields_changed = true;
+            }
+        }
+    }
+    if !renamed && !fields_changed {
         return Ok(Vec::new());
     }
     conn.crm

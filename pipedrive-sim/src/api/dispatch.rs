@@ -212,7 +212,9 @@ fn handle(ctx: &Ctx<'_>, op: Op) -> HResult {
             fields::get(ctx, op)
         }
         Op::DeletePersonField => fields::delete(ctx),
-        Op::AddPersonField | Op::AddPersonFieldV1 => fields::add(ctx, op),
+        Op::AddPersonField | Op::AddPersonFieldV1 | Op::AddOrganizationField => {
+            fields::add(ctx, op)
+        }
         Op::GetStages => pipelines::stages(ctx),
         Op::GetStage => pipelines::stage(ctx),
         Op::GetPipelines => pipelines::pipelines(ctx),

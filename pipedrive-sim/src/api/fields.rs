@@ -1,5 +1,5 @@
 //! Field catalogs: v2 person fields (`v2.getPersonFields`, `v2.getPersonField`,
-//! `v2.addPersonField`, `v2.deletePersonField`), the v2 field lists of deals, organizations,
+//! `v2.addPersonField`, `v2.deletePersonField`), `v2.addOrganizationField`, the v2 field lists of deals, organizations,
 //! products and activities (and one deal, organization or product field), `v1.addPersonField`,
 //! and the v1 field lists of persons, deals, organizations, activities, products and notes. Built-in fields come first,
 //! with Pipedrive's codes.
@@ -91,19 +91,21 @@ pub(super) fn delete(ctx: &Ctx<'_>) -> HResult {
     })
 }
 
-/// `v2.addPersonField` and `v1.addPersonField`.
+/// `v2.addPersonField`, `v1.addPersonField` and `v2.addOrganizationField`.
 pub(super) fn add(ctx: &Ctx<'_>, op: Op) -> HResult {
     let now = ctx.now;
-    let body = if op == Op::AddPersonField {
+    let v2 = matches!(op, Op::AddPersonField | Op::AddOrganizationField);
+    let entity = if op == Op::AddOrganizationField {
+        "organization"
+    } else {
+        "person"
+    };
+    let body = if v2 {
         ctx.json_body()?
     } else {
         ctx.json_or_form_body()?
     };
-    let name_key = if op == Op::AddPersonField {
-        "field_name"
-    } else {
-        "name"
-    };
+    let name_key = if v2 { "field_name" } else { "name" };
     let name = body
         .get(name_key)
         .and_then(Value::as_str)
@@ -131,10 +133,10 @@ pub(super) fn add(ctx: &Ctx<'_>, op: Op) -> HResult {
     with_company(ctx, |c, _| {
         let mut rng = ctx.shared.rng.lock();
         let f = c
-            .add_person_field(name, ftype, &opts, now, &mut *rng)
+            .add_field(entity, name, ftype, &opts, now, &mut *rng)
             .map_err(ApiErr::BadRequest)?;
-        let data = if op == Op::AddPersonField {
-            f.v2_json()
+        let data = if v2 {
+            v2_field(&f, entity)
         } else {
             f.v1_json(c.person_fields.len() + 20)
         };

@@ -71,6 +71,7 @@ pub(super) fn charge(
             | Op::AddWebhook
             | Op::AddPersonField
             | Op::AddPersonFieldV1
+            | Op::AddOrganizationField
             | Op::DeletePersonField
             | Op::MergePersons
             | Op::AddOrganization

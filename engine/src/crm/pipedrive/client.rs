@@ -44,7 +44,10 @@ pub enum Op {
     ListOrganizations,
     GetOrganization,
     CreateOrganization,
+    PatchOrganization,
     SearchOrganizations,
+    ListOrganizationFields,
+    CreateOrganizationField,
     /// A list read by the mirror (`list_page`), with the endpoint's documented cost.
     MirrorList(u8),
 }
@@ -65,6 +68,8 @@ impl Op {
                 | Self::CreateActivity
                 | Self::MergePersons
                 | Self::CreateOrganization
+                | Self::PatchOrganization
+                | Self::CreateOrganizationField
                 | Self::CreateWebhook
                 | Self::DeleteWebhook
         )
@@ -77,6 +82,7 @@ impl Op {
             | Self::ListPersonFields
             | Self::ListDeals
             | Self::ListOrganizations
+            | Self::ListOrganizationFields
             | Self::CreateWebhook => 10,
             Self::GetPerson | Self::GetOrganization => 1,
             Self::CreatePerson
@@ -86,6 +92,8 @@ impl Op {
             | Self::PatchDeal
             | Self::CreateActivity
             | Self::CreateOrganization
+            | Self::PatchOrganization
+            | Self::CreateOrganizationField
             | Self::ListStages => 5,
             Self::SearchPersons | Self::SearchOrganizations => 20,
             Self::UsersMe => 2,
@@ -426,6 +434,57 @@ impl PipedriveClient {
             .request(s, Method::POST, "/api/v2/organizations")
             .json(&serde_json::json!({ "name": name }));
         Ok(self.send(s, Op::CreateOrganization, request).await?.0)
+    }
+
+    /// `PATCH /api/v2/organizations/{id}` with a body of the organization's fields.
+    pub async fn patch_organization(
+        &self,
+        s: &Session,
+        id: i64,
+        body: &serde_json::Value,
+    ) -> Result<Organization, CrmError> {
+        let request = self
+            .request(s, Method::PATCH, &format!("/api/v2/organizations/{id}"))
+            .json(body);
+        Ok(self.send(s, Op::PatchOrganization, request).await?.0)
+    }
+
+    /// `GET /api/v2/organizationFields`, every page.
+    pub async fn list_organization_fields(
+        &self,
+        s: &Session,
+    ) -> Result<Vec<PersonField>, CrmError> {
+        let mut fields = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut request = self
+                .request(s, Method::GET, "/api/v2/organizationFields")
+                .query(&[("limit", "500")]);
+            if let Some(c) = &cursor {
+                request = request.query(&[("cursor", c)]);
+            }
+            let (page, next): (Vec<PersonField>, _) =
+                self.send(s, Op::ListOrganizationFields, request).await?;
+            fields.extend(page);
+            match next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(fields),
+            }
+        }
+    }
+
+    /// `POST /api/v2/organizationFields`.
+    pub async fn create_organization_field(
+        &self,
+        s: &Session,
+        name: &str,
+        field_type: &str,
+    ) -> Result<PersonField, CrmError> {
+        let body = serde_json::json!({ "field_name": name, "field_type": field_type });
+        let request = self
+            .request(s, Method::POST, "/api/v2/organizationFields")
+            .json(&body);
+        Ok(self.send(s, Op::CreateOrganizationField, request).await?.0)
     }
 
     pub async fn list_person_fields(&self, s: &Session) -> Result<Vec<PersonField>, CrmError> {

@@ -249,6 +249,8 @@ pub fn person_snapshot(person: &Person, map: &FieldMap) -> Snapshot {
             // The organization's name is not in a v2 person: the use-case fills it in from
             // the person's `org_id` (`CrmPerson::org_id`).
             RemoteField::Organization => None,
+            // Of the person's organization: the use-case fills them in.
+            RemoteField::OrganizationField { .. } => None,
             RemoteField::Custom {
                 key,
                 field_type,
@@ -295,6 +297,8 @@ pub fn person_write(writes: &BTreeMap<FieldKey, FieldValue>, map: &FieldMap) -> 
                 v if v.is_cleared() => body.org_id = Some(Value::Null),
                 _ => {}
             },
+            // Written to the organization ([`organization_write`]), never to the person.
+            RemoteField::OrganizationField { .. } => {}
             RemoteField::Custom {
                 key,
                 field_type,
@@ -434,8 +438,64 @@ pub fn action_value(remote: &RemoteField, value: &Value) -> Option<FieldValue> {
             Value::String(_) | Value::Null => Some(FieldValue::Cleared),
             _ => None,
         },
-        RemoteField::Custom { field_type, .. } => custom_value(value, field_type),
+        RemoteField::Custom { field_type, .. }
+        | RemoteField::OrganizationField { field_type, .. } => custom_value(value, field_type),
     }
+}
+
+/// The organization's mapped fields (the map's [`RemoteField::OrganizationField`]s): the
+/// built-in `address`, else a custom field. A key absent from the payload is unknown.
+pub fn organization_fields(
+    org: &wire::Organization,
+    map: &FieldMap,
+) -> BTreeMap<FieldKey, FieldValue> {
+    let mut out = BTreeMap::new();
+    for field in map.organization_fields() {
+        let RemoteField::OrganizationField {
+            key,
+            field_type,
+            currency,
+        } = &field.remote
+        else {
+            continue;
+        };
+        let raw = if key == "address" {
+            Some(org.address.clone().unwrap_or(Value::Null))
+        } else {
+            org.custom_fields.get(key).cloned()
+        };
+        if let Some(value) = raw.and_then(|v| local_custom_value(&v, field_type, currency.as_ref()))
+        {
+            out.insert(field.local.clone(), value.canonical());
+        }
+    }
+    out
+}
+
+/// The body of an organization PATCH carrying exactly `writes` (of organization fields).
+pub fn organization_write(writes: &BTreeMap<FieldKey, FieldValue>, map: &FieldMap) -> Value {
+    let mut body = serde_json::Map::new();
+    let mut custom = serde_json::Map::new();
+    for (local, value) in writes {
+        let Some(RemoteField::OrganizationField {
+            key,
+            field_type,
+            currency,
+        }) = map.get(local).map(|f| &f.remote)
+        else {
+            continue;
+        };
+        let json = custom_json(value, field_type, currency.as_ref());
+        if key == "address" {
+            body.insert(key.clone(), json);
+        } else {
+            custom.insert(key.clone(), json);
+        }
+    }
+    if !custom.is_empty() {
+        body.insert("custom_fields".to_owned(), Value::Object(custom));
+    }
+    Value::Object(body)
 }
 
 #[cfg(test)]

@@ -87,6 +87,31 @@ pub(crate) async fn field_catalog(
         .collect())
 }
 
+pub(crate) async fn organization_field_catalog(
+    client: &PipedriveClient,
+    s: &Session,
+) -> Result<Vec<CatalogField>, CrmError> {
+    Ok(client
+        .list_organization_fields(s)
+        .await?
+        .into_iter()
+        .map(catalog_field)
+        .collect())
+}
+
+pub(crate) async fn create_organization_field(
+    client: &PipedriveClient,
+    s: &Session,
+    name: &str,
+    field_type: &str,
+) -> Result<CatalogField, CrmError> {
+    Ok(catalog_field(
+        client
+            .create_organization_field(s, name, field_type)
+            .await?,
+    ))
+}
+
 pub(crate) async fn create_field(
     client: &PipedriveClient,
     s: &Session,

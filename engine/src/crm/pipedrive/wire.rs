@@ -78,6 +78,12 @@ pub struct Organization {
     pub id: i64,
     #[serde(default)]
     pub name: String,
+    /// `{value, …}` (v2), `null` when empty.
+    #[serde(default)]
+    pub address: Option<Value>,
+    /// Custom fields by 40-hex key (v2).
+    #[serde(default)]
+    pub custom_fields: Map<String, Value>,
 }
 
 /// `GET /api/v2/organizations/search`'s `data`.

@@ -221,7 +221,7 @@ pub fn person_snapshot(record: &Record, map: &FieldMap, config: &SfConfig) -> Sn
                     .unwrap_or(FieldValue::Cleared),
             ),
             // Organizations are not supported on Salesforce yet: the company is a plain field.
-            RemoteField::Organization => None,
+            RemoteField::Organization | RemoteField::OrganizationField { .. } => None,
             RemoteField::Custom {
                 key, field_type, ..
             } => match record.fields.get(key) {
@@ -354,7 +354,7 @@ pub fn person_write(
                 }
             }
             // Not supported on Salesforce yet (the company is a plain field).
-            RemoteField::Organization => {}
+            RemoteField::Organization | RemoteField::OrganizationField { .. } => {}
             RemoteField::Custom {
                 key, field_type, ..
             } => {
@@ -426,7 +426,7 @@ pub fn action_value(remote: &RemoteField, value: &Value) -> Option<FieldValue> {
             Value::String(s) => Some(FieldValue::number(surrogate(s) as f64).ok()?),
             _ => None,
         },
-        RemoteField::Organization => None,
+        RemoteField::Organization | RemoteField::OrganizationField { .. } => None,
         RemoteField::Custom { field_type, .. } => custom_value(value, field_type),
     }
 }

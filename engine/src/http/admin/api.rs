@@ -370,6 +370,9 @@ async fn field_lists(
 #[serde(deny_unknown_fields)]
 struct CreateField {
     name: String,
+    /// `person` (default) or `organization`.
+    #[serde(default)]
+    entity: Option<String>,
     #[serde(default = "default_type")]
     field_type: String,
 }
@@ -385,9 +388,16 @@ async fn create_field(
     body: String,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let request: CreateField = parse_json(&body)?;
-    let field = fields::create_remote_field(&state.engine, id, &request.name, &request.field_type)
-        .await
-        .map_err(api_error)?;
+    let entity = fields::Entity::parse(request.entity.as_deref()).map_err(api_error)?;
+    let field = fields::create_remote_field_of(
+        &state.engine,
+        id,
+        entity,
+        &request.name,
+        &request.field_type,
+    )
+    .await
+    .map_err(api_error)?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::to_value(field).map_err(|e| ApiError::internal(&e))?),

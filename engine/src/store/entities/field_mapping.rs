@@ -15,6 +15,8 @@ pub struct Model {
     pub owner: Option<String>,
     /// For a local number field mapped to a `monetary` field: the numbers' currency.
     pub currency: Option<String>,
+    /// `person` (the default) or `organization`: whose field `remote_field` is.
+    pub entity: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

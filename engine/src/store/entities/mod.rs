@@ -9,6 +9,7 @@ pub(crate) mod contact;
 pub(crate) mod contact_field;
 pub(crate) mod contact_list_member;
 pub(crate) mod crm_organization;
+pub(crate) mod crm_organization_snapshot;
 pub(crate) mod crm_record_key;
 pub(crate) mod duplicate_group;
 pub(crate) mod email_log;

@@ -1,6 +1,7 @@
-//! The field-mapping editor: Pipedrive's person fields (built-in and custom), the local fields,
-//! the connection's mappings (direction and optional owner) with a type check, and "create the
-//! field in Pipedrive" for a missing custom field.
+//! The field-mapping editor: Pipedrive's person fields and its organization fields (built-in
+//! and custom, each marked with its entity), the local fields, the connection's mappings
+//! (entity, direction and optional owner) with a type check, and "create the field in
+//! Pipedrive" (a person or an organization field) for a missing custom field.
 
 use serde::{Deserialize, Serialize};
 use tandem_core::ConnectionId;
@@ -13,9 +14,11 @@ use crate::store::field_mappings::{self, FieldMappingRow};
 use crate::sync::synclog::{self, Direction, Entry, Level};
 use crate::sync::{Engine, SyncError};
 
-/// A Pipedrive person field.
+/// A Pipedrive person or organization field.
 #[derive(Debug, Clone, Serialize)]
 pub struct RemoteFieldInfo {
+    /// Whose field it is: `person` or `organization` (the person's organization).
+    pub entity: &'static str,
     /// `name`, `email`, `phone`, `owner_id`, or a custom field's 40-hex key.
     pub key: String,
     pub name: String,
@@ -39,6 +42,8 @@ pub struct LocalFieldInfo {
 #[derive(Debug, Clone, Serialize)]
 pub struct Mapping {
     pub local_field: String,
+    /// `person` or `organization`: whose field `remote_field` is.
+    pub entity: String,
     pub remote_field: String,
     pub remote_type: String,
     pub direction: String,
@@ -51,6 +56,7 @@ impl From<FieldMappingRow> for Mapping {
     fn from(m: FieldMappingRow) -> Self {
         Self {
             local_field: m.local_field,
+            entity: m.entity,
             remote_field: m.remote_field,
             remote_type: m.remote_type,
             direction: m.direction,
@@ -65,6 +71,10 @@ impl From<FieldMappingRow> for Mapping {
 pub struct MappingRequest {
     pub local_field: String,
     pub remote_field: String,
+    /// Whose field `remote_field` is: `person` (default) or `organization` (the person's
+    /// organization; Pipedrive's `organizationFields`).
+    #[serde(default)]
+    pub entity: Option<String>,
     /// `inbound`, `outbound` or `bidirectional` (default).
     #[serde(default)]
     pub direction: Option<String>,
@@ -79,6 +89,38 @@ pub struct MappingRequest {
 }
 
 const BUILTIN_MAPPABLE: [&str; 4] = ["name", "email", "phone", "owner_id"];
+/// The organization's built-in fields tandem maps (its name is the company, `org_id`).
+const ORGANIZATION_BUILTIN_MAPPABLE: [&str; 1] = ["address"];
+
+/// Whose fields a mapping or a field creation is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entity {
+    Person,
+    Organization,
+}
+
+impl Entity {
+    /// `person` (also for none or empty) or `organization`; anything else is a validation
+    /// error on `entity`.
+    pub fn parse(text: Option<&str>) -> Result<Self, SyncError> {
+        match text.map(str::trim).filter(|t| !t.is_empty()) {
+            None => Ok(Self::Person),
+            Some(t) if t == field_mappings::entity::PERSON => Ok(Self::Person),
+            Some(t) if t == field_mappings::entity::ORGANIZATION => Ok(Self::Organization),
+            Some(other) => Err(invalid(
+                "entity",
+                format!("`{other}` is not an entity: use person or organization"),
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Person => field_mappings::entity::PERSON,
+            Self::Organization => field_mappings::entity::ORGANIZATION,
+        }
+    }
+}
 
 fn invalid(field: &str, message: impl Into<String>) -> SyncError {
     SyncError::Validation {
@@ -87,31 +129,50 @@ fn invalid(field: &str, message: impl Into<String>) -> SyncError {
     }
 }
 
-/// Pipedrive's person fields, as the connection sees them.
+/// The CRM's person fields, then (on a CRM with organizations) its organization fields, as
+/// the connection sees them.
 pub async fn remote_fields(
     engine: &Engine,
     id: ConnectionId,
 ) -> Result<Vec<RemoteFieldInfo>, SyncError> {
     let conn = super::load(engine, id).await?;
-    let fields = match conn.crm.field_catalog(&conn.session).await {
-        Ok(fields) => fields,
+    let mut fields = match conn.crm.field_catalog(&conn.session).await {
+        Ok(fields) => fields
+            .into_iter()
+            .map(|f| field_info(&conn.crm, Entity::Person, f))
+            .collect::<Vec<_>>(),
         Err(error) => {
             super::tokens::on_auth_error(engine, &conn, &error).await?;
             return Err(error.into());
         }
     };
-    Ok(fields
-        .into_iter()
-        .map(|f| field_info(&conn.crm, f))
-        .collect())
+    if conn.crm.has_organizations() {
+        match conn.crm.organization_field_catalog(&conn.session).await {
+            Ok(org_fields) => fields.extend(
+                org_fields
+                    .into_iter()
+                    .map(|f| field_info(&conn.crm, Entity::Organization, f)),
+            ),
+            Err(error) => {
+                super::tokens::on_auth_error(engine, &conn, &error).await?;
+                return Err(error.into());
+            }
+        }
+    }
+    Ok(fields)
 }
 
-fn field_info(crm: &crate::crm::Crm, f: CatalogField) -> RemoteFieldInfo {
+fn field_info(crm: &crate::crm::Crm, entity: Entity, f: CatalogField) -> RemoteFieldInfo {
+    let builtins: &[&str] = match entity {
+        Entity::Person => &BUILTIN_MAPPABLE,
+        Entity::Organization => &ORGANIZATION_BUILTIN_MAPPABLE,
+    };
     RemoteFieldInfo {
+        entity: entity.as_str(),
         mappable: if f.is_custom {
             convertible(crm, &f.field_type)
         } else {
-            BUILTIN_MAPPABLE.contains(&f.key.as_str())
+            builtins.contains(&f.key.as_str())
         },
         key: f.key,
         name: f.name,
@@ -277,16 +338,30 @@ pub async fn set_mapping(
             ));
         }
     }
+    let entity = Entity::parse(request.entity.as_deref())?;
     let remote_key = request.remote_field.trim();
     let crm = super::load(engine, id).await?.crm;
+    if entity == Entity::Organization && !crm.has_organizations() {
+        return Err(invalid(
+            "entity",
+            format!(
+                "{} has no organizations tandem syncs yet; map the person's fields",
+                crm.display_name()
+            ),
+        ));
+    }
     let remote_fields = remote_fields(engine, id).await?;
     let remote = remote_fields
         .iter()
-        .find(|f| f.key == remote_key)
+        .find(|f| f.entity == entity.as_str() && f.key == remote_key)
         .ok_or_else(|| {
             invalid(
                 "remote_field",
-                format!("Pipedrive has no person field with key `{remote_key}`; create it first"),
+                format!(
+                    "{} has no {} field with key `{remote_key}`; create it first",
+                    crm.display_name(),
+                    entity.as_str()
+                ),
             )
         })?;
     if remote.is_custom && !convertible(&crm, &remote.field_type) {
@@ -304,8 +379,13 @@ pub async fn set_mapping(
         return Err(invalid(
             "remote_field",
             format!(
-                "Pipedrive's built-in field \"{}\" cannot be mapped; tandem maps name, email, phone, owner_id and custom fields",
-                remote.name
+                "Pipedrive's built-in {} field \"{}\" cannot be mapped; tandem maps {} and custom fields",
+                entity.as_str(),
+                remote.name,
+                match entity {
+                    Entity::Person => "name, email, phone, owner_id",
+                    Entity::Organization => "the organization's address",
+                }
             ),
         ));
     }
@@ -340,10 +420,10 @@ pub async fn set_mapping(
     let db = &engine.store;
     let now = engine.now();
     let existing = field_mappings::of_local_field(db, id, local.as_ref()).await?;
-    let stored_remote = match remote.key.as_str() {
-        "email" => "emails".to_owned(),
-        "phone" => "phones".to_owned(),
-        other => other.to_owned(),
+    let stored_remote = match (entity, remote.key.as_str()) {
+        (Entity::Person, "email") => "emails".to_owned(),
+        (Entity::Person, "phone") => "phones".to_owned(),
+        (_, other) => other.to_owned(),
     };
     let row = FieldMappingRow {
         id: existing.as_ref().map_or_else(Uuid::now_v7, |e| e.id),
@@ -354,6 +434,7 @@ pub async fn set_mapping(
         direction: direction.to_owned(),
         owner: owner.map(str::to_owned),
         currency: currency.as_ref().map(|c| c.as_str().to_owned()),
+        entity: entity.as_str().to_owned(),
         created_at: existing.as_ref().map_or(now, |e| e.created_at),
         updated_at: now,
     };
@@ -367,8 +448,12 @@ pub async fn set_mapping(
             Direction::Connection,
             "mapping_changed",
             format!(
-                "Field mapping saved: {} ↔ \"{}\" ({direction}{}).",
+                "Field mapping saved: {} ↔ {}\"{}\" ({direction}{}).",
                 saved.local_field,
+                match entity {
+                    Entity::Person => "",
+                    Entity::Organization => "organization's ",
+                },
                 remote.name,
                 owner.map(|o| format!(", {o} wins")).unwrap_or_default()
             ),
@@ -408,6 +493,18 @@ pub async fn create_remote_field(
     name: &str,
     field_type: &str,
 ) -> Result<RemoteFieldInfo, SyncError> {
+    create_remote_field_of(engine, id, Entity::Person, name, field_type).await
+}
+
+/// Creates a custom field of the person (`organizationFields` for [`Entity::Organization`])
+/// in the CRM, as the field mapping's "create the field" does for a mapped field missing there.
+pub async fn create_remote_field_of(
+    engine: &Engine,
+    id: ConnectionId,
+    entity: Entity,
+    name: &str,
+    field_type: &str,
+) -> Result<RemoteFieldInfo, SyncError> {
     let name = name.trim();
     if name.is_empty() {
         return Err(invalid("name", "a field name is required"));
@@ -423,7 +520,19 @@ pub async fn create_remote_field(
     }
     let conn = super::load(engine, id).await?;
     let now = engine.now();
-    match conn.crm.create_field(&conn.session, name, field_type).await {
+    let created = match entity {
+        Entity::Person => conn.crm.create_field(&conn.session, name, field_type).await,
+        Entity::Organization => {
+            conn.crm
+                .create_organization_field(&conn.session, name, field_type)
+                .await
+        }
+    };
+    let on = match entity {
+        Entity::Person => "Person",
+        Entity::Organization => "Organization",
+    };
+    match created {
         Ok(field) => {
             synclog::record(
                 &engine.store,
@@ -431,13 +540,17 @@ pub async fn create_remote_field(
                     Level::Info,
                     Direction::Connection,
                     "field_created",
-                    format!("Custom field \"{name}\" ({field_type}) created in Pipedrive."),
+                    format!(
+                        "Custom {} field \"{name}\" ({field_type}) created in Pipedrive.",
+                        entity.as_str()
+                    ),
                 )
                 .connection(id),
                 now,
             )
             .await?;
             Ok(RemoteFieldInfo {
+                entity: entity.as_str(),
                 mappable: true,
                 key: field.key,
                 name: field.name,
@@ -458,12 +571,12 @@ pub async fn create_remote_field(
                 .connection(id)
                 .status(error.status)
                 .remote_error(error.message.clone())
-                .hint("Reconnect with a Pipedrive admin user, or create the field in Pipedrive (Settings → Data fields → Person) and map it."),
+                .hint(format!("Reconnect with a Pipedrive admin user, or create the field in Pipedrive (Settings → Data fields → {on}) and map it.")),
                 now,
             )
             .await?;
             Err(SyncError::AdminRequired(format!(
-                "Pipedrive refused to create the field ({} {}): the connecting user must be a Pipedrive admin (or the app needs the admin / contact-fields:full scope). Reconnect with an admin user, or create the field in Pipedrive under Settings → Data fields → Person and map it here.",
+                "Pipedrive refused to create the field ({} {}): the connecting user must be a Pipedrive admin (or the app needs the admin / contact-fields:full scope). Reconnect with an admin user, or create the field in Pipedrive under Settings → Data fields → {on} and map it here.",
                 error.status.map(|s| s.to_string()).unwrap_or_default(),
                 error.message
             )))

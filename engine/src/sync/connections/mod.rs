@@ -78,19 +78,32 @@ pub async fn load(engine: &Engine, id: ConnectionId) -> Result<ConnectionCtx, Sy
             Some("remote") => Some(Side::Remote),
             _ => None,
         };
+        let organizations = engine.crm_of(&row.crm).has_organizations();
+        let currency = mapping
+            .currency
+            .as_deref()
+            .and_then(|c| tandem_core::CurrencyCode::parse(c).ok());
         let remote = match mapping.remote_field.as_str() {
+            // A field of the person's organization: only on a CRM with organizations.
+            _ if mapping.entity == field_mappings::entity::ORGANIZATION => {
+                if !organizations {
+                    continue;
+                }
+                RemoteField::OrganizationField {
+                    key: mapping.remote_field.clone(),
+                    field_type: mapping.remote_type.clone(),
+                    currency,
+                }
+            }
             "name" => RemoteField::Name,
             "emails" | "email" => RemoteField::Emails,
             "phones" | "phone" => RemoteField::Phones,
             "owner_id" => RemoteField::OwnerId,
-            "org_id" if engine.crm_of(&row.crm).has_organizations() => RemoteField::Organization,
+            "org_id" if organizations => RemoteField::Organization,
             key => RemoteField::Custom {
                 key: key.to_owned(),
                 field_type: mapping.remote_type.clone(),
-                currency: mapping
-                    .currency
-                    .as_deref()
-                    .and_then(|c| tandem_core::CurrencyCode::parse(c).ok()),
+                currency,
             },
         };
         map.fields.retain(|f| f.local != local);

@@ -158,12 +158,22 @@ async fn patch(
         link.state.begin_write(&writes)
     })
     .await?;
-    let person = match conn
-        .crm
-        .update_person(&conn.session, &conn.map, person_id, &crm_writes)
-        .await
-    {
+    // Only organization fields changed: the person is read (its organization is where they
+    // go), not written.
+    let written = if crm_writes.is_empty() {
+        conn.crm
+            .get_person(&conn.session, &conn.map, person_id)
+            .await
+    } else {
+        conn.crm
+            .update_person(&conn.session, &conn.map, person_id, &crm_writes)
+            .await
+    };
+    let person = match written {
         Ok(mut person) => {
+            crate::sync::organizations::write_fields(engine, conn, &person, &writes)
+                .await
+                .map_err(|e| CrmFailure::from_organization(e, Some(person_id)))?;
             crate::sync::organizations::complete(&engine.store, conn, &mut person).await?;
             person
         }
@@ -362,6 +372,9 @@ async fn create(
         .await
         .map_err(|e| CrmFailure::Crm(e, None))?;
     let mut person = created.person;
+    crate::sync::organizations::write_fields(engine, conn, &person, &fields)
+        .await
+        .map_err(|e| CrmFailure::from_organization(e, Some(person.id)))?;
     crate::sync::organizations::complete(&engine.store, conn, &mut person).await?;
     let now = engine.now();
     let remote = person.snapshot.clone();

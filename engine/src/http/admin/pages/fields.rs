@@ -1,5 +1,6 @@
-//! Field mapping: the stored mappings, the form that maps a field (direction, owner, currency
-//! for a monetary field), creating a custom field in Pipedrive, and Pipedrive's person fields.
+//! Field mapping: the stored mappings, the form that maps a field (entity, direction, owner,
+//! currency for a monetary field), creating a custom person or organization field in
+//! Pipedrive, and Pipedrive's person and organization fields.
 
 use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
@@ -23,6 +24,8 @@ struct FieldsPage<'a> {
     local: &'a [LocalFieldInfo],
     remote: &'a [RemoteFieldInfo],
     creatable_types: &'a [&'a str],
+    /// Whether the CRM lists organization fields (Pipedrive).
+    has_organizations: bool,
 }
 
 struct MappingRow<'a> {
@@ -51,7 +54,8 @@ pub(super) async fn page(
         (Ok(r), Ok(l), Ok(m)) => (r, l, m),
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return error_page(&api_error(e)),
     };
-    let name_of = |key: &str| {
+    let has_organizations = remote.iter().any(|f| f.entity == "organization");
+    let name_of = |entity: &str, key: &str| {
         let key = match key {
             "emails" => "email",
             "phones" => "phone",
@@ -59,14 +63,14 @@ pub(super) async fn page(
         };
         remote
             .iter()
-            .find(|f| f.key == key)
+            .find(|f| f.entity == entity && f.key == key)
             .map_or_else(|| key.to_owned(), |f| f.name.clone())
     };
     let mappings = mappings
         .iter()
         .map(|mapping| MappingRow {
             mapping,
-            remote_name: name_of(&mapping.remote_field),
+            remote_name: name_of(&mapping.entity, &mapping.remote_field),
         })
         .collect();
     render(
@@ -78,6 +82,7 @@ pub(super) async fn page(
             local: &local,
             remote: &remote,
             creatable_types: &fields::CREATABLE_TYPES,
+            has_organizations,
         },
     )
 }
@@ -95,6 +100,7 @@ pub(super) async fn save_mapping(
     let request = fields::MappingRequest {
         local_field: get("local_field"),
         remote_field: get("remote_field"),
+        entity: form.get("entity").cloned(),
         direction: Some(get("direction")),
         owner: Some(get("owner")),
         currency: form.get("currency").cloned(),
@@ -141,7 +147,11 @@ pub(super) async fn create_field(
         .get("field_type")
         .cloned()
         .unwrap_or_else(|| "varchar".into());
-    match fields::create_remote_field(&state.engine, id, &name, &field_type).await {
+    let entity = match fields::Entity::parse(form.get("entity").map(String::as_str)) {
+        Ok(entity) => entity,
+        Err(e) => return error_page(&api_error(e)),
+    };
+    match fields::create_remote_field_of(&state.engine, id, entity, &name, &field_type).await {
         Ok(f) => back(
             &format!("/admin/fields?connection={id}"),
             &format!("Field \"{}\" created in Pipedrive.", f.name),
