@@ -376,9 +376,13 @@ async fn an_organization_field_mapped_crm_to_app_reaches_the_contact_when_change
     );
 
     // Inbound only: the app's own change stays in the app.
-    local::update_contact(&app.engine, contact, fields([field("segment", "Retail")]))
-        .await
-        .unwrap();
+    local::update_contact(
+        &app.engine,
+        contact.into(),
+        fields([field("segment", "Retail")]),
+    )
+    .await
+    .unwrap();
     app.drive().await;
     let org = org_by_id(&app, &globex[0]["id"]);
     assert_eq!(org["custom_fields"][&segment], "Energy");
@@ -431,7 +435,7 @@ async fn an_organization_field_mapped_app_to_crm_is_written_to_the_organization_
     );
     await_webhook(&app, "organization", "change").await;
     assert_eq!(
-        text_of(&app.contact(contact).await, "segment").as_deref(),
+        text_of(&app.contact(contact.uuid()).await, "segment").as_deref(),
         Some("SMB")
     );
     assert_eq!(orgs_named(&app, "Initech").len(), 1);
