@@ -58,8 +58,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             throttle_state,
             throttle_failed_auth,
-        ))
-        .layer(axum::middleware::map_response(json_errors));
+        ));
     with_security_headers(router).layer(TraceLayer::new_for_http().make_span_with(request_span))
 }
 
@@ -104,10 +103,15 @@ async fn throttle_failed_auth(
         }
         return response;
     }
-    let probe = AuthProbe::default();
-    request.extensions_mut().insert(probe.clone());
+    // The console and the APIs report their check through a probe; the webhook receivers and
+    // `/metrics` answer 401 for every refusal, so their status is enough (and a request saves
+    // the probe's allocations: the webhook receiver is the hot path).
+    let probe = surface.reports_through_probe().then(AuthProbe::default);
+    if let Some(probe) = &probe {
+        request.extensions_mut().insert(probe.clone());
+    }
     let response = next.run(request).await;
-    match throttle::outcome(surface, &probe, response.status()) {
+    match throttle::outcome(surface, probe.as_ref(), response.status()) {
         Some(true) => throttle.succeeded(surface, client, now),
         Some(false) => {
             let locks = throttle.failed(surface, client, now);
@@ -192,11 +196,13 @@ fn with_security_headers(router: Router) -> Router {
     let csp = HeaderValue::from_str(&csp).unwrap_or(HeaderValue::from_static(
         "default-src 'none'; frame-ancestors 'none'",
     ));
-    // One layer for all of them (each layer is a service every response passes through).
+    // One layer for all of them and for the JSON error shape (each layer is a service every
+    // response passes through).
     router.layer(axum::middleware::map_response(
-        move |mut response: axum::response::Response| {
+        move |response: axum::response::Response| {
             let csp = csp.clone();
             async move {
+                let mut response = json_errors(response).await;
                 let headers = response.headers_mut();
                 headers.insert(
                     header::X_CONTENT_TYPE_OPTIONS,

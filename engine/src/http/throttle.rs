@@ -46,6 +46,12 @@ impl Surface {
         }
     }
 
+    /// Whether the request's check reports its outcome through an [`AuthProbe`] (the console
+    /// and the APIs); the others are judged by their status (401 is a failure).
+    pub(crate) fn reports_through_probe(self) -> bool {
+        matches!(self, Self::Admin | Self::Api)
+    }
+
     /// Whether failures are also counted across addresses.
     fn has_target_lock(self) -> bool {
         matches!(self, Self::Admin | Self::Api)
@@ -373,10 +379,10 @@ pub(crate) fn surface_of(method: &axum::http::Method, path: &str) -> Option<Surf
 /// crate, which answers 401 for every refusal) the status.
 pub(crate) fn outcome(
     surface: Surface,
-    probe: &AuthProbe,
+    probe: Option<&AuthProbe>,
     status: axum::http::StatusCode,
 ) -> Option<bool> {
-    probe.outcome().or(match surface {
+    probe.and_then(AuthProbe::outcome).or(match surface {
         Surface::PipedriveWebhook | Surface::AppWebhook | Surface::Metrics => {
             if status == axum::http::StatusCode::UNAUTHORIZED {
                 Some(false)
