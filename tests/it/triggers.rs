@@ -375,6 +375,11 @@ async fn an_organization_changed_in_pipedrive_reaches_the_contacts_of_its_person
     own["meta"]["user_id"] = json!(sim.config().user_id.to_string());
     own["previous"] = json!({ "name": "Acme Three" });
     post_again(&app, connection, &[own]).await;
+    // A change of Pipedrive's bookkeeping only is no change.
+    let mut counters = bodies(&app, "organization").pop().unwrap();
+    counters["meta"]["id"] = json!(Uuid::new_v4().to_string());
+    counters["previous"] = json!({ "people_count": 0, "update_time": "2026-01-01T00:00:00Z" });
+    post_again(&app, connection, &[counters]).await;
     assert!(receiver.drain().is_empty(), "once per real change");
     assert!(
         others.drain().is_empty(),
@@ -498,5 +503,26 @@ async fn an_activity_is_announced_overdue_once_after_its_due_time_and_never_when
     assert_eq!(overdue["data"]["id"], open["id"].to_string());
     assert_eq!(overdue["data"]["contact_ids"], json!([contact]));
     assert!(receiver.drain().is_empty(), "never for the done activity");
+
+    // Rescheduled to the next day: overdue again once that passes, once.
+    let next_day = due + chrono::Duration::days(1);
+    sim.advance_clock(std::time::Duration::from_secs(2));
+    sim.update_activity_as_user(
+        open["id"].as_i64().unwrap(),
+        json!({ "due_date": next_day.format("%Y-%m-%d").to_string() }),
+    )
+    .unwrap();
+    delivered(&app, "activity", 4).await;
+    assert_eq!(scan().await, 0, "the new due time has not passed");
+    clock.freeze(next_day + chrono::Duration::minutes(1));
+    assert_eq!(scan().await, 1);
+    assert_eq!(scan().await, 0);
+    let again = receiver.next().await.json();
+    assert_eq!(again["data"]["id"], open["id"].to_string());
+    assert_eq!(
+        again["data"]["change"]["due_at"],
+        next_day.to_rfc3339(),
+        "{again}"
+    );
     assert!(others.drain().is_empty());
 }

@@ -212,6 +212,18 @@ pub async fn prefetch(
     if entity != Some("organization") || !matches!(action, Some("change" | "updated")) {
         return Ok(Prefetched::default());
     }
+    // Only a change that matters is announced: no read for one of counters only.
+    let (data, previous) = (&body["data"], &body["previous"]);
+    let matters = change(
+        action.unwrap_or_default(),
+        data,
+        previous,
+        organization_state,
+    )
+    .is_some_and(|c| !triggers::organization_triggers(&c).is_empty());
+    if !matters {
+        return Ok(Prefetched::default());
+    }
     let Some(org_id) = meta["entity_id"]
         .as_str()
         .and_then(|s| s.parse::<i64>().ok())
