@@ -744,6 +744,8 @@ pub(crate) struct Deal {
     pub(crate) expected_close_date: Option<String>,
     pub(crate) label_ids: Vec<i64>,
     pub(crate) custom_fields: Map<String, Value>,
+    /// The lead this deal was converted from (`POST /api/v2/leads/{id}/convert/deal`).
+    pub(crate) lead_id: Option<String>,
 }
 
 impl Deal {
@@ -785,6 +787,11 @@ impl Deal {
             m.insert("expected_close_date".into(), json!(d));
         }
         m.insert("label_ids".into(), json!(self.label_ids));
+        // Pipedrive names the lead a deal was converted from (`lead_id`); shown only on
+        // converted deals, so every other deal reads as before.
+        if let Some(lead) = &self.lead_id {
+            m.insert("lead_id".into(), json!(lead));
+        }
         m.insert("origin".into(), json!("API"));
         m.insert("origin_id".into(), Value::Null);
         m.insert("channel".into(), Value::Null);

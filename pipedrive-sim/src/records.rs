@@ -910,6 +910,54 @@ impl Company {
         Ok(Some((new_json, Some(ev))))
     }
 
+    /// Converts a lead to a deal as Pipedrive's conversion job does
+    /// (`POST /api/v2/leads/{id}/convert/deal`): a deal with the lead's title, value, person,
+    /// organization, owner and expected close date, naming the lead (`lead_id`), is created
+    /// (a deal `create` webhook), and the lead is deleted (a lead `delete` webhook). Returns the
+    /// deal's v2 JSON; `Ok(None)`: no such lead.
+    pub(crate) fn convert_lead_to_deal(
+        &mut self,
+        id: &str,
+        user: i64,
+        source: &'static str,
+        now: i64,
+    ) -> Result<Option<(Value, Vec<Event>)>, Invalid> {
+        let Some(lead) = self.lead_by_uuid(id).cloned() else {
+            return Ok(None);
+        };
+        let mut body = Map::new();
+        body.insert("title".into(), json!(lead.title));
+        body.insert("owner_id".into(), json!(lead.owner_id));
+        if let Some(p) = lead.person_id {
+            body.insert("person_id".into(), json!(p));
+        }
+        if let Some(o) = lead.organization_id {
+            body.insert("org_id".into(), json!(o));
+        }
+        if let Some((amount, currency)) = &lead.value {
+            body.insert("value".into(), json!(amount));
+            body.insert("currency".into(), json!(currency));
+        }
+        if let Some(d) = &lead.expected_close_date {
+            body.insert("expected_close_date".into(), json!(d));
+        }
+        let (_, _) = self.create_deal(&body, user, source, now)?;
+        let deal_id = self.next_deal_id - 1;
+        let lead_id = lead.id.clone();
+        let json = self
+            .deals
+            .modify(deal_id, |deal| {
+                deal.lead_id = Some(lead_id);
+                deal.v2_json()
+            })
+            .ok_or("conversion: the deal was not created")?;
+        let mut created = self.event("deal", "create", deal_id, source, user);
+        created.data = Some(json.clone());
+        let mut events = vec![created];
+        events.extend(self.delete_lead(id, user, source));
+        Ok(Some((json, events)))
+    }
+
     /// Leads are deleted for good (the v1 lead has no deleted flag).
     pub(crate) fn delete_lead(
         &mut self,
@@ -1305,6 +1353,7 @@ impl Company {
                 expected_close_date: Some(seed::near_date(rng, now, 90)),
                 label_ids: Vec::new(),
                 custom_fields: custom,
+                lead_id: None,
             };
             self.deals.insert(id, d);
         }

@@ -413,6 +413,36 @@ impl SimHandle {
         Ok(())
     }
 
+    /// Creates a lead as a UI user would (a lead `create` webhook); returns its v1 JSON.
+    pub fn create_lead_as_user(&self, body: Value) -> Result<Value, SimError> {
+        let body = to_map(body)?;
+        let user = self.shared.config.user_id;
+        let uuid = {
+            let mut rng = self.shared.rng.lock();
+            uuid::Builder::from_random_bytes(rand::Rng::gen(&mut *rng))
+                .into_uuid()
+                .to_string()
+        };
+        let (json, ev) = self
+            .with_current(|c, now, _| c.create_lead(uuid, &body, user, "app", now))
+            .map_err(SimError::Invalid)?;
+        self.emit(vec![ev]);
+        Ok(json)
+    }
+
+    /// Converts a lead to a deal as a UI user would (Pipedrive's conversion: the deal is
+    /// created naming the lead in `lead_id`, the lead is deleted; both fire webhooks). Returns
+    /// the deal's v2 JSON.
+    pub fn convert_lead_as_user(&self, id: &str) -> Result<Value, SimError> {
+        let user = self.shared.config.user_id;
+        let (json, events) = self
+            .with_current(|c, now, _| c.convert_lead_to_deal(id, user, "app", now))
+            .map_err(SimError::Invalid)?
+            .ok_or_else(|| SimError::NotFound(format!("lead {id}")))?;
+        self.emit(events);
+        Ok(json)
+    }
+
     /// Creates an activity as a UI user would; returns its v2 JSON.
     pub fn create_activity_as_user(&self, body: Value) -> Result<Value, SimError> {
         let body = to_map(body)?;

@@ -626,6 +626,7 @@ impl Company {
             expected_close_date: None,
             label_ids: Vec::new(),
             custom_fields: Map::new(),
+            lead_id: None,
         };
         self.check_deal_custom_values(body)?;
         let users = self.user_ids();

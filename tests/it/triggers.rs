@@ -320,3 +320,209 @@ async fn the_app_asks_about_a_contacts_deals_and_activities_and_the_mirror_answe
     assert_eq!(after["open_activities"], json!([]));
     assert_eq!(after["done_activities"][0]["id"], activity["id"]);
 }
+
+/// The bodies of the webhooks Pipedrive delivered for `entity`, to post again.
+fn bodies(app: &TestApp, entity: &str) -> Vec<Value> {
+    app.sim
+        .handle()
+        .delivered_webhooks()
+        .iter()
+        .filter(|d| d.entity == entity)
+        .map(|d| d.body.clone())
+        .collect()
+}
+
+async fn post_again(app: &TestApp, connection: Uuid, bodies: &[Value]) {
+    for body in bodies {
+        let answer = app.post_pipedrive_webhook(connection, body).await;
+        assert_eq!(answer.status(), StatusCode::OK);
+    }
+    app.drive().await;
+}
+
+#[tokio::test]
+async fn an_organization_changed_in_pipedrive_reaches_the_contacts_of_its_persons_once() {
+    let (app, connection, person, contact) = app_with_person().await;
+    let sim = app.sim.handle();
+    let org = sim.create_org_as_user(json!({ "name": "Acme" })).unwrap();
+    let org_id = org["id"].as_i64().unwrap();
+    sim.update_person_as_user(person, json!({ "org_id": org_id }))
+        .unwrap();
+    delivered(&app, "organization", 1).await;
+    let mut receiver = subscribe(&app, &["organization.changed"], Vec::new()).await;
+    let mut others = subscribe(&app, &["deal.won", "lead.created"], Vec::new()).await;
+
+    sim.advance_clock(std::time::Duration::from_secs(2));
+    sim.update_org_as_user(org_id, json!({ "name": "Acme Two" }))
+        .unwrap();
+    delivered(&app, "organization", 2).await;
+    let event = receiver.next().await.json();
+    assert_eq!(event["type"], "organization.changed");
+    assert_eq!(event["data"]["id"], org_id.to_string());
+    assert_eq!(event["data"]["contact_ids"], json!([contact]), "{event}");
+    assert_eq!(event["data"]["change"]["name"], "Acme Two");
+    assert_eq!(
+        event["data"]["change"]["fields"]["name"],
+        json!({ "from": "Acme", "to": "Acme Two" }),
+        "{event}"
+    );
+
+    // Pipedrive delivering it again fires nothing; nor does tandem's own write coming back.
+    post_again(&app, connection, &bodies(&app, "organization")).await;
+    let mut own = bodies(&app, "organization").pop().unwrap();
+    own["meta"]["id"] = json!(Uuid::new_v4().to_string());
+    own["meta"]["change_source"] = json!("api");
+    own["meta"]["user_id"] = json!(sim.config().user_id.to_string());
+    own["previous"] = json!({ "name": "Acme Three" });
+    post_again(&app, connection, &[own]).await;
+    // A change of Pipedrive's bookkeeping only is no change.
+    let mut counters = bodies(&app, "organization").pop().unwrap();
+    counters["meta"]["id"] = json!(Uuid::new_v4().to_string());
+    counters["previous"] = json!({ "people_count": 0, "update_time": "2026-01-01T00:00:00Z" });
+    post_again(&app, connection, &[counters]).await;
+    assert!(receiver.drain().is_empty(), "once per real change");
+    assert!(
+        others.drain().is_empty(),
+        "not for subscriptions to other types"
+    );
+}
+
+#[tokio::test]
+async fn a_lead_created_and_converted_to_a_deal_in_pipedrive_reaches_the_app_once_each() {
+    let (app, connection, person, contact) = app_with_person().await;
+    tandem_engine::sync::mirror::set_enabled(&app.engine, connection.into(), true)
+        .await
+        .unwrap();
+    let mut receiver = subscribe(&app, &["lead.created", "lead.converted"], Vec::new()).await;
+    let mut others = subscribe(&app, &["deal.won"], Vec::new()).await;
+    let sim = app.sim.handle();
+    let lead = sim
+        .create_lead_as_user(json!({ "title": "Interested", "person_id": person }))
+        .unwrap();
+    let lead_id = lead["id"].as_str().unwrap().to_owned();
+    delivered(&app, "lead", 1).await;
+    sim.advance_clock(std::time::Duration::from_secs(2));
+    let deal = sim.convert_lead_as_user(&lead_id).unwrap();
+    delivered(&app, "deal", 1).await;
+    delivered(&app, "lead", 2).await;
+
+    let created = receiver.next().await.json();
+    let converted = receiver.next().await.json();
+    assert_eq!(created["type"], "lead.created");
+    assert_eq!(created["data"]["id"], lead_id);
+    assert_eq!(created["data"]["contact_ids"], json!([contact]));
+    assert_eq!(converted["type"], "lead.converted");
+    assert_eq!(converted["data"]["id"], lead_id, "{converted}");
+    assert_eq!(converted["data"]["change"]["deal_id"], deal["id"]);
+    assert_eq!(converted["data"]["contact_ids"], json!([contact]));
+
+    post_again(&app, connection, &bodies(&app, "lead")).await;
+    post_again(&app, connection, &bodies(&app, "deal")).await;
+    assert!(
+        receiver.drain().is_empty(),
+        "a duplicate delivery fires nothing"
+    );
+    assert!(others.drain().is_empty());
+}
+
+#[tokio::test]
+async fn tandems_own_lead_coming_back_is_not_announced() {
+    let (app, connection, person, _contact) = app_with_person().await;
+    let mut receiver = subscribe(&app, &["lead.created"], Vec::new()).await;
+    let owner = app.sim.handle().config().user_id;
+    let body = |source: &str, id: &str| {
+        json!({
+            "meta": {
+                "action": "create", "entity": "lead", "entity_id": id,
+                "id": Uuid::new_v4().to_string(), "timestamp": "2026-12-04T10:00:02.000Z",
+                "version": "2.0", "change_source": source, "user_id": owner.to_string()
+            },
+            "data": { "id": id, "title": "Lead", "person_id": person },
+            "previous": null
+        })
+    };
+    post_again(&app, connection, &[body("api", "own-lead")]).await;
+    post_again(&app, connection, &[body("app", "their-lead")]).await;
+    let only = receiver.next().await.json();
+    assert_eq!(only["data"]["id"], "their-lead");
+    assert!(receiver.drain().is_empty());
+}
+
+#[tokio::test]
+async fn an_activity_is_announced_overdue_once_after_its_due_time_and_never_when_done() {
+    use std::sync::Arc;
+    use tandem_engine::clock::TestClock;
+
+    let (app, connection, person, contact) = app_with_person().await;
+    tandem_engine::sync::mirror::set_enabled(&app.engine, connection.into(), true)
+        .await
+        .unwrap();
+    let mut receiver = subscribe(&app, &["activity.overdue"], Vec::new()).await;
+    let mut others = subscribe(&app, &["activity.completed"], Vec::new()).await;
+    let clock = TestClock::new();
+    let engine = app.engine.clone().with_clock(Arc::new(clock.clone()));
+    let due = (chrono::Utc::now() + chrono::Duration::days(2))
+        .date_naive()
+        .and_hms_opt(10, 0, 0)
+        .unwrap()
+        .and_utc();
+    let sim = app.sim.handle();
+    let activity = |subject: &str| {
+        sim.create_activity_as_user(json!({
+            "subject": subject, "type": "call", "person_id": person,
+            "due_date": due.format("%Y-%m-%d").to_string(), "due_time": "10:00"
+        }))
+        .unwrap()
+    };
+    let open = activity("Call back");
+    let done = activity("Already called");
+    delivered(&app, "activity", 2).await;
+    sim.advance_clock(std::time::Duration::from_secs(2));
+    sim.update_activity_as_user(done["id"].as_i64().unwrap(), json!({ "done": true }))
+        .unwrap();
+    delivered(&app, "activity", 3).await;
+    let _ = others.drain();
+
+    let scan = || async {
+        let queued = tandem_engine::sync::triggers::scan_overdue(&engine)
+            .await
+            .unwrap();
+        // Driven by the moved clock: the deliveries are due at its time.
+        tandem_engine::sync::worker::drive_until_idle(&engine)
+            .await
+            .unwrap();
+        queued
+    };
+    clock.freeze(due - chrono::Duration::minutes(1));
+    assert_eq!(scan().await, 0, "not before it is due");
+    clock.advance(chrono::Duration::minutes(2));
+    assert_eq!(scan().await, 1, "the open one, once");
+    assert_eq!(scan().await, 0, "a second scan fires nothing");
+    let overdue = receiver.next().await.json();
+    assert_eq!(overdue["type"], "activity.overdue");
+    assert_eq!(overdue["data"]["id"], open["id"].to_string());
+    assert_eq!(overdue["data"]["contact_ids"], json!([contact]));
+    assert!(receiver.drain().is_empty(), "never for the done activity");
+
+    // Rescheduled to the next day: overdue again once that passes, once.
+    let next_day = due + chrono::Duration::days(1);
+    sim.advance_clock(std::time::Duration::from_secs(2));
+    sim.update_activity_as_user(
+        open["id"].as_i64().unwrap(),
+        json!({ "due_date": next_day.format("%Y-%m-%d").to_string() }),
+    )
+    .unwrap();
+    delivered(&app, "activity", 4).await;
+    assert_eq!(scan().await, 0, "the new due time has not passed");
+    clock.freeze(next_day + chrono::Duration::minutes(1));
+    assert_eq!(scan().await, 1);
+    assert_eq!(scan().await, 0);
+    let again = receiver.next().await.json();
+    assert_eq!(again["data"]["id"], open["id"].to_string());
+    assert_eq!(
+        again["data"]["change"]["due_at"],
+        next_day.to_rfc3339(),
+        "{again}"
+    );
+    assert!(others.drain().is_empty());
+}

@@ -12,12 +12,37 @@ pub struct DealState {
     pub status: Option<String>,
     pub owner_id: Option<i64>,
     pub lost_reason: Option<String>,
+    /// The lead the deal was converted from (Pipedrive's `lead_id`), when it was.
+    pub lead_id: Option<String>,
 }
 
 /// An activity's state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ActivityState {
     pub done: bool,
+}
+
+/// An activity's state for the date trigger: done or not, and when it is due (Unix seconds:
+/// the due date's time, or the end of its day when it has none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ActivityDue {
+    pub done: bool,
+    pub deleted: bool,
+    pub due_at: Option<i64>,
+}
+
+/// An organization's state: the fields that matter to a journey (name, address, owner, custom
+/// fields, …), each as its canonical text; bookkeeping fields are left out by
+/// [`organization_triggers`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrganizationState {
+    pub fields: std::collections::BTreeMap<String, String>,
+}
+
+/// A lead's state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeadState {
+    pub person_id: Option<i64>,
 }
 
 /// A person's state.
@@ -64,6 +89,20 @@ pub enum Trigger {
     PersonMerged {
         into: i64,
     },
+    /// Fields of the organization changed (their names, sorted).
+    OrganizationChanged {
+        fields: Vec<String>,
+    },
+    LeadCreated,
+    /// A lead became the deal `deal_id`.
+    LeadConverted {
+        lead_id: String,
+        deal_id: i64,
+    },
+    /// An open activity's due time (Unix seconds) passed.
+    ActivityOverdue {
+        due_at: i64,
+    },
 }
 
 impl Trigger {
@@ -82,11 +121,15 @@ impl Trigger {
             Self::PersonOwnerChanged { .. } => "person.owner_changed",
             Self::PersonDeleted => "person.deleted",
             Self::PersonMerged { .. } => "person.merged",
+            Self::OrganizationChanged { .. } => "organization.changed",
+            Self::LeadCreated => "lead.created",
+            Self::LeadConverted { .. } => "lead.converted",
+            Self::ActivityOverdue { .. } => "activity.overdue",
         }
     }
 
     /// Every event type, for subscriptions' filters and the documentation.
-    pub const KINDS: [&'static str; 12] = [
+    pub const KINDS: [&'static str; 16] = [
         "deal.created",
         "deal.stage_changed",
         "deal.won",
@@ -99,14 +142,30 @@ impl Trigger {
         "person.owner_changed",
         "person.deleted",
         "person.merged",
+        "organization.changed",
+        "lead.created",
+        "lead.converted",
+        "activity.overdue",
     ];
 }
 
 /// The triggers of a deal's change: created / deleted, else a stage move (stage or pipeline),
 /// a status transition (won, lost, reopened: open after won or lost), an owner change.
-pub fn deal_triggers(change: &Change<DealState>) -> Vec<Trigger> {
+/// A deal created from a lead (`lead_id` set; `deal_id` is the new deal's id) also converts the
+/// lead: Pipedrive creates the deal and deletes the lead, and the deal is the only one of the two
+/// changes that says so.
+pub fn deal_triggers(change: &Change<DealState>, deal_id: Option<i64>) -> Vec<Trigger> {
     let (before, after) = match change {
-        Change::Created(_) => return vec![Trigger::DealCreated],
+        Change::Created(state) => {
+            let mut out = vec![Trigger::DealCreated];
+            if let (Some(lead_id), Some(deal_id)) = (&state.lead_id, deal_id) {
+                out.push(Trigger::LeadConverted {
+                    lead_id: lead_id.clone(),
+                    deal_id,
+                });
+            }
+            return out;
+        }
         Change::Deleted => return vec![Trigger::DealDeleted],
         Change::Changed { before, after } => (before, after),
     };
@@ -172,6 +231,76 @@ pub fn person_triggers(change: &Change<PersonState>, merged_into: Option<i64>) -
     }
 }
 
+/// Fields an organization's change carries that are no change to a journey: Pipedrive's
+/// bookkeeping (times, counters, who last touched it).
+pub const ORGANIZATION_BOOKKEEPING: [&str; 12] = [
+    "id",
+    "update_time",
+    "add_time",
+    "version",
+    "last_activity_id",
+    "next_activity_id",
+    "last_activity_date",
+    "next_activity_date",
+    "people_count",
+    "open_deals_count",
+    "label",
+    "last_updated_by_user_id",
+];
+
+/// The triggers of an organization's change: `organization.changed` naming the fields whose
+/// value differs (bookkeeping left out); nothing for a create, a delete or a change of nothing
+/// that matters (Pipedrive sends a change when only the counters moved).
+pub fn organization_triggers(change: &Change<OrganizationState>) -> Vec<Trigger> {
+    let Change::Changed { before, after } = change else {
+        return Vec::new();
+    };
+    let mut fields: Vec<String> = before
+        .fields
+        .keys()
+        .chain(after.fields.keys())
+        .filter(|k| !ORGANIZATION_BOOKKEEPING.contains(&k.as_str()))
+        .filter(|k| before.fields.get(*k) != after.fields.get(*k))
+        .cloned()
+        .collect();
+    fields.sort();
+    fields.dedup();
+    if fields.is_empty() {
+        Vec::new()
+    } else {
+        vec![Trigger::OrganizationChanged { fields }]
+    }
+}
+
+/// The triggers of a lead's change: created only (a conversion shows on the deal it became,
+/// see [`deal_triggers`]).
+pub fn lead_triggers(change: &Change<LeadState>) -> Vec<Trigger> {
+    match change {
+        Change::Created(_) => vec![Trigger::LeadCreated],
+        Change::Changed { .. } | Change::Deleted => Vec::new(),
+    }
+}
+
+/// How long after its due time an activity is still announced as overdue: seven days.
+pub const OVERDUE_HORIZON_SECS: i64 = 7 * 24 * 3600;
+
+/// The date trigger: whether the activity is overdue at `now` (Unix seconds) and was not yet
+/// announced for this due time (`announced`: the due time last announced for it). Done or
+/// deleted activities and activities without a due time never are; an activity rescheduled to
+/// a new due time is eligible again once that one passes.
+/// An activity that has been overdue for longer than [`OVERDUE_HORIZON_SECS`] (an old open
+/// activity when the mirror is first filled) is not news: it is not announced.
+pub fn activity_overdue(
+    activity: &ActivityDue,
+    announced: Option<i64>,
+    now: i64,
+) -> Option<Trigger> {
+    let due_at = activity.due_at?;
+    let recent = now.saturating_sub(due_at) <= OVERDUE_HORIZON_SECS;
+    (!activity.done && !activity.deleted && due_at <= now && recent && announced != Some(due_at))
+        .then_some(Trigger::ActivityOverdue { due_at })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +313,7 @@ mod tests {
             status: Some(status.to_owned()),
             owner_id: Some(owner),
             lost_reason: (status == "lost").then(|| "Too expensive".to_owned()),
+            lead_id: None,
         }
     }
 
@@ -193,7 +323,10 @@ mod tests {
             before: deal(1, "open", 7),
             after: deal(2, "won", 8),
         };
-        let kinds: Vec<_> = deal_triggers(&change).iter().map(Trigger::kind).collect();
+        let kinds: Vec<_> = deal_triggers(&change, None)
+            .iter()
+            .map(Trigger::kind)
+            .collect();
         assert_eq!(
             kinds,
             ["deal.stage_changed", "deal.won", "deal.owner_changed"]
@@ -202,20 +335,26 @@ mod tests {
 
     #[test]
     fn a_lost_deal_carries_its_reason_and_reopening_it_is_its_own_event() {
-        let lost = deal_triggers(&Change::Changed {
-            before: deal(1, "open", 7),
-            after: deal(1, "lost", 7),
-        });
+        let lost = deal_triggers(
+            &Change::Changed {
+                before: deal(1, "open", 7),
+                after: deal(1, "lost", 7),
+            },
+            None,
+        );
         assert_eq!(
             lost,
             [Trigger::DealLost {
                 reason: Some("Too expensive".into())
             }]
         );
-        let reopened = deal_triggers(&Change::Changed {
-            before: deal(1, "lost", 7),
-            after: deal(1, "open", 7),
-        });
+        let reopened = deal_triggers(
+            &Change::Changed {
+                before: deal(1, "lost", 7),
+                after: deal(1, "open", 7),
+            },
+            None,
+        );
         assert_eq!(reopened, [Trigger::DealReopened]);
     }
 
@@ -253,6 +392,88 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_deal_created_from_a_lead_converts_the_lead_and_an_ordinary_deal_does_not() {
+        let mut from_lead = deal(1, "open", 7);
+        from_lead.lead_id = Some("adf21080-0e10-11eb-879b-05d71fb426ec".into());
+        assert_eq!(
+            deal_triggers(&Change::Created(from_lead), Some(42)),
+            [
+                Trigger::DealCreated,
+                Trigger::LeadConverted {
+                    lead_id: "adf21080-0e10-11eb-879b-05d71fb426ec".into(),
+                    deal_id: 42
+                }
+            ]
+        );
+        assert_eq!(
+            deal_triggers(&Change::Created(deal(1, "open", 7)), Some(43)),
+            [Trigger::DealCreated]
+        );
+        assert_eq!(
+            lead_triggers(&Change::Created(LeadState::default())),
+            [Trigger::LeadCreated]
+        );
+        assert!(lead_triggers(&Change::Deleted).is_empty());
+    }
+
+    fn org(fields: &[(&str, &str)]) -> OrganizationState {
+        OrganizationState {
+            fields: fields
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn an_organization_change_names_the_fields_that_changed_and_ignores_bookkeeping() {
+        let before = org(&[
+            ("name", "Acme"),
+            ("address", "1 Road"),
+            ("update_time", "a"),
+        ]);
+        let after = org(&[
+            ("name", "Acme Ltd"),
+            ("address", "1 Road"),
+            ("update_time", "b"),
+        ]);
+        assert_eq!(
+            organization_triggers(&Change::Changed { before, after }),
+            [Trigger::OrganizationChanged {
+                fields: vec!["name".into()]
+            }]
+        );
+        let counters_only = Change::Changed {
+            before: org(&[("name", "Acme"), ("people_count", "1")]),
+            after: org(&[("name", "Acme"), ("people_count", "2")]),
+        };
+        assert!(organization_triggers(&counters_only).is_empty());
+    }
+
+    #[test]
+    fn an_activity_is_overdue_once_its_due_time_passed_and_never_when_done() {
+        let open = ActivityDue {
+            done: false,
+            deleted: false,
+            due_at: Some(100),
+        };
+        assert_eq!(activity_overdue(&open, None, 99), None);
+        assert_eq!(
+            activity_overdue(&open, None, 100),
+            Some(Trigger::ActivityOverdue { due_at: 100 })
+        );
+        assert_eq!(activity_overdue(&open, Some(100), 500), None, "once");
+        let done = ActivityDue { done: true, ..open };
+        assert_eq!(activity_overdue(&done, None, 500), None);
+        let rescheduled = ActivityDue {
+            due_at: Some(200),
+            ..open
+        };
+        assert_eq!(activity_overdue(&rescheduled, Some(100), 150), None);
+        assert!(activity_overdue(&rescheduled, Some(100), 200).is_some());
+    }
+
     fn any_deal() -> impl Strategy<Value = DealState> {
         (
             1_i64..4,
@@ -266,6 +487,7 @@ mod tests {
                 status: Some(status.to_owned()),
                 owner_id: Some(owner),
                 lost_reason: None,
+                lead_id: None,
             })
     }
 
@@ -273,7 +495,7 @@ mod tests {
         #[test]
         fn an_unchanged_deal_triggers_nothing(state in any_deal()) {
             let change = Change::Changed { before: state.clone(), after: state };
-            prop_assert!(deal_triggers(&change).is_empty());
+            prop_assert!(deal_triggers(&change, None).is_empty());
         }
 
         #[test]
@@ -284,7 +506,7 @@ mod tests {
             let mut status = history[0].status.clone();
             for pair in history.windows(2) {
                 let change = Change::Changed { before: pair[0].clone(), after: pair[1].clone() };
-                let events = deal_triggers(&change);
+                let events = deal_triggers(&change, None);
                 for event in &events {
                     if let Trigger::DealStageChanged { from_stage, to_stage, .. } = event {
                         prop_assert_eq!(*from_stage, at, "no phantom or skipped move");
@@ -305,6 +527,59 @@ mod tests {
                 prop_assert_eq!(kinds.len(), all);
             }
             prop_assert_eq!(at, history.last().and_then(|d| d.stage_id));
+        }
+
+        /// A history of activity states seen at moving times (the scan, a restart, a webhook
+        /// again): `activity.overdue` fires at most once per due time, only for a due time that
+        /// passed while the activity was open, and for every such due time the scan saw.
+        #[test]
+        fn overdue_fires_once_per_due_time_and_never_for_a_done_or_future_activity(
+            steps in prop::collection::vec((any::<bool>(), any::<bool>(), prop::option::of(0_i64..5), 0_i64..4), 1..30)
+        ) {
+            let mut announced: Option<i64> = None;
+            let mut fired: Vec<i64> = Vec::new();
+            let mut now = 0_i64;
+            for (done, deleted, due, tick) in steps {
+                now += tick;
+                let state = ActivityDue { done, deleted, due_at: due.map(|d| d * 2) };
+                for _ in 0..2 {
+                    // Seen twice at the same time (a duplicate scan): the second never fires.
+                    if let Some(Trigger::ActivityOverdue { due_at }) = activity_overdue(&state, announced, now) {
+                        prop_assert!(!done && !deleted, "no phantom for a done or deleted activity");
+                        prop_assert!(due_at <= now, "not before it is due");
+                        prop_assert_eq!(Some(due_at), state.due_at);
+                        prop_assert_ne!(fired.last(), Some(&due_at), "never twice in a row for one due time");
+                        fired.push(due_at);
+                        announced = Some(due_at);
+                    }
+                }
+                // Every due time that passed while the activity was open was announced.
+                if !done && !deleted && state.due_at.is_some_and(|d| d <= now) {
+                    prop_assert_eq!(announced, state.due_at);
+                }
+            }
+        }
+
+        #[test]
+        fn an_unchanged_organization_triggers_nothing_and_a_change_names_exactly_the_changed_fields(
+            before in prop::collection::btree_map(prop::sample::select(vec!["name", "address", "owner_id", "abc123", "update_time"]), "[a-c]{0,2}", 0..5),
+            after in prop::collection::btree_map(prop::sample::select(vec!["name", "address", "owner_id", "abc123", "update_time"]), "[a-c]{0,2}", 0..5),
+        ) {
+            let before = OrganizationState { fields: before.into_iter().map(|(k, v)| (k.to_owned(), v)).collect() };
+            let after = OrganizationState { fields: after.into_iter().map(|(k, v)| (k.to_owned(), v)).collect() };
+            let unchanged = Change::Changed { before: before.clone(), after: before.clone() };
+            prop_assert!(organization_triggers(&unchanged).is_empty());
+            let events = organization_triggers(&Change::Changed { before: before.clone(), after: after.clone() });
+            let expected: Vec<String> = ["abc123", "address", "name", "owner_id"]
+                .iter()
+                .filter(|k| before.fields.get(**k) != after.fields.get(**k))
+                .map(|k| (*k).to_owned())
+                .collect();
+            if expected.is_empty() {
+                prop_assert!(events.is_empty(), "no phantom: {:?}", events);
+            } else {
+                prop_assert_eq!(events, vec![Trigger::OrganizationChanged { fields: expected }]);
+            }
         }
     }
 }

@@ -679,38 +679,37 @@ impl MirrorDb {
             .db
             .query_all(Statement::from_sql_and_values(backend, sql, [value.into()]))
             .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let raw = row
-                .try_get_by_index::<Option<serde_json::Value>>(0)
-                .ok()
-                .flatten()
-                .map(|v| match v {
-                    serde_json::Value::String(text) => {
-                        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
-                    }
-                    other => other,
-                })
-                .or_else(|| {
-                    row.try_get_by_index::<Option<String>>(0)
-                        .ok()
-                        .flatten()
-                        .and_then(|t| serde_json::from_str(&t).ok())
-                })
-                .unwrap_or(serde_json::Value::Null);
-            let synced = row
-                .try_get_by_index::<Option<String>>(1)
-                .ok()
-                .flatten()
-                .or_else(|| {
-                    row.try_get_by_index::<Option<chrono::DateTime<chrono::Utc>>>(1)
-                        .ok()
-                        .flatten()
-                        .map(|t| t.to_rfc3339())
-                });
-            out.push((raw, synced));
+        Ok(raw_rows(rows))
+    }
+
+    /// The raw JSON of the live rows of `table` whose column `column`, as text, is at most
+    /// `upto` (e.g. activities due by a date), with each row's `_synced_at`; none when the
+    /// table or column does not exist yet.
+    pub async fn live_rows_upto(
+        &self,
+        table: &TableRef,
+        column: &str,
+        upto: &str,
+    ) -> Result<Vec<(serde_json::Value, Option<String>)>, StoreError> {
+        let columns = self.columns(table).await?;
+        if !columns.contains_key(column) || !columns.contains_key("_raw") {
+            return Ok(Vec::new());
         }
-        Ok(out)
+        let backend = self.backend();
+        let sql = format!(
+            "SELECT {raw}, {synced} FROM {table} WHERE CAST({column} AS TEXT) <= $1 \
+             AND {deleted} IS NULL",
+            raw = quote("_raw"),
+            synced = quote("_synced_at"),
+            table = table.sql(),
+            column = quote(column),
+            deleted = quote("deleted_at"),
+        );
+        let rows = self
+            .db
+            .query_all(Statement::from_sql_and_values(backend, sql, [upto.into()]))
+            .await?;
+        Ok(raw_rows(rows))
     }
 
     /// Runs a read-only query and returns the first column of every row as text (tests,
@@ -764,6 +763,42 @@ impl MirrorDb {
         self.db.close().await?;
         Ok(())
     }
+}
+
+/// The `_raw` JSON and `_synced_at` of rows selected as (`_raw`, `_synced_at`).
+fn raw_rows(rows: Vec<sea_orm::QueryResult>) -> Vec<(serde_json::Value, Option<String>)> {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let raw = row
+            .try_get_by_index::<Option<serde_json::Value>>(0)
+            .ok()
+            .flatten()
+            .map(|v| match v {
+                serde_json::Value::String(text) => {
+                    serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+                }
+                other => other,
+            })
+            .or_else(|| {
+                row.try_get_by_index::<Option<String>>(0)
+                    .ok()
+                    .flatten()
+                    .and_then(|t| serde_json::from_str(&t).ok())
+            })
+            .unwrap_or(serde_json::Value::Null);
+        let synced = row
+            .try_get_by_index::<Option<String>>(1)
+            .ok()
+            .flatten()
+            .or_else(|| {
+                row.try_get_by_index::<Option<chrono::DateTime<chrono::Utc>>>(1)
+                    .ok()
+                    .flatten()
+                    .map(|t| t.to_rfc3339())
+            });
+        out.push((raw, synced));
+    }
+    out
 }
 
 /// Whether connection `id` keeps a live mirror (`mirror_connection.enabled`).

@@ -14,7 +14,10 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
-use tandem_core::triggers::{self, ActivityState, Change, DealState, PersonState, Trigger};
+use tandem_core::triggers::{
+    self, ActivityDue, ActivityState, Change, DealState, LeadState, OrganizationState, PersonState,
+    Trigger,
+};
 use tandem_core::ContactId;
 
 use crate::store::{crm_events, Conn};
@@ -36,6 +39,40 @@ fn deal_state(record: &Value) -> DealState {
         status: text(record, "status"),
         owner_id: int(record, "owner_id").or_else(|| int(record, "user_id")),
         lost_reason: text(record, "lost_reason"),
+        lead_id: text(record, "lead_id").filter(|l| !l.is_empty()),
+    }
+}
+
+fn lead_state(record: &Value) -> LeadState {
+    LeadState {
+        person_id: int(record, "person_id"),
+    }
+}
+
+/// An organization's fields, custom fields flattened to `custom_fields.<key>`.
+fn organization_fields(record: &Value) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (key, value) in record.as_object().into_iter().flatten() {
+        match (key.as_str(), value) {
+            ("custom_fields", Value::Object(custom)) => {
+                for (custom_key, custom_value) in custom {
+                    out.insert(format!("custom_fields.{custom_key}"), custom_value.clone());
+                }
+            }
+            _ => {
+                out.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    out
+}
+
+fn organization_state(record: &Value) -> OrganizationState {
+    OrganizationState {
+        fields: organization_fields(record)
+            .into_iter()
+            .map(|(k, v)| (k, v.to_string()))
+            .collect(),
     }
 }
 
@@ -59,6 +96,16 @@ fn before(data: &Value, previous: &Value) -> Value {
     let mut record = data.as_object().cloned().unwrap_or_default();
     if let Some(changed) = previous.as_object() {
         for (key, value) in changed {
+            // Custom fields' previous values are those of the custom fields that changed.
+            if let (Some(Value::Object(current)), Value::Object(changed_custom)) = (
+                record.get_mut(key).filter(|_| key == "custom_fields"),
+                value,
+            ) {
+                for (custom_key, custom_value) in changed_custom {
+                    current.insert(custom_key.clone(), custom_value.clone());
+                }
+                continue;
+            }
             record.insert(key.clone(), value.clone());
         }
     }
@@ -110,8 +157,106 @@ fn details(trigger: &Trigger) -> Value {
             json!({ "owner_id": { "from": from, "to": to } })
         }
         Trigger::PersonMerged { into } => json!({ "merged_into": into }),
+        Trigger::LeadConverted { lead_id, deal_id } => {
+            json!({ "lead_id": lead_id, "deal_id": deal_id })
+        }
+        Trigger::ActivityOverdue { due_at } => json!({
+            "due_at": DateTime::from_timestamp(*due_at, 0).map(|t| t.to_rfc3339()),
+        }),
         _ => json!({}),
     }
+}
+
+/// An organization's changed fields, each `{from, to}`.
+fn organization_details(fields: &[String], record: &Value, previous: &Value) -> Value {
+    let after = organization_fields(record);
+    let before = organization_fields(&before(record, previous));
+    let changes: Map<String, Value> = fields
+        .iter()
+        .map(|field| {
+            (
+                field.clone(),
+                json!({
+                    "from": before.get(field).cloned().unwrap_or(Value::Null),
+                    "to": after.get(field).cloned().unwrap_or(Value::Null),
+                }),
+            )
+        })
+        .collect();
+    json!({ "name": record.get("name"), "fields": changes })
+}
+
+/// What [`observe`] needs that is read outside its transaction (the mirror's tables and the
+/// CRM; on SQLite the store has one connection, which the transaction holds).
+#[derive(Debug, Clone, Default)]
+pub struct Prefetched {
+    /// The persons of the organization an organization webhook names.
+    pub organization_persons: Vec<i64>,
+}
+
+/// Reads what [`observe`] will need for this webhook body: for an organization's change, its
+/// persons (from the mirror when the connection keeps one; else the persons the rename
+/// re-read, else one CRM read, only when a subscription asks for `organization.changed`).
+pub async fn prefetch(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    payload: &str,
+    renamed_people: &[crate::crm::CrmPerson],
+) -> Result<Prefetched, SyncError> {
+    let Ok(body) = serde_json::from_str::<Value>(payload) else {
+        return Ok(Prefetched::default());
+    };
+    let meta = &body["meta"];
+    let entity = meta["entity"].as_str().or_else(|| meta["object"].as_str());
+    let action = meta["action"].as_str();
+    if entity != Some("organization") || !matches!(action, Some("change" | "updated")) {
+        return Ok(Prefetched::default());
+    }
+    // Only a change that matters is announced: no read for one of counters only.
+    let (data, previous) = (&body["data"], &body["previous"]);
+    let matters = change(
+        action.unwrap_or_default(),
+        data,
+        previous,
+        organization_state,
+    )
+    .is_some_and(|c| !triggers::organization_triggers(&c).is_empty());
+    if !matters {
+        return Ok(Prefetched::default());
+    }
+    let Some(org_id) = meta["entity_id"]
+        .as_str()
+        .and_then(|s| s.parse::<i64>().ok())
+        .or_else(|| meta["entity_id"].as_i64())
+        .or_else(|| body["data"]["id"].as_i64())
+    else {
+        return Ok(Prefetched::default());
+    };
+    let mut persons: Vec<i64> =
+        if crate::store::mirror::mirror_enabled(&engine.store, conn.id).await? {
+            let db = crate::store::mirror::MirrorDb::in_store(&engine.store);
+            db.live_rows_where(&db.table("persons"), "org_id", org_id)
+                .await?
+                .iter()
+                .filter_map(|(raw, _)| int(raw, "id"))
+                .collect()
+        } else if !renamed_people.is_empty() {
+            renamed_people.iter().map(|p| p.id).collect()
+        } else if app::wanted(&engine.store, "organization.changed").await? {
+            conn.crm
+                .organization_people(&conn.session, &conn.map, org_id)
+                .await?
+                .iter()
+                .map(|p| p.id)
+                .collect()
+        } else {
+            Vec::new()
+        };
+    persons.sort_unstable();
+    persons.dedup();
+    Ok(Prefetched {
+        organization_persons: persons,
+    })
 }
 
 /// The (pipeline, stage) places a deal event touches, for subscriptions' filters.
@@ -135,6 +280,7 @@ pub async fn observe(
     _engine: &Engine,
     conn: &ConnectionCtx,
     payload: &str,
+    prefetched: &Prefetched,
     now: DateTime<Utc>,
 ) -> Result<usize, SyncError> {
     let Ok(body) = serde_json::from_str::<Value>(payload) else {
@@ -168,7 +314,13 @@ pub async fn observe(
     let record = if data.is_object() { &data } else { &previous };
     let fired = match entity.as_str() {
         "deal" => change(&action, &data, &previous, deal_state)
-            .map(|c| triggers::deal_triggers(&c))
+            .map(|c| triggers::deal_triggers(&c, object_id.parse().ok()))
+            .unwrap_or_default(),
+        "lead" => change(&action, &data, &previous, lead_state)
+            .map(|c| triggers::lead_triggers(&c))
+            .unwrap_or_default(),
+        "organization" => change(&action, &data, &previous, organization_state)
+            .map(|c| triggers::organization_triggers(&c))
             .unwrap_or_default(),
         "activity" => change(&action, &data, &previous, activity_state)
             .map(|c| triggers::activity_triggers(&c))
@@ -188,6 +340,8 @@ pub async fn observe(
     let late = !crm_events::advance(txn, conn.id, &entity, &object_id, &occurred_at).await?;
     let persons = if entity == "person" {
         object_id.parse().into_iter().collect()
+    } else if entity == "organization" {
+        prefetched.organization_persons.clone()
     } else {
         persons_of(record)
     };
@@ -200,11 +354,22 @@ pub async fn observe(
     let mut queued = 0;
     for trigger in &fired {
         let mut data_out = Map::new();
-        data_out.insert("object".into(), json!(entity));
-        data_out.insert("id".into(), json!(object_id));
+        // A converted lead is announced about the lead, with the deal it became.
+        let (object, id) = match trigger {
+            Trigger::LeadConverted { lead_id, .. } => ("lead".to_owned(), lead_id.clone()),
+            _ => (entity.clone(), object_id.clone()),
+        };
+        data_out.insert("object".into(), json!(object));
+        data_out.insert("id".into(), json!(id));
         data_out.insert(entity.clone(), record.clone());
         data_out.insert("previous".into(), previous.clone());
-        data_out.insert("change".into(), details(trigger));
+        let change = match trigger {
+            Trigger::OrganizationChanged { fields } => {
+                organization_details(fields, record, &previous)
+            }
+            _ => details(trigger),
+        };
+        data_out.insert("change".into(), change);
         data_out.insert("contact_ids".into(), json!(contacts));
         data_out.insert("occurred_at".into(), json!(occurred_at));
         data_out.insert("late".into(), json!(late));
@@ -225,6 +390,104 @@ pub async fn observe(
     }
     if late {
         tracing::info!(connection_id = %conn.id, object = %entity, "A CRM change arrived after a newer one; its triggers are marked late.");
+    }
+    Ok(queued)
+}
+
+/// When an activity is due, as Unix seconds: its `due_date` at its `due_time` (UTC, as
+/// Pipedrive keeps it), or the end of its day when it has no time.
+fn due_at(activity: &Value) -> Option<i64> {
+    let date =
+        chrono::NaiveDate::parse_from_str(activity.get("due_date")?.as_str()?, "%Y-%m-%d").ok()?;
+    let time = activity
+        .get("due_time")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .and_then(|t| {
+            chrono::NaiveTime::parse_from_str(t, "%H:%M")
+                .or_else(|_| chrono::NaiveTime::parse_from_str(t, "%H:%M:%S"))
+                .ok()
+        });
+    let at = match time {
+        Some(time) => date.and_time(time),
+        None => date.succ_opt()?.and_hms_opt(0, 0, 0)?,
+    };
+    Some(at.and_utc().timestamp())
+}
+
+/// The date trigger: announces `activity.overdue` for every open activity of the mirror whose
+/// due time passed (by the engine's clock), once per due time (`crm_trigger_announced`; a new
+/// due time is eligible again). Only connections that keep a live mirror are scanned: without
+/// the mirror tandem does not hold activities. Returns how many deliveries were queued.
+pub async fn scan_overdue(engine: &Engine) -> Result<usize, SyncError> {
+    const KIND: &str = "activity.overdue";
+    if !app::wanted(&engine.store, KIND).await? {
+        return Ok(0);
+    }
+    let now = engine.now();
+    let db = crate::store::mirror::MirrorDb::in_store(&engine.store);
+    let today = now.date_naive().format("%Y-%m-%d").to_string();
+    let mut queued = 0;
+    for mirror in crate::store::mirror::enabled_mirrors(&engine.store).await? {
+        let connection = tandem_core::ConnectionId::from(mirror.connection_id);
+        let due = db
+            .live_rows_upto(&db.table("activities"), "due_date", &today)
+            .await?;
+        if due.is_empty() {
+            continue;
+        }
+        let announced = crm_events::announced(&engine.store, connection, KIND).await?;
+        for (activity, _) in due {
+            let Some(id) = activity.get("id").map(|id| match id {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }) else {
+                continue;
+            };
+            let state = ActivityDue {
+                done: activity_state(&activity).done,
+                deleted: activity.get("is_deleted").and_then(Value::as_bool) == Some(true),
+                due_at: due_at(&activity),
+            };
+            let before = announced.get(&id).and_then(|a| a.parse().ok());
+            let Some(trigger) = triggers::activity_overdue(&state, before, now.timestamp()) else {
+                continue;
+            };
+            let Trigger::ActivityOverdue { due_at } = trigger else {
+                continue;
+            };
+            let txn = engine.store.begin().await?;
+            // Another scan (a replica, a restart) may have announced it meanwhile.
+            if !crm_events::announce_once(&txn, connection, KIND, &id, &due_at.to_string(), now)
+                .await?
+            {
+                txn.rollback().await?;
+                continue;
+            }
+            let mut contacts: Vec<ContactId> = Vec::new();
+            for person in persons_of(&activity) {
+                if let Some(link) = links::by_person(&txn, connection, person).await? {
+                    contacts.push(link.contact_id);
+                }
+            }
+            let occurred_at = DateTime::from_timestamp(due_at, 0).unwrap_or(now);
+            let event = json!({
+                "type": KIND,
+                "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "data": {
+                    "object": "activity",
+                    "id": id,
+                    "activity": activity,
+                    "previous": Value::Null,
+                    "change": details(&trigger),
+                    "contact_ids": contacts,
+                    "occurred_at": occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    "late": false,
+                },
+            });
+            queued += app::crm_event(&txn, KIND, &contacts, &[], &event, now).await?;
+            txn.commit().await?;
+        }
     }
     Ok(queued)
 }

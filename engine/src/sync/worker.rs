@@ -424,11 +424,18 @@ async fn apply_and_complete(
             _ => {}
         }
     }
+    let prefetched = match &conn {
+        Some(conn) => {
+            crate::sync::triggers::prefetch(engine, conn, &event.payload, &renamed_people).await?
+        }
+        None => crate::sync::triggers::Prefetched::default(),
+    };
     let txn = engine.store.begin().await?;
     let applied = match (event.source.as_str(), conn) {
         ("pipedrive", Some(conn)) => {
             // Journey triggers first: a person's delete unlinks its contact.
-            crate::sync::triggers::observe(&txn, engine, &conn, &event.payload, now).await?;
+            crate::sync::triggers::observe(&txn, engine, &conn, &event.payload, &prefetched, now)
+                .await?;
             apply_crm_event(&txn, engine, &conn, &event.payload, &renamed_people, now).await
         }
         // The app's own change is not announced back to it.
@@ -684,6 +691,10 @@ pub fn spawn_workers(
             }
             if let Err(error) = crate::sync::housekeeping::prune_due(&e).await {
                 tracing::warn!(error = %error, "Pruning old records failed; it will run again.");
+            }
+            // Date triggers (activity.overdue), by the engine's clock.
+            if let Err(error) = crate::sync::triggers::scan_overdue(&e).await {
+                tracing::warn!(error = %error, "The overdue-activity scan failed; it will run again.");
             }
             tokio::select! {
                 () = shutdown.cancelled() => return,

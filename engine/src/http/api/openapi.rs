@@ -105,7 +105,7 @@ fn finish(document: &mut Value) {
     document["webhooks"] = json!({
         "contactEvent": {
             "post": {
-                "summary": "A contact changed in Pipedrive (contact.created, contact.updated), was linked or unlinked (contact.linked, contact.unlinked), or could not be written to Pipedrive (contact.sync_failed); a journey action finished (action.done, action.failed); for subscriptions that name them in event_types, a journey trigger from Pipedrive (deal.created, deal.stage_changed, deal.won, deal.lost, deal.reopened, deal.owner_changed, deal.deleted, activity.created, activity.completed, person.owner_changed, person.deleted, person.merged: data has object, id, the record, previous, change, contact_ids, occurred_at, late). Signed with Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature: v1,<base64 HMAC-SHA256 of id.timestamp.body>); a contact's events arrive in order; retried with backoff until a 2xx.",
+                "summary": "A contact changed in Pipedrive (contact.created, contact.updated), was linked or unlinked (contact.linked, contact.unlinked), or could not be written to Pipedrive (contact.sync_failed); a journey action finished (action.done, action.failed); for subscriptions that name them in event_types, a journey trigger from Pipedrive (deal.created, deal.stage_changed, deal.won, deal.lost, deal.reopened, deal.owner_changed, deal.deleted, activity.created, activity.completed, activity.overdue, person.owner_changed, person.deleted, person.merged, organization.changed, lead.created, lead.converted: data has object, id, the record, previous, change, contact_ids, occurred_at, late). Signed with Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature: v1,<base64 HMAC-SHA256 of id.timestamp.body>); a contact's events arrive in order; retried with backoff until a 2xx.",
                 "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ContactEvent" } } } },
                 "responses": { "200": { "description": "Any 2xx acknowledges the event." } }
             }
@@ -277,7 +277,8 @@ pub(crate) struct SubscriptionCreate {
     /// contact.unlinked, contact.sync_failed), action events (action.done, action.failed) and
     /// CRM journey triggers (deal.created, deal.stage_changed, deal.won, deal.lost,
     /// deal.reopened, deal.owner_changed, deal.deleted, activity.created, activity.completed,
-    /// person.owner_changed, person.deleted, person.merged), or `*` for all. Absent: the contact
+    /// activity.overdue, person.owner_changed, person.deleted, person.merged,
+    /// organization.changed, lead.created, lead.converted), or `*` for all. Absent: the contact
     /// and action events.
     event_types: Option<Vec<String>>,
     /// Deal events only for deals in (or moving from or to) these pipelines.

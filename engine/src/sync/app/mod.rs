@@ -216,6 +216,15 @@ impl EventFilter {
     }
 }
 
+/// Whether an enabled subscription wants events of `kind` (before reading what only such an
+/// event needs).
+pub async fn wanted(db: &impl Conn, kind: &str) -> Result<bool, SyncError> {
+    Ok(stored::enabled(db)
+        .await?
+        .iter()
+        .any(|s| EventFilter::from_stored(s.filter.as_deref()).wants(kind, &[])))
+}
+
 /// Enqueues a CRM trigger event for every enabled subscription that wants it: one delivery
 /// per concerned contact (ordered per contact like every event), or one without a contact
 /// when no linked contact is concerned. `places` are the deal's (pipeline, stage) the event
