@@ -6,23 +6,33 @@
 #
 #   bench/extractors/run.sh [PERSONS] [DEALS] [ORGANIZATIONS] [ACTIVITIES] [NOTES]
 #
+# EXTRACTOR_TIMEOUT (default 1800) bounds each extractor's run: both still call v1 endpoints
+# Pipedrive has removed (410 Gone), which the Singer tap dies on and the Airbyte source retries
+# with backoff.
+#
 # Needs the release `tandem` binary ($TANDEM_BIN, default $CARGO_TARGET_DIR/release/tandem) and
-# python3. The extractors are installed into a venv under /tmp (VENVS=/tmp/extractors: /tmp/extractors-tap-pipedrive and /tmp/extractors-airbyte-source-pipedrive); they are
-# run through loopback.py, which rewrites every request to the simulator and refuses any
-# connection that is not to 127.0.0.1; loopback.py prints how many requests it sent to the simulator.
+# python3. The extractors are installed (when missing) into one venv each under /tmp
+# (VENVS=/tmp/extractors: /tmp/extractors-tap-pipedrive, /tmp/extractors-airbyte-source-pipedrive);
+# they are run through loopback.py, which rewrites every request to the simulator and refuses
+# any connection, datagram or name lookup that is not loopback; its self-test runs first and the
+# script stops if anything could get out. loopback.py prints how many requests it sent to the
+# simulator and how many it refused.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 persons="${1:-10000}"; deals="${2:-10000}"; orgs="${3:-5000}"; activities="${4:-20000}"; notes="${5:-5000}"
 venvs="${VENVS:-/tmp/extractors}"   # one venv per extractor: their pins conflict (jsonschema 2 vs 4)
 bin="${TANDEM_BIN:-${CARGO_TARGET_DIR:-target}/release/tandem}"
 work="$(mktemp -d /tmp/tandem-extractors.XXXXXX)"
-trap 'kill "${sim_pid:-}" 2>/dev/null || true' EXIT
+limit="${EXTRACTOR_TIMEOUT:-1800}"   # seconds per extractor: they retry Pipedrive's 410s for long
+trap 'kill "${sim_pid:-}" 2>/dev/null || true' EXIT INT TERM
 
 for pkg in tap-pipedrive airbyte-source-pipedrive; do
   v="$venvs-$pkg"
   if [ ! -x "$v/bin/python" ]; then python3 -m venv "$v"; fi
-  "$v/bin/pip" install -q "$pkg" || echo "pip install $pkg failed (see above)"
-  "$v/bin/pip" show "$pkg" 2>/dev/null | grep -E '^(Name|Version)' || true
+  # `python -m pip`, not `bin/pip`: a venv copied from another path keeps the other's shebang.
+  "$v/bin/python" -m pip show -q "$pkg" >/dev/null 2>&1 \
+    || "$v/bin/python" -m pip install -q "$pkg" || echo "pip install $pkg failed (see above)"
+  echo "$pkg $("$v/bin/python" -m pip show "$pkg" 2>/dev/null | sed -n 's/^Version: //p')"
 done
 
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
@@ -31,18 +41,47 @@ port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); p
   >"$work/sim.log" 2>&1 &
 sim_pid=$!
 for _ in $(seq 1 600); do grep -q "listening on" "$work/sim.log" 2>/dev/null && break; sleep 0.1; done
+grep -q "listening on" "$work/sim.log" || { echo "the simulator did not start:"; cat "$work/sim.log"; exit 1; }
 sim="http://127.0.0.1:$port"
 token="sim-api-token"
+
+# The guard first, in each extractor's own interpreter: nothing may leave 127.0.0.1.
+for pkg in tap-pipedrive airbyte-source-pipedrive; do
+  if ! "$venvs-$pkg/bin/python" "$here/loopback.py" "$sim" selftest >"$work/selftest-$pkg.out" 2>&1; then
+    cat "$work/selftest-$pkg.out"; echo "loopback.py's guard failed in $pkg's venv: not running the extractors"; exit 1
+  fi
+  echo "$pkg: $(tail -n 1 "$work/selftest-$pkg.out")"
+done
 
 measure() { # name, command...
   local name="$1"; shift
   local t0; t0="$(date +%s.%N)"
-  "$@" >"$work/$name.out" 2>"$work/$name.err" || echo "$name exited with $? (see $work/$name.err)"
+  local status=0
+  timeout -k 10 "$limit" "$@" >"$work/$name.out" 2>"$work/$name.err" || status=$?
   local t1; t1="$(date +%s.%N)"
+  case "$status" in
+    0) ;;
+    124) echo "$name stopped after $limit s (EXTRACTOR_TIMEOUT)" ;;
+    *) echo "$name exited with $status (see $work/$name.err)" ;;
+  esac
   local records; records="$(grep -c '"type": *"RECORD"' "$work/$name.out" || true)"
-  printf '%-20s records %-9s seconds %-8.1f records/s %-9.0f %s\n' \
+  # Endpoints Pipedrive removed from v1 answer 410 Gone (the simulator does too).
+  local gone; gone="$(cat "$work/$name.out" "$work/$name.err" | grep -c -E '410 Client Error|HTTP-error-code: 410' || true)"
+  printf '%-20s records %-9s seconds %-8.1f records/s %-9.0f 410s %-5s %s\n' \
     "$name" "$records" "$(echo "$t1 - $t0" | bc)" "$(echo "$records / ($t1 - $t0)" | bc -l)" \
-    "$(grep -h 'loopback.py:' "$work/$name.err" | tail -n 1)"
+    "$gone" "$(grep -h 'loopback.py:' "$work/$name.err" | tail -n 1)"
+  python3 - "$work/$name.out" <<'PY'
+import collections, json, sys
+counts = collections.Counter()
+for line in open(sys.argv[1], errors="replace"):
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("type") == "RECORD":
+        counts[m.get("stream") or m.get("record", {}).get("stream")] += 1
+print("  per stream: " + (", ".join(f"{s} {n}" for s, n in sorted(counts.items())) or "none"))
+PY
 }
 
 # tandem extract into a fresh SQLite database.
@@ -51,6 +90,9 @@ cat >"$work/tandem.toml" <<TOML
 url = "sqlite://$work/tandem.db"
 [security]
 egress_allowed_hosts = ["127.0.0.1"]
+[pipedrive]
+# The simulator's origin is the one non-Pipedrive host tandem's CRM client may reach.
+oauth_base_url = "$sim"
 TOML
 t0="$(date +%s.%N)"
 "$bin" --config "$work/tandem.toml" migrate up >/dev/null
@@ -58,9 +100,26 @@ t0="$(date +%s.%N)"
 t1="$(date +%s.%N)"
 echo "tandem extract: $(tail -n 3 "$work/tandem.out" | tr '\n' ' ') ($(echo "$t1 - $t0" | bc) s wall)"
 
-# The Singer tap: every stream selected by its own discovery.
+# The Singer tap: its own discovery, every stream and field selected (a stream the catalog does
+# not mark `selected` is skipped).
 echo "{\"api_token\": \"$token\", \"start_date\": \"2000-01-01T00:00:00Z\"}" >"$work/singer.json"
-measure tap-pipedrive "$venvs-tap-pipedrive/bin/python" "$here/loopback.py" "$sim" singer -- --config "$work/singer.json"
+"$venvs-tap-pipedrive/bin/python" "$here/loopback.py" "$sim" singer -- --config "$work/singer.json" --discover >"$work/singer-discover.out" 2>"$work/singer-discover.err" || true
+python3 - "$work" <<'PY'
+import json, sys
+work = sys.argv[1]
+try:
+    catalog = json.load(open(f"{work}/singer-discover.out"))
+except ValueError:
+    catalog = {"streams": []}
+for stream in catalog["streams"]:
+    for entry in stream.get("metadata", []):
+        entry.setdefault("metadata", {})["selected"] = True
+    if not any(e.get("breadcrumb") == [] for e in stream.get("metadata", [])):
+        stream.setdefault("metadata", []).append({"breadcrumb": [], "metadata": {"selected": True}})
+json.dump(catalog, open(f"{work}/singer-catalog.json", "w"))
+print(f"singer catalog: {len(catalog['streams'])} streams")
+PY
+measure tap-pipedrive "$venvs-tap-pipedrive/bin/python" "$here/loopback.py" "$sim" singer -- --config "$work/singer.json" --catalog "$work/singer-catalog.json"
 
 # The Airbyte source: its discovered catalog, every stream full refresh.
 echo "{\"api_token\": \"$token\", \"replication_start_date\": \"2000-01-01T00:00:00Z\"}" >"$work/airbyte.json"

@@ -308,6 +308,209 @@ async fn a_webhook_change_is_applied_an_older_version_ignored_and_a_delete_marks
     );
 }
 
+/// A deal of an extracted mirror (the live mirror on), updated by a change webhook to
+/// `2099-01-01T10:00:00Z` when `edit`, then deleted by a delete webhook sent at
+/// `2099-01-01T11:00:00.000Z`; returns the deal's last data.
+async fn deleted_by_webhook(
+    app: &TestApp,
+    connection: Uuid,
+    db: &MirrorDb,
+    edit: bool,
+) -> serde_json::Value {
+    let source = source(app, connection).await;
+    extract_all(&source, db, ExtractOptions::default()).await;
+    set_mirror_enabled(&app.store, connection.into(), true)
+        .await
+        .unwrap();
+    let raw = texts(
+        db,
+        &format!(
+            "SELECT _raw FROM {} ORDER BY id LIMIT 1",
+            table(db, "deals")
+        ),
+    )
+    .await;
+    let mut deal: serde_json::Value = serde_json::from_str(raw[0].as_deref().unwrap()).unwrap();
+    if edit {
+        deal["title"] = json!("Edited before the delete");
+        deal["update_time"] = json!("2099-01-01T10:00:00Z");
+        send_deal_change(app, connection, "before-delete", &deal).await;
+    }
+    let id = deal["id"].as_i64().unwrap();
+    let delete = json!({
+        "meta": {"id": "the-delete", "entity": "deal", "action": "delete",
+                 "entity_id": id.to_string(), "version": "2.0",
+                 "timestamp": "2099-01-01T11:00:00.000Z"},
+        "data": null,
+        "previous": deal,
+    });
+    assert!(app
+        .post_pipedrive_webhook(connection, &delete)
+        .await
+        .status()
+        .is_success());
+    app.drive().await;
+    assert_eq!(deal_state(db, id).await, None, "the delete marked the row");
+    deal
+}
+
+async fn send_deal_change(app: &TestApp, connection: Uuid, event: &str, deal: &serde_json::Value) {
+    let body = json!({
+        "meta": {"id": event, "entity": "deal", "action": "change",
+                 "entity_id": deal["id"].as_i64().unwrap().to_string(), "version": "2.0",
+                 "timestamp": "2099-01-01T12:00:00.000Z"},
+        "data": deal,
+    });
+    assert!(app
+        .post_pipedrive_webhook(connection, &body)
+        .await
+        .status()
+        .is_success());
+    app.drive().await;
+}
+
+/// The deal's title if its row is live, none if it is marked deleted.
+async fn deal_state(db: &MirrorDb, id: i64) -> Option<String> {
+    let rows = texts(
+        db,
+        &format!(
+            "SELECT title FROM {} WHERE id = {id} AND deleted_at IS NULL",
+            table(db, "deals")
+        ),
+    )
+    .await;
+    rows.into_iter().next().flatten()
+}
+
+#[tokio::test]
+async fn a_duplicated_change_webhook_with_the_same_update_time_after_a_delete_leaves_the_row_deleted(
+) {
+    let (app, connection) = seeded().await;
+    let db = MirrorDb::in_store(&app.store);
+    let deal = deleted_by_webhook(&app, connection, &db, true).await;
+
+    // The change's webhook delivered again (a retry) after the delete.
+    send_deal_change(&app, connection, "before-delete-again", &deal).await;
+
+    assert_eq!(deal_state(&db, deal["id"].as_i64().unwrap()).await, None);
+    let deleted_at = texts(
+        &db,
+        &format!(
+            "SELECT deleted_at FROM {} WHERE id = {}",
+            table(&db, "deals"),
+            deal["id"]
+        ),
+    )
+    .await;
+    let at = chrono::DateTime::parse_from_rfc3339(deleted_at[0].as_deref().unwrap()).unwrap();
+    assert_eq!(
+        at,
+        chrono::DateTime::parse_from_rfc3339("2099-01-01T11:00:00Z").unwrap(),
+        "deleted_at is when Pipedrive deleted it (the webhook's meta.timestamp)"
+    );
+}
+
+#[tokio::test]
+async fn a_late_change_webhook_for_an_edit_made_before_the_delete_leaves_the_row_deleted() {
+    let (app, connection) = seeded().await;
+    let db = MirrorDb::in_store(&app.store);
+    let mut deal = deleted_by_webhook(&app, connection, &db, true).await;
+
+    // An edit at 10:30, before the delete at 11:00, whose webhook arrives after the delete's.
+    deal["title"] = json!("A later edit, still before the delete");
+    deal["update_time"] = json!("2099-01-01T10:30:00Z");
+    send_deal_change(&app, connection, "late-edit", &deal).await;
+
+    assert_eq!(deal_state(&db, deal["id"].as_i64().unwrap()).await, None);
+}
+
+#[tokio::test]
+async fn a_change_webhook_newer_than_the_delete_brings_the_row_back() {
+    let (app, connection) = seeded().await;
+    let db = MirrorDb::in_store(&app.store);
+    let mut deal = deleted_by_webhook(&app, connection, &db, true).await;
+
+    // Restored and edited in Pipedrive after the delete.
+    deal["title"] = json!("Restored after the delete");
+    deal["update_time"] = json!("2099-01-01T11:00:01Z");
+    send_deal_change(&app, connection, "after-delete", &deal).await;
+
+    assert_eq!(
+        deal_state(&db, deal["id"].as_i64().unwrap()).await,
+        Some("Restored after the delete".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn a_listing_pass_that_lists_a_record_deleted_by_webhook_brings_it_back() {
+    let (app, connection) = seeded().await;
+    let db = MirrorDb::in_store(&app.store);
+    let deal = deleted_by_webhook(&app, connection, &db, false).await;
+    let id = deal["id"].as_i64().unwrap();
+    let listed = app
+        .sim
+        .handle()
+        .deals()
+        .into_iter()
+        .find(|d| d["id"] == deal["id"])
+        .unwrap();
+
+    // Pipedrive still lists the deal (a restore): a full listing is its current state.
+    let source = source(&app, connection).await;
+    extract_all(
+        &source,
+        &db,
+        ExtractOptions {
+            delete_pass: true,
+            ..ExtractOptions::default()
+        },
+    )
+    .await;
+
+    assert_eq!(
+        deal_state(&db, id).await,
+        listed["title"].as_str().map(str::to_owned)
+    );
+}
+
+#[tokio::test]
+async fn a_create_webhook_delivered_after_the_delete_of_its_record_leaves_no_live_row() {
+    let (app, connection) = seeded().await;
+    let db = MirrorDb::in_store(&app.store);
+    let source = source(&app, connection).await;
+    extract_all(&source, &db, ExtractOptions::default()).await;
+    set_mirror_enabled(&app.store, connection.into(), true)
+        .await
+        .unwrap();
+    let id = 987_654;
+    let delete = json!({
+        "meta": {"id": "early-delete", "entity": "deal", "action": "delete",
+                 "entity_id": id.to_string(), "version": "2.0",
+                 "timestamp": "2099-01-01T11:00:00.000Z"},
+        "data": null,
+    });
+    app.post_pipedrive_webhook(connection, &delete).await;
+    app.drive().await;
+
+    let deal = json!({"id": id, "title": "Created, then deleted",
+                      "update_time": "2099-01-01T10:59:00Z"});
+    send_deal_change(&app, connection, "late-create", &deal).await;
+
+    assert_eq!(deal_state(&db, id).await, None);
+    assert_eq!(
+        number(
+            &db,
+            &format!(
+                "SELECT COUNT(*) FROM {} WHERE id = {id}",
+                table(&db, "deals")
+            )
+        )
+        .await,
+        1,
+        "a row marked deleted stands for it"
+    );
+}
+
 #[tokio::test]
 async fn webhooks_leave_the_tables_alone_when_the_connection_keeps_no_mirror() {
     let (app, connection) = seeded().await;

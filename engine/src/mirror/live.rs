@@ -1,13 +1,16 @@
 //! The live mirror: Pipedrive's webhooks (stored in the durable inbox, applied in order per
 //! record by the inbox worker) written to the mirror's tables. A change older than the row's
-//! `update_time` changes nothing; a delete marks the row's `deleted_at`.
+//! `update_time` changes nothing; a delete marks the row's `deleted_at` with when Pipedrive
+//! deleted it (`meta.timestamp`), and a change brings a deleted row back only when its
+//! `update_time` is strictly newer than that (a late or repeated webhook of an edit made before
+//! the delete leaves it deleted). Listing passes are not bound by this: see `extract`.
 
 use serde_json::Value;
 use tandem_core::ConnectionId;
 
 use super::catalog::{self, Stream};
 use super::columns::{cell, Layout};
-use super::{now_text, MirrorError};
+use super::{now_text, pipedrive_time, MirrorError};
 use crate::store::mirror::MirrorDb;
 
 /// What a webhook did to the mirror.
@@ -50,7 +53,12 @@ pub async fn apply_webhook(db: &MirrorDb, payload: &str) -> Result<Applied, Mirr
                 .unwrap_or_else(|_| id.clone()),
             _ => id.clone(),
         };
-        db.mark_deleted(&table, stream.key, cell(stream.key_kind, &key), &now_text())
+        // When Pipedrive deleted it; else when it is applied.
+        let at = body
+            .pointer("/meta/timestamp")
+            .and_then(pipedrive_time)
+            .unwrap_or_else(now_text);
+        db.mark_deleted(&table, stream.key, cell(stream.key_kind, &key), &at)
             .await?;
         return Ok(Applied::MarkedDeleted);
     }
@@ -60,13 +68,20 @@ pub async fn apply_webhook(db: &MirrorDb, payload: &str) -> Result<Applied, Mirr
     let (columns, rows) = layout
         .rows(db, std::slice::from_ref(data), &now_text())
         .await?;
-    db.write_page(
+    let Some(row) = rows.first() else {
+        return Ok(Applied::Ignored);
+    };
+    let version_time = stream
+        .version_column
+        .and_then(|v| data.get(v))
+        .and_then(pipedrive_time);
+    db.write_change(
         &table,
         stream.key,
         &columns,
-        &rows,
+        row,
         stream.version_column,
-        None,
+        version_time.as_deref(),
     )
     .await?;
     Ok(Applied::Upserted)

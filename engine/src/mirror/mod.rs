@@ -73,9 +73,43 @@ impl Source {
 
 /// Now, as the mirror writes times (RFC 3339, microseconds, UTC).
 pub fn now_text() -> String {
-    chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
-        .to_string()
+    time_text(chrono::Utc::now())
+}
+
+/// A time as the mirror writes its own times (`deleted_at`, `_synced_at`): RFC 3339,
+/// microseconds, UTC, so that SQLite's text compares like Postgres' `timestamptz`.
+pub fn time_text(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// A Pipedrive time in the mirror's own format ([`time_text`]): v2 RFC 3339, v1
+/// `YYYY-MM-DD HH:MM:SS` (UTC), or Unix seconds or milliseconds (a number or digits, as v1
+/// webhooks' `meta.timestamp`).
+pub fn pipedrive_time(value: &serde_json::Value) -> Option<String> {
+    let epoch = |n: i64| {
+        if n.abs() >= 100_000_000_000 {
+            chrono::DateTime::from_timestamp_millis(n)
+        } else {
+            chrono::DateTime::from_timestamp(n, 0)
+        }
+    };
+    let parsed = match value {
+        serde_json::Value::Number(n) => epoch(n.as_i64()?),
+        serde_json::Value::String(text) => {
+            let text = text.trim();
+            chrono::DateTime::parse_from_rfc3339(text)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .ok()
+                .or_else(|| {
+                    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S")
+                        .ok()
+                        .map(|t| t.and_utc())
+                })
+                .or_else(|| text.parse::<i64>().ok().and_then(epoch))
+        }
+        _ => None,
+    }?;
+    Some(time_text(parsed))
 }
 
 /// A Pipedrive time (v2 RFC 3339, or v1 `YYYY-MM-DD HH:MM:SS` in UTC) as RFC 3339 seconds.
@@ -87,4 +121,35 @@ pub fn normalize_time(text: &str) -> Option<String> {
         })
         .ok()?;
     Some(parsed.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::pipedrive_time;
+
+    #[test]
+    fn pipedrive_times_are_written_in_the_mirrors_own_format() {
+        let t = "2025-06-19T16:07:36.754000Z";
+        assert_eq!(
+            pipedrive_time(&json!("2025-06-19T16:07:36.754Z")).unwrap(),
+            t
+        );
+        assert_eq!(pipedrive_time(&json!(1_750_349_256_754_i64)).unwrap(), t);
+        assert_eq!(
+            pipedrive_time(&json!(1_750_349_256)).unwrap(),
+            "2025-06-19T16:07:36.000000Z"
+        );
+        assert_eq!(
+            pipedrive_time(&json!("2025-06-19 16:07:36")).unwrap(),
+            "2025-06-19T16:07:36.000000Z"
+        );
+        assert_eq!(
+            pipedrive_time(&json!("2025-06-19T18:07:36+02:00")).unwrap(),
+            "2025-06-19T16:07:36.000000Z"
+        );
+        assert_eq!(pipedrive_time(&json!("yesterday")), None);
+        assert_eq!(pipedrive_time(&json!(null)), None);
+    }
 }

@@ -101,6 +101,18 @@ impl Cell {
     }
 }
 
+/// How an upsert treats a row marked deleted (`deleted_at` set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Revive<'a> {
+    /// A listing (extraction, backstop, delete pass) is Pipedrive's current state: a row it
+    /// lists is live again (a restore, or a false positive of the delete pass).
+    Listed,
+    /// A webhook's change: a deleted row comes back only when the change's version, as a time
+    /// in the mirror's format, is strictly newer than its `deleted_at` (Pipedrive does not
+    /// undelete with an older version); without a version it stays deleted.
+    NewerThanDelete(Option<&'a str>),
+}
+
 /// A table of the mirror.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableRef {
@@ -349,6 +361,7 @@ impl MirrorDb {
         columns: &[(String, ColKind)],
         rows: usize,
         version: Option<&str>,
+        revive: Revive<'_>,
     ) -> String {
         let backend = self.backend();
         let names: Vec<String> = columns.iter().map(|(n, _)| quote(n)).collect();
@@ -369,15 +382,31 @@ impl MirrorDb {
             .filter(|(name, _)| name != key)
             .map(|(name, _)| format!("{0} = excluded.{0}", quote(name)))
             .collect();
-        let guard = version
-            .map(|v| {
-                format!(
-                    " WHERE {t}.{v} IS NULL OR excluded.{v} IS NULL OR excluded.{v} >= {t}.{v}",
-                    t = table.sql(),
-                    v = quote(v)
-                )
-            })
-            .unwrap_or_default();
+        let t = table.sql();
+        let mut conditions: Vec<String> = Vec::new();
+        if let Some(v) = version {
+            conditions.push(format!(
+                "({t}.{v} IS NULL OR excluded.{v} IS NULL OR excluded.{v} >= {t}.{v})",
+                v = quote(v)
+            ));
+        }
+        if let Revive::NewerThanDelete(version_time) = revive {
+            // The version as a time (a parameter after the rows'), compared with `deleted_at` as
+            // times: `timestamptz` on Postgres, text of one format on SQLite.
+            let d = quote("deleted_at");
+            conditions.push(match version_time {
+                Some(_) => format!(
+                    "({t}.{d} IS NULL OR {t}.{d} < {})",
+                    ColKind::Time.placeholder(n + 1, backend)
+                ),
+                None => format!("{t}.{d} IS NULL"),
+            });
+        }
+        let guard = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        };
         format!(
             "INSERT INTO {} ({}) VALUES {} ON CONFLICT ({}) DO UPDATE SET {}{guard}",
             table.sql(),
@@ -388,8 +417,9 @@ impl MirrorDb {
         )
     }
 
-    /// Writes one page: upserts `rows` (values in `columns` order; an older `version` than the
-    /// stored one changes nothing) and stores `cursor`, in one transaction.
+    /// Writes one page of a listing: upserts `rows` (values in `columns` order; an older
+    /// `version` than the stored one changes nothing; a row marked deleted is live again, as
+    /// Pipedrive lists it) and stores `cursor`, in one transaction.
     pub async fn write_page(
         &self,
         table: &TableRef,
@@ -399,12 +429,52 @@ impl MirrorDb {
         version: Option<&str>,
         cursor: Option<&CursorRow>,
     ) -> Result<(), StoreError> {
+        self.write_rows(table, key, columns, rows, version, Revive::Listed, cursor)
+            .await
+    }
+
+    /// Writes one webhook's change: upserts `row` as [`MirrorDb::write_page`] does, except that
+    /// a row marked deleted stays deleted unless `version_time` (the row's `version` as a time,
+    /// in the mirror's format) is strictly newer than its `deleted_at`: a late or repeated
+    /// webhook for an edit made before the delete does not bring the row back.
+    pub async fn write_change(
+        &self,
+        table: &TableRef,
+        key: &str,
+        columns: &[(String, ColKind)],
+        row: &[Cell],
+        version: Option<&str>,
+        version_time: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.write_rows(
+            table,
+            key,
+            columns,
+            &[row.to_vec()],
+            version,
+            Revive::NewerThanDelete(version_time),
+            None,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn write_rows(
+        &self,
+        table: &TableRef,
+        key: &str,
+        columns: &[(String, ColKind)],
+        rows: &[Vec<Cell>],
+        version: Option<&str>,
+        revive: Revive<'_>,
+        cursor: Option<&CursorRow>,
+    ) -> Result<(), StoreError> {
         let txn = self.db.begin().await?;
         let backend = self.backend();
-        let per_statement = (MAX_BIND_PARAMS / columns.len().max(1)).max(1);
+        let per_statement = (MAX_BIND_PARAMS.saturating_sub(1) / columns.len().max(1)).max(1);
         for chunk in rows.chunks(per_statement) {
-            let sql = self.upsert_sql(table, key, columns, chunk.len(), version);
-            let mut values = Vec::with_capacity(chunk.len() * columns.len());
+            let sql = self.upsert_sql(table, key, columns, chunk.len(), version, revive);
+            let mut values = Vec::with_capacity(chunk.len() * columns.len() + 1);
             for row in chunk {
                 for ((_, kind), cell) in columns.iter().zip(row) {
                     values.push(match cell {
@@ -412,6 +482,9 @@ impl MirrorDb {
                         other => other.value(),
                     });
                 }
+            }
+            if let Revive::NewerThanDelete(Some(time)) = revive {
+                values.push(time.into());
             }
             txn.execute(Statement::from_sql_and_values(backend, sql, values))
                 .await?;
@@ -547,7 +620,10 @@ impl MirrorDb {
         Ok(())
     }
 
-    /// Marks rows deleted (`deleted_at`), keeping them.
+    /// Marks a row deleted at `at` (when Pipedrive deleted it, in the mirror's time format),
+    /// keeping it; a row already marked keeps its time. A record the table does not hold yet
+    /// gets a row with only its key and `deleted_at` (a tombstone), so that a late webhook of
+    /// its creation does not bring it in as live.
     pub async fn mark_deleted(
         &self,
         table: &TableRef,
@@ -555,21 +631,24 @@ impl MirrorDb {
         id: Cell,
         at: &str,
     ) -> Result<u64, StoreError> {
+        if id == Cell::Null {
+            return Ok(0);
+        }
         let backend = self.backend();
         let sql = format!(
-            "UPDATE {} SET {} = {} WHERE {} = $2 AND {} IS NULL",
-            table.sql(),
-            quote("deleted_at"),
-            ColKind::Time.placeholder(1, backend),
-            quote(key),
-            quote("deleted_at"),
+            "INSERT INTO {t} ({k}, {d}) VALUES ($1, {at}) ON CONFLICT ({k}) DO UPDATE \
+             SET {d} = excluded.{d} WHERE {t}.{d} IS NULL",
+            t = table.sql(),
+            k = quote(key),
+            d = quote("deleted_at"),
+            at = ColKind::Time.placeholder(2, backend),
         );
         Ok(self
             .db
             .execute(Statement::from_sql_and_values(
                 backend,
                 sql,
-                [at.into(), id.value()],
+                [id.value(), at.into()],
             ))
             .await?
             .rows_affected())
