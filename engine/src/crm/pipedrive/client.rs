@@ -454,23 +454,8 @@ impl PipedriveClient {
         &self,
         s: &Session,
     ) -> Result<Vec<PersonField>, CrmError> {
-        let mut fields = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut request = self
-                .request(s, Method::GET, "/api/v2/organizationFields")
-                .query(&[("limit", "500")]);
-            if let Some(c) = &cursor {
-                request = request.query(&[("cursor", c)]);
-            }
-            let (page, next): (Vec<PersonField>, _) =
-                self.send(s, Op::ListOrganizationFields, request).await?;
-            fields.extend(page);
-            match next {
-                Some(next) => cursor = Some(next),
-                None => return Ok(fields),
-            }
-        }
+        self.list_fields(s, "/api/v2/organizationFields", Op::ListOrganizationFields)
+            .await
     }
 
     /// `POST /api/v2/organizationFields`.
@@ -480,25 +465,56 @@ impl PipedriveClient {
         name: &str,
         field_type: &str,
     ) -> Result<PersonField, CrmError> {
-        let body = serde_json::json!({ "field_name": name, "field_type": field_type });
-        let request = self
-            .request(s, Method::POST, "/api/v2/organizationFields")
-            .json(&body);
-        Ok(self.send(s, Op::CreateOrganizationField, request).await?.0)
+        self.create_field(
+            s,
+            "/api/v2/organizationFields",
+            Op::CreateOrganizationField,
+            name,
+            field_type,
+        )
+        .await
     }
 
+    /// `GET /api/v2/personFields`, every page.
     pub async fn list_person_fields(&self, s: &Session) -> Result<Vec<PersonField>, CrmError> {
+        self.list_fields(s, "/api/v2/personFields", Op::ListPersonFields)
+            .await
+    }
+
+    /// `POST /api/v2/personFields`.
+    pub async fn create_person_field(
+        &self,
+        s: &Session,
+        name: &str,
+        field_type: &str,
+    ) -> Result<PersonField, CrmError> {
+        self.create_field(
+            s,
+            "/api/v2/personFields",
+            Op::CreatePersonField,
+            name,
+            field_type,
+        )
+        .await
+    }
+
+    /// Every page of a v2 field list (`personFields`, `organizationFields`): same shape.
+    async fn list_fields(
+        &self,
+        s: &Session,
+        path: &str,
+        op: Op,
+    ) -> Result<Vec<PersonField>, CrmError> {
         let mut fields = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
             let mut request = self
-                .request(s, Method::GET, "/api/v2/personFields")
+                .request(s, Method::GET, path)
                 .query(&[("limit", "500")]);
             if let Some(c) = &cursor {
                 request = request.query(&[("cursor", c)]);
             }
-            let (page, next): (Vec<PersonField>, _) =
-                self.send(s, Op::ListPersonFields, request).await?;
+            let (page, next): (Vec<PersonField>, _) = self.send(s, op, request).await?;
             fields.extend(page);
             match next {
                 Some(next) => cursor = Some(next),
@@ -507,17 +523,18 @@ impl PipedriveClient {
         }
     }
 
-    pub async fn create_person_field(
+    /// Creates a custom field on a v2 field list.
+    async fn create_field(
         &self,
         s: &Session,
+        path: &str,
+        op: Op,
         name: &str,
         field_type: &str,
     ) -> Result<PersonField, CrmError> {
         let body = serde_json::json!({ "field_name": name, "field_type": field_type });
-        let request = self
-            .request(s, Method::POST, "/api/v2/personFields")
-            .json(&body);
-        Ok(self.send(s, Op::CreatePersonField, request).await?.0)
+        let request = self.request(s, Method::POST, path).json(&body);
+        Ok(self.send(s, op, request).await?.0)
     }
 
     pub async fn list_webhooks(&self, s: &Session) -> Result<Vec<Webhook>, CrmError> {
