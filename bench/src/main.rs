@@ -1457,39 +1457,17 @@ async fn mirror_chaos(
     let made: (usize, usize, usize) = report.made.values().fold((0, 0, 0), |a, m| {
         (a.0 + m.created, a.1 + m.edited, a.2 + m.deleted)
     });
+    let sum = |of: fn(&tandem_engine::mirror::verify::StreamCheck) -> usize| {
+        report.checks.iter().map(of).sum::<usize>().to_string()
+    };
     rows.push(vec![
         "**all streams**".to_owned(),
         format!("{} / {} / {}", made.0, made.1, made.2),
-        report
-            .checks
-            .iter()
-            .map(|c| c.remote_rows)
-            .sum::<usize>()
-            .to_string(),
-        report
-            .checks
-            .iter()
-            .map(|c| c.local_rows)
-            .sum::<usize>()
-            .to_string(),
-        report
-            .checks
-            .iter()
-            .map(|c| c.missing.len())
-            .sum::<usize>()
-            .to_string(),
-        report
-            .checks
-            .iter()
-            .map(|c| c.extra.len())
-            .sum::<usize>()
-            .to_string(),
-        report
-            .checks
-            .iter()
-            .map(|c| c.stale.len())
-            .sum::<usize>()
-            .to_string(),
+        sum(|c| c.remote_rows),
+        sum(|c| c.local_rows),
+        sum(|c| c.missing.len()),
+        sum(|c| c.extra.len()),
+        sum(|c| c.stale.len()),
         format!("{} ({})", report.differences(), verdict(report.clean())),
     ]);
     Ok(Section {

@@ -83,6 +83,14 @@ pub async fn claim(
         created_at: Set(now),
         updated_at: Set(now),
     };
+    insert_if_absent(db, row).await
+}
+
+/// Inserts `row` unless its (connection, name key) is taken; says whether it did.
+async fn insert_if_absent(
+    db: &impl Conn,
+    row: crm_organization::ActiveModel,
+) -> Result<bool, StoreError> {
     let inserted = crm_organization::Entity::insert(row)
         .on_conflict(
             OnConflict::columns([
@@ -169,18 +177,7 @@ pub async fn remember(
         created_at: Set(now),
         updated_at: Set(now),
     };
-    crm_organization::Entity::insert(row)
-        .on_conflict(
-            OnConflict::columns([
-                crm_organization::Column::ConnectionId,
-                crm_organization::Column::NameKey,
-            ])
-            .do_nothing()
-            .to_owned(),
-        )
-        .do_nothing()
-        .exec(db.raw())
-        .await?;
+    insert_if_absent(db, row).await?;
     // Same key, same organization: the name's spelling may have changed ("ACME" → "Acme").
     crm_organization::Entity::update_many()
         .col_expr(crm_organization::Column::Name, Expr::value(name))
