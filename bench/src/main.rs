@@ -513,7 +513,7 @@ async fn latency_run(edits: usize, burst: Option<u32>) -> anyhow::Result<Latency
         let t0 = Instant::now();
         local::update_contact(&app.engine, ids[k].uuid().into(), fields([name(&value)])).await?;
         let seen = wait(Duration::from_secs(30), || async {
-            sim.person(person_of[k])
+            sim.person(person_of[k].get())
                 .is_some_and(|p| p["name"] == value.as_str())
         })
         .await;
@@ -527,7 +527,7 @@ async fn latency_run(edits: usize, burst: Option<u32>) -> anyhow::Result<Latency
         let k = i % ids.len();
         let value = format!("Pipedrive edit {i}");
         let t0 = Instant::now();
-        sim.update_person_as_user(person_of[k], serde_json::json!({ "name": value }))?;
+        sim.update_person_as_user(person_of[k].get(), serde_json::json!({ "name": value }))?;
         let seen = wait(Duration::from_secs(30), || async {
             contacts::load(app.store.db(), ids[k])
                 .await
@@ -961,7 +961,7 @@ async fn coalesce(edits: usize) -> anyhow::Result<Section> {
         }
         let last = format!("Edit {edits}");
         let seen = wait(Duration::from_secs(30), || async {
-            sim.person(person)
+            sim.person(person.get())
                 .is_some_and(|p| p["name"] == last.as_str())
         })
         .await;

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
-use tandem_core::ConnectionId;
+use tandem_core::{ConnectionId, PersonId};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -296,7 +296,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .await?;
         let arrived = wait_until(Duration::from_secs(10), || {
             handle
-                .person(link.person_id)
+                .person(link.person_id.get())
                 .is_some_and(|p| p["name"] == new_name.as_str())
         })
         .await;
@@ -501,7 +501,10 @@ async fn link_person(
         let Some(id) = person["id"].as_i64() else {
             continue;
         };
-        if let Some(link) = links::by_person(&engine.store, connection, id).await? {
+        let Ok(person) = PersonId::new(id) else {
+            continue;
+        };
+        if let Some(link) = links::by_person(&engine.store, connection, person).await? {
             return Ok(Some((id, link.contact_id.uuid())));
         }
     }

@@ -5,7 +5,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tandem_engine::sync::{app::local, connections, connections::admin, synclog};
 use tandem_tests::fields::{email, fields, name};
-use tandem_tests::{spawn_app, TestApp};
+use tandem_tests::{pid, spawn_app, TestApp};
 
 fn text(key: &str, value: &str) -> (tandem_core::FieldKey, tandem_core::FieldValue) {
     (
@@ -465,7 +465,7 @@ async fn the_sync_log_filters_by_contact_person_and_kind_and_refuses_a_bad_filte
             )
             .connection(id.into())
             .contact(contact.into())
-            .person(person)
+            .person(pid(person))
             .status(Some(400)),
             now,
         )

@@ -1,6 +1,6 @@
 use serde_json::json;
 use tandem_engine::sync::{connections, inbound::duplicates, links};
-use tandem_tests::spawn_app;
+use tandem_tests::{pid, spawn_app};
 
 async fn three_same_email_persons(app: &tandem_tests::TestApp) -> Vec<i64> {
     let sim = app.sim.handle();
@@ -25,7 +25,11 @@ async fn three_persons_sharing_an_email_are_one_group_of_three_linked_local_cont
     let group = &groups[0];
     assert_eq!(group.kind, duplicates::kind::SAME_EMAIL_PERSONS);
     assert_eq!(group.key, "twin@example.com");
-    let mut linked: Vec<i64> = group.members.iter().map(|m| m.person_id.unwrap()).collect();
+    let mut linked: Vec<i64> = group
+        .members
+        .iter()
+        .map(|m| m.person_id.unwrap().get())
+        .collect();
     linked.sort_unstable();
     assert_eq!(
         linked, persons,
@@ -62,15 +66,16 @@ async fn merging_two_persons_through_tandem_leaves_one_person_one_link_and_an_up
         .await
         .unwrap();
     let (survivor, merged) = (persons[0], persons[1]);
-    let merged_contact = links::by_person(app.store.db(), connection.into(), merged)
+    let merged_contact = links::by_person(app.store.db(), connection.into(), pid(merged))
         .await
         .unwrap()
         .unwrap()
         .contact_id;
 
-    let survivor_contact = duplicates::merge_persons(&app.engine, &conn, survivor, merged)
-        .await
-        .unwrap();
+    let survivor_contact =
+        duplicates::merge_persons(&app.engine, &conn, pid(survivor), pid(merged))
+            .await
+            .unwrap();
     app.drive().await;
 
     let sim = app.sim.handle();
@@ -79,12 +84,14 @@ async fn merging_two_persons_through_tandem_leaves_one_person_one_link_and_an_up
         "the merged person is gone in Pipedrive"
     );
     assert_eq!(sim.persons_by_email("twin@example.com").len(), 2);
-    assert!(links::by_person(app.store.db(), connection.into(), merged)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(
+        links::by_person(app.store.db(), connection.into(), pid(merged))
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(
-        links::by_person(app.store.db(), connection.into(), survivor)
+        links::by_person(app.store.db(), connection.into(), pid(survivor))
             .await
             .unwrap()
             .unwrap()
@@ -107,7 +114,7 @@ async fn a_merge_done_in_pipedrive_is_followed_through_its_webhook() {
     let persons = three_same_email_persons(&app).await;
     let connection = app.connect_and_sync().await;
     let (survivor, merged) = (persons[2], persons[0]);
-    let merged_contact = links::by_person(app.store.db(), connection.into(), merged)
+    let merged_contact = links::by_person(app.store.db(), connection.into(), pid(merged))
         .await
         .unwrap()
         .unwrap()
@@ -115,12 +122,14 @@ async fn a_merge_done_in_pipedrive_is_followed_through_its_webhook() {
     let sim = app.sim.handle();
     sim.merge_persons(merged, survivor).unwrap();
     app.await_person_webhooks(2).await;
-    assert!(links::by_person(app.store.db(), connection.into(), merged)
-        .await
-        .unwrap()
-        .is_none());
     assert!(
-        links::by_person(app.store.db(), connection.into(), survivor)
+        links::by_person(app.store.db(), connection.into(), pid(merged))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        links::by_person(app.store.db(), connection.into(), pid(survivor))
             .await
             .unwrap()
             .is_some()
@@ -152,7 +161,7 @@ async fn a_person_whose_ap_id_points_at_a_contact_linked_elsewhere_is_reported_a
         .unwrap();
     app.await_person_webhooks(2).await;
     let copy_id = copy["id"].as_i64().unwrap();
-    let copy_link = links::by_person(app.store.db(), connection.into(), copy_id)
+    let copy_link = links::by_person(app.store.db(), connection.into(), pid(copy_id))
         .await
         .unwrap()
         .expect("the copy is linked to a contact of its own");
@@ -169,7 +178,7 @@ async fn a_person_whose_ap_id_points_at_a_contact_linked_elsewhere_is_reported_a
     assert!(conflict
         .members
         .iter()
-        .any(|m| m.person_id == Some(copy_id)));
+        .any(|m| m.person_id == Some(pid(copy_id))));
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@ use serde_json::json;
 use tandem_engine::store::stats;
 use tandem_engine::sync::{app::contacts, app::local, inbound::poller, links};
 use tandem_tests::fields::{email, fields, name, text_of};
-use tandem_tests::{spawn_app, spawn_app_with};
+use tandem_tests::{pid, spawn_app, spawn_app_with};
 
 fn seeded(persons: usize) -> SimConfig {
     SimConfig {
@@ -18,7 +18,7 @@ async fn contact_for(
     connection: uuid::Uuid,
     person: i64,
 ) -> contacts::LocalContact {
-    let link = links::by_person(app.store.db(), connection.into(), person)
+    let link = links::by_person(app.store.db(), connection.into(), pid(person))
         .await
         .unwrap()
         .expect("the person is linked");
@@ -161,10 +161,12 @@ async fn a_person_deleted_in_pipedrive_unlinks_and_archives_its_contact() {
     let contact_id = contact_for(&app, connection, person).await.id;
     app.sim.handle().delete_person(person).unwrap();
     app.await_person_webhooks(1).await;
-    assert!(links::by_person(app.store.db(), connection.into(), person)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(
+        links::by_person(app.store.db(), connection.into(), pid(person))
+            .await
+            .unwrap()
+            .is_none()
+    );
     let contact = app.contact(contact_id.uuid()).await;
     assert!(
         contact.archived,
@@ -286,7 +288,7 @@ async fn initial_sync_of_twenty_thousand_persons_resumes_after_a_kill_and_links_
     if same_email.len() == 1 {
         assert_eq!(
             linked.map(|l| l.person_id),
-            target["id"].as_i64(),
+            target["id"].as_i64().map(pid),
             "linked by e-mail"
         );
     } else {
@@ -464,7 +466,7 @@ async fn a_mixed_page_applied_in_batches_leaves_the_same_rows_as_applying_its_pe
     let old_b = person("Old B", Some("old-b@example.com"));
     let connection = app.connect_and_sync().await;
     let db = app.store.db();
-    let old_a_contact = links::by_person(db, connection.into(), old_a)
+    let old_a_contact = links::by_person(db, connection.into(), pid(old_a))
         .await
         .unwrap()
         .unwrap()
@@ -557,7 +559,7 @@ async fn a_mixed_page_applied_in_batches_leaves_the_same_rows_as_applying_its_pe
     assert_eq!(batched, one_by_one);
     // The page took every path.
     let outcome_of = |id: i64| {
-        let at = page.items.iter().position(|p| p.id == id).unwrap();
+        let at = page.items.iter().position(|p| p.id == pid(id)).unwrap();
         applied[at].clone()
     };
     assert!(matches!(

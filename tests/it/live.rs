@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::json;
 use tandem_engine::sync::{app::local, links};
 use tandem_tests::fields::{email, fields, name, text_of};
-use tandem_tests::spawn_app_with;
+use tandem_tests::{pid, spawn_app_with};
 
 /// Waits (bounded) for a condition the background workers make true.
 async fn eventually<F, Fut>(what: &str, mut check: F)
@@ -53,7 +53,7 @@ async fn with_workers_running_the_initial_sync_starts_itself_and_edits_flow_both
 
     sim.update_person_as_user(person, json!({ "name": "Edited Live" }))
         .unwrap();
-    let contact_id = links::by_person(&db, connection.into(), person)
+    let contact_id = links::by_person(&db, connection.into(), pid(person))
         .await
         .unwrap()
         .unwrap()
@@ -115,7 +115,7 @@ async fn an_accepted_webhook_wakes_the_queue_loop_at_once_even_with_the_mirror_l
     let sim = app.sim.handle();
     let person = sim.persons()[0]["id"].as_i64().unwrap();
     let db = app.store.db().clone();
-    let contact_id = links::by_person(&db, connection.into(), person)
+    let contact_id = links::by_person(&db, connection.into(), pid(person))
         .await
         .unwrap()
         .unwrap()

@@ -8,7 +8,7 @@ use tandem_engine::queue::{self, JobPayload, Priority};
 use tandem_engine::sync::{app, app::local, links, ownership, worker, Engine};
 use tandem_tests::fields::{fields, name, text_of};
 use tandem_tests::receiver::TestReceiver;
-use tandem_tests::{spawn_app, spawn_app_on, spawn_app_with, TestApp};
+use tandem_tests::{pid, spawn_app, spawn_app_on, spawn_app_with, TestApp};
 
 #[tokio::test]
 async fn concurrent_claims_never_share_a_job_and_never_run_two_jobs_of_one_contact() {
@@ -197,7 +197,7 @@ async fn two_engines_on_one_database_apply_each_event_once_and_run_each_job_once
     assert_eq!(persons.len(), PERSONS);
     let mut contacts = Vec::new();
     for person in &persons {
-        let link = links::by_person(a.store.db(), connection.into(), *person)
+        let link = links::by_person(a.store.db(), connection.into(), pid(*person))
             .await
             .unwrap()
             .expect("the person is linked");

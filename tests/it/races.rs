@@ -6,7 +6,7 @@ use pipedrive_sim::FaultSpec;
 use sea_orm::ConnectionTrait;
 use tandem_engine::sync::{app::local, inbound::poller, worker};
 use tandem_tests::fields::{email, fields, name, text_of};
-use tandem_tests::{spawn_app, spawn_app_with};
+use tandem_tests::{pid, spawn_app, spawn_app_with};
 
 fn person_name(person: &serde_json::Value) -> &str {
     person["name"].as_str().unwrap_or_default()
@@ -287,7 +287,7 @@ async fn a_contact_created_in_the_app_right_after_a_pipedrive_person_with_its_em
                 .await
                 .unwrap()
                 .expect("the contact is linked");
-        assert_eq!(link.person_id, *person);
+        assert_eq!(link.person_id, pid(*person));
     }
     assert_eq!(sim.calls("v2.addPerson"), 0);
     assert_eq!(
@@ -327,7 +327,7 @@ async fn a_poll_page_read_before_a_push_and_applied_after_it_in_the_same_second_
     let page = app
         .engine
         .crm
-        .get_person(&conn.session, &conn.map, person_id)
+        .get_person(&conn.session, &conn.map, pid(person_id))
         .await
         .unwrap();
     // ... the app edits, and tandem pushes within the same Pipedrive second ...

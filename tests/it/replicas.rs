@@ -13,7 +13,7 @@ use tandem_engine::sync::app::local;
 use tandem_engine::sync::ownership::{self, Replica};
 use tandem_engine::sync::{links, worker, Engine};
 use tandem_tests::fields::{fields, name};
-use tandem_tests::{spawn_app, TestApp};
+use tandem_tests::{pid, spawn_app, TestApp};
 use uuid::Uuid;
 
 fn replica(engine: &Engine, id: &str) -> Engine {
@@ -37,7 +37,7 @@ async fn linked_app() -> (TestApp, Uuid, Uuid) {
     // The test's own engine owned the connection to sync it; the replicas below start afresh.
     ownership::stop(&app.engine).await.unwrap();
     let person = app.sim.handle().persons()[0]["id"].as_i64().unwrap();
-    let contact = links::by_person(&app.store, connection.into(), person)
+    let contact = links::by_person(&app.store, connection.into(), pid(person))
         .await
         .unwrap()
         .expect("the person is linked")

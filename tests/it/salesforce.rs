@@ -4,7 +4,7 @@
 
 use salesforce_sim::{OrgKind, Permissions, SfSimConfig};
 use serde_json::json;
-use tandem_engine::crm::salesforce::ids::surrogate;
+use tandem_engine::crm::salesforce::ids::{person_surrogate, surrogate};
 use tandem_engine::store::{connections as stored, record_keys};
 use tandem_engine::sync::app::local;
 use tandem_engine::sync::connections::{self, state};
@@ -107,10 +107,14 @@ async fn the_initial_sync_links_every_lead_and_contact_and_a_salesforce_edit_rea
         .unwrap();
     let changed = poller::poll_once(&sf.app.engine, &conn).await.unwrap();
     assert_eq!(changed, 1);
-    let link = links::by_person(sf.app.store.db(), connection.into(), surrogate(&lead))
-        .await
-        .unwrap()
-        .expect("the lead is linked");
+    let link = links::by_person(
+        sf.app.store.db(),
+        connection.into(),
+        person_surrogate(&lead),
+    )
+    .await
+    .unwrap()
+    .expect("the lead is linked");
     let contact = sf.app.contact(link.contact_id.uuid()).await;
     assert_eq!(text_of(&contact, "name").as_deref(), Some("Grace Hopper"));
 }
@@ -121,10 +125,14 @@ async fn an_app_edit_of_a_linked_contact_reaches_its_salesforce_record() {
     let (_, contacts) = insert(&sf, 0, 2);
     let connection = sf.connect_and_sync(false).await;
     let record = contacts[0].clone();
-    let link = links::by_person(sf.app.store.db(), connection.into(), surrogate(&record))
-        .await
-        .unwrap()
-        .expect("the contact is linked");
+    let link = links::by_person(
+        sf.app.store.db(),
+        connection.into(),
+        person_surrogate(&record),
+    )
+    .await
+    .unwrap()
+    .expect("the contact is linked");
     local::update_contact(
         &sf.app.engine,
         link.contact_id,
@@ -291,10 +299,14 @@ async fn after_a_restart_a_linked_record_is_still_reached_by_its_id() {
     let SfApp { mut app, sf: sim } = sf;
     app.restart().await;
     let sf = SfApp { app, sf: sim };
-    let link = links::by_person(sf.app.store.db(), connection.into(), surrogate(&record))
-        .await
-        .unwrap()
-        .expect("the contact is linked");
+    let link = links::by_person(
+        sf.app.store.db(),
+        connection.into(),
+        person_surrogate(&record),
+    )
+    .await
+    .unwrap()
+    .expect("the contact is linked");
     local::update_contact(
         &sf.app.engine,
         link.contact_id,
@@ -378,7 +390,7 @@ async fn a_new_app_contact_matching_a_salesforce_contact_by_email_links_to_it_in
         .await
         .unwrap()
         .expect("the contact is linked");
-    assert_eq!(link.person_id, surrogate(&existing));
+    assert_eq!(link.person_id, person_surrogate(&existing));
     assert!(records(&sf, "Lead", &["known.person@example.com"]).is_empty());
     assert_eq!(
         records(&sf, "Contact", &["known.person@example.com"]).len(),
@@ -444,10 +456,14 @@ async fn a_lead_converted_in_salesforce_moves_its_link_to_the_contact_without_a_
     let sf = spawn_sf_app(sim(), |_| {}).await;
     let (leads, _) = insert(&sf, 1, 0);
     let connection = sf.connect_and_sync(false).await;
-    let lead_link = links::by_person(sf.app.store.db(), connection.into(), surrogate(&leads[0]))
-        .await
-        .unwrap()
-        .expect("the lead is linked");
+    let lead_link = links::by_person(
+        sf.app.store.db(),
+        connection.into(),
+        person_surrogate(&leads[0]),
+    )
+    .await
+    .unwrap()
+    .expect("the lead is linked");
     let (_, contact) = sf
         .sf
         .handle()
@@ -458,17 +474,23 @@ async fn a_lead_converted_in_salesforce_moves_its_link_to_the_contact_without_a_
         .unwrap();
     poller::poll_once(&sf.app.engine, &conn).await.unwrap();
     sf.app.drive().await;
-    let moved = links::by_person(sf.app.store.db(), connection.into(), surrogate(&contact))
-        .await
-        .unwrap()
-        .expect("the converted contact is linked");
+    let moved = links::by_person(
+        sf.app.store.db(),
+        connection.into(),
+        person_surrogate(&contact),
+    )
+    .await
+    .unwrap()
+    .expect("the converted contact is linked");
     assert_eq!(moved.contact_id, lead_link.contact_id);
-    assert!(
-        links::by_person(sf.app.store.db(), connection.into(), surrogate(&leads[0]))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(links::by_person(
+        sf.app.store.db(),
+        connection.into(),
+        person_surrogate(&leads[0])
+    )
+    .await
+    .unwrap()
+    .is_none());
     assert_eq!(link_count(&sf, connection).await, 1);
     let local = sf.app.contact(lead_link.contact_id.uuid()).await;
     assert!(!local.archived);
@@ -545,7 +567,7 @@ async fn sandbox_and_production_data_never_cross() {
         .handle()
         .ids_by_email(OrgKind::Sandbox, "Contact", "sandy@example.com")
         .remove(0);
-    let link = links::by_person(sf.app.store.db(), sandbox.into(), surrogate(&record))
+    let link = links::by_person(sf.app.store.db(), sandbox.into(), person_surrogate(&record))
         .await
         .unwrap()
         .expect("linked in the sandbox connection");
@@ -566,7 +588,7 @@ async fn journey_actions_schedule_a_task_and_update_a_field_on_the_salesforce_re
     let link = links::by_person(
         sf.app.store.db(),
         connection.into(),
-        surrogate(&contacts[0]),
+        person_surrogate(&contacts[0]),
     )
     .await
     .unwrap()

@@ -6,7 +6,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tandem_engine::sync::{connections, links};
 use tandem_tests::fields::text_of;
-use tandem_tests::{spawn_app, spawn_app_with, TestApp};
+use tandem_tests::{pid, spawn_app, spawn_app_with, TestApp};
 use uuid::Uuid;
 
 fn seeded(persons: usize) -> SimConfig {
@@ -161,7 +161,7 @@ async fn after_a_reconnect_and_a_restart_pipedrive_webhooks_still_carry_the_cred
     let response = post_webhook_as(&app, &connection.to_string(), &user, &password, &body).await;
     assert_eq!(response.status(), StatusCode::OK);
     app.drive().await;
-    let link = links::by_person(app.store.db(), connection.into(), person)
+    let link = links::by_person(app.store.db(), connection.into(), pid(person))
         .await
         .unwrap()
         .unwrap();

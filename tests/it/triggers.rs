@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use tandem_engine::sync::app::{self, EventFilter};
 use tandem_engine::sync::links;
 use tandem_tests::receiver::TestReceiver;
-use tandem_tests::TestApp;
+use tandem_tests::{pid, TestApp};
 use uuid::Uuid;
 
 /// A synced app with one linked person; returns it, the connection, the person and its contact.
@@ -23,7 +23,7 @@ async fn app_with_person() -> (TestApp, Uuid, i64, Uuid) {
     let connection = app.connect_and_sync().await;
     app.drive().await;
     let person = app.sim.handle().persons()[0]["id"].as_i64().unwrap();
-    let contact = links::by_person(&app.store, connection.into(), person)
+    let contact = links::by_person(&app.store, connection.into(), pid(person))
         .await
         .unwrap()
         .expect("linked")

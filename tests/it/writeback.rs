@@ -1,7 +1,7 @@
 use pipedrive_sim::FaultSpec;
 use tandem_engine::sync::app::local;
 use tandem_tests::fields::{email, fields, name};
-use tandem_tests::{spawn_app, spawn_app_with, TestApp};
+use tandem_tests::{pid, spawn_app, spawn_app_with, TestApp};
 
 fn person_name(person: &serde_json::Value) -> &str {
     person["name"].as_str().unwrap_or_default()
@@ -45,7 +45,7 @@ async fn a_contact_added_to_the_pipedrive_list_is_created_in_pipedrive_with_its_
     )
     .await
     .unwrap();
-    assert_eq!(link.map(|l| l.person_id), person["id"].as_i64());
+    assert_eq!(link.map(|l| l.person_id), person["id"].as_i64().map(pid));
 }
 
 #[tokio::test]
@@ -301,7 +301,7 @@ async fn a_person_created_by_tandem_and_found_later_by_its_ap_id_does_not_undo_a
             .await
             .unwrap()
             .expect("linked by apId");
-    assert_eq!(link.person_id, person_id);
+    assert_eq!(link.person_id, pid(person_id));
     assert_eq!(
         contact_name(&app, contact).await.as_deref(),
         Some("Edited Meanwhile"),
@@ -365,7 +365,7 @@ async fn a_write_with_an_unknown_outcome_that_landed_is_recognised_as_an_echo_an
     let sim = app.sim.handle();
     let person_id = sim.persons()[0]["id"].as_i64().unwrap();
     let contact =
-        tandem_engine::sync::links::by_person(app.store.db(), connection.into(), person_id)
+        tandem_engine::sync::links::by_person(app.store.db(), connection.into(), pid(person_id))
             .await
             .unwrap()
             .unwrap()

@@ -444,7 +444,7 @@ pub async fn run(config: ChaosConfig) -> anyhow::Result<ChaosReport> {
         if let (true, Some(link)) = (remote_side, link) {
             let phone = format!("+2{i:09}");
             match handle.update_person_as_user(
-                link.person_id,
+                link.person_id.get(),
                 serde_json::json!({ "phones": [{"value": phone, "primary": true}] }),
             ) {
                 Ok(_) => {
@@ -563,7 +563,7 @@ async fn compare(
             }
             continue;
         };
-        let Some(person) = handle.person(link.person_id) else {
+        let Some(person) = handle.person(link.person_id.get()) else {
             divergent += 1;
             continue;
         };

@@ -386,3 +386,8 @@ impl TestApp {
         .unwrap()
     }
 }
+
+/// A person id from a number the simulator handed out (always positive).
+pub fn pid(id: i64) -> tandem_core::PersonId {
+    tandem_core::PersonId::new(id).expect("a person id is positive")
+}

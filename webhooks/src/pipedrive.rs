@@ -73,7 +73,7 @@ pub trait Inbox: Send + Sync + 'static {
         &self,
         connection: ConnectionId,
         fresh: bool,
-    ) -> impl Future<Output = Result<Option<BasicCredentials>, InboxError>> + Send;
+    ) -> impl Future<Output = Result<Option<Arc<BasicCredentials>>, InboxError>> + Send;
     fn accept(
         &self,
         delivery: InboundDelivery,
@@ -98,37 +98,32 @@ pub struct WebhookRequest<S> {
     connection_id: ConnectionId,
     headers: HeaderMap,
     body: Bytes,
+    /// The decoded Basic credentials, if any.
+    presented: Option<Vec<u8>>,
     _state: PhantomData<S>,
 }
 
 impl WebhookRequest<Unverified> {
     pub fn new(connection_id: ConnectionId, headers: HeaderMap, body: Bytes) -> Self {
+        let presented = presented(&headers);
         Self {
             connection_id,
             headers,
             body,
+            presented,
             _state: PhantomData,
         }
     }
 
-    fn presented(&self) -> Option<Vec<u8>> {
-        let value = self
-            .headers
-            .get(axum::http::header::AUTHORIZATION)?
-            .to_str()
-            .ok()?;
-        let (scheme, b64) = value.split_once(' ')?;
-        if !scheme.eq_ignore_ascii_case("basic") {
-            return None;
-        }
-        STANDARD.decode(b64.trim()).ok()
-    }
-
     /// Whether the request carries `expected` (constant time).
     pub fn carries(&self, expected: &BasicCredentials) -> bool {
-        let wanted = [expected.user.as_bytes(), b":", expected.password.as_bytes()];
-        self.presented()
-            .is_some_and(|presented| constant_time_eq_parts(&presented, &wanted))
+        self.carries_parts(expected.user.as_bytes(), expected.password.as_bytes())
+    }
+
+    fn carries_parts(&self, user: &[u8], password: &[u8]) -> bool {
+        self.presented
+            .as_deref()
+            .is_some_and(|presented| constant_time_eq_parts(presented, &[user, b":", password]))
     }
 
     /// Checks HTTP Basic credentials in constant time. `None` (an unknown or disconnected
@@ -138,11 +133,10 @@ impl WebhookRequest<Unverified> {
         expected: Option<&BasicCredentials>,
     ) -> Result<WebhookRequest<Verified>, ApiError> {
         // Compare against something even when nothing is expected: the same work either way.
-        let decoy = BasicCredentials {
-            user: String::new(),
-            password: "\0no connection".to_owned(),
+        let matched = match expected {
+            Some(expected) => self.carries(expected),
+            None => self.carries_parts(b"", b"\0no connection"),
         };
-        let matched = self.carries(expected.unwrap_or(&decoy));
         if !(matched && expected.is_some()) {
             return Err(unauthorized());
         }
@@ -150,9 +144,24 @@ impl WebhookRequest<Unverified> {
             connection_id: self.connection_id,
             headers: self.headers,
             body: self.body,
+            presented: self.presented,
             _state: PhantomData,
         })
     }
+}
+
+/// The decoded `user:password` of `Authorization: Basic …` (the scheme in any case), decoded
+/// once per request.
+fn presented(headers: &HeaderMap) -> Option<Vec<u8>> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, b64) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    STANDARD.decode(b64.trim()).ok()
 }
 
 impl WebhookRequest<Verified> {
@@ -450,7 +459,7 @@ async fn receive<I: Inbox>(
             .await
             .map_err(|e| ApiError::internal(&e))?;
     }
-    let verified = match request.verify(credentials.as_ref()) {
+    let verified = match request.verify(credentials.as_deref()) {
         Ok(verified) => verified,
         Err(error) => {
             if credentials.is_some() {

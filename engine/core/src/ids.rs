@@ -159,6 +159,13 @@ impl PersonId {
     }
 }
 
+impl std::str::FromStr for PersonId {
+    type Err = ParseError;
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        Self::parse(input)
+    }
+}
+
 impl TryFrom<i64> for PersonId {
     type Error = ParseError;
     fn try_from(id: i64) -> Result<Self, Self::Error> {

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tandem_core::ConnectionId;
+use tandem_core::{ConnectionId, PersonId};
 
 use chrono::{DateTime, Utc};
 use tandem_core::{ApId, CrmError, EmailAddress, FieldKey, FieldValue, Timestamp};
@@ -400,7 +400,7 @@ impl Crm {
         &self,
         session: &Session,
         map: &FieldMap,
-        id: i64,
+        id: PersonId,
     ) -> Result<CrmPerson, CrmError> {
         match self {
             Self::Pipedrive(client, _) => Ok(mapping::crm_person(
@@ -418,7 +418,7 @@ impl Crm {
         &self,
         session: &Session,
         map: &FieldMap,
-        id: i64,
+        id: PersonId,
         writes: &BTreeMap<FieldKey, FieldValue>,
     ) -> Result<CrmPerson, CrmError> {
         match self {
@@ -485,7 +485,7 @@ impl Crm {
         &self,
         session: &Session,
         map: &FieldMap,
-        updates: &[(i64, BTreeMap<FieldKey, FieldValue>)],
+        updates: &[(PersonId, BTreeMap<FieldKey, FieldValue>)],
     ) -> Result<Vec<Result<CrmPerson, CrmError>>, CrmError> {
         match self {
             Self::Pipedrive(..) => {
@@ -506,7 +506,7 @@ impl Crm {
         &self,
         session: &Session,
         email: &EmailAddress,
-    ) -> Result<Vec<i64>, CrmError> {
+    ) -> Result<Vec<PersonId>, CrmError> {
         match self {
             Self::Pipedrive(client, _) => {
                 client
@@ -524,7 +524,7 @@ impl Crm {
         &self,
         session: &Session,
         ap_id: &ApId,
-    ) -> Result<Vec<i64>, CrmError> {
+    ) -> Result<Vec<PersonId>, CrmError> {
         match self {
             Self::Pipedrive(client, _) => {
                 client
@@ -541,8 +541,8 @@ impl Crm {
     pub async fn merge_people(
         &self,
         session: &Session,
-        merged: i64,
-        survivor: i64,
+        merged: PersonId,
+        survivor: PersonId,
     ) -> Result<(), CrmError> {
         match self {
             Self::Pipedrive(client, _) => client.merge_persons(session, merged, survivor).await,
@@ -700,7 +700,7 @@ impl Crm {
     pub async fn person_deals(
         &self,
         session: &Session,
-        person_id: i64,
+        person_id: PersonId,
     ) -> Result<Vec<CrmDeal>, CrmError> {
         match self {
             Self::Pipedrive(client, _) => ops::person_deals(client, session, person_id).await,
@@ -714,7 +714,7 @@ impl Crm {
     pub async fn person_activities(
         &self,
         session: &Session,
-        person_id: i64,
+        person_id: PersonId,
     ) -> Result<Vec<CrmActivity>, CrmError> {
         match self {
             Self::Pipedrive(client, _) => ops::person_activities(client, session, person_id).await,
@@ -789,7 +789,7 @@ impl Crm {
     pub async fn set_person_owner(
         &self,
         session: &Session,
-        person_id: i64,
+        person_id: PersonId,
         owner_id: i64,
     ) -> Result<(), CrmError> {
         match self {

@@ -1,7 +1,7 @@
 //! What a use-case knows of a CRM person, whichever CRM holds it. Each connector builds it from
 //! its own wire type (Pipedrive: `pipedrive::mapping::crm_person`); use-cases never see the wire.
 
-use tandem_core::{ApId, EmailAddress, Snapshot, Timestamp};
+use tandem_core::{ApId, EmailAddress, PersonId, Snapshot, Timestamp};
 
 /// A time as the CRM wrote it. The text is kept exactly: it is stored as the poll cursor and
 /// compared as written ("created by us, untouched" is `added == updated`); `at` is its instant,
@@ -33,7 +33,7 @@ impl CrmTime {
 pub struct CrmPerson {
     /// The id the boundary speaks: Pipedrive's own id; for Salesforce a stable surrogate of
     /// the 18-character id (ADR 0013).
-    pub id: i64,
+    pub id: PersonId,
     /// The CRM's own id as text (Pipedrive: the decimal id; Salesforce: the 18-character
     /// id), for storage that keeps the CRM's key (ADR 0013).
     pub key: String,
@@ -43,7 +43,7 @@ pub struct CrmPerson {
     pub added: Option<CrmTime>,
     pub updated: Option<CrmTime>,
     pub deleted: bool,
-    pub merged_into: Option<i64>,
+    pub merged_into: Option<PersonId>,
     /// The person's organization, for a CRM whose persons belong to organizations
     /// (Pipedrive's `org_id`); `None`: none (or a CRM without organizations).
     pub org_id: Option<i64>,

@@ -2,6 +2,8 @@
 //! connecting user, the field catalog, deals, activities, stages, OAuth grants and change
 //! notifications. Each connector converts its wire types to and from these.
 
+use tandem_core::PersonId;
+
 use crate::config::Redacted;
 
 /// The user a connection signs in as.
@@ -53,7 +55,7 @@ pub struct CrmActivity {
 /// A deal to create for a person.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewDeal<'a> {
-    pub person_id: i64,
+    pub person_id: PersonId,
     pub title: &'a str,
     pub value: Option<f64>,
     pub currency: Option<&'a str>,
@@ -65,7 +67,7 @@ pub struct NewDeal<'a> {
 /// An activity to schedule with a person.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewActivity<'a> {
-    pub person_id: i64,
+    pub person_id: PersonId,
     pub subject: &'a str,
     pub kind: Option<&'a str>,
     pub due_date: Option<&'a str>,
@@ -82,7 +84,7 @@ pub struct LoggedEmail<'a> {
     pub date: &'a str,
     pub time: &'a str,
     /// The persons it is linked to; the first is the primary participant.
-    pub persons: &'a [i64],
+    pub persons: &'a [PersonId],
     pub deal_id: Option<i64>,
     pub lead_id: Option<&'a str>,
 }
@@ -119,7 +121,10 @@ pub enum Notification {
     /// A person was created or changed; this is the person after the change.
     PersonChanged(Box<super::CrmPerson>),
     /// A person was deleted; `merged_into` when it disappeared into another by a merge.
-    PersonDeleted { id: i64, merged_into: Option<i64> },
+    PersonDeleted {
+        id: PersonId,
+        merged_into: Option<PersonId>,
+    },
     /// An organization was created or changed; its name after the change.
     OrganizationChanged { id: i64, name: String },
     /// A change of another object (a deal, an activity): nothing to merge.

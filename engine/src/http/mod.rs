@@ -183,8 +183,10 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
 
 /// Headers on every response: no MIME sniffing, no framing, no referrer, a strict
 /// Content-Security-Policy (the console has no script; its one inline stylesheet is allowed
-/// by hash), and `Cache-Control: no-store` unless a handler chose otherwise: answers carry
-/// contacts' personal data, secrets shown once, or the console's pages.
+/// by hash; a response that is not a page gets the short policy OWASP gives for APIs, which
+/// loads nothing and cannot be framed), and `Cache-Control: no-store` unless a handler chose
+/// otherwise: answers carry contacts' personal data, secrets shown once, or the console's
+/// pages.
 fn with_security_headers(router: Router) -> Router {
     use base64::Engine as _;
     use sha2::Digest as _;
@@ -193,9 +195,8 @@ fn with_security_headers(router: Router) -> Router {
     let csp = format!(
         "default-src 'none'; style-src 'sha256-{style}'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     );
-    let csp = HeaderValue::from_str(&csp).unwrap_or(HeaderValue::from_static(
-        "default-src 'none'; frame-ancestors 'none'",
-    ));
+    const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+    let csp = HeaderValue::from_str(&csp).unwrap_or(HeaderValue::from_static(API_CSP));
     // One layer for all of them and for the JSON error shape (each layer is a service every
     // response passes through).
     router.layer(axum::middleware::map_response(
@@ -204,6 +205,7 @@ fn with_security_headers(router: Router) -> Router {
             async move {
                 let mut response = json_errors(response).await;
                 let headers = response.headers_mut();
+                headers.reserve(5);
                 headers.insert(
                     header::X_CONTENT_TYPE_OPTIONS,
                     HeaderValue::from_static("nosniff"),
@@ -213,7 +215,17 @@ fn with_security_headers(router: Router) -> Router {
                     header::REFERRER_POLICY,
                     HeaderValue::from_static("no-referrer"),
                 );
-                headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+                let page = headers
+                    .get(header::CONTENT_TYPE)
+                    .is_some_and(|t| t.as_bytes().starts_with(b"text/html"));
+                headers.insert(
+                    header::CONTENT_SECURITY_POLICY,
+                    if page {
+                        csp
+                    } else {
+                        HeaderValue::from_static(API_CSP)
+                    },
+                );
                 if !headers.contains_key(header::CACHE_CONTROL) {
                     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 }

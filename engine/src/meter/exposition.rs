@@ -36,6 +36,12 @@ pub fn enabled(settings: &MetricsSettings) -> bool {
     !settings.token.expose().is_empty() || !settings.addr.is_empty()
 }
 
+/// Whether tandem's recorder is installed: the hot paths (every accepted webhook) build their
+/// labels only then.
+pub fn installed() -> bool {
+    HANDLE.get().is_some_and(Option::is_some)
+}
+
 /// Installs the process's recorder (once; later calls return the same handle). `None` when
 /// another recorder was installed first (an embedding program's).
 pub fn install() -> Option<&'static PrometheusHandle> {

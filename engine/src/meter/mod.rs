@@ -167,9 +167,16 @@ impl WebhookOutcome {
 }
 
 /// One webhook delivery (`source` is `pipedrive` or `app`; the app's have no connection).
-pub fn webhook_event(source: &str, connection: Option<ConnectionId>, outcome: WebhookOutcome) {
+pub fn webhook_event(
+    source: &'static str,
+    connection: Option<ConnectionId>,
+    outcome: WebhookOutcome,
+) {
     let connection = connection.unwrap_or(ConnectionId::nil());
-    metrics::counter!(name::WEBHOOK_EVENTS, "connection_id" => connection.to_string(), "source" => source.to_owned(), "outcome" => outcome.as_str()).increment(1);
+    // Every accepted delivery passes here: no label is formatted when nothing records them.
+    if exposition::installed() {
+        metrics::counter!(name::WEBHOOK_EVENTS, "connection_id" => connection.to_string(), "source" => source, "outcome" => outcome.as_str()).increment(1);
+    }
     let series = match outcome {
         WebhookOutcome::Accepted | WebhookOutcome::Duplicate => series_name::WEBHOOK_EVENTS,
         WebhookOutcome::Rejected | WebhookOutcome::Unauthorized => series_name::WEBHOOK_REJECTED,

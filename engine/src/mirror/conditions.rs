@@ -26,7 +26,11 @@ fn is_done(activity: &Value) -> bool {
 }
 
 /// The records of Pipedrive person `person` in the mirror `db`.
-pub async fn of_person(db: &MirrorDb, person: i64) -> Result<CrmRecords, StoreError> {
+pub async fn of_person(
+    db: &MirrorDb,
+    person: tandem_core::PersonId,
+) -> Result<CrmRecords, StoreError> {
+    let person = person.get();
     let mut out = CrmRecords::default();
     let mut freshest: Option<String> = None;
     let mut seen = |synced: Option<String>| {

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tandem_core::ConnectionId;
-use tandem_core::ContactId;
+use tandem_core::{ContactId, PersonId};
 use uuid::Uuid;
 
 use super::claim::lease_end;
@@ -46,7 +46,7 @@ pub enum JobPayload {
     /// whole-second `update_time` ties with what was merged, and its values differ).
     RefreshPerson {
         contact_id: ContactId,
-        person_id: i64,
+        person_id: PersonId,
     },
     /// Log an e-mail on the CRM's timeline (`sync::emails`); `contact_id` is its first linked
     /// participant.

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use tandem_core::ConnectionId;
-use tandem_core::ContactId;
+use tandem_core::{ContactId, PersonId};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set};
@@ -19,7 +19,7 @@ pub struct Link {
     pub id: Uuid,
     pub connection_id: ConnectionId,
     pub contact_id: ContactId,
-    pub person_id: i64,
+    pub person_id: PersonId,
     /// The merge state: base, versions, tandem's own and unknown-outcome writes, refused values.
     pub state: LinkState,
     /// When tandem last wrote the person (writes of one contact are paced).
@@ -38,13 +38,18 @@ fn json_or_default<T: serde::de::DeserializeOwned + Default>(
     }
 }
 
+/// A stored person id (positive: a row that holds anything else is corrupt).
+fn person_id(id: i64) -> Result<PersonId, StoreError> {
+    PersonId::new(id).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
 fn from_row(row: person_link::Model) -> Result<Link, StoreError> {
     let base: Snapshot = json_or_default(Some(row.base), "base", row.id)?;
     Ok(Link {
         id: row.id,
         connection_id: row.connection_id.into(),
         contact_id: row.contact_id.into(),
-        person_id: row.person_id,
+        person_id: person_id(row.person_id)?,
         state: LinkState {
             base,
             versions: LinkVersions {
@@ -62,7 +67,7 @@ fn from_row(row: person_link::Model) -> Result<Link, StoreError> {
 pub async fn by_person(
     db: &impl Conn,
     connection: ConnectionId,
-    person: i64,
+    person: PersonId,
 ) -> Result<Option<Link>, StoreError> {
     let connection = connection.uuid();
     of_person(connection, person)
@@ -79,7 +84,7 @@ pub async fn by_person(
 pub async fn by_person_for_update(
     txn: &impl Conn,
     connection: ConnectionId,
-    person: i64,
+    person: PersonId,
 ) -> Result<Option<Link>, StoreError> {
     let connection = connection.uuid();
     of_person(connection, person)
@@ -90,10 +95,10 @@ pub async fn by_person_for_update(
         .transpose()
 }
 
-fn of_person(connection: Uuid, person: i64) -> sea_orm::Select<person_link::Entity> {
+fn of_person(connection: Uuid, person: PersonId) -> sea_orm::Select<person_link::Entity> {
     person_link::Entity::find()
         .filter(person_link::Column::ConnectionId.eq(connection))
-        .filter(person_link::Column::PersonId.eq(person))
+        .filter(person_link::Column::PersonId.eq(person.get()))
 }
 
 pub async fn by_contact(
@@ -161,7 +166,7 @@ fn state_columns(link: &Link, now: DateTime<Utc>) -> person_link::ActiveModel {
         |empty: bool, value: serde_json::Result<serde_json::Value>| (!empty).then(|| json(value));
     person_link::ActiveModel {
         id: Set(link.id),
-        person_id: Set(link.person_id),
+        person_id: Set(link.person_id.get()),
         base: Set(json(serde_json::to_value(&state.base))),
         last_written: Set(json(serde_json::to_value(&state.last_written))),
         uncertain: Set(optional(
@@ -184,21 +189,22 @@ fn state_columns(link: &Link, now: DateTime<Utc>) -> person_link::ActiveModel {
 pub async fn linked_persons(
     db: &impl Conn,
     connection: ConnectionId,
-    persons: &[i64],
-) -> Result<HashSet<i64>, StoreError> {
+    persons: &[PersonId],
+) -> Result<HashSet<PersonId>, StoreError> {
     let connection = connection.uuid();
     let mut linked = HashSet::new();
     for chunk in persons.chunks(MAX_BIND_PARAMS - 1) {
-        linked.extend(
-            person_link::Entity::find()
-                .select_only()
-                .column(person_link::Column::PersonId)
-                .filter(person_link::Column::ConnectionId.eq(connection))
-                .filter(person_link::Column::PersonId.is_in(chunk.iter().copied()))
-                .into_tuple::<i64>()
-                .all(db.raw())
-                .await?,
-        );
+        for id in person_link::Entity::find()
+            .select_only()
+            .column(person_link::Column::PersonId)
+            .filter(person_link::Column::ConnectionId.eq(connection))
+            .filter(person_link::Column::PersonId.is_in(chunk.iter().map(|p| p.get())))
+            .into_tuple::<i64>()
+            .all(db.raw())
+            .await?
+        {
+            linked.insert(person_id(id)?);
+        }
     }
     Ok(linked)
 }
@@ -208,24 +214,23 @@ pub async fn persons_of_contacts(
     db: &impl Conn,
     connection: ConnectionId,
     contacts: &[ContactId],
-) -> Result<HashMap<ContactId, i64>, StoreError> {
+) -> Result<HashMap<ContactId, PersonId>, StoreError> {
     let contacts: Vec<Uuid> = contacts.iter().map(|id| id.uuid()).collect();
     let connection = connection.uuid();
     let mut linked = HashMap::new();
     for chunk in contacts.chunks(MAX_BIND_PARAMS - 1) {
-        linked.extend(
-            person_link::Entity::find()
-                .select_only()
-                .column(person_link::Column::ContactId)
-                .column(person_link::Column::PersonId)
-                .filter(person_link::Column::ConnectionId.eq(connection))
-                .filter(person_link::Column::ContactId.is_in(chunk.iter().copied()))
-                .into_tuple::<(Uuid, i64)>()
-                .all(db.raw())
-                .await?
-                .into_iter()
-                .map(|(contact, person)| (ContactId::from(contact), person)),
-        );
+        for (contact, person) in person_link::Entity::find()
+            .select_only()
+            .column(person_link::Column::ContactId)
+            .column(person_link::Column::PersonId)
+            .filter(person_link::Column::ConnectionId.eq(connection))
+            .filter(person_link::Column::ContactId.is_in(chunk.iter().copied()))
+            .into_tuple::<(Uuid, i64)>()
+            .all(db.raw())
+            .await?
+        {
+            linked.insert(ContactId::from(contact), person_id(person)?);
+        }
     }
     Ok(linked)
 }
@@ -267,7 +272,7 @@ pub async fn delete(txn: &impl Conn, id: Uuid) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub fn new_link(connection_id: ConnectionId, contact_id: ContactId, person_id: i64) -> Link {
+pub fn new_link(connection_id: ConnectionId, contact_id: ContactId, person_id: PersonId) -> Link {
     Link {
         id: Uuid::now_v7(),
         connection_id,
@@ -279,15 +284,21 @@ pub fn new_link(connection_id: ConnectionId, contact_id: ContactId, person_id: i
 }
 
 /// Every linked person id of a connection.
-pub async fn person_ids(db: &impl Conn, connection: ConnectionId) -> Result<Vec<i64>, StoreError> {
+pub async fn person_ids(
+    db: &impl Conn,
+    connection: ConnectionId,
+) -> Result<Vec<PersonId>, StoreError> {
     let connection = connection.uuid();
-    Ok(person_link::Entity::find()
+    person_link::Entity::find()
         .select_only()
         .column(person_link::Column::PersonId)
         .filter(person_link::Column::ConnectionId.eq(connection))
         .into_tuple::<i64>()
         .all(db.raw())
-        .await?)
+        .await?
+        .into_iter()
+        .map(person_id)
+        .collect()
 }
 
 /// Every linked contact id of a connection.

@@ -95,7 +95,8 @@ impl Store {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_millis(settings.busy_timeout_ms))
-                    .foreign_keys(true);
+                    .foreign_keys(true)
+                    .pragma("wal_autocheckpoint", "8192");
                 // One connection: SQLite has one writer; a single connection serialises writers in
                 // tandem instead of failing with "database is locked" under bursts.
                 let pool = SqlitePoolOptions::new()

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde::Serialize;
 use tandem_core::ConnectionId;
-use tandem_core::ContactId;
+use tandem_core::{ContactId, PersonId};
 use uuid::Uuid;
 
 use super::entities::sync_log;
@@ -41,7 +41,7 @@ pub struct Entry {
     /// A stable code: `conflict_resolved`, `crm_rejected`, `dead_letter`, `token_expired`, …
     pub kind: &'static str,
     pub contact_id: Option<ContactId>,
-    pub person_id: Option<i64>,
+    pub person_id: Option<PersonId>,
     pub status: Option<u16>,
     pub message: String,
     pub remote_error: Option<String>,
@@ -81,7 +81,7 @@ impl Entry {
         self
     }
 
-    pub fn person(mut self, id: i64) -> Self {
+    pub fn person(mut self, id: PersonId) -> Self {
         self.person_id = Some(id);
         self
     }
@@ -125,7 +125,7 @@ pub async fn record(db: &impl Conn, entry: Entry, now: DateTime<Utc>) -> Result<
         direction: Set(direction),
         kind: Set(entry.kind.to_owned()),
         contact_id: Set(entry.contact_id.map(ContactId::uuid)),
-        person_id: Set(entry.person_id),
+        person_id: Set(entry.person_id.map(PersonId::get)),
         status: Set(entry.status.map(i32::from)),
         message: Set(entry.message),
         remote_error: Set(entry.remote_error),
@@ -147,7 +147,7 @@ pub struct Stored {
     pub direction: String,
     pub kind: String,
     pub contact_id: Option<ContactId>,
-    pub person_id: Option<i64>,
+    pub person_id: Option<PersonId>,
     /// Pipedrive's HTTP status, if the entry is about a response.
     pub status: Option<i32>,
     pub message: String,
@@ -168,7 +168,7 @@ pub type LogFilter = Filter;
 pub struct Filter {
     pub connection_id: Option<ConnectionId>,
     pub contact_id: Option<ContactId>,
-    pub person_id: Option<i64>,
+    pub person_id: Option<PersonId>,
     /// The entry kind (`dead_letter`, `token_expired`, `write_retried`, …).
     pub kind: Option<String>,
     pub level: Option<String>,
@@ -187,7 +187,7 @@ pub async fn list(db: &impl Conn, filter: &Filter) -> Result<Vec<Stored>, StoreE
         query = query.filter(sync_log::Column::ContactId.eq(id.uuid()));
     }
     if let Some(id) = filter.person_id {
-        query = query.filter(sync_log::Column::PersonId.eq(id));
+        query = query.filter(sync_log::Column::PersonId.eq(id.get()));
     }
     if let Some(kind) = &filter.kind {
         query = query.filter(sync_log::Column::Kind.eq(kind.clone()));
@@ -242,7 +242,8 @@ fn stored(r: sync_log::Model) -> Stored {
         direction: r.direction,
         kind: r.kind,
         contact_id: r.contact_id.map(ContactId::from),
-        person_id: r.person_id,
+        // A stored id is positive (it was a `PersonId`); anything else is not shown.
+        person_id: r.person_id.and_then(|id| PersonId::new(id).ok()),
         status: r.status,
         message: r.message,
         remote_error: r.remote_error,

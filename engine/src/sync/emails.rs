@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tandem_core::email_links::{self, EmailFacts, Item, KnownItem, NoItem, Participant};
-use tandem_core::ContactId;
+use tandem_core::{ContactId, PersonId};
 use uuid::Uuid;
 
 use crate::crm::LoggedEmail;
@@ -120,7 +120,11 @@ fn millis_of(text: Option<&str>) -> Option<i64> {
 
 /// The person's open items from the mirror (none when the mirror is off: only persons are
 /// linked then).
-async fn items_of(engine: &Engine, mirror: bool, person: i64) -> Result<Vec<KnownItem>, SyncError> {
+async fn items_of(
+    engine: &Engine,
+    mirror: bool,
+    person: PersonId,
+) -> Result<Vec<KnownItem>, SyncError> {
     if !mirror {
         return Ok(Vec::new());
     }
@@ -181,7 +185,10 @@ async fn participants(
             Some(p) => items_of(engine, mirror, p).await?,
             None => Vec::new(),
         };
-        out.push(Participant { person, items });
+        out.push(Participant {
+            person: person.map(PersonId::get),
+            items,
+        });
     }
     Ok((out, contact_ids))
 }
@@ -320,7 +327,7 @@ pub async fn execute(
     }
     let email: EmailIn = serde_json::from_value(row.email.clone())
         .map_err(|e| SyncError::Corrupt(format!("e-mail {email_id}: {e}")))?;
-    let persons: Vec<i64> = serde_json::from_value(row.persons.clone()).unwrap_or_default();
+    let persons: Vec<PersonId> = serde_json::from_value(row.persons.clone()).unwrap_or_default();
     let item = row.item.as_deref().and_then(item_of);
     let mut note = String::new();
     if let Some(snippet) = &email.snippet {

@@ -227,7 +227,7 @@ pub async fn write_fields(
         return Ok(());
     }
     let Some(org_id) = person.org_id else {
-        tracing::debug!(connection_id = %conn.id, person_id = person.id, fields = org_writes.len(), "The person has no organization; its organization fields are not written.");
+        tracing::debug!(connection_id = %conn.id, person_id = %person.id, fields = org_writes.len(), "The person has no organization; its organization fields are not written.");
         return Ok(());
     };
     let org = conn

@@ -18,7 +18,7 @@ use tandem_core::triggers::{
     self, ActivityDue, ActivityState, Change, DealState, LeadState, OrganizationState, PersonState,
     Trigger,
 };
-use tandem_core::ContactId;
+use tandem_core::{ContactId, PersonId};
 
 use crate::store::{crm_events, Conn};
 use crate::sync::connections::ConnectionCtx;
@@ -129,11 +129,16 @@ fn change<T>(
     }
 }
 
+/// The person id a record's `key` holds, if it holds one.
+fn person(record: &Value, key: &str) -> Option<PersonId> {
+    int(record, key).and_then(|id| PersonId::new(id).ok())
+}
+
 /// The persons a record concerns: its person, and an activity's participants.
-fn persons_of(record: &Value) -> Vec<i64> {
-    let mut persons: Vec<i64> = int(record, "person_id").into_iter().collect();
+fn persons_of(record: &Value) -> Vec<PersonId> {
+    let mut persons: Vec<PersonId> = person(record, "person_id").into_iter().collect();
     if let Some(participants) = record.get("participants").and_then(Value::as_array) {
-        persons.extend(participants.iter().filter_map(|p| int(p, "person_id")));
+        persons.extend(participants.iter().filter_map(|p| person(p, "person_id")));
     }
     persons.sort_unstable();
     persons.dedup();
@@ -191,7 +196,7 @@ fn organization_details(fields: &[String], record: &Value, previous: &Value) -> 
 #[derive(Debug, Clone, Default)]
 pub struct Prefetched {
     /// The persons of the organization an organization webhook names.
-    pub organization_persons: Vec<i64>,
+    pub organization_persons: Vec<PersonId>,
 }
 
 /// Reads what [`observe`] will need for this webhook body: for an organization's change, its
@@ -232,13 +237,13 @@ pub async fn prefetch(
     else {
         return Ok(Prefetched::default());
     };
-    let mut persons: Vec<i64> =
+    let mut persons: Vec<PersonId> =
         if crate::store::mirror::mirror_enabled(&engine.store, conn.id).await? {
             let db = crate::store::mirror::MirrorDb::in_store(&engine.store);
             db.live_rows_where(&db.table("persons"), "org_id", org_id)
                 .await?
                 .iter()
-                .filter_map(|(raw, _)| int(raw, "id"))
+                .filter_map(|(raw, _)| person(raw, "id"))
                 .collect()
         } else if !renamed_people.is_empty() {
             renamed_people.iter().map(|p| p.id).collect()

@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::{Method, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tandem_core::CrmError;
+use tandem_core::{CrmError, PersonId};
 
 use super::errors::{error_text, PipedriveError};
 use super::wire::{
@@ -297,7 +297,7 @@ impl PipedriveClient {
             .0)
     }
 
-    pub async fn get_person(&self, s: &Session, id: i64) -> Result<Person, CrmError> {
+    pub async fn get_person(&self, s: &Session, id: PersonId) -> Result<Person, CrmError> {
         Ok(self
             .send(
                 s,
@@ -322,7 +322,7 @@ impl PipedriveClient {
     pub async fn patch_person(
         &self,
         s: &Session,
-        id: i64,
+        id: PersonId,
         body: &PersonWrite,
     ) -> Result<Person, CrmError> {
         let request = self
@@ -364,7 +364,7 @@ impl PipedriveClient {
         s: &Session,
         term: &str,
         field: &str,
-    ) -> Result<Vec<i64>, CrmError> {
+    ) -> Result<Vec<PersonId>, CrmError> {
         let request = self
             .request(s, Method::GET, "/api/v2/persons/search")
             .query(&[("term", term), ("fields", field), ("exact_match", "true")]);
@@ -595,7 +595,7 @@ impl PipedriveClient {
     pub async fn list_person_deals(
         &self,
         s: &Session,
-        person_id: i64,
+        person_id: PersonId,
     ) -> Result<Vec<Deal>, CrmError> {
         let request = self.request(s, Method::GET, "/api/v2/deals").query(&[
             ("person_id", person_id.to_string()),
@@ -624,8 +624,8 @@ impl PipedriveClient {
     pub async fn merge_persons(
         &self,
         s: &Session,
-        merged: i64,
-        survivor: i64,
+        merged: PersonId,
+        survivor: PersonId,
     ) -> Result<(), CrmError> {
         let request = self
             .request(s, Method::PUT, &format!("/api/v1/persons/{merged}/merge"))
@@ -639,7 +639,7 @@ impl PipedriveClient {
     pub async fn list_person_activities(
         &self,
         s: &Session,
-        person_id: i64,
+        person_id: PersonId,
     ) -> Result<Vec<serde_json::Value>, CrmError> {
         let request = self.request(s, Method::GET, "/api/v2/activities").query(&[
             ("person_id", person_id.to_string()),

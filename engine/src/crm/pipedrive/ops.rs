@@ -3,7 +3,7 @@
 //! and never further than [`crate::crm::Crm`].
 
 use serde_json::{json, Value};
-use tandem_core::CrmError;
+use tandem_core::{CrmError, PersonId};
 
 use super::client::PipedriveClient;
 use super::wire::{PersonField, PersonWrite, TokenResponse, Webhook, WebhookCreate};
@@ -141,7 +141,7 @@ pub(crate) async fn stages(
 pub(crate) async fn person_deals(
     client: &PipedriveClient,
     s: &Session,
-    person_id: i64,
+    person_id: PersonId,
 ) -> Result<Vec<CrmDeal>, CrmError> {
     Ok(client
         .list_person_deals(s, person_id)
@@ -157,7 +157,7 @@ pub(crate) async fn person_deals(
 pub(crate) async fn person_activities(
     client: &PipedriveClient,
     s: &Session,
-    person_id: i64,
+    person_id: PersonId,
 ) -> Result<Vec<CrmActivity>, CrmError> {
     Ok(client
         .list_person_activities(s, person_id)
@@ -257,7 +257,7 @@ pub(crate) async fn log_email(
 pub(crate) async fn set_person_owner(
     client: &PipedriveClient,
     s: &Session,
-    person_id: i64,
+    person_id: PersonId,
     owner_id: i64,
 ) -> Result<(), CrmError> {
     let body = PersonWrite {
@@ -445,12 +445,14 @@ pub(crate) fn parse_notification(
     }
     match text(meta, "action").unwrap_or_default().as_str() {
         "delete" => {
+            let person = |id: i64| PersonId::new(id).ok();
             let id = meta
                 .get("entity_id")
                 .and_then(id_of)
                 .or_else(|| value.get("previous")?.get("id")?.as_i64())
-                .ok_or("delete without entity_id")?;
-            let merged_into = meta.get("merged_to_id").and_then(id_of);
+                .and_then(person)
+                .ok_or("delete without a person id (entity_id)")?;
+            let merged_into = meta.get("merged_to_id").and_then(id_of).and_then(person);
             Ok(Notification::PersonDeleted { id, merged_into })
         }
         "create" | "change" => {
@@ -482,7 +484,7 @@ mod tests {
         else {
             panic!("a person change")
         };
-        assert_eq!(person.id, 42);
+        assert_eq!(person.id.get(), 42);
         let name = FieldKey::new(keys::NAME).unwrap();
         assert_eq!(
             person.snapshot.fields.get(&name),
@@ -499,13 +501,10 @@ mod tests {
     fn a_merged_person_delete_names_the_survivor() {
         let payload = include_str!("fixtures/webhook_person_merged_delete.json");
         let notification = parse_notification(payload, &FieldMap::defaults(None)).unwrap();
-        assert!(matches!(
-            notification,
-            Notification::PersonDeleted {
-                id: 42,
-                merged_into: Some(17)
-            }
-        ));
+        let Notification::PersonDeleted { id, merged_into } = notification else {
+            panic!("a delete: {notification:?}");
+        };
+        assert_eq!((id.get(), merged_into.map(PersonId::get)), (42, Some(17)));
     }
 
     #[test]

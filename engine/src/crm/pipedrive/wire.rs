@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use tandem_core::PersonId;
 
 /// `{"success": true, "data": …, "additional_data": …}`.
 #[derive(Debug, Deserialize)]
@@ -29,7 +30,7 @@ pub struct LabeledValue {
 /// A v2 person.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Person {
-    pub id: i64,
+    pub id: PersonId,
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
@@ -120,7 +121,7 @@ pub struct SearchItem {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct SearchPerson {
-    pub id: i64,
+    pub id: PersonId,
     #[serde(default)]
     pub emails: Vec<String>,
 }

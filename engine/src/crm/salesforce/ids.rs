@@ -12,7 +12,7 @@
 //! records of one connection).
 
 use std::sync::Arc;
-use tandem_core::ConnectionId;
+use tandem_core::{ConnectionId, PersonId};
 
 use dashmap::DashMap;
 use sha2::{Digest, Sha256};
@@ -29,6 +29,11 @@ pub fn surrogate(key: &str) -> i64 {
     bytes.copy_from_slice(&digest[..8]);
     let value = (u64::from_be_bytes(bytes) >> 11) as i64;
     value.max(1)
+}
+
+/// The boundary's person id of a Lead or Contact id.
+pub fn person_surrogate(key: &str) -> PersonId {
+    PersonId::new(surrogate(key)).expect("a surrogate is at least 1")
 }
 
 /// A surrogate collision: two keys of one connection hash alike.

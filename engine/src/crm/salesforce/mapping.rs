@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 use tandem_core::{ApId, EmailAddress, FieldKey, FieldValue, LabeledValue, Snapshot, Timestamp};
 
-use super::ids::surrogate;
+use super::ids::{person_surrogate, surrogate};
 use super::wire::{Describe, Record};
 use super::{SObject, SfConfig};
 use crate::crm::fields::{FieldMap, RemoteField};
@@ -254,7 +254,7 @@ pub fn crm_person(record: &Record, map: &FieldMap, config: &SfConfig) -> CrmPers
     };
     let converted = record.flag("IsConverted");
     CrmPerson {
-        id: surrogate(&id),
+        id: person_surrogate(&id),
         key: id,
         snapshot: person_snapshot(record, map, config),
         ap_id: record
@@ -267,9 +267,9 @@ pub fn crm_person(record: &Record, map: &FieldMap, config: &SfConfig) -> CrmPers
         updated: time("SystemModstamp"),
         deleted: converted || record.flag("IsDeleted"),
         merged_into: if converted {
-            record.text("ConvertedContactId").map(surrogate)
+            record.text("ConvertedContactId").map(person_surrogate)
         } else {
-            record.text("MasterRecordId").map(surrogate)
+            record.text("MasterRecordId").map(person_surrogate)
         },
         org_id: None,
     }
@@ -287,7 +287,7 @@ pub fn named_ids(record: &Record) -> impl Iterator<Item = &str> {
 pub fn deleted_person(id: &str, deleted_date: Option<&str>) -> CrmPerson {
     let time = deleted_date.map(|d| CrmTime::new(d.to_owned(), parse_time(d)));
     CrmPerson {
-        id: surrogate(id),
+        id: person_surrogate(id),
         key: id.to_owned(),
         snapshot: Snapshot::new(deleted_date.and_then(parse_time).unwrap_or_default()),
         ap_id: None,

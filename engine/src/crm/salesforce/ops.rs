@@ -10,7 +10,7 @@ use base64::Engine;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
-use tandem_core::{ApId, CrmError, EmailAddress, FieldKey, FieldValue};
+use tandem_core::{ApId, CrmError, EmailAddress, FieldKey, FieldValue, PersonId};
 
 use super::client::{SalesforceClient, COLLECTION_MAX};
 use super::errors::{record_error, SalesforceError};
@@ -62,13 +62,18 @@ fn resolve(client: &SalesforceClient, s: &Session, id: i64) -> Result<String, Cr
     })
 }
 
+/// A person's surrogate as the boundary's person id (surrogates are at least 1).
+fn person(surrogate: i64) -> PersonId {
+    PersonId::new(surrogate).expect("a surrogate is at least 1")
+}
+
 /// The Lead or Contact a boundary person id stands for.
 fn resolve_person(
     client: &SalesforceClient,
     s: &Session,
-    id: i64,
+    id: PersonId,
 ) -> Result<(SObject, String), CrmError> {
-    let key = resolve(client, s, id)?;
+    let key = resolve(client, s, id.get())?;
     let object = SObject::of_id(&key).ok_or_else(|| {
         CrmError::from(SalesforceError::UnknownId(format!(
             "Salesforce record {id} is neither a Lead nor a Contact"
@@ -242,7 +247,7 @@ pub(crate) async fn get_person(
     client: &SalesforceClient,
     s: &Session,
     map: &FieldMap,
-    id: i64,
+    id: PersonId,
 ) -> Result<CrmPerson, CrmError> {
     let (object, key) = resolve_person(client, s, id)?;
     read_person(client, s, map, object, &key).await
@@ -266,7 +271,7 @@ pub(crate) async fn update_person(
     client: &SalesforceClient,
     s: &Session,
     map: &FieldMap,
-    id: i64,
+    id: PersonId,
     writes: &BTreeMap<FieldKey, FieldValue>,
 ) -> Result<CrmPerson, CrmError> {
     let (object, key) = resolve_person(client, s, id)?;
@@ -337,7 +342,7 @@ pub(crate) async fn update_people_batch(
     client: &SalesforceClient,
     s: &Session,
     map: &FieldMap,
-    updates: &[(i64, BTreeMap<FieldKey, FieldValue>)],
+    updates: &[(PersonId, BTreeMap<FieldKey, FieldValue>)],
 ) -> Result<Vec<Result<CrmPerson, CrmError>>, CrmError> {
     let mut results: Vec<Option<Result<CrmPerson, CrmError>>> = vec![None; updates.len()];
     // (input index, object, id, record)
@@ -416,7 +421,7 @@ async fn ids_where(
     s: &Session,
     object: SObject,
     condition: &str,
-) -> Result<Vec<i64>, CrmError> {
+) -> Result<Vec<PersonId>, CrmError> {
     let lead_filter = if object == SObject::Lead {
         " AND IsConverted = false"
     } else {
@@ -431,7 +436,7 @@ async fn ids_where(
         .await?
         .iter()
         .filter_map(|r| r.text("Id"))
-        .map(|id| remember(client, s, id))
+        .map(|id| remember(client, s, id).map(person))
         .collect()
 }
 
@@ -441,7 +446,7 @@ pub(crate) async fn search_by_email(
     client: &SalesforceClient,
     s: &Session,
     email: &EmailAddress,
-) -> Result<Vec<i64>, CrmError> {
+) -> Result<Vec<PersonId>, CrmError> {
     let condition = format!("Email = {}", soql_string(email.as_str()));
     let contacts = ids_where(client, s, SObject::Contact, &condition).await?;
     if !contacts.is_empty() {
@@ -455,7 +460,7 @@ pub(crate) async fn search_by_external_id(
     client: &SalesforceClient,
     s: &Session,
     ap_id: &ApId,
-) -> Result<Vec<i64>, CrmError> {
+) -> Result<Vec<PersonId>, CrmError> {
     let condition = format!(
         "{} = {}",
         client.config().external_id_field,
@@ -732,7 +737,7 @@ pub(crate) async fn stages(
 pub(crate) async fn person_deals(
     client: &SalesforceClient,
     s: &Session,
-    person_id: i64,
+    person_id: PersonId,
 ) -> Result<Vec<CrmDeal>, CrmError> {
     let (object, key) = resolve_person(client, s, person_id)?;
     if object == SObject::Lead {
@@ -780,7 +785,7 @@ pub(crate) async fn person_deals(
 pub(crate) async fn person_activities(
     client: &SalesforceClient,
     s: &Session,
-    person_id: i64,
+    person_id: PersonId,
 ) -> Result<Vec<CrmActivity>, CrmError> {
     let (_, key) = resolve_person(client, s, person_id)?;
     let tasks = client
@@ -914,7 +919,7 @@ pub(crate) async fn create_activity(
 pub(crate) async fn set_person_owner(
     client: &SalesforceClient,
     s: &Session,
-    person_id: i64,
+    person_id: PersonId,
     owner_id: i64,
 ) -> Result<(), CrmError> {
     let (object, key) = resolve_person(client, s, person_id)?;

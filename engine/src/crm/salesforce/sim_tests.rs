@@ -230,7 +230,10 @@ async fn changes_since_follow_edits_conversions_and_deletes() {
     );
     let conv = changes.iter().find(|p| p.key == converted.key).unwrap();
     assert!(conv.deleted);
-    assert_eq!(conv.merged_into, Some(super::ids::surrogate(&contact)));
+    assert_eq!(
+        conv.merged_into,
+        Some(super::ids::person_surrogate(&contact))
+    );
     let deleted = changes.iter().find(|p| p.key == gone.key).unwrap();
     assert!(deleted.deleted && deleted.id == gone.id);
     assert!(changes.iter().all(|p| p.key
@@ -319,7 +322,7 @@ async fn a_create_carries_the_ap_id_fills_placeholders_and_is_found_again() {
         )
         .unwrap();
     let found = e.crm.search_by_email(&e.session, &upper).await.unwrap();
-    assert_eq!(found, vec![super::ids::surrogate(&contact)]);
+    assert_eq!(found, vec![super::ids::person_surrogate(&contact)]);
     // A second create with the same e-mail is refused by the duplicate rule, per record.
     let again = e
         .crm
@@ -361,7 +364,7 @@ async fn a_batch_of_201_goes_as_200_plus_1_with_per_record_errors() {
     let map = map_with(&[("title", "Title", "string")]);
     let (people, _) = everything(&e, &map, None).await;
     assert_eq!(people.len(), 201);
-    let updates: Vec<(i64, BTreeMap<FieldKey, FieldValue>)> = people
+    let updates: Vec<(tandem_core::PersonId, BTreeMap<FieldKey, FieldValue>)> = people
         .iter()
         .enumerate()
         .map(|(i, p)| {
@@ -400,7 +403,7 @@ async fn a_batch_of_201_goes_as_200_plus_1_with_per_record_errors() {
     }
     // An unknown id is its own error, not the batch's.
     let unknown = vec![(
-        12345,
+        tandem_core::PersonId::new(12345).unwrap(),
         BTreeMap::from([(key("title"), FieldValue::text("x"))]),
     )];
     let results = e

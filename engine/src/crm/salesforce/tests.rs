@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 use tandem_core::{
-    keys, ApId, CrmErrorKind, ErrorClass, FieldKey, FieldRule, FieldValue, Timestamp,
+    keys, ApId, CrmErrorKind, ErrorClass, FieldKey, FieldRule, FieldValue, PersonId, Timestamp,
 };
 
 use super::errors::{crm_error, error_text, record_error};
@@ -51,7 +51,7 @@ fn a_lead_becomes_a_neutral_person_with_its_surrogate_id_and_key() {
     let lead = record(include_str!("fixtures/lead.json"));
     let person = crm_person(&lead, &map(), &SfConfig::default());
     assert_eq!(person.key, "00Q5g00000AbCdEFGH");
-    assert_eq!(person.id, surrogate("00Q5g00000AbCdEFGH"));
+    assert_eq!(person.id.get(), surrogate("00Q5g00000AbCdEFGH"));
     assert_eq!(person.ap_id, Some(ApId::parse("ap-ada-1").unwrap()));
     assert_eq!(person.email.unwrap().as_str(), "ada@example.com");
     assert_eq!(
@@ -101,7 +101,10 @@ fn a_converted_lead_reads_as_merged_into_its_contact() {
     let lead = record(include_str!("fixtures/lead_converted.json"));
     let person = crm_person(&lead, &map(), &SfConfig::default());
     assert!(person.deleted);
-    assert_eq!(person.merged_into, Some(surrogate("0035g00000XyZabAAA")));
+    assert_eq!(
+        person.merged_into.map(PersonId::get),
+        Some(surrogate("0035g00000XyZabAAA"))
+    );
     let named: Vec<&str> = mapping::named_ids(&lead).collect();
     assert!(named.contains(&"0035g00000XyZabAAA"));
 }

@@ -7,7 +7,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tandem_core::ConnectionId;
-use tandem_core::ContactId;
+use tandem_core::{ContactId, PersonId};
 use tandem_webhooks::{ApiError, ErrorCode};
 use uuid::Uuid;
 
@@ -676,9 +676,9 @@ async fn reopen_duplicate(
 #[serde(deny_unknown_fields)]
 pub(crate) struct MergeRequest {
     /// The person that stays.
-    pub(crate) survivor_person_id: i64,
+    pub(crate) survivor_person_id: PersonId,
     /// The person merged into it (it disappears in Pipedrive).
-    pub(crate) merged_person_id: i64,
+    pub(crate) merged_person_id: PersonId,
 }
 
 async fn merge_duplicates(
@@ -703,7 +703,7 @@ async fn merge_duplicates(
 #[serde(deny_unknown_fields)]
 struct LinkRequest {
     contact_id: ContactId,
-    person_id: i64,
+    person_id: PersonId,
 }
 
 async fn link_duplicate(
@@ -722,7 +722,7 @@ async fn link_duplicate(
 async fn person_usage(
     _: ApiAdmin,
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Path(id): Path<PersonId>,
 ) -> ApiResult {
     let conn = active_connection(&state).await?;
     ok(duplicates::usage(&state.engine, &conn, id)

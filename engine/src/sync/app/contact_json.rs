@@ -14,7 +14,7 @@
 //! canonical field nor mapped on the connection is refused.
 
 use std::collections::{BTreeMap, BTreeSet};
-use tandem_core::ContactId;
+use tandem_core::{ContactId, PersonId};
 
 use serde_json::{json, Map, Value};
 use tandem_core::{
@@ -524,7 +524,11 @@ pub fn render_value(value: &FieldValue) -> Option<Value> {
 }
 
 /// A contact as the app sees it.
-pub fn render(contact: &LocalContact, in_pipedrive_list: bool, person_id: Option<i64>) -> Value {
+pub fn render(
+    contact: &LocalContact,
+    in_pipedrive_list: bool,
+    person_id: Option<PersonId>,
+) -> Value {
     let fields: Map<String, Value> = contact
         .fields
         .iter()

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use tandem_core::{
     keys, reaches_pipedrive, resolve_local, ContactId, ContactScope, FieldKey, FieldValue,
-    LocalIdentity,
+    LocalIdentity, PersonId,
 };
 
 use super::contacts::{self, Origin};
@@ -156,7 +156,7 @@ pub enum ListRemoval {
     /// The contact is linked to a person: the list reflects what is in Pipedrive, so it stays
     /// (nothing is ever deleted in Pipedrive from the app side; delete the person there).
     LinkedToPerson {
-        person_id: i64,
+        person_id: PersonId,
     },
 }
 

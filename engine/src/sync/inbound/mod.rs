@@ -232,13 +232,13 @@ pub async fn apply_page_in<C: Conn>(
 #[derive(Debug, Default)]
 struct PageView {
     /// Persons of the page that are linked.
-    linked: HashSet<i64>,
+    linked: HashSet<PersonId>,
     /// Contacts named by apIds or found by e-mail (and any the page created or changed).
     heads: HashMap<ContactId, contacts::ContactHead>,
     /// Not archived contacts by e-mail.
     by_email: HashMap<String, Vec<ContactId>>,
     /// The person each contact in `heads` is linked to.
-    person_of: HashMap<ContactId, i64>,
+    person_of: HashMap<ContactId, PersonId>,
 }
 
 impl PageView {
@@ -248,7 +248,7 @@ impl PageView {
         persons: &[&CrmPerson],
     ) -> Result<Self, SyncError> {
         let txn = txn.raw();
-        let ids: Vec<i64> = persons.iter().map(|p| p.id).collect();
+        let ids: Vec<PersonId> = persons.iter().map(|p| p.id).collect();
         let linked = links::linked_persons(txn, conn.id, &ids).await?;
         let fresh = || {
             persons
@@ -297,10 +297,7 @@ impl PageView {
     fn candidate(&self, contact: ContactId) -> LocalCandidate {
         LocalCandidate {
             contact,
-            linked_person: self
-                .person_of
-                .get(&contact)
-                .and_then(|p| PersonId::new(*p).ok()),
+            linked_person: self.person_of.get(&contact).copied(),
         }
     }
 
@@ -309,7 +306,7 @@ impl PageView {
         &mut self,
         txn: &C,
         conn: &ConnectionCtx,
-        person: i64,
+        person: PersonId,
         outcome: &Applied,
     ) -> Result<(), SyncError> {
         let txn = txn.raw();
@@ -371,7 +368,7 @@ impl PendingCreates {
         if person.deleted || view.linked.contains(&person.id) {
             return None;
         }
-        let person_id = PersonId::new(person.id).ok()?;
+        let person_id = person.id;
         let ap_id = person.ap_id.clone();
         let email = person.email.clone();
         let mut candidates = IdentityCandidates::default();
@@ -563,7 +560,7 @@ async fn link_new_person<C: Conn>(
     now: DateTime<Utc>,
 ) -> Result<Applied, SyncError> {
     let txn = txn.raw();
-    let person_id = PersonId::new(person.id).map_err(|e| SyncError::Invalid(e.to_string()))?;
+    let person_id = person.id;
     let ap_id = person.ap_id.clone();
     let email = person.email.clone();
     let mut candidates = IdentityCandidates::default();
@@ -578,7 +575,7 @@ async fn link_new_person<C: Conn>(
                 .map(|l| l.person_id);
             candidates.ap_id_contact = Some(LocalCandidate {
                 contact,
-                linked_person: linked.and_then(|p| PersonId::new(p).ok()),
+                linked_person: linked,
             });
         }
     }
@@ -589,7 +586,7 @@ async fn link_new_person<C: Conn>(
                 .map(|l| l.person_id);
             candidates.email_contacts.push(LocalCandidate {
                 contact: id,
-                linked_person: linked.and_then(|p| PersonId::new(p).ok()),
+                linked_person: linked,
             });
         }
     }
@@ -601,7 +598,7 @@ async fn link_new_person<C: Conn>(
         // person, or an apId typed by hand. Reported; the person gets its own contact.
         let others = candidate
             .linked_person
-            .map(|p| vec![p.get(), person.id])
+            .map(|p| vec![p, person.id])
             .unwrap_or_default();
         duplicates::record_apid_conflict(
             txn,
@@ -713,8 +710,8 @@ pub async fn person_deleted<C: Conn>(
     txn: &C,
     engine: &Engine,
     conn: &ConnectionCtx,
-    person_id: i64,
-    merged_into: Option<i64>,
+    person_id: PersonId,
+    merged_into: Option<PersonId>,
     now: DateTime<Utc>,
 ) -> Result<Applied, SyncError> {
     let txn = txn.raw();

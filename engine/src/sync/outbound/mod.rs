@@ -29,14 +29,14 @@ pub enum Pushed {
     /// Nothing differed (the job was coalesced into an earlier one, or the contact is out of scope).
     Nothing,
     Patched {
-        person_id: i64,
+        person_id: PersonId,
         fields: usize,
     },
     Created {
-        person_id: i64,
+        person_id: PersonId,
     },
     LinkedExisting {
-        person_id: i64,
+        person_id: PersonId,
     },
     /// The person was gone in Pipedrive; the contact was unlinked.
     PersonGone,
@@ -79,7 +79,7 @@ pub async fn push_contact(
 pub async fn refresh_person(
     engine: &Engine,
     conn: &ConnectionCtx,
-    person_id: i64,
+    person_id: PersonId,
 ) -> Result<(), CrmFailure> {
     match conn
         .crm
@@ -118,7 +118,7 @@ pub async fn ensure_person(
     conn: &ConnectionCtx,
     job: &Job,
     contact_id: ContactId,
-) -> Result<Option<i64>, CrmFailure> {
+) -> Result<Option<PersonId>, CrmFailure> {
     let db = &engine.store;
     if let Some(link) = links::by_contact(db, conn.id, contact_id).await? {
         return Ok(Some(link.person_id));
@@ -240,7 +240,7 @@ fn paced_until(engine: &Engine, link: &Link) -> Option<chrono::DateTime<chrono::
 async fn update_link(
     engine: &Engine,
     conn: &ConnectionCtx,
-    person_id: i64,
+    person_id: PersonId,
     change: impl FnOnce(&mut Link),
 ) -> Result<(), SyncError> {
     let txn = engine.store.begin().await?;
@@ -298,10 +298,7 @@ async fn create(
                 .search_by_external_id(&conn.session, &ap_id)
                 .await
                 .map_err(|e| CrmFailure::Crm(e, None))?;
-            results.by_ap_id = found
-                .into_iter()
-                .filter_map(|id| PersonId::new(id).ok())
-                .collect();
+            results.by_ap_id = found;
         }
         if results.by_ap_id.is_empty() {
             if let Some(email) = &email {
@@ -310,14 +307,12 @@ async fn create(
                     .search_by_email(&conn.session, email)
                     .await
                     .map_err(|e| CrmFailure::Crm(e, None))?;
-                for id in found {
-                    let linked_elsewhere = links::by_person(db, conn.id, id).await?.is_some();
-                    if let Ok(person) = PersonId::new(id) {
-                        results.by_email.push(FoundPerson {
-                            person,
-                            linked_elsewhere,
-                        });
-                    }
+                for person in found {
+                    let linked_elsewhere = links::by_person(db, conn.id, person).await?.is_some();
+                    results.by_email.push(FoundPerson {
+                        person,
+                        linked_elsewhere,
+                    });
                 }
             }
         }
@@ -326,7 +321,7 @@ async fn create(
         {
             let mut person = conn
                 .crm
-                .get_person(&conn.session, &conn.map, person.get())
+                .get_person(&conn.session, &conn.map, person)
                 .await
                 .map_err(|e| CrmFailure::Crm(e, None))?;
             crate::sync::organizations::learn_names(engine, conn, std::slice::from_ref(&person))
@@ -494,7 +489,7 @@ fn job_is_creating_action(job: &Job) -> bool {
 #[derive(Debug, thiserror::Error)]
 pub enum CrmFailure {
     #[error("{0}")]
-    Crm(CrmError, Option<i64>),
+    Crm(CrmError, Option<PersonId>),
     #[error(transparent)]
     Internal(#[from] SyncError),
 }
@@ -502,7 +497,7 @@ pub enum CrmFailure {
 impl CrmFailure {
     fn from_organization(
         error: crate::sync::organizations::OrganizationError,
-        person: Option<i64>,
+        person: Option<PersonId>,
     ) -> Self {
         match error {
             crate::sync::organizations::OrganizationError::Crm(e) => Self::Crm(e, person),

@@ -4,6 +4,7 @@
 use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use tandem_core::PersonId;
 use tandem_webhooks::{ApiError, ErrorCode};
 use uuid::Uuid;
 
@@ -28,7 +29,7 @@ struct GroupRow<'a> {
     group: &'a Group,
     open: bool,
     /// The group's Pipedrive persons, the merge form's choices.
-    persons: Vec<i64>,
+    persons: Vec<PersonId>,
     /// Open, with two persons or more: a merge form.
     mergeable: bool,
 }
@@ -36,7 +37,7 @@ struct GroupRow<'a> {
 impl<'a> GroupRow<'a> {
     fn new(group: &'a Group) -> Self {
         let open = group.state == duplicates::state::OPEN;
-        let persons: Vec<i64> = group.members.iter().filter_map(|m| m.person_id).collect();
+        let persons: Vec<PersonId> = group.members.iter().filter_map(|m| m.person_id).collect();
         Self {
             group,
             open,
@@ -82,7 +83,7 @@ pub(super) async fn merge(
     if let Err(r) = csrf_ok(&admin, &form) {
         return *r;
     }
-    let person = |key: &str| form.get(key).and_then(|v| v.parse::<i64>().ok());
+    let person = |key: &str| form.get(key).and_then(|v| PersonId::parse(v).ok());
     let (Some(survivor), Some(merged)) = (person("survivor_person_id"), person("merged_person_id"))
     else {
         return error_page(&ApiError::new(
