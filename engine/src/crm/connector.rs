@@ -785,6 +785,28 @@ impl Crm {
         }
     }
 
+    /// Updates a logged e-mail's record (`record_id`, as [`Self::log_email`] returned it): its
+    /// text (opens, clicks, bounce, reply) and, with `relink`, its deal or lead.
+    pub async fn update_logged_email(
+        &self,
+        session: &Session,
+        record_id: i64,
+        email: &LoggedEmail<'_>,
+        relink: bool,
+    ) -> Result<(), CrmError> {
+        match self {
+            Self::Pipedrive(client, _) => {
+                ops::update_logged_email(client, session, record_id, email, relink).await
+            }
+            Self::Salesforce(..) => Err(CrmError::from_response(
+                Some(501),
+                None,
+                "logging e-mails on a Salesforce connection (a completed Task) is not built yet",
+                None,
+            )),
+        }
+    }
+
     /// Gives a person to another owner.
     pub async fn set_person_owner(
         &self,

@@ -85,6 +85,9 @@ pub struct LoggedEmail<'a> {
     pub persons: &'a [i64],
     pub deal_id: Option<i64>,
     pub lead_id: Option<&'a str>,
+    /// The admin prefers a note (Pipedrive: on the primary person, the deal or lead) to an
+    /// activity (ADR 16).
+    pub as_note: bool,
 }
 
 /// Tokens the CRM's OAuth server granted.
