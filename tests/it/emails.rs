@@ -701,3 +701,68 @@ async fn with_notes_preferred_the_email_becomes_a_note_on_the_person_and_deal_an
         .unwrap();
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+#[tokio::test]
+async fn an_email_whose_write_may_have_happened_before_a_crash_is_found_again_not_logged_twice() {
+    use tandem_engine::queue::{self, JobPayload, Priority};
+    use tandem_engine::store::emails as stored;
+    let (app, _person, address) = app_with_person().await;
+    post(&app, &email("<c1@our-app>", &address, LATER)).await;
+    app.drive().await;
+    let logged = outcome(&app, "<c1@our-app>").await;
+    let activities = app.sim.handle().activities().len();
+
+    // As if tandem died after Pipedrive created the activity and before it stored the answer:
+    // the write-ahead state is `writing`, the job runs again.
+    let row = stored::by_message_id(&app.store, "<c1@our-app>")
+        .await
+        .unwrap()
+        .unwrap();
+    stored::finish(
+        &app.store,
+        row.id,
+        "writing",
+        None,
+        None,
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    let contact = tandem_engine::sync::links::by_person(
+        &app.store,
+        app.connection_id().await.into(),
+        logged["persons"][0].as_i64().unwrap(),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .contact_id;
+    let connection = app.connection_id().await;
+    let txn = app.store.begin().await.unwrap();
+    queue::enqueue(
+        &txn,
+        connection.into(),
+        &format!("email:{}", row.id),
+        Priority::Background,
+        &JobPayload::LogEmail {
+            email_id: row.id,
+            contact_id: contact,
+        },
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    txn.commit().await.unwrap();
+    let lists = app.sim.handle().calls("v2.getActivities");
+    app.drive().await;
+
+    let again = outcome(&app, "<c1@our-app>").await;
+    assert_eq!(again["state"], "logged");
+    assert_eq!(again["activity_id"], logged["activity_id"]);
+    assert_eq!(
+        app.sim.handle().activities().len(),
+        activities,
+        "no duplicate"
+    );
+    assert_eq!(app.sim.handle().calls("v2.getActivities"), lists + 1);
+}

@@ -48,6 +48,8 @@ pub struct CrmDeal {
 pub struct CrmActivity {
     pub id: i64,
     pub subject: Option<String>,
+    /// Its text (Pipedrive's `note`; Salesforce's `Description` is not read).
+    pub note: Option<String>,
 }
 
 /// A deal to create for a person.

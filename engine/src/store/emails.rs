@@ -343,3 +343,21 @@ pub async fn set_settings(
     .await?;
     Ok(())
 }
+
+/// Moves an e-mail from `from` to `to` (a write-ahead step); returns whether it was in `from`.
+pub async fn transition(
+    db: &impl Conn,
+    id: Uuid,
+    from: &str,
+    to: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let done = email_log::Entity::update_many()
+        .col_expr(email_log::Column::State, Expr::value(to))
+        .col_expr(email_log::Column::UpdatedAt, Expr::value(now))
+        .filter(email_log::Column::Id.eq(id))
+        .filter(email_log::Column::State.eq(from))
+        .exec(db.raw())
+        .await?;
+    Ok(done.rows_affected == 1)
+}

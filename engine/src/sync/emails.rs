@@ -44,6 +44,9 @@ pub mod state {
     pub const FAILED: &str = "failed";
     /// No participant is a CRM person: nothing is written.
     pub const NO_PERSON: &str = "no_person";
+    /// Its write to the CRM started (write-ahead): if tandem died before the answer was
+    /// stored, the next attempt looks for the record before creating one.
+    pub const WRITING: &str = "writing";
 }
 
 /// An e-mail as the app sends it.
@@ -531,7 +534,7 @@ async fn queue_update(
     let Some(connection) = row.connection_id.map(ConnectionId::from) else {
         return Ok(());
     };
-    if row.state != state::QUEUED && row.state != state::LOGGED {
+    if ![state::QUEUED, state::WRITING, state::LOGGED].contains(&row.state.as_str()) {
         return Ok(());
     }
     let key = job_key(row);
@@ -780,6 +783,7 @@ fn record_text(email: &EmailIn, events: Option<&Value>) -> String {
     if let Some(campaign) = &email.campaign {
         note.push_str(&format!("\nCampaign: {campaign}"));
     }
+    note.push_str(&format!("\n{}", message_id_line(&email.message_id)));
     if let Some(events) = events {
         let mut parts = Vec::new();
         for kind in EVENT_KINDS {
@@ -800,6 +804,42 @@ fn record_text(email: &EmailIn, events: Option<&Value>) -> String {
         }
     }
     note
+}
+
+/// The line of a record's text that names the e-mail, by which a write that may have happened
+/// before tandem died is found again.
+fn message_id_line(message_id: &str) -> String {
+    format!("Message-ID: {message_id}")
+}
+
+/// The record an earlier attempt may have created before tandem died (an activity of the
+/// primary person naming the e-mail's message id). Notes are not searched: a note logged
+/// twice after a crash mid-write stays possible (README).
+async fn written_before(
+    conn: &ConnectionCtx,
+    row: &EmailRow,
+    written: &Written,
+) -> Result<Option<i64>, CrmFailure> {
+    let (Some(&person), false) = (
+        written.persons.first(),
+        row.record_kind == record_kind::NOTE,
+    ) else {
+        return Ok(None);
+    };
+    let line = message_id_line(&row.message_id);
+    let activities = conn
+        .crm
+        .person_activities(&conn.session, person)
+        .await
+        .map_err(|e| CrmFailure::Crm(e, Some(person)))?;
+    Ok(activities
+        .into_iter()
+        .find(|a| {
+            a.note
+                .as_deref()
+                .is_some_and(|n| n.lines().any(|l| l == line))
+        })
+        .map(|a| a.id))
 }
 
 /// The e-mail as the CRM write needs it.
@@ -897,20 +937,53 @@ pub async fn execute(
     let Some(row) = stored::get(&engine.store, email_id).await? else {
         return Ok(());
     };
-    if row.state != state::QUEUED {
+    if row.state != state::QUEUED && row.state != state::WRITING {
         return Ok(());
     }
     let row = settle_waiting(engine, conn, row).await?;
-    if row.state != state::QUEUED {
+    if row.state != state::QUEUED && row.state != state::WRITING {
         return Ok(());
     }
     let written = Written::of(&row)?;
     let as_note = row.record_kind == record_kind::NOTE;
-    let record = conn
-        .crm
-        .log_email(&conn.session, &written.logged(as_note))
-        .await
-        .map_err(|e| CrmFailure::Crm(e, written.persons.first().copied()))?;
+    let earlier = if row.state == state::WRITING {
+        written_before(conn, &row, &written).await?
+    } else {
+        stored::transition(
+            &engine.store,
+            email_id,
+            state::QUEUED,
+            state::WRITING,
+            engine.now(),
+        )
+        .await?;
+        None
+    };
+    let record = match earlier {
+        Some(record) => record,
+        None => match conn
+            .crm
+            .log_email(&conn.session, &written.logged(as_note))
+            .await
+        {
+            Ok(record) => record,
+            Err(error) => {
+                // The CRM answered with a refusal (429, 4xx): nothing was created, so the next
+                // attempt need not look for it.
+                if error.status.is_some_and(|s| s < 500) {
+                    stored::transition(
+                        &engine.store,
+                        email_id,
+                        state::WRITING,
+                        state::QUEUED,
+                        engine.now(),
+                    )
+                    .await?;
+                }
+                return Err(CrmFailure::Crm(error, written.persons.first().copied()));
+            }
+        },
+    };
     stored::finish(
         &engine.store,
         email_id,

@@ -167,6 +167,7 @@ pub(crate) async fn person_activities(
             Some(CrmActivity {
                 id: a.get("id")?.as_i64()?,
                 subject: a.get("subject").and_then(Value::as_str).map(str::to_owned),
+                note: a.get("note").and_then(Value::as_str).map(str::to_owned),
             })
         })
         .collect())

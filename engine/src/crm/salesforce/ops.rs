@@ -799,6 +799,7 @@ pub(crate) async fn person_activities(
             Ok(CrmActivity {
                 id: remember(client, s, id)?,
                 subject: subject.map(str::to_owned),
+                note: None,
             })
         })
         .collect()
