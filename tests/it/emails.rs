@@ -766,3 +766,198 @@ async fn an_email_whose_write_may_have_happened_before_a_crash_is_found_again_no
     );
     assert_eq!(app.sim.handle().calls("v2.getActivities"), lists + 1);
 }
+
+// ------------------------------------------------------------------ Salesforce (a completed Task)
+
+/// A Salesforce org with Contacts (some with Opportunities through contact roles) and a Lead,
+/// connected and synced; returns the app with the records' ids.
+struct SfEmails {
+    sf: tandem_tests::salesforce::SfApp,
+    /// One open and one won Opportunity.
+    contact: String,
+    open: String,
+    /// Two open Opportunities.
+    busy: String,
+    busy_opportunities: Vec<String>,
+    lead: String,
+}
+
+async fn salesforce_with_opportunities() -> SfEmails {
+    use salesforce_sim::{OrgKind, SfSimConfig};
+    let sf = tandem_tests::salesforce::spawn_sf_app(SfSimConfig::default(), |_| {}).await;
+    let h = sf.sf.handle();
+    let insert = |object: &str, fields: Value| {
+        h.insert_record(OrgKind::Production, object, fields)
+            .unwrap()
+    };
+    let contact_with = |n: usize, stages: &[&str]| {
+        let contact = insert(
+            "Contact",
+            json!({ "LastName": format!("Contact{n}"), "Email": format!("contact{n}@example.com") }),
+        );
+        let opportunities = stages
+            .iter()
+            .map(|stage| {
+                let id = insert(
+                    "Opportunity",
+                    json!({ "Name": format!("{stage} {n}"), "StageName": stage, "CloseDate": "2030-01-01" }),
+                );
+                insert(
+                    "OpportunityContactRole",
+                    json!({ "OpportunityId": id, "ContactId": contact }),
+                );
+                id
+            })
+            .collect::<Vec<_>>();
+        (contact, opportunities)
+    };
+    let (contact, opportunities) = contact_with(0, &["Prospecting", "Closed Won"]);
+    let (busy, busy_opportunities) = contact_with(1, &["Prospecting", "Qualification"]);
+    let lead = insert(
+        "Lead",
+        json!({ "LastName": "Lead0", "Company": "Acme", "Email": "lead0@example.com" }),
+    );
+    sf.connect_and_sync(false).await;
+    SfEmails {
+        sf,
+        contact,
+        open: opportunities[0].clone(),
+        busy,
+        busy_opportunities,
+        lead,
+    }
+}
+
+/// The simulator's Task that an e-mail's status names.
+fn task_of(sf: &tandem_tests::salesforce::SfApp, status: &Value) -> Value {
+    use salesforce_sim::OrgKind;
+    use tandem_engine::crm::salesforce::ids::surrogate;
+    let h = sf.sf.handle();
+    let id = h
+        .ids(OrgKind::Production, "Task")
+        .into_iter()
+        .find(|t| Some(surrogate(t)) == status["activity_id"].as_i64())
+        .unwrap_or_else(|| panic!("no Task for {status}"));
+    h.record(OrgKind::Production, "Task", &id).unwrap()
+}
+
+#[tokio::test]
+async fn on_salesforce_an_email_becomes_one_completed_task_on_the_contact_and_its_single_open_opportunity(
+) {
+    use salesforce_sim::OrgKind;
+    use tandem_engine::crm::salesforce::ids::surrogate;
+    let s = salesforce_with_opportunities().await;
+    let app = &s.sf.app;
+    let body = email("<sf1@our-app>", "contact0@example.com", LATER);
+    let (status, first) = post(app, &body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    app.drive().await;
+    let logged = outcome(app, "<sf1@our-app>").await;
+    assert_eq!(logged["state"], "logged", "{logged}");
+    // The won Opportunity does not count: the single open one takes the e-mail.
+    assert_eq!(logged["item"], format!("deal:{}", surrogate(&s.open)));
+    assert_eq!(logged["persons"], json!([surrogate(&s.contact)]));
+    let task = task_of(&s.sf, &logged);
+    assert_eq!(task["Status"], "Completed");
+    assert_eq!(task["TaskSubtype"], "Email");
+    assert_eq!(task["Subject"], "Your trial ends soon");
+    assert_eq!(task["WhoId"], Value::from(s.contact.clone()));
+    assert_eq!(task["WhatId"], Value::from(s.open.clone()));
+    assert!(task["Description"]
+        .as_str()
+        .unwrap()
+        .contains("Three days left"));
+
+    // The same e-mail again: the first record, no second Task.
+    let (again, replay) = post(app, &body).await;
+    assert_eq!(again, StatusCode::OK, "{replay}");
+    app.drive().await;
+    assert_eq!(s.sf.sf.handle().count(OrgKind::Production, "Task"), 1);
+
+    // An Opportunity created after the e-mail was sent is not linked retroactively.
+    let old = email(
+        "<sf2@our-app>",
+        "contact0@example.com",
+        "2001-01-01T10:00:00Z",
+    );
+    post(app, &old).await;
+    app.drive().await;
+    let past = outcome(app, "<sf2@our-app>").await;
+    assert_eq!(past["state"], "logged", "{past}");
+    assert_eq!(past["item"], Value::Null);
+    assert_eq!(task_of(&s.sf, &past)["WhatId"], Value::Null);
+
+    // A Lead gets the Task as WhoId, with no Opportunity.
+    post(app, &email("<sf3@our-app>", "lead0@example.com", LATER)).await;
+    app.drive().await;
+    let on_lead = outcome(app, "<sf3@our-app>").await;
+    assert_eq!(on_lead["state"], "logged", "{on_lead}");
+    let task = task_of(&s.sf, &on_lead);
+    assert_eq!(task["WhoId"], Value::from(s.lead.clone()));
+    assert_eq!(task["WhatId"], Value::Null);
+}
+
+#[tokio::test]
+async fn on_salesforce_several_open_opportunities_wait_for_a_manual_link_which_sets_the_tasks_what_id(
+) {
+    use tandem_engine::crm::salesforce::ids::surrogate;
+    let s = salesforce_with_opportunities().await;
+    let app = &s.sf.app;
+    post(app, &email("<sfm@our-app>", "contact1@example.com", LATER)).await;
+    app.drive().await;
+    let waiting = outcome(app, "<sfm@our-app>").await;
+    assert_eq!(waiting["state"], "logged", "{waiting}");
+    assert_eq!(waiting["item"], Value::Null);
+    assert_eq!(waiting["waiting_for_manual_link"], true);
+    let mut candidates: Vec<String> = waiting["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    candidates.sort();
+    let mut expected: Vec<String> = s
+        .busy_opportunities
+        .iter()
+        .map(|o| format!("deal:{}", surrogate(o)))
+        .collect();
+    expected.sort();
+    assert_eq!(candidates, expected);
+    let task = task_of(&s.sf, &waiting);
+    assert_eq!(task["WhoId"], Value::from(s.busy.clone()));
+    assert_eq!(task["WhatId"], Value::Null);
+
+    let chosen = &s.busy_opportunities[1];
+    let linked = app
+        .admin(Method::POST, "/admin/api/emails/<sfm@our-app>/link")
+        .json(&json!({ "item": format!("deal:{}", surrogate(chosen)) }))
+        .send()
+        .await
+        .unwrap();
+    assert!(linked.status().is_success(), "{}", linked.status());
+    app.drive().await;
+    let status = outcome(app, "<sfm@our-app>").await;
+    assert_eq!(status["waiting_for_manual_link"], false);
+    assert_eq!(
+        task_of(&s.sf, &status)["WhatId"],
+        Value::from(chosen.clone())
+    );
+
+    // A reply in the thread stays on the chosen Opportunity.
+    let mut reply = email(
+        "<sfm2@our-app>",
+        "sales@our-app.example",
+        "2099-01-02T10:00:00Z",
+    );
+    reply["direction"] = json!("received");
+    reply["from"] = json!("contact1@example.com");
+    reply["in_reply_to"] = json!("<sfm@our-app>");
+    post(app, &reply).await;
+    app.drive().await;
+    let replied = outcome(app, "<sfm2@our-app>").await;
+    assert_eq!(replied["item"], format!("deal:{}", surrogate(chosen)));
+    assert_eq!(
+        task_of(&s.sf, &replied)["WhatId"],
+        Value::from(chosen.clone())
+    );
+}

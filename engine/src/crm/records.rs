@@ -48,7 +48,7 @@ pub struct CrmDeal {
 pub struct CrmActivity {
     pub id: i64,
     pub subject: Option<String>,
-    /// Its text (Pipedrive's `note`; Salesforce's `Description` is not read).
+    /// Its text (Pipedrive's `note`, Salesforce's `Description`).
     pub note: Option<String>,
 }
 

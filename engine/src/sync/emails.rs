@@ -927,6 +927,62 @@ async fn settle_waiting(
         .ok_or_else(|| SyncError::Corrupt(format!("e-mail {} vanished", row.id)))
 }
 
+/// Where the CRM keeps no mirror (Salesforce), the participants' open items are read from the
+/// CRM when the e-mail is written (not when the app posts it: no CRM call in the request
+/// path), and the same rules decide the item. An item already decided (the thread's, one
+/// chosen by hand) stays.
+async fn decide_from_crm(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    row: EmailRow,
+) -> Result<EmailRow, CrmFailure> {
+    if row.item.is_some() || row.state != state::QUEUED || row.relink {
+        return Ok(row);
+    }
+    let persons: Vec<i64> = serde_json::from_value(row.persons.clone()).unwrap_or_default();
+    let mut participants = Vec::with_capacity(persons.len());
+    for person in &persons {
+        let Some(items) = conn
+            .crm
+            .email_items(&conn.session, *person)
+            .await
+            .map_err(|e| CrmFailure::Crm(e, Some(*person)))?
+        else {
+            return Ok(row);
+        };
+        participants.push(Participant {
+            person: Some(*person),
+            items,
+        });
+    }
+    // The thread's item as it is now (an earlier e-mail of the thread may have been decided
+    // at its own write, after this one was posted).
+    let thread_item = stored::thread_item(&engine.store, &row.thread_key, row.sent_at)
+        .await?
+        .as_deref()
+        .and_then(item_of);
+    let links = email_links::decide(&EmailFacts {
+        at_ms: row.sent_at.timestamp_millis(),
+        participants,
+        thread_item,
+    });
+    let (item, candidates) = stored_links(&links);
+    stored::set_links(
+        &engine.store,
+        row.id,
+        &row.persons,
+        item.as_deref(),
+        candidates.as_ref(),
+        engine.now(),
+    )
+    .await?;
+    Ok(EmailRow {
+        item,
+        candidates,
+        ..row
+    })
+}
+
 /// Writes a queued e-mail to the CRM (called by the outbox worker).
 pub async fn execute(
     engine: &Engine,
@@ -944,6 +1000,7 @@ pub async fn execute(
     if row.state != state::QUEUED && row.state != state::WRITING {
         return Ok(());
     }
+    let row = decide_from_crm(engine, conn, row).await?;
     let written = Written::of(&row)?;
     let as_note = row.record_kind == record_kind::NOTE;
     let earlier = if row.state == state::WRITING {
