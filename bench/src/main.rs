@@ -6,6 +6,7 @@
 // A benchmark program: a failure is a failed run.
 #![allow(clippy::unwrap_used)]
 
+mod emails;
 mod http1;
 mod report;
 
@@ -168,6 +169,15 @@ enum Command {
         #[arg(long)]
         postgres: Option<String>,
     },
+    /// E-mail logging (issue 23): N campaign e-mails to N linked contacts under a burst limit,
+    /// without and with a SIGKILL of tandem in the middle: requests per e-mail, time against
+    /// the rate-limit bound, duplicates.
+    Emails {
+        #[arg(long, default_value_t = 10_000)]
+        emails: usize,
+        #[arg(long, default_value_t = 200)]
+        burst: u32,
+    },
     /// Every benchmark at moderate sizes.
     All {
         #[arg(long)]
@@ -243,6 +253,7 @@ async fn main() -> anyhow::Result<()> {
             };
             vec![mirror_bench(&size, burst, edits).await?]
         }
+        Command::Emails { emails, burst } => vec![emails::bench(emails, burst).await?],
         Command::All { postgres } => vec![
             ingest(10_000, 32, postgres.as_deref(), false, false).await?,
             latency(100, 20).await?,

@@ -546,6 +546,18 @@ impl SimHandle {
             .collect()
     }
 
+    /// Every live note, as `v1.getNote` shows it.
+    pub fn notes(&self) -> Vec<Value> {
+        let user = self.shared.config.user_id;
+        let st = self.shared.state.lock();
+        let c = st.current();
+        c.notes
+            .values()
+            .filter(|n| n.active)
+            .map(|n| c.note_json(n, user))
+            .collect()
+    }
+
     /// Adds a custom person field; returns its 40-hex key.
     pub fn add_person_field(
         &self,

@@ -174,6 +174,24 @@ impl Hooks<'_> {
         self.0.state.lock().orgs[org.index()].by_email(obj, email)
     }
 
+    pub(crate) fn ids(&self, org: OrgKind, obj: &str) -> Vec<String> {
+        let Some(obj) = canonical_object(obj) else {
+            return Vec::new();
+        };
+        let st = self.0.state.lock();
+        st.orgs[org.index()]
+            .tables
+            .get(obj)
+            .map(|t| {
+                t.records
+                    .iter()
+                    .filter(|(_, r)| r.deleted_ms.is_none())
+                    .map(|(id, _)| id.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub(crate) fn count(&self, org: OrgKind, obj: &str) -> usize {
         let Some(obj) = canonical_object(obj) else {
             return 0;

@@ -395,6 +395,11 @@ impl SfSimHandle {
         self.hooks().ids_by_email(org, object, email)
     }
 
+    /// The ids of an object's live records.
+    pub fn ids(&self, org: OrgKind, object: &str) -> Vec<String> {
+        self.hooks().ids(org, object)
+    }
+
     /// Live records of an object.
     pub fn count(&self, org: OrgKind, object: &str) -> usize {
         self.hooks().count(org, object)

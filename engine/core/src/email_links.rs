@@ -258,6 +258,73 @@ mod tests {
         }
 
         #[test]
+        fn a_reply_stays_on_its_threads_item_whatever_the_participants_have(
+            participants in prop::collection::vec(any_participant(), 0..5),
+            thread in 1_i64..10,
+        ) {
+            let mut reply = facts(participants);
+            reply.thread_item = Some(Item::Deal(thread));
+            prop_assert_eq!(decide(&reply).item, Ok(Item::Deal(thread)));
+        }
+
+        #[test]
+        fn closed_items_and_items_created_after_the_email_never_change_the_decision(
+            participants in prop::collection::vec(any_participant(), 0..5),
+            extra in prop::collection::vec((0_usize..5, 1_i64..10, any::<bool>()), 0..6),
+        ) {
+            // Adding items that are closed, or created after the e-mail, to any participant
+            // decides the same as without them.
+            let before = decide(&facts(participants.clone()));
+            let mut more = participants;
+            let n = more.len();
+            for (at, id, closed) in extra {
+                if n == 0 {
+                    break;
+                }
+                more[at % n].items.push(if closed {
+                    deal(id, 0, false)
+                } else {
+                    deal(id, SENT + 1, true)
+                });
+            }
+            prop_assert_eq!(decide(&facts(more)).item, before.item);
+        }
+
+        #[test]
+        fn several_open_items_across_the_participants_are_all_candidates_and_none_is_linked(
+            participants in prop::collection::vec(any_participant(), 0..5)
+        ) {
+            let facts = facts(participants);
+            let mut open: Vec<Item> = facts
+                .participants
+                .iter()
+                .filter(|p| p.person.is_some())
+                .flat_map(|p| &p.items)
+                .filter(|i| i.open && i.created_at_ms <= SENT)
+                .map(|i| i.item.clone())
+                .collect();
+            open.sort();
+            open.dedup();
+            let links = decide(&facts);
+            match open.len() {
+                0 => prop_assert_eq!(links.item, Err(NoItem::NoOpenItem)),
+                1 => prop_assert_eq!(links.item, Ok(open[0].clone())),
+                _ => prop_assert_eq!(links.item, Err(NoItem::Ambiguous(open))),
+            }
+        }
+
+        #[test]
+        fn addresses_without_a_person_are_never_linked_and_their_items_never_count(
+            participants in prop::collection::vec(any_participant(), 0..5),
+            strangers in prop::collection::vec(prop::collection::vec(any_item(), 0..4), 0..3),
+        ) {
+            let before = decide(&facts(participants.clone()));
+            let mut more = participants;
+            more.extend(strangers.into_iter().map(|items| Participant { person: None, items }));
+            prop_assert_eq!(decide(&facts(more)), before);
+        }
+
+        #[test]
         fn the_decision_does_not_depend_on_the_order_of_the_participants(
             participants in prop::collection::vec(any_participant(), 0..5)
         ) {

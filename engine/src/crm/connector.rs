@@ -776,12 +776,42 @@ impl Crm {
     ) -> Result<i64, CrmError> {
         match self {
             Self::Pipedrive(client, _) => ops::log_email(client, session, email).await,
-            Self::Salesforce(..) => Err(CrmError::from_response(
-                Some(501),
-                None,
-                "logging e-mails on a Salesforce connection (a completed Task) is not built yet",
-                None,
-            )),
+            Self::Salesforce(client, _) => salesforce::ops::log_email(client, session, email).await,
+        }
+    }
+
+    /// Updates a logged e-mail's record (`record_id`, as [`Self::log_email`] returned it): its
+    /// text (opens, clicks, bounce, reply) and, with `relink`, its deal or lead.
+    pub async fn update_logged_email(
+        &self,
+        session: &Session,
+        record_id: i64,
+        email: &LoggedEmail<'_>,
+        relink: bool,
+    ) -> Result<(), CrmError> {
+        match self {
+            Self::Pipedrive(client, _) => {
+                ops::update_logged_email(client, session, record_id, email, relink).await
+            }
+            Self::Salesforce(client, _) => {
+                salesforce::ops::update_logged_email(client, session, record_id, email, relink)
+                    .await
+            }
+        }
+    }
+
+    /// A person's deals or leads as the e-mail linking rules need them, read from the CRM:
+    /// `None` where tandem reads them from the live mirror instead (Pipedrive).
+    pub async fn email_items(
+        &self,
+        session: &Session,
+        person_id: PersonId,
+    ) -> Result<Option<Vec<tandem_core::email_links::KnownItem>>, CrmError> {
+        match self {
+            Self::Pipedrive(..) => Ok(None),
+            Self::Salesforce(client, _) => salesforce::ops::email_items(client, session, person_id)
+                .await
+                .map(Some),
         }
     }
 

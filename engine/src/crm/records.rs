@@ -50,6 +50,8 @@ pub struct CrmDeal {
 pub struct CrmActivity {
     pub id: i64,
     pub subject: Option<String>,
+    /// Its text (Pipedrive's `note`, Salesforce's `Description`).
+    pub note: Option<String>,
 }
 
 /// A deal to create for a person.
@@ -87,6 +89,9 @@ pub struct LoggedEmail<'a> {
     pub persons: &'a [PersonId],
     pub deal_id: Option<i64>,
     pub lead_id: Option<&'a str>,
+    /// The admin prefers a note (Pipedrive: on the primary person, the deal or lead) to an
+    /// activity (ADR 16).
+    pub as_note: bool,
 }
 
 /// Tokens the CRM's OAuth server granted.

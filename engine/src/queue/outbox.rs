@@ -54,6 +54,12 @@ pub enum JobPayload {
         email_id: Uuid,
         contact_id: ContactId,
     },
+    /// Bring a logged e-mail's CRM record up to date (its events, a manual link).
+    /// Coalescing: many opens and clicks make one pending update, which writes the latest.
+    UpdateEmail {
+        email_id: Uuid,
+        contact_id: ContactId,
+    },
 }
 
 impl JobPayload {
@@ -63,6 +69,7 @@ impl JobPayload {
             Self::Action { .. } => "action",
             Self::RefreshPerson { .. } => "refresh_person",
             Self::LogEmail { .. } => "log_email",
+            Self::UpdateEmail { .. } => "update_email",
         }
     }
 
@@ -72,12 +79,16 @@ impl JobPayload {
             Self::PushContact { contact_id }
             | Self::Action { contact_id, .. }
             | Self::RefreshPerson { contact_id, .. }
-            | Self::LogEmail { contact_id, .. } => *contact_id,
+            | Self::LogEmail { contact_id, .. }
+            | Self::UpdateEmail { contact_id, .. } => *contact_id,
         }
     }
 
     fn coalesces(&self) -> bool {
-        matches!(self, Self::PushContact { .. } | Self::RefreshPerson { .. })
+        matches!(
+            self,
+            Self::PushContact { .. } | Self::RefreshPerson { .. } | Self::UpdateEmail { .. }
+        )
     }
 }
 
@@ -144,6 +155,21 @@ pub async fn enqueue(
     };
     rows::insert_job(txn, job, now).await?;
     Ok(true)
+}
+
+/// Whether a job of `kind` waits (not yet running) under `ordering_key`: it will read the
+/// latest state when it runs, so a follow-up write is not needed.
+pub async fn is_pending(
+    txn: &impl Conn,
+    connection_id: ConnectionId,
+    ordering_key: &str,
+    kind: &str,
+) -> Result<bool, QueueError> {
+    Ok(
+        rows::job_of_key(txn, connection_id, ordering_key, kind, state::PENDING)
+            .await?
+            .is_some(),
+    )
 }
 
 /// The outbox in the shared claim statement: per (connection, ordering key) in creation

@@ -2,11 +2,12 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::entities::email_log;
+use super::entities::{email_log, email_setting};
 use super::{Conn, StoreError};
 
 /// A logged e-mail's row.
@@ -34,6 +35,15 @@ pub struct EmailRow {
     pub sent_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// What happened to it since (opens, clicks, bounce, reply).
+    pub events: Option<Value>,
+    /// The CRM record that holds it: `activity` or `note`.
+    pub record_kind: String,
+    /// Addresses that are becoming persons (the admin's setting), with the ordering key the
+    /// e-mail's jobs share with the first one's push.
+    pub waiting_addresses: Option<Value>,
+    /// Its deal or lead was changed in tandem (a manual link) and is not written yet.
+    pub relink: bool,
 }
 
 impl From<email_log::Model> for EmailRow {
@@ -54,6 +64,10 @@ impl From<email_log::Model> for EmailRow {
             sent_at: m.sent_at,
             created_at: m.created_at,
             updated_at: m.updated_at,
+            events: m.events,
+            record_kind: m.record_kind,
+            waiting_addresses: m.waiting_addresses,
+            relink: m.relink,
         }
     }
 }
@@ -112,6 +126,10 @@ pub async fn insert(db: &impl Conn, row: EmailRow) -> Result<(), StoreError> {
         sent_at: Set(row.sent_at),
         created_at: Set(row.created_at),
         updated_at: Set(row.updated_at),
+        events: Set(row.events),
+        record_kind: Set(row.record_kind),
+        waiting_addresses: Set(row.waiting_addresses),
+        relink: Set(row.relink),
     })
     .exec_without_returning(db.raw())
     .await?;
@@ -139,4 +157,207 @@ pub async fn finish(
         .exec(db.raw())
         .await?;
     Ok(())
+}
+
+/// One e-mail, locked until the caller's transaction ends (`FOR UPDATE` on Postgres; SQLite
+/// has one writer), for a read-modify-write of its events or links.
+pub async fn get_for_update(db: &impl Conn, id: Uuid) -> Result<Option<EmailRow>, StoreError> {
+    Ok(email_log::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(db.raw())
+        .await?
+        .map(EmailRow::from))
+}
+
+/// Stores an e-mail's events.
+pub async fn set_events(
+    db: &impl Conn,
+    id: Uuid,
+    events: &Value,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    email_log::Entity::update_many()
+        .col_expr(email_log::Column::Events, Expr::value(events.clone()))
+        .col_expr(email_log::Column::UpdatedAt, Expr::value(now))
+        .filter(email_log::Column::Id.eq(id))
+        .exec(db.raw())
+        .await?;
+    Ok(())
+}
+
+/// Sets an e-mail's deal or lead: it no longer waits for a manual link; `relink` says the CRM
+/// must still be told.
+pub async fn set_item(
+    db: &impl Conn,
+    id: Uuid,
+    item: Option<&str>,
+    relink: bool,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    email_log::Entity::update_many()
+        .col_expr(
+            email_log::Column::Item,
+            Expr::value(item.map(str::to_owned)),
+        )
+        .col_expr(
+            email_log::Column::Candidates,
+            Expr::value(Option::<Value>::None),
+        )
+        .col_expr(email_log::Column::Relink, Expr::value(relink))
+        .col_expr(email_log::Column::UpdatedAt, Expr::value(now))
+        .filter(email_log::Column::Id.eq(id))
+        .exec(db.raw())
+        .await?;
+    Ok(())
+}
+
+/// The CRM was told the e-mail's item (unless the item changed again meanwhile).
+pub async fn relinked(db: &impl Conn, id: Uuid, item: Option<&str>) -> Result<(), StoreError> {
+    let mut update = email_log::Entity::update_many()
+        .col_expr(email_log::Column::Relink, Expr::value(false))
+        .filter(email_log::Column::Id.eq(id));
+    update = match item {
+        Some(item) => update.filter(email_log::Column::Item.eq(item)),
+        None => update.filter(email_log::Column::Item.is_null()),
+    };
+    update.exec(db.raw()).await?;
+    Ok(())
+}
+
+/// Replaces an e-mail's links once the persons it waited for exist.
+pub async fn set_links(
+    db: &impl Conn,
+    id: Uuid,
+    persons: &Value,
+    item: Option<&str>,
+    candidates: Option<&Value>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    email_log::Entity::update_many()
+        .col_expr(email_log::Column::Persons, Expr::value(persons.clone()))
+        .col_expr(
+            email_log::Column::Item,
+            Expr::value(item.map(str::to_owned)),
+        )
+        .col_expr(
+            email_log::Column::Candidates,
+            Expr::value(candidates.cloned()),
+        )
+        .col_expr(
+            email_log::Column::WaitingAddresses,
+            Expr::value(Option::<Value>::None),
+        )
+        .col_expr(email_log::Column::UpdatedAt, Expr::value(now))
+        .filter(email_log::Column::Id.eq(id))
+        .exec(db.raw())
+        .await?;
+    Ok(())
+}
+
+/// The e-mail a CRM record holds (`kind`: `activity` or `note`).
+pub async fn by_record(
+    db: &impl Conn,
+    connection_id: Uuid,
+    kind: &str,
+    record_id: i64,
+) -> Result<Option<EmailRow>, StoreError> {
+    Ok(email_log::Entity::find()
+        .filter(email_log::Column::ActivityId.eq(record_id))
+        .filter(email_log::Column::ConnectionId.eq(connection_id))
+        .filter(email_log::Column::RecordKind.eq(kind))
+        .one(db.raw())
+        .await?
+        .map(EmailRow::from))
+}
+
+/// E-mails of a connection waiting for a manual link, newest first.
+pub async fn waiting_for_manual_link(
+    db: &impl Conn,
+    connection_id: Uuid,
+    limit: u64,
+) -> Result<Vec<EmailRow>, StoreError> {
+    Ok(email_log::Entity::find()
+        .filter(email_log::Column::ConnectionId.eq(connection_id))
+        .filter(email_log::Column::Candidates.is_not_null())
+        .filter(email_log::Column::Item.is_null())
+        .order_by_desc(email_log::Column::SentAt)
+        .limit(limit)
+        .all(db.raw())
+        .await?
+        .into_iter()
+        .map(EmailRow::from)
+        .collect())
+}
+
+/// The admin's e-mail settings of a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailSettings {
+    /// Addresses with no person become contacts pushed to the CRM.
+    pub create_persons: bool,
+    /// `activity` or `note`.
+    pub record_as: String,
+}
+
+impl Default for EmailSettings {
+    fn default() -> Self {
+        Self {
+            create_persons: false,
+            record_as: "activity".to_owned(),
+        }
+    }
+}
+
+pub async fn settings(db: &impl Conn, connection_id: Uuid) -> Result<EmailSettings, StoreError> {
+    Ok(email_setting::Entity::find_by_id(connection_id)
+        .one(db.raw())
+        .await?
+        .map(|m| EmailSettings {
+            create_persons: m.create_persons,
+            record_as: m.record_as,
+        })
+        .unwrap_or_default())
+}
+
+pub async fn set_settings(
+    db: &impl Conn,
+    connection_id: Uuid,
+    settings: &EmailSettings,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    email_setting::Entity::insert(email_setting::ActiveModel {
+        connection_id: Set(connection_id),
+        create_persons: Set(settings.create_persons),
+        record_as: Set(settings.record_as.clone()),
+        updated_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::column(email_setting::Column::ConnectionId)
+            .update_columns([
+                email_setting::Column::CreatePersons,
+                email_setting::Column::RecordAs,
+                email_setting::Column::UpdatedAt,
+            ])
+            .to_owned(),
+    )
+    .exec_without_returning(db.raw())
+    .await?;
+    Ok(())
+}
+
+/// Moves an e-mail from `from` to `to` (a write-ahead step); returns whether it was in `from`.
+pub async fn transition(
+    db: &impl Conn,
+    id: Uuid,
+    from: &str,
+    to: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let done = email_log::Entity::update_many()
+        .col_expr(email_log::Column::State, Expr::value(to))
+        .col_expr(email_log::Column::UpdatedAt, Expr::value(now))
+        .filter(email_log::Column::Id.eq(id))
+        .filter(email_log::Column::State.eq(from))
+        .exec(db.raw())
+        .await?;
+    Ok(done.rows_affected == 1)
 }

@@ -122,6 +122,9 @@ async fn execute(engine: &Engine, job: Job) -> Result<(), SyncError> {
         JobPayload::LogEmail { email_id, .. } => {
             crate::sync::emails::execute(engine, &conn, &job, *email_id).await
         }
+        JobPayload::UpdateEmail { email_id, .. } => {
+            crate::sync::emails::update(engine, &conn, *email_id).await
+        }
         JobPayload::RefreshPerson { person_id, .. } => {
             outbound::refresh_person(engine, &conn, *person_id).await
         }
@@ -436,6 +439,8 @@ async fn apply_and_complete(
             // Journey triggers first: a person's delete unlinks its contact.
             crate::sync::triggers::observe(&txn, engine, &conn, &event.payload, &prefetched, now)
                 .await?;
+            // A logged e-mail's deal or lead changed by hand in Pipedrive: followed.
+            crate::sync::emails::observe(&txn, &conn, &event.payload, now).await?;
             apply_crm_event(&txn, engine, &conn, &event.payload, &renamed_people, now).await
         }
         // The app's own change is not announced back to it.

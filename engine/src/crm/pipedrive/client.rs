@@ -38,6 +38,9 @@ pub enum Op {
     PatchDeal,
     ListDeals,
     CreateActivity,
+    PatchActivity,
+    CreateNote,
+    UpdateNote,
     ListStages,
     MergePersons,
     ListActivities,
@@ -66,6 +69,9 @@ impl Op {
                 | Self::CreateDeal
                 | Self::PatchDeal
                 | Self::CreateActivity
+                | Self::PatchActivity
+                | Self::CreateNote
+                | Self::UpdateNote
                 | Self::MergePersons
                 | Self::CreateOrganization
                 | Self::PatchOrganization
@@ -91,6 +97,7 @@ impl Op {
             | Self::CreateDeal
             | Self::PatchDeal
             | Self::CreateActivity
+            | Self::PatchActivity
             | Self::CreateOrganization
             | Self::PatchOrganization
             | Self::CreateOrganizationField
@@ -99,7 +106,7 @@ impl Op {
             Self::UsersMe => 2,
             Self::DeleteWebhook => 6,
             Self::MergePersons => 40,
-            Self::ListActivities => 10,
+            Self::ListActivities | Self::CreateNote | Self::UpdateNote => 10,
             Self::MirrorList(cost) => u64::from(cost),
         }
     }
@@ -618,6 +625,58 @@ impl PipedriveClient {
             )
             .await?
             .0)
+    }
+
+    /// `PATCH /api/v2/activities/{id}`: only the fields sent change.
+    pub async fn patch_activity<B: Serialize + ?Sized>(
+        &self,
+        s: &Session,
+        id: i64,
+        body: &B,
+    ) -> Result<(), CrmError> {
+        let request = self
+            .request(s, Method::PATCH, &format!("/api/v2/activities/{id}"))
+            .json(body);
+        self.send::<serde_json::Value>(s, Op::PatchActivity, request)
+            .await
+            .map(|_| ())
+    }
+
+    /// `POST /api/v1/notes`; returns the note's id.
+    pub async fn create_note<B: Serialize + ?Sized>(
+        &self,
+        s: &Session,
+        body: &B,
+    ) -> Result<i64, CrmError> {
+        let request = self.request(s, Method::POST, "/api/v1/notes").json(body);
+        let (note, _) = self
+            .send::<serde_json::Value>(s, Op::CreateNote, request)
+            .await?;
+        note.get("id")
+            .and_then(serde_json::Value::as_i64)
+            .ok_or_else(|| {
+                CrmError::from_response(
+                    None,
+                    None,
+                    "Pipedrive answered a note without its id",
+                    None,
+                )
+            })
+    }
+
+    /// `PUT /api/v1/notes/{id}`: only the fields sent change.
+    pub async fn update_note<B: Serialize + ?Sized>(
+        &self,
+        s: &Session,
+        id: i64,
+        body: &B,
+    ) -> Result<(), CrmError> {
+        let request = self
+            .request(s, Method::PUT, &format!("/api/v1/notes/{id}"))
+            .json(body);
+        self.send::<serde_json::Value>(s, Op::UpdateNote, request)
+            .await
+            .map(|_| ())
     }
 
     /// `PUT /api/v1/persons/{merged}/merge`: `merged` disappears into `survivor`.

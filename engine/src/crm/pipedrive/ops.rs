@@ -167,6 +167,7 @@ pub(crate) async fn person_activities(
             Some(CrmActivity {
                 id: a.get("id")?.as_i64()?,
                 subject: a.get("subject").and_then(Value::as_str).map(str::to_owned),
+                note: a.get("note").and_then(Value::as_str).map(str::to_owned),
             })
         })
         .collect())
@@ -230,6 +231,14 @@ pub(crate) async fn log_email(
     s: &Session,
     email: &LoggedEmail<'_>,
 ) -> Result<i64, CrmError> {
+    if email.as_note {
+        let mut body = json!({ "content": note_content(email) });
+        if let Some(person) = email.persons.first() {
+            body["person_id"] = json!(person);
+        }
+        link_item(&mut body, email);
+        return client.create_note(s, &body).await;
+    }
     let participants: Vec<_> = email
         .persons
         .iter()
@@ -245,13 +254,67 @@ pub(crate) async fn log_email(
         "note": email.note,
         "participants": participants,
     });
+    link_item(&mut body, email);
+    Ok(client.create_activity(s, &body).await?.id)
+}
+
+/// The e-mail's deal or lead on a write's body (never a `null`: a write that does not name
+/// the item leaves the one a user chose in Pipedrive).
+fn link_item(body: &mut serde_json::Value, email: &LoggedEmail<'_>) {
     if let Some(deal) = email.deal_id {
         body["deal_id"] = json!(deal);
     }
     if let Some(lead) = email.lead_id {
         body["lead_id"] = json!(lead);
     }
-    Ok(client.create_activity(s, &body).await?.id)
+}
+
+/// A note's HTML: the subject in bold, then the text, every character of the e-mail escaped.
+fn note_content(email: &LoggedEmail<'_>) -> String {
+    let escape = |text: &str| {
+        let mut out = String::with_capacity(text.len());
+        for c in text.chars() {
+            match c {
+                '&' => out.push_str("&amp;"),
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                '"' => out.push_str("&quot;"),
+                '\'' => out.push_str("&#39;"),
+                '\n' => out.push_str("<br>"),
+                c => out.push(c),
+            }
+        }
+        out
+    };
+    format!(
+        "<b>E-mail: {}</b> ({} {} UTC)<br>{}",
+        escape(email.subject),
+        escape(email.date),
+        escape(email.time),
+        escape(email.note)
+    )
+}
+
+pub(crate) async fn update_logged_email(
+    client: &PipedriveClient,
+    s: &Session,
+    record_id: i64,
+    email: &LoggedEmail<'_>,
+    relink: bool,
+) -> Result<(), CrmError> {
+    let mut body = if email.as_note {
+        json!({ "content": note_content(email) })
+    } else {
+        json!({ "note": email.note })
+    };
+    if relink {
+        link_item(&mut body, email);
+    }
+    if email.as_note {
+        client.update_note(s, record_id, &body).await
+    } else {
+        client.patch_activity(s, record_id, &body).await
+    }
 }
 
 pub(crate) async fn set_person_owner(

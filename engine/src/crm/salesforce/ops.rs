@@ -21,8 +21,8 @@ use crate::config::{Redacted, SalesforceSettings};
 use crate::crm::fields::FieldMap;
 use crate::crm::person::{CrmPerson, PersonPage};
 use crate::crm::records::{
-    CatalogField, CreatedPerson, CrmActivity, CrmDeal, CrmStage, CrmUser, NewActivity, NewDeal,
-    TokenGrant,
+    CatalogField, CreatedPerson, CrmActivity, CrmDeal, CrmStage, CrmUser, LoggedEmail, NewActivity,
+    NewDeal, TokenGrant,
 };
 use crate::crm::session::Session;
 
@@ -792,18 +792,19 @@ pub(crate) async fn person_activities(
         .query_all_pages(
             s,
             &format!(
-                "SELECT Id, Subject FROM Task WHERE WhoId = {} ORDER BY CreatedDate, Id",
+                "SELECT Id, Subject, Description FROM Task WHERE WhoId = {} ORDER BY CreatedDate, Id",
                 soql_string(&key)
             ),
         )
         .await?;
     tasks
         .iter()
-        .filter_map(|t| Some((t.text("Id")?, t.text("Subject"))))
-        .map(|(id, subject)| {
+        .filter_map(|t| Some((t.text("Id")?, t)))
+        .map(|(id, t)| {
             Ok(CrmActivity {
                 id: remember(client, s, id)?,
-                subject: subject.map(str::to_owned),
+                subject: t.text("Subject").map(str::to_owned),
+                note: t.text("Description").map(str::to_owned),
             })
         })
         .collect()
@@ -913,6 +914,108 @@ pub(crate) async fn create_activity(
         CrmError::from(SalesforceError::Decode("a create answer without id".into()))
     })?;
     remember(client, s, &id)
+}
+
+/// A Contact's Opportunities (through its contact roles) as the e-mail linking rules see
+/// them: open or closed, and when they were created. A Lead has none.
+pub(crate) async fn email_items(
+    client: &SalesforceClient,
+    s: &Session,
+    person_id: PersonId,
+) -> Result<Vec<tandem_core::email_links::KnownItem>, CrmError> {
+    let (object, key) = resolve_person(client, s, person_id)?;
+    if object == SObject::Lead {
+        return Ok(Vec::new());
+    }
+    let roles = client
+        .query_all_pages(
+            s,
+            &format!(
+                "SELECT OpportunityId FROM OpportunityContactRole WHERE ContactId = {}",
+                soql_string(&key)
+            ),
+        )
+        .await?;
+    let ids: Vec<String> = roles
+        .iter()
+        .filter_map(|r| r.text("OpportunityId"))
+        .map(soql_string)
+        .collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let opportunities = client
+        .query_all_pages(
+            s,
+            &format!(
+                "SELECT Id, IsClosed, CreatedDate FROM Opportunity WHERE Id IN ({})",
+                ids.join(", ")
+            ),
+        )
+        .await?;
+    opportunities
+        .iter()
+        .filter_map(|o| Some((o.text("Id")?, o)))
+        .map(|(id, o)| {
+            Ok(tandem_core::email_links::KnownItem {
+                item: tandem_core::email_links::Item::Deal(remember(client, s, id)?),
+                created_at_ms: o
+                    .text("CreatedDate")
+                    .and_then(mapping::parse_time)
+                    .map_or(i64::MAX, |t| t.0),
+                open: !o.flag("IsClosed"),
+            })
+        })
+        .collect()
+}
+
+/// Logs an e-mail as a completed Task (`TaskSubtype` Email): `WhoId` = the primary Lead or
+/// Contact, `WhatId` = the Opportunity (never with a Lead: Salesforce allows no `WhatId`
+/// then), the text in `Description`. Salesforce has no note alternative here: always a Task.
+pub(crate) async fn log_email(
+    client: &SalesforceClient,
+    s: &Session,
+    email: &LoggedEmail<'_>,
+) -> Result<i64, CrmError> {
+    let person = *email.persons.first().ok_or_else(|| {
+        CrmError::from(SalesforceError::UnknownId(
+            "an e-mail without a Lead or Contact".into(),
+        ))
+    })?;
+    let (object, who) = resolve_person(client, s, person)?;
+    let mut body = Map::new();
+    body.insert("Subject".into(), Value::from(email.subject));
+    body.insert("WhoId".into(), Value::from(who));
+    body.insert("Status".into(), Value::from("Completed"));
+    body.insert("TaskSubtype".into(), Value::from("Email"));
+    body.insert("ActivityDate".into(), Value::from(email.date));
+    body.insert("Description".into(), Value::from(email.note));
+    if let (Some(deal), SObject::Contact) = (email.deal_id, object) {
+        body.insert("WhatId".into(), Value::from(resolve(client, s, deal)?));
+    }
+    let saved = client.create_record(s, "Task", &body).await?;
+    save_outcome(&saved)?;
+    let id = saved.id.ok_or_else(|| {
+        CrmError::from(SalesforceError::Decode("a create answer without id".into()))
+    })?;
+    remember(client, s, &id)
+}
+
+/// Updates a logged e-mail's Task: its text and, with `relink`, its Opportunity.
+pub(crate) async fn update_logged_email(
+    client: &SalesforceClient,
+    s: &Session,
+    record_id: i64,
+    email: &LoggedEmail<'_>,
+    relink: bool,
+) -> Result<(), CrmError> {
+    let task = resolve(client, s, record_id)?;
+    let mut body = Map::new();
+    body.insert("Description".into(), Value::from(email.note));
+    if let (true, Some(deal)) = (relink, email.deal_id) {
+        body.insert("WhatId".into(), Value::from(resolve(client, s, deal)?));
+    }
+    client.update_record(s, "Task", &task, &body).await
 }
 
 /// Gives a Lead or Contact to another user (`OwnerId`).

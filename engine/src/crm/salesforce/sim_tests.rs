@@ -20,7 +20,7 @@ use crate::clock::TestClock;
 use crate::config::Redacted;
 use crate::crm::fields::{FieldMap, MappedField, RemoteField};
 use crate::crm::limiter::Limiters;
-use crate::crm::records::{NewActivity, NewDeal, TokenKind};
+use crate::crm::records::{LoggedEmail, NewActivity, NewDeal, TokenKind};
 use crate::crm::session::{Auth, Session};
 use crate::crm::{Crm, CrmPerson};
 
@@ -754,6 +754,159 @@ async fn journey_objects_tasks_opportunities_stages_and_owners() {
             .unwrap(),
         0
     );
+}
+
+#[tokio::test]
+async fn an_email_is_a_completed_email_task_on_its_contact_and_opportunity_and_an_update_relinks_it(
+) {
+    use super::ids::surrogate;
+    use tandem_core::email_links::Item;
+    let e = env(SfSimConfig::default()).await;
+    let h = e.sim.handle();
+    let insert = |object: &str, fields: Value| {
+        h.insert_record(OrgKind::Production, object, fields)
+            .unwrap()
+    };
+    let lead = insert(
+        "Lead",
+        json!({"LastName": "Lead", "Company": "C", "Email": "lead@example.com"}),
+    );
+    let contact = insert(
+        "Contact",
+        json!({"LastName": "Contact", "Email": "contact@example.com"}),
+    );
+    let opportunity = |stage: &str| {
+        let id = insert(
+            "Opportunity",
+            json!({"Name": format!("{stage} deal"), "StageName": stage, "CloseDate": "2030-01-01"}),
+        );
+        insert(
+            "OpportunityContactRole",
+            json!({"OpportunityId": id, "ContactId": contact}),
+        );
+        id
+    };
+    let open = opportunity("Prospecting");
+    let won = opportunity("Closed Won");
+    let (people, _) = everything(&e, &FieldMap::defaults(None), None).await;
+    let id_of = |k: &str| people.iter().find(|p| p.key == k).unwrap().id;
+
+    // The Contact's Opportunities through its contact roles, open or closed, with their
+    // creation time; a Lead has none.
+    let mut items = e
+        .crm
+        .email_items(&e.session, id_of(&contact))
+        .await
+        .unwrap()
+        .expect("Salesforce reads the items from the CRM");
+    items.sort_by_key(|i| !i.open);
+    assert_eq!(
+        items
+            .iter()
+            .map(|i| (i.item.clone(), i.open))
+            .collect::<Vec<_>>(),
+        vec![
+            (Item::Deal(surrogate(&open)), true),
+            (Item::Deal(surrogate(&won)), false)
+        ]
+    );
+    assert!(items
+        .iter()
+        .all(|i| i.created_at_ms > 0 && i.created_at_ms < i64::MAX));
+    assert_eq!(
+        e.crm.email_items(&e.session, id_of(&lead)).await.unwrap(),
+        Some(Vec::new())
+    );
+
+    let persons = [id_of(&contact)];
+    let email = |note, deal_id| LoggedEmail {
+        subject: "Your trial ends soon",
+        note,
+        date: "2026-12-04",
+        time: "09:00",
+        persons: &persons,
+        deal_id,
+        lead_id: None,
+        as_note: false,
+    };
+    let task = e
+        .crm
+        .log_email(
+            &e.session,
+            &email(
+                "Three days left\nMessage-ID: <m1@x>",
+                Some(surrogate(&open)),
+            ),
+        )
+        .await
+        .unwrap();
+    let tasks = h.ids(OrgKind::Production, "Task");
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(surrogate(&tasks[0]), task);
+    let record = h.record(OrgKind::Production, "Task", &tasks[0]).unwrap();
+    assert_eq!(record["Status"], "Completed");
+    assert_eq!(record["IsClosed"], true);
+    assert_eq!(record["TaskSubtype"], "Email");
+    assert_eq!(record["Subject"], "Your trial ends soon");
+    assert_eq!(record["ActivityDate"], "2026-12-04");
+    assert_eq!(record["WhoId"], Value::from(contact.clone()));
+    assert_eq!(record["WhatId"], Value::from(open.clone()));
+    // The text is read back with the person's activities (a crashed write is found by it).
+    let listed = e
+        .crm
+        .person_activities(&e.session, id_of(&contact))
+        .await
+        .unwrap();
+    assert!(listed[0]
+        .note
+        .as_deref()
+        .is_some_and(|n| n.lines().any(|l| l == "Message-ID: <m1@x>")));
+
+    // An update rewrites the text, and with `relink` the Opportunity.
+    let other = opportunity("Qualification");
+    e.crm
+        .email_items(&e.session, id_of(&contact))
+        .await
+        .unwrap();
+    e.crm
+        .update_logged_email(
+            &e.session,
+            task,
+            &email("Opened 2x", Some(surrogate(&other))),
+            false,
+        )
+        .await
+        .unwrap();
+    let record = h.record(OrgKind::Production, "Task", &tasks[0]).unwrap();
+    assert_eq!(record["Description"], "Opened 2x");
+    assert_eq!(record["WhatId"], Value::from(open.clone()));
+    e.crm
+        .update_logged_email(
+            &e.session,
+            task,
+            &email("Opened 2x", Some(surrogate(&other))),
+            true,
+        )
+        .await
+        .unwrap();
+    let record = h.record(OrgKind::Production, "Task", &tasks[0]).unwrap();
+    assert_eq!(record["WhatId"], Value::from(other));
+
+    // On a Lead the Task has no WhatId (Salesforce allows none with a Lead).
+    let lead_persons = [id_of(&lead)];
+    let on_lead = LoggedEmail {
+        persons: &lead_persons,
+        ..email("To a lead", Some(surrogate(&open)))
+    };
+    let lead_task = e.crm.log_email(&e.session, &on_lead).await.unwrap();
+    let lead_task = h
+        .ids(OrgKind::Production, "Task")
+        .into_iter()
+        .find(|t| surrogate(t) == lead_task)
+        .unwrap();
+    let record = h.record(OrgKind::Production, "Task", &lead_task).unwrap();
+    assert_eq!(record["WhoId"], Value::from(lead));
+    assert_eq!(record["WhatId"], Value::Null);
 }
 
 async fn authorize(sim: &SfSim, sandbox: bool, challenge: &str) -> String {

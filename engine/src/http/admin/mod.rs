@@ -4,6 +4,7 @@
 //! HMAC-signed session cookie; every form carries a CSRF token bound to the session).
 
 mod api;
+mod emails;
 mod layout;
 mod pages;
 pub(crate) mod session;
@@ -18,6 +19,7 @@ pub(crate) use crate::http::error::api_error;
 pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .merge(api::routes())
+        .merge(emails::routes())
         .merge(pages::routes())
         .with_state(state)
 }

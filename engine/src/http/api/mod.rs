@@ -8,7 +8,7 @@
 
 mod actions;
 mod contacts;
-mod emails;
+pub(crate) mod emails;
 mod idempotency;
 mod lists;
 pub mod openapi;
@@ -43,7 +43,9 @@ fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(utoipa_axum::routes!(contacts::archive))
         .routes(utoipa_axum::routes!(contacts::crm))
         .routes(utoipa_axum::routes!(emails::create))
+        .routes(utoipa_axum::routes!(emails::create_batch))
         .routes(utoipa_axum::routes!(emails::get))
+        .routes(utoipa_axum::routes!(emails::event))
         .routes(utoipa_axum::routes!(lists::list))
         .routes(utoipa_axum::routes!(lists::members, lists::add))
         .routes(utoipa_axum::routes!(lists::remove))
@@ -136,6 +138,24 @@ pub(crate) fn json_object(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Map<String, Value>, ApiError> {
+    json_content(headers)?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            ErrorCode::MalformedJson,
+            format!("the body is not valid JSON: {e}"),
+        )
+    })?;
+    match value {
+        Value::Object(object) => Ok(object),
+        _ => Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            "the body must be a JSON object",
+        )),
+    }
+}
+
+/// Refuses a body whose declared content type is not JSON.
+pub(crate) fn json_content(headers: &HeaderMap) -> Result<(), ApiError> {
     if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
         let text = content_type.to_str().unwrap_or_default();
         let json = text
@@ -150,19 +170,7 @@ pub(crate) fn json_object(
             ));
         }
     }
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(
-            ErrorCode::MalformedJson,
-            format!("the body is not valid JSON: {e}"),
-        )
-    })?;
-    match value {
-        Value::Object(object) => Ok(object),
-        _ => Err(ApiError::new(
-            ErrorCode::ValidationFailed,
-            "the body must be a JSON object",
-        )),
-    }
+    Ok(())
 }
 
 /// Refuses keys other than `allowed` (422 `unknown_field`, each one named).

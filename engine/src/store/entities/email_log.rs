@@ -24,6 +24,12 @@ pub struct Model {
     pub sent_at: DateTimeUtc,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub events: Option<Json>,
+    pub record_kind: String,
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub waiting_addresses: Option<Json>,
+    pub relink: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

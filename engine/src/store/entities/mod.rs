@@ -13,6 +13,7 @@ pub(crate) mod crm_organization_snapshot;
 pub(crate) mod crm_record_key;
 pub(crate) mod duplicate_group;
 pub(crate) mod email_log;
+pub(crate) mod email_setting;
 pub(crate) mod field_mapping;
 pub(crate) mod idempotency_key;
 pub(crate) mod inbox_event;

@@ -9,6 +9,7 @@ mod connections;
 mod contacts;
 mod dead_letters;
 mod duplicates;
+mod emails;
 mod fields;
 mod log;
 mod login;
@@ -46,6 +47,9 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/admin/log", get(log::page))
         .route("/admin/dead-letters", get(dead_letters::page))
         .route("/admin/duplicates", get(duplicates::page))
+        .route("/admin/emails", get(emails::page))
+        .route("/admin/emails/link", post(emails::link))
+        .route("/admin/emails/settings", post(emails::save_settings))
         .route("/admin/duplicates/merge", post(duplicates::merge))
         .route(
             "/admin/duplicates/{id}/{action}",
