@@ -24,6 +24,7 @@ mod m20261222_000001_mirror_schedule;
 mod m20261223_000001_crm_organization;
 mod m20261224_000001_crm_organization_snapshot;
 mod m20261225_000001_crm_trigger_announced;
+mod m20261227_000001_crm_trigger_state;
 
 /// The ordered list of tandem's migrations.
 #[derive(Debug)]
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261223_000001_crm_organization::Migration),
             Box::new(m20261224_000001_crm_organization_snapshot::Migration),
             Box::new(m20261225_000001_crm_trigger_announced::Migration),
+            Box::new(m20261227_000001_crm_trigger_state::Migration),
         ]
     }
 }
