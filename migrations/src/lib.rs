@@ -25,6 +25,7 @@ mod m20261223_000001_crm_organization;
 mod m20261224_000001_crm_organization_snapshot;
 mod m20261225_000001_crm_trigger_announced;
 mod m20261227_000001_crm_trigger_state;
+mod m20261227_000002_crm_trigger_catch_up;
 
 /// The ordered list of tandem's migrations.
 #[derive(Debug)]
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261224_000001_crm_organization_snapshot::Migration),
             Box::new(m20261225_000001_crm_trigger_announced::Migration),
             Box::new(m20261227_000001_crm_trigger_state::Migration),
+            Box::new(m20261227_000002_crm_trigger_catch_up::Migration),
         ]
     }
 }

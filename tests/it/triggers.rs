@@ -854,3 +854,78 @@ async fn a_deal_move_whose_webhook_was_dropped_reaches_the_app_once_as_catch_up_
     assert_eq!(won["data"]["catch_up"], false);
     assert!(receiver.drain().is_empty());
 }
+
+#[tokio::test]
+async fn a_deal_move_whose_webhook_was_lost_is_told_as_catch_up_before_the_next_move_and_the_lost_webhook_adds_nothing(
+) {
+    let (app, connection, people) = app_with_persons(1).await;
+    let (person, contact) = people[0];
+    let sim = app.sim.handle();
+    let mut receiver = subscribe(&app, &["*"], Vec::new()).await;
+    let deal = sim
+        .create_deal_as_user(json!({ "title": "Watched", "person_id": person, "stage_id": 1 }))
+        .unwrap();
+    let deal_id = deal["id"].as_i64().unwrap();
+    delivered(&app, "deal", 1).await;
+    assert_eq!(receiver.next().await.json()["type"], "deal.created");
+
+    // Stage 1 → 3: every attempt of its webhook is lost (no mirror here).
+    sim.set_faults(pipedrive_sim::FaultSpec::parse("webhooks:drop=1").unwrap());
+    sim.advance_clock(std::time::Duration::from_secs(2));
+    sim.update_deal_as_user(deal_id, json!({ "stage_id": 3 }))
+        .unwrap();
+    let deliveries = sim
+        .wait_for_deliveries(std::time::Duration::from_secs(20), |d| {
+            d.iter()
+                .any(|d| d.entity == "deal" && d.action == "change" && !d.delivered)
+        })
+        .await;
+    sim.set_faults(pipedrive_sim::FaultSpec::none());
+    let lost = deliveries
+        .iter()
+        .find(|d| d.entity == "deal" && d.action == "change")
+        .unwrap()
+        .body
+        .clone();
+
+    // Stage 3 → 4 arrives: first the catch-up 1 → 3, then the move itself.
+    sim.advance_clock(std::time::Duration::from_secs(2));
+    sim.update_deal_as_user(deal_id, json!({ "stage_id": 4 }))
+        .unwrap();
+    app.sim
+        .handle()
+        .wait_for_deliveries(std::time::Duration::from_secs(20), |d| {
+            d.iter()
+                .filter(|d| d.entity == "deal" && d.delivered)
+                .count()
+                >= 2
+        })
+        .await;
+    app.drive().await;
+    let caught = receiver.next().await.json();
+    assert_eq!(caught["type"], "deal.stage_changed", "{caught}");
+    assert_eq!(caught["data"]["catch_up"], true);
+    assert_eq!(
+        caught["data"]["change"]["stage_id"],
+        json!({ "from": 1, "to": 3 })
+    );
+    assert_eq!(caught["data"]["previous"]["stage_id"], 1);
+    assert_eq!(caught["data"]["deal"]["stage_id"], 3);
+    assert_eq!(caught["data"]["contact_ids"], json!([contact]));
+    let moved = receiver.next().await.json();
+    assert_eq!(moved["type"], "deal.stage_changed");
+    assert_eq!(moved["data"]["catch_up"], false);
+    assert_eq!(
+        moved["data"]["change"]["stage_id"],
+        json!({ "from": 3, "to": 4 })
+    );
+    assert!(receiver.drain().is_empty(), "two events");
+
+    // The lost webhook is delivered after all: nothing more.
+    assert_eq!(
+        app.post_pipedrive_webhook(connection, &lost).await.status(),
+        StatusCode::OK
+    );
+    app.drive().await;
+    assert!(receiver.drain().is_empty(), "never twice");
+}

@@ -297,3 +297,42 @@ pub async fn catch_up_state(
     };
     Ok(done.rows_affected() > 0)
 }
+
+/// Where the connection's next catch-up starts: the start of the last mirror pass whose
+/// catch-up completed (every row written before it was caught up or announced by its webhook).
+pub async fn catch_up_since(
+    db: &impl Conn,
+    connection: ConnectionId,
+) -> Result<Option<String>, StoreError> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        since: String,
+    }
+    let backend = db.raw().get_database_backend();
+    Ok(Row::find_by_statement(Statement::from_sql_and_values(
+        backend,
+        "SELECT since FROM crm_trigger_catch_up WHERE connection_id = $1",
+        [connection.uuid().into()],
+    ))
+    .one(db.raw())
+    .await?
+    .map(|r| r.since))
+}
+
+/// Records that the catch-up of the pass that started at `since` completed.
+pub async fn set_catch_up_since(
+    db: &impl Conn,
+    connection: ConnectionId,
+    since: &str,
+) -> Result<(), StoreError> {
+    let backend = db.raw().get_database_backend();
+    db.raw()
+        .execute(Statement::from_sql_and_values(
+            backend,
+            "INSERT INTO crm_trigger_catch_up (connection_id, since) VALUES ($1, $2) \
+             ON CONFLICT (connection_id) DO UPDATE SET since = excluded.since",
+            [connection.uuid().into(), since.into()],
+        ))
+        .await?;
+    Ok(())
+}

@@ -325,6 +325,31 @@ pub async fn observe(
                 .as_ref()
                 .and_then(|s| s.covered.as_deref())
                 .is_some_and(|c| version.as_str() <= c);
+            // A change of a record the app knows at an older state that differs from the one
+            // this change started from: the changes between were never heard (their webhooks
+            // were lost, or are late). One catch-up event tells them now, and covers them up to
+            // this version so their webhooks, should they come, add nothing.
+            let gap = match (&stored, action.as_str()) {
+                (Some(stored), "change" | "updated" | "delete" | "deleted")
+                    if !covered && stored.version.as_str() < version.as_str() =>
+                {
+                    let known: Option<Value> = serde_json::from_str(&stored.state).ok();
+                    let started_from = if deleted {
+                        state_of(object, record, false)
+                    } else {
+                        state_of(object, &before(&data, &previous), false)
+                    };
+                    match (known, started_from) {
+                        (Some(known), Some(from))
+                            if known["deleted"] != json!(true) && known != from =>
+                        {
+                            Some((known, from))
+                        }
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
             crm_events::put_trigger_state(
                 txn,
                 conn.id,
@@ -332,9 +357,30 @@ pub async fn observe(
                 &object_id,
                 &state.to_string(),
                 &version,
-                None,
+                gap.as_ref().map(|_| version.as_str()),
             )
             .await?;
+            if let Some((known, from)) = gap {
+                let fired = state_triggers(object, Some(&known), &from, &object_id);
+                let persons = if object == "person" {
+                    object_id.parse().into_iter().collect()
+                } else {
+                    persons_of(record)
+                };
+                let mut contacts: Vec<ContactId> = Vec::new();
+                for person in persons {
+                    if let Some(link) = links::by_person(txn, conn.id, person).await? {
+                        contacts.push(link.contact_id);
+                    }
+                }
+                let at_gap = before(&data, &previous);
+                let found = if deleted { record } else { &at_gap };
+                let queued = announce_catch_up(
+                    txn, object, &object_id, &fired, &known, found, &contacts, &version, now,
+                )
+                .await?;
+                tracing::info!(connection_id = %conn.id, object, queued, "A change started from a state the app never heard; the changes between are announced as catch-up.");
+            }
             if covered {
                 tracing::debug!(connection_id = %conn.id, object, "A change a catch-up event already announced arrived; not announced again.");
                 return Ok(0);
@@ -560,7 +606,7 @@ fn state_of(object: &str, record: &Value, deleted: bool) -> Option<Value> {
             let d = deal_state(record);
             json!({
                 "stage_id": d.stage_id, "pipeline_id": d.pipeline_id, "status": d.status,
-                "owner_id": d.owner_id, "lost_reason": d.lost_reason,
+                "owner_id": d.owner_id, "lost_reason": d.lost_reason, "lead_id": d.lead_id,
             })
         }
         "activity" => json!({ "done": activity_state(record).done }),
@@ -629,9 +675,16 @@ pub async fn catch_up(
     let initial_done_at = crate::store::mirror::mirror_connection(store, connection)
         .await?
         .and_then(|m| m.initial_done_at);
+    // From the start of the last pass whose catch-up completed (a catch-up cut off by a
+    // restart is redone), else from this pass' start.
+    let watermark = crm_events::catch_up_since(store, connection).await?;
+    let since: Option<String> = match (watermark, started) {
+        (Some(w), Some(s)) => Some(w.min(s.to_owned())),
+        (w, s) => w.or_else(|| s.map(str::to_owned)),
+    };
     let mut queued = 0;
     for object in ["deal", "activity", "person"] {
-        let since = if initial { None } else { started };
+        let since = if initial { None } else { since.as_deref() };
         let rows =
             crate::store::crm_conditions::rows_changed_since(&db, stream_of(object), since).await?;
         let observed: Vec<(String, Value, Value, String)> = rows
@@ -698,39 +751,80 @@ pub async fn catch_up(
                     contacts.push(link.contact_id);
                 }
             }
-            for trigger in &fired {
-                let (kind_object, kind_id) = match trigger {
-                    Trigger::LeadConverted { lead_id, .. } => ("lead".to_owned(), lead_id.clone()),
-                    _ => (object.to_owned(), id.clone()),
-                };
-                let mut event = json!({
-                    "type": trigger.kind(),
-                    "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                    "data": {
-                        "object": kind_object,
-                        "id": kind_id,
-                        "previous": before.clone().unwrap_or(Value::Null),
-                        "change": details(trigger),
-                        "contact_ids": contacts,
-                        "occurred_at": version,
-                        "late": false,
-                        "catch_up": true,
-                    },
-                });
-                event["data"][object] = raw.clone();
-                queued += app::crm_event(
-                    &txn,
-                    trigger.kind(),
-                    &contacts,
-                    &places(trigger, &raw),
-                    &event,
-                    now,
-                )
-                .await?;
-            }
+            queued += announce_catch_up(
+                &txn,
+                object,
+                &id,
+                &fired,
+                before.as_ref().unwrap_or(&Value::Null),
+                &raw,
+                &contacts,
+                &version,
+                now,
+            )
+            .await?;
             txn.commit().await?;
             tracing::info!(connection_id = %connection, object, "A change no webhook announced was found by the mirror; announced as catch-up.");
         }
+    }
+    // The initial extraction's rows are seeded; what later passes read was written after
+    // their start.
+    let done_up_to = if initial {
+        Some(crate::mirror::now_text())
+    } else {
+        started.map(str::to_owned)
+    };
+    if let Some(at) = done_up_to {
+        crm_events::set_catch_up_since(store, connection, &at).await?;
+    }
+    Ok(queued)
+}
+
+/// Queues the catch-up events `fired` of record `object` `id`: from the state the app knew
+/// (`known`, stored state fields; `null` for a record new to it) to `found` (the record),
+/// found by `version`. Returns how many deliveries were queued.
+#[allow(clippy::too_many_arguments)]
+async fn announce_catch_up(
+    txn: &impl Conn,
+    object: &str,
+    id: &str,
+    fired: &[Trigger],
+    known: &Value,
+    found: &Value,
+    contacts: &[ContactId],
+    version: &str,
+    now: DateTime<Utc>,
+) -> Result<usize, SyncError> {
+    let mut queued = 0;
+    for trigger in fired {
+        let (kind_object, kind_id) = match trigger {
+            Trigger::LeadConverted { lead_id, .. } => ("lead".to_owned(), lead_id.clone()),
+            _ => (object.to_owned(), id.to_owned()),
+        };
+        let mut event = json!({
+            "type": trigger.kind(),
+            "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "data": {
+                "object": kind_object,
+                "id": kind_id,
+                "previous": known,
+                "change": details(trigger),
+                "contact_ids": contacts,
+                "occurred_at": version,
+                "late": false,
+                "catch_up": true,
+            },
+        });
+        event["data"][object] = found.clone();
+        queued += app::crm_event(
+            txn,
+            trigger.kind(),
+            contacts,
+            &places(trigger, found),
+            &event,
+            now,
+        )
+        .await?;
     }
     Ok(queued)
 }
