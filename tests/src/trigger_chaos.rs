@@ -385,7 +385,12 @@ fn compare(id: i64, real: &[Real], events: &[Heard], report: &mut TriggerChaosRe
             i += 1;
         }
         let run = &real[start..i];
-        let undone = run.first().and_then(|r| r.before.as_ref()) == run.last().map(|r| &r.after);
+        // A deal created and deleted unheard never existed for the app either.
+        let undone = match (run.first().map(|r| &r.before), run.last().map(|r| &r.after)) {
+            (Some(None), Some(State::Deleted)) => true,
+            (Some(Some(first)), Some(last)) => first == last,
+            _ => false,
+        };
         if undone {
             report.undone_unheard += run.len();
         } else {
@@ -547,8 +552,8 @@ pub async fn run(config: TriggerChaosConfig) -> anyhow::Result<TriggerChaosRepor
         }
     }
 
-    // Catch-up: faults off, tandem up. Done when two backstop passes completed after the
-    // last change and nothing arrived for as long as a pass takes.
+    // Catch-up: faults off, tandem up. Done when three backstop passes completed after the
+    // last change, every queued delivery went out, and nothing arrived for two poll intervals.
     handle.set_faults(FaultSpec::default());
     let tandem = match tandem {
         Some(t) => t,
@@ -574,7 +579,16 @@ pub async fn run(config: TriggerChaosConfig) -> anyhow::Result<TriggerChaosRepor
         }
         let quiet = quiet_since.elapsed()
             > Duration::from_secs(config.intervals.poll_interval_secs * 2 + 1);
-        if (passes_seen.len() >= 3 && quiet) || drain_started.elapsed() > config.drain_timeout {
+        // Deliveries a kill interrupted wait for their lease; later ones of the same contact
+        // wait behind them.
+        let undelivered = crate::chaos::count(
+            &engine,
+            "SELECT count(*) FROM outbound_delivery WHERE state IN ('pending', 'sending')",
+        )
+        .await?;
+        if (passes_seen.len() >= 3 && quiet && undelivered == 0)
+            || drain_started.elapsed() > config.drain_timeout
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;

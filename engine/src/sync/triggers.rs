@@ -718,7 +718,9 @@ pub async fn catch_up(
             let new_here = known.is_none()
                 && record_version_of_add(&raw)
                     .zip(initial_done_at.as_deref())
-                    .is_some_and(|(added, done)| added.as_str() >= done);
+                    // `add_time` has whole seconds: a record added in the second the
+                    // initial pass ended, and not seeded by it, is news too.
+                    .is_some_and(|(added, done)| added.as_str() >= done.get(..19).unwrap_or(done));
             let fired = if known.is_some() || new_here {
                 state_triggers(object, before.as_ref(), &state, &id)
             } else {
