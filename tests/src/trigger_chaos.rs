@@ -262,6 +262,7 @@ struct Heard {
     to: State,
     /// Stage and owner changes: `{from, to}`.
     change: Value,
+    occurred_at: String,
 }
 
 fn heard(event: &Value) -> Option<(i64, Heard)> {
@@ -293,6 +294,7 @@ fn heard(event: &Value) -> Option<(i64, Heard)> {
             from,
             to,
             change: data["change"].clone(),
+            occurred_at: data["occurred_at"].as_str().unwrap_or_default().to_owned(),
         },
     ))
 }
@@ -332,7 +334,7 @@ fn compare(id: i64, real: &[Real], events: &[Heard], report: &mut TriggerChaosRe
     let mut spans: HashMap<String, (usize, usize)> = HashMap::new();
     for event in events {
         if event.catch_up {
-            let key = format!("{:?}->{:?}", event.from, event.to);
+            let key = format!("{:?}->{:?}@{}", event.from, event.to, event.occurred_at);
             let span = spans.get(&key).copied().or_else(|| {
                 // The first real change not told yet that starts at the state the app knew,
                 // through the first later one that ends at the state found.
@@ -660,6 +662,7 @@ mod tests {
             from: None,
             to: live(to),
             change: json!({ "stage_id": { "from": from, "to": to } }),
+            occurred_at: String::new(),
         }
     }
 
@@ -682,6 +685,7 @@ mod tests {
             from: Some(live(1)),
             to: live(3),
             change: Value::Null,
+            occurred_at: String::new(),
         };
         let mut spanned = TriggerChaosReport::default();
         compare(1, &real, &[catch_up, told(3, 4, false)], &mut spanned);

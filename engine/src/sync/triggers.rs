@@ -329,7 +329,15 @@ pub async fn observe(
             // this change started from: the changes between were never heard (their webhooks
             // were lost, or are late). One catch-up event tells them now, and covers them up to
             // this version so their webhooks, should they come, add nothing.
+            // A change of a record the app never heard of, once the mirror's initial
+            // extraction recorded every record (a catch-up completed): its creation was
+            // never heard (the create webhook was lost).
+            let unheard_creation = stored.is_none()
+                && matches!(action.as_str(), "change" | "updated")
+                && crm_events::catch_up_since(txn, conn.id).await?.is_some();
             let gap = match (&stored, action.as_str()) {
+                (None, _) if unheard_creation => state_of(object, &before(&data, &previous), false)
+                    .map(|from| (Value::Null, from)),
                 (Some(stored), "change" | "updated" | "delete" | "deleted")
                     if !covered && stored.version.as_str() < version.as_str() =>
                 {
@@ -361,7 +369,8 @@ pub async fn observe(
             )
             .await?;
             if let Some((known, from)) = gap {
-                let fired = state_triggers(object, Some(&known), &from, &object_id);
+                let heard = (!known.is_null()).then_some(&known);
+                let fired = state_triggers(object, heard, &from, &object_id);
                 let persons = if object == "person" {
                     object_id.parse().into_iter().collect()
                 } else {
