@@ -98,6 +98,21 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         deals: usize,
     },
+    /// Journey conditions: `GET /api/v1/contacts/{id}/crm` (and a `crm.*` list filter) at
+    /// 100,000 deals in the live mirror (the simulator's seed, extracted by the mirror).
+    CrmConditions {
+        #[arg(long, default_value_t = 100_000)]
+        deals: usize,
+        #[arg(long, default_value_t = 20_000)]
+        persons: usize,
+        #[arg(long, default_value_t = 100_000)]
+        activities: usize,
+        #[arg(long, default_value_t = 2_000)]
+        requests: usize,
+        /// A Postgres maintenance-database URL: run on Postgres instead of SQLite.
+        #[arg(long)]
+        postgres: Option<String>,
+    },
     /// Bursts of edits of one contact: how many PATCHes reach Pipedrive (pacing and coalescing).
     Coalesce {
         #[arg(long, default_value_t = 50)]
@@ -177,6 +192,23 @@ enum Command {
         emails: usize,
         #[arg(long, default_value_t = 200)]
         burst: u32,
+    /// The trigger chaos run (issue 22): random stage moves, wins, losses, reopenings, owner
+    /// changes, creates and deletes of deals in Pipedrive with dropped, duplicated and
+    /// reordered webhooks and SIGKILLs of tandem; the app's events are compared with the true
+    /// sequence of changes per deal: missing, extra, out of order (all must be 0).
+    TriggerChaos {
+        #[arg(long, default_value_t = 600)]
+        operations: usize,
+        #[arg(long, default_value_t = 2)]
+        kills: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 60)]
+        deals: usize,
+        /// Run tandem on a fresh database on this Postgres server (a maintenance-database URL)
+        /// instead of a SQLite file.
+        #[arg(long)]
+        postgres: Option<String>,
     },
     /// Every benchmark at moderate sizes.
     All {
@@ -212,6 +244,13 @@ async fn main() -> anyhow::Result<()> {
         Command::Rss { persons } => vec![rss(persons).await?],
         Command::Coalesce { edits } => vec![coalesce(edits).await?],
         Command::Triggers { moves, deals } => vec![triggers(moves, deals).await?],
+        Command::CrmConditions {
+            deals,
+            persons,
+            activities,
+            requests,
+            postgres,
+        } => vec![crm_conditions(deals, persons, activities, requests, postgres.as_deref()).await?],
         Command::Chaos {
             contacts,
             edits,
@@ -229,6 +268,13 @@ async fn main() -> anyhow::Result<()> {
         } => {
             vec![mirror_chaos(operations, kills, seed, persons, deals, postgres.as_deref()).await?]
         }
+        Command::TriggerChaos {
+            operations,
+            kills,
+            seed,
+            deals,
+            postgres,
+        } => vec![trigger_chaos(operations, kills, seed, deals, postgres.as_deref()).await?],
         Command::Mirror {
             persons,
             deals,
@@ -701,6 +747,167 @@ async fn triggers(moves: usize, deals: usize) -> anyhow::Result<Section> {
             verdict(p95 <= Duration::from_secs(1)),
         ]],
         notes: vec![format!("Each move is a deal's stage changed as a Pipedrive user would (the simulator's UI hook), one at a time; latency is from that call until the app's subscription (`event_types: [\"deal.stage_changed\"]`) received the signed `deal.stage_changed` event: the simulator's webhook delivery, tandem's durable inbox, the trigger decision in the applying transaction, the outbound delivery. Every event was checked to name the move made, and no extra event arrived. Deals belong to {deals} linked persons.")],
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Journey conditions
+
+/// Times `requests` GETs of `path(i)` one after another; every answer must be 200.
+async fn time_gets(
+    app: &TestApp,
+    requests: usize,
+    path: impl Fn(usize) -> String,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut out = Vec::with_capacity(requests);
+    for i in 0..requests {
+        let path = path(i);
+        let t0 = Instant::now();
+        let answer = app.api(reqwest::Method::GET, &path).send().await?;
+        let status = answer.status();
+        let body = answer.bytes().await?;
+        out.push(t0.elapsed());
+        anyhow::ensure!(status.is_success(), "{path}: {status}");
+        anyhow::ensure!(!body.is_empty(), "{path}: empty body");
+    }
+    out.sort();
+    Ok(out)
+}
+
+async fn crm_conditions(
+    deals: usize,
+    persons: usize,
+    activities: usize,
+    requests: usize,
+    postgres: Option<&str>,
+) -> anyhow::Result<Section> {
+    use rand::{Rng, SeedableRng};
+    use tandem_engine::crm::pipedrive::client::Priority;
+    use tandem_engine::mirror::{self, ExtractOptions, Replication, Source};
+    use tandem_engine::store::mirror::MirrorDb;
+
+    let mut config = sim_config(None);
+    config.persons = persons;
+    config.objects = pipedrive_sim::SeedCounts {
+        organizations: persons / 10,
+        deals,
+        activities,
+        notes: 0,
+        leads: 2_000,
+        products: 10,
+    };
+    let app = app_on(postgres, config, false).await?;
+    let started = Instant::now();
+    let connection = app.connect_and_sync().await;
+    let synced = started.elapsed();
+    let conn = connections::load(&app.engine, connection.into()).await?;
+    let source = Source::new(&app.engine.crm, conn.session, Priority::Sync)?;
+    let db = MirrorDb::in_store(&app.store);
+    let started = Instant::now();
+    mirror::extract(
+        &source,
+        &db,
+        &Replication::all(None).streams,
+        ExtractOptions::default(),
+        &|_, _, _| {},
+    )
+    .await?;
+    let extracted = started.elapsed();
+    tandem_engine::store::mirror::set_mirror_enabled(&app.store, connection.into(), true).await?;
+    let deal_rows = db.count_live(&db.table("deals")).await?;
+    anyhow::ensure!(
+        deal_rows as usize == deals,
+        "{deal_rows} deals in the mirror"
+    );
+    let contacts: Vec<uuid::Uuid> = contacts::page(
+        &app.store,
+        &contacts::PageQuery {
+            limit: persons as u64 + 10,
+            ..Default::default()
+        },
+    )
+    .await?
+    .0;
+    anyhow::ensure!(!contacts.is_empty(), "no contacts");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let picks: Vec<uuid::Uuid> = (0..requests)
+        .map(|_| contacts[rng.gen_range(0..contacts.len())])
+        .collect();
+    let crm_path = |i: usize| format!("/api/v1/contacts/{}/crm", picks[i]);
+    let stages = [1, 2, 3, 4, 5];
+    let filter_path = |i: usize| {
+        format!(
+            "/api/v1/contacts?crm.deal.stage_id={}&crm.deal.status=open&limit=50",
+            stages[i % 5]
+        )
+    };
+    // Warm-up (connections, caches), then without the indexes, then with them.
+    time_gets(&app, 50, crm_path).await?;
+    let small = requests.min(200);
+    let crm_before = time_gets(&app, small, crm_path).await?;
+    let filter_before = time_gets(&app, small.min(50), filter_path).await?;
+    let started = Instant::now();
+    let created = tandem_engine::store::crm_conditions::ensure_condition_indexes(&db).await?;
+    let indexing = started.elapsed();
+    time_gets(&app, 50, crm_path).await?;
+    let crm_after = time_gets(&app, requests, crm_path).await?;
+    let filter_after = time_gets(&app, requests.min(500), filter_path).await?;
+    // What one answer holds, on average.
+    let mut deals_seen = 0_usize;
+    let mut activities_seen = 0_usize;
+    for contact in picks.iter().take(100) {
+        let body: serde_json::Value = app
+            .api(
+                reqwest::Method::GET,
+                &format!("/api/v1/contacts/{contact}/crm"),
+            )
+            .send()
+            .await?
+            .json()
+            .await?;
+        deals_seen += body["deals"].as_array().map_or(0, Vec::len);
+        activities_seen += body["open_activities"].as_array().map_or(0, Vec::len)
+            + body["done_activities"].as_array().map_or(0, Vec::len);
+    }
+    let p99 = quantile(&crm_after, 0.99);
+    let store_name = if postgres.is_some() {
+        "Postgres"
+    } else {
+        "SQLite"
+    };
+    let row = |what: &str, n: usize, l: &[Duration], goal: String| {
+        vec![
+            what.to_owned(),
+            n.to_string(),
+            ms(quantile(l, 0.5)),
+            ms(quantile(l, 0.95)),
+            ms(quantile(l, 0.99)),
+            goal,
+        ]
+    };
+    Ok(Section {
+        id: if postgres.is_some() { "crm-conditions-postgres" } else { "crm-conditions" },
+        title: format!("Journey conditions on {store_name} (issue 22): `GET /api/v1/contacts/{{id}}/crm` at {deals} deals"),
+        command: format!(
+            "cargo run --release -p tandem-bench -- crm-conditions --deals {deals} --persons {persons} --activities {activities} --requests {requests}{}",
+            if postgres.is_some() { " --postgres $PG_URL" } else { "" }
+        ),
+        header: vec!["request", "requests", "p50 (ms)", "p95 (ms)", "p99 (ms)", "goal"],
+        rows: vec![
+            row("`/crm`, no indexes", crm_before.len(), &crm_before, "—".into()),
+            row("`?crm.deal.stage_id=…&crm.deal.status=open&limit=50`, no indexes", filter_before.len(), &filter_before, "—".into()),
+            row("`/crm`, with the mirror's condition indexes", crm_after.len(), &crm_after, format!("p99 < 10 ms: {}", verdict(p99 < Duration::from_millis(10)))),
+            row("`?crm.deal.stage_id=…&crm.deal.status=open&limit=50`, with the indexes", filter_after.len(), &filter_after, "—".into()),
+        ],
+        notes: vec![format!(
+            "The simulator seeded with {persons} persons, {deals} deals, {activities} activities, 2,000 leads and {} organizations (random persons per deal and activity); tandem's initial sync linked every person to a contact ({:.1} s), then the mirror's extraction wrote every stream into tandem's {store_name} database ({:.1} s; {deal_rows} deals). Requests one at a time over loopback HTTP (keep-alive) with the API key, contacts picked at random (seed 11): {:.1} deals and {:.1} activities per answer on average. The indexes (`person_id` of deals, activities and leads; `stage_id`, `owner_id` of deals; `owner_id`, `org_id` of persons: {created} created in {:.1} s) are what the live mirror creates at the end of each pass. Release build; the machine's 2 cores were shared with other helpers' builds.",
+            persons / 10,
+            synced.as_secs_f64(),
+            extracted.as_secs_f64(),
+            deals_seen as f64 / 100.0,
+            activities_seen as f64 / 100.0,
+            indexing.as_secs_f64(),
+        )],
     })
 }
 
@@ -1493,6 +1700,78 @@ async fn mirror_chaos(
         notes: vec![
             format!("The simulator seeded with {persons} persons and {objects:?} (plus its reference data and a fifth as many files as notes); a connection by API token with the live mirror switched on; `tandem serve` (workers on, `[mirror] poll_interval_secs = {}`, `delete_pass_interval_secs = {}`, `workers.lease_secs = 3`) does the initial extraction, then {operations} random operations (a tenth deletes, three tenths creates, the rest edits; each on a random object of deals, persons, organizations, activities, notes, leads, products) go to the simulator's REST API as a Pipedrive user's script would, with webhook faults `{faults}` (webhook retries at time scale 0.01). tandem is SIGKILLed {} time(s) at random operations and restarted a random number of operations later (webhooks meanwhile fail and are retried, or not). Then faults off: the mirror catches up by itself (webhooks, its backstop and delete passes); the verify (as `tandem extract --verify`: count and checksum of `(key, update_time)` per stream, and the keys that differ) is repeated until it finds no difference twice with a completed pass in between, or {} s.", intervals.poll_interval_secs, intervals.delete_pass_interval_secs, report.kills, 180),
             format!("Edit phase {:.1} s, catch-up {:.1} s ({} verifications), total {:.0} s; {} API calls to the simulator (the run's own writes included); webhook deliveries {} delivered, {} failed (dropped or tandem down). Files are listed but not created or deleted by the run (the simulator has no upload).", report.edit_phase.as_secs_f64(), report.drain.as_secs_f64(), report.verifies, total.as_secs_f64(), report.api_calls, report.webhooks_delivered, report.webhooks_failed),
+        ],
+    })
+}
+
+async fn trigger_chaos(
+    operations: usize,
+    kills: usize,
+    seed: u64,
+    deals: usize,
+    postgres: Option<&str>,
+) -> anyhow::Result<Section> {
+    use tandem_tests::trigger_chaos::{self, TriggerChaosConfig};
+
+    let dir = std::env::temp_dir().join(format!(
+        "tandem-trigger-chaos-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let mut config = TriggerChaosConfig::new(operations, kills, seed, dir.clone());
+    config.deals = deals;
+    if postgres.is_some() {
+        config.database_url = Some(TestDatabase::create_on(postgres).await?.url);
+    }
+    let store_name = if postgres.is_some() {
+        "Postgres"
+    } else {
+        "SQLite"
+    };
+    let faults = config.faults.clone();
+    let intervals = config.intervals;
+    let persons = config.persons;
+    let started = Instant::now();
+    let report = trigger_chaos::run(config).await?;
+    let total = started.elapsed();
+    if report.clean() {
+        drop(std::fs::remove_dir_all(&dir));
+    } else {
+        println!("the trigger chaos run left its files in {}", dir.display());
+        for sample in &report.samples {
+            println!("  {sample}");
+        }
+    }
+    let made: usize = report.made.values().sum();
+    let made_by_kind = report
+        .made
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok(Section {
+        id: if postgres.is_some() { "trigger-chaos-postgres" } else { "trigger-chaos" },
+        title: format!("Trigger chaos on {store_name}: random deal changes, webhook faults, SIGKILLs; the app's events against the true changes (issue 22)"),
+        command: format!(
+            "cargo run --release -p tandem-bench -- trigger-chaos --operations {operations} --kills {kills} --seed {seed} --deals {deals}{}",
+            if postgres.is_some() { " --postgres $PG_URL" } else { "" }
+        ),
+        header: vec!["changes made", "SIGKILLs", "events received", "of them catch-up", "of them late (marked)", "missing", "extra", "out of order", "undone unheard", "goal 0 / 0 / 0"],
+        rows: vec![vec![
+            made.to_string(),
+            report.kills.to_string(),
+            report.events.to_string(),
+            report.catch_up_events.to_string(),
+            report.late_events.to_string(),
+            report.missing.to_string(),
+            report.extra.to_string(),
+            report.out_of_order.to_string(),
+            report.undone_unheard.to_string(),
+            verdict(report.clean()).to_string(),
+        ]],
+        notes: vec![
+            format!("The simulator with {persons} persons (linked by tandem's initial sync) and {deals} deals made before tandem starts (its mirror's initial extraction records them: not news); an app subscription for the seven `deal.*` events; `tandem serve` (workers on, `[mirror] poll_interval_secs = {}`, `workers.lease_secs = 3`). Then {operations} random changes as Pipedrive users make them (the simulator's UI hooks): {made_by_kind}; never the same deal twice within 1.1 s (Pipedrive's `update_time` has whole seconds). Webhook faults `{faults}` (retries at time scale 0.01); tandem SIGKILLed {} time(s) at random changes and restarted a random number of changes later (webhooks meanwhile fail, are retried, or are lost). Then faults off, until three backstop passes completed and no event came for two poll intervals.", intervals.poll_interval_secs, report.kills),
+            "The comparison, deal by deal, in the order the app received the events (each delivery once per `webhook-id`): an event must tell one real change not told yet (same type; for stage and owner changes the same from/to), else it is extra; a catch-up event (`catch_up: true`) must go from the state the app last heard to a later real state, and stands for the changes between; a real change no event tells is missing, except a run of them that ends where it began (undone while unheard: no state could show it); events not marked `late` must follow the order of the changes.".to_owned(),
+            format!("Edit phase {:.1} s, catch-up {:.1} s, total {:.0} s; {} events received ({} redeliveries of the same event after a kill); webhook deliveries {} delivered, {} failed (dropped or tandem down).", report.edit_phase.as_secs_f64(), report.drain.as_secs_f64(), total.as_secs_f64(), report.events, report.redeliveries, report.webhooks_delivered, report.webhooks_failed),
         ],
     })
 }

@@ -24,6 +24,8 @@ mod m20261222_000001_mirror_schedule;
 mod m20261223_000001_crm_organization;
 mod m20261224_000001_crm_organization_snapshot;
 mod m20261225_000001_crm_trigger_announced;
+mod m20261227_000001_crm_trigger_state;
+mod m20261227_000002_crm_trigger_catch_up;
 mod m20261228_000001_email_log_events;
 
 /// The ordered list of tandem's migrations.
@@ -51,6 +53,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261223_000001_crm_organization::Migration),
             Box::new(m20261224_000001_crm_organization_snapshot::Migration),
             Box::new(m20261225_000001_crm_trigger_announced::Migration),
+            Box::new(m20261227_000001_crm_trigger_state::Migration),
+            Box::new(m20261227_000002_crm_trigger_catch_up::Migration),
             Box::new(m20261228_000001_email_log_events::Migration),
         ]
     }

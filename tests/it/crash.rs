@@ -157,3 +157,30 @@ async fn two_hundred_random_edits_with_every_fault_including_duplicated_and_reor
     )
     .await;
 }
+
+/// The small trigger chaos run (issue 22): 150 random deal changes (stage moves, wins, losses,
+/// reopenings, owner changes, creates, deletes) with dropped, duplicated and reordered webhooks
+/// and one SIGKILL of tandem; the app's events equal the true changes per deal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_deal_changes_under_webhook_faults_and_a_kill_reach_the_app_with_none_missing_extra_or_out_of_order(
+) {
+    use tandem_tests::trigger_chaos::{self, TriggerChaosConfig};
+    let dir = scratch_dir("trigger-chaos");
+    let mut config = TriggerChaosConfig::new(150, 1, 7, dir.clone());
+    config.deals = 30;
+    // SQLite file, or a fresh Postgres database when the suite runs on Postgres.
+    config.database_url = Some(TestDatabase::create().await.unwrap().url);
+    let report = trigger_chaos::run(config).await.unwrap();
+    assert!(
+        report.clean(),
+        "missing {}, extra {}, out of order {}: {:?} (files kept in {})",
+        report.missing,
+        report.extra,
+        report.out_of_order,
+        report.samples,
+        dir.display()
+    );
+    assert_eq!(report.kills, 1);
+    assert!(report.events > 0, "{report:?}");
+    drop(std::fs::remove_dir_all(&dir));
+}

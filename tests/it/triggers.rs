@@ -526,3 +526,406 @@ async fn an_activity_is_announced_overdue_once_after_its_due_time_and_never_when
     );
     assert!(others.drain().is_empty());
 }
+
+/// A synced app with `n` linked persons and the live mirror on; returns it, the connection,
+/// and each person with its contact.
+async fn app_with_persons(n: usize) -> (TestApp, Uuid, Vec<(i64, Uuid)>) {
+    let app = tandem_tests::spawn_app_with(
+        pipedrive_sim::SimConfig {
+            persons: n,
+            ..pipedrive_sim::SimConfig::default()
+        },
+        |_| {},
+    )
+    .await;
+    let connection = app.connect_and_sync().await;
+    app.drive().await;
+    let mut persons: Vec<i64> = app
+        .sim
+        .handle()
+        .persons()
+        .iter()
+        .filter_map(|p| p["id"].as_i64())
+        .collect();
+    persons.sort_unstable();
+    let mut out = Vec::new();
+    for person in persons {
+        let contact = links::by_person(&app.store, connection.into(), person)
+            .await
+            .unwrap()
+            .expect("linked")
+            .contact_id;
+        out.push((person, contact.uuid()));
+    }
+    (app, connection, out)
+}
+
+/// The contact ids of every page of `GET /api/v1/contacts?{query}`, following `next_cursor`.
+async fn listed(app: &TestApp, query: &str) -> Vec<Uuid> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/contacts?{query}&cursor={c}"),
+            None => format!("/api/v1/contacts?{query}"),
+        };
+        let answer = app.api(Method::GET, &path).send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK, "{path}");
+        let page: Value = answer.json().await.unwrap();
+        for contact in page["data"].as_array().unwrap() {
+            out.push(contact["id"].as_str().unwrap().parse().unwrap());
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    out.sort();
+    out
+}
+
+fn sorted(mut ids: Vec<Uuid>) -> Vec<Uuid> {
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn the_contacts_list_filters_by_deal_stage_status_owner_open_activity_and_lead_from_the_mirror(
+) {
+    let (app, connection, people) = app_with_persons(3).await;
+    let (p0, c0) = people[0];
+    let (p1, c1) = people[1];
+    let (p2, c2) = people[2];
+    let off = app
+        .api(Method::GET, "/api/v1/contacts?crm.deal.stage_id=2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(off.status(), StatusCode::CONFLICT, "the mirror is off");
+
+    // The person's owner changes before the mirror's initial extraction copies it.
+    let sim = app.sim.handle();
+    let other_user = sim.config().user_id + 1;
+    sim.update_person_as_user(p0, json!({ "owner_id": other_user }))
+        .unwrap();
+    for person in [p1, p2] {
+        sim.update_person_as_user(person, json!({ "owner_id": other_user - 1 }))
+            .unwrap();
+    }
+    tandem_engine::sync::mirror::set_enabled(&app.engine, connection.into(), true)
+        .await
+        .unwrap();
+    tandem_engine::sync::mirror::drive_mirror_until_idle(&app.engine)
+        .await
+        .unwrap();
+    sim.create_deal_as_user(json!({ "title": "Open in 2", "person_id": p0, "stage_id": 2 }))
+        .unwrap();
+    let won = sim
+        .create_deal_as_user(json!({ "title": "Won in 2", "person_id": p1, "stage_id": 2 }))
+        .unwrap();
+    sim.create_deal_as_user(json!({ "title": "Open in 3", "person_id": p2, "stage_id": 3 }))
+        .unwrap();
+    sim.create_activity_as_user(json!({ "subject": "Call", "type": "call", "person_id": p0 }))
+        .unwrap();
+    let called = sim
+        .create_activity_as_user(json!({ "subject": "Called", "type": "call", "person_id": p1 }))
+        .unwrap();
+    sim.create_activity_as_user(json!({ "subject": "Meet", "type": "meeting", "person_id": p2 }))
+        .unwrap();
+    sim.create_lead_as_user(json!({ "title": "Interested", "person_id": p1 }))
+        .unwrap();
+    delivered(&app, "deal", 3).await;
+    delivered(&app, "activity", 3).await;
+    delivered(&app, "lead", 1).await;
+    sim.advance_clock(std::time::Duration::from_secs(2));
+    sim.update_deal_as_user(won["id"].as_i64().unwrap(), json!({ "status": "won" }))
+        .unwrap();
+    sim.update_activity_as_user(called["id"].as_i64().unwrap(), json!({ "done": true }))
+        .unwrap();
+    delivered(&app, "deal", 4).await;
+    delivered(&app, "activity", 4).await;
+
+    let calls_before = sim.total_calls();
+    assert_eq!(
+        listed(&app, "crm.deal.stage_id=2&crm.deal.status=open").await,
+        [c0]
+    );
+    assert_eq!(
+        listed(&app, "crm.deal.stage_id=2").await,
+        sorted(vec![c0, c1])
+    );
+    assert_eq!(
+        listed(&app, "crm.deal.status=won&crm.deal.pipeline_id=1").await,
+        [c1]
+    );
+    assert_eq!(
+        listed(&app, &format!("crm.owner_id={other_user}")).await,
+        [c0]
+    );
+    assert_eq!(listed(&app, "crm.activity.open_type=call").await, [c0]);
+    assert_eq!(listed(&app, "crm.activity.open_type=meeting").await, [c2]);
+    assert_eq!(listed(&app, "crm.lead.open=true").await, [c1]);
+    assert_eq!(
+        listed(&app, "crm.lead.open=false&crm.deal.status=open").await,
+        sorted(vec![c0, c2])
+    );
+    // Cursor paging over the filtered contacts: one a page.
+    assert_eq!(
+        listed(&app, "crm.deal.status=open&limit=1").await,
+        sorted(vec![c0, c2])
+    );
+    assert_eq!(
+        listed(&app, "crm.deal.stage_id=999").await,
+        Vec::<Uuid>::new()
+    );
+    assert_eq!(sim.total_calls(), calls_before, "no Pipedrive call");
+}
+
+#[tokio::test]
+async fn an_unknown_crm_filter_or_a_bad_value_is_refused_with_a_stable_code_naming_it() {
+    let (app, connection, _people) = app_with_persons(1).await;
+    tandem_engine::store::mirror::set_mirror_enabled(&app.store, connection.into(), true)
+        .await
+        .unwrap();
+    for (query, code, field) in [
+        ("crm.deal.colour=red", "unknown_field", "crm.deal.colour"),
+        (
+            "crm.deal.stage_id=abc",
+            "validation_failed",
+            "crm.deal.stage_id",
+        ),
+        (
+            "crm.deal.status=pending",
+            "validation_failed",
+            "crm.deal.status",
+        ),
+        ("crm.lead.open=maybe", "validation_failed", "crm.lead.open"),
+        ("crm.owner_id=0", "validation_failed", "crm.owner_id"),
+    ] {
+        let answer = app
+            .api(Method::GET, &format!("/api/v1/contacts?{query}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY, "{query}");
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(body["code"], code, "{query}: {body}");
+        assert_eq!(body["fields"][0]["field"], field, "{query}: {body}");
+    }
+    let body: Value = app
+        .api(Method::GET, "/api/v1/contacts?crm.deal.colour=red")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        body.to_string().contains("crm.activity.open_type"),
+        "the known filters are listed: {body}"
+    );
+    // The filters are in the OpenAPI document.
+    let document: Value = app
+        .api(Method::GET, "/api/v1/openapi.json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = document["paths"]["/api/v1/contacts"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    for name in [
+        "crm.deal.stage_id",
+        "crm.deal.status",
+        "crm.owner_id",
+        "crm.activity.open_type",
+        "crm.lead.open",
+    ] {
+        assert!(names.contains(&name), "{name} in {names:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_deal_move_whose_webhook_was_dropped_reaches_the_app_once_as_catch_up_and_its_late_webhook_adds_nothing(
+) {
+    use std::sync::Arc;
+    use tandem_engine::clock::TestClock;
+    use tandem_engine::sync::mirror as live_mirror;
+
+    let (app, connection, people) = app_with_persons(1).await;
+    let (person, contact) = people[0];
+    let clock = TestClock::new();
+    let engine = app.engine.clone().with_clock(Arc::new(clock.clone()));
+    live_mirror::set_enabled(&engine, connection.into(), true)
+        .await
+        .unwrap();
+    let sim = app.sim.handle();
+    let deal = sim
+        .create_deal_as_user(json!({ "title": "Watched", "person_id": person, "stage_id": 1 }))
+        .unwrap();
+    let deal_id = deal["id"].as_i64().unwrap();
+    delivered(&app, "deal", 1).await;
+    // The initial extraction records what exists: no event for it.
+    live_mirror::drive_mirror_until_idle(&engine).await.unwrap();
+    let mut receiver = subscribe(&app, &["*"], Vec::new()).await;
+
+    // Pipedrive moves the deal, and its webhook is lost.
+    sim.set_faults(pipedrive_sim::FaultSpec::parse("webhooks:drop=1").unwrap());
+    sim.advance_clock(std::time::Duration::from_secs(120));
+    sim.update_deal_as_user(deal_id, json!({ "stage_id": 3 }))
+        .unwrap();
+    let deliveries = sim
+        .wait_for_deliveries(std::time::Duration::from_secs(20), |d| {
+            d.iter()
+                .any(|d| d.entity == "deal" && d.action == "change" && !d.delivered)
+        })
+        .await;
+    sim.set_faults(pipedrive_sim::FaultSpec::none());
+    let lost = deliveries
+        .iter()
+        .find(|d| d.entity == "deal" && d.action == "change")
+        .unwrap()
+        .body
+        .clone();
+    app.drive().await;
+    assert!(receiver.drain().is_empty(), "nothing was heard yet");
+
+    // The backstop pass finds it: one catch-up event, from the stage the app knew.
+    clock.advance(chrono::Duration::seconds(
+        i64::try_from(app.settings.mirror.poll_interval_secs).unwrap() + 1,
+    ));
+    live_mirror::drive_mirror_until_idle(&engine).await.unwrap();
+    tandem_engine::sync::worker::drive_until_idle(&engine)
+        .await
+        .unwrap();
+    let caught = receiver.next().await.json();
+    assert_eq!(caught["type"], "deal.stage_changed", "{caught}");
+    assert_eq!(caught["data"]["catch_up"], true);
+    assert_eq!(caught["data"]["id"], deal_id.to_string());
+    assert_eq!(
+        caught["data"]["change"]["stage_id"],
+        json!({ "from": 1, "to": 3 })
+    );
+    assert_eq!(caught["data"]["previous"]["stage_id"], 1);
+    assert_eq!(caught["data"]["deal"]["stage_id"], 3);
+    assert_eq!(caught["data"]["contact_ids"], json!([contact]));
+    assert!(receiver.drain().is_empty(), "one event");
+
+    // The lost webhook arrives after all, and another pass runs: nothing more.
+    assert_eq!(
+        app.post_pipedrive_webhook(connection, &lost).await.status(),
+        StatusCode::OK
+    );
+    tandem_engine::sync::worker::drive_until_idle(&engine)
+        .await
+        .unwrap();
+    clock.advance(chrono::Duration::seconds(
+        i64::try_from(app.settings.mirror.poll_interval_secs).unwrap() + 1,
+    ));
+    live_mirror::drive_mirror_until_idle(&engine).await.unwrap();
+    tandem_engine::sync::worker::drive_until_idle(&engine)
+        .await
+        .unwrap();
+    assert!(receiver.drain().is_empty(), "never twice");
+
+    // The next move's webhook arrives: an ordinary event again.
+    sim.advance_clock(std::time::Duration::from_secs(2));
+    sim.update_deal_as_user(deal_id, json!({ "status": "won" }))
+        .unwrap();
+    app.sim
+        .handle()
+        .wait_for_deliveries(std::time::Duration::from_secs(20), |d| {
+            d.iter()
+                .filter(|d| d.entity == "deal" && d.delivered)
+                .count()
+                >= 2
+        })
+        .await;
+    tandem_engine::sync::worker::drive_until_idle(&engine)
+        .await
+        .unwrap();
+    let won = receiver.next().await.json();
+    assert_eq!(won["type"], "deal.won");
+    assert_eq!(won["data"]["catch_up"], false);
+    assert!(receiver.drain().is_empty());
+}
+
+#[tokio::test]
+async fn a_deal_move_whose_webhook_was_lost_is_told_as_catch_up_before_the_next_move_and_the_lost_webhook_adds_nothing(
+) {
+    let (app, connection, people) = app_with_persons(1).await;
+    let (person, contact) = people[0];
+    let sim = app.sim.handle();
+    let mut receiver = subscribe(&app, &["*"], Vec::new()).await;
+    let deal = sim
+        .create_deal_as_user(json!({ "title": "Watched", "person_id": person, "stage_id": 1 }))
+        .unwrap();
+    let deal_id = deal["id"].as_i64().unwrap();
+    delivered(&app, "deal", 1).await;
+    assert_eq!(receiver.next().await.json()["type"], "deal.created");
+
+    // Stage 1 → 3: every attempt of its webhook is lost (no mirror here).
+    sim.set_faults(pipedrive_sim::FaultSpec::parse("webhooks:drop=1").unwrap());
+    sim.advance_clock(std::time::Duration::from_secs(2));
+    sim.update_deal_as_user(deal_id, json!({ "stage_id": 3 }))
+        .unwrap();
+    let deliveries = sim
+        .wait_for_deliveries(std::time::Duration::from_secs(20), |d| {
+            d.iter()
+                .any(|d| d.entity == "deal" && d.action == "change" && !d.delivered)
+        })
+        .await;
+    sim.set_faults(pipedrive_sim::FaultSpec::none());
+    let lost = deliveries
+        .iter()
+        .find(|d| d.entity == "deal" && d.action == "change")
+        .unwrap()
+        .body
+        .clone();
+
+    // Stage 3 → 4 arrives: first the catch-up 1 → 3, then the move itself.
+    sim.advance_clock(std::time::Duration::from_secs(2));
+    sim.update_deal_as_user(deal_id, json!({ "stage_id": 4 }))
+        .unwrap();
+    app.sim
+        .handle()
+        .wait_for_deliveries(std::time::Duration::from_secs(20), |d| {
+            d.iter()
+                .filter(|d| d.entity == "deal" && d.delivered)
+                .count()
+                >= 2
+        })
+        .await;
+    app.drive().await;
+    let caught = receiver.next().await.json();
+    assert_eq!(caught["type"], "deal.stage_changed", "{caught}");
+    assert_eq!(caught["data"]["catch_up"], true);
+    assert_eq!(
+        caught["data"]["change"]["stage_id"],
+        json!({ "from": 1, "to": 3 })
+    );
+    assert_eq!(caught["data"]["previous"]["stage_id"], 1);
+    assert_eq!(caught["data"]["deal"]["stage_id"], 3);
+    assert_eq!(caught["data"]["contact_ids"], json!([contact]));
+    let moved = receiver.next().await.json();
+    assert_eq!(moved["type"], "deal.stage_changed");
+    assert_eq!(moved["data"]["catch_up"], false);
+    assert_eq!(
+        moved["data"]["change"]["stage_id"],
+        json!({ "from": 3, "to": 4 })
+    );
+    assert!(receiver.drain().is_empty(), "two events");
+
+    // The lost webhook is delivered after all: nothing more.
+    assert_eq!(
+        app.post_pipedrive_webhook(connection, &lost).await.status(),
+        StatusCode::OK
+    );
+    app.drive().await;
+    assert!(receiver.drain().is_empty(), "never twice");
+}

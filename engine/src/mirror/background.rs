@@ -284,6 +284,9 @@ async fn finish(
     row.pass_started_at = None;
     row.last_error = None;
     save_mirror_connection(store, row).await?;
+    // The journey conditions' lookups (by person, stage, owner): after the pass, so the
+    // initial extraction writes without them.
+    crate::store::crm_conditions::ensure_condition_indexes(&MirrorDb::in_store(store)).await?;
     tracing::info!(pass = pass.as_str(), "A mirror pass completed.");
     Ok(())
 }

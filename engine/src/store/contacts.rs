@@ -367,7 +367,7 @@ pub async fn remove_from_list(
 }
 
 /// A page of contacts in (`updated_at`, `id`) order, for the app's API.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct PageQuery {
     /// Normalised e-mail to match.
     pub email: Option<String>,
@@ -377,6 +377,9 @@ pub struct PageQuery {
     pub after: Option<(DateTime<Utc>, Uuid)>,
     pub include_archived: bool,
     pub limit: u64,
+    /// Only contacts linked (on this connection) to a person these subqueries select
+    /// (`crm.*` filters: `super::crm_conditions::person_subqueries` with parameters from `$2`).
+    pub crm: Option<(Uuid, super::crm_conditions::PersonSubqueries)>,
 }
 
 /// Contact ids of one page, and the position after its last one when more may follow.
@@ -396,6 +399,27 @@ pub async fn page(
     }
     if !query.include_archived {
         select = select.filter(contact::Column::ArchivedAt.is_null());
+    }
+    if let Some((connection, persons)) = &query.crm {
+        // The backend's placeholder (see `crm_conditions::person_subqueries`).
+        let first = match sea_orm::ConnectionTrait::get_database_backend(db) {
+            sea_orm::DbBackend::Postgres => "$1",
+            _ => "?",
+        };
+        let mut sql = format!(
+            "\"contact\".\"id\" IN (SELECT contact_id FROM person_link \
+             WHERE connection_id = {first}"
+        );
+        for include in &persons.include {
+            sql.push_str(&format!(" AND person_id IN ({include})"));
+        }
+        for exclude in &persons.exclude {
+            sql.push_str(&format!(" AND person_id NOT IN ({exclude})"));
+        }
+        sql.push(')');
+        let mut values: Vec<sea_orm::Value> = vec![(*connection).into()];
+        values.extend(persons.values.iter().cloned());
+        select = select.filter(Expr::cust_with_values(sql, values));
     }
     if let Some((at, id)) = query.after {
         select = select.filter(

@@ -110,3 +110,229 @@ pub async fn announced(
         .map(|r| (r.object_id, r.announced))
         .collect())
 }
+
+/// A record's state as the app last heard it (`crm_trigger_state`).
+#[derive(Debug, Clone, PartialEq, Eq, FromQueryResult)]
+pub struct TriggerState {
+    pub object_id: String,
+    /// The fields triggers read, as JSON text.
+    pub state: String,
+    /// The record's version (its `update_time`, in the mirror's time format) at that state.
+    pub version: String,
+    /// A catch-up event told the app of every change up to this version.
+    pub covered: Option<String>,
+}
+
+/// The stored state of one record.
+pub async fn trigger_state(
+    db: &impl Conn,
+    connection: ConnectionId,
+    object: &str,
+    object_id: &str,
+) -> Result<Option<TriggerState>, StoreError> {
+    let backend = db.raw().get_database_backend();
+    Ok(
+        TriggerState::find_by_statement(Statement::from_sql_and_values(
+            backend,
+            "SELECT object_id, state, version, covered FROM crm_trigger_state \
+         WHERE connection_id = $1 AND object = $2 AND object_id = $3",
+            [connection.uuid().into(), object.into(), object_id.into()],
+        ))
+        .one(db.raw())
+        .await?,
+    )
+}
+
+/// Every stored state of `object`'s records on the connection, by id.
+pub async fn trigger_states(
+    db: &impl Conn,
+    connection: ConnectionId,
+    object: &str,
+) -> Result<std::collections::HashMap<String, TriggerState>, StoreError> {
+    let backend = db.raw().get_database_backend();
+    Ok(
+        TriggerState::find_by_statement(Statement::from_sql_and_values(
+            backend,
+            "SELECT object_id, state, version, covered FROM crm_trigger_state \
+         WHERE connection_id = $1 AND object = $2",
+            [connection.uuid().into(), object.into()],
+        ))
+        .all(db.raw())
+        .await?
+        .into_iter()
+        .map(|s| (s.object_id.clone(), s))
+        .collect(),
+    )
+}
+
+/// Stores a record's state at `version` unless a newer version is stored; `covered` (a
+/// catch-up's) only ever grows. Returns whether the row was written.
+pub async fn put_trigger_state(
+    db: &impl Conn,
+    connection: ConnectionId,
+    object: &str,
+    object_id: &str,
+    state: &str,
+    version: &str,
+    covered: Option<&str>,
+) -> Result<bool, StoreError> {
+    let backend = db.raw().get_database_backend();
+    let done = db
+        .raw()
+        .execute(Statement::from_sql_and_values(
+            backend,
+            "INSERT INTO crm_trigger_state (connection_id, object, object_id, state, version, covered) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (connection_id, object, object_id) \
+             DO UPDATE SET state = excluded.state, version = excluded.version, \
+             covered = CASE WHEN excluded.covered IS NULL THEN crm_trigger_state.covered \
+                            WHEN crm_trigger_state.covered IS NULL THEN excluded.covered \
+                            WHEN excluded.covered > crm_trigger_state.covered THEN excluded.covered \
+                            ELSE crm_trigger_state.covered END \
+             WHERE crm_trigger_state.version <= excluded.version",
+            [
+                connection.uuid().into(),
+                object.into(),
+                object_id.into(),
+                state.into(),
+                version.into(),
+                covered.map(str::to_owned).into(),
+            ],
+        ))
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Records the states of records the app has not heard of yet (the mirror's initial
+/// extraction: what is there is not news); states already stored are kept.
+pub async fn seed_trigger_states(
+    db: &impl Conn,
+    connection: ConnectionId,
+    object: &str,
+    rows: &[(String, String, String)],
+) -> Result<(), StoreError> {
+    let backend = db.raw().get_database_backend();
+    for chunk in rows.chunks(super::MAX_BIND_PARAMS / 6) {
+        let mut sql = String::from(
+            "INSERT INTO crm_trigger_state (connection_id, object, object_id, state, version) VALUES ",
+        );
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 5);
+        for (i, (object_id, state, version)) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            let n = values.len();
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${})",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4,
+                n + 5
+            ));
+            values.extend([
+                connection.uuid().into(),
+                object.into(),
+                object_id.clone().into(),
+                state.clone().into(),
+                version.clone().into(),
+            ]);
+        }
+        sql.push_str(" ON CONFLICT (connection_id, object, object_id) DO NOTHING");
+        db.raw()
+            .execute(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Moves a record's state from the stored `expected` version to `state` at `version`, as a
+/// catch-up event covering every change up to it; `false` when the stored row is not at
+/// `expected` any more (a webhook moved it meanwhile: that one told the app).
+pub async fn catch_up_state(
+    db: &impl Conn,
+    connection: ConnectionId,
+    object: &str,
+    object_id: &str,
+    expected: Option<&str>,
+    state: &str,
+    version: &str,
+) -> Result<bool, StoreError> {
+    let backend = db.raw().get_database_backend();
+    let done = match expected {
+        Some(expected) => {
+            db.raw()
+                .execute(Statement::from_sql_and_values(
+                    backend,
+                    "UPDATE crm_trigger_state SET state = $4, version = $5, covered = $5 \
+                 WHERE connection_id = $1 AND object = $2 AND object_id = $3 AND version = $6",
+                    [
+                        connection.uuid().into(),
+                        object.into(),
+                        object_id.into(),
+                        state.into(),
+                        version.into(),
+                        expected.into(),
+                    ],
+                ))
+                .await?
+        }
+        None => {
+            db.raw()
+                .execute(Statement::from_sql_and_values(
+                    backend,
+                    "INSERT INTO crm_trigger_state \
+                 (connection_id, object, object_id, state, version, covered) \
+                 VALUES ($1, $2, $3, $4, $5, $5) \
+                 ON CONFLICT (connection_id, object, object_id) DO NOTHING",
+                    [
+                        connection.uuid().into(),
+                        object.into(),
+                        object_id.into(),
+                        state.into(),
+                        version.into(),
+                    ],
+                ))
+                .await?
+        }
+    };
+    Ok(done.rows_affected() > 0)
+}
+
+/// Where the connection's next catch-up starts: the start of the last mirror pass whose
+/// catch-up completed (every row written before it was caught up or announced by its webhook).
+pub async fn catch_up_since(
+    db: &impl Conn,
+    connection: ConnectionId,
+) -> Result<Option<String>, StoreError> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        since: String,
+    }
+    let backend = db.raw().get_database_backend();
+    Ok(Row::find_by_statement(Statement::from_sql_and_values(
+        backend,
+        "SELECT since FROM crm_trigger_catch_up WHERE connection_id = $1",
+        [connection.uuid().into()],
+    ))
+    .one(db.raw())
+    .await?
+    .map(|r| r.since))
+}
+
+/// Records that the catch-up of the pass that started at `since` completed.
+pub async fn set_catch_up_since(
+    db: &impl Conn,
+    connection: ConnectionId,
+    since: &str,
+) -> Result<(), StoreError> {
+    let backend = db.raw().get_database_backend();
+    db.raw()
+        .execute(Statement::from_sql_and_values(
+            backend,
+            "INSERT INTO crm_trigger_catch_up (connection_id, since) VALUES ($1, $2) \
+             ON CONFLICT (connection_id) DO UPDATE SET since = excluded.since",
+            [connection.uuid().into(), since.into()],
+        ))
+        .await?;
+    Ok(())
+}

@@ -246,6 +246,11 @@ impl MirrorDb {
         self.db.get_database_backend()
     }
 
+    /// The database connection (for the journey conditions' queries in `store`).
+    pub(super) fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
     /// The table of stream `stream` (`object` naming: `pipedrive.{stream_name}` by default).
     pub fn table(&self, stream: &str) -> TableRef {
         TableRef {

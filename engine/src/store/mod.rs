@@ -16,6 +16,7 @@ mod conn;
 pub mod connections;
 pub mod contact_search;
 pub mod contacts;
+pub mod crm_conditions;
 pub mod crm_events;
 pub mod cursors;
 pub mod duplicates;

@@ -170,6 +170,8 @@ pub async fn run_mirror_once(engine: &Engine) -> Result<usize, SyncError> {
             tracing::debug!(connection_id = %conn.id, "Daily API budget is low; the mirror waits.");
             continue;
         }
+        // The pass in progress, for the catch-up triggers when it completes.
+        let pass_started = mirror.pass_started_at.clone();
         match background::run_once(
             &engine.crm,
             &engine.store,
@@ -180,6 +182,24 @@ pub async fn run_mirror_once(engine: &Engine) -> Result<usize, SyncError> {
         .await
         {
             Ok(Round::Idle) => {}
+            Ok(Round::Worked {
+                pass,
+                pass_done: true,
+                ..
+            }) => {
+                worked += 1;
+                let initial = pass == background::PassKind::Initial;
+                if let Err(error) = crate::sync::triggers::catch_up(
+                    engine,
+                    conn.id,
+                    pass_started.as_deref(),
+                    initial,
+                )
+                .await
+                {
+                    tracing::warn!(connection_id = %conn.id, error = %error, "Catch-up triggers of a completed mirror pass failed; the changes it found are announced by their webhooks only.");
+                }
+            }
             Ok(Round::Worked { .. } | Round::Purged(_)) => worked += 1,
             // Stored on the connection's mirror and its stream; the next round tries again.
             Err(error) => {

@@ -310,13 +310,100 @@ pub async fn observe(
     let by_tandem = meta_text("change_source").as_deref() == Some("api")
         && meta_text("user_id")
             .is_some_and(|u| Some(u) == conn.default_owner.map(|o| o.to_string()));
-    if by_tandem {
-        return Ok(0);
-    }
     let data = body.get("data").cloned().unwrap_or(Value::Null);
     let previous = body.get("previous").cloned().unwrap_or(Value::Null);
     // A deleted record's last state is in `previous`.
     let record = if data.is_object() { &data } else { &previous };
+    // The state the app now knows (for catch-up triggers); a change a catch-up event already
+    // covered (the backstop found it before its webhook arrived) is not announced again.
+    if let Some(object) = tracked(&entity) {
+        let deleted = matches!(action.as_str(), "delete" | "deleted");
+        let version = if deleted {
+            meta.get("timestamp")
+                .and_then(crate::mirror::pipedrive_time)
+        } else {
+            record_version(record)
+        };
+        if let (Some(version), Some(state)) = (version, state_of(object, record, deleted)) {
+            let stored = crm_events::trigger_state(txn, conn.id, object, &object_id).await?;
+            let covered = stored
+                .as_ref()
+                .and_then(|s| s.covered.as_deref())
+                .is_some_and(|c| version.as_str() <= c);
+            // A change of a record the app knows at an older state that differs from the one
+            // this change started from: the changes between were never heard (their webhooks
+            // were lost, or are late). One catch-up event tells them now, and covers them up to
+            // this version so their webhooks, should they come, add nothing.
+            // A change of a record the app never heard of, once the mirror's initial
+            // extraction recorded every record (a catch-up completed): its creation was
+            // never heard (the create webhook was lost).
+            let unheard_creation = stored.is_none()
+                && matches!(action.as_str(), "change" | "updated")
+                && crm_events::catch_up_since(txn, conn.id).await?.is_some();
+            let gap = match (&stored, action.as_str()) {
+                (None, _) if unheard_creation => state_of(object, &before(&data, &previous), false)
+                    .map(|from| (Value::Null, from)),
+                (Some(stored), "change" | "updated" | "delete" | "deleted")
+                    if !covered && stored.version.as_str() < version.as_str() =>
+                {
+                    let known: Option<Value> = serde_json::from_str(&stored.state).ok();
+                    let started_from = if deleted {
+                        state_of(object, record, false)
+                    } else {
+                        state_of(object, &before(&data, &previous), false)
+                    };
+                    match (known, started_from) {
+                        (Some(known), Some(from))
+                            if known["deleted"] != json!(true) && known != from =>
+                        {
+                            Some((known, from))
+                        }
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            crm_events::put_trigger_state(
+                txn,
+                conn.id,
+                object,
+                &object_id,
+                &state.to_string(),
+                &version,
+                gap.as_ref().map(|_| version.as_str()),
+            )
+            .await?;
+            if let Some((known, from)) = gap {
+                let heard = (!known.is_null()).then_some(&known);
+                let fired = state_triggers(object, heard, &from, &object_id);
+                let persons = if object == "person" {
+                    object_id.parse().into_iter().collect()
+                } else {
+                    persons_of(record)
+                };
+                let mut contacts: Vec<ContactId> = Vec::new();
+                for person in persons {
+                    if let Some(link) = links::by_person(txn, conn.id, person).await? {
+                        contacts.push(link.contact_id);
+                    }
+                }
+                let at_gap = before(&data, &previous);
+                let found = if deleted { record } else { &at_gap };
+                let queued = announce_catch_up(
+                    txn, object, &object_id, &fired, &known, found, &contacts, &version, now,
+                )
+                .await?;
+                tracing::info!(connection_id = %conn.id, object, queued, "A change started from a state the app never heard; the changes between are announced as catch-up.");
+            }
+            if covered {
+                tracing::debug!(connection_id = %conn.id, object, "A change a catch-up event already announced arrived; not announced again.");
+                return Ok(0);
+            }
+        }
+    }
+    if by_tandem {
+        return Ok(0);
+    }
     let fired = match entity.as_str() {
         "deal" => change(&action, &data, &previous, deal_state)
             .map(|c| triggers::deal_triggers(&c, object_id.parse().ok()))
@@ -378,6 +465,7 @@ pub async fn observe(
         data_out.insert("contact_ids".into(), json!(contacts));
         data_out.insert("occurred_at".into(), json!(occurred_at));
         data_out.insert("late".into(), json!(late));
+        data_out.insert("catch_up".into(), json!(false));
         let event = json!({
             "type": trigger.kind(),
             "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
@@ -488,6 +576,7 @@ pub async fn scan_overdue(engine: &Engine) -> Result<usize, SyncError> {
                     "contact_ids": contacts,
                     "occurred_at": occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                     "late": false,
+                    "catch_up": false,
                 },
             });
             queued += app::crm_event(&txn, KIND, &contacts, &[], &event, now).await?;
@@ -495,4 +584,270 @@ pub async fn scan_overdue(engine: &Engine) -> Result<usize, SyncError> {
         }
     }
     Ok(queued)
+}
+
+/// The object name catch-up triggers track for a webhook entity (deals, activities, persons).
+fn tracked(entity: &str) -> Option<&'static str> {
+    match entity {
+        "deal" => Some("deal"),
+        "activity" => Some("activity"),
+        "person" => Some("person"),
+        _ => None,
+    }
+}
+
+/// The mirror's stream of a tracked object.
+fn stream_of(object: &str) -> &'static str {
+    match object {
+        "deal" => "deals",
+        "activity" => "activities",
+        _ => "persons",
+    }
+}
+
+/// A record's version: its `update_time` in the mirror's time format.
+fn record_version(record: &Value) -> Option<String> {
+    record
+        .get("update_time")
+        .and_then(crate::mirror::pipedrive_time)
+}
+
+/// The fields of a record that triggers read, as stored in `crm_trigger_state` (and read
+/// back by the same state functions as a webhook's record).
+fn state_of(object: &str, record: &Value, deleted: bool) -> Option<Value> {
+    let mut state = match object {
+        "deal" => {
+            let d = deal_state(record);
+            json!({
+                "stage_id": d.stage_id, "pipeline_id": d.pipeline_id, "status": d.status,
+                "owner_id": d.owner_id, "lost_reason": d.lost_reason, "lead_id": d.lead_id,
+            })
+        }
+        "activity" => json!({ "done": activity_state(record).done }),
+        "person" => json!({ "owner_id": person_state(record).owner_id }),
+        _ => return None,
+    };
+    state["deleted"] = json!(deleted);
+    Some(state)
+}
+
+/// The triggers of a change from the state the app knew (`before`) to the one the mirror
+/// holds (`after`; `None` for a record it never knew).
+fn state_triggers(object: &str, before: Option<&Value>, after: &Value, id: &str) -> Vec<Trigger> {
+    let after_deleted = after["deleted"] == json!(true);
+    let before_deleted = before.is_some_and(|b| b["deleted"] == json!(true));
+    if before_deleted {
+        return Vec::new();
+    }
+    fn change<T>(
+        before: Option<&Value>,
+        after: &Value,
+        deleted: bool,
+        state: fn(&Value) -> T,
+    ) -> Change<T> {
+        match before {
+            _ if deleted => Change::Deleted,
+            None => Change::Created(state(after)),
+            Some(before) => Change::Changed {
+                before: state(before),
+                after: state(after),
+            },
+        }
+    }
+    match object {
+        "deal" => triggers::deal_triggers(
+            &change(before, after, after_deleted, deal_state),
+            id.parse().ok(),
+        ),
+        "activity" => {
+            triggers::activity_triggers(&change(before, after, after_deleted, activity_state))
+        }
+        "person" => {
+            triggers::person_triggers(&change(before, after, after_deleted, person_state), None)
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Catch-up triggers, after a pass of connection `connection`'s live mirror completed (it
+/// started at `started`): every deal, activity and person the pass found in a state the app
+/// has not heard of (its webhook never arrived, or has not yet) is announced, marked
+/// `"catch_up": true`, from the state the app last heard (`previous`) to the one found
+/// (`change`), once: the state moves in the same transaction, only if no webhook moved it
+/// meanwhile, and a webhook arriving later for a change it covered is not announced again.
+/// The initial extraction announces nothing: it records what exists. Returns how many
+/// deliveries were queued.
+pub async fn catch_up(
+    engine: &Engine,
+    connection: tandem_core::ConnectionId,
+    started: Option<&str>,
+    initial: bool,
+) -> Result<usize, SyncError> {
+    let store = &engine.store;
+    let db = crate::store::mirror::MirrorDb::in_store(store);
+    let now = engine.now();
+    let initial_done_at = crate::store::mirror::mirror_connection(store, connection)
+        .await?
+        .and_then(|m| m.initial_done_at);
+    // From the start of the last pass whose catch-up completed (a catch-up cut off by a
+    // restart is redone), else from this pass' start.
+    let watermark = crm_events::catch_up_since(store, connection).await?;
+    let since: Option<String> = match (watermark, started) {
+        (Some(w), Some(s)) => Some(w.min(s.to_owned())),
+        (w, s) => w.or_else(|| s.map(str::to_owned)),
+    };
+    let mut queued = 0;
+    for object in ["deal", "activity", "person"] {
+        let since = if initial { None } else { since.as_deref() };
+        let rows =
+            crate::store::crm_conditions::rows_changed_since(&db, stream_of(object), since).await?;
+        let observed: Vec<(String, Value, Value, String)> = rows
+            .into_iter()
+            .filter_map(|row| {
+                let deleted = row.deleted_at.is_some();
+                let raw = row.raw.unwrap_or(Value::Null);
+                let version = match &row.deleted_at {
+                    Some(at) => Some(at.clone()),
+                    None => record_version(&raw),
+                }?;
+                let state = state_of(object, &raw, deleted)?;
+                Some((row.id, raw, state, version))
+            })
+            .collect();
+        if initial {
+            let seeds: Vec<(String, String, String)> = observed
+                .into_iter()
+                .map(|(id, _, state, version)| (id, state.to_string(), version))
+                .collect();
+            crm_events::seed_trigger_states(store, connection, object, &seeds).await?;
+            continue;
+        }
+        let stored = crm_events::trigger_states(store, connection, object).await?;
+        for (id, raw, state, version) in observed {
+            let known = stored.get(&id);
+            if known.is_some_and(|k| version.as_str() <= k.version.as_str()) {
+                continue;
+            }
+            let before: Option<Value> = known.and_then(|k| serde_json::from_str(&k.state).ok());
+            let new_here = known.is_none()
+                && record_version_of_add(&raw)
+                    .zip(initial_done_at.as_deref())
+                    // `add_time` has whole seconds: a record added in the second the
+                    // initial pass ended, and not seeded by it, is news too.
+                    .is_some_and(|(added, done)| added.as_str() >= done.get(..19).unwrap_or(done));
+            let fired = if known.is_some() || new_here {
+                state_triggers(object, before.as_ref(), &state, &id)
+            } else {
+                // Older than the mirror and never heard of: not news.
+                Vec::new()
+            };
+            let txn = store.begin().await?;
+            let moved = crm_events::catch_up_state(
+                &txn,
+                connection,
+                object,
+                &id,
+                known.map(|k| k.version.as_str()),
+                &state.to_string(),
+                &version,
+            )
+            .await?;
+            if !moved || fired.is_empty() {
+                txn.commit().await?;
+                continue;
+            }
+            let mut contacts: Vec<ContactId> = Vec::new();
+            let persons = if object == "person" {
+                id.parse().into_iter().collect()
+            } else {
+                persons_of(&raw)
+            };
+            for person in persons {
+                if let Some(link) = links::by_person(&txn, connection, person).await? {
+                    contacts.push(link.contact_id);
+                }
+            }
+            queued += announce_catch_up(
+                &txn,
+                object,
+                &id,
+                &fired,
+                before.as_ref().unwrap_or(&Value::Null),
+                &raw,
+                &contacts,
+                &version,
+                now,
+            )
+            .await?;
+            txn.commit().await?;
+            tracing::info!(connection_id = %connection, object, "A change no webhook announced was found by the mirror; announced as catch-up.");
+        }
+    }
+    // The initial extraction's rows are seeded; what later passes read was written after
+    // their start.
+    let done_up_to = if initial {
+        Some(crate::mirror::now_text())
+    } else {
+        started.map(str::to_owned)
+    };
+    if let Some(at) = done_up_to {
+        crm_events::set_catch_up_since(store, connection, &at).await?;
+    }
+    Ok(queued)
+}
+
+/// Queues the catch-up events `fired` of record `object` `id`: from the state the app knew
+/// (`known`, stored state fields; `null` for a record new to it) to `found` (the record),
+/// found by `version`. Returns how many deliveries were queued.
+#[allow(clippy::too_many_arguments)]
+async fn announce_catch_up(
+    txn: &impl Conn,
+    object: &str,
+    id: &str,
+    fired: &[Trigger],
+    known: &Value,
+    found: &Value,
+    contacts: &[ContactId],
+    version: &str,
+    now: DateTime<Utc>,
+) -> Result<usize, SyncError> {
+    let mut queued = 0;
+    for trigger in fired {
+        let (kind_object, kind_id) = match trigger {
+            Trigger::LeadConverted { lead_id, .. } => ("lead".to_owned(), lead_id.clone()),
+            _ => (object.to_owned(), id.to_owned()),
+        };
+        let mut event = json!({
+            "type": trigger.kind(),
+            "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "data": {
+                "object": kind_object,
+                "id": kind_id,
+                "previous": known,
+                "change": details(trigger),
+                "contact_ids": contacts,
+                "occurred_at": version,
+                "late": false,
+                "catch_up": true,
+            },
+        });
+        event["data"][object] = found.clone();
+        queued += app::crm_event(
+            txn,
+            trigger.kind(),
+            contacts,
+            &places(trigger, found),
+            &event,
+            now,
+        )
+        .await?;
+    }
+    Ok(queued)
+}
+
+/// When a record was added, in the mirror's time format.
+fn record_version_of_add(record: &Value) -> Option<String> {
+    record
+        .get("add_time")
+        .and_then(crate::mirror::pipedrive_time)
 }

@@ -143,16 +143,7 @@ pub(super) async fn crm(
     if contacts::load(&state.store, id.into()).await?.is_none() {
         return Err(ApiError::new(ErrorCode::NotFound, "no such contact"));
     }
-    let connection = crate::sync::connections::active_id(&state.store)
-        .await
-        .map_err(api_error)?
-        .ok_or_else(|| ApiError::new(ErrorCode::Conflict, "no CRM connection is active"))?;
-    if !crate::store::mirror::mirror_enabled(&state.store, connection).await? {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            "the connection's mirror is off: switch it on (connection card, or mirror_connection.enabled) so journeys can ask about deals and activities without calling Pipedrive",
-        ));
-    }
+    let connection = crm_connection(&state).await?;
     let person = crate::sync::links::by_contact(&state.store, connection, id.into())
         .await?
         .map(|link| link.person_id);
@@ -168,6 +159,22 @@ pub(super) async fn crm(
     body["connection_id"] = json!(connection);
     body["linked_person_id"] = json!(person);
     Ok(Json(body))
+}
+
+/// The active connection, when its live mirror is on (journey conditions are answered from
+/// it); else 409 `conflict`.
+async fn crm_connection(state: &AppState) -> Result<tandem_core::ConnectionId, ApiError> {
+    let connection = crate::sync::connections::active_id(&state.store)
+        .await
+        .map_err(api_error)?
+        .ok_or_else(|| ApiError::new(ErrorCode::Conflict, "no CRM connection is active"))?;
+    if !crate::store::mirror::mirror_enabled(&state.store, connection).await? {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "the connection's mirror is off: switch it on (connection card, or mirror_connection.enabled) so journeys can ask about deals and activities without calling Pipedrive",
+        ));
+    }
+    Ok(connection)
 }
 
 /// `PATCH /api/v1/contacts/{id}` `{fields}`: absent fields stay, `null` clears.
@@ -229,6 +236,113 @@ const LIST_PARAMS: &[&str] = &[
     "include_archived",
 ];
 
+/// The journey-condition filters of the contacts list (issue 22), answered from the live
+/// mirror: a contact matches when its linked Pipedrive person satisfies every one given.
+/// The parameters' names carry dots (`crm.deal.stage_id`); this type documents them.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Read from the query map by name; the type is the documentation.
+pub(crate) struct CrmFilters {
+    /// The person's owner (a Pipedrive user id).
+    #[serde(rename = "crm.owner_id")]
+    #[param(rename = "crm.owner_id", minimum = 1)]
+    owner_id: Option<i64>,
+    /// The person's organization (a Pipedrive organization id).
+    #[serde(rename = "crm.org_id")]
+    #[param(rename = "crm.org_id", minimum = 1)]
+    org_id: Option<i64>,
+    /// The person has a deal in this stage (together with the other `crm.deal.*` filters, the same deal).
+    #[serde(rename = "crm.deal.stage_id")]
+    #[param(rename = "crm.deal.stage_id", minimum = 1)]
+    deal_stage_id: Option<i64>,
+    /// The person has a deal in this pipeline.
+    #[serde(rename = "crm.deal.pipeline_id")]
+    #[param(rename = "crm.deal.pipeline_id", minimum = 1)]
+    deal_pipeline_id: Option<i64>,
+    /// The person has a deal of this status: `open`, `won` or `lost`.
+    #[serde(rename = "crm.deal.status")]
+    #[param(rename = "crm.deal.status", pattern = "^(open|won|lost)$")]
+    deal_status: Option<String>,
+    /// The person has a deal owned by this Pipedrive user.
+    #[serde(rename = "crm.deal.owner_id")]
+    #[param(rename = "crm.deal.owner_id", minimum = 1)]
+    deal_owner_id: Option<i64>,
+    /// The person has an open (not done) activity of this type (the activity type's key: `call`, `meeting`, …).
+    #[serde(rename = "crm.activity.open_type")]
+    #[param(rename = "crm.activity.open_type", pattern = "^[A-Za-z0-9_]{1,64}$")]
+    activity_open_type: Option<String>,
+    /// `true`: the person has an open (not archived) lead; `false`: it has none.
+    #[serde(rename = "crm.lead.open")]
+    #[param(rename = "crm.lead.open")]
+    lead_open: Option<bool>,
+}
+
+/// The `crm.*` filters the contacts list knows (the names [`CrmFilters`] documents).
+const CRM_PARAMS: &[&str] = &[
+    "crm.owner_id",
+    "crm.org_id",
+    "crm.deal.stage_id",
+    "crm.deal.pipeline_id",
+    "crm.deal.status",
+    "crm.deal.owner_id",
+    "crm.activity.open_type",
+    "crm.lead.open",
+];
+
+/// The `crm.*` filters of a list query (none given: `None`); 422 `unknown_field` for a
+/// `crm.` name not in [`CRM_PARAMS`], 422 `validation_failed` for a bad value.
+fn crm_conditions(
+    query: &HashMap<String, String>,
+) -> Result<Option<crate::store::crm_conditions::CrmConditions>, ApiError> {
+    use crate::store::crm_conditions::CrmConditions;
+    let id = |name: &str| -> Result<Option<i64>, ApiError> {
+        query
+            .get(name)
+            .map(|v| match v.trim().parse::<i64>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(invalid(name, "must be a positive integer (a Pipedrive id)")),
+            })
+            .transpose()
+    };
+    let mut conditions = CrmConditions {
+        owner_id: id("crm.owner_id")?,
+        org_id: id("crm.org_id")?,
+        ..CrmConditions::default()
+    };
+    conditions.deal.stage_id = id("crm.deal.stage_id")?;
+    conditions.deal.pipeline_id = id("crm.deal.pipeline_id")?;
+    conditions.deal.owner_id = id("crm.deal.owner_id")?;
+    conditions.deal.status = query
+        .get("crm.deal.status")
+        .map(|v| match v.as_str() {
+            "open" | "won" | "lost" => Ok(v.clone()),
+            _ => Err(invalid("crm.deal.status", "must be open, won or lost")),
+        })
+        .transpose()?;
+    conditions.activity_open_type = query
+        .get("crm.activity.open_type")
+        .map(|v| {
+            let ok = (1..=64).contains(&v.len())
+                && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if ok {
+                Ok(v.clone())
+            } else {
+                Err(invalid(
+                    "crm.activity.open_type",
+                    "must be an activity type's key (letters, digits, _; e.g. call)",
+                ))
+            }
+        })
+        .transpose()?;
+    conditions.lead_open = match query.get("crm.lead.open").map(String::as_str) {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => return Err(invalid("crm.lead.open", "must be true or false")),
+    };
+    Ok((!conditions.is_empty()).then_some(conditions))
+}
+
 fn encode_cursor(at: DateTime<Utc>, id: Uuid) -> String {
     URL_SAFE_NO_PAD.encode(format!(
         "{}|{id}",
@@ -252,24 +366,42 @@ fn decode_cursor(text: &str) -> Option<(DateTime<Utc>, Uuid)> {
     get,
     path = "/api/v1/contacts",
     operation_id = "listContacts",
-    summary = "Contacts in the order they last changed, with cursor paging.",
-    params(("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."), ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, 1 to 200 (default 50)."), ("email" = Option<String>, Query, format = Email, description = "Only the contact(s) with this e-mail (case-insensitive)."), ("updated_since" = Option<DateTime<Utc>>, Query, description = "Only contacts changed at or after this RFC 3339 time."), ("include_archived" = Option<bool>, Query, description = "Include archived contacts (default false).")),
-    responses((status = 200, description = "A page of contacts.", body = crate::http::api::openapi::ContactPage), (status = 422, description = "A bad filter (`validation_failed`) or an unknown parameter (`unknown_field`).", body = tandem_webhooks::error::ErrorBody<'static>))
+    summary = "Contacts in the order they last changed, with cursor paging. The `crm.*` filters are journey conditions answered from the connection's live mirror (no Pipedrive call): a contact matches when its linked Pipedrive person satisfies every one given.",
+    params(CrmFilters, ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."), ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, 1 to 200 (default 50)."), ("email" = Option<String>, Query, format = Email, description = "Only the contact(s) with this e-mail (case-insensitive)."), ("updated_since" = Option<DateTime<Utc>>, Query, description = "Only contacts changed at or after this RFC 3339 time."), ("include_archived" = Option<bool>, Query, description = "Include archived contacts (default false).")),
+    responses((status = 200, description = "A page of contacts.", body = crate::http::api::openapi::ContactPage), (status = 409, description = "A `crm.*` filter while no connection is active or its live mirror is off (`conflict`).", body = tandem_webhooks::error::ErrorBody<'static>), (status = 422, description = "A bad filter value (`validation_failed`, naming the parameter) or an unknown parameter or `crm.*` filter (`unknown_field`, listing the known ones).", body = tandem_webhooks::error::ErrorBody<'static>))
 )]
 pub(super) async fn list(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    if let Some(unknown) = query.keys().find(|k| !LIST_PARAMS.contains(&k.as_str())) {
+    let mut unknown: Vec<&String> = query
+        .keys()
+        .filter(|k| !LIST_PARAMS.contains(&k.as_str()) && !CRM_PARAMS.contains(&k.as_str()))
+        .collect();
+    unknown.sort();
+    if let Some(unknown) = unknown.first() {
+        let message = if unknown.starts_with("crm.") {
+            format!(
+                "unknown CRM filter; the CRM filters are {}",
+                CRM_PARAMS.join(", ")
+            )
+        } else {
+            format!(
+                "unknown parameter; allowed are {} and the CRM filters {}",
+                LIST_PARAMS.join(", "),
+                CRM_PARAMS.join(", ")
+            )
+        };
         return Err(
             ApiError::new(ErrorCode::UnknownField, "unknown query parameter").with_fields(vec![
                 tandem_webhooks::FieldError {
-                    field: unknown.clone(),
-                    message: format!("unknown parameter; allowed are {}", LIST_PARAMS.join(", ")),
+                    field: (*unknown).clone(),
+                    message,
                 },
             ]),
         );
     }
+    let crm = crm_conditions(&query)?;
     let email = query
         .get("email")
         .map(|e| EmailAddress::parse(e).map_err(|error| invalid("email", error.to_string())))
@@ -291,12 +423,28 @@ pub(super) async fn list(
         Some("true") => true,
         Some(_) => return Err(invalid("include_archived", "must be true or false")),
     };
+    let limit = page_limit(&query)?;
+    let crm = match crm {
+        None => None,
+        Some(conditions) => {
+            let connection = crm_connection(&state).await?;
+            let db = crate::store::mirror::MirrorDb::in_store(&state.store);
+            match crate::store::crm_conditions::person_subqueries(&db, &conditions, 2).await? {
+                Some(persons) => Some((connection.uuid(), persons)),
+                // A table or column a filter needs is not in the mirror yet: nobody matches.
+                None => {
+                    return Ok(Json(json!({ "data": [], "next_cursor": null })));
+                }
+            }
+        }
+    };
     let page_query = PageQuery {
         email: email.map(|e| e.as_str().to_owned()),
         updated_since,
         after,
         include_archived,
-        limit: page_limit(&query)?,
+        limit,
+        crm,
     };
     let (ids, next) = contacts::page(&state.store, &page_query)
         .await
@@ -319,6 +467,47 @@ pub(super) async fn list(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_documented_crm_filters_are_the_ones_the_list_reads() {
+        use utoipa::IntoParams;
+        let documented: Vec<String> = CrmFilters::into_params(|| None)
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(documented, CRM_PARAMS);
+    }
+
+    #[test]
+    fn crm_filters_parse_and_bad_values_name_their_parameter() {
+        let query = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let parsed = crm_conditions(&query(&[
+            ("crm.deal.stage_id", "3"),
+            ("crm.deal.status", "open"),
+            ("crm.lead.open", "false"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(parsed.deal.stage_id, Some(3));
+        assert_eq!(parsed.lead_open, Some(false));
+        assert!(crm_conditions(&query(&[])).unwrap().is_none());
+        for (name, value) in [
+            ("crm.deal.stage_id", "three"),
+            ("crm.owner_id", "-1"),
+            ("crm.deal.status", "pending"),
+            ("crm.lead.open", "yes"),
+            ("crm.activity.open_type", "call; drop"),
+        ] {
+            let error = crm_conditions(&query(&[(name, value)])).unwrap_err();
+            assert_eq!(error.code, ErrorCode::ValidationFailed);
+            assert_eq!(error.fields[0].field, name);
+        }
+    }
 
     #[test]
     fn a_cursor_round_trips_and_garbage_is_no_cursor() {
