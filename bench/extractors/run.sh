@@ -14,7 +14,8 @@
 # (`deal_products`, the Singer tap's `dealflow`: one request per deal) and the Airbyte source's
 # `mail`, `goals`, `roles` and `permission_sets` are not selected.
 #
-# EXTRACTOR_TIMEOUT (default 1800) bounds each extractor's run.
+# EXTRACTOR_TIMEOUT (default 1800) bounds each extractor's run. ONLY_TANDEM=1 stops after
+# tandem's extraction (its time and peak RSS, the simulator in its own process).
 #
 # Needs the release `tandem` binary ($TANDEM_BIN, default $CARGO_TARGET_DIR/release/tandem) and
 # python3. The extractors are installed (when missing) into one venv each under /tmp
@@ -110,6 +111,7 @@ t0="$(date +%s.%N)"
 /usr/bin/time -v -o "$work/tandem.time" "$bin" --config "$work/tandem.toml" extract --api-token "$token" --domain "$sim" >"$work/tandem.out" 2>&1
 t1="$(date +%s.%N)"
 echo "tandem extract: $(tail -n 1 "$work/tandem.out") ($(echo "$t1 - $t0" | bc) s wall, peak RSS $(sed -n 's/.*Maximum resident set size (kbytes): //p' "$work/tandem.time") KiB)"
+if [ -n "${ONLY_TANDEM:-}" ]; then echo "outputs in $work"; exit 0; fi
 
 # The Singer tap: its own discovery, every stream and field selected (a stream the catalog does
 # not mark `selected` is skipped).
