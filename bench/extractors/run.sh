@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # The side-by-side of issue 20: the same extraction by tandem and by the open-source Pipedrive
 # extractors data teams use (the Singer tap `tap-pipedrive`, the Airbyte source
-# `airbyte-source-pipedrive`, both from PyPI), on the same simulator (127.0.0.1 only) and the
-# same size, with no rate limit. Prints records, seconds and records/s for each.
+# `airbyte-source-pipedrive`, both from PyPI), on the same simulator (127.0.0.1 only), the same
+# size and the same burst limit. Prints records, seconds, records/s and requests for each.
 #
 #   bench/extractors/run.sh [PERSONS] [DEALS] [ORGANIZATIONS] [ACTIVITIES] [NOTES]
 #
-# EXTRACTOR_TIMEOUT (default 1800) bounds each extractor's run: both still call v1 endpoints
-# Pipedrive has removed (410 Gone), which the Singer tap dies on and the Airbyte source retries
-# with backoff.
+# BURST (default 20: requests per 2 s per token, the Lite plan's API-token limit; 0 for no
+# limit) is the simulator's burst limit. The simulator runs with `--legacy-v1`: both extractors
+# still call v1 reads Pipedrive put out of support on 2026-08-01 (`/v1/organizations`, a deal's
+# `/v1/deals/{id}/products` and `/flow`), which it then serves as the January 2026 v1 document
+# describes them. Each extractor runs the streams tandem extracts too: the per-deal streams
+# (`deal_products`, the Singer tap's `dealflow`: one request per deal) and the Airbyte source's
+# `mail`, `goals`, `roles` and `permission_sets` are not selected.
+#
+# EXTRACTOR_TIMEOUT (default 1800) bounds each extractor's run. ONLY_TANDEM=1 stops after
+# tandem's extraction (its time and peak RSS, the simulator in its own process).
 #
 # Needs the release `tandem` binary ($TANDEM_BIN, default $CARGO_TARGET_DIR/release/tandem) and
 # python3. The extractors are installed (when missing) into one venv each under /tmp
@@ -23,7 +30,7 @@ persons="${1:-10000}"; deals="${2:-10000}"; orgs="${3:-5000}"; activities="${4:-
 venvs="${VENVS:-/tmp/extractors}"   # one venv per extractor: their pins conflict (jsonschema 2 vs 4)
 bin="${TANDEM_BIN:-${CARGO_TARGET_DIR:-target}/release/tandem}"
 work="$(mktemp -d /tmp/tandem-extractors.XXXXXX)"
-limit="${EXTRACTOR_TIMEOUT:-1800}"   # seconds per extractor: they retry Pipedrive's 410s for long
+limit="${EXTRACTOR_TIMEOUT:-1800}"   # seconds per extractor
 trap 'kill "${sim_pid:-}" 2>/dev/null || true' EXIT INT TERM
 
 for pkg in tap-pipedrive airbyte-source-pipedrive; do
@@ -36,11 +43,15 @@ for pkg in tap-pipedrive airbyte-source-pipedrive; do
 done
 
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+burst="${BURST:-20}"
+limit_flag=()
+if [ "$burst" != 0 ]; then limit_flag=(--burst "$burst"); fi
+echo "simulator: $persons persons, $deals deals, $orgs organizations, $activities activities, $notes notes, 2000 leads, 1000 products; burst ${burst:-none} / 2 s; --legacy-v1"
 "$bin" sim --port "$port" --persons "$persons" --deals "$deals" --organizations "$orgs" \
-  --activities "$activities" --notes "$notes" --leads 500 --products 200 --seed 7 \
-  >"$work/sim.log" 2>&1 &
+  --activities "$activities" --notes "$notes" --leads 2000 --products 1000 --seed 7 \
+  --legacy-v1 "${limit_flag[@]}" >"$work/sim.log" 2>&1 &
 sim_pid=$!
-for _ in $(seq 1 600); do grep -q "listening on" "$work/sim.log" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 3000); do grep -q "listening on" "$work/sim.log" 2>/dev/null && break; sleep 0.1; done
 grep -q "listening on" "$work/sim.log" || { echo "the simulator did not start:"; cat "$work/sim.log"; exit 1; }
 sim="http://127.0.0.1:$port"
 token="sim-api-token"
@@ -67,9 +78,10 @@ measure() { # name, command...
   local records; records="$(grep -c '"type": *"RECORD"' "$work/$name.out" || true)"
   # Endpoints Pipedrive removed from v1 answer 410 Gone (the simulator does too).
   local gone; gone="$(cat "$work/$name.out" "$work/$name.err" | grep -c -E '410 Client Error|HTTP-error-code: 410' || true)"
-  printf '%-20s records %-9s seconds %-8.1f records/s %-9.0f 410s %-5s %s\n' \
+  local limited; limited="$(cat "$work/$name.out" "$work/$name.err" | grep -c -E '429 Client Error|HTTP-error-code: 429|Rate limit' || true)"
+  printf '%-20s records %-9s seconds %-8.1f records/s %-9.0f 410s %-5s 429 lines %-5s %s\n' \
     "$name" "$records" "$(echo "$t1 - $t0" | bc)" "$(echo "$records / ($t1 - $t0)" | bc -l)" \
-    "$gone" "$(grep -h 'loopback.py:' "$work/$name.err" | tail -n 1)"
+    "$gone" "$limited" "$(grep -h 'loopback.py:' "$work/$name.err" | tail -n 1)"
   python3 - "$work/$name.out" <<'PY'
 import collections, json, sys
 counts = collections.Counter()
@@ -96,9 +108,10 @@ oauth_base_url = "$sim"
 TOML
 t0="$(date +%s.%N)"
 "$bin" --config "$work/tandem.toml" migrate up >/dev/null
-"$bin" --config "$work/tandem.toml" extract --api-token "$token" --domain "$sim" >"$work/tandem.out" 2>&1
+/usr/bin/time -v -o "$work/tandem.time" "$bin" --config "$work/tandem.toml" extract --api-token "$token" --domain "$sim" >"$work/tandem.out" 2>&1
 t1="$(date +%s.%N)"
-echo "tandem extract: $(tail -n 3 "$work/tandem.out" | tr '\n' ' ') ($(echo "$t1 - $t0" | bc) s wall)"
+echo "tandem extract: $(tail -n 1 "$work/tandem.out") ($(echo "$t1 - $t0" | bc) s wall, peak RSS $(sed -n 's/.*Maximum resident set size (kbytes): //p' "$work/tandem.time") KiB)"
+if [ -n "${ONLY_TANDEM:-}" ]; then echo "outputs in $work"; exit 0; fi
 
 # The Singer tap: its own discovery, every stream and field selected (a stream the catalog does
 # not mark `selected` is skipped).
@@ -111,13 +124,19 @@ try:
     catalog = json.load(open(f"{work}/singer-discover.out"))
 except ValueError:
     catalog = {"streams": []}
+# One request per deal, and not a stream tandem extracts: not selected.
+skipped = {"deal_products", "dealflow"}
+selected = []
 for stream in catalog["streams"]:
+    on = stream["tap_stream_id"] not in skipped
     for entry in stream.get("metadata", []):
-        entry.setdefault("metadata", {})["selected"] = True
+        entry.setdefault("metadata", {})["selected"] = on
     if not any(e.get("breadcrumb") == [] for e in stream.get("metadata", [])):
-        stream.setdefault("metadata", []).append({"breadcrumb": [], "metadata": {"selected": True}})
+        stream.setdefault("metadata", []).append({"breadcrumb": [], "metadata": {"selected": on}})
+    if on:
+        selected.append(stream["tap_stream_id"])
 json.dump(catalog, open(f"{work}/singer-catalog.json", "w"))
-print(f"singer catalog: {len(catalog['streams'])} streams")
+print(f"singer catalog: {len(catalog['streams'])} streams, selected {len(selected)}: {' '.join(sorted(selected))}")
 PY
 measure tap-pipedrive "$venvs-tap-pipedrive/bin/python" "$here/loopback.py" "$sim" singer -- --config "$work/singer.json" --catalog "$work/singer-catalog.json"
 
@@ -135,11 +154,15 @@ for line in open(f"{work}/discover.out"):
         continue
     if m.get("type") == "CATALOG":
         catalog = m["catalog"]
-streams = [] if catalog is None else [
-    {"stream": s, "sync_mode": "full_refresh", "destination_sync_mode": "overwrite"} for s in catalog["streams"]
+# One request per deal (`deal_products`), or not a stream tandem extracts: not selected.
+skipped = {"deal_products", "mail", "goals", "roles", "permission_sets"}
+found = [] if catalog is None else catalog["streams"]
+streams = [
+    {"stream": s, "sync_mode": "full_refresh", "destination_sync_mode": "overwrite"}
+    for s in found if s["name"] not in skipped
 ]
 json.dump({"streams": streams}, open(f"{work}/configured.json", "w"))
-print(f"airbyte catalog: {len(streams)} streams")
+print(f"airbyte catalog: {len(found)} streams, selected {len(streams)}: {' '.join(sorted(s['stream']['name'] for s in streams))}")
 PY
 measure source-pipedrive "$venvs-airbyte-source-pipedrive/bin/python" "$here/loopback.py" "$sim" airbyte -- read --config "$work/airbyte.json" --catalog "$work/configured.json"
 echo "outputs in $work"

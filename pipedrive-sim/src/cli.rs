@@ -67,6 +67,13 @@ pub struct SimArgs {
     /// Multiplies webhook retry delays and the ban duration (0.001: 3 s becomes 3 ms).
     #[arg(long, default_value_t = 1.0)]
     pub time_scale: f64,
+    /// Also serve the legacy v1 reads Pipedrive put out of support on 2026-08-01 (`GET
+    /// /v1/deals`, `/v1/persons`, `/v1/organizations`, `/v1/activities`, `/v1/products`,
+    /// their single reads, `/v1/deals/{id}/products` and `/v1/deals/{id}/flow`), as the
+    /// January 2026 v1 document describes them, for extractors that still call them.
+    /// Without it they answer 410 Gone, as Pipedrive does.
+    #[arg(long)]
+    pub legacy_v1: bool,
     /// Access-token lifetime in seconds.
     #[arg(long, default_value_t = 3599)]
     pub token_ttl: u64,
@@ -109,6 +116,7 @@ impl SimArgs {
             seed: self.seed,
             time_scale: self.time_scale,
             access_token_ttl: Duration::from_secs(self.token_ttl),
+            legacy_v1: self.legacy_v1,
             ..SimConfig::default()
         })
     }

@@ -152,6 +152,12 @@ pub struct SimConfig {
     pub persons: usize,
     /// The other objects to seed at start (after the persons).
     pub objects: SeedCounts,
+    /// Also serve the legacy v1 reads of deals, persons, organizations, activities and
+    /// products (lists with `start`/`limit`, single reads, a deal's products and updates) as
+    /// the January 2026 v1 document describes them. Off by default: Pipedrive put them out
+    /// of support on 2026-08-01 and answers 410 Gone, as the simulator does without this.
+    /// For running older extractors that still call them (`--legacy-v1`).
+    pub legacy_v1: bool,
 }
 
 impl Default for SimConfig {
@@ -176,6 +182,7 @@ impl Default for SimConfig {
             faults: FaultSpec::default(),
             persons: 0,
             objects: SeedCounts::default(),
+            legacy_v1: false,
         }
     }
 }

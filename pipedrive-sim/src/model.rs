@@ -54,8 +54,53 @@ pub(crate) struct Channel {
     pub(crate) label: String,
 }
 
+/// Custom fields as v1 objects carry them: top-level hash keys, every field of `fields` (`null`
+/// when unset), a monetary field's currency as `<key>_currency`, an enum's option id as a
+/// string, a set's as comma-separated ids, and the other parts of an object value (an
+/// address's components) as `<key>_<part>`.
+pub(crate) fn put_v1_custom<'a>(
+    m: &mut Map<String, Value>,
+    fields: &[FieldDef],
+    get: impl Fn(&str) -> Option<&'a Value>,
+) {
+    for f in fields.iter().filter(|f| f.custom) {
+        let val = get(&f.key).cloned().unwrap_or(Value::Null);
+        match (f.field_type.as_str(), val) {
+            ("monetary", Value::Object(o)) => {
+                m.insert(
+                    f.key.clone(),
+                    o.get("value").cloned().unwrap_or(Value::Null),
+                );
+                m.insert(
+                    format!("{}_currency", f.key),
+                    o.get("currency").cloned().unwrap_or(Value::Null),
+                );
+            }
+            ("enum", Value::Number(n)) => {
+                m.insert(f.key.clone(), json!(n.to_string()));
+            }
+            ("set", Value::Array(ids)) => {
+                let s: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+                m.insert(f.key.clone(), json!(s.join(",")));
+            }
+            (_, Value::Object(o)) if o.contains_key("value") => {
+                m.insert(
+                    f.key.clone(),
+                    o.get("value").cloned().unwrap_or(Value::Null),
+                );
+                for (k, sub) in o.iter().filter(|(k, _)| k.as_str() != "value") {
+                    m.insert(format!("{}_{k}", f.key), sub.clone());
+                }
+            }
+            (_, other) => {
+                m.insert(f.key.clone(), other);
+            }
+        }
+    }
+}
+
 impl Channel {
-    fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         json!({"value": self.value, "primary": self.primary, "label": self.label})
     }
 }
@@ -299,44 +344,7 @@ impl Person {
             m.remove("org_id");
         }
         if let Value::Object(m) = &mut v {
-            for f in fields {
-                let val = self
-                    .custom_fields
-                    .get(&f.key)
-                    .cloned()
-                    .unwrap_or(Value::Null);
-                match (f.field_type.as_str(), val) {
-                    ("monetary", Value::Object(o)) => {
-                        m.insert(
-                            f.key.clone(),
-                            o.get("value").cloned().unwrap_or(Value::Null),
-                        );
-                        m.insert(
-                            format!("{}_currency", f.key),
-                            o.get("currency").cloned().unwrap_or(Value::Null),
-                        );
-                    }
-                    ("enum", Value::Number(n)) => {
-                        m.insert(f.key.clone(), json!(n.to_string()));
-                    }
-                    ("set", Value::Array(ids)) => {
-                        let s: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
-                        m.insert(f.key.clone(), json!(s.join(",")));
-                    }
-                    (_, Value::Object(o)) if o.contains_key("value") => {
-                        m.insert(
-                            f.key.clone(),
-                            o.get("value").cloned().unwrap_or(Value::Null),
-                        );
-                        for (k, sub) in o.iter().filter(|(k, _)| k.as_str() != "value") {
-                            m.insert(format!("{}_{k}", f.key), sub.clone());
-                        }
-                    }
-                    (_, other) => {
-                        m.insert(f.key.clone(), other);
-                    }
-                }
-            }
+            put_v1_custom(m, fields, |k| self.custom_fields.get(k));
         }
         v
     }

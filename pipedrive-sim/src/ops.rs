@@ -112,6 +112,18 @@ ops! {
     GetActivityTypes => "v1.getActivityTypes", "activityTypes", 20, ["activities:read", "activities:full", "admin"];
     GetCurrencies => "v1.getCurrencies", "currencies", 20, ["base"];
     GetFilters => "v1.getFilters", "filters", 20, ["deals:read", "deals:full", "activities:read", "activities:full", "contacts:read", "contacts:full"];
+    GetDealsLegacy => "v1.getDeals", "deals", 20, ["deals:read", "deals:full"];
+    GetDealLegacy => "v1.getDeal", "deals", 2, ["deals:read", "deals:full"];
+    GetDealProductsLegacy => "v1.getDealProducts", "deals", 20, ["products:read", "products:full"];
+    GetDealUpdatesLegacy => "v1.getDealUpdates", "deals", 40, ["recents:read"];
+    GetPersonsLegacy => "v1.getPersons", "persons", 20, ["contacts:read", "contacts:full"];
+    GetPersonLegacy => "v1.getPerson", "persons", 2, ["contacts:read", "contacts:full"];
+    GetOrganizationsLegacy => "v1.getOrganizations", "organizations", 20, ["contacts:read", "contacts:full"];
+    GetOrganizationLegacy => "v1.getOrganization", "organizations", 2, ["contacts:read", "contacts:full"];
+    GetActivitiesLegacy => "v1.getActivities", "activities", 20, ["activities:read", "activities:full"];
+    GetActivityLegacy => "v1.getActivity", "activities", 2, ["activities:read", "activities:full"];
+    GetProductsLegacy => "v1.getProducts", "products", 20, ["products:read", "products:full"];
+    GetProductLegacy => "v1.getProduct", "products", 2, ["products:read", "products:full"];
     OauthAuthorize => "oauth.authorize", "oauth", 0, [];
     OauthToken => "oauth.token", "oauth", 0, [];
     OauthRevoke => "oauth.revoke", "oauth", 0, [];
@@ -128,8 +140,29 @@ impl Op {
         matches!(self, Op::OauthAuthorize | Op::OauthToken | Op::OauthRevoke)
     }
 
+    /// Whether the operation is a legacy v1 one, out of support since 2026-08-01 and served
+    /// only with [`crate::SimConfig::legacy_v1`] (`--legacy-v1`).
+    pub fn is_legacy(self) -> bool {
+        matches!(
+            self,
+            Op::GetDealsLegacy
+                | Op::GetDealLegacy
+                | Op::GetDealProductsLegacy
+                | Op::GetDealUpdatesLegacy
+                | Op::GetPersonsLegacy
+                | Op::GetPersonLegacy
+                | Op::GetOrganizationsLegacy
+                | Op::GetOrganizationLegacy
+                | Op::GetActivitiesLegacy
+                | Op::GetActivityLegacy
+                | Op::GetProductsLegacy
+                | Op::GetProductLegacy
+        )
+    }
+
     /// Where the operation is described: `(document, path, method)`, e.g.
-    /// `("v2.yaml", "/persons/{id}", "patch")`. `None` for `oauth.revoke`, which only the
+    /// `("v2.yaml", "/persons/{id}", "patch")`; the legacy v1 operations in the January 2026
+    /// v1 document (`v1-2026-01-14/v1.yaml`), the last that described them. `None` for `oauth.revoke`, which only the
     /// developer docs describe.
     pub fn spec(self) -> Option<(&'static str, &'static str, &'static str)> {
         Some(match self {
@@ -207,6 +240,18 @@ impl Op {
             Op::GetActivityTypes => ("v1.yaml", "/activityTypes", "get"),
             Op::GetCurrencies => ("v1.yaml", "/currencies", "get"),
             Op::GetFilters => ("v1.yaml", "/filters", "get"),
+            Op::GetDealsLegacy => (LEGACY_V1, "/deals", "get"),
+            Op::GetDealLegacy => (LEGACY_V1, "/deals/{id}", "get"),
+            Op::GetDealProductsLegacy => (LEGACY_V1, "/deals/{id}/products", "get"),
+            Op::GetDealUpdatesLegacy => (LEGACY_V1, "/deals/{id}/flow", "get"),
+            Op::GetPersonsLegacy => (LEGACY_V1, "/persons", "get"),
+            Op::GetPersonLegacy => (LEGACY_V1, "/persons/{id}", "get"),
+            Op::GetOrganizationsLegacy => (LEGACY_V1, "/organizations", "get"),
+            Op::GetOrganizationLegacy => (LEGACY_V1, "/organizations/{id}", "get"),
+            Op::GetActivitiesLegacy => (LEGACY_V1, "/activities", "get"),
+            Op::GetActivityLegacy => (LEGACY_V1, "/activities/{id}", "get"),
+            Op::GetProductsLegacy => (LEGACY_V1, "/products", "get"),
+            Op::GetProductLegacy => (LEGACY_V1, "/products/{id}", "get"),
             Op::OauthAuthorize => ("v1.yaml", "/oauth/authorize", "get"),
             Op::OauthToken => ("v1.yaml", "/oauth/token", "post"),
             Op::OauthRevoke => return None,
@@ -218,6 +263,9 @@ impl Op {
         Op::ALL.iter().copied().find(|op| op.name() == name)
     }
 }
+
+/// The January 2026 v1 document, the last that described the legacy v1 endpoints.
+pub(crate) const LEGACY_V1: &str = "v1-2026-01-14/v1.yaml";
 
 /// Where a request was routed.
 #[derive(Debug)]
@@ -232,6 +280,30 @@ pub(crate) enum Route {
     NotFound,
 }
 
+/// A legacy v1 read (`--legacy-v1`): the lists and single reads of deals, persons,
+/// organizations, activities and products, and a deal's products and updates.
+fn legacy_route(resource: &str, rest: &[&str]) -> Route {
+    let id = |op: Op, id: &str| Route::Op(op, Some(id.to_owned()));
+    match (resource, rest) {
+        ("deals", []) => Route::Op(Op::GetDealsLegacy, None),
+        ("deals", [x, "products"]) => id(Op::GetDealProductsLegacy, x),
+        ("deals", [x, "flow"]) => id(Op::GetDealUpdatesLegacy, x),
+        ("persons", []) => Route::Op(Op::GetPersonsLegacy, None),
+        ("organizations", []) => Route::Op(Op::GetOrganizationsLegacy, None),
+        ("activities", []) => Route::Op(Op::GetActivitiesLegacy, None),
+        ("products", []) => Route::Op(Op::GetProductsLegacy, None),
+        (_, ["search" | "collection" | "summary" | "timeline" | "archived"]) => {
+            Route::Gone("This endpoint is no longer available in API v1. Use API v2.")
+        }
+        ("deals", [x]) => id(Op::GetDealLegacy, x),
+        ("persons", [x]) => id(Op::GetPersonLegacy, x),
+        ("organizations", [x]) => id(Op::GetOrganizationLegacy, x),
+        ("activities", [x]) => id(Op::GetActivityLegacy, x),
+        ("products", [x]) => id(Op::GetProductLegacy, x),
+        _ => Route::Gone("This endpoint is no longer available in API v1. Use API v2."),
+    }
+}
+
 /// Which API family a path belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Api {
@@ -240,7 +312,9 @@ pub(crate) enum Api {
     Oauth,
 }
 
-pub(crate) fn route(method: &Method, path: &str) -> (Option<Api>, Route) {
+/// Routes a request; `legacy_v1` also serves the legacy v1 reads (`--legacy-v1`), which
+/// otherwise answer 410 Gone as Pipedrive does since 2026-08-01.
+pub(crate) fn route(method: &Method, path: &str, legacy_v1: bool) -> (Option<Api>, Route) {
     let (api, rest) = if let Some(rest) = path.strip_prefix("/api/v2/") {
         (Api::V2, rest)
     } else if let Some(rest) = path.strip_prefix("/api/v1/") {
@@ -354,6 +428,10 @@ pub(crate) fn route(method: &Method, path: &str) -> (Option<Api>, Route) {
             ("GET", ["activityTypes"]) => Route::Op(Op::GetActivityTypes, None),
             ("GET", ["currencies"]) => Route::Op(Op::GetCurrencies, None),
             ("GET", ["filters"]) => Route::Op(Op::GetFilters, None),
+            (
+                "GET",
+                [res @ ("deals" | "persons" | "organizations" | "activities" | "products"), rest @ ..],
+            ) if legacy_v1 => legacy_route(res, rest),
             (_, ["organizations" | "products"] | ["organizations" | "products", _]) => {
                 Route::Gone("This endpoint is no longer available in API v1. Use API v2.")
             }

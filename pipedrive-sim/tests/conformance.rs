@@ -244,12 +244,18 @@ impl<'a> Validator<'a> {
 struct Docs {
     v1: Value,
     v2: Value,
+    /// The January 2026 v1 document (the legacy v1 reads), when a test needs it.
+    legacy: Value,
 }
+
+const LEGACY: &str = "v1-2026-01-14/v1.yaml";
 
 impl Docs {
     fn doc(&self, file: &str) -> &Value {
         if file == "v1.yaml" {
             &self.v1
+        } else if file == LEGACY {
+            &self.legacy
         } else {
             &self.v2
         }
@@ -304,6 +310,7 @@ fn the_token_costs_and_scopes_match_the_documents() {
     let docs = Docs {
         v1: load("v1.yaml"),
         v2: load("v2.yaml"),
+        legacy: load(LEGACY),
     };
     let mut errors = Vec::new();
     for op in Op::ALL.iter().copied().filter(|op| op.spec().is_some()) {
@@ -365,6 +372,7 @@ async fn every_served_operation_answers_as_the_documents_describe() {
     let docs = Docs {
         v1: load("v1.yaml"),
         v2: load("v2.yaml"),
+        legacy: Value::Null,
     };
     let mut ck = Checker {
         docs: &docs,
@@ -917,7 +925,7 @@ async fn every_served_operation_answers_as_the_documents_describe() {
     );
     let missing: Vec<&str> = Op::ALL
         .iter()
-        .filter(|op| op.spec().is_some() && !ck.covered.contains(op))
+        .filter(|op| op.spec().is_some() && !op.is_legacy() && !ck.covered.contains(op))
         .map(|op| op.name())
         .collect();
     assert!(missing.is_empty(), "operations not exercised: {missing:?}");
@@ -940,4 +948,222 @@ fn the_validator_rejects_what_the_documents_forbid() {
     assert!(!ok(json!({"id": null})), "nullable");
     assert!(!ok(json!({"id": 1, "o": true})), "oneOf");
     assert!(!ok(json!({"id": 1, "t": "2026-01-01 00:00:00"})), "format");
+}
+
+/// The legacy v1 reads (`--legacy-v1`) answer as the January 2026 v1 document describes them:
+/// every one of them validated against its schema, `start`/`limit` pages that add up to every
+/// record, custom fields as top-level hash keys, v1 times, `related_objects`.
+#[tokio::test]
+async fn legacy_v1_reads_answer_as_the_january_2026_document_describes() {
+    use reqwest::Method;
+    let docs = Docs {
+        v1: Value::Null,
+        v2: Value::Null,
+        legacy: load(LEGACY),
+    };
+    let mut ck = Checker {
+        docs: &docs,
+        covered: BTreeSet::new(),
+        errors: Vec::new(),
+    };
+    let sim = pipedrive_sim::start(SimConfig {
+        persons: 30,
+        objects: pipedrive_sim::SeedCounts {
+            organizations: 12,
+            deals: 25,
+            activities: 40,
+            notes: 10,
+            leads: 2,
+            products: 7,
+        },
+        legacy_v1: true,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let c = Client {
+        http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        base: sim.base_url().to_owned(),
+    };
+    let lists = [
+        (Op::GetDealsLegacy, "/v1/deals", 25usize),
+        (Op::GetPersonsLegacy, "/api/v1/persons", 30),
+        (Op::GetOrganizationsLegacy, "/v1/organizations", 12),
+        (Op::GetActivitiesLegacy, "/v1/activities?user_id=0", 40),
+        (Op::GetProductsLegacy, "/v1/products", 7),
+    ];
+    for (op, path, total) in lists {
+        // Pages of 10 with `start`, then one page of up to 500: the same records.
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut ids = Vec::new();
+        let mut start = 0;
+        loop {
+            let (s, v) = c
+                .call(
+                    Method::GET,
+                    &format!("{path}{sep}start={start}&limit=10"),
+                    None,
+                )
+                .await;
+            assert_eq!(s, 200, "{path}: {v}");
+            ck.check(op, s, &v);
+            for item in v["data"].as_array().unwrap() {
+                ids.push(item["id"].as_i64().unwrap());
+                let t = item["update_time"].as_str().unwrap();
+                assert!(
+                    chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S").is_ok(),
+                    "{path}: v1 time, not {t}"
+                );
+            }
+            let p = &v["additional_data"]["pagination"];
+            assert_eq!(p["start"], json!(start));
+            assert_eq!(p["limit"], json!(10));
+            if p["more_items_in_collection"] == json!(true) {
+                start = p["next_start"].as_u64().unwrap() as usize;
+            } else {
+                assert!(
+                    p.get("next_start").is_none(),
+                    "{path}: no next_start on the last page"
+                );
+                break;
+            }
+        }
+        assert_eq!(ids.len(), total, "{path}: every record once");
+        let (s, v) = c
+            .call(Method::GET, &format!("{path}{sep}limit=500"), None)
+            .await;
+        assert_eq!(s, 200);
+        let all: Vec<i64> = v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(all, ids, "{path}: the same records in one page of 500");
+        let (s, _) = c
+            .call(Method::GET, &format!("{path}{sep}limit=501"), None)
+            .await;
+        assert_eq!(s, 400, "{path}: at most 500 per page");
+    }
+
+    // Deals: owner, person and organization as objects, custom fields at the top level,
+    // the page's related objects.
+    let (_, v) = c.call(Method::GET, "/v1/deals?limit=500", None).await;
+    let deal = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["person_id"].is_object() && d["org_id"].is_object())
+        .expect("a deal with a person and an organization")
+        .clone();
+    assert_eq!(deal["user_id"]["value"], deal["user_id"]["id"]);
+    let person = deal["person_id"]["value"].to_string();
+    let org = deal["org_id"]["value"].to_string();
+    assert!(v["related_objects"]["person"][&person].is_object());
+    assert!(v["related_objects"]["organization"][&org].is_object());
+    assert!(v["related_objects"]["user"].is_object());
+    let hash_keys = |o: &Value| {
+        o.as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| k.len() == 40 && k.bytes().all(|b| b.is_ascii_hexdigit()))
+            .count()
+    };
+    assert!(
+        hash_keys(&deal) > 0,
+        "custom fields as top-level hash keys: {deal}"
+    );
+    assert!(deal.get("custom_fields").is_none());
+    let (_, v) = c.call(Method::GET, "/v1/persons?limit=1", None).await;
+    assert!(hash_keys(&v["data"][0]) > 0);
+    let (_, v) = c.call(Method::GET, "/v1/organizations?limit=1", None).await;
+    assert!(hash_keys(&v["data"][0]) > 0);
+
+    // Single reads, a deal's products and updates.
+    let id = deal["id"].as_i64().unwrap();
+    let singles = [
+        (Op::GetDealLegacy, format!("/v1/deals/{id}")),
+        (
+            Op::GetDealProductsLegacy,
+            format!("/v1/deals/{id}/products"),
+        ),
+        (Op::GetDealUpdatesLegacy, format!("/v1/deals/{id}/flow")),
+        (Op::GetPersonLegacy, format!("/v1/persons/{person}")),
+        (
+            Op::GetOrganizationLegacy,
+            format!("/v1/organizations/{org}"),
+        ),
+    ];
+    for (op, path) in singles {
+        let (s, v) = c.call(Method::GET, &path, None).await;
+        assert_eq!(s, 200, "{path}: {v}");
+        ck.check(op, s, &v);
+    }
+    let (_, acts) = c
+        .call(Method::GET, "/v1/activities?user_id=0&limit=1", None)
+        .await;
+    let (_, prods) = c.call(Method::GET, "/v1/products?limit=1", None).await;
+    for (op, path) in [
+        (
+            Op::GetActivityLegacy,
+            format!("/v1/activities/{}", acts["data"][0]["id"]),
+        ),
+        (
+            Op::GetProductLegacy,
+            format!("/v1/products/{}", prods["data"][0]["id"]),
+        ),
+    ] {
+        let (s, v) = c.call(Method::GET, &path, None).await;
+        assert_eq!(s, 200, "{path}: {v}");
+        ck.check(op, s, &v);
+    }
+    let (s, _) = c.call(Method::GET, "/v1/deals/999999", None).await;
+    assert_eq!(s, 404);
+    // What v2 replaced and the legacy flag does not bring back is still gone.
+    let (s, _) = c
+        .call(Method::GET, "/v1/persons/search?term=ab", None)
+        .await;
+    assert_eq!(s, 410);
+
+    assert!(
+        ck.errors.is_empty(),
+        "legacy v1 responses that do not match the January 2026 document:\n{}",
+        ck.errors.join("\n")
+    );
+    let missing: Vec<&str> = Op::ALL
+        .iter()
+        .filter(|op| op.is_legacy() && !ck.covered.contains(op))
+        .map(|op| op.name())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "legacy operations not exercised: {missing:?}"
+    );
+}
+
+#[tokio::test]
+async fn without_the_legacy_flag_the_legacy_v1_reads_are_gone() {
+    let sim = pipedrive_sim::start(SimConfig {
+        persons: 3,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let c = Client {
+        http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        base: sim.base_url().to_owned(),
+    };
+    for path in [
+        "/v1/deals",
+        "/v1/persons",
+        "/v1/organizations",
+        "/v1/activities",
+        "/v1/products",
+        "/v1/deals/1/products",
+        "/v1/deals/1/flow",
+        "/v1/persons/1",
+    ] {
+        let (s, _) = c.call(reqwest::Method::GET, path, None).await;
+        assert_eq!(s, 410, "{path}");
+    }
 }

@@ -5,7 +5,7 @@
 //! A custom field renamed in Pipedrive keeps its column: the field map's `field_name` follows
 //! the new name, and nothing is dropped or renamed in the table.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde_json::Value;
 
@@ -147,6 +147,14 @@ pub fn cell(kind: ColKind, value: &Value) -> Cell {
     }
 }
 
+/// [`cell`] for a value the caller gives up: its text moves into the cell.
+pub fn cell_owned(kind: ColKind, value: Value) -> Cell {
+    match (kind, value) {
+        (ColKind::Text | ColKind::Time, Value::String(s)) => Cell::Text(s),
+        (_, value) => cell(kind, &value),
+    }
+}
+
 /// The layout of one stream's table, as it is in the database, grown as records show keys.
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -257,16 +265,18 @@ impl Layout {
     }
 
     /// Turns records into rows (in [`Layout::ordered`] order), adding the columns and field-map
-    /// rows their new keys need first.
+    /// rows their new keys need first. The records are consumed: their strings move into the
+    /// cells, and each distinct key of the page is resolved to its column once.
     pub async fn rows(
         &mut self,
         db: &MirrorDb,
-        items: &[Value],
+        items: Vec<Value>,
         synced_at: &str,
     ) -> Result<(Vec<(String, ColKind)>, Vec<Vec<Cell>>), MirrorError> {
         // Columns first: new standard keys and unknown custom keys.
         let mut add: BTreeMap<String, ColKind> = BTreeMap::new();
-        for item in items {
+        let mut known: HashSet<&str> = HashSet::new();
+        for item in &items {
             let Some(object) = item.as_object() else {
                 continue;
             };
@@ -287,15 +297,22 @@ impl Layout {
                     }
                     continue;
                 }
-                let column = self.standard_column(key);
-                if column == self.stream.key || self.columns.contains_key(&column) {
+                if known.contains(key.as_str()) {
                     continue;
                 }
+                let column = self.standard_column(key);
+                if column == self.stream.key || self.columns.contains_key(&column) {
+                    known.insert(key);
+                    continue;
+                }
+                // A `null` says nothing of the kind: a later record may.
                 if let Some(kind) = infer(key, value) {
                     add.entry(column).or_insert(kind);
+                    known.insert(key);
                 }
             }
         }
+        drop(known);
         self.save(db).await?;
         if !add.is_empty() {
             let add: Vec<(String, ColKind)> = add.into_iter().collect();
@@ -303,37 +320,65 @@ impl Layout {
             self.columns.extend(add);
         }
         let ordered = self.ordered();
-        let index: BTreeMap<&str, usize> = ordered
+        let index: HashMap<&str, usize> = ordered
             .iter()
             .enumerate()
             .map(|(i, (name, _))| (name.as_str(), i))
             .collect();
+        // Each record key's slot, resolved once per page.
+        let mut standard: HashMap<String, Option<usize>> = HashMap::new();
+        let mut custom: HashMap<String, Option<usize>> = HashMap::new();
+        let custom_slot = |key: &str| {
+            self.custom
+                .get(key)
+                .and_then(|column| index.get(column.as_str()).copied())
+        };
+        let raw_slot = index.get(RAW).copied();
+        let synced_slot = index.get(SYNCED_AT).copied();
         let mut rows = Vec::with_capacity(items.len());
         for item in items {
-            let Some(object) = item.as_object() else {
+            let Value::Object(object) = item else {
                 continue;
             };
-            let mut row = vec![Cell::Null; ordered.len()];
-            let mut put = |column: &str, value: &Value| {
-                if let Some(&i) = index.get(column) {
-                    row[i] = cell(ordered[i].1, value);
-                }
+            let raw = match raw_slot {
+                Some(_) => Some(serde_json::to_string(&object).map_err(|e| {
+                    MirrorError::Replication(format!("a record could not be written as JSON: {e}"))
+                })?),
+                None => None,
             };
+            let mut row = vec![Cell::Null; ordered.len()];
             for (key, value) in object {
                 if key == "custom_fields" {
-                    if let Some(custom) = value.as_object() {
-                        for (key, value) in custom {
-                            if let Some(column) = self.custom.get(key) {
-                                put(column, value);
+                    if let Value::Object(fields) = value {
+                        for (key, value) in fields {
+                            let slot = match custom.get(&key) {
+                                Some(slot) => *slot,
+                                None => {
+                                    let slot = custom_slot(&key);
+                                    custom.insert(key, slot);
+                                    slot
+                                }
+                            };
+                            if let Some(i) = slot {
+                                row[i] = cell_owned(ordered[i].1, value);
                             }
                         }
                     }
-                } else if is_custom_key(key) {
-                    if let Some(column) = self.custom.get(key) {
-                        put(column, value);
-                    }
+                    continue;
+                }
+                let slot = if let Some(slot) = standard.get(&key) {
+                    *slot
                 } else {
-                    put(&self.standard_column(key), value);
+                    let slot = if is_custom_key(&key) {
+                        custom_slot(&key)
+                    } else {
+                        index.get(self.standard_column(&key).as_str()).copied()
+                    };
+                    standard.insert(key, slot);
+                    slot
+                };
+                if let Some(i) = slot {
+                    row[i] = cell_owned(ordered[i].1, value);
                 }
             }
             if row[0] == Cell::Null {
@@ -344,10 +389,10 @@ impl Layout {
                 );
                 continue;
             }
-            if let Some(&i) = index.get(RAW) {
-                row[i] = Cell::Text(item.to_string());
+            if let (Some(i), Some(raw)) = (raw_slot, raw) {
+                row[i] = Cell::Text(raw);
             }
-            if let Some(&i) = index.get(SYNCED_AT) {
+            if let Some(i) = synced_slot {
                 row[i] = Cell::Text(synced_at.to_owned());
             }
             rows.push(row);

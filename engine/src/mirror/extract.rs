@@ -192,6 +192,8 @@ async fn run_stream(
         ..StreamReport::default()
     };
     let mut pages_this_run = 0u64;
+    // The next page, read while the current one is written (`None`: not read yet).
+    let mut prefetched: Option<RawPage> = None;
     while cursor.page_cursor.as_deref() != Some(PAGES_DONE) {
         if options
             .stop_after_pages
@@ -200,16 +202,19 @@ async fn run_stream(
             progress(stream.name, report.records, false);
             return Ok(report);
         }
-        let page = fetch(
-            source,
-            stream,
-            cursor.page_cursor.as_deref(),
-            cursor.run_since.as_deref(),
-            true,
-        )
-        .await?;
-        let synced_at = now_text();
-        let (columns, rows) = layout.rows(db, &page.items, &synced_at).await?;
+        let mut page = match prefetched.take() {
+            Some(page) => page,
+            None => {
+                fetch(
+                    source,
+                    stream,
+                    cursor.page_cursor.as_deref(),
+                    cursor.run_since.as_deref(),
+                    true,
+                )
+                .await?
+            }
+        };
         if let Some(version) = stream.version_column {
             for item in &page.items {
                 if let Some(t) = item
@@ -223,20 +228,48 @@ async fn run_stream(
                 }
             }
         }
-        cursor.page_cursor = Some(next_position(stream, &page).unwrap_or_default());
+        let next = next_position(stream, &page);
+        cursor.page_cursor = Some(next.clone().unwrap_or_default());
         cursor.pages += 1;
-        db.write_page(
-            &table,
-            stream.key,
-            &columns,
-            &rows,
-            stream.version_column,
-            Some(&cursor),
-        )
-        .await?;
+        let items = std::mem::take(&mut page.items);
+        let write = async {
+            let synced_at = now_text();
+            let (columns, rows) = layout.rows(db, items, &synced_at).await?;
+            let written = rows.len() as u64;
+            db.write_page(
+                &table,
+                stream.key,
+                &columns,
+                rows,
+                stream.version_column,
+                Some(&cursor),
+            )
+            .await?;
+            Ok::<u64, MirrorError>(written)
+        };
+        // Read the next page while this one is written, unless the run stops after this page.
+        let read_ahead = next.as_deref().filter(|_| {
+            options
+                .stop_after_pages
+                .is_none_or(|n| pages_this_run + 1 < n)
+        });
+        let written = match read_ahead {
+            Some(position) => {
+                let since = cursor.run_since.clone();
+                let (written, fetched) = tokio::join!(
+                    write,
+                    fetch(source, stream, Some(position), since.as_deref(), true)
+                );
+                let written = written?;
+                // The page is written with its cursor: a failed read resumes after it.
+                prefetched = Some(fetched?);
+                written
+            }
+            None => write.await?,
+        };
         pages_this_run += 1;
         report.pages += 1;
-        report.records += rows.len() as u64;
+        report.records += written;
         progress(stream.name, report.records, false);
     }
     // Every page is written: end the run.

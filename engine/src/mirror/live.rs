@@ -65,9 +65,7 @@ pub async fn apply_webhook(db: &MirrorDb, payload: &str) -> Result<Applied, Mirr
     let Some(data) = body.get("data").filter(|d| d.is_object()) else {
         return Ok(Applied::Ignored);
     };
-    let (columns, rows) = layout
-        .rows(db, std::slice::from_ref(data), &now_text())
-        .await?;
+    let (columns, rows) = layout.rows(db, vec![data.clone()], &now_text()).await?;
     let Some(row) = rows.first() else {
         return Ok(Applied::Ignored);
     };

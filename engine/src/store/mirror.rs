@@ -103,6 +103,15 @@ impl Cell {
         }
     }
 
+    /// [`Cell::value`] without copying the text; `Null` typed as `kind`'s column.
+    fn into_value(self, kind: ColKind) -> Value {
+        match self {
+            Self::Null => Self::typed_null(kind),
+            Self::Text(v) => Value::String(Some(Box::new(v))),
+            other => other.value(),
+        }
+    }
+
     fn typed_null(kind: ColKind) -> Value {
         match kind {
             ColKind::BigInt => Value::BigInt(None),
@@ -442,7 +451,7 @@ impl MirrorDb {
         table: &TableRef,
         key: &str,
         columns: &[(String, ColKind)],
-        rows: &[Vec<Cell>],
+        rows: Vec<Vec<Cell>>,
         version: Option<&str>,
         cursor: Option<&CursorRow>,
     ) -> Result<(), StoreError> {
@@ -467,7 +476,7 @@ impl MirrorDb {
             table,
             key,
             columns,
-            &[row.to_vec()],
+            vec![row.to_vec()],
             version,
             Revive::NewerThanDelete(version_time),
             None,
@@ -481,7 +490,7 @@ impl MirrorDb {
         table: &TableRef,
         key: &str,
         columns: &[(String, ColKind)],
-        rows: &[Vec<Cell>],
+        rows: Vec<Vec<Cell>>,
         version: Option<&str>,
         revive: Revive<'_>,
         cursor: Option<&CursorRow>,
@@ -489,15 +498,14 @@ impl MirrorDb {
         let txn = self.db.begin().await?;
         let backend = self.backend();
         let per_statement = (MAX_BIND_PARAMS.saturating_sub(1) / columns.len().max(1)).max(1);
-        for chunk in rows.chunks(per_statement) {
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<Vec<Cell>> = rows.by_ref().take(per_statement).collect();
             let sql = self.upsert_sql(table, key, columns, chunk.len(), version, revive);
             let mut values = Vec::with_capacity(chunk.len() * columns.len() + 1);
             for row in chunk {
                 for ((_, kind), cell) in columns.iter().zip(row) {
-                    values.push(match cell {
-                        Cell::Null => Cell::typed_null(*kind),
-                        other => other.value(),
-                    });
+                    values.push(cell.into_value(*kind));
                 }
             }
             if let Revive::NewerThanDelete(Some(time)) = revive {

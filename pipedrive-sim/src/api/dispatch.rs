@@ -20,8 +20,8 @@ use super::response::{
     ERROR_INFO,
 };
 use super::{
-    activities, deals, fields, files, leads, notes, oauth, organizations, persons, pipelines,
-    products, recents, reference, search, subscriptions, users,
+    activities, deals, fields, files, leads, legacy, notes, oauth, organizations, persons,
+    pipelines, products, recents, reference, search, subscriptions, users,
 };
 use crate::faults::RequestAction;
 use crate::ops::{route, Api, Op, Route};
@@ -42,7 +42,7 @@ pub(crate) async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) ->
 
 async fn serve(shared: &Arc<Shared>, req: Request, lose_answer: &mut bool) -> Response {
     let (parts, body) = req.into_parts();
-    let (api, route) = route(&parts.method, parts.uri.path());
+    let (api, route) = route(&parts.method, parts.uri.path(), shared.config.legacy_v1);
     let (op, path_id) = match route {
         Route::Op(op, id) => (op, id),
         Route::Gone(msg) => return envelope(StatusCode::GONE, msg, ERROR_INFO),
@@ -259,6 +259,18 @@ fn handle(ctx: &Ctx<'_>, op: Op) -> HResult {
         Op::GetActivityTypes => reference::activity_types(ctx),
         Op::GetCurrencies => reference::currencies(ctx),
         Op::GetFilters => reference::filters(ctx),
+        Op::GetDealsLegacy => legacy::deals(ctx),
+        Op::GetDealLegacy => legacy::deal(ctx),
+        Op::GetDealProductsLegacy => legacy::deal_products(ctx),
+        Op::GetDealUpdatesLegacy => legacy::deal_updates(ctx),
+        Op::GetPersonsLegacy => legacy::persons(ctx),
+        Op::GetPersonLegacy => legacy::person(ctx),
+        Op::GetOrganizationsLegacy => legacy::organizations(ctx),
+        Op::GetOrganizationLegacy => legacy::organization(ctx),
+        Op::GetActivitiesLegacy => legacy::activities(ctx),
+        Op::GetActivityLegacy => legacy::activity(ctx),
+        Op::GetProductsLegacy => legacy::products(ctx),
+        Op::GetProductLegacy => legacy::product(ctx),
         Op::GetPersons | Op::GetPerson => Err(ApiErr::BadRequest("served by the fast path".into())),
         Op::OauthAuthorize | Op::OauthToken | Op::OauthRevoke => Err(ApiErr::BadRequest(
             "OAuth endpoints are served under /oauth".into(),

@@ -9,7 +9,9 @@
 //! - Resources: `persons`, `search`, `fields`, `deals`, `activities`, `pipelines` (and
 //!   stages), `organizations` (and their search), `products`, `leads` (and lead labels),
 //!   `notes`, `files`, `reference` (activity types, currencies, filters), `users`,
-//!   `subscriptions` (webhook registration), `recents`, `oauth`.
+//!   `subscriptions` (webhook registration), `recents`, `oauth`, and `legacy` (the v1 reads
+//!   out of support since 2026-08-01, only with `--legacy-v1`); `v1_objects` builds the
+//!   legacy v1 shapes for `legacy` and `recents`.
 //!
 //! Imports point down only: `dispatch` → resources → `request`/`paging`/`response`; no
 //! resource imports another, and nothing here imports `crate::server`.
@@ -21,6 +23,7 @@ mod dispatch;
 mod fields;
 mod files;
 mod leads;
+mod legacy;
 mod limits;
 mod notes;
 mod oauth;
@@ -36,5 +39,6 @@ mod response;
 mod search;
 mod subscriptions;
 mod users;
+mod v1_objects;
 
 pub(crate) use dispatch::dispatch;

@@ -1,11 +1,14 @@
-//! `v1.getRecents`: persons, deals and activities changed since a time (deleted ones too),
-//! in v1 JSON, with v1 `start`/`limit` pagination.
+//! `v1.getRecents`: persons, deals, activities, organizations, products, notes and files
+//! changed since a time (deleted ones too), in v1 JSON, with v1 `start`/`limit` pagination.
+//! The other documented item types (`activityType`, `filter`, `pipeline`, `stage`, `user`)
+//! are accepted and list nothing.
 
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
 use super::request::{with_company, Ctx};
 use super::response::{ApiErr, HResult};
+use super::v1_objects::{self as v1, Related};
 use crate::model::{parse_time, v1_time};
 
 /// `v1.getRecents`.
@@ -25,6 +28,8 @@ pub(super) fn list(ctx: &Ctx<'_>) -> HResult {
     };
     let start = ctx.q_int("start")?.unwrap_or(0).max(0) as usize;
     let limit = ctx.limit()?;
+    let caller = ctx.caller.user_id;
+    let base = ctx.shared.base_url.clone();
     with_company(ctx, |c, _| {
         let mut rows: Vec<(i64, &'static str, i64)> = Vec::new();
         if items.iter().any(|i| i == "person") {
@@ -51,8 +56,42 @@ pub(super) fn list(ctx: &Ctx<'_>) -> HResult {
                     .map(|a| (a.update_time, "activity", a.id)),
             );
         }
+        let wants = |kind: &str| items.iter().any(|i| i == kind);
+        if wants("organization") {
+            rows.extend(
+                c.organizations
+                    .values()
+                    .filter(|o| o.update_time >= since)
+                    .map(|o| (o.update_time, "organization", o.id)),
+            );
+        }
+        if wants("product") {
+            rows.extend(
+                c.products
+                    .values()
+                    .filter(|p| p.update_time >= since)
+                    .map(|p| (p.update_time, "product", p.id)),
+            );
+        }
+        if wants("note") {
+            rows.extend(
+                c.notes
+                    .values()
+                    .filter(|n| n.update_time >= since)
+                    .map(|n| (n.update_time, "note", n.id)),
+            );
+        }
+        if wants("file") {
+            rows.extend(
+                c.files
+                    .values()
+                    .filter(|f| f.update_time >= since)
+                    .map(|f| (f.update_time, "file", f.id)),
+            );
+        }
         rows.sort_unstable();
         let total = rows.len();
+        let mut rel = Related::default();
         let page: Vec<&(i64, &str, i64)> = rows.iter().skip(start).take(limit).collect();
         let data: Vec<Value> = page
             .iter()
@@ -63,6 +102,13 @@ pub(super) fn list(ctx: &Ctx<'_>) -> HResult {
                         .get(id)
                         .map(|p| p.v1_json(c.id, &c.user_name(p.owner_id), &c.person_fields))?,
                     "deal" => c.deals.get(id).map(deal_v1)?,
+                    "organization" => c
+                        .organizations
+                        .get(id)
+                        .map(|o| v1::organization(c, o, &mut rel))?,
+                    "product" => c.products.get(id).map(|p| v1::product(c, p, &mut rel))?,
+                    "note" => c.notes.get(id).map(|n| c.note_json(n, caller))?,
+                    "file" => c.files.get(id).map(|f| c.file_json(f, &base))?,
                     _ => c.activities.get(id).map(|a| activity_v1(a, c.id))?,
                 };
                 Some(json!({"item": kind, "id": id, "data": data}))
