@@ -192,6 +192,7 @@ enum Command {
         emails: usize,
         #[arg(long, default_value_t = 200)]
         burst: u32,
+    },
     /// The trigger chaos run (issue 22): random stage moves, wins, losses, reopenings, owner
     /// changes, creates and deletes of deals in Pipedrive with dropped, duplicated and
     /// reordered webhooks and SIGKILLs of tandem; the app's events are compared with the true

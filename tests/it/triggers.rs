@@ -550,7 +550,7 @@ async fn app_with_persons(n: usize) -> (TestApp, Uuid, Vec<(i64, Uuid)>) {
     persons.sort_unstable();
     let mut out = Vec::new();
     for person in persons {
-        let contact = links::by_person(&app.store, connection.into(), person)
+        let contact = links::by_person(&app.store, connection.into(), pid(person))
             .await
             .unwrap()
             .expect("linked")
