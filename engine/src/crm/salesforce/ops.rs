@@ -733,12 +733,15 @@ pub(crate) async fn stages(
         .collect()
 }
 
-/// A Contact's Opportunities (through its contact roles); a Lead has none.
-pub(crate) async fn person_deals(
+/// The `fields` of a Contact's Opportunities (through its contact roles), `order` appended to
+/// the query; a Lead has none.
+async fn contact_opportunities(
     client: &SalesforceClient,
     s: &Session,
     person_id: PersonId,
-) -> Result<Vec<CrmDeal>, CrmError> {
+    fields: &str,
+    order: &str,
+) -> Result<Vec<Record>, CrmError> {
     let (object, key) = resolve_person(client, s, person_id)?;
     if object == SObject::Lead {
         return Ok(Vec::new());
@@ -760,15 +763,31 @@ pub(crate) async fn person_deals(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let deals = client
+    client
         .query_all_pages(
             s,
             &format!(
-                "SELECT Id, Name FROM Opportunity WHERE Id IN ({}) ORDER BY CreatedDate, Id",
+                "SELECT {fields} FROM Opportunity WHERE Id IN ({}){order}",
                 ids.join(", ")
             ),
         )
-        .await?;
+        .await
+}
+
+/// A Contact's Opportunities (through its contact roles); a Lead has none.
+pub(crate) async fn person_deals(
+    client: &SalesforceClient,
+    s: &Session,
+    person_id: PersonId,
+) -> Result<Vec<CrmDeal>, CrmError> {
+    let deals = contact_opportunities(
+        client,
+        s,
+        person_id,
+        "Id, Name",
+        " ORDER BY CreatedDate, Id",
+    )
+    .await?;
     deals
         .iter()
         .filter_map(|d| Some((d.text("Id")?, d.text("Name"))))
@@ -923,36 +942,8 @@ pub(crate) async fn email_items(
     s: &Session,
     person_id: PersonId,
 ) -> Result<Vec<tandem_core::email_links::KnownItem>, CrmError> {
-    let (object, key) = resolve_person(client, s, person_id)?;
-    if object == SObject::Lead {
-        return Ok(Vec::new());
-    }
-    let roles = client
-        .query_all_pages(
-            s,
-            &format!(
-                "SELECT OpportunityId FROM OpportunityContactRole WHERE ContactId = {}",
-                soql_string(&key)
-            ),
-        )
-        .await?;
-    let ids: Vec<String> = roles
-        .iter()
-        .filter_map(|r| r.text("OpportunityId"))
-        .map(soql_string)
-        .collect();
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let opportunities = client
-        .query_all_pages(
-            s,
-            &format!(
-                "SELECT Id, IsClosed, CreatedDate FROM Opportunity WHERE Id IN ({})",
-                ids.join(", ")
-            ),
-        )
-        .await?;
+    let opportunities =
+        contact_opportunities(client, s, person_id, "Id, IsClosed, CreatedDate", "").await?;
     opportunities
         .iter()
         .filter_map(|o| Some((o.text("Id")?, o)))
