@@ -406,3 +406,50 @@ async fn an_inbox_event_is_claimed_once_retried_at_its_time_and_a_malformed_one_
         1
     );
 }
+
+#[tokio::test]
+async fn a_batch_longer_than_one_statement_stores_each_delivery_once_and_says_which_were_new() {
+    use tandem_engine::store::queue::{insert_inbox_events, NewInboxEvent};
+    let app = spawn_app().await;
+    let connection = app.connect_pipedrive().await;
+    let event = |delivery: usize| NewInboxEvent {
+        connection_id: Some(connection),
+        source: "pipedrive".into(),
+        delivery_id: format!("d-{delivery}"),
+        object: "person".into(),
+        action: "change".into(),
+        object_id: Some(delivery.to_string()),
+        payload: format!(r#"{{"meta":{{"id":"d-{delivery}"}}}}"#),
+    };
+    // Ten deliveries stored before.
+    let mut earlier: Vec<NewInboxEvent> = (0..10).map(event).collect();
+    let stored = insert_inbox_events(&app.store, earlier.iter_mut(), "pending", Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(stored, vec![true; 10]);
+    // 600 more (three statements' worth): the ten again, 580 new ones, and ten of those
+    // repeated later in the same batch, in a later statement.
+    let mut batch: Vec<NewInboxEvent> = (0..590).map(event).collect();
+    batch.extend((100..110).map(event));
+    let new = insert_inbox_events(&app.store, batch.iter_mut(), "pending", Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(new.len(), 600);
+    let expected: Vec<bool> = (0..600).map(|i| (10..590).contains(&i)).collect();
+    assert_eq!(
+        new, expected,
+        "new exactly for the first sight of each delivery"
+    );
+    let db = app.store.db();
+    let rows = db
+        .query_one(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT count(*) AS n FROM inbox_event WHERE source = 'pipedrive' AND delivery_id LIKE 'd-%'",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap();
+    assert_eq!(rows, 590, "each delivery stored once");
+}

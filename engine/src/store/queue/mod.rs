@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use tandem_core::ConnectionId;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect, Set, Statement,
@@ -65,8 +65,70 @@ pub struct NewInboxEvent {
     pub payload: String,
 }
 
-/// Stores `events` in state `state` (their values are moved into the statement) in one
-/// multi-row `INSERT … ON CONFLICT DO NOTHING`, and says, for each, whether its row was
+/// The columns [`insert_inbox_events`] writes, in its statement's order.
+const INBOX_INSERT_COLUMNS: [&str; 11] = [
+    "id",
+    "connection_id",
+    "source",
+    "delivery_id",
+    "object",
+    "action",
+    "object_id",
+    "payload",
+    "state",
+    "attempts",
+    "received_at",
+];
+
+/// The most events [`insert_inbox_events`] writes in one statement (2,816 parameters, well
+/// under both databases' limits); more are written in several statements.
+const INBOX_INSERT_MAX_ROWS: usize = 256;
+
+/// The text of the multi-row insert of `rows` inbox events, made once per backend and row
+/// count. The ingest path writes one of these per group commit: building it with the query
+/// builder each time cost more than SQLite's whole insert, and the same text for the same
+/// row count is what lets the driver reuse its prepared statement.
+fn inbox_insert_sql(backend: sea_orm::DatabaseBackend, rows: usize) -> &'static str {
+    use std::sync::OnceLock;
+    static SQLITE: [OnceLock<String>; INBOX_INSERT_MAX_ROWS] =
+        [const { OnceLock::new() }; INBOX_INSERT_MAX_ROWS];
+    static POSTGRES: [OnceLock<String>; INBOX_INSERT_MAX_ROWS] =
+        [const { OnceLock::new() }; INBOX_INSERT_MAX_ROWS];
+    let postgres = backend == sea_orm::DatabaseBackend::Postgres;
+    let cache = if postgres { &POSTGRES } else { &SQLITE };
+    cache[rows - 1].get_or_init(|| {
+        let columns: Vec<String> = INBOX_INSERT_COLUMNS
+            .iter()
+            .map(|c| format!("\"{c}\""))
+            .collect();
+        let mut sql = format!(
+            "INSERT INTO \"inbox_event\" ({}) VALUES ",
+            columns.join(", ")
+        );
+        let mut n = 0;
+        for row in 0..rows {
+            sql.push_str(if row == 0 { "(" } else { ", (" });
+            for column in 0..INBOX_INSERT_COLUMNS.len() {
+                n += 1;
+                if column > 0 {
+                    sql.push_str(", ");
+                }
+                if postgres {
+                    sql.push('$');
+                    sql.push_str(&n.to_string());
+                } else {
+                    sql.push('?');
+                }
+            }
+            sql.push(')');
+        }
+        sql.push_str(" ON CONFLICT (\"source\", \"delivery_id\") DO NOTHING");
+        sql
+    })
+}
+
+/// Stores `events` in state `state` (their values are moved into the statement) with
+/// multi-row `INSERT … ON CONFLICT DO NOTHING`s, and says, for each, whether its row was
 /// inserted: `false` for a delivery already stored, or repeated earlier in the batch (the
 /// `inbox_event_source_delivery_key` constraint). Each row gets its id here; when fewer rows
 /// than events were inserted, the ids that made it are read back.
@@ -77,50 +139,50 @@ pub async fn insert_inbox_events<'a>(
     now: DateTime<Utc>,
 ) -> Result<Vec<bool>, StoreError> {
     use inbox_event::Column as C;
-    let mut query = Query::insert();
-    query.into_table(inbox_event::Entity).columns([
-        C::Id,
-        C::ConnectionId,
-        C::Source,
-        C::DeliveryId,
-        C::Object,
-        C::Action,
-        C::ObjectId,
-        C::Payload,
-        C::State,
-        C::Attempts,
-        C::ReceivedAt,
-    ]);
-    let mut ids = Vec::new();
-    for event in events {
-        let id = Uuid::now_v7();
-        ids.push(id);
-        query.values_panic([
-            Expr::value(id),
-            Expr::value(event.connection_id),
-            Expr::value(std::mem::take(&mut event.source)),
-            Expr::value(std::mem::take(&mut event.delivery_id)),
-            Expr::value(std::mem::take(&mut event.object)),
-            Expr::value(std::mem::take(&mut event.action)),
-            Expr::value(event.object_id.take()),
-            Expr::value(std::mem::take(&mut event.payload)),
-            Expr::value(state),
-            Expr::value(0),
-            Expr::value(now),
-        ]);
-    }
-    query.on_conflict(
-        OnConflict::columns([C::Source, C::DeliveryId])
-            .do_nothing()
-            .to_owned(),
-    );
+    use sea_orm::Value;
     let db = db.raw();
     let backend = db.get_database_backend();
-    let (sql, values) = build(backend, &query);
-    let inserted = db
-        .execute(Statement::from_sql_and_values(backend, sql, values))
-        .await?
-        .rows_affected();
+    let mut ids = Vec::new();
+    // Every statement's values first: the events are not held across an await.
+    let mut statements: Vec<(usize, Vec<Value>)> = Vec::new();
+    for event in events {
+        if statements
+            .last()
+            .is_none_or(|(rows, _)| *rows == INBOX_INSERT_MAX_ROWS)
+        {
+            statements.push((0, Vec::with_capacity(INBOX_INSERT_COLUMNS.len() * 16)));
+        }
+        let Some((rows, values)) = statements.last_mut() else {
+            break;
+        };
+        let id = Uuid::now_v7();
+        ids.push(id);
+        *rows += 1;
+        values.extend([
+            Value::from(id),
+            Value::from(event.connection_id),
+            Value::from(std::mem::take(&mut event.source)),
+            Value::from(std::mem::take(&mut event.delivery_id)),
+            Value::from(std::mem::take(&mut event.object)),
+            Value::from(std::mem::take(&mut event.action)),
+            Value::from(event.object_id.take()),
+            Value::from(std::mem::take(&mut event.payload)),
+            Value::from(state),
+            Value::from(0i32),
+            Value::from(now),
+        ]);
+    }
+    let mut inserted = 0u64;
+    for (rows, values) in statements {
+        inserted += db
+            .execute(Statement::from_sql_and_values(
+                backend,
+                inbox_insert_sql(backend, rows),
+                values,
+            ))
+            .await?
+            .rows_affected();
+    }
     if usize::try_from(inserted).is_ok_and(|n| n == ids.len()) {
         return Ok(vec![true; ids.len()]);
     }
