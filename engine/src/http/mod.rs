@@ -37,9 +37,10 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.http.body_limit_bytes;
     let inbox = Arc::new(StoreInbox::new(state.engine.clone()));
-    let throttle_state = Arc::new(ThrottleState {
+    let edge_state = Arc::new(EdgeState {
         app: state.clone(),
         throttle: AuthThrottle::new(Policy::default()),
+        page_csp: page_csp(),
     });
     let router = Router::new()
         .route("/healthz", get(healthz))
@@ -55,31 +56,46 @@ pub fn router(state: AppState) -> Router {
         // and cuts off a streamed body there; axum's own default limit is switched off.
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(body_limit))
-        .layer(axum::middleware::from_fn_with_state(
-            throttle_state,
-            throttle_failed_auth,
-        ));
-    with_security_headers(router).layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(axum::middleware::from_fn_with_state(edge_state, edge));
+    router.layer(TraceLayer::new_for_http().make_span_with(request_span))
 }
 
-/// The throttle layer's state, shared (the layer's state is cloned for every request).
-struct ThrottleState {
+/// The edge layer's state, shared (the layer's state is cloned for every request).
+struct EdgeState {
     app: AppState,
     throttle: AuthThrottle,
+    /// The console pages' Content-Security-Policy ([`page_csp`]).
+    page_csp: HeaderValue,
+}
+
+/// What every request passes through, in one layer (each layer is a service and a future
+/// every request and response pass through; the webhook receiver is the hot path): the
+/// failed-authentication throttle, then, on the way out, the JSON error shape and the
+/// security headers.
+async fn edge(
+    State(edge): State<Arc<EdgeState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let response = throttle_failed_auth(&edge, request, next).await;
+    let mut response = json_errors(response).await;
+    security_headers(response.headers_mut(), &edge.page_csp);
+    response
 }
 
 /// Failed-authentication throttling ([`throttle`]): a locked client gets 429
 /// `too_many_attempts` (with `Retry-After`) before any credential is looked at; each new lock
 /// is written to the sync log (`auth_throttled`).
 async fn throttle_failed_auth(
-    State(throttle_state): State<Arc<ThrottleState>>,
+    edge: &EdgeState,
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let ThrottleState {
+    let EdgeState {
         app: state,
         throttle,
-    } = throttle_state.as_ref();
+        ..
+    } = edge;
     let Some(surface) = throttle::surface_of(request.method(), request.uri().path()) else {
         return next.run(request).await;
     };
@@ -181,13 +197,9 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
     )
 }
 
-/// Headers on every response: no MIME sniffing, no framing, no referrer, a strict
-/// Content-Security-Policy (the console has no script; its one inline stylesheet is allowed
-/// by hash; a response that is not a page gets the short policy OWASP gives for APIs, which
-/// loads nothing and cannot be framed), and `Cache-Control: no-store` unless a handler chose
-/// otherwise: answers carry contacts' personal data, secrets shown once, or the console's
-/// pages.
-fn with_security_headers(router: Router) -> Router {
+/// The console pages' Content-Security-Policy: the console has no script; its one inline
+/// stylesheet is allowed by hash.
+fn page_csp() -> HeaderValue {
     use base64::Engine as _;
     use sha2::Digest as _;
     let style = base64::engine::general_purpose::STANDARD
@@ -195,44 +207,41 @@ fn with_security_headers(router: Router) -> Router {
     let csp = format!(
         "default-src 'none'; style-src 'sha256-{style}'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     );
-    const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
-    let csp = HeaderValue::from_str(&csp).unwrap_or(HeaderValue::from_static(API_CSP));
-    // One layer for all of them and for the JSON error shape (each layer is a service every
-    // response passes through).
-    router.layer(axum::middleware::map_response(
-        move |response: axum::response::Response| {
-            let csp = csp.clone();
-            async move {
-                let mut response = json_errors(response).await;
-                let headers = response.headers_mut();
-                headers.reserve(5);
-                headers.insert(
-                    header::X_CONTENT_TYPE_OPTIONS,
-                    HeaderValue::from_static("nosniff"),
-                );
-                headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-                headers.insert(
-                    header::REFERRER_POLICY,
-                    HeaderValue::from_static("no-referrer"),
-                );
-                let page = headers
-                    .get(header::CONTENT_TYPE)
-                    .is_some_and(|t| t.as_bytes().starts_with(b"text/html"));
-                headers.insert(
-                    header::CONTENT_SECURITY_POLICY,
-                    if page {
-                        csp
-                    } else {
-                        HeaderValue::from_static(API_CSP)
-                    },
-                );
-                if !headers.contains_key(header::CACHE_CONTROL) {
-                    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                }
-                response
-            }
+    HeaderValue::from_str(&csp).unwrap_or(HeaderValue::from_static(API_CSP))
+}
+
+/// The policy OWASP gives for APIs: loads nothing, cannot be framed.
+const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// Headers on every response: no MIME sniffing, no framing, no referrer, a strict
+/// Content-Security-Policy (`page_csp` on a page, [`API_CSP`] on anything else), and
+/// `Cache-Control: no-store` unless a handler chose otherwise: answers carry contacts'
+/// personal data, secrets shown once, or the console's pages.
+fn security_headers(headers: &mut axum::http::HeaderMap, page_csp: &HeaderValue) {
+    headers.reserve(5);
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    let page = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"text/html"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        if page {
+            page_csp.clone()
+        } else {
+            HeaderValue::from_static(API_CSP)
         },
-    ))
+    );
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
 }
 
 async fn healthz() -> impl IntoResponse {
