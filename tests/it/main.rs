@@ -25,6 +25,7 @@ mod queue;
 mod races;
 mod replicas;
 mod salesforce;
+mod salesforce_actions;
 mod security;
 mod triggers;
 mod writeback;

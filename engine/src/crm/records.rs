@@ -66,6 +66,15 @@ pub struct NewDeal<'a> {
     pub owner_id: Option<i64>,
 }
 
+/// A person's membership of a marketing campaign (Salesforce: a CampaignMember).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignMembership {
+    /// The CRM's id of the membership record (Salesforce: the CampaignMember's id).
+    pub member_id: String,
+    /// The person was a member already; nothing was created.
+    pub already_member: bool,
+}
+
 /// An activity to schedule with a person.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewActivity<'a> {
