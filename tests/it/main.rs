@@ -23,6 +23,7 @@ mod mirror;
 mod organizations;
 mod queue;
 mod races;
+mod record_check;
 mod replicas;
 mod salesforce;
 mod salesforce_actions;

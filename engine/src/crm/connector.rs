@@ -20,9 +20,9 @@ use super::person::{CrmPerson, PersonPage};
 use super::pipedrive::client::{PersonQuery, PipedriveClient};
 use super::pipedrive::{mapping, ops, OAuthApp};
 use super::records::{
-    CampaignMembership, CatalogField, CreatedPerson, CrmActivity, CrmDeal, CrmOrganization,
-    CrmStage, CrmUser, LoggedEmail, NewActivity, NewDeal, Notification, NotificationTarget,
-    TokenGrant, TokenKind,
+    CampaignMembership, CatalogField, CheckedRecord, CreatedPerson, CrmActivity, CrmDeal,
+    CrmOrganization, CrmStage, CrmUser, LoggedEmail, NewActivity, NewDeal, Notification,
+    NotificationTarget, TokenGrant, TokenKind,
 };
 use super::salesforce::{self, SalesforceClient, SfConfig, SfOAuthApp};
 use super::session::Session;
@@ -841,6 +841,42 @@ impl Crm {
                 .keys()
                 .remember(session.connection_id, text.trim())
                 .ok(),
+        }
+    }
+
+    /// The records the connecting user finds with this e-mail, as the "Why isn't this record
+    /// syncing?" tool reads them (one lookup: Pipedrive's person search by e-mail, not exact
+    /// so case and spaces do not hide a record; Salesforce's Contacts and unconverted Leads by
+    /// `Email`, which Salesforce compares case-insensitively).
+    pub async fn records_with_email(
+        &self,
+        session: &Session,
+        email: &str,
+    ) -> Result<Vec<CheckedRecord>, CrmError> {
+        match self {
+            Self::Pipedrive(client, _) => ops::records_with_email(client, session, email).await,
+            Self::Salesforce(client, _) => {
+                salesforce::ops::records_with_email(client, session, email).await
+            }
+        }
+    }
+
+    /// A linked record read by its id for the "Why isn't this record syncing?" tool: `None`
+    /// when the connecting user may not read it (not found, or forbidden: Salesforce sharing,
+    /// Pipedrive visibility groups).
+    pub async fn check_record(
+        &self,
+        session: &Session,
+        id: PersonId,
+    ) -> Result<Option<CheckedRecord>, CrmError> {
+        let read = match self {
+            Self::Pipedrive(client, _) => ops::check_record(client, session, id).await,
+            Self::Salesforce(client, _) => salesforce::ops::check_record(client, session, id).await,
+        };
+        match read {
+            Ok(found) => Ok(Some(found)),
+            Err(error) if matches!(error.status, Some(403 | 404 | 410)) => Ok(None),
+            Err(error) => Err(error),
         }
     }
 

@@ -21,8 +21,8 @@ use crate::config::{Redacted, SalesforceSettings};
 use crate::crm::fields::FieldMap;
 use crate::crm::person::{CrmPerson, PersonPage};
 use crate::crm::records::{
-    CampaignMembership, CatalogField, CreatedPerson, CrmActivity, CrmDeal, CrmStage, CrmUser,
-    LoggedEmail, NewActivity, NewDeal, TokenGrant,
+    CampaignMembership, CatalogField, CheckedRecord, CreatedPerson, CrmActivity, CrmDeal, CrmStage,
+    CrmUser, LoggedEmail, NewActivity, NewDeal, TokenGrant,
 };
 use crate::crm::session::Session;
 
@@ -453,6 +453,75 @@ pub(crate) async fn search_by_email(
         return Ok(contacts);
     }
     ids_where(client, s, SObject::Lead, &condition).await
+}
+
+fn checked(
+    client: &SalesforceClient,
+    s: &Session,
+    object: SObject,
+    record: &Record,
+) -> Result<Option<CheckedRecord>, CrmError> {
+    let Some(key) = record.text("Id") else {
+        return Ok(None);
+    };
+    Ok(Some(CheckedRecord {
+        id: person(remember(client, s, key)?),
+        key: key.to_owned(),
+        object: object.name(),
+        email: record
+            .text("Email")
+            .filter(|e| !e.is_empty())
+            .map(str::to_owned),
+        modified: record.text("SystemModstamp").and_then(mapping::parse_time),
+    }))
+}
+
+/// Contacts, then unconverted Leads, with the e-mail, as the connecting user sees them.
+pub(crate) async fn records_with_email(
+    client: &SalesforceClient,
+    s: &Session,
+    email: &str,
+) -> Result<Vec<CheckedRecord>, CrmError> {
+    let mut out = Vec::new();
+    for object in [SObject::Contact, SObject::Lead] {
+        let lead_filter = if object == SObject::Lead {
+            " AND IsConverted = false"
+        } else {
+            ""
+        };
+        let soql = format!(
+            "SELECT Id, Email, SystemModstamp FROM {} WHERE Email = {}{lead_filter} ORDER BY CreatedDate, Id",
+            object.name(),
+            soql_string(email.trim())
+        );
+        for record in client.query_all_pages(s, &soql).await? {
+            out.extend(checked(client, s, object, &record)?);
+        }
+    }
+    Ok(out)
+}
+
+/// A Lead or Contact read by its id (404 when sharing hides it or it is gone).
+pub(crate) async fn check_record(
+    client: &SalesforceClient,
+    s: &Session,
+    id: PersonId,
+) -> Result<CheckedRecord, CrmError> {
+    let (object, key) = resolve_person(client, s, id)?;
+    let record = client
+        .get_record(
+            s,
+            object.name(),
+            &key,
+            &[
+                "Id".to_owned(),
+                "Email".to_owned(),
+                "SystemModstamp".to_owned(),
+            ],
+        )
+        .await?;
+    checked(client, s, object, &record)?
+        .ok_or_else(|| SalesforceError::Decode("a record without its Id".into()).into())
 }
 
 /// Contacts, then unconverted Leads, carrying the apId in the external-id field.
