@@ -189,7 +189,7 @@ fn words(
             "The connecting user must have Read access to the record: view the record as that user; if they cannot see it, neither can tandem. Change the org-wide default or grant the user broader sharing (role hierarchy, sharing rules); the fastest fix is connecting with a System Administrator user.".into(),
         ),
         Answer::NotVisible => (
-            "The connecting Pipedrive user cannot read a person with this e-mail: its visibility (`visible_to`: owner only, or a visibility group the user is not in) hides it, or none exists.".into(),
+            "The connecting Pipedrive user cannot read a person with this e-mail: its visibility (visible_to: owner only, or a visibility group the user is not in) hides it, or none exists.".into(),
             "In Pipedrive, set the person's visibility to the entire company (or the connecting user's visibility group), move the connecting user into the owner's visibility group, or connect with an admin user, who sees every person.".into(),
         ),
         Answer::OutsideInitialSyncWindow => (
