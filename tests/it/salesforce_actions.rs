@@ -416,3 +416,28 @@ async fn the_openapi_document_lists_add_to_campaign_and_the_salesforce_refusals(
     let request = document["components"]["schemas"]["ActionRequest"].to_string();
     assert!(request.contains("campaign_id"));
 }
+
+#[tokio::test]
+async fn add_deal_for_a_contact_without_a_record_creates_the_lead_and_fails_saying_it_must_be_converted(
+) {
+    let (sf, _, _) = connected().await;
+    tandem_engine::sync::app::local::create_contact(
+        &sf.app.engine,
+        fields([name("Brand New"), email("brandnew@example.com")]),
+        false,
+    )
+    .await
+    .unwrap();
+    let failed = run(
+        &sf.app,
+        "add_deal",
+        json!({ "email": "brandnew@example.com", "params": { "title": "Too soon" } }),
+        "sf-deal-new-lead",
+    )
+    .await;
+    assert_eq!(failed["state"], "failed", "{failed}");
+    assert!(failed["error"].as_str().unwrap().contains("converted"));
+    let h = sf.sf.handle();
+    assert_eq!(h.ids_by_email(P, "Lead", "brandnew@example.com").len(), 1);
+    assert_eq!(h.count(P, "Opportunity"), 0);
+}
