@@ -14,6 +14,8 @@ use tandem_core::{FieldKey, FieldValue, LabeledValue};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+mod salesforce;
+
 use crate::app::{cancel_on_signal, Application};
 use crate::config::{Redacted, Settings};
 use crate::crypto::Vault;
@@ -38,12 +40,16 @@ pub struct DemoArgs {
     /// Leave tandem and the simulator running after the summary (until ctrl-c).
     #[arg(long)]
     pub keep_running: bool,
+    /// Which CRM to simulate: `pipedrive` (default) or `salesforce` (the Salesforce simulator:
+    /// Leads and Contacts, OAuth with PKCE, SOQL polling).
+    #[arg(long, default_value = "pipedrive", value_parser = ["pipedrive", "salesforce"])]
+    pub crm: String,
 }
 
-const BOLD: &str = "\x1b[1m";
-const GREEN: &str = "\x1b[32m";
-const YELLOW: &str = "\x1b[33m";
-const RESET: &str = "\x1b[0m";
+pub(crate) const BOLD: &str = "\x1b[1m";
+pub(crate) const GREEN: &str = "\x1b[32m";
+pub(crate) const YELLOW: &str = "\x1b[33m";
+pub(crate) const RESET: &str = "\x1b[0m";
 
 fn key(name: &str) -> FieldKey {
     FieldKey::new(name).unwrap_or_else(|_| unreachable_key())
@@ -54,18 +60,18 @@ fn unreachable_key() -> FieldKey {
     panic!("literal field names are valid keys")
 }
 
-fn name_field(name: &str) -> (FieldKey, FieldValue) {
+pub(crate) fn name_field(name: &str) -> (FieldKey, FieldValue) {
     (key("name"), FieldValue::text(name))
 }
 
-fn email_field(address: &str) -> (FieldKey, FieldValue) {
+pub(crate) fn email_field(address: &str) -> (FieldKey, FieldValue) {
     (
         key("email"),
         FieldValue::Emails(vec![LabeledValue::new(address, Some("work"), true)]),
     )
 }
 
-fn text_of(fields: &BTreeMap<FieldKey, FieldValue>, name: &str) -> Option<String> {
+pub(crate) fn text_of(fields: &BTreeMap<FieldKey, FieldValue>, name: &str) -> Option<String> {
     match fields.get(name)? {
         FieldValue::Text(t) => Some(t.clone()),
         FieldValue::Emails(list) | FieldValue::Phones(list) => {
@@ -128,12 +134,15 @@ impl Progress {
     }
 }
 
-fn step(text: &str) {
+pub(crate) fn step(text: &str) {
     println!("\n{BOLD}▸ {text}{RESET}");
 }
 
 /// Runs the demo.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    if args.crm == "salesforce" {
+        return salesforce::run(args).await;
+    }
     let started = Instant::now();
     println!("{BOLD}tandem demo{RESET}: two-way sync between your app's contacts and a simulated Pipedrive.");
 
@@ -428,7 +437,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn demo_settings(dir: &std::path::Path, port: u16, sim_url: &str) -> Settings {
+pub(crate) fn demo_settings(dir: &std::path::Path, port: u16, sim_url: &str) -> Settings {
     let mut settings = Settings::defaults();
     settings.http.port = port;
     settings.database.url = Redacted::new(format!("sqlite://{}", dir.join("tandem.db").display()));
@@ -515,7 +524,7 @@ async fn conflicts(engine: &Engine) -> anyhow::Result<u64> {
     Ok(stats::count_sync_log_kind(&engine.store, "conflict_resolved").await?)
 }
 
-fn report_edit(direction: &str, value: &str, latency: Option<Duration>) {
+pub(crate) fn report_edit(direction: &str, value: &str, latency: Option<Duration>) {
     match latency {
         Some(latency) => println!(
             "  {GREEN}{direction}{RESET}  name = {value:<28} arrived after {BOLD}{:>5.1} ms{RESET}",
@@ -525,7 +534,7 @@ fn report_edit(direction: &str, value: &str, latency: Option<Duration>) {
     }
 }
 
-async fn wait_until(timeout: Duration, done: impl Fn() -> bool) -> bool {
+pub(crate) async fn wait_until(timeout: Duration, done: impl Fn() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if done() {
@@ -536,7 +545,7 @@ async fn wait_until(timeout: Duration, done: impl Fn() -> bool) -> bool {
     false
 }
 
-async fn wait_until_async<F, Fut>(timeout: Duration, mut done: F) -> bool
+pub(crate) async fn wait_until_async<F, Fut>(timeout: Duration, mut done: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,

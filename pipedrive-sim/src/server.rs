@@ -97,12 +97,14 @@ pub async fn start(config: SimConfig) -> Result<Simulator, SimError> {
             name: config.user_name.clone(),
             email: config.user_email.clone(),
             is_admin: true,
+            visibility_group: 1,
         },
         User {
             id: config.user_id + 1,
             name: "Grace Hopper".into(),
             email: "grace.hopper@example.com".into(),
             is_admin: false,
+            visibility_group: 1,
         },
     ];
     let mut company = Company::new(
@@ -351,6 +353,29 @@ impl SimHandle {
             .ok_or_else(|| SimError::NotFound(format!("person {id}")))?;
         self.emit(ev.into_iter().collect());
         Ok(json)
+    }
+
+    /// Makes a user of the current company an admin or a regular user (regular users see
+    /// only what their visibility group allows; admins see everything).
+    pub fn set_user_admin(&self, user_id: i64, admin: bool) {
+        self.with_current(|c, _, _| {
+            if let Some(u) = c.users.iter_mut().find(|u| u.id == user_id) {
+                u.is_admin = admin;
+            }
+        });
+    }
+
+    /// Puts a user in a visibility group; `parent` makes the group a sub-group of another.
+    pub fn set_visibility_group(&self, user_id: i64, group: i64, parent: Option<i64>) {
+        self.with_current(|c, _, _| {
+            if let Some(u) = c.users.iter_mut().find(|u| u.id == user_id) {
+                u.visibility_group = group;
+            }
+            match parent {
+                Some(p) => c.visibility_parents.insert(group, p),
+                None => c.visibility_parents.remove(&group),
+            };
+        });
     }
 
     /// Creates an organization as a user of the Pipedrive UI would (`create` webhooks with

@@ -41,6 +41,9 @@ pub(crate) struct User {
     pub(crate) name: String,
     pub(crate) email: String,
     pub(crate) is_admin: bool,
+    /// The user's visibility group (Pipedrive's Professional and Enterprise plans); every
+    /// user starts in group 1.
+    pub(crate) visibility_group: i64,
 }
 
 /// A webhook subscription and its delivery state.
@@ -118,6 +121,9 @@ pub(crate) struct Company {
     pub(crate) id: i64,
     pub(crate) name: String,
     pub(crate) users: Vec<User>,
+    /// Visibility groups' parents (child → parent), for `visible_to` 5 ("owner's visibility
+    /// group and sub-groups").
+    pub(crate) visibility_parents: HashMap<i64, i64>,
     pub(crate) persons: Table<Arc<Person>>,
     pub(crate) email_index: HashMap<String, BTreeSet<i64>>,
     pub(crate) next_person_id: i64,
@@ -178,6 +184,7 @@ impl Company {
             id,
             name: name.to_owned(),
             users,
+            visibility_parents: HashMap::new(),
             persons: Table::default(),
             email_index: HashMap::new(),
             next_person_id: 1,
@@ -391,6 +398,45 @@ impl Company {
         self.person_field_keys =
             Arc::new(self.person_fields.iter().map(|f| f.key.clone()).collect());
         Ok(f)
+    }
+
+    /// Whether `user` sees person `p`, as Pipedrive's visibility groups decide: admins see
+    /// everything; otherwise `visible_to` 1 is the owner only, 3 the owner's visibility group,
+    /// 5 that group and its sub-groups, 7 the entire company.
+    pub(crate) fn person_visible_to(&self, p: &Person, user: i64) -> bool {
+        let Some(me) = self.users.iter().find(|u| u.id == user) else {
+            return true;
+        };
+        if me.is_admin || p.visible_to >= 7 {
+            return true;
+        }
+        let group_of = |id: i64| {
+            self.users
+                .iter()
+                .find(|u| u.id == id)
+                .map_or(1, |u| u.visibility_group)
+        };
+        let owner_group = group_of(p.owner_id);
+        match p.visible_to {
+            1 => p.owner_id == user,
+            3 => p.owner_id == user || owner_group == me.visibility_group,
+            _ => {
+                // 5: the owner's group or any group below it.
+                let mut group = Some(me.visibility_group);
+                let mut steps = 0;
+                while let Some(g) = group {
+                    if g == owner_group || p.owner_id == user {
+                        return true;
+                    }
+                    group = self.visibility_parents.get(&g).copied();
+                    steps += 1;
+                    if steps > 64 {
+                        break;
+                    }
+                }
+                false
+            }
+        }
     }
 
     pub(crate) fn live_person(&self, id: i64) -> Option<&Arc<Person>> {

@@ -1015,6 +1015,9 @@ impl Org {
         if object == "FieldPermissions" {
             self.check_field_permission(&rec)?;
         }
+        if object == "CampaignMember" {
+            self.check_campaign_member(obj, &rec)?;
+        }
         derive(obj, &mut rec);
         self.check_rules(obj, &rec, actor, allow_dup, now_ms)?;
         self.check_unique(obj, &rec)?;
@@ -1063,6 +1066,47 @@ impl Org {
         let target = self.obj(o).filter(|t| t.name.eq_ignore_ascii_case(s));
         if target.and_then(|t| t.field(name)).is_none() {
             return Err(bad());
+        }
+        Ok(())
+    }
+
+    /// A CampaignMember names a Lead or a Contact, and one person is a member of a campaign
+    /// once: Salesforce refuses a second with 400 `DUPLICATE_VALUE` "Already a campaign
+    /// member." (no `fields`).
+    fn check_campaign_member(&self, obj: &ObjectDef, rec: &Record) -> Result<(), DmlError> {
+        let get = |n: &str| {
+            obj.pos(n)
+                .and_then(|p| rec.get(p).as_str().map(str::to_owned))
+        };
+        let campaign = get("CampaignId");
+        let (column, person) = match (get("LeadId"), get("ContactId")) {
+            (Some(lead), _) => ("LeadId", lead),
+            (None, Some(contact)) => ("ContactId", contact),
+            (None, None) => {
+                return Err(DmlError::new(
+                    400,
+                    "REQUIRED_FIELD_MISSING",
+                    "Required fields are missing: [LeadId, ContactId]",
+                )
+                .with_fields(vec!["LeadId".into(), "ContactId".into()]))
+            }
+        };
+        let (Some(cpos), Some(ppos)) = (obj.pos("CampaignId"), obj.pos(column)) else {
+            return Ok(());
+        };
+        let duplicate = self.table("CampaignMember").is_some_and(|t| {
+            t.records.values().any(|r| {
+                r.deleted_ms.is_none()
+                    && r.get(cpos).as_str() == campaign.as_deref()
+                    && r.get(ppos).as_str() == Some(person.as_str())
+            })
+        });
+        if duplicate {
+            return Err(DmlError::new(
+                400,
+                "DUPLICATE_VALUE",
+                "Already a campaign member.",
+            ));
         }
         Ok(())
     }

@@ -4,7 +4,8 @@
 // the simulator revokes the tokens → "Resync now" → "Token expired" with a Reconnect button
 // that works → the sync log shows the 401 → the duplicate report shows three same-email persons,
 // a merge is clicked and the report shows the result → a contact is pushed → the overview, the
-// connection's charts and "Find a contact" (its `<script>` name shown as text) render.
+// connection's charts and "Find a contact" (its `<script>` name shown as text) render →
+// "Why isn't this record syncing?" answers linked, then not_visible for a hidden person.
 // Screenshots go to target/artifacts/browser/.
 //
 // Usage: node console.test.mjs PATH/TO/console-fixture
@@ -137,6 +138,20 @@ try {
   await expectText('#fields', '<script>alert(1)</script>');
   await page.locator('button:has-text("Resync this contact")').waitFor();
   await shot('contact');
+
+  // "Why isn't this record syncing?": the pushed contact is linked; a person that Pipedrive's
+  // visibility groups hide from the connecting user is not visible, with the guide's fix.
+  await page.click('header a:has-text("Why isn\'t it syncing?")');
+  await page.fill('#record-check-form input[name=email]', 'xss@example.com');
+  await page.click('#record-check-form button:has-text("Check")');
+  await expectText('#record-check-code', 'linked');
+  await shot('record-check-linked');
+  await command('hidden');
+  await page.fill('#record-check-form input[name=email]', 'hidden@example.com');
+  await page.click('#record-check-form button:has-text("Check")');
+  await expectText('#record-check-code', 'not_visible');
+  await expectText('#record-check-fix', 'visibility');
+  await shot('record-check-not-visible');
   console.log(`browser test passed; screenshots in ${artifacts}`);
 } catch (error) {
   failed = true;

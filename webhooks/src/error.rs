@@ -31,6 +31,10 @@ pub enum ErrorCode {
     PayloadTooLarge,
     UnsupportedMediaType,
     NoPipedrivePerson,
+    /// The action needs a Salesforce Contact, and the contact's record is a Lead.
+    LeadNotConverted,
+    /// The connection's CRM has no such action (add_to_campaign on Pipedrive).
+    ActionNotSupported,
     ConnectionUnavailable,
     CompanyChanged,
     OauthStateInvalid,
@@ -56,9 +60,11 @@ impl ErrorCode {
             Self::PipedriveRejected => StatusCode::BAD_GATEWAY,
             Self::PipedriveAdminRequired | Self::AdminDisabled => StatusCode::FORBIDDEN,
             Self::OauthNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
-            Self::UnknownField | Self::ValidationFailed | Self::NoPipedrivePerson => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            Self::UnknownField
+            | Self::ValidationFailed
+            | Self::NoPipedrivePerson
+            | Self::LeadNotConverted
+            | Self::ActionNotSupported => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized | Self::InvalidSignature | Self::TimestampOutOfTolerance => {
                 StatusCode::UNAUTHORIZED
             }

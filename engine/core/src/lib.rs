@@ -20,6 +20,7 @@ pub mod ids;
 pub mod link;
 pub mod merge;
 pub mod organization;
+pub mod record_check;
 pub mod retry;
 pub mod scope;
 pub mod triggers;

@@ -38,10 +38,12 @@ pub enum JourneyAction {
     UpdatePipedriveField,
     /// Move the contact's deal to another stage.
     UpdateDealStage,
+    /// Add the contact to a marketing campaign (Salesforce: a CampaignMember).
+    AddToCampaign,
 }
 
 impl JourneyAction {
-    /// Whether the action creates the person when the contact is not in Pipedrive yet (every
+    /// Whether the action creates the person when the contact is not in the CRM yet (every
     /// action except Update Pipedrive Field and Update Deal Stage).
     pub const fn creates_person(self) -> bool {
         !matches!(self, Self::UpdatePipedriveField | Self::UpdateDealStage)
@@ -127,6 +129,7 @@ mod tests {
         assert!(JourneyAction::ScheduleActivity.creates_person());
         assert!(!JourneyAction::UpdatePipedriveField.creates_person());
         assert!(!JourneyAction::UpdateDealStage.creates_person());
+        assert!(JourneyAction::AddToCampaign.creates_person());
     }
 
     #[test]

@@ -20,8 +20,9 @@ use super::person::{CrmPerson, PersonPage};
 use super::pipedrive::client::{PersonQuery, PipedriveClient};
 use super::pipedrive::{mapping, ops, OAuthApp};
 use super::records::{
-    CatalogField, CreatedPerson, CrmActivity, CrmDeal, CrmOrganization, CrmStage, CrmUser,
-    LoggedEmail, NewActivity, NewDeal, Notification, NotificationTarget, TokenGrant, TokenKind,
+    CampaignMembership, CatalogField, CheckedRecord, CreatedPerson, CrmActivity, CrmDeal,
+    CrmOrganization, CrmStage, CrmUser, LoggedEmail, NewActivity, NewDeal, Notification,
+    NotificationTarget, TokenGrant, TokenKind,
 };
 use super::salesforce::{self, SalesforceClient, SfConfig, SfOAuthApp};
 use super::session::Session;
@@ -812,6 +813,112 @@ impl Crm {
             Self::Salesforce(client, _) => salesforce::ops::email_items(client, session, person_id)
                 .await
                 .map(Some),
+        }
+    }
+
+    /// Whether the person can have deals. Salesforce: a Contact can, a Lead cannot until it is
+    /// converted (an Opportunity's contact role takes a Contact). Pipedrive: every person.
+    pub fn person_takes_deals(
+        &self,
+        session: &Session,
+        person_id: PersonId,
+    ) -> Result<bool, CrmError> {
+        match self {
+            Self::Pipedrive(..) => Ok(true),
+            Self::Salesforce(client, _) => {
+                salesforce::ops::person_takes_deals(client, session, person_id)
+            }
+        }
+    }
+
+    /// The boundary's number for an id or key the app wrote as text: Salesforce's User ids
+    /// (`005…`) and stage names (`Closed Won`) become the surrogates tandem speaks (and are
+    /// remembered for the way back); Pipedrive's ids are numbers already.
+    pub fn id_from_text(&self, session: &Session, text: &str) -> Option<i64> {
+        match self {
+            Self::Pipedrive(..) => text.trim().parse().ok().filter(|n: &i64| *n > 0),
+            Self::Salesforce(client, _) => client
+                .keys()
+                .remember(session.connection_id, text.trim())
+                .ok(),
+        }
+    }
+
+    /// The records the connecting user finds with this e-mail, as the "Why isn't this record
+    /// syncing?" tool reads them (one lookup: Pipedrive's person search by e-mail, not exact
+    /// so case and spaces do not hide a record; Salesforce's Contacts and unconverted Leads by
+    /// `Email`, which Salesforce compares case-insensitively).
+    pub async fn records_with_email(
+        &self,
+        session: &Session,
+        email: &str,
+    ) -> Result<Vec<CheckedRecord>, CrmError> {
+        match self {
+            Self::Pipedrive(client, _) => ops::records_with_email(client, session, email).await,
+            Self::Salesforce(client, _) => {
+                salesforce::ops::records_with_email(client, session, email).await
+            }
+        }
+    }
+
+    /// A linked record read by its id for the "Why isn't this record syncing?" tool: `None`
+    /// when the connecting user may not read it (not found, or forbidden: Salesforce sharing,
+    /// Pipedrive visibility groups).
+    pub async fn check_record(
+        &self,
+        session: &Session,
+        id: PersonId,
+    ) -> Result<Option<CheckedRecord>, CrmError> {
+        let read = match self {
+            Self::Pipedrive(client, _) => ops::check_record(client, session, id).await,
+            Self::Salesforce(client, _) => salesforce::ops::check_record(client, session, id).await,
+        };
+        match read {
+            Ok(found) => Ok(Some(found)),
+            Err(error) if matches!(error.status, Some(403 | 404 | 410)) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Whether this CRM has marketing campaigns a journey can add a person to (Salesforce's
+    /// Campaigns; Pipedrive has none in its API).
+    pub fn has_campaigns(&self) -> bool {
+        matches!(self, Self::Salesforce(..))
+    }
+
+    /// The name of the campaign `campaign` (the CRM's own id), if the connecting user sees it.
+    pub async fn campaign_name(
+        &self,
+        session: &Session,
+        campaign: &str,
+    ) -> Result<Option<String>, CrmError> {
+        match self {
+            Self::Pipedrive(..) => Ok(None),
+            Self::Salesforce(client, _) => {
+                salesforce::ops::campaign_name(client, session, campaign).await
+            }
+        }
+    }
+
+    /// Adds a person to a campaign (Salesforce: a CampaignMember); a person already in it is
+    /// not added twice.
+    pub async fn add_to_campaign(
+        &self,
+        session: &Session,
+        person_id: PersonId,
+        campaign: &str,
+        status: Option<&str>,
+    ) -> Result<CampaignMembership, CrmError> {
+        match self {
+            Self::Pipedrive(..) => Err(CrmError::from_response(
+                Some(422),
+                None,
+                "Pipedrive has no campaigns a person can be added to",
+                None,
+            )),
+            Self::Salesforce(client, _) => {
+                salesforce::ops::add_to_campaign(client, session, person_id, campaign, status).await
+            }
         }
     }
 

@@ -66,6 +66,28 @@ pub struct NewDeal<'a> {
     pub owner_id: Option<i64>,
 }
 
+/// A CRM record as the "Why isn't this record syncing?" lookup reads it: its e-mail exactly as
+/// the CRM holds it, and when it last changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedRecord {
+    pub id: PersonId,
+    /// The CRM's own id as text (Salesforce: the 18-character id).
+    pub key: String,
+    /// What the record is (`Lead`, `Contact`, `person`).
+    pub object: &'static str,
+    pub email: Option<String>,
+    pub modified: Option<tandem_core::Timestamp>,
+}
+
+/// A person's membership of a marketing campaign (Salesforce: a CampaignMember).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignMembership {
+    /// The CRM's id of the membership record (Salesforce: the CampaignMember's id).
+    pub member_id: String,
+    /// The person was a member already; nothing was created.
+    pub already_member: bool,
+}
+
 /// An activity to schedule with a person.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewActivity<'a> {

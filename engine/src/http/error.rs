@@ -112,6 +112,12 @@ impl From<ActionError> for ApiError {
             error @ ActionError::NoPipedrivePerson(_) => {
                 Self::new(ErrorCode::NoPipedrivePerson, error.to_string())
             }
+            error @ ActionError::LeadNotConverted => {
+                Self::new(ErrorCode::LeadNotConverted, error.to_string())
+            }
+            error @ ActionError::NotSupported(..) => {
+                Self::new(ErrorCode::ActionNotSupported, error.to_string())
+            }
             error @ ActionError::KeyReused => {
                 Self::new(ErrorCode::IdempotencyKeyReused, error.to_string())
             }

@@ -12,6 +12,7 @@ pub mod mirror;
 pub mod organizations;
 pub mod outbound;
 pub mod ownership;
+pub mod record_check;
 pub mod synclog;
 pub mod triggers;
 pub mod worker;

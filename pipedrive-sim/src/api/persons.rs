@@ -24,10 +24,12 @@ pub(super) fn list(ctx: &Ctx<'_>) -> Result<Vec<u8>, ApiErr> {
     let since = ctx.q_time("updated_since")?;
     let until = ctx.q_time("updated_until")?;
     let only = custom_field_filter(ctx)?;
+    let caller = ctx.caller.user_id;
     let (people, keys, next) = with_company(ctx, |c, _| {
         let deal_person = deal.map(|d| c.deals.get(&d).and_then(|d| d.person_id));
         let keep = |x: &Person| {
             !x.is_deleted
+                && c.person_visible_to(x, caller)
                 && ids.as_ref().is_none_or(|ids| ids.contains(&x.id))
                 && owner.is_none_or(|o| x.owner_id == o)
                 && org.is_none_or(|o| x.org_id == Some(o))
@@ -88,11 +90,21 @@ fn json_bytes(v: &impl serde::Serialize) -> Vec<u8> {
 pub(super) fn get(ctx: &Ctx<'_>) -> Result<Vec<u8>, ApiErr> {
     let id = ctx.path_id("person")?;
     let only = custom_field_filter(ctx)?;
+    let caller = ctx.caller.user_id;
     let (p, keys) = with_company(ctx, |c, _| {
-        c.live_person(id)
+        let p = c
+            .live_person(id)
             .cloned()
-            .map(|p| (p, c.person_field_keys.clone()))
-            .ok_or_else(|| ApiErr::NotFound("Person not found".into()))
+            .ok_or_else(|| ApiErr::NotFound("Person not found".into()))?;
+        // A person the caller's visibility group hides answers 403, as Pipedrive documents
+        // for deals hidden by visibility.
+        if !c.person_visible_to(&p, caller) {
+            return Err(ApiErr::Raw(
+                StatusCode::FORBIDDEN,
+                json!({ "success": false, "error": "You do not have permissions to view this person", "error_info": "Please check developers.pipedrive.com for more information about Pipedrive API.", "data": null, "additional_data": null }),
+            ));
+        }
+        Ok((p, c.person_field_keys.clone()))
     })?;
     Ok(json_bytes(&DataBody {
         success: true,

@@ -43,6 +43,7 @@ pub(super) fn persons(ctx: &Ctx<'_>) -> HResult {
     let org = ctx.q_int("organization_id")?;
     let limit = ctx.limit()?;
     let offset = decode_offset_cursor(ctx.q("cursor"))?;
+    let caller = ctx.caller.user_id;
     let lower = term.to_lowercase();
     let term_digits = digits(&term);
     let has = |f: &str| fields.iter().any(|x| x == f);
@@ -72,7 +73,10 @@ pub(super) fn persons(ctx: &Ctx<'_>) -> HResult {
             })
             .collect();
         let score_of = |p: &Person| -> Option<(f64, Vec<String>)> {
-            if p.is_deleted || org.is_some_and(|o| p.org_id != Some(o)) {
+            if p.is_deleted
+                || org.is_some_and(|o| p.org_id != Some(o))
+                || !c.person_visible_to(p, caller)
+            {
                 return None;
             }
             let mut hit = false;
@@ -144,7 +148,8 @@ pub(super) fn persons(ctx: &Ctx<'_>) -> HResult {
             if let Some(ids) = c.email_index.get(&lower) {
                 for id in ids {
                     if let Some(p) = c.live_person(*id) {
-                        if org.is_none_or(|o| p.org_id == Some(o)) {
+                        if org.is_none_or(|o| p.org_id == Some(o)) && c.person_visible_to(p, caller)
+                        {
                             found.push((1.0, p, Vec::new()));
                         }
                     }

@@ -66,6 +66,14 @@ async fn main() -> anyhow::Result<()> {
                     tandem_engine::meter::writer::flush(&engine, next_minute, false).await?;
                     anyhow::Ok(())
                 })?,
+                "hidden" => {
+                    // A person Grace owns, visible to her only, and a connecting user who is
+                    // no longer an admin: Pipedrive's visibility groups hide it from tandem.
+                    let me = sim.config().user_id;
+                    sim.set_user_admin(me, false);
+                    sim.insert_person(serde_json::json!({ "name": "Hidden Person", "owner_id": me + 1, "visible_to": 1, "emails": [{ "value": "hidden@example.com", "primary": true }] }))
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                }
                 "quit" => break,
                 "" => continue,
                 other => {

@@ -381,6 +381,26 @@ impl PipedriveClient {
         Ok(data.items.into_iter().map(|i| i.item.id).collect())
     }
 
+    /// Persons whose e-mail contains `term` (not case-sensitive), with their e-mails as
+    /// Pipedrive holds them: `GET /api/v2/persons/search?fields=email&exact_match=false`.
+    pub async fn search_persons_by_email_loosely(
+        &self,
+        s: &Session,
+        term: &str,
+    ) -> Result<Vec<super::wire::SearchPerson>, CrmError> {
+        let request = self
+            .request(s, Method::GET, "/api/v2/persons/search")
+            .query(&[
+                ("term", term),
+                ("fields", "email"),
+                ("exact_match", "false"),
+            ]);
+        let (data, _) = self
+            .send::<SearchData>(s, Op::SearchPersons, request)
+            .await?;
+        Ok(data.items.into_iter().map(|i| i.item).collect())
+    }
+
     /// Organizations whose name is exactly `name` (Pipedrive: not case-sensitive, surrounding
     /// spaces ignored), `GET /api/v2/organizations/search?fields=name&exact_match=true`.
     pub async fn search_organizations(

@@ -9,8 +9,8 @@ use super::client::PipedriveClient;
 use super::wire::{PersonField, PersonWrite, TokenResponse, Webhook, WebhookCreate};
 use crate::config::{PipedriveSettings, Redacted};
 use crate::crm::records::{
-    CatalogField, CrmActivity, CrmDeal, CrmStage, CrmUser, LoggedEmail, NewActivity, NewDeal,
-    NotificationTarget, TokenGrant, TokenKind,
+    CatalogField, CheckedRecord, CrmActivity, CrmDeal, CrmStage, CrmUser, LoggedEmail, NewActivity,
+    NewDeal, NotificationTarget, TokenGrant, TokenKind,
 };
 use crate::crm::session::Session;
 
@@ -136,6 +136,62 @@ pub(crate) async fn stages(
             pipeline_id: stage.pipeline_id,
         })
         .collect())
+}
+
+/// The persons whose e-mail is `email` up to case and surrounding spaces, as the connecting
+/// user sees them (Pipedrive's visibility groups hide the others).
+pub(crate) async fn records_with_email(
+    client: &PipedriveClient,
+    s: &Session,
+    email: &str,
+) -> Result<Vec<CheckedRecord>, CrmError> {
+    let wanted = email.trim().to_lowercase();
+    let found = client
+        .search_persons_by_email_loosely(s, email.trim())
+        .await?;
+    Ok(found
+        .into_iter()
+        .filter_map(|p| {
+            let held = p
+                .emails
+                .iter()
+                .find(|e| e.trim().to_lowercase() == wanted)?
+                .clone();
+            Some(CheckedRecord {
+                key: p.id.to_string(),
+                id: p.id,
+                object: "person",
+                email: Some(held),
+                modified: None,
+            })
+        })
+        .collect())
+}
+
+/// A person read by its id (403 when visibility hides it, 404 when it is gone).
+pub(crate) async fn check_record(
+    client: &PipedriveClient,
+    s: &Session,
+    id: PersonId,
+) -> Result<CheckedRecord, CrmError> {
+    let person = client.get_person(s, id).await?;
+    let email = person
+        .emails
+        .iter()
+        .find(|e| e.primary)
+        .or_else(|| person.emails.first())
+        .map(|e| e.value.clone())
+        .filter(|e| !e.trim().is_empty());
+    Ok(CheckedRecord {
+        id: person.id,
+        key: person.id.to_string(),
+        object: "person",
+        email,
+        modified: person
+            .update_time
+            .as_deref()
+            .and_then(super::mapping::parse_time),
+    })
 }
 
 pub(crate) async fn person_deals(

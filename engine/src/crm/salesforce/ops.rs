@@ -21,8 +21,8 @@ use crate::config::{Redacted, SalesforceSettings};
 use crate::crm::fields::FieldMap;
 use crate::crm::person::{CrmPerson, PersonPage};
 use crate::crm::records::{
-    CatalogField, CreatedPerson, CrmActivity, CrmDeal, CrmStage, CrmUser, LoggedEmail, NewActivity,
-    NewDeal, TokenGrant,
+    CampaignMembership, CatalogField, CheckedRecord, CreatedPerson, CrmActivity, CrmDeal, CrmStage,
+    CrmUser, LoggedEmail, NewActivity, NewDeal, TokenGrant,
 };
 use crate::crm::session::Session;
 
@@ -453,6 +453,75 @@ pub(crate) async fn search_by_email(
         return Ok(contacts);
     }
     ids_where(client, s, SObject::Lead, &condition).await
+}
+
+fn checked(
+    client: &SalesforceClient,
+    s: &Session,
+    object: SObject,
+    record: &Record,
+) -> Result<Option<CheckedRecord>, CrmError> {
+    let Some(key) = record.text("Id") else {
+        return Ok(None);
+    };
+    Ok(Some(CheckedRecord {
+        id: person(remember(client, s, key)?),
+        key: key.to_owned(),
+        object: object.name(),
+        email: record
+            .text("Email")
+            .filter(|e| !e.is_empty())
+            .map(str::to_owned),
+        modified: record.text("SystemModstamp").and_then(mapping::parse_time),
+    }))
+}
+
+/// Contacts, then unconverted Leads, with the e-mail, as the connecting user sees them.
+pub(crate) async fn records_with_email(
+    client: &SalesforceClient,
+    s: &Session,
+    email: &str,
+) -> Result<Vec<CheckedRecord>, CrmError> {
+    let mut out = Vec::new();
+    for object in [SObject::Contact, SObject::Lead] {
+        let lead_filter = if object == SObject::Lead {
+            " AND IsConverted = false"
+        } else {
+            ""
+        };
+        let soql = format!(
+            "SELECT Id, Email, SystemModstamp FROM {} WHERE Email = {}{lead_filter} ORDER BY CreatedDate, Id",
+            object.name(),
+            soql_string(email.trim())
+        );
+        for record in client.query_all_pages(s, &soql).await? {
+            out.extend(checked(client, s, object, &record)?);
+        }
+    }
+    Ok(out)
+}
+
+/// A Lead or Contact read by its id (404 when sharing hides it or it is gone).
+pub(crate) async fn check_record(
+    client: &SalesforceClient,
+    s: &Session,
+    id: PersonId,
+) -> Result<CheckedRecord, CrmError> {
+    let (object, key) = resolve_person(client, s, id)?;
+    let record = client
+        .get_record(
+            s,
+            object.name(),
+            &key,
+            &[
+                "Id".to_owned(),
+                "Email".to_owned(),
+                "SystemModstamp".to_owned(),
+            ],
+        )
+        .await?;
+    checked(client, s, object, &record)?
+        .ok_or_else(|| SalesforceError::Decode("a record without its Id".into()).into())
 }
 
 /// Contacts, then unconverted Leads, carrying the apId in the external-id field.
@@ -1007,6 +1076,117 @@ pub(crate) async fn update_logged_email(
         body.insert("WhatId".into(), Value::from(resolve(client, s, deal)?));
     }
     client.update_record(s, "Task", &task, &body).await
+}
+
+/// Whether the person can have deals: a Contact can (through an OpportunityContactRole), a
+/// Lead cannot until it is converted.
+pub(crate) fn person_takes_deals(
+    client: &SalesforceClient,
+    s: &Session,
+    person_id: PersonId,
+) -> Result<bool, CrmError> {
+    Ok(resolve_person(client, s, person_id)?.0 == SObject::Contact)
+}
+
+/// A campaign's name, if the connecting user sees a Campaign with this id (`None`: no such
+/// campaign, or sharing hides it).
+pub(crate) async fn campaign_name(
+    client: &SalesforceClient,
+    s: &Session,
+    campaign: &str,
+) -> Result<Option<String>, CrmError> {
+    if campaign.len() < 15
+        || !campaign.starts_with("701")
+        || !campaign.chars().all(|c| c.is_ascii_alphanumeric())
+    {
+        return Ok(None);
+    }
+    let found = client
+        .query(
+            s,
+            &format!(
+                "SELECT Id, Name FROM Campaign WHERE Id = {}",
+                soql_string(campaign)
+            ),
+        )
+        .await?;
+    Ok(found
+        .records
+        .first()
+        .map(|r| r.text("Name").unwrap_or_default().to_owned()))
+}
+
+/// The CampaignMember of a Lead or Contact in a campaign, if there is one.
+async fn campaign_member(
+    client: &SalesforceClient,
+    s: &Session,
+    object: SObject,
+    key: &str,
+    campaign: &str,
+) -> Result<Option<String>, CrmError> {
+    let column = match object {
+        SObject::Lead => "LeadId",
+        SObject::Contact => "ContactId",
+    };
+    let found = client
+        .query(
+            s,
+            &format!(
+                "SELECT Id FROM CampaignMember WHERE CampaignId = {} AND {column} = {}",
+                soql_string(campaign),
+                soql_string(key)
+            ),
+        )
+        .await?;
+    Ok(found
+        .records
+        .first()
+        .and_then(|r| r.text("Id"))
+        .map(str::to_owned))
+}
+
+/// Adds a Lead or Contact to a campaign (a CampaignMember with `LeadId` or `ContactId`).
+/// Already a member (Salesforce's `DUPLICATE_VALUE: Already a campaign member.`) is success:
+/// the existing member is returned.
+pub(crate) async fn add_to_campaign(
+    client: &SalesforceClient,
+    s: &Session,
+    person_id: PersonId,
+    campaign: &str,
+    status: Option<&str>,
+) -> Result<CampaignMembership, CrmError> {
+    let (object, key) = resolve_person(client, s, person_id)?;
+    let mut body = Map::new();
+    body.insert("CampaignId".into(), Value::from(campaign));
+    let column = match object {
+        SObject::Lead => "LeadId",
+        SObject::Contact => "ContactId",
+    };
+    body.insert(column.into(), Value::from(key.as_str()));
+    if let Some(status) = status {
+        body.insert("Status".into(), Value::from(status));
+    }
+    let created = match client.create_record(s, "CampaignMember", &body).await {
+        Ok(saved) => saved,
+        Err(error) if error.code.as_deref() == Some("DUPLICATE_VALUE") => {
+            let existing = campaign_member(client, s, object, &key, campaign)
+                .await?
+                .ok_or(error)?;
+            return Ok(CampaignMembership {
+                member_id: existing,
+                already_member: true,
+            });
+        }
+        Err(error) => return Err(error),
+    };
+    save_outcome(&created)?;
+    let id = created.id.ok_or_else(|| {
+        CrmError::from(SalesforceError::Decode("a create answer without id".into()))
+    })?;
+    Ok(CampaignMembership {
+        member_id: id,
+        already_member: false,
+    })
 }
 
 /// Gives a Lead or Contact to another user (`OwnerId`).

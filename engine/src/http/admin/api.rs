@@ -73,6 +73,10 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/admin/api/duplicates/merge", post(merge_duplicates))
         .route("/admin/api/duplicates/link", post(link_duplicate))
         .route("/admin/api/persons/{id}/usage", get(person_usage))
+        .route(
+            "/admin/api/connections/{id}/record-check",
+            get(record_check),
+        )
 }
 
 fn ok(value: impl serde::Serialize) -> ApiResult {
@@ -726,6 +730,25 @@ async fn person_usage(
 ) -> ApiResult {
     let conn = active_connection(&state).await?;
     ok(duplicates::usage(&state.engine, &conn, id)
+        .await
+        .map_err(api_error)?)
+}
+
+#[derive(Debug, Deserialize)]
+struct RecordCheckQuery {
+    email: Option<String>,
+}
+
+/// "Why isn't this record syncing?": `GET /admin/api/connections/{id}/record-check?email=…`
+/// answers with a stable `code`, the finding and the guide's `fix` (at most one CRM lookup).
+async fn record_check(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    Path(id): Path<ConnectionId>,
+    Query(query): Query<RecordCheckQuery>,
+) -> ApiResult {
+    let email = query.email.unwrap_or_default();
+    ok(crate::sync::record_check::check(&state.engine, id, &email)
         .await
         .map_err(api_error)?)
 }

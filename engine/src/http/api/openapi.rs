@@ -356,7 +356,10 @@ pub(crate) struct ActionRequest {
     /// add_deal: title (required), value, currency, pipeline_id, stage_id, owner_id;
     /// assign_person_owner: owner_id; schedule_activity: subject (required), type, due_date
     /// (YYYY-MM-DD), owner_id; update_person_field: field, value; update_deal_stage: stage_id,
-    /// deal_id (default: the person's newest deal).
+    /// deal_id (default: the person's newest deal); add_to_campaign (Salesforce only):
+    /// campaign_id (required, the Campaign's id `701…`), status (the member's status).
+    /// Ids are numbers; on Salesforce they may also be Salesforce's own ids as text (owner_id
+    /// `005…`, deal_id `006…`) and stage_id the stage's name (`Closed Won`).
     #[schema(value_type = Option<Object>)]
     params: Option<Value>,
 }
@@ -392,10 +395,11 @@ pub(crate) struct Action {
     state: ActionState,
     #[schema(value_type = Option<Object>)]
     params: Option<Value>,
-    /// Pipedrive ids: person_id, deal_id, activity_id, ...
+    /// The CRM's ids: person_id, deal_id, activity_id; add_to_campaign: campaign_id,
+    /// campaign_member_id, already_member.
     #[schema(value_type = Option<Object>)]
     result: Option<Value>,
-    /// Pipedrive's error text, verbatim.
+    /// The CRM's error text, verbatim.
     error: Option<String>,
     pipedrive_status: Option<i64>,
     created_at: DateTime<Utc>,

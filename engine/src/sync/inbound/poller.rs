@@ -174,6 +174,38 @@ pub async fn initial_sync_progress(
     ))
 }
 
+/// How far back the next poll reaches: the stored cursor (or now) less the overlap.
+fn reach_of(engine: &Engine, conn: &ConnectionCtx, since: Option<&str>) -> DateTime<Utc> {
+    let (_, overlap_secs) = conn.crm.poll_interval_and_overlap(&engine.settings);
+    let overlap = chrono::Duration::seconds(i64::try_from(overlap_secs).unwrap_or(60));
+    since
+        .and_then(|s| {
+            DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
+                .or_else(|| {
+                    conn.crm
+                        .parse_time(s)
+                        .and_then(|t| DateTime::from_timestamp_millis(t.0))
+                })
+        })
+        .map_or_else(|| engine.now() - overlap, |t| t - overlap)
+}
+
+/// Whether the connection's initial sync ran to the end, and how far back the change capture
+/// reaches now (records last changed before it are seen only by an initial sync).
+pub async fn change_capture_reach(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+) -> Result<(bool, DateTime<Utc>), SyncError> {
+    let db = &engine.store;
+    let done = cursors::get(db, conn.id, INITIAL_SYNC_DONE)
+        .await?
+        .is_some();
+    let since = cursors::get(db, conn.id, POLL_CURSOR).await?;
+    Ok((done, reach_of(engine, conn, since.as_deref())))
+}
+
 /// One poll: every person updated since the cursor minus the overlap; returns how many changed
 /// something locally.
 pub async fn poll_once(engine: &Engine, conn: &ConnectionCtx) -> Result<usize, SyncError> {
@@ -185,21 +217,7 @@ pub async fn poll_once(engine: &Engine, conn: &ConnectionCtx) -> Result<usize, S
         return Ok(0);
     }
     let since = cursors::get(db, conn.id, POLL_CURSOR).await?;
-    let (_, overlap_secs) = conn.crm.poll_interval_and_overlap(&engine.settings);
-    let overlap = chrono::Duration::seconds(i64::try_from(overlap_secs).unwrap_or(60));
-    let since_time = since
-        .as_deref()
-        .and_then(|s| {
-            DateTime::parse_from_rfc3339(s)
-                .ok()
-                .map(|t| t.with_timezone(&Utc))
-                .or_else(|| {
-                    conn.crm
-                        .parse_time(s)
-                        .and_then(|t| DateTime::from_timestamp_millis(t.0))
-                })
-        })
-        .map_or_else(|| engine.now() - overlap, |t| t - overlap);
+    let since_time = reach_of(engine, conn, since.as_deref());
     let mut page_cursor = None;
     let mut newest = since.clone();
     let mut changed = 0;

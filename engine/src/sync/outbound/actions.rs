@@ -1,5 +1,5 @@
 //! Journey actions: Add Deal, Assign Person Owner, Schedule Activity, Update Pipedrive Field,
-//! Update Deal Stage. A request is validated (422 with the reason), recorded with its
+//! Update Deal Stage, Add to Campaign (Salesforce only). A request is validated (422 with the reason), recorded with its
 //! idempotency key and queued through the outbox with the `Action` priority (ahead of
 //! backfill), in one transaction. Creating actions create the person first when the contact has
 //! none (through the same identity path as pushes: link → apId → e-mail search → create);
@@ -42,8 +42,12 @@ pub mod state {
 pub enum ActionError {
     #[error("{0}")]
     Invalid(String),
-    #[error("unknown action {0:?}: use add_deal, assign_person_owner, schedule_activity, update_person_field or update_deal_stage")]
+    #[error("unknown action {0:?}: use add_deal, assign_person_owner, schedule_activity, update_person_field, update_deal_stage or add_to_campaign")]
     UnknownAction(String),
+    #[error("{0} is not supported on {1}")]
+    NotSupported(&'static str, &'static str),
+    #[error("the contact's Salesforce record is a Lead: a deal (Opportunity) needs a Contact, so the Lead must be converted in Salesforce first")]
+    LeadNotConverted,
     #[error("no such contact")]
     UnknownContact,
     #[error("the contact has no Pipedrive person, and {0} never creates one")]
@@ -76,6 +80,7 @@ pub fn parse_action(name: &str) -> Result<JourneyAction, ActionError> {
         "schedule_activity" => JourneyAction::ScheduleActivity,
         "update_person_field" => JourneyAction::UpdatePipedriveField,
         "update_deal_stage" => JourneyAction::UpdateDealStage,
+        "add_to_campaign" => JourneyAction::AddToCampaign,
         other => return Err(ActionError::UnknownAction(other.to_owned())),
     })
 }
@@ -87,6 +92,7 @@ fn action_name(action: JourneyAction) -> &'static str {
         JourneyAction::ScheduleActivity => "schedule_activity",
         JourneyAction::UpdatePipedriveField => "update_person_field",
         JourneyAction::UpdateDealStage => "update_deal_stage",
+        JourneyAction::AddToCampaign => "add_to_campaign",
     }
 }
 
@@ -126,6 +132,10 @@ pub enum Params {
     UpdateDealStage {
         stage_id: i64,
         deal_id: Option<i64>,
+    },
+    AddToCampaign {
+        campaign_id: String,
+        status: Option<String>,
     },
 }
 
@@ -196,6 +206,19 @@ fn int(params: &Value, key: &str) -> Result<Option<i64>, ActionError> {
             .filter(|n| *n > 0)
             .map(Some)
             .ok_or_else(|| ActionError::Invalid(format!("`{key}` must be a positive integer"))),
+    }
+}
+
+/// A positive integer, or (Salesforce) an id or key written as text: a User id `005…`, an
+/// Opportunity id `006…`, a stage name.
+fn id(conn: &ConnectionCtx, params: &Value, key: &str) -> Result<Option<i64>, ActionError> {
+    match params.get(key) {
+        Some(Value::String(text)) if !text.trim().is_empty() => conn
+            .crm
+            .id_from_text(&conn.session, text)
+            .map(Some)
+            .ok_or_else(|| ActionError::Invalid(format!("`{key}`: {text:?} is not an id"))),
+        _ => int(params, key),
     }
 }
 
@@ -287,7 +310,10 @@ pub async fn validate(
                     )));
                 }
             }
-            let (pipeline_id, stage_id) = (int(params, "pipeline_id")?, int(params, "stage_id")?);
+            let (pipeline_id, stage_id) = (
+                id(conn, params, "pipeline_id")?,
+                id(conn, params, "stage_id")?,
+            );
             if let Some(stage) = stage_id {
                 check_stage(conn, stage, pipeline_id).await?;
             }
@@ -297,13 +323,13 @@ pub async fn validate(
                 currency,
                 pipeline_id,
                 stage_id,
-                owner_id: int(params, "owner_id")?,
+                owner_id: id(conn, params, "owner_id")?,
             }
         }
         JourneyAction::AssignPersonOwner => {
             reject_unknown(params, &["owner_id"])?;
             Params::AssignPersonOwner {
-                owner_id: int(params, "owner_id")?
+                owner_id: id(conn, params, "owner_id")?
                     .ok_or_else(|| ActionError::Invalid("`owner_id` is required".into()))?,
             }
         }
@@ -323,7 +349,7 @@ pub async fn validate(
                 subject,
                 r#type: text(params, "type")?,
                 due_date,
-                owner_id: int(params, "owner_id")?,
+                owner_id: id(conn, params, "owner_id")?,
             }
         }
         JourneyAction::UpdatePipedriveField => {
@@ -347,12 +373,37 @@ pub async fn validate(
         }
         JourneyAction::UpdateDealStage => {
             reject_unknown(params, &["stage_id", "deal_id"])?;
-            let stage_id = int(params, "stage_id")?
+            let stage_id = id(conn, params, "stage_id")?
                 .ok_or_else(|| ActionError::Invalid("`stage_id` is required".into()))?;
             check_stage(conn, stage_id, None).await?;
             Params::UpdateDealStage {
                 stage_id,
-                deal_id: int(params, "deal_id")?,
+                deal_id: id(conn, params, "deal_id")?,
+            }
+        }
+        JourneyAction::AddToCampaign => {
+            if !conn.crm.has_campaigns() {
+                return Err(ActionError::NotSupported(
+                    "add_to_campaign",
+                    conn.crm.display_name(),
+                ));
+            }
+            reject_unknown(params, &["campaign_id", "status"])?;
+            let campaign_id = text(params, "campaign_id")?
+                .ok_or_else(|| ActionError::Invalid("`campaign_id` is required".into()))?;
+            if conn
+                .crm
+                .campaign_name(&conn.session, &campaign_id)
+                .await?
+                .is_none()
+            {
+                return Err(ActionError::Invalid(format!(
+                    "unknown campaign {campaign_id:?} (or the connecting user cannot see it)"
+                )));
+            }
+            Params::AddToCampaign {
+                campaign_id,
+                status: text(params, "status")?,
             }
         }
     })
@@ -400,12 +451,31 @@ pub async fn submit(engine: &Engine, request: Submit) -> Result<Submitted, Actio
     let conn = connections::load(engine, connection_id).await?;
     let contact_id = resolve_contact(db, &request.contact).await?;
     let params = validate(engine, &conn, request.action, &request.params).await?;
-    let linked = links::by_contact(db, conn.id, contact_id).await?.is_some();
+    let link = links::by_contact(db, conn.id, contact_id).await?;
     let now = engine.now();
-    if !linked && !request.action.creates_person() {
+    if link.is_none() && !request.action.creates_person() {
         let name = action_name(request.action);
-        record_failed_without_person(engine, &conn, contact_id, &request, &hash, now).await?;
+        let refusal = Refusal {
+            kind: "no_pipedrive_person",
+            message: format!(
+                "{name}: the contact has no {} person and this action never creates one.",
+                conn.crm.display_name()
+            ),
+            hint: "Link the contact or add it to the CRM contacts list first.",
+        };
+        record_refused(engine, &conn, contact_id, &request, &hash, refusal, now).await?;
         return Err(ActionError::NoPipedrivePerson(name));
+    }
+    if let (JourneyAction::AddDeal, Some(link)) = (request.action, &link) {
+        if !conn.crm.person_takes_deals(&conn.session, link.person_id)? {
+            let refusal = Refusal {
+                kind: "lead_not_converted",
+                message: ActionError::LeadNotConverted.to_string(),
+                hint: LEAD_NOT_CONVERTED_HINT,
+            };
+            record_refused(engine, &conn, contact_id, &request, &hash, refusal, now).await?;
+            return Err(ActionError::LeadNotConverted);
+        }
     }
     let row = ActionRow {
         id: Uuid::now_v7(),
@@ -473,19 +543,29 @@ fn replay(existing: ActionRow, hash: &str) -> Result<Submitted, ActionError> {
     })
 }
 
-async fn record_failed_without_person(
+/// Why a request was refused after the contact was known: the sync log's kind, the action's
+/// error and the fix.
+struct Refusal {
+    kind: &'static str,
+    message: String,
+    hint: &'static str,
+}
+
+/// The fix for an Add Deal on a Salesforce Lead.
+const LEAD_NOT_CONVERTED_HINT: &str = "Convert the Lead in Salesforce (it becomes a Contact, which tandem follows), then run the action again.";
+
+/// Records a refused request as a failed action (so a replay of its key answers the same) and
+/// says why in the sync log.
+async fn record_refused(
     engine: &Engine,
     conn: &ConnectionCtx,
     contact_id: ContactId,
     request: &Submit,
     hash: &str,
+    refusal: Refusal,
     now: DateTime<Utc>,
 ) -> Result<(), ActionError> {
     let db = &engine.store;
-    let message = format!(
-        "{}: the contact has no Pipedrive person and this action never creates one.",
-        action_name(request.action)
-    );
     journey_actions::insert(
         db,
         ActionRow {
@@ -498,7 +578,7 @@ async fn record_failed_without_person(
             request_hash: hash.to_owned(),
             state: state::FAILED.to_owned(),
             result: None,
-            error: Some(message.clone()),
+            error: Some(refusal.message.clone()),
             status: None,
             created_at: now,
             updated_at: now,
@@ -510,12 +590,12 @@ async fn record_failed_without_person(
         Entry::new(
             Level::Warn,
             Direction::Outbound,
-            "no_pipedrive_person",
-            message,
+            refusal.kind,
+            refusal.message,
         )
         .connection(conn.id)
         .contact(contact_id)
-        .hint("Link the contact or add it to the Pipedrive contacts list first."),
+        .hint(refusal.hint),
         now,
     )
     .await?;
@@ -573,6 +653,16 @@ pub async fn execute(
             stage_id,
             owner_id,
         } => {
+            // The person may have been found or created as a Salesforce Lead just now.
+            if !conn
+                .crm
+                .person_takes_deals(&conn.session, person_id)
+                .map_err(crm)?
+            {
+                let error = ActionError::LeadNotConverted.to_string();
+                finish(engine, conn, &row, state::FAILED, None, Some(error), None).await?;
+                return Ok(());
+            }
             // After an attempt whose outcome is unknown, look for the deal before creating again.
             if job.attempts > 0 {
                 let existing = conn
@@ -707,6 +797,23 @@ pub async fn execute(
                 .await
                 .map_err(crm)?;
             json!({ "person_id": person_id, "deal_id": deal_id, "stage_id": stage_id })
+        }
+        Params::AddToCampaign {
+            campaign_id,
+            status,
+        } => {
+            // Idempotent by itself: a person already in the campaign is not added twice.
+            let membership = conn
+                .crm
+                .add_to_campaign(&conn.session, person_id, campaign_id, status.as_deref())
+                .await
+                .map_err(crm)?;
+            json!({
+                "person_id": person_id,
+                "campaign_id": campaign_id,
+                "campaign_member_id": membership.member_id,
+                "already_member": membership.already_member,
+            })
         }
     };
     finish(engine, conn, &row, state::DONE, Some(result), None, None).await?;

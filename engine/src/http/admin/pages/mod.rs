@@ -14,6 +14,7 @@ mod fields;
 mod log;
 mod login;
 mod overview;
+mod record_check;
 
 use std::collections::HashMap;
 use tandem_core::ConnectionId;
@@ -46,6 +47,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/admin/fields", get(fields::page))
         .route("/admin/log", get(log::page))
         .route("/admin/dead-letters", get(dead_letters::page))
+        .route("/admin/record-check", get(record_check::page))
         .route("/admin/duplicates", get(duplicates::page))
         .route("/admin/emails", get(emails::page))
         .route("/admin/emails/link", post(emails::link))
