@@ -216,6 +216,10 @@ enum Command {
     SalesforcePush {
         #[arg(long, default_value_t = 10_000)]
         contacts: usize,
+        /// Milliseconds added to every `composite/sobjects` call of the simulator (tandem's
+        /// run and the raw one), standing in for Salesforce's own time per call.
+        #[arg(long, default_value_t = 0)]
+        composite_latency_ms: u64,
     },
     /// Salesforce: app edits spread over time, batched updates (calls per 1,000 edits).
     SalesforceEdits {
@@ -324,7 +328,10 @@ async fn main() -> anyhow::Result<()> {
             vec![mirror_bench(&size, burst, edits).await?]
         }
         Command::Emails { emails, burst } => vec![emails::bench(emails, burst).await?],
-        Command::SalesforcePush { contacts } => vec![salesforce::push(contacts).await?],
+        Command::SalesforcePush {
+            contacts,
+            composite_latency_ms,
+        } => vec![salesforce::push(contacts, composite_latency_ms).await?],
         Command::SalesforceEdits {
             edits,
             spread_secs,

@@ -61,8 +61,9 @@ async fn app(workers: bool, window_ms: u64) -> anyhow::Result<SfApp> {
 
 /// The same number of composite creates of 200 Leads, sent one after the other by a bare HTTP
 /// client to a fresh simulator: the time the write calls themselves need.
-async fn raw_create_time(records: usize) -> anyhow::Result<(Duration, usize)> {
+async fn raw_create_time(records: usize, latency_ms: u64) -> anyhow::Result<(Duration, usize)> {
     let sim = salesforce_sim::start(SfSimConfig::default()).await?;
+    set_latency(&sim, latency_ms)?;
     let tokens = sim.handle().issue_tokens(OrgKind::Production, None)?;
     let http = reqwest::Client::builder().build()?;
     let url = format!(
@@ -101,10 +102,24 @@ async fn raw_create_time(records: usize) -> anyhow::Result<(Duration, usize)> {
     Ok((elapsed, calls))
 }
 
-/// First push of `contacts_n` new app contacts into an empty Salesforce org.
-pub(crate) async fn push(contacts_n: usize) -> anyhow::Result<Section> {
+/// Adds `latency_ms` to every `composite/sobjects` call of the simulator (0: none).
+fn set_latency(sim: &SfSim, latency_ms: u64) -> anyhow::Result<()> {
+    if latency_ms > 0 {
+        sim.handle()
+            .set_faults(salesforce_sim::FaultSpec::parse(&format!(
+                "composite:latency_ms={latency_ms}"
+            ))?);
+    }
+    Ok(())
+}
+
+/// First push of `contacts_n` new app contacts into an empty Salesforce org; with
+/// `latency_ms`, every `composite/sobjects` call takes that much longer (in tandem's run and
+/// in the raw one).
+pub(crate) async fn push(contacts_n: usize, latency_ms: u64) -> anyhow::Result<Section> {
     let sf = app(true, 1000).await?;
     let connection = sf.connect_and_sync(false).await;
+    set_latency(&sf.sf, latency_ms)?;
     let db = sf.app.store.db();
     connections::set_paused(db, connection.into(), true, chrono::Utc::now()).await?;
     for i in 0..contacts_n {
@@ -145,13 +160,21 @@ pub(crate) async fn push(contacts_n: usize) -> anyhow::Result<Section> {
     let linked = links::person_ids(db, connection.into()).await?.len();
     let leads = sf.sf.handle().count(OrgKind::Production, "Lead");
     let without = sf.sf.handle().writes_without_call_options();
-    let (raw, raw_calls) = raw_create_time(contacts_n).await?;
+    let (raw, raw_calls) = raw_create_time(contacts_n, latency_ms).await?;
     let ratio = elapsed.as_secs_f64() / raw.as_secs_f64();
     Ok(Section {
-        id: "salesforce-push",
-        title: format!("Salesforce: first push of {contacts_n} new app contacts (issue 19)"),
+        id: if latency_ms > 0 {
+            "salesforce-push-latency"
+        } else {
+            "salesforce-push"
+        },
+        title: if latency_ms > 0 {
+            format!("Salesforce: first push of {contacts_n} new app contacts, {latency_ms} ms added to every composite call (issue 19)")
+        } else {
+            format!("Salesforce: first push of {contacts_n} new app contacts (issue 19)")
+        },
         command: format!(
-            "cargo run -p tandem-bench -- salesforce-push --contacts {contacts_n}"
+            "cargo run -p tandem-bench -- salesforce-push --contacts {contacts_n} --composite-latency-ms {latency_ms}"
         ),
         header: vec![
             "jobs",
