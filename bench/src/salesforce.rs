@@ -137,6 +137,10 @@ pub(crate) async fn push(contacts_n: usize, latency_ms: u64) -> anyhow::Result<S
     let before = calls(&sf.sf);
     let started = Instant::now();
     connections::set_paused(db, connection.into(), false, chrono::Utc::now()).await?;
+    // The replica's next ownership round takes the resumed connection at once (otherwise
+    // within a third of the lease, which is not the push's time).
+    sf.app.engine.replica.forget();
+    sf.app.engine.wake.notify_one();
     let drained = wait_every(
         Duration::from_millis(20),
         Duration::from_secs(3600),

@@ -268,6 +268,12 @@ pub async fn complete(db: &impl Conn, job_id: Uuid) -> Result<(), QueueError> {
     Ok(())
 }
 
+/// These jobs succeeded (a batch's): they are removed together.
+pub async fn complete_all(db: &impl Conn, job_ids: &[Uuid]) -> Result<(), QueueError> {
+    rows::delete_jobs(db, job_ids).await?;
+    Ok(())
+}
+
 /// The job failed and will run again at `run_at` (or after reconnect, for a paused connection).
 pub async fn retry(
     db: &impl Conn,

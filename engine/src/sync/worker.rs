@@ -217,11 +217,33 @@ async fn execute_batch(
     // One token refresh for the batch, however many of its jobs the CRM refused for it.
     let mut refreshed = None;
     let mut first_error = None;
+    // The jobs that succeeded end together, in one statement.
+    let mut done = Vec::new();
     for (job, pushed) in jobs.iter().zip(results) {
-        if let Err(error) = settle_push(engine, &conn, job, pushed, &mut refreshed).await {
+        let settled = match pushed {
+            Ok(pushed) if !matches!(pushed, outbound::Pushed::Deferred { .. }) => {
+                if matches!(
+                    pushed,
+                    outbound::Pushed::Patched { .. } | outbound::Pushed::Created { .. }
+                ) {
+                    let crm = crate::meter::crm_label(&conn.crm);
+                    crate::meter::propagated(
+                        conn.id,
+                        crm,
+                        crate::meter::Direction::AppToCrm,
+                        job.created_at,
+                    );
+                }
+                done.push(job.id);
+                Ok(())
+            }
+            other => settle_push(engine, &conn, job, other, &mut refreshed).await,
+        };
+        if let Err(error) = settled {
             first_error.get_or_insert(error);
         }
     }
+    queue::complete_all(&engine.store, &done).await?;
     first_error.map_or(Ok(()), Err)
 }
 
