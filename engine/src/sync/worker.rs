@@ -123,16 +123,24 @@ async fn group(
         if matches!(job.payload, JobPayload::PushContact { .. }) {
             let id = job.connection_id;
             if let std::collections::btree_map::Entry::Vacant(entry) = batching.entry(id) {
-                // A connection that does not load runs its jobs alone (they say why).
-                entry.insert(match connections::load(engine, id).await {
-                    Ok(conn) => tandem_core::WriteBatching {
-                        limit: conn.crm.write_batch_limit(),
-                        window_ms: i64::try_from(conn.crm.write_batch_window().as_millis())
-                            .unwrap_or(i64::MAX),
-                    },
-                    Err(_) => tandem_core::WriteBatching {
-                        limit: 1,
-                        window_ms: 0,
+                let known = engine.write_batching.get(&id).map(|b| *b);
+                entry.insert(match known {
+                    Some(b) => b,
+                    None => match connections::load(engine, id).await {
+                        Ok(conn) => {
+                            let b = tandem_core::WriteBatching {
+                                limit: conn.crm.write_batch_limit(),
+                                window_ms: i64::try_from(conn.crm.write_batch_window().as_millis())
+                                    .unwrap_or(i64::MAX),
+                            };
+                            engine.write_batching.insert(id, b);
+                            b
+                        }
+                        // A connection that does not load runs its jobs alone (they say why).
+                        Err(_) => tandem_core::WriteBatching {
+                            limit: 1,
+                            window_ms: 0,
+                        },
                     },
                 });
             }
