@@ -983,3 +983,65 @@ async fn pushes_to_salesforce_respect_per_contact_ordering() {
     sf.app.drive().await;
     assert_eq!(last_name(&sf, "Contact", &records[0]), "Second");
 }
+
+#[tokio::test]
+async fn matching_a_batch_of_new_contacts_by_email_takes_one_query_per_object_contact_first_then_lead(
+) {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    // Connected, but tandem's knowledge is not complete (no initial sync): every create
+    // searches first.
+    let connection = sf.connect(false).await;
+    let h = sf.sf.handle();
+    let contact_record = h
+        .insert_record(
+            OrgKind::Production,
+            "Contact",
+            json!({ "LastName": "Known", "Email": "Both.Kinds@Example.com" }),
+        )
+        .unwrap();
+    // A Lead with the same e-mail as the Contact: the Contact wins.
+    h.insert_record(
+        OrgKind::Production,
+        "Lead",
+        json!({ "LastName": "Shadow", "Company": "Acme", "Email": "both.kinds@example.com" }),
+    )
+    .unwrap();
+    let lead_record = h
+        .insert_record(
+            OrgKind::Production,
+            "Lead",
+            json!({ "LastName": "Leady", "Company": "Acme", "Email": "only.lead@example.com" }),
+        )
+        .unwrap();
+    let mut contacts = Vec::new();
+    for (n, address) in [
+        ("Both Kinds", "both.kinds@example.com"),
+        ("Only Lead", "only.lead@example.com"),
+        ("Brand New", "brand.new@example.com"),
+    ] {
+        let created =
+            local::create_contact(&sf.app.engine, fields([name(n), email(address)]), true)
+                .await
+                .unwrap();
+        contacts.push(created.contact_id);
+    }
+    let (queries, creates) = (h.calls("query"), h.calls("composite.create"));
+    sf.app.drive().await;
+    // External ids (Contact, Lead) and e-mails (Contact, then Lead for the rest): four
+    // queries for the three contacts, whatever their number.
+    assert_eq!(h.calls("query") - queries, 4);
+    assert_eq!(h.calls("composite.create") - creates, 1);
+    let mut linked = Vec::new();
+    for contact in &contacts {
+        let link = links::by_contact(sf.app.store.db(), connection.into(), *contact)
+            .await
+            .unwrap()
+            .expect("linked");
+        linked.push(link.person_id);
+    }
+    assert_eq!(linked[0], person_surrogate(&contact_record));
+    assert_eq!(linked[1], person_surrogate(&lead_record));
+    let new = records(&sf, "Lead", &["brand.new@example.com"]);
+    assert_eq!(new.len(), 1);
+    assert_eq!(linked[2], person_surrogate(&new[0]));
+}
