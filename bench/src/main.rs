@@ -9,6 +9,7 @@
 mod emails;
 mod http1;
 mod report;
+mod salesforce;
 
 use std::time::{Duration, Instant};
 
@@ -211,6 +212,32 @@ enum Command {
         #[arg(long)]
         postgres: Option<String>,
     },
+    /// Salesforce (issue 19): first push of new app contacts (sObject Collections creates).
+    SalesforcePush {
+        #[arg(long, default_value_t = 10_000)]
+        contacts: usize,
+        /// Milliseconds added to every `composite/sobjects` call of the simulator (tandem's
+        /// run and the raw one), standing in for Salesforce's own time per call.
+        #[arg(long, default_value_t = 0)]
+        composite_latency_ms: u64,
+    },
+    /// Salesforce: app edits spread over time, batched updates (calls per 1,000 edits).
+    SalesforceEdits {
+        #[arg(long, default_value_t = 1_000)]
+        edits: usize,
+        #[arg(long, default_value_t = 60)]
+        spread_secs: u64,
+        /// `salesforce.write_batch_window_ms` for the run.
+        #[arg(long, default_value_t = 1_000)]
+        window_ms: u64,
+    },
+    /// Salesforce: initial sync of Leads and Contacts (records/s, calls).
+    SalesforceInitialSync {
+        #[arg(long, default_value_t = 50_000)]
+        leads: usize,
+        #[arg(long, default_value_t = 50_000)]
+        contacts: usize,
+    },
     /// Every benchmark at moderate sizes.
     All {
         #[arg(long)]
@@ -301,6 +328,18 @@ async fn main() -> anyhow::Result<()> {
             vec![mirror_bench(&size, burst, edits).await?]
         }
         Command::Emails { emails, burst } => vec![emails::bench(emails, burst).await?],
+        Command::SalesforcePush {
+            contacts,
+            composite_latency_ms,
+        } => vec![salesforce::push(contacts, composite_latency_ms).await?],
+        Command::SalesforceEdits {
+            edits,
+            spread_secs,
+            window_ms,
+        } => vec![salesforce::edits(edits, spread_secs, window_ms).await?],
+        Command::SalesforceInitialSync { leads, contacts } => {
+            vec![salesforce::initial_sync(leads, contacts).await?]
+        }
         Command::All { postgres } => vec![
             ingest(10_000, 32, postgres.as_deref(), false, false).await?,
             latency(100, 20).await?,
@@ -1789,7 +1828,7 @@ where
 /// Waits (bounded) until `done` holds, checking every `every`. A check that queries tandem's
 /// database shares its (on SQLite, single) connection with the engine under test, so long runs
 /// check rarely: 50 ms on a run of minutes is well under 0.1 % of error.
-async fn wait_every<F, Fut>(every: Duration, timeout: Duration, mut done: F) -> bool
+pub(crate) async fn wait_every<F, Fut>(every: Duration, timeout: Duration, mut done: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,

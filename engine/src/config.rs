@@ -241,6 +241,10 @@ pub struct SalesforceSettings {
     /// Seconds each poll reaches back before its cursor (`SystemModstamp` is written at commit
     /// and the `deleted` resource covers whole minutes).
     pub poll_overlap_secs: u64,
+    /// Milliseconds pushes wait for company after a batch that was not full (sObject
+    /// Collections carry up to 200 records per call): a trickle of edits goes out as one call
+    /// per window instead of one per edit. 0 sends every batch at once.
+    pub write_batch_window_ms: u64,
 }
 
 /// Webhooks between tandem and the app (Standard Webhooks, both ways).

@@ -487,6 +487,10 @@ impl Hooks<'_> {
             .unwrap_or(0)
     }
 
+    pub(crate) fn writes_without_client(&self) -> u64 {
+        self.0.state.lock().counters.writes_without_client
+    }
+
     pub(crate) fn seed(&self, org: OrgKind, leads: usize, contacts: usize, accounts: usize) {
         let now = self.0.now_ms();
         let seed = self.0.config.seed;

@@ -574,4 +574,10 @@ impl SfSimHandle {
     pub fn calls(&self, operation: &str) -> u64 {
         self.hooks().calls(operation)
     }
+
+    /// Write calls (creates, updates, deletes, upserts, collections, Tooling creates) that came
+    /// without `Sforce-Call-Options: client=…`, which Salesforce asks every integration to send.
+    pub fn writes_without_call_options(&self) -> u64 {
+        self.hooks().writes_without_client()
+    }
 }

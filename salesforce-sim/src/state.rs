@@ -1814,6 +1814,8 @@ pub(crate) struct Cursor {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) by_op: HashMap<&'static str, u64>,
+    /// Writes that came without `Sforce-Call-Options: client=…`.
+    pub(crate) writes_without_client: u64,
 }
 
 /// Everything behind the lock.

@@ -821,6 +821,10 @@ async fn composite_sobjects_takes_200_records_and_refuses_201() {
     assert_eq!(u[0]["success"], true);
     assert_eq!(u[1]["success"], false);
     assert_eq!(u[1]["errors"][0]["statusCode"], "REQUIRED_FIELD_MISSING");
+    // Salesforce's shape of a failed record: no id, `{statusCode, message, fields}` per error.
+    assert!(u[1].get("id").is_none(), "{u}");
+    assert_eq!(u[1]["errors"][0]["fields"], json!(["LastName"]));
+    assert!(u[1]["errors"][0]["message"].is_string());
     let (s, d) = api
         .delete(&format!(
             "{V}/composite/sobjects?ids={},{}&allOrNone=false",

@@ -760,3 +760,288 @@ async fn salesforce_calls_are_counted_in_the_metrics_by_operation_without_record
         assert!(labels[0].contains("crm=\"salesforce\""), "{labels:?}");
     }
 }
+
+// ---------------------------------------------------------------- batched writes (issue 19)
+
+/// The app contact linked to a Salesforce record.
+async fn contact_of(sf: &SfApp, connection: uuid::Uuid, record: &str) -> tandem_core::ContactId {
+    links::by_person(
+        sf.app.store.db(),
+        connection.into(),
+        person_surrogate(record),
+    )
+    .await
+    .unwrap()
+    .expect("the record is linked")
+    .contact_id
+}
+
+fn last_name(sf: &SfApp, object: &str, record: &str) -> String {
+    sf.sf
+        .handle()
+        .record(OrgKind::Production, object, record)
+        .unwrap()["LastName"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn four_hundred_fifty_pending_edits_go_out_to_salesforce_in_three_composite_calls() {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let (leads, contacts) = insert(&sf, 250, 200);
+    let connection = sf.connect_and_sync(false).await;
+    let records: Vec<(&str, &String)> = leads
+        .iter()
+        .map(|l| ("Lead", l))
+        .chain(contacts.iter().map(|c| ("Contact", c)))
+        .collect();
+    for (i, (_, record)) in records.iter().enumerate() {
+        let contact = contact_of(&sf, connection, record).await;
+        local::update_contact(
+            &sf.app.engine,
+            contact,
+            fields([name(&format!("Edited Batch{i}"))]),
+        )
+        .await
+        .unwrap();
+    }
+    let h = sf.sf.handle();
+    let (updates, singles) = (h.calls("composite.update"), h.calls("sobject.update"));
+    sf.app.drive().await;
+    assert_eq!(h.calls("composite.update") - updates, 3, "200 + 200 + 50");
+    assert_eq!(h.calls("sobject.update") - singles, 0, "no record alone");
+    for (i, (object, record)) in records.iter().enumerate() {
+        assert_eq!(last_name(&sf, object, record), format!("Batch{i}"));
+    }
+    assert_eq!(
+        h.writes_without_call_options(),
+        0,
+        "every write names tandem"
+    );
+    assert!(sf.app.log_entries("dead_letter").await.is_empty());
+    let counts = tandem_engine::queue::counts(sf.app.store.db(), connection.into())
+        .await
+        .unwrap();
+    assert_eq!((counts.pending, counts.dead), (0, 0));
+}
+
+#[tokio::test]
+async fn one_record_failing_validation_dead_letters_only_its_contact_with_the_code_in_the_sync_log()
+{
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let (_, records) = insert(&sf, 0, 3);
+    let connection = sf.connect_and_sync(false).await;
+    sf.sf
+        .handle()
+        .set_validation_rule(
+            OrgKind::Production,
+            "Contact",
+            "no_refused",
+            "LastName = 'Refused'",
+            "Refused is not a last name.",
+            Some("LastName"),
+        )
+        .unwrap();
+    let mut contacts = Vec::new();
+    for (record, new_name) in records.iter().zip(["Ada Refused", "Bob Fine", "Cy Fine"]) {
+        let contact = contact_of(&sf, connection, record).await;
+        local::update_contact(&sf.app.engine, contact, fields([name(new_name)]))
+            .await
+            .unwrap();
+        contacts.push(contact);
+    }
+    let h = sf.sf.handle();
+    let updates = h.calls("composite.update");
+    sf.app.drive().await;
+    assert_eq!(
+        h.calls("composite.update") - updates,
+        1,
+        "one call for the three"
+    );
+    assert_eq!(
+        last_name(&sf, "Contact", &records[0]),
+        "Contact0",
+        "refused"
+    );
+    assert_eq!(last_name(&sf, "Contact", &records[1]), "Fine");
+    assert_eq!(last_name(&sf, "Contact", &records[2]), "Fine");
+    let dead = sf.app.log_entries("dead_letter").await;
+    assert_eq!(dead.len(), 1, "only the refused contact");
+    assert_eq!(dead[0].contact_id, Some(contacts[0]));
+    let remote = dead[0].remote_error.clone().unwrap_or_default();
+    assert!(
+        remote.contains("FIELD_CUSTOM_VALIDATION_EXCEPTION")
+            && remote.contains("Refused is not a last name."),
+        "{remote}"
+    );
+    assert!(dead[0]
+        .hint
+        .as_deref()
+        .is_some_and(|h| h.contains("validation rule")));
+    let counts = tandem_engine::queue::counts(sf.app.store.db(), connection.into())
+        .await
+        .unwrap();
+    assert_eq!((counts.pending, counts.dead), (0, 1));
+}
+
+#[tokio::test]
+async fn an_unknown_outcome_of_a_batch_create_is_resolved_without_a_duplicate() {
+    let sf = spawn_sf_app(sim(), |s| s.salesforce.request_timeout_secs = 1).await;
+    let connection = sf.connect_and_sync(false).await;
+    // The creates land, and their answer never comes back: tandem times out, not knowing.
+    sf.sf
+        .handle()
+        .set_faults(salesforce_sim::FaultSpec::parse("composite.create:lost_answer=1").unwrap());
+    let emails: Vec<String> = (0..5).map(|i| format!("lost{i}@example.com")).collect();
+    let mut contacts = Vec::new();
+    for (i, address) in emails.iter().enumerate() {
+        let created = local::create_contact(
+            &sf.app.engine,
+            fields([name(&format!("Lost Answer{i}")), email(address)]),
+            true,
+        )
+        .await
+        .unwrap();
+        contacts.push(created.contact_id);
+    }
+    let h = sf.sf.handle();
+    let creates = h.calls("composite.create");
+    sf.app.drive().await;
+    assert_eq!(
+        h.calls("composite.create") - creates,
+        1,
+        "never created twice"
+    );
+    let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
+    let leads = records(&sf, "Lead", &emails);
+    assert_eq!(leads.len(), 5, "one Lead per contact");
+    for (contact, address) in contacts.iter().zip(&emails) {
+        let link = links::by_contact(sf.app.store.db(), connection.into(), *contact)
+            .await
+            .unwrap()
+            .expect("the contact is linked to the Lead its lost create made");
+        let lead = &records(&sf, "Lead", &[address])[0];
+        assert_eq!(link.person_id, person_surrogate(lead));
+        let stored = sf
+            .sf
+            .handle()
+            .record(OrgKind::Production, "Lead", lead)
+            .unwrap();
+        assert_eq!(stored["tandem_id__c"], contact.to_string());
+    }
+    assert!(sf.app.log_entries("dead_letter").await.is_empty());
+}
+
+#[tokio::test]
+async fn pushes_to_salesforce_respect_per_contact_ordering() {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let (_, records) = insert(&sf, 0, 3);
+    let connection = sf.connect_and_sync(false).await;
+    let engine = &sf.app.engine;
+    let db = sf.app.store.db();
+    let a = contact_of(&sf, connection, &records[0]).await;
+    local::update_contact(engine, a, fields([name("Ann First")]))
+        .await
+        .unwrap();
+    // A worker holds A's first push (claimed, its lease running) ...
+    tandem_engine::sync::ownership::owned(engine).await.unwrap();
+    let held = tandem_engine::queue::claim(
+        db,
+        &engine.replica.id,
+        engine.now(),
+        chrono::Duration::minutes(5),
+        10,
+    )
+    .await
+    .unwrap();
+    assert_eq!(held.len(), 1);
+    // ... while A is edited again and B and C are edited.
+    local::update_contact(engine, a, fields([name("Ann Second")]))
+        .await
+        .unwrap();
+    for (record, new_name) in records[1..].iter().zip(["Ben Later", "Cat Later"]) {
+        let contact = contact_of(&sf, connection, record).await;
+        local::update_contact(engine, contact, fields([name(new_name)]))
+            .await
+            .unwrap();
+    }
+    let h = sf.sf.handle();
+    let updates = h.calls("composite.update");
+    tandem_engine::sync::worker::run_outbox_once(engine)
+        .await
+        .unwrap();
+    // B and C went together; A's later push waits behind its first, never overtaking it.
+    assert_eq!(h.calls("composite.update") - updates, 1);
+    assert_eq!(last_name(&sf, "Contact", &records[1]), "Later");
+    assert_eq!(last_name(&sf, "Contact", &records[2]), "Later");
+    assert_eq!(last_name(&sf, "Contact", &records[0]), "Contact0");
+    // The first push ends; then A's next push goes, with A's latest values.
+    tandem_engine::queue::complete(db, held[0].id)
+        .await
+        .unwrap();
+    sf.app.drive().await;
+    assert_eq!(last_name(&sf, "Contact", &records[0]), "Second");
+}
+
+#[tokio::test]
+async fn matching_a_batch_of_new_contacts_by_email_takes_one_query_per_object_contact_first_then_lead(
+) {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    // Connected, but tandem's knowledge is not complete (no initial sync): every create
+    // searches first.
+    let connection = sf.connect(false).await;
+    let h = sf.sf.handle();
+    let contact_record = h
+        .insert_record(
+            OrgKind::Production,
+            "Contact",
+            json!({ "LastName": "Known", "Email": "Both.Kinds@Example.com" }),
+        )
+        .unwrap();
+    // A Lead with the same e-mail as the Contact: the Contact wins.
+    h.insert_record(
+        OrgKind::Production,
+        "Lead",
+        json!({ "LastName": "Shadow", "Company": "Acme", "Email": "both.kinds@example.com" }),
+    )
+    .unwrap();
+    let lead_record = h
+        .insert_record(
+            OrgKind::Production,
+            "Lead",
+            json!({ "LastName": "Leady", "Company": "Acme", "Email": "only.lead@example.com" }),
+        )
+        .unwrap();
+    let mut contacts = Vec::new();
+    for (n, address) in [
+        ("Both Kinds", "both.kinds@example.com"),
+        ("Only Lead", "only.lead@example.com"),
+        ("Brand New", "brand.new@example.com"),
+    ] {
+        let created =
+            local::create_contact(&sf.app.engine, fields([name(n), email(address)]), true)
+                .await
+                .unwrap();
+        contacts.push(created.contact_id);
+    }
+    let (queries, creates) = (h.calls("query"), h.calls("composite.create"));
+    sf.app.drive().await;
+    // External ids (Contact, Lead) and e-mails (Contact, then Lead for the rest): four
+    // queries for the three contacts, whatever their number.
+    assert_eq!(h.calls("query") - queries, 4);
+    assert_eq!(h.calls("composite.create") - creates, 1);
+    let mut linked = Vec::new();
+    for contact in &contacts {
+        let link = links::by_contact(sf.app.store.db(), connection.into(), *contact)
+            .await
+            .unwrap()
+            .expect("linked");
+        linked.push(link.person_id);
+    }
+    assert_eq!(linked[0], person_surrogate(&contact_record));
+    assert_eq!(linked[1], person_surrogate(&lead_record));
+    let new = records(&sf, "Lead", &["brand.new@example.com"]);
+    assert_eq!(new.len(), 1);
+    assert_eq!(linked[2], person_surrogate(&new[0]));
+}

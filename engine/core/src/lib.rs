@@ -11,6 +11,7 @@
 //! - [`scope`]: which contacts reach Pipedrive, and what deletes do.
 //! - [`retry`], [`error`]: retry schedule, `Retry-After`, and CRM error classification (C8, C4).
 
+pub mod batching;
 pub mod echo;
 pub mod email;
 pub mod email_links;
@@ -31,6 +32,7 @@ mod link_properties;
 #[cfg(test)]
 mod properties;
 
+pub use batching::{plan_batches, BatchDecision, WriteBatching};
 pub use echo::{is_echo, strip_echo, strip_echo_snapshot};
 pub use email::{EmailAddress, Phone};
 pub use error::{classify, CrmError, CrmErrorKind, ErrorClass, ParseError};

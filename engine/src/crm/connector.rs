@@ -20,9 +20,9 @@ use super::person::{CrmPerson, PersonPage};
 use super::pipedrive::client::{PersonQuery, PipedriveClient};
 use super::pipedrive::{mapping, ops, OAuthApp};
 use super::records::{
-    CampaignMembership, CatalogField, CheckedRecord, CreatedPerson, CrmActivity, CrmDeal,
-    CrmOrganization, CrmStage, CrmUser, LoggedEmail, NewActivity, NewDeal, Notification,
-    NotificationTarget, TokenGrant, TokenKind,
+    BatchSearch, CampaignMembership, CatalogField, CheckedRecord, CreatedPerson, CrmActivity,
+    CrmDeal, CrmOrganization, CrmStage, CrmUser, LoggedEmail, NewActivity, NewDeal, NewPerson,
+    Notification, NotificationTarget, TokenGrant, TokenKind,
 };
 use super::salesforce::{self, SalesforceClient, SfConfig, SfOAuthApp};
 use super::session::Session;
@@ -498,6 +498,89 @@ impl Crm {
             }
             Self::Salesforce(client, _) => {
                 salesforce::ops::update_people_batch(client, session, map, updates).await
+            }
+        }
+    }
+
+    /// How many person writes (updates, or creates) the connector sends in one call: 1 where
+    /// each write is its own request (Pipedrive), Salesforce's sObject Collections maximum
+    /// (200) there. The outbox gives a connector with more than 1 its pending pushes together.
+    pub fn write_batch_limit(&self) -> usize {
+        match self {
+            Self::Pipedrive(..) => 1,
+            Self::Salesforce(..) => salesforce::client::COLLECTION_MAX,
+        }
+    }
+
+    /// How long pushes of a batching connector wait for company after a batch that was not
+    /// full, so that a trickle of edits goes out as few calls (`salesforce.write_batch_window_ms`);
+    /// zero for a connector that writes one by one.
+    pub fn write_batch_window(&self) -> Duration {
+        match self {
+            Self::Pipedrive(..) => Duration::ZERO,
+            Self::Salesforce(client, _) => client.config().write_batch_window,
+        }
+    }
+
+    /// Creates many persons; one result per input, in order (a record the CRM refused carries
+    /// its own classified error). The outer error is a failure of the whole call (session,
+    /// limits, transport: the outcome of the records is then unknown). Salesforce creates
+    /// with sObject Collections (200 per call, `allOrNone=false`), each record carrying its
+    /// external id; Pipedrive creates one by one.
+    pub async fn create_people_batch(
+        &self,
+        session: &Session,
+        map: &FieldMap,
+        people: &[NewPerson],
+    ) -> Result<Vec<Result<CreatedPerson, CrmError>>, CrmError> {
+        match self {
+            Self::Pipedrive(..) => {
+                let mut results = Vec::with_capacity(people.len());
+                for p in people {
+                    results.push(
+                        self.create_person_detailed(
+                            session,
+                            map,
+                            &p.fields,
+                            &p.ap_id,
+                            p.email.as_ref(),
+                            p.default_owner,
+                        )
+                        .await,
+                    );
+                }
+                Ok(results)
+            }
+            Self::Salesforce(client, _) => {
+                salesforce::ops::create_people_batch(client, session, map, people).await
+            }
+        }
+    }
+
+    /// The persons carrying each of `ap_ids` and those with each of `emails` (the CRM's own
+    /// matching order: Salesforce, a Contact first, else unconverted Leads). Salesforce asks
+    /// one SOQL `IN (…)` query per object and 200 keys; Pipedrive searches one by one.
+    pub async fn search_people_batch(
+        &self,
+        session: &Session,
+        ap_ids: &[ApId],
+        emails: &[EmailAddress],
+    ) -> Result<BatchSearch, CrmError> {
+        match self {
+            Self::Pipedrive(..) => {
+                let mut found = BatchSearch::default();
+                for ap_id in ap_ids {
+                    let ids = self.search_by_external_id(session, ap_id).await?;
+                    found.by_ap_id.insert(ap_id.as_str().to_owned(), ids);
+                }
+                for email in emails {
+                    let ids = self.search_by_email(session, email).await?;
+                    found.by_email.insert(email.as_str().to_owned(), ids);
+                }
+                Ok(found)
+            }
+            Self::Salesforce(client, _) => {
+                salesforce::ops::search_people_batch(client, session, ap_ids, emails).await
             }
         }
     }

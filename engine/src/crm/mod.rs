@@ -16,8 +16,8 @@ pub use connector::Crm;
 pub use fields::{email_of, FieldMap, MappedField, RemoteField};
 pub use person::{CrmPerson, CrmTime, PersonPage};
 pub use records::{
-    CampaignMembership, CatalogField, CheckedRecord, CreatedPerson, CrmActivity, CrmDeal,
-    CrmOrganization, CrmStage, CrmUser, FilledPlaceholder, LoggedEmail, NewActivity, NewDeal,
-    Notification, NotificationTarget, TokenGrant, TokenKind,
+    BatchSearch, CampaignMembership, CatalogField, CheckedRecord, CreatedPerson, CrmActivity,
+    CrmDeal, CrmOrganization, CrmStage, CrmUser, FilledPlaceholder, LoggedEmail, NewActivity,
+    NewDeal, NewPerson, Notification, NotificationTarget, TokenGrant, TokenKind,
 };
 pub use session::{Auth, Session};

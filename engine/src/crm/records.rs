@@ -184,3 +184,23 @@ pub struct CrmOrganization {
     /// key; empty when none are mapped or the answer does not carry them (a search).
     pub fields: std::collections::BTreeMap<tandem_core::FieldKey, tandem_core::FieldValue>,
 }
+
+/// One person to create in a batch ([`crate::crm::Crm::create_people_batch`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPerson {
+    pub fields: std::collections::BTreeMap<tandem_core::FieldKey, tandem_core::FieldValue>,
+    /// The external id set on the record (the contact's id in the app).
+    pub ap_id: tandem_core::ApId,
+    pub email: Option<tandem_core::EmailAddress>,
+    pub default_owner: Option<i64>,
+}
+
+/// What one batched search found, by the key searched for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchSearch {
+    /// Persons carrying each external id (the apId's text).
+    pub by_ap_id: std::collections::BTreeMap<String, Vec<tandem_core::PersonId>>,
+    /// Persons with each e-mail (the address's normalised text); the CRM's own matching rule
+    /// (Salesforce: Contacts first, else unconverted Leads).
+    pub by_email: std::collections::BTreeMap<String, Vec<tandem_core::PersonId>>,
+}

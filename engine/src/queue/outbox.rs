@@ -196,6 +196,57 @@ const LANE: Lane = Lane {
     returning: "id, connection_id, ordering_key, attempts, payload, created_at",
 };
 
+/// [`LANE`] for one connection's contact pushes (`$6`), which a batching connector sends
+/// together.
+const PUSH_LANE: Lane = Lane {
+    eligible: "j.connection_id IN (SELECT c.id FROM connection c \
+               JOIN connection_lease l ON l.connection_id = c.id \
+               WHERE c.paused = $4 AND c.state IN ('connected', 'syncing') \
+                 AND l.owner = $5 AND l.expires_at > $2) \
+               AND j.connection_id = $6 AND j.kind = 'push_contact'",
+    ..LANE
+};
+
+/// Claims up to `limit` due contact pushes of one connection, by the rules of [`claim`] (the
+/// oldest unfinished job of each contact only, never a contact whose job is running): the
+/// pushes a batching connector sends in one call.
+pub async fn claim_pushes(
+    db: &impl Conn,
+    replica: &str,
+    connection_id: ConnectionId,
+    now: DateTime<Utc>,
+    lease: chrono::Duration,
+    limit: u32,
+) -> Result<Vec<Job>, QueueError> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let claimed = rows::claim_connection_jobs(
+        db,
+        &PUSH_LANE,
+        now,
+        lease_end(now, lease),
+        limit,
+        replica,
+        connection_id,
+    )
+    .await?;
+    claimed.into_iter().map(job_of_row).collect()
+}
+
+fn job_of_row(row: rows::ClaimedJob) -> Result<Job, QueueError> {
+    let payload =
+        serde_json::from_value(row.payload).map_err(|e| QueueError::Payload(row.id, e))?;
+    Ok(Job {
+        id: row.id,
+        connection_id: row.connection_id.into(),
+        ordering_key: row.ordering_key,
+        attempts: u32::try_from(row.attempts).unwrap_or(0),
+        payload,
+        created_at: row.created_at,
+    })
+}
+
 /// Claims up to `limit` due jobs for `replica`: the oldest unfinished job of each ordering
 /// key, only when no other job of that key holds a live lease, only for connections that are
 /// active and whose lease `replica` holds. A job whose lease expired (its worker died) is
@@ -208,26 +259,18 @@ pub async fn claim(
     limit: u32,
 ) -> Result<Vec<Job>, QueueError> {
     let claimed = rows::claim_jobs(db, &LANE, now, lease_end(now, lease), limit, replica).await?;
-    claimed
-        .into_iter()
-        .map(|row| {
-            let payload =
-                serde_json::from_value(row.payload).map_err(|e| QueueError::Payload(row.id, e))?;
-            Ok(Job {
-                id: row.id,
-                connection_id: row.connection_id.into(),
-                ordering_key: row.ordering_key,
-                attempts: u32::try_from(row.attempts).unwrap_or(0),
-                payload,
-                created_at: row.created_at,
-            })
-        })
-        .collect()
+    claimed.into_iter().map(job_of_row).collect()
 }
 
 /// The job succeeded: it is removed.
 pub async fn complete(db: &impl Conn, job_id: Uuid) -> Result<(), QueueError> {
     rows::delete_job(db, job_id).await?;
+    Ok(())
+}
+
+/// These jobs succeeded (a batch's): they are removed together.
+pub async fn complete_all(db: &impl Conn, job_ids: &[Uuid]) -> Result<(), QueueError> {
+    rows::delete_jobs(db, job_ids).await?;
     Ok(())
 }
 

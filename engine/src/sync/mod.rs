@@ -100,6 +100,13 @@ pub struct Engine {
     /// Per connection, when the last catch-up before creates started (see
     /// `outbound::catch_up`); the lock makes concurrent creates share one.
     pub catch_ups: Arc<dashmap::DashMap<tandem_core::ConnectionId, CatchUpSlot>>,
+    /// Per batching connection, when (unix ms on [`Engine::now`]) its last write batch that was
+    /// not full left (`tandem_core::plan_batches`).
+    pub batch_windows: Arc<dashmap::DashMap<tandem_core::ConnectionId, i64>>,
+    /// Per connection, how its connector batches writes (its CRM never changes), so the
+    /// outbox does not load the connection to learn it on every round.
+    pub write_batching:
+        Arc<dashmap::DashMap<tandem_core::ConnectionId, tandem_core::WriteBatching>>,
     /// The webhook receiver's credential cache; use-cases that change credentials forget entries.
     pub webhook_auth: connections::WebhookAuthCache,
     /// The one clock use-cases read ([`Engine::now`]); tests move a `TestClock`.
@@ -130,6 +137,8 @@ impl Engine {
             wake: Arc::new(tokio::sync::Notify::new()),
             mirror_wake: Arc::new(tokio::sync::Notify::new()),
             catch_ups: Arc::default(),
+            batch_windows: Arc::default(),
+            write_batching: Arc::default(),
             webhook_auth: connections::WebhookAuthCache::default(),
             clock: Arc::new(SystemClock),
             replica: Arc::new(ownership::Replica::new(Some(

@@ -55,20 +55,29 @@ pub async fn run_outbox_once(engine: &Engine) -> Result<ExecutionOutcome, SyncEr
     if jobs.is_empty() {
         return Ok(ExecutionOutcome::QueueEmpty);
     }
-    // A round keeps its slots busy: a finished job's slot takes the next claimable job, for
+    // A round keeps its slots busy: a finished task's slot takes the next claimable work, for
     // up to OUTBOX_ROUND; then the round drains and returns, so inbox events (applied
     // between rounds, never while a push of the same contact is in flight) wait at most that.
+    // A batch of a batching connector's pushes takes one slot.
     let round_ends = tokio::time::Instant::now() + OUTBOX_ROUND;
     let mut count = 0;
     let mut tasks = tokio::task::JoinSet::new();
-    let mut spawn = |tasks: &mut tokio::task::JoinSet<_>, jobs: Vec<Job>| {
-        for job in jobs {
-            count += 1;
+    let mut spawn = |tasks: &mut tokio::task::JoinSet<_>, work: Vec<Work>| {
+        for work in work {
             let engine = engine.clone();
-            tasks.spawn(async move { execute(&engine, job).await });
+            match work {
+                Work::One(job) => {
+                    count += 1;
+                    tasks.spawn(async move { execute(&engine, job).await });
+                }
+                Work::Batch(connection, jobs) => {
+                    count += jobs.len();
+                    tasks.spawn(async move { execute_batch(&engine, connection, jobs).await });
+                }
+            }
         }
     };
-    spawn(&mut tasks, jobs);
+    spawn(&mut tasks, group(engine, jobs, lease, slots).await?);
     while let Some(result) = tasks.join_next().await {
         match result {
             Ok(Err(error)) => {
@@ -81,10 +90,99 @@ pub async fn run_outbox_once(engine: &Engine) -> Result<ExecutionOutcome, SyncEr
         }
         if tokio::time::Instant::now() < round_ends {
             let free = slots.saturating_sub(u32::try_from(tasks.len()).unwrap_or(u32::MAX));
-            spawn(&mut tasks, claim(free).await?);
+            let jobs = claim(free).await?;
+            spawn(&mut tasks, group(engine, jobs, lease, slots).await?);
         }
     }
     Ok(ExecutionOutcome::Done(count))
+}
+
+/// What one slot of an outbox round runs.
+enum Work {
+    One(Job),
+    /// Contact pushes of one connection whose connector writes many persons per call.
+    Batch(ConnectionId, Vec<Job>),
+}
+
+/// The claimed jobs as the slots run them: a batching connector's contact pushes gathered (with
+/// more of that connection's due pushes claimed now, up to `slots` full batches) into batches
+/// of its limit (`tandem_core::plan_batches`: a batch that is not full waits when another left
+/// less than the connector's window ago); every other job alone.
+async fn group(
+    engine: &Engine,
+    jobs: Vec<Job>,
+    lease: chrono::Duration,
+    slots: u32,
+) -> Result<Vec<Work>, SyncError> {
+    let mut work = Vec::new();
+    let mut batching: std::collections::BTreeMap<ConnectionId, tandem_core::WriteBatching> =
+        std::collections::BTreeMap::new();
+    let mut pushes: std::collections::BTreeMap<ConnectionId, Vec<Job>> =
+        std::collections::BTreeMap::new();
+    for job in jobs {
+        if matches!(job.payload, JobPayload::PushContact { .. }) {
+            let id = job.connection_id;
+            if let std::collections::btree_map::Entry::Vacant(entry) = batching.entry(id) {
+                let known = engine.write_batching.get(&id).map(|b| *b);
+                entry.insert(match known {
+                    Some(b) => b,
+                    None => match connections::load(engine, id).await {
+                        Ok(conn) => {
+                            let b = tandem_core::WriteBatching {
+                                limit: conn.crm.write_batch_limit(),
+                                window_ms: i64::try_from(conn.crm.write_batch_window().as_millis())
+                                    .unwrap_or(i64::MAX),
+                            };
+                            engine.write_batching.insert(id, b);
+                            b
+                        }
+                        // A connection that does not load runs its jobs alone (they say why).
+                        Err(_) => tandem_core::WriteBatching {
+                            limit: 1,
+                            window_ms: 0,
+                        },
+                    },
+                });
+            }
+            if batching.get(&id).is_some_and(|b| b.limit > 1) {
+                pushes.entry(id).or_default().push(job);
+                continue;
+            }
+        }
+        work.push(Work::One(job));
+    }
+    for (id, mut jobs) in pushes {
+        let Some(b) = batching.get(&id).copied() else {
+            continue;
+        };
+        let want = u32::try_from(b.limit.saturating_mul(slots.max(1) as usize))
+            .unwrap_or(u32::MAX)
+            .saturating_sub(u32::try_from(jobs.len()).unwrap_or(u32::MAX));
+        let now = engine.now();
+        jobs.extend(
+            queue::claim_pushes(&engine.store, &engine.replica.id, id, now, lease, want).await?,
+        );
+        let now_ms = now.timestamp_millis();
+        let last = engine.batch_windows.get(&id).map(|at| *at);
+        let (plan, last) = tandem_core::plan_batches(jobs.len(), b, last, now_ms);
+        if let Some(at) = last {
+            engine.batch_windows.insert(id, at);
+        }
+        let mut jobs = jobs.into_iter();
+        for (range, decision) in plan {
+            let batch: Vec<Job> = jobs.by_ref().take(range.len()).collect();
+            match decision {
+                tandem_core::BatchDecision::Send => work.push(Work::Batch(id, batch)),
+                tandem_core::BatchDecision::WaitUntil(at_ms) => {
+                    let until = chrono::DateTime::from_timestamp_millis(at_ms).unwrap_or(now);
+                    for job in &batch {
+                        queue::defer(&engine.store, job, until, now).await?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(work)
 }
 
 /// How long one outbox round keeps refilling its slots before it drains.
@@ -95,26 +193,8 @@ async fn execute(engine: &Engine, job: Job) -> Result<(), SyncError> {
     let conn = connections::load(engine, job.connection_id).await?;
     let result = match &job.payload {
         JobPayload::PushContact { contact_id } => {
-            match outbound::push_contact(engine, &conn, &job, *contact_id).await {
-                Ok(outbound::Pushed::Deferred { until }) => {
-                    queue::defer(&engine.store, &job, until, engine.now()).await?;
-                    return Ok(());
-                }
-                other => other.map(|pushed| {
-                    if matches!(
-                        pushed,
-                        outbound::Pushed::Patched { .. } | outbound::Pushed::Created { .. }
-                    ) {
-                        let crm = crate::meter::crm_label(&conn.crm);
-                        crate::meter::propagated(
-                            conn.id,
-                            crm,
-                            crate::meter::Direction::AppToCrm,
-                            job.created_at,
-                        );
-                    }
-                }),
-            }
+            let pushed = outbound::push_contact(engine, &conn, &job, *contact_id).await;
+            return settle_push(engine, &conn, &job, pushed, &mut None).await;
         }
         JobPayload::Action { action_id, .. } => {
             crate::sync::outbound::actions::execute(engine, &conn, &job, *action_id).await
@@ -129,6 +209,92 @@ async fn execute(engine: &Engine, job: Job) -> Result<(), SyncError> {
             outbound::refresh_person(engine, &conn, *person_id).await
         }
     };
+    settle(engine, &conn, &job, result, &mut None).await
+}
+
+/// Pushes of one connection sent together (a batching connector, [`group`]); each job ends
+/// with its own contact's outcome.
+#[tracing::instrument(skip_all, fields(connection_id = %connection_id, jobs = jobs.len()))]
+async fn execute_batch(
+    engine: &Engine,
+    connection_id: ConnectionId,
+    jobs: Vec<Job>,
+) -> Result<(), SyncError> {
+    let conn = connections::load(engine, connection_id).await?;
+    let results = outbound::push_contacts(engine, &conn, &jobs).await;
+    // One token refresh for the batch, however many of its jobs the CRM refused for it.
+    let mut refreshed = None;
+    let mut first_error = None;
+    // The jobs that succeeded end together, in one statement.
+    let mut done = Vec::new();
+    for (job, pushed) in jobs.iter().zip(results) {
+        let settled = match pushed {
+            Ok(pushed) if !matches!(pushed, outbound::Pushed::Deferred { .. }) => {
+                if matches!(
+                    pushed,
+                    outbound::Pushed::Patched { .. } | outbound::Pushed::Created { .. }
+                ) {
+                    let crm = crate::meter::crm_label(&conn.crm);
+                    crate::meter::propagated(
+                        conn.id,
+                        crm,
+                        crate::meter::Direction::AppToCrm,
+                        job.created_at,
+                    );
+                }
+                done.push(job.id);
+                Ok(())
+            }
+            other => settle_push(engine, &conn, job, other, &mut refreshed).await,
+        };
+        if let Err(error) = settled {
+            first_error.get_or_insert(error);
+        }
+    }
+    queue::complete_all(&engine.store, &done).await?;
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Ends a push: deferred (paced), done (metered), or failed (see [`settle`]).
+async fn settle_push(
+    engine: &Engine,
+    conn: &connections::ConnectionCtx,
+    job: &Job,
+    pushed: Result<outbound::Pushed, CrmFailure>,
+    refreshed: &mut Option<bool>,
+) -> Result<(), SyncError> {
+    let result = match pushed {
+        Ok(outbound::Pushed::Deferred { until }) => {
+            queue::defer(&engine.store, job, until, engine.now()).await?;
+            return Ok(());
+        }
+        other => other.map(|pushed| {
+            if matches!(
+                pushed,
+                outbound::Pushed::Patched { .. } | outbound::Pushed::Created { .. }
+            ) {
+                let crm = crate::meter::crm_label(&conn.crm);
+                crate::meter::propagated(
+                    conn.id,
+                    crm,
+                    crate::meter::Direction::AppToCrm,
+                    job.created_at,
+                );
+            }
+        }),
+    };
+    settle(engine, conn, job, result, refreshed).await
+}
+
+/// Ends a job: completed, or its CRM failure retried, dead-lettered, or the connection paused
+/// (a token refused: one refresh, remembered in `refreshed` for the other jobs of a batch).
+async fn settle(
+    engine: &Engine,
+    conn: &connections::ConnectionCtx,
+    job: &Job,
+    result: Result<(), CrmFailure>,
+    refreshed: &mut Option<bool>,
+) -> Result<(), SyncError> {
     let now = engine.now();
     let db = &engine.store;
     match result {
@@ -171,7 +337,7 @@ async fn execute(engine: &Engine, job: Job) -> Result<(), SyncError> {
             match decision {
                 RetryDecision::RetryAfter { after } => {
                     let run_at = now + chrono::Duration::from_std(after).unwrap_or_default();
-                    queue::retry(db, &job, run_at, &code, error.status, now).await?;
+                    queue::retry(db, job, run_at, &code, error.status, now).await?;
                     crate::meter::job_retried(conn.id, job.payload.kind());
                     tracing::warn!(status = ?error.status, error = %error, "Push failed; a retry was scheduled.");
                     synclog::record(
@@ -189,11 +355,11 @@ async fn execute(engine: &Engine, job: Job) -> Result<(), SyncError> {
                     .await?;
                 }
                 RetryDecision::DeadLetter => {
-                    queue::bury(db, &job, &code, error.status, now).await?;
+                    queue::bury(db, job, &code, error.status, now).await?;
                     crate::meter::dead_lettered(conn.id, job.payload.kind());
                     if let JobPayload::Action { action_id, .. } = &job.payload {
                         crate::sync::outbound::actions::mark_failed(
-                            engine, &conn, *action_id, &error,
+                            engine, conn, *action_id, &error,
                         )
                         .await?;
                     }
@@ -237,9 +403,17 @@ async fn execute(engine: &Engine, job: Job) -> Result<(), SyncError> {
                     .await?;
                 }
                 RetryDecision::Reauthenticate => {
-                    let refreshed = crate::sync::connections::tokens::refresh(engine, &conn).await;
+                    let refreshed = match refreshed {
+                        Some(done) => *done,
+                        None => {
+                            let done =
+                                crate::sync::connections::tokens::refresh(engine, conn).await;
+                            *refreshed = Some(done);
+                            done
+                        }
+                    };
                     let run_at = now;
-                    queue::retry(db, &job, run_at, &code, error.status, now).await?;
+                    queue::retry(db, job, run_at, &code, error.status, now).await?;
                     if !refreshed {
                         crate::store::connections::set_state(
                             db,
@@ -254,7 +428,7 @@ async fn execute(engine: &Engine, job: Job) -> Result<(), SyncError> {
                     }
                 }
                 RetryDecision::PauseConnection => {
-                    queue::retry(db, &job, now, &code, error.status, now).await?;
+                    queue::retry(db, job, now, &code, error.status, now).await?;
                     crate::store::connections::set_state(
                         db,
                         conn.id,

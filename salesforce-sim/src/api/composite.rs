@@ -1,7 +1,8 @@
 //! sObject Collections (`/composite/sobjects`): create, update, delete, retrieve and upsert
 //! up to 200 records in one call, in order, with `allOrNone` rolling everything back when any
 //! record fails. The HTTP status is 200 whatever the records' outcomes; per-record errors are
-//! `{statusCode, message, fields}`.
+//! `{statusCode, message, fields}`, and a record that failed has no `id` in its result (as in
+//! Salesforce's own examples: `{"success": false, "errors": [...]}`).
 
 use serde_json::{json, Map, Value};
 
@@ -24,7 +25,7 @@ fn too_many() -> ApiErr {
 }
 
 fn rolled_back() -> Value {
-    json!({"id": null, "success": false, "errors": [{
+    json!({"success": false, "errors": [{
         "statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
         "message": "Record rolled back because not all records were valid and the request was using AllOrNone header",
         "fields": []
@@ -32,7 +33,7 @@ fn rolled_back() -> Value {
 }
 
 fn failed(e: &DmlError) -> Value {
-    json!({"id": null, "success": false, "errors": [item_error(e)]})
+    json!({"success": false, "errors": [item_error(e)]})
 }
 
 struct Batch {

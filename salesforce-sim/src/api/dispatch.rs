@@ -66,6 +66,18 @@ async fn serve(app: &App, req: Request, lose_answer: &mut bool) -> Response {
     let faults = {
         let mut st = shared.state.lock();
         *st.counters.by_op.entry(op.name()).or_default() += 1;
+        // A write is expected to name its client (`Sforce-Call-Options: client=…`); the ones
+        // that do not are counted, for tests and benchmarks to check.
+        if op.writes() && op.resource() != "oauth" {
+            let named = parts
+                .headers
+                .get("sforce-call-options")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.split(',').any(|p| p.trim().starts_with("client=")));
+            if !named {
+                st.counters.writes_without_client += 1;
+            }
+        }
         st.faults.clone()
     };
     let mut lock_fault = false;

@@ -39,6 +39,8 @@ pub struct SfConfig {
     pub call_options_client: String,
     /// New persons become this object (Lead by default).
     pub create_as: SObject,
+    /// How long pushes wait for company after a batch that was not full.
+    pub write_batch_window: std::time::Duration,
 }
 
 impl Default for SfConfig {
@@ -51,6 +53,7 @@ impl Default for SfConfig {
             api_reserve: 1000,
             call_options_client: "tandem".into(),
             create_as: SObject::Lead,
+            write_batch_window: std::time::Duration::from_millis(1000),
         }
     }
 }
@@ -69,6 +72,7 @@ impl SfConfig {
             } else {
                 SObject::Lead
             },
+            write_batch_window: std::time::Duration::from_millis(settings.write_batch_window_ms),
         }
     }
 }

@@ -414,6 +414,193 @@ pub(crate) async fn update_people_batch(
         .collect())
 }
 
+/// Creates many persons with sObject Collections (`POST /composite/sobjects`, 200 per call,
+/// `allOrNone=false`), each as the configured object with the apId in the external-id field,
+/// then reads the created ones back (one `composite/sobjects` retrieve per 200). One result
+/// per input, in order: a record Salesforce refused carries its own error.
+pub(crate) async fn create_people_batch(
+    client: &SalesforceClient,
+    s: &Session,
+    map: &FieldMap,
+    people: &[crate::crm::records::NewPerson],
+) -> Result<Vec<Result<CreatedPerson, CrmError>>, CrmError> {
+    let object = client.config().create_as;
+    let mut results: Vec<Option<Result<CreatedPerson, CrmError>>> = vec![None; people.len()];
+    let mut pending = Vec::with_capacity(people.len());
+    for p in people {
+        let default_owner = p
+            .default_owner
+            .and_then(|o| client.keys().resolve(s.connection_id, o));
+        let (body, placeholders) = mapping::create_body(
+            object,
+            &p.fields,
+            map,
+            client.config(),
+            &p.ap_id,
+            default_owner,
+            &owner_resolver(client, s),
+        );
+        let record = Record {
+            attributes: Some(Attributes {
+                object: object.name().into(),
+                url: None,
+            }),
+            fields: body,
+        };
+        pending.push((record, placeholders));
+    }
+    // (input index, new id, placeholders)
+    let mut created: Vec<(usize, String, Vec<crate::crm::records::FilledPlaceholder>)> = Vec::new();
+    for (c, chunk) in pending.chunks(COLLECTION_MAX).enumerate() {
+        let records: Vec<Record> = chunk.iter().map(|(r, _)| r.clone()).collect();
+        let saved = client.collection_create(s, &records).await?;
+        for (k, (_, placeholders)) in chunk.iter().enumerate() {
+            let i = c * COLLECTION_MAX + k;
+            match saved.get(k) {
+                Some(result) => match (save_outcome(result), &result.id) {
+                    (Ok(()), Some(id)) => {
+                        log_placeholders(s, id, placeholders);
+                        created.push((i, id.clone(), placeholders.clone()));
+                    }
+                    (Ok(()), None) => {
+                        results[i] = Some(Err(SalesforceError::Decode(
+                            "a create answer without id".into(),
+                        )
+                        .into()))
+                    }
+                    (Err(e), _) => results[i] = Some(Err(e)),
+                },
+                None => {
+                    results[i] = Some(Err(SalesforceError::Decode(
+                        "sObject Collections answered fewer results than records".into(),
+                    )
+                    .into()))
+                }
+            }
+        }
+    }
+    if !created.is_empty() {
+        let fields = fields_for(client, s, object, map).await?;
+        for chunk in created.chunks(COLLECTION_MAX) {
+            let ids: Vec<String> = chunk.iter().map(|(_, k, _)| k.clone()).collect();
+            let records = client.retrieve(s, object.name(), &ids, &fields).await?;
+            for (k, (i, key, placeholders)) in chunk.iter().enumerate() {
+                results[*i] = Some(match records.get(k).cloned().flatten() {
+                    Some(record) => {
+                        person_of(client, s, map, &record).map(|person| CreatedPerson {
+                            person,
+                            placeholders: placeholders.clone(),
+                        })
+                    }
+                    None => Err(record_error(
+                        Some("NOT_FOUND"),
+                        &format!("{} {key} is gone after its create", object.name()),
+                    )),
+                });
+            }
+        }
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(
+                || Err(SalesforceError::Decode("no result for a record".into()).into()),
+            )
+        })
+        .collect())
+}
+
+/// Keys per SOQL `IN (…)` list: 200 e-mails or external ids keep a query's URL well under
+/// Salesforce's 16,384 characters.
+const IN_LIST_MAX: usize = 200;
+
+/// `(Id, value of field)` of every record of `object` whose `field` is one of `values`
+/// (unconverted Leads only), in creation order; one query per 200 values.
+async fn ids_in(
+    client: &SalesforceClient,
+    s: &Session,
+    object: SObject,
+    field: &str,
+    values: &[&str],
+) -> Result<Vec<(PersonId, String)>, CrmError> {
+    let lead_filter = if object == SObject::Lead {
+        " AND IsConverted = false"
+    } else {
+        ""
+    };
+    let mut found = Vec::new();
+    for chunk in values.chunks(IN_LIST_MAX) {
+        let list: Vec<String> = chunk.iter().map(|v| soql_string(v)).collect();
+        let soql = format!(
+            "SELECT Id, {field} FROM {} WHERE {field} IN ({}){lead_filter} ORDER BY CreatedDate, Id",
+            object.name(),
+            list.join(", ")
+        );
+        for record in client.query_all_pages(s, &soql).await? {
+            let (Some(id), Some(value)) = (record.text("Id"), record.text(field)) else {
+                continue;
+            };
+            found.push((remember(client, s, id).map(person)?, value.to_owned()));
+        }
+    }
+    Ok(found)
+}
+
+/// Batched [`search_by_external_id`] and [`search_by_email`]: one `IN (…)` query per object
+/// and 200 keys; an e-mail with a Contact never looks at Leads, as one by one.
+pub(crate) async fn search_people_batch(
+    client: &SalesforceClient,
+    s: &Session,
+    ap_ids: &[ApId],
+    emails: &[EmailAddress],
+) -> Result<crate::crm::records::BatchSearch, CrmError> {
+    let mut out = crate::crm::records::BatchSearch::default();
+    if !ap_ids.is_empty() {
+        let field = client.config().external_id_field.clone();
+        let keys: Vec<&str> = ap_ids.iter().map(ApId::as_str).collect();
+        for object in [SObject::Contact, SObject::Lead] {
+            for (id, value) in ids_in(client, s, object, &field, &keys).await? {
+                out.by_ap_id.entry(value).or_default().push(id);
+            }
+        }
+        for key in keys {
+            out.by_ap_id.entry(key.to_owned()).or_default();
+        }
+    }
+    if !emails.is_empty() {
+        let keys: Vec<&str> = emails.iter().map(EmailAddress::as_str).collect();
+        // Salesforce compares text case-insensitively: the answer's e-mail is normalised
+        // before it is matched to the one asked for.
+        let by_email = |found: Vec<(PersonId, String)>| {
+            let mut map: BTreeMap<String, Vec<PersonId>> = BTreeMap::new();
+            for (id, value) in found {
+                map.entry(value.trim().to_lowercase()).or_default().push(id);
+            }
+            map
+        };
+        let contacts = by_email(ids_in(client, s, SObject::Contact, "Email", &keys).await?);
+        let without: Vec<&str> = keys
+            .iter()
+            .copied()
+            .filter(|k| !contacts.contains_key(*k))
+            .collect();
+        let leads = if without.is_empty() {
+            BTreeMap::new()
+        } else {
+            by_email(ids_in(client, s, SObject::Lead, "Email", &without).await?)
+        };
+        for key in keys {
+            let ids = contacts
+                .get(key)
+                .or_else(|| leads.get(key))
+                .cloned()
+                .unwrap_or_default();
+            out.by_email.insert(key.to_owned(), ids);
+        }
+    }
+    Ok(out)
+}
+
 // ---------------------------------------------------------------- searches
 
 async fn ids_where(

@@ -16,7 +16,8 @@
 //!
 //! Parameters: `$1` the lease's end, `$2` now, `$3` the limit, `$4` the boolean `false` (for
 //! eligibility clauses on boolean columns), `$5` the claiming replica (for eligibility clauses
-//! on connection leases; only when the lane's clause names it).
+//! on connection leases; only when the lane's clause names it), `$6` one connection's id (for
+//! lanes that claim one connection's rows; only when the lane's clause names it).
 //!
 //! The lanes themselves (which table, which states, which order) are the queue's policy
 //! (`crate::queue`); this module turns one into the statement and runs it.
@@ -66,6 +67,19 @@ pub(super) async fn claim<T: FromQueryResult>(
     limit: u32,
     replica: Option<&str>,
 ) -> Result<Vec<T>, StoreError> {
+    claim_of(db, lane, now, lease_end, limit, replica, None).await
+}
+
+/// As [`claim`], with `connection` as `$6` of the lane's eligibility clause.
+pub(super) async fn claim_of<T: FromQueryResult>(
+    db: &impl Conn,
+    lane: &Lane,
+    now: DateTime<Utc>,
+    lease_end: DateTime<Utc>,
+    limit: u32,
+    replica: Option<&str>,
+    connection: Option<uuid::Uuid>,
+) -> Result<Vec<T>, StoreError> {
     let db = db.raw();
     let statement = statement(
         lane,
@@ -74,6 +88,7 @@ pub(super) async fn claim<T: FromQueryResult>(
         lease_end,
         limit,
         replica,
+        connection,
     );
     Ok(T::find_by_statement(statement).all(db).await?)
 }
@@ -86,6 +101,7 @@ fn statement(
     lease_end: DateTime<Utc>,
     limit: u32,
     replica: Option<&str>,
+    connection: Option<uuid::Uuid>,
 ) -> Statement {
     let (lock_clause, index_hint, null_safe_eq) = match backend {
         DatabaseBackend::Postgres => (
@@ -139,11 +155,15 @@ fn statement(
     );
     let mut values: Vec<sea_orm::Value> =
         vec![lease_end.into(), now.into(), i64::from(limit).into()];
-    if lane.eligible.contains("$4") || lane.eligible.contains("$5") {
+    let sixth = lane.eligible.contains("$6");
+    if sixth || lane.eligible.contains("$4") || lane.eligible.contains("$5") {
         values.push(false.into());
     }
-    if lane.eligible.contains("$5") {
+    if sixth || lane.eligible.contains("$5") {
         values.push(replica.unwrap_or_default().into());
+    }
+    if sixth {
+        values.push(connection.unwrap_or_default().into());
     }
     Statement::from_sql_and_values(backend, sql, values)
 }
@@ -171,10 +191,10 @@ mod tests {
     #[test]
     fn postgres_skips_locked_rows_and_sqlite_walks_its_index() {
         let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
-        let pg = statement(&LANE, DatabaseBackend::Postgres, now, now, 3, None).to_string();
+        let pg = statement(&LANE, DatabaseBackend::Postgres, now, now, 3, None, None).to_string();
         assert!(pg.contains("FOR UPDATE SKIP LOCKED"), "{pg}");
         assert!(!pg.contains("INDEXED BY"), "{pg}");
-        let lite = statement(&LANE, DatabaseBackend::Sqlite, now, now, 3, None).to_string();
+        let lite = statement(&LANE, DatabaseBackend::Sqlite, now, now, 3, None, None).to_string();
         assert!(!lite.contains("SKIP LOCKED"), "{lite}");
         assert!(lite.contains("INDEXED BY t_idx"), "{lite}");
         assert!(lite.contains("run_at IS NULL OR"), "{lite}");

@@ -346,6 +346,18 @@ pub async fn job_in_state(
 }
 
 /// Deletes one job.
+/// Deletes these jobs (a batch's finished ones) in one statement.
+pub async fn delete_jobs(db: &impl Conn, ids: &[Uuid]) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    outbox_job::Entity::delete_many()
+        .filter(outbox_job::Column::Id.is_in(ids.iter().copied()))
+        .exec(db.raw())
+        .await?;
+    Ok(())
+}
+
 pub async fn delete_job(db: &impl Conn, id: Uuid) -> Result<(), StoreError> {
     outbox_job::Entity::delete_by_id(id).exec(db.raw()).await?;
     Ok(())

@@ -36,6 +36,28 @@ pub async fn claim_jobs(
     claim::claim(db, lane, now, lease_end, limit, Some(replica)).await
 }
 
+/// As [`claim_jobs`], only jobs of one connection (`lane` names it as `$6`).
+pub async fn claim_connection_jobs(
+    db: &impl Conn,
+    lane: &Lane,
+    now: DateTime<Utc>,
+    lease_end: DateTime<Utc>,
+    limit: u32,
+    replica: &str,
+    connection_id: ConnectionId,
+) -> Result<Vec<ClaimedJob>, StoreError> {
+    claim::claim_of(
+        db,
+        lane,
+        now,
+        lease_end,
+        limit,
+        Some(replica),
+        Some(connection_id.uuid()),
+    )
+    .await
+}
+
 /// A job waiting to run, as coalescing needs it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WaitingJob {

@@ -4,6 +4,9 @@
 //! own knowledge may be stale or after an uncertain failure).
 
 pub mod actions;
+mod batch;
+
+pub use batch::push_contacts;
 
 use std::collections::BTreeMap;
 
@@ -132,19 +135,61 @@ pub async fn ensure_person(
     })
 }
 
+/// A step of a push that either ended (`Done`) or has a CRM write to make (`Go`).
+pub(crate) enum Step<T> {
+    Done(Pushed),
+    Go(T),
+}
+
+/// A patch ready to leave: its writes are recorded on the link (write-ahead).
+pub(crate) struct PatchWrite {
+    pub(crate) person_id: PersonId,
+    /// The contact's values, as recorded on the link.
+    writes: BTreeMap<FieldKey, FieldValue>,
+    /// What the CRM takes (a company as its organization's id); empty when only organization
+    /// fields changed (the person is then read, not written).
+    pub(crate) crm_writes: BTreeMap<FieldKey, FieldValue>,
+}
+
 async fn patch(
     engine: &Engine,
     conn: &ConnectionCtx,
     contact: &LocalContact,
     link: Link,
 ) -> Result<Pushed, CrmFailure> {
+    let write = match prepare_patch(engine, conn, contact, link).await? {
+        Step::Done(pushed) => return Ok(pushed),
+        Step::Go(write) => write,
+    };
+    // Only organization fields changed: the person is read (its organization is where they
+    // go), not written.
+    let written = if write.crm_writes.is_empty() {
+        conn.crm
+            .get_person(&conn.session, &conn.map, write.person_id)
+            .await
+    } else {
+        conn.crm
+            .update_person(&conn.session, &conn.map, write.person_id, &write.crm_writes)
+            .await
+    };
+    finish_patch(engine, conn, contact, write, written).await
+}
+
+/// What a patch of `contact` will write, recorded on the link before it leaves; or why
+/// nothing leaves now.
+pub(crate) async fn prepare_patch(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    contact: &LocalContact,
+    link: Link,
+) -> Result<Step<PatchWrite>, CrmFailure> {
     let writes = pending_writes(conn, contact, &link);
     if writes.is_empty() {
-        return Ok(Pushed::Nothing);
+        return Ok(Step::Done(Pushed::Nothing));
     }
     let now = engine.now();
     if let Some(until) = paced_until(engine, &link).filter(|until| *until > now) {
-        return Ok(Pushed::Deferred { until });
+        return Ok(Step::Done(Pushed::Deferred { until }));
     }
     // Write-ahead: the values are tandem's own from before the request leaves, so a write that
     // lands while tandem loses the answer or is killed is still recognised as its echo.
@@ -158,17 +203,25 @@ async fn patch(
         link.state.begin_write(&writes)
     })
     .await?;
-    // Only organization fields changed: the person is read (its organization is where they
-    // go), not written.
-    let written = if crm_writes.is_empty() {
-        conn.crm
-            .get_person(&conn.session, &conn.map, person_id)
-            .await
-    } else {
-        conn.crm
-            .update_person(&conn.session, &conn.map, person_id, &crm_writes)
-            .await
-    };
+    Ok(Step::Go(PatchWrite {
+        person_id,
+        writes,
+        crm_writes,
+    }))
+}
+
+/// Records what the CRM answered to a patch: the person as it is now merged into the link,
+/// or the failure (a person gone unlinks; refused values are not sent again).
+pub(crate) async fn finish_patch(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    contact: &LocalContact,
+    write: PatchWrite,
+    written: Result<CrmPerson, CrmError>,
+) -> Result<Pushed, CrmFailure> {
+    let PatchWrite {
+        person_id, writes, ..
+    } = write;
     let person = match written {
         Ok(mut person) => {
             crate::sync::organizations::write_fields(engine, conn, &person, &writes)
@@ -259,13 +312,67 @@ async fn create(
     contact: &LocalContact,
 ) -> Result<Pushed, CrmFailure> {
     let db = &engine.store;
+    if let OutboundCreatePlan::SearchFirst { ap_id, email } =
+        match plan_create(engine, conn, job, contact).await? {
+            Step::Done(pushed) => return Ok(pushed),
+            Step::Go(plan) => plan,
+        }
+    {
+        let mut by_ap_id = Vec::new();
+        if conn.map.apid_key.is_some() {
+            by_ap_id = conn
+                .crm
+                .search_by_external_id(&conn.session, &ap_id)
+                .await
+                .map_err(|e| CrmFailure::Crm(e, None))?;
+        }
+        let mut by_email = Vec::new();
+        if by_ap_id.is_empty() {
+            if let Some(email) = &email {
+                by_email = conn
+                    .crm
+                    .search_by_email(&conn.session, email)
+                    .await
+                    .map_err(|e| CrmFailure::Crm(e, None))?;
+            }
+        }
+        let results = search_results(db, conn, by_ap_id, by_email).await?;
+        if let Some(pushed) = link_if_found(engine, conn, contact, &results).await? {
+            return Ok(pushed);
+        }
+    }
+    let new = prepare_create(engine, conn, contact).await?;
+    let created = conn
+        .crm
+        .create_person_detailed(
+            &conn.session,
+            &conn.map,
+            &new.person.fields,
+            &new.person.ap_id,
+            new.person.email.as_ref(),
+            new.person.default_owner,
+        )
+        .await
+        .map_err(|e| CrmFailure::Crm(e, None))?;
+    finish_create(engine, conn, contact, &new.fields, created).await
+}
+
+/// Whether (and how) a contact without a person reaches the CRM: out of scope or linked
+/// meanwhile (`Done`), else the plan (search first, or create directly).
+pub(crate) async fn plan_create(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    job: &Job,
+    contact: &LocalContact,
+) -> Result<Step<OutboundCreatePlan>, CrmFailure> {
+    let db = &engine.store;
     let scope = ContactScope {
         linked: false,
         in_pipedrive_list: contacts::in_list(db, contact.id, contacts::PIPEDRIVE_LIST).await?,
         touched_by_creating_action: job_is_creating_action(job),
     };
     if !reaches_pipedrive(&scope) {
-        return Ok(Pushed::Nothing);
+        return Ok(Step::Done(Pushed::Nothing));
     }
     let ap_id = ApId::for_contact(contact.id);
     let email = email_of(contact.fields.get(tandem_core::keys::EMAIL));
@@ -278,66 +385,84 @@ async fn create(
         // making a second person.
         catch_up(engine, conn, job.created_at).await?;
         if let Some(link) = links::by_contact(db, conn.id, contact.id).await? {
-            return Ok(Pushed::LinkedExisting {
+            return Ok(Step::Done(Pushed::LinkedExisting {
                 person_id: link.person_id,
-            });
+            }));
         }
     }
-    let plan = plan_outbound_create(&OutboundCreate {
-        ap_id: ap_id.clone(),
-        email: email.clone(),
+    Ok(Step::Go(plan_outbound_create(&OutboundCreate {
+        ap_id,
+        email,
         knowledge_is_fresh,
         // At-least-once: a retried create may have reached Pipedrive before it failed.
         after_uncertain_failure: job.attempts > 0,
-    });
-    if let OutboundCreatePlan::SearchFirst { ap_id, email } = plan {
-        let mut results = OutboundSearchResults::default();
-        if conn.map.apid_key.is_some() {
-            let found = conn
-                .crm
-                .search_by_external_id(&conn.session, &ap_id)
-                .await
-                .map_err(|e| CrmFailure::Crm(e, None))?;
-            results.by_ap_id = found;
-        }
-        if results.by_ap_id.is_empty() {
-            if let Some(email) = &email {
-                let found = conn
-                    .crm
-                    .search_by_email(&conn.session, email)
-                    .await
-                    .map_err(|e| CrmFailure::Crm(e, None))?;
-                for person in found {
-                    let linked_elsewhere = links::by_person(db, conn.id, person).await?.is_some();
-                    results.by_email.push(FoundPerson {
-                        person,
-                        linked_elsewhere,
-                    });
-                }
-            }
-        }
-        if let OutboundCreateDecision::LinkExisting { person, .. } =
-            decide_outbound_create(&results)
-        {
-            let mut person = conn
-                .crm
-                .get_person(&conn.session, &conn.map, person)
-                .await
-                .map_err(|e| CrmFailure::Crm(e, None))?;
-            crate::sync::organizations::learn_names(engine, conn, std::slice::from_ref(&person))
-                .await
-                .map_err(|e| CrmFailure::from_organization(e, None))?;
-            crate::sync::organizations::complete(&engine.store, conn, &mut person).await?;
-            let now = engine.now();
-            let txn = engine.store.begin().await?;
-            link_found_person(&txn, conn, contact, &person, now).await?;
-            txn.commit().await?;
-            return Ok(Pushed::LinkedExisting {
-                person_id: person.id,
+    })))
+}
+
+/// What a search found, with whether each e-mail match is linked to another contact already.
+pub(crate) async fn search_results(
+    db: &crate::store::Store,
+    conn: &ConnectionCtx,
+    by_ap_id: Vec<PersonId>,
+    by_email: Vec<PersonId>,
+) -> Result<OutboundSearchResults, CrmFailure> {
+    let mut results = OutboundSearchResults {
+        by_ap_id,
+        ..OutboundSearchResults::default()
+    };
+    if results.by_ap_id.is_empty() {
+        for person in by_email {
+            let linked_elsewhere = links::by_person(db, conn.id, person).await?.is_some();
+            results.by_email.push(FoundPerson {
+                person,
+                linked_elsewhere,
             });
         }
     }
+    Ok(results)
+}
 
+/// Links the contact to the person a search found, if the rules say so.
+pub(crate) async fn link_if_found(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    contact: &LocalContact,
+    results: &OutboundSearchResults,
+) -> Result<Option<Pushed>, CrmFailure> {
+    let OutboundCreateDecision::LinkExisting { person, .. } = decide_outbound_create(results)
+    else {
+        return Ok(None);
+    };
+    let mut person = conn
+        .crm
+        .get_person(&conn.session, &conn.map, person)
+        .await
+        .map_err(|e| CrmFailure::Crm(e, None))?;
+    crate::sync::organizations::learn_names(engine, conn, std::slice::from_ref(&person))
+        .await
+        .map_err(|e| CrmFailure::from_organization(e, None))?;
+    crate::sync::organizations::complete(&engine.store, conn, &mut person).await?;
+    let now = engine.now();
+    let txn = engine.store.begin().await?;
+    link_found_person(&txn, conn, contact, &person, now).await?;
+    txn.commit().await?;
+    Ok(Some(Pushed::LinkedExisting {
+        person_id: person.id,
+    }))
+}
+
+/// A person to create for a contact: the contact's fields that flow to the CRM, and the
+/// person as the connector takes it.
+pub(crate) struct CreateWrite {
+    pub(crate) fields: BTreeMap<FieldKey, FieldValue>,
+    pub(crate) person: crate::crm::NewPerson,
+}
+
+pub(crate) async fn prepare_create(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    contact: &LocalContact,
+) -> Result<CreateWrite, CrmFailure> {
     let fields: BTreeMap<FieldKey, FieldValue> = conn
         .map
         .restrict(&contact.fields)
@@ -354,27 +479,34 @@ async fn create(
     let crm_fields = crate::sync::organizations::crm_writes(engine, conn, &fields)
         .await
         .map_err(|e| CrmFailure::from_organization(e, None))?;
-    let created = conn
-        .crm
-        .create_person_detailed(
-            &conn.session,
-            &conn.map,
-            &crm_fields,
-            &ap_id,
-            email.as_ref(),
-            conn.default_owner,
-        )
-        .await
-        .map_err(|e| CrmFailure::Crm(e, None))?;
+    Ok(CreateWrite {
+        fields,
+        person: crate::crm::NewPerson {
+            fields: crm_fields,
+            ap_id: ApId::for_contact(contact.id),
+            email: email_of(contact.fields.get(tandem_core::keys::EMAIL)),
+            default_owner: conn.default_owner,
+        },
+    })
+}
+
+/// Links a contact to the person just created for it, with the sync log's entries.
+pub(crate) async fn finish_create(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    contact: &LocalContact,
+    fields: &BTreeMap<FieldKey, FieldValue>,
+    created: crate::crm::CreatedPerson,
+) -> Result<Pushed, CrmFailure> {
     let mut person = created.person;
-    crate::sync::organizations::write_fields(engine, conn, &person, &fields)
+    crate::sync::organizations::write_fields(engine, conn, &person, fields)
         .await
         .map_err(|e| CrmFailure::from_organization(e, Some(person.id)))?;
     crate::sync::organizations::complete(&engine.store, conn, &mut person).await?;
     let now = engine.now();
     let remote = person.snapshot.clone();
     let mut link = links::new_link(conn.id, contact.id, person.id);
-    let (state, normalised) = LinkState::created(&fields, &remote);
+    let (state, normalised) = LinkState::created(fields, &remote);
     link.state = state;
     link.state.versions.record(Side::Local, contact.version);
     let txn = engine.store.begin().await?;

@@ -1,0 +1,196 @@
+//! Contact pushes sent together, for a connector that writes many persons per call (Salesforce:
+//! sObject Collections, `max` = [`crate::crm::Crm::write_batch_limit`]). Each push goes through
+//! the same steps as one sent alone (`push_contact`): the patches' writes are recorded on their
+//! links before anything leaves, the creates' searches and creates are made once for the batch,
+//! and every record's own answer (or error) ends its own contact's push. The jobs are of
+//! different contacts (the queue never claims two of one contact), so a batch keeps each
+//! contact's order.
+
+use tandem_core::{CrmError, OutboundCreatePlan};
+
+use super::{
+    finish_create, finish_patch, link_if_found, plan_create, prepare_create, prepare_patch,
+    search_results, CreateWrite, CrmFailure, PatchWrite, Pushed, Step,
+};
+use crate::queue::{Job, JobPayload};
+use crate::sync::app::contacts::{self, LocalContact};
+use crate::sync::connections::ConnectionCtx;
+use crate::sync::links;
+use crate::sync::Engine;
+
+/// Pushes the contacts of `jobs` (all `PushContact` of `conn`) together; one result per job,
+/// in order.
+pub async fn push_contacts(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    jobs: &[Job],
+) -> Vec<Result<Pushed, CrmFailure>> {
+    let mut results: Vec<Option<Result<Pushed, CrmFailure>>> = Vec::new();
+    results.resize_with(jobs.len(), || None);
+    let mut patches: Vec<(usize, LocalContact, PatchWrite)> = Vec::new();
+    let mut searches: Vec<(usize, LocalContact, OutboundCreatePlan)> = Vec::new();
+    let mut creates: Vec<(usize, LocalContact)> = Vec::new();
+    for (i, job) in jobs.iter().enumerate() {
+        let JobPayload::PushContact { contact_id } = job.payload else {
+            results[i] = Some(Ok(Pushed::Nothing));
+            continue;
+        };
+        let step = async {
+            let db = &engine.store;
+            let Some(contact) = contacts::load(db, contact_id).await? else {
+                return Ok(None);
+            };
+            if contact.archived {
+                return Ok(None);
+            }
+            Ok::<_, CrmFailure>(Some(
+                match links::by_contact(db, conn.id, contact_id).await? {
+                    Some(link) => match prepare_patch(engine, conn, &contact, link).await? {
+                        Step::Done(pushed) => Err(pushed),
+                        Step::Go(write) => Ok((contact, Ok(write))),
+                    },
+                    None => match plan_create(engine, conn, job, &contact).await? {
+                        Step::Done(pushed) => Err(pushed),
+                        Step::Go(plan) => Ok((contact, Err(plan))),
+                    },
+                },
+            ))
+        }
+        .await;
+        match step {
+            Err(failure) => results[i] = Some(Err(failure)),
+            Ok(None) => results[i] = Some(Ok(Pushed::Nothing)),
+            Ok(Some(Err(pushed))) => results[i] = Some(Ok(pushed)),
+            Ok(Some(Ok((contact, Ok(write))))) => patches.push((i, contact, write)),
+            Ok(Some(Ok((contact, Err(plan @ OutboundCreatePlan::SearchFirst { .. }))))) => {
+                searches.push((i, contact, plan));
+            }
+            Ok(Some(Ok((contact, Err(OutboundCreatePlan::CreateDirectly))))) => {
+                creates.push((i, contact));
+            }
+        }
+    }
+
+    // Searches before creating (tandem's knowledge is not complete, or an earlier attempt's
+    // outcome is unknown): one batched search for every contact of the batch.
+    if !searches.is_empty() {
+        let mut ap_ids = Vec::new();
+        let mut emails = Vec::new();
+        for (_, _, plan) in &searches {
+            if let OutboundCreatePlan::SearchFirst { ap_id, email } = plan {
+                if conn.map.apid_key.is_some() {
+                    ap_ids.push(ap_id.clone());
+                }
+                emails.extend(email.clone());
+            }
+        }
+        match conn
+            .crm
+            .search_people_batch(&conn.session, &ap_ids, &emails)
+            .await
+        {
+            Err(error) => {
+                for (i, ..) in searches {
+                    results[i] = Some(Err(CrmFailure::Crm(error.clone(), None)));
+                }
+            }
+            Ok(found) => {
+                for (i, contact, plan) in searches {
+                    let OutboundCreatePlan::SearchFirst { ap_id, email } = plan else {
+                        continue;
+                    };
+                    let by_ap_id = found
+                        .by_ap_id
+                        .get(ap_id.as_str())
+                        .cloned()
+                        .unwrap_or_default();
+                    let by_email = email
+                        .and_then(|e| found.by_email.get(e.as_str()).cloned())
+                        .unwrap_or_default();
+                    let linked = async {
+                        let results =
+                            search_results(&engine.store, conn, by_ap_id, by_email).await?;
+                        link_if_found(engine, conn, &contact, &results).await
+                    }
+                    .await;
+                    match linked {
+                        Ok(Some(pushed)) => results[i] = Some(Ok(pushed)),
+                        Ok(None) => creates.push((i, contact)),
+                        Err(failure) => results[i] = Some(Err(failure)),
+                    }
+                }
+            }
+        }
+    }
+
+    // Creates: one call per batch, each record carrying its contact's external id.
+    let mut prepared: Vec<(usize, LocalContact, CreateWrite)> = Vec::new();
+    for (i, contact) in creates {
+        match prepare_create(engine, conn, &contact).await {
+            Ok(write) => prepared.push((i, contact, write)),
+            Err(failure) => results[i] = Some(Err(failure)),
+        }
+    }
+    if !prepared.is_empty() {
+        let people: Vec<crate::crm::NewPerson> =
+            prepared.iter().map(|(_, _, w)| w.person.clone()).collect();
+        match conn
+            .crm
+            .create_people_batch(&conn.session, &conn.map, &people)
+            .await
+        {
+            // The whole call failed: every record's outcome is unknown, so each job's retry
+            // looks its external id up before creating again.
+            Err(error) => {
+                for (i, ..) in prepared {
+                    results[i] = Some(Err(CrmFailure::Crm(error.clone(), None)));
+                }
+            }
+            Ok(created) => {
+                for ((i, contact, write), outcome) in prepared.into_iter().zip(created) {
+                    results[i] = Some(match outcome {
+                        Ok(created) => {
+                            finish_create(engine, conn, &contact, &write.fields, created).await
+                        }
+                        Err(error) => Err(CrmFailure::Crm(error, None)),
+                    });
+                }
+            }
+        }
+    }
+
+    // Patches: one call per batch; a person whose only changes are organization fields is
+    // read, as alone.
+    let (reads, writes): (Vec<_>, Vec<_>) = patches
+        .into_iter()
+        .partition(|(_, _, w)| w.crm_writes.is_empty());
+    for (i, contact, write) in reads {
+        let person = conn
+            .crm
+            .get_person(&conn.session, &conn.map, write.person_id)
+            .await;
+        results[i] = Some(finish_patch(engine, conn, &contact, write, person).await);
+    }
+    if !writes.is_empty() {
+        let updates: Vec<_> = writes
+            .iter()
+            .map(|(_, _, w)| (w.person_id, w.crm_writes.clone()))
+            .collect();
+        let answered: Vec<Result<crate::crm::CrmPerson, CrmError>> = match conn
+            .crm
+            .update_people_batch(&conn.session, &conn.map, &updates)
+            .await
+        {
+            Ok(answered) => answered,
+            Err(error) => updates.iter().map(|_| Err(error.clone())).collect(),
+        };
+        for ((i, contact, write), written) in writes.into_iter().zip(answered) {
+            results[i] = Some(finish_patch(engine, conn, &contact, write, written).await);
+        }
+    }
+
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or(Ok(Pushed::Nothing)))
+        .collect()
+}
