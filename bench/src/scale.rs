@@ -243,6 +243,7 @@ fn replica_config(
     child.max_connections = 10;
     // The defaults of a deployment: the change-capture poll, the lease, retries.
     child.poll_interval_secs = 30;
+    child.idle_poll_ms = 100;
     child.request_timeout_secs = 10;
     Ok(child)
 }
@@ -687,7 +688,7 @@ pub(crate) async fn scale_out(options: &ScaleOptions) -> anyhow::Result<Section>
         ],
         rows,
         notes: vec![
-            format!("One in-process simulator with {c} companies (`SimHandle::add_company`), each with {} persons, its own API token, burst window ({} requests / 2 s per token, as Pipedrive's per-token burst limit) and webhooks; one Postgres database; R `tandem serve` child processes (`workers.replica_id` replica-0…, `database.max_connections = 10`, default lease 15 s, change-capture poll 30 s) behind a round-robin TCP proxy in this process (the load balancer): the app's edits and Pipedrive's webhooks reach any replica. The companies are connected (`connections::connect_alongside`, webhooks registered at the proxy) and synced before the replicas start; the run starts once the leases are spread (each replica at most its fair share).", options.persons, options.burst),
+            format!("One in-process simulator with {c} companies (`SimHandle::add_company`), each with {} persons, its own API token, burst window ({} requests / 2 s per token, as Pipedrive's per-token burst limit) and webhooks; one Postgres database; R `tandem serve` child processes (`workers.replica_id` replica-0…, `database.max_connections = 10`, default lease 15 s, change-capture poll 30 s and idle poll 100 ms as a deployment has them; retries from 50 ms up to 2 s) behind a round-robin TCP proxy in this process (the load balancer): the app's edits and Pipedrive's webhooks reach any replica. The companies are connected (`connections::connect_alongside`, webhooks registered at the proxy) and synced before the replicas start; the run starts once the leases are spread (each replica at most its fair share).", options.persons, options.burst),
             format!("Load: per connection, {} app edits/s (`PATCH /api/v1/contacts/{{id}}` through the proxy, renaming the even persons) and as many Pipedrive users' edits/s (the simulator's UI hook, renaming the odd persons; webhooks to the proxy), each value unique. Then drain: until every person's name on both sides is its last edit (polled every 0.5 s). Edits applied/s = edits ÷ (load + drain).", options.rate),
             "Verdicts: 429s = requests the simulator refused for a company's burst window (any is a request over the limit; \"max in a window\" is the most admitted requests in any sliding 2 s, which the simulator's fixed windows allow up to twice the limit); double sends = the same value written twice to a person by the API; echoes = a Pipedrive edit written back to Pipedrive; lost = persons whose final name differs from the last edit on either side. Takeover = from the SIGKILL of replica-0 to the first write to Pipedrive for one of its connections by another replica.".to_owned(),
             "CPU = utime + stime from `/proc/<pid>/stat` over load and drain; RSS = `VmRSS` at the end (peak = `VmHWM`). The machine has 2 cores shared with other builds and the simulator, the proxy and the load run on them too: the 1/2/4 comparison is CPU-bound, read it with the per-replica CPU.".to_owned(),
@@ -840,7 +841,7 @@ pub(crate) async fn idle_connections(
         ],
         rows,
         notes: vec![
-            format!("One `tandem serve` (Postgres, `database.max_connections = 10`, change-capture poll every 30 s, lease 15 s) and the simulator in this process. Each state is measured over a {w:.0} s window: first with no connection, then after {idle} companies of one person each were connected (their own API tokens and webhooks) and synced and the process held their {idle} leases, then with {active} more companies of 10 persons each under {rate} app edits/s and {rate} Pipedrive edits/s per connection. RSS is `VmRSS` at the end of the window; memory per connection is the RSS difference divided by the connections added."),
+            format!("One `tandem serve` (Postgres, `database.max_connections = 10`, change-capture poll every 30 s, idle poll 100 ms, lease 15 s: a deployment's defaults) and the simulator in this process. Each state is measured over a {w:.0} s window: first with no connection, then after {idle} companies of one person each were connected (their own API tokens and webhooks) and synced and the process held their {idle} leases, then with {active} more companies of 10 persons each under {rate} app edits/s and {rate} Pipedrive edits/s per connection. RSS is `VmRSS` at the end of the window; memory per connection is the RSS difference divided by the connections added."),
             "An idle connection is not free of work: each is polled for changes (every 30 s here) and its lease renewed with the others every 5 s; the requests column counts what the idle ones cost Pipedrive.".to_owned(),
         ],
     })

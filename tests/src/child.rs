@@ -89,6 +89,8 @@ pub struct ChildConfig {
     pub replica_id: Option<String>,
     /// `database.max_connections` (the pool of this process).
     pub max_connections: u32,
+    /// `workers.idle_poll_ms` (5 for tests; 100 is the default of a deployment).
+    pub idle_poll_ms: u64,
 }
 
 /// `[mirror]` intervals of a child, short for runs that must see the passes.
@@ -126,6 +128,7 @@ impl ChildConfig {
             lease_secs: None,
             replica_id: None,
             max_connections: 5,
+            idle_poll_ms: 5,
         })
     }
 
@@ -173,7 +176,7 @@ format = "json"
 [workers]
 enabled = true
 poll_interval_secs = {poll}
-idle_poll_ms = 5
+idle_poll_ms = {idle_poll}
 retry_initial_ms = {ri}
 retry_cap_ms = {rc}
 max_attempts = {ma}
@@ -187,6 +190,7 @@ request_timeout_secs = {timeout}
 {oauth}{mirror}"#,
             port = self.port,
             pool = self.max_connections,
+            idle_poll = self.idle_poll_ms,
             db = self.database_url,
             filter = self.log_filter,
             poll = self.poll_interval_secs,
