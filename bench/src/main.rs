@@ -10,6 +10,7 @@ mod emails;
 mod http1;
 mod report;
 mod salesforce;
+mod scale;
 
 use std::time::{Duration, Instant};
 
@@ -238,6 +239,51 @@ enum Command {
         #[arg(long, default_value_t = 50_000)]
         contacts: usize,
     },
+    /// Scale-out on Postgres (issue 24): C companies (one simulator, a token and a burst
+    /// window each) synced by 1, 2 or 4 `tandem serve` replicas on one database behind a
+    /// round-robin proxy, under app and Pipedrive edits; throughput, per-replica CPU and RSS,
+    /// 429s, double sends, lost edits; with --kill, a run where one replica is SIGKILLed.
+    ScaleOut {
+        /// Replica counts to run, e.g. 1,2,4.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+        replicas: Vec<usize>,
+        #[arg(long, default_value_t = 200)]
+        connections: usize,
+        /// Persons per company.
+        #[arg(long, default_value_t = 10)]
+        persons: usize,
+        /// Seconds of load.
+        #[arg(long, default_value_t = 60)]
+        duration: u64,
+        /// App edits per second per connection (and as many Pipedrive edits).
+        #[arg(long, default_value_t = 0.5)]
+        rate: f64,
+        /// Burst limit per token (requests per 2 s).
+        #[arg(long, default_value_t = 20)]
+        burst: u32,
+        /// Also a run with the most replicas where replica-0 is SIGKILLed halfway.
+        #[arg(long)]
+        kill: bool,
+        /// A Postgres maintenance-database URL (e.g. from scripts/postgres.sh).
+        #[arg(long)]
+        postgres: String,
+    },
+    /// Idle connections (issue 24): one `tandem serve` with N idle connections, then M
+    /// active ones: RSS, CPU seconds over a window, memory per idle and per active connection.
+    IdleConnections {
+        #[arg(long, default_value_t = 1_000)]
+        idle: usize,
+        #[arg(long, default_value_t = 50)]
+        active: usize,
+        /// Seconds of each measured window.
+        #[arg(long, default_value_t = 60)]
+        window: u64,
+        /// App edits per second per active connection (and as many Pipedrive edits).
+        #[arg(long, default_value_t = 0.5)]
+        rate: f64,
+        #[arg(long)]
+        postgres: String,
+    },
     /// Every benchmark at moderate sizes.
     All {
         #[arg(long)]
@@ -340,6 +386,38 @@ async fn main() -> anyhow::Result<()> {
         Command::SalesforceInitialSync { leads, contacts } => {
             vec![salesforce::initial_sync(leads, contacts).await?]
         }
+        Command::ScaleOut {
+            replicas,
+            connections,
+            persons,
+            duration,
+            rate,
+            burst,
+            kill,
+            postgres,
+        } => vec![
+            scale::scale_out(&scale::ScaleOptions {
+                replicas,
+                connections,
+                persons,
+                duration: Duration::from_secs(duration),
+                rate,
+                burst,
+                kill,
+                postgres,
+            })
+            .await?,
+        ],
+        Command::IdleConnections {
+            idle,
+            active,
+            window,
+            rate,
+            postgres,
+        } => vec![
+            scale::idle_connections(idle, active, Duration::from_secs(window), rate, &postgres)
+                .await?,
+        ],
         Command::All { postgres } => vec![
             ingest(10_000, 32, postgres.as_deref(), false, false).await?,
             latency(100, 20).await?,

@@ -33,5 +33,5 @@ pub use config::{default_scopes, Plan, RateLimits, SeedCounts, SimConfig};
 pub use error::SimError;
 pub use faults::{Fault, FaultRule, FaultSpec, Selector};
 pub use ops::Op;
-pub use server::{start, SimHandle, Simulator};
+pub use server::{start, CompanyAccess, CompanyTraffic, SimHandle, Simulator};
 pub use state::Delivery;

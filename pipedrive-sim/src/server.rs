@@ -136,6 +136,8 @@ pub async fn start(config: SimConfig) -> Result<Simulator, SimError> {
         token_ttl_secs: config.access_token_ttl.as_secs() as i64,
         counters: Counters::default(),
         windows: Default::default(),
+        company_api_tokens: Default::default(),
+        traffic: Default::default(),
         deliveries: Vec::new(),
         next_webhook_id: 0,
     };
@@ -214,6 +216,26 @@ async fn serve_connection(stream: TcpStream, app: Router, shared: Arc<Shared>) {
             tokio::time::timeout(Duration::from_secs(1), conn.as_mut()).await.ok();
         }
     }
+}
+
+/// A company made by [`SimHandle::add_company`]: its id, its own API token, its persons.
+#[derive(Clone, Debug)]
+pub struct CompanyAccess {
+    pub company_id: i64,
+    pub api_token: String,
+    pub person_ids: Vec<i64>,
+}
+
+/// One company's API traffic (see [`SimHandle::company_traffic`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompanyTraffic {
+    /// Authenticated calls that reached the rate limiter.
+    pub requests: u64,
+    /// Of them, answered 429 by the burst window or the daily budget.
+    pub rate_limited: u64,
+    /// The most admitted (non-search) calls within any one window length, sliding (the
+    /// simulator's windows are fixed, so up to twice the limit fits here without a 429).
+    pub max_in_window: u32,
 }
 
 /// Inspect and change the simulator's state from tests, benchmarks and the demo.
@@ -727,6 +749,7 @@ impl SimHandle {
         let mut st = self.shared.state.lock();
         st.counters = Counters::default();
         st.windows.clear();
+        st.traffic.clear();
     }
 
     /// Replaces the fault specification.
@@ -821,6 +844,102 @@ impl SimHandle {
             st.companies.insert(id, c);
         }
         st.current_company = id;
+    }
+
+    /// Makes a new company with `persons` persons (each with an address of its own,
+    /// `person{i}@company{id}.example`, and the name `Person {i} of company {id}`) and an API
+    /// token of its own that acts in it, whatever the current company is: N calls make N
+    /// companies with their own data, burst windows (per token), daily budgets and webhooks.
+    /// The current company does not change.
+    pub fn add_company(&self, persons: usize) -> CompanyAccess {
+        let now = self.shared.now();
+        let mut st = self.shared.state.lock();
+        let id = st.companies.keys().max().copied().unwrap_or(0) + 1;
+        let users = st.current().users.clone();
+        let mut rng = self.shared.rng.lock();
+        let mut c = Company::new(id, &format!("Company {id}"), users, now, &mut *rng);
+        let user = self.shared.config.user_id;
+        let mut person_ids = Vec::with_capacity(persons);
+        for i in 1..=persons {
+            let body = to_map(serde_json::json!({
+                "name": format!("Person {i} of company {id}"),
+                "emails": [{ "value": format!("person{i}@company{id}.example"), "primary": true, "label": "work" }],
+            }))
+            .unwrap_or_default();
+            if let Ok((json, _)) = c.create_person(&body, user, "seed", now) {
+                person_ids.push(json["id"].as_i64().unwrap_or_default());
+            }
+        }
+        let api_token = format!("company-{id}-{}", crate::seed::token(&mut *rng, 24));
+        st.company_api_tokens.insert(api_token.clone(), id);
+        st.companies.insert(id, c);
+        CompanyAccess {
+            company_id: id,
+            api_token,
+            person_ids,
+        }
+    }
+
+    /// What one company's callers did since the last `reset_counts`: calls, 429s from the
+    /// rate limiter, and the most admitted calls in any one window length (sliding).
+    pub fn company_traffic(&self, company_id: i64) -> CompanyTraffic {
+        let st = self.shared.state.lock();
+        st.traffic
+            .get(&company_id)
+            .map(|t| CompanyTraffic {
+                requests: t.requests,
+                rate_limited: t.rate_limited,
+                max_in_window: t.max_in_window,
+            })
+            .unwrap_or_default()
+    }
+
+    /// Every name written to each person of a company through the API (creates and
+    /// updates that set one), in order, by person id. With distinct values per edit, a value
+    /// that appears twice for one person is a write sent twice.
+    pub fn person_writes(&self, company_id: i64) -> std::collections::HashMap<i64, Vec<String>> {
+        let st = self.shared.state.lock();
+        st.companies
+            .get(&company_id)
+            .map(|c| c.name_writes.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every live person of a company, by id.
+    pub fn persons_of(&self, company_id: i64) -> Vec<Value> {
+        let st = self.shared.state.lock();
+        let Some(c) = st.companies.get(&company_id) else {
+            return Vec::new();
+        };
+        c.persons
+            .values()
+            .filter(|p| !p.is_deleted)
+            .map(|p| c.person_json(p))
+            .collect()
+    }
+
+    /// [`update_person_as_user`](Self::update_person_as_user) in a given company.
+    pub fn update_person_as_user_in(
+        &self,
+        company_id: i64,
+        id: i64,
+        patch: Value,
+    ) -> Result<Value, SimError> {
+        let body = to_map(patch)?;
+        let user = self.shared.config.user_id;
+        let now = self.shared.now();
+        let (json, ev) = {
+            let mut st = self.shared.state.lock();
+            let c = st
+                .companies
+                .get_mut(&company_id)
+                .ok_or_else(|| SimError::NotFound(format!("company {company_id}")))?;
+            c.update_person(id, &body, user, "app", now)
+                .map_err(SimError::Invalid)?
+                .ok_or_else(|| SimError::NotFound(format!("person {id}")))?
+        };
+        self.emit(ev.into_iter().collect());
+        Ok(json)
     }
 
     /// The current company's id.

@@ -161,6 +161,9 @@ pub(crate) struct Company {
     pub(crate) daily_day: i64,
     pub(crate) daily_spent: u64,
     pub(crate) daily_writes: u64,
+    /// The names written to each person through the API (creates and updates that set a
+    /// name), in order: a value written twice is a double send (see `SimHandle::person_writes`).
+    pub(crate) name_writes: HashMap<i64, Vec<String>>,
 }
 
 fn index_emails(index: &mut HashMap<String, BTreeSet<i64>>, p: &Person, add: bool) {
@@ -243,6 +246,7 @@ impl Company {
             daily_day: now.div_euclid(86_400),
             daily_spent: 0,
             daily_writes: 0,
+            name_writes: HashMap::new(),
         }
     }
 
@@ -479,6 +483,12 @@ impl Company {
         apply_person_body(&mut p, body, &self.person_fields, &self.user_ids(), true)?;
         self.next_person_id += 1;
         index_emails(&mut self.email_index, &p, true);
+        if source == "api" && body.contains_key("name") {
+            self.name_writes
+                .entry(p.id)
+                .or_default()
+                .push(p.name.clone());
+        }
         let json = self.person_json(&p);
         self.persons.insert(p.id, Arc::new(p.clone()));
         let mut ev = self.event("person", "create", p.id, source, user);
@@ -500,6 +510,9 @@ impl Company {
         };
         let mut p = (*old).clone();
         apply_person_body(&mut p, body, &self.person_fields, &self.user_ids(), false)?;
+        if source == "api" && body.contains_key("name") {
+            self.name_writes.entry(id).or_default().push(p.name.clone());
+        }
         let old_json = self.person_json(&old);
         let mut new_json = self.person_json(&p);
         let prev = previous_values(&old_json, &new_json);
@@ -980,6 +993,19 @@ pub(crate) struct Counters {
     pub(crate) rate_limited: u64,
 }
 
+/// One company's API traffic (see `SimHandle::company_traffic`).
+#[derive(Debug, Default)]
+pub(crate) struct CompanyTraffic {
+    /// Authenticated calls that reached the rate limiter.
+    pub(crate) requests: u64,
+    /// Of them, refused with 429 by the burst window or the daily budget.
+    pub(crate) rate_limited: u64,
+    /// The most admitted (non-search) calls within any one window length, sliding.
+    pub(crate) max_in_window: u32,
+    /// Admitted calls of the last window length, oldest first.
+    pub(crate) recent: std::collections::VecDeque<Instant>,
+}
+
 /// The whole simulator state, behind one mutex.
 #[derive(Debug)]
 pub(crate) struct State {
@@ -997,6 +1023,10 @@ pub(crate) struct State {
     pub(crate) token_ttl_secs: i64,
     pub(crate) counters: Counters,
     pub(crate) windows: HashMap<String, Window>,
+    /// API tokens of companies made with `SimHandle::add_company` (the configured API token
+    /// acts in the current company).
+    pub(crate) company_api_tokens: HashMap<String, i64>,
+    pub(crate) traffic: HashMap<i64, CompanyTraffic>,
     pub(crate) deliveries: Vec<Delivery>,
     pub(crate) next_webhook_id: i64,
 }

@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use pipedrive_sim::CompanyAccess;
 use tandem_engine::clock::TestClock;
 use tandem_engine::store::connections::{self as stored, ConnectionRow};
 use tandem_engine::sync::app::local;
@@ -227,4 +228,104 @@ async fn the_console_and_the_admin_api_show_which_replica_runs_each_connection()
         page.contains(&format!("{replica} (this replica), lease valid for")),
         "{page}"
     );
+}
+
+/// Connects one more simulator company (its own API token and persons) alongside the ones
+/// the database already syncs, and runs its initial sync.
+async fn connect_another_company(app: &TestApp, persons: usize) -> (Uuid, CompanyAccess) {
+    let company = app.sim.handle().add_company(persons);
+    let connected = tandem_engine::sync::connections::connect_alongside(
+        &app.engine,
+        tandem_engine::sync::connections::NewConnection {
+            api_domain: app.sim.base_url().to_owned(),
+            auth_kind: "api_token",
+            access_token: company.api_token.clone(),
+            refresh_token: None,
+            token_expires_at: None,
+        },
+    )
+    .await
+    .unwrap();
+    tandem_engine::sync::inbound::poller::initial_sync(&app.engine, connected.id, |_| {})
+        .await
+        .unwrap();
+    (connected.id.uuid(), company)
+}
+
+#[tokio::test]
+async fn with_several_companies_in_one_database_an_app_edit_goes_to_the_company_that_links_the_contact(
+) {
+    let app = spawn_app().await;
+    let first = app.connect_and_sync().await;
+    let (a, company_a) = connect_another_company(&app, 2).await;
+    let (b, company_b) = connect_another_company(&app, 2).await;
+    assert_eq!(
+        stored::list(&app.store).await.unwrap().len(),
+        3,
+        "connecting another company keeps the others"
+    );
+    let person = company_b.person_ids[1];
+    let contact = links::by_person(&app.store, b.into(), pid(person))
+        .await
+        .unwrap()
+        .expect("company B's person is linked")
+        .contact_id;
+    assert!(links::by_person(&app.store, a.into(), pid(person))
+        .await
+        .unwrap()
+        .is_none_or(|l| l.contact_id != contact));
+
+    edit(&app, contact.uuid(), "Only in company B").await;
+    app.drive().await;
+    let sim = app.sim.handle();
+    let written = sim.person_writes(company_b.company_id);
+    assert_eq!(written[&person], ["Only in company B"], "sent once, to B");
+    assert!(sim.person_writes(company_a.company_id).is_empty());
+    let in_b = sim
+        .persons_of(company_b.company_id)
+        .into_iter()
+        .find(|p| p["id"] == person)
+        .unwrap();
+    assert_eq!(in_b["name"], "Only in company B");
+    assert!(sim
+        .persons_of(company_a.company_id)
+        .iter()
+        .all(|p| p["name"] != "Only in company B"));
+    assert_ne!(first, b);
+}
+
+#[tokio::test]
+async fn with_several_companies_in_one_database_a_users_edit_in_one_company_reaches_its_contact_by_webhook(
+) {
+    let app = spawn_app().await;
+    app.connect_and_sync().await;
+    let (_, company_a) = connect_another_company(&app, 1).await;
+    let (b, company_b) = connect_another_company(&app, 1).await;
+    let person = company_b.person_ids[0];
+    let contact = links::by_person(&app.store, b.into(), pid(person))
+        .await
+        .unwrap()
+        .expect("linked")
+        .contact_id;
+    let sim = app.sim.handle();
+    sim.clear_deliveries();
+    sim.update_person_as_user_in(
+        company_b.company_id,
+        person,
+        serde_json::json!({ "name": "Typed in company B" }),
+    )
+    .unwrap();
+    app.await_person_webhooks(1).await;
+    let head = tandem_engine::sync::app::contacts::load(&app.store, contact)
+        .await
+        .unwrap()
+        .unwrap();
+    let (key, value) = name("Typed in company B");
+    assert_eq!(head.fields.get(&key), Some(&value));
+    assert!(
+        sim.person_writes(company_b.company_id).is_empty(),
+        "nothing echoed back: {:?}",
+        sim.person_writes(company_b.company_id)
+    );
+    assert!(sim.person_writes(company_a.company_id).is_empty());
 }

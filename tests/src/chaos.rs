@@ -109,7 +109,7 @@ fn first_value(value: Option<&FieldValue>) -> Option<String> {
     }
 }
 
-fn settings_for(url: &str, key: &str, public_url: &str) -> Settings {
+pub fn settings_for(url: &str, key: &str, public_url: &str) -> Settings {
     let mut settings = Settings::defaults();
     settings.database.url = Redacted::new(url.to_owned());
     settings.database.max_connections = 3;

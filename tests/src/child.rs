@@ -85,6 +85,12 @@ pub struct ChildConfig {
     /// `workers.lease_secs` (none: the default), so a restarted child takes its connections
     /// back sooner after a SIGKILL.
     pub lease_secs: Option<u64>,
+    /// `workers.replica_id` (none: generated), so a harness knows which replica is which.
+    pub replica_id: Option<String>,
+    /// `database.max_connections` (the pool of this process).
+    pub max_connections: u32,
+    /// `workers.idle_poll_ms` (5 for tests; 100 is the default of a deployment).
+    pub idle_poll_ms: u64,
 }
 
 /// `[mirror]` intervals of a child, short for runs that must see the passes.
@@ -120,6 +126,9 @@ impl ChildConfig {
             oauth: None,
             mirror: None,
             lease_secs: None,
+            replica_id: None,
+            max_connections: 5,
+            idle_poll_ms: 5,
         })
     }
 
@@ -139,10 +148,13 @@ impl ChildConfig {
                 )
             })
             .unwrap_or_default();
-        let lease = self
+        let mut lease = self
             .lease_secs
             .map(|s| format!("lease_secs = {s}\n"))
             .unwrap_or_default();
+        if let Some(id) = &self.replica_id {
+            lease.push_str(&format!("replica_id = \"{id}\"\n"));
+        }
         let mirror = self
             .mirror
             .map(|m| {
@@ -157,14 +169,14 @@ impl ChildConfig {
 port = {port}
 [database]
 url = "{db}"
-max_connections = 5
+max_connections = {pool}
 [telemetry]
 filter = "{filter}"
 format = "json"
 [workers]
 enabled = true
 poll_interval_secs = {poll}
-idle_poll_ms = 5
+idle_poll_ms = {idle_poll}
 retry_initial_ms = {ri}
 retry_cap_ms = {rc}
 max_attempts = {ma}
@@ -177,6 +189,8 @@ admin_token = {admin}
 request_timeout_secs = {timeout}
 {oauth}{mirror}"#,
             port = self.port,
+            pool = self.max_connections,
+            idle_poll = self.idle_poll_ms,
             db = self.database_url,
             filter = self.log_filter,
             poll = self.poll_interval_secs,

@@ -7,7 +7,7 @@ use tandem_core::ConnectionId;
 use tandem_core::{ContactId, PersonId};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use tandem_core::{LinkState, LinkVersions, Snapshot, Timestamp};
 use uuid::Uuid;
 
@@ -115,6 +115,22 @@ pub async fn by_contact(
         .await?
         .map(from_row)
         .transpose()
+}
+
+/// The connections that link a contact to one of their persons, oldest link first.
+pub async fn connections_of_contact(
+    db: &impl Conn,
+    contact: ContactId,
+) -> Result<Vec<ConnectionId>, StoreError> {
+    let contact = contact.uuid();
+    Ok(person_link::Entity::find()
+        .filter(person_link::Column::ContactId.eq(contact))
+        .order_by_asc(person_link::Column::CreatedAt)
+        .all(db.raw())
+        .await?
+        .into_iter()
+        .map(|row| ConnectionId::new(row.connection_id))
+        .collect())
 }
 
 /// Any link of a contact, whatever the connection.

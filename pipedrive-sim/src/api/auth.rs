@@ -95,6 +95,14 @@ pub(super) fn authenticate(
             oauth: false,
             token: t.clone(),
         }),
-        Credential::ApiToken(_) => Err(Refusal::Unauthorized),
+        Credential::ApiToken(t) => match st.company_api_tokens.get(t) {
+            Some(company_id) => Ok(Caller {
+                company_id: *company_id,
+                user_id: shared.config.user_id,
+                oauth: false,
+                token: t.clone(),
+            }),
+            None => Err(Refusal::Unauthorized),
+        },
     }
 }

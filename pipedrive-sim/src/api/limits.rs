@@ -94,6 +94,24 @@ pub(super) fn charge(
     }
     let daily_ok = c.daily_spent + cost <= limits.daily_budget;
     let allowed = burst_ok && daily_ok;
+    let traffic = st.traffic.entry(caller.company_id).or_default();
+    traffic.requests += 1;
+    if !allowed {
+        traffic.rate_limited += 1;
+    } else if !op.is_search() {
+        while traffic
+            .recent
+            .front()
+            .is_some_and(|t| instant.duration_since(*t) >= limits.window)
+        {
+            traffic.recent.pop_front();
+        }
+        traffic.recent.push_back(instant);
+        traffic.max_in_window = traffic.max_in_window.max(traffic.recent.len() as u32);
+    }
+    let Some(c) = st.companies.get_mut(&caller.company_id) else {
+        return (false, RateHeaders(Vec::new()));
+    };
     if allowed {
         c.daily_spent += cost;
         if write {

@@ -213,32 +213,42 @@ pub async fn archive_contact_in(
     Ok(true)
 }
 
-/// Queues a push for the contact if it reaches Pipedrive and a connection is active.
+/// Queues a push for the contact if it reaches Pipedrive: to every connection that links it
+/// (with several companies in one database, issue 24, each its own), else, when it is in the
+/// "Pipedrive contacts" list or touched by a creating action, to the active connection.
 pub async fn queue_push_if_in_scope(
     txn: &impl Conn,
     id: ContactId,
     touched_by_creating_action: bool,
     now: DateTime<Utc>,
 ) -> Result<bool, SyncError> {
-    let Some(connection_id) = connections::active_id(txn).await? else {
-        return Ok(false);
+    let linked = links::connections_of_contact(txn, id).await?;
+    let targets = if linked.is_empty() {
+        let Some(connection_id) = connections::active_id(txn).await? else {
+            return Ok(false);
+        };
+        let scope = ContactScope {
+            linked: false,
+            in_pipedrive_list: contacts::in_list(txn, id, contacts::PIPEDRIVE_LIST).await?,
+            touched_by_creating_action,
+        };
+        if !reaches_pipedrive(&scope) {
+            return Ok(false);
+        }
+        vec![connection_id]
+    } else {
+        linked
     };
-    let scope = ContactScope {
-        linked: links::by_contact(txn, connection_id, id).await?.is_some(),
-        in_pipedrive_list: contacts::in_list(txn, id, contacts::PIPEDRIVE_LIST).await?,
-        touched_by_creating_action,
-    };
-    if !reaches_pipedrive(&scope) {
-        return Ok(false);
+    for connection_id in targets {
+        queue::enqueue(
+            txn,
+            connection_id,
+            &id.to_string(),
+            Priority::Edit,
+            &JobPayload::PushContact { contact_id: id },
+            now,
+        )
+        .await?;
     }
-    queue::enqueue(
-        txn,
-        connection_id,
-        &id.to_string(),
-        Priority::Edit,
-        &JobPayload::PushContact { contact_id: id },
-        now,
-    )
-    .await?;
     Ok(true)
 }

@@ -301,6 +301,41 @@ pub async fn connect_with(
     new: NewConnection,
     confirm_reset: bool,
 ) -> Result<Connected, SyncError> {
+    let others = if confirm_reset {
+        OtherCompanies::Reset
+    } else {
+        OtherCompanies::Refuse
+    };
+    connect_pipedrive(engine, new, others).await
+}
+
+/// As [`connect`], keeping the connections to other Pipedrive companies: one database serving
+/// many companies (issue 24), each connection with its own tokens, limiter, cursors, webhooks
+/// and links. Partial: the app's contacts are shared by every connection (a contact linked in
+/// several companies is pushed to each; a new contact goes to the oldest connection; the
+/// "Pipedrive contacts" list is not pushed to a company connected this way), so a
+/// deployment serving many tenants keeps their contacts apart itself. Used by the scale-out
+/// benchmark and its tests; the admin console still connects one company.
+pub async fn connect_alongside(
+    engine: &Engine,
+    new: NewConnection,
+) -> Result<Connected, SyncError> {
+    connect_pipedrive(engine, new, OtherCompanies::Keep).await
+}
+
+/// What connecting a Pipedrive company does with connections to other companies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OtherCompanies {
+    Refuse,
+    Reset,
+    Keep,
+}
+
+async fn connect_pipedrive(
+    engine: &Engine,
+    new: NewConnection,
+    policy: OtherCompanies,
+) -> Result<Connected, SyncError> {
     let now = engine.now();
     let db = &engine.store;
     // Credentials are only ever sent to an allowed Pipedrive host (egress policy).
@@ -327,7 +362,8 @@ pub async fn connect_with(
     // A different company than the one tandem syncs: refuse unless the admin confirmed a reset.
     let mut others = stored::of_other_companies(db, me.company_id).await?;
     // Other CRMs' connections (Salesforce) are not "another company".
-    others.retain(|c| c.crm == kind::PIPEDRIVE);
+    others.retain(|c| c.crm == kind::PIPEDRIVE && policy != OtherCompanies::Keep);
+    let confirm_reset = policy == OtherCompanies::Reset;
     if let Some(other) = others.first() {
         if !confirm_reset {
             synclog::record(
@@ -418,8 +454,14 @@ pub async fn connect_with(
         updated_at: now,
     };
     stored::save(db, row, existing.is_some()).await?;
-    // Contacts put in the list while there was no (working) connection reach Pipedrive now.
-    let list_members_queued = queue_unlinked_list_members(db, id, now).await?;
+    // Contacts put in the list while there was no (working) connection reach Pipedrive now;
+    // not to a company connected alongside others (the list holds the other companies'
+    // contacts too).
+    let list_members_queued = if policy == OtherCompanies::Keep {
+        0
+    } else {
+        queue_unlinked_list_members(db, id, now).await?
+    };
     engine.webhook_auth.forget(id);
     engine.replica.forget();
 
