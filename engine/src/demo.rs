@@ -134,6 +134,74 @@ impl Progress {
     }
 }
 
+/// Runs the initial sync of `connection_id` with a progress bar over `total` records (`unit`:
+/// what they are called), then prints what it did.
+async fn initial_sync_shown(
+    engine: &Engine,
+    connection_id: ConnectionId,
+    total: u64,
+    unit: &str,
+) -> anyhow::Result<poller::Progress> {
+    let sync_started = Instant::now();
+    let mut bar = Progress::new("initial sync", total);
+    let progress = poller::initial_sync(engine, connection_id, |p| {
+        bar.update(
+            p.done,
+            &format!(
+                "{} created, {} matched by e-mail, {:.0} {unit}/s",
+                p.created, p.linked, p.persons_per_sec
+            ),
+        );
+    })
+    .await?;
+    bar.finish();
+    println!(
+        "  {} {unit} in {:.1} s: {} new contacts, {} matched to existing app contacts",
+        progress.done,
+        sync_started.elapsed().as_secs_f64(),
+        progress.created,
+        progress.linked
+    );
+    Ok(progress)
+}
+
+/// Puts `contacts` in the CRM list and shows the workers pushing them, until each is linked
+/// (or a minute passed).
+async fn push_shown(
+    engine: &Engine,
+    connection_id: ConnectionId,
+    contacts: &[tandem_core::ContactId],
+) -> anyhow::Result<()> {
+    for id in contacts {
+        local::add_to_pipedrive_list(engine, *id).await?;
+    }
+    let total = contacts.len() as u64;
+    let push_started = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut bar = Progress::new("writeback", total);
+    loop {
+        let mut linked = 0;
+        for id in contacts {
+            if links::by_contact(&engine.store, connection_id, *id)
+                .await?
+                .is_some()
+            {
+                linked += 1;
+            }
+        }
+        bar.update(
+            linked,
+            &format!("{:.1} s", push_started.elapsed().as_secs_f64()),
+        );
+        if linked >= total || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bar.finish();
+    Ok(())
+}
+
 pub(crate) fn step(text: &str) {
     println!("\n{BOLD}▸ {text}{RESET}");
 }
@@ -236,56 +304,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // 5. Initial sync with a progress bar.
     step("Initial sync: every Pipedrive person is matched or created");
     let total = handle.persons().len() as u64;
-    let sync_started = Instant::now();
-    let mut bar = Progress::new("initial sync", total);
-    let progress = poller::initial_sync(&engine, connection_id, |p| {
-        bar.update(
-            p.done,
-            &format!(
-                "{} created, {} matched by e-mail, {:.0} persons/s",
-                p.created, p.linked, p.persons_per_sec
-            ),
-        );
-    })
-    .await?;
-    bar.finish();
-    println!(
-        "  {} persons in {:.1} s: {} new contacts, {} matched to existing app contacts",
-        progress.done,
-        sync_started.elapsed().as_secs_f64(),
-        progress.created,
-        progress.linked
-    );
+    let progress = initial_sync_shown(&engine, connection_id, total, "persons").await?;
 
     // 6. App contacts not yet in Pipedrive are pushed by the workers.
     step("Pushing the app's new contacts to Pipedrive (paced to the plan's burst limit)");
-    for id in &app_contacts {
-        local::add_to_pipedrive_list(&engine, *id).await?;
-    }
-    let push_total = app_contacts.len() as u64;
-    let push_started = Instant::now();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut bar = Progress::new("writeback", push_total);
-    loop {
-        let mut linked = 0;
-        for id in &app_contacts {
-            if links::by_contact(&engine.store, connection_id, *id)
-                .await?
-                .is_some()
-            {
-                linked += 1;
-            }
-        }
-        bar.update(
-            linked,
-            &format!("{:.1} s", push_started.elapsed().as_secs_f64()),
-        );
-        if linked >= push_total || Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    bar.finish();
+    push_shown(&engine, connection_id, &app_contacts).await?;
 
     // 7. Live edits on both sides, each with its propagation latency.
     step("Live edits (each line: where the edit was made, and when the other side had it)");

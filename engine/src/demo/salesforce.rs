@@ -13,14 +13,14 @@ use tandem_core::ConnectionId;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    demo_settings, email_field, name_field, report_edit, step, text_of, wait_until,
-    wait_until_async, DemoArgs, Progress, BOLD, GREEN, RESET,
+    demo_settings, email_field, initial_sync_shown, name_field, push_shown, report_edit, step,
+    text_of, wait_until, wait_until_async, DemoArgs, BOLD, GREEN, RESET,
 };
 use crate::app::{cancel_on_signal, Application};
 use crate::crm::salesforce::ids::person_surrogate;
 use crate::store::stats;
 use crate::sync::outbound::actions::{self, ContactRef, Submit};
-use crate::sync::{app::contacts, app::local, connections, inbound::poller, links, Engine};
+use crate::sync::{app::contacts, app::local, connections, links, Engine};
 
 const ORG: OrgKind = OrgKind::Production;
 /// The simulated org's daily API allocation.
@@ -131,55 +131,11 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // 5. The initial sync: every Lead and Contact, with a progress bar.
     step("Initial sync: every unconverted Lead and every Contact is matched by e-mail or becomes a contact");
     let total = (leads + sf_contacts) as u64;
-    let sync_started = Instant::now();
-    let mut bar = Progress::new("initial sync", total);
-    let progress = poller::initial_sync(&engine, connection_id, |p| {
-        bar.update(
-            p.done,
-            &format!(
-                "{} created, {} matched by e-mail, {:.0} records/s",
-                p.created, p.linked, p.persons_per_sec
-            ),
-        );
-    })
-    .await?;
-    bar.finish();
-    println!(
-        "  {} records in {:.1} s: {} new contacts, {} matched to existing app contacts",
-        progress.done,
-        sync_started.elapsed().as_secs_f64(),
-        progress.created,
-        progress.linked
-    );
+    let progress = initial_sync_shown(&engine, connection_id, total, "records").await?;
 
     // 6. The app's other contacts become Leads.
     step("Pushing the app's new contacts to Salesforce (new Leads, owned by the connecting user)");
-    for id in &app_contacts {
-        local::add_to_pipedrive_list(&engine, *id).await?;
-    }
-    let push_started = Instant::now();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut bar = Progress::new("writeback", app_contacts.len() as u64);
-    loop {
-        let mut linked = 0;
-        for id in &app_contacts {
-            if links::by_contact(&engine.store, connection_id, *id)
-                .await?
-                .is_some()
-            {
-                linked += 1;
-            }
-        }
-        bar.update(
-            linked,
-            &format!("{:.1} s", push_started.elapsed().as_secs_f64()),
-        );
-        if linked >= app_contacts.len() as u64 || Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    bar.finish();
+    push_shown(&engine, connection_id, &app_contacts).await?;
 
     // 7. Live edits both ways.
     step("Live edits (each line: where the edit was made, and when the other side had it)");
