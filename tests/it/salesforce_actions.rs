@@ -62,6 +62,17 @@ async fn connected() -> (SfApp, String, String) {
     (sf, lead, contact)
 }
 
+/// An app contact with `full_name` and `address`, outside the CRM list.
+async fn app_contact(app: &TestApp, full_name: &str, address: &str) {
+    tandem_engine::sync::app::local::create_contact(
+        &app.engine,
+        fields([name(full_name), email(address)]),
+        false,
+    )
+    .await
+    .unwrap();
+}
+
 fn record(sf: &SfApp, object: &str, id: &str) -> Value {
     sf.sf.handle().record(P, object, id).unwrap()
 }
@@ -95,13 +106,7 @@ async fn assign_person_owner_gives_the_salesforce_record_to_the_user_the_journey
 async fn schedule_activity_for_a_contact_without_a_record_creates_a_lead_owned_by_the_connecting_user_and_a_task_on_it(
 ) {
     let (sf, _, _) = connected().await;
-    tandem_engine::sync::app::local::create_contact(
-        &sf.app.engine,
-        fields([name("New Comer"), email("newcomer@example.com")]),
-        false,
-    )
-    .await
-    .unwrap();
+    app_contact(&sf.app, "New Comer", "newcomer@example.com").await;
     let done = run(
         &sf.app,
         "schedule_activity",
@@ -135,13 +140,7 @@ async fn update_person_field_writes_the_linked_record_and_never_creates_one_for_
     assert_eq!(done["state"], "done", "{done}");
     assert_eq!(record(&sf, "Lead", &lead)["Phone"], "+1 555 0199");
 
-    tandem_engine::sync::app::local::create_contact(
-        &sf.app.engine,
-        fields([name("Not There"), email("notthere@example.com")]),
-        false,
-    )
-    .await
-    .unwrap();
+    app_contact(&sf.app, "Not There", "notthere@example.com").await;
     let leads_before = sf.sf.handle().count(P, "Lead");
     let (status, body) = post(
         &sf.app,
@@ -318,13 +317,7 @@ async fn add_to_campaign_with_an_unknown_campaign_is_refused_with_422() {
 async fn add_to_campaign_on_a_pipedrive_connection_answers_422_action_not_supported() {
     let app = tandem_tests::spawn_app().await;
     app.connect_and_sync().await;
-    tandem_engine::sync::app::local::create_contact(
-        &app.engine,
-        fields([name("Pipe Person"), email("pipe@example.com")]),
-        false,
-    )
-    .await
-    .unwrap();
+    app_contact(&app, "Pipe Person", "pipe@example.com").await;
     let (status, body) = post(
         &app,
         "add_to_campaign",
@@ -421,13 +414,7 @@ async fn the_openapi_document_lists_add_to_campaign_and_the_salesforce_refusals(
 async fn add_deal_for_a_contact_without_a_record_creates_the_lead_and_fails_saying_it_must_be_converted(
 ) {
     let (sf, _, _) = connected().await;
-    tandem_engine::sync::app::local::create_contact(
-        &sf.app.engine,
-        fields([name("Brand New"), email("brandnew@example.com")]),
-        false,
-    )
-    .await
-    .unwrap();
+    app_contact(&sf.app, "Brand New", "brandnew@example.com").await;
     let failed = run(
         &sf.app,
         "add_deal",
