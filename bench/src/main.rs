@@ -1442,9 +1442,11 @@ async fn chaos_run(
 ) -> anyhow::Result<Section> {
     let dir = std::env::temp_dir().join(format!("tandem-chaos-{}", uuid::Uuid::new_v4().simple()));
     let mut config = ChaosConfig::new(contacts_n, edits, kills, seed, dir.clone());
-    if postgres.is_some() {
-        config.database_url = Some(TestDatabase::create_on(postgres).await?.url);
-    }
+    let database = match postgres {
+        Some(_) => Some(TestDatabase::create_on(postgres).await?),
+        None => None,
+    };
+    config.database_url = database.as_ref().map(|database| database.url.clone());
     let store_name = if postgres.is_some() {
         "Postgres"
     } else {
@@ -1747,9 +1749,11 @@ async fn mirror_chaos(
     let mut config = MirrorChaosConfig::new(operations, kills, seed, dir.clone());
     config.persons = persons;
     config.objects.deals = deals;
-    if postgres.is_some() {
-        config.database_url = Some(TestDatabase::create_on(postgres).await?.url);
-    }
+    let database = match postgres {
+        Some(_) => Some(TestDatabase::create_on(postgres).await?),
+        None => None,
+    };
+    config.database_url = database.as_ref().map(|database| database.url.clone());
     let store_name = if postgres.is_some() {
         "Postgres"
     } else {
@@ -1837,9 +1841,11 @@ async fn trigger_chaos(
     ));
     let mut config = TriggerChaosConfig::new(operations, kills, seed, dir.clone());
     config.deals = deals;
-    if postgres.is_some() {
-        config.database_url = Some(TestDatabase::create_on(postgres).await?.url);
-    }
+    let database = match postgres {
+        Some(_) => Some(TestDatabase::create_on(postgres).await?),
+        None => None,
+    };
+    config.database_url = database.as_ref().map(|database| database.url.clone());
     let store_name = if postgres.is_some() {
         "Postgres"
     } else {

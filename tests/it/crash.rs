@@ -105,12 +105,21 @@ async fn tandem_killed_in_the_middle_of_five_thousand_jobs_completes_every_job_e
     drop(std::fs::remove_dir_all(&dir));
 }
 
+async fn postgres_database() -> Option<TestDatabase> {
+    match tandem_tests::postgres_server_url() {
+        Some(_) => Some(TestDatabase::create().await.unwrap()),
+        None => None,
+    }
+}
+
 async fn chaos(label: &str, faults: &str) -> chaos::ChaosReport {
     let dir = scratch_dir(label);
     let mut config = ChaosConfig::new(50, 200, 2, 20_261_123, dir.clone());
     config.faults = faults.to_owned();
-    // SQLite file, or a fresh Postgres database when the suite runs on Postgres.
-    config.database_url = Some(TestDatabase::create().await.unwrap().url);
+    // A fresh Postgres database when the suite runs on Postgres (dropped at the end), else
+    // a SQLite file in `dir`, kept with the logs when the run fails.
+    let database = postgres_database().await;
+    config.database_url = database.as_ref().map(|database| database.url.clone());
     config.drain_timeout = Duration::from_secs(60);
     let report = chaos::run(config).await.unwrap();
     assert_eq!(report.edits_made, 200);
@@ -172,8 +181,10 @@ async fn random_deal_changes_under_webhook_faults_and_a_kill_reach_the_app_with_
     let dir = scratch_dir("trigger-chaos");
     let mut config = TriggerChaosConfig::new(150, 1, 7, dir.clone());
     config.deals = 30;
-    // SQLite file, or a fresh Postgres database when the suite runs on Postgres.
-    config.database_url = Some(TestDatabase::create().await.unwrap().url);
+    // A fresh Postgres database when the suite runs on Postgres (dropped at the end), else
+    // a SQLite file in `dir`, kept with the logs when the run fails.
+    let database = postgres_database().await;
+    config.database_url = database.as_ref().map(|database| database.url.clone());
     let report = trigger_chaos::run(config).await.unwrap();
     assert!(
         report.clean(),

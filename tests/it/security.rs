@@ -613,10 +613,10 @@ async fn the_sqlite_database_and_the_generated_key_file_are_readable_by_their_ow
     use std::os::unix::fs::PermissionsExt;
     let dir = std::env::temp_dir().join(format!("tandem-perm-{}", Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
-    let database = tandem_tests::TestDatabase {
-        url: format!("sqlite://{}", dir.join("tandem.db").display()),
-        name: "perm".to_owned(),
-    };
+    let database = tandem_tests::TestDatabase::at(
+        format!("sqlite://{}", dir.join("tandem.db").display()),
+        "perm",
+    );
     let mut settings = tandem_tests::test_settings(&database);
     settings.security.encryption_keys = Vec::new();
     settings.security.key_file = dir.join("tandem.key").display().to_string();

@@ -40,14 +40,75 @@ fn test_log_enabled() -> bool {
     std::env::var_os("TEST_LOG").is_some()
 }
 
-/// A database created for one test.
+/// A database created for one test. It is removed when the last clone is dropped (the SQLite
+/// file with its journal files, or the Postgres database), so a whole run leaves no databases
+/// behind on the disk.
 #[derive(Debug, Clone)]
 pub struct TestDatabase {
     pub url: String,
     pub name: String,
+    _removal: Option<std::sync::Arc<Removal>>,
+}
+
+/// What removes a test database once nothing uses it any more.
+#[derive(Debug)]
+enum Removal {
+    SqliteFile(std::path::PathBuf),
+    Postgres { server: String, name: String },
+}
+
+impl Drop for Removal {
+    fn drop(&mut self) {
+        match self {
+            Removal::SqliteFile(path) => {
+                for suffix in ["", "-wal", "-shm", "-journal"] {
+                    let mut file = path.clone().into_os_string();
+                    file.push(suffix);
+                    // Absent journal files are normal; nothing else can be done about the rest.
+                    std::fs::remove_file(file).ok();
+                }
+            }
+            Removal::Postgres { server, name } => {
+                let server = server.clone();
+                let statement = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                // Drop may run inside the test's runtime, which cannot be blocked on: the
+                // statement runs on a thread of its own. `WITH (FORCE)` ends sessions a
+                // stopped app or child process left open.
+                let dropped = std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    runtime.block_on(async {
+                        let admin = Database::connect(&server).await?;
+                        admin
+                            .execute(Statement::from_string(
+                                admin.get_database_backend(),
+                                statement,
+                            ))
+                            .await?;
+                        admin.close().await?;
+                        anyhow::Ok(())
+                    })
+                })
+                .join();
+                if let Ok(Err(error)) = dropped {
+                    eprintln!("the test database {name} was not dropped: {error:#}");
+                }
+            }
+        }
+    }
 }
 
 impl TestDatabase {
+    /// A database at `url` that the test itself cleans up.
+    pub fn at(url: String, name: &str) -> Self {
+        Self {
+            url,
+            name: name.to_owned(),
+            _removal: None,
+        }
+    }
+
     pub async fn create() -> anyhow::Result<Self> {
         Self::create_on(postgres_server_url().as_deref()).await
     }
@@ -71,8 +132,13 @@ impl TestDatabase {
                 let base = server
                     .rsplit_once('/')
                     .map_or(server.as_str(), |(base, _)| base);
+                let url = format!("{base}/{name}");
                 Ok(Self {
-                    url: format!("{base}/{name}"),
+                    url,
+                    _removal: Some(std::sync::Arc::new(Removal::Postgres {
+                        server,
+                        name: name.clone(),
+                    })),
                     name,
                 })
             }
@@ -81,6 +147,7 @@ impl TestDatabase {
                 Ok(Self {
                     url: format!("sqlite://{}", path.display()),
                     name,
+                    _removal: Some(std::sync::Arc::new(Removal::SqliteFile(path))),
                 })
             }
         }
