@@ -250,7 +250,7 @@ pub(crate) async fn bench(emails: usize, burst: u32) -> anyhow::Result<Section> 
             format!("The simulator (in this process) seeds {emails} persons; `tandem serve` (a child process, SQLite file, workers on, `workers.lease_secs = 3`) is connected through OAuth and its initial sync links them (not counted). Then the simulator's burst limit is set and its counters reset, and the app sends one campaign e-mail to each person's address through `POST /api/v1/emails/batch` ({BATCH} per request). Measured from the first batch until every e-mail is `logged`; requests are every request tandem made to the simulator meanwhile (the e-mail writes, and after the restart its webhook check). Bound = e-mails × 2 s / burst limit (one write each). The mirror is off: every e-mail goes to its person only (deciding a deal from the mirror costs no request either)."),
             "Kill run: tandem is SIGKILLed once half the e-mails are logged and started again at once; the app re-sends the batch that was cut off (idempotent per message_id). Duplicates and missing e-mails are counted from the simulator's e-mail activities by the `Message-ID:` line each carries. The measured time of the kill run includes the restart and the 3 s lease the new process waits out for the jobs the killed one held.".to_owned(),
             format!(
-                "Machine load: 2 cores shared with other helpers building at the same time. Build: {} (tandem, the simulator and this program).",
+                "Build: {} (tandem, the simulator and this program); the machine's load is in the header above.",
                 if cfg!(debug_assertions) { "debug (unoptimised)" } else { "release" }
             ),
         ],
