@@ -704,17 +704,54 @@ async fn with_notes_preferred_the_email_becomes_a_note_on_the_person_and_deal_an
 
 #[tokio::test]
 async fn an_email_whose_write_may_have_happened_before_a_crash_is_found_again_not_logged_twice() {
-    use tandem_engine::queue::{self, JobPayload, Priority};
-    use tandem_engine::store::emails as stored;
     let (app, _person, address) = app_with_person().await;
     post(&app, &email("<c1@our-app>", &address, LATER)).await;
     app.drive().await;
     let logged = outcome(&app, "<c1@our-app>").await;
     let activities = app.sim.handle().activities().len();
 
-    // As if tandem died after Pipedrive created the activity and before it stored the answer:
-    // the write-ahead state is `writing`, the job runs again.
-    let row = stored::by_message_id(&app.store, "<c1@our-app>")
+    let lists = app.sim.handle().calls("v2.getActivities");
+    write_again_as_after_a_crash(&app, "<c1@our-app>", &logged).await;
+
+    let again = outcome(&app, "<c1@our-app>").await;
+    assert_eq!(again["state"], "logged");
+    assert_eq!(again["activity_id"], logged["activity_id"]);
+    assert_eq!(
+        app.sim.handle().activities().len(),
+        activities,
+        "no duplicate"
+    );
+    assert_eq!(app.sim.handle().calls("v2.getActivities"), lists + 1);
+}
+
+#[tokio::test]
+async fn an_email_logged_as_a_note_whose_write_may_have_happened_before_a_crash_is_found_again() {
+    let (app, _person, address) = app_with_person().await;
+    email_settings(&app, json!({ "record_as": "note" })).await;
+    let mut body = email("<n2@our-app>", &address, LATER);
+    body["subject"] = json!("Offer <b>now</b> & \"more\"");
+    post(&app, &body).await;
+    app.drive().await;
+    let logged = outcome(&app, "<n2@our-app>").await;
+    assert_eq!(logged["record"], "note");
+    let notes = app.sim.handle().notes().len();
+
+    let lists = app.sim.handle().calls("v1.getNotes");
+    write_again_as_after_a_crash(&app, "<n2@our-app>", &logged).await;
+
+    let again = outcome(&app, "<n2@our-app>").await;
+    assert_eq!(again["state"], "logged");
+    assert_eq!(again["activity_id"], logged["activity_id"]);
+    assert_eq!(app.sim.handle().notes().len(), notes, "no duplicate note");
+    assert_eq!(app.sim.handle().calls("v1.getNotes"), lists + 1);
+}
+
+/// As if tandem died after the CRM created the record and before it stored the answer: the
+/// write-ahead state is `writing` again and the e-mail's job runs once more.
+async fn write_again_as_after_a_crash(app: &TestApp, message_id: &str, logged: &Value) {
+    use tandem_engine::queue::{self, JobPayload, Priority};
+    use tandem_engine::store::emails as stored;
+    let row = stored::by_message_id(&app.store, message_id)
         .await
         .unwrap()
         .unwrap();
@@ -753,18 +790,7 @@ async fn an_email_whose_write_may_have_happened_before_a_crash_is_found_again_no
     .await
     .unwrap();
     txn.commit().await.unwrap();
-    let lists = app.sim.handle().calls("v2.getActivities");
     app.drive().await;
-
-    let again = outcome(&app, "<c1@our-app>").await;
-    assert_eq!(again["state"], "logged");
-    assert_eq!(again["activity_id"], logged["activity_id"]);
-    assert_eq!(
-        app.sim.handle().activities().len(),
-        activities,
-        "no duplicate"
-    );
-    assert_eq!(app.sim.handle().calls("v2.getActivities"), lists + 1);
 }
 
 // ------------------------------------------------------------------ Salesforce (a completed Task)

@@ -21,8 +21,8 @@ use super::pipedrive::client::{PersonQuery, PipedriveClient};
 use super::pipedrive::{mapping, ops, OAuthApp};
 use super::records::{
     BatchSearch, CampaignMembership, CatalogField, CheckedRecord, CreatedPerson, CrmActivity,
-    CrmDeal, CrmOrganization, CrmStage, CrmUser, LoggedEmail, NewActivity, NewDeal, NewPerson,
-    Notification, NotificationTarget, TokenGrant, TokenKind,
+    CrmDeal, CrmNote, CrmOrganization, CrmStage, CrmUser, LoggedEmail, NewActivity, NewDeal,
+    NewPerson, Notification, NotificationTarget, TokenGrant, TokenKind,
 };
 use super::salesforce::{self, SalesforceClient, SfConfig, SfOAuthApp};
 use super::session::Session;
@@ -805,6 +805,19 @@ impl Crm {
             Self::Salesforce(client, _) => {
                 salesforce::ops::person_activities(client, session, person_id).await
             }
+        }
+    }
+
+    /// The notes on a person's timeline. Salesforce connections write no notes (an e-mail is
+    /// always a Task there), so they have none to find.
+    pub async fn person_notes(
+        &self,
+        session: &Session,
+        person_id: PersonId,
+    ) -> Result<Vec<CrmNote>, CrmError> {
+        match self {
+            Self::Pipedrive(client, _) => ops::person_notes(client, session, person_id).await,
+            Self::Salesforce(..) => Ok(Vec::new()),
         }
     }
 

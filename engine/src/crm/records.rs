@@ -45,6 +45,14 @@ pub struct CrmDeal {
     pub title: Option<String>,
 }
 
+/// A note on a person's timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrmNote {
+    pub id: i64,
+    /// Its text (Pipedrive's `content`).
+    pub content: String,
+}
+
 /// An activity as the journey actions see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CrmActivity {

@@ -820,21 +820,28 @@ fn message_id_line(message_id: &str) -> String {
     format!("Message-ID: {message_id}")
 }
 
-/// The record an earlier attempt may have created before tandem died (an activity of the
-/// primary person naming the e-mail's message id). Notes are not searched: a note logged
-/// twice after a crash mid-write stays possible (README).
+/// The record an earlier attempt may have created before tandem died: a note (when the e-mail
+/// is logged as one) or an activity of the primary person naming the e-mail's message id.
 async fn written_before(
     conn: &ConnectionCtx,
     row: &EmailRow,
     written: &Written,
 ) -> Result<Option<i64>, CrmFailure> {
-    let (Some(&person), false) = (
-        written.persons.first(),
-        row.record_kind == record_kind::NOTE,
-    ) else {
+    let Some(&person) = written.persons.first() else {
         return Ok(None);
     };
     let line = message_id_line(&row.message_id);
+    let names_the_email = |text: &str| text.lines().any(|l| l == line);
+    if row.record_kind == record_kind::NOTE {
+        let notes = conn
+            .crm
+            .person_notes(&conn.session, person)
+            .await
+            .map_err(|e| CrmFailure::Crm(e, Some(person)))?;
+        if let Some(note) = notes.into_iter().find(|n| names_the_email(&n.content)) {
+            return Ok(Some(note.id));
+        }
+    }
     let activities = conn
         .crm
         .person_activities(&conn.session, person)
@@ -842,11 +849,7 @@ async fn written_before(
         .map_err(|e| CrmFailure::Crm(e, Some(person)))?;
     Ok(activities
         .into_iter()
-        .find(|a| {
-            a.note
-                .as_deref()
-                .is_some_and(|n| n.lines().any(|l| l == line))
-        })
+        .find(|a| a.note.as_deref().is_some_and(names_the_email))
         .map(|a| a.id))
 }
 

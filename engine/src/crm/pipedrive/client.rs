@@ -44,6 +44,7 @@ pub enum Op {
     ListStages,
     MergePersons,
     ListActivities,
+    ListNotes,
     ListOrganizations,
     GetOrganization,
     CreateOrganization,
@@ -107,6 +108,7 @@ impl Op {
             Self::DeleteWebhook => 6,
             Self::MergePersons => 40,
             Self::ListActivities | Self::CreateNote | Self::UpdateNote => 10,
+            Self::ListNotes => 20,
             Self::MirrorList(cost) => u64::from(cost),
         }
     }
@@ -728,6 +730,24 @@ impl PipedriveClient {
             .send::<Vec<serde_json::Value>>(s, Op::ListActivities, request)
             .await?
             .0)
+    }
+
+    /// A person's notes (v1 `getNotes`, first page, up to 500; `data` is null when there are
+    /// none).
+    pub async fn list_person_notes(
+        &self,
+        s: &Session,
+        person_id: PersonId,
+    ) -> Result<Vec<serde_json::Value>, CrmError> {
+        let request = self.request(s, Method::GET, "/api/v1/notes").query(&[
+            ("person_id", person_id.to_string()),
+            ("limit", "500".into()),
+        ]);
+        Ok(self
+            .send::<Option<Vec<serde_json::Value>>>(s, Op::ListNotes, request)
+            .await?
+            .0
+            .unwrap_or_default())
     }
 
     pub async fn list_stages(&self, s: &Session) -> Result<Vec<Stage>, CrmError> {

@@ -9,8 +9,8 @@ use super::client::PipedriveClient;
 use super::wire::{PersonField, PersonWrite, TokenResponse, Webhook, WebhookCreate};
 use crate::config::{PipedriveSettings, Redacted};
 use crate::crm::records::{
-    CatalogField, CheckedRecord, CrmActivity, CrmDeal, CrmStage, CrmUser, LoggedEmail, NewActivity,
-    NewDeal, NotificationTarget, TokenGrant, TokenKind,
+    CatalogField, CheckedRecord, CrmActivity, CrmDeal, CrmNote, CrmStage, CrmUser, LoggedEmail,
+    NewActivity, NewDeal, NotificationTarget, TokenGrant, TokenKind,
 };
 use crate::crm::session::Session;
 
@@ -229,6 +229,24 @@ pub(crate) async fn person_activities(
         .collect())
 }
 
+pub(crate) async fn person_notes(
+    client: &PipedriveClient,
+    s: &Session,
+    person_id: PersonId,
+) -> Result<Vec<CrmNote>, CrmError> {
+    Ok(client
+        .list_person_notes(s, person_id)
+        .await?
+        .into_iter()
+        .filter_map(|n| {
+            Some(CrmNote {
+                id: n.get("id")?.as_i64()?,
+                content: note_text(n.get("content")?.as_str()?),
+            })
+        })
+        .collect())
+}
+
 pub(crate) async fn create_deal(
     client: &PipedriveClient,
     s: &Session,
@@ -323,6 +341,19 @@ fn link_item(body: &mut serde_json::Value, email: &LoggedEmail<'_>) {
     if let Some(lead) = email.lead_id {
         body["lead_id"] = json!(lead);
     }
+}
+
+/// A note's HTML as text: its line breaks as new lines and the entities [`note_content`]
+/// writes undone, so that a line of the e-mail's text reads as it was written.
+fn note_text(html: &str) -> String {
+    html.replace("<br />", "\n")
+        .replace("<br/>", "\n")
+        .replace("<br>", "\n")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
 }
 
 /// A note's HTML: the subject in bold, then the text, every character of the e-mail escaped.
@@ -594,6 +625,33 @@ mod tests {
     use crate::crm::records::Notification;
     use crate::crm::FieldMap;
     use tandem_core::{keys, FieldKey, FieldValue, Timestamp};
+
+    #[test]
+    fn a_note_written_for_an_email_reads_back_with_its_lines_as_they_were() {
+        let persons = [PersonId::new(7).unwrap()];
+        let email = LoggedEmail {
+            subject: "Offers & <news>",
+            note: "To: \"Ada\" <ada@example.com>\nIt's here\nMessage-ID: <c1@our-app>",
+            date: "2026-12-04",
+            time: "10:00",
+            persons: &persons,
+            deal_id: None,
+            lead_id: None,
+            as_note: true,
+        };
+        let html = note_content(&email);
+        assert!(!html.contains("<c1@our-app>"), "escaped: {html}");
+        let text = note_text(&html);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines.contains(&"Message-ID: <c1@our-app>"), "{lines:?}");
+        assert!(
+            lines.contains(&"To: \"Ada\" <ada@example.com>"),
+            "{lines:?}"
+        );
+        assert!(lines.contains(&"It's here"), "{lines:?}");
+        assert!(text.contains("Offers & <news>"), "{text}");
+        assert_eq!(note_text("a<br />b<br/>c"), "a\nb\nc");
+    }
 
     #[test]
     fn a_person_change_delivery_becomes_the_person_after_the_change() {
