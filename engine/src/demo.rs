@@ -486,6 +486,19 @@ async fn connect_with_oauth(
     engine: &Engine,
     tandem_url: &str,
 ) -> anyhow::Result<(ConnectionId, connections::ConnectionCtx)> {
+    let id = oauth_click_through(engine, tandem_url, "pipedrive", false).await?;
+    Ok((id, connections::load(engine, id).await?))
+}
+
+/// Follows `GET /connections/{crm}/connect` → the CRM's consent (the simulator approves) →
+/// tandem's callback, as a browser would, and returns the connection the callback made. The
+/// callback must answer 2xx, or also a redirect when `redirect_is_done`.
+pub(crate) async fn oauth_click_through(
+    engine: &Engine,
+    tandem_url: &str,
+    crm: &str,
+    redirect_is_done: bool,
+) -> anyhow::Result<ConnectionId> {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
@@ -497,24 +510,24 @@ async fn connect_with_oauth(
             .map(str::to_owned)
     };
     let start = http
-        .get(format!("{tandem_url}/connections/pipedrive/connect"))
+        .get(format!("{tandem_url}/connections/{crm}/connect"))
         .bearer_auth(engine.settings.security.admin_token.expose())
         .send()
         .await?;
-    let authorize = location(&start).context("tandem did not redirect to Pipedrive")?;
+    let authorize =
+        location(&start).with_context(|| format!("tandem did not redirect to {crm}"))?;
     let consent = http.get(&authorize).send().await?;
     let callback = location(&consent).context("the consent screen did not redirect back")?;
     let done = http.get(&callback).send().await?;
     anyhow::ensure!(
-        done.status().is_success(),
+        done.status().is_success() || (redirect_is_done && done.status().is_redirection()),
         "the OAuth callback answered {}: {}",
         done.status(),
         done.text().await.unwrap_or_default()
     );
-    let id = connections::active_id(&engine.store)
+    connections::active_id(&engine.store)
         .await?
-        .context("no connection after the OAuth callback")?;
-    Ok((id, connections::load(engine, id).await?))
+        .context("no connection after the OAuth callback")
 }
 
 /// A linked (person, contact) pair, picked by `index` among persons tandem created contacts for.

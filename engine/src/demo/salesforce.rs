@@ -272,34 +272,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
 /// "Connect Salesforce" over HTTP: tandem's connect endpoint redirects to the login host's
 /// authorize (with a PKCE challenge), which consents and redirects back to tandem's callback.
 async fn connect(engine: &Engine, tandem_url: &str) -> anyhow::Result<ConnectionId> {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let location = |response: &reqwest::Response| {
-        response
-            .headers()
-            .get(reqwest::header::LOCATION)
-            .and_then(|l| l.to_str().ok())
-            .map(str::to_owned)
-    };
-    let start = http
-        .get(format!("{tandem_url}/connections/salesforce/connect"))
-        .bearer_auth(engine.settings.security.admin_token.expose())
-        .send()
-        .await?;
-    let authorize = location(&start).context("tandem did not redirect to Salesforce")?;
-    let consent = http.get(&authorize).send().await?;
-    let callback = location(&consent).context("the login host did not redirect back")?;
-    let done = http.get(&callback).send().await?;
-    anyhow::ensure!(
-        done.status().is_success() || done.status().is_redirection(),
-        "the OAuth callback answered {}: {}",
-        done.status(),
-        done.text().await.unwrap_or_default()
-    );
-    connections::active_id(&engine.store)
-        .await?
-        .context("no connection after the OAuth callback")
+    super::oauth_click_through(engine, tandem_url, "salesforce", true).await
 }
 
 /// The Salesforce record (object, id) a contact is linked to.
