@@ -1442,10 +1442,7 @@ async fn chaos_run(
 ) -> anyhow::Result<Section> {
     let dir = std::env::temp_dir().join(format!("tandem-chaos-{}", uuid::Uuid::new_v4().simple()));
     let mut config = ChaosConfig::new(contacts_n, edits, kills, seed, dir.clone());
-    let database = match postgres {
-        Some(_) => Some(TestDatabase::create_on(postgres).await?),
-        None => None,
-    };
+    let database = TestDatabase::on_postgres(postgres).await?;
     config.database_url = database.as_ref().map(|database| database.url.clone());
     let store_name = if postgres.is_some() {
         "Postgres"
@@ -1749,10 +1746,7 @@ async fn mirror_chaos(
     let mut config = MirrorChaosConfig::new(operations, kills, seed, dir.clone());
     config.persons = persons;
     config.objects.deals = deals;
-    let database = match postgres {
-        Some(_) => Some(TestDatabase::create_on(postgres).await?),
-        None => None,
-    };
+    let database = TestDatabase::on_postgres(postgres).await?;
     config.database_url = database.as_ref().map(|database| database.url.clone());
     let store_name = if postgres.is_some() {
         "Postgres"
@@ -1841,10 +1835,7 @@ async fn trigger_chaos(
     ));
     let mut config = TriggerChaosConfig::new(operations, kills, seed, dir.clone());
     config.deals = deals;
-    let database = match postgres {
-        Some(_) => Some(TestDatabase::create_on(postgres).await?),
-        None => None,
-    };
+    let database = TestDatabase::on_postgres(postgres).await?;
     config.database_url = database.as_ref().map(|database| database.url.clone());
     let store_name = if postgres.is_some() {
         "Postgres"

@@ -105,20 +105,15 @@ async fn tandem_killed_in_the_middle_of_five_thousand_jobs_completes_every_job_e
     drop(std::fs::remove_dir_all(&dir));
 }
 
-async fn postgres_database() -> Option<TestDatabase> {
-    match tandem_tests::postgres_server_url() {
-        Some(_) => Some(TestDatabase::create().await.unwrap()),
-        None => None,
-    }
-}
-
 async fn chaos(label: &str, faults: &str) -> chaos::ChaosReport {
     let dir = scratch_dir(label);
     let mut config = ChaosConfig::new(50, 200, 2, 20_261_123, dir.clone());
     config.faults = faults.to_owned();
     // A fresh Postgres database when the suite runs on Postgres (dropped at the end), else
     // a SQLite file in `dir`, kept with the logs when the run fails.
-    let database = postgres_database().await;
+    let database = TestDatabase::on_postgres(tandem_tests::postgres_server_url().as_deref())
+        .await
+        .unwrap();
     config.database_url = database.as_ref().map(|database| database.url.clone());
     config.drain_timeout = Duration::from_secs(60);
     let report = chaos::run(config).await.unwrap();
@@ -183,7 +178,9 @@ async fn random_deal_changes_under_webhook_faults_and_a_kill_reach_the_app_with_
     config.deals = 30;
     // A fresh Postgres database when the suite runs on Postgres (dropped at the end), else
     // a SQLite file in `dir`, kept with the logs when the run fails.
-    let database = postgres_database().await;
+    let database = TestDatabase::on_postgres(tandem_tests::postgres_server_url().as_deref())
+        .await
+        .unwrap();
     config.database_url = database.as_ref().map(|database| database.url.clone());
     let report = trigger_chaos::run(config).await.unwrap();
     assert!(

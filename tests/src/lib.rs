@@ -113,6 +113,15 @@ impl TestDatabase {
         Self::create_on(postgres_server_url().as_deref()).await
     }
 
+    /// A fresh Postgres database on `server`, or `None` without a server (the caller then uses
+    /// a SQLite file beside its other files).
+    pub async fn on_postgres(server: Option<&str>) -> anyhow::Result<Option<Self>> {
+        match server {
+            Some(server) => Ok(Some(Self::create_on(Some(server)).await?)),
+            None => Ok(None),
+        }
+    }
+
     /// A fresh database on the Postgres server `server` (a maintenance-database URL), or a
     /// SQLite file when `None`.
     pub async fn create_on(server: Option<&str>) -> anyhow::Result<Self> {
