@@ -239,6 +239,23 @@ enum Command {
         #[arg(long, default_value_t = 50_000)]
         contacts: usize,
     },
+    /// Salesforce: end-to-end latency both ways (p50/p95/p99/max): app edits through the API
+    /// until the simulator holds them, under the write batch window and without; Salesforce
+    /// UI edits until the app contact shows them, under change capture every --poll-secs.
+    SalesforceLatency {
+        /// Edits per direction (and per app → Salesforce row).
+        #[arg(long, default_value_t = 100)]
+        edits: usize,
+        /// `salesforce.poll_interval_secs` (the default setting is 10).
+        #[arg(long, default_value_t = 10)]
+        poll_secs: u64,
+        /// `salesforce.write_batch_window_ms` (the default setting is 1000).
+        #[arg(long, default_value_t = 1_000)]
+        window_ms: u64,
+        /// Milliseconds between two Salesforce edits (they need not wait for each other).
+        #[arg(long, default_value_t = 500)]
+        every_ms: u64,
+    },
     /// Scale-out on Postgres (issue 24): C companies (one simulator, a token and a burst
     /// window each) synced by 1, 2 or 4 `tandem serve` replicas on one database behind a
     /// round-robin proxy, under app and Pipedrive edits; throughput, per-replica CPU and RSS,
@@ -386,6 +403,12 @@ async fn main() -> anyhow::Result<()> {
         Command::SalesforceInitialSync { leads, contacts } => {
             vec![salesforce::initial_sync(leads, contacts).await?]
         }
+        Command::SalesforceLatency {
+            edits,
+            poll_secs,
+            window_ms,
+            every_ms,
+        } => vec![salesforce::latency(edits, poll_secs, window_ms, every_ms).await?],
         Command::ScaleOut {
             replicas,
             connections,

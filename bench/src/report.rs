@@ -80,7 +80,7 @@ pub(crate) fn machine() -> String {
         .ok()
         .and_then(|s| s.split_whitespace().next().map(str::to_owned))
         .map_or_else(String::new, |l| {
-            format!(", load average {l} at the end (shared machine)")
+            format!(", load average {l} at the end (the run's own processes included)")
         });
     format!("{cores} cores (`nproc`), `{cpu}`{mem}{load}")
 }

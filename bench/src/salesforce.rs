@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 
 use salesforce_sim::{Op, OrgKind, SfSim, SfSimConfig};
 use serde_json::json;
-use tandem_engine::sync::{app::local, connections, inbound::poller, links};
+use tandem_engine::sync::{app::contacts, app::local, connections, inbound::poller, links};
 use tandem_tests::chaos::count;
-use tandem_tests::fields::{email, fields, name};
+use tandem_tests::fields::{email, fields, name, text_of};
 use tandem_tests::salesforce::{spawn_sf_app, SfApp};
 
-use crate::report::{verdict, Section};
+use crate::report::{ms, quantile, verdict, Section};
 use crate::wait_every;
 
 /// Every call the simulator served, by operation.
@@ -102,7 +102,8 @@ async fn raw_create_time(records: usize, latency_ms: u64) -> anyhow::Result<(Dur
     Ok((elapsed, calls))
 }
 
-/// Adds `latency_ms` to every `composite/sobjects` call of the simulator (0: none).
+/// Adds `latency_ms` to every `composite` call of the simulator (`/composite` and
+/// `/composite/sobjects`; 0: none).
 fn set_latency(sim: &SfSim, latency_ms: u64) -> anyhow::Result<()> {
     if latency_ms > 0 {
         sim.handle()
@@ -206,7 +207,7 @@ pub(crate) async fn push(contacts_n: usize, latency_ms: u64) -> anyhow::Result<S
         ]],
         notes: vec![
             format!("Calls by operation during the push (simulator's count): {}.", listing(&made)),
-            format!("Raw = the same {raw_calls} `POST /composite/sobjects` calls of 200 Leads sent one after the other by a bare HTTP client to a fresh simulator: the time the write calls themselves need. tandem runs up to `workers.concurrency` batches at once, and reads each batch back (`GET /composite/sobjects/Lead`, one call per 200) to merge what Salesforce holds."),
+            format!("Raw = the same {raw_calls} `POST /composite/sobjects` calls of 200 Leads sent one after the other by a bare HTTP client to a fresh simulator: the time the write calls themselves need. tandem runs up to `workers.concurrency` batches at once; each batch's create and its read-back (a query of the batch's external ids, to merge what Salesforce holds) travel in one Composite call (`POST /composite`, one API call; ADR 0020): no read-back call of its own; the other calls are change-capture polls (query, deleted)."),
             format!("The app contacts were queued with the connection paused, then it was resumed; the initial sync of the empty org ran first and is not counted. Writes without `Sforce-Call-Options`: {without}."),
         ],
     })
@@ -302,7 +303,7 @@ pub(crate) async fn edits(
         ]],
         notes: vec![
             format!("Calls by operation during the run (simulator's count): {}.", listing(&made)),
-            "One by one this would be one `PATCH /sobjects/Contact/{id}` per edit plus a read. Batched: a batch that is not full waits for the end of the window after the previous one (`salesforce.write_batch_window_ms`), so a trickle becomes one `PATCH /composite/sobjects` per window; each batch is read back with one `GET /composite/sobjects/Contact`. The change-capture poll was off (`poll_interval_secs` = 3600), as it is not what is measured.".to_owned(),
+            "One by one this would be one `PATCH /sobjects/Contact/{id}` per edit plus a read. Batched: a batch that is not full waits for the end of the window after the previous one (`salesforce.write_batch_window_ms`), so a trickle becomes one call per window: a Composite call (`POST /composite`, one API call; ADR 0020) carrying the `PATCH /composite/sobjects` and the batch's read-back (`GET /composite/sobjects/Contact`), run in that order. The change-capture poll was off (`poll_interval_secs` = 3600), as it is not what is measured.".to_owned(),
         ],
     })
 }
@@ -352,5 +353,272 @@ pub(crate) async fn initial_sync(leads: usize, contacts: usize) -> anyhow::Resul
             "Calls by operation during the sync (simulator's count; the connect's calls before it are not counted): {}. SQLite, one process with the simulator.",
             listing(&made)
         )],
+    })
+}
+
+/// A tandem with `contacts_n` Salesforce Contacts linked (connected and initially synced), the
+/// workers running, change capture every `poll_secs` and writes batched over `window_ms`; the
+/// Contacts' Salesforce ids and their app contacts, in the same order.
+async fn linked_app(
+    contacts_n: usize,
+    poll_secs: u64,
+    window_ms: u64,
+) -> anyhow::Result<(SfApp, Vec<(String, tandem_core::ContactId)>)> {
+    let sf = spawn_sf_app(SfSimConfig::default(), |s| {
+        s.workers.enabled = true;
+        s.salesforce.write_batch_window_ms = window_ms;
+        s.salesforce.poll_interval_secs = poll_secs;
+    })
+    .await;
+    let h = sf.sf.handle();
+    let mut ids = Vec::new();
+    for i in 0..contacts_n {
+        ids.push(h.insert_record(
+            OrgKind::Production,
+            "Contact",
+            json!({ "FirstName": "Latency", "LastName": format!("Contact{i}"), "Email": format!("latency{i}@example.com") }),
+        )?);
+    }
+    let connection = sf.connect_and_sync(false).await;
+    // The replica takes a new connection at its next ownership round (every third of the
+    // lease, 5 s): run that round now, not during the first measured edit.
+    sf.app.engine.replica.forget();
+    anyhow::ensure!(
+        tandem_engine::sync::ownership::owns(&sf.app.engine, connection.into()).await?,
+        "this replica does not own the connection"
+    );
+    let db = sf.app.store.db();
+    let mut linked = Vec::new();
+    for id in ids {
+        let person = tandem_engine::crm::salesforce::ids::person_surrogate(&id);
+        let link = links::by_person(db, connection.into(), person)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("Contact {id} is not linked"))?;
+        linked.push((id, link.contact_id));
+    }
+    // Writes of one contact are paced (`workers.min_write_interval_ms`, 1 s): a write of the
+    // initial sync must not hold back the first measured edit.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    Ok((sf, linked))
+}
+
+/// App → Salesforce: one edit at a time through `PATCH /api/v1/contacts/{id}`, each to the next
+/// contact, with `gap` between the moment Salesforce holds one edit and the next PATCH;
+/// latency from the PATCH's answer until the simulator's record holds the value (checked
+/// every 5 ms in-process). Sorted latencies, the PATCHes' own times, and the calls made.
+async fn app_to_salesforce(
+    sf: &SfApp,
+    linked: &[(String, tandem_core::ContactId)],
+    edits: usize,
+    gap: Duration,
+    tag: &str,
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>, u64)> {
+    let h = sf.sf.handle();
+    let before = calls(&sf.sf);
+    let mut latencies = Vec::with_capacity(edits);
+    let mut answers = Vec::with_capacity(edits);
+    for i in 0..edits {
+        let (sf_id, contact) = &linked[i % linked.len()];
+        let last = format!("{tag}{i}");
+        let sent = Instant::now();
+        let answer = sf
+            .app
+            .api(
+                reqwest::Method::PATCH,
+                &format!("/api/v1/contacts/{}", contact.uuid()),
+            )
+            .json(&json!({ "fields": { "name": format!("Latency {last}") } }))
+            .send()
+            .await?;
+        anyhow::ensure!(answer.status().is_success(), "PATCH: {}", answer.status());
+        answer.bytes().await?;
+        let t0 = Instant::now();
+        answers.push(t0 - sent);
+        let seen = wait_every(Duration::from_millis(5), Duration::from_secs(60), || {
+            let h = &h;
+            let last = &last;
+            async move {
+                h.record(OrgKind::Production, "Contact", sf_id)
+                    .is_some_and(|r| r["LastName"] == last.as_str())
+            }
+        })
+        .await;
+        anyhow::ensure!(seen, "app edit {i} never reached Salesforce");
+        latencies.push(t0.elapsed());
+        if !gap.is_zero() {
+            tokio::time::sleep(gap).await;
+        }
+    }
+    let made: u64 = delta(&before, &calls(&sf.sf)).values().sum();
+    latencies.sort();
+    answers.sort();
+    Ok((latencies, answers, made))
+}
+
+/// Salesforce → app: `edits` edits made as a Salesforce user would (the simulator's UI hook,
+/// which moves `SystemModstamp`), one every `every` to the next Contact whatever the polls do
+/// (so they fall at every point of the poll cycle), each timed from its edit until the app
+/// contact shows the value (read from tandem's store every 20 ms). Sorted latencies and the
+/// calls made.
+async fn salesforce_to_app(
+    sf: &SfApp,
+    linked: &[(String, tandem_core::ContactId)],
+    edits: usize,
+    every: Duration,
+) -> anyhow::Result<(Vec<Duration>, u64)> {
+    let h = sf.sf.handle();
+    let db = sf.app.store.db();
+    let before = calls(&sf.sf);
+    let started = Instant::now();
+    let deadline =
+        started + every * u32::try_from(edits).unwrap_or(u32::MAX) + Duration::from_secs(120);
+    let mut latencies = Vec::with_capacity(edits);
+    let mut pending: Vec<(usize, Instant)> = Vec::new();
+    let mut next = 0;
+    while next < edits || !pending.is_empty() {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{} Salesforce edits never reached the app",
+            pending.len()
+        );
+        while next < edits
+            && started + every * u32::try_from(next).unwrap_or(u32::MAX) <= Instant::now()
+        {
+            let (sf_id, _) = &linked[next % linked.len()];
+            h.update_record_as_user(
+                OrgKind::Production,
+                "Contact",
+                sf_id,
+                json!({ "FirstName": "Salesforce", "LastName": format!("Edit{next}") }),
+            )?;
+            pending.push((next, Instant::now()));
+            next += 1;
+        }
+        let mut still = Vec::with_capacity(pending.len());
+        for (i, at) in pending {
+            let (_, contact) = &linked[i % linked.len()];
+            let shown = contacts::load(db, *contact)
+                .await?
+                .and_then(|c| text_of(&c, "name"));
+            if shown.as_deref() == Some(format!("Salesforce Edit{i}").as_str()) {
+                latencies.push(at.elapsed());
+            } else {
+                still.push((i, at));
+            }
+        }
+        pending = still;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let made: u64 = delta(&before, &calls(&sf.sf)).values().sum();
+    latencies.sort();
+    Ok((latencies, made))
+}
+
+fn latency_row(label: String, lat: &[Duration], goal: Duration, goal_text: String) -> Vec<String> {
+    let p95 = quantile(lat, 0.95);
+    vec![
+        label,
+        lat.len().to_string(),
+        ms(quantile(lat, 0.5)),
+        ms(p95),
+        ms(quantile(lat, 0.99)),
+        ms(lat.last().copied().unwrap_or_default()),
+        goal_text,
+        verdict(p95 <= goal),
+    ]
+}
+
+/// End-to-end latency both ways (issue 19): app → Salesforce under the write batch window
+/// (edits back to back, and edits more than a window apart) and without one; Salesforce →
+/// app under change capture every `poll_secs`.
+pub(crate) async fn latency(
+    edits: usize,
+    poll_secs: u64,
+    window_ms: u64,
+    every_ms: u64,
+) -> anyhow::Result<Section> {
+    let one_second = Duration::from_secs(1);
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    let per_edit = |made: u64| made as f64 / edits as f64;
+
+    let (sf, linked) = linked_app(edits, poll_secs, window_ms).await?;
+    let (lat, answers, made) =
+        app_to_salesforce(&sf, &linked, edits, Duration::ZERO, "Back").await?;
+    rows.push(latency_row(
+        format!("app → Salesforce, batch window {window_ms} ms, edits back to back"),
+        &lat,
+        one_second,
+        "p95 ≤ 1 s".to_owned(),
+    ));
+    notes.push(format!(
+        "App edits: `PATCH /api/v1/contacts/{{id}}` answered in p50 {} ms, p95 {} ms (not counted in the latency, which starts at the answer). All API calls per edit (the write, its read-back, and the change-capture polls during the run) with the {window_ms} ms window, back to back: {:.2}.",
+        ms(quantile(&answers, 0.5)),
+        ms(quantile(&answers, 0.95)),
+        per_edit(made)
+    ));
+    let gap = Duration::from_millis(window_ms + 100);
+    let (lat, _, made) = app_to_salesforce(&sf, &linked, edits, gap, "Apart").await?;
+    rows.push(latency_row(
+        format!(
+            "app → Salesforce, batch window {window_ms} ms, next edit {} ms after the previous one arrived",
+            gap.as_millis()
+        ),
+        &lat,
+        one_second,
+        "p95 ≤ 1 s".to_owned(),
+    ));
+    notes.push(format!(
+        "All API calls per edit, edits a window apart: {:.2}.",
+        per_edit(made)
+    ));
+    let every = Duration::from_millis(every_ms);
+    let (lat, made) = salesforce_to_app(&sf, &linked, edits, every).await?;
+    let goal = Duration::from_secs(poll_secs) + one_second;
+    rows.push(latency_row(
+        format!("Salesforce → app, change capture every {poll_secs} s"),
+        &lat,
+        goal,
+        format!("p95 ≤ {} s (poll interval + 1 s)", poll_secs + 1),
+    ));
+    notes.push(format!(
+        "Salesforce edits: the simulator's UI-edit hook (as a user editing the Contact; `SystemModstamp` moves), one every {every_ms} ms to the next Contact regardless of the polls, so they fall at every point of the {poll_secs} s cycle; each is timed from the edit until tandem's store shows the new name on the app contact (checked every 20 ms). All calls during the Salesforce → app run (polls with their {overlap} s overlap, the `deleted` resource): {made}.",
+        overlap = sf.app.settings.salesforce.poll_overlap_secs
+    ));
+    drop(sf);
+
+    let (sf, linked) = linked_app(edits, poll_secs, 0).await?;
+    let (lat, _, made) = app_to_salesforce(&sf, &linked, edits, Duration::ZERO, "Now").await?;
+    rows.push(latency_row(
+        "app → Salesforce, no batch window (0 ms), edits back to back".to_owned(),
+        &lat,
+        one_second,
+        "p95 ≤ 1 s".to_owned(),
+    ));
+    notes.push(format!(
+        "All API calls per edit without a window: {:.2}. With the window, an edit that comes less than a window after the previous batch was sent waits for the window's end (edits back to back: each waits most of it); one that comes later goes at once (the one slow edit of the second row is its first, which followed the first row's last at once). The connection is taken by the replica's ownership round before the first edit (otherwise that edit waits for the next round, up to a third of `workers.lease_secs`: 3.4 s in the first run).",
+        per_edit(made)
+    ));
+    notes.push(format!(
+        "{edits} edits per row, one at a time (the next PATCH once Salesforce holds the previous value), each to its own linked Contact (writes of one contact are paced by `workers.min_write_interval_ms`); latency is from the PATCH's answer until the simulator's record holds the value (checked in-process every 5 ms). `tandem` in-process with the simulator on 127.0.0.1, SQLite, the workers running with the default settings but for the two stated (`salesforce.write_batch_window_ms`, default 1000; `salesforce.poll_interval_secs`, default 10)."
+    ));
+    Ok(Section {
+        id: "salesforce-latency",
+        title: format!("Salesforce: end-to-end latency both ways, {edits} edits per direction (issue 19)"),
+        command: format!(
+            "cargo run -p tandem-bench -- salesforce-latency --edits {edits} --poll-secs {poll_secs} --window-ms {window_ms} --every-ms {every_ms}"
+        ),
+        header: vec![
+            "direction, setting",
+            "edits",
+            "p50 (ms)",
+            "p95 (ms)",
+            "p99 (ms)",
+            "max (ms)",
+            "goal",
+            "p95 goal",
+        ],
+        rows,
+        notes,
     })
 }

@@ -116,6 +116,92 @@ pub struct HttpSettings {
     pub port: u16,
     pub body_limit_bytes: usize,
     pub public_url: String,
+    /// Reverse proxies (addresses or networks) whose `X-Forwarded-For` names the client;
+    /// empty: the TCP peer is the client and the header is ignored.
+    pub trusted_proxies: Vec<IpNetwork>,
+}
+
+/// An IPv4 or IPv6 network, `10.0.0.0/8` or `fd00::/8`; a bare address is a network of one.
+/// Host bits right of the prefix are ignored (`10.1.2.3/8` is `10.0.0.0/8`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct IpNetwork {
+    address: IpAddr,
+    prefix: u8,
+}
+
+impl IpNetwork {
+    /// Whether `address` is in this network (an IPv4-mapped IPv6 address counts as IPv4).
+    pub fn contains(&self, address: IpAddr) -> bool {
+        match (self.address, address.to_canonical()) {
+            (IpAddr::V4(network), IpAddr::V4(address)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(network) & mask == u32::from(address) & mask
+            }
+            (IpAddr::V6(network), IpAddr::V6(address)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(network) & mask == u128::from(address) & mask
+            }
+            _ => false,
+        }
+    }
+
+    /// The prefix length: 0 is every address of its family.
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+}
+
+impl std::str::FromStr for IpNetwork {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let (address, prefix) = match text.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text, None),
+        };
+        let address = address
+            .parse::<IpAddr>()
+            .map_err(|_| {
+                format!("{text:?} is not an IP address or network such as 10.0.0.0/8 or fd00::/8")
+            })?
+            .to_canonical();
+        let max = if address.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(prefix) => prefix
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{text:?} has a prefix length that is not 0 to {max}"))?,
+        };
+        Ok(Self { address, prefix })
+    }
+}
+
+impl TryFrom<String> for IpNetwork {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse()
+    }
+}
+
+impl From<IpNetwork> for String {
+    fn from(network: IpNetwork) -> Self {
+        network.to_string()
+    }
+}
+
+impl fmt::Display for IpNetwork {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.address, self.prefix)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -449,6 +535,12 @@ impl Settings {
                 problem: format!("is not a valid filter: {e}"),
             });
         }
+        if let Some(network) = self.http.trusted_proxies.iter().find(|n| n.prefix() == 0) {
+            return Err(ConfigError::Key {
+                key: "http.trusted_proxies",
+                problem: format!("trusts every address ({network}): any client could then choose the address it is throttled under; list the load balancer's address or network"),
+            });
+        }
         if !self.http.public_url.is_empty() && !self.http.public_url.starts_with("http") {
             return Err(ConfigError::Key {
                 key: "http.public_url",
@@ -718,5 +810,60 @@ mod tests {
             Settings::load(None).expect("16 characters are enough");
             Ok(())
         });
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            assert!(Settings::load(None)
+                .expect("defaults")
+                .http
+                .trusted_proxies
+                .is_empty());
+            jail.set_env(
+                "TANDEM_HTTP__TRUSTED_PROXIES",
+                r#"["172.28.0.2", "10.0.0.0/8", "fd00::/8", "::1"]"#,
+            );
+            let settings = Settings::load(None).expect("valid");
+            assert!(
+                settings.to_redacted_toml().contains(r#""10.0.0.0/8""#),
+                "`tandem config` shows them"
+            );
+            let trusted = settings.http.trusted_proxies;
+            let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+            let contains = |address: &str| trusted.iter().any(|n| n.contains(ip(address)));
+            for inside in [
+                "172.28.0.2",
+                "10.255.1.2",
+                "fd12::3",
+                "::1",
+                "::ffff:10.0.0.1",
+            ] {
+                assert!(contains(inside), "{inside}");
+            }
+            for outside in ["172.28.0.3", "11.0.0.1", "fe80::1", "::2", "0.0.0.0"] {
+                assert!(!contains(outside), "{outside}");
+            }
+            assert_eq!(trusted[1].to_string(), "10.0.0.0/8");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_trusted_proxy_that_is_no_network_or_trusts_everyone_is_refused() {
+        for value in [
+            r#"["10.0.0.0/33"]"#,
+            r#"["proxy.internal"]"#,
+            r#"["::/129"]"#,
+            r#"["0.0.0.0/0"]"#,
+            r#"["::/0"]"#,
+        ] {
+            figment::Jail::expect_with(|jail| {
+                jail.set_env("TANDEM_HTTP__TRUSTED_PROXIES", value);
+                let error = Settings::load(None).expect_err(value).to_string();
+                assert!(error.contains("http.trusted_proxies"), "{error}");
+                Ok(())
+            });
+        }
     }
 }

@@ -918,6 +918,36 @@ impl SimHandle {
             .collect()
     }
 
+    /// Every live deal of a company (v2 JSON).
+    pub fn deals_of(&self, company_id: i64) -> Vec<Value> {
+        let st = self.shared.state.lock();
+        st.companies
+            .get(&company_id)
+            .map(|c| {
+                c.deals
+                    .values()
+                    .filter(|d| !d.is_deleted)
+                    .map(|d| d.v2_json())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Every live activity of a company (v2 JSON).
+    pub fn activities_of(&self, company_id: i64) -> Vec<Value> {
+        let st = self.shared.state.lock();
+        st.companies
+            .get(&company_id)
+            .map(|c| {
+                c.activities
+                    .values()
+                    .filter(|a| !a.is_deleted)
+                    .map(|a| a.v2_json())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// [`update_person_as_user`](Self::update_person_as_user) in a given company.
     pub fn update_person_as_user_in(
         &self,

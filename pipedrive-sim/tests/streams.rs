@@ -316,6 +316,93 @@ async fn list_filters_select_by_owner_links_and_status() {
         .all(|n| n["organization_id"] == json!(org)));
 }
 
+/// The v2 document's `getDeals` `status`: "Multiple statuses can be included as a comma separated
+/// array" (the Singer tap asks for `status=open,won,lost,deleted`).
+#[tokio::test]
+async fn deals_status_takes_a_comma_separated_list_and_deleted_adds_the_deleted_deals() {
+    let sim = seeded().await;
+    let base = sim.base_url().to_owned();
+    let deleted = get(&format!("{base}/api/v2/deals?limit=1")).await["data"][0]["id"]
+        .as_i64()
+        .unwrap();
+    let (s, _) = call(
+        reqwest::Method::DELETE,
+        &format!("{base}/api/v2/deals/{deleted}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let not_deleted: BTreeSet<i64> = walk_v2(&base, "deals", "").await.into_iter().collect();
+    assert!(!not_deleted.contains(&deleted));
+    let every: BTreeSet<i64> = walk_v2(&base, "deals", "status=open,won,lost,deleted")
+        .await
+        .into_iter()
+        .collect();
+    let mut expected = not_deleted.clone();
+    expected.insert(deleted);
+    assert_eq!(every, expected);
+    let closed = get(&format!("{base}/api/v2/deals?status=won,lost&limit=500")).await;
+    let closed = closed["data"].as_array().unwrap();
+    assert!(!closed.is_empty());
+    assert!(closed
+        .iter()
+        .all(|d| d["status"] == json!("won") || d["status"] == json!("lost")));
+    let won = get(&format!("{base}/api/v2/deals?status=won&limit=500")).await["data"]
+        .as_array()
+        .unwrap()
+        .len();
+    let lost = get(&format!("{base}/api/v2/deals?status=lost&limit=500")).await["data"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(closed.len(), won + lost);
+    let (s, _) = call(
+        reqwest::Method::GET,
+        &format!("{base}/api/v2/deals?status=open,closed"),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+/// `v1.getLeads`: the document's flat `additional_data.{start, limit, more_items_in_collection}`,
+/// and the `additional_data.pagination` object of every paged v1 list (with `next_start` while
+/// more remain), which the Airbyte source and dlt page leads by.
+#[tokio::test]
+async fn leads_pages_carry_the_flat_keys_and_a_pagination_object_whose_next_start_reads_every_lead_once(
+) {
+    let sim = seeded().await;
+    let base = sim.base_url().to_owned();
+    // Every lead not archived, on one page.
+    let total = get(&format!("{base}/v1/leads?limit=500")).await["data"]
+        .as_array()
+        .unwrap()
+        .len();
+    let mut ids = BTreeSet::new();
+    let mut start = 0;
+    loop {
+        let v = get(&format!("{base}/v1/leads?start={start}&limit=50")).await;
+        let extra = &v["additional_data"];
+        let pagination = &extra["pagination"];
+        for key in ["start", "limit", "more_items_in_collection"] {
+            assert_eq!(extra[key], pagination[key], "{key}: {extra}");
+        }
+        assert_eq!(pagination["start"], json!(start));
+        assert_eq!(pagination["limit"], json!(50));
+        for x in v["data"].as_array().unwrap() {
+            assert!(ids.insert(x["id"].to_string()), "{x} twice");
+        }
+        if pagination["more_items_in_collection"] == json!(false) {
+            assert!(pagination.get("next_start").is_none(), "{pagination}");
+            break;
+        }
+        start = pagination["next_start"].as_u64().unwrap() as usize;
+        assert_eq!(start, ids.len());
+    }
+    assert_eq!(ids.len(), total);
+    assert!(total > 50);
+}
+
 #[tokio::test]
 async fn v1_streams_page_with_start_and_limit_and_report_more_items() {
     let sim = seeded().await;

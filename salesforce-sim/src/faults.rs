@@ -20,6 +20,10 @@
 //! P        := probability in [0, 1]
 //! ```
 //!
+//! A Composite call (`POST /composite`, operation `composite.composite`, resource `composite`)
+//! draws its faults once, as one call; a `lock` then lands on its writing subrequests, each
+//! answering 400 `UNABLE_TO_LOCK_ROW` inside the Composite answer.
+//!
 //! Latencies of all matching rules add up; the probabilistic faults are drawn in the order
 //! written and the first hit wins. Draws come from one RNG seeded with `--seed`.
 

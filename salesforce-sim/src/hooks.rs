@@ -487,6 +487,17 @@ impl Hooks<'_> {
             .unwrap_or(0)
     }
 
+    pub(crate) fn subrequests(&self, op: &str) -> u64 {
+        self.0
+            .state
+            .lock()
+            .counters
+            .subrequests
+            .get(op)
+            .copied()
+            .unwrap_or(0)
+    }
+
     pub(crate) fn writes_without_client(&self) -> u64 {
         self.0.state.lock().counters.writes_without_client
     }

@@ -53,6 +53,7 @@ ops! {
     CompositeDelete => "composite.delete", "composite", true;
     CompositeRetrieve => "composite.retrieve", "composite", false;
     CompositeUpsert => "composite.upsert", "composite", true;
+    Composite => "composite.composite", "composite", true;
     ToolingCreate => "tooling.create", "tooling", true;
     ToolingGet => "tooling.get", "tooling", false;
     Admin => "admin", "admin", false;
@@ -179,6 +180,8 @@ pub(crate) fn route(method: &Method, path: &str, login_host: bool) -> Route {
                 ("GET", ["queryAll"]) => r(Op::QueryAll, p(None, None, None)),
                 ("GET", ["query" | "queryAll", loc]) => r(Op::QueryMore, p(None, Some(loc), None)),
                 (_, ["query" | "queryAll", ..]) => Route::MethodNotAllowed("GET"),
+                ("POST", ["composite"]) => r(Op::Composite, p(None, None, None)),
+                (_, ["composite"]) => Route::MethodNotAllowed("POST"),
                 ("POST", ["composite", "sobjects"]) => r(Op::CompositeCreate, p(None, None, None)),
                 ("PATCH", ["composite", "sobjects"]) => r(Op::CompositeUpdate, p(None, None, None)),
                 ("DELETE", ["composite", "sobjects"]) => {

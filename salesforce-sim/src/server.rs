@@ -575,6 +575,12 @@ impl SfSimHandle {
         self.hooks().calls(operation)
     }
 
+    /// Subrequests of `operation` carried inside Composite calls (`POST /composite`); they are
+    /// not API calls of their own ([`Self::calls`] counts the Composite call once).
+    pub fn subrequests(&self, operation: &str) -> u64 {
+        self.hooks().subrequests(operation)
+    }
+
     /// Write calls (creates, updates, deletes, upserts, collections, Tooling creates) that came
     /// without `Sforce-Call-Options: client=…`, which Salesforce asks every integration to send.
     pub fn writes_without_call_options(&self) -> u64 {

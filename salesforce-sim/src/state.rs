@@ -1814,6 +1814,9 @@ pub(crate) struct Cursor {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) by_op: HashMap<&'static str, u64>,
+    /// Subrequests of Composite calls (`POST /composite`), by operation: not API calls of
+    /// their own (the Composite call is the one counted in `by_op`).
+    pub(crate) subrequests: HashMap<&'static str, u64>,
     /// Writes that came without `Sforce-Call-Options: client=…`.
     pub(crate) writes_without_client: u64,
 }

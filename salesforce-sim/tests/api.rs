@@ -843,6 +843,173 @@ async fn composite_sobjects_takes_200_records_and_refuses_201() {
 }
 
 #[tokio::test]
+async fn a_composite_call_carries_a_collection_write_and_its_read_back_as_one_api_call() {
+    let sim = sim().await;
+    let h = sim.handle();
+    let api = Api::new(&h, OrgKind::Production, None);
+    let a = api.lead("Alpha", "alpha@example.com").await;
+    let b = api.lead("Beta", "beta@example.com").await;
+    let calls_before = h.calls("composite.composite");
+    let (_, head, _) = api.call(Method::GET, &format!("{V}/limits"), None).await;
+    let used = |head: &reqwest::header::HeaderMap| -> u64 {
+        let v = head["sforce-limit-info"].to_str().unwrap();
+        v.trim_start_matches("api-usage=")
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let used_before = used(&head);
+    let (s, head, v) = api
+        .call(
+            Method::POST,
+            &format!("{V}/composite"),
+            Some(json!({"allOrNone": false, "collateSubrequests": false, "compositeRequest": [
+                {"method": "PATCH", "url": format!("{V}/composite/sobjects"), "referenceId": "write",
+                 "body": {"allOrNone": false, "records": [
+                    {"attributes": {"type": "Lead"}, "id": a, "Title": "CEO"},
+                    {"attributes": {"type": "Lead"}, "id": b, "LastName": null}]}},
+                {"method": "GET", "url": format!("{V}/composite/sobjects/Lead?ids={a},{b}&fields=Id,Title,LastName,SystemModstamp"),
+                 "referenceId": "readLead"},
+                {"method": "GET", "url": format!("{V}/sobjects/Lead/@{{write[0].id}}?fields=Title"), "referenceId": "byRef"},
+                {"method": "GET", "url": format!("{V}/sobjects/Lead/@{{write[1].id}}"), "referenceId": "failedRef"},
+                {"method": "GET", "url": format!("{V}/sobjects/Lead/@{{nowhere.id}}"), "referenceId": "unknownRef"},
+                {"method": "GET", "url": format!("{V}/tooling/sobjects/CustomField/x"), "referenceId": "notServed"}
+            ]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // One API call, whatever it carries.
+    assert_eq!(used(&head), used_before + 1);
+    assert_eq!(h.calls("composite.composite") - calls_before, 1);
+    assert_eq!(h.subrequests("composite.update"), 1);
+    assert_eq!(h.subrequests("composite.retrieve"), 1);
+    assert_eq!(
+        h.calls("composite.update"),
+        0,
+        "subrequests are not calls of their own"
+    );
+    // Salesforce's shape: {compositeResponse: [{body, httpHeaders, httpStatusCode, referenceId}]}.
+    let r = v["compositeResponse"].as_array().unwrap();
+    assert_eq!(r.len(), 6);
+    // The documented keys, no more, no fewer (the engine's fixture
+    // `composite_response.json` is Salesforce's own example).
+    for item in r {
+        let mut keys: Vec<&str> = item
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            ["body", "httpHeaders", "httpStatusCode", "referenceId"]
+        );
+        assert!(
+            item["httpHeaders"].is_object() && item["httpStatusCode"].is_u64(),
+            "{item}"
+        );
+    }
+    assert_eq!(r[0]["referenceId"], "write");
+    assert_eq!(r[0]["httpStatusCode"], 200);
+    assert_eq!(r[0]["body"][0]["success"], true);
+    assert_eq!(
+        r[0]["body"][1]["errors"][0]["statusCode"],
+        "REQUIRED_FIELD_MISSING"
+    );
+    // The read runs after the write and sees it.
+    assert_eq!(r[1]["httpStatusCode"], 200);
+    assert_eq!(r[1]["body"][0]["Title"], "CEO");
+    assert!(r[1]["body"][0]["SystemModstamp"].is_string());
+    assert_eq!(r[1]["body"][1]["LastName"], "Beta");
+    // A reference reads an earlier answer; one that finds no value halts only its subrequest.
+    assert_eq!(r[2]["httpStatusCode"], 200, "{}", r[2]);
+    assert_eq!(r[2]["body"]["Title"], "CEO");
+    assert_eq!(r[3]["httpStatusCode"], 400);
+    assert_eq!(r[3]["body"][0]["errorCode"], "PROCESSING_HALTED");
+    assert_eq!(r[4]["body"][0]["errorCode"], "PROCESSING_HALTED");
+    assert_eq!(r[5]["httpStatusCode"], 404);
+    assert_eq!(r[5]["body"][0]["errorCode"], "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn a_composite_call_refuses_26_subrequests_six_collections_and_inherited_headers() {
+    let sim = sim().await;
+    let api = Api::new(&sim.handle(), OrgKind::Production, None);
+    let get = |i: usize| json!({"method": "GET", "url": format!("{V}/limits"), "referenceId": format!("r{i}")});
+    let (s, e) = api
+        .post(
+            &format!("{V}/composite"),
+            json!({"compositeRequest": (0..26).map(get).collect::<Vec<_>>()}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(code(&e), "LIMIT_EXCEEDED");
+    let (s, v) = api
+        .post(
+            &format!("{V}/composite"),
+            json!({"compositeRequest": (0..25).map(|i| json!({"method": "GET", "url": format!("{V}/sobjects/Lead/describe"), "referenceId": format!("d{i}")})).collect::<Vec<_>>()}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let query = |i: usize| json!({"method": "GET", "url": format!("{V}/query?q=SELECT+Id+FROM+Lead"), "referenceId": format!("q{i}")});
+    let (s, e) = api
+        .post(
+            &format!("{V}/composite"),
+            json!({"compositeRequest": (0..6).map(query).collect::<Vec<_>>()}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(code(&e), "LIMIT_EXCEEDED");
+    let (s, e) = api
+        .post(
+            &format!("{V}/composite"),
+            json!({"compositeRequest": [{"method": "GET", "url": format!("{V}/limits"), "referenceId": "x",
+                   "httpHeaders": {"Content-Type": "application/json"}}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(code(&e), "INVALID_INPUT");
+    let (s, e) = api
+        .post(
+            &format!("{V}/composite"),
+            json!({"compositeRequest": [{"method": "get", "url": format!("{V}/limits"), "referenceId": "x"}]}),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::BAD_REQUEST,
+        "methods are case-sensitive: {e}"
+    );
+}
+
+#[tokio::test]
+async fn a_composite_call_with_all_or_none_rolls_every_subrequest_back() {
+    let sim = sim().await;
+    let api = Api::new(&sim.handle(), OrgKind::Production, None);
+    let (s, v) = api
+        .post(
+            &format!("{V}/composite"),
+            json!({"allOrNone": true, "compositeRequest": [
+                {"method": "POST", "url": format!("{V}/sobjects/Lead"), "referenceId": "made",
+                 "body": {"LastName": "Kept", "Company": "Acme"}},
+                {"method": "POST", "url": format!("{V}/sobjects/Lead"), "referenceId": "refused",
+                 "body": {"Company": "Acme"}}
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let r = v["compositeResponse"].as_array().unwrap();
+    assert_eq!(r[0]["httpStatusCode"], 400);
+    assert_eq!(r[0]["body"][0]["errorCode"], "PROCESSING_HALTED");
+    assert_eq!(r[1]["httpStatusCode"], 400);
+    assert_eq!(r[1]["body"][0]["errorCode"], "REQUIRED_FIELD_MISSING");
+    assert_eq!(sim.handle().count(OrgKind::Production, "Lead"), 0);
+}
+
+#[tokio::test]
 async fn all_or_none_rolls_every_record_back_when_one_fails() {
     let sim = sim().await;
     let api = Api::new(&sim.handle(), OrgKind::Production, None);

@@ -5,7 +5,9 @@
 // that works → the sync log shows the 401 → the duplicate report shows three same-email persons,
 // a merge is clicked and the report shows the result → a contact is pushed → the overview, the
 // connection's charts and "Find a contact" (its `<script>` name shown as text) render →
-// "Why isn't this record syncing?" answers linked, then not_visible for a hidden person.
+// "Why isn't this record syncing?" answers linked, then not_visible for a hidden person →
+// Salesforce is connected from its card next to Pipedrive and its initial sync links a Lead →
+// the record check finds the Lead linked → its tokens are revoked: Token expired, Reconnect.
 // Screenshots go to target/artifacts/browser/.
 //
 // Usage: node console.test.mjs PATH/TO/console-fixture
@@ -152,6 +154,70 @@ try {
   await expectText('#record-check-code', 'not_visible');
   await expectText('#record-check-fix', 'visibility');
   await shot('record-check-not-visible');
+
+  // Salesforce next to Pipedrive: the Salesforce card's Connect goes through the simulator's
+  // consent and back; its card shows the org, the instance URL and Salesforce's actions only
+  // (the mirror of every object is Pipedrive's), and its initial sync links the org's Lead.
+  await page.click('header a:has-text("Connection")');
+  await page.waitForURL(/\/admin$/);
+  await page.locator('#connect-salesforce').waitFor();
+  await Promise.all([
+    page.waitForURL(/\/connections\/salesforce\/callback\?/),
+    page.click('#connect-salesforce'),
+  ]);
+  await page.waitForURL(/\/admin$/);
+  const salesforce = page.locator('section.card[data-crm=salesforce]');
+  await salesforce.locator('.state').filter({ hasText: 'Connected' }).waitFor({ timeout: 10000 });
+  await salesforce.locator('th', { hasText: 'Salesforce org' }).waitFor();
+  await salesforce.locator('th', { hasText: 'Instance URL' }).waitFor();
+  if ((await salesforce.locator('button:has-text("Mirror every Pipedrive object")').count()) !== 0) {
+    throw new Error('the Salesforce card offers the Pipedrive mirror');
+  }
+  const pipedrive = page.locator('section.card[data-crm=pipedrive]');
+  if ((await pipedrive.locator('button:has-text("Mirror every Pipedrive object")').count()) !== 1) {
+    throw new Error('the Pipedrive card lost its mirror switch');
+  }
+  await shot('salesforce-connected');
+  await salesforce.locator('button:has-text("Run initial sync")').click();
+  // The sync runs in the background: reload the card until it counts the Lead (bounded).
+  let linked = '';
+  for (let attempt = 0; attempt < 40 && linked !== '1'; attempt += 1) {
+    await page.goto(`${tandem}/admin`);
+    linked = (await page.locator('section.card[data-crm=salesforce] tr:has(th:text-is("Linked persons")) td').textContent()).trim();
+    if (linked !== '1') await page.waitForTimeout(250);
+  }
+  if (linked !== '1') throw new Error(`the Salesforce card shows ${linked} linked persons, not 1`);
+  await shot('salesforce-synced');
+
+  // The missing-record tool on the Salesforce connection: the Lead is linked.
+  await page.click('header a:has-text("Why isn\'t it syncing?")');
+  const salesforceOption = await page.locator('#record-check-form option', { hasText: '(salesforce)' }).getAttribute('value');
+  await page.selectOption('#record-check-form select[name=connection]', salesforceOption);
+  await page.fill('#record-check-form input[name=email]', 'lead@example.com');
+  await page.click('#record-check-form button:has-text("Check")');
+  await expectText('#record-check-code', 'linked');
+  await shot('salesforce-record-check');
+
+  // An admin revokes the connected app: the next sync meets it, the card says Token expired
+  // with a Reconnect that works.
+  await command('salesforce-revoke');
+  await page.click('header a:has-text("Connection")');
+  await page.waitForURL(/\/admin$/);
+  await page.locator('section.card[data-crm=salesforce] button:has-text("Resync now")').click();
+  await page.goto(`${tandem}/admin`);
+  const expired = page.locator('section.card[data-crm=salesforce]');
+  await expired.locator('.state').filter({ hasText: 'Token expired' }).waitFor({ timeout: 10000 });
+  await shot('salesforce-token-expired');
+  await Promise.all([
+    page.waitForURL(/\/connections\/salesforce\/callback\?/),
+    expired.locator('#reconnect').click(),
+  ]);
+  await page.waitForURL(/\/admin$/);
+  await page.locator('section.card[data-crm=salesforce] .state').filter({ hasText: 'Connected' }).waitFor({ timeout: 10000 });
+  if ((await page.locator('section.card[data-crm=salesforce]').count()) !== 1) {
+    throw new Error('reconnecting made a second Salesforce connection');
+  }
+  await shot('salesforce-reconnected');
   console.log(`browser test passed; screenshots in ${artifacts}`);
 } catch (error) {
   failed = true;

@@ -13,6 +13,7 @@ fn submit(action: &str, contact_id: uuid::Uuid, params: serde_json::Value, key: 
         },
         params,
         idempotency_key: key.to_owned(),
+        connection_id: None,
     }
 }
 

@@ -86,7 +86,8 @@ fn email(message_id: &str, to: &str, sent_at: &str) -> Value {
     })
 }
 
-async fn post(app: &TestApp, body: &Value) -> (StatusCode, Value) {
+/// `POST /api/v1/emails`; (status, body).
+pub(crate) async fn post(app: &TestApp, body: &Value) -> (StatusCode, Value) {
     let response = app
         .api(Method::POST, "/api/v1/emails")
         .json(body)

@@ -5,12 +5,15 @@
 #![allow(clippy::unwrap_used)]
 
 mod actions;
+mod actions_routing;
 mod admin;
 mod app_api;
 mod connections;
 mod crash;
+mod disconnected_queue;
 mod duplicates;
 mod emails;
+mod emails_routing;
 mod fields;
 mod fuzz;
 mod health;

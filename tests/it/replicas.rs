@@ -7,7 +7,6 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use pipedrive_sim::CompanyAccess;
 use tandem_engine::clock::TestClock;
 use tandem_engine::store::connections::{self as stored, ConnectionRow};
 use tandem_engine::sync::app::local;
@@ -230,35 +229,13 @@ async fn the_console_and_the_admin_api_show_which_replica_runs_each_connection()
     );
 }
 
-/// Connects one more simulator company (its own API token and persons) alongside the ones
-/// the database already syncs, and runs its initial sync.
-async fn connect_another_company(app: &TestApp, persons: usize) -> (Uuid, CompanyAccess) {
-    let company = app.sim.handle().add_company(persons);
-    let connected = tandem_engine::sync::connections::connect_alongside(
-        &app.engine,
-        tandem_engine::sync::connections::NewConnection {
-            api_domain: app.sim.base_url().to_owned(),
-            auth_kind: "api_token",
-            access_token: company.api_token.clone(),
-            refresh_token: None,
-            token_expires_at: None,
-        },
-    )
-    .await
-    .unwrap();
-    tandem_engine::sync::inbound::poller::initial_sync(&app.engine, connected.id, |_| {})
-        .await
-        .unwrap();
-    (connected.id.uuid(), company)
-}
-
 #[tokio::test]
 async fn with_several_companies_in_one_database_an_app_edit_goes_to_the_company_that_links_the_contact(
 ) {
     let app = spawn_app().await;
     let first = app.connect_and_sync().await;
-    let (a, company_a) = connect_another_company(&app, 2).await;
-    let (b, company_b) = connect_another_company(&app, 2).await;
+    let (a, company_a) = app.connect_another_company(2).await;
+    let (b, company_b) = app.connect_another_company(2).await;
     assert_eq!(
         stored::list(&app.store).await.unwrap().len(),
         3,
@@ -299,8 +276,8 @@ async fn with_several_companies_in_one_database_a_users_edit_in_one_company_reac
 ) {
     let app = spawn_app().await;
     app.connect_and_sync().await;
-    let (_, company_a) = connect_another_company(&app, 1).await;
-    let (b, company_b) = connect_another_company(&app, 1).await;
+    let (_, company_a) = app.connect_another_company(1).await;
+    let (b, company_b) = app.connect_another_company(1).await;
     let person = company_b.person_ids[0];
     let contact = links::by_person(&app.store, b.into(), pid(person))
         .await

@@ -51,6 +51,18 @@ fn insert(sf: &SfApp, leads: usize, contacts: usize) -> (Vec<String>, Vec<String
     (leads, contacts)
 }
 
+/// The link of a Salesforce record (Lead or Contact id) in the connection; it must exist.
+async fn linked(sf: &SfApp, connection: uuid::Uuid, record: &str) -> links::Link {
+    links::by_person(
+        sf.app.store.db(),
+        connection.into(),
+        person_surrogate(record),
+    )
+    .await
+    .unwrap()
+    .unwrap_or_else(|| panic!("the record {record} is linked"))
+}
+
 async fn link_count(sf: &SfApp, connection: uuid::Uuid) -> usize {
     links::person_ids(sf.app.store.db(), connection.into())
         .await
@@ -107,14 +119,7 @@ async fn the_initial_sync_links_every_lead_and_contact_and_a_salesforce_edit_rea
         .unwrap();
     let changed = poller::poll_once(&sf.app.engine, &conn).await.unwrap();
     assert_eq!(changed, 1);
-    let link = links::by_person(
-        sf.app.store.db(),
-        connection.into(),
-        person_surrogate(&lead),
-    )
-    .await
-    .unwrap()
-    .expect("the lead is linked");
+    let link = linked(&sf, connection, &lead).await;
     let contact = sf.app.contact(link.contact_id.uuid()).await;
     assert_eq!(text_of(&contact, "name").as_deref(), Some("Grace Hopper"));
 }
@@ -125,14 +130,7 @@ async fn an_app_edit_of_a_linked_contact_reaches_its_salesforce_record() {
     let (_, contacts) = insert(&sf, 0, 2);
     let connection = sf.connect_and_sync(false).await;
     let record = contacts[0].clone();
-    let link = links::by_person(
-        sf.app.store.db(),
-        connection.into(),
-        person_surrogate(&record),
-    )
-    .await
-    .unwrap()
-    .expect("the contact is linked");
+    let link = linked(&sf, connection, &record).await;
     local::update_contact(
         &sf.app.engine,
         link.contact_id,
@@ -299,14 +297,7 @@ async fn after_a_restart_a_linked_record_is_still_reached_by_its_id() {
     let SfApp { mut app, sf: sim } = sf;
     app.restart().await;
     let sf = SfApp { app, sf: sim };
-    let link = links::by_person(
-        sf.app.store.db(),
-        connection.into(),
-        person_surrogate(&record),
-    )
-    .await
-    .unwrap()
-    .expect("the contact is linked");
+    let link = linked(&sf, connection, &record).await;
     local::update_contact(
         &sf.app.engine,
         link.contact_id,
@@ -456,14 +447,7 @@ async fn a_lead_converted_in_salesforce_moves_its_link_to_the_contact_without_a_
     let sf = spawn_sf_app(sim(), |_| {}).await;
     let (leads, _) = insert(&sf, 1, 0);
     let connection = sf.connect_and_sync(false).await;
-    let lead_link = links::by_person(
-        sf.app.store.db(),
-        connection.into(),
-        person_surrogate(&leads[0]),
-    )
-    .await
-    .unwrap()
-    .expect("the lead is linked");
+    let lead_link = linked(&sf, connection, &leads[0]).await;
     let (_, contact) = sf
         .sf
         .handle()
@@ -474,14 +458,7 @@ async fn a_lead_converted_in_salesforce_moves_its_link_to_the_contact_without_a_
         .unwrap();
     poller::poll_once(&sf.app.engine, &conn).await.unwrap();
     sf.app.drive().await;
-    let moved = links::by_person(
-        sf.app.store.db(),
-        connection.into(),
-        person_surrogate(&contact),
-    )
-    .await
-    .unwrap()
-    .expect("the converted contact is linked");
+    let moved = linked(&sf, connection, &contact).await;
     assert_eq!(moved.contact_id, lead_link.contact_id);
     assert!(links::by_person(
         sf.app.store.db(),
@@ -585,14 +562,7 @@ async fn journey_actions_schedule_a_task_and_update_a_field_on_the_salesforce_re
     let sf = spawn_sf_app(sim(), |_| {}).await;
     let (_, contacts) = insert(&sf, 0, 1);
     let connection = sf.connect_and_sync(false).await;
-    let link = links::by_person(
-        sf.app.store.db(),
-        connection.into(),
-        person_surrogate(&contacts[0]),
-    )
-    .await
-    .unwrap()
-    .expect("linked");
+    let link = linked(&sf, connection, &contacts[0]).await;
     let submit = |action: &str, params: serde_json::Value, key: &str| Submit {
         action: actions::parse_action(action).unwrap(),
         contact: ContactRef::Id {
@@ -600,6 +570,7 @@ async fn journey_actions_schedule_a_task_and_update_a_field_on_the_salesforce_re
         },
         params,
         idempotency_key: key.to_owned(),
+        connection_id: None,
     };
     let task = actions::submit(
         &sf.app.engine,
@@ -807,9 +778,24 @@ async fn four_hundred_fifty_pending_edits_go_out_to_salesforce_in_three_composit
         .unwrap();
     }
     let h = sf.sf.handle();
-    let (updates, singles) = (h.calls("composite.update"), h.calls("sobject.update"));
+    let (updates, singles) = (h.calls("composite.composite"), h.calls("sobject.update"));
+    let (writes, reads) = (
+        h.subrequests("composite.update"),
+        h.calls("composite.retrieve"),
+    );
     sf.app.drive().await;
-    assert_eq!(h.calls("composite.update") - updates, 3, "200 + 200 + 50");
+    // Each batch's write and its read-back travel in one Composite call (one API call).
+    assert_eq!(
+        h.calls("composite.composite") - updates,
+        3,
+        "200 + 200 + 50"
+    );
+    assert_eq!(h.subrequests("composite.update") - writes, 3);
+    assert_eq!(
+        h.calls("composite.retrieve") - reads,
+        0,
+        "no read-back call"
+    );
     assert_eq!(h.calls("sobject.update") - singles, 0, "no record alone");
     for (i, (object, record)) in records.iter().enumerate() {
         assert_eq!(last_name(&sf, object, record), format!("Batch{i}"));
@@ -852,10 +838,10 @@ async fn one_record_failing_validation_dead_letters_only_its_contact_with_the_co
         contacts.push(contact);
     }
     let h = sf.sf.handle();
-    let updates = h.calls("composite.update");
+    let updates = h.calls("composite.composite");
     sf.app.drive().await;
     assert_eq!(
-        h.calls("composite.update") - updates,
+        h.calls("composite.composite") - updates,
         1,
         "one call for the three"
     );
@@ -892,7 +878,7 @@ async fn an_unknown_outcome_of_a_batch_create_is_resolved_without_a_duplicate() 
     // The creates land, and their answer never comes back: tandem times out, not knowing.
     sf.sf
         .handle()
-        .set_faults(salesforce_sim::FaultSpec::parse("composite.create:lost_answer=1").unwrap());
+        .set_faults(salesforce_sim::FaultSpec::parse("composite.composite:lost_answer=1").unwrap());
     let emails: Vec<String> = (0..5).map(|i| format!("lost{i}@example.com")).collect();
     let mut contacts = Vec::new();
     for (i, address) in emails.iter().enumerate() {
@@ -906,10 +892,21 @@ async fn an_unknown_outcome_of_a_batch_create_is_resolved_without_a_duplicate() 
         contacts.push(created.contact_id);
     }
     let h = sf.sf.handle();
-    let creates = h.calls("composite.create");
+    let creates = h.subrequests("composite.create");
+    // The batch's Composite call (create and read-back) is carried out and its answer lost;
+    // then Salesforce answers again, and the retry must find what the lost call created.
+    tandem_engine::sync::worker::run_outbox_once(&sf.app.engine)
+        .await
+        .unwrap();
+    assert_eq!(
+        h.subrequests("composite.create") - creates,
+        1,
+        "the lost call"
+    );
+    h.set_faults(salesforce_sim::FaultSpec::parse("").unwrap());
     sf.app.drive().await;
     assert_eq!(
-        h.calls("composite.create") - creates,
+        h.subrequests("composite.create") - creates,
         1,
         "never created twice"
     );
@@ -967,12 +964,12 @@ async fn pushes_to_salesforce_respect_per_contact_ordering() {
             .unwrap();
     }
     let h = sf.sf.handle();
-    let updates = h.calls("composite.update");
+    let updates = h.subrequests("composite.update");
     tandem_engine::sync::worker::run_outbox_once(engine)
         .await
         .unwrap();
     // B and C went together; A's later push waits behind its first, never overtaking it.
-    assert_eq!(h.calls("composite.update") - updates, 1);
+    assert_eq!(h.subrequests("composite.update") - updates, 1);
     assert_eq!(last_name(&sf, "Contact", &records[1]), "Later");
     assert_eq!(last_name(&sf, "Contact", &records[2]), "Later");
     assert_eq!(last_name(&sf, "Contact", &records[0]), "Contact0");
@@ -1025,12 +1022,12 @@ async fn matching_a_batch_of_new_contacts_by_email_takes_one_query_per_object_co
                 .unwrap();
         contacts.push(created.contact_id);
     }
-    let (queries, creates) = (h.calls("query"), h.calls("composite.create"));
+    let (queries, creates) = (h.calls("query"), h.subrequests("composite.create"));
     sf.app.drive().await;
     // External ids (Contact, Lead) and e-mails (Contact, then Lead for the rest): four
     // queries for the three contacts, whatever their number.
     assert_eq!(h.calls("query") - queries, 4);
-    assert_eq!(h.calls("composite.create") - creates, 1);
+    assert_eq!(h.subrequests("composite.create") - creates, 1);
     let mut linked = Vec::new();
     for contact in &contacts {
         let link = links::by_contact(sf.app.store.db(), connection.into(), *contact)
@@ -1044,4 +1041,50 @@ async fn matching_a_batch_of_new_contacts_by_email_takes_one_query_per_object_co
     let new = records(&sf, "Lead", &["brand.new@example.com"]);
     assert_eq!(new.len(), 1);
     assert_eq!(linked[2], person_surrogate(&new[0]));
+}
+
+#[tokio::test]
+async fn journey_conditions_and_triggers_say_plainly_that_a_salesforce_connection_is_not_covered() {
+    use reqwest::{Method, StatusCode};
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let (_, contacts) = insert(&sf, 0, 1);
+    let connection = sf.connect_and_sync(false).await;
+    let link = linked(&sf, connection, &contacts[0]).await;
+    let conditions = sf
+        .app
+        .api(
+            Method::GET,
+            &format!("/api/v1/contacts/{}/crm", link.contact_id.uuid()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(conditions.status(), StatusCode::CONFLICT);
+    let body: serde_json::Value = conditions.json().await.unwrap();
+    assert_eq!(body["code"], "conflict");
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("Salesforce")),
+        "{body}"
+    );
+
+    let subscription = sf
+        .app
+        .api(Method::POST, "/api/v1/webhook-subscriptions")
+        .json(&json!({
+            "url": "http://127.0.0.1:9/hooks",
+            "event_types": ["deal.won", "contact.updated"]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(subscription.status(), StatusCode::CREATED);
+    let body: serde_json::Value = subscription.json().await.unwrap();
+    let unavailable = body["unavailable_event_types"].as_array().unwrap();
+    assert_eq!(unavailable.len(), 1, "{body}");
+    assert_eq!(unavailable[0]["type"], "deal.won");
+    assert!(unavailable[0]["reason"]
+        .as_str()
+        .is_some_and(|r| r.contains("Salesforce")));
 }

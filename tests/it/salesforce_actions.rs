@@ -12,22 +12,9 @@ use tandem_tests::TestApp;
 
 const P: OrgKind = OrgKind::Production;
 
-/// `POST /api/v1/actions/{action}` with an idempotency key; (status, body).
-async fn post(app: &TestApp, action: &str, body: Value, key: &str) -> (StatusCode, Value) {
-    let answer = app
-        .api(Method::POST, &format!("/api/v1/actions/{action}"))
-        .header("Idempotency-Key", key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = answer.status();
-    (status, answer.json().await.unwrap_or(Value::Null))
-}
-
 /// Submits an action, runs the workers and returns the action as `GET` shows it.
 async fn run(app: &TestApp, action: &str, body: Value, key: &str) -> Value {
-    let (status, queued) = post(app, action, body, key).await;
+    let (status, queued) = app.post_action(action, key, &body).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
     app.drive().await;
     let id = queued["id"].as_str().unwrap();
@@ -142,12 +129,7 @@ async fn update_person_field_writes_the_linked_record_and_never_creates_one_for_
 
     app_contact(&sf.app, "Not There", "notthere@example.com").await;
     let leads_before = sf.sf.handle().count(P, "Lead");
-    let (status, body) = post(
-        &sf.app,
-        "update_person_field",
-        json!({ "email": "notthere@example.com", "params": { "field": "phone", "value": "1" } }),
-        "sf-field-2",
-    )
+    let (status, body) = sf.app.post_action("update_person_field", "sf-field-2", &json!({ "email": "notthere@example.com", "params": { "field": "phone", "value": "1" } }))
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["code"], "no_pipedrive_person");
@@ -185,13 +167,14 @@ async fn add_deal_on_a_contact_creates_an_opportunity_with_the_contact_as_its_pr
 #[tokio::test]
 async fn add_deal_on_a_lead_is_refused_with_422_lead_not_converted_and_creates_nothing() {
     let (sf, _, _) = connected().await;
-    let (status, body) = post(
-        &sf.app,
-        "add_deal",
-        json!({ "email": "lea@example.com", "params": { "title": "Too early" } }),
-        "sf-deal-lead",
-    )
-    .await;
+    let (status, body) = sf
+        .app
+        .post_action(
+            "add_deal",
+            "sf-deal-lead",
+            &json!({ "email": "lea@example.com", "params": { "title": "Too early" } }),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["code"], "lead_not_converted");
     assert!(body["detail"].as_str().unwrap().contains("converted"));
@@ -231,13 +214,14 @@ async fn update_deal_stage_moves_the_contacts_opportunity_to_the_named_stage() {
         "Closed Won"
     );
 
-    let (status, body) = post(
-        &sf.app,
-        "update_deal_stage",
-        json!({ "email": "con@example.com", "params": { "stage_id": "Almost Won" } }),
-        "sf-stage-3",
-    )
-    .await;
+    let (status, body) = sf
+        .app
+        .post_action(
+            "update_deal_stage",
+            "sf-stage-3",
+            &json!({ "email": "con@example.com", "params": { "stage_id": "Almost Won" } }),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["code"], "validation_failed");
 }
@@ -298,12 +282,7 @@ async fn add_to_campaign_makes_a_lead_and_a_contact_campaign_members_once_each()
 #[tokio::test]
 async fn add_to_campaign_with_an_unknown_campaign_is_refused_with_422() {
     let (sf, _, _) = connected().await;
-    let (status, body) = post(
-        &sf.app,
-        "add_to_campaign",
-        json!({ "email": "lea@example.com", "params": { "campaign_id": "701000000000001AAA" } }),
-        "sf-camp-unknown",
-    )
+    let (status, body) = sf.app.post_action("add_to_campaign", "sf-camp-unknown", &json!({ "email": "lea@example.com", "params": { "campaign_id": "701000000000001AAA" } }))
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["code"], "validation_failed");
@@ -318,12 +297,7 @@ async fn add_to_campaign_on_a_pipedrive_connection_answers_422_action_not_suppor
     let app = tandem_tests::spawn_app().await;
     app.connect_and_sync().await;
     app_contact(&app, "Pipe Person", "pipe@example.com").await;
-    let (status, body) = post(
-        &app,
-        "add_to_campaign",
-        json!({ "email": "pipe@example.com", "params": { "campaign_id": "701000000000001AAA" } }),
-        "pd-camp-1",
-    )
+    let (status, body) = app.post_action("add_to_campaign", "pd-camp-1", &json!({ "email": "pipe@example.com", "params": { "campaign_id": "701000000000001AAA" } }))
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["code"], "action_not_supported");

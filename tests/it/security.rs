@@ -607,6 +607,120 @@ async fn wrong_api_keys_and_wrong_webhook_credentials_are_throttled_per_address(
     assert_eq!(admin.status(), StatusCode::OK);
 }
 
+/// Lists the contacts with `key`, from `client`, with these `X-Forwarded-For` lines.
+async fn contacts_forwarded_for(
+    app: &TestApp,
+    client: &reqwest::Client,
+    forwarded_for: &[&str],
+    key: &str,
+) -> StatusCode {
+    let mut request = client
+        .get(format!("{}/api/v1/contacts", app.base_url))
+        .bearer_auth(key);
+    for line in forwarded_for {
+        request = request.header("x-forwarded-for", *line);
+    }
+    request.send().await.unwrap().status()
+}
+
+/// The `client` (and `via`) of the address locks in the sync log.
+async fn locked_clients(app: &TestApp) -> Vec<(Value, Value)> {
+    app.log_entries("auth_throttled")
+        .await
+        .into_iter()
+        .filter_map(|row| row.detail)
+        .filter(|detail| !detail["client"].is_null())
+        .map(|detail| (detail["client"].clone(), detail["via"].clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_is_throttled_on_its_own_and_named_in_the_log()
+{
+    let app = spawn_app_with(seeded(0), |settings| {
+        settings.http.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    // The load balancer, on 127.0.0.1, appends the address each request came from.
+    let balancer = client_from([127, 0, 0, 1]);
+    let mut statuses = Vec::new();
+    for i in 0..10 {
+        // What the attacker put in front is ignored: only what the balancer appended counts.
+        let spoofed = format!("198.51.100.{i}, 203.0.113.8");
+        let lines = [spoofed.as_str(), "203.0.113.7"];
+        statuses.push(
+            contacts_forwarded_for(&app, &balancer, &lines, "wrong-key-wrong-key-wrong").await,
+        );
+    }
+    assert!(
+        statuses[..5].iter().all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    assert_eq!(statuses[9], StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
+    let key = tandem_tests::TEST_API_KEY;
+    assert_eq!(
+        contacts_forwarded_for(&app, &balancer, &["203.0.113.7"], key).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the attacker is locked out, with the right key too"
+    );
+    assert_eq!(
+        contacts_forwarded_for(&app, &balancer, &["203.0.113.8"], key).await,
+        StatusCode::OK,
+        "another client behind the same balancer is not"
+    );
+    assert_eq!(
+        contacts_forwarded_for(&app, &balancer, &["[2001:db8::8]:4711"], key).await,
+        StatusCode::OK
+    );
+    let locked = locked_clients(&app).await;
+    assert!(!locked.is_empty());
+    assert!(
+        locked
+            .iter()
+            .all(|lock| *lock == (json!("203.0.113.7"), json!("127.0.0.1"))),
+        "the sync log names the client and the balancer it came through: {locked:?}"
+    );
+    // A client reaching tandem directly is not a trusted proxy: its header is not read, so
+    // naming the locked address does not lock it out either.
+    let direct = client_from([127, 0, 0, 2]);
+    assert_eq!(
+        contacts_forwarded_for(&app, &direct, &["203.0.113.7"], key).await,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn with_no_trusted_proxy_a_forwarded_for_header_cannot_get_around_a_lock() {
+    let app = spawn_app().await;
+    let attacker = client_from([127, 0, 0, 9]);
+    let mut last = StatusCode::OK;
+    for i in 0..10 {
+        let forged = format!("203.0.113.{i}");
+        last =
+            contacts_forwarded_for(&app, &attacker, &[&forged], "wrong-key-wrong-key-wrong").await;
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        contacts_forwarded_for(
+            &app,
+            &attacker,
+            &["198.51.100.1"],
+            tandem_tests::TEST_API_KEY
+        )
+        .await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a new forwarded address is the same locked peer"
+    );
+    let locked = locked_clients(&app).await;
+    assert!(!locked.is_empty());
+    assert!(
+        locked
+            .iter()
+            .all(|lock| *lock == (json!("127.0.0.9"), Value::Null)),
+        "the sync log names the peer: {locked:?}"
+    );
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn the_sqlite_database_and_the_generated_key_file_are_readable_by_their_owner_only() {

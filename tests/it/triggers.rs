@@ -263,6 +263,49 @@ async fn a_subscription_naming_an_unknown_event_type_is_refused_with_the_known_o
 }
 
 #[tokio::test]
+async fn a_subscription_is_told_which_of_its_event_types_need_the_mirror_until_it_is_switched_on() {
+    let (app, connection, _person, _contact) = app_with_person().await;
+    let created = app
+        .api(Method::POST, "/api/v1/webhook-subscriptions")
+        .json(&json!({
+            "url": "http://127.0.0.1:9/hooks",
+            "event_types": ["deal.won", "activity.overdue", "lead.created", "contact.updated"]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let body: Value = created.json().await.unwrap();
+    let unavailable = |body: &Value| -> Vec<String> {
+        body["unavailable_event_types"]
+            .as_array()
+            .expect("unavailable_event_types is a list")
+            .iter()
+            .map(|u| {
+                assert!(
+                    u["reason"].as_str().is_some_and(|r| r.contains("mirror")),
+                    "{u}"
+                );
+                u["type"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    };
+    assert_eq!(unavailable(&body), ["activity.overdue", "lead.created"]);
+    let id = body["id"].as_str().unwrap().to_owned();
+
+    tandem_engine::sync::mirror::set_enabled(&app.engine, connection.into(), true)
+        .await
+        .unwrap();
+    let now = app
+        .api(Method::GET, &format!("/api/v1/webhook-subscriptions/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(now.status(), StatusCode::OK);
+    assert!(unavailable(&now.json().await.unwrap()).is_empty());
+}
+
+#[tokio::test]
 async fn the_app_asks_about_a_contacts_deals_and_activities_and_the_mirror_answers_without_pipedrive(
 ) {
     let (app, connection, person, contact) = app_with_person().await;

@@ -232,6 +232,28 @@ impl TestApp {
             .bearer_auth(TEST_API_KEY)
     }
 
+    /// `POST /api/v1/actions/{action}` with an idempotency key; (status, body: `null` when
+    /// the answer is not JSON).
+    pub async fn post_action(
+        &self,
+        action: &str,
+        key: &str,
+        body: &serde_json::Value,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let answer = self
+            .api(reqwest::Method::POST, &format!("/api/v1/actions/{action}"))
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await
+            .expect("the app API answers");
+        let status = answer.status();
+        (
+            status,
+            answer.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
     /// `POST /webhooks/app`, signed with `secret` as message `id` at `timestamp`.
     pub async fn post_app_event(
         &self,
@@ -372,6 +394,31 @@ impl TestApp {
         .await
         .expect("connects to the simulator");
         connected.id.uuid()
+    }
+
+    /// Connects one more simulator company (its own API token and persons) alongside the
+    /// connections the database already has, and runs its initial sync.
+    pub async fn connect_another_company(
+        &self,
+        persons: usize,
+    ) -> (Uuid, pipedrive_sim::CompanyAccess) {
+        let company = self.sim.handle().add_company(persons);
+        let connected = tandem_engine::sync::connections::connect_alongside(
+            &self.engine,
+            tandem_engine::sync::connections::NewConnection {
+                api_domain: self.sim.base_url().to_owned(),
+                auth_kind: "api_token",
+                access_token: company.api_token.clone(),
+                refresh_token: None,
+                token_expires_at: None,
+            },
+        )
+        .await
+        .expect("another company connects");
+        tandem_engine::sync::inbound::poller::initial_sync(&self.engine, connected.id, |_| {})
+            .await
+            .expect("its initial sync");
+        (connected.id.uuid(), company)
     }
 
     /// Connects and runs the initial sync to the end.

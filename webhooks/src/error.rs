@@ -36,6 +36,12 @@ pub enum ErrorCode {
     /// The connection's CRM has no such action (add_to_campaign on Pipedrive).
     ActionNotSupported,
     ConnectionUnavailable,
+    /// A request named a connection (`connection_id`) that does not exist.
+    UnknownConnection,
+    /// A request named a connection that is disconnected.
+    ConnectionDisconnected,
+    /// The contact is linked in several connections and the request named none.
+    ConnectionRequired,
     CompanyChanged,
     OauthStateInvalid,
     OauthDenied,
@@ -64,7 +70,9 @@ impl ErrorCode {
             | Self::ValidationFailed
             | Self::NoPipedrivePerson
             | Self::LeadNotConverted
-            | Self::ActionNotSupported => StatusCode::UNPROCESSABLE_ENTITY,
+            | Self::ActionNotSupported
+            | Self::UnknownConnection
+            | Self::ConnectionRequired => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized | Self::InvalidSignature | Self::TimestampOutOfTolerance => {
                 StatusCode::UNAUTHORIZED
             }
@@ -74,6 +82,7 @@ impl ErrorCode {
             Self::Conflict
             | Self::IdempotencyKeyReused
             | Self::CompanyChanged
+            | Self::ConnectionDisconnected
             | Self::SecretNotReplayed => StatusCode::CONFLICT,
             Self::IdempotencyKeyRequired => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

@@ -149,6 +149,38 @@ impl Trigger {
     ];
 }
 
+/// What the CRM connections can tell, for [`unavailable_reason`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TriggerSources {
+    /// Connections not disconnected, of any CRM.
+    pub connections: usize,
+    /// Of those, Pipedrive connections (the only CRM whose changes become triggers).
+    pub pipedrive: usize,
+    /// Whether any of those Pipedrive connections keeps a live mirror (the date trigger scans
+    /// it, and lead webhooks are registered only with it).
+    pub mirrored: bool,
+}
+
+/// Why a subscription's event type `kind` cannot fire with these connections, or `None` when
+/// it can (or is not a CRM trigger): a subscription is told instead of waiting in silence.
+pub fn unavailable_reason(kind: &str, sources: TriggerSources) -> Option<&'static str> {
+    if !Trigger::KINDS.contains(&kind) {
+        return None;
+    }
+    if sources.connections == 0 {
+        return Some("no CRM connection is active: CRM triggers start once Pipedrive is connected");
+    }
+    if sources.pipedrive == 0 {
+        return Some(
+            "only Pipedrive connections send journey triggers; Salesforce connections do not yet",
+        );
+    }
+    if matches!(kind, "activity.overdue" | "lead.created") && !sources.mirrored {
+        return Some("needs the live mirror of the Pipedrive connection: switch it on (the connection card, or POST /admin/api/connections/{id}/mirror {\"enabled\": true})");
+    }
+    None
+}
+
 /// The triggers of a deal's change: created / deleted, else a stage move (stage or pipeline),
 /// a status transition (won, lost, reopened: open after won or lost), an owner change.
 /// A deal created from a lead (`lead_id` set; `deal_id` is the new deal's id) also converts the
@@ -305,6 +337,52 @@ pub fn activity_overdue(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn event_types_that_cannot_fire_say_why_and_the_others_say_nothing() {
+        let all = TriggerSources {
+            connections: 1,
+            pipedrive: 1,
+            mirrored: true,
+        };
+        for kind in Trigger::KINDS {
+            assert_eq!(unavailable_reason(kind, all), None, "{kind}");
+        }
+        assert_eq!(
+            unavailable_reason(
+                "contact.updated",
+                TriggerSources {
+                    connections: 0,
+                    pipedrive: 0,
+                    mirrored: false
+                }
+            ),
+            None
+        );
+        let unmirrored = TriggerSources {
+            mirrored: false,
+            ..all
+        };
+        assert!(unavailable_reason("activity.overdue", unmirrored)
+            .is_some_and(|r| r.contains("mirror")));
+        assert!(unavailable_reason("lead.created", unmirrored).is_some());
+        assert_eq!(unavailable_reason("deal.won", unmirrored), None);
+        let salesforce_only = TriggerSources {
+            connections: 1,
+            pipedrive: 0,
+            mirrored: false,
+        };
+        assert!(unavailable_reason("deal.won", salesforce_only)
+            .is_some_and(|r| r.contains("Salesforce")));
+        let none = TriggerSources {
+            connections: 0,
+            pipedrive: 0,
+            mirrored: false,
+        };
+        assert!(
+            unavailable_reason("deal.won", none).is_some_and(|r| r.contains("no CRM connection"))
+        );
+    }
 
     fn deal(stage: i64, status: &str, owner: i64) -> DealState {
         DealState {

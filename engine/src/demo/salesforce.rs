@@ -208,6 +208,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 },
                 params: serde_json::json!({ "campaign_id": campaign, "status": "Responded" }),
                 idempotency_key: "demo-campaign-1".into(),
+                connection_id: None,
             },
         )
         .await?;

@@ -13,6 +13,8 @@ use tandem_core::{CrmError, CrmErrorKind};
 pub(crate) use tandem_webhooks::{ApiError, ErrorCode, FieldError};
 
 use crate::store::StoreError;
+use crate::sync::connections::route::RouteError;
+use crate::sync::emails::EmailError;
 use crate::sync::outbound::actions::ActionError;
 use crate::sync::SyncError;
 
@@ -121,10 +123,60 @@ impl From<ActionError> for ApiError {
             error @ ActionError::KeyReused => {
                 Self::new(ErrorCode::IdempotencyKeyReused, error.to_string())
             }
-            error @ ActionError::NotConnected => {
+            ActionError::Route(error) => error.into(),
+            ActionError::Sync(error) => error.into(),
+        }
+    }
+}
+
+impl From<EmailError> for ApiError {
+    fn from(error: EmailError) -> Self {
+        match error {
+            error @ EmailError::NotFound => Self::new(ErrorCode::NotFound, error.to_string()),
+            EmailError::Invalid { field, message } => {
+                Self::new(ErrorCode::ValidationFailed, "some fields are invalid").with_fields(vec![
+                    FieldError {
+                        field: field.to_owned(),
+                        message,
+                    },
+                ])
+            }
+            error @ EmailError::KeyReused => {
+                Self::new(ErrorCode::IdempotencyKeyReused, error.to_string())
+            }
+            EmailError::Route(error) => error.into(),
+            EmailError::Sync(error) => error.into(),
+        }
+    }
+}
+
+/// Why a request about a contact found no connection to go to:
+/// - a named connection that does not exist: 422 `unknown_connection`;
+/// - a named connection that is disconnected: 409 `connection_disconnected`;
+/// - no connection named and the contact linked in several: 422 `connection_required`;
+/// - no connection active at all: 503 `connection_unavailable`.
+impl From<RouteError> for ApiError {
+    fn from(error: RouteError) -> Self {
+        let field = |error: &RouteError| FieldError {
+            field: "connection_id".into(),
+            message: error.to_string(),
+        };
+        match error {
+            error @ RouteError::Unknown(_) => {
+                let fields = vec![field(&error)];
+                Self::new(ErrorCode::UnknownConnection, error.to_string()).with_fields(fields)
+            }
+            error @ RouteError::Disconnected(_) => {
+                Self::new(ErrorCode::ConnectionDisconnected, error.to_string())
+            }
+            error @ RouteError::Ambiguous { .. } => {
+                let fields = vec![field(&error)];
+                Self::new(ErrorCode::ConnectionRequired, error.to_string()).with_fields(fields)
+            }
+            error @ RouteError::NotConnected => {
                 Self::new(ErrorCode::ConnectionUnavailable, error.to_string())
             }
-            ActionError::Sync(error) => error.into(),
+            RouteError::Sync(error) => error.into(),
         }
     }
 }
@@ -237,6 +289,42 @@ mod tests {
         assert_eq!(error.fields[0].field, "name");
         let action = ApiError::from(ActionError::Invalid("unknown stage 9".into()));
         assert_eq!(action.code, ErrorCode::ValidationFailed);
+    }
+
+    #[test]
+    fn a_request_that_cannot_be_routed_to_a_connection_says_why_with_its_own_code() {
+        let id = tandem_core::ConnectionId::new(uuid::Uuid::nil());
+        let cases = [
+            (
+                RouteError::Unknown(id),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_connection",
+            ),
+            (
+                RouteError::Disconnected(id),
+                StatusCode::CONFLICT,
+                "connection_disconnected",
+            ),
+            (
+                RouteError::Ambiguous {
+                    what: "the contact is",
+                    connections: vec![id, id],
+                },
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "connection_required",
+            ),
+            (
+                RouteError::NotConnected,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "connection_unavailable",
+            ),
+        ];
+        for (error, status, code) in cases {
+            assert_eq!(
+                status_and_code(ActionError::Route(error)),
+                (status, code.to_owned())
+            );
+        }
     }
 
     #[test]

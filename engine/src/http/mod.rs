@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 pub mod admin;
 pub mod api;
+pub(crate) mod client_address;
 pub mod connect;
 pub(crate) mod error;
 pub mod metrics;
@@ -99,15 +100,22 @@ async fn throttle_failed_auth(
     let Some(surface) = throttle::surface_of(request.method(), request.uri().path()) else {
         return next.run(request).await;
     };
-    let client = request
+    let peer = request
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    // Behind a trusted load balancer, the client it names (`http.trusted_proxies`).
+    let client = client_address::client_address(
+        peer,
+        request.headers(),
+        &state.settings.http.trusted_proxies,
+    );
+    let peer = peer.to_canonical();
     let now = std::time::Instant::now();
     if let Err(wait) = throttle.check(surface, client, now) {
         // Attempts against a lock count too: hammering only makes it longer.
         let locks = throttle.failed(surface, client, now);
-        audit_locks(state, surface, client, &locks).await;
+        audit_locks(state, surface, Origin { client, peer }, &locks).await;
         let seconds = wait.as_secs().max(1);
         let mut response = ApiError::new(
             ErrorCode::TooManyAttempts,
@@ -131,7 +139,7 @@ async fn throttle_failed_auth(
         Some(true) => throttle.succeeded(surface, client, now),
         Some(false) => {
             let locks = throttle.failed(surface, client, now);
-            audit_locks(state, surface, client, &locks).await;
+            audit_locks(state, surface, Origin { client, peer }, &locks).await;
             if throttle.tracked() > 10_000 {
                 throttle.retain_recent(now);
             }
@@ -141,20 +149,35 @@ async fn throttle_failed_auth(
     response
 }
 
+/// Where a request came from: the client the throttle counts, and the TCP peer (the load
+/// balancer, when the client is named by a trusted one).
+#[derive(Debug, Clone, Copy)]
+struct Origin {
+    client: std::net::IpAddr,
+    peer: std::net::IpAddr,
+}
+
 /// One sync-log entry (and one log line, without the address) per lock that started.
 async fn audit_locks(
     state: &AppState,
     surface: throttle::Surface,
-    client: std::net::IpAddr,
+    origin: Origin,
     locks: &[throttle::NewLock],
 ) {
     use crate::sync::synclog::{self, Direction, Entry, Level};
+    let Origin { client, peer } = origin;
+    // The proxy that named the client, when there is one.
+    let via = (peer != client).then(|| peer.to_string());
     for lock in locks {
         let seconds = lock.duration.as_secs().max(1);
         let text = if lock.target {
             format!("{} failed {} authentications in a row from several addresses; new addresses are refused for {seconds} s (addresses that signed in before are not).", surface.as_str(), lock.failures)
         } else {
-            format!("{} failed {} authentications in a row from {client}; it is refused for {seconds} s.", surface.as_str(), lock.failures)
+            let via = via
+                .as_deref()
+                .map(|proxy| format!(" (via the proxy {proxy})"))
+                .unwrap_or_default();
+            format!("{} failed {} authentications in a row from {client}{via}; it is refused for {seconds} s.", surface.as_str(), lock.failures)
         };
         tracing::warn!(
             surface = surface.as_str(),
@@ -168,6 +191,7 @@ async fn audit_locks(
             .detail(serde_json::json!({
                 "surface": surface.as_str(),
                 "client": (!lock.target).then(|| client.to_string()),
+                "via": (!lock.target).then(|| via.clone()).flatten(),
                 "failures": lock.failures,
                 "locked_for_secs": seconds,
             }))

@@ -53,6 +53,7 @@ pub fn install() -> Option<&'static PrometheusHandle> {
             match builder.install_recorder() {
                 Ok(handle) => {
                     describe();
+                    spawn_upkeep(handle.clone());
                     Some(handle)
                 }
                 Err(error) => {
@@ -62,6 +63,22 @@ pub fn install() -> Option<&'static PrometheusHandle> {
             }
         })
         .as_ref()
+}
+
+/// Drains the histograms' recorded samples into their buckets every 5 s (what the crate's
+/// own exporter does; `install_recorder` leaves it to the caller). Without it the samples pile
+/// up in memory between scrapes, without bound when nothing scrapes. A thread, not a task:
+/// the recorder may be installed before (or without) a runtime.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".to_owned())
+        .spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_secs(5));
+            handle.run_upkeep();
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(error = %error, "Could not start the metrics upkeep thread; histograms are drained only when /metrics is scraped.");
+    }
 }
 
 /// At start-up: installs the recorder when the endpoint is enabled, or says how to enable it.

@@ -82,7 +82,10 @@ pub async fn get(db: &impl Conn, id: ConnectionId) -> Result<Option<ConnectionRo
         .map(ConnectionRow::from))
 }
 
-/// Moves a connection to `new_state` with the error the admin sees (or none).
+/// Moves a connection to `new_state` with the error the admin sees (or none), unless the
+/// admin disconnected it: only a reconnect ([`save`]) brings a disconnected connection back,
+/// so a push or a poll that was in flight during the disconnect (its 401 after the revoke, the
+/// initial sync finishing) cannot turn it into "token expired" or "connected" again.
 pub async fn set_state(
     db: &impl Conn,
     id: ConnectionId,
@@ -99,10 +102,15 @@ pub async fn set_state(
         )
         .col_expr(connection::Column::UpdatedAt, Expr::value(now))
         .filter(connection::Column::Id.eq(id))
+        .filter(connection::Column::State.ne(DISCONNECTED))
         .exec(db.raw())
         .await?;
     Ok(())
 }
+
+/// `connection.state` of a connection the admin disconnected (the use-cases' name for it is
+/// `sync::connections::state::DISCONNECTED`).
+const DISCONNECTED: &str = "disconnected";
 
 /// Tokens a refresh brought, sealed, for [`store_tokens`].
 #[derive(Debug, Clone, PartialEq)]

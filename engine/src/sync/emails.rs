@@ -20,7 +20,7 @@ pub use crate::store::emails::EmailSettings;
 use crate::store::emails::{self as stored, EmailRow};
 use crate::store::{Conn, Constraint};
 use crate::sync::app::contacts;
-use crate::sync::connections::{self, ConnectionCtx};
+use crate::sync::connections::ConnectionCtx;
 use crate::sync::links;
 use crate::sync::outbound::CrmFailure;
 use crate::sync::{Engine, SyncError};
@@ -75,6 +75,10 @@ pub struct EmailIn {
     pub thread_id: Option<String>,
     #[serde(default)]
     pub in_reply_to: Option<String>,
+    /// The connection to log it in; without it, the one that links the participants (see
+    /// `connections::route`).
+    #[serde(default)]
+    pub connection_id: Option<ConnectionId>,
 }
 
 /// Why an e-mail was refused.
@@ -87,8 +91,10 @@ pub enum EmailError {
     },
     #[error("the message_id was already logged with a different e-mail")]
     KeyReused,
-    #[error("no CRM connection is active")]
-    NotConnected,
+    /// No connection to log it in: the named one is unknown or disconnected, the
+    /// participants are linked in several, or none is active.
+    #[error(transparent)]
+    Route(#[from] crate::sync::connections::route::RouteError),
     #[error("no e-mail with this message_id")]
     NotFound,
     #[error(transparent)]
@@ -188,11 +194,26 @@ fn addresses_of(email: &EmailIn) -> Vec<&String> {
     }
 }
 
-/// Each participant with its linked person and that person's items.
+/// Each participant's address (those that parse, in order) with the app contacts that have it.
+async fn participants_of(
+    engine: &Engine,
+    email: &EmailIn,
+) -> Result<Vec<(String, Vec<ContactId>)>, SyncError> {
+    let mut out = Vec::new();
+    for address in addresses_of(email) {
+        if let Ok(parsed) = tandem_core::EmailAddress::parse(address) {
+            let contacts = contacts::ids_by_email(&engine.store, parsed.as_str()).await?;
+            out.push((parsed.as_str().to_owned(), contacts));
+        }
+    }
+    Ok(out)
+}
+
+/// Each participant ([`participants_of`]) with its linked person and that person's items.
 async fn resolve(
     engine: &Engine,
     conn: ConnectionId,
-    email: &EmailIn,
+    participants: &[(String, Vec<ContactId>)],
 ) -> Result<Resolved, SyncError> {
     let mirror = crate::store::mirror::mirror_enabled(&engine.store, conn).await?;
     let mut out = Resolved {
@@ -200,12 +221,9 @@ async fn resolve(
         contacts: Vec::new(),
         unknown: Vec::new(),
     };
-    for address in addresses_of(email) {
-        let Ok(parsed) = tandem_core::EmailAddress::parse(address) else {
-            continue;
-        };
+    for (address, candidates) in participants {
         let mut person = None;
-        for contact in contacts::ids_by_email(&engine.store, parsed.as_str()).await? {
+        for &contact in candidates {
             if let Some(link) = links::by_contact(&engine.store, conn, contact).await? {
                 person = Some(link.person_id);
                 out.contacts.push(contact);
@@ -215,7 +233,7 @@ async fn resolve(
         let items = match person {
             Some(p) => items_of(engine, mirror, p).await?,
             None => {
-                out.unknown.push(parsed.as_str().to_owned());
+                out.unknown.push(address.clone());
                 Vec::new()
             }
         };
@@ -286,11 +304,10 @@ pub async fn submit(engine: &Engine, raw: &Value) -> Result<(EmailRow, bool), Em
     if let Some(existing) = stored::by_message_id(&engine.store, &email.message_id).await? {
         return replay(existing, &hash);
     }
-    let connection = connections::active_id(&engine.store)
-        .await?
-        .ok_or(EmailError::NotConnected)?;
+    let participants = participants_of(engine, &email).await?;
+    let connection = route(engine, &email, &participants).await?;
     let settings = stored::settings(&engine.store, connection.uuid()).await?;
-    let resolved = resolve(engine, connection, &email).await?;
+    let resolved = resolve(engine, connection, &participants).await?;
     let thread_key = thread_key_of(engine, &email).await?;
     let thread_item = stored::thread_item(&engine.store, &thread_key, email.sent_at)
         .await?
@@ -350,6 +367,20 @@ pub async fn submit(engine: &Engine, raw: &Value) -> Result<(EmailRow, bool), Em
             )]);
             let upserted =
                 crate::sync::app::local::create_contact_in(&txn, fields, true, now).await?;
+            // The list's push goes to the oldest active connection; the e-mail waits for a
+            // person in its own connection (coalesced when they are the same).
+            queue::enqueue(
+                &txn,
+                connection,
+                &upserted.contact_id.to_string(),
+                Priority::Edit,
+                &JobPayload::PushContact {
+                    contact_id: upserted.contact_id,
+                },
+                now,
+            )
+            .await
+            .map_err(SyncError::from)?;
             first.get_or_insert(upserted.contact_id);
         }
         if let Some(first) = first {
@@ -392,6 +423,26 @@ pub async fn submit(engine: &Engine, raw: &Value) -> Result<(EmailRow, bool), Em
         .await?
         .ok_or(EmailError::KeyReused)?;
     Ok((stored, false))
+}
+
+/// The connection an e-mail is logged in: the one it names, else the one that links its
+/// participants' contacts, else the oldest active one (`connections::route`).
+async fn route(
+    engine: &Engine,
+    email: &EmailIn,
+    participants: &[(String, Vec<ContactId>)],
+) -> Result<ConnectionId, EmailError> {
+    use crate::sync::connections::route;
+    let db = &engine.store;
+    if let Some(id) = email.connection_id {
+        return Ok(route::named(db, id).await?);
+    }
+    route::require_active(db).await?;
+    let contacts: Vec<ContactId> = participants
+        .iter()
+        .flat_map(|(_, contacts)| contacts.iter().copied())
+        .collect();
+    Ok(route::for_contacts(db, &contacts, "the e-mail's participants are").await?)
 }
 
 /// [`submit`] for each e-mail of a batch, in order; one result per e-mail.
@@ -909,7 +960,8 @@ async fn settle_waiting(
     }
     let email: EmailIn = serde_json::from_value(row.email.clone())
         .map_err(|e| SyncError::Corrupt(format!("e-mail {}: {e}", row.id)))?;
-    let resolved = resolve(engine, conn.id, &email).await?;
+    let participants = participants_of(engine, &email).await?;
+    let resolved = resolve(engine, conn.id, &participants).await?;
     let thread_item = stored::thread_item(&engine.store, &row.thread_key, row.sent_at)
         .await?
         .as_deref()
@@ -1128,6 +1180,7 @@ pub fn view(row: &EmailRow) -> Value {
     }
     json!({
         "message_id": row.message_id,
+        "connection_id": row.connection_id,
         "state": row.state,
         "record": row.record_kind,
         "persons": row.persons,

@@ -49,7 +49,7 @@ pub async fn set_enabled(
             "the connection is disconnected; reconnect it before switching the mirror on".into(),
         ));
     }
-    if !engine.crm.has_mirror() {
+    if !conn.crm.has_mirror() {
         return Err(MirrorError::NotPipedrive.into());
     }
     // The mirror's tables in tandem's database (`pipedrive_{stream}`) hold one company: a

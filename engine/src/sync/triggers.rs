@@ -508,6 +508,41 @@ fn due_at(activity: &Value) -> Option<i64> {
     Some(at.and_utc().timestamp())
 }
 
+/// The CRM trigger types among `types` that cannot fire with today's connections, each with
+/// why ([`tandem_core::triggers::unavailable_reason`]): shown on the subscription so the app
+/// knows, rather than waiting for events that cannot come.
+pub async fn unavailable(
+    store: &crate::store::Store,
+    types: &[String],
+) -> Result<Vec<(String, &'static str)>, SyncError> {
+    use crate::sync::connections::context::{kind, state};
+    if !types.iter().any(|t| Trigger::KINDS.contains(&t.as_str())) {
+        return Ok(Vec::new());
+    }
+    let mut sources = tandem_core::triggers::TriggerSources {
+        connections: 0,
+        pipedrive: 0,
+        mirrored: false,
+    };
+    for connection in crate::store::connections::list(store).await? {
+        if connection.state == state::DISCONNECTED {
+            continue;
+        }
+        sources.connections += 1;
+        if connection.crm == kind::PIPEDRIVE {
+            sources.pipedrive += 1;
+            sources.mirrored = sources.mirrored
+                || crate::store::mirror::mirror_enabled(store, connection.id).await?;
+        }
+    }
+    Ok(types
+        .iter()
+        .filter_map(|t| {
+            tandem_core::triggers::unavailable_reason(t, sources).map(|why| (t.clone(), why))
+        })
+        .collect())
+}
+
 /// The date trigger: announces `activity.overdue` for every open activity of the mirror whose
 /// due time passed (by the engine's clock), once per due time (`crm_trigger_announced`; a new
 /// due time is eligible again). Only connections that keep a live mirror are scanned: without

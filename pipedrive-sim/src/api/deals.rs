@@ -20,15 +20,17 @@ pub(super) fn list(ctx: &Ctx<'_>) -> HResult {
     let org = ctx.q_int("org_id")?;
     let pipeline = ctx.q_int("pipeline_id")?;
     let stage = ctx.q_int("stage_id")?;
-    let status = ctx.q("status").map(str::to_owned);
+    let statuses = statuses(ctx)?;
     let since = ctx.q_time("updated_since")?;
     let until = ctx.q_time("updated_until")?;
     with_company(ctx, |c, _| {
         let keep = |d: &Deal| {
-            let st_ok = match status.as_deref() {
-                Some("deleted") => d.is_deleted,
-                Some(s) => !d.is_deleted && d.status == s,
+            let st_ok = match &statuses {
                 None => !d.is_deleted,
+                Some(list) => list.iter().any(|s| match *s {
+                    "deleted" => d.is_deleted,
+                    s => !d.is_deleted && d.status == s,
+                }),
             };
             st_ok
                 && !d.is_archived
@@ -49,6 +51,27 @@ pub(super) fn list(ctx: &Ctx<'_>) -> HResult {
             vec![],
         ))
     })
+}
+
+/// `v2.getDeals`' `status`: one of `open`, `won`, `lost`, `deleted`, or several "as a comma
+/// separated array" (`open,won,lost,deleted` is every deal, deleted ones too); none: every deal
+/// not deleted.
+fn statuses(ctx: &Ctx<'_>) -> Result<Option<Vec<&'static str>>, ApiErr> {
+    let Some(raw) = ctx.q("status").filter(|s| !s.trim().is_empty()) else {
+        return Ok(None);
+    };
+    raw.split(',')
+        .map(|s| match s.trim() {
+            "open" => Ok("open"),
+            "won" => Ok("won"),
+            "lost" => Ok("lost"),
+            "deleted" => Ok("deleted"),
+            other => Err(ApiErr::BadRequest(format!(
+                "Validation failed: status: {other:?} is not one of open, won, lost, deleted"
+            ))),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 /// `v2.getDeal`.

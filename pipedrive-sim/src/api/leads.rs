@@ -1,12 +1,13 @@
 //! Leads (API v1 only): `v1.getLeads` (not archived ones; `start`/`limit` with the
-//! documented `additional_data.{start, limit, more_items_in_collection}`), `v1.getLead`,
+//! documented `additional_data.{start, limit, more_items_in_collection}` and the usual v1
+//! `additional_data.pagination` object beside them), `v1.getLead`,
 //! `v1.addLead` (201), `v1.updateLead` (PATCH), `v1.deleteLead`, and `v1.getLeadLabels`.
 
 use axum::http::StatusCode;
 use rand::Rng;
 use serde_json::{json, Value};
 
-use super::paging::{v1_sort, SortField};
+use super::paging::{v1_page, v1_sort, SortField};
 use super::request::{with_company, Ctx};
 use super::response::{ok_data, ApiErr, HResult};
 use crate::model::v2_time;
@@ -53,17 +54,23 @@ pub(super) fn list(ctx: &Ctx<'_>) -> HResult {
         if desc {
             rows.reverse();
         }
-        let more = start + limit < rows.len();
-        let data: Vec<Value> = rows
+        let (page, pagination) = v1_page(rows, start, limit);
+        let data: Vec<Value> = page
             .iter()
-            .skip(start)
-            .take(limit)
             .filter_map(|(_, seq)| c.leads.get(seq))
             .map(|l| l.v1_json(c.id))
             .collect();
+        // The `getLeads` schema's flat `start`, `limit` and `more_items_in_collection`, and the
+        // `pagination` object every paged v1 list carries (Pipedrive's pagination guide), which
+        // the extractors page leads by (`additional_data.pagination.next_start`).
+        let mut additional = pagination.clone();
+        if let Value::Object(m) = &mut additional {
+            m.remove("next_start");
+            m.insert("pagination".into(), pagination);
+        }
         Ok((
             StatusCode::OK,
-            json!({"success": true, "data": data, "additional_data": {"start": start, "limit": limit, "more_items_in_collection": more}}),
+            json!({"success": true, "data": data, "additional_data": additional}),
             vec![],
         ))
     })

@@ -12,7 +12,7 @@ use axum::response::Response;
 
 use super::request::{parse_query, Ctx};
 use super::response::{injected_status, ApiErr, HResult};
-use super::{admin, composite, describe, limits, oauth, query, sobjects, tooling};
+use super::{admin, composite, composite_call, describe, limits, oauth, query, sobjects, tooling};
 use crate::faults::RequestAction;
 use crate::ops::{route, Op, Route};
 use crate::shared::{ConnCtl, Shared};
@@ -193,7 +193,11 @@ async fn serve(app: &App, req: Request, lose_answer: &mut bool) -> Response {
         body,
         now_ms,
     };
-    let result = if lock_fault {
+    let result = if op == Op::Composite {
+        // A lock fault lands on the Composite call's writing subrequests, as Salesforce
+        // reports a locked row inside the subrequest's answer.
+        composite_call::call(&ctx, lock_fault)
+    } else if lock_fault {
         Err(lock_error(&ctx))
     } else {
         handle(&ctx, op, &parts.method)
@@ -211,7 +215,7 @@ async fn serve(app: &App, req: Request, lose_answer: &mut bool) -> Response {
     resp
 }
 
-fn lock_error(ctx: &Ctx<'_>) -> ApiErr {
+pub(super) fn lock_error(ctx: &Ctx<'_>) -> ApiErr {
     let id = ctx.params.id.clone().unwrap_or_default();
     ApiErr::new(
         400,
@@ -226,7 +230,7 @@ fn limit_header(resp: &mut Response, used: u64, max: u64) {
     }
 }
 
-fn handle(ctx: &Ctx<'_>, op: Op, method: &Method) -> HResult {
+pub(super) fn handle(ctx: &Ctx<'_>, op: Op, method: &Method) -> HResult {
     let _ = method;
     match op {
         Op::Resources => limits::resources(ctx),
@@ -253,6 +257,7 @@ fn handle(ctx: &Ctx<'_>, op: Op, method: &Method) -> HResult {
         Op::ToolingCreate => tooling::create(ctx),
         Op::ToolingGet => tooling::get(ctx),
         Op::OauthAuthorize
+        | Op::Composite
         | Op::OauthToken
         | Op::OauthRevoke
         | Op::OauthUserinfo

@@ -6,13 +6,15 @@
 //!   JSON answers).
 //! - Resources: `oauth` (authorize, token, revoke, userinfo, identity), `sobjects` (rows and
 //!   external ids), `describe`, `query` (query, queryAll, more, updated, deleted),
-//!   `composite` (sObject Collections), `limits` (limits, versions, resources), `tooling`,
+//!   `composite` (sObject Collections), `composite_call` (Composite, `POST /composite`:
+//!   subrequests through the same handlers, one API call), `limits` (limits, versions, resources), `tooling`,
 //!   and `admin` (the test hooks under `/__sim`).
 //!
 //! Imports point down only: `dispatch` → resources → `request`/`response`.
 
 mod admin;
 mod composite;
+mod composite_call;
 mod describe;
 mod dispatch;
 mod limits;

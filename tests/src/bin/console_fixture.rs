@@ -1,27 +1,30 @@
-//! The browser test's fixture: starts a Pipedrive simulator and tandem (fresh database, admin
-//! token `test-admin-token`, OAuth against the simulator) on 127.0.0.1, prints one JSON line
+//! The browser test's fixture: starts a Pipedrive simulator, a Salesforce simulator (its
+//! production org holding one Lead, `lead@example.com`) and tandem (fresh database, admin
+//! token `test-admin-token`, OAuth against both simulators) on 127.0.0.1, prints one JSON line
 //! `{"tandem": URL, "sim": URL, "admin_token": ...}`, then obeys commands on stdin, one per
 //! line, answering `ok <command>` when done:
 //! - `revoke`: the simulator forgets every token (as an uninstall does);
 //! - `duplicates`: three persons sharing an e-mail appear in Pipedrive and tandem pulls them;
 //! - `traffic`: a contact named `<script>alert(1)</script>` (e-mail `xss@example.com`) is
 //!   pushed to Pipedrive and the minute series are written, so the charts have something to draw;
+//! - `salesforce-revoke`: the Salesforce simulator revokes the production org's tokens (as an
+//!   admin revoking the connected app does);
 //! - `quit` (or end of input): stop.
 
 use std::io::Write;
 
-use pipedrive_sim::SimConfig;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let app = tandem_tests::spawn_app_with(
-        SimConfig {
-            time_scale: 0.001,
-            ..SimConfig::default()
-        },
-        |_| {},
-    )
-    .await;
+    let tandem_tests::salesforce::SfApp { app, sf } =
+        tandem_tests::salesforce::spawn_sf_app(salesforce_sim::SfSimConfig::default(), |_| {})
+            .await;
+    sf.handle()
+        .insert_record(
+            salesforce_sim::OrgKind::Production,
+            "Lead",
+            serde_json::json!({ "FirstName": "Lea", "LastName": "Lead", "Company": "Acme", "Email": "lead@example.com" }),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let sim = app.sim.handle();
     sim.add_person_field("Campaign", "varchar", &[])
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -35,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
     let engine = app.engine.clone();
     let runtime = tokio::runtime::Handle::current();
     // The simulator's handle is synchronous: read commands on a blocking thread.
+    let sf_handle = sf.handle();
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         for line in std::io::stdin().lines() {
             let line = line?;
@@ -74,6 +78,8 @@ async fn main() -> anyhow::Result<()> {
                     sim.insert_person(serde_json::json!({ "name": "Hidden Person", "owner_id": me + 1, "visible_to": 1, "emails": [{ "value": "hidden@example.com", "primary": true }] }))
                         .map_err(|e| anyhow::anyhow!("{e}"))?;
                 }
+                "salesforce-revoke" => sf_handle
+                    .revoke_tokens(salesforce_sim::OrgKind::Production, None),
                 "quit" => break,
                 "" => continue,
                 other => {
@@ -89,5 +95,6 @@ async fn main() -> anyhow::Result<()> {
     })
     .await??;
     drop(app);
+    drop(sf);
     Ok(())
 }

@@ -18,8 +18,8 @@ use tandem_core::CrmError;
 use super::errors::{error_text, SalesforceError};
 use super::ids::SfKeys;
 use super::wire::{
-    CollectionRequest, DeletedResult, Describe, QueryResult, Record, SaveResult, TokenResponse,
-    UserInfo,
+    CollectionRequest, CompositeRequest, CompositeResponse, DeletedResult, Describe, QueryResult,
+    Record, SaveResult, Subrequest, SubrequestResult, TokenResponse, UserInfo,
 };
 use super::SfConfig;
 use crate::crm::limiter::{ConnectionBudget, Limiters};
@@ -278,6 +278,54 @@ impl SalesforceClient {
         self.json(s, request, true).await
     }
 
+    /// `POST /composite` (`allOrNone=false`, `collateSubrequests=false`): the subrequests run in
+    /// the order sent, in ONE API call; one answer per subrequest, in the order sent. A
+    /// subrequest's failure is in its own answer ([`subrequest_answer`]). Sent as a write (with
+    /// `Sforce-Call-Options`), as tandem uses it to write.
+    pub async fn composite(
+        &self,
+        s: &Session,
+        subrequests: &[Subrequest],
+    ) -> Result<Vec<SubrequestResult>, CrmError> {
+        let body = CompositeRequest {
+            all_or_none: false,
+            collate_subrequests: false,
+            composite_request: subrequests,
+        };
+        let request = self.request(s, Method::POST, "/composite").json(&body);
+        let answer: CompositeResponse = self.json(s, request, true).await?;
+        let mut by_ref: std::collections::HashMap<String, SubrequestResult> = answer
+            .composite_response
+            .into_iter()
+            .map(|r| (r.reference_id.clone(), r))
+            .collect();
+        subrequests
+            .iter()
+            .map(|sub| {
+                by_ref.remove(&sub.reference_id).ok_or_else(|| {
+                    SalesforceError::Decode(format!(
+                        "the composite answer has no result for {}",
+                        sub.reference_id
+                    ))
+                    .into()
+                })
+            })
+            .collect()
+    }
+
+    /// A subrequest's path (`/services/data/vXX.X/…?query`) for [`Self::composite`].
+    pub fn subrequest_url(&self, path: &str, query: &[(&str, &str)]) -> String {
+        let mut url = format!("/services/data/{}{path}", self.config.api_version);
+        if !query.is_empty() {
+            let encoded = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(query)
+                .finish();
+            url.push('?');
+            url.push_str(&encoded);
+        }
+        url
+    }
+
     /// `GET /composite/sobjects/{T}?ids&fields`: the records in the order of `ids` (`None`
     /// for one that is gone).
     pub async fn retrieve(
@@ -405,6 +453,26 @@ fn observe(budget: &ConnectionBudget, response: &Response) {
         return;
     };
     budget.observe(None, Some((max - used).max(0)), Some(max));
+}
+
+/// A Composite subrequest's answer decoded as `T`, or its error array classified as the same
+/// answer to a call of its own would be.
+pub fn subrequest_answer<T: DeserializeOwned>(result: SubrequestResult) -> Result<T, CrmError> {
+    let status = result.http_status_code;
+    if (200..300).contains(&status) {
+        return serde_json::from_value(result.body).map_err(|e| {
+            SalesforceError::Decode(format!("subrequest {}: {e}", result.reference_id)).into()
+        });
+    }
+    let raw = result.body.to_string();
+    let (code, message, fields) = error_text(&result.body, &raw);
+    Err(SalesforceError::Api {
+        status,
+        code,
+        message,
+        fields,
+    }
+    .into())
 }
 
 async fn status_error(response: Response) -> SalesforceError {

@@ -12,10 +12,10 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use tandem_core::{ApId, CrmError, EmailAddress, FieldKey, FieldValue, PersonId};
 
-use super::client::{SalesforceClient, COLLECTION_MAX};
+use super::client::{subrequest_answer, SalesforceClient, COLLECTION_MAX};
 use super::errors::{record_error, SalesforceError};
 use super::mapping::{self, soql_string, soql_time};
-use super::wire::{Attributes, Record, SaveResult, TokenResponse};
+use super::wire::{Attributes, QueryResult, Record, SaveResult, Subrequest, TokenResponse};
 use super::SObject;
 use crate::config::{Redacted, SalesforceSettings};
 use crate::crm::fields::FieldMap;
@@ -335,9 +335,58 @@ fn save_outcome(result: &SaveResult) -> Result<(), CrmError> {
     ))
 }
 
-/// Writes to many persons with sObject Collections (200 per call, `allOrNone=false`), then
-/// reads the written ones back (one `composite/sobjects` retrieve per object and 200). Returns
-/// one result per input, in order: a record Salesforce refused carries its own error.
+/// The sObject Collections write of `records` as a Composite subrequest.
+fn collection_subrequest(
+    client: &SalesforceClient,
+    method: &'static str,
+    reference_id: &str,
+    records: &[Record],
+) -> Subrequest {
+    Subrequest {
+        method,
+        url: client.subrequest_url("/composite/sobjects", &[]),
+        reference_id: reference_id.to_owned(),
+        body: Some(json!({ "allOrNone": false, "records": records })),
+    }
+}
+
+/// The records of `ids` (their `fields`), by the id asked for (`None`: gone): from the
+/// read-back subrequest's `answered` when it answered for the id, else (it failed, or a
+/// record is missing from a query's answer) with one `composite/sobjects` retrieve per 200 of
+/// the missing, so a read-back that did not come costs a call but never a result.
+async fn read_back(
+    client: &SalesforceClient,
+    s: &Session,
+    object: SObject,
+    fields: &[String],
+    ids: &[String],
+    mut found: BTreeMap<String, Option<Record>>,
+) -> Result<BTreeMap<String, Option<Record>>, CrmError> {
+    let missing: Vec<String> = ids
+        .iter()
+        .filter(|id| !found.contains_key(*id))
+        .cloned()
+        .collect();
+    let mut out: BTreeMap<String, Option<Record>> = BTreeMap::new();
+    for chunk in missing.chunks(COLLECTION_MAX) {
+        let records = client.retrieve(s, object.name(), chunk, fields).await?;
+        for (id, record) in chunk.iter().zip(records) {
+            out.insert(id.clone(), record);
+        }
+    }
+    for id in ids {
+        if let Some(record) = found.remove(id) {
+            out.insert(id.clone(), record);
+        }
+    }
+    Ok(out)
+}
+
+/// Writes to many persons with sObject Collections (200 per call, `allOrNone=false`) and
+/// reads the written ones back in the same call: one Composite call (`POST /composite`, one
+/// API call, ADR 0020) per 200 carries the `PATCH /composite/sobjects` and one
+/// `GET /composite/sobjects/{Lead|Contact}` per object, run in that order. Returns one result
+/// per input, in order: a record Salesforce refused carries its own error.
 pub(crate) async fn update_people_batch(
     client: &SalesforceClient,
     s: &Session,
@@ -366,42 +415,73 @@ pub(crate) async fn update_people_batch(
             }
         }
     }
-    let mut written: Vec<(usize, SObject, String)> = Vec::new();
-    for chunk in pending.chunks(COLLECTION_MAX) {
-        let records: Vec<Record> = chunk.iter().map(|(.., r)| r.clone()).collect();
-        let saved = client.collection_update(s, &records).await?;
-        for (k, (i, object, key, _)) in chunk.iter().enumerate() {
-            match saved.get(k).map(save_outcome) {
-                Some(Ok(())) => written.push((*i, *object, key.clone())),
-                Some(Err(e)) => results[*i] = Some(Err(e)),
-                None => {
-                    results[*i] = Some(Err(SalesforceError::Decode(
-                        "sObject Collections answered fewer results than records".into(),
-                    )
-                    .into()))
-                }
-            }
+    let mut fields: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+    for object in [SObject::Lead, SObject::Contact] {
+        if pending.iter().any(|(_, o, ..)| *o == object) {
+            fields.insert(object.name(), fields_for(client, s, object, map).await?);
         }
     }
-    for object in [SObject::Lead, SObject::Contact] {
-        let of_object: Vec<&(usize, SObject, String)> =
-            written.iter().filter(|(_, o, _)| *o == object).collect();
-        if of_object.is_empty() {
-            continue;
+    for chunk in pending.chunks(COLLECTION_MAX) {
+        let records: Vec<Record> = chunk.iter().map(|(.., r)| r.clone()).collect();
+        let mut subrequests = vec![collection_subrequest(client, "PATCH", "write", &records)];
+        // (object, ids asked for) of each read-back subrequest, in order.
+        let mut reads: Vec<(SObject, Vec<String>)> = Vec::new();
+        for object in [SObject::Lead, SObject::Contact] {
+            let ids: Vec<String> = chunk
+                .iter()
+                .filter(|(_, o, ..)| *o == object)
+                .map(|(_, _, k, _)| k.clone())
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let of_object = &fields[object.name()];
+            subrequests.push(Subrequest {
+                method: "GET",
+                url: client.subrequest_url(
+                    &format!("/composite/sobjects/{}", object.name()),
+                    &[("ids", &ids.join(",")), ("fields", &of_object.join(","))],
+                ),
+                reference_id: format!("read{}", object.name()),
+                body: None,
+            });
+            reads.push((object, ids));
         }
-        let fields = fields_for(client, s, object, map).await?;
-        for chunk in of_object.chunks(COLLECTION_MAX) {
-            let ids: Vec<String> = chunk.iter().map(|(_, _, k)| k.clone()).collect();
-            let records = client.retrieve(s, object.name(), &ids, &fields).await?;
-            for (k, (i, _, key)) in chunk.iter().enumerate() {
-                results[*i] = Some(match records.get(k).cloned().flatten() {
+        let mut answers = client.composite(s, &subrequests).await?.into_iter();
+        let saved: Vec<SaveResult> = match answers.next() {
+            Some(answer) => subrequest_answer(answer)?,
+            None => Vec::new(),
+        };
+        let mut read: BTreeMap<String, Option<Record>> = BTreeMap::new();
+        for ((object, ids), answer) in reads.iter().zip(answers) {
+            let found: BTreeMap<String, Option<Record>> = match subrequest_answer::<
+                Vec<Option<Record>>,
+            >(answer)
+            {
+                Ok(records) => ids.iter().cloned().zip(records).collect(),
+                Err(error) => {
+                    tracing::warn!(connection_id = %s.connection_id, error = %error, "The read-back inside the composite call failed; reading the records again.");
+                    BTreeMap::new()
+                }
+            };
+            // A record the answer has as `null` is gone (deleted, or no longer visible).
+            read.extend(read_back(client, s, *object, &fields[object.name()], ids, found).await?);
+        }
+        for (k, (i, object, key, _)) in chunk.iter().enumerate() {
+            results[*i] = Some(match saved.get(k).map(save_outcome) {
+                Some(Ok(())) => match read.get(key).cloned().flatten() {
                     Some(record) => person_of(client, s, map, &record),
                     None => Err(record_error(
                         Some("NOT_FOUND"),
                         &format!("{} {key} is gone after the update", object.name()),
                     )),
-                });
-            }
+                },
+                Some(Err(e)) => Err(e),
+                None => Err(SalesforceError::Decode(
+                    "sObject Collections answered fewer results than records".into(),
+                )
+                .into()),
+            });
         }
     }
     Ok(results
@@ -416,8 +496,10 @@ pub(crate) async fn update_people_batch(
 
 /// Creates many persons with sObject Collections (`POST /composite/sobjects`, 200 per call,
 /// `allOrNone=false`), each as the configured object with the apId in the external-id field,
-/// then reads the created ones back (one `composite/sobjects` retrieve per 200). One result
-/// per input, in order: a record Salesforce refused carries its own error.
+/// and reads the created ones back in the same call: one Composite call (`POST /composite`,
+/// one API call, ADR 0020) per 200 carries the create and a query of the object by the
+/// batch's external ids (the new ids are not known when the call is sent; the external ids
+/// are). One result per input, in order: a record Salesforce refused carries its own error.
 pub(crate) async fn create_people_batch(
     client: &SalesforceClient,
     s: &Session,
@@ -449,18 +531,63 @@ pub(crate) async fn create_people_batch(
         };
         pending.push((record, placeholders));
     }
-    // (input index, new id, placeholders)
-    let mut created: Vec<(usize, String, Vec<crate::crm::records::FilledPlaceholder>)> = Vec::new();
+    if pending.is_empty() {
+        return Ok(Vec::new());
+    }
+    let fields = fields_for(client, s, object, map).await?;
+    let ext_field = mapping::ext_field(map, client.config()).to_owned();
     for (c, chunk) in pending.chunks(COLLECTION_MAX).enumerate() {
+        let first = c * COLLECTION_MAX;
         let records: Vec<Record> = chunk.iter().map(|(r, _)| r.clone()).collect();
-        let saved = client.collection_create(s, &records).await?;
+        let ap_ids: Vec<String> = people[first..first + chunk.len()]
+            .iter()
+            .map(|p| soql_string(p.ap_id.as_str()))
+            .collect();
+        let soql = format!(
+            "SELECT {} FROM {} WHERE {ext_field} IN ({})",
+            fields.join(", "),
+            object.name(),
+            ap_ids.join(", ")
+        );
+        let subrequests = [
+            collection_subrequest(client, "POST", "create", &records),
+            Subrequest {
+                method: "GET",
+                url: client.subrequest_url("/query", &[("q", &soql)]),
+                reference_id: "readBack".to_owned(),
+                body: None,
+            },
+        ];
+        let mut answers = client.composite(s, &subrequests).await?.into_iter();
+        let saved: Vec<SaveResult> = match answers.next() {
+            Some(answer) => subrequest_answer(answer)?,
+            None => Vec::new(),
+        };
+        let found: BTreeMap<String, Option<Record>> = match answers
+            .next()
+            .map(subrequest_answer::<QueryResult>)
+        {
+            Some(Ok(page)) => page
+                .records
+                .into_iter()
+                .filter_map(|r| r.text("Id").map(str::to_owned).map(|id| (id, Some(r))))
+                .collect(),
+            Some(Err(error)) => {
+                tracing::warn!(connection_id = %s.connection_id, error = %error, "The read-back inside the composite call failed; reading the created records again.");
+                BTreeMap::new()
+            }
+            None => BTreeMap::new(),
+        };
+        // (input index, new id, placeholders)
+        let mut created: Vec<(usize, String, &[crate::crm::records::FilledPlaceholder])> =
+            Vec::new();
         for (k, (_, placeholders)) in chunk.iter().enumerate() {
-            let i = c * COLLECTION_MAX + k;
+            let i = first + k;
             match saved.get(k) {
                 Some(result) => match (save_outcome(result), &result.id) {
                     (Ok(()), Some(id)) => {
                         log_placeholders(s, id, placeholders);
-                        created.push((i, id.clone(), placeholders.clone()));
+                        created.push((i, id.clone(), placeholders));
                     }
                     (Ok(()), None) => {
                         results[i] = Some(Err(SalesforceError::Decode(
@@ -478,26 +605,19 @@ pub(crate) async fn create_people_batch(
                 }
             }
         }
-    }
-    if !created.is_empty() {
-        let fields = fields_for(client, s, object, map).await?;
-        for chunk in created.chunks(COLLECTION_MAX) {
-            let ids: Vec<String> = chunk.iter().map(|(_, k, _)| k.clone()).collect();
-            let records = client.retrieve(s, object.name(), &ids, &fields).await?;
-            for (k, (i, key, placeholders)) in chunk.iter().enumerate() {
-                results[*i] = Some(match records.get(k).cloned().flatten() {
-                    Some(record) => {
-                        person_of(client, s, map, &record).map(|person| CreatedPerson {
-                            person,
-                            placeholders: placeholders.clone(),
-                        })
-                    }
-                    None => Err(record_error(
-                        Some("NOT_FOUND"),
-                        &format!("{} {key} is gone after its create", object.name()),
-                    )),
-                });
-            }
+        let ids: Vec<String> = created.iter().map(|(_, id, _)| id.clone()).collect();
+        let read = read_back(client, s, object, &fields, &ids, found).await?;
+        for (i, key, placeholders) in created {
+            results[i] = Some(match read.get(&key).cloned().flatten() {
+                Some(record) => person_of(client, s, map, &record).map(|person| CreatedPerson {
+                    person,
+                    placeholders: placeholders.to_vec(),
+                }),
+                None => Err(record_error(
+                    Some("NOT_FOUND"),
+                    &format!("{} {key} is gone after its create", object.name()),
+                )),
+            });
         }
     }
     Ok(results

@@ -379,13 +379,20 @@ async fn a_batch_of_201_goes_as_200_plus_1_with_per_record_errors() {
             )
         })
         .collect();
-    let before = h.calls("composite.update");
+    let (before, calls, reads) = (
+        h.subrequests("composite.update"),
+        h.calls("composite.composite"),
+        h.calls("composite.retrieve"),
+    );
     let results = e
         .crm
         .update_people_batch(&e.session, &map, &updates)
         .await
         .unwrap();
-    assert_eq!(h.calls("composite.update") - before, 2, "200 + 1");
+    assert_eq!(h.subrequests("composite.update") - before, 2, "200 + 1");
+    // Each write and its read-back travel in one Composite call: no read-back call of its own.
+    assert_eq!(h.calls("composite.composite") - calls, 2);
+    assert_eq!(h.calls("composite.retrieve") - reads, 0);
     assert_eq!(results.len(), 201);
     let bad = results[7].as_ref().unwrap_err();
     assert_eq!(

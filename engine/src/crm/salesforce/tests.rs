@@ -326,6 +326,28 @@ fn a_composite_answer_maps_to_per_record_errors() {
 }
 
 #[test]
+fn a_composite_answer_decodes_each_subrequest_or_classifies_its_error_array() {
+    use super::client::subrequest_answer;
+    use super::wire::CompositeResponse;
+    let answer: CompositeResponse =
+        serde_json::from_str(include_str!("fixtures/composite_response.json")).unwrap();
+    let mut results = answer.composite_response.into_iter();
+    let created = results.next().unwrap();
+    assert_eq!(created.reference_id, "refAccount");
+    assert!(created.http_headers.contains_key("Location"));
+    let saved: SaveResult = subrequest_answer(created).unwrap();
+    assert_eq!(saved.id.as_deref(), Some("001R00000064wdtIAA"));
+    let refused = subrequest_answer::<SaveResult>(results.next().unwrap()).unwrap_err();
+    // Classified as the same answer to a call of its own: code and message verbatim.
+    assert_eq!(refused.code.as_deref(), Some("INVALID_EMAIL_ADDRESS"));
+    assert_eq!(
+        refused.message,
+        "Email: invalid email address: Not a real email address"
+    );
+    assert_eq!(refused.retry, ErrorClass::DontRetry);
+}
+
+#[test]
 fn limit_info_and_soql_literals() {
     use super::client::parse_limit_info;
     assert_eq!(parse_limit_info("api-usage=18/5000"), Some((18, 5000)));

@@ -74,6 +74,46 @@ pub struct CollectionRequest<'a> {
     pub records: &'a [Record],
 }
 
+/// The body of `POST /composite`: subrequests executed in one API call.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompositeRequest<'a> {
+    pub all_or_none: bool,
+    /// `false`: the subrequests run in the order sent (a read after the write it reads back).
+    pub collate_subrequests: bool,
+    pub composite_request: &'a [Subrequest],
+}
+
+/// One subrequest of a Composite call; `url` is the path from `/services/data/…`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Subrequest {
+    pub method: &'static str,
+    pub url: String,
+    pub reference_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+}
+
+/// The answer of `POST /composite` (HTTP 200 whatever the subrequests' outcomes).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompositeResponse {
+    pub composite_response: Vec<SubrequestResult>,
+}
+
+/// One subrequest's answer: its body (an error array when `http_status_code` is not 2xx).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubrequestResult {
+    #[serde(default)]
+    pub body: Value,
+    #[serde(default)]
+    pub http_headers: std::collections::BTreeMap<String, Value>,
+    pub http_status_code: u16,
+    pub reference_id: String,
+}
+
 /// `GET …/sobjects/{T}/deleted/?start&end`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]

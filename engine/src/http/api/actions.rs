@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::Value;
-use tandem_core::ContactId;
+use tandem_core::{ConnectionId, ContactId};
 use tandem_webhooks::{ApiError, ErrorCode, FieldError};
 use uuid::Uuid;
 
@@ -19,10 +19,10 @@ use crate::sync::outbound::actions::{self, ContactRef, Submit};
     post,
     path = "/api/v1/actions/{action}",
     operation_id = "submitAction",
-    summary = "Run a journey action on a contact, on the active CRM connection (Pipedrive or Salesforce): add_deal, assign_person_owner, schedule_activity, add_to_campaign (these create the CRM person first when the contact has none: on Salesforce a Lead, or a Contact with salesforce.create_as), update_person_field, update_deal_stage (these never create one: 422 no_pipedrive_person). On Salesforce, add_deal on a Lead answers 422 lead_not_converted (an Opportunity's contact role needs a Contact); add_to_campaign is Salesforce only (a CampaignMember; 422 action_not_supported on Pipedrive). Queued through the outbox; read the result with GET /api/v1/actions/{id}.",
+    summary = "Run a journey action on a contact, on one CRM connection (Pipedrive or Salesforce): the one named by `connection_id`, else the one that links the contact (the contact's person is there; linked in several: 422 connection_required), else the oldest active connection. add_deal, assign_person_owner, schedule_activity, add_to_campaign (these create the CRM person first when the contact has none: on Salesforce a Lead, or a Contact with salesforce.create_as), update_person_field, update_deal_stage (these never create one: 422 no_pipedrive_person). On Salesforce, add_deal on a Lead answers 422 lead_not_converted (an Opportunity's contact role needs a Contact); add_to_campaign is Salesforce only (a CampaignMember; 422 action_not_supported on Pipedrive). Queued through the outbox; read the result with GET /api/v1/actions/{id}.",
     params(("action" = String, Path, description = "add_deal | assign_person_owner | schedule_activity | update_person_field | update_deal_stage | add_to_campaign"), ("Idempotency-Key" = String, Header, description = "Required: the same key returns the first action (no second deal); another request with it gets 409 idempotency_key_reused.")),
     request_body = crate::http::api::openapi::ActionRequest,
-    responses((status = 202, description = "Queued.", body = crate::http::api::openapi::Action), (status = 200, description = "A replay: the first action, as it is now.", body = crate::http::api::openapi::Action), (status = 400, description = "No Idempotency-Key (`idempotency_key_required`).", body = tandem_webhooks::error::ErrorBody<'static>), (status = 404, description = "Unknown action or contact.", body = tandem_webhooks::error::ErrorBody<'static>), (status = 409, description = "The key was used for another request.", body = tandem_webhooks::error::ErrorBody<'static>), (status = 422, description = "Invalid parameters (unknown stage, unknown field, unknown campaign, bad type: `validation_failed`), no CRM person for a non-creating action (`no_pipedrive_person`), add_deal on a Salesforce Lead (`lead_not_converted`), or an action the connection's CRM does not have (`action_not_supported`).", body = tandem_webhooks::error::ErrorBody<'static>), (status = 502, description = "Pipedrive failed or refused a request the action needed (`pipedrive_rejected`), with its text.", body = tandem_webhooks::error::ErrorBody<'static>), (status = 503, description = "Pipedrive is unreachable or rate-limited (`pipedrive_unavailable`, `pipedrive_rate_limited`), or no connection is active (`connection_unavailable`).", body = tandem_webhooks::error::ErrorBody<'static>))
+    responses((status = 202, description = "Queued.", body = crate::http::api::openapi::Action), (status = 200, description = "A replay: the first action, as it is now.", body = crate::http::api::openapi::Action), (status = 400, description = "No Idempotency-Key (`idempotency_key_required`).", body = tandem_webhooks::error::ErrorBody<'static>), (status = 404, description = "Unknown action or contact.", body = tandem_webhooks::error::ErrorBody<'static>), (status = 409, description = "The key was used for another request (`idempotency_key_reused`), or `connection_id` names a disconnected connection (`connection_disconnected`).", body = tandem_webhooks::error::ErrorBody<'static>), (status = 422, description = "`connection_id` names no connection (`unknown_connection`), no `connection_id` while the contact is linked in several connections (`connection_required`), invalid parameters (unknown stage, unknown field, unknown campaign, bad type: `validation_failed`), no CRM person for a non-creating action (`no_pipedrive_person`), add_deal on a Salesforce Lead (`lead_not_converted`), or an action the connection's CRM does not have (`action_not_supported`).", body = tandem_webhooks::error::ErrorBody<'static>), (status = 502, description = "Pipedrive failed or refused a request the action needed (`pipedrive_rejected`), with its text.", body = tandem_webhooks::error::ErrorBody<'static>), (status = 503, description = "Pipedrive is unreachable or rate-limited (`pipedrive_unavailable`, `pipedrive_rate_limited`), or no connection is active (`connection_unavailable`).", body = tandem_webhooks::error::ErrorBody<'static>))
 )]
 pub(super) async fn submit(
     State(state): State<AppState>,
@@ -44,7 +44,19 @@ pub(super) async fn submit(
         })?
         .to_owned();
     let object = json_object(&headers, &body)?;
-    only_keys(&object, &["contact_id", "email", "params"], "")?;
+    only_keys(
+        &object,
+        &["contact_id", "email", "params", "connection_id"],
+        "",
+    )?;
+    let connection_id = match object.get("connection_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) => Some(
+            ConnectionId::parse(id)
+                .map_err(|_| super::invalid("connection_id", "must be a UUID"))?,
+        ),
+        Some(_) => return Err(super::invalid("connection_id", "must be a UUID (a string)")),
+    };
     let contact = match (object.get("contact_id"), object.get("email")) {
         (Some(Value::String(id)), None) => ContactRef::Id {
             contact_id: ContactId::parse(id).map_err(|_| {
@@ -81,6 +93,7 @@ pub(super) async fn submit(
             contact,
             params,
             idempotency_key: key,
+            connection_id,
         },
     )
     .await

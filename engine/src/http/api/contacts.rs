@@ -168,6 +168,15 @@ async fn crm_connection(state: &AppState) -> Result<tandem_core::ConnectionId, A
         .await
         .map_err(api_error)?
         .ok_or_else(|| ApiError::new(ErrorCode::Conflict, "no CRM connection is active"))?;
+    let not_pipedrive = crate::store::connections::get(&state.store, connection)
+        .await?
+        .is_some_and(|c| c.crm != crate::sync::connections::kind::PIPEDRIVE);
+    if not_pipedrive {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "journey conditions are answered from the live mirror of a Pipedrive connection; a Salesforce connection's Opportunities and Tasks are not mirrored yet",
+        ));
+    }
     if !crate::store::mirror::mirror_enabled(&state.store, connection).await? {
         return Err(ApiError::new(
             ErrorCode::Conflict,

@@ -13,18 +13,9 @@ use super::{api_error, invalid, json_content, json_object};
 use crate::http::AppState;
 use crate::sync::emails::{self, EmailError};
 
+/// [`ApiError::from`] for an e-mail's error (the mapping is in `http::error`).
 pub(crate) fn email_error(error: EmailError) -> ApiError {
-    match error {
-        error @ EmailError::NotFound => ApiError::new(ErrorCode::NotFound, error.to_string()),
-        EmailError::Invalid { field, message } => invalid(field, message),
-        error @ EmailError::KeyReused => {
-            ApiError::new(ErrorCode::IdempotencyKeyReused, error.to_string())
-        }
-        error @ EmailError::NotConnected => {
-            ApiError::new(ErrorCode::ConnectionUnavailable, error.to_string())
-        }
-        EmailError::Sync(error) => api_error(error),
-    }
+    api_error(error)
 }
 
 /// An error as its response body would carry it (an internal one stays opaque).
@@ -45,9 +36,9 @@ fn error_json(error: &ApiError) -> Value {
     post,
     path = "/api/v1/emails",
     operation_id = "logEmail",
-    summary = "Log an e-mail the app sent or received on the CRM's timeline (Pipedrive: a done activity of type email), linked to every participant who is a linked contact's person and to a deal or lead only as Pipedrive would link it: the single open deal or lead across the participants that existed when it was sent (several: persons only, listed for a manual link), a reply stays on its thread's item. Idempotent on message_id. Body: {message_id, direction: sent|received, from, to[], cc[], subject, sent_at, snippet?, html?, campaign?, journey?, thread_id?, in_reply_to?}.",
+    summary = "Log an e-mail the app sent or received on the CRM's timeline (Pipedrive: a done activity of type email), linked to every participant who is a linked contact's person and to a deal or lead only as Pipedrive would link it: the single open deal or lead across the participants that existed when it was sent (several: persons only, listed for a manual link), a reply stays on its thread's item. Idempotent on message_id. Body: {message_id, direction: sent|received, from, to[], cc[], subject, sent_at, snippet?, html?, campaign?, journey?, thread_id?, in_reply_to?, connection_id?}. The connection it is logged in: `connection_id` if given (unknown: 422 unknown_connection; disconnected: 409 connection_disconnected), else the one that links the participants' contacts (several: 422 connection_required, name one), else the oldest active connection.",
     request_body = Object,
-    responses((status = 202, description = "Decided and queued (or `no_person`: nothing to log).", body = Object), (status = 200, description = "A replay of the same message_id and e-mail: the first record, as it is now.", body = Object), (status = 409, description = "The message_id was logged with a different e-mail (`idempotency_key_reused`).", body = tandem_webhooks::error::ErrorBody<'static>), (status = 422, description = "A missing or malformed field.", body = tandem_webhooks::error::ErrorBody<'static>), (status = 503, description = "No CRM connection is active (`connection_unavailable`).", body = tandem_webhooks::error::ErrorBody<'static>))
+    responses((status = 202, description = "Decided and queued (or `no_person`: nothing to log).", body = Object), (status = 200, description = "A replay of the same message_id and e-mail: the first record, as it is now.", body = Object), (status = 409, description = "The message_id was logged with a different e-mail (`idempotency_key_reused`), or `connection_id` names a disconnected connection (`connection_disconnected`).", body = tandem_webhooks::error::ErrorBody<'static>), (status = 422, description = "A missing or malformed field (`validation_failed`), a `connection_id` that names no connection (`unknown_connection`), or participants linked in several connections and no `connection_id` (`connection_required`).", body = tandem_webhooks::error::ErrorBody<'static>), (status = 503, description = "No CRM connection is active (`connection_unavailable`).", body = tandem_webhooks::error::ErrorBody<'static>))
 )]
 pub(super) async fn create(
     State(state): State<AppState>,

@@ -300,6 +300,20 @@ pub(crate) struct Subscription {
     event_types: Vec<String>,
     pipeline_ids: Vec<i64>,
     stage_ids: Vec<i64>,
+    /// The CRM trigger types among `event_types` that cannot fire with today's connections,
+    /// with why: no active connection, only Salesforce connections (no triggers yet), or
+    /// `activity.overdue` / `lead.created` while no Pipedrive connection keeps its live mirror.
+    /// Empty when every type can fire.
+    unavailable_event_types: Vec<UnavailableEventType>,
+}
+
+/// An event type a subscription names that cannot fire now, and why.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct UnavailableEventType {
+    #[serde(rename = "type")]
+    kind: String,
+    reason: String,
 }
 
 /// A new subscription, with its secret (shown only once).
@@ -353,6 +367,12 @@ pub(crate) struct ActionRequest {
     contact_id: Option<Uuid>,
     #[schema(format = Email)]
     email: Option<String>,
+    /// The connection (CRM company or org) to act on, when several sync side by side. Without
+    /// it: the connection that links the contact; if several link it, the request is refused
+    /// (422 `connection_required`: name one); if none does, the oldest active connection.
+    /// A connection that does not exist is 422 `unknown_connection`; a disconnected one is
+    /// 409 `connection_disconnected`.
+    connection_id: Option<Uuid>,
     /// add_deal: title (required), value, currency, pipeline_id, stage_id, owner_id;
     /// assign_person_owner: owner_id; schedule_activity: subject (required), type, due_date
     /// (YYYY-MM-DD), owner_id; update_person_field: field, value; update_deal_stage: stage_id,
@@ -392,6 +412,9 @@ pub(crate) struct Action {
     id: Uuid,
     action: String,
     contact_id: Uuid,
+    /// The connection the action went to (named in the request, else the one linking the
+    /// contact, else the oldest active one); its job and every retry run there.
+    connection_id: Uuid,
     state: ActionState,
     #[schema(value_type = Option<Object>)]
     params: Option<Value>,

@@ -20,8 +20,17 @@ fn time(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn render(subscription: &Subscription) -> Value {
-    json!({
+/// The subscription as the API shows it, with the event types it names that cannot fire with
+/// today's connections (`unavailable_event_types`: `{type, reason}`).
+async fn render(state: &AppState, subscription: &Subscription) -> Result<Value, ApiError> {
+    let unavailable: Vec<Value> =
+        crate::sync::triggers::unavailable(&state.store, &subscription.filter.types())
+            .await
+            .map_err(api_error)?
+            .into_iter()
+            .map(|(kind, reason)| json!({ "type": kind, "reason": reason }))
+            .collect();
+    Ok(json!({
         "id": subscription.id,
         "url": subscription.url,
         "enabled": subscription.enabled,
@@ -31,7 +40,8 @@ fn render(subscription: &Subscription) -> Value {
         "event_types": subscription.filter.types(),
         "pipeline_ids": subscription.filter.pipeline_ids,
         "stage_ids": subscription.filter.stage_ids,
-    })
+        "unavailable_event_types": unavailable,
+    }))
 }
 
 /// `POST /api/v1/webhook-subscriptions` `{url, secret?}`: 201 with the secret (shown only now).
@@ -81,7 +91,7 @@ pub(super) async fn create(
     let (subscription, secret) = app::create_subscription_with(&state.engine, &url, secret, filter)
         .await
         .map_err(api_error)?;
-    let mut body = render(&subscription);
+    let mut body = render(&state, &subscription).await?;
     body["secret"] = Value::String(secret.to_whsec());
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
     response
@@ -154,9 +164,11 @@ pub(super) async fn list(State(state): State<AppState>) -> Result<Json<Value>, A
     let subscriptions = app::list_subscriptions(&state.engine)
         .await
         .map_err(api_error)?;
-    Ok(Json(
-        json!({ "data": subscriptions.iter().map(render).collect::<Vec<_>>() }),
-    ))
+    let mut data = Vec::with_capacity(subscriptions.len());
+    for subscription in &subscriptions {
+        data.push(render(&state, subscription).await?);
+    }
+    Ok(Json(json!({ "data": data })))
 }
 
 async fn found(state: &AppState, id: &str) -> Result<Subscription, ApiError> {
@@ -180,7 +192,7 @@ pub(super) async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(render(&found(&state, &id).await?)))
+    Ok(Json(render(&state, &found(&state, &id).await?).await?))
 }
 
 /// `DELETE /api/v1/webhook-subscriptions/{id}`: the subscription and its delivery log.
@@ -220,7 +232,7 @@ pub(super) async fn enable(
     app::enable_subscription(&state.engine, subscription.id)
         .await
         .map_err(api_error)?;
-    Ok(Json(render(&found(&state, &id).await?)))
+    Ok(Json(render(&state, &found(&state, &id).await?).await?))
 }
 
 /// `GET /api/v1/webhook-subscriptions/{id}/deliveries?limit=`: the delivery log, newest first.

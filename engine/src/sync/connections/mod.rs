@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod context;
 pub mod fields;
+pub mod route;
 pub mod tokens;
 
 use chrono::{DateTime, Utc};

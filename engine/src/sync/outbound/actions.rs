@@ -3,7 +3,9 @@
 //! idempotency key and queued through the outbox with the `Action` priority (ahead of
 //! backfill), in one transaction. Creating actions create the person first when the contact has
 //! none (through the same identity path as pushes: link → apId → e-mail search → create);
-//! the others fail with "no Pipedrive person" and create nothing.
+//! the others fail with "no Pipedrive person" and create nothing. An action goes to the
+//! connection the request names, else to the one that links the contact, else to the oldest
+//! active one ([`route`]); its record and its outbox job keep that connection.
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
@@ -24,6 +26,7 @@ use crate::queue::{self, Job, JobPayload, Priority};
 use crate::store::journey_actions::{self, ActionRow};
 use crate::store::{Conn, Constraint};
 use crate::sync::app::contacts;
+use crate::sync::connections::route::{self, RouteError};
 use crate::sync::connections::{self, ConnectionCtx};
 use crate::sync::links;
 use crate::sync::outbound::{self, CrmFailure};
@@ -54,8 +57,10 @@ pub enum ActionError {
     NoPipedrivePerson(&'static str),
     #[error("the idempotency key was already used for a different request")]
     KeyReused,
-    #[error("no Pipedrive connection is active")]
-    NotConnected,
+    /// No connection to act on: the named one is unknown or disconnected, the contact is
+    /// linked in several, or none is active.
+    #[error(transparent)]
+    Route(#[from] RouteError),
     #[error(transparent)]
     Sync(#[from] SyncError),
 }
@@ -145,6 +150,8 @@ pub struct ActionRecord {
     pub id: Uuid,
     pub action: String,
     pub contact_id: ContactId,
+    /// The connection the action went to (its job and every retry run there).
+    pub connection_id: ConnectionId,
     pub state: String,
     pub params: Value,
     pub result: Option<Value>,
@@ -160,6 +167,7 @@ impl From<ActionRow> for ActionRecord {
             id: m.id,
             action: m.action,
             contact_id: m.contact_id.into(),
+            connection_id: ConnectionId::new(m.connection_id),
             state: m.state,
             params: m.params,
             result: m.result,
@@ -178,6 +186,9 @@ pub struct Submit {
     pub contact: ContactRef,
     pub params: Value,
     pub idempotency_key: String,
+    /// The connection to act on; without it, the one that links the contact (see
+    /// [`route`]).
+    pub connection_id: Option<ConnectionId>,
 }
 
 /// What a submission returns: the record, and whether it was created now (false = replay).
@@ -409,9 +420,17 @@ pub async fn validate(
     })
 }
 
-fn request_hash(action: JourneyAction, contact: &ContactRef, params: &Value) -> String {
-    let text =
-        json!({ "action": action_name(action), "contact": contact, "params": params }).to_string();
+fn request_hash(request: &Submit) -> String {
+    let mut value = json!({
+        "action": action_name(request.action),
+        "contact": request.contact,
+        "params": request.params,
+    });
+    // Only when named, so the requests recorded before the field existed hash as they did.
+    if let Some(connection) = request.connection_id {
+        value["connection_id"] = json!(connection);
+    }
+    let text = value.to_string();
     let digest = Sha256::digest(text.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -439,17 +458,25 @@ async fn resolve_contact(db: &impl Conn, contact: &ContactRef) -> Result<Contact
 /// Validates, records and queues an action; a replayed idempotency key returns the first result.
 pub async fn submit(engine: &Engine, request: Submit) -> Result<Submitted, ActionError> {
     let db = &engine.store;
-    let hash = request_hash(request.action, &request.contact, &request.params);
+    let hash = request_hash(&request);
     if let Some(existing) =
         journey_actions::by_idempotency_key(db, &request.idempotency_key).await?
     {
         return replay(existing, &hash);
     }
-    let connection_id = connections::active_id(db)
-        .await?
-        .ok_or(ActionError::NotConnected)?;
-    let conn = connections::load(engine, connection_id).await?;
+    let named = match request.connection_id {
+        Some(id) => Some(route::named(db, id).await?),
+        None => {
+            route::require_active(db).await?;
+            None
+        }
+    };
     let contact_id = resolve_contact(db, &request.contact).await?;
+    let connection_id = match named {
+        Some(id) => id,
+        None => route::for_contact(db, contact_id).await?,
+    };
+    let conn = connections::load(engine, connection_id).await?;
     let params = validate(engine, &conn, request.action, &request.params).await?;
     let link = links::by_contact(db, conn.id, contact_id).await?;
     let now = engine.now();

@@ -138,7 +138,7 @@ pub(super) async fn home(
         StatusCode::OK,
         &ConnectionsPage {
             chrome: Chrome::new(
-                "Pipedrive connection",
+                "CRM connections",
                 admin.csrf.as_deref(),
                 q.notice.as_deref(),
             ),
