@@ -232,6 +232,23 @@ enum Command {
         #[arg(long, default_value_t = 1_000)]
         window_ms: u64,
     },
+    /// The chaos run against Salesforce (issue 19): random edits on both sides, faults,
+    /// expired sessions, the daily allocation used up, Lead conversions, SIGKILLs; prints
+    /// divergent, duplicates, lost (all must be 0).
+    SalesforceChaos {
+        #[arg(long, default_value_t = 1_000)]
+        contacts: usize,
+        #[arg(long, default_value_t = 10_000)]
+        edits: usize,
+        #[arg(long, default_value_t = 10)]
+        kills: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Run tandem on a fresh database on this Postgres server (a maintenance-database URL)
+        /// instead of a SQLite file.
+        #[arg(long)]
+        postgres: Option<String>,
+    },
     /// Salesforce: initial sync of Leads and Contacts (records/s, calls).
     SalesforceInitialSync {
         #[arg(long, default_value_t = 50_000)]
@@ -400,6 +417,13 @@ async fn main() -> anyhow::Result<()> {
             spread_secs,
             window_ms,
         } => vec![salesforce::edits(edits, spread_secs, window_ms).await?],
+        Command::SalesforceChaos {
+            contacts,
+            edits,
+            kills,
+            seed,
+            postgres,
+        } => vec![salesforce::chaos(contacts, edits, kills, seed, postgres.as_deref()).await?],
         Command::SalesforceInitialSync { leads, contacts } => {
             vec![salesforce::initial_sync(leads, contacts).await?]
         }

@@ -331,6 +331,14 @@ pub struct SalesforceSettings {
     /// Collections carry up to 200 records per call): a trickle of edits goes out as one call
     /// per window instead of one per edit. 0 sends every batch at once.
     pub write_batch_window_ms: u64,
+    /// The first initial sync of a new connection reads only the Leads and Contacts modified in
+    /// this many days before it (the guide's pre-connection window); 0 reads every record.
+    /// "Run initial sync" always reads every record.
+    pub initial_sync_window_days: u32,
+    /// Seconds tandem waits after Salesforce's daily allocation ran out
+    /// (`REQUEST_LIMIT_EXCEEDED`), or while the budget is inside `api_reserve`, before calling
+    /// again.
+    pub quota_backoff_secs: u64,
 }
 
 /// Webhooks between tandem and the app (Standard Webhooks, both ways).

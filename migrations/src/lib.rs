@@ -27,6 +27,7 @@ mod m20261225_000001_crm_trigger_announced;
 mod m20261227_000001_crm_trigger_state;
 mod m20261227_000002_crm_trigger_catch_up;
 mod m20261228_000001_email_log_events;
+mod m20261229_000001_connection_receives_list;
 
 /// The ordered list of tandem's migrations.
 #[derive(Debug)]
@@ -56,6 +57,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261227_000001_crm_trigger_state::Migration),
             Box::new(m20261227_000002_crm_trigger_catch_up::Migration),
             Box::new(m20261228_000001_email_log_events::Migration),
+            Box::new(m20261229_000001_connection_receives_list::Migration),
         ]
     }
 }

@@ -459,7 +459,14 @@ impl Hooks<'_> {
     }
 
     pub(crate) fn advance_clock(&self, by: Duration) {
-        let ms = by.as_millis() as i64;
+        self.shift_clock(by.as_millis() as i64);
+    }
+
+    pub(crate) fn rewind_clock(&self, by: Duration) {
+        self.shift_clock(-(by.as_millis() as i64));
+    }
+
+    fn shift_clock(&self, ms: i64) {
         self.0.clock_offset_ms.fetch_add(ms, Ordering::Relaxed);
         let frozen = self.0.frozen_at_ms.load(Ordering::Relaxed);
         if frozen != 0 {

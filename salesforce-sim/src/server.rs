@@ -554,6 +554,12 @@ impl SfSimHandle {
         self.hooks().advance_clock(by)
     }
 
+    /// Moves the clock back: what a user does next is stamped in the past (records that were
+    /// last modified long before tandem connected).
+    pub fn rewind_clock(&self, by: Duration) {
+        self.hooks().rewind_clock(by)
+    }
+
     /// Stops the clock (`true`) or lets it run again.
     pub fn freeze_clock(&self, frozen: bool) {
         self.hooks().freeze_clock(frozen)

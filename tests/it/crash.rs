@@ -162,6 +162,39 @@ async fn two_hundred_random_edits_with_every_fault_including_duplicated_and_reor
     .await;
 }
 
+/// The small Salesforce chaos run (issue 19): 40 contacts (half Leads and Contacts made in
+/// Salesforce, half pushed from the app as Leads), 200 edits, two SIGKILLs, 5xx, hangs, lost
+/// answers and resets on batched writes and queries, sessions expired, the daily allocation used
+/// up and freed, Leads converted mid-run: both sides converge with nothing lost or duplicated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_random_edits_against_salesforce_with_faults_expired_sessions_quota_exhaustion_conversions_and_two_kills_converge(
+) {
+    use tandem_tests::sf_chaos::{self, SfChaosConfig};
+    let dir = scratch_dir("sf-chaos");
+    let mut config = SfChaosConfig::new(40, 200, 2, 20_261_205, dir.clone());
+    let database = TestDatabase::on_postgres(tandem_tests::postgres_server_url().as_deref())
+        .await
+        .unwrap();
+    config.database_url = database.as_ref().map(|database| database.url.clone());
+    config.drain_timeout = Duration::from_secs(60);
+    let report = sf_chaos::run(config).await.unwrap();
+    assert!(
+        report.clean(),
+        "divergent {}, duplicates {}, lost {}: {:?} (files kept in {})",
+        report.divergent_records,
+        report.duplicates_created,
+        report.edits_lost,
+        report.examples,
+        dir.display()
+    );
+    assert_eq!(report.edits_made, 200);
+    assert_eq!(report.kills, 2);
+    assert!(
+        report.conversions >= 1 && report.quota_exhaustions == 1 && report.salesforce_edits > 0
+    );
+    drop(std::fs::remove_dir_all(&dir));
+}
+
 /// The small trigger chaos run (issue 22): 150 random deal changes (stage moves, wins, losses,
 /// reopenings, owner changes, creates, deletes) with dropped, duplicated and reordered webhooks
 /// and one SIGKILL of tandem; the app's events equal the true changes per deal.

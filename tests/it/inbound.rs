@@ -528,7 +528,7 @@ async fn a_mixed_page_applied_in_batches_leaves_the_same_rows_as_applying_its_pe
     let page = app
         .engine
         .crm
-        .list_people(&conn.session, &conn.map, None)
+        .list_people(&conn.session, &conn.map, None, None)
         .await
         .unwrap();
     assert!(page.next_cursor.is_none(), "one page");

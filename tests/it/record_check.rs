@@ -155,6 +155,23 @@ async fn on_salesforce_a_record_the_initial_sync_has_not_reached_is_answered_out
 }
 
 #[tokio::test]
+async fn on_salesforce_a_record_last_modified_before_the_pre_connection_window_is_answered_outside_the_window(
+) {
+    let sf = spawn_sf_app(SfSimConfig::default(), |s| {
+        s.salesforce.initial_sync_window_days = 30
+    })
+    .await;
+    let sixty_days = std::time::Duration::from_secs(60 * 24 * 3600);
+    sf.sf.handle().rewind_clock(sixty_days);
+    sf_lead(&sf, "untouched@example.com", None);
+    sf.sf.handle().advance_clock(sixty_days);
+    let connection = sf.connect_and_sync(false).await;
+    let answer = check(&sf.app, connection, "untouched@example.com").await;
+    assert_eq!(answer["code"], "outside_initial_sync_window", "{answer}");
+    assert!(answer["fix"].as_str().unwrap().contains("Initial sync"));
+}
+
+#[tokio::test]
 async fn on_salesforce_an_app_contact_outside_the_crm_list_is_answered_filtered() {
     let sf = sf().await;
     let connection = sf.connect_and_sync(false).await;

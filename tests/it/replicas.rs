@@ -272,6 +272,44 @@ async fn with_several_companies_in_one_database_an_app_edit_goes_to_the_company_
 }
 
 #[tokio::test]
+async fn with_several_companies_in_one_database_a_new_app_contact_in_the_crm_list_is_created_only_in_the_company_connected_through_the_console(
+) {
+    let app = spawn_app().await;
+    let first = app.connect_and_sync().await;
+    let first_company = app.sim.handle().company_id();
+    let (other, other_company) = app.connect_another_company(1).await;
+    let contact = local::create_contact(
+        &app.engine,
+        fields([
+            name("In The List"),
+            tandem_tests::fields::email("in.list@example.com"),
+        ]),
+        true,
+    )
+    .await
+    .unwrap()
+    .contact_id;
+    app.drive().await;
+    let sim = app.sim.handle();
+    let named = |company| {
+        sim.persons_of(company)
+            .iter()
+            .filter(|p| p["name"] == "In The List")
+            .count()
+    };
+    assert_eq!(named(first_company), 1);
+    assert_eq!(named(other_company.company_id), 0);
+    assert!(links::by_contact(&app.store, first.into(), contact)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(links::by_contact(&app.store, other.into(), contact)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
 async fn with_several_companies_in_one_database_a_users_edit_in_one_company_reaches_its_contact_by_webhook(
 ) {
     let app = spawn_app().await;

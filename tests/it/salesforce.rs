@@ -125,6 +125,50 @@ async fn the_initial_sync_links_every_lead_and_contact_and_a_salesforce_edit_rea
 }
 
 #[tokio::test]
+async fn leads_and_contacts_keep_change_cursors_of_their_own_so_a_poll_cut_off_after_the_leads_misses_no_older_contact_change(
+) {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let (leads, contacts) = insert(&sf, 1, 1);
+    let connection = sf.connect_and_sync(false).await;
+    let h = sf.sf.handle();
+    h.update_record_as_user(
+        OrgKind::Production,
+        "Contact",
+        &contacts[0],
+        json!({ "LastName": "Earlier" }),
+    )
+    .unwrap();
+    // The Lead changes well after the Contact: more than the poll's overlap later.
+    h.advance_clock(std::time::Duration::from_secs(600));
+    h.update_record_as_user(
+        OrgKind::Production,
+        "Lead",
+        &leads[0],
+        json!({ "LastName": "Later" }),
+    )
+    .unwrap();
+    let conn = connections::load(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
+    // A poll cut off after its Lead stream: the Lead's cursor moved ten minutes on.
+    assert_eq!(conn.crm.change_streams(), ["Lead", "Contact"]);
+    assert_eq!(
+        poller::poll_stream(&sf.app.engine, &conn, "Lead")
+            .await
+            .unwrap(),
+        1
+    );
+    // The next poll still reads the Contact's change, from the Contact's own cursor.
+    assert_eq!(poller::poll_once(&sf.app.engine, &conn).await.unwrap(), 1);
+    for (record, last_name) in [(&contacts[0], "Earlier"), (&leads[0], "Later")] {
+        let link = linked(&sf, connection, record).await;
+        let contact = sf.app.contact(link.contact_id.uuid()).await;
+        let name = text_of(&contact, "name").unwrap_or_default();
+        assert!(name.ends_with(last_name), "{name}");
+    }
+}
+
+#[tokio::test]
 async fn an_app_edit_of_a_linked_contact_reaches_its_salesforce_record() {
     let sf = spawn_sf_app(sim(), |_| {}).await;
     let (_, contacts) = insert(&sf, 0, 2);
@@ -389,6 +433,81 @@ async fn a_new_app_contact_matching_a_salesforce_contact_by_email_links_to_it_in
     );
 }
 
+/// A Lead last modified 60 days before now (the simulator's clock moved back for its insert).
+fn insert_old_lead(sf: &SfApp, email: &str) -> String {
+    let h = sf.sf.handle();
+    let sixty_days = std::time::Duration::from_secs(60 * 24 * 3600);
+    h.rewind_clock(sixty_days);
+    let id = h
+        .insert_record(
+            OrgKind::Production,
+            "Lead",
+            json!({ "LastName": "Old", "Company": "Acme", "Email": email }),
+        )
+        .unwrap();
+    h.advance_clock(sixty_days);
+    id
+}
+
+#[tokio::test]
+async fn with_a_pre_connection_window_the_first_initial_sync_reads_only_recent_records_and_a_new_app_contact_still_finds_an_older_one(
+) {
+    let sf = spawn_sf_app(sim(), |s| s.salesforce.initial_sync_window_days = 30).await;
+    let old = insert_old_lead(&sf, "old@example.com");
+    let (recent, _) = insert(&sf, 1, 0);
+    let connection = sf.connect_and_sync(false).await;
+    assert_eq!(link_count(&sf, connection).await, 1);
+    linked(&sf, connection, &recent[0]).await;
+    let started = sf.app.log_entries("initial_sync_started").await;
+    assert!(
+        started[0].message.contains("modified since"),
+        "{}",
+        started[0].message
+    );
+    // The older Lead is not known to tandem: a new app contact with its e-mail is searched for
+    // and links to it, instead of creating a second Lead.
+    let contact = local::create_contact(
+        &sf.app.engine,
+        fields([name("Old Timer"), email("old@example.com")]),
+        true,
+    )
+    .await
+    .unwrap()
+    .contact_id;
+    sf.app.drive().await;
+    let link = links::by_contact(sf.app.store.db(), connection.into(), contact)
+        .await
+        .unwrap()
+        .expect("the contact is linked");
+    assert_eq!(link.person_id, person_surrogate(&old));
+    assert_eq!(records(&sf, "Lead", &["old@example.com"]), vec![old]);
+}
+
+#[tokio::test]
+async fn run_initial_sync_reads_every_record_whatever_the_pre_connection_window() {
+    let sf = spawn_sf_app(sim(), |s| s.salesforce.initial_sync_window_days = 30).await;
+    let old = insert_old_lead(&sf, "older@example.com");
+    insert(&sf, 1, 1);
+    let connection = sf.connect_and_sync(false).await;
+    assert_eq!(link_count(&sf, connection).await, 2);
+    poller::reset_initial_sync(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
+    poller::initial_sync(&sf.app.engine, connection.into(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(link_count(&sf, connection).await, 3);
+    linked(&sf, connection, &old).await;
+    let started = sf.app.log_entries("initial_sync_started").await;
+    assert_eq!(started.len(), 2);
+    assert!(started.iter().any(|e| e.message == "Initial sync started."));
+    assert!(
+        poller::knows_every_person(sf.app.store.db(), connection.into())
+            .await
+            .unwrap()
+    );
+}
+
 #[tokio::test]
 async fn with_create_as_contact_a_new_app_contact_becomes_a_salesforce_contact() {
     let sf = spawn_sf_app(sim(), |s| s.salesforce.create_as = "Contact".to_owned()).await;
@@ -520,6 +639,130 @@ async fn pipedrive_and_salesforce_connections_sync_side_by_side() {
     assert_eq!(link_count(&sf, pipedrive).await, 3);
     let rows = stored::list(sf.app.store.db()).await.unwrap();
     assert!(rows.iter().all(|r| r.state == state::CONNECTED));
+}
+
+#[tokio::test]
+async fn with_pipedrive_and_salesforce_connected_a_new_app_contact_in_the_crm_list_is_created_in_both(
+) {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let pipedrive = sf.app.connect_and_sync().await;
+    let salesforce = sf.connect_and_sync(false).await;
+    let contact = local::create_contact(
+        &sf.app.engine,
+        fields([name("Both Ways"), email("both@example.com")]),
+        true,
+    )
+    .await
+    .unwrap()
+    .contact_id;
+    sf.app.drive().await;
+    for connection in [pipedrive, salesforce] {
+        assert!(
+            links::by_contact(sf.app.store.db(), connection.into(), contact)
+                .await
+                .unwrap()
+                .is_some(),
+            "linked in {connection}"
+        );
+    }
+    assert_eq!(records(&sf, "Lead", &["both@example.com"]).len(), 1);
+    let in_pipedrive = sf
+        .app
+        .sim
+        .handle()
+        .persons()
+        .into_iter()
+        .filter(|p| p["emails"][0]["value"] == "both@example.com")
+        .count();
+    assert_eq!(in_pipedrive, 1);
+    // Outside the list, a new contact is created nowhere.
+    local::create_contact(
+        &sf.app.engine,
+        fields([name("Local Only"), email("local.only@example.com")]),
+        false,
+    )
+    .await
+    .unwrap();
+    sf.app.drive().await;
+    assert!(records(&sf, "Lead", &["local.only@example.com"]).is_empty());
+    let cards = sf
+        .app
+        .admin(reqwest::Method::GET, "/admin")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        cards
+            .matches("<td class=receives-list>created here</td>")
+            .count(),
+        2,
+        "{cards}"
+    );
+}
+
+#[tokio::test]
+async fn the_field_mapping_lists_salesforce_fields_with_what_field_level_security_lets_the_connecting_user_write(
+) {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let connection = sf.connect(false).await;
+    let h = sf.sf.handle();
+    for object in ["Lead", "Contact"] {
+        // Added by a Salesforce admin, without Edit for the connecting user's profile.
+        h.add_custom_field(
+            OrgKind::Production,
+            object,
+            "Secret__c",
+            json!({"type": "Text", "length": 255, "label": "Secret"}),
+        )
+        .unwrap();
+    }
+    let page = sf
+        .app
+        .admin(
+            reqwest::Method::GET,
+            &format!("/admin/fields?connection={connection}"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Salesforce field"), "{page}");
+    assert!(!page.contains("Pipedrive"), "{page}");
+    let row = |key: &str| {
+        let start = page
+            .find(&format!("<tr data-key=\"{key}\">"))
+            .unwrap_or_else(|| panic!("{key} is listed: {page}"));
+        page[start..start + page[start..].find("</tr>").unwrap()].to_owned()
+    };
+    assert!(row("Secret__c").contains("no: grant Edit in Field-Level Security"));
+    assert!(row("Email").contains("<td class=writable>yes</td>"));
+    assert!(page.contains("Secret (string, custom, read-only: inbound only)"));
+    let put = |direction: &'static str| {
+        sf.app
+            .admin(
+                reqwest::Method::PUT,
+                &format!("/admin/api/connections/{connection}/mappings"),
+            )
+            .json(&json!({ "local_field": "secret", "remote_field": "Secret__c", "direction": direction }))
+            .send()
+    };
+    let refused = put("bidirectional").await.unwrap();
+    assert_eq!(refused.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["fields"][0]["field"], "direction", "{body}");
+    assert!(body["fields"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Field-Level Security"));
+    assert_eq!(
+        put("inbound").await.unwrap().status(),
+        reqwest::StatusCode::OK
+    );
 }
 
 #[tokio::test]

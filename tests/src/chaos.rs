@@ -101,7 +101,7 @@ impl ChaosReport {
     }
 }
 
-fn first_value(value: Option<&FieldValue>) -> Option<String> {
+pub fn first_value(value: Option<&FieldValue>) -> Option<String> {
     match value? {
         FieldValue::Text(t) => Some(t.clone()),
         FieldValue::Emails(l) | FieldValue::Phones(l) => l.first().map(|v| v.value.clone()),
@@ -513,7 +513,7 @@ pub async fn run(config: ChaosConfig) -> anyhow::Result<ChaosReport> {
     Ok(report)
 }
 
-async fn all_contact_ids(engine: &Engine) -> anyhow::Result<Vec<Uuid>> {
+pub async fn all_contact_ids(engine: &Engine) -> anyhow::Result<Vec<Uuid>> {
     let db = engine.store.db();
     let rows = db
         .query_all(Statement::from_string(

@@ -91,6 +91,53 @@ pub struct ChildConfig {
     pub max_connections: u32,
     /// `workers.idle_poll_ms` (5 for tests; 100 is the default of a deployment).
     pub idle_poll_ms: u64,
+    /// `[salesforce]`: the Salesforce simulator's hosts and connected app (none: the defaults).
+    pub salesforce: Option<SalesforceChild>,
+}
+
+/// The `[salesforce]` settings of a child that connects to the Salesforce simulator.
+#[derive(Debug, Clone)]
+pub struct SalesforceChild {
+    pub login_url: String,
+    pub sandbox_login_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// The simulator's instance, the one `instance_url` tokens may be sent to.
+    pub instance_url: String,
+    pub poll_interval_secs: u64,
+    pub quota_backoff_secs: u64,
+    pub request_timeout_secs: u64,
+}
+
+impl SalesforceChild {
+    /// The settings for `sim`, polling every second and backing off a second on the quota.
+    pub fn for_sim(sim: &salesforce_sim::SfSim) -> Self {
+        let config = sim.handle().config().clone();
+        Self {
+            login_url: sim.login_url(false).to_owned(),
+            sandbox_login_url: sim.login_url(true).to_owned(),
+            client_id: config.client_id,
+            client_secret: config.client_secret,
+            instance_url: sim.instance_url().to_owned(),
+            poll_interval_secs: 1,
+            quota_backoff_secs: 1,
+            request_timeout_secs: 2,
+        }
+    }
+
+    fn toml(&self) -> String {
+        format!(
+            "[salesforce]\nlogin_url = \"{}\"\nsandbox_login_url = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\nallowed_instance_domains = [\"{}\"]\npoll_interval_secs = {}\nquota_backoff_secs = {}\nrequest_timeout_secs = {}\n",
+            self.login_url,
+            self.sandbox_login_url,
+            self.client_id,
+            self.client_secret,
+            self.instance_url,
+            self.poll_interval_secs,
+            self.quota_backoff_secs,
+            self.request_timeout_secs
+        )
+    }
 }
 
 /// `[mirror]` intervals of a child, short for runs that must see the passes.
@@ -129,6 +176,7 @@ impl ChildConfig {
             replica_id: None,
             max_connections: 5,
             idle_poll_ms: 5,
+            salesforce: None,
         })
     }
 
@@ -164,6 +212,11 @@ impl ChildConfig {
                 )
             })
             .unwrap_or_default();
+        let salesforce = self
+            .salesforce
+            .as_ref()
+            .map(SalesforceChild::toml)
+            .unwrap_or_default();
         format!(
             r#"[http]
 port = {port}
@@ -187,7 +240,7 @@ egress_allowed_hosts = ["127.0.0.1"]
 admin_token = {admin}
 [pipedrive]
 request_timeout_secs = {timeout}
-{oauth}{mirror}"#,
+{oauth}{mirror}{salesforce}"#,
             port = self.port,
             pool = self.max_connections,
             idle_poll = self.idle_poll_ms,

@@ -12,6 +12,7 @@ pub mod mirror;
 pub mod mirror_chaos;
 pub mod receiver;
 pub mod salesforce;
+pub mod sf_chaos;
 pub mod trigger_chaos;
 
 use std::net::SocketAddr;

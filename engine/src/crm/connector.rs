@@ -136,6 +136,18 @@ impl Crm {
         }
     }
 
+    /// How far back the first initial sync of a new connection reads (records last modified
+    /// before it are left to the change capture and to "Run initial sync"); `None`: every record.
+    pub fn initial_sync_window(&self, settings: &Settings) -> Option<chrono::Duration> {
+        match self {
+            Self::Pipedrive(..) => None,
+            Self::Salesforce(..) => match settings.salesforce.initial_sync_window_days {
+                0 => None,
+                days => Some(chrono::Duration::days(i64::from(days))),
+            },
+        }
+    }
+
     /// Whether the CRM sends tandem change notifications (webhooks); without them, polling is
     /// the change capture.
     pub fn pushes_changes(&self) -> bool {
@@ -171,6 +183,21 @@ impl Crm {
         match self {
             Self::Pipedrive(client, _) => client.limiters(),
             Self::Salesforce(client, _) => client.limiters(),
+        }
+    }
+
+    /// Why this CRM refused to create a custom field (on `object`, as its settings name it) for
+    /// the connecting user, and what the admin can do.
+    pub fn field_create_refusal(&self, object: &str) -> (&'static str, String) {
+        match self {
+            Self::Pipedrive(..) => (
+                "the connecting user is not an admin (or the app lacks the admin / contact-fields:full scope)",
+                format!("Reconnect with a Pipedrive admin user, or create the field in Pipedrive (Settings → Data fields → {object}) and map it."),
+            ),
+            Self::Salesforce(..) => (
+                "the connecting user lacks Customize Application (or Modify All Data)",
+                "Grant the connecting user Customize Application and Modify All Data (or reconnect with a System Administrator), or create the field in Salesforce (Setup -> Object Manager -> Lead and Contact -> Fields & Relationships -> New) and map it.".to_owned(),
+            ),
         }
     }
 
@@ -345,12 +372,14 @@ impl Crm {
         }
     }
 
-    /// One page of every person, in the CRM's order; `cursor` is the previous page's.
+    /// One page of every person (or of those last modified at or after `modified_since`), in
+    /// the CRM's order; `cursor` is the previous page's.
     pub async fn list_people(
         &self,
         session: &Session,
         map: &FieldMap,
         cursor: Option<String>,
+        modified_since: Option<DateTime<Utc>>,
     ) -> Result<PersonPage, CrmError> {
         match self {
             Self::Pipedrive(client, _) => {
@@ -358,23 +387,35 @@ impl Crm {
                     cursor,
                     org_id: None,
                     limit: PAGE_SIZE,
-                    updated_since: None,
-                    sort_by_update_time: false,
+                    updated_since: modified_since
+                        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+                    sort_by_update_time: modified_since.is_some(),
                 };
                 let page = client.list_persons(session, &query).await?;
                 Ok(mapping::person_page(page, map))
             }
             Self::Salesforce(client, _) => {
-                salesforce::ops::list_people(client, session, map, cursor, None).await
+                salesforce::ops::list_people(client, session, map, cursor, modified_since).await
             }
         }
     }
 
-    /// One page of the persons changed since `since`, oldest change first.
+    /// The person streams this CRM's change capture follows, each with a cursor of its own
+    /// (Pipedrive: one; Salesforce: Lead and Contact).
+    pub fn change_streams(&self) -> &'static [&'static str] {
+        match self {
+            Self::Pipedrive(..) => &["persons"],
+            Self::Salesforce(..) => &["Lead", "Contact"],
+        }
+    }
+
+    /// One page of the persons of `stream` (one of [`Self::change_streams`]) changed since
+    /// `since`, oldest change first.
     pub async fn changes_since(
         &self,
         session: &Session,
         map: &FieldMap,
+        stream: &str,
         since: DateTime<Utc>,
         cursor: Option<String>,
     ) -> Result<PersonPage, CrmError> {
@@ -391,7 +432,7 @@ impl Crm {
                 Ok(mapping::person_page(page, map))
             }
             Self::Salesforce(client, _) => {
-                salesforce::ops::list_people(client, session, map, cursor, Some(since)).await
+                salesforce::ops::changes_since(client, session, map, stream, since, cursor).await
             }
         }
     }
@@ -675,6 +716,17 @@ impl Crm {
             Self::Salesforce(client, _) => {
                 salesforce::ops::create_field(client, session, name, field_type).await
             }
+        }
+    }
+
+    /// The field types a custom field can be created with here (the console's and the admin
+    /// API's "create a field").
+    pub fn creatable_field_types(&self) -> &'static [&'static str] {
+        match self {
+            Self::Pipedrive(..) => &[
+                "varchar", "text", "double", "monetary", "date", "phone", "enum",
+            ],
+            Self::Salesforce(..) => &salesforce::mapping::CREATABLE_FIELD_TYPES,
         }
     }
 

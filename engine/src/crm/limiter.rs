@@ -68,6 +68,20 @@ pub struct ConnectionBudget {
     /// Daily calls kept for other tools (-1 = none: the 10 % rule alone). Salesforce sets it
     /// from `salesforce.api_reserve`.
     reserve: AtomicI64,
+    /// When the daily numbers were last reported ([`process_ms`]).
+    daily_seen_ms: AtomicU64,
+}
+
+/// Milliseconds since this process first asked (a monotonic clock for the budget's ages).
+fn process_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    u64::try_from(
+        START
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_millis(),
+    )
+    .unwrap_or(u64::MAX)
 }
 
 impl ConnectionBudget {
@@ -83,6 +97,7 @@ impl ConnectionBudget {
             daily_left: AtomicI64::new(-1),
             daily_total: AtomicI64::new(-1),
             reserve: AtomicI64::new(-1),
+            daily_seen_ms: AtomicU64::new(0),
         }
     }
 
@@ -143,6 +158,7 @@ impl ConnectionBudget {
         }
         if let Some(left) = daily_left {
             self.daily_left.store(left, Ordering::Relaxed);
+            self.daily_seen_ms.store(process_ms(), Ordering::SeqCst);
         }
         if let Some(total) = daily_total {
             self.daily_total.store(total, Ordering::Relaxed);
@@ -175,6 +191,25 @@ impl ConnectionBudget {
             self.reserve.load(Ordering::Relaxed),
         );
         left >= 0 && reserve >= 0 && left <= reserve
+    }
+
+    /// Whether calls must keep waiting for the reserve: the budget is inside it, as reported
+    /// less than `recheck` ago. Once that is older, one caller is let through to read the
+    /// numbers again (the rolling 24 hours free calls as old ones leave them, and only an
+    /// answer says so); the others keep waiting for its answer.
+    pub fn reserve_holds(&self, recheck: Duration) -> bool {
+        if !self.in_reserve() {
+            return false;
+        }
+        let seen = self.daily_seen_ms.load(Ordering::SeqCst);
+        let now = process_ms();
+        let recheck = u64::try_from(recheck.as_millis()).unwrap_or(u64::MAX);
+        if now.saturating_sub(seen) < recheck {
+            return true;
+        }
+        self.daily_seen_ms
+            .compare_exchange(seen, now, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
     }
 
     /// The daily budget as the CRM last reported it: (left, total).
@@ -237,5 +272,27 @@ mod tests {
         sync.await.unwrap();
         background.await.unwrap();
         assert_eq!(*order.lock().unwrap(), vec!["sync", "background"]);
+    }
+
+    #[test]
+    fn inside_the_reserve_calls_wait_and_once_the_numbers_are_old_one_caller_probes_for_the_rest() {
+        let budget = ConnectionBudget::new(20);
+        budget.set_reserve(100);
+        budget.observe(None, Some(5_000), Some(10_000));
+        assert!(!budget.reserve_holds(Duration::from_secs(3600)));
+        budget.observe(None, Some(50), Some(10_000));
+        let an_hour = Duration::from_secs(3600);
+        assert!(budget.reserve_holds(an_hour), "reported just now");
+        assert!(
+            !budget.reserve_holds(Duration::ZERO),
+            "older than the recheck: this caller probes"
+        );
+        assert!(
+            budget.reserve_holds(an_hour),
+            "the others wait for the probe's answer"
+        );
+        // The probe's answer: the window freed calls.
+        budget.observe(None, Some(2_000), Some(10_000));
+        assert!(!budget.reserve_holds(an_hour));
     }
 }

@@ -29,6 +29,9 @@ pub struct ConnectionRow {
     pub webhook_password_enc: Option<Vec<u8>>,
     pub apid_field_key: Option<String>,
     pub paused: bool,
+    /// New app contacts in the CRM list are created here (off for a company connected
+    /// alongside others: the list holds the other companies' contacts too).
+    pub receives_list: bool,
     pub last_success_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -54,6 +57,7 @@ impl From<connection::Model> for ConnectionRow {
             webhook_password_enc: row.webhook_password_enc,
             apid_field_key: row.apid_field_key,
             paused: row.paused,
+            receives_list: row.receives_list,
             last_success_at: row.last_success_at,
             last_error: row.last_error,
             created_at: row.created_at,
@@ -207,6 +211,25 @@ pub async fn of_company_not_in(
         .map(ConnectionRow::from))
 }
 
+/// The connections (not disconnected) that new app contacts in the CRM list are created in,
+/// oldest first.
+pub async fn list_receivers(db: &impl Conn) -> Result<Vec<ConnectionId>, StoreError> {
+    use sea_orm::QuerySelect;
+    Ok(connection::Entity::find()
+        .select_only()
+        .column(connection::Column::Id)
+        .filter(connection::Column::ReceivesList.eq(true))
+        .filter(connection::Column::State.ne(DISCONNECTED))
+        .order_by_asc(connection::Column::CreatedAt)
+        .order_by_asc(connection::Column::Id)
+        .into_tuple::<Uuid>()
+        .all(db.raw())
+        .await?
+        .into_iter()
+        .map(ConnectionId::from)
+        .collect())
+}
+
 /// The ids of the connections that are not paused and in one of `states`.
 pub async fn running_ids(db: &impl Conn, states: &[&str]) -> Result<Vec<ConnectionId>, StoreError> {
     use sea_orm::QuerySelect;
@@ -243,6 +266,7 @@ pub async fn save(db: &impl Conn, row: ConnectionRow, exists: bool) -> Result<()
         webhook_password_enc: Set(row.webhook_password_enc),
         apid_field_key: Set(row.apid_field_key),
         paused: Set(row.paused),
+        receives_list: Set(row.receives_list),
         last_success_at: Set(row.last_success_at),
         last_error: Set(row.last_error),
         created_at: Set(row.created_at),

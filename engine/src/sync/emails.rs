@@ -367,7 +367,7 @@ pub async fn submit(engine: &Engine, raw: &Value) -> Result<(EmailRow, bool), Em
             )]);
             let upserted =
                 crate::sync::app::local::create_contact_in(&txn, fields, true, now).await?;
-            // The list's push goes to the oldest active connection; the e-mail waits for a
+            // The list's push goes to every connection the list reaches; the e-mail waits for a
             // person in its own connection (coalesced when they are the same).
             queue::enqueue(
                 &txn,

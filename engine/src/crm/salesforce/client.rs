@@ -4,6 +4,7 @@
 //! `CrmError`. Salesforce documents no per-second limit, so calls are counted, not paced.
 
 use crate::clock::{Clock, SystemClock};
+use chrono::{DateTime, Utc};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,13 +29,19 @@ use crate::crm::session::{Auth, Session};
 /// Records per sObject Collections call (Salesforce's maximum).
 pub const COLLECTION_MAX: usize = 200;
 
+/// A describe and when it was read, per (connection, object).
+type ReadDescribe = (DateTime<Utc>, Arc<Describe>);
+
+/// How long a describe is kept before it is read again.
+pub const DESCRIBE_TTL: chrono::Duration = chrono::Duration::minutes(15);
+
 #[derive(Clone)]
 pub struct SalesforceClient {
     http: reqwest::Client,
     limiters: Limiters,
     config: Arc<SfConfig>,
     keys: SfKeys,
-    describes: Arc<DashMap<(ConnectionId, String), Arc<Describe>>>,
+    describes: Arc<DashMap<(ConnectionId, String), ReadDescribe>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -114,10 +121,12 @@ impl SalesforceClient {
         write: bool,
     ) -> Result<Response, CrmError> {
         let budget = self.budget(session);
-        if budget.in_reserve() {
+        if budget.reserve_holds(self.config.quota_backoff) {
             let left = budget.daily_left().unwrap_or(0);
             tracing::warn!(connection_id = %session.connection_id, left, "Salesforce's daily API budget is down to the reserve; not calling.");
-            return Err(SalesforceError::Reserve { left }.into());
+            let mut error = CrmError::from(SalesforceError::Reserve { left });
+            error.retry_after = Some(self.config.quota_backoff);
+            return Err(error);
         }
         budget.requests.fetch_add(1, Ordering::Relaxed);
         let builder = if write {
@@ -158,9 +167,11 @@ impl SalesforceClient {
         if response.status().is_success() {
             return Ok(response);
         }
-        let error: CrmError = status_error(response).await.into();
+        let mut error: CrmError = status_error(response).await.into();
         if error.code.as_deref() == Some("REQUEST_LIMIT_EXCEEDED") {
             budget.rate_limited.fetch_add(1, Ordering::Relaxed);
+            // The daily allocation: wait for the rolling window to free calls.
+            error.retry_after.get_or_insert(self.config.quota_backoff);
         }
         Err(error)
     }
@@ -355,19 +366,26 @@ impl SalesforceClient {
         self.json(s, request, false).await
     }
 
-    /// `GET …/sobjects/{T}/describe`, kept per connection until a field is created.
+    /// `GET …/sobjects/{T}/describe`, kept per connection for [`DESCRIBE_TTL`] (fields an
+    /// admin adds, and field-level security granted, show within it) or until tandem creates
+    /// a field.
     pub async fn describe(&self, s: &Session, object: &str) -> Result<Arc<Describe>, CrmError> {
         let key = (s.connection_id, object.to_owned());
+        let now = self.now();
         if let Some(cached) = self.describes.get(&key) {
-            return Ok(Arc::clone(&cached));
+            let (read_at, describe) = &*cached;
+            if now - *read_at < DESCRIBE_TTL {
+                return Ok(Arc::clone(describe));
+            }
         }
         let request = self.request(s, Method::GET, &format!("/sobjects/{object}/describe"));
         let describe: Arc<Describe> = Arc::new(self.json(s, request, false).await?);
-        self.describes.insert(key, Arc::clone(&describe));
+        self.describes.insert(key, (now, Arc::clone(&describe)));
         Ok(describe)
     }
 
-    /// Drops the connection's cached describes (after a field was created).
+    /// Drops the connection's cached describes (after a field was created; before the field
+    /// mapping lists the fields, so an admin sees what Salesforce says now).
     pub fn forget_describes(&self, connection: ConnectionId) {
         self.describes.retain(|(c, _), _| *c != connection);
     }

@@ -9,13 +9,10 @@ use std::time::Duration;
 use serde_json::Value;
 use tandem_core::{CrmError, CrmErrorKind, ErrorClass};
 
-/// How long to wait after `REQUEST_LIMIT_EXCEEDED` for the daily allocation (rolling 24 h):
-/// calls free up as old ones leave the window.
-pub(crate) const DAILY_LIMIT_BACKOFF: Duration = Duration::from_secs(300);
-/// How long to wait after `REQUEST_LIMIT_EXCEEDED` for concurrent long-running requests.
+/// How long to wait after `REQUEST_LIMIT_EXCEEDED` for concurrent long-running requests. (For
+/// the daily allocation, and while the budget is inside tandem's reserve, the client sets
+/// `salesforce.quota_backoff_secs`: calls free up as old ones leave the rolling 24 hours.)
 pub(crate) const CONCURRENCY_BACKOFF: Duration = Duration::from_secs(30);
-/// How long to wait while the daily budget is inside tandem's reserve.
-pub(crate) const RESERVE_BACKOFF: Duration = Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SalesforceError {
@@ -85,12 +82,10 @@ fn classify(
             (ErrorClass::Reauthenticate, CrmErrorKind::Unauthorized, None)
         }
         Some("REQUEST_LIMIT_EXCEEDED") => {
-            let delay = if message.contains("Concurrent") {
-                CONCURRENCY_BACKOFF
-            } else {
-                DAILY_LIMIT_BACKOFF
-            };
-            (ErrorClass::Retry, CrmErrorKind::RateLimited, Some(delay))
+            let delay = message
+                .contains("Concurrent")
+                .then_some(CONCURRENCY_BACKOFF);
+            (ErrorClass::Retry, CrmErrorKind::RateLimited, delay)
         }
         Some("UNABLE_TO_LOCK_ROW") => (ErrorClass::Retry, kind, None),
         Some("API_DISABLED_FOR_ORG" | "INSUFFICIENT_ACCESS_OR_READONLY") => {
@@ -151,7 +146,6 @@ impl From<SalesforceError> for CrmError {
                 );
                 error.kind = CrmErrorKind::RateLimited;
                 error.retry = ErrorClass::Retry;
-                error.retry_after = Some(RESERVE_BACKOFF);
                 error.hint = Some("tandem keeps `salesforce.api_reserve` daily calls for other tools and resumes when the rolling 24-hour window frees calls.".into());
                 error
             }

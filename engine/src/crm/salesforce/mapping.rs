@@ -39,6 +39,22 @@ pub const CUSTOM_FIELD_TYPES: [&str; 14] = [
     "boolean",
 ];
 
+/// The describe types a custom field can be created with (Tooling `CustomField`).
+pub const CREATABLE_FIELD_TYPES: [&str; 12] = [
+    "string",
+    "textarea",
+    "longtextarea",
+    "email",
+    "phone",
+    "url",
+    "boolean",
+    "double",
+    "currency",
+    "percent",
+    "date",
+    "datetime",
+];
+
 const NUMERIC: [&str; 5] = ["double", "int", "currency", "percent", "long"];
 
 /// Salesforce's record time (`2024-05-01T10:00:00.000+0000`, also RFC 3339) as milliseconds.

@@ -41,6 +41,9 @@ pub struct SfConfig {
     pub create_as: SObject,
     /// How long pushes wait for company after a batch that was not full.
     pub write_batch_window: std::time::Duration,
+    /// How long tandem waits after the daily allocation ran out (`REQUEST_LIMIT_EXCEEDED`) or
+    /// while the budget is inside the reserve, before calling again.
+    pub quota_backoff: std::time::Duration,
 }
 
 impl Default for SfConfig {
@@ -54,6 +57,7 @@ impl Default for SfConfig {
             call_options_client: "tandem".into(),
             create_as: SObject::Lead,
             write_batch_window: std::time::Duration::from_millis(1000),
+            quota_backoff: std::time::Duration::from_secs(300),
         }
     }
 }
@@ -73,6 +77,7 @@ impl SfConfig {
                 SObject::Lead
             },
             write_batch_window: std::time::Duration::from_millis(settings.write_batch_window_ms),
+            quota_backoff: std::time::Duration::from_secs(settings.quota_backoff_secs),
         }
     }
 }
@@ -89,6 +94,15 @@ impl SObject {
         match self {
             Self::Lead => "Lead",
             Self::Contact => "Contact",
+        }
+    }
+
+    /// The object of this API name (`Lead`, `Contact`).
+    pub fn named(name: &str) -> Option<Self> {
+        match name {
+            "Lead" => Some(Self::Lead),
+            "Contact" => Some(Self::Contact),
+            _ => None,
         }
     }
 

@@ -101,29 +101,28 @@ fn person_of(
 
 // ---------------------------------------------------------------- reading persons
 
-/// Where a listing stands: inside one object's query (with its `nextRecordsUrl`), or at the
-/// deletes (changes only).
+/// Where a listing stands: inside one object's query (with its `nextRecordsUrl`), or at that
+/// object's deletes (changes only).
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Phase {
     Query(SObject, Option<String>),
-    Deleted,
+    Deleted(SObject),
 }
 
 impl Phase {
-    fn parse(cursor: Option<&str>) -> Result<Self, CrmError> {
+    fn parse(cursor: Option<&str>, first: SObject) -> Result<Self, CrmError> {
         let Some(cursor) = cursor else {
-            return Ok(Self::Query(SObject::Lead, None));
+            return Ok(Self::Query(first, None));
         };
         let next = |rest: &str| (!rest.is_empty()).then(|| rest.to_owned());
-        if let Some(rest) = cursor.strip_prefix("Lead|") {
-            Ok(Self::Query(SObject::Lead, next(rest)))
-        } else if let Some(rest) = cursor.strip_prefix("Contact|") {
-            Ok(Self::Query(SObject::Contact, next(rest)))
-        } else if cursor == "Deleted" {
-            Ok(Self::Deleted)
-        } else {
-            Err(SalesforceError::Decode(format!("not a Salesforce cursor: {cursor:?}")).into())
-        }
+        let parsed = match cursor.split_once('|') {
+            Some(("Deleted", name)) => SObject::named(name).map(Self::Deleted),
+            Some((name, rest)) => SObject::named(name).map(|o| Self::Query(o, next(rest))),
+            None => None,
+        };
+        parsed.ok_or_else(|| {
+            SalesforceError::Decode(format!("not a Salesforce cursor: {cursor:?}")).into()
+        })
     }
 
     fn render(&self) -> String {
@@ -131,23 +130,39 @@ impl Phase {
             Self::Query(object, next) => {
                 format!("{}|{}", object.name(), next.as_deref().unwrap_or(""))
             }
-            Self::Deleted => "Deleted".into(),
+            Self::Deleted(object) => format!("Deleted|{}", object.name()),
         }
     }
 }
 
-/// The SOQL of a listing: every unconverted Lead and every Contact; for changes, every record
-/// whose `SystemModstamp` is at or after `since` (converted Leads included: they read as merged
-/// into their Contact).
-pub(crate) fn person_soql(
-    object: SObject,
-    fields: &[String],
-    since: Option<DateTime<Utc>>,
-) -> String {
-    let filter = match (object, since) {
-        (_, Some(since)) => format!(" WHERE SystemModstamp >= {}", soql_time(since)),
-        (SObject::Lead, None) => " WHERE IsConverted = false".to_owned(),
-        (SObject::Contact, None) => String::new(),
+/// What a person query reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reading {
+    /// A listing: every unconverted Lead and every Contact, or only those last modified at or
+    /// after the time (an initial sync with a window).
+    Listing(Option<DateTime<Utc>>),
+    /// Changes: every record whose `SystemModstamp` is at or after the time, converted Leads
+    /// included (they read as merged into their Contact).
+    Changes(DateTime<Utc>),
+}
+
+/// The SOQL of a person query.
+pub(crate) fn person_soql(object: SObject, fields: &[String], reading: Reading) -> String {
+    let (unconverted_only, since) = match reading {
+        Reading::Listing(since) => (object == SObject::Lead, since),
+        Reading::Changes(since) => (false, Some(since)),
+    };
+    let conditions: Vec<String> = [
+        unconverted_only.then(|| "IsConverted = false".to_owned()),
+        since.map(|since| format!("SystemModstamp >= {}", soql_time(since))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
     };
     format!(
         "SELECT {} FROM {}{filter} ORDER BY SystemModstamp, Id",
@@ -171,55 +186,109 @@ async fn fields_for(
     ))
 }
 
-/// One page (a query batch of up to 2,000) of every person, or of the changes since `since`.
+/// One query page (a batch of up to 2,000) of `object`'s persons as `reading` says, and the
+/// query's next page (its `nextRecordsUrl`) if it has more.
+async fn query_page(
+    client: &SalesforceClient,
+    s: &Session,
+    map: &FieldMap,
+    object: SObject,
+    next: Option<&str>,
+    reading: Reading,
+) -> Result<(Vec<CrmPerson>, Option<String>), CrmError> {
+    let page = match next {
+        Some(url) => client.query_more(s, url).await?,
+        None => {
+            let fields = fields_for(client, s, object, map).await?;
+            client
+                .query(s, &person_soql(object, &fields, reading))
+                .await?
+        }
+    };
+    let items = page
+        .records
+        .iter()
+        .map(|r| person_of(client, s, map, r))
+        .collect::<Result<Vec<_>, _>>()?;
+    let more = if page.done {
+        None
+    } else {
+        page.next_records_url
+    };
+    Ok((items, more))
+}
+
+/// One page of every person (or of those last modified at or after `modified_since`): the
+/// unconverted Leads, then the Contacts.
 pub(crate) async fn list_people(
     client: &SalesforceClient,
     s: &Session,
     map: &FieldMap,
     cursor: Option<String>,
-    since: Option<DateTime<Utc>>,
+    modified_since: Option<DateTime<Utc>>,
 ) -> Result<PersonPage, CrmError> {
-    match Phase::parse(cursor.as_deref())? {
-        Phase::Query(object, next) => {
-            let page = match &next {
-                Some(url) => client.query_more(s, url).await?,
-                None => {
-                    let fields = fields_for(client, s, object, map).await?;
-                    client
-                        .query(s, &person_soql(object, &fields, since))
-                        .await?
-                }
-            };
-            let items = page
-                .records
-                .iter()
-                .map(|r| person_of(client, s, map, r))
-                .collect::<Result<Vec<_>, _>>()?;
-            let next = match (page.done, page.next_records_url, object) {
-                (false, Some(url), _) => Some(Phase::Query(object, Some(url))),
-                (_, _, SObject::Lead) => Some(Phase::Query(SObject::Contact, None)),
-                (_, _, SObject::Contact) => since.map(|_| Phase::Deleted),
+    let Phase::Query(object, next) = Phase::parse(cursor.as_deref(), SObject::Lead)? else {
+        return Err(SalesforceError::Decode("a listing has no deletes phase".into()).into());
+    };
+    let reading = Reading::Listing(modified_since);
+    let (items, more) = query_page(client, s, map, object, next.as_deref(), reading).await?;
+    let next = match (more, object) {
+        (Some(url), _) => Some(Phase::Query(object, Some(url))),
+        (None, SObject::Lead) => Some(Phase::Query(SObject::Contact, None)),
+        (None, SObject::Contact) => None,
+    };
+    Ok(PersonPage {
+        items,
+        next_cursor: next.map(|p| p.render()),
+    })
+}
+
+/// One page of the changes since `since` of one object (`stream`: `Lead` or `Contact`), oldest
+/// first: its query pages, then its deletes. Each object has a change cursor of its own (a poll cut off between the two cannot
+/// move the other's past changes it has not read).
+pub(crate) async fn changes_since(
+    client: &SalesforceClient,
+    s: &Session,
+    map: &FieldMap,
+    stream: &str,
+    since: DateTime<Utc>,
+    cursor: Option<String>,
+) -> Result<PersonPage, CrmError> {
+    let object = SObject::named(stream).ok_or_else(|| {
+        SalesforceError::Decode(format!("not a Salesforce change stream: {stream:?}"))
+    })?;
+    match Phase::parse(cursor.as_deref(), object)? {
+        Phase::Query(_, next) => {
+            let (items, more) = query_page(
+                client,
+                s,
+                map,
+                object,
+                next.as_deref(),
+                Reading::Changes(since),
+            )
+            .await?;
+            let next = match more {
+                Some(url) => Phase::Query(object, Some(url)),
+                None => Phase::Deleted(object),
             };
             Ok(PersonPage {
                 items,
-                next_cursor: next.map(|p| p.render()),
+                next_cursor: Some(next.render()),
             })
         }
-        Phase::Deleted => {
-            let since = since.unwrap_or_else(Utc::now);
-            let items = deleted_since(client, s, since).await?;
-            Ok(PersonPage {
-                items,
-                next_cursor: None,
-            })
-        }
+        Phase::Deleted(_) => Ok(PersonPage {
+            items: deleted_since(client, s, object, since).await?,
+            next_cursor: None,
+        }),
     }
 }
 
-/// Leads and Contacts deleted since `since` (at most 15 days back, Salesforce's window).
+/// `object`'s records deleted since `since` (at most 15 days back, Salesforce's window).
 async fn deleted_since(
     client: &SalesforceClient,
     s: &Session,
+    object: SObject,
     since: DateTime<Utc>,
 ) -> Result<Vec<CrmPerson>, CrmError> {
     let end = client.now();
@@ -227,20 +296,20 @@ async fn deleted_since(
         .max(end - DELETED_WINDOW)
         .min(end - ChronoDuration::minutes(1));
     let fmt = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%S+00:00").to_string();
-    let mut items = Vec::new();
-    for object in [SObject::Lead, SObject::Contact] {
-        let deleted = client
-            .deleted(s, object.name(), &fmt(start), &fmt(end))
-            .await?;
-        for record in deleted.deleted_records {
+    let deleted = client
+        .deleted(s, object.name(), &fmt(start), &fmt(end))
+        .await?;
+    deleted
+        .deleted_records
+        .into_iter()
+        .map(|record| {
             remember(client, s, &record.id)?;
-            items.push(mapping::deleted_person(
+            Ok(mapping::deleted_person(
                 &record.id,
                 record.deleted_date.as_deref(),
-            ));
-        }
-    }
-    Ok(items)
+            ))
+        })
+        .collect()
 }
 
 pub(crate) async fn get_person(
@@ -875,6 +944,8 @@ pub(crate) async fn field_catalog(
     client: &SalesforceClient,
     s: &Session,
 ) -> Result<Vec<CatalogField>, CrmError> {
+    // What Salesforce says now: an admin may have added a field or granted Edit on one.
+    client.forget_describes(s.connection_id);
     let lead = client.describe(s, "Lead").await?;
     let contact = client.describe(s, "Contact").await?;
     Ok(mapping::catalog(&[&lead, &contact]))

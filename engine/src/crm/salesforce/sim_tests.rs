@@ -100,23 +100,35 @@ async fn everything(
     map: &FieldMap,
     since: Option<chrono::DateTime<chrono::Utc>>,
 ) -> (Vec<CrmPerson>, usize) {
-    let (mut items, mut pages, mut cursor) = (Vec::new(), 0, None);
-    loop {
-        let page = match since {
-            None => e.crm.list_people(&e.session, map, cursor).await.unwrap(),
-            Some(since) => e
-                .crm
-                .changes_since(&e.session, map, since, cursor)
-                .await
-                .unwrap(),
-        };
-        pages += 1;
-        items.extend(page.items);
-        match page.next_cursor {
-            Some(next) => cursor = Some(next),
-            None => return (items, pages),
+    let (mut items, mut pages) = (Vec::new(), 0);
+    let streams: Vec<Option<&str>> = match since {
+        None => vec![None],
+        Some(_) => e.crm.change_streams().iter().copied().map(Some).collect(),
+    };
+    for stream in streams {
+        let mut cursor = None;
+        loop {
+            let page = match (stream, since) {
+                (Some(stream), Some(since)) => e
+                    .crm
+                    .changes_since(&e.session, map, stream, since, cursor)
+                    .await
+                    .unwrap(),
+                _ => e
+                    .crm
+                    .list_people(&e.session, map, cursor, None)
+                    .await
+                    .unwrap(),
+            };
+            pages += 1;
+            items.extend(page.items);
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
         }
     }
+    (items, pages)
 }
 
 fn client(e: &Env) -> &SalesforceClient {
@@ -140,7 +152,7 @@ async fn listing_pages_leads_by_2000_then_contacts() {
     assert!(leads > 2000, "{leads}");
     let first = e
         .crm
-        .list_people(&e.session, &FieldMap::defaults(None), None)
+        .list_people(&e.session, &FieldMap::defaults(None), None, None)
         .await
         .unwrap();
     assert_eq!(first.items.len(), 2000);
@@ -539,7 +551,7 @@ async fn sforce_limit_info_feeds_the_budget_and_the_reserve_stops_calls() {
     assert!(!budget.in_reserve());
     h.set_daily_api_requests(OrgKind::Production, used + 10);
     e.crm
-        .list_people(&e.session, &FieldMap::defaults(None), None)
+        .list_people(&e.session, &FieldMap::defaults(None), None, None)
         .await
         .unwrap();
     assert!(budget.in_reserve() && budget.daily_budget_low());
@@ -555,6 +567,40 @@ async fn sforce_limit_info_feeds_the_budget_and_the_reserve_stops_calls() {
         "the listing counted, the refused call never left"
     );
     // Writes carry the call options header (the simulator accepts it); reads do not need it.
+}
+
+#[tokio::test]
+async fn once_the_quota_backoff_has_passed_one_call_probes_and_calls_resume_when_the_window_freed_calls(
+) {
+    let sf = SfConfig {
+        api_reserve: 50,
+        quota_backoff: Duration::ZERO,
+        ..SfConfig::default()
+    };
+    let e = env_with(SfSimConfig::default(), sf).await;
+    async fn list(e: &Env) {
+        e.crm
+            .list_people(&e.session, &FieldMap::defaults(None), None, None)
+            .await
+            .unwrap();
+    }
+    let h = e.sim.handle();
+    list(&e).await;
+    let (used, max) = h.api_usage(OrgKind::Production);
+    h.set_daily_api_requests(OrgKind::Production, used + 10);
+    // This answer reports the budget inside the reserve; the next call probes (the backoff is 0)
+    // and finds it still there.
+    list(&e).await;
+    let budget = e.crm.budget(&e.session);
+    assert!(budget.in_reserve());
+    list(&e).await;
+    assert!(budget.in_reserve());
+    // The rolling window frees calls (here: the admin's allocation is back): the next probe
+    // sees it and calls go on.
+    h.set_daily_api_requests(OrgKind::Production, max);
+    list(&e).await;
+    assert!(!budget.in_reserve());
+    list(&e).await;
 }
 
 #[tokio::test]

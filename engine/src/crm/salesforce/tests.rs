@@ -270,7 +270,8 @@ fn every_error_code_is_classified_with_its_message_verbatim_and_a_hint() {
         Some("REQUEST_LIMIT_EXCEEDED"),
         "TotalRequests Limit exceeded.",
     );
-    assert_eq!(daily.retry_after, Some(std::time::Duration::from_secs(300)));
+    // The daily allocation's wait is the client's (`salesforce.quota_backoff_secs`).
+    assert_eq!(daily.retry_after, None);
     let concurrent = crm_error(
         403,
         Some("REQUEST_LIMIT_EXCEEDED"),

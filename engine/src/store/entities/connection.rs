@@ -25,6 +25,7 @@ pub struct Model {
     pub webhook_password_enc: Option<Vec<u8>>,
     pub apid_field_key: Option<String>,
     pub paused: bool,
+    pub receives_list: bool,
     pub last_success_at: Option<DateTimeUtc>,
     pub last_error: Option<String>,
     pub created_at: DateTimeUtc,

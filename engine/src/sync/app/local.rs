@@ -213,32 +213,36 @@ pub async fn archive_contact_in(
     Ok(true)
 }
 
-/// Queues a push for the contact if it reaches Pipedrive: to every connection that links it
-/// (with several companies in one database, issue 24, each its own), else, when it is in the
-/// "Pipedrive contacts" list or touched by a creating action, to the active connection.
+/// Queues a push for the contact to every connection it reaches: each that links it (with
+/// several companies in one database, issue 24, each its own), and, when it is in the CRM list
+/// or touched by a creating action, each connection the list reaches that does not link it yet
+/// (a company with Pipedrive and Salesforce, or production and sandbox, gets it in each: a
+/// create there, deduplicated by apId and e-mail as every create is).
 pub async fn queue_push_if_in_scope(
     txn: &impl Conn,
     id: ContactId,
     touched_by_creating_action: bool,
     now: DateTime<Utc>,
 ) -> Result<bool, SyncError> {
-    let linked = links::connections_of_contact(txn, id).await?;
-    let targets = if linked.is_empty() {
-        let Some(connection_id) = connections::active_id(txn).await? else {
-            return Ok(false);
-        };
+    let mut targets = links::connections_of_contact(txn, id).await?;
+    let receivers = connections::list_receivers(txn).await?;
+    if receivers.iter().any(|r| !targets.contains(r)) {
         let scope = ContactScope {
             linked: false,
             in_pipedrive_list: contacts::in_list(txn, id, contacts::PIPEDRIVE_LIST).await?,
             touched_by_creating_action,
         };
-        if !reaches_pipedrive(&scope) {
-            return Ok(false);
+        if reaches_pipedrive(&scope) {
+            for receiver in receivers {
+                if !targets.contains(&receiver) {
+                    targets.push(receiver);
+                }
+            }
         }
-        vec![connection_id]
-    } else {
-        linked
-    };
+    }
+    if targets.is_empty() {
+        return Ok(false);
+    }
     for connection_id in targets {
         queue::enqueue(
             txn,

@@ -33,6 +33,8 @@ pub struct ConnectionStatus {
     /// The connecting user, owner of the persons tandem creates.
     pub user_id: Option<i64>,
     pub paused: bool,
+    /// New app contacts in the CRM list are created in this connection.
+    pub receives_list: bool,
     pub last_success_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub token_expires_at: Option<DateTime<Utc>>,
@@ -119,6 +121,7 @@ async fn status_of(engine: &Engine, row: ConnectionRow) -> Result<ConnectionStat
         company_id: row.company_id,
         user_id: row.user_id,
         paused: row.paused,
+        receives_list: row.receives_list,
         last_success_at: row.last_success_at,
         last_error: row.last_error,
         token_expires_at: row.token_expires_at,

@@ -26,6 +26,9 @@ pub struct RemoteFieldInfo {
     pub is_custom: bool,
     /// Whether tandem can map it.
     pub mappable: bool,
+    /// Whether the connecting user may write it (Salesforce: `updateable` in `describe`, after
+    /// field-level security); a read-only field maps inbound only.
+    pub writable: bool,
     pub options: Vec<(i64, String)>,
 }
 
@@ -178,6 +181,7 @@ fn field_info(crm: &crate::crm::Crm, entity: Entity, f: CatalogField) -> RemoteF
         name: f.name,
         field_type: f.field_type,
         is_custom: f.is_custom,
+        writable: f.writable,
         options: f.options,
     }
 }
@@ -368,7 +372,8 @@ pub async fn set_mapping(
         return Err(invalid(
             "remote_field",
             format!(
-                "Pipedrive field \"{}\" is of type `{}`, which tandem cannot convert; it maps custom fields of type {}",
+                "{} field \"{}\" is of type `{}`, which tandem cannot convert; it maps custom fields of type {}",
+                crm.display_name(),
                 remote.name,
                 remote.field_type,
                 crm.custom_field_types().join(", ")
@@ -379,13 +384,25 @@ pub async fn set_mapping(
         return Err(invalid(
             "remote_field",
             format!(
-                "Pipedrive's built-in {} field \"{}\" cannot be mapped; tandem maps {} and custom fields",
+                "{}'s built-in {} field \"{}\" cannot be mapped; tandem maps {} and custom fields",
+                crm.display_name(),
                 entity.as_str(),
                 remote.name,
                 match entity {
                     Entity::Person => "name, email, phone, owner_id",
                     Entity::Organization => "the organization's address",
                 }
+            ),
+        ));
+    }
+    if direction != "inbound" && !remote.writable {
+        return Err(invalid(
+            "direction",
+            format!(
+                "{} field \"{}\" ({}) is read-only for the connecting user, so tandem cannot write it: map it inbound, or grant Edit on it (Salesforce: Setup -> Profiles -> [profile] -> Field-Level Security) and map it again",
+                crm.display_name(),
+                remote.name,
+                remote.key
             ),
         ));
     }
@@ -480,11 +497,6 @@ pub async fn delete_mapping(
     Ok(deleted)
 }
 
-/// Pipedrive field types a custom field can be created with.
-pub const CREATABLE_TYPES: [&str; 7] = [
-    "varchar", "text", "double", "monetary", "date", "phone", "enum",
-];
-
 /// Creates a custom person field in Pipedrive (needs an admin user or the `admin` /
 /// `contact-fields:full` scope).
 pub async fn create_remote_field(
@@ -509,16 +521,18 @@ pub async fn create_remote_field_of(
     if name.is_empty() {
         return Err(invalid("name", "a field name is required"));
     }
-    if !CREATABLE_TYPES.contains(&field_type) {
+    let conn = super::load(engine, id).await?;
+    let creatable = conn.crm.creatable_field_types();
+    if !creatable.contains(&field_type) {
         return Err(invalid(
             "field_type",
             format!(
-                "`{field_type}` cannot be created here; use one of {}",
-                CREATABLE_TYPES.join(", ")
+                "`{field_type}` cannot be created in {}; use one of {}",
+                conn.crm.display_name(),
+                creatable.join(", ")
             ),
         ));
     }
-    let conn = super::load(engine, id).await?;
     let now = engine.now();
     let created = match entity {
         Entity::Person => conn.crm.create_field(&conn.session, name, field_type).await,
@@ -541,8 +555,9 @@ pub async fn create_remote_field_of(
                     Direction::Connection,
                     "field_created",
                     format!(
-                        "Custom {} field \"{name}\" ({field_type}) created in Pipedrive.",
-                        entity.as_str()
+                        "Custom {} field \"{name}\" ({field_type}) created in {}.",
+                        entity.as_str(),
+                        conn.crm.display_name()
                     ),
                 )
                 .connection(id),
@@ -556,27 +571,30 @@ pub async fn create_remote_field_of(
                 name: field.name,
                 field_type: field.field_type,
                 is_custom: true,
+                writable: field.writable,
                 options: Vec::new(),
             })
         }
         Err(error) if error.kind == CrmErrorKind::Forbidden => {
+            let (who, fix) = conn.crm.field_create_refusal(on);
+            let crm = conn.crm.display_name();
             synclog::record(
                 &engine.store,
                 Entry::new(
                     Level::Error,
                     Direction::Connection,
                     "field_create_refused",
-                    format!("Pipedrive refused to create the custom field \"{name}\": the connecting user is not an admin."),
+                    format!("{crm} refused to create the custom field \"{name}\": {who}."),
                 )
                 .connection(id)
                 .status(error.status)
                 .remote_error(error.message.clone())
-                .hint(format!("Reconnect with a Pipedrive admin user, or create the field in Pipedrive (Settings → Data fields → {on}) and map it.")),
+                .hint(fix.clone()),
                 now,
             )
             .await?;
             Err(SyncError::AdminRequired(format!(
-                "Pipedrive refused to create the field ({} {}): the connecting user must be a Pipedrive admin (or the app needs the admin / contact-fields:full scope). Reconnect with an admin user, or create the field in Pipedrive under Settings → Data fields → {on} and map it here.",
+                "{crm} refused to create the field ({} {}): {who}. {fix}",
                 error.status.map(|s| s.to_string()).unwrap_or_default(),
                 error.message
             )))

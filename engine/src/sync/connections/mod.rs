@@ -197,6 +197,12 @@ pub async fn active_id(db: &impl crate::store::Conn) -> Result<Option<Connection
     Ok(crate::store::connections::oldest_not_in(db, state::DISCONNECTED).await?)
 }
 
+/// The connections new app contacts in the CRM list are created in, oldest first: every one
+/// not disconnected, except companies connected alongside others.
+pub async fn list_receivers(db: &impl crate::store::Conn) -> Result<Vec<ConnectionId>, SyncError> {
+    Ok(crate::store::connections::list_receivers(db).await?)
+}
+
 pub async fn set_paused(
     db: &impl Conn,
     id: ConnectionId,
@@ -214,7 +220,7 @@ pub async fn set_paused(
 /// member of the "Pipedrive contacts" list that has no person in this connection, no push
 /// queued and no dead letter: contacts added to the list before the connection existed, while
 /// it was disconnected, or before a company reset. Called on connect and on resume; returns
-/// how many were queued.
+/// how many were queued (none for a connection the list does not reach).
 pub async fn queue_unlinked_list_members(
     db: &impl Conn,
     id: ConnectionId,
@@ -225,6 +231,9 @@ pub async fn queue_unlinked_list_members(
     use std::collections::HashSet;
 
     const PAGE: u64 = 500;
+    if !stored::get(db, id).await?.is_some_and(|c| c.receives_list) {
+        return Ok(0);
+    }
     let mut queued = 0;
     let mut after = None;
     loop {
@@ -313,8 +322,8 @@ pub async fn connect_with(
 /// As [`connect`], keeping the connections to other Pipedrive companies: one database serving
 /// many companies (issue 24), each connection with its own tokens, limiter, cursors, webhooks
 /// and links. Partial: the app's contacts are shared by every connection (a contact linked in
-/// several companies is pushed to each; a new contact goes to the oldest connection; the
-/// "Pipedrive contacts" list is not pushed to a company connected this way), so a
+/// several companies is pushed to each; the "Pipedrive contacts" list, its members and new
+/// contacts in it, is not pushed to a company connected this way: `receives_list` is off), so a
 /// deployment serving many tenants keeps their contacts apart itself. Used by the scale-out
 /// benchmark and its tests; the admin console still connects one company.
 pub async fn connect_alongside(
@@ -449,20 +458,19 @@ async fn connect_pipedrive(
         webhook_password_enc: Some(sealed_password),
         apid_field_key: Some(apid_field_key.clone()),
         paused: false,
+        // A reconnect keeps it; a company connected alongside others does not get the list.
+        receives_list: existing
+            .as_ref()
+            .map_or(policy != OtherCompanies::Keep, |c| c.receives_list),
         last_success_at: Some(now),
         last_error: None,
         created_at: existing.as_ref().map_or(now, |c| c.created_at),
         updated_at: now,
     };
     stored::save(db, row, existing.is_some()).await?;
-    // Contacts put in the list while there was no (working) connection reach Pipedrive now;
-    // not to a company connected alongside others (the list holds the other companies'
-    // contacts too).
-    let list_members_queued = if policy == OtherCompanies::Keep {
-        0
-    } else {
-        queue_unlinked_list_members(db, id, now).await?
-    };
+    // Contacts put in the list while there was no (working) connection reach Pipedrive now
+    // (not a company connected alongside others: `receives_list` is off).
+    let list_members_queued = queue_unlinked_list_members(db, id, now).await?;
     engine.webhook_auth.forget(id);
     engine.replica.forget();
 
@@ -604,6 +612,7 @@ pub async fn connect_salesforce(
         webhook_password_enc: None,
         apid_field_key: apid_field_key.clone(),
         paused: false,
+        receives_list: existing.as_ref().is_none_or(|c| c.receives_list),
         last_success_at: Some(now),
         last_error: None,
         created_at: existing.as_ref().map_or(now, |c| c.created_at),

@@ -1,5 +1,6 @@
-//! Change capture without webhooks: the poller asks Pipedrive for persons updated since its
-//! cursor (minus an overlap window), and the initial sync pages through every person. Both apply
+//! Change capture without webhooks: the poller asks the CRM for persons updated since its
+//! cursors (one per change stream, minus an overlap window), and the initial sync pages through
+//! every person (or, with a pre-connection window, those modified within it). Both apply
 //! persons through the same merge as webhooks (so they are idempotent with them), a page per
 //! transaction, and store their cursor in that same transaction: a crash resumes at the last
 //! applied page.
@@ -11,7 +12,7 @@ use serde::Serialize;
 use tandem_core::CrmError;
 
 use crate::crm::PersonPage;
-use crate::store::{connections as stored_connections, cursors};
+use crate::store::{connections as stored_connections, cursors, Conn, StoreError};
 use crate::sync::connections::{self, state, ConnectionCtx};
 use crate::sync::inbound::{self, Applied};
 use crate::sync::synclog::{self, Direction, Entry, Level};
@@ -20,10 +21,17 @@ use crate::sync::{Engine, SyncError};
 /// Marker cursor: set once the initial sync has pulled every person (tandem then knows every
 /// person's e-mail and apId and can create without searching first).
 pub const INITIAL_SYNC_DONE: &str = "initial_sync_done";
+/// Before change streams had cursors of their own, one cursor served every stream; it is read
+/// where a stream has none yet.
 const POLL_CURSOR: &str = "poll_updated_since";
 const INITIAL_PAGE: &str = "initial_sync_page";
 const INITIAL_STARTED: &str = "initial_sync_started";
 const INITIAL_COUNT: &str = "initial_sync_count";
+/// Set while (and after) an initial sync reads only the records modified since this time: tandem
+/// then does not know every person.
+const INITIAL_WINDOW_FROM: &str = "initial_sync_window_from";
+/// Set by "Run initial sync": the next initial sync reads every record, whatever the window.
+const INITIAL_FULL: &str = "initial_sync_full";
 
 /// The change-capture round of the background worker: runs (or resumes) the initial sync of a
 /// connection that has none yet, else polls, and reconciles when due.
@@ -192,8 +200,28 @@ fn reach_of(engine: &Engine, conn: &ConnectionCtx, since: Option<&str>) -> DateT
         .map_or_else(|| engine.now() - overlap, |t| t - overlap)
 }
 
+/// The stored cursor of one change stream: the newest change time it has read.
+fn stream_key(stream: &str) -> String {
+    format!("{POLL_CURSOR}:{stream}")
+}
+
+async fn stream_cursor(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    stream: &str,
+) -> Result<Option<String>, SyncError> {
+    let db = &engine.store;
+    Ok(
+        match cursors::get(db, conn.id, &stream_key(stream)).await? {
+            Some(cursor) => Some(cursor),
+            None => cursors::get(db, conn.id, POLL_CURSOR).await?,
+        },
+    )
+}
+
 /// Whether the connection's initial sync ran to the end, and how far back the change capture
-/// reaches now (records last changed before it are seen only by an initial sync).
+/// reaches now (records last changed before it are seen only by an initial sync): the stream
+/// that reaches least far back decides.
 pub async fn change_capture_reach(
     engine: &Engine,
     conn: &ConnectionCtx,
@@ -202,29 +230,54 @@ pub async fn change_capture_reach(
     let done = cursors::get(db, conn.id, INITIAL_SYNC_DONE)
         .await?
         .is_some();
-    let since = cursors::get(db, conn.id, POLL_CURSOR).await?;
-    Ok((done, reach_of(engine, conn, since.as_deref())))
+    let mut reach = None::<DateTime<Utc>>;
+    for stream in conn.crm.change_streams() {
+        let since = stream_cursor(engine, conn, stream).await?;
+        let this = reach_of(engine, conn, since.as_deref());
+        reach = Some(reach.map_or(this, |r| r.max(this)));
+    }
+    Ok((done, reach.unwrap_or_else(|| engine.now())))
 }
 
-/// One poll: every person updated since the cursor minus the overlap; returns how many changed
-/// something locally.
+/// One poll: in each change stream, every person updated since the stream's cursor minus the
+/// overlap; returns how many changed something locally.
 pub async fn poll_once(engine: &Engine, conn: &ConnectionCtx) -> Result<usize, SyncError> {
-    let db = &engine.store;
-    if cursors::get(db, conn.id, INITIAL_SYNC_DONE)
+    if cursors::get(&engine.store, conn.id, INITIAL_SYNC_DONE)
         .await?
         .is_none()
     {
         return Ok(0);
     }
-    let since = cursors::get(db, conn.id, POLL_CURSOR).await?;
+    let mut changed = 0;
+    for stream in conn.crm.change_streams() {
+        changed += poll_stream(engine, conn, stream).await?;
+    }
+    Ok(changed)
+}
+
+/// Polls one change stream of the connection (one of [`crate::crm::Crm::change_streams`]) from
+/// its own cursor; returns how many persons changed something locally.
+pub async fn poll_stream(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    stream: &str,
+) -> Result<usize, SyncError> {
+    let key = stream_key(stream);
+    let since = stream_cursor(engine, conn, stream).await?;
     let since_time = reach_of(engine, conn, since.as_deref());
     let mut page_cursor = None;
-    let mut newest = since.clone();
+    let mut newest = since;
     let mut changed = 0;
     loop {
         let page = conn
             .crm
-            .changes_since(&conn.session, &conn.map, since_time, page_cursor.take())
+            .changes_since(
+                &conn.session,
+                &conn.map,
+                stream,
+                since_time,
+                page_cursor.take(),
+            )
             .await?;
         crate::sync::organizations::learn_names(engine, conn, &page.items).await?;
         let now = engine.now();
@@ -242,7 +295,7 @@ pub async fn poll_once(engine: &Engine, conn: &ConnectionCtx) -> Result<usize, S
             }
         }
         if let Some(newest) = &newest {
-            cursors::set(&txn, conn.id, POLL_CURSOR, newest, now).await?;
+            cursors::set(&txn, conn.id, &key, newest, now).await?;
         }
         stored_connections::mark_success(&txn, conn.id, now).await?;
         txn.commit().await?;
@@ -284,6 +337,21 @@ pub async fn initial_sync(
         Some(started) => started,
         None => {
             let now = engine.now().to_rfc3339();
+            let window = match conn.crm.initial_sync_window(&engine.settings) {
+                Some(_) if cursors::get(db, conn.id, INITIAL_FULL).await?.is_some() => None,
+                window => window.map(|days| engine.now() - days),
+            };
+            let message = match window {
+                Some(from) => {
+                    let from = from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                    cursors::set(db, conn.id, INITIAL_WINDOW_FROM, &from, engine.now()).await?;
+                    format!("Initial sync started: the records modified since {from} (older ones sync when they change; Run initial sync reads every record).")
+                }
+                None => {
+                    cursors::clear(db, conn.id, INITIAL_WINDOW_FROM).await?;
+                    "Initial sync started.".to_owned()
+                }
+            };
             cursors::set(db, conn.id, INITIAL_STARTED, &now, engine.now()).await?;
             synclog::record(
                 db,
@@ -291,7 +359,7 @@ pub async fn initial_sync(
                     Level::Info,
                     Direction::Inbound,
                     "initial_sync_started",
-                    "Initial sync started.",
+                    message,
                 )
                 .connection(conn.id),
                 engine.now(),
@@ -300,6 +368,10 @@ pub async fn initial_sync(
             now
         }
     };
+    let window_from = cursors::get(db, conn.id, INITIAL_WINDOW_FROM)
+        .await?
+        .and_then(|from| DateTime::parse_from_rfc3339(&from).ok())
+        .map(|from| from.with_timezone(&Utc));
     stored_connections::set_state(db, conn.id, state::SYNCING, None, engine.now()).await?;
     let mut progress = Progress {
         done: cursors::get(db, conn.id, INITIAL_COUNT)
@@ -313,7 +385,8 @@ pub async fn initial_sync(
         persons_per_sec: 0.0,
     };
     let resumed_from = progress.done;
-    let mut fetching = PageFetch::start(&conn, cursors::get(db, conn.id, INITIAL_PAGE).await?);
+    let first_page = cursors::get(db, conn.id, INITIAL_PAGE).await?;
+    let mut fetching = PageFetch::start(&conn, first_page, window_from);
     loop {
         let page = match fetching.finish().await? {
             Ok(page) => page,
@@ -334,7 +407,7 @@ pub async fn initial_sync(
         let next = page
             .next_cursor
             .clone()
-            .map(|cursor| PageFetch::start(&conn, Some(cursor)));
+            .map(|cursor| PageFetch::start(&conn, Some(cursor), window_from));
         crate::sync::organizations::learn_names(engine, &conn, &page.items).await?;
         let now = engine.now();
         let txn = engine.store.begin().await?;
@@ -361,9 +434,13 @@ pub async fn initial_sync(
                 cursors::clear(&txn, conn.id, INITIAL_PAGE).await?;
                 cursors::clear(&txn, conn.id, INITIAL_STARTED).await?;
                 cursors::clear(&txn, conn.id, INITIAL_COUNT).await?;
+                cursors::clear(&txn, conn.id, INITIAL_FULL).await?;
                 cursors::set(&txn, conn.id, INITIAL_SYNC_DONE, &now.to_rfc3339(), now).await?;
                 // Changes made while the initial sync ran are caught by the first poll.
-                cursors::set(&txn, conn.id, POLL_CURSOR, &started, now).await?;
+                cursors::clear(&txn, conn.id, POLL_CURSOR).await?;
+                for stream in conn.crm.change_streams() {
+                    cursors::set(&txn, conn.id, &stream_key(stream), &started, now).await?;
+                }
                 stored_connections::set_state(&txn, conn.id, state::CONNECTED, None, now).await?;
                 stored_connections::mark_success(&txn, conn.id, now).await?;
                 progress.finished = true;
@@ -400,12 +477,17 @@ pub async fn initial_sync(
 struct PageFetch(tokio::task::JoinHandle<Result<PersonPage, CrmError>>);
 
 impl PageFetch {
-    fn start(conn: &ConnectionCtx, cursor: Option<String>) -> Self {
+    fn start(
+        conn: &ConnectionCtx,
+        cursor: Option<String>,
+        modified_since: Option<DateTime<Utc>>,
+    ) -> Self {
         let crm = conn.crm.clone();
         let session = conn.session.clone();
         let map = conn.map.clone();
         Self(tokio::spawn(async move {
-            crm.list_people(&session, &map, cursor).await
+            crm.list_people(&session, &map, cursor, modified_since)
+                .await
         }))
     }
 
@@ -427,7 +509,8 @@ impl Drop for PageFetch {
     }
 }
 
-/// Forgets that the initial sync ran, so "Resync now" pulls every person again.
+/// Forgets that the initial sync ran, so "Run initial sync" pulls every person again (whatever
+/// the pre-connection window).
 pub async fn reset_initial_sync(
     engine: &Engine,
     connection_id: ConnectionId,
@@ -438,10 +521,28 @@ pub async fn reset_initial_sync(
         INITIAL_PAGE,
         INITIAL_STARTED,
         INITIAL_COUNT,
+        INITIAL_WINDOW_FROM,
     ] {
         cursors::clear(db, connection_id, name).await?;
     }
+    let now = engine.now();
+    cursors::set(db, connection_id, INITIAL_FULL, &now.to_rfc3339(), now).await?;
     Ok(())
+}
+
+/// Whether tandem has read every person of the connection: an initial sync without a window
+/// ran to the end (the change capture keeps the knowledge current after it). Only then may a
+/// create skip the search for the e-mail.
+pub async fn knows_every_person(
+    db: &impl Conn,
+    connection_id: ConnectionId,
+) -> Result<bool, StoreError> {
+    Ok(cursors::get(db, connection_id, INITIAL_SYNC_DONE)
+        .await?
+        .is_some()
+        && cursors::get(db, connection_id, INITIAL_WINDOW_FROM)
+            .await?
+            .is_none())
 }
 
 const RECONCILED_AT: &str = "reconciled_at";
@@ -481,7 +582,7 @@ pub async fn reconcile(engine: &Engine, conn: &ConnectionCtx) -> Result<Reconcil
     loop {
         let page = conn
             .crm
-            .list_people(&conn.session, &conn.map, page_cursor.take())
+            .list_people(&conn.session, &conn.map, page_cursor.take(), None)
             .await?;
         crate::sync::organizations::learn_names(engine, conn, &page.items).await?;
         let now = engine.now();

@@ -18,10 +18,10 @@ use tandem_core::{
 
 use crate::crm::{email_of, CrmPerson};
 use crate::queue::Job;
-use crate::store::{connections as stored_connections, cursors, Conn};
+use crate::store::{connections as stored_connections, Conn};
 use crate::sync::app::contacts::{self, LocalContact};
 use crate::sync::connections::ConnectionCtx;
-use crate::sync::inbound::poller::INITIAL_SYNC_DONE;
+use crate::sync::inbound::poller;
 use crate::sync::links::{self, Link};
 use crate::sync::synclog::{self, Direction, Entry, Level};
 use crate::sync::{inbound, Engine, SyncError};
@@ -376,9 +376,7 @@ pub(crate) async fn plan_create(
     }
     let ap_id = ApId::for_contact(contact.id);
     let email = email_of(contact.fields.get(tandem_core::keys::EMAIL));
-    let knowledge_is_fresh = cursors::get(db, conn.id, INITIAL_SYNC_DONE)
-        .await?
-        .is_some();
+    let knowledge_is_fresh = poller::knows_every_person(db, conn.id).await?;
     if knowledge_is_fresh {
         // tandem's copy of Pipedrive may lack a person created there moments ago (its webhook
         // late or lost): catch up first, so an e-mail Pipedrive already has links instead of

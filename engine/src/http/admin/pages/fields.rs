@@ -1,6 +1,8 @@
 //! Field mapping: the stored mappings, the form that maps a field (entity, direction, owner,
-//! currency for a monetary field), creating a custom person or organization field in
-//! Pipedrive, and Pipedrive's person and organization fields.
+//! currency for a monetary field), creating a custom person or organization field in the CRM,
+//! and the CRM's fields (Pipedrive's person and organization fields; Salesforce's Lead and
+//! Contact fields from `describe`, with what field-level security lets the connecting user
+//! write).
 
 use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
@@ -24,13 +26,15 @@ struct FieldsPage<'a> {
     local: &'a [LocalFieldInfo],
     remote: &'a [RemoteFieldInfo],
     creatable_types: &'a [&'a str],
+    /// "Pipedrive" or "Salesforce".
+    crm_name: &'a str,
     /// Whether the CRM lists organization fields (Pipedrive).
     has_organizations: bool,
 }
 
 struct MappingRow<'a> {
     mapping: &'a Mapping,
-    /// The Pipedrive field's name (its key when Pipedrive does not list it).
+    /// The CRM field's name (its key when the CRM does not list it).
     remote_name: String,
 }
 
@@ -42,10 +46,14 @@ pub(super) async fn page(
     let chrome = Chrome::new("Field mapping", admin.csrf.as_deref(), q.notice.as_deref());
     let id = match chosen_connection(&state, q.connection).await {
         Ok(Some(id)) => id,
-        Ok(None) => return message_page(chrome, "Connect Pipedrive first."),
+        Ok(None) => return message_page(chrome, "Connect a CRM first."),
         Err(e) => return error_page(&e),
     };
     let engine = &state.engine;
+    let crm = match crate::sync::connections::load(engine, id).await {
+        Ok(conn) => conn.crm,
+        Err(e) => return error_page(&api_error(e)),
+    };
     let (remote, local, mappings) = match (
         fields::remote_fields(engine, id).await,
         fields::local_fields(engine).await,
@@ -81,7 +89,8 @@ pub(super) async fn page(
             mappings,
             local: &local,
             remote: &remote,
-            creatable_types: &fields::CREATABLE_TYPES,
+            creatable_types: crm.creatable_field_types(),
+            crm_name: crm.display_name(),
             has_organizations,
         },
     )
@@ -154,7 +163,7 @@ pub(super) async fn create_field(
     match fields::create_remote_field_of(&state.engine, id, entity, &name, &field_type).await {
         Ok(f) => back(
             &format!("/admin/fields?connection={id}"),
-            &format!("Field \"{}\" created in Pipedrive.", f.name),
+            &format!("Field \"{}\" created: {}.", f.name, f.key),
         ),
         Err(e) => error_page(&api_error(e)),
     }

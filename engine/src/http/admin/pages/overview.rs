@@ -236,6 +236,7 @@ mod tests {
                 company_id: None,
                 user_id: None,
                 paused: false,
+                receives_list: true,
                 last_success_at: None,
                 last_error: None,
                 token_expires_at: None,
