@@ -133,8 +133,11 @@ async fn one_refused_edit_is_one_request_and_one_dead_letter_however_often_the_p
     let contact_id = contact_with_a_refused_edit(&app, "Soon Nameless", "storm@example.com").await;
     sim.reset_counts();
     app.drive().await;
+    let conn = tandem_engine::sync::connections::load(&app.engine, connection.into())
+        .await
+        .unwrap();
     for _ in 0..8 {
-        poller::poll_all(&app.engine).await.unwrap();
+        poller::poll_once(&app.engine, &conn).await.unwrap();
         app.drive().await;
     }
     assert_eq!(

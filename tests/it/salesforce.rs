@@ -766,6 +766,39 @@ async fn the_field_mapping_lists_salesforce_fields_with_what_field_level_securit
 }
 
 #[tokio::test]
+async fn next_to_each_other_pipedrive_and_salesforce_connections_are_each_polled_at_their_own_interval(
+) {
+    let sf = spawn_sf_app(sim(), |s| {
+        s.workers.poll_interval_secs = 30;
+        s.salesforce.poll_interval_secs = 10;
+    })
+    .await;
+    sf.app.connect_and_sync().await;
+    sf.connect_and_sync(false).await;
+    let clock = tandem_engine::clock::TestClock::new();
+    let engine = sf
+        .app
+        .engine
+        .clone()
+        .with_clock(std::sync::Arc::new(clock.clone()));
+    let (pipedrive, salesforce) = (sf.app.sim.handle(), sf.sf.handle());
+    let polls = || (pipedrive.calls("v2.getPersons"), salesforce.calls("query"));
+    poller::poll_all(&engine).await.unwrap();
+    let first = polls();
+    // Ten seconds on: Salesforce's interval has passed, Pipedrive's has not.
+    clock.advance(chrono::Duration::seconds(10));
+    poller::poll_all(&engine).await.unwrap();
+    let second = polls();
+    assert_eq!(second.0, first.0, "Pipedrive is not polled every 10 s");
+    assert!(second.1 > first.1, "Salesforce is");
+    // Thirty seconds on: both.
+    clock.advance(chrono::Duration::seconds(20));
+    poller::poll_all(&engine).await.unwrap();
+    let third = polls();
+    assert!(third.0 > second.0 && third.1 > second.1);
+}
+
+#[tokio::test]
 async fn sandbox_and_production_data_never_cross() {
     let sf = spawn_sf_app(sim(), |_| {}).await;
     insert(&sf, 2, 0);

@@ -100,6 +100,9 @@ pub struct Engine {
     /// Per connection, when the last catch-up before creates started (see
     /// `outbound::catch_up`); the lock makes concurrent creates share one.
     pub catch_ups: Arc<dashmap::DashMap<tandem_core::ConnectionId, CatchUpSlot>>,
+    /// Per connection, when (on [`Engine::now`]) its change capture last read changes: the poll
+    /// loop runs at the shortest interval of its CRMs, each connection at its own.
+    pub last_polls: Arc<dashmap::DashMap<tandem_core::ConnectionId, DateTime<Utc>>>,
     /// Per batching connection, when (unix ms on [`Engine::now`]) its last write batch that was
     /// not full left (`tandem_core::plan_batches`).
     pub batch_windows: Arc<dashmap::DashMap<tandem_core::ConnectionId, i64>>,
@@ -137,6 +140,7 @@ impl Engine {
             wake: Arc::new(tokio::sync::Notify::new()),
             mirror_wake: Arc::new(tokio::sync::Notify::new()),
             catch_ups: Arc::default(),
+            last_polls: Arc::default(),
             batch_windows: Arc::default(),
             write_batching: Arc::default(),
             webhook_auth: connections::WebhookAuthCache::default(),

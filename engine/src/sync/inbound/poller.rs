@@ -117,10 +117,27 @@ pub async fn poll_connection(engine: &Engine, id: ConnectionId) -> Result<usize,
         return Ok(usize::try_from(progress.done).unwrap_or(usize::MAX));
     }
     if conn.state == state::CONNECTED && !conn.paused {
-        applied += poll_checked(engine, conn.clone()).await?;
+        if poll_due(engine, &conn) {
+            let started = engine.now();
+            applied += poll_checked(engine, conn.clone()).await?;
+            engine.last_polls.insert(id, started);
+        }
         reconcile_if_due(engine, &conn).await?;
     }
     Ok(applied)
+}
+
+/// Whether the connection's own poll interval has passed since its last successful poll (the
+/// loop runs at the shortest interval of every connected CRM: a Pipedrive connection next to a
+/// Salesforce one is not polled every 10 s, nor Salesforce's every 30 s when its is longer). A
+/// tenth of the interval is slack for the loop's own timing.
+fn poll_due(engine: &Engine, conn: &ConnectionCtx) -> bool {
+    let (interval, _) = conn.crm.poll_interval_and_overlap(&engine.settings);
+    let interval_ms = i64::try_from(interval.saturating_mul(900)).unwrap_or(i64::MAX);
+    engine
+        .last_polls
+        .get(&conn.id)
+        .is_none_or(|last| (engine.now() - *last).num_milliseconds() >= interval_ms)
 }
 
 /// Seconds between two rounds of the poll loop: the shortest poll interval of the CRMs that
