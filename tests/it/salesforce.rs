@@ -599,8 +599,17 @@ async fn a_poll_refused_for_the_daily_limit_is_in_the_sync_log_once_with_the_gui
     sf.sf
         .handle()
         .set_faults(salesforce_sim::FaultSpec::parse("query:limit=1").unwrap());
-    assert!(poller::poll_all(&sf.app.engine).await.is_err());
-    assert!(poller::poll_all(&sf.app.engine).await.is_err());
+    // Two rounds of the poll loop, each once the connection's poll interval has passed.
+    let clock = tandem_engine::clock::TestClock::new();
+    let engine = sf
+        .app
+        .engine
+        .clone()
+        .with_clock(std::sync::Arc::new(clock.clone()));
+    for _ in 0..2 {
+        clock.advance(chrono::Duration::seconds(10));
+        assert!(poller::poll_all(&engine).await.is_err());
+    }
     let entries = sf.app.log_entries("poll_failed").await;
     assert_eq!(entries.len(), 1, "one entry for a repeated error");
     let remote = entries[0].remote_error.clone().unwrap_or_default();

@@ -472,6 +472,8 @@ pub async fn initial_sync(
             None => break,
         }
     }
+    // The initial sync has just read everything: the next poll is one interval away.
+    engine.last_polls.insert(conn.id, engine.now());
     synclog::record(
         db,
         Entry::new(
