@@ -344,13 +344,15 @@ pub(crate) async fn update_person(
     writes: &BTreeMap<FieldKey, FieldValue>,
 ) -> Result<CrmPerson, CrmError> {
     let (object, key) = resolve_person(client, s, id)?;
-    let (body, filled) =
-        mapping::person_write(writes, map, client.config(), &owner_resolver(client, s));
-    log_placeholders(s, &key, &filled);
-    if !body.is_empty() {
-        client.update_record(s, object.name(), &key, &body).await?;
+    let (body, _) = mapping::person_write(writes, map, client.config(), &owner_resolver(client, s));
+    if body.is_empty() {
+        return read_person(client, s, map, object, &key).await;
     }
-    read_person(client, s, map, object, &key).await
+    // The write and its read-back in one Composite call, as a batch of one (ADR 20).
+    update_people_batch(client, s, map, &[(id, writes.clone())])
+        .await?
+        .pop()
+        .unwrap_or_else(|| Err(SalesforceError::Decode("no result for the record".into()).into()))
 }
 
 fn log_placeholders(s: &Session, key: &str, filled: &[crate::crm::records::FilledPlaceholder]) {

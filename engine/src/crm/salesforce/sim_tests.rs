@@ -450,7 +450,8 @@ async fn every_error_code_from_the_simulator_is_classified() {
     let write = BTreeMap::from([(key("title"), FieldValue::text("x"))]);
     let err_of = |r: Result<CrmPerson, tandem_core::CrmError>| r.unwrap_err();
 
-    h.set_faults(FaultSpec::parse("sobjects:lock=1").unwrap());
+    // A write goes out with its read-back in one Composite call.
+    h.set_faults(FaultSpec::parse("composite:lock=1").unwrap());
     let e1 = err_of(e.crm.update_person(&e.session, &map, id, &write).await);
     assert_eq!(
         (e1.code.as_deref(), e1.retry),
