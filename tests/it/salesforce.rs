@@ -593,6 +593,51 @@ async fn a_lead_converted_in_salesforce_moves_its_link_to_the_contact_without_a_
 }
 
 #[tokio::test]
+async fn a_lead_converted_between_the_polls_lead_and_contact_streams_keeps_its_app_contact() {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let (leads, _) = insert(&sf, 1, 0);
+    let connection = sf.connect_and_sync(false).await;
+    let lead_link = linked(&sf, connection, &leads[0]).await;
+    let conn = connections::load(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
+    let contacts_before =
+        tandem_tests::chaos::count(&sf.app.engine, "SELECT count(*) FROM contact")
+            .await
+            .unwrap();
+    // The poll reads the Leads; a Salesforce user converts the Lead; the poll reads the
+    // Contacts and meets the new Contact.
+    poller::poll_stream(&sf.app.engine, &conn, "Lead")
+        .await
+        .unwrap();
+    let (_, contact) = sf
+        .sf
+        .handle()
+        .convert_lead(OrgKind::Production, &leads[0], None, None)
+        .unwrap();
+    poller::poll_stream(&sf.app.engine, &conn, "Contact")
+        .await
+        .unwrap();
+    // The next poll reads the conversion again.
+    poller::poll_once(&sf.app.engine, &conn).await.unwrap();
+    sf.app.drive().await;
+    let moved = linked(&sf, connection, &contact).await;
+    assert_eq!(
+        moved.contact_id, lead_link.contact_id,
+        "the app's contact keeps the link"
+    );
+    assert!(!sf.app.contact(lead_link.contact_id.uuid()).await.archived);
+    assert_eq!(
+        tandem_tests::chaos::count(&sf.app.engine, "SELECT count(*) FROM contact")
+            .await
+            .unwrap(),
+        contacts_before,
+        "no second contact for the converted Lead's Contact"
+    );
+    assert_eq!(link_count(&sf, connection).await, 1);
+}
+
+#[tokio::test]
 async fn a_poll_refused_for_the_daily_limit_is_in_the_sync_log_once_with_the_guides_fix() {
     let sf = spawn_sf_app(sim(), |_| {}).await;
     let connection = sf.connect_and_sync(false).await;

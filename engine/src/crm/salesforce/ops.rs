@@ -205,17 +205,60 @@ async fn query_page(
                 .await?
         }
     };
-    let items = page
-        .records
-        .iter()
-        .map(|r| person_of(client, s, map, r))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut items = match (object, reading) {
+        (SObject::Contact, Reading::Changes(since)) => {
+            converted_into(client, s, map, &page.records, since).await?
+        }
+        _ => Vec::new(),
+    };
+    for record in &page.records {
+        items.push(person_of(client, s, map, record)?);
+    }
     let more = if page.done {
         None
     } else {
         page.next_records_url
     };
     Ok((items, more))
+}
+
+/// The Leads converted into the Contacts of a change page that were created since `since`
+/// (read as merged into their Contact), to be applied before those Contacts: a poll whose Lead
+/// stream was read just before a conversion would otherwise meet the new Contact as a stranger,
+/// give it an app contact of its own, and then archive the Lead's contact when the conversion
+/// is read. One query, only when the page has new Contacts.
+async fn converted_into(
+    client: &SalesforceClient,
+    s: &Session,
+    map: &FieldMap,
+    contacts: &[Record],
+    since: DateTime<Utc>,
+) -> Result<Vec<CrmPerson>, CrmError> {
+    let new: Vec<String> = contacts
+        .iter()
+        .filter(|r| {
+            r.text("CreatedDate")
+                .and_then(mapping::parse_time)
+                .and_then(|t| DateTime::from_timestamp_millis(t.0))
+                .is_some_and(|created| created >= since)
+        })
+        .filter_map(|r| r.text("Id").map(soql_string))
+        .collect();
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
+    let fields = fields_for(client, s, SObject::Lead, map).await?;
+    let soql = format!(
+        "SELECT {} FROM Lead WHERE ConvertedContactId IN ({}) ORDER BY SystemModstamp, Id",
+        fields.join(", "),
+        new.join(", ")
+    );
+    client
+        .query_all_pages(s, &soql)
+        .await?
+        .iter()
+        .map(|r| person_of(client, s, map, r))
+        .collect()
 }
 
 /// One page of every person (or of those last modified at or after `modified_since`): the
