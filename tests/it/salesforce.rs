@@ -796,6 +796,12 @@ async fn the_field_mapping_lists_salesforce_fields_with_what_field_level_securit
     assert!(row("Secret__c").contains("no: grant Edit in Field-Level Security"));
     assert!(row("Email").contains("<td class=writable>yes</td>"));
     assert!(page.contains("Secret (string, custom, read-only: inbound only)"));
+    assert!(
+        page.contains(
+            "<code>tandem_id__c</code> (Text(255), External ID, Unique, on Lead and Contact)"
+        ) && page.contains("present and writable by the connecting user"),
+        "{page}"
+    );
     let put = |direction: &'static str| {
         sf.app
             .admin(
@@ -1008,6 +1014,55 @@ async fn a_user_without_modify_all_data_is_told_insufficient_access_or_readonly(
     assert!(body.contains("insufficient_access_or_readonly"), "{body}");
     assert!(body.contains("Modify All Data"), "{body}");
     assert!(stored::list(sf.app.store.db()).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn without_customize_application_the_card_and_the_field_mapping_name_the_external_id_field_to_create_by_hand(
+) {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let admin = sf.sf.handle().admin_user(OrgKind::Production);
+    sf.sf
+        .handle()
+        .set_user_permissions(
+            OrgKind::Production,
+            &admin,
+            Permissions {
+                api_enabled: true,
+                modify_all_data: true,
+                view_all_data: true,
+                customize_application: false,
+            },
+        )
+        .unwrap();
+    let connection = sf.connect(false).await;
+    assert_eq!(
+        sf.app.log_entries("external_id_field_missing").await.len(),
+        1
+    );
+    let sf = &sf;
+    let page = |path: String| async move {
+        sf.app
+            .admin(reqwest::Method::GET, &path)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let card = page("/admin".to_owned()).await;
+    assert!(
+        card.contains(
+            "<strong>missing</strong>: tandem could not create <code>tandem_id__c</code>"
+        ),
+        "{card}"
+    );
+    let fields = page(format!("/admin/fields?connection={connection}")).await;
+    assert!(
+        fields.contains("<strong class=missing>missing</strong>")
+            && fields.contains("API name <code>tandem_id__c</code>"),
+        "{fields}"
+    );
 }
 
 #[tokio::test]

@@ -121,6 +121,12 @@ impl Crm {
         }
     }
 
+    /// Whether the external-id field is listed in the field catalog under its own name
+    /// (Salesforce's API name; Pipedrive's apId is a custom field keyed by a hash).
+    pub fn external_id_in_catalog(&self) -> bool {
+        matches!(self, Self::Salesforce(..))
+    }
+
     /// Seconds between change-capture polls, and how far each poll reaches back before its
     /// cursor, from this CRM's settings.
     pub fn poll_interval_and_overlap(&self, settings: &Settings) -> (u64, u64) {

@@ -51,15 +51,18 @@ struct Card<'a> {
     crm_name: &'static str,
     /// The daily API quota as the CRM last reported it ("93,210 of 100,000 left"), if known.
     quota: Option<String>,
+    /// Salesforce: the external-id field tandem carries its apId in, and whether it exists.
+    external_id: Option<(&'a str, bool)>,
 }
 
 impl<'a> Card<'a> {
     fn new(
         status: &'a ConnectionStatus,
-        limiters: &crate::crm::limiter::Limiters,
+        engine: &'a crate::sync::Engine,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Self {
-        let budget = limiters.get(status.id);
+        let crm = engine.crm_of(&status.crm);
+        let budget = engine.crm.limiters().get(status.id);
         let quota = budget.and_then(|b| Some((b.daily_left()?, b.daily_total()?)));
         Self {
             quota: quota
@@ -87,6 +90,8 @@ impl<'a> Card<'a> {
                 }
                 _ => "/connections/pipedrive/connect",
             },
+            external_id: (status.crm != connections::kind::PIPEDRIVE)
+                .then(|| (crm.external_id_field().0, status.apid_field_key.is_some())),
             crm_name: match status.crm.as_str() {
                 connections::kind::SALESFORCE => "Salesforce",
                 connections::kind::SALESFORCE_SANDBOX => "Salesforce sandbox",
@@ -132,8 +137,10 @@ pub(super) async fn home(
         Err(e) => return error_page(&api_error(e)),
     };
     let now = state.engine.now();
-    let limiters = state.engine.crm.limiters();
-    let cards: Vec<Card<'_>> = list.iter().map(|s| Card::new(s, limiters, now)).collect();
+    let cards: Vec<Card<'_>> = list
+        .iter()
+        .map(|s| Card::new(s, &state.engine, now))
+        .collect();
     render(
         StatusCode::OK,
         &ConnectionsPage {

@@ -28,8 +28,18 @@ struct FieldsPage<'a> {
     creatable_types: &'a [&'a str],
     /// "Pipedrive" or "Salesforce".
     crm_name: &'a str,
+    /// Salesforce: tandem's external-id field (API name) and whether it is there and writable.
+    external_id: Option<(String, Presence)>,
     /// Whether the CRM lists organization fields (Pipedrive).
     has_organizations: bool,
+}
+
+/// Whether a field tandem needs is in the CRM's catalog for the connecting user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Presence {
+    Writable,
+    ReadOnly,
+    Missing,
 }
 
 struct MappingRow<'a> {
@@ -63,6 +73,15 @@ pub(super) async fn page(
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return error_page(&api_error(e)),
     };
     let has_organizations = remote.iter().any(|f| f.entity == "organization");
+    let external_id = crm.external_id_in_catalog().then(|| {
+        let name = crm.external_id_field().0.to_owned();
+        let presence = match remote.iter().find(|f| f.key.eq_ignore_ascii_case(&name)) {
+            Some(f) if f.writable => Presence::Writable,
+            Some(_) => Presence::ReadOnly,
+            None => Presence::Missing,
+        };
+        (name, presence)
+    });
     let name_of = |entity: &str, key: &str| {
         let key = match key {
             "emails" => "email",
@@ -91,6 +110,7 @@ pub(super) async fn page(
             remote: &remote,
             creatable_types: crm.creatable_field_types(),
             crm_name: crm.display_name(),
+            external_id,
             has_organizations,
         },
     )

@@ -237,6 +237,7 @@ mod tests {
                 user_id: None,
                 paused: false,
                 receives_list: true,
+                apid_field_key: None,
                 last_success_at: None,
                 last_error: None,
                 token_expires_at: None,
