@@ -593,6 +593,40 @@ async fn a_lead_converted_in_salesforce_moves_its_link_to_the_contact_without_a_
 }
 
 #[tokio::test]
+async fn an_app_edit_pushed_to_a_lead_converted_meanwhile_reaches_the_contact_it_became() {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let (leads, _) = insert(&sf, 1, 0);
+    let connection = sf.connect_and_sync(false).await;
+    let link = linked(&sf, connection, &leads[0]).await;
+    // The Lead is converted in Salesforce; tandem has not polled yet when the app edits.
+    let (_, contact) = sf
+        .sf
+        .handle()
+        .convert_lead(OrgKind::Production, &leads[0], None, None)
+        .unwrap();
+    local::update_contact(
+        &sf.app.engine,
+        link.contact_id,
+        fields([name("Ada Converted")]),
+    )
+    .await
+    .unwrap();
+    sf.app.drive().await;
+    let conn = connections::load(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
+    poller::poll_once(&sf.app.engine, &conn).await.unwrap();
+    sf.app.drive().await;
+    assert_eq!(last_name(&sf, "Contact", &contact), "Converted");
+    let moved = linked(&sf, connection, &contact).await;
+    assert_eq!(moved.contact_id, link.contact_id);
+    assert!(
+        sf.app.log_entries("dead_letter").await.is_empty(),
+        "nothing given up"
+    );
+}
+
+#[tokio::test]
 async fn a_lead_converted_between_the_polls_lead_and_contact_streams_keeps_its_app_contact() {
     let sf = spawn_sf_app(sim(), |_| {}).await;
     let (leads, _) = insert(&sf, 1, 0);

@@ -176,6 +176,10 @@ pub struct CrmError {
     pub code: Option<String>,
     /// What the user can do about it (the CRM guide's fix), for the sync log.
     pub hint: Option<String>,
+    /// With [`CrmErrorKind::NotFound`]: the person this one lives on now (a Salesforce Lead
+    /// converted into a Contact), where its writes go instead. Boxed: rare, and errors travel
+    /// in every `Result`.
+    pub moved_to: Option<Box<crate::PersonId>>,
 }
 
 impl CrmError {
@@ -200,6 +204,7 @@ impl CrmError {
             message: message.into(),
             code: None,
             hint: None,
+            moved_to: None,
         }
     }
 }

@@ -222,6 +222,40 @@ async fn query_page(
     Ok((items, more))
 }
 
+/// The Contacts that the batch's Leads refused as converted (`CANNOT_UPDATE_CONVERTED_LEAD`)
+/// became, by Lead id: one query for the batch, only when there are such Leads.
+async fn converted_contacts(
+    client: &SalesforceClient,
+    s: &Session,
+    chunk: &[(usize, SObject, String, Record)],
+    saved: &[SaveResult],
+) -> Result<BTreeMap<String, PersonId>, CrmError> {
+    let refused: Vec<String> = chunk
+        .iter()
+        .zip(saved)
+        .filter(|(_, r)| {
+            r.errors
+                .iter()
+                .any(|e| e.status_code.as_deref() == Some("CANNOT_UPDATE_CONVERTED_LEAD"))
+        })
+        .map(|((.., key, _), _)| soql_string(key))
+        .collect();
+    if refused.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let soql = format!(
+        "SELECT Id, ConvertedContactId FROM Lead WHERE Id IN ({})",
+        refused.join(", ")
+    );
+    let mut out = BTreeMap::new();
+    for lead in client.query_all_pages(s, &soql).await? {
+        if let (Some(id), Some(contact)) = (lead.text("Id"), lead.text("ConvertedContactId")) {
+            out.insert(id.to_owned(), person(remember(client, s, contact)?));
+        }
+    }
+    Ok(out)
+}
+
 /// The Leads converted into the Contacts of a change page that were created since `since`
 /// (read as merged into their Contact), to be applied before those Contacts: a poll whose Lead
 /// stream was read just before a conversion would otherwise meet the new Contact as a stranger,
@@ -581,8 +615,15 @@ pub(crate) async fn update_people_batch(
             // A record the answer has as `null` is gone (deleted, or no longer visible).
             read.extend(read_back(client, s, *object, &fields[object.name()], ids, found).await?);
         }
+        let converted = converted_contacts(client, s, chunk, &saved).await?;
         for (k, (i, object, key, _)) in chunk.iter().enumerate() {
             results[*i] = Some(match saved.get(k).map(save_outcome) {
+                Some(Err(mut e)) if converted.contains_key(key) => {
+                    // The Lead was converted: it lives on as its Contact, where the write goes.
+                    e.kind = tandem_core::CrmErrorKind::NotFound;
+                    e.moved_to = converted.get(key).copied().map(Box::new);
+                    Err(e)
+                }
                 Some(Ok(())) => match read.get(key).cloned().flatten() {
                     Some(record) => person_of(client, s, map, &record),
                     None => Err(record_error(

@@ -17,7 +17,7 @@ use tandem_core::{
 };
 
 use crate::crm::{email_of, CrmPerson};
-use crate::queue::Job;
+use crate::queue::{self, Job, JobPayload, Priority};
 use crate::store::{connections as stored_connections, Conn};
 use crate::sync::app::contacts::{self, LocalContact};
 use crate::sync::connections::ConnectionCtx;
@@ -233,9 +233,27 @@ pub(crate) async fn finish_patch(
         Err(error) if error.kind == CrmErrorKind::NotFound => {
             let now = engine.now();
             let txn = engine.store.begin().await?;
-            let applied = inbound::person_deleted(&txn, engine, conn, person_id, None, now).await?;
+            // Gone; or living on as another person (a converted Lead's Contact): the link
+            // follows it, and the edit goes there.
+            let moved_to = error.moved_to.as_deref().copied();
+            let applied =
+                inbound::person_deleted(&txn, engine, conn, person_id, moved_to, now).await?;
             if let Some((contact_id, event)) = applied.app_event() {
                 crate::sync::app::contact_event(&txn, contact_id, event, None, now).await?;
+            }
+            if moved_to.is_some() {
+                crate::sync::connections::save_record_keys(engine, &txn, conn).await?;
+                queue::enqueue(
+                    &txn,
+                    conn.id,
+                    &contact.id.to_string(),
+                    Priority::Edit,
+                    &JobPayload::PushContact {
+                        contact_id: contact.id,
+                    },
+                    now,
+                )
+                .await?;
             }
             txn.commit().await?;
             return Ok(Pushed::PersonGone);
@@ -612,7 +630,7 @@ async fn link_found_person<C: Conn>(
 }
 
 fn job_is_creating_action(job: &Job) -> bool {
-    matches!(job.payload, crate::queue::JobPayload::Action { .. })
+    matches!(job.payload, JobPayload::Action { .. })
 }
 
 /// A failed job: a CRM error (classified) or tandem's own failure.
