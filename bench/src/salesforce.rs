@@ -670,7 +670,7 @@ pub(crate) async fn chaos(
             "cargo run --release -p tandem-bench -- salesforce-chaos --contacts {contacts_n} --edits {edits} --kills {kills} --seed {seed}{}",
             if postgres.is_some() { " --postgres $PG_URL" } else { "" }
         ),
-        header: vec!["contacts", "edits made (app / Salesforce)", "SIGKILLs", "session expiries", "quota exhaustions", "Lead conversions", "divergent records", "duplicates created", "edits lost", "API calls", "edit phase (s)", "drain (s)", "goal 0 / 0 / 0"],
+        header: vec!["contacts", "edits made (app / Salesforce)", "SIGKILLs", "session expiries", "quota exhaustions", "Lead conversions", "divergent records", "duplicates created", "edits lost", "dead letters", "API calls", "edit phase (s)", "drain (s)", "goal 0 / 0 / 0 / 0"],
         rows: vec![vec![
             report.contacts.to_string(),
             format!("{} ({} / {})", report.edits_made, report.app_edits, report.salesforce_edits),
@@ -681,6 +681,7 @@ pub(crate) async fn chaos(
             report.divergent_records.to_string(),
             report.duplicates_created.to_string(),
             report.edits_lost.to_string(),
+            report.dead_letters.to_string(),
             report.api_calls.to_string(),
             format!("{:.1}", report.edit_phase.as_secs_f64()),
             format!("{:.1}", report.drain.as_secs_f64()),

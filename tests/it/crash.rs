@@ -180,10 +180,11 @@ async fn two_hundred_random_edits_against_salesforce_with_faults_expired_session
     let report = sf_chaos::run(config).await.unwrap();
     assert!(
         report.clean(),
-        "divergent {}, duplicates {}, lost {}: {:?} (files kept in {})",
+        "divergent {}, duplicates {}, lost {}, dead letters {}: {:?} (files kept in {})",
         report.divergent_records,
         report.duplicates_created,
         report.edits_lost,
+        report.dead_letters,
         report.examples,
         dir.display()
     );

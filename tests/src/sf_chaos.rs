@@ -90,6 +90,8 @@ pub struct SfChaosReport {
     pub divergent_records: usize,
     pub duplicates_created: usize,
     pub edits_lost: usize,
+    /// Writes tandem gave up on (nothing in the run is a refusal: every one is a bug).
+    pub dead_letters: i64,
     /// REST calls the simulator served (OAuth not counted; a Composite call is one).
     pub api_calls: u64,
     pub edit_phase: Duration,
@@ -100,7 +102,10 @@ pub struct SfChaosReport {
 
 impl SfChaosReport {
     pub fn clean(&self) -> bool {
-        self.divergent_records == 0 && self.duplicates_created == 0 && self.edits_lost == 0
+        self.divergent_records == 0
+            && self.duplicates_created == 0
+            && self.edits_lost == 0
+            && self.dead_letters == 0
     }
 }
 
@@ -559,6 +564,11 @@ async fn compare(
             }
         }
     }
+    report.dead_letters = crate::chaos::count(
+        engine,
+        "SELECT count(*) FROM outbox_job WHERE state = 'dead'",
+    )
+    .await?;
     report.divergent_records = divergent + missing;
     report.edits_lost = lost;
     report.examples = examples;
