@@ -193,9 +193,106 @@ pub async fn count(engine: &Engine, sql: &str) -> anyhow::Result<i64> {
     Ok(row.try_get_by_index::<i64>(0)?)
 }
 
-struct Expected {
-    name: Option<String>,
-    phone: Option<String>,
+/// The last value each side's edits gave a contact: what both sides must hold at the end.
+#[derive(Default)]
+pub struct Expected {
+    /// The app's last rename.
+    pub name: Option<String>,
+    /// The CRM user's last phone edit.
+    pub phone: Option<String>,
+}
+
+/// `n` edit indices in `0..edits` (kill points, token expiries, ...), in order.
+pub fn points(n: usize, edits: usize, rng: &mut StdRng) -> Vec<usize> {
+    let mut at: Vec<usize> = (0..n).map(|_| rng.gen_range(0..edits.max(1))).collect();
+    at.sort_unstable();
+    at
+}
+
+/// A pause of up to `max_gap` between two edits.
+pub async fn pause(rng: &mut StdRng, max_gap: Duration) {
+    let gap = rng.gen_range(0..=max_gap.as_micros() as u64);
+    if gap > 0 {
+        tokio::time::sleep(Duration::from_micros(gap)).await;
+    }
+}
+
+/// The app and tandem of a chaos run: tandem is a child process (`tandem serve`) that is
+/// SIGKILLed at random edits and restarted a random number of edits later; the app renames
+/// contacts through `/api/v1`, and the renames made while tandem is down are sent, in order,
+/// once it is back (as an app retrying would).
+pub struct AppSide {
+    child: ChildConfig,
+    pub app: AppClient,
+    tandem: Option<TandemProcess>,
+    unsent: Vec<(Uuid, String)>,
+    restart_at: Option<usize>,
+    /// SIGKILLs so far.
+    pub kills: usize,
+}
+
+impl AppSide {
+    /// Starts tandem.
+    pub async fn start(child: ChildConfig) -> anyhow::Result<Self> {
+        let tandem = Some(TandemProcess::start(&child).await?);
+        Ok(Self {
+            app: AppClient::new(child.base_url())?,
+            child,
+            tandem,
+            unsent: Vec::new(),
+            restart_at: None,
+            kills: 0,
+        })
+    }
+
+    /// SIGKILLs tandem at edit `i` (a kill point while it is down is skipped) and picks the
+    /// edit it comes back at.
+    pub async fn kill(&mut self, i: usize, edits: usize, rng: &mut StdRng) -> anyhow::Result<()> {
+        if let Some(process) = self.tandem.take() {
+            process.kill().await?;
+            self.kills += 1;
+            self.restart_at = Some(i + rng.gen_range(1..=(edits / 20).max(2)));
+        }
+        Ok(())
+    }
+
+    /// Restarts tandem when edit `i` is its time, and sends the renames held meanwhile.
+    pub async fn restart_if_due(&mut self, i: usize) -> anyhow::Result<()> {
+        if self.restart_at.is_some_and(|at| at <= i) && self.tandem.is_none() {
+            self.tandem = Some(TandemProcess::start(&self.child).await?);
+            self.restart_at = None;
+            self.send_held().await?;
+        }
+        Ok(())
+    }
+
+    /// Renames a contact now, or once tandem is back.
+    pub async fn rename(&mut self, contact: Uuid, name: &str) -> anyhow::Result<()> {
+        if self.tandem.is_some() {
+            self.app.rename(contact, name).await
+        } else {
+            self.unsent.push((contact, name.to_owned()));
+            Ok(())
+        }
+    }
+
+    /// tandem up (started if it is down) and every held rename sent: the drain can begin.
+    pub async fn up(mut self) -> anyhow::Result<TandemProcess> {
+        let tandem = match self.tandem.take() {
+            Some(t) => t,
+            None => TandemProcess::start(&self.child).await?,
+        };
+        self.tandem = Some(tandem);
+        self.send_held().await?;
+        Ok(self.tandem.take().expect("started above"))
+    }
+
+    async fn send_held(&mut self) -> anyhow::Result<()> {
+        for (contact, name) in std::mem::take(&mut self.unsent) {
+            self.app.rename(contact, &name).await?;
+        }
+        Ok(())
+    }
 }
 
 /// The app's key for tandem's `/api/v1` in chaos runs.
@@ -355,7 +452,6 @@ pub async fn run(config: ChaosConfig) -> anyhow::Result<ChaosReport> {
         store,
         child: child_config,
     } = Harness::new(&config.dir, &database_url, sim.base_url()).await?;
-    let app = AppClient::new(child_config.base_url())?;
 
     // Half the contacts start in Pipedrive, half in the app.
     let remote_half = config.contacts / 2;
@@ -366,15 +462,14 @@ pub async fn run(config: ChaosConfig) -> anyhow::Result<ChaosReport> {
             "phones": [{"value": format!("+1000{i:07}"), "primary": true}],
         }))?;
     }
-    let mut tandem = Some(TandemProcess::start(&child_config).await?);
-    let connection = oauth_connect_and_wait_for_initial_sync(
-        &engine,
-        &child_config.base_url(),
-        Duration::from_secs(120),
-    )
-    .await?;
+    let base_url = child_config.base_url();
+    let mut side = AppSide::start(child_config).await?;
+    let connection =
+        oauth_connect_and_wait_for_initial_sync(&engine, &base_url, Duration::from_secs(120))
+            .await?;
     for i in remote_half..config.contacts {
-        app.create_contact(&format!("Local {i}"), &format!("local{i}@chaos.example"))
+        side.app
+            .create_contact(&format!("Local {i}"), &format!("local{i}@chaos.example"))
             .await?;
     }
     let contact_ids = all_contact_ids(&engine).await?;
@@ -388,56 +483,28 @@ pub async fn run(config: ChaosConfig) -> anyhow::Result<ChaosReport> {
     handle.set_faults(FaultSpec::parse(&config.faults)?);
 
     // Kill points (and how many edits later tandem comes back), token expiry points.
-    let points = |n: usize, rng: &mut StdRng| {
-        let mut at: Vec<usize> = (0..n)
-            .map(|_| rng.gen_range(0..config.edits.max(1)))
-            .collect();
-        at.sort_unstable();
-        at
-    };
-    let mut kill_at = points(config.kills, &mut rng);
-    let mut expire_at = points(config.token_expiries, &mut rng);
-    let mut restart_at: Option<usize> = None;
-    // App edits made while tandem is down: delivered in order when it is back.
-    let mut unsent: Vec<(Uuid, String)> = Vec::new();
+    let mut kill_at = points(config.kills, config.edits, &mut rng);
+    let mut expire_at = points(config.token_expiries, config.edits, &mut rng);
     let mut report = ChaosReport {
         contacts: config.contacts,
         ..ChaosReport::default()
     };
     let mut expected: HashMap<Uuid, Expected> = contact_ids
         .iter()
-        .map(|id| {
-            (
-                *id,
-                Expected {
-                    name: None,
-                    phone: None,
-                },
-            )
-        })
+        .map(|id| (*id, Expected::default()))
         .collect();
     let started = Instant::now();
     for i in 0..config.edits {
         while kill_at.first() == Some(&i) {
             kill_at.remove(0);
-            if let Some(process) = tandem.take() {
-                process.kill().await?;
-                report.kills += 1;
-                restart_at = Some(i + rng.gen_range(1..=(config.edits / 20).max(2)));
-            }
+            side.kill(i, config.edits, &mut rng).await?;
         }
         while expire_at.first() == Some(&i) {
             expire_at.remove(0);
             handle.expire_access_tokens();
             report.token_expiries += 1;
         }
-        if restart_at.is_some_and(|at| at <= i) && tandem.is_none() {
-            tandem = Some(TandemProcess::start(&child_config).await?);
-            restart_at = None;
-            for (contact, name) in unsent.drain(..) {
-                app.rename(contact, &name).await?;
-            }
-        }
+        side.restart_if_due(i).await?;
         let contact = contact_ids[rng.gen_range(0..contact_ids.len())];
         let link = links::by_contact(engine.store.db(), connection.into(), contact.into()).await?;
         let remote_side = rng.gen_bool(0.5) && link.is_some();
@@ -458,33 +525,21 @@ pub async fn run(config: ChaosConfig) -> anyhow::Result<ChaosReport> {
             }
         } else {
             let name = format!("App edit {i}");
-            if tandem.is_some() {
-                app.rename(contact, &name).await?;
-            } else {
-                unsent.push((contact, name.clone()));
-            }
+            side.rename(contact, &name).await?;
             report.app_edits += 1;
             if let Some(e) = expected.get_mut(&contact) {
                 e.name = Some(name);
             }
         }
         report.edits_made += 1;
-        let gap = rng.gen_range(0..=config.max_gap.as_micros() as u64);
-        if gap > 0 {
-            tokio::time::sleep(Duration::from_micros(gap)).await;
-        }
+        pause(&mut rng, config.max_gap).await;
     }
     report.edit_phase = started.elapsed();
+    report.kills = side.kills;
 
     // Drain: faults off, tandem up, wait until both sides agree (bounded).
     handle.set_faults(FaultSpec::default());
-    let tandem = match tandem {
-        Some(t) => t,
-        None => TandemProcess::start(&child_config).await?,
-    };
-    for (contact, name) in unsent.drain(..) {
-        app.rename(contact, &name).await?;
-    }
+    let tandem = side.up().await?;
     let drain_started = Instant::now();
     loop {
         compare(&engine, &handle, connection, &expected, &mut report).await?;

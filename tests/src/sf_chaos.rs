@@ -26,8 +26,10 @@ use tandem_engine::store::{connections as stored, cursors, Store};
 use tandem_engine::sync::{app::contacts, connections, inbound::poller, links, Engine};
 use uuid::Uuid;
 
-use crate::chaos::{settings_for, AppClient, CHAOS_ADMIN_TOKEN, CHAOS_API_KEY};
-use crate::child::{ChildConfig, SalesforceChild, TandemProcess};
+use crate::chaos::{
+    pause, points, settings_for, AppSide, Expected, CHAOS_ADMIN_TOKEN, CHAOS_API_KEY,
+};
+use crate::child::{ChildConfig, SalesforceChild};
 
 const ORG: OrgKind = OrgKind::Production;
 
@@ -107,11 +109,6 @@ impl SfChaosReport {
             && self.edits_lost == 0
             && self.dead_letters == 0
     }
-}
-
-struct Expected {
-    name: Option<String>,
-    phone: Option<String>,
 }
 
 /// Connects Salesforce as an admin would ("Connect with Salesforce": tandem → the simulator's
@@ -290,7 +287,6 @@ pub async fn run(config: SfChaosConfig) -> anyhow::Result<SfChaosReport> {
         Arc::new(settings),
         child.base_url(),
     );
-    let app = AppClient::new(child.base_url())?;
 
     // Half the contacts start in Salesforce (Leads and Contacts), half in the app.
     let remote_half = config.contacts / 2;
@@ -307,11 +303,12 @@ pub async fn run(config: SfChaosConfig) -> anyhow::Result<SfChaosReport> {
         }
         handle.insert_record(ORG, object, body)?;
     }
-    let mut tandem = Some(TandemProcess::start(&child).await?);
-    let connection =
-        oauth_connect_and_wait(&engine, &child.base_url(), Duration::from_secs(120)).await?;
+    let base_url = child.base_url();
+    let mut side = AppSide::start(child).await?;
+    let connection = oauth_connect_and_wait(&engine, &base_url, Duration::from_secs(120)).await?;
     for i in remote_half..config.contacts {
-        app.create_contact(&format!("Local L{i}"), &format!("local{i}@chaos.example"))
+        side.app
+            .create_contact(&format!("Local L{i}"), &format!("local{i}@chaos.example"))
             .await?;
     }
     let contact_ids = crate::chaos::all_contact_ids(&engine).await?;
@@ -323,48 +320,26 @@ pub async fn run(config: SfChaosConfig) -> anyhow::Result<SfChaosReport> {
     );
 
     handle.set_faults(FaultSpec::parse(&config.faults)?);
-    let points = |n: usize, rng: &mut StdRng| {
-        let mut at: Vec<usize> = (0..n)
-            .map(|_| rng.gen_range(0..config.edits.max(1)))
-            .collect();
-        at.sort_unstable();
-        at
-    };
-    let mut kill_at = points(config.kills, &mut rng);
-    let mut expire_at = points(config.session_expiries, &mut rng);
-    let mut exhaust_at = points(config.quota_exhaustions, &mut rng);
-    let mut convert_at = points(config.conversions, &mut rng);
-    let mut restart_at: Option<usize> = None;
+    let mut kill_at = points(config.kills, config.edits, &mut rng);
+    let mut expire_at = points(config.session_expiries, config.edits, &mut rng);
+    let mut exhaust_at = points(config.quota_exhaustions, config.edits, &mut rng);
+    let mut convert_at = points(config.conversions, config.edits, &mut rng);
     let mut quota_back_at: Option<usize> = None;
     let (_, allocation) = handle.api_usage(ORG);
-    // App edits made while tandem is down: delivered in order when it is back.
-    let mut unsent: Vec<(Uuid, String)> = Vec::new();
     let mut report = SfChaosReport {
         contacts: config.contacts,
         ..SfChaosReport::default()
     };
     let mut expected: HashMap<Uuid, Expected> = contact_ids
         .iter()
-        .map(|id| {
-            (
-                *id,
-                Expected {
-                    name: None,
-                    phone: None,
-                },
-            )
-        })
+        .map(|id| (*id, Expected::default()))
         .collect();
     let mut ids = Ids::default();
     let started = Instant::now();
     for i in 0..config.edits {
         while kill_at.first() == Some(&i) {
             kill_at.remove(0);
-            if let Some(process) = tandem.take() {
-                process.kill().await?;
-                report.kills += 1;
-                restart_at = Some(i + rng.gen_range(1..=(config.edits / 20).max(2)));
-            }
+            side.kill(i, config.edits, &mut rng).await?;
         }
         while expire_at.first() == Some(&i) {
             expire_at.remove(0);
@@ -383,13 +358,7 @@ pub async fn run(config: SfChaosConfig) -> anyhow::Result<SfChaosReport> {
             handle.set_daily_api_requests(ORG, allocation);
             quota_back_at = None;
         }
-        if restart_at.is_some_and(|at| at <= i) && tandem.is_none() {
-            tandem = Some(TandemProcess::start(&child).await?);
-            restart_at = None;
-            for (contact, name) in unsent.drain(..) {
-                app.rename(contact, &name).await?;
-            }
-        }
+        side.restart_if_due(i).await?;
         while convert_at.first() == Some(&i) {
             convert_at.remove(0);
             // A Salesforce user converts a Lead.
@@ -417,34 +386,22 @@ pub async fn run(config: SfChaosConfig) -> anyhow::Result<SfChaosReport> {
             }
         } else {
             let name = format!("App E{i}");
-            if tandem.is_some() {
-                app.rename(contact, &name).await?;
-            } else {
-                unsent.push((contact, name.clone()));
-            }
+            side.rename(contact, &name).await?;
             report.app_edits += 1;
             if let Some(e) = expected.get_mut(&contact) {
                 e.name = Some(name);
             }
         }
         report.edits_made += 1;
-        let gap = rng.gen_range(0..=config.max_gap.as_micros() as u64);
-        if gap > 0 {
-            tokio::time::sleep(Duration::from_micros(gap)).await;
-        }
+        pause(&mut rng, config.max_gap).await;
     }
     report.edit_phase = started.elapsed();
+    report.kills = side.kills;
 
     // Drain: faults off, the allocation back, tandem up, wait until both sides agree (bounded).
     handle.set_faults(FaultSpec::default());
     handle.set_daily_api_requests(ORG, allocation);
-    let tandem = match tandem {
-        Some(t) => t,
-        None => TandemProcess::start(&child).await?,
-    };
-    for (contact, name) in unsent.drain(..) {
-        app.rename(contact, &name).await?;
-    }
+    let tandem = side.up().await?;
     let drain_started = Instant::now();
     loop {
         compare(&engine, &handle, connection, &expected, &mut report).await?;
