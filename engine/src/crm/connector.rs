@@ -729,9 +729,7 @@ impl Crm {
     /// API's "create a field").
     pub fn creatable_field_types(&self) -> &'static [&'static str] {
         match self {
-            Self::Pipedrive(..) => &[
-                "varchar", "text", "double", "monetary", "date", "phone", "enum",
-            ],
+            Self::Pipedrive(..) => &mapping::CREATABLE_FIELD_TYPES,
             Self::Salesforce(..) => &salesforce::mapping::CREATABLE_FIELD_TYPES,
         }
     }

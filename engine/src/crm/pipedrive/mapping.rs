@@ -46,6 +46,12 @@ fn list_value(values: Vec<LabeledValue>, emails: bool) -> FieldValue {
     }
 }
 
+/// Field types a custom field can be created with (the console's and the admin API's "create a
+/// field").
+pub const CREATABLE_FIELD_TYPES: [&str; 7] = [
+    "varchar", "text", "double", "monetary", "date", "phone", "enum",
+];
+
 /// The Pipedrive custom-field types tandem converts, both ways (API v2 shapes, see
 /// `fixtures/custom_fields_*.json`).
 pub const CUSTOM_FIELD_TYPES: [&str; 16] = [

@@ -18,8 +18,9 @@ use crate::sync::inbound::{self, Applied};
 use crate::sync::synclog::{self, Direction, Entry, Level};
 use crate::sync::{Engine, SyncError};
 
-/// Marker cursor: set once the initial sync has pulled every person (tandem then knows every
-/// person's e-mail and apId and can create without searching first).
+/// Marker cursor: set once the initial sync has run to the end (without a pre-connection
+/// window tandem then knows every person's e-mail and apId and can create without searching
+/// first: [`knows_every_person`]).
 pub const INITIAL_SYNC_DONE: &str = "initial_sync_done";
 /// Before change streams had cursors of their own, one cursor served every stream; it is read
 /// where a stream has none yet.
