@@ -37,6 +37,23 @@ struct Cli {
     command: Command,
 }
 
+/// The size of a chaos run (Pipedrive's or Salesforce's).
+#[derive(clap::Args, Debug)]
+struct ChaosArgs {
+    #[arg(long, default_value_t = 1_000)]
+    contacts: usize,
+    #[arg(long, default_value_t = 10_000)]
+    edits: usize,
+    #[arg(long, default_value_t = 10)]
+    kills: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Run tandem on a fresh database on this Postgres server (a maintenance-database URL)
+    /// instead of a SQLite file.
+    #[arg(long)]
+    postgres: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Durable webhook ingest: events/s and ack latency on SQLite (and Postgres with --postgres).
@@ -127,20 +144,7 @@ enum Command {
     },
     /// The chaos run: random edits on both sides, faults, SIGKILLs; prints divergent,
     /// duplicates, lost (all must be 0).
-    Chaos {
-        #[arg(long, default_value_t = 1_000)]
-        contacts: usize,
-        #[arg(long, default_value_t = 10_000)]
-        edits: usize,
-        #[arg(long, default_value_t = 10)]
-        kills: usize,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Run tandem on a fresh database on this Postgres server (a maintenance-database URL)
-        /// instead of a SQLite file.
-        #[arg(long)]
-        postgres: Option<String>,
-    },
+    Chaos(ChaosArgs),
     /// The Pipedrive mirror (issue 20): a full extraction under the plan's burst limit (time
     /// against the rate-limit bound, requests against the minimum for the page sizes) and
     /// without a limit (records/s into SQLite); then the live mirror's latency from a change in
@@ -235,20 +239,7 @@ enum Command {
     /// The chaos run against Salesforce (issue 19): random edits on both sides, faults,
     /// expired sessions, the daily allocation used up, Lead conversions, SIGKILLs; prints
     /// divergent, duplicates, lost (all must be 0).
-    SalesforceChaos {
-        #[arg(long, default_value_t = 1_000)]
-        contacts: usize,
-        #[arg(long, default_value_t = 10_000)]
-        edits: usize,
-        #[arg(long, default_value_t = 10)]
-        kills: usize,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Run tandem on a fresh database on this Postgres server (a maintenance-database URL)
-        /// instead of a SQLite file.
-        #[arg(long)]
-        postgres: Option<String>,
-    },
+    SalesforceChaos(ChaosArgs),
     /// Salesforce: initial sync of Leads and Contacts (records/s, calls).
     SalesforceInitialSync {
         #[arg(long, default_value_t = 50_000)]
@@ -359,13 +350,9 @@ async fn main() -> anyhow::Result<()> {
             requests,
             postgres,
         } => vec![crm_conditions(deals, persons, activities, requests, postgres.as_deref()).await?],
-        Command::Chaos {
-            contacts,
-            edits,
-            kills,
-            seed,
-            postgres,
-        } => vec![chaos_run(contacts, edits, kills, seed, postgres.as_deref()).await?],
+        Command::Chaos(a) => {
+            vec![chaos_run(a.contacts, a.edits, a.kills, a.seed, a.postgres.as_deref()).await?]
+        }
         Command::MirrorChaos {
             operations,
             kills,
@@ -417,13 +404,9 @@ async fn main() -> anyhow::Result<()> {
             spread_secs,
             window_ms,
         } => vec![salesforce::edits(edits, spread_secs, window_ms).await?],
-        Command::SalesforceChaos {
-            contacts,
-            edits,
-            kills,
-            seed,
-            postgres,
-        } => vec![salesforce::chaos(contacts, edits, kills, seed, postgres.as_deref()).await?],
+        Command::SalesforceChaos(a) => vec![
+            salesforce::chaos(a.contacts, a.edits, a.kills, a.seed, a.postgres.as_deref()).await?,
+        ],
         Command::SalesforceInitialSync { leads, contacts } => {
             vec![salesforce::initial_sync(leads, contacts).await?]
         }
