@@ -278,6 +278,9 @@ pub async fn run(config: SfChaosConfig) -> anyhow::Result<SfChaosReport> {
     child.api_key = Some(CHAOS_API_KEY.to_owned());
     child.admin_token = Some(CHAOS_ADMIN_TOKEN.to_owned());
     child.salesforce = Some(SalesforceChild::for_sim(&sim));
+    // A restarted tandem takes its connection back after 3 s, not the default 15 s, so it is
+    // up (and racing the edits) for most of the run.
+    child.lease_secs = Some(3);
     let settings = settings_for(&database_url, &key, &child.base_url());
     let store = Store::connect(&settings.database).await?;
     store.migrate_up().await?;
