@@ -136,6 +136,9 @@ impl Harness {
         let mut child = ChildConfig::new(dir, database_url, &key)?;
         child.api_key = Some(CHAOS_API_KEY.to_owned());
         child.admin_token = Some(CHAOS_ADMIN_TOKEN.to_owned());
+        // A restarted tandem takes its connection back after 3 s, not the default 15 s, so it
+        // is up (and racing the edits) for most of the run.
+        child.lease_secs = Some(3);
         let sim_defaults = SimConfig::default();
         child.oauth = Some(OAuthClient {
             base_url: sim_url.to_owned(),
