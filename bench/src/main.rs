@@ -1463,6 +1463,45 @@ async fn rss(persons: usize) -> anyhow::Result<Section> {
 // ---------------------------------------------------------------------------------------------
 // Chaos
 
+/// Where a chaos run keeps its files, and the database it runs on: a fresh one on the Postgres
+/// server `postgres` (dropped at the end), else a SQLite file in `dir`.
+struct ChaosPlace {
+    dir: std::path::PathBuf,
+    database: Option<TestDatabase>,
+    /// "Postgres" or "SQLite", for the table.
+    store_name: &'static str,
+}
+
+impl ChaosPlace {
+    async fn new(prefix: &str, postgres: Option<&str>) -> anyhow::Result<Self> {
+        Ok(Self {
+            dir: std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple())),
+            database: TestDatabase::on_postgres(postgres).await?,
+            store_name: if postgres.is_some() {
+                "Postgres"
+            } else {
+                "SQLite"
+            },
+        })
+    }
+
+    fn database_url(&self) -> Option<String> {
+        self.database.as_ref().map(|database| database.url.clone())
+    }
+
+    /// Removes a clean run's files; keeps the others' and says where, with what diverged.
+    fn leave(&self, clean: bool, examples: &[String]) {
+        if clean {
+            drop(std::fs::remove_dir_all(&self.dir));
+        } else {
+            println!(
+                "the run left its files in {} ({examples:?})",
+                self.dir.display()
+            );
+        }
+    }
+}
+
 async fn chaos_run(
     contacts_n: usize,
     edits: usize,
@@ -1470,29 +1509,16 @@ async fn chaos_run(
     seed: u64,
     postgres: Option<&str>,
 ) -> anyhow::Result<Section> {
-    let dir = std::env::temp_dir().join(format!("tandem-chaos-{}", uuid::Uuid::new_v4().simple()));
-    let mut config = ChaosConfig::new(contacts_n, edits, kills, seed, dir.clone());
-    let database = TestDatabase::on_postgres(postgres).await?;
-    config.database_url = database.as_ref().map(|database| database.url.clone());
-    let store_name = if postgres.is_some() {
-        "Postgres"
-    } else {
-        "SQLite"
-    };
+    let place = ChaosPlace::new("tandem-chaos", postgres).await?;
+    let store_name = place.store_name;
+    let mut config = ChaosConfig::new(contacts_n, edits, kills, seed, place.dir.clone());
+    config.database_url = place.database_url();
     config.drain_timeout = Duration::from_secs(300);
     let faults = config.faults.clone();
     let started = Instant::now();
     let report = chaos::run(config).await?;
     let total = started.elapsed();
-    if report.clean() {
-        drop(std::fs::remove_dir_all(&dir));
-    } else {
-        println!(
-            "chaos left its files in {} ({:?})",
-            dir.display(),
-            report.examples
-        );
-    }
+    place.leave(report.clean(), &report.examples);
     Ok(Section {
         id: if postgres.is_some() { "chaos-postgres" } else { "chaos" },
         title: format!("Chaos on {store_name}: random edits on both sides, faults, SIGKILLs (issue 12)"),

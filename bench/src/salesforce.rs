@@ -635,30 +635,16 @@ pub(crate) async fn chaos(
     postgres: Option<&str>,
 ) -> anyhow::Result<Section> {
     use tandem_tests::sf_chaos::{self, SfChaosConfig};
-    let dir =
-        std::env::temp_dir().join(format!("tandem-sf-chaos-{}", uuid::Uuid::new_v4().simple()));
-    let mut config = SfChaosConfig::new(contacts_n, edits, kills, seed, dir.clone());
-    let database = tandem_tests::TestDatabase::on_postgres(postgres).await?;
-    config.database_url = database.as_ref().map(|database| database.url.clone());
-    let store_name = if postgres.is_some() {
-        "Postgres"
-    } else {
-        "SQLite"
-    };
+    let place = crate::ChaosPlace::new("tandem-sf-chaos", postgres).await?;
+    let store_name = place.store_name;
+    let mut config = SfChaosConfig::new(contacts_n, edits, kills, seed, place.dir.clone());
+    config.database_url = place.database_url();
     config.drain_timeout = Duration::from_secs(300);
     let faults = config.faults.clone();
     let started = Instant::now();
     let report = sf_chaos::run(config).await?;
     let total = started.elapsed();
-    if report.clean() {
-        drop(std::fs::remove_dir_all(&dir));
-    } else {
-        println!(
-            "salesforce chaos left its files in {} ({:?})",
-            dir.display(),
-            report.examples
-        );
-    }
+    place.leave(report.clean(), &report.examples);
     Ok(Section {
         id: if postgres.is_some() {
             "salesforce-chaos-postgres"

@@ -259,15 +259,7 @@ async fn a_revoked_refresh_token_turns_the_card_to_token_expired() {
         .unwrap()
         .unwrap();
     assert_eq!(row.state, state::TOKEN_EXPIRED);
-    let page = sf
-        .app
-        .admin(reqwest::Method::GET, "/admin")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = sf.app.admin_page("/admin").await;
     assert!(page.contains("Token expired"), "{page}");
     // The quota Salesforce reported (Sforce-Limit-Info) is on the card.
     assert!(page.contains("Daily API quota"), "{page}");
@@ -773,15 +765,7 @@ async fn with_pipedrive_and_salesforce_connected_a_new_app_contact_in_the_crm_li
     .unwrap();
     sf.app.drive().await;
     assert!(records(&sf, "Lead", &["local.only@example.com"]).is_empty());
-    let cards = sf
-        .app
-        .admin(reqwest::Method::GET, "/admin")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let cards = sf.app.admin_page("/admin").await;
     assert_eq!(
         cards
             .matches("<td class=receives-list>created here</td>")
@@ -809,16 +793,8 @@ async fn the_field_mapping_lists_salesforce_fields_with_what_field_level_securit
     }
     let page = sf
         .app
-        .admin(
-            reqwest::Method::GET,
-            &format!("/admin/fields?connection={connection}"),
-        )
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .admin_page(&format!("/admin/fields?connection={connection}"))
+        .await;
     assert!(page.contains("Salesforce field"), "{page}");
     assert!(!page.contains("Pipedrive"), "{page}");
     let row = |key: &str| {
@@ -1073,25 +1049,17 @@ async fn without_customize_application_the_card_and_the_field_mapping_name_the_e
         sf.app.log_entries("external_id_field_missing").await.len(),
         1
     );
-    let sf = &sf;
-    let page = |path: String| async move {
-        sf.app
-            .admin(reqwest::Method::GET, &path)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
-    let card = page("/admin".to_owned()).await;
+    let card = sf.app.admin_page("/admin").await;
     assert!(
         card.contains(
             "<strong>missing</strong>: tandem could not create <code>tandem_id__c</code>"
         ),
         "{card}"
     );
-    let fields = page(format!("/admin/fields?connection={connection}")).await;
+    let fields = sf
+        .app
+        .admin_page(&format!("/admin/fields?connection={connection}"))
+        .await;
     assert!(
         fields.contains("<strong class=missing>missing</strong>")
             && fields.contains("API name <code>tandem_id__c</code>"),

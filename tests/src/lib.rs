@@ -471,6 +471,17 @@ impl TestApp {
             .bearer_auth("test-admin-token")
     }
 
+    /// An admin console page's HTML, fetched with the admin token.
+    pub async fn admin_page(&self, path: &str) -> String {
+        self.admin(reqwest::Method::GET, path)
+            .send()
+            .await
+            .expect("the console answers")
+            .text()
+            .await
+            .expect("a page")
+    }
+
     /// Runs "Connect with Pipedrive" end to end over HTTP (start → the simulator's consent →
     /// callback) and returns the callback's answer.
     pub async fn oauth_connect(&self, confirm_reset: bool) -> reqwest::Response {

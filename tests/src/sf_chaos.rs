@@ -149,49 +149,6 @@ async fn oauth_connect_and_wait(
     }
 }
 
-/// The Salesforce side as a Salesforce user sees it: every live Lead and Contact, by id.
-struct SalesforceView {
-    records: HashMap<String, Value>,
-    by_surrogate: HashMap<PersonId, String>,
-}
-
-impl SalesforceView {
-    fn read(handle: &SfSimHandle) -> Self {
-        let mut records = HashMap::new();
-        for object in ["Lead", "Contact"] {
-            for id in handle.ids(ORG, object) {
-                if let Some(record) = handle.record(ORG, object, &id) {
-                    records.insert(id, record);
-                }
-            }
-        }
-        let by_surrogate = records
-            .keys()
-            .map(|id| (person_surrogate(id), id.clone()))
-            .collect();
-        Self {
-            records,
-            by_surrogate,
-        }
-    }
-
-    /// The record a person id stands for, following a Lead's conversion to its Contact.
-    fn current(&self, person: PersonId) -> Option<(&str, &Value)> {
-        let mut id = self.by_surrogate.get(&person)?.as_str();
-        let mut record = self.records.get(id)?;
-        if record["IsConverted"] == true {
-            id = record["ConvertedContactId"].as_str()?;
-            record = self.records.get(id)?;
-        }
-        Some((id, record))
-    }
-
-    /// Unconverted Leads and Contacts: the persons tandem syncs.
-    fn persons(&self) -> impl Iterator<Item = &Value> {
-        self.records.values().filter(|r| r["IsConverted"] != true)
-    }
-}
-
 fn object_of(id: &str) -> &'static str {
     if id.starts_with("00Q") {
         "Lead"
@@ -227,6 +184,16 @@ impl Ids {
             return Some((contact, converted));
         }
         Some((id, record))
+    }
+
+    /// Every unconverted Lead and every Contact: the persons tandem syncs.
+    fn persons(&mut self, handle: &SfSimHandle) -> Vec<Value> {
+        self.refresh(handle);
+        self.0
+            .values()
+            .filter_map(|id| handle.record(ORG, object_of(id), id))
+            .filter(|r| r["IsConverted"] != true)
+            .collect()
     }
 
     /// A Lead that is not converted yet.
@@ -407,7 +374,15 @@ pub async fn run(config: SfChaosConfig) -> anyhow::Result<SfChaosReport> {
     let tandem = side.up().await?;
     let drain_started = Instant::now();
     loop {
-        compare(&engine, &handle, connection, &expected, &mut report).await?;
+        compare(
+            &engine,
+            &handle,
+            &mut ids,
+            connection,
+            &expected,
+            &mut report,
+        )
+        .await?;
         if report.clean() || drain_started.elapsed() > config.drain_timeout {
             break;
         }
@@ -435,17 +410,17 @@ pub async fn run(config: SfChaosConfig) -> anyhow::Result<SfChaosReport> {
 async fn compare(
     engine: &Engine,
     handle: &SfSimHandle,
+    records: &mut Ids,
     connection: Uuid,
     expected: &HashMap<Uuid, Expected>,
     report: &mut SfChaosReport,
 ) -> anyhow::Result<()> {
     let (mut divergent, mut lost) = (0, 0);
     let mut examples = Vec::new();
-    let view = SalesforceView::read(handle);
+    let sf_persons = records.persons(handle);
+    let persons = sf_persons.len();
     let mut per_email: HashMap<String, usize> = HashMap::new();
-    let mut persons: usize = 0;
-    for record in view.persons() {
-        persons += 1;
+    for record in &sf_persons {
         if let Some(email) = text(record, "Email") {
             *per_email.entry(email.to_lowercase()).or_default() += 1;
         }
@@ -472,7 +447,7 @@ async fn compare(
             }
             continue;
         };
-        let Some((record_id, record)) = view.current(link.person_id) else {
+        let Some((record_id, record)) = records.current(handle, link.person_id) else {
             divergent += 1;
             if examples.len() < 5 {
                 examples.push(format!(
@@ -482,7 +457,7 @@ async fn compare(
             }
             continue;
         };
-        if person_surrogate(record_id) != link.person_id {
+        if person_surrogate(&record_id) != link.person_id {
             divergent += 1;
             if examples.len() < 5 {
                 examples.push(format!(
@@ -494,9 +469,9 @@ async fn compare(
         let first = |key: &str| crate::chaos::first_value(contact.fields.get(key));
         let (local_name, local_email, local_phone) =
             (first("name"), first("email"), first("phone"));
-        let remote_name = record_name(record);
-        let remote_email = text(record, "Email");
-        let remote_phone = text(record, "Phone");
+        let remote_name = record_name(&record);
+        let remote_email = text(&record, "Email");
+        let remote_phone = text(&record, "Phone");
         if local_name != remote_name || local_email != remote_email || local_phone != remote_phone {
             divergent += 1;
             if examples.len() < 5 {

@@ -138,6 +138,14 @@ pub async fn remote_fields(
     engine: &Engine,
     id: ConnectionId,
 ) -> Result<Vec<RemoteFieldInfo>, SyncError> {
+    Ok(remote_catalog(engine, id).await?.1)
+}
+
+/// [`remote_fields`], with the connection's CRM (for what the field mapping page says of it).
+pub async fn remote_catalog(
+    engine: &Engine,
+    id: ConnectionId,
+) -> Result<(crate::crm::Crm, Vec<RemoteFieldInfo>), SyncError> {
     let conn = super::load(engine, id).await?;
     let mut fields = match conn.crm.field_catalog(&conn.session).await {
         Ok(fields) => fields
@@ -162,7 +170,7 @@ pub async fn remote_fields(
             }
         }
     }
-    Ok(fields)
+    Ok((conn.crm, fields))
 }
 
 fn field_info(crm: &crate::crm::Crm, entity: Entity, f: CatalogField) -> RemoteFieldInfo {

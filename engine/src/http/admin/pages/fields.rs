@@ -60,12 +60,8 @@ pub(super) async fn page(
         Err(e) => return error_page(&e),
     };
     let engine = &state.engine;
-    let crm = match crate::sync::connections::load(engine, id).await {
-        Ok(conn) => conn.crm,
-        Err(e) => return error_page(&api_error(e)),
-    };
-    let (remote, local, mappings) = match (
-        fields::remote_fields(engine, id).await,
+    let ((crm, remote), local, mappings) = match (
+        fields::remote_catalog(engine, id).await,
         fields::local_fields(engine).await,
         fields::mappings(engine, id).await,
     ) {
