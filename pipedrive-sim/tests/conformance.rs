@@ -917,6 +917,14 @@ async fn every_served_operation_answers_as_the_documents_describe() {
         )
         .await;
     ck.check(Op::GetRecents, s, &v);
+    let (s, v) = c
+        .call(
+            Method::GET,
+            "/v1/recents?since_timestamp=2000-01-01+00:00:00&items=activityType,filter,pipeline,stage,user",
+            None,
+        )
+        .await;
+    ck.check(Op::GetRecents, s, &v);
 
     assert!(
         ck.errors.is_empty(),

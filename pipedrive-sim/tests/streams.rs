@@ -443,6 +443,66 @@ async fn v1_streams_page_with_start_and_limit_and_report_more_items() {
 }
 
 #[tokio::test]
+async fn recents_lists_the_reference_data_once_for_a_time_before_the_company_existed_and_not_after()
+{
+    let sim = seeded().await;
+    let base = sim.base_url();
+    let recents = |since: &str| {
+        let url = format!(
+            "{base}/v1/recents?since_timestamp={since}&items=activityType,filter,pipeline,stage,user&limit=500"
+        );
+        async move { get(&url).await }
+    };
+    let all = recents("2000-01-01+00:00:00").await;
+    let listed = |kind: &str| -> Vec<i64> {
+        all["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["item"] == kind)
+            .map(|i| {
+                assert_eq!(i["id"], i["data"]["id"], "{i}");
+                i["id"].as_i64().unwrap()
+            })
+            .collect()
+    };
+    let ids = |v: Value| -> Vec<i64> {
+        let mut ids: Vec<i64> = v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["id"].as_i64().unwrap())
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    let sorted = |mut v: Vec<i64>| {
+        v.sort_unstable();
+        v
+    };
+    for (kind, list) in [
+        ("activityType", "/v1/activityTypes"),
+        ("filter", "/v1/filters"),
+        ("pipeline", "/api/v2/pipelines"),
+        ("stage", "/api/v2/stages"),
+        ("user", "/v1/users"),
+    ] {
+        let expected = ids(get(&format!("{base}{list}")).await);
+        assert!(!expected.is_empty(), "{list} lists nothing");
+        assert_eq!(sorted(listed(kind)), expected, "{kind}");
+    }
+    let stage = all["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["item"] == "stage")
+        .unwrap();
+    assert_eq!(stage["data"]["pipeline_name"], "Sales pipeline");
+    let now = chrono::Utc::now().format("%Y-%m-%d+%H:%M:%S").to_string();
+    assert_eq!(recents(&now).await["data"], json!([]));
+}
+
+#[tokio::test]
 async fn organizations_are_found_by_name_ignoring_case_and_spaces_and_deletes_hide_them() {
     let sim = pipedrive_sim::start(SimConfig::default()).await.unwrap();
     let base = sim.base_url().to_owned();

@@ -1,7 +1,7 @@
-//! `v1.getRecents`: persons, deals, activities, organizations, products, notes and files
-//! changed since a time (deleted ones too), in v1 JSON, with v1 `start`/`limit` pagination.
-//! The other documented item types (`activityType`, `filter`, `pipeline`, `stage`, `user`)
-//! are accepted and list nothing.
+//! `v1.getRecents`: every documented item type changed since a time (deleted ones too), in v1
+//! JSON, with v1 `start`/`limit` pagination. The reference data (`activityType`, `filter`,
+//! `pipeline`, `stage`, `user`) was made with the company and never changes here, so it is
+//! listed for a `since_timestamp` at or before the company's creation.
 
 use axum::http::StatusCode;
 use serde_json::{json, Value};
@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use super::request::{with_company, Ctx};
 use super::response::{ApiErr, HResult};
 use super::v1_objects::{self as v1, Related};
+use super::{reference, users};
 use crate::model::{parse_time, v1_time};
 
 /// `v1.getRecents`.
@@ -89,6 +90,18 @@ pub(super) fn list(ctx: &Ctx<'_>) -> HResult {
                     .map(|f| (f.update_time, "file", f.id)),
             );
         }
+        if c.created >= since {
+            let mut reference = |kind: &'static str, ids: &mut dyn Iterator<Item = i64>| {
+                if wants(kind) {
+                    rows.extend(ids.map(|id| (c.created, kind, id)));
+                }
+            };
+            reference("activityType", &mut reference::activity_type_ids());
+            reference("filter", &mut reference::filter_ids());
+            reference("pipeline", &mut c.pipelines.iter().map(|p| p.0));
+            reference("stage", &mut c.stages.iter().map(|s| s.id));
+            reference("user", &mut c.users.iter().map(|u| u.id));
+        }
         rows.sort_unstable();
         let total = rows.len();
         let mut rel = Related::default();
@@ -109,6 +122,22 @@ pub(super) fn list(ctx: &Ctx<'_>) -> HResult {
                     "product" => c.products.get(id).map(|p| v1::product(c, p, &mut rel))?,
                     "note" => c.notes.get(id).map(|n| c.note_json(n, caller))?,
                     "file" => c.files.get(id).map(|f| c.file_json(f, &base))?,
+                    "activityType" => reference::activity_type(c, *id)?,
+                    "filter" => reference::filter(c, *id, caller)?,
+                    "pipeline" => v1::pipeline(c, *id),
+                    // `rotten_days` is a non-nullable integer here: left out while unset.
+                    "stage" => c.stages.iter().find(|s| s.id == *id).map(|s| {
+                        let mut v = v1::stage(c, s);
+                        if let Some(m) = v.as_object_mut() {
+                            m.retain(|_, v| !v.is_null());
+                        }
+                        v
+                    })?,
+                    "user" => c
+                        .users
+                        .iter()
+                        .find(|u| u.id == *id)
+                        .map(|u| users::user_json(u, caller, c.created))?,
                     _ => c.activities.get(id).map(|a| activity_v1(a, c.id))?,
                 };
                 Some(json!({"item": kind, "id": id, "data": data}))

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use super::request::{with_company, Ctx};
 use super::response::{ok_data, ApiErr, HResult};
 use crate::model::{v1_time, v2_time};
+use crate::state::Company;
 
 /// `(key_string, name, icon_key, color)` of Pipedrive's default activity types.
 const ACTIVITY_TYPES: &[(&str, &str, &str, &str)] = &[
@@ -44,14 +45,8 @@ const FILTERS: &[(&str, &str)] = &[
 /// `v1.getActivityTypes`.
 pub(super) fn activity_types(ctx: &Ctx<'_>) -> HResult {
     with_company(ctx, |c, _| {
-        let data: Vec<Value> = ACTIVITY_TYPES
-            .iter()
-            .enumerate()
-            .map(|(i, (key, name, icon, color))| {
-                json!({"id": i + 1, "name": name, "icon_key": icon, "color": color, "order_nr": i + 1,
-                       "key_string": key, "active_flag": true, "is_custom_flag": false,
-                       "add_time": v2_time(c.created), "update_time": v2_time(c.created)})
-            })
+        let data: Vec<Value> = (1..=ACTIVITY_TYPES.len())
+            .filter_map(|id| activity_type(c, id as i64))
             .collect();
         Ok((StatusCode::OK, ok_data(Value::Array(data)), vec![]))
     })
@@ -94,13 +89,38 @@ pub(super) fn filters(ctx: &Ctx<'_>) -> HResult {
             .iter()
             .enumerate()
             .filter(|(_, (_, t))| kind.is_none_or(|k| k == *t))
-            .map(|(i, (name, t))| {
-                json!({"id": i + 1, "name": name, "filter_code": null, "is_editable": true,
-                       "active_flag": true, "type": t, "temporary_flag": null, "user_id": user,
-                       "add_time": v1_time(c.created), "update_time": v1_time(c.created),
-                       "visible_to": "7", "last_used_time": null, "custom_view_id": null})
-            })
+            .filter_map(|(i, _)| filter(c, i as i64 + 1, user))
             .collect();
         Ok((StatusCode::OK, ok_data(Value::Array(data)), vec![]))
     })
+}
+
+/// The ids of the activity types and the filters every company has (`v1.getRecents`).
+pub(super) fn activity_type_ids() -> std::ops::RangeInclusive<i64> {
+    1..=ACTIVITY_TYPES.len() as i64
+}
+
+pub(super) fn filter_ids() -> std::ops::RangeInclusive<i64> {
+    1..=FILTERS.len() as i64
+}
+
+/// Activity type `id` as `v1.getActivityTypes` lists it.
+pub(super) fn activity_type(c: &Company, id: i64) -> Option<Value> {
+    let (key, name, icon, color) = ACTIVITY_TYPES.get(usize::try_from(id).ok()?.checked_sub(1)?)?;
+    Some(
+        json!({"id": id, "name": name, "icon_key": icon, "color": color, "order_nr": id,
+                "key_string": key, "active_flag": true, "is_custom_flag": false,
+                "add_time": v2_time(c.created), "update_time": v2_time(c.created)}),
+    )
+}
+
+/// Filter `id` as `v1.getFilters` lists it to `user`.
+pub(super) fn filter(c: &Company, id: i64, user: i64) -> Option<Value> {
+    let (name, kind) = FILTERS.get(usize::try_from(id).ok()?.checked_sub(1)?)?;
+    Some(
+        json!({"id": id, "name": name, "filter_code": null, "is_editable": true,
+                "active_flag": true, "type": kind, "temporary_flag": null, "user_id": user,
+                "add_time": v1_time(c.created), "update_time": v1_time(c.created),
+                "visible_to": "7", "last_used_time": null, "custom_view_id": null}),
+    )
 }

@@ -55,7 +55,8 @@ pub(super) fn list(ctx: &Ctx<'_>) -> HResult {
     })
 }
 
-fn user_json(u: &crate::state::User, me: i64, created: i64) -> Value {
+/// A user in v1 JSON, as `me` sees it (`v1.getUsers`, `v1.getRecents`).
+pub(super) fn user_json(u: &crate::state::User, me: i64, created: i64) -> Value {
     json!({
         "id": u.id, "name": u.name, "default_currency": "EUR", "locale": "en_US", "lang": 1,
         "email": u.email, "phone": null, "activated": true, "last_login": v1_time(created + 86_400),

@@ -103,15 +103,7 @@ impl Related {
                 .iter()
                 .filter_map(|id| {
                     let s = c.stages.iter().find(|s| s.id == *id)?;
-                    let pipeline = pipeline_name(c, s.pipeline_id);
-                    Some((
-                        id.to_string(),
-                        json!({"id": s.id, "company_id": c.id, "order_nr": s.order_nr, "name": s.name,
-                               "active_flag": true, "deal_probability": s.probability,
-                               "pipeline_id": s.pipeline_id, "rotten_flag": false, "rotten_days": null,
-                               "add_time": v1_time(c.created), "update_time": v1_time(c.created),
-                               "pipeline_name": pipeline, "pipeline_deal_probability": true}),
-                    ))
+                    Some((id.to_string(), stage(c, s)))
                 })
                 .collect(),
         );
@@ -119,15 +111,7 @@ impl Related {
             "pipeline",
             self.pipelines
                 .iter()
-                .map(|id| {
-                    let name = pipeline_name(c, *id);
-                    (
-                        id.to_string(),
-                        json!({"id": id, "name": name, "url_title": name.to_lowercase().replace(' ', "-"),
-                               "order_nr": 0, "active": true, "deal_probability": true,
-                               "add_time": v1_time(c.created), "update_time": v1_time(c.created)}),
-                    )
-                })
+                .map(|id| (id.to_string(), pipeline(c, *id)))
                 .collect(),
         );
         Value::Object(out)
@@ -155,6 +139,23 @@ fn without_nulls(mut v: Value) -> Value {
 
 fn is_custom_key(k: &str) -> bool {
     k.len() >= 40 && k.bytes().take(40).all(|b| b.is_ascii_hexdigit())
+}
+
+/// A stage in v1 JSON (related objects, `v1.getRecents`).
+pub(super) fn stage(c: &Company, s: &crate::state::Stage) -> Value {
+    json!({"id": s.id, "company_id": c.id, "order_nr": s.order_nr, "name": s.name,
+           "active_flag": true, "deal_probability": s.probability,
+           "pipeline_id": s.pipeline_id, "rotten_flag": false, "rotten_days": null,
+           "add_time": v1_time(c.created), "update_time": v1_time(c.created),
+           "pipeline_name": pipeline_name(c, s.pipeline_id), "pipeline_deal_probability": true})
+}
+
+/// A pipeline in v1 JSON (related objects, `v1.getRecents`).
+pub(super) fn pipeline(c: &Company, id: i64) -> Value {
+    let name = pipeline_name(c, id);
+    json!({"id": id, "name": name, "url_title": name.to_lowercase().replace(' ', "-"),
+           "order_nr": 0, "active": true, "deal_probability": true,
+           "add_time": v1_time(c.created), "update_time": v1_time(c.created)})
 }
 
 fn pipeline_name(c: &Company, id: i64) -> String {
