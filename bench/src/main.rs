@@ -1362,33 +1362,31 @@ async fn coalesce(edits: usize) -> anyhow::Result<Section> {
 // ---------------------------------------------------------------------------------------------
 // Peak RSS
 
-async fn rss(persons: usize) -> anyhow::Result<Section> {
-    // The simulator runs as its own process so that only tandem's memory is measured here.
-    let bin = tandem_tests::child::tandem_binary()?;
+/// `tandem sim` in a process of its own on a free port of 127.0.0.1, seeded by `args`; its
+/// base URL once it listens. Killed when the child is dropped.
+async fn sim_process(args: &[&str]) -> anyhow::Result<(tokio::process::Child, String)> {
+    use tokio::io::AsyncBufReadExt;
     let port = tandem_tests::child::free_port()?;
-    let mut sim_child = tokio::process::Command::new(&bin)
-        .args([
-            "sim",
-            "--port",
-            &port.to_string(),
-            "--persons",
-            &persons.to_string(),
-        ])
+    let mut child = tokio::process::Command::new(tandem_tests::child::tandem_binary()?)
+        .args(["sim", "--port", &port.to_string()])
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()?;
-    {
-        use tokio::io::AsyncBufReadExt;
-        let stdout = sim_child.stdout.take().context("sim stdout")?;
-        let mut lines = tokio::io::BufReader::new(stdout).lines();
-        let first = lines.next_line().await?.unwrap_or_default();
-        anyhow::ensure!(
-            first.starts_with("listening on"),
-            "simulator said {first:?}"
-        );
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    }
-    let sim_url = format!("http://127.0.0.1:{port}");
+    let stdout = child.stdout.take().context("sim stdout")?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let first = lines.next_line().await?.unwrap_or_default();
+    anyhow::ensure!(
+        first.starts_with("listening on"),
+        "simulator said {first:?}"
+    );
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((child, format!("http://127.0.0.1:{port}")))
+}
+
+async fn rss(persons: usize) -> anyhow::Result<Section> {
+    // The simulator runs as its own process so that only tandem's memory is measured here.
+    let (mut sim_child, sim_url) = sim_process(&["--persons", &persons.to_string()]).await?;
     let dir = std::env::temp_dir().join(format!("tandem-rss-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)?;
     let db = format!("sqlite://{}", dir.join("tandem.db").display());
@@ -1587,13 +1585,14 @@ fn peak_rss_kib() -> Option<u64> {
         .ok()
 }
 
-/// One full extraction of every stream into tandem's SQLite database (as `tandem extract`).
-async fn extraction_run(size: &MirrorSize, burst: Option<u32>) -> anyhow::Result<ExtractionRun> {
+/// One full extraction of every stream into tandem's SQLite database (as `tandem extract`),
+/// in-process, under the burst limit `burst`.
+async fn extraction_run(size: &MirrorSize, burst: u32) -> anyhow::Result<ExtractionRun> {
     use tandem_engine::crm::pipedrive::client::Priority;
     use tandem_engine::mirror::{self, catalog, ExtractOptions, Replication, Source};
     use tandem_engine::store::mirror::MirrorDb;
 
-    let mut config = sim_config(burst);
+    let mut config = sim_config(Some(burst));
     config.persons = size.persons;
     config.objects = size.objects;
     let app = app_on(None, config, false).await?;
@@ -1630,6 +1629,73 @@ async fn extraction_run(size: &MirrorSize, burst: Option<u32>) -> anyhow::Result
         minimum,
         rate_limited: sim.rate_limited(),
         peak_rss_kib: peak_rss_kib(),
+    })
+}
+
+/// One full extraction without a limit as an operator runs it: the `tandem extract` command
+/// (API token and domain) in a process of its own, against `tandem sim` in another, into a
+/// fresh SQLite file. The time is from the command's start to its exit (start-up and
+/// migrations included); the peak RSS is the command's alone (`VmHWM`, read every 50 ms).
+async fn extraction_process(size: &MirrorSize) -> anyhow::Result<ExtractionRun> {
+    let flags = size.flags();
+    let (_sim, url) = sim_process(&flags.split_whitespace().collect::<Vec<_>>()).await?;
+    let dir =
+        std::env::temp_dir().join(format!("tandem-extract-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    let config = dir.join("tandem.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\nurl = \"sqlite://{}\"\n[pipedrive]\nallowed_api_domains = [\"{url}\"]\n",
+            dir.join("tandem.db").display()
+        ),
+    )?;
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new(tandem_tests::child::tandem_binary()?)
+        .arg("extract")
+        .arg("--config")
+        .arg(&config)
+        .args(["--api-token", "sim-api-token", "--domain", &url])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let status_file = format!("/proc/{}/status", child.id().context("extract's pid")?);
+    let mut peak = 0;
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status?,
+            () = tokio::time::sleep(Duration::from_millis(50)) => {
+                peak = peak.max(tandem_tests::child::vm_hwm_kib(&status_file).unwrap_or(0));
+            }
+        }
+    };
+    let elapsed = started.elapsed();
+    let mut out = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        use tokio::io::AsyncReadExt;
+        stdout.read_to_string(&mut out).await?;
+    }
+    drop(std::fs::remove_dir_all(&dir));
+    anyhow::ensure!(status.success(), "tandem extract failed: {out}");
+    // "extracted N records in P pages from S streams (R requests, T tokens)"
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("extracted "))
+        .with_context(|| format!("no summary from tandem extract: {out}"))?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let number = |i: usize| -> anyhow::Result<u64> {
+        let word = words.get(i).context("short summary")?;
+        Ok(word.trim_start_matches('(').parse()?)
+    };
+    Ok(ExtractionRun {
+        elapsed,
+        records: number(1)?,
+        // Every page is one list request at the endpoint's largest page size: the minimum.
+        minimum: number(4)?,
+        requests: number(9)?,
+        rate_limited: 0,
+        peak_rss_kib: Some(peak).filter(|k| *k > 0),
     })
 }
 
@@ -1701,8 +1767,8 @@ async fn mirror_latency(edits: usize) -> anyhow::Result<Vec<Duration>> {
 }
 
 async fn mirror_bench(size: &MirrorSize, burst: u32, edits: usize) -> anyhow::Result<Section> {
-    let limited = extraction_run(size, Some(burst)).await?;
-    let free = extraction_run(size, None).await?;
+    let limited = extraction_run(size, burst).await?;
+    let free = extraction_process(size).await?;
     let latencies = mirror_latency(edits).await?;
     let bound = Duration::from_secs_f64(limited.requests as f64 * 2.0 / f64::from(burst));
     let x_bound = limited.elapsed.as_secs_f64() / bound.as_secs_f64();
@@ -1734,7 +1800,8 @@ async fn mirror_bench(size: &MirrorSize, burst: u32, edits: usize) -> anyhow::Re
             ),
         ],
         vec![
-            "full extraction, no limit (SQLite)".to_owned(),
+            "full extraction, no limit: `tandem extract` and `tandem sim`, a process each (SQLite)"
+                .to_owned(),
             free.records.to_string(),
             format!("{} (min {})", free.requests, free.minimum),
             format!("{:.1}", free.elapsed.as_secs_f64()),
@@ -1776,8 +1843,8 @@ async fn mirror_bench(size: &MirrorSize, burst: u32, edits: usize) -> anyhow::Re
         notes: vec![
             format!("Every stream of the connector (core streams incremental, reference data in full) into tandem's SQLite database, as `tandem extract --connection` does: the simulator seeded with {} persons and {:?}. Bound = requests × 2 s / burst limit; the minimum is Σ per stream of ⌈records / the endpoint's largest page⌉ (at least one request); the requests above it are the field lists read again for the custom-field columns of deals, persons, organizations and products.", size.persons, size.objects),
             "The live run: the connection's mirror switched on (organization, product, lead and note webhooks registered), the initial extraction done by the worker, then deals changed one at a time with a PATCH to the simulator; latency is from the PATCH until the mirror's row shows the new title (the simulator's webhook, the durable inbox, the worker's apply). Workers with the default settings; the simulator at time scale 0.01.".to_owned(),
-            "Peak RSS is the benchmark process's (`VmHWM`), the in-process simulator and its seeded records included, so it over-states tandem's own; the extraction itself holds one page at a time.".to_owned(),
-            "Not measured here (issue 20 asks for them): the side-by-side run with the Singer tap and the Airbyte source, and the mirror chaos run.".to_owned(),
+            "The run without a limit is the `tandem extract --api-token … --domain …` command against `tandem sim` (same sizes, its default seed) in a process of its own, both on this machine's 2 cores: the time is from the command's start to its exit (start-up and migrations included), the peak RSS the command's alone (`VmHWM`). The minimum there is the pages the command read. The limited run is in-process (tandem's extraction and the simulator in the benchmark's process).".to_owned(),
+            "Measured elsewhere: the side-by-side run with the Singer tap and the Airbyte source (`bench/extractors/run.sh`) and the mirror chaos run (`bench mirror-chaos`).".to_owned(),
         ],
     })
 }
