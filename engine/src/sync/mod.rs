@@ -103,9 +103,9 @@ pub struct Engine {
     /// Per connection, when (on [`Engine::now`]) its change capture last read changes: the poll
     /// loop runs at the shortest interval of its CRMs, each connection at its own.
     pub last_polls: Arc<dashmap::DashMap<tandem_core::ConnectionId, DateTime<Utc>>>,
-    /// Per batching connection, when (unix ms on [`Engine::now`]) its last write batch that was
-    /// not full left (`tandem_core::plan_batches`).
-    pub batch_windows: Arc<dashmap::DashMap<tandem_core::ConnectionId, i64>>,
+    /// Per batching connection, its last write batch that was not full: when it left (unix ms
+    /// on [`Engine::now`]) and how many pushes it carried (`tandem_core::plan_batches`).
+    pub batch_windows: Arc<dashmap::DashMap<tandem_core::ConnectionId, tandem_core::PartialBatch>>,
     /// Per connection, how its connector batches writes (its CRM never changes), so the
     /// outbox does not load the connection to learn it on every round.
     pub write_batching:

@@ -107,7 +107,8 @@ enum Work {
 /// The claimed jobs as the slots run them: a batching connector's contact pushes gathered (with
 /// more of that connection's due pushes claimed now, up to `slots` full batches) into batches
 /// of its limit (`tandem_core::plan_batches`: a batch that is not full waits when another left
-/// less than the connector's window ago); every other job alone.
+/// less than the connector's window ago, half of it behind a batch of one); every other job
+/// alone.
 async fn group(
     engine: &Engine,
     jobs: Vec<Job>,
@@ -163,10 +164,10 @@ async fn group(
             queue::claim_pushes(&engine.store, &engine.replica.id, id, now, lease, want).await?,
         );
         let now_ms = now.timestamp_millis();
-        let last = engine.batch_windows.get(&id).map(|at| *at);
+        let last = engine.batch_windows.get(&id).map(|left| *left);
         let (plan, last) = tandem_core::plan_batches(jobs.len(), b, last, now_ms);
-        if let Some(at) = last {
-            engine.batch_windows.insert(id, at);
+        if let Some(left) = last {
+            engine.batch_windows.insert(id, left);
         }
         let mut jobs = jobs.into_iter();
         for (range, decision) in plan {
