@@ -9,7 +9,7 @@
 use tandem_core::{CrmError, OutboundCreatePlan};
 
 use super::{
-    finish_create, finish_patch, link_if_found, plan_create, prepare_create, prepare_patch,
+    finish_creates, finish_patch, link_if_found, plan_create, prepare_create, prepare_patch,
     search_results, CreateWrite, CrmFailure, PatchWrite, Pushed, Step,
 };
 use crate::queue::{Job, JobPayload};
@@ -147,13 +147,22 @@ pub async fn push_contacts(
                 }
             }
             Ok(created) => {
+                let mut linking = Vec::new();
+                let mut at = Vec::new();
                 for ((i, contact, write), outcome) in prepared.into_iter().zip(created) {
-                    results[i] = Some(match outcome {
+                    match outcome {
                         Ok(created) => {
-                            finish_create(engine, conn, &contact, &write.fields, created).await
+                            at.push(i);
+                            linking.push((contact, write.fields, created));
                         }
-                        Err(error) => Err(CrmFailure::Crm(error, None)),
-                    });
+                        Err(error) => results[i] = Some(Err(CrmFailure::Crm(error, None))),
+                    }
+                }
+                for (i, finished) in at
+                    .into_iter()
+                    .zip(finish_creates(engine, conn, linking).await)
+                {
+                    results[i] = Some(finished);
                 }
             }
         }

@@ -514,35 +514,130 @@ pub(crate) async fn finish_create(
     fields: &BTreeMap<FieldKey, FieldValue>,
     created: crate::crm::CreatedPerson,
 ) -> Result<Pushed, CrmFailure> {
-    let mut person = created.person;
+    let person = completed(engine, conn, fields, created.person).await?;
+    let txn = engine.store.begin().await?;
+    let pushed = link_created(
+        engine,
+        &txn,
+        conn,
+        contact,
+        fields,
+        &person,
+        &created.placeholders,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(pushed)
+}
+
+/// A contact, the fields it was created with, and what the CRM answered for it.
+pub(crate) type Created = (
+    LocalContact,
+    BTreeMap<FieldKey, FieldValue>,
+    crate::crm::CreatedPerson,
+);
+
+/// [`finish_create`] for the records of one batch create, in one transaction (one commit for
+/// the batch, not one per contact). Should that transaction fail, each contact is finished
+/// in a transaction of its own, so a failure stays its own contact's.
+pub(crate) async fn finish_creates(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    created: Vec<Created>,
+) -> Vec<Result<Pushed, CrmFailure>> {
+    let mut results: Vec<Option<Result<Pushed, CrmFailure>>> = Vec::new();
+    let mut ready = Vec::new();
+    for (i, (contact, fields, created)) in created.into_iter().enumerate() {
+        results.push(None);
+        match completed(engine, conn, &fields, created.person).await {
+            Ok(person) => ready.push((i, contact, fields, person, created.placeholders)),
+            Err(failure) => results[i] = Some(Err(failure)),
+        }
+    }
+    let together = async {
+        let txn = engine.store.begin().await?;
+        let mut pushed = Vec::with_capacity(ready.len());
+        for (_, contact, fields, person, placeholders) in &ready {
+            pushed.push(
+                link_created(engine, &txn, conn, contact, fields, person, placeholders).await?,
+            );
+        }
+        txn.commit().await?;
+        Ok::<_, SyncError>(pushed)
+    }
+    .await;
+    match together {
+        Ok(pushed) => {
+            for ((i, ..), pushed) in ready.iter().zip(pushed) {
+                results[*i] = Some(Ok(pushed));
+            }
+        }
+        Err(error) => {
+            tracing::warn!(connection_id = %conn.id, error = %error, "Linking a batch of created persons in one transaction failed; linking each on its own.");
+            for (i, contact, fields, person, placeholders) in &ready {
+                let alone = async {
+                    let txn = engine.store.begin().await?;
+                    let pushed =
+                        link_created(engine, &txn, conn, contact, fields, person, placeholders)
+                            .await?;
+                    txn.commit().await?;
+                    Ok::<_, SyncError>(pushed)
+                }
+                .await;
+                results[*i] = Some(alone.map_err(CrmFailure::Internal));
+            }
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or(Ok(Pushed::Nothing)))
+        .collect()
+}
+
+/// The person just created, with its organization's mapped fields written and read.
+async fn completed(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    fields: &BTreeMap<FieldKey, FieldValue>,
+    mut person: CrmPerson,
+) -> Result<CrmPerson, CrmFailure> {
     crate::sync::organizations::write_fields(engine, conn, &person, fields)
         .await
         .map_err(|e| CrmFailure::from_organization(e, Some(person.id)))?;
     crate::sync::organizations::complete(&engine.store, conn, &mut person).await?;
+    Ok(person)
+}
+
+/// In `txn`: links `contact` to the `person` created for it, with the sync log's entries.
+async fn link_created<C: Conn>(
+    engine: &Engine,
+    txn: &C,
+    conn: &ConnectionCtx,
+    contact: &LocalContact,
+    fields: &BTreeMap<FieldKey, FieldValue>,
+    person: &CrmPerson,
+    placeholders: &[crate::crm::FilledPlaceholder],
+) -> Result<Pushed, SyncError> {
     let now = engine.now();
     let remote = person.snapshot.clone();
     let mut link = links::new_link(conn.id, contact.id, person.id);
     let (state, normalised) = LinkState::created(fields, &remote);
     link.state = state;
     link.state.versions.record(Side::Local, contact.version);
-    let txn = engine.store.begin().await?;
     // The new record's key goes in the transaction that links it.
-    crate::sync::connections::save_record_keys(engine, &txn, conn).await?;
-    contacts::update(&txn, contact.id, &normalised, contacts::Origin::Remote, now).await?;
+    crate::sync::connections::save_record_keys(engine, txn, conn).await?;
+    contacts::update(txn, contact.id, &normalised, contacts::Origin::Remote, now).await?;
     // The create's own webhook may have been applied first (it links by apId): keep that link.
-    if links::by_contact(&txn, conn.id, contact.id)
-        .await?
-        .is_none()
-    {
-        links::insert(&txn, &link, now).await?;
+    if links::by_contact(txn, conn.id, contact.id).await?.is_none() {
+        links::insert(txn, &link, now).await?;
         // Fields Pipedrive filled itself (the owner, ...) reach the contact and the base now,
         // so the create's own webhook finds nothing new.
-        inbound::merge_into_link(&txn, conn, link, remote.clone(), now).await?;
+        inbound::merge_into_link(txn, conn, link, remote, now).await?;
     }
-    contacts::add_to_list(&txn, contact.id, contacts::PIPEDRIVE_LIST, now).await?;
-    stored_connections::mark_success(&txn, conn.id, now).await?;
+    contacts::add_to_list(txn, contact.id, contacts::PIPEDRIVE_LIST, now).await?;
+    stored_connections::mark_success(txn, conn.id, now).await?;
     synclog::record(
-        &txn,
+        txn,
         Entry::new(
             Level::Info,
             Direction::Outbound,
@@ -555,9 +650,9 @@ pub(crate) async fn finish_create(
         now,
     )
     .await?;
-    for filled in &created.placeholders {
+    for filled in placeholders {
         synclog::record(
-            &txn,
+            txn,
             Entry::new(
                 Level::Info,
                 Direction::Outbound,
@@ -579,14 +674,13 @@ pub(crate) async fn finish_create(
         .await?;
     }
     crate::sync::app::contact_event(
-        &txn,
+        txn,
         contact.id,
         crate::sync::app::ContactEvent::Linked,
         None,
         now,
     )
     .await?;
-    txn.commit().await?;
     Ok(Pushed::Created {
         person_id: person.id,
     })
