@@ -9,8 +9,8 @@
 use tandem_core::{CrmError, OutboundCreatePlan};
 
 use super::{
-    finish_creates, finish_patch, link_if_found, plan_create, prepare_create, prepare_patch,
-    search_results, CreateWrite, CrmFailure, PatchWrite, Pushed, Step,
+    finish_creates, finish_patch, link_if_found, plan_create_knowing, prepare_create,
+    prepare_patch, search_results, CreateWrite, CrmFailure, PatchWrite, Pushed, Step,
 };
 use crate::queue::{Job, JobPayload};
 use crate::sync::app::contacts::{self, LocalContact};
@@ -30,6 +30,20 @@ pub async fn push_contacts(
     let mut patches: Vec<(usize, LocalContact, PatchWrite)> = Vec::new();
     let mut searches: Vec<(usize, LocalContact, OutboundCreatePlan)> = Vec::new();
     let mut creates: Vec<(usize, LocalContact)> = Vec::new();
+    // Read once for the batch, not per contact. Unread, the creates search first (the safe
+    // plan when tandem's knowledge is not known to be complete).
+    let knowledge_is_fresh = match crate::sync::inbound::poller::knows_every_person(
+        &engine.store,
+        conn.id,
+    )
+    .await
+    {
+        Ok(fresh) => fresh,
+        Err(error) => {
+            tracing::warn!(connection_id = %conn.id, error = %error, "Reading whether tandem knows every person failed; this batch's creates search first.");
+            false
+        }
+    };
     for (i, job) in jobs.iter().enumerate() {
         let JobPayload::PushContact { contact_id } = job.payload else {
             results[i] = Some(Ok(Pushed::Nothing));
@@ -49,10 +63,14 @@ pub async fn push_contacts(
                         Step::Done(pushed) => Err(pushed),
                         Step::Go(write) => Ok((contact, Ok(write))),
                     },
-                    None => match plan_create(engine, conn, job, &contact).await? {
-                        Step::Done(pushed) => Err(pushed),
-                        Step::Go(plan) => Ok((contact, Err(plan))),
-                    },
+                    None => {
+                        match plan_create_knowing(engine, conn, job, &contact, knowledge_is_fresh)
+                            .await?
+                        {
+                            Step::Done(pushed) => Err(pushed),
+                            Step::Go(plan) => Ok((contact, Err(plan))),
+                        }
+                    }
                 },
             ))
         }

@@ -383,6 +383,19 @@ pub(crate) async fn plan_create(
     job: &Job,
     contact: &LocalContact,
 ) -> Result<Step<OutboundCreatePlan>, CrmFailure> {
+    let knowledge_is_fresh = poller::knows_every_person(&engine.store, conn.id).await?;
+    plan_create_knowing(engine, conn, job, contact, knowledge_is_fresh).await
+}
+
+/// [`plan_create`] with whether tandem has read every person of the connection
+/// (`poller::knows_every_person`) known already: a batch reads it once for all its contacts.
+pub(crate) async fn plan_create_knowing(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    job: &Job,
+    contact: &LocalContact,
+    knowledge_is_fresh: bool,
+) -> Result<Step<OutboundCreatePlan>, CrmFailure> {
     let db = &engine.store;
     let scope = ContactScope {
         linked: false,
@@ -394,7 +407,6 @@ pub(crate) async fn plan_create(
     }
     let ap_id = ApId::for_contact(contact.id);
     let email = email_of(contact.fields.get(tandem_core::keys::EMAIL));
-    let knowledge_is_fresh = poller::knows_every_person(db, conn.id).await?;
     if knowledge_is_fresh {
         // tandem's copy of Pipedrive may lack a person created there moments ago (its webhook
         // late or lost): catch up first, so an e-mail Pipedrive already has links instead of
