@@ -527,23 +527,19 @@ pub(crate) async fn finish_create(
     created: crate::crm::CreatedPerson,
 ) -> Result<Pushed, CrmFailure> {
     let person = completed(engine, conn, fields, created.person).await?;
-    let txn = engine.store.begin().await?;
-    let pushed = link_created(
+    Ok(link_created_alone(
         engine,
-        &txn,
         conn,
         contact,
         fields,
         &person,
         &created.placeholders,
     )
-    .await?;
-    txn.commit().await?;
-    Ok(pushed)
+    .await?)
 }
 
 /// A contact, the fields it was created with, and what the CRM answered for it.
-pub(crate) type Created = (
+type Created = (
     LocalContact,
     BTreeMap<FieldKey, FieldValue>,
     crate::crm::CreatedPerson,
@@ -587,15 +583,8 @@ pub(crate) async fn finish_creates(
         Err(error) => {
             tracing::warn!(connection_id = %conn.id, error = %error, "Linking a batch of created persons in one transaction failed; linking each on its own.");
             for (i, contact, fields, person, placeholders) in &ready {
-                let alone = async {
-                    let txn = engine.store.begin().await?;
-                    let pushed =
-                        link_created(engine, &txn, conn, contact, fields, person, placeholders)
-                            .await?;
-                    txn.commit().await?;
-                    Ok::<_, SyncError>(pushed)
-                }
-                .await;
+                let alone =
+                    link_created_alone(engine, conn, contact, fields, person, placeholders).await;
                 results[*i] = Some(alone.map_err(CrmFailure::Internal));
             }
         }
@@ -618,6 +607,21 @@ async fn completed(
         .map_err(|e| CrmFailure::from_organization(e, Some(person.id)))?;
     crate::sync::organizations::complete(&engine.store, conn, &mut person).await?;
     Ok(person)
+}
+
+/// [`link_created`] in a transaction of its own.
+async fn link_created_alone(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    contact: &LocalContact,
+    fields: &BTreeMap<FieldKey, FieldValue>,
+    person: &CrmPerson,
+    placeholders: &[crate::crm::FilledPlaceholder],
+) -> Result<Pushed, SyncError> {
+    let txn = engine.store.begin().await?;
+    let pushed = link_created(engine, &txn, conn, contact, fields, person, placeholders).await?;
+    txn.commit().await?;
+    Ok(pushed)
 }
 
 /// In `txn`: links `contact` to the `person` created for it, with the sync log's entries.
