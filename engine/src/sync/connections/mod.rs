@@ -176,10 +176,29 @@ pub async fn save_record_keys(
     conn: &ConnectionCtx,
 ) -> Result<(), SyncError> {
     let keys = conn.crm.take_new_record_keys(conn.id);
+    remember_record_keys(engine, db, conn, &keys).await
+}
+
+/// Stores `keys` (taken with `Crm::take_new_record_keys`); storing them twice is harmless.
+pub async fn remember_record_keys(
+    engine: &Engine,
+    db: &impl Conn,
+    conn: &ConnectionCtx,
+    keys: &[(i64, String)],
+) -> Result<(), SyncError> {
     if !keys.is_empty() {
-        crate::store::record_keys::remember(db, conn.id, &keys, engine.now()).await?;
+        crate::store::record_keys::remember(db, conn.id, keys, engine.now()).await?;
     }
     Ok(())
+}
+
+/// Stores `keys` that a failed transaction was to store, on their own: taken from the
+/// connector, they would otherwise be lost with it. A failure here is logged (the keys stay
+/// known to this process until it stops).
+pub async fn keep_record_keys(engine: &Engine, conn: &ConnectionCtx, keys: &[(i64, String)]) {
+    if let Err(error) = remember_record_keys(engine, &engine.store, conn, keys).await {
+        tracing::error!(connection_id = %conn.id, keys = keys.len(), error = %error, "Storing record keys after a failed transaction failed.");
+    }
 }
 
 trait ApidKey {

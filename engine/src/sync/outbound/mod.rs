@@ -562,8 +562,11 @@ pub(crate) async fn finish_creates(
             Err(failure) => results[i] = Some(Err(failure)),
         }
     }
+    // The created records' keys go in the transaction that links them.
+    let keys = conn.crm.take_new_record_keys(conn.id);
     let together = async {
         let txn = engine.store.begin().await?;
+        crate::sync::connections::remember_record_keys(engine, &txn, conn, &keys).await?;
         let mut pushed = Vec::with_capacity(ready.len());
         for (_, contact, fields, person, placeholders) in &ready {
             pushed.push(
@@ -582,6 +585,7 @@ pub(crate) async fn finish_creates(
         }
         Err(error) => {
             tracing::warn!(connection_id = %conn.id, error = %error, "Linking a batch of created persons in one transaction failed; linking each on its own.");
+            crate::sync::connections::keep_record_keys(engine, conn, &keys).await;
             for (i, contact, fields, person, placeholders) in &ready {
                 let alone =
                     link_created_alone(engine, conn, contact, fields, person, placeholders).await;
@@ -618,13 +622,25 @@ async fn link_created_alone(
     person: &CrmPerson,
     placeholders: &[crate::crm::FilledPlaceholder],
 ) -> Result<Pushed, SyncError> {
-    let txn = engine.store.begin().await?;
-    let pushed = link_created(engine, &txn, conn, contact, fields, person, placeholders).await?;
-    txn.commit().await?;
-    Ok(pushed)
+    // The created record's key goes in the transaction that links it.
+    let keys = conn.crm.take_new_record_keys(conn.id);
+    let linked = async {
+        let txn = engine.store.begin().await?;
+        crate::sync::connections::remember_record_keys(engine, &txn, conn, &keys).await?;
+        let pushed =
+            link_created(engine, &txn, conn, contact, fields, person, placeholders).await?;
+        txn.commit().await?;
+        Ok(pushed)
+    }
+    .await;
+    if linked.is_err() {
+        crate::sync::connections::keep_record_keys(engine, conn, &keys).await;
+    }
+    linked
 }
 
-/// In `txn`: links `contact` to the `person` created for it, with the sync log's entries.
+/// In `txn`: links `contact` to the `person` created for it, with the sync log's entries
+/// (the caller stores the created record's key in the same transaction).
 async fn link_created<C: Conn>(
     engine: &Engine,
     txn: &C,
@@ -640,8 +656,6 @@ async fn link_created<C: Conn>(
     let (state, normalised) = LinkState::created(fields, &remote);
     link.state = state;
     link.state.versions.record(Side::Local, contact.version);
-    // The new record's key goes in the transaction that links it.
-    crate::sync::connections::save_record_keys(engine, txn, conn).await?;
     contacts::update(txn, contact.id, &normalised, contacts::Origin::Remote, now).await?;
     // The create's own webhook may have been applied first (it links by apId): keep that link.
     if links::by_contact(txn, conn.id, contact.id).await?.is_none() {
