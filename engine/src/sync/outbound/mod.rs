@@ -527,15 +527,14 @@ pub(crate) async fn finish_create(
     created: crate::crm::CreatedPerson,
 ) -> Result<Pushed, CrmFailure> {
     let person = completed(engine, conn, fields, created.person).await?;
-    Ok(link_created_alone(
-        engine,
-        conn,
+    let one = ToLink {
         contact,
         fields,
-        &person,
-        &created.placeholders,
-    )
-    .await?)
+        person: &person,
+        placeholders: &created.placeholders,
+    };
+    let mut pushed = link_together(engine, conn, &[one]).await?;
+    Ok(pushed.pop().unwrap_or(Pushed::Nothing))
 }
 
 /// A contact, the fields it was created with, and what the CRM answered for it.
@@ -562,22 +561,16 @@ pub(crate) async fn finish_creates(
             Err(failure) => results[i] = Some(Err(failure)),
         }
     }
-    // The created records' keys go in the transaction that links them.
-    let keys = conn.crm.take_new_record_keys(conn.id);
-    let together = async {
-        let txn = engine.store.begin().await?;
-        crate::sync::connections::remember_record_keys(engine, &txn, conn, &keys).await?;
-        let mut pushed = Vec::with_capacity(ready.len());
-        for (_, contact, fields, person, placeholders) in &ready {
-            pushed.push(
-                link_created(engine, &txn, conn, contact, fields, person, placeholders).await?,
-            );
-        }
-        txn.commit().await?;
-        Ok::<_, SyncError>(pushed)
-    }
-    .await;
-    match together {
+    let items: Vec<ToLink<'_>> = ready
+        .iter()
+        .map(|(_, contact, fields, person, placeholders)| ToLink {
+            contact,
+            fields,
+            person,
+            placeholders,
+        })
+        .collect();
+    match link_together(engine, conn, &items).await {
         Ok(pushed) => {
             for ((i, ..), pushed) in ready.iter().zip(pushed) {
                 results[*i] = Some(Ok(pushed));
@@ -585,11 +578,13 @@ pub(crate) async fn finish_creates(
         }
         Err(error) => {
             tracing::warn!(connection_id = %conn.id, error = %error, "Linking a batch of created persons in one transaction failed; linking each on its own.");
-            crate::sync::connections::keep_record_keys(engine, conn, &keys).await;
-            for (i, contact, fields, person, placeholders) in &ready {
-                let alone =
-                    link_created_alone(engine, conn, contact, fields, person, placeholders).await;
-                results[*i] = Some(alone.map_err(CrmFailure::Internal));
+            for ((i, ..), item) in ready.iter().zip(&items) {
+                let alone = link_together(engine, conn, std::slice::from_ref(item)).await;
+                results[*i] = Some(
+                    alone
+                        .map(|mut p| p.pop().unwrap_or(Pushed::Nothing))
+                        .map_err(CrmFailure::Internal),
+                );
             }
         }
     }
@@ -613,22 +608,30 @@ async fn completed(
     Ok(person)
 }
 
-/// [`link_created`] in a transaction of its own.
-async fn link_created_alone(
+/// A contact and the person just created for it, to link.
+struct ToLink<'a> {
+    contact: &'a LocalContact,
+    fields: &'a BTreeMap<FieldKey, FieldValue>,
+    person: &'a CrmPerson,
+    placeholders: &'a [crate::crm::FilledPlaceholder],
+}
+
+/// Links each of `created` ([`link_created`]) in one transaction, which also stores the
+/// created records' keys; if it fails, the keys are stored on their own (taken from the
+/// connector, they would otherwise be lost with it).
+async fn link_together(
     engine: &Engine,
     conn: &ConnectionCtx,
-    contact: &LocalContact,
-    fields: &BTreeMap<FieldKey, FieldValue>,
-    person: &CrmPerson,
-    placeholders: &[crate::crm::FilledPlaceholder],
-) -> Result<Pushed, SyncError> {
-    // The created record's key goes in the transaction that links it.
+    created: &[ToLink<'_>],
+) -> Result<Vec<Pushed>, SyncError> {
     let keys = conn.crm.take_new_record_keys(conn.id);
     let linked = async {
         let txn = engine.store.begin().await?;
         crate::sync::connections::remember_record_keys(engine, &txn, conn, &keys).await?;
-        let pushed =
-            link_created(engine, &txn, conn, contact, fields, person, placeholders).await?;
+        let mut pushed = Vec::with_capacity(created.len());
+        for item in created {
+            pushed.push(link_created(engine, &txn, conn, item).await?);
+        }
         txn.commit().await?;
         Ok(pushed)
     }
@@ -639,17 +642,20 @@ async fn link_created_alone(
     linked
 }
 
-/// In `txn`: links `contact` to the `person` created for it, with the sync log's entries
+/// In `txn`: links the contact to the person created for it, with the sync log's entries
 /// (the caller stores the created record's key in the same transaction).
 async fn link_created<C: Conn>(
     engine: &Engine,
     txn: &C,
     conn: &ConnectionCtx,
-    contact: &LocalContact,
-    fields: &BTreeMap<FieldKey, FieldValue>,
-    person: &CrmPerson,
-    placeholders: &[crate::crm::FilledPlaceholder],
+    created: &ToLink<'_>,
 ) -> Result<Pushed, SyncError> {
+    let ToLink {
+        contact,
+        fields,
+        person,
+        placeholders,
+    } = created;
     let now = engine.now();
     let remote = person.snapshot.clone();
     let mut link = links::new_link(conn.id, contact.id, person.id);
@@ -680,7 +686,7 @@ async fn link_created<C: Conn>(
         now,
     )
     .await?;
-    for filled in placeholders {
+    for filled in placeholders.iter() {
         synclog::record(
             txn,
             Entry::new(
