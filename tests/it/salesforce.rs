@@ -63,6 +63,28 @@ async fn linked(sf: &SfApp, connection: uuid::Uuid, record: &str) -> links::Link
     .unwrap_or_else(|| panic!("the record {record} is linked"))
 }
 
+/// A new app contact in the CRM list, pushed by the workers: its link (it must have one).
+async fn new_app_contact_linked(
+    sf: &SfApp,
+    connection: uuid::Uuid,
+    full_name: &str,
+    address: &str,
+) -> links::Link {
+    let contact = local::create_contact(
+        &sf.app.engine,
+        fields([name(full_name), email(address)]),
+        true,
+    )
+    .await
+    .unwrap()
+    .contact_id;
+    sf.app.drive().await;
+    links::by_contact(sf.app.store.db(), connection.into(), contact)
+        .await
+        .unwrap()
+        .expect("the contact is linked")
+}
+
 async fn link_count(sf: &SfApp, connection: uuid::Uuid) -> usize {
     links::person_ids(sf.app.store.db(), connection.into())
         .await
@@ -404,19 +426,8 @@ async fn a_new_app_contact_matching_a_salesforce_contact_by_email_links_to_it_in
             json!({ "LastName": "Known", "Email": "Known.Person@Example.com" }),
         )
         .unwrap();
-    let contact = local::create_contact(
-        &sf.app.engine,
-        fields([name("Known Person"), email("known.person@example.com")]),
-        true,
-    )
-    .await
-    .unwrap()
-    .contact_id;
-    sf.app.drive().await;
-    let link = links::by_contact(sf.app.store.db(), connection.into(), contact)
-        .await
-        .unwrap()
-        .expect("the contact is linked");
+    let link =
+        new_app_contact_linked(&sf, connection, "Known Person", "known.person@example.com").await;
     assert_eq!(link.person_id, person_surrogate(&existing));
     assert!(records(&sf, "Lead", &["known.person@example.com"]).is_empty());
     assert_eq!(
@@ -458,19 +469,7 @@ async fn with_a_pre_connection_window_the_first_initial_sync_reads_only_recent_r
     );
     // The older Lead is not known to tandem: a new app contact with its e-mail is searched for
     // and links to it, instead of creating a second Lead.
-    let contact = local::create_contact(
-        &sf.app.engine,
-        fields([name("Old Timer"), email("old@example.com")]),
-        true,
-    )
-    .await
-    .unwrap()
-    .contact_id;
-    sf.app.drive().await;
-    let link = links::by_contact(sf.app.store.db(), connection.into(), contact)
-        .await
-        .unwrap()
-        .expect("the contact is linked");
+    let link = new_app_contact_linked(&sf, connection, "Old Timer", "old@example.com").await;
     assert_eq!(link.person_id, person_surrogate(&old));
     assert_eq!(records(&sf, "Lead", &["old@example.com"]), vec![old]);
 }
