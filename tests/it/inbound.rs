@@ -306,6 +306,29 @@ async fn initial_sync_of_twenty_thousand_persons_resumes_after_a_kill_and_links_
 }
 
 #[tokio::test]
+async fn two_initial_syncs_of_one_connection_at_once_both_finish_and_link_every_person_once() {
+    // The console's "Run initial sync" while the worker runs it, or two replicas: the runs
+    // apply the same pages at the same time, and the one that loses the race to link a person
+    // applies its page again instead of failing.
+    let app = spawn_app_with(seeded(3_000), |_| {}).await;
+    let connection = app.connect_pipedrive().await;
+    let (first, second) = tokio::join!(
+        poller::initial_sync(&app.engine, connection.into(), |_| {}),
+        poller::initial_sync(&app.engine, connection.into(), |_| {}),
+    );
+    assert!(first.expect("the first run finishes").finished);
+    assert!(second.expect("the second run finishes").finished);
+    assert_eq!(
+        stats::count_links(app.store.db(), connection.into())
+            .await
+            .unwrap(),
+        3_000,
+        "every person is linked exactly once"
+    );
+    assert_eq!(stats::count_contacts(app.store.db()).await.unwrap(), 3_000);
+}
+
+#[tokio::test]
 async fn reconciliation_unlinks_persons_deleted_unseen_repairs_drift_and_restores_vanished_webhooks(
 ) {
     let app = spawn_app_with(seeded(30), |_| {}).await;

@@ -298,25 +298,32 @@ pub async fn poll_stream(
             )
             .await?;
         crate::sync::organizations::learn_names(engine, conn, &page.items).await?;
-        let now = engine.now();
-        let txn = engine.store.begin().await?;
         for person in &page.items {
-            let applied = inbound::apply_person_in(&txn, engine, conn, person, now).await?;
-            if let Some((contact_id, event)) = applied.app_event() {
-                changed += 1;
-                crate::sync::app::contact_event(&txn, contact_id, event, None, now).await?;
-            }
             if let Some(time) = &person.updated {
                 if newest.as_deref().is_none_or(|n| later(&conn.crm, time, n)) {
                     newest = Some(time.as_str().to_owned());
                 }
             }
         }
-        if let Some(newest) = &newest {
-            cursors::set(&txn, conn.id, &key, newest, now).await?;
-        }
-        stored_connections::mark_success(&txn, conn.id, now).await?;
-        txn.commit().await?;
+        changed += retry_lost_link_race(|| async {
+            let now = engine.now();
+            let txn = engine.store.begin().await?;
+            let mut changed = 0;
+            for person in &page.items {
+                let applied = inbound::apply_person_in(&txn, engine, conn, person, now).await?;
+                if let Some((contact_id, event)) = applied.app_event() {
+                    changed += 1;
+                    crate::sync::app::contact_event(&txn, contact_id, event, None, now).await?;
+                }
+            }
+            if let Some(newest) = &newest {
+                cursors::set(&txn, conn.id, &key, newest, now).await?;
+            }
+            stored_connections::mark_success(&txn, conn.id, now).await?;
+            txn.commit().await?;
+            Ok(changed)
+        })
+        .await?;
         match page.next_cursor {
             Some(next) => page_cursor = Some(next),
             None => return Ok(changed),
@@ -427,44 +434,41 @@ pub async fn initial_sync(
             .clone()
             .map(|cursor| PageFetch::start(&conn, Some(cursor), window_from));
         crate::sync::organizations::learn_names(engine, &conn, &page.items).await?;
-        let now = engine.now();
-        let txn = engine.store.begin().await?;
-        for applied in inbound::apply_page_in(&txn, engine, &conn, &page.items, now).await? {
+        let done = progress.done + page.items.len() as u64;
+        // The record keys read with the page are taken once: a transaction lost to a race
+        // (below) or failing leaves them to be stored on their own.
+        let keys = conn.crm.take_new_record_keys(conn.id);
+        let applied = retry_lost_link_race(|| async {
+            let now = engine.now();
+            let txn = engine.store.begin().await?;
+            connections::remember_record_keys(engine, &txn, &conn, &keys).await?;
+            let applied = inbound::apply_page_in(&txn, engine, &conn, &page.items, now).await?;
+            cursors::set(&txn, conn.id, INITIAL_COUNT, &done.to_string(), now).await?;
+            match &page.next_cursor {
+                Some(next) => cursors::set(&txn, conn.id, INITIAL_PAGE, next, now).await?,
+                None => finish_in(&txn, &conn, &started, now).await?,
+            }
+            txn.commit().await?;
+            Ok(applied)
+        })
+        .await;
+        let applied = match applied {
+            Ok(applied) => applied,
+            Err(error) => {
+                connections::keep_record_keys(engine, &conn, &keys).await;
+                return Err(error);
+            }
+        };
+        for applied in applied {
             match applied {
                 Applied::Created { .. } => progress.created += 1,
                 Applied::Linked { .. } => progress.linked += 1,
                 _ => {}
             }
         }
-        progress.done += page.items.len() as u64;
+        progress.done = done;
         progress.pages += 1;
-        cursors::set(
-            &txn,
-            conn.id,
-            INITIAL_COUNT,
-            &progress.done.to_string(),
-            now,
-        )
-        .await?;
-        match &page.next_cursor {
-            Some(next) => cursors::set(&txn, conn.id, INITIAL_PAGE, next, now).await?,
-            None => {
-                cursors::clear(&txn, conn.id, INITIAL_PAGE).await?;
-                cursors::clear(&txn, conn.id, INITIAL_STARTED).await?;
-                cursors::clear(&txn, conn.id, INITIAL_COUNT).await?;
-                cursors::clear(&txn, conn.id, INITIAL_FULL).await?;
-                cursors::set(&txn, conn.id, INITIAL_SYNC_DONE, &now.to_rfc3339(), now).await?;
-                // Changes made while the initial sync ran are caught by the first poll.
-                cursors::clear(&txn, conn.id, POLL_CURSOR).await?;
-                for stream in conn.crm.change_streams() {
-                    cursors::set(&txn, conn.id, &stream_key(stream), &started, now).await?;
-                }
-                stored_connections::set_state(&txn, conn.id, state::CONNECTED, None, now).await?;
-                stored_connections::mark_success(&txn, conn.id, now).await?;
-                progress.finished = true;
-            }
-        }
-        txn.commit().await?;
+        progress.finished = page.next_cursor.is_none();
         let elapsed = (engine.now() - started_at).num_milliseconds().max(1) as f64 / 1000.0;
         progress.persons_per_sec = (progress.done - resumed_from) as f64 / elapsed;
         on_page(&progress);
@@ -489,6 +493,63 @@ pub async fn initial_sync(
     )
     .await?;
     Ok(progress)
+}
+
+/// Ends the initial sync in the transaction of its last page: the change streams' cursors
+/// start where it started (changes made while it ran are caught by the first poll).
+async fn finish_in<C: Conn>(
+    txn: &C,
+    conn: &ConnectionCtx,
+    started: &str,
+    now: DateTime<Utc>,
+) -> Result<(), SyncError> {
+    for key in [
+        INITIAL_PAGE,
+        INITIAL_STARTED,
+        INITIAL_COUNT,
+        INITIAL_FULL,
+        POLL_CURSOR,
+    ] {
+        cursors::clear(txn, conn.id, key).await?;
+    }
+    cursors::set(txn, conn.id, INITIAL_SYNC_DONE, &now.to_rfc3339(), now).await?;
+    for stream in conn.crm.change_streams() {
+        cursors::set(txn, conn.id, &stream_key(stream), started, now).await?;
+    }
+    stored_connections::set_state(txn, conn.id, state::CONNECTED, None, now).await?;
+    stored_connections::mark_success(txn, conn.id, now).await?;
+    Ok(())
+}
+
+/// Runs a page's transaction again when it lost a race to link one of its persons: another
+/// writer (a webhook's event, a second run of the same initial sync, another replica) linked
+/// the person or contact between this transaction's reads and its writes, and the unique
+/// constraint refused the second link with the whole transaction. Run again, the page sees
+/// that link and follows it. A few attempts; a race lost every time is returned.
+async fn retry_lost_link_race<T, F, Fut>(mut run: F) -> Result<T, SyncError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SyncError>>,
+{
+    const ATTEMPTS: usize = 3;
+    let mut attempt = 1;
+    loop {
+        match run().await {
+            Err(SyncError::Store(error)) if attempt < ATTEMPTS && lost_link_race(&error) => {
+                tracing::info!(
+                    attempt,
+                    "A page lost a race to link a person; it is applied again."
+                );
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn lost_link_race(error: &StoreError) -> bool {
+    error.is_conflict_on(crate::store::Constraint::PersonLinkConnectionPerson)
+        || error.is_conflict_on(crate::store::Constraint::PersonLinkConnectionContact)
 }
 
 /// A page of the initial sync being fetched by its own task, so that the request (and its
