@@ -28,6 +28,7 @@ mod m20261227_000001_crm_trigger_state;
 mod m20261227_000002_crm_trigger_catch_up;
 mod m20261228_000001_email_log_events;
 mod m20261229_000001_connection_receives_list;
+mod m20261230_000001_crm_related_record;
 
 /// The ordered list of tandem's migrations.
 #[derive(Debug)]
@@ -58,6 +59,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261227_000002_crm_trigger_catch_up::Migration),
             Box::new(m20261228_000001_email_log_events::Migration),
             Box::new(m20261229_000001_connection_receives_list::Migration),
+            Box::new(m20261230_000001_crm_related_record::Migration),
         ]
     }
 }

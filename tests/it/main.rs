@@ -30,6 +30,7 @@ mod record_check;
 mod replicas;
 mod salesforce;
 mod salesforce_actions;
+mod salesforce_related;
 mod security;
 mod triggers;
 mod writeback;

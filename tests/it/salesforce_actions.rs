@@ -402,3 +402,53 @@ async fn add_deal_for_a_contact_without_a_record_creates_the_lead_and_fails_sayi
     assert_eq!(h.ids_by_email(P, "Lead", "brandnew@example.com").len(), 1);
     assert_eq!(h.count(P, "Opportunity"), 0);
 }
+
+#[tokio::test]
+async fn update_deal_stage_without_a_deal_moves_the_contacts_newest_opportunity() {
+    let (sf, _, contact) = connected().await;
+    let h = sf.sf.handle();
+    let opportunity = |name: &str| {
+        let id = h
+            .insert_record(
+                P,
+                "Opportunity",
+                json!({ "Name": name, "StageName": "Prospecting", "CloseDate": "2027-01-31" }),
+            )
+            .unwrap();
+        h.insert_record(
+            P,
+            "OpportunityContactRole",
+            json!({ "OpportunityId": id, "ContactId": contact, "IsPrimary": true }),
+        )
+        .unwrap();
+        id
+    };
+    let older = opportunity("Older");
+    // tandem's numbers for Salesforce ids are not in creation order: the newer one here has
+    // the smaller number, so "the largest id" would pick the older.
+    let surrogate = tandem_engine::crm::salesforce::ids::surrogate;
+    let newer = loop {
+        h.advance_clock(std::time::Duration::from_secs(1));
+        let candidate = opportunity("Newer");
+        if surrogate(&candidate) < surrogate(&older) {
+            break candidate;
+        }
+        h.delete_record(P, "Opportunity", &candidate).unwrap();
+    };
+    let moved = run(
+        &sf.app,
+        "update_deal_stage",
+        json!({ "email": "con@example.com", "params": { "stage_id": "Qualification" } }),
+        "sf-newest-1",
+    )
+    .await;
+    assert_eq!(moved["state"], "done", "{moved}");
+    assert_eq!(
+        record(&sf, "Opportunity", &newer)["StageName"],
+        "Qualification"
+    );
+    assert_eq!(
+        record(&sf, "Opportunity", &older)["StageName"],
+        "Prospecting"
+    );
+}

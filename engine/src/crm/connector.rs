@@ -22,7 +22,7 @@ use super::pipedrive::{mapping, ops, OAuthApp};
 use super::records::{
     BatchSearch, CampaignMembership, CatalogField, CheckedRecord, CreatedPerson, CrmActivity,
     CrmDeal, CrmNote, CrmOrganization, CrmStage, CrmUser, LoggedEmail, NewActivity, NewDeal,
-    NewPerson, Notification, NotificationTarget, TokenGrant, TokenKind,
+    NewPerson, Notification, NotificationTarget, RelatedPage, TokenGrant, TokenKind,
 };
 use super::salesforce::{self, SalesforceClient, SfConfig, SfOAuthApp};
 use super::session::Session;
@@ -412,6 +412,33 @@ impl Crm {
         match self {
             Self::Pipedrive(..) => &["persons"],
             Self::Salesforce(..) => &["Lead", "Contact"],
+        }
+    }
+
+    /// The streams of records the CRM relates to its people that tandem keeps for the journey
+    /// actions, each with a cursor of its own (Salesforce: Accounts, Opportunities and their
+    /// contact roles; Pipedrive: none, its live mirror holds every object).
+    pub fn related_streams(&self) -> &'static [&'static str] {
+        match self {
+            Self::Pipedrive(..) => &[],
+            Self::Salesforce(..) => &salesforce::ops::RELATED_STREAMS,
+        }
+    }
+
+    /// One page of related stream `stream` (one of [`Self::related_streams`]): every record
+    /// when `since` is none, else the changes at or after `since` and then the deletes.
+    pub async fn related_page(
+        &self,
+        session: &Session,
+        stream: &str,
+        since: Option<DateTime<Utc>>,
+        cursor: Option<String>,
+    ) -> Result<RelatedPage, CrmError> {
+        match self {
+            Self::Pipedrive(..) => Ok(RelatedPage::default()),
+            Self::Salesforce(client, _) => {
+                salesforce::ops::related_page(client, session, stream, since, cursor).await
+            }
         }
     }
 
@@ -836,7 +863,7 @@ impl Crm {
         }
     }
 
-    /// The deals of a person.
+    /// The deals of a person, oldest first.
     pub async fn person_deals(
         &self,
         session: &Session,

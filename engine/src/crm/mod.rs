@@ -17,7 +17,8 @@ pub use fields::{email_of, FieldMap, MappedField, RemoteField};
 pub use person::{CrmPerson, CrmTime, PersonPage};
 pub use records::{
     BatchSearch, CampaignMembership, CatalogField, CheckedRecord, CreatedPerson, CrmActivity,
-    CrmDeal, CrmNote, CrmOrganization, CrmStage, CrmUser, FilledPlaceholder, LoggedEmail,
-    NewActivity, NewDeal, NewPerson, Notification, NotificationTarget, TokenGrant, TokenKind,
+    CrmDeal, CrmNote, CrmOrganization, CrmRelated, CrmStage, CrmUser, FilledPlaceholder,
+    LoggedEmail, NewActivity, NewDeal, NewPerson, Notification, NotificationTarget, RelatedKind,
+    RelatedPage, TokenGrant, TokenKind,
 };
 pub use session::{Auth, Session};

@@ -45,6 +45,61 @@ pub struct CrmDeal {
     pub title: Option<String>,
 }
 
+/// What a related record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RelatedKind {
+    /// A company (Salesforce: an Account).
+    Company,
+    /// A deal (Salesforce: an Opportunity).
+    Deal,
+    /// A person's part in a deal (Salesforce: an OpportunityContactRole).
+    DealRole,
+}
+
+impl RelatedKind {
+    /// The name stored with the record.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Company => "company",
+            Self::Deal => "deal",
+            Self::DealRole => "deal_role",
+        }
+    }
+}
+
+/// A record the CRM relates to its people, kept by tandem for the journey actions: read by the
+/// initial sync, kept current by each poll (ids are the boundary's surrogates).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrmRelated {
+    pub kind: RelatedKind,
+    pub id: i64,
+    pub name: Option<String>,
+    /// The company a deal belongs to.
+    pub company_id: Option<i64>,
+    /// The deal a role belongs to.
+    pub deal_id: Option<i64>,
+    /// The person a role names.
+    pub person_id: Option<PersonId>,
+    /// A deal's stage, as the CRM names it.
+    pub stage: Option<String>,
+    /// Whether a deal is closed (won or lost).
+    pub closed: Option<bool>,
+    /// When the CRM created and last changed it, as the CRM writes times.
+    pub created: Option<String>,
+    pub modified: Option<String>,
+    /// Deleted in the CRM (a `deleted` resource's entry: no other field is known).
+    pub deleted: bool,
+    /// The record as the CRM answered it.
+    pub raw: serde_json::Value,
+}
+
+/// A page of related records, and where the next page starts.
+#[derive(Debug, Clone, Default)]
+pub struct RelatedPage {
+    pub items: Vec<CrmRelated>,
+    pub next_cursor: Option<String>,
+}
+
 /// A note on a person's timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CrmNote {

@@ -13,6 +13,7 @@ pub mod organizations;
 pub mod outbound;
 pub mod ownership;
 pub mod record_check;
+pub mod related;
 pub mod synclog;
 pub mod triggers;
 pub mod worker;
@@ -103,6 +104,8 @@ pub struct Engine {
     /// Per connection, when (on [`Engine::now`]) its change capture last read changes: the poll
     /// loop runs at the shortest interval of its CRMs, each connection at its own.
     pub last_polls: Arc<dashmap::DashMap<tandem_core::ConnectionId, DateTime<Utc>>>,
+    /// When each connection's related records were last read (`sync::related`).
+    pub last_related_reads: Arc<dashmap::DashMap<tandem_core::ConnectionId, DateTime<Utc>>>,
     /// Per batching connection, its last write batch that was not full: when it left (unix ms
     /// on [`Engine::now`]) and how many pushes it carried (`tandem_core::plan_batches`).
     pub batch_windows: Arc<dashmap::DashMap<tandem_core::ConnectionId, tandem_core::PartialBatch>>,
@@ -141,6 +144,7 @@ impl Engine {
             mirror_wake: Arc::new(tokio::sync::Notify::new()),
             catch_ups: Arc::default(),
             last_polls: Arc::default(),
+            last_related_reads: Arc::default(),
             batch_windows: Arc::default(),
             write_batching: Arc::default(),
             webhook_auth: connections::WebhookAuthCache::default(),

@@ -21,8 +21,9 @@ use crate::config::{Redacted, SalesforceSettings};
 use crate::crm::fields::FieldMap;
 use crate::crm::person::{CrmPerson, PersonPage};
 use crate::crm::records::{
-    CampaignMembership, CatalogField, CheckedRecord, CreatedPerson, CrmActivity, CrmDeal, CrmStage,
-    CrmUser, LoggedEmail, NewActivity, NewDeal, TokenGrant,
+    CampaignMembership, CatalogField, CheckedRecord, CreatedPerson, CrmActivity, CrmDeal,
+    CrmRelated, CrmStage, CrmUser, LoggedEmail, NewActivity, NewDeal, RelatedKind, RelatedPage,
+    TokenGrant,
 };
 use crate::crm::session::Session;
 
@@ -355,38 +356,159 @@ pub(crate) async fn changes_since(
             })
         }
         Phase::Deleted(_) => Ok(PersonPage {
-            items: deleted_since(client, s, object, since).await?,
+            items: deleted_since(client, s, object.name(), since)
+                .await?
+                .into_iter()
+                .map(|(key, at)| {
+                    remember(client, s, &key)?;
+                    Ok(mapping::deleted_person(&key, at.as_deref()))
+                })
+                .collect::<Result<_, CrmError>>()?,
             next_cursor: None,
         }),
     }
 }
 
-/// `object`'s records deleted since `since` (at most 15 days back, Salesforce's window).
+/// `object`'s records deleted since `since` (at most 15 days back, Salesforce's window): each
+/// one's id and when it was deleted.
 async fn deleted_since(
     client: &SalesforceClient,
     s: &Session,
-    object: SObject,
+    object: &str,
     since: DateTime<Utc>,
-) -> Result<Vec<CrmPerson>, CrmError> {
+) -> Result<Vec<(String, Option<String>)>, CrmError> {
     let end = client.now();
     let start = since
         .max(end - DELETED_WINDOW)
         .min(end - ChronoDuration::minutes(1));
     let fmt = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%S+00:00").to_string();
-    let deleted = client
-        .deleted(s, object.name(), &fmt(start), &fmt(end))
-        .await?;
-    deleted
+    let deleted = client.deleted(s, object, &fmt(start), &fmt(end)).await?;
+    Ok(deleted
         .deleted_records
         .into_iter()
-        .map(|record| {
-            remember(client, s, &record.id)?;
-            Ok(mapping::deleted_person(
-                &record.id,
-                record.deleted_date.as_deref(),
+        .map(|record| (record.id, record.deleted_date))
+        .collect())
+}
+
+// ---------------------------------------------------------------- related records
+
+/// The objects journey actions need besides Leads and Contacts, as change streams of their
+/// own: Accounts, Opportunities, and the contact roles that tie Opportunities to Contacts.
+pub(crate) const RELATED_STREAMS: [&str; 3] = ["Account", "Opportunity", "OpportunityContactRole"];
+
+fn related_kind(stream: &str) -> Option<(RelatedKind, &'static str)> {
+    Some(match stream {
+        "Account" => (
+            RelatedKind::Company,
+            "Id, Name, CreatedDate, SystemModstamp",
+        ),
+        "Opportunity" => (
+            RelatedKind::Deal,
+            "Id, Name, AccountId, StageName, IsClosed, CreatedDate, SystemModstamp",
+        ),
+        "OpportunityContactRole" => (
+            RelatedKind::DealRole,
+            "Id, OpportunityId, ContactId, IsPrimary, CreatedDate, SystemModstamp",
+        ),
+        _ => return None,
+    })
+}
+
+fn related_of(
+    client: &SalesforceClient,
+    s: &Session,
+    kind: RelatedKind,
+    record: &Record,
+) -> Result<Option<CrmRelated>, CrmError> {
+    let Some(key) = record.text("Id") else {
+        return Ok(None);
+    };
+    let id_of = |field: &str| {
+        record
+            .text(field)
+            .map(|key| remember(client, s, key))
+            .transpose()
+    };
+    Ok(Some(CrmRelated {
+        kind,
+        id: remember(client, s, key)?,
+        name: record.text("Name").map(str::to_owned),
+        company_id: id_of("AccountId")?,
+        deal_id: id_of("OpportunityId")?,
+        person_id: id_of("ContactId")?.map(person),
+        stage: record.text("StageName").map(str::to_owned),
+        closed: record.fields.get("IsClosed").and_then(Value::as_bool),
+        created: record.text("CreatedDate").map(str::to_owned),
+        modified: record.text("SystemModstamp").map(str::to_owned),
+        deleted: false,
+        raw: Value::Object(record.fields.clone()),
+    }))
+}
+
+/// One page of a related stream (`stream`: one of [`RELATED_STREAMS`]), oldest change first:
+/// every record (`since` none: the initial sync), or the changes at or after `since`, then the
+/// records deleted since then. The cursor is `Q|` and the query's `nextRecordsUrl`, or `D` for
+/// the deletes.
+pub(crate) async fn related_page(
+    client: &SalesforceClient,
+    s: &Session,
+    stream: &str,
+    since: Option<DateTime<Utc>>,
+    cursor: Option<String>,
+) -> Result<RelatedPage, CrmError> {
+    let (kind, fields) = related_kind(stream).ok_or_else(|| {
+        SalesforceError::Decode(format!("not a Salesforce related stream: {stream:?}"))
+    })?;
+    if cursor.as_deref() == Some("D") {
+        let since = since.ok_or_else(|| {
+            CrmError::from(SalesforceError::Decode(
+                "a listing has no deletes phase".into(),
             ))
-        })
-        .collect()
+        })?;
+        let deleted = deleted_since(client, s, stream, since).await?;
+        let items = deleted
+            .into_iter()
+            .map(|(key, at)| {
+                Ok(CrmRelated {
+                    kind,
+                    id: remember(client, s, &key)?,
+                    name: None,
+                    company_id: None,
+                    deal_id: None,
+                    person_id: None,
+                    stage: None,
+                    closed: None,
+                    created: None,
+                    modified: at,
+                    deleted: true,
+                    raw: json!({ "Id": key }),
+                })
+            })
+            .collect::<Result<_, CrmError>>()?;
+        return Ok(RelatedPage {
+            items,
+            next_cursor: None,
+        });
+    }
+    let page = match cursor.as_deref().and_then(|c| c.strip_prefix("Q|")) {
+        Some(url) => client.query_more(s, url).await?,
+        None => {
+            let filter = since
+                .map(|since| format!(" WHERE SystemModstamp >= {}", soql_time(since)))
+                .unwrap_or_default();
+            let soql = format!("SELECT {fields} FROM {stream}{filter} ORDER BY SystemModstamp, Id");
+            client.query(s, &soql).await?
+        }
+    };
+    let mut items = Vec::with_capacity(page.records.len());
+    for record in &page.records {
+        items.extend(related_of(client, s, kind, record)?);
+    }
+    let next_cursor = match (page.done, page.next_records_url) {
+        (false, Some(url)) => Some(format!("Q|{url}")),
+        _ => since.is_some().then(|| "D".to_owned()),
+    };
+    Ok(RelatedPage { items, next_cursor })
 }
 
 pub(crate) async fn get_person(

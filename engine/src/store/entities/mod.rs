@@ -11,6 +11,7 @@ pub(crate) mod contact_list_member;
 pub(crate) mod crm_organization;
 pub(crate) mod crm_organization_snapshot;
 pub(crate) mod crm_record_key;
+pub(crate) mod crm_related_record;
 pub(crate) mod duplicate_group;
 pub(crate) mod email_log;
 pub(crate) mod email_setting;

@@ -230,11 +230,13 @@ pub struct Usage {
 }
 
 pub async fn usage(
-    _engine: &Engine,
+    engine: &Engine,
     conn: &ConnectionCtx,
     person_id: PersonId,
 ) -> Result<Usage, SyncError> {
-    let deals = conn.crm.person_deals(&conn.session, person_id).await?.len();
+    let deals = crate::sync::related::person_deals(engine, conn, person_id)
+        .await?
+        .len();
     let activities = conn
         .crm
         .person_activities(&conn.session, person_id)

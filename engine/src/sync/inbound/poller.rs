@@ -123,6 +123,9 @@ pub async fn poll_connection(engine: &Engine, id: ConnectionId) -> Result<usize,
             applied += poll_checked(engine, conn.clone()).await?;
             engine.last_polls.insert(id, started);
         }
+        if crate::sync::related::due(engine, &conn) {
+            crate::sync::related::catch_up(engine, &conn).await?;
+        }
         reconcile_if_due(engine, &conn).await?;
     }
     Ok(applied)
@@ -477,6 +480,9 @@ pub async fn initial_sync(
             None => break,
         }
     }
+    // The records journey actions need besides persons (Salesforce: Accounts, Opportunities
+    // and their contact roles).
+    crate::sync::related::catch_up(engine, &conn).await?;
     // The initial sync has just read everything: the next poll is one interval away.
     engine.last_polls.insert(conn.id, engine.now());
     synclog::record(
@@ -605,6 +611,10 @@ pub async fn reset_initial_sync(
         INITIAL_WINDOW_FROM,
     ] {
         cursors::clear(db, connection_id, name).await?;
+    }
+    if let Some(row) = stored_connections::get(db, connection_id).await? {
+        let streams = engine.crm_of(&row.crm).related_streams();
+        crate::sync::related::restart(engine, connection_id, streams).await?;
     }
     let now = engine.now();
     cursors::set(db, connection_id, INITIAL_FULL, &now.to_rfc3339(), now).await?;

@@ -801,7 +801,9 @@ pub async fn execute(
                         .person_deals(&conn.session, person_id)
                         .await
                         .map_err(crm)?;
-                    match deals.iter().map(|d| d.id).max() {
+                    // The newest: the CRM lists a person's deals oldest first (Salesforce's
+                    // ids are surrogates, not in creation order).
+                    match deals.last().map(|d| d.id) {
                         Some(id) => id,
                         None => {
                             finish(

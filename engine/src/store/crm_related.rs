@@ -1,0 +1,164 @@
+//! The records a CRM relates to its people (`crm_related_record`): Salesforce Accounts,
+//! Opportunities and their contact roles, per connection, for the journey actions.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set};
+use tandem_core::{ConnectionId, PersonId};
+
+use super::entities::crm_related_record::{self as row, Column};
+use super::{Conn, StoreError, MAX_BIND_PARAMS};
+use crate::crm::{CrmDeal, CrmRelated, RelatedKind};
+
+/// Stores `items`: a record seen again replaces what was stored (and is live again); a
+/// deleted one is marked `deleted_at`. A deal's person (set when tandem created it) stays
+/// when the CRM's answer names none.
+pub async fn save(
+    db: &impl Conn,
+    connection: ConnectionId,
+    items: &[CrmRelated],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let (deleted, live): (Vec<&CrmRelated>, Vec<&CrmRelated>) =
+        items.iter().partition(|item| item.deleted);
+    let rows: Vec<row::ActiveModel> = live
+        .iter()
+        .map(|item| row::ActiveModel {
+            connection_id: Set(connection.uuid()),
+            kind: Set(item.kind.as_str().to_owned()),
+            record_id: Set(item.id),
+            name: Set(item.name.clone()),
+            company_id: Set(item.company_id),
+            deal_id: Set(item.deal_id),
+            person_id: Set(item.person_id.map(PersonId::get)),
+            stage: Set(item.stage.clone()),
+            closed: Set(item.closed),
+            created_in_crm: Set(item.created.clone()),
+            modified_in_crm: Set(item.modified.clone()),
+            raw: Set(Some(item.raw.clone())),
+            deleted_at: Set(None),
+            synced_at: Set(now),
+        })
+        .collect();
+    let on_conflict = OnConflict::columns([Column::ConnectionId, Column::Kind, Column::RecordId])
+        .update_columns([
+            Column::Name,
+            Column::CompanyId,
+            Column::DealId,
+            Column::Stage,
+            Column::Closed,
+            Column::CreatedInCrm,
+            Column::ModifiedInCrm,
+            Column::Raw,
+            Column::DeletedAt,
+            Column::SyncedAt,
+        ])
+        .value(
+            Column::PersonId,
+            Expr::cust("COALESCE(excluded.person_id, crm_related_record.person_id)"),
+        )
+        .to_owned();
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<row::ActiveModel> = rows.by_ref().take(MAX_BIND_PARAMS / 14).collect();
+        row::Entity::insert_many(chunk)
+            .on_conflict(on_conflict.clone())
+            .exec_without_returning(db.raw())
+            .await?;
+    }
+    for item in deleted {
+        row::Entity::update_many()
+            .col_expr(Column::DeletedAt, Expr::value(now))
+            .col_expr(Column::SyncedAt, Expr::value(now))
+            .filter(Column::ConnectionId.eq(connection.uuid()))
+            .filter(Column::Kind.eq(item.kind.as_str()))
+            .filter(Column::RecordId.eq(item.id))
+            .exec(db.raw())
+            .await?;
+    }
+    Ok(())
+}
+
+/// A person's live deals, oldest first: those a live role names the person in, and those
+/// tandem created for the person.
+pub async fn deals_of_person(
+    db: &impl Conn,
+    connection: ConnectionId,
+    person: PersonId,
+) -> Result<Vec<CrmDeal>, StoreError> {
+    let live = |kind: RelatedKind| {
+        Condition::all()
+            .add(Column::ConnectionId.eq(connection.uuid()))
+            .add(Column::Kind.eq(kind.as_str()))
+            .add(Column::DeletedAt.is_null())
+    };
+    let roles: Vec<i64> = row::Entity::find()
+        .filter(live(RelatedKind::DealRole))
+        .filter(Column::PersonId.eq(person.get()))
+        .all(db.raw())
+        .await?
+        .into_iter()
+        .filter_map(|role| role.deal_id)
+        .collect();
+    Ok(row::Entity::find()
+        .filter(live(RelatedKind::Deal))
+        .filter(
+            Condition::any()
+                .add(Column::PersonId.eq(person.get()))
+                .add(Column::RecordId.is_in(roles)),
+        )
+        .order_by_asc(Column::CreatedInCrm)
+        .order_by_asc(Column::RecordId)
+        .all(db.raw())
+        .await?
+        .into_iter()
+        .map(|deal| CrmDeal {
+            id: deal.record_id,
+            title: deal.name,
+        })
+        .collect())
+}
+
+/// How many live records of `kind` the connection keeps.
+pub async fn count(
+    db: &impl Conn,
+    connection: ConnectionId,
+    kind: RelatedKind,
+) -> Result<u64, StoreError> {
+    Ok(row::Entity::find()
+        .filter(Column::ConnectionId.eq(connection.uuid()))
+        .filter(Column::Kind.eq(kind.as_str()))
+        .filter(Column::DeletedAt.is_null())
+        .count(db.raw())
+        .await?)
+}
+
+/// Every record of `kind` the connection keeps, deleted ones marked, by id.
+pub async fn all(
+    db: &impl Conn,
+    connection: ConnectionId,
+    kind: RelatedKind,
+) -> Result<Vec<CrmRelated>, StoreError> {
+    Ok(row::Entity::find()
+        .filter(Column::ConnectionId.eq(connection.uuid()))
+        .filter(Column::Kind.eq(kind.as_str()))
+        .order_by_asc(Column::RecordId)
+        .all(db.raw())
+        .await?
+        .into_iter()
+        .map(|r| CrmRelated {
+            kind,
+            id: r.record_id,
+            name: r.name,
+            company_id: r.company_id,
+            deal_id: r.deal_id,
+            person_id: r.person_id.and_then(|p| PersonId::new(p).ok()),
+            stage: r.stage,
+            closed: r.closed,
+            created: r.created_in_crm,
+            modified: r.modified_in_crm,
+            deleted: r.deleted_at.is_some(),
+            raw: r.raw.unwrap_or_default(),
+        })
+        .collect())
+}

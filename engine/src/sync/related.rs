@@ -1,0 +1,182 @@
+//! The records a CRM relates to its people (Salesforce Accounts, Opportunities and their
+//! contact roles), kept per connection: the initial sync reads every one, then every
+//! `salesforce.related_poll_interval_secs` the changes and deletes since each stream's cursor
+//! are read. Each stream's listing resumes at its last stored page after a crash; a page, its
+//! record keys and its cursors are stored in one transaction.
+
+use chrono::{DateTime, Utc};
+
+use crate::store::{crm_related, cursors};
+use crate::sync::connections::{self, ConnectionCtx};
+use crate::sync::{Engine, SyncError};
+
+/// The newest change time (the CRM's text) a stream has read: where its next read reaches back
+/// from. Absent while the stream's first listing has not finished.
+fn read_key(stream: &str) -> String {
+    format!("related:{stream}")
+}
+
+/// The next page of a stream's first listing, while it runs.
+fn page_key(stream: &str) -> String {
+    format!("related:{stream}:page")
+}
+
+/// The newest change time the running listing has seen.
+fn seen_key(stream: &str) -> String {
+    format!("related:{stream}:seen")
+}
+
+/// Whether every related stream of the connection has been read once: only then does tandem
+/// know every such record.
+pub async fn known(engine: &Engine, conn: &ConnectionCtx) -> Result<bool, SyncError> {
+    for stream in conn.crm.related_streams() {
+        if cursors::get(&engine.store, conn.id, &read_key(stream))
+            .await?
+            .is_none()
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Reads what the connection's related streams have new: a stream never read is listed in
+/// full (or from where its listing stopped), the others from their cursor less the poll
+/// overlap. Returns how many records were stored.
+pub async fn catch_up(engine: &Engine, conn: &ConnectionCtx) -> Result<usize, SyncError> {
+    let mut stored = 0;
+    for stream in conn.crm.related_streams() {
+        stored += catch_up_stream(engine, conn, stream).await?;
+    }
+    if !conn.crm.related_streams().is_empty() {
+        engine.last_related_reads.insert(conn.id, engine.now());
+    }
+    Ok(stored)
+}
+
+/// A person's deals, oldest first: from the records tandem keeps when it has read every one
+/// (no CRM call; as fresh as the last read), else from the CRM.
+pub async fn person_deals(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    person: tandem_core::PersonId,
+) -> Result<Vec<crate::crm::CrmDeal>, SyncError> {
+    if !conn.crm.related_streams().is_empty() && known(engine, conn).await? {
+        return Ok(crm_related::deals_of_person(&engine.store, conn.id, person).await?);
+    }
+    Ok(conn.crm.person_deals(&conn.session, person).await?)
+}
+
+/// Whether the connection's related streams are due a read (`related_poll_interval_secs`
+/// since the last one, with a tenth of slack for the loop's own timing).
+pub fn due(engine: &Engine, conn: &ConnectionCtx) -> bool {
+    if conn.crm.related_streams().is_empty() {
+        return false;
+    }
+    let interval = engine.settings.salesforce.related_poll_interval_secs;
+    let interval_ms = i64::try_from(interval.saturating_mul(900)).unwrap_or(i64::MAX);
+    engine
+        .last_related_reads
+        .get(&conn.id)
+        .is_none_or(|last| (engine.now() - *last).num_milliseconds() >= interval_ms)
+}
+
+/// Makes every related stream of the connection be listed in full again ("Run initial sync").
+pub async fn restart(
+    engine: &Engine,
+    connection: tandem_core::ConnectionId,
+    streams: &[&str],
+) -> Result<(), SyncError> {
+    for stream in streams {
+        for key in [read_key(stream), page_key(stream), seen_key(stream)] {
+            cursors::clear(&engine.store, connection, &key).await?;
+        }
+    }
+    engine.last_related_reads.remove(&connection);
+    Ok(())
+}
+
+async fn catch_up_stream(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    stream: &str,
+) -> Result<usize, SyncError> {
+    let db = &engine.store;
+    let read = cursors::get(db, conn.id, &read_key(stream)).await?;
+    let listing = read.is_none();
+    let (_, overlap_secs) = conn.crm.poll_interval_and_overlap(&engine.settings);
+    let overlap = chrono::Duration::seconds(i64::try_from(overlap_secs).unwrap_or(90));
+    let since: Option<DateTime<Utc>> = read
+        .as_deref()
+        .and_then(|text| conn.crm.parse_time(text))
+        .and_then(|t| DateTime::from_timestamp_millis(t.0))
+        .map(|t| t - overlap);
+    let (mut cursor, mut newest) = if listing {
+        (
+            cursors::get(db, conn.id, &page_key(stream)).await?,
+            cursors::get(db, conn.id, &seen_key(stream)).await?,
+        )
+    } else {
+        (None, read)
+    };
+    let mut stored = 0;
+    loop {
+        let page = conn
+            .crm
+            .related_page(&conn.session, stream, since, cursor.take())
+            .await?;
+        for item in &page.items {
+            if let Some(modified) = item.modified.as_deref().filter(|_| !item.deleted) {
+                if newest
+                    .as_deref()
+                    .is_none_or(|n| is_later(conn, modified, n))
+                {
+                    newest = Some(modified.to_owned());
+                }
+            }
+        }
+        let keys = conn.crm.take_new_record_keys(conn.id);
+        let now = engine.now();
+        let saved = async {
+            let txn = db.begin().await?;
+            connections::remember_record_keys(engine, &txn, conn, &keys).await?;
+            crm_related::save(&txn, conn.id, &page.items, now).await?;
+            match (&page.next_cursor, listing) {
+                (Some(next), true) => {
+                    cursors::set(&txn, conn.id, &page_key(stream), next, now).await?;
+                    if let Some(newest) = &newest {
+                        cursors::set(&txn, conn.id, &seen_key(stream), newest, now).await?;
+                    }
+                }
+                (Some(_), false) => {}
+                (None, _) => {
+                    cursors::clear(&txn, conn.id, &page_key(stream)).await?;
+                    cursors::clear(&txn, conn.id, &seen_key(stream)).await?;
+                    // An empty stream is read from the start of time again (nothing missed).
+                    let newest = newest.as_deref().unwrap_or("1970-01-01T00:00:00.000+0000");
+                    cursors::set(&txn, conn.id, &read_key(stream), newest, now).await?;
+                }
+            }
+            txn.commit().await?;
+            Ok::<_, SyncError>(())
+        }
+        .await;
+        if let Err(error) = saved {
+            connections::keep_record_keys(engine, conn, &keys).await;
+            return Err(error);
+        }
+        stored += page.items.len();
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(stored),
+        }
+    }
+}
+
+fn is_later(conn: &ConnectionCtx, a: &str, b: &str) -> bool {
+    match (conn.crm.parse_time(a), conn.crm.parse_time(b)) {
+        (Some(a), Some(b)) => a > b,
+        (Some(_), None) => true,
+        _ => false,
+    }
+}

@@ -1,0 +1,185 @@
+//! The records journey actions need besides Leads and Contacts (issue 19): Salesforce
+//! Accounts, Opportunities and their contact roles, read by the initial sync and kept current
+//! by the change capture.
+
+use std::time::Duration;
+
+use salesforce_sim::{FaultSpec, OrgKind, SfSimConfig};
+use serde_json::json;
+use tandem_engine::crm::salesforce::ids::{person_surrogate, surrogate};
+use tandem_engine::crm::{CrmRelated, RelatedKind};
+use tandem_engine::store::crm_related;
+use tandem_engine::sync::inbound::poller;
+use tandem_engine::sync::{connections, related};
+use tandem_tests::salesforce::{spawn_sf_app, SfApp};
+
+const P: OrgKind = OrgKind::Production;
+
+fn opportunity(sf: &SfApp, name: &str, account: &str, contact: Option<&str>) -> String {
+    let h = sf.sf.handle();
+    let id = h
+        .insert_record(
+            P,
+            "Opportunity",
+            json!({ "Name": name, "StageName": "Prospecting", "CloseDate": "2027-01-31", "AccountId": account }),
+        )
+        .unwrap();
+    if let Some(contact) = contact {
+        h.insert_record(
+            P,
+            "OpportunityContactRole",
+            json!({ "OpportunityId": id, "ContactId": contact, "IsPrimary": true }),
+        )
+        .unwrap();
+    }
+    id
+}
+
+async fn kept(sf: &SfApp, connection: uuid::Uuid, kind: RelatedKind) -> Vec<CrmRelated> {
+    crm_related::all(sf.app.store.db(), connection.into(), kind)
+        .await
+        .unwrap()
+}
+
+fn named<'a>(records: &'a [CrmRelated], name: &str) -> &'a CrmRelated {
+    records
+        .iter()
+        .find(|r| r.name.as_deref() == Some(name))
+        .unwrap_or_else(|| panic!("{name} is kept"))
+}
+
+#[tokio::test]
+async fn the_initial_sync_keeps_every_account_opportunity_and_contact_role_and_the_poll_follows_their_edits_and_deletes(
+) {
+    let sf = spawn_sf_app(SfSimConfig::default(), |settings| {
+        settings.salesforce.related_poll_interval_secs = 0;
+    })
+    .await;
+    let h = sf.sf.handle();
+    // Salesforce's deleted resource covers whole minutes up to tandem's clock: the org's
+    // clock runs three minutes behind until the poll, so the delete lies in a covered minute.
+    h.rewind_clock(Duration::from_secs(180));
+    let account = h
+        .insert_record(P, "Account", json!({ "Name": "Globex" }))
+        .unwrap();
+    let contact = h
+        .insert_record(
+            P,
+            "Contact",
+            json!({ "FirstName": "Con", "LastName": "Tact", "Email": "con@example.com", "AccountId": account }),
+        )
+        .unwrap();
+    let alpha = opportunity(&sf, "Alpha", &account, Some(&contact));
+    let beta = opportunity(&sf, "Beta", &account, None);
+    let connection = sf.connect_and_sync(false).await;
+
+    let accounts = kept(&sf, connection, RelatedKind::Company).await;
+    assert_eq!(accounts.len(), h.count(P, "Account"), "every Account");
+    assert_eq!(named(&accounts, "Globex").id, surrogate(&account));
+    let deals = kept(&sf, connection, RelatedKind::Deal).await;
+    assert_eq!(deals.len(), 2);
+    let kept_alpha = named(&deals, "Alpha");
+    assert_eq!(kept_alpha.id, surrogate(&alpha));
+    assert_eq!(kept_alpha.company_id, Some(surrogate(&account)));
+    assert_eq!(
+        (kept_alpha.stage.as_deref(), kept_alpha.closed),
+        (Some("Prospecting"), Some(false))
+    );
+    assert_eq!(
+        kept_alpha.raw["Name"], "Alpha",
+        "the record as Salesforce answered it"
+    );
+    let roles = kept(&sf, connection, RelatedKind::DealRole).await;
+    assert_eq!(roles.len(), 1);
+    assert_eq!(roles[0].deal_id, Some(surrogate(&alpha)));
+    assert_eq!(roles[0].person_id, Some(person_surrogate(&contact)));
+
+    // In Salesforce: Alpha is won, Beta deleted, Gamma added with the contact's role.
+    h.update_record_as_user(
+        P,
+        "Opportunity",
+        &alpha,
+        json!({ "StageName": "Closed Won" }),
+    )
+    .unwrap();
+    h.delete_record(P, "Opportunity", &beta).unwrap();
+    let gamma = opportunity(&sf, "Gamma", &account, Some(&contact));
+    h.advance_clock(Duration::from_secs(180));
+    poller::poll_connection(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
+
+    let deals = kept(&sf, connection, RelatedKind::Deal).await;
+    let kept_alpha = named(&deals, "Alpha");
+    assert_eq!(
+        (kept_alpha.stage.as_deref(), kept_alpha.closed),
+        (Some("Closed Won"), Some(true))
+    );
+    assert!(named(&deals, "Beta").deleted, "marked, not dropped");
+    assert!(!named(&deals, "Gamma").deleted);
+    let conn = connections::load(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
+    let of_contact: Vec<i64> =
+        related::person_deals(&sf.app.engine, &conn, person_surrogate(&contact))
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.id)
+            .collect();
+    assert_eq!(
+        of_contact,
+        [surrogate(&alpha), surrogate(&gamma)],
+        "the contact's live deals, oldest first"
+    );
+}
+
+#[tokio::test]
+async fn a_listing_cut_off_after_its_first_page_resumes_at_the_next_page_and_run_initial_sync_lists_again(
+) {
+    let sf = spawn_sf_app(SfSimConfig::default(), |_| {}).await;
+    let h = sf.sf.handle();
+    let account = h
+        .insert_record(P, "Account", json!({ "Name": "Initech" }))
+        .unwrap();
+    for i in 0..2_500 {
+        opportunity(&sf, &format!("Deal {i}"), &account, None);
+    }
+    let connection = sf.connect(false).await;
+    // Every further page of a query fails: the Opportunities' listing stops after its first
+    // page of 2,000.
+    h.set_faults(FaultSpec::parse("query.more:500=1").unwrap());
+    poller::initial_sync(&sf.app.engine, connection.into(), |_| {})
+        .await
+        .expect_err("the listing's second page fails");
+    assert_eq!(kept(&sf, connection, RelatedKind::Deal).await.len(), 2_000);
+
+    h.set_faults(FaultSpec::default());
+    let (queries, more) = (h.calls("query"), h.calls("query.more"));
+    let conn = connections::load(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
+    related::catch_up(&sf.app.engine, &conn).await.unwrap();
+    assert_eq!(kept(&sf, connection, RelatedKind::Deal).await.len(), 2_500);
+    assert_eq!(
+        (h.calls("query") - queries, h.calls("query.more") - more),
+        (2, 1),
+        "the Accounts' changes and the roles' listing are queried; the Opportunities resume at their next page"
+    );
+
+    // "Run initial sync" lists every stream again.
+    opportunity(&sf, "Deal late", &account, None);
+    poller::reset_initial_sync(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
+    let more = h.calls("query.more");
+    poller::initial_sync(&sf.app.engine, connection.into(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(kept(&sf, connection, RelatedKind::Deal).await.len(), 2_501);
+    assert_eq!(
+        h.calls("query.more") - more,
+        1,
+        "the Opportunities listed from the first page"
+    );
+}
