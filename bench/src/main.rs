@@ -246,6 +246,12 @@ enum Command {
         leads: usize,
         #[arg(long, default_value_t = 50_000)]
         contacts: usize,
+        /// Accounts (the Contacts are spread over them).
+        #[arg(long, default_value_t = 10_000)]
+        accounts: usize,
+        /// Opportunities, each with a Contact as its contact role.
+        #[arg(long, default_value_t = 10_000)]
+        opportunities: usize,
     },
     /// Salesforce: end-to-end latency both ways (p50/p95/p99/max): app edits through the API
     /// until the simulator holds them, under the write batch window and without; Salesforce
@@ -407,9 +413,12 @@ async fn main() -> anyhow::Result<()> {
         Command::SalesforceChaos(a) => vec![
             salesforce::chaos(a.contacts, a.edits, a.kills, a.seed, a.postgres.as_deref()).await?,
         ],
-        Command::SalesforceInitialSync { leads, contacts } => {
-            vec![salesforce::initial_sync(leads, contacts).await?]
-        }
+        Command::SalesforceInitialSync {
+            leads,
+            contacts,
+            accounts,
+            opportunities,
+        } => vec![salesforce::initial_sync(leads, contacts, accounts, opportunities).await?],
         Command::SalesforceLatency {
             edits,
             poll_secs,

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use salesforce_sim::{Op, OrgKind, SfSim, SfSimConfig};
 use serde_json::json;
+use tandem_engine::crm::RelatedKind;
+use tandem_engine::store::crm_related;
 use tandem_engine::sync::{app::contacts, app::local, connections, inbound::poller, links};
 use tandem_tests::chaos::count;
 use tandem_tests::fields::{email, fields, name, text_of};
@@ -308,10 +310,36 @@ pub(crate) async fn edits(
     })
 }
 
-/// The initial sync of `leads` Leads and `contacts` Contacts.
-pub(crate) async fn initial_sync(leads: usize, contacts: usize) -> anyhow::Result<Section> {
+/// The initial sync of `leads` Leads and `contacts` Contacts spread over `accounts` Accounts,
+/// and `opportunities` Opportunities with a contact role each.
+pub(crate) async fn initial_sync(
+    leads: usize,
+    contacts: usize,
+    accounts: usize,
+    opportunities: usize,
+) -> anyhow::Result<Section> {
     let sf = app(false, 1000).await?;
-    sf.sf.handle().seed(OrgKind::Production, leads, contacts, 0);
+    let h = sf.sf.handle();
+    h.seed(OrgKind::Production, leads, contacts, accounts);
+    let account_ids = h.ids(OrgKind::Production, "Account");
+    let contact_ids = h.ids(OrgKind::Production, "Contact");
+    let opportunities = if account_ids.is_empty() || contact_ids.is_empty() {
+        0
+    } else {
+        opportunities
+    };
+    for i in 0..opportunities {
+        let id = h.insert_record(
+            OrgKind::Production,
+            "Opportunity",
+            json!({ "Name": format!("Deal {i}"), "StageName": "Prospecting", "CloseDate": "2027-01-31", "AccountId": account_ids[i % account_ids.len()] }),
+        )?;
+        h.insert_record(
+            OrgKind::Production,
+            "OpportunityContactRole",
+            json!({ "OpportunityId": id, "ContactId": contact_ids[i % contact_ids.len()], "IsPrimary": true }),
+        )?;
+    }
     let connection = sf.connect(false).await;
     let before = calls(&sf.sf);
     let started = Instant::now();
@@ -319,22 +347,37 @@ pub(crate) async fn initial_sync(leads: usize, contacts: usize) -> anyhow::Resul
     let elapsed = started.elapsed();
     let made = delta(&before, &calls(&sf.sf));
     let total: u64 = made.values().sum();
-    let records = leads + contacts;
     let linked = links::person_ids(sf.app.store.db(), connection.into())
         .await?
         .len();
+    let mut related = 0;
+    for kind in [
+        RelatedKind::Company,
+        RelatedKind::Deal,
+        RelatedKind::DealRole,
+    ] {
+        related += crm_related::count(sf.app.store.db(), connection.into(), kind).await?;
+    }
+    let records = leads + contacts + accounts + 2 * opportunities;
+    // Every stream's pages of 2,000, and at least one query for a stream with no record.
+    let fewest: usize = [leads, contacts, accounts, opportunities, opportunities]
+        .iter()
+        .map(|n| n.div_ceil(2000).max(1))
+        .sum();
     let bound = 1.05 * records as f64 / 2000.0;
-    let per_sec = linked as f64 / elapsed.as_secs_f64();
+    let per_sec = (linked as u64 + related) as f64 / elapsed.as_secs_f64();
     Ok(Section {
         id: "salesforce-initial-sync",
-        title: format!("Salesforce: initial sync of {leads} Leads + {contacts} Contacts (issue 19)"),
+        title: format!("Salesforce: initial sync of {leads} Leads + {contacts} Contacts, {accounts} Accounts, {opportunities} Opportunities with a contact role each (issue 19)"),
         command: format!(
-            "cargo run -p tandem-bench -- salesforce-initial-sync --leads {leads} --contacts {contacts}"
+            "cargo run -p tandem-bench -- salesforce-initial-sync --leads {leads} --contacts {contacts} --accounts {accounts} --opportunities {opportunities}"
         ),
         header: vec![
             "records",
-            "linked",
+            "linked persons",
+            "related kept",
             "calls",
+            "fewest possible",
             "1.05 × records / 2,000",
             "time (s)",
             "records/s",
@@ -343,14 +386,16 @@ pub(crate) async fn initial_sync(leads: usize, contacts: usize) -> anyhow::Resul
         rows: vec![vec![
             records.to_string(),
             linked.to_string(),
+            related.to_string(),
             total.to_string(),
+            fewest.to_string(),
             format!("{bound:.1}"),
             format!("{:.1}", elapsed.as_secs_f64()),
             format!("{per_sec:.0}"),
             verdict(total as f64 <= bound).to_string(),
         ]],
         notes: vec![format!(
-            "Calls by operation during the sync (simulator's count; the connect's calls before it are not counted): {}. SQLite, one process with the simulator.",
+            "Records = Leads + Contacts + Accounts + Opportunities + OpportunityContactRoles; the initial sync reads the Leads and Contacts, then the Accounts, Opportunities and roles (kept in `crm_related_record` for the journey actions). Calls by operation during the sync (simulator's count; the connect's calls before it are not counted): {}. SQLite, one process with the simulator.",
             listing(&made)
         )],
     })
