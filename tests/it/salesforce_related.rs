@@ -183,3 +183,46 @@ async fn a_listing_cut_off_after_its_first_page_resumes_at_the_next_page_and_run
         "the Opportunities listed from the first page"
     );
 }
+
+#[tokio::test]
+async fn after_a_restart_the_related_records_wait_for_their_interval_and_are_read_once_it_passed() {
+    let sf = spawn_sf_app(SfSimConfig::default(), |_| {}).await;
+    let h = sf.sf.handle();
+    let connection = sf.connect_and_sync(false).await;
+    // A restarted process remembers nothing of its own: only what is stored.
+    let engine = &sf.app.engine;
+    engine.last_polls.clear();
+    engine.last_related_reads.clear();
+    let queries = h.calls("query");
+    poller::poll_connection(engine, connection.into())
+        .await
+        .unwrap();
+    assert_eq!(
+        h.calls("query") - queries,
+        2,
+        "the Leads and Contacts are polled; the related streams were read a moment ago"
+    );
+
+    // The interval has passed (60 s by default).
+    engine.last_polls.clear();
+    engine.last_related_reads.clear();
+    let conn = connections::load(engine, connection.into()).await.unwrap();
+    tandem_engine::store::cursors::set(
+        &sf.app.store,
+        conn.id,
+        "related:read_at",
+        &(chrono::Utc::now() - chrono::Duration::seconds(61)).to_rfc3339(),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    let queries = h.calls("query");
+    poller::poll_connection(engine, connection.into())
+        .await
+        .unwrap();
+    assert_eq!(
+        h.calls("query") - queries,
+        2 + 3,
+        "and the three related streams"
+    );
+}

@@ -10,6 +10,9 @@ use crate::store::{crm_related, cursors};
 use crate::sync::connections::{self, ConnectionCtx};
 use crate::sync::{Engine, SyncError};
 
+/// When the related streams were last read (RFC 3339, tandem's clock).
+const READ_AT: &str = "related:read_at";
+
 /// The newest change time (the CRM's text) a stream has read: where its next read reaches back
 /// from. Absent while the stream's first listing has not finished.
 fn read_key(stream: &str) -> String {
@@ -49,7 +52,9 @@ pub async fn catch_up(engine: &Engine, conn: &ConnectionCtx) -> Result<usize, Sy
         stored += catch_up_stream(engine, conn, stream).await?;
     }
     if !conn.crm.related_streams().is_empty() {
-        engine.last_related_reads.insert(conn.id, engine.now());
+        let now = engine.now();
+        cursors::set(&engine.store, conn.id, READ_AT, &now.to_rfc3339(), now).await?;
+        engine.last_related_reads.insert(conn.id, now);
     }
     Ok(stored)
 }
@@ -68,17 +73,28 @@ pub async fn person_deals(
 }
 
 /// Whether the connection's related streams are due a read (`related_poll_interval_secs`
-/// since the last one, with a tenth of slack for the loop's own timing).
-pub fn due(engine: &Engine, conn: &ConnectionCtx) -> bool {
+/// since the last one, with a tenth of slack for the loop's own timing). The last read's time
+/// is stored, so a restart does not read again at once.
+pub async fn due(engine: &Engine, conn: &ConnectionCtx) -> Result<bool, SyncError> {
     if conn.crm.related_streams().is_empty() {
-        return false;
+        return Ok(false);
     }
+    let last = match engine.last_related_reads.get(&conn.id).map(|last| *last) {
+        Some(last) => Some(last),
+        None => {
+            let stored = cursors::get(&engine.store, conn.id, READ_AT)
+                .await?
+                .and_then(|at| DateTime::parse_from_rfc3339(&at).ok())
+                .map(|at| at.with_timezone(&Utc));
+            if let Some(at) = stored {
+                engine.last_related_reads.insert(conn.id, at);
+            }
+            stored
+        }
+    };
     let interval = engine.settings.salesforce.related_poll_interval_secs;
     let interval_ms = i64::try_from(interval.saturating_mul(900)).unwrap_or(i64::MAX);
-    engine
-        .last_related_reads
-        .get(&conn.id)
-        .is_none_or(|last| (engine.now() - *last).num_milliseconds() >= interval_ms)
+    Ok(last.is_none_or(|last| (engine.now() - last).num_milliseconds() >= interval_ms))
 }
 
 /// Makes every related stream of the connection be listed in full again ("Run initial sync").
@@ -92,6 +108,7 @@ pub async fn restart(
             cursors::clear(&engine.store, connection, &key).await?;
         }
     }
+    cursors::clear(&engine.store, connection, READ_AT).await?;
     engine.last_related_reads.remove(&connection);
     Ok(())
 }

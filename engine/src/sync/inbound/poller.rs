@@ -123,7 +123,7 @@ pub async fn poll_connection(engine: &Engine, id: ConnectionId) -> Result<usize,
             applied += poll_checked(engine, conn.clone()).await?;
             engine.last_polls.insert(id, started);
         }
-        if crate::sync::related::due(engine, &conn) {
+        if crate::sync::related::due(engine, &conn).await? {
             crate::sync::related::catch_up(engine, &conn).await?;
         }
         reconcile_if_due(engine, &conn).await?;
