@@ -1430,7 +1430,8 @@ async fn matching_a_batch_of_new_contacts_by_email_takes_one_query_per_object_co
 }
 
 #[tokio::test]
-async fn journey_conditions_and_triggers_say_plainly_that_a_salesforce_connection_is_not_covered() {
+async fn journey_conditions_and_the_triggers_salesforce_cannot_send_say_plainly_that_a_salesforce_connection_is_not_covered(
+) {
     use reqwest::{Method, StatusCode};
     let sf = spawn_sf_app(sim(), |_| {}).await;
     let (_, contacts) = insert(&sf, 0, 1);
@@ -1460,16 +1461,17 @@ async fn journey_conditions_and_triggers_say_plainly_that_a_salesforce_connectio
         .api(Method::POST, "/api/v1/webhook-subscriptions")
         .json(&json!({
             "url": "http://127.0.0.1:9/hooks",
-            "event_types": ["deal.won", "contact.updated"]
+            "event_types": ["deal.won", "activity.completed", "contact.updated"]
         }))
         .send()
         .await
         .unwrap();
     assert_eq!(subscription.status(), StatusCode::CREATED);
     let body: serde_json::Value = subscription.json().await.unwrap();
+    // Deal triggers come from the Opportunities (tests/it/salesforce_related.rs).
     let unavailable = body["unavailable_event_types"].as_array().unwrap();
     assert_eq!(unavailable.len(), 1, "{body}");
-    assert_eq!(unavailable[0]["type"], "deal.won");
+    assert_eq!(unavailable[0]["type"], "activity.completed");
     assert!(unavailable[0]["reason"]
         .as_str()
         .is_some_and(|r| r.contains("Salesforce")));

@@ -82,8 +82,8 @@ async fn the_initial_sync_keeps_every_account_opportunity_and_contact_role_and_t
     assert_eq!(kept_alpha.id, surrogate(&alpha));
     assert_eq!(kept_alpha.company_id, Some(surrogate(&account)));
     assert_eq!(
-        (kept_alpha.stage.as_deref(), kept_alpha.closed),
-        (Some("Prospecting"), Some(false))
+        (kept_alpha.stage.as_deref(), kept_alpha.status.as_deref()),
+        (Some("Prospecting"), Some("open"))
     );
     assert_eq!(
         kept_alpha.raw["Name"], "Alpha",
@@ -112,8 +112,8 @@ async fn the_initial_sync_keeps_every_account_opportunity_and_contact_role_and_t
     let deals = kept(&sf, connection, RelatedKind::Deal).await;
     let kept_alpha = named(&deals, "Alpha");
     assert_eq!(
-        (kept_alpha.stage.as_deref(), kept_alpha.closed),
-        (Some("Closed Won"), Some(true))
+        (kept_alpha.stage.as_deref(), kept_alpha.status.as_deref()),
+        (Some("Closed Won"), Some("won"))
     );
     assert!(named(&deals, "Beta").deleted, "marked, not dropped");
     assert!(!named(&deals, "Gamma").deleted);
@@ -224,5 +224,191 @@ async fn after_a_restart_the_related_records_wait_for_their_interval_and_are_rea
         h.calls("query") - queries,
         2 + 3,
         "and the three related streams"
+    );
+}
+
+#[tokio::test]
+async fn opportunities_created_moved_won_and_deleted_in_salesforce_reach_the_app_as_deal_triggers_once_with_their_contacts(
+) {
+    use tandem_engine::sync::app::{self, EventFilter};
+    let sf = spawn_sf_app(SfSimConfig::default(), |settings| {
+        settings.salesforce.related_poll_interval_secs = 0;
+    })
+    .await;
+    let h = sf.sf.handle();
+    h.rewind_clock(Duration::from_secs(180));
+    let account = h
+        .insert_record(P, "Account", json!({ "Name": "Globex" }))
+        .unwrap();
+    let contact = h
+        .insert_record(
+            P,
+            "Contact",
+            json!({ "FirstName": "Con", "LastName": "Tact", "Email": "con@example.com" }),
+        )
+        .unwrap();
+    let alpha = opportunity(&sf, "Alpha", &account, Some(&contact));
+    let connection = sf.connect_and_sync(false).await;
+    let app_contact = tandem_engine::sync::links::by_person(
+        sf.app.store.db(),
+        connection.into(),
+        person_surrogate(&contact),
+    )
+    .await
+    .unwrap()
+    .expect("linked")
+    .contact_id;
+    let mut receiver = tandem_tests::receiver::TestReceiver::start().await;
+    app::create_subscription_with(
+        &sf.app.engine,
+        &receiver.url,
+        app::generate_secret(),
+        EventFilter {
+            event_types: Some(
+                [
+                    "deal.created",
+                    "deal.stage_changed",
+                    "deal.won",
+                    "deal.deleted",
+                ]
+                .map(str::to_owned)
+                .to_vec(),
+            ),
+            pipeline_ids: Vec::new(),
+            stage_ids: Vec::new(),
+        },
+    )
+    .await
+    .unwrap();
+    let poll = || async {
+        poller::poll_connection(&sf.app.engine, connection.into())
+            .await
+            .unwrap();
+        sf.app.drive().await;
+    };
+
+    // Nothing changed since the initial sync, which announces nothing.
+    poll().await;
+    let beta = opportunity(&sf, "Beta", &account, Some(&contact));
+    h.update_record_as_user(
+        P,
+        "Opportunity",
+        &alpha,
+        json!({ "StageName": "Negotiation/Review" }),
+    )
+    .unwrap();
+    poll().await;
+    let mut events = vec![receiver.next().await.json(), receiver.next().await.json()];
+    events.sort_by_key(|e| e["type"].as_str().unwrap_or_default().to_owned());
+    assert_eq!(events[0]["type"], "deal.created");
+    assert_eq!(events[0]["data"]["deal"]["Name"], "Beta");
+    assert_eq!(events[1]["type"], "deal.stage_changed");
+    assert_eq!(events[1]["data"]["deal"]["Id"], alpha.as_str());
+    assert_eq!(
+        events[1]["data"]["change"]["stage_id"]["to"],
+        json!(surrogate("Negotiation/Review")),
+        "the stage's id is the one journey actions take"
+    );
+    for event in &events {
+        assert_eq!(
+            event["data"]["contact_ids"],
+            json!([app_contact]),
+            "{event}"
+        );
+    }
+
+    // The overlap reads them again: nothing more. Then Alpha is won and Beta deleted.
+    poll().await;
+    assert!(receiver.drain().is_empty(), "a change is announced once");
+    h.update_record_as_user(
+        P,
+        "Opportunity",
+        &alpha,
+        json!({ "StageName": "Closed Won" }),
+    )
+    .unwrap();
+    h.delete_record(P, "Opportunity", &beta).unwrap();
+    h.advance_clock(Duration::from_secs(180));
+    poll().await;
+    let mut events = vec![
+        receiver.next().await.json(),
+        receiver.next().await.json(),
+        receiver.next().await.json(),
+    ];
+    events.sort_by_key(|e| e["type"].as_str().unwrap_or_default().to_owned());
+    assert_eq!(
+        events.iter().map(|e| e["type"].clone()).collect::<Vec<_>>(),
+        [
+            json!("deal.deleted"),
+            json!("deal.stage_changed"),
+            json!("deal.won")
+        ]
+    );
+    assert_eq!(events[0]["data"]["contact_ids"], json!([app_contact]));
+    poll().await;
+    assert!(receiver.drain().is_empty());
+}
+
+#[tokio::test]
+async fn a_deal_a_journey_action_made_or_moved_is_not_announced_back_to_the_app() {
+    use tandem_engine::sync::app::{self, EventFilter};
+    let sf = spawn_sf_app(SfSimConfig::default(), |settings| {
+        settings.salesforce.related_poll_interval_secs = 0;
+    })
+    .await;
+    let h = sf.sf.handle();
+    h.insert_record(
+        P,
+        "Contact",
+        json!({ "FirstName": "Con", "LastName": "Tact", "Email": "con@example.com" }),
+    )
+    .unwrap();
+    let connection = sf.connect_and_sync(false).await;
+    let mut receiver = tandem_tests::receiver::TestReceiver::start().await;
+    app::create_subscription_with(
+        &sf.app.engine,
+        &receiver.url,
+        app::generate_secret(),
+        EventFilter {
+            event_types: Some(vec!["deal.created".into(), "deal.stage_changed".into()]),
+            pipeline_ids: Vec::new(),
+            stage_ids: Vec::new(),
+        },
+    )
+    .await
+    .unwrap();
+    for (action, params, key) in [
+        ("add_deal", json!({ "title": "Upsell" }), "own-1"),
+        (
+            "update_deal_stage",
+            json!({ "stage_id": "Qualification" }),
+            "own-2",
+        ),
+    ] {
+        let (status, _) = sf
+            .app
+            .post_action(
+                action,
+                key,
+                &json!({ "email": "con@example.com", "params": params }),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::ACCEPTED);
+        sf.app.drive().await;
+    }
+    let id = h.ids(P, "Opportunity").remove(0);
+    assert_eq!(
+        h.record(P, "Opportunity", &id).unwrap()["StageName"],
+        "Qualification"
+    );
+    poller::poll_connection(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
+    sf.app.drive().await;
+    assert!(receiver.drain().is_empty(), "tandem's own writes");
+    assert_eq!(
+        kept(&sf, connection, RelatedKind::Deal).await[0].stage,
+        Some("Qualification".to_owned()),
+        "the read kept the deal"
     );
 }

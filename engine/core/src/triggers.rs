@@ -154,7 +154,8 @@ impl Trigger {
 pub struct TriggerSources {
     /// Connections not disconnected, of any CRM.
     pub connections: usize,
-    /// Of those, Pipedrive connections (the only CRM whose changes become triggers).
+    /// Of those, Pipedrive connections (every trigger); the others are Salesforce connections,
+    /// whose Opportunities' changes become the deal triggers.
     pub pipedrive: usize,
     /// Whether any of those Pipedrive connections keeps a live mirror (the date trigger scans
     /// it, and lead webhooks are registered only with it).
@@ -170,9 +171,9 @@ pub fn unavailable_reason(kind: &str, sources: TriggerSources) -> Option<&'stati
     if sources.connections == 0 {
         return Some("no CRM connection is active: CRM triggers start once Pipedrive is connected");
     }
-    if sources.pipedrive == 0 {
+    if sources.pipedrive == 0 && !kind.starts_with("deal.") {
         return Some(
-            "only Pipedrive connections send journey triggers; Salesforce connections do not yet",
+            "Salesforce connections send the deal triggers only (from their Opportunities, read every salesforce.related_poll_interval_secs); activity, person, organization and lead triggers come from Pipedrive connections",
         );
     }
     if matches!(kind, "activity.overdue" | "lead.created") && !sources.mirrored {
@@ -372,8 +373,14 @@ mod tests {
             pipedrive: 0,
             mirrored: false,
         };
-        assert!(unavailable_reason("deal.won", salesforce_only)
-            .is_some_and(|r| r.contains("Salesforce")));
+        for kind in Trigger::KINDS {
+            let reason = unavailable_reason(kind, salesforce_only);
+            if kind.starts_with("deal.") {
+                assert_eq!(reason, None, "{kind}: from the Opportunities");
+            } else {
+                assert!(reason.is_some_and(|r| r.contains("Salesforce")), "{kind}");
+            }
+        }
         let none = TriggerSources {
             connections: 0,
             pipedrive: 0,

@@ -80,10 +80,14 @@ pub struct CrmRelated {
     pub deal_id: Option<i64>,
     /// The person a role names.
     pub person_id: Option<PersonId>,
-    /// A deal's stage, as the CRM names it.
+    /// A deal's stage, as the CRM names it, and as the boundary's id (the journey actions'
+    /// `stage_id`).
     pub stage: Option<String>,
-    /// Whether a deal is closed (won or lost).
-    pub closed: Option<bool>,
+    pub stage_id: Option<i64>,
+    /// A deal's status: `open`, `won` or `lost`.
+    pub status: Option<String>,
+    /// The user who owns it.
+    pub owner_id: Option<i64>,
     /// When the CRM created and last changed it, as the CRM writes times.
     pub created: Option<String>,
     pub modified: Option<String>,

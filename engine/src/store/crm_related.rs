@@ -32,7 +32,9 @@ pub async fn save(
             deal_id: Set(item.deal_id),
             person_id: Set(item.person_id.map(PersonId::get)),
             stage: Set(item.stage.clone()),
-            closed: Set(item.closed),
+            stage_id: Set(item.stage_id),
+            status: Set(item.status.clone()),
+            owner_id: Set(item.owner_id),
             created_in_crm: Set(item.created.clone()),
             modified_in_crm: Set(item.modified.clone()),
             raw: Set(Some(item.raw.clone())),
@@ -46,7 +48,9 @@ pub async fn save(
             Column::CompanyId,
             Column::DealId,
             Column::Stage,
-            Column::Closed,
+            Column::StageId,
+            Column::Status,
+            Column::OwnerId,
             Column::CreatedInCrm,
             Column::ModifiedInCrm,
             Column::Raw,
@@ -60,7 +64,7 @@ pub async fn save(
         .to_owned();
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
-        let chunk: Vec<row::ActiveModel> = rows.by_ref().take(MAX_BIND_PARAMS / 14).collect();
+        let chunk: Vec<row::ActiveModel> = rows.by_ref().take(MAX_BIND_PARAMS / 16).collect();
         row::Entity::insert_many(chunk)
             .on_conflict(on_conflict.clone())
             .exec_without_returning(db.raw())
@@ -146,19 +150,133 @@ pub async fn all(
         .all(db.raw())
         .await?
         .into_iter()
-        .map(|r| CrmRelated {
-            kind,
-            id: r.record_id,
-            name: r.name,
-            company_id: r.company_id,
-            deal_id: r.deal_id,
-            person_id: r.person_id.and_then(|p| PersonId::new(p).ok()),
-            stage: r.stage,
-            closed: r.closed,
-            created: r.created_in_crm,
-            modified: r.modified_in_crm,
-            deleted: r.deleted_at.is_some(),
-            raw: r.raw.unwrap_or_default(),
-        })
+        .map(|r| related_of(kind, r))
         .collect())
+}
+
+/// The records of `kind` among `ids` the connection keeps, deleted ones marked.
+pub async fn by_ids(
+    db: &impl Conn,
+    connection: ConnectionId,
+    kind: RelatedKind,
+    ids: &[i64],
+) -> Result<Vec<CrmRelated>, StoreError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(MAX_BIND_PARAMS / 2) {
+        out.extend(
+            row::Entity::find()
+                .filter(Column::ConnectionId.eq(connection.uuid()))
+                .filter(Column::Kind.eq(kind.as_str()))
+                .filter(Column::RecordId.is_in(chunk.iter().copied()))
+                .all(db.raw())
+                .await?
+                .into_iter()
+                .map(|r| related_of(kind, r)),
+        );
+    }
+    Ok(out)
+}
+
+/// The persons a deal concerns: those its roles name (live roles; every role it had, for a
+/// deleted deal) and the person tandem created it for.
+pub async fn persons_of_deal(
+    db: &impl Conn,
+    connection: ConnectionId,
+    deal: &CrmRelated,
+) -> Result<Vec<PersonId>, StoreError> {
+    let mut roles = row::Entity::find()
+        .filter(Column::ConnectionId.eq(connection.uuid()))
+        .filter(Column::Kind.eq(RelatedKind::DealRole.as_str()))
+        .filter(Column::DealId.eq(deal.id));
+    if !deal.deleted {
+        roles = roles.filter(Column::DeletedAt.is_null());
+    }
+    let mut persons: Vec<PersonId> = roles
+        .all(db.raw())
+        .await?
+        .into_iter()
+        .filter_map(|role| role.person_id)
+        .chain(deal.person_id.map(PersonId::get))
+        .filter_map(|p| PersonId::new(p).ok())
+        .collect();
+    persons.sort_unstable();
+    persons.dedup();
+    Ok(persons)
+}
+
+fn related_of(kind: RelatedKind, r: row::Model) -> CrmRelated {
+    CrmRelated {
+        kind,
+        id: r.record_id,
+        name: r.name,
+        company_id: r.company_id,
+        deal_id: r.deal_id,
+        person_id: r.person_id.and_then(|p| PersonId::new(p).ok()),
+        stage: r.stage,
+        stage_id: r.stage_id,
+        status: r.status,
+        owner_id: r.owner_id,
+        created: r.created_in_crm,
+        modified: r.modified_in_crm,
+        deleted: r.deleted_at.is_some(),
+        raw: r.raw.unwrap_or_default(),
+    }
+}
+
+/// Notes a deal tandem itself created (a journey action), unless a read stored it already: the
+/// next read then finds it known and announces no `deal.created` for tandem's own write.
+pub async fn note_created_deal(
+    db: &impl Conn,
+    connection: ConnectionId,
+    deal: &CrmRelated,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let row = row::ActiveModel {
+        connection_id: Set(connection.uuid()),
+        kind: Set(RelatedKind::Deal.as_str().to_owned()),
+        record_id: Set(deal.id),
+        name: Set(deal.name.clone()),
+        company_id: Set(None),
+        deal_id: Set(None),
+        person_id: Set(deal.person_id.map(PersonId::get)),
+        stage: Set(None),
+        stage_id: Set(deal.stage_id),
+        status: Set(deal.status.clone()),
+        owner_id: Set(deal.owner_id),
+        created_in_crm: Set(None),
+        modified_in_crm: Set(None),
+        raw: Set(None),
+        deleted_at: Set(None),
+        synced_at: Set(now),
+    };
+    row::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([Column::ConnectionId, Column::Kind, Column::RecordId])
+                .do_nothing()
+                .to_owned(),
+        )
+        .do_nothing()
+        .exec(db.raw())
+        .await?;
+    Ok(())
+}
+
+/// Notes the stage tandem moved a kept deal to (a journey action), so the next read announces
+/// no `deal.stage_changed` for tandem's own write.
+pub async fn note_deal_stage(
+    db: &impl Conn,
+    connection: ConnectionId,
+    deal: i64,
+    stage_id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    row::Entity::update_many()
+        .col_expr(Column::StageId, Expr::value(stage_id))
+        .col_expr(Column::SyncedAt, Expr::value(now))
+        .filter(Column::ConnectionId.eq(connection.uuid()))
+        .filter(Column::Kind.eq(RelatedKind::Deal.as_str()))
+        .filter(Column::RecordId.eq(deal))
+        .exec(db.raw())
+        .await?;
+    Ok(())
 }

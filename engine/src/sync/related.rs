@@ -72,6 +72,52 @@ pub async fn person_deals(
     Ok(conn.crm.person_deals(&conn.session, person).await?)
 }
 
+/// Notes a deal a journey action created, for a CRM whose deal triggers come from these
+/// reads: tandem's own write is not announced back to the app (it heard `action.done`).
+pub async fn note_created_deal(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    deal_id: i64,
+    deal: &crate::crm::NewDeal<'_>,
+) -> Result<(), SyncError> {
+    if conn.crm.related_streams().is_empty() {
+        return Ok(());
+    }
+    let noted = crate::crm::CrmRelated {
+        kind: crate::crm::RelatedKind::Deal,
+        id: deal_id,
+        name: Some(deal.title.to_owned()),
+        company_id: None,
+        deal_id: None,
+        person_id: Some(deal.person_id),
+        stage: None,
+        stage_id: deal.stage_id,
+        status: Some("open".to_owned()),
+        owner_id: deal.owner_id,
+        created: None,
+        modified: None,
+        deleted: false,
+        raw: serde_json::Value::Null,
+    };
+    Ok(crm_related::note_created_deal(&engine.store, conn.id, &noted, engine.now()).await?)
+}
+
+/// Notes the stage a journey action moved a deal to (see [`note_created_deal`]).
+pub async fn note_deal_stage(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    deal_id: i64,
+    stage_id: i64,
+) -> Result<(), SyncError> {
+    if conn.crm.related_streams().is_empty() {
+        return Ok(());
+    }
+    Ok(
+        crm_related::note_deal_stage(&engine.store, conn.id, deal_id, stage_id, engine.now())
+            .await?,
+    )
+}
+
 /// Whether the connection's related streams are due a read (`related_poll_interval_secs`
 /// since the last one, with a tenth of slack for the loop's own timing). The last read's time
 /// is stored, so a restart does not read again at once.
@@ -157,6 +203,9 @@ async fn catch_up_stream(
         let saved = async {
             let txn = db.begin().await?;
             connections::remember_record_keys(engine, &txn, conn, &keys).await?;
+            if !listing {
+                crate::sync::triggers::related_deals(&txn, conn.id, &page.items, now).await?;
+            }
             crm_related::save(&txn, conn.id, &page.items, now).await?;
             match (&page.next_cursor, listing) {
                 (Some(next), true) => {

@@ -20,7 +20,10 @@ use tandem_core::triggers::{
 };
 use tandem_core::{ContactId, PersonId};
 
-use crate::store::{crm_events, Conn};
+use std::collections::HashMap;
+
+use crate::crm::{CrmRelated, RelatedKind};
+use crate::store::{crm_events, crm_related, Conn};
 use crate::sync::connections::ConnectionCtx;
 use crate::sync::{app, links, Engine, SyncError};
 
@@ -827,6 +830,115 @@ pub async fn catch_up(
     };
     if let Some(at) = done_up_to {
         crm_events::set_catch_up_since(store, connection, &at).await?;
+    }
+    Ok(queued)
+}
+
+/// A kept deal's state for the triggers. What tandem does not know of the stored deal (one a
+/// journey action created, before a read filled it in) is taken from the new one: not knowing
+/// is no change.
+fn related_deal_state(deal: &CrmRelated, newer: Option<&CrmRelated>) -> DealState {
+    DealState {
+        stage_id: deal.stage_id.or(newer.and_then(|n| n.stage_id)),
+        pipeline_id: None,
+        status: deal
+            .status
+            .clone()
+            .or_else(|| newer.and_then(|n| n.status.clone())),
+        owner_id: deal.owner_id.or(newer.and_then(|n| n.owner_id)),
+        lost_reason: None,
+        lead_id: None,
+    }
+}
+
+fn related_deal_json(state: &DealState) -> Value {
+    json!({
+        "stage_id": state.stage_id, "pipeline_id": state.pipeline_id,
+        "status": state.status, "owner_id": state.owner_id,
+    })
+}
+
+/// Deal triggers of a CRM without webhooks (Salesforce's Opportunities, read by
+/// `sync::related`): each deal of a read's page against the state kept for it, announced in
+/// `txn`, the transaction that stores the page, so each change is announced once. Called for
+/// change reads only: the first listing announces nothing, it records what exists. The event's
+/// `deal` is the record as the CRM answered it plus `stage_id` (the boundary's id of its stage,
+/// the one journey actions take) and `status`. Returns how many deliveries were queued.
+pub async fn related_deals(
+    txn: &impl Conn,
+    connection: tandem_core::ConnectionId,
+    items: &[CrmRelated],
+    now: DateTime<Utc>,
+) -> Result<usize, SyncError> {
+    let deals: Vec<&CrmRelated> = items
+        .iter()
+        .filter(|item| item.kind == RelatedKind::Deal)
+        .collect();
+    if deals.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<i64> = deals.iter().map(|d| d.id).collect();
+    let kept: HashMap<i64, CrmRelated> =
+        crm_related::by_ids(txn, connection, RelatedKind::Deal, &ids)
+            .await?
+            .into_iter()
+            .map(|d| (d.id, d))
+            .collect();
+    let mut queued = 0;
+    for deal in deals {
+        let before = kept.get(&deal.id);
+        let change = match (before, deal.deleted) {
+            (Some(before), _) if before.deleted => continue,
+            (None, true) => continue,
+            (Some(_), true) => Change::Deleted,
+            (None, false) => Change::Created(related_deal_state(deal, None)),
+            (Some(before), false) => Change::Changed {
+                before: related_deal_state(before, Some(deal)),
+                after: related_deal_state(deal, None),
+            },
+        };
+        let fired = triggers::deal_triggers(&change, Some(deal.id));
+        if fired.is_empty() {
+            continue;
+        }
+        // A deleted deal is told as it was kept; tandem's own note of the person it created
+        // the deal for stays.
+        let mut subject = match (before, deal.deleted) {
+            (Some(before), true) => before.clone(),
+            _ => deal.clone(),
+        };
+        subject.deleted = deal.deleted;
+        subject.person_id = subject.person_id.or(before.and_then(|b| b.person_id));
+        let mut contacts: Vec<ContactId> = Vec::new();
+        for person in crm_related::persons_of_deal(txn, connection, &subject).await? {
+            if let Some(link) = links::by_person(txn, connection, person).await? {
+                contacts.push(link.contact_id);
+            }
+        }
+        let state = related_deal_state(&subject, None);
+        let mut fields = match &subject.raw {
+            Value::Object(fields) => fields.clone(),
+            _ => Map::new(),
+        };
+        fields.insert("stage_id".into(), json!(state.stage_id));
+        fields.insert("status".into(), json!(state.status));
+        let found = Value::Object(fields);
+        let previous = before
+            .map(|b| related_deal_json(&related_deal_state(b, Some(deal))))
+            .unwrap_or(Value::Null);
+        let version = deal.modified.clone().unwrap_or_else(|| now.to_rfc3339());
+        queued += announce_catch_up(
+            txn,
+            "deal",
+            &deal.id.to_string(),
+            &fired,
+            &previous,
+            &found,
+            &contacts,
+            &version,
+            now,
+        )
+        .await?;
     }
     Ok(queued)
 }

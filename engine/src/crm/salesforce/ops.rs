@@ -394,7 +394,9 @@ async fn deleted_since(
 
 /// The objects journey actions need besides Leads and Contacts, as change streams of their
 /// own: Accounts, Opportunities, and the contact roles that tie Opportunities to Contacts.
-pub(crate) const RELATED_STREAMS: [&str; 3] = ["Account", "Opportunity", "OpportunityContactRole"];
+/// The roles come before the Opportunities: an Opportunity's change finds the Contacts it
+/// concerns among the roles stored (journey triggers).
+pub(crate) const RELATED_STREAMS: [&str; 3] = ["Account", "OpportunityContactRole", "Opportunity"];
 
 fn related_kind(stream: &str) -> Option<(RelatedKind, &'static str)> {
     Some(match stream {
@@ -404,7 +406,7 @@ fn related_kind(stream: &str) -> Option<(RelatedKind, &'static str)> {
         ),
         "Opportunity" => (
             RelatedKind::Deal,
-            "Id, Name, AccountId, StageName, IsClosed, CreatedDate, SystemModstamp",
+            "Id, Name, AccountId, StageName, IsClosed, IsWon, OwnerId, CreatedDate, SystemModstamp",
         ),
         "OpportunityContactRole" => (
             RelatedKind::DealRole,
@@ -437,7 +439,16 @@ fn related_of(
         deal_id: id_of("OpportunityId")?,
         person_id: id_of("ContactId")?.map(person),
         stage: record.text("StageName").map(str::to_owned),
-        closed: record.fields.get("IsClosed").and_then(Value::as_bool),
+        stage_id: id_of("StageName")?,
+        status: (kind == RelatedKind::Deal).then(|| {
+            match (record.flag("IsClosed"), record.flag("IsWon")) {
+                (false, _) => "open",
+                (true, true) => "won",
+                (true, false) => "lost",
+            }
+            .to_owned()
+        }),
+        owner_id: id_of("OwnerId")?,
         created: record.text("CreatedDate").map(str::to_owned),
         modified: record.text("SystemModstamp").map(str::to_owned),
         deleted: false,
@@ -477,7 +488,9 @@ pub(crate) async fn related_page(
                     deal_id: None,
                     person_id: None,
                     stage: None,
-                    closed: None,
+                    stage_id: None,
+                    status: None,
+                    owner_id: None,
                     created: None,
                     modified: at,
                     deleted: true,

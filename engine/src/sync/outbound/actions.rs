@@ -728,6 +728,7 @@ pub async fn execute(
                 .create_deal(&conn.session, &deal)
                 .await
                 .map_err(crm)?;
+            crate::sync::related::note_created_deal(engine, conn, deal_id, &deal).await?;
             json!({ "person_id": person_id, "deal_id": deal_id })
         }
         Params::AssignPersonOwner { owner_id } => {
@@ -825,6 +826,7 @@ pub async fn execute(
                 .move_deal(&conn.session, deal_id, *stage_id)
                 .await
                 .map_err(crm)?;
+            crate::sync::related::note_deal_stage(engine, conn, deal_id, *stage_id).await?;
             json!({ "person_id": person_id, "deal_id": deal_id, "stage_id": stage_id })
         }
         Params::AddToCampaign {
