@@ -301,7 +301,8 @@ pub(crate) struct Subscription {
     pipeline_ids: Vec<i64>,
     stage_ids: Vec<i64>,
     /// The CRM trigger types among `event_types` that cannot fire with today's connections,
-    /// with why: no active connection, only Salesforce connections (no triggers yet), or
+    /// with why: no active connection, only Salesforce connections (which send the deal
+    /// triggers only, from their Opportunities), or
     /// `activity.overdue` / `lead.created` while no Pipedrive connection keeps its live mirror.
     /// Empty when every type can fire.
     unavailable_event_types: Vec<UnavailableEventType>,
