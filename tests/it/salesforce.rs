@@ -1430,13 +1430,36 @@ async fn matching_a_batch_of_new_contacts_by_email_takes_one_query_per_object_co
 }
 
 #[tokio::test]
-async fn journey_conditions_and_the_triggers_salesforce_cannot_send_say_plainly_that_a_salesforce_connection_is_not_covered(
+async fn a_salesforce_contacts_journey_conditions_come_from_the_kept_opportunities_and_tasks_and_what_it_cannot_answer_is_said(
 ) {
     use reqwest::{Method, StatusCode};
     let sf = spawn_sf_app(sim(), |_| {}).await;
     let (_, contacts) = insert(&sf, 0, 1);
+    let h = sf.sf.handle();
+    let deal = h
+        .insert_record(
+            OrgKind::Production,
+            "Opportunity",
+            json!({ "Name": "Renewal", "StageName": "Prospecting", "CloseDate": "2027-01-31" }),
+        )
+        .unwrap();
+    h.insert_record(
+        OrgKind::Production,
+        "OpportunityContactRole",
+        json!({ "OpportunityId": deal, "ContactId": contacts[0] }),
+    )
+    .unwrap();
+    for (subject, status) in [("Call back", "Not Started"), ("Intro call", "Completed")] {
+        h.insert_record(
+            OrgKind::Production,
+            "Task",
+            json!({ "Subject": subject, "Status": status, "WhoId": contacts[0] }),
+        )
+        .unwrap();
+    }
     let connection = sf.connect_and_sync(false).await;
     let link = linked(&sf, connection, &contacts[0]).await;
+    let calls = h.calls("query");
     let conditions = sf
         .app
         .api(
@@ -1446,9 +1469,26 @@ async fn journey_conditions_and_the_triggers_salesforce_cannot_send_say_plainly_
         .send()
         .await
         .unwrap();
-    assert_eq!(conditions.status(), StatusCode::CONFLICT);
+    assert_eq!(conditions.status(), StatusCode::OK);
     let body: serde_json::Value = conditions.json().await.unwrap();
-    assert_eq!(body["code"], "conflict");
+    assert_eq!(h.calls("query"), calls, "no Salesforce call");
+    assert_eq!(body["linked_person_id"], json!(link.person_id));
+    assert_eq!(body["deals"].as_array().map(Vec::len), Some(1), "{body}");
+    assert_eq!(body["deals"][0]["Name"], "Renewal");
+    assert_eq!(body["deals"][0]["status"], "open");
+    assert_eq!(body["open_activities"][0]["Subject"], "Call back");
+    assert_eq!(body["done_activities"][0]["Subject"], "Intro call");
+    assert!(body["freshest_at"].is_string());
+
+    // The crm.* list filters are SQL over the Pipedrive mirror.
+    let filtered = sf
+        .app
+        .api(Method::GET, "/api/v1/contacts?crm.deal.status=open")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(filtered.status(), StatusCode::CONFLICT);
+    let body: serde_json::Value = filtered.json().await.unwrap();
     assert!(
         body["detail"]
             .as_str()
@@ -1461,17 +1501,18 @@ async fn journey_conditions_and_the_triggers_salesforce_cannot_send_say_plainly_
         .api(Method::POST, "/api/v1/webhook-subscriptions")
         .json(&json!({
             "url": "http://127.0.0.1:9/hooks",
-            "event_types": ["deal.won", "activity.completed", "contact.updated"]
+            "event_types": ["deal.won", "activity.overdue", "contact.updated"]
         }))
         .send()
         .await
         .unwrap();
     assert_eq!(subscription.status(), StatusCode::CREATED);
     let body: serde_json::Value = subscription.json().await.unwrap();
-    // Deal triggers come from the Opportunities (tests/it/salesforce_related.rs).
+    // Deal and activity triggers come from the Opportunities and Tasks
+    // (tests/it/salesforce_related.rs); the date trigger scans the Pipedrive mirror only.
     let unavailable = body["unavailable_event_types"].as_array().unwrap();
     assert_eq!(unavailable.len(), 1, "{body}");
-    assert_eq!(unavailable[0]["type"], "activity.completed");
+    assert_eq!(unavailable[0]["type"], "activity.overdue");
     assert!(unavailable[0]["reason"]
         .as_str()
         .is_some_and(|r| r.contains("Salesforce")));

@@ -1,6 +1,6 @@
-//! The records journey actions need besides Leads and Contacts (issue 19): Salesforce
-//! Accounts, Opportunities and their contact roles, read by the initial sync and kept current
-//! by the change capture.
+//! The records journey actions, conditions and triggers need besides Leads and Contacts
+//! (issue 19): Salesforce Accounts, Opportunities, their contact roles and Tasks, read by the
+//! initial sync and kept current by the change capture.
 
 use std::time::Duration;
 
@@ -163,8 +163,8 @@ async fn a_listing_cut_off_after_its_first_page_resumes_at_the_next_page_and_run
     assert_eq!(kept(&sf, connection, RelatedKind::Deal).await.len(), 2_500);
     assert_eq!(
         (h.calls("query") - queries, h.calls("query.more") - more),
-        (2, 1),
-        "the Accounts' changes and the roles' listing are queried; the Opportunities resume at their next page"
+        (3, 1),
+        "the Accounts' and roles' changes and the Tasks' listing are queried; the Opportunities resume at their next page"
     );
 
     // "Run initial sync" lists every stream again.
@@ -222,8 +222,8 @@ async fn after_a_restart_the_related_records_wait_for_their_interval_and_are_rea
         .unwrap();
     assert_eq!(
         h.calls("query") - queries,
-        2 + 3,
-        "and the three related streams"
+        2 + 4,
+        "and the four related streams"
     );
 }
 
@@ -410,5 +410,76 @@ async fn a_deal_a_journey_action_made_or_moved_is_not_announced_back_to_the_app(
         kept(&sf, connection, RelatedKind::Deal).await[0].stage,
         Some("Qualification".to_owned()),
         "the read kept the deal"
+    );
+}
+
+#[tokio::test]
+async fn a_task_created_and_completed_in_salesforce_reaches_the_app_once_each_and_a_scheduled_activity_is_not_announced_back(
+) {
+    use tandem_engine::sync::app::{self, EventFilter};
+    let sf = spawn_sf_app(SfSimConfig::default(), |settings| {
+        settings.salesforce.related_poll_interval_secs = 0;
+    })
+    .await;
+    let h = sf.sf.handle();
+    let contact = h
+        .insert_record(
+            P,
+            "Contact",
+            json!({ "FirstName": "Con", "LastName": "Tact", "Email": "con@example.com" }),
+        )
+        .unwrap();
+    let connection = sf.connect_and_sync(false).await;
+    let mut receiver = tandem_tests::receiver::TestReceiver::start().await;
+    app::create_subscription_with(
+        &sf.app.engine,
+        &receiver.url,
+        app::generate_secret(),
+        EventFilter {
+            event_types: Some(vec!["activity.created".into(), "activity.completed".into()]),
+            pipeline_ids: Vec::new(),
+            stage_ids: Vec::new(),
+        },
+    )
+    .await
+    .unwrap();
+    let poll = || async {
+        poller::poll_connection(&sf.app.engine, connection.into())
+            .await
+            .unwrap();
+        sf.app.drive().await;
+    };
+    let (status, _) = sf
+        .app
+        .post_action(
+            "schedule_activity",
+            "own-task",
+            &json!({ "email": "con@example.com", "params": { "subject": "Journey call" } }),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED);
+    sf.app.drive().await;
+    let task = h
+        .insert_record(
+            P,
+            "Task",
+            json!({ "Subject": "Call back", "Status": "Not Started", "WhoId": contact }),
+        )
+        .unwrap();
+    poll().await;
+    let created = receiver.next().await.json();
+    assert_eq!(created["type"], "activity.created");
+    assert_eq!(created["data"]["activity"]["Subject"], "Call back");
+    assert_eq!(created["data"]["activity"]["status"], "open");
+    h.update_record_as_user(P, "Task", &task, json!({ "Status": "Completed" }))
+        .unwrap();
+    poll().await;
+    let completed = receiver.next().await.json();
+    assert_eq!(completed["type"], "activity.completed");
+    assert_eq!(completed["data"]["activity"]["Id"], task.as_str());
+    poll().await;
+    assert!(
+        receiver.drain().is_empty(),
+        "each change once, and the journey's own Task never"
     );
 }

@@ -149,6 +149,21 @@ impl Trigger {
     ];
 }
 
+impl Trigger {
+    /// The kinds a Salesforce connection sends (from its Opportunities and Tasks).
+    pub const FROM_SALESFORCE: [&'static str; 9] = [
+        "deal.created",
+        "deal.stage_changed",
+        "deal.won",
+        "deal.lost",
+        "deal.reopened",
+        "deal.owner_changed",
+        "deal.deleted",
+        "activity.created",
+        "activity.completed",
+    ];
+}
+
 /// What the CRM connections can tell, for [`unavailable_reason`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TriggerSources {
@@ -171,9 +186,9 @@ pub fn unavailable_reason(kind: &str, sources: TriggerSources) -> Option<&'stati
     if sources.connections == 0 {
         return Some("no CRM connection is active: CRM triggers start once Pipedrive is connected");
     }
-    if sources.pipedrive == 0 && !kind.starts_with("deal.") {
+    if sources.pipedrive == 0 && !Trigger::FROM_SALESFORCE.contains(&kind) {
         return Some(
-            "Salesforce connections send the deal triggers only (from their Opportunities, read every salesforce.related_poll_interval_secs); activity, person, organization and lead triggers come from Pipedrive connections",
+            "Salesforce connections send the deal triggers and activity.created / activity.completed only (from their Opportunities and Tasks, read every salesforce.related_poll_interval_secs); person, organization, lead and activity.overdue triggers come from Pipedrive connections",
         );
     }
     if matches!(kind, "activity.overdue" | "lead.created") && !sources.mirrored {
@@ -375,8 +390,10 @@ mod tests {
         };
         for kind in Trigger::KINDS {
             let reason = unavailable_reason(kind, salesforce_only);
-            if kind.starts_with("deal.") {
-                assert_eq!(reason, None, "{kind}: from the Opportunities");
+            if kind.starts_with("deal.")
+                || ["activity.created", "activity.completed"].contains(&kind)
+            {
+                assert_eq!(reason, None, "{kind}: from the Opportunities and Tasks");
             } else {
                 assert!(reason.is_some_and(|r| r.contains("Salesforce")), "{kind}");
             }

@@ -54,6 +54,8 @@ pub enum RelatedKind {
     Deal,
     /// A person's part in a deal (Salesforce: an OpportunityContactRole).
     DealRole,
+    /// An activity with a person (Salesforce: a Task on a Lead or Contact).
+    Activity,
 }
 
 impl RelatedKind {
@@ -63,6 +65,7 @@ impl RelatedKind {
             Self::Company => "company",
             Self::Deal => "deal",
             Self::DealRole => "deal_role",
+            Self::Activity => "activity",
         }
     }
 }
@@ -78,13 +81,13 @@ pub struct CrmRelated {
     pub company_id: Option<i64>,
     /// The deal a role belongs to.
     pub deal_id: Option<i64>,
-    /// The person a role names.
+    /// The person a role or an activity names (a deal's: the person tandem created it for).
     pub person_id: Option<PersonId>,
     /// A deal's stage, as the CRM names it, and as the boundary's id (the journey actions'
     /// `stage_id`).
     pub stage: Option<String>,
     pub stage_id: Option<i64>,
-    /// A deal's status: `open`, `won` or `lost`.
+    /// A deal's status (`open`, `won` or `lost`), an activity's (`open` or `done`).
     pub status: Option<String>,
     /// The user who owns it.
     pub owner_id: Option<i64>,
@@ -95,6 +98,29 @@ pub struct CrmRelated {
     pub deleted: bool,
     /// The record as the CRM answered it.
     pub raw: serde_json::Value,
+}
+
+impl CrmRelated {
+    /// A record tandem itself created (a journey action, a logged e-mail), as far as tandem
+    /// knows it before a read fills it in.
+    pub fn noted(kind: RelatedKind, id: i64, status: &str) -> Self {
+        Self {
+            kind,
+            id,
+            name: None,
+            company_id: None,
+            deal_id: None,
+            person_id: None,
+            stage: None,
+            stage_id: None,
+            status: Some(status.to_owned()),
+            owner_id: None,
+            created: None,
+            modified: None,
+            deleted: false,
+            raw: serde_json::Value::Null,
+        }
+    }
 }
 
 /// A page of related records, and where the next page starts.

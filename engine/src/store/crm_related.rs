@@ -8,7 +8,7 @@ use tandem_core::{ConnectionId, PersonId};
 
 use super::entities::crm_related_record::{self as row, Column};
 use super::{Conn, StoreError, MAX_BIND_PARAMS};
-use crate::crm::{CrmDeal, CrmRelated, RelatedKind};
+use crate::crm::{CrmRelated, RelatedKind};
 
 /// Stores `items`: a record seen again replaces what was stored (and is live again); a
 /// deleted one is marked `deleted_at`. A deal's person (set when tandem created it) stays
@@ -89,15 +89,9 @@ pub async fn deals_of_person(
     db: &impl Conn,
     connection: ConnectionId,
     person: PersonId,
-) -> Result<Vec<CrmDeal>, StoreError> {
-    let live = |kind: RelatedKind| {
-        Condition::all()
-            .add(Column::ConnectionId.eq(connection.uuid()))
-            .add(Column::Kind.eq(kind.as_str()))
-            .add(Column::DeletedAt.is_null())
-    };
+) -> Result<Vec<CrmRelated>, StoreError> {
     let roles: Vec<i64> = row::Entity::find()
-        .filter(live(RelatedKind::DealRole))
+        .filter(live(connection, RelatedKind::DealRole))
         .filter(Column::PersonId.eq(person.get()))
         .all(db.raw())
         .await?
@@ -105,7 +99,7 @@ pub async fn deals_of_person(
         .filter_map(|role| role.deal_id)
         .collect();
     Ok(row::Entity::find()
-        .filter(live(RelatedKind::Deal))
+        .filter(live(connection, RelatedKind::Deal))
         .filter(
             Condition::any()
                 .add(Column::PersonId.eq(person.get()))
@@ -116,11 +110,33 @@ pub async fn deals_of_person(
         .all(db.raw())
         .await?
         .into_iter()
-        .map(|deal| CrmDeal {
-            id: deal.record_id,
-            title: deal.name,
-        })
+        .map(|deal| related_of(RelatedKind::Deal, deal))
         .collect())
+}
+
+/// A person's live activities, oldest first.
+pub async fn activities_of_person(
+    db: &impl Conn,
+    connection: ConnectionId,
+    person: PersonId,
+) -> Result<Vec<CrmRelated>, StoreError> {
+    Ok(row::Entity::find()
+        .filter(live(connection, RelatedKind::Activity))
+        .filter(Column::PersonId.eq(person.get()))
+        .order_by_asc(Column::CreatedInCrm)
+        .order_by_asc(Column::RecordId)
+        .all(db.raw())
+        .await?
+        .into_iter()
+        .map(|activity| related_of(RelatedKind::Activity, activity))
+        .collect())
+}
+
+fn live(connection: ConnectionId, kind: RelatedKind) -> Condition {
+    Condition::all()
+        .add(Column::ConnectionId.eq(connection.uuid()))
+        .add(Column::Kind.eq(kind.as_str()))
+        .add(Column::DeletedAt.is_null())
 }
 
 /// How many live records of `kind` the connection keeps.
@@ -223,9 +239,10 @@ fn related_of(kind: RelatedKind, r: row::Model) -> CrmRelated {
     }
 }
 
-/// Notes a deal tandem itself created (a journey action), unless a read stored it already: the
-/// next read then finds it known and announces no `deal.created` for tandem's own write.
-pub async fn note_created_deal(
+/// Notes a record tandem itself created (a journey action's deal or activity, a logged
+/// e-mail), unless a read stored it already: the next read then finds it known and announces
+/// nothing for tandem's own write.
+pub async fn note_created(
     db: &impl Conn,
     connection: ConnectionId,
     deal: &CrmRelated,
@@ -233,11 +250,11 @@ pub async fn note_created_deal(
 ) -> Result<(), StoreError> {
     let row = row::ActiveModel {
         connection_id: Set(connection.uuid()),
-        kind: Set(RelatedKind::Deal.as_str().to_owned()),
+        kind: Set(deal.kind.as_str().to_owned()),
         record_id: Set(deal.id),
         name: Set(deal.name.clone()),
         company_id: Set(None),
-        deal_id: Set(None),
+        deal_id: Set(deal.deal_id),
         person_id: Set(deal.person_id.map(PersonId::get)),
         stage: Set(None),
         stage_id: Set(deal.stage_id),

@@ -1104,6 +1104,12 @@ pub async fn execute(
             }
         },
     };
+    // On Salesforce the e-mail is a done Task: a read of the Tasks announces nothing for it.
+    let noted = crate::crm::CrmRelated {
+        person_id: written.persons.first().copied(),
+        ..crate::crm::CrmRelated::noted(crate::crm::RelatedKind::Activity, record, "done")
+    };
+    crate::sync::related::note_created(engine, conn, noted).await?;
     stored::finish(
         &engine.store,
         email_id,

@@ -67,42 +67,33 @@ pub async fn person_deals(
     person: tandem_core::PersonId,
 ) -> Result<Vec<crate::crm::CrmDeal>, SyncError> {
     if !conn.crm.related_streams().is_empty() && known(engine, conn).await? {
-        return Ok(crm_related::deals_of_person(&engine.store, conn.id, person).await?);
+        let deals = crm_related::deals_of_person(&engine.store, conn.id, person).await?;
+        return Ok(deals
+            .into_iter()
+            .map(|deal| crate::crm::CrmDeal {
+                id: deal.id,
+                title: deal.name,
+            })
+            .collect());
     }
     Ok(conn.crm.person_deals(&conn.session, person).await?)
 }
 
-/// Notes a deal a journey action created, for a CRM whose deal triggers come from these
-/// reads: tandem's own write is not announced back to the app (it heard `action.done`).
-pub async fn note_created_deal(
+/// Notes a record tandem created (a journey action's deal or activity, a logged e-mail), for
+/// a CRM whose triggers come from these reads: tandem's own write is not announced back to the
+/// app (it heard `action.done`, or asked for the e-mail).
+pub async fn note_created(
     engine: &Engine,
     conn: &ConnectionCtx,
-    deal_id: i64,
-    deal: &crate::crm::NewDeal<'_>,
+    record: crate::crm::CrmRelated,
 ) -> Result<(), SyncError> {
     if conn.crm.related_streams().is_empty() {
         return Ok(());
     }
-    let noted = crate::crm::CrmRelated {
-        kind: crate::crm::RelatedKind::Deal,
-        id: deal_id,
-        name: Some(deal.title.to_owned()),
-        company_id: None,
-        deal_id: None,
-        person_id: Some(deal.person_id),
-        stage: None,
-        stage_id: deal.stage_id,
-        status: Some("open".to_owned()),
-        owner_id: deal.owner_id,
-        created: None,
-        modified: None,
-        deleted: false,
-        raw: serde_json::Value::Null,
-    };
-    Ok(crm_related::note_created_deal(&engine.store, conn.id, &noted, engine.now()).await?)
+    Ok(crm_related::note_created(&engine.store, conn.id, &record, engine.now()).await?)
 }
 
-/// Notes the stage a journey action moved a deal to (see [`note_created_deal`]).
+/// Notes the stage a journey action moved a deal to (see [`note_created`]).
 pub async fn note_deal_stage(
     engine: &Engine,
     conn: &ConnectionCtx,
@@ -116,6 +107,51 @@ pub async fn note_deal_stage(
         crm_related::note_deal_stage(&engine.store, conn.id, deal_id, stage_id, engine.now())
             .await?,
     )
+}
+
+/// The journey conditions of a person of a connection whose CRM has no live mirror
+/// (Salesforce), from the records kept (no CRM call): its deals and its open and done
+/// activities, each the record as the CRM answered it plus `id` (tandem's number for it) and
+/// `status` (and a deal's `stage_id`); `freshest_at` is when they were last read. `None` while
+/// tandem has not read every such record yet. A contact with no person has none.
+pub async fn conditions(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    person: Option<tandem_core::PersonId>,
+) -> Result<Option<crate::mirror::conditions::CrmRecords>, SyncError> {
+    if conn.crm.related_streams().is_empty() || !known(engine, conn).await? {
+        return Ok(None);
+    }
+    let record = |r: crate::crm::CrmRelated| {
+        let mut fields = match r.raw {
+            serde_json::Value::Object(fields) => fields,
+            _ => serde_json::Map::new(),
+        };
+        fields.insert("id".into(), r.id.into());
+        fields.insert("status".into(), serde_json::json!(r.status));
+        if r.kind == crate::crm::RelatedKind::Deal {
+            fields.insert("stage_id".into(), serde_json::json!(r.stage_id));
+        }
+        serde_json::Value::Object(fields)
+    };
+    let mut out = crate::mirror::conditions::CrmRecords {
+        freshest_at: cursors::get(&engine.store, conn.id, READ_AT).await?,
+        ..Default::default()
+    };
+    let Some(person) = person else {
+        return Ok(Some(out));
+    };
+    for deal in crm_related::deals_of_person(&engine.store, conn.id, person).await? {
+        out.deals.push(record(deal));
+    }
+    for activity in crm_related::activities_of_person(&engine.store, conn.id, person).await? {
+        if activity.status.as_deref() == Some("done") {
+            out.done_activities.push(record(activity));
+        } else {
+            out.open_activities.push(record(activity));
+        }
+    }
+    Ok(Some(out))
 }
 
 /// Whether the connection's related streams are due a read (`related_poll_interval_secs`
@@ -204,7 +240,7 @@ async fn catch_up_stream(
             let txn = db.begin().await?;
             connections::remember_record_keys(engine, &txn, conn, &keys).await?;
             if !listing {
-                crate::sync::triggers::related_deals(&txn, conn.id, &page.items, now).await?;
+                crate::sync::triggers::related_changes(&txn, conn.id, &page.items, now).await?;
             }
             crm_related::save(&txn, conn.id, &page.items, now).await?;
             match (&page.next_cursor, listing) {

@@ -834,9 +834,132 @@ pub async fn catch_up(
     Ok(queued)
 }
 
+/// Deal and activity triggers of a CRM without webhooks (Salesforce's Opportunities and
+/// Tasks, read by `sync::related`): each deal or activity of a read's page against the state
+/// kept for it, announced in `txn`, the transaction that stores the page, so each change is
+/// announced once. Called for change reads only: the first listing announces nothing, it
+/// records what exists. The event's `deal` (or `activity`) is the record as the CRM answered
+/// it plus `status` and, for a deal, `stage_id` (the boundary's id of its stage, the one
+/// journey actions take). Returns how many deliveries were queued.
+pub async fn related_changes(
+    txn: &impl Conn,
+    connection: tandem_core::ConnectionId,
+    items: &[CrmRelated],
+    now: DateTime<Utc>,
+) -> Result<usize, SyncError> {
+    let mut queued = 0;
+    for (kind, object) in [
+        (RelatedKind::Deal, "deal"),
+        (RelatedKind::Activity, "activity"),
+    ] {
+        let changed: Vec<&CrmRelated> = items.iter().filter(|i| i.kind == kind).collect();
+        if changed.is_empty() {
+            continue;
+        }
+        let ids: Vec<i64> = changed.iter().map(|d| d.id).collect();
+        let kept: HashMap<i64, CrmRelated> = crm_related::by_ids(txn, connection, kind, &ids)
+            .await?
+            .into_iter()
+            .map(|d| (d.id, d))
+            .collect();
+        for record in changed {
+            queued +=
+                related_change(txn, connection, object, kept.get(&record.id), record, now).await?;
+        }
+    }
+    Ok(queued)
+}
+
+async fn related_change(
+    txn: &impl Conn,
+    connection: tandem_core::ConnectionId,
+    object: &str,
+    before: Option<&CrmRelated>,
+    record: &CrmRelated,
+    now: DateTime<Utc>,
+) -> Result<usize, SyncError> {
+    fn change<T>(
+        before: Option<&CrmRelated>,
+        record: &CrmRelated,
+        state: fn(&CrmRelated, Option<&CrmRelated>) -> T,
+    ) -> Option<Change<T>> {
+        Some(match (before, record.deleted) {
+            (Some(before), _) if before.deleted => return None,
+            (None, true) => return None,
+            (Some(_), true) => Change::Deleted,
+            (None, false) => Change::Created(state(record, None)),
+            (Some(before), false) => Change::Changed {
+                before: state(before, Some(record)),
+                after: state(record, None),
+            },
+        })
+    }
+    let fired = match object {
+        "deal" => change(before, record, related_deal_state)
+            .map(|c| triggers::deal_triggers(&c, Some(record.id))),
+        _ => {
+            change(before, record, related_activity_state).map(|c| triggers::activity_triggers(&c))
+        }
+    }
+    .unwrap_or_default();
+    if fired.is_empty() {
+        return Ok(0);
+    }
+    // A deleted record is told as it was kept; tandem's own note of the person it created
+    // the record for stays.
+    let mut subject = match (before, record.deleted) {
+        (Some(before), true) => before.clone(),
+        _ => record.clone(),
+    };
+    subject.deleted = record.deleted;
+    subject.person_id = subject.person_id.or(before.and_then(|b| b.person_id));
+    let persons = match object {
+        "deal" => crm_related::persons_of_deal(txn, connection, &subject).await?,
+        _ => subject.person_id.into_iter().collect(),
+    };
+    let mut contacts: Vec<ContactId> = Vec::new();
+    for person in persons {
+        if let Some(link) = links::by_person(txn, connection, person).await? {
+            contacts.push(link.contact_id);
+        }
+    }
+    let mut fields = match &subject.raw {
+        Value::Object(fields) => fields.clone(),
+        _ => Map::new(),
+    };
+    fields.insert("status".into(), json!(subject.status));
+    if object == "deal" {
+        fields.insert("stage_id".into(), json!(subject.stage_id));
+    }
+    let previous = match (object, before) {
+        (_, None) => Value::Null,
+        ("deal", Some(b)) => {
+            let state = related_deal_state(b, Some(record));
+            json!({
+                "stage_id": state.stage_id, "pipeline_id": state.pipeline_id,
+                "status": state.status, "owner_id": state.owner_id,
+            })
+        }
+        (_, Some(b)) => json!({ "done": related_activity_state(b, Some(record)).done }),
+    };
+    let version = record.modified.clone().unwrap_or_else(|| now.to_rfc3339());
+    announce_catch_up(
+        txn,
+        object,
+        &record.id.to_string(),
+        &fired,
+        &previous,
+        &Value::Object(fields),
+        &contacts,
+        &version,
+        now,
+    )
+    .await
+}
+
 /// A kept deal's state for the triggers. What tandem does not know of the stored deal (one a
-/// journey action created, before a read filled it in) is taken from the new one: not knowing
-/// is no change.
+/// journey action created, before a read filled it in) is taken from the newer one: not
+/// knowing is no change.
 fn related_deal_state(deal: &CrmRelated, newer: Option<&CrmRelated>) -> DealState {
     DealState {
         stage_id: deal.stage_id.or(newer.and_then(|n| n.stage_id)),
@@ -851,96 +974,14 @@ fn related_deal_state(deal: &CrmRelated, newer: Option<&CrmRelated>) -> DealStat
     }
 }
 
-fn related_deal_json(state: &DealState) -> Value {
-    json!({
-        "stage_id": state.stage_id, "pipeline_id": state.pipeline_id,
-        "status": state.status, "owner_id": state.owner_id,
-    })
-}
-
-/// Deal triggers of a CRM without webhooks (Salesforce's Opportunities, read by
-/// `sync::related`): each deal of a read's page against the state kept for it, announced in
-/// `txn`, the transaction that stores the page, so each change is announced once. Called for
-/// change reads only: the first listing announces nothing, it records what exists. The event's
-/// `deal` is the record as the CRM answered it plus `stage_id` (the boundary's id of its stage,
-/// the one journey actions take) and `status`. Returns how many deliveries were queued.
-pub async fn related_deals(
-    txn: &impl Conn,
-    connection: tandem_core::ConnectionId,
-    items: &[CrmRelated],
-    now: DateTime<Utc>,
-) -> Result<usize, SyncError> {
-    let deals: Vec<&CrmRelated> = items
-        .iter()
-        .filter(|item| item.kind == RelatedKind::Deal)
-        .collect();
-    if deals.is_empty() {
-        return Ok(0);
+fn related_activity_state(activity: &CrmRelated, newer: Option<&CrmRelated>) -> ActivityState {
+    let status = activity
+        .status
+        .as_deref()
+        .or(newer.and_then(|n| n.status.as_deref()));
+    ActivityState {
+        done: status == Some("done"),
     }
-    let ids: Vec<i64> = deals.iter().map(|d| d.id).collect();
-    let kept: HashMap<i64, CrmRelated> =
-        crm_related::by_ids(txn, connection, RelatedKind::Deal, &ids)
-            .await?
-            .into_iter()
-            .map(|d| (d.id, d))
-            .collect();
-    let mut queued = 0;
-    for deal in deals {
-        let before = kept.get(&deal.id);
-        let change = match (before, deal.deleted) {
-            (Some(before), _) if before.deleted => continue,
-            (None, true) => continue,
-            (Some(_), true) => Change::Deleted,
-            (None, false) => Change::Created(related_deal_state(deal, None)),
-            (Some(before), false) => Change::Changed {
-                before: related_deal_state(before, Some(deal)),
-                after: related_deal_state(deal, None),
-            },
-        };
-        let fired = triggers::deal_triggers(&change, Some(deal.id));
-        if fired.is_empty() {
-            continue;
-        }
-        // A deleted deal is told as it was kept; tandem's own note of the person it created
-        // the deal for stays.
-        let mut subject = match (before, deal.deleted) {
-            (Some(before), true) => before.clone(),
-            _ => deal.clone(),
-        };
-        subject.deleted = deal.deleted;
-        subject.person_id = subject.person_id.or(before.and_then(|b| b.person_id));
-        let mut contacts: Vec<ContactId> = Vec::new();
-        for person in crm_related::persons_of_deal(txn, connection, &subject).await? {
-            if let Some(link) = links::by_person(txn, connection, person).await? {
-                contacts.push(link.contact_id);
-            }
-        }
-        let state = related_deal_state(&subject, None);
-        let mut fields = match &subject.raw {
-            Value::Object(fields) => fields.clone(),
-            _ => Map::new(),
-        };
-        fields.insert("stage_id".into(), json!(state.stage_id));
-        fields.insert("status".into(), json!(state.status));
-        let found = Value::Object(fields);
-        let previous = before
-            .map(|b| related_deal_json(&related_deal_state(b, Some(deal))))
-            .unwrap_or(Value::Null);
-        let version = deal.modified.clone().unwrap_or_else(|| now.to_rfc3339());
-        queued += announce_catch_up(
-            txn,
-            "deal",
-            &deal.id.to_string(),
-            &fired,
-            &previous,
-            &found,
-            &contacts,
-            &version,
-            now,
-        )
-        .await?;
-    }
-    Ok(queued)
 }
 
 /// Queues the catch-up events `fired` of record `object` `id`: from the state the app knew

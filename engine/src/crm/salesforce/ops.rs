@@ -392,11 +392,13 @@ async fn deleted_since(
 
 // ---------------------------------------------------------------- related records
 
-/// The objects journey actions need besides Leads and Contacts, as change streams of their
-/// own: Accounts, Opportunities, and the contact roles that tie Opportunities to Contacts.
-/// The roles come before the Opportunities: an Opportunity's change finds the Contacts it
-/// concerns among the roles stored (journey triggers).
-pub(crate) const RELATED_STREAMS: [&str; 3] = ["Account", "OpportunityContactRole", "Opportunity"];
+/// The objects journey actions, conditions and triggers need besides Leads and Contacts, as
+/// change streams of their own: Accounts, Opportunities, the contact roles that tie
+/// Opportunities to Contacts, and the Tasks on Leads and Contacts. The roles come before the
+/// Opportunities: an Opportunity's change finds the Contacts it concerns among the roles
+/// stored (journey triggers).
+pub(crate) const RELATED_STREAMS: [&str; 4] =
+    ["Account", "OpportunityContactRole", "Opportunity", "Task"];
 
 fn related_kind(stream: &str) -> Option<(RelatedKind, &'static str)> {
     Some(match stream {
@@ -411,6 +413,10 @@ fn related_kind(stream: &str) -> Option<(RelatedKind, &'static str)> {
         "OpportunityContactRole" => (
             RelatedKind::DealRole,
             "Id, OpportunityId, ContactId, IsPrimary, CreatedDate, SystemModstamp",
+        ),
+        "Task" => (
+            RelatedKind::Activity,
+            "Id, Subject, WhoId, WhatId, Status, IsClosed, ActivityDate, OwnerId, CreatedDate, SystemModstamp",
         ),
         _ => return None,
     })
@@ -431,23 +437,38 @@ fn related_of(
             .map(|key| remember(client, s, key))
             .transpose()
     };
+    // A Task's person is its `WhoId` (a Lead or a Contact), its deal a `WhatId` that is an
+    // Opportunity (`006…`).
+    let what_deal = record.text("WhatId").filter(|w| w.starts_with("006"));
     Ok(Some(CrmRelated {
         kind,
         id: remember(client, s, key)?,
-        name: record.text("Name").map(str::to_owned),
+        name: record
+            .text("Name")
+            .or_else(|| record.text("Subject"))
+            .map(str::to_owned),
         company_id: id_of("AccountId")?,
-        deal_id: id_of("OpportunityId")?,
-        person_id: id_of("ContactId")?.map(person),
+        deal_id: match what_deal {
+            Some(deal) => Some(remember(client, s, deal)?),
+            None => id_of("OpportunityId")?,
+        },
+        person_id: id_of("ContactId")?.or(id_of("WhoId")?).map(person),
         stage: record.text("StageName").map(str::to_owned),
         stage_id: id_of("StageName")?,
-        status: (kind == RelatedKind::Deal).then(|| {
-            match (record.flag("IsClosed"), record.flag("IsWon")) {
+        status: match kind {
+            RelatedKind::Deal => Some(match (record.flag("IsClosed"), record.flag("IsWon")) {
                 (false, _) => "open",
                 (true, true) => "won",
                 (true, false) => "lost",
-            }
-            .to_owned()
-        }),
+            }),
+            RelatedKind::Activity => Some(if record.flag("IsClosed") {
+                "done"
+            } else {
+                "open"
+            }),
+            _ => None,
+        }
+        .map(str::to_owned),
         owner_id: id_of("OwnerId")?,
         created: record.text("CreatedDate").map(str::to_owned),
         modified: record.text("SystemModstamp").map(str::to_owned),
@@ -506,9 +527,19 @@ pub(crate) async fn related_page(
     let page = match cursor.as_deref().and_then(|c| c.strip_prefix("Q|")) {
         Some(url) => client.query_more(s, url).await?,
         None => {
-            let filter = since
-                .map(|since| format!(" WHERE SystemModstamp >= {}", soql_time(since)))
-                .unwrap_or_default();
+            // Tasks only on a Lead or Contact: the others concern no person.
+            let conditions: Vec<String> = [
+                (stream == "Task").then(|| "WhoId != null".to_owned()),
+                since.map(|since| format!("SystemModstamp >= {}", soql_time(since))),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            let filter = if conditions.is_empty() {
+                String::new()
+            } else {
+                format!(" WHERE {}", conditions.join(" AND "))
+            };
             let soql = format!("SELECT {fields} FROM {stream}{filter} ORDER BY SystemModstamp, Id");
             client.query(s, &soql).await?
         }

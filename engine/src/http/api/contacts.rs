@@ -131,9 +131,9 @@ pub(super) async fn get(
     get,
     path = "/api/v1/contacts/{id}/crm",
     operation_id = "getContactCrm",
-    summary = "Journey conditions: the contact's Pipedrive person (owner, organization, labels), its deals (title, value, currency, pipeline, stage, status, owner, dates), leads, and open and done activities, from the live mirror without a Pipedrive call. `freshest_at` is when the newest of these rows was written.",
+    summary = "Journey conditions: the contact's Pipedrive person (owner, organization, labels), its deals (title, value, currency, pipeline, stage, status, owner, dates), leads, and open and done activities, from the live mirror without a Pipedrive call. `freshest_at` is when the newest of these rows was written. For a Salesforce connection: the Opportunities of the contact's roles as `deals` and its Tasks as `open_activities` / `done_activities`, each as Salesforce answered it plus `id`, `status` and a deal's `stage_id`, from what tandem keeps (read every `salesforce.related_poll_interval_secs`; `freshest_at` is the last read); `person` is null and `leads` empty (a Lead is the person itself).",
     params(("id" = Uuid, Path, description = "The contact's id (UUID).")),
-    responses((status = 200, description = "The contact's CRM records (`linked_person_id` null and empty lists for a contact not in Pipedrive).", body = Object), (status = 404, description = "No such contact.", body = tandem_webhooks::error::ErrorBody<'static>), (status = 409, description = "No active connection, or its mirror is off (`conflict`): switch the mirror on for the connection.", body = tandem_webhooks::error::ErrorBody<'static>))
+    responses((status = 200, description = "The contact's CRM records (`linked_person_id` null and empty lists for a contact not in Pipedrive).", body = Object), (status = 404, description = "No such contact.", body = tandem_webhooks::error::ErrorBody<'static>), (status = 409, description = "No active connection, its mirror is off (`conflict`): switch the mirror on for the connection, or a Salesforce connection's initial sync has not read its Opportunities and Tasks yet.", body = tandem_webhooks::error::ErrorBody<'static>))
 )]
 pub(super) async fn crm(
     State(state): State<AppState>,
@@ -143,16 +143,33 @@ pub(super) async fn crm(
     if contacts::load(&state.store, id.into()).await?.is_none() {
         return Err(ApiError::new(ErrorCode::NotFound, "no such contact"));
     }
-    let connection = crm_connection(&state).await?;
+    let connection = active_connection(&state).await?;
     let person = crate::sync::links::by_contact(&state.store, connection, id.into())
         .await?
         .map(|link| link.person_id);
-    let records = match person {
-        Some(person) => {
-            let db = crate::store::mirror::MirrorDb::in_store(&state.store);
-            crate::mirror::conditions::of_person(&db, person).await?
+    let records = if is_pipedrive(&state, connection).await? {
+        mirror_on(&state, connection).await?;
+        match person {
+            Some(person) => {
+                let db = crate::store::mirror::MirrorDb::in_store(&state.store);
+                crate::mirror::conditions::of_person(&db, person).await?
+            }
+            None => crate::mirror::conditions::CrmRecords::default(),
         }
-        None => crate::mirror::conditions::CrmRecords::default(),
+    } else {
+        // Salesforce: from the Opportunities and Tasks tandem keeps (`sync::related`).
+        let conn = crate::sync::connections::load(&state.engine, connection)
+            .await
+            .map_err(api_error)?;
+        crate::sync::related::conditions(&state.engine, &conn, person)
+            .await
+            .map_err(api_error)?
+            .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Conflict,
+                "tandem has not read the Salesforce connection's Opportunities and Tasks yet (its initial sync is running): ask again when it has finished",
+            )
+        })?
     };
     let mut body = serde_json::to_value(&records).unwrap_or_default();
     body["contact_id"] = json!(id);
@@ -161,28 +178,48 @@ pub(super) async fn crm(
     Ok(Json(body))
 }
 
-/// The active connection, when its live mirror is on (journey conditions are answered from
-/// it); else 409 `conflict`.
-async fn crm_connection(state: &AppState) -> Result<tandem_core::ConnectionId, ApiError> {
-    let connection = crate::sync::connections::active_id(&state.store)
+/// The active connection (journey conditions are answered for it); else 409 `conflict`.
+async fn active_connection(state: &AppState) -> Result<tandem_core::ConnectionId, ApiError> {
+    crate::sync::connections::active_id(&state.store)
         .await
         .map_err(api_error)?
-        .ok_or_else(|| ApiError::new(ErrorCode::Conflict, "no CRM connection is active"))?;
-    let not_pipedrive = crate::store::connections::get(&state.store, connection)
+        .ok_or_else(|| ApiError::new(ErrorCode::Conflict, "no CRM connection is active"))
+}
+
+async fn is_pipedrive(
+    state: &AppState,
+    connection: tandem_core::ConnectionId,
+) -> Result<bool, ApiError> {
+    Ok(crate::store::connections::get(&state.store, connection)
         .await?
-        .is_some_and(|c| c.crm != crate::sync::connections::kind::PIPEDRIVE);
-    if not_pipedrive {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            "journey conditions are answered from the live mirror of a Pipedrive connection; a Salesforce connection's Opportunities and Tasks are not mirrored yet",
-        ));
-    }
+        .is_some_and(|c| c.crm == crate::sync::connections::kind::PIPEDRIVE))
+}
+
+/// 409 `conflict` unless the Pipedrive connection's live mirror is on.
+async fn mirror_on(
+    state: &AppState,
+    connection: tandem_core::ConnectionId,
+) -> Result<(), ApiError> {
     if !crate::store::mirror::mirror_enabled(&state.store, connection).await? {
         return Err(ApiError::new(
             ErrorCode::Conflict,
             "the connection's mirror is off: switch it on (connection card, or mirror_connection.enabled) so journeys can ask about deals and activities without calling Pipedrive",
         ));
     }
+    Ok(())
+}
+
+/// The active connection for the `crm.*` list filters: a Pipedrive connection with its live
+/// mirror on (the filters are SQL over the mirror); else 409 `conflict`.
+async fn crm_connection(state: &AppState) -> Result<tandem_core::ConnectionId, ApiError> {
+    let connection = active_connection(state).await?;
+    if !is_pipedrive(state, connection).await? {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "the crm.* list filters are answered from the live mirror of a Pipedrive connection; for a Salesforce connection ask GET /api/v1/contacts/{id}/crm per contact",
+        ));
+    }
+    mirror_on(state, connection).await?;
     Ok(connection)
 }
 

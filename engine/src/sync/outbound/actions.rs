@@ -728,7 +728,14 @@ pub async fn execute(
                 .create_deal(&conn.session, &deal)
                 .await
                 .map_err(crm)?;
-            crate::sync::related::note_created_deal(engine, conn, deal_id, &deal).await?;
+            let noted = crate::crm::CrmRelated {
+                name: Some(deal.title.to_owned()),
+                person_id: Some(person_id),
+                stage_id: deal.stage_id,
+                owner_id: deal.owner_id,
+                ..crate::crm::CrmRelated::noted(crate::crm::RelatedKind::Deal, deal_id, "open")
+            };
+            crate::sync::related::note_created(engine, conn, noted).await?;
             json!({ "person_id": person_id, "deal_id": deal_id })
         }
         Params::AssignPersonOwner { owner_id } => {
@@ -772,6 +779,16 @@ pub async fn execute(
                 .create_activity(&conn.session, &activity)
                 .await
                 .map_err(crm)?;
+            let noted = crate::crm::CrmRelated {
+                name: Some(subject.clone()),
+                person_id: Some(person_id),
+                ..crate::crm::CrmRelated::noted(
+                    crate::crm::RelatedKind::Activity,
+                    activity_id,
+                    "open",
+                )
+            };
+            crate::sync::related::note_created(engine, conn, noted).await?;
             json!({ "person_id": person_id, "activity_id": activity_id })
         }
         Params::UpdatePersonField { field, value } => {
