@@ -252,6 +252,9 @@ enum Command {
         /// Opportunities, each with a Contact as its contact role.
         #[arg(long, default_value_t = 10_000)]
         opportunities: usize,
+        /// Tasks, each on a Contact.
+        #[arg(long, default_value_t = 10_000)]
+        tasks: usize,
     },
     /// Salesforce: end-to-end latency both ways (p50/p95/p99/max): app edits through the API
     /// until the simulator holds them, under the write batch window and without; Salesforce
@@ -418,7 +421,8 @@ async fn main() -> anyhow::Result<()> {
             contacts,
             accounts,
             opportunities,
-        } => vec![salesforce::initial_sync(leads, contacts, accounts, opportunities).await?],
+            tasks,
+        } => vec![salesforce::initial_sync(leads, contacts, accounts, opportunities, tasks).await?],
         Command::SalesforceLatency {
             edits,
             poll_secs,

@@ -311,12 +311,13 @@ pub(crate) async fn edits(
 }
 
 /// The initial sync of `leads` Leads and `contacts` Contacts spread over `accounts` Accounts,
-/// and `opportunities` Opportunities with a contact role each.
+/// `opportunities` Opportunities with a contact role each, and `tasks` Tasks on Contacts.
 pub(crate) async fn initial_sync(
     leads: usize,
     contacts: usize,
     accounts: usize,
     opportunities: usize,
+    tasks: usize,
 ) -> anyhow::Result<Section> {
     let sf = app(false, 1000).await?;
     let h = sf.sf.handle();
@@ -340,6 +341,14 @@ pub(crate) async fn initial_sync(
             json!({ "OpportunityId": id, "ContactId": contact_ids[i % contact_ids.len()], "IsPrimary": true }),
         )?;
     }
+    let tasks = if contact_ids.is_empty() { 0 } else { tasks };
+    for i in 0..tasks {
+        h.insert_record(
+            OrgKind::Production,
+            "Task",
+            json!({ "Subject": format!("Call {i}"), "WhoId": contact_ids[i % contact_ids.len()] }),
+        )?;
+    }
     let connection = sf.connect(false).await;
     let before = calls(&sf.sf);
     let started = Instant::now();
@@ -355,22 +364,30 @@ pub(crate) async fn initial_sync(
         RelatedKind::Company,
         RelatedKind::Deal,
         RelatedKind::DealRole,
+        RelatedKind::Activity,
     ] {
         related += crm_related::count(sf.app.store.db(), connection.into(), kind).await?;
     }
-    let records = leads + contacts + accounts + 2 * opportunities;
+    let records = leads + contacts + accounts + 2 * opportunities + tasks;
     // Every stream's pages of 2,000, and at least one query for a stream with no record.
-    let fewest: usize = [leads, contacts, accounts, opportunities, opportunities]
-        .iter()
-        .map(|n| n.div_ceil(2000).max(1))
-        .sum();
+    let fewest: usize = [
+        leads,
+        contacts,
+        accounts,
+        opportunities,
+        opportunities,
+        tasks,
+    ]
+    .iter()
+    .map(|n| n.div_ceil(2000).max(1))
+    .sum();
     let bound = 1.05 * records as f64 / 2000.0;
     let per_sec = (linked as u64 + related) as f64 / elapsed.as_secs_f64();
     Ok(Section {
         id: "salesforce-initial-sync",
-        title: format!("Salesforce: initial sync of {leads} Leads + {contacts} Contacts, {accounts} Accounts, {opportunities} Opportunities with a contact role each (issue 19)"),
+        title: format!("Salesforce: initial sync of {leads} Leads + {contacts} Contacts, {accounts} Accounts, {opportunities} Opportunities with a contact role each, {tasks} Tasks (issue 19)"),
         command: format!(
-            "cargo run -p tandem-bench -- salesforce-initial-sync --leads {leads} --contacts {contacts} --accounts {accounts} --opportunities {opportunities}"
+            "cargo run -p tandem-bench -- salesforce-initial-sync --leads {leads} --contacts {contacts} --accounts {accounts} --opportunities {opportunities} --tasks {tasks}"
         ),
         header: vec![
             "records",
@@ -395,7 +412,7 @@ pub(crate) async fn initial_sync(
             verdict(total as f64 <= bound).to_string(),
         ]],
         notes: vec![format!(
-            "Records = Leads + Contacts + Accounts + Opportunities + OpportunityContactRoles; the initial sync reads the Leads and Contacts, then the Accounts, Opportunities and roles (kept in `crm_related_record` for the journey actions). Calls by operation during the sync (simulator's count; the connect's calls before it are not counted): {}. SQLite, one process with the simulator.",
+            "Records = Leads + Contacts + Accounts + Opportunities + OpportunityContactRoles + Tasks; the initial sync reads the Leads and Contacts, then the Accounts, roles, Opportunities and Tasks (kept in `crm_related_record` for the journey conditions, triggers and actions). Calls by operation during the sync (simulator's count; the connect's calls before it are not counted): {}. SQLite, one process with the simulator.",
             listing(&made)
         )],
     })

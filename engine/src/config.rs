@@ -317,9 +317,9 @@ pub struct SalesforceSettings {
     pub api_reserve: u64,
     /// Seconds between change-capture polls (SOQL on `SystemModstamp`).
     pub poll_interval_secs: u64,
-    /// Seconds between reads of the changed Accounts, Opportunities and contact roles (the
-    /// records journey actions and the duplicates report need); each read is a query and a
-    /// `deleted` call per object.
+    /// Seconds between reads of the changed Accounts, Opportunities, contact roles and Tasks
+    /// (journey conditions and triggers come from them); each read is a query and a `deleted`
+    /// call per object.
     pub related_poll_interval_secs: u64,
     /// The client id sent in `Sforce-Call-Options: client=…` on every write.
     pub call_options_client: String,
