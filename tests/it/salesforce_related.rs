@@ -298,7 +298,7 @@ async fn opportunities_created_moved_won_and_deleted_in_salesforce_reach_the_app
     )
     .unwrap();
     poll().await;
-    let mut events = vec![receiver.next().await.json(), receiver.next().await.json()];
+    let mut events = [receiver.next().await.json(), receiver.next().await.json()];
     events.sort_by_key(|e| e["type"].as_str().unwrap_or_default().to_owned());
     assert_eq!(events[0]["type"], "deal.created");
     assert_eq!(events[0]["data"]["deal"]["Name"], "Beta");
@@ -330,7 +330,7 @@ async fn opportunities_created_moved_won_and_deleted_in_salesforce_reach_the_app
     h.delete_record(P, "Opportunity", &beta).unwrap();
     h.advance_clock(Duration::from_secs(180));
     poll().await;
-    let mut events = vec![
+    let mut events = [
         receiver.next().await.json(),
         receiver.next().await.json(),
         receiver.next().await.json(),
