@@ -9,8 +9,10 @@ use serde_json::json;
 use tandem_engine::crm::salesforce::ids::{person_surrogate, surrogate};
 use tandem_engine::crm::{CrmRelated, RelatedKind};
 use tandem_engine::store::crm_related;
+use tandem_engine::sync::app::{self, EventFilter};
 use tandem_engine::sync::inbound::poller;
 use tandem_engine::sync::{connections, related};
+use tandem_tests::receiver::TestReceiver;
 use tandem_tests::salesforce::{spawn_sf_app, SfApp};
 
 const P: OrgKind = OrgKind::Production;
@@ -35,6 +37,56 @@ fn opportunity(sf: &SfApp, name: &str, account: &str, contact: Option<&str>) -> 
     id
 }
 
+/// A tandem reading the related records at every poll, and a Salesforce org (its clock
+/// three minutes behind: Salesforce's deleted resource covers whole minutes up to tandem's
+/// clock, so a delete made before the clock is moved on lies in a covered minute) with an
+/// Account and a Contact of it; returns them.
+async fn org_with_a_contact() -> (SfApp, String, String) {
+    let sf = spawn_sf_app(SfSimConfig::default(), |settings| {
+        settings.salesforce.related_poll_interval_secs = 0;
+    })
+    .await;
+    let h = sf.sf.handle();
+    h.rewind_clock(Duration::from_secs(180));
+    let account = h
+        .insert_record(P, "Account", json!({ "Name": "Globex" }))
+        .unwrap();
+    let contact = h
+        .insert_record(
+            P,
+            "Contact",
+            json!({ "FirstName": "Con", "LastName": "Tact", "Email": "con@example.com", "AccountId": account }),
+        )
+        .unwrap();
+    (sf, account, contact)
+}
+
+/// An app webhook subscription to `types`, and the receiver it delivers to.
+async fn subscribe(sf: &SfApp, types: &[&str]) -> TestReceiver {
+    let receiver = TestReceiver::start().await;
+    app::create_subscription_with(
+        &sf.app.engine,
+        &receiver.url,
+        app::generate_secret(),
+        EventFilter {
+            event_types: Some(types.iter().map(|t| (*t).to_owned()).collect()),
+            pipeline_ids: Vec::new(),
+            stage_ids: Vec::new(),
+        },
+    )
+    .await
+    .unwrap();
+    receiver
+}
+
+/// A poll of the connection (the related records are due at every one), then the workers.
+async fn poll(sf: &SfApp, connection: uuid::Uuid) {
+    poller::poll_connection(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
+    sf.app.drive().await;
+}
+
 async fn kept(sf: &SfApp, connection: uuid::Uuid, kind: RelatedKind) -> Vec<CrmRelated> {
     crm_related::all(sf.app.store.db(), connection.into(), kind)
         .await
@@ -51,24 +103,8 @@ fn named<'a>(records: &'a [CrmRelated], name: &str) -> &'a CrmRelated {
 #[tokio::test]
 async fn the_initial_sync_keeps_every_account_opportunity_and_contact_role_and_the_poll_follows_their_edits_and_deletes(
 ) {
-    let sf = spawn_sf_app(SfSimConfig::default(), |settings| {
-        settings.salesforce.related_poll_interval_secs = 0;
-    })
-    .await;
+    let (sf, account, contact) = org_with_a_contact().await;
     let h = sf.sf.handle();
-    // Salesforce's deleted resource covers whole minutes up to tandem's clock: the org's
-    // clock runs three minutes behind until the poll, so the delete lies in a covered minute.
-    h.rewind_clock(Duration::from_secs(180));
-    let account = h
-        .insert_record(P, "Account", json!({ "Name": "Globex" }))
-        .unwrap();
-    let contact = h
-        .insert_record(
-            P,
-            "Contact",
-            json!({ "FirstName": "Con", "LastName": "Tact", "Email": "con@example.com", "AccountId": account }),
-        )
-        .unwrap();
     let alpha = opportunity(&sf, "Alpha", &account, Some(&contact));
     let beta = opportunity(&sf, "Beta", &account, None);
     let connection = sf.connect_and_sync(false).await;
@@ -230,23 +266,8 @@ async fn after_a_restart_the_related_records_wait_for_their_interval_and_are_rea
 #[tokio::test]
 async fn opportunities_created_moved_won_and_deleted_in_salesforce_reach_the_app_as_deal_triggers_once_with_their_contacts(
 ) {
-    use tandem_engine::sync::app::{self, EventFilter};
-    let sf = spawn_sf_app(SfSimConfig::default(), |settings| {
-        settings.salesforce.related_poll_interval_secs = 0;
-    })
-    .await;
+    let (sf, account, contact) = org_with_a_contact().await;
     let h = sf.sf.handle();
-    h.rewind_clock(Duration::from_secs(180));
-    let account = h
-        .insert_record(P, "Account", json!({ "Name": "Globex" }))
-        .unwrap();
-    let contact = h
-        .insert_record(
-            P,
-            "Contact",
-            json!({ "FirstName": "Con", "LastName": "Tact", "Email": "con@example.com" }),
-        )
-        .unwrap();
     let alpha = opportunity(&sf, "Alpha", &account, Some(&contact));
     let connection = sf.connect_and_sync(false).await;
     let app_contact = tandem_engine::sync::links::by_person(
@@ -258,37 +279,19 @@ async fn opportunities_created_moved_won_and_deleted_in_salesforce_reach_the_app
     .unwrap()
     .expect("linked")
     .contact_id;
-    let mut receiver = tandem_tests::receiver::TestReceiver::start().await;
-    app::create_subscription_with(
-        &sf.app.engine,
-        &receiver.url,
-        app::generate_secret(),
-        EventFilter {
-            event_types: Some(
-                [
-                    "deal.created",
-                    "deal.stage_changed",
-                    "deal.won",
-                    "deal.deleted",
-                ]
-                .map(str::to_owned)
-                .to_vec(),
-            ),
-            pipeline_ids: Vec::new(),
-            stage_ids: Vec::new(),
-        },
+    let mut receiver = subscribe(
+        &sf,
+        &[
+            "deal.created",
+            "deal.stage_changed",
+            "deal.won",
+            "deal.deleted",
+        ],
     )
-    .await
-    .unwrap();
-    let poll = || async {
-        poller::poll_connection(&sf.app.engine, connection.into())
-            .await
-            .unwrap();
-        sf.app.drive().await;
-    };
+    .await;
 
     // Nothing changed since the initial sync, which announces nothing.
-    poll().await;
+    poll(&sf, connection).await;
     let beta = opportunity(&sf, "Beta", &account, Some(&contact));
     h.update_record_as_user(
         P,
@@ -297,7 +300,7 @@ async fn opportunities_created_moved_won_and_deleted_in_salesforce_reach_the_app
         json!({ "StageName": "Negotiation/Review" }),
     )
     .unwrap();
-    poll().await;
+    poll(&sf, connection).await;
     let mut events = [receiver.next().await.json(), receiver.next().await.json()];
     events.sort_by_key(|e| e["type"].as_str().unwrap_or_default().to_owned());
     assert_eq!(events[0]["type"], "deal.created");
@@ -318,7 +321,7 @@ async fn opportunities_created_moved_won_and_deleted_in_salesforce_reach_the_app
     }
 
     // The overlap reads them again: nothing more. Then Alpha is won and Beta deleted.
-    poll().await;
+    poll(&sf, connection).await;
     assert!(receiver.drain().is_empty(), "a change is announced once");
     h.update_record_as_user(
         P,
@@ -329,7 +332,7 @@ async fn opportunities_created_moved_won_and_deleted_in_salesforce_reach_the_app
     .unwrap();
     h.delete_record(P, "Opportunity", &beta).unwrap();
     h.advance_clock(Duration::from_secs(180));
-    poll().await;
+    poll(&sf, connection).await;
     let mut events = [
         receiver.next().await.json(),
         receiver.next().await.json(),
@@ -345,13 +348,12 @@ async fn opportunities_created_moved_won_and_deleted_in_salesforce_reach_the_app
         ]
     );
     assert_eq!(events[0]["data"]["contact_ids"], json!([app_contact]));
-    poll().await;
+    poll(&sf, connection).await;
     assert!(receiver.drain().is_empty());
 }
 
 #[tokio::test]
 async fn a_deal_a_journey_action_made_or_moved_is_not_announced_back_to_the_app() {
-    use tandem_engine::sync::app::{self, EventFilter};
     let sf = spawn_sf_app(SfSimConfig::default(), |settings| {
         settings.salesforce.related_poll_interval_secs = 0;
     })
@@ -364,19 +366,7 @@ async fn a_deal_a_journey_action_made_or_moved_is_not_announced_back_to_the_app(
     )
     .unwrap();
     let connection = sf.connect_and_sync(false).await;
-    let mut receiver = tandem_tests::receiver::TestReceiver::start().await;
-    app::create_subscription_with(
-        &sf.app.engine,
-        &receiver.url,
-        app::generate_secret(),
-        EventFilter {
-            event_types: Some(vec!["deal.created".into(), "deal.stage_changed".into()]),
-            pipeline_ids: Vec::new(),
-            stage_ids: Vec::new(),
-        },
-    )
-    .await
-    .unwrap();
+    let mut receiver = subscribe(&sf, &["deal.created", "deal.stage_changed"]).await;
     for (action, params, key) in [
         ("add_deal", json!({ "title": "Upsell" }), "own-1"),
         (
@@ -401,10 +391,7 @@ async fn a_deal_a_journey_action_made_or_moved_is_not_announced_back_to_the_app(
         h.record(P, "Opportunity", &id).unwrap()["StageName"],
         "Qualification"
     );
-    poller::poll_connection(&sf.app.engine, connection.into())
-        .await
-        .unwrap();
-    sf.app.drive().await;
+    poll(&sf, connection).await;
     assert!(receiver.drain().is_empty(), "tandem's own writes");
     assert_eq!(
         kept(&sf, connection, RelatedKind::Deal).await[0].stage,
@@ -416,7 +403,6 @@ async fn a_deal_a_journey_action_made_or_moved_is_not_announced_back_to_the_app(
 #[tokio::test]
 async fn a_task_created_and_completed_in_salesforce_reaches_the_app_once_each_and_a_scheduled_activity_is_not_announced_back(
 ) {
-    use tandem_engine::sync::app::{self, EventFilter};
     let sf = spawn_sf_app(SfSimConfig::default(), |settings| {
         settings.salesforce.related_poll_interval_secs = 0;
     })
@@ -430,25 +416,7 @@ async fn a_task_created_and_completed_in_salesforce_reaches_the_app_once_each_an
         )
         .unwrap();
     let connection = sf.connect_and_sync(false).await;
-    let mut receiver = tandem_tests::receiver::TestReceiver::start().await;
-    app::create_subscription_with(
-        &sf.app.engine,
-        &receiver.url,
-        app::generate_secret(),
-        EventFilter {
-            event_types: Some(vec!["activity.created".into(), "activity.completed".into()]),
-            pipeline_ids: Vec::new(),
-            stage_ids: Vec::new(),
-        },
-    )
-    .await
-    .unwrap();
-    let poll = || async {
-        poller::poll_connection(&sf.app.engine, connection.into())
-            .await
-            .unwrap();
-        sf.app.drive().await;
-    };
+    let mut receiver = subscribe(&sf, &["activity.created", "activity.completed"]).await;
     let (status, _) = sf
         .app
         .post_action(
@@ -466,18 +434,18 @@ async fn a_task_created_and_completed_in_salesforce_reaches_the_app_once_each_an
             json!({ "Subject": "Call back", "Status": "Not Started", "WhoId": contact }),
         )
         .unwrap();
-    poll().await;
+    poll(&sf, connection).await;
     let created = receiver.next().await.json();
     assert_eq!(created["type"], "activity.created");
     assert_eq!(created["data"]["activity"]["Subject"], "Call back");
     assert_eq!(created["data"]["activity"]["status"], "open");
     h.update_record_as_user(P, "Task", &task, json!({ "Status": "Completed" }))
         .unwrap();
-    poll().await;
+    poll(&sf, connection).await;
     let completed = receiver.next().await.json();
     assert_eq!(completed["type"], "activity.completed");
     assert_eq!(completed["data"]["activity"]["Id"], task.as_str());
-    poll().await;
+    poll(&sf, connection).await;
     assert!(
         receiver.drain().is_empty(),
         "each change once, and the journey's own Task never"

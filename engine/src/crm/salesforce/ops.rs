@@ -153,8 +153,24 @@ pub(crate) fn person_soql(object: SObject, fields: &[String], reading: Reading) 
         Reading::Listing(since) => (object == SObject::Lead, since),
         Reading::Changes(since) => (false, Some(since)),
     };
+    soql_by_modstamp(
+        &fields.join(", "),
+        object.name(),
+        unconverted_only.then_some("IsConverted = false"),
+        since,
+    )
+}
+
+/// `SELECT {fields} FROM {object}`, only the records that meet `condition` and whose
+/// `SystemModstamp` is at or after `since`, oldest change first.
+fn soql_by_modstamp(
+    fields: &str,
+    object: &str,
+    condition: Option<&str>,
+    since: Option<DateTime<Utc>>,
+) -> String {
     let conditions: Vec<String> = [
-        unconverted_only.then(|| "IsConverted = false".to_owned()),
+        condition.map(str::to_owned),
         since.map(|since| format!("SystemModstamp >= {}", soql_time(since))),
     ]
     .into_iter()
@@ -165,11 +181,7 @@ pub(crate) fn person_soql(object: SObject, fields: &[String], reading: Reading) 
     } else {
         format!(" WHERE {}", conditions.join(" AND "))
     };
-    format!(
-        "SELECT {} FROM {}{filter} ORDER BY SystemModstamp, Id",
-        fields.join(", "),
-        object.name()
-    )
+    format!("SELECT {fields} FROM {object}{filter} ORDER BY SystemModstamp, Id")
 }
 
 async fn fields_for(
@@ -528,20 +540,10 @@ pub(crate) async fn related_page(
         Some(url) => client.query_more(s, url).await?,
         None => {
             // Tasks only on a Lead or Contact: the others concern no person.
-            let conditions: Vec<String> = [
-                (stream == "Task").then(|| "WhoId != null".to_owned()),
-                since.map(|since| format!("SystemModstamp >= {}", soql_time(since))),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            let filter = if conditions.is_empty() {
-                String::new()
-            } else {
-                format!(" WHERE {}", conditions.join(" AND "))
-            };
-            let soql = format!("SELECT {fields} FROM {stream}{filter} ORDER BY SystemModstamp, Id");
-            client.query(s, &soql).await?
+            let condition = (stream == "Task").then_some("WhoId != null");
+            client
+                .query(s, &soql_by_modstamp(fields, stream, condition, since))
+                .await?
         }
     };
     let mut items = Vec::with_capacity(page.records.len());
