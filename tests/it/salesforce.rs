@@ -1429,6 +1429,19 @@ async fn matching_a_batch_of_new_contacts_by_email_takes_one_query_per_object_co
     assert_eq!(linked[2], person_surrogate(&new[0]));
 }
 
+/// The contacts list with `query`: its status and body.
+async fn listed(
+    app: &tandem_tests::TestApp,
+    query: &str,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let answer = app
+        .api(reqwest::Method::GET, &format!("/api/v1/contacts?{query}"))
+        .send()
+        .await
+        .unwrap();
+    (answer.status(), answer.json().await.unwrap())
+}
+
 #[tokio::test]
 async fn a_salesforce_contacts_journey_conditions_come_from_the_kept_opportunities_and_tasks_and_what_it_cannot_answer_is_said(
 ) {
@@ -1480,21 +1493,30 @@ async fn a_salesforce_contacts_journey_conditions_come_from_the_kept_opportuniti
     assert_eq!(body["done_activities"][0]["Subject"], "Intro call");
     assert!(body["freshest_at"].is_string());
 
-    // The crm.* list filters are SQL over the Pipedrive mirror.
-    let filtered = sf
-        .app
-        .api(Method::GET, "/api/v1/contacts?crm.deal.status=open")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(filtered.status(), StatusCode::CONFLICT);
-    let body: serde_json::Value = filtered.json().await.unwrap();
-    assert!(
-        body["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("Salesforce")),
-        "{body}"
+    // The deal filters of the contacts list, over the same records; the others are refused.
+    let stage = tandem_engine::crm::salesforce::ids::surrogate("Prospecting");
+    for query in [
+        "crm.deal.status=open".to_owned(),
+        format!("crm.deal.stage_id={stage}&crm.deal.status=open"),
+    ] {
+        let (status, body) = listed(&sf.app, &query).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            body["data"].as_array().map(|d| d.len()),
+            Some(1),
+            "{query}: {body}"
+        );
+        assert_eq!(body["data"][0]["id"], json!(link.contact_id));
+    }
+    let (status, body) = listed(&sf.app, "crm.deal.status=won").await;
+    assert_eq!(
+        (status, body["data"].as_array().map(Vec::len)),
+        (StatusCode::OK, Some(0))
     );
+    let (status, body) = listed(&sf.app, "crm.deal.pipeline_id=1").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["code"], "validation_failed");
+    assert!(body.to_string().contains("Salesforce"), "{body}");
 
     let subscription = sf
         .app

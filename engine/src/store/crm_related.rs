@@ -297,3 +297,99 @@ pub async fn note_deal_stage(
         .await?;
     Ok(())
 }
+
+/// The `crm.deal.*` list filters for a connection whose deals are kept here (Salesforce): a
+/// subquery of the ids of the persons with a live deal that satisfies every given part (the
+/// same deal), through a live role or as the person tandem created it for, for `person_id IN
+/// (…)`; parameters numbered after `first_param - 1` already bound on Postgres, `?` on SQLite.
+/// `Err` names a filter these records cannot answer (the person's owner and organization, a
+/// deal's pipeline, activity types, leads).
+pub fn person_subqueries(
+    db: &impl Conn,
+    connection: ConnectionId,
+    conditions: &super::crm_conditions::CrmConditions,
+    first_param: usize,
+) -> Result<super::crm_conditions::PersonSubqueries, &'static str> {
+    let unanswerable = [
+        (conditions.owner_id.is_some(), "crm.owner_id"),
+        (conditions.org_id.is_some(), "crm.org_id"),
+        (
+            conditions.deal.pipeline_id.is_some(),
+            "crm.deal.pipeline_id",
+        ),
+        (
+            conditions.activity_open_type.is_some(),
+            "crm.activity.open_type",
+        ),
+        (conditions.lead_open.is_some(), "crm.lead.open"),
+    ];
+    if let Some((_, name)) = unanswerable.iter().find(|(given, _)| *given) {
+        return Err(name);
+    }
+    let mut p = Params {
+        backend: sea_orm::ConnectionTrait::get_database_backend(db.raw()),
+        offset: first_param.saturating_sub(1),
+        values: Vec::new(),
+    };
+    let deal = &conditions.deal;
+    let through_roles = {
+        let c = p.bind(connection.uuid().into());
+        let parts = deal_parts(&mut p, deal);
+        format!(
+            "SELECT r.person_id FROM crm_related_record r JOIN crm_related_record d \
+             ON d.connection_id = r.connection_id AND d.kind = 'deal' AND d.record_id = r.deal_id \
+             WHERE r.connection_id = {c} AND r.kind = 'deal_role' AND r.deleted_at IS NULL \
+             AND r.person_id IS NOT NULL AND d.deleted_at IS NULL{parts}"
+        )
+    };
+    let created_for = {
+        let c = p.bind(connection.uuid().into());
+        let parts = deal_parts(&mut p, deal);
+        format!(
+            "SELECT d.person_id FROM crm_related_record d WHERE d.connection_id = {c} \
+             AND d.kind = 'deal' AND d.deleted_at IS NULL AND d.person_id IS NOT NULL{parts}"
+        )
+    };
+    let values = p.values;
+    Ok(super::crm_conditions::PersonSubqueries {
+        include: vec![format!("{through_roles} UNION {created_for}")],
+        exclude: Vec::new(),
+        values,
+    })
+}
+
+/// The parameters of subqueries being built, in the order they appear (SQLite binds `?` in
+/// that order; Postgres numbers them after the ones the caller binds).
+struct Params {
+    backend: sea_orm::DbBackend,
+    offset: usize,
+    values: Vec<sea_orm::Value>,
+}
+
+impl Params {
+    fn bind(&mut self, value: sea_orm::Value) -> String {
+        self.values.push(value);
+        match self.backend {
+            sea_orm::DbBackend::Postgres => format!("${}", self.values.len() + self.offset),
+            _ => "?".to_owned(),
+        }
+    }
+}
+
+/// ` AND d.stage_id = … AND d.status = … AND d.owner_id = …` for the given parts of `deal`.
+fn deal_parts(p: &mut Params, deal: &super::crm_conditions::DealCondition) -> String {
+    let mut out = String::new();
+    if let Some(stage) = deal.stage_id {
+        out.push_str(&format!(" AND d.stage_id = {}", p.bind(stage.into())));
+    }
+    if let Some(status) = &deal.status {
+        out.push_str(&format!(
+            " AND d.status = {}",
+            p.bind(status.clone().into())
+        ));
+    }
+    if let Some(owner) = deal.owner_id {
+        out.push_str(&format!(" AND d.owner_id = {}", p.bind(owner.into())));
+    }
+    out
+}

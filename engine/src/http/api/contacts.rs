@@ -164,12 +164,7 @@ pub(super) async fn crm(
         crate::sync::related::conditions(&state.engine, &conn, person)
             .await
             .map_err(api_error)?
-            .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::Conflict,
-                "tandem has not read the Salesforce connection's Opportunities and Tasks yet (its initial sync is running): ask again when it has finished",
-            )
-        })?
+            .ok_or_else(not_read_yet)?
     };
     let mut body = serde_json::to_value(&records).unwrap_or_default();
     body["contact_id"] = json!(id);
@@ -209,18 +204,17 @@ async fn mirror_on(
     Ok(())
 }
 
-/// The active connection for the `crm.*` list filters: a Pipedrive connection with its live
-/// mirror on (the filters are SQL over the mirror); else 409 `conflict`.
-async fn crm_connection(state: &AppState) -> Result<tandem_core::ConnectionId, ApiError> {
-    let connection = active_connection(state).await?;
-    if !is_pipedrive(state, connection).await? {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            "the crm.* list filters are answered from the live mirror of a Pipedrive connection; for a Salesforce connection ask GET /api/v1/contacts/{id}/crm per contact",
-        ));
-    }
-    mirror_on(state, connection).await?;
-    Ok(connection)
+/// Why a `crm.*` filter other than the deal's stage, status and owner is refused on a
+/// Salesforce connection.
+const NOT_ON_SALESFORCE: &str = "is not available on a Salesforce connection: tandem keeps its Opportunities (crm.deal.stage_id, crm.deal.status, crm.deal.owner_id), not the persons' owners and organizations, activity types or leads";
+
+/// 409 `conflict`: a Salesforce connection whose initial sync has not read its Opportunities
+/// and Tasks yet.
+fn not_read_yet() -> ApiError {
+    ApiError::new(
+        ErrorCode::Conflict,
+        "tandem has not read the Salesforce connection's Opportunities and Tasks yet (its initial sync is running): ask again when it has finished",
+    )
 }
 
 /// `PATCH /api/v1/contacts/{id}` `{fields}`: absent fields stay, `null` clears.
@@ -473,15 +467,35 @@ pub(super) async fn list(
     let crm = match crm {
         None => None,
         Some(conditions) => {
-            let connection = crm_connection(&state).await?;
-            let db = crate::store::mirror::MirrorDb::in_store(&state.store);
-            match crate::store::crm_conditions::person_subqueries(&db, &conditions, 2).await? {
-                Some(persons) => Some((connection.uuid(), persons)),
-                // A table or column a filter needs is not in the mirror yet: nobody matches.
-                None => {
-                    return Ok(Json(json!({ "data": [], "next_cursor": null })));
+            let connection = active_connection(&state).await?;
+            let persons = if is_pipedrive(&state, connection).await? {
+                mirror_on(&state, connection).await?;
+                let db = crate::store::mirror::MirrorDb::in_store(&state.store);
+                match crate::store::crm_conditions::person_subqueries(&db, &conditions, 2).await? {
+                    Some(persons) => persons,
+                    // A table or column a filter needs is not in the mirror yet: nobody matches.
+                    None => return Ok(Json(json!({ "data": [], "next_cursor": null }))),
                 }
-            }
+            } else {
+                // Salesforce: the deal filters, over the Opportunities tandem keeps.
+                let conn = crate::sync::connections::load(&state.engine, connection)
+                    .await
+                    .map_err(api_error)?;
+                if !crate::sync::related::known(&state.engine, &conn)
+                    .await
+                    .map_err(api_error)?
+                {
+                    return Err(not_read_yet());
+                }
+                crate::store::crm_related::person_subqueries(
+                    &state.store,
+                    connection,
+                    &conditions,
+                    2,
+                )
+                .map_err(|name| invalid(name, NOT_ON_SALESFORCE))?
+            };
+            Some((connection.uuid(), persons))
         }
     };
     let page_query = PageQuery {
