@@ -308,9 +308,11 @@ pub async fn poll_stream(
                 }
             }
         }
-        changed += retry_lost_link_race(|| async {
+        // The record keys read with the page are taken once (see `page_transaction`).
+        let keys = conn.crm.take_new_record_keys(conn.id);
+        changed += page_transaction(engine, conn, &keys, || async {
             let now = engine.now();
-            let txn = engine.store.begin().await?;
+            let txn = begin_with_keys(engine, conn, &keys).await?;
             let mut changed = 0;
             for person in &page.items {
                 let applied = inbound::apply_person_in(&txn, engine, conn, person, now).await?;
@@ -438,13 +440,11 @@ pub async fn initial_sync(
             .map(|cursor| PageFetch::start(&conn, Some(cursor), window_from));
         crate::sync::organizations::learn_names(engine, &conn, &page.items).await?;
         let done = progress.done + page.items.len() as u64;
-        // The record keys read with the page are taken once: a transaction lost to a race
-        // (below) or failing leaves them to be stored on their own.
+        // The record keys read with the page are taken once (see `page_transaction`).
         let keys = conn.crm.take_new_record_keys(conn.id);
-        let applied = retry_lost_link_race(|| async {
+        let applied = page_transaction(engine, &conn, &keys, || async {
             let now = engine.now();
-            let txn = engine.store.begin().await?;
-            connections::remember_record_keys(engine, &txn, &conn, &keys).await?;
+            let txn = begin_with_keys(engine, &conn, &keys).await?;
             let applied = inbound::apply_page_in(&txn, engine, &conn, &page.items, now).await?;
             cursors::set(&txn, conn.id, INITIAL_COUNT, &done.to_string(), now).await?;
             match &page.next_cursor {
@@ -454,14 +454,7 @@ pub async fn initial_sync(
             txn.commit().await?;
             Ok(applied)
         })
-        .await;
-        let applied = match applied {
-            Ok(applied) => applied,
-            Err(error) => {
-                connections::keep_record_keys(engine, &conn, &keys).await;
-                return Err(error);
-            }
-        };
+        .await?;
         for applied in applied {
             match applied {
                 Applied::Created { .. } => progress.created += 1,
@@ -527,30 +520,49 @@ async fn finish_in<C: Conn>(
     Ok(())
 }
 
-/// Runs a page's transaction again when it lost a race to link one of its persons: another
-/// writer (a webhook's event, a second run of the same initial sync, another replica) linked
-/// the person or contact between this transaction's reads and its writes, and the unique
-/// constraint refused the second link with the whole transaction. Run again, the page sees
-/// that link and follows it. A few attempts; a race lost every time is returned.
-async fn retry_lost_link_race<T, F, Fut>(mut run: F) -> Result<T, SyncError>
+/// Runs a page's transaction (`run`, which begins it with [`begin_with_keys`]) and, should it
+/// fail, stores the page's record `keys` on their own: taken from the connector, they would
+/// otherwise be lost with it. A transaction that lost a race to link one of its persons runs
+/// again: another writer (a webhook's event, a second run of the same initial sync, another
+/// replica) linked the person or contact between this transaction's reads and its writes, and
+/// the unique constraint refused the second link with the whole transaction. Run again, the
+/// page sees that link and follows it. A few attempts; a race lost every time is returned.
+async fn page_transaction<T, F, Fut>(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    keys: &[(i64, String)],
+    mut run: F,
+) -> Result<T, SyncError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, SyncError>>,
 {
     const ATTEMPTS: usize = 3;
     let mut attempt = 1;
-    loop {
+    let outcome = loop {
         match run().await {
             Err(SyncError::Store(error)) if attempt < ATTEMPTS && lost_link_race(&error) => {
-                tracing::info!(
-                    attempt,
-                    "A page lost a race to link a person; it is applied again."
-                );
+                tracing::info!(connection_id = %conn.id, attempt, "A page lost a race to link a person; it is applied again.");
                 attempt += 1;
             }
-            other => return other,
+            other => break other,
         }
+    };
+    if outcome.is_err() {
+        connections::keep_record_keys(engine, conn, keys).await;
     }
+    outcome
+}
+
+/// A page's transaction, storing the record keys read with the page first.
+async fn begin_with_keys(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    keys: &[(i64, String)],
+) -> Result<crate::store::Tx, SyncError> {
+    let txn = engine.store.begin().await?;
+    connections::remember_record_keys(engine, &txn, conn, keys).await?;
+    Ok(txn)
 }
 
 fn lost_link_race(error: &StoreError) -> bool {
