@@ -34,6 +34,7 @@ impl MigrationTrait for Migration {
                     .col(optional_id("stage_id"))
                     .col(optional_text("status"))
                     .col(optional_id("owner_id"))
+                    .col(optional_text("due_on"))
                     .col(optional_text("created_in_crm"))
                     .col(optional_text("modified_in_crm"))
                     .col(ColumnDef::new(id("raw")).json())

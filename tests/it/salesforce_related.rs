@@ -451,3 +451,65 @@ async fn a_task_created_and_completed_in_salesforce_reaches_the_app_once_each_an
         "each change once, and the journey's own Task never"
     );
 }
+
+#[tokio::test]
+async fn an_open_task_past_its_due_date_is_announced_overdue_once() {
+    let sf = spawn_sf_app(SfSimConfig::default(), |_| {}).await;
+    let h = sf.sf.handle();
+    let contact = h
+        .insert_record(
+            P,
+            "Contact",
+            json!({ "FirstName": "Con", "LastName": "Tact", "Email": "con@example.com" }),
+        )
+        .unwrap();
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    let late = h
+        .insert_record(
+            P,
+            "Task",
+            json!({ "Subject": "Late call", "WhoId": contact, "ActivityDate": yesterday }),
+        )
+        .unwrap();
+    for (subject, status, due) in [
+        ("Later call", "Not Started", &tomorrow),
+        ("Done call", "Completed", &yesterday),
+    ] {
+        h.insert_record(
+            P,
+            "Task",
+            json!({ "Subject": subject, "Status": status, "WhoId": contact, "ActivityDate": due }),
+        )
+        .unwrap();
+    }
+    let connection = sf.connect_and_sync(false).await;
+    let app_contact = tandem_engine::sync::links::by_person(
+        sf.app.store.db(),
+        connection.into(),
+        person_surrogate(&contact),
+    )
+    .await
+    .unwrap()
+    .expect("linked")
+    .contact_id;
+    let mut receiver = subscribe(&sf, &["activity.overdue"]).await;
+    for _ in 0..2 {
+        tandem_engine::sync::triggers::scan_overdue(&sf.app.engine)
+            .await
+            .unwrap();
+        sf.app.drive().await;
+    }
+    let overdue = receiver.next().await.json();
+    assert_eq!(overdue["type"], "activity.overdue");
+    assert_eq!(overdue["data"]["activity"]["Id"], late.as_str());
+    assert_eq!(overdue["data"]["contact_ids"], json!([app_contact]));
+    assert!(
+        receiver.drain().is_empty(),
+        "once, and only the open one due"
+    );
+}

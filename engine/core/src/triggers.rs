@@ -151,7 +151,7 @@ impl Trigger {
 
 impl Trigger {
     /// The kinds a Salesforce connection sends (from its Opportunities and Tasks).
-    pub const FROM_SALESFORCE: [&'static str; 9] = [
+    pub const FROM_SALESFORCE: [&'static str; 10] = [
         "deal.created",
         "deal.stage_changed",
         "deal.won",
@@ -161,6 +161,7 @@ impl Trigger {
         "deal.deleted",
         "activity.created",
         "activity.completed",
+        "activity.overdue",
     ];
 }
 
@@ -170,7 +171,7 @@ pub struct TriggerSources {
     /// Connections not disconnected, of any CRM.
     pub connections: usize,
     /// Of those, Pipedrive connections (every trigger); the others are Salesforce connections,
-    /// whose Opportunities' changes become the deal triggers.
+    /// whose Opportunities and Tasks become the deal and activity triggers.
     pub pipedrive: usize,
     /// Whether any of those Pipedrive connections keeps a live mirror (the date trigger scans
     /// it, and lead webhooks are registered only with it).
@@ -186,9 +187,13 @@ pub fn unavailable_reason(kind: &str, sources: TriggerSources) -> Option<&'stati
     if sources.connections == 0 {
         return Some("no CRM connection is active: CRM triggers start once Pipedrive is connected");
     }
-    if sources.pipedrive == 0 && !Trigger::FROM_SALESFORCE.contains(&kind) {
+    // Salesforce connections send these from their Opportunities and Tasks.
+    if sources.connections > sources.pipedrive && Trigger::FROM_SALESFORCE.contains(&kind) {
+        return None;
+    }
+    if sources.pipedrive == 0 {
         return Some(
-            "Salesforce connections send the deal triggers and activity.created / activity.completed only (from their Opportunities and Tasks, read every salesforce.related_poll_interval_secs); person, organization, lead and activity.overdue triggers come from Pipedrive connections",
+            "Salesforce connections send the deal and activity triggers only (from their Opportunities and Tasks, read every salesforce.related_poll_interval_secs); person, organization and lead triggers come from Pipedrive connections",
         );
     }
     if matches!(kind, "activity.overdue" | "lead.created") && !sources.mirrored {
@@ -390,14 +395,24 @@ mod tests {
         };
         for kind in Trigger::KINDS {
             let reason = unavailable_reason(kind, salesforce_only);
-            if kind.starts_with("deal.")
-                || ["activity.created", "activity.completed"].contains(&kind)
-            {
+            if kind.starts_with("deal.") || kind.starts_with("activity.") {
                 assert_eq!(reason, None, "{kind}: from the Opportunities and Tasks");
             } else {
                 assert!(reason.is_some_and(|r| r.contains("Salesforce")), "{kind}");
             }
         }
+        // Beside a Pipedrive connection without its mirror, the Tasks of a Salesforce one
+        // still become overdue; Pipedrive's leads still need the mirror.
+        let both_unmirrored = TriggerSources {
+            connections: 2,
+            pipedrive: 1,
+            mirrored: false,
+        };
+        assert_eq!(
+            unavailable_reason("activity.overdue", both_unmirrored),
+            None
+        );
+        assert!(unavailable_reason("lead.created", both_unmirrored).is_some());
         let none = TriggerSources {
             connections: 0,
             pipedrive: 0,

@@ -91,6 +91,8 @@ pub struct CrmRelated {
     pub status: Option<String>,
     /// The user who owns it.
     pub owner_id: Option<i64>,
+    /// The day an activity is due (`YYYY-MM-DD`; Salesforce: a Task's `ActivityDate`).
+    pub due_on: Option<String>,
     /// When the CRM created and last changed it, as the CRM writes times.
     pub created: Option<String>,
     pub modified: Option<String>,
@@ -115,6 +117,7 @@ impl CrmRelated {
             stage_id: None,
             status: Some(status.to_owned()),
             owner_id: None,
+            due_on: None,
             created: None,
             modified: None,
             deleted: false,

@@ -35,6 +35,7 @@ pub async fn save(
             stage_id: Set(item.stage_id),
             status: Set(item.status.clone()),
             owner_id: Set(item.owner_id),
+            due_on: Set(item.due_on.clone()),
             created_in_crm: Set(item.created.clone()),
             modified_in_crm: Set(item.modified.clone()),
             raw: Set(Some(item.raw.clone())),
@@ -51,6 +52,7 @@ pub async fn save(
             Column::StageId,
             Column::Status,
             Column::OwnerId,
+            Column::DueOn,
             Column::CreatedInCrm,
             Column::ModifiedInCrm,
             Column::Raw,
@@ -64,7 +66,7 @@ pub async fn save(
         .to_owned();
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
-        let chunk: Vec<row::ActiveModel> = rows.by_ref().take(MAX_BIND_PARAMS / 16).collect();
+        let chunk: Vec<row::ActiveModel> = rows.by_ref().take(MAX_BIND_PARAMS / 17).collect();
         row::Entity::insert_many(chunk)
             .on_conflict(on_conflict.clone())
             .exec_without_returning(db.raw())
@@ -232,6 +234,7 @@ fn related_of(kind: RelatedKind, r: row::Model) -> CrmRelated {
         stage_id: r.stage_id,
         status: r.status,
         owner_id: r.owner_id,
+        due_on: r.due_on,
         created: r.created_in_crm,
         modified: r.modified_in_crm,
         deleted: r.deleted_at.is_some(),
@@ -260,6 +263,7 @@ pub async fn note_created(
         stage_id: Set(deal.stage_id),
         status: Set(deal.status.clone()),
         owner_id: Set(deal.owner_id),
+        due_on: Set(deal.due_on.clone()),
         created_in_crm: Set(None),
         modified_in_crm: Set(None),
         raw: Set(None),
@@ -392,4 +396,28 @@ fn deal_parts(p: &mut Params, deal: &super::crm_conditions::DealCondition) -> St
         out.push_str(&format!(" AND d.owner_id = {}", p.bind(owner.into())));
     }
     out
+}
+
+/// Every kept open activity due on or before `day` (`YYYY-MM-DD`), of every connection.
+pub async fn open_activities_due(
+    db: &impl Conn,
+    day: &str,
+) -> Result<Vec<(ConnectionId, CrmRelated)>, StoreError> {
+    Ok(row::Entity::find()
+        .filter(Column::Kind.eq(RelatedKind::Activity.as_str()))
+        .filter(Column::DeletedAt.is_null())
+        .filter(Column::Status.eq("open"))
+        .filter(Column::DueOn.lte(day))
+        .order_by_asc(Column::ConnectionId)
+        .order_by_asc(Column::RecordId)
+        .all(db.raw())
+        .await?
+        .into_iter()
+        .map(|r| {
+            (
+                ConnectionId::from(r.connection_id),
+                related_of(RelatedKind::Activity, r),
+            )
+        })
+        .collect())
 }

@@ -587,40 +587,103 @@ pub async fn scan_overdue(engine: &Engine) -> Result<usize, SyncError> {
             let Trigger::ActivityOverdue { due_at } = trigger else {
                 continue;
             };
-            let txn = engine.store.begin().await?;
-            // Another scan (a replica, a restart) may have announced it meanwhile.
-            if !crm_events::announce_once(&txn, connection, KIND, &id, &due_at.to_string(), now)
-                .await?
-            {
-                txn.rollback().await?;
-                continue;
-            }
-            let mut contacts: Vec<ContactId> = Vec::new();
-            for person in persons_of(&activity) {
-                if let Some(link) = links::by_person(&txn, connection, person).await? {
-                    contacts.push(link.contact_id);
-                }
-            }
-            let occurred_at = DateTime::from_timestamp(due_at, 0).unwrap_or(now);
-            let event = json!({
-                "type": KIND,
-                "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                "data": {
-                    "object": "activity",
-                    "id": id,
-                    "activity": activity,
-                    "previous": Value::Null,
-                    "change": details(&trigger),
-                    "contact_ids": contacts,
-                    "occurred_at": occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                    "late": false,
-                    "catch_up": false,
-                },
-            });
-            queued += app::crm_event(&txn, KIND, &contacts, &[], &event, now).await?;
-            txn.commit().await?;
+            queued += announce_overdue(
+                engine,
+                connection,
+                &id,
+                &activity,
+                &persons_of(&activity),
+                due_at,
+            )
+            .await?;
         }
     }
+    // Connections without a live mirror keep their activities themselves (Salesforce's Tasks,
+    // `sync::related`): open ones due by today.
+    let mut announced = HashMap::new();
+    for (connection, activity) in crm_related::open_activities_due(&engine.store, &today).await? {
+        if let std::collections::hash_map::Entry::Vacant(slot) = announced.entry(connection) {
+            slot.insert(crm_events::announced(&engine.store, connection, KIND).await?);
+        }
+        let id = activity.id.to_string();
+        let state = ActivityDue {
+            done: false,
+            deleted: false,
+            due_at: activity
+                .due_on
+                .as_deref()
+                .and_then(|day| due_at(&json!({ "due_date": day }))),
+        };
+        let before = announced
+            .get(&connection)
+            .and_then(|a| a.get(&id))
+            .and_then(|a| a.parse().ok());
+        let Some(Trigger::ActivityOverdue { due_at }) =
+            triggers::activity_overdue(&state, before, now.timestamp())
+        else {
+            continue;
+        };
+        let mut found = match &activity.raw {
+            Value::Object(fields) => fields.clone(),
+            _ => Map::new(),
+        };
+        found.insert("status".into(), json!(activity.status));
+        let persons: Vec<PersonId> = activity.person_id.into_iter().collect();
+        queued += announce_overdue(
+            engine,
+            connection,
+            &id,
+            &Value::Object(found),
+            &persons,
+            due_at,
+        )
+        .await?;
+    }
+    Ok(queued)
+}
+
+/// Announces `activity.overdue` for activity `id` (the record, `activity`; the persons it
+/// concerns) due at `due_at`, once per due time: another scan (a replica, a restart) may have
+/// announced it meanwhile. Returns how many deliveries were queued.
+async fn announce_overdue(
+    engine: &Engine,
+    connection: tandem_core::ConnectionId,
+    id: &str,
+    activity: &Value,
+    persons: &[PersonId],
+    due_at: i64,
+) -> Result<usize, SyncError> {
+    const KIND: &str = "activity.overdue";
+    let now = engine.now();
+    let txn = engine.store.begin().await?;
+    if !crm_events::announce_once(&txn, connection, KIND, id, &due_at.to_string(), now).await? {
+        txn.rollback().await?;
+        return Ok(0);
+    }
+    let mut contacts: Vec<ContactId> = Vec::new();
+    for person in persons {
+        if let Some(link) = links::by_person(&txn, connection, *person).await? {
+            contacts.push(link.contact_id);
+        }
+    }
+    let occurred_at = DateTime::from_timestamp(due_at, 0).unwrap_or(now);
+    let event = json!({
+        "type": KIND,
+        "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "data": {
+            "object": "activity",
+            "id": id,
+            "activity": activity,
+            "previous": Value::Null,
+            "change": details(&Trigger::ActivityOverdue { due_at }),
+            "contact_ids": contacts,
+            "occurred_at": occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "late": false,
+            "catch_up": false,
+        },
+    });
+    let queued = app::crm_event(&txn, KIND, &contacts, &[], &event, now).await?;
+    txn.commit().await?;
     Ok(queued)
 }
 

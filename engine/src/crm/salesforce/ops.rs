@@ -482,6 +482,7 @@ fn related_of(
         }
         .map(str::to_owned),
         owner_id: id_of("OwnerId")?,
+        due_on: record.text("ActivityDate").map(str::to_owned),
         created: record.text("CreatedDate").map(str::to_owned),
         modified: record.text("SystemModstamp").map(str::to_owned),
         deleted: false,
@@ -524,6 +525,7 @@ pub(crate) async fn related_page(
                     stage_id: None,
                     status: None,
                     owner_id: None,
+                    due_on: None,
                     created: None,
                     modified: at,
                     deleted: true,

@@ -19,6 +19,7 @@ pub struct Model {
     pub stage_id: Option<i64>,
     pub status: Option<String>,
     pub owner_id: Option<i64>,
+    pub due_on: Option<String>,
     pub created_in_crm: Option<String>,
     pub modified_in_crm: Option<String>,
     pub raw: Option<Json>,

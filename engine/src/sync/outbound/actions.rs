@@ -782,6 +782,7 @@ pub async fn execute(
             let noted = crate::crm::CrmRelated {
                 name: Some(subject.clone()),
                 person_id: Some(person_id),
+                due_on: due_date.clone(),
                 ..crate::crm::CrmRelated::noted(
                     crate::crm::RelatedKind::Activity,
                     activity_id,
