@@ -105,7 +105,7 @@ fn finish(document: &mut Value) {
     document["webhooks"] = json!({
         "contactEvent": {
             "post": {
-                "summary": "A contact changed in Pipedrive (contact.created, contact.updated), was linked or unlinked (contact.linked, contact.unlinked), or could not be written to Pipedrive (contact.sync_failed); a journey action finished (action.done, action.failed); for subscriptions that name them in event_types, a journey trigger from Pipedrive (deal.created, deal.stage_changed, deal.won, deal.lost, deal.reopened, deal.owner_changed, deal.deleted, activity.created, activity.completed, activity.overdue, person.owner_changed, person.deleted, person.merged, organization.changed, lead.created, lead.converted: data has object, id, the record, previous, change, contact_ids, occurred_at, late). Signed with Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature: v1,<base64 HMAC-SHA256 of id.timestamp.body>); a contact's events arrive in order; retried with backoff until a 2xx.",
+                "summary": "A contact changed in Pipedrive (contact.created, contact.updated), was linked or unlinked (contact.linked, contact.unlinked), or could not be written to Pipedrive (contact.sync_failed); a journey action finished (action.done, action.failed); for subscriptions that name them in event_types, a journey trigger from Pipedrive, or from Salesforce's Opportunities and Tasks for the deal.* and activity.* ones (deal.created, deal.stage_changed, deal.won, deal.lost, deal.reopened, deal.owner_changed, deal.deleted, activity.created, activity.completed, activity.overdue, person.owner_changed, person.deleted, person.merged, organization.changed, lead.created, lead.converted: data has object, id, the record, previous, change, contact_ids, occurred_at, late). Signed with Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature: v1,<base64 HMAC-SHA256 of id.timestamp.body>); a contact's events arrive in order; retried with backoff until a 2xx.",
                 "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ContactEvent" } } } },
                 "responses": { "200": { "description": "Any 2xx acknowledges the event." } }
             }
@@ -301,9 +301,10 @@ pub(crate) struct Subscription {
     pipeline_ids: Vec<i64>,
     stage_ids: Vec<i64>,
     /// The CRM trigger types among `event_types` that cannot fire with today's connections,
-    /// with why: no active connection, only Salesforce connections (which send the deal
-    /// triggers only, from their Opportunities), or
-    /// `activity.overdue` / `lead.created` while no Pipedrive connection keeps its live mirror.
+    /// with why: no active connection, only Salesforce connections (which send the deal and
+    /// activity triggers only, from their Opportunities and Tasks), or `lead.created` (and
+    /// `activity.overdue` without a Salesforce connection) while no Pipedrive connection keeps
+    /// its live mirror.
     /// Empty when every type can fire.
     unavailable_event_types: Vec<UnavailableEventType>,
 }
