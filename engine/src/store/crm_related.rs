@@ -1,5 +1,6 @@
 //! The records a CRM relates to its people (`crm_related_record`): Salesforce Accounts,
-//! Opportunities and their contact roles, per connection, for the journey actions.
+//! Opportunities, their contact roles and Tasks, per connection, for the journey conditions,
+//! triggers and actions.
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
@@ -9,6 +10,9 @@ use tandem_core::{ConnectionId, PersonId};
 use super::entities::crm_related_record::{self as row, Column};
 use super::{Conn, StoreError, MAX_BIND_PARAMS};
 use crate::crm::{CrmRelated, RelatedKind};
+
+/// The table's columns: the values one row binds.
+const COLUMNS: usize = 17;
 
 /// Stores `items`: a record seen again replaces what was stored (and is live again); a
 /// deleted one is marked `deleted_at`. A deal's person (set when tandem created it) stays
@@ -66,7 +70,7 @@ pub async fn save(
         .to_owned();
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
-        let chunk: Vec<row::ActiveModel> = rows.by_ref().take(MAX_BIND_PARAMS / 17).collect();
+        let chunk: Vec<row::ActiveModel> = rows.by_ref().take(MAX_BIND_PARAMS / COLUMNS).collect();
         row::Entity::insert_many(chunk)
             .on_conflict(on_conflict.clone())
             .exec_without_returning(db.raw())

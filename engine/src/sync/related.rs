@@ -1,5 +1,6 @@
-//! The records a CRM relates to its people (Salesforce Accounts, Opportunities and their
-//! contact roles), kept per connection: the initial sync reads every one, then every
+//! The records a CRM relates to its people (Salesforce Accounts, Opportunities, their contact
+//! roles and Tasks), kept per connection for the journey conditions, triggers and actions
+//! (ADR 23): the initial sync reads every one, then every
 //! `salesforce.related_poll_interval_secs` the changes and deletes since each stream's cursor
 //! are read. Each stream's listing resumes at its last stored page after a crash; a page, its
 //! record keys and its cursors are stored in one transaction.
