@@ -87,6 +87,20 @@ async fn poll(sf: &SfApp, connection: uuid::Uuid) {
     sf.app.drive().await;
 }
 
+/// The app contact linked to Salesforce record `record`.
+async fn app_contact_of(sf: &SfApp, connection: uuid::Uuid, record: &str) -> uuid::Uuid {
+    tandem_engine::sync::links::by_person(
+        sf.app.store.db(),
+        connection.into(),
+        person_surrogate(record),
+    )
+    .await
+    .unwrap()
+    .expect("linked")
+    .contact_id
+    .uuid()
+}
+
 async fn kept(sf: &SfApp, connection: uuid::Uuid, kind: RelatedKind) -> Vec<CrmRelated> {
     crm_related::all(sf.app.store.db(), connection.into(), kind)
         .await
@@ -270,15 +284,7 @@ async fn opportunities_created_moved_won_and_deleted_in_salesforce_reach_the_app
     let h = sf.sf.handle();
     let alpha = opportunity(&sf, "Alpha", &account, Some(&contact));
     let connection = sf.connect_and_sync(false).await;
-    let app_contact = tandem_engine::sync::links::by_person(
-        sf.app.store.db(),
-        connection.into(),
-        person_surrogate(&contact),
-    )
-    .await
-    .unwrap()
-    .expect("linked")
-    .contact_id;
+    let app_contact = app_contact_of(&sf, connection, &contact).await;
     let mut receiver = subscribe(
         &sf,
         &[
@@ -488,15 +494,7 @@ async fn an_open_task_past_its_due_date_is_announced_overdue_once() {
         .unwrap();
     }
     let connection = sf.connect_and_sync(false).await;
-    let app_contact = tandem_engine::sync::links::by_person(
-        sf.app.store.db(),
-        connection.into(),
-        person_surrogate(&contact),
-    )
-    .await
-    .unwrap()
-    .expect("linked")
-    .contact_id;
+    let app_contact = app_contact_of(&sf, connection, &contact).await;
     let mut receiver = subscribe(&sf, &["activity.overdue"]).await;
     for _ in 0..2 {
         tandem_engine::sync::triggers::scan_overdue(&sf.app.engine)
