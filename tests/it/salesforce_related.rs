@@ -511,3 +511,32 @@ async fn an_open_task_past_its_due_date_is_announced_overdue_once() {
         "once, and only the open one due"
     );
 }
+
+#[tokio::test]
+async fn two_reads_of_the_same_change_at_once_announce_it_once() {
+    // The poll loop beside an initial sync's end, or another replica: both find the change new.
+    let (sf, account, contact) = org_with_a_contact().await;
+    let h = sf.sf.handle();
+    let alpha = opportunity(&sf, "Alpha", &account, Some(&contact));
+    let connection = sf.connect_and_sync(false).await;
+    let mut receiver = subscribe(&sf, &["deal.stage_changed"]).await;
+    h.update_record_as_user(
+        P,
+        "Opportunity",
+        &alpha,
+        json!({ "StageName": "Qualification" }),
+    )
+    .unwrap();
+    let conn = connections::load(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
+    let (first, second) = tokio::join!(
+        related::catch_up(&sf.app.engine, &conn),
+        related::catch_up(&sf.app.engine, &conn),
+    );
+    first.unwrap();
+    second.unwrap();
+    sf.app.drive().await;
+    assert_eq!(receiver.next().await.json()["type"], "deal.stage_changed");
+    assert!(receiver.drain().is_empty(), "announced once");
+}

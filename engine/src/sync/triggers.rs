@@ -1006,10 +1006,17 @@ async fn related_change(
         (_, Some(b)) => json!({ "done": related_activity_state(b, Some(record)).done }),
     };
     let version = record.modified.clone().unwrap_or_else(|| now.to_rfc3339());
+    // Two reads of the same change at once (the poll loop beside an initial sync's end, or
+    // another replica) both find it new: the first to record it announces it.
+    let kind = format!("related.{object}");
+    let id = record.id.to_string();
+    if !crm_events::announce_once(txn, connection, &kind, &id, &version, now).await? {
+        return Ok(0);
+    }
     announce_catch_up(
         txn,
         object,
-        &record.id.to_string(),
+        &id,
         &fired,
         &previous,
         &Value::Object(fields),
