@@ -150,19 +150,11 @@ impl Trigger {
 }
 
 impl Trigger {
-    /// The kinds a Salesforce connection sends (from its Opportunities and Tasks).
-    pub const FROM_SALESFORCE: [&'static str; 10] = [
-        "deal.created",
-        "deal.stage_changed",
-        "deal.won",
-        "deal.lost",
-        "deal.reopened",
-        "deal.owner_changed",
-        "deal.deleted",
-        "activity.created",
-        "activity.completed",
-        "activity.overdue",
-    ];
+    /// Whether a Salesforce connection sends this kind: every deal and activity trigger (from
+    /// its Opportunities and Tasks).
+    pub fn from_salesforce(kind: &str) -> bool {
+        kind.starts_with("deal.") || kind.starts_with("activity.")
+    }
 }
 
 /// What the CRM connections can tell, for [`unavailable_reason`].
@@ -188,7 +180,7 @@ pub fn unavailable_reason(kind: &str, sources: TriggerSources) -> Option<&'stati
         return Some("no CRM connection is active: CRM triggers start once Pipedrive is connected");
     }
     // Salesforce connections send these from their Opportunities and Tasks.
-    if sources.connections > sources.pipedrive && Trigger::FROM_SALESFORCE.contains(&kind) {
+    if sources.connections > sources.pipedrive && Trigger::from_salesforce(kind) {
         return None;
     }
     if sources.pipedrive == 0 {

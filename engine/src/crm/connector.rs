@@ -416,8 +416,9 @@ impl Crm {
     }
 
     /// The streams of records the CRM relates to its people that tandem keeps for the journey
-    /// actions, each with a cursor of its own (Salesforce: Accounts, Opportunities and their
-    /// contact roles; Pipedrive: none, its live mirror holds every object).
+    /// conditions, triggers and actions, each with a cursor of its own (Salesforce: Accounts,
+    /// Opportunities, their contact roles and Tasks; Pipedrive: none, its live mirror holds
+    /// every object).
     pub fn related_streams(&self) -> &'static [&'static str] {
         match self {
             Self::Pipedrive(..) => &[],

@@ -103,9 +103,23 @@ pub struct CrmRelated {
 }
 
 impl CrmRelated {
-    /// A record tandem itself created (a journey action, a logged e-mail), as far as tandem
-    /// knows it before a read fills it in.
-    pub fn noted(kind: RelatedKind, id: i64, status: &str) -> Self {
+    /// The record as the app sees it (journey conditions, trigger events): as the CRM answered
+    /// it, plus tandem's `id` for it, its `status` and a deal's `stage_id`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut fields = match &self.raw {
+            serde_json::Value::Object(fields) => fields.clone(),
+            _ => serde_json::Map::new(),
+        };
+        fields.insert("id".into(), self.id.into());
+        fields.insert("status".into(), serde_json::json!(self.status));
+        if self.kind == RelatedKind::Deal {
+            fields.insert("stage_id".into(), serde_json::json!(self.stage_id));
+        }
+        serde_json::Value::Object(fields)
+    }
+
+    /// A record known by its id alone.
+    pub fn bare(kind: RelatedKind, id: i64) -> Self {
         Self {
             kind,
             id,
@@ -115,13 +129,22 @@ impl CrmRelated {
             person_id: None,
             stage: None,
             stage_id: None,
-            status: Some(status.to_owned()),
+            status: None,
             owner_id: None,
             due_on: None,
             created: None,
             modified: None,
             deleted: false,
             raw: serde_json::Value::Null,
+        }
+    }
+
+    /// A record tandem itself created (a journey action, a logged e-mail), as far as tandem
+    /// knows it before a read fills it in.
+    pub fn noted(kind: RelatedKind, id: i64, status: &str) -> Self {
+        Self {
+            status: Some(status.to_owned()),
+            ..Self::bare(kind, id)
         }
     }
 }

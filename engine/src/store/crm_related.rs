@@ -27,25 +27,7 @@ pub async fn save(
         items.iter().partition(|item| item.deleted);
     let rows: Vec<row::ActiveModel> = live
         .iter()
-        .map(|item| row::ActiveModel {
-            connection_id: Set(connection.uuid()),
-            kind: Set(item.kind.as_str().to_owned()),
-            record_id: Set(item.id),
-            name: Set(item.name.clone()),
-            company_id: Set(item.company_id),
-            deal_id: Set(item.deal_id),
-            person_id: Set(item.person_id.map(PersonId::get)),
-            stage: Set(item.stage.clone()),
-            stage_id: Set(item.stage_id),
-            status: Set(item.status.clone()),
-            owner_id: Set(item.owner_id),
-            due_on: Set(item.due_on.clone()),
-            created_in_crm: Set(item.created.clone()),
-            modified_in_crm: Set(item.modified.clone()),
-            raw: Set(Some(item.raw.clone())),
-            deleted_at: Set(None),
-            synced_at: Set(now),
-        })
+        .map(|item| active_row(connection, item, now))
         .collect();
     let on_conflict = OnConflict::columns([Column::ConnectionId, Column::Kind, Column::RecordId])
         .update_columns([
@@ -87,6 +69,29 @@ pub async fn save(
             .await?;
     }
     Ok(())
+}
+
+/// The row of a live record.
+fn active_row(connection: ConnectionId, item: &CrmRelated, now: DateTime<Utc>) -> row::ActiveModel {
+    row::ActiveModel {
+        connection_id: Set(connection.uuid()),
+        kind: Set(item.kind.as_str().to_owned()),
+        record_id: Set(item.id),
+        name: Set(item.name.clone()),
+        company_id: Set(item.company_id),
+        deal_id: Set(item.deal_id),
+        person_id: Set(item.person_id.map(PersonId::get)),
+        stage: Set(item.stage.clone()),
+        stage_id: Set(item.stage_id),
+        status: Set(item.status.clone()),
+        owner_id: Set(item.owner_id),
+        due_on: Set(item.due_on.clone()),
+        created_in_crm: Set(item.created.clone()),
+        modified_in_crm: Set(item.modified.clone()),
+        raw: Set((!item.raw.is_null()).then(|| item.raw.clone())),
+        deleted_at: Set(None),
+        synced_at: Set(now),
+    }
 }
 
 /// A person's live deals, oldest first: those a live role names the person in, and those
@@ -252,28 +257,10 @@ fn related_of(kind: RelatedKind, r: row::Model) -> CrmRelated {
 pub async fn note_created(
     db: &impl Conn,
     connection: ConnectionId,
-    deal: &CrmRelated,
+    record: &CrmRelated,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let row = row::ActiveModel {
-        connection_id: Set(connection.uuid()),
-        kind: Set(deal.kind.as_str().to_owned()),
-        record_id: Set(deal.id),
-        name: Set(deal.name.clone()),
-        company_id: Set(None),
-        deal_id: Set(deal.deal_id),
-        person_id: Set(deal.person_id.map(PersonId::get)),
-        stage: Set(None),
-        stage_id: Set(deal.stage_id),
-        status: Set(deal.status.clone()),
-        owner_id: Set(deal.owner_id),
-        due_on: Set(deal.due_on.clone()),
-        created_in_crm: Set(None),
-        modified_in_crm: Set(None),
-        raw: Set(None),
-        deleted_at: Set(None),
-        synced_at: Set(now),
-    };
+    let row = active_row(connection, record, now);
     row::Entity::insert(row)
         .on_conflict(
             OnConflict::columns([Column::ConnectionId, Column::Kind, Column::RecordId])

@@ -123,18 +123,6 @@ pub async fn conditions(
     if conn.crm.related_streams().is_empty() || !known(engine, conn).await? {
         return Ok(None);
     }
-    let record = |r: crate::crm::CrmRelated| {
-        let mut fields = match r.raw {
-            serde_json::Value::Object(fields) => fields,
-            _ => serde_json::Map::new(),
-        };
-        fields.insert("id".into(), r.id.into());
-        fields.insert("status".into(), serde_json::json!(r.status));
-        if r.kind == crate::crm::RelatedKind::Deal {
-            fields.insert("stage_id".into(), serde_json::json!(r.stage_id));
-        }
-        serde_json::Value::Object(fields)
-    };
     let mut out = crate::mirror::conditions::CrmRecords {
         freshest_at: cursors::get(&engine.store, conn.id, READ_AT).await?,
         ..Default::default()
@@ -143,13 +131,13 @@ pub async fn conditions(
         return Ok(Some(out));
     };
     for deal in crm_related::deals_of_person(&engine.store, conn.id, person).await? {
-        out.deals.push(record(deal));
+        out.deals.push(deal.to_json());
     }
     for activity in crm_related::activities_of_person(&engine.store, conn.id, person).await? {
         if activity.status.as_deref() == Some("done") {
-            out.done_activities.push(record(activity));
+            out.done_activities.push(activity.to_json());
         } else {
-            out.open_activities.push(record(activity));
+            out.open_activities.push(activity.to_json());
         }
     }
     Ok(Some(out))
@@ -238,8 +226,7 @@ async fn catch_up_stream(
         let keys = conn.crm.take_new_record_keys(conn.id);
         let now = engine.now();
         let saved = async {
-            let txn = db.begin().await?;
-            connections::remember_record_keys(engine, &txn, conn, &keys).await?;
+            let txn = connections::begin_with_keys(engine, conn, &keys).await?;
             if !listing {
                 crate::sync::triggers::related_changes(&txn, conn.id, &page.items, now).await?;
             }

@@ -493,17 +493,20 @@ pub async fn observe(
 /// When an activity is due, as Unix seconds: its `due_date` at its `due_time` (UTC, as
 /// Pipedrive keeps it), or the end of its day when it has no time.
 fn due_at(activity: &Value) -> Option<i64> {
-    let date =
-        chrono::NaiveDate::parse_from_str(activity.get("due_date")?.as_str()?, "%Y-%m-%d").ok()?;
-    let time = activity
-        .get("due_time")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-        .and_then(|t| {
-            chrono::NaiveTime::parse_from_str(t, "%H:%M")
-                .or_else(|_| chrono::NaiveTime::parse_from_str(t, "%H:%M:%S"))
-                .ok()
-        });
+    due_at_of(
+        activity.get("due_date")?.as_str()?,
+        activity.get("due_time").and_then(Value::as_str),
+    )
+}
+
+/// [`due_at`] of a due date (`YYYY-MM-DD`) and time (`HH:MM[:SS]`, UTC).
+fn due_at_of(date: &str, time: Option<&str>) -> Option<i64> {
+    let date = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+    let time = time.filter(|t| !t.is_empty()).and_then(|t| {
+        chrono::NaiveTime::parse_from_str(t, "%H:%M")
+            .or_else(|_| chrono::NaiveTime::parse_from_str(t, "%H:%M:%S"))
+            .ok()
+    });
     let at = match time {
         Some(time) => date.and_time(time),
         None => date.succ_opt()?.and_hms_opt(0, 0, 0)?,
@@ -612,7 +615,7 @@ pub async fn scan_overdue(engine: &Engine) -> Result<usize, SyncError> {
             due_at: activity
                 .due_on
                 .as_deref()
-                .and_then(|day| due_at(&json!({ "due_date": day }))),
+                .and_then(|day| due_at_of(day, None)),
         };
         let before = announced
             .get(&connection)
@@ -623,17 +626,12 @@ pub async fn scan_overdue(engine: &Engine) -> Result<usize, SyncError> {
         else {
             continue;
         };
-        let mut found = match &activity.raw {
-            Value::Object(fields) => fields.clone(),
-            _ => Map::new(),
-        };
-        found.insert("status".into(), json!(activity.status));
         let persons: Vec<PersonId> = activity.person_id.into_iter().collect();
         queued += announce_overdue(
             engine,
             connection,
             &id,
-            &Value::Object(found),
+            &activity.to_json(),
             &persons,
             due_at,
         )
@@ -986,14 +984,6 @@ async fn related_change(
             contacts.push(link.contact_id);
         }
     }
-    let mut fields = match &subject.raw {
-        Value::Object(fields) => fields.clone(),
-        _ => Map::new(),
-    };
-    fields.insert("status".into(), json!(subject.status));
-    if object == "deal" {
-        fields.insert("stage_id".into(), json!(subject.stage_id));
-    }
     let previous = match (object, before) {
         (_, None) => Value::Null,
         ("deal", Some(b)) => {
@@ -1019,7 +1009,7 @@ async fn related_change(
         &id,
         &fired,
         &previous,
-        &Value::Object(fields),
+        &subject.to_json(),
         &contacts,
         &version,
         now,

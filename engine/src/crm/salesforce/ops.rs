@@ -515,21 +515,10 @@ pub(crate) async fn related_page(
             .into_iter()
             .map(|(key, at)| {
                 Ok(CrmRelated {
-                    kind,
-                    id: remember(client, s, &key)?,
-                    name: None,
-                    company_id: None,
-                    deal_id: None,
-                    person_id: None,
-                    stage: None,
-                    stage_id: None,
-                    status: None,
-                    owner_id: None,
-                    due_on: None,
-                    created: None,
                     modified: at,
                     deleted: true,
                     raw: json!({ "Id": key }),
+                    ..CrmRelated::bare(kind, remember(client, s, &key)?)
                 })
             })
             .collect::<Result<_, CrmError>>()?;

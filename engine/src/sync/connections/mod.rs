@@ -192,6 +192,18 @@ pub async fn remember_record_keys(
     Ok(())
 }
 
+/// A transaction that stores `keys` (taken with `Crm::take_new_record_keys`) first: the records
+/// they name are stored in it. Should it fail, [`keep_record_keys`].
+pub async fn begin_with_keys(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    keys: &[(i64, String)],
+) -> Result<crate::store::Tx, SyncError> {
+    let txn = engine.store.begin().await?;
+    remember_record_keys(engine, &txn, conn, keys).await?;
+    Ok(txn)
+}
+
 /// Stores `keys` that a failed transaction was to store, on their own: taken from the
 /// connector, they would otherwise be lost with it. A failure here is logged (the keys stay
 /// known to this process until it stops).

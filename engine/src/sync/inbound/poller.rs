@@ -312,7 +312,7 @@ pub async fn poll_stream(
         let keys = conn.crm.take_new_record_keys(conn.id);
         changed += page_transaction(engine, conn, &keys, || async {
             let now = engine.now();
-            let txn = begin_with_keys(engine, conn, &keys).await?;
+            let txn = connections::begin_with_keys(engine, conn, &keys).await?;
             let mut changed = 0;
             for person in &page.items {
                 let applied = inbound::apply_person_in(&txn, engine, conn, person, now).await?;
@@ -444,7 +444,7 @@ pub async fn initial_sync(
         let keys = conn.crm.take_new_record_keys(conn.id);
         let applied = page_transaction(engine, &conn, &keys, || async {
             let now = engine.now();
-            let txn = begin_with_keys(engine, &conn, &keys).await?;
+            let txn = connections::begin_with_keys(engine, &conn, &keys).await?;
             let applied = inbound::apply_page_in(&txn, engine, &conn, &page.items, now).await?;
             cursors::set(&txn, conn.id, INITIAL_COUNT, &done.to_string(), now).await?;
             match &page.next_cursor {
@@ -520,7 +520,8 @@ async fn finish_in<C: Conn>(
     Ok(())
 }
 
-/// Runs a page's transaction (`run`, which begins it with [`begin_with_keys`]) and, should it
+/// Runs a page's transaction (`run`, which begins it with `connections::begin_with_keys`) and,
+/// should it
 /// fail, stores the page's record `keys` on their own: taken from the connector, they would
 /// otherwise be lost with it. A transaction that lost a race to link one of its persons runs
 /// again: another writer (a webhook's event, a second run of the same initial sync, another
@@ -552,17 +553,6 @@ where
         connections::keep_record_keys(engine, conn, keys).await;
     }
     outcome
-}
-
-/// A page's transaction, storing the record keys read with the page first.
-async fn begin_with_keys(
-    engine: &Engine,
-    conn: &ConnectionCtx,
-    keys: &[(i64, String)],
-) -> Result<crate::store::Tx, SyncError> {
-    let txn = engine.store.begin().await?;
-    connections::remember_record_keys(engine, &txn, conn, keys).await?;
-    Ok(txn)
 }
 
 fn lost_link_race(error: &StoreError) -> bool {

@@ -626,8 +626,7 @@ async fn link_together(
 ) -> Result<Vec<Pushed>, SyncError> {
     let keys = conn.crm.take_new_record_keys(conn.id);
     let linked = async {
-        let txn = engine.store.begin().await?;
-        crate::sync::connections::remember_record_keys(engine, &txn, conn, &keys).await?;
+        let txn = crate::sync::connections::begin_with_keys(engine, conn, &keys).await?;
         let mut pushed = Vec::with_capacity(created.len());
         for item in created {
             pushed.push(link_created(engine, &txn, conn, item).await?);
