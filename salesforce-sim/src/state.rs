@@ -1202,7 +1202,7 @@ impl Org {
         id: &str,
         actor: &Actor,
         now_ms: i64,
-        undo: Option<&mut Undo>,
+        mut undo: Option<&mut Undo>,
     ) -> Result<(), DmlError> {
         let obj = self.schema.get(object).ok_or_else(DmlError::not_found)?;
         let before = self
@@ -1223,8 +1223,41 @@ impl Org {
         let before = before.clone();
         mark_deleted(obj, &mut rec, &actor.perms.user_id, now_ms);
         self.put(object, rec);
-        if let Some(u) = undo {
+        if let Some(u) = undo.as_deref_mut() {
             u.push((object, id.to_owned(), Some(before)));
+        }
+        if object == "Opportunity" {
+            // An Opportunity's contact roles are deleted with it.
+            let roles = "OpportunityContactRole";
+            let role_def = self.schema.get(roles).ok_or_else(DmlError::not_found)?;
+            let of_it: Vec<Record> = role_def
+                .pos("OpportunityId")
+                .and_then(|p| {
+                    let table = self.tables.get(roles)?;
+                    Some(
+                        table
+                            .records
+                            .values()
+                            .filter(|r| r.deleted_ms.is_none() && r.get(p).as_str() == Some(id))
+                            .cloned()
+                            .collect(),
+                    )
+                })
+                .unwrap_or_default();
+            let gone: Vec<(Record, Record)> = of_it
+                .into_iter()
+                .map(|role| {
+                    let mut gone = role.clone();
+                    mark_deleted(role_def, &mut gone, &actor.perms.user_id, now_ms);
+                    (role, gone)
+                })
+                .collect();
+            for (role, gone) in gone {
+                self.put(roles, gone);
+                if let Some(u) = undo.as_deref_mut() {
+                    u.push((roles, role.id.clone(), Some(role)));
+                }
+            }
         }
         Ok(())
     }

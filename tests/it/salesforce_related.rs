@@ -235,6 +235,109 @@ async fn a_listing_cut_off_after_its_first_page_resumes_at_the_next_page_and_run
 }
 
 #[tokio::test]
+async fn after_tandem_was_stopped_longer_than_salesforce_keeps_its_deletes_the_records_are_listed_again_and_the_ones_gone_are_deleted_and_announced(
+) {
+    let sf = spawn_sf_app(SfSimConfig::default(), |settings| {
+        settings.salesforce.related_poll_interval_secs = 0;
+    })
+    .await;
+    let h = sf.sf.handle();
+    // The org lives 16 days in the past while tandem reads it first and is then "stopped".
+    let sixteen_days = Duration::from_secs(16 * 24 * 3600);
+    h.rewind_clock(sixteen_days);
+    // Its session outlives the stop (a refresh after it is another test's matter).
+    h.set_session_lifetime(sixteen_days * 2);
+    let account = h
+        .insert_record(P, "Account", json!({ "Name": "Globex" }))
+        .unwrap();
+    let contact = h
+        .insert_record(
+            P,
+            "Contact",
+            json!({ "LastName": "Tact", "Email": "con@example.com", "AccountId": account }),
+        )
+        .unwrap();
+    let alpha = opportunity(&sf, "Alpha", &account, Some(&contact));
+    let beta = opportunity(&sf, "Beta", &account, Some(&contact));
+    opportunity(&sf, "Gamma", &account, Some(&contact));
+    let connection = sf.connect_and_sync(false).await;
+    let app_contact = app_contact_of(&sf, connection, &contact).await;
+    let mut receiver =
+        subscribe(&sf, &["deal.created", "deal.stage_changed", "deal.deleted"]).await;
+
+    // While tandem is stopped: Beta is deleted, Alpha moved, Delta created; then 16 days pass
+    // (Beta's delete is older than the 15 days the `deleted` resource covers).
+    h.delete_record(P, "Opportunity", &beta).unwrap();
+    h.update_record_as_user(
+        P,
+        "Opportunity",
+        &alpha,
+        json!({ "StageName": "Negotiation/Review" }),
+    )
+    .unwrap();
+    opportunity(&sf, "Delta", &account, Some(&contact));
+    h.advance_clock(sixteen_days);
+    let now = sf.app.engine.now();
+    tandem_engine::store::cursors::set(
+        sf.app.store.db(),
+        connection.into(),
+        related::READ_AT,
+        &(now - chrono::Duration::days(16)).to_rfc3339(),
+        now,
+    )
+    .await
+    .unwrap();
+
+    poll(&sf, connection).await;
+    let deals = kept(&sf, connection, RelatedKind::Deal).await;
+    assert!(
+        named(&deals, "Beta").deleted,
+        "the Opportunity gone is deleted"
+    );
+    assert!(!named(&deals, "Gamma").deleted);
+    assert_eq!(
+        named(&deals, "Alpha").stage.as_deref(),
+        Some("Negotiation/Review")
+    );
+    assert!(!named(&deals, "Delta").deleted);
+    let roles = kept(&sf, connection, RelatedKind::DealRole).await;
+    assert_eq!(
+        roles.iter().filter(|r| !r.deleted).count(),
+        3,
+        "Beta's role went with it: {roles:?}"
+    );
+    let mut events = [
+        receiver.next().await.json(),
+        receiver.next().await.json(),
+        receiver.next().await.json(),
+    ];
+    events.sort_by_key(|e| e["type"].as_str().unwrap_or_default().to_owned());
+    assert_eq!(
+        events.iter().map(|e| e["type"].clone()).collect::<Vec<_>>(),
+        [
+            json!("deal.created"),
+            json!("deal.deleted"),
+            json!("deal.stage_changed")
+        ]
+    );
+    assert_eq!(events[0]["data"]["deal"]["Name"], "Delta");
+    assert_eq!(events[1]["data"]["deal"]["Name"], "Beta");
+    assert_eq!(events[2]["data"]["deal"]["Id"], alpha.as_str());
+    for event in &events {
+        assert_eq!(
+            event["data"]["contact_ids"],
+            json!([app_contact]),
+            "{event}"
+        );
+    }
+
+    // Read again within reach: changes since the cursor only, nothing announced twice.
+    poll(&sf, connection).await;
+    assert!(receiver.drain().is_empty());
+    assert!(named(&kept(&sf, connection, RelatedKind::Deal).await, "Beta").deleted);
+}
+
+#[tokio::test]
 async fn after_a_restart_the_related_records_wait_for_their_interval_and_are_read_once_it_passed() {
     let sf = spawn_sf_app(SfSimConfig::default(), |_| {}).await;
     let h = sf.sf.handle();

@@ -22,7 +22,7 @@ use super::pipedrive::{mapping, ops, OAuthApp};
 use super::records::{
     BatchSearch, CampaignMembership, CatalogField, CheckedRecord, CreatedPerson, CrmActivity,
     CrmDeal, CrmNote, CrmOrganization, CrmStage, CrmUser, LoggedEmail, NewActivity, NewDeal,
-    NewPerson, Notification, NotificationTarget, RelatedPage, TokenGrant, TokenKind,
+    NewPerson, Notification, NotificationTarget, RelatedKind, RelatedPage, TokenGrant, TokenKind,
 };
 use super::salesforce::{self, SalesforceClient, SfConfig, SfOAuthApp};
 use super::session::Session;
@@ -423,6 +423,24 @@ impl Crm {
         match self {
             Self::Pipedrive(..) => &[],
             Self::Salesforce(..) => &salesforce::ops::RELATED_STREAMS,
+        }
+    }
+
+    /// The kind of record related stream `stream` holds.
+    pub fn related_kind(&self, stream: &str) -> Option<RelatedKind> {
+        match self {
+            Self::Pipedrive(..) => None,
+            Self::Salesforce(..) => salesforce::ops::related_kind(stream).map(|(kind, _)| kind),
+        }
+    }
+
+    /// How far back the CRM tells which records were deleted (Salesforce's `deleted` resource:
+    /// 15 days); `None` when it tells every delete (Pipedrive: webhooks and its mirror's id
+    /// pass). A related stream last read longer ago than this is listed in full again.
+    pub fn deletes_reach(&self) -> Option<chrono::Duration> {
+        match self {
+            Self::Pipedrive(..) => None,
+            Self::Salesforce(..) => Some(salesforce::ops::DELETED_WINDOW),
         }
     }
 

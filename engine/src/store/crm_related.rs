@@ -4,7 +4,9 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
 use tandem_core::{ConnectionId, PersonId};
 
 use super::entities::crm_related_record::{self as row, Column};
@@ -148,6 +150,25 @@ fn live(connection: ConnectionId, kind: RelatedKind) -> Condition {
         .add(Column::ConnectionId.eq(connection.uuid()))
         .add(Column::Kind.eq(kind.as_str()))
         .add(Column::DeletedAt.is_null())
+}
+
+/// The ids of the live records of `kind` last stored before `since`: those a full listing
+/// that began at `since` did not see again (deleted in the CRM while tandem could not tell).
+pub async fn live_ids_stored_before(
+    db: &impl Conn,
+    connection: ConnectionId,
+    kind: RelatedKind,
+    since: DateTime<Utc>,
+) -> Result<Vec<i64>, StoreError> {
+    Ok(row::Entity::find()
+        .select_only()
+        .column(Column::RecordId)
+        .filter(live(connection, kind))
+        .filter(Column::SyncedAt.lt(since))
+        .order_by_asc(Column::RecordId)
+        .into_tuple()
+        .all(db.raw())
+        .await?)
 }
 
 /// How many live records of `kind` the connection keeps.

@@ -12,7 +12,7 @@ use crate::sync::connections::{self, ConnectionCtx};
 use crate::sync::{Engine, SyncError};
 
 /// When the related streams were last read (RFC 3339, tandem's clock).
-const READ_AT: &str = "related:read_at";
+pub const READ_AT: &str = "related:read_at";
 
 /// The newest change time (the CRM's text) a stream has read: where its next read reaches back
 /// from. Absent while the stream's first listing has not finished.
@@ -28,6 +28,12 @@ fn page_key(stream: &str) -> String {
 /// The newest change time the running listing has seen.
 fn seen_key(stream: &str) -> String {
     format!("related:{stream}:seen")
+}
+
+/// When the running listing began (tandem's clock): what it has not stored again by its end
+/// is gone from the CRM.
+fn began_key(stream: &str) -> String {
+    format!("related:{stream}:began")
 }
 
 /// Whether every related stream of the connection has been read once: only then does tandem
@@ -175,7 +181,12 @@ pub async fn restart(
     streams: &[&str],
 ) -> Result<(), SyncError> {
     for stream in streams {
-        for key in [read_key(stream), page_key(stream), seen_key(stream)] {
+        for key in [
+            read_key(stream),
+            page_key(stream),
+            seen_key(stream),
+            began_key(stream),
+        ] {
             cursors::clear(&engine.store, connection, &key).await?;
         }
     }
@@ -191,21 +202,37 @@ async fn catch_up_stream(
 ) -> Result<usize, SyncError> {
     let db = &engine.store;
     let read = cursors::get(db, conn.id, &read_key(stream)).await?;
-    let listing = read.is_none();
+    // The first listing records what exists; a stream read before announces what changed.
+    let announce = read.is_some();
+    // Deletes older than the CRM tells of are lost to a change read: a stream not read for
+    // that long is listed in full again, and what that listing does not see is gone.
+    let listing = read.is_none() || deletes_out_of_reach(engine, conn).await?;
     let (_, overlap_secs) = conn.crm.poll_interval_and_overlap(&engine.settings);
     let overlap = chrono::Duration::seconds(i64::try_from(overlap_secs).unwrap_or(90));
     let since: Option<DateTime<Utc>> = read
         .as_deref()
+        .filter(|_| !listing)
         .and_then(|text| conn.crm.parse_time(text))
         .and_then(|t| DateTime::from_timestamp_millis(t.0))
         .map(|t| t - overlap);
-    let (mut cursor, mut newest) = if listing {
-        (
-            cursors::get(db, conn.id, &page_key(stream)).await?,
-            cursors::get(db, conn.id, &seen_key(stream)).await?,
-        )
+    let (mut cursor, mut newest, began) = if listing {
+        let cursor = cursors::get(db, conn.id, &page_key(stream)).await?;
+        let began = match &cursor {
+            None => {
+                let now = engine.now();
+                cursors::set(db, conn.id, &began_key(stream), &now.to_rfc3339(), now).await?;
+                Some(now)
+            }
+            // A listing resumed: when it began, if it was noted (else nothing is swept).
+            Some(_) => cursors::get(db, conn.id, &began_key(stream))
+                .await?
+                .and_then(|at| DateTime::parse_from_rfc3339(&at).ok())
+                .map(|at| at.with_timezone(&Utc)),
+        };
+        let seen = cursors::get(db, conn.id, &seen_key(stream)).await?;
+        (cursor, seen, began)
     } else {
-        (None, read)
+        (None, read, None)
     };
     let mut stored = 0;
     loop {
@@ -227,10 +254,18 @@ async fn catch_up_stream(
         let now = engine.now();
         let saved = async {
             let txn = connections::begin_with_keys(engine, conn, &keys).await?;
-            if !listing {
+            if announce {
                 crate::sync::triggers::related_changes(&txn, conn.id, &page.items, now).await?;
             }
             crm_related::save(&txn, conn.id, &page.items, now).await?;
+            if let (None, Some(began)) = (&page.next_cursor, began) {
+                let gone = unseen_since(&txn, conn, stream, began).await?;
+                if announce {
+                    crate::sync::triggers::related_changes(&txn, conn.id, &gone, now).await?;
+                }
+                crm_related::save(&txn, conn.id, &gone, now).await?;
+                cursors::clear(&txn, conn.id, &began_key(stream)).await?;
+            }
             match (&page.next_cursor, listing) {
                 (Some(next), true) => {
                     cursors::set(&txn, conn.id, &page_key(stream), next, now).await?;
@@ -261,6 +296,40 @@ async fn catch_up_stream(
             None => return Ok(stored),
         }
     }
+}
+
+/// Whether the related streams were last read longer ago than the CRM tells deletes for
+/// (Salesforce's `deleted` resource: 15 days), e.g. after tandem was stopped that long.
+async fn deletes_out_of_reach(engine: &Engine, conn: &ConnectionCtx) -> Result<bool, SyncError> {
+    let Some(reach) = conn.crm.deletes_reach() else {
+        return Ok(false);
+    };
+    let last = cursors::get(&engine.store, conn.id, READ_AT)
+        .await?
+        .and_then(|at| DateTime::parse_from_rfc3339(&at).ok());
+    Ok(last.is_some_and(|last| engine.now() - last.with_timezone(&Utc) > reach))
+}
+
+/// The records of stream `stream` a full listing that began at `began` did not store again,
+/// as deletes (announced once per listing: their version is the listing's start).
+async fn unseen_since(
+    txn: &impl crate::store::Conn,
+    conn: &ConnectionCtx,
+    stream: &str,
+    began: DateTime<Utc>,
+) -> Result<Vec<crate::crm::CrmRelated>, SyncError> {
+    let Some(kind) = conn.crm.related_kind(stream) else {
+        return Ok(Vec::new());
+    };
+    let ids = crm_related::live_ids_stored_before(txn, conn.id, kind, began).await?;
+    Ok(ids
+        .into_iter()
+        .map(|id| crate::crm::CrmRelated {
+            deleted: true,
+            modified: Some(began.to_rfc3339()),
+            ..crate::crm::CrmRelated::bare(kind, id)
+        })
+        .collect())
 }
 
 fn is_later(conn: &ConnectionCtx, a: &str, b: &str) -> bool {

@@ -28,7 +28,7 @@ use crate::crm::records::{
 use crate::crm::session::Session;
 
 /// How far back the `deleted` resource reaches (15 days), less a margin.
-const DELETED_WINDOW: ChronoDuration = ChronoDuration::minutes(15 * 24 * 60 - 5);
+pub(crate) const DELETED_WINDOW: ChronoDuration = ChronoDuration::minutes(15 * 24 * 60 - 5);
 
 const MERGE_HINT: &str = "Salesforce's REST API offers no merge of Leads or Contacts (only the SOAP merge() call and the UI do): merge the records in Salesforce; tandem follows the merge on its next poll (the merged record is deleted and its contact moves to the survivor).";
 const LEAD_DEAL_HINT: &str = "Convert the Lead in Salesforce (it becomes a Contact, which tandem follows), then run the action again.";
@@ -412,7 +412,8 @@ async fn deleted_since(
 pub(crate) const RELATED_STREAMS: [&str; 4] =
     ["Account", "OpportunityContactRole", "Opportunity", "Task"];
 
-fn related_kind(stream: &str) -> Option<(RelatedKind, &'static str)> {
+/// The kind of record related stream `stream` holds, and the fields read of it.
+pub(crate) fn related_kind(stream: &str) -> Option<(RelatedKind, &'static str)> {
     Some(match stream {
         "Account" => (
             RelatedKind::Company,
