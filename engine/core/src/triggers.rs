@@ -94,10 +94,14 @@ pub enum Trigger {
         fields: Vec<String>,
     },
     LeadCreated,
-    /// A lead became the deal `deal_id`.
+    /// A lead was converted: into the deal `deal_id` (Pipedrive, where a lead is a deal to
+    /// be), or into the person `person_id` with the organization and deal the conversion made,
+    /// if it made them (Salesforce, where a Lead becomes a Contact).
     LeadConverted {
         lead_id: String,
-        deal_id: i64,
+        deal_id: Option<i64>,
+        person_id: Option<i64>,
+        organization_id: Option<i64>,
     },
     /// An open activity's due time (Unix seconds) passed.
     ActivityOverdue {
@@ -150,10 +154,14 @@ impl Trigger {
 }
 
 impl Trigger {
-    /// Whether a Salesforce connection sends this kind: every deal and activity trigger (from
-    /// its Opportunities and Tasks).
+    /// The kinds a Salesforce connection does not send: an Account's change is read, but
+    /// tandem does not know which Contacts belong to an Account (see `unavailable_reason`).
+    pub const NOT_FROM_SALESFORCE: [&'static str; 1] = ["organization.changed"];
+
+    /// Whether a Salesforce connection sends this kind: the deal and activity triggers (from its
+    /// Opportunities and Tasks), the person and lead triggers (from its Leads and Contacts).
     pub fn from_salesforce(kind: &str) -> bool {
-        kind.starts_with("deal.") || kind.starts_with("activity.")
+        Self::KINDS.contains(&kind) && !Self::NOT_FROM_SALESFORCE.contains(&kind)
     }
 }
 
@@ -179,13 +187,13 @@ pub fn unavailable_reason(kind: &str, sources: TriggerSources) -> Option<&'stati
     if sources.connections == 0 {
         return Some("no CRM connection is active: CRM triggers start once Pipedrive is connected");
     }
-    // Salesforce connections send these from their Opportunities and Tasks.
+    // Salesforce connections send these from their Opportunities, Tasks, Leads and Contacts.
     if sources.connections > sources.pipedrive && Trigger::from_salesforce(kind) {
         return None;
     }
     if sources.pipedrive == 0 {
         return Some(
-            "Salesforce connections send the deal and activity triggers only (from their Opportunities and Tasks, read every salesforce.related_poll_interval_secs); person, organization and lead triggers come from Pipedrive connections",
+            "Salesforce connections do not send organization.changed: tandem reads their Accounts but not which Contacts belong to each (a Contact's AccountId), so it cannot tell whose organization changed; it comes from Pipedrive connections",
         );
     }
     if matches!(kind, "activity.overdue" | "lead.created") && !sources.mirrored {
@@ -206,7 +214,9 @@ pub fn deal_triggers(change: &Change<DealState>, deal_id: Option<i64>) -> Vec<Tr
             if let (Some(lead_id), Some(deal_id)) = (&state.lead_id, deal_id) {
                 out.push(Trigger::LeadConverted {
                     lead_id: lead_id.clone(),
-                    deal_id,
+                    deal_id: Some(deal_id),
+                    person_id: None,
+                    organization_id: None,
                 });
             }
             return out;
@@ -273,6 +283,70 @@ pub fn person_triggers(change: &Change<PersonState>, merged_into: Option<i64>) -
             }]
         }
         Change::Created(_) | Change::Changed { .. } => Vec::new(),
+    }
+}
+
+/// How a person a read finds gone left (a CRM without webhooks: Salesforce's `deleted`
+/// resource, a merge, a Lead's conversion).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PersonGone {
+    Deleted,
+    /// Merged into the person `into` (the survivor).
+    Merged {
+        into: i64,
+    },
+    /// A lead converted into the person `into`, with the organization and deal the conversion
+    /// made, if any.
+    Converted {
+        lead_id: String,
+        into: i64,
+        organization_id: Option<i64>,
+        deal_id: Option<i64>,
+    },
+}
+
+/// The triggers of a person found by reading (a CRM without webhooks, whose persons are read
+/// by a change poll): `heard` is the state the app last heard (`None`: never; `heard_gone`:
+/// it heard the person leave, so nothing more is news), `now` the state read, `gone` how the
+/// read finds it gone. A person never heard of is news only as a new lead (`new_lead`: a lead
+/// created since the last read, by someone other than tandem, and linked to an app contact);
+/// its owner then is no change.
+pub fn read_person_triggers(
+    heard: Option<&PersonState>,
+    heard_gone: bool,
+    now: &PersonState,
+    gone: Option<&PersonGone>,
+    new_lead: bool,
+) -> Vec<Trigger> {
+    if heard_gone {
+        return Vec::new();
+    }
+    match (gone, heard) {
+        (
+            Some(PersonGone::Converted {
+                lead_id,
+                into,
+                organization_id,
+                deal_id,
+            }),
+            _,
+        ) => vec![Trigger::LeadConverted {
+            lead_id: lead_id.clone(),
+            deal_id: *deal_id,
+            person_id: Some(*into),
+            organization_id: *organization_id,
+        }],
+        (Some(PersonGone::Merged { into }), _) => person_triggers(&Change::Deleted, Some(*into)),
+        (Some(PersonGone::Deleted), _) => person_triggers(&Change::Deleted, None),
+        (None, None) if new_lead => vec![Trigger::LeadCreated],
+        (None, None) => Vec::new(),
+        (None, Some(before)) => person_triggers(
+            &Change::Changed {
+                before: before.clone(),
+                after: now.clone(),
+            },
+            None,
+        ),
     }
 }
 
@@ -387,14 +461,21 @@ mod tests {
         };
         for kind in Trigger::KINDS {
             let reason = unavailable_reason(kind, salesforce_only);
-            if kind.starts_with("deal.") || kind.starts_with("activity.") {
-                assert_eq!(reason, None, "{kind}: from the Opportunities and Tasks");
+            if kind == "organization.changed" {
+                assert!(
+                    reason.is_some_and(|r| r.contains("Salesforce") && r.contains("AccountId")),
+                    "{kind}"
+                );
             } else {
-                assert!(reason.is_some_and(|r| r.contains("Salesforce")), "{kind}");
+                assert_eq!(
+                    reason, None,
+                    "{kind}: from the Opportunities, Tasks, Leads and Contacts"
+                );
             }
         }
         // Beside a Pipedrive connection without its mirror, the Tasks of a Salesforce one
-        // still become overdue; Pipedrive's leads still need the mirror.
+        // still become overdue and its Leads are still created; Pipedrive's leads alone need
+        // the mirror.
         let both_unmirrored = TriggerSources {
             connections: 2,
             pipedrive: 1,
@@ -404,7 +485,17 @@ mod tests {
             unavailable_reason("activity.overdue", both_unmirrored),
             None
         );
-        assert!(unavailable_reason("lead.created", both_unmirrored).is_some());
+        assert_eq!(
+            unavailable_reason("lead.created", both_unmirrored),
+            None,
+            "Salesforce's new Leads"
+        );
+        let pipedrive_unmirrored = TriggerSources {
+            connections: 1,
+            pipedrive: 1,
+            mirrored: false,
+        };
+        assert!(unavailable_reason("lead.created", pipedrive_unmirrored).is_some());
         let none = TriggerSources {
             connections: 0,
             pipedrive: 0,
@@ -502,6 +593,67 @@ mod tests {
     }
 
     #[test]
+    fn a_person_read_tells_an_owner_change_a_delete_a_merge_and_a_conversion_once_each() {
+        let owned = |o: i64| PersonState { owner_id: Some(o) };
+        assert_eq!(
+            read_person_triggers(Some(&owned(1)), false, &owned(2), None, false),
+            [Trigger::PersonOwnerChanged {
+                from: Some(1),
+                to: Some(2)
+            }]
+        );
+        assert!(read_person_triggers(Some(&owned(1)), false, &owned(1), None, false).is_empty());
+        assert!(
+            read_person_triggers(None, false, &owned(2), None, false).is_empty(),
+            "never heard of: its owner is no change"
+        );
+        assert_eq!(
+            read_person_triggers(None, false, &owned(2), None, true),
+            [Trigger::LeadCreated]
+        );
+        assert_eq!(
+            read_person_triggers(
+                Some(&owned(1)),
+                false,
+                &owned(1),
+                Some(&PersonGone::Deleted),
+                false
+            ),
+            [Trigger::PersonDeleted]
+        );
+        assert_eq!(
+            read_person_triggers(
+                Some(&owned(1)),
+                false,
+                &owned(1),
+                Some(&PersonGone::Merged { into: 7 }),
+                false
+            ),
+            [Trigger::PersonMerged { into: 7 }]
+        );
+        let converted = PersonGone::Converted {
+            lead_id: "00Q1".into(),
+            into: 7,
+            organization_id: Some(8),
+            deal_id: None,
+        };
+        assert_eq!(
+            read_person_triggers(Some(&owned(1)), false, &owned(1), Some(&converted), false),
+            [Trigger::LeadConverted {
+                lead_id: "00Q1".into(),
+                deal_id: None,
+                person_id: Some(7),
+                organization_id: Some(8)
+            }]
+        );
+        assert!(
+            read_person_triggers(Some(&owned(1)), true, &owned(1), Some(&converted), false)
+                .is_empty(),
+            "a person the app heard leave is not news again"
+        );
+    }
+
+    #[test]
     fn a_deal_created_from_a_lead_converts_the_lead_and_an_ordinary_deal_does_not() {
         let mut from_lead = deal(1, "open", 7);
         from_lead.lead_id = Some("adf21080-0e10-11eb-879b-05d71fb426ec".into());
@@ -511,7 +663,9 @@ mod tests {
                 Trigger::DealCreated,
                 Trigger::LeadConverted {
                     lead_id: "adf21080-0e10-11eb-879b-05d71fb426ec".into(),
-                    deal_id: 42
+                    deal_id: Some(42),
+                    person_id: None,
+                    organization_id: None,
                 }
             ]
         );

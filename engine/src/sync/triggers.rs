@@ -165,8 +165,22 @@ fn details(trigger: &Trigger) -> Value {
             json!({ "owner_id": { "from": from, "to": to } })
         }
         Trigger::PersonMerged { into } => json!({ "merged_into": into }),
-        Trigger::LeadConverted { lead_id, deal_id } => {
-            json!({ "lead_id": lead_id, "deal_id": deal_id })
+        Trigger::LeadConverted {
+            lead_id,
+            deal_id,
+            person_id,
+            organization_id,
+        } => {
+            let mut change = json!({ "lead_id": lead_id, "deal_id": deal_id });
+            // What a conversion into a person made (Salesforce: the Contact, and the Account
+            // when it made one).
+            if let Some(person) = person_id {
+                change["person_id"] = json!(person);
+            }
+            if let Some(organization) = organization_id {
+                change["organization_id"] = json!(organization);
+            }
+            change
         }
         Trigger::ActivityOverdue { due_at } => json!({
             "due_at": DateTime::from_timestamp(*due_at, 0).map(|t| t.to_rfc3339()),
@@ -1098,4 +1112,239 @@ fn record_version_of_add(record: &Value) -> Option<String> {
     record
         .get("add_time")
         .and_then(crate::mirror::pipedrive_time)
+}
+
+/// The person and lead triggers of a CRM whose persons are read rather than pushed
+/// (Salesforce's Leads and Contacts, read by the change poll): the contact `person` is linked
+/// to before the read is applied (its link moves or goes when the person left), for
+/// [`person_read`]. `None` for a CRM whose webhooks announce these.
+pub async fn person_before(
+    txn: &impl Conn,
+    conn: &ConnectionCtx,
+    person: &crate::crm::CrmPerson,
+) -> Result<Option<ContactId>, SyncError> {
+    if conn.crm.pushes_changes() {
+        return Ok(None);
+    }
+    Ok(links::by_person(txn, conn.id, person.id)
+        .await?
+        .map(|l| l.contact_id))
+}
+
+/// The state of a person read, as kept in `crm_trigger_state` (the fields [`state_of`] keeps
+/// for a Pipedrive person); a person read gone keeps the owner it was heard with.
+fn read_person_state(person: &crate::crm::CrmPerson, heard: Option<&Value>) -> Value {
+    let owner = person
+        .owner_id
+        .or_else(|| heard.and_then(|h| int(h, "owner_id")));
+    json!({ "owner_id": owner, "deleted": person.deleted })
+}
+
+/// A person as the app is told of it: tandem's id of it, the CRM's own id (`Id`), its owner,
+/// whether it is a lead.
+fn read_person_json(person: &crate::crm::CrmPerson, state: &Value) -> Value {
+    json!({
+        "id": person.id.get(),
+        "Id": person.key,
+        "owner_id": state["owner_id"],
+        "lead": person.lead,
+        "deleted": person.deleted,
+    })
+}
+
+/// Announces the person and lead triggers of a person read by the change poll of a CRM without
+/// person webhooks (Salesforce), in `txn`, the transaction that applies it (`applied`; the
+/// person was linked to `before`, from [`person_before`]): its owner changed
+/// (`person.owner_changed`), it was deleted, merged or, a lead, converted (`person.deleted`,
+/// `person.merged`, `lead.converted`), or it is a lead created since the read reached back
+/// (`since`) by someone other than tandem and now linked (`lead.created`). The state the app
+/// heard is kept per person (`crm_trigger_state`, seeded by the initial sync:
+/// [`seed_people`]); tandem's own writes are noted there ([`note_person`]), so they are not
+/// announced back. Two reads of the same change at once announce it once: the announcement
+/// is recorded with the person's version in the same transaction. Returns how many
+/// deliveries were queued.
+pub async fn person_read(
+    txn: &impl Conn,
+    conn: &ConnectionCtx,
+    person: &crate::crm::CrmPerson,
+    before: Option<ContactId>,
+    applied: &crate::sync::inbound::Applied,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<usize, SyncError> {
+    use crate::sync::inbound::Applied;
+    use tandem_core::triggers::PersonGone;
+    if conn.crm.pushes_changes() {
+        return Ok(0);
+    }
+    let id = person.id.to_string();
+    let stored = crm_events::trigger_state(txn, conn.id, "person", &id).await?;
+    let heard: Option<Value> = stored
+        .as_ref()
+        .and_then(|s| serde_json::from_str(&s.state).ok());
+    let state = read_person_state(person, heard.as_ref());
+    let version = person
+        .updated
+        .as_ref()
+        .map_or_else(|| now.to_rfc3339(), |t| t.as_str().to_owned());
+    if !crm_events::put_trigger_state(
+        txn,
+        conn.id,
+        "person",
+        &id,
+        &state.to_string(),
+        &version,
+        None,
+    )
+    .await?
+    {
+        // Older than the state the app heard: a late read of a change already told.
+        return Ok(0);
+    }
+    let gone = match (person.deleted, person.merged_into, person.conversion) {
+        (false, ..) => None,
+        (true, Some(into), Some(conversion)) if person.lead => Some(PersonGone::Converted {
+            lead_id: id.clone(),
+            into: into.get(),
+            organization_id: conversion.organization_id,
+            deal_id: conversion.deal_id,
+        }),
+        (true, Some(into), _) => Some(PersonGone::Merged { into: into.get() }),
+        (true, None, _) => Some(PersonGone::Deleted),
+    };
+    // A lead seen for the first time, created since the read reached back, that the read
+    // linked to an app contact; one carrying tandem's external id for that contact is one
+    // tandem created (its create's answer not recorded yet).
+    let created_contact = match applied {
+        Applied::Created { contact_id, .. } | Applied::Linked { contact_id } => Some(*contact_id),
+        _ => None,
+    };
+    let new_lead = person.lead
+        && created_contact.is_some()
+        && person
+            .added
+            .as_ref()
+            .and_then(crate::crm::CrmTime::at)
+            .is_some_and(|added| added.0 >= since.timestamp_millis())
+        && person
+            .ap_id
+            .as_ref()
+            .and_then(tandem_core::ApId::contact_id)
+            != created_contact;
+    let fired = triggers::read_person_triggers(
+        heard.as_ref().map(person_state).as_ref(),
+        heard.as_ref().is_some_and(|h| h["deleted"] == json!(true)),
+        &person_state(&state),
+        gone.as_ref(),
+        new_lead,
+    );
+    let contacts: Vec<ContactId> = before.or(created_contact).into_iter().collect();
+    if fired.is_empty() || contacts.is_empty() {
+        return Ok(0);
+    }
+    if !crm_events::announce_once(txn, conn.id, "read.person", &id, &version, now).await? {
+        return Ok(0);
+    }
+    let object = if matches!(
+        fired.first(),
+        Some(Trigger::LeadCreated | Trigger::LeadConverted { .. })
+    ) {
+        "lead"
+    } else {
+        "person"
+    };
+    announce_catch_up(
+        txn,
+        object,
+        &id,
+        &fired,
+        heard.as_ref().unwrap_or(&Value::Null),
+        &read_person_json(person, &state),
+        &contacts,
+        &version,
+        now,
+    )
+    .await
+}
+
+/// Records the state of persons the initial sync read (a CRM without person webhooks): what
+/// exists is not news; a later read compares with it.
+pub async fn seed_people(
+    txn: &impl Conn,
+    conn: &ConnectionCtx,
+    persons: &[crate::crm::CrmPerson],
+) -> Result<(), SyncError> {
+    if conn.crm.pushes_changes() {
+        return Ok(());
+    }
+    let seeds: Vec<(String, String, String)> = persons
+        .iter()
+        .filter_map(|p| {
+            let version = p.updated.as_ref()?.as_str().to_owned();
+            Some((
+                p.id.to_string(),
+                read_person_state(p, None).to_string(),
+                version,
+            ))
+        })
+        .collect();
+    Ok(crm_events::seed_trigger_states(txn, conn.id, "person", &seeds).await?)
+}
+
+/// Notes the state of a person as tandem's own write left it (the read-back of a push or a
+/// create, a CRM without person webhooks), so the change poll does not announce it back.
+pub async fn note_person(
+    txn: &impl Conn,
+    conn: &ConnectionCtx,
+    person: &crate::crm::CrmPerson,
+) -> Result<(), SyncError> {
+    if conn.crm.pushes_changes() || person.deleted {
+        return Ok(());
+    }
+    let Some(version) = person.updated.as_ref().map(|t| t.as_str().to_owned()) else {
+        return Ok(());
+    };
+    let state = read_person_state(person, None);
+    crm_events::put_trigger_state(
+        txn,
+        conn.id,
+        "person",
+        &person.id.to_string(),
+        &state.to_string(),
+        &version,
+        None,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Notes the owner a journey action gave a person (a CRM without person webhooks): the
+/// change poll then finds the state the app already has (it heard `action.done`). The state's
+/// version stays, so the read of the change still replaces it.
+pub async fn note_person_owner(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    person: PersonId,
+    owner: i64,
+) -> Result<(), SyncError> {
+    if conn.crm.pushes_changes() {
+        return Ok(());
+    }
+    let id = person.to_string();
+    let txn = engine.store.begin().await?;
+    let stored = crm_events::trigger_state(&txn, conn.id, "person", &id).await?;
+    let version = stored.as_ref().map_or("", |s| s.version.as_str());
+    let state = json!({ "owner_id": owner, "deleted": false });
+    crm_events::put_trigger_state(
+        &txn,
+        conn.id,
+        "person",
+        &id,
+        &state.to_string(),
+        version,
+        None,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
 }

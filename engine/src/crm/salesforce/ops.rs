@@ -367,18 +367,60 @@ pub(crate) async fn changes_since(
                 next_cursor: Some(next.render()),
             })
         }
-        Phase::Deleted(_) => Ok(PersonPage {
-            items: deleted_since(client, s, object.name(), since)
-                .await?
-                .into_iter()
-                .map(|(key, at)| {
-                    remember(client, s, &key)?;
-                    Ok(mapping::deleted_person(&key, at.as_deref()))
-                })
-                .collect::<Result<_, CrmError>>()?,
-            next_cursor: None,
-        }),
+        Phase::Deleted(_) => {
+            let deleted = deleted_since(client, s, object.name(), since).await?;
+            let keys: Vec<&str> = deleted.iter().map(|(key, _)| key.as_str()).collect();
+            let masters = merged_into(client, s, object, &keys).await?;
+            Ok(PersonPage {
+                items: deleted
+                    .iter()
+                    .map(|(key, at)| {
+                        remember(client, s, key)?;
+                        let master = masters.get(key).map(String::as_str);
+                        if let Some(master) = master {
+                            remember(client, s, master)?;
+                        }
+                        Ok(mapping::deleted_person(key, at.as_deref(), master))
+                    })
+                    .collect::<Result<_, CrmError>>()?,
+                next_cursor: None,
+            })
+        }
     }
+}
+
+/// The records among `deleted` (ids of `object`) that a merge deleted, each with the record
+/// it was merged into (`MasterRecordId`): the `deleted` resource does not say, the recycle bin
+/// does (`queryAll`). One query per 200 deleted records, none without deletes.
+async fn merged_into(
+    client: &SalesforceClient,
+    s: &Session,
+    object: SObject,
+    deleted: &[&str],
+) -> Result<BTreeMap<String, String>, CrmError> {
+    let mut out = BTreeMap::new();
+    for chunk in deleted.chunks(200) {
+        let ids: Vec<String> = chunk.iter().map(|id| soql_string(id)).collect();
+        let soql = format!(
+            "SELECT Id, MasterRecordId FROM {} WHERE Id IN ({})",
+            object.name(),
+            ids.join(", ")
+        );
+        let mut page = client.query_all(s, &soql).await?;
+        loop {
+            for record in &page.records {
+                if let (Some(id), Some(master)) = (record.text("Id"), record.text("MasterRecordId"))
+                {
+                    out.insert(id.to_owned(), master.to_owned());
+                }
+            }
+            match (page.done, page.next_records_url.take()) {
+                (false, Some(next)) => page = client.query_more(s, &next).await?,
+                _ => break,
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `object`'s records deleted since `since` (at most 15 days back, Salesforce's window): each
