@@ -1531,12 +1531,7 @@ async fn a_salesforce_contacts_journey_conditions_come_from_the_kept_opportuniti
     assert_eq!(subscription.status(), StatusCode::CREATED);
     let body: serde_json::Value = subscription.json().await.unwrap();
     // Deal and activity triggers come from the Opportunities and Tasks
-    // (tests/it/salesforce_related.rs), person and lead triggers from the Leads and Contacts
-    // (tests/it/salesforce_triggers.rs); organization.changed from Pipedrive only.
-    let unavailable = body["unavailable_event_types"].as_array().unwrap();
-    assert_eq!(unavailable.len(), 1, "{body}");
-    assert_eq!(unavailable[0]["type"], "organization.changed");
-    assert!(unavailable[0]["reason"]
-        .as_str()
-        .is_some_and(|r| r.contains("Salesforce")));
+    // (tests/it/salesforce_related.rs), person and lead triggers from the Leads and Contacts,
+    // organization.changed from the Accounts (tests/it/salesforce_triggers.rs).
+    assert_eq!(body["unavailable_event_types"], json!([]), "{body}");
 }

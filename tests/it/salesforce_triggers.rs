@@ -1,6 +1,7 @@
 //! Person and lead journey triggers of a Salesforce connection (issue 19): its Leads and
 //! Contacts, read by the change poll, become `person.owner_changed`, `person.deleted`,
-//! `person.merged`, `lead.created` and `lead.converted`, each announced once.
+//! `person.merged`, `lead.created` and `lead.converted`, and its Accounts, read with the
+//! Opportunities and Tasks, `organization.changed`; each announced once.
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use serde_json::{json, Value};
 use tandem_engine::crm::salesforce::ids::{person_surrogate, surrogate};
 use tandem_engine::sync::app::{self, local, EventFilter};
 use tandem_engine::sync::inbound::poller;
-use tandem_engine::sync::{connections, links};
+use tandem_engine::sync::{connections, links, related};
 use tandem_tests::fields::{email, fields, name};
 use tandem_tests::receiver::TestReceiver;
 use tandem_tests::salesforce::{spawn_sf_app, SfApp};
@@ -294,5 +295,109 @@ async fn two_polls_of_the_same_owner_change_at_once_announce_it_once() {
     second.unwrap();
     sf.app.drive().await;
     assert_eq!(receiver.next().await.json()["type"], "person.owner_changed");
+    assert!(receiver.drain().is_empty(), "announced once");
+}
+
+/// Reads the connection's related records (Accounts first) as its poll does, then the workers.
+async fn read_related(sf: &SfApp, connection: uuid::Uuid) {
+    let conn = connections::load(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
+    related::catch_up(&sf.app.engine, &conn).await.unwrap();
+    sf.app.drive().await;
+}
+
+#[tokio::test]
+async fn an_account_changed_in_salesforce_is_announced_once_to_the_contacts_of_its_contacts_with_the_fields_that_changed(
+) {
+    let sf = org().await;
+    let h = sf.sf.handle();
+    let account = h
+        .insert_record(
+            P,
+            "Account",
+            json!({ "Name": "Globex", "Industry": "Energy" }),
+        )
+        .unwrap();
+    let member = h
+        .insert_record(
+            P,
+            "Contact",
+            json!({ "FirstName": "Mem", "LastName": "Ber", "Email": "member@example.com", "AccountId": account }),
+        )
+        .unwrap();
+    contact(&sf, "Other", "other@example.com");
+    let connection = sf.connect_and_sync(false).await;
+    let member_contact = app_contact_of(&sf, connection, &member).await;
+    let mut receiver = subscribe(&sf, &["organization.changed"]).await;
+    read_related(&sf, connection).await;
+    assert!(receiver.drain().is_empty(), "the initial sync is not news");
+
+    h.update_record_as_user(
+        P,
+        "Account",
+        &account,
+        json!({ "Name": "Globex Corp", "Phone": "+1 555 0100" }),
+    )
+    .unwrap();
+    read_related(&sf, connection).await;
+    let event = receiver.next().await.json();
+    assert_eq!(event["type"], "organization.changed");
+    assert_eq!(event["data"]["object"], "organization");
+    assert_eq!(event["data"]["id"], id_of(&account));
+    assert_eq!(event["data"]["organization"]["Id"], account.as_str());
+    assert_eq!(
+        event["data"]["change"],
+        json!({
+            "name": "Globex Corp",
+            "fields": {
+                "Name": { "from": "Globex", "to": "Globex Corp" },
+                "Phone": { "from": null, "to": "+1 555 0100" },
+            },
+        })
+    );
+    assert_eq!(event["data"]["contact_ids"], json!([member_contact]));
+    read_related(&sf, connection).await;
+    assert!(receiver.drain().is_empty(), "announced once");
+}
+
+#[tokio::test]
+async fn two_reads_of_the_same_account_change_at_once_announce_it_once() {
+    let sf = org().await;
+    let h = sf.sf.handle();
+    let account = h
+        .insert_record(P, "Account", json!({ "Name": "Globex" }))
+        .unwrap();
+    h.insert_record(
+        P,
+        "Contact",
+        json!({ "FirstName": "Mem", "LastName": "Ber", "Email": "member@example.com", "AccountId": account }),
+    )
+    .unwrap();
+    let connection = sf.connect_and_sync(false).await;
+    let mut receiver = subscribe(&sf, &["organization.changed"]).await;
+    h.update_record_as_user(
+        P,
+        "Account",
+        &account,
+        json!({ "Website": "globex.example" }),
+    )
+    .unwrap();
+    let conn = connections::load(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
+    let (first, second) = tokio::join!(
+        related::catch_up(&sf.app.engine, &conn),
+        related::catch_up(&sf.app.engine, &conn),
+    );
+    first.unwrap();
+    second.unwrap();
+    sf.app.drive().await;
+    let event = receiver.next().await.json();
+    assert_eq!(event["type"], "organization.changed");
+    assert_eq!(
+        event["data"]["change"]["fields"],
+        json!({ "Website": { "from": null, "to": "globex.example" } })
+    );
     assert!(receiver.drain().is_empty(), "announced once");
 }

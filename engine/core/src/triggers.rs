@@ -154,14 +154,11 @@ impl Trigger {
 }
 
 impl Trigger {
-    /// The kinds a Salesforce connection does not send: an Account's change is read, but
-    /// tandem does not know which Contacts belong to an Account (see `unavailable_reason`).
-    pub const NOT_FROM_SALESFORCE: [&'static str; 1] = ["organization.changed"];
-
-    /// Whether a Salesforce connection sends this kind: the deal and activity triggers (from its
-    /// Opportunities and Tasks), the person and lead triggers (from its Leads and Contacts).
+    /// Whether a Salesforce connection sends this kind: every one, from the records it reads
+    /// (deals and activities from its Opportunities and Tasks, persons and leads from its Leads
+    /// and Contacts, organizations from its Accounts).
     pub fn from_salesforce(kind: &str) -> bool {
-        Self::KINDS.contains(&kind) && !Self::NOT_FROM_SALESFORCE.contains(&kind)
+        Self::KINDS.contains(&kind)
     }
 }
 
@@ -185,16 +182,14 @@ pub fn unavailable_reason(kind: &str, sources: TriggerSources) -> Option<&'stati
         return None;
     }
     if sources.connections == 0 {
-        return Some("no CRM connection is active: CRM triggers start once Pipedrive is connected");
+        return Some(
+            "no CRM connection is active: CRM triggers start once Pipedrive or Salesforce is connected",
+        );
     }
-    // Salesforce connections send these from their Opportunities, Tasks, Leads and Contacts.
+    // Salesforce connections send every kind, from the records they read (Opportunities,
+    // Tasks, Leads, Contacts, Accounts); Pipedrive's need its mirror for two.
     if sources.connections > sources.pipedrive && Trigger::from_salesforce(kind) {
         return None;
-    }
-    if sources.pipedrive == 0 {
-        return Some(
-            "Salesforce connections do not send organization.changed: tandem reads their Accounts but not which Contacts belong to each (a Contact's AccountId), so it cannot tell whose organization changed; it comes from Pipedrive connections",
-        );
     }
     if matches!(kind, "activity.overdue" | "lead.created") && !sources.mirrored {
         return Some("needs the live mirror of the Pipedrive connection: switch it on (the connection card, or POST /admin/api/connections/{id}/mirror {\"enabled\": true})");
@@ -351,8 +346,9 @@ pub fn read_person_triggers(
 }
 
 /// Fields an organization's change carries that are no change to a journey: Pipedrive's
-/// bookkeeping (times, counters, who last touched it).
-pub const ORGANIZATION_BOOKKEEPING: [&str; 12] = [
+/// bookkeeping (times, counters, who last touched it), and Salesforce's on an Account (its
+/// `attributes`, id and times).
+pub const ORGANIZATION_BOOKKEEPING: [&str; 21] = [
     "id",
     "update_time",
     "add_time",
@@ -365,6 +361,15 @@ pub const ORGANIZATION_BOOKKEEPING: [&str; 12] = [
     "open_deals_count",
     "label",
     "last_updated_by_user_id",
+    "attributes",
+    "Id",
+    "CreatedDate",
+    "SystemModstamp",
+    "LastModifiedDate",
+    "LastModifiedById",
+    "LastActivityDate",
+    "LastViewedDate",
+    "LastReferencedDate",
 ];
 
 /// The triggers of an organization's change: `organization.changed` naming the fields whose
@@ -460,18 +465,11 @@ mod tests {
             mirrored: false,
         };
         for kind in Trigger::KINDS {
-            let reason = unavailable_reason(kind, salesforce_only);
-            if kind == "organization.changed" {
-                assert!(
-                    reason.is_some_and(|r| r.contains("Salesforce") && r.contains("AccountId")),
-                    "{kind}"
-                );
-            } else {
-                assert_eq!(
-                    reason, None,
-                    "{kind}: from the Opportunities, Tasks, Leads and Contacts"
-                );
-            }
+            assert_eq!(
+                unavailable_reason(kind, salesforce_only),
+                None,
+                "{kind}: from the Opportunities, Tasks, Leads, Contacts and Accounts"
+            );
         }
         // Beside a Pipedrive connection without its mirror, the Tasks of a Salesforce one
         // still become overdue and its Leads are still created; Pipedrive's leads alone need
@@ -707,6 +705,11 @@ mod tests {
                 fields: vec!["name".into()]
             }]
         );
+        let salesforce_times_only = Change::Changed {
+            before: org(&[("Name", "Acme"), ("SystemModstamp", "a")]),
+            after: org(&[("Name", "Acme"), ("SystemModstamp", "b")]),
+        };
+        assert!(organization_triggers(&salesforce_times_only).is_empty());
         let counters_only = Change::Changed {
             before: org(&[("name", "Acme"), ("people_count", "1")]),
             after: org(&[("name", "Acme"), ("people_count", "2")]),

@@ -330,7 +330,7 @@ impl Crm {
         }
     }
 
-    /// Every person of an organization.
+    /// Every person of an organization (Salesforce: the Contacts of an Account).
     pub async fn organization_people(
         &self,
         session: &Session,
@@ -358,7 +358,9 @@ impl Crm {
                     }
                 }
             }
-            Self::Salesforce(..) => Err(organizations_unsupported()),
+            Self::Salesforce(client, _) => {
+                salesforce::ops::account_contacts(client, session, map, org_id).await
+            }
         }
     }
 

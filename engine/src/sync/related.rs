@@ -223,12 +223,25 @@ async fn catch_up_stream(
                 }
             }
         }
+        // Read before the transaction (a CRM call; on SQLite the transaction holds the store).
+        let prefetched = if listing {
+            Default::default()
+        } else {
+            crate::sync::triggers::prefetch_related(engine, conn, &page.items).await?
+        };
         let keys = conn.crm.take_new_record_keys(conn.id);
         let now = engine.now();
         let saved = async {
             let txn = connections::begin_with_keys(engine, conn, &keys).await?;
             if !listing {
-                crate::sync::triggers::related_changes(&txn, conn.id, &page.items, now).await?;
+                crate::sync::triggers::related_changes(
+                    &txn,
+                    conn.id,
+                    &page.items,
+                    &prefetched,
+                    now,
+                )
+                .await?;
             }
             crm_related::save(&txn, conn.id, &page.items, now).await?;
             match (&page.next_cursor, listing) {

@@ -189,8 +189,13 @@ fn details(trigger: &Trigger) -> Value {
     }
 }
 
-/// An organization's changed fields, each `{from, to}`.
-fn organization_details(fields: &[String], record: &Value, previous: &Value) -> Value {
+/// An organization's changed fields, each `{from, to}`, and its name.
+fn organization_details(
+    fields: &[String],
+    name: Option<&Value>,
+    record: &Value,
+    previous: &Value,
+) -> Value {
     let after = organization_fields(record);
     let before = organization_fields(&before(record, previous));
     let changes: Map<String, Value> = fields
@@ -205,7 +210,7 @@ fn organization_details(fields: &[String], record: &Value, previous: &Value) -> 
             )
         })
         .collect();
-    json!({ "name": record.get("name"), "fields": changes })
+    json!({ "name": name, "fields": changes })
 }
 
 /// What [`observe`] needs that is read outside its transaction (the mirror's tables and the
@@ -474,7 +479,7 @@ pub async fn observe(
         data_out.insert("previous".into(), previous.clone());
         let change = match trigger {
             Trigger::OrganizationChanged { fields } => {
-                organization_details(fields, record, &previous)
+                organization_details(fields, record.get("name"), record, &previous)
             }
             _ => details(trigger),
         };
@@ -909,10 +914,11 @@ pub async fn catch_up(
     Ok(queued)
 }
 
-/// Deal and activity triggers of a CRM without webhooks (Salesforce's Opportunities and
-/// Tasks, read by `sync::related`): each deal or activity of a read's page against the state
-/// kept for it, announced in `txn`, the transaction that stores the page, so each change is
-/// announced once. Called for change reads only: the first listing announces nothing, it
+/// Deal, activity and organization triggers of a CRM without webhooks (Salesforce's
+/// Opportunities, Tasks and Accounts, read by `sync::related`): each deal, activity or
+/// organization of a read's page against the state kept for it, announced in `txn`, the
+/// transaction that stores the page, so each change is announced once (an organization's
+/// persons are read before it: [`prefetch_related`]). Called for change reads only: the first listing announces nothing, it
 /// records what exists. The event's `deal` (or `activity`) is the record as the CRM answered
 /// it plus `status` and, for a deal, `stage_id` (the boundary's id of its stage, the one
 /// journey actions take). Returns how many deliveries were queued.
@@ -920,10 +926,12 @@ pub async fn related_changes(
     txn: &impl Conn,
     connection: tandem_core::ConnectionId,
     items: &[CrmRelated],
+    prefetched: &RelatedPrefetched,
     now: DateTime<Utc>,
 ) -> Result<usize, SyncError> {
     let mut queued = 0;
     for (kind, object) in [
+        (RelatedKind::Company, "organization"),
         (RelatedKind::Deal, "deal"),
         (RelatedKind::Activity, "activity"),
     ] {
@@ -938,8 +946,13 @@ pub async fn related_changes(
             .map(|d| (d.id, d))
             .collect();
         for record in changed {
-            queued +=
-                related_change(txn, connection, object, kept.get(&record.id), record, now).await?;
+            let before = kept.get(&record.id);
+            queued += if kind == RelatedKind::Company {
+                related_organization_change(txn, connection, before, record, prefetched, now)
+                    .await?
+            } else {
+                related_change(txn, connection, object, before, record, now).await?
+            };
         }
     }
     Ok(queued)
@@ -1029,6 +1042,142 @@ async fn related_change(
         now,
     )
     .await
+}
+
+/// What [`related_changes`] needs that is read outside its transaction: the persons of each
+/// organization of the page whose fields changed.
+#[derive(Debug, Clone, Default)]
+pub struct RelatedPrefetched {
+    organization_persons: HashMap<i64, Vec<PersonId>>,
+}
+
+/// A kept organization's fields for the triggers: the record as the CRM answered it
+/// (bookkeeping is left out by `organization_triggers`). Only the fields the kept one has
+/// (`known`) count: a field tandem did not read before is no change.
+fn related_organization_state(
+    organization: &CrmRelated,
+    known: Option<&CrmRelated>,
+) -> OrganizationState {
+    let mut state = organization_state(&organization.raw);
+    if let Some(known) = known.and_then(|k| k.raw.as_object()) {
+        state.fields.retain(|field, _| known.contains_key(field));
+    }
+    state
+}
+
+/// The change of a kept organization `before` to `record`, as triggers see it.
+fn organization_change(
+    before: Option<&CrmRelated>,
+    record: &CrmRelated,
+) -> Option<Change<OrganizationState>> {
+    let before = before.filter(|b| !b.deleted && !record.deleted)?;
+    Some(Change::Changed {
+        before: related_organization_state(before, None),
+        after: related_organization_state(record, Some(before)),
+    })
+}
+
+/// Reads what [`related_changes`] will need for a page of related records: the persons of
+/// each organization whose fields changed (one CRM read each: Salesforce's Contacts of the
+/// Account), only when a subscription asks for `organization.changed`.
+pub async fn prefetch_related(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    items: &[CrmRelated],
+) -> Result<RelatedPrefetched, SyncError> {
+    let mut out = RelatedPrefetched::default();
+    let organizations: Vec<&CrmRelated> = items
+        .iter()
+        .filter(|i| i.kind == RelatedKind::Company && !i.deleted)
+        .collect();
+    if organizations.is_empty() || !app::wanted(&engine.store, "organization.changed").await? {
+        return Ok(out);
+    }
+    let ids: Vec<i64> = organizations.iter().map(|o| o.id).collect();
+    let kept: HashMap<i64, CrmRelated> =
+        crm_related::by_ids(&engine.store, conn.id, RelatedKind::Company, &ids)
+            .await?
+            .into_iter()
+            .map(|o| (o.id, o))
+            .collect();
+    for organization in organizations {
+        let changed = organization_change(kept.get(&organization.id), organization)
+            .is_some_and(|c| !triggers::organization_triggers(&c).is_empty());
+        if !changed || out.organization_persons.contains_key(&organization.id) {
+            continue;
+        }
+        let mut persons: Vec<PersonId> = conn
+            .crm
+            .organization_people(&conn.session, &conn.map, organization.id)
+            .await?
+            .iter()
+            .map(|p| p.id)
+            .collect();
+        persons.sort_unstable();
+        persons.dedup();
+        out.organization_persons.insert(organization.id, persons);
+    }
+    Ok(out)
+}
+
+/// Announces `organization.changed` for a kept organization whose fields changed (see
+/// [`related_changes`]), to the linked contacts of its persons, once.
+async fn related_organization_change(
+    txn: &impl Conn,
+    connection: tandem_core::ConnectionId,
+    before: Option<&CrmRelated>,
+    record: &CrmRelated,
+    prefetched: &RelatedPrefetched,
+    now: DateTime<Utc>,
+) -> Result<usize, SyncError> {
+    let Some(change) = organization_change(before, record) else {
+        return Ok(0);
+    };
+    let fired = triggers::organization_triggers(&change);
+    let (Some(before), [Trigger::OrganizationChanged { fields }]) = (before, fired.as_slice())
+    else {
+        return Ok(0);
+    };
+    // Nobody asked for it when its persons were read (or it changed between the two reads).
+    let Some(persons) = prefetched.organization_persons.get(&record.id) else {
+        return Ok(0);
+    };
+    let version = record.modified.clone().unwrap_or_else(|| now.to_rfc3339());
+    let id = record.id.to_string();
+    if !crm_events::announce_once(txn, connection, "related.organization", &id, &version, now)
+        .await?
+    {
+        return Ok(0);
+    }
+    let mut contacts: Vec<ContactId> = Vec::new();
+    for person in persons {
+        if let Some(link) = links::by_person(txn, connection, *person).await? {
+            contacts.push(link.contact_id);
+        }
+    }
+    // The changed fields' values before, as a webhook's `previous` carries them.
+    let previous: Map<String, Value> = fields
+        .iter()
+        .map(|f| (f.clone(), before.raw.get(f).cloned().unwrap_or(Value::Null)))
+        .collect();
+    let previous = Value::Object(previous);
+    let name = record.name.clone().map(Value::String);
+    let event = json!({
+        "type": fired[0].kind(),
+        "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "data": {
+            "object": "organization",
+            "id": id,
+            "organization": record.to_json(),
+            "previous": previous,
+            "change": organization_details(fields, name.as_ref(), &record.raw, &previous),
+            "contact_ids": contacts,
+            "occurred_at": version,
+            "late": false,
+            "catch_up": true,
+        },
+    });
+    app::crm_event(txn, fired[0].kind(), &contacts, &[], &event, now).await
 }
 
 /// A kept deal's state for the triggers. What tandem does not know of the stored deal (one a

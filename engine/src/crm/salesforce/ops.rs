@@ -423,6 +423,28 @@ async fn merged_into(
     Ok(out)
 }
 
+/// The Contacts of Account `account` (a boundary id): one query (its pages).
+pub(crate) async fn account_contacts(
+    client: &SalesforceClient,
+    s: &Session,
+    map: &FieldMap,
+    account: i64,
+) -> Result<Vec<CrmPerson>, CrmError> {
+    let key = resolve(client, s, account)?;
+    let fields = fields_for(client, s, SObject::Contact, map).await?;
+    let soql = format!(
+        "SELECT {} FROM Contact WHERE AccountId = {}",
+        fields.join(", "),
+        soql_string(&key)
+    );
+    client
+        .query_all_pages(s, &soql)
+        .await?
+        .iter()
+        .map(|r| person_of(client, s, map, r))
+        .collect()
+}
+
 /// `object`'s records deleted since `since` (at most 15 days back, Salesforce's window): each
 /// one's id and when it was deleted.
 async fn deleted_since(
@@ -456,9 +478,10 @@ pub(crate) const RELATED_STREAMS: [&str; 4] =
 
 fn related_kind(stream: &str) -> Option<(RelatedKind, &'static str)> {
     Some(match stream {
+        // The fields an organization's change names (`organization.changed`).
         "Account" => (
             RelatedKind::Company,
-            "Id, Name, CreatedDate, SystemModstamp",
+            "Id, Name, OwnerId, Type, Industry, Website, Phone, BillingStreet, BillingCity, BillingState, BillingPostalCode, BillingCountry, NumberOfEmployees, AnnualRevenue, Description, CreatedDate, SystemModstamp",
         ),
         "Opportunity" => (
             RelatedKind::Deal,
