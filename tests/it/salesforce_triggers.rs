@@ -151,6 +151,44 @@ async fn an_owner_given_in_salesforce_is_announced_once_and_one_tandem_gave_is_n
 }
 
 #[tokio::test]
+async fn an_owner_given_in_salesforce_is_announced_even_when_an_app_edit_of_the_person_is_pushed_before_the_poll(
+) {
+    let sf = org().await;
+    let h = sf.sf.handle();
+    let con = contact(&sf, "Con", "con@example.com");
+    let connection = sf.connect_and_sync(false).await;
+    let app_contact = app_contact_of(&sf, connection, &con).await;
+    let mut receiver = subscribe(&sf, &["person.owner_changed"]).await;
+    let admin = h.user_id(P, &h.admin_user(P)).unwrap();
+    let sam = h
+        .users(P)
+        .into_iter()
+        .map(|(id, _)| id)
+        .find(|id| *id != admin)
+        .expect("a second user");
+    h.update_record_as_user(P, "Contact", &con, json!({ "OwnerId": sam }))
+        .unwrap();
+    // tandem's write of the name reads the new owner back before the poll does.
+    local::update_contact(
+        &sf.app.engine,
+        app_contact.into(),
+        fields([name("Con Renamed")]),
+    )
+    .await
+    .unwrap();
+    sf.app.drive().await;
+    assert_eq!(h.record(P, "Contact", &con).unwrap()["LastName"], "Renamed");
+    poll(&sf, connection).await;
+    let event = receiver.next().await.json();
+    assert_eq!(event["type"], "person.owner_changed");
+    assert_eq!(
+        event["data"]["change"]["owner_id"]["to"],
+        json!(surrogate(&sam))
+    );
+    assert!(receiver.drain().is_empty());
+}
+
+#[tokio::test]
 async fn a_lead_created_in_salesforce_is_announced_once_and_a_lead_tandem_created_is_not() {
     let sf = org().await;
     let connection = sf.connect_and_sync(false).await;

@@ -167,8 +167,9 @@ impl Trigger {
 pub struct TriggerSources {
     /// Connections not disconnected, of any CRM.
     pub connections: usize,
-    /// Of those, Pipedrive connections (every trigger); the others are Salesforce connections,
-    /// whose Opportunities and Tasks become the deal and activity triggers.
+    /// Of those, Pipedrive connections (every trigger, two with the mirror); the others are
+    /// Salesforce connections, whose Opportunities, Tasks, Leads, Contacts and Accounts become
+    /// every trigger.
     pub pipedrive: usize,
     /// Whether any of those Pipedrive connections keeps a live mirror (the date trigger scans
     /// it, and lead webhooks are registered only with it).

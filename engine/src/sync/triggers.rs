@@ -1440,8 +1440,9 @@ pub async fn seed_people(
     Ok(crm_events::seed_trigger_states(txn, conn.id, "person", &seeds).await?)
 }
 
-/// Notes the state of a person as tandem's own write left it (the read-back of a push or a
-/// create, a CRM without person webhooks), so the change poll does not announce it back.
+/// Notes the state of a person as tandem's own write left it (the read-back of a create, or
+/// of a push that wrote the owner; a CRM without person webhooks), so the change poll does
+/// not announce it back.
 pub async fn note_person(
     txn: &impl Conn,
     conn: &ConnectionCtx,
