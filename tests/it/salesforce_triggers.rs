@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use salesforce_sim::{OrgKind, SfSimConfig};
+use sea_orm::ConnectionTrait;
 use serde_json::{json, Value};
 use tandem_engine::crm::salesforce::ids::{person_surrogate, surrogate};
 use tandem_engine::sync::app::{self, local, EventFilter};
@@ -186,6 +187,41 @@ async fn an_owner_given_in_salesforce_is_announced_even_when_an_app_edit_of_the_
         json!(surrogate(&sam))
     );
     assert!(receiver.drain().is_empty());
+}
+
+#[tokio::test]
+async fn a_person_linked_before_tandem_kept_its_owner_announces_its_first_owner_change_from_the_owner_its_link_merged(
+) {
+    // A connection whose initial sync ran before tandem kept the state the app heard of persons.
+    let sf = org().await;
+    let h = sf.sf.handle();
+    let con = contact(&sf, "Con", "con@example.com");
+    let connection = sf.connect_and_sync(false).await;
+    sf.app
+        .store
+        .db()
+        .execute_unprepared("DELETE FROM crm_trigger_state")
+        .await
+        .unwrap();
+    let mut receiver = subscribe(&sf, &["person.owner_changed"]).await;
+    let admin = h.user_id(P, &h.admin_user(P)).unwrap();
+    let sam = h
+        .users(P)
+        .into_iter()
+        .map(|(id, _)| id)
+        .find(|id| *id != admin)
+        .expect("a second user");
+    h.update_record_as_user(P, "Contact", &con, json!({ "OwnerId": sam }))
+        .unwrap();
+    poll(&sf, connection).await;
+    let event = receiver.next().await.json();
+    assert_eq!(event["type"], "person.owner_changed");
+    assert_eq!(
+        event["data"]["change"],
+        json!({ "owner_id": { "from": surrogate(&admin), "to": surrogate(&sam) } })
+    );
+    poll(&sf, connection).await;
+    assert!(receiver.drain().is_empty(), "announced once");
 }
 
 #[tokio::test]

@@ -1078,8 +1078,8 @@ fn organization_change(
 }
 
 /// Reads what [`related_changes`] will need for a page of related records: the persons of
-/// each organization whose fields changed (one CRM read each: Salesforce's Contacts of the
-/// Account), only when a subscription asks for `organization.changed`.
+/// the organizations whose fields changed (Salesforce: the Contacts of those Accounts, one
+/// query per 200), only when a subscription asks for `organization.changed`.
 pub async fn prefetch_related(
     engine: &Engine,
     conn: &ConnectionCtx,
@@ -1100,22 +1100,26 @@ pub async fn prefetch_related(
             .into_iter()
             .map(|o| (o.id, o))
             .collect();
-    for organization in organizations {
-        let changed = organization_change(kept.get(&organization.id), organization)
-            .is_some_and(|c| !triggers::organization_triggers(&c).is_empty());
-        if !changed || out.organization_persons.contains_key(&organization.id) {
-            continue;
-        }
-        let mut persons: Vec<PersonId> = conn
-            .crm
-            .organization_people(&conn.session, &conn.map, organization.id)
-            .await?
-            .iter()
-            .map(|p| p.id)
-            .collect();
+    let changed: Vec<i64> = organizations
+        .iter()
+        .filter(|o| {
+            organization_change(kept.get(&o.id), o)
+                .is_some_and(|c| !triggers::organization_triggers(&c).is_empty())
+        })
+        .map(|o| o.id)
+        .collect();
+    if changed.is_empty() {
+        return Ok(out);
+    }
+    let mut members = conn
+        .crm
+        .organization_members(&conn.session, &conn.map, &changed)
+        .await?;
+    for id in changed {
+        let mut persons = members.remove(&id).unwrap_or_default();
         persons.sort_unstable();
         persons.dedup();
-        out.organization_persons.insert(organization.id, persons);
+        out.organization_persons.insert(id, persons);
     }
     Ok(out)
 }
@@ -1263,21 +1267,43 @@ fn record_version_of_add(record: &Value) -> Option<String> {
         .and_then(crate::mirror::pipedrive_time)
 }
 
+/// A person's link before a read of it is applied, for [`person_read`].
+#[derive(Debug, Clone, Copy)]
+pub struct PersonBefore {
+    /// The contact linked to it (the link moves or goes when the person left).
+    contact_id: ContactId,
+    /// Its owner as the link last merged it (when the owner is mapped).
+    owner_id: Option<i64>,
+}
+
 /// The person and lead triggers of a CRM whose persons are read rather than pushed
-/// (Salesforce's Leads and Contacts, read by the change poll): the contact `person` is linked
-/// to before the read is applied (its link moves or goes when the person left), for
-/// [`person_read`]. `None` for a CRM whose webhooks announce these.
+/// (Salesforce's Leads and Contacts, read by the change poll): `person`'s link before the
+/// read is applied, for [`person_read`]. `None` for a CRM whose webhooks announce these.
 pub async fn person_before(
     txn: &impl Conn,
     conn: &ConnectionCtx,
     person: &crate::crm::CrmPerson,
-) -> Result<Option<ContactId>, SyncError> {
+) -> Result<Option<PersonBefore>, SyncError> {
     if conn.crm.pushes_changes() {
         return Ok(None);
     }
-    Ok(links::by_person(txn, conn.id, person.id)
-        .await?
-        .map(|l| l.contact_id))
+    let Some(link) = links::by_person(txn, conn.id, person.id).await? else {
+        return Ok(None);
+    };
+    let owner_id = conn
+        .map
+        .fields
+        .iter()
+        .find(|f| f.remote == crate::crm::RemoteField::OwnerId)
+        .and_then(|f| link.state.base.fields.get(&f.local))
+        .and_then(|value| match value {
+            tandem_core::FieldValue::Number(n) => Some(n.get() as i64),
+            _ => None,
+        });
+    Ok(Some(PersonBefore {
+        contact_id: link.contact_id,
+        owner_id,
+    }))
 }
 
 /// The state of a person read, as kept in `crm_trigger_state` (the fields [`state_of`] keeps
@@ -1303,7 +1329,7 @@ fn read_person_json(person: &crate::crm::CrmPerson, state: &Value) -> Value {
 
 /// Announces the person and lead triggers of a person read by the change poll of a CRM without
 /// person webhooks (Salesforce), in `txn`, the transaction that applies it (`applied`; the
-/// person was linked to `before`, from [`person_before`]): its owner changed
+/// person's link before, from [`person_before`]): its owner changed
 /// (`person.owner_changed`), it was deleted, merged or, a lead, converted (`person.deleted`,
 /// `person.merged`, `lead.converted`), or it is a lead created since the read reached back
 /// (`since`) by someone other than tandem and now linked (`lead.created`). The state the app
@@ -1316,7 +1342,7 @@ pub async fn person_read(
     txn: &impl Conn,
     conn: &ConnectionCtx,
     person: &crate::crm::CrmPerson,
-    before: Option<ContactId>,
+    before: Option<PersonBefore>,
     applied: &crate::sync::inbound::Applied,
     since: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -1328,9 +1354,17 @@ pub async fn person_read(
     }
     let id = person.id.to_string();
     let stored = crm_events::trigger_state(txn, conn.id, "person", &id).await?;
+    // The state the app heard: kept (seeded by the initial sync, moved by every read), else,
+    // for a person linked before tandem kept it (a connection older than this), the owner its
+    // link last merged.
     let heard: Option<Value> = stored
         .as_ref()
-        .and_then(|s| serde_json::from_str(&s.state).ok());
+        .and_then(|s| serde_json::from_str(&s.state).ok())
+        .or_else(|| {
+            before
+                .and_then(|b| b.owner_id)
+                .map(|owner| json!({ "owner_id": owner, "deleted": false }))
+        });
     let state = read_person_state(person, heard.as_ref());
     let version = person
         .updated
@@ -1387,7 +1421,11 @@ pub async fn person_read(
         gone.as_ref(),
         new_lead,
     );
-    let contacts: Vec<ContactId> = before.or(created_contact).into_iter().collect();
+    let contacts: Vec<ContactId> = before
+        .map(|b| b.contact_id)
+        .or(created_contact)
+        .into_iter()
+        .collect();
     if fired.is_empty() || contacts.is_empty() {
         return Ok(0);
     }

@@ -423,26 +423,33 @@ async fn merged_into(
     Ok(out)
 }
 
-/// The Contacts of Account `account` (a boundary id): one query (its pages).
-pub(crate) async fn account_contacts(
+/// The Contacts of each of these Accounts (boundary ids), by Account: one query (its pages)
+/// per 200 Accounts.
+pub(crate) async fn account_members(
     client: &SalesforceClient,
     s: &Session,
-    map: &FieldMap,
-    account: i64,
-) -> Result<Vec<CrmPerson>, CrmError> {
-    let key = resolve(client, s, account)?;
-    let fields = fields_for(client, s, SObject::Contact, map).await?;
-    let soql = format!(
-        "SELECT {} FROM Contact WHERE AccountId = {}",
-        fields.join(", "),
-        soql_string(&key)
-    );
-    client
-        .query_all_pages(s, &soql)
-        .await?
-        .iter()
-        .map(|r| person_of(client, s, map, r))
-        .collect()
+    accounts: &[i64],
+) -> Result<BTreeMap<i64, Vec<PersonId>>, CrmError> {
+    let mut out: BTreeMap<i64, Vec<PersonId>> = BTreeMap::new();
+    for chunk in accounts.chunks(200) {
+        let keys: Vec<String> = chunk
+            .iter()
+            .map(|id| resolve(client, s, *id).map(|key| soql_string(&key)))
+            .collect::<Result<_, _>>()?;
+        let soql = format!(
+            "SELECT Id, AccountId FROM Contact WHERE AccountId IN ({})",
+            keys.join(", ")
+        );
+        for record in client.query_all_pages(s, &soql).await? {
+            if let (Some(id), Some(account)) = (record.text("Id"), record.text("AccountId")) {
+                let contact = person(remember(client, s, id)?);
+                out.entry(remember(client, s, account)?)
+                    .or_default()
+                    .push(contact);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `object`'s records deleted since `since` (at most 15 days back, Salesforce's window): each
