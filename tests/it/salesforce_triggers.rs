@@ -225,7 +225,8 @@ async fn a_person_linked_before_tandem_kept_its_owner_announces_its_first_owner_
 }
 
 #[tokio::test]
-async fn a_lead_created_in_salesforce_is_announced_once_and_a_lead_tandem_created_is_not() {
+async fn a_lead_created_in_salesforce_is_announced_once_whether_it_made_or_found_its_app_contact_and_one_tandem_created_is_not(
+) {
     let sf = org().await;
     let connection = sf.connect_and_sync(false).await;
     let mut receiver = subscribe(&sf, &["lead.created", "person.owner_changed"]).await;
@@ -242,6 +243,25 @@ async fn a_lead_created_in_salesforce_is_announced_once_and_a_lead_tandem_create
     );
     poll(&sf, connection).await;
     assert!(receiver.drain().is_empty(), "announced once");
+
+    // A Lead made in Salesforce for someone the app knows (not in the CRM list) links to
+    // that contact by e-mail: news too.
+    let known = local::create_contact(
+        &sf.app.engine,
+        fields([name("Known One"), email("known@example.com")]),
+        false,
+    )
+    .await
+    .unwrap()
+    .contact_id;
+    sf.app.drive().await;
+    let matched = lead(&sf, "Known", "known@example.com");
+    poll(&sf, connection).await;
+    let event = receiver.next().await.json();
+    assert_eq!(event["type"], "lead.created");
+    assert_eq!(event["data"]["id"], id_of(&matched));
+    assert_eq!(event["data"]["contact_ids"], json!([known]));
+    assert!(receiver.drain().is_empty());
 
     // An app contact in the CRM list becomes a Lead tandem creates: not news to the app.
     local::create_contact(
