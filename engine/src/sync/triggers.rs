@@ -918,10 +918,11 @@ pub async fn catch_up(
 /// Opportunities, Tasks and Accounts, read by `sync::related`): each deal, activity or
 /// organization of a read's page against the state kept for it, announced in `txn`, the
 /// transaction that stores the page, so each change is announced once (an organization's
-/// persons are read before it: [`prefetch_related`]). Called for change reads only: the first listing announces nothing, it
-/// records what exists. The event's `deal` (or `activity`) is the record as the CRM answered
-/// it plus `status` and, for a deal, `stage_id` (the boundary's id of its stage, the one
-/// journey actions take). Returns how many deliveries were queued.
+/// persons are read before it: [`prefetch_related`]). Called for change reads only: the first
+/// listing announces nothing, it records what exists. The event's `deal` (`activity`,
+/// `organization`) is the record as the CRM answered it plus `status` and, for a deal,
+/// `stage_id` (the boundary's id of its stage, the one journey actions take). Returns how many
+/// deliveries were queued.
 pub async fn related_changes(
     txn: &impl Conn,
     connection: tandem_core::ConnectionId,

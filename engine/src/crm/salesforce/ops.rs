@@ -334,7 +334,8 @@ pub(crate) async fn list_people(
 }
 
 /// One page of the changes since `since` of one object (`stream`: `Lead` or `Contact`), oldest
-/// first: its query pages, then its deletes. Each object has a change cursor of its own (a poll cut off between the two cannot
+/// first: its query pages, then its deletes (a merged record with the record it was merged
+/// into). Each object has a change cursor of its own (a poll cut off between the two cannot
 /// move the other's past changes it has not read).
 pub(crate) async fn changes_since(
     client: &SalesforceClient,
