@@ -31,7 +31,6 @@ mod replicas;
 mod salesforce;
 mod salesforce_actions;
 mod salesforce_related;
-mod salesforce_triggers;
 mod security;
 mod triggers;
 mod writeback;

@@ -1523,7 +1523,7 @@ async fn a_salesforce_contacts_journey_conditions_come_from_the_kept_opportuniti
         .api(Method::POST, "/api/v1/webhook-subscriptions")
         .json(&json!({
             "url": "http://127.0.0.1:9/hooks",
-            "event_types": ["deal.won", "person.owner_changed", "organization.changed", "contact.updated"]
+            "event_types": ["deal.won", "person.owner_changed", "contact.updated"]
         }))
         .send()
         .await
@@ -1531,7 +1531,11 @@ async fn a_salesforce_contacts_journey_conditions_come_from_the_kept_opportuniti
     assert_eq!(subscription.status(), StatusCode::CREATED);
     let body: serde_json::Value = subscription.json().await.unwrap();
     // Deal and activity triggers come from the Opportunities and Tasks
-    // (tests/it/salesforce_related.rs), person and lead triggers from the Leads and Contacts,
-    // organization.changed from the Accounts (tests/it/salesforce_triggers.rs).
-    assert_eq!(body["unavailable_event_types"], json!([]), "{body}");
+    // (tests/it/salesforce_related.rs); person triggers come from Pipedrive only.
+    let unavailable = body["unavailable_event_types"].as_array().unwrap();
+    assert_eq!(unavailable.len(), 1, "{body}");
+    assert_eq!(unavailable[0]["type"], "person.owner_changed");
+    assert!(unavailable[0]["reason"]
+        .as_str()
+        .is_some_and(|r| r.contains("Salesforce")));
 }

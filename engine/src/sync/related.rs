@@ -250,33 +250,18 @@ async fn catch_up_stream(
                 }
             }
         }
-        // Read before the transaction (a CRM call; on SQLite the transaction holds the store).
-        let prefetched = if !announce {
-            Default::default()
-        } else {
-            crate::sync::triggers::prefetch_related(engine, conn, &page.items).await?
-        };
         let keys = conn.crm.take_new_record_keys(conn.id);
         let now = engine.now();
         let saved = async {
             let txn = connections::begin_with_keys(engine, conn, &keys).await?;
             if announce {
-                crate::sync::triggers::related_changes(
-                    &txn,
-                    conn.id,
-                    &page.items,
-                    &prefetched,
-                    now,
-                )
-                .await?;
+                crate::sync::triggers::related_changes(&txn, conn.id, &page.items, now).await?;
             }
             crm_related::save(&txn, conn.id, &page.items, now).await?;
             if let (None, Some(began)) = (&page.next_cursor, began) {
                 let gone = unseen_since(&txn, conn, stream, began).await?;
                 if announce {
-                    let none = Default::default();
-                    crate::sync::triggers::related_changes(&txn, conn.id, &gone, &none, now)
-                        .await?;
+                    crate::sync::triggers::related_changes(&txn, conn.id, &gone, now).await?;
                 }
                 crm_related::save(&txn, conn.id, &gone, now).await?;
                 cursors::clear(&txn, conn.id, &began_key(stream)).await?;
