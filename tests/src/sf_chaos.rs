@@ -416,7 +416,6 @@ async fn compare(
     report: &mut SfChaosReport,
 ) -> anyhow::Result<()> {
     let (mut divergent, mut lost) = (0, 0);
-    let mut examples = Vec::new();
     let sf_persons = records.persons(handle);
     let persons = sf_persons.len();
     let mut per_email: HashMap<String, usize> = HashMap::new();
@@ -433,6 +432,27 @@ async fn compare(
         + persons.saturating_sub(expected.len())
         + ids.len().saturating_sub(expected.len());
     let missing = expected.len().saturating_sub(persons);
+    let mut examples = Vec::new();
+    for (email, n) in per_email.iter().filter(|(_, n)| **n > 1).take(3) {
+        let holders: Vec<String> = sf_persons
+            .iter()
+            .filter(|r| text(r, "Email").is_some_and(|e| e.to_lowercase() == *email))
+            .map(|r| format!("{} {}", r["Id"], r["CreatedDate"]))
+            .collect();
+        examples.push(format!("{n} Salesforce persons share {email}: {holders:?}"));
+    }
+    if ids.len() > expected.len() {
+        let extra: Vec<&Uuid> = ids
+            .iter()
+            .filter(|id| !expected.contains_key(id))
+            .take(3)
+            .collect();
+        examples.push(format!(
+            "{} app contacts beyond the {} expected, e.g. {extra:?}",
+            ids.len() - expected.len(),
+            expected.len()
+        ));
+    }
     for (id, want) in expected {
         let Some(contact) = contacts::load(engine.store.db(), (*id).into()).await? else {
             lost += 1;
