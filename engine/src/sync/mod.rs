@@ -38,7 +38,8 @@ pub enum SyncError {
     Queue(#[from] crate::queue::QueueError),
     #[error("secret error: {0}")]
     Crypto(#[from] CryptoError),
-    #[error("Pipedrive: {0}")]
+    /// The CRM's error says which CRM part failed ("Server from the CRM (HTTP 500): …").
+    #[error(transparent)]
     Crm(#[from] tandem_core::CrmError),
     #[error("connection {0} not found")]
     ConnectionNotFound(tandem_core::ConnectionId),
