@@ -87,6 +87,16 @@ async fn poll(sf: &SfApp, connection: uuid::Uuid) {
     sf.app.drive().await;
 }
 
+/// The next `n` events the receiver gets, sorted by type (a read announces in no set order).
+async fn next_by_type(receiver: &mut TestReceiver, n: usize) -> Vec<serde_json::Value> {
+    let mut events = Vec::with_capacity(n);
+    for _ in 0..n {
+        events.push(receiver.next().await.json());
+    }
+    events.sort_by_key(|e| e["type"].as_str().unwrap_or_default().to_owned());
+    events
+}
+
 /// The app contact linked to Salesforce record `record`.
 async fn app_contact_of(sf: &SfApp, connection: uuid::Uuid, record: &str) -> uuid::Uuid {
     tandem_engine::sync::links::by_person(
@@ -306,12 +316,7 @@ async fn after_tandem_was_stopped_longer_than_salesforce_keeps_its_deletes_the_r
         3,
         "Beta's role went with it: {roles:?}"
     );
-    let mut events = [
-        receiver.next().await.json(),
-        receiver.next().await.json(),
-        receiver.next().await.json(),
-    ];
-    events.sort_by_key(|e| e["type"].as_str().unwrap_or_default().to_owned());
+    let events = next_by_type(&mut receiver, 3).await;
     assert_eq!(
         events.iter().map(|e| e["type"].clone()).collect::<Vec<_>>(),
         [
@@ -410,8 +415,7 @@ async fn opportunities_created_moved_won_and_deleted_in_salesforce_reach_the_app
     )
     .unwrap();
     poll(&sf, connection).await;
-    let mut events = [receiver.next().await.json(), receiver.next().await.json()];
-    events.sort_by_key(|e| e["type"].as_str().unwrap_or_default().to_owned());
+    let events = next_by_type(&mut receiver, 2).await;
     assert_eq!(events[0]["type"], "deal.created");
     assert_eq!(events[0]["data"]["deal"]["Name"], "Beta");
     assert_eq!(events[1]["type"], "deal.stage_changed");
@@ -442,12 +446,7 @@ async fn opportunities_created_moved_won_and_deleted_in_salesforce_reach_the_app
     h.delete_record(P, "Opportunity", &beta).unwrap();
     h.advance_clock(Duration::from_secs(180));
     poll(&sf, connection).await;
-    let mut events = [
-        receiver.next().await.json(),
-        receiver.next().await.json(),
-        receiver.next().await.json(),
-    ];
-    events.sort_by_key(|e| e["type"].as_str().unwrap_or_default().to_owned());
+    let events = next_by_type(&mut receiver, 3).await;
     assert_eq!(
         events.iter().map(|e| e["type"].clone()).collect::<Vec<_>>(),
         [
