@@ -1230,26 +1230,13 @@ impl Org {
             // An Opportunity's contact roles are deleted with it.
             let roles = "OpportunityContactRole";
             let role_def = self.schema.get(roles).ok_or_else(DmlError::not_found)?;
-            let of_it: Vec<Record> = role_def
-                .pos("OpportunityId")
-                .and_then(|p| {
-                    let table = self.tables.get(roles)?;
-                    Some(
-                        table
-                            .records
-                            .values()
-                            .filter(|r| r.deleted_ms.is_none() && r.get(p).as_str() == Some(id))
-                            .cloned()
-                            .collect(),
-                    )
-                })
-                .unwrap_or_default();
-            let gone: Vec<(Record, Record)> = of_it
-                .into_iter()
+            let gone: Vec<(Record, Record)> = self
+                .live(roles)
+                .filter(|r| self.field_is(roles, r, "OpportunityId", &json!(id)))
                 .map(|role| {
                     let mut gone = role.clone();
                     mark_deleted(role_def, &mut gone, &actor.perms.user_id, now_ms);
-                    (role, gone)
+                    (role.clone(), gone)
                 })
                 .collect();
             for (role, gone) in gone {

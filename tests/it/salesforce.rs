@@ -51,18 +51,6 @@ fn insert(sf: &SfApp, leads: usize, contacts: usize) -> (Vec<String>, Vec<String
     (leads, contacts)
 }
 
-/// The link of a Salesforce record (Lead or Contact id) in the connection; it must exist.
-async fn linked(sf: &SfApp, connection: uuid::Uuid, record: &str) -> links::Link {
-    links::by_person(
-        sf.app.store.db(),
-        connection.into(),
-        person_surrogate(record),
-    )
-    .await
-    .unwrap()
-    .unwrap_or_else(|| panic!("the record {record} is linked"))
-}
-
 /// A new app contact in the CRM list, pushed by the workers: its link (it must have one).
 async fn new_app_contact_linked(
     sf: &SfApp,
@@ -141,7 +129,7 @@ async fn the_initial_sync_links_every_lead_and_contact_and_a_salesforce_edit_rea
         .unwrap();
     let changed = poller::poll_once(&sf.app.engine, &conn).await.unwrap();
     assert_eq!(changed, 1);
-    let link = linked(&sf, connection, &lead).await;
+    let link = sf.link_of(connection, &lead).await;
     let contact = sf.app.contact(link.contact_id.uuid()).await;
     assert_eq!(text_of(&contact, "name").as_deref(), Some("Grace Hopper"));
 }
@@ -183,7 +171,7 @@ async fn leads_and_contacts_keep_change_cursors_of_their_own_so_a_poll_cut_off_a
     // The next poll still reads the Contact's change, from the Contact's own cursor.
     assert_eq!(poller::poll_once(&sf.app.engine, &conn).await.unwrap(), 1);
     for (record, last_name) in [(&contacts[0], "Earlier"), (&leads[0], "Later")] {
-        let link = linked(&sf, connection, record).await;
+        let link = sf.link_of(connection, record).await;
         let contact = sf.app.contact(link.contact_id.uuid()).await;
         let name = text_of(&contact, "name").unwrap_or_default();
         assert!(name.ends_with(last_name), "{name}");
@@ -196,7 +184,7 @@ async fn an_app_edit_of_a_linked_contact_reaches_its_salesforce_record() {
     let (_, contacts) = insert(&sf, 0, 2);
     let connection = sf.connect_and_sync(false).await;
     let record = contacts[0].clone();
-    let link = linked(&sf, connection, &record).await;
+    let link = sf.link_of(connection, &record).await;
     local::update_contact(
         &sf.app.engine,
         link.contact_id,
@@ -355,7 +343,7 @@ async fn after_a_restart_a_linked_record_is_still_reached_by_its_id() {
     let SfApp { mut app, sf: sim } = sf;
     app.restart().await;
     let sf = SfApp { app, sf: sim };
-    let link = linked(&sf, connection, &record).await;
+    let link = sf.link_of(connection, &record).await;
     local::update_contact(
         &sf.app.engine,
         link.contact_id,
@@ -460,7 +448,7 @@ async fn with_a_pre_connection_window_the_first_initial_sync_reads_only_recent_r
     let (recent, _) = insert(&sf, 1, 0);
     let connection = sf.connect_and_sync(false).await;
     assert_eq!(link_count(&sf, connection).await, 1);
-    linked(&sf, connection, &recent[0]).await;
+    sf.link_of(connection, &recent[0]).await;
     let started = sf.app.log_entries("initial_sync_started").await;
     assert!(
         started[0].message.contains("modified since"),
@@ -488,7 +476,7 @@ async fn run_initial_sync_reads_every_record_whatever_the_pre_connection_window(
         .await
         .unwrap();
     assert_eq!(link_count(&sf, connection).await, 3);
-    linked(&sf, connection, &old).await;
+    sf.link_of(connection, &old).await;
     let started = sf.app.log_entries("initial_sync_started").await;
     assert_eq!(started.len(), 2);
     assert!(started.iter().any(|e| e.message == "Initial sync started."));
@@ -557,7 +545,7 @@ async fn a_lead_converted_in_salesforce_moves_its_link_to_the_contact_without_a_
     let sf = spawn_sf_app(sim(), |_| {}).await;
     let (leads, _) = insert(&sf, 1, 0);
     let connection = sf.connect_and_sync(false).await;
-    let lead_link = linked(&sf, connection, &leads[0]).await;
+    let lead_link = sf.link_of(connection, &leads[0]).await;
     let (_, contact) = sf
         .sf
         .handle()
@@ -568,7 +556,7 @@ async fn a_lead_converted_in_salesforce_moves_its_link_to_the_contact_without_a_
         .unwrap();
     poller::poll_once(&sf.app.engine, &conn).await.unwrap();
     sf.app.drive().await;
-    let moved = linked(&sf, connection, &contact).await;
+    let moved = sf.link_of(connection, &contact).await;
     assert_eq!(moved.contact_id, lead_link.contact_id);
     assert!(links::by_person(
         sf.app.store.db(),
@@ -588,7 +576,7 @@ async fn an_app_edit_pushed_to_a_lead_converted_meanwhile_reaches_the_contact_it
     let sf = spawn_sf_app(sim(), |_| {}).await;
     let (leads, _) = insert(&sf, 1, 0);
     let connection = sf.connect_and_sync(false).await;
-    let link = linked(&sf, connection, &leads[0]).await;
+    let link = sf.link_of(connection, &leads[0]).await;
     // The Lead is converted in Salesforce; tandem has not polled yet when the app edits.
     let (_, contact) = sf
         .sf
@@ -609,7 +597,7 @@ async fn an_app_edit_pushed_to_a_lead_converted_meanwhile_reaches_the_contact_it
     poller::poll_once(&sf.app.engine, &conn).await.unwrap();
     sf.app.drive().await;
     assert_eq!(last_name(&sf, "Contact", &contact), "Converted");
-    let moved = linked(&sf, connection, &contact).await;
+    let moved = sf.link_of(connection, &contact).await;
     assert_eq!(moved.contact_id, link.contact_id);
     assert!(
         sf.app.log_entries("dead_letter").await.is_empty(),
@@ -622,7 +610,7 @@ async fn a_lead_converted_between_the_polls_lead_and_contact_streams_keeps_its_a
     let sf = spawn_sf_app(sim(), |_| {}).await;
     let (leads, _) = insert(&sf, 1, 0);
     let connection = sf.connect_and_sync(false).await;
-    let lead_link = linked(&sf, connection, &leads[0]).await;
+    let lead_link = sf.link_of(connection, &leads[0]).await;
     let conn = connections::load(&sf.app.engine, connection.into())
         .await
         .unwrap();
@@ -646,7 +634,7 @@ async fn a_lead_converted_between_the_polls_lead_and_contact_streams_keeps_its_a
     // The next poll reads the conversion again.
     poller::poll_once(&sf.app.engine, &conn).await.unwrap();
     sf.app.drive().await;
-    let moved = linked(&sf, connection, &contact).await;
+    let moved = sf.link_of(connection, &contact).await;
     assert_eq!(
         moved.contact_id, lead_link.contact_id,
         "the app's contact keeps the link"
@@ -907,7 +895,7 @@ async fn journey_actions_schedule_a_task_and_update_a_field_on_the_salesforce_re
     let sf = spawn_sf_app(sim(), |_| {}).await;
     let (_, contacts) = insert(&sf, 0, 1);
     let connection = sf.connect_and_sync(false).await;
-    let link = linked(&sf, connection, &contacts[0]).await;
+    let link = sf.link_of(connection, &contacts[0]).await;
     let submit = |action: &str, params: serde_json::Value, key: &str| Submit {
         action: actions::parse_action(action).unwrap(),
         contact: ContactRef::Id {
@@ -1120,19 +1108,6 @@ async fn salesforce_calls_are_counted_in_the_metrics_by_operation_without_record
 
 // ---------------------------------------------------------------- batched writes (issue 19)
 
-/// The app contact linked to a Salesforce record.
-async fn contact_of(sf: &SfApp, connection: uuid::Uuid, record: &str) -> tandem_core::ContactId {
-    links::by_person(
-        sf.app.store.db(),
-        connection.into(),
-        person_surrogate(record),
-    )
-    .await
-    .unwrap()
-    .expect("the record is linked")
-    .contact_id
-}
-
 fn last_name(sf: &SfApp, object: &str, record: &str) -> String {
     sf.sf
         .handle()
@@ -1154,7 +1129,7 @@ async fn four_hundred_fifty_pending_edits_go_out_to_salesforce_in_three_composit
         .chain(contacts.iter().map(|c| ("Contact", c)))
         .collect();
     for (i, (_, record)) in records.iter().enumerate() {
-        let contact = contact_of(&sf, connection, record).await;
+        let contact = sf.contact_of(connection, record).await;
         local::update_contact(
             &sf.app.engine,
             contact,
@@ -1217,7 +1192,7 @@ async fn one_record_failing_validation_dead_letters_only_its_contact_with_the_co
         .unwrap();
     let mut contacts = Vec::new();
     for (record, new_name) in records.iter().zip(["Ada Refused", "Bob Fine", "Cy Fine"]) {
-        let contact = contact_of(&sf, connection, record).await;
+        let contact = sf.contact_of(connection, record).await;
         local::update_contact(&sf.app.engine, contact, fields([name(new_name)]))
             .await
             .unwrap();
@@ -1323,7 +1298,7 @@ async fn pushes_to_salesforce_respect_per_contact_ordering() {
     let connection = sf.connect_and_sync(false).await;
     let engine = &sf.app.engine;
     let db = sf.app.store.db();
-    let a = contact_of(&sf, connection, &records[0]).await;
+    let a = sf.contact_of(connection, &records[0]).await;
     local::update_contact(engine, a, fields([name("Ann First")]))
         .await
         .unwrap();
@@ -1344,7 +1319,7 @@ async fn pushes_to_salesforce_respect_per_contact_ordering() {
         .await
         .unwrap();
     for (record, new_name) in records[1..].iter().zip(["Ben Later", "Cat Later"]) {
-        let contact = contact_of(&sf, connection, record).await;
+        let contact = sf.contact_of(connection, record).await;
         local::update_contact(engine, contact, fields([name(new_name)]))
             .await
             .unwrap();
@@ -1471,7 +1446,7 @@ async fn a_salesforce_contacts_journey_conditions_come_from_the_kept_opportuniti
         .unwrap();
     }
     let connection = sf.connect_and_sync(false).await;
-    let link = linked(&sf, connection, &contacts[0]).await;
+    let link = sf.link_of(connection, &contacts[0]).await;
     let calls = h.calls("query");
     let conditions = sf
         .app

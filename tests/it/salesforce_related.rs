@@ -97,18 +97,11 @@ async fn next_by_type(receiver: &mut TestReceiver, n: usize) -> Vec<serde_json::
     events
 }
 
-/// The app contact linked to Salesforce record `record`.
-async fn app_contact_of(sf: &SfApp, connection: uuid::Uuid, record: &str) -> uuid::Uuid {
-    tandem_engine::sync::links::by_person(
-        sf.app.store.db(),
-        connection.into(),
-        person_surrogate(record),
-    )
-    .await
-    .unwrap()
-    .expect("linked")
-    .contact_id
-    .uuid()
+/// Every event is told to app contact `contact`, and to it only.
+fn told_to(events: &[serde_json::Value], contact: uuid::Uuid) {
+    for event in events {
+        assert_eq!(event["data"]["contact_ids"], json!([contact]), "{event}");
+    }
 }
 
 async fn kept(sf: &SfApp, connection: uuid::Uuid, kind: RelatedKind) -> Vec<CrmRelated> {
@@ -247,31 +240,18 @@ async fn a_listing_cut_off_after_its_first_page_resumes_at_the_next_page_and_run
 #[tokio::test]
 async fn after_tandem_was_stopped_longer_than_salesforce_keeps_its_deletes_the_records_are_listed_again_and_the_ones_gone_are_deleted_and_announced(
 ) {
-    let sf = spawn_sf_app(SfSimConfig::default(), |settings| {
-        settings.salesforce.related_poll_interval_secs = 0;
-    })
-    .await;
+    let (sf, account, contact) = org_with_a_contact().await;
     let h = sf.sf.handle();
-    // The org lives 16 days in the past while tandem reads it first and is then "stopped".
+    // The Opportunities are 16 days old when tandem reads them first and is then "stopped".
     let sixteen_days = Duration::from_secs(16 * 24 * 3600);
     h.rewind_clock(sixteen_days);
     // Its session outlives the stop (a refresh after it is another test's matter).
     h.set_session_lifetime(sixteen_days * 2);
-    let account = h
-        .insert_record(P, "Account", json!({ "Name": "Globex" }))
-        .unwrap();
-    let contact = h
-        .insert_record(
-            P,
-            "Contact",
-            json!({ "LastName": "Tact", "Email": "con@example.com", "AccountId": account }),
-        )
-        .unwrap();
     let alpha = opportunity(&sf, "Alpha", &account, Some(&contact));
     let beta = opportunity(&sf, "Beta", &account, Some(&contact));
     opportunity(&sf, "Gamma", &account, Some(&contact));
     let connection = sf.connect_and_sync(false).await;
-    let app_contact = app_contact_of(&sf, connection, &contact).await;
+    let app_contact = sf.contact_of(connection, &contact).await.uuid();
     let mut receiver =
         subscribe(&sf, &["deal.created", "deal.stage_changed", "deal.deleted"]).await;
 
@@ -328,13 +308,7 @@ async fn after_tandem_was_stopped_longer_than_salesforce_keeps_its_deletes_the_r
     assert_eq!(events[0]["data"]["deal"]["Name"], "Delta");
     assert_eq!(events[1]["data"]["deal"]["Name"], "Beta");
     assert_eq!(events[2]["data"]["deal"]["Id"], alpha.as_str());
-    for event in &events {
-        assert_eq!(
-            event["data"]["contact_ids"],
-            json!([app_contact]),
-            "{event}"
-        );
-    }
+    told_to(&events, app_contact);
 
     // Read again within reach: changes since the cursor only, nothing announced twice.
     poll(&sf, connection).await;
@@ -392,7 +366,7 @@ async fn opportunities_created_moved_won_and_deleted_in_salesforce_reach_the_app
     let h = sf.sf.handle();
     let alpha = opportunity(&sf, "Alpha", &account, Some(&contact));
     let connection = sf.connect_and_sync(false).await;
-    let app_contact = app_contact_of(&sf, connection, &contact).await;
+    let app_contact = sf.contact_of(connection, &contact).await.uuid();
     let mut receiver = subscribe(
         &sf,
         &[
@@ -425,13 +399,7 @@ async fn opportunities_created_moved_won_and_deleted_in_salesforce_reach_the_app
         json!(surrogate("Negotiation/Review")),
         "the stage's id is the one journey actions take"
     );
-    for event in &events {
-        assert_eq!(
-            event["data"]["contact_ids"],
-            json!([app_contact]),
-            "{event}"
-        );
-    }
+    told_to(&events, app_contact);
 
     // The overlap reads them again: nothing more. Then Alpha is won and Beta deleted.
     poll(&sf, connection).await;
@@ -596,7 +564,7 @@ async fn an_open_task_past_its_due_date_is_announced_overdue_once() {
         .unwrap();
     }
     let connection = sf.connect_and_sync(false).await;
-    let app_contact = app_contact_of(&sf, connection, &contact).await;
+    let app_contact = sf.contact_of(connection, &contact).await.uuid();
     let mut receiver = subscribe(&sf, &["activity.overdue"]).await;
     for _ in 0..2 {
         tandem_engine::sync::triggers::scan_overdue(&sf.app.engine)

@@ -44,6 +44,27 @@ pub async fn spawn_sf_app(config: SfSimConfig, tweak: impl FnOnce(&mut Settings)
 }
 
 impl SfApp {
+    /// The link of Salesforce record `record` (a Lead's or Contact's id); it must exist.
+    pub async fn link_of(
+        &self,
+        connection: Uuid,
+        record: &str,
+    ) -> tandem_engine::sync::links::Link {
+        tandem_engine::sync::links::by_person(
+            self.app.store.db(),
+            connection.into(),
+            tandem_engine::crm::salesforce::ids::person_surrogate(record),
+        )
+        .await
+        .expect("the link is read")
+        .unwrap_or_else(|| panic!("the record {record} is linked"))
+    }
+
+    /// The app contact linked to Salesforce record `record`.
+    pub async fn contact_of(&self, connection: Uuid, record: &str) -> tandem_core::ContactId {
+        self.link_of(connection, record).await.contact_id
+    }
+
     /// Runs "Connect with Salesforce" over HTTP (start → the simulator's consent → callback),
     /// production or sandbox; returns the callback's answer.
     pub async fn oauth_connect(&self, sandbox: bool) -> reqwest::Response {

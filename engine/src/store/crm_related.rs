@@ -178,9 +178,7 @@ pub async fn count(
     kind: RelatedKind,
 ) -> Result<u64, StoreError> {
     Ok(row::Entity::find()
-        .filter(Column::ConnectionId.eq(connection.uuid()))
-        .filter(Column::Kind.eq(kind.as_str()))
-        .filter(Column::DeletedAt.is_null())
+        .filter(live(connection, kind))
         .count(db.raw())
         .await?)
 }

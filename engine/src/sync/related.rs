@@ -54,9 +54,12 @@ pub async fn known(engine: &Engine, conn: &ConnectionCtx) -> Result<bool, SyncEr
 /// full (or from where its listing stopped), the others from their cursor less the poll
 /// overlap. Returns how many records were stored.
 pub async fn catch_up(engine: &Engine, conn: &ConnectionCtx) -> Result<usize, SyncError> {
+    // Deletes older than the CRM tells of are lost to a change read: streams not read for
+    // that long are listed in full again, and what a listing does not see is gone.
+    let relist = deletes_out_of_reach(engine, conn).await?;
     let mut stored = 0;
     for stream in conn.crm.related_streams() {
-        stored += catch_up_stream(engine, conn, stream).await?;
+        stored += catch_up_stream(engine, conn, stream, relist).await?;
     }
     if !conn.crm.related_streams().is_empty() {
         let now = engine.now();
@@ -199,14 +202,13 @@ async fn catch_up_stream(
     engine: &Engine,
     conn: &ConnectionCtx,
     stream: &str,
+    relist: bool,
 ) -> Result<usize, SyncError> {
     let db = &engine.store;
     let read = cursors::get(db, conn.id, &read_key(stream)).await?;
     // The first listing records what exists; a stream read before announces what changed.
     let announce = read.is_some();
-    // Deletes older than the CRM tells of are lost to a change read: a stream not read for
-    // that long is listed in full again, and what that listing does not see is gone.
-    let listing = read.is_none() || deletes_out_of_reach(engine, conn).await?;
+    let listing = read.is_none() || relist;
     let (_, overlap_secs) = conn.crm.poll_interval_and_overlap(&engine.settings);
     let overlap = chrono::Duration::seconds(i64::try_from(overlap_secs).unwrap_or(90));
     let since: Option<DateTime<Utc>> = read
