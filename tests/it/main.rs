@@ -31,6 +31,7 @@ mod replicas;
 mod salesforce;
 mod salesforce_actions;
 mod salesforce_related;
+mod salesforce_triggers;
 mod security;
 mod triggers;
 mod writeback;

@@ -1498,7 +1498,7 @@ async fn a_salesforce_contacts_journey_conditions_come_from_the_kept_opportuniti
         .api(Method::POST, "/api/v1/webhook-subscriptions")
         .json(&json!({
             "url": "http://127.0.0.1:9/hooks",
-            "event_types": ["deal.won", "person.owner_changed", "contact.updated"]
+            "event_types": ["deal.won", "person.owner_changed", "organization.changed", "contact.updated"]
         }))
         .send()
         .await
@@ -1506,11 +1506,309 @@ async fn a_salesforce_contacts_journey_conditions_come_from_the_kept_opportuniti
     assert_eq!(subscription.status(), StatusCode::CREATED);
     let body: serde_json::Value = subscription.json().await.unwrap();
     // Deal and activity triggers come from the Opportunities and Tasks
-    // (tests/it/salesforce_related.rs); person triggers come from Pipedrive only.
-    let unavailable = body["unavailable_event_types"].as_array().unwrap();
-    assert_eq!(unavailable.len(), 1, "{body}");
-    assert_eq!(unavailable[0]["type"], "person.owner_changed");
-    assert!(unavailable[0]["reason"]
-        .as_str()
-        .is_some_and(|r| r.contains("Salesforce")));
+    // (tests/it/salesforce_related.rs), person and lead triggers from the Leads and Contacts,
+    // organization.changed from the Accounts (tests/it/salesforce_triggers.rs).
+    assert_eq!(body["unavailable_event_types"], json!([]), "{body}");
+}
+
+/// The ids of the contacts the list gives for `query` (it must answer 200), sorted.
+async fn listed_ids(app: &tandem_tests::TestApp, query: &str) -> Vec<String> {
+    let (status, body) = listed(app, query).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{query}: {body}");
+    let mut ids: Vec<String> = body["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{query}: {body}"))
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// What `GET /api/v1/contacts/{id}/crm` shows of the contact's person.
+async fn shown_person(app: &tandem_tests::TestApp, contact: uuid::Uuid) -> serde_json::Value {
+    let answer = app
+        .api(
+            reqwest::Method::GET,
+            &format!("/api/v1/contacts/{contact}/crm"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), reqwest::StatusCode::OK);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    body["person"].clone()
+}
+
+#[tokio::test]
+async fn a_salesforce_contacts_owner_and_account_filters_answer_from_the_kept_leads_and_contacts_follow_salesforce_after_the_next_poll_and_hold_together_with_the_deal_filters(
+) {
+    use std::time::Duration;
+    const P: OrgKind = OrgKind::Production;
+    // The poll reaches ten minutes back and the org's clock is behind tandem's, so the poll
+    // reads what the org changes after the initial sync.
+    let sf = spawn_sf_app(sim(), |settings| {
+        settings.salesforce.related_poll_interval_secs = 0;
+        settings.salesforce.poll_overlap_secs = 600;
+    })
+    .await;
+    let h = sf.sf.handle();
+    h.rewind_clock(Duration::from_secs(180));
+    let admin = h.user_id(P, &h.admin_user(P)).unwrap();
+    let sam = h
+        .users(P)
+        .into_iter()
+        .map(|(id, _)| id)
+        .find(|id| *id != admin)
+        .expect("a second user");
+    let account = |name: &str| {
+        h.insert_record(P, "Account", json!({ "Name": name }))
+            .unwrap()
+    };
+    let (globex, initech) = (account("Globex"), account("Initech"));
+    let ann = h
+        .insert_record(
+            P,
+            "Contact",
+            json!({ "FirstName": "Ann", "LastName": "Globex", "Email": "ann@example.com", "AccountId": globex }),
+        )
+        .unwrap();
+    let bob = h
+        .insert_record(
+            P,
+            "Contact",
+            json!({ "FirstName": "Bob", "LastName": "Initech", "Email": "bob@example.com", "AccountId": initech, "OwnerId": sam }),
+        )
+        .unwrap();
+    // A Lead names its company as text: it has no Account.
+    let lea = h
+        .insert_record(
+            P,
+            "Lead",
+            json!({ "FirstName": "Lea", "LastName": "Lead", "Company": "Globex", "Email": "lea@example.com", "OwnerId": sam }),
+        )
+        .unwrap();
+    let deal = h
+        .insert_record(
+            P,
+            "Opportunity",
+            json!({ "Name": "Renewal", "StageName": "Prospecting", "CloseDate": "2027-01-31" }),
+        )
+        .unwrap();
+    h.insert_record(
+        P,
+        "OpportunityContactRole",
+        json!({ "OpportunityId": deal, "ContactId": ann }),
+    )
+    .unwrap();
+    let connection = sf.connect_and_sync(false).await;
+    let contact_of = |link: links::Link| link.contact_id.uuid();
+    let ann_contact = contact_of(linked(&sf, connection, &ann).await);
+    let bob_contact = contact_of(linked(&sf, connection, &bob).await);
+    let lea_contact = contact_of(linked(&sf, connection, &lea).await);
+
+    // The ids tandem shows for the person's owner and Account (the numbers of its trigger
+    // events and journey actions) are the ones the filters take.
+    let shown = shown_person(&sf.app, ann_contact).await;
+    assert_eq!(shown["lead"], json!(false), "{shown}");
+    assert_eq!(shown["owner_id"], json!(surrogate(&admin)), "{shown}");
+    assert_eq!(shown["org_id"], json!(surrogate(&globex)), "{shown}");
+    let shown_lead = shown_person(&sf.app, lea_contact).await;
+    assert_eq!(shown_lead["lead"], json!(true), "{shown_lead}");
+    assert_eq!(
+        shown_lead["owner_id"],
+        json!(surrogate(&sam)),
+        "{shown_lead}"
+    );
+    assert_eq!(shown_lead["org_id"], json!(null), "a Lead has no Account");
+    let admin_id = shown["owner_id"].as_i64().unwrap();
+    let globex_id = shown["org_id"].as_i64().unwrap();
+    let sam_id = surrogate(&sam);
+    let initech_id = surrogate(&initech);
+
+    let sorted = |mut ids: Vec<uuid::Uuid>| {
+        ids.sort();
+        ids.into_iter().map(|id| id.to_string()).collect::<Vec<_>>()
+    };
+    let calls = h.calls("query");
+    let stage = surrogate("Prospecting");
+    for (query, expected) in [
+        (format!("crm.owner_id={admin_id}"), vec![ann_contact]),
+        (
+            format!("crm.owner_id={sam_id}"),
+            vec![bob_contact, lea_contact],
+        ),
+        (format!("crm.org_id={globex_id}"), vec![ann_contact]),
+        (format!("crm.org_id={initech_id}"), vec![bob_contact]),
+        (
+            format!("crm.owner_id={sam_id}&crm.org_id={initech_id}"),
+            vec![bob_contact],
+        ),
+        (
+            format!("crm.owner_id={admin_id}&crm.org_id={initech_id}"),
+            vec![],
+        ),
+        (
+            format!("crm.owner_id={admin_id}&crm.deal.status=open"),
+            vec![ann_contact],
+        ),
+        (
+            format!("crm.owner_id={sam_id}&crm.deal.status=open"),
+            vec![],
+        ),
+        (
+            format!("crm.org_id={globex_id}&crm.deal.stage_id={stage}"),
+            vec![ann_contact],
+        ),
+        (
+            format!("crm.org_id={globex_id}&crm.deal.status=won"),
+            vec![],
+        ),
+    ] {
+        assert_eq!(
+            listed_ids(&sf.app, &query).await,
+            sorted(expected),
+            "{query}"
+        );
+    }
+    assert_eq!(h.calls("query"), calls, "no Salesforce call");
+
+    // Ann is given to Sam and moved to Initech in Salesforce: the list follows after the
+    // next poll of the Leads and Contacts.
+    h.update_record_as_user(
+        P,
+        "Contact",
+        &ann,
+        json!({ "OwnerId": sam, "AccountId": initech }),
+    )
+    .unwrap();
+    let conn = connections::load(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
+    poller::poll_once(&sf.app.engine, &conn).await.unwrap();
+    sf.app.drive().await;
+    for (query, expected) in [
+        (
+            format!("crm.owner_id={sam_id}"),
+            vec![ann_contact, bob_contact, lea_contact],
+        ),
+        (format!("crm.owner_id={admin_id}"), vec![]),
+        (
+            format!("crm.org_id={initech_id}"),
+            vec![ann_contact, bob_contact],
+        ),
+        (format!("crm.org_id={globex_id}"), vec![]),
+        (
+            format!("crm.owner_id={sam_id}&crm.deal.status=open"),
+            vec![ann_contact],
+        ),
+    ] {
+        assert_eq!(
+            listed_ids(&sf.app, &query).await,
+            sorted(expected),
+            "{query}"
+        );
+    }
+    let shown = shown_person(&sf.app, ann_contact).await;
+    assert_eq!(
+        (&shown["owner_id"], &shown["org_id"]),
+        (&json!(sam_id), &json!(initech_id))
+    );
+
+    // What the kept records cannot answer is refused, naming the filter.
+    for (name, value) in [
+        ("crm.deal.pipeline_id", "1"),
+        ("crm.activity.open_type", "call"),
+        ("crm.lead.open", "true"),
+    ] {
+        let (status, body) =
+            listed(&sf.app, &format!("crm.owner_id={sam_id}&{name}={value}")).await;
+        assert_eq!(status, reqwest::StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["code"], "validation_failed");
+        assert_eq!(body["fields"][0]["field"], name, "{body}");
+        assert!(body.to_string().contains("Salesforce"), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn a_salesforce_connection_whose_initial_sync_ran_before_tandem_kept_owners_and_accounts_answers_409_for_them_until_run_initial_sync_read_them(
+) {
+    use sea_orm::ConnectionTrait;
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let (_, contacts) = insert(&sf, 0, 1);
+    let connection = sf.connect_and_sync(false).await;
+    let link = linked(&sf, connection, &contacts[0]).await;
+    // As a connection synced before: no kept persons, no note that an initial sync kept them.
+    for sql in [
+        "DELETE FROM crm_person",
+        "DELETE FROM sync_cursor WHERE name = 'related:persons_kept'",
+    ] {
+        sf.app.store.db().execute_unprepared(sql).await.unwrap();
+    }
+    let h = sf.sf.handle();
+    let owner = surrogate(
+        &h.user_id(OrgKind::Production, &h.admin_user(OrgKind::Production))
+            .unwrap(),
+    );
+    let (status, body) = listed(&sf.app, &format!("crm.owner_id={owner}")).await;
+    assert_eq!(status, reqwest::StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["code"], "conflict");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Run initial sync"),
+        "{body}"
+    );
+    let (status, _) = listed(&sf.app, "crm.deal.status=open").await;
+    assert_eq!(
+        status,
+        reqwest::StatusCode::OK,
+        "the deal filters still answer"
+    );
+
+    poller::reset_initial_sync(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
+    let (status, _) = listed(&sf.app, &format!("crm.org_id={owner}")).await;
+    assert_eq!(status, reqwest::StatusCode::CONFLICT, "while it runs");
+    poller::initial_sync(&sf.app.engine, connection.into(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        listed_ids(&sf.app, &format!("crm.owner_id={owner}")).await,
+        vec![link.contact_id.uuid().to_string()]
+    );
+}
+
+#[tokio::test]
+async fn an_initial_sync_page_of_hundreds_of_salesforce_contacts_keeps_the_account_of_each_one() {
+    const P: OrgKind = OrgKind::Production;
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let h = sf.sf.handle();
+    let accounts: Vec<String> = ["Globex", "Initech"]
+        .iter()
+        .map(|name| {
+            h.insert_record(P, "Account", json!({ "Name": name }))
+                .unwrap()
+        })
+        .collect();
+    // 300 Contacts read in one page: more than one statement's rows.
+    for i in 0..300 {
+        h.insert_record(
+            P,
+            "Contact",
+            json!({ "LastName": format!("Member{i}"), "Email": format!("member{i}@example.com"), "AccountId": accounts[i % 2] }),
+        )
+        .unwrap();
+    }
+    sf.connect_and_sync(false).await;
+    for account in &accounts {
+        let ids = listed_ids(
+            &sf.app,
+            &format!("crm.org_id={}&limit=200", surrogate(account)),
+        )
+        .await;
+        assert_eq!(ids.len(), 150, "{account}");
+    }
 }

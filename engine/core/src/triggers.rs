@@ -94,10 +94,14 @@ pub enum Trigger {
         fields: Vec<String>,
     },
     LeadCreated,
-    /// A lead became the deal `deal_id`.
+    /// A lead was converted: into the deal `deal_id` (Pipedrive, where a lead is a deal to
+    /// be), or into the person `person_id` with the organization and deal the conversion made,
+    /// if it made them (Salesforce, where a Lead becomes a Contact).
     LeadConverted {
         lead_id: String,
-        deal_id: i64,
+        deal_id: Option<i64>,
+        person_id: Option<i64>,
+        organization_id: Option<i64>,
     },
     /// An open activity's due time (Unix seconds) passed.
     ActivityOverdue {
@@ -150,10 +154,11 @@ impl Trigger {
 }
 
 impl Trigger {
-    /// Whether a Salesforce connection sends this kind: every deal and activity trigger (from
-    /// its Opportunities and Tasks).
+    /// Whether a Salesforce connection sends this kind: every one, from the records it reads
+    /// (deals and activities from its Opportunities and Tasks, persons and leads from its Leads
+    /// and Contacts, organizations from its Accounts).
     pub fn from_salesforce(kind: &str) -> bool {
-        kind.starts_with("deal.") || kind.starts_with("activity.")
+        Self::KINDS.contains(&kind)
     }
 }
 
@@ -162,8 +167,9 @@ impl Trigger {
 pub struct TriggerSources {
     /// Connections not disconnected, of any CRM.
     pub connections: usize,
-    /// Of those, Pipedrive connections (every trigger); the others are Salesforce connections,
-    /// whose Opportunities and Tasks become the deal and activity triggers.
+    /// Of those, Pipedrive connections (every trigger, two with the mirror); the others are
+    /// Salesforce connections, whose Opportunities, Tasks, Leads, Contacts and Accounts become
+    /// every trigger.
     pub pipedrive: usize,
     /// Whether any of those Pipedrive connections keeps a live mirror (the date trigger scans
     /// it, and lead webhooks are registered only with it).
@@ -177,16 +183,14 @@ pub fn unavailable_reason(kind: &str, sources: TriggerSources) -> Option<&'stati
         return None;
     }
     if sources.connections == 0 {
-        return Some("no CRM connection is active: CRM triggers start once Pipedrive is connected");
+        return Some(
+            "no CRM connection is active: CRM triggers start once Pipedrive or Salesforce is connected",
+        );
     }
-    // Salesforce connections send these from their Opportunities and Tasks.
+    // Salesforce connections send every kind, from the records they read (Opportunities,
+    // Tasks, Leads, Contacts, Accounts); Pipedrive's need its mirror for two.
     if sources.connections > sources.pipedrive && Trigger::from_salesforce(kind) {
         return None;
-    }
-    if sources.pipedrive == 0 {
-        return Some(
-            "Salesforce connections send the deal and activity triggers only (from their Opportunities and Tasks, read every salesforce.related_poll_interval_secs); person, organization and lead triggers come from Pipedrive connections",
-        );
     }
     if matches!(kind, "activity.overdue" | "lead.created") && !sources.mirrored {
         return Some("needs the live mirror of the Pipedrive connection: switch it on (the connection card, or POST /admin/api/connections/{id}/mirror {\"enabled\": true})");
@@ -206,7 +210,9 @@ pub fn deal_triggers(change: &Change<DealState>, deal_id: Option<i64>) -> Vec<Tr
             if let (Some(lead_id), Some(deal_id)) = (&state.lead_id, deal_id) {
                 out.push(Trigger::LeadConverted {
                     lead_id: lead_id.clone(),
-                    deal_id,
+                    deal_id: Some(deal_id),
+                    person_id: None,
+                    organization_id: None,
                 });
             }
             return out;
@@ -276,9 +282,74 @@ pub fn person_triggers(change: &Change<PersonState>, merged_into: Option<i64>) -
     }
 }
 
+/// How a person a read finds gone left (a CRM without webhooks: Salesforce's `deleted`
+/// resource, a merge, a Lead's conversion).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PersonGone {
+    Deleted,
+    /// Merged into the person `into` (the survivor).
+    Merged {
+        into: i64,
+    },
+    /// A lead converted into the person `into`, with the organization and deal the conversion
+    /// made, if any.
+    Converted {
+        lead_id: String,
+        into: i64,
+        organization_id: Option<i64>,
+        deal_id: Option<i64>,
+    },
+}
+
+/// The triggers of a person found by reading (a CRM without webhooks, whose persons are read
+/// by a change poll): `heard` is the state the app last heard (`None`: never; `heard_gone`:
+/// it heard the person leave, so nothing more is news), `now` the state read, `gone` how the
+/// read finds it gone. A person never heard of is news only as a new lead (`new_lead`: a lead
+/// created since the last read, by someone other than tandem, and linked to an app contact);
+/// its owner then is no change.
+pub fn read_person_triggers(
+    heard: Option<&PersonState>,
+    heard_gone: bool,
+    now: &PersonState,
+    gone: Option<&PersonGone>,
+    new_lead: bool,
+) -> Vec<Trigger> {
+    if heard_gone {
+        return Vec::new();
+    }
+    match (gone, heard) {
+        (
+            Some(PersonGone::Converted {
+                lead_id,
+                into,
+                organization_id,
+                deal_id,
+            }),
+            _,
+        ) => vec![Trigger::LeadConverted {
+            lead_id: lead_id.clone(),
+            deal_id: *deal_id,
+            person_id: Some(*into),
+            organization_id: *organization_id,
+        }],
+        (Some(PersonGone::Merged { into }), _) => person_triggers(&Change::Deleted, Some(*into)),
+        (Some(PersonGone::Deleted), _) => person_triggers(&Change::Deleted, None),
+        (None, None) if new_lead => vec![Trigger::LeadCreated],
+        (None, None) => Vec::new(),
+        (None, Some(before)) => person_triggers(
+            &Change::Changed {
+                before: before.clone(),
+                after: now.clone(),
+            },
+            None,
+        ),
+    }
+}
+
 /// Fields an organization's change carries that are no change to a journey: Pipedrive's
-/// bookkeeping (times, counters, who last touched it).
-pub const ORGANIZATION_BOOKKEEPING: [&str; 12] = [
+/// bookkeeping (times, counters, who last touched it), and Salesforce's on an Account (its
+/// `attributes`, id and times).
+pub const ORGANIZATION_BOOKKEEPING: [&str; 21] = [
     "id",
     "update_time",
     "add_time",
@@ -291,6 +362,15 @@ pub const ORGANIZATION_BOOKKEEPING: [&str; 12] = [
     "open_deals_count",
     "label",
     "last_updated_by_user_id",
+    "attributes",
+    "Id",
+    "CreatedDate",
+    "SystemModstamp",
+    "LastModifiedDate",
+    "LastModifiedById",
+    "LastActivityDate",
+    "LastViewedDate",
+    "LastReferencedDate",
 ];
 
 /// The triggers of an organization's change: `organization.changed` naming the fields whose
@@ -386,15 +466,15 @@ mod tests {
             mirrored: false,
         };
         for kind in Trigger::KINDS {
-            let reason = unavailable_reason(kind, salesforce_only);
-            if kind.starts_with("deal.") || kind.starts_with("activity.") {
-                assert_eq!(reason, None, "{kind}: from the Opportunities and Tasks");
-            } else {
-                assert!(reason.is_some_and(|r| r.contains("Salesforce")), "{kind}");
-            }
+            assert_eq!(
+                unavailable_reason(kind, salesforce_only),
+                None,
+                "{kind}: from the Opportunities, Tasks, Leads, Contacts and Accounts"
+            );
         }
         // Beside a Pipedrive connection without its mirror, the Tasks of a Salesforce one
-        // still become overdue; Pipedrive's leads still need the mirror.
+        // still become overdue and its Leads are still created; Pipedrive's leads alone need
+        // the mirror.
         let both_unmirrored = TriggerSources {
             connections: 2,
             pipedrive: 1,
@@ -404,7 +484,17 @@ mod tests {
             unavailable_reason("activity.overdue", both_unmirrored),
             None
         );
-        assert!(unavailable_reason("lead.created", both_unmirrored).is_some());
+        assert_eq!(
+            unavailable_reason("lead.created", both_unmirrored),
+            None,
+            "Salesforce's new Leads"
+        );
+        let pipedrive_unmirrored = TriggerSources {
+            connections: 1,
+            pipedrive: 1,
+            mirrored: false,
+        };
+        assert!(unavailable_reason("lead.created", pipedrive_unmirrored).is_some());
         let none = TriggerSources {
             connections: 0,
             pipedrive: 0,
@@ -502,6 +592,67 @@ mod tests {
     }
 
     #[test]
+    fn a_person_read_tells_an_owner_change_a_delete_a_merge_and_a_conversion_once_each() {
+        let owned = |o: i64| PersonState { owner_id: Some(o) };
+        assert_eq!(
+            read_person_triggers(Some(&owned(1)), false, &owned(2), None, false),
+            [Trigger::PersonOwnerChanged {
+                from: Some(1),
+                to: Some(2)
+            }]
+        );
+        assert!(read_person_triggers(Some(&owned(1)), false, &owned(1), None, false).is_empty());
+        assert!(
+            read_person_triggers(None, false, &owned(2), None, false).is_empty(),
+            "never heard of: its owner is no change"
+        );
+        assert_eq!(
+            read_person_triggers(None, false, &owned(2), None, true),
+            [Trigger::LeadCreated]
+        );
+        assert_eq!(
+            read_person_triggers(
+                Some(&owned(1)),
+                false,
+                &owned(1),
+                Some(&PersonGone::Deleted),
+                false
+            ),
+            [Trigger::PersonDeleted]
+        );
+        assert_eq!(
+            read_person_triggers(
+                Some(&owned(1)),
+                false,
+                &owned(1),
+                Some(&PersonGone::Merged { into: 7 }),
+                false
+            ),
+            [Trigger::PersonMerged { into: 7 }]
+        );
+        let converted = PersonGone::Converted {
+            lead_id: "00Q1".into(),
+            into: 7,
+            organization_id: Some(8),
+            deal_id: None,
+        };
+        assert_eq!(
+            read_person_triggers(Some(&owned(1)), false, &owned(1), Some(&converted), false),
+            [Trigger::LeadConverted {
+                lead_id: "00Q1".into(),
+                deal_id: None,
+                person_id: Some(7),
+                organization_id: Some(8)
+            }]
+        );
+        assert!(
+            read_person_triggers(Some(&owned(1)), true, &owned(1), Some(&converted), false)
+                .is_empty(),
+            "a person the app heard leave is not news again"
+        );
+    }
+
+    #[test]
     fn a_deal_created_from_a_lead_converts_the_lead_and_an_ordinary_deal_does_not() {
         let mut from_lead = deal(1, "open", 7);
         from_lead.lead_id = Some("adf21080-0e10-11eb-879b-05d71fb426ec".into());
@@ -511,7 +662,9 @@ mod tests {
                 Trigger::DealCreated,
                 Trigger::LeadConverted {
                     lead_id: "adf21080-0e10-11eb-879b-05d71fb426ec".into(),
-                    deal_id: 42
+                    deal_id: Some(42),
+                    person_id: None,
+                    organization_id: None,
                 }
             ]
         );
@@ -553,6 +706,11 @@ mod tests {
                 fields: vec!["name".into()]
             }]
         );
+        let salesforce_times_only = Change::Changed {
+            before: org(&[("Name", "Acme"), ("SystemModstamp", "a")]),
+            after: org(&[("Name", "Acme"), ("SystemModstamp", "b")]),
+        };
+        assert!(organization_triggers(&salesforce_times_only).is_empty());
         let counters_only = Change::Changed {
             before: org(&[("name", "Acme"), ("people_count", "1")]),
             after: org(&[("name", "Acme"), ("people_count", "2")]),

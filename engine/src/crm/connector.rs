@@ -330,6 +330,29 @@ impl Crm {
         }
     }
 
+    /// The persons of each of these organizations, by organization (Pipedrive: one listing
+    /// each; Salesforce: the Contacts whose `AccountId` they are, one query per 200).
+    pub async fn organization_members(
+        &self,
+        session: &Session,
+        map: &FieldMap,
+        ids: &[i64],
+    ) -> Result<BTreeMap<i64, Vec<PersonId>>, CrmError> {
+        match self {
+            Self::Pipedrive(..) => {
+                let mut out = BTreeMap::new();
+                for id in ids {
+                    let people = self.organization_people(session, map, *id).await?;
+                    out.insert(*id, people.iter().map(|p| p.id).collect());
+                }
+                Ok(out)
+            }
+            Self::Salesforce(client, _) => {
+                salesforce::ops::account_members(client, session, ids).await
+            }
+        }
+    }
+
     /// Every person of an organization.
     pub async fn organization_people(
         &self,

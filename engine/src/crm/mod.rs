@@ -14,7 +14,7 @@ pub mod session;
 
 pub use connector::Crm;
 pub use fields::{email_of, FieldMap, MappedField, RemoteField};
-pub use person::{CrmPerson, CrmTime, PersonPage};
+pub use person::{Conversion, CrmPerson, CrmTime, PersonPage};
 pub use records::{
     BatchSearch, CampaignMembership, CatalogField, CheckedRecord, CreatedPerson, CrmActivity,
     CrmDeal, CrmNote, CrmOrganization, CrmRelated, CrmStage, CrmUser, FilledPlaceholder,

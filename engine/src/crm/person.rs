@@ -44,9 +44,26 @@ pub struct CrmPerson {
     pub updated: Option<CrmTime>,
     pub deleted: bool,
     pub merged_into: Option<PersonId>,
-    /// The person's organization, for a CRM whose persons belong to organizations
-    /// (Pipedrive's `org_id`); `None`: none (or a CRM without organizations).
+    /// The person's organization: Pipedrive's `org_id`, a Salesforce Contact's `AccountId`
+    /// (its surrogate; a Lead has none); `None`: none. Only a CRM with organizations
+    /// (`Crm::has_organizations`) syncs it to the contact's company.
     pub org_id: Option<i64>,
+    /// The person's owner (a user id as the boundary speaks it), when the read says.
+    pub owner_id: Option<i64>,
+    /// Whether the person is a lead of a CRM whose leads are persons (Salesforce's Lead, as
+    /// opposed to a Contact); Pipedrive's leads are deals-to-be, never persons.
+    pub lead: bool,
+    /// For a lead converted into a contact (`merged_into` is that contact): what else the
+    /// conversion made.
+    pub conversion: Option<Conversion>,
+}
+
+/// What converting a lead made besides the contact it became (Salesforce's
+/// `ConvertedAccountId`, `ConvertedOpportunityId`), as the boundary's ids.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Conversion {
+    pub organization_id: Option<i64>,
+    pub deal_id: Option<i64>,
 }
 
 /// One page of a cursor-paginated list of persons.

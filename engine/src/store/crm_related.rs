@@ -312,12 +312,17 @@ pub async fn note_deal_stage(
     Ok(())
 }
 
-/// The `crm.deal.*` list filters for a connection whose deals are kept here (Salesforce): a
-/// subquery of the ids of the persons with a live deal that satisfies every given part (the
-/// same deal), through a live role or as the person tandem created it for, for `person_id IN
-/// (…)`; parameters numbered after `first_param - 1` already bound on Postgres, `?` on SQLite.
-/// `Err` names a filter these records cannot answer (the person's owner and organization, a
-/// deal's pipeline, activity types, leads).
+/// The `crm.*` list filters for a connection whose persons and deals are kept here
+/// (Salesforce): subqueries of the ids of the persons that satisfy every given part, for
+/// `person_id IN (…)` each (all must hold); parameters numbered after `first_param - 1` already
+/// bound on Postgres, `?` on SQLite.
+/// - `crm.owner_id`, `crm.org_id`: the person's owner and organization as last read
+///   (`crm_person`, see `super::crm_persons`);
+/// - `crm.deal.*`: a live deal that satisfies every given part (the same deal), through a
+///   live role or as the person tandem created it for.
+///
+/// `Err` names a filter these records cannot answer (a deal's pipeline, activity types,
+/// leads).
 pub fn person_subqueries(
     db: &impl Conn,
     connection: ConnectionId,
@@ -325,8 +330,6 @@ pub fn person_subqueries(
     first_param: usize,
 ) -> Result<super::crm_conditions::PersonSubqueries, &'static str> {
     let unanswerable = [
-        (conditions.owner_id.is_some(), "crm.owner_id"),
-        (conditions.org_id.is_some(), "crm.org_id"),
         (
             conditions.deal.pipeline_id.is_some(),
             "crm.deal.pipeline_id",
@@ -345,28 +348,44 @@ pub fn person_subqueries(
         offset: first_param.saturating_sub(1),
         values: Vec::new(),
     };
+    let mut include = Vec::new();
+    if conditions.owner_id.is_some() || conditions.org_id.is_some() {
+        let c = p.bind(connection.uuid().into());
+        let mut sql = format!("SELECT person_id FROM crm_person WHERE connection_id = {c}");
+        if let Some(owner) = conditions.owner_id {
+            sql.push_str(&format!(" AND owner_id = {}", p.bind(owner.into())));
+        }
+        if let Some(org) = conditions.org_id {
+            sql.push_str(&format!(" AND org_id = {}", p.bind(org.into())));
+        }
+        include.push(sql);
+    }
     let deal = &conditions.deal;
-    let through_roles = {
-        let c = p.bind(connection.uuid().into());
-        let parts = deal_parts(&mut p, deal);
-        format!(
-            "SELECT r.person_id FROM crm_related_record r JOIN crm_related_record d \
-             ON d.connection_id = r.connection_id AND d.kind = 'deal' AND d.record_id = r.deal_id \
-             WHERE r.connection_id = {c} AND r.kind = 'deal_role' AND r.deleted_at IS NULL \
-             AND r.person_id IS NOT NULL AND d.deleted_at IS NULL{parts}"
-        )
-    };
-    let created_for = {
-        let c = p.bind(connection.uuid().into());
-        let parts = deal_parts(&mut p, deal);
-        format!(
-            "SELECT d.person_id FROM crm_related_record d WHERE d.connection_id = {c} \
-             AND d.kind = 'deal' AND d.deleted_at IS NULL AND d.person_id IS NOT NULL{parts}"
-        )
-    };
+    if !deal.is_empty() {
+        let through_roles = {
+            let c = p.bind(connection.uuid().into());
+            let parts = deal_parts(&mut p, deal);
+            format!(
+                "SELECT r.person_id FROM crm_related_record r JOIN crm_related_record d \
+                 ON d.connection_id = r.connection_id AND d.kind = 'deal' \
+                 AND d.record_id = r.deal_id \
+                 WHERE r.connection_id = {c} AND r.kind = 'deal_role' AND r.deleted_at IS NULL \
+                 AND r.person_id IS NOT NULL AND d.deleted_at IS NULL{parts}"
+            )
+        };
+        let created_for = {
+            let c = p.bind(connection.uuid().into());
+            let parts = deal_parts(&mut p, deal);
+            format!(
+                "SELECT d.person_id FROM crm_related_record d WHERE d.connection_id = {c} \
+                 AND d.kind = 'deal' AND d.deleted_at IS NULL AND d.person_id IS NOT NULL{parts}"
+            )
+        };
+        include.push(format!("{through_roles} UNION {created_for}"));
+    }
     let values = p.values;
     Ok(super::crm_conditions::PersonSubqueries {
-        include: vec![format!("{through_roles} UNION {created_for}")],
+        include,
         exclude: Vec::new(),
         values,
     })

@@ -18,6 +18,7 @@ pub mod contact_search;
 pub mod contacts;
 pub mod crm_conditions;
 pub mod crm_events;
+pub mod crm_persons;
 pub mod crm_related;
 pub mod cursors;
 pub mod duplicates;

@@ -14,6 +14,11 @@ use crate::sync::{Engine, SyncError};
 /// When the related streams were last read (RFC 3339, tandem's clock).
 pub const READ_AT: &str = "related:read_at";
 
+/// Set (in the transaction of the initial sync's last page) once an initial sync has kept
+/// every person it read with its owner and organization (`crm_person`); absent on a
+/// connection whose initial sync ran before tandem kept them, until "Run initial sync".
+const PERSONS_KEPT: &str = "related:persons_kept";
+
 /// The newest change time (the CRM's text) a stream has read: where its next read reaches back
 /// from. Absent while the stream's first listing has not finished.
 fn read_key(stream: &str) -> String {
@@ -48,6 +53,43 @@ pub async fn known(engine: &Engine, conn: &ConnectionCtx) -> Result<bool, SyncEr
         }
     }
     Ok(true)
+}
+
+/// Keeps the owner and organization of persons a read found (a page of the initial sync or of
+/// the change poll, in its transaction), for a CRM whose persons' conditions are answered from
+/// what tandem keeps (Salesforce): one statement per page.
+pub async fn keep_persons(
+    txn: &impl crate::store::Conn,
+    conn: &ConnectionCtx,
+    persons: &[crate::crm::CrmPerson],
+    now: DateTime<Utc>,
+) -> Result<(), SyncError> {
+    if conn.crm.related_streams().is_empty() || persons.is_empty() {
+        return Ok(());
+    }
+    Ok(crate::store::crm_persons::save_read(txn, conn.id, persons, now).await?)
+}
+
+/// Notes, in the transaction of the initial sync's last page, that every person it read was
+/// kept (see [`keep_persons`]).
+pub async fn persons_kept_in(
+    txn: &impl crate::store::Conn,
+    conn: &ConnectionCtx,
+    now: DateTime<Utc>,
+) -> Result<(), SyncError> {
+    if conn.crm.related_streams().is_empty() {
+        return Ok(());
+    }
+    cursors::set(txn, conn.id, PERSONS_KEPT, &now.to_rfc3339(), now).await?;
+    Ok(())
+}
+
+/// Whether tandem keeps the owner and organization of the connection's persons: an initial
+/// sync that kept them has finished (the change poll keeps them current after it).
+pub async fn persons_known(engine: &Engine, conn: &ConnectionCtx) -> Result<bool, SyncError> {
+    Ok(cursors::get(&engine.store, conn.id, PERSONS_KEPT)
+        .await?
+        .is_some())
 }
 
 /// Reads what the connection's related streams have new: a stream never read is listed in
@@ -120,7 +162,9 @@ pub async fn note_deal_stage(
 }
 
 /// The journey conditions of a person of a connection whose CRM has no live mirror
-/// (Salesforce), from the records kept (no CRM call): its deals and its open and done
+/// (Salesforce), from the records kept (no CRM call): the person (`id`, `lead`, `owner_id`,
+/// `org_id`: the Contact's Account) as the Lead/Contact reads last kept it (null before one
+/// did), its deals and its open and done
 /// activities, each the record as the CRM answered it plus `id` (tandem's number for it) and
 /// `status` (and a deal's `stage_id`); `freshest_at` is when they were last read. `None` while
 /// tandem has not read every such record yet. A contact with no person has none.
@@ -139,6 +183,16 @@ pub async fn conditions(
     let Some(person) = person else {
         return Ok(Some(out));
     };
+    out.person = crate::store::crm_persons::get(&engine.store, conn.id, person)
+        .await?
+        .map(|kept| {
+            serde_json::json!({
+                "id": kept.person_id,
+                "lead": kept.lead,
+                "owner_id": kept.owner_id,
+                "org_id": kept.org_id,
+            })
+        });
     for deal in crm_related::deals_of_person(&engine.store, conn.id, person).await? {
         out.deals.push(deal.to_json());
     }
@@ -194,6 +248,7 @@ pub async fn restart(
         }
     }
     cursors::clear(&engine.store, connection, READ_AT).await?;
+    cursors::clear(&engine.store, connection, PERSONS_KEPT).await?;
     engine.last_related_reads.remove(&connection);
     Ok(())
 }
@@ -252,18 +307,33 @@ async fn catch_up_stream(
                 }
             }
         }
+        // Read before the transaction (a CRM call; on SQLite the transaction holds the store).
+        let prefetched = if !announce {
+            Default::default()
+        } else {
+            crate::sync::triggers::prefetch_related(engine, conn, &page.items).await?
+        };
         let keys = conn.crm.take_new_record_keys(conn.id);
         let now = engine.now();
         let saved = async {
             let txn = connections::begin_with_keys(engine, conn, &keys).await?;
             if announce {
-                crate::sync::triggers::related_changes(&txn, conn.id, &page.items, now).await?;
+                crate::sync::triggers::related_changes(
+                    &txn,
+                    conn.id,
+                    &page.items,
+                    &prefetched,
+                    now,
+                )
+                .await?;
             }
             crm_related::save(&txn, conn.id, &page.items, now).await?;
             if let (None, Some(began)) = (&page.next_cursor, began) {
                 let gone = unseen_since(&txn, conn, stream, began).await?;
                 if announce {
-                    crate::sync::triggers::related_changes(&txn, conn.id, &gone, now).await?;
+                    let none = Default::default();
+                    crate::sync::triggers::related_changes(&txn, conn.id, &gone, &none, now)
+                        .await?;
                 }
                 crm_related::save(&txn, conn.id, &gone, now).await?;
                 cursors::clear(&txn, conn.id, &began_key(stream)).await?;

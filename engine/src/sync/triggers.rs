@@ -165,8 +165,22 @@ fn details(trigger: &Trigger) -> Value {
             json!({ "owner_id": { "from": from, "to": to } })
         }
         Trigger::PersonMerged { into } => json!({ "merged_into": into }),
-        Trigger::LeadConverted { lead_id, deal_id } => {
-            json!({ "lead_id": lead_id, "deal_id": deal_id })
+        Trigger::LeadConverted {
+            lead_id,
+            deal_id,
+            person_id,
+            organization_id,
+        } => {
+            let mut change = json!({ "lead_id": lead_id, "deal_id": deal_id });
+            // What a conversion into a person made (Salesforce: the Contact, and the Account
+            // when it made one).
+            if let Some(person) = person_id {
+                change["person_id"] = json!(person);
+            }
+            if let Some(organization) = organization_id {
+                change["organization_id"] = json!(organization);
+            }
+            change
         }
         Trigger::ActivityOverdue { due_at } => json!({
             "due_at": DateTime::from_timestamp(*due_at, 0).map(|t| t.to_rfc3339()),
@@ -175,8 +189,13 @@ fn details(trigger: &Trigger) -> Value {
     }
 }
 
-/// An organization's changed fields, each `{from, to}`.
-fn organization_details(fields: &[String], record: &Value, previous: &Value) -> Value {
+/// An organization's changed fields, each `{from, to}`, and its name.
+fn organization_details(
+    fields: &[String],
+    name: Option<&Value>,
+    record: &Value,
+    previous: &Value,
+) -> Value {
     let after = organization_fields(record);
     let before = organization_fields(&before(record, previous));
     let changes: Map<String, Value> = fields
@@ -191,7 +210,7 @@ fn organization_details(fields: &[String], record: &Value, previous: &Value) -> 
             )
         })
         .collect();
-    json!({ "name": record.get("name"), "fields": changes })
+    json!({ "name": name, "fields": changes })
 }
 
 /// What [`observe`] needs that is read outside its transaction (the mirror's tables and the
@@ -460,7 +479,7 @@ pub async fn observe(
         data_out.insert("previous".into(), previous.clone());
         let change = match trigger {
             Trigger::OrganizationChanged { fields } => {
-                organization_details(fields, record, &previous)
+                organization_details(fields, record.get("name"), record, &previous)
             }
             _ => details(trigger),
         };
@@ -895,21 +914,25 @@ pub async fn catch_up(
     Ok(queued)
 }
 
-/// Deal and activity triggers of a CRM without webhooks (Salesforce's Opportunities and
-/// Tasks, read by `sync::related`): each deal or activity of a read's page against the state
-/// kept for it, announced in `txn`, the transaction that stores the page, so each change is
-/// announced once. Called for change reads only: the first listing announces nothing, it
-/// records what exists. The event's `deal` (or `activity`) is the record as the CRM answered
-/// it plus `status` and, for a deal, `stage_id` (the boundary's id of its stage, the one
-/// journey actions take). Returns how many deliveries were queued.
+/// Deal, activity and organization triggers of a CRM without webhooks (Salesforce's
+/// Opportunities, Tasks and Accounts, read by `sync::related`): each deal, activity or
+/// organization of a read's page against the state kept for it, announced in `txn`, the
+/// transaction that stores the page, so each change is announced once (an organization's
+/// persons are read before it: [`prefetch_related`]). Called for change reads only: the first
+/// listing announces nothing, it records what exists. The event's `deal` (`activity`,
+/// `organization`) is the record as the CRM answered it plus `status` and, for a deal,
+/// `stage_id` (the boundary's id of its stage, the one journey actions take). Returns how many
+/// deliveries were queued.
 pub async fn related_changes(
     txn: &impl Conn,
     connection: tandem_core::ConnectionId,
     items: &[CrmRelated],
+    prefetched: &RelatedPrefetched,
     now: DateTime<Utc>,
 ) -> Result<usize, SyncError> {
     let mut queued = 0;
     for (kind, object) in [
+        (RelatedKind::Company, "organization"),
         (RelatedKind::Deal, "deal"),
         (RelatedKind::Activity, "activity"),
     ] {
@@ -924,8 +947,13 @@ pub async fn related_changes(
             .map(|d| (d.id, d))
             .collect();
         for record in changed {
-            queued +=
-                related_change(txn, connection, object, kept.get(&record.id), record, now).await?;
+            let before = kept.get(&record.id);
+            queued += if kind == RelatedKind::Company {
+                related_organization_change(txn, connection, before, record, prefetched, now)
+                    .await?
+            } else {
+                related_change(txn, connection, object, before, record, now).await?
+            };
         }
     }
     Ok(queued)
@@ -1017,6 +1045,146 @@ async fn related_change(
     .await
 }
 
+/// What [`related_changes`] needs that is read outside its transaction: the persons of each
+/// organization of the page whose fields changed.
+#[derive(Debug, Clone, Default)]
+pub struct RelatedPrefetched {
+    organization_persons: HashMap<i64, Vec<PersonId>>,
+}
+
+/// A kept organization's fields for the triggers: the record as the CRM answered it
+/// (bookkeeping is left out by `organization_triggers`). Only the fields the kept one has
+/// (`known`) count: a field tandem did not read before is no change.
+fn related_organization_state(
+    organization: &CrmRelated,
+    known: Option<&CrmRelated>,
+) -> OrganizationState {
+    let mut state = organization_state(&organization.raw);
+    if let Some(known) = known.and_then(|k| k.raw.as_object()) {
+        state.fields.retain(|field, _| known.contains_key(field));
+    }
+    state
+}
+
+/// The change of a kept organization `before` to `record`, as triggers see it.
+fn organization_change(
+    before: Option<&CrmRelated>,
+    record: &CrmRelated,
+) -> Option<Change<OrganizationState>> {
+    let before = before.filter(|b| !b.deleted && !record.deleted)?;
+    Some(Change::Changed {
+        before: related_organization_state(before, None),
+        after: related_organization_state(record, Some(before)),
+    })
+}
+
+/// Reads what [`related_changes`] will need for a page of related records: the persons of
+/// the organizations whose fields changed (Salesforce: the Contacts of those Accounts, one
+/// query per 200), only when a subscription asks for `organization.changed`.
+pub async fn prefetch_related(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    items: &[CrmRelated],
+) -> Result<RelatedPrefetched, SyncError> {
+    let mut out = RelatedPrefetched::default();
+    let organizations: Vec<&CrmRelated> = items
+        .iter()
+        .filter(|i| i.kind == RelatedKind::Company && !i.deleted)
+        .collect();
+    if organizations.is_empty() || !app::wanted(&engine.store, "organization.changed").await? {
+        return Ok(out);
+    }
+    let ids: Vec<i64> = organizations.iter().map(|o| o.id).collect();
+    let kept: HashMap<i64, CrmRelated> =
+        crm_related::by_ids(&engine.store, conn.id, RelatedKind::Company, &ids)
+            .await?
+            .into_iter()
+            .map(|o| (o.id, o))
+            .collect();
+    let changed: Vec<i64> = organizations
+        .iter()
+        .filter(|o| {
+            organization_change(kept.get(&o.id), o)
+                .is_some_and(|c| !triggers::organization_triggers(&c).is_empty())
+        })
+        .map(|o| o.id)
+        .collect();
+    if changed.is_empty() {
+        return Ok(out);
+    }
+    let mut members = conn
+        .crm
+        .organization_members(&conn.session, &conn.map, &changed)
+        .await?;
+    for id in changed {
+        let mut persons = members.remove(&id).unwrap_or_default();
+        persons.sort_unstable();
+        persons.dedup();
+        out.organization_persons.insert(id, persons);
+    }
+    Ok(out)
+}
+
+/// Announces `organization.changed` for a kept organization whose fields changed (see
+/// [`related_changes`]), to the linked contacts of its persons, once.
+async fn related_organization_change(
+    txn: &impl Conn,
+    connection: tandem_core::ConnectionId,
+    before: Option<&CrmRelated>,
+    record: &CrmRelated,
+    prefetched: &RelatedPrefetched,
+    now: DateTime<Utc>,
+) -> Result<usize, SyncError> {
+    let Some(change) = organization_change(before, record) else {
+        return Ok(0);
+    };
+    let fired = triggers::organization_triggers(&change);
+    let (Some(before), [Trigger::OrganizationChanged { fields }]) = (before, fired.as_slice())
+    else {
+        return Ok(0);
+    };
+    // Nobody asked for it when its persons were read (or it changed between the two reads).
+    let Some(persons) = prefetched.organization_persons.get(&record.id) else {
+        return Ok(0);
+    };
+    let version = record.modified.clone().unwrap_or_else(|| now.to_rfc3339());
+    let id = record.id.to_string();
+    if !crm_events::announce_once(txn, connection, "related.organization", &id, &version, now)
+        .await?
+    {
+        return Ok(0);
+    }
+    let mut contacts: Vec<ContactId> = Vec::new();
+    for person in persons {
+        if let Some(link) = links::by_person(txn, connection, *person).await? {
+            contacts.push(link.contact_id);
+        }
+    }
+    // The changed fields' values before, as a webhook's `previous` carries them.
+    let previous: Map<String, Value> = fields
+        .iter()
+        .map(|f| (f.clone(), before.raw.get(f).cloned().unwrap_or(Value::Null)))
+        .collect();
+    let previous = Value::Object(previous);
+    let name = record.name.clone().map(Value::String);
+    let event = json!({
+        "type": fired[0].kind(),
+        "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "data": {
+            "object": "organization",
+            "id": id,
+            "organization": record.to_json(),
+            "previous": previous,
+            "change": organization_details(fields, name.as_ref(), &record.raw, &previous),
+            "contact_ids": contacts,
+            "occurred_at": version,
+            "late": false,
+            "catch_up": true,
+        },
+    });
+    app::crm_event(txn, fired[0].kind(), &contacts, &[], &event, now).await
+}
+
 /// A kept deal's state for the triggers. What tandem does not know of the stored deal (one a
 /// journey action created, before a read filled it in) is taken from the newer one: not
 /// knowing is no change.
@@ -1098,4 +1266,274 @@ fn record_version_of_add(record: &Value) -> Option<String> {
     record
         .get("add_time")
         .and_then(crate::mirror::pipedrive_time)
+}
+
+/// A person's link before a read of it is applied, for [`person_read`].
+#[derive(Debug, Clone, Copy)]
+pub struct PersonBefore {
+    /// The contact linked to it (the link moves or goes when the person left).
+    contact_id: ContactId,
+    /// Its owner as the link last merged it (when the owner is mapped).
+    owner_id: Option<i64>,
+}
+
+/// The person and lead triggers of a CRM whose persons are read rather than pushed
+/// (Salesforce's Leads and Contacts, read by the change poll): `person`'s link before the
+/// read is applied, for [`person_read`]. `None` for a CRM whose webhooks announce these.
+pub async fn person_before(
+    txn: &impl Conn,
+    conn: &ConnectionCtx,
+    person: &crate::crm::CrmPerson,
+) -> Result<Option<PersonBefore>, SyncError> {
+    if conn.crm.pushes_changes() {
+        return Ok(None);
+    }
+    let Some(link) = links::by_person(txn, conn.id, person.id).await? else {
+        return Ok(None);
+    };
+    let owner_id = conn
+        .map
+        .fields
+        .iter()
+        .find(|f| f.remote == crate::crm::RemoteField::OwnerId)
+        .and_then(|f| link.state.base.fields.get(&f.local))
+        .and_then(|value| match value {
+            tandem_core::FieldValue::Number(n) => Some(n.get() as i64),
+            _ => None,
+        });
+    Ok(Some(PersonBefore {
+        contact_id: link.contact_id,
+        owner_id,
+    }))
+}
+
+/// The state of a person read, as kept in `crm_trigger_state` (the fields [`state_of`] keeps
+/// for a Pipedrive person); a person read gone keeps the owner it was heard with.
+fn read_person_state(person: &crate::crm::CrmPerson, heard: Option<&Value>) -> Value {
+    let owner = person
+        .owner_id
+        .or_else(|| heard.and_then(|h| int(h, "owner_id")));
+    json!({ "owner_id": owner, "deleted": person.deleted })
+}
+
+/// A person as the app is told of it: tandem's id of it, the CRM's own id (`Id`), its owner,
+/// whether it is a lead.
+fn read_person_json(person: &crate::crm::CrmPerson, state: &Value) -> Value {
+    json!({
+        "id": person.id.get(),
+        "Id": person.key,
+        "owner_id": state["owner_id"],
+        "lead": person.lead,
+        "deleted": person.deleted,
+    })
+}
+
+/// Announces the person and lead triggers of a person read by the change poll of a CRM without
+/// person webhooks (Salesforce), in `txn`, the transaction that applies it (`applied`; the
+/// person's link before, from [`person_before`]): its owner changed
+/// (`person.owner_changed`), it was deleted, merged or, a lead, converted (`person.deleted`,
+/// `person.merged`, `lead.converted`), or it is a lead created since the read reached back
+/// (`since`) by someone other than tandem and now linked (`lead.created`). The state the app
+/// heard is kept per person (`crm_trigger_state`, seeded by the initial sync:
+/// [`seed_people`]); tandem's own writes are noted there ([`note_person`]), so they are not
+/// announced back. Two reads of the same change at once announce it once: the announcement
+/// is recorded with the person's version in the same transaction. Returns how many
+/// deliveries were queued.
+pub async fn person_read(
+    txn: &impl Conn,
+    conn: &ConnectionCtx,
+    person: &crate::crm::CrmPerson,
+    before: Option<PersonBefore>,
+    applied: &crate::sync::inbound::Applied,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<usize, SyncError> {
+    use crate::sync::inbound::Applied;
+    use tandem_core::triggers::PersonGone;
+    if conn.crm.pushes_changes() {
+        return Ok(0);
+    }
+    let id = person.id.to_string();
+    let stored = crm_events::trigger_state(txn, conn.id, "person", &id).await?;
+    // The state the app heard: kept (seeded by the initial sync, moved by every read), else,
+    // for a person linked before tandem kept it (a connection older than this), the owner its
+    // link last merged.
+    let heard: Option<Value> = stored
+        .as_ref()
+        .and_then(|s| serde_json::from_str(&s.state).ok())
+        .or_else(|| {
+            before
+                .and_then(|b| b.owner_id)
+                .map(|owner| json!({ "owner_id": owner, "deleted": false }))
+        });
+    let state = read_person_state(person, heard.as_ref());
+    let version = person
+        .updated
+        .as_ref()
+        .map_or_else(|| now.to_rfc3339(), |t| t.as_str().to_owned());
+    if !crm_events::put_trigger_state(
+        txn,
+        conn.id,
+        "person",
+        &id,
+        &state.to_string(),
+        &version,
+        None,
+    )
+    .await?
+    {
+        // Older than the state the app heard: a late read of a change already told.
+        return Ok(0);
+    }
+    let gone = match (person.deleted, person.merged_into, person.conversion) {
+        (false, ..) => None,
+        (true, Some(into), Some(conversion)) if person.lead => Some(PersonGone::Converted {
+            lead_id: id.clone(),
+            into: into.get(),
+            organization_id: conversion.organization_id,
+            deal_id: conversion.deal_id,
+        }),
+        (true, Some(into), _) => Some(PersonGone::Merged { into: into.get() }),
+        (true, None, _) => Some(PersonGone::Deleted),
+    };
+    // A lead seen for the first time, created since the read reached back, that the read
+    // linked to an app contact; one carrying tandem's external id for that contact is one
+    // tandem created (its create's answer not recorded yet).
+    let created_contact = match applied {
+        Applied::Created { contact_id, .. } | Applied::Linked { contact_id } => Some(*contact_id),
+        _ => None,
+    };
+    let new_lead = person.lead
+        && created_contact.is_some()
+        && person
+            .added
+            .as_ref()
+            .and_then(crate::crm::CrmTime::at)
+            .is_some_and(|added| added.0 >= since.timestamp_millis())
+        && person
+            .ap_id
+            .as_ref()
+            .and_then(tandem_core::ApId::contact_id)
+            != created_contact;
+    let fired = triggers::read_person_triggers(
+        heard.as_ref().map(person_state).as_ref(),
+        heard.as_ref().is_some_and(|h| h["deleted"] == json!(true)),
+        &person_state(&state),
+        gone.as_ref(),
+        new_lead,
+    );
+    let contacts: Vec<ContactId> = before
+        .map(|b| b.contact_id)
+        .or(created_contact)
+        .into_iter()
+        .collect();
+    if fired.is_empty() || contacts.is_empty() {
+        return Ok(0);
+    }
+    if !crm_events::announce_once(txn, conn.id, "read.person", &id, &version, now).await? {
+        return Ok(0);
+    }
+    let object = if matches!(
+        fired.first(),
+        Some(Trigger::LeadCreated | Trigger::LeadConverted { .. })
+    ) {
+        "lead"
+    } else {
+        "person"
+    };
+    announce_catch_up(
+        txn,
+        object,
+        &id,
+        &fired,
+        heard.as_ref().unwrap_or(&Value::Null),
+        &read_person_json(person, &state),
+        &contacts,
+        &version,
+        now,
+    )
+    .await
+}
+
+/// Records the state of persons the initial sync read (a CRM without person webhooks): what
+/// exists is not news; a later read compares with it.
+pub async fn seed_people(
+    txn: &impl Conn,
+    conn: &ConnectionCtx,
+    persons: &[crate::crm::CrmPerson],
+) -> Result<(), SyncError> {
+    if conn.crm.pushes_changes() {
+        return Ok(());
+    }
+    let seeds: Vec<(String, String, String)> = persons
+        .iter()
+        .filter_map(|p| {
+            let version = p.updated.as_ref()?.as_str().to_owned();
+            Some((
+                p.id.to_string(),
+                read_person_state(p, None).to_string(),
+                version,
+            ))
+        })
+        .collect();
+    Ok(crm_events::seed_trigger_states(txn, conn.id, "person", &seeds).await?)
+}
+
+/// Notes the state of a person as tandem's own write left it (the read-back of a create, or
+/// of a push that wrote the owner; a CRM without person webhooks), so the change poll does
+/// not announce it back.
+pub async fn note_person(
+    txn: &impl Conn,
+    conn: &ConnectionCtx,
+    person: &crate::crm::CrmPerson,
+) -> Result<(), SyncError> {
+    if conn.crm.pushes_changes() || person.deleted {
+        return Ok(());
+    }
+    let Some(version) = person.updated.as_ref().map(|t| t.as_str().to_owned()) else {
+        return Ok(());
+    };
+    let state = read_person_state(person, None);
+    crm_events::put_trigger_state(
+        txn,
+        conn.id,
+        "person",
+        &person.id.to_string(),
+        &state.to_string(),
+        &version,
+        None,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Notes the owner a journey action gave a person (a CRM without person webhooks): the
+/// change poll then finds the state the app already has (it heard `action.done`). The state's
+/// version stays, so the read of the change still replaces it.
+pub async fn note_person_owner(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    person: PersonId,
+    owner: i64,
+) -> Result<(), SyncError> {
+    if conn.crm.pushes_changes() {
+        return Ok(());
+    }
+    let id = person.to_string();
+    let txn = engine.store.begin().await?;
+    let stored = crm_events::trigger_state(&txn, conn.id, "person", &id).await?;
+    let version = stored.as_ref().map_or("", |s| s.version.as_str());
+    let state = json!({ "owner_id": owner, "deleted": false });
+    crm_events::put_trigger_state(
+        &txn,
+        conn.id,
+        "person",
+        &id,
+        &state.to_string(),
+        version,
+        None,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
 }

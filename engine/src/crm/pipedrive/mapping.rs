@@ -386,6 +386,9 @@ pub fn crm_person(person: &Person, map: &FieldMap) -> CrmPerson {
         deleted: person.is_deleted,
         merged_into: None,
         org_id: person.org_id,
+        owner_id: person.owner_id,
+        lead: false,
+        conversion: None,
     }
 }
 

@@ -192,6 +192,15 @@ impl SalesforceClient {
         self.json(s, request, false).await
     }
 
+    /// `GET …/queryAll?q=`: the first batch, deleted records (the recycle bin's, merged
+    /// ones) included.
+    pub async fn query_all(&self, s: &Session, soql: &str) -> Result<QueryResult, CrmError> {
+        let request = self
+            .request(s, Method::GET, "/queryAll")
+            .query(&[("q", soql)]);
+        self.json(s, request, false).await
+    }
+
     /// The next batch, from a `nextRecordsUrl` (a path on the instance).
     pub async fn query_more(&self, s: &Session, next: &str) -> Result<QueryResult, CrmError> {
         if !next.starts_with("/services/data/") {

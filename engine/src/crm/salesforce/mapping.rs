@@ -17,7 +17,7 @@ use super::ids::{person_surrogate, surrogate};
 use super::wire::{Describe, Record};
 use super::{SObject, SfConfig};
 use crate::crm::fields::{FieldMap, RemoteField};
-use crate::crm::person::{CrmPerson, CrmTime};
+use crate::crm::person::{Conversion, CrmPerson, CrmTime};
 use crate::crm::records::{CatalogField, FilledPlaceholder};
 use crate::value_json::{number_json, structured_json};
 
@@ -118,9 +118,14 @@ pub fn select_fields(
     .iter()
     .map(|f| (*f).to_owned())
     .collect();
+    if object == SObject::Contact {
+        fields.push("AccountId".into());
+    }
     if object == SObject::Lead {
         fields.push("IsConverted".into());
         fields.push("ConvertedContactId".into());
+        fields.push("ConvertedAccountId".into());
+        fields.push("ConvertedOpportunityId".into());
     }
     let has = |name: &str| {
         describe.is_none_or(|d| d.fields.iter().any(|f| f.name.eq_ignore_ascii_case(name)))
@@ -259,8 +264,11 @@ pub fn person_snapshot(record: &Record, map: &FieldMap, config: &SfConfig) -> Sn
     snapshot
 }
 
+/// The key prefix of Lead ids (Contacts' is `003`).
+const LEAD_PREFIX: &str = "00Q";
+
 /// The CRM-neutral person of a Lead or Contact record. A converted Lead is deleted, merged
-/// into its Contact.
+/// into its Contact, with the Account and Opportunity the conversion made (if any).
 pub fn crm_person(record: &Record, map: &FieldMap, config: &SfConfig) -> CrmPerson {
     let id = record.text("Id").unwrap_or_default().to_owned();
     let time = |field: &str| {
@@ -269,6 +277,7 @@ pub fn crm_person(record: &Record, map: &FieldMap, config: &SfConfig) -> CrmPers
             .map(|text| CrmTime::new(text.to_owned(), parse_time(text)))
     };
     let converted = record.flag("IsConverted");
+    let lead = id.starts_with(LEAD_PREFIX);
     CrmPerson {
         id: person_surrogate(&id),
         key: id,
@@ -287,20 +296,36 @@ pub fn crm_person(record: &Record, map: &FieldMap, config: &SfConfig) -> CrmPers
         } else {
             record.text("MasterRecordId").map(person_surrogate)
         },
-        org_id: None,
+        // A Contact's Account (a Lead has none).
+        org_id: record.text("AccountId").map(surrogate),
+        owner_id: record.text("OwnerId").map(surrogate),
+        lead,
+        conversion: converted.then(|| Conversion {
+            organization_id: record.text("ConvertedAccountId").map(surrogate),
+            deal_id: record.text("ConvertedOpportunityId").map(surrogate),
+        }),
     }
 }
 
-/// The ids a record names (its own, its owner, its Contact after conversion): what the
+/// The ids a record names (its own, its owner, what a conversion made of it): what the
 /// connector remembers for the way back from surrogates.
 pub fn named_ids(record: &Record) -> impl Iterator<Item = &str> {
-    ["Id", "OwnerId", "ConvertedContactId", "MasterRecordId"]
-        .into_iter()
-        .filter_map(|f| record.text(f))
+    [
+        "Id",
+        "OwnerId",
+        "AccountId",
+        "ConvertedContactId",
+        "ConvertedAccountId",
+        "ConvertedOpportunityId",
+        "MasterRecordId",
+    ]
+    .into_iter()
+    .filter_map(|f| record.text(f))
 }
 
-/// A deleted record (from the `deleted` resource) as a deleted person.
-pub fn deleted_person(id: &str, deleted_date: Option<&str>) -> CrmPerson {
+/// A deleted record (from the `deleted` resource) as a deleted person; `master` is the record
+/// it was merged into (its `MasterRecordId`), if it was.
+pub fn deleted_person(id: &str, deleted_date: Option<&str>, master: Option<&str>) -> CrmPerson {
     let time = deleted_date.map(|d| CrmTime::new(d.to_owned(), parse_time(d)));
     CrmPerson {
         id: person_surrogate(id),
@@ -311,8 +336,11 @@ pub fn deleted_person(id: &str, deleted_date: Option<&str>) -> CrmPerson {
         added: None,
         updated: time,
         deleted: true,
-        merged_into: None,
+        merged_into: master.map(person_surrogate),
         org_id: None,
+        owner_id: None,
+        lead: id.starts_with(LEAD_PREFIX),
+        conversion: None,
     }
 }
 

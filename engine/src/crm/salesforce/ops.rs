@@ -334,7 +334,8 @@ pub(crate) async fn list_people(
 }
 
 /// One page of the changes since `since` of one object (`stream`: `Lead` or `Contact`), oldest
-/// first: its query pages, then its deletes. Each object has a change cursor of its own (a poll cut off between the two cannot
+/// first: its query pages, then its deletes (a merged record with the record it was merged
+/// into). Each object has a change cursor of its own (a poll cut off between the two cannot
 /// move the other's past changes it has not read).
 pub(crate) async fn changes_since(
     client: &SalesforceClient,
@@ -367,18 +368,89 @@ pub(crate) async fn changes_since(
                 next_cursor: Some(next.render()),
             })
         }
-        Phase::Deleted(_) => Ok(PersonPage {
-            items: deleted_since(client, s, object.name(), since)
-                .await?
-                .into_iter()
-                .map(|(key, at)| {
-                    remember(client, s, &key)?;
-                    Ok(mapping::deleted_person(&key, at.as_deref()))
-                })
-                .collect::<Result<_, CrmError>>()?,
-            next_cursor: None,
-        }),
+        Phase::Deleted(_) => {
+            let deleted = deleted_since(client, s, object.name(), since).await?;
+            let keys: Vec<&str> = deleted.iter().map(|(key, _)| key.as_str()).collect();
+            let masters = merged_into(client, s, object, &keys).await?;
+            Ok(PersonPage {
+                items: deleted
+                    .iter()
+                    .map(|(key, at)| {
+                        remember(client, s, key)?;
+                        let master = masters.get(key).map(String::as_str);
+                        if let Some(master) = master {
+                            remember(client, s, master)?;
+                        }
+                        Ok(mapping::deleted_person(key, at.as_deref(), master))
+                    })
+                    .collect::<Result<_, CrmError>>()?,
+                next_cursor: None,
+            })
+        }
     }
+}
+
+/// The records among `deleted` (ids of `object`) that a merge deleted, each with the record
+/// it was merged into (`MasterRecordId`): the `deleted` resource does not say, the recycle bin
+/// does (`queryAll`). One query per 200 deleted records, none without deletes.
+async fn merged_into(
+    client: &SalesforceClient,
+    s: &Session,
+    object: SObject,
+    deleted: &[&str],
+) -> Result<BTreeMap<String, String>, CrmError> {
+    let mut out = BTreeMap::new();
+    for chunk in deleted.chunks(200) {
+        let ids: Vec<String> = chunk.iter().map(|id| soql_string(id)).collect();
+        let soql = format!(
+            "SELECT Id, MasterRecordId FROM {} WHERE Id IN ({})",
+            object.name(),
+            ids.join(", ")
+        );
+        let mut page = client.query_all(s, &soql).await?;
+        loop {
+            for record in &page.records {
+                if let (Some(id), Some(master)) = (record.text("Id"), record.text("MasterRecordId"))
+                {
+                    out.insert(id.to_owned(), master.to_owned());
+                }
+            }
+            match (page.done, page.next_records_url.take()) {
+                (false, Some(next)) => page = client.query_more(s, &next).await?,
+                _ => break,
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The Contacts of each of these Accounts (boundary ids), by Account: one query (its pages)
+/// per 200 Accounts.
+pub(crate) async fn account_members(
+    client: &SalesforceClient,
+    s: &Session,
+    accounts: &[i64],
+) -> Result<BTreeMap<i64, Vec<PersonId>>, CrmError> {
+    let mut out: BTreeMap<i64, Vec<PersonId>> = BTreeMap::new();
+    for chunk in accounts.chunks(200) {
+        let keys: Vec<String> = chunk
+            .iter()
+            .map(|id| resolve(client, s, *id).map(|key| soql_string(&key)))
+            .collect::<Result<_, _>>()?;
+        let soql = format!(
+            "SELECT Id, AccountId FROM Contact WHERE AccountId IN ({})",
+            keys.join(", ")
+        );
+        for record in client.query_all_pages(s, &soql).await? {
+            if let (Some(id), Some(account)) = (record.text("Id"), record.text("AccountId")) {
+                let contact = person(remember(client, s, id)?);
+                out.entry(remember(client, s, account)?)
+                    .or_default()
+                    .push(contact);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `object`'s records deleted since `since` (at most 15 days back, Salesforce's window): each
@@ -415,9 +487,10 @@ pub(crate) const RELATED_STREAMS: [&str; 4] =
 /// The kind of record related stream `stream` holds, and the fields read of it.
 pub(crate) fn related_kind(stream: &str) -> Option<(RelatedKind, &'static str)> {
     Some(match stream {
+        // The fields an organization's change names (`organization.changed`).
         "Account" => (
             RelatedKind::Company,
-            "Id, Name, CreatedDate, SystemModstamp",
+            "Id, Name, OwnerId, Type, Industry, Website, Phone, BillingStreet, BillingCity, BillingState, BillingPostalCode, BillingCountry, NumberOfEmployees, AnnualRevenue, Description, CreatedDate, SystemModstamp",
         ),
         "Opportunity" => (
             RelatedKind::Deal,

@@ -94,6 +94,25 @@ fn a_contact_with_a_placeholder_last_name_has_no_name_and_unknown_lead_fields() 
     assert_eq!(f.get(&key("company")), None);
     assert_eq!(person.ap_id, None);
     assert_eq!(person.added, person.updated, "created by us, untouched");
+    // Its Account and owner, as the surrogates the contacts list's filters take.
+    assert_eq!(person.org_id, Some(surrogate("0015g00000AcCtAAAA")));
+    assert_eq!(person.owner_id, Some(surrogate("0055g00000OwNeRAAA")));
+    assert!(!person.lead);
+}
+
+#[test]
+fn a_contact_is_read_with_its_account_and_a_lead_has_none() {
+    let contact = mapping::select_fields(SObject::Contact, &map(), &SfConfig::default(), None);
+    assert!(contact.iter().any(|f| f == "AccountId"), "{contact:?}");
+    let lead = mapping::select_fields(SObject::Lead, &map(), &SfConfig::default(), None);
+    assert!(!lead.iter().any(|f| f == "AccountId"), "{lead:?}");
+    let person = crm_person(
+        &record(include_str!("fixtures/lead.json")),
+        &map(),
+        &SfConfig::default(),
+    );
+    assert_eq!(person.org_id, None);
+    assert!(person.lead);
 }
 
 #[test]
@@ -107,6 +126,35 @@ fn a_converted_lead_reads_as_merged_into_its_contact() {
     );
     let named: Vec<&str> = mapping::named_ids(&lead).collect();
     assert!(named.contains(&"0035g00000XyZabAAA"));
+    assert!(named.contains(&"0015g00000AcCtAAAA"), "the Account it made");
+    assert!(person.lead);
+    assert_eq!(person.owner_id, Some(surrogate("0055g00000OwNeRAAA")));
+    assert_eq!(
+        person.conversion,
+        Some(crate::crm::Conversion {
+            organization_id: Some(surrogate("0015g00000AcCtAAAA")),
+            deal_id: None,
+        }),
+        "no Opportunity was made"
+    );
+}
+
+#[test]
+fn a_record_a_merge_deleted_reads_as_merged_into_its_master_and_a_deleted_one_as_deleted() {
+    let merged = mapping::deleted_person(
+        "0035g00000MeRgEAAA",
+        Some("2024-05-04T09:00:00.000+0000"),
+        Some("0035g00000XyZabAAA"),
+    );
+    assert!(merged.deleted && !merged.lead);
+    assert_eq!(
+        merged.merged_into.map(PersonId::get),
+        Some(surrogate("0035g00000XyZabAAA"))
+    );
+    let deleted = mapping::deleted_person("00Q5g00000GoNeAAAA", None, None);
+    assert!(deleted.deleted && deleted.lead);
+    assert_eq!(deleted.merged_into, None);
+    assert_eq!(deleted.conversion, None);
 }
 
 #[test]

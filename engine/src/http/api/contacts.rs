@@ -131,7 +131,7 @@ pub(super) async fn get(
     get,
     path = "/api/v1/contacts/{id}/crm",
     operation_id = "getContactCrm",
-    summary = "Journey conditions: the contact's Pipedrive person (owner, organization, labels), its deals (title, value, currency, pipeline, stage, status, owner, dates), leads, and open and done activities, from the live mirror without a Pipedrive call. `freshest_at` is when the newest of these rows was written. For a Salesforce connection: the Opportunities of the contact's roles as `deals` and its Tasks as `open_activities` / `done_activities`, each as Salesforce answered it plus `id`, `status` and a deal's `stage_id`, from what tandem keeps (read every `salesforce.related_poll_interval_secs`; `freshest_at` is the last read); `person` is null and `leads` empty (a Lead is the person itself).",
+    summary = "Journey conditions: the contact's Pipedrive person (owner, organization, labels), its deals (title, value, currency, pipeline, stage, status, owner, dates), leads, and open and done activities, from the live mirror without a Pipedrive call. `freshest_at` is when the newest of these rows was written. For a Salesforce connection: the Opportunities of the contact's roles as `deals` and its Tasks as `open_activities` / `done_activities`, each as Salesforce answered it plus `id`, `status` and a deal's `stage_id`, from what tandem keeps (read every `salesforce.related_poll_interval_secs`; `freshest_at` is the last read); `person` is the Lead or Contact as tandem last read it (`id`, `lead`, `owner_id`, `org_id`: the Contact's Account, null for a Lead; the numbers the `crm.owner_id` and `crm.org_id` filters take), null before a read kept it, and `leads` empty (a Lead is the person itself).",
     params(("id" = Uuid, Path, description = "The contact's id (UUID).")),
     responses((status = 200, description = "The contact's CRM records (`linked_person_id` null and empty lists for a contact not in Pipedrive).", body = Object), (status = 404, description = "No such contact.", body = tandem_webhooks::error::ErrorBody<'static>), (status = 409, description = "No active connection, its mirror is off (`conflict`): switch the mirror on for the connection, or a Salesforce connection's initial sync has not read its Opportunities and Tasks yet.", body = tandem_webhooks::error::ErrorBody<'static>))
 )]
@@ -204,9 +204,9 @@ async fn mirror_on(
     Ok(())
 }
 
-/// Why a `crm.*` filter other than the deal's stage, status and owner is refused on a
-/// Salesforce connection.
-const NOT_ON_SALESFORCE: &str = "is not available on a Salesforce connection: tandem keeps its Opportunities (crm.deal.stage_id, crm.deal.status, crm.deal.owner_id), not the persons' owners and organizations, activity types or leads";
+/// Why a `crm.*` filter other than the person's owner and organization and the deal's stage,
+/// status and owner is refused on a Salesforce connection.
+const NOT_ON_SALESFORCE: &str = "is not available on a Salesforce connection: tandem keeps its Leads' and Contacts' owners and Accounts (crm.owner_id, crm.org_id) and its Opportunities (crm.deal.stage_id, crm.deal.status, crm.deal.owner_id), not the Opportunities' pipelines, activity types or leads as Pipedrive has them";
 
 /// 409 `conflict`: a Salesforce connection whose initial sync has not read its Opportunities
 /// and Tasks yet.
@@ -214,6 +214,15 @@ fn not_read_yet() -> ApiError {
     ApiError::new(
         ErrorCode::Conflict,
         "tandem has not read the Salesforce connection's Opportunities and Tasks yet (its initial sync is running): ask again when it has finished",
+    )
+}
+
+/// 409 `conflict`: a Salesforce connection whose persons' owners and Accounts tandem does not
+/// keep yet (its initial sync is running, or ran before tandem kept them).
+fn persons_not_read_yet() -> ApiError {
+    ApiError::new(
+        ErrorCode::Conflict,
+        "tandem has not read the owners and Accounts of the Salesforce connection's Leads and Contacts yet: ask again when its initial sync has finished (a connection whose initial sync ran before tandem kept them needs Run initial sync once)",
     )
 }
 
@@ -283,11 +292,11 @@ const LIST_PARAMS: &[&str] = &[
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)] // Read from the query map by name; the type is the documentation.
 pub(crate) struct CrmFilters {
-    /// The person's owner (a Pipedrive user id).
+    /// The person's owner (a Pipedrive user id; on Salesforce the Lead's or Contact's `OwnerId`, as tandem's number for it).
     #[serde(rename = "crm.owner_id")]
     #[param(rename = "crm.owner_id", minimum = 1)]
     owner_id: Option<i64>,
-    /// The person's organization (a Pipedrive organization id).
+    /// The person's organization (a Pipedrive organization id; on Salesforce a Contact's `AccountId`, as tandem's number for it).
     #[serde(rename = "crm.org_id")]
     #[param(rename = "crm.org_id", minimum = 1)]
     org_id: Option<i64>,
@@ -406,9 +415,9 @@ fn decode_cursor(text: &str) -> Option<(DateTime<Utc>, Uuid)> {
     get,
     path = "/api/v1/contacts",
     operation_id = "listContacts",
-    summary = "Contacts in the order they last changed, with cursor paging. The `crm.*` filters are journey conditions answered from the connection's live mirror (no Pipedrive call): a contact matches when its linked Pipedrive person satisfies every one given.",
+    summary = "Contacts in the order they last changed, with cursor paging. The `crm.*` filters are journey conditions answered from the connection's live mirror (no Pipedrive call): a contact matches when its linked Pipedrive person satisfies every one given. On a Salesforce connection they are answered from what tandem keeps (no Salesforce call): `crm.owner_id` and `crm.org_id` from its Leads and Contacts as the change poll last read them (the ids are tandem's numbers for Salesforce ids, as in the contact's owner field, `GET /api/v1/contacts/{id}/crm` and the trigger events; a Lead has no organization), the `crm.deal.*` ones from its Opportunities.",
     params(CrmFilters, ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."), ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, 1 to 200 (default 50)."), ("email" = Option<String>, Query, format = Email, description = "Only the contact(s) with this e-mail (case-insensitive)."), ("updated_since" = Option<DateTime<Utc>>, Query, description = "Only contacts changed at or after this RFC 3339 time."), ("include_archived" = Option<bool>, Query, description = "Include archived contacts (default false).")),
-    responses((status = 200, description = "A page of contacts.", body = crate::http::api::openapi::ContactPage), (status = 409, description = "A `crm.*` filter while no connection is active, its live mirror is off, or a Salesforce connection's initial sync has not read its Opportunities yet (`conflict`).", body = tandem_webhooks::error::ErrorBody<'static>), (status = 422, description = "A bad filter value (`validation_failed`, naming the parameter), a filter a Salesforce connection cannot answer (`validation_failed`: only `crm.deal.stage_id`, `crm.deal.status` and `crm.deal.owner_id` answer there, over its Opportunities), or an unknown parameter or `crm.*` filter (`unknown_field`, listing the known ones).", body = tandem_webhooks::error::ErrorBody<'static>))
+    responses((status = 200, description = "A page of contacts.", body = crate::http::api::openapi::ContactPage), (status = 409, description = "A `crm.*` filter while no connection is active, its live mirror is off, or a Salesforce connection's initial sync has not read its Opportunities yet, or (`crm.owner_id`, `crm.org_id`) its Leads' and Contacts' owners and Accounts: an initial sync that ran before tandem kept them needs Run initial sync once (`conflict`).", body = tandem_webhooks::error::ErrorBody<'static>), (status = 422, description = "A bad filter value (`validation_failed`, naming the parameter), a filter a Salesforce connection cannot answer (`validation_failed`, naming it: only `crm.owner_id` and `crm.org_id`, the Lead's or Contact's `OwnerId` and a Contact's `AccountId` as tandem last read them, and `crm.deal.stage_id`, `crm.deal.status` and `crm.deal.owner_id`, over its Opportunities, answer there), or an unknown parameter or `crm.*` filter (`unknown_field`, listing the known ones).", body = tandem_webhooks::error::ErrorBody<'static>))
 )]
 pub(super) async fn list(
     State(state): State<AppState>,
@@ -477,7 +486,8 @@ pub(super) async fn list(
                     None => return Ok(Json(json!({ "data": [], "next_cursor": null }))),
                 }
             } else {
-                // Salesforce: the deal filters, over the Opportunities tandem keeps.
+                // Salesforce: the person's owner and Account as the Lead/Contact reads left them,
+                // the deal filters over the Opportunities tandem keeps.
                 let conn = crate::sync::connections::load(&state.engine, connection)
                     .await
                     .map_err(api_error)?;
@@ -486,6 +496,13 @@ pub(super) async fn list(
                     .map_err(api_error)?
                 {
                     return Err(not_read_yet());
+                }
+                if (conditions.owner_id.is_some() || conditions.org_id.is_some())
+                    && !crate::sync::related::persons_known(&state.engine, &conn)
+                        .await
+                        .map_err(api_error)?
+                {
+                    return Err(persons_not_read_yet());
                 }
                 crate::store::crm_related::person_subqueries(
                     &state.store,

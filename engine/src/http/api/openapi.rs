@@ -301,10 +301,9 @@ pub(crate) struct Subscription {
     pipeline_ids: Vec<i64>,
     stage_ids: Vec<i64>,
     /// The CRM trigger types among `event_types` that cannot fire with today's connections,
-    /// with why: no active connection, only Salesforce connections (which send the deal and
-    /// activity triggers only, from their Opportunities and Tasks), or `lead.created` (and
-    /// `activity.overdue` without a Salesforce connection) while no Pipedrive connection keeps
-    /// its live mirror.
+    /// with why: no active connection, or, without a Salesforce connection (which sends every
+    /// type), `lead.created` and `activity.overdue` while no Pipedrive connection keeps its
+    /// live mirror.
     /// Empty when every type can fire.
     unavailable_event_types: Vec<UnavailableEventType>,
 }

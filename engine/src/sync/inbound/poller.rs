@@ -16,6 +16,7 @@ use crate::store::{connections as stored_connections, cursors, Conn, StoreError}
 use crate::sync::connections::{self, state, ConnectionCtx};
 use crate::sync::inbound::{self, Applied};
 use crate::sync::synclog::{self, Direction, Entry, Level};
+use crate::sync::triggers;
 use crate::sync::{Engine, SyncError};
 
 /// Marker cursor: set once the initial sync has run to the end (without a pre-connection
@@ -315,12 +316,16 @@ pub async fn poll_stream(
             let txn = connections::begin_with_keys(engine, conn, &keys).await?;
             let mut changed = 0;
             for person in &page.items {
+                let before = triggers::person_before(&txn, conn, person).await?;
                 let applied = inbound::apply_person_in(&txn, engine, conn, person, now).await?;
                 if let Some((contact_id, event)) = applied.app_event() {
                     changed += 1;
                     crate::sync::app::contact_event(&txn, contact_id, event, None, now).await?;
                 }
+                triggers::person_read(&txn, conn, person, before, &applied, since_time, now)
+                    .await?;
             }
+            crate::sync::related::keep_persons(&txn, conn, &page.items, now).await?;
             if let Some(newest) = &newest {
                 cursors::set(&txn, conn.id, &key, newest, now).await?;
             }
@@ -446,6 +451,8 @@ pub async fn initial_sync(
             let now = engine.now();
             let txn = connections::begin_with_keys(engine, &conn, &keys).await?;
             let applied = inbound::apply_page_in(&txn, engine, &conn, &page.items, now).await?;
+            triggers::seed_people(&txn, &conn, &page.items).await?;
+            crate::sync::related::keep_persons(&txn, &conn, &page.items, now).await?;
             cursors::set(&txn, conn.id, INITIAL_COUNT, &done.to_string(), now).await?;
             match &page.next_cursor {
                 Some(next) => cursors::set(&txn, conn.id, INITIAL_PAGE, next, now).await?,
@@ -512,6 +519,7 @@ async fn finish_in<C: Conn>(
         cursors::clear(txn, conn.id, key).await?;
     }
     cursors::set(txn, conn.id, INITIAL_SYNC_DONE, &now.to_rfc3339(), now).await?;
+    crate::sync::related::persons_kept_in(txn, conn, now).await?;
     for stream in conn.crm.change_streams() {
         cursors::set(txn, conn.id, &stream_key(stream), started, now).await?;
     }

@@ -743,6 +743,7 @@ pub async fn execute(
                 .set_person_owner(&conn.session, person_id, *owner_id)
                 .await
                 .map_err(crm)?;
+            crate::sync::triggers::note_person_owner(engine, conn, person_id, *owner_id).await?;
             json!({ "person_id": person_id, "owner_id": owner_id })
         }
         Params::ScheduleActivity {

@@ -288,6 +288,15 @@ pub(crate) async fn finish_patch(
     // The response is the person as it is now: merge it like an inbound event, so a change
     // made in Pipedrive meanwhile (whose webhook is older than this response) is not lost.
     inbound::merge_into_link(&txn, conn, link, remote, now).await?;
+    // tandem's own write of the owner is not announced back by the change poll (an owner
+    // someone else gave meanwhile, read back with another write, still is).
+    if writes.keys().any(|field| {
+        conn.map
+            .get(field)
+            .is_some_and(|f| f.remote == crate::crm::RemoteField::OwnerId)
+    }) {
+        crate::sync::triggers::note_person(&txn, conn, &person).await?;
+    }
     stored_connections::mark_success(&txn, conn.id, now).await?;
     txn.commit().await?;
     Ok(Pushed::Patched {
@@ -669,6 +678,8 @@ async fn link_created<C: Conn>(
         // so the create's own webhook finds nothing new.
         inbound::merge_into_link(txn, conn, link, remote, now).await?;
     }
+    // A person tandem created is not news to the change poll (no `lead.created`).
+    crate::sync::triggers::note_person(txn, conn, person).await?;
     contacts::add_to_list(txn, contact.id, contacts::PIPEDRIVE_LIST, now).await?;
     stored_connections::mark_success(txn, conn.id, now).await?;
     synclog::record(
