@@ -1603,9 +1603,9 @@ async fn a_salesforce_contacts_owner_and_account_filters_answer_from_the_kept_le
     .unwrap();
     let connection = sf.connect_and_sync(false).await;
     let contact_of = |link: links::Link| link.contact_id.uuid();
-    let ann_contact = contact_of(linked(&sf, connection, &ann).await);
-    let bob_contact = contact_of(linked(&sf, connection, &bob).await);
-    let lea_contact = contact_of(linked(&sf, connection, &lea).await);
+    let ann_contact = contact_of(sf.link_of(connection, &ann).await);
+    let bob_contact = contact_of(sf.link_of(connection, &bob).await);
+    let lea_contact = contact_of(sf.link_of(connection, &lea).await);
 
     // The ids tandem shows for the person's owner and Account (the numbers of its trigger
     // events and journey actions) are the ones the filters take.
@@ -1737,7 +1737,7 @@ async fn a_salesforce_connection_whose_initial_sync_ran_before_tandem_kept_owner
     let sf = spawn_sf_app(sim(), |_| {}).await;
     let (_, contacts) = insert(&sf, 0, 1);
     let connection = sf.connect_and_sync(false).await;
-    let link = linked(&sf, connection, &contacts[0]).await;
+    let link = sf.link_of(connection, &contacts[0]).await;
     // As a connection synced before: no kept persons, no note that an initial sync kept them.
     for sql in [
         "DELETE FROM crm_person",
