@@ -3,9 +3,11 @@
 //! aborts a worker where a SIGKILL would stop it, and nothing waits on a clock for its verdict.
 
 use pipedrive_sim::FaultSpec;
-use sea_orm::ConnectionTrait;
-use tandem_engine::sync::{app::local, inbound::poller, worker};
+use salesforce_sim::{OrgKind, SfSimConfig};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
+use tandem_engine::sync::{app::local, connections, inbound::poller, links, worker};
 use tandem_tests::fields::{email, fields, name, text_of};
+use tandem_tests::salesforce::spawn_sf_app;
 use tandem_tests::{pid, spawn_app, spawn_app_with};
 
 fn person_name(person: &serde_json::Value) -> &str {
@@ -361,5 +363,122 @@ async fn a_poll_page_read_before_a_push_and_applied_after_it_in_the_same_second_
     assert_eq!(
         person_name(&sim.persons_by_email("listed@example.com")[0]),
         "App edit 121"
+    );
+}
+
+/// Waits (bounded) until `n` sessions of the test's Postgres database wait for a lock another
+/// transaction holds: the interleaving's next step is then in place.
+async fn until_sessions_wait_for_locks(db: &sea_orm::DatabaseConnection, n: i64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let row = db
+            .query_one(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT count(*) AS n FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        if row.try_get::<i64>("", "n").unwrap() >= n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{n} sessions never waited for a lock"
+        );
+        // Another task does the work: nothing to be notified by.
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// The Salesforce chaos run on Postgres (issue 19): tandem creates a Lead for a new app
+/// contact, a Salesforce user converts it at once, and the change poll reads the conversion
+/// (the Lead, merged into its new Contact, then the Contact) while the push's transaction that
+/// links the contact to the Lead has not committed yet. The poll finds the Lead unlinked, the
+/// push commits, and the poll then meets the Contact, whose app contact (by external id and
+/// e-mail) is linked to the Lead. It must follow the conversion: a second app contact for the
+/// Contact would absorb the first when the Lead's conversion is applied. Postgres only: SQLite
+/// has one writer, so the two transactions cannot interleave.
+#[tokio::test]
+async fn a_lead_converted_while_tandem_links_it_ends_linked_through_its_contact_to_the_one_app_contact(
+) {
+    if tandem_tests::postgres_server_url().is_none() {
+        eprintln!("TANDEM_TEST_DATABASE_URL is not set: this Postgres interleaving is not tested.");
+        return;
+    }
+    let sf = spawn_sf_app(SfSimConfig::default(), |settings| {
+        // tandem does not know every person (an initial sync with a window): a create searches
+        // first, without a catch-up poll in the push.
+        settings.salesforce.initial_sync_window_days = 30;
+        settings.salesforce.poll_overlap_secs = 600;
+        settings.database.max_connections = 10;
+    })
+    .await;
+    let connection = sf.connect_and_sync(false).await;
+    let conn = connections::load(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
+    let db = sf.app.store.db();
+    let contact = local::create_contact(
+        &sf.app.engine,
+        fields([name("Ada Lovelace"), email("ada@example.com")]),
+        true,
+    )
+    .await
+    .unwrap()
+    .contact_id;
+
+    // The connection's row is held (as an update would; foreign keys to it still pass): the
+    // push's linking transaction stops at `mark_success`, after it linked the contact to the
+    // new Lead (not committed).
+    let holder = db.begin().await.unwrap();
+    holder
+        .execute(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT id FROM connection WHERE id = $1 FOR NO KEY UPDATE",
+            [connection.into()],
+        ))
+        .await
+        .unwrap();
+    let engine = sf.app.engine.clone();
+    let push = tokio::spawn(async move { worker::run_outbox_once(&engine).await });
+    until_sessions_wait_for_locks(db, 1).await;
+    let h = sf.sf.handle();
+    let lead = h.ids_by_email(OrgKind::Production, "Lead", "ada@example.com");
+    assert_eq!(lead.len(), 1, "the push created the Lead");
+    // A Salesforce user converts it.
+    let (_, converted) = h
+        .convert_lead(OrgKind::Production, &lead[0], None, None)
+        .unwrap();
+
+    // The change poll's Contact stream reads the Lead (converted) and its Contact, and waits
+    // for the push's transaction somewhere in between.
+    let engine = sf.app.engine.clone();
+    let polled = conn.clone();
+    let poll = tokio::spawn(async move { poller::poll_stream(&engine, &polled, "Contact").await });
+    until_sessions_wait_for_locks(db, 2).await;
+    holder.rollback().await.unwrap();
+    push.await.unwrap().unwrap();
+    poll.await.unwrap().unwrap();
+    poller::poll_once(&sf.app.engine, &conn).await.unwrap();
+    sf.app.drive().await;
+
+    let contacts = tandem_tests::chaos::all_contact_ids(&sf.app.engine)
+        .await
+        .unwrap();
+    assert_eq!(
+        contacts,
+        vec![contact.uuid()],
+        "one app contact, the one the app made"
+    );
+    let link = links::by_contact(db, connection.into(), contact)
+        .await
+        .unwrap()
+        .expect("the app contact is linked");
+    assert_eq!(
+        link.person_id,
+        tandem_engine::crm::salesforce::ids::person_surrogate(&converted),
+        "through the Contact the Lead became"
     );
 }

@@ -44,7 +44,8 @@ impl From<SyncError> for ApiError {
             error @ (SyncError::Store(_)
             | SyncError::Queue(_)
             | SyncError::Crypto(_)
-            | SyncError::Corrupt(_)) => Self::internal(&error),
+            | SyncError::Corrupt(_)
+            | SyncError::LostRace(_)) => Self::internal(&error),
         }
     }
 }

@@ -61,6 +61,10 @@ pub enum SyncError {
     Validation { field: String, message: String },
     #[error("{0}")]
     AdminRequired(String),
+    /// Another writer changed, while this transaction ran, what it had read and acted on (see
+    /// `inbound::poller::page_transaction`): it is rolled back and may run again.
+    #[error("lost a race: {0}")]
+    LostRace(String),
 }
 
 impl From<crate::store::StoreError> for SyncError {

@@ -465,7 +465,7 @@ impl SyncError {
     /// failing may pass, anything else will not.
     pub fn into_failure(self) -> Failure {
         let transient = match &self {
-            Self::Store(_) | Self::Queue(queue::QueueError::Store(_)) => true,
+            Self::Store(_) | Self::Queue(queue::QueueError::Store(_)) | Self::LostRace(_) => true,
             Self::Crm(error) => error.retry == ErrorClass::Retry,
             _ => false,
         };

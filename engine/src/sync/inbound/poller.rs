@@ -315,9 +315,14 @@ pub async fn poll_stream(
             let now = engine.now();
             let txn = connections::begin_with_keys(engine, conn, &keys).await?;
             let mut changed = 0;
+            // Persons read gone (deleted, or merged away: a converted Lead) that had no link.
+            let mut gone_unlinked = Vec::new();
             for person in &page.items {
                 let before = triggers::person_before(&txn, conn, person).await?;
                 let applied = inbound::apply_person_in(&txn, engine, conn, person, now).await?;
+                if applied == Applied::Ignored {
+                    gone_unlinked.push(person.id);
+                }
                 if let Some((contact_id, event)) = applied.app_event() {
                     changed += 1;
                     crate::sync::app::contact_event(&txn, contact_id, event, None, now).await?;
@@ -326,6 +331,7 @@ pub async fn poll_stream(
                     .await?;
             }
             crate::sync::related::keep_persons(&txn, conn, &page.items, now).await?;
+            still_unlinked(&txn, conn, &gone_unlinked).await?;
             if let Some(newest) = &newest {
                 cursors::set(&txn, conn.id, &key, newest, now).await?;
             }
@@ -339,6 +345,37 @@ pub async fn poll_stream(
             None => return Ok(changed),
         }
     }
+}
+
+/// Checks, just before a page commits, that the persons it read gone and found unlinked are
+/// still unlinked; else the page lost a race ([`SyncError::LostRace`]) and runs again.
+///
+/// On Postgres (READ COMMITTED) a link being made by another transaction (the push that created
+/// the person, linking it in `outbound::link_created`) is invisible until it commits, so the page
+/// finds the person unlinked and has nothing to follow, even for a Lead converted into a Contact
+/// of the same page. Should that link commit before the page meets the Contact, the page sees the
+/// app contact linked to the Lead, an other person, and makes the Contact an app contact of its
+/// own (`CreateContact`), which no unique key refuses; applying the Lead's conversion later then
+/// archives the first contact into it. The check runs after every decision of the page: a link
+/// committed before it is seen here (and the page, run again, follows it to the Contact); one
+/// committed after it was invisible to every decision, and a decision that linked the app
+/// contact meanwhile is refused by the link's unique keys (`lost_link_race`).
+async fn still_unlinked<C: Conn>(
+    txn: &C,
+    conn: &ConnectionCtx,
+    gone: &[tandem_core::PersonId],
+) -> Result<(), SyncError> {
+    if gone.is_empty() {
+        return Ok(());
+    }
+    let linked = crate::sync::links::linked_persons(txn, conn.id, gone).await?;
+    if linked.is_empty() {
+        return Ok(());
+    }
+    Err(SyncError::LostRace(format!(
+        "{} person(s) read gone were linked meanwhile",
+        linked.len()
+    )))
 }
 
 fn later(crm: &crate::crm::Crm, a: &crate::crm::CrmTime, b: &str) -> bool {
@@ -534,8 +571,10 @@ async fn finish_in<C: Conn>(
 /// otherwise be lost with it. A transaction that lost a race to link one of its persons runs
 /// again: another writer (a webhook's event, a second run of the same initial sync, another
 /// replica) linked the person or contact between this transaction's reads and its writes, and
-/// the unique constraint refused the second link with the whole transaction. Run again, the
-/// page sees that link and follows it. A few attempts; a race lost every time is returned.
+/// the unique constraint refused the second link with the whole transaction; or linked a
+/// person the page read gone and found unlinked ([`SyncError::LostRace`], see
+/// [`still_unlinked`]). Run again, the page sees that link and follows it. A few attempts; a
+/// race lost every time is returned.
 async fn page_transaction<T, F, Fut>(
     engine: &Engine,
     conn: &ConnectionCtx,
@@ -552,6 +591,10 @@ where
         match run().await {
             Err(SyncError::Store(error)) if attempt < ATTEMPTS && lost_link_race(&error) => {
                 tracing::info!(connection_id = %conn.id, attempt, "A page lost a race to link a person; it is applied again.");
+                attempt += 1;
+            }
+            Err(SyncError::LostRace(reason)) if attempt < ATTEMPTS => {
+                tracing::info!(connection_id = %conn.id, attempt, reason = %reason, "A page lost a race to a link made meanwhile; it is applied again.");
                 attempt += 1;
             }
             other => break other,
