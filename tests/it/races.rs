@@ -482,3 +482,62 @@ async fn a_lead_converted_while_tandem_links_it_ends_linked_through_its_contact_
         "through the Contact the Lead became"
     );
 }
+
+/// A poll's page read just before a Salesforce user converts a linked Lead, applied after a
+/// push followed the conversion (the PATCH refused as `CANNOT_UPDATE_CONVERTED_LEAD`, the link
+/// moved to the Contact): the Lead read live is older than what tandem knows, not a stranger.
+#[tokio::test]
+async fn a_lead_read_before_its_conversion_and_applied_after_the_link_moved_to_its_contact_makes_no_second_contact(
+) {
+    let sf = spawn_sf_app(SfSimConfig::default(), |settings| {
+        settings.salesforce.poll_overlap_secs = 600;
+    })
+    .await;
+    let h = sf.sf.handle();
+    let lead = h
+        .insert_record(
+            OrgKind::Production,
+            "Lead",
+            serde_json::json!({ "FirstName": "Grace", "LastName": "Hopper", "Email": "grace@example.com", "Company": "Navy" }),
+        )
+        .unwrap();
+    let connection = sf.connect_and_sync(false).await;
+    let conn = connections::load(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
+    let contact = sf.contact_of(connection, &lead).await;
+    // The poll reads the Lead ...
+    let stale = conn
+        .crm
+        .get_person(
+            &conn.session,
+            &conn.map,
+            tandem_engine::crm::salesforce::ids::person_surrogate(&lead),
+        )
+        .await
+        .unwrap();
+    // ... a user converts it, and an app edit's push follows the conversion to the Contact ...
+    let (_, converted) = h
+        .convert_lead(OrgKind::Production, &lead, None, None)
+        .unwrap();
+    local::update_contact(&sf.app.engine, contact, fields([name("Grace Brewster")]))
+        .await
+        .unwrap();
+    sf.app.drive().await;
+    assert_eq!(
+        sf.contact_of(connection, &converted).await,
+        contact,
+        "the push followed the conversion"
+    );
+    // ... and the poll applies what it read.
+    tandem_engine::sync::inbound::apply_person(&sf.app.engine, &conn, &stale)
+        .await
+        .unwrap();
+    poller::poll_once(&sf.app.engine, &conn).await.unwrap();
+    sf.app.drive().await;
+    let contacts = tandem_tests::chaos::all_contact_ids(&sf.app.engine)
+        .await
+        .unwrap();
+    assert_eq!(contacts, vec![contact.uuid()], "one app contact");
+    assert_eq!(sf.contact_of(connection, &converted).await, contact);
+}

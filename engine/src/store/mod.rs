@@ -30,6 +30,7 @@ pub mod idempotency;
 pub mod journey_actions;
 pub mod leases;
 pub mod links;
+pub mod merged_persons;
 pub mod metrics;
 pub mod mirror;
 pub mod oauth_states;

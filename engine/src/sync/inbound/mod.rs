@@ -17,7 +17,7 @@ use tandem_core::{
 
 use crate::crm::CrmPerson;
 use crate::queue::{self, JobPayload, Priority};
-use crate::store::Conn;
+use crate::store::{merged_persons, Conn};
 use crate::sync::app::contacts::{self, Origin};
 use crate::sync::connections::ConnectionCtx;
 use crate::sync::links::{self, Link};
@@ -169,6 +169,10 @@ async fn apply_person_from<C: Conn>(
     let remote = person.snapshot.clone();
     let applied = match links::by_person_for_update(txn, conn.id, person.id).await? {
         Some(link) => merge_into_link_from(txn, conn, link, remote, origin, now).await,
+        // A person tandem saw merged away (a converted Lead) read as live: the read is older
+        // than the merge (a page read before it, applied after tandem followed it), not a new
+        // person; its contact is linked to the survivor.
+        None if merged_persons::is_merged(txn, conn.id, person.id).await? => Ok(Applied::Stale),
         None => link_new_person(txn, conn, person, remote, now).await,
     }?;
     if applied.app_event().is_some() {
@@ -715,6 +719,10 @@ pub async fn person_deleted<C: Conn>(
     now: DateTime<Utc>,
 ) -> Result<Applied, SyncError> {
     let txn = txn.raw();
+    if let Some(survivor) = merged_into {
+        // A read of it as live from now on is older than this (see `apply_person_from`).
+        merged_persons::note(txn, conn.id, person_id, survivor, now).await?;
+    }
     let Some(mut link) = links::by_person_for_update(txn, conn.id, person_id).await? else {
         return Ok(Applied::Ignored);
     };
