@@ -152,6 +152,8 @@ async fn connect_companies(
                     refresh_token: None,
                     token_expires_at: None,
                 },
+                // One tenant for every company: the app's edits name none.
+                &tandem_core::TenantId::default(),
             )
             .await?;
             poller::initial_sync(&engine, connected.id, |_| {}).await?;

@@ -29,6 +29,7 @@ mod m20261227_000002_crm_trigger_catch_up;
 mod m20261228_000001_email_log_events;
 mod m20261229_000001_connection_receives_list;
 mod m20261230_000001_crm_related_record;
+mod m20261231_000001_tenants;
 
 /// The ordered list of tandem's migrations.
 #[derive(Debug)]
@@ -60,6 +61,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261228_000001_email_log_events::Migration),
             Box::new(m20261229_000001_connection_receives_list::Migration),
             Box::new(m20261230_000001_crm_related_record::Migration),
+            Box::new(m20261231_000001_tenants::Migration),
         ]
     }
 }

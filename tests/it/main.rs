@@ -32,5 +32,6 @@ mod salesforce;
 mod salesforce_actions;
 mod salesforce_related;
 mod security;
+mod tenants;
 mod triggers;
 mod writeback;

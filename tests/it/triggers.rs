@@ -35,6 +35,7 @@ async fn subscribe(app: &TestApp, types: &[&str], stage_ids: Vec<i64>) -> TestRe
     let receiver = TestReceiver::start().await;
     app::create_subscription_with(
         &app.engine,
+        &tandem_core::TenantId::default(),
         &receiver.url,
         app::generate_secret(),
         EventFilter {

@@ -411,7 +411,9 @@ pub async fn oauth_connect_and_wait_for_initial_sync(
     );
     let deadline = Instant::now() + timeout;
     loop {
-        if let Some(id) = connections::active_id(engine.store.db()).await? {
+        if let Some(id) =
+            connections::active_id(engine.store.db(), &tandem_core::TenantId::default()).await?
+        {
             let done = cursors::get(
                 &engine.store,
                 id,

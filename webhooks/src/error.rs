@@ -42,6 +42,8 @@ pub enum ErrorCode {
     ConnectionDisconnected,
     /// The contact is linked in several connections and the request named none.
     ConnectionRequired,
+    /// The `Tandem-Tenant` header is not a tenant id (1 to 64 of `A-Z a-z 0-9 . _ -`).
+    InvalidTenant,
     CompanyChanged,
     OauthStateInvalid,
     OauthDenied,
@@ -61,6 +63,7 @@ impl ErrorCode {
             Self::BadRequest
             | Self::MalformedJson
             | Self::UnknownObject
+            | Self::InvalidTenant
             | Self::OauthStateInvalid
             | Self::OauthDenied => StatusCode::BAD_REQUEST,
             Self::PipedriveRejected => StatusCode::BAD_GATEWAY,

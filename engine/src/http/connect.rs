@@ -78,7 +78,9 @@ async fn salesforce_start(
         "{payload}.{}",
         session::sign_state(&state.settings, &payload)
     );
-    if let Err(e) = oauth_states::insert(&state.store, &nonce, state.engine.now()).await {
+    // Salesforce orgs are connected for the default tenant (ADR 26).
+    let tenant = tandem_core::TenantId::default();
+    if let Err(e) = oauth_states::insert(&state.store, &nonce, &tenant, state.engine.now()).await {
         return error_page(&ApiError::internal(&e));
     }
     let verifier = session::pkce_verifier(&state.settings, &nonce);
@@ -107,7 +109,7 @@ async fn salesforce_callback(
 }
 
 async fn handle_salesforce_callback(app: &AppState, q: CallbackQuery) -> Result<bool, ApiError> {
-    let (nonce, env) = consume_signed_state(app, q.state.as_deref()).await?;
+    let (nonce, env, _) = consume_signed_state(app, q.state.as_deref()).await?;
     let sandbox = match env.as_str() {
         "sandbox" => true,
         "production" => false,
@@ -194,6 +196,9 @@ pub(crate) fn redirect_uri(state: &AppState) -> String {
 struct StartQuery {
     #[serde(default)]
     confirm_reset: Option<String>,
+    /// The tenant (the app's account) the company is connected for; absent: `default`.
+    #[serde(default)]
+    tenant: Option<String>,
 }
 
 async fn start(
@@ -208,6 +213,11 @@ async fn start(
             "OAuth is not configured: set pipedrive.client_id and pipedrive.client_secret from Pipedrive's Developer Hub, or connect with an API token",
         ));
     }
+    let tenant = match q.tenant.as_deref().map(tandem_core::TenantId::parse) {
+        None => tandem_core::TenantId::default(),
+        Some(Ok(tenant)) => tenant,
+        Some(Err(e)) => return error_page(&ApiError::new(ErrorCode::InvalidTenant, e.to_string())),
+    };
     let nonce = Alphanumeric.sample_string(&mut rand::thread_rng(), 32);
     let reset = u8::from(
         q.confirm_reset
@@ -219,7 +229,7 @@ async fn start(
         "{payload}.{}",
         session::sign_state(&state.settings, &payload)
     );
-    let insert = oauth_states::insert(&state.store, &nonce, state.engine.now()).await;
+    let insert = oauth_states::insert(&state.store, &nonce, &tenant, state.engine.now()).await;
     if let Err(e) = insert {
         return error_page(&ApiError::internal(&e));
     }
@@ -252,18 +262,21 @@ fn state_invalid(detail: &str) -> ApiError {
 }
 
 /// Checks the state's signature and consumes it (single use, 10 minutes); returns whether
-/// the admin confirmed a company reset.
-async fn consume_state(app: &AppState, signed: Option<&str>) -> Result<bool, ApiError> {
-    let (_, flag) = consume_signed_state(app, signed).await?;
-    Ok(flag == "1")
+/// the admin confirmed a company reset, and the tenant the connect is for.
+async fn consume_state(
+    app: &AppState,
+    signed: Option<&str>,
+) -> Result<(bool, tandem_core::TenantId), ApiError> {
+    let (_, flag, tenant) = consume_signed_state(app, signed).await?;
+    Ok((flag == "1", tenant))
 }
 
 /// Checks a `nonce.flag.signature` state and consumes it (single use, 10 minutes); returns
-/// the nonce and the flag.
+/// the nonce, the flag and the tenant its row was issued for.
 async fn consume_signed_state(
     app: &AppState,
     signed: Option<&str>,
-) -> Result<(String, String), ApiError> {
+) -> Result<(String, String, tandem_core::TenantId), ApiError> {
     let signed = signed.ok_or_else(|| {
         state_invalid("the callback has no `state`; start again from the console")
     })?;
@@ -287,12 +300,12 @@ async fn consume_signed_state(
     )
     .await
     .map_err(|e| ApiError::internal(&e))?;
-    if !used {
+    let Some(tenant) = used else {
         return Err(state_invalid(
             "this `state` was already used or has expired (10 minutes); start again from the console",
         ));
-    }
-    Ok((nonce.to_owned(), reset.to_owned()))
+    };
+    Ok((nonce.to_owned(), reset.to_owned(), tenant))
 }
 
 async fn callback(State(app): State<AppState>, Query(q): Query<CallbackQuery>) -> Response {
@@ -312,7 +325,7 @@ async fn callback(State(app): State<AppState>, Query(q): Query<CallbackQuery>) -
 }
 
 async fn handle_callback(app: &AppState, q: CallbackQuery) -> Result<Option<i64>, ApiError> {
-    let confirm_reset = consume_state(app, q.state.as_deref()).await?;
+    let (confirm_reset, tenant) = consume_state(app, q.state.as_deref()).await?;
     let engine = &app.engine;
     if let Some(error) = q.error {
         record(
@@ -356,7 +369,14 @@ async fn handle_callback(app: &AppState, q: CallbackQuery) -> Result<Option<i64>
             .expires_in
             .map(|s| engine.now() + chrono::Duration::seconds(s)),
     };
-    match connections::connect_with(engine, new, confirm_reset).await {
+    // The default tenant's console connects one company (a second one is refused or replaces
+    // the first); a named tenant's company is connected alongside the others (ADR 26).
+    let connected = if tenant.is_default() {
+        connections::connect_with(engine, new, confirm_reset).await
+    } else {
+        connections::connect_alongside(engine, new, &tenant).await
+    };
+    match connected {
         Ok(connected) => Ok(connected.company_id),
         Err(error) => {
             // Tokens we will not use are given back.

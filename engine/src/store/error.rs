@@ -65,8 +65,8 @@ impl Constraint {
         ),
         (
             Self::JourneyActionIdempotencyKey,
-            "journey_action_idempotency_key_key",
-            "journey_action.idempotency_key",
+            "journey_action_tenant_idempotency_key_key",
+            "journey_action.tenant, journey_action.idempotency_key",
         ),
         (
             Self::IdempotencyKeyPkey,

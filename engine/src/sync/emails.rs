@@ -11,7 +11,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tandem_core::email_links::{self, EmailFacts, Item, KnownItem, Links, NoItem, Participant};
-use tandem_core::{ConnectionId, ContactId, FieldKey, FieldValue, LabeledValue, PersonId};
+use tandem_core::{
+    ConnectionId, ContactId, FieldKey, FieldValue, LabeledValue, PersonId, TenantId,
+};
 use uuid::Uuid;
 
 use crate::crm::LoggedEmail;
@@ -197,12 +199,13 @@ fn addresses_of(email: &EmailIn) -> Vec<&String> {
 /// Each participant's address (those that parse, in order) with the app contacts that have it.
 async fn participants_of(
     engine: &Engine,
+    tenant: &TenantId,
     email: &EmailIn,
 ) -> Result<Vec<(String, Vec<ContactId>)>, SyncError> {
     let mut out = Vec::new();
     for address in addresses_of(email) {
         if let Ok(parsed) = tandem_core::EmailAddress::parse(address) {
-            let contacts = contacts::ids_by_email(&engine.store, parsed.as_str()).await?;
+            let contacts = contacts::ids_by_email(&engine.store, tenant, parsed.as_str()).await?;
             out.push((parsed.as_str().to_owned(), contacts));
         }
     }
@@ -295,7 +298,11 @@ fn job_key(row: &EmailRow) -> String {
 
 /// Validates, decides and queues an e-mail; a replayed `message_id` with the same e-mail
 /// returns the first record (`true`).
-pub async fn submit(engine: &Engine, raw: &Value) -> Result<(EmailRow, bool), EmailError> {
+pub async fn submit(
+    engine: &Engine,
+    tenant: &TenantId,
+    raw: &Value,
+) -> Result<(EmailRow, bool), EmailError> {
     let email = parse_email(raw)?;
     let hash: String = Sha256::digest(raw.to_string().as_bytes())
         .iter()
@@ -304,8 +311,8 @@ pub async fn submit(engine: &Engine, raw: &Value) -> Result<(EmailRow, bool), Em
     if let Some(existing) = stored::by_message_id(&engine.store, &email.message_id).await? {
         return replay(existing, &hash);
     }
-    let participants = participants_of(engine, &email).await?;
-    let connection = route(engine, &email, &participants).await?;
+    let participants = participants_of(engine, tenant, &email).await?;
+    let connection = route(engine, tenant, &email, &participants).await?;
     let settings = stored::settings(&engine.store, connection.uuid()).await?;
     let resolved = resolve(engine, connection, &participants).await?;
     let thread_key = thread_key_of(engine, &email).await?;
@@ -366,7 +373,7 @@ pub async fn submit(engine: &Engine, raw: &Value) -> Result<(EmailRow, bool), Em
                 FieldValue::Emails(vec![LabeledValue::new(address.clone(), None, true)]),
             )]);
             let upserted =
-                crate::sync::app::local::create_contact_in(&txn, fields, true, now).await?;
+                crate::sync::app::local::create_contact_in(&txn, tenant, fields, true, now).await?;
             // The list's push goes to every connection the list reaches; the e-mail waits for a
             // person in its own connection (coalesced when they are the same).
             queue::enqueue(
@@ -429,30 +436,32 @@ pub async fn submit(engine: &Engine, raw: &Value) -> Result<(EmailRow, bool), Em
 /// participants' contacts, else the oldest active one (`connections::route`).
 async fn route(
     engine: &Engine,
+    tenant: &TenantId,
     email: &EmailIn,
     participants: &[(String, Vec<ContactId>)],
 ) -> Result<ConnectionId, EmailError> {
     use crate::sync::connections::route;
     let db = &engine.store;
     if let Some(id) = email.connection_id {
-        return Ok(route::named(db, id).await?);
+        return Ok(route::named(db, tenant, id).await?);
     }
-    route::require_active(db).await?;
+    route::require_active(db, tenant).await?;
     let contacts: Vec<ContactId> = participants
         .iter()
         .flat_map(|(_, contacts)| contacts.iter().copied())
         .collect();
-    Ok(route::for_contacts(db, &contacts, "the e-mail's participants are").await?)
+    Ok(route::for_contacts(db, tenant, &contacts, "the e-mail's participants are").await?)
 }
 
 /// [`submit`] for each e-mail of a batch, in order; one result per e-mail.
 pub async fn submit_batch(
     engine: &Engine,
+    tenant: &TenantId,
     raws: &[Value],
 ) -> Vec<Result<(EmailRow, bool), EmailError>> {
     let mut out = Vec::with_capacity(raws.len());
     for raw in raws {
-        out.push(submit(engine, raw).await);
+        out.push(submit(engine, tenant, raw).await);
     }
     out
 }
@@ -467,6 +476,25 @@ fn replay(existing: EmailRow, hash: &str) -> Result<(EmailRow, bool), EmailError
 /// The e-mail logged under `message_id`.
 pub async fn get(engine: &Engine, message_id: &str) -> Result<Option<EmailRow>, SyncError> {
     Ok(stored::by_message_id(&engine.store, message_id).await?)
+}
+
+/// [`get`] for `tenant`: an e-mail logged in another tenant's connection is not there. (An
+/// e-mail routed nowhere, `no_person` without a connection, is the default tenant's.)
+pub async fn get_for(
+    engine: &Engine,
+    tenant: &TenantId,
+    message_id: &str,
+) -> Result<Option<EmailRow>, SyncError> {
+    let Some(row) = get(engine, message_id).await? else {
+        return Ok(None);
+    };
+    let owner = match row.connection_id {
+        Some(id) => crate::store::connections::get(&engine.store, id.into())
+            .await?
+            .map(|c| c.tenant),
+        None => Some(TenantId::default()),
+    };
+    Ok((owner.as_ref() == Some(tenant)).then_some(row))
 }
 
 /// What happened to a logged e-mail, as the app reports it.
@@ -960,7 +988,7 @@ async fn settle_waiting(
     }
     let email: EmailIn = serde_json::from_value(row.email.clone())
         .map_err(|e| SyncError::Corrupt(format!("e-mail {}: {e}", row.id)))?;
-    let participants = participants_of(engine, &email).await?;
+    let participants = participants_of(engine, &conn.tenant, &email).await?;
     let resolved = resolve(engine, conn.id, &participants).await?;
     let thread_item = stored::thread_item(&engine.store, &row.thread_key, row.sent_at)
         .await?

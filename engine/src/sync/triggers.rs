@@ -393,7 +393,8 @@ pub async fn observe(
                 let at_gap = before(&data, &previous);
                 let found = if deleted { record } else { &at_gap };
                 let queued = announce_catch_up(
-                    txn, object, &object_id, &fired, &known, found, &contacts, &version, now,
+                    txn, conn.id, object, &object_id, &fired, &known, found, &contacts, &version,
+                    now,
                 )
                 .await?;
                 tracing::info!(connection_id = %conn.id, object, queued, "A change started from a state the app never heard; the changes between are announced as catch-up.");
@@ -476,6 +477,7 @@ pub async fn observe(
         });
         queued += app::crm_event(
             txn,
+            conn.id,
             trigger.kind(),
             &contacts,
             &places(trigger, record),
@@ -680,7 +682,7 @@ async fn announce_overdue(
             "catch_up": false,
         },
     });
-    let queued = app::crm_event(&txn, KIND, &contacts, &[], &event, now).await?;
+    let queued = app::crm_event(&txn, connection, KIND, &contacts, &[], &event, now).await?;
     txn.commit().await?;
     Ok(queued)
 }
@@ -868,6 +870,7 @@ pub async fn catch_up(
             }
             queued += announce_catch_up(
                 &txn,
+                connection,
                 object,
                 &id,
                 &fired,
@@ -1005,6 +1008,7 @@ async fn related_change(
     }
     announce_catch_up(
         txn,
+        connection,
         object,
         &id,
         &fired,
@@ -1050,6 +1054,7 @@ fn related_activity_state(activity: &CrmRelated, newer: Option<&CrmRelated>) -> 
 #[allow(clippy::too_many_arguments)]
 async fn announce_catch_up(
     txn: &impl Conn,
+    connection: tandem_core::ConnectionId,
     object: &str,
     id: &str,
     fired: &[Trigger],
@@ -1082,6 +1087,7 @@ async fn announce_catch_up(
         event["data"][object] = found.clone();
         queued += app::crm_event(
             txn,
+            connection,
             trigger.kind(),
             contacts,
             &places(trigger, found),

@@ -594,7 +594,7 @@ pub(crate) struct DuplicatesQuery {
 pub(crate) async fn active_connection(
     state: &AppState,
 ) -> Result<connections::ConnectionCtx, ApiError> {
-    let id = connections::active_id(&state.store)
+    let id = connections::active_id(&state.store, &tandem_core::TenantId::default())
         .await
         .map_err(api_error)?
         .ok_or_else(|| {

@@ -2,7 +2,10 @@
 //! document describing them (`/api/v1/openapi.json`, the only route without an API key).
 //!
 //! Every route but the document needs `Authorization: Bearer <key>` with a key from
-//! `security.api_keys`. Bodies are JSON objects; unknown keys are refused (422 `unknown_field`),
+//! `security.api_keys`, and acts for one tenant (the app's account, ADR 26): the one the
+//! `Tandem-Tenant` header names, else `default`; a malformed header is 400 `invalid_tenant`.
+//! Another tenant's contacts, subscriptions, actions and connections are not there (404, or
+//! 422 `unknown_connection` for a named connection). Bodies are JSON objects; unknown keys are refused (422 `unknown_field`),
 //! bad values are 422 `validation_failed` with one message per field. POSTs honour
 //! `Idempotency-Key` ([`idempotency`]).
 
@@ -126,10 +129,33 @@ async fn authenticate(
     let Some(key) = matched else {
         return Err(ApiError::new(ErrorCode::Unauthorized, "wrong API key"));
     };
+    let tenant = tenant_of(request.headers())?;
+    request.extensions_mut().insert(tenant);
     let digest = Sha256::digest(key.as_bytes());
     let fingerprint = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
     request.extensions_mut().insert(ApiClient { fingerprint });
     Ok(next.run(request).await)
+}
+
+/// The header that names the tenant a request acts for.
+pub(crate) const TENANT_HEADER: &str = "tandem-tenant";
+
+/// The tenant a request names (`Tandem-Tenant`), else the default one; a header that is not a
+/// tenant id is 400 `invalid_tenant` (never silently the default tenant).
+fn tenant_of(headers: &HeaderMap) -> Result<tandem_core::TenantId, ApiError> {
+    let Some(value) = headers.get(TENANT_HEADER) else {
+        return Ok(tandem_core::TenantId::default());
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|text| tandem_core::TenantId::parse(text).ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidTenant,
+                "the Tandem-Tenant header must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' and '-'",
+            )
+        })
 }
 
 /// The body as a JSON object: 415 for another content type, 400 for broken JSON, 422 when it

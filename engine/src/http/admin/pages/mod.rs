@@ -125,7 +125,7 @@ async fn chosen_connection(
     if wanted.is_some() {
         return Ok(wanted);
     }
-    connection_store::active_id(&state.store)
+    connection_store::active_id(&state.store, &tandem_core::TenantId::default())
         .await
         .map_err(api_error)
 }

@@ -1,0 +1,699 @@
+//! Tenants (issue 24, ADR 26): many app accounts in one database, each with its own contacts,
+//! list, subscriptions and CRM companies. The app names its tenant with the `Tandem-Tenant`
+//! header; contacts of two tenants never meet, not even when their e-mails are the same.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tandem_core::TenantId;
+use tandem_engine::sync::{app, connections, inbound::poller, links};
+use tandem_tests::receiver::TestReceiver;
+use tandem_tests::{pid, spawn_app, TestApp};
+use uuid::Uuid;
+
+/// The address both tenants' companies have a person with.
+const SHARED: &str = "shared.person@example.com";
+
+fn tenant(name: &str) -> TenantId {
+    TenantId::parse(name).unwrap()
+}
+
+/// A company of its own for `tenant`: a new simulator company holding one person with
+/// `email` (named `name`), connected for the tenant and synced. Returns the connection, the
+/// company and the person.
+async fn company_for(
+    app: &TestApp,
+    tenant: &TenantId,
+    name: &str,
+    email: &str,
+) -> (Uuid, i64, i64) {
+    let sim = app.sim.handle();
+    let company = sim.add_company(0);
+    let person = sim
+        .insert_person_in(
+            company.company_id,
+            json!({ "name": name, "emails": [{ "value": email, "primary": true, "label": "work" }] }),
+        )
+        .unwrap();
+    let connected = connections::connect_alongside(
+        &app.engine,
+        connections::NewConnection {
+            api_domain: app.sim.base_url().to_owned(),
+            auth_kind: "api_token",
+            access_token: company.api_token.clone(),
+            refresh_token: None,
+            token_expires_at: None,
+        },
+        tenant,
+    )
+    .await
+    .expect("the company connects for its tenant");
+    poller::initial_sync(&app.engine, connected.id, |_| {})
+        .await
+        .expect("its initial sync");
+    app.drive().await;
+    (connected.id.uuid(), company.company_id, person)
+}
+
+/// An API request acting for `tenant`.
+fn as_tenant(app: &TestApp, tenant: &str, method: Method, path: &str) -> reqwest::RequestBuilder {
+    app.api(method, path).header("Tandem-Tenant", tenant)
+}
+
+async fn body(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The tenant's contacts with `email`, through the API.
+async fn contacts_with(app: &TestApp, tenant: &str, email: &str) -> Vec<Value> {
+    let (status, page) = body(
+        as_tenant(
+            app,
+            tenant,
+            Method::GET,
+            &format!("/api/v1/contacts?email={email}"),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    page["data"].as_array().cloned().unwrap_or_default()
+}
+
+fn person_named(persons: &[Value], id: i64) -> &Value {
+    persons
+        .iter()
+        .find(|p| p["id"] == id)
+        .expect("the person exists")
+}
+
+fn has_email(person: &Value, email: &str) -> bool {
+    person["emails"]
+        .as_array()
+        .is_some_and(|all| all.iter().any(|e| e["value"] == email))
+}
+
+#[tokio::test]
+async fn two_tenants_whose_companies_hold_a_person_with_the_same_email_get_a_contact_each_linked_to_its_own_person(
+) {
+    let app = spawn_app().await;
+    let (acme, acme_company, acme_person) =
+        company_for(&app, &tenant("acme"), "Sam at Acme", SHARED).await;
+    let (globex, globex_company, globex_person) =
+        company_for(&app, &tenant("globex"), "Sam at Globex", SHARED).await;
+
+    let in_acme = contacts_with(&app, "acme", SHARED).await;
+    let in_globex = contacts_with(&app, "globex", SHARED).await;
+    assert_eq!(in_acme.len(), 1, "{in_acme:?}");
+    assert_eq!(in_globex.len(), 1, "{in_globex:?}");
+    assert_ne!(
+        in_acme[0]["id"], in_globex[0]["id"],
+        "one contact per tenant"
+    );
+    assert_eq!(in_acme[0]["fields"]["name"], "Sam at Acme");
+    assert_eq!(in_globex[0]["fields"]["name"], "Sam at Globex");
+    assert!(
+        contacts_with(&app, "default", SHARED).await.is_empty(),
+        "the default tenant has no such contact"
+    );
+    let acme_contact = links::by_person(&app.store, acme.into(), pid(acme_person))
+        .await
+        .unwrap()
+        .expect("Acme's person is linked")
+        .contact_id;
+    let globex_contact = links::by_person(&app.store, globex.into(), pid(globex_person))
+        .await
+        .unwrap()
+        .expect("Globex's person is linked")
+        .contact_id;
+    assert_eq!(in_acme[0]["id"], acme_contact.to_string());
+    assert_eq!(in_globex[0]["id"], globex_contact.to_string());
+    assert!(
+        links::by_contact(app.store.db(), globex.into(), acme_contact)
+            .await
+            .unwrap()
+            .is_none(),
+        "Acme's contact is not linked in Globex's company"
+    );
+
+    // An edit of Acme's contact reaches Acme's company only.
+    let (status, patched) = body(
+        as_tenant(
+            &app,
+            "acme",
+            Method::PATCH,
+            &format!("/api/v1/contacts/{acme_contact}"),
+        )
+        .json(&json!({ "fields": { "name": "Sam Edited At Acme" } }))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    app.drive().await;
+    let sim = app.sim.handle();
+    assert_eq!(
+        sim.person_writes(acme_company)[&acme_person],
+        ["Sam Edited At Acme"]
+    );
+    assert!(
+        sim.person_writes(globex_company).is_empty(),
+        "{:?}",
+        sim.person_writes(globex_company)
+    );
+    let globex_persons = sim.persons_of(globex_company);
+    assert_eq!(
+        person_named(&globex_persons, globex_person)["name"],
+        "Sam at Globex"
+    );
+    let still = contacts_with(&app, "globex", SHARED).await;
+    assert_eq!(still[0]["fields"]["name"], "Sam at Globex");
+
+    // And a user's edit in Globex's company reaches Globex's contact only.
+    sim.clear_deliveries();
+    sim.update_person_as_user_in(
+        globex_company,
+        globex_person,
+        json!({ "name": "Sam Typed In Globex" }),
+    )
+    .unwrap();
+    app.await_person_webhooks(1).await;
+    assert_eq!(
+        contacts_with(&app, "globex", SHARED).await[0]["fields"]["name"],
+        "Sam Typed In Globex"
+    );
+    assert_eq!(
+        contacts_with(&app, "acme", SHARED).await[0]["fields"]["name"],
+        "Sam Edited At Acme"
+    );
+    assert_eq!(
+        sim.person_writes(acme_company)[&acme_person],
+        ["Sam Edited At Acme"],
+        "nothing more was written to Acme's person"
+    );
+}
+
+#[tokio::test]
+async fn an_app_contact_created_under_one_tenant_with_the_email_of_another_tenants_person_is_not_linked_to_it(
+) {
+    let app = spawn_app().await;
+    let (acme, acme_company, _) =
+        company_for(&app, &tenant("acme"), "Someone Else", "other@example.com").await;
+    let (globex, globex_company, globex_person) =
+        company_for(&app, &tenant("globex"), "Sam at Globex", SHARED).await;
+    let globex_contact = links::by_person(&app.store, globex.into(), pid(globex_person))
+        .await
+        .unwrap()
+        .expect("linked")
+        .contact_id;
+    let sim = app.sim.handle();
+    sim.reset_counts();
+
+    let (status, created) = body(
+        as_tenant(&app, "acme", Method::POST, "/api/v1/contacts")
+            .json(&json!({ "email": SHARED, "fields": { "name": "Sam for Acme" }, "in_pipedrive_list": true }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "a new contact, not Globex's: {created}"
+    );
+    assert_ne!(created["id"], globex_contact.to_string());
+    app.drive().await;
+
+    let contact: Uuid = created["id"].as_str().unwrap().parse().unwrap();
+    let link = links::by_contact(app.store.db(), acme.into(), contact.into())
+        .await
+        .unwrap()
+        .expect("created in Acme's company, the tenant's list's connection");
+    let acme_persons = sim.persons_of(acme_company);
+    assert!(has_email(
+        person_named(&acme_persons, link.person_id.get()),
+        SHARED
+    ));
+    assert!(
+        links::by_contact(app.store.db(), globex.into(), contact.into())
+            .await
+            .unwrap()
+            .is_none(),
+        "not linked to Globex's person"
+    );
+    assert_eq!(
+        links::by_person(&app.store, globex.into(), pid(globex_person))
+            .await
+            .unwrap()
+            .unwrap()
+            .contact_id,
+        globex_contact,
+        "Globex's person stays with Globex's contact"
+    );
+    assert_eq!(sim.persons_of(globex_company).len(), 1);
+    assert_eq!(
+        sim.company_traffic(globex_company).requests,
+        0,
+        "not one request to Globex's company"
+    );
+    assert_eq!(
+        contacts_with(&app, "globex", SHARED).await[0]["fields"]["name"],
+        "Sam at Globex"
+    );
+}
+
+#[tokio::test]
+async fn a_contact_of_one_tenant_is_not_found_under_another() {
+    let app = spawn_app().await;
+    let (_, acme_company, acme_person) =
+        company_for(&app, &tenant("acme"), "Sam at Acme", SHARED).await;
+    let (globex, _, _) = company_for(&app, &tenant("globex"), "Gil", "gil@example.com").await;
+    let acme_contact = contacts_with(&app, "acme", SHARED).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/api/v1/contacts/{acme_contact}");
+
+    let (status, _) = body(
+        as_tenant(&app, "acme", Method::GET, &path)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    for (method, path, payload) in [
+        (Method::GET, path.clone(), None),
+        (
+            Method::PATCH,
+            path.clone(),
+            Some(json!({ "fields": { "name": "Hijacked" } })),
+        ),
+        (Method::POST, format!("{path}/archive"), None),
+        (Method::GET, format!("{path}/crm"), None),
+        (
+            Method::DELETE,
+            format!("/api/v1/lists/pipedrive_contacts/members/{acme_contact}"),
+            None,
+        ),
+    ] {
+        let mut request = as_tenant(&app, "globex", method.clone(), &path);
+        if let Some(payload) = payload {
+            request = request.json(&payload);
+        }
+        let (status, answer) = body(request.send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {answer}");
+        assert_eq!(answer["code"], "not_found", "{answer}");
+    }
+    // The default tenant (no header) does not see it either.
+    let (status, _) = body(app.api(Method::GET, &path).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, answer) = body(
+        as_tenant(
+            &app,
+            "globex",
+            Method::POST,
+            "/api/v1/lists/pipedrive_contacts/members",
+        )
+        .json(&json!({ "contact_id": acme_contact }))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    let (_, members) = body(
+        as_tenant(
+            &app,
+            "globex",
+            Method::GET,
+            "/api/v1/lists/pipedrive_contacts/members",
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    let members = members["data"].as_array().unwrap();
+    assert_eq!(members.len(), 1, "Globex's own person only: {members:?}");
+    assert_ne!(members[0]["contact_id"], acme_contact);
+
+    // A journey action of Globex may name neither Acme's contact nor, later, its connection.
+    let (status, answer) = body(
+        as_tenant(&app, "globex", Method::POST, "/api/v1/actions/add_deal")
+            .header("Idempotency-Key", "cross-1")
+            .json(&json!({ "contact_id": acme_contact, "params": { "title": "Nope" } }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+    app.drive().await;
+    let still = contacts_with(&app, "acme", SHARED).await;
+    assert_eq!(still[0]["fields"]["name"], "Sam at Acme", "nothing changed");
+    assert_eq!(still[0]["archived"], false);
+    assert!(app
+        .sim
+        .handle()
+        .person_writes(acme_company)
+        .get(&acme_person)
+        .is_none_or(|w| w.is_empty()));
+    assert!(links::by_contact(
+        app.store.db(),
+        globex.into(),
+        acme_contact.parse::<Uuid>().unwrap().into()
+    )
+    .await
+    .unwrap()
+    .is_none());
+}
+
+#[tokio::test]
+async fn a_journey_action_may_name_only_a_connection_of_its_own_tenant() {
+    let app = spawn_app().await;
+    let (acme, acme_company, _) = company_for(&app, &tenant("acme"), "Sam at Acme", SHARED).await;
+    let (globex, globex_company, _) =
+        company_for(&app, &tenant("globex"), "Gil", "gil@example.com").await;
+    let acme_contact = contacts_with(&app, "acme", SHARED).await[0]["id"].clone();
+
+    let (status, answer) = body(
+        as_tenant(&app, "acme", Method::POST, "/api/v1/actions/add_deal")
+            .header("Idempotency-Key", "deal-1")
+            .json(&json!({ "contact_id": acme_contact, "params": { "title": "Deal" }, "connection_id": globex }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["code"], "unknown_connection", "{answer}");
+
+    // The same key in another tenant is another request, not a replay of Acme's.
+    let (status, queued) = body(
+        as_tenant(&app, "acme", Method::POST, "/api/v1/actions/add_deal")
+            .header("Idempotency-Key", "deal-2")
+            .json(&json!({ "contact_id": acme_contact, "params": { "title": "Acme Deal" } }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+    assert_eq!(queued["connection_id"], acme.to_string());
+    let gil = contacts_with(&app, "globex", "gil@example.com").await[0]["id"].clone();
+    let (status, other) = body(
+        as_tenant(&app, "globex", Method::POST, "/api/v1/actions/add_deal")
+            .header("Idempotency-Key", "deal-2")
+            .json(&json!({ "contact_id": gil, "params": { "title": "Globex Deal" } }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{other}");
+    assert_ne!(other["id"], queued["id"]);
+    assert_eq!(other["connection_id"], globex.to_string());
+    // Each tenant reads its own action only.
+    let (status, _) = body(
+        as_tenant(
+            &app,
+            "globex",
+            Method::GET,
+            &format!("/api/v1/actions/{}", queued["id"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    app.drive().await;
+    let sim = app.sim.handle();
+    let titles = |company| -> Vec<Value> {
+        sim.deals_of(company)
+            .into_iter()
+            .map(|d| d["title"].clone())
+            .collect()
+    };
+    assert_eq!(titles(acme_company), [json!("Acme Deal")]);
+    assert_eq!(titles(globex_company), [json!("Globex Deal")]);
+}
+
+#[tokio::test]
+async fn the_list_of_a_tenant_is_pushed_only_to_that_tenants_connection() {
+    let app = spawn_app().await;
+    let (acme, acme_company, _) = company_for(&app, &tenant("acme"), "Sam at Acme", SHARED).await;
+    let (globex, globex_company, _) =
+        company_for(&app, &tenant("globex"), "Gil", "gil@example.com").await;
+    let sim = app.sim.handle();
+    sim.reset_counts();
+
+    let (status, created) = body(
+        as_tenant(&app, "globex", Method::POST, "/api/v1/contacts")
+            .json(&json!({ "email": "new.lead@example.com", "fields": { "name": "New Lead" }, "in_pipedrive_list": true }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    app.drive().await;
+
+    let named = |company| {
+        sim.persons_of(company)
+            .iter()
+            .filter(|p| p["name"] == "New Lead")
+            .count()
+    };
+    assert_eq!(
+        named(globex_company),
+        1,
+        "the tenant's own company receives its list"
+    );
+    assert_eq!(named(acme_company), 0);
+    assert_eq!(sim.company_traffic(acme_company).requests, 0);
+    let contact: Uuid = created["id"].as_str().unwrap().parse().unwrap();
+    assert!(
+        links::by_contact(app.store.db(), globex.into(), contact.into())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        links::by_contact(app.store.db(), acme.into(), contact.into())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Each tenant counts its own list.
+    for (tenant, members) in [("acme", 1), ("globex", 2), ("default", 0)] {
+        let (_, lists) = body(
+            as_tenant(&app, tenant, Method::GET, "/api/v1/lists")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            lists["data"][0]["member_count"], members,
+            "{tenant}: {lists}"
+        );
+    }
+}
+
+async fn subscribe(app: &TestApp, name: &str, url: &str) -> app::Subscription {
+    app::create_subscription_with(
+        &app.engine,
+        &tenant(name),
+        url,
+        app::generate_secret(),
+        app::EventFilter::default(),
+    )
+    .await
+    .unwrap()
+    .0
+}
+
+#[tokio::test]
+async fn a_tenants_subscriptions_hear_only_its_own_contacts() {
+    let app = spawn_app().await;
+    let acme_receiver = TestReceiver::start().await;
+    let globex_receiver = TestReceiver::start().await;
+    let acme_hook = subscribe(&app, "acme", &acme_receiver.url).await;
+    let globex_hook = subscribe(&app, "globex", &globex_receiver.url).await;
+    company_for(&app, &tenant("acme"), "Sam at Acme", SHARED).await;
+    company_for(&app, &tenant("globex"), "Sam at Globex", SHARED).await;
+    let acme_contact = contacts_with(&app, "acme", SHARED).await[0]["id"].clone();
+    let globex_contact = contacts_with(&app, "globex", SHARED).await[0]["id"].clone();
+
+    for (hook, own) in [(&acme_hook, &acme_contact), (&globex_hook, &globex_contact)] {
+        let log = app::delivery_log(&app.engine, hook.id, 100).await.unwrap();
+        assert!(!log.is_empty(), "the tenant hears its contact's creation");
+        assert!(
+            log.iter()
+                .all(|d| d.contact_id.map(|c| json!(c)) == Some(own.clone())),
+            "{log:?}"
+        );
+    }
+    // The API lists a tenant's own subscriptions only.
+    let (_, listed) = body(
+        as_tenant(&app, "acme", Method::GET, "/api/v1/webhook-subscriptions")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let ids: Vec<&Value> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| &s["id"])
+        .collect();
+    assert_eq!(ids, [&json!(acme_hook.id)]);
+    let (status, _) = body(
+        as_tenant(
+            &app,
+            "acme",
+            Method::GET,
+            &format!("/api/v1/webhook-subscriptions/{}", globex_hook.id),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_malformed_tandem_tenant_header_is_refused_with_invalid_tenant() {
+    let app = spawn_app().await;
+    for bad in ["two words", "a/b", "", &"x".repeat(65), "ünicode"] {
+        let (status, answer) = body(
+            app.api(Method::GET, "/api/v1/contacts")
+                .header("Tandem-Tenant", bad)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad:?}: {answer}");
+        assert_eq!(answer["code"], "invalid_tenant", "{answer}");
+    }
+    // Without the header: the default tenant, as always.
+    let (status, created) = body(
+        app.api(Method::POST, "/api/v1/contacts")
+            .json(&json!({ "email": "ada@example.com" }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(
+        contacts_with(&app, "default", "ada@example.com")
+            .await
+            .len(),
+        1
+    );
+    assert!(contacts_with(&app, "acme", "ada@example.com")
+        .await
+        .is_empty());
+    // The OpenAPI document says so on every authenticated operation.
+    let (_, document) = body(app.get("/api/v1/openapi.json").await).await;
+    let tenant = &document["components"]["parameters"]["TandemTenant"];
+    assert_eq!(tenant["name"], "Tandem-Tenant");
+    assert_eq!(tenant["in"], "header");
+    let parameters = document["paths"]["/api/v1/contacts"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    assert!(parameters
+        .iter()
+        .any(|p| p["$ref"] == "#/components/parameters/TandemTenant"));
+    // A wrong API key is still a 401 first, whatever the header says.
+    let status = app
+        .http
+        .get(format!("{}/api/v1/contacts", app.base_url))
+        .bearer_auth("wrong")
+        .header("Tandem-Tenant", "two words")
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_company_serves_one_tenant() {
+    let app = spawn_app().await;
+    let sim = app.sim.handle();
+    let company = sim.add_company(1);
+    let new = || connections::NewConnection {
+        api_domain: app.sim.base_url().to_owned(),
+        auth_kind: "api_token",
+        access_token: company.api_token.clone(),
+        refresh_token: None,
+        token_expires_at: None,
+    };
+    let first = connections::connect_alongside(&app.engine, new(), &tenant("acme"))
+        .await
+        .unwrap();
+    let again = connections::connect_alongside(&app.engine, new(), &tenant("acme"))
+        .await
+        .unwrap();
+    assert_eq!(
+        first.id, again.id,
+        "a reconnect for the same tenant reuses it"
+    );
+    let refused = connections::connect_alongside(&app.engine, new(), &tenant("globex"))
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("another tenant"), "{refused}");
+}
+
+#[tokio::test]
+async fn connect_with_pipedrive_for_a_tenant_connects_the_company_alongside_the_default_tenants() {
+    let app = spawn_app().await;
+    app.oauth_connect(false).await;
+    let first = app.connection_id().await;
+    let sim = app.sim.handle();
+    let old_company = sim.company_id();
+    sim.switch_company(old_company + 1);
+
+    let connected = app
+        .admin(Method::GET, "/connections/pipedrive/connect?tenant=acme")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(connected.status(), StatusCode::OK, "not a company change");
+    let list = connections::admin::list_connections(&app.engine)
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 2, "the default tenant's company stays");
+    let acme = list.iter().find(|c| c.id.uuid() != first).unwrap();
+    assert_eq!(acme.tenant, "acme");
+    assert_eq!(acme.company_id, Some(old_company + 1));
+    assert!(
+        acme.receives_list,
+        "the first company of its tenant receives its list"
+    );
+    let default = list.iter().find(|c| c.id.uuid() == first).unwrap();
+    assert_eq!(default.tenant, "default");
+    assert_eq!(default.company_id, Some(old_company));
+    let console = app.admin_page("/admin").await;
+    assert!(console.contains("<code>acme</code>"), "{console}");
+    assert!(console.contains("<code>default</code>"));
+
+    let refused = app
+        .admin(Method::GET, "/connections/pipedrive/connect?tenant=a%2Fb")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(refused.text().await.unwrap().contains("invalid_tenant"));
+}
