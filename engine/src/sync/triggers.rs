@@ -337,11 +337,14 @@ pub async fn observe(
             // this change started from: the changes between were never heard (their webhooks
             // were lost, or are late). One catch-up event tells them now, and covers them up to
             // this version so their webhooks, should they come, add nothing.
-            // A change of a record the app never heard of, once the mirror's initial
-            // extraction recorded every record (a catch-up completed): its creation was
-            // never heard (the create webhook was lost).
+            // A change or a delete of a record the app never heard of, once the mirror's
+            // initial extraction recorded every record (a catch-up completed): its creation
+            // was never heard (the create webhook was lost). It is told, from the state the
+            // change started from (a deleted record's last state), before the change itself,
+            // so the app never hears of a deal deleted that it was never told was created.
             let unheard_creation = stored.is_none()
-                && matches!(action.as_str(), "change" | "updated")
+                && matches!(action.as_str(), "change" | "updated" | "delete" | "deleted")
+                && record.is_object()
                 && crm_events::catch_up_since(txn, conn.id).await?.is_some();
             let gap = match (&stored, action.as_str()) {
                 (None, _) if unheard_creation => state_of(object, &before(&data, &previous), false)
