@@ -697,3 +697,142 @@ async fn connect_with_pipedrive_for_a_tenant_connects_the_company_alongside_the_
     assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
     assert!(refused.text().await.unwrap().contains("invalid_tenant"));
 }
+
+#[tokio::test]
+async fn the_console_connects_for_the_tenant_it_names_and_a_tenants_card_reconnects_for_its_own_tenant(
+) {
+    let app = spawn_app().await;
+    app.oauth_connect(false).await;
+    let first = app.connection_id().await;
+    let sim = app.sim.handle();
+    sim.switch_company(sim.company_id() + 1);
+
+    // The default tenant has its company: no Pipedrive connect forms, but the tenant form.
+    let console = app.admin_page("/admin").await;
+    assert!(!console.contains("id=pipedrive-card"), "{console}");
+    assert!(console.contains("id=tenant-form"));
+    // Named, the page offers to connect for it: the links and the API-token form carry it.
+    let page = app.admin_page("/admin?tenant=acme").await;
+    assert!(
+        page.contains("Connect Pipedrive for tenant <code>acme</code>"),
+        "{page}"
+    );
+    assert!(page.contains(r#"href="/connections/pipedrive/connect?tenant=acme""#));
+    assert!(page.contains(r#"<input type=hidden name=tenant value="acme">"#));
+    let refused = app
+        .admin(Method::GET, "/admin?tenant=a%20b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+
+    // The link connects the company for acme, beside the default tenant's.
+    let connected = app
+        .admin(Method::GET, "/connections/pipedrive/connect?tenant=acme")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(connected.status(), StatusCode::OK);
+    let acme = connections::admin::list_connections(&app.engine)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.id.uuid() != first)
+        .unwrap();
+    assert_eq!(acme.tenant, "acme");
+
+    // Its token expires: its card's Reconnect starts a consent for acme, which reconnects it
+    // (for the default tenant it would be refused: the company serves acme).
+    tandem_engine::store::connections::set_state(
+        &app.store,
+        acme.id,
+        connections::state::TOKEN_EXPIRED,
+        Some("token expired"),
+        app.engine.now(),
+    )
+    .await
+    .unwrap();
+    let console = app.admin_page("/admin").await;
+    let reconnect = r#"id=reconnect href="/connections/pipedrive/connect?tenant=acme""#;
+    assert!(console.contains(reconnect), "{console}");
+    let again = app
+        .admin(Method::GET, "/connections/pipedrive/connect?tenant=acme")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+    let list = connections::admin::list_connections(&app.engine)
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 2, "reconnected, not added");
+    let reconnected = list.iter().find(|c| c.id == acme.id).unwrap();
+    assert_eq!(reconnected.state, connections::state::CONNECTED);
+    assert_eq!(reconnected.tenant, "acme");
+}
+
+#[tokio::test]
+async fn the_admin_api_connects_an_api_token_company_for_the_tenant_its_body_names() {
+    let app = spawn_app().await;
+    let company = app.sim.handle().add_company(1);
+    let add = |tenant: &str| {
+        app.admin(Method::POST, "/admin/api/connections")
+            .json(&json!({
+                "api_token": company.api_token,
+                "api_domain": app.sim.base_url(),
+                "tenant": tenant,
+            }))
+    };
+    let refused = add("a/b").send().await.unwrap();
+    let (status, error) = body(refused).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert_eq!(error["code"], "invalid_tenant", "{error}");
+
+    let (status, connected) = body(add("globex").send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::CREATED, "{connected}");
+    let stored = tandem_engine::store::connections::list(&app.store)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].tenant.as_str(), "globex");
+    assert_eq!(stored[0].id.uuid().to_string(), connected["id"]);
+    // The company serves globex: the same token for another tenant is refused.
+    let (status, error) = body(add("initech").send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert!(error.to_string().contains("another tenant"), "{error}");
+}
+
+#[tokio::test]
+async fn connect_with_salesforce_for_a_tenant_connects_the_org_for_that_tenant_and_the_org_serves_only_it(
+) {
+    use tandem_tests::salesforce::spawn_sf_app;
+    let sf = spawn_sf_app(salesforce_sim::SfSimConfig::default(), |_| {}).await;
+    let answer = sf
+        .app
+        .admin(Method::GET, "/connections/salesforce/connect?tenant=acme")
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "{}", answer.status());
+    let stored = tandem_engine::store::connections::list(&sf.app.store)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].crm, "salesforce");
+    assert_eq!(stored[0].tenant.as_str(), "acme");
+    let console = sf.app.admin_page("/admin?tenant=acme").await;
+    assert!(
+        console.contains(r#"href="/connections/salesforce/connect?sandbox=1&#38;tenant=acme""#),
+        "{console}"
+    );
+
+    // The same org for the default tenant is refused, and stays acme's.
+    let refused = sf.oauth_connect(false).await;
+    assert!(!refused.status().is_success());
+    let text = refused.text().await.unwrap();
+    assert!(text.contains("another tenant"), "{text}");
+    let stored = tandem_engine::store::connections::list(&sf.app.store)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].tenant.as_str(), "acme");
+}

@@ -46,6 +46,9 @@ struct SalesforceStartQuery {
     /// The card's Sandbox toggle: sign in through the sandbox login host.
     #[serde(default)]
     sandbox: Option<String>,
+    /// The tenant (the app's account) the org is connected for; absent: `default`.
+    #[serde(default)]
+    tenant: Option<String>,
 }
 
 /// "Connect" / "Reconnect" on the Salesforce card: the web-server flow with PKCE, through the
@@ -78,8 +81,10 @@ async fn salesforce_start(
         "{payload}.{}",
         session::sign_state(&state.settings, &payload)
     );
-    // Salesforce orgs are connected for the default tenant (ADR 26).
-    let tenant = tandem_core::TenantId::default();
+    let tenant = match tenant_of(q.tenant.as_deref()) {
+        Ok(tenant) => tenant,
+        Err(e) => return error_page(&e),
+    };
     if let Err(e) = oauth_states::insert(&state.store, &nonce, &tenant, state.engine.now()).await {
         return error_page(&ApiError::internal(&e));
     }
@@ -109,7 +114,7 @@ async fn salesforce_callback(
 }
 
 async fn handle_salesforce_callback(app: &AppState, q: CallbackQuery) -> Result<bool, ApiError> {
-    let (nonce, env, _) = consume_signed_state(app, q.state.as_deref()).await?;
+    let (nonce, env, tenant) = consume_signed_state(app, q.state.as_deref()).await?;
     let sandbox = match env.as_str() {
         "sandbox" => true,
         "production" => false,
@@ -165,7 +170,7 @@ async fn handle_salesforce_callback(app: &AppState, q: CallbackQuery) -> Result<
             .expires_in
             .map(|s| engine.now() + chrono::Duration::seconds(s)),
     };
-    match connections::connect_salesforce(engine, new, sandbox).await {
+    match connections::connect_salesforce(engine, new, sandbox, &tenant).await {
         Ok(_) => Ok(sandbox),
         Err(error) => {
             record(
@@ -192,6 +197,16 @@ pub(crate) fn redirect_uri(state: &AppState) -> String {
     format!("{}/connections/pipedrive/callback", state.engine.public_url)
 }
 
+/// The tenant a connect's start names (`?tenant=`), else the default one; a malformed one is
+/// 400 `invalid_tenant`.
+pub(crate) fn tenant_of(named: Option<&str>) -> Result<tandem_core::TenantId, ApiError> {
+    match named.map(str::trim).filter(|t| !t.is_empty()) {
+        None => Ok(tandem_core::TenantId::default()),
+        Some(text) => tandem_core::TenantId::parse(text)
+            .map_err(|e| ApiError::new(ErrorCode::InvalidTenant, e.to_string())),
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 struct StartQuery {
     #[serde(default)]
@@ -213,10 +228,9 @@ async fn start(
             "OAuth is not configured: set pipedrive.client_id and pipedrive.client_secret from Pipedrive's Developer Hub, or connect with an API token",
         ));
     }
-    let tenant = match q.tenant.as_deref().map(tandem_core::TenantId::parse) {
-        None => tandem_core::TenantId::default(),
-        Some(Ok(tenant)) => tenant,
-        Some(Err(e)) => return error_page(&ApiError::new(ErrorCode::InvalidTenant, e.to_string())),
+    let tenant = match tenant_of(q.tenant.as_deref()) {
+        Ok(tenant) => tenant,
+        Err(e) => return error_page(&e),
     };
     let nonce = Alphanumeric.sample_string(&mut rand::thread_rng(), 32);
     let reset = u8::from(
@@ -369,14 +383,7 @@ async fn handle_callback(app: &AppState, q: CallbackQuery) -> Result<Option<i64>
             .expires_in
             .map(|s| engine.now() + chrono::Duration::seconds(s)),
     };
-    // The default tenant's console connects one company (a second one is refused or replaces
-    // the first); a named tenant's company is connected alongside the others (ADR 26).
-    let connected = if tenant.is_default() {
-        connections::connect_with(engine, new, confirm_reset).await
-    } else {
-        connections::connect_alongside(engine, new, &tenant).await
-    };
-    match connected {
+    match connections::connect_for(engine, new, confirm_reset, &tenant).await {
         Ok(connected) => Ok(connected.company_id),
         Err(error) => {
             // Tokens we will not use are given back.

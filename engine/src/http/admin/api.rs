@@ -120,6 +120,9 @@ struct AddConnection {
     api_domain: Option<String>,
     #[serde(default)]
     confirm_reset: bool,
+    /// The tenant (the app's account) the company is connected for; absent: `default`.
+    #[serde(default)]
+    tenant: Option<String>,
 }
 
 /// Adds an API-token connection (the headless alternative to OAuth).
@@ -128,7 +131,9 @@ pub(crate) async fn add_api_token(
     api_token: &str,
     api_domain: Option<&str>,
     confirm_reset: bool,
+    tenant: Option<&str>,
 ) -> Result<connections::Connected, ApiError> {
+    let tenant = crate::http::connect::tenant_of(tenant)?;
     let token = api_token.trim();
     if token.is_empty() {
         return Err(
@@ -150,7 +155,7 @@ pub(crate) async fn add_api_token(
             format!("api_domain: `{domain}` is not an http(s) URL such as https://yourcompany.pipedrive.com"),
         ));
     }
-    connections::connect_with(
+    connections::connect_for(
         engine,
         connections::NewConnection {
             api_domain: domain.trim_end_matches('/').to_owned(),
@@ -160,6 +165,7 @@ pub(crate) async fn add_api_token(
             token_expires_at: None,
         },
         confirm_reset,
+        &tenant,
     )
     .await
     .map_err(api_error)
@@ -176,6 +182,7 @@ async fn add(
         &request.api_token,
         request.api_domain.as_deref(),
         request.confirm_reset,
+        request.tenant.as_deref(),
     )
     .await?;
     Ok((

@@ -378,6 +378,42 @@ pub async fn connect_alongside(
     connect_pipedrive(engine, new, OtherCompanies::Keep, tenant).await
 }
 
+/// Connects a Pipedrive company for `tenant`, as the console, the admin API and the CLI do:
+/// the default tenant's one company as [`connect_with`] (a second one is refused, or replaces
+/// the first with `confirm_reset`); a named tenant's company alongside the others, as
+/// [`connect_alongside`] (`confirm_reset` has nothing to reset there).
+pub async fn connect_for(
+    engine: &Engine,
+    new: NewConnection,
+    confirm_reset: bool,
+    tenant: &TenantId,
+) -> Result<Connected, SyncError> {
+    if tenant.is_default() {
+        connect_with(engine, new, confirm_reset).await
+    } else {
+        connect_alongside(engine, new, tenant).await
+    }
+}
+
+/// A company (a Salesforce org) is the CRM of one tenant: its persons cannot be two tenants'
+/// contacts. Refuses connecting `what`, already connected as `existing`, for another tenant.
+fn serves_one_tenant(
+    existing: Option<&ConnectionRow>,
+    tenant: &TenantId,
+    what: &str,
+) -> Result<(), SyncError> {
+    match existing.filter(|c| c.tenant != *tenant) {
+        Some(other) => Err(SyncError::Validation {
+            field: "tenant".to_owned(),
+            message: format!(
+                "{what} is already connected for another tenant (connection {}); a company serves one tenant",
+                other.id
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// What connecting a Pipedrive company does with connections to other companies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OtherCompanies {
@@ -459,17 +495,11 @@ async fn connect_pipedrive(
         .await?
         .into_iter()
         .find(|c| c.crm == kind::PIPEDRIVE);
-    // A company is the CRM of one tenant: its persons cannot be two tenants' contacts.
-    if let Some(other) = existing.as_ref().filter(|c| c.tenant != *tenant) {
-        return Err(SyncError::Validation {
-            field: "tenant".to_owned(),
-            message: format!(
-                "Pipedrive company {} is already connected for another tenant (connection {}); a company serves one tenant",
-                fmt_company(me.company_id),
-                other.id
-            ),
-        });
-    }
+    serves_one_tenant(
+        existing.as_ref(),
+        tenant,
+        &format!("Pipedrive company {}", fmt_company(me.company_id)),
+    )?;
     let id = existing.as_ref().map_or(id, |c| c.id);
     let session = Session {
         connection_id: id,
@@ -580,6 +610,7 @@ pub async fn connect_salesforce(
     engine: &Engine,
     new: NewConnection,
     sandbox: bool,
+    tenant: &TenantId,
 ) -> Result<Connected, SyncError> {
     let now = engine.now();
     let db = &engine.store;
@@ -608,6 +639,15 @@ pub async fn connect_salesforce(
         .await?
         .into_iter()
         .find(|c| c.crm == crm_kind);
+    serves_one_tenant(
+        existing.as_ref(),
+        tenant,
+        if sandbox {
+            "This Salesforce sandbox"
+        } else {
+            "This Salesforce org"
+        },
+    )?;
     let id = existing
         .as_ref()
         .map_or_else(|| ConnectionId::new(Uuid::now_v7()), |c| c.id);
@@ -678,10 +718,7 @@ pub async fn connect_salesforce(
         apid_field_key: apid_field_key.clone(),
         paused: false,
         receives_list: existing.as_ref().is_none_or(|c| c.receives_list),
-        // The console connects for the default tenant; a reconnect keeps the org's tenant.
-        tenant: existing
-            .as_ref()
-            .map_or_else(TenantId::default, |c| c.tenant.clone()),
+        tenant: tenant.clone(),
         last_success_at: Some(now),
         last_error: None,
         created_at: existing.as_ref().map_or(now, |c| c.created_at),
