@@ -30,6 +30,7 @@ mod m20261228_000001_email_log_events;
 mod m20261229_000001_connection_receives_list;
 mod m20261230_000001_crm_related_record;
 mod m20261231_000001_tenants;
+mod m20270101_000001_email_log_tenant;
 
 /// The ordered list of tandem's migrations.
 #[derive(Debug)]
@@ -62,6 +63,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261229_000001_connection_receives_list::Migration),
             Box::new(m20261230_000001_crm_related_record::Migration),
             Box::new(m20261231_000001_tenants::Migration),
+            Box::new(m20270101_000001_email_log_tenant::Migration),
         ]
     }
 }

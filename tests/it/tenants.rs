@@ -836,3 +836,79 @@ async fn connect_with_salesforce_for_a_tenant_connects_the_org_for_that_tenant_a
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].tenant.as_str(), "acme");
 }
+
+#[tokio::test]
+async fn two_tenants_log_an_email_under_the_same_message_id_and_each_has_its_own_record() {
+    let app = spawn_app().await;
+    let (acme, _, acme_person) = company_for(&app, &tenant("acme"), "Sam at Acme", SHARED).await;
+    let (globex, _, globex_person) =
+        company_for(&app, &tenant("globex"), "Sam at Globex", SHARED).await;
+    let message_id = "<same-id@mailer.example>";
+    let email = |subject: &str| {
+        json!({
+            "message_id": message_id,
+            "direction": "sent",
+            "from": "news@our-app.example",
+            "to": [SHARED],
+            "subject": subject,
+            "sent_at": "2026-12-05T10:00:00Z",
+        })
+    };
+    for (name, subject) in [("acme", "For Acme"), ("globex", "For Globex")] {
+        let (status, logged) = body(
+            as_tenant(&app, name, Method::POST, "/api/v1/emails")
+                .json(&email(subject))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{name}: {logged}");
+    }
+    app.drive().await;
+
+    // Each tenant reads its own, logged in its own company for its own person.
+    for (name, person, connection) in [
+        ("acme", acme_person, acme),
+        ("globex", globex_person, globex),
+    ] {
+        let path = format!("/api/v1/emails/{message_id}");
+        let (status, outcome) = body(
+            as_tenant(&app, name, Method::GET, &path)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{name}: {outcome}");
+        assert_eq!(outcome["state"], "logged", "{name}: {outcome}");
+        assert_eq!(outcome["persons"], json!([person]), "{name}: {outcome}");
+        assert_eq!(
+            outcome["connection_id"],
+            connection.to_string(),
+            "{name}: {outcome}"
+        );
+    }
+    // An event is recorded on the tenant's own e-mail only; a third tenant has none.
+    let events = format!("/api/v1/emails/{message_id}/events");
+    let (status, opened) = body(
+        as_tenant(&app, "acme", Method::POST, &events)
+            .json(&json!({ "type": "opened", "at": "2026-12-05T11:00:00Z" }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{opened}");
+    assert_eq!(opened["connection_id"], acme.to_string(), "{opened}");
+    assert_eq!(opened["events"]["opened"]["count"], 1, "{opened}");
+    let (status, _) = body(
+        as_tenant(&app, "initech", Method::POST, &events)
+            .json(&json!({ "type": "opened", "at": "2026-12-05T11:00:00Z" }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -75,8 +75,8 @@ impl Constraint {
         ),
         (
             Self::EmailLogMessageId,
-            "email_log_message_id_key",
-            "email_log.message_id",
+            "email_log_tenant_message_id_key",
+            "email_log.tenant, email_log.message_id",
         ),
     ];
 

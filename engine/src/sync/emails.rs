@@ -249,10 +249,14 @@ async fn resolve(
 }
 
 /// The thread an e-mail belongs to: its `thread_id`, else its parent's thread, else itself.
-async fn thread_key_of(engine: &Engine, email: &EmailIn) -> Result<String, SyncError> {
+async fn thread_key_of(
+    engine: &Engine,
+    tenant: &TenantId,
+    email: &EmailIn,
+) -> Result<String, SyncError> {
     Ok(match (&email.thread_id, &email.in_reply_to) {
         (Some(thread), _) => thread.clone(),
-        (None, Some(parent)) => stored::by_message_id(&engine.store, parent)
+        (None, Some(parent)) => stored::by_message_id(&engine.store, tenant, parent)
             .await?
             .map_or_else(|| parent.clone(), |p| p.thread_key),
         (None, None) => email.message_id.clone(),
@@ -308,15 +312,15 @@ pub async fn submit(
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    if let Some(existing) = stored::by_message_id(&engine.store, &email.message_id).await? {
+    if let Some(existing) = stored::by_message_id(&engine.store, tenant, &email.message_id).await? {
         return replay(existing, &hash);
     }
     let participants = participants_of(engine, tenant, &email).await?;
     let connection = route(engine, tenant, &email, &participants).await?;
     let settings = stored::settings(&engine.store, connection.uuid()).await?;
     let resolved = resolve(engine, connection, &participants).await?;
-    let thread_key = thread_key_of(engine, &email).await?;
-    let thread_item = stored::thread_item(&engine.store, &thread_key, email.sent_at)
+    let thread_key = thread_key_of(engine, tenant, &email).await?;
+    let thread_item = stored::thread_item(&engine.store, tenant, &thread_key, email.sent_at)
         .await?
         .as_deref()
         .and_then(item_of);
@@ -358,6 +362,7 @@ pub async fn submit(
         .to_owned(),
         waiting_addresses: None,
         relink: false,
+        tenant: tenant.clone(),
     };
     let txn = engine.store.begin().await?;
     let mut job_contact = resolved.contacts.first().copied();
@@ -402,7 +407,7 @@ pub async fn submit(
         Ok(()) => {}
         Err(error) if error.is_conflict_on(Constraint::EmailLogMessageId) => {
             txn.rollback().await?;
-            let existing = stored::by_message_id(&engine.store, &email.message_id)
+            let existing = stored::by_message_id(&engine.store, tenant, &email.message_id)
                 .await?
                 .ok_or(EmailError::KeyReused)?;
             return replay(existing, &hash);
@@ -473,28 +478,14 @@ fn replay(existing: EmailRow, hash: &str) -> Result<(EmailRow, bool), EmailError
     Ok((existing, true))
 }
 
-/// The e-mail logged under `message_id`.
-pub async fn get(engine: &Engine, message_id: &str) -> Result<Option<EmailRow>, SyncError> {
-    Ok(stored::by_message_id(&engine.store, message_id).await?)
-}
-
-/// [`get`] for `tenant`: an e-mail logged in another tenant's connection is not there. (An
-/// e-mail routed nowhere, `no_person` without a connection, is the default tenant's.)
+/// The e-mail `tenant` logged under `message_id`: another tenant's is not there, even under
+/// the same `message_id`.
 pub async fn get_for(
     engine: &Engine,
     tenant: &TenantId,
     message_id: &str,
 ) -> Result<Option<EmailRow>, SyncError> {
-    let Some(row) = get(engine, message_id).await? else {
-        return Ok(None);
-    };
-    let owner = match row.connection_id {
-        Some(id) => crate::store::connections::get(&engine.store, id.into())
-            .await?
-            .map(|c| c.tenant),
-        None => Some(TenantId::default()),
-    };
-    Ok((owner.as_ref() == Some(tenant)).then_some(row))
+    Ok(stored::by_message_id(&engine.store, tenant, message_id).await?)
 }
 
 /// What happened to a logged e-mail, as the app reports it.
@@ -576,6 +567,7 @@ fn fold_event(events: &mut Value, event: &EmailEventIn) -> bool {
 /// Returns the e-mail as it is now and whether the event was new.
 pub async fn record_event(
     engine: &Engine,
+    tenant: &TenantId,
     message_id: &str,
     raw: &Value,
 ) -> Result<(EmailRow, bool), EmailError> {
@@ -587,7 +579,7 @@ pub async fn record_event(
             "must be `opened`, `clicked`, `bounced` or `replied`",
         ));
     }
-    let found = stored::by_message_id(&engine.store, message_id)
+    let found = stored::by_message_id(&engine.store, tenant, message_id)
         .await?
         .ok_or(EmailError::NotFound)?;
     let now = engine.now();
@@ -732,13 +724,14 @@ pub async fn waiting_for_manual_link(
 /// of its CRM record.
 pub async fn link_manually(
     engine: &Engine,
+    tenant: &TenantId,
     message_id: &str,
     item: &str,
 ) -> Result<EmailRow, EmailError> {
     let parsed =
         item_of(item).ok_or_else(|| invalid("item", "must be `deal:<id>` or `lead:<id>`"))?;
     let item = item_text(&parsed);
-    let found = stored::by_message_id(&engine.store, message_id)
+    let found = stored::by_message_id(&engine.store, tenant, message_id)
         .await?
         .ok_or(EmailError::NotFound)?;
     if found.state == state::NO_PERSON || found.state == state::FAILED {
@@ -990,7 +983,7 @@ async fn settle_waiting(
         .map_err(|e| SyncError::Corrupt(format!("e-mail {}: {e}", row.id)))?;
     let participants = participants_of(engine, &conn.tenant, &email).await?;
     let resolved = resolve(engine, conn.id, &participants).await?;
-    let thread_item = stored::thread_item(&engine.store, &row.thread_key, row.sent_at)
+    let thread_item = stored::thread_item(&engine.store, &row.tenant, &row.thread_key, row.sent_at)
         .await?
         .as_deref()
         .and_then(item_of);
@@ -1048,7 +1041,7 @@ async fn decide_from_crm(
     }
     // The thread's item as it is now (an earlier e-mail of the thread may have been decided
     // at its own write, after this one was posted).
-    let thread_item = stored::thread_item(&engine.store, &row.thread_key, row.sent_at)
+    let thread_item = stored::thread_item(&engine.store, &row.tenant, &row.thread_key, row.sent_at)
         .await?
         .as_deref()
         .and_then(item_of);

@@ -42,6 +42,8 @@ pub(super) fn manual_json(link: &ManualLink) -> Value {
     let mut view = emails::view(&link.email);
     view["subject"] = json!(link.subject);
     view["candidates"] = json!(link.candidates);
+    // Whose it is: linking it names the tenant with its message_id.
+    view["tenant"] = json!(link.email.tenant);
     view
 }
 
@@ -71,6 +73,10 @@ async fn manual(
 struct LinkRequest {
     /// `deal:<id>` or `lead:<id>`.
     item: String,
+    /// The tenant that logged the e-mail (a `message_id` is unique within its tenant);
+    /// absent: `default`.
+    #[serde(default)]
+    tenant: Option<String>,
 }
 
 async fn link(
@@ -80,7 +86,8 @@ async fn link(
     request: Result<Json<LinkRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
     let request = body(request)?;
-    let row = emails::link_manually(&state.engine, &message_id, &request.item)
+    let tenant = crate::http::connect::tenant_of(request.tenant.as_deref())?;
+    let row = emails::link_manually(&state.engine, &tenant, &message_id, &request.item)
         .await
         .map_err(email_error)?;
     Ok(Json(emails::view(&row)))

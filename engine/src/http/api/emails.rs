@@ -152,20 +152,11 @@ pub(super) async fn event(
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let object = json_object(&headers, &body)?;
-    // Another tenant's e-mail is not there.
-    if emails::get_for(&state.engine, &tenant, &message_id)
-        .await
-        .map_err(api_error)?
-        .is_none()
-    {
-        return Err(ApiError::new(
-            ErrorCode::NotFound,
-            "no e-mail with this message_id",
-        ));
-    }
-    let (row, new) = emails::record_event(&state.engine, &message_id, &Value::Object(object))
-        .await
-        .map_err(email_error)?;
+    // Another tenant's e-mail is not there (record_event looks it up in this tenant).
+    let (row, new) =
+        emails::record_event(&state.engine, &tenant, &message_id, &Value::Object(object))
+            .await
+            .map_err(email_error)?;
     let status = if new {
         StatusCode::ACCEPTED
     } else {

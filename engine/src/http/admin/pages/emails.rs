@@ -86,7 +86,11 @@ pub(super) async fn link(
             "choose the deal or lead to link the e-mail to",
         ));
     };
-    match emails::link_manually(&state.engine, message_id, item).await {
+    let tenant = match crate::http::connect::tenant_of(form.get("tenant").map(String::as_str)) {
+        Ok(tenant) => tenant,
+        Err(e) => return error_page(&e),
+    };
+    match emails::link_manually(&state.engine, &tenant, message_id, item).await {
         Ok(_) => back(
             "/admin/emails",
             &format!("The e-mail is linked to {item}; its record in the CRM follows."),
