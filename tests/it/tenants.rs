@@ -912,3 +912,46 @@ async fn two_tenants_log_an_email_under_the_same_message_id_and_each_has_its_own
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn an_app_event_names_its_tenant_in_its_signed_body_and_changes_only_that_tenants_contacts() {
+    use tandem_tests::TEST_APP_SECRET;
+    let app = spawn_app().await;
+    company_for(&app, &tenant("acme"), "Someone else", "someone@example.com").await;
+    let now = chrono::Utc::now().timestamp();
+    let created = r#"{"type":"contact.created","tenant":"acme","data":{"email":"event@example.com","fields":{"name":"From the app"}}}"#;
+    let accepted = app
+        .post_app_event(TEST_APP_SECRET, "msg_t1", now, created)
+        .await;
+    assert_eq!(accepted.status(), StatusCode::OK);
+    app.drive().await;
+    let acme = contacts_with(&app, "acme", "event@example.com").await;
+    assert_eq!(acme.len(), 1, "{acme:?}");
+    assert_eq!(acme[0]["fields"]["name"], "From the app");
+    assert!(contacts_with(&app, "default", "event@example.com")
+        .await
+        .is_empty());
+
+    // The same e-mail without a tenant is the default tenant's (a contact of its own, as an
+    // update of an e-mail it does not know creates one), never acme's.
+    let updated = r#"{"type":"contact.updated","data":{"email":"event@example.com","fields":{"name":"Default's"}}}"#;
+    app.post_app_event(TEST_APP_SECRET, "msg_t2", now, updated)
+        .await;
+    app.drive().await;
+    let acme = contacts_with(&app, "acme", "event@example.com").await;
+    assert_eq!(acme[0]["fields"]["name"], "From the app", "untouched");
+    let default = contacts_with(&app, "default", "event@example.com").await;
+    assert_eq!(default.len(), 1, "{default:?}");
+    assert_eq!(default[0]["fields"]["name"], "Default's");
+    assert_ne!(default[0]["id"], acme[0]["id"]);
+
+    let malformed = r#"{"type":"contact.created","tenant":"a/b","data":{"email":"x@example.com"}}"#;
+    let refused = app
+        .post_app_event(TEST_APP_SECRET, "msg_t3", now, malformed)
+        .await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        refused.json::<Value>().await.unwrap()["code"],
+        "invalid_tenant"
+    );
+}

@@ -706,9 +706,12 @@ pub async fn apply_event(
         Some(Value::Bool(b)) => Some(*b),
         Some(_) => return Err("`data.in_pipedrive_list` must be true or false".into()),
     };
-    // App events (`POST /webhooks/app`) are the default tenant's: the receiver has one set of
-    // secrets and names no tenant (ADR 26).
-    let tenant = TenantId::default();
+    // The tenant the event names (signed with the body; the receiver checked its form),
+    // else the default one (ADR 26).
+    let tenant = match value.get("tenant") {
+        Some(Value::String(name)) => TenantId::parse(name).map_err(|e| format!("`tenant`: {e}"))?,
+        _ => TenantId::default(),
+    };
     let catalog = FieldCatalog::load(txn, &tenant).await.map_err(db_error)?;
     let mode = if kind == "contact.created" {
         Mode::Create
