@@ -955,3 +955,71 @@ async fn an_app_event_names_its_tenant_in_its_signed_body_and_changes_only_that_
         "invalid_tenant"
     );
 }
+
+#[tokio::test]
+async fn a_tenants_own_api_key_acts_for_that_tenant_only_and_a_platform_key_for_any() {
+    const ACME_KEY: &str = "acme-only-key-0123456789";
+    let app = tandem_tests::spawn_app_with(pipedrive_sim::SimConfig::default(), |settings| {
+        settings
+            .security
+            .tenant_api_keys
+            .push(tandem_engine::config::TenantApiKey {
+                tenant: "acme".to_owned(),
+                key: tandem_engine::config::Redacted::new(ACME_KEY.to_owned()),
+            });
+    })
+    .await;
+    let create = |email: &str| json!({ "email": email, "fields": { "name": "Ada" } });
+    let with_key = |method: Method, path: &str| {
+        app.http
+            .request(method, format!("{}{path}", app.base_url))
+            .bearer_auth(ACME_KEY)
+    };
+
+    // No header: the key's own tenant.
+    let (status, created) = body(
+        with_key(Method::POST, "/api/v1/contacts")
+            .json(&create("ada@acme.example"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(
+        contacts_with(&app, "acme", "ada@acme.example").await.len(),
+        1
+    );
+    assert!(contacts_with(&app, "default", "ada@acme.example")
+        .await
+        .is_empty());
+    // Its own tenant named: the same.
+    let named = with_key(Method::GET, "/api/v1/contacts?email=ada@acme.example")
+        .header("Tandem-Tenant", "acme")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(named.status(), StatusCode::OK);
+    // Another tenant named, even the default one: refused.
+    for other in ["globex", "default"] {
+        let (status, error) = body(
+            with_key(Method::GET, "/api/v1/contacts")
+                .header("Tandem-Tenant", other)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{other}: {error}");
+        assert_eq!(error["code"], "tenant_forbidden", "{error}");
+    }
+    // The platform key (security.api_keys) still names any tenant.
+    let (status, _) = body(
+        as_tenant(&app, "globex", Method::GET, "/api/v1/contacts")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -44,6 +44,8 @@ pub enum ErrorCode {
     ConnectionRequired,
     /// The `Tandem-Tenant` header is not a tenant id (1 to 64 of `A-Z a-z 0-9 . _ -`).
     InvalidTenant,
+    /// The API key is one tenant's, and the request names another.
+    TenantForbidden,
     CompanyChanged,
     OauthStateInvalid,
     OauthDenied,
@@ -67,7 +69,9 @@ impl ErrorCode {
             | Self::OauthStateInvalid
             | Self::OauthDenied => StatusCode::BAD_REQUEST,
             Self::PipedriveRejected => StatusCode::BAD_GATEWAY,
-            Self::PipedriveAdminRequired | Self::AdminDisabled => StatusCode::FORBIDDEN,
+            Self::PipedriveAdminRequired | Self::AdminDisabled | Self::TenantForbidden => {
+                StatusCode::FORBIDDEN
+            }
             Self::OauthNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
             Self::UnknownField
             | Self::ValidationFailed

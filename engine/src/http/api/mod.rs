@@ -4,6 +4,8 @@
 //! Every route but the document needs `Authorization: Bearer <key>` with a key from
 //! `security.api_keys`, and acts for one tenant (the app's account, ADR 26): the one the
 //! `Tandem-Tenant` header names, else `default`; a malformed header is 400 `invalid_tenant`.
+//! A key of `security.tenant_api_keys` acts for its own tenant only (header or not; naming
+//! another is 403 `tenant_forbidden`).
 //! Another tenant's contacts, subscriptions, actions and connections are not there (404, or
 //! 422 `unknown_connection` for a named connection). Bodies are JSON objects; unknown keys are refused (422 `unknown_field`),
 //! bad values are 422 `validation_failed` with one message per field. POSTs honour
@@ -106,11 +108,23 @@ async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let keys = &state.settings.security.api_keys;
+    let security = &state.settings.security;
+    // Every key with the tenant it is bound to (`None`: any tenant).
+    let keys: Vec<(&str, Option<&str>)> = security
+        .api_keys
+        .iter()
+        .map(|k| (k.expose().trim(), None))
+        .chain(
+            security
+                .tenant_api_keys
+                .iter()
+                .map(|b| (b.key.expose().trim(), Some(b.tenant.as_str()))),
+        )
+        .collect();
     if keys.is_empty() {
         return Err(ApiError::new(
             ErrorCode::Unauthorized,
-            "the API is closed: no API key is configured (security.api_keys)",
+            "the API is closed: no API key is configured (security.api_keys, security.tenant_api_keys)",
         ));
     }
     let Some(presented) = crate::http::bearer_token(request.headers()) else {
@@ -121,15 +135,31 @@ async fn authenticate(
         ));
     };
     // Every configured key is compared (constant time each), so timing says nothing about which.
-    let matched = keys.iter().fold(None, |found, key| {
-        let equal = constant_time_eq(key.expose().trim().as_bytes(), presented.as_bytes());
-        found.or(equal.then(|| key.expose().trim().to_owned()))
+    let matched = keys.iter().fold(None, |found, (key, bound)| {
+        let equal = constant_time_eq(key.as_bytes(), presented.as_bytes());
+        found.or(equal.then(|| ((*key).to_owned(), *bound)))
     });
     AuthProbe::record(request.extensions(), matched.is_some());
-    let Some(key) = matched else {
+    let Some((key, bound)) = matched else {
         return Err(ApiError::new(ErrorCode::Unauthorized, "wrong API key"));
     };
-    let tenant = tenant_of(request.headers())?;
+    let tenant = match bound {
+        // A tenant's key acts for its tenant: without the header too, never for another.
+        Some(bound) => {
+            let bound = tandem_core::TenantId::parse(bound).map_err(|e| ApiError::internal(&e))?;
+            match request.headers().get(TENANT_HEADER) {
+                None => bound,
+                Some(_) if tenant_of(request.headers())? == bound => bound,
+                Some(_) => {
+                    return Err(ApiError::new(
+                        ErrorCode::TenantForbidden,
+                        "this API key is bound to a tenant other than the one `Tandem-Tenant` names; it acts only for its own tenant",
+                    ))
+                }
+            }
+        }
+        None => tenant_of(request.headers())?,
+    };
     request.extensions_mut().insert(tenant);
     let digest = Sha256::digest(key.as_bytes());
     let fingerprint = digest[..8].iter().map(|b| format!("{b:02x}")).collect();

@@ -39,7 +39,7 @@ impl Modify for ApiKey {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("A key from `security.api_keys`."))
+                    .description(Some("A key from `security.api_keys` (any tenant) or `security.tenant_api_keys` (its own tenant only)."))
                     .build(),
             ),
         );
