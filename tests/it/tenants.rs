@@ -1023,3 +1023,99 @@ async fn a_tenants_own_api_key_acts_for_that_tenant_only_and_a_platform_key_for_
     .await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_console_and_the_admin_api_show_a_named_connections_duplicates_and_emails() {
+    let app = spawn_app().await;
+    let sim = app.sim.handle();
+    let company = sim.add_company(0);
+    let mut twins = Vec::new();
+    for name in ["Twin One", "Twin Two"] {
+        twins.push(
+            sim.insert_person_in(
+                company.company_id,
+                json!({ "name": name, "emails": [{ "value": "twin@acme.example", "primary": true }] }),
+            )
+            .unwrap(),
+        );
+    }
+    let acme = connections::connect_alongside(
+        &app.engine,
+        connections::NewConnection {
+            api_domain: app.sim.base_url().to_owned(),
+            auth_kind: "api_token",
+            access_token: company.api_token.clone(),
+            refresh_token: None,
+            token_expires_at: None,
+        },
+        &tenant("acme"),
+    )
+    .await
+    .unwrap()
+    .id;
+    poller::initial_sync(&app.engine, acme, |_| {})
+        .await
+        .unwrap();
+    app.drive().await;
+
+    // The default tenant has no connection: its report is not there; acme's is, when named.
+    let default = app
+        .admin(Method::GET, "/admin/api/duplicates")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(default.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let (status, groups) = body(
+        app.admin(
+            Method::GET,
+            &format!("/admin/api/duplicates?connection={acme}"),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{groups}");
+    assert_eq!(groups.as_array().unwrap().len(), 1, "{groups}");
+    assert_eq!(groups[0]["members"].as_array().unwrap().len(), 2);
+
+    // The pages of the connection, linked from its card, and their forms name it.
+    let cards = app.admin_page("/admin").await;
+    assert!(cards.contains(&format!("/admin/duplicates?connection={acme}")));
+    let page = app
+        .admin_page(&format!("/admin/duplicates?connection={acme}"))
+        .await;
+    assert!(
+        page.contains(&format!(r#"name=connection_id value="{acme}""#)),
+        "{page}"
+    );
+    let emails = app
+        .admin_page(&format!("/admin/emails?connection={acme}"))
+        .await;
+    assert!(emails.contains(&format!(r#"name=connection_id value="{acme}""#)));
+
+    // The contact search says whose each contact is.
+    let found = app
+        .admin_page("/admin/contacts?q=twin%40acme.example")
+        .await;
+    assert!(
+        found.contains("<td class=tenant><code>acme</code></td>"),
+        "{found}"
+    );
+
+    // Merging through the API names the connection; the two persons become one.
+    let (status, merged) = body(
+        app.admin(Method::POST, "/admin/api/duplicates/merge")
+            .json(&json!({
+                "survivor_person_id": twins[0],
+                "merged_person_id": twins[1],
+                "connection_id": acme.to_string(),
+            }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{merged}");
+    assert_eq!(merged["survivor_person_id"], twins[0]);
+}

@@ -51,6 +51,9 @@ pub(super) fn manual_json(link: &ManualLink) -> Value {
 struct ManualQuery {
     #[serde(default)]
     limit: Option<u64>,
+    /// The connection (absent: the default tenant's active one).
+    #[serde(default)]
+    connection: Option<ConnectionId>,
 }
 
 async fn manual(
@@ -58,7 +61,7 @@ async fn manual(
     State(state): State<AppState>,
     Query(q): Query<ManualQuery>,
 ) -> ApiResult {
-    let conn = super::api::active_connection(&state).await?;
+    let conn = super::api::active_connection(&state, q.connection).await?;
     let waiting =
         emails::waiting_for_manual_link(&state.engine, conn.id, q.limit.unwrap_or(100).min(1000))
             .await
