@@ -834,6 +834,7 @@ async fn triggers(moves: usize, deals: usize) -> anyhow::Result<Section> {
     let mut receiver = tandem_tests::receiver::TestReceiver::start().await;
     tandem_engine::sync::app::create_subscription_with(
         &app.engine,
+        &tandem_core::TenantId::default(),
         &receiver.url,
         tandem_engine::sync::app::generate_secret(),
         tandem_engine::sync::app::EventFilter {

@@ -101,6 +101,8 @@ fn rss_mib(pid: u32) -> (f64, f64) {
 /// One connected company: its simulator access, its connection, and its persons' contacts.
 struct Company {
     access: CompanyAccess,
+    /// The app's account the company syncs for: each company is a tenant of its own.
+    tenant: tandem_core::TenantId,
     connection: Uuid,
     /// (person id, contact id), in the simulator's order.
     persons: Vec<(i64, Uuid)>,
@@ -135,10 +137,15 @@ async fn connect_companies(
     n: usize,
     persons: usize,
 ) -> anyhow::Result<Vec<Company>> {
-    let accesses: Vec<CompanyAccess> = (0..n).map(|_| sim.add_company(persons)).collect();
+    let accesses: Vec<(CompanyAccess, tandem_core::TenantId)> = (0..n)
+        .map(|i| {
+            let tenant = tandem_core::TenantId::parse(&format!("tenant-{i}"))?;
+            anyhow::Ok((sim.add_company(persons), tenant))
+        })
+        .collect::<anyhow::Result<_>>()?;
     let semaphore = Arc::new(tokio::sync::Semaphore::new(8));
     let mut tasks = Vec::new();
-    for access in accesses {
+    for (access, tenant) in accesses {
         let (engine, sim_url, semaphore) =
             (engine.clone(), sim.base_url().to_owned(), semaphore.clone());
         tasks.push(tokio::spawn(async move {
@@ -152,6 +159,7 @@ async fn connect_companies(
                     refresh_token: None,
                     token_expires_at: None,
                 },
+                &tenant,
             )
             .await?;
             poller::initial_sync(&engine, connected.id, |_| {}).await?;
@@ -168,6 +176,7 @@ async fn connect_companies(
             }
             anyhow::Ok(Company {
                 access,
+                tenant,
                 connection: connected.id.uuid(),
                 persons,
             })
@@ -312,7 +321,8 @@ async fn drive_company(
         let app_person = (2 * n) % count;
         let pd_person = (2 * n + 1) % count;
         let value = format!("app-{k}-{app_person}-{n}");
-        app.rename(company.persons[app_person].1, &value).await?;
+        app.rename_in(Some(&company.tenant), company.persons[app_person].1, &value)
+            .await?;
         expected
             .names
             .lock()
@@ -688,7 +698,7 @@ pub(crate) async fn scale_out(options: &ScaleOptions) -> anyhow::Result<Section>
         ],
         rows,
         notes: vec![
-            format!("One in-process simulator with {c} companies (`SimHandle::add_company`), each with {} persons, its own API token, burst window ({} requests / 2 s per token, as Pipedrive's per-token burst limit) and webhooks; one Postgres database; R `tandem serve` child processes (`workers.replica_id` replica-0…, `database.max_connections = 10`, default lease 15 s, change-capture poll 30 s and idle poll 100 ms as a deployment has them; retries from 50 ms up to 2 s) behind a round-robin TCP proxy in this process (the load balancer): the app's edits and Pipedrive's webhooks reach any replica. The companies are connected (`connections::connect_alongside`, webhooks registered at the proxy) and synced before the replicas start; the run starts once the leases are spread (each replica at most its fair share).", options.persons, options.burst),
+            format!("One in-process simulator with {c} companies (`SimHandle::add_company`), each with {} persons, its own API token, burst window ({} requests / 2 s per token, as Pipedrive's per-token burst limit) and webhooks; one Postgres database; R `tandem serve` child processes (`workers.replica_id` replica-0…, `database.max_connections = 10`, default lease 15 s, change-capture poll 30 s and idle poll 100 ms as a deployment has them; retries from 50 ms up to 2 s) behind a round-robin TCP proxy in this process (the load balancer): the app's edits and Pipedrive's webhooks reach any replica. The companies are connected, each for a tenant of its own (`connections::connect_alongside`, tenants `tenant-0`…; the app's edits name theirs with `Tandem-Tenant`; webhooks registered at the proxy) and synced before the replicas start; the run starts once the leases are spread (each replica at most its fair share).", options.persons, options.burst),
             format!("Load: per connection, {} app edits/s (`PATCH /api/v1/contacts/{{id}}` through the proxy, renaming the even persons) and as many Pipedrive users' edits/s (the simulator's UI hook, renaming the odd persons; webhooks to the proxy), each value unique. Then drain: until every person's name on both sides is its last edit (polled every 0.5 s). Edits applied/s = edits ÷ (load + drain).", options.rate),
             "Verdicts: 429s = requests the simulator refused for a company's burst window (any is a request over the limit; \"max in a window\" is the most admitted requests in any sliding 2 s, which the simulator's fixed windows allow up to twice the limit); double sends = the same value written twice to a person by the API; echoes = a Pipedrive edit written back to Pipedrive; lost = persons whose final name differs from the last edit on either side. Takeover = from the SIGKILL of replica-0 to the first write to Pipedrive for one of its connections by another replica.".to_owned(),
             "CPU = utime + stime from `/proc/<pid>/stat` over load and drain; RSS = `VmRSS` at the end (peak = `VmHWM`). The machine has 2 cores and the simulator, the proxy and the load run on them too: the 1/2/4 comparison is CPU-bound, read it with the per-replica CPU.".to_owned(),

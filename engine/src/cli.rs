@@ -89,6 +89,10 @@ pub enum AddCrm {
         /// Replace a connection to a different Pipedrive company (drops its links; contacts stay).
         #[arg(long)]
         confirm_reset: bool,
+        /// The tenant (the app's account) whose contacts the company syncs; without it, the
+        /// `default` tenant's one company (ADR 26).
+        #[arg(long, value_parser = tandem_core::TenantId::parse)]
+        tenant: Option<tandem_core::TenantId>,
     },
 }
 
@@ -191,9 +195,10 @@ async fn connections_command(settings: Settings, action: ConnectionsAction) -> a
                     api_token,
                     api_domain,
                     confirm_reset,
+                    tenant,
                 },
         } => {
-            let connected = connections::connect_with(
+            let connected = connections::connect_for(
                 &engine,
                 connections::NewConnection {
                     api_domain: api_domain.trim_end_matches('/').to_owned(),
@@ -203,6 +208,7 @@ async fn connections_command(settings: Settings, action: ConnectionsAction) -> a
                     token_expires_at: None,
                 },
                 confirm_reset,
+                &tenant.unwrap_or_default(),
             )
             .await?;
             println!(

@@ -47,7 +47,7 @@ pub async fn run(settings: Settings, action: SyncAction) -> anyhow::Result<()> {
     let vault = Arc::new(open_vault(&settings, &store).await?);
     let public_url = settings.public_url(settings.http.port);
     let engine = Engine::new(store, vault, Arc::new(settings), public_url);
-    let id = connections::active_id(&engine.store)
+    let id = connections::active_id(&engine.store, &tandem_core::TenantId::default())
         .await?
         .context("no Pipedrive connection: add one with `tandem connections add`")?;
     let conn = connections::load(&engine, id).await?;

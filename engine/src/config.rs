@@ -271,10 +271,21 @@ pub struct SecuritySettings {
     pub encryption_keys: Vec<Redacted<String>>,
     pub key_file: String,
     /// Keys the app presents as `Authorization: Bearer <key>` on `/api/v1`; several for rotation.
+    /// A request with one of them may act for any tenant (`Tandem-Tenant`).
     pub api_keys: Vec<Redacted<String>>,
+    /// Keys bound to one tenant each: a request with one acts for that tenant only.
+    pub tenant_api_keys: Vec<TenantApiKey>,
     /// Hosts (or `host:port`) the app's webhook subscriptions may reach although not https or
     /// not public ([`crate::egress`]).
     pub egress_allowed_hosts: Vec<String>,
+}
+
+/// An API key bound to one tenant (`security.tenant_api_keys`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantApiKey {
+    pub tenant: String,
+    pub key: Redacted<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -514,6 +525,20 @@ impl Settings {
                 problem: "every key must have at least 16 characters".into(),
             });
         }
+        for bound in &self.security.tenant_api_keys {
+            if bound.key.expose().trim().len() < MIN_SECRET_LEN {
+                return Err(ConfigError::Key {
+                    key: "security.tenant_api_keys",
+                    problem: "every key must have at least 16 characters".into(),
+                });
+            }
+            if let Err(e) = tandem_core::TenantId::parse(&bound.tenant) {
+                return Err(ConfigError::Key {
+                    key: "security.tenant_api_keys",
+                    problem: e.to_string(),
+                });
+            }
+        }
         if self.app_webhooks.request_timeout_secs == 0 || self.app_webhooks.max_attempts == 0 {
             return Err(ConfigError::Key {
                 key: "app_webhooks",
@@ -587,6 +612,10 @@ const SECRET_KEYS: &[(&str, &str)] = &[
     (
         "security.api_keys",
         "a list of strings of at least 16 characters, e.g. TANDEM_SECURITY__API_KEYS='[\"key-1\", \"key-2\"]'",
+    ),
+    (
+        "security.tenant_api_keys",
+        "a list of tables {tenant, key} (key: at least 16 characters), e.g. TANDEM_SECURITY__TENANT_API_KEYS='[{tenant=\"acme\", key=\"key-1\"}]'",
     ),
     (
         "security.encryption_keys",
@@ -820,6 +849,34 @@ mod tests {
             assert!(error.contains("guessed"), "{error}");
             jail.set_env("TANDEM_SECURITY__ADMIN_TOKEN", "0123456789abcdef");
             Settings::load(None).expect("16 characters are enough");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn tenant_api_keys_come_from_the_environment_and_a_short_key_or_a_bad_tenant_is_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "TANDEM_SECURITY__TENANT_API_KEYS",
+                r#"[{tenant="acme", key="acme-key-0123456789"}]"#,
+            );
+            let settings = Settings::load(None).expect("valid");
+            assert_eq!(settings.security.tenant_api_keys.len(), 1);
+            assert_eq!(settings.security.tenant_api_keys[0].tenant, "acme");
+            assert!(!format!("{settings:?}").contains("acme-key-0123456789"));
+            jail.set_env(
+                "TANDEM_SECURITY__TENANT_API_KEYS",
+                r#"[{tenant="acme", key="short"}]"#,
+            );
+            let error = Settings::load(None).expect_err("too short").to_string();
+            assert!(error.contains("security.tenant_api_keys"), "{error}");
+            assert!(!error.contains("short\""), "{error}");
+            jail.set_env(
+                "TANDEM_SECURITY__TENANT_API_KEYS",
+                r#"[{tenant="a/b", key="acme-key-0123456789"}]"#,
+            );
+            let error = Settings::load(None).expect_err("no tenant").to_string();
+            assert!(error.contains("security.tenant_api_keys"), "{error}");
             Ok(())
         });
     }

@@ -525,7 +525,7 @@ pub(crate) async fn oauth_click_through(
         done.status(),
         done.text().await.unwrap_or_default()
     );
-    connections::active_id(&engine.store)
+    connections::active_id(&engine.store, &tandem_core::TenantId::default())
         .await?
         .context("no connection after the OAuth callback")
 }

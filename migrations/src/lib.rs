@@ -29,8 +29,10 @@ mod m20261227_000002_crm_trigger_catch_up;
 mod m20261228_000001_email_log_events;
 mod m20261229_000001_connection_receives_list;
 mod m20261230_000001_crm_related_record;
-mod m20261231_000001_crm_person;
-mod m20261231_000002_merged_person;
+mod m20261231_000001_tenants;
+mod m20270101_000001_email_log_tenant;
+mod m20270102_000001_crm_person;
+mod m20270102_000002_merged_person;
 
 /// The ordered list of tandem's migrations.
 #[derive(Debug)]
@@ -62,8 +64,10 @@ impl MigratorTrait for Migrator {
             Box::new(m20261228_000001_email_log_events::Migration),
             Box::new(m20261229_000001_connection_receives_list::Migration),
             Box::new(m20261230_000001_crm_related_record::Migration),
-            Box::new(m20261231_000001_crm_person::Migration),
-            Box::new(m20261231_000002_merged_person::Migration),
+            Box::new(m20261231_000001_tenants::Migration),
+            Box::new(m20270101_000001_email_log_tenant::Migration),
+            Box::new(m20270102_000001_crm_person::Migration),
+            Box::new(m20270102_000002_merged_person::Migration),
         ]
     }
 }

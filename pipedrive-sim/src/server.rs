@@ -948,6 +948,21 @@ impl SimHandle {
             .unwrap_or_default()
     }
 
+    /// [`insert_person`](Self::insert_person) in a given company (no webhooks).
+    pub fn insert_person_in(&self, company_id: i64, body: Value) -> Result<i64, SimError> {
+        let body = to_map(body)?;
+        let user = self.shared.config.user_id;
+        let now = self.shared.now();
+        let mut st = self.shared.state.lock();
+        let c = st
+            .companies
+            .get_mut(&company_id)
+            .ok_or_else(|| SimError::NotFound(format!("company {company_id}")))?;
+        c.create_person(&body, user, "app", now)
+            .map(|(json, _)| json["id"].as_i64().unwrap_or_default())
+            .map_err(SimError::Invalid)
+    }
+
     /// [`update_person_as_user`](Self::update_person_as_user) in a given company.
     pub fn update_person_as_user_in(
         &self,

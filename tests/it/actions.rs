@@ -101,10 +101,13 @@ async fn add_deal_on_a_contact_without_a_person_creates_one_person_owned_by_the_
 async fn update_deal_stage_on_an_unlinked_contact_fails_without_creating_anything() {
     let app = spawn_app().await;
     app.connect_and_sync().await;
-    let conn_id = tandem_engine::sync::connections::active_id(app.store.db())
-        .await
-        .unwrap()
-        .unwrap();
+    let conn_id = tandem_engine::sync::connections::active_id(
+        app.store.db(),
+        &tandem_core::TenantId::default(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     let conn = tandem_engine::sync::connections::load(&app.engine, conn_id)
         .await
         .unwrap();

@@ -270,10 +270,13 @@ async fn a_mapping_to_a_field_of_an_incompatible_type_is_refused_and_a_compatibl
         .any(|f| f["key"] == "utm_source" && f["kind"] == "text"));
 
     // The mapping is used: a resync of the contact writes the field.
-    let contact =
-        tandem_engine::sync::app::contacts::ids_by_email(app.store.db(), "ada@example.com")
-            .await
-            .unwrap()[0];
+    let contact = tandem_engine::sync::app::contacts::ids_by_email(
+        app.store.db(),
+        &tandem_core::TenantId::default(),
+        "ada@example.com",
+    )
+    .await
+    .unwrap()[0];
     let resync = app
         .admin(Method::POST, &format!("/admin/api/connections/{id}/resync"))
         .json(&json!({ "contact_id": contact }))

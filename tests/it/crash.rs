@@ -200,9 +200,10 @@ async fn two_hundred_random_edits_against_salesforce_with_faults_expired_session
 /// reopenings, owner changes, creates, deletes) with dropped, duplicated and reordered webhooks
 /// and one SIGKILL of tandem; the app's events equal the true changes per deal.
 ///
-/// It was ignored for a while after 2 failures in 4 runs (a created deal whose create webhook
-/// was lost never told); 15 runs of it and 6 seeds of `bench trigger-chaos` on the loaded
-/// machine since have all been clean. A failure keeps its files for the post-mortem.
+/// It found that a deal whose create webhook was lost and that was deleted before a backstop
+/// pass read it was told deleted, never created (fixed; see
+/// `triggers::a_deal_whose_create_webhook_was_lost_and_that_is_then_deleted_…`). A failure
+/// keeps its files for the post-mortem.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_deal_changes_under_webhook_faults_and_a_kill_reach_the_app_with_none_missing_extra_or_out_of_order(
 ) {

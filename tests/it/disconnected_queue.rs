@@ -183,9 +183,12 @@ async fn a_push_or_poll_in_flight_during_a_disconnect_cannot_turn_the_connection
         );
     }
     assert_eq!(
-        tandem_engine::sync::connections::active_id(app.store.db())
-            .await
-            .unwrap(),
+        tandem_engine::sync::connections::active_id(
+            app.store.db(),
+            &tandem_core::TenantId::default()
+        )
+        .await
+        .unwrap(),
         None,
         "a disconnected connection is not active"
     );

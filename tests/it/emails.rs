@@ -752,7 +752,7 @@ async fn an_email_logged_as_a_note_whose_write_may_have_happened_before_a_crash_
 async fn write_again_as_after_a_crash(app: &TestApp, message_id: &str, logged: &Value) {
     use tandem_engine::queue::{self, JobPayload, Priority};
     use tandem_engine::store::emails as stored;
-    let row = stored::by_message_id(&app.store, message_id)
+    let row = stored::by_message_id(&app.store, &tandem_core::TenantId::default(), message_id)
         .await
         .unwrap()
         .unwrap();

@@ -428,9 +428,15 @@ async fn page_outcome<C: sea_orm::ConnectionTrait>(
         }));
     }
     state.insert("contacts".into(), contact_rows.into());
-    let (members, _) = contacts::list_members(txn, contacts::PIPEDRIVE_LIST, None, 10_000)
-        .await
-        .unwrap();
+    let (members, _) = contacts::list_members(
+        txn,
+        &tandem_core::TenantId::default(),
+        contacts::PIPEDRIVE_LIST,
+        None,
+        10_000,
+    )
+    .await
+    .unwrap();
     state.insert("list".into(), json!(members));
     for (table, columns) in [
         ("outbound_delivery", "event_type, payload, state, attempts"),
@@ -511,9 +517,15 @@ async fn a_mixed_page_applied_in_batches_leaves_the_same_rows_as_applying_its_pe
     let local = |label: &str, address: &str| {
         let fields = fields([name(label), email(address)]);
         async move {
-            contacts::create(db, &fields, contacts::Origin::Local, now)
-                .await
-                .unwrap()
+            contacts::create(
+                db,
+                &tandem_core::TenantId::default(),
+                &fields,
+                contacts::Origin::Local,
+                now,
+            )
+            .await
+            .unwrap()
         }
     };
     local("Local By Email", "local@example.com").await;

@@ -33,5 +33,6 @@ mod salesforce_actions;
 mod salesforce_related;
 mod salesforce_triggers;
 mod security;
+mod tenants;
 mod triggers;
 mod writeback;

@@ -59,6 +59,7 @@ async fn subscribe(sf: &SfApp, types: &[&str]) -> TestReceiver {
     let receiver = TestReceiver::start().await;
     app::create_subscription_with(
         &sf.app.engine,
+        &tandem_core::TenantId::default(),
         &receiver.url,
         app::generate_secret(),
         EventFilter {

@@ -35,6 +35,7 @@ async fn subscribe(app: &TestApp, types: &[&str], stage_ids: Vec<i64>) -> TestRe
     let receiver = TestReceiver::start().await;
     app::create_subscription_with(
         &app.engine,
+        &tandem_core::TenantId::default(),
         &receiver.url,
         app::generate_secret(),
         EventFilter {
@@ -971,4 +972,56 @@ async fn a_deal_move_whose_webhook_was_lost_is_told_as_catch_up_before_the_next_
     );
     app.drive().await;
     assert!(receiver.drain().is_empty(), "never twice");
+}
+
+/// Found by the trigger chaos run on Postgres ("deal 41: untold changes [deal.created]"): a
+/// deal made after the mirror's initial extraction, whose create webhook was lost, deleted
+/// before any backstop pass read it. The delete's webhook was the first the app heard of it, and
+/// it was told `deal.deleted` of a deal it was never told was created.
+#[tokio::test]
+async fn a_deal_whose_create_webhook_was_lost_and_that_is_then_deleted_is_told_created_as_catch_up_before_deleted(
+) {
+    use tandem_engine::sync::mirror as live_mirror;
+
+    let (app, connection, people) = app_with_persons(1).await;
+    let (person, contact) = people[0];
+    live_mirror::set_enabled(&app.engine, connection.into(), true)
+        .await
+        .unwrap();
+    live_mirror::drive_mirror_until_idle(&app.engine)
+        .await
+        .unwrap();
+    let mut receiver = subscribe(&app, &["*"], Vec::new()).await;
+
+    // Made in Pipedrive; every attempt of its create webhook is lost.
+    let sim = app.sim.handle();
+    sim.set_faults(pipedrive_sim::FaultSpec::parse("webhooks:drop=1").unwrap());
+    let deal = sim
+        .create_deal_as_user(json!({ "title": "Short-lived", "person_id": person, "stage_id": 2 }))
+        .unwrap();
+    let deal_id = deal["id"].as_i64().unwrap();
+    sim.wait_for_deliveries(std::time::Duration::from_secs(20), |d| {
+        d.iter()
+            .any(|d| d.entity == "deal" && d.action == "create" && !d.delivered)
+    })
+    .await;
+    sim.set_faults(pipedrive_sim::FaultSpec::none());
+
+    // Deleted a moment later; this webhook arrives.
+    sim.advance_clock(std::time::Duration::from_secs(2));
+    sim.delete_deal_as_user(deal_id).unwrap();
+    delivered(&app, "deal", 1).await;
+
+    let created = receiver.next().await.json();
+    assert_eq!(created["type"], "deal.created", "{created}");
+    assert_eq!(created["data"]["catch_up"], true);
+    assert_eq!(created["data"]["id"], deal_id.to_string());
+    assert_eq!(created["data"]["previous"], Value::Null);
+    assert_eq!(created["data"]["deal"]["stage_id"], 2);
+    assert_eq!(created["data"]["contact_ids"], json!([contact]));
+    let deleted = receiver.next().await.json();
+    assert_eq!(deleted["type"], "deal.deleted", "{deleted}");
+    assert_eq!(deleted["data"]["catch_up"], false);
+    assert_eq!(deleted["data"]["contact_ids"], json!([contact]));
+    assert!(receiver.drain().is_empty(), "two events");
 }

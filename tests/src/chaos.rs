@@ -327,15 +327,28 @@ impl AppClient {
         path: &str,
         body: serde_json::Value,
     ) -> anyhow::Result<serde_json::Value> {
+        self.send_as(None, method, path, body).await
+    }
+
+    /// As [`Self::send`], for `tenant` (the `Tandem-Tenant` header) when given.
+    async fn send_as(
+        &self,
+        tenant: Option<&tandem_core::TenantId>,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
         let mut tries = 0;
         loop {
-            let response = self
+            let mut request = self
                 .http
                 .request(method.clone(), format!("{}{path}", self.base_url))
                 .bearer_auth(CHAOS_API_KEY)
-                .json(&body)
-                .send()
-                .await;
+                .json(&body);
+            if let Some(tenant) = tenant {
+                request = request.header("Tandem-Tenant", tenant.as_str());
+            }
+            let response = request.send().await;
             match response {
                 Ok(r) if r.status().is_success() => return Ok(r.json().await?),
                 Ok(r) if r.status().is_client_error() => {
@@ -378,7 +391,18 @@ impl AppClient {
     }
 
     pub async fn rename(&self, contact: Uuid, name: &str) -> anyhow::Result<()> {
-        self.send(
+        self.rename_in(None, contact, name).await
+    }
+
+    /// Renames a contact of `tenant` (the default tenant when `None`).
+    pub async fn rename_in(
+        &self,
+        tenant: Option<&tandem_core::TenantId>,
+        contact: Uuid,
+        name: &str,
+    ) -> anyhow::Result<()> {
+        self.send_as(
+            tenant,
             reqwest::Method::PATCH,
             &format!("/api/v1/contacts/{contact}"),
             serde_json::json!({ "fields": { "name": name } }),
@@ -411,7 +435,9 @@ pub async fn oauth_connect_and_wait_for_initial_sync(
     );
     let deadline = Instant::now() + timeout;
     loop {
-        if let Some(id) = connections::active_id(engine.store.db()).await? {
+        if let Some(id) =
+            connections::active_id(engine.store.db(), &tandem_core::TenantId::default()).await?
+        {
             let done = cursors::get(
                 &engine.store,
                 id,

@@ -398,9 +398,21 @@ impl TestApp {
     }
 
     /// Connects one more simulator company (its own API token and persons) alongside the
-    /// connections the database already has, and runs its initial sync.
+    /// connections the database already has, for the default tenant, and runs its initial sync.
     pub async fn connect_another_company(
         &self,
+        persons: usize,
+    ) -> (Uuid, pipedrive_sim::CompanyAccess) {
+        self.connect_company_for(&tandem_core::TenantId::default(), persons)
+            .await
+    }
+
+    /// Connects one more simulator company (its own API token and `persons` persons) for
+    /// `tenant`, alongside the connections the database already has, and runs its initial
+    /// sync.
+    pub async fn connect_company_for(
+        &self,
+        tenant: &tandem_core::TenantId,
         persons: usize,
     ) -> (Uuid, pipedrive_sim::CompanyAccess) {
         let company = self.sim.handle().add_company(persons);
@@ -413,6 +425,7 @@ impl TestApp {
                 refresh_token: None,
                 token_expires_at: None,
             },
+            tenant,
         )
         .await
         .expect("another company connects");
@@ -501,7 +514,7 @@ impl TestApp {
 
     /// The only connection's id.
     pub async fn connection_id(&self) -> Uuid {
-        connections::active_id(self.store.db())
+        connections::active_id(self.store.db(), &tandem_core::TenantId::default())
             .await
             .unwrap()
             .expect("a connection exists")

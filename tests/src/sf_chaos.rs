@@ -134,7 +134,9 @@ async fn oauth_connect_and_wait(
     );
     let deadline = Instant::now() + timeout;
     loop {
-        if let Some(id) = connections::active_id(engine.store.db()).await? {
+        if let Some(id) =
+            connections::active_id(engine.store.db(), &tandem_core::TenantId::default()).await?
+        {
             let done = cursors::get(&engine.store, id, poller::INITIAL_SYNC_DONE).await?;
             if done.is_some() {
                 return Ok(id.uuid());

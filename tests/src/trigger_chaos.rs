@@ -475,6 +475,7 @@ pub async fn run(config: TriggerChaosConfig) -> anyhow::Result<TriggerChaosRepor
     let mut receiver = TestReceiver::start().await;
     app::create_subscription_with(
         &engine,
+        &tandem_core::TenantId::default(),
         &receiver.url,
         app::generate_secret(),
         EventFilter {

@@ -4,7 +4,8 @@
 //! through the [`AppInbox`] port deduplicated on `webhook-id`, and answers 2xx. The engine
 //! applies stored events later; nothing is merged in the request path.
 //!
-//! Body: `{"type": "contact.created" | "contact.updated" | "contact.archived", "data": {...}}`.
+//! Body: `{"type": "contact.created" | "contact.updated" | "contact.archived", "tenant"?: "…",
+//! "data": {...}}`; `tenant` names the app's account the event is for (absent: `default`).
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -153,6 +154,20 @@ impl AppRequest<Verified> {
                 ErrorCode::BadRequest,
                 "`data` must be an object".into(),
             ));
+        }
+        // The tenant (the app's account) the event is for: signed with the body; absent, the
+        // default one.
+        match value.get("tenant") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(tenant)) if tandem_core::TenantId::parse(tenant).is_ok() => {}
+            Some(other) => {
+                return Err(reject(
+                    ErrorCode::InvalidTenant,
+                    format!(
+                        "`tenant` must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' and '-', got {other}"
+                    ),
+                ))
+            }
         }
         let (object, action) = kind.split_once('.').unwrap_or(("contact", kind));
         let object_id = value

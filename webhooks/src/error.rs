@@ -42,6 +42,10 @@ pub enum ErrorCode {
     ConnectionDisconnected,
     /// The contact is linked in several connections and the request named none.
     ConnectionRequired,
+    /// The `Tandem-Tenant` header is not a tenant id (1 to 64 of `A-Z a-z 0-9 . _ -`).
+    InvalidTenant,
+    /// The API key is one tenant's, and the request names another.
+    TenantForbidden,
     CompanyChanged,
     OauthStateInvalid,
     OauthDenied,
@@ -61,10 +65,13 @@ impl ErrorCode {
             Self::BadRequest
             | Self::MalformedJson
             | Self::UnknownObject
+            | Self::InvalidTenant
             | Self::OauthStateInvalid
             | Self::OauthDenied => StatusCode::BAD_REQUEST,
             Self::PipedriveRejected => StatusCode::BAD_GATEWAY,
-            Self::PipedriveAdminRequired | Self::AdminDisabled => StatusCode::FORBIDDEN,
+            Self::PipedriveAdminRequired | Self::AdminDisabled | Self::TenantForbidden => {
+                StatusCode::FORBIDDEN
+            }
             Self::OauthNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
             Self::UnknownField
             | Self::ValidationFailed

@@ -102,6 +102,9 @@ pub enum ParseError {
     /// A range ends before it starts.
     #[error("the range ends before it starts: {0}")]
     InvalidRange(String),
+    /// A tenant id is not 1 to 64 characters of `A-Z a-z 0-9 . _ -`.
+    #[error("a tenant must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' and '-', got {0:?}")]
+    InvalidTenant(String),
 }
 
 /// What went wrong talking to a CRM, as the adapter saw it (the adapter maps its own transport

@@ -248,9 +248,89 @@ impl fmt::Display for ApId {
     }
 }
 
+/// The app's account a contact, a connection or a webhook subscription belongs to (issue 24):
+/// tenants never meet. 1 to 64 characters of `A-Z a-z 0-9 . _ -`; a deployment that never
+/// names one is the tenant [`TenantId::DEFAULT`] (`default`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TenantId(String);
+
+impl TenantId {
+    /// The tenant of everything that names none.
+    pub const DEFAULT: &'static str = "default";
+
+    /// Parses a tenant id exactly as given (no trimming: ` a` is not `a`).
+    pub fn parse(input: &str) -> Result<Self, ParseError> {
+        let valid = (1..=64).contains(&input.len())
+            && input
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if valid {
+            Ok(Self(input.to_owned()))
+        } else {
+            Err(ParseError::InvalidTenant(input.chars().take(80).collect()))
+        }
+    }
+
+    /// Whether this is the tenant of everything that names none.
+    pub fn is_default(&self) -> bool {
+        self.0 == Self::DEFAULT
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for TenantId {
+    fn default() -> Self {
+        Self(Self::DEFAULT.to_owned())
+    }
+}
+
+impl TryFrom<String> for TenantId {
+    type Error = ParseError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<TenantId> for String {
+    fn from(id: TenantId) -> Self {
+        id.0
+    }
+}
+
+impl AsRef<str> for TenantId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tenant_is_one_to_sixty_four_letters_digits_dots_underscores_or_dashes() {
+        assert_eq!(
+            TenantId::parse("acme-1.eu_west").unwrap().as_str(),
+            "acme-1.eu_west"
+        );
+        assert_eq!(TenantId::default().as_str(), "default");
+        assert!(TenantId::default().is_default());
+        assert!(TenantId::parse(&"a".repeat(64)).is_ok());
+        for bad in ["", " acme", "acme ", "a/b", "a:b", "ünï", "a\nb"] {
+            assert!(TenantId::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(TenantId::parse(&"a".repeat(65)).is_err());
+    }
 
     #[test]
     fn a_person_id_must_be_positive() {

@@ -42,7 +42,7 @@ pub use identity::{
     LocalCandidate, LocalIdentity, MatchedBy, OutboundCreate, OutboundCreateDecision,
     OutboundCreatePlan, OutboundSearchResults,
 };
-pub use ids::{ApId, ConnectionId, ContactId, PersonId, Timestamp};
+pub use ids::{ApId, ConnectionId, ContactId, PersonId, TenantId, Timestamp};
 pub use link::{LinkState, RemoteCheck, RemoteMerge, RemoteSource};
 pub use merge::{
     freshness, is_stale, last_writer, merge, merge_delta, whole_seconds, Conflict, ConflictReason,

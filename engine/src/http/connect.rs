@@ -46,6 +46,9 @@ struct SalesforceStartQuery {
     /// The card's Sandbox toggle: sign in through the sandbox login host.
     #[serde(default)]
     sandbox: Option<String>,
+    /// The tenant (the app's account) the org is connected for; absent: `default`.
+    #[serde(default)]
+    tenant: Option<String>,
 }
 
 /// "Connect" / "Reconnect" on the Salesforce card: the web-server flow with PKCE, through the
@@ -78,7 +81,11 @@ async fn salesforce_start(
         "{payload}.{}",
         session::sign_state(&state.settings, &payload)
     );
-    if let Err(e) = oauth_states::insert(&state.store, &nonce, state.engine.now()).await {
+    let tenant = match tenant_of(q.tenant.as_deref()) {
+        Ok(tenant) => tenant,
+        Err(e) => return error_page(&e),
+    };
+    if let Err(e) = oauth_states::insert(&state.store, &nonce, &tenant, state.engine.now()).await {
         return error_page(&ApiError::internal(&e));
     }
     let verifier = session::pkce_verifier(&state.settings, &nonce);
@@ -107,7 +114,7 @@ async fn salesforce_callback(
 }
 
 async fn handle_salesforce_callback(app: &AppState, q: CallbackQuery) -> Result<bool, ApiError> {
-    let (nonce, env) = consume_signed_state(app, q.state.as_deref()).await?;
+    let (nonce, env, tenant) = consume_signed_state(app, q.state.as_deref()).await?;
     let sandbox = match env.as_str() {
         "sandbox" => true,
         "production" => false,
@@ -163,7 +170,7 @@ async fn handle_salesforce_callback(app: &AppState, q: CallbackQuery) -> Result<
             .expires_in
             .map(|s| engine.now() + chrono::Duration::seconds(s)),
     };
-    match connections::connect_salesforce(engine, new, sandbox).await {
+    match connections::connect_salesforce(engine, new, sandbox, &tenant).await {
         Ok(_) => Ok(sandbox),
         Err(error) => {
             record(
@@ -190,10 +197,23 @@ pub(crate) fn redirect_uri(state: &AppState) -> String {
     format!("{}/connections/pipedrive/callback", state.engine.public_url)
 }
 
+/// The tenant a connect's start names (`?tenant=`), else the default one; a malformed one is
+/// 400 `invalid_tenant`.
+pub(crate) fn tenant_of(named: Option<&str>) -> Result<tandem_core::TenantId, ApiError> {
+    match named.map(str::trim).filter(|t| !t.is_empty()) {
+        None => Ok(tandem_core::TenantId::default()),
+        Some(text) => tandem_core::TenantId::parse(text)
+            .map_err(|e| ApiError::new(ErrorCode::InvalidTenant, e.to_string())),
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 struct StartQuery {
     #[serde(default)]
     confirm_reset: Option<String>,
+    /// The tenant (the app's account) the company is connected for; absent: `default`.
+    #[serde(default)]
+    tenant: Option<String>,
 }
 
 async fn start(
@@ -208,6 +228,10 @@ async fn start(
             "OAuth is not configured: set pipedrive.client_id and pipedrive.client_secret from Pipedrive's Developer Hub, or connect with an API token",
         ));
     }
+    let tenant = match tenant_of(q.tenant.as_deref()) {
+        Ok(tenant) => tenant,
+        Err(e) => return error_page(&e),
+    };
     let nonce = Alphanumeric.sample_string(&mut rand::thread_rng(), 32);
     let reset = u8::from(
         q.confirm_reset
@@ -219,7 +243,7 @@ async fn start(
         "{payload}.{}",
         session::sign_state(&state.settings, &payload)
     );
-    let insert = oauth_states::insert(&state.store, &nonce, state.engine.now()).await;
+    let insert = oauth_states::insert(&state.store, &nonce, &tenant, state.engine.now()).await;
     if let Err(e) = insert {
         return error_page(&ApiError::internal(&e));
     }
@@ -252,18 +276,21 @@ fn state_invalid(detail: &str) -> ApiError {
 }
 
 /// Checks the state's signature and consumes it (single use, 10 minutes); returns whether
-/// the admin confirmed a company reset.
-async fn consume_state(app: &AppState, signed: Option<&str>) -> Result<bool, ApiError> {
-    let (_, flag) = consume_signed_state(app, signed).await?;
-    Ok(flag == "1")
+/// the admin confirmed a company reset, and the tenant the connect is for.
+async fn consume_state(
+    app: &AppState,
+    signed: Option<&str>,
+) -> Result<(bool, tandem_core::TenantId), ApiError> {
+    let (_, flag, tenant) = consume_signed_state(app, signed).await?;
+    Ok((flag == "1", tenant))
 }
 
 /// Checks a `nonce.flag.signature` state and consumes it (single use, 10 minutes); returns
-/// the nonce and the flag.
+/// the nonce, the flag and the tenant its row was issued for.
 async fn consume_signed_state(
     app: &AppState,
     signed: Option<&str>,
-) -> Result<(String, String), ApiError> {
+) -> Result<(String, String, tandem_core::TenantId), ApiError> {
     let signed = signed.ok_or_else(|| {
         state_invalid("the callback has no `state`; start again from the console")
     })?;
@@ -287,12 +314,12 @@ async fn consume_signed_state(
     )
     .await
     .map_err(|e| ApiError::internal(&e))?;
-    if !used {
+    let Some(tenant) = used else {
         return Err(state_invalid(
             "this `state` was already used or has expired (10 minutes); start again from the console",
         ));
-    }
-    Ok((nonce.to_owned(), reset.to_owned()))
+    };
+    Ok((nonce.to_owned(), reset.to_owned(), tenant))
 }
 
 async fn callback(State(app): State<AppState>, Query(q): Query<CallbackQuery>) -> Response {
@@ -312,7 +339,7 @@ async fn callback(State(app): State<AppState>, Query(q): Query<CallbackQuery>) -
 }
 
 async fn handle_callback(app: &AppState, q: CallbackQuery) -> Result<Option<i64>, ApiError> {
-    let confirm_reset = consume_state(app, q.state.as_deref()).await?;
+    let (confirm_reset, tenant) = consume_state(app, q.state.as_deref()).await?;
     let engine = &app.engine;
     if let Some(error) = q.error {
         record(
@@ -356,7 +383,7 @@ async fn handle_callback(app: &AppState, q: CallbackQuery) -> Result<Option<i64>
             .expires_in
             .map(|s| engine.now() + chrono::Duration::seconds(s)),
     };
-    match connections::connect_with(engine, new, confirm_reset).await {
+    match connections::connect_for(engine, new, confirm_reset, &tenant).await {
         Ok(connected) => Ok(connected.company_id),
         Err(error) => {
             // Tokens we will not use are given back.

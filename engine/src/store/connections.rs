@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
-use tandem_core::ConnectionId;
+use tandem_core::{ConnectionId, TenantId};
 use uuid::Uuid;
 
 use super::entities::connection;
@@ -14,6 +14,8 @@ use super::{Conn, StoreError};
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnectionRow {
     pub id: ConnectionId,
+    /// The app's account this connection syncs: only its contacts meet this CRM.
+    pub tenant: TenantId,
     pub crm: String,
     pub name: String,
     pub state: String,
@@ -38,10 +40,12 @@ pub struct ConnectionRow {
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<connection::Model> for ConnectionRow {
-    fn from(row: connection::Model) -> Self {
-        Self {
+impl TryFrom<connection::Model> for ConnectionRow {
+    type Error = StoreError;
+    fn try_from(row: connection::Model) -> Result<Self, StoreError> {
+        Ok(Self {
             id: row.id.into(),
+            tenant: super::parse_tenant(&row.tenant)?,
             crm: row.crm,
             name: row.name,
             state: row.state,
@@ -62,28 +66,32 @@ impl From<connection::Model> for ConnectionRow {
             last_error: row.last_error,
             created_at: row.created_at,
             updated_at: row.updated_at,
-        }
+        })
     }
+}
+
+fn rows(models: Vec<connection::Model>) -> Result<Vec<ConnectionRow>, StoreError> {
+    models.into_iter().map(ConnectionRow::try_from).collect()
 }
 
 /// Every connection, oldest first.
 pub async fn list(db: &impl Conn) -> Result<Vec<ConnectionRow>, StoreError> {
-    Ok(connection::Entity::find()
-        .order_by_asc(connection::Column::CreatedAt)
-        .all(db.raw())
-        .await?
-        .into_iter()
-        .map(ConnectionRow::from)
-        .collect())
+    rows(
+        connection::Entity::find()
+            .order_by_asc(connection::Column::CreatedAt)
+            .all(db.raw())
+            .await?,
+    )
 }
 
 /// One connection.
 pub async fn get(db: &impl Conn, id: ConnectionId) -> Result<Option<ConnectionRow>, StoreError> {
     let id = id.uuid();
-    Ok(connection::Entity::find_by_id(id)
+    connection::Entity::find_by_id(id)
         .one(db.raw())
         .await?
-        .map(ConnectionRow::from))
+        .map(ConnectionRow::try_from)
+        .transpose()
 }
 
 /// Moves a connection to `new_state` with the error the admin sees (or none), unless the
@@ -153,12 +161,14 @@ pub async fn store_tokens(
     Ok(())
 }
 
-/// The oldest connection not in `excluded_state`, if any.
+/// The oldest connection of `tenant` not in `excluded_state`, if any.
 pub async fn oldest_not_in(
     db: &impl Conn,
+    tenant: &TenantId,
     excluded_state: &str,
 ) -> Result<Option<ConnectionId>, StoreError> {
     Ok(connection::Entity::find()
+        .filter(connection::Column::Tenant.eq(tenant.as_str()))
         .filter(connection::Column::State.ne(excluded_state))
         .all(db.raw())
         .await?
@@ -172,14 +182,13 @@ pub async fn of_company(
     db: &impl Conn,
     company: Option<i64>,
 ) -> Result<Vec<ConnectionRow>, StoreError> {
-    Ok(connection::Entity::find()
-        .filter(connection::Column::CompanyId.eq(company))
-        .order_by_asc(connection::Column::CreatedAt)
-        .all(db.raw())
-        .await?
-        .into_iter()
-        .map(ConnectionRow::from)
-        .collect())
+    rows(
+        connection::Entity::find()
+            .filter(connection::Column::CompanyId.eq(company))
+            .order_by_asc(connection::Column::CreatedAt)
+            .all(db.raw())
+            .await?,
+    )
 }
 
 /// The connections to another CRM company than `company`, oldest first.
@@ -187,14 +196,13 @@ pub async fn of_other_companies(
     db: &impl Conn,
     company: Option<i64>,
 ) -> Result<Vec<ConnectionRow>, StoreError> {
-    Ok(connection::Entity::find()
-        .filter(connection::Column::CompanyId.ne(company))
-        .order_by_asc(connection::Column::CreatedAt)
-        .all(db.raw())
-        .await?
-        .into_iter()
-        .map(ConnectionRow::from)
-        .collect())
+    rows(
+        connection::Entity::find()
+            .filter(connection::Column::CompanyId.ne(company))
+            .order_by_asc(connection::Column::CreatedAt)
+            .all(db.raw())
+            .await?,
+    )
 }
 
 /// The connection to `company` that is not in `excluded_state`, if any.
@@ -203,21 +211,26 @@ pub async fn of_company_not_in(
     company: i64,
     excluded_state: &str,
 ) -> Result<Option<ConnectionRow>, StoreError> {
-    Ok(connection::Entity::find()
+    connection::Entity::find()
         .filter(connection::Column::CompanyId.eq(company))
         .filter(connection::Column::State.ne(excluded_state))
         .one(db.raw())
         .await?
-        .map(ConnectionRow::from))
+        .map(ConnectionRow::try_from)
+        .transpose()
 }
 
-/// The connections (not disconnected) that new app contacts in the CRM list are created in,
-/// oldest first.
-pub async fn list_receivers(db: &impl Conn) -> Result<Vec<ConnectionId>, StoreError> {
+/// The connections of `tenant` (not disconnected) that new app contacts in its CRM list are
+/// created in, oldest first.
+pub async fn list_receivers(
+    db: &impl Conn,
+    tenant: &TenantId,
+) -> Result<Vec<ConnectionId>, StoreError> {
     use sea_orm::QuerySelect;
     Ok(connection::Entity::find()
         .select_only()
         .column(connection::Column::Id)
+        .filter(connection::Column::Tenant.eq(tenant.as_str()))
         .filter(connection::Column::ReceivesList.eq(true))
         .filter(connection::Column::State.ne(DISCONNECTED))
         .order_by_asc(connection::Column::CreatedAt)
@@ -267,6 +280,7 @@ pub async fn save(db: &impl Conn, row: ConnectionRow, exists: bool) -> Result<()
         apid_field_key: Set(row.apid_field_key),
         paused: Set(row.paused),
         receives_list: Set(row.receives_list),
+        tenant: Set(row.tenant.as_str().to_owned()),
         last_success_at: Set(row.last_success_at),
         last_error: Set(row.last_error),
         created_at: Set(row.created_at),

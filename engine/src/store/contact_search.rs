@@ -13,6 +13,8 @@ use super::{Conn, StoreError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactHit {
     pub id: Uuid,
+    /// The app's account it belongs to.
+    pub tenant: String,
     pub email: Option<String>,
     /// The values of its name fields (`name`, `first_name`, `last_name`, …), joined.
     pub name: String,
@@ -122,6 +124,7 @@ pub async fn search_contacts(
                 .map(|l| (l.connection_id, l.person_id))
                 .collect(),
             id: row.id,
+            tenant: row.tenant,
             email: row.email,
             archived: row.archived_at.is_some(),
             updated_at: row.updated_at,

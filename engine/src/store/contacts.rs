@@ -1,7 +1,7 @@
 //! The local contact store: contacts, their field values, list membership.
 
 use std::collections::BTreeMap;
-use tandem_core::ContactId;
+use tandem_core::{ContactId, TenantId};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
@@ -19,6 +19,8 @@ pub const PIPEDRIVE_LIST: &str = "pipedrive_contacts";
 #[derive(Debug, Clone, PartialEq)]
 pub struct LocalContact {
     pub id: ContactId,
+    /// The app's account the contact belongs to: it meets only that tenant's connections.
+    pub tenant: TenantId,
     pub email: Option<String>,
     /// The time of the last change made on the app side (milliseconds).
     pub version: Timestamp,
@@ -32,6 +34,44 @@ fn parse_key(key: &str) -> Result<FieldKey, StoreError> {
     FieldKey::new(key).map_err(|e| StoreError::Corrupt(format!("field key {key:?}: {e}")))
 }
 
+/// The contact `id` if it belongs to `tenant`: a contact of another tenant is not there, as if
+/// it did not exist (the app's API answers 404 for it).
+pub async fn load_in(
+    db: &impl Conn,
+    tenant: &TenantId,
+    id: ContactId,
+) -> Result<Option<LocalContact>, StoreError> {
+    Ok(load(db, id).await?.filter(|c| c.tenant == *tenant))
+}
+
+/// The tenant of the contact `id`, if it exists.
+pub async fn tenant_of(db: &impl Conn, id: ContactId) -> Result<Option<TenantId>, StoreError> {
+    use sea_orm::QuerySelect;
+    let tenant: Option<String> = contact::Entity::find_by_id(id.uuid())
+        .select_only()
+        .column(contact::Column::Tenant)
+        .into_tuple()
+        .one(db.raw())
+        .await?;
+    tenant.map(|t| super::parse_tenant(&t)).transpose()
+}
+
+/// Every contact (not archived) of `tenant` has one of these ids: the ones that do not are
+/// left out.
+pub async fn of_tenant(
+    db: &impl Conn,
+    tenant: &TenantId,
+    ids: &[ContactId],
+) -> Result<Vec<ContactId>, StoreError> {
+    Ok(heads(db, ids)
+        .await?
+        .into_iter()
+        .filter(|h| h.tenant == *tenant)
+        .map(|h| h.id)
+        .collect())
+}
+
+/// Every contact load, scoped or not, goes through here.
 pub async fn load(db: &impl Conn, id: ContactId) -> Result<Option<LocalContact>, StoreError> {
     let id = id.uuid();
     let db = db.raw();
@@ -51,6 +91,7 @@ pub async fn load(db: &impl Conn, id: ContactId) -> Result<Option<LocalContact>,
     }
     Ok(Some(LocalContact {
         id: id.into(),
+        tenant: super::parse_tenant(&row.tenant)?,
         email: row.email,
         version: Timestamp(row.version),
         fields,
@@ -69,16 +110,17 @@ pub enum Origin {
     Remote,
 }
 
-/// Creates a contact with its fields.
+/// Creates a contact of `tenant` with its fields.
 pub async fn create(
     txn: &impl Conn,
+    tenant: &TenantId,
     fields: &BTreeMap<FieldKey, FieldValue>,
     origin: Origin,
     now: DateTime<Utc>,
 ) -> Result<ContactId, StoreError> {
     let txn = txn.raw();
     let id = new_id();
-    contact::Entity::insert(contact_row(id, fields, origin, now))
+    contact::Entity::insert(contact_row(id, tenant, fields, origin, now))
         .exec_without_returning(txn)
         .await?;
     write_fields(txn, id, fields, now).await?;
@@ -88,6 +130,7 @@ pub async fn create(
 /// The row of a contact created at `now`.
 fn contact_row(
     id: Uuid,
+    tenant: &TenantId,
     fields: &BTreeMap<FieldKey, FieldValue>,
     origin: Origin,
     now: DateTime<Utc>,
@@ -100,6 +143,7 @@ fn contact_row(
             Origin::Remote => 0,
         }),
         archived_at: Set(None),
+        tenant: Set(tenant.as_str().to_owned()),
         created_at: Set(now),
         updated_at: Set(now),
     }
@@ -201,10 +245,15 @@ pub async fn set_archived(
     Ok(())
 }
 
-/// Contacts (not archived) whose normalised e-mail is `email`.
-pub async fn ids_by_email(db: &impl Conn, email: &str) -> Result<Vec<ContactId>, StoreError> {
+/// Contacts (not archived) of `tenant` whose normalised e-mail is `email`.
+pub async fn ids_by_email(
+    db: &impl Conn,
+    tenant: &TenantId,
+    email: &str,
+) -> Result<Vec<ContactId>, StoreError> {
     let db = db.raw();
     Ok(contact::Entity::find()
+        .filter(contact::Column::Tenant.eq(tenant.as_str()))
         .filter(contact::Column::Email.eq(email))
         .filter(contact::Column::ArchivedAt.is_null())
         .all(db)
@@ -218,18 +267,21 @@ pub async fn ids_by_email(db: &impl Conn, email: &str) -> Result<Vec<ContactId>,
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactHead {
     pub id: ContactId,
+    pub tenant: TenantId,
     /// The normalised primary e-mail.
     pub email: Option<String>,
     pub archived: bool,
 }
 
-impl From<contact::Model> for ContactHead {
-    fn from(row: contact::Model) -> Self {
-        Self {
+impl TryFrom<contact::Model> for ContactHead {
+    type Error = StoreError;
+    fn try_from(row: contact::Model) -> Result<Self, StoreError> {
+        Ok(Self {
             id: row.id.into(),
+            tenant: super::parse_tenant(&row.tenant)?,
             email: row.email,
             archived: row.archived_at.is_some(),
-        }
+        })
     }
 }
 
@@ -239,36 +291,36 @@ pub async fn heads(db: &impl Conn, ids: &[ContactId]) -> Result<Vec<ContactHead>
     let db = db.raw();
     let mut found = Vec::new();
     for chunk in ids.chunks(MAX_BIND_PARAMS) {
-        found.extend(
-            contact::Entity::find()
-                .filter(contact::Column::Id.is_in(chunk.iter().copied()))
-                .all(db)
-                .await?
-                .into_iter()
-                .map(ContactHead::from),
-        );
+        for row in contact::Entity::find()
+            .filter(contact::Column::Id.is_in(chunk.iter().copied()))
+            .all(db)
+            .await?
+        {
+            found.push(ContactHead::try_from(row)?);
+        }
     }
     Ok(found)
 }
 
-/// Contacts (not archived) whose normalised e-mail is one of `emails`: [`ids_by_email`] for
-/// many addresses at once.
+/// Contacts (not archived) of `tenant` whose normalised e-mail is one of `emails`:
+/// [`ids_by_email`] for many addresses at once.
 pub async fn heads_by_emails(
     db: &impl Conn,
+    tenant: &TenantId,
     emails: &[&str],
 ) -> Result<Vec<ContactHead>, StoreError> {
     let db = db.raw();
     let mut found = Vec::new();
-    for chunk in emails.chunks(MAX_BIND_PARAMS) {
-        found.extend(
-            contact::Entity::find()
-                .filter(contact::Column::Email.is_in(chunk.iter().copied()))
-                .filter(contact::Column::ArchivedAt.is_null())
-                .all(db)
-                .await?
-                .into_iter()
-                .map(ContactHead::from),
-        );
+    for chunk in emails.chunks(MAX_BIND_PARAMS - 1) {
+        for row in contact::Entity::find()
+            .filter(contact::Column::Tenant.eq(tenant.as_str()))
+            .filter(contact::Column::Email.is_in(chunk.iter().copied()))
+            .filter(contact::Column::ArchivedAt.is_null())
+            .all(db)
+            .await?
+        {
+            found.push(ContactHead::try_from(row)?);
+        }
     }
     Ok(found)
 }
@@ -290,6 +342,7 @@ pub fn new_id() -> Uuid {
 /// statements. The contacts must be new.
 pub async fn create_many(
     txn: &impl Conn,
+    tenant: &TenantId,
     new: &[NewContact],
     list: &str,
     now: DateTime<Utc>,
@@ -300,9 +353,9 @@ pub async fn create_many(
     }
     let rows = new
         .iter()
-        .map(|c| contact_row(c.id, &c.fields, Origin::Remote, now))
+        .map(|c| contact_row(c.id, tenant, &c.fields, Origin::Remote, now))
         .collect();
-    insert_chunked(txn, rows, 6).await?;
+    insert_chunked(txn, rows, 7).await?;
     let fields = new
         .iter()
         .flat_map(|c| field_rows(c.id, &c.fields, now))
@@ -369,6 +422,8 @@ pub async fn remove_from_list(
 /// A page of contacts in (`updated_at`, `id`) order, for the app's API.
 #[derive(Debug, Clone, Default)]
 pub struct PageQuery {
+    /// The tenant whose contacts are paged (only those).
+    pub tenant: TenantId,
     /// Normalised e-mail to match.
     pub email: Option<String>,
     /// Only contacts changed at or after this time.
@@ -390,7 +445,8 @@ pub async fn page(
     let db = db.raw();
     use sea_orm::sea_query::Condition;
     use sea_orm::{QueryOrder, QuerySelect};
-    let mut select = contact::Entity::find();
+    let mut select =
+        contact::Entity::find().filter(contact::Column::Tenant.eq(query.tenant.as_str()));
     if let Some(email) = &query.email {
         select = select.filter(contact::Column::Email.eq(email.as_str()));
     }
@@ -449,17 +505,29 @@ pub async fn page(
     Ok((rows.into_iter().map(|r| r.id).collect(), next))
 }
 
-/// Members of a list in contact-id order, after `after`; and whether more follow.
+/// The ids of `tenant`'s contacts, as a subquery: a list membership belongs to its contact's
+/// tenant.
+fn contacts_of(tenant: &TenantId) -> sea_orm::sea_query::SelectStatement {
+    sea_orm::sea_query::Query::select()
+        .column(contact::Column::Id)
+        .from(contact::Entity)
+        .and_where(contact::Column::Tenant.eq(tenant.as_str()))
+        .to_owned()
+}
+
+/// Members of `tenant`'s list in contact-id order, after `after`; and whether more follow.
 pub async fn list_members(
     db: &impl Conn,
+    tenant: &TenantId,
     list: &str,
     after: Option<ContactId>,
     limit: u64,
 ) -> Result<(Vec<(ContactId, DateTime<Utc>)>, bool), StoreError> {
     let db = db.raw();
     use sea_orm::{QueryOrder, QuerySelect};
-    let mut select =
-        contact_list_member::Entity::find().filter(contact_list_member::Column::ListKey.eq(list));
+    let mut select = contact_list_member::Entity::find()
+        .filter(contact_list_member::Column::ListKey.eq(list))
+        .filter(contact_list_member::Column::ContactId.in_subquery(contacts_of(tenant)));
     if let Some(after) = after {
         select = select.filter(contact_list_member::Column::ContactId.gt(after.uuid()));
     }
@@ -478,12 +546,13 @@ pub async fn list_members(
     ))
 }
 
-/// How many contacts a list has.
-pub async fn list_size(db: &impl Conn, list: &str) -> Result<u64, StoreError> {
+/// How many contacts `tenant`'s list has.
+pub async fn list_size(db: &impl Conn, tenant: &TenantId, list: &str) -> Result<u64, StoreError> {
     let db = db.raw();
     use sea_orm::PaginatorTrait;
     Ok(contact_list_member::Entity::find()
         .filter(contact_list_member::Column::ListKey.eq(list))
+        .filter(contact_list_member::Column::ContactId.in_subquery(contacts_of(tenant)))
         .count(db)
         .await?)
 }

@@ -33,9 +33,13 @@ impl From<duplicate_group::Model> for GroupRow {
     }
 }
 
-/// `(e-mail, contact)` of every live contact with an e-mail, by e-mail.
-pub async fn live_contact_emails(db: &impl Conn) -> Result<Vec<(String, Uuid)>, StoreError> {
+/// `(e-mail, contact)` of every live contact of `tenant` with an e-mail, by e-mail.
+pub async fn live_contact_emails(
+    db: &impl Conn,
+    tenant: &tandem_core::TenantId,
+) -> Result<Vec<(String, Uuid)>, StoreError> {
     Ok(contact::Entity::find()
+        .filter(contact::Column::Tenant.eq(tenant.as_str()))
         .filter(contact::Column::ArchivedAt.is_null())
         .filter(contact::Column::Email.is_not_null())
         .order_by_asc(contact::Column::Email)

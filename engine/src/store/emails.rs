@@ -5,6 +5,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde_json::Value;
+use tandem_core::TenantId;
 use uuid::Uuid;
 
 use super::entities::{email_log, email_setting};
@@ -44,6 +45,8 @@ pub struct EmailRow {
     pub waiting_addresses: Option<Value>,
     /// Its deal or lead was changed in tandem (a manual link) and is not written yet.
     pub relink: bool,
+    /// The app's account that logged it: its `message_id` and its thread are that tenant's.
+    pub tenant: TenantId,
 }
 
 impl From<email_log::Model> for EmailRow {
@@ -68,16 +71,19 @@ impl From<email_log::Model> for EmailRow {
             record_kind: m.record_kind,
             waiting_addresses: m.waiting_addresses,
             relink: m.relink,
+            tenant: TenantId::parse(&m.tenant).unwrap_or_default(),
         }
     }
 }
 
-/// The e-mail logged under `message_id`, if any.
+/// The e-mail `tenant` logged under `message_id`, if any.
 pub async fn by_message_id(
     db: &impl Conn,
+    tenant: &TenantId,
     message_id: &str,
 ) -> Result<Option<EmailRow>, StoreError> {
     Ok(email_log::Entity::find()
+        .filter(email_log::Column::Tenant.eq(tenant.as_str()))
         .filter(email_log::Column::MessageId.eq(message_id))
         .one(db.raw())
         .await?
@@ -92,13 +98,15 @@ pub async fn get(db: &impl Conn, id: Uuid) -> Result<Option<EmailRow>, StoreErro
         .map(EmailRow::from))
 }
 
-/// The item the latest earlier e-mail of the thread was linked to.
+/// The item the latest earlier e-mail of `tenant`'s thread was linked to.
 pub async fn thread_item(
     db: &impl Conn,
+    tenant: &TenantId,
     thread_key: &str,
     before: DateTime<Utc>,
 ) -> Result<Option<String>, StoreError> {
     Ok(email_log::Entity::find()
+        .filter(email_log::Column::Tenant.eq(tenant.as_str()))
         .filter(email_log::Column::ThreadKey.eq(thread_key))
         .filter(email_log::Column::SentAt.lte(before))
         .filter(email_log::Column::Item.is_not_null())
@@ -108,7 +116,8 @@ pub async fn thread_item(
         .and_then(|m| m.item))
 }
 
-/// Records a new e-mail; a `message_id` already used is a unique-constraint conflict.
+/// Records a new e-mail; a `message_id` its tenant already used is a unique-constraint
+/// conflict.
 pub async fn insert(db: &impl Conn, row: EmailRow) -> Result<(), StoreError> {
     email_log::Entity::insert(email_log::ActiveModel {
         id: Set(row.id),
@@ -130,6 +139,7 @@ pub async fn insert(db: &impl Conn, row: EmailRow) -> Result<(), StoreError> {
         record_kind: Set(row.record_kind),
         waiting_addresses: Set(row.waiting_addresses),
         relink: Set(row.relink),
+        tenant: Set(row.tenant.to_string()),
     })
     .exec_without_returning(db.raw())
     .await?;

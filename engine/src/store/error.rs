@@ -65,8 +65,8 @@ impl Constraint {
         ),
         (
             Self::JourneyActionIdempotencyKey,
-            "journey_action_idempotency_key_key",
-            "journey_action.idempotency_key",
+            "journey_action_tenant_idempotency_key_key",
+            "journey_action.tenant, journey_action.idempotency_key",
         ),
         (
             Self::IdempotencyKeyPkey,
@@ -75,8 +75,8 @@ impl Constraint {
         ),
         (
             Self::EmailLogMessageId,
-            "email_log_message_id_key",
-            "email_log.message_id",
+            "email_log_tenant_message_id_key",
+            "email_log.tenant, email_log.message_id",
         ),
     ];
 

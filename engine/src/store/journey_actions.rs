@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde_json::Value;
+use tandem_core::TenantId;
 use uuid::Uuid;
 
 use super::entities::journey_action;
@@ -19,6 +20,8 @@ pub struct ActionRow {
     pub action: String,
     pub params: Value,
     pub idempotency_key: String,
+    /// The app's account that asked: its key, its connection, its contact.
+    pub tenant: TenantId,
     pub request_hash: String,
     pub state: String,
     pub result: Option<Value>,
@@ -29,9 +32,11 @@ pub struct ActionRow {
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<journey_action::Model> for ActionRow {
-    fn from(m: journey_action::Model) -> Self {
-        Self {
+impl TryFrom<journey_action::Model> for ActionRow {
+    type Error = StoreError;
+    fn try_from(m: journey_action::Model) -> Result<Self, StoreError> {
+        Ok(Self {
+            tenant: super::parse_tenant(&m.tenant)?,
             id: m.id,
             connection_id: m.connection_id,
             contact_id: m.contact_id,
@@ -45,28 +50,32 @@ impl From<journey_action::Model> for ActionRow {
             status: m.status,
             created_at: m.created_at,
             updated_at: m.updated_at,
-        }
+        })
     }
 }
 
-/// The action recorded under `key`, if any.
+/// The action `tenant` recorded under `key`, if any.
 pub async fn by_idempotency_key(
     db: &impl Conn,
+    tenant: &TenantId,
     key: &str,
 ) -> Result<Option<ActionRow>, StoreError> {
-    Ok(journey_action::Entity::find()
+    journey_action::Entity::find()
+        .filter(journey_action::Column::Tenant.eq(tenant.as_str()))
         .filter(journey_action::Column::IdempotencyKey.eq(key))
         .one(db.raw())
         .await?
-        .map(ActionRow::from))
+        .map(ActionRow::try_from)
+        .transpose()
 }
 
 /// One action.
 pub async fn get(db: &impl Conn, id: Uuid) -> Result<Option<ActionRow>, StoreError> {
-    Ok(journey_action::Entity::find_by_id(id)
+    journey_action::Entity::find_by_id(id)
         .one(db.raw())
         .await?
-        .map(ActionRow::from))
+        .map(ActionRow::try_from)
+        .transpose()
 }
 
 /// Records a new action; a key already used is a
@@ -79,6 +88,7 @@ pub async fn insert(db: &impl Conn, row: ActionRow) -> Result<(), StoreError> {
         action: Set(row.action),
         params: Set(row.params),
         idempotency_key: Set(row.idempotency_key),
+        tenant: Set(row.tenant.as_str().to_owned()),
         request_hash: Set(row.request_hash),
         state: Set(row.state),
         result: Set(row.result),

@@ -78,6 +78,11 @@ where
     Ok(())
 }
 
+/// A stored tenant (`tenant` columns) as the typed id; a value the type refuses is corruption.
+pub(crate) fn parse_tenant(text: &str) -> Result<tandem_core::TenantId, StoreError> {
+    tandem_core::TenantId::parse(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
 /// A handle on the database, cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {

@@ -8,27 +8,33 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use super::entities::oauth_state;
 use super::{Conn, StoreError};
 
-/// Stores a new, unused nonce created at `now`.
-pub async fn insert(db: &impl Conn, nonce: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+/// Stores a new, unused nonce created at `now`, for a connect on behalf of `tenant`.
+pub async fn insert(
+    db: &impl Conn,
+    nonce: &str,
+    tenant: &tandem_core::TenantId,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     oauth_state::Entity::insert(oauth_state::ActiveModel {
         nonce: Set(nonce.to_owned()),
         connection_id: Set(None),
         created_at: Set(now),
         used_at: Set(None),
+        tenant: Set(tenant.as_str().to_owned()),
     })
     .exec_without_returning(db.raw())
     .await?;
     Ok(())
 }
 
-/// Marks the nonce used at `now` if it is unused and younger than `ttl`; returns whether it
-/// was (a nonce is consumed once).
+/// Marks the nonce used at `now` if it is unused and younger than `ttl`; returns the tenant
+/// it was issued for when it was (a nonce is consumed once), else `None`.
 pub async fn consume(
     db: &impl Conn,
     nonce: &str,
     now: DateTime<Utc>,
     ttl: Duration,
-) -> Result<bool, StoreError> {
+) -> Result<Option<tandem_core::TenantId>, StoreError> {
     let used = oauth_state::Entity::update_many()
         .col_expr(oauth_state::Column::UsedAt, Expr::value(now))
         .filter(oauth_state::Column::Nonce.eq(nonce))
@@ -36,7 +42,13 @@ pub async fn consume(
         .filter(oauth_state::Column::CreatedAt.gt(now - ttl))
         .exec(db.raw())
         .await?;
-    Ok(used.rows_affected == 1)
+    if used.rows_affected != 1 {
+        return Ok(None);
+    }
+    let row = oauth_state::Entity::find_by_id(nonce.to_owned())
+        .one(db.raw())
+        .await?;
+    row.map(|r| super::parse_tenant(&r.tenant)).transpose()
 }
 
 /// Deletes nonces created before `cutoff`; returns how many.

@@ -8,7 +8,7 @@ use sea_orm::{
     QuerySelect, Set,
 };
 use serde_json::Value;
-use tandem_core::ContactId;
+use tandem_core::{ContactId, TenantId};
 use uuid::Uuid;
 
 use super::entities::{outbound_delivery, webhook_subscription};
@@ -18,6 +18,8 @@ use super::{Conn, StoreError};
 #[derive(Debug, Clone, PartialEq)]
 pub struct SubscriptionRow {
     pub id: Uuid,
+    /// The app's account that subscribed: it hears only its own contacts and connections.
+    pub tenant: TenantId,
     pub url: String,
     /// The `whsec_` secret, sealed by the vault.
     pub secret_enc: Option<Vec<u8>>,
@@ -31,10 +33,12 @@ pub struct SubscriptionRow {
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<webhook_subscription::Model> for SubscriptionRow {
-    fn from(row: webhook_subscription::Model) -> Self {
-        Self {
+impl TryFrom<webhook_subscription::Model> for SubscriptionRow {
+    type Error = StoreError;
+    fn try_from(row: webhook_subscription::Model) -> Result<Self, StoreError> {
+        Ok(Self {
             id: row.id,
+            tenant: super::parse_tenant(&row.tenant)?,
             url: row.url,
             secret_enc: row.secret_enc,
             enabled: row.enabled,
@@ -43,30 +47,47 @@ impl From<webhook_subscription::Model> for SubscriptionRow {
             filter: row.filter,
             created_at: row.created_at,
             updated_at: row.updated_at,
-        }
+        })
     }
 }
 
-/// Every subscription, oldest first.
-pub async fn list(db: &impl Conn) -> Result<Vec<SubscriptionRow>, StoreError> {
-    Ok(webhook_subscription::Entity::find()
-        .order_by_asc(webhook_subscription::Column::CreatedAt)
-        .all(db.raw())
-        .await?
-        .into_iter()
-        .map(SubscriptionRow::from)
-        .collect())
+fn rows(models: Vec<webhook_subscription::Model>) -> Result<Vec<SubscriptionRow>, StoreError> {
+    models.into_iter().map(SubscriptionRow::try_from).collect()
 }
 
-/// The enabled subscriptions.
+/// Every subscription of `tenant`, oldest first.
+pub async fn list(db: &impl Conn, tenant: &TenantId) -> Result<Vec<SubscriptionRow>, StoreError> {
+    rows(
+        webhook_subscription::Entity::find()
+            .filter(webhook_subscription::Column::Tenant.eq(tenant.as_str()))
+            .order_by_asc(webhook_subscription::Column::CreatedAt)
+            .all(db.raw())
+            .await?,
+    )
+}
+
+/// The enabled subscriptions of every tenant (the delivery worker's view).
 pub async fn enabled(db: &impl Conn) -> Result<Vec<SubscriptionRow>, StoreError> {
-    Ok(webhook_subscription::Entity::find()
-        .filter(webhook_subscription::Column::Enabled.eq(true))
-        .all(db.raw())
-        .await?
-        .into_iter()
-        .map(SubscriptionRow::from)
-        .collect())
+    rows(
+        webhook_subscription::Entity::find()
+            .filter(webhook_subscription::Column::Enabled.eq(true))
+            .all(db.raw())
+            .await?,
+    )
+}
+
+/// The enabled subscriptions of `tenant`: the ones that hear its contacts and connections.
+pub async fn enabled_of(
+    db: &impl Conn,
+    tenant: &TenantId,
+) -> Result<Vec<SubscriptionRow>, StoreError> {
+    rows(
+        webhook_subscription::Entity::find()
+            .filter(webhook_subscription::Column::Tenant.eq(tenant.as_str()))
+            .filter(webhook_subscription::Column::Enabled.eq(true))
+            .all(db.raw())
+            .await?,
+    )
 }
 
 /// Whether any subscription is enabled.
@@ -80,16 +101,18 @@ pub async fn any_enabled(db: &impl Conn) -> Result<bool, StoreError> {
 
 /// One subscription.
 pub async fn get(db: &impl Conn, id: Uuid) -> Result<Option<SubscriptionRow>, StoreError> {
-    Ok(webhook_subscription::Entity::find_by_id(id)
+    webhook_subscription::Entity::find_by_id(id)
         .one(db.raw())
         .await?
-        .map(SubscriptionRow::from))
+        .map(SubscriptionRow::try_from)
+        .transpose()
 }
 
 /// Stores a new subscription.
 pub async fn insert(db: &impl Conn, row: SubscriptionRow) -> Result<SubscriptionRow, StoreError> {
-    Ok(webhook_subscription::ActiveModel {
+    webhook_subscription::ActiveModel {
         id: Set(row.id),
+        tenant: Set(row.tenant.as_str().to_owned()),
         url: Set(row.url),
         secret_enc: Set(row.secret_enc),
         enabled: Set(row.enabled),
@@ -101,7 +124,7 @@ pub async fn insert(db: &impl Conn, row: SubscriptionRow) -> Result<Subscription
     }
     .insert(db.raw())
     .await?
-    .into())
+    .try_into()
 }
 
 /// Deletes a subscription and its deliveries; returns whether it existed.

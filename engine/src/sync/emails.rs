@@ -11,7 +11,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tandem_core::email_links::{self, EmailFacts, Item, KnownItem, Links, NoItem, Participant};
-use tandem_core::{ConnectionId, ContactId, FieldKey, FieldValue, LabeledValue, PersonId};
+use tandem_core::{
+    ConnectionId, ContactId, FieldKey, FieldValue, LabeledValue, PersonId, TenantId,
+};
 use uuid::Uuid;
 
 use crate::crm::LoggedEmail;
@@ -197,12 +199,13 @@ fn addresses_of(email: &EmailIn) -> Vec<&String> {
 /// Each participant's address (those that parse, in order) with the app contacts that have it.
 async fn participants_of(
     engine: &Engine,
+    tenant: &TenantId,
     email: &EmailIn,
 ) -> Result<Vec<(String, Vec<ContactId>)>, SyncError> {
     let mut out = Vec::new();
     for address in addresses_of(email) {
         if let Ok(parsed) = tandem_core::EmailAddress::parse(address) {
-            let contacts = contacts::ids_by_email(&engine.store, parsed.as_str()).await?;
+            let contacts = contacts::ids_by_email(&engine.store, tenant, parsed.as_str()).await?;
             out.push((parsed.as_str().to_owned(), contacts));
         }
     }
@@ -246,10 +249,14 @@ async fn resolve(
 }
 
 /// The thread an e-mail belongs to: its `thread_id`, else its parent's thread, else itself.
-async fn thread_key_of(engine: &Engine, email: &EmailIn) -> Result<String, SyncError> {
+async fn thread_key_of(
+    engine: &Engine,
+    tenant: &TenantId,
+    email: &EmailIn,
+) -> Result<String, SyncError> {
     Ok(match (&email.thread_id, &email.in_reply_to) {
         (Some(thread), _) => thread.clone(),
-        (None, Some(parent)) => stored::by_message_id(&engine.store, parent)
+        (None, Some(parent)) => stored::by_message_id(&engine.store, tenant, parent)
             .await?
             .map_or_else(|| parent.clone(), |p| p.thread_key),
         (None, None) => email.message_id.clone(),
@@ -295,21 +302,25 @@ fn job_key(row: &EmailRow) -> String {
 
 /// Validates, decides and queues an e-mail; a replayed `message_id` with the same e-mail
 /// returns the first record (`true`).
-pub async fn submit(engine: &Engine, raw: &Value) -> Result<(EmailRow, bool), EmailError> {
+pub async fn submit(
+    engine: &Engine,
+    tenant: &TenantId,
+    raw: &Value,
+) -> Result<(EmailRow, bool), EmailError> {
     let email = parse_email(raw)?;
     let hash: String = Sha256::digest(raw.to_string().as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    if let Some(existing) = stored::by_message_id(&engine.store, &email.message_id).await? {
+    if let Some(existing) = stored::by_message_id(&engine.store, tenant, &email.message_id).await? {
         return replay(existing, &hash);
     }
-    let participants = participants_of(engine, &email).await?;
-    let connection = route(engine, &email, &participants).await?;
+    let participants = participants_of(engine, tenant, &email).await?;
+    let connection = route(engine, tenant, &email, &participants).await?;
     let settings = stored::settings(&engine.store, connection.uuid()).await?;
     let resolved = resolve(engine, connection, &participants).await?;
-    let thread_key = thread_key_of(engine, &email).await?;
-    let thread_item = stored::thread_item(&engine.store, &thread_key, email.sent_at)
+    let thread_key = thread_key_of(engine, tenant, &email).await?;
+    let thread_item = stored::thread_item(&engine.store, tenant, &thread_key, email.sent_at)
         .await?
         .as_deref()
         .and_then(item_of);
@@ -351,6 +362,7 @@ pub async fn submit(engine: &Engine, raw: &Value) -> Result<(EmailRow, bool), Em
         .to_owned(),
         waiting_addresses: None,
         relink: false,
+        tenant: tenant.clone(),
     };
     let txn = engine.store.begin().await?;
     let mut job_contact = resolved.contacts.first().copied();
@@ -366,7 +378,7 @@ pub async fn submit(engine: &Engine, raw: &Value) -> Result<(EmailRow, bool), Em
                 FieldValue::Emails(vec![LabeledValue::new(address.clone(), None, true)]),
             )]);
             let upserted =
-                crate::sync::app::local::create_contact_in(&txn, fields, true, now).await?;
+                crate::sync::app::local::create_contact_in(&txn, tenant, fields, true, now).await?;
             // The list's push goes to every connection the list reaches; the e-mail waits for a
             // person in its own connection (coalesced when they are the same).
             queue::enqueue(
@@ -395,7 +407,7 @@ pub async fn submit(engine: &Engine, raw: &Value) -> Result<(EmailRow, bool), Em
         Ok(()) => {}
         Err(error) if error.is_conflict_on(Constraint::EmailLogMessageId) => {
             txn.rollback().await?;
-            let existing = stored::by_message_id(&engine.store, &email.message_id)
+            let existing = stored::by_message_id(&engine.store, tenant, &email.message_id)
                 .await?
                 .ok_or(EmailError::KeyReused)?;
             return replay(existing, &hash);
@@ -429,30 +441,32 @@ pub async fn submit(engine: &Engine, raw: &Value) -> Result<(EmailRow, bool), Em
 /// participants' contacts, else the oldest active one (`connections::route`).
 async fn route(
     engine: &Engine,
+    tenant: &TenantId,
     email: &EmailIn,
     participants: &[(String, Vec<ContactId>)],
 ) -> Result<ConnectionId, EmailError> {
     use crate::sync::connections::route;
     let db = &engine.store;
     if let Some(id) = email.connection_id {
-        return Ok(route::named(db, id).await?);
+        return Ok(route::named(db, tenant, id).await?);
     }
-    route::require_active(db).await?;
+    route::require_active(db, tenant).await?;
     let contacts: Vec<ContactId> = participants
         .iter()
         .flat_map(|(_, contacts)| contacts.iter().copied())
         .collect();
-    Ok(route::for_contacts(db, &contacts, "the e-mail's participants are").await?)
+    Ok(route::for_contacts(db, tenant, &contacts, "the e-mail's participants are").await?)
 }
 
 /// [`submit`] for each e-mail of a batch, in order; one result per e-mail.
 pub async fn submit_batch(
     engine: &Engine,
+    tenant: &TenantId,
     raws: &[Value],
 ) -> Vec<Result<(EmailRow, bool), EmailError>> {
     let mut out = Vec::with_capacity(raws.len());
     for raw in raws {
-        out.push(submit(engine, raw).await);
+        out.push(submit(engine, tenant, raw).await);
     }
     out
 }
@@ -464,9 +478,14 @@ fn replay(existing: EmailRow, hash: &str) -> Result<(EmailRow, bool), EmailError
     Ok((existing, true))
 }
 
-/// The e-mail logged under `message_id`.
-pub async fn get(engine: &Engine, message_id: &str) -> Result<Option<EmailRow>, SyncError> {
-    Ok(stored::by_message_id(&engine.store, message_id).await?)
+/// The e-mail `tenant` logged under `message_id`: another tenant's is not there, even under
+/// the same `message_id`.
+pub async fn get_for(
+    engine: &Engine,
+    tenant: &TenantId,
+    message_id: &str,
+) -> Result<Option<EmailRow>, SyncError> {
+    Ok(stored::by_message_id(&engine.store, tenant, message_id).await?)
 }
 
 /// What happened to a logged e-mail, as the app reports it.
@@ -548,6 +567,7 @@ fn fold_event(events: &mut Value, event: &EmailEventIn) -> bool {
 /// Returns the e-mail as it is now and whether the event was new.
 pub async fn record_event(
     engine: &Engine,
+    tenant: &TenantId,
     message_id: &str,
     raw: &Value,
 ) -> Result<(EmailRow, bool), EmailError> {
@@ -559,7 +579,7 @@ pub async fn record_event(
             "must be `opened`, `clicked`, `bounced` or `replied`",
         ));
     }
-    let found = stored::by_message_id(&engine.store, message_id)
+    let found = stored::by_message_id(&engine.store, tenant, message_id)
         .await?
         .ok_or(EmailError::NotFound)?;
     let now = engine.now();
@@ -704,13 +724,14 @@ pub async fn waiting_for_manual_link(
 /// of its CRM record.
 pub async fn link_manually(
     engine: &Engine,
+    tenant: &TenantId,
     message_id: &str,
     item: &str,
 ) -> Result<EmailRow, EmailError> {
     let parsed =
         item_of(item).ok_or_else(|| invalid("item", "must be `deal:<id>` or `lead:<id>`"))?;
     let item = item_text(&parsed);
-    let found = stored::by_message_id(&engine.store, message_id)
+    let found = stored::by_message_id(&engine.store, tenant, message_id)
         .await?
         .ok_or(EmailError::NotFound)?;
     if found.state == state::NO_PERSON || found.state == state::FAILED {
@@ -960,9 +981,9 @@ async fn settle_waiting(
     }
     let email: EmailIn = serde_json::from_value(row.email.clone())
         .map_err(|e| SyncError::Corrupt(format!("e-mail {}: {e}", row.id)))?;
-    let participants = participants_of(engine, &email).await?;
+    let participants = participants_of(engine, &conn.tenant, &email).await?;
     let resolved = resolve(engine, conn.id, &participants).await?;
-    let thread_item = stored::thread_item(&engine.store, &row.thread_key, row.sent_at)
+    let thread_item = stored::thread_item(&engine.store, &row.tenant, &row.thread_key, row.sent_at)
         .await?
         .as_deref()
         .and_then(item_of);
@@ -1020,7 +1041,7 @@ async fn decide_from_crm(
     }
     // The thread's item as it is now (an earlier e-mail of the thread may have been decided
     // at its own write, after this one was posted).
-    let thread_item = stored::thread_item(&engine.store, &row.thread_key, row.sent_at)
+    let thread_item = stored::thread_item(&engine.store, &row.tenant, &row.thread_key, row.sent_at)
         .await?
         .as_deref()
         .and_then(item_of);

@@ -68,7 +68,7 @@ pub async fn check(
     let normal = EmailAddress::parse(typed)
         .map(|e| e.as_str().to_owned())
         .unwrap_or_else(|_| record_check::normalised(typed));
-    let contact_id = contacts::ids_by_email(db, &normal)
+    let contact_id = contacts::ids_by_email(db, &conn.tenant, &normal)
         .await?
         .into_iter()
         .next();

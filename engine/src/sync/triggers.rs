@@ -356,11 +356,14 @@ pub async fn observe(
             // this change started from: the changes between were never heard (their webhooks
             // were lost, or are late). One catch-up event tells them now, and covers them up to
             // this version so their webhooks, should they come, add nothing.
-            // A change of a record the app never heard of, once the mirror's initial
-            // extraction recorded every record (a catch-up completed): its creation was
-            // never heard (the create webhook was lost).
+            // A change or a delete of a record the app never heard of, once the mirror's
+            // initial extraction recorded every record (a catch-up completed): its creation
+            // was never heard (the create webhook was lost). It is told, from the state the
+            // change started from (a deleted record's last state), before the change itself,
+            // so the app never hears of a deal deleted that it was never told was created.
             let unheard_creation = stored.is_none()
-                && matches!(action.as_str(), "change" | "updated")
+                && matches!(action.as_str(), "change" | "updated" | "delete" | "deleted")
+                && record.is_object()
                 && crm_events::catch_up_since(txn, conn.id).await?.is_some();
             let gap = match (&stored, action.as_str()) {
                 (None, _) if unheard_creation => state_of(object, &before(&data, &previous), false)
@@ -412,7 +415,8 @@ pub async fn observe(
                 let at_gap = before(&data, &previous);
                 let found = if deleted { record } else { &at_gap };
                 let queued = announce_catch_up(
-                    txn, object, &object_id, &fired, &known, found, &contacts, &version, now,
+                    txn, conn.id, object, &object_id, &fired, &known, found, &contacts, &version,
+                    now,
                 )
                 .await?;
                 tracing::info!(connection_id = %conn.id, object, queued, "A change started from a state the app never heard; the changes between are announced as catch-up.");
@@ -495,6 +499,7 @@ pub async fn observe(
         });
         queued += app::crm_event(
             txn,
+            conn.id,
             trigger.kind(),
             &contacts,
             &places(trigger, record),
@@ -699,7 +704,7 @@ async fn announce_overdue(
             "catch_up": false,
         },
     });
-    let queued = app::crm_event(&txn, KIND, &contacts, &[], &event, now).await?;
+    let queued = app::crm_event(&txn, connection, KIND, &contacts, &[], &event, now).await?;
     txn.commit().await?;
     Ok(queued)
 }
@@ -887,6 +892,7 @@ pub async fn catch_up(
             }
             queued += announce_catch_up(
                 &txn,
+                connection,
                 object,
                 &id,
                 &fired,
@@ -1033,6 +1039,7 @@ async fn related_change(
     }
     announce_catch_up(
         txn,
+        connection,
         object,
         &id,
         &fired,
@@ -1182,7 +1189,16 @@ async fn related_organization_change(
             "catch_up": true,
         },
     });
-    app::crm_event(txn, fired[0].kind(), &contacts, &[], &event, now).await
+    app::crm_event(
+        txn,
+        connection,
+        fired[0].kind(),
+        &contacts,
+        &[],
+        &event,
+        now,
+    )
+    .await
 }
 
 /// A kept deal's state for the triggers. What tandem does not know of the stored deal (one a
@@ -1218,6 +1234,7 @@ fn related_activity_state(activity: &CrmRelated, newer: Option<&CrmRelated>) -> 
 #[allow(clippy::too_many_arguments)]
 async fn announce_catch_up(
     txn: &impl Conn,
+    connection: tandem_core::ConnectionId,
     object: &str,
     id: &str,
     fired: &[Trigger],
@@ -1250,6 +1267,7 @@ async fn announce_catch_up(
         event["data"][object] = found.clone();
         queued += app::crm_event(
             txn,
+            connection,
             trigger.kind(),
             contacts,
             &places(trigger, found),
@@ -1443,6 +1461,7 @@ pub async fn person_read(
     };
     announce_catch_up(
         txn,
+        conn.id,
         object,
         &id,
         &fired,

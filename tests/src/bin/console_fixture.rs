@@ -51,7 +51,7 @@ async fn main() -> anyhow::Result<()> {
                     }
                     runtime.block_on(async {
                         let db = engine.store.db();
-                        let id = tandem_engine::sync::connections::active_id(db).await?.ok_or_else(|| anyhow::anyhow!("not connected"))?;
+                        let id = tandem_engine::sync::connections::active_id(db, &tandem_core::TenantId::default()).await?.ok_or_else(|| anyhow::anyhow!("not connected"))?;
                         tandem_engine::sync::inbound::poller::reset_initial_sync(&engine, id).await?;
                         tandem_engine::sync::inbound::poller::initial_sync(&engine, id, |_| {}).await?;
                         anyhow::Ok(())

@@ -120,6 +120,9 @@ struct AddConnection {
     api_domain: Option<String>,
     #[serde(default)]
     confirm_reset: bool,
+    /// The tenant (the app's account) the company is connected for; absent: `default`.
+    #[serde(default)]
+    tenant: Option<String>,
 }
 
 /// Adds an API-token connection (the headless alternative to OAuth).
@@ -128,7 +131,9 @@ pub(crate) async fn add_api_token(
     api_token: &str,
     api_domain: Option<&str>,
     confirm_reset: bool,
+    tenant: Option<&str>,
 ) -> Result<connections::Connected, ApiError> {
+    let tenant = crate::http::connect::tenant_of(tenant)?;
     let token = api_token.trim();
     if token.is_empty() {
         return Err(
@@ -150,7 +155,7 @@ pub(crate) async fn add_api_token(
             format!("api_domain: `{domain}` is not an http(s) URL such as https://yourcompany.pipedrive.com"),
         ));
     }
-    connections::connect_with(
+    connections::connect_for(
         engine,
         connections::NewConnection {
             api_domain: domain.trim_end_matches('/').to_owned(),
@@ -160,6 +165,7 @@ pub(crate) async fn add_api_token(
             token_expires_at: None,
         },
         confirm_reset,
+        &tenant,
     )
     .await
     .map_err(api_error)
@@ -176,6 +182,7 @@ async fn add(
         &request.api_token,
         request.api_domain.as_deref(),
         request.confirm_reset,
+        request.tenant.as_deref(),
     )
     .await?;
     Ok((
@@ -588,21 +595,30 @@ pub(crate) struct DuplicatesQuery {
     /// Also list ignored and resolved groups.
     #[serde(default)]
     include_closed: bool,
+    /// The connection whose report (absent: the default tenant's active one).
+    #[serde(default)]
+    connection: Option<ConnectionId>,
 }
 
-/// The active connection, loaded (the duplicate report is per connection).
+/// The connection a request names (`connection`), else the default tenant's active one,
+/// loaded (the duplicate report and the e-mail settings are per connection; another tenant's
+/// connection is named).
 pub(crate) async fn active_connection(
     state: &AppState,
+    wanted: Option<ConnectionId>,
 ) -> Result<connections::ConnectionCtx, ApiError> {
-    let id = connections::active_id(&state.store)
-        .await
-        .map_err(api_error)?
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::ConnectionUnavailable,
-                "no Pipedrive connection: connect first",
-            )
-        })?;
+    let id = match wanted {
+        Some(id) => id,
+        None => connections::active_id(&state.store, &tandem_core::TenantId::default())
+            .await
+            .map_err(api_error)?
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::ConnectionUnavailable,
+                    "no Pipedrive connection: connect first",
+                )
+            })?,
+    };
     connections::load(&state.engine, id)
         .await
         .map_err(api_error)
@@ -613,7 +629,7 @@ async fn duplicates(
     State(state): State<AppState>,
     Query(q): Query<DuplicatesQuery>,
 ) -> ApiResult {
-    let conn = active_connection(&state).await?;
+    let conn = active_connection(&state, q.connection).await?;
     ok(duplicates::list(&state.engine, &conn, q.include_closed)
         .await
         .map_err(api_error)?)
@@ -625,7 +641,7 @@ async fn duplicates_csv(
     Query(q): Query<DuplicatesQuery>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    let conn = active_connection(&state).await?;
+    let conn = active_connection(&state, q.connection).await?;
     let groups = duplicates::list(&state.engine, &conn, q.include_closed)
         .await
         .map_err(api_error)?;
@@ -683,6 +699,9 @@ pub(crate) struct MergeRequest {
     pub(crate) survivor_person_id: PersonId,
     /// The person merged into it (it disappears in Pipedrive).
     pub(crate) merged_person_id: PersonId,
+    /// The connection of the two persons (absent: the default tenant's active one).
+    #[serde(default)]
+    pub(crate) connection_id: Option<ConnectionId>,
 }
 
 async fn merge_duplicates(
@@ -691,7 +710,7 @@ async fn merge_duplicates(
     body: Result<Json<MergeRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
     let Json(request) = body.map_err(json_rejection)?;
-    let conn = active_connection(&state).await?;
+    let conn = active_connection(&state, request.connection_id).await?;
     let contact = duplicates::merge_persons(
         &state.engine,
         &conn,
@@ -708,6 +727,9 @@ async fn merge_duplicates(
 struct LinkRequest {
     contact_id: ContactId,
     person_id: PersonId,
+    /// The person's connection (absent: the default tenant's active one).
+    #[serde(default)]
+    connection_id: Option<ConnectionId>,
 }
 
 async fn link_duplicate(
@@ -716,19 +738,27 @@ async fn link_duplicate(
     body: Result<Json<LinkRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
     let Json(request) = body.map_err(json_rejection)?;
-    let conn = active_connection(&state).await?;
+    let conn = active_connection(&state, request.connection_id).await?;
     duplicates::link_contact(&state.engine, &conn, request.contact_id, request.person_id)
         .await
         .map_err(api_error)?;
     ok(json!({ "contact_id": request.contact_id, "person_id": request.person_id }))
 }
 
+#[derive(Debug, Deserialize)]
+struct ConnectionQuery {
+    /// The connection (absent: the default tenant's active one).
+    #[serde(default)]
+    connection: Option<ConnectionId>,
+}
+
 async fn person_usage(
     _: ApiAdmin,
     State(state): State<AppState>,
     Path(id): Path<PersonId>,
+    Query(q): Query<ConnectionQuery>,
 ) -> ApiResult {
-    let conn = active_connection(&state).await?;
+    let conn = active_connection(&state, q.connection).await?;
     ok(duplicates::usage(&state.engine, &conn, id)
         .await
         .map_err(api_error)?)

@@ -42,6 +42,8 @@ pub(super) fn manual_json(link: &ManualLink) -> Value {
     let mut view = emails::view(&link.email);
     view["subject"] = json!(link.subject);
     view["candidates"] = json!(link.candidates);
+    // Whose it is: linking it names the tenant with its message_id.
+    view["tenant"] = json!(link.email.tenant);
     view
 }
 
@@ -49,6 +51,9 @@ pub(super) fn manual_json(link: &ManualLink) -> Value {
 struct ManualQuery {
     #[serde(default)]
     limit: Option<u64>,
+    /// The connection (absent: the default tenant's active one).
+    #[serde(default)]
+    connection: Option<ConnectionId>,
 }
 
 async fn manual(
@@ -56,7 +61,7 @@ async fn manual(
     State(state): State<AppState>,
     Query(q): Query<ManualQuery>,
 ) -> ApiResult {
-    let conn = super::api::active_connection(&state).await?;
+    let conn = super::api::active_connection(&state, q.connection).await?;
     let waiting =
         emails::waiting_for_manual_link(&state.engine, conn.id, q.limit.unwrap_or(100).min(1000))
             .await
@@ -71,6 +76,10 @@ async fn manual(
 struct LinkRequest {
     /// `deal:<id>` or `lead:<id>`.
     item: String,
+    /// The tenant that logged the e-mail (a `message_id` is unique within its tenant);
+    /// absent: `default`.
+    #[serde(default)]
+    tenant: Option<String>,
 }
 
 async fn link(
@@ -80,7 +89,8 @@ async fn link(
     request: Result<Json<LinkRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
     let request = body(request)?;
-    let row = emails::link_manually(&state.engine, &message_id, &request.item)
+    let tenant = crate::http::connect::tenant_of(request.tenant.as_deref())?;
+    let row = emails::link_manually(&state.engine, &tenant, &message_id, &request.item)
         .await
         .map_err(email_error)?;
     Ok(Json(emails::view(&row)))

@@ -2,11 +2,12 @@
 //! `GET /api/v1/actions/{id}`. The rules live in `sync::actions`.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::Value;
+use tandem_core::TenantId;
 use tandem_core::{ConnectionId, ContactId};
 use tandem_webhooks::{ApiError, ErrorCode, FieldError};
 use uuid::Uuid;
@@ -26,6 +27,7 @@ use crate::sync::outbound::actions::{self, ContactRef, Submit};
 )]
 pub(super) async fn submit(
     State(state): State<AppState>,
+    Extension(tenant): Extension<TenantId>,
     Path(action): Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -86,8 +88,9 @@ pub(super) async fn submit(
         .get("params")
         .cloned()
         .unwrap_or_else(|| Value::Object(serde_json::Map::new()));
-    let submitted = actions::submit(
+    let submitted = actions::submit_for(
         &state.engine,
+        &tenant,
         Submit {
             action,
             contact,
@@ -116,9 +119,13 @@ pub(super) async fn submit(
 )]
 pub(super) async fn get(
     State(state): State<AppState>,
+    Extension(tenant): Extension<TenantId>,
     Path(id): Path<Uuid>,
 ) -> Result<impl IntoResponse, ApiError> {
-    match actions::get(&state.engine, id).await.map_err(api_error)? {
+    match actions::get_for(&state.engine, &tenant, id)
+        .await
+        .map_err(api_error)?
+    {
         Some(record) => Ok(Json(record)),
         None => Err(ApiError::new(
             ErrorCode::NotFound,

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -13,6 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
+use tandem_core::TenantId;
 use tandem_core::{keys, EmailAddress, FieldKey, FieldValue, LabeledValue};
 use tandem_webhooks::{ApiError, ErrorCode};
 use uuid::Uuid;
@@ -23,15 +24,18 @@ use crate::sync::app::contact_json::{self, FieldCatalog, Mode};
 use crate::sync::app::contacts::{self, PageQuery};
 use crate::sync::app::local;
 
-async fn view(state: &AppState, id: Uuid) -> Result<Value, ApiError> {
-    contact_json::view(&state.store, id.into())
+/// `tenant`'s contact `id` as the app sees it; another tenant's is 404 as if it did not exist.
+async fn view(state: &AppState, tenant: &TenantId, id: Uuid) -> Result<Value, ApiError> {
+    contact_json::view_in(&state.store, tenant, id.into())
         .await
         .map_err(api_error)?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no contact {id}")))
 }
 
-async fn catalog(state: &AppState) -> Result<FieldCatalog, ApiError> {
-    FieldCatalog::load(&state.store).await.map_err(api_error)
+async fn catalog(state: &AppState, tenant: &TenantId) -> Result<FieldCatalog, ApiError> {
+    FieldCatalog::load(&state.store, tenant)
+        .await
+        .map_err(api_error)
 }
 
 /// `POST /api/v1/contacts` `{email?, fields?, in_pipedrive_list?}`: 201 with the new contact, or
@@ -47,12 +51,13 @@ async fn catalog(state: &AppState) -> Result<FieldCatalog, ApiError> {
 )]
 pub(super) async fn create(
     State(state): State<AppState>,
+    Extension(tenant): Extension<TenantId>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let object = json_object(&headers, &body)?;
     only_keys(&object, &["email", "fields", "in_pipedrive_list"], "")?;
-    let catalog = catalog(&state).await?;
+    let catalog = catalog(&state, &tenant).await?;
     let mut fields = match object.get("fields") {
         None | Some(Value::Null) => Default::default(),
         Some(raw) => contact_json::parse_fields(&catalog, raw, "fields", Mode::Create)
@@ -88,10 +93,10 @@ pub(super) async fn create(
             "a contact needs at least one value (an e-mail or a name)",
         ));
     }
-    let upserted = local::create_contact(&state.engine, fields, add_to_list)
+    let upserted = local::create_contact_for(&state.engine, &tenant, fields, add_to_list)
         .await
         .map_err(api_error)?;
-    let body = view(&state, upserted.contact_id.uuid()).await?;
+    let body = view(&state, &tenant, upserted.contact_id.uuid()).await?;
     let status = if upserted.created {
         StatusCode::CREATED
     } else {
@@ -119,10 +124,11 @@ pub(super) async fn create(
 )]
 pub(super) async fn get(
     State(state): State<AppState>,
+    Extension(tenant): Extension<TenantId>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = path_id(&id, "contact")?;
-    Ok(Json(view(&state, id).await?))
+    Ok(Json(view(&state, &tenant, id).await?))
 }
 
 /// `GET /api/v1/contacts/{id}/crm`: the contact's Pipedrive person, deals, leads and
@@ -137,13 +143,17 @@ pub(super) async fn get(
 )]
 pub(super) async fn crm(
     State(state): State<AppState>,
+    Extension(tenant): Extension<TenantId>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = path_id(&id, "contact")?;
-    if contacts::load(&state.store, id.into()).await?.is_none() {
+    if contacts::load_in(&state.store, &tenant, id.into())
+        .await?
+        .is_none()
+    {
         return Err(ApiError::new(ErrorCode::NotFound, "no such contact"));
     }
-    let connection = active_connection(&state).await?;
+    let connection = active_connection(&state, &tenant).await?;
     let person = crate::sync::links::by_contact(&state.store, connection, id.into())
         .await?
         .map(|link| link.person_id);
@@ -174,8 +184,11 @@ pub(super) async fn crm(
 }
 
 /// The active connection (journey conditions are answered for it); else 409 `conflict`.
-async fn active_connection(state: &AppState) -> Result<tandem_core::ConnectionId, ApiError> {
-    crate::sync::connections::active_id(&state.store)
+async fn active_connection(
+    state: &AppState,
+    tenant: &TenantId,
+) -> Result<tandem_core::ConnectionId, ApiError> {
+    crate::sync::connections::active_id(&state.store, tenant)
         .await
         .map_err(api_error)?
         .ok_or_else(|| ApiError::new(ErrorCode::Conflict, "no CRM connection is active"))
@@ -238,6 +251,7 @@ fn persons_not_read_yet() -> ApiError {
 )]
 pub(super) async fn patch(
     State(state): State<AppState>,
+    Extension(tenant): Extension<TenantId>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -245,16 +259,16 @@ pub(super) async fn patch(
     let id = path_id(&id, "contact")?;
     let object = json_object(&headers, &body)?;
     only_keys(&object, &["fields"], "")?;
-    let catalog = catalog(&state).await?;
+    let catalog = catalog(&state, &tenant).await?;
     let fields = match object.get("fields") {
         Some(raw) => contact_json::parse_fields(&catalog, raw, "fields", Mode::Change)
             .map_err(field_issues)?,
         None => return Err(invalid("fields", "is required")),
     };
-    local::update_contact(&state.engine, id.into(), fields)
+    local::update_contact_for(&state.engine, &tenant, id.into(), fields)
         .await
         .map_err(api_error)?;
-    Ok(Json(view(&state, id).await?))
+    Ok(Json(view(&state, &tenant, id).await?))
 }
 
 /// `POST /api/v1/contacts/{id}/archive`: archives locally; never deletes in Pipedrive.
@@ -268,13 +282,14 @@ pub(super) async fn patch(
 )]
 pub(super) async fn archive(
     State(state): State<AppState>,
+    Extension(tenant): Extension<TenantId>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = path_id(&id, "contact")?;
-    local::archive_contact(&state.engine, id.into())
+    local::archive_contact(&state.engine, &tenant, id.into())
         .await
         .map_err(api_error)?;
-    Ok(Json(view(&state, id).await?))
+    Ok(Json(view(&state, &tenant, id).await?))
 }
 
 const LIST_PARAMS: &[&str] = &[
@@ -421,6 +436,7 @@ fn decode_cursor(text: &str) -> Option<(DateTime<Utc>, Uuid)> {
 )]
 pub(super) async fn list(
     State(state): State<AppState>,
+    Extension(tenant): Extension<TenantId>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let mut unknown: Vec<&String> = query
@@ -476,7 +492,7 @@ pub(super) async fn list(
     let crm = match crm {
         None => None,
         Some(conditions) => {
-            let connection = active_connection(&state).await?;
+            let connection = active_connection(&state, &tenant).await?;
             let persons = if is_pipedrive(&state, connection).await? {
                 mirror_on(&state, connection).await?;
                 let db = crate::store::mirror::MirrorDb::in_store(&state.store);
@@ -516,6 +532,7 @@ pub(super) async fn list(
         }
     };
     let page_query = PageQuery {
+        tenant: tenant.clone(),
         email: email.map(|e| e.as_str().to_owned()),
         updated_since,
         after,
@@ -528,7 +545,7 @@ pub(super) async fn list(
         .map_err(api_error)?;
     let mut data = Vec::with_capacity(ids.len());
     for id in ids {
-        if let Some(contact) = contact_json::view(&state.store, id.into())
+        if let Some(contact) = contact_json::view_in(&state.store, &tenant, id.into())
             .await
             .map_err(api_error)?
         {

@@ -2,11 +2,12 @@
 //! link them (issue 23; `sync::emails`).
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
+use tandem_core::TenantId;
 use tandem_webhooks::{ApiError, ErrorCode};
 
 use super::{api_error, invalid, json_content, json_object};
@@ -42,11 +43,12 @@ fn error_json(error: &ApiError) -> Value {
 )]
 pub(super) async fn create(
     State(state): State<AppState>,
+    Extension(tenant): Extension<TenantId>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let object = json_object(&headers, &body)?;
-    let (row, replayed) = emails::submit(&state.engine, &Value::Object(object))
+    let (row, replayed) = emails::submit(&state.engine, &tenant, &Value::Object(object))
         .await
         .map_err(email_error)?;
     let status = if replayed {
@@ -68,6 +70,7 @@ pub(super) async fn create(
 )]
 pub(super) async fn create_batch(
     State(state): State<AppState>,
+    Extension(tenant): Extension<TenantId>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
@@ -102,7 +105,7 @@ pub(super) async fn create_batch(
             ),
         ));
     }
-    let results = emails::submit_batch(&state.engine, &items).await;
+    let results = emails::submit_batch(&state.engine, &tenant, &items).await;
     let results: Vec<Value> = results
         .into_iter()
         .zip(&items)
@@ -143,14 +146,17 @@ pub(super) async fn create_batch(
 )]
 pub(super) async fn event(
     State(state): State<AppState>,
+    Extension(tenant): Extension<TenantId>,
     Path(message_id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let object = json_object(&headers, &body)?;
-    let (row, new) = emails::record_event(&state.engine, &message_id, &Value::Object(object))
-        .await
-        .map_err(email_error)?;
+    // Another tenant's e-mail is not there (record_event looks it up in this tenant).
+    let (row, new) =
+        emails::record_event(&state.engine, &tenant, &message_id, &Value::Object(object))
+            .await
+            .map_err(email_error)?;
     let status = if new {
         StatusCode::ACCEPTED
     } else {
@@ -170,9 +176,10 @@ pub(super) async fn event(
 )]
 pub(super) async fn get(
     State(state): State<AppState>,
+    Extension(tenant): Extension<TenantId>,
     Path(message_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let row = emails::get(&state.engine, &message_id)
+    let row = emails::get_for(&state.engine, &tenant, &message_id)
         .await
         .map_err(api_error)?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no e-mail with this message_id"))?;

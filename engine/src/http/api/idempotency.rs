@@ -53,6 +53,14 @@ pub(super) async fn layer(
         .get::<ApiClient>()
         .map(|c| c.fingerprint.clone())
         .unwrap_or_default();
+    // Keys are per tenant as well: two tenants may use the same key (the default tenant's
+    // scope is the one it always had).
+    let tenant = request
+        .extensions()
+        .get::<tandem_core::TenantId>()
+        .filter(|t| !t.is_default())
+        .map(|t| format!(":tenant:{t}"))
+        .unwrap_or_default();
     let (parts, body) = request.into_parts();
     let limit = state.settings.http.body_limit_bytes;
     let bytes = to_bytes(body, limit).await.map_err(|_| {
@@ -72,7 +80,7 @@ pub(super) async fn layer(
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let scope = format!("api:{client}");
+    let scope = format!("api:{client}{tenant}");
     let db = &state.store;
     let claimed = idempotency::claim(db, &scope, &key, &request_hash, state.engine.now())
         .await

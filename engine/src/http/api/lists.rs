@@ -7,11 +7,12 @@ use std::collections::HashMap;
 use tandem_core::ContactId;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
+use tandem_core::TenantId;
 use tandem_webhooks::{ApiError, ErrorCode};
 use uuid::Uuid;
 
@@ -43,10 +44,13 @@ fn known_list(key: &str) -> Result<&'static str, ApiError> {
     summary = "The lists (the built-in `pipedrive_contacts`).",
     responses((status = 200, description = "The lists.", body = crate::http::api::openapi::ListPage))
 )]
-pub(super) async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn list(
+    State(state): State<AppState>,
+    Extension(tenant): Extension<TenantId>,
+) -> Result<Json<Value>, ApiError> {
     let mut data = Vec::new();
     for (key, name, description) in LISTS {
-        let size = contacts::list_size(&state.store, key)
+        let size = contacts::list_size(&state.store, &tenant, key)
             .await
             .map_err(api_error)?;
         data.push(json!({
@@ -70,6 +74,7 @@ pub(super) async fn list(State(state): State<AppState>) -> Result<Json<Value>, A
 )]
 pub(super) async fn members(
     State(state): State<AppState>,
+    Extension(tenant): Extension<TenantId>,
     Path(key): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
@@ -80,9 +85,10 @@ pub(super) async fn members(
             ContactId::parse(c).map_err(|_| invalid("cursor", "is not a cursor this API gave"))
         })
         .transpose()?;
-    let (rows, more) = contacts::list_members(&state.store, key, after, page_limit(&query)?)
-        .await
-        .map_err(api_error)?;
+    let (rows, more) =
+        contacts::list_members(&state.store, &tenant, key, after, page_limit(&query)?)
+            .await
+            .map_err(api_error)?;
     let next = if more {
         rows.last().map(|(id, _)| *id)
     } else {
@@ -113,6 +119,7 @@ pub(super) async fn members(
 )]
 pub(super) async fn add(
     State(state): State<AppState>,
+    Extension(tenant): Extension<TenantId>,
     Path(key): Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -127,14 +134,14 @@ pub(super) async fn add(
         None => return Err(invalid("contact_id", "is required")),
     };
     debug_assert_eq!(key, PIPEDRIVE_LIST);
-    contacts::load(&state.store, id.into())
+    contacts::load_in(&state.store, &tenant, id.into())
         .await
         .map_err(api_error)?
         .ok_or_else(|| invalid("contact_id", format!("no contact {id}")))?;
-    let added = local::add_to_pipedrive_list(&state.engine, id.into())
+    let added = local::add_to_pipedrive_list_for(&state.engine, &tenant, id.into())
         .await
         .map_err(api_error)?;
-    let view = contact_json::view(&state.store, id.into())
+    let view = contact_json::view_in(&state.store, &tenant, id.into())
         .await
         .map_err(api_error)?
         .ok_or_else(|| api_error(SyncError::ContactNotFound(id.into())))?;
@@ -157,11 +164,12 @@ pub(super) async fn add(
 )]
 pub(super) async fn remove(
     State(state): State<AppState>,
+    Extension(tenant): Extension<TenantId>,
     Path((key, contact_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     known_list(&key)?;
     let id = path_id(&contact_id, "contact")?;
-    match local::remove_from_pipedrive_list(&state.engine, id.into())
+    match local::remove_from_pipedrive_list(&state.engine, &tenant, id.into())
         .await
         .map_err(api_error)?
     {

@@ -2,7 +2,12 @@
 //! document describing them (`/api/v1/openapi.json`, the only route without an API key).
 //!
 //! Every route but the document needs `Authorization: Bearer <key>` with a key from
-//! `security.api_keys`. Bodies are JSON objects; unknown keys are refused (422 `unknown_field`),
+//! `security.api_keys`, and acts for one tenant (the app's account, ADR 26): the one the
+//! `Tandem-Tenant` header names, else `default`; a malformed header is 400 `invalid_tenant`.
+//! A key of `security.tenant_api_keys` acts for its own tenant only (header or not; naming
+//! another is 403 `tenant_forbidden`).
+//! Another tenant's contacts, subscriptions, actions and connections are not there (404, or
+//! 422 `unknown_connection` for a named connection). Bodies are JSON objects; unknown keys are refused (422 `unknown_field`),
 //! bad values are 422 `validation_failed` with one message per field. POSTs honour
 //! `Idempotency-Key` ([`idempotency`]).
 
@@ -103,11 +108,23 @@ async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let keys = &state.settings.security.api_keys;
+    let security = &state.settings.security;
+    // Every key with the tenant it is bound to (`None`: any tenant).
+    let keys: Vec<(&str, Option<&str>)> = security
+        .api_keys
+        .iter()
+        .map(|k| (k.expose().trim(), None))
+        .chain(
+            security
+                .tenant_api_keys
+                .iter()
+                .map(|b| (b.key.expose().trim(), Some(b.tenant.as_str()))),
+        )
+        .collect();
     if keys.is_empty() {
         return Err(ApiError::new(
             ErrorCode::Unauthorized,
-            "the API is closed: no API key is configured (security.api_keys)",
+            "the API is closed: no API key is configured (security.api_keys, security.tenant_api_keys)",
         ));
     }
     let Some(presented) = crate::http::bearer_token(request.headers()) else {
@@ -118,18 +135,57 @@ async fn authenticate(
         ));
     };
     // Every configured key is compared (constant time each), so timing says nothing about which.
-    let matched = keys.iter().fold(None, |found, key| {
-        let equal = constant_time_eq(key.expose().trim().as_bytes(), presented.as_bytes());
-        found.or(equal.then(|| key.expose().trim().to_owned()))
+    let matched = keys.iter().fold(None, |found, (key, bound)| {
+        let equal = constant_time_eq(key.as_bytes(), presented.as_bytes());
+        found.or(equal.then(|| ((*key).to_owned(), *bound)))
     });
     AuthProbe::record(request.extensions(), matched.is_some());
-    let Some(key) = matched else {
+    let Some((key, bound)) = matched else {
         return Err(ApiError::new(ErrorCode::Unauthorized, "wrong API key"));
     };
+    let tenant = match bound {
+        // A tenant's key acts for its tenant: without the header too, never for another.
+        Some(bound) => {
+            let bound = tandem_core::TenantId::parse(bound).map_err(|e| ApiError::internal(&e))?;
+            match request.headers().get(TENANT_HEADER) {
+                None => bound,
+                Some(_) if tenant_of(request.headers())? == bound => bound,
+                Some(_) => {
+                    return Err(ApiError::new(
+                        ErrorCode::TenantForbidden,
+                        "this API key is bound to a tenant other than the one `Tandem-Tenant` names; it acts only for its own tenant",
+                    ))
+                }
+            }
+        }
+        None => tenant_of(request.headers())?,
+    };
+    request.extensions_mut().insert(tenant);
     let digest = Sha256::digest(key.as_bytes());
     let fingerprint = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
     request.extensions_mut().insert(ApiClient { fingerprint });
     Ok(next.run(request).await)
+}
+
+/// The header that names the tenant a request acts for.
+pub(crate) const TENANT_HEADER: &str = "tandem-tenant";
+
+/// The tenant a request names (`Tandem-Tenant`), else the default one; a header that is not a
+/// tenant id is 400 `invalid_tenant` (never silently the default tenant).
+fn tenant_of(headers: &HeaderMap) -> Result<tandem_core::TenantId, ApiError> {
+    let Some(value) = headers.get(TENANT_HEADER) else {
+        return Ok(tandem_core::TenantId::default());
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|text| tandem_core::TenantId::parse(text).ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidTenant,
+                "the Tandem-Tenant header must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' and '-'",
+            )
+        })
 }
 
 /// The body as a JSON object: 415 for another content type, 400 for broken JSON, 422 when it

@@ -39,7 +39,7 @@ impl Modify for ApiKey {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("A key from `security.api_keys`."))
+                    .description(Some("A key from `security.api_keys` (any tenant) or `security.tenant_api_keys` (its own tenant only)."))
                     .build(),
             ),
         );
@@ -59,8 +59,9 @@ pub static DOCUMENT: LazyLock<Value> = LazyLock::new(|| {
 });
 
 /// What the derivation does not say by itself: every authenticated operation can answer 401
-/// and any other error with the one error body; the document itself needs no key; the
-/// webhooks tandem sends to subscribers.
+/// and any other error with the one error body, and takes the `Tandem-Tenant` header (400
+/// `invalid_tenant` when malformed); the document itself needs no key; the webhooks tandem
+/// sends to subscribers.
 fn finish(document: &mut Value) {
     let error = |description: &str| {
         json!({
@@ -78,15 +79,31 @@ fn finish(document: &mut Value) {
                     operation["security"] = json!([]);
                     continue;
                 }
+                let tenant = json!({ "$ref": "#/components/parameters/TandemTenant" });
+                match operation["parameters"].as_array_mut() {
+                    Some(parameters) => parameters.push(tenant),
+                    None => operation["parameters"] = json!([tenant]),
+                }
                 let responses = &mut operation["responses"];
                 if responses.get("401").is_none() {
                     responses["401"] = error("Missing or wrong API key (`unauthorized`).");
+                }
+                if responses.get("400").is_none() {
+                    responses["400"] =
+                        error("A malformed `Tandem-Tenant` header (`invalid_tenant`).");
                 }
                 responses["default"] = error("Any other error: `{code, detail, fields?}`.");
             }
         }
     }
     document["openapi"] = json!("3.1.0");
+    document["components"]["parameters"]["TandemTenant"] = json!({
+        "name": "Tandem-Tenant",
+        "in": "header",
+        "required": false,
+        "description": "The tenant (the app's account) the request acts for; absent: `default`. Each tenant has its own contacts (deduplicated by e-mail within the tenant), CRM list, webhook subscriptions, journey actions and CRM connections; another tenant's contacts, subscriptions, actions and e-mails answer 404 as if they did not exist, and naming another tenant's connection is 422 `unknown_connection`. A malformed value is 400 `invalid_tenant` (never the default tenant).",
+        "schema": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$", "default": "default" }
+    });
     // Request bodies refuse unknown keys (422 `unknown_field`); contact fields are open to the
     // fields mapped on the connection.
     let schemas = &mut document["components"]["schemas"];

@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
+use tandem_core::TenantId;
 use tandem_webhooks::standard::Secret;
 use tandem_webhooks::{ApiError, ErrorCode};
 
@@ -56,6 +57,7 @@ async fn render(state: &AppState, subscription: &Subscription) -> Result<Value, 
 )]
 pub(super) async fn create(
     State(state): State<AppState>,
+    Extension(tenant): Extension<TenantId>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -88,9 +90,10 @@ pub(super) async fn create(
             .map_err(|_| invalid("secret", "must be whsec_<base64> of at least 16 bytes"))?,
         Some(_) => return Err(invalid("secret", "must be a string")),
     };
-    let (subscription, secret) = app::create_subscription_with(&state.engine, &url, secret, filter)
-        .await
-        .map_err(api_error)?;
+    let (subscription, secret) =
+        app::create_subscription_with(&state.engine, &tenant, &url, secret, filter)
+            .await
+            .map_err(api_error)?;
     let mut body = render(&state, &subscription).await?;
     body["secret"] = Value::String(secret.to_whsec());
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
@@ -160,8 +163,11 @@ fn event_filter(object: &serde_json::Map<String, Value>) -> Result<app::EventFil
     summary = "Subscriptions (without secrets).",
     responses((status = 200, description = "The subscriptions.", body = crate::http::api::openapi::SubscriptionPage))
 )]
-pub(super) async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let subscriptions = app::list_subscriptions(&state.engine)
+pub(super) async fn list(
+    State(state): State<AppState>,
+    Extension(tenant): Extension<TenantId>,
+) -> Result<Json<Value>, ApiError> {
+    let subscriptions = app::list_subscriptions(&state.engine, &tenant)
         .await
         .map_err(api_error)?;
     let mut data = Vec::with_capacity(subscriptions.len());
@@ -171,9 +177,10 @@ pub(super) async fn list(State(state): State<AppState>) -> Result<Json<Value>, A
     Ok(Json(json!({ "data": data })))
 }
 
-async fn found(state: &AppState, id: &str) -> Result<Subscription, ApiError> {
+/// `tenant`'s subscription `id`; another tenant's is 404 as if it did not exist.
+async fn found(state: &AppState, tenant: &TenantId, id: &str) -> Result<Subscription, ApiError> {
     let id = path_id(id, "webhook subscription")?;
-    app::get_subscription(&state.engine, id)
+    app::get_subscription(&state.engine, tenant, id)
         .await
         .map_err(api_error)?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no webhook subscription {id}")))
@@ -190,9 +197,12 @@ async fn found(state: &AppState, id: &str) -> Result<Subscription, ApiError> {
 )]
 pub(super) async fn get(
     State(state): State<AppState>,
+    Extension(tenant): Extension<TenantId>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(render(&state, &found(&state, &id).await?).await?))
+    Ok(Json(
+        render(&state, &found(&state, &tenant, &id).await?).await?,
+    ))
 }
 
 /// `DELETE /api/v1/webhook-subscriptions/{id}`: the subscription and its delivery log.
@@ -206,9 +216,10 @@ pub(super) async fn get(
 )]
 pub(super) async fn delete(
     State(state): State<AppState>,
+    Extension(tenant): Extension<TenantId>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let subscription = found(&state, &id).await?;
+    let subscription = found(&state, &tenant, &id).await?;
     app::delete_subscription(&state.engine, subscription.id)
         .await
         .map_err(api_error)?;
@@ -226,13 +237,16 @@ pub(super) async fn delete(
 )]
 pub(super) async fn enable(
     State(state): State<AppState>,
+    Extension(tenant): Extension<TenantId>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let subscription = found(&state, &id).await?;
+    let subscription = found(&state, &tenant, &id).await?;
     app::enable_subscription(&state.engine, subscription.id)
         .await
         .map_err(api_error)?;
-    Ok(Json(render(&state, &found(&state, &id).await?).await?))
+    Ok(Json(
+        render(&state, &found(&state, &tenant, &id).await?).await?,
+    ))
 }
 
 /// `GET /api/v1/webhook-subscriptions/{id}/deliveries?limit=`: the delivery log, newest first.
@@ -246,10 +260,11 @@ pub(super) async fn enable(
 )]
 pub(super) async fn deliveries(
     State(state): State<AppState>,
+    Extension(tenant): Extension<TenantId>,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let subscription = found(&state, &id).await?;
+    let subscription = found(&state, &tenant, &id).await?;
     let log = app::delivery_log(&state.engine, subscription.id, page_limit(&query)?)
         .await
         .map_err(api_error)?;

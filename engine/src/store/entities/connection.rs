@@ -26,6 +26,8 @@ pub struct Model {
     pub apid_field_key: Option<String>,
     pub paused: bool,
     pub receives_list: bool,
+    /// The app's account this row belongs to (`tandem_core::TenantId`).
+    pub tenant: String,
     pub last_success_at: Option<DateTimeUtc>,
     pub last_error: Option<String>,
     pub created_at: DateTimeUtc,

@@ -10,6 +10,8 @@ pub struct Model {
     pub email: Option<String>,
     pub version: i64,
     pub archived_at: Option<DateTimeUtc>,
+    /// The app's account this row belongs to (`tandem_core::TenantId`).
+    pub tenant: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

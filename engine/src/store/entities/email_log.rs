@@ -30,6 +30,7 @@ pub struct Model {
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub waiting_addresses: Option<Json>,
     pub relink: bool,
+    pub tenant: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

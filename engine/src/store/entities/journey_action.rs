@@ -13,6 +13,8 @@ pub struct Model {
     #[sea_orm(column_type = "JsonBinary")]
     pub params: Json,
     pub idempotency_key: String,
+    /// The app's account that asked (`tandem_core::TenantId`); the key is unique per tenant.
+    pub tenant: String,
     pub request_hash: String,
     pub state: String,
     #[sea_orm(column_type = "JsonBinary", nullable)]

@@ -10,6 +10,8 @@ pub struct Model {
     pub connection_id: Option<Uuid>,
     pub created_at: DateTimeUtc,
     pub used_at: Option<DateTimeUtc>,
+    /// The app's account this row belongs to (`tandem_core::TenantId`).
+    pub tenant: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -15,6 +15,8 @@ pub struct Model {
     pub disabled_at: Option<DateTimeUtc>,
     /// What the subscription wants to hear (JSON), `None`: contact and action events.
     pub filter: Option<String>,
+    /// The app's account this row belongs to (`tandem_core::TenantId`).
+    pub tenant: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -149,10 +149,10 @@ impl FieldCatalog {
         self.fields.keys().map(String::as_str)
     }
 
-    /// The canonical fields plus every field mapped on the active connection.
-    pub async fn load(db: &impl Conn) -> Result<Self, SyncError> {
+    /// The canonical fields plus every field mapped on `tenant`'s oldest active connection.
+    pub async fn load(db: &impl Conn, tenant: &tandem_core::TenantId) -> Result<Self, SyncError> {
         let mut catalog = Self::default();
-        let Some(connection) = connections::active_id(db).await? else {
+        let Some(connection) = connections::active_id(db, tenant).await? else {
             return Ok(catalog);
         };
         for mapping in store::field_mappings::of_connection(db, connection).await? {
@@ -551,9 +551,26 @@ pub async fn view(db: &impl Conn, id: ContactId) -> Result<Option<Value>, SyncEr
     let Some(contact) = contacts::load(db, id).await? else {
         return Ok(None);
     };
+    render_loaded(db, contact).await.map(Some)
+}
+
+/// [`view`] of `tenant`'s contact `id`: another tenant's is not there.
+pub async fn view_in(
+    db: &impl Conn,
+    tenant: &tandem_core::TenantId,
+    id: ContactId,
+) -> Result<Option<Value>, SyncError> {
+    let Some(contact) = contacts::load_in(db, tenant, id).await? else {
+        return Ok(None);
+    };
+    render_loaded(db, contact).await.map(Some)
+}
+
+async fn render_loaded(db: &impl Conn, contact: LocalContact) -> Result<Value, SyncError> {
+    let id = contact.id;
     let in_list = contacts::in_list(db, id, contacts::PIPEDRIVE_LIST).await?;
     let person = links::any_for_contact(db, id).await?.map(|l| l.person_id);
-    Ok(Some(render(&contact, in_list, person)))
+    Ok(render(&contact, in_list, person))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use tandem_core::{
     keys, reaches_pipedrive, resolve_local, ContactId, ContactScope, FieldKey, FieldValue,
-    LocalIdentity, PersonId,
+    LocalIdentity, PersonId, TenantId,
 };
 
 use super::contacts::{self, Origin};
@@ -24,16 +24,27 @@ pub struct Upserted {
     pub created: bool,
 }
 
-/// Creates a contact, or merges into the existing one with the same e-mail (the app side
-/// deduplicates by e-mail); merging into an archived contact is refused as any edit of it is.
+/// Creates a contact of the default tenant: [`create_contact_for`].
 pub async fn create_contact(
     engine: &Engine,
     fields: BTreeMap<FieldKey, FieldValue>,
     add_to_list: bool,
 ) -> Result<Upserted, SyncError> {
+    create_contact_for(engine, &TenantId::default(), fields, add_to_list).await
+}
+
+/// Creates a contact of `tenant`, or merges into the tenant's existing one with the same
+/// e-mail (the app side deduplicates by e-mail, within a tenant); merging into an archived
+/// contact is refused as any edit of it is.
+pub async fn create_contact_for(
+    engine: &Engine,
+    tenant: &TenantId,
+    fields: BTreeMap<FieldKey, FieldValue>,
+    add_to_list: bool,
+) -> Result<Upserted, SyncError> {
     let now = engine.now();
     let txn = engine.store.begin().await?;
-    let upserted = create_contact_in(&txn, fields, add_to_list, now).await?;
+    let upserted = create_contact_in(&txn, tenant, fields, add_to_list, now).await?;
     txn.commit().await?;
     engine.wake.notify_one();
     Ok(upserted)
@@ -42,18 +53,19 @@ pub async fn create_contact(
 /// [`create_contact`] inside the caller's transaction.
 pub async fn create_contact_in(
     txn: &impl Conn,
+    tenant: &TenantId,
     fields: BTreeMap<FieldKey, FieldValue>,
     add_to_list: bool,
     now: DateTime<Utc>,
 ) -> Result<Upserted, SyncError> {
     let existing = match email_of(fields.get(keys::EMAIL)) {
-        Some(email) => contacts::ids_by_email(txn, email.as_str()).await?,
+        Some(email) => contacts::ids_by_email(txn, tenant, email.as_str()).await?,
         None => Vec::new(),
     };
     let upserted = match resolve_local(&existing) {
         LocalIdentity::Existing { contact } => {
             let id = *contact.as_uuid();
-            let current = editable(txn, id.into()).await?;
+            let current = editable(txn, tenant, id.into()).await?;
             let changes: BTreeMap<_, _> = fields
                 .into_iter()
                 .filter(|(k, v)| current.fields.get(k) != Some(v))
@@ -65,7 +77,7 @@ pub async fn create_contact_in(
             }
         }
         LocalIdentity::New => Upserted {
-            contact_id: contacts::create(txn, &fields, Origin::Local, now).await?,
+            contact_id: contacts::create(txn, tenant, &fields, Origin::Local, now).await?,
             created: true,
         },
     };
@@ -78,9 +90,13 @@ pub async fn create_contact_in(
 
 /// The contact the app side wants to change, if it may: the one validation that the REST API
 /// and app events (`POST /webhooks/app`) share. Archived contacts are read-only from the app
-/// side (changes from Pipedrive still reach them).
-async fn editable(txn: &impl Conn, id: ContactId) -> Result<contacts::LocalContact, SyncError> {
-    let contact = contacts::load(txn, id)
+/// side (changes from Pipedrive still reach them). Another tenant's contact is not found.
+async fn editable(
+    txn: &impl Conn,
+    tenant: &TenantId,
+    id: ContactId,
+) -> Result<contacts::LocalContact, SyncError> {
+    let contact = contacts::load_in(txn, tenant, id)
         .await?
         .ok_or(SyncError::ContactNotFound(id))?;
     if contact.archived {
@@ -89,15 +105,25 @@ async fn editable(txn: &impl Conn, id: ContactId) -> Result<contacts::LocalConta
     Ok(contact)
 }
 
-/// Changes a contact's fields.
+/// Changes the fields of a contact of the default tenant: [`update_contact_for`].
 pub async fn update_contact(
     engine: &Engine,
     id: ContactId,
     changes: BTreeMap<FieldKey, FieldValue>,
 ) -> Result<(), SyncError> {
+    update_contact_for(engine, &TenantId::default(), id, changes).await
+}
+
+/// Changes the fields of `tenant`'s contact `id`.
+pub async fn update_contact_for(
+    engine: &Engine,
+    tenant: &TenantId,
+    id: ContactId,
+    changes: BTreeMap<FieldKey, FieldValue>,
+) -> Result<(), SyncError> {
     let now = engine.now();
     let txn = engine.store.begin().await?;
-    update_contact_in(&txn, id, changes, now).await?;
+    update_contact_in(&txn, tenant, id, changes, now).await?;
     txn.commit().await?;
     engine.wake.notify_one();
     Ok(())
@@ -108,11 +134,12 @@ pub async fn update_contact(
 /// contact is refused ([`SyncError::Archived`]), even when nothing would change.
 pub async fn update_contact_in(
     txn: &impl Conn,
+    tenant: &TenantId,
     id: ContactId,
     changes: BTreeMap<FieldKey, FieldValue>,
     now: DateTime<Utc>,
 ) -> Result<usize, SyncError> {
-    let current = editable(txn, id).await?;
+    let current = editable(txn, tenant, id).await?;
     let changes: BTreeMap<_, _> = changes
         .into_iter()
         .filter(|(k, v)| current.fields.get(k) != Some(v))
@@ -125,12 +152,22 @@ pub async fn update_contact_in(
     Ok(changes.len())
 }
 
-/// Adds a contact to the "Pipedrive contacts" list (which pushes it); refused for an archived
-/// contact.
+/// Adds a contact of the default tenant to its "Pipedrive contacts" list:
+/// [`add_to_pipedrive_list_for`].
 pub async fn add_to_pipedrive_list(engine: &Engine, id: ContactId) -> Result<bool, SyncError> {
+    add_to_pipedrive_list_for(engine, &TenantId::default(), id).await
+}
+
+/// Adds `tenant`'s contact to the tenant's "Pipedrive contacts" list (which pushes it to the
+/// tenant's connections); refused for an archived contact.
+pub async fn add_to_pipedrive_list_for(
+    engine: &Engine,
+    tenant: &TenantId,
+    id: ContactId,
+) -> Result<bool, SyncError> {
     let now = engine.now();
     let txn = engine.store.begin().await?;
-    let added = add_to_pipedrive_list_in(&txn, id, now).await?;
+    let added = add_to_pipedrive_list_in(&txn, tenant, id, now).await?;
     txn.commit().await?;
     engine.wake.notify_one();
     Ok(added)
@@ -139,10 +176,11 @@ pub async fn add_to_pipedrive_list(engine: &Engine, id: ContactId) -> Result<boo
 /// [`add_to_pipedrive_list`] inside the caller's transaction.
 pub async fn add_to_pipedrive_list_in(
     txn: &impl Conn,
+    tenant: &TenantId,
     id: ContactId,
     now: DateTime<Utc>,
 ) -> Result<bool, SyncError> {
-    editable(txn, id).await?;
+    editable(txn, tenant, id).await?;
     let added = contacts::add_to_list(txn, id, contacts::PIPEDRIVE_LIST, now).await?;
     queue_push_if_in_scope(txn, id, false, now).await?;
     Ok(added)
@@ -165,10 +203,11 @@ pub enum ListRemoval {
 /// of scope), and a linked contact stays in the list.
 pub async fn remove_from_pipedrive_list(
     engine: &Engine,
+    tenant: &TenantId,
     id: ContactId,
 ) -> Result<ListRemoval, SyncError> {
     let txn = engine.store.begin().await?;
-    contacts::load(&txn, id)
+    contacts::load_in(&txn, tenant, id)
         .await?
         .ok_or(SyncError::ContactNotFound(id))?;
     if let Some(link) = links::any_for_contact(&txn, id).await? {
@@ -188,10 +227,14 @@ pub async fn remove_from_pipedrive_list(
 
 /// Archives a contact locally. Nothing is deleted in Pipedrive (no deletes from the app side);
 /// an archived contact is not pushed any more, and changes from Pipedrive still reach it.
-pub async fn archive_contact(engine: &Engine, id: ContactId) -> Result<bool, SyncError> {
+pub async fn archive_contact(
+    engine: &Engine,
+    tenant: &TenantId,
+    id: ContactId,
+) -> Result<bool, SyncError> {
     let now = engine.now();
     let txn = engine.store.begin().await?;
-    let changed = archive_contact_in(&txn, id, now).await?;
+    let changed = archive_contact_in(&txn, tenant, id, now).await?;
     txn.commit().await?;
     engine.wake.notify_one();
     Ok(changed)
@@ -200,10 +243,11 @@ pub async fn archive_contact(engine: &Engine, id: ContactId) -> Result<bool, Syn
 /// [`archive_contact`] inside the caller's transaction; returns whether it was not archived yet.
 pub async fn archive_contact_in(
     txn: &impl Conn,
+    tenant: &TenantId,
     id: ContactId,
     now: DateTime<Utc>,
 ) -> Result<bool, SyncError> {
-    let contact = contacts::load(txn, id)
+    let contact = contacts::load_in(txn, tenant, id)
         .await?
         .ok_or(SyncError::ContactNotFound(id))?;
     if contact.archived {
@@ -215,17 +259,21 @@ pub async fn archive_contact_in(
 
 /// Queues a push for the contact to every connection it reaches: each that links it (with
 /// several companies in one database, issue 24, each its own), and, when it is in the CRM list
-/// or touched by a creating action, each connection the list reaches that does not link it yet
-/// (a company with Pipedrive and Salesforce, or production and sandbox, gets it in each: a
-/// create there, deduplicated by apId and e-mail as every create is).
+/// or touched by a creating action, each connection of the contact's tenant that the tenant's
+/// list reaches and that does not link it yet (a company with Pipedrive and Salesforce, or
+/// production and sandbox, gets it in each: a create there, deduplicated by apId and e-mail as
+/// every create is). Another tenant's connections are never a target.
 pub async fn queue_push_if_in_scope(
     txn: &impl Conn,
     id: ContactId,
     touched_by_creating_action: bool,
     now: DateTime<Utc>,
 ) -> Result<bool, SyncError> {
+    let Some(tenant) = contacts::tenant_of(txn, id).await? else {
+        return Ok(false);
+    };
     let mut targets = links::connections_of_contact(txn, id).await?;
-    let receivers = connections::list_receivers(txn).await?;
+    let receivers = connections::list_receivers(txn, &tenant).await?;
     if receivers.iter().any(|r| !targets.contains(r)) {
         let scope = ContactScope {
             linked: false,

@@ -15,7 +15,7 @@ pub mod local;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
-use tandem_core::ContactId;
+use tandem_core::{ContactId, TenantId};
 
 use chrono::{DateTime, Utc};
 use rand::{Rng, RngCore};
@@ -113,7 +113,11 @@ pub async fn contact_event_with(
     extra: Option<(&str, Value)>,
     now: DateTime<Utc>,
 ) -> Result<(), SyncError> {
-    let targets: Vec<(Uuid, Option<ContactId>)> = stored::enabled(txn)
+    // The contact's own tenant's subscriptions: tenants never hear each other's contacts.
+    let Some(tenant) = contacts::tenant_of(txn, contact_id).await? else {
+        return Ok(());
+    };
+    let targets: Vec<(Uuid, Option<ContactId>)> = stored::enabled_of(txn, &tenant)
         .await?
         .into_iter()
         .filter(|s| EventFilter::from_stored(s.filter.as_deref()).wants(event.as_str(), &[]))
@@ -225,20 +229,27 @@ pub async fn wanted(db: &impl Conn, kind: &str) -> Result<bool, SyncError> {
         .any(|s| EventFilter::from_stored(s.filter.as_deref()).wants(kind, &[])))
 }
 
-/// Enqueues a CRM trigger event for every enabled subscription that wants it: one delivery
-/// per concerned contact (ordered per contact like every event), or one without a contact
-/// when no linked contact is concerned. `places` are the deal's (pipeline, stage) the event
-/// touches, for the subscriptions' filters.
+/// Enqueues a CRM trigger event of `connection` for every enabled subscription of the
+/// connection's tenant that wants it: one delivery per concerned contact (ordered per contact
+/// like every event), or one without a contact when no linked contact is concerned. `places`
+/// are the deal's (pipeline, stage) the event touches, for the subscriptions' filters.
 pub async fn crm_event(
     txn: &impl Conn,
+    connection: tandem_core::ConnectionId,
     kind: &str,
     contacts: &[ContactId],
     places: &[(Option<i64>, Option<i64>)],
     payload: &Value,
     now: DateTime<Utc>,
 ) -> Result<usize, SyncError> {
+    let Some(tenant) = crate::store::connections::get(txn, connection)
+        .await?
+        .map(|c| c.tenant)
+    else {
+        return Ok(0);
+    };
     let mut targets = Vec::new();
-    for subscription in stored::enabled(txn).await? {
+    for subscription in stored::enabled_of(txn, &tenant).await? {
         if !EventFilter::from_stored(subscription.filter.as_deref()).wants(kind, places) {
             continue;
         }
@@ -258,6 +269,7 @@ pub async fn crm_event(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscription {
     pub id: Uuid,
+    pub tenant: TenantId,
     pub url: String,
     pub enabled: bool,
     pub consecutive_failures: i32,
@@ -272,6 +284,7 @@ impl From<SubscriptionRow> for Subscription {
         Self {
             filter: EventFilter::from_stored(row.filter.as_deref()),
             id: row.id,
+            tenant: row.tenant,
             url: row.url,
             enabled: row.enabled,
             consecutive_failures: row.consecutive_failures,
@@ -295,12 +308,20 @@ pub async fn create_subscription(
     url: &str,
     secret: Secret,
 ) -> Result<(Subscription, Secret), SyncError> {
-    create_subscription_with(engine, url, secret, EventFilter::default()).await
+    create_subscription_with(
+        engine,
+        &TenantId::default(),
+        url,
+        secret,
+        EventFilter::default(),
+    )
+    .await
 }
 
 /// As [`create_subscription`], with what the subscription wants to hear.
 pub async fn create_subscription_with(
     engine: &Engine,
+    tenant: &TenantId,
     url: &str,
     secret: Secret,
     filter: EventFilter,
@@ -308,6 +329,7 @@ pub async fn create_subscription_with(
     let now = engine.now();
     let row = SubscriptionRow {
         id: Uuid::now_v7(),
+        tenant: tenant.clone(),
         url: url.to_owned(),
         secret_enc: Some(engine.vault.encrypt_str(&secret.to_whsec())),
         enabled: true,
@@ -321,20 +343,27 @@ pub async fn create_subscription_with(
     Ok((row.into(), secret))
 }
 
-pub async fn list_subscriptions(engine: &Engine) -> Result<Vec<Subscription>, SyncError> {
-    Ok(stored::list(&engine.store)
+/// `tenant`'s subscriptions, oldest first.
+pub async fn list_subscriptions(
+    engine: &Engine,
+    tenant: &TenantId,
+) -> Result<Vec<Subscription>, SyncError> {
+    Ok(stored::list(&engine.store, tenant)
         .await?
         .into_iter()
         .map(Subscription::from)
         .collect())
 }
 
+/// The subscription `id` of `tenant` (another tenant's is not there).
 pub async fn get_subscription(
     engine: &Engine,
+    tenant: &TenantId,
     id: Uuid,
 ) -> Result<Option<Subscription>, SyncError> {
     Ok(stored::get(&engine.store, id)
         .await?
+        .filter(|s| s.tenant == *tenant)
         .map(Subscription::from))
 }
 
@@ -677,7 +706,13 @@ pub async fn apply_event(
         Some(Value::Bool(b)) => Some(*b),
         Some(_) => return Err("`data.in_pipedrive_list` must be true or false".into()),
     };
-    let catalog = FieldCatalog::load(txn).await.map_err(db_error)?;
+    // The tenant the event names (signed with the body; the receiver checked its form),
+    // else the default one (ADR 26).
+    let tenant = match value.get("tenant") {
+        Some(Value::String(name)) => TenantId::parse(name).map_err(|e| format!("`tenant`: {e}"))?,
+        _ => TenantId::default(),
+    };
+    let catalog = FieldCatalog::load(txn, &tenant).await.map_err(db_error)?;
     let mode = if kind == "contact.created" {
         Mode::Create
     } else {
@@ -705,7 +740,7 @@ pub async fn apply_event(
     }
     // The contact the event is about: by tandem's id, else by e-mail.
     let existing = match (id, &email) {
-        (Some(id), _) => match contacts::load(txn, id)
+        (Some(id), _) => match contacts::load_in(txn, &tenant, id)
             .await
             .map_err(|e| db_error(e.into()))?
         {
@@ -713,7 +748,7 @@ pub async fn apply_event(
             None => return Err(format!("contact {id} does not exist").into()),
         },
         (None, Some(email)) => {
-            let found = contacts::ids_by_email(txn, email.as_str())
+            let found = contacts::ids_by_email(txn, &tenant, email.as_str())
                 .await
                 .map_err(|e| db_error(e.into()))?;
             if found.len() > 1 {
@@ -740,20 +775,20 @@ pub async fn apply_event(
     }
     let contact_id = match (kind, existing) {
         ("contact.archived", Some(id)) => {
-            local::archive_contact_in(txn, id, now)
+            local::archive_contact_in(txn, &tenant, id, now)
                 .await
                 .map_err(db_error)?;
             return Ok(None);
         }
         ("contact.archived", None) => return Err("no such contact to archive".into()),
         (_, Some(id)) => {
-            local::update_contact_in(txn, id, fields, now)
+            local::update_contact_in(txn, &tenant, id, fields, now)
                 .await
                 .map_err(db_error)?;
             id
         }
         (_, None) => {
-            local::create_contact_in(txn, fields, false, now)
+            local::create_contact_in(txn, &tenant, fields, false, now)
                 .await
                 .map_err(db_error)?
                 .contact_id
@@ -761,7 +796,7 @@ pub async fn apply_event(
     };
     match in_list {
         Some(true) => {
-            local::add_to_pipedrive_list_in(txn, contact_id, now)
+            local::add_to_pipedrive_list_in(txn, &tenant, contact_id, now)
                 .await
                 .map_err(db_error)?;
         }

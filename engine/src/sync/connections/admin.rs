@@ -35,6 +35,8 @@ pub struct ConnectionStatus {
     pub paused: bool,
     /// New app contacts in the CRM list are created in this connection.
     pub receives_list: bool,
+    /// The tenant (the app's account) whose contacts this connection syncs (ADR 26).
+    pub tenant: String,
     /// The CRM field that carries tandem's apId (none: tandem could not create it).
     pub apid_field_key: Option<String>,
     pub last_success_at: Option<DateTime<Utc>>,
@@ -124,6 +126,7 @@ async fn status_of(engine: &Engine, row: ConnectionRow) -> Result<ConnectionStat
         user_id: row.user_id,
         paused: row.paused,
         receives_list: row.receives_list,
+        tenant: row.tenant.to_string(),
         apid_field_key: row.apid_field_key.clone(),
         last_success_at: row.last_success_at,
         last_error: row.last_error,

@@ -2,7 +2,7 @@
 //! field map, owner). Plain data, so the token lifecycle (`tokens`) and the loader (`super`)
 //! both use it without depending on each other.
 
-use tandem_core::ConnectionId;
+use tandem_core::{ConnectionId, TenantId};
 
 use crate::crm::{Crm, FieldMap, Session};
 
@@ -28,6 +28,8 @@ pub mod kind {
 #[derive(Debug, Clone)]
 pub struct ConnectionCtx {
     pub id: ConnectionId,
+    /// The app's account this connection syncs: its persons meet only this tenant's contacts.
+    pub tenant: TenantId,
     /// The CRM this connection is to (its connector): every call of a use-case goes here.
     pub crm: Crm,
     pub state: String,

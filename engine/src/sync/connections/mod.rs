@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use rand::distributions::{Alphanumeric, DistString};
 use serde::Serialize;
 use std::sync::Arc;
-use tandem_core::{ConnectionId, ContactId};
+use tandem_core::{ConnectionId, ContactId, TenantId};
 use tandem_core::{Direction, FieldKey, FieldRule, Side};
 use tandem_webhooks::pipedrive::BasicCredentials;
 use uuid::Uuid;
@@ -125,6 +125,7 @@ pub async fn load(engine: &Engine, id: ConnectionId) -> Result<ConnectionCtx, Sy
     }
     let conn = ConnectionCtx {
         id,
+        tenant: row.tenant.clone(),
         crm,
         state: row.state.clone(),
         paused: row.paused,
@@ -223,15 +224,23 @@ impl ApidKey for ConnectionRow {
     }
 }
 
-/// The one active Pipedrive connection, if any (tandem syncs one Pipedrive company).
-pub async fn active_id(db: &impl crate::store::Conn) -> Result<Option<ConnectionId>, SyncError> {
-    Ok(crate::store::connections::oldest_not_in(db, state::DISCONNECTED).await?)
+/// The oldest active connection of `tenant`, if any (what a request that names no connection
+/// and concerns no linked contact goes to).
+pub async fn active_id(
+    db: &impl crate::store::Conn,
+    tenant: &TenantId,
+) -> Result<Option<ConnectionId>, SyncError> {
+    Ok(crate::store::connections::oldest_not_in(db, tenant, state::DISCONNECTED).await?)
 }
 
-/// The connections new app contacts in the CRM list are created in, oldest first: every one
-/// not disconnected, except companies connected alongside others.
-pub async fn list_receivers(db: &impl crate::store::Conn) -> Result<Vec<ConnectionId>, SyncError> {
-    Ok(crate::store::connections::list_receivers(db).await?)
+/// The connections of `tenant` new app contacts in its CRM list are created in, oldest first:
+/// every one not disconnected, except a second company connected alongside another in the
+/// same tenant.
+pub async fn list_receivers(
+    db: &impl crate::store::Conn,
+    tenant: &TenantId,
+) -> Result<Vec<ConnectionId>, SyncError> {
+    Ok(crate::store::connections::list_receivers(db, tenant).await?)
 }
 
 pub async fn set_paused(
@@ -262,14 +271,18 @@ pub async fn queue_unlinked_list_members(
     use std::collections::HashSet;
 
     const PAGE: u64 = 500;
-    if !stored::get(db, id).await?.is_some_and(|c| c.receives_list) {
+    let Some(tenant) = stored::get(db, id)
+        .await?
+        .filter(|c| c.receives_list)
+        .map(|c| c.tenant)
+    else {
         return Ok(0);
-    }
+    };
     let mut queued = 0;
     let mut after = None;
     loop {
         let (members, more) =
-            contacts::list_members(db, contacts::PIPEDRIVE_LIST, after, PAGE).await?;
+            contacts::list_members(db, &tenant, contacts::PIPEDRIVE_LIST, after, PAGE).await?;
         let ids: Vec<ContactId> = members.iter().map(|(contact, _)| *contact).collect();
         after = ids.last().copied();
         let linked = links::persons_of_contacts(db, id, &ids).await?;
@@ -347,21 +360,58 @@ pub async fn connect_with(
     } else {
         OtherCompanies::Refuse
     };
-    connect_pipedrive(engine, new, others).await
+    connect_pipedrive(engine, new, others, &TenantId::default()).await
 }
 
-/// As [`connect`], keeping the connections to other Pipedrive companies: one database serving
-/// many companies (issue 24), each connection with its own tokens, limiter, cursors, webhooks
-/// and links. Partial: the app's contacts are shared by every connection (a contact linked in
-/// several companies is pushed to each; the "Pipedrive contacts" list, its members and new
-/// contacts in it, is not pushed to a company connected this way: `receives_list` is off), so a
-/// deployment serving many tenants keeps their contacts apart itself. Used by the scale-out
-/// benchmark and its tests; the admin console still connects one company.
+/// As [`connect`], for the tenant `tenant` and keeping the connections to other Pipedrive
+/// companies: one database serving many companies (issue 24), each connection with its own
+/// tokens, limiter, cursors, webhooks and links, and each company the CRM of one tenant (the
+/// app's account, ADR 26): its persons meet only that tenant's contacts. The first company of
+/// a tenant receives the tenant's CRM list (`receives_list`); a second company connected
+/// alongside it in the same tenant does not (the list would reach both). A company already
+/// connected for another tenant is refused (422 `validation_failed` on `tenant`).
 pub async fn connect_alongside(
     engine: &Engine,
     new: NewConnection,
+    tenant: &TenantId,
 ) -> Result<Connected, SyncError> {
-    connect_pipedrive(engine, new, OtherCompanies::Keep).await
+    connect_pipedrive(engine, new, OtherCompanies::Keep, tenant).await
+}
+
+/// Connects a Pipedrive company for `tenant`, as the console, the admin API and the CLI do:
+/// the default tenant's one company as [`connect_with`] (a second one is refused, or replaces
+/// the first with `confirm_reset`); a named tenant's company alongside the others, as
+/// [`connect_alongside`] (`confirm_reset` has nothing to reset there).
+pub async fn connect_for(
+    engine: &Engine,
+    new: NewConnection,
+    confirm_reset: bool,
+    tenant: &TenantId,
+) -> Result<Connected, SyncError> {
+    if tenant.is_default() {
+        connect_with(engine, new, confirm_reset).await
+    } else {
+        connect_alongside(engine, new, tenant).await
+    }
+}
+
+/// A company (a Salesforce org) is the CRM of one tenant: its persons cannot be two tenants'
+/// contacts. Refuses connecting `what`, already connected as `existing`, for another tenant.
+fn serves_one_tenant(
+    existing: Option<&ConnectionRow>,
+    tenant: &TenantId,
+    what: &str,
+) -> Result<(), SyncError> {
+    match existing.filter(|c| c.tenant != *tenant) {
+        Some(other) => Err(SyncError::Validation {
+            field: "tenant".to_owned(),
+            message: format!(
+                "{what} is already connected for another tenant (connection {}); a company serves one tenant",
+                other.id
+            ),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// What connecting a Pipedrive company does with connections to other companies.
@@ -376,6 +426,7 @@ async fn connect_pipedrive(
     engine: &Engine,
     new: NewConnection,
     policy: OtherCompanies,
+    tenant: &TenantId,
 ) -> Result<Connected, SyncError> {
     let now = engine.now();
     let db = &engine.store;
@@ -402,8 +453,13 @@ async fn connect_pipedrive(
 
     // A different company than the one tandem syncs: refuse unless the admin confirmed a reset.
     let mut others = stored::of_other_companies(db, me.company_id).await?;
-    // Other CRMs' connections (Salesforce) are not "another company".
-    others.retain(|c| c.crm == kind::PIPEDRIVE && policy != OtherCompanies::Keep);
+    // Other CRMs' connections (Salesforce) are not "another company", nor are other tenants'.
+    let tenant_has_pipedrive = others
+        .iter()
+        .any(|c| c.crm == kind::PIPEDRIVE && c.tenant == *tenant && c.state != state::DISCONNECTED);
+    others.retain(|c| {
+        c.crm == kind::PIPEDRIVE && c.tenant == *tenant && policy != OtherCompanies::Keep
+    });
     let confirm_reset = policy == OtherCompanies::Reset;
     if let Some(other) = others.first() {
         if !confirm_reset {
@@ -439,6 +495,11 @@ async fn connect_pipedrive(
         .await?
         .into_iter()
         .find(|c| c.crm == kind::PIPEDRIVE);
+    serves_one_tenant(
+        existing.as_ref(),
+        tenant,
+        &format!("Pipedrive company {}", fmt_company(me.company_id)),
+    )?;
     let id = existing.as_ref().map_or(id, |c| c.id);
     let session = Session {
         connection_id: id,
@@ -489,10 +550,13 @@ async fn connect_pipedrive(
         webhook_password_enc: Some(sealed_password),
         apid_field_key: Some(apid_field_key.clone()),
         paused: false,
-        // A reconnect keeps it; a company connected alongside others does not get the list.
-        receives_list: existing
-            .as_ref()
-            .map_or(policy != OtherCompanies::Keep, |c| c.receives_list),
+        // A reconnect keeps it; a second company connected alongside another of the same
+        // tenant does not get the tenant's list (the first one does).
+        receives_list: existing.as_ref().map_or(
+            policy != OtherCompanies::Keep || !tenant_has_pipedrive,
+            |c| c.receives_list,
+        ),
+        tenant: tenant.clone(),
         last_success_at: Some(now),
         last_error: None,
         created_at: existing.as_ref().map_or(now, |c| c.created_at),
@@ -546,6 +610,7 @@ pub async fn connect_salesforce(
     engine: &Engine,
     new: NewConnection,
     sandbox: bool,
+    tenant: &TenantId,
 ) -> Result<Connected, SyncError> {
     let now = engine.now();
     let db = &engine.store;
@@ -574,6 +639,15 @@ pub async fn connect_salesforce(
         .await?
         .into_iter()
         .find(|c| c.crm == crm_kind);
+    serves_one_tenant(
+        existing.as_ref(),
+        tenant,
+        if sandbox {
+            "This Salesforce sandbox"
+        } else {
+            "This Salesforce org"
+        },
+    )?;
     let id = existing
         .as_ref()
         .map_or_else(|| ConnectionId::new(Uuid::now_v7()), |c| c.id);
@@ -644,6 +718,7 @@ pub async fn connect_salesforce(
         apid_field_key: apid_field_key.clone(),
         paused: false,
         receives_list: existing.as_ref().is_none_or(|c| c.receives_list),
+        tenant: tenant.clone(),
         last_success_at: Some(now),
         last_error: None,
         created_at: existing.as_ref().map_or(now, |c| c.created_at),

@@ -10,8 +10,11 @@
 //!
 //! Links in a disconnected connection do not count. The routed connection is stored on the
 //! request's record and on its outbox job, so retries, also after a restart, go there.
+//!
+//! Every step sees only the caller's tenant's connections (ADR 26): a `connection_id` of
+//! another tenant is unknown, as if it did not exist.
 
-use tandem_core::{ConnectionId, ContactId};
+use tandem_core::{ConnectionId, ContactId, TenantId};
 
 use crate::store::connections as stored;
 use crate::store::Conn;
@@ -52,9 +55,14 @@ fn list(ids: &[ConnectionId]) -> String {
 
 /// The connection a request names, if it can take work: it exists and is not disconnected
 /// (a paused connection queues the work for when it resumes).
-pub async fn named(db: &impl Conn, id: ConnectionId) -> Result<ConnectionId, RouteError> {
+pub async fn named(
+    db: &impl Conn,
+    tenant: &TenantId,
+    id: ConnectionId,
+) -> Result<ConnectionId, RouteError> {
     match stored::get(db, id).await? {
         None => Err(RouteError::Unknown(id)),
+        Some(row) if row.tenant != *tenant => Err(RouteError::Unknown(id)),
         Some(row) if row.state == state::DISCONNECTED => Err(RouteError::Disconnected(id)),
         Some(_) => Ok(id),
     }
@@ -62,16 +70,20 @@ pub async fn named(db: &impl Conn, id: ConnectionId) -> Result<ConnectionId, Rou
 
 /// Fails with [`RouteError::NotConnected`] when no connection is active, so that a request
 /// is refused for that before its contact is looked up.
-pub async fn require_active(db: &impl Conn) -> Result<(), RouteError> {
-    match super::active_id(db).await? {
+pub async fn require_active(db: &impl Conn, tenant: &TenantId) -> Result<(), RouteError> {
+    match super::active_id(db, tenant).await? {
         Some(_) => Ok(()),
         None => Err(RouteError::NotConnected),
     }
 }
 
 /// The connection for a request about `contact` that names none (steps 2 and 3 above).
-pub async fn for_contact(db: &impl Conn, contact: ContactId) -> Result<ConnectionId, RouteError> {
-    for_contacts(db, &[contact], "the contact is").await
+pub async fn for_contact(
+    db: &impl Conn,
+    tenant: &TenantId,
+    contact: ContactId,
+) -> Result<ConnectionId, RouteError> {
+    for_contacts(db, tenant, &[contact], "the contact is").await
 }
 
 /// [`for_contact`] for a request about several contacts (an e-mail's participants): the one
@@ -79,6 +91,7 @@ pub async fn for_contact(db: &impl Conn, contact: ContactId) -> Result<Connectio
 /// the refusal when several connections link them.
 pub async fn for_contacts(
     db: &impl Conn,
+    tenant: &TenantId,
     contacts: &[ContactId],
     what: &'static str,
 ) -> Result<ConnectionId, RouteError> {
@@ -93,13 +106,13 @@ pub async fn for_contacts(
         }
         let active = stored::get(db, id)
             .await?
-            .is_some_and(|row| row.state != state::DISCONNECTED);
+            .is_some_and(|row| row.state != state::DISCONNECTED && row.tenant == *tenant);
         if active {
             linked.push(id);
         }
     }
     let oldest = if linked.is_empty() {
-        super::active_id(db).await?
+        super::active_id(db, tenant).await?
     } else {
         None
     };

@@ -75,7 +75,9 @@ pub async fn list(
 ) -> Result<Vec<Group>, SyncError> {
     let db = &engine.store;
     let mut by_email: BTreeMap<String, Vec<Uuid>> = BTreeMap::new();
-    for (email, id) in stored_groups::live_contact_emails(&engine.store).await? {
+    // The connection's tenant's contacts only: two tenants' contacts with one e-mail are not
+    // duplicates of each other.
+    for (email, id) in stored_groups::live_contact_emails(&engine.store, &conn.tenant).await? {
         by_email.entry(email).or_default().push(id);
     }
     let now = engine.now();
@@ -361,7 +363,8 @@ pub async fn link_contact(
         .await?;
     let now = engine.now();
     let txn = engine.store.begin().await?;
-    contacts::load(&txn, contact_id)
+    // Only a contact of the connection's tenant: another tenant's is not found.
+    contacts::load_in(&txn, &conn.tenant, contact_id)
         .await?
         .ok_or(SyncError::ContactNotFound(contact_id))?;
     if let Some(old) = links::by_person(&txn, conn.id, person_id).await? {

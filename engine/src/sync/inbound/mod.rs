@@ -210,6 +210,7 @@ pub async fn apply_page_in<C: Conn>(
     let persons: Vec<&CrmPerson> = completed.iter().collect();
     let mut view = PageView::load(txn, conn, &persons).await?;
     let mut created = PendingCreates {
+        tenant: conn.tenant.clone(),
         notify: crate::sync::app::has_subscribers(txn).await?,
         ..PendingCreates::default()
     };
@@ -273,8 +274,11 @@ impl PageView {
             linked,
             ..Self::default()
         };
+        // Only the connection's tenant's contacts: an apId naming another tenant's contact is
+        // no candidate, as if it named nothing.
         let mut heads = contacts::heads(txn, &named).await?;
-        heads.extend(contacts::heads_by_emails(txn, &emails).await?);
+        heads.retain(|h| h.tenant == conn.tenant);
+        heads.extend(contacts::heads_by_emails(txn, &conn.tenant, &emails).await?);
         for head in heads {
             view.index(head);
         }
@@ -353,6 +357,8 @@ impl PageView {
 /// written.
 #[derive(Debug, Default)]
 struct PendingCreates {
+    /// The tenant of the connection whose persons these are.
+    tenant: tandem_core::TenantId,
     contacts: Vec<contacts::NewContact>,
     links: Vec<Link>,
     /// Whether the app has subscribers to tell about each new contact.
@@ -415,6 +421,7 @@ impl PendingCreates {
         view.person_of.insert(contact_id.into(), person.id);
         view.index(contacts::ContactHead {
             id: contact_id.into(),
+            tenant: conn.tenant.clone(),
             email: crate::crm::email_of(new.fields.get(tandem_core::keys::EMAIL))
                 .map(|e| e.as_str().to_owned()),
             archived: false,
@@ -434,7 +441,14 @@ impl PendingCreates {
             return Ok(());
         }
         // Every Pipedrive person is in the "Pipedrive contacts" list.
-        contacts::create_many(txn, &self.contacts, contacts::PIPEDRIVE_LIST, now).await?;
+        contacts::create_many(
+            txn,
+            &self.tenant,
+            &self.contacts,
+            contacts::PIPEDRIVE_LIST,
+            now,
+        )
+        .await?;
         links::insert_many(txn, &self.links, now).await?;
         if self.notify {
             for contact in &self.contacts {
@@ -570,7 +584,7 @@ async fn link_new_person<C: Conn>(
     let mut candidates = IdentityCandidates::default();
     if let Some(contact) = ap_id.as_ref().and_then(tandem_core::ApId::contact_id) {
         let id = *contact.as_uuid();
-        if contacts::load(txn, id.into())
+        if contacts::load_in(txn, &conn.tenant, id.into())
             .await?
             .is_some_and(|c| !c.archived)
         {
@@ -584,7 +598,7 @@ async fn link_new_person<C: Conn>(
         }
     }
     if let Some(email) = &email {
-        for id in contacts::ids_by_email(txn, email.as_str()).await? {
+        for id in contacts::ids_by_email(txn, &conn.tenant, email.as_str()).await? {
             let linked = links::by_contact(txn, conn.id, id)
                 .await?
                 .map(|l| l.person_id);
@@ -636,7 +650,8 @@ async fn link_new_person<C: Conn>(
         }
         InboundIdentity::CreateContact { same_email_persons } => {
             let fields: BTreeMap<FieldKey, FieldValue> = remote.fields.clone();
-            let contact_id = contacts::create(txn, &fields, Origin::Remote, now).await?;
+            let contact_id =
+                contacts::create(txn, &conn.tenant, &fields, Origin::Remote, now).await?;
             let mut link = links::new_link(conn.id, contact_id, person.id);
             link.state.base = remote.clone();
             link.state.versions.record(Side::Remote, remote.version);

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 use tandem_core::ConnectionId;
-use tandem_core::ContactId;
+use tandem_core::{ContactId, TenantId};
 
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
@@ -435,10 +435,14 @@ fn request_hash(request: &Submit) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-async fn resolve_contact(db: &impl Conn, contact: &ContactRef) -> Result<ContactId, ActionError> {
+async fn resolve_contact(
+    db: &impl Conn,
+    tenant: &TenantId,
+    contact: &ContactRef,
+) -> Result<ContactId, ActionError> {
     match contact {
         ContactRef::Id { contact_id } => {
-            let found = contacts::load(db, *contact_id)
+            let found = contacts::load_in(db, tenant, *contact_id)
                 .await?
                 .filter(|c| !c.archived);
             found.map(|c| c.id).ok_or(ActionError::UnknownContact)
@@ -446,7 +450,7 @@ async fn resolve_contact(db: &impl Conn, contact: &ContactRef) -> Result<Contact
         ContactRef::Email { email } => {
             let email = tandem_core::EmailAddress::parse(email)
                 .map_err(|e| ActionError::Invalid(format!("`email`: {e}")))?;
-            contacts::ids_by_email(db, email.as_str())
+            contacts::ids_by_email(db, tenant, email.as_str())
                 .await?
                 .into_iter()
                 .next()
@@ -455,26 +459,37 @@ async fn resolve_contact(db: &impl Conn, contact: &ContactRef) -> Result<Contact
     }
 }
 
-/// Validates, records and queues an action; a replayed idempotency key returns the first result.
+/// [`submit_for`] the default tenant.
 pub async fn submit(engine: &Engine, request: Submit) -> Result<Submitted, ActionError> {
+    submit_for(engine, &TenantId::default(), request).await
+}
+
+/// Validates, records and queues an action of `tenant`: its contact and its connection are
+/// the tenant's (another tenant's are unknown, as if they did not exist); a replayed
+/// idempotency key (per tenant) returns the first result.
+pub async fn submit_for(
+    engine: &Engine,
+    tenant: &TenantId,
+    request: Submit,
+) -> Result<Submitted, ActionError> {
     let db = &engine.store;
     let hash = request_hash(&request);
     if let Some(existing) =
-        journey_actions::by_idempotency_key(db, &request.idempotency_key).await?
+        journey_actions::by_idempotency_key(db, tenant, &request.idempotency_key).await?
     {
         return replay(existing, &hash);
     }
     let named = match request.connection_id {
-        Some(id) => Some(route::named(db, id).await?),
+        Some(id) => Some(route::named(db, tenant, id).await?),
         None => {
-            route::require_active(db).await?;
+            route::require_active(db, tenant).await?;
             None
         }
     };
-    let contact_id = resolve_contact(db, &request.contact).await?;
+    let contact_id = resolve_contact(db, tenant, &request.contact).await?;
     let connection_id = match named {
         Some(id) => id,
-        None => route::for_contact(db, contact_id).await?,
+        None => route::for_contact(db, tenant, contact_id).await?,
     };
     let conn = connections::load(engine, connection_id).await?;
     let params = validate(engine, &conn, request.action, &request.params).await?;
@@ -511,6 +526,7 @@ pub async fn submit(engine: &Engine, request: Submit) -> Result<Submitted, Actio
         action: action_name(request.action).to_owned(),
         params: serde_json::to_value(&params).unwrap_or_default(),
         idempotency_key: request.idempotency_key.clone(),
+        tenant: tenant.clone(),
         request_hash: hash.clone(),
         state: state::QUEUED.to_owned(),
         result: None,
@@ -526,7 +542,9 @@ pub async fn submit(engine: &Engine, request: Submit) -> Result<Submitted, Actio
         Err(error) if error.is_conflict_on(Constraint::JourneyActionIdempotencyKey) => {
             // A concurrent request with the same key won the race: answer with its record.
             txn.rollback().await?;
-            return match journey_actions::by_idempotency_key(db, &request.idempotency_key).await? {
+            return match journey_actions::by_idempotency_key(db, tenant, &request.idempotency_key)
+                .await?
+            {
                 Some(existing) => replay(existing, &hash),
                 None => Err(ActionError::Sync(SyncError::Invalid(
                     "the action could not be recorded".into(),
@@ -602,6 +620,7 @@ async fn record_refused(
             action: action_name(request.action).to_owned(),
             params: request.params.clone(),
             idempotency_key: request.idempotency_key.clone(),
+            tenant: conn.tenant.clone(),
             request_hash: hash.to_owned(),
             state: state::FAILED.to_owned(),
             result: None,
@@ -632,6 +651,18 @@ async fn record_refused(
 pub async fn get(engine: &Engine, id: Uuid) -> Result<Option<ActionRecord>, SyncError> {
     Ok(journey_actions::get(&engine.store, id)
         .await?
+        .map(Into::into))
+}
+
+/// The action `id` of `tenant` (another tenant's is not there).
+pub async fn get_for(
+    engine: &Engine,
+    tenant: &TenantId,
+    id: Uuid,
+) -> Result<Option<ActionRecord>, SyncError> {
+    Ok(journey_actions::get(&engine.store, id)
+        .await?
+        .filter(|row| row.tenant == *tenant)
         .map(Into::into))
 }
 

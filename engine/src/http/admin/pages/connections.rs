@@ -8,7 +8,7 @@ use tandem_core::ConnectionId;
 use tandem_core::ContactId;
 use tandem_webhooks::{ApiError, ErrorCode};
 
-use super::{back, csrf_ok, FormMap, Notice};
+use super::{back, csrf_ok, FormMap};
 use crate::http::admin::api::{add_api_token, start_initial_sync};
 use crate::http::admin::api_error;
 use crate::http::admin::layout::{error_page, render, Chrome};
@@ -24,6 +24,13 @@ struct ConnectionsPage<'a> {
     cards: Vec<Card<'a>>,
     /// No connection is active: offer to connect one.
     show_add_forms: bool,
+    /// The tenant (the app's account) the connect forms and links connect for (`?tenant=` on
+    /// the page); `None`: the default tenant.
+    tenant: Option<String>,
+    /// Where the connect links start, for [`Self::tenant`].
+    connect_pipedrive: String,
+    connect_salesforce: String,
+    connect_sandbox: String,
     /// "Connect with Pipedrive" (OAuth) next to the API-token form.
     oauth_configured: bool,
     /// The Salesforce card's Connect (with its Sandbox toggle) is offered: the connected app
@@ -45,8 +52,8 @@ struct Card<'a> {
     owner: String,
     /// The live mirror is switched on: the toggle offers to switch it off.
     mirror_on: bool,
-    /// Where Reconnect starts the CRM's consent.
-    reconnect_href: &'static str,
+    /// Where Reconnect starts the CRM's consent (for the connection's own tenant).
+    reconnect_href: String,
     /// The CRM's name on the card.
     crm_name: &'static str,
     /// The daily API quota as the CRM last reported it ("93,210 of 100,000 left"), if known.
@@ -83,13 +90,7 @@ impl<'a> Card<'a> {
             base: format!("/admin/connections/{}", status.id),
             owner: owner_text(status.owner.as_ref(), now),
             mirror_on: status.mirror.as_ref().is_some_and(|m| m.enabled),
-            reconnect_href: match status.crm.as_str() {
-                connections::kind::SALESFORCE => "/connections/salesforce/connect",
-                connections::kind::SALESFORCE_SANDBOX => {
-                    "/connections/salesforce/connect?sandbox=1"
-                }
-                _ => "/connections/pipedrive/connect",
-            },
+            reconnect_href: connect_href(&status.crm, &tenant_query(&status.tenant)),
             external_id: (status.crm != connections::kind::PIPEDRIVE)
                 .then(|| (crm.external_id_field().0, status.apid_field_key.is_some())),
             crm_name: match status.crm.as_str() {
@@ -98,6 +99,38 @@ impl<'a> Card<'a> {
                 _ => "Pipedrive",
             },
         }
+    }
+}
+
+/// `tenant=…` for a named tenant's connect links; nothing for the default tenant.
+fn tenant_query(tenant: &str) -> String {
+    if tenant.is_empty() || tenant == tandem_core::TenantId::DEFAULT {
+        String::new()
+    } else {
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("tenant", tenant)
+            .finish()
+    }
+}
+
+/// Where connecting (or reconnecting) a `crm` connection starts its consent; `query` is
+/// [`tenant_query`]'s.
+fn connect_href(crm: &str, query: &str) -> String {
+    let (path, first) = match crm {
+        connections::kind::SALESFORCE => ("/connections/salesforce/connect", None),
+        connections::kind::SALESFORCE_SANDBOX => {
+            ("/connections/salesforce/connect", Some("sandbox=1"))
+        }
+        _ => ("/connections/pipedrive/connect", None),
+    };
+    let parts: Vec<&str> = first
+        .into_iter()
+        .chain((!query.is_empty()).then_some(query))
+        .collect();
+    if parts.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", parts.join("&"))
     }
 }
 
@@ -127,15 +160,29 @@ fn owner_text(
     }
 }
 
+#[derive(Debug, Default, serde::Deserialize)]
+pub(super) struct HomeQuery {
+    #[serde(default)]
+    notice: Option<String>,
+    /// Connect for this tenant (the app's account): the connect links and forms carry it.
+    #[serde(default)]
+    tenant: Option<String>,
+}
+
 pub(super) async fn home(
     PageAdmin(admin): PageAdmin,
     State(state): State<AppState>,
-    Query(q): Query<Notice>,
+    Query(q): Query<HomeQuery>,
 ) -> Response {
+    let tenant = match crate::http::connect::tenant_of(q.tenant.as_deref()) {
+        Ok(tenant) => tenant,
+        Err(e) => return error_page(&e),
+    };
     let list = match admin::list_connections(&state.engine).await {
         Ok(list) => list,
         Err(e) => return error_page(&api_error(e)),
     };
+    let query = tenant_query(tenant.as_str());
     let now = state.engine.now();
     let cards: Vec<Card<'_>> = list
         .iter()
@@ -149,9 +196,18 @@ pub(super) async fn home(
                 admin.csrf.as_deref(),
                 q.notice.as_deref(),
             ),
-            show_add_forms: !cards
-                .iter()
-                .any(|c| c.active && c.status.crm == connections::kind::PIPEDRIVE),
+            // The default tenant connects one Pipedrive company; a named tenant's company is
+            // connected alongside the others (ADR 26), so its forms are always offered.
+            show_add_forms: !tenant.is_default()
+                || !cards.iter().any(|c| {
+                    c.active
+                        && c.status.crm == connections::kind::PIPEDRIVE
+                        && c.status.tenant == tenant.as_str()
+                }),
+            connect_pipedrive: connect_href(connections::kind::PIPEDRIVE, &query),
+            connect_salesforce: connect_href(connections::kind::SALESFORCE, &query),
+            connect_sandbox: connect_href(connections::kind::SALESFORCE_SANDBOX, &query),
+            tenant: (!tenant.is_default()).then(|| tenant.to_string()),
             cards,
             oauth_configured: !state.settings.pipedrive.client_id.is_empty(),
             salesforce_configured: !state.settings.salesforce.client_id.is_empty(),
@@ -172,6 +228,7 @@ pub(super) async fn add(
         form.get("api_token").map(String::as_str).unwrap_or(""),
         form.get("api_domain").map(String::as_str),
         form.get("confirm_reset").is_some_and(|v| v == "true"),
+        form.get("tenant").map(String::as_str),
     )
     .await
     {

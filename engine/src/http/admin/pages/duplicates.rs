@@ -20,6 +20,8 @@ use crate::sync::inbound::duplicates::{self, Group};
 #[template(path = "admin/duplicates.html")]
 struct DuplicatesPage<'a> {
     chrome: Chrome<'a>,
+    /// The connection whose report this is (its forms name it).
+    connection: String,
     /// Open groups.
     open: usize,
     rows: Vec<GroupRow<'a>>,
@@ -52,7 +54,7 @@ pub(super) async fn page(
     State(state): State<AppState>,
     Query(q): Query<Notice>,
 ) -> Response {
-    let conn = match active_connection(&state).await {
+    let conn = match active_connection(&state, q.connection).await {
         Ok(conn) => conn,
         Err(e) => return error_page(&e),
     };
@@ -70,6 +72,7 @@ pub(super) async fn page(
                 q.notice.as_deref(),
             ),
             open: rows.iter().filter(|r| r.open).count(),
+            connection: conn.id.to_string(),
             rows,
         },
     )
@@ -91,13 +94,17 @@ pub(super) async fn merge(
             "choose the person to keep and the person to merge in",
         ));
     };
-    let conn = match active_connection(&state).await {
+    let wanted = match super::form_connection(&form) {
+        Ok(wanted) => wanted,
+        Err(e) => return error_page(&e),
+    };
+    let conn = match active_connection(&state, wanted).await {
         Ok(conn) => conn,
         Err(e) => return error_page(&e),
     };
     match duplicates::merge_persons(&state.engine, &conn, survivor, merged).await {
         Ok(_) => back(
-            "/admin/duplicates",
+            &super::page_of("/admin/duplicates", conn.id),
             &format!("Person #{merged} was merged into #{survivor}."),
         ),
         Err(e) => error_page(&api_error(e)),

@@ -20,6 +20,8 @@ use crate::sync::emails::{self, EmailSettings, ManualLink};
 #[template(path = "admin/emails.html")]
 struct EmailsPage<'a> {
     chrome: Chrome<'a>,
+    /// The connection whose e-mails and settings these are (its forms name it).
+    connection: String,
     settings: EmailSettings,
     rows: Vec<ManualRow<'a>>,
 }
@@ -35,7 +37,7 @@ pub(super) async fn page(
     State(state): State<AppState>,
     Query(q): Query<Notice>,
 ) -> Response {
-    let conn = match active_connection(&state).await {
+    let conn = match active_connection(&state, q.connection).await {
         Ok(conn) => conn,
         Err(e) => return error_page(&e),
     };
@@ -66,6 +68,7 @@ pub(super) async fn page(
         StatusCode::OK,
         &EmailsPage {
             chrome: Chrome::new("E-mails", admin.csrf.as_deref(), q.notice.as_deref()),
+            connection: conn.id.to_string(),
             settings,
             rows,
         },
@@ -86,7 +89,11 @@ pub(super) async fn link(
             "choose the deal or lead to link the e-mail to",
         ));
     };
-    match emails::link_manually(&state.engine, message_id, item).await {
+    let tenant = match crate::http::connect::tenant_of(form.get("tenant").map(String::as_str)) {
+        Ok(tenant) => tenant,
+        Err(e) => return error_page(&e),
+    };
+    match emails::link_manually(&state.engine, &tenant, message_id, item).await {
         Ok(_) => back(
             "/admin/emails",
             &format!("The e-mail is linked to {item}; its record in the CRM follows."),
@@ -103,7 +110,11 @@ pub(super) async fn save_settings(
     if let Err(r) = csrf_ok(&admin, &form) {
         return *r;
     }
-    let conn = match active_connection(&state).await {
+    let wanted = match super::form_connection(&form) {
+        Ok(wanted) => wanted,
+        Err(e) => return error_page(&e),
+    };
+    let conn = match active_connection(&state, wanted).await {
         Ok(conn) => conn,
         Err(e) => return error_page(&e),
     };
@@ -115,7 +126,10 @@ pub(super) async fn save_settings(
             .unwrap_or_else(|| emails::record_kind::ACTIVITY.to_owned()),
     };
     match emails::set_settings(&state.engine, conn.id, &settings).await {
-        Ok(()) => back("/admin/emails", "E-mail settings saved."),
+        Ok(()) => back(
+            &super::page_of("/admin/emails", conn.id),
+            "E-mail settings saved.",
+        ),
         Err(e) => error_page(&email_error(e)),
     }
 }

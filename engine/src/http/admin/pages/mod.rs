@@ -111,6 +111,29 @@ fn back(to: &str, notice: &str) -> Response {
     .into_response()
 }
 
+/// The connection a form names (its hidden `connection_id`), if it names one; a value that is
+/// no connection id is refused.
+fn form_connection(form: &HashMap<String, String>) -> Result<Option<ConnectionId>, ApiError> {
+    match form
+        .get("connection_id")
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+    {
+        None => Ok(None),
+        Some(text) => ConnectionId::parse(text).map(Some).map_err(|e| {
+            ApiError::new(
+                tandem_webhooks::ErrorCode::ValidationFailed,
+                format!("connection_id: {e}"),
+            )
+        }),
+    }
+}
+
+/// Where a page of connection `id` lives: `path`, naming the connection.
+fn page_of(path: &str, id: ConnectionId) -> String {
+    format!("{path}?connection={id}")
+}
+
 fn csrf_ok(admin: &Admin, form: &HashMap<String, String>) -> Result<(), Box<Response>> {
     admin
         .check_csrf(form.get("csrf").map(String::as_str))
@@ -125,7 +148,7 @@ async fn chosen_connection(
     if wanted.is_some() {
         return Ok(wanted);
     }
-    connection_store::active_id(&state.store)
+    connection_store::active_id(&state.store, &tandem_core::TenantId::default())
         .await
         .map_err(api_error)
 }

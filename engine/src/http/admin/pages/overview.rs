@@ -237,6 +237,7 @@ mod tests {
                 user_id: None,
                 paused: false,
                 receives_list: true,
+                tenant: "default".to_owned(),
                 apid_field_key: None,
                 last_success_at: None,
                 last_error: None,
