@@ -64,19 +64,19 @@ async fn body(response: reqwest::Response) -> (StatusCode, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// Sends `request`; (status, JSON body or `null`).
+async fn call(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    body(request.send().await.unwrap()).await
+}
+
 /// The tenant's contacts with `email`, through the API.
 async fn contacts_with(app: &TestApp, tenant: &str, email: &str) -> Vec<Value> {
-    let (status, page) = body(
-        as_tenant(
-            app,
-            tenant,
-            Method::GET,
-            &format!("/api/v1/contacts?email={email}"),
-        )
-        .send()
-        .await
-        .unwrap(),
-    )
+    let (status, page) = call(as_tenant(
+        app,
+        tenant,
+        Method::GET,
+        &format!("/api/v1/contacts?email={email}"),
+    ))
     .await;
     assert_eq!(status, StatusCode::OK, "{page}");
     page["data"].as_array().cloned().unwrap_or_default()
@@ -139,17 +139,14 @@ async fn two_tenants_whose_companies_hold_a_person_with_the_same_email_get_a_con
     );
 
     // An edit of Acme's contact reaches Acme's company only.
-    let (status, patched) = body(
+    let (status, patched) = call(
         as_tenant(
             &app,
             "acme",
             Method::PATCH,
             &format!("/api/v1/contacts/{acme_contact}"),
         )
-        .json(&json!({ "fields": { "name": "Sam Edited At Acme" } }))
-        .send()
-        .await
-        .unwrap(),
+        .json(&json!({ "fields": { "name": "Sam Edited At Acme" } })),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{patched}");
@@ -212,14 +209,8 @@ async fn an_app_contact_created_under_one_tenant_with_the_email_of_another_tenan
     let sim = app.sim.handle();
     sim.reset_counts();
 
-    let (status, created) = body(
-        as_tenant(&app, "acme", Method::POST, "/api/v1/contacts")
-            .json(&json!({ "email": SHARED, "fields": { "name": "Sam for Acme" }, "in_pipedrive_list": true }))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, created) = call(as_tenant(&app, "acme", Method::POST, "/api/v1/contacts")
+            .json(&json!({ "email": SHARED, "fields": { "name": "Sam for Acme" }, "in_pipedrive_list": true }))).await;
     assert_eq!(
         status,
         StatusCode::CREATED,
@@ -278,13 +269,7 @@ async fn a_contact_of_one_tenant_is_not_found_under_another() {
         .to_owned();
     let path = format!("/api/v1/contacts/{acme_contact}");
 
-    let (status, _) = body(
-        as_tenant(&app, "acme", Method::GET, &path)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) = call(as_tenant(&app, "acme", Method::GET, &path)).await;
     assert_eq!(status, StatusCode::OK);
     for (method, path, payload) in [
         (Method::GET, path.clone(), None),
@@ -305,51 +290,40 @@ async fn a_contact_of_one_tenant_is_not_found_under_another() {
         if let Some(payload) = payload {
             request = request.json(&payload);
         }
-        let (status, answer) = body(request.send().await.unwrap()).await;
+        let (status, answer) = call(request).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {answer}");
         assert_eq!(answer["code"], "not_found", "{answer}");
     }
     // The default tenant (no header) does not see it either.
-    let (status, _) = body(app.api(Method::GET, &path).send().await.unwrap()).await;
+    let (status, _) = call(app.api(Method::GET, &path)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, answer) = body(
+    let (status, answer) = call(
         as_tenant(
             &app,
             "globex",
             Method::POST,
             "/api/v1/lists/pipedrive_contacts/members",
         )
-        .json(&json!({ "contact_id": acme_contact }))
-        .send()
-        .await
-        .unwrap(),
+        .json(&json!({ "contact_id": acme_contact })),
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
-    let (_, members) = body(
-        as_tenant(
-            &app,
-            "globex",
-            Method::GET,
-            "/api/v1/lists/pipedrive_contacts/members",
-        )
-        .send()
-        .await
-        .unwrap(),
-    )
+    let (_, members) = call(as_tenant(
+        &app,
+        "globex",
+        Method::GET,
+        "/api/v1/lists/pipedrive_contacts/members",
+    ))
     .await;
     let members = members["data"].as_array().unwrap();
     assert_eq!(members.len(), 1, "Globex's own person only: {members:?}");
     assert_ne!(members[0]["contact_id"], acme_contact);
 
     // A journey action of Globex may name neither Acme's contact nor, later, its connection.
-    let (status, answer) = body(
+    let (status, answer) = call(
         as_tenant(&app, "globex", Method::POST, "/api/v1/actions/add_deal")
             .header("Idempotency-Key", "cross-1")
-            .json(&json!({ "contact_id": acme_contact, "params": { "title": "Nope" } }))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({ "contact_id": acme_contact, "params": { "title": "Nope" } })),
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
@@ -381,55 +355,38 @@ async fn a_journey_action_may_name_only_a_connection_of_its_own_tenant() {
         company_for(&app, &tenant("globex"), "Gil", "gil@example.com").await;
     let acme_contact = contacts_with(&app, "acme", SHARED).await[0]["id"].clone();
 
-    let (status, answer) = body(
-        as_tenant(&app, "acme", Method::POST, "/api/v1/actions/add_deal")
+    let (status, answer) = call(as_tenant(&app, "acme", Method::POST, "/api/v1/actions/add_deal")
             .header("Idempotency-Key", "deal-1")
-            .json(&json!({ "contact_id": acme_contact, "params": { "title": "Deal" }, "connection_id": globex }))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+            .json(&json!({ "contact_id": acme_contact, "params": { "title": "Deal" }, "connection_id": globex }))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
     assert_eq!(answer["code"], "unknown_connection", "{answer}");
 
     // The same key in another tenant is another request, not a replay of Acme's.
-    let (status, queued) = body(
+    let (status, queued) = call(
         as_tenant(&app, "acme", Method::POST, "/api/v1/actions/add_deal")
             .header("Idempotency-Key", "deal-2")
-            .json(&json!({ "contact_id": acme_contact, "params": { "title": "Acme Deal" } }))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({ "contact_id": acme_contact, "params": { "title": "Acme Deal" } })),
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
     assert_eq!(queued["connection_id"], acme.to_string());
     let gil = contacts_with(&app, "globex", "gil@example.com").await[0]["id"].clone();
-    let (status, other) = body(
+    let (status, other) = call(
         as_tenant(&app, "globex", Method::POST, "/api/v1/actions/add_deal")
             .header("Idempotency-Key", "deal-2")
-            .json(&json!({ "contact_id": gil, "params": { "title": "Globex Deal" } }))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({ "contact_id": gil, "params": { "title": "Globex Deal" } })),
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{other}");
     assert_ne!(other["id"], queued["id"]);
     assert_eq!(other["connection_id"], globex.to_string());
     // Each tenant reads its own action only.
-    let (status, _) = body(
-        as_tenant(
-            &app,
-            "globex",
-            Method::GET,
-            &format!("/api/v1/actions/{}", queued["id"].as_str().unwrap()),
-        )
-        .send()
-        .await
-        .unwrap(),
-    )
+    let (status, _) = call(as_tenant(
+        &app,
+        "globex",
+        Method::GET,
+        &format!("/api/v1/actions/{}", queued["id"].as_str().unwrap()),
+    ))
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     app.drive().await;
@@ -453,14 +410,8 @@ async fn the_list_of_a_tenant_is_pushed_only_to_that_tenants_connection() {
     let sim = app.sim.handle();
     sim.reset_counts();
 
-    let (status, created) = body(
-        as_tenant(&app, "globex", Method::POST, "/api/v1/contacts")
-            .json(&json!({ "email": "new.lead@example.com", "fields": { "name": "New Lead" }, "in_pipedrive_list": true }))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, created) = call(as_tenant(&app, "globex", Method::POST, "/api/v1/contacts")
+            .json(&json!({ "email": "new.lead@example.com", "fields": { "name": "New Lead" }, "in_pipedrive_list": true }))).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     app.drive().await;
 
@@ -492,13 +443,7 @@ async fn the_list_of_a_tenant_is_pushed_only_to_that_tenants_connection() {
     );
     // Each tenant counts its own list.
     for (tenant, members) in [("acme", 1), ("globex", 2), ("default", 0)] {
-        let (_, lists) = body(
-            as_tenant(&app, tenant, Method::GET, "/api/v1/lists")
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (_, lists) = call(as_tenant(&app, tenant, Method::GET, "/api/v1/lists")).await;
         assert_eq!(
             lists["data"][0]["member_count"], members,
             "{tenant}: {lists}"
@@ -541,12 +486,12 @@ async fn a_tenants_subscriptions_hear_only_its_own_contacts() {
         );
     }
     // The API lists a tenant's own subscriptions only.
-    let (_, listed) = body(
-        as_tenant(&app, "acme", Method::GET, "/api/v1/webhook-subscriptions")
-            .send()
-            .await
-            .unwrap(),
-    )
+    let (_, listed) = call(as_tenant(
+        &app,
+        "acme",
+        Method::GET,
+        "/api/v1/webhook-subscriptions",
+    ))
     .await;
     let ids: Vec<&Value> = listed["data"]
         .as_array()
@@ -555,17 +500,12 @@ async fn a_tenants_subscriptions_hear_only_its_own_contacts() {
         .map(|s| &s["id"])
         .collect();
     assert_eq!(ids, [&json!(acme_hook.id)]);
-    let (status, _) = body(
-        as_tenant(
-            &app,
-            "acme",
-            Method::GET,
-            &format!("/api/v1/webhook-subscriptions/{}", globex_hook.id),
-        )
-        .send()
-        .await
-        .unwrap(),
-    )
+    let (status, _) = call(as_tenant(
+        &app,
+        "acme",
+        Method::GET,
+        &format!("/api/v1/webhook-subscriptions/{}", globex_hook.id),
+    ))
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
@@ -574,24 +514,18 @@ async fn a_tenants_subscriptions_hear_only_its_own_contacts() {
 async fn a_malformed_tandem_tenant_header_is_refused_with_invalid_tenant() {
     let app = spawn_app().await;
     for bad in ["two words", "a/b", "", &"x".repeat(65), "ünicode"] {
-        let (status, answer) = body(
+        let (status, answer) = call(
             app.api(Method::GET, "/api/v1/contacts")
-                .header("Tandem-Tenant", bad)
-                .send()
-                .await
-                .unwrap(),
+                .header("Tandem-Tenant", bad),
         )
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad:?}: {answer}");
         assert_eq!(answer["code"], "invalid_tenant", "{answer}");
     }
     // Without the header: the default tenant, as always.
-    let (status, created) = body(
+    let (status, created) = call(
         app.api(Method::POST, "/api/v1/contacts")
-            .json(&json!({ "email": "ada@example.com" }))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({ "email": "ada@example.com" })),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
@@ -787,7 +721,7 @@ async fn the_admin_api_connects_an_api_token_company_for_the_tenant_its_body_nam
     assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
     assert_eq!(error["code"], "invalid_tenant", "{error}");
 
-    let (status, connected) = body(add("globex").send().await.unwrap()).await;
+    let (status, connected) = call(add("globex")).await;
     assert_eq!(status, StatusCode::CREATED, "{connected}");
     let stored = tandem_engine::store::connections::list(&app.store)
         .await
@@ -796,7 +730,7 @@ async fn the_admin_api_connects_an_api_token_company_for_the_tenant_its_body_nam
     assert_eq!(stored[0].tenant.as_str(), "globex");
     assert_eq!(stored[0].id.uuid().to_string(), connected["id"]);
     // The company serves globex: the same token for another tenant is refused.
-    let (status, error) = body(add("initech").send().await.unwrap()).await;
+    let (status, error) = call(add("initech")).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
     assert!(error.to_string().contains("another tenant"), "{error}");
 }
@@ -855,14 +789,8 @@ async fn two_tenants_log_an_email_under_the_same_message_id_and_each_has_its_own
         })
     };
     for (name, subject) in [("acme", "For Acme"), ("globex", "For Globex")] {
-        let (status, logged) = body(
-            as_tenant(&app, name, Method::POST, "/api/v1/emails")
-                .json(&email(subject))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (status, logged) =
+            call(as_tenant(&app, name, Method::POST, "/api/v1/emails").json(&email(subject))).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{name}: {logged}");
     }
     app.drive().await;
@@ -873,13 +801,7 @@ async fn two_tenants_log_an_email_under_the_same_message_id_and_each_has_its_own
         ("globex", globex_person, globex),
     ] {
         let path = format!("/api/v1/emails/{message_id}");
-        let (status, outcome) = body(
-            as_tenant(&app, name, Method::GET, &path)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (status, outcome) = call(as_tenant(&app, name, Method::GET, &path)).await;
         assert_eq!(status, StatusCode::OK, "{name}: {outcome}");
         assert_eq!(outcome["state"], "logged", "{name}: {outcome}");
         assert_eq!(outcome["persons"], json!([person]), "{name}: {outcome}");
@@ -891,23 +813,17 @@ async fn two_tenants_log_an_email_under_the_same_message_id_and_each_has_its_own
     }
     // An event is recorded on the tenant's own e-mail only; a third tenant has none.
     let events = format!("/api/v1/emails/{message_id}/events");
-    let (status, opened) = body(
+    let (status, opened) = call(
         as_tenant(&app, "acme", Method::POST, &events)
-            .json(&json!({ "type": "opened", "at": "2026-12-05T11:00:00Z" }))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({ "type": "opened", "at": "2026-12-05T11:00:00Z" })),
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{opened}");
     assert_eq!(opened["connection_id"], acme.to_string(), "{opened}");
     assert_eq!(opened["events"]["opened"]["count"], 1, "{opened}");
-    let (status, _) = body(
+    let (status, _) = call(
         as_tenant(&app, "initech", Method::POST, &events)
-            .json(&json!({ "type": "opened", "at": "2026-12-05T11:00:00Z" }))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({ "type": "opened", "at": "2026-12-05T11:00:00Z" })),
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -977,14 +893,8 @@ async fn a_tenants_own_api_key_acts_for_that_tenant_only_and_a_platform_key_for_
     };
 
     // No header: the key's own tenant.
-    let (status, created) = body(
-        with_key(Method::POST, "/api/v1/contacts")
-            .json(&create("ada@acme.example"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, created) =
+        call(with_key(Method::POST, "/api/v1/contacts").json(&create("ada@acme.example"))).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     assert_eq!(
         contacts_with(&app, "acme", "ada@acme.example").await.len(),
@@ -1002,25 +912,13 @@ async fn a_tenants_own_api_key_acts_for_that_tenant_only_and_a_platform_key_for_
     assert_eq!(named.status(), StatusCode::OK);
     // Another tenant named, even the default one: refused.
     for other in ["globex", "default"] {
-        let (status, error) = body(
-            with_key(Method::GET, "/api/v1/contacts")
-                .header("Tandem-Tenant", other)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (status, error) =
+            call(with_key(Method::GET, "/api/v1/contacts").header("Tandem-Tenant", other)).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{other}: {error}");
         assert_eq!(error["code"], "tenant_forbidden", "{error}");
     }
     // The platform key (security.api_keys) still names any tenant.
-    let (status, _) = body(
-        as_tenant(&app, "globex", Method::GET, "/api/v1/contacts")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) = call(as_tenant(&app, "globex", Method::GET, "/api/v1/contacts")).await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -1065,15 +963,10 @@ async fn the_console_and_the_admin_api_show_a_named_connections_duplicates_and_e
         .await
         .unwrap();
     assert_eq!(default.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let (status, groups) = body(
-        app.admin(
-            Method::GET,
-            &format!("/admin/api/duplicates?connection={acme}"),
-        )
-        .send()
-        .await
-        .unwrap(),
-    )
+    let (status, groups) = call(app.admin(
+        Method::GET,
+        &format!("/admin/api/duplicates?connection={acme}"),
+    ))
     .await;
     assert_eq!(status, StatusCode::OK, "{groups}");
     assert_eq!(groups.as_array().unwrap().len(), 1, "{groups}");
@@ -1104,17 +997,13 @@ async fn the_console_and_the_admin_api_show_a_named_connections_duplicates_and_e
     );
 
     // Merging through the API names the connection; the two persons become one.
-    let (status, merged) = body(
-        app.admin(Method::POST, "/admin/api/duplicates/merge")
-            .json(&json!({
-                "survivor_person_id": twins[0],
-                "merged_person_id": twins[1],
-                "connection_id": acme.to_string(),
-            }))
-            .send()
-            .await
-            .unwrap(),
-    )
+    let (status, merged) = call(app.admin(Method::POST, "/admin/api/duplicates/merge").json(
+        &json!({
+            "survivor_person_id": twins[0],
+            "merged_person_id": twins[1],
+            "connection_id": acme.to_string(),
+        }),
+    ))
     .await;
     assert_eq!(status, StatusCode::OK, "{merged}");
     assert_eq!(merged["survivor_person_id"], twins[0]);
