@@ -9,7 +9,7 @@ use serde_json::json;
 use tandem_engine::crm::salesforce::ids::{person_surrogate, surrogate};
 use tandem_engine::crm::{CrmRelated, RelatedKind};
 use tandem_engine::store::crm_related;
-use tandem_engine::sync::app::{self, EventFilter};
+
 use tandem_engine::sync::inbound::poller;
 use tandem_engine::sync::{connections, related};
 use tandem_tests::receiver::TestReceiver;
@@ -63,21 +63,7 @@ async fn org_with_a_contact() -> (SfApp, String, String) {
 
 /// An app webhook subscription to `types`, and the receiver it delivers to.
 async fn subscribe(sf: &SfApp, types: &[&str]) -> TestReceiver {
-    let receiver = TestReceiver::start().await;
-    app::create_subscription_with(
-        &sf.app.engine,
-        &tandem_core::TenantId::default(),
-        &receiver.url,
-        app::generate_secret(),
-        EventFilter {
-            event_types: Some(types.iter().map(|t| (*t).to_owned()).collect()),
-            pipeline_ids: Vec::new(),
-            stage_ids: Vec::new(),
-        },
-    )
-    .await
-    .unwrap();
-    receiver
+    tandem_tests::receiver::subscribed(&sf.app.engine, types, Vec::new()).await
 }
 
 /// A poll of the connection (the related records are due at every one), then the workers.

@@ -9,7 +9,7 @@ use salesforce_sim::{OrgKind, SfSimConfig};
 use sea_orm::ConnectionTrait;
 use serde_json::{json, Value};
 use tandem_engine::crm::salesforce::ids::{person_surrogate, surrogate};
-use tandem_engine::sync::app::{self, local, EventFilter};
+use tandem_engine::sync::app::local;
 use tandem_engine::sync::inbound::poller;
 use tandem_engine::sync::{connections, links, related};
 use tandem_tests::fields::{email, fields, name};
@@ -56,21 +56,7 @@ fn lead(sf: &SfApp, first: &str, address: &str) -> String {
 
 /// An app webhook subscription to `types`, and the receiver it delivers to.
 async fn subscribe(sf: &SfApp, types: &[&str]) -> TestReceiver {
-    let receiver = TestReceiver::start().await;
-    app::create_subscription_with(
-        &sf.app.engine,
-        &tandem_core::TenantId::default(),
-        &receiver.url,
-        app::generate_secret(),
-        EventFilter {
-            event_types: Some(types.iter().map(|t| (*t).to_owned()).collect()),
-            pipeline_ids: Vec::new(),
-            stage_ids: Vec::new(),
-        },
-    )
-    .await
-    .unwrap();
-    receiver
+    tandem_tests::receiver::subscribed(&sf.app.engine, types, Vec::new()).await
 }
 
 /// A poll of the connection's Leads and Contacts, then the workers.

@@ -4,7 +4,7 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tandem_engine::sync::app::{self, EventFilter};
+
 use tandem_engine::sync::links;
 use tandem_tests::receiver::TestReceiver;
 use tandem_tests::{pid, TestApp};
@@ -32,21 +32,7 @@ async fn app_with_person() -> (TestApp, Uuid, i64, Uuid) {
 }
 
 async fn subscribe(app: &TestApp, types: &[&str], stage_ids: Vec<i64>) -> TestReceiver {
-    let receiver = TestReceiver::start().await;
-    app::create_subscription_with(
-        &app.engine,
-        &tandem_core::TenantId::default(),
-        &receiver.url,
-        app::generate_secret(),
-        EventFilter {
-            event_types: Some(types.iter().map(|t| (*t).to_owned()).collect()),
-            pipeline_ids: Vec::new(),
-            stage_ids,
-        },
-    )
-    .await
-    .unwrap();
-    receiver
+    tandem_tests::receiver::subscribed(&app.engine, types, stage_ids).await
 }
 
 /// Waits until Pipedrive delivered `count` webhooks of `entity`, then drives the workers.

@@ -113,3 +113,28 @@ async fn receive(
     }));
     answered
 }
+
+/// A receiver subscribed (the default tenant's app webhook subscription) to the event `types`
+/// at `stage_ids` (none: every stage).
+pub async fn subscribed(
+    engine: &tandem_engine::sync::Engine,
+    types: &[&str],
+    stage_ids: Vec<i64>,
+) -> TestReceiver {
+    use tandem_engine::sync::app::{self, EventFilter};
+    let receiver = TestReceiver::start().await;
+    app::create_subscription_with(
+        engine,
+        &tandem_core::TenantId::default(),
+        &receiver.url,
+        app::generate_secret(),
+        EventFilter {
+            event_types: Some(types.iter().map(|t| (*t).to_owned()).collect()),
+            pipeline_ids: Vec::new(),
+            stage_ids,
+        },
+    )
+    .await
+    .expect("the subscription is created");
+    receiver
+}
