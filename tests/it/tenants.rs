@@ -880,7 +880,7 @@ async fn a_tenants_own_api_key_acts_for_that_tenant_only_and_a_platform_key_for_
             .security
             .tenant_api_keys
             .push(tandem_engine::config::TenantApiKey {
-                tenant: "acme".to_owned(),
+                tenant: tenant("acme"),
                 key: tandem_engine::config::Redacted::new(ACME_KEY.to_owned()),
             });
     })

@@ -157,17 +157,15 @@ impl AppRequest<Verified> {
         }
         // The tenant (the app's account) the event is for: signed with the body; absent, the
         // default one.
-        match value.get("tenant") {
-            None | Some(Value::Null) => {}
-            Some(Value::String(tenant)) if tandem_core::TenantId::parse(tenant).is_ok() => {}
-            Some(other) => {
-                return Err(reject(
-                    ErrorCode::InvalidTenant,
-                    format!(
-                        "`tenant` must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' and '-', got {other}"
-                    ),
-                ))
-            }
+        let tenant = match value.get("tenant") {
+            None | Some(Value::Null) => Ok(()),
+            Some(Value::String(tenant)) => tandem_core::TenantId::parse(tenant)
+                .map(drop)
+                .map_err(|e| format!("`tenant`: {e}")),
+            Some(other) => Err(format!("`tenant` must be a string, got {other}")),
+        };
+        if let Err(reason) = tenant {
+            return Err(reject(ErrorCode::InvalidTenant, reason));
         }
         let (object, action) = kind.split_once('.').unwrap_or(("contact", kind));
         let object_id = value

@@ -56,21 +56,6 @@ pub async fn tenant_of(db: &impl Conn, id: ContactId) -> Result<Option<TenantId>
     tenant.map(|t| super::parse_tenant(&t)).transpose()
 }
 
-/// Every contact (not archived) of `tenant` has one of these ids: the ones that do not are
-/// left out.
-pub async fn of_tenant(
-    db: &impl Conn,
-    tenant: &TenantId,
-    ids: &[ContactId],
-) -> Result<Vec<ContactId>, StoreError> {
-    Ok(heads(db, ids)
-        .await?
-        .into_iter()
-        .filter(|h| h.tenant == *tenant)
-        .map(|h| h.id)
-        .collect())
-}
-
 /// Every contact load, scoped or not, goes through here.
 pub async fn load(db: &impl Conn, id: ContactId) -> Result<Option<LocalContact>, StoreError> {
     let id = id.uuid();

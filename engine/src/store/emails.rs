@@ -49,9 +49,10 @@ pub struct EmailRow {
     pub tenant: TenantId,
 }
 
-impl From<email_log::Model> for EmailRow {
-    fn from(m: email_log::Model) -> Self {
-        Self {
+impl TryFrom<email_log::Model> for EmailRow {
+    type Error = StoreError;
+    fn try_from(m: email_log::Model) -> Result<Self, StoreError> {
+        Ok(Self {
             id: m.id,
             message_id: m.message_id,
             request_hash: m.request_hash,
@@ -71,8 +72,8 @@ impl From<email_log::Model> for EmailRow {
             record_kind: m.record_kind,
             waiting_addresses: m.waiting_addresses,
             relink: m.relink,
-            tenant: TenantId::parse(&m.tenant).unwrap_or_default(),
-        }
+            tenant: super::parse_tenant(&m.tenant)?,
+        })
     }
 }
 
@@ -82,20 +83,22 @@ pub async fn by_message_id(
     tenant: &TenantId,
     message_id: &str,
 ) -> Result<Option<EmailRow>, StoreError> {
-    Ok(email_log::Entity::find()
+    email_log::Entity::find()
         .filter(email_log::Column::Tenant.eq(tenant.as_str()))
         .filter(email_log::Column::MessageId.eq(message_id))
         .one(db.raw())
         .await?
-        .map(EmailRow::from))
+        .map(EmailRow::try_from)
+        .transpose()
 }
 
 /// One e-mail.
 pub async fn get(db: &impl Conn, id: Uuid) -> Result<Option<EmailRow>, StoreError> {
-    Ok(email_log::Entity::find_by_id(id)
+    email_log::Entity::find_by_id(id)
         .one(db.raw())
         .await?
-        .map(EmailRow::from))
+        .map(EmailRow::try_from)
+        .transpose()
 }
 
 /// The item the latest earlier e-mail of `tenant`'s thread was linked to.
@@ -172,11 +175,12 @@ pub async fn finish(
 /// One e-mail, locked until the caller's transaction ends (`FOR UPDATE` on Postgres; SQLite
 /// has one writer), for a read-modify-write of its events or links.
 pub async fn get_for_update(db: &impl Conn, id: Uuid) -> Result<Option<EmailRow>, StoreError> {
-    Ok(email_log::Entity::find_by_id(id)
+    email_log::Entity::find_by_id(id)
         .lock_exclusive()
         .one(db.raw())
         .await?
-        .map(EmailRow::from))
+        .map(EmailRow::try_from)
+        .transpose()
 }
 
 /// Stores an e-mail's events.
@@ -271,13 +275,14 @@ pub async fn by_record(
     kind: &str,
     record_id: i64,
 ) -> Result<Option<EmailRow>, StoreError> {
-    Ok(email_log::Entity::find()
+    email_log::Entity::find()
         .filter(email_log::Column::ActivityId.eq(record_id))
         .filter(email_log::Column::ConnectionId.eq(connection_id))
         .filter(email_log::Column::RecordKind.eq(kind))
         .one(db.raw())
         .await?
-        .map(EmailRow::from))
+        .map(EmailRow::try_from)
+        .transpose()
 }
 
 /// E-mails of a connection waiting for a manual link, newest first.
@@ -286,7 +291,7 @@ pub async fn waiting_for_manual_link(
     connection_id: Uuid,
     limit: u64,
 ) -> Result<Vec<EmailRow>, StoreError> {
-    Ok(email_log::Entity::find()
+    email_log::Entity::find()
         .filter(email_log::Column::ConnectionId.eq(connection_id))
         .filter(email_log::Column::Candidates.is_not_null())
         .filter(email_log::Column::Item.is_null())
@@ -295,8 +300,8 @@ pub async fn waiting_for_manual_link(
         .all(db.raw())
         .await?
         .into_iter()
-        .map(EmailRow::from)
-        .collect())
+        .map(EmailRow::try_from)
+        .collect()
 }
 
 /// The admin's e-mail settings of a connection.

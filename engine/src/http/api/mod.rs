@@ -110,7 +110,7 @@ async fn authenticate(
 ) -> Result<Response, ApiError> {
     let security = &state.settings.security;
     // Every key with the tenant it is bound to (`None`: any tenant).
-    let keys: Vec<(&str, Option<&str>)> = security
+    let keys: Vec<(&str, Option<&tandem_core::TenantId>)> = security
         .api_keys
         .iter()
         .map(|k| (k.expose().trim(), None))
@@ -118,7 +118,7 @@ async fn authenticate(
             security
                 .tenant_api_keys
                 .iter()
-                .map(|b| (b.key.expose().trim(), Some(b.tenant.as_str()))),
+                .map(|b| (b.key.expose().trim(), Some(&b.tenant))),
         )
         .collect();
     if keys.is_empty() {
@@ -144,21 +144,19 @@ async fn authenticate(
         return Err(ApiError::new(ErrorCode::Unauthorized, "wrong API key"));
     };
     let tenant = match bound {
-        // A tenant's key acts for its tenant: without the header too, never for another.
-        Some(bound) => {
-            let bound = tandem_core::TenantId::parse(bound).map_err(|e| ApiError::internal(&e))?;
-            match request.headers().get(TENANT_HEADER) {
-                None => bound,
-                Some(_) if tenant_of(request.headers())? == bound => bound,
-                Some(_) => {
-                    return Err(ApiError::new(
-                        ErrorCode::TenantForbidden,
-                        "this API key is bound to a tenant other than the one `Tandem-Tenant` names; it acts only for its own tenant",
-                    ))
-                }
-            }
-        }
         None => tenant_of(request.headers())?,
+        // A tenant's key acts for its tenant: without the header too, never for another.
+        Some(bound) if request.headers().get(TENANT_HEADER).is_none() => bound.clone(),
+        Some(bound) => {
+            let named = tenant_of(request.headers())?;
+            if named != *bound {
+                return Err(ApiError::new(
+                    ErrorCode::TenantForbidden,
+                    "this API key is bound to a tenant other than the one `Tandem-Tenant` names; it acts only for its own tenant",
+                ));
+            }
+            named
+        }
     };
     request.extensions_mut().insert(tenant);
     let digest = Sha256::digest(key.as_bytes());
