@@ -34,12 +34,23 @@ async fn company_for(
             json!({ "name": name, "emails": [{ "value": email, "primary": true, "label": "work" }] }),
         )
         .unwrap();
+    let connection = connect_synced(app, tenant, &company.api_token).await;
+    (connection.uuid(), company.company_id, person)
+}
+
+/// Connects the simulator company of `api_token` for `tenant`, runs its initial sync and the
+/// workers.
+async fn connect_synced(
+    app: &TestApp,
+    tenant: &TenantId,
+    api_token: &str,
+) -> tandem_core::ConnectionId {
     let connected = connections::connect_alongside(
         &app.engine,
         connections::NewConnection {
             api_domain: app.sim.base_url().to_owned(),
             auth_kind: "api_token",
-            access_token: company.api_token.clone(),
+            access_token: api_token.to_owned(),
             refresh_token: None,
             token_expires_at: None,
         },
@@ -51,7 +62,7 @@ async fn company_for(
         .await
         .expect("its initial sync");
     app.drive().await;
-    (connected.id.uuid(), company.company_id, person)
+    connected.id
 }
 
 /// An API request acting for `tenant`.
@@ -937,24 +948,7 @@ async fn the_console_and_the_admin_api_show_a_named_connections_duplicates_and_e
             .unwrap(),
         );
     }
-    let acme = connections::connect_alongside(
-        &app.engine,
-        connections::NewConnection {
-            api_domain: app.sim.base_url().to_owned(),
-            auth_kind: "api_token",
-            access_token: company.api_token.clone(),
-            refresh_token: None,
-            token_expires_at: None,
-        },
-        &tenant("acme"),
-    )
-    .await
-    .unwrap()
-    .id;
-    poller::initial_sync(&app.engine, acme, |_| {})
-        .await
-        .unwrap();
-    app.drive().await;
+    let acme = connect_synced(&app, &tenant("acme"), &company.api_token).await;
 
     // The default tenant has no connection: its report is not there; acme's is, when named.
     let default = app
