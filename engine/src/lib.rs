@@ -2,6 +2,7 @@
 //! sync use-cases and the HTTP surface. `main.rs` only parses the command line and calls in here.
 
 pub mod app;
+pub mod bulk;
 pub mod cli;
 pub mod cli_extract;
 pub mod cli_sync;

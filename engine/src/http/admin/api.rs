@@ -333,7 +333,7 @@ async fn run_initial_sync(
     engine: &Engine,
     id: ConnectionId,
 ) -> Result<crate::sync::inbound::poller::Progress, ApiError> {
-    match crate::sync::inbound::poller::initial_sync(engine, id, |_| {}).await {
+    match crate::sync::inbound::poller::initial_sync_on_bulk_thread(engine, id).await {
         Ok(progress) => Ok(progress),
         Err(crate::sync::SyncError::Crm(error)) => {
             if let Ok(conn) = connections::load(engine, id).await {

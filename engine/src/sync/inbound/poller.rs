@@ -110,12 +110,7 @@ pub async fn poll_connection(engine: &Engine, id: ConnectionId) -> Result<usize,
         .is_some();
     if !synced && !conn.paused && [state::CONNECTED, state::SYNCING].contains(&conn.state.as_str())
     {
-        let progress = initial_sync(
-            engine,
-            id,
-            |p| tracing::info!(connection_id = %id, done = p.done, "Initial sync page applied."),
-        )
-        .await?;
+        let progress = initial_sync_on_bulk_thread(engine, id).await?;
         return Ok(usize::try_from(progress.done).unwrap_or(usize::MAX));
     }
     if conn.state == state::CONNECTED && !conn.paused {
@@ -397,6 +392,24 @@ pub struct Progress {
 }
 
 /// Runs (or resumes) the initial sync to the end. `on_page` sees the progress after each page.
+/// Runs (or resumes) the initial sync of `connection_id` on the bulk thread ([`crate::bulk`]),
+/// logging each page applied: the way `tandem serve` runs it (the poll loop, the console's
+/// Run initial sync).
+pub async fn initial_sync_on_bulk_thread(
+    engine: &Engine,
+    connection_id: ConnectionId,
+) -> Result<Progress, SyncError> {
+    let engine = engine.clone();
+    crate::bulk::run(async move {
+        initial_sync(&engine, connection_id, |p| {
+            tracing::info!(connection_id = %connection_id, done = p.done, "Initial sync page applied.");
+        })
+        .await
+    })
+    .await
+    .map_err(|cancelled| SyncError::Invalid(cancelled.to_string()))?
+}
+
 pub async fn initial_sync(
     engine: &Engine,
     connection_id: ConnectionId,
