@@ -1002,3 +1002,49 @@ async fn the_console_and_the_admin_api_show_a_named_connections_duplicates_and_e
     assert_eq!(status, StatusCode::OK, "{merged}");
     assert_eq!(merged["survivor_person_id"], twins[0]);
 }
+
+#[tokio::test]
+async fn the_sync_log_says_which_connection_and_tenant_each_entry_is_about_and_filters_by_tenant() {
+    let app = spawn_app().await;
+    let (acme, ..) = company_for(&app, &tenant("acme"), "Ada Acme", "ada@acme.example").await;
+    let (globex, ..) =
+        company_for(&app, &tenant("globex"), "Gus Globex", "gus@globex.example").await;
+
+    // Both initial syncs wrote their entries; acme's filter shows acme's only.
+    let (status, entries) = call(app.admin(Method::GET, "/admin/api/sync-log?tenant=acme")).await;
+    assert_eq!(status, StatusCode::OK, "{entries}");
+    let entries = entries.as_array().unwrap();
+    assert!(
+        entries.iter().any(|e| e["kind"] == "initial_sync_finished"),
+        "{entries:?}"
+    );
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["connection_id"] == acme.to_string()),
+        "{entries:?}"
+    );
+    let (_, every) = call(app.admin(Method::GET, "/admin/api/sync-log")).await;
+    assert!(every
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["connection_id"] == globex.to_string()));
+
+    // The page names each entry's connection and its tenant, and filters the same way.
+    let page = app.admin_page("/admin/log?tenant=acme").await;
+    assert!(
+        page.contains(&format!(
+            r#"<a href="/admin/log?connection_id={acme}">Pipedrive · "#
+        )),
+        "{page}"
+    );
+    assert!(page.contains(r#"tenant <a href="/admin/log?tenant=acme"><code>acme</code></a>"#));
+    assert!(!page.contains(&format!("/admin/log?connection_id={globex}\">")));
+    assert!(page.contains(r#"<input name=tenant value="acme""#));
+
+    // A tenant that is not a tenant id is a validation error naming the field.
+    let (status, error) = call(app.admin(Method::GET, "/admin/api/sync-log?tenant=a%20b")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(error["fields"][0]["field"], "tenant", "{error}");
+}

@@ -5,10 +5,10 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde::Serialize;
 use tandem_core::ConnectionId;
-use tandem_core::{ContactId, PersonId};
+use tandem_core::{ContactId, PersonId, TenantId};
 use uuid::Uuid;
 
-use super::entities::sync_log;
+use super::entities::{connection, contact, sync_log};
 use super::{Conn, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -148,10 +148,10 @@ pub struct Stored {
     pub kind: String,
     pub contact_id: Option<ContactId>,
     pub person_id: Option<PersonId>,
-    /// Pipedrive's HTTP status, if the entry is about a response.
+    /// The CRM's HTTP status, if the entry is about a response.
     pub status: Option<i32>,
     pub message: String,
-    /// Pipedrive's error text, verbatim.
+    /// The CRM's error text, verbatim.
     pub remote_error: Option<String>,
     /// What the admin can do.
     pub hint: Option<String>,
@@ -167,6 +167,8 @@ pub type LogFilter = Filter;
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     pub connection_id: Option<ConnectionId>,
+    /// Entries about the tenant's connections or contacts.
+    pub tenant: Option<TenantId>,
     pub contact_id: Option<ContactId>,
     pub person_id: Option<PersonId>,
     /// The entry kind (`dead_letter`, `token_expired`, `write_retried`, …).
@@ -182,6 +184,23 @@ pub async fn list(db: &impl Conn, filter: &Filter) -> Result<Vec<Stored>, StoreE
     let mut query = sync_log::Entity::find();
     if let Some(id) = filter.connection_id {
         query = query.filter(sync_log::Column::ConnectionId.eq(id.uuid()));
+    }
+    if let Some(tenant) = &filter.tenant {
+        let connections = sea_orm::sea_query::Query::select()
+            .column(connection::Column::Id)
+            .from(connection::Entity)
+            .and_where(connection::Column::Tenant.eq(tenant.as_str()))
+            .to_owned();
+        let contacts = sea_orm::sea_query::Query::select()
+            .column(contact::Column::Id)
+            .from(contact::Entity)
+            .and_where(contact::Column::Tenant.eq(tenant.as_str()))
+            .to_owned();
+        query = query.filter(
+            sea_orm::Condition::any()
+                .add(sync_log::Column::ConnectionId.in_subquery(connections))
+                .add(sync_log::Column::ContactId.in_subquery(contacts)),
+        );
     }
     if let Some(id) = filter.contact_id {
         query = query.filter(sync_log::Column::ContactId.eq(id.uuid()));

@@ -522,6 +522,9 @@ async fn discard(
 pub(crate) struct LogQuery {
     #[serde(default)]
     pub(crate) connection_id: Option<String>,
+    /// Entries about this tenant's connections or contacts.
+    #[serde(default)]
+    pub(crate) tenant: Option<String>,
     #[serde(default)]
     pub(crate) contact_id: Option<String>,
     #[serde(default)]
@@ -558,6 +561,9 @@ impl LogQuery {
         Ok(synclog::LogFilter {
             connection_id: uuid("connection_id", self.connection_id.as_ref())?
                 .map(ConnectionId::from),
+            tenant: nonempty(self.tenant.as_ref())
+                .map(|v| tandem_core::TenantId::parse(v).map_err(|e| bad("tenant", e.to_string())))
+                .transpose()?,
             contact_id: uuid("contact_id", self.contact_id.as_ref())?.map(ContactId::from),
             person_id: nonempty(self.person_id.as_ref())
                 .map(|v| {

@@ -93,12 +93,17 @@ impl<'a> Card<'a> {
             reconnect_href: connect_href(&status.crm, &tenant_query(&status.tenant)),
             external_id: (status.crm != connections::kind::PIPEDRIVE)
                 .then(|| (crm.external_id_field().0, status.apid_field_key.is_some())),
-            crm_name: match status.crm.as_str() {
-                connections::kind::SALESFORCE => "Salesforce",
-                connections::kind::SALESFORCE_SANDBOX => "Salesforce sandbox",
-                _ => "Pipedrive",
-            },
+            crm_name: crm_name(&status.crm),
         }
+    }
+}
+
+/// The console's name for a connection's kind of CRM (a Salesforce sandbox says so).
+pub(super) fn crm_name(kind: &str) -> &'static str {
+    match kind {
+        connections::kind::SALESFORCE => "Salesforce",
+        connections::kind::SALESFORCE_SANDBOX => "Salesforce sandbox",
+        _ => "Pipedrive",
     }
 }
 
