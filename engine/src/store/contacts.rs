@@ -1,6 +1,6 @@
 //! The local contact store: contacts, their field values, list membership.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use tandem_core::{ContactId, TenantId};
 
 use chrono::{DateTime, Utc};
@@ -56,25 +56,68 @@ pub async fn tenant_of(db: &impl Conn, id: ContactId) -> Result<Option<TenantId>
     tenant.map(|t| super::parse_tenant(&t)).transpose()
 }
 
-/// Every contact load, scoped or not, goes through here.
+/// Every contact load, scoped or not, goes through here (or through [`load_many`]).
 pub async fn load(db: &impl Conn, id: ContactId) -> Result<Option<LocalContact>, StoreError> {
     let id = id.uuid();
     let db = db.raw();
     let Some(row) = contact::Entity::find_by_id(id).one(db).await? else {
         return Ok(None);
     };
-    let mut fields = BTreeMap::new();
-    for field in contact_field::Entity::find()
+    let fields = contact_field::Entity::find()
         .filter(contact_field::Column::ContactId.eq(id))
         .all(db)
-        .await?
-    {
+        .await?;
+    Ok(Some(assemble(row, fields)?))
+}
+
+/// [`load`] of many contacts: those of `ids` that exist, in two statements per
+/// [`MAX_BIND_PARAMS`] ids.
+pub async fn load_many(
+    db: &impl Conn,
+    ids: &[ContactId],
+) -> Result<HashMap<ContactId, LocalContact>, StoreError> {
+    let db = db.raw();
+    let mut loaded = HashMap::with_capacity(ids.len());
+    let ids: Vec<Uuid> = ids.iter().map(|id| id.uuid()).collect();
+    for chunk in ids.chunks(MAX_BIND_PARAMS) {
+        let rows = contact::Entity::find()
+            .filter(contact::Column::Id.is_in(chunk.iter().copied()))
+            .all(db)
+            .await?;
+        if rows.is_empty() {
+            continue;
+        }
+        let mut fields: HashMap<Uuid, Vec<contact_field::Model>> = HashMap::new();
+        for field in contact_field::Entity::find()
+            .filter(contact_field::Column::ContactId.is_in(rows.iter().map(|r| r.id)))
+            .all(db)
+            .await?
+        {
+            fields.entry(field.contact_id).or_default().push(field);
+        }
+        for row in rows {
+            let fields = fields.remove(&row.id).unwrap_or_default();
+            let contact = assemble(row, fields)?;
+            loaded.insert(contact.id, contact);
+        }
+    }
+    Ok(loaded)
+}
+
+/// A contact from its row and the rows of its fields.
+fn assemble(
+    row: contact::Model,
+    field_rows: Vec<contact_field::Model>,
+) -> Result<LocalContact, StoreError> {
+    let id = row.id;
+    let mut fields = BTreeMap::new();
+    for field in field_rows {
         let value: FieldValue = serde_json::from_value(field.value).map_err(|e| {
             StoreError::Corrupt(format!("contact {id} field {}: {e}", field.field_key))
         })?;
         fields.insert(parse_key(&field.field_key)?, value);
     }
-    Ok(Some(LocalContact {
+    Ok(LocalContact {
         id: id.into(),
         tenant: super::parse_tenant(&row.tenant)?,
         email: row.email,
@@ -83,7 +126,7 @@ pub async fn load(db: &impl Conn, id: ContactId) -> Result<Option<LocalContact>,
         archived: row.archived_at.is_some(),
         created_at: row.created_at,
         updated_at: row.updated_at,
-    }))
+    })
 }
 
 /// Who made a change to a contact.
@@ -156,11 +199,18 @@ async fn write_fields(
     fields: &BTreeMap<FieldKey, FieldValue>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let txn = txn.raw();
     if fields.is_empty() {
         return Ok(());
     }
-    contact_field::Entity::insert_many(field_rows(id, fields, now))
+    upsert_fields(txn, field_rows(id, fields, now).collect()).await
+}
+
+/// Inserts field rows, replacing the values of fields a contact has already.
+async fn upsert_fields(
+    txn: &impl Conn,
+    rows: Vec<contact_field::ActiveModel>,
+) -> Result<(), StoreError> {
+    contact_field::Entity::insert_many(rows)
         .on_conflict(
             OnConflict::columns([
                 contact_field::Column::ContactId,
@@ -172,7 +222,7 @@ async fn write_fields(
             ])
             .to_owned(),
         )
-        .exec_without_returning(txn)
+        .exec_without_returning(txn.raw())
         .await?;
     Ok(())
 }
@@ -185,28 +235,66 @@ pub async fn update(
     origin: Origin,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let id = id.uuid();
+    update_many(txn, &[(id, changes)], origin, now).await
+}
+
+/// [`update`] of many contacts (each at most once), in a few multi-row statements: the fields
+/// of all of them, then their rows (`updated_at`, the e-mail where it changed, the version
+/// for a local change).
+pub async fn update_many(
+    txn: &impl Conn,
+    changes: &[(ContactId, &BTreeMap<FieldKey, FieldValue>)],
+    origin: Origin,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     let txn = txn.raw();
-    if changes.is_empty() {
+    let changed: Vec<(Uuid, &BTreeMap<FieldKey, FieldValue>)> = changes
+        .iter()
+        .filter(|(_, fields)| !fields.is_empty())
+        .map(|(id, fields)| (id.uuid(), *fields))
+        .collect();
+    if changed.is_empty() {
         return Ok(());
     }
-    write_fields(txn, id, changes, now).await?;
-    let mut update = contact::Entity::update_many()
-        .col_expr(contact::Column::UpdatedAt, Expr::value(now))
-        .filter(contact::Column::Id.eq(id));
-    if let Some(email) = changes.get(keys::EMAIL) {
-        update = update.col_expr(
-            contact::Column::Email,
-            Expr::value(email_of(Some(email)).map(|e| e.as_str().to_owned())),
-        );
+    let rows: Vec<contact_field::ActiveModel> = changed
+        .iter()
+        .flat_map(|(id, fields)| field_rows(*id, fields, now))
+        .collect();
+    // Four bound values a row.
+    for chunk in rows.chunks(MAX_BIND_PARAMS / 4) {
+        upsert_fields(txn, chunk.to_vec()).await?;
     }
-    if origin == Origin::Local {
-        update = update.col_expr(
-            contact::Column::Version,
-            Expr::value(now.timestamp_millis()),
-        );
+    // One id and, where the e-mail changed, two more values a contact.
+    for chunk in changed.chunks((MAX_BIND_PARAMS - 2) / 3) {
+        let mut update = contact::Entity::update_many()
+            .col_expr(contact::Column::UpdatedAt, Expr::value(now))
+            .filter(contact::Column::Id.is_in(chunk.iter().map(|(id, _)| *id)));
+        let emails: Vec<(Uuid, Option<String>)> = chunk
+            .iter()
+            .filter_map(|(id, fields)| {
+                fields
+                    .get(keys::EMAIL)
+                    .map(|email| (*id, email_of(Some(email)).map(|e| e.as_str().to_owned())))
+            })
+            .collect();
+        if !emails.is_empty() {
+            let mut case = sea_orm::sea_query::CaseStatement::new();
+            for (id, email) in emails {
+                case = case.case(contact::Column::Id.eq(id), Expr::value(email));
+            }
+            update = update.col_expr(
+                contact::Column::Email,
+                case.finally(Expr::col(contact::Column::Email)).into(),
+            );
+        }
+        if origin == Origin::Local {
+            update = update.col_expr(
+                contact::Column::Version,
+                Expr::value(now.timestamp_millis()),
+            );
+        }
+        update.exec(txn).await?;
     }
-    update.exec(txn).await?;
     Ok(())
 }
 
@@ -389,6 +477,61 @@ pub async fn add_to_list(
     .exec_without_returning(txn)
     .await?;
     Ok(true)
+}
+
+/// Which of `ids` are in `list`.
+pub async fn in_list_many(
+    db: &impl Conn,
+    ids: &[ContactId],
+    list: &str,
+) -> Result<HashSet<ContactId>, StoreError> {
+    use sea_orm::QuerySelect;
+    let db = db.raw();
+    let mut members = HashSet::new();
+    for chunk in ids.chunks(MAX_BIND_PARAMS - 1) {
+        let found: Vec<Uuid> = contact_list_member::Entity::find()
+            .select_only()
+            .column(contact_list_member::Column::ContactId)
+            .filter(contact_list_member::Column::ListKey.eq(list))
+            .filter(contact_list_member::Column::ContactId.is_in(chunk.iter().map(|id| id.uuid())))
+            .into_tuple()
+            .all(db)
+            .await?;
+        members.extend(found.into_iter().map(ContactId::from));
+    }
+    Ok(members)
+}
+
+/// [`add_to_list`] of many contacts, in multi-row statements; members already are kept as
+/// they are.
+pub async fn add_many_to_list(
+    txn: &impl Conn,
+    ids: &[ContactId],
+    list: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let txn = txn.raw();
+    // Three bound values a row.
+    for chunk in ids.chunks(MAX_BIND_PARAMS / 3) {
+        let rows = chunk.iter().map(|id| contact_list_member::ActiveModel {
+            list_key: Set(list.to_owned()),
+            contact_id: Set(id.uuid()),
+            added_at: Set(now),
+        });
+        contact_list_member::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::columns([
+                    contact_list_member::Column::ListKey,
+                    contact_list_member::Column::ContactId,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .on_empty_do_nothing()
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(())
 }
 
 pub async fn remove_from_list(

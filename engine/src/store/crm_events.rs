@@ -176,30 +176,89 @@ pub async fn put_trigger_state(
     version: &str,
     covered: Option<&str>,
 ) -> Result<bool, StoreError> {
+    let row = TriggerStateRow {
+        object_id,
+        state,
+        version,
+        covered,
+    };
+    Ok(put_trigger_states(db, connection, object, &[row]).await? > 0)
+}
+
+/// A record's state to store with [`put_trigger_states`].
+#[derive(Debug, Clone, Copy)]
+pub struct TriggerStateRow<'a> {
+    pub object_id: &'a str,
+    pub state: &'a str,
+    pub version: &'a str,
+    pub covered: Option<&'a str>,
+}
+
+/// [`put_trigger_state`] of many records of `object`, in multi-row statements (a record named
+/// twice goes to a later statement: one statement may not update a row twice). Returns how
+/// many rows were written.
+pub async fn put_trigger_states(
+    db: &impl Conn,
+    connection: ConnectionId,
+    object: &str,
+    rows: &[TriggerStateRow<'_>],
+) -> Result<u64, StoreError> {
+    const COLUMNS: usize = 6;
     let backend = db.raw().get_database_backend();
-    let done = db
-        .raw()
-        .execute(Statement::from_sql_and_values(
-            backend,
-            "INSERT INTO crm_trigger_state (connection_id, object, object_id, state, version, covered) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (connection_id, object, object_id) \
+    let mut written = 0;
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let mut seen = std::collections::HashSet::new();
+        let take = rest
+            .iter()
+            .take(super::MAX_BIND_PARAMS / COLUMNS)
+            .take_while(|row| seen.insert(row.object_id))
+            .count();
+        let (chunk, after) = rest.split_at(take);
+        rest = after;
+        let mut sql = String::from(
+            "INSERT INTO crm_trigger_state (connection_id, object, object_id, state, version, covered) VALUES ",
+        );
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * COLUMNS);
+        for (i, row) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            let n = values.len();
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, ${})",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4,
+                n + 5,
+                n + 6
+            ));
+            values.extend([
+                connection.uuid().into(),
+                object.into(),
+                row.object_id.into(),
+                row.state.into(),
+                row.version.into(),
+                row.covered.map(str::to_owned).into(),
+            ]);
+        }
+        sql.push_str(
+            " ON CONFLICT (connection_id, object, object_id) \
              DO UPDATE SET state = excluded.state, version = excluded.version, \
              covered = CASE WHEN excluded.covered IS NULL THEN crm_trigger_state.covered \
                             WHEN crm_trigger_state.covered IS NULL THEN excluded.covered \
                             WHEN excluded.covered > crm_trigger_state.covered THEN excluded.covered \
                             ELSE crm_trigger_state.covered END \
              WHERE crm_trigger_state.version <= excluded.version",
-            [
-                connection.uuid().into(),
-                object.into(),
-                object_id.into(),
-                state.into(),
-                version.into(),
-                covered.map(str::to_owned).into(),
-            ],
-        ))
-        .await?;
-    Ok(done.rows_affected() > 0)
+        );
+        let done = db
+            .raw()
+            .execute(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+        written += done.rows_affected();
+    }
+    Ok(written)
 }
 
 /// Records the states of records the app has not heard of yet (the mirror's initial

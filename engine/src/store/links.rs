@@ -117,6 +117,28 @@ pub async fn by_contact(
         .transpose()
 }
 
+/// [`by_contact`] of many contacts: the links (in this connection) of those that are linked.
+pub async fn by_contacts(
+    db: &impl Conn,
+    connection: ConnectionId,
+    contacts: &[ContactId],
+) -> Result<HashMap<ContactId, Link>, StoreError> {
+    let connection = connection.uuid();
+    let mut linked = HashMap::new();
+    for chunk in contacts.chunks(MAX_BIND_PARAMS - 1) {
+        for row in person_link::Entity::find()
+            .filter(person_link::Column::ConnectionId.eq(connection))
+            .filter(person_link::Column::ContactId.is_in(chunk.iter().map(|id| id.uuid())))
+            .all(db.raw())
+            .await?
+        {
+            let link = from_row(row)?;
+            linked.insert(link.contact_id, link);
+        }
+    }
+    Ok(linked)
+}
+
 /// The connections that link a contact to one of their persons, oldest link first.
 pub async fn connections_of_contact(
     db: &impl Conn,

@@ -264,36 +264,53 @@ pub async fn next_delivery_due(
         .map(|d| d.next_attempt_at))
 }
 
+/// Where a delivery goes: a subscription, and the contact it is about (if any).
+pub type Target = (Uuid, Option<ContactId>);
+
+/// One payload and the targets it goes to (see [`enqueue_many`]).
+pub type Delivery<'a> = (&'a [Target], &'a Value);
+
 /// Enqueues one delivery per (subscription, contact) pair given, due at `now`.
 pub async fn enqueue_each(
     db: &impl Conn,
-    targets: &[(Uuid, Option<ContactId>)],
+    targets: &[Target],
     event_type: &str,
     payload: &Value,
     state: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    if targets.is_empty() {
-        return Ok(());
-    }
-    let rows = targets.iter().map(
-        |(subscription_id, contact_id)| outbound_delivery::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            subscription_id: Set(*subscription_id),
-            contact_id: Set(contact_id.map(ContactId::uuid)),
-            event_type: Set(event_type.to_owned()),
-            payload: Set(payload.clone()),
-            state: Set(state.to_owned()),
-            attempts: Set(0),
-            next_attempt_at: Set(now),
-            last_status: Set(None),
-            last_error: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-        },
-    );
-    outbound_delivery::Entity::insert_many(rows)
-        .exec_without_returning(db.raw())
-        .await?;
-    Ok(())
+    enqueue_many(db, &[(targets, payload)], event_type, state, now).await
+}
+
+/// [`enqueue_each`] of several payloads (each to its own targets), in order, in multi-row
+/// statements.
+pub async fn enqueue_many(
+    db: &impl Conn,
+    deliveries: &[Delivery<'_>],
+    event_type: &str,
+    state: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let rows = deliveries
+        .iter()
+        .flat_map(|(targets, payload)| {
+            targets.iter().map(move |(subscription_id, contact_id)| {
+                outbound_delivery::ActiveModel {
+                    id: Set(Uuid::now_v7()),
+                    subscription_id: Set(*subscription_id),
+                    contact_id: Set(contact_id.map(ContactId::uuid)),
+                    event_type: Set(event_type.to_owned()),
+                    payload: Set((*payload).clone()),
+                    state: Set(state.to_owned()),
+                    attempts: Set(0),
+                    next_attempt_at: Set(now),
+                    last_status: Set(None),
+                    last_error: Set(None),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                }
+            })
+        })
+        .collect();
+    super::insert_chunked(db.raw(), rows, 12).await
 }

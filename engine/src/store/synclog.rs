@@ -108,6 +108,24 @@ impl Entry {
 }
 
 pub async fn record(db: &impl Conn, entry: Entry, now: DateTime<Utc>) -> Result<(), StoreError> {
+    sync_log::Entity::insert(row(entry, now))
+        .exec_without_returning(db.raw())
+        .await?;
+    Ok(())
+}
+
+/// [`record`] of many entries, in order, in multi-row statements.
+pub async fn record_many(
+    db: &impl Conn,
+    entries: Vec<Entry>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let rows = entries.into_iter().map(|entry| row(entry, now)).collect();
+    super::insert_chunked(db.raw(), rows, 13).await
+}
+
+/// The row of `entry`, recorded at `now`.
+fn row(entry: Entry, now: DateTime<Utc>) -> sync_log::ActiveModel {
     let level = match entry.level {
         Level::Info => "info",
         Level::Warn => "warn",
@@ -117,7 +135,7 @@ pub async fn record(db: &impl Conn, entry: Entry, now: DateTime<Utc>) -> Result<
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
-    sync_log::Entity::insert(sync_log::ActiveModel {
+    sync_log::ActiveModel {
         id: Set(Uuid::now_v7()),
         connection_id: Set(entry.connection_id.map(ConnectionId::uuid)),
         at: Set(now),
@@ -131,10 +149,7 @@ pub async fn record(db: &impl Conn, entry: Entry, now: DateTime<Utc>) -> Result<
         remote_error: Set(entry.remote_error),
         hint: Set(entry.hint.map(std::borrow::Cow::into_owned)),
         detail: Set(entry.detail),
-    })
-    .exec_without_returning(db.raw())
-    .await?;
-    Ok(())
+    }
 }
 
 /// One stored entry, as the admin console and API show it.
