@@ -1506,23 +1506,39 @@ pub async fn note_person(
     conn: &ConnectionCtx,
     person: &crate::crm::CrmPerson,
 ) -> Result<(), SyncError> {
-    if conn.crm.pushes_changes() || person.deleted {
+    note_persons(txn, conn, &[person]).await
+}
+
+/// [`note_person`] of many persons, in multi-row statements.
+pub async fn note_persons(
+    txn: &impl Conn,
+    conn: &ConnectionCtx,
+    persons: &[&crate::crm::CrmPerson],
+) -> Result<(), SyncError> {
+    if conn.crm.pushes_changes() {
         return Ok(());
     }
-    let Some(version) = person.updated.as_ref().map(|t| t.as_str().to_owned()) else {
-        return Ok(());
-    };
-    let state = read_person_state(person, None);
-    crm_events::put_trigger_state(
-        txn,
-        conn.id,
-        "person",
-        &person.id.to_string(),
-        &state.to_string(),
-        &version,
-        None,
-    )
-    .await?;
+    let noted: Vec<(String, String, String)> = persons
+        .iter()
+        .filter(|person| !person.deleted)
+        .filter_map(|person| {
+            let version = person.updated.as_ref()?.as_str().to_owned();
+            let state = read_person_state(person, None);
+            Some((person.id.to_string(), state.to_string(), version))
+        })
+        .collect();
+    let rows: Vec<crm_events::TriggerStateRow<'_>> = noted
+        .iter()
+        .map(|(id, state, version)| crm_events::TriggerStateRow {
+            object_id: id,
+            state,
+            version,
+            covered: None,
+        })
+        .collect();
+    if !rows.is_empty() {
+        crm_events::put_trigger_states(txn, conn.id, "person", &rows).await?;
+    }
     Ok(())
 }
 

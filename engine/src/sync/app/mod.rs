@@ -113,36 +113,81 @@ pub async fn contact_event_with(
     extra: Option<(&str, Value)>,
     now: DateTime<Utc>,
 ) -> Result<(), SyncError> {
-    // The contact's own tenant's subscriptions: tenants never hear each other's contacts.
-    let Some(tenant) = contacts::tenant_of(txn, contact_id).await? else {
+    contact_events_with(txn, &[contact_id], event, extra, now).await
+}
+
+/// [`contact_event`] for each of `contact_ids` (in that order), the deliveries written together.
+pub async fn contact_events(
+    txn: &impl Conn,
+    contact_ids: &[ContactId],
+    event: ContactEvent,
+    now: DateTime<Utc>,
+) -> Result<(), SyncError> {
+    contact_events_with(txn, contact_ids, event, None, now).await
+}
+
+async fn contact_events_with(
+    txn: &impl Conn,
+    contact_ids: &[ContactId],
+    event: ContactEvent,
+    extra: Option<(&str, Value)>,
+    now: DateTime<Utc>,
+) -> Result<(), SyncError> {
+    if contact_ids.is_empty() {
         return Ok(());
-    };
-    let targets: Vec<(Uuid, Option<ContactId>)> = stored::enabled_of(txn, &tenant)
+    }
+    // Each contact's own tenant's subscriptions: tenants never hear each other's contacts.
+    let tenants: HashMap<ContactId, TenantId> = contacts::heads(txn, contact_ids)
         .await?
         .into_iter()
-        .filter(|s| EventFilter::from_stored(s.filter.as_deref()).wants(event.as_str(), &[]))
-        .map(|s| (s.id, Some(contact_id)))
+        .map(|head| (head.id, head.tenant))
         .collect();
-    if targets.is_empty() {
-        return Ok(());
+    let mut subscriptions: HashMap<&TenantId, Vec<Uuid>> = HashMap::new();
+    let mut payloads: Vec<(Vec<stored::Target>, Value)> = Vec::new();
+    for &contact_id in contact_ids {
+        let Some(tenant) = tenants.get(&contact_id) else {
+            continue;
+        };
+        if !subscriptions.contains_key(tenant) {
+            let wanted = stored::enabled_of(txn, tenant)
+                .await?
+                .into_iter()
+                .filter(|s| {
+                    EventFilter::from_stored(s.filter.as_deref()).wants(event.as_str(), &[])
+                })
+                .map(|s| s.id)
+                .collect();
+            subscriptions.insert(tenant, wanted);
+        }
+        let targets: Vec<stored::Target> = subscriptions[tenant]
+            .iter()
+            .map(|id| (*id, Some(contact_id)))
+            .collect();
+        if targets.is_empty() {
+            continue;
+        }
+        let Some(contact) = contact_json::view(txn, contact_id).await? else {
+            continue;
+        };
+        let mut data = json!({ "contact": contact });
+        if let Some((key, value)) = &extra {
+            data[*key] = value.clone();
+        }
+        let payload = json!({
+            "type": event.as_str(),
+            "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "data": data,
+        });
+        payloads.push((targets, payload));
     }
-    let Some(contact) = contact_json::view(txn, contact_id).await? else {
-        return Ok(());
-    };
-    let mut data = json!({ "contact": contact });
-    if let Some((key, value)) = extra {
-        data[key] = value;
-    }
-    let payload = json!({
-        "type": event.as_str(),
-        "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "data": data,
-    });
-    stored::enqueue_each(
+    let deliveries: Vec<stored::Delivery<'_>> = payloads
+        .iter()
+        .map(|(targets, payload)| (targets.as_slice(), payload))
+        .collect();
+    stored::enqueue_many(
         txn,
-        &targets,
+        &deliveries,
         event.as_str(),
-        &payload,
         delivery_state::PENDING,
         now,
     )

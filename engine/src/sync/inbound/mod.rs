@@ -489,22 +489,45 @@ async fn merge_into_link_from<C: Conn>(
     now: DateTime<Utc>,
 ) -> Result<Applied, SyncError> {
     let txn = txn.raw();
+    if !worth_merging(txn, conn, &link, &remote, origin, now).await? {
+        return Ok(Applied::Stale);
+    }
+    let contact = contacts::load(txn, link.contact_id)
+        .await?
+        .ok_or(SyncError::ContactNotFound(link.contact_id))?;
+    let merged = merge_in_memory(conn, &mut link, &contact, &remote);
+    contacts::update(txn, contact.id, &merged.to_local, Origin::Remote, now).await?;
+    links::save(txn, &link, now).await?;
+    synclog::record_many(txn, merged.entries(conn), now).await?;
+    merged.enqueue_push(txn, conn, now).await?;
+    Ok(merged.applied())
+}
+
+/// Whether a person's state is news for its link (the check of [`merge_into_link`]): an older
+/// state is not; the same whole-second version that adds something is re-read by a job
+/// serialised with the contact's writes (one GET), whose state is merged then.
+pub(crate) async fn worth_merging<C: Conn>(
+    txn: &C,
+    conn: &ConnectionCtx,
+    link: &Link,
+    remote: &Snapshot,
+    origin: StateSource,
+    now: DateTime<Utc>,
+) -> Result<bool, SyncError> {
     let source = match origin {
         StateSource::Fresh => RemoteSource::Fresh,
         StateSource::Listed => RemoteSource::Listed,
         StateSource::Snapshot => RemoteSource::Notification,
     };
-    match link.state.check_remote(&remote, source) {
-        RemoteCheck::Stale => return Ok(Applied::Stale),
-        // The same whole-second version with values that add something: re-read the person
-        // by a job serialised with this contact's writes (one GET), and merge that state.
+    match link.state.check_remote(remote, source) {
+        RemoteCheck::Stale => Ok(false),
         RemoteCheck::Reread => {
             let payload = JobPayload::RefreshPerson {
                 contact_id: link.contact_id,
                 person_id: link.person_id,
             };
             queue::enqueue(
-                txn,
+                txn.raw(),
                 conn.id,
                 &link.contact_id.to_string(),
                 Priority::Edit,
@@ -512,62 +535,100 @@ async fn merge_into_link_from<C: Conn>(
                 now,
             )
             .await?;
-            return Ok(Applied::Stale);
+            Ok(false)
         }
-        RemoteCheck::Merge => {}
+        RemoteCheck::Merge => Ok(true),
     }
-    let contact = contacts::load(txn, link.contact_id)
-        .await?
-        .ok_or(SyncError::ContactNotFound(link.contact_id))?;
+}
+
+/// A person's state merged into its link (in memory; [`worth_merging`] said so), against the
+/// contact as it is now: what is left to write.
+pub(crate) struct MergedLink {
+    contact_id: ContactId,
+    person_id: PersonId,
+    /// The values the contact takes (`Origin::Remote`).
+    pub(crate) to_local: BTreeMap<FieldKey, FieldValue>,
+    conflicts: Vec<tandem_core::Conflict>,
+    /// Whether the contact is to be pushed (the CRM lacks some of its values).
+    push: bool,
+}
+
+/// Merges `remote` into `link` against `contact`'s mapped values; nothing is written.
+pub(crate) fn merge_in_memory(
+    conn: &ConnectionCtx,
+    link: &mut Link,
+    contact: &contacts::LocalContact,
+    remote: &Snapshot,
+) -> MergedLink {
     let local = Snapshot {
         fields: conn.map.restrict(&contact.fields),
         version: contact.version,
     };
-    let outcome = link.state.merge_remote(&local, &remote, &conn.map.policy());
-    contacts::update(txn, contact.id, &outcome.to_local, Origin::Remote, now).await?;
-    links::save(txn, &link, now).await?;
-
-    for conflict in &outcome.conflicts {
-        synclog::record(
-            txn,
-            Entry::new(
-                Level::Info,
-                Direction::Inbound,
-                "conflict_resolved",
-                format!(
-                    "Field `{}` changed on both sides; {:?} won.",
-                    conflict.field, conflict.winner
-                ),
-            )
-            .connection(conn.id)
-            .contact(contact.id)
-            .person(link.person_id)
-            .detail(serde_json::to_value(conflict).unwrap_or_default()),
-            now,
-        )
-        .await?;
-    }
-    let pushed = outcome.push;
-    if pushed {
-        let payload = JobPayload::PushContact {
-            contact_id: contact.id,
-        };
-        queue::enqueue(
-            txn,
-            conn.id,
-            &contact.id.to_string(),
-            Priority::Edit,
-            &payload,
-            now,
-        )
-        .await?;
-    }
-    Ok(Applied::Merged {
+    let outcome = link.state.merge_remote(&local, remote, &conn.map.policy());
+    MergedLink {
         contact_id: contact.id,
-        changed: outcome.to_local.len(),
-        pushed,
-        conflicts: outcome.conflicts.len(),
-    })
+        person_id: link.person_id,
+        to_local: outcome.to_local,
+        conflicts: outcome.conflicts,
+        push: outcome.push,
+    }
+}
+
+impl MergedLink {
+    /// The sync log's entries of the merge: one per conflict resolved.
+    pub(crate) fn entries(&self, conn: &ConnectionCtx) -> Vec<Entry> {
+        self.conflicts
+            .iter()
+            .map(|conflict| {
+                Entry::new(
+                    Level::Info,
+                    Direction::Inbound,
+                    "conflict_resolved",
+                    format!(
+                        "Field `{}` changed on both sides; {:?} won.",
+                        conflict.field, conflict.winner
+                    ),
+                )
+                .connection(conn.id)
+                .contact(self.contact_id)
+                .person(self.person_id)
+                .detail(serde_json::to_value(conflict).unwrap_or_default())
+            })
+            .collect()
+    }
+
+    /// Queues the push of the contact, if the merge calls for one.
+    pub(crate) async fn enqueue_push<C: Conn>(
+        &self,
+        txn: &C,
+        conn: &ConnectionCtx,
+        now: DateTime<Utc>,
+    ) -> Result<(), SyncError> {
+        if self.push {
+            let payload = JobPayload::PushContact {
+                contact_id: self.contact_id,
+            };
+            queue::enqueue(
+                txn.raw(),
+                conn.id,
+                &self.contact_id.to_string(),
+                Priority::Edit,
+                &payload,
+                now,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    fn applied(&self) -> Applied {
+        Applied::Merged {
+            contact_id: self.contact_id,
+            changed: self.to_local.len(),
+            pushed: self.push,
+            conflicts: self.conflicts.len(),
+        }
+    }
 }
 
 async fn link_new_person<C: Conn>(
