@@ -6,11 +6,11 @@
 //! different contacts (the queue never claims two of one contact), so a batch keeps each
 //! contact's order.
 
-use tandem_core::{CrmError, OutboundCreatePlan};
+use tandem_core::{ContactId, CrmError, OutboundCreatePlan};
 
 use super::{
-    finish_creates, finish_patch, link_if_found, plan_create_knowing, prepare_create,
-    prepare_patch, search_results, CreateWrite, CrmFailure, PatchWrite, Pushed, Step,
+    finish_creates, finish_patch, link_if_found, plan_creates, prepare_create, prepare_patch,
+    search_results, CreateWrite, CrmFailure, PatchWrite, Pushed, Step,
 };
 use crate::queue::{Job, JobPayload};
 use crate::sync::app::contacts::{self, LocalContact};
@@ -44,6 +44,29 @@ pub async fn push_contacts(
             false
         }
     };
+    // The batch's contacts and their links, read together; should that fail, each job reads
+    // its own (and fails on its own).
+    let ids: Vec<ContactId> = jobs
+        .iter()
+        .filter_map(|job| match job.payload {
+            JobPayload::PushContact { contact_id } => Some(contact_id),
+            _ => None,
+        })
+        .collect();
+    let read = async {
+        let loaded = contacts::load_many(&engine.store, &ids).await?;
+        let linked = links::by_contacts(&engine.store, conn.id, &ids).await?;
+        Ok::<_, crate::store::StoreError>((loaded, linked))
+    }
+    .await;
+    let mut read = match read {
+        Ok(read) => Some(read),
+        Err(error) => {
+            tracing::warn!(connection_id = %conn.id, error = %error, "Reading a batch's contacts together failed; each is read on its own.");
+            None
+        }
+    };
+    let mut to_plan: Vec<(usize, LocalContact)> = Vec::new();
     for (i, job) in jobs.iter().enumerate() {
         let JobPayload::PushContact { contact_id } = job.payload else {
             results[i] = Some(Ok(Pushed::Nothing));
@@ -51,41 +74,52 @@ pub async fn push_contacts(
         };
         let step = async {
             let db = &engine.store;
-            let Some(contact) = contacts::load(db, contact_id).await? else {
+            let contact = match &mut read {
+                Some((loaded, _)) => loaded.remove(&contact_id),
+                None => contacts::load(db, contact_id).await?,
+            };
+            let Some(contact) = contact else {
                 return Ok(None);
             };
             if contact.archived {
                 return Ok(None);
             }
-            Ok::<_, CrmFailure>(Some(
-                match links::by_contact(db, conn.id, contact_id).await? {
-                    Some(link) => match prepare_patch(engine, conn, &contact, link).await? {
-                        Step::Done(pushed) => Err(pushed),
-                        Step::Go(write) => Ok((contact, Ok(write))),
-                    },
-                    None => {
-                        match plan_create_knowing(engine, conn, job, &contact, knowledge_is_fresh)
-                            .await?
-                        {
-                            Step::Done(pushed) => Err(pushed),
-                            Step::Go(plan) => Ok((contact, Err(plan))),
-                        }
-                    }
+            let link = match &mut read {
+                Some((_, linked)) => linked.remove(&contact_id),
+                None => links::by_contact(db, conn.id, contact_id).await?,
+            };
+            Ok::<_, CrmFailure>(Some(match link {
+                Some(link) => match prepare_patch(engine, conn, &contact, link).await? {
+                    Step::Done(pushed) => Err(pushed),
+                    Step::Go(write) => Ok((contact, Some(write))),
                 },
-            ))
+                None => Ok((contact, None)),
+            }))
         }
         .await;
         match step {
             Err(failure) => results[i] = Some(Err(failure)),
             Ok(None) => results[i] = Some(Ok(Pushed::Nothing)),
             Ok(Some(Err(pushed))) => results[i] = Some(Ok(pushed)),
-            Ok(Some(Ok((contact, Ok(write))))) => patches.push((i, contact, write)),
-            Ok(Some(Ok((contact, Err(plan @ OutboundCreatePlan::SearchFirst { .. }))))) => {
+            Ok(Some(Ok((contact, Some(write))))) => patches.push((i, contact, write)),
+            Ok(Some(Ok((contact, None)))) => to_plan.push((i, contact)),
+        }
+    }
+
+    // Contacts without a person: whether (and how) each reaches the CRM, planned together.
+    let wanted: Vec<(&Job, &LocalContact)> = to_plan
+        .iter()
+        .map(|(i, contact)| (&jobs[*i], contact))
+        .collect();
+    let planned = plan_creates(engine, conn, &wanted, knowledge_is_fresh).await;
+    for ((i, contact), plan) in to_plan.into_iter().zip(planned) {
+        match plan {
+            Err(failure) => results[i] = Some(Err(failure)),
+            Ok(Step::Done(pushed)) => results[i] = Some(Ok(pushed)),
+            Ok(Step::Go(plan @ OutboundCreatePlan::SearchFirst { .. })) => {
                 searches.push((i, contact, plan));
             }
-            Ok(Some(Ok((contact, Err(OutboundCreatePlan::CreateDirectly))))) => {
-                creates.push((i, contact));
-            }
+            Ok(Step::Go(OutboundCreatePlan::CreateDirectly)) => creates.push((i, contact)),
         }
     }
 

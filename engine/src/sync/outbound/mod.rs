@@ -393,47 +393,98 @@ pub(crate) async fn plan_create(
     contact: &LocalContact,
 ) -> Result<Step<OutboundCreatePlan>, CrmFailure> {
     let knowledge_is_fresh = poller::knows_every_person(&engine.store, conn.id).await?;
-    plan_create_knowing(engine, conn, job, contact, knowledge_is_fresh).await
+    let mut planned = plan_together(engine, conn, &[(job, contact)], knowledge_is_fresh).await?;
+    Ok(planned.pop().unwrap_or(Step::Done(Pushed::Nothing)))
 }
 
-/// [`plan_create`] with whether tandem has read every person of the connection
-/// (`poller::knows_every_person`) known already: a batch reads it once for all its contacts.
-pub(crate) async fn plan_create_knowing(
+/// [`plan_create`] of the contacts of a batch (each with its job), with whether tandem has
+/// read every person of the connection (`poller::knows_every_person`) known already: read
+/// together, in a few statements for the batch. One result per contact, in order; should
+/// planning them together fail, each is planned on its own, so a failure stays its own
+/// contact's.
+pub(crate) async fn plan_creates(
     engine: &Engine,
     conn: &ConnectionCtx,
-    job: &Job,
-    contact: &LocalContact,
+    wanted: &[(&Job, &LocalContact)],
     knowledge_is_fresh: bool,
-) -> Result<Step<OutboundCreatePlan>, CrmFailure> {
-    let db = &engine.store;
-    let scope = ContactScope {
-        linked: false,
-        in_pipedrive_list: contacts::in_list(db, contact.id, contacts::PIPEDRIVE_LIST).await?,
-        touched_by_creating_action: job_is_creating_action(job),
-    };
-    if !reaches_pipedrive(&scope) {
-        return Ok(Step::Done(Pushed::Nothing));
-    }
-    let ap_id = ApId::for_contact(contact.id);
-    let email = email_of(contact.fields.get(tandem_core::keys::EMAIL));
-    if knowledge_is_fresh {
-        // tandem's copy of Pipedrive may lack a person created there moments ago (its webhook
-        // late or lost): catch up first, so an e-mail Pipedrive already has links instead of
-        // making a second person.
-        catch_up(engine, conn, job.created_at).await?;
-        if let Some(link) = links::by_contact(db, conn.id, contact.id).await? {
-            return Ok(Step::Done(Pushed::LinkedExisting {
-                person_id: link.person_id,
-            }));
+) -> Vec<Result<Step<OutboundCreatePlan>, CrmFailure>> {
+    match plan_together(engine, conn, wanted, knowledge_is_fresh).await {
+        Ok(planned) => planned.into_iter().map(Ok).collect(),
+        Err(failure) if wanted.len() < 2 => vec![Err(failure)],
+        Err(failure) => {
+            tracing::warn!(connection_id = %conn.id, error = %failure, "Planning a batch of creates together failed; planning each on its own.");
+            let mut planned = Vec::with_capacity(wanted.len());
+            for one in wanted {
+                planned.push(
+                    plan_together(engine, conn, std::slice::from_ref(one), knowledge_is_fresh)
+                        .await
+                        .map(|mut p| p.pop().unwrap_or(Step::Done(Pushed::Nothing))),
+                );
+            }
+            planned
         }
     }
-    Ok(Step::Go(plan_outbound_create(&OutboundCreate {
-        ap_id,
-        email,
-        knowledge_is_fresh,
-        // At-least-once: a retried create may have reached Pipedrive before it failed.
-        after_uncertain_failure: job.attempts > 0,
-    })))
+}
+
+/// The plans of [`plan_creates`], all or nothing.
+async fn plan_together(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    wanted: &[(&Job, &LocalContact)],
+    knowledge_is_fresh: bool,
+) -> Result<Vec<Step<OutboundCreatePlan>>, CrmFailure> {
+    let db = &engine.store;
+    let ids: Vec<ContactId> = wanted.iter().map(|(_, contact)| contact.id).collect();
+    let in_list = contacts::in_list_many(db, &ids, contacts::PIPEDRIVE_LIST).await?;
+    let reaching: Vec<bool> = wanted
+        .iter()
+        .map(|(job, contact)| {
+            reaches_pipedrive(&ContactScope {
+                linked: false,
+                in_pipedrive_list: in_list.contains(&contact.id),
+                touched_by_creating_action: job_is_creating_action(job),
+            })
+        })
+        .collect();
+    let mut linked_meanwhile = std::collections::HashMap::new();
+    if knowledge_is_fresh {
+        let reached: Vec<(&Job, ContactId)> = wanted
+            .iter()
+            .zip(&reaching)
+            .filter(|(_, reaches)| **reaches)
+            .map(|((job, contact), _)| (*job, contact.id))
+            .collect();
+        if let Some(since) = reached.iter().map(|(job, _)| job.created_at).max() {
+            // tandem's copy of Pipedrive may lack a person created there moments ago (its
+            // webhook late or lost): catch up first (once for all: a catch-up started after
+            // the newest job serves every one), so an e-mail Pipedrive already has links
+            // instead of making a second person.
+            catch_up(engine, conn, since).await?;
+            let reached: Vec<ContactId> = reached.iter().map(|(_, id)| *id).collect();
+            linked_meanwhile = links::persons_of_contacts(db, conn.id, &reached).await?;
+        }
+    }
+    Ok(wanted
+        .iter()
+        .zip(reaching)
+        .map(|((job, contact), reaches)| {
+            if !reaches {
+                return Step::Done(Pushed::Nothing);
+            }
+            if let Some(person_id) = linked_meanwhile.get(&contact.id) {
+                return Step::Done(Pushed::LinkedExisting {
+                    person_id: *person_id,
+                });
+            }
+            Step::Go(plan_outbound_create(&OutboundCreate {
+                ap_id: ApId::for_contact(contact.id),
+                email: email_of(contact.fields.get(tandem_core::keys::EMAIL)),
+                knowledge_is_fresh,
+                // At-least-once: a retried create may have reached Pipedrive before it failed.
+                after_uncertain_failure: job.attempts > 0,
+            }))
+        })
+        .collect())
 }
 
 /// What a search found, with whether each e-mail match is linked to another contact already.
@@ -636,10 +687,7 @@ async fn link_together(
     let keys = conn.crm.take_new_record_keys(conn.id);
     let linked = async {
         let txn = crate::sync::connections::begin_with_keys(engine, conn, &keys).await?;
-        let mut pushed = Vec::with_capacity(created.len());
-        for item in created {
-            pushed.push(link_created(engine, &txn, conn, item).await?);
-        }
+        let pushed = link_created(engine, &txn, conn, created).await?;
         txn.commit().await?;
         Ok(pushed)
     }
@@ -650,86 +698,117 @@ async fn link_together(
     linked
 }
 
-/// In `txn`: links the contact to the person created for it, with the sync log's entries
-/// (the caller stores the created record's key in the same transaction).
+/// In `txn`: links each contact to the person created for it, with the sync log's entries
+/// (the caller stores the created records' keys in the same transaction). The rows of all of
+/// them are read and written together, a few multi-row statements for the batch.
 async fn link_created<C: Conn>(
     engine: &Engine,
     txn: &C,
     conn: &ConnectionCtx,
-    created: &ToLink<'_>,
-) -> Result<Pushed, SyncError> {
-    let ToLink {
-        contact,
-        fields,
-        person,
-        placeholders,
-    } = created;
-    let now = engine.now();
-    let remote = person.snapshot.clone();
-    let mut link = links::new_link(conn.id, contact.id, person.id);
-    let (state, normalised) = LinkState::created(fields, &remote);
-    link.state = state;
-    link.state.versions.record(Side::Local, contact.version);
-    contacts::update(txn, contact.id, &normalised, contacts::Origin::Remote, now).await?;
-    // The create's own webhook may have been applied first (it links by apId): keep that link.
-    if links::by_contact(txn, conn.id, contact.id).await?.is_none() {
-        links::insert(txn, &link, now).await?;
-        // Fields Pipedrive filled itself (the owner, ...) reach the contact and the base now,
-        // so the create's own webhook finds nothing new.
-        inbound::merge_into_link(txn, conn, link, remote, now).await?;
+    created: &[ToLink<'_>],
+) -> Result<Vec<Pushed>, SyncError> {
+    if created.is_empty() {
+        return Ok(Vec::new());
     }
-    // A person tandem created is not news to the change poll (no `lead.created`).
-    crate::sync::triggers::note_person(txn, conn, person).await?;
-    contacts::add_to_list(txn, contact.id, contacts::PIPEDRIVE_LIST, now).await?;
-    stored_connections::mark_success(txn, conn.id, now).await?;
-    synclog::record(
-        txn,
-        Entry::new(
-            Level::Info,
-            Direction::Outbound,
-            "person_created",
-            format!("The contact was created in {}.", conn.crm.display_name()),
-        )
-        .connection(conn.id)
-        .contact(contact.id)
-        .person(person.id),
-        now,
-    )
-    .await?;
-    for filled in placeholders.iter() {
-        synclog::record(
-            txn,
+    let now = engine.now();
+    let ids: Vec<ContactId> = created.iter().map(|item| item.contact.id).collect();
+    // The create's own webhook may have been applied first (it links by apId): keep that link.
+    let linked_already = links::persons_of_contacts(txn, conn.id, &ids).await?;
+    let unlinked: Vec<ContactId> = ids
+        .iter()
+        .filter(|id| !linked_already.contains_key(id))
+        .copied()
+        .collect();
+    // The contacts as they are now (the merge is against them, not the copies read before
+    // the call).
+    let mut current = contacts::load_many(txn, &unlinked).await?;
+    let mut changes = Vec::with_capacity(created.len());
+    let mut new_links = Vec::with_capacity(unlinked.len());
+    let mut merges = Vec::new();
+    let mut entries = Vec::new();
+    for item in created {
+        let ToLink {
+            contact,
+            fields,
+            person,
+            placeholders,
+        } = item;
+        let remote = &person.snapshot;
+        let mut link = links::new_link(conn.id, contact.id, person.id);
+        let (state, mut to_contact) = LinkState::created(fields, remote);
+        link.state = state;
+        link.state.versions.record(Side::Local, contact.version);
+        if !linked_already.contains_key(&contact.id) {
+            let mut now_contact = current
+                .remove(&contact.id)
+                .ok_or(SyncError::ContactNotFound(contact.id))?;
+            // The values the CRM normalised are the contact's before the merge.
+            now_contact.fields.extend(to_contact.clone());
+            // Fields the CRM filled itself (the owner, ...) reach the contact and the base
+            // now, so the create's own webhook finds nothing new.
+            if inbound::worth_merging(txn, conn, &link, remote, inbound::StateSource::Fresh, now)
+                .await?
+            {
+                let merged = inbound::merge_in_memory(conn, &mut link, &now_contact, remote);
+                to_contact.extend(merged.to_local.clone());
+                entries.extend(merged.entries(conn));
+                merges.push(merged);
+            }
+            new_links.push(link);
+        }
+        changes.push((contact.id, to_contact));
+        entries.push(
             Entry::new(
                 Level::Info,
                 Direction::Outbound,
-                "placeholder_filled",
-                format!(
-                    "{} requires {}; the app has none, so tandem wrote the placeholder \"{}\".",
-                    conn.crm.display_name(),
-                    filled.field,
-                    filled.value
-                ),
+                "person_created",
+                format!("The contact was created in {}.", conn.crm.display_name()),
             )
             .connection(conn.id)
             .contact(contact.id)
-            .person(person.id)
-            .hint("Fill the field in the app (or in the CRM); tandem reads the placeholder back as no value.")
-            .detail(serde_json::json!({ "field": filled.field })),
-            now,
-        )
-        .await?;
+            .person(person.id),
+        );
+        for filled in placeholders.iter() {
+            entries.push(
+                Entry::new(
+                    Level::Info,
+                    Direction::Outbound,
+                    "placeholder_filled",
+                    format!(
+                        "{} requires {}; the app has none, so tandem wrote the placeholder \"{}\".",
+                        conn.crm.display_name(),
+                        filled.field,
+                        filled.value
+                    ),
+                )
+                .connection(conn.id)
+                .contact(contact.id)
+                .person(person.id)
+                .hint("Fill the field in the app (or in the CRM); tandem reads the placeholder back as no value.")
+                .detail(serde_json::json!({ "field": filled.field })),
+            );
+        }
     }
-    crate::sync::app::contact_event(
-        txn,
-        contact.id,
-        crate::sync::app::ContactEvent::Linked,
-        None,
-        now,
-    )
-    .await?;
-    Ok(Pushed::Created {
-        person_id: person.id,
-    })
+    let changes: Vec<_> = changes.iter().map(|(id, c)| (*id, c)).collect();
+    contacts::update_many(txn, &changes, contacts::Origin::Remote, now).await?;
+    links::insert_many(txn, &new_links, now).await?;
+    for merged in &merges {
+        merged.enqueue_push(txn, conn, now).await?;
+    }
+    // A person tandem created is not news to the change poll (no `lead.created`).
+    let persons: Vec<&CrmPerson> = created.iter().map(|item| item.person).collect();
+    crate::sync::triggers::note_persons(txn, conn, &persons).await?;
+    contacts::add_many_to_list(txn, &ids, contacts::PIPEDRIVE_LIST, now).await?;
+    stored_connections::mark_success(txn, conn.id, now).await?;
+    synclog::record_many(txn, entries, now).await?;
+    crate::sync::app::contact_events(txn, &ids, crate::sync::app::ContactEvent::Linked, now)
+        .await?;
+    Ok(created
+        .iter()
+        .map(|item| Pushed::Created {
+            person_id: item.person.id,
+        })
+        .collect())
 }
 
 /// Brings tandem's copy of the connection's persons up to date with one change-capture poll
