@@ -1233,6 +1233,99 @@ async fn one_record_failing_validation_dead_letters_only_its_contact_with_the_co
 }
 
 #[tokio::test]
+async fn a_batch_create_with_one_record_refused_links_the_others_with_their_log_entries_and_events_and_dead_letters_only_the_refused_one(
+) {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let connection = sf.connect_and_sync(false).await;
+    sf.sf
+        .handle()
+        .set_validation_rule(
+            OrgKind::Production,
+            "Lead",
+            "no_refused",
+            "LastName = 'Refused'",
+            "Refused is not a last name.",
+            Some("LastName"),
+        )
+        .unwrap();
+    let mut receiver =
+        tandem_tests::receiver::subscribed(&sf.app.engine, &["contact.linked"], Vec::new()).await;
+    let emails = ["ada@batch.example", "bob@batch.example", "cy@batch.example"];
+    let mut contacts = Vec::new();
+    for (full_name, address) in ["Ada Refused", "Bob Fine", "Cy Fine"].iter().zip(emails) {
+        let created = local::create_contact(
+            &sf.app.engine,
+            fields([name(full_name), email(address)]),
+            true,
+        )
+        .await
+        .unwrap();
+        contacts.push(created.contact_id);
+    }
+    let h = sf.sf.handle();
+    let (calls, creates) = (
+        h.calls("composite.composite"),
+        h.subrequests("composite.create"),
+    );
+    sf.app.drive().await;
+    assert_eq!(
+        h.calls("composite.composite") - calls,
+        1,
+        "one call for the three"
+    );
+    assert_eq!(h.subrequests("composite.create") - creates, 1);
+    assert!(records(&sf, "Lead", &[emails[0]]).is_empty(), "refused");
+    let db = sf.app.store.db();
+    assert!(links::by_contact(db, connection.into(), contacts[0])
+        .await
+        .unwrap()
+        .is_none());
+    for (contact, address) in contacts.iter().zip(emails).skip(1) {
+        let leads = records(&sf, "Lead", &[address]);
+        assert_eq!(leads.len(), 1, "{address}");
+        let link = links::by_contact(db, connection.into(), *contact)
+            .await
+            .unwrap()
+            .expect("linked to its Lead");
+        assert_eq!(link.person_id, person_surrogate(&leads[0]));
+    }
+    let dead = sf.app.log_entries("dead_letter").await;
+    assert_eq!(dead.len(), 1, "only the refused contact");
+    assert_eq!(dead[0].contact_id, Some(contacts[0]));
+    assert!(dead[0]
+        .remote_error
+        .as_deref()
+        .is_some_and(|e| e.contains("Refused is not a last name.")));
+    let mut created: Vec<_> = sf
+        .app
+        .log_entries("person_created")
+        .await
+        .into_iter()
+        .filter_map(|e| e.contact_id)
+        .collect();
+    created.sort();
+    let mut fine = contacts[1..].to_vec();
+    fine.sort();
+    assert_eq!(created, fine, "one entry per created contact");
+    let placeholders = sf.app.log_entries("placeholder_filled").await;
+    assert_eq!(placeholders.len(), 2, "Company, for each created Lead");
+    // The app hears each created contact was linked, once.
+    let mut heard = Vec::new();
+    for _ in 0..2 {
+        let event = receiver.next().await.json();
+        assert_eq!(event["type"], "contact.linked");
+        heard.push(event["data"]["contact"]["id"].as_str().unwrap().to_owned());
+    }
+    heard.sort();
+    let fine: Vec<String> = fine.iter().map(ToString::to_string).collect();
+    assert_eq!(heard, fine);
+    let counts = tandem_engine::queue::counts(db, connection.into())
+        .await
+        .unwrap();
+    assert_eq!((counts.pending, counts.dead), (0, 1));
+}
+
+#[tokio::test]
 async fn an_unknown_outcome_of_a_batch_create_is_resolved_without_a_duplicate() {
     let sf = spawn_sf_app(sim(), |s| s.salesforce.request_timeout_secs = 1).await;
     let connection = sf.connect_and_sync(false).await;
