@@ -978,12 +978,24 @@ fn date_ms(d: NaiveDate) -> i64 {
 
 fn cmp_typed(a: &Typed, b: &Typed) -> Option<std::cmp::Ordering> {
     match (a, b) {
-        (Typed::Text(x), Typed::Text(y)) => Some(x.to_lowercase().cmp(&y.to_lowercase())),
+        (Typed::Text(x), Typed::Text(y)) => Some(cmp_text(x, y)),
         (Typed::Number(x), Typed::Number(y)) => x.partial_cmp(y),
         (Typed::Bool(x), Typed::Bool(y)) => Some(x.cmp(y)),
         (Typed::Instant(x), Typed::Instant(y)) => Some(x.cmp(y)),
         (Typed::Date(x), Typed::Date(y)) => Some(x.cmp(y)),
         _ => None,
+    }
+}
+
+/// Compares two texts case-insensitively (as their lowercase forms), without allocating when
+/// both are ASCII (the common case: a query's `IN` list of ids is compared with every record).
+fn cmp_text(x: &str, y: &str) -> std::cmp::Ordering {
+    if x.is_ascii() && y.is_ascii() {
+        x.bytes()
+            .map(|b| b.to_ascii_lowercase())
+            .cmp(y.bytes().map(|b| b.to_ascii_lowercase()))
+    } else {
+        x.to_lowercase().cmp(&y.to_lowercase())
     }
 }
 
@@ -1088,7 +1100,6 @@ pub fn eval(cond: &Cond, get: &impl Fn(&str) -> (Kind, Typed), now_ms: i64) -> b
 }
 
 fn compare(kind: Kind, v: &Typed, op: CmpOp, lit: &Literal, now_ms: i64) -> bool {
-    use std::cmp::Ordering::*;
     if let Literal::Relative(r) = lit {
         let (lo, hi) = relative_range(*r, now_ms);
         let x = match v {
@@ -1105,6 +1116,10 @@ fn compare(kind: Kind, v: &Typed, op: CmpOp, lit: &Literal, now_ms: i64) -> bool
             CmpOp::Ge => x >= lo,
         };
     }
+    // A text against a text literal: compared in place (the literal is not copied).
+    if let (Typed::Text(x), Literal::Str(s)) = (v, lit) {
+        return holds(op, cmp_text(x, s));
+    }
     let l = literal_typed(lit, kind);
     match (v, &l) {
         (Typed::Null, Typed::Null) => return op == CmpOp::Eq,
@@ -1114,6 +1129,12 @@ fn compare(kind: Kind, v: &Typed, op: CmpOp, lit: &Literal, now_ms: i64) -> bool
     let Some(ord) = cmp_typed(v, &l) else {
         return false;
     };
+    holds(op, ord)
+}
+
+/// Whether `op` holds for a value ordered `ord` against the literal.
+fn holds(op: CmpOp, ord: std::cmp::Ordering) -> bool {
+    use std::cmp::Ordering::*;
     match op {
         CmpOp::Eq => ord == Equal,
         CmpOp::Ne => ord != Equal,
