@@ -59,7 +59,7 @@ pub async fn push_contacts(
         Ok::<_, crate::store::StoreError>((loaded, linked))
     }
     .await;
-    let mut read = match read {
+    let read = match read {
         Ok(read) => Some(read),
         Err(error) => {
             tracing::warn!(connection_id = %conn.id, error = %error, "Reading a batch's contacts together failed; each is read on its own.");
@@ -74,8 +74,8 @@ pub async fn push_contacts(
         };
         let step = async {
             let db = &engine.store;
-            let contact = match &mut read {
-                Some((loaded, _)) => loaded.remove(&contact_id),
+            let contact = match &read {
+                Some((loaded, _)) => loaded.get(&contact_id).cloned(),
                 None => contacts::load(db, contact_id).await?,
             };
             let Some(contact) = contact else {
@@ -84,8 +84,8 @@ pub async fn push_contacts(
             if contact.archived {
                 return Ok(None);
             }
-            let link = match &mut read {
-                Some((_, linked)) => linked.remove(&contact_id),
+            let link = match &read {
+                Some((_, linked)) => linked.get(&contact_id).cloned(),
                 None => links::by_contact(db, conn.id, contact_id).await?,
             };
             Ok::<_, CrmFailure>(Some(match link {
