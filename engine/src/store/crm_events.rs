@@ -225,15 +225,7 @@ pub async fn put_trigger_states(
                 sql.push_str(", ");
             }
             let n = values.len();
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${})",
-                n + 1,
-                n + 2,
-                n + 3,
-                n + 4,
-                n + 5,
-                n + 6
-            ));
+            sql.push_str(&format!("({})", super::placeholders(n, 6)));
             values.extend([
                 connection.uuid().into(),
                 object.into(),
@@ -280,14 +272,7 @@ pub async fn seed_trigger_states(
                 sql.push_str(", ");
             }
             let n = values.len();
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${})",
-                n + 1,
-                n + 2,
-                n + 3,
-                n + 4,
-                n + 5
-            ));
+            sql.push_str(&format!("({})", super::placeholders(n, 5)));
             values.extend([
                 connection.uuid().into(),
                 object.into(),

@@ -57,14 +57,7 @@ pub async fn save_read(
                 sql.push_str(", ");
             }
             let n = values.len();
-            sql.push_str(&format!(
-                "($1, ${}, ${}, ${}, ${}, ${}, $2)",
-                n + 1,
-                n + 2,
-                n + 3,
-                n + 4,
-                n + 5
-            ));
+            sql.push_str(&format!("($1, {}, $2)", super::placeholders(n, 5)));
             let live = !person.deleted;
             values.extend([
                 person.id.get().into(),

@@ -54,6 +54,15 @@ pub const PII_SAFE_LOG_DIRECTIVES: &[&str] = &["sea_orm=warn"];
 /// of a full chunk is reused from the statement cache.
 pub const MAX_BIND_PARAMS: usize = 900;
 
+/// `$a, $b, …`: `count` numbered placeholders for a row of a multi-row statement, after the
+/// `bound` values already in it.
+pub(crate) fn placeholders(bound: usize, count: usize) -> String {
+    (bound + 1..=bound + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Inserts `rows` (each with `columns` bound values) in multi-row statements of at most
 /// [`MAX_BIND_PARAMS`] parameters each.
 pub(crate) async fn insert_chunked<A, C>(
