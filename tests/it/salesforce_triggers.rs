@@ -82,6 +82,19 @@ async fn app_contact_of(sf: &SfApp, connection: uuid::Uuid, record: &str) -> uui
     .uuid()
 }
 
+/// The org's admin (the user who connects) and another user, as Salesforce ids.
+fn admin_and_another(sf: &SfApp) -> (String, String) {
+    let h = sf.sf.handle();
+    let admin = h.user_id(P, &h.admin_user(P)).unwrap();
+    let other = h
+        .users(P)
+        .into_iter()
+        .map(|(id, _)| id)
+        .find(|id| *id != admin)
+        .expect("a second user");
+    (admin, other)
+}
+
 fn id_of(record: &str) -> Value {
     json!(surrogate(record).to_string())
 }
@@ -98,13 +111,7 @@ async fn an_owner_given_in_salesforce_is_announced_once_and_one_tandem_gave_is_n
     poll(&sf, connection).await;
     assert!(receiver.drain().is_empty(), "the initial sync is not news");
 
-    let admin = h.user_id(P, &h.admin_user(P)).unwrap();
-    let sam = h
-        .users(P)
-        .into_iter()
-        .map(|(id, _)| id)
-        .find(|id| *id != admin)
-        .expect("a second user");
+    let (admin, sam) = admin_and_another(&sf);
     h.update_record_as_user(P, "Contact", &con, json!({ "OwnerId": sam }))
         .unwrap();
     poll(&sf, connection).await;
@@ -147,13 +154,7 @@ async fn an_owner_given_in_salesforce_is_announced_even_when_an_app_edit_of_the_
     let connection = sf.connect_and_sync(false).await;
     let app_contact = app_contact_of(&sf, connection, &con).await;
     let mut receiver = subscribe(&sf, &["person.owner_changed"]).await;
-    let admin = h.user_id(P, &h.admin_user(P)).unwrap();
-    let sam = h
-        .users(P)
-        .into_iter()
-        .map(|(id, _)| id)
-        .find(|id| *id != admin)
-        .expect("a second user");
+    let (_, sam) = admin_and_another(&sf);
     h.update_record_as_user(P, "Contact", &con, json!({ "OwnerId": sam }))
         .unwrap();
     // tandem's write of the name reads the new owner back before the poll does.
@@ -191,13 +192,7 @@ async fn a_person_linked_before_tandem_kept_its_owner_announces_its_first_owner_
         .await
         .unwrap();
     let mut receiver = subscribe(&sf, &["person.owner_changed"]).await;
-    let admin = h.user_id(P, &h.admin_user(P)).unwrap();
-    let sam = h
-        .users(P)
-        .into_iter()
-        .map(|(id, _)| id)
-        .find(|id| *id != admin)
-        .expect("a second user");
+    let (admin, sam) = admin_and_another(&sf);
     h.update_record_as_user(P, "Contact", &con, json!({ "OwnerId": sam }))
         .unwrap();
     poll(&sf, connection).await;
@@ -356,13 +351,7 @@ async fn two_polls_of_the_same_owner_change_at_once_announce_it_once() {
     let con = contact(&sf, "Con", "con@example.com");
     let connection = sf.connect_and_sync(false).await;
     let mut receiver = subscribe(&sf, &["person.owner_changed"]).await;
-    let admin = h.user_id(P, &h.admin_user(P)).unwrap();
-    let sam = h
-        .users(P)
-        .into_iter()
-        .map(|(id, _)| id)
-        .find(|id| *id != admin)
-        .expect("a second user");
+    let (_, sam) = admin_and_another(&sf);
     h.update_record_as_user(P, "Contact", &con, json!({ "OwnerId": sam }))
         .unwrap();
     let conn = connections::load(&sf.app.engine, connection.into())
