@@ -999,6 +999,46 @@ fn cmp_text(x: &str, y: &str) -> std::cmp::Ordering {
     }
 }
 
+/// A text in the form [`cmp_text`] compares (lowercase), borrowed when it already is.
+pub fn folded(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.is_ascii() && !s.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Borrowed(s)
+    } else {
+        std::borrow::Cow::Owned(s.to_lowercase())
+    }
+}
+
+/// A field whose value (folded, see [`folded`]) must be one of a set for a record to match,
+/// where the condition says so as an index would serve it: `field = 'x'` or
+/// `field IN ('x', ...)`, alone or as one term of an AND. A query looks each record's value up
+/// once instead of comparing it with every literal (a read-back of 200 external ids against a
+/// large table); the whole condition is still evaluated on the records that pass.
+pub fn text_probe(cond: &Cond) -> Option<(&str, std::collections::HashSet<String>)> {
+    let texts = |values: &[Literal]| -> Option<std::collections::HashSet<String>> {
+        values
+            .iter()
+            .map(|v| match v {
+                Literal::Str(s) => Some(folded(s).into_owned()),
+                _ => None,
+            })
+            .collect()
+    };
+    match cond {
+        Cond::And(cs) => cs.iter().find_map(text_probe),
+        Cond::Cmp {
+            field,
+            op: CmpOp::Eq,
+            value,
+        } => Some((field, texts(std::slice::from_ref(value))?)),
+        Cond::In {
+            field,
+            negated: false,
+            values,
+        } => Some((field, texts(values)?)),
+        _ => None,
+    }
+}
+
 /// Orders two values of one field (NULL lowest), for ORDER BY.
 pub fn order(a: &Typed, b: &Typed) -> std::cmp::Ordering {
     use std::cmp::Ordering;
@@ -1148,6 +1188,37 @@ fn holds(op: CmpOp, ord: std::cmp::Ordering) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_in_list_or_an_equality_of_texts_alone_or_in_an_and_gives_a_probe_and_nothing_else_does() {
+        let probe = |q: &str| {
+            let parsed = parse(q).unwrap();
+            text_probe(parsed.condition.as_ref().unwrap()).map(|(field, set)| {
+                let mut values: Vec<String> = set.into_iter().collect();
+                values.sort();
+                (field.to_owned(), values)
+            })
+        };
+        let pair = |f: &str, vs: &[&str]| {
+            Some((f.to_owned(), vs.iter().map(|v| (*v).to_owned()).collect()))
+        };
+        assert_eq!(
+            probe("SELECT Id FROM Lead WHERE tandem_id__c IN ('A1', 'b2')"),
+            pair("tandem_id__c", &["a1", "b2"])
+        );
+        assert_eq!(
+            probe("SELECT Id FROM Lead WHERE IsConverted = false AND Email = 'Ann@X.example'"),
+            pair("Email", &["ann@x.example"])
+        );
+        for q in [
+            "SELECT Id FROM Lead WHERE Email = 'a@x.example' OR Email = 'b@x.example'",
+            "SELECT Id FROM Lead WHERE Email NOT IN ('a@x.example')",
+            "SELECT Id FROM Lead WHERE Email != 'a@x.example'",
+            "SELECT Id FROM Lead WHERE NumberOfEmployees IN (1, 2)",
+        ] {
+            assert_eq!(probe(q), None, "{q}");
+        }
+    }
 
     #[test]
     fn a_polling_query_parses_with_an_unquoted_datetime() {

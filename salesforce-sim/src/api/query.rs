@@ -112,9 +112,26 @@ pub(super) fn query(ctx: &Ctx<'_>, all: bool) -> HResult {
     }
     let table = org.tables.get(name);
     let now_ms = ctx.now_ms;
+    // `field IN (...)` / `field = '...'` on a text field: each record's value is looked up in a
+    // set (as Salesforce's index on Id and external ids serves it) before the full condition.
+    let probe = parsed
+        .condition
+        .as_ref()
+        .and_then(soql::text_probe)
+        .and_then(|(field, set)| {
+            let p = obj.pos(field)?;
+            let f = &obj.fields[p];
+            (f.ftype.kind() == soql::Kind::Text && f.name != "SystemModstamp").then_some((p, set))
+        });
     let mut hits: Vec<&crate::state::Record> = table
         .into_iter()
         .flat_map(|t| t.records.values())
+        .filter(|r| {
+            probe.as_ref().is_none_or(|(p, set)| match r.get(*p) {
+                Value::String(s) => set.contains(soql::folded(s).as_ref()),
+                _ => false,
+            })
+        })
         .filter(|r| all || r.deleted_ms.is_none())
         .filter(|r| org.visible(obj, r, &ctx.actor))
         .filter(|r| {

@@ -285,6 +285,11 @@ pub async fn queue_unlinked_list_members(
             contacts::list_members(db, &tenant, contacts::PIPEDRIVE_LIST, after, PAGE).await?;
         let ids: Vec<ContactId> = members.iter().map(|(contact, _)| *contact).collect();
         after = ids.last().copied();
+        // Jobs before links: a push links its contact before its job ends, so a job that ends
+        // between the two reads is seen as a link (read in the other order, the contact would
+        // look unlinked and unqueued, and be queued a second time).
+        let keys: Vec<String> = ids.iter().map(ContactId::to_string).collect();
+        let has_job = crate::store::queue::keys_with_jobs(db, id, &keys).await?;
         let linked = links::persons_of_contacts(db, id, &ids).await?;
         let live: HashSet<ContactId> = contacts::heads(db, &ids)
             .await?
@@ -292,8 +297,6 @@ pub async fn queue_unlinked_list_members(
             .filter(|c| !c.archived)
             .map(|c| c.id)
             .collect();
-        let keys: Vec<String> = ids.iter().map(ContactId::to_string).collect();
-        let has_job = crate::store::queue::keys_with_jobs(db, id, &keys).await?;
         for (contact, key) in ids.iter().zip(&keys) {
             if linked.contains_key(contact) || !live.contains(contact) || has_job.contains(key) {
                 continue;
