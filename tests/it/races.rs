@@ -541,3 +541,213 @@ async fn a_lead_read_before_its_conversion_and_applied_after_the_link_moved_to_i
     assert_eq!(contacts, vec![contact.uuid()], "one app contact");
     assert_eq!(sf.contact_of(connection, &converted).await, contact);
 }
+
+/// A Pipedrive app with one linked person, the live mirror on (its initial extraction done)
+/// and one deal of the person at stage 1 that the app knows; the engine runs on a test clock.
+/// Returns the app, the connection, the clocked engine and its clock, the deal and a receiver
+/// subscribed to `deal.stage_changed`.
+async fn a_watched_deal() -> (
+    tandem_tests::TestApp,
+    uuid::Uuid,
+    tandem_engine::sync::Engine,
+    tandem_engine::clock::TestClock,
+    i64,
+    tandem_tests::receiver::TestReceiver,
+) {
+    use tandem_engine::sync::mirror as live_mirror;
+    let app = spawn_app_with(
+        pipedrive_sim::SimConfig {
+            persons: 1,
+            ..pipedrive_sim::SimConfig::default()
+        },
+        |settings| settings.database.max_connections = 10,
+    )
+    .await;
+    let connection = app.connect_and_sync().await;
+    app.drive().await;
+    let sim = app.sim.handle();
+    let person = sim.persons()[0]["id"].as_i64().unwrap();
+    let clock = tandem_engine::clock::TestClock::new();
+    let engine = app
+        .engine
+        .clone()
+        .with_clock(std::sync::Arc::new(clock.clone()));
+    live_mirror::set_enabled(&engine, connection.into(), true)
+        .await
+        .unwrap();
+    let deal = sim
+        .create_deal_as_user(
+            serde_json::json!({ "title": "Watched", "person_id": person, "stage_id": 1 }),
+        )
+        .unwrap();
+    let deal_id = deal["id"].as_i64().unwrap();
+    sim.wait_for_deliveries(std::time::Duration::from_secs(20), |d| {
+        d.iter().any(|d| d.delivered && d.entity == "deal")
+    })
+    .await;
+    worker::drive_until_idle(&engine).await.unwrap();
+    // The initial extraction records what exists: no event for it.
+    live_mirror::drive_mirror_until_idle(&engine).await.unwrap();
+    let receiver =
+        tandem_tests::receiver::subscribed(&app.engine, &["deal.stage_changed"], Vec::new()).await;
+    (app, connection, engine, clock, deal_id, receiver)
+}
+
+/// Pipedrive moves deal `id` to `stage` a while after its last change, and the webhook is lost:
+/// its body, to be posted later.
+async fn moved_and_webhook_lost(
+    app: &tandem_tests::TestApp,
+    id: i64,
+    stage: i64,
+) -> serde_json::Value {
+    let sim = app.sim.handle();
+    let before = sim.delivered_webhooks().len();
+    sim.set_faults(FaultSpec::parse("webhooks:drop=1").unwrap());
+    sim.advance_clock(std::time::Duration::from_secs(120));
+    sim.update_deal_as_user(id, serde_json::json!({ "stage_id": stage }))
+        .unwrap();
+    let deliveries = sim
+        .wait_for_deliveries(std::time::Duration::from_secs(20), |d| {
+            d[before.min(d.len())..]
+                .iter()
+                .any(|d| d.entity == "deal" && d.action == "change" && !d.delivered)
+        })
+        .await;
+    sim.set_faults(FaultSpec::none());
+    deliveries[before..]
+        .iter()
+        .find(|d| d.entity == "deal" && d.action == "change")
+        .unwrap()
+        .body
+        .clone()
+}
+
+/// The trigger chaos run on Postgres (issue 22), one event too many: a deal move whose webhook
+/// was lost is found by a backstop pass, and the webhook arrives after all while the pass's
+/// catch-up announces the move. The catch-up's transaction has moved the deal's state to the
+/// move (covered) and waits, here to queue its event (the deliveries table is held); the
+/// webhook's triggers must not decide from the state before the move, which read committed
+/// still shows them: the app hears the move once, as catch-up. Postgres only: SQLite has one
+/// writer, so the two transactions cannot interleave.
+#[tokio::test]
+async fn a_lost_deal_move_whose_webhook_arrives_while_its_catch_up_is_announced_reaches_the_app_once(
+) {
+    use tandem_engine::sync::mirror as live_mirror;
+    if tandem_tests::postgres_server_url().is_none() {
+        eprintln!("TANDEM_TEST_DATABASE_URL is not set: this Postgres interleaving is not tested.");
+        return;
+    }
+    let (app, connection, engine, clock, deal, mut receiver) = a_watched_deal().await;
+    let lost = moved_and_webhook_lost(&app, deal, 3).await;
+
+    // The backstop pass's catch-up moves the deal's state and waits to queue its event.
+    let db = app.store.db();
+    let holder = db.begin().await.unwrap();
+    holder
+        .execute(Statement::from_string(
+            DbBackend::Postgres,
+            "LOCK TABLE outbound_delivery IN SHARE MODE",
+        ))
+        .await
+        .unwrap();
+    clock.advance(chrono::Duration::seconds(
+        i64::try_from(app.settings.mirror.poll_interval_secs).unwrap() + 1,
+    ));
+    let mirror_engine = engine.clone();
+    let pass =
+        tokio::spawn(async move { live_mirror::drive_mirror_until_idle(&mirror_engine).await });
+    until_sessions_wait_for_locks(db, 1).await;
+
+    // The lost webhook arrives after all and is applied meanwhile.
+    assert_eq!(
+        app.post_pipedrive_webhook(connection, &lost).await.status(),
+        reqwest::StatusCode::OK
+    );
+    let inbox_engine = engine.clone();
+    let applied = tokio::spawn(async move { worker::run_inbox_once(&inbox_engine).await });
+    until_sessions_wait_for_locks(db, 2).await;
+    holder.rollback().await.unwrap();
+    pass.await.unwrap().unwrap();
+    applied.await.unwrap().unwrap();
+    worker::drive_until_idle(&engine).await.unwrap();
+
+    let told = receiver.next().await.json();
+    assert_eq!(told["data"]["catch_up"], true, "{told}");
+    assert_eq!(
+        told["data"]["change"]["stage_id"],
+        serde_json::json!({ "from": 1, "to": 3 })
+    );
+    let again: Vec<serde_json::Value> = receiver.drain().iter().map(|r| r.json()).collect();
+    assert!(again.is_empty(), "the move is told once: {again:?}");
+}
+
+/// The trigger chaos run on Postgres (issue 22), out of order: a deal move whose webhook was
+/// lost (1 → 3) is announced by a backstop pass's catch-up while the next move's webhook (3 →
+/// 5) is being applied: that one was taken up first, and its mirror write waits (here for the
+/// deal's mirror row, held), so the catch-up decides first. The next move's event is queued
+/// after it, and a contact's events go out in the order they were queued: 1 → 3, then 3 → 5.
+/// It went out first when its time was the one it was taken up at. Postgres only: SQLite has
+/// one writer, so the two transactions cannot interleave.
+#[tokio::test]
+async fn a_deal_move_applied_while_a_catch_up_tells_the_move_before_it_reaches_the_app_after_it() {
+    if tandem_tests::postgres_server_url().is_none() {
+        eprintln!("TANDEM_TEST_DATABASE_URL is not set: this Postgres interleaving is not tested.");
+        return;
+    }
+    let (app, connection, engine, clock, deal, mut receiver) = a_watched_deal().await;
+    // The backstop found the first move (its webhook lost): the mirror holds it.
+    let first = moved_and_webhook_lost(&app, deal, 3).await;
+    let db = app.store.db();
+    tandem_engine::mirror::live::apply_webhook(
+        &tandem_engine::store::mirror::MirrorDb::in_store(&app.store),
+        &first.to_string(),
+    )
+    .await
+    .unwrap();
+    let second = moved_and_webhook_lost(&app, deal, 5).await;
+
+    // The second move's webhook is taken up; its write to the mirror waits for the deal's row.
+    let holder = db.begin().await.unwrap();
+    holder
+        .execute(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT 1 FROM pipedrive_deals WHERE id = $1 FOR UPDATE",
+            [deal.into()],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        app.post_pipedrive_webhook(connection, &second)
+            .await
+            .status(),
+        reqwest::StatusCode::OK
+    );
+    let inbox_engine = engine.clone();
+    let applied = tokio::spawn(async move { worker::run_inbox_once(&inbox_engine).await });
+    until_sessions_wait_for_locks(db, 1).await;
+
+    // Meanwhile the catch-up (a second later) announces the first move.
+    clock.advance(chrono::Duration::seconds(1));
+    let since = tandem_engine::mirror::now_text();
+    tandem_engine::sync::triggers::catch_up(&engine, connection.into(), Some(&since), false)
+        .await
+        .unwrap();
+    clock.advance(chrono::Duration::seconds(1));
+    holder.rollback().await.unwrap();
+    applied.await.unwrap().unwrap();
+    worker::drive_until_idle(&engine).await.unwrap();
+
+    let moves: Vec<serde_json::Value> = [receiver.next().await, receiver.next().await]
+        .iter()
+        .map(|r| r.json()["data"]["change"]["stage_id"].clone())
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            serde_json::json!({ "from": 1, "to": 3 }),
+            serde_json::json!({ "from": 3, "to": 5 })
+        ],
+        "in the order of the moves"
+    );
+    assert!(receiver.drain().is_empty());
+}

@@ -123,6 +123,40 @@ pub struct TriggerState {
     pub covered: Option<String>,
 }
 
+/// Makes the caller's transaction the only one deciding what the app hears of one record
+/// until it ends: a webhook's triggers (`sync::triggers::observe`) and a mirror pass's
+/// catch-up both read the record's `crm_trigger_state`, announce from it and write it back.
+///
+/// On Postgres a plain read does not wait for a transaction that changed the row and has not
+/// committed (read committed): a webhook read the state a catch-up was moving, did not see the
+/// change covered, and told it a second time (the trigger chaos run: 2 runs of 71).
+/// `FOR UPDATE` would not do: the row may not exist yet (a record no event was told of, whose
+/// creation both would tell). So both take a transaction-scoped advisory lock on the record's
+/// key. SQLite has one writer (ADR 1): its transactions already take turns.
+pub async fn lock_trigger_state(
+    txn: &impl Conn,
+    connection: ConnectionId,
+    object: &str,
+    object_id: &str,
+) -> Result<(), StoreError> {
+    let backend = txn.raw().get_database_backend();
+    if backend != sea_orm::DatabaseBackend::Postgres {
+        return Ok(());
+    }
+    let key = format!(
+        "crm_trigger_state/{}/{object}/{object_id}",
+        connection.uuid()
+    );
+    txn.raw()
+        .execute(Statement::from_sql_and_values(
+            backend,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            [key.into()],
+        ))
+        .await?;
+    Ok(())
+}
+
 /// The stored state of one record.
 pub async fn trigger_state(
     db: &impl Conn,

@@ -304,12 +304,13 @@ fn places(trigger: &Trigger, record: &Value) -> Vec<(Option<i64>, Option<i64>)> 
 /// deliveries were queued. A body this does not understand announces nothing.
 pub async fn observe(
     txn: &impl Conn,
-    _engine: &Engine,
+    engine: &Engine,
     conn: &ConnectionCtx,
     payload: &str,
     prefetched: &Prefetched,
     now: DateTime<Utc>,
 ) -> Result<usize, SyncError> {
+    let mut now = now;
     let Ok(body) = serde_json::from_str::<Value>(payload) else {
         return Ok(0);
     };
@@ -347,6 +348,13 @@ pub async fn observe(
             record_version(record)
         };
         if let (Some(version), Some(state)) = (version, state_of(object, record, deleted)) {
+            // A catch-up moving this record's state meanwhile commits first (and this change
+            // is then covered), or waits for this transaction.
+            crm_events::lock_trigger_state(txn, conn.id, object, &object_id).await?;
+            // The events are queued now, and a contact's deliveries go out in the order of
+            // their time: the time the event was taken up (before the mirror's write, which may
+            // wait) would put it before a catch-up that this one waited for.
+            now = now.max(engine.now());
             let stored = crm_events::trigger_state(txn, conn.id, object, &object_id).await?;
             let covered = stored
                 .as_ref()
@@ -865,6 +873,11 @@ pub async fn catch_up(
                 Vec::new()
             };
             let txn = store.begin().await?;
+            // A webhook's triggers for this record take turns with this transaction (the
+            // state moves only if they did not move it meanwhile); its events are queued at
+            // the time of that turn, not the pass's.
+            crm_events::lock_trigger_state(&txn, connection, object, &id).await?;
+            let now = now.max(engine.now());
             let moved = crm_events::catch_up_state(
                 &txn,
                 connection,
