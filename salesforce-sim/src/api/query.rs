@@ -120,8 +120,7 @@ pub(super) fn query(ctx: &Ctx<'_>, all: bool) -> HResult {
         .and_then(soql::text_probe)
         .and_then(|(field, set)| {
             let p = obj.pos(field)?;
-            let f = &obj.fields[p];
-            (f.ftype.kind() == soql::Kind::Text && f.name != "SystemModstamp").then_some((p, set))
+            (obj.fields[p].ftype.kind() == soql::Kind::Text).then_some((p, set))
         });
     let mut hits: Vec<&crate::state::Record> = table
         .into_iter()
