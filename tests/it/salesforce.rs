@@ -1634,7 +1634,7 @@ async fn shown_person(app: &tandem_tests::TestApp, contact: uuid::Uuid) -> serde
 }
 
 #[tokio::test]
-async fn a_salesforce_contacts_owner_and_account_filters_answer_from_the_kept_leads_and_contacts_follow_salesforce_after_the_next_poll_and_hold_together_with_the_deal_filters(
+async fn a_salesforce_contacts_owner_account_and_open_lead_filters_answer_from_the_kept_leads_and_contacts_follow_salesforce_after_the_next_poll_and_a_conversion_and_hold_together_with_the_deal_filters(
 ) {
     use std::time::Duration;
     const P: OrgKind = OrgKind::Production;
@@ -1757,6 +1757,25 @@ async fn a_salesforce_contacts_owner_and_account_filters_answer_from_the_kept_le
             format!("crm.org_id={globex_id}&crm.deal.status=won"),
             vec![],
         ),
+        // A Lead is itself the open lead; a Contact has none.
+        ("crm.lead.open=true".to_owned(), vec![lea_contact]),
+        (
+            "crm.lead.open=false".to_owned(),
+            vec![ann_contact, bob_contact],
+        ),
+        (
+            format!("crm.owner_id={sam_id}&crm.lead.open=false"),
+            vec![bob_contact],
+        ),
+        (
+            format!("crm.owner_id={sam_id}&crm.lead.open=true"),
+            vec![lea_contact],
+        ),
+        (
+            "crm.deal.status=open&crm.lead.open=false".to_owned(),
+            vec![ann_contact],
+        ),
+        ("crm.deal.status=open&crm.lead.open=true".to_owned(), vec![]),
     ] {
         assert_eq!(
             listed_ids(&sf.app, &query).await,
@@ -1808,11 +1827,24 @@ async fn a_salesforce_contacts_owner_and_account_filters_answer_from_the_kept_le
         (&json!(sam_id), &json!(initech_id))
     );
 
+    // Lea's Lead is converted: after the next poll her contact is linked to the Contact she
+    // became, and no contact is an open lead any more.
+    h.convert_lead(P, &lea, None, None).unwrap();
+    poller::poll_once(&sf.app.engine, &conn).await.unwrap();
+    sf.app.drive().await;
+    assert_eq!(
+        listed_ids(&sf.app, "crm.lead.open=true").await,
+        sorted(vec![])
+    );
+    assert_eq!(
+        listed_ids(&sf.app, "crm.lead.open=false").await,
+        sorted(vec![ann_contact, bob_contact, lea_contact])
+    );
+
     // What the kept records cannot answer is refused, naming the filter.
     for (name, value) in [
         ("crm.deal.pipeline_id", "1"),
         ("crm.activity.open_type", "call"),
-        ("crm.lead.open", "true"),
     ] {
         let (status, body) =
             listed(&sf.app, &format!("crm.owner_id={sam_id}&{name}={value}")).await;

@@ -318,11 +318,13 @@ pub async fn note_deal_stage(
 /// bound on Postgres, `?` on SQLite.
 /// - `crm.owner_id`, `crm.org_id`: the person's owner and organization as last read
 ///   (`crm_person`, see `super::crm_persons`);
+/// - `crm.lead.open`: the person is (`true`) or is not (`false`) a Lead as last read: on
+///   Salesforce an open lead is the person itself, a Lead not converted yet (a converted
+///   Lead's contact is linked to its Contact);
 /// - `crm.deal.*`: a live deal that satisfies every given part (the same deal), through a
 ///   live role or as the person tandem created it for.
 ///
-/// `Err` names a filter these records cannot answer (a deal's pipeline, activity types,
-/// leads).
+/// `Err` names a filter these records cannot answer (a deal's pipeline, activity types).
 pub fn person_subqueries(
     db: &impl Conn,
     connection: ConnectionId,
@@ -338,7 +340,6 @@ pub fn person_subqueries(
             conditions.activity_open_type.is_some(),
             "crm.activity.open_type",
         ),
-        (conditions.lead_open.is_some(), "crm.lead.open"),
     ];
     if let Some((_, name)) = unanswerable.iter().find(|(given, _)| *given) {
         return Err(name);
@@ -383,10 +384,23 @@ pub fn person_subqueries(
         };
         include.push(format!("{through_roles} UNION {created_for}"));
     }
+    // Last: SQLite binds its `?` in the order they appear, includes first, then excludes.
+    let mut exclude = Vec::new();
+    if let Some(open) = conditions.lead_open {
+        let c = p.bind(connection.uuid().into());
+        let yes = p.bind(true.into());
+        let leads =
+            format!("SELECT person_id FROM crm_person WHERE connection_id = {c} AND lead = {yes}");
+        if open {
+            include.push(leads);
+        } else {
+            exclude.push(leads);
+        }
+    }
     let values = p.values;
     Ok(super::crm_conditions::PersonSubqueries {
         include,
-        exclude: Vec::new(),
+        exclude,
         values,
     })
 }
