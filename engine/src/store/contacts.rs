@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use tandem_core::{ContactId, TenantId};
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, OnConflict, SimpleExpr};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use tandem_core::{keys, FieldKey, FieldValue, Timestamp};
 use uuid::Uuid;
@@ -633,14 +633,22 @@ pub async fn page(
     Ok((rows.into_iter().map(|r| r.id).collect(), next))
 }
 
-/// The ids of `tenant`'s contacts, as a subquery: a list membership belongs to its contact's
-/// tenant.
-fn contacts_of(tenant: &TenantId) -> sea_orm::sea_query::SelectStatement {
-    sea_orm::sea_query::Query::select()
-        .column(contact::Column::Id)
-        .from(contact::Entity)
-        .and_where(contact::Column::Tenant.eq(tenant.as_str()))
-        .to_owned()
+/// A list membership of one of `tenant`'s contacts (a membership belongs to its contact's
+/// tenant): looked up by the contact's key for each membership read. `contact_id IN (SELECT id
+/// FROM contact WHERE tenant = …)` made SQLite list every contact of the tenant for each page
+/// of members (85 ms a page at 100,000 contacts, 1.4 ms this way).
+fn of_tenant(tenant: &TenantId) -> SimpleExpr {
+    Expr::exists(
+        sea_orm::sea_query::Query::select()
+            .expr(Expr::val(1))
+            .from(contact::Entity)
+            .and_where(Expr::col((contact::Entity, contact::Column::Id)).equals((
+                contact_list_member::Entity,
+                contact_list_member::Column::ContactId,
+            )))
+            .and_where(Expr::col((contact::Entity, contact::Column::Tenant)).eq(tenant.as_str()))
+            .to_owned(),
+    )
 }
 
 /// Members of `tenant`'s list in contact-id order, after `after`; and whether more follow.
@@ -655,7 +663,7 @@ pub async fn list_members(
     use sea_orm::{QueryOrder, QuerySelect};
     let mut select = contact_list_member::Entity::find()
         .filter(contact_list_member::Column::ListKey.eq(list))
-        .filter(contact_list_member::Column::ContactId.in_subquery(contacts_of(tenant)));
+        .filter(of_tenant(tenant));
     if let Some(after) = after {
         select = select.filter(contact_list_member::Column::ContactId.gt(after.uuid()));
     }
@@ -680,7 +688,7 @@ pub async fn list_size(db: &impl Conn, tenant: &TenantId, list: &str) -> Result<
     use sea_orm::PaginatorTrait;
     Ok(contact_list_member::Entity::find()
         .filter(contact_list_member::Column::ListKey.eq(list))
-        .filter(contact_list_member::Column::ContactId.in_subquery(contacts_of(tenant)))
+        .filter(of_tenant(tenant))
         .count(db)
         .await?)
 }

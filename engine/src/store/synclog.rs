@@ -2,6 +2,7 @@
 //! status and error text verbatim and what the admin can do. Ids only, never personal data.
 
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde::Serialize;
 use tandem_core::ConnectionId;
@@ -206,15 +207,21 @@ pub async fn list(db: &impl Conn, filter: &Filter) -> Result<Vec<Stored>, StoreE
             .from(connection::Entity)
             .and_where(connection::Column::Tenant.eq(tenant.as_str()))
             .to_owned();
-        let contacts = sea_orm::sea_query::Query::select()
-            .column(contact::Column::Id)
+        // The entry's contact looked up by its key, not every contact of the tenant listed
+        // (`IN (SELECT id FROM contact …)`), which SQLite did for each page.
+        let of_tenant = sea_orm::sea_query::Query::select()
+            .expr(Expr::val(1))
             .from(contact::Entity)
-            .and_where(contact::Column::Tenant.eq(tenant.as_str()))
+            .and_where(
+                Expr::col((contact::Entity, contact::Column::Id))
+                    .equals((sync_log::Entity, sync_log::Column::ContactId)),
+            )
+            .and_where(Expr::col((contact::Entity, contact::Column::Tenant)).eq(tenant.as_str()))
             .to_owned();
         query = query.filter(
             sea_orm::Condition::any()
                 .add(sync_log::Column::ConnectionId.in_subquery(connections))
-                .add(sync_log::Column::ContactId.in_subquery(contacts)),
+                .add(Expr::exists(of_tenant)),
         );
     }
     if let Some(id) = filter.contact_id {
