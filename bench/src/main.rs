@@ -6,6 +6,7 @@
 // A benchmark program: a failure is a failed run.
 #![allow(clippy::unwrap_used)]
 
+mod dbtime;
 mod emails;
 mod http1;
 mod report;
@@ -33,6 +34,9 @@ struct Cli {
     /// Record the table in docs/benchmarks.md (replacing the previous run's).
     #[arg(long, global = true)]
     write: bool,
+    /// Print where the database time went (statements added up by text) to stderr.
+    #[arg(long, global = true)]
+    sql_profile: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -328,6 +332,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    dbtime::install(cli.sql_profile);
     let sections = match cli.command {
         Command::Ingest {
             events,

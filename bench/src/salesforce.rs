@@ -138,6 +138,7 @@ pub(crate) async fn push(contacts_n: usize, latency_ms: u64) -> anyhow::Result<S
     }
     let jobs = count(&sf.app.engine, "SELECT count(*) FROM outbox_job").await?;
     let before = calls(&sf.sf);
+    crate::dbtime::reset();
     let started = Instant::now();
     connections::set_paused(db, connection.into(), false, chrono::Utc::now()).await?;
     // The replica's next ownership round takes the resumed connection at once (otherwise
@@ -157,6 +158,7 @@ pub(crate) async fn push(contacts_n: usize, latency_ms: u64) -> anyhow::Result<S
     .await;
     anyhow::ensure!(drained, "the push did not finish within an hour");
     let elapsed = started.elapsed();
+    crate::dbtime::print();
     let made = delta(&before, &calls(&sf.sf));
     let writes: u64 = made
         .iter()
