@@ -751,3 +751,182 @@ async fn a_deal_move_applied_while_a_catch_up_tells_the_move_before_it_reaches_t
     );
     assert!(receiver.drain().is_empty());
 }
+
+/// The person triggers of a Salesforce connection on Postgres (issue 19): a journey action gives
+/// a Contact to another user, and the change poll reads the Contact with its new owner while the
+/// action's note of that owner (the app heard of it in `action.done`) is not committed yet; here
+/// the note waits to write the person's trigger state, whose row a holder keeps. The poll must
+/// not decide from the state before the note, which read committed still shows it: the app
+/// hears of the new owner once, in `action.done`, and the next owner change from it. Postgres
+/// only: SQLite has one writer, so the two transactions cannot interleave.
+#[tokio::test]
+async fn an_owner_a_journey_action_gives_while_the_change_poll_reads_the_person_is_not_announced_back(
+) {
+    use tandem_engine::crm::salesforce::ids::{person_surrogate, surrogate};
+    if tandem_tests::postgres_server_url().is_none() {
+        eprintln!("TANDEM_TEST_DATABASE_URL is not set: this Postgres interleaving is not tested.");
+        return;
+    }
+    let sf = spawn_sf_app(SfSimConfig::default(), |settings| {
+        settings.salesforce.poll_overlap_secs = 600;
+        settings.database.max_connections = 10;
+    })
+    .await;
+    let h = sf.sf.handle();
+    let con = h
+        .insert_record(
+            OrgKind::Production,
+            "Contact",
+            serde_json::json!({ "FirstName": "Con", "LastName": "Person", "Email": "con@example.com" }),
+        )
+        .unwrap();
+    let connection = sf.connect_and_sync(false).await;
+    let conn = connections::load(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
+    sf.app.drive().await;
+    let admin = h
+        .user_id(OrgKind::Production, &h.admin_user(OrgKind::Production))
+        .unwrap();
+    let sam = h
+        .users(OrgKind::Production)
+        .into_iter()
+        .map(|(id, _)| id)
+        .find(|id| *id != admin)
+        .expect("a second user");
+    let mut receiver =
+        tandem_tests::receiver::subscribed(&sf.app.engine, &["person.owner_changed"], Vec::new())
+            .await;
+
+    // The person's trigger state row is held (as another transaction's write of it would be):
+    // the action gives the Contact to Sam in Salesforce, and its note of the owner waits.
+    let db = sf.app.store.db();
+    let holder = db.begin().await.unwrap();
+    holder
+        .execute(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT 1 FROM crm_trigger_state \
+             WHERE connection_id = $1 AND object = 'person' AND object_id = $2 FOR UPDATE",
+            [connection.into(), person_surrogate(&con).to_string().into()],
+        ))
+        .await
+        .unwrap();
+    let (status, _) = sf
+        .app
+        .post_action(
+            "assign_person_owner",
+            "sf-owner-race",
+            &serde_json::json!({ "email": "con@example.com", "params": { "owner_id": sam } }),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED);
+    let engine = sf.app.engine.clone();
+    let action = tokio::spawn(async move { worker::run_outbox_once(&engine).await });
+    until_sessions_wait_for_locks(db, 1).await;
+    assert_eq!(
+        h.record(OrgKind::Production, "Contact", &con).unwrap()["OwnerId"],
+        sam.as_str(),
+        "the action wrote the owner"
+    );
+
+    // The change poll reads the Contact, Sam's now, meanwhile.
+    let engine = sf.app.engine.clone();
+    let polled = conn.clone();
+    let poll = tokio::spawn(async move { poller::poll_stream(&engine, &polled, "Contact").await });
+    until_sessions_wait_for_locks(db, 2).await;
+    holder.rollback().await.unwrap();
+    action.await.unwrap().unwrap();
+    poll.await.unwrap().unwrap();
+    poller::poll_once(&sf.app.engine, &conn).await.unwrap();
+    sf.app.drive().await;
+    let told: Vec<serde_json::Value> = receiver.drain().iter().map(|r| r.json()).collect();
+    assert!(told.is_empty(), "tandem's own write: {told:?}");
+
+    // A Salesforce user gives the Contact back: told from the owner the app heard of.
+    h.advance_clock(std::time::Duration::from_secs(1));
+    h.update_record_as_user(
+        OrgKind::Production,
+        "Contact",
+        &con,
+        serde_json::json!({ "OwnerId": admin }),
+    )
+    .unwrap();
+    poller::poll_once(&sf.app.engine, &conn).await.unwrap();
+    sf.app.drive().await;
+    let event = receiver.next().await.json();
+    assert_eq!(
+        event["data"]["change"],
+        serde_json::json!({ "owner_id": { "from": surrogate(&sam), "to": surrogate(&admin) } })
+    );
+    assert!(receiver.drain().is_empty());
+}
+
+/// Two change poll pages (two replicas' polls) that read the same persons in different orders
+/// would each hold one person's trigger lock and wait for the other's (until Postgres' deadlock
+/// check aborted one), were the page's locks taken in the order it read its persons: they are
+/// taken in one order whatever that. Here the lock that comes second in that order is held
+/// elsewhere, and a page that read it first holds the other one meanwhile. Postgres only:
+/// SQLite takes no such locks.
+#[tokio::test]
+async fn a_page_of_persons_takes_their_trigger_locks_in_one_order_whatever_the_order_it_read_them_in(
+) {
+    use tandem_engine::store::crm_events;
+    if tandem_tests::postgres_server_url().is_none() {
+        eprintln!("TANDEM_TEST_DATABASE_URL is not set: this Postgres interleaving is not tested.");
+        return;
+    }
+    let app = spawn_app_with(pipedrive_sim::SimConfig::default(), |settings| {
+        settings.database.max_connections = 10;
+    })
+    .await;
+    let db = app.store.db();
+    let connection = tandem_core::ConnectionId::from(uuid::Uuid::now_v7());
+    // The two persons' lock keys, the first of the order first.
+    let key = |id: &str| {
+        Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT hashtextextended($1, 0) AS key",
+            [format!("crm_trigger_state/{}/person/{id}", connection.uuid()).into()],
+        )
+    };
+    let mut ids = Vec::new();
+    for id in ["1", "2"] {
+        let row = db.query_one(key(id)).await.unwrap().unwrap();
+        ids.push((row.try_get::<i64>("", "key").unwrap(), id));
+    }
+    ids.sort_unstable();
+    let (first, second) = (ids[0].1, ids[1].1);
+
+    let holder = db.begin().await.unwrap();
+    crm_events::lock_trigger_state(&holder, connection, "person", second)
+        .await
+        .unwrap();
+    let page_db = db.clone();
+    let page = tokio::spawn(async move {
+        let txn = page_db.begin().await.unwrap();
+        crm_events::lock_trigger_states(&txn, connection, "person", &[second, first])
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+    });
+    until_sessions_wait_for_locks(db, 1).await;
+    let other = db.begin().await.unwrap();
+    let free = other
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS free",
+            [format!("crm_trigger_state/{}/person/{first}", connection.uuid()).into()],
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<bool>("", "free")
+        .unwrap();
+    other.rollback().await.unwrap();
+    assert!(
+        !free,
+        "the page holds the first lock while it waits for the second"
+    );
+    holder.rollback().await.unwrap();
+    page.await.unwrap();
+}

@@ -125,14 +125,19 @@ pub struct TriggerState {
 
 /// Makes the caller's transaction the only one deciding what the app hears of one record
 /// until it ends: a webhook's triggers (`sync::triggers::observe`) and a mirror pass's
-/// catch-up both read the record's `crm_trigger_state`, announce from it and write it back.
+/// catch-up both read the record's `crm_trigger_state`, announce from it and write it back; so
+/// do a change poll's person reads (`sync::triggers::person_read`, Salesforce) and the note of
+/// the owner a journey action gave (`sync::triggers::note_person_owner`).
 ///
 /// On Postgres a plain read does not wait for a transaction that changed the row and has not
 /// committed (read committed): a webhook read the state a catch-up was moving, did not see the
 /// change covered, and told it a second time (the trigger chaos run: 2 runs of 71).
 /// `FOR UPDATE` would not do: the row may not exist yet (a record no event was told of, whose
-/// creation both would tell). So both take a transaction-scoped advisory lock on the record's
+/// creation both would tell). So each takes a transaction-scoped advisory lock on the record's
 /// key. SQLite has one writer (ADR 1): its transactions already take turns.
+///
+/// A transaction that locks several records takes them together with
+/// [`lock_trigger_states`], which keeps the one order every such transaction follows.
 pub async fn lock_trigger_state(
     txn: &impl Conn,
     connection: ConnectionId,
@@ -143,10 +148,7 @@ pub async fn lock_trigger_state(
     if backend != sea_orm::DatabaseBackend::Postgres {
         return Ok(());
     }
-    let key = format!(
-        "crm_trigger_state/{}/{object}/{object_id}",
-        connection.uuid()
-    );
+    let key = format!("{}{object_id}", lock_prefix(connection, object));
     txn.raw()
         .execute(Statement::from_sql_and_values(
             backend,
@@ -155,6 +157,43 @@ pub async fn lock_trigger_state(
         ))
         .await?;
     Ok(())
+}
+
+/// [`lock_trigger_state`] of many records of `object`, in one statement.
+///
+/// Two transactions that each lock several records wait for each other forever (until
+/// Postgres' deadlock check aborts one) if they take them in different orders; so the locks
+/// are taken in the order of their keys (the hashes the locks are), whatever the order of
+/// `object_ids`. The `ORDER BY` decides the order the locking function runs in (Postgres
+/// evaluates a volatile output column after the sort).
+pub async fn lock_trigger_states(
+    txn: &impl Conn,
+    connection: ConnectionId,
+    object: &str,
+    object_ids: &[&str],
+) -> Result<(), StoreError> {
+    let backend = txn.raw().get_database_backend();
+    if backend != sea_orm::DatabaseBackend::Postgres || object_ids.is_empty() {
+        return Ok(());
+    }
+    let ids = serde_json::Value::from(object_ids.to_vec());
+    txn.raw()
+        .execute(Statement::from_sql_and_values(
+            backend,
+            "SELECT pg_advisory_xact_lock(keys.key) FROM ( \
+               SELECT DISTINCT hashtextextended($1 || id, 0) AS key \
+               FROM jsonb_array_elements_text($2::jsonb) AS id \
+             ) AS keys ORDER BY keys.key",
+            [lock_prefix(connection, object).into(), ids.into()],
+        ))
+        .await?;
+    Ok(())
+}
+
+/// The start of the advisory lock key of `object`'s records on the connection (the record's
+/// id follows).
+fn lock_prefix(connection: ConnectionId, object: &str) -> String {
+    format!("crm_trigger_state/{}/{object}/", connection.uuid())
 }
 
 /// The stored state of one record.

@@ -1370,8 +1370,16 @@ fn read_person_json(person: &crate::crm::CrmPerson, state: &Value) -> Value {
 /// announced back. Two reads of the same change at once announce it once: the announcement
 /// is recorded with the person's version in the same transaction. Returns how many
 /// deliveries were queued.
+///
+/// The person's trigger state is locked first ([`crm_events::lock_trigger_state`]): the note
+/// of an owner a journey action gave ([`note_person_owner`]) moves it in its own transaction,
+/// and a read of the state while that note was not committed told tandem's own write back to
+/// the app. A page of several persons locks them all beforehand, in one order
+/// ([`lock_people`]).
+#[allow(clippy::too_many_arguments)]
 pub async fn person_read(
     txn: &impl Conn,
+    engine: &Engine,
     conn: &ConnectionCtx,
     person: &crate::crm::CrmPerson,
     before: Option<PersonBefore>,
@@ -1385,6 +1393,11 @@ pub async fn person_read(
         return Ok(0);
     }
     let id = person.id.to_string();
+    crm_events::lock_trigger_state(txn, conn.id, "person", &id).await?;
+    // A contact's deliveries go out in the order of their time: the events are queued at the
+    // time this read has the person, after any wait for a transaction that had it (its
+    // trigger state, or its link), not at the time the page was taken up.
+    let now = now.max(engine.now());
     let stored = crm_events::trigger_state(txn, conn.id, "person", &id).await?;
     // The state the app heard: kept (seeded by the initial sync, moved by every read), else,
     // for a person linked before tandem kept it (a connection older than this), the owner its
@@ -1487,6 +1500,24 @@ pub async fn person_read(
     .await
 }
 
+/// Locks the trigger states of a page of persons the change poll read (a CRM without person
+/// webhooks) for the page's transaction, before it applies any of them: [`person_read`] locks
+/// each one again (a lock a transaction holds is granted at once), but one by one in the
+/// page's order, and two pages (two replicas' polls) holding one person each and waiting for
+/// the other's would deadlock. Together they are taken in one order.
+pub async fn lock_people(
+    txn: &impl Conn,
+    conn: &ConnectionCtx,
+    persons: &[crate::crm::CrmPerson],
+) -> Result<(), SyncError> {
+    if conn.crm.pushes_changes() {
+        return Ok(());
+    }
+    let ids: Vec<String> = persons.iter().map(|p| p.id.to_string()).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    Ok(crm_events::lock_trigger_states(txn, conn.id, "person", &ids).await?)
+}
+
 /// Records the state of persons the initial sync read (a CRM without person webhooks): what
 /// exists is not news; a later read compares with it.
 pub async fn seed_people(
@@ -1569,6 +1600,11 @@ pub async fn note_person_owner(
     }
     let id = person.to_string();
     let txn = engine.store.begin().await?;
+    // A change poll reading the person meanwhile waits for this note, and finds the owner the
+    // app heard of in `action.done`: reading the state while the note was not committed, it
+    // told the action's write back as `person.owner_changed`. Nor can a read move the state
+    // between this read and the write below, which would refuse the note as older.
+    crm_events::lock_trigger_state(&txn, conn.id, "person", &id).await?;
     let stored = crm_events::trigger_state(&txn, conn.id, "person", &id).await?;
     let version = stored.as_ref().map_or("", |s| s.version.as_str());
     let state = json!({ "owner_id": owner, "deleted": false });

@@ -307,8 +307,11 @@ pub async fn poll_stream(
         // The record keys read with the page are taken once (see `page_transaction`).
         let keys = conn.crm.take_new_record_keys(conn.id);
         changed += page_transaction(engine, conn, &keys, || async {
-            let now = engine.now();
             let txn = connections::begin_with_keys(engine, conn, &keys).await?;
+            // What the app heard of each person is decided by one transaction at a time; the
+            // page's time is taken once it has them (see `triggers::person_read`).
+            triggers::lock_people(&txn, conn, &page.items).await?;
+            let now = engine.now();
             let mut changed = 0;
             // Persons read gone (deleted, or merged away: a converted Lead) that had no link.
             let mut gone_unlinked = Vec::new();
@@ -322,8 +325,10 @@ pub async fn poll_stream(
                     changed += 1;
                     crate::sync::app::contact_event(&txn, contact_id, event, None, now).await?;
                 }
-                triggers::person_read(&txn, conn, person, before, &applied, since_time, now)
-                    .await?;
+                triggers::person_read(
+                    &txn, engine, conn, person, before, &applied, since_time, now,
+                )
+                .await?;
             }
             crate::sync::related::keep_persons(&txn, conn, &page.items, now).await?;
             still_unlinked(&txn, conn, &gone_unlinked).await?;
