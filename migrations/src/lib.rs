@@ -33,6 +33,7 @@ mod m20261231_000001_tenants;
 mod m20270101_000001_email_log_tenant;
 mod m20270102_000001_crm_person;
 mod m20270102_000002_merged_person;
+mod m20270103_000001_crm_related_activity_type;
 
 /// The ordered list of tandem's migrations.
 #[derive(Debug)]
@@ -68,6 +69,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20270101_000001_email_log_tenant::Migration),
             Box::new(m20270102_000001_crm_person::Migration),
             Box::new(m20270102_000002_merged_person::Migration),
+            Box::new(m20270103_000001_crm_related_activity_type::Migration),
         ]
     }
 }

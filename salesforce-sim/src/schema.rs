@@ -486,6 +486,10 @@ pub(crate) fn standard_objects() -> HashMap<&'static str, ObjectDef> {
             .refs(&["Account", "Opportunity", "Campaign"])
             .label("Related To ID"),
         f("Description", T::TextArea),
+        // Optional and open to change, as in Salesforce: the kind of task a user picks.
+        f("Type", T::Picklist)
+            .len(40)
+            .pick(&["Call", "Email", "Meeting", "Other"]),
         f("TaskSubtype", T::Picklist)
             .pick(&["Task", "Email", "Call"])
             .create_only(),

@@ -620,6 +620,88 @@ async fn describe_lists_fields_and_field_level_security_of_the_session_user() {
 }
 
 #[tokio::test]
+async fn a_tasks_type_is_an_optional_picklist_written_read_and_hidden_by_field_level_security() {
+    let sim = sim().await;
+    let h = sim.handle();
+    let api = Api::new(&h, OrgKind::Production, None);
+    let (s, d) = api.get(&format!("{V}/sobjects/Task/describe")).await;
+    assert_eq!(s, StatusCode::OK);
+    let field = d["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "Type")
+        .cloned()
+        .expect("Task has Type");
+    assert_eq!(field["type"], "picklist");
+    assert_eq!(
+        (
+            &field["nillable"],
+            &field["createable"],
+            &field["updateable"]
+        ),
+        (&json!(true), &json!(true), &json!(true))
+    );
+    let values: Vec<&str> = field["picklistValues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(values, ["Call", "Email", "Meeting", "Other"]);
+
+    let who = api.lead("Typed", "typed@example.com").await;
+    let (s, v) = api
+        .post(
+            &format!("{V}/sobjects/Task"),
+            json!({"Subject": "Call back", "WhoId": who, "Type": "Call"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let task = v["id"].as_str().unwrap().to_owned();
+    let (s, v) = api
+        .post(
+            &format!("{V}/sobjects/Task"),
+            json!({"Subject": "No type", "WhoId": who}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (_, q) = api
+        .query("SELECT Id, Type FROM Task WHERE Type = 'Call'")
+        .await;
+    assert_eq!(q["totalSize"], 1, "{q}");
+    assert_eq!(q["records"][0]["Type"], "Call");
+    let (s, v) = api
+        .patch(
+            &format!("{V}/sobjects/Task/{task}"),
+            json!({"Type": "Meeting"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (_, r) = api.get(&format!("{V}/sobjects/Task/{task}")).await;
+    assert_eq!(r["Type"], "Meeting");
+    let (_, q) = api.query("SELECT Id FROM Task WHERE Type = null").await;
+    assert_eq!(q["totalSize"], 1, "the Task without a type: {q}");
+
+    // Hidden from the session user: not in describe, and a query naming it is refused.
+    let admin = h.admin_user(OrgKind::Production);
+    h.grant_field_access(OrgKind::Production, &admin, "Task.Type", false, false)
+        .unwrap();
+    let (_, d) = api.get(&format!("{V}/sobjects/Task/describe")).await;
+    assert!(
+        !d["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == "Type"),
+        "{d}"
+    );
+    let (s, e) = api.query("SELECT Id, Type FROM Task").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(code(&e), "INVALID_FIELD");
+}
+
+#[tokio::test]
 async fn queries_filter_order_limit_and_page_through_next_records_url() {
     let sim = sim_with(SfSimConfig {
         leads: 450,

@@ -1841,18 +1841,22 @@ async fn a_salesforce_contacts_owner_account_and_open_lead_filters_answer_from_t
         sorted(vec![ann_contact, bob_contact, lea_contact])
     );
 
-    // What the kept records cannot answer is refused, naming the filter.
-    for (name, value) in [
-        ("crm.deal.pipeline_id", "1"),
-        ("crm.activity.open_type", "call"),
-    ] {
-        let (status, body) =
-            listed(&sf.app, &format!("crm.owner_id={sam_id}&{name}={value}")).await;
-        assert_eq!(status, reqwest::StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-        assert_eq!(body["code"], "validation_failed");
-        assert_eq!(body["fields"][0]["field"], name, "{body}");
-        assert!(body.to_string().contains("Salesforce"), "{body}");
-    }
+    // What the kept records cannot answer is refused, naming the filter; the Tasks' types
+    // answer (nobody here has a Task).
+    let name = "crm.deal.pipeline_id";
+    let (status, body) = listed(&sf.app, &format!("crm.owner_id={sam_id}&{name}=1")).await;
+    assert_eq!(status, reqwest::StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["code"], "validation_failed");
+    assert_eq!(body["fields"][0]["field"], name, "{body}");
+    assert!(body.to_string().contains("Salesforce"), "{body}");
+    assert_eq!(
+        listed_ids(
+            &sf.app,
+            &format!("crm.owner_id={sam_id}&crm.activity.open_type=call")
+        )
+        .await,
+        sorted(vec![])
+    );
 }
 
 #[tokio::test]
@@ -1936,4 +1940,262 @@ async fn an_initial_sync_page_of_hundreds_of_salesforce_contacts_keeps_the_accou
         .await;
         assert_eq!(ids.len(), 150, "{account}");
     }
+}
+
+/// A Task on `who` as a Salesforce user makes it, with `fields` besides (`Type`, `Status`, …).
+fn task(sf: &SfApp, who: &str, subject: &str, fields: serde_json::Value) -> String {
+    let mut body = json!({ "Subject": subject, "WhoId": who });
+    body.as_object_mut()
+        .unwrap()
+        .extend(fields.as_object().unwrap().clone());
+    sf.sf
+        .handle()
+        .insert_record(OrgKind::Production, "Task", body)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_salesforce_contacts_open_activity_type_filter_lists_the_persons_with_an_open_task_of_that_type_holds_together_with_the_other_filters_and_drops_a_task_completed_in_salesforce_after_the_next_poll(
+) {
+    const P: OrgKind = OrgKind::Production;
+    let sf = spawn_sf_app(sim(), |settings| {
+        settings.salesforce.related_poll_interval_secs = 0;
+    })
+    .await;
+    let h = sf.sf.handle();
+    let admin = h.user_id(P, &h.admin_user(P)).unwrap();
+    let sam = h
+        .users(P)
+        .into_iter()
+        .map(|(id, _)| id)
+        .find(|id| *id != admin)
+        .expect("a second user");
+    let lea = h
+        .insert_record(
+            P,
+            "Lead",
+            json!({ "FirstName": "Lea", "LastName": "Lead", "Company": "Globex", "Email": "lea@example.com", "OwnerId": sam }),
+        )
+        .unwrap();
+    let contact = |first: &str| {
+        h.insert_record(
+            P,
+            "Contact",
+            json!({ "FirstName": first, "LastName": "Contact", "Email": format!("{first}@example.com") }),
+        )
+        .unwrap()
+    };
+    let (bob, cal, dan) = (contact("bob"), contact("cal"), contact("dan"));
+    // Lea has an open call, Bob a call he made, Cal an open meeting; Dan's open Task has no
+    // type.
+    let lea_call = task(&sf, &lea, "Call back", json!({ "Type": "Call" }));
+    task(
+        &sf,
+        &bob,
+        "Intro call",
+        json!({ "Type": "Call", "Status": "Completed" }),
+    );
+    task(&sf, &cal, "Demo", json!({ "Type": "Meeting" }));
+    task(&sf, &dan, "Follow up", json!({}));
+    let connection = sf.connect_and_sync(false).await;
+    let contact_of = |link: links::Link| link.contact_id.uuid();
+    let lea_contact = contact_of(sf.link_of(connection, &lea).await);
+    let cal_contact = contact_of(sf.link_of(connection, &cal).await);
+    let sorted = |mut ids: Vec<uuid::Uuid>| {
+        ids.sort();
+        ids.into_iter().map(|id| id.to_string()).collect::<Vec<_>>()
+    };
+
+    let sam_id = surrogate(&sam);
+    let calls = h.calls("query");
+    for (query, expected) in [
+        ("crm.activity.open_type=call".to_owned(), vec![lea_contact]),
+        // The journey names types as Pipedrive keys them; Salesforce spells them its way.
+        ("crm.activity.open_type=CALL".to_owned(), vec![lea_contact]),
+        (
+            "crm.activity.open_type=meeting".to_owned(),
+            vec![cal_contact],
+        ),
+        ("crm.activity.open_type=email".to_owned(), vec![]),
+        (
+            format!("crm.owner_id={sam_id}&crm.activity.open_type=call"),
+            vec![lea_contact],
+        ),
+        (
+            format!("crm.owner_id={sam_id}&crm.activity.open_type=meeting"),
+            vec![],
+        ),
+        (
+            "crm.activity.open_type=call&crm.lead.open=true".to_owned(),
+            vec![lea_contact],
+        ),
+        (
+            "crm.activity.open_type=call&crm.lead.open=false".to_owned(),
+            vec![],
+        ),
+        (
+            "crm.activity.open_type=meeting&crm.lead.open=false".to_owned(),
+            vec![cal_contact],
+        ),
+        (
+            format!("crm.owner_id={sam_id}&crm.activity.open_type=call&crm.lead.open=true"),
+            vec![lea_contact],
+        ),
+        (
+            "crm.deal.status=open&crm.activity.open_type=call".to_owned(),
+            vec![],
+        ),
+    ] {
+        assert_eq!(
+            listed_ids(&sf.app, &query).await,
+            sorted(expected),
+            "{query}"
+        );
+    }
+    assert_eq!(h.calls("query"), calls, "no Salesforce call");
+
+    // Lea's call is made in Salesforce; a call logged on Dan is left open (no `Type`, its
+    // `TaskSubtype` says what it is). After the next poll the list follows.
+    h.update_record_as_user(P, "Task", &lea_call, json!({ "Status": "Completed" }))
+        .unwrap();
+    task(&sf, &dan, "Logged call", json!({ "TaskSubtype": "Call" }));
+    poller::poll_connection(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
+    sf.app.drive().await;
+    let dan_contact = contact_of(sf.link_of(connection, &dan).await);
+    assert_eq!(
+        listed_ids(&sf.app, "crm.activity.open_type=call").await,
+        sorted(vec![dan_contact])
+    );
+    assert_eq!(
+        listed_ids(
+            &sf.app,
+            &format!("crm.owner_id={sam_id}&crm.activity.open_type=call")
+        )
+        .await,
+        sorted(vec![])
+    );
+}
+
+#[tokio::test]
+async fn a_call_a_journey_schedules_on_salesforce_is_a_task_of_type_call_and_its_contact_is_listed_by_the_open_activity_type_filter_after_the_next_poll(
+) {
+    const P: OrgKind = OrgKind::Production;
+    let sf = spawn_sf_app(sim(), |settings| {
+        settings.salesforce.related_poll_interval_secs = 0;
+    })
+    .await;
+    let (_, contacts) = insert(&sf, 0, 2);
+    let connection = sf.connect_and_sync(false).await;
+    let contact = sf.contact_of(connection, &contacts[0]).await;
+    let h = sf.sf.handle();
+    let address = h.record(P, "Contact", &contacts[0]).unwrap()["Email"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, queued) = sf
+        .app
+        .post_action(
+            "schedule_activity",
+            "journey-call",
+            &json!({ "email": address, "params": { "subject": "Welcome call", "type": "call" } }),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{queued}");
+    sf.app.drive().await;
+    let tasks: Vec<serde_json::Value> = h
+        .ids(P, "Task")
+        .into_iter()
+        .filter_map(|id| h.record(P, "Task", &id))
+        .collect();
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    assert_eq!(tasks[0]["Type"], "Call", "the picklist's own spelling");
+    assert_eq!(tasks[0]["Subject"], "Welcome call");
+
+    poller::poll_connection(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
+    sf.app.drive().await;
+    assert_eq!(
+        listed_ids(&sf.app, "crm.activity.open_type=call").await,
+        vec![contact.uuid().to_string()]
+    );
+}
+
+#[tokio::test]
+async fn a_task_type_field_level_security_hides_from_the_connecting_user_leaves_the_task_stream_reading_and_the_open_activity_type_filter_matches_nobody(
+) {
+    const P: OrgKind = OrgKind::Production;
+    let sf = spawn_sf_app(sim(), |settings| {
+        settings.salesforce.related_poll_interval_secs = 0;
+    })
+    .await;
+    let h = sf.sf.handle();
+    h.grant_field_access(P, &h.admin_user(P), "Task.Type", false, false)
+        .unwrap();
+    let (_, contacts) = insert(&sf, 0, 1);
+    // A Salesforce user who may see the field gives the Task its type.
+    task(&sf, &contacts[0], "Call back", json!({ "Type": "Call" }));
+    let connection = sf.connect_and_sync(false).await;
+
+    let kept = tandem_engine::store::crm_related::all(
+        sf.app.store.db(),
+        connection.into(),
+        tandem_engine::crm::RelatedKind::Activity,
+    )
+    .await
+    .unwrap();
+    assert_eq!(kept.len(), 1, "the Task is read");
+    assert_eq!(kept[0].status.as_deref(), Some("open"));
+    assert_eq!(
+        kept[0].activity_type, None,
+        "without the type it may not see"
+    );
+    assert!(kept[0].raw.get("Type").is_none(), "{}", kept[0].raw);
+    assert_eq!(
+        listed_ids(&sf.app, "crm.activity.open_type=call").await,
+        Vec::<String>::new()
+    );
+
+    // The polls keep reading; a journey's call is made without the type it cannot write.
+    task(&sf, &contacts[0], "Second call", json!({ "Type": "Call" }));
+    let address = h.record(P, "Contact", &contacts[0]).unwrap()["Email"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = sf
+        .app
+        .post_action(
+            "schedule_activity",
+            "hidden-type",
+            &json!({ "email": address, "params": { "subject": "Journey call", "type": "call" } }),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED);
+    sf.app.drive().await;
+    poller::poll_connection(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
+    sf.app.drive().await;
+    let kept = tandem_engine::store::crm_related::all(
+        sf.app.store.db(),
+        connection.into(),
+        tandem_engine::crm::RelatedKind::Activity,
+    )
+    .await
+    .unwrap();
+    assert_eq!(kept.len(), 3, "{kept:?}");
+    assert!(kept.iter().all(|t| t.activity_type.is_none()), "{kept:?}");
+    let journey = h
+        .ids(P, "Task")
+        .into_iter()
+        .filter_map(|id| h.record(P, "Task", &id))
+        .find(|t| t["Subject"] == "Journey call")
+        .expect("the journey's Task");
+    assert_eq!(journey["Type"], serde_json::Value::Null);
+    assert_eq!(
+        listed_ids(&sf.app, "crm.activity.open_type=call").await,
+        Vec::<String>::new()
+    );
 }

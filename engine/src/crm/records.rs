@@ -93,6 +93,9 @@ pub struct CrmRelated {
     pub owner_id: Option<i64>,
     /// The day an activity is due (`YYYY-MM-DD`; Salesforce: a Task's `ActivityDate`).
     pub due_on: Option<String>,
+    /// An activity's type, lower case (`call`, `meeting`, …; Salesforce: a Task's `Type`,
+    /// else its `TaskSubtype`), as the contacts-list filter `crm.activity.open_type` takes it.
+    pub activity_type: Option<String>,
     /// When the CRM created and last changed it, as the CRM writes times.
     pub created: Option<String>,
     pub modified: Option<String>,
@@ -132,6 +135,7 @@ impl CrmRelated {
             status: None,
             owner_id: None,
             due_on: None,
+            activity_type: None,
             created: None,
             modified: None,
             deleted: false,

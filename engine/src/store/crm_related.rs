@@ -14,7 +14,7 @@ use super::{Conn, StoreError, MAX_BIND_PARAMS};
 use crate::crm::{CrmRelated, RelatedKind};
 
 /// The table's columns: the values one row binds.
-const COLUMNS: usize = 17;
+const COLUMNS: usize = 18;
 
 /// Stores `items`: a record seen again replaces what was stored (and is live again); a
 /// deleted one is marked `deleted_at`. A deal's person (set when tandem created it) stays
@@ -41,6 +41,7 @@ pub async fn save(
             Column::Status,
             Column::OwnerId,
             Column::DueOn,
+            Column::ActivityType,
             Column::CreatedInCrm,
             Column::ModifiedInCrm,
             Column::Raw,
@@ -88,6 +89,7 @@ fn active_row(connection: ConnectionId, item: &CrmRelated, now: DateTime<Utc>) -
         status: Set(item.status.clone()),
         owner_id: Set(item.owner_id),
         due_on: Set(item.due_on.clone()),
+        activity_type: Set(item.activity_type.clone()),
         created_in_crm: Set(item.created.clone()),
         modified_in_crm: Set(item.modified.clone()),
         raw: Set((!item.raw.is_null()).then(|| item.raw.clone())),
@@ -263,6 +265,7 @@ fn related_of(kind: RelatedKind, r: row::Model) -> CrmRelated {
         status: r.status,
         owner_id: r.owner_id,
         due_on: r.due_on,
+        activity_type: r.activity_type,
         created: r.created_in_crm,
         modified: r.modified_in_crm,
         deleted: r.deleted_at.is_some(),
@@ -322,25 +325,22 @@ pub async fn note_deal_stage(
 ///   Salesforce an open lead is the person itself, a Lead not converted yet (a converted
 ///   Lead's contact is linked to its Contact);
 /// - `crm.deal.*`: a live deal that satisfies every given part (the same deal), through a
-///   live role or as the person tandem created it for.
+///   live role or as the person tandem created it for;
+/// - `crm.activity.open_type`: a live open activity of that type (compared lower case) that
+///   names the person; a Task read without a type (its `Type` hidden from the connecting
+///   user, or read before tandem kept types) matches no type.
 ///
-/// `Err` names a filter these records cannot answer (a deal's pipeline, activity types).
+/// `Err` names a filter these records cannot answer (a deal's pipeline).
 pub fn person_subqueries(
     db: &impl Conn,
     connection: ConnectionId,
     conditions: &super::crm_conditions::CrmConditions,
     first_param: usize,
 ) -> Result<super::crm_conditions::PersonSubqueries, &'static str> {
-    let unanswerable = [
-        (
-            conditions.deal.pipeline_id.is_some(),
-            "crm.deal.pipeline_id",
-        ),
-        (
-            conditions.activity_open_type.is_some(),
-            "crm.activity.open_type",
-        ),
-    ];
+    let unanswerable = [(
+        conditions.deal.pipeline_id.is_some(),
+        "crm.deal.pipeline_id",
+    )];
     if let Some((_, name)) = unanswerable.iter().find(|(given, _)| *given) {
         return Err(name);
     }
@@ -383,6 +383,16 @@ pub fn person_subqueries(
             )
         };
         include.push(format!("{through_roles} UNION {created_for}"));
+    }
+    if let Some(kind) = &conditions.activity_open_type {
+        // The type is kept lower case (`activity_type`), whatever the CRM's spelling.
+        let c = p.bind(connection.uuid().into());
+        let t = p.bind(kind.to_lowercase().into());
+        include.push(format!(
+            "SELECT person_id FROM crm_related_record WHERE connection_id = {c} \
+             AND kind = 'activity' AND deleted_at IS NULL AND status = 'open' \
+             AND activity_type = {t} AND person_id IS NOT NULL"
+        ));
     }
     // Last: SQLite binds its `?` in the order they appear, includes first, then excludes.
     let mut exclude = Vec::new();

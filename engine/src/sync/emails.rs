@@ -1128,6 +1128,8 @@ pub async fn execute(
     // On Salesforce the e-mail is a done Task: a read of the Tasks announces nothing for it.
     let noted = crate::crm::CrmRelated {
         person_id: written.persons.first().copied(),
+        // Its `TaskSubtype` (Email), as the next read keeps it.
+        activity_type: Some("email".to_owned()),
         ..crate::crm::CrmRelated::noted(crate::crm::RelatedKind::Activity, record, "done")
     };
     crate::sync::related::note_created(engine, conn, noted).await?;

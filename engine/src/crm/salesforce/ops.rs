@@ -500,12 +500,40 @@ pub(crate) fn related_kind(stream: &str) -> Option<(RelatedKind, &'static str)> 
             RelatedKind::DealRole,
             "Id, OpportunityId, ContactId, IsPrimary, CreatedDate, SystemModstamp",
         ),
+        // And `Type` and `TaskSubtype` when the connecting user can see them (`task_fields`).
         "Task" => (
             RelatedKind::Activity,
             "Id, Subject, WhoId, WhatId, Status, IsClosed, ActivityDate, OwnerId, CreatedDate, SystemModstamp",
         ),
         _ => return None,
     })
+}
+
+/// The fields a Task query names: `base` (see [`related_kind`]), then `Type` and
+/// `TaskSubtype` where the Task describe lists them. Field-level security can hide either from
+/// the connecting user, and a query naming a hidden field fails (INVALID_FIELD) for the whole
+/// stream; the describe lists only the fields the user can read, and the client keeps it per
+/// connection, so this costs no call per page.
+///
+/// `TaskSubtype` is read as well as `Type`: `Type` is what a user picks (and what journey
+/// actions set), but a call logged with "Log a Call" or an e-mail logged from an inbox says
+/// what it is in `TaskSubtype` (`Call`, `Email`) and often has no `Type`. The kept type is
+/// `Type` when set, else `TaskSubtype` (a plain Task: `task`), so a Task always has the type a
+/// Salesforce user would see.
+async fn task_fields(
+    client: &SalesforceClient,
+    s: &Session,
+    base: &str,
+) -> Result<String, CrmError> {
+    let task = client.describe(s, "Task").await?;
+    let mut fields = base.to_owned();
+    for name in ["Type", "TaskSubtype"] {
+        if task.fields.iter().any(|f| f.name == name) {
+            fields.push_str(", ");
+            fields.push_str(name);
+        }
+    }
+    Ok(fields)
 }
 
 fn related_of(
@@ -557,6 +585,15 @@ fn related_of(
         .map(str::to_owned),
         owner_id: id_of("OwnerId")?,
         due_on: record.text("ActivityDate").map(str::to_owned),
+        // Only a Task's: an Account has a `Type` too (`Customer - Direct`, …).
+        activity_type: (kind == RelatedKind::Activity)
+            .then(|| {
+                ["Type", "TaskSubtype"]
+                    .into_iter()
+                    .find_map(|field| record.text(field).filter(|t| !t.is_empty()))
+                    .map(str::to_lowercase)
+            })
+            .flatten(),
         created: record.text("CreatedDate").map(str::to_owned),
         modified: record.text("SystemModstamp").map(str::to_owned),
         deleted: false,
@@ -606,8 +643,12 @@ pub(crate) async fn related_page(
         None => {
             // Tasks only on a Lead or Contact: the others concern no person.
             let condition = (stream == "Task").then_some("WhoId != null");
+            let fields = match stream {
+                "Task" => task_fields(client, s, fields).await?,
+                _ => fields.to_owned(),
+            };
             client
-                .query(s, &soql_by_modstamp(fields, stream, condition, since))
+                .query(s, &soql_by_modstamp(&fields, stream, condition, since))
                 .await?
         }
     };
@@ -1681,10 +1722,22 @@ pub(crate) async fn create_activity(
     body.insert("WhoId".into(), Value::from(who));
     body.insert("Status".into(), Value::from("Not Started"));
     if let Some(kind) = activity.kind {
-        // `Type` is an optional picklist; an org without it gets the Task without a type.
+        // `Type` is an optional picklist; an org without it, or whose field-level security
+        // keeps the connecting user from writing it, gets the Task without a type. The
+        // journey names types as Pipedrive does (`call`); the picklist's own spelling (`Call`)
+        // is written when one matches, so Salesforce's users and reports see the usual value.
         let task = client.describe(s, "Task").await?;
-        if task.fields.iter().any(|f| f.name == "Type") {
-            body.insert("Type".into(), Value::from(kind));
+        if let Some(field) = task
+            .fields
+            .iter()
+            .find(|f| f.name == "Type" && f.createable)
+        {
+            let value = field
+                .picklist_values
+                .iter()
+                .find(|v| v.value.eq_ignore_ascii_case(kind))
+                .map_or(kind, |v| v.value.as_str());
+            body.insert("Type".into(), Value::from(value));
         }
     }
     if let Some(due) = activity.due_date {

@@ -217,9 +217,10 @@ async fn mirror_on(
     Ok(())
 }
 
-/// Why a `crm.*` filter other than the person's owner, organization and being a Lead and the
-/// deal's stage, status and owner is refused on a Salesforce connection.
-const NOT_ON_SALESFORCE: &str = "is not available on a Salesforce connection: tandem keeps its Leads' and Contacts' owners and Accounts (crm.owner_id, crm.org_id), whether each is a Lead (crm.lead.open), and its Opportunities (crm.deal.stage_id, crm.deal.status, crm.deal.owner_id); Salesforce's Opportunities have no pipelines, and tandem does not read its Tasks' types";
+/// Why a `crm.*` filter other than the person's owner, organization and being a Lead, the
+/// deal's stage, status and owner, and the open activities' type is refused on a Salesforce
+/// connection (today: a deal's pipeline).
+const NOT_ON_SALESFORCE: &str = "is not available on a Salesforce connection: tandem keeps its Leads' and Contacts' owners and Accounts (crm.owner_id, crm.org_id), whether each is a Lead (crm.lead.open), its Opportunities (crm.deal.stage_id, crm.deal.status, crm.deal.owner_id) and its Tasks' types (crm.activity.open_type); Salesforce's Opportunities have no pipelines";
 
 /// 409 `conflict`: a Salesforce connection whose initial sync has not read its Opportunities
 /// and Tasks yet.
@@ -331,7 +332,7 @@ pub(crate) struct CrmFilters {
     #[serde(rename = "crm.deal.owner_id")]
     #[param(rename = "crm.deal.owner_id", minimum = 1)]
     deal_owner_id: Option<i64>,
-    /// The person has an open (not done) activity of this type (the activity type's key: `call`, `meeting`, …).
+    /// The person has an open (not done) activity of this type (the activity type's key: `call`, `meeting`, …). On Salesforce an open Task whose `Type` (else `TaskSubtype`) is this, in any case (`call` finds `Call`).
     #[serde(rename = "crm.activity.open_type")]
     #[param(rename = "crm.activity.open_type", pattern = "^[A-Za-z0-9_]{1,64}$")]
     activity_open_type: Option<String>,
@@ -431,9 +432,9 @@ fn decode_cursor(text: &str) -> Option<(DateTime<Utc>, Uuid)> {
     get,
     path = "/api/v1/contacts",
     operation_id = "listContacts",
-    summary = "Contacts in the order they last changed, with cursor paging. The `crm.*` filters are journey conditions answered from the connection's live mirror (no Pipedrive call): a contact matches when its linked Pipedrive person satisfies every one given. On a Salesforce connection they are answered from what tandem keeps (no Salesforce call): `crm.owner_id`, `crm.org_id` and `crm.lead.open` from its Leads and Contacts as the change poll last read them (the ids are tandem's numbers for Salesforce ids, as in the contact's owner field, `GET /api/v1/contacts/{id}/crm` and the trigger events; a Lead has no organization; an open lead is a Lead not converted yet), the `crm.deal.*` ones from its Opportunities.",
+    summary = "Contacts in the order they last changed, with cursor paging. The `crm.*` filters are journey conditions answered from the connection's live mirror (no Pipedrive call): a contact matches when its linked Pipedrive person satisfies every one given. On a Salesforce connection they are answered from what tandem keeps (no Salesforce call): `crm.owner_id`, `crm.org_id` and `crm.lead.open` from its Leads and Contacts as the change poll last read them (the ids are tandem's numbers for Salesforce ids, as in the contact's owner field, `GET /api/v1/contacts/{id}/crm` and the trigger events; a Lead has no organization; an open lead is a Lead not converted yet), the `crm.deal.*` ones from its Opportunities, `crm.activity.open_type` from its open Tasks' `Type` (else `TaskSubtype`; compared in any case: `call` finds `Call`; a `Type` the connecting user may not see matches no type).",
     params(CrmFilters, ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."), ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, 1 to 200 (default 50)."), ("email" = Option<String>, Query, format = Email, description = "Only the contact(s) with this e-mail (case-insensitive)."), ("updated_since" = Option<DateTime<Utc>>, Query, description = "Only contacts changed at or after this RFC 3339 time."), ("include_archived" = Option<bool>, Query, description = "Include archived contacts (default false).")),
-    responses((status = 200, description = "A page of contacts.", body = crate::http::api::openapi::ContactPage), (status = 409, description = "A `crm.*` filter while no connection is active, its live mirror is off, or a Salesforce connection's initial sync has not read its Opportunities yet, or (`crm.owner_id`, `crm.org_id`, `crm.lead.open`) its Leads' and Contacts' owners and Accounts: an initial sync that ran before tandem kept them needs Run initial sync once (`conflict`).", body = tandem_webhooks::error::ErrorBody<'static>), (status = 422, description = "A bad filter value (`validation_failed`, naming the parameter), a filter a Salesforce connection cannot answer (`validation_failed`, naming it: only `crm.owner_id`, `crm.org_id` and `crm.lead.open`, the Lead's or Contact's `OwnerId`, a Contact's `AccountId` and whether the person is a Lead as tandem last read them, and `crm.deal.stage_id`, `crm.deal.status` and `crm.deal.owner_id`, over its Opportunities, answer there), or an unknown parameter or `crm.*` filter (`unknown_field`, listing the known ones).", body = tandem_webhooks::error::ErrorBody<'static>))
+    responses((status = 200, description = "A page of contacts.", body = crate::http::api::openapi::ContactPage), (status = 409, description = "A `crm.*` filter while no connection is active, its live mirror is off, or a Salesforce connection's initial sync has not read its Opportunities yet, or (`crm.owner_id`, `crm.org_id`, `crm.lead.open`) its Leads' and Contacts' owners and Accounts: an initial sync that ran before tandem kept them needs Run initial sync once (`conflict`).", body = tandem_webhooks::error::ErrorBody<'static>), (status = 422, description = "A bad filter value (`validation_failed`, naming the parameter), a filter a Salesforce connection cannot answer (`validation_failed`, naming it: only `crm.owner_id`, `crm.org_id` and `crm.lead.open`, the Lead's or Contact's `OwnerId`, a Contact's `AccountId` and whether the person is a Lead as tandem last read them, `crm.deal.stage_id`, `crm.deal.status` and `crm.deal.owner_id`, over its Opportunities, and `crm.activity.open_type`, over its open Tasks, answer there; `crm.deal.pipeline_id` does not), or an unknown parameter or `crm.*` filter (`unknown_field`, listing the known ones).", body = tandem_webhooks::error::ErrorBody<'static>))
 )]
 pub(super) async fn list(
     State(state): State<AppState>,
@@ -504,7 +505,8 @@ pub(super) async fn list(
                 }
             } else {
                 // Salesforce: the person's owner and Account as the Lead/Contact reads left them,
-                // the deal filters over the Opportunities tandem keeps.
+                // the deal filters over the Opportunities tandem keeps, the activity type over
+                // its Tasks.
                 let conn = crate::sync::connections::load(&state.engine, connection)
                     .await
                     .map_err(api_error)?;

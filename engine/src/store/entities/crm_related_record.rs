@@ -25,6 +25,8 @@ pub struct Model {
     pub raw: Option<Json>,
     pub deleted_at: Option<DateTimeUtc>,
     pub synced_at: DateTimeUtc,
+    /// An activity's type, lower case (a Salesforce Task's `Type`, else its `TaskSubtype`).
+    pub activity_type: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -815,6 +815,8 @@ pub async fn execute(
                 name: Some(subject.clone()),
                 person_id: Some(person_id),
                 due_on: due_date.clone(),
+                // No type: whether the CRM took it (a Salesforce `Type` field-level security
+                // hides is left out) is known from the next read, which keeps it.
                 ..crate::crm::CrmRelated::noted(
                     crate::crm::RelatedKind::Activity,
                     activity_id,
