@@ -1954,6 +1954,29 @@ fn task(sf: &SfApp, who: &str, subject: &str, fields: serde_json::Value) -> Stri
         .unwrap()
 }
 
+/// A journey's `schedule_activity` of a call (`subject`) for the app contact of Salesforce
+/// Contact `contact`, run to its end.
+async fn journey_call(sf: &SfApp, contact: &str, key: &str, subject: &str) {
+    let address = sf
+        .sf
+        .handle()
+        .record(OrgKind::Production, "Contact", contact)
+        .unwrap()["Email"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, queued) = sf
+        .app
+        .post_action(
+            "schedule_activity",
+            key,
+            &json!({ "email": address, "params": { "subject": subject, "type": "call" } }),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{queued}");
+    sf.app.drive().await;
+}
+
 #[tokio::test]
 async fn a_salesforce_contacts_open_activity_type_filter_lists_the_persons_with_an_open_task_of_that_type_holds_together_with_the_other_filters_and_drops_a_task_completed_in_salesforce_after_the_next_poll(
 ) {
@@ -2090,20 +2113,7 @@ async fn a_call_a_journey_schedules_on_salesforce_is_a_task_of_type_call_and_its
     let connection = sf.connect_and_sync(false).await;
     let contact = sf.contact_of(connection, &contacts[0]).await;
     let h = sf.sf.handle();
-    let address = h.record(P, "Contact", &contacts[0]).unwrap()["Email"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (status, queued) = sf
-        .app
-        .post_action(
-            "schedule_activity",
-            "journey-call",
-            &json!({ "email": address, "params": { "subject": "Welcome call", "type": "call" } }),
-        )
-        .await;
-    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{queued}");
-    sf.app.drive().await;
+    journey_call(&sf, &contacts[0], "journey-call", "Welcome call").await;
     let tasks: Vec<serde_json::Value> = h
         .ids(P, "Task")
         .into_iter()
@@ -2160,20 +2170,7 @@ async fn a_task_type_field_level_security_hides_from_the_connecting_user_leaves_
 
     // The polls keep reading; a journey's call is made without the type it cannot write.
     task(&sf, &contacts[0], "Second call", json!({ "Type": "Call" }));
-    let address = h.record(P, "Contact", &contacts[0]).unwrap()["Email"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (status, _) = sf
-        .app
-        .post_action(
-            "schedule_activity",
-            "hidden-type",
-            &json!({ "email": address, "params": { "subject": "Journey call", "type": "call" } }),
-        )
-        .await;
-    assert_eq!(status, reqwest::StatusCode::ACCEPTED);
-    sf.app.drive().await;
+    journey_call(&sf, &contacts[0], "hidden-type", "Journey call").await;
     poller::poll_connection(&sf.app.engine, connection.into())
         .await
         .unwrap();
