@@ -11,37 +11,26 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
-/// Per statement: how many ran, their seconds, their rows (returned or changed; SQLite reports
-/// the last change count for a query, so a query's figure is not its rows).
-#[derive(Default)]
-struct Agg {
-    by: HashMap<String, (u64, f64, u64)>,
-}
-
-fn agg() -> &'static Mutex<Agg> {
-    static A: OnceLock<Mutex<Agg>> = OnceLock::new();
-    A.get_or_init(|| Mutex::new(Agg::default()))
+/// Per statement (its first 70 characters): how many ran and their seconds.
+fn totals() -> &'static Mutex<HashMap<String, (u64, f64)>> {
+    static TOTALS: OnceLock<Mutex<HashMap<String, (u64, f64)>>> = OnceLock::new();
+    TOTALS.get_or_init(Default::default)
 }
 
 struct SqlLayer;
 
+/// The fields of one statement's log event that are added up.
 #[derive(Default)]
-struct V {
+struct Timed {
     statement: String,
     summary: String,
     elapsed: f64,
-    rows: u64,
 }
 
-impl tracing::field::Visit for V {
+impl tracing::field::Visit for Timed {
     fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
         if field.name() == "elapsed_secs" {
             self.elapsed = value;
-        }
-    }
-    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
-        if field.name() == "rows_affected" || field.name() == "rows_returned" {
-            self.rows += value;
         }
     }
     fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
@@ -63,22 +52,23 @@ impl<S: tracing::Subscriber> Layer<S> for SqlLayer {
         if event.metadata().target() != "sqlx::query" {
             return;
         }
-        let mut v = V::default();
-        event.record(&mut v);
-        let text = if v.statement.is_empty() {
-            v.summary
+        let mut timed = Timed::default();
+        event.record(&mut timed);
+        // A short statement comes as its summary alone, a long one in `db.statement` too.
+        let text = if timed.statement.is_empty() {
+            timed.summary
         } else {
-            v.statement
+            timed.statement
         };
         let key: String = text.chars().take(70).collect();
-        let mut a = agg().lock().unwrap();
-        let e = a.by.entry(key).or_default();
-        e.0 += 1;
-        e.1 += v.elapsed;
-        e.2 += v.rows;
+        let mut totals = totals().lock().unwrap();
+        let total = totals.entry(key).or_default();
+        total.0 += 1;
+        total.1 += timed.elapsed;
     }
 }
 
+/// Installs the layer when `--sql-profile` is given.
 pub(crate) fn install(enabled: bool) {
     if enabled {
         let filter = tracing_subscriber::filter::Targets::new()
@@ -89,21 +79,23 @@ pub(crate) fn install(enabled: bool) {
     }
 }
 
+/// Starts a measured phase afresh.
 pub(crate) fn reset() {
-    agg().lock().unwrap().by.clear();
+    totals().lock().unwrap().clear();
 }
 
+/// Prints the phase's database time, biggest statements first (nothing without the layer).
 pub(crate) fn print() {
-    let a = agg().lock().unwrap();
-    let mut rows: Vec<_> = a.by.iter().collect();
-    rows.sort_by(|x, y| y.1 .1.partial_cmp(&x.1 .1).unwrap());
-    let total: f64 = rows.iter().map(|r| r.1 .1).sum();
-    let n: u64 = rows.iter().map(|r| r.1 .0).sum();
-    if rows.is_empty() {
+    let totals = totals().lock().unwrap();
+    if totals.is_empty() {
         return;
     }
-    eprintln!("Database time (sqlx's timing): {total:.3} s in {n} statements; the biggest:");
-    for (k, (c, t, r)) in rows.iter().take(40) {
-        eprintln!("{t:8.3} s {c:6} stmts {r:8} rows  {k}");
+    let mut rows: Vec<_> = totals.iter().collect();
+    rows.sort_by(|x, y| y.1 .1.total_cmp(&x.1 .1));
+    let seconds: f64 = rows.iter().map(|r| r.1 .1).sum();
+    let count: u64 = rows.iter().map(|r| r.1 .0).sum();
+    eprintln!("Database time (sqlx's timing): {seconds:.3} s in {count} statements; the biggest:");
+    for (statement, (count, seconds)) in rows.iter().take(40) {
+        eprintln!("{seconds:8.3} s {count:6} statements  {statement}");
     }
 }

@@ -34,7 +34,8 @@ struct Cli {
     /// Record the table in docs/benchmarks.md (replacing the previous run's).
     #[arg(long, global = true)]
     write: bool,
-    /// Print where the database time went (statements added up by text) to stderr.
+    /// Print where the database time of `salesforce-push` went (statements added up by text)
+    /// to stderr.
     #[arg(long, global = true)]
     sql_profile: bool,
     #[command(subcommand)]
