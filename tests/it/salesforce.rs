@@ -236,6 +236,36 @@ async fn a_new_app_contact_becomes_a_lead_with_the_external_id_and_logged_placeh
 }
 
 #[tokio::test]
+async fn a_new_salesforce_connection_is_taken_by_the_running_replica_at_once_so_its_first_outbox_round_pushes_the_crm_list(
+) {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let contact = local::create_contact(
+        &sf.app.engine,
+        fields([name("Zeno Elea"), email("zeno@example.com")]),
+        true,
+    )
+    .await
+    .unwrap()
+    .contact_id;
+    // The running replica has had its ownership round before the connect: nothing to own.
+    assert!(tandem_engine::sync::ownership::owned(&sf.app.engine)
+        .await
+        .unwrap()
+        .is_empty());
+    let connection = sf.connect_and_sync(false).await;
+    // Its queued push goes out in the next outbox round, not after the next ownership round
+    // (up to a third of the lease later).
+    tandem_engine::sync::worker::run_outbox_once(&sf.app.engine)
+        .await
+        .unwrap();
+    assert_eq!(records(&sf, "Lead", &["zeno@example.com"]).len(), 1);
+    let link = links::by_contact(sf.app.store.db(), connection.into(), contact)
+        .await
+        .unwrap();
+    assert!(link.is_some(), "the contact is linked to its new Lead");
+}
+
+#[tokio::test]
 async fn reconnecting_the_same_org_reuses_the_connection_and_duplicates_nothing() {
     let sf = spawn_sf_app(sim(), |_| {}).await;
     insert(&sf, 2, 2);

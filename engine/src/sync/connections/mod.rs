@@ -731,6 +731,10 @@ pub async fn connect_salesforce(
     let conn = load(engine, id).await?;
     save_record_keys(engine, db, &conn).await?;
     let list_members_queued = queue_unlinked_list_members(db, id, now).await?;
+    // The replica's next round takes the new connection at once: its pushes and change polls
+    // run only where it is owned, and otherwise waited for the next ownership round (up to a
+    // third of the lease, 5 s by default), as Pipedrive's connect already did not.
+    engine.replica.forget();
     synclog::record(
         db,
         Entry::new(
