@@ -1371,11 +1371,10 @@ fn read_person_json(person: &crate::crm::CrmPerson, state: &Value) -> Value {
 /// is recorded with the person's version in the same transaction. Returns how many
 /// deliveries were queued.
 ///
-/// The person's trigger state is locked first ([`crm_events::lock_trigger_state`]): the note
-/// of an owner a journey action gave ([`note_person_owner`]) moves it in its own transaction,
-/// and a read of the state while that note was not committed told tandem's own write back to
-/// the app. A page of several persons locks them all beforehand, in one order
-/// ([`lock_people`]).
+/// `txn` must hold the person's trigger-state lock, taken with the rest of its page by
+/// [`lock_people`] before any of them is applied: the note of an owner a journey action gave
+/// ([`note_person_owner`]) moves the state in its own transaction, and a read of the state
+/// while that note was not committed told tandem's own write back to the app.
 #[allow(clippy::too_many_arguments)]
 pub async fn person_read(
     txn: &impl Conn,
@@ -1393,7 +1392,6 @@ pub async fn person_read(
         return Ok(0);
     }
     let id = person.id.to_string();
-    crm_events::lock_trigger_state(txn, conn.id, "person", &id).await?;
     // A contact's deliveries go out in the order of their time: the events are queued at the
     // time this read has the person, after any wait for a transaction that had it (its
     // trigger state, or its link), not at the time the page was taken up.
@@ -1501,10 +1499,9 @@ pub async fn person_read(
 }
 
 /// Locks the trigger states of a page of persons the change poll read (a CRM without person
-/// webhooks) for the page's transaction, before it applies any of them: [`person_read`] locks
-/// each one again (a lock a transaction holds is granted at once), but one by one in the
-/// page's order, and two pages (two replicas' polls) holding one person each and waiting for
-/// the other's would deadlock. Together they are taken in one order.
+/// webhooks) for the page's transaction, before it applies any of them ([`person_read`] relies
+/// on it). Together, in one order: taken one by one in each page's order, two pages (two
+/// replicas' polls) holding one person each and waiting for the other's would deadlock.
 pub async fn lock_people(
     txn: &impl Conn,
     conn: &ConnectionCtx,

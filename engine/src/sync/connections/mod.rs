@@ -731,9 +731,9 @@ pub async fn connect_salesforce(
     let conn = load(engine, id).await?;
     save_record_keys(engine, db, &conn).await?;
     let list_members_queued = queue_unlinked_list_members(db, id, now).await?;
-    // The replica's next round takes the new connection at once: its pushes and change polls
-    // run only where it is owned, and otherwise waited for the next ownership round (up to a
-    // third of the lease, 5 s by default), as Pipedrive's connect already did not.
+    // The replica's next round takes the new connection at once, as after a Pipedrive
+    // connect: its pushes and change polls run only where it is owned, and would otherwise
+    // wait for the next ownership round (up to a third of the lease, 5 s by default).
     engine.replica.forget();
     synclog::record(
         db,
