@@ -509,6 +509,10 @@ impl Hooks<'_> {
         self.0.state.lock().counters.writes_without_client
     }
 
+    pub(crate) fn max_writes_in_flight(&self) -> u64 {
+        self.0.state.lock().counters.max_writes_in_flight
+    }
+
     pub(crate) fn seed(&self, org: OrgKind, leads: usize, contacts: usize, accounts: usize) {
         let now = self.0.now_ms();
         let seed = self.0.config.seed;

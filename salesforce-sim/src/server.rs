@@ -592,4 +592,10 @@ impl SfSimHandle {
     pub fn writes_without_call_options(&self) -> u64 {
         self.hooks().writes_without_client()
     }
+
+    /// The most write calls (as [`Self::writes_without_call_options`] counts them) the
+    /// simulator served at once: a client's concurrency as Salesforce would see it.
+    pub fn max_writes_in_flight(&self) -> u64 {
+        self.hooks().max_writes_in_flight()
+    }
 }

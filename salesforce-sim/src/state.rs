@@ -1839,6 +1839,9 @@ pub(crate) struct Counters {
     pub(crate) subrequests: HashMap<&'static str, u64>,
     /// Writes that came without `Sforce-Call-Options: client=…`.
     pub(crate) writes_without_client: u64,
+    /// Write calls being served now, and the most ever served at once.
+    pub(crate) writes_in_flight: u64,
+    pub(crate) max_writes_in_flight: u64,
 }
 
 /// Everything behind the lock.

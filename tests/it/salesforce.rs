@@ -1148,6 +1148,51 @@ fn last_name(sf: &SfApp, object: &str, record: &str) -> String {
         .to_owned()
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbox_round_that_refills_a_freed_slot_runs_no_more_salesforce_batches_at_once_than_workers_concurrency(
+) {
+    let sf = spawn_sf_app(sim(), |s| s.workers.concurrency = 2).await;
+    let connection = sf.connect_and_sync(false).await;
+    let db = sf.app.store.db();
+    // Queued while paused, so one round finds them all: 200 archived contacts first (their
+    // batch ends at once, with no call), then 800 to create, whose calls each take 300 ms.
+    connections::set_paused(db, connection.into(), true, chrono::Utc::now())
+        .await
+        .unwrap();
+    for i in 0..1000 {
+        let contact = local::create_contact(
+            &sf.app.engine,
+            fields([
+                name(&format!("Queued Contact{i}")),
+                email(&format!("queued{i}@slots.example")),
+            ]),
+            true,
+        )
+        .await
+        .unwrap()
+        .contact_id;
+        if i < 200 {
+            local::archive_contact(&sf.app.engine, &Default::default(), contact)
+                .await
+                .unwrap();
+        }
+    }
+    let h = sf.sf.handle();
+    h.set_faults(salesforce_sim::FaultSpec::parse("composite:latency_ms=300").unwrap());
+    connections::set_paused(db, connection.into(), false, chrono::Utc::now())
+        .await
+        .unwrap();
+    sf.app.drive().await;
+    assert_eq!(link_count(&sf, connection).await, 800);
+    assert_eq!(h.count(OrgKind::Production, "Lead"), 800);
+    // The archived batch's slot, freed while the first creates wait, takes one batch, not two.
+    assert!(
+        h.max_writes_in_flight() <= 2,
+        "{} write calls at once with workers.concurrency = 2",
+        h.max_writes_in_flight()
+    );
+}
+
 #[tokio::test]
 async fn four_hundred_fifty_pending_edits_go_out_to_salesforce_in_three_composite_calls() {
     let sf = spawn_sf_app(sim(), |_| {}).await;

@@ -91,7 +91,8 @@ pub async fn run_outbox_once(engine: &Engine) -> Result<ExecutionOutcome, SyncEr
         if tokio::time::Instant::now() < round_ends {
             let free = slots.saturating_sub(u32::try_from(tasks.len()).unwrap_or(u32::MAX));
             let jobs = claim(free).await?;
-            spawn(&mut tasks, group(engine, jobs, lease, slots).await?);
+            // Batches for the free slots only: the others still run theirs.
+            spawn(&mut tasks, group(engine, jobs, lease, free).await?);
         }
     }
     Ok(ExecutionOutcome::Done(count))
@@ -104,11 +105,11 @@ enum Work {
     Batch(ConnectionId, Vec<Job>),
 }
 
-/// The claimed jobs as the slots run them: a batching connector's contact pushes gathered (with
-/// more of that connection's due pushes claimed now, up to `slots` full batches) into batches
-/// of its limit (`tandem_core::plan_batches`: a batch that is not full waits when another left
-/// less than the connector's window ago, half of it behind a batch of one); every other job
-/// alone.
+/// The claimed jobs as the `slots` free now run them: a batching connector's contact pushes
+/// gathered (with more of that connection's due pushes claimed now, up to `slots` full batches)
+/// into batches of its limit (`tandem_core::plan_batches`: a batch that is not full waits when
+/// another left less than the connector's window ago, half of it behind a batch of one); every
+/// other job alone.
 async fn group(
     engine: &Engine,
     jobs: Vec<Job>,
