@@ -45,20 +45,10 @@ pub(super) fn bearer(headers: &HeaderMap) -> Option<String> {
         .then(|| token.trim().to_owned())
 }
 
-/// A write call being served, counted from its routing until its answer is made (or the
-/// client goes away): the most at once is what a test of a client's concurrency reads.
+/// A write call being served (counted in when it is routed): counted out when its answer is
+/// made or the client goes away. The most at once is what a test of a client's concurrency
+/// reads.
 struct WriteInFlight<'a>(&'a Shared);
-
-impl<'a> WriteInFlight<'a> {
-    fn new(shared: &'a Shared) -> Self {
-        let mut st = shared.state.lock();
-        let counters = &mut st.counters;
-        counters.writes_in_flight += 1;
-        counters.max_writes_in_flight =
-            counters.max_writes_in_flight.max(counters.writes_in_flight);
-        Self(shared)
-    }
-}
 
 impl Drop for WriteInFlight<'_> {
     fn drop(&mut self) {
@@ -85,13 +75,16 @@ async fn serve(app: &App, req: Request, lose_answer: &mut bool) -> Response {
         Route::NotFound => return ApiErr::not_found().into_response(),
     };
     let writing = op.writes() && op.resource() != "oauth";
-    let _in_flight = writing.then(|| WriteInFlight::new(shared));
     let faults = {
         let mut st = shared.state.lock();
         *st.counters.by_op.entry(op.name()).or_default() += 1;
         // A write is expected to name its client (`Sforce-Call-Options: client=…`); the ones
         // that do not are counted, for tests and benchmarks to check.
         if writing {
+            let counters = &mut st.counters;
+            counters.writes_in_flight += 1;
+            counters.max_writes_in_flight =
+                counters.max_writes_in_flight.max(counters.writes_in_flight);
             let named = parts
                 .headers
                 .get("sforce-call-options")
@@ -102,6 +95,12 @@ async fn serve(app: &App, req: Request, lose_answer: &mut bool) -> Response {
             }
         }
         st.faults.clone()
+    };
+    // Made only for a write: a guard made and dropped would count a call out that never came in.
+    let _in_flight = if writing {
+        Some(WriteInFlight(shared))
+    } else {
+        None
     };
     let mut lock_fault = false;
     if !faults.is_empty() && op != Op::Admin {
