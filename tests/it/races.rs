@@ -930,3 +930,62 @@ async fn a_page_of_persons_takes_their_trigger_locks_in_one_order_whatever_the_o
     holder.rollback().await.unwrap();
     page.await.unwrap();
 }
+
+/// A push reads a contact and its link together from one snapshot (`Store::begin_snapshot`). Read
+/// with two plain reads, a poll that committed between them paired the contact from before it
+/// with the link's base from after it; the difference was taken for an app edit, and the poll's
+/// older value was written back over Salesforce's newer one (a Salesforce chaos run lost a Phone
+/// edit that way). On Postgres, a change another connection commits after the snapshot's first
+/// read is not seen by its later reads; on SQLite the one connection lets nothing commit until
+/// the snapshot ends.
+#[tokio::test]
+async fn a_snapshot_read_does_not_see_a_change_committed_after_its_first_read() {
+    use tandem_engine::sync::app::contacts;
+    let app = spawn_app().await;
+    let created = local::create_contact(
+        &app.engine,
+        fields([name("Before"), email("snapshot@example.com")]),
+        false,
+    )
+    .await
+    .unwrap();
+    let id = created.contact_id;
+    let name_of = |contact: Option<contacts::LocalContact>| {
+        text_of(&contact.expect("the contact"), "name").unwrap_or_default()
+    };
+
+    let snapshot = app.store.begin_snapshot().await.unwrap();
+    assert_eq!(
+        name_of(contacts::load(&snapshot, id).await.unwrap()),
+        "Before"
+    );
+    let engine = app.engine.clone();
+    let edit =
+        tokio::spawn(
+            async move { local::update_contact(&engine, id, fields([name("After")])).await },
+        );
+    if app.database.is_postgres() {
+        edit.await.unwrap().unwrap();
+        assert_eq!(
+            name_of(contacts::load(&app.store, id).await.unwrap()),
+            "After",
+            "committed outside the snapshot"
+        );
+        assert_eq!(
+            name_of(contacts::load(&snapshot, id).await.unwrap()),
+            "Before"
+        );
+        snapshot.commit().await.unwrap();
+    } else {
+        assert_eq!(
+            name_of(contacts::load(&snapshot, id).await.unwrap()),
+            "Before"
+        );
+        snapshot.commit().await.unwrap();
+        edit.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        name_of(contacts::load(&app.store, id).await.unwrap()),
+        "After"
+    );
+}

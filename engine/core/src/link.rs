@@ -132,6 +132,16 @@ impl LinkState {
         policy: &MergePolicy,
     ) -> RemoteMerge {
         self.note_landed(remote);
+        // A field the CRM holds because tandem wrote it is agreed at that value (tandem sent the
+        // contact's value): a contact that differs from it changed since, and is pushed, even
+        // when it went back to the value the base held before the write (whose answer was
+        // lost). Left at the old base, such a contact would look unchanged and the CRM would
+        // keep tandem's older write.
+        for (key, value) in &remote.fields {
+            if self.last_written.get(key) == Some(value) {
+                self.base.fields.insert(key.clone(), value.clone());
+            }
+        }
         let changes = Snapshot {
             fields: self.strip_echo(&remote.fields),
             version: remote.version,

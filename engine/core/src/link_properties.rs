@@ -22,6 +22,8 @@ enum Op {
     /// The clock moves on by this many milliseconds.
     Tick(i64),
     AppEdit,
+    /// The app user undoes their last edit: the name goes back to the value before it.
+    AppUndo,
     CrmEdit,
     /// tandem sends what is pending (if nothing is in flight).
     PushSend,
@@ -55,6 +57,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => (0i64..1_500).prop_map(Op::Tick),
         3 => Just(Op::AppEdit),
+        1 => Just(Op::AppUndo),
         3 => Just(Op::CrmEdit),
         3 => Just(Op::PushSend),
         3 => Just(Op::PushLand),
@@ -89,6 +92,8 @@ struct World {
     listed: Vec<Snapshot>,
     policy: MergePolicy,
     last_app_name: FieldValue,
+    /// The name before the last app edit (what an undo goes back to).
+    previous_app_name: FieldValue,
     last_crm_phone: FieldValue,
 }
 
@@ -125,6 +130,7 @@ impl World {
             listed: Vec::new(),
             policy: MergePolicy::default(),
             last_app_name: FieldValue::text("App 0"),
+            previous_app_name: FieldValue::text("App 0"),
             last_crm_phone: FieldValue::text("CRM 0"),
         }
     }
@@ -162,7 +168,13 @@ impl World {
                 let value = FieldValue::text(format!("App {}", self.edits));
                 self.local.fields.insert(key("name"), value.clone());
                 self.local.version = Timestamp(self.now);
-                self.last_app_name = value;
+                self.previous_app_name = std::mem::replace(&mut self.last_app_name, value);
+            }
+            Op::AppUndo => {
+                let value = self.previous_app_name.clone();
+                self.local.fields.insert(key("name"), value.clone());
+                self.local.version = Timestamp(self.now);
+                self.previous_app_name = std::mem::replace(&mut self.last_app_name, value);
             }
             Op::CrmEdit => {
                 self.edits += 1;

@@ -10,7 +10,7 @@ use tandem_core::{ContactId, CrmError, OutboundCreatePlan};
 
 use super::{
     finish_creates, finish_patch, link_if_found, plan_creates, prepare_create, prepare_patch,
-    search_results, CreateWrite, CrmFailure, PatchWrite, Pushed, Step,
+    read_contact_and_link, search_results, CreateWrite, CrmFailure, PatchWrite, Pushed, Step,
 };
 use crate::queue::{Job, JobPayload};
 use crate::sync::app::contacts::{self, LocalContact};
@@ -44,8 +44,10 @@ pub async fn push_contacts(
             false
         }
     };
-    // The batch's contacts and their links, read together; should that fail, each job reads
-    // its own (and fails on its own).
+    // The batch's contacts and their links, read together from one snapshot (a poll committed
+    // between the two reads would pair a contact from before it with a base from after it, and
+    // the poll's values, older in the contact, would be written back as edits); should that
+    // fail, each job reads its own (and fails on its own).
     let ids: Vec<ContactId> = jobs
         .iter()
         .filter_map(|job| match job.payload {
@@ -54,8 +56,10 @@ pub async fn push_contacts(
         })
         .collect();
     let read = async {
-        let loaded = contacts::load_many(&engine.store, &ids).await?;
-        let linked = links::by_contacts(&engine.store, conn.id, &ids).await?;
+        let snapshot = engine.store.begin_snapshot().await?;
+        let loaded = contacts::load_many(&snapshot, &ids).await?;
+        let linked = links::by_contacts(&snapshot, conn.id, &ids).await?;
+        snapshot.commit().await?;
         Ok::<_, crate::store::StoreError>((loaded, linked))
     }
     .await;
@@ -73,10 +77,12 @@ pub async fn push_contacts(
             continue;
         };
         let step = async {
-            let db = &engine.store;
-            let contact = match &read {
-                Some((loaded, _)) => loaded.get(&contact_id).cloned(),
-                None => contacts::load(db, contact_id).await?,
+            let (contact, link) = match &read {
+                Some((loaded, linked)) => (
+                    loaded.get(&contact_id).cloned(),
+                    linked.get(&contact_id).cloned(),
+                ),
+                None => read_contact_and_link(&engine.store, conn, contact_id).await?,
             };
             let Some(contact) = contact else {
                 return Ok(None);
@@ -84,10 +90,6 @@ pub async fn push_contacts(
             if contact.archived {
                 return Ok(None);
             }
-            let link = match &read {
-                Some((_, linked)) => linked.get(&contact_id).cloned(),
-                None => links::by_contact(db, conn.id, contact_id).await?,
-            };
             Ok::<_, CrmFailure>(Some(match link {
                 Some(link) => match prepare_patch(engine, conn, &contact, link).await? {
                     Step::Done(pushed) => Err(pushed),

@@ -65,17 +65,34 @@ pub async fn push_contact(
     job: &Job,
     contact_id: ContactId,
 ) -> Result<Pushed, CrmFailure> {
-    let db = &engine.store;
-    let Some(contact) = contacts::load(db, contact_id).await? else {
+    let (Some(contact), link) = read_contact_and_link(&engine.store, conn, contact_id).await?
+    else {
         return Ok(Pushed::Nothing);
     };
     if contact.archived {
         return Ok(Pushed::Nothing);
     }
-    match links::by_contact(db, conn.id, contact_id).await? {
+    match link {
         Some(link) => patch(engine, conn, &contact, link).await,
         None => create(engine, conn, job, &contact).await,
     }
+}
+
+/// A contact and its link to `conn`'s person, read from one snapshot: what differs between
+/// them is what the contact changed, never a poll that committed between two reads.
+pub(crate) async fn read_contact_and_link(
+    store: &crate::store::Store,
+    conn: &ConnectionCtx,
+    contact_id: ContactId,
+) -> Result<(Option<LocalContact>, Option<Link>), SyncError> {
+    let snapshot = store.begin_snapshot().await?;
+    let contact = contacts::load(&snapshot, contact_id).await?;
+    let link = match &contact {
+        Some(_) => links::by_contact(&snapshot, conn.id, contact_id).await?,
+        None => None,
+    };
+    snapshot.commit().await?;
+    Ok((contact, link))
 }
 
 /// Re-reads a person and merges what Pipedrive holds now (see `JobPayload::RefreshPerson`).
