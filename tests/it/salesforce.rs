@@ -1193,6 +1193,48 @@ async fn an_outbox_round_that_refills_a_freed_slot_runs_no_more_salesforce_batch
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_to_production_and_sandbox_at_once_share_the_workers_concurrency_between_them() {
+    let sf = spawn_sf_app(sim(), |s| s.workers.concurrency = 2).await;
+    let production = sf.connect_and_sync(false).await;
+    let sandbox = sf.connect_and_sync(true).await;
+    let db = sf.app.store.db();
+    for connection in [production, sandbox] {
+        connections::set_paused(db, connection.into(), true, chrono::Utc::now())
+            .await
+            .unwrap();
+    }
+    // Each new contact in the CRM list goes to both orgs: 600 pushes queued for each.
+    for i in 0..600 {
+        local::create_contact(
+            &sf.app.engine,
+            fields([
+                name(&format!("Shared Contact{i}")),
+                email(&format!("shared{i}@slots.example")),
+            ]),
+            true,
+        )
+        .await
+        .unwrap();
+    }
+    let h = sf.sf.handle();
+    h.set_faults(salesforce_sim::FaultSpec::parse("composite:latency_ms=300").unwrap());
+    for connection in [production, sandbox] {
+        connections::set_paused(db, connection.into(), false, chrono::Utc::now())
+            .await
+            .unwrap();
+    }
+    sf.app.drive().await;
+    assert_eq!(h.count(OrgKind::Production, "Lead"), 600);
+    assert_eq!(h.count(OrgKind::Sandbox, "Lead"), 600);
+    // Two connections with pushes due, two slots: one batch each at a time.
+    assert!(
+        h.max_writes_in_flight() <= 2,
+        "{} write calls at once with workers.concurrency = 2",
+        h.max_writes_in_flight()
+    );
+}
+
 #[tokio::test]
 async fn four_hundred_fifty_pending_edits_go_out_to_salesforce_in_three_composite_calls() {
     let sf = spawn_sf_app(sim(), |_| {}).await;

@@ -106,10 +106,11 @@ enum Work {
 }
 
 /// The claimed jobs as the `slots` free now run them: a batching connector's contact pushes
-/// gathered (with more of that connection's due pushes claimed now, up to `slots` full batches)
-/// into batches of its limit (`tandem_core::plan_batches`: a batch that is not full waits when
-/// another left less than the connector's window ago, half of it behind a batch of one); every
-/// other job alone.
+/// gathered (with more of that connection's due pushes claimed now, as many full batches as the
+/// slots the other jobs leave, shared in connection order, at least one for a connection whose
+/// pushes were claimed) into batches of its limit (`tandem_core::plan_batches`: a batch that is
+/// not full waits when another left less than the connector's window ago, half of it behind a
+/// batch of one); every other job alone.
 async fn group(
     engine: &Engine,
     jobs: Vec<Job>,
@@ -153,11 +154,16 @@ async fn group(
         }
         work.push(Work::One(job));
     }
+    let mut free = slots.saturating_sub(u32::try_from(work.len()).unwrap_or(u32::MAX));
+    let mut after = u32::try_from(pushes.len()).unwrap_or(u32::MAX);
     for (id, mut jobs) in pushes {
         let Some(b) = batching.get(&id).copied() else {
             continue;
         };
-        let want = u32::try_from(b.limit.saturating_mul(slots.max(1) as usize))
+        // One slot kept for each connection after this one: its claimed pushes need a batch.
+        after -= 1;
+        let room = free.saturating_sub(after).max(1);
+        let want = u32::try_from(b.limit.saturating_mul(room as usize))
             .unwrap_or(u32::MAX)
             .saturating_sub(u32::try_from(jobs.len()).unwrap_or(u32::MAX));
         let now = engine.now();
@@ -174,7 +180,10 @@ async fn group(
         for (range, decision) in plan {
             let batch: Vec<Job> = jobs.by_ref().take(range.len()).collect();
             match decision {
-                tandem_core::BatchDecision::Send => work.push(Work::Batch(id, batch)),
+                tandem_core::BatchDecision::Send => {
+                    free = free.saturating_sub(1);
+                    work.push(Work::Batch(id, batch));
+                }
                 tandem_core::BatchDecision::WaitUntil(at_ms) => {
                     let until = chrono::DateTime::from_timestamp_millis(at_ms).unwrap_or(now);
                     for job in &batch {
