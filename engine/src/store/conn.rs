@@ -5,8 +5,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 use sea_orm::{
-    AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    ExecResult, IsolationLevel, QueryResult, Statement, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, ExecResult,
+    IsolationLevel, QueryResult, Statement, TransactionTrait,
 };
 
 use super::{Store, StoreError};
@@ -55,20 +55,17 @@ impl Store {
         Ok(Tx(self.db().begin().await?))
     }
 
-    /// Starts a read-only transaction whose reads all see the database as of its first read,
+    /// Starts a transaction (for reads) whose reads all see the database as of its first read,
     /// for values that must be read together (a contact and its link: a poll committed between
     /// two plain reads would pair an old contact with a new base, and the difference would be
-    /// taken for an edit). Postgres: `REPEATABLE READ READ ONLY` (its default isolation gives
-    /// each statement its own snapshot). SQLite: a plain transaction, which holds the one
+    /// taken for an edit). Postgres: `REPEATABLE READ` (its default isolation gives each
+    /// statement its own snapshot; one `SET` more, not two, with `READ ONLY` left out). SQLite: a plain transaction, which holds the one
     /// connection, so nothing commits between its reads.
     pub async fn begin_snapshot(&self) -> Result<Tx, StoreError> {
         let txn = match self.db().get_database_backend() {
             DbBackend::Postgres => {
                 self.db()
-                    .begin_with_config(
-                        Some(IsolationLevel::RepeatableRead),
-                        Some(AccessMode::ReadOnly),
-                    )
+                    .begin_with_config(Some(IsolationLevel::RepeatableRead), None)
                     .await?
             }
             _ => self.db().begin().await?,
