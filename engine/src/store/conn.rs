@@ -59,8 +59,8 @@ impl Store {
     /// for values that must be read together (a contact and its link: a poll committed between
     /// two plain reads would pair an old contact with a new base, and the difference would be
     /// taken for an edit). Postgres: `REPEATABLE READ` (its default isolation gives each
-    /// statement its own snapshot; one `SET` more, not two, with `READ ONLY` left out). SQLite: a plain transaction, which holds the one
-    /// connection, so nothing commits between its reads.
+    /// statement its own snapshot). SQLite: a plain transaction, which holds the one connection,
+    /// so nothing commits between its reads.
     pub async fn begin_snapshot(&self) -> Result<Tx, StoreError> {
         let txn = match self.db().get_database_backend() {
             DbBackend::Postgres => {

@@ -96,12 +96,9 @@ async fn serve(app: &App, req: Request, lose_answer: &mut bool) -> Response {
         }
         st.faults.clone()
     };
-    // Made only for a write: a guard made and dropped would count a call out that never came in.
-    let _in_flight = if writing {
-        Some(WriteInFlight(shared))
-    } else {
-        None
-    };
+    // Made only for a write (`then` runs the closure only then): a guard made and dropped would
+    // count a call out that never came in.
+    let _in_flight = writing.then(|| WriteInFlight(shared));
     let mut lock_fault = false;
     if !faults.is_empty() && op != Op::Admin {
         let (latency, action) = {
