@@ -32,7 +32,7 @@ mod link_properties;
 #[cfg(test)]
 mod properties;
 
-pub use batching::{plan_batches, BatchDecision, PartialBatch, WriteBatching};
+pub use batching::{plan_batches, BatchDecision, BatchWindow, PartialBatch, WriteBatching};
 pub use echo::{is_echo, strip_echo, strip_echo_snapshot};
 pub use email::{EmailAddress, Phone};
 pub use error::{classify, CrmError, CrmErrorKind, ErrorClass, ParseError};

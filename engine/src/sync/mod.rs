@@ -111,9 +111,10 @@ pub struct Engine {
     pub last_polls: Arc<dashmap::DashMap<tandem_core::ConnectionId, DateTime<Utc>>>,
     /// When each connection's related records were last read (`sync::related`).
     pub last_related_reads: Arc<dashmap::DashMap<tandem_core::ConnectionId, DateTime<Utc>>>,
-    /// Per batching connection, its last write batch that was not full: when it left (unix ms
-    /// on [`Engine::now`]) and how many pushes it carried (`tandem_core::plan_batches`).
-    pub batch_windows: Arc<dashmap::DashMap<tandem_core::ConnectionId, tandem_core::PartialBatch>>,
+    /// Per batching connection, its last write batch that was not full (when it left, unix ms
+    /// on [`Engine::now`], and how many pushes it carried) and until when the pushes put back
+    /// for company wait (`tandem_core::plan_batches`).
+    pub batch_windows: Arc<dashmap::DashMap<tandem_core::ConnectionId, tandem_core::BatchWindow>>,
     /// Per connection, how its connector batches writes (its CRM never changes), so the
     /// outbox does not load the connection to learn it on every round.
     pub write_batching:

@@ -109,8 +109,8 @@ enum Work {
 /// gathered (with more of that connection's due pushes claimed now, as many full batches as the
 /// slots the other jobs leave, shared in connection order, at least one for a connection whose
 /// pushes were claimed) into batches of its limit (`tandem_core::plan_batches`: a batch that is
-/// not full waits when another left less than the connector's window ago, half of it behind a
-/// batch of one); every other job alone.
+/// not full waits when another left less than the connector's window ago, a window from its
+/// oldest push, half of it for one push behind a batch of one); every other job alone.
 async fn group(
     engine: &Engine,
     jobs: Vec<Job>,
@@ -170,12 +170,17 @@ async fn group(
         jobs.extend(
             queue::claim_pushes(&engine.store, &engine.replica.id, id, now, lease, want).await?,
         );
-        let now_ms = now.timestamp_millis();
-        let last = engine.batch_windows.get(&id).map(|left| *left);
-        let (plan, last) = tandem_core::plan_batches(jobs.len(), b, last, now_ms);
-        if let Some(left) = last {
-            engine.batch_windows.insert(id, left);
-        }
+        let queued: Vec<i64> = jobs
+            .iter()
+            .map(|j| j.created_at.timestamp_millis())
+            .collect();
+        let window = engine
+            .batch_windows
+            .get(&id)
+            .map(|w| *w)
+            .unwrap_or_default();
+        let (plan, window) = tandem_core::plan_batches(&queued, b, window, now.timestamp_millis());
+        engine.batch_windows.insert(id, window);
         let mut jobs = jobs.into_iter();
         for (range, decision) in plan {
             let batch: Vec<Job> = jobs.by_ref().take(range.len()).collect();
