@@ -303,6 +303,9 @@ pub struct PipedriveSettings {
     pub poll_overlap_secs: u64,
     pub reconcile_interval_secs: u64,
     pub register_webhooks: bool,
+    /// Seconds between two listings of a connection's webhooks, which find the ones Pipedrive
+    /// has banned or deleted (`sync::connections::webhooks`); 0: never.
+    pub webhook_check_interval_secs: u64,
 }
 
 /// The Salesforce connector (issue 19, ADR 0013): `Crm::salesforce` builds it for production
@@ -344,8 +347,9 @@ pub struct SalesforceSettings {
     /// and the `deleted` resource covers whole minutes).
     pub poll_overlap_secs: u64,
     /// Milliseconds pushes wait for company after a batch that was not full (sObject
-    /// Collections carry up to 200 records per call): a trickle of edits goes out as one call
-    /// per window instead of one per edit. 0 sends every batch at once.
+    /// Collections carry up to 200 records per call), counted from the oldest waiting push: a
+    /// trickle of edits goes out as at most one call per window instead of one per edit
+    /// (`tandem_core::plan_batches`). 0 sends every batch at once.
     pub write_batch_window_ms: u64,
     /// The first initial sync of a new connection reads only the Leads and Contacts modified in
     /// this many days before it (the guide's pre-connection window); 0 reads every record.

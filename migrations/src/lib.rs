@@ -34,6 +34,7 @@ mod m20270101_000001_email_log_tenant;
 mod m20270102_000001_crm_person;
 mod m20270102_000002_merged_person;
 mod m20270103_000001_crm_related_activity_type;
+mod m20270104_000001_relist_salesforce_tasks;
 
 /// The ordered list of tandem's migrations.
 #[derive(Debug)]
@@ -70,6 +71,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20270102_000001_crm_person::Migration),
             Box::new(m20270102_000002_merged_person::Migration),
             Box::new(m20270103_000001_crm_related_activity_type::Migration),
+            Box::new(m20270104_000001_relist_salesforce_tasks::Migration),
         ]
     }
 }

@@ -994,8 +994,8 @@ impl SimHandle {
 
     /// Registered webhook subscriptions of the current company (v1 JSON).
     pub fn webhooks(&self) -> Vec<Value> {
+        let now = self.shared.now();
         let st = self.shared.state.lock();
-        let now = std::time::Instant::now();
         st.current()
             .webhooks
             .values()

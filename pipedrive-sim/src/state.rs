@@ -63,13 +63,14 @@ pub(crate) struct Webhook {
     pub(crate) http_auth_password: Option<String>,
     pub(crate) name: String,
     pub(crate) ban_counter: u32,
-    pub(crate) banned_until: Option<Instant>,
+    /// Until when (the simulator's clock, unix seconds) the webhook is banned.
+    pub(crate) banned_until: Option<i64>,
     pub(crate) last_delivery_time: Option<i64>,
     pub(crate) last_http_status: Option<u16>,
 }
 
 impl Webhook {
-    pub(crate) fn v1_json(&self, now: Instant) -> Value {
+    pub(crate) fn v1_json(&self, now: i64) -> Value {
         let iso = |t: i64| {
             chrono::DateTime::<chrono::Utc>::from_timestamp(t, 0)
                 .unwrap_or_default()

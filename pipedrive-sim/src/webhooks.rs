@@ -3,7 +3,7 @@
 //! delivery faults (drop, duplicate, reorder).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -17,6 +17,16 @@ const RETRY_DELAYS_SECS: [u64; 3] = [3, 30, 150];
 const BAN_THRESHOLD: u32 = 10;
 /// How long a ban lasts.
 const BAN_SECS: u64 = 30 * 60;
+/// A ban's length on the simulator's clock: `BAN_SECS` scaled, at least a second (so
+/// `advance_clock` ends it, as time passing ends Pipedrive's).
+fn ban_secs(shared: &Shared) -> i64 {
+    let scaled = shared
+        .scaled(Duration::from_secs(BAN_SECS))
+        .as_secs_f64()
+        .ceil();
+    (scaled as i64).max(1)
+}
+
 /// The longest a reordered delivery waits for the next one.
 const REORDER_HOLD: Duration = Duration::from_millis(200);
 
@@ -56,7 +66,7 @@ pub(crate) fn emit(shared: &Shared, events: Vec<Event>) {
             .ok()
             .and_then(|u| u.host_str().map(str::to_owned))
             .unwrap_or_else(|| "sim.pipedrive.com".into());
-        let now = Instant::now();
+        let now = shared.now();
         let mut skipped = Vec::new();
         for ev in &events {
             let Some(c) = st.companies.get_mut(&ev.company_id) else {
@@ -224,8 +234,7 @@ async fn deliver(shared: Arc<Shared>, job: Job) {
                     w.ban_counter += 1;
                     if w.ban_counter >= BAN_THRESHOLD {
                         w.ban_counter = 0;
-                        w.banned_until =
-                            Some(Instant::now() + shared.scaled(Duration::from_secs(BAN_SECS)));
+                        w.banned_until = Some(now_secs + ban_secs(&shared));
                     }
                 }
             }

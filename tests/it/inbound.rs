@@ -382,6 +382,170 @@ async fn reconciliation_unlinks_persons_deleted_unseen_repairs_drift_and_restore
     );
 }
 
+#[tokio::test]
+async fn a_webhook_pipedrive_bans_after_failed_deliveries_is_said_once_on_the_card_and_in_the_sync_log_and_again_when_it_resumes(
+) {
+    use tandem_engine::sync::connections::{self, admin, webhooks};
+    // Webhook delays as Pipedrive's: the ban lasts 30 minutes of the simulator's clock.
+    let app = spawn_app_with(
+        SimConfig {
+            time_scale: 1.0,
+            persons: 3,
+            ..SimConfig::default()
+        },
+        |_| {},
+    )
+    .await;
+    let connection = app.connect_and_sync().await;
+    let sim = app.sim.handle();
+    let conn = connections::load(&app.engine, connection.into())
+        .await
+        .unwrap();
+    webhooks::check(&app.engine, &conn).await.unwrap();
+    assert!(app.log_entries("webhooks_paused").await.is_empty());
+
+    // Someone replaces tandem's person webhook with one sending another password: tandem
+    // answers every delivery 401, and after 10 Pipedrive bans the webhook.
+    let hook = sim
+        .webhooks()
+        .into_iter()
+        .find(|w| w["event_object"] == "person")
+        .unwrap();
+    let token = sim.config().api_token.clone();
+    let v1 = format!("{}/v1/webhooks", sim.base_url());
+    let deleted = app
+        .http
+        .delete(format!("{v1}/{}", hook["id"]))
+        .header("x-api-token", &token)
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success());
+    let created = app
+        .http
+        .post(&v1)
+        .header("x-api-token", &token)
+        .json(&json!({
+            "subscription_url": hook["subscription_url"], "event_action": "*",
+            "event_object": "person", "http_auth_user": hook["http_auth_user"],
+            "http_auth_password": "stale-password", "version": "2.0", "name": "someone else",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success());
+    let person = sim.persons()[0]["id"].as_i64().unwrap();
+    for i in 0..10 {
+        sim.update_person_as_user(person, json!({ "name": format!("Edit {i}") }))
+            .unwrap();
+    }
+    let refused = |d: &[pipedrive_sim::Delivery]| {
+        d.iter()
+            .filter(|d| d.entity == "person" && d.attempt == 1 && d.status == Some(401))
+            .count()
+    };
+    let deliveries = sim
+        .wait_for_deliveries(std::time::Duration::from_secs(30), |d| refused(d) >= 10)
+        .await;
+    assert!(refused(&deliveries) >= 10, "{}", refused(&deliveries));
+
+    webhooks::check(&app.engine, &conn).await.unwrap();
+    let paused = app.log_entries("webhooks_paused").await;
+    assert_eq!(paused.len(), 1);
+    assert_eq!(paused[0].level, "warn");
+    assert!(
+        paused[0]
+            .message
+            .contains("stopped sending tandem its person webhooks"),
+        "{}",
+        paused[0].message
+    );
+    assert!(
+        paused[0].message.contains("HTTP 401"),
+        "{}",
+        paused[0].message
+    );
+    assert!(paused[0]
+        .hint
+        .as_deref()
+        .unwrap()
+        .contains("/webhooks/pipedrive/"));
+    let status = admin::connection_status(&app.engine, connection.into())
+        .await
+        .unwrap();
+    assert_eq!(status.webhooks_paused, vec!["person".to_owned()]);
+    let card = app.admin_page("/admin").await;
+    assert!(card.contains("id=webhooks-paused"), "{card}");
+    // Checked again during the ban: said once.
+    webhooks::check(&app.engine, &conn).await.unwrap();
+    assert_eq!(app.log_entries("webhooks_paused").await.len(), 1);
+    // A change made meanwhile reaches tandem through the poll.
+    sim.update_person_as_user(person, json!({ "name": "During The Ban" }))
+        .unwrap();
+    poller::poll_once(&app.engine, &conn).await.unwrap();
+    assert_eq!(
+        text_of(&contact_for(&app, connection, person).await, "name").as_deref(),
+        Some("During The Ban")
+    );
+
+    // Thirty minutes later Pipedrive delivers again.
+    sim.advance_clock(std::time::Duration::from_secs(31 * 60));
+    webhooks::check(&app.engine, &conn).await.unwrap();
+    let resumed = app.log_entries("webhooks_resumed").await;
+    assert_eq!(resumed.len(), 1);
+    assert!(
+        resumed[0].message.contains("person"),
+        "{}",
+        resumed[0].message
+    );
+    let status = admin::connection_status(&app.engine, connection.into())
+        .await
+        .unwrap();
+    assert!(status.webhooks_paused.is_empty());
+    assert_eq!(app.log_entries("webhooks_paused").await.len(), 1);
+}
+
+#[tokio::test]
+async fn the_webhook_check_registers_again_a_webhook_pipedrive_deleted_and_runs_once_per_interval()
+{
+    use tandem_engine::sync::connections::{self, webhooks};
+    let app = spawn_app_with(seeded(2), |settings| {
+        settings.pipedrive.webhook_check_interval_secs = 3600;
+    })
+    .await;
+    let connection = app.connect_and_sync().await;
+    let sim = app.sim.handle();
+    let conn = connections::load(&app.engine, connection.into())
+        .await
+        .unwrap();
+    let hook = sim
+        .webhooks()
+        .into_iter()
+        .find(|w| w["event_object"] == "deal")
+        .unwrap();
+    app.engine
+        .crm
+        .pipedrive()
+        .delete_webhook(&conn.session, hook["id"].as_i64().unwrap())
+        .await
+        .unwrap();
+    let listed = sim.calls("v1.getWebhooks");
+    webhooks::check_if_due(&app.engine, &conn).await.unwrap();
+    assert!(sim.webhooks().iter().any(|w| w["event_object"] == "deal"));
+    let recreated = app.log_entries("webhooks_recreated").await;
+    assert_eq!(recreated.len(), 1);
+    assert!(
+        recreated[0].message.contains("deal"),
+        "{}",
+        recreated[0].message
+    );
+    let after_first = sim.calls("v1.getWebhooks");
+    assert!(after_first > listed);
+    // Within the interval: no call.
+    webhooks::check_if_due(&app.engine, &conn).await.unwrap();
+    assert_eq!(sim.calls("v1.getWebhooks"), after_first);
+}
+
 /// Every contact's id, archived ones included.
 async fn all_contact_ids<C: sea_orm::ConnectionTrait>(db: &C) -> Vec<uuid::Uuid> {
     let query = contacts::PageQuery {

@@ -2219,6 +2219,63 @@ async fn a_salesforce_contacts_open_activity_type_filter_lists_the_persons_with_
 }
 
 #[tokio::test]
+async fn after_the_upgrade_that_keeps_task_types_the_next_related_read_lists_every_task_again_and_the_tasks_kept_without_a_type_get_theirs(
+) {
+    use sea_orm::ConnectionTrait;
+    let sf = spawn_sf_app(sim(), |settings| {
+        settings.salesforce.related_poll_interval_secs = 0;
+    })
+    .await;
+    let (_, contacts) = insert(&sf, 0, 2);
+    // The first Task made ten minutes before the second, so the stream's cursor (the second's
+    // time) is past the first one's overlap window.
+    let h = sf.sf.handle();
+    let ten_minutes = std::time::Duration::from_secs(600);
+    h.rewind_clock(ten_minutes);
+    task(&sf, &contacts[0], "Call back", json!({ "Type": "Call" }));
+    h.advance_clock(ten_minutes);
+    task(&sf, &contacts[1], "Demo", json!({ "Type": "Meeting" }));
+    let connection = sf.connect_and_sync(false).await;
+    let contact = sf.contact_of(connection, &contacts[0]).await.to_string();
+    assert_eq!(
+        listed_ids(&sf.app, "crm.activity.open_type=call").await,
+        vec![contact.clone()]
+    );
+    // As before the upgrade: the first Task kept without its type, its stream read.
+    let db = sf.app.store.db();
+    db.execute_unprepared(
+        "UPDATE crm_related_record SET activity_type = NULL WHERE activity_type = 'call'",
+    )
+    .await
+    .unwrap();
+    assert!(listed_ids(&sf.app, "crm.activity.open_type=call")
+        .await
+        .is_empty());
+    poller::poll_connection(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
+    assert!(
+        listed_ids(&sf.app, "crm.activity.open_type=call")
+            .await
+            .is_empty(),
+        "a read from the cursor does not see the unchanged Task"
+    );
+
+    // The upgrade: the migration after the column's runs.
+    sf.app.store.migrate_down(Some(1)).await.unwrap();
+    sf.app.store.migrate_up().await.unwrap();
+    let queries = h.calls("query");
+    poller::poll_connection(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
+    assert!(h.calls("query") > queries);
+    assert_eq!(
+        listed_ids(&sf.app, "crm.activity.open_type=call").await,
+        vec![contact]
+    );
+}
+
+#[tokio::test]
 async fn a_call_a_journey_schedules_on_salesforce_is_a_task_of_type_call_and_its_contact_is_listed_by_the_open_activity_type_filter_after_the_next_poll(
 ) {
     const P: OrgKind = OrgKind::Production;

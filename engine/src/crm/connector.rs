@@ -22,7 +22,8 @@ use super::pipedrive::{mapping, ops, OAuthApp};
 use super::records::{
     BatchSearch, CampaignMembership, CatalogField, CheckedRecord, CreatedPerson, CrmActivity,
     CrmDeal, CrmNote, CrmOrganization, CrmStage, CrmUser, LoggedEmail, NewActivity, NewDeal,
-    NewPerson, Notification, NotificationTarget, RelatedKind, RelatedPage, TokenGrant, TokenKind,
+    NewPerson, Notification, NotificationHealth, NotificationTarget, RelatedKind, RelatedPage,
+    TokenGrant, TokenKind,
 };
 use super::salesforce::{self, SalesforceClient, SfConfig, SfOAuthApp};
 use super::session::Session;
@@ -852,6 +853,27 @@ impl Crm {
                     .await
             }
             Self::Salesforce(..) => Ok(0),
+        }
+    }
+
+    /// Which of tandem's change notifications to `url` the CRM has paused, and which are
+    /// missing (the sync's, and the mirror's when `with_mirror`): one listing. Salesforce has
+    /// none to check (change capture is polling).
+    pub async fn notification_health(
+        &self,
+        session: &Session,
+        url: &str,
+        with_mirror: bool,
+    ) -> Result<NotificationHealth, CrmError> {
+        match self {
+            Self::Pipedrive(client, _) => {
+                let mut objects = ops::WEBHOOK_OBJECTS.to_vec();
+                if with_mirror {
+                    objects.extend(ops::MIRROR_WEBHOOK_OBJECTS);
+                }
+                ops::webhook_health(client, session, url, &objects).await
+            }
+            Self::Salesforce(..) => Ok(NotificationHealth::default()),
         }
     }
 

@@ -18,7 +18,7 @@ pub use person::{Conversion, CrmPerson, CrmTime, PersonPage};
 pub use records::{
     BatchSearch, CampaignMembership, CatalogField, CheckedRecord, CreatedPerson, CrmActivity,
     CrmDeal, CrmNote, CrmOrganization, CrmRelated, CrmStage, CrmUser, FilledPlaceholder,
-    LoggedEmail, NewActivity, NewDeal, NewPerson, Notification, NotificationTarget, RelatedKind,
-    RelatedPage, TokenGrant, TokenKind,
+    LoggedEmail, NewActivity, NewDeal, NewPerson, Notification, NotificationHealth,
+    NotificationTarget, PausedNotification, RelatedKind, RelatedPage, TokenGrant, TokenKind,
 };
 pub use session::{Auth, Session};

@@ -265,6 +265,28 @@ pub struct NotificationTarget<'a> {
     pub password: &'a str,
 }
 
+/// One of tandem's change notifications the CRM has stopped delivering for a while (Pipedrive
+/// bans a webhook for 30 minutes after 10 failed deliveries; events meanwhile are lost).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PausedNotification {
+    /// The object it notifies of (`person`, `deal`, …).
+    pub object: String,
+    /// The HTTP status of its last delivery attempt, if any answered.
+    pub last_status: Option<i64>,
+    /// When it last tried to deliver, as the CRM says it.
+    pub last_delivery_at: Option<String>,
+}
+
+/// What the CRM says of tandem's change notifications to one URL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotificationHealth {
+    /// Registered but not delivering.
+    pub paused: Vec<PausedNotification>,
+    /// Objects tandem subscribes to that have no notification any more (Pipedrive deletes a
+    /// webhook after three days without a successful delivery).
+    pub missing: Vec<String>,
+}
+
 /// A change notification (a webhook delivery), decoded.
 #[derive(Debug, Clone)]
 pub enum Notification {

@@ -2,8 +2,6 @@
 //! webhooks API's own error shape and the limit of 40 per user. Sending the webhooks is
 //! `crate::webhooks`' job.
 
-use std::time::Instant;
-
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
@@ -14,12 +12,12 @@ use super::response::{ApiErr, HResult};
 pub(super) fn list(ctx: &Ctx<'_>) -> HResult {
     let user = ctx.caller.user_id;
     with_company(ctx, |c, _| {
-        let now_i = Instant::now();
+        let now = ctx.now;
         let data: Vec<Value> = c
             .webhooks
             .values()
             .filter(|w| w.owner_id == user)
-            .map(|w| w.v1_json(now_i))
+            .map(|w| w.v1_json(now))
             .collect();
         Ok((
             StatusCode::OK,
@@ -124,7 +122,7 @@ pub(super) fn add(ctx: &Ctx<'_>) -> HResult {
             last_delivery_time: None,
             last_http_status: None,
         };
-        let json = w.v1_json(Instant::now());
+        let json = w.v1_json(now);
         c.webhooks.insert(w.id, w);
         Ok((
             StatusCode::CREATED,

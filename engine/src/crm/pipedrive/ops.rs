@@ -10,14 +10,15 @@ use super::wire::{PersonField, PersonWrite, TokenResponse, Webhook, WebhookCreat
 use crate::config::{PipedriveSettings, Redacted};
 use crate::crm::records::{
     CatalogField, CheckedRecord, CrmActivity, CrmDeal, CrmNote, CrmStage, CrmUser, LoggedEmail,
-    NewActivity, NewDeal, NotificationTarget, TokenGrant, TokenKind,
+    NewActivity, NewDeal, NotificationHealth, NotificationTarget, PausedNotification, TokenGrant,
+    TokenKind,
 };
 use crate::crm::session::Session;
 
 /// The objects tandem subscribes to: persons to merge, deals and activities for the app's
 /// journey triggers.
 /// Organizations are the sync's too: a renamed organization changes its persons' company.
-const WEBHOOK_OBJECTS: [&str; 4] = ["person", "organization", "deal", "activity"];
+pub(crate) const WEBHOOK_OBJECTS: [&str; 4] = ["person", "organization", "deal", "activity"];
 
 /// The objects the live mirror (issue 20) needs on top of the sync's: one webhook each. A
 /// wildcard (`*.*`) would be one webhook instead of seven, but it also delivers objects tandem
@@ -528,6 +529,36 @@ pub(crate) async fn register_webhooks_for(
         created += 1;
     }
     Ok(created)
+}
+
+/// Which of tandem's webhooks to `url` for `objects` Pipedrive has banned, and which objects
+/// have none any more: one listing.
+pub(crate) async fn webhook_health(
+    client: &PipedriveClient,
+    s: &Session,
+    url: &str,
+    objects: &[&str],
+) -> Result<NotificationHealth, CrmError> {
+    let existing = client.list_webhooks(s).await?;
+    let mut health = NotificationHealth::default();
+    for &object in objects {
+        let ours: Vec<&Webhook> = existing
+            .iter()
+            .filter(|w| w.subscription_url == url && w.event_object.as_deref() == Some(object))
+            .collect();
+        match ours.first() {
+            None => health.missing.push(object.to_owned()),
+            Some(banned) if !ours.iter().any(|w| w.is_delivering()) => {
+                health.paused.push(PausedNotification {
+                    object: object.to_owned(),
+                    last_status: banned.last_http_status,
+                    last_delivery_at: banned.last_delivery_time.clone(),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(health)
 }
 
 /// Removes every webhook delivering to `url`; returns how many.

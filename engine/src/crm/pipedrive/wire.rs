@@ -169,6 +169,25 @@ pub struct Webhook {
     pub http_auth_user: Option<String>,
     #[serde(default)]
     pub http_auth_password: crate::config::Redacted<Option<String>>,
+    /// `0` while Pipedrive has banned the webhook (10 failed first attempts: 30 minutes), `1`
+    /// otherwise.
+    #[serde(default)]
+    pub is_active: Option<serde_json::Value>,
+    #[serde(default)]
+    pub last_http_status: Option<i64>,
+    #[serde(default)]
+    pub last_delivery_time: Option<String>,
+}
+
+impl Webhook {
+    /// Whether Pipedrive delivers it (a listing without `is_active` counts as delivering).
+    pub fn is_delivering(&self) -> bool {
+        match &self.is_active {
+            Some(serde_json::Value::Number(n)) => n.as_i64() != Some(0),
+            Some(serde_json::Value::Bool(active)) => *active,
+            _ => true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

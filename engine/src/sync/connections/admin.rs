@@ -54,6 +54,9 @@ pub struct ConnectionStatus {
     /// The replica that runs the connection's writes and polls, with its lease (none: no
     /// replica has taken it yet, or it is disconnected).
     pub owner: Option<crate::sync::ownership::OwnerView>,
+    /// The objects whose webhooks the CRM has paused (Pipedrive's ban after failed deliveries),
+    /// as the last check found (`connections::webhooks`).
+    pub webhooks_paused: Vec<String>,
     /// The live mirror of every Pipedrive object (issue 20): none until it is first switched on.
     pub mirror: Option<crate::mirror::background::MirrorStatus>,
     pub created_at: DateTime<Utc>,
@@ -136,6 +139,10 @@ async fn status_of(engine: &Engine, row: ConnectionRow) -> Result<ConnectionStat
         dead: counts.dead,
         initial_sync_done,
         linked_persons,
+        webhooks_paused: connections::webhooks::paused(db, row.id)
+            .await?
+            .into_iter()
+            .collect(),
         owner: crate::sync::ownership::owners(engine)
             .await?
             .remove(&row.id),

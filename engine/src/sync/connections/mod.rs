@@ -6,6 +6,7 @@ pub mod context;
 pub mod fields;
 pub mod route;
 pub mod tokens;
+pub mod webhooks;
 
 use chrono::{DateTime, Utc};
 use rand::distributions::{Alphanumeric, DistString};

@@ -123,6 +123,10 @@ pub async fn poll_connection(engine: &Engine, id: ConnectionId) -> Result<usize,
             crate::sync::related::catch_up(engine, &conn).await?;
         }
         reconcile_if_due(engine, &conn).await?;
+        // Not the poll's failure: the check runs again after its interval.
+        if let Err(error) = connections::webhooks::check_if_due(engine, &conn).await {
+            tracing::warn!(connection_id = %id, error = %error, "Checking the connection's webhooks at the CRM failed; the check runs again after its interval.");
+        }
     }
     Ok(applied)
 }

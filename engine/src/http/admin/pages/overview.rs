@@ -247,6 +247,7 @@ mod tests {
                 dead: 0,
                 initial_sync_done: None,
                 linked_persons: 0,
+                webhooks_paused: Vec::new(),
                 owner: None,
                 mirror: None,
                 created_at: chrono::Utc::now(),
