@@ -662,7 +662,7 @@ pub(crate) async fn latency(
         "p95 ≤ 1 s".to_owned(),
     ));
     notes.push(format!(
-        "All API calls per edit without a window: {:.2}. With the window, an edit that comes less than a window after the previous batch was sent waits for the window's end (edits back to back: each waits most of it); one that comes later goes at once (the one slow edit of the second row is its first, which followed the first row's last at once). The connection is taken by the replica's ownership round before the first edit (otherwise that edit waits for the next round, up to a third of `workers.lease_secs`: 3.4 s in the first run).",
+        "All API calls per edit without a window: {:.2}. With the window, an edit that comes less than a window after the previous batch was sent waits a window from itself, half of one behind a batch of one push (edits back to back: each waits half a window, ADR 22 and ADR 32); one that comes later goes at once (the one slow edit of the second row is its first, which followed the first row's last at once). The connection is taken by the replica's ownership round before the first edit (otherwise that edit waits for the next round, up to a third of `workers.lease_secs`: 3.4 s in the first run).",
         per_edit(made)
     ));
     notes.push(format!(
