@@ -406,34 +406,7 @@ async fn a_webhook_pipedrive_bans_after_failed_deliveries_is_said_once_on_the_ca
 
     // Someone replaces tandem's person webhook with one sending another password: tandem
     // answers every delivery 401, and after 10 Pipedrive bans the webhook.
-    let hook = sim
-        .webhooks()
-        .into_iter()
-        .find(|w| w["event_object"] == "person")
-        .unwrap();
-    let token = sim.config().api_token.clone();
-    let v1 = format!("{}/v1/webhooks", sim.base_url());
-    let deleted = app
-        .http
-        .delete(format!("{v1}/{}", hook["id"]))
-        .header("x-api-token", &token)
-        .send()
-        .await
-        .unwrap();
-    assert!(deleted.status().is_success());
-    let created = app
-        .http
-        .post(&v1)
-        .header("x-api-token", &token)
-        .json(&json!({
-            "subscription_url": hook["subscription_url"], "event_action": "*",
-            "event_object": "person", "http_auth_user": hook["http_auth_user"],
-            "http_auth_password": "stale-password", "version": "2.0", "name": "someone else",
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert!(created.status().is_success());
+    app.replace_person_webhook("stale-password").await;
     let person = sim.persons()[0]["id"].as_i64().unwrap();
     for i in 0..10 {
         sim.update_person_as_user(person, json!({ "name": format!("Edit {i}") }))

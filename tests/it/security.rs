@@ -176,40 +176,8 @@ async fn reconciliation_re_registers_a_webhook_whose_credentials_no_longer_match
     let app = spawn_app().await;
     let connection = app.connect_pipedrive().await;
     let sim = app.sim.handle();
-    let token = sim.config().api_token.clone();
     // Someone replaces tandem's person webhook with one carrying another password.
-    let hook = sim
-        .webhooks()
-        .into_iter()
-        .find(|w| w["event_object"] == "person")
-        .unwrap();
-    let v1 = format!("{}/v1/webhooks", sim.base_url());
-    let deleted = app
-        .http
-        .delete(format!("{v1}/{}", hook["id"]))
-        .header("x-api-token", &token)
-        .send()
-        .await
-        .unwrap();
-    assert!(deleted.status().is_success());
-    let created = app
-        .http
-        .post(&v1)
-        .header("x-api-token", &token)
-        .json(&json!({
-            "subscription_url": hook["subscription_url"], "event_action": "*",
-            "event_object": "person", "http_auth_user": hook["http_auth_user"],
-            "http_auth_password": "stale-password", "version": "2.0", "name": "someone else",
-        }))
-        .send()
-        .await
-        .unwrap();
-    let status = created.status();
-    assert!(
-        status.is_success(),
-        "{status}: {}",
-        created.text().await.unwrap()
-    );
+    app.replace_person_webhook("stale-password").await;
 
     let conn = connections::load(&app.engine, connection.into())
         .await

@@ -521,6 +521,45 @@ impl TestApp {
             .uuid()
     }
 
+    /// Replaces tandem's person webhook at the simulator with one sending `password`, as
+    /// someone with the API token would (tandem then refuses its deliveries with 401).
+    pub async fn replace_person_webhook(&self, password: &str) {
+        let sim = self.sim.handle();
+        let token = sim.config().api_token.clone();
+        let hook = sim
+            .webhooks()
+            .into_iter()
+            .find(|w| w["event_object"] == "person")
+            .expect("tandem's person webhook");
+        let v1 = format!("{}/v1/webhooks", sim.base_url());
+        let deleted = self
+            .http
+            .delete(format!("{v1}/{}", hook["id"]))
+            .header("x-api-token", &token)
+            .send()
+            .await
+            .expect("the simulator answers");
+        assert!(deleted.status().is_success());
+        let created = self
+            .http
+            .post(&v1)
+            .header("x-api-token", &token)
+            .json(&serde_json::json!({
+                "subscription_url": hook["subscription_url"], "event_action": "*",
+                "event_object": "person", "http_auth_user": hook["http_auth_user"],
+                "http_auth_password": password, "version": "2.0", "name": "someone else",
+            }))
+            .send()
+            .await
+            .expect("the simulator answers");
+        let status = created.status();
+        assert!(
+            status.is_success(),
+            "{status}: {}",
+            created.text().await.unwrap_or_default()
+        );
+    }
+
     /// Sync-log entries of a kind, newest first.
     pub async fn log_entries(&self, kind: &str) -> Vec<tandem_engine::sync::synclog::LogRow> {
         tandem_engine::sync::synclog::list(
