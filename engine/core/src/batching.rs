@@ -17,7 +17,7 @@
 //!     window, so a long wait gains nothing (ADR 22).
 //! - The first edit after a quiet time is not delayed, and no push waits longer than a window
 //!   after it was queued (one put back, paced or retried before the other batch left waits at
-//!   most a window after that batch).
+//!   most a window after that batch; ADR 32 has the restart case).
 
 use std::ops::Range;
 
