@@ -60,6 +60,7 @@ pub async fn check(engine: &Engine, conn: &ConnectionCtx) -> Result<(), SyncErro
         .notification_health(&conn.session, &url, with_mirror)
         .await?;
     let crm = conn.crm.display_name();
+    let now = engine.now();
     if !health.missing.is_empty() {
         let created =
             connections::register_webhooks(engine, &conn.crm, &conn.session, &user, &password)
@@ -76,11 +77,10 @@ pub async fn check(engine: &Engine, conn: &ConnectionCtx) -> Result<(), SyncErro
         .connection(conn.id)
         .hint("Changes made meanwhile reached tandem through the change-capture poll. If this repeats, check that the CRM can reach tandem's public URL.")
         .detail(serde_json::json!({ "objects": health.missing }));
-        synclog::record(db, entry, engine.now()).await?;
+        synclog::record(db, entry, now).await?;
     }
     let before = paused(db, conn.id).await?;
     let now_paused: BTreeSet<String> = health.paused.iter().map(|p| p.object.clone()).collect();
-    let now = engine.now();
     let began: Vec<_> = health
         .paused
         .iter()
