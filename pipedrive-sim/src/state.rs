@@ -975,7 +975,9 @@ pub struct Delivery {
     pub attempt: u32,
     /// The receiver's status, if it answered.
     pub status: Option<u16>,
-    /// Transport error or reason (`timeout`, `dropped by fault injection`, `webhook banned`).
+    /// Transport error or reason (`timeout`, `dropped by fault injection`, `webhook banned`,
+    /// `not visible to the webhook's user`: never sent, as Pipedrive sends a webhook only what its
+    /// user may see).
     pub error: Option<String>,
     /// Whether this attempt succeeded (2xx).
     pub delivered: bool,

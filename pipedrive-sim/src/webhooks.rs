@@ -72,7 +72,29 @@ pub(crate) fn emit(shared: &Shared, events: Vec<Event>) {
             let Some(c) = st.companies.get_mut(&ev.company_id) else {
                 continue;
             };
-            let permitted: Vec<String> = c.users.iter().map(|u| u.id.to_string()).collect();
+            // A person is delivered only to webhooks whose user may see it (Pipedrive's
+            // visibility groups, on the person as it is now); other objects to every webhook.
+            let person = match ev.entity {
+                "person" => ev
+                    .entity_id
+                    .parse::<i64>()
+                    .ok()
+                    .and_then(|id| c.persons.get(&id).cloned()),
+                _ => None,
+            };
+            let sees = |user: i64| person.as_ref().is_none_or(|p| c.person_visible_to(p, user));
+            let permitted: Vec<String> = c
+                .users
+                .iter()
+                .filter(|u| sees(u.id))
+                .map(|u| u.id.to_string())
+                .collect();
+            let hidden_from: Vec<i64> = c
+                .webhooks
+                .values()
+                .filter(|w| !sees(w.user_id))
+                .map(|w| w.id)
+                .collect();
             for w in c
                 .webhooks
                 .values_mut()
@@ -111,6 +133,11 @@ pub(crate) fn emit(shared: &Shared, events: Vec<Event>) {
                         .map(|u| (u, w.http_auth_password.clone().unwrap_or_default())),
                     body,
                 };
+                if hidden_from.contains(&w.id) {
+                    let why = "not visible to the webhook's user".to_owned();
+                    skipped.push(record(&job, 0, None, Some(why), false));
+                    continue;
+                }
                 match w.banned_until {
                     Some(until) if until > now => {
                         skipped.push(record(&job, 0, None, Some("webhook banned".into()), false));

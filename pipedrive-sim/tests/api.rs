@@ -525,6 +525,84 @@ async fn a_webhook_arrives_with_basic_auth_and_the_v2_payload() {
 }
 
 #[tokio::test]
+async fn a_person_change_reaches_only_webhooks_whose_user_may_see_the_person() {
+    let sim = sim().await;
+    let base = sim.base_url().to_owned();
+    let h = sim.handle();
+    let me = h.config().user_id;
+    let grace = me + 1;
+    // The webhook's user (the caller) is a regular user in group 1; Grace is in group 2.
+    h.set_user_admin(me, false);
+    h.set_visibility_group(grace, 2, None);
+    let hidden = h
+        .insert_person(json!({"name": "Hidden Person", "owner_id": grace, "visible_to": 3}))
+        .unwrap();
+    let shared = h
+        .insert_person(json!({"name": "Shared Person", "owner_id": grace, "visible_to": 7}))
+        .unwrap();
+    let (recv, url) = receiver().await;
+    subscribe(&base, &url, "person", None).await;
+
+    h.update_person_as_user(hidden, json!({"name": "Hidden Renamed"}))
+        .unwrap();
+    h.update_person_as_user(shared, json!({"name": "Shared Renamed"}))
+        .unwrap();
+    let log = h
+        .wait_for_deliveries(Duration::from_secs(10), |d| {
+            d.len() == 2 && d.iter().any(|x| x.delivered)
+        })
+        .await;
+    let skipped: Vec<_> = log.iter().filter(|d| d.entity_id == hidden).collect();
+    assert_eq!(skipped.len(), 1, "{log:?}");
+    assert_eq!(skipped[0].attempt, 0);
+    assert!(!skipped[0].delivered);
+    assert_eq!(
+        skipped[0].error.as_deref(),
+        Some("not visible to the webhook's user")
+    );
+    let got = recv.got.lock().await.clone();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].1["meta"]["entity_id"], shared.to_string());
+    let permitted = &got[0].1["meta"]["permitted_user_ids"];
+    assert_eq!(permitted, &json!([me.to_string(), grace.to_string()]));
+
+    // Made visible to the entire company, the hidden person's next change is sent, and an
+    // admin's webhook gets every person.
+    h.update_person_as_user(hidden, json!({"visible_to": 7}))
+        .unwrap();
+    h.wait_for_deliveries(Duration::from_secs(10), |d| {
+        d.iter().filter(|x| x.delivered).count() == 2
+    })
+    .await;
+    h.update_person_as_user(hidden, json!({"visible_to": 1}))
+        .unwrap();
+    h.set_user_admin(me, true);
+    h.update_person_as_user(hidden, json!({"name": "Seen By Admins"}))
+        .unwrap();
+    let log = h
+        .wait_for_deliveries(Duration::from_secs(10), |d| {
+            d.iter().filter(|x| x.delivered).count() == 3
+        })
+        .await;
+    let got = recv.got.lock().await.clone();
+    assert_eq!(got.len(), 3, "{log:?}");
+    assert_eq!(got[1].1["data"]["visible_to"], 7);
+    assert_eq!(got[2].1["data"]["name"], "Seen By Admins");
+    // Visible to its owner only, the change that hid it was not sent to the regular user.
+    assert_eq!(
+        log.iter()
+            .filter(|d| d.error.as_deref() == Some("not visible to the webhook's user"))
+            .count(),
+        2,
+        "{log:?}"
+    );
+    assert_eq!(
+        got[2].1["meta"]["permitted_user_ids"],
+        json!([me.to_string(), grace.to_string()])
+    );
+}
+
+#[tokio::test]
 async fn a_delivery_is_retried_after_a_5xx_from_the_receiver() {
     let sim = pipedrive_sim::start(SimConfig {
         time_scale: 0.001,

@@ -119,7 +119,7 @@ async fn on_salesforce_a_record_sharing_hides_from_the_connecting_user_is_answer
     let sf = sf().await;
     let h = sf.sf.handle();
     let sam = h.users(P)[1].0.clone();
-    sf_lead(&sf, "hidden@example.com", Some(&sam));
+    let lead = sf_lead(&sf, "hidden@example.com", Some(&sam));
     let connection = sf.connect_and_sync(false).await;
     // A Salesforce admin takes View All Data and Modify All Data from the connecting user:
     // under the private default, Sam's Lead is invisible to it now.
@@ -138,6 +138,15 @@ async fn on_salesforce_a_record_sharing_hides_from_the_connecting_user_is_answer
     let answer = check(&sf.app, connection, "hidden@example.com").await;
     assert_eq!(answer["code"], "not_visible", "{answer}");
     assert!(answer["fix"].as_str().unwrap().contains("sharing"));
+    // Linked before, it is still named.
+    assert_eq!(answer["crm_record"], lead, "{answer}");
+    assert!(
+        answer["answer"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("linked to Salesforce record {lead}")),
+        "{answer}"
+    );
     // Unlinked, never seen: the same answer from the e-mail lookup.
     sf_lead(&sf, "never.seen@example.com", Some(&sam));
     let answer = check(&sf.app, connection, "never.seen@example.com").await;
@@ -294,6 +303,66 @@ async fn on_pipedrive_a_person_hidden_by_visibility_groups_is_answered_not_visib
     );
     let answer = check(&app, connection, "pd.shared@example.com").await;
     assert_eq!(answer["crm_record"], shared.to_string(), "{answer}");
+}
+
+#[tokio::test]
+async fn on_pipedrive_a_linked_person_hidden_from_the_connecting_user_sends_no_webhook_and_is_answered_not_visible(
+) {
+    let app = spawn_app().await;
+    let sim = app.sim.handle();
+    let me = sim.config().user_id;
+    let grace = me + 1;
+    let person = pd_person(
+        &app,
+        "pd.gone.hidden@example.com",
+        json!({ "name": "Seen Once", "owner_id": grace, "visible_to": 7 }),
+    );
+    let connection = app.connect_and_sync().await;
+    // The connecting user becomes a regular user in group 1; Grace, in group 2, hides her
+    // person from everyone but her group and renames it.
+    sim.set_user_admin(me, false);
+    sim.set_visibility_group(grace, 2, None);
+    sim.update_person_as_user(person, json!({ "visible_to": 3, "name": "Renamed Hidden" }))
+        .unwrap();
+    let log = sim
+        .wait_for_deliveries(std::time::Duration::from_secs(10), |d| {
+            d.iter()
+                .any(|x| x.entity_id == person && x.action == "change")
+        })
+        .await;
+    let change: Vec<_> = log
+        .iter()
+        .filter(|d| d.entity_id == person && d.action == "change")
+        .collect();
+    assert_eq!(change.len(), 1, "{log:?}");
+    assert!(!change[0].delivered, "{log:?}");
+    assert_eq!(
+        change[0].error.as_deref(),
+        Some("not visible to the webhook's user")
+    );
+    app.drive().await;
+    let contact = tandem_engine::sync::app::contacts::ids_by_email(
+        app.store.db(),
+        &tandem_core::TenantId::default(),
+        "pd.gone.hidden@example.com",
+    )
+    .await
+    .unwrap()[0];
+    let contact = app.contact(contact.uuid()).await;
+    assert_eq!(
+        tandem_tests::fields::text_of(&contact, "name").as_deref(),
+        Some("Seen Once")
+    );
+    let answer = check(&app, connection, "pd.gone.hidden@example.com").await;
+    assert_eq!(answer["code"], "not_visible", "{answer}");
+    assert_eq!(answer["crm_record"], person.to_string(), "{answer}");
+    assert!(
+        answer["answer"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("linked to Pipedrive person {person}")),
+        "{answer}"
+    );
 }
 
 #[tokio::test]

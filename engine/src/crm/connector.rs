@@ -1087,6 +1087,15 @@ impl Crm {
         }
     }
 
+    /// The CRM's own key of a person tandem knows by `id` (Pipedrive's id; Salesforce's
+    /// 18-character Id), `None` when this replica never learned it.
+    pub fn record_key(&self, session: &Session, id: PersonId) -> Option<String> {
+        match self {
+            Self::Pipedrive(..) => Some(id.get().to_string()),
+            Self::Salesforce(client, _) => client.keys().resolve(session.connection_id, id.get()),
+        }
+    }
+
     /// The records the connecting user finds with this e-mail, as the "Why isn't this record
     /// syncing?" tool reads them (one lookup: Pipedrive's person search by e-mail, not exact
     /// so case and spaces do not hide a record; Salesforce's Contacts and unconverted Leads by

@@ -124,10 +124,16 @@ pub async fn check(
             .or_else(|| d.last_error.clone())
             .unwrap_or_else(|| "the write was refused".into())
     });
+    // A linked record the connecting user cannot read is still named by its key.
+    let linked_key = match (&facts.lookup, &link) {
+        (Lookup::Linked(None), Some(link)) => conn.crm.record_key(&conn.session, link.person_id),
+        _ => None,
+    };
     let (answer, fix) = words(
         verdict,
         &conn.crm,
         record.as_ref(),
+        linked_key.as_deref(),
         typed,
         dead.as_ref().and_then(|d| d.hint.clone()),
     );
@@ -140,7 +146,7 @@ pub async fn check(
         crm: conn.crm.display_name(),
         contact_id,
         in_crm_list: in_list,
-        crm_record: record.as_ref().map(|r| r.key.clone()),
+        crm_record: record.as_ref().map(|r| r.key.clone()).or(linked_key),
         crm_object: record.as_ref().map(|r| r.object),
         crm_email: record.as_ref().and_then(|r| r.email.clone()),
         error,
@@ -153,6 +159,7 @@ fn words(
     verdict: Answer,
     crm: &Crm,
     record: Option<&CheckedRecord>,
+    unreadable_link: Option<&str>,
     typed: &str,
     dead_letter_hint: Option<String>,
 ) -> (String, String) {
@@ -184,14 +191,24 @@ fn words(
             ),
             format!("Confirm the record's e-mail matches what the app captured: correct it in {name} (no spaces, the same address)."),
         ),
-        Answer::NotVisible if salesforce => (
-            "The connecting Salesforce user cannot read a Lead or Contact with this e-mail: sharing hides it (records other users own are invisible under a private org-wide default), or none exists.".into(),
-            "The connecting user must have Read access to the record: view the record as that user; if they cannot see it, neither can tandem. Change the org-wide default or grant the user broader sharing (role hierarchy, sharing rules); the fastest fix is connecting with a System Administrator user.".into(),
-        ),
-        Answer::NotVisible => (
-            "The connecting Pipedrive user cannot read a person with this e-mail: its visibility (visible_to: owner only, or a visibility group the user is not in) hides it, or none exists.".into(),
-            "In Pipedrive, set the person's visibility to the entire company (or the connecting user's visibility group), move the connecting user into the owner's visibility group, or connect with an admin user, who sees every person.".into(),
-        ),
+        Answer::NotVisible => match unreadable_link {
+            Some(key) if salesforce => (
+                format!("The contact is linked to Salesforce record {key}, which the connecting user cannot read now: sharing hides it (records other users own are invisible under a private org-wide default), or it was deleted or merged and tandem has not seen that yet."),
+                "Give the connecting user Read access to the record (view it as that user; change the org-wide default, the role hierarchy or sharing rules), or connect with a System Administrator user. If it was deleted or merged, the next change capture follows that.".into(),
+            ),
+            Some(key) => (
+                format!("The contact is linked to Pipedrive person {key}, which the connecting user cannot read now: its visibility (visible_to: owner only, or a visibility group the user is not in) hides it, so Pipedrive sends tandem neither its changes nor its webhooks; or it was deleted or merged and tandem has not seen that yet."),
+                "In Pipedrive, set the person's visibility back to the entire company (or the connecting user's visibility group), move the connecting user into the owner's visibility group, or connect with an admin user, who sees every person. If it was deleted or merged, the next change capture follows that.".into(),
+            ),
+            None if salesforce => (
+                "The connecting Salesforce user cannot read a Lead or Contact with this e-mail: sharing hides it (records other users own are invisible under a private org-wide default), or none exists.".into(),
+                "The connecting user must have Read access to the record: view the record as that user; if they cannot see it, neither can tandem. Change the org-wide default or grant the user broader sharing (role hierarchy, sharing rules); the fastest fix is connecting with a System Administrator user.".into(),
+            ),
+            None => (
+                "The connecting Pipedrive user cannot read a person with this e-mail: its visibility (visible_to: owner only, or a visibility group the user is not in) hides it, or none exists.".into(),
+                "In Pipedrive, set the person's visibility to the entire company (or the connecting user's visibility group), move the connecting user into the owner's visibility group, or connect with an admin user, who sees every person.".into(),
+            ),
+        },
         Answer::OutsideInitialSyncWindow => (
             format!("{name} {what} exists and the connecting user reads it, but neither the initial sync nor the change capture reached it (the initial sync has not run to the end, or the record was last changed before the change capture's reach)."),
             "Run Initial sync from the connection card (or POST /admin/api/connections/{id}/initial-sync) to pull every record.".into(),
