@@ -454,6 +454,62 @@ async fn a_new_app_contact_matching_a_salesforce_contact_by_email_links_to_it_in
     );
 }
 
+#[tokio::test]
+async fn an_email_with_a_quote_and_a_plus_matches_its_salesforce_contact_and_odd_names_round_trip_unchanged(
+) {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let connection = sf.connect_and_sync(false).await;
+    let h = sf.sf.handle();
+    // Created in Salesforce after the initial sync: the match goes through a SOQL query whose
+    // string literal must escape the quote.
+    let existing = h
+        .insert_record(
+            OrgKind::Production,
+            "Contact",
+            json!({ "FirstName": "Dan", "LastName": "O'Brien", "Email": "Dan.O'Brien+news@Example.com" }),
+        )
+        .unwrap();
+    let link = new_app_contact_linked(
+        &sf,
+        connection,
+        "Dan O'Brien",
+        "dan.o'brien+news@example.com",
+    )
+    .await;
+    assert_eq!(link.person_id, person_surrogate(&existing));
+    assert!(records(&sf, "Lead", &["dan.o'brien+news@example.com"]).is_empty());
+
+    // A name with quotes, a backslash, accents and an emoji reaches Salesforce as written.
+    let odd = "Ünal \\ \"Danny\" O'Brien-Łukasz 🚀";
+    local::update_contact(
+        &sf.app.engine,
+        link.contact_id,
+        fields([name(&format!("Dan {odd}"))]),
+    )
+    .await
+    .unwrap();
+    sf.app.drive().await;
+    let record = h.record(OrgKind::Production, "Contact", &existing).unwrap();
+    assert_eq!(record["Name"], format!("Dan {odd}"), "{record}");
+    // And back: an edit in Salesforce with the same characters reaches the app unchanged.
+    h.update_record_as_user(
+        OrgKind::Production,
+        "Contact",
+        &existing,
+        json!({ "FirstName": "Zoë", "LastName": "D'Arcy \\ 🚀" }),
+    )
+    .unwrap();
+    let conn = connections::load(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
+    assert_eq!(poller::poll_once(&sf.app.engine, &conn).await.unwrap(), 1);
+    let contact = sf.app.contact(link.contact_id.uuid()).await;
+    assert_eq!(
+        text_of(&contact, "name").as_deref(),
+        Some("Zoë D'Arcy \\ 🚀")
+    );
+}
+
 /// A Lead last modified 60 days before now (the simulator's clock moved back for its insert).
 fn insert_old_lead(sf: &SfApp, email: &str) -> String {
     let h = sf.sf.handle();
