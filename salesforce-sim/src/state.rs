@@ -693,6 +693,27 @@ impl Org {
         table.ext.insert(pos, m);
     }
 
+    /// Salesforce reads a request's records into typed fields before it saves any: a value of
+    /// the wrong JSON type for its field (a string for a checkbox, a word for a number) fails
+    /// the whole request with `JSON_PARSER_ERROR`, not just its record.
+    pub(crate) fn parse_check(
+        &self,
+        object: &str,
+        body: &Map<String, Value>,
+    ) -> Result<(), DmlError> {
+        let Some(obj) = self.schema.get(object) else {
+            return Ok(());
+        };
+        for (k, v) in body {
+            let Some(f) = obj.field(k) else { continue };
+            match self.coerce(f, v) {
+                Err(e) if e.code == "JSON_PARSER_ERROR" => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Converts a body value for a field, or says why it cannot be stored.
     fn coerce(&self, f: &FieldDef, v: &Value) -> Result<Value, DmlError> {
         let parse_err = |what: &str| {

@@ -925,6 +925,47 @@ async fn composite_sobjects_takes_200_records_and_refuses_201() {
 }
 
 #[tokio::test]
+async fn a_value_of_the_wrong_json_type_fails_the_whole_collection_request_and_saves_nothing() {
+    let sim = sim().await;
+    let api = Api::new(&sim.handle(), OrgKind::Production, None);
+    let (s, e) = api
+        .post(
+            &format!("{V}/composite/sobjects"),
+            json!({"allOrNone": false, "records": [
+                {"attributes": {"type": "Contact"}, "LastName": "Good", "Email": "good@example.com"},
+                {"attributes": {"type": "Contact"}, "LastName": "Bad", "HasOptedOutOfEmail": "maybe"}
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(code(&e), "JSON_PARSER_ERROR");
+    assert!(
+        e[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Cannot deserialize instance of boolean from VALUE_STRING"),
+        "{e}"
+    );
+    assert_eq!(sim.handle().count(OrgKind::Production, "Contact"), 0);
+    // A numeric string is read as the number it spells; a per-record error stays per record.
+    let (s, v) = api
+        .post(
+            &format!("{V}/composite/sobjects"),
+            json!({"allOrNone": false, "records": [
+                {"attributes": {"type": "Account"}, "Name": "Acme", "AnnualRevenue": "12.5"},
+                {"attributes": {"type": "Lead"}, "LastName": "Mail", "Company": "Acme", "Email": "not an address"}
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v[0]["success"], true, "{v}");
+    assert_eq!(
+        v[1]["errors"][0]["statusCode"], "INVALID_EMAIL_ADDRESS",
+        "{v}"
+    );
+}
+
+#[tokio::test]
 async fn a_composite_call_carries_a_collection_write_and_its_read_back_as_one_api_call() {
     let sim = sim().await;
     let h = sim.handle();

@@ -1406,6 +1406,96 @@ async fn one_record_failing_validation_dead_letters_only_its_contact_with_the_co
 }
 
 #[tokio::test]
+async fn an_app_value_a_salesforce_checkbox_cannot_take_dead_letters_only_its_contact_and_is_never_sent_as_false(
+) {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let h = sf.sf.handle();
+    h.add_custom_field(
+        OrgKind::Production,
+        "Contact",
+        "Opted_In__c",
+        json!({"type": "Checkbox", "label": "Opted in"}),
+    )
+    .unwrap();
+    let admin = h.admin_user(OrgKind::Production);
+    h.grant_field_access(
+        OrgKind::Production,
+        &admin,
+        "Contact.Opted_In__c",
+        true,
+        true,
+    )
+    .unwrap();
+    let (_, records) = insert(&sf, 0, 3);
+    h.update_record_as_user(
+        OrgKind::Production,
+        "Contact",
+        &records[0],
+        json!({ "Opted_In__c": true }),
+    )
+    .unwrap();
+    let connection = sf.connect_and_sync(false).await;
+    let mapped = sf
+        .app
+        .admin(
+            reqwest::Method::PUT,
+            &format!("/admin/api/connections/{connection}/mappings"),
+        )
+        .json(&json!({ "local_field": "opted_in", "remote_field": "Opted_In__c", "direction": "bidirectional" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        mapped.status(),
+        reqwest::StatusCode::OK,
+        "{}",
+        mapped.text().await.unwrap()
+    );
+    sf.app.drive().await;
+    let opted_in = |value: &str| {
+        (
+            tandem_core::FieldKey::new("opted_in").unwrap(),
+            tandem_core::FieldValue::text(value),
+        )
+    };
+    let mut contacts = Vec::new();
+    for (record, value) in records.iter().zip(["perhaps", "Yes", "0"]) {
+        let contact = sf.contact_of(connection, record).await;
+        local::update_contact(&sf.app.engine, contact, fields([opted_in(value)]))
+            .await
+            .unwrap();
+        contacts.push(contact);
+    }
+    let calls = h.calls("composite.composite");
+    sf.app.drive().await;
+    assert_eq!(
+        h.calls("composite.composite") - calls,
+        1,
+        "one call for the two good values"
+    );
+    let checkbox = |record: &str| {
+        h.record(OrgKind::Production, "Contact", record).unwrap()["Opted_In__c"].clone()
+    };
+    // The refused value was not sent: Salesforce keeps what it had (not `false`).
+    assert_eq!(checkbox(&records[0]), json!(true));
+    assert_eq!(checkbox(&records[1]), json!(true));
+    assert_eq!(checkbox(&records[2]), json!(false));
+    let dead = sf.app.log_entries("dead_letter").await;
+    assert_eq!(dead.len(), 1, "only the refused contact");
+    assert_eq!(dead[0].contact_id, Some(contacts[0]));
+    let remote = dead[0].remote_error.clone().unwrap_or_default();
+    assert!(
+        remote.contains("VALUE_NOT_OF_FIELD_TYPE")
+            && remote.contains("Opted_In__c: \"perhaps\" is not a checkbox value"),
+        "{remote}"
+    );
+    assert!(dead[0]
+        .hint
+        .as_deref()
+        .is_some_and(|h| h.contains("Field Mapping")));
+}
+
+#[tokio::test]
 async fn a_batch_create_with_one_record_refused_links_the_others_with_their_log_entries_and_events_and_dead_letters_only_the_refused_one(
 ) {
     let sf = spawn_sf_app(sim(), |_| {}).await;

@@ -69,6 +69,16 @@ fn batch(ctx: &Ctx<'_>) -> Result<Batch, ApiErr> {
     })
 }
 
+/// The whole request's parse of its records' values (see `Org::parse_check`).
+fn parse_check(org: &Org, records: &[Map<String, Value>]) -> Result<(), ApiErr> {
+    for r in records {
+        if let Ok(t) = record_type(r) {
+            org.parse_check(t, r)?;
+        }
+    }
+    Ok(())
+}
+
 fn record_type(r: &Map<String, Value>) -> Result<&'static str, DmlError> {
     r.get("attributes")
         .and_then(|a| a.get("type"))
@@ -112,6 +122,7 @@ pub(super) fn create(ctx: &Ctx<'_>) -> HResult {
     let allow = ctx.allow_duplicates();
     let mut st = ctx.shared.state.lock();
     let org = &mut st.orgs[ctx.org];
+    parse_check(org, &b.records)?;
     let out = run(org, b.all_or_none, b.records.len(), |org, i, undo| {
         let r = &b.records[i];
         let t = record_type(r)?;
@@ -133,6 +144,7 @@ pub(super) fn update(ctx: &Ctx<'_>) -> HResult {
     let allow = ctx.allow_duplicates();
     let mut st = ctx.shared.state.lock();
     let org = &mut st.orgs[ctx.org];
+    parse_check(org, &b.records)?;
     let out = run(org, b.all_or_none, b.records.len(), |org, i, undo| {
         let r = &b.records[i];
         let t = record_type(r)?;
@@ -235,6 +247,7 @@ pub(super) fn upsert(ctx: &Ctx<'_>) -> HResult {
     let field = ctx.params.field.clone().unwrap_or_default();
     let pos = external_field(org, obj, &ctx.actor, &field)?;
     let field_name = obj.fields[pos].name.clone();
+    parse_check(org, &b.records)?;
     let out = run(org, b.all_or_none, b.records.len(), |org, i, undo| {
         let r = &b.records[i];
         if record_type(r)? != name {

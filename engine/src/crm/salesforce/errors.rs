@@ -63,6 +63,8 @@ pub(crate) fn hint(code: &str) -> Option<&'static str> {
         "REQUIRED_FIELD_MISSING" => "Salesforce requires the named fields (a Lead needs LastName and Company): map them, or set tandem's lead placeholders.",
         "DUPLICATES_DETECTED" => "A Salesforce duplicate rule blocked the save (the e-mail matches an existing Lead or Contact): link the existing record, or set the rule's action to Alert.",
         "UNABLE_TO_LOCK_ROW" => "Another process held the record: tandem retries.",
+        "VALUE_NOT_OF_FIELD_TYPE" => "The app's value does not fit the Salesforce field's type (a checkbox takes true or false, a number field a number, a date field YYYY-MM-DD): correct the value in the app, or map the app field to a Salesforce field of its type in the Field Mapping tab. tandem refused it before sending, so nothing changed in Salesforce and the other contacts of its batch were written.",
+        "JSON_PARSER_ERROR" => "Salesforce could not read a value of the request as its field's type and refused the whole call: correct the value, or remap the field in the Field Mapping tab.",
         "CANNOT_UPDATE_CONVERTED_LEAD" => "The Lead was converted: tandem follows the Contact it became.",
         "invalid_grant" => "The refresh token was revoked or expired (the app was removed from Connected Apps OAuth Usage, or a session policy rotated tokens): click Reconnect as the same Salesforce user.",
         "Bad_OAuth_Token" => "The session is invalid: click Reconnect.",
@@ -95,7 +97,9 @@ fn classify(
             "INVALID_FIELD_FOR_INSERT_UPDATE"
             | "FIELD_CUSTOM_VALIDATION_EXCEPTION"
             | "REQUIRED_FIELD_MISSING"
-            | "DUPLICATES_DETECTED",
+            | "DUPLICATES_DETECTED"
+            | "VALUE_NOT_OF_FIELD_TYPE"
+            | "JSON_PARSER_ERROR",
         ) => (ErrorClass::DontRetry, CrmErrorKind::Rejected, None),
         other => (tandem_core::classify(Some(status), other), kind, None),
     }

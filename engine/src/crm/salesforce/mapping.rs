@@ -11,7 +11,9 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
-use tandem_core::{ApId, EmailAddress, FieldKey, FieldValue, LabeledValue, Snapshot, Timestamp};
+use tandem_core::{
+    ApId, CrmError, EmailAddress, FieldKey, FieldValue, LabeledValue, Snapshot, Timestamp,
+};
 
 use super::ids::{person_surrogate, surrogate};
 use super::wire::{Describe, Record};
@@ -160,20 +162,44 @@ pub fn custom_value(value: &Value, field_type: &str) -> Option<FieldValue> {
     })
 }
 
-/// A core value as the JSON of a field of `field_type`.
-pub fn custom_json(value: &FieldValue, field_type: &str) -> Value {
-    match value {
+/// A core value as the JSON of a field of `field_type`, or why that type cannot take it.
+/// Salesforce parses a request's records before saving any, so one value of the wrong JSON
+/// type (a text for a checkbox, a word for a number) fails the whole call with
+/// `JSON_PARSER_ERROR`: such a value is refused here, for its own record, and never sent (nor
+/// turned into a null that would clear the field).
+pub fn custom_json(value: &FieldValue, field_type: &str) -> Result<Value, String> {
+    let numeric = NUMERIC.contains(&field_type);
+    Ok(match value {
         v if v.is_cleared() => Value::Null,
-        FieldValue::Text(s) if field_type == "boolean" => Value::Bool(s == "true"),
-        FieldValue::Text(s) if NUMERIC.contains(&field_type) => s
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .and_then(|n| FieldValue::number(n).ok())
-            .map_or(Value::Null, |n| match n {
-                FieldValue::Number(n) => number_json(n),
-                _ => Value::Null,
-            }),
+        FieldValue::Text(s) if field_type == "boolean" => {
+            Value::Bool(checkbox(s).ok_or_else(|| {
+                format!("{s:?} is not a checkbox value (true or false, yes or no, 1 or 0)")
+            })?)
+        }
+        FieldValue::Number(n) if field_type == "boolean" => {
+            let n = n.get();
+            if n != 0.0 && n != 1.0 {
+                return Err(format!("{n} is not a checkbox value (1 or 0)"));
+            }
+            Value::Bool(n == 1.0)
+        }
+        FieldValue::Text(s) if numeric => match s.trim().parse::<f64>().map(FieldValue::number) {
+            Ok(Ok(FieldValue::Number(n))) => number_json(n),
+            _ => return Err(format!("{s:?} is not a number")),
+        },
+        FieldValue::Text(s) if field_type == "date" => match FieldValue::date(s.trim()) {
+            Ok(FieldValue::Date(d)) => Value::String(d.as_str().to_owned()),
+            _ => return Err(format!("{s:?} is not a date (YYYY-MM-DD)")),
+        },
+        FieldValue::Text(s) if field_type == "datetime" && parse_time(s.trim()).is_none() => {
+            return Err(format!("{s:?} is not a date and time (ISO 8601)"));
+        }
+        FieldValue::Number(n) if matches!(field_type, "date" | "datetime") => {
+            return Err(format!("{} is not a date", n.get()));
+        }
+        FieldValue::Date(_) if numeric || field_type == "boolean" => {
+            return Err(format!("a date is not a {field_type} value"));
+        }
         FieldValue::Text(s) => Value::String(s.clone()),
         FieldValue::Number(n) => number_json(*n),
         FieldValue::Date(d) => Value::String(d.as_str().to_owned()),
@@ -182,8 +208,28 @@ pub fn custom_json(value: &FieldValue, field_type: &str) -> Value {
         }
         FieldValue::Option(id) => Value::from(*id),
         other => structured_json(other),
+    })
+}
+
+/// A checkbox's value as people write it in text.
+fn checkbox(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "1" | "on" => Some(true),
+        "false" | "no" | "0" | "off" => Some(false),
+        _ => None,
     }
 }
+
+/// The error of a value its field's type cannot take (never sent; see [`custom_json`]).
+fn not_of_type(field: &str, reason: &str) -> CrmError {
+    super::errors::record_error(
+        Some(VALUE_NOT_OF_FIELD_TYPE),
+        &format!("{field}: {reason}; tandem did not send it"),
+    )
+}
+
+/// tandem's code for a value its Salesforce field's type cannot take.
+pub const VALUE_NOT_OF_FIELD_TYPE: &str = "VALUE_NOT_OF_FIELD_TYPE";
 
 fn primary(values: &[LabeledValue]) -> Option<String> {
     values
@@ -355,13 +401,14 @@ fn split_name(name: &str) -> (Option<String>, Option<String>) {
 }
 
 /// A record body carrying exactly `writes`, plus the placeholders it had to fill. `owner` turns
-/// an owner surrogate back into a user id (`None`: unknown, not written).
+/// an owner surrogate back into a user id (`None`: unknown, not written). A value its field's
+/// type cannot take is the record's error (`VALUE_NOT_OF_FIELD_TYPE`), sent for no field.
 pub fn person_write(
     writes: &BTreeMap<FieldKey, FieldValue>,
     map: &FieldMap,
     config: &SfConfig,
     owner: &dyn Fn(i64) -> Option<String>,
-) -> (Map<String, Value>, Vec<FilledPlaceholder>) {
+) -> Result<(Map<String, Value>, Vec<FilledPlaceholder>), CrmError> {
     let mut body = Map::new();
     let mut filled = Vec::new();
     for (key, value) in writes {
@@ -383,10 +430,12 @@ pub fn person_write(
                 body.insert("LastName".into(), Value::from(last));
             }
             RemoteField::Emails => {
-                body.insert("Email".into(), custom_json(value, "email"));
+                let json = custom_json(value, "email").map_err(|e| not_of_type("Email", &e))?;
+                body.insert("Email".into(), json);
             }
             RemoteField::Phones => {
-                body.insert("Phone".into(), custom_json(value, "phone"));
+                let json = custom_json(value, "phone").map_err(|e| not_of_type("Phone", &e))?;
+                body.insert("Phone".into(), json);
             }
             RemoteField::OwnerId => {
                 if let Some(user) = match value {
@@ -402,11 +451,12 @@ pub fn person_write(
             RemoteField::Custom {
                 key, field_type, ..
             } => {
-                body.insert(key.clone(), custom_json(value, field_type));
+                let json = custom_json(value, field_type).map_err(|e| not_of_type(key, &e))?;
+                body.insert(key.clone(), json);
             }
         }
     }
-    (body, filled)
+    Ok((body, filled))
 }
 
 /// The body of a create: the fields, the apId, the required `LastName` (and a Lead's
@@ -420,8 +470,8 @@ pub fn create_body(
     ap_id: &ApId,
     default_owner: Option<String>,
     owner: &dyn Fn(i64) -> Option<String>,
-) -> (Map<String, Value>, Vec<FilledPlaceholder>) {
-    let (mut body, mut filled) = person_write(fields, map, config, owner);
+) -> Result<(Map<String, Value>, Vec<FilledPlaceholder>), CrmError> {
+    let (mut body, mut filled) = person_write(fields, map, config, owner)?;
     body.insert(
         ext_field(map, config).to_owned(),
         Value::from(ap_id.as_str()),
@@ -449,7 +499,7 @@ pub fn create_body(
             body.insert("OwnerId".into(), Value::from(user));
         }
     }
-    (body, filled)
+    Ok((body, filled))
 }
 
 /// A value for a mapped field as an app's request writes it in JSON (a journey action's

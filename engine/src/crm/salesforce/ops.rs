@@ -695,7 +695,8 @@ pub(crate) async fn update_person(
     writes: &BTreeMap<FieldKey, FieldValue>,
 ) -> Result<CrmPerson, CrmError> {
     let (object, key) = resolve_person(client, s, id)?;
-    let (body, _) = mapping::person_write(writes, map, client.config(), &owner_resolver(client, s));
+    let (body, _) =
+        mapping::person_write(writes, map, client.config(), &owner_resolver(client, s))?;
     if body.is_empty() {
         return read_person(client, s, map, object, &key).await;
     }
@@ -733,7 +734,7 @@ pub(crate) async fn create_person(
         ap_id,
         default_owner,
         &owner_resolver(client, s),
-    );
+    )?;
     let saved = client.create_record(s, object.name(), &body).await?;
     let key = saved.id.ok_or_else(|| {
         CrmError::from(SalesforceError::Decode("a create answer without id".into()))
@@ -822,8 +823,15 @@ pub(crate) async fn update_people_batch(
         match resolve_person(client, s, *id) {
             Err(e) => results[i] = Some(Err(e)),
             Ok((object, key)) => {
-                let (mut body, filled) =
+                let written =
                     mapping::person_write(writes, map, client.config(), &owner_resolver(client, s));
+                let (mut body, filled) = match written {
+                    Ok(written) => written,
+                    Err(e) => {
+                        results[i] = Some(Err(e));
+                        continue;
+                    }
+                };
                 log_placeholders(s, &key, &filled);
                 body.insert("id".into(), Value::from(key.clone()));
                 let record = Record {
@@ -937,12 +945,14 @@ pub(crate) async fn create_people_batch(
 ) -> Result<Vec<Result<CreatedPerson, CrmError>>, CrmError> {
     let object = client.config().create_as;
     let mut results: Vec<Option<Result<CreatedPerson, CrmError>>> = vec![None; people.len()];
+    // (input index, record, placeholders): a record with a value its field cannot take is
+    // its own error, and the others are sent.
     let mut pending = Vec::with_capacity(people.len());
-    for p in people {
+    for (i, p) in people.iter().enumerate() {
         let default_owner = p
             .default_owner
             .and_then(|o| client.keys().resolve(s.connection_id, o));
-        let (body, placeholders) = mapping::create_body(
+        let built = mapping::create_body(
             object,
             &p.fields,
             map,
@@ -951,6 +961,13 @@ pub(crate) async fn create_people_batch(
             default_owner,
             &owner_resolver(client, s),
         );
+        let (body, placeholders) = match built {
+            Ok(built) => built,
+            Err(e) => {
+                results[i] = Some(Err(e));
+                continue;
+            }
+        };
         let record = Record {
             attributes: Some(Attributes {
                 object: object.name().into(),
@@ -958,19 +975,50 @@ pub(crate) async fn create_people_batch(
             }),
             fields: body,
         };
-        pending.push((record, placeholders));
+        pending.push((i, record, placeholders));
     }
-    if pending.is_empty() {
-        return Ok(Vec::new());
+    if !pending.is_empty() {
+        let fields = fields_for(client, s, object, map).await?;
+        create_pending(
+            client,
+            s,
+            map,
+            object,
+            &fields,
+            people,
+            &pending,
+            &mut results,
+        )
+        .await?;
     }
-    let fields = fields_for(client, s, object, map).await?;
+    Ok(results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(
+                || Err(SalesforceError::Decode("no result for a record".into()).into()),
+            )
+        })
+        .collect())
+}
+
+/// The creates of [`create_people_batch`] whose bodies were built, 200 per Composite call.
+#[allow(clippy::too_many_arguments)]
+async fn create_pending(
+    client: &SalesforceClient,
+    s: &Session,
+    map: &FieldMap,
+    object: SObject,
+    fields: &[String],
+    people: &[crate::crm::records::NewPerson],
+    pending: &[(usize, Record, Vec<crate::crm::records::FilledPlaceholder>)],
+    results: &mut [Option<Result<CreatedPerson, CrmError>>],
+) -> Result<(), CrmError> {
     let ext_field = mapping::ext_field(map, client.config()).to_owned();
-    for (c, chunk) in pending.chunks(COLLECTION_MAX).enumerate() {
-        let first = c * COLLECTION_MAX;
-        let records: Vec<Record> = chunk.iter().map(|(r, _)| r.clone()).collect();
-        let ap_ids: Vec<String> = people[first..first + chunk.len()]
+    for chunk in pending.chunks(COLLECTION_MAX) {
+        let records: Vec<Record> = chunk.iter().map(|(_, r, _)| r.clone()).collect();
+        let ap_ids: Vec<String> = chunk
             .iter()
-            .map(|p| soql_string(p.ap_id.as_str()))
+            .map(|(i, ..)| soql_string(people[*i].ap_id.as_str()))
             .collect();
         let soql = format!(
             "SELECT {} FROM {} WHERE {ext_field} IN ({})",
@@ -1010,8 +1058,8 @@ pub(crate) async fn create_people_batch(
         // (input index, new id, placeholders)
         let mut created: Vec<(usize, String, &[crate::crm::records::FilledPlaceholder])> =
             Vec::new();
-        for (k, (_, placeholders)) in chunk.iter().enumerate() {
-            let i = first + k;
+        for (k, (i, _, placeholders)) in chunk.iter().enumerate() {
+            let i = *i;
             match saved.get(k) {
                 Some(result) => match (save_outcome(result), &result.id) {
                     (Ok(()), Some(id)) => {
@@ -1035,7 +1083,7 @@ pub(crate) async fn create_people_batch(
             }
         }
         let ids: Vec<String> = created.iter().map(|(_, id, _)| id.clone()).collect();
-        let read = read_back(client, s, object, &fields, &ids, found).await?;
+        let read = read_back(client, s, object, fields, &ids, found).await?;
         for (i, key, placeholders) in created {
             results[i] = Some(match read.get(&key).cloned().flatten() {
                 Some(record) => person_of(client, s, map, &record).map(|person| CreatedPerson {
@@ -1049,14 +1097,7 @@ pub(crate) async fn create_people_batch(
             });
         }
     }
-    Ok(results
-        .into_iter()
-        .map(|r| {
-            r.unwrap_or_else(
-                || Err(SalesforceError::Decode("no result for a record".into()).into()),
-            )
-        })
-        .collect())
+    Ok(())
 }
 
 /// Keys per SOQL `IN (…)` list: 200 e-mails or external ids keep a query's URL well under

@@ -185,7 +185,8 @@ fn a_create_fills_required_fields_with_placeholders_and_says_so() {
         &ap,
         Some("005000000000001AAA".into()),
         &owner,
-    );
+    )
+    .unwrap();
     assert_eq!(body["tandem_id__c"], "ap-1");
     assert_eq!(body["LastName"], "[not provided]");
     assert_eq!(body["Company"], "[not provided]");
@@ -202,7 +203,8 @@ fn a_create_fills_required_fields_with_placeholders_and_says_so() {
         &ap,
         None,
         &owner,
-    );
+    )
+    .unwrap();
     assert!(!body.contains_key("Company"));
     assert_eq!(filled.len(), 1);
 }
@@ -214,12 +216,60 @@ fn a_name_splits_into_first_and_last_and_a_known_owner_is_written_back_as_its_id
     writes.insert(key(keys::OWNER_ID), FieldValue::number(42.0).unwrap());
     writes.insert(key("company"), FieldValue::text("Analytical Engines"));
     let owner = |id: i64| (id == 42).then(|| "0055g00000OwNeRAAA".to_owned());
-    let (body, filled) = person_write(&writes, &map(), &SfConfig::default(), &owner);
+    let (body, filled) = person_write(&writes, &map(), &SfConfig::default(), &owner).unwrap();
     assert_eq!(body["FirstName"], "Ada King");
     assert_eq!(body["LastName"], "Lovelace");
     assert_eq!(body["OwnerId"], "0055g00000OwNeRAAA");
     assert_eq!(body["Company"], "Analytical Engines");
     assert!(filled.is_empty());
+}
+
+#[test]
+fn a_value_its_field_type_cannot_take_is_refused_instead_of_sent_or_cleared() {
+    use mapping::custom_json;
+    use serde_json::json;
+    let text = FieldValue::text;
+    let number = |n: f64| FieldValue::number(n).unwrap();
+    // Checkboxes take what people write for yes and no, and nothing else.
+    assert_eq!(custom_json(&text(" Yes "), "boolean"), Ok(json!(true)));
+    assert_eq!(custom_json(&text("FALSE"), "boolean"), Ok(json!(false)));
+    assert_eq!(custom_json(&text("0"), "boolean"), Ok(json!(false)));
+    assert_eq!(custom_json(&number(1.0), "boolean"), Ok(json!(true)));
+    assert!(custom_json(&text("maybe"), "boolean").is_err());
+    assert!(custom_json(&number(2.0), "boolean").is_err());
+    // A number field takes numeric text as a number; a word is refused, not cleared.
+    assert_eq!(custom_json(&text(" 12.5 "), "double"), Ok(json!(12.5)));
+    assert_eq!(
+        custom_json(&text("n/a"), "currency"),
+        Err("\"n/a\" is not a number".to_owned())
+    );
+    // Dates and date-times must parse.
+    assert_eq!(
+        custom_json(&text("2024-05-01"), "date"),
+        Ok(json!("2024-05-01"))
+    );
+    assert!(custom_json(&text("May 1st"), "date").is_err());
+    assert!(custom_json(&number(20240501.0), "date").is_err());
+    assert!(custom_json(&text("2024-05-01T10:00:00Z"), "datetime").is_ok());
+    assert!(custom_json(&text("soon"), "datetime").is_err());
+    // Cleared is null whatever the type; text fields take any text.
+    assert_eq!(
+        custom_json(&FieldValue::Cleared, "boolean"),
+        Ok(Value::Null)
+    );
+    assert_eq!(custom_json(&text("maybe"), "string"), Ok(json!("maybe")));
+
+    // In a record body the refusal names the field and its code, with the guide's hint.
+    let mut writes = BTreeMap::new();
+    writes.insert(key("company"), FieldValue::text("Analytical Engines"));
+    writes.insert(key("opted_out"), text("perhaps"));
+    let refused = person_write(&writes, &map(), &SfConfig::default(), &|_| None).unwrap_err();
+    assert_eq!(refused.code.as_deref(), Some("VALUE_NOT_OF_FIELD_TYPE"));
+    assert!(refused
+        .message
+        .starts_with("HasOptedOutOfEmail: \"perhaps\" is not a checkbox value"));
+    assert_eq!(refused.retry, tandem_core::ErrorClass::DontRetry);
+    assert!(refused.hint.as_deref().unwrap().contains("Field Mapping"));
 }
 
 #[test]
