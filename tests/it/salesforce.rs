@@ -236,6 +236,143 @@ async fn a_new_app_contact_becomes_a_lead_with_the_external_id_and_logged_placeh
 }
 
 #[tokio::test]
+async fn the_app_company_is_a_leads_company_both_ways_a_contact_has_none_to_write_and_a_standard_field_maps_like_a_custom_one(
+) {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let (_, salesforce_contacts) = insert(&sf, 0, 1);
+    let connection = sf.connect_and_sync(false).await;
+    // Title is a standard field on both objects: it maps through the admin API.
+    let mapped = sf
+        .app
+        .admin(
+            reqwest::Method::PUT,
+            &format!("/admin/api/connections/{connection}/mappings"),
+        )
+        .json(&json!({ "local_field": "job_title", "remote_field": "Title", "direction": "bidirectional" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        mapped.status(),
+        reqwest::StatusCode::OK,
+        "{}",
+        mapped.text().await.unwrap()
+    );
+    let company = |value: &str| {
+        (
+            tandem_core::FieldKey::new(tandem_core::keys::ORG_NAME).unwrap(),
+            tandem_core::FieldValue::text(value),
+        )
+    };
+    let title = |value: &str| {
+        (
+            tandem_core::FieldKey::new("job_title").unwrap(),
+            tandem_core::FieldValue::text(value),
+        )
+    };
+    let created = local::create_contact(
+        &sf.app.engine,
+        fields([
+            name("Hank Scorpio"),
+            email("hank@globex.example"),
+            company("Globex"),
+            title("CEO"),
+        ]),
+        true,
+    )
+    .await
+    .unwrap()
+    .contact_id;
+    sf.app.drive().await;
+    let h = sf.sf.handle();
+    let leads = records(&sf, "Lead", &["hank@globex.example"]);
+    assert_eq!(leads.len(), 1);
+    let lead = h.record(OrgKind::Production, "Lead", &leads[0]).unwrap();
+    assert_eq!(lead["Company"], "Globex", "no placeholder: {lead}");
+    assert_eq!(lead["Title"], "CEO");
+    assert!(sf.app.log_entries("placeholder_filled").await.is_empty());
+    // Edited in Salesforce, the Lead's company and title reach the app.
+    h.update_record_as_user(
+        OrgKind::Production,
+        "Lead",
+        &leads[0],
+        json!({ "Company": "Globex Corporation", "Title": "Chief Executive" }),
+    )
+    .unwrap();
+    let conn = connections::load(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
+    poller::poll_once(&sf.app.engine, &conn).await.unwrap();
+    let contact = sf.app.contact(created.uuid()).await;
+    assert_eq!(
+        text_of(&contact, tandem_core::keys::ORG_NAME).as_deref(),
+        Some("Globex Corporation")
+    );
+    assert_eq!(
+        text_of(&contact, "job_title").as_deref(),
+        Some("Chief Executive")
+    );
+    // Cleared in the app, the Lead's required company is the placeholder, not a refusal.
+    local::update_contact(
+        &sf.app.engine,
+        created,
+        fields([(
+            tandem_core::FieldKey::new(tandem_core::keys::ORG_NAME).unwrap(),
+            tandem_core::FieldValue::Cleared,
+        )]),
+    )
+    .await
+    .unwrap();
+    sf.app.drive().await;
+    let lead = h.record(OrgKind::Production, "Lead", &leads[0]).unwrap();
+    assert_eq!(lead["Company"], "[not provided]");
+    assert!(sf.app.log_entries("dead_letter").await.is_empty());
+    let contact = sf.app.contact(created.uuid()).await;
+    assert!(
+        matches!(
+            contact.fields.get(tandem_core::keys::ORG_NAME),
+            None | Some(tandem_core::FieldValue::Cleared)
+        ),
+        "the placeholder reads back as no company"
+    );
+
+    // A Salesforce Contact has no Company: the app's company and title edits go out as the
+    // title alone, with no INVALID_FIELD and nothing left to send.
+    let other = sf.contact_of(connection, &salesforce_contacts[0]).await;
+    local::update_contact(
+        &sf.app.engine,
+        other,
+        fields([company("Initech"), title("Manager")]),
+    )
+    .await
+    .unwrap();
+    let calls = h.calls("composite.composite");
+    sf.app.drive().await;
+    assert_eq!(h.calls("composite.composite") - calls, 1);
+    let record = h
+        .record(OrgKind::Production, "Contact", &salesforce_contacts[0])
+        .unwrap();
+    assert_eq!(record["Title"], "Manager");
+    assert!(sf.app.log_entries("dead_letter").await.is_empty());
+    sf.app.drive().await;
+    assert_eq!(
+        h.calls("composite.composite") - calls,
+        1,
+        "nothing sent again"
+    );
+    let counts = tandem_engine::queue::counts(sf.app.store.db(), connection.into())
+        .await
+        .unwrap();
+    assert_eq!((counts.pending, counts.dead), (0, 0));
+    let contact = sf.app.contact(other.uuid()).await;
+    assert_eq!(
+        text_of(&contact, tandem_core::keys::ORG_NAME).as_deref(),
+        Some("Initech"),
+        "the app keeps its company"
+    );
+}
+
+#[tokio::test]
 async fn a_new_salesforce_connection_is_taken_by_the_running_replica_at_once_so_its_first_outbox_round_pushes_the_crm_list(
 ) {
     let sf = spawn_sf_app(sim(), |_| {}).await;

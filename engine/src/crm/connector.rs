@@ -219,6 +219,15 @@ impl Crm {
         matches!(self, Self::Pipedrive(..))
     }
 
+    /// Where a CRM without organizations keeps the contact's company as text: a Salesforce
+    /// Lead's `Company`.
+    pub fn company_field(&self) -> Option<&'static str> {
+        match self {
+            Self::Pipedrive(..) => None,
+            Self::Salesforce(..) => Some("Company"),
+        }
+    }
+
     /// Organizations whose name is `name` (not case-sensitive, surrounding spaces ignored).
     pub async fn search_organizations(
         &self,

@@ -97,6 +97,23 @@ impl FieldMap {
         self
     }
 
+    /// The defaults plus the contact's company as the text field `field` of the person (a
+    /// Salesforce Lead's `Company`; a Contact has none, so it is neither written nor read
+    /// there), unless the company is mapped otherwise.
+    pub fn with_company_field(mut self, field: &str) -> Self {
+        if self.get_str(keys::ORG_NAME).is_none() {
+            self.fields.push(builtin(
+                keys::ORG_NAME,
+                RemoteField::Custom {
+                    key: field.to_owned(),
+                    field_type: "string".to_owned(),
+                    currency: None,
+                },
+            ));
+        }
+        self
+    }
+
     fn get_str(&self, local: &str) -> Option<&MappedField> {
         self.fields.iter().find(|f| f.local.as_str() == local)
     }

@@ -400,6 +400,25 @@ fn split_name(name: &str) -> (Option<String>, Option<String>) {
     }
 }
 
+/// Removes from a record body the mapped fields its object does not have (a Lead's `Company`
+/// on a Contact): Salesforce would refuse the whole record with `INVALID_FIELD`. Reads skip
+/// them the same way ([`select_fields`]), so such a field is neither written nor read there.
+pub fn only_fields_of(body: &mut Map<String, Value>, map: &FieldMap, describe: &Describe) {
+    let has = |name: &str| {
+        describe
+            .fields
+            .iter()
+            .any(|f| f.name.eq_ignore_ascii_case(name))
+    };
+    for field in &map.fields {
+        if let RemoteField::Custom { key, .. } = &field.remote {
+            if !has(key) {
+                body.remove(key);
+            }
+        }
+    }
+}
+
 /// A record body carrying exactly `writes`, plus the placeholders it had to fill. `owner` turns
 /// an owner surrogate back into a user id (`None`: unknown, not written). A value its field's
 /// type cannot take is the record's error (`VALUE_NOT_OF_FIELD_TYPE`), sent for no field.
@@ -451,7 +470,16 @@ pub fn person_write(
             RemoteField::Custom {
                 key, field_type, ..
             } => {
-                let json = custom_json(value, field_type).map_err(|e| not_of_type(key, &e))?;
+                let mut json = custom_json(value, field_type).map_err(|e| not_of_type(key, &e))?;
+                // A Lead requires its company: cleared in the app, it is the placeholder (which
+                // reads back as none), as on a create.
+                if json.is_null() && key == "Company" {
+                    json = Value::from(config.company_placeholder.clone());
+                    filled.push(FilledPlaceholder {
+                        field: key.clone(),
+                        value: config.company_placeholder.clone(),
+                    });
+                }
                 body.insert(key.clone(), json);
             }
         }

@@ -695,8 +695,9 @@ pub(crate) async fn update_person(
     writes: &BTreeMap<FieldKey, FieldValue>,
 ) -> Result<CrmPerson, CrmError> {
     let (object, key) = resolve_person(client, s, id)?;
-    let (body, _) =
+    let (mut body, _) =
         mapping::person_write(writes, map, client.config(), &owner_resolver(client, s))?;
+    mapping::only_fields_of(&mut body, map, &*client.describe(s, object.name()).await?);
     if body.is_empty() {
         return read_person(client, s, map, object, &key).await;
     }
@@ -726,7 +727,7 @@ pub(crate) async fn create_person(
 ) -> Result<CreatedPerson, CrmError> {
     let object = client.config().create_as;
     let default_owner = default_owner.and_then(|o| client.keys().resolve(s.connection_id, o));
-    let (body, placeholders) = mapping::create_body(
+    let (mut body, placeholders) = mapping::create_body(
         object,
         fields,
         map,
@@ -735,6 +736,7 @@ pub(crate) async fn create_person(
         default_owner,
         &owner_resolver(client, s),
     )?;
+    mapping::only_fields_of(&mut body, map, &*client.describe(s, object.name()).await?);
     let saved = client.create_record(s, object.name(), &body).await?;
     let key = saved.id.ok_or_else(|| {
         CrmError::from(SalesforceError::Decode("a create answer without id".into()))
@@ -832,6 +834,7 @@ pub(crate) async fn update_people_batch(
                         continue;
                     }
                 };
+                mapping::only_fields_of(&mut body, map, &*client.describe(s, object.name()).await?);
                 log_placeholders(s, &key, &filled);
                 body.insert("id".into(), Value::from(key.clone()));
                 let record = Record {
@@ -948,6 +951,7 @@ pub(crate) async fn create_people_batch(
     // (input index, record, placeholders): a record with a value its field cannot take is
     // its own error, and the others are sent.
     let mut pending = Vec::with_capacity(people.len());
+    let describe = client.describe(s, object.name()).await?;
     for (i, p) in people.iter().enumerate() {
         let default_owner = p
             .default_owner
@@ -961,13 +965,14 @@ pub(crate) async fn create_people_batch(
             default_owner,
             &owner_resolver(client, s),
         );
-        let (body, placeholders) = match built {
+        let (mut body, placeholders) = match built {
             Ok(built) => built,
             Err(e) => {
                 results[i] = Some(Err(e));
                 continue;
             }
         };
+        mapping::only_fields_of(&mut body, map, &describe);
         let record = Record {
             attributes: Some(Attributes {
                 object: object.name().into(),

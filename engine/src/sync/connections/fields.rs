@@ -92,6 +92,31 @@ pub struct MappingRequest {
 }
 
 const BUILTIN_MAPPABLE: [&str; 4] = ["name", "email", "phone", "owner_id"];
+/// Salesforce's standard Lead and Contact fields tandem writes or reads itself (the name, the
+/// e-mail, the phone, the owner, the conversion) or that Salesforce keeps (audit fields): any
+/// other standard field of a type tandem converts maps like a custom one (`Title`,
+/// `LeadSource`, a Lead's `Company`, `HasOptedOutOfEmail`, ...).
+const SALESFORCE_MANAGED: [&str; 19] = [
+    "Id",
+    "Name",
+    "FirstName",
+    "LastName",
+    "Email",
+    "Phone",
+    "OwnerId",
+    "IsDeleted",
+    "MasterRecordId",
+    "IsConverted",
+    "ConvertedDate",
+    "ConvertedContactId",
+    "ConvertedAccountId",
+    "ConvertedOpportunityId",
+    "CreatedDate",
+    "CreatedById",
+    "LastModifiedDate",
+    "LastModifiedById",
+    "SystemModstamp",
+];
 /// The organization's built-in fields tandem maps (its name is the company, `org_id`).
 const ORGANIZATION_BUILTIN_MAPPABLE: [&str; 1] = ["address"];
 
@@ -182,6 +207,8 @@ fn field_info(crm: &crate::crm::Crm, entity: Entity, f: CatalogField) -> RemoteF
         entity: entity.as_str(),
         mappable: if f.is_custom {
             convertible(crm, &f.field_type)
+        } else if crm.salesforce_client().is_some() && entity == Entity::Person {
+            convertible(crm, &f.field_type) && !SALESFORCE_MANAGED.contains(&f.key.as_str())
         } else {
             builtins.contains(&f.key.as_str())
         },
@@ -397,6 +424,8 @@ pub async fn set_mapping(
                 entity.as_str(),
                 remote.name,
                 match entity {
+                    Entity::Person if crm.salesforce_client().is_some() =>
+                        "name, email, phone, owner_id, the other standard fields of a type it converts",
                     Entity::Person => "name, email, phone, owner_id",
                     Entity::Organization => "the organization's address",
                 }

@@ -120,6 +120,8 @@ pub async fn load(engine: &Engine, id: ConnectionId) -> Result<ConnectionCtx, Sy
     let crm = engine.crm_of(&row.crm).clone();
     if crm.has_organizations() {
         map = map.with_organization();
+    } else if let Some(field) = crm.company_field() {
+        map = map.with_company_field(field);
     }
     if crm.record_keys_unseeded(id) {
         crm.seed_record_keys(id, crate::store::record_keys::of_connection(db, id).await?);
