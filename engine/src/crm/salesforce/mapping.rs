@@ -194,12 +194,6 @@ pub fn custom_json(value: &FieldValue, field_type: &str) -> Result<Value, String
         FieldValue::Text(s) if field_type == "datetime" && parse_time(s.trim()).is_none() => {
             return Err(format!("{s:?} is not a date and time (ISO 8601)"));
         }
-        FieldValue::Number(n) if matches!(field_type, "date" | "datetime") => {
-            return Err(format!("{} is not a date", n.get()));
-        }
-        FieldValue::Date(_) if numeric || field_type == "boolean" => {
-            return Err(format!("a date is not a {field_type} value"));
-        }
         FieldValue::Text(s) => Value::String(s.clone()),
         FieldValue::Number(n) => number_json(*n),
         FieldValue::Date(d) => Value::String(d.as_str().to_owned()),
@@ -208,6 +202,20 @@ pub fn custom_json(value: &FieldValue, field_type: &str) -> Result<Value, String
         }
         FieldValue::Option(id) => Value::from(*id),
         other => structured_json(other),
+    })
+    .and_then(|json| {
+        // Whatever the app's kind of value, the JSON must have the field's type.
+        let fits = match field_type {
+            "boolean" => json.is_boolean(),
+            "date" | "datetime" => json.is_string(),
+            _ if numeric => json.is_number(),
+            _ => true,
+        };
+        if json.is_null() || fits {
+            Ok(json)
+        } else {
+            Err(format!("{json} is not a {field_type} value"))
+        }
     })
 }
 
@@ -400,10 +408,15 @@ fn split_name(name: &str) -> (Option<String>, Option<String>) {
     }
 }
 
-/// Removes from a record body the mapped fields its object does not have (a Lead's `Company`
-/// on a Contact): Salesforce would refuse the whole record with `INVALID_FIELD`. Reads skip
+/// Removes from a record body (and its placeholders) the mapped fields its object does not
+/// have (a Lead's `Company` on a Contact): Salesforce would refuse the whole record with `INVALID_FIELD`. Reads skip
 /// them the same way ([`select_fields`]), so such a field is neither written nor read there.
-pub fn only_fields_of(body: &mut Map<String, Value>, map: &FieldMap, describe: &Describe) {
+pub fn only_fields_of(
+    body: &mut Map<String, Value>,
+    filled: &mut Vec<FilledPlaceholder>,
+    map: &FieldMap,
+    describe: &Describe,
+) {
     let has = |name: &str| {
         describe
             .fields
@@ -417,6 +430,7 @@ pub fn only_fields_of(body: &mut Map<String, Value>, map: &FieldMap, describe: &
             }
         }
     }
+    filled.retain(|f| body.contains_key(&f.field));
 }
 
 /// A record body carrying exactly `writes`, plus the placeholders it had to fill. `owner` turns

@@ -695,9 +695,10 @@ pub(crate) async fn update_person(
     writes: &BTreeMap<FieldKey, FieldValue>,
 ) -> Result<CrmPerson, CrmError> {
     let (object, key) = resolve_person(client, s, id)?;
-    let (mut body, _) =
+    let (mut body, mut filled) =
         mapping::person_write(writes, map, client.config(), &owner_resolver(client, s))?;
-    mapping::only_fields_of(&mut body, map, &*client.describe(s, object.name()).await?);
+    let describe = client.describe(s, object.name()).await?;
+    mapping::only_fields_of(&mut body, &mut filled, map, &describe);
     if body.is_empty() {
         return read_person(client, s, map, object, &key).await;
     }
@@ -727,7 +728,7 @@ pub(crate) async fn create_person(
 ) -> Result<CreatedPerson, CrmError> {
     let object = client.config().create_as;
     let default_owner = default_owner.and_then(|o| client.keys().resolve(s.connection_id, o));
-    let (mut body, placeholders) = mapping::create_body(
+    let (mut body, mut placeholders) = mapping::create_body(
         object,
         fields,
         map,
@@ -736,7 +737,8 @@ pub(crate) async fn create_person(
         default_owner,
         &owner_resolver(client, s),
     )?;
-    mapping::only_fields_of(&mut body, map, &*client.describe(s, object.name()).await?);
+    let describe = client.describe(s, object.name()).await?;
+    mapping::only_fields_of(&mut body, &mut placeholders, map, &describe);
     let saved = client.create_record(s, object.name(), &body).await?;
     let key = saved.id.ok_or_else(|| {
         CrmError::from(SalesforceError::Decode("a create answer without id".into()))
@@ -827,14 +829,15 @@ pub(crate) async fn update_people_batch(
             Ok((object, key)) => {
                 let written =
                     mapping::person_write(writes, map, client.config(), &owner_resolver(client, s));
-                let (mut body, filled) = match written {
+                let (mut body, mut filled) = match written {
                     Ok(written) => written,
                     Err(e) => {
                         results[i] = Some(Err(e));
                         continue;
                     }
                 };
-                mapping::only_fields_of(&mut body, map, &*client.describe(s, object.name()).await?);
+                let describe = client.describe(s, object.name()).await?;
+                mapping::only_fields_of(&mut body, &mut filled, map, &describe);
                 log_placeholders(s, &key, &filled);
                 body.insert("id".into(), Value::from(key.clone()));
                 let record = Record {
@@ -965,14 +968,14 @@ pub(crate) async fn create_people_batch(
             default_owner,
             &owner_resolver(client, s),
         );
-        let (mut body, placeholders) = match built {
+        let (mut body, mut placeholders) = match built {
             Ok(built) => built,
             Err(e) => {
                 results[i] = Some(Err(e));
                 continue;
             }
         };
-        mapping::only_fields_of(&mut body, map, &describe);
+        mapping::only_fields_of(&mut body, &mut placeholders, map, &describe);
         let record = Record {
             attributes: Some(Attributes {
                 object: object.name().into(),
