@@ -241,6 +241,44 @@ async fn the_app_company_is_a_leads_company_both_ways_a_contact_has_none_to_writ
     let sf = spawn_sf_app(sim(), |_| {}).await;
     let (_, salesforce_contacts) = insert(&sf, 0, 1);
     let connection = sf.connect_and_sync(false).await;
+    // An app contact holds a text value in the local field before it is mapped.
+    local::create_contact(
+        &sf.app.engine,
+        fields([
+            email("early@example.com"),
+            (
+                tandem_core::FieldKey::new("job_title").unwrap(),
+                tandem_core::FieldValue::text("Early"),
+            ),
+            (
+                tandem_core::FieldKey::new("member_since").unwrap(),
+                tandem_core::FieldValue::date("2024-01-01").unwrap(),
+            ),
+        ]),
+        false,
+    )
+    .await
+    .unwrap();
+    // Dates do not go into a checkbox: refused in Salesforce's words.
+    let refused = sf
+        .app
+        .admin(
+            reqwest::Method::PUT,
+            &format!("/admin/api/connections/{connection}/mappings"),
+        )
+        .json(&json!({ "local_field": "member_since", "remote_field": "HasOptedOutOfEmail", "direction": "bidirectional" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Salesforce field \"Email Opt Out\" (HasOptedOutOfEmail) is of type `boolean`; map it to a Salesforce field of type date, string, textarea"),
+        "{body}"
+    );
     // Title is a standard field on both objects: it maps through the admin API.
     let mapped = sf
         .app

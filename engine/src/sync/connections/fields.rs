@@ -344,6 +344,38 @@ fn compatible(local: &str, remote: &RemoteFieldInfo) -> Result<(), String> {
     ))
 }
 
+/// Which Salesforce field types can hold a local kind. Text goes anywhere tandem converts (each
+/// value that does not fit, a word for a checkbox, is refused for its own record when written).
+fn compatible_salesforce(local: &str, remote: &RemoteFieldInfo) -> Result<(), String> {
+    let ok: &[&str] = match local {
+        "text" => &crate::crm::salesforce::mapping::CUSTOM_FIELD_TYPES,
+        "number" => &[
+            "double", "int", "currency", "percent", "boolean", "string", "textarea",
+        ],
+        "date" => &["date", "string", "textarea"],
+        "emails" => &["email", "string", "textarea"],
+        "phones" => &["phone", "string", "textarea"],
+        "option" => &["picklist"],
+        "options" => &["multipicklist"],
+        _ => &[],
+    };
+    if ok.contains(&remote.field_type.as_str()) {
+        return Ok(());
+    }
+    let what = format!(
+        "the local field holds {local} values, but Salesforce field \"{}\" ({}) is of type `{}`",
+        remote.name, remote.key, remote.field_type
+    );
+    Err(if ok.is_empty() {
+        format!("{what}; tandem writes {local} values to no Salesforce field type: pick another local field")
+    } else {
+        format!(
+            "{what}; map it to a Salesforce field of type {}, or pick another local field",
+            ok.join(", ")
+        )
+    })
+}
+
 /// Adds or changes a mapping, after checking the fields exist and their types fit.
 pub async fn set_mapping(
     engine: &Engine,
@@ -445,7 +477,12 @@ pub async fn set_mapping(
     }
     let local_kind = local_kind(engine, local.as_ref()).await?;
     if let Some(kind) = local_kind {
-        compatible(kind, remote).map_err(|m| invalid("remote_field", m))?;
+        if crm.salesforce_client().is_some() {
+            compatible_salesforce(kind, remote)
+        } else {
+            compatible(kind, remote)
+        }
+        .map_err(|m| invalid("remote_field", m))?;
     }
     let currency = match request.currency.as_deref().map(str::trim) {
         None | Some("") => None,
