@@ -444,6 +444,10 @@ fn a_composite_answer_decodes_each_subrequest_or_classifies_its_error_array() {
         "Email: invalid email address: Not a real email address"
     );
     assert_eq!(refused.retry, ErrorClass::DontRetry);
+    assert!(refused
+        .hint
+        .as_deref()
+        .is_some_and(|h| h.contains("correct it in the app")));
 }
 
 #[test]
