@@ -73,6 +73,25 @@ async fn new_app_contact_linked(
         .expect("the contact is linked")
 }
 
+/// `PUT /admin/api/connections/{id}/mappings` of a person field.
+async fn put_mapping(
+    sf: &SfApp,
+    connection: uuid::Uuid,
+    local: &str,
+    remote: &str,
+    direction: &str,
+) -> reqwest::Response {
+    sf.app
+        .admin(
+            reqwest::Method::PUT,
+            &format!("/admin/api/connections/{connection}/mappings"),
+        )
+        .json(&json!({ "local_field": local, "remote_field": remote, "direction": direction }))
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn link_count(sf: &SfApp, connection: uuid::Uuid) -> usize {
     links::person_ids(sf.app.store.db(), connection.into())
         .await
@@ -260,16 +279,14 @@ async fn the_app_company_is_a_leads_company_both_ways_a_contact_has_none_to_writ
     .await
     .unwrap();
     // Dates do not go into a checkbox: refused in Salesforce's words.
-    let refused = sf
-        .app
-        .admin(
-            reqwest::Method::PUT,
-            &format!("/admin/api/connections/{connection}/mappings"),
-        )
-        .json(&json!({ "local_field": "member_since", "remote_field": "HasOptedOutOfEmail", "direction": "bidirectional" }))
-        .send()
-        .await
-        .unwrap();
+    let refused = put_mapping(
+        &sf,
+        connection,
+        "member_since",
+        "HasOptedOutOfEmail",
+        "bidirectional",
+    )
+    .await;
     assert_eq!(refused.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
     let body: serde_json::Value = refused.json().await.unwrap();
     assert!(
@@ -280,16 +297,7 @@ async fn the_app_company_is_a_leads_company_both_ways_a_contact_has_none_to_writ
         "{body}"
     );
     // Title is a standard field on both objects: it maps through the admin API.
-    let mapped = sf
-        .app
-        .admin(
-            reqwest::Method::PUT,
-            &format!("/admin/api/connections/{connection}/mappings"),
-        )
-        .json(&json!({ "local_field": "job_title", "remote_field": "Title", "direction": "bidirectional" }))
-        .send()
-        .await
-        .unwrap();
+    let mapped = put_mapping(&sf, connection, "job_title", "Title", "bidirectional").await;
     assert_eq!(
         mapped.status(),
         reqwest::StatusCode::OK,
@@ -1060,16 +1068,8 @@ async fn the_field_mapping_lists_salesforce_fields_with_what_field_level_securit
         ) && page.contains("present and writable by the connecting user"),
         "{page}"
     );
-    let put = |direction: &'static str| {
-        sf.app
-            .admin(
-                reqwest::Method::PUT,
-                &format!("/admin/api/connections/{connection}/mappings"),
-            )
-            .json(&json!({ "local_field": "secret", "remote_field": "Secret__c", "direction": direction }))
-            .send()
-    };
-    let refused = put("bidirectional").await.unwrap();
+    let put = |direction| put_mapping(&sf, connection, "secret", "Secret__c", direction);
+    let refused = put("bidirectional").await;
     assert_eq!(refused.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
     let body: serde_json::Value = refused.json().await.unwrap();
     assert_eq!(body["fields"][0]["field"], "direction", "{body}");
@@ -1077,10 +1077,7 @@ async fn the_field_mapping_lists_salesforce_fields_with_what_field_level_securit
         .as_str()
         .unwrap()
         .contains("Field-Level Security"));
-    assert_eq!(
-        put("inbound").await.unwrap().status(),
-        reqwest::StatusCode::OK
-    );
+    assert_eq!(put("inbound").await.status(), reqwest::StatusCode::OK);
 }
 
 #[tokio::test]
@@ -1610,16 +1607,7 @@ async fn an_app_value_a_salesforce_checkbox_cannot_take_dead_letters_only_its_co
     )
     .unwrap();
     let connection = sf.connect_and_sync(false).await;
-    let mapped = sf
-        .app
-        .admin(
-            reqwest::Method::PUT,
-            &format!("/admin/api/connections/{connection}/mappings"),
-        )
-        .json(&json!({ "local_field": "opted_in", "remote_field": "Opted_In__c", "direction": "bidirectional" }))
-        .send()
-        .await
-        .unwrap();
+    let mapped = put_mapping(&sf, connection, "opted_in", "Opted_In__c", "bidirectional").await;
     assert_eq!(
         mapped.status(),
         reqwest::StatusCode::OK,

@@ -809,6 +809,18 @@ async fn read_back(
     Ok(out)
 }
 
+/// One result per record of a batch; a record left without one is an error of its own.
+fn every_result<T>(results: Vec<Option<Result<T, CrmError>>>) -> Vec<Result<T, CrmError>> {
+    results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(
+                || Err(SalesforceError::Decode("no result for a record".into()).into()),
+            )
+        })
+        .collect()
+}
+
 /// Writes to many persons with sObject Collections (200 per call, `allOrNone=false`) and
 /// reads the written ones back in the same call: one Composite call (`POST /composite`, one
 /// API call, ADR 0020) per 200 carries the `PATCH /composite/sobjects` and one
@@ -927,14 +939,7 @@ pub(crate) async fn update_people_batch(
             });
         }
     }
-    Ok(results
-        .into_iter()
-        .map(|r| {
-            r.unwrap_or_else(
-                || Err(SalesforceError::Decode("no result for a record".into()).into()),
-            )
-        })
-        .collect())
+    Ok(every_result(results))
 }
 
 /// Creates many persons with sObject Collections (`POST /composite/sobjects`, 200 per call,
@@ -999,14 +1004,7 @@ pub(crate) async fn create_people_batch(
         )
         .await?;
     }
-    Ok(results
-        .into_iter()
-        .map(|r| {
-            r.unwrap_or_else(
-                || Err(SalesforceError::Decode("no result for a record".into()).into()),
-            )
-        })
-        .collect())
+    Ok(every_result(results))
 }
 
 /// The creates of [`create_people_batch`] whose bodies were built, 200 per Composite call.
