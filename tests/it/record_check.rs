@@ -430,3 +430,33 @@ async fn the_pipedrive_simulator_hides_a_person_from_a_regular_user_outside_its_
     sim.set_visibility_group(me, 3, Some(2));
     assert_eq!(get(group_and_below).await.unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn on_pipedrive_a_person_holding_the_email_as_a_second_address_and_linked_by_its_primary_is_answered_linked_to_another_contact(
+) {
+    let app = spawn_app().await;
+    let person = app
+        .sim
+        .handle()
+        .insert_person(json!({
+            "name": "Two Mails",
+            "emails": [
+                { "value": "work@two.example", "primary": true, "label": "work" },
+                { "value": "home@two.example", "primary": false, "label": "home" }
+            ]
+        }))
+        .unwrap();
+    // The initial sync links the person to an app contact by its primary e-mail.
+    let connection = app.connect_and_sync().await;
+    let answer = check(&app, connection, "home@two.example").await;
+    assert_eq!(answer["code"], "linked_to_another_contact", "{answer}");
+    assert_eq!(answer["crm_record"], person.to_string(), "{answer}");
+    let said = answer["answer"].as_str().unwrap();
+    assert!(
+        said.contains("(work@two.example)") && said.contains("primary e-mail"),
+        "{answer}"
+    );
+    // Its primary e-mail is answered linked.
+    let answer = check(&app, connection, "work@two.example").await;
+    assert_eq!(answer["code"], "linked", "{answer}");
+}

@@ -27,6 +27,9 @@ pub enum Answer {
     /// The record is visible and recent: the next poll (or the push queued for the contact)
     /// links it.
     Pending,
+    /// The record has this e-mail, but tandem linked it to another app contact (by its
+    /// primary e-mail, or before an e-mail changed): a record is linked to one contact.
+    LinkedToAnother,
 }
 
 impl Answer {
@@ -41,11 +44,12 @@ impl Answer {
             Self::OutsideInitialSyncWindow => "outside_initial_sync_window",
             Self::Filtered => "filtered",
             Self::Pending => "pending",
+            Self::LinkedToAnother => "linked_to_another_contact",
         }
     }
 
     /// Every answer, for documentation and tests.
-    pub const ALL: [Answer; 8] = [
+    pub const ALL: [Answer; 9] = [
         Self::Linked,
         Self::DeadLettered,
         Self::NoEmail,
@@ -54,6 +58,7 @@ impl Answer {
         Self::OutsideInitialSyncWindow,
         Self::Filtered,
         Self::Pending,
+        Self::LinkedToAnother,
     ];
 }
 
@@ -64,6 +69,8 @@ pub struct FoundRecord {
     pub email: Option<String>,
     /// When it was last changed (milliseconds), if the lookup says.
     pub modified_ms: Option<i64>,
+    /// tandem links it to another app contact already.
+    pub linked_to_another: bool,
 }
 
 /// The one CRM lookup.
@@ -121,6 +128,9 @@ pub fn diagnose(facts: &Facts) -> Answer {
                 if held != typed && normalised(held) == normalised(typed) {
                     return Answer::EmailDiffers;
                 }
+                if record.linked_to_another {
+                    return Answer::LinkedToAnother;
+                }
                 let before_reach = match (record.modified_ms, facts.change_capture_from_ms) {
                     (Some(modified), Some(from)) => modified < from,
                     _ => false,
@@ -154,7 +164,18 @@ mod tests {
         FoundRecord {
             email: (!email.is_empty()).then(|| email.to_owned()),
             modified_ms: Some(modified_ms),
+            linked_to_another: false,
         }
+    }
+
+    #[test]
+    fn a_record_found_by_email_but_linked_to_another_contact_is_said_so_before_any_window() {
+        let mut found = record("ada@example.com", 500);
+        found.linked_to_another = true;
+        let mut f = facts(Lookup::ByEmail(vec![found]));
+        f.initial_sync_done = false;
+        assert_eq!(diagnose(&f), Answer::LinkedToAnother);
+        assert_eq!(Answer::LinkedToAnother.code(), "linked_to_another_contact");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::sync::{links, Engine, SyncError};
 #[derive(Debug, Clone, Serialize)]
 pub struct RecordCheck {
     /// A stable code: `linked`, `dead_lettered`, `no_email`, `email_differs`, `not_visible`,
-    /// `outside_initial_sync_window`, `filtered`, `pending`.
+    /// `outside_initial_sync_window`, `filtered`, `pending`, `linked_to_another_contact`.
     pub code: &'static str,
     /// What tandem found, in a sentence.
     pub answer: String,
@@ -46,10 +46,11 @@ pub struct RecordCheck {
     pub crm_lookups: u32,
 }
 
-fn found(record: &CheckedRecord) -> FoundRecord {
+fn found(record: &CheckedRecord, linked_to_another: bool) -> FoundRecord {
     FoundRecord {
         email: record.email.clone(),
         modified_ms: record.modified.map(|t| t.0),
+        linked_to_another,
     }
 }
 
@@ -90,6 +91,8 @@ pub async fn check(
     let (initial_sync_done, reach) = poller::change_capture_reach(engine, &conn).await?;
 
     let mut record: Option<CheckedRecord> = None;
+    // The app contact the first record found is linked to, when it is another one.
+    let mut other_contact = None;
     let mut crm_lookups = 0;
     let lookup = if dead.is_some() {
         // The dead letter answers; no CRM call.
@@ -97,11 +100,20 @@ pub async fn check(
     } else if let Some(link) = &link {
         crm_lookups = 1;
         record = conn.crm.check_record(&conn.session, link.person_id).await?;
-        Lookup::Linked(record.as_ref().map(found))
+        Lookup::Linked(record.as_ref().map(|r| found(r, false)))
     } else {
         crm_lookups = 1;
         let records = conn.crm.records_with_email(&conn.session, typed).await?;
-        let all = records.iter().map(found).collect();
+        let mut all = Vec::with_capacity(records.len());
+        for found_record in &records {
+            let linked = links::by_person(db, conn.id, found_record.id).await?;
+            if other_contact.is_none() && all.is_empty() {
+                if let Some(link) = &linked {
+                    other_contact = contacts::load(db, link.contact_id).await?;
+                }
+            }
+            all.push(found(found_record, linked.is_some()));
+        }
         record = records.into_iter().next();
         Lookup::ByEmail(all)
     };
@@ -133,7 +145,10 @@ pub async fn check(
         verdict,
         &conn.crm,
         record.as_ref(),
-        linked_key.as_deref(),
+        Unlinked {
+            unreadable_link: linked_key.as_deref(),
+            other_contact: other_contact.as_ref(),
+        },
         typed,
         dead.as_ref().and_then(|d| d.hint.clone()),
     );
@@ -154,15 +169,26 @@ pub async fn check(
     })
 }
 
+/// What the answer names beside the record: the key of a linked record the connecting user
+/// cannot read, or the other app contact a found record is linked to.
+struct Unlinked<'a> {
+    unreadable_link: Option<&'a str>,
+    other_contact: Option<&'a contacts::LocalContact>,
+}
+
 /// The answer's sentence and the guide's fix, in the CRM's words.
 fn words(
     verdict: Answer,
     crm: &Crm,
     record: Option<&CheckedRecord>,
-    unreadable_link: Option<&str>,
+    unlinked: Unlinked<'_>,
     typed: &str,
     dead_letter_hint: Option<String>,
 ) -> (String, String) {
+    let Unlinked {
+        unreadable_link,
+        other_contact,
+    } = unlinked;
     let salesforce = crm.salesforce_client().is_some();
     let name = crm.display_name();
     let what = record.map_or_else(
@@ -217,6 +243,19 @@ fn words(
             format!("The app contact is not in the {name} contacts list, so tandem does not send it to {name}, and {name} has no record with this e-mail that the connecting user reads."),
             format!("Add the contact to the CRM list (POST /api/v1/lists/pipedrive_contacts/members), or run a creating journey action; records created in {name} are linked by e-mail."),
         ),
+        Answer::LinkedToAnother => {
+            let other = other_contact.map_or_else(
+                || "another app contact".to_owned(),
+                |c| match &c.email {
+                    Some(email) => format!("the app contact {} ({email})", c.id),
+                    None => format!("the app contact {}", c.id),
+                },
+            );
+            (
+                format!("{name} {what} has this e-mail, but tandem linked it to {other}: a record is linked to one app contact, matched by its primary e-mail."),
+                format!("If both are the same person, give the record in {name} the e-mail the app has as its primary ({typed}), or change the app contact's e-mail to the record's primary; if they are different people, give each its own e-mail in {name}."),
+            )
+        }
         Answer::Pending => (
             format!("{name} {} and tandem will link it with the next change-capture pass or the push queued for the contact.",
                 record.map_or_else(|| "has no record yet".to_owned(), |r| format!("has {} {}", r.object, r.key))),
