@@ -99,9 +99,13 @@ impl FieldMap {
 
     /// The defaults plus the contact's company as the text field `field` of the person (a
     /// Salesforce Lead's `Company`; a Contact has none, so it is neither written nor read
-    /// there), unless the company is mapped otherwise.
+    /// there), unless the company is mapped otherwise or another local field is mapped to
+    /// `field` (two local fields would write it).
     pub fn with_company_field(mut self, field: &str) -> Self {
-        if self.get_str(keys::ORG_NAME).is_none() {
+        let taken = self.fields.iter().any(|f| {
+            matches!(&f.remote, RemoteField::Custom { key, .. } if key.eq_ignore_ascii_case(field))
+        });
+        if !taken && self.get_str(keys::ORG_NAME).is_none() {
             self.fields.push(builtin(
                 keys::ORG_NAME,
                 RemoteField::Custom {
@@ -169,5 +173,44 @@ pub fn email_of(value: Option<&FieldValue>) -> Option<EmailAddress> {
         }
         FieldValue::Text(s) => EmailAddress::parse(s).ok(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn custom(local: &str, key: &str) -> MappedField {
+        builtin(
+            local,
+            RemoteField::Custom {
+                key: key.to_owned(),
+                field_type: "string".to_owned(),
+                currency: None,
+            },
+        )
+    }
+
+    #[test]
+    fn the_company_field_is_the_default_only_while_neither_side_is_mapped_otherwise() {
+        let company = |map: &FieldMap| {
+            map.fields
+                .iter()
+                .filter(
+                    |f| matches!(&f.remote, RemoteField::Custom { key, .. } if key == "Company"),
+                )
+                .map(|f| f.local.as_str().to_owned())
+                .collect::<Vec<_>>()
+        };
+        let map = FieldMap::defaults(None).with_company_field("Company");
+        assert_eq!(company(&map), [keys::ORG_NAME]);
+        // The app's company mapped elsewhere: no default.
+        let mut map = FieldMap::defaults(None);
+        map.fields.push(custom(keys::ORG_NAME, "Account_Name__c"));
+        assert!(company(&map.with_company_field("Company")).is_empty());
+        // Another local field mapped to Company: it stays the only one.
+        let mut map = FieldMap::defaults(None);
+        map.fields.push(custom("firm", "Company"));
+        assert_eq!(company(&map.with_company_field("Company")), ["firm"]);
     }
 }
