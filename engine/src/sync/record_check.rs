@@ -107,10 +107,8 @@ pub async fn check(
         let mut all = Vec::with_capacity(records.len());
         for found_record in &records {
             let linked = links::by_person(db, conn.id, found_record.id).await?;
-            if other_contact.is_none() && all.is_empty() {
-                if let Some(link) = &linked {
-                    other_contact = contacts::load(db, link.contact_id).await?;
-                }
+            if let (true, Some(link)) = (all.is_empty(), &linked) {
+                other_contact = contacts::load(db, link.contact_id).await?;
             }
             all.push(found(found_record, linked.is_some()));
         }
