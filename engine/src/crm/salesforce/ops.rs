@@ -835,6 +835,8 @@ pub(crate) async fn update_people_batch(
     let mut results: Vec<Option<Result<CrmPerson, CrmError>>> = vec![None; updates.len()];
     // (input index, object, id, record)
     let mut pending: Vec<(usize, SObject, String, Record)> = Vec::new();
+    // Each object's describe, looked up once for the batch.
+    let mut describes = std::collections::HashMap::new();
     for (i, (id, writes)) in updates.iter().enumerate() {
         match resolve_person(client, s, *id) {
             Err(e) => results[i] = Some(Err(e)),
@@ -848,7 +850,14 @@ pub(crate) async fn update_people_batch(
                         continue;
                     }
                 };
-                let describe = client.describe(s, object.name()).await?;
+                let describe = match describes.get(&object) {
+                    Some(describe) => std::sync::Arc::clone(describe),
+                    None => {
+                        let describe = client.describe(s, object.name()).await?;
+                        describes.insert(object, std::sync::Arc::clone(&describe));
+                        describe
+                    }
+                };
                 mapping::only_fields_of(&mut body, &mut filled, map, &describe);
                 log_placeholders(s, &key, &filled);
                 body.insert("id".into(), Value::from(key.clone()));
