@@ -240,6 +240,10 @@ enum Command {
         /// `salesforce.write_batch_window_ms` for the run.
         #[arg(long, default_value_t = 1_000)]
         window_ms: u64,
+        /// Milliseconds added to every Composite call of the simulator, standing in for
+        /// Salesforce's own time per call.
+        #[arg(long, default_value_t = 0)]
+        composite_latency_ms: u64,
     },
     /// The chaos run against Salesforce (issue 19): random edits on both sides, faults,
     /// expired sessions, the daily allocation used up, Lead conversions, SIGKILLs; prints
@@ -418,7 +422,8 @@ async fn main() -> anyhow::Result<()> {
             edits,
             spread_secs,
             window_ms,
-        } => vec![salesforce::edits(edits, spread_secs, window_ms).await?],
+            composite_latency_ms,
+        } => vec![salesforce::edits(edits, spread_secs, window_ms, composite_latency_ms).await?],
         Command::SalesforceChaos(a) => vec![
             salesforce::chaos(a.contacts, a.edits, a.kills, a.seed, a.postgres.as_deref()).await?,
         ],

@@ -138,3 +138,81 @@ async fn an_accepted_webhook_wakes_the_queue_loop_at_once_even_with_the_mirror_l
     )
     .await;
 }
+
+#[tokio::test]
+async fn on_salesforce_edits_put_back_to_share_a_call_leave_when_their_wait_ends_without_any_other_wake(
+) {
+    // The idle poll is an hour and nothing else happens after the edits: only the end of
+    // their wait can wake the loop that sends them.
+    let sf = tandem_tests::salesforce::spawn_sf_app(
+        salesforce_sim::SfSimConfig::default(),
+        |settings| {
+            settings.workers.enabled = true;
+            settings.workers.poll_interval_secs = 1;
+            settings.workers.idle_poll_ms = 3_600_000;
+            settings.salesforce.write_batch_window_ms = 4_000;
+            settings.salesforce.poll_interval_secs = 3600;
+            settings.salesforce.related_poll_interval_secs = 3600;
+        },
+    )
+    .await;
+    let h = sf.sf.handle();
+    let org = salesforce_sim::OrgKind::Production;
+    let ids: Vec<String> = (0..3)
+        .map(|i| {
+            h.insert_record(
+                org,
+                "Contact",
+                json!({ "FirstName": "Con", "LastName": format!("Tact{i}"), "Email": format!("con{i}@example.com") }),
+            )
+            .unwrap()
+        })
+        .collect();
+    let connection = sf.connect(false).await;
+    let db = sf.app.store.db().clone();
+    eventually("the initial sync links the three Contacts", || {
+        let db = db.clone();
+        async move {
+            tandem_engine::store::stats::count_links(&db, connection.into())
+                .await
+                .unwrap()
+                == 3
+        }
+    })
+    .await;
+    let mut contacts = Vec::new();
+    for id in &ids {
+        contacts.push(sf.contact_of(connection, id).await);
+    }
+    let holds = |id: &str, last: &str| {
+        h.record(org, "Contact", id)
+            .is_some_and(|record| record["LastName"] == last)
+    };
+    local::update_contact(&sf.app.engine, contacts[0], fields([name("Edited Alone")]))
+        .await
+        .unwrap();
+    eventually("the first edit reaches Salesforce at once", || async {
+        holds(&ids[0], "Alone")
+    })
+    .await;
+    let before = h.calls("composite.composite");
+    // Within the window of the first call: these two wait for company.
+    for (contact, last) in [
+        (contacts[1], "Edited Second"),
+        (contacts[2], "Edited Third"),
+    ] {
+        local::update_contact(&sf.app.engine, contact, fields([name(last)]))
+            .await
+            .unwrap();
+    }
+    eventually(
+        "both edits reach Salesforce without the idle poll",
+        || async { holds(&ids[1], "Second") && holds(&ids[2], "Third") },
+    )
+    .await;
+    assert_eq!(
+        h.calls("composite.composite") - before,
+        1,
+        "the two edits shared one call"
+    );
+}

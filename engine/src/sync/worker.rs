@@ -174,13 +174,14 @@ async fn group(
             .iter()
             .map(|j| j.created_at.timestamp_millis())
             .collect();
-        let window = engine
-            .batch_windows
-            .get(&id)
-            .map(|w| *w)
-            .unwrap_or_default();
-        let (plan, window) = tandem_core::plan_batches(&queued, b, window, now.timestamp_millis());
-        engine.batch_windows.insert(id, window);
+        // Planned under the entry's lock: a batch ending meanwhile records its time in it.
+        let plan = {
+            let mut window = engine.batch_windows.entry(id).or_default();
+            let (plan, next) =
+                tandem_core::plan_batches(&queued, b, *window, now.timestamp_millis());
+            *window = next;
+            plan
+        };
         let mut jobs = jobs.into_iter();
         for (range, decision) in plan {
             let batch: Vec<Job> = jobs.by_ref().take(range.len()).collect();
@@ -237,7 +238,22 @@ async fn execute_batch(
     jobs: Vec<Job>,
 ) -> Result<(), SyncError> {
     let conn = connections::load(engine, connection_id).await?;
+    let started = std::time::Instant::now();
     let results = outbound::push_contacts(engine, &conn, &jobs).await;
+    // How long a partial batch takes to reach the CRM: the next one in a stream leaves that
+    // much early (`tandem_core::plan_batches`).
+    let partial = engine
+        .write_batching
+        .get(&connection_id)
+        .is_some_and(|b| jobs.len() < b.limit);
+    if partial {
+        let took = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        engine
+            .batch_windows
+            .entry(connection_id)
+            .or_default()
+            .sent(took);
+    }
     // One token refresh for the batch, however many of its jobs the CRM refused for it.
     let mut refreshed = None;
     let mut first_error = None;
@@ -828,6 +844,20 @@ async fn queue_round(engine: &Engine, failures: u32) -> Round {
     }
 }
 
+/// How long until the pushes this replica put back for company (`tandem_core::plan_batches`)
+/// are due, if any are waiting.
+fn batches_wake_in(engine: &Engine) -> Option<Duration> {
+    let now = engine.now().timestamp_millis();
+    let wakes = engine
+        .batch_windows
+        .iter()
+        .filter_map(|window| window.wakes_at(now))
+        .min()?;
+    Some(Duration::from_millis(
+        u64::try_from(wakes - now).unwrap_or(0),
+    ))
+}
+
 /// How often the mirror loop looks for a pass that came due.
 const MIRROR_IDLE: Duration = Duration::from_secs(5);
 
@@ -843,8 +873,12 @@ pub fn spawn_workers(
         let mut backoff = LoopBackoff::new(Duration::from_millis(e.settings.workers.idle_poll_ms));
         loop {
             let round = queue_round(&e, backoff.failures).await;
-            let pause = backoff.pause(round);
             let idle = round == Round::Idle;
+            // Pushes put back for company leave when their wait ends, not at the next idle poll.
+            let pause = match (round, batches_wake_in(&e)) {
+                (Round::Idle, Some(wake)) => backoff.pause(round).min(wake),
+                _ => backoff.pause(round),
+            };
             tokio::select! {
                 () = s.cancelled() => return,
                 () = e.wake.notified(), if idle => {}
