@@ -347,8 +347,9 @@ pub struct SalesforceSettings {
     /// and the `deleted` resource covers whole minutes).
     pub poll_overlap_secs: u64,
     /// Milliseconds pushes wait for company after a batch that was not full (sObject
-    /// Collections carry up to 200 records per call), counted from the oldest waiting push: a
-    /// trickle of edits goes out as at most one call per window instead of one per edit
+    /// Collections carry up to 200 records per call), counted from the oldest waiting push and
+    /// less the time recent batches took to reach the CRM: a trickle of edits goes out as about
+    /// one call per window instead of one per edit, each in the CRM a window after it was made
     /// (`tandem_core::plan_batches`). 0 sends every batch at once.
     pub write_batch_window_ms: u64,
     /// The first initial sync of a new connection reads only the Leads and Contacts modified in

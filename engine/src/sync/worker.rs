@@ -240,13 +240,14 @@ async fn execute_batch(
     let conn = connections::load(engine, connection_id).await?;
     let started = std::time::Instant::now();
     let results = outbound::push_contacts(engine, &conn, &jobs).await;
-    // How long a partial batch takes to reach the CRM: the next one in a stream leaves that
-    // much early (`tandem_core::plan_batches`).
+    // How long a partial batch the CRM answered took to reach it: the next one in a stream
+    // leaves that much early (`tandem_core::plan_batches`). A call that failed (a timeout, a
+    // 5xx) says nothing of that.
     let partial = engine
         .write_batching
         .get(&connection_id)
         .is_some_and(|b| jobs.len() < b.limit);
-    if partial {
+    if partial && results.iter().any(Result::is_ok) {
         let took = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         engine
             .batch_windows
