@@ -314,12 +314,13 @@ mod tests {
         window.sent(10);
         assert_eq!(window.send_ms, 350);
         window.sent(900);
+        assert_eq!(window.send_ms, 900);
         let (plan, _) = plan_batches(
             &[9_900, 10_000],
             SF,
             BatchWindow {
-                send_ms: 900,
-                ..left(9_800, 5)
+                last: left(9_800, 5).last,
+                ..window
             },
             10_000,
         );
