@@ -216,3 +216,54 @@ async fn on_salesforce_edits_put_back_to_share_a_call_leave_when_their_wait_ends
         "the two edits shared one call"
     );
 }
+
+#[tokio::test]
+async fn a_second_edit_paced_behind_the_first_write_leaves_when_its_wait_ends_without_any_other_wake(
+) {
+    // The idle poll is an hour and nothing else happens after the second edit: only the end
+    // of its pacing can wake the loop that sends it.
+    let app = spawn_app_with(
+        pipedrive_sim::SimConfig {
+            time_scale: 0.001,
+            persons: 1,
+            ..Default::default()
+        },
+        |settings| {
+            settings.workers.enabled = true;
+            settings.workers.poll_interval_secs = 3600;
+            settings.workers.idle_poll_ms = 3_600_000;
+            settings.workers.min_write_interval_ms = 3_000;
+        },
+    )
+    .await;
+    let connection = app.connect_and_sync().await;
+    app.drive().await;
+    let sim = app.sim.handle();
+    let person = sim.persons()[0]["id"].as_i64().unwrap();
+    let contact_id = links::by_person(app.store.db(), connection.into(), pid(person))
+        .await
+        .unwrap()
+        .unwrap()
+        .contact_id;
+    let named = |wanted: &str| {
+        sim.persons()
+            .iter()
+            .any(|p| p["id"].as_i64() == Some(person) && p["name"] == wanted)
+    };
+    local::update_contact(&app.engine, contact_id, fields([name("Paced First")]))
+        .await
+        .unwrap();
+    eventually("the first edit reaches Pipedrive at once", || async {
+        named("Paced First")
+    })
+    .await;
+    // Less than the pacing interval after that write: this one is put back until it ends.
+    local::update_contact(&app.engine, contact_id, fields([name("Paced Second")]))
+        .await
+        .unwrap();
+    eventually(
+        "the second edit reaches Pipedrive without the idle poll",
+        || async { named("Paced Second") },
+    )
+    .await;
+}

@@ -62,11 +62,6 @@ impl BatchWindow {
         let decayed = self.send_ms - self.send_ms / 8;
         self.send_ms = took_ms.max(decayed).max(0);
     }
-
-    /// The earliest instant pushes put back for company wait until, if it is after `now_ms`.
-    pub fn wakes_at(&self, now_ms: i64) -> Option<i64> {
-        self.waiting_until.filter(|until| *until > now_ms)
-    }
 }
 
 /// What to do with one batch of claimed pushes.

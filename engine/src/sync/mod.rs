@@ -100,6 +100,9 @@ pub struct Engine {
     /// Wakes the idle worker loop at once when new work is committed (an accepted webhook, an
     /// app-side change); without it the loop notices after `workers.idle_poll_ms`.
     pub wake: Arc<tokio::sync::Notify>,
+    /// When the jobs this replica put back (a batch waiting for company, a paced write) come
+    /// due, unix ms on [`Engine::now`]: the idle worker loop wakes then, not at its idle poll.
+    pub put_back_due: Arc<std::sync::Mutex<std::collections::BTreeSet<i64>>>,
     /// Wakes the live mirror's loop (a mirror switched on). Its own: a `Notify` wakes one
     /// waiter, and the queue loop must never miss the wake of an accepted webhook.
     pub mirror_wake: Arc<tokio::sync::Notify>,
@@ -147,6 +150,7 @@ impl Engine {
             salesforce: Crm::salesforce_with(&settings, false, limiters.clone()),
             salesforce_sandbox: Crm::salesforce_with(&settings, true, limiters),
             wake: Arc::new(tokio::sync::Notify::new()),
+            put_back_due: Arc::default(),
             mirror_wake: Arc::new(tokio::sync::Notify::new()),
             catch_ups: Arc::default(),
             last_polls: Arc::default(),

@@ -193,7 +193,7 @@ async fn group(
                 tandem_core::BatchDecision::WaitUntil(at_ms) => {
                     let until = chrono::DateTime::from_timestamp_millis(at_ms).unwrap_or(now);
                     for job in &batch {
-                        queue::defer(&engine.store, job, until, now).await?;
+                        put_back(engine, job, until).await?;
                     }
                 }
             }
@@ -298,7 +298,7 @@ async fn settle_push(
 ) -> Result<(), SyncError> {
     let result = match pushed {
         Ok(outbound::Pushed::Deferred { until }) => {
-            queue::defer(&engine.store, job, until, engine.now()).await?;
+            put_back(engine, job, until).await?;
             return Ok(());
         }
         other => other.map(|pushed| {
@@ -845,17 +845,35 @@ async fn queue_round(engine: &Engine, failures: u32) -> Round {
     }
 }
 
-/// How long until the pushes this replica put back for company (`tandem_core::plan_batches`)
-/// are due, if any are waiting.
-fn batches_wake_in(engine: &Engine) -> Option<Duration> {
+/// Puts a claimed job back until `until` without counting an attempt (a batch waiting for
+/// company, a paced write), and has the idle worker loop wake then.
+async fn put_back(
+    engine: &Engine,
+    job: &Job,
+    until: chrono::DateTime<chrono::Utc>,
+) -> Result<(), SyncError> {
+    queue::defer(&engine.store, job, until, engine.now()).await?;
+    engine
+        .put_back_due
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(until.timestamp_millis());
+    Ok(())
+}
+
+/// How long until the next job this replica put back comes due, if one waits (those due now
+/// are forgotten: the round that follows runs them).
+fn put_back_due_in(engine: &Engine) -> Option<Duration> {
     let now = engine.now().timestamp_millis();
-    let wakes = engine
-        .batch_windows
-        .iter()
-        .filter_map(|window| window.wakes_at(now))
-        .min()?;
+    let mut due = engine
+        .put_back_due
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let later = due.split_off(&(now + 1));
+    *due = later;
+    let next = *due.first()?;
     Some(Duration::from_millis(
-        u64::try_from(wakes - now).unwrap_or(0),
+        u64::try_from(next - now).unwrap_or(0),
     ))
 }
 
@@ -875,8 +893,8 @@ pub fn spawn_workers(
         loop {
             let round = queue_round(&e, backoff.failures).await;
             let idle = round == Round::Idle;
-            // Pushes put back for company leave when their wait ends, not at the next idle poll.
-            let pause = match (round, batches_wake_in(&e)) {
+            // Jobs put back leave when their wait ends, not at the next idle poll.
+            let pause = match (round, put_back_due_in(&e)) {
                 (Round::Idle, Some(wake)) => backoff.pause(round).min(wake),
                 _ => backoff.pause(round),
             };
