@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::json;
 use tandem_engine::sync::{app::local, links};
 use tandem_tests::fields::{email, fields, name, text_of};
-use tandem_tests::{pid, spawn_app_with};
+use tandem_tests::{pid, spawn_app_with, TestApp};
 
 /// Waits (bounded) for a condition the background workers make true.
 async fn eventually<F, Fut>(what: &str, mut check: F)
@@ -94,9 +94,12 @@ async fn with_workers_running_the_initial_sync_starts_itself_and_edits_flow_both
     .await;
 }
 
-#[tokio::test]
-async fn an_accepted_webhook_wakes_the_queue_loop_at_once_even_with_the_mirror_loop_running() {
-    // The idle poll is longer than the wait below: only the wake can make the edit arrive.
+/// tandem with its workers running (change capture hourly) and a Pipedrive of one person,
+/// linked by the initial sync; `tweak` sets the rest. Returns the app, the person's id and its
+/// contact.
+async fn one_linked_person(
+    tweak: impl FnOnce(&mut tandem_engine::config::Settings),
+) -> (TestApp, i64, tandem_core::ContactId) {
     let app = spawn_app_with(
         pipedrive_sim::SimConfig {
             time_scale: 0.001,
@@ -106,20 +109,28 @@ async fn an_accepted_webhook_wakes_the_queue_loop_at_once_even_with_the_mirror_l
         |settings| {
             settings.workers.enabled = true;
             settings.workers.poll_interval_secs = 3600;
-            settings.workers.idle_poll_ms = 600_000;
+            tweak(settings);
         },
     )
     .await;
     let connection = app.connect_and_sync().await;
     app.drive().await;
-    let sim = app.sim.handle();
-    let person = sim.persons()[0]["id"].as_i64().unwrap();
-    let db = app.store.db().clone();
-    let contact_id = links::by_person(&db, connection.into(), pid(person))
+    let person = app.sim.handle().persons()[0]["id"].as_i64().unwrap();
+    let contact_id = links::by_person(app.store.db(), connection.into(), pid(person))
         .await
         .unwrap()
         .unwrap()
         .contact_id;
+    (app, person, contact_id)
+}
+
+#[tokio::test]
+async fn an_accepted_webhook_wakes_the_queue_loop_at_once_even_with_the_mirror_loop_running() {
+    // The idle poll is longer than the wait below: only the wake can make the edit arrive.
+    let (app, person, contact_id) =
+        one_linked_person(|settings| settings.workers.idle_poll_ms = 600_000).await;
+    let sim = app.sim.handle();
+    let db = app.store.db().clone();
     // The loops found nothing to do after the sync and wait; a webhook is accepted.
     sim.update_person_as_user(person, json!({ "name": "Woken" }))
         .unwrap();
@@ -222,29 +233,12 @@ async fn a_second_edit_paced_behind_the_first_write_leaves_when_its_wait_ends_wi
 ) {
     // The idle poll is an hour and nothing else happens after the second edit: only the end
     // of its pacing can wake the loop that sends it.
-    let app = spawn_app_with(
-        pipedrive_sim::SimConfig {
-            time_scale: 0.001,
-            persons: 1,
-            ..Default::default()
-        },
-        |settings| {
-            settings.workers.enabled = true;
-            settings.workers.poll_interval_secs = 3600;
-            settings.workers.idle_poll_ms = 3_600_000;
-            settings.workers.min_write_interval_ms = 3_000;
-        },
-    )
+    let (app, person, contact_id) = one_linked_person(|settings| {
+        settings.workers.idle_poll_ms = 3_600_000;
+        settings.workers.min_write_interval_ms = 3_000;
+    })
     .await;
-    let connection = app.connect_and_sync().await;
-    app.drive().await;
     let sim = app.sim.handle();
-    let person = sim.persons()[0]["id"].as_i64().unwrap();
-    let contact_id = links::by_person(app.store.db(), connection.into(), pid(person))
-        .await
-        .unwrap()
-        .unwrap()
-        .contact_id;
     let named = |wanted: &str| {
         sim.persons()
             .iter()
