@@ -69,7 +69,8 @@ pub struct FoundRecord {
     pub email: Option<String>,
     /// When it was last changed (milliseconds), if the lookup says.
     pub modified_ms: Option<i64>,
-    /// tandem links it to another app contact already.
+    /// tandem links it to another app contact already (looked up for the first record, the one
+    /// [`diagnose`] reads).
     pub linked_to_another: bool,
 }
 

@@ -104,14 +104,19 @@ pub async fn check(
     } else {
         crm_lookups = 1;
         let records = conn.crm.records_with_email(&conn.session, typed).await?;
-        let mut all = Vec::with_capacity(records.len());
-        for found_record in &records {
-            let linked = links::by_person(db, conn.id, found_record.id).await?;
-            if let (true, Some(link)) = (all.is_empty(), &linked) {
+        // The first record is the one diagnosed: only its link is looked up.
+        let mut first_linked = false;
+        if let Some(first) = records.first() {
+            if let Some(link) = links::by_person(db, conn.id, first.id).await? {
+                first_linked = true;
                 other_contact = contacts::load(db, link.contact_id).await?;
             }
-            all.push(found(found_record, linked.is_some()));
         }
+        let all = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| found(r, i == 0 && first_linked))
+            .collect();
         record = records.into_iter().next();
         Lookup::ByEmail(all)
     };

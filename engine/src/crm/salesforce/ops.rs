@@ -835,8 +835,6 @@ pub(crate) async fn update_people_batch(
     let mut results: Vec<Option<Result<CrmPerson, CrmError>>> = vec![None; updates.len()];
     // (input index, object, id, record)
     let mut pending: Vec<(usize, SObject, String, Record)> = Vec::new();
-    // Each object's describe, looked up once for the batch.
-    let mut describes = std::collections::HashMap::new();
     for (i, (id, writes)) in updates.iter().enumerate() {
         match resolve_person(client, s, *id) {
             Err(e) => results[i] = Some(Err(e)),
@@ -850,14 +848,8 @@ pub(crate) async fn update_people_batch(
                         continue;
                     }
                 };
-                let describe = match describes.get(&object) {
-                    Some(describe) => std::sync::Arc::clone(describe),
-                    None => {
-                        let describe = client.describe(s, object.name()).await?;
-                        describes.insert(object, std::sync::Arc::clone(&describe));
-                        describe
-                    }
-                };
+                // Cached by the client: one describe call per object and TTL.
+                let describe = client.describe(s, object.name()).await?;
                 mapping::only_fields_of(&mut body, &mut filled, map, &describe);
                 log_placeholders(s, &key, &filled);
                 body.insert("id".into(), Value::from(key.clone()));
