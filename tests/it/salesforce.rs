@@ -255,7 +255,7 @@ async fn a_new_app_contact_becomes_a_lead_with_the_external_id_and_logged_placeh
 }
 
 #[tokio::test]
-async fn the_app_company_is_a_leads_company_both_ways_a_contact_has_none_to_write_and_a_standard_field_maps_like_a_custom_one(
+async fn the_app_company_is_a_leads_company_both_ways_a_contacts_is_its_account_and_a_standard_field_maps_like_a_custom_one(
 ) {
     let sf = spawn_sf_app(sim(), |_| {}).await;
     let (_, salesforce_contacts) = insert(&sf, 0, 1);
@@ -382,8 +382,9 @@ async fn the_app_company_is_a_leads_company_both_ways_a_contact_has_none_to_writ
         "the placeholder reads back as no company"
     );
 
-    // A Salesforce Contact has no Company: the app's company and title edits go out as the
-    // title alone, with no INVALID_FIELD and nothing left to send.
+    // A Salesforce Contact has no Company field: the app's company is its Account (created,
+    // as none is named so), sent with the title in one write, with no INVALID_FIELD and
+    // nothing left to send.
     let other = sf.contact_of(connection, &salesforce_contacts[0]).await;
     local::update_contact(
         &sf.app.engine,
@@ -399,6 +400,12 @@ async fn the_app_company_is_a_leads_company_both_ways_a_contact_has_none_to_writ
         .record(OrgKind::Production, "Contact", &salesforce_contacts[0])
         .unwrap();
     assert_eq!(record["Title"], "Manager");
+    assert!(record.get("Company").is_none(), "{record}");
+    let account = record["AccountId"].as_str().expect("an Account").to_owned();
+    assert_eq!(
+        h.record(OrgKind::Production, "Account", &account).unwrap()["Name"],
+        "Initech"
+    );
     assert!(sf.app.log_entries("dead_letter").await.is_empty());
     sf.app.drive().await;
     assert_eq!(
@@ -416,6 +423,153 @@ async fn the_app_company_is_a_leads_company_both_ways_a_contact_has_none_to_writ
         Some("Initech"),
         "the app keeps its company"
     );
+}
+
+/// The app contact's company (`None` when it has none, or it is cleared).
+async fn company_of(sf: &SfApp, contact: tandem_core::ContactId) -> Option<String> {
+    match sf
+        .app
+        .contact(contact.uuid())
+        .await
+        .fields
+        .get(tandem_core::keys::ORG_NAME)
+    {
+        Some(tandem_core::FieldValue::Text(t)) => Some(t.clone()),
+        _ => None,
+    }
+}
+
+/// The Account a Contact belongs to, as the simulator holds it.
+fn account_of(sf: &SfApp, contact: &str) -> Option<String> {
+    sf.sf
+        .handle()
+        .record(OrgKind::Production, "Contact", contact)
+        .unwrap()["AccountId"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn a_contacts_company_is_its_account_found_or_created_once_by_name_and_followed_when_moved_or_renamed_in_salesforce(
+) {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let h = sf.sf.handle();
+    let p = OrgKind::Production;
+    let initech = h
+        .insert_record(p, "Account", json!({ "Name": "Initech" }))
+        .unwrap();
+    let peter = h
+        .insert_record(
+            p,
+            "Contact",
+            json!({ "FirstName": "Peter", "LastName": "Gibbons", "Email": "peter@initech.example", "AccountId": initech }),
+        )
+        .unwrap();
+    let (_, plain) = insert(&sf, 0, 2);
+    let connection = sf.connect_and_sync(false).await;
+    let peter_contact = sf.contact_of(connection, &peter).await;
+    let (milton, samir) = (
+        sf.contact_of(connection, &plain[0]).await,
+        sf.contact_of(connection, &plain[1]).await,
+    );
+    // Read: a Contact's company is its Account's name; none without an Account.
+    assert_eq!(
+        company_of(&sf, peter_contact).await.as_deref(),
+        Some("Initech")
+    );
+    assert_eq!(company_of(&sf, milton).await, None);
+
+    let company = |value: &str| {
+        (
+            tandem_core::FieldKey::new(tandem_core::keys::ORG_NAME).unwrap(),
+            tandem_core::FieldValue::text(value),
+        )
+    };
+    // An Account with the name already exists: it is the one linked (found, not created).
+    local::update_contact(&sf.app.engine, milton, fields([company("Initech")]))
+        .await
+        .unwrap();
+    sf.app.drive().await;
+    assert_eq!(
+        account_of(&sf, &plain[0]).as_deref(),
+        Some(initech.as_str())
+    );
+    assert_eq!(h.count(p, "Account"), 1);
+
+    // A new name, given to two contacts at once: one Account is created for both.
+    for contact in [milton, samir] {
+        local::update_contact(&sf.app.engine, contact, fields([company("Chotchkie's")]))
+            .await
+            .unwrap();
+    }
+    sf.app.drive().await;
+    assert_eq!(h.count(p, "Account"), 2, "one Account created for the name");
+    let chotchkies = account_of(&sf, &plain[0]).expect("an Account");
+    assert_ne!(chotchkies, initech);
+    assert_eq!(
+        account_of(&sf, &plain[1]).as_deref(),
+        Some(chotchkies.as_str())
+    );
+    assert_eq!(
+        h.record(p, "Account", &chotchkies).unwrap()["Name"],
+        "Chotchkie's"
+    );
+
+    // Cleared in the app: the Contact leaves its Account (which stays).
+    local::update_contact(
+        &sf.app.engine,
+        samir,
+        fields([(
+            tandem_core::FieldKey::new(tandem_core::keys::ORG_NAME).unwrap(),
+            tandem_core::FieldValue::Cleared,
+        )]),
+    )
+    .await
+    .unwrap();
+    sf.app.drive().await;
+    assert_eq!(account_of(&sf, &plain[1]), None);
+    assert_eq!(h.count(p, "Account"), 2);
+
+    // In Salesforce, Peter moves to Milton's Account: his company follows on the next poll.
+    h.update_record_as_user(p, "Contact", &peter, json!({ "AccountId": chotchkies }))
+        .unwrap();
+    let conn = connections::load(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
+    poller::poll_once(&sf.app.engine, &conn).await.unwrap();
+    sf.app.drive().await;
+    assert_eq!(
+        company_of(&sf, peter_contact).await.as_deref(),
+        Some("Chotchkie's")
+    );
+
+    // The Account is renamed in Salesforce (its Contacts' SystemModstamp does not move): the
+    // Accounts' change read carries the new name to both linked contacts, and nothing is
+    // written back.
+    h.update_record_as_user(
+        p,
+        "Account",
+        &chotchkies,
+        json!({ "Name": "Chotchkie's Inc." }),
+    )
+    .unwrap();
+    let writes = h.calls("composite.composite");
+    tandem_engine::sync::related::catch_up(&sf.app.engine, &conn)
+        .await
+        .unwrap();
+    sf.app.drive().await;
+    for contact in [peter_contact, milton] {
+        assert_eq!(
+            company_of(&sf, contact).await.as_deref(),
+            Some("Chotchkie's Inc.")
+        );
+    }
+    assert_eq!(h.calls("composite.composite"), writes, "no write back");
+    assert!(sf.app.log_entries("dead_letter").await.is_empty());
+    let counts = tandem_engine::queue::counts(sf.app.store.db(), connection.into())
+        .await
+        .unwrap();
+    assert_eq!((counts.pending, counts.dead), (0, 0));
 }
 
 #[tokio::test]

@@ -36,7 +36,7 @@ fn organizations_unsupported() -> CrmError {
     CrmError::from_response(
         Some(501),
         None,
-        "organizations are not supported on this CRM yet; the company is a plain field",
+        "organization fields are not supported on this CRM yet (a Salesforce Account's fields are not mapped)",
         None,
     )
 }
@@ -213,10 +213,49 @@ impl Crm {
         matches!(self, Self::Pipedrive(..))
     }
 
-    /// Whether this CRM's persons belong to organizations that tandem syncs as the contact's
-    /// company (Pipedrive). Salesforce: not supported yet, the company is a plain field.
+    /// Whether this CRM's persons belong to organizations whose fields can be mapped, and the
+    /// company is mapped to the organization itself (Pipedrive). Salesforce: the company is a
+    /// Lead's `Company` text, and a Contact's Account ([`Crm::company_organization`]).
     pub fn has_organizations(&self) -> bool {
         matches!(self, Self::Pipedrive(..))
+    }
+
+    /// The local field that holds the contact's company as the person's organization, for a
+    /// Lead (`lead`) or any other person: Pipedrive's field mapped to the organization;
+    /// Salesforce's company field (`Company`) for a Contact, whose company is its Account (a
+    /// Lead's company is its `Company` text: none).
+    pub fn company_organization<'m>(
+        &self,
+        map: &'m FieldMap,
+        lead: bool,
+    ) -> Option<&'m super::fields::MappedField> {
+        match self {
+            Self::Pipedrive(..) => map.organization_field(),
+            Self::Salesforce(..) if lead => None,
+            Self::Salesforce(..) => map.fields.iter().find(|f| {
+                matches!(&f.remote, super::fields::RemoteField::Custom { key, .. } if key == salesforce::mapping::COMPANY)
+            }),
+        }
+    }
+
+    /// Whether the person is a Lead (Salesforce; unknown ids read as Leads, whose company
+    /// needs no organization). Pipedrive's persons are not.
+    pub fn person_is_lead(&self, connection: ConnectionId, person: PersonId) -> bool {
+        match self {
+            Self::Pipedrive(..) => false,
+            Self::Salesforce(client, _) => client
+                .keys()
+                .resolve(connection, person.get())
+                .is_none_or(|key| key.starts_with("00Q")),
+        }
+    }
+
+    /// Whether new persons are created as Leads (Salesforce's `create_as`).
+    pub fn creates_leads(&self) -> bool {
+        match self {
+            Self::Pipedrive(..) => false,
+            Self::Salesforce(client, _) => client.config().create_as == salesforce::SObject::Lead,
+        }
     }
 
     /// Where a CRM without organizations keeps the contact's company as text: a Salesforce
@@ -224,7 +263,7 @@ impl Crm {
     pub fn company_field(&self) -> Option<&'static str> {
         match self {
             Self::Pipedrive(..) => None,
-            Self::Salesforce(..) => Some("Company"),
+            Self::Salesforce(..) => Some(salesforce::mapping::COMPANY),
         }
     }
 
@@ -245,7 +284,9 @@ impl Crm {
                     fields: BTreeMap::new(),
                 })
                 .collect()),
-            Self::Salesforce(..) => Err(organizations_unsupported()),
+            Self::Salesforce(client, _) => {
+                salesforce::ops::search_accounts(client, session, name).await
+            }
         }
     }
 
@@ -264,7 +305,9 @@ impl Crm {
                     fields: BTreeMap::new(),
                 })
             }
-            Self::Salesforce(..) => Err(organizations_unsupported()),
+            Self::Salesforce(client, _) => {
+                salesforce::ops::create_account(client, session, name).await
+            }
         }
     }
 
@@ -287,7 +330,10 @@ impl Crm {
                     name: o.name,
                 })
                 .collect()),
-            Self::Salesforce(..) => Err(organizations_unsupported()),
+            // Only their names: Account fields are not mapped.
+            Self::Salesforce(client, _) => {
+                salesforce::ops::accounts_by_ids(client, session, ids).await
+            }
         }
     }
 
@@ -391,7 +437,9 @@ impl Crm {
                     }
                 }
             }
-            Self::Salesforce(..) => Err(organizations_unsupported()),
+            Self::Salesforce(client, _) => {
+                salesforce::ops::account_people(client, session, map, org_id).await
+            }
         }
     }
 

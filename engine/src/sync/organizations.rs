@@ -1,5 +1,6 @@
 //! The contact's company as the person's organization (issue 20, ADR 0017), for a CRM whose
-//! persons belong to organizations (`Crm::has_organizations`: Pipedrive).
+//! persons belong to organizations (`Crm::company_organization`: Pipedrive's persons,
+//! Salesforce's Contacts and their Accounts; a Lead's company is its `Company` text).
 //!
 //! - App → CRM: before a person is written, the company is resolved to an organization id:
 //!   tandem's own table first, else the CRM's exact name search, else a create. Exactly one
@@ -143,6 +144,9 @@ pub async fn find_or_create(
                 }
             },
         };
+        // The organization's CRM key (Salesforce's Account id) is stored before its row names
+        // it: after a restart the id still reaches it.
+        crate::sync::connections::save_record_keys(engine, db, conn).await?;
         stored::resolve(
             db,
             conn.id,
@@ -169,13 +173,15 @@ async fn search(
         .min_by_key(|o| o.id))
 }
 
-/// The person's writes as the CRM connector takes them: the company (if mapped to the
-/// organization) replaced by the id of the organization found or created by that name;
-/// organization fields left out (see [`write_fields`]).
+/// The person's writes as the CRM connector takes them: the company (if it is the person's
+/// organization: `lead` says whether the person is, or is created as, a Lead) replaced by the
+/// id of the organization found or created by that name; organization fields left out (see
+/// [`write_fields`]).
 pub async fn crm_writes(
     engine: &Engine,
     conn: &ConnectionCtx,
     writes: &BTreeMap<FieldKey, FieldValue>,
+    lead: bool,
 ) -> Result<BTreeMap<FieldKey, FieldValue>, OrganizationError> {
     let mut out: BTreeMap<FieldKey, FieldValue> = writes
         .iter()
@@ -187,7 +193,7 @@ pub async fn crm_writes(
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let Some(field) = conn.map.organization_field() else {
+    let Some(field) = conn.crm.company_organization(&conn.map, lead) else {
         return Ok(out);
     };
     if let Some(value) = writes.get(&field.local) {
@@ -252,15 +258,16 @@ pub async fn learn_names(
     conn: &ConnectionCtx,
     persons: &[CrmPerson],
 ) -> Result<(), OrganizationError> {
-    let names = conn.map.organization_field().is_some();
     let fields = has_fields(conn);
-    if !names && !fields {
-        return Ok(());
-    }
     let db = &engine.store;
     let mut unknown = Vec::new();
-    for id in persons.iter().filter_map(|p| p.org_id) {
-        if unknown.contains(&id) {
+    for person in persons {
+        let Some(id) = person.org_id else { continue };
+        let names = conn
+            .crm
+            .company_organization(&conn.map, person.lead)
+            .is_some();
+        if unknown.contains(&id) || (!names && !fields) {
             continue;
         }
         if (names && stored::name_of(db, conn.id, id).await?.is_none())
@@ -324,7 +331,7 @@ pub async fn complete<C: Conn>(
             }
         }
     }
-    let Some(field) = conn.map.organization_field() else {
+    let Some(field) = conn.crm.company_organization(&conn.map, person.lead) else {
         return Ok(());
     };
     let value = match person.org_id {
@@ -349,7 +356,7 @@ pub async fn organization_renamed(
     org_id: i64,
     name: &str,
 ) -> Result<Vec<CrmPerson>, OrganizationError> {
-    let names = conn.map.organization_field().is_some();
+    let names = conn.crm.company_organization(&conn.map, false).is_some();
     let fields = has_fields(conn);
     if !names && !fields {
         return Ok(Vec::new());
@@ -398,4 +405,57 @@ pub async fn organization_renamed(
         .organization_people(&conn.session, &conn.map, org_id)
         .await
         .map_err(OrganizationError::Crm)
+}
+
+/// Organizations a poll of the CRM's organizations read (Salesforce's Accounts, by their change
+/// stream: a Contact's `SystemModstamp` does not move when its Account is renamed): for each
+/// one tandem knows under another name, its persons are re-read and merged with the new name,
+/// in one transaction that also remembers it (so a failure leaves the rename to be found again
+/// by the next read). Returns how many were renamed.
+pub async fn follow_renames(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    organizations: &[(i64, String)],
+) -> Result<usize, SyncError> {
+    if conn.crm.company_organization(&conn.map, false).is_none() {
+        return Ok(0);
+    }
+    let db = &engine.store;
+    let mut renamed = 0;
+    for (id, name) in organizations {
+        let Some(key) = organization_key(name) else {
+            continue;
+        };
+        let known = stored::name_of(db, conn.id, *id).await?;
+        if known.is_none_or(|known| known == *name) {
+            continue;
+        }
+        let people = conn
+            .crm
+            .organization_people(&conn.session, &conn.map, *id)
+            .await?;
+        let keys = conn.crm.take_new_record_keys(conn.id);
+        let applied = async {
+            let txn = crate::sync::connections::begin_with_keys(engine, conn, &keys).await?;
+            let now = engine.now();
+            stored::remember(&txn, conn.id, *id, &key, name, now).await?;
+            for person in &people {
+                let applied =
+                    crate::sync::inbound::apply_fresh_person_in(&txn, engine, conn, person, now)
+                        .await?;
+                if let Some((contact_id, event)) = applied.app_event() {
+                    crate::sync::app::contact_event(&txn, contact_id, event, None, now).await?;
+                }
+            }
+            txn.commit().await?;
+            Ok::<_, SyncError>(())
+        }
+        .await;
+        if let Err(error) = applied {
+            crate::sync::connections::keep_record_keys(engine, conn, &keys).await;
+            return Err(error);
+        }
+        renamed += 1;
+    }
+    Ok(renamed)
 }

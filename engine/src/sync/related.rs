@@ -307,6 +307,17 @@ async fn catch_up_stream(
                 }
             }
         }
+        // Renamed organizations (Accounts) carry the new name to their linked contacts before
+        // the page is stored (should that fail, the page is read again and the rename found).
+        if announce {
+            let named: Vec<(i64, String)> = page
+                .items
+                .iter()
+                .filter(|i| i.kind == crate::crm::RelatedKind::Company && !i.deleted)
+                .filter_map(|i| Some((i.id, i.name.clone()?)))
+                .collect();
+            crate::sync::organizations::follow_renames(engine, conn, &named).await?;
+        }
         // Read before the transaction (a CRM call; on SQLite the transaction holds the store).
         let prefetched = if !announce {
             Default::default()

@@ -15,6 +15,7 @@ use tandem_core::{
     ApId, CrmError, EmailAddress, FieldKey, FieldValue, LabeledValue, Snapshot, Timestamp,
 };
 
+use super::errors::SalesforceError;
 use super::ids::{person_surrogate, surrogate};
 use super::wire::{Describe, Record};
 use super::{SObject, SfConfig};
@@ -66,6 +67,9 @@ pub fn parse_time(text: &str) -> Option<Timestamp> {
         .or_else(|| chrono::DateTime::parse_from_rfc3339(text).ok())
         .map(|t| Timestamp(t.timestamp_millis()))
 }
+
+/// A Lead's company field; a Contact's company is its Account.
+pub const COMPANY: &str = "Company";
 
 /// A SOQL date-time literal (unquoted, UTC).
 pub fn soql_time(at: chrono::DateTime<chrono::Utc>) -> String {
@@ -301,7 +305,7 @@ pub fn person_snapshot(record: &Record, map: &FieldMap, config: &SfConfig) -> Sn
                 key, field_type, ..
             } => match record.fields.get(key) {
                 // A placeholder company reads as none.
-                Some(Value::String(s)) if key == "Company" && *s == config.company_placeholder => {
+                Some(Value::String(s)) if key == COMPANY && *s == config.company_placeholder => {
                     Some(FieldValue::Cleared)
                 }
                 Some(value) => custom_value(value, field_type),
@@ -433,14 +437,20 @@ pub fn only_fields_of(
     filled.retain(|f| body.contains_key(&f.field));
 }
 
-/// A record body carrying exactly `writes`, plus the placeholders it had to fill. `owner` turns
-/// an owner surrogate back into a user id (`None`: unknown, not written). A value its field's
-/// type cannot take is the record's error (`VALUE_NOT_OF_FIELD_TYPE`), sent for no field.
+/// A record body of `object` carrying exactly `writes`, plus the placeholders it had to fill.
+/// `key_of` turns a surrogate (an owner, an Account) back into its id (`None`: unknown; an
+/// owner is then not written). A value its field's type cannot take is the record's error
+/// (`VALUE_NOT_OF_FIELD_TYPE`), sent for no field.
+///
+/// The company (the field mapped to `Company`) is a Lead's `Company` text; on a Contact it is
+/// its Account: the use-cases resolve the name to an Account (`Crm::company_organization`)
+/// and write its surrogate, sent as `AccountId` (cleared: no Account).
 pub fn person_write(
+    object: SObject,
     writes: &BTreeMap<FieldKey, FieldValue>,
     map: &FieldMap,
     config: &SfConfig,
-    owner: &dyn Fn(i64) -> Option<String>,
+    key_of: &dyn Fn(i64) -> Option<String>,
 ) -> Result<(Map<String, Value>, Vec<FilledPlaceholder>), CrmError> {
     let mut body = Map::new();
     let mut filled = Vec::new();
@@ -472,7 +482,7 @@ pub fn person_write(
             }
             RemoteField::OwnerId => {
                 if let Some(user) = match value {
-                    FieldValue::Number(n) => owner(n.get() as i64),
+                    FieldValue::Number(n) => key_of(n.get() as i64),
                     FieldValue::Text(s) if s.len() >= 15 => Some(s.clone()),
                     _ => None,
                 } {
@@ -481,13 +491,30 @@ pub fn person_write(
             }
             // Not supported on Salesforce yet (the company is a plain field).
             RemoteField::Organization | RemoteField::OrganizationField { .. } => {}
+            RemoteField::Custom { key, .. } if key == COMPANY && object == SObject::Contact => {
+                let account = match value {
+                    FieldValue::Number(n) => {
+                        let account = key_of(n.get() as i64).ok_or_else(|| {
+                            CrmError::from(SalesforceError::UnknownId(format!(
+                                "the Account {} is not known to this process",
+                                n.get()
+                            )))
+                        })?;
+                        Value::from(account)
+                    }
+                    FieldValue::Cleared => Value::Null,
+                    // A name not resolved to an Account: a Contact has no company text.
+                    _ => continue,
+                };
+                body.insert("AccountId".into(), account);
+            }
             RemoteField::Custom {
                 key, field_type, ..
             } => {
                 let mut json = custom_json(value, field_type).map_err(|e| not_of_type(key, &e))?;
                 // A Lead requires its company: cleared in the app, it is the placeholder (which
                 // reads back as none), as on a create.
-                if json.is_null() && key == "Company" {
+                if json.is_null() && key == COMPANY {
                     json = Value::from(config.company_placeholder.clone());
                     filled.push(FilledPlaceholder {
                         field: key.clone(),
@@ -511,9 +538,9 @@ pub fn create_body(
     config: &SfConfig,
     ap_id: &ApId,
     default_owner: Option<String>,
-    owner: &dyn Fn(i64) -> Option<String>,
+    key_of: &dyn Fn(i64) -> Option<String>,
 ) -> Result<(Map<String, Value>, Vec<FilledPlaceholder>), CrmError> {
-    let (mut body, mut filled) = person_write(fields, map, config, owner)?;
+    let (mut body, mut filled) = person_write(object, fields, map, config, key_of)?;
     body.insert(
         ext_field(map, config).to_owned(),
         Value::from(ap_id.as_str()),
@@ -534,7 +561,7 @@ pub fn create_body(
     };
     require("LastName", &config.last_name_placeholder);
     if object == SObject::Lead {
-        require("Company", &config.company_placeholder);
+        require(COMPANY, &config.company_placeholder);
     }
     if !body.contains_key("OwnerId") {
         if let Some(user) = default_owner {

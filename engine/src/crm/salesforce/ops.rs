@@ -22,8 +22,8 @@ use crate::crm::fields::FieldMap;
 use crate::crm::person::{CrmPerson, PersonPage};
 use crate::crm::records::{
     CampaignMembership, CatalogField, CheckedRecord, CreatedPerson, CrmActivity, CrmDeal,
-    CrmRelated, CrmStage, CrmUser, LoggedEmail, NewActivity, NewDeal, RelatedKind, RelatedPage,
-    TokenGrant,
+    CrmOrganization, CrmRelated, CrmStage, CrmUser, LoggedEmail, NewActivity, NewDeal, RelatedKind,
+    RelatedPage, TokenGrant,
 };
 use crate::crm::session::Session;
 
@@ -83,7 +83,8 @@ fn resolve_person(
     Ok((object, key))
 }
 
-fn owner_resolver<'a>(
+/// Turns a surrogate (an owner, an Account) back into its id, if this process knows it.
+fn key_resolver<'a>(
     client: &'a SalesforceClient,
     s: &'a Session,
 ) -> impl Fn(i64) -> Option<String> + 'a {
@@ -453,6 +454,117 @@ pub(crate) async fn account_members(
     Ok(out)
 }
 
+// ---------------------------------------------------------------- Accounts (a Contact's company)
+
+/// An Account record as the boundary's organization (its name as Salesforce writes it).
+fn account_of(
+    client: &SalesforceClient,
+    s: &Session,
+    record: &Record,
+) -> Result<Option<CrmOrganization>, CrmError> {
+    let Some(key) = record.text("Id") else {
+        return Ok(None);
+    };
+    Ok(Some(CrmOrganization {
+        id: remember(client, s, key)?,
+        name: record.text("Name").unwrap_or_default().to_owned(),
+        fields: BTreeMap::new(),
+    }))
+}
+
+fn accounts_of(
+    client: &SalesforceClient,
+    s: &Session,
+    records: &[Record],
+) -> Result<Vec<CrmOrganization>, CrmError> {
+    let mut out = Vec::with_capacity(records.len());
+    for record in records {
+        out.extend(account_of(client, s, record)?);
+    }
+    Ok(out)
+}
+
+/// The Accounts named `name` that the connecting user can see (SOQL's `=` on text ignores
+/// case, as Salesforce's does; the caller compares the names exactly).
+pub(crate) async fn search_accounts(
+    client: &SalesforceClient,
+    s: &Session,
+    name: &str,
+) -> Result<Vec<CrmOrganization>, CrmError> {
+    let soql = format!(
+        "SELECT Id, Name FROM Account WHERE Name = {} ORDER BY CreatedDate, Id",
+        soql_string(name)
+    );
+    accounts_of(client, s, &client.query_all_pages(s, &soql).await?)
+}
+
+/// Creates an Account named `name` (owned by the connecting user).
+pub(crate) async fn create_account(
+    client: &SalesforceClient,
+    s: &Session,
+    name: &str,
+) -> Result<CrmOrganization, CrmError> {
+    let saved = client
+        .create_record(s, "Account", &json!({ "Name": name }))
+        .await?;
+    save_outcome(&saved)?;
+    let key = saved.id.ok_or_else(|| {
+        CrmError::from(SalesforceError::Decode("a create answer without id".into()))
+    })?;
+    Ok(CrmOrganization {
+        id: remember(client, s, &key)?,
+        name: name.to_owned(),
+        fields: BTreeMap::new(),
+    })
+}
+
+/// The Accounts of these ids (boundary ids) that exist: one query per 200.
+pub(crate) async fn accounts_by_ids(
+    client: &SalesforceClient,
+    s: &Session,
+    ids: &[i64],
+) -> Result<Vec<CrmOrganization>, CrmError> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(COLLECTION_MAX) {
+        let keys: Vec<String> = chunk
+            .iter()
+            .map(|id| resolve(client, s, *id).map(|key| soql_string(&key)))
+            .collect::<Result<_, _>>()?;
+        let soql = format!(
+            "SELECT Id, Name FROM Account WHERE Id IN ({})",
+            keys.join(", ")
+        );
+        out.extend(accounts_of(
+            client,
+            s,
+            &client.query_all_pages(s, &soql).await?,
+        )?);
+    }
+    Ok(out)
+}
+
+/// Every Contact of an Account, read as persons.
+pub(crate) async fn account_people(
+    client: &SalesforceClient,
+    s: &Session,
+    map: &FieldMap,
+    account: i64,
+) -> Result<Vec<CrmPerson>, CrmError> {
+    let key = resolve(client, s, account)?;
+    let fields = fields_for(client, s, SObject::Contact, map).await?;
+    let soql = format!(
+        "SELECT {} FROM Contact WHERE AccountId = {} ORDER BY Id",
+        fields.join(", "),
+        soql_string(&key)
+    );
+    client
+        .query_all_pages(s, &soql)
+        .await?
+        .iter()
+        .map(|r| person_of(client, s, map, r))
+        .collect()
+}
+
 /// `object`'s records deleted since `since` (at most 15 days back, Salesforce's window): each
 /// one's id and when it was deleted.
 async fn deleted_since(
@@ -695,8 +807,13 @@ pub(crate) async fn update_person(
     writes: &BTreeMap<FieldKey, FieldValue>,
 ) -> Result<CrmPerson, CrmError> {
     let (object, key) = resolve_person(client, s, id)?;
-    let (mut body, mut filled) =
-        mapping::person_write(writes, map, client.config(), &owner_resolver(client, s))?;
+    let (mut body, mut filled) = mapping::person_write(
+        object,
+        writes,
+        map,
+        client.config(),
+        &key_resolver(client, s),
+    )?;
     let describe = client.describe(s, object.name()).await?;
     mapping::only_fields_of(&mut body, &mut filled, map, &describe);
     if body.is_empty() {
@@ -735,7 +852,7 @@ pub(crate) async fn create_person(
         client.config(),
         ap_id,
         default_owner,
-        &owner_resolver(client, s),
+        &key_resolver(client, s),
     )?;
     let describe = client.describe(s, object.name()).await?;
     mapping::only_fields_of(&mut body, &mut placeholders, map, &describe);
@@ -839,8 +956,13 @@ pub(crate) async fn update_people_batch(
         match resolve_person(client, s, *id) {
             Err(e) => results[i] = Some(Err(e)),
             Ok((object, key)) => {
-                let written =
-                    mapping::person_write(writes, map, client.config(), &owner_resolver(client, s));
+                let written = mapping::person_write(
+                    object,
+                    writes,
+                    map,
+                    client.config(),
+                    &key_resolver(client, s),
+                );
                 let (mut body, mut filled) = match written {
                     Ok(written) => written,
                     Err(e) => {
@@ -972,7 +1094,7 @@ pub(crate) async fn create_people_batch(
             client.config(),
             &p.ap_id,
             default_owner,
-            &owner_resolver(client, s),
+            &key_resolver(client, s),
         );
         let (mut body, mut placeholders) = match built {
             Ok(built) => built,

@@ -216,7 +216,8 @@ fn a_name_splits_into_first_and_last_and_a_known_owner_is_written_back_as_its_id
     writes.insert(key(keys::OWNER_ID), FieldValue::number(42.0).unwrap());
     writes.insert(key("company"), FieldValue::text("Analytical Engines"));
     let owner = |id: i64| (id == 42).then(|| "0055g00000OwNeRAAA".to_owned());
-    let (body, filled) = person_write(&writes, &map(), &SfConfig::default(), &owner).unwrap();
+    let (body, filled) =
+        person_write(SObject::Lead, &writes, &map(), &SfConfig::default(), &owner).unwrap();
     assert_eq!(body["FirstName"], "Ada King");
     assert_eq!(body["LastName"], "Lovelace");
     assert_eq!(body["OwnerId"], "0055g00000OwNeRAAA");
@@ -263,7 +264,14 @@ fn a_value_its_field_type_cannot_take_is_refused_instead_of_sent_or_cleared() {
     let mut writes = BTreeMap::new();
     writes.insert(key("company"), FieldValue::text("Analytical Engines"));
     writes.insert(key("opted_out"), text("perhaps"));
-    let refused = person_write(&writes, &map(), &SfConfig::default(), &|_| None).unwrap_err();
+    let refused = person_write(
+        SObject::Lead,
+        &writes,
+        &map(),
+        &SfConfig::default(),
+        &|_| None,
+    )
+    .unwrap_err();
     assert_eq!(refused.code.as_deref(), Some("VALUE_NOT_OF_FIELD_TYPE"));
     assert!(refused
         .message

@@ -839,6 +839,12 @@ pub async fn execute(
                     SyncError::Invalid(format!("value for {field} has the wrong type"))
                 })?;
             let writes: BTreeMap<FieldKey, FieldValue> = [(key, value)].into_iter().collect();
+            // A company written to a person whose company is its organization (a Salesforce
+            // Contact's Account): the organization found or created by that name.
+            let lead = conn.crm.person_is_lead(conn.id, person_id);
+            let writes = crate::sync::organizations::crm_writes(engine, conn, &writes, lead)
+                .await
+                .map_err(|e| CrmFailure::from_organization(e, Some(person_id)))?;
             conn.crm
                 .update_person(&conn.session, &conn.map, person_id, &writes)
                 .await

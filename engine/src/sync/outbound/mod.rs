@@ -213,7 +213,8 @@ pub(crate) async fn prepare_patch(
     let person_id = link.person_id;
     // The company becomes the id of its organization (found or created) before anything is
     // recorded as written.
-    let crm_writes = crate::sync::organizations::crm_writes(engine, conn, &writes)
+    let lead = conn.crm.person_is_lead(conn.id, person_id);
+    let crm_writes = crate::sync::organizations::crm_writes(engine, conn, &writes, lead)
         .await
         .map_err(|e| CrmFailure::from_organization(e, Some(person_id)))?;
     update_link(engine, conn, person_id, |link| {
@@ -581,9 +582,10 @@ pub(crate) async fn prepare_create(
                 && !value.is_cleared()
         })
         .collect();
-    let crm_fields = crate::sync::organizations::crm_writes(engine, conn, &fields)
-        .await
-        .map_err(|e| CrmFailure::from_organization(e, None))?;
+    let crm_fields =
+        crate::sync::organizations::crm_writes(engine, conn, &fields, conn.crm.creates_leads())
+            .await
+            .map_err(|e| CrmFailure::from_organization(e, None))?;
     Ok(CreateWrite {
         fields,
         person: crate::crm::NewPerson {
@@ -879,7 +881,7 @@ pub enum CrmFailure {
 }
 
 impl CrmFailure {
-    fn from_organization(
+    pub(crate) fn from_organization(
         error: crate::sync::organizations::OrganizationError,
         person: Option<PersonId>,
     ) -> Self {
