@@ -927,6 +927,87 @@ async fn with_create_as_contact_a_new_app_contact_becomes_a_salesforce_contact()
 }
 
 #[tokio::test]
+async fn created_as_contacts_a_batchs_companies_are_resolved_to_accounts_together_one_search_and_one_create_call(
+) {
+    let sf = spawn_sf_app(sim(), |s| s.salesforce.create_as = "Contact".to_owned()).await;
+    let h = sf.sf.handle();
+    let p = OrgKind::Production;
+    let initech = h
+        .insert_record(p, "Account", json!({ "Name": "Initech" }))
+        .unwrap();
+    sf.connect_and_sync(false).await;
+    let company = |value: &str| {
+        (
+            tandem_core::FieldKey::new(tandem_core::keys::ORG_NAME).unwrap(),
+            tandem_core::FieldValue::text(value),
+        )
+    };
+    // Two spellings of an existing Account, a new name twice, another new name, and none.
+    let people = [
+        ("peter@example.com", Some("Initech")),
+        ("michael@example.com", Some("  initech ")),
+        ("joanna@example.com", Some("Chotchkie's")),
+        ("brian@example.com", Some("chotchkie's")),
+        ("bob@example.com", Some("Bobs Consulting")),
+        ("milton@example.com", None),
+    ];
+    for (address, firm) in people {
+        let mut values = vec![email(address)];
+        values.extend(firm.map(company));
+        local::create_contact(&sf.app.engine, fields(values), true)
+            .await
+            .unwrap();
+    }
+    let (queries, creates, composites) = (
+        h.calls("query"),
+        h.calls("composite.create"),
+        h.calls("composite.composite"),
+    );
+    sf.app.drive().await;
+    assert_eq!(
+        (
+            h.calls("query") - queries,
+            h.calls("composite.create") - creates,
+            h.calls("composite.composite") - composites
+        ),
+        (2 + 1, 1, 1),
+        "the batch's search for its people (as without companies), one search for its company names, one call creating the missing Accounts, one writing the Contacts"
+    );
+    assert_eq!(
+        h.count(p, "Account"),
+        3,
+        "Initech, Chotchkie's, Bobs Consulting"
+    );
+    let account = |address: &str| {
+        let id = records(&sf, "Contact", &[address])
+            .pop()
+            .expect("a Contact");
+        account_of(&sf, &id)
+    };
+    assert_eq!(
+        account("peter@example.com").as_deref(),
+        Some(initech.as_str())
+    );
+    assert_eq!(
+        account("michael@example.com").as_deref(),
+        Some(initech.as_str())
+    );
+    let chotchkies = account("joanna@example.com").expect("an Account");
+    assert_eq!(
+        account("brian@example.com").as_deref(),
+        Some(chotchkies.as_str())
+    );
+    assert_eq!(
+        h.record(p, "Account", &chotchkies).unwrap()["Name"],
+        "Chotchkie's",
+        "named as the first contact spelled it"
+    );
+    assert!(account("bob@example.com").is_some());
+    assert_eq!(account("milton@example.com"), None);
+    assert!(sf.app.log_entries("dead_letter").await.is_empty());
+}
+
+#[tokio::test]
 async fn a_token_close_to_expiry_is_refreshed_before_the_next_call() {
     let sf = spawn_sf_app(sim(), |_| {}).await;
     let connection = sf.connect_and_sync(false).await;

@@ -285,7 +285,49 @@ impl Crm {
                 })
                 .collect()),
             Self::Salesforce(client, _) => {
-                salesforce::ops::search_accounts(client, session, name).await
+                salesforce::ops::search_accounts(client, session, &[name.to_owned()]).await
+            }
+        }
+    }
+
+    /// Organizations whose name is one of `names` (as [`Crm::search_organizations`]; Salesforce:
+    /// one query per hundred names).
+    pub async fn search_organizations_named(
+        &self,
+        session: &Session,
+        names: &[String],
+    ) -> Result<Vec<CrmOrganization>, CrmError> {
+        match self {
+            Self::Pipedrive(..) => {
+                let mut out = Vec::new();
+                for name in names {
+                    out.extend(self.search_organizations(session, name).await?);
+                }
+                Ok(out)
+            }
+            Self::Salesforce(client, _) => {
+                salesforce::ops::search_accounts(client, session, names).await
+            }
+        }
+    }
+
+    /// Creates an organization for each of `names`: one result per name, in order
+    /// (Salesforce: one sObject Collections call per 200).
+    pub async fn create_organizations(
+        &self,
+        session: &Session,
+        names: &[String],
+    ) -> Result<Vec<Result<CrmOrganization, CrmError>>, CrmError> {
+        match self {
+            Self::Pipedrive(..) => {
+                let mut out = Vec::with_capacity(names.len());
+                for name in names {
+                    out.push(self.create_organization(session, name).await);
+                }
+                Ok(out)
+            }
+            Self::Salesforce(client, _) => {
+                salesforce::ops::create_accounts(client, session, names).await
             }
         }
     }

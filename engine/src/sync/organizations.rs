@@ -27,7 +27,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tandem_core::{organization_display_name, organization_key, CrmError, FieldKey, FieldValue};
 
-use crate::crm::CrmPerson;
+use crate::crm::{CrmOrganization, CrmPerson};
 use crate::store::{organizations as stored, Conn};
 use crate::sync::connections::ConnectionCtx;
 use crate::sync::{Engine, SyncError};
@@ -165,12 +165,106 @@ async fn search(
     conn: &ConnectionCtx,
     key: &str,
     name: &str,
-) -> Result<Option<crate::crm::CrmOrganization>, CrmError> {
+) -> Result<Option<CrmOrganization>, CrmError> {
     let found = conn.crm.search_organizations(&conn.session, name).await?;
-    Ok(found
-        .into_iter()
-        .filter(|o| organization_key(&o.name).as_deref() == Some(key))
-        .min_by_key(|o| o.id))
+    Ok(by_key(found).remove(key))
+}
+
+/// Organizations a search found, by name key: for a key several have, the one every worker
+/// picks (the lowest id).
+fn by_key(found: Vec<CrmOrganization>) -> BTreeMap<String, CrmOrganization> {
+    let mut out: BTreeMap<String, CrmOrganization> = BTreeMap::new();
+    for org in found {
+        let Some(key) = organization_key(&org.name) else {
+            continue;
+        };
+        match out.get(&key) {
+            Some(kept) if kept.id <= org.id => {}
+            _ => {
+                out.insert(key, org);
+            }
+        }
+    }
+    out
+}
+
+/// Resolves the companies of many persons about to be written together (a batch of a CRM that
+/// writes many persons per call): the names tandem has no row for are claimed, searched in one
+/// query and the missing ones created in one call, so each write then finds its organization
+/// in tandem's table ([`find_or_create`] makes no CRM call). A name another worker has claimed
+/// is left to it (the write waits for it as alone). On a failure the names not resolved are
+/// left to each write, which then fails, or succeeds, with its own contact.
+pub async fn resolve_many<'a>(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    companies: impl IntoIterator<Item = &'a str>,
+) -> Result<(), OrganizationError> {
+    let db = &engine.store;
+    // The keys this call claimed: their names and when.
+    let mut ours: BTreeMap<String, (String, DateTime<Utc>)> = BTreeMap::new();
+    for company in companies {
+        let Some(key) = organization_key(company) else {
+            continue;
+        };
+        if ours.contains_key(&key) || stored::by_key(db, conn.id, &key).await?.is_some() {
+            continue;
+        }
+        let name = organization_display_name(company);
+        let now = engine.now();
+        if stored::claim(db, conn.id, &key, &name, now).await? {
+            ours.insert(key, (name, now));
+        }
+    }
+    if ours.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = ours.values().map(|(name, _)| name.clone()).collect();
+    let mut found = match conn
+        .crm
+        .search_organizations_named(&conn.session, &names)
+        .await
+    {
+        Ok(found) => by_key(found),
+        Err(error) => {
+            for (key, (_, at)) in &ours {
+                stored::release(db, conn.id, key, *at).await?;
+            }
+            return Err(OrganizationError::Crm(error));
+        }
+    };
+    found.retain(|key, _| ours.contains_key(key));
+    let missing: Vec<&String> = ours.keys().filter(|k| !found.contains_key(*k)).collect();
+    let mut failed = None;
+    if !missing.is_empty() {
+        let names: Vec<String> = missing.iter().map(|k| ours[*k].0.clone()).collect();
+        let created = conn.crm.create_organizations(&conn.session, &names).await;
+        let results: Vec<Result<CrmOrganization, CrmError>> = match created {
+            Ok(results) => results,
+            Err(error) => missing.iter().map(|_| Err(error.clone())).collect(),
+        };
+        for (key, result) in missing.into_iter().zip(results) {
+            match result {
+                Ok(org) => {
+                    found.insert(key.clone(), org);
+                }
+                Err(error) => {
+                    // A create that may have landed keeps its claim (see `find_or_create`).
+                    if !error.kind.outcome_unknown() {
+                        stored::release(db, conn.id, key, ours[key].1).await?;
+                    }
+                    failed = Some(error);
+                }
+            }
+        }
+    }
+    crate::sync::connections::save_record_keys(engine, db, conn).await?;
+    for (key, org) in found {
+        stored::resolve(db, conn.id, &key, org.id, &org.name, engine.now()).await?;
+    }
+    match failed {
+        Some(error) => Err(OrganizationError::Crm(error)),
+        None => Ok(()),
+    }
 }
 
 /// The person's writes as the CRM connector takes them: the company (if it is the person's

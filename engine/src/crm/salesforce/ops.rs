@@ -484,38 +484,89 @@ fn accounts_of(
     Ok(out)
 }
 
-/// The Accounts named `name` that the connecting user can see (SOQL's `=` on text ignores
-/// case, as Salesforce's does; the caller compares the names exactly).
+/// How many names one Account search names (SOQL statements are at most 100,000 characters;
+/// an Account name at most 255).
+const NAMES_PER_SEARCH: usize = 100;
+
+/// The Accounts named any of `names` that the connecting user can see, one query per hundred
+/// names (SOQL's `=` and `IN` on text ignore case, as Salesforce's do; the caller compares
+/// the names exactly).
 pub(crate) async fn search_accounts(
     client: &SalesforceClient,
     s: &Session,
-    name: &str,
+    names: &[String],
 ) -> Result<Vec<CrmOrganization>, CrmError> {
-    let soql = format!(
-        "SELECT Id, Name FROM Account WHERE Name = {} ORDER BY CreatedDate, Id",
-        soql_string(name)
-    );
-    accounts_of(client, s, &client.query_all_pages(s, &soql).await?)
+    let mut out = Vec::new();
+    for chunk in names.chunks(NAMES_PER_SEARCH) {
+        let quoted: Vec<String> = chunk.iter().map(|n| soql_string(n)).collect();
+        let soql = format!(
+            "SELECT Id, Name FROM Account WHERE Name IN ({}) ORDER BY CreatedDate, Id",
+            quoted.join(", ")
+        );
+        out.extend(accounts_of(
+            client,
+            s,
+            &client.query_all_pages(s, &soql).await?,
+        )?);
+    }
+    Ok(out)
 }
 
-/// Creates an Account named `name` (owned by the connecting user).
+/// Creates an Account for each of `names` (owned by the connecting user) with sObject
+/// Collections, 200 per call (`allOrNone=false`): one result per name, in order, a refused
+/// one with its own error.
+pub(crate) async fn create_accounts(
+    client: &SalesforceClient,
+    s: &Session,
+    names: &[String],
+) -> Result<Vec<Result<CrmOrganization, CrmError>>, CrmError> {
+    let mut out = Vec::with_capacity(names.len());
+    for chunk in names.chunks(COLLECTION_MAX) {
+        let records: Vec<Record> = chunk
+            .iter()
+            .map(|name| Record {
+                attributes: Some(Attributes {
+                    object: "Account".into(),
+                    url: None,
+                }),
+                fields: [("Name".to_owned(), Value::from(name.as_str()))]
+                    .into_iter()
+                    .collect(),
+            })
+            .collect();
+        let saved = client.collection_create(s, &records).await?;
+        for (k, name) in chunk.iter().enumerate() {
+            out.push(match saved.get(k) {
+                None => Err(SalesforceError::Decode(
+                    "sObject Collections answered fewer results than records".into(),
+                )
+                .into()),
+                Some(result) => save_outcome(result).and_then(|()| {
+                    let key = result.id.as_deref().ok_or_else(|| {
+                        CrmError::from(SalesforceError::Decode("a create answer without id".into()))
+                    })?;
+                    Ok(CrmOrganization {
+                        id: remember(client, s, key)?,
+                        name: name.clone(),
+                        fields: BTreeMap::new(),
+                    })
+                }),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Creates an Account named `name`.
 pub(crate) async fn create_account(
     client: &SalesforceClient,
     s: &Session,
     name: &str,
 ) -> Result<CrmOrganization, CrmError> {
-    let saved = client
-        .create_record(s, "Account", &json!({ "Name": name }))
-        .await?;
-    save_outcome(&saved)?;
-    let key = saved.id.ok_or_else(|| {
-        CrmError::from(SalesforceError::Decode("a create answer without id".into()))
-    })?;
-    Ok(CrmOrganization {
-        id: remember(client, s, &key)?,
-        name: name.to_owned(),
-        fields: BTreeMap::new(),
-    })
+    create_accounts(client, s, &[name.to_owned()])
+        .await?
+        .pop()
+        .unwrap_or_else(|| Err(SalesforceError::Decode("no result for the Account".into()).into()))
 }
 
 /// The Accounts of these ids (boundary ids) that exist: one query per 200.

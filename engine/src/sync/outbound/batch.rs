@@ -6,7 +6,7 @@
 //! different contacts (the queue never claims two of one contact), so a batch keeps each
 //! contact's order.
 
-use tandem_core::{ContactId, CrmError, OutboundCreatePlan};
+use tandem_core::{ContactId, CrmError, FieldValue, OutboundCreatePlan};
 
 use super::{
     finish_creates, finish_patch, link_if_found, plan_creates, prepare_create, prepare_patch,
@@ -71,40 +71,51 @@ pub async fn push_contacts(
         }
     };
     let mut to_plan: Vec<(usize, LocalContact)> = Vec::new();
+    let mut linked: Vec<(usize, LocalContact, links::Link)> = Vec::new();
     for (i, job) in jobs.iter().enumerate() {
         let JobPayload::PushContact { contact_id } = job.payload else {
             results[i] = Some(Ok(Pushed::Nothing));
             continue;
         };
-        let step = async {
-            let (contact, link) = match &read {
-                Some((loaded, linked)) => (
-                    loaded.get(&contact_id).cloned(),
-                    linked.get(&contact_id).cloned(),
-                ),
-                None => read_contact_and_link(&engine.store, conn, contact_id).await?,
-            };
-            let Some(contact) = contact else {
-                return Ok(None);
-            };
-            if contact.archived {
-                return Ok(None);
-            }
-            Ok::<_, CrmFailure>(Some(match link {
-                Some(link) => match prepare_patch(engine, conn, &contact, link).await? {
-                    Step::Done(pushed) => Err(pushed),
-                    Step::Go(write) => Ok((contact, Some(write))),
-                },
-                None => Ok((contact, None)),
-            }))
+        let (contact, link) = match &read {
+            Some((loaded, linked)) => (
+                loaded.get(&contact_id).cloned(),
+                linked.get(&contact_id).cloned(),
+            ),
+            None => match read_contact_and_link(&engine.store, conn, contact_id).await {
+                Ok(read) => read,
+                Err(error) => {
+                    results[i] = Some(Err(error.into()));
+                    continue;
+                }
+            },
+        };
+        match (contact, link) {
+            (Some(contact), _) if contact.archived => results[i] = Some(Ok(Pushed::Nothing)),
+            (None, _) => results[i] = Some(Ok(Pushed::Nothing)),
+            (Some(contact), Some(link)) => linked.push((i, contact, link)),
+            (Some(contact), None) => to_plan.push((i, contact)),
         }
-        .await;
-        match step {
+    }
+
+    // The companies the patches write to organizations, resolved together first.
+    let companies: Vec<String> = linked
+        .iter()
+        .filter_map(|(_, contact, link)| {
+            let lead = conn.crm.person_is_lead(conn.id, link.person_id);
+            let field = conn.crm.company_organization(&conn.map, lead)?;
+            match super::pending_writes(conn, contact, link).remove(&field.local)? {
+                FieldValue::Text(company) => Some(company),
+                _ => None,
+            }
+        })
+        .collect();
+    resolve_companies(engine, conn, &companies).await;
+    for (i, contact, link) in linked {
+        match prepare_patch(engine, conn, &contact, link).await {
             Err(failure) => results[i] = Some(Err(failure)),
-            Ok(None) => results[i] = Some(Ok(Pushed::Nothing)),
-            Ok(Some(Err(pushed))) => results[i] = Some(Ok(pushed)),
-            Ok(Some(Ok((contact, Some(write))))) => patches.push((i, contact, write)),
-            Ok(Some(Ok((contact, None)))) => to_plan.push((i, contact)),
+            Ok(Step::Done(pushed)) => results[i] = Some(Ok(pushed)),
+            Ok(Step::Go(write)) => patches.push((i, contact, write)),
         }
     }
 
@@ -177,7 +188,21 @@ pub async fn push_contacts(
         }
     }
 
-    // Creates: one call per batch, each record carrying its contact's external id.
+    // Creates: one call per batch, each record carrying its contact's external id, their
+    // companies' organizations resolved together first.
+    if let Some(field) = conn
+        .crm
+        .company_organization(&conn.map, conn.crm.creates_leads())
+    {
+        let companies: Vec<String> = creates
+            .iter()
+            .filter_map(|(_, contact)| match contact.fields.get(&field.local)? {
+                FieldValue::Text(company) => Some(company.clone()),
+                _ => None,
+            })
+            .collect();
+        resolve_companies(engine, conn, &companies).await;
+    }
     let mut prepared: Vec<(usize, LocalContact, CreateWrite)> = Vec::new();
     for (i, contact) in creates {
         match prepare_create(engine, conn, &contact).await {
@@ -256,4 +281,17 @@ pub async fn push_contacts(
         .into_iter()
         .map(|r| r.unwrap_or(Ok(Pushed::Nothing)))
         .collect()
+}
+
+/// Resolves the companies a batch writes as organizations together (one search, one create
+/// call; see `organizations::resolve_many`). A failure is logged and left to each write, which
+/// resolves its own company again and fails, or succeeds, with its own contact.
+async fn resolve_companies(engine: &Engine, conn: &ConnectionCtx, companies: &[String]) {
+    if companies.is_empty() {
+        return;
+    }
+    let names = companies.iter().map(String::as_str);
+    if let Err(error) = crate::sync::organizations::resolve_many(engine, conn, names).await {
+        tracing::warn!(connection_id = %conn.id, error = %error, "Resolving a batch's companies together failed; each write resolves its own.");
+    }
 }
