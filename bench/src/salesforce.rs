@@ -770,10 +770,11 @@ pub(crate) async fn chaos(
             "cargo run --release -p tandem-bench -- salesforce-chaos --contacts {contacts_n} --edits {edits} --kills {kills} --seed {seed}{}",
             if postgres.is_some() { " --postgres $PG_URL" } else { "" }
         ),
-        header: vec!["contacts", "edits made (app / Salesforce)", "SIGKILLs", "session expiries", "quota exhaustions", "Lead conversions", "divergent records", "duplicates created", "edits lost", "dead letters", "API calls", "edit phase (s)", "drain (s)", "goal 0 / 0 / 0 / 0"],
+        header: vec!["contacts", "edits made (app / Salesforce)", "app company edits / Accounts", "SIGKILLs", "session expiries", "quota exhaustions", "Lead conversions", "divergent records", "duplicates created", "edits lost", "dead letters", "API calls", "edit phase (s)", "drain (s)", "goal 0 / 0 / 0 / 0"],
         rows: vec![vec![
             report.contacts.to_string(),
             format!("{} ({} / {})", report.edits_made, report.app_edits, report.salesforce_edits),
+            format!("{} / {}", report.company_edits, report.accounts),
             report.kills.to_string(),
             report.session_expiries.to_string(),
             report.quota_exhaustions.to_string(),
@@ -788,7 +789,7 @@ pub(crate) async fn chaos(
             verdict(report.clean()),
         ]],
         notes: vec![
-            format!("Faults during the edit phase: `{faults}` (hangs time out after the 2 s request timeout; a lost answer is a write Salesforce carried out without telling). Half the contacts start as Salesforce Leads and Contacts (found by the initial sync), half in the app (pushed as Leads, batched). Salesforce is connected through OAuth; every session is expired at random edits (tandem refreshes on the 401); the org's daily allocation is used up at a random edit and freed a few edits later (tandem waits `salesforce.quota_backoff_secs` = 1 s, then one call probes); a Salesforce user converts linked Leads at random edits (the link must move to the Contact). tandem (`tandem serve` on {store_name}, 1 s change capture) is SIGKILLed at random edits and restarted a random number of edits later (it takes its connection back after its 3 s lease). The app edits `name` (FirstName + LastName), Salesforce users edit `Phone`, so every edit has exactly one expected final value. Then faults off, drain, and a field-by-field comparison of every contact with its Lead or Contact. Total {:.0} s.", total.as_secs_f64()),
+            format!("Faults during the edit phase: `{faults}` (hangs time out after the 2 s request timeout; a lost answer is a write Salesforce carried out without telling). Half the contacts start as Salesforce Leads and Contacts (found by the initial sync), half in the app (pushed as Leads, batched). Salesforce is connected through OAuth; every session is expired at random edits (tandem refreshes on the 401); the org's daily allocation is used up at a random edit and freed a few edits later (tandem waits `salesforce.quota_backoff_secs` = 1 s, then one call probes); a Salesforce user converts linked Leads at random edits (the link must move to the Contact). tandem (`tandem serve` on {store_name}, 1 s change capture) is SIGKILLed at random edits and restarted a random number of edits later (it takes its connection back after its 3 s lease). The app edits `name` (FirstName + LastName) and, one app edit in four, the company (one of six names: a Lead's `Company`, a Contact's Account found or created by name, so batches and restarted workers race to create the same Account), Salesforce users edit `Phone`, so every edit has exactly one expected final value; an Account created twice for one name counts as a duplicate (the Accounts Lead conversions make are Salesforce's and not counted; \"Accounts\" are the others at the end). Then faults off, drain, and a field-by-field comparison of every contact with its Lead or Contact. Total {:.0} s.", total.as_secs_f64()),
         ],
     })
 }

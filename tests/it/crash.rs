@@ -163,7 +163,8 @@ async fn two_hundred_random_edits_with_every_fault_including_duplicated_and_reor
 }
 
 /// The small Salesforce chaos run (issue 19): 40 contacts (half Leads and Contacts made in
-/// Salesforce, half pushed from the app as Leads), 200 edits, two SIGKILLs, 5xx, hangs, lost
+/// Salesforce, half pushed from the app as Leads), 200 edits (names, companies as Lead
+/// `Company` and Contact Accounts, phones), two SIGKILLs, 5xx, hangs, lost
 /// answers and resets on batched writes and queries, sessions expired, the daily allocation used
 /// up and freed, Leads converted mid-run: both sides converge with nothing lost or duplicated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,6 +193,12 @@ async fn two_hundred_random_edits_against_salesforce_with_faults_expired_session
     assert_eq!(report.kills, 2);
     assert!(
         report.conversions >= 1 && report.quota_exhaustions == 1 && report.salesforce_edits > 0
+    );
+    assert!(
+        report.company_edits > 0 && report.accounts > 0,
+        "companies were changed and Accounts created: {} edits, {} Accounts",
+        report.company_edits,
+        report.accounts
     );
     drop(std::fs::remove_dir_all(&dir));
 }

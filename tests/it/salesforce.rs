@@ -1073,6 +1073,63 @@ async fn a_lead_converted_in_salesforce_moves_its_link_to_the_contact_without_a_
     assert_eq!(link_count(&sf, connection).await, 1);
     let local = sf.app.contact(lead_link.contact_id.uuid()).await;
     assert!(!local.archived);
+    // The Lead's company became the Contact's Account, of the same name: unchanged in the app.
+    assert_eq!(
+        company_of(&sf, lead_link.contact_id).await.as_deref(),
+        Some("Acme")
+    );
+}
+
+#[tokio::test]
+async fn a_lead_with_the_placeholder_company_converted_to_a_contact_has_no_company_until_the_app_gives_one(
+) {
+    let sf = spawn_sf_app(sim(), |_| {}).await;
+    let connection = sf.connect_and_sync(false).await;
+    let link = new_app_contact_linked(&sf, connection, "Ada Lovelace", "ada@example.com").await;
+    let h = sf.sf.handle();
+    let lead = records(&sf, "Lead", &["ada@example.com"]).pop().unwrap();
+    assert_eq!(
+        h.record(OrgKind::Production, "Lead", &lead).unwrap()["Company"],
+        "[not provided]"
+    );
+    let (placeholder_account, contact) = h
+        .convert_lead(OrgKind::Production, &lead, None, None)
+        .unwrap();
+    let conn = connections::load(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
+    poller::poll_once(&sf.app.engine, &conn).await.unwrap();
+    sf.app.drive().await;
+    assert_eq!(
+        sf.link_of(connection, &contact).await.contact_id,
+        link.contact_id
+    );
+    // The Account the conversion named after the placeholder is no company.
+    assert_eq!(company_of(&sf, link.contact_id).await, None);
+    assert_eq!(
+        account_of(&sf, &contact).as_deref(),
+        Some(placeholder_account.as_str())
+    );
+
+    // The app gives one: the Contact moves to an Account of that name.
+    local::update_contact(
+        &sf.app.engine,
+        link.contact_id,
+        fields([(
+            tandem_core::FieldKey::new(tandem_core::keys::ORG_NAME).unwrap(),
+            tandem_core::FieldValue::text("Analytical Engines"),
+        )]),
+    )
+    .await
+    .unwrap();
+    sf.app.drive().await;
+    let account = account_of(&sf, &contact).expect("an Account");
+    assert_ne!(account, placeholder_account);
+    assert_eq!(
+        h.record(OrgKind::Production, "Account", &account).unwrap()["Name"],
+        "Analytical Engines"
+    );
+    assert!(sf.app.log_entries("dead_letter").await.is_empty());
 }
 
 #[tokio::test]

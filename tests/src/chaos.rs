@@ -203,6 +203,8 @@ pub struct Expected {
     pub name: Option<String>,
     /// The CRM user's last phone edit.
     pub phone: Option<String>,
+    /// The app's last company edit.
+    pub company: Option<String>,
 }
 
 /// `n` edit indices in `0..edits` (kill points, token expiries, ...), in order.
@@ -228,7 +230,8 @@ pub struct AppSide {
     child: ChildConfig,
     pub app: AppClient,
     tandem: Option<TandemProcess>,
-    unsent: Vec<(Uuid, String)>,
+    /// Field edits (`{"name": …}`) made while tandem was down, in order.
+    unsent: Vec<(Uuid, serde_json::Value)>,
     restart_at: Option<usize>,
     /// SIGKILLs so far.
     pub kills: usize,
@@ -271,10 +274,16 @@ impl AppSide {
 
     /// Renames a contact now, or once tandem is back.
     pub async fn rename(&mut self, contact: Uuid, name: &str) -> anyhow::Result<()> {
+        self.edit(contact, serde_json::json!({ "name": name }))
+            .await
+    }
+
+    /// Edits a contact's fields (`{"org_name": …}`) now, or once tandem is back.
+    pub async fn edit(&mut self, contact: Uuid, fields: serde_json::Value) -> anyhow::Result<()> {
         if self.tandem.is_some() {
-            self.app.rename(contact, name).await
+            self.app.edit_in(None, contact, fields).await
         } else {
-            self.unsent.push((contact, name.to_owned()));
+            self.unsent.push((contact, fields));
             Ok(())
         }
     }
@@ -291,8 +300,8 @@ impl AppSide {
     }
 
     async fn send_held(&mut self) -> anyhow::Result<()> {
-        for (contact, name) in std::mem::take(&mut self.unsent) {
-            self.app.rename(contact, &name).await?;
+        for (contact, fields) in std::mem::take(&mut self.unsent) {
+            self.app.edit_in(None, contact, fields).await?;
         }
         Ok(())
     }
@@ -401,11 +410,22 @@ impl AppClient {
         contact: Uuid,
         name: &str,
     ) -> anyhow::Result<()> {
+        self.edit_in(tenant, contact, serde_json::json!({ "name": name }))
+            .await
+    }
+
+    /// Changes fields (`{"name": …}`) of a contact of `tenant` (the default tenant when `None`).
+    pub async fn edit_in(
+        &self,
+        tenant: Option<&tandem_core::TenantId>,
+        contact: Uuid,
+        fields: serde_json::Value,
+    ) -> anyhow::Result<()> {
         self.send_as(
             tenant,
             reqwest::Method::PATCH,
             &format!("/api/v1/contacts/{contact}"),
-            serde_json::json!({ "fields": { "name": name } }),
+            serde_json::json!({ "fields": fields }),
         )
         .await?;
         Ok(())

@@ -6,10 +6,14 @@
 //! middle of the run, and tandem (a child `tandem serve`) killed with SIGKILL and restarted. At
 //! the end faults are turned off, tandem drains, and both sides are compared field by field.
 //!
-//! The app edits `name` (Salesforce `FirstName` + `LastName`), Salesforce users edit `Phone`,
-//! so every single edit must survive, whatever the interleaving, kills, faults and conversions.
+//! The app edits `name` (Salesforce `FirstName` + `LastName`) and the company (a Lead's
+//! `Company`, a Contact's Account, found or created by name from a small set of names, so
+//! batches and restarted workers race to create the same Account), Salesforce users edit
+//! `Phone`, so every single edit must survive, whatever the interleaving, kills, faults and
+//! conversions; and no Account may be created twice for one name (the Accounts a Lead
+//! conversion makes are Salesforce's, not counted).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +36,19 @@ use crate::chaos::{
 use crate::child::{ChildConfig, SalesforceChild};
 
 const ORG: OrgKind = OrgKind::Production;
+
+/// The companies the app gives contacts (a few, so that many contacts share each).
+const COMPANIES: [&str; 6] = [
+    "Initech",
+    "Globex",
+    "Umbrella",
+    "Hooli",
+    "Vandelay Industries",
+    "Chaos Inc",
+];
+
+/// The company placeholder tandem writes to a Lead the app gives none (read back as none).
+const COMPANY_PLACEHOLDER: &str = "[not provided]";
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -85,6 +102,11 @@ pub struct SfChaosReport {
     pub edits_made: usize,
     pub app_edits: usize,
     pub salesforce_edits: usize,
+    /// App edits that changed a company (counted in `app_edits`).
+    pub company_edits: usize,
+    /// Accounts in Salesforce at the end that no Lead conversion made (tandem's, and none
+    /// before the run).
+    pub accounts: usize,
     pub conversions: usize,
     pub kills: usize,
     pub session_expiries: usize,
@@ -228,6 +250,20 @@ fn record_name(record: &Value) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(" "))
 }
 
+/// A person's company as the app should see it: a Lead's `Company`, a Contact's Account's
+/// name; none for none or the placeholder.
+fn record_company(handle: &SfSimHandle, id: &str, record: &Value) -> Option<String> {
+    let company = if object_of(id) == "Lead" {
+        text(record, "Company")
+    } else {
+        let account = text(record, "AccountId")?;
+        handle
+            .record(ORG, "Account", &account)
+            .and_then(|a| text(&a, "Name"))
+    };
+    company.filter(|c| c != COMPANY_PLACEHOLDER)
+}
+
 /// Runs the Salesforce chaos scenario (see the module's text).
 pub async fn run(config: SfChaosConfig) -> anyhow::Result<SfChaosReport> {
     let mut rng = StdRng::seed_from_u64(config.seed);
@@ -307,6 +343,8 @@ pub async fn run(config: SfChaosConfig) -> anyhow::Result<SfChaosReport> {
         .map(|id| (*id, Expected::default()))
         .collect();
     let mut ids = Ids::default();
+    // The Accounts Lead conversions made (named after the Lead's company; not tandem's).
+    let mut converted_accounts: HashSet<String> = HashSet::new();
     let started = Instant::now();
     for i in 0..config.edits {
         while kill_at.first() == Some(&i) {
@@ -335,7 +373,8 @@ pub async fn run(config: SfChaosConfig) -> anyhow::Result<SfChaosReport> {
             convert_at.remove(0);
             // A Salesforce user converts a Lead.
             if let Some(lead) = ids.unconverted_lead(&handle) {
-                handle.convert_lead(ORG, &lead, None, None)?;
+                let (account, _) = handle.convert_lead(ORG, &lead, None, None)?;
+                converted_accounts.insert(account);
                 report.conversions += 1;
             }
         }
@@ -355,6 +394,15 @@ pub async fn run(config: SfChaosConfig) -> anyhow::Result<SfChaosReport> {
                 }
                 // Converted meanwhile: not an edit.
                 Err(_) => continue,
+            }
+        } else if rng.gen_bool(0.25) {
+            let company = COMPANIES[rng.gen_range(0..COMPANIES.len())];
+            side.edit(contact, json!({ tandem_core::keys::ORG_NAME: company }))
+                .await?;
+            report.app_edits += 1;
+            report.company_edits += 1;
+            if let Some(e) = expected.get_mut(&contact) {
+                e.company = Some(company.to_owned());
             }
         } else {
             let name = format!("App E{i}");
@@ -382,6 +430,7 @@ pub async fn run(config: SfChaosConfig) -> anyhow::Result<SfChaosReport> {
             &mut ids,
             connection,
             &expected,
+            &converted_accounts,
             &mut report,
         )
         .await?;
@@ -415,9 +464,29 @@ async fn compare(
     records: &mut Ids,
     connection: Uuid,
     expected: &HashMap<Uuid, Expected>,
+    converted_accounts: &HashSet<String>,
     report: &mut SfChaosReport,
 ) -> anyhow::Result<()> {
     let (mut divergent, mut lost) = (0, 0);
+    // Accounts tandem created twice for one name (a conversion's are Salesforce's own).
+    let mut per_name: HashMap<String, usize> = HashMap::new();
+    for id in handle.ids(ORG, "Account") {
+        if converted_accounts.contains(&id) {
+            continue;
+        }
+        if let Some(name) = handle
+            .record(ORG, "Account", &id)
+            .and_then(|r| text(&r, "Name"))
+        {
+            *per_name.entry(name.trim().to_lowercase()).or_default() += 1;
+        }
+    }
+    let duplicate_accounts: usize = per_name.values().map(|n| n.saturating_sub(1)).sum();
+    report.accounts = per_name.values().sum();
+    let mut examples = Vec::new();
+    for (name, n) in per_name.iter().filter(|(_, n)| **n > 1).take(3) {
+        examples.push(format!("{n} Accounts named {name:?}"));
+    }
     let sf_persons = records.persons(handle);
     let persons = sf_persons.len();
     let mut per_email: HashMap<String, usize> = HashMap::new();
@@ -432,9 +501,9 @@ async fn compare(
         .map(|n| n.saturating_sub(1))
         .sum::<usize>()
         + persons.saturating_sub(expected.len())
-        + ids.len().saturating_sub(expected.len());
+        + ids.len().saturating_sub(expected.len())
+        + duplicate_accounts;
     let missing = expected.len().saturating_sub(persons);
-    let mut examples = Vec::new();
     for (email, n) in per_email.iter().filter(|(_, n)| **n > 1).take(3) {
         let holders: Vec<String> = sf_persons
             .iter()
@@ -494,11 +563,28 @@ async fn compare(
         let remote_name = record_name(&record);
         let remote_email = text(&record, "Email");
         let remote_phone = text(&record, "Phone");
-        if local_name != remote_name || local_email != remote_email || local_phone != remote_phone {
+        let local_company = first(tandem_core::keys::ORG_NAME);
+        let remote_company = record_company(handle, &record_id, &record);
+        if local_name != remote_name
+            || local_email != remote_email
+            || local_phone != remote_phone
+            || local_company != remote_company
+        {
             divergent += 1;
             if examples.len() < 5 {
                 examples.push(format!(
-                    "contact {id} / {record_id}: name {local_name:?} vs {remote_name:?}, phone {local_phone:?} vs {remote_phone:?}"
+                    "contact {id} / {record_id}: name {local_name:?} vs {remote_name:?}, phone {local_phone:?} vs {remote_phone:?}, company {local_company:?} vs {remote_company:?}"
+                ));
+            }
+        }
+        if want.company.is_some()
+            && (want.company != local_company || want.company != remote_company)
+        {
+            lost += 1;
+            if examples.len() < 5 {
+                examples.push(format!(
+                    "contact {id} / {record_id}: last app company {:?}, app has {local_company:?}, Salesforce has {remote_company:?}",
+                    want.company
                 ));
             }
         }

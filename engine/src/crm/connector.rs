@@ -238,6 +238,15 @@ impl Crm {
         }
     }
 
+    /// Whether `name` is the placeholder tandem writes for a required company the app does not
+    /// have (Salesforce's `salesforce.company_placeholder`): read back, it is no company.
+    pub fn is_placeholder_company(&self, name: &str) -> bool {
+        match self {
+            Self::Pipedrive(..) => false,
+            Self::Salesforce(client, _) => name == client.config().company_placeholder,
+        }
+    }
+
     /// Whether the person is a Lead (Salesforce; unknown ids read as Leads, whose company
     /// needs no organization). Pipedrive's persons are not.
     pub fn person_is_lead(&self, connection: ConnectionId, person: PersonId) -> bool {

@@ -60,16 +60,14 @@ impl From<crate::store::StoreError> for OrganizationError {
 }
 
 /// How long a claim may stay unresolved before another worker takes it over: longer than a
-/// search and a create with their timeouts.
+/// search and a create with their timeouts (whichever CRM's).
 fn claim_stale_after(engine: &Engine) -> Duration {
-    Duration::from_secs(
-        engine
-            .settings
-            .pipedrive
-            .request_timeout_secs
-            .saturating_mul(2)
-            + 5,
-    )
+    let settings = &engine.settings;
+    let timeout = settings
+        .pipedrive
+        .request_timeout_secs
+        .max(settings.salesforce.request_timeout_secs);
+    Duration::from_secs(timeout.saturating_mul(2) + 5)
 }
 
 /// The organization named `company` (matched by [`organization_key`]), found or created;
@@ -428,11 +426,17 @@ pub async fn complete<C: Conn>(
     let Some(field) = conn.crm.company_organization(&conn.map, person.lead) else {
         return Ok(());
     };
+    // An organization named as the CRM's placeholder company (a Salesforce Lead converted
+    // with tandem's placeholder `Company`) is no company, as the placeholder is on the Lead.
     let value = match person.org_id {
         None => Some(FieldValue::Cleared),
-        Some(id) => stored::name_of(db, conn.id, id)
-            .await?
-            .map(|name| FieldValue::text(name.trim())),
+        Some(id) => stored::name_of(db, conn.id, id).await?.map(|name| {
+            if conn.crm.is_placeholder_company(&name) {
+                FieldValue::Cleared
+            } else {
+                FieldValue::text(name.trim())
+            }
+        }),
     };
     if let Some(value) = value {
         person.snapshot.fields.insert(field.local.clone(), value);
