@@ -1,7 +1,8 @@
 //! Organizations in the two-way sync (issue 20): the contact's company (`org_name`) is the
 //! Pipedrive person's organization, found by name (trimmed, case-insensitive) before one is
-//! created, never twice; renames and moves in Pipedrive reach the contacts. Salesforce keeps
-//! the company as a plain field.
+//! created, never twice; renames and moves in Pipedrive reach the contacts. On Salesforce a
+//! Lead's company is its `Company` text and a Contact's is its Account, found or created the
+//! same way (more in `salesforce.rs`).
 
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use serde_json::{json, Value};
 use tandem_core::{FieldKey, FieldValue};
 use tandem_engine::store::field_mappings::{self, FieldMappingRow};
 use tandem_engine::sync::app::local;
+use tandem_engine::sync::inbound::poller;
 use tandem_engine::sync::worker;
 use tandem_engine::sync::worker::ExecutionOutcome;
 use tandem_tests::fields::{email, fields, name, text_of};
@@ -273,7 +275,7 @@ async fn a_company_mapped_crm_to_app_only_is_not_written_back_to_pipedrive() {
 }
 
 #[tokio::test]
-async fn a_salesforce_connection_leaves_the_company_a_plain_field() {
+async fn a_salesforce_leads_company_is_its_company_text_and_creates_no_account() {
     use tandem_engine::sync::connections;
     let sf = tandem_tests::salesforce::spawn_sf_app(salesforce_sim::SfSimConfig::default(), |_| {})
         .await;
@@ -300,6 +302,117 @@ async fn a_salesforce_connection_leaves_the_company_a_plain_field() {
         text_of(&sf.app.contact(contact.uuid()).await, "org_name").as_deref(),
         Some("Cloud Co")
     );
+    let h = sf.sf.handle();
+    let p = salesforce_sim::OrgKind::Production;
+    let lead = h
+        .ids_by_email(p, "Lead", "sally@example.com")
+        .pop()
+        .unwrap();
+    assert_eq!(h.record(p, "Lead", &lead).unwrap()["Company"], "Cloud Co");
+    assert_eq!(h.count(p, "Account"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_and_single_writes_resolving_the_same_new_companies_at_once_create_one_salesforce_account_per_name(
+) {
+    use salesforce_sim::OrgKind;
+    use tandem_engine::sync::{connections, organizations};
+    let sf = tandem_tests::salesforce::spawn_sf_app(salesforce_sim::SfSimConfig::default(), |_| {})
+        .await;
+    let h = sf.sf.handle();
+    let p = OrgKind::Production;
+    let connection = sf.connect_and_sync(false).await;
+    let conn = connections::load(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
+    // Four batches (each resolving its names together) and four single writes, at once, over
+    // three new names spelled differently.
+    let spellings = [
+        vec!["Initech", "Globex", "Hooli"],
+        vec![" INITECH ", "hooli"],
+        vec!["globex", "Hooli", "initech"],
+        vec!["HOOLI", "Globex "],
+    ];
+    let mut tasks = Vec::new();
+    for (i, names) in spellings.iter().enumerate() {
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let (engine, batch) = (sf.app.engine.clone(), conn.clone());
+        tasks.push(tokio::spawn(async move {
+            organizations::resolve_many(&engine, &batch, &names)
+                .await
+                .unwrap();
+        }));
+        let (engine, single) = (sf.app.engine.clone(), conn.clone());
+        let name = spellings[i][0];
+        tasks.push(tokio::spawn(async move {
+            organizations::find_or_create(&engine, &single, name)
+                .await
+                .unwrap()
+                .expect("an Account");
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let mut names: Vec<String> = h
+        .ids(p, "Account")
+        .iter()
+        .map(|id| {
+            let record = h.record(p, "Account", id).unwrap();
+            record["Name"].as_str().unwrap().trim().to_lowercase()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["globex", "hooli", "initech"],
+        "one Account per name"
+    );
+    for name in ["Initech", "globex", "HOOLI"] {
+        let first = organizations::find_or_create(&sf.app.engine, &conn, name)
+            .await
+            .unwrap();
+        assert!(first.is_some());
+    }
+    assert_eq!(h.count(p, "Account"), 3, "found again, not created");
+
+    // End to end: Contacts given one of them through the app join that Account.
+    let ids: Vec<String> = (0..10)
+        .map(|i| {
+            h.insert_record(
+                p,
+                "Contact",
+                json!({ "LastName": format!("Gibbons{i}"), "Email": format!("peter{i}@initech.example") }),
+            )
+            .unwrap()
+        })
+        .collect();
+    poller::poll_once(&sf.app.engine, &conn).await.unwrap();
+    for id in &ids {
+        let contact = sf.contact_of(connection, id).await;
+        local::update_contact(&sf.app.engine, contact, fields([company(" initech")]))
+            .await
+            .unwrap();
+    }
+    sf.app.drive().await;
+    assert_eq!(h.count(p, "Account"), 3);
+    let initech = h
+        .ids(p, "Account")
+        .into_iter()
+        .find(|id| {
+            h.record(p, "Account", id).unwrap()["Name"]
+                .as_str()
+                .is_some_and(|n| n.trim().eq_ignore_ascii_case("initech"))
+        })
+        .unwrap();
+    for id in &ids {
+        assert_eq!(
+            h.record(p, "Contact", id).unwrap()["AccountId"],
+            json!(initech),
+            "{id}"
+        );
+    }
+    assert!(sf.app.log_entries("dead_letter").await.is_empty());
 }
 
 // Organization fields in the field mapping (entity `organization`).

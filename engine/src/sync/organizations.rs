@@ -192,10 +192,10 @@ fn by_key(found: Vec<CrmOrganization>) -> BTreeMap<String, CrmOrganization> {
 /// in tandem's table ([`find_or_create`] makes no CRM call). A name another worker has claimed
 /// is left to it (the write waits for it as alone). On a failure the names not resolved are
 /// left to each write, which then fails, or succeeds, with its own contact.
-pub async fn resolve_many<'a>(
+pub async fn resolve_many(
     engine: &Engine,
     conn: &ConnectionCtx,
-    companies: impl IntoIterator<Item = &'a str>,
+    companies: &[String],
 ) -> Result<(), OrganizationError> {
     let db = &engine.store;
     // The keys this call claimed: their names and when.

@@ -190,10 +190,14 @@ pub async fn push_contacts(
 
     // Creates: one call per batch, each record carrying its contact's external id, their
     // companies' organizations resolved together first.
-    if let Some(field) = conn
+    let written = conn
         .crm
         .company_organization(&conn.map, conn.crm.creates_leads())
-    {
+        .filter(|field| {
+            let rule = conn.map.policy().rule_for(&field.local);
+            rule.direction.flows_from(tandem_core::Side::Local)
+        });
+    if let Some(field) = written {
         let companies: Vec<String> = creates
             .iter()
             .filter_map(|(_, contact)| match contact.fields.get(&field.local)? {
@@ -290,8 +294,7 @@ async fn resolve_companies(engine: &Engine, conn: &ConnectionCtx, companies: &[S
     if companies.is_empty() {
         return;
     }
-    let names = companies.iter().map(String::as_str);
-    if let Err(error) = crate::sync::organizations::resolve_many(engine, conn, names).await {
+    if let Err(error) = crate::sync::organizations::resolve_many(engine, conn, companies).await {
         tracing::warn!(connection_id = %conn.id, error = %error, "Resolving a batch's companies together failed; each write resolves its own.");
     }
 }
