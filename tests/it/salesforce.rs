@@ -573,6 +573,119 @@ async fn a_contacts_company_is_its_account_found_or_created_once_by_name_and_fol
 }
 
 #[tokio::test]
+async fn account_fields_map_as_organization_fields_created_on_account_written_to_the_contacts_account_and_followed_when_changed_in_salesforce(
+) {
+    let sf = spawn_sf_app(sim(), |s| s.salesforce.create_as = "Contact".to_owned()).await;
+    let h = sf.sf.handle();
+    let p = OrgKind::Production;
+    let connection = sf.connect_and_sync(false).await;
+    // "Create the field in Salesforce" for an Account mapping creates it on Account.
+    let created = sf
+        .app
+        .admin(
+            reqwest::Method::POST,
+            &format!("/admin/api/connections/{connection}/remote-fields"),
+        )
+        .json(&json!({ "name": "Tier", "field_type": "string", "entity": "organization" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), reqwest::StatusCode::CREATED);
+    let created: serde_json::Value = created.json().await.unwrap();
+    assert_eq!(created["entity"], "organization");
+    let tier = created["key"].as_str().unwrap().to_owned();
+    assert_eq!(tier, "Tier__c");
+    let map = |local: &str, remote: &str, direction: &str| {
+        let body = json!({ "local_field": local, "remote_field": remote, "entity": "organization", "direction": direction });
+        let request = sf
+            .app
+            .admin(
+                reqwest::Method::PUT,
+                &format!("/admin/api/connections/{connection}/mappings"),
+            )
+            .json(&body);
+        async move { request.send().await.unwrap() }
+    };
+    assert_eq!(map("tier", &tier, "bidirectional").await.status(), 200);
+    assert_eq!(map("website", "Website", "inbound").await.status(), 200);
+    // The Account's name is the company itself: not an Account field to map.
+    let refused = map("account_name", "Name", "inbound").await;
+    assert_eq!(refused.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+
+    let value = |key: &str, value: &str| {
+        (
+            tandem_core::FieldKey::new(key).unwrap(),
+            tandem_core::FieldValue::text(value),
+        )
+    };
+    // App → Salesforce: the tier goes to the new Contact's Account, not to the Contact.
+    let contact = local::create_contact(
+        &sf.app.engine,
+        fields([
+            name("Peter Gibbons"),
+            email("peter@initech.example"),
+            value(tandem_core::keys::ORG_NAME, "Initech"),
+            value("tier", "Gold"),
+        ]),
+        true,
+    )
+    .await
+    .unwrap()
+    .contact_id;
+    sf.app.drive().await;
+    let record = records(&sf, "Contact", &["peter@initech.example"])
+        .pop()
+        .expect("a Contact");
+    let account = account_of(&sf, &record).expect("an Account");
+    assert_eq!(h.record(p, "Account", &account).unwrap()["Tier__c"], "Gold");
+    assert!(h
+        .record(p, "Contact", &record)
+        .unwrap()
+        .get("Tier__c")
+        .is_none());
+
+    // Salesforce → app: a user edits the Account; the Accounts' change read carries it to the
+    // contact, and nothing is written back.
+    h.update_record_as_user(
+        p,
+        "Account",
+        &account,
+        json!({ "Website": "https://initech.example", "Tier__c": "Platinum" }),
+    )
+    .unwrap();
+    let writes = h.calls("composite.composite") + h.calls("sobject.update");
+    let conn = connections::load(&sf.app.engine, connection.into())
+        .await
+        .unwrap();
+    tandem_engine::sync::related::catch_up(&sf.app.engine, &conn)
+        .await
+        .unwrap();
+    sf.app.drive().await;
+    let local = sf.app.contact(contact.uuid()).await;
+    assert_eq!(text_of(&local, "tier").as_deref(), Some("Platinum"));
+    assert_eq!(
+        text_of(&local, "website").as_deref(),
+        Some("https://initech.example")
+    );
+    assert_eq!(
+        h.calls("composite.composite") + h.calls("sobject.update"),
+        writes,
+        "nothing written back"
+    );
+
+    // The app changes the tier: written to the Account.
+    local::update_contact(&sf.app.engine, contact, fields([value("tier", "Silver")]))
+        .await
+        .unwrap();
+    sf.app.drive().await;
+    assert_eq!(
+        h.record(p, "Account", &account).unwrap()["Tier__c"],
+        "Silver"
+    );
+    assert!(sf.app.log_entries("dead_letter").await.is_empty());
+}
+
+#[tokio::test]
 async fn a_new_salesforce_connection_is_taken_by_the_running_replica_at_once_so_its_first_outbox_round_pushes_the_crm_list(
 ) {
     let sf = spawn_sf_app(sim(), |_| {}).await;

@@ -32,15 +32,6 @@ use crate::config::Settings;
 /// Persons per page when listing.
 const PAGE_SIZE: u32 = 500;
 
-fn organizations_unsupported() -> CrmError {
-    CrmError::from_response(
-        Some(501),
-        None,
-        "organization fields are not supported on this CRM yet (a Salesforce Account's fields are not mapped)",
-        None,
-    )
-}
-
 /// The CRM, whichever connector serves it. Cheap to clone (connectors share their HTTP pool
 /// and per-connection limiters).
 #[derive(Clone)]
@@ -213,9 +204,9 @@ impl Crm {
         matches!(self, Self::Pipedrive(..))
     }
 
-    /// Whether this CRM's persons belong to organizations whose fields can be mapped, and the
-    /// company is mapped to the organization itself (Pipedrive). Salesforce: the company is a
-    /// Lead's `Company` text, and a Contact's Account ([`Crm::company_organization`]).
+    /// Whether the company is mapped to the person's organization itself (`org_id`: Pipedrive).
+    /// Salesforce: the company is a Lead's `Company` text, and a Contact's Account
+    /// ([`Crm::company_organization`]).
     pub fn has_organizations(&self) -> bool {
         matches!(self, Self::Pipedrive(..))
     }
@@ -381,9 +372,8 @@ impl Crm {
                     name: o.name,
                 })
                 .collect()),
-            // Only their names: Account fields are not mapped.
             Self::Salesforce(client, _) => {
-                salesforce::ops::accounts_by_ids(client, session, ids).await
+                salesforce::ops::accounts_by_ids(client, session, map, ids).await
             }
         }
     }
@@ -407,7 +397,9 @@ impl Crm {
                     name: o.name,
                 })
             }
-            Self::Salesforce(..) => Err(organizations_unsupported()),
+            Self::Salesforce(client, _) => {
+                salesforce::ops::update_account(client, session, map, id, writes).await
+            }
         }
     }
 
@@ -418,7 +410,9 @@ impl Crm {
     ) -> Result<Vec<CatalogField>, CrmError> {
         match self {
             Self::Pipedrive(client, _) => ops::organization_field_catalog(client, session).await,
-            Self::Salesforce(..) => Err(organizations_unsupported()),
+            Self::Salesforce(client, _) => {
+                salesforce::ops::account_field_catalog(client, session).await
+            }
         }
     }
 
@@ -433,7 +427,9 @@ impl Crm {
             Self::Pipedrive(client, _) => {
                 ops::create_organization_field(client, session, name, field_type).await
             }
-            Self::Salesforce(..) => Err(organizations_unsupported()),
+            Self::Salesforce(client, _) => {
+                salesforce::ops::create_account_field(client, session, name, field_type).await
+            }
         }
     }
 

@@ -506,37 +506,69 @@ pub async fn organization_renamed(
 }
 
 /// Organizations a poll of the CRM's organizations read (Salesforce's Accounts, by their change
-/// stream: a Contact's `SystemModstamp` does not move when its Account is renamed): for each
-/// one tandem knows under another name, its persons are re-read and merged with the new name,
-/// in one transaction that also remembers it (so a failure leaves the rename to be found again
-/// by the next read). Returns how many were renamed.
-pub async fn follow_renames(
+/// stream: a Contact's `SystemModstamp` does not move when its Account changes): for each one
+/// tandem knows whose name changed, or whose mapped fields changed (re-read for them all in
+/// one call per 200), its persons are re-read and merged, in one transaction that also keeps
+/// the new name and fields (so a failure leaves the change to be found again by the next
+/// read). Returns how many changed.
+pub async fn follow_changes(
     engine: &Engine,
     conn: &ConnectionCtx,
     organizations: &[(i64, String)],
 ) -> Result<usize, SyncError> {
-    if conn.crm.company_organization(&conn.map, false).is_none() {
+    let names = conn.crm.company_organization(&conn.map, false).is_some();
+    let fields = has_fields(conn);
+    if !names && !fields {
         return Ok(0);
     }
     let db = &engine.store;
-    let mut renamed = 0;
+    // (id, new name if renamed, fields kept) of the organizations tandem knows.
+    let mut known = Vec::new();
     for (id, name) in organizations {
-        let Some(key) = organization_key(name) else {
-            continue;
+        let known_name = stored::name_of(db, conn.id, *id).await?;
+        let known_fields = match fields {
+            true => stored::fields_of(db, conn.id, *id).await?,
+            false => None,
         };
-        let known = stored::name_of(db, conn.id, *id).await?;
-        if known.is_none_or(|known| known == *name) {
+        if known_name.is_none() && known_fields.is_none() {
+            continue;
+        }
+        let renamed = (names && known_name.is_some_and(|k| k != *name))
+            .then(|| organization_key(name).map(|key| (key, name.clone())))
+            .flatten();
+        known.push((*id, renamed, known_fields));
+    }
+    let read: BTreeMap<i64, BTreeMap<FieldKey, FieldValue>> = if fields && !known.is_empty() {
+        let ids: Vec<i64> = known.iter().map(|(id, ..)| *id).collect();
+        conn.crm
+            .organizations(&conn.session, &conn.map, &ids)
+            .await?
+            .into_iter()
+            .map(|o| (o.id, o.fields))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
+    let mut changed = 0;
+    for (id, renamed, known_fields) in known {
+        let new_fields = read.get(&id).filter(|f| known_fields.as_ref() != Some(*f));
+        if renamed.is_none() && new_fields.is_none() {
             continue;
         }
         let people = conn
             .crm
-            .organization_people(&conn.session, &conn.map, *id)
+            .organization_people(&conn.session, &conn.map, id)
             .await?;
         let keys = conn.crm.take_new_record_keys(conn.id);
         let applied = async {
             let txn = crate::sync::connections::begin_with_keys(engine, conn, &keys).await?;
             let now = engine.now();
-            stored::remember(&txn, conn.id, *id, &key, name, now).await?;
+            if let Some((key, name)) = &renamed {
+                stored::remember(&txn, conn.id, id, key, name, now).await?;
+            }
+            if let Some(new_fields) = new_fields {
+                stored::remember_fields(&txn, conn.id, id, new_fields, now).await?;
+            }
             for person in &people {
                 let applied =
                     crate::sync::inbound::apply_fresh_person_in(&txn, engine, conn, person, now)
@@ -553,7 +585,7 @@ pub async fn follow_renames(
             crate::sync::connections::keep_record_keys(engine, conn, &keys).await;
             return Err(error);
         }
-        renamed += 1;
+        changed += 1;
     }
-    Ok(renamed)
+    Ok(changed)
 }

@@ -307,8 +307,9 @@ async fn catch_up_stream(
                 }
             }
         }
-        // Renamed organizations (Accounts) carry the new name to their linked contacts before
-        // the page is stored (should that fail, the page is read again and the rename found).
+        // Organizations (Accounts) renamed or with mapped fields changed carry the change to
+        // their linked contacts before the page is stored (should that fail, the page is read
+        // again and the change found).
         if announce {
             let named: Vec<(i64, String)> = page
                 .items
@@ -316,7 +317,7 @@ async fn catch_up_stream(
                 .filter(|i| i.kind == crate::crm::RelatedKind::Company && !i.deleted)
                 .filter_map(|i| Some((i.id, i.name.clone()?)))
                 .collect();
-            crate::sync::organizations::follow_renames(engine, conn, &named).await?;
+            crate::sync::organizations::follow_changes(engine, conn, &named).await?;
         }
         // Read before the transaction (a CRM call; on SQLite the transaction holds the store).
         let prefetched = if !announce {

@@ -322,6 +322,46 @@ pub fn person_snapshot(record: &Record, map: &FieldMap, config: &SfConfig) -> Sn
     snapshot
 }
 
+/// The mapped Account fields (`RemoteField::OrganizationField`) of an Account record, by local
+/// key: a field the record lacks is unknown (left out), an empty one cleared.
+pub fn account_fields(record: &Record, map: &FieldMap) -> BTreeMap<FieldKey, FieldValue> {
+    let mut out = BTreeMap::new();
+    for field in map.organization_fields() {
+        if let RemoteField::OrganizationField {
+            key, field_type, ..
+        } = &field.remote
+        {
+            if let Some(value) = record
+                .fields
+                .get(key)
+                .and_then(|v| custom_value(v, field_type))
+            {
+                out.insert(field.local.clone(), value.canonical());
+            }
+        }
+    }
+    out
+}
+
+/// The body of an Account write carrying exactly `writes` (local fields mapped to Account
+/// fields); a value its field's type cannot take is refused (`VALUE_NOT_OF_FIELD_TYPE`).
+pub fn account_write(
+    writes: &BTreeMap<FieldKey, FieldValue>,
+    map: &FieldMap,
+) -> Result<Map<String, Value>, CrmError> {
+    let mut body = Map::new();
+    for (local, value) in writes {
+        if let Some(RemoteField::OrganizationField {
+            key, field_type, ..
+        }) = map.get(local).map(|f| &f.remote)
+        {
+            let json = custom_json(value, field_type).map_err(|e| not_of_type(key, &e))?;
+            body.insert(key.clone(), json);
+        }
+    }
+    Ok(body)
+}
+
 /// The key prefix of Lead ids (Contacts' is `003`).
 const LEAD_PREFIX: &str = "00Q";
 

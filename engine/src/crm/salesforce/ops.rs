@@ -18,7 +18,7 @@ use super::mapping::{self, soql_string, soql_time};
 use super::wire::{Attributes, QueryResult, Record, SaveResult, Subrequest, TokenResponse};
 use super::SObject;
 use crate::config::{Redacted, SalesforceSettings};
-use crate::crm::fields::FieldMap;
+use crate::crm::fields::{FieldMap, RemoteField};
 use crate::crm::person::{CrmPerson, PersonPage};
 use crate::crm::records::{
     CampaignMembership, CatalogField, CheckedRecord, CreatedPerson, CrmActivity, CrmDeal,
@@ -569,12 +569,52 @@ pub(crate) async fn create_account(
         .unwrap_or_else(|| Err(SalesforceError::Decode("no result for the Account".into()).into()))
 }
 
-/// The Accounts of these ids (boundary ids) that exist: one query per 200.
+/// Every field of Account as the connecting user's describe gives it (Account fields map as
+/// the person's organization's).
+pub(crate) async fn account_field_catalog(
+    client: &SalesforceClient,
+    s: &Session,
+) -> Result<Vec<CatalogField>, CrmError> {
+    let describe = client.describe(s, "Account").await?;
+    Ok(mapping::catalog(&[&describe]))
+}
+
+/// The mapped Account fields (`RemoteField::OrganizationField`) the Account describe has: a
+/// query naming one it lacks would fail whole.
+async fn account_fields(
+    client: &SalesforceClient,
+    s: &Session,
+    map: &FieldMap,
+) -> Result<Vec<String>, CrmError> {
+    if map.organization_fields().next().is_none() {
+        return Ok(Vec::new());
+    }
+    let describe = client.describe(s, "Account").await?;
+    Ok(map
+        .organization_fields()
+        .filter_map(|f| match &f.remote {
+            RemoteField::OrganizationField { key, .. } => Some(key.clone()),
+            _ => None,
+        })
+        .filter(|key| {
+            describe
+                .fields
+                .iter()
+                .any(|f| f.name.eq_ignore_ascii_case(key))
+        })
+        .collect())
+}
+
+/// The Accounts of these ids (boundary ids) that exist, with the map's Account fields: one
+/// query per 200.
 pub(crate) async fn accounts_by_ids(
     client: &SalesforceClient,
     s: &Session,
+    map: &FieldMap,
     ids: &[i64],
 ) -> Result<Vec<CrmOrganization>, CrmError> {
+    let mut select = vec!["Id".to_owned(), "Name".to_owned()];
+    select.extend(account_fields(client, s, map).await?);
     let mut out = Vec::new();
     for chunk in ids.chunks(COLLECTION_MAX) {
         let keys: Vec<String> = chunk
@@ -582,16 +622,38 @@ pub(crate) async fn accounts_by_ids(
             .map(|id| resolve(client, s, *id).map(|key| soql_string(&key)))
             .collect::<Result<_, _>>()?;
         let soql = format!(
-            "SELECT Id, Name FROM Account WHERE Id IN ({})",
+            "SELECT {} FROM Account WHERE Id IN ({})",
+            select.join(", "),
             keys.join(", ")
         );
-        out.extend(accounts_of(
-            client,
-            s,
-            &client.query_all_pages(s, &soql).await?,
-        )?);
+        for record in client.query_all_pages(s, &soql).await? {
+            if let Some(mut account) = account_of(client, s, &record)? {
+                account.fields = mapping::account_fields(&record, map);
+                out.push(account);
+            }
+        }
     }
     Ok(out)
+}
+
+/// Writes exactly `writes` (local fields mapped to Account fields) to Account `id`, and reads
+/// it back.
+pub(crate) async fn update_account(
+    client: &SalesforceClient,
+    s: &Session,
+    map: &FieldMap,
+    id: i64,
+    writes: &BTreeMap<FieldKey, FieldValue>,
+) -> Result<CrmOrganization, CrmError> {
+    let key = resolve(client, s, id)?;
+    let body = mapping::account_write(writes, map)?;
+    if !body.is_empty() {
+        client.update_record(s, "Account", &key, &body).await?;
+    }
+    accounts_by_ids(client, s, map, &[id])
+        .await?
+        .pop()
+        .ok_or_else(|| record_error(Some("NOT_FOUND"), &format!("Account {key} is gone")))
 }
 
 /// Every Contact of an Account, read as persons.
@@ -1691,14 +1753,50 @@ pub(crate) async fn create_field(
     name: &str,
     field_type: &str,
 ) -> Result<CatalogField, CrmError> {
+    let objects = [SObject::Lead.name(), SObject::Contact.name()];
+    let api = create_field_on(client, s, &objects, name, field_type).await?;
+    created_field(field_catalog(client, s).await?, &api)
+}
+
+/// Creates a custom field on Account, as [`create_field`] does on Lead and Contact.
+pub(crate) async fn create_account_field(
+    client: &SalesforceClient,
+    s: &Session,
+    name: &str,
+    field_type: &str,
+) -> Result<CatalogField, CrmError> {
+    let api = create_field_on(client, s, &["Account"], name, field_type).await?;
+    created_field(account_field_catalog(client, s).await?, &api)
+}
+
+/// The field `api` of a catalog read after its creation.
+fn created_field(catalog: Vec<CatalogField>, api: &str) -> Result<CatalogField, CrmError> {
+    catalog
+        .into_iter()
+        .find(|f| f.key.eq_ignore_ascii_case(api))
+        .ok_or_else(|| {
+            SalesforceError::Decode(format!("{api} is missing from describe after its creation"))
+                .into()
+        })
+}
+
+/// Creates the custom field on each of `objects` that lacks it and grants the connecting
+/// user's profile Read and Edit on it; returns its API name.
+async fn create_field_on(
+    client: &SalesforceClient,
+    s: &Session,
+    objects: &[&str],
+    name: &str,
+    field_type: &str,
+) -> Result<String, CrmError> {
     let api = api_name(name);
     let external = api.eq_ignore_ascii_case(&client.config().external_id_field);
     let label = name.trim_end_matches("__c").replace('_', " ");
     let metadata = field_metadata(&label, field_type, external)?;
-    for object in [SObject::Lead, SObject::Contact] {
-        let full = format!("{}.{api}", object.name());
+    for object in objects {
+        let full = format!("{object}.{api}");
         let exists = client
-            .describe(s, object.name())
+            .describe(s, object)
             .await?
             .fields
             .iter()
@@ -1715,26 +1813,19 @@ pub(crate) async fn create_field(
         }
     }
     let permission_set = profile_permission_set(client, s).await?;
-    for object in [SObject::Lead, SObject::Contact] {
+    for object in objects {
         let grant = json!({
             "ParentId": permission_set,
-            "SobjectType": object.name(),
-            "Field": format!("{}.{api}", object.name()),
+            "SobjectType": object,
+            "Field": format!("{object}.{api}"),
             "PermissionsRead": true,
             "PermissionsEdit": true,
         });
         save_outcome(&client.tooling_create(s, "FieldPermissions", &grant).await?)?;
     }
     client.forget_describes(s.connection_id);
-    tracing::info!(connection_id = %s.connection_id, field = %api, "Created a Salesforce custom field on Lead and Contact and granted the profile Edit on it.");
-    field_catalog(client, s)
-        .await?
-        .into_iter()
-        .find(|f| f.key.eq_ignore_ascii_case(&api))
-        .ok_or_else(|| {
-            SalesforceError::Decode(format!("{api} is missing from describe after its creation"))
-                .into()
-        })
+    tracing::info!(connection_id = %s.connection_id, field = %api, objects = ?objects, "Created a Salesforce custom field and granted the profile Edit on it.");
+    Ok(api)
 }
 
 // ---------------------------------------------------------------- journey objects

@@ -119,6 +119,22 @@ const SALESFORCE_MANAGED: [&str; 19] = [
 ];
 /// The organization's built-in fields tandem maps (its name is the company, `org_id`).
 const ORGANIZATION_BUILTIN_MAPPABLE: [&str; 1] = ["address"];
+/// Salesforce's standard Account fields tandem keeps itself (the name: the company) or that
+/// Salesforce keeps: any other standard field of a type tandem converts maps like a custom
+/// one (`Industry`, `Website`, `BillingCity`, `NumberOfEmployees`, ...).
+const SALESFORCE_ACCOUNT_MANAGED: [&str; 11] = [
+    "Id",
+    "Name",
+    "OwnerId",
+    "IsDeleted",
+    "MasterRecordId",
+    "ParentId",
+    "CreatedDate",
+    "CreatedById",
+    "LastModifiedDate",
+    "LastModifiedById",
+    "SystemModstamp",
+];
 
 /// Whose fields a mapping or a field creation is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,17 +198,16 @@ pub async fn remote_catalog(
             return Err(error.into());
         }
     };
-    if conn.crm.has_organizations() {
-        match conn.crm.organization_field_catalog(&conn.session).await {
-            Ok(org_fields) => fields.extend(
-                org_fields
-                    .into_iter()
-                    .map(|f| field_info(&conn.crm, Entity::Organization, f)),
-            ),
-            Err(error) => {
-                super::tokens::on_auth_error(engine, &conn, &error).await?;
-                return Err(error.into());
-            }
+    // The organization's fields (Pipedrive's organization, Salesforce's Account).
+    match conn.crm.organization_field_catalog(&conn.session).await {
+        Ok(org_fields) => fields.extend(
+            org_fields
+                .into_iter()
+                .map(|f| field_info(&conn.crm, Entity::Organization, f)),
+        ),
+        Err(error) => {
+            super::tokens::on_auth_error(engine, &conn, &error).await?;
+            return Err(error.into());
         }
     }
     Ok((conn.crm, fields))
@@ -207,8 +222,12 @@ fn field_info(crm: &crate::crm::Crm, entity: Entity, f: CatalogField) -> RemoteF
         entity: entity.as_str(),
         mappable: if f.is_custom {
             convertible(crm, &f.field_type)
-        } else if crm.salesforce_client().is_some() && entity == Entity::Person {
-            convertible(crm, &f.field_type) && !SALESFORCE_MANAGED.contains(&f.key.as_str())
+        } else if crm.salesforce_client().is_some() {
+            let managed: &[&str] = match entity {
+                Entity::Person => &SALESFORCE_MANAGED,
+                Entity::Organization => &SALESFORCE_ACCOUNT_MANAGED,
+            };
+            convertible(crm, &f.field_type) && !managed.contains(&f.key.as_str())
         } else {
             builtins.contains(&f.key.as_str())
         },
@@ -412,15 +431,6 @@ pub async fn set_mapping(
     let entity = Entity::parse(request.entity.as_deref())?;
     let remote_key = request.remote_field.trim();
     let crm = super::load(engine, id).await?.crm;
-    if entity == Entity::Organization && !crm.has_organizations() {
-        return Err(invalid(
-            "entity",
-            format!(
-                "{} has no organizations tandem syncs yet; map the person's fields",
-                crm.display_name()
-            ),
-        ));
-    }
     let remote_fields = remote_fields(engine, id).await?;
     let remote = remote_fields
         .iter()
@@ -459,6 +469,8 @@ pub async fn set_mapping(
                     Entity::Person if crm.salesforce_client().is_some() =>
                         "name, email, phone, owner_id, the other standard fields of a type it converts",
                     Entity::Person => "name, email, phone, owner_id",
+                    Entity::Organization if crm.salesforce_client().is_some() =>
+                        "the Account's standard fields of a type it converts but its name (the company), owner and audit fields",
                     Entity::Organization => "the organization's address",
                 }
             ),

@@ -88,11 +88,9 @@ pub async fn load(engine: &Engine, id: ConnectionId) -> Result<ConnectionCtx, Sy
             .as_deref()
             .and_then(|c| tandem_core::CurrencyCode::parse(c).ok());
         let remote = match mapping.remote_field.as_str() {
-            // A field of the person's organization: only on a CRM with organizations.
+            // A field of the person's organization (Pipedrive's organization, Salesforce's
+            // Account).
             _ if mapping.entity == field_mappings::entity::ORGANIZATION => {
-                if !organizations {
-                    continue;
-                }
                 RemoteField::OrganizationField {
                     key: mapping.remote_field.clone(),
                     field_type: mapping.remote_type.clone(),
