@@ -916,6 +916,47 @@ impl Crm {
         }
     }
 
+    /// Whether a built-in field of the person (or of its `organization`) of type `field_type`
+    /// can be mapped (custom fields: [`Crm::custom_field_types`]).
+    pub fn builtin_mappable(&self, organization: bool, key: &str, field_type: &str) -> bool {
+        match self {
+            Self::Pipedrive(..) => {
+                super::pipedrive::field_rules::builtin_mappable(organization, key)
+            }
+            Self::Salesforce(..) => {
+                salesforce::field_rules::builtin_mappable(organization, key, field_type)
+            }
+        }
+    }
+
+    /// The built-in fields of the person (or of its `organization`) that map, in words.
+    pub fn mappable_builtins(&self, organization: bool) -> &'static str {
+        match self {
+            Self::Pipedrive(..) => super::pipedrive::field_rules::mappable_builtins(organization),
+            Self::Salesforce(..) => salesforce::field_rules::mappable_builtins(organization),
+        }
+    }
+
+    /// Whether a local field holding `kind` values (`text`, `number`, `date`, …) can be mapped
+    /// to the CRM field `key` (named `name`, of type `field_type`), or why not in words.
+    pub fn compatible(
+        &self,
+        kind: &str,
+        key: &str,
+        name: &str,
+        field_type: &str,
+    ) -> Result<(), String> {
+        let remote = super::fields::RemoteFieldRef {
+            key,
+            name,
+            field_type,
+        };
+        match self {
+            Self::Pipedrive(..) => super::pipedrive::field_rules::compatible(kind, &remote),
+            Self::Salesforce(..) => salesforce::field_rules::compatible(kind, &remote),
+        }
+    }
+
     /// A value for a mapped field, as an app's request writes it in JSON (a journey action's
     /// "update field"); `None` when it has the wrong type for the field.
     pub fn value_from_json(

@@ -50,6 +50,14 @@ pub struct MappedField {
     pub rule: FieldRule,
 }
 
+/// A CRM field as the field mapping checks it against a local field: its key, name and type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteFieldRef<'a> {
+    pub key: &'a str,
+    pub name: &'a str,
+    pub field_type: &'a str,
+}
+
 /// The fields a connection syncs, and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldMap {

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub(crate) mod errors;
+pub mod field_rules;
 pub mod mapping;
 pub(crate) mod ops;
 pub mod wire;

@@ -12,6 +12,7 @@
 
 pub mod client;
 pub(crate) mod errors;
+pub mod field_rules;
 pub mod ids;
 pub mod mapping;
 pub(crate) mod ops;

@@ -91,51 +91,6 @@ pub struct MappingRequest {
     pub currency: Option<String>,
 }
 
-const BUILTIN_MAPPABLE: [&str; 4] = ["name", "email", "phone", "owner_id"];
-/// Salesforce's standard Lead and Contact fields tandem writes or reads itself (the name, the
-/// e-mail, the phone, the owner, the conversion) or that Salesforce keeps (audit fields): any
-/// other standard field of a type tandem converts maps like a custom one (`Title`,
-/// `LeadSource`, a Lead's `Company`, `HasOptedOutOfEmail`, ...).
-const SALESFORCE_MANAGED: [&str; 19] = [
-    "Id",
-    "Name",
-    "FirstName",
-    "LastName",
-    "Email",
-    "Phone",
-    "OwnerId",
-    "IsDeleted",
-    "MasterRecordId",
-    "IsConverted",
-    "ConvertedDate",
-    "ConvertedContactId",
-    "ConvertedAccountId",
-    "ConvertedOpportunityId",
-    "CreatedDate",
-    "CreatedById",
-    "LastModifiedDate",
-    "LastModifiedById",
-    "SystemModstamp",
-];
-/// The organization's built-in fields tandem maps (its name is the company, `org_id`).
-const ORGANIZATION_BUILTIN_MAPPABLE: [&str; 1] = ["address"];
-/// Salesforce's standard Account fields tandem keeps itself (the name: the company) or that
-/// Salesforce keeps: any other standard field of a type tandem converts maps like a custom
-/// one (`Industry`, `Website`, `BillingCity`, `NumberOfEmployees`, ...).
-const SALESFORCE_ACCOUNT_MANAGED: [&str; 11] = [
-    "Id",
-    "Name",
-    "OwnerId",
-    "IsDeleted",
-    "MasterRecordId",
-    "ParentId",
-    "CreatedDate",
-    "CreatedById",
-    "LastModifiedDate",
-    "LastModifiedById",
-    "SystemModstamp",
-];
-
 /// Whose fields a mapping or a field creation is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Entity {
@@ -214,22 +169,13 @@ pub async fn remote_catalog(
 }
 
 fn field_info(crm: &crate::crm::Crm, entity: Entity, f: CatalogField) -> RemoteFieldInfo {
-    let builtins: &[&str] = match entity {
-        Entity::Person => &BUILTIN_MAPPABLE,
-        Entity::Organization => &ORGANIZATION_BUILTIN_MAPPABLE,
-    };
+    let organization = entity == Entity::Organization;
     RemoteFieldInfo {
         entity: entity.as_str(),
         mappable: if f.is_custom {
             convertible(crm, &f.field_type)
-        } else if crm.salesforce_client().is_some() {
-            let managed: &[&str] = match entity {
-                Entity::Person => &SALESFORCE_MANAGED,
-                Entity::Organization => &SALESFORCE_ACCOUNT_MANAGED,
-            };
-            convertible(crm, &f.field_type) && !managed.contains(&f.key.as_str())
         } else {
-            builtins.contains(&f.key.as_str())
+            crm.builtin_mappable(organization, &f.key, &f.field_type)
         },
         key: f.key,
         name: f.name,
@@ -304,97 +250,6 @@ pub async fn mappings(engine: &Engine, id: ConnectionId) -> Result<Vec<Mapping>,
         .collect())
 }
 
-/// Which Pipedrive field types can hold a local kind, and in words.
-fn compatible(local: &str, remote: &RemoteFieldInfo) -> Result<(), String> {
-    let ok: &[&str] = match local {
-        "text" => &[
-            "varchar",
-            "varchar_auto",
-            "text",
-            "phone",
-            "address",
-            "varchar_options",
-        ],
-        "number" => &["double", "monetary", "int", "user", "org", "people"],
-        "money" => &["monetary"],
-        "date" => &["date"],
-        "daterange" => &["daterange"],
-        "time" => &["time"],
-        "timerange" => &["timerange"],
-        "address" => &["address"],
-        "option" => &["enum"],
-        "options" => &["set"],
-        "emails" => &["varchar", "text"],
-        "phones" => &["phone", "varchar", "text"],
-        _ => &[],
-    };
-    let emails_builtin = remote.key == "email";
-    let phones_builtin = remote.key == "phone";
-    if (emails_builtin && local != "emails" && local != "text")
-        || (phones_builtin && local != "phones" && local != "text")
-    {
-        return Err(format!(
-            "the local field holds {local} values, but Pipedrive's {} field takes e-mail addresses or phone numbers",
-            remote.name
-        ));
-    }
-    if emails_builtin || phones_builtin || ok.contains(&remote.field_type.as_str()) {
-        return Ok(());
-    }
-    let wanted = ok.join(", ");
-    Err(format!(
-        "the local field holds {local} values, but Pipedrive field \"{}\" ({}) is of type `{}`{}; map it to a Pipedrive field of type {wanted}, or pick another local field",
-        remote.name,
-        remote.key,
-        remote.field_type,
-        match remote.field_type.as_str() {
-            "enum" => " (a single option: it takes option ids)",
-            "set" => " (multiple options: it takes a list of option ids)",
-            "double" => " (a number)",
-            "monetary" => " (an amount with a currency)",
-            "user" | "org" | "people" => " (a Pipedrive id)",
-            "date" => " (a date, YYYY-MM-DD)",
-            "daterange" => " (a range of dates)",
-            "time" => " (a time of day)",
-            "timerange" => " (a range of times)",
-            "address" => " (an address)",
-            _ => "",
-        }
-    ))
-}
-
-/// Which Salesforce field types can hold a local kind. Text goes anywhere tandem converts (each
-/// value that does not fit, a word for a checkbox, is refused for its own record when written).
-fn compatible_salesforce(local: &str, remote: &RemoteFieldInfo) -> Result<(), String> {
-    let ok: &[&str] = match local {
-        "text" => &crate::crm::salesforce::mapping::CUSTOM_FIELD_TYPES,
-        "number" => &[
-            "double", "int", "currency", "percent", "boolean", "string", "textarea",
-        ],
-        "date" => &["date", "string", "textarea"],
-        "emails" => &["email", "string", "textarea"],
-        "phones" => &["phone", "string", "textarea"],
-        "option" => &["picklist"],
-        "options" => &["multipicklist"],
-        _ => &[],
-    };
-    if ok.contains(&remote.field_type.as_str()) {
-        return Ok(());
-    }
-    let what = format!(
-        "the local field holds {local} values, but Salesforce field \"{}\" ({}) is of type `{}`",
-        remote.name, remote.key, remote.field_type
-    );
-    Err(if ok.is_empty() {
-        format!("{what}; tandem writes {local} values to no Salesforce field type: pick another local field")
-    } else {
-        format!(
-            "{what}; map it to a Salesforce field of type {}, or pick another local field",
-            ok.join(", ")
-        )
-    })
-}
-
 /// Adds or changes a mapping, after checking the fields exist and their types fit.
 pub async fn set_mapping(
     engine: &Engine,
@@ -465,14 +320,7 @@ pub async fn set_mapping(
                 crm.display_name(),
                 entity.as_str(),
                 remote.name,
-                match entity {
-                    Entity::Person if crm.salesforce_client().is_some() =>
-                        "name, email, phone, owner_id, the other standard fields of a type it converts",
-                    Entity::Person => "name, email, phone, owner_id",
-                    Entity::Organization if crm.salesforce_client().is_some() =>
-                        "the Account's standard fields of a type it converts but its name (the company), owner and audit fields",
-                    Entity::Organization => "the organization's address",
-                }
+                crm.mappable_builtins(entity == Entity::Organization)
             ),
         ));
     }
@@ -489,12 +337,8 @@ pub async fn set_mapping(
     }
     let local_kind = local_kind(engine, local.as_ref()).await?;
     if let Some(kind) = local_kind {
-        if crm.salesforce_client().is_some() {
-            compatible_salesforce(kind, remote)
-        } else {
-            compatible(kind, remote)
-        }
-        .map_err(|m| invalid("remote_field", m))?;
+        crm.compatible(kind, &remote.key, &remote.name, &remote.field_type)
+            .map_err(|m| invalid("remote_field", m))?;
     }
     let currency = match request.currency.as_deref().map(str::trim) {
         None | Some("") => None,
