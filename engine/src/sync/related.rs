@@ -3,11 +3,15 @@
 //! (ADR 23): the initial sync reads every one, then every
 //! `salesforce.related_poll_interval_secs` the changes and deletes since each stream's cursor
 //! are read. Each stream's listing resumes at its last stored page after a crash; a page, its
-//! record keys and its cursors are stored in one transaction.
+//! record keys and its cursors are stored in one transaction. An Account renamed, or with a
+//! mapped field changed, is carried to its Contacts' app contacts (ADR 36).
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use tandem_core::{FieldKey, FieldValue};
 
-use crate::store::{crm_related, cursors};
+use crate::store::{crm_related, cursors, organizations};
 use crate::sync::connections::{self, ConnectionCtx};
 use crate::sync::{Engine, SyncError};
 
@@ -317,7 +321,7 @@ async fn catch_up_stream(
                 .filter(|i| i.kind == crate::crm::RelatedKind::Company && !i.deleted)
                 .filter_map(|i| Some((i.id, i.name.clone()?)))
                 .collect();
-            crate::sync::organizations::follow_changes(engine, conn, &named).await?;
+            follow_organization_changes(engine, conn, &named).await?;
         }
         // Read before the transaction (a CRM call; on SQLite the transaction holds the store).
         let prefetched = if !announce {
@@ -380,6 +384,91 @@ async fn catch_up_stream(
             None => return Ok(stored),
         }
     }
+}
+
+/// Organizations a poll of the CRM's organizations read (Salesforce's Accounts, by their change
+/// stream: a Contact's `SystemModstamp` does not move when its Account changes): for each one
+/// tandem knows whose name changed, or whose mapped fields changed (re-read for them all in
+/// one call per 200), its persons are re-read and merged, in one transaction that also keeps
+/// the new name and fields (so a failure leaves the change to be found again by the next
+/// read). Returns how many changed.
+async fn follow_organization_changes(
+    engine: &Engine,
+    conn: &ConnectionCtx,
+    organizations: &[(i64, String)],
+) -> Result<usize, SyncError> {
+    let names = conn.crm.company_organization(&conn.map, false).is_some();
+    let fields = conn.map.organization_fields().next().is_some();
+    if !names && !fields {
+        return Ok(0);
+    }
+    let db = &engine.store;
+    // (id, new name if renamed, fields kept) of the organizations tandem knows.
+    let mut known = Vec::new();
+    for (id, name) in organizations {
+        let known_name = organizations::name_of(db, conn.id, *id).await?;
+        let known_fields = match fields {
+            true => organizations::fields_of(db, conn.id, *id).await?,
+            false => None,
+        };
+        if known_name.is_none() && known_fields.is_none() {
+            continue;
+        }
+        let renamed = (names && known_name.is_some_and(|k| k != *name))
+            .then(|| tandem_core::organization_key(name).map(|key| (key, name.clone())))
+            .flatten();
+        known.push((*id, renamed, known_fields));
+    }
+    let read: BTreeMap<i64, BTreeMap<FieldKey, FieldValue>> = if fields && !known.is_empty() {
+        let ids: Vec<i64> = known.iter().map(|(id, ..)| *id).collect();
+        conn.crm
+            .organizations(&conn.session, &conn.map, &ids)
+            .await?
+            .into_iter()
+            .map(|o| (o.id, o.fields))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
+    let mut changed = 0;
+    for (id, renamed, known_fields) in known {
+        let new_fields = read.get(&id).filter(|f| known_fields.as_ref() != Some(*f));
+        if renamed.is_none() && new_fields.is_none() {
+            continue;
+        }
+        let people = conn
+            .crm
+            .organization_people(&conn.session, &conn.map, id)
+            .await?;
+        let keys = conn.crm.take_new_record_keys(conn.id);
+        let applied = async {
+            let txn = crate::sync::connections::begin_with_keys(engine, conn, &keys).await?;
+            let now = engine.now();
+            if let Some((key, name)) = &renamed {
+                organizations::remember(&txn, conn.id, id, key, name, now).await?;
+            }
+            if let Some(new_fields) = new_fields {
+                organizations::remember_fields(&txn, conn.id, id, new_fields, now).await?;
+            }
+            for person in &people {
+                let applied =
+                    crate::sync::inbound::apply_fresh_person_in(&txn, engine, conn, person, now)
+                        .await?;
+                if let Some((contact_id, event)) = applied.app_event() {
+                    crate::sync::app::contact_event(&txn, contact_id, event, None, now).await?;
+                }
+            }
+            txn.commit().await?;
+            Ok::<_, SyncError>(())
+        }
+        .await;
+        if let Err(error) = applied {
+            crate::sync::connections::keep_record_keys(engine, conn, &keys).await;
+            return Err(error);
+        }
+        changed += 1;
+    }
+    Ok(changed)
 }
 
 /// Whether the related streams were last read longer ago than the CRM tells deletes for
