@@ -1110,10 +1110,10 @@ async fn created_as_contacts_a_batchs_companies_are_resolved_to_accounts_togethe
         account("brian@example.com").as_deref(),
         Some(chotchkies.as_str())
     );
-    assert_eq!(
-        h.record(p, "Account", &chotchkies).unwrap()["Name"],
-        "Chotchkie's",
-        "named as the first contact spelled it"
+    let named = h.record(p, "Account", &chotchkies).unwrap()["Name"].clone();
+    assert!(
+        ["Chotchkie's", "chotchkie's"].contains(&named.as_str().unwrap()),
+        "named as one of its contacts spelled it: {named}"
     );
     assert!(account("bob@example.com").is_some());
     assert_eq!(account("milton@example.com"), None);
