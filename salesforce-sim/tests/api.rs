@@ -797,6 +797,55 @@ async fn malformed_queries_and_unknown_fields_are_reported_as_salesforce_does() 
 }
 
 #[tokio::test]
+async fn a_query_names_a_parents_field_through_a_lookup_as_a_nested_record_or_null() {
+    let sim = sim().await;
+    let h = sim.handle();
+    let api = Api::new(&h, OrgKind::Production, None);
+    let (s, account) = api
+        .post(
+            &format!("{V}/sobjects/Account/"),
+            json!({"Name": "Initech"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{account}");
+    let account = account["id"].as_str().unwrap().to_owned();
+    for (last, parent) in [("Gibbons", Some(account.as_str())), ("Waddams", None)] {
+        let mut body = json!({"LastName": last, "Email": format!("{last}@initech.example")});
+        if let Some(parent) = parent {
+            body["AccountId"] = json!(parent);
+        }
+        let (s, v) = api.post(&format!("{V}/sobjects/Contact/"), body).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let (s, v) = api
+        .query("SELECT LastName, AccountId, account.Name FROM Contact ORDER BY LastName")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let gibbons = &v["records"][0];
+    assert_eq!(gibbons["LastName"], "Gibbons");
+    assert_eq!(gibbons["Account"]["Name"], "Initech", "{gibbons}");
+    assert_eq!(gibbons["Account"]["attributes"]["type"], "Account");
+    assert!(gibbons["Account"]["attributes"]["url"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("/sobjects/Account/{account}")));
+    let waddams = &v["records"][1];
+    assert!(
+        waddams.as_object().unwrap().contains_key("Account") && waddams["Account"].is_null(),
+        "{waddams}"
+    );
+    // An unknown relationship, or a field the parent lacks, is refused as Salesforce does.
+    let (s, e) = api.query("SELECT Acount.Name FROM Contact").await;
+    assert_eq!((s, code(&e)), (StatusCode::BAD_REQUEST, "INVALID_FIELD"));
+    assert!(e[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Didn't understand relationship 'Acount'"));
+    let (s, e) = api.query("SELECT Account.Nmae FROM Contact").await;
+    assert_eq!((s, code(&e)), (StatusCode::BAD_REQUEST, "INVALID_FIELD"));
+}
+
+#[tokio::test]
 async fn query_all_updated_and_deleted_show_deleted_records_in_their_windows() {
     let sim = sim().await;
     let h = sim.handle();

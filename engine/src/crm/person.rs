@@ -48,6 +48,9 @@ pub struct CrmPerson {
     /// (its surrogate; a Lead has none); `None`: none. Only a CRM with organizations
     /// (`Crm::has_organizations`) syncs it to the contact's company.
     pub org_id: Option<i64>,
+    /// The organization's name, when the read gave it with the person (a Salesforce Contact
+    /// read by a query: `Account.Name`), so that tandem need not read the organization for it.
+    pub org_name: Option<String>,
     /// The person's owner (a user id as the boundary speaks it), when the read says.
     pub owner_id: Option<i64>,
     /// Whether the person is a lead of a CRM whose leads are persons (Salesforce's Lead, as

@@ -362,9 +362,17 @@ pub async fn learn_names(
         if unknown.contains(&id) || (!names && !fields) {
             continue;
         }
-        if (names && stored::name_of(db, conn.id, id).await?.is_none())
-            || (fields && stored::fields_of(db, conn.id, id).await?.is_none())
-        {
+        let mut name_unknown = names && stored::name_of(db, conn.id, id).await?.is_none();
+        // A name read with the person is kept without a call (a name tandem knows is kept as
+        // it is: a rename reaches every person of the organization at once, see
+        // `sync::related`).
+        if let (true, Some(name)) = (name_unknown, person.org_name.as_deref()) {
+            if let Some(key) = organization_key(name) {
+                stored::remember(db, conn.id, id, &key, name, engine.now()).await?;
+                name_unknown = false;
+            }
+        }
+        if name_unknown || (fields && stored::fields_of(db, conn.id, id).await?.is_none()) {
             unknown.push(id);
         }
     }

@@ -26,6 +26,44 @@ fn invalid_field(q: &str, name: &str, object: &str) -> ApiErr {
     )
 }
 
+/// A relationship Salesforce does not know in a field path (`Acount.Name`).
+fn invalid_relationship(q: &str, path: &str, relationship: &str) -> ApiErr {
+    ApiErr::new(
+        400,
+        "INVALID_FIELD",
+        salesforce_message(
+            q,
+            column_of_word(q, path),
+            &format!("Didn't understand relationship '{relationship}' in field path. If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name. Please reference your WSDL or the describe call for the appropriate names."),
+        ),
+    )
+}
+
+/// The relationship name of a lookup field, as a field path names it: `AccountId` → `Account`,
+/// `Tier__c` → `Tier__r`.
+fn relationship_name(field: &str) -> Option<String> {
+    if let Some(base) = field.strip_suffix("__c") {
+        return Some(format!("{base}__r"));
+    }
+    field
+        .strip_suffix("Id")
+        .filter(|b| !b.is_empty())
+        .map(str::to_owned)
+}
+
+/// A parent's field the select list names through a lookup (`Account.Name` on Contact).
+struct ParentField {
+    /// The lookup field's position on the queried object.
+    lookup: usize,
+    /// The relationship's name as the answer writes it (`Account`).
+    relationship: String,
+    /// The parent object.
+    parent: &'static str,
+    /// The parent field's position and name as the describe writes it.
+    field: usize,
+    name: String,
+}
+
 fn batch_size(ctx: &Ctx<'_>) -> usize {
     ctx.headers
         .get("sforce-query-options")
@@ -81,11 +119,42 @@ pub(super) fn query(ctx: &Ctx<'_>, all: bool) -> HResult {
             .filter(|f| org.field_access(obj, f, &ctx.actor).0)
             .and_then(|f| obj.pos(&f.name))
     };
+    let mut parents: Vec<ParentField> = Vec::new();
     let selected: Vec<usize> = match &parsed.select {
         Select::Count => Vec::new(),
         Select::Fields(fs) => {
             let mut out = Vec::new();
             for f in fs {
+                // A parent's field through a lookup (one level, one parent object).
+                if let Some((relationship, field)) = f.split_once('.') {
+                    let lookup = obj
+                        .fields
+                        .iter()
+                        .position(|d| {
+                            d.ftype == crate::schema::FieldType::Reference
+                                && d.reference_to.len() == 1
+                                && relationship_name(&d.name)
+                                    .is_some_and(|r| r.eq_ignore_ascii_case(relationship))
+                        })
+                        .filter(|p| readable(&obj.fields[*p].name).is_some())
+                        .ok_or_else(|| invalid_relationship(q, f, relationship))?;
+                    let parent_name = obj.fields[lookup].reference_to[0];
+                    let parent = org.obj(parent_name).ok_or_else(ApiErr::not_found)?;
+                    let at = parent
+                        .field(field)
+                        .filter(|d| org.field_access(parent, d, &ctx.actor).0)
+                        .and_then(|d| parent.pos(&d.name))
+                        .ok_or_else(|| invalid_field(q, field, parent_name))?;
+                    parents.push(ParentField {
+                        lookup,
+                        relationship: relationship_name(&obj.fields[lookup].name)
+                            .unwrap_or_default(),
+                        parent: parent.name,
+                        field: at,
+                        name: parent.fields[at].name.clone(),
+                    });
+                    continue;
+                }
                 let p = readable(f).ok_or_else(|| invalid_field(q, f, name))?;
                 if !out.contains(&p) {
                     out.push(p);
@@ -180,12 +249,37 @@ pub(super) fn query(ctx: &Ctx<'_>, all: bool) -> HResult {
     let base = ctx.base();
     let rows: Vec<Value> = hits
         .iter()
-        .map(|r| super::sobjects::render(org, obj, r, &ctx.actor, &base, Some(&selected)))
-        .map(|mut v| {
-            // `Id` is only present when selected.
-            if !selected.contains(&0) {
-                if let Some(m) = v.as_object_mut() {
+        .map(|r| {
+            let mut v = super::sobjects::render(org, obj, r, &ctx.actor, &base, Some(&selected));
+            if let Some(m) = v.as_object_mut() {
+                // `Id` is only present when selected.
+                if !selected.contains(&0) {
                     m.remove("Id");
+                }
+                // Each parent as a nested record (`null` without one, or one the user cannot
+                // see), with the fields named through it.
+                for p in &parents {
+                    let parent = r
+                        .get(p.lookup)
+                        .as_str()
+                        .and_then(|id| org.record(p.parent, id))
+                        .filter(|rec| rec.deleted_ms.is_none())
+                        .filter(|rec| {
+                            org.obj(p.parent)
+                                .is_some_and(|o| org.visible(o, rec, &ctx.actor))
+                        });
+                    let entry = m.entry(p.relationship.clone()).or_insert(Value::Null);
+                    match parent {
+                        None => *entry = Value::Null,
+                        Some(rec) => {
+                            if entry.is_null() {
+                                *entry = json!({"attributes": {"type": p.parent, "url": format!("{base}/sobjects/{}/{}", p.parent, rec.id)}});
+                            }
+                            if let Some(nested) = entry.as_object_mut() {
+                                nested.insert(p.name.clone(), rec.get(p.field).clone());
+                            }
+                        }
+                    }
                 }
             }
             v

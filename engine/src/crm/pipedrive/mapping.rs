@@ -386,6 +386,8 @@ pub fn crm_person(person: &Person, map: &FieldMap) -> CrmPerson {
         deleted: person.is_deleted,
         merged_into: None,
         org_id: person.org_id,
+        // Pipedrive's v2 person names its organization by id only.
+        org_name: None,
         owner_id: person.owner_id,
         lead: false,
         conversion: None,

@@ -394,8 +394,14 @@ pub fn crm_person(record: &Record, map: &FieldMap, config: &SfConfig) -> CrmPers
         } else {
             record.text("MasterRecordId").map(person_surrogate)
         },
-        // A Contact's Account (a Lead has none).
+        // A Contact's Account (a Lead has none), and its name when the query named it.
         org_id: record.text("AccountId").map(surrogate),
+        org_name: record
+            .fields
+            .get("Account")
+            .and_then(|account| account.get("Name"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         owner_id: record.text("OwnerId").map(surrogate),
         lead,
         conversion: converted.then(|| Conversion {
@@ -436,6 +442,7 @@ pub fn deleted_person(id: &str, deleted_date: Option<&str>, master: Option<&str>
         deleted: true,
         merged_into: master.map(person_surrogate),
         org_id: None,
+        org_name: None,
         owner_id: None,
         lead: id.starts_with(LEAD_PREFIX),
         conversion: None,

@@ -148,6 +148,17 @@ pub(crate) enum Reading {
     Changes(DateTime<Utc>),
 }
 
+/// The select list of a person query: `fields`, and a Contact's Account's name through its
+/// lookup (`Account.Name`), so that the company comes with the Contact and no Account has to
+/// be read for it (ADR 36).
+fn person_select(object: SObject, fields: &[String]) -> String {
+    let mut select = fields.join(", ");
+    if object == SObject::Contact {
+        select.push_str(", Account.Name");
+    }
+    select
+}
+
 /// The SOQL of a person query.
 pub(crate) fn person_soql(object: SObject, fields: &[String], reading: Reading) -> String {
     let (unconverted_only, since) = match reading {
@@ -155,7 +166,7 @@ pub(crate) fn person_soql(object: SObject, fields: &[String], reading: Reading) 
         Reading::Changes(since) => (false, Some(since)),
     };
     soql_by_modstamp(
-        &fields.join(", "),
+        &person_select(object, fields),
         object.name(),
         unconverted_only.then_some("IsConverted = false"),
         since,
@@ -667,7 +678,7 @@ pub(crate) async fn account_people(
     let fields = fields_for(client, s, SObject::Contact, map).await?;
     let soql = format!(
         "SELECT {} FROM Contact WHERE AccountId = {} ORDER BY Id",
-        fields.join(", "),
+        person_select(SObject::Contact, &fields),
         soql_string(&key)
     );
     client
@@ -1264,7 +1275,7 @@ async fn create_pending(
             .collect();
         let soql = format!(
             "SELECT {} FROM {} WHERE {ext_field} IN ({})",
-            fields.join(", "),
+            person_select(object, fields),
             object.name(),
             ap_ids.join(", ")
         );

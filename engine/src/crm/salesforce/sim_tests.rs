@@ -257,6 +257,46 @@ async fn changes_since_follow_edits_conversions_and_deletes() {
             .key));
 }
 
+#[tokio::test]
+async fn a_contact_read_by_a_query_carries_its_accounts_name_and_a_lead_none() {
+    let e = env(SfSimConfig::default()).await;
+    let h = e.sim.handle();
+    let account = h
+        .insert_record(OrgKind::Production, "Account", json!({"Name": "Initech"}))
+        .unwrap();
+    h.insert_record(
+        OrgKind::Production,
+        "Contact",
+        json!({"LastName": "Gibbons", "Email": "peter@initech.example", "AccountId": account}),
+    )
+    .unwrap();
+    h.insert_record(
+        OrgKind::Production,
+        "Contact",
+        json!({"LastName": "Waddams", "Email": "milton@initech.example"}),
+    )
+    .unwrap();
+    h.insert_record(
+        OrgKind::Production,
+        "Lead",
+        json!({"LastName": "Lumbergh", "Company": "Initech", "Email": "bill@initech.example"}),
+    )
+    .unwrap();
+    let (people, _) = everything(&e, &FieldMap::defaults(None), None).await;
+    let of = |address: &str| {
+        people
+            .iter()
+            .find(|p| p.email.as_ref().is_some_and(|m| m.as_str() == address))
+            .unwrap()
+    };
+    let peter = of("peter@initech.example");
+    assert_eq!(peter.org_name.as_deref(), Some("Initech"));
+    assert_eq!(peter.org_id, Some(super::ids::surrogate(&account)));
+    assert_eq!(of("milton@initech.example").org_name, None);
+    let bill = of("bill@initech.example");
+    assert!(bill.lead && bill.org_name.is_none() && bill.org_id.is_none());
+}
+
 async fn lead_first_name(e: &Env, id: &str) -> String {
     let r = client(e)
         .get_record(&e.session, "Lead", id, &["FirstName".to_owned()])
