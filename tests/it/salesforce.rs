@@ -304,12 +304,6 @@ async fn the_app_company_is_a_leads_company_both_ways_a_contacts_is_its_account_
         "{}",
         mapped.text().await.unwrap()
     );
-    let company = |value: &str| {
-        (
-            tandem_core::FieldKey::new(tandem_core::keys::ORG_NAME).unwrap(),
-            tandem_core::FieldValue::text(value),
-        )
-    };
     let title = |value: &str| {
         (
             tandem_core::FieldKey::new("job_title").unwrap(),
@@ -359,16 +353,9 @@ async fn the_app_company_is_a_leads_company_both_ways_a_contacts_is_its_account_
         Some("Chief Executive")
     );
     // Cleared in the app, the Lead's required company is the placeholder, not a refusal.
-    local::update_contact(
-        &sf.app.engine,
-        created,
-        fields([(
-            tandem_core::FieldKey::new(tandem_core::keys::ORG_NAME).unwrap(),
-            tandem_core::FieldValue::Cleared,
-        )]),
-    )
-    .await
-    .unwrap();
+    local::update_contact(&sf.app.engine, created, fields([no_company()]))
+        .await
+        .unwrap();
     sf.app.drive().await;
     let lead = h.record(OrgKind::Production, "Lead", &leads[0]).unwrap();
     assert_eq!(lead["Company"], "[not provided]");
@@ -425,6 +412,22 @@ async fn the_app_company_is_a_leads_company_both_ways_a_contacts_is_its_account_
     );
 }
 
+/// The app's company field set to `value`.
+fn company(value: &str) -> (tandem_core::FieldKey, tandem_core::FieldValue) {
+    (
+        tandem_core::FieldKey::new(tandem_core::keys::ORG_NAME).unwrap(),
+        tandem_core::FieldValue::text(value),
+    )
+}
+
+/// The app's company field cleared.
+fn no_company() -> (tandem_core::FieldKey, tandem_core::FieldValue) {
+    (
+        tandem_core::FieldKey::new(tandem_core::keys::ORG_NAME).unwrap(),
+        tandem_core::FieldValue::Cleared,
+    )
+}
+
 /// The app contact's company (`None` when it has none, or it is cleared).
 async fn company_of(sf: &SfApp, contact: tandem_core::ContactId) -> Option<String> {
     match sf
@@ -479,12 +482,6 @@ async fn a_contacts_company_is_its_account_found_or_created_once_by_name_and_fol
     );
     assert_eq!(company_of(&sf, milton).await, None);
 
-    let company = |value: &str| {
-        (
-            tandem_core::FieldKey::new(tandem_core::keys::ORG_NAME).unwrap(),
-            tandem_core::FieldValue::text(value),
-        )
-    };
     // An Account with the name already exists: it is the one linked (found, not created).
     local::update_contact(&sf.app.engine, milton, fields([company("Initech")]))
         .await
@@ -516,16 +513,9 @@ async fn a_contacts_company_is_its_account_found_or_created_once_by_name_and_fol
     );
 
     // Cleared in the app: the Contact leaves its Account (which stays).
-    local::update_contact(
-        &sf.app.engine,
-        samir,
-        fields([(
-            tandem_core::FieldKey::new(tandem_core::keys::ORG_NAME).unwrap(),
-            tandem_core::FieldValue::Cleared,
-        )]),
-    )
-    .await
-    .unwrap();
+    local::update_contact(&sf.app.engine, samir, fields([no_company()]))
+        .await
+        .unwrap();
     sf.app.drive().await;
     assert_eq!(account_of(&sf, &plain[1]), None);
     assert_eq!(h.count(p, "Account"), 2);
@@ -1049,12 +1039,6 @@ async fn created_as_contacts_a_batchs_companies_are_resolved_to_accounts_togethe
         .insert_record(p, "Account", json!({ "Name": "Initech" }))
         .unwrap();
     sf.connect_and_sync(false).await;
-    let company = |value: &str| {
-        (
-            tandem_core::FieldKey::new(tandem_core::keys::ORG_NAME).unwrap(),
-            tandem_core::FieldValue::text(value),
-        )
-    };
     // Two spellings of an existing Account, a new name twice, another new name, and none.
     let people = [
         ("peter@example.com", Some("Initech")),
@@ -1228,10 +1212,7 @@ async fn a_lead_with_the_placeholder_company_converted_to_a_contact_has_no_compa
     local::update_contact(
         &sf.app.engine,
         link.contact_id,
-        fields([(
-            tandem_core::FieldKey::new(tandem_core::keys::ORG_NAME).unwrap(),
-            tandem_core::FieldValue::text("Analytical Engines"),
-        )]),
+        fields([company("Analytical Engines")]),
     )
     .await
     .unwrap();

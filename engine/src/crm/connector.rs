@@ -246,7 +246,9 @@ impl Crm {
             Self::Salesforce(client, _) => client
                 .keys()
                 .resolve(connection, person.get())
-                .is_none_or(|key| key.starts_with("00Q")),
+                .is_none_or(|key| {
+                    salesforce::SObject::of_id(&key) == Some(salesforce::SObject::Lead)
+                }),
         }
     }
 

@@ -4,7 +4,7 @@
 //! it. Rows also remember which name an organization id has, so a person's company is read
 //! without a CRM call.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
@@ -62,6 +62,30 @@ pub async fn name_of(
         .one(db.raw())
         .await?
         .map(|row| row.name))
+}
+
+/// The names of those of these organizations tandem knows, by id (one statement per
+/// [`super::MAX_BIND_PARAMS`] ids).
+pub async fn names_of(
+    db: &impl Conn,
+    connection: ConnectionId,
+    org_ids: &[i64],
+) -> Result<HashMap<i64, String>, StoreError> {
+    let connection = connection.uuid();
+    let mut out = HashMap::new();
+    for chunk in org_ids.chunks(super::MAX_BIND_PARAMS) {
+        let rows = crm_organization::Entity::find()
+            .filter(crm_organization::Column::ConnectionId.eq(connection))
+            .filter(crm_organization::Column::OrgId.is_in(chunk.iter().copied()))
+            .all(db.raw())
+            .await?;
+        for row in rows {
+            if let Some(id) = row.org_id {
+                out.insert(id, row.name);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Claims a name key: `true` when this call inserted the row (the caller finds or creates the
@@ -190,6 +214,48 @@ pub async fn remember(
     Ok(())
 }
 
+/// Remembers the names of organizations tandem knows no name of (read with their persons):
+/// `(org_id, name_key, name)` rows in multi-row statements; a key already held by another
+/// organization keeps it (as [`remember`]).
+pub async fn remember_new(
+    db: &impl Conn,
+    connection: ConnectionId,
+    rows: &[(i64, String, String)],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let connection = connection.uuid();
+    let mut seen = std::collections::HashSet::new();
+    let models: Vec<crm_organization::ActiveModel> = rows
+        .iter()
+        .filter(|(_, key, _)| seen.insert(key.clone()))
+        .map(|(org_id, key, name)| crm_organization::ActiveModel {
+            connection_id: Set(connection),
+            name_key: Set(key.clone()),
+            org_id: Set(Some(*org_id)),
+            name: Set(name.clone()),
+            claimed_at: Set(now),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .collect();
+    // Seven columns a row.
+    for chunk in models.chunks(super::MAX_BIND_PARAMS / 7) {
+        crm_organization::Entity::insert_many(chunk.to_vec())
+            .on_conflict(
+                OnConflict::columns([
+                    crm_organization::Column::ConnectionId,
+                    crm_organization::Column::NameKey,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .do_nothing()
+            .exec(db.raw())
+            .await?;
+    }
+    Ok(())
+}
+
 /// Forgets every organization of a connection (its CRM company was reset).
 pub async fn forget_connection(db: &impl Conn, connection: ConnectionId) -> Result<(), StoreError> {
     let connection = connection.uuid();
@@ -235,6 +301,30 @@ pub async fn fields_of(
     serde_json::from_value(row.fields)
         .map(Some)
         .map_err(|e| StoreError::Corrupt(format!("organization {org_id} fields: {e}")))
+}
+
+/// The mapped fields of those of these organizations tandem has read, by id (as
+/// [`fields_of`]; one statement per [`super::MAX_BIND_PARAMS`] ids).
+pub async fn fields_of_many(
+    db: &impl Conn,
+    connection: ConnectionId,
+    org_ids: &[i64],
+) -> Result<HashMap<i64, BTreeMap<FieldKey, FieldValue>>, StoreError> {
+    let mut out = HashMap::new();
+    for chunk in org_ids.chunks(super::MAX_BIND_PARAMS) {
+        let rows = crm_organization_snapshot::Entity::find()
+            .filter(crm_organization_snapshot::Column::ConnectionId.eq(connection.uuid()))
+            .filter(crm_organization_snapshot::Column::OrgId.is_in(chunk.iter().copied()))
+            .all(db.raw())
+            .await?;
+        for row in rows {
+            let fields = serde_json::from_value(row.fields).map_err(|e| {
+                StoreError::Corrupt(format!("organization {} fields: {e}", row.org_id))
+            })?;
+            out.insert(row.org_id, fields);
+        }
+    }
+    Ok(out)
 }
 
 /// Stores the organization's mapped fields (replacing what was stored).

@@ -351,31 +351,48 @@ pub async fn learn_names(
     persons: &[CrmPerson],
 ) -> Result<(), OrganizationError> {
     let fields = has_fields(conn);
-    let db = &engine.store;
-    let mut unknown = Vec::new();
+    // The organizations whose name (or fields) matter, each with a name read with a person.
+    let mut wanted: BTreeMap<i64, (bool, Option<&str>)> = BTreeMap::new();
     for person in persons {
         let Some(id) = person.org_id else { continue };
         let names = conn
             .crm
             .company_organization(&conn.map, person.lead)
             .is_some();
-        if unknown.contains(&id) || (!names && !fields) {
+        if !names && !fields {
             continue;
         }
-        let mut name_unknown = names && stored::name_of(db, conn.id, id).await?.is_none();
-        // A name read with the person is kept without a call (a name tandem knows is kept as
-        // it is: a rename reaches every person of the organization at once, see
-        // `sync::related`).
-        if let (true, Some(name)) = (name_unknown, person.org_name.as_deref()) {
+        let entry = wanted.entry(id).or_insert((false, None));
+        entry.0 |= names;
+        entry.1 = entry.1.or(person.org_name.as_deref());
+    }
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let db = &engine.store;
+    let ids: Vec<i64> = wanted.keys().copied().collect();
+    let known_names = stored::names_of(db, conn.id, &ids).await?;
+    let known_fields = match fields {
+        true => stored::fields_of_many(db, conn.id, &ids).await?,
+        false => Default::default(),
+    };
+    let mut unknown = Vec::new();
+    // Names read with the persons are kept without a call (a name tandem knows is kept as it
+    // is: a rename reaches every person of the organization at once, see `sync::related`).
+    let mut read = Vec::new();
+    for (id, (names, read_name)) in wanted {
+        let mut name_unknown = names && !known_names.contains_key(&id);
+        if let (true, Some(name)) = (name_unknown, read_name) {
             if let Some(key) = organization_key(name) {
-                stored::remember(db, conn.id, id, &key, name, engine.now()).await?;
+                read.push((id, key, name.to_owned()));
                 name_unknown = false;
             }
         }
-        if name_unknown || (fields && stored::fields_of(db, conn.id, id).await?.is_none()) {
+        if name_unknown || (fields && !known_fields.contains_key(&id)) {
             unknown.push(id);
         }
     }
+    stored::remember_new(db, conn.id, &read, engine.now()).await?;
     if unknown.is_empty() {
         return Ok(());
     }
@@ -414,15 +431,38 @@ pub async fn complete<C: Conn>(
     conn: &ConnectionCtx,
     person: &mut CrmPerson,
 ) -> Result<(), SyncError> {
-    if person.deleted {
-        return Ok(());
-    }
-    // The organization's mapped fields, as tandem last read or wrote them; unknown (left out)
-    // without an organization or before tandem read it.
-    if let Some(org_id) = person.org_id.filter(|_| has_fields(conn)) {
-        if let Some(fields) = stored::fields_of(db, conn.id, org_id).await? {
+    complete_all(db, conn, std::slice::from_mut(person)).await
+}
+
+/// [`complete`] for many persons (a page), reading their organizations' names and fields in a
+/// few statements.
+pub async fn complete_all<C: Conn>(
+    db: &C,
+    conn: &ConnectionCtx,
+    persons: &mut [CrmPerson],
+) -> Result<(), SyncError> {
+    let fields = has_fields(conn);
+    let wanted = |p: &CrmPerson| {
+        !p.deleted && (fields || conn.crm.company_organization(&conn.map, p.lead).is_some())
+    };
+    let mut ids: Vec<i64> = persons
+        .iter()
+        .filter(|p| wanted(p))
+        .filter_map(|p| p.org_id)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let names = stored::names_of(db, conn.id, &ids).await?;
+    let known_fields = match fields {
+        true => stored::fields_of_many(db, conn.id, &ids).await?,
+        false => Default::default(),
+    };
+    for person in persons.iter_mut().filter(|p| wanted(p)) {
+        // The organization's mapped fields, as tandem last read or wrote them; unknown (left
+        // out) without an organization or before tandem read it.
+        if let Some(org_fields) = person.org_id.and_then(|id| known_fields.get(&id)) {
             for field in conn.map.organization_fields() {
-                if let Some(value) = fields.get(&field.local) {
+                if let Some(value) = org_fields.get(&field.local) {
                     person
                         .snapshot
                         .fields
@@ -430,24 +470,25 @@ pub async fn complete<C: Conn>(
                 }
             }
         }
-    }
-    let Some(field) = conn.crm.company_organization(&conn.map, person.lead) else {
-        return Ok(());
-    };
-    // An organization named as the CRM's placeholder company (a Salesforce Lead converted
-    // with tandem's placeholder `Company`) is no company, as the placeholder is on the Lead.
-    let value = match person.org_id {
-        None => Some(FieldValue::Cleared),
-        Some(id) => stored::name_of(db, conn.id, id).await?.map(|name| {
-            if conn.crm.is_placeholder_company(&name) {
-                FieldValue::Cleared
-            } else {
-                FieldValue::text(name.trim())
-            }
-        }),
-    };
-    if let Some(value) = value {
-        person.snapshot.fields.insert(field.local.clone(), value);
+        let Some(field) = conn.crm.company_organization(&conn.map, person.lead) else {
+            continue;
+        };
+        // An organization named as the CRM's placeholder company (a Salesforce Lead converted
+        // with tandem's placeholder `Company`) is no company, as the placeholder is on the
+        // Lead.
+        let value = match person.org_id {
+            None => Some(FieldValue::Cleared),
+            Some(id) => names.get(&id).map(|name| {
+                if conn.crm.is_placeholder_company(name) {
+                    FieldValue::Cleared
+                } else {
+                    FieldValue::text(name.trim())
+                }
+            }),
+        };
+        if let Some(value) = value {
+            person.snapshot.fields.insert(field.local.clone(), value);
+        }
     }
     Ok(())
 }

@@ -63,6 +63,15 @@ fn resolve(client: &SalesforceClient, s: &Session, id: i64) -> Result<String, Cr
     })
 }
 
+/// Boundary ids as the quoted Salesforce ids of a SOQL `IN (…)` list.
+fn soql_ids(client: &SalesforceClient, s: &Session, ids: &[i64]) -> Result<String, CrmError> {
+    let keys: Vec<String> = ids
+        .iter()
+        .map(|id| resolve(client, s, *id).map(|key| soql_string(&key)))
+        .collect::<Result<_, _>>()?;
+    Ok(keys.join(", "))
+}
+
 /// A person's surrogate as the boundary's person id (surrogates are at least 1).
 fn person(surrogate: i64) -> PersonId {
     PersonId::new(surrogate).expect("a surrogate is at least 1")
@@ -445,13 +454,9 @@ pub(crate) async fn account_members(
 ) -> Result<BTreeMap<i64, Vec<PersonId>>, CrmError> {
     let mut out: BTreeMap<i64, Vec<PersonId>> = BTreeMap::new();
     for chunk in accounts.chunks(200) {
-        let keys: Vec<String> = chunk
-            .iter()
-            .map(|id| resolve(client, s, *id).map(|key| soql_string(&key)))
-            .collect::<Result<_, _>>()?;
         let soql = format!(
             "SELECT Id, AccountId FROM Contact WHERE AccountId IN ({})",
-            keys.join(", ")
+            soql_ids(client, s, chunk)?
         );
         for record in client.query_all_pages(s, &soql).await? {
             if let (Some(id), Some(account)) = (record.text("Id"), record.text("AccountId")) {
@@ -628,14 +633,10 @@ pub(crate) async fn accounts_by_ids(
     select.extend(account_fields(client, s, map).await?);
     let mut out = Vec::new();
     for chunk in ids.chunks(COLLECTION_MAX) {
-        let keys: Vec<String> = chunk
-            .iter()
-            .map(|id| resolve(client, s, *id).map(|key| soql_string(&key)))
-            .collect::<Result<_, _>>()?;
         let soql = format!(
             "SELECT {} FROM Account WHERE Id IN ({})",
             select.join(", "),
-            keys.join(", ")
+            soql_ids(client, s, chunk)?
         );
         for record in client.query_all_pages(s, &soql).await? {
             if let Some(mut account) = account_of(client, s, &record)? {

@@ -204,9 +204,7 @@ pub async fn apply_page_in<C: Conn>(
     crate::sync::connections::save_record_keys(engine, txn, conn).await?;
     let txn = txn.raw();
     let mut completed = persons.to_vec();
-    for person in &mut completed {
-        crate::sync::organizations::complete(txn, conn, person).await?;
-    }
+    crate::sync::organizations::complete_all(txn, conn, &mut completed).await?;
     let persons: Vec<&CrmPerson> = completed.iter().collect();
     let mut view = PageView::load(txn, conn, &persons).await?;
     let mut created = PendingCreates {
