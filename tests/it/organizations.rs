@@ -13,12 +13,8 @@ use tandem_engine::sync::app::local;
 use tandem_engine::sync::inbound::poller;
 use tandem_engine::sync::worker;
 use tandem_engine::sync::worker::ExecutionOutcome;
-use tandem_tests::fields::{email, fields, name, text_of};
+use tandem_tests::fields::{company, email, fields, name, text, text_of};
 use tandem_tests::{spawn_app, TestApp};
-
-fn company(value: &str) -> (FieldKey, FieldValue) {
-    (FieldKey::new("org_name").unwrap(), FieldValue::text(value))
-}
 
 /// The simulator's organizations whose name is `name` once trimmed and lower-cased.
 fn orgs_named(app: &TestApp, name: &str) -> Vec<Value> {
@@ -456,10 +452,6 @@ fn org_by_id(app: &TestApp, id: &Value) -> Value {
         .unwrap()
 }
 
-fn field(key: &str, value: &str) -> (FieldKey, FieldValue) {
-    (FieldKey::new(key).unwrap(), FieldValue::text(value))
-}
-
 #[tokio::test]
 async fn an_organization_field_mapped_crm_to_app_reaches_the_contact_when_changed_in_pipedrive_and_is_never_written_back(
 ) {
@@ -492,7 +484,7 @@ async fn an_organization_field_mapped_crm_to_app_reaches_the_contact_when_change
     local::update_contact(
         &app.engine,
         contact.into(),
-        fields([field("segment", "Retail")]),
+        fields([text("segment", "Retail")]),
     )
     .await
     .unwrap();
@@ -520,7 +512,7 @@ async fn an_organization_field_mapped_app_to_crm_is_written_to_the_organization_
             name("Peter"),
             email("peter@example.com"),
             company("Initech"),
-            field("segment", "Enterprise"),
+            text("segment", "Enterprise"),
         ]),
         true,
     )
@@ -538,7 +530,7 @@ async fn an_organization_field_mapped_app_to_crm_is_written_to_the_organization_
     // A change in the app reaches the organization; its webhook coming back changes nothing.
     app.await_person_webhooks(1).await;
     sim.clear_deliveries();
-    local::update_contact(&app.engine, contact, fields([field("segment", "SMB")]))
+    local::update_contact(&app.engine, contact, fields([text("segment", "SMB")]))
         .await
         .unwrap();
     app.drive().await;
@@ -559,7 +551,7 @@ async fn an_organization_field_mapped_app_to_crm_is_written_to_the_organization_
         fields([
             name("Milton"),
             email("milton@example.com"),
-            field("segment", "Basement"),
+            text("segment", "Basement"),
         ]),
         true,
     )

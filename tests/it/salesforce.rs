@@ -10,7 +10,7 @@ use tandem_engine::sync::app::local;
 use tandem_engine::sync::connections::{self, state};
 use tandem_engine::sync::inbound::poller;
 use tandem_engine::sync::links;
-use tandem_tests::fields::{email, fields, name, text_of};
+use tandem_tests::fields::{cleared, company, email, fields, name, text, text_of};
 use tandem_tests::salesforce::{spawn_sf_app, SfApp};
 
 fn sim() -> SfSimConfig {
@@ -304,12 +304,7 @@ async fn the_app_company_is_a_leads_company_both_ways_a_contacts_is_its_account_
         "{}",
         mapped.text().await.unwrap()
     );
-    let title = |value: &str| {
-        (
-            tandem_core::FieldKey::new("job_title").unwrap(),
-            tandem_core::FieldValue::text(value),
-        )
-    };
+    let title = |value: &str| text("job_title", value);
     let created = local::create_contact(
         &sf.app.engine,
         fields([
@@ -353,9 +348,13 @@ async fn the_app_company_is_a_leads_company_both_ways_a_contacts_is_its_account_
         Some("Chief Executive")
     );
     // Cleared in the app, the Lead's required company is the placeholder, not a refusal.
-    local::update_contact(&sf.app.engine, created, fields([no_company()]))
-        .await
-        .unwrap();
+    local::update_contact(
+        &sf.app.engine,
+        created,
+        fields([cleared(tandem_core::keys::ORG_NAME)]),
+    )
+    .await
+    .unwrap();
     sf.app.drive().await;
     let lead = h.record(OrgKind::Production, "Lead", &leads[0]).unwrap();
     assert_eq!(lead["Company"], "[not provided]");
@@ -410,22 +409,6 @@ async fn the_app_company_is_a_leads_company_both_ways_a_contacts_is_its_account_
         Some("Initech"),
         "the app keeps its company"
     );
-}
-
-/// The app's company field set to `value`.
-fn company(value: &str) -> (tandem_core::FieldKey, tandem_core::FieldValue) {
-    (
-        tandem_core::FieldKey::new(tandem_core::keys::ORG_NAME).unwrap(),
-        tandem_core::FieldValue::text(value),
-    )
-}
-
-/// The app's company field cleared.
-fn no_company() -> (tandem_core::FieldKey, tandem_core::FieldValue) {
-    (
-        tandem_core::FieldKey::new(tandem_core::keys::ORG_NAME).unwrap(),
-        tandem_core::FieldValue::Cleared,
-    )
 }
 
 /// The app contact's company (`None` when it has none, or it is cleared).
@@ -513,9 +496,13 @@ async fn a_contacts_company_is_its_account_found_or_created_once_by_name_and_fol
     );
 
     // Cleared in the app: the Contact leaves its Account (which stays).
-    local::update_contact(&sf.app.engine, samir, fields([no_company()]))
-        .await
-        .unwrap();
+    local::update_contact(
+        &sf.app.engine,
+        samir,
+        fields([cleared(tandem_core::keys::ORG_NAME)]),
+    )
+    .await
+    .unwrap();
     sf.app.drive().await;
     assert_eq!(account_of(&sf, &plain[1]), None);
     assert_eq!(h.count(p, "Account"), 2);
@@ -602,20 +589,14 @@ async fn account_fields_map_as_organization_fields_created_on_account_written_to
     let refused = map("account_name", "Name", "inbound").await;
     assert_eq!(refused.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
 
-    let value = |key: &str, value: &str| {
-        (
-            tandem_core::FieldKey::new(key).unwrap(),
-            tandem_core::FieldValue::text(value),
-        )
-    };
     // App → Salesforce: the tier goes to the new Contact's Account, not to the Contact.
     let contact = local::create_contact(
         &sf.app.engine,
         fields([
             name("Peter Gibbons"),
             email("peter@initech.example"),
-            value(tandem_core::keys::ORG_NAME, "Initech"),
-            value("tier", "Gold"),
+            company("Initech"),
+            text("tier", "Gold"),
         ]),
         true,
     )
@@ -664,7 +645,7 @@ async fn account_fields_map_as_organization_fields_created_on_account_written_to
     );
 
     // The app changes the tier: written to the Account.
-    local::update_contact(&sf.app.engine, contact, fields([value("tier", "Silver")]))
+    local::update_contact(&sf.app.engine, contact, fields([text("tier", "Silver")]))
         .await
         .unwrap();
     sf.app.drive().await;

@@ -22,6 +22,21 @@ pub fn phone(number: &str) -> (FieldKey, FieldValue) {
     )
 }
 
+/// A text field `key` set to `value`.
+pub fn text(key: &str, value: &str) -> (FieldKey, FieldValue) {
+    (FieldKey::new(key).unwrap(), FieldValue::text(value))
+}
+
+/// The company (`org_name`) set to `value`.
+pub fn company(value: &str) -> (FieldKey, FieldValue) {
+    text(tandem_core::keys::ORG_NAME, value)
+}
+
+/// Field `key` cleared.
+pub fn cleared(key: &str) -> (FieldKey, FieldValue) {
+    (FieldKey::new(key).unwrap(), FieldValue::Cleared)
+}
+
 pub fn fields(
     entries: impl IntoIterator<Item = (FieldKey, FieldValue)>,
 ) -> BTreeMap<FieldKey, FieldValue> {
