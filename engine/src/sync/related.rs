@@ -403,21 +403,24 @@ async fn follow_organization_changes(
         return Ok(0);
     }
     let db = &engine.store;
+    let ids: Vec<i64> = organizations.iter().map(|(id, _)| *id).collect();
+    let mut known_names = organizations::names_of(db, conn.id, &ids).await?;
+    let mut known_fields = match fields {
+        true => organizations::fields_of_many(db, conn.id, &ids).await?,
+        false => Default::default(),
+    };
     // (id, new name if renamed, fields kept) of the organizations tandem knows.
     let mut known = Vec::new();
     for (id, name) in organizations {
-        let known_name = organizations::name_of(db, conn.id, *id).await?;
-        let known_fields = match fields {
-            true => organizations::fields_of(db, conn.id, *id).await?,
-            false => None,
-        };
-        if known_name.is_none() && known_fields.is_none() {
+        let known_name = known_names.remove(id);
+        let kept_fields = known_fields.remove(id);
+        if known_name.is_none() && kept_fields.is_none() {
             continue;
         }
         let renamed = (names && known_name.is_some_and(|k| k != *name))
             .then(|| tandem_core::organization_key(name).map(|key| (key, name.clone())))
             .flatten();
-        known.push((*id, renamed, known_fields));
+        known.push((*id, renamed, kept_fields));
     }
     let read: BTreeMap<i64, BTreeMap<FieldKey, FieldValue>> = if fields && !known.is_empty() {
         let ids: Vec<i64> = known.iter().map(|(id, ..)| *id).collect();
