@@ -110,20 +110,23 @@ pub async fn claim(
     insert_if_absent(db, row).await
 }
 
+/// A row whose (connection, name key) is taken is left as it is.
+fn key_taken() -> OnConflict {
+    OnConflict::columns([
+        crm_organization::Column::ConnectionId,
+        crm_organization::Column::NameKey,
+    ])
+    .do_nothing()
+    .to_owned()
+}
+
 /// Inserts `row` unless its (connection, name key) is taken; says whether it did.
 async fn insert_if_absent(
     db: &impl Conn,
     row: crm_organization::ActiveModel,
 ) -> Result<bool, StoreError> {
     let inserted = crm_organization::Entity::insert(row)
-        .on_conflict(
-            OnConflict::columns([
-                crm_organization::Column::ConnectionId,
-                crm_organization::Column::NameKey,
-            ])
-            .do_nothing()
-            .to_owned(),
-        )
+        .on_conflict(key_taken())
         .do_nothing()
         .exec(db.raw())
         .await?;
@@ -241,14 +244,7 @@ pub async fn remember_new(
     // Seven columns a row.
     for chunk in models.chunks(super::MAX_BIND_PARAMS / 7) {
         crm_organization::Entity::insert_many(chunk.to_vec())
-            .on_conflict(
-                OnConflict::columns([
-                    crm_organization::Column::ConnectionId,
-                    crm_organization::Column::NameKey,
-                ])
-                .do_nothing()
-                .to_owned(),
-            )
+            .on_conflict(key_taken())
             .do_nothing()
             .exec(db.raw())
             .await?;
