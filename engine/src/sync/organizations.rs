@@ -338,7 +338,7 @@ pub async fn write_fields(
 }
 
 /// Whether any organization field is mapped.
-fn has_fields(conn: &ConnectionCtx) -> bool {
+pub(crate) fn has_fields(conn: &ConnectionCtx) -> bool {
     conn.map.organization_fields().next().is_some()
 }
 

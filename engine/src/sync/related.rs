@@ -391,16 +391,16 @@ async fn catch_up_stream(
 /// tandem knows whose name changed, or whose mapped fields changed (re-read for them all in
 /// one call per 200), its persons are re-read and merged, in one transaction that also keeps
 /// the new name and fields (so a failure leaves the change to be found again by the next
-/// read). Returns how many changed.
+/// read).
 async fn follow_organization_changes(
     engine: &Engine,
     conn: &ConnectionCtx,
     organizations: &[(i64, String)],
-) -> Result<usize, SyncError> {
+) -> Result<(), SyncError> {
     let names = conn.crm.company_organization(&conn.map, false).is_some();
-    let fields = conn.map.organization_fields().next().is_some();
+    let fields = crate::sync::organizations::has_fields(conn);
     if !names && !fields {
-        return Ok(0);
+        return Ok(());
     }
     let db = &engine.store;
     let ids: Vec<i64> = organizations.iter().map(|(id, _)| *id).collect();
@@ -433,7 +433,6 @@ async fn follow_organization_changes(
     } else {
         BTreeMap::new()
     };
-    let mut changed = 0;
     for (id, renamed, known_fields) in known {
         let new_fields = read.get(&id).filter(|f| known_fields.as_ref() != Some(*f));
         if renamed.is_none() && new_fields.is_none() {
@@ -469,9 +468,8 @@ async fn follow_organization_changes(
             crate::sync::connections::keep_record_keys(engine, conn, &keys).await;
             return Err(error);
         }
-        changed += 1;
     }
-    Ok(changed)
+    Ok(())
 }
 
 /// Whether the related streams were last read longer ago than the CRM tells deletes for
